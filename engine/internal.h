@@ -1,0 +1,229 @@
+/*
+ * internal.h: what the engine's modules share and nothing outside the library sees.
+ *
+ * Names: public clt_, internal non-static clt__, static no prefix. Tests link the static
+ * library and may call clt__ functions directly.
+ */
+#ifndef CLTRAIN_INTERNAL_H
+#define CLTRAIN_INTERNAL_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "cltrain.h"
+
+/* ==== status.c: logging and OpenCL errors =============================================== */
+
+/* Sends one message to the log (printf-style). log NULL means stderr at WARN. */
+void clt__log(const struct clt_log *log, enum clt_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "CL_ERROR(<n>)". */
+const char *clt__cl_error_name(cl_int err);
+
+/* CLT_OK for CL_SUCCESS; otherwise logs "<call> failed: <name>" at ERROR and returns the
+ * matching status (CLT_ERR_DEVICE_MEMORY for allocation failures, else CLT_ERR_OPENCL). */
+enum clt_status clt__cl_check(const struct clt_log *log, cl_int err, const char *call);
+
+/* ==== hash.c ============================================================================ */
+
+/* 64-bit FNV-1a over bytes, continuing from `seed` (use CLT__FNV_SEED to start). */
+#define CLT__FNV_SEED 0xcbf29ce484222325ULL
+uint64_t clt__hash64(uint64_t seed, const void *data, size_t size);
+
+/* ==== Kernel sources (generated at build time from the files of cl/) =================== */
+
+struct clt__cl_source {
+    const char *name; /* file name without ".cl" */
+    const unsigned char *data;
+    size_t size;
+};
+extern const struct clt__cl_source clt__cl_sources[];
+extern const size_t clt__cl_source_count;
+
+/* The source file prepended to every program (cl/common.cl). */
+#define CLT__CL_PRELUDE "common"
+
+/* ==== device.c ========================================================================== */
+
+/* Most programs one device keeps (one per cl/ file). */
+#define CLT__MAX_PROGRAMS 48
+/* Most kernel objects one device keeps. */
+#define CLT__MAX_KERNELS 256
+
+struct clt__kernel_slot {
+    char name[64];
+    cl_kernel kernel;
+    size_t wg_size; /* CL_KERNEL_WORK_GROUP_SIZE for this device */
+};
+
+struct clt_device {
+    struct clt_device_info info;
+    struct clt_log log;
+    cl_platform_id platform;
+    cl_device_id id;
+    cl_context context;
+    cl_command_queue queue;    /* compute: kernels, GEMM, in-order */
+    cl_command_queue transfer; /* host <-> device copies that overlap compute */
+
+    /* program.c */
+    char cache_dir[1024]; /* empty: cache disabled */
+    char cl_dir[1024];    /* empty: embedded sources */
+    char build_options[256];
+    cl_program programs[CLT__MAX_PROGRAMS]; /* indexed like clt__cl_sources; NULL: not built */
+    struct clt__kernel_slot kernels[CLT__MAX_KERNELS];
+    size_t kernel_count;
+    uint32_t cache_hits;
+    uint32_t cache_writes;
+
+    /* gemm.c */
+    enum clt_gemm_backend gemm_backend; /* CLBLAST or OWN, never AUTO */
+    bool gemm_may_fall_back;
+    cl_mem gemm_temp;
+    size_t gemm_temp_bytes;
+
+    /* Largest 1-D work-group size that suits every simple kernel on this device: a power of
+     * two, at most 256 and at most the device limit. */
+    size_t wg_1d;
+};
+
+/* Reads a device's record (no context needed). */
+enum clt_status clt__device_query(const struct clt_log *log, cl_platform_id platform,
+                                  cl_device_id id, uint32_t platform_index,
+                                  uint32_t device_index, struct clt_device_info *out);
+
+/* ==== program.c: building and caching programs ========================================== */
+
+/* Chooses the cache directory and build options for a freshly opened device. */
+enum clt_status clt__program_setup(struct clt_device *dev, const struct clt_device_options *o);
+
+/* Releases every program and kernel of the device. */
+void clt__program_teardown(struct clt_device *dev);
+
+/* The built program made from cl/<name>.cl, building it (or loading it from the cache) on
+ * first use. */
+enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out);
+
+/* The kernel `kernel` of program cl/<program>.cl, created once per device and kept. Its
+ * arguments are whatever the last launcher set; a launcher sets them all. */
+enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, const char *kernel,
+                                cl_kernel *out, size_t *wg_size);
+
+/* Reads a source file's text: cl/<name>.cl from dev->cl_dir when set, else the embedded copy.
+ * *out is malloc'd and NUL-terminated; the caller frees it. */
+enum clt_status clt__source_read(const struct clt_device *dev, const char *name, char **out,
+                                 size_t *size);
+
+/* ==== cache.c: the on-disk binary cache (format in docs/formats.md) ===================== */
+
+/* The identity text that keys a program binary: library version, platform, device, driver,
+ * build options and a hash of the full source. *out is malloc'd. */
+enum clt_status clt__cache_identity(const struct clt_device *dev, const char *source,
+                                    size_t source_size, char **out);
+
+/* Path of the entry for an identity: <dir>/<16 hex digits>.clbin. */
+void clt__cache_path(const char *dir, const char *identity, char *path, size_t path_size);
+
+/* Loads the binary stored for `identity`. CLT_OK with *binary malloc'd; CLT_ERR_IO when the
+ * entry is missing; CLT_ERR_FORMAT when it is corrupt or was written for another identity. */
+enum clt_status clt__cache_load(const char *path, const char *identity, unsigned char **binary,
+                                size_t *size);
+
+/* Writes an entry atomically (temporary file, fsync, rename). */
+enum clt_status clt__cache_store(const char *path, const char *identity,
+                                 const unsigned char *binary, size_t size);
+
+/* Creates a directory and its parents (mode 0755). */
+enum clt_status clt__mkdir_p(const char *path);
+
+/* ==== arena.c =========================================================================== */
+
+struct clt_arena {
+    struct clt_device *dev;
+    cl_mem mem;
+    uint64_t size;
+    uint64_t used;
+};
+
+struct clt_event {
+    cl_event event;
+    const struct clt_log *log;
+};
+
+/* A device buffer and an element offset: how launchers receive tensors. */
+struct clt__buf {
+    cl_mem mem;
+    size_t offset; /* in elements of the kernel's type */
+};
+
+/* The buffer and element offset of a view. */
+struct clt__buf clt__view_buf(const struct clt_view *view);
+
+/* Bytes per element of a dtype. */
+size_t clt__dtype_size(enum clt_dtype dtype);
+
+/* Wraps a cl_event (taking its reference) into a clt_event. */
+enum clt_status clt__event_wrap(struct clt_device *dev, cl_event ev, struct clt_event **out);
+
+/* ==== launch.c: kernel arguments and launch shapes ====================================== */
+
+struct clt__arg {
+    size_t size;
+    const void *value; /* NULL with size > 0: a __local buffer of that many bytes */
+};
+
+/* An argument from an lvalue: CLT__ARG(x) passes sizeof(x) bytes at &x. */
+#define CLT__ARG(x) ((struct clt__arg){sizeof(x), &(x)})
+/* A __local buffer argument of `bytes` bytes. */
+#define CLT__LOCAL(bytes) ((struct clt__arg){(bytes), NULL})
+
+/* Sets arguments 0..n-1 of a kernel. */
+enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
+                              const struct clt__arg *args, size_t n);
+
+/* Enqueues `kernel` on the compute queue over `global` work-items in `dims` dimensions, each
+ * rounded up to a multiple of the local size. local NULL: the engine chooses (1-D: the
+ * largest power of two <= min(dev->wg_1d, kernel wg size); 2-D/3-D: a square-ish shape within
+ * the limits). Kernels must ignore work-items past their real size. */
+enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
+                            const size_t *global, const size_t *local);
+
+/* Gets cl/<program>.cl's kernel, sets its arguments and enqueues it over n work-items (1-D).
+ * The usual launcher in one call; n 0 enqueues nothing. */
+enum clt_status clt__run_1d(struct clt_device *dev, const char *program, const char *kernel,
+                            size_t n, const struct clt__arg *args, size_t nargs);
+
+/* CLT_OK when 0 <= v <= INT32_MAX; kernels index with int. Logs `what` otherwise. */
+enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what);
+
+/* ==== gemm.c ============================================================================ */
+
+/* Chooses the GEMM backend for a freshly opened device. */
+enum clt_status clt__gemm_setup(struct clt_device *dev, const struct clt_device_options *o);
+void clt__gemm_teardown(struct clt_device *dev);
+
+/* Enqueues a GEMM (clt_gemm_shape semantics, leading dimensions and strides already
+ * resolved, nothing 0) on the compute queue. Buffers with element offsets. */
+enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *g,
+                          struct clt__buf a, struct clt__buf b, struct clt__buf c);
+
+/* Fills in default leading dimensions and strides of a shape and checks it; writes the
+ * number of elements each of A, B, C must span. */
+enum clt_status clt__gemm_resolve(const struct clt_log *log, const struct clt_gemm_shape *in,
+                                  struct clt_gemm_shape *out, int64_t *span_a, int64_t *span_b,
+                                  int64_t *span_c);
+
+/* Enqueues with one backend explicitly, without fallback (tests and the bench). */
+enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                  struct clt__buf a, struct clt__buf b, struct clt__buf c);
+enum clt_status clt__gemm_own(struct clt_device *dev, const struct clt_gemm_shape *g,
+                              struct clt__buf a, struct clt__buf b, struct clt__buf c);
+
+/* Builds CLBlast's GEMM kernels for a shape now, so the first real call compiles nothing. */
+enum clt_status clt__gemm_warm(struct clt_device *dev, const struct clt_gemm_shape *g);
+
+#endif /* CLTRAIN_INTERNAL_H */

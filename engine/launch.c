@@ -1,0 +1,108 @@
+/*
+ * launch.c: setting kernel arguments and choosing launch shapes from the device's limits and
+ * each kernel's CL_KERNEL_WORK_GROUP_SIZE.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
+                              const struct clt__arg *args, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cl_int err = clSetKernelArg(kernel, (cl_uint)i, args[i].size, args[i].value);
+        if (err != CL_SUCCESS) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "argument %zu of a kernel rejected", i);
+            return clt__cl_check(&dev->log, err, "clSetKernelArg");
+        }
+    }
+    return CLT_OK;
+}
+
+static size_t kernel_wg(struct clt_device *dev, cl_kernel kernel)
+{
+    size_t wg = 0;
+    if (clGetKernelWorkGroupInfo(kernel, dev->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
+                                 NULL) != CL_SUCCESS ||
+        wg == 0)
+        wg = 1;
+    return wg;
+}
+
+static size_t pow2_at_most(size_t limit)
+{
+    size_t p = 1;
+    while (p * 2 <= limit)
+        p *= 2;
+    return p;
+}
+
+/* Chooses a local shape within the kernel's and device's limits. */
+static void choose_local(struct clt_device *dev, cl_kernel kernel, cl_uint dims, size_t *local)
+{
+    size_t wg = kernel_wg(dev, kernel);
+    if (wg > dev->wg_1d)
+        wg = dev->wg_1d;
+    if (dims == 1) {
+        size_t l = pow2_at_most(wg);
+        if (l > dev->info.max_work_item_sizes[0])
+            l = pow2_at_most((size_t)dev->info.max_work_item_sizes[0]);
+        local[0] = l;
+        return;
+    }
+    /* 2-D and 3-D: split the budget between the first two dimensions, x first. */
+    size_t x = 1, y = 1;
+    while (x * y * 2 <= wg) {
+        if (x <= y && x * 2 <= dev->info.max_work_item_sizes[0])
+            x *= 2;
+        else if (y * 2 <= dev->info.max_work_item_sizes[1])
+            y *= 2;
+        else
+            break;
+    }
+    local[0] = x;
+    local[1] = y;
+    if (dims == 3)
+        local[2] = 1;
+}
+
+enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
+                            const size_t *global, const size_t *local)
+{
+    size_t l[3] = {1, 1, 1}, g[3] = {1, 1, 1};
+    if (dims < 1 || dims > 3)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (local)
+        memcpy(l, local, dims * sizeof *l);
+    else
+        choose_local(dev, kernel, dims, l);
+    for (cl_uint d = 0; d < dims; d++) {
+        if (global[d] == 0)
+            return CLT_OK;
+        g[d] = (global[d] + l[d] - 1) / l[d] * l[d];
+    }
+    cl_int err = clEnqueueNDRangeKernel(dev->queue, kernel, dims, NULL, g, l, 0, NULL, NULL);
+    return clt__cl_check(&dev->log, err, "clEnqueueNDRangeKernel");
+}
+
+enum clt_status clt__run_1d(struct clt_device *dev, const char *program, const char *kernel,
+                            size_t n, const struct clt__arg *args, size_t nargs)
+{
+    if (n == 0)
+        return CLT_OK;
+    cl_kernel k;
+    enum clt_status st = clt__kernel_get(dev, program, kernel, &k, NULL);
+    if (st == CLT_OK)
+        st = clt__set_args(dev, k, args, nargs);
+    if (st == CLT_OK)
+        st = clt__launch(dev, k, 1, &n, NULL);
+    return st;
+}
+
+enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what)
+{
+    if (v >= 0 && v <= INT32_MAX)
+        return CLT_OK;
+    clt__log(&dev->log, CLT_LOG_ERROR, "%s = %lld is outside 0..2^31-1", what, (long long)v);
+    return CLT_ERR_INVALID_ARGUMENT;
+}

@@ -1,0 +1,359 @@
+/*
+ * program.c: kernel sources, build options, and building each program once per device,
+ * through the on-disk binary cache (cache.c) when it is enabled.
+ *
+ * A program is one file of cl/, built with cl/common.cl prepended. Kernel objects are
+ * created once per device and kept in a small table.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static long find_source(const char *name)
+{
+    for (size_t i = 0; i < clt__cl_source_count; i++)
+        if (strcmp(clt__cl_sources[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+static enum clt_status read_file(const char *path, char **out, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return CLT_ERR_IO;
+    enum clt_status st = CLT_OK;
+    char *buf = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        len = ftell(f);
+    if (len < 0 || fseek(f, 0, SEEK_SET) != 0)
+        st = CLT_ERR_IO;
+    if (st == CLT_OK) {
+        buf = malloc((size_t)len + 1);
+        if (!buf)
+            st = CLT_ERR_NO_MEMORY;
+    }
+    if (st == CLT_OK && fread(buf, 1, (size_t)len, f) != (size_t)len)
+        st = CLT_ERR_IO;
+    fclose(f);
+    if (st != CLT_OK) {
+        free(buf);
+        return st;
+    }
+    buf[len] = 0;
+    *out = buf;
+    *size = (size_t)len;
+    return CLT_OK;
+}
+
+enum clt_status clt__source_read(const struct clt_device *dev, const char *name, char **out,
+                                 size_t *size)
+{
+    if (dev->cl_dir[0]) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s.cl", dev->cl_dir, name);
+        enum clt_status st = read_file(path, out, size);
+        if (st == CLT_ERR_IO)
+            clt__log(&dev->log, CLT_LOG_ERROR, "cannot read kernel source %s", path);
+        return st;
+    }
+    long i = find_source(name);
+    if (i < 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "no kernel source named \"%s\"", name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    char *buf = malloc(clt__cl_sources[i].size + 1);
+    if (!buf)
+        return CLT_ERR_NO_MEMORY;
+    memcpy(buf, clt__cl_sources[i].data, clt__cl_sources[i].size);
+    buf[clt__cl_sources[i].size] = 0;
+    *out = buf;
+    *size = clt__cl_sources[i].size;
+    return CLT_OK;
+}
+
+enum clt_status clt__program_setup(struct clt_device *dev, const struct clt_device_options *o)
+{
+    if (clt__cl_source_count > CLT__MAX_PROGRAMS) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%zu kernel sources exceed CLT__MAX_PROGRAMS",
+                 clt__cl_source_count);
+        return CLT_ERR_UNSUPPORTED;
+    }
+    const char *cl_dir = o->cl_dir ? o->cl_dir : getenv("CLTRAIN_CL_DIR");
+    if (cl_dir && *cl_dir)
+        snprintf(dev->cl_dir, sizeof dev->cl_dir, "%s", cl_dir);
+
+    int cache = o->cache;
+    if (cache < 0) {
+        const char *env = getenv("CLTRAIN_CACHE");
+        cache = !(env && strcmp(env, "0") == 0);
+    }
+    if (cache) {
+        const char *dir = o->cache_dir ? o->cache_dir : getenv("CLTRAIN_CACHE_DIR");
+        const char *xdg = getenv("XDG_CACHE_HOME");
+        const char *home = getenv("HOME");
+        if (dir && *dir)
+            snprintf(dev->cache_dir, sizeof dev->cache_dir, "%s", dir);
+        else if (xdg && *xdg)
+            snprintf(dev->cache_dir, sizeof dev->cache_dir, "%s/cltrain", xdg);
+        else if (home && *home)
+            snprintf(dev->cache_dir, sizeof dev->cache_dir, "%s/.cache/cltrain", home);
+        if (!dev->cache_dir[0])
+            clt__log(&dev->log, CLT_LOG_INFO, "no cache directory (HOME unset): cache off");
+    }
+
+    /* The GEMM tile: 16x16 work-groups where the device allows 256 work-items and 8 KiB of
+     * local memory for two tiles; 8x8 otherwise. */
+    int ts = dev->info.max_work_group_size >= 256 && dev->info.local_mem_bytes >= 8192 ? 16 : 8;
+    snprintf(dev->build_options, sizeof dev->build_options,
+             "-cl-std=CL1.2 -DCLT_WG_1D=%zu -DCLT_GEMM_TS=%d", dev->wg_1d, ts);
+    return CLT_OK;
+}
+
+void clt__program_teardown(struct clt_device *dev)
+{
+    for (size_t i = 0; i < dev->kernel_count; i++)
+        clReleaseKernel(dev->kernels[i].kernel);
+    dev->kernel_count = 0;
+    for (size_t i = 0; i < CLT__MAX_PROGRAMS; i++) {
+        if (dev->programs[i])
+            clReleaseProgram(dev->programs[i]);
+        dev->programs[i] = NULL;
+    }
+}
+
+/* Hands a failed build's full log to the log callback. */
+static void log_build_failure(struct clt_device *dev, cl_program prog, const char *name,
+                              cl_int err)
+{
+    size_t len = 0;
+    char *text = NULL;
+    if (clGetProgramBuildInfo(prog, dev->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &len) ==
+        CL_SUCCESS)
+        text = malloc(len + 1);
+    if (text && clGetProgramBuildInfo(prog, dev->id, CL_PROGRAM_BUILD_LOG, len, text, NULL) ==
+                    CL_SUCCESS)
+        text[len] = 0;
+    else if (text)
+        text[0] = 0;
+    clt__log(&dev->log, CLT_LOG_ERROR, "building program %s.cl failed (%s) with options "
+             "\"%s\"; build log:\n%s", name, clt__cl_error_name(err), dev->build_options,
+             text ? text : "(unavailable)");
+    free(text);
+}
+
+/* Tries to create the program from a cached binary. NULL when there is none or it is
+ * rejected; a rejected entry is logged and later overwritten. */
+static cl_program load_cached(struct clt_device *dev, const char *path, const char *identity)
+{
+    unsigned char *bin = NULL;
+    size_t size = 0;
+    enum clt_status st = clt__cache_load(path, identity, &bin, &size);
+    if (st == CLT_ERR_FORMAT)
+        clt__log(&dev->log, CLT_LOG_WARN, "cache entry %s is corrupt or foreign; rebuilding",
+                 path);
+    if (st != CLT_OK)
+        return NULL;
+    const unsigned char *bins[1] = {bin};
+    cl_int bin_status = CL_SUCCESS, err;
+    cl_program prog =
+        clCreateProgramWithBinary(dev->context, 1, &dev->id, &size, bins, &bin_status, &err);
+    free(bin);
+    if (err == CL_SUCCESS && bin_status == CL_SUCCESS)
+        err = clBuildProgram(prog, 1, &dev->id, dev->build_options, NULL, NULL);
+    if (err != CL_SUCCESS || bin_status != CL_SUCCESS) {
+        clt__log(&dev->log, CLT_LOG_WARN, "cache entry %s rejected by the driver (%s); "
+                 "rebuilding", path, clt__cl_error_name(err ? err : bin_status));
+        if (prog)
+            clReleaseProgram(prog);
+        return NULL;
+    }
+    return prog;
+}
+
+/* Stores a built program's binary; a failure only costs a rebuild next time. */
+static void store_binary(struct clt_device *dev, cl_program prog, const char *path,
+                         const char *identity)
+{
+    size_t size = 0;
+    cl_int err = clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL);
+    if (err != CL_SUCCESS || size == 0) {
+        clt__log(&dev->log, CLT_LOG_INFO, "driver gives no program binary: not cached");
+        return;
+    }
+    unsigned char *bin = malloc(size);
+    if (!bin)
+        return;
+    unsigned char *bins[1] = {bin};
+    err = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL);
+    if (err == CL_SUCCESS && clt__mkdir_p(dev->cache_dir) == CLT_OK &&
+        clt__cache_store(path, identity, bin, size) == CLT_OK)
+        dev->cache_writes++;
+    else
+        clt__log(&dev->log, CLT_LOG_WARN, "cannot write cache entry %s; continuing without",
+                 path);
+    free(bin);
+}
+
+/* Concatenates the prelude and a program's own source. */
+static enum clt_status full_source(struct clt_device *dev, const char *name, char **out,
+                                   size_t *size)
+{
+    char *pre = NULL, *body = NULL;
+    size_t npre = 0, nbody = 0;
+    enum clt_status st = clt__source_read(dev, CLT__CL_PRELUDE, &pre, &npre);
+    if (st == CLT_OK)
+        st = clt__source_read(dev, name, &body, &nbody);
+    char *text = NULL;
+    if (st == CLT_OK) {
+        text = malloc(npre + nbody + 2);
+        if (!text)
+            st = CLT_ERR_NO_MEMORY;
+    }
+    if (st == CLT_OK) {
+        memcpy(text, pre, npre);
+        text[npre] = '\n';
+        memcpy(text + npre + 1, body, nbody);
+        text[npre + 1 + nbody] = 0;
+        *out = text;
+        *size = npre + 1 + nbody;
+    }
+    free(pre);
+    free(body);
+    return st;
+}
+
+static enum clt_status build_from_source(struct clt_device *dev, const char *name,
+                                         const char *src, size_t size, cl_program *out)
+{
+    cl_int err;
+    const char *srcs[1] = {src};
+    cl_program prog = clCreateProgramWithSource(dev->context, 1, srcs, &size, &err);
+    enum clt_status st = clt__cl_check(&dev->log, err, "clCreateProgramWithSource");
+    if (st != CLT_OK)
+        return st;
+    err = clBuildProgram(prog, 1, &dev->id, dev->build_options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        log_build_failure(dev, prog, name, err);
+        clReleaseProgram(prog);
+        return CLT_ERR_BUILD;
+    }
+    *out = prog;
+    return CLT_OK;
+}
+
+enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out)
+{
+    long idx = find_source(name);
+    if (idx < 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "no kernel program named \"%s\"", name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (dev->programs[idx]) {
+        *out = dev->programs[idx];
+        return CLT_OK;
+    }
+    char *src = NULL, *identity = NULL;
+    size_t size = 0;
+    char path[1300] = "";
+    cl_program prog = NULL;
+    enum clt_status st = full_source(dev, name, &src, &size);
+    if (st == CLT_OK && dev->cache_dir[0]) {
+        st = clt__cache_identity(dev, src, size, &identity);
+        if (st == CLT_OK) {
+            clt__cache_path(dev->cache_dir, identity, path, sizeof path);
+            prog = load_cached(dev, path, identity);
+            if (prog)
+                dev->cache_hits++;
+        }
+    }
+    if (st == CLT_OK && !prog) {
+        st = build_from_source(dev, name, src, size, &prog);
+        if (st == CLT_OK && identity)
+            store_binary(dev, prog, path, identity);
+    }
+    free(src);
+    free(identity);
+    if (st != CLT_OK)
+        return st;
+    dev->programs[idx] = prog;
+    *out = prog;
+    return CLT_OK;
+}
+
+enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, const char *kernel,
+                                cl_kernel *out, size_t *wg_size)
+{
+    for (size_t i = 0; i < dev->kernel_count; i++) {
+        if (strcmp(dev->kernels[i].name, kernel) == 0) {
+            *out = dev->kernels[i].kernel;
+            if (wg_size)
+                *wg_size = dev->kernels[i].wg_size;
+            return CLT_OK;
+        }
+    }
+    if (dev->kernel_count == CLT__MAX_KERNELS || strlen(kernel) >= sizeof dev->kernels[0].name) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "kernel table full or name too long: %s", kernel);
+        return CLT_ERR_UNSUPPORTED;
+    }
+    cl_program prog;
+    enum clt_status st = clt__program_get(dev, program, &prog);
+    if (st != CLT_OK)
+        return st;
+    cl_int err;
+    cl_kernel k = clCreateKernel(prog, kernel, &err);
+    if (err != CL_SUCCESS) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "kernel %s not found in %s.cl", kernel, program);
+        return clt__cl_check(&dev->log, err, "clCreateKernel");
+    }
+    size_t wg = 0;
+    err = clGetKernelWorkGroupInfo(k, dev->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    if (err != CL_SUCCESS || wg == 0)
+        wg = 1;
+    struct clt__kernel_slot *slot = &dev->kernels[dev->kernel_count++];
+    snprintf(slot->name, sizeof slot->name, "%s", kernel);
+    slot->kernel = k;
+    slot->wg_size = wg;
+    *out = k;
+    if (wg_size)
+        *wg_size = wg;
+    return CLT_OK;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_report *report)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    double t0 = now_seconds();
+    uint32_t hits0 = dev->cache_hits, writes0 = dev->cache_writes, built = 0;
+    enum clt_status st = CLT_OK;
+    for (size_t i = 0; st == CLT_OK && i < clt__cl_source_count; i++) {
+        if (strcmp(clt__cl_sources[i].name, CLT__CL_PRELUDE) == 0)
+            continue;
+        cl_program prog;
+        st = clt__program_get(dev, clt__cl_sources[i].name, &prog);
+        built++;
+    }
+    if (st == CLT_OK && dev->gemm_backend == CLT_GEMM_CLBLAST) {
+        struct clt_gemm_shape g = {.m = 64, .n = 64, .k = 64, .alpha = 1.0f};
+        st = clt__gemm_warm(dev, &g);
+    }
+    if (report) {
+        report->programs = built;
+        report->cache_hits = dev->cache_hits - hits0;
+        report->cache_writes = dev->cache_writes - writes0;
+        report->seconds = now_seconds() - t0;
+    }
+    return st;
+}

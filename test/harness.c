@@ -1,0 +1,141 @@
+/*
+ * harness.c: see harness.h.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+void clt_test_require_device(void)
+{
+    struct clt_log quiet = {NULL, NULL, CLT_LOG_ERROR};
+    struct clt_device_info *list = NULL;
+    size_t count = 0;
+    if (clt_devices_list(&quiet, &list, &count) != CLT_OK || count == 0) {
+        fprintf(stderr, "no OpenCL device on this machine: skipping\n");
+        clt_devices_free(list);
+        exit(77);
+    }
+    clt_devices_free(list);
+}
+
+struct clt_device *clt_test_open(void)
+{
+    struct clt_device_options o;
+    clt_device_options_init(&o);
+    /* Tests get their own cache so that they neither depend on nor disturb the user's. */
+    char dir[] = "/tmp/cltrain-test-cache-XXXXXX";
+    if (mkdtemp(dir))
+        o.cache_dir = dir;
+    struct clt_device *dev = NULL;
+    enum clt_status st = clt_device_open(getenv("CLTRAIN_DEVICE"), &o, &dev);
+    if (st != CLT_OK)
+        fail_msg("cannot open device \"%s\": %s", getenv("CLTRAIN_DEVICE") ? getenv("CLTRAIN_DEVICE") : "(default)",
+                 clt_status_str(st));
+    return dev;
+}
+
+int clt_test_group_setup(void **state)
+{
+    *state = clt_test_open();
+    return *state ? 0 : -1;
+}
+
+int clt_test_group_teardown(void **state)
+{
+    clt_device_close(*state);
+    return 0;
+}
+
+bool clt_test_small(void)
+{
+    const char *s = getenv("CLTRAIN_TEST_SMALL");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+void clt_test_fill(float *x, size_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        double u = (double)(z >> 11) / 9007199254740992.0;
+        x[i] = (float)(lo + (hi - lo) * u);
+    }
+}
+
+void clt_test_assert_close(const char *what, const float *got, const double *want, size_t n,
+                           double atol, double rtol)
+{
+    size_t worst = 0;
+    double worst_excess = -1.0;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - want[i]);
+        double tol = atol + rtol * fabs(want[i]);
+        double excess = isnan(err) ? INFINITY : err - tol;
+        if (excess > 0)
+            bad++;
+        if (excess > worst_excess) {
+            worst_excess = excess;
+            worst = i;
+        }
+    }
+    if (bad > 0)
+        fail_msg("%s: %zu of %zu values off; worst at %zu: got %.9g, want %.9g (atol %g, "
+                 "rtol %g)", what, bad, n, worst, (double)got[worst], want[worst], atol, rtol);
+}
+
+struct clt_view clt_test_upload(struct clt_arena *arena, const float *host, size_t count)
+{
+    struct clt_view v;
+    int64_t shape[1] = {(int64_t)count};
+    assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, shape, &v), CLT_OK);
+    if (host)
+        assert_int_equal(clt_view_write(&v, host, count * sizeof(float), NULL), CLT_OK);
+    return v;
+}
+
+void clt_test_download(const struct clt_view *view, float *host, size_t count)
+{
+    assert_int_equal(clt_view_read(view, host, count * sizeof(float), NULL), CLT_OK);
+}
+
+void clt_test_gradcheck(const char *what, clt_test_loss_fn loss, void *ctx, float *x, size_t n,
+                        const float *grad, size_t samples, double eps, double atol, double rtol)
+{
+    if (samples > n)
+        samples = n;
+    for (size_t s = 0; s < samples; s++) {
+        /* Spread the probes over the whole tensor, first and last element included. */
+        size_t i = samples == 1 ? 0 : s * (n - 1) / (samples - 1);
+        float keep = x[i];
+        x[i] = (float)(keep + eps);
+        double up = loss(ctx, x, n);
+        x[i] = (float)(keep - eps);
+        double down = loss(ctx, x, n);
+        /* The real step after rounding to float. */
+        double h = (double)(float)(keep + eps) - (double)(float)(keep - eps);
+        x[i] = keep;
+        double fd = (up - down) / h;
+        double err = fabs(fd - (double)grad[i]);
+        if (!(err <= atol + rtol * fabs(fd)))
+            fail_msg("%s: gradient at %zu: analytic %.7g, finite difference %.7g (eps %g, "
+                     "atol %g, rtol %g)", what, i, (double)grad[i], fd, eps, atol, rtol);
+    }
+}
+
+void clt_test_log_fn(void *user, enum clt_log_level level, const char *message)
+{
+    (void)level;
+    struct clt_test_log *log = user;
+    int n = snprintf(log->text + log->len, sizeof log->text - log->len, "%s\n", message);
+    if (n > 0)
+        log->len += (size_t)n < sizeof log->text - log->len ? (size_t)n
+                                                              : sizeof log->text - log->len - 1;
+}

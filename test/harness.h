@@ -1,0 +1,66 @@
+/*
+ * harness.h: what every cltrain test shares: opening the device under test, deterministic
+ * data, comparisons with stated tolerances, and finite-difference gradient checks.
+ *
+ * Device tests are run by meson once per OpenCL implementation, with CLTRAIN_DEVICE naming
+ * it (pocl, llvmpipe, oclgrind). Under Oclgrind CLTRAIN_TEST_SMALL=1 asks for small shapes.
+ */
+#ifndef CLTRAIN_TEST_HARNESS_H
+#define CLTRAIN_TEST_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+/* Exits with 77 (skipped) when the machine has no OpenCL device at all. Call first in main. */
+void clt_test_require_device(void);
+
+/* Opens the device named by CLTRAIN_DEVICE with a fresh, private binary cache. Fails the
+ * test when devices exist but none matches. Close with clt_device_close. */
+struct clt_device *clt_test_open(void);
+
+/* cmocka group setup/teardown that open the device into *state and close it. */
+int clt_test_group_setup(void **state);
+int clt_test_group_teardown(void **state);
+
+/* True when the test should use small shapes (under Oclgrind). */
+bool clt_test_small(void);
+
+/* Fills x[0..n) with uniform values in [lo, hi) from a fixed seed (splitmix64). */
+void clt_test_fill(float *x, size_t n, uint64_t seed, float lo, float hi);
+
+/* Asserts |got[i] - want[i]| <= atol + rtol * |want[i]| for every i; on failure prints the
+ * worst index and values, prefixed by what. NaN never passes. */
+void clt_test_assert_close(const char *what, const float *got, const double *want, size_t n,
+                           double atol, double rtol);
+
+/* Allocates a view of `count` floats (a 1-D shape) in an arena and uploads host data into it
+ * (host may be NULL to leave it unset). Fails the test on error. */
+struct clt_view clt_test_upload(struct clt_arena *arena, const float *host, size_t count);
+
+/* Downloads count floats from a view (blocking). */
+void clt_test_download(const struct clt_view *view, float *host, size_t count);
+
+/* A scalar function of the n floats at x, for clt_test_gradcheck. */
+typedef double (*clt_test_loss_fn)(void *ctx, const float *x, size_t n);
+
+/* Checks an analytic gradient against central differences (f(x+eps) - f(x-eps)) / 2eps at
+ * up to `samples` indices spread over x. x is perturbed and restored. Passes when each
+ * |fd - grad| <= atol + rtol * |fd|; fails the test otherwise, printing the index. */
+void clt_test_gradcheck(const char *what, clt_test_loss_fn loss, void *ctx, float *x, size_t n,
+                        const float *grad, size_t samples, double eps, double atol, double rtol);
+
+/* A log callback that appends messages to a buffer (struct clt_test_log), for tests that
+ * check what the library said. */
+struct clt_test_log {
+    char text[65536];
+    size_t len;
+};
+void clt_test_log_fn(void *user, enum clt_log_level level, const char *message);
+
+#endif
