@@ -1,0 +1,3 @@
+/*
+ * elementwise.cl: (being written) basic tensor arithmetic, reductions and bias.
+ */

@@ -1,0 +1,3 @@
+/*
+ * loss.cl: softmax, log-softmax, cross-entropy and mean squared error (being written).
+ */

@@ -1,0 +1,168 @@
+/*
+ * attention.c: launchers of scaled dot-product attention (see attention.h and
+ * docs/kernels/attention.md). Five batched GEMMs over the B * H heads and the two softmax
+ * kernels of cl/attention.cl.
+ *
+ * Every GEMM below runs over batch = B * H contiguous matrices: a [T, D] matrix of q, k, v,
+ * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
+ */
+#include <math.h>
+
+#include "ops/attention.h"
+
+float clt__attention_scale(int64_t d)
+{
+    return d > 0 ? (float)(1.0 / sqrt((double)d)) : 0.0f;
+}
+
+uint64_t clt__attention_probs_bytes(int64_t b, int64_t h, int64_t t)
+{
+    if (b < 0 || h < 0 || t < 0)
+        return 0;
+    return (uint64_t)b * (uint64_t)h * (uint64_t)t * (uint64_t)t * sizeof(float);
+}
+
+uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t)
+{
+    return clt__attention_probs_bytes(b, h, t);
+}
+
+/* Checks sizes, buffers and offsets. *empty is set when there is nothing to compute. */
+static enum clt_status check(struct clt_device *dev, const char *op, const struct clt__buf *bufs,
+                             size_t nbufs, int64_t b, int64_t h, int64_t t, int64_t d,
+                             bool *empty)
+{
+    if (b < 0 || h < 0 || t < 0 || d <= 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape B=%lld H=%lld T=%lld D=%lld",
+                 op, (long long)b, (long long)h, (long long)t, (long long)d);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    for (size_t i = 0; i < nbufs; i++) {
+        if (!bufs[i].mem) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "%s: buffer %zu is NULL", op, i);
+            return CLT_ERR_INVALID_ARGUMENT;
+        }
+        enum clt_status st = clt__check_i32(dev, (int64_t)bufs[i].offset, "attention offset");
+        if (st != CLT_OK)
+            return st;
+    }
+    /* Each factor is checked before the product so the products cannot overflow. */
+    enum clt_status st = clt__check_i32(dev, b, "attention B");
+    if (st == CLT_OK)
+        st = clt__check_i32(dev, h, "attention H");
+    if (st == CLT_OK)
+        st = clt__check_i32(dev, t, "attention T");
+    if (st == CLT_OK)
+        st = clt__check_i32(dev, d, "attention D");
+    if (st == CLT_OK)
+        st = clt__check_i32(dev, b * h, "attention B * H");
+    if (st == CLT_OK)
+        st = clt__check_i32(dev, b * h * t, "attention B * H * T");
+    if (st == CLT_OK && t > 0)
+        st = clt__check_i32(dev, b * h * t * (t > d ? t : d), "attention B * H * T * max(T, D)");
+    *empty = b == 0 || h == 0 || t == 0;
+    return st;
+}
+
+/* One batched GEMM over the B * H heads: C_z = alpha * op(A_z) op(B_z) + beta * C_z with
+ * contiguous operands (row strides equal to the row lengths). */
+static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool trans_a,
+                                  bool trans_b, int64_t m, int64_t n, int64_t kk, float alpha,
+                                  float beta, struct clt__buf a, struct clt__buf bb,
+                                  struct clt__buf c)
+{
+    const struct clt_gemm_shape want = {
+        .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = kk,
+        .alpha = alpha, .beta = beta, .batch = heads,
+        .stride_a = m * kk, .stride_b = kk * n, .stride_c = m * n,
+    };
+    struct clt_gemm_shape g;
+    int64_t span_a, span_b, span_c;
+    enum clt_status st = clt__gemm_resolve(&dev->log, &want, &g, &span_a, &span_b, &span_c);
+    if (st == CLT_OK)
+        st = clt__gemm(dev, &g, a, bb, c);
+    return st;
+}
+
+/* Enqueues one softmax kernel over the rows = B * H * T rows of a [rows, T] matrix. */
+static enum clt_status softmax_forward(struct clt_device *dev, struct clt__buf p, int64_t rows,
+                                       int64_t t, bool causal)
+{
+    cl_int n_rows = (cl_int)rows, n_t = (cl_int)t, c = causal;
+    cl_int p_off = (cl_int)p.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c), CLT__ARG(p.mem), CLT__ARG(p_off),
+    };
+    return clt__run_1d(dev, "attention", "attention_softmax_forward", (size_t)rows, args,
+                       sizeof args / sizeof args[0]);
+}
+
+static enum clt_status softmax_backward(struct clt_device *dev, struct clt__buf p,
+                                        struct clt__buf g, int64_t rows, int64_t t, bool causal,
+                                        float scale)
+{
+    cl_int n_rows = (cl_int)rows, n_t = (cl_int)t, c = causal;
+    cl_int p_off = (cl_int)p.offset, g_off = (cl_int)g.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c),    CLT__ARG(scale),
+        CLT__ARG(p.mem),  CLT__ARG(p_off), CLT__ARG(g.mem), CLT__ARG(g_off),
+    };
+    return clt__run_1d(dev, "attention", "attention_softmax_backward", (size_t)rows, args,
+                       sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q,
+                                       struct clt__buf k, struct clt__buf v, struct clt__buf p,
+                                       struct clt__buf o, int64_t b, int64_t h, int64_t t,
+                                       int64_t d, float scale, bool causal)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const struct clt__buf bufs[] = {q, k, v, p, o};
+    bool empty;
+    enum clt_status st = check(dev, "attention_forward", bufs, 5, b, h, t, d, &empty);
+    if (st != CLT_OK || empty)
+        return st;
+    const int64_t heads = b * h;
+    /* P = scale * Q K^T: [T, D] x [T, D]^T per head, written straight into p. */
+    st = heads_gemm(dev, heads, false, true, t, t, d, scale, 0.0f, q, k, p);
+    if (st == CLT_OK)
+        st = softmax_forward(dev, p, heads * t, t, causal);
+    /* O = P V: [T, T] x [T, D]. */
+    if (st == CLT_OK)
+        st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, 0.0f, p, v, o);
+    return st;
+}
+
+enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf q,
+                                        struct clt__buf k, struct clt__buf v, struct clt__buf p,
+                                        struct clt__buf dout, struct clt__buf work,
+                                        struct clt__buf dq, struct clt__buf dk,
+                                        struct clt__buf dv, int64_t b, int64_t h, int64_t t,
+                                        int64_t d, float scale, bool causal, bool accumulate)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const struct clt__buf bufs[] = {q, k, v, p, dout, work, dq, dk, dv};
+    bool empty;
+    enum clt_status st = check(dev, "attention_backward", bufs, 9, b, h, t, d, &empty);
+    if (st != CLT_OK || empty)
+        return st;
+    const int64_t heads = b * h;
+    const float beta = accumulate ? 1.0f : 0.0f;
+    /* dV (+)= P^T dO: [T, T]^T x [T, D]. */
+    st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, p, dout, dv);
+    /* dP = dO V^T: [T, D] x [T, D]^T, into the workspace. */
+    if (st == CLT_OK)
+        st = heads_gemm(dev, heads, false, true, t, t, d, 1.0f, 0.0f, dout, v, work);
+    /* dS = scale * P * (dP - rowsum(dP * P)), in place. */
+    if (st == CLT_OK)
+        st = softmax_backward(dev, p, work, heads * t, t, causal, scale);
+    /* dQ (+)= dS K: [T, T] x [T, D]. */
+    if (st == CLT_OK)
+        st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, beta, work, k, dq);
+    /* dK (+)= dS^T Q: [T, T]^T x [T, D]. */
+    if (st == CLT_OK)
+        st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, work, q, dk);
+    return st;
+}

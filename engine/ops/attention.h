@@ -1,0 +1,62 @@
+/*
+ * attention.h: scaled dot-product attention with several heads and an optional causal mask.
+ *
+ * Letters: B batch, H heads, T sequence length (queries and keys), D head size.
+ * Layout: q, k, v, o and their gradients are [B, H, T, D], contiguous, row-major. A model
+ * whose activations are [B, T, H * D] permutes them to [B, H, T, D] before and back after;
+ * that permutation is another op.
+ *
+ * Forward:  S = scale * Q K^T          [B, H, T, T]
+ *           P = softmax(mask(S))       row-wise; masked entries are exactly 0
+ *           O = P V                    [B, H, T, D]
+ * Backward: dV = P^T dO,  dP = dO V^T,  dS = scale * P * (dP - rowsum(dP * P)),
+ *           dQ = dS K,    dK = dS^T Q.
+ * Causal masking: query i attends to keys j <= i.
+ *
+ * The forward keeps P in a caller-provided buffer of clt__attention_probs_bytes() that the
+ * backward reads; the backward needs a scratch buffer of clt__attention_workspace_bytes().
+ * Launchers only enqueue on dev->queue: they never allocate and never block. Buffers must not
+ * overlap, except that q, k and v may be the same read-only tensor.
+ */
+#ifndef CLTRAIN_OPS_ATTENTION_H
+#define CLTRAIN_OPS_ATTENTION_H
+
+#include "internal.h"
+
+/* The default scale 1 / sqrt(d); d > 0. */
+float clt__attention_scale(int64_t d);
+
+/* Bytes of the probability buffer P the forward writes and the backward reads:
+ * B * H * T * T floats. 0 for negative sizes. */
+uint64_t clt__attention_probs_bytes(int64_t b, int64_t h, int64_t t);
+
+/* Bytes of the backward's scratch buffer (dP, then dS): B * H * T * T floats. */
+uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t);
+
+/* Enqueues O = softmax(mask(scale * Q K^T)) V and keeps the probabilities in p.
+ * b, h, t may be 0 (nothing is enqueued); d must be positive. */
+enum clt_status clt__attention_forward(struct clt_device *dev,
+                                       struct clt__buf q, /* [B, H, T, D] */
+                                       struct clt__buf k, /* [B, H, T, D] */
+                                       struct clt__buf v, /* [B, H, T, D] */
+                                       struct clt__buf p, /* out: [B, H, T, T] */
+                                       struct clt__buf o, /* out: [B, H, T, D] */
+                                       int64_t b, int64_t h, int64_t t, int64_t d,
+                                       float scale, bool causal);
+
+/* Enqueues dQ, dK, dV from dO, given the forward's inputs and its p. accumulate false
+ * writes dq = ..., true adds dq += ... (likewise dk, dv). work is overwritten. */
+enum clt_status clt__attention_backward(struct clt_device *dev,
+                                        struct clt__buf q,    /* [B, H, T, D] */
+                                        struct clt__buf k,    /* [B, H, T, D] */
+                                        struct clt__buf v,    /* [B, H, T, D] */
+                                        struct clt__buf p,    /* [B, H, T, T] from forward */
+                                        struct clt__buf dout, /* [B, H, T, D] */
+                                        struct clt__buf work, /* scratch [B, H, T, T] */
+                                        struct clt__buf dq,   /* out: [B, H, T, D] */
+                                        struct clt__buf dk,   /* out: [B, H, T, D] */
+                                        struct clt__buf dv,   /* out: [B, H, T, D] */
+                                        int64_t b, int64_t h, int64_t t, int64_t d,
+                                        float scale, bool causal, bool accumulate);
+
+#endif

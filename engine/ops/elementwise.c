@@ -1,0 +1,4 @@
+/*
+ * elementwise.c: (being written)
+ */
+#include "ops/elementwise.h"

@@ -1,0 +1,4 @@
+/*
+ * loss.c: launchers of cl/loss.cl (being written).
+ */
+#include "ops/loss.h"
