@@ -37,6 +37,8 @@ const char *clt_status_str(enum clt_status status)
         return "not supported by this device or build";
     case CLT_ERR_GEMM:
         return "GEMM backend failed";
+    case CLT_ERR_NONFINITE:
+        return "loss or gradient not finite";
     }
     return "unknown status";
 }

@@ -18,7 +18,8 @@ static void status_names_are_distinct(void **state)
                              CLT_ERR_IO,
                              CLT_ERR_FORMAT,
                              CLT_ERR_UNSUPPORTED,
-                             CLT_ERR_GEMM};
+                             CLT_ERR_GEMM,
+                             CLT_ERR_NONFINITE};
     size_t n = sizeof all / sizeof all[0];
     for (size_t i = 0; i < n; i++) {
         const char *s = clt_status_str(all[i]);

@@ -95,6 +95,7 @@ enum clt_status {
     CLT_ERR_FORMAT = -8,           /* a file or string is malformed */
     CLT_ERR_UNSUPPORTED = -9,      /* the device or build lacks a needed feature */
     CLT_ERR_GEMM = -10,            /* the GEMM backend failed */
+    CLT_ERR_NONFINITE = -11,       /* a loss or gradient was not finite (when asked to stop) */
 };
 
 /* A short English name of a status code; never NULL, "unknown status" for foreign codes. */
@@ -321,6 +322,378 @@ struct clt_gemm_shape {
 CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_shape *shape,
                                  const struct clt_view *a, const struct clt_view *b,
                                  const struct clt_view *c);
+
+/* ==== Graphs: describing a model ======================================================== */
+/*
+ * A model is a static graph, built once: inputs (a batch's data), parameters (trained,
+ * initialised by a named rule), state (not trained but kept, like batch norm's running
+ * averages), and ops that make new tensors from old ones. Layer helpers (clt_linear,
+ * clt_conv2d, ...) add parameters and ops under a name prefix. The graph names a scalar
+ * loss and becomes a trainer (below).
+ *
+ * Building reads like the model: every builder returns the new tensor, or NULL on error. The
+ * first error is kept in the graph (clt_graph_status, clt_graph_error); builders given a NULL
+ * tensor return NULL without a second message, so a model can be written without a check
+ * after every line and checked once at the end. (This is the one place the API returns
+ * pointers instead of statuses: a status per line would bury the model.)
+ *
+ * Tensors belong to their graph and die with it. Shapes are row-major; a tensor from another
+ * graph is an error. Letters in the shape rules: N batch, C channels, H and W image height and
+ * width, T sequence length, D features.
+ *
+ *     struct clt_graph *g = NULL;
+ *     clt_graph_create(&g);
+ *     struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){64, 784});
+ *     struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){64});
+ *     struct clt_tensor *h = clt_relu(g, clt_linear(g, x, 128, true, "fc1"));
+ *     struct clt_tensor *logits = clt_linear(g, h, 10, true, "fc2");
+ *     struct clt_tensor *loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+ *     if (clt_graph_status(g) != CLT_OK)
+ *         fprintf(stderr, "%s\n", clt_graph_error(g));
+ */
+
+struct clt_graph;
+struct clt_tensor;
+
+/* Creates an empty graph; free it with clt_graph_free (which frees its tensors). */
+CLT_API enum clt_status clt_graph_create(struct clt_graph **out);
+CLT_API void clt_graph_free(struct clt_graph *graph);
+
+/* The first error met while building (CLT_OK if none), and its message ("" if none). */
+CLT_API enum clt_status clt_graph_status(const struct clt_graph *graph);
+CLT_API const char *clt_graph_error(const struct clt_graph *graph);
+
+/* Facts about a tensor. clt_tensor_name is "" for unnamed op results. */
+CLT_API uint32_t clt_tensor_ndim(const struct clt_tensor *t);
+CLT_API int64_t clt_tensor_dim(const struct clt_tensor *t, uint32_t axis);
+CLT_API enum clt_dtype clt_tensor_dtype(const struct clt_tensor *t);
+CLT_API const char *clt_tensor_name(const struct clt_tensor *t);
+
+enum clt_init_kind {
+    CLT_INIT_ZEROS = 0,
+    CLT_INIT_CONSTANT,       /* every element a */
+    CLT_INIT_UNIFORM,        /* uniform in [a, b) */
+    CLT_INIT_NORMAL,         /* mean a, standard deviation b */
+    CLT_INIT_XAVIER_UNIFORM, /* Glorot: U(-r, r), r = a * sqrt(6 / (fan_in + fan_out)) */
+    CLT_INIT_XAVIER_NORMAL,  /* Glorot: N(0, a * sqrt(2 / (fan_in + fan_out))) */
+    CLT_INIT_KAIMING_UNIFORM,/* He: U(-r, r), r = a * sqrt(3 / fan_in) */
+    CLT_INIT_KAIMING_NORMAL, /* He: N(0, a / sqrt(fan_in)) */
+};
+
+/* An initialiser. For the Xavier and Kaiming rules, a is the gain (0 means 1 for Xavier and
+ * sqrt(2) for Kaiming, the ReLU gain) and the fans come from the shape as PyTorch computes
+ * them: [out, in] gives fan_in = in, fan_out = out; [out, in, kh, kw] multiplies both by
+ * kh * kw; a 1-D shape has fan_in = fan_out = its size. Values are drawn on the host from the
+ * trainer's seed and the parameter's name, so they do not depend on the device. */
+struct clt_init {
+    enum clt_init_kind kind;
+    float a;
+    float b;
+};
+
+/* A batch input: its data is given to each clt_trainer_step in the order inputs were made.
+ * F32 for features, I32 for labels and token ids. */
+CLT_API struct clt_tensor *clt_input(struct clt_graph *g, const char *name, enum clt_dtype dtype,
+                                     uint32_t ndim, const int64_t *shape);
+
+/* A trained F32 parameter with a unique name (e.g. "fc1.weight"). */
+CLT_API struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint32_t ndim,
+                                     const int64_t *shape, struct clt_init init);
+
+/* A kept, untrained F32 tensor with a unique name (batch norm's running averages), saved in
+ * checkpoints like a parameter. */
+CLT_API struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint32_t ndim,
+                                     const int64_t *shape, struct clt_init init);
+
+/* ---- Arithmetic --------------------------------------------------------------------- */
+
+/* op(a) * op(b): a [M, K] (trans_a: [K, M]), b [K, N] (trans_b: [N, K]) -> [M, N]. With 3-D
+ * a [B, M, K] and b [B, K, N] the product is taken per batch item -> [B, M, N]. */
+CLT_API struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a,
+                                      struct clt_tensor *b, bool trans_a, bool trans_b);
+
+/* Elementwise a + b and a * b: same shapes -> that shape. */
+CLT_API struct clt_tensor *clt_add(struct clt_graph *g, struct clt_tensor *a,
+                                   struct clt_tensor *b);
+CLT_API struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a,
+                                   struct clt_tensor *b);
+
+/* alpha * x -> shape of x. */
+CLT_API struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha);
+
+/* x [..., D] + bias [D], the bias added to every row -> shape of x. */
+CLT_API struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x,
+                                        struct clt_tensor *bias);
+
+/* Sum or mean of all elements -> [1]. */
+CLT_API struct clt_tensor *clt_sum(struct clt_graph *g, struct clt_tensor *x);
+CLT_API struct clt_tensor *clt_mean(struct clt_graph *g, struct clt_tensor *x);
+
+/* ---- Activations and dropout ---------------------------------------------------------- */
+
+/* Elementwise -> shape of x. clt_gelu: tanh_approximation selects PyTorch's
+ * approximate="tanh", else the exact erf form. */
+CLT_API struct clt_tensor *clt_relu(struct clt_graph *g, struct clt_tensor *x);
+CLT_API struct clt_tensor *clt_leaky_relu(struct clt_graph *g, struct clt_tensor *x,
+                                          float negative_slope);
+CLT_API struct clt_tensor *clt_gelu(struct clt_graph *g, struct clt_tensor *x,
+                                    bool tanh_approximation);
+CLT_API struct clt_tensor *clt_tanh(struct clt_graph *g, struct clt_tensor *x);
+CLT_API struct clt_tensor *clt_sigmoid(struct clt_graph *g, struct clt_tensor *x);
+CLT_API struct clt_tensor *clt_silu(struct clt_graph *g, struct clt_tensor *x);
+
+/* In training, zeroes each element with probability p (0 <= p < 1) and scales the rest by
+ * 1 / (1 - p); the mask depends only on the trainer's seed, the step and the element's index.
+ * In evaluation, the identity. -> shape of x. */
+CLT_API struct clt_tensor *clt_dropout(struct clt_graph *g, struct clt_tensor *x, float p);
+
+/* ---- Softmax and losses --------------------------------------------------------------- */
+
+/* Along the last axis -> shape of x. */
+CLT_API struct clt_tensor *clt_softmax(struct clt_graph *g, struct clt_tensor *x);
+CLT_API struct clt_tensor *clt_log_softmax(struct clt_graph *g, struct clt_tensor *x);
+
+/* Mean cross-entropy of logits [N, K] (or [..., K]) against I32 labels [N] (or [...]),
+ * computed from the log-softmax, over the rows whose label is not ignore_index (use -1 for
+ * none); label_smoothing in [0, 1) mixes the one-hot target with the uniform one as PyTorch
+ * does. Labels outside [0, K) count as ignored. -> [1]. */
+CLT_API struct clt_tensor *clt_cross_entropy(struct clt_graph *g, struct clt_tensor *logits,
+                                             struct clt_tensor *labels, int32_t ignore_index,
+                                             float label_smoothing);
+
+/* Mean of (x - target)^2 over all elements: same shapes -> [1]. */
+CLT_API struct clt_tensor *clt_mse(struct clt_graph *g, struct clt_tensor *x,
+                                   struct clt_tensor *target);
+
+/* ---- Shapes --------------------------------------------------------------------------- */
+
+/* The same elements with another shape of equal count (no copy). */
+CLT_API struct clt_tensor *clt_reshape(struct clt_graph *g, struct clt_tensor *x, uint32_t ndim,
+                                       const int64_t *shape);
+
+/* [N, ...] -> [N, product of the rest] (no copy). */
+CLT_API struct clt_tensor *clt_flatten(struct clt_graph *g, struct clt_tensor *x);
+
+/* Axes reordered: output axis i is input axis perm[i]; perm has ndim(x) entries. */
+CLT_API struct clt_tensor *clt_permute(struct clt_graph *g, struct clt_tensor *x,
+                                       const uint32_t *perm);
+
+/* n tensors of equal shape except along axis, joined along it. */
+CLT_API struct clt_tensor *clt_concat(struct clt_graph *g, uint32_t n,
+                                      struct clt_tensor *const *xs, uint32_t axis);
+
+/* Elements start .. start + length - 1 along axis. */
+CLT_API struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, uint32_t axis,
+                                     int64_t start, int64_t length);
+
+/* ---- Layers (they add parameters named "<name>.<part>") ------------------------------- */
+
+/* x [..., in] -> [..., out]: x * weight^T + bias; weight [out, in] Kaiming-uniform with
+ * a = 1/sqrt(3) (PyTorch's nn.Linear), bias [out] U(-1/sqrt(in), 1/sqrt(in)).
+ * Parameters "<name>.weight", "<name>.bias". */
+CLT_API struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x,
+                                      int64_t out_features, bool bias, const char *name);
+
+struct clt_conv2d_desc {
+    int64_t out_channels;
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;     /* 0 means 1 */
+    int64_t padding_h, padding_w;
+    int64_t dilation_h, dilation_w; /* 0 means 1 */
+    int64_t groups;                 /* 0 means 1; C_in and out_channels divisible by it */
+    bool bias;
+};
+
+/* x [N, C, H, W] -> [N, out_channels, OH, OW], OH = (H + 2 padding_h - dilation_h
+ * (kernel_h - 1) - 1) / stride_h + 1. Parameters "<name>.weight" [out, C / groups, kh, kw]
+ * and "<name>.bias" [out], initialised as PyTorch's nn.Conv2d. */
+CLT_API struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
+                                      const struct clt_conv2d_desc *desc, const char *name);
+
+/* Max and average pooling of x [N, C, H, W] -> [N, C, OH, OW] (OH as for convolution with
+ * dilation 1; stride 0 means the kernel size). Average pooling counts padded elements
+ * (PyTorch's count_include_pad). */
+CLT_API struct clt_tensor *clt_max_pool2d(struct clt_graph *g, struct clt_tensor *x,
+                                          int64_t kernel, int64_t stride, int64_t padding);
+CLT_API struct clt_tensor *clt_avg_pool2d(struct clt_graph *g, struct clt_tensor *x,
+                                          int64_t kernel, int64_t stride, int64_t padding);
+
+/* x [N, C, H, W] -> [N, C]: the mean over H and W. */
+CLT_API struct clt_tensor *clt_global_avg_pool2d(struct clt_graph *g, struct clt_tensor *x);
+
+/* Batch norm over x [N, C] or [N, C, H, W]: per channel, batch statistics in training
+ * (running averages updated with momentum, PyTorch's convention), running averages in
+ * evaluation. Parameters "<name>.weight" [C] (ones), "<name>.bias" [C] (zeros); state
+ * "<name>.running_mean", "<name>.running_var". -> shape of x. */
+CLT_API struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                          float momentum, const char *name);
+
+/* Layer norm over the last axis of x [..., D]. Parameters "<name>.weight" [D] (ones),
+ * "<name>.bias" [D] (zeros). -> shape of x. */
+CLT_API struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                          const char *name);
+
+/* I32 ids [...] -> [..., dim]: rows of "<name>.weight" [vocab, dim] (N(0, 1), as PyTorch).
+ * Ids outside [0, vocab) give zero rows. */
+CLT_API struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids,
+                                         int64_t vocab, int64_t dim, const char *name);
+
+/* Scaled dot-product attention of q, k, v [B, H, T, Dh] -> [B, H, T, Dh], scale
+ * 1/sqrt(Dh); with causal, position t attends to positions <= t. */
+CLT_API struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q,
+                                    struct clt_tensor *k, struct clt_tensor *v, bool causal);
+
+/* Multi-head self-attention of x [N, T, D] -> [N, T, D]: one linear layer "<name>.qkv"
+ * (D -> 3D) makes queries, keys and values, split into heads of D / heads features, then
+ * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. */
+CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x,
+                                         int64_t heads, bool causal, const char *name);
+
+/* ==== Trainers: running a model ========================================================= */
+/*
+ * A trainer binds a graph and a scalar loss to a device. Creating it differentiates the
+ * graph, plans memory (activations and gradients share storage where their lifetimes do not
+ * overlap), compiles every kernel, warms every GEMM shape, allocates every buffer and
+ * initialises the parameters. Nothing is allocated or compiled afterwards.
+ *
+ *     struct clt_trainer_options opt;
+ *     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
+ *     opt.optimizer.lr = 1e-3f;
+ *     struct clt_trainer *tr = NULL;
+ *     st = clt_trainer_create(dev, g, loss, &opt, &tr);
+ *     for (step = 0; st == CLT_OK && step < steps; step++) {
+ *         const void *batch[] = {images, labels};     // one per input, in creation order
+ *         st = clt_trainer_step(tr, batch);             // enqueues; returns at once
+ *     }
+ *     float last;
+ *     clt_trainer_loss(tr, &last);                       // waits for the last step
+ *     clt_trainer_free(tr);
+ *     clt_graph_free(g);                                 // after the trainer
+ */
+
+enum clt_optim_kind {
+    CLT_OPTIM_SGD = 0,  /* momentum, Nesterov, L2 weight decay */
+    CLT_OPTIM_ADAM = 1, /* L2 weight decay added to the gradient */
+    CLT_OPTIM_ADAMW = 2,/* decoupled weight decay */
+};
+
+enum clt_lr_schedule {
+    CLT_LR_CONSTANT = 0,
+    CLT_LR_STEP = 1,   /* lr * gamma^(floor(update / step_size)) */
+    CLT_LR_COSINE = 2, /* from lr down to min_lr over total_updates, half a cosine */
+};
+
+/* The optimizer, with PyTorch's meanings and defaults (clt_trainer_options_init). The
+ * schedule counts optimizer updates; warmup_updates > 0 ramps the rate linearly from 0 over
+ * that many updates first. clip_norm > 0 clips the global gradient norm. accumulate > 1
+ * averages the gradients of that many steps (micro-batches) before each update. */
+struct clt_optimizer {
+    enum clt_optim_kind kind;
+    float lr;
+    float momentum; /* SGD */
+    bool nesterov;  /* SGD */
+    float beta1, beta2, eps; /* Adam, AdamW */
+    float weight_decay;
+    enum clt_lr_schedule schedule;
+    int64_t step_size;
+    float gamma;
+    int64_t total_updates;
+    float min_lr;
+    int64_t warmup_updates;
+    float clip_norm;
+    uint32_t accumulate;
+};
+
+struct clt_trainer_options {
+    struct clt_optimizer optimizer;
+    uint64_t seed;          /* parameter initialisation and dropout */
+    bool recompute;         /* recompute cheap activations in the backward pass to save memory */
+    bool stop_on_nonfinite; /* a step whose loss or gradients are not finite fails with
+                               CLT_ERR_NONFINITE instead of being skipped and counted */
+};
+
+/* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0; Adam and AdamW lr
+ * 1e-3, betas 0.9 and 0.999, eps 1e-8; AdamW weight decay 0.01), constant schedule, no
+ * clipping, accumulate 1, seed 0, no recomputation, non-finite steps skipped. */
+CLT_API void clt_trainer_options_init(struct clt_trainer_options *options,
+                                      enum clt_optim_kind kind);
+
+struct clt_trainer;
+
+/* Makes a trainer for loss ([1], computed from the graph's inputs and parameters) on dev.
+ * The graph must be error-free and must outlive the trainer (the trainer reads its tensors);
+ * building more of the graph after this has no effect on the trainer. CLT_ERR_DEVICE_MEMORY, with the needed and available sizes in the log, when the
+ * model does not fit. Blocks (compiles and initialises). */
+CLT_API enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
+                                           const struct clt_tensor *loss,
+                                           const struct clt_trainer_options *options,
+                                           struct clt_trainer **out);
+
+/* Waits for the trainer's work and frees it. Accepts NULL. */
+CLT_API void clt_trainer_free(struct clt_trainer *tr);
+
+/* One training step on one batch: inputs[i] points to the data of the graph's i-th input
+ * (dense, its shape, F32 or I32). The data is copied before the call returns; the work is
+ * only enqueued. Every accumulate-th step also updates the parameters. */
+CLT_API enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inputs);
+
+/* The loss of the latest step; waits for that step only. CLT_ERR_INVALID_ARGUMENT before
+ * the first step. */
+CLT_API enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss);
+
+struct clt_trainer_stats {
+    uint64_t steps;        /* calls to clt_trainer_step */
+    uint64_t updates;      /* optimizer updates applied */
+    uint64_t skipped;      /* updates skipped because the loss or gradients were not finite */
+    float grad_norm;       /* global gradient norm of the latest update (before clipping) */
+    float lr;              /* learning rate of the latest update */
+};
+
+/* Counters of the trainer. Waits for the device. */
+CLT_API enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_trainer_stats *out);
+
+/* Forward only, in evaluation mode (dropout off, batch norm with running averages), on one
+ * batch. Copies `count` floats of `output` (a tensor of the graph, or NULL) into out, and the
+ * loss into *loss (may be NULL). Blocks. */
+CLT_API enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inputs,
+                                         const struct clt_tensor *output, float *out,
+                                         uint64_t count, float *loss);
+
+/* Where device memory goes, in bytes. activations_unshared is what activations and their
+ * gradients would take without the memory plan. */
+struct clt_memory_report {
+    uint64_t params;      /* parameters and state */
+    uint64_t grads;
+    uint64_t optimizer;   /* moments, status */
+    uint64_t activations; /* planned activations, their gradients, saved tensors */
+    uint64_t activations_unshared;
+    uint64_t workspace;   /* scratch shared by all ops */
+    uint64_t inputs;      /* double-buffered batch uploads */
+    uint64_t total;
+};
+
+CLT_API enum clt_status clt_trainer_memory(const struct clt_trainer *tr,
+                                           struct clt_memory_report *out);
+
+/* Parameters and state, by index (0 .. count-1, in creation order) or by name. */
+CLT_API uint32_t clt_trainer_param_count(const struct clt_trainer *tr);
+
+struct clt_param_info {
+    const char *name; /* valid while the trainer lives */
+    uint32_t ndim;
+    int64_t shape[CLT_MAX_DIMS];
+    bool trained;     /* false for state such as running averages */
+};
+
+CLT_API enum clt_status clt_trainer_param_info(const struct clt_trainer *tr, uint32_t index,
+                                               struct clt_param_info *out);
+
+/* Copies a parameter's `count` floats (its full size) to or from the host. Waits for the
+ * device. CLT_ERR_INVALID_ARGUMENT for an unknown name or a wrong count. */
+CLT_API enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const char *name,
+                                               float *dst, uint64_t count);
+CLT_API enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name,
+                                                const float *src, uint64_t count);
 
 #ifdef __cplusplus
 }

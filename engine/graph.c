@@ -1,0 +1,265 @@
+/*
+ * graph.c: building graphs: nodes, inputs, parameters and state, the first-error rule, and
+ * facts about tensors.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+enum clt_status clt_graph_create(struct clt_graph **out)
+{
+    if (!out)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return CLT_ERR_NO_MEMORY;
+    *out = g;
+    return CLT_OK;
+}
+
+void clt_graph_free(struct clt_graph *graph)
+{
+    if (!graph)
+        return;
+    for (uint32_t i = 0; i < graph->count; i++)
+        free(graph->nodes[i]);
+    free(graph->nodes);
+    free(graph);
+}
+
+enum clt_status clt_graph_status(const struct clt_graph *graph)
+{
+    return graph ? graph->status : CLT_ERR_INVALID_ARGUMENT;
+}
+
+const char *clt_graph_error(const struct clt_graph *graph)
+{
+    return graph ? graph->error : "no graph";
+}
+
+void clt__graph_fail(struct clt_graph *g, enum clt_status status, const char *fmt, ...)
+{
+    if (!g || g->status != CLT_OK)
+        return;
+    g->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->error, sizeof g->error, fmt, ap);
+    va_end(ap);
+}
+
+bool clt__graph_ok(struct clt_graph *g, uint32_t n, struct clt_tensor *const *ts)
+{
+    if (!g)
+        return false;
+    if (g->status != CLT_OK)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!ts[i]) {
+            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "a NULL tensor was passed to an op");
+            return false;
+        }
+        if (ts[i]->graph != g) {
+            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                            "tensor \"%s\" belongs to another graph", ts[i]->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks a shape: 1..CLT_MAX_DIMS positive dimensions whose product stays below 2^31 (the
+ * kernels index with int). */
+static bool shape_ok(struct clt_graph *g, uint32_t ndim, const int64_t *shape, const char *what)
+{
+    if (ndim == 0 || ndim > CLT_MAX_DIMS || !shape) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s: %u dimensions (1 to %d allowed)",
+                        what, (unsigned)ndim, CLT_MAX_DIMS);
+        return false;
+    }
+    int64_t n = 1;
+    for (uint32_t i = 0; i < ndim; i++) {
+        if (shape[i] <= 0 || shape[i] > INT32_MAX || n > INT32_MAX / shape[i]) {
+            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                            "%s: dimension %u is %lld (dimensions are positive and the tensor "
+                            "holds fewer than 2^31 elements)",
+                            what, (unsigned)i, (long long)shape[i]);
+            return false;
+        }
+        n *= shape[i];
+    }
+    return true;
+}
+
+static struct clt_tensor *add_node(struct clt_graph *g, enum clt__node_kind kind,
+                                   enum clt_dtype dtype, uint32_t ndim, const int64_t *shape,
+                                   const char *what)
+{
+    if (!shape_ok(g, ndim, shape, what))
+        return NULL;
+    if (dtype != CLT_F32 && dtype != CLT_I32) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s: unknown dtype %d", what, (int)dtype);
+        return NULL;
+    }
+    if (g->count == g->cap) {
+        uint32_t cap = g->cap ? g->cap * 2 : 64;
+        struct clt_tensor **nodes = realloc(g->nodes, cap * sizeof *nodes);
+        if (!nodes) {
+            clt__graph_fail(g, CLT_ERR_NO_MEMORY, "out of host memory");
+            return NULL;
+        }
+        g->nodes = nodes;
+        g->cap = cap;
+    }
+    struct clt_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        clt__graph_fail(g, CLT_ERR_NO_MEMORY, "out of host memory");
+        return NULL;
+    }
+    t->graph = g;
+    t->id = g->count;
+    t->kind = kind;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    memcpy(t->shape, shape, ndim * sizeof *shape);
+    g->nodes[g->count++] = t;
+    return t;
+}
+
+struct clt_tensor *clt__node(struct clt_graph *g, const struct clt__op_def *op, uint32_t nin,
+                             struct clt_tensor *const *in, enum clt_dtype dtype, uint32_t ndim,
+                             const int64_t *shape)
+{
+    if (!clt__graph_ok(g, nin, in))
+        return NULL;
+    struct clt_tensor *t = add_node(g, CLT__NODE_OP, dtype, ndim, shape, op->name);
+    if (!t)
+        return NULL;
+    t->op = op;
+    t->nin = nin;
+    for (uint32_t i = 0; i < nin; i++)
+        t->in[i] = in[i];
+    return t;
+}
+
+/* A name for an input, parameter or state: non-empty, fits, unique among named tensors. */
+static bool name_ok(struct clt_graph *g, const char *name)
+{
+    if (!name || !*name || strlen(name) >= CLT__NAME_MAX) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "a name must have 1 to %d characters",
+                        CLT__NAME_MAX - 1);
+        return false;
+    }
+    for (uint32_t i = 0; i < g->count; i++) {
+        if (g->nodes[i]->kind != CLT__NODE_OP && strcmp(g->nodes[i]->name, name) == 0) {
+            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "the name \"%s\" is already taken",
+                            name);
+            return false;
+        }
+    }
+    return true;
+}
+
+struct clt_tensor *clt_input(struct clt_graph *g, const char *name, enum clt_dtype dtype,
+                             uint32_t ndim, const int64_t *shape)
+{
+    if (!clt__graph_ok(g, 0, NULL) || !name_ok(g, name))
+        return NULL;
+    struct clt_tensor *t = add_node(g, CLT__NODE_INPUT, dtype, ndim, shape, name);
+    if (t)
+        snprintf(t->name, sizeof t->name, "%s", name);
+    return t;
+}
+
+static bool init_ok(struct clt_graph *g, const char *name, struct clt_init init)
+{
+    if ((unsigned)init.kind > CLT_INIT_KAIMING_NORMAL || !isfinite(init.a) ||
+        !isfinite(init.b) || (init.kind == CLT_INIT_UNIFORM && !(init.a <= init.b)) ||
+        (init.kind == CLT_INIT_NORMAL && init.b < 0)) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s: invalid initialiser", name);
+        return false;
+    }
+    return true;
+}
+
+static struct clt_tensor *add_trained(struct clt_graph *g, enum clt__node_kind kind,
+                                      const char *name, uint32_t ndim, const int64_t *shape,
+                                      struct clt_init init)
+{
+    if (!clt__graph_ok(g, 0, NULL) || !name_ok(g, name) || !init_ok(g, name, init))
+        return NULL;
+    struct clt_tensor *t = add_node(g, kind, CLT_F32, ndim, shape, name);
+    if (t) {
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->init = init;
+    }
+    return t;
+}
+
+struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint32_t ndim,
+                             const int64_t *shape, struct clt_init init)
+{
+    return add_trained(g, CLT__NODE_PARAM, name, ndim, shape, init);
+}
+
+struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint32_t ndim,
+                             const int64_t *shape, struct clt_init init)
+{
+    return add_trained(g, CLT__NODE_STATE, name, ndim, shape, init);
+}
+
+bool clt__param_name(struct clt_graph *g, const char *prefix, const char *part, char *out)
+{
+    if (!prefix || !*prefix) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "a layer needs a name");
+        return false;
+    }
+    int n = snprintf(out, CLT__NAME_MAX, "%s.%s", prefix, part);
+    if (n < 0 || n >= CLT__NAME_MAX) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "layer name \"%s\" is too long", prefix);
+        return false;
+    }
+    return true;
+}
+
+struct clt_init clt__init_torch_weight(void)
+{
+    return (struct clt_init){CLT_INIT_KAIMING_UNIFORM, 0.57735026918962576f, 0.0f};
+}
+
+struct clt_init clt__init_torch_bias(int64_t fan_in)
+{
+    float r = fan_in > 0 ? (float)(1.0 / sqrt((double)fan_in)) : 0.0f;
+    return (struct clt_init){CLT_INIT_UNIFORM, -r, r};
+}
+
+int64_t clt__count(const struct clt_tensor *t)
+{
+    int64_t n = 1;
+    for (uint32_t i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+uint32_t clt_tensor_ndim(const struct clt_tensor *t)
+{
+    return t ? t->ndim : 0;
+}
+
+int64_t clt_tensor_dim(const struct clt_tensor *t, uint32_t axis)
+{
+    return t && axis < t->ndim ? t->shape[axis] : 0;
+}
+
+enum clt_dtype clt_tensor_dtype(const struct clt_tensor *t)
+{
+    return t ? t->dtype : CLT_F32;
+}
+
+const char *clt_tensor_name(const struct clt_tensor *t)
+{
+    return t ? t->name : "";
+}

@@ -1,0 +1,366 @@
+/*
+ * plan.c: reverse-mode differentiation of a graph and the memory plan of its step.
+ *
+ * The step's timeline: forward steps 0 .. F-1 (one per op node, in id order), the loss seed
+ * at F, then the backward entries F+1 .. (each op's backward in reverse order, with
+ * recomputations of dropped activations just before their first use), then the optimizer at
+ * the end. Every activation, activation gradient and saved tensor is a storage with the
+ * interval of the timeline in which it must hold its contents; storages whose intervals do
+ * not meet share memory. Parameters, their gradients, optimizer state and the inputs live in
+ * buffers of their own.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer.h"
+
+#define ALIGN_BYTES 256u
+
+static uint64_t round_up(uint64_t v)
+{
+    return (v + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
+}
+
+static int32_t add_storage(struct clt__plan *p, uint64_t bytes, int32_t first, int32_t last)
+{
+    struct clt__storage *s = &p->st[p->nst];
+    s->bytes = round_up(bytes);
+    s->first = first;
+    s->last = last < first ? first : last;
+    p->unshared_bytes += s->bytes;
+    return (int32_t)p->nst++;
+}
+
+static bool meet(const struct clt__storage *a, const struct clt__storage *b)
+{
+    return a->first <= b->last && b->first <= a->last;
+}
+
+static int by_size_desc(const void *x, const void *y, void *ctx)
+{
+    const struct clt__storage *st = ctx;
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    if (st[a].bytes != st[b].bytes)
+        return st[a].bytes < st[b].bytes ? 1 : -1;
+    return a < b ? -1 : a > b;
+}
+
+/* Insertion sort with a context: qsort_r is not C11, and plans are small. */
+static void sort_indices(uint32_t *idx, uint32_t n, const struct clt__storage *st)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t v = idx[i];
+        uint32_t j = i;
+        while (j > 0 && by_size_desc(&idx[j - 1], &v, (void *)st) > 0) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = v;
+    }
+}
+
+/* Places every storage at the lowest offset free of the storages it meets in time, largest
+ * first. */
+static enum clt_status assign_offsets(struct clt__plan *p)
+{
+    uint32_t *order = malloc((p->nst + 1) * sizeof *order);
+    uint32_t *placed = malloc((p->nst + 1) * sizeof *placed);
+    if (!order || !placed) {
+        free(order);
+        free(placed);
+        return CLT_ERR_NO_MEMORY;
+    }
+    for (uint32_t i = 0; i < p->nst; i++)
+        order[i] = i;
+    sort_indices(order, p->nst, p->st);
+    uint32_t nplaced = 0;
+    p->arena_bytes = 0;
+    for (uint32_t k = 0; k < p->nst; k++) {
+        struct clt__storage *s = &p->st[order[k]];
+        /* Candidates: 0 and the end of every placed storage that meets s in time. */
+        uint64_t best = UINT64_MAX;
+        for (uint32_t c = 0; c <= nplaced; c++) {
+            uint64_t cand = 0;
+            if (c < nplaced) {
+                const struct clt__storage *q = &p->st[placed[c]];
+                if (!meet(s, q))
+                    continue;
+                cand = q->offset + q->bytes;
+            }
+            if (cand >= best)
+                continue;
+            bool fits = true;
+            for (uint32_t j = 0; j < nplaced && fits; j++) {
+                const struct clt__storage *q = &p->st[placed[j]];
+                if (meet(s, q) && cand < q->offset + q->bytes && q->offset < cand + s->bytes)
+                    fits = false;
+            }
+            if (fits)
+                best = cand;
+        }
+        s->offset = best;
+        placed[nplaced++] = order[k];
+        if (best + s->bytes > p->arena_bytes)
+            p->arena_bytes = best + s->bytes;
+    }
+    free(order);
+    free(placed);
+    return CLT_OK;
+}
+
+static uint32_t root_of(const struct clt__plan *p, const struct clt_tensor *t)
+{
+    return p->info[t->id].root;
+}
+
+/* Which nodes the loss depends on, which need gradients, and where views point. */
+static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph *g,
+                                  const struct clt_tensor *loss, struct clt__plan *p)
+{
+    for (uint32_t id = 0; id < p->n; id++) {
+        struct clt__tinfo *ti = &p->info[id];
+        const struct clt_tensor *t = g->nodes[id];
+        ti->root = t->kind == CLT__NODE_OP && t->op->is_view ? p->info[t->in[0]->id].root : id;
+        ti->val = ti->val_bwd = ti->grad = -1;
+        for (uint32_t k = 0; k < CLT__MAX_AUX; k++)
+            ti->aux[k] = -1;
+        ti->fwd_pos = ti->bwd_pos = -1;
+    }
+    p->info[loss->id].reached = true;
+    for (uint32_t id = p->n; id-- > 0;)
+        if (p->info[id].reached)
+            for (uint32_t i = 0; i < g->nodes[id]->nin; i++)
+                p->info[g->nodes[id]->in[i]->id].reached = true;
+    for (uint32_t id = 0; id < p->n; id++) {
+        const struct clt_tensor *t = g->nodes[id];
+        struct clt__tinfo *ti = &p->info[id];
+        if (t->kind == CLT__NODE_PARAM)
+            ti->needs_grad = ti->reached;
+        if (t->kind != CLT__NODE_OP || !ti->reached || t->dtype != CLT_F32)
+            continue;
+        for (uint32_t i = 0; i < t->nin; i++)
+            ti->needs_grad = ti->needs_grad || p->info[t->in[i]->id].needs_grad;
+        if (ti->needs_grad && !t->op->is_view && !t->op->backward) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "op %s has no gradient, but a parameter "
+                     "before it needs one", t->op->name);
+            return CLT_ERR_INVALID_ARGUMENT;
+        }
+        ti->has_bwd = ti->needs_grad && !t->op->is_view;
+    }
+    if (!p->info[loss->id].needs_grad) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "the loss depends on no parameter");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* Places parameters and state in the parameter buffer, and inputs in an input slot. */
+static void place_params_and_inputs(const struct clt_graph *g, struct clt__plan *p)
+{
+    for (uint32_t id = 0; id < p->n; id++) {
+        const struct clt_tensor *t = g->nodes[id];
+        if (t->kind == CLT__NODE_PARAM) {
+            p->info[id].offset = p->info[id].grad_offset = p->trained;
+            p->trained += (uint64_t)clt__count(t);
+        }
+    }
+    for (uint32_t id = 0; id < p->n; id++) {
+        const struct clt_tensor *t = g->nodes[id];
+        if (t->kind == CLT__NODE_STATE) {
+            p->info[id].offset = p->trained + p->state;
+            p->state += (uint64_t)clt__count(t);
+        } else if (t->kind == CLT__NODE_INPUT) {
+            p->info[id].offset = p->input_bytes / 4;
+            p->input_bytes += round_up((uint64_t)clt__count(t) * 4);
+            p->ninputs++;
+        }
+    }
+}
+
+/* Whether node c's backward reads the value of its input slot i. */
+static bool bwd_reads_input(const struct clt__plan *p, const struct clt_tensor *c, uint32_t i)
+{
+    return p->info[c->id].has_bwd && (c->op->saves & CLT__SAVES_INPUT(i));
+}
+
+/* Builds the forward list and the backward entries, with recomputations. */
+static enum clt_status schedule(const struct clt_graph *g, bool recompute, struct clt__plan *p)
+{
+    for (uint32_t id = 0; id < p->n; id++) {
+        const struct clt_tensor *t = g->nodes[id];
+        if (t->kind == CLT__NODE_OP && !t->op->is_view) {
+            p->info[id].fwd_pos = (int32_t)p->nfwd;
+            p->fwd[p->nfwd++] = id;
+        }
+    }
+    /* Recompute candidates: cheap ops whose backward runs (so their inputs are kept until
+     * then) and whose inputs are not recomputed themselves. */
+    if (recompute) {
+        for (uint32_t id = 0; id < p->n; id++) {
+            const struct clt_tensor *t = g->nodes[id];
+            if (t->kind != CLT__NODE_OP || !t->op->recomputable || !p->info[id].has_bwd ||
+                (t->op->saves & CLT__SAVES_OUTPUT))
+                continue;
+            /* Its inputs must be kept for its own backward, hence still be there. */
+            bool ok = true;
+            for (uint32_t i = 0; i < t->nin; i++)
+                ok = ok && !p->info[root_of(p, t->in[i])].recompute &&
+                     (t->op->saves & CLT__SAVES_INPUT(i));
+            p->info[id].recompute = ok;
+        }
+    }
+    bool *emitted = calloc(p->n, sizeof *emitted);
+    if (!emitted)
+        return CLT_ERR_NO_MEMORY;
+    for (uint32_t id = p->n; id-- > 0;) {
+        const struct clt_tensor *c = g->nodes[id];
+        if (!p->info[id].has_bwd)
+            continue;
+        for (uint32_t i = 0; i < c->nin; i++) {
+            uint32_t r = root_of(p, c->in[i]);
+            if (bwd_reads_input(p, c, i) && p->info[r].recompute && !emitted[r]) {
+                emitted[r] = true;
+                p->bwd[p->nbwd++] = (struct clt__entry){CLT__ENTRY_RECOMPUTE, r};
+            }
+        }
+        p->info[id].bwd_pos = (int32_t)(p->nfwd + 1 + p->nbwd);
+        p->bwd[p->nbwd++] = (struct clt__entry){CLT__ENTRY_BACKWARD, id};
+    }
+    /* A candidate no backward reads needs no recomputation. */
+    for (uint32_t id = 0; id < p->n; id++)
+        p->info[id].recompute = p->info[id].recompute && emitted[id];
+    free(emitted);
+    return CLT_OK;
+}
+
+/* Decides, per node and input, whether its gradient contribution writes or adds. */
+static enum clt_status mark_first_contributions(const struct clt_graph *g,
+                                                const struct clt_tensor *loss,
+                                                struct clt__plan *p)
+{
+    bool *seen = calloc(p->n, sizeof *seen);
+    if (!seen)
+        return CLT_ERR_NO_MEMORY;
+    seen[root_of(p, loss)] = true; /* the seed writes the loss's gradient */
+    for (uint32_t e = 0; e < p->nbwd; e++) {
+        if (p->bwd[e].kind != CLT__ENTRY_BACKWARD)
+            continue;
+        const struct clt_tensor *c = g->nodes[p->bwd[e].node];
+        for (uint32_t i = 0; i < c->nin; i++) {
+            if (!p->info[c->in[i]->id].needs_grad)
+                continue;
+            uint32_t r = root_of(p, c->in[i]);
+            p->info[c->id].first_contrib[i] = !seen[r];
+            seen[r] = true;
+        }
+    }
+    free(seen);
+    return CLT_OK;
+}
+
+/* The timeline position of entry e of the backward list. */
+static int32_t entry_pos(const struct clt__plan *p, uint32_t e)
+{
+    return (int32_t)(p->nfwd + 1 + e);
+}
+
+/* Makes the storages of one root op node: its value (and backward copy), its gradient. */
+static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, uint32_t r,
+                      struct clt__plan *p)
+{
+    const int32_t end = (int32_t)(p->nfwd + 1 + p->nbwd);
+    struct clt__tinfo *ri = &p->info[r];
+    const struct clt_tensor *rt = g->nodes[r];
+    int32_t last = ri->fwd_pos, bwd_first = INT32_MAX, bwd_last = -1;
+    int32_t grad_first = INT32_MAX;
+    for (uint32_t id = r + 1; id < p->n; id++) {
+        const struct clt_tensor *c = g->nodes[id];
+        if (c->kind != CLT__NODE_OP || c->op->is_view)
+            continue;
+        for (uint32_t i = 0; i < c->nin; i++) {
+            if (root_of(p, c->in[i]) != r)
+                continue;
+            if (p->info[id].fwd_pos > last)
+                last = p->info[id].fwd_pos;
+            if (bwd_reads_input(p, c, i)) {
+                int32_t pos = p->info[id].bwd_pos;
+                if (ri->recompute) {
+                    bwd_last = pos > bwd_last ? pos : bwd_last;
+                } else if (pos > last) {
+                    last = pos;
+                }
+            }
+            if (p->info[id].has_bwd && p->info[c->in[i]->id].needs_grad &&
+                p->info[id].bwd_pos < grad_first)
+                grad_first = p->info[id].bwd_pos;
+        }
+    }
+    if (ri->has_bwd && (rt->op->saves & CLT__SAVES_OUTPUT) && ri->bwd_pos > last)
+        last = ri->bwd_pos;
+    if (root_of(p, loss) == r) {
+        last = end;
+        grad_first = (int32_t)p->nfwd;
+    }
+    uint64_t bytes = (uint64_t)clt__count(rt) * 4;
+    ri->val = add_storage(p, bytes, ri->fwd_pos, last);
+    if (ri->recompute) {
+        for (uint32_t e = 0; e < p->nbwd; e++)
+            if (p->bwd[e].kind == CLT__ENTRY_RECOMPUTE && p->bwd[e].node == r)
+                bwd_first = entry_pos(p, e);
+        ri->val_bwd = add_storage(p, bytes, bwd_first, bwd_last);
+    }
+    if (ri->needs_grad)
+        ri->grad = add_storage(p, bytes, grad_first == INT32_MAX ? ri->bwd_pos : grad_first,
+                               ri->bwd_pos);
+    for (uint32_t k = 0; k < rt->naux; k++) {
+        uint64_t ab = (uint64_t)rt->aux_count[k] * clt__dtype_size(rt->aux_dtype[k]);
+        ri->aux[k] = add_storage(p, ab, ri->fwd_pos, ri->has_bwd ? ri->bwd_pos : ri->fwd_pos);
+    }
+}
+
+enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
+                               const struct clt_tensor *loss, bool recompute,
+                               struct clt__plan *out)
+{
+    struct clt__plan p;
+    memset(&p, 0, sizeof p);
+    p.n = g->count;
+    p.info = calloc(p.n, sizeof *p.info);
+    p.fwd = calloc(p.n, sizeof *p.fwd);
+    p.bwd = calloc(2 * (size_t)p.n, sizeof *p.bwd);
+    p.st = calloc((2 + CLT__MAX_AUX) * (size_t)p.n, sizeof *p.st);
+    enum clt_status st = p.info && p.fwd && p.bwd && p.st ? CLT_OK : CLT_ERR_NO_MEMORY;
+    if (st == CLT_OK)
+        st = mark_nodes(dev, g, loss, &p);
+    if (st == CLT_OK) {
+        place_params_and_inputs(g, &p);
+        st = schedule(g, recompute, &p);
+    }
+    if (st == CLT_OK)
+        st = mark_first_contributions(g, loss, &p);
+    if (st == CLT_OK) {
+        for (uint32_t i = 0; i < p.nfwd; i++) {
+            const struct clt_tensor *t = g->nodes[p.fwd[i]];
+            plan_root(g, loss, p.fwd[i], &p);
+            uint64_t w = t->op->workspace ? t->op->workspace(t) : 0;
+            if (w > p.workspace_bytes)
+                p.workspace_bytes = w;
+        }
+        st = assign_offsets(&p);
+    }
+    if (st != CLT_OK) {
+        clt__plan_free(&p);
+        return st;
+    }
+    *out = p;
+    return CLT_OK;
+}
+
+void clt__plan_free(struct clt__plan *p)
+{
+    free(p->info);
+    free(p->fwd);
+    free(p->bwd);
+    free(p->st);
+    memset(p, 0, sizeof *p);
+}

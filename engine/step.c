@@ -1,0 +1,380 @@
+/*
+ * step.c: running a trainer: the training step, the dry run at creation, evaluation, and the
+ * loss and counters read back. The queue and event design is described at the top of
+ * trainer.c and in docs/scheduling.md.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/optim.h"
+#include "trainer.h"
+
+static struct clt__exec exec_for(struct clt_trainer *tr, bool training)
+{
+    struct clt__exec x;
+    memset(&x, 0, sizeof x);
+    x.dev = tr->dev;
+    x.tr = tr;
+    x.training = training;
+    x.seed = tr->options.seed;
+    x.step = tr->steps;
+    x.micro = (uint32_t)(tr->steps % tr->options.optimizer.accumulate);
+    return x;
+}
+
+/* Logs which op failed, once. */
+static enum clt_status op_failed(struct clt_trainer *tr, const struct clt_tensor *t,
+                                 const char *pass, enum clt_status st)
+{
+    clt__log(&tr->dev->log, CLT_LOG_ERROR, "%s of op %s (node %u) failed: %s", pass,
+             t->op->name, (unsigned)t->id, clt_status_str(st));
+    return st;
+}
+
+/* The forward pass over the nodes marked in need (NULL: those the loss depends on). */
+static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, const bool *need)
+{
+    for (uint32_t i = 0; i < tr->plan.nfwd; i++) {
+        uint32_t id = tr->plan.fwd[i];
+        if (need ? !need[id] : !tr->plan.info[id].reached)
+            continue;
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        enum clt_status st = t->op->forward(x, t);
+        if (st != CLT_OK)
+            return op_failed(tr, t, "forward", st);
+    }
+    return CLT_OK;
+}
+
+/* The loss seed (d loss / d loss = 1) and the backward entries. */
+static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
+{
+    struct clt__buf seed = clt__grad(x, tr->loss);
+    float one = 1.0f;
+    cl_int err = clEnqueueFillBuffer(tr->dev->queue, seed.mem, &one, sizeof one,
+                                     seed.offset * 4, sizeof one, 0, NULL, NULL);
+    enum clt_status st = clt__cl_check(&tr->dev->log, err, "clEnqueueFillBuffer");
+    x->in_backward = true;
+    for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
+        const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
+        if (tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE) {
+            st = t->op->forward(x, t);
+            if (st != CLT_OK)
+                st = op_failed(tr, t, "recomputation", st);
+        } else {
+            st = t->op->backward(x, t);
+            if (st != CLT_OK)
+                st = op_failed(tr, t, "backward", st);
+        }
+    }
+    x->in_backward = false;
+    return st;
+}
+
+static void optim_config(const struct clt_optimizer *o, struct clt__optim_config *c,
+                         struct clt__lr_schedule *s)
+{
+    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM,
+                                                 CLT__OPTIM_ADAMW};
+    clt__optim_config_init(c, kinds[o->kind]);
+    c->weight_decay = o->weight_decay;
+    c->momentum = o->momentum;
+    c->nesterov = o->nesterov;
+    c->beta1 = o->beta1;
+    c->beta2 = o->beta2;
+    c->eps = o->eps;
+    c->clip_norm = o->clip_norm;
+    static const enum clt__lr_kind lrs[] = {CLT__LR_CONSTANT, CLT__LR_STEP, CLT__LR_COSINE};
+    memset(s, 0, sizeof *s);
+    s->kind = lrs[o->schedule];
+    s->lr = o->lr;
+    s->warmup_steps = o->warmup_updates;
+    s->step_size = o->step_size;
+    s->gamma = o->gamma;
+    s->total_steps = o->total_updates;
+    s->min_lr = o->min_lr;
+}
+
+/* One optimizer update over the flat parameter buffer, at learning rate lr. */
+static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float lr)
+{
+    struct clt__optim_config cfg;
+    struct clt__lr_schedule sched;
+    optim_config(&tr->options.optimizer, &cfg, &sched);
+    struct clt__buf p = {tr->params, 0}, g = {tr->grads, 0};
+    struct clt__buf m = {tr->moment1, 0}, v = {tr->moment2, 0};
+    struct clt__buf status = {tr->status, 0}, work = {tr->work, 0};
+    return clt__optim_step(tr->dev, &cfg, (int64_t)tr->plan.trained, p, g, m, v,
+                           clt__val(x, tr->loss), work, status, lr,
+                           1.0f / (float)tr->options.optimizer.accumulate);
+}
+
+enum clt_status clt__trainer_dry_run(struct clt_trainer *tr)
+{
+    enum clt_status st = CLT_OK;
+    for (int i = 0; i < 2 && st == CLT_OK; i++) {
+        uint32_t zero = 0;
+        if (tr->plan.input_bytes > 0)
+            st = clt__cl_check(&tr->dev->log,
+                               clEnqueueFillBuffer(tr->dev->queue, tr->inputs[i], &zero,
+                                                   sizeof zero, 0, (size_t)tr->plan.input_bytes,
+                                                   0, NULL, NULL),
+                               "clEnqueueFillBuffer");
+    }
+    if (st == CLT_OK)
+        st = clt__optim_status_reset(tr->dev, (struct clt__buf){tr->status, 0});
+    tr->slot = 0;
+    struct clt__exec x = exec_for(tr, true);
+    if (st == CLT_OK)
+        st = forward(tr, &x, NULL);
+    if (st == CLT_OK)
+        st = backward(tr, &x);
+    if (st == CLT_OK)
+        st = update(tr, &x, 0.0f);
+    /* The evaluation kernels too (dropout off, batch norm on running averages). */
+    struct clt__exec e = exec_for(tr, false);
+    if (st == CLT_OK)
+        st = forward(tr, &e, NULL);
+    if (st == CLT_OK)
+        st = clt_device_finish(tr->dev);
+    if (st != CLT_OK)
+        clt__log(&tr->dev->log, CLT_LOG_ERROR, "the trial step at trainer creation failed");
+    return st;
+}
+
+/* Replaces *ev by a new event (releasing the old one). */
+static void release(cl_event *ev)
+{
+    if (*ev)
+        clReleaseEvent(*ev);
+    *ev = NULL;
+}
+
+/* Copies the caller's batch into a host staging slot and enqueues its upload on the
+ * transfer queue, after the last step that read the device slot. */
+static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void *const *inputs)
+{
+    struct clt_device *dev = tr->dev;
+    if (tr->up_ev[slot]) {
+        /* The upload from this host slot two steps ago must be done before we overwrite it. */
+        enum clt_status st =
+            clt__cl_check(&dev->log, clWaitForEvents(1, &tr->up_ev[slot]), "clWaitForEvents");
+        release(&tr->up_ev[slot]);
+        if (st != CLT_OK)
+            return st;
+    }
+    uint32_t k = 0;
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if (t->kind != CLT__NODE_INPUT)
+            continue;
+        memcpy((char *)tr->host_in[slot] + tr->plan.info[id].offset * 4, inputs[k++],
+               (size_t)clt__count(t) * 4);
+    }
+    if (tr->plan.input_bytes == 0)
+        return CLT_OK;
+    cl_event *wait = tr->done_ev[slot] ? &tr->done_ev[slot] : NULL;
+    cl_int err = clEnqueueWriteBuffer(dev->transfer, tr->inputs[slot], CL_FALSE, 0,
+                                      (size_t)tr->plan.input_bytes, tr->host_in[slot],
+                                      wait ? 1 : 0, wait, &tr->up_ev[slot]);
+    enum clt_status st = clt__cl_check(&dev->log, err, "clEnqueueWriteBuffer (batch upload)");
+    if (st == CLT_OK)
+        st = clt__cl_check(&dev->log, clFlush(dev->transfer), "clFlush");
+    /* The compute queue starts this step's work only once the batch is there. */
+    if (st == CLT_OK)
+        st = clt__cl_check(&dev->log,
+                           clEnqueueBarrierWithWaitList(dev->queue, 1, &tr->up_ev[slot], NULL),
+                           "clEnqueueBarrierWithWaitList");
+    return st;
+}
+
+/* In stop_on_nonfinite mode: fails when the previous update was skipped. Waits for it. */
+static enum clt_status check_previous(struct clt_trainer *tr)
+{
+    if (!tr->options.stop_on_nonfinite || !tr->status_ev)
+        return CLT_OK;
+    enum clt_status st =
+        clt__cl_check(&tr->dev->log, clWaitForEvents(1, &tr->status_ev), "clWaitForEvents");
+    release(&tr->status_ev);
+    struct clt__optim_status s;
+    memcpy(&s, tr->host_status, sizeof s);
+    if (st == CLT_OK && s.last_skip != 0) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "step %llu: the %s was not finite; stopping as asked",
+                 (unsigned long long)tr->status_step,
+                 (s.last_skip & CLT__OPTIM_SKIP_LOSS) ? "loss" : "gradient");
+        return CLT_ERR_NONFINITE;
+    }
+    return st;
+}
+
+enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inputs)
+{
+    if (!tr || (tr->plan.ninputs > 0 && !inputs))
+        return CLT_ERR_INVALID_ARGUMENT;
+    for (uint32_t i = 0; i < tr->plan.ninputs; i++)
+        if (!inputs[i])
+            return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_previous(tr);
+    if (st != CLT_OK)
+        return st;
+    struct clt_device *dev = tr->dev;
+    uint32_t slot = (uint32_t)(tr->steps % 2);
+    tr->slot = slot;
+    st = upload(tr, slot, inputs);
+    struct clt__exec x = exec_for(tr, true);
+    if (st == CLT_OK)
+        st = forward(tr, &x, NULL);
+    if (st == CLT_OK)
+        st = backward(tr, &x);
+    bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
+    if (st == CLT_OK && updating) {
+        struct clt__optim_config cfg;
+        struct clt__lr_schedule sched;
+        optim_config(&tr->options.optimizer, &cfg, &sched);
+        tr->last_lr = (float)clt__lr_at(&sched, (int64_t)tr->updates);
+        st = update(tr, &x, tr->last_lr);
+        tr->updates++;
+    }
+    if (st == CLT_OK) {
+        release(&tr->done_ev[slot]);
+        st = clt__cl_check(&dev->log,
+                           clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &tr->done_ev[slot]),
+                           "clEnqueueMarkerWithWaitList");
+    }
+    if (st == CLT_OK) {
+        struct clt__buf l = clt__val(&x, tr->loss);
+        release(&tr->loss_ev[slot]);
+        st = clt__cl_check(&dev->log,
+                           clEnqueueReadBuffer(dev->queue, l.mem, CL_FALSE, l.offset * 4, 4,
+                                               &tr->host_loss[slot], 0, NULL,
+                                               &tr->loss_ev[slot]),
+                           "clEnqueueReadBuffer (loss)");
+    }
+    if (st == CLT_OK && updating && tr->options.stop_on_nonfinite) {
+        st = clt__cl_check(&dev->log,
+                           clEnqueueReadBuffer(dev->queue, tr->status, CL_FALSE, 0,
+                                               CLT__OPTIM_STATUS_BYTES, tr->host_status, 0,
+                                               NULL, &tr->status_ev),
+                           "clEnqueueReadBuffer (status)");
+        tr->status_step = tr->steps;
+    }
+    if (st == CLT_OK)
+        st = clt__cl_check(&dev->log, clFlush(dev->queue), "clFlush");
+    if (st == CLT_OK) {
+        tr->have_loss = true;
+        tr->loss_slot = slot;
+        tr->steps++;
+    }
+    return st;
+}
+
+enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss)
+{
+    if (!tr || !loss || !tr->have_loss)
+        return CLT_ERR_INVALID_ARGUMENT;
+    uint32_t slot = tr->loss_slot;
+    enum clt_status st = clt__cl_check(&tr->dev->log, clWaitForEvents(1, &tr->loss_ev[slot]),
+                                       "clWaitForEvents (loss)");
+    if (st == CLT_OK)
+        *loss = tr->host_loss[slot];
+    return st;
+}
+
+enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_trainer_stats *out)
+{
+    if (!tr || !out)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt__optim_status s;
+    enum clt_status st = clt__optim_status_read(tr->dev, (struct clt__buf){tr->status, 0}, &s);
+    if (st != CLT_OK)
+        return st;
+    memset(out, 0, sizeof *out);
+    out->steps = tr->steps;
+    out->updates = (uint64_t)s.step;
+    out->skipped = (uint64_t)s.skipped;
+    out->grad_norm = s.grad_norm;
+    out->lr = tr->last_lr;
+    return CLT_OK;
+}
+
+/* Marks the nodes t depends on (t included). */
+static void mark_needed(const struct clt_trainer *tr, const struct clt_tensor *t, bool *need)
+{
+    need[t->id] = true;
+    for (uint32_t id = t->id + 1; id-- > 0;)
+        if (need[id])
+            for (uint32_t i = 0; i < tr->graph->nodes[id]->nin; i++)
+                need[tr->graph->nodes[id]->in[i]->id] = true;
+}
+
+/* Enqueues a non-blocking read of count floats of t's value into out. */
+static enum clt_status read_value(struct clt_trainer *tr, struct clt__exec *x,
+                                  const struct clt_tensor *t, void *out, uint64_t count,
+                                  cl_event *ev)
+{
+    struct clt__buf b = clt__val(x, t);
+    cl_int err = clEnqueueReadBuffer(tr->dev->queue, b.mem, CL_FALSE, b.offset * 4,
+                                     (size_t)(count * 4), out, 0, NULL, ev);
+    return clt__cl_check(&tr->dev->log, err, "clEnqueueReadBuffer");
+}
+
+enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inputs,
+                                 const struct clt_tensor *output, float *out, uint64_t count,
+                                 float *loss)
+{
+    if (!tr || (tr->plan.ninputs > 0 && !inputs) || (output && !out))
+        return CLT_ERR_INVALID_ARGUMENT;
+    for (uint32_t i = 0; i < tr->plan.ninputs; i++)
+        if (!inputs[i])
+            return CLT_ERR_INVALID_ARGUMENT;
+    if (output && (output->graph != tr->graph || output->id >= tr->plan.n ||
+                   (uint64_t)clt__count(output) != count)) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR, "eval: the output must be a tensor of the "
+                 "trainer's graph and count must be its size");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    /* Evaluation blocks anyway: let earlier steps finish, then use slot 0. */
+    enum clt_status st = clt_device_finish(tr->dev);
+    uint32_t slot = (uint32_t)(tr->steps % 2);
+    tr->slot = slot;
+    if (st == CLT_OK)
+        st = upload(tr, slot, inputs);
+    memset(tr->eval_need, 0, tr->plan.n * sizeof *tr->eval_need);
+    if (loss)
+        mark_needed(tr, tr->loss, tr->eval_need);
+    if (output)
+        mark_needed(tr, output, tr->eval_need);
+    struct clt__exec x = exec_for(tr, false);
+    uint32_t out_root = output ? tr->plan.info[output->id].root : UINT32_MAX;
+    float host_loss = 0;
+    if (st == CLT_OK && output && tr->graph->nodes[out_root]->kind != CLT__NODE_OP)
+        st = read_value(tr, &x, output, out, count, NULL);
+    for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
+        uint32_t id = tr->plan.fwd[i];
+        if (!tr->eval_need[id])
+            continue;
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        st = t->op->forward(&x, t);
+        if (st != CLT_OK)
+            st = op_failed(tr, t, "forward", st);
+        /* Read the output as soon as it exists: its memory may be reused later. */
+        if (st == CLT_OK && id == out_root)
+            st = read_value(tr, &x, output, out, count, NULL);
+    }
+    if (st == CLT_OK && loss)
+        st = read_value(tr, &x, tr->loss, &host_loss, 1, NULL);
+    if (st == CLT_OK) {
+        release(&tr->done_ev[slot]);
+        st = clt__cl_check(&tr->dev->log,
+                           clEnqueueMarkerWithWaitList(tr->dev->queue, 0, NULL,
+                                                       &tr->done_ev[slot]),
+                           "clEnqueueMarkerWithWaitList");
+    }
+    if (st == CLT_OK)
+        st = clt_device_finish(tr->dev);
+    if (st == CLT_OK && loss)
+        *loss = host_loss;
+    return st;
+}

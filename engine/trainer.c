@@ -1,0 +1,448 @@
+/*
+ * trainer.c: a planned graph on a device: its buffers, the step (upload, forward, backward,
+ * optimizer, loss readback, all enqueued), evaluation, and access to parameters.
+ *
+ * Queues and events (docs/scheduling.md): batch uploads go through the transfer queue from
+ * one of two host staging slots into one of two device input slots, so the upload of step
+ * k+1 overlaps the compute of step k. The compute queue waits for the upload with a barrier
+ * on its event; the next upload into the same device slot waits for the marker that ends
+ * the step that last read it. The loss is read back without blocking into a host slot with
+ * its own event; the host waits only when asked for the loss, or when it is about to reuse a
+ * host staging slot whose upload has not finished (two steps later).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/optim.h"
+#include "trainer.h"
+
+struct clt__buf clt__val(struct clt__exec *x, const struct clt_tensor *t)
+{
+    struct clt_trainer *tr = x->tr;
+    const struct clt__tinfo *ri = &tr->plan.info[tr->plan.info[t->id].root];
+    const struct clt_tensor *r = tr->graph->nodes[tr->plan.info[t->id].root];
+    struct clt__buf b = {NULL, 0};
+    switch (r->kind) {
+    case CLT__NODE_INPUT:
+        b.mem = tr->inputs[tr->slot];
+        b.offset = (size_t)ri->offset;
+        break;
+    case CLT__NODE_PARAM:
+    case CLT__NODE_STATE:
+        b.mem = tr->params;
+        b.offset = (size_t)ri->offset;
+        break;
+    case CLT__NODE_OP: {
+        int32_t s = x->in_backward && ri->val_bwd >= 0 ? ri->val_bwd : ri->val;
+        b.mem = tr->acts;
+        b.offset = (size_t)(tr->plan.st[s].offset / 4);
+        break;
+    }
+    }
+    return b;
+}
+
+struct clt__buf clt__grad(struct clt__exec *x, const struct clt_tensor *t)
+{
+    struct clt_trainer *tr = x->tr;
+    uint32_t root = tr->plan.info[t->id].root;
+    const struct clt__tinfo *ri = &tr->plan.info[root];
+    struct clt__buf b = {NULL, 0};
+    if (!ri->needs_grad)
+        return b;
+    if (tr->graph->nodes[root]->kind == CLT__NODE_PARAM) {
+        b.mem = tr->grads;
+        b.offset = (size_t)ri->grad_offset;
+    } else {
+        b.mem = tr->acts;
+        b.offset = (size_t)(tr->plan.st[ri->grad].offset / 4);
+    }
+    return b;
+}
+
+bool clt__accumulate(struct clt__exec *x, const struct clt_tensor *t, uint32_t slot)
+{
+    struct clt_trainer *tr = x->tr;
+    bool first = tr->plan.info[t->id].first_contrib[slot];
+    uint32_t root = tr->plan.info[t->in[slot]->id].root;
+    if (first && tr->graph->nodes[root]->kind == CLT__NODE_PARAM)
+        return x->micro > 0;
+    return !first;
+}
+
+struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32_t k)
+{
+    struct clt_trainer *tr = x->tr;
+    int32_t s = tr->plan.info[t->id].aux[k];
+    struct clt__buf b = {tr->acts, (size_t)(tr->plan.st[s].offset / 4)};
+    return b;
+}
+
+struct clt__buf clt__workspace(struct clt__exec *x)
+{
+    struct clt__buf b = {x->tr->work, 0};
+    return b;
+}
+
+void clt_trainer_options_init(struct clt_trainer_options *o, enum clt_optim_kind kind)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    struct clt_optimizer *opt = &o->optimizer;
+    opt->kind = kind;
+    opt->lr = kind == CLT_OPTIM_SGD ? 0.01f : 1e-3f;
+    opt->beta1 = 0.9f;
+    opt->beta2 = 0.999f;
+    opt->eps = 1e-8f;
+    opt->weight_decay = kind == CLT_OPTIM_ADAMW ? 0.01f : 0.0f;
+    opt->gamma = 0.1f;
+    opt->accumulate = 1;
+}
+
+/* ---- Creation ---------------------------------------------------------------------------- */
+
+static enum clt_status create_buffer(struct clt_trainer *tr, uint64_t bytes, cl_mem *out,
+                                     const char *what)
+{
+    cl_int err;
+    *out = NULL;
+    if (bytes == 0)
+        bytes = 4;
+    *out = clCreateBuffer(tr->dev->context, CL_MEM_READ_WRITE, (size_t)bytes, NULL, &err);
+    enum clt_status st = clt__cl_check(&tr->dev->log, err, "clCreateBuffer");
+    if (st != CLT_OK)
+        clt__log(&tr->dev->log, CLT_LOG_ERROR, "could not allocate %s (%llu bytes)", what,
+                 (unsigned long long)bytes);
+    return st;
+}
+
+/* Checks the plan against the device before anything is allocated. */
+static enum clt_status check_fits(struct clt_trainer *tr)
+{
+    const struct clt_device_info *d = &tr->dev->info;
+    struct clt_memory_report *m = &tr->memory;
+    struct {
+        const char *what;
+        uint64_t bytes;
+    } buffers[] = {
+        {"parameters and state", m->params},  {"gradients", m->grads},
+        {"optimizer moments", m->optimizer / 2}, {"activations", m->activations},
+        {"workspace", m->workspace},          {"an input slot", m->inputs / 2},
+    };
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) {
+        if (buffers[i].bytes > d->max_alloc_bytes) {
+            clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                     "the model does not fit %s: %s need %.1f MiB in one buffer, the largest "
+                     "allocation is %.1f MiB", d->name, buffers[i].what,
+                     (double)buffers[i].bytes / 1048576.0, (double)d->max_alloc_bytes / 1048576.0);
+            return CLT_ERR_DEVICE_MEMORY;
+        }
+    }
+    if (m->total > d->global_mem_bytes) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "the model does not fit %s: it needs %.1f MiB of device memory (parameters "
+                 "%.1f, gradients %.1f, optimizer %.1f, activations %.1f, workspace %.1f, "
+                 "inputs %.1f), the device has %.1f MiB", d->name, (double)m->total / 1048576.0,
+                 (double)m->params / 1048576.0, (double)m->grads / 1048576.0,
+                 (double)m->optimizer / 1048576.0, (double)m->activations / 1048576.0,
+                 (double)m->workspace / 1048576.0, (double)m->inputs / 1048576.0,
+                 (double)d->global_mem_bytes / 1048576.0);
+        return CLT_ERR_DEVICE_MEMORY;
+    }
+    return CLT_OK;
+}
+
+static void fill_memory_report(struct clt_trainer *tr)
+{
+    struct clt_memory_report *m = &tr->memory;
+    const struct clt__plan *p = &tr->plan;
+    m->params = (p->trained + p->state) * 4;
+    m->grads = p->trained * 4;
+    m->optimizer = 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES;
+    m->activations = p->arena_bytes;
+    m->activations_unshared = p->unshared_bytes;
+    m->workspace = p->workspace_bytes > 0 ? p->workspace_bytes : 0;
+    uint64_t ws = clt__optim_workspace_bytes(p->trained);
+    if (ws > m->workspace)
+        m->workspace = ws;
+    m->inputs = 2 * p->input_bytes;
+    m->total = m->params + m->grads + m->optimizer + m->activations + m->workspace + m->inputs;
+}
+
+static enum clt_status allocate(struct clt_trainer *tr)
+{
+    const struct clt_memory_report *m = &tr->memory;
+    enum clt_status st = create_buffer(tr, m->params, &tr->params, "parameters");
+    if (st == CLT_OK)
+        st = create_buffer(tr, m->grads, &tr->grads, "gradients");
+    if (st == CLT_OK)
+        st = create_buffer(tr, tr->plan.trained * 4, &tr->moment1, "first moments");
+    if (st == CLT_OK)
+        st = create_buffer(tr, tr->plan.trained * 4, &tr->moment2, "second moments");
+    if (st == CLT_OK)
+        st = create_buffer(tr, CLT__OPTIM_STATUS_BYTES, &tr->status, "optimizer status");
+    if (st == CLT_OK)
+        st = create_buffer(tr, m->activations, &tr->acts, "activations");
+    if (st == CLT_OK)
+        st = create_buffer(tr, m->workspace, &tr->work, "workspace");
+    for (int i = 0; i < 2 && st == CLT_OK; i++) {
+        st = create_buffer(tr, tr->plan.input_bytes, &tr->inputs[i], "inputs");
+        if (st == CLT_OK) {
+            tr->host_in[i] = calloc(1, tr->plan.input_bytes ? tr->plan.input_bytes : 4);
+            if (!tr->host_in[i])
+                st = CLT_ERR_NO_MEMORY;
+        }
+    }
+    return st;
+}
+
+/* Fills a whole buffer with a float (or zero bytes), enqueued. */
+static enum clt_status fill(struct clt_trainer *tr, cl_mem mem, uint64_t offset_bytes,
+                            uint64_t bytes, float value)
+{
+    if (bytes == 0)
+        return CLT_OK;
+    cl_int err = clEnqueueFillBuffer(tr->dev->queue, mem, &value, sizeof value,
+                                     (size_t)offset_bytes, (size_t)bytes, 0, NULL, NULL);
+    return clt__cl_check(&tr->dev->log, err, "clEnqueueFillBuffer");
+}
+
+/* Parameters and state from their initialisers (host), uploaded; gradients and moments 0. */
+static enum clt_status initialise(struct clt_trainer *tr)
+{
+    const struct clt_graph *g = tr->graph;
+    uint64_t n = tr->plan.trained + tr->plan.state;
+    float *host = malloc((n ? n : 1) * sizeof *host);
+    if (!host)
+        return CLT_ERR_NO_MEMORY;
+    enum clt_status st = CLT_OK;
+    for (uint32_t id = 0; id < tr->plan.n && st == CLT_OK; id++) {
+        const struct clt_tensor *t = g->nodes[id];
+        if (t->kind == CLT__NODE_PARAM || t->kind == CLT__NODE_STATE)
+            st = clt__init_fill(t, tr->options.seed, host + tr->plan.info[id].offset);
+    }
+    if (st == CLT_OK && n > 0)
+        st = clt__cl_check(&tr->dev->log,
+                           clEnqueueWriteBuffer(tr->dev->queue, tr->params, CL_TRUE, 0,
+                                                (size_t)(n * 4), host, 0, NULL, NULL),
+                           "clEnqueueWriteBuffer");
+    free(host);
+    if (st == CLT_OK)
+        st = fill(tr, tr->grads, 0, tr->plan.trained * 4, 0.0f);
+    if (st == CLT_OK)
+        st = fill(tr, tr->moment1, 0, tr->plan.trained * 4, 0.0f);
+    if (st == CLT_OK)
+        st = fill(tr, tr->moment2, 0, tr->plan.trained * 4, 0.0f);
+    if (st == CLT_OK)
+        st = clt__optim_status_reset(tr->dev, (struct clt__buf){tr->status, 0});
+    if (st == CLT_OK)
+        st = clt_device_finish(tr->dev);
+    return st;
+}
+
+static enum clt_status check_options(struct clt_device *dev, const struct clt_trainer_options *o)
+{
+    const struct clt_optimizer *p = &o->optimizer;
+    bool ok = (unsigned)p->kind <= CLT_OPTIM_ADAMW && isfinite(p->lr) && p->lr >= 0 &&
+              p->momentum >= 0 && p->beta1 >= 0 && p->beta1 < 1 && p->beta2 >= 0 &&
+              p->beta2 < 1 && p->eps >= 0 && p->weight_decay >= 0 &&
+              (unsigned)p->schedule <= CLT_LR_COSINE && p->clip_norm >= 0 &&
+              p->accumulate >= 1 && p->warmup_updates >= 0 &&
+              (p->schedule != CLT_LR_STEP || p->step_size > 0) &&
+              (p->schedule != CLT_LR_COSINE || p->total_updates > 0);
+    if (!ok)
+        clt__log(&dev->log, CLT_LOG_ERROR, "invalid optimizer options");
+    return ok ? CLT_OK : CLT_ERR_INVALID_ARGUMENT;
+}
+
+enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
+                                   const struct clt_tensor *loss,
+                                   const struct clt_trainer_options *options,
+                                   struct clt_trainer **out)
+{
+    if (!dev || !graph || !loss || !out)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (graph->status != CLT_OK) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "the graph has an error: %s", graph->error);
+        return graph->status;
+    }
+    if (loss->graph != graph || loss->dtype != CLT_F32 || clt__count(loss) != 1) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "the loss must be a one-element F32 tensor of the "
+                 "graph");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    struct clt_trainer_options defaults;
+    clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
+    const struct clt_trainer_options *o = options ? options : &defaults;
+    enum clt_status st = check_options(dev, o);
+    if (st != CLT_OK)
+        return st;
+    struct clt_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr)
+        return CLT_ERR_NO_MEMORY;
+    tr->dev = dev;
+    tr->graph = graph;
+    tr->loss = loss;
+    tr->options = *o;
+    st = clt__plan_make(dev, graph, loss, o->recompute, &tr->plan);
+    if (st == CLT_OK) {
+        tr->eval_need = calloc(tr->plan.n, sizeof *tr->eval_need);
+        if (!tr->eval_need)
+            st = CLT_ERR_NO_MEMORY;
+    }
+    if (st == CLT_OK) {
+        fill_memory_report(tr);
+        clt__log(&dev->log, CLT_LOG_INFO,
+                 "memory plan: parameters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
+                 "activations %.2f MiB (%.2f MiB unshared), workspace %.2f MiB, inputs %.2f "
+                 "MiB; total %.2f MiB", (double)tr->memory.params / 1048576.0,
+                 (double)tr->memory.grads / 1048576.0, (double)tr->memory.optimizer / 1048576.0,
+                 (double)tr->memory.activations / 1048576.0,
+                 (double)tr->memory.activations_unshared / 1048576.0,
+                 (double)tr->memory.workspace / 1048576.0,
+                 (double)tr->memory.inputs / 1048576.0, (double)tr->memory.total / 1048576.0);
+        st = check_fits(tr);
+    }
+    if (st == CLT_OK)
+        st = allocate(tr);
+    /* A dry run of one step on zero inputs compiles every kernel and warms every GEMM shape;
+     * parameters are initialised afterwards, so it leaves no trace. */
+    if (st == CLT_OK)
+        st = clt__trainer_dry_run(tr);
+    if (st == CLT_OK)
+        st = initialise(tr);
+    if (st != CLT_OK) {
+        clt_trainer_free(tr);
+        return st;
+    }
+    *out = tr;
+    return CLT_OK;
+}
+
+void clt_trainer_free(struct clt_trainer *tr)
+{
+    if (!tr)
+        return;
+    clt_device_finish(tr->dev);
+    for (int i = 0; i < 2; i++) {
+        if (tr->up_ev[i])
+            clReleaseEvent(tr->up_ev[i]);
+        if (tr->done_ev[i])
+            clReleaseEvent(tr->done_ev[i]);
+        if (tr->loss_ev[i])
+            clReleaseEvent(tr->loss_ev[i]);
+        if (tr->inputs[i])
+            clReleaseMemObject(tr->inputs[i]);
+        free(tr->host_in[i]);
+    }
+    if (tr->status_ev)
+        clReleaseEvent(tr->status_ev);
+    cl_mem bufs[] = {tr->params, tr->grads, tr->moment1, tr->moment2,
+                     tr->status, tr->acts,  tr->work};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i])
+            clReleaseMemObject(bufs[i]);
+    free(tr->eval_need);
+    clt__plan_free(&tr->plan);
+    free(tr);
+}
+
+/* ---- Memory and parameters ------------------------------------------------------------- */
+
+enum clt_status clt_trainer_memory(const struct clt_trainer *tr, struct clt_memory_report *out)
+{
+    if (!tr || !out)
+        return CLT_ERR_INVALID_ARGUMENT;
+    *out = tr->memory;
+    return CLT_OK;
+}
+
+/* The index-th parameter or state node, in creation order. */
+static const struct clt_tensor *param_at(const struct clt_trainer *tr, uint32_t index)
+{
+    uint32_t k = 0;
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if (t->kind == CLT__NODE_PARAM || t->kind == CLT__NODE_STATE) {
+            if (k == index)
+                return t;
+            k++;
+        }
+    }
+    return NULL;
+}
+
+uint32_t clt_trainer_param_count(const struct clt_trainer *tr)
+{
+    uint32_t k = 0;
+    for (uint32_t id = 0; tr && id < tr->plan.n; id++)
+        k += tr->graph->nodes[id]->kind == CLT__NODE_PARAM ||
+             tr->graph->nodes[id]->kind == CLT__NODE_STATE;
+    return k;
+}
+
+enum clt_status clt_trainer_param_info(const struct clt_trainer *tr, uint32_t index,
+                                       struct clt_param_info *out)
+{
+    const struct clt_tensor *t = tr && out ? param_at(tr, index) : NULL;
+    if (!t)
+        return CLT_ERR_INVALID_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    out->name = t->name;
+    out->ndim = t->ndim;
+    memcpy(out->shape, t->shape, t->ndim * sizeof *t->shape);
+    out->trained = t->kind == CLT__NODE_PARAM;
+    return CLT_OK;
+}
+
+static const struct clt_tensor *param_named(const struct clt_trainer *tr, const char *name)
+{
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if ((t->kind == CLT__NODE_PARAM || t->kind == CLT__NODE_STATE) &&
+            strcmp(t->name, name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* Finds a named parameter whose size is count, logging why not. */
+static const struct clt_tensor *param_for_copy(struct clt_trainer *tr, const char *name,
+                                               const void *host, uint64_t count)
+{
+    if (!tr || !name || !host)
+        return NULL;
+    const struct clt_tensor *t = param_named(tr, name);
+    if (!t)
+        clt__log(&tr->dev->log, CLT_LOG_ERROR, "no parameter named \"%s\"", name);
+    else if ((uint64_t)clt__count(t) != count)
+        clt__log(&tr->dev->log, CLT_LOG_ERROR, "parameter \"%s\" has %lld elements, not %llu",
+                 name, (long long)clt__count(t), (unsigned long long)count);
+    return t && (uint64_t)clt__count(t) == count ? t : NULL;
+}
+
+enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const char *name, float *dst,
+                                       uint64_t count)
+{
+    const struct clt_tensor *t = param_for_copy(tr, name, dst, count);
+    if (!t)
+        return CLT_ERR_INVALID_ARGUMENT;
+    cl_int err = clEnqueueReadBuffer(tr->dev->queue, tr->params, CL_TRUE,
+                                     (size_t)(tr->plan.info[t->id].offset * 4),
+                                     (size_t)(count * 4), dst, 0, NULL, NULL);
+    return clt__cl_check(&tr->dev->log, err, "clEnqueueReadBuffer");
+}
+
+enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name,
+                                        const float *src, uint64_t count)
+{
+    const struct clt_tensor *t = param_for_copy(tr, name, src, count);
+    if (!t)
+        return CLT_ERR_INVALID_ARGUMENT;
+    cl_int err = clEnqueueWriteBuffer(tr->dev->queue, tr->params, CL_TRUE,
+                                      (size_t)(tr->plan.info[t->id].offset * 4),
+                                      (size_t)(count * 4), src, 0, NULL, NULL);
+    return clt__cl_check(&tr->dev->log, err, "clEnqueueWriteBuffer");
+}

@@ -1,0 +1,111 @@
+/*
+ * trainer.h: what the trainer's modules share: the plan (plan.c: autodiff schedule and
+ * memory plan) and the trainer object (trainer.c: buffers, steps, evaluation).
+ */
+#ifndef CLTRAIN_TRAINER_H
+#define CLTRAIN_TRAINER_H
+
+#include "graph.h"
+
+/* A region of the activation arena used from one point of the step's timeline to another. */
+struct clt__storage {
+    uint64_t bytes;
+    uint64_t offset; /* bytes into the arena, set by the planner */
+    int32_t first, last;
+};
+
+/* What the plan knows of each tensor (indexed by id). */
+struct clt__tinfo {
+    bool reached;    /* the loss depends on it */
+    bool needs_grad; /* its gradient is computed */
+    bool has_bwd;    /* it is an op node whose backward runs */
+    bool recompute;  /* its value is computed again for the backward pass */
+    uint32_t root;   /* the tensor whose memory it is (itself, or what a view views) */
+    int32_t val, val_bwd, grad; /* storage indices, -1 for none */
+    int32_t aux[CLT__MAX_AUX];
+    uint64_t offset;      /* elements: params and state in the parameter buffer, inputs in an
+                             input slot */
+    uint64_t grad_offset; /* elements: trained parameters in the gradient buffer */
+    bool first_contrib[CLT__MAX_INPUTS]; /* this node writes (not adds) input i's gradient */
+    int32_t fwd_pos, bwd_pos;             /* timeline positions, -1 for none */
+};
+
+enum clt__entry_kind { CLT__ENTRY_BACKWARD, CLT__ENTRY_RECOMPUTE };
+
+struct clt__entry {
+    enum clt__entry_kind kind;
+    uint32_t node;
+};
+
+struct clt__plan {
+    uint32_t n; /* nodes of the graph when the plan was made */
+    struct clt__tinfo *info;
+    uint32_t *fwd; /* op nodes (views excluded), in forward order */
+    uint32_t nfwd;
+    struct clt__entry *bwd; /* backward steps and recomputations, in order */
+    uint32_t nbwd;
+    struct clt__storage *st;
+    uint32_t nst;
+    uint64_t arena_bytes;    /* activations, their gradients, saved tensors, after sharing */
+    uint64_t unshared_bytes; /* the same without sharing */
+    uint64_t workspace_bytes;
+    uint64_t trained; /* elements of trained parameters */
+    uint64_t state;   /* elements of state */
+    uint64_t input_bytes; /* bytes of one batch of inputs (one slot) */
+    uint32_t ninputs;
+};
+
+/* Differentiates the graph for `loss` and plans memory. recompute enables activation
+ * recomputation. Errors go to the device's log. */
+enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
+                               const struct clt_tensor *loss, bool recompute,
+                               struct clt__plan *out);
+void clt__plan_free(struct clt__plan *p);
+
+/* ==== The trainer (trainer.c, step.c) =================================================== */
+
+struct clt_trainer {
+    struct clt_device *dev;
+    const struct clt_graph *graph;
+    const struct clt_tensor *loss;
+    struct clt_trainer_options options;
+    struct clt__plan plan;
+    struct clt_memory_report memory;
+
+    /* Device buffers. */
+    cl_mem params;  /* [trained | state] floats */
+    cl_mem grads;   /* [trained] */
+    cl_mem moment1; /* [trained]: SGD momentum, Adam's first moment */
+    cl_mem moment2; /* [trained]: Adam's second moment */
+    cl_mem status;  /* the optimizer's status record (ops/optim.h) */
+    cl_mem acts;    /* the planned activation arena */
+    cl_mem work;    /* scratch shared by all ops and the optimizer */
+    cl_mem inputs[2];
+
+    /* Double-buffered uploads and loss readback. */
+    void *host_in[2];
+    cl_event up_ev[2];   /* upload into inputs[i] done */
+    cl_event done_ev[2]; /* the last step that read inputs[i] done */
+    cl_event loss_ev[2]; /* loss readback into host_loss[i] done */
+    float host_loss[2];
+    uint32_t slot;       /* the input slot of the work being enqueued */
+    uint32_t loss_slot;  /* the host_loss slot of the latest step */
+    bool have_loss;
+
+    /* Non-finite detection for stop_on_nonfinite: the status of an earlier step, read back
+     * without blocking. */
+    cl_event status_ev;
+    uint32_t host_status[8];
+    uint64_t status_step;
+
+    uint64_t steps;
+    uint64_t updates;   /* updates attempted (the schedule's counter) */
+    float last_lr;
+    bool *eval_need;    /* scratch of clt_trainer_eval: nodes the requested output needs */
+};
+
+/* Runs one forward and backward pass on zero inputs without updating anything, so that every
+ * kernel is compiled and every GEMM shape warmed at creation. Blocks. */
+enum clt_status clt__trainer_dry_run(struct clt_trainer *tr);
+
+#endif /* CLTRAIN_TRAINER_H */

@@ -1,0 +1,542 @@
+/*
+ * test_trainer.c: the graph, autodiff, memory plan and trainer through the public API.
+ *
+ * - One SGD step of a small MLP matches a C reference step in double (parameters after the
+ *   update within 2e-5 + 1e-4 relative).
+ * - Gradients of whole networks (a parameter used twice included) match central differences
+ *   of the evaluated loss: the gradient is read as p_before - p_after of one SGD step with
+ *   lr 1 (tolerance 2e-3 + 2e-2 relative, float forward passes with eps 1e-2).
+ * - An MLP learns a synthetic task to a stated loss; accumulation over two micro-batches
+ *   equals one step on the joined batch; a non-finite step is skipped and counted, or stops
+ *   training when asked; the memory plan shares storage and recomputation saves more; a model
+ *   too large for the device fails at creation; bad graphs are refused with a message.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+struct mlp {
+    struct clt_graph *g;
+    struct clt_tensor *x, *y, *logits, *loss;
+};
+
+/* x [n, in] -> linear(hidden) -> relu -> linear(classes) -> cross-entropy with y [n]. */
+static struct mlp make_mlp(int64_t n, int64_t in, int64_t hidden, int64_t classes)
+{
+    struct mlp m;
+    assert_int_equal(clt_graph_create(&m.g), CLT_OK);
+    m.x = clt_input(m.g, "x", CLT_F32, 2, (int64_t[]){n, in});
+    m.y = clt_input(m.g, "y", CLT_I32, 1, (int64_t[]){n});
+    struct clt_tensor *h = clt_relu(m.g, clt_linear(m.g, m.x, hidden, true, "fc1"));
+    m.logits = clt_linear(m.g, h, classes, true, "fc2");
+    m.loss = clt_cross_entropy(m.g, m.logits, m.y, -1, 0.0f);
+    assert_int_equal(clt_graph_status(m.g), CLT_OK);
+    return m;
+}
+
+static struct clt_trainer *make_trainer(struct clt_device *dev, struct mlp *m,
+                                        const struct clt_trainer_options *o)
+{
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, m->g, m->loss, o, &tr), CLT_OK);
+    return tr;
+}
+
+/* Reads a parameter into a malloc'd array. */
+static float *read_param(struct clt_trainer *tr, const char *name, uint64_t count)
+{
+    float *p = malloc(count * sizeof *p);
+    assert_non_null(p);
+    assert_int_equal(clt_trainer_param_read(tr, name, p, count), CLT_OK);
+    return p;
+}
+
+/* The reference MLP step in double: forward, cross-entropy, backward, SGD update. */
+static void ref_mlp_sgd_step(int n, int in, int hid, int cls, const float *x, const int32_t *y,
+                             double *w1, double *b1, double *w2, double *b2, double lr)
+{
+    double *h = calloc((size_t)n * hid, sizeof *h), *z = calloc((size_t)n * hid, sizeof *z);
+    double *dh = calloc((size_t)n * hid, sizeof *dh), *dl = calloc((size_t)n * cls, sizeof *dl);
+    double *gw1 = calloc((size_t)hid * in, sizeof *gw1), *gb1 = calloc(hid, sizeof *gb1);
+    double *gw2 = calloc((size_t)cls * hid, sizeof *gw2), *gb2 = calloc(cls, sizeof *gb2);
+    for (int r = 0; r < n; r++) {
+        for (int j = 0; j < hid; j++) {
+            double s = b1[j];
+            for (int i = 0; i < in; i++)
+                s += x[r * in + i] * w1[j * in + i];
+            z[r * hid + j] = s;
+            h[r * hid + j] = s > 0 ? s : 0;
+        }
+        double lg[64], mx = -INFINITY, se = 0;
+        for (int c = 0; c < cls; c++) {
+            double s = b2[c];
+            for (int j = 0; j < hid; j++)
+                s += h[r * hid + j] * w2[c * hid + j];
+            lg[c] = s;
+            mx = s > mx ? s : mx;
+        }
+        for (int c = 0; c < cls; c++)
+            se += exp(lg[c] - mx);
+        for (int c = 0; c < cls; c++)
+            dl[r * cls + c] = (exp(lg[c] - mx) / se - (c == y[r])) / n;
+    }
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < cls; c++) {
+            gb2[c] += dl[r * cls + c];
+            for (int j = 0; j < hid; j++) {
+                gw2[c * hid + j] += dl[r * cls + c] * h[r * hid + j];
+                dh[r * hid + j] += dl[r * cls + c] * w2[c * hid + j];
+            }
+        }
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < hid; j++) {
+            double d = z[r * hid + j] > 0 ? dh[r * hid + j] : 0;
+            gb1[j] += d;
+            for (int i = 0; i < in; i++)
+                gw1[j * in + i] += d * x[r * in + i];
+        }
+    for (int i = 0; i < hid * in; i++)
+        w1[i] -= lr * gw1[i];
+    for (int i = 0; i < hid; i++)
+        b1[i] -= lr * gb1[i];
+    for (int i = 0; i < cls * hid; i++)
+        w2[i] -= lr * gw2[i];
+    for (int i = 0; i < cls; i++)
+        b2[i] -= lr * gb2[i];
+    free(h);
+    free(z);
+    free(dh);
+    free(dl);
+    free(gw1);
+    free(gb1);
+    free(gw2);
+    free(gb2);
+}
+
+static double *to_double(const float *f, size_t n)
+{
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = f[i];
+    return d;
+}
+
+static void one_step_matches_reference(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 5, IN = 7, HID = 9, CLS = 4 };
+    struct mlp m = make_mlp(N, IN, HID, CLS);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    o.optimizer.lr = 0.5f;
+    o.seed = 3;
+    struct clt_trainer *tr = make_trainer(dev, &m, &o);
+    float x[N * IN];
+    int32_t y[N] = {0, 3, 1, 2, 3};
+    clt_test_fill(x, N * IN, 5, -1.0f, 1.0f);
+    const char *names[4] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+    uint64_t sizes[4] = {HID * IN, HID, CLS * HID, CLS};
+    double *ref[4];
+    for (int i = 0; i < 4; i++) {
+        float *p = read_param(tr, names[i], sizes[i]);
+        ref[i] = to_double(p, sizes[i]);
+        free(p);
+    }
+    const void *batch[2] = {x, y};
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    ref_mlp_sgd_step(N, IN, HID, CLS, x, y, ref[0], ref[1], ref[2], ref[3], 0.5);
+    for (int i = 0; i < 4; i++) {
+        float *p = read_param(tr, names[i], sizes[i]);
+        clt_test_assert_close(names[i], p, ref[i], sizes[i], 2e-5, 1e-4);
+        free(p);
+        free(ref[i]);
+    }
+    struct clt_trainer_stats s;
+    assert_int_equal(clt_trainer_stats(tr, &s), CLT_OK);
+    assert_int_equal(s.steps, 1);
+    assert_int_equal(s.updates, 1);
+    assert_int_equal(s.skipped, 0);
+    clt_trainer_free(tr);
+    clt_graph_free(m.g);
+}
+
+/* ---- Whole-network gradients against finite differences ------------------------------- */
+
+struct fd_ctx {
+    struct clt_trainer *tr;
+    const char *name;
+    const void *const *batch;
+};
+
+static double eval_loss(void *vctx, const float *p, size_t n)
+{
+    struct fd_ctx *c = vctx;
+    float loss = NAN;
+    assert_int_equal(clt_trainer_param_write(c->tr, c->name, p, n), CLT_OK);
+    assert_int_equal(clt_trainer_eval(c->tr, c->batch, NULL, NULL, 0, &loss), CLT_OK);
+    return loss;
+}
+
+/* Checks every parameter of a trainer: the gradient of one SGD step with lr 1 (p_before -
+ * p_after) against central differences of the loss. */
+static void gradcheck_all(struct clt_trainer *tr, const void *const *batch)
+{
+    uint32_t np = clt_trainer_param_count(tr);
+    float *before[16], *grad[16];
+    uint64_t count[16];
+    assert_true(np <= 16);
+    for (uint32_t i = 0; i < np; i++) {
+        struct clt_param_info info;
+        assert_int_equal(clt_trainer_param_info(tr, i, &info), CLT_OK);
+        count[i] = 1;
+        for (uint32_t d = 0; d < info.ndim; d++)
+            count[i] *= (uint64_t)info.shape[d];
+        before[i] = read_param(tr, info.name, count[i]);
+    }
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    for (uint32_t i = 0; i < np; i++) {
+        struct clt_param_info info;
+        clt_trainer_param_info(tr, i, &info);
+        float *after = read_param(tr, info.name, count[i]);
+        grad[i] = malloc(count[i] * sizeof(float));
+        for (uint64_t k = 0; k < count[i]; k++)
+            grad[i][k] = before[i][k] - after[k];
+        free(after);
+    }
+    /* Back to the starting point, then probe each parameter. */
+    for (uint32_t i = 0; i < np; i++) {
+        struct clt_param_info info;
+        clt_trainer_param_info(tr, i, &info);
+        assert_int_equal(clt_trainer_param_write(tr, info.name, before[i], count[i]), CLT_OK);
+    }
+    for (uint32_t i = 0; i < np; i++) {
+        struct clt_param_info info;
+        clt_trainer_param_info(tr, i, &info);
+        if (!info.trained)
+            continue;
+        struct fd_ctx ctx = {tr, info.name, batch};
+        clt_test_gradcheck(info.name, eval_loss, &ctx, before[i], count[i], grad[i], 7, 1e-2,
+                           2e-3, 2e-2);
+        assert_int_equal(clt_trainer_param_write(tr, info.name, before[i], count[i]), CLT_OK);
+    }
+    for (uint32_t i = 0; i < np; i++) {
+        free(before[i]);
+        free(grad[i]);
+    }
+}
+
+static struct clt_trainer_options sgd_lr1(void)
+{
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    o.optimizer.lr = 1.0f;
+    o.seed = 11;
+    return o;
+}
+
+static void mlp_gradients_match_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 3, IN = 5, HID = 6, CLS = 3 };
+    struct mlp m = make_mlp(N, IN, HID, CLS);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = make_trainer(dev, &m, &o);
+    float x[N * IN];
+    int32_t y[N] = {2, 0, 1};
+    clt_test_fill(x, N * IN, 9, -2.0f, 2.0f);
+    const void *batch[2] = {x, y};
+    gradcheck_all(tr, batch);
+    clt_trainer_free(tr);
+    clt_graph_free(m.g);
+}
+
+static void shared_parameter_gradients_accumulate(void **state)
+{
+    struct clt_device *dev = *state;
+    /* loss = mse(tanh(W tanh(W x + b) + b) * x2, t): W and b are used twice, x2 multiplies. */
+    enum { N = 4, D = 5 };
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, D});
+    struct clt_tensor *t = clt_input(g, "t", CLT_F32, 2, (int64_t[]){N, D});
+    struct clt_tensor *w = clt_param(g, "w", 2, (int64_t[]){D, D},
+                                     (struct clt_init){CLT_INIT_XAVIER_UNIFORM, 0, 0});
+    struct clt_tensor *b = clt_param(g, "b", 1, (int64_t[]){D},
+                                     (struct clt_init){CLT_INIT_UNIFORM, -0.5f, 0.5f});
+    struct clt_tensor *h1 = clt_tanh(g, clt_add_bias(g, clt_matmul(g, x, w, false, true), b));
+    struct clt_tensor *h2 = clt_tanh(g, clt_add_bias(g, clt_matmul(g, h1, w, false, true), b));
+    struct clt_tensor *loss = clt_mse(g, clt_mul(g, h2, x), t);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    float xv[N * D], tv[N * D];
+    clt_test_fill(xv, N * D, 21, -1.0f, 1.0f);
+    clt_test_fill(tv, N * D, 22, -1.0f, 1.0f);
+    const void *batch[2] = {xv, tv};
+    gradcheck_all(tr, batch);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+/* ---- Learning, accumulation, non-finite steps -------------------------------------------- */
+
+/* A synthetic task: the label is the index of the largest of the first 3 features. */
+static void make_batch(float *x, int32_t *y, int n, int in, uint64_t seed)
+{
+    clt_test_fill(x, (size_t)n * in, seed, -1.0f, 1.0f);
+    for (int r = 0; r < n; r++) {
+        int best = 0;
+        for (int c = 1; c < 3; c++)
+            if (x[r * in + c] > x[r * in + best])
+                best = c;
+        y[r] = best;
+    }
+}
+
+static void mlp_learns(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 32, IN = 6, HID = 24, CLS = 3 };
+    int steps = clt_test_small() ? 60 : 200;
+    struct mlp m = make_mlp(N, IN, HID, CLS);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
+    o.optimizer.lr = 0.01f;
+    o.seed = 1;
+    struct clt_trainer *tr = make_trainer(dev, &m, &o);
+    float x[N * IN], first = 0, last = 0;
+    int32_t y[N];
+    for (int s = 0; s < steps; s++) {
+        make_batch(x, y, N, IN, 100 + (uint64_t)s);
+        const void *batch[2] = {x, y};
+        assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+        if (s == 0)
+            assert_int_equal(clt_trainer_loss(tr, &first), CLT_OK);
+    }
+    assert_int_equal(clt_trainer_loss(tr, &last), CLT_OK);
+    /* Chance is ln 3 = 1.10; the task is easy for this network. */
+    float held;
+    make_batch(x, y, N, IN, 99999);
+    const void *batch[2] = {x, y};
+    assert_int_equal(clt_trainer_eval(tr, batch, NULL, NULL, 0, &held), CLT_OK);
+    if (!(first > 0.9f && held < (clt_test_small() ? 0.8f : 0.4f)))
+        fail_msg("loss %.4f at the first step, %.4f held out after %d steps", first, held, steps);
+    clt_trainer_free(tr);
+    clt_graph_free(m.g);
+}
+
+static void accumulation_equals_a_joined_batch(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 6, IN = 4, HID = 5, CLS = 3 };
+    float x[N * IN];
+    int32_t y[N];
+    make_batch(x, y, N, IN, 7);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    o.optimizer.lr = 0.3f;
+    o.optimizer.momentum = 0.9f;
+    o.seed = 5;
+    struct mlp whole = make_mlp(N, IN, HID, CLS);
+    struct clt_trainer *a = make_trainer(dev, &whole, &o);
+    const void *batch[2] = {x, y};
+    assert_int_equal(clt_trainer_step(a, batch), CLT_OK);
+    o.optimizer.accumulate = 2;
+    struct mlp half = make_mlp(N / 2, IN, HID, CLS);
+    struct clt_trainer *b = make_trainer(dev, &half, &o);
+    const void *b1[2] = {x, y}, *b2[2] = {x + N / 2 * IN, y + N / 2};
+    assert_int_equal(clt_trainer_step(b, b1), CLT_OK);
+    struct clt_trainer_stats s;
+    assert_int_equal(clt_trainer_stats(b, &s), CLT_OK);
+    assert_int_equal(s.updates, 0);
+    assert_int_equal(clt_trainer_step(b, b2), CLT_OK);
+    assert_int_equal(clt_trainer_stats(b, &s), CLT_OK);
+    assert_int_equal(s.updates, 1);
+    float *pa = read_param(a, "fc1.weight", HID * IN), *pb = read_param(b, "fc1.weight", HID * IN);
+    double *want = to_double(pa, HID * IN);
+    clt_test_assert_close("accumulated fc1.weight", pb, want, HID * IN, 1e-6, 1e-5);
+    free(pa);
+    free(pb);
+    free(want);
+    clt_trainer_free(a);
+    clt_trainer_free(b);
+    clt_graph_free(whole.g);
+    clt_graph_free(half.g);
+}
+
+static void nonfinite_steps_are_skipped(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 4, IN = 3, HID = 4, CLS = 2 };
+    struct mlp m = make_mlp(N, IN, HID, CLS);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
+    struct clt_trainer *tr = make_trainer(dev, &m, &o);
+    float x[N * IN];
+    int32_t y[N] = {0, 1, 1, 0};
+    clt_test_fill(x, N * IN, 3, -1.0f, 1.0f);
+    float *before = read_param(tr, "fc1.weight", HID * IN);
+    x[4] = NAN;
+    const void *batch[2] = {x, y};
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    float *after = read_param(tr, "fc1.weight", HID * IN);
+    assert_memory_equal(before, after, HID * IN * sizeof(float));
+    struct clt_trainer_stats s;
+    assert_int_equal(clt_trainer_stats(tr, &s), CLT_OK);
+    assert_int_equal(s.skipped, 1);
+    assert_int_equal(s.updates, 0);
+    /* Training goes on with good data. */
+    x[4] = 0.5f;
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    assert_int_equal(clt_trainer_stats(tr, &s), CLT_OK);
+    assert_int_equal(s.updates, 1);
+    free(before);
+    free(after);
+    clt_trainer_free(tr);
+
+    /* Asked to stop: the step after the bad one fails. */
+    o.stop_on_nonfinite = true;
+    tr = make_trainer(dev, &m, &o);
+    x[4] = INFINITY;
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    x[4] = 0.5f;
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_ERR_NONFINITE);
+    clt_trainer_free(tr);
+    clt_graph_free(m.g);
+}
+
+/* ---- Memory ----------------------------------------------------------------------------- */
+
+static void memory_is_shared_and_recomputation_saves(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){16, 32});
+    struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){16});
+    struct clt_tensor *h = x;
+    char name[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof name, "l%d", i);
+        h = clt_gelu(g, clt_linear(g, h, 32, true, name), true);
+    }
+    struct clt_tensor *loss = clt_cross_entropy(g, clt_linear(g, h, 4, true, "out"), y, -1, 0);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    struct clt_trainer *plain = NULL, *re = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &plain), CLT_OK);
+    o.recompute = true;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &re), CLT_OK);
+    struct clt_memory_report mp, mr;
+    assert_int_equal(clt_trainer_memory(plain, &mp), CLT_OK);
+    assert_int_equal(clt_trainer_memory(re, &mr), CLT_OK);
+    assert_true(mp.activations < mp.activations_unshared);
+    assert_true(mr.activations < mp.activations);
+    assert_int_equal(mp.params, (6 * (32 * 32 + 32) + 32 * 4 + 4) * 4);
+    assert_true(mp.total >= mp.params + mp.grads + mp.activations);
+    /* Recomputation changes memory, not results. */
+    float xv[16 * 32];
+    int32_t yv[16];
+    make_batch(xv, yv, 16, 32, 1);
+    const void *batch[2] = {xv, yv};
+    float l1, l2;
+    for (int s = 0; s < 3; s++) {
+        assert_int_equal(clt_trainer_step(plain, batch), CLT_OK);
+        assert_int_equal(clt_trainer_step(re, batch), CLT_OK);
+    }
+    assert_int_equal(clt_trainer_loss(plain, &l1), CLT_OK);
+    assert_int_equal(clt_trainer_loss(re, &l2), CLT_OK);
+    assert_float_equal(l1, l2, 0.0f);
+    clt_trainer_free(plain);
+    clt_trainer_free(re);
+    clt_graph_free(g);
+}
+
+static void model_too_large_fails_at_creation(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt_test_log text = {0};
+    struct clt_log keep = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_WARN};
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    int64_t big = (int64_t)(clt_device_info(dev)->max_alloc_bytes / 4 / 40000 + 1);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){1, 40000});
+    struct clt_tensor *loss = clt_sum(g, clt_linear(g, x, big, false, "huge"));
+    struct clt_trainer *tr = (struct clt_trainer *)&text;
+    assert_int_equal(clt_trainer_create(dev, g, loss, NULL, &tr), CLT_ERR_DEVICE_MEMORY);
+    assert_ptr_equal(tr, (struct clt_trainer *)&text);
+    assert_non_null(strstr(text.text, "does not fit"));
+    assert_non_null(strstr(text.text, "MiB"));
+    dev->log = keep;
+    clt_graph_free(g);
+}
+
+static void bad_graphs_are_refused(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt_graph *g, *other;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    struct clt_tensor *a = clt_input(g, "a", CLT_F32, 2, (int64_t[]){2, 3});
+    struct clt_tensor *b = clt_input(g, "b", CLT_F32, 2, (int64_t[]){3, 2});
+    assert_non_null(a);
+    /* Shape mismatch: the first error is kept, later builders return NULL quietly. */
+    assert_null(clt_add(g, a, b));
+    assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(clt_graph_error(g), "shapes differ"));
+    assert_null(clt_relu(g, NULL));
+    assert_non_null(strstr(clt_graph_error(g), "shapes differ"));
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, a, NULL, &tr), CLT_ERR_INVALID_ARGUMENT);
+    /* A tensor of another graph; duplicate names; bad shapes. */
+    struct clt_tensor *c = clt_input(other, "c", CLT_F32, 1, (int64_t[]){3});
+    assert_null(clt_relu(other, a));
+    assert_non_null(strstr(clt_graph_error(other), "another graph"));
+    clt_graph_free(other);
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    assert_non_null(clt_input(other, "c", CLT_F32, 1, (int64_t[]){3}));
+    assert_null(clt_input(other, "c", CLT_F32, 1, (int64_t[]){3}));
+    assert_non_null(strstr(clt_graph_error(other), "already taken"));
+    clt_graph_free(other);
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    assert_null(clt_input(other, "z", CLT_F32, 2, (int64_t[]){3, 0}));
+    clt_graph_free(other);
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    assert_null(clt_matmul(other, clt_input(other, "p", CLT_F32, 2, (int64_t[]){2, 3}),
+                           clt_input(other, "q", CLT_F32, 2, (int64_t[]){2, 3}), false, false));
+    assert_non_null(strstr(clt_graph_error(other), "inner dimensions"));
+    clt_graph_free(other);
+    /* A loss that depends on no parameter. */
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    c = clt_input(other, "c", CLT_F32, 1, (int64_t[]){3});
+    struct clt_tensor *s = clt_sum(other, c);
+    assert_int_equal(clt_trainer_create(dev, other, s, NULL, &tr), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_trainer_create(dev, other, c, NULL, &tr), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_trainer_create(NULL, other, s, NULL, &tr), CLT_ERR_INVALID_ARGUMENT);
+    clt_graph_free(other);
+    clt_graph_free(g);
+    clt_graph_free(NULL);
+    clt_trainer_free(NULL);
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_step_matches_reference),
+        cmocka_unit_test(mlp_gradients_match_finite_differences),
+        cmocka_unit_test(shared_parameter_gradients_accumulate),
+        cmocka_unit_test(mlp_learns),
+        cmocka_unit_test(accumulation_equals_a_joined_batch),
+        cmocka_unit_test(nonfinite_steps_are_skipped),
+        cmocka_unit_test(memory_is_shared_and_recomputation_saves),
+        cmocka_unit_test(model_too_large_fails_at_creation),
+        cmocka_unit_test(bad_graphs_are_refused),
+    };
+    return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
+}
