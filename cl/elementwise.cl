@@ -1,3 +1,255 @@
 /*
- * elementwise.cl: (being written) basic tensor arithmetic, reductions and bias.
+ * elementwise.cl: basic tensor arithmetic, sums and the bias of the linear layer.
+ *
+ *   fill_forward        y = value
+ *   copy_forward        y = x
+ *   copy_backward       dx (+)= dy          (also the backward of add and of bias for x)
+ *   axpy_forward        y += alpha * x      (fused: one rounding)
+ *   add_forward         y = a + b
+ *   mul_forward         y = a * b
+ *   mul_backward        dx (+)= dy * other  (da with other = b, db with other = a)
+ *   scale_forward       y = alpha * x
+ *   scale_backward      dx (+)= alpha * dy
+ *   bias_forward        y[r, c] = x[r, c] + bias[c]
+ *   bias_backward       dbias[c] (+)= sum over r of dy[r, c]
+ *   sum_rows_forward    y[r] = (sum over c of x[r, c]) / divisor
+ *   sum_backward        dx[r, c] (+)= dy[r] / divisor
+ *   sum_partials        part[j] = sum of x[j], x[j + parts], x[j + 2 parts], ... (< n)
+ *   sum_finish          y[0] = (sum of x[0..n)) / divisor
+ * divisor is 1 for sums and the number of summed elements for means. The full sum of n
+ * elements runs sum_partials with parts = ceil(n / 256) as often as needed to bring the
+ * count to 256 or fewer, then sum_finish; the launcher owns that constant.
+ *
+ * Buffers: every tensor is dense, row-major float, passed as a __global pointer and an int
+ * element offset (x, x_off). Elementwise tensors have n elements; bias and row reductions
+ * see x as [rows, cols], bias and dbias as [cols], row sums and their dy as [rows]. An
+ * elementwise output may be the same memory as an input (same offset): each work-item
+ * reads its element before writing it.
+ *
+ * Work-items (1-D, any work-group size; items past the real size return at once):
+ *   elementwise ops, bias_forward, sum_backward   one per output element
+ *   sum_rows_forward                              one per row, walking its columns in order
+ *   bias_backward                                 one per column, walking the rows in order
+ *   sum_partials                                  one per partial sum
+ *   sum_finish                                    one, the first
+ *
+ * Sums use Neumaier's compensated summation in a fixed order, so a result depends only on
+ * the data and the shape, never on the launch shape, and its error stays within a few ulp
+ * of the sum of absolute values instead of growing with the length.
+ *
+ * Backward kernels take `accumulate`: 0 writes dx without reading it, 1 adds to it.
+ *
+ * Tunables: none.
  */
+
+/* One step of Neumaier's compensated sum: acc.x is the running sum, acc.y the low-order
+ * part that rounding dropped from it. Exact while no term exceeds the float range. */
+float2 sum_add(float2 acc, float v)
+{
+    const float t = acc.x + v;
+    if (fabs(acc.x) >= fabs(v))
+        acc.y += (acc.x - t) + v;
+    else
+        acc.y += (v - t) + acc.x;
+    acc.x = t;
+    return acc;
+}
+
+/* The value of a compensated sum. An infinite running sum is the answer as it stands: its
+ * compensation is NaN. */
+float sum_value(float2 acc)
+{
+    return isinf(acc.x) ? acc.x : acc.x + acc.y;
+}
+
+/* Stores a gradient: overwrite, or add to what is there. */
+void grad_store(__global float *dx, int i, int accumulate, float g)
+{
+    if (accumulate)
+        dx[i] = dx[i] + g;
+    else
+        dx[i] = g;
+}
+
+__kernel void fill_forward(int n, float value,
+                           __global float *y, int y_off) /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    y[y_off + i] = value;
+}
+
+__kernel void copy_forward(int n,
+                           __global const float *x, int x_off, /* [n] */
+                           __global float *y, int y_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    y[y_off + i] = x[x_off + i];
+}
+
+__kernel void copy_backward(int n, int accumulate,
+                            __global const float *dy, int dy_off, /* [n] */
+                            __global float *dx, int dx_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    grad_store(dx + dx_off, i, accumulate, dy[dy_off + i]);
+}
+
+__kernel void axpy_forward(int n, float alpha,
+                           __global const float *x, int x_off, /* [n] */
+                           __global float *y, int y_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    y[y_off + i] = fma(alpha, x[x_off + i], y[y_off + i]);
+}
+
+__kernel void add_forward(int n,
+                          __global const float *a, int a_off, /* [n] */
+                          __global const float *b, int b_off, /* [n] */
+                          __global float *y, int y_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    y[y_off + i] = a[a_off + i] + b[b_off + i];
+}
+
+__kernel void mul_forward(int n,
+                          __global const float *a, int a_off, /* [n] */
+                          __global const float *b, int b_off, /* [n] */
+                          __global float *y, int y_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    y[y_off + i] = a[a_off + i] * b[b_off + i];
+}
+
+__kernel void mul_backward(int n, int accumulate,
+                           __global const float *dy, int dy_off,       /* [n] */
+                           __global const float *other, int other_off, /* [n] */
+                           __global float *dx, int dx_off)             /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float g = dy[dy_off + i], o = other[other_off + i];
+    dx += dx_off;
+    if (accumulate)
+        dx[i] = fma(g, o, dx[i]);
+    else
+        dx[i] = g * o;
+}
+
+__kernel void scale_forward(int n, float alpha,
+                            __global const float *x, int x_off, /* [n] */
+                            __global float *y, int y_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    y[y_off + i] = alpha * x[x_off + i];
+}
+
+__kernel void scale_backward(int n, float alpha, int accumulate,
+                             __global const float *dy, int dy_off, /* [n] */
+                             __global float *dx, int dx_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float g = dy[dy_off + i];
+    dx += dx_off;
+    if (accumulate)
+        dx[i] = fma(alpha, g, dx[i]);
+    else
+        dx[i] = alpha * g;
+}
+
+__kernel void bias_forward(int rows, int cols,
+                           __global const float *x, int x_off,       /* [rows, cols] */
+                           __global const float *bias, int bias_off, /* [cols] */
+                           __global float *y, int y_off)             /* [rows, cols] */
+{
+    const int i = get_global_id(0);
+    if (i >= rows * cols)
+        return;
+    y[y_off + i] = x[x_off + i] + bias[bias_off + i % cols];
+}
+
+__kernel void bias_backward(int rows, int cols, int accumulate,
+                            __global const float *dy, int dy_off, /* [rows, cols] */
+                            __global float *dbias, int dbias_off) /* [cols] */
+{
+    const int c = get_global_id(0);
+    if (c >= cols)
+        return;
+    dy += dy_off;
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int r = 0; r < rows; r++)
+        acc = sum_add(acc, dy[r * cols + c]);
+    grad_store(dbias + dbias_off, c, accumulate, sum_value(acc));
+}
+
+__kernel void sum_rows_forward(int rows, int cols, float divisor,
+                               __global const float *x, int x_off, /* [rows, cols] */
+                               __global float *y, int y_off)       /* [rows] */
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    x += x_off + r * cols;
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int c = 0; c < cols; c++)
+        acc = sum_add(acc, x[c]);
+    y[y_off + r] = sum_value(acc) / divisor;
+}
+
+__kernel void sum_backward(int rows, int cols, float divisor, int accumulate,
+                           __global const float *dy, int dy_off, /* [rows] */
+                           __global float *dx, int dx_off)       /* [rows, cols] */
+{
+    const int i = get_global_id(0);
+    if (i >= rows * cols)
+        return;
+    grad_store(dx + dx_off, i, accumulate, dy[dy_off + i / cols] / divisor);
+}
+
+__kernel void sum_partials(int n, int parts,
+                           __global const float *x, int x_off,  /* [n] */
+                           __global float *part, int part_off)  /* [parts] */
+{
+    const int j = get_global_id(0);
+    if (j >= parts)
+        return;
+    x += x_off;
+    /* Strided, so that neighbouring work-items read neighbouring elements. parts <= n, so
+     * x[j] exists; the loop stops before i + parts could pass INT_MAX. */
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int i = j;; i += parts) {
+        acc = sum_add(acc, x[i]);
+        if (n - i <= parts)
+            break;
+    }
+    part[part_off + j] = sum_value(acc);
+}
+
+__kernel void sum_finish(int n, float divisor,
+                         __global const float *x, int x_off, /* [n] */
+                         __global float *y, int y_off)       /* [1] */
+{
+    if (get_global_id(0) != 0)
+        return;
+    x += x_off;
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int i = 0; i < n; i++)
+        acc = sum_add(acc, x[i]);
+    y[y_off] = sum_value(acc) / divisor;
+}

@@ -1,3 +1,410 @@
 /*
- * loss.cl: softmax, log-softmax, cross-entropy and mean squared error (being written).
+ * loss.cl: softmax and log-softmax along the last axis, cross-entropy with integer labels
+ * (fused with log-softmax, optional label smoothing) and mean squared error, forward and
+ * backward.
+ *
+ * Layouts (row-major, every tensor a __global pointer plus an element offset):
+ *   x, y, dy, dx     [rows, cols]      softmax / log-softmax input, output and gradients
+ *   logits, dlogits  [rows, classes]   cross-entropy input and its gradient
+ *   labels           [rows] int        class index, or ignore_index
+ *   ws               cross-entropy workspace, floats:
+ *                      [0, rows)          loss of each row (0 where the row is ignored)
+ *                      [rows, 2 rows)     max of each row of logits
+ *                      [2 rows, 3 rows)   log(sum_j exp(logits[r, j] - max)) of each row
+ *                      [3 rows]           number of counted rows (written by the finish)
+ *                    mse workspace: one partial sum per block of block_size elements
+ *   loss, dloss      [1]               scalar loss and its upstream gradient
+ *
+ * Work-items:
+ *   Row kernels (softmax_*, log_softmax_*, cross_entropy_rows): one work-group per row, any
+ *   local size. The row is split into LANES lanes: lane p walks columns p, p + LANES, ... in
+ *   increasing order, and the LANES partial results are combined by a fixed binary tree in
+ *   local memory. Work-item l of a group of L computes lanes l, l + L, ...: who computes a lane
+ *   does not change its value, so results depend on LANES only, never on the local size.
+ *   Finish kernels (cross_entropy_finish, mse_finish): one work-group in all, same lanes.
+ *   mse_partial: one work-group per block of block_size elements (a constant of the launcher,
+ *   never derived from the device), same lanes.
+ *   Elementwise kernels (cross_entropy_backward, mse_backward): one work-item per element.
+ *
+ * The loops that write a row step by the local size with a trip count that is the same for
+ * every work-item of the group (j0 = 0, L, 2L, ...; column j0 + l when it exists). PoCL 3.1
+ * miscompiles the usual `for (j = l; j < cols; j += L)` when its body reads and writes dx
+ * (accumulate): the vectorized loop writes past its row into the next group's, a race.
+ *
+ * Numerics: every softmax subtracts the row max before exp, so exp never overflows and the
+ * row sum lies in [1, cols]. Cross-entropy is computed from z = logits - max (never from a
+ * log-sum-exp of the magnitude of the logits), so logits of 1e4 lose nothing to cancellation.
+ * Sums of squares use separate multiply and add (FP_CONTRACT is off, no fma).
+ *
+ * Tunable: CLT_LOSS_LANES (default 64, a power of two), the number of lanes of a reduction.
+ * It fixes the summation order; launchers use at most that many work-items per group.
  */
+#ifndef CLT_LOSS_LANES
+#define CLT_LOSS_LANES 64
+#endif
+#define LANES CLT_LOSS_LANES
+#if (LANES & (LANES - 1)) != 0
+#error "CLT_LOSS_LANES must be a power of two"
+#endif
+
+/* ---- Group reductions -------------------------------------------------------------------- */
+
+/* The sum of part[0..LANES) by a fixed binary tree (lane p adds lane p + s, for s = LANES/2
+ * down to 1), returned to every work-item of the group. Every work-item must call it after
+ * writing its lanes; part may be rewritten once it returns. */
+float loss_tree_sum(__local float *part)
+{
+    const int lid = get_local_id(0), lsz = get_local_size(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = LANES / 2; s > 0; s >>= 1) {
+        for (int p = lid; p < s; p += lsz)
+            part[p] += part[p + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = part[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
+/* The same for the maximum (exact in any order; NaN never wins a comparison). */
+float loss_tree_max(__local float *part)
+{
+    const int lid = get_local_id(0), lsz = get_local_size(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = LANES / 2; s > 0; s >>= 1) {
+        for (int p = lid; p < s; p += lsz)
+            part[p] = part[p + s] > part[p] ? part[p + s] : part[p];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = part[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
+/* The same for integers. */
+int loss_tree_sum_int(__local int *part)
+{
+    const int lid = get_local_id(0), lsz = get_local_size(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = LANES / 2; s > 0; s >>= 1) {
+        for (int p = lid; p < s; p += lsz)
+            part[p] += part[p + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const int total = part[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
+/* max_j x[j] over one row x [cols]. */
+float loss_row_max(__global const float *x, int cols, __local float *part)
+{
+    for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
+        float m = -INFINITY;
+        for (int j = p; j < cols; j += LANES)
+            m = x[j] > m ? x[j] : m;
+        part[p] = m;
+    }
+    return loss_tree_max(part);
+}
+
+/* sum_j exp(x[j] - m) over one row x [cols]. */
+float loss_row_sum_exp(__global const float *x, int cols, float m, __local float *part)
+{
+    for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
+        float acc = 0.0f;
+        for (int j = p; j < cols; j += LANES)
+            acc += exp(x[j] - m);
+        part[p] = acc;
+    }
+    return loss_tree_sum(part);
+}
+
+/* sum_j a[j] * b[j] over one row a, b [cols]. */
+float loss_row_dot(__global const float *a, __global const float *b, int cols,
+                   __local float *part)
+{
+    for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
+        float acc = 0.0f;
+        for (int j = p; j < cols; j += LANES)
+            acc += a[j] * b[j];
+        part[p] = acc;
+    }
+    return loss_tree_sum(part);
+}
+
+/* sum_j (a[j] - shift) over one row a [cols]. */
+float loss_row_sum_shifted(__global const float *a, int cols, float shift, __local float *part)
+{
+    for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
+        float acc = 0.0f;
+        for (int j = p; j < cols; j += LANES)
+            acc += a[j] - shift;
+        part[p] = acc;
+    }
+    return loss_tree_sum(part);
+}
+
+/* Writes v into *out, or adds it when accumulating. */
+void loss_store(__global float *out, float v, int accumulate)
+{
+    if (accumulate)
+        *out += v;
+    else
+        *out = v;
+}
+
+/* ---- Softmax and log-softmax ------------------------------------------------------------- */
+
+/* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r). One group per row. */
+__kernel void softmax_forward(int rows, int cols,
+                              __global const float *x, int x_off, /* [rows, cols] */
+                              __global float *y, int y_off)       /* [rows, cols] */
+{
+    __local float part[LANES];
+    const int row = get_group_id(0);
+    if (row >= rows)
+        return;
+    x += x_off + (size_t)row * cols;
+    y += y_off + (size_t)row * cols;
+    const float m = loss_row_max(x, cols, part);
+    const float s = loss_row_sum_exp(x, cols, m, part);
+    for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
+        const int j = j0 + get_local_id(0);
+        if (j < cols)
+            y[j] = exp(x[j] - m) / s;
+    }
+}
+
+/* dx[r, j] (+)= y[r, j] * (dy[r, j] - sum_k dy[r, k] * y[r, k]), y the softmax output. */
+__kernel void softmax_backward(int rows, int cols,
+                               __global const float *y, int y_off,   /* [rows, cols] */
+                               __global const float *dy, int dy_off, /* [rows, cols] */
+                               __global float *dx, int dx_off,       /* [rows, cols] */
+                               int accumulate)
+{
+    __local float part[LANES];
+    const int row = get_group_id(0);
+    if (row >= rows)
+        return;
+    y += y_off + (size_t)row * cols;
+    dy += dy_off + (size_t)row * cols;
+    dx += dx_off + (size_t)row * cols;
+    const float dot = loss_row_dot(dy, y, cols, part);
+    for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
+        const int j = j0 + get_local_id(0);
+        if (j < cols)
+            loss_store(dx + j, y[j] * (dy[j] - dot), accumulate);
+    }
+}
+
+/* y[r, j] = (x[r, j] - max_r) - log(sum_k exp(x[r, k] - max_r)). One group per row. */
+__kernel void log_softmax_forward(int rows, int cols,
+                                  __global const float *x, int x_off, /* [rows, cols] */
+                                  __global float *y, int y_off)       /* [rows, cols] */
+{
+    __local float part[LANES];
+    const int row = get_group_id(0);
+    if (row >= rows)
+        return;
+    x += x_off + (size_t)row * cols;
+    y += y_off + (size_t)row * cols;
+    const float m = loss_row_max(x, cols, part);
+    const float log_s = log(loss_row_sum_exp(x, cols, m, part));
+    for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
+        const int j = j0 + get_local_id(0);
+        if (j < cols)
+            y[j] = (x[j] - m) - log_s;
+    }
+}
+
+/* dx[r, j] (+)= dy[r, j] - exp(y[r, j]) * sum_k dy[r, k], y the log-softmax output. */
+__kernel void log_softmax_backward(int rows, int cols,
+                                   __global const float *y, int y_off,   /* [rows, cols] */
+                                   __global const float *dy, int dy_off, /* [rows, cols] */
+                                   __global float *dx, int dx_off,       /* [rows, cols] */
+                                   int accumulate)
+{
+    __local float part[LANES];
+    const int row = get_group_id(0);
+    if (row >= rows)
+        return;
+    y += y_off + (size_t)row * cols;
+    dy += dy_off + (size_t)row * cols;
+    dx += dx_off + (size_t)row * cols;
+    const float sum_dy = loss_row_sum_shifted(dy, cols, 0.0f, part);
+    for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
+        const int j = j0 + get_local_id(0);
+        if (j < cols)
+            loss_store(dx + j, dy[j] - exp(y[j]) * sum_dy, accumulate);
+    }
+}
+
+/* ---- Cross-entropy with integer labels --------------------------------------------------- */
+
+/* A row counts when its label is a class; ignore_index and labels outside [0, classes) do
+ * not, and no kernel indexes with them. */
+int loss_label_counts(int label, int classes, int ignore_index)
+{
+    return label != ignore_index && label >= 0 && label < classes;
+}
+
+/* Per row r, with z = logits[r, :] - max_r and log_s = log sum_j exp(z_j):
+ *     ws[r] = log_s - (1 - eps) z[label] - eps * mean_j z_j     (0 when the row is ignored),
+ * the cross-entropy of the row against (1 - eps) onehot(label) + eps / classes; and
+ * ws[rows + r] = max_r, ws[2 rows + r] = log_s for the backward. One group per row. */
+__kernel void cross_entropy_rows(int rows, int classes,
+                                 __global const float *logits, int logits_off, /* [rows, classes] */
+                                 __global const int *labels, int labels_off,   /* [rows] */
+                                 int ignore_index, float smoothing,
+                                 __global float *ws, int ws_off)               /* [3 rows + 1] */
+{
+    __local float part[LANES];
+    const int row = get_group_id(0);
+    if (row >= rows)
+        return;
+    logits += logits_off + (size_t)row * classes;
+    ws += ws_off;
+    const int label = labels[labels_off + row];
+    const float m = loss_row_max(logits, classes, part);
+    const float log_s = log(loss_row_sum_exp(logits, classes, m, part));
+    /* The same branch for the whole group: smoothing is an argument. */
+    float mean_z = 0.0f;
+    if (smoothing != 0.0f)
+        mean_z = loss_row_sum_shifted(logits, classes, m, part) / (float)classes;
+    if (get_local_id(0) == 0) {
+        float loss = 0.0f;
+        if (loss_label_counts(label, classes, ignore_index))
+            loss = log_s - (1.0f - smoothing) * (logits[label] - m) - smoothing * mean_z;
+        ws[row] = loss;
+        ws[rows + row] = m;
+        ws[2 * rows + row] = log_s;
+    }
+}
+
+/* count = number of counted rows; loss[0] = sum_r ws[r] / count (0 when count is 0);
+ * ws[3 rows] = count. One work-group in all. */
+__kernel void cross_entropy_finish(int rows, int classes,
+                                   __global const int *labels, int labels_off, /* [rows] */
+                                   int ignore_index,
+                                   __global float *ws, int ws_off,             /* [3 rows + 1] */
+                                   __global float *loss, int loss_off)         /* [1] */
+{
+    __local float part[LANES];
+    __local int count_part[LANES];
+    if (get_group_id(0) != 0)
+        return;
+    labels += labels_off;
+    ws += ws_off;
+    for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
+        float acc = 0.0f;
+        int count = 0;
+        for (int r = p; r < rows; r += LANES) {
+            acc += ws[r];
+            count += loss_label_counts(labels[r], classes, ignore_index);
+        }
+        part[p] = acc;
+        count_part[p] = count;
+    }
+    const float total = loss_tree_sum(part);
+    const int count = loss_tree_sum_int(count_part);
+    if (get_local_id(0) == 0) {
+        ws[3 * rows] = (float)count;
+        loss[loss_off] = count > 0 ? total / (float)count : 0.0f;
+    }
+}
+
+/* dlogits[r, j] (+)= (softmax(logits)[r, j] - target[r, j]) * dloss / count for counted rows,
+ * target = (1 - eps) onehot(label) + eps / classes; 0 for ignored rows. Reads max, log_s and
+ * count from the workspace the forward filled. One work-item per element. */
+__kernel void cross_entropy_backward(int rows, int classes,
+                                     __global const float *logits, int logits_off, /* [rows, classes] */
+                                     __global const int *labels, int labels_off,   /* [rows] */
+                                     int ignore_index, float smoothing,
+                                     __global const float *ws, int ws_off,         /* [3 rows + 1] */
+                                     __global const float *dloss, int dloss_off,   /* [1] */
+                                     __global float *dlogits, int dlogits_off,     /* [rows, classes] */
+                                     int accumulate)
+{
+    const int i = get_global_id(0);
+    if (i >= rows * classes)
+        return;
+    const int row = i / classes, j = i - row * classes;
+    const int label = labels[labels_off + row];
+    ws += ws_off;
+    float g = 0.0f;
+    if (loss_label_counts(label, classes, ignore_index)) {
+        const float p = exp((logits[logits_off + i] - ws[rows + row]) - ws[2 * rows + row]);
+        float target = smoothing / (float)classes;
+        if (j == label)
+            target += 1.0f - smoothing;
+        g = (p - target) * (dloss[dloss_off] / ws[3 * rows]);
+    }
+    loss_store(dlogits + dlogits_off + i, g, accumulate);
+}
+
+/* ---- Mean squared error ------------------------------------------------------------------ */
+
+/* ws[b] = sum of (x[i] - target[i])^2 over i in [b block_size, (b + 1) block_size). One
+ * group per block. */
+__kernel void mse_partial(int n, int block_size,
+                          __global const float *x, int x_off,           /* [n] */
+                          __global const float *target, int target_off, /* [n] */
+                          __global float *ws, int ws_off)               /* [blocks] */
+{
+    __local float part[LANES];
+    const int block = get_group_id(0);
+    const int start = block * block_size;
+    if (start >= n)
+        return;
+    x += x_off;
+    target += target_off;
+    for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
+        float acc = 0.0f;
+        for (int i = start + p; i < start + block_size && i < n; i += LANES) {
+            const float d = x[i] - target[i];
+            acc += d * d;
+        }
+        part[p] = acc;
+    }
+    const float total = loss_tree_sum(part);
+    if (get_local_id(0) == 0)
+        ws[ws_off + block] = total;
+}
+
+/* loss[0] = sum_b ws[b] / n over the ceil(n / block_size) partials (0 when n is 0). One
+ * work-group in all. */
+__kernel void mse_finish(int n, int block_size,
+                         __global const float *ws, int ws_off, /* [blocks] */
+                         __global float *loss, int loss_off)   /* [1] */
+{
+    __local float part[LANES];
+    if (get_group_id(0) != 0)
+        return;
+    const int blocks = n / block_size + (n % block_size != 0);
+    ws += ws_off;
+    for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
+        float acc = 0.0f;
+        for (int b = p; b < blocks; b += LANES)
+            acc += ws[b];
+        part[p] = acc;
+    }
+    const float total = loss_tree_sum(part);
+    if (get_local_id(0) == 0)
+        loss[loss_off] = n > 0 ? total / (float)n : 0.0f;
+}
+
+/* dx[i] (+)= 2 (x[i] - target[i]) * dloss / n. One work-item per element. */
+__kernel void mse_backward(int n,
+                           __global const float *x, int x_off,           /* [n] */
+                           __global const float *target, int target_off, /* [n] */
+                           __global const float *dloss, int dloss_off,   /* [1] */
+                           __global float *dx, int dx_off,               /* [n] */
+                           int accumulate)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float scale = 2.0f * dloss[dloss_off] / (float)n;
+    loss_store(dx + dx_off + i, (x[x_off + i] - target[target_off + i]) * scale, accumulate);
+}

@@ -248,6 +248,7 @@ static enum clt_status create_queues(struct clt_device *dev, bool profiling)
 {
     cl_int err;
     cl_command_queue_properties props = profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
+    dev->profiling = profiling;
     dev->context = clCreateContext(NULL, 1, &dev->id, NULL, NULL, &err);
     enum clt_status st = clt__cl_check(&dev->log, err, "clCreateContext");
     if (st == CLT_OK) {

@@ -69,6 +69,7 @@ struct clt_device {
     cl_context context;
     cl_command_queue queue;    /* compute: kernels, GEMM, in-order */
     cl_command_queue transfer; /* host <-> device copies that overlap compute */
+    bool profiling;            /* queues made with CL_QUEUE_PROFILING_ENABLE */
 
     /* program.c */
     char cache_dir[1024]; /* empty: cache disabled */

@@ -149,7 +149,7 @@ static enum clt_status pool_forward(struct clt__exec *x, const struct clt_tensor
     case POOL_AVG:
         return clt__avgpool2d_forward(x->dev, &p, in, out);
     default:
-        return clt__global_avgpool_forward(x->dev, p.n, p.c, p.h * p.w, in, out);
+        return clt__global_avgpool_forward(x->dev, p.n, p.c, p.h, p.w, in, out);
     }
 }
 
@@ -164,7 +164,7 @@ static enum clt_status pool_backward(struct clt__exec *x, const struct clt_tenso
     case POOL_AVG:
         return clt__avgpool2d_backward(x->dev, &p, dy, dx, acc);
     default:
-        return clt__global_avgpool_backward(x->dev, p.n, p.c, p.h * p.w, dy, dx, acc);
+        return clt__global_avgpool_backward(x->dev, p.n, p.c, p.h, p.w, dy, dx, acc);
     }
 }
 

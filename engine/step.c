@@ -223,6 +223,13 @@ enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inpu
     uint32_t slot = (uint32_t)(tr->steps % 2);
     tr->slot = slot;
     st = upload(tr, slot, inputs);
+    struct clt__step_events *prof = tr->prof && tr->nprof < CLT__PROFILE_STEPS
+                                        ? &tr->prof[tr->nprof]
+                                        : NULL;
+    if (st == CLT_OK && prof)
+        st = clt__cl_check(&dev->log,
+                           clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &prof->compute_start),
+                           "clEnqueueMarkerWithWaitList");
     struct clt__exec x = exec_for(tr, true);
     if (st == CLT_OK)
         st = forward(tr, &x, NULL);
@@ -262,12 +269,47 @@ enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inpu
     }
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log, clFlush(dev->queue), "clFlush");
+    if (st == CLT_OK && prof && tr->up_ev[slot]) {
+        prof->upload = tr->up_ev[slot];
+        prof->compute_end = tr->done_ev[slot];
+        clRetainEvent(prof->upload);
+        clRetainEvent(prof->compute_end);
+        tr->nprof++;
+    } else if (prof && prof->compute_start) {
+        clReleaseEvent(prof->compute_start);
+        prof->compute_start = NULL;
+    }
     if (st == CLT_OK) {
         tr->have_loss = true;
         tr->loss_slot = slot;
         tr->steps++;
     }
     return st;
+}
+
+enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint64_t times[4])
+{
+    if (!tr->prof || i >= tr->nprof)
+        return CLT_ERR_UNSUPPORTED;
+    const struct clt__step_events *e = &tr->prof[i];
+    cl_event evs[3] = {e->upload, e->compute_start, e->compute_end};
+    cl_int err = clWaitForEvents(3, evs);
+    cl_ulong t[4] = {0, 0, 0, 0};
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(e->upload, CL_PROFILING_COMMAND_START, sizeof t[0], &t[0],
+                                      NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(e->upload, CL_PROFILING_COMMAND_END, sizeof t[1], &t[1],
+                                      NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(e->compute_start, CL_PROFILING_COMMAND_END, sizeof t[2],
+                                      &t[2], NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(e->compute_end, CL_PROFILING_COMMAND_END, sizeof t[3],
+                                      &t[3], NULL);
+    for (int k = 0; k < 4; k++)
+        times[k] = t[k];
+    return clt__cl_check(&tr->dev->log, err, "clGetEventProfilingInfo");
 }
 
 enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss)

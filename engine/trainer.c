@@ -289,7 +289,9 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     st = clt__plan_make(dev, graph, loss, o->recompute, &tr->plan);
     if (st == CLT_OK) {
         tr->eval_need = calloc(tr->plan.n, sizeof *tr->eval_need);
-        if (!tr->eval_need)
+        if (dev->profiling)
+            tr->prof = calloc(CLT__PROFILE_STEPS, sizeof *tr->prof);
+        if (!tr->eval_need || (dev->profiling && !tr->prof))
             st = CLT_ERR_NO_MEMORY;
     }
     if (st == CLT_OK) {
@@ -344,6 +346,12 @@ void clt_trainer_free(struct clt_trainer *tr)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i])
             clReleaseMemObject(bufs[i]);
+    for (uint32_t i = 0; i < tr->nprof; i++) {
+        clReleaseEvent(tr->prof[i].upload);
+        clReleaseEvent(tr->prof[i].compute_start);
+        clReleaseEvent(tr->prof[i].compute_end);
+    }
+    free(tr->prof);
     free(tr->eval_need);
     clt__plan_free(&tr->plan);
     free(tr);

@@ -98,11 +98,28 @@ struct clt_trainer {
     uint32_t host_status[8];
     uint64_t status_step;
 
+    /* With a profiling device: the events of the first CLT__PROFILE_STEPS steps. */
+    struct clt__step_events *prof;
+    uint32_t nprof;
+
     uint64_t steps;
     uint64_t updates;   /* updates attempted (the schedule's counter) */
     float last_lr;
     bool *eval_need;    /* scratch of clt_trainer_eval: nodes the requested output needs */
 };
+
+#define CLT__PROFILE_STEPS 64
+
+/* When one step's work happened, from OpenCL profiling events. */
+struct clt__step_events {
+    cl_event upload;        /* the batch upload on the transfer queue */
+    cl_event compute_start; /* a marker after the compute queue's wait for the upload */
+    cl_event compute_end;   /* the marker that ends the step */
+};
+
+/* Start and end (ns, the device's clock) of the upload and of the compute of step i (i <
+ * nprof). Blocks until that step is done. CLT_ERR_UNSUPPORTED without profiling. */
+enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint64_t times[4]);
 
 /* Runs one forward and backward pass on zero inputs without updating anything, so that every
  * kernel is compiled and every GEMM shape warmed at creation. Blocks. */

@@ -40,7 +40,8 @@ void clt_test_assert_close(const char *what, const float *got, const double *wan
                            double atol, double rtol);
 
 /* Allocates a view of `count` floats (a 1-D shape) in an arena and uploads host data into it
- * (host may be NULL to leave it unset). Fails the test on error. */
+ * (host may be NULL to leave it unset). Fails the test on error. Under Oclgrind, whose 21.10
+ * release corrupts buffers written at a non-zero offset, it rewrites the whole arena. */
 struct clt_view clt_test_upload(struct clt_arena *arena, const float *host, size_t count);
 
 /* Downloads count floats from a view (blocking). */

@@ -143,26 +143,37 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
-    const struct clt__buf bufs[] = {q, k, v, p, dout, work, dq, dk, dv};
+    /* Only the gradients asked for are checked and computed; dS (in work) only when dQ or
+     * dK is. */
+    const bool want_ds = dq.mem || dk.mem;
+    struct clt__buf bufs[9] = {q, k, v, p, dout};
+    size_t nbufs = 5;
+    if (want_ds)
+        bufs[nbufs++] = work;
+    const struct clt__buf outs[3] = {dq, dk, dv};
+    for (int i = 0; i < 3; i++)
+        if (outs[i].mem)
+            bufs[nbufs++] = outs[i];
     bool empty;
-    enum clt_status st = check(dev, "attention_backward", bufs, 9, b, h, t, d, &empty);
+    enum clt_status st = check(dev, "attention_backward", bufs, nbufs, b, h, t, d, &empty);
     if (st != CLT_OK || empty)
         return st;
     const int64_t heads = b * h;
     const float beta = accumulate ? 1.0f : 0.0f;
     /* dV (+)= P^T dO: [T, T]^T x [T, D]. */
-    st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, p, dout, dv);
+    if (dv.mem)
+        st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, p, dout, dv);
     /* dP = dO V^T: [T, D] x [T, D]^T, into the workspace. */
-    if (st == CLT_OK)
+    if (st == CLT_OK && want_ds)
         st = heads_gemm(dev, heads, false, true, t, t, d, 1.0f, 0.0f, dout, v, work);
     /* dS = scale * P * (dP - rowsum(dP * P)), in place. */
-    if (st == CLT_OK)
+    if (st == CLT_OK && want_ds)
         st = softmax_backward(dev, p, work, heads * t, t, causal, scale);
     /* dQ (+)= dS K: [T, T] x [T, D]. */
-    if (st == CLT_OK)
+    if (st == CLT_OK && dq.mem)
         st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, beta, work, k, dq);
     /* dK (+)= dS^T Q: [T, T]^T x [T, D]. */
-    if (st == CLT_OK)
+    if (st == CLT_OK && dk.mem)
         st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, work, q, dk);
     return st;
 }

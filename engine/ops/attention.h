@@ -45,7 +45,9 @@ enum clt_status clt__attention_forward(struct clt_device *dev,
                                        float scale, bool causal);
 
 /* Enqueues dQ, dK, dV from dO, given the forward's inputs and its p. accumulate false
- * writes dq = ..., true adds dq += ... (likewise dk, dv). work is overwritten. */
+ * writes dq = ..., true adds dq += ... (likewise dk, dv). Any of dq, dk, dv may be
+ * {NULL, 0}: that gradient is skipped. work is overwritten; it may be {NULL, 0} when dq and
+ * dk both are. */
 enum clt_status clt__attention_backward(struct clt_device *dev,
                                         struct clt__buf q,    /* [B, H, T, D] */
                                         struct clt__buf k,    /* [B, H, T, D] */

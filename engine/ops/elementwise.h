@@ -1,9 +1,179 @@
 /*
- * elementwise.h: (being written)
+ * elementwise.h: launchers of cl/elementwise.cl: fill, copy, axpy, add, mul, scale, bias,
+ * sum and mean (of everything, or along the last axis), and the linear layer.
+ *
+ * Tensors are struct clt__buf (buffer and element offset) of dense row-major floats, shapes
+ * in the comment after each argument. Every launcher only enqueues on dev->queue: it
+ * allocates nothing and never waits. An elementwise output may be the same memory as an
+ * input (same buffer and offset); outputs of sums and of linear must not overlap inputs.
+ *
+ * Backward launchers take `accumulate`: false writes each gradient (without reading what
+ * the buffer held), true adds to it. A gradient output whose mem is NULL is skipped; to give
+ * different gradients different `accumulate`, call twice, skipping the others each time.
+ *
+ * Sizes may be 0 (nothing is enqueued), except where a launcher says otherwise. Negative or
+ * oversized sizes (kernels index with int) and missing buffers are CLT_ERR_INVALID_ARGUMENT.
  */
 #ifndef CLTRAIN_OPS_ELEMENTWISE_H
 #define CLTRAIN_OPS_ELEMENTWISE_H
 
 #include "internal.h"
+
+/* ==== Filling, copying, accumulating ==================================================== */
+
+/* y = value. */
+enum clt_status clt__fill_forward(struct clt_device *dev, int64_t n, float value,
+                                  struct clt__buf y); /* [n] */
+
+/* y = x. */
+enum clt_status clt__copy_forward(struct clt_device *dev, int64_t n,
+                                  struct clt__buf x,  /* [n] */
+                                  struct clt__buf y); /* [n] */
+
+/* dx (+)= dy. */
+enum clt_status clt__copy_backward(struct clt_device *dev, int64_t n,
+                                   struct clt__buf dy, /* [n] */
+                                   struct clt__buf dx, /* [n] */
+                                   bool accumulate);
+
+/* y += alpha * x, fused (one rounding): gradient accumulation. */
+enum clt_status clt__axpy_forward(struct clt_device *dev, int64_t n, float alpha,
+                                  struct clt__buf x,  /* [n] */
+                                  struct clt__buf y); /* [n] */
+
+/* ==== Arithmetic ======================================================================== */
+
+/* y = a + b. */
+enum clt_status clt__add_forward(struct clt_device *dev, int64_t n,
+                                 struct clt__buf a,  /* [n] */
+                                 struct clt__buf b,  /* [n] */
+                                 struct clt__buf y); /* [n] */
+
+/* da (+)= dy, db (+)= dy. */
+enum clt_status clt__add_backward(struct clt_device *dev, int64_t n,
+                                  struct clt__buf dy, /* [n] */
+                                  struct clt__buf da, /* [n] or mem NULL */
+                                  struct clt__buf db, /* [n] or mem NULL */
+                                  bool accumulate);
+
+/* y = a * b. */
+enum clt_status clt__mul_forward(struct clt_device *dev, int64_t n,
+                                 struct clt__buf a,  /* [n] */
+                                 struct clt__buf b,  /* [n] */
+                                 struct clt__buf y); /* [n] */
+
+/* da (+)= dy * b, db (+)= dy * a. a is needed only for db, b only for da. */
+enum clt_status clt__mul_backward(struct clt_device *dev, int64_t n,
+                                  struct clt__buf a,  /* [n] */
+                                  struct clt__buf b,  /* [n] */
+                                  struct clt__buf dy, /* [n] */
+                                  struct clt__buf da, /* [n] or mem NULL */
+                                  struct clt__buf db, /* [n] or mem NULL */
+                                  bool accumulate);
+
+/* y = alpha * x. */
+enum clt_status clt__scale_forward(struct clt_device *dev, int64_t n, float alpha,
+                                   struct clt__buf x,  /* [n] */
+                                   struct clt__buf y); /* [n] */
+
+/* dx (+)= alpha * dy. */
+enum clt_status clt__scale_backward(struct clt_device *dev, int64_t n, float alpha,
+                                    struct clt__buf dy, /* [n] */
+                                    struct clt__buf dx, /* [n] */
+                                    bool accumulate);
+
+/* ==== Bias ============================================================================== */
+
+/* y[r, c] = x[r, c] + bias[c]. */
+enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                  struct clt__buf x,    /* [rows, cols] */
+                                  struct clt__buf bias, /* [cols] */
+                                  struct clt__buf y);   /* [rows, cols] */
+
+/* dx (+)= dy; dbias[c] (+)= sum over r of dy[r, c] (compensated, rows in order). */
+enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                   struct clt__buf dy,    /* [rows, cols] */
+                                   struct clt__buf dx,    /* [rows, cols] or mem NULL */
+                                   struct clt__buf dbias, /* [cols] or mem NULL */
+                                   bool accumulate);
+
+/* ==== Sums and means ==================================================================== */
+
+/* Bytes of workspace clt__sum_forward and clt__mean_forward need for n elements (0 for
+ * n <= 256, then about 4 n / 255). */
+uint64_t clt__reduce_workspace_bytes(int64_t n);
+
+/* y[0] = sum of x: compensated sums over 256 elements at a time, combined in a fixed order
+ * that depends only on n, so the result is the same for every launch shape and run. The
+ * workspace holds clt__reduce_workspace_bytes(n) bytes from its offset (checked; mem may be
+ * NULL when that is 0). The sum of no elements is 0. */
+enum clt_status clt__sum_forward(struct clt_device *dev, int64_t n,
+                                 struct clt__buf x,          /* [n] */
+                                 struct clt__buf y,          /* [1] */
+                                 struct clt__buf workspace); /* see above */
+
+/* dx[i] (+)= dy[0]. */
+enum clt_status clt__sum_backward(struct clt_device *dev, int64_t n,
+                                  struct clt__buf dy, /* [1] */
+                                  struct clt__buf dx, /* [n] */
+                                  bool accumulate);
+
+/* y[0] = (sum of x) / n, as clt__sum_forward; n >= 1. */
+enum clt_status clt__mean_forward(struct clt_device *dev, int64_t n,
+                                  struct clt__buf x,          /* [n] */
+                                  struct clt__buf y,          /* [1] */
+                                  struct clt__buf workspace); /* see clt__sum_forward */
+
+/* dx[i] (+)= dy[0] / n; n >= 1. */
+enum clt_status clt__mean_backward(struct clt_device *dev, int64_t n,
+                                   struct clt__buf dy, /* [1] */
+                                   struct clt__buf dx, /* [n] */
+                                   bool accumulate);
+
+/* y[r] = sum over c of x[r, c] (compensated, columns in order). */
+enum clt_status clt__sum_rows_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                      struct clt__buf x,  /* [rows, cols] */
+                                      struct clt__buf y); /* [rows] */
+
+/* dx[r, c] (+)= dy[r]. */
+enum clt_status clt__sum_rows_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                       struct clt__buf dy, /* [rows] */
+                                       struct clt__buf dx, /* [rows, cols] */
+                                       bool accumulate);
+
+/* y[r] = (sum over c of x[r, c]) / cols; cols >= 1. */
+enum clt_status clt__mean_rows_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                       struct clt__buf x,  /* [rows, cols] */
+                                       struct clt__buf y); /* [rows] */
+
+/* dx[r, c] (+)= dy[r] / cols; cols >= 1. */
+enum clt_status clt__mean_rows_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                        struct clt__buf dy, /* [rows] */
+                                        struct clt__buf dx, /* [rows, cols] */
+                                        bool accumulate);
+
+/* ==== Linear layer ====================================================================== */
+
+/* y = x * weight^T + bias: y[i, o] = sum over k of x[i, k] * weight[o, k] + bias[o].
+ * weight is [out, in] as in PyTorch (row o holds the input weights of output o). bias is
+ * optional (mem NULL: none). One GEMM, then the bias added in place. n, in, out >= 1. */
+enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t in, int64_t out,
+                                    struct clt__buf x,      /* [n, in] */
+                                    struct clt__buf weight, /* [out, in] */
+                                    struct clt__buf bias,   /* [out] or mem NULL */
+                                    struct clt__buf y);     /* [n, out] */
+
+/* dx (+)= dy * weight; dweight (+)= dy^T * x; dbias (+)= column sums of dy. Each gradient is
+ * skipped when its mem is NULL; x is needed only for dweight, weight only for dx. GEMMs
+ * accumulate with beta = 1. n, in, out >= 1. */
+enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t in,
+                                     int64_t out,
+                                     struct clt__buf x,       /* [n, in] */
+                                     struct clt__buf weight,  /* [out, in] */
+                                     struct clt__buf dy,      /* [n, out] */
+                                     struct clt__buf dx,      /* [n, in] or mem NULL */
+                                     struct clt__buf dweight, /* [out, in] or mem NULL */
+                                     struct clt__buf dbias,   /* [out] or mem NULL */
+                                     bool accumulate);
 
 #endif

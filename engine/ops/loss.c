@@ -1,4 +1,343 @@
 /*
- * loss.c: launchers of cl/loss.cl (being written).
+ * loss.c: launchers of cl/loss.cl (contracts in loss.h, kernel notes in docs/kernels/loss.md).
+ *
+ * Row kernels run one work-group per row. Their local size is the largest power of two within
+ * LOSS_LANES, the kernel's CL_KERNEL_WORK_GROUP_SIZE, dev->wg_1d and the device's first
+ * work-item dimension; the kernels give the same result for any local size.
  */
 #include "ops/loss.h"
+
+/* CLT_LOSS_LANES of cl/loss.cl: a row group never uses more work-items than that. */
+#define LOSS_LANES 64
+/* Elements per mse_partial block (passed to the kernel; fixes the summation order). */
+#define MSE_BLOCK 1024
+/* Largest element count, or offset plus count, a launcher accepts: in-kernel int arithmetic
+ * may step up to one block or lane stride past the end. */
+#define LOSS_MAX_INDEX ((int64_t)INT32_MAX - 65536)
+
+/* Checks that b holds `count` elements of `esize` bytes from its offset on, within the int
+ * range of the kernels and within the buffer's size. */
+static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
+                                 struct clt__buf b, int64_t count, size_t esize)
+{
+    if (!b.mem) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > (uint64_t)LOSS_MAX_INDEX || count > LOSS_MAX_INDEX - (int64_t)b.offset) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s spans %lld elements from offset %zu, beyond "
+                 "the kernels' int range",
+                 op, name, (long long)count, b.offset);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    size_t bytes = 0;
+    enum clt_status st =
+        clt__cl_check(&dev->log, clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL),
+                      "clGetMemObjectInfo");
+    if (st != CLT_OK)
+        return st;
+    if ((b.offset + (uint64_t)count) * esize > bytes) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s needs %lld elements from offset %zu; its "
+                 "buffer holds %zu bytes",
+                 op, name, (long long)count, b.offset, bytes);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* Checks rows >= 0, 1 <= cols and rows * cols within the kernels' int range. */
+static enum clt_status check_shape(struct clt_device *dev, const char *op, int64_t rows,
+                                   int64_t cols)
+{
+    if (rows < 0 || cols < 1 || rows > LOSS_MAX_INDEX || cols > LOSS_MAX_INDEX ||
+        (rows > 0 && cols > LOSS_MAX_INDEX / rows)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape [%lld, %lld]", op, (long long)rows,
+                 (long long)cols);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* The local size of a row kernel: see the top of the file. */
+static size_t group_size(const struct clt_device *dev, size_t kernel_wg)
+{
+    size_t l = LOSS_LANES;
+    while (l > 1 && (l > kernel_wg || l > dev->wg_1d || l > dev->info.max_work_item_sizes[0]))
+        l /= 2;
+    return l;
+}
+
+/* Enqueues kernel `name` of cl/loss.cl as `groups` work-groups of group_size work-items. */
+static enum clt_status run_groups(struct clt_device *dev, const char *name, int64_t groups,
+                                  const struct clt__arg *args, size_t nargs)
+{
+    if (groups == 0)
+        return CLT_OK;
+    cl_kernel k;
+    size_t wg = 0;
+    enum clt_status st = clt__kernel_get(dev, "loss", name, &k, &wg);
+    if (st == CLT_OK)
+        st = clt__set_args(dev, k, args, nargs);
+    if (st != CLT_OK)
+        return st;
+    size_t local = group_size(dev, wg);
+    size_t global = (size_t)groups * local;
+    return clt__launch(dev, k, 1, &global, &local);
+}
+
+/* ==== Softmax and log-softmax =========================================================== */
+
+static enum clt_status rows_forward(struct clt_device *dev, const char *op, const char *kernel,
+                                    int64_t rows, int64_t cols, struct clt__buf x,
+                                    struct clt__buf y)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    cl_int r = (cl_int)rows, c = (cl_int)cols, xo = (cl_int)x.offset, yo = (cl_int)y.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(r), CLT__ARG(c), CLT__ARG(x.mem), CLT__ARG(xo), CLT__ARG(y.mem), CLT__ARG(yo),
+    };
+    return run_groups(dev, kernel, rows, args, sizeof args / sizeof args[0]);
+}
+
+static enum clt_status rows_backward(struct clt_device *dev, const char *op, const char *kernel,
+                                     int64_t rows, int64_t cols, struct clt__buf y,
+                                     struct clt__buf dy, struct clt__buf dx, bool accumulate)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dx", dx, rows * cols, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    cl_int r = (cl_int)rows, c = (cl_int)cols, acc = accumulate;
+    cl_int yo = (cl_int)y.offset, dyo = (cl_int)dy.offset, dxo = (cl_int)dx.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(r),   CLT__ARG(c),      CLT__ARG(y.mem), CLT__ARG(yo),  CLT__ARG(dy.mem),
+        CLT__ARG(dyo), CLT__ARG(dx.mem), CLT__ARG(dxo),   CLT__ARG(acc),
+    };
+    return run_groups(dev, kernel, rows, args, sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                     struct clt__buf x, struct clt__buf y)
+{
+    return rows_forward(dev, "softmax", "softmax_forward", rows, cols, x, y);
+}
+
+enum clt_status clt__softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                      struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
+                                      bool accumulate)
+{
+    return rows_backward(dev, "softmax backward", "softmax_backward", rows, cols, y, dy, dx,
+                         accumulate);
+}
+
+enum clt_status clt__log_softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                         struct clt__buf x, struct clt__buf y)
+{
+    return rows_forward(dev, "log_softmax", "log_softmax_forward", rows, cols, x, y);
+}
+
+enum clt_status clt__log_softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                          struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
+                                          bool accumulate)
+{
+    return rows_backward(dev, "log_softmax backward", "log_softmax_backward", rows, cols, y, dy, dx,
+                         accumulate);
+}
+
+/* ==== Cross-entropy ===================================================================== */
+
+size_t clt__cross_entropy_workspace_bytes(int64_t rows)
+{
+    return rows < 0 ? 0 : ((size_t)rows * 3 + 1) * sizeof(float);
+}
+
+/* The checks the forward and the backward share. */
+static enum clt_status check_cross_entropy(struct clt_device *dev, const char *op, int64_t rows,
+                                           int64_t classes, struct clt__buf logits,
+                                           struct clt__buf labels, float smoothing,
+                                           struct clt__buf workspace)
+{
+    enum clt_status st = check_shape(dev, op, rows, classes);
+    if (st == CLT_OK && rows > (LOSS_MAX_INDEX - 1) / 3) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %lld rows is too many", op, (long long)rows);
+        st = CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (st == CLT_OK && !(smoothing >= 0.0f && smoothing < 1.0f)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: label smoothing %g is outside [0, 1)", op,
+                 (double)smoothing);
+        st = CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "logits", logits, rows * classes, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "labels", labels, rows, sizeof(cl_int));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "workspace", workspace, 3 * rows + 1, sizeof(float));
+    return st;
+}
+
+enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows, int64_t classes,
+                                           struct clt__buf logits, struct clt__buf labels,
+                                           int32_t ignore_index, float smoothing,
+                                           struct clt__buf workspace, struct clt__buf loss)
+{
+    const char *op = "cross_entropy";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st =
+        check_cross_entropy(dev, op, rows, classes, logits, labels, smoothing, workspace);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "loss", loss, 1, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    cl_int r = (cl_int)rows, c = (cl_int)classes, ignore = ignore_index;
+    cl_int lo = (cl_int)logits.offset, lbo = (cl_int)labels.offset;
+    cl_int wo = (cl_int)workspace.offset, so = (cl_int)loss.offset;
+    struct clt__arg row_args[] = {
+        CLT__ARG(r),      CLT__ARG(c),          CLT__ARG(logits.mem),
+        CLT__ARG(lo),     CLT__ARG(labels.mem), CLT__ARG(lbo),
+        CLT__ARG(ignore), CLT__ARG(smoothing),  CLT__ARG(workspace.mem),
+        CLT__ARG(wo),
+    };
+    st =
+        run_groups(dev, "cross_entropy_rows", rows, row_args, sizeof row_args / sizeof row_args[0]);
+    if (st != CLT_OK)
+        return st;
+    /* One group sums the rows in a fixed order; it runs for 0 rows too, writing loss 0. */
+    struct clt__arg finish_args[] = {
+        CLT__ARG(r),   CLT__ARG(c),        CLT__ARG(labels.mem),
+        CLT__ARG(lbo), CLT__ARG(ignore),   CLT__ARG(workspace.mem),
+        CLT__ARG(wo),  CLT__ARG(loss.mem), CLT__ARG(so),
+    };
+    return run_groups(dev, "cross_entropy_finish", 1, finish_args,
+                      sizeof finish_args / sizeof finish_args[0]);
+}
+
+enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows, int64_t classes,
+                                            struct clt__buf logits, struct clt__buf labels,
+                                            int32_t ignore_index, float smoothing,
+                                            struct clt__buf workspace, struct clt__buf dloss,
+                                            struct clt__buf dlogits, bool accumulate)
+{
+    const char *op = "cross_entropy backward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st =
+        check_cross_entropy(dev, op, rows, classes, logits, labels, smoothing, workspace);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dloss", dloss, 1, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dlogits", dlogits, rows * classes, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    cl_int r = (cl_int)rows, c = (cl_int)classes, ignore = ignore_index, acc = accumulate;
+    cl_int lo = (cl_int)logits.offset, lbo = (cl_int)labels.offset;
+    cl_int wo = (cl_int)workspace.offset, dlo = (cl_int)dloss.offset;
+    cl_int go = (cl_int)dlogits.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(r),           CLT__ARG(c),          CLT__ARG(logits.mem),
+        CLT__ARG(lo),          CLT__ARG(labels.mem), CLT__ARG(lbo),
+        CLT__ARG(ignore),      CLT__ARG(smoothing),  CLT__ARG(workspace.mem),
+        CLT__ARG(wo),          CLT__ARG(dloss.mem),  CLT__ARG(dlo),
+        CLT__ARG(dlogits.mem), CLT__ARG(go),         CLT__ARG(acc),
+    };
+    return clt__run_1d(dev, "loss", "cross_entropy_backward", (size_t)(rows * classes), args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* ==== Mean squared error ================================================================ */
+
+size_t clt__mse_workspace_bytes(int64_t n)
+{
+    int64_t blocks = n <= 0 ? 0 : (n + MSE_BLOCK - 1) / MSE_BLOCK;
+    return (size_t)blocks * sizeof(float);
+}
+
+static enum clt_status check_mse(struct clt_device *dev, const char *op, int64_t n,
+                                 struct clt__buf x, struct clt__buf target)
+{
+    if (n < 0 || n > LOSS_MAX_INDEX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible size %lld", op, (long long)n);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    enum clt_status st = check_buf(dev, op, "x", x, n, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "target", target, n, sizeof(float));
+    return st;
+}
+
+enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__buf x,
+                                 struct clt__buf target, struct clt__buf workspace,
+                                 struct clt__buf loss)
+{
+    const char *op = "mse";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    int64_t blocks = (int64_t)(clt__mse_workspace_bytes(n) / sizeof(float));
+    enum clt_status st = check_mse(dev, op, n, x, target);
+    /* With n 0 the workspace is never touched, but it must still be a buffer. */
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "workspace", workspace, blocks, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "loss", loss, 1, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    cl_int nn = (cl_int)n, block = MSE_BLOCK;
+    cl_int xo = (cl_int)x.offset, to = (cl_int)target.offset;
+    cl_int wo = (cl_int)workspace.offset, lo = (cl_int)loss.offset;
+    struct clt__arg partial_args[] = {
+        CLT__ARG(nn),         CLT__ARG(block), CLT__ARG(x.mem),         CLT__ARG(xo),
+        CLT__ARG(target.mem), CLT__ARG(to),    CLT__ARG(workspace.mem), CLT__ARG(wo),
+    };
+    st = run_groups(dev, "mse_partial", blocks, partial_args,
+                    sizeof partial_args / sizeof partial_args[0]);
+    if (st != CLT_OK)
+        return st;
+    struct clt__arg finish_args[] = {
+        CLT__ARG(nn), CLT__ARG(block),    CLT__ARG(workspace.mem),
+        CLT__ARG(wo), CLT__ARG(loss.mem), CLT__ARG(lo),
+    };
+    return run_groups(dev, "mse_finish", 1, finish_args,
+                      sizeof finish_args / sizeof finish_args[0]);
+}
+
+enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt__buf x,
+                                  struct clt__buf target, struct clt__buf dloss, struct clt__buf dx,
+                                  bool accumulate)
+{
+    const char *op = "mse backward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_mse(dev, op, n, x, target);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dloss", dloss, 1, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dx", dx, n, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    cl_int nn = (cl_int)n, acc = accumulate;
+    cl_int xo = (cl_int)x.offset, to = (cl_int)target.offset;
+    cl_int dlo = (cl_int)dloss.offset, dxo = (cl_int)dx.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(nn),        CLT__ARG(x.mem), CLT__ARG(xo),     CLT__ARG(target.mem), CLT__ARG(to),
+        CLT__ARG(dloss.mem), CLT__ARG(dlo),   CLT__ARG(dx.mem), CLT__ARG(dxo),        CLT__ARG(acc),
+    };
+    return clt__run_1d(dev, "loss", "mse_backward", (size_t)n, args, sizeof args / sizeof args[0]);
+}

@@ -1,0 +1,208 @@
+/*
+ * activation.cl: elementwise activation functions and dropout, forward and backward.
+ *
+ * activation_forward   y[i] = f(x[i])                      i in [0, n)
+ * activation_backward  dx[i] (+)= dy[i] * f'(x[i])         from the forward INPUT x
+ *     f is chosen by `act` (the values of enum clt__act in engine/ops/activation.h):
+ *       0 relu        x < 0 ? 0 : x                        f' = x > 0 ? 1 : 0
+ *       1 leaky relu  x < 0 ? slope * x : x                f' = x > 0 ? 1 : slope
+ *       2 gelu tanh   PyTorch gelu(approximate='tanh'): 0.5 x (1 + tanh(b (x + k x^3))),
+ *                     b = sqrt(2 / pi), k = 0.044715
+ *       3 gelu erf    PyTorch gelu(approximate='none'): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+ *       4 tanh
+ *       5 sigmoid     1 / (1 + exp(-x))
+ *       6 silu        x * sigmoid(x)
+ *     `slope` is read by leaky relu only.
+ *
+ * dropout_forward      y[i] = keep(i) ? x[i] * scale : 0
+ * dropout_backward     dx[i] (+)= keep(i) ? dy[i] * scale : 0
+ *     keep(i) = u(i) >= p, scale = 1 / (1 - p) computed by the launcher in float. The mask
+ *     is recomputed, never stored: u(i) comes from Philox4x32-10 (Salmon et al., SC'11,
+ *     the Random123 definition) with
+ *         key     = {seed & 0xffffffff, seed >> 32}
+ *         counter = {i / 4, 0, step & 0xffffffff, step >> 32}
+ *         u(i)    = (out[i % 4] >> 8) * 2^-24     (exact in float, in [0, 1))
+ *     so the mask depends only on (seed, step, i), never on the device or launch shape.
+ *
+ * Buffers: every tensor is n contiguous floats starting at element <name>_off of its buffer.
+ * In-place use (y the same range as x, dx the same range as dy) is allowed: each element is
+ * read and written by one work-item only.
+ *
+ * Work-items: activation kernels, one per element (global n rounded up to the work-group
+ * size); dropout kernels, one per Philox block of 4 consecutive elements 4j..4j+3 (global
+ * ceil(n / 4)). Work-items past the end return at once. No local memory, no assumption on
+ * the work-group size.
+ *
+ * Numerics: sigmoid, silu, tanh' and gelu tanh are written with a = exp(-|z|) in (0, 1],
+ * never exp(+|z|), so nothing overflows for any finite x: outputs and gradients stay finite
+ * up to |x| = 1e20 and beyond. 1 + tanh(u) = 2 sigmoid(2u), 1 + erf(x / sqrt 2) =
+ * erfc(-x / sqrt 2), 1 - tanh^2 = 4a / (1 + a)^2 and s (1 - s) = a / (1 + a)^2 avoid the
+ * cancellation of the textbook formulas where the result is small. A NaN input gives a NaN
+ * output, and a NaN gradient except for relu and leaky relu (a sign test).
+ *
+ * Tunables: none.
+ */
+
+#define ACT_RELU 0
+#define ACT_LEAKY_RELU 1
+#define ACT_GELU_TANH 2
+#define ACT_GELU_ERF 3
+#define ACT_TANH 4
+#define ACT_SIGMOID 5
+#define ACT_SILU 6
+
+#define GELU_BETA 0.7978845608028654f   /* sqrt(2 / pi) */
+#define GELU_KAPPA 0.044715f
+#define INV_SQRT_2PI 0.3989422804014327f /* 1 / sqrt(2 pi) */
+
+/* The logistic sigmoid s(z) and s'(z) = s(z) s(-z), from a = exp(-|z|) <= 1:
+ * s(|z|) = 1 / (1 + a), s(-|z|) = a / (1 + a), s'(z) = a / (1 + a)^2. Returns (s, s'). */
+static float2 sigmoid_and_grad(float z)
+{
+    const float a = exp(-fabs(z));
+    const float r = 1.0f / (1.0f + a);
+    return (float2)(z >= 0.0f ? r : a * r, a * r * r);
+}
+
+/* gelu tanh: 0.5 x (1 + tanh(u)) = x s(2u) with u = b x (1 + k x^2). The derivative is
+ * s(2u) + x s'(2u) 2 b (1 + 3 k x^2). x^2 is capped at 1e4 in that polynomial: past
+ * |x| = 100, s'(2u) is exactly 0 in float (|2u| > 1e5), and the cap keeps 0 * inf out. */
+static float2 gelu_tanh_and_grad(float x)
+{
+    const float x2 = x * x;
+    const float u = GELU_BETA * x * (1.0f + GELU_KAPPA * x2);
+    const float2 s = sigmoid_and_grad(2.0f * u);
+    const float du = 2.0f * GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * fmin(x2, 1e4f));
+    return (float2)(x * s.x, s.x + x * s.y * du);
+}
+
+/* gelu erf: x Phi(x), Phi(x) = 0.5 erfc(-x / sqrt 2); derivative Phi(x) + x phi(x). */
+static float2 gelu_erf_and_grad(float x)
+{
+    const float cdf = 0.5f * erfc(-x * M_SQRT1_2_F);
+    return (float2)(x * cdf, cdf + x * (INV_SQRT_2PI * exp(-0.5f * x * x)));
+}
+
+/* tanh' = 1 - tanh^2 = 4 a / (1 + a)^2 with a = exp(-2|x|): no cancellation for large |x|. */
+static float2 tanh_and_grad(float x)
+{
+    const float a = exp(-2.0f * fabs(x));
+    const float r = 1.0f / (1.0f + a);
+    return (float2)(tanh(x), 4.0f * a * r * r);
+}
+
+/* (f(x), f'(x)) of activation `act`. The kernels use one of the two; the compiler drops the
+ * other. */
+static float2 act_eval(int act, float slope, float x)
+{
+    float2 s;
+    switch (act) {
+    case ACT_RELU:
+        return (float2)(x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
+    case ACT_LEAKY_RELU:
+        return (float2)(x < 0.0f ? slope * x : x, x > 0.0f ? 1.0f : slope);
+    case ACT_GELU_TANH:
+        return gelu_tanh_and_grad(x);
+    case ACT_GELU_ERF:
+        return gelu_erf_and_grad(x);
+    case ACT_TANH:
+        return tanh_and_grad(x);
+    case ACT_SIGMOID:
+        return sigmoid_and_grad(x);
+    case ACT_SILU:
+        /* (x s(x))' = s(x) + x s'(x) */
+        s = sigmoid_and_grad(x);
+        return (float2)(x * s.x, s.x + x * s.y);
+    default:
+        return (float2)(NAN, NAN);
+    }
+}
+
+__kernel void activation_forward(int n, int act, float slope,
+                                 __global const float *x, int x_off, /* [n] */
+                                 __global float *y, int y_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    y[y_off + (size_t)i] = act_eval(act, slope, x[x_off + (size_t)i]).x;
+}
+
+__kernel void activation_backward(int n, int act, float slope, int accumulate,
+                                  __global const float *x, int x_off,   /* [n] forward input */
+                                  __global const float *dy, int dy_off, /* [n] */
+                                  __global float *dx, int dx_off)       /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float grad = act_eval(act, slope, x[x_off + (size_t)i]).y;
+    const size_t o = dx_off + (size_t)i;
+    const float g = dy[dy_off + (size_t)i] * grad;
+    dx[o] = accumulate ? dx[o] + g : g;
+}
+
+/* ---- dropout ------------------------------------------------------------------------- */
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+/* Philox4x32-10: 10 rounds, the key bumped by (W0, W1) between rounds. */
+static uint4 philox4x32_10(uint4 ctr, uint2 key)
+{
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) {
+            key.x += PHILOX_W0;
+            key.y += PHILOX_W1;
+        }
+        const uint hi0 = mul_hi(PHILOX_M0, ctr.x), lo0 = PHILOX_M0 * ctr.x;
+        const uint hi1 = mul_hi(PHILOX_M1, ctr.z), lo1 = PHILOX_M1 * ctr.z;
+        ctr = (uint4)(hi1 ^ ctr.y ^ key.x, lo1, hi0 ^ ctr.w ^ key.y, lo0);
+    }
+    return ctr;
+}
+
+/* The uniform in [0, 1) of lane l of Philox output r. */
+static float lane_uniform(uint4 r, int l)
+{
+    const uint w = l == 0 ? r.x : l == 1 ? r.y : l == 2 ? r.z : r.w;
+    return (float)(w >> 8) * 0x1.0p-24f;
+}
+
+__kernel void dropout_forward(int n, float p, float scale,
+                              uint seed_lo, uint seed_hi, uint step_lo, uint step_hi,
+                              __global const float *x, int x_off, /* [n] */
+                              __global float *y, int y_off)       /* [n] */
+{
+    const int j = get_global_id(0);
+    const long first = 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
+    if (first >= n)
+        return;
+    const uint4 r = philox4x32_10((uint4)((uint)j, 0u, step_lo, step_hi),
+                                  (uint2)(seed_lo, seed_hi));
+    for (int l = 0; l < 4 && first + l < n; l++) {
+        const size_t e = (size_t)first + l;
+        y[y_off + e] = lane_uniform(r, l) >= p ? x[x_off + e] * scale : 0.0f;
+    }
+}
+
+__kernel void dropout_backward(int n, float p, float scale,
+                               uint seed_lo, uint seed_hi, uint step_lo, uint step_hi,
+                               int accumulate,
+                               __global const float *dy, int dy_off, /* [n] */
+                               __global float *dx, int dx_off)       /* [n] */
+{
+    const int j = get_global_id(0);
+    const long first = 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
+    if (first >= n)
+        return;
+    const uint4 r = philox4x32_10((uint4)((uint)j, 0u, step_lo, step_hi),
+                                  (uint2)(seed_lo, seed_hi));
+    for (int l = 0; l < 4 && first + l < n; l++) {
+        const size_t e = (size_t)first + l;
+        const float g = lane_uniform(r, l) >= p ? dy[dy_off + e] * scale : 0.0f;
+        dx[dx_off + e] = accumulate ? dx[dx_off + e] + g : g;
+    }
+}

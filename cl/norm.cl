@@ -1,0 +1,372 @@
+/*
+ * norm.cl: batch normalization and layer normalization, forward and backward.
+ *
+ * Batch norm normalizes each channel over the batch and the spatial positions:
+ *     x, y, dx, dy  [n, c, s]  (s = height * width; s = 1 for features [n, c]);
+ *                              element (b, ch, t) at b * c * s + ch * s + t
+ *     gamma, beta, mean, inv_std, running_mean, running_var, dgamma, dbeta  [c]
+ *     m = n * s values per channel
+ *     y = (x - mean) * inv_std * gamma + beta,  inv_std = 1 / sqrt(var + eps)
+ * Training mode takes mean and the biased variance of the batch (two launches: statistics
+ * of fixed chunks, then one work-item per channel combining them in chunk order); inference
+ * mode takes running_mean and running_var. The backward of training mode is, with
+ * xhat = (x - mean) * inv_std,
+ *     dbeta  = sum dy,   dgamma = sum dy * xhat          (sums over the m values of a channel)
+ *     dx     = gamma * inv_std * (dy - dbeta / m - xhat * dgamma / m)
+ * and of inference mode dx = dy * gamma / sqrt(running_var + eps).
+ *
+ * Layer norm normalizes each row of x [rows, d] over its d values:
+ *     x, y, dx, dy  [rows, d];  gamma, beta, dgamma, dbeta  [d];  mean, rstd  [rows]
+ *     y = (x - mean) * rstd * gamma + beta,  rstd = 1 / sqrt(var + eps)
+ *     dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = gamma * dy (means over the row)
+ *     dgamma = sum over rows of dy * xhat,  dbeta = sum over rows of dy
+ *
+ * Work-items and reduction order (nothing depends on the work-group size):
+ *     batchnorm_stats             one per (channel, chunk of `chunk` consecutive values in
+ *                                 (b, t) order): shifted two-pass mean and M2 of its chunk
+ *     batchnorm_stats_combine     one per channel: merges the chunks in increasing order
+ *                                 (Chan et al.), writes mean, inv_std, updates running stats
+ *     batchnorm_forward           one per element of x
+ *     batchnorm_backward_partial  one per (channel, chunk): sums of dy and dy * (x - mean)
+ *     batchnorm_backward_combine  one per channel: adds the chunk sums in increasing order
+ *     batchnorm_backward          one per element: dx
+ *     batchnorm_backward_inference one per element: dx in inference mode
+ *     layernorm_forward           one per row: shifted two-pass statistics, then y
+ *     layernorm_backward          one per row: the two row sums, then dx
+ *     layernorm_param_partial     one per (chunk of `chunk` rows, column): sums over its rows
+ *     layernorm_param_combine     one per column: adds the chunk sums in increasing order
+ * The chunk sizes are kernel arguments fixed by the launchers (engine/ops/norm.c), not
+ * tunables: results are the same on every device.
+ *
+ * Every tensor is a __global pointer plus an element offset. An optional output (dgamma,
+ * dbeta, running statistics) may be a NULL buffer: the kernel then skips it. `accumulate`
+ * non-zero adds to a gradient instead of overwriting it.
+ *
+ * Tunables: none.
+ */
+
+/* ==== Batch norm ======================================================================== */
+
+/* Statistics of one chunk of one channel, relative to the shift x[0, ch, 0]: the mean of
+ * (x - shift) over the chunk and M2, the sum of squared deviations from that mean. Both
+ * passes read the chunk; the shift keeps the first sum free of a large common offset. */
+__kernel void batchnorm_stats(
+    int n, int c, int s, int chunk, int nchunks,
+    __global const float *x, int x_off, /* [n, c, s] */
+    __global float *part, int part_off) /* [2, c, nchunks] */
+{
+    const int i = get_global_id(0);
+    if (i >= c * nchunks)
+        return;
+    const int ch = i / nchunks, k = i - ch * nchunks;
+    const int m = n * s, stride = c * s; /* stride: from (b, ch, t) to (b + 1, ch, t) */
+    const int p0 = k * chunk, p1 = min(m, p0 + chunk);
+    x += x_off + ch * s;
+    const float shift = x[0];
+
+    /* Position p of the channel is (b, t) = (p / s, p % s), walked incrementally. */
+    float sum = 0.0f;
+    int b = p0 / s, t = p0 - b * s;
+    for (int p = p0; p < p1; p++) {
+        sum += x[b * stride + t] - shift;
+        if (++t == s) {
+            t = 0;
+            b++;
+        }
+    }
+    const float mu = sum / (float)(p1 - p0);
+    float m2 = 0.0f;
+    b = p0 / s;
+    t = p0 - b * s;
+    for (int p = p0; p < p1; p++) {
+        const float d = (x[b * stride + t] - shift) - mu;
+        m2 += d * d;
+        if (++t == s) {
+            t = 0;
+            b++;
+        }
+    }
+    part += part_off;
+    part[i] = mu;
+    part[c * nchunks + i] = m2;
+}
+
+/* Merges the chunks of one channel in increasing order into the batch mean and biased
+ * variance; writes mean and inv_std and, when running_mean is not NULL, moves the running
+ * statistics towards the batch's (running_var towards the unbiased variance; the launcher
+ * refuses m == 1 then). */
+__kernel void batchnorm_stats_combine(
+    int n, int c, int s, int chunk, int nchunks, float eps, float momentum,
+    __global const float *x, int x_off,       /* [n, c, s] */
+    __global const float *part, int part_off, /* [2, c, nchunks] */
+    __global float *mean, int mean_off,       /* [c] */
+    __global float *inv_std, int inv_std_off, /* [c] */
+    __global float *running_mean, int rm_off, /* [c] or NULL */
+    __global float *running_var, int rv_off)  /* [c] or NULL */
+{
+    const int ch = get_global_id(0);
+    if (ch >= c)
+        return;
+    const int m = n * s;
+    part += part_off + ch * nchunks;
+    float count = 0.0f, mu = 0.0f, m2 = 0.0f;
+    for (int k = 0; k < nchunks; k++) {
+        const float count_k = (float)min(chunk, m - k * chunk);
+        const float total = count + count_k;
+        const float delta = part[k] - mu;
+        mu += delta * (count_k / total);
+        m2 += part[c * nchunks + k] + delta * delta * (count * (count_k / total));
+        count = total;
+    }
+    const float batch_mean = x[x_off + ch * s] + mu;
+    const float var = m2 / (float)m;
+    mean[mean_off + ch] = batch_mean;
+    inv_std[inv_std_off + ch] = rsqrt(var + eps);
+    if (running_mean) {
+        const float unbiased = m2 / (float)(m - 1);
+        const float keep = 1.0f - momentum;
+        running_mean[rm_off + ch] = keep * running_mean[rm_off + ch] + momentum * batch_mean;
+        running_var[rv_off + ch] = keep * running_var[rv_off + ch] + momentum * unbiased;
+    }
+}
+
+/* y = (x - mean) * inv_std * gamma + beta. In training mode `stat` is the saved inv_std; in
+ * inference mode (stat_is_var non-zero) mean and stat are the running mean and variance and
+ * inv_std = 1 / sqrt(stat + eps). */
+__kernel void batchnorm_forward(
+    int n, int c, int s, float eps, int stat_is_var,
+    __global const float *x, int x_off,         /* [n, c, s] */
+    __global const float *mean, int mean_off,   /* [c] */
+    __global const float *stat, int stat_off,   /* [c] */
+    __global const float *gamma, int gamma_off, /* [c] */
+    __global const float *beta, int beta_off,   /* [c] */
+    __global float *y, int y_off)               /* [n, c, s] */
+{
+    const int i = get_global_id(0);
+    if (i >= n * c * s)
+        return;
+    const int ch = (i / s) % c;
+    const float v = stat[stat_off + ch];
+    const float inv = stat_is_var ? rsqrt(v + eps) : v;
+    const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
+    y[y_off + i] = xhat * gamma[gamma_off + ch] + beta[beta_off + ch];
+}
+
+/* Sums over one chunk of one channel: of dy, and of dy * (x - mean). */
+__kernel void batchnorm_backward_partial(
+    int n, int c, int s, int chunk, int nchunks,
+    __global const float *x, int x_off,       /* [n, c, s] */
+    __global const float *dy, int dy_off,     /* [n, c, s] */
+    __global const float *mean, int mean_off, /* [c] */
+    __global float *part, int part_off)       /* [2, c, nchunks] */
+{
+    const int i = get_global_id(0);
+    if (i >= c * nchunks)
+        return;
+    const int ch = i / nchunks, k = i - ch * nchunks;
+    const int m = n * s, stride = c * s;
+    const int p0 = k * chunk, p1 = min(m, p0 + chunk);
+    x += x_off + ch * s;
+    dy += dy_off + ch * s;
+    const float mu = mean[mean_off + ch];
+    float sum_dy = 0.0f, sum_dyx = 0.0f;
+    int b = p0 / s, t = p0 - b * s;
+    for (int p = p0; p < p1; p++) {
+        const int e = b * stride + t;
+        sum_dy += dy[e];
+        sum_dyx += dy[e] * (x[e] - mu);
+        if (++t == s) {
+            t = 0;
+            b++;
+        }
+    }
+    part += part_off;
+    part[i] = sum_dy;
+    part[c * nchunks + i] = sum_dyx;
+}
+
+/* Adds the chunk sums of one channel in increasing order: dbeta = sum dy, dgamma =
+ * sum dy * xhat (each skipped when NULL), and keeps dbeta / m and dgamma / m in `means` for
+ * batchnorm_backward. */
+__kernel void batchnorm_backward_combine(
+    int n, int c, int s, int nchunks, int accumulate,
+    __global const float *part, int part_off,       /* [2, c, nchunks] */
+    __global const float *inv_std, int inv_std_off, /* [c] */
+    __global float *means, int means_off,           /* [2, c] */
+    __global float *dgamma, int dgamma_off,         /* [c] or NULL */
+    __global float *dbeta, int dbeta_off)           /* [c] or NULL */
+{
+    const int ch = get_global_id(0);
+    if (ch >= c)
+        return;
+    part += part_off + ch * nchunks;
+    float sum_dy = 0.0f, sum_dyx = 0.0f;
+    for (int k = 0; k < nchunks; k++) {
+        sum_dy += part[k];
+        sum_dyx += part[c * nchunks + k];
+    }
+    const float sum_dyxhat = sum_dyx * inv_std[inv_std_off + ch];
+    const float m = (float)(n * s);
+    means[means_off + ch] = sum_dy / m;
+    means[means_off + c + ch] = sum_dyxhat / m;
+    if (dgamma)
+        dgamma[dgamma_off + ch] = accumulate ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
+    if (dbeta)
+        dbeta[dbeta_off + ch] = accumulate ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
+}
+
+/* dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)). */
+__kernel void batchnorm_backward(
+    int n, int c, int s, int accumulate,
+    __global const float *x, int x_off,             /* [n, c, s] */
+    __global const float *dy, int dy_off,           /* [n, c, s] */
+    __global const float *gamma, int gamma_off,     /* [c] */
+    __global const float *mean, int mean_off,       /* [c] */
+    __global const float *inv_std, int inv_std_off, /* [c] */
+    __global const float *means, int means_off,     /* [2, c] */
+    __global float *dx, int dx_off)                 /* [n, c, s] */
+{
+    const int i = get_global_id(0);
+    if (i >= n * c * s)
+        return;
+    const int ch = (i / s) % c;
+    const float inv = inv_std[inv_std_off + ch];
+    const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
+    const float inner = dy[dy_off + i] - means[means_off + ch] - xhat * means[means_off + c + ch];
+    const float g = gamma[gamma_off + ch] * inv * inner;
+    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+}
+
+/* Inference mode: dx = dy * gamma / sqrt(running_var + eps). */
+__kernel void batchnorm_backward_inference(
+    int n, int c, int s, float eps, int accumulate,
+    __global const float *dy, int dy_off,       /* [n, c, s] */
+    __global const float *gamma, int gamma_off, /* [c] */
+    __global const float *var, int var_off,     /* [c] */
+    __global float *dx, int dx_off)             /* [n, c, s] */
+{
+    const int i = get_global_id(0);
+    if (i >= n * c * s)
+        return;
+    const int ch = (i / s) % c;
+    const float g = dy[dy_off + i] * (gamma[gamma_off + ch] * rsqrt(var[var_off + ch] + eps));
+    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+}
+
+/* ==== Layer norm ======================================================================== */
+
+/* One row: mean and variance by two passes over (x - x[row, 0]), then y. */
+__kernel void layernorm_forward(
+    int rows, int d, float eps,
+    __global const float *x, int x_off,         /* [rows, d] */
+    __global const float *gamma, int gamma_off, /* [d] */
+    __global const float *beta, int beta_off,   /* [d] */
+    __global float *y, int y_off,               /* [rows, d] */
+    __global float *mean, int mean_off,         /* [rows] */
+    __global float *rstd, int rstd_off)         /* [rows] */
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    x += x_off + r * d;
+    y += y_off + r * d;
+    gamma += gamma_off;
+    beta += beta_off;
+    const float shift = x[0];
+    float sum = 0.0f;
+    for (int j = 0; j < d; j++)
+        sum += x[j] - shift;
+    const float mu = sum / (float)d;
+    float m2 = 0.0f;
+    for (int j = 0; j < d; j++) {
+        const float dev = (x[j] - shift) - mu;
+        m2 += dev * dev;
+    }
+    const float row_mean = shift + mu;
+    const float inv = rsqrt(m2 / (float)d + eps);
+    mean[mean_off + r] = row_mean;
+    rstd[rstd_off + r] = inv;
+    for (int j = 0; j < d; j++)
+        y[j] = (x[j] - row_mean) * inv * gamma[j] + beta[j];
+}
+
+/* One row: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = gamma * dy. */
+__kernel void layernorm_backward(
+    int rows, int d, int accumulate,
+    __global const float *x, int x_off,         /* [rows, d] */
+    __global const float *dy, int dy_off,       /* [rows, d] */
+    __global const float *gamma, int gamma_off, /* [d] */
+    __global const float *mean, int mean_off,   /* [rows] */
+    __global const float *rstd, int rstd_off,   /* [rows] */
+    __global float *dx, int dx_off)             /* [rows, d] */
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    x += x_off + r * d;
+    dy += dy_off + r * d;
+    dx += dx_off + r * d;
+    gamma += gamma_off;
+    const float mu = mean[mean_off + r], inv = rstd[rstd_off + r];
+    float sum_g = 0.0f, sum_gx = 0.0f;
+    for (int j = 0; j < d; j++) {
+        const float g = gamma[j] * dy[j];
+        sum_g += g;
+        sum_gx += g * ((x[j] - mu) * inv);
+    }
+    const float mean_g = sum_g / (float)d, mean_gx = sum_gx / (float)d;
+    for (int j = 0; j < d; j++) {
+        const float xhat = (x[j] - mu) * inv;
+        const float v = inv * (gamma[j] * dy[j] - mean_g - xhat * mean_gx);
+        dx[j] = accumulate ? dx[j] + v : v;
+    }
+}
+
+/* Sums over rows k * chunk .. (k + 1) * chunk - 1 of one column: of dy * xhat and of dy. */
+__kernel void layernorm_param_partial(
+    int rows, int d, int chunk, int nchunks,
+    __global const float *x, int x_off,       /* [rows, d] */
+    __global const float *dy, int dy_off,     /* [rows, d] */
+    __global const float *mean, int mean_off, /* [rows] */
+    __global const float *rstd, int rstd_off, /* [rows] */
+    __global float *part, int part_off)       /* [2, nchunks, d] */
+{
+    const int i = get_global_id(0);
+    if (i >= nchunks * d)
+        return;
+    const int k = i / d, j = i - k * d;
+    const int r1 = min(rows, (k + 1) * chunk);
+    float sum_dyxhat = 0.0f, sum_dy = 0.0f;
+    for (int r = k * chunk; r < r1; r++) {
+        const float g = dy[dy_off + r * d + j];
+        const float xhat = (x[x_off + r * d + j] - mean[mean_off + r]) * rstd[rstd_off + r];
+        sum_dyxhat += g * xhat;
+        sum_dy += g;
+    }
+    part += part_off;
+    part[i] = sum_dyxhat;
+    part[nchunks * d + i] = sum_dy;
+}
+
+/* Adds the chunk sums of one column in increasing order into dgamma and dbeta (each
+ * skipped when NULL). */
+__kernel void layernorm_param_combine(
+    int d, int nchunks, int accumulate,
+    __global const float *part, int part_off, /* [2, nchunks, d] */
+    __global float *dgamma, int dgamma_off,   /* [d] or NULL */
+    __global float *dbeta, int dbeta_off)     /* [d] or NULL */
+{
+    const int j = get_global_id(0);
+    if (j >= d)
+        return;
+    part += part_off;
+    float sum_dyxhat = 0.0f, sum_dy = 0.0f;
+    for (int k = 0; k < nchunks; k++) {
+        sum_dyxhat += part[k * d + j];
+        sum_dy += part[(nchunks + k) * d + j];
+    }
+    if (dgamma)
+        dgamma[dgamma_off + j] = accumulate ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
+    if (dbeta)
+        dbeta[dbeta_off + j] = accumulate ? dbeta[dbeta_off + j] + sum_dy : sum_dy;
+}

@@ -1,0 +1,234 @@
+/*
+ * shape.cl: ops that move data. No arithmetic beyond the sums of embedding_backward and the
+ * additions of `accumulate`; every forward is an exact copy.
+ *
+ * Every tensor is a dense row-major float (or int, for ids) array that starts at element
+ * <name>_off of its buffer; all sizes and indices fit in int (the launchers check).
+ * `accumulate` non-zero adds to the output (dx += ...), zero overwrites it (dx = ...).
+ * Every kernel is launched 1-D, mostly one work-item per output element as listed below, in
+ * any work-group size (except embedding_sort_local); work-items past the real size return at
+ * once.
+ *
+ * Embedding, ids [tokens] int, table [vocab, dim], y and dy [tokens, dim]:
+ *   embedding_forward     work-item (t, d), gid = t * dim + d:
+ *                         y[t, d] = table[ids[t], d], or 0 when ids[t] is outside [0, vocab).
+ *   A bitonic sort of the positions 0..n2-1 (n2 = tokens rounded up to a power of two, at
+ *   least 2) by the key (id class of t, t), where the id class is ids[t] for a valid token
+ *   and vocab for an invalid id or a padding position (t >= tokens). The keys are distinct,
+ *   so the sorted order is unique: it does not depend on the work-group size or the schedule.
+ *   embedding_sort_local  work-group of W work-items (W from the device, the only kernel here
+ *                         with an explicit local size): the stages whose pairs lie within a
+ *                         block of 2W positions, in local memory (2 x 2W ints).
+ *   embedding_sort_step   one stage (k, j) with j >= 2W in global memory; work-item
+ *                         i < n2 / 2 owns one pair of positions.
+ *   embedding_bounds      work-item v <= vocab: bounds[v] = the first position of sorted
+ *                         whose id class is >= v (binary search). Tokens of id v sit at
+ *                         sorted[bounds[v] .. bounds[v + 1]) in increasing t.
+ *   embedding_backward    work-item (v, d), gid = v * dim + d: sums dy[t, d] over its group
+ *                         in increasing t, into dtable[v, d].
+ * Workspace (int): sorted [n2] at ws_off, then bounds [vocab + 1].
+ *
+ * Permute:
+ *   permute_gather        y (dense, up to 6 dims, shape [s0..s5], padded with leading 1s)
+ *                         gets y[c0..c5] = x[x_off + sum_k c_k * t_k]: t_k is the stride in x
+ *                         of the dimension that becomes y's dimension k. Forward (x strides
+ *                         permuted) and backward (dy strides permuted back) both use it.
+ *
+ * Concat and slice see a tensor as [outer, axis, inner] around the axis they work on:
+ *   slice_copy            dst[o, dst_start + a, i] (+)= src[o, src_start + a, i] for
+ *                         a < len; src and dst have src_axis and dst_axis entries on the
+ *                         axis. Work-item (o, a, i). Slice forward, concat forward (one
+ *                         launch per input) and concat backward (one per input).
+ *   slice_backward        without accumulate: work-item (o, a, i) over dx [outer, axis,
+ *                         inner] writes dx = dy[o, a - start, i] inside the slice, 0 outside.
+ *                         (With accumulate the launcher uses slice_copy over the slice only.)
+ *
+ * No tunables. Only embedding_sort_local has a work-group size, which the launcher picks
+ * from the device's limits and which does not change any result.
+ */
+
+/* ==== Embedding ========================================================================= */
+
+__kernel void embedding_forward(int tokens, int dim, int vocab,
+                                __global const float *table, int table_off, /* [vocab, dim] */
+                                __global const int *ids, int ids_off,       /* [tokens] */
+                                __global float *y, int y_off)               /* [tokens, dim] */
+{
+    const int gid = get_global_id(0);
+    if (gid >= tokens * dim)
+        return;
+    const int t = gid / dim, d = gid - t * dim;
+    const int id = ids[ids_off + t];
+    y[y_off + gid] = id >= 0 && id < vocab ? table[table_off + id * dim + d] : 0.0f;
+}
+
+/* The id class that orders token t: its id when valid, vocab for an invalid id or a padding
+ * position (t >= tokens), so that those sort after every real group. */
+static int id_class(__global const int *ids, int ids_off, int tokens, int vocab, int t)
+{
+    if (t >= tokens)
+        return vocab;
+    const int id = ids[ids_off + t];
+    return id >= 0 && id < vocab ? id : vocab;
+}
+
+/* Bitonic stages inside blocks of 2W positions, W = get_local_size(0) (any power of two, chosen
+ * by the launcher from the device's limits, with 2W dividing n2): each work-group loads its
+ * block (token index and id class) into local memory, runs the stages (k, j) for
+ * k = k_lo, 2 k_lo, ..., k_hi and j = min(k / 2, W), ..., 2, 1 (every such pair lies in the
+ * block), and writes the block back. first != 0: the block starts as the identity
+ * (sorted[p] = p) instead of being read. Launched over exactly n2 / 2 work-items. */
+__kernel void embedding_sort_local(int n2, int k_lo, int k_hi, int first, int tokens,
+                                   int vocab,
+                                   __global const int *ids, int ids_off, /* [tokens] */
+                                   __global int *ws, int ws_off,         /* sorted [n2] */
+                                   __local int *key,                     /* [2W] id classes */
+                                   __local int *tok)                     /* [2W] token indices */
+{
+    const int w = get_local_size(0), l = get_local_id(0);
+    const int base = get_group_id(0) * 2 * w;
+    for (int e = l; e < 2 * w; e += w) {
+        const int t = first ? base + e : ws[ws_off + base + e];
+        tok[e] = t;
+        key[e] = id_class(ids, ids_off, tokens, vocab, t);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = k_lo; k <= k_hi; k *= 2) {
+        for (int j = min(k / 2, w); j >= 1; j /= 2) {
+            const int lo = ((l & ~(j - 1)) << 1) | (l & (j - 1)), hi = lo + j;
+            const bool ascending = ((base + lo) & k) == 0;
+            const int ka = key[lo], kb = key[hi], a = tok[lo], b = tok[hi];
+            const bool a_after_b = ka > kb || (ka == kb && a > b);
+            if (a_after_b == ascending) {
+                key[lo] = kb;
+                key[hi] = ka;
+                tok[lo] = b;
+                tok[hi] = a;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+    }
+    for (int e = l; e < 2 * w; e += w)
+        ws[ws_off + base + e] = tok[e];
+}
+
+/* Stage (k, j) of the bitonic network: k the size of the sequences being merged, j the
+ * distance of the pairs compared, both powers of two with j < k <= n2. */
+__kernel void embedding_sort_step(int n2, int k, int j, int tokens, int vocab,
+                                  __global const int *ids, int ids_off, /* [tokens] */
+                                  __global int *ws, int ws_off)         /* sorted [n2] */
+{
+    const int i = get_global_id(0);
+    if (i >= n2 / 2)
+        return;
+    /* Pair i: positions lo and lo + j, where lo has a 0 in bit j. */
+    const int lo = ((i & ~(j - 1)) << 1) | (i & (j - 1)), hi = lo + j;
+    const bool ascending = (lo & k) == 0;
+    const int a = ws[ws_off + lo], b = ws[ws_off + hi];
+    const int ka = id_class(ids, ids_off, tokens, vocab, a);
+    const int kb = id_class(ids, ids_off, tokens, vocab, b);
+    const bool a_after_b = ka > kb || (ka == kb && a > b);
+    if (a_after_b == ascending) {
+        ws[ws_off + lo] = b;
+        ws[ws_off + hi] = a;
+    }
+}
+
+__kernel void embedding_bounds(int n2, int tokens, int vocab,
+                               __global const int *ids, int ids_off, /* [tokens] */
+                               __global int *ws, int ws_off)         /* sorted, bounds */
+{
+    const int v = get_global_id(0);
+    if (v > vocab)
+        return;
+    int lo = 0, hi = n2;
+    while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if (id_class(ids, ids_off, tokens, vocab, ws[ws_off + mid]) < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    ws[ws_off + n2 + v] = lo;
+}
+
+__kernel void embedding_backward(int vocab, int dim, int n2, int accumulate,
+                                 __global const int *ws, int ws_off,   /* sorted, bounds */
+                                 __global const float *dy, int dy_off, /* [tokens, dim] */
+                                 __global float *dtable, int dt_off)   /* [vocab, dim] */
+{
+    const int gid = get_global_id(0);
+    if (gid >= vocab * dim)
+        return;
+    const int v = gid / dim, d = gid - v * dim;
+    const int begin = ws[ws_off + n2 + v], end = ws[ws_off + n2 + v + 1];
+    float acc = 0.0f;
+    for (int p = begin; p < end; p++)
+        acc += dy[dy_off + ws[ws_off + p] * dim + d];
+    dtable[dt_off + gid] = accumulate ? dtable[dt_off + gid] + acc : acc;
+}
+
+/* ==== Permute =========================================================================== */
+
+/* Takes the last digit of *r in radix s: adds digit * t to *src and leaves the quotient in *r.
+ * Padding dimensions (s == 1) are skipped: a division costs more than the test. The
+ * remainder is written r - q * s on purpose: LLVM turns a % next to a / into a `freeze`,
+ * which Oclgrind's uninitialized-value checker cannot run. */
+static void take_digit(int *r, int *src, int s, int t)
+{
+    if (s != 1) {
+        const int q = *r / s;
+        *src += (*r - q * s) * t;
+        *r = q;
+    }
+}
+
+__kernel void permute_gather(int n, int accumulate,
+                             __global const float *x, int x_off, /* strided source */
+                             __global float *y, int y_off,       /* [s0, ..., s5] dense */
+                             int s1, int s2, int s3, int s4, int s5,
+                             int t0, int t1, int t2, int t3, int t4, int t5)
+{
+    const int gid = get_global_id(0);
+    if (gid >= n)
+        return;
+    /* The digits of gid in the mixed radix [s0, ..., s5], last fastest, times their strides. */
+    int r = gid, src = 0;
+    take_digit(&r, &src, s5, t5);
+    take_digit(&r, &src, s4, t4);
+    take_digit(&r, &src, s3, t3);
+    take_digit(&r, &src, s2, t2);
+    take_digit(&r, &src, s1, t1);
+    src += r * t0;
+    const float v = x[x_off + src];
+    y[y_off + gid] = accumulate ? y[y_off + gid] + v : v;
+}
+
+/* ==== Concat and slice ================================================================== */
+
+__kernel void slice_copy(int outer, int len, int inner, int accumulate,
+                         __global const float *src, int src_off, int src_axis, int src_start,
+                         __global float *dst, int dst_off, int dst_axis, int dst_start)
+{
+    const int gid = get_global_id(0);
+    if (gid >= outer * len * inner)
+        return;
+    const int r = gid / inner, i = gid - r * inner; /* no %: see take_digit */
+    const int o = r / len, a = r - o * len;
+    const float v = src[src_off + (o * src_axis + src_start + a) * inner + i];
+    const int di = dst_off + (o * dst_axis + dst_start + a) * inner + i;
+    dst[di] = accumulate ? dst[di] + v : v;
+}
+
+__kernel void slice_backward(int outer, int axis, int inner, int start, int len,
+                             __global const float *dy, int dy_off, /* [outer, len, inner] */
+                             __global float *dx, int dx_off)       /* [outer, axis, inner] */
+{
+    const int gid = get_global_id(0);
+    if (gid >= outer * axis * inner)
+        return;
+    const int r = gid / inner, i = gid - r * inner; /* no %: see take_digit */
+    const int o = r / axis, a = r - o * axis;
+    const bool inside = a >= start && a < start + len;
+    dx[dx_off + gid] = inside ? dy[dy_off + (o * len + a - start) * inner + i] : 0.0f;
+}

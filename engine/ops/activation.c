@@ -1,0 +1,222 @@
+/*
+ * activation.c: launchers of cl/activation.cl (activation functions and dropout).
+ */
+#include <math.h>
+
+#include "ops/activation.h"
+
+const char *clt__act_name(enum clt__act act)
+{
+    switch (act) {
+    case CLT__ACT_RELU:
+        return "relu";
+    case CLT__ACT_LEAKY_RELU:
+        return "leaky_relu";
+    case CLT__ACT_GELU_TANH:
+        return "gelu_tanh";
+    case CLT__ACT_GELU_ERF:
+        return "gelu_erf";
+    case CLT__ACT_TANH:
+        return "tanh";
+    case CLT__ACT_SIGMOID:
+        return "sigmoid";
+    case CLT__ACT_SILU:
+        return "silu";
+    }
+    return "?";
+}
+
+/* Checks that `b` holds n floats from its offset and that the offset fits an int; writes
+ * the offset as the kernels take it. */
+static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
+                                 struct clt__buf b, int64_t n, cl_int *off)
+{
+    if (!b.mem) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: offset of %s beyond 2^31 elements", op, name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    size_t bytes = 0;
+    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (err != CL_SUCCESS)
+        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo (CL_MEM_SIZE)");
+    if ((b.offset + (uint64_t)n) * sizeof(float) > bytes) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s holds %zu floats, needs %zu + %lld", op, name,
+                 bytes / sizeof(float), b.offset, (long long)n);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    *off = (cl_int)b.offset;
+    return CLT_OK;
+}
+
+/* The check every launcher makes on n (dev is not NULL). */
+static enum clt_status check_n(struct clt_device *dev, const char *op, int64_t n)
+{
+    if (n >= 0 && n <= INT32_MAX)
+        return CLT_OK;
+    clt__log(&dev->log, CLT_LOG_ERROR, "%s: n = %lld is outside 0..2^31-1", op, (long long)n);
+    return CLT_ERR_INVALID_ARGUMENT;
+}
+
+static enum clt_status check_act(struct clt_device *dev, const char *op, enum clt__act act,
+                                 float slope)
+{
+    if ((int)act < 0 || (int)act >= CLT__ACT_COUNT) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: unknown activation %d", op, (int)act);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (!isfinite(slope)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: slope %g is not finite", op, (double)slope);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act act, float slope,
+                                        int64_t n, struct clt__buf x, struct clt__buf y)
+{
+    const char *op = "activation_forward";
+    cl_int x_off, y_off;
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_n(dev, op, n);
+    if (st == CLT_OK)
+        st = check_act(dev, op, act, slope);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, n, &x_off);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, n, &y_off);
+    if (st != CLT_OK)
+        return st;
+    cl_int count = (cl_int)n, a = (cl_int)act;
+    struct clt__arg args[] = {
+        CLT__ARG(count), CLT__ARG(a),     CLT__ARG(slope), CLT__ARG(x.mem),
+        CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
+    };
+    return clt__run_1d(dev, "activation", "activation_forward", (size_t)n, args,
+                       sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act act, float slope,
+                                         int64_t n, struct clt__buf x, struct clt__buf dy,
+                                         struct clt__buf dx, bool accumulate)
+{
+    const char *op = "activation_backward";
+    cl_int x_off, dy_off, dx_off;
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_n(dev, op, n);
+    if (st == CLT_OK)
+        st = check_act(dev, op, act, slope);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, n, &x_off);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, n, &dy_off);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dx", dx, n, &dx_off);
+    if (st != CLT_OK)
+        return st;
+    cl_int count = (cl_int)n, a = (cl_int)act, acc = accumulate;
+    struct clt__arg args[] = {
+        CLT__ARG(count), CLT__ARG(a),      CLT__ARG(slope),  CLT__ARG(acc),    CLT__ARG(x.mem),
+        CLT__ARG(x_off), CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
+    };
+    return clt__run_1d(dev, "activation", "activation_backward", (size_t)n, args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* ---- dropout ------------------------------------------------------------------------- */
+
+float clt__dropout_scale(float p)
+{
+    return 1.0f / (1.0f - p);
+}
+
+static enum clt_status check_p(struct clt_device *dev, const char *op, float p)
+{
+    if (p >= 0.0f && p < 1.0f)
+        return CLT_OK;
+    clt__log(&dev->log, CLT_LOG_ERROR, "%s: p = %g is outside [0, 1)", op, (double)p);
+    return CLT_ERR_INVALID_ARGUMENT;
+}
+
+/* Arguments 0..6 of both dropout kernels: n, p, scale and the Philox key and step words. */
+struct dropout_head {
+    cl_int n;
+    float p, scale;
+    cl_uint seed_lo, seed_hi, step_lo, step_hi;
+};
+
+static struct dropout_head dropout_head(int64_t n, float p, uint64_t seed, uint64_t step)
+{
+    return (struct dropout_head){.n = (cl_int)n,
+                                 .p = p,
+                                 .scale = clt__dropout_scale(p),
+                                 .seed_lo = (cl_uint)seed,
+                                 .seed_hi = (cl_uint)(seed >> 32),
+                                 .step_lo = (cl_uint)step,
+                                 .step_hi = (cl_uint)(step >> 32)};
+}
+
+/* One work-item per Philox block of 4 elements. */
+static size_t dropout_blocks(int64_t n)
+{
+    return (size_t)(n + 3) / 4;
+}
+
+enum clt_status clt__dropout_forward(struct clt_device *dev, float p, uint64_t seed, uint64_t step,
+                                     int64_t n, struct clt__buf x, struct clt__buf y)
+{
+    const char *op = "dropout_forward";
+    cl_int x_off, y_off;
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_n(dev, op, n);
+    if (st == CLT_OK)
+        st = check_p(dev, op, p);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, n, &x_off);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, n, &y_off);
+    if (st != CLT_OK)
+        return st;
+    struct dropout_head h = dropout_head(n, p, seed, step);
+    struct clt__arg args[] = {
+        CLT__ARG(h.n),       CLT__ARG(h.p),       CLT__ARG(h.scale),   CLT__ARG(h.seed_lo),
+        CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(x.mem),
+        CLT__ARG(x_off),     CLT__ARG(y.mem),     CLT__ARG(y_off),
+    };
+    return clt__run_1d(dev, "activation", "dropout_forward", dropout_blocks(n), args,
+                       sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t seed, uint64_t step,
+                                      int64_t n, struct clt__buf dy, struct clt__buf dx,
+                                      bool accumulate)
+{
+    const char *op = "dropout_backward";
+    cl_int dy_off, dx_off;
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_n(dev, op, n);
+    if (st == CLT_OK)
+        st = check_p(dev, op, p);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, n, &dy_off);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dx", dx, n, &dx_off);
+    if (st != CLT_OK)
+        return st;
+    struct dropout_head h = dropout_head(n, p, seed, step);
+    cl_int acc = accumulate;
+    struct clt__arg args[] = {
+        CLT__ARG(h.n),       CLT__ARG(h.p),       CLT__ARG(h.scale),   CLT__ARG(h.seed_lo),
+        CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(acc),
+        CLT__ARG(dy.mem),    CLT__ARG(dy_off),    CLT__ARG(dx.mem),    CLT__ARG(dx_off),
+    };
+    return clt__run_1d(dev, "activation", "dropout_backward", dropout_blocks(n), args,
+                       sizeof args / sizeof args[0]);
+}

@@ -1,0 +1,357 @@
+/*
+ * conv.c: launchers of 2-D convolution (see conv.h and docs/kernels/conv.md).
+ *
+ * For image n and group g, with Cg = C_in / G input and Co = C_out / G output channels per
+ * group, Kg = Cg * KH * KW and P = OH * OW:
+ *     forward   y_n,g [Co, P]   = W_g [Co, Kg] * col_n,g [Kg, P]
+ *     dweight   dW_g [Co, Kg]  += dy_n,g [Co, P] * col_n,g^T [P, Kg]     (summed over n)
+ *     dx        dcol_n,g [Kg, P] = W_g^T [Kg, Co] * dy_n,g [Co, P], then col2im
+ * Each is one GEMM per image, strided-batched over the G groups: consecutive groups are
+ * Co * Kg elements apart in W, Kg * P in the columns and Co * P in y.
+ */
+#include "ops/conv.h"
+
+/* Products of sizes are kept below 2^31: kernels index with int. */
+static bool mul_fits(int64_t a, int64_t b, int64_t *out)
+{
+    if (a != 0 && b > INT32_MAX / a)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+static bool product_fits(const int64_t *factors, size_t count, int64_t *out)
+{
+    int64_t p = 1;
+    for (size_t i = 0; i < count; i++)
+        if (!mul_fits(p, factors[i], &p))
+            return false;
+    *out = p;
+    return true;
+}
+
+enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2d *c)
+{
+    const int64_t fields[] = {c->n,     c->c_in,  c->h,        c->w,        c->c_out,
+                              c->kh,    c->kw,    c->stride_h, c->stride_w, c->pad_h,
+                              c->pad_w, c->dil_h, c->dil_w,    c->groups};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        ok = ok && fields[i] >= 0 && fields[i] <= INT32_MAX;
+    ok = ok && c->c_in >= 1 && c->h >= 1 && c->w >= 1 && c->c_out >= 1 && c->kh >= 1 &&
+         c->kw >= 1 && c->stride_h >= 1 && c->stride_w >= 1 && c->dil_h >= 1 && c->dil_w >= 1 &&
+         c->groups >= 1;
+    if (!ok || c->c_in % c->groups != 0 || c->c_out % c->groups != 0) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "conv2d: impossible parameters N=%lld C_in=%lld H=%lld "
+                 "W=%lld C_out=%lld kernel %lldx%lld stride %lldx%lld pad %lldx%lld dilation "
+                 "%lldx%lld groups %lld",
+                 (long long)c->n, (long long)c->c_in, (long long)c->h, (long long)c->w,
+                 (long long)c->c_out, (long long)c->kh, (long long)c->kw, (long long)c->stride_h,
+                 (long long)c->stride_w, (long long)c->pad_h, (long long)c->pad_w,
+                 (long long)c->dil_h, (long long)c->dil_w, (long long)c->groups);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    /* Every term below is < 2^31, so these sums and products fit in 64 bits. */
+    const int64_t span_h = c->dil_h * (c->kh - 1) + 1, span_w = c->dil_w * (c->kw - 1) + 1;
+    const int64_t padded_h = c->h + 2 * c->pad_h, padded_w = c->w + 2 * c->pad_w;
+    if (span_h > padded_h || span_w > padded_w) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "conv2d: the dilated kernel (%lldx%lld) is larger than "
+                 "the padded input (%lldx%lld)",
+                 (long long)span_h, (long long)span_w, (long long)padded_h, (long long)padded_w);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    const int64_t oh = (padded_h - span_h) / c->stride_h + 1;
+    const int64_t ow = (padded_w - span_w) / c->stride_w + 1;
+    const int64_t x_size[] = {c->n, c->c_in, c->h, c->w};
+    const int64_t y_size[] = {c->n, c->c_out, oh, ow};
+    const int64_t w_size[] = {c->c_out, c->c_in / c->groups, c->kh, c->kw};
+    const int64_t col_size[] = {c->c_in, c->kh, c->kw, oh, ow};
+    int64_t count;
+    if (padded_h > INT32_MAX || padded_w > INT32_MAX || !product_fits(x_size, 4, &count) ||
+        !product_fits(y_size, 4, &count) || !product_fits(w_size, 4, &count) ||
+        !product_fits(col_size, 5, &count)) {
+        clt__log(log, CLT_LOG_ERROR, "conv2d: a tensor has 2^31 elements or more");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    c->oh = oh;
+    c->ow = ow;
+    return CLT_OK;
+}
+
+/* A 1x1 kernel with stride 1 and no padding: the columns of an image are the image. */
+static bool pointwise(const struct clt__conv2d *c)
+{
+    return c->kh == 1 && c->kw == 1 && c->stride_h == 1 && c->stride_w == 1 && c->pad_h == 0 &&
+           c->pad_w == 0;
+}
+
+static void discard(void *user, enum clt_log_level level, const char *message)
+{
+    (void)user;
+    (void)level;
+    (void)message;
+}
+
+uint64_t clt__conv2d_workspace_bytes(const struct clt__conv2d *c)
+{
+    struct clt__conv2d r = *c;
+    const struct clt_log silent = {discard, NULL, CLT_LOG_ERROR};
+    if (clt__conv2d_resolve(&silent, &r) != CLT_OK || pointwise(&r))
+        return 0;
+    return (uint64_t)(r.c_in * r.kh * r.kw) * (uint64_t)(r.oh * r.ow) * sizeof(float);
+}
+
+static struct clt__buf at(struct clt__buf b, int64_t elements)
+{
+    return (struct clt__buf){b.mem, b.offset + (size_t)elements};
+}
+
+/* Checks that a tensor is given and that its `count` elements lie below element 2^31. */
+static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
+                                 struct clt__buf b, int64_t count)
+{
+    if (!b.mem) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > (size_t)INT32_MAX || (int64_t)b.offset + count > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s ends beyond element 2^31 of its buffer", op,
+                 name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* The element counts of a resolved convolution's tensors. */
+struct sizes {
+    int64_t x, y, weight, image_in, image_out, p, cg, co, kg;
+};
+
+static struct sizes sizes_of(const struct clt__conv2d *c)
+{
+    struct sizes s;
+    s.p = c->oh * c->ow;
+    s.image_in = c->c_in * c->h * c->w;
+    s.image_out = c->c_out * s.p;
+    s.x = c->n * s.image_in;
+    s.y = c->n * s.image_out;
+    s.cg = c->c_in / c->groups;
+    s.co = c->c_out / c->groups;
+    s.kg = s.cg * c->kh * c->kw;
+    s.weight = c->c_out * s.kg;
+    return s;
+}
+
+/* The 13 geometry arguments every image kernel of cl/conv.cl starts with. */
+struct geometry {
+    cl_int v[13];
+};
+
+static struct geometry geometry_of(const struct clt__conv2d *c)
+{
+    return (struct geometry){{(cl_int)c->c_in, (cl_int)c->h, (cl_int)c->w, (cl_int)c->kh,
+                              (cl_int)c->kw, (cl_int)c->stride_h, (cl_int)c->stride_w,
+                              (cl_int)c->pad_h, (cl_int)c->pad_w, (cl_int)c->dil_h,
+                              (cl_int)c->dil_w, (cl_int)c->oh, (cl_int)c->ow}};
+}
+
+/* col [K, P] = the columns of the image at x. */
+static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
+                              struct clt__buf x, struct clt__buf col)
+{
+    struct geometry g = geometry_of(c);
+    cl_int x_off = (cl_int)x.offset, col_off = (cl_int)col.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(g.v[0]),  CLT__ARG(g.v[1]),  CLT__ARG(g.v[2]),  CLT__ARG(g.v[3]), CLT__ARG(g.v[4]),
+        CLT__ARG(g.v[5]),  CLT__ARG(g.v[6]),  CLT__ARG(g.v[7]),  CLT__ARG(g.v[8]), CLT__ARG(g.v[9]),
+        CLT__ARG(g.v[10]), CLT__ARG(g.v[11]), CLT__ARG(g.v[12]), CLT__ARG(x.mem),  CLT__ARG(x_off),
+        CLT__ARG(col.mem), CLT__ARG(col_off),
+    };
+    size_t n = (size_t)(c->c_in * c->kh * c->kw * c->oh * c->ow);
+    return clt__run_1d(dev, "conv", "conv2d_im2col", n, args, sizeof args / sizeof args[0]);
+}
+
+/* dx [C_in, H, W] (+)= the gather of dcol [K, P] into the image. */
+static enum clt_status col2im(struct clt_device *dev, const struct clt__conv2d *c,
+                              struct clt__buf dcol, struct clt__buf dx, bool accumulate)
+{
+    struct geometry g = geometry_of(c);
+    cl_int acc = accumulate, dcol_off = (cl_int)dcol.offset, dx_off = (cl_int)dx.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(g.v[0]),  CLT__ARG(g.v[1]), CLT__ARG(g.v[2]),   CLT__ARG(g.v[3]),
+        CLT__ARG(g.v[4]),  CLT__ARG(g.v[5]), CLT__ARG(g.v[6]),   CLT__ARG(g.v[7]),
+        CLT__ARG(g.v[8]),  CLT__ARG(g.v[9]), CLT__ARG(g.v[10]),  CLT__ARG(g.v[11]),
+        CLT__ARG(g.v[12]), CLT__ARG(acc),    CLT__ARG(dcol.mem), CLT__ARG(dcol_off),
+        CLT__ARG(dx.mem),  CLT__ARG(dx_off),
+    };
+    size_t n = (size_t)(c->c_in * c->h * c->w);
+    return clt__run_1d(dev, "conv", "conv2d_col2im", n, args, sizeof args / sizeof args[0]);
+}
+
+/* One GEMM per group, strided-batched: C_g = op(A_g) op(B_g) + beta C_g for g < G. */
+static enum clt_status group_gemm(struct clt_device *dev, int64_t groups, bool trans_a,
+                                  bool trans_b, int64_t m, int64_t n, int64_t k, float beta,
+                                  struct clt__buf a, int64_t stride_a, struct clt__buf b,
+                                  int64_t stride_b, struct clt__buf c, int64_t stride_c)
+{
+    const struct clt_gemm_shape want = {
+        .trans_a = trans_a,
+        .trans_b = trans_b,
+        .m = m,
+        .n = n,
+        .k = k,
+        .alpha = 1.0f,
+        .beta = beta,
+        .batch = groups,
+        .stride_a = stride_a,
+        .stride_b = stride_b,
+        .stride_c = stride_c,
+    };
+    struct clt_gemm_shape g;
+    int64_t span_a, span_b, span_c;
+    enum clt_status st = clt__gemm_resolve(&dev->log, &want, &g, &span_a, &span_b, &span_c);
+    if (st == CLT_OK)
+        st = clt__gemm(dev, &g, a, b, c);
+    return st;
+}
+
+enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__conv2d *conv,
+                                    struct clt__buf x, struct clt__buf weight, struct clt__buf bias,
+                                    struct clt__buf y, struct clt__buf workspace)
+{
+    if (!dev || !conv)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt__conv2d c = *conv;
+    enum clt_status st = clt__conv2d_resolve(&dev->log, &c);
+    if (st != CLT_OK)
+        return st;
+    const struct sizes s = sizes_of(&c);
+    const bool direct = pointwise(&c);
+    st = check_buf(dev, "conv2d_forward", "x", x, s.x);
+    if (st == CLT_OK)
+        st = check_buf(dev, "conv2d_forward", "weight", weight, s.weight);
+    if (st == CLT_OK)
+        st = check_buf(dev, "conv2d_forward", "y", y, s.y);
+    if (st == CLT_OK && bias.mem)
+        st = check_buf(dev, "conv2d_forward", "bias", bias, c.c_out);
+    if (st == CLT_OK && !direct)
+        st = check_buf(dev, "conv2d_forward", "workspace", workspace, c.c_in * c.kh * c.kw * s.p);
+    if (st != CLT_OK || c.n == 0)
+        return st;
+
+    for (int64_t n = 0; n < c.n && st == CLT_OK; n++) {
+        struct clt__buf col = at(x, n * s.image_in);
+        if (!direct) {
+            st = im2col(dev, &c, col, workspace);
+            col = workspace;
+        }
+        /* y_n,g [Co, P] = W_g [Co, Kg] * col_g [Kg, P]. */
+        if (st == CLT_OK)
+            st = group_gemm(dev, c.groups, false, false, s.co, s.p, s.kg, 0.0f, weight, s.co * s.kg,
+                            col, s.kg * s.p, at(y, n * s.image_out), s.co * s.p);
+    }
+    if (st == CLT_OK && bias.mem) {
+        cl_int total = (cl_int)s.y, c_out = (cl_int)c.c_out, p_count = (cl_int)s.p;
+        cl_int bias_off = (cl_int)bias.offset, y_off = (cl_int)y.offset;
+        struct clt__arg args[] = {
+            CLT__ARG(total),    CLT__ARG(c_out), CLT__ARG(p_count), CLT__ARG(bias.mem),
+            CLT__ARG(bias_off), CLT__ARG(y.mem), CLT__ARG(y_off),
+        };
+        st = clt__run_1d(dev, "conv", "conv2d_bias_forward", (size_t)s.y, args,
+                         sizeof args / sizeof args[0]);
+    }
+    return st;
+}
+
+/* db [C_out] (+)= the sum of dy over the batch and the output pixels. */
+static enum clt_status bias_backward(struct clt_device *dev, const struct clt__conv2d *c,
+                                     struct clt__buf dy, struct clt__buf db, bool accumulate)
+{
+    cl_int n = (cl_int)c->n, c_out = (cl_int)c->c_out, p_count = (cl_int)(c->oh * c->ow);
+    cl_int acc = accumulate, dy_off = (cl_int)dy.offset, db_off = (cl_int)db.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(n),      CLT__ARG(c_out),  CLT__ARG(p_count), CLT__ARG(acc),
+        CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(db.mem),  CLT__ARG(db_off),
+    };
+    return clt__run_1d(dev, "conv", "conv2d_bias_backward", (size_t)c->c_out, args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* The gradients of image n: dweight (+)= its share, dx_n (+)= its gradient. */
+static enum clt_status image_backward(struct clt_device *dev, const struct clt__conv2d *c,
+                                      const struct sizes *s, int64_t n, struct clt__buf x,
+                                      struct clt__buf weight, struct clt__buf dy,
+                                      struct clt__buf dx, struct clt__buf dweight,
+                                      struct clt__buf workspace, bool accumulate)
+{
+    const bool direct = pointwise(c);
+    const struct clt__buf dy_n = at(dy, n * s->image_out);
+    enum clt_status st = CLT_OK;
+    if (dweight.mem) {
+        struct clt__buf col = at(x, n * s->image_in);
+        if (!direct) {
+            st = im2col(dev, c, col, workspace);
+            col = workspace;
+        }
+        /* dW_g [Co, Kg] (+)= dy_n,g [Co, P] * col_g^T [P, Kg]; the first image writes dW
+         * unless accumulating, the others add to it. */
+        const float beta = n == 0 && !accumulate ? 0.0f : 1.0f;
+        if (st == CLT_OK)
+            st = group_gemm(dev, c->groups, false, true, s->co, s->kg, s->p, beta, dy_n,
+                            s->co * s->p, col, s->kg * s->p, dweight, s->co * s->kg);
+    }
+    if (st == CLT_OK && dx.mem) {
+        /* dcol_g [Kg, P] = W_g^T [Kg, Co] * dy_n,g [Co, P]. Pointwise, dcol is dx_n itself. */
+        const struct clt__buf dx_n = at(dx, n * s->image_in);
+        const struct clt__buf dcol = direct ? dx_n : workspace;
+        const float beta = direct && accumulate ? 1.0f : 0.0f;
+        st = group_gemm(dev, c->groups, true, false, s->kg, s->p, s->co, beta, weight,
+                        s->co * s->kg, dy_n, s->co * s->p, dcol, s->kg * s->p);
+        if (st == CLT_OK && !direct)
+            st = col2im(dev, c, dcol, dx_n, accumulate);
+    }
+    return st;
+}
+
+enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__conv2d *conv,
+                                     struct clt__buf x, struct clt__buf weight, struct clt__buf dy,
+                                     struct clt__buf dx, struct clt__buf dweight,
+                                     struct clt__buf dbias, struct clt__buf workspace,
+                                     bool accumulate)
+{
+    if (!dev || !conv)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt__conv2d c = *conv;
+    enum clt_status st = clt__conv2d_resolve(&dev->log, &c);
+    if (st != CLT_OK)
+        return st;
+    const struct sizes s = sizes_of(&c);
+    const char *op = "conv2d_backward";
+    const bool columns = !pointwise(&c) && (dx.mem || dweight.mem);
+    st = check_buf(dev, op, "dy", dy, s.y);
+    if (st == CLT_OK && dx.mem)
+        st = check_buf(dev, op, "dx", dx, s.x);
+    if (st == CLT_OK && dx.mem)
+        st = check_buf(dev, op, "weight (needed for dx)", weight, s.weight);
+    if (st == CLT_OK && dweight.mem)
+        st = check_buf(dev, op, "dweight", dweight, s.weight);
+    if (st == CLT_OK && dweight.mem)
+        st = check_buf(dev, op, "x (needed for dweight)", x, s.x);
+    if (st == CLT_OK && dbias.mem)
+        st = check_buf(dev, op, "dbias", dbias, c.c_out);
+    if (st == CLT_OK && columns)
+        st = check_buf(dev, op, "workspace", workspace, c.c_in * c.kh * c.kw * s.p);
+    if (st != CLT_OK)
+        return st;
+    /* An empty batch enqueues nothing: the gradients are left as they are. */
+    if (c.n == 0)
+        return CLT_OK;
+
+    if (dbias.mem)
+        st = bias_backward(dev, &c, dy, dbias, accumulate);
+    for (int64_t n = 0; n < c.n && st == CLT_OK && (dx.mem || dweight.mem); n++)
+        st = image_backward(dev, &c, &s, n, x, weight, dy, dx, dweight, workspace, accumulate);
+    return st;
+}

@@ -1,0 +1,74 @@
+/*
+ * conv.h: 2-D convolution over NCHW tensors, with stride, zero padding, dilation and groups
+ * (kernels in cl/conv.cl, notes in docs/kernels/conv.md).
+ *
+ * Letters: N batch, C_in / C_out channels, G groups, H x W input, KH x KW kernel,
+ * OH x OW output. Layouts, contiguous and row-major, PyTorch's:
+ *     x, dx            [N, C_in, H, W]
+ *     weight, dweight  [C_out, C_in / G, KH, KW]
+ *     bias, dbias      [C_out]
+ *     y, dy            [N, C_out, OH, OW]
+ * with OH = (H + 2 pad_h - dil_h (KH - 1) - 1) / stride_h + 1 (OW likewise):
+ *     y[n, co, oy, ox] = bias[co] + sum over ci in co's group, ky, kx of
+ *         weight[co, ci - g C_in/G, ky, kx] * x[n, ci, oy stride_h - pad_h + ky dil_h,
+ *                                                   ox stride_w - pad_w + kx dil_w]
+ * (x is zero outside the image). G = C_in = C_out is a depthwise convolution.
+ *
+ * Method: im2col of one image at a time into a caller-provided workspace, then one GEMM per
+ * image, strided-batched over the groups; backward the same columns give dweight, and dx is
+ * a GEMM into the workspace followed by a gather (col2im) with no atomics. A 1x1 kernel with
+ * stride 1 and no padding needs no columns: the GEMMs read x and write dx directly.
+ *
+ * Launchers check their arguments, enqueue on dev->queue and return: they never allocate
+ * and never block. A batch of 0 images enqueues nothing.
+ */
+#ifndef CLTRAIN_OPS_CONV_H
+#define CLTRAIN_OPS_CONV_H
+
+#include "internal.h"
+
+/* The parameters of one convolution. oh and ow are outputs of clt__conv2d_resolve. */
+struct clt__conv2d {
+    int64_t n;                  /* batch, >= 0 */
+    int64_t c_in, h, w;         /* input channels and size, >= 1 */
+    int64_t c_out;              /* output channels, >= 1 */
+    int64_t kh, kw;             /* kernel size, >= 1 */
+    int64_t stride_h, stride_w; /* >= 1 */
+    int64_t pad_h, pad_w;       /* zero padding on each side, >= 0 */
+    int64_t dil_h, dil_w;       /* dilation, >= 1 */
+    int64_t groups;             /* >= 1, divides c_in and c_out */
+    int64_t oh, ow;             /* output size: filled in by clt__conv2d_resolve */
+};
+
+/* Checks the parameters (log NULL: stderr) and fills in c->oh and c->ow. Every element
+ * count the kernels index (each tensor, one image's columns) must stay below 2^31.
+ * CLT_ERR_INVALID_ARGUMENT, with a log line, when they are impossible or too large. */
+enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2d *c);
+
+/* Bytes of workspace the forward and backward passes need: one image's columns,
+ * K * OH * OW floats with K = C_in * KH * KW; 0 for a 1x1 kernel with stride 1 and no
+ * padding, and for parameters clt__conv2d_resolve rejects. */
+uint64_t clt__conv2d_workspace_bytes(const struct clt__conv2d *c);
+
+/* y = conv2d(x, weight) + bias. bias.mem NULL: no bias. workspace holds
+ * clt__conv2d_workspace_bytes(c) bytes (its mem may be NULL when that is 0). */
+enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__conv2d *c,
+                                    struct clt__buf x,      /* [N, C_in, H, W] */
+                                    struct clt__buf weight, /* [C_out, C_in/G, KH, KW] */
+                                    struct clt__buf bias,   /* [C_out] or mem NULL */
+                                    struct clt__buf y,      /* [N, C_out, OH, OW] */
+                                    struct clt__buf workspace);
+
+/* Gradients of the forward pass for the upstream gradient dy: dx, dweight and dbias, each
+ * skipped when its mem is NULL (weight is needed only for dx, x only for dweight).
+ * accumulate false writes them, true adds to them. */
+enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__conv2d *c,
+                                     struct clt__buf x,       /* [N, C_in, H, W] */
+                                     struct clt__buf weight,  /* [C_out, C_in/G, KH, KW] */
+                                     struct clt__buf dy,      /* [N, C_out, OH, OW] */
+                                     struct clt__buf dx,      /* [N, C_in, H, W] or NULL */
+                                     struct clt__buf dweight, /* like weight, or NULL */
+                                     struct clt__buf dbias,   /* [C_out] or NULL */
+                                     struct clt__buf workspace, bool accumulate);
+
+#endif /* CLTRAIN_OPS_CONV_H */

@@ -1,0 +1,469 @@
+/*
+ * norm.c: launchers of batch norm and layer norm (cl/norm.cl). See norm.h for the contract.
+ *
+ * The per-channel and per-column reductions run over chunks of a constant size, combined in
+ * chunk order by a second launch: the chunk sizes below are part of the numerics (every
+ * device gets the same sums), not tunables.
+ */
+#include "ops/norm.h"
+
+#define PROGRAM "norm"
+/* Values of one channel summarized by one work-item of batchnorm_stats and
+ * batchnorm_backward_partial. */
+#define BN_CHUNK 256
+/* Rows summed by one work-item of layernorm_param_partial. */
+#define LN_ROW_CHUNK 32
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A buffer argument in the form kernels take: the cl_mem and an int element offset. */
+struct karg {
+    cl_mem mem;
+    cl_int off;
+};
+
+static struct karg karg(struct clt__buf b)
+{
+    return (struct karg){b.mem, (cl_int)b.offset};
+}
+
+/* Checks that b is a buffer holding at least `count` floats from its offset, with
+ * offset + count below 2^31 (kernels index with int). */
+static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *what,
+                                 struct clt__buf b, int64_t count)
+{
+    if (!b.mem) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, what);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > (size_t)INT32_MAX || count > INT32_MAX - (int64_t)b.offset) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s spans elements beyond 2^31", op, what);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    size_t bytes = 0;
+    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (err != CL_SUCCESS)
+        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo (CL_MEM_SIZE)");
+    if ((b.offset + (uint64_t)count) * sizeof(float) > bytes) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s needs %lld floats from element %zu, its buffer holds %zu bytes", op, what,
+                 (long long)count, b.offset, bytes);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* check_buf for an optional buffer: NULL passes. */
+static enum clt_status check_opt(struct clt_device *dev, const char *op, const char *what,
+                                 struct clt__buf b, int64_t count)
+{
+    return b.mem ? check_buf(dev, op, what, b, count) : CLT_OK;
+}
+
+/* Checks sizes >= 1 whose product fits the kernels' int indices. */
+static enum clt_status check_shape(struct clt_device *dev, const char *op, int64_t a, int64_t b,
+                                   int64_t c)
+{
+    if (a < 1 || b < 1 || c < 1 || a > INT32_MAX || b > INT32_MAX || c > INT32_MAX ||
+        a * b > INT32_MAX || a * b * c > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape [%lld, %lld, %lld]", op,
+                 (long long)a, (long long)b, (long long)c);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+static enum clt_status check_eps(struct clt_device *dev, const char *op, float eps)
+{
+    if (!(eps >= 0.0f) || eps > 1e30f) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: eps = %g is not a finite value >= 0", op,
+                 (double)eps);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* ==== Batch norm ======================================================================== */
+
+static int64_t bn_chunks(int64_t n, int64_t s)
+{
+    return (n * s + BN_CHUNK - 1) / BN_CHUNK;
+}
+
+/* Workspace floats: the chunk partials [2, c, nchunks], then the backward's means [2, c]. */
+static int64_t bn_workspace_floats(int64_t n, int64_t c, int64_t s)
+{
+    return 2 * c * bn_chunks(n, s) + 2 * c;
+}
+
+size_t clt__batchnorm_workspace_bytes(int64_t n, int64_t c, int64_t s)
+{
+    if (n < 1 || c < 1 || s < 1 || n > INT32_MAX || c > INT32_MAX || s > INT32_MAX ||
+        n * s > INT32_MAX || n * s * c > INT32_MAX)
+        return 0;
+    return (size_t)bn_workspace_floats(n, c, s) * sizeof(float);
+}
+
+enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_t c, int64_t s,
+                                       struct clt__buf x, struct clt__buf gamma,
+                                       struct clt__buf beta, float eps, float momentum,
+                                       struct clt__buf running_mean, struct clt__buf running_var,
+                                       struct clt__buf y, struct clt__buf mean,
+                                       struct clt__buf inv_std, struct clt__buf workspace)
+{
+    const char *op = "batchnorm_forward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, n, c, s);
+    int64_t count = n * c * s;
+    if (st == CLT_OK)
+        st = check_eps(dev, op, eps);
+    if (st == CLT_OK && !(momentum >= 0.0f && momentum <= 1.0f)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: momentum = %g is outside [0, 1]", op,
+                 (double)momentum);
+        st = CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (st == CLT_OK && (running_mean.mem == NULL) != (running_var.mem == NULL)) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: running_mean and running_var must both be given or both be NULL", op);
+        st = CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (st == CLT_OK && running_mean.mem && n * s == 1) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: one value per channel (n * s == 1) has no unbiased variance to update "
+                 "running_var with",
+                 op);
+        st = CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "gamma", gamma, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "beta", beta, c);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "running_mean", running_mean, c);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "running_var", running_var, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "mean", mean, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "inv_std", inv_std, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "workspace", workspace, bn_workspace_floats(n, c, s));
+    if (st != CLT_OK)
+        return st;
+
+    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
+    cl_int nchunks = (cl_int)bn_chunks(n, s), stat_is_var = 0;
+    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), krm = karg(running_mean);
+    struct karg krv = karg(running_var), ky = karg(y), km = karg(mean), ki = karg(inv_std);
+    struct karg kw = karg(workspace);
+
+    struct clt__arg stats[] = {
+        CLT__ARG(ni),     CLT__ARG(ci),     CLT__ARG(si),     CLT__ARG(chunk),  CLT__ARG(nchunks),
+        CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
+    };
+    st = clt__run_1d(dev, PROGRAM, "batchnorm_stats", (size_t)c * (size_t)nchunks, stats,
+                     COUNT(stats));
+    if (st != CLT_OK)
+        return st;
+
+    struct clt__arg combine[] = {
+        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),       CLT__ARG(chunk),
+        CLT__ARG(nchunks), CLT__ARG(eps),     CLT__ARG(momentum), CLT__ARG(kx.mem),
+        CLT__ARG(kx.off),  CLT__ARG(kw.mem),  CLT__ARG(kw.off),   CLT__ARG(km.mem),
+        CLT__ARG(km.off),  CLT__ARG(ki.mem),  CLT__ARG(ki.off),   CLT__ARG(krm.mem),
+        CLT__ARG(krm.off), CLT__ARG(krv.mem), CLT__ARG(krv.off),
+    };
+    st = clt__run_1d(dev, PROGRAM, "batchnorm_stats_combine", (size_t)c, combine, COUNT(combine));
+    if (st != CLT_OK)
+        return st;
+
+    struct clt__arg apply[] = {
+        CLT__ARG(ni),          CLT__ARG(ci),     CLT__ARG(si),     CLT__ARG(eps),
+        CLT__ARG(stat_is_var), CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(km.mem),
+        CLT__ARG(km.off),      CLT__ARG(ki.mem), CLT__ARG(ki.off), CLT__ARG(kg.mem),
+        CLT__ARG(kg.off),      CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
+        CLT__ARG(ky.off),
+    };
+    return clt__run_1d(dev, PROGRAM, "batchnorm_forward", (size_t)count, apply, COUNT(apply));
+}
+
+enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t n, int64_t c,
+                                                 int64_t s, struct clt__buf x,
+                                                 struct clt__buf gamma, struct clt__buf beta,
+                                                 struct clt__buf running_mean,
+                                                 struct clt__buf running_var, float eps,
+                                                 struct clt__buf y)
+{
+    const char *op = "batchnorm_forward_inference";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, n, c, s);
+    int64_t count = n * c * s;
+    if (st == CLT_OK)
+        st = check_eps(dev, op, eps);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "gamma", gamma, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "beta", beta, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "running_mean", running_mean, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "running_var", running_var, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, count);
+    if (st != CLT_OK)
+        return st;
+
+    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, stat_is_var = 1;
+    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), krm = karg(running_mean);
+    struct karg krv = karg(running_var), ky = karg(y);
+    struct clt__arg apply[] = {
+        CLT__ARG(ni),          CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(eps),
+        CLT__ARG(stat_is_var), CLT__ARG(kx.mem),  CLT__ARG(kx.off),  CLT__ARG(krm.mem),
+        CLT__ARG(krm.off),     CLT__ARG(krv.mem), CLT__ARG(krv.off), CLT__ARG(kg.mem),
+        CLT__ARG(kg.off),      CLT__ARG(kb.mem),  CLT__ARG(kb.off),  CLT__ARG(ky.mem),
+        CLT__ARG(ky.off),
+    };
+    return clt__run_1d(dev, PROGRAM, "batchnorm_forward", (size_t)count, apply, COUNT(apply));
+}
+
+enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64_t c, int64_t s,
+                                        struct clt__buf x, struct clt__buf dy,
+                                        struct clt__buf gamma, struct clt__buf mean,
+                                        struct clt__buf inv_std, struct clt__buf dx,
+                                        struct clt__buf dgamma, struct clt__buf dbeta,
+                                        bool accumulate, struct clt__buf workspace)
+{
+    const char *op = "batchnorm_backward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, n, c, s);
+    int64_t count = n * c * s;
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "gamma", gamma, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "mean", mean, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "inv_std", inv_std, c);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "dx", dx, count);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "dgamma", dgamma, c);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "dbeta", dbeta, c);
+    if (st != CLT_OK)
+        return st;
+    if (!dx.mem && !dgamma.mem && !dbeta.mem)
+        return CLT_OK;
+    st = check_buf(dev, op, "workspace", workspace, bn_workspace_floats(n, c, s));
+    if (st != CLT_OK)
+        return st;
+
+    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
+    cl_int nchunks = (cl_int)bn_chunks(n, s), acc = accumulate;
+    struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
+    struct karg ki = karg(inv_std), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
+    struct karg kw = karg(workspace);
+    /* The means [2, c] follow the partials [2, c, nchunks] in the workspace. */
+    cl_int means_off = kw.off + 2 * ci * nchunks;
+
+    struct clt__arg partial[] = {
+        CLT__ARG(ni),     CLT__ARG(ci),     CLT__ARG(si),      CLT__ARG(chunk),   CLT__ARG(nchunks),
+        CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),
+        CLT__ARG(km.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
+    };
+    st = clt__run_1d(dev, PROGRAM, "batchnorm_backward_partial", (size_t)c * (size_t)nchunks,
+                     partial, COUNT(partial));
+    if (st != CLT_OK)
+        return st;
+
+    struct clt__arg combine[] = {
+        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),        CLT__ARG(nchunks),
+        CLT__ARG(acc),     CLT__ARG(kw.mem),  CLT__ARG(kw.off),    CLT__ARG(ki.mem),
+        CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off), CLT__ARG(kdg.mem),
+        CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
+    };
+    st =
+        clt__run_1d(dev, PROGRAM, "batchnorm_backward_combine", (size_t)c, combine, COUNT(combine));
+    if (st != CLT_OK || !dx.mem)
+        return st;
+
+    struct clt__arg grad[] = {
+        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(acc),
+        CLT__ARG(kx.mem),  CLT__ARG(kx.off),  CLT__ARG(kdy.mem), CLT__ARG(kdy.off),
+        CLT__ARG(kg.mem),  CLT__ARG(kg.off),  CLT__ARG(km.mem),  CLT__ARG(km.off),
+        CLT__ARG(ki.mem),  CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off),
+        CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
+    };
+    return clt__run_1d(dev, PROGRAM, "batchnorm_backward", (size_t)count, grad, COUNT(grad));
+}
+
+enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_t n, int64_t c,
+                                                  int64_t s, struct clt__buf dy,
+                                                  struct clt__buf gamma,
+                                                  struct clt__buf running_var, float eps,
+                                                  struct clt__buf dx, bool accumulate)
+{
+    const char *op = "batchnorm_backward_inference";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, n, c, s);
+    int64_t count = n * c * s;
+    if (st == CLT_OK)
+        st = check_eps(dev, op, eps);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "gamma", gamma, c);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "running_var", running_var, c);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "dx", dx, count);
+    if (st != CLT_OK || !dx.mem)
+        return st;
+
+    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, acc = accumulate;
+    struct karg kdy = karg(dy), kg = karg(gamma), kv = karg(running_var), kdx = karg(dx);
+    struct clt__arg args[] = {
+        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(eps),    CLT__ARG(acc),
+        CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),  CLT__ARG(kg.off), CLT__ARG(kv.mem),
+        CLT__ARG(kv.off),  CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
+    };
+    return clt__run_1d(dev, PROGRAM, "batchnorm_backward_inference", (size_t)count, args,
+                       COUNT(args));
+}
+
+/* ==== Layer norm ======================================================================== */
+
+static int64_t ln_chunks(int64_t rows)
+{
+    return (rows + LN_ROW_CHUNK - 1) / LN_ROW_CHUNK;
+}
+
+size_t clt__layernorm_workspace_bytes(int64_t rows, int64_t d)
+{
+    if (rows < 1 || d < 1 || rows > INT32_MAX || d > INT32_MAX || rows * d > INT32_MAX)
+        return 0;
+    /* The chunk partials [2, nchunks, d]. */
+    return (size_t)(2 * ln_chunks(rows) * d) * sizeof(float);
+}
+
+enum clt_status clt__layernorm_forward(struct clt_device *dev, int64_t rows, int64_t d,
+                                       struct clt__buf x, struct clt__buf gamma,
+                                       struct clt__buf beta, float eps, struct clt__buf y,
+                                       struct clt__buf mean, struct clt__buf rstd)
+{
+    const char *op = "layernorm_forward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, rows, d, 1);
+    int64_t count = rows * d;
+    if (st == CLT_OK)
+        st = check_eps(dev, op, eps);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "gamma", gamma, d);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "beta", beta, d);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "mean", mean, rows);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "rstd", rstd, rows);
+    if (st != CLT_OK)
+        return st;
+
+    cl_int ri = (cl_int)rows, di = (cl_int)d;
+    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), ky = karg(y);
+    struct karg km = karg(mean), kr = karg(rstd);
+    struct clt__arg args[] = {
+        CLT__ARG(ri),     CLT__ARG(di),     CLT__ARG(eps),    CLT__ARG(kx.mem), CLT__ARG(kx.off),
+        CLT__ARG(kg.mem), CLT__ARG(kg.off), CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
+        CLT__ARG(ky.off), CLT__ARG(km.mem), CLT__ARG(km.off), CLT__ARG(kr.mem), CLT__ARG(kr.off),
+    };
+    return clt__run_1d(dev, PROGRAM, "layernorm_forward", (size_t)rows, args, COUNT(args));
+}
+
+enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, int64_t d,
+                                        struct clt__buf x, struct clt__buf dy,
+                                        struct clt__buf gamma, struct clt__buf mean,
+                                        struct clt__buf rstd, struct clt__buf dx,
+                                        struct clt__buf dgamma, struct clt__buf dbeta,
+                                        bool accumulate, struct clt__buf workspace)
+{
+    const char *op = "layernorm_backward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_shape(dev, op, rows, d, 1);
+    int64_t count = rows * d;
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, count);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "gamma", gamma, d);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "mean", mean, rows);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "rstd", rstd, rows);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "dx", dx, count);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "dgamma", dgamma, d);
+    if (st == CLT_OK)
+        st = check_opt(dev, op, "dbeta", dbeta, d);
+    if (st == CLT_OK && (dgamma.mem || dbeta.mem))
+        st = check_buf(dev, op, "workspace", workspace, 2 * ln_chunks(rows) * d);
+    if (st != CLT_OK)
+        return st;
+
+    cl_int ri = (cl_int)rows, di = (cl_int)d, acc = accumulate;
+    cl_int chunk = LN_ROW_CHUNK, nchunks = (cl_int)ln_chunks(rows);
+    struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
+    struct karg kr = karg(rstd), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
+    struct karg kw = karg(workspace);
+
+    if (dx.mem) {
+        struct clt__arg args[] = {
+            CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(acc),     CLT__ARG(kx.mem),
+            CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),
+            CLT__ARG(kg.off), CLT__ARG(km.mem),  CLT__ARG(km.off),  CLT__ARG(kr.mem),
+            CLT__ARG(kr.off), CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
+        };
+        st = clt__run_1d(dev, PROGRAM, "layernorm_backward", (size_t)rows, args, COUNT(args));
+        if (st != CLT_OK)
+            return st;
+    }
+    if (!dgamma.mem && !dbeta.mem)
+        return CLT_OK;
+
+    struct clt__arg partial[] = {
+        CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(chunk),   CLT__ARG(nchunks), CLT__ARG(kx.mem),
+        CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),  CLT__ARG(km.off),
+        CLT__ARG(kr.mem), CLT__ARG(kr.off),  CLT__ARG(kw.mem),  CLT__ARG(kw.off),
+    };
+    st = clt__run_1d(dev, PROGRAM, "layernorm_param_partial", (size_t)nchunks * (size_t)d, partial,
+                     COUNT(partial));
+    if (st != CLT_OK)
+        return st;
+
+    struct clt__arg combine[] = {
+        CLT__ARG(di),      CLT__ARG(nchunks), CLT__ARG(acc),
+        CLT__ARG(kw.mem),  CLT__ARG(kw.off),  CLT__ARG(kdg.mem),
+        CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
+    };
+    return clt__run_1d(dev, PROGRAM, "layernorm_param_combine", (size_t)d, combine, COUNT(combine));
+}

@@ -1,0 +1,413 @@
+/*
+ * optim.c: launchers of cl/optim.cl (one optimizer step over flat buffers), the device
+ * status, and the learning-rate schedules (see optim.h and docs/kernels/optim.md).
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "ops/optim.h"
+
+/* The norm's chunk: each partial sum adds at most this many values. It fixes the summation
+ * order (with n), so it is a constant of the library, never taken from the device. */
+#define NORM_CHUNK 64
+/* Most levels of partial sums: n < 2^31 needs 5 (2^31 / 64^5 < 1). */
+#define NORM_MAX_LEVELS 8
+
+static const double PI = 3.14159265358979323846;
+
+/* The layout of the status is shared with cl/optim.cl. */
+_Static_assert(sizeof(struct clt__optim_status) == 32, "status layout");
+_Static_assert(offsetof(struct clt__optim_status, step) == 8, "status layout");
+_Static_assert(offsetof(struct clt__optim_status, last_skip) == 16, "status layout");
+_Static_assert(offsetof(struct clt__optim_status, bias_correction2) == 24, "status layout");
+
+/* ==== Configuration ===================================================================== */
+
+void clt__optim_config_init(struct clt__optim_config *cfg, enum clt__optim_kind kind)
+{
+    *cfg = (struct clt__optim_config){
+        .kind = kind,
+        .weight_decay = kind == CLT__OPTIM_ADAMW ? 0.01 : 0.0,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = 1e-8,
+    };
+}
+
+static bool in_range(double x, double lo, double hi)
+{
+    return x >= lo && x <= hi; /* false for NaN */
+}
+
+enum clt_status clt__optim_config_check(const struct clt_log *log,
+                                        const struct clt__optim_config *cfg)
+{
+    const char *bad = NULL;
+    if (!cfg)
+        bad = "the configuration is NULL";
+    else if (cfg->kind != CLT__OPTIM_SGD && cfg->kind != CLT__OPTIM_ADAM &&
+             cfg->kind != CLT__OPTIM_ADAMW)
+        bad = "unknown optimizer kind";
+    else if (!in_range(cfg->weight_decay, 0.0, HUGE_VAL) || isinf(cfg->weight_decay))
+        bad = "weight_decay must be finite and >= 0";
+    else if (!in_range(cfg->clip_norm, 0.0, HUGE_VAL) || isinf(cfg->clip_norm))
+        bad = "clip_norm must be finite and >= 0";
+    else if (cfg->kind == CLT__OPTIM_SGD) {
+        if (!in_range(cfg->momentum, 0.0, HUGE_VAL) || isinf(cfg->momentum))
+            bad = "momentum must be finite and >= 0";
+        else if (!in_range(cfg->dampening, 0.0, 1.0))
+            bad = "dampening must be in [0, 1]";
+        else if (cfg->nesterov && (cfg->momentum <= 0.0 || cfg->dampening != 0.0))
+            bad = "Nesterov momentum needs momentum > 0 and dampening 0";
+    } else {
+        if (!in_range(cfg->beta1, 0.0, 1.0) || cfg->beta1 >= 1.0)
+            bad = "beta1 must be in [0, 1)";
+        else if (!in_range(cfg->beta2, 0.0, 1.0) || cfg->beta2 >= 1.0)
+            bad = "beta2 must be in [0, 1)";
+        else if (!in_range(cfg->eps, 0.0, HUGE_VAL) || isinf(cfg->eps))
+            bad = "eps must be finite and >= 0";
+    }
+    if (!bad)
+        return CLT_OK;
+    clt__log(log, CLT_LOG_ERROR, "optimizer: %s", bad);
+    return CLT_ERR_INVALID_ARGUMENT;
+}
+
+/* ==== Norm levels and workspace ========================================================= */
+
+/* The sizes of the levels of partial sums for n elements: level 0 has ceil(n / 64) sums,
+ * each next level ceil(previous / 64), until a level has at most 64 (step_begin adds those).
+ * Returns the number of levels (0 when n is 0). */
+static int norm_levels(int64_t n, int64_t *sizes)
+{
+    int levels = 0;
+    int64_t count = n;
+    while (count > 0) {
+        count = (count + NORM_CHUNK - 1) / NORM_CHUNK;
+        sizes[levels++] = count;
+        if (count <= NORM_CHUNK)
+            break;
+    }
+    return levels;
+}
+
+size_t clt__optim_workspace_bytes(int64_t n)
+{
+    int64_t sizes[NORM_MAX_LEVELS], total = 0;
+    int levels = n > 0 ? norm_levels(n, sizes) : 0;
+    for (int l = 0; l < levels; l++)
+        total += sizes[l];
+    return (size_t)(total > 0 ? total : 1) * sizeof(float);
+}
+
+/* ==== Argument checks =================================================================== */
+
+/* Checks that a buffer holds `count` 4-byte elements from its offset, and that the offset and
+ * its end fit the kernels' int indices. A NULL buffer is accepted when `optional`. */
+static enum clt_status check_buf(struct clt_device *dev, const char *what, struct clt__buf b,
+                                 int64_t count, bool optional)
+{
+    if (!b.mem) {
+        if (optional)
+            return CLT_OK;
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s buffer is NULL", what);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > (size_t)INT32_MAX || (int64_t)b.offset + count > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s offset %zu + %lld is beyond 2^31 - 1",
+                 what, b.offset, (long long)count);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    size_t bytes = 0;
+    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (err != CL_SUCCESS) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s is not a buffer", what);
+        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo");
+    }
+    if (((uint64_t)b.offset + (uint64_t)count) * 4 > bytes) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s buffer of %zu bytes is too small", what,
+                 bytes);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* ==== The status ======================================================================== */
+
+enum clt_status clt__optim_status_set(struct clt_device *dev, struct clt__buf status, int32_t step,
+                                      int32_t skipped)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_buf(dev, "status", status, CLT__OPTIM_STATUS_BYTES / 4, false);
+    if (st != CLT_OK)
+        return st;
+    if (step < 0 || skipped < 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: negative status step or skipped");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    cl_int t = step, s = skipped, off = (cl_int)status.offset;
+    struct clt__arg args[] = {CLT__ARG(t), CLT__ARG(s), CLT__ARG(status.mem), CLT__ARG(off)};
+    return clt__run_1d(dev, "optim", "optim_status_set", 1, args, 4);
+}
+
+enum clt_status clt__optim_status_reset(struct clt_device *dev, struct clt__buf status)
+{
+    return clt__optim_status_set(dev, status, 0, 0);
+}
+
+enum clt_status clt__optim_status_read(struct clt_device *dev, struct clt__buf status,
+                                       struct clt__optim_status *out)
+{
+    if (!dev || !out)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_buf(dev, "status", status, CLT__OPTIM_STATUS_BYTES / 4, false);
+    if (st != CLT_OK)
+        return st;
+    cl_int err = clEnqueueReadBuffer(dev->queue, status.mem, CL_TRUE, status.offset * 4,
+                                     CLT__OPTIM_STATUS_BYTES, out, 0, NULL, NULL);
+    return clt__cl_check(&dev->log, err, "clEnqueueReadBuffer (optimizer status)");
+}
+
+/* ==== One step ========================================================================== */
+
+/* Enqueues a 1-D kernel over `count` work-items with the configured work-group size. */
+static enum clt_status run(struct clt_device *dev, const struct clt__optim_config *cfg,
+                           const char *kernel, size_t count, const struct clt__arg *args,
+                           size_t nargs)
+{
+    if (count == 0)
+        return CLT_OK;
+    cl_kernel k;
+    size_t wg = 0;
+    enum clt_status st = clt__kernel_get(dev, "optim", kernel, &k, &wg);
+    if (st == CLT_OK)
+        st = clt__set_args(dev, k, args, nargs);
+    if (st != CLT_OK)
+        return st;
+    if (cfg->work_group > wg) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: work group %zu is beyond %s's limit %zu",
+                 cfg->work_group, kernel, wg);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return clt__launch(dev, k, 1, &count, cfg->work_group ? &cfg->work_group : NULL);
+}
+
+/* Enqueues the levels of the norm's partial sums; *last and *last_count say where the last
+ * level lies in the workspace (in floats) and how many sums it holds. */
+static enum clt_status norm_partials(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                     int64_t n, struct clt__buf grads, float scale,
+                                     struct clt__buf ws, cl_int *last, cl_int *last_count)
+{
+    int64_t sizes[NORM_MAX_LEVELS];
+    const int levels = norm_levels(n, sizes);
+    cl_int n_in = (cl_int)n, in_off = (cl_int)grads.offset, out_off = (cl_int)ws.offset;
+    cl_int parts = 0;
+    enum clt_status st = CLT_OK;
+    for (int l = 0; l < levels && st == CLT_OK; l++) {
+        parts = (cl_int)sizes[l];
+        if (l == 0) {
+            struct clt__arg args[] = {
+                CLT__ARG(n_in),   CLT__ARG(parts),  CLT__ARG(scale),   CLT__ARG(grads.mem),
+                CLT__ARG(in_off), CLT__ARG(ws.mem), CLT__ARG(out_off),
+            };
+            st = run(dev, cfg, "optim_norm_partial", (size_t)parts, args, 7);
+        } else {
+            struct clt__arg args[] = {
+                CLT__ARG(n_in),   CLT__ARG(parts),  CLT__ARG(ws.mem),
+                CLT__ARG(in_off), CLT__ARG(ws.mem), CLT__ARG(out_off),
+            };
+            st = run(dev, cfg, "optim_norm_combine", (size_t)parts, args, 6);
+        }
+        /* This level is the next one's input; the next level follows it. */
+        n_in = parts;
+        in_off = out_off;
+        out_off += parts;
+    }
+    *last = in_off;
+    *last_count = levels > 0 ? parts : 0;
+    return st;
+}
+
+static enum clt_status sgd_update(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                  int64_t n, struct clt__buf params, struct clt__buf grads,
+                                  struct clt__buf m, struct clt__buf status, float lr, float scale)
+{
+    cl_int n_i = (cl_int)n, nesterov = cfg->nesterov;
+    cl_int p_off = (cl_int)params.offset, g_off = (cl_int)grads.offset;
+    cl_int m_off = (cl_int)m.offset, s_off = (cl_int)status.offset;
+    float wd = (float)cfg->weight_decay, momentum = (float)cfg->momentum;
+    float one_minus_dampening = (float)(1.0 - cfg->dampening);
+    cl_mem m_mem = cfg->momentum != 0.0 ? m.mem : NULL;
+    struct clt__arg args[] = {
+        CLT__ARG(n_i),
+        CLT__ARG(lr),
+        CLT__ARG(wd),
+        CLT__ARG(momentum),
+        CLT__ARG(one_minus_dampening),
+        CLT__ARG(nesterov),
+        CLT__ARG(scale),
+        CLT__ARG(params.mem),
+        CLT__ARG(p_off),
+        CLT__ARG(grads.mem),
+        CLT__ARG(g_off),
+        CLT__ARG(m_mem),
+        CLT__ARG(m_off),
+        CLT__ARG(status.mem),
+        CLT__ARG(s_off),
+    };
+    return run(dev, cfg, "optim_sgd_update", (size_t)n, args, sizeof args / sizeof args[0]);
+}
+
+static enum clt_status adam_update(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                   int64_t n, struct clt__buf params, struct clt__buf grads,
+                                   struct clt__buf m, struct clt__buf v, struct clt__buf status,
+                                   float lr, float scale)
+{
+    const bool decoupled = cfg->kind == CLT__OPTIM_ADAMW;
+    cl_int n_i = (cl_int)n;
+    cl_int p_off = (cl_int)params.offset, g_off = (cl_int)grads.offset;
+    cl_int m_off = (cl_int)m.offset, v_off = (cl_int)v.offset, s_off = (cl_int)status.offset;
+    float omb1 = (float)(1.0 - cfg->beta1), beta2 = (float)cfg->beta2;
+    float omb2 = (float)(1.0 - cfg->beta2), eps = (float)cfg->eps;
+    float l2 = decoupled ? 0.0f : (float)cfg->weight_decay;
+    /* torch: param.mul_(1 - lr * weight_decay), the factor computed in double. */
+    float decay = decoupled ? (float)(1.0 - (double)lr * cfg->weight_decay) : 1.0f;
+    struct clt__arg args[] = {
+        CLT__ARG(n_i),   CLT__ARG(lr),         CLT__ARG(omb1),  CLT__ARG(beta2),
+        CLT__ARG(omb2),  CLT__ARG(eps),        CLT__ARG(l2),    CLT__ARG(decay),
+        CLT__ARG(scale), CLT__ARG(params.mem), CLT__ARG(p_off), CLT__ARG(grads.mem),
+        CLT__ARG(g_off), CLT__ARG(m.mem),      CLT__ARG(m_off), CLT__ARG(v.mem),
+        CLT__ARG(v_off), CLT__ARG(status.mem), CLT__ARG(s_off),
+    };
+    return run(dev, cfg, "optim_adam_update", (size_t)n, args, sizeof args / sizeof args[0]);
+}
+
+static enum clt_status check_step(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                  int64_t n, struct clt__buf params, struct clt__buf grads,
+                                  struct clt__buf m, struct clt__buf v, struct clt__buf loss,
+                                  struct clt__buf ws, struct clt__buf status, float lr, float scale)
+{
+    enum clt_status st = clt__optim_config_check(&dev->log, cfg);
+    if (st != CLT_OK)
+        return st;
+    if (n < 0 || n > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: n = %lld is outside 0..2^31-1",
+                 (long long)n);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (!isfinite(lr) || lr < 0.0f || !isfinite(scale)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: lr %g (finite, >= 0) or scale %g",
+                 (double)lr, (double)scale);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    const bool sgd = cfg->kind == CLT__OPTIM_SGD;
+    const bool need_m = !sgd || cfg->momentum != 0.0;
+    st = check_buf(dev, "params", params, n, false);
+    if (st == CLT_OK)
+        st = check_buf(dev, "grads", grads, n, false);
+    if (st == CLT_OK)
+        st = check_buf(dev, "m", m, n, !need_m);
+    if (st == CLT_OK)
+        st = check_buf(dev, "v", v, n, sgd);
+    if (st == CLT_OK)
+        st = check_buf(dev, "loss", loss, 1, true);
+    if (st == CLT_OK)
+        st = check_buf(dev, "workspace", ws,
+                       (int64_t)(clt__optim_workspace_bytes(n) / sizeof(float)), false);
+    if (st == CLT_OK)
+        st = check_buf(dev, "status", status, CLT__OPTIM_STATUS_BYTES / 4, false);
+    return st;
+}
+
+enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                int64_t n, struct clt__buf params, struct clt__buf grads,
+                                struct clt__buf m, struct clt__buf v, struct clt__buf loss,
+                                struct clt__buf workspace, struct clt__buf status, float lr,
+                                float grad_scale)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st =
+        check_step(dev, cfg, n, params, grads, m, v, loss, workspace, status, lr, grad_scale);
+    if (st != CLT_OK)
+        return st;
+
+    cl_int last = 0, count = 0;
+    st = norm_partials(dev, cfg, n, grads, grad_scale, workspace, &last, &count);
+    if (st != CLT_OK)
+        return st;
+
+    const bool sgd = cfg->kind == CLT__OPTIM_SGD;
+    cl_int has_loss = loss.mem != NULL, loss_off = (cl_int)loss.offset;
+    cl_int s_off = (cl_int)status.offset;
+    float clip = (float)cfg->clip_norm;
+    float omb1 = sgd ? 0.0f : (float)(1.0 - cfg->beta1);
+    float omb2 = sgd ? 0.0f : (float)(1.0 - cfg->beta2);
+    struct clt__arg begin[] = {
+        CLT__ARG(count),    CLT__ARG(workspace.mem), CLT__ARG(last),  CLT__ARG(has_loss),
+        CLT__ARG(loss.mem), CLT__ARG(loss_off),      CLT__ARG(clip),  CLT__ARG(omb1),
+        CLT__ARG(omb2),     CLT__ARG(status.mem),    CLT__ARG(s_off),
+    };
+    st = clt__run_1d(dev, "optim", "optim_step_begin", 1, begin, sizeof begin / sizeof begin[0]);
+    if (st != CLT_OK)
+        return st;
+
+    if (sgd)
+        return sgd_update(dev, cfg, n, params, grads, m, status, lr, grad_scale);
+    return adam_update(dev, cfg, n, params, grads, m, v, status, lr, grad_scale);
+}
+
+/* ==== Learning-rate schedules =========================================================== */
+
+enum clt_status clt__lr_schedule_check(const struct clt_log *log, const struct clt__lr_schedule *s)
+{
+    const char *bad = NULL;
+    if (!s)
+        bad = "the schedule is NULL";
+    else if (!in_range(s->lr, 0.0, HUGE_VAL) || isinf(s->lr))
+        bad = "lr must be finite and >= 0";
+    else if (s->warmup_steps < 0)
+        bad = "warmup_steps must be >= 0";
+    else if (s->kind == CLT__LR_CONSTANT)
+        bad = NULL;
+    else if (s->kind == CLT__LR_STEP) {
+        if (s->step_size <= 0)
+            bad = "step_size must be > 0";
+        else if (!in_range(s->gamma, 0.0, HUGE_VAL) || isinf(s->gamma))
+            bad = "gamma must be finite and >= 0";
+    } else if (s->kind == CLT__LR_COSINE) {
+        if (s->total_steps <= s->warmup_steps)
+            bad = "total_steps must be > warmup_steps";
+        else if (!in_range(s->min_lr, 0.0, HUGE_VAL) || isinf(s->min_lr))
+            bad = "min_lr must be finite and >= 0";
+    } else
+        bad = "unknown schedule kind";
+    if (!bad)
+        return CLT_OK;
+    clt__log(log, CLT_LOG_ERROR, "learning-rate schedule: %s", bad);
+    return CLT_ERR_INVALID_ARGUMENT;
+}
+
+double clt__lr_at(const struct clt__lr_schedule *s, int64_t step)
+{
+    if (step < 0)
+        step = 0;
+    if (step < s->warmup_steps)
+        return s->lr * (double)(step + 1) / (double)s->warmup_steps;
+    const int64_t k = step - s->warmup_steps; /* steps since the warmup */
+    switch (s->kind) {
+    case CLT__LR_STEP:
+        return s->lr * pow(s->gamma, (double)(k / s->step_size));
+    case CLT__LR_COSINE: {
+        const int64_t span = s->total_steps - s->warmup_steps;
+        if (k >= span)
+            return s->min_lr;
+        const double c = 0.5 * (1.0 + cos(PI * (double)k / (double)span));
+        return s->min_lr + (s->lr - s->min_lr) * c;
+    }
+    case CLT__LR_CONSTANT:
+    default:
+        return s->lr;
+    }
+}

@@ -1,0 +1,247 @@
+/*
+ * pool.c: launchers of 2-D pooling (see pool.h and docs/kernels/pool.md). One kernel of
+ * cl/pool.cl per call, one work-item per output element (forward) or per input element
+ * (backward).
+ */
+#include "ops/pool.h"
+
+static bool mul_fits(int64_t a, int64_t b, int64_t *out)
+{
+    if (a != 0 && b > INT32_MAX / a)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+/* Element counts of [a, b, c, d] below 2^31. */
+static bool count_fits(int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    int64_t p;
+    return mul_fits(a, b, &p) && mul_fits(p, c, &p) && mul_fits(p, d, &p);
+}
+
+enum clt_status clt__pool2d_resolve(const struct clt_log *log, struct clt__pool2d *p)
+{
+    const int64_t fields[] = {p->n,  p->c,        p->h,        p->w,     p->kh,
+                              p->kw, p->stride_h, p->stride_w, p->pad_h, p->pad_w};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        ok = ok && fields[i] >= 0 && fields[i] <= INT32_MAX;
+    ok = ok && p->h >= 1 && p->w >= 1 && p->kh >= 1 && p->kw >= 1 && p->stride_h >= 1 &&
+         p->stride_w >= 1;
+    /* PyTorch's rule: with more padding a window could lie wholly in the padding. */
+    ok = ok && p->pad_h <= p->kh / 2 && p->pad_w <= p->kw / 2;
+    /* The window must fit in the padded input (both terms are below 2^31). */
+    ok = ok && p->kh <= p->h + 2 * p->pad_h && p->kw <= p->w + 2 * p->pad_w;
+    if (!ok) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "pool2d: impossible parameters N=%lld C=%lld H=%lld "
+                 "W=%lld window %lldx%lld stride %lldx%lld pad %lldx%lld (pad at most half "
+                 "the window)",
+                 (long long)p->n, (long long)p->c, (long long)p->h, (long long)p->w,
+                 (long long)p->kh, (long long)p->kw, (long long)p->stride_h, (long long)p->stride_w,
+                 (long long)p->pad_h, (long long)p->pad_w);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    const int64_t oh = (p->h + 2 * p->pad_h - p->kh) / p->stride_h + 1;
+    const int64_t ow = (p->w + 2 * p->pad_w - p->kw) / p->stride_w + 1;
+    if (!count_fits(p->n, p->c, p->h, p->w) || !count_fits(p->n, p->c, oh, ow) ||
+        p->h + p->pad_h > INT32_MAX || p->w + p->pad_w > INT32_MAX) {
+        clt__log(log, CLT_LOG_ERROR, "pool2d: a tensor has 2^31 elements or more");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    p->oh = oh;
+    p->ow = ow;
+    return CLT_OK;
+}
+
+/* Checks that a tensor is given and that its `count` elements lie below element 2^31. */
+static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
+                                 struct clt__buf b, int64_t count)
+{
+    if (!b.mem) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > (size_t)INT32_MAX || (int64_t)b.offset + count > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s ends beyond element 2^31 of its buffer", op,
+                 name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* Resolves p into *out and checks the buffers: `in` is x or dx, `out_bufs` the tensors of
+ * the output's shape (y, dy, argmax), NULL mems allowed where optional[i]. */
+static enum clt_status prepare(struct clt_device *dev, const char *op, const struct clt__pool2d *p,
+                               struct clt__pool2d *out, const char *in_name, struct clt__buf in,
+                               const char **names, const struct clt__buf *bufs,
+                               const bool *optional, size_t count)
+{
+    if (!dev || !p)
+        return CLT_ERR_INVALID_ARGUMENT;
+    *out = *p;
+    enum clt_status st = clt__pool2d_resolve(&dev->log, out);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, in_name, in, out->n * out->c * out->h * out->w);
+    for (size_t i = 0; i < count && st == CLT_OK; i++)
+        if (bufs[i].mem || !optional[i])
+            st = check_buf(dev, op, names[i], bufs[i], out->n * out->c * out->oh * out->ow);
+    return st;
+}
+
+/* The 11 arguments every windowed kernel of cl/pool.cl starts with. */
+struct geometry {
+    cl_int v[11];
+};
+
+static struct geometry geometry_of(const struct clt__pool2d *p)
+{
+    return (struct geometry){{(cl_int)(p->n * p->c), (cl_int)p->h, (cl_int)p->w, (cl_int)p->kh,
+                              (cl_int)p->kw, (cl_int)p->stride_h, (cl_int)p->stride_w,
+                              (cl_int)p->pad_h, (cl_int)p->pad_w, (cl_int)p->oh, (cl_int)p->ow}};
+}
+
+#define GEOMETRY_ARGS(g)                                                                           \
+    CLT__ARG((g).v[0]), CLT__ARG((g).v[1]), CLT__ARG((g).v[2]), CLT__ARG((g).v[3]),                \
+        CLT__ARG((g).v[4]), CLT__ARG((g).v[5]), CLT__ARG((g).v[6]), CLT__ARG((g).v[7]),            \
+        CLT__ARG((g).v[8]), CLT__ARG((g).v[9]), CLT__ARG((g).v[10])
+
+enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
+                                       struct clt__buf x, struct clt__buf y, struct clt__buf argmax)
+{
+    struct clt__pool2d p;
+    const char *names[] = {"y", "argmax"};
+    const struct clt__buf bufs[] = {y, argmax};
+    const bool optional[] = {false, true};
+    enum clt_status st =
+        prepare(dev, "maxpool2d_forward", pool, &p, "x", x, names, bufs, optional, 2);
+    if (st != CLT_OK)
+        return st;
+    struct geometry g = geometry_of(&p);
+    /* Without argmax the kernel gets y's buffer in its place and never touches it. */
+    cl_int write_argmax = argmax.mem != NULL;
+    cl_mem a_mem = argmax.mem ? argmax.mem : y.mem;
+    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset, a_off = (cl_int)argmax.offset;
+    struct clt__arg args[] = {
+        GEOMETRY_ARGS(g), CLT__ARG(write_argmax), CLT__ARG(x.mem), CLT__ARG(x_off),
+        CLT__ARG(y.mem),  CLT__ARG(y_off),        CLT__ARG(a_mem), CLT__ARG(a_off),
+    };
+    return clt__run_1d(dev, "pool", "maxpool2d_forward", (size_t)(p.n * p.c * p.oh * p.ow), args,
+                       sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
+                                        struct clt__buf argmax, struct clt__buf dy,
+                                        struct clt__buf dx, bool accumulate)
+{
+    struct clt__pool2d p;
+    const char *names[] = {"argmax", "dy"};
+    const struct clt__buf bufs[] = {argmax, dy};
+    const bool optional[] = {false, false};
+    enum clt_status st =
+        prepare(dev, "maxpool2d_backward", pool, &p, "dx", dx, names, bufs, optional, 2);
+    if (st != CLT_OK)
+        return st;
+    struct geometry g = geometry_of(&p);
+    cl_int acc = accumulate, a_off = (cl_int)argmax.offset, dy_off = (cl_int)dy.offset;
+    cl_int dx_off = (cl_int)dx.offset;
+    struct clt__arg args[] = {
+        GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(argmax.mem), CLT__ARG(a_off),
+        CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem),     CLT__ARG(dx_off),
+    };
+    return clt__run_1d(dev, "pool", "maxpool2d_backward", (size_t)(p.n * p.c * p.h * p.w), args,
+                       sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
+                                       struct clt__buf x, struct clt__buf y)
+{
+    struct clt__pool2d p;
+    const char *names[] = {"y"};
+    const bool optional[] = {false};
+    enum clt_status st =
+        prepare(dev, "avgpool2d_forward", pool, &p, "x", x, names, &y, optional, 1);
+    if (st != CLT_OK)
+        return st;
+    struct geometry g = geometry_of(&p);
+    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
+    struct clt__arg args[] = {
+        GEOMETRY_ARGS(g), CLT__ARG(x.mem), CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
+    };
+    return clt__run_1d(dev, "pool", "avgpool2d_forward", (size_t)(p.n * p.c * p.oh * p.ow), args,
+                       sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
+                                        struct clt__buf dy, struct clt__buf dx, bool accumulate)
+{
+    struct clt__pool2d p;
+    const char *names[] = {"dy"};
+    const bool optional[] = {false};
+    enum clt_status st =
+        prepare(dev, "avgpool2d_backward", pool, &p, "dx", dx, names, &dy, optional, 1);
+    if (st != CLT_OK)
+        return st;
+    struct geometry g = geometry_of(&p);
+    cl_int acc = accumulate, dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
+    struct clt__arg args[] = {
+        GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(dy.mem),
+        CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
+    };
+    return clt__run_1d(dev, "pool", "avgpool2d_backward", (size_t)(p.n * p.c * p.h * p.w), args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* Checks a global average pool's shape and buffers: `big` is [N, C, H, W], `small` [N, C]. */
+static enum clt_status check_global(struct clt_device *dev, const char *op, int64_t n, int64_t c,
+                                    int64_t h, int64_t w, const char *big_name, struct clt__buf big,
+                                    const char *small_name, struct clt__buf small)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (n < 0 || c < 0 || h < 1 || w < 1 || n > INT32_MAX || c > INT32_MAX || h > INT32_MAX ||
+        w > INT32_MAX || !count_fits(n, c, h, w)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape N=%lld C=%lld H=%lld W=%lld", op,
+                 (long long)n, (long long)c, (long long)h, (long long)w);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    enum clt_status st = check_buf(dev, op, big_name, big, n * c * h * w);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, small_name, small, n * c);
+    return st;
+}
+
+enum clt_status clt__global_avgpool_forward(struct clt_device *dev, int64_t n, int64_t c, int64_t h,
+                                            int64_t w, struct clt__buf x, struct clt__buf y)
+{
+    enum clt_status st = check_global(dev, "global_avgpool_forward", n, c, h, w, "x", x, "y", y);
+    if (st != CLT_OK)
+        return st;
+    cl_int planes = (cl_int)(n * c), hw = (cl_int)(h * w);
+    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(planes), CLT__ARG(hw),    CLT__ARG(x.mem),
+        CLT__ARG(x_off),  CLT__ARG(y.mem), CLT__ARG(y_off),
+    };
+    return clt__run_1d(dev, "pool", "global_avgpool_forward", (size_t)(n * c), args,
+                       sizeof args / sizeof args[0]);
+}
+
+enum clt_status clt__global_avgpool_backward(struct clt_device *dev, int64_t n, int64_t c,
+                                             int64_t h, int64_t w, struct clt__buf dy,
+                                             struct clt__buf dx, bool accumulate)
+{
+    enum clt_status st =
+        check_global(dev, "global_avgpool_backward", n, c, h, w, "dx", dx, "dy", dy);
+    if (st != CLT_OK)
+        return st;
+    cl_int planes = (cl_int)(n * c), hw = (cl_int)(h * w), acc = accumulate;
+    cl_int dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(planes), CLT__ARG(hw),     CLT__ARG(acc),    CLT__ARG(dy.mem),
+        CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
+    };
+    return clt__run_1d(dev, "pool", "global_avgpool_backward", (size_t)(n * c * h * w), args,
+                       sizeof args / sizeof args[0]);
+}

@@ -1,0 +1,602 @@
+/*
+ * shape.c: launchers of cl/shape.cl (embedding, permute, concat, slice) and the reshape and
+ * flatten views. See shape.h for the contracts and docs/kernels/shape.md for the kernels.
+ */
+#include <string.h>
+
+#include "ops/shape.h"
+
+#define PROGRAM "shape"
+
+/* ==== Argument checks =================================================================== */
+
+/* A buffer holding `count` elements from its offset, all addressable with int. */
+static enum clt_status check_buf(struct clt_device *dev, struct clt__buf b, int64_t count,
+                                 const char *op, const char *what)
+{
+    if (!b.mem) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is a NULL buffer", op, what);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > INT32_MAX || count > INT32_MAX - (int64_t)b.offset) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s (offset %zu, %lld elements) reaches past 2^31 elements", op, what,
+                 b.offset, (long long)count);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    /* Every element type of this family (float, int) has 4 bytes. */
+    size_t bytes = 0;
+    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (err != CL_SUCCESS)
+        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo");
+    if (((uint64_t)b.offset + (uint64_t)count) * 4 > bytes) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s (offset %zu, %lld elements) does not fit its buffer of %zu bytes", op,
+                 what, b.offset, (long long)count, bytes);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
+/* Checks ndim and every dimension (>= 0) and writes the element count (< 2^31). */
+static enum clt_status check_shape(struct clt_device *dev, uint32_t ndim, const int64_t *shape,
+                                   const char *op, int64_t *count)
+{
+    if (ndim == 0 || ndim > CLT_MAX_DIMS || !shape) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %u dimensions (1..%d allowed)", op, ndim,
+                 CLT_MAX_DIMS);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    int64_t n = 1;
+    for (uint32_t i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || shape[i] > INT32_MAX) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "%s: dimension %u is %lld", op, i,
+                     (long long)shape[i]);
+            return CLT_ERR_INVALID_ARGUMENT;
+        }
+        n *= shape[i];
+        if (n > INT32_MAX) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "%s: more than 2^31 elements", op);
+            return CLT_ERR_INVALID_ARGUMENT;
+        }
+    }
+    *count = n;
+    return CLT_OK;
+}
+
+/* ==== Embedding ========================================================================= */
+
+/* The smallest power of two >= n, at least 2 (the sort's block). n <= 2^30. */
+static int64_t pow2_ceil(int64_t n)
+{
+    int64_t p = 2;
+    while (p < n)
+        p *= 2;
+    return p;
+}
+
+/* Checks the embedding's sizes: every tensor indexable with int. */
+static bool embedding_sizes_ok(int64_t vocab, int64_t dim, int64_t tokens)
+{
+    return vocab >= 0 && dim >= 0 && tokens >= 0 && vocab < INT32_MAX && tokens <= (1 << 30) &&
+           (dim == 0 || (vocab <= INT32_MAX / dim && tokens <= INT32_MAX / dim));
+}
+
+size_t clt__embedding_workspace_bytes(int64_t vocab, int64_t tokens)
+{
+    if (vocab < 0 || tokens < 0 || vocab >= INT32_MAX - (1 << 30) || tokens > (1 << 30))
+        return 0;
+    return (size_t)(pow2_ceil(tokens) + vocab + 1) * sizeof(cl_int);
+}
+
+enum clt_status clt__embedding_forward(struct clt_device *dev, struct clt__buf table,
+                                       struct clt__buf ids, struct clt__buf y, int64_t vocab,
+                                       int64_t dim, int64_t tokens)
+{
+    static const char op[] = "embedding_forward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (!embedding_sizes_ok(vocab, dim, tokens)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible sizes vocab=%lld dim=%lld tokens=%lld",
+                 op, (long long)vocab, (long long)dim, (long long)tokens);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    enum clt_status st = check_buf(dev, table, vocab * dim, op, "table");
+    if (st == CLT_OK)
+        st = check_buf(dev, ids, tokens, op, "ids");
+    if (st == CLT_OK)
+        st = check_buf(dev, y, tokens * dim, op, "y");
+    if (st != CLT_OK)
+        return st;
+    cl_int t = (cl_int)tokens, d = (cl_int)dim, v = (cl_int)vocab;
+    cl_int table_off = (cl_int)table.offset, ids_off = (cl_int)ids.offset;
+    cl_int y_off = (cl_int)y.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(t),         CLT__ARG(d),         CLT__ARG(v),
+        CLT__ARG(table.mem), CLT__ARG(table_off), CLT__ARG(ids.mem),
+        CLT__ARG(ids_off),   CLT__ARG(y.mem),     CLT__ARG(y_off),
+    };
+    return clt__run_1d(dev, PROGRAM, "embedding_forward", (size_t)(tokens * dim), args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* The work-group size W of embedding_sort_local: a power of two within the device's 1-D size
+ * and the kernel's limit, with its 2 x 2W ints of local memory within half the device's,
+ * and 2W <= n2. */
+static size_t sort_wg(const struct clt_device *dev, size_t kernel_wg, cl_int n2)
+{
+    size_t limit = dev->wg_1d < kernel_wg ? dev->wg_1d : kernel_wg, w = 1;
+    while (w * 2 <= limit && w * 2 <= (size_t)n2 / 2 &&
+           (w * 2) * 4 * sizeof(cl_int) <= dev->info.local_mem_bytes / 2)
+        w *= 2;
+    return w;
+}
+
+/* Sorts the positions 0..n2 by (id class, t) into sorted[0..n2) (cl/shape.cl): one local
+ * launch sorts each block of 2W; then, for every larger k, the stages with j >= 2W run one
+ * launch each in global memory and the rest in one local launch. */
+static enum clt_status embedding_sort(struct clt_device *dev, struct clt__buf ids,
+                                      struct clt__buf ws, cl_int n2, cl_int tokens, cl_int vocab)
+{
+    cl_int ids_off = (cl_int)ids.offset, ws_off = (cl_int)ws.offset;
+    cl_kernel local_k, step_k;
+    size_t local_wg;
+    enum clt_status st = clt__kernel_get(dev, PROGRAM, "embedding_sort_local", &local_k, &local_wg);
+    if (st == CLT_OK)
+        st = clt__kernel_get(dev, PROGRAM, "embedding_sort_step", &step_k, NULL);
+    if (st != CLT_OK)
+        return st;
+    const size_t w = sort_wg(dev, local_wg, n2), pairs = (size_t)n2 / 2;
+    const cl_int block = (cl_int)(2 * w);
+    for (cl_int k = block; st == CLT_OK && k <= n2; k *= 2) {
+        for (cl_int j = k / 2; st == CLT_OK && j >= block; j /= 2) {
+            struct clt__arg args[] = {
+                CLT__ARG(n2),      CLT__ARG(k),      CLT__ARG(j),
+                CLT__ARG(tokens),  CLT__ARG(vocab),  CLT__ARG(ids.mem),
+                CLT__ARG(ids_off), CLT__ARG(ws.mem), CLT__ARG(ws_off),
+            };
+            st = clt__set_args(dev, step_k, args, sizeof args / sizeof args[0]);
+            if (st == CLT_OK)
+                st = clt__launch(dev, step_k, 1, &pairs, NULL);
+        }
+        /* First pass: every stage up to k = 2W; later: k's stages with j < 2W. */
+        cl_int k_lo = k == block ? 2 : k, first = k == block;
+        struct clt__arg args[] = {
+            CLT__ARG(n2),
+            CLT__ARG(k_lo),
+            CLT__ARG(k),
+            CLT__ARG(first),
+            CLT__ARG(tokens),
+            CLT__ARG(vocab),
+            CLT__ARG(ids.mem),
+            CLT__ARG(ids_off),
+            CLT__ARG(ws.mem),
+            CLT__ARG(ws_off),
+            CLT__LOCAL(2 * w * sizeof(cl_int)),
+            CLT__LOCAL(2 * w * sizeof(cl_int)),
+        };
+        if (st == CLT_OK)
+            st = clt__set_args(dev, local_k, args, sizeof args / sizeof args[0]);
+        if (st == CLT_OK)
+            st = clt__launch(dev, local_k, 1, &pairs, &w);
+    }
+    return st;
+}
+
+enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf ids,
+                                        struct clt__buf dy, struct clt__buf dtable,
+                                        struct clt__buf workspace, int64_t vocab, int64_t dim,
+                                        int64_t tokens, bool accumulate)
+{
+    static const char op[] = "embedding_backward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    size_t ws_bytes = clt__embedding_workspace_bytes(vocab, tokens);
+    if (!embedding_sizes_ok(vocab, dim, tokens) || ws_bytes == 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible sizes vocab=%lld dim=%lld tokens=%lld",
+                 op, (long long)vocab, (long long)dim, (long long)tokens);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    enum clt_status st = check_buf(dev, ids, tokens, op, "ids");
+    if (st == CLT_OK)
+        st = check_buf(dev, dy, tokens * dim, op, "dy");
+    if (st == CLT_OK)
+        st = check_buf(dev, dtable, vocab * dim, op, "dtable");
+    if (st == CLT_OK)
+        st = check_buf(dev, workspace, (int64_t)(ws_bytes / sizeof(cl_int)), op, "workspace");
+    if (st != CLT_OK || vocab * dim == 0)
+        return st;
+
+    cl_int n2 = (cl_int)pow2_ceil(tokens), t = (cl_int)tokens, v = (cl_int)vocab;
+    cl_int d = (cl_int)dim, acc = accumulate ? 1 : 0;
+    cl_int ids_off = (cl_int)ids.offset, ws_off = (cl_int)workspace.offset;
+    cl_int dy_off = (cl_int)dy.offset, dt_off = (cl_int)dtable.offset;
+    st = embedding_sort(dev, ids, workspace, n2, t, v);
+    if (st == CLT_OK) {
+        struct clt__arg args[] = {
+            CLT__ARG(n2),      CLT__ARG(t),       CLT__ARG(v),
+            CLT__ARG(ids.mem), CLT__ARG(ids_off), CLT__ARG(workspace.mem),
+            CLT__ARG(ws_off),
+        };
+        st = clt__run_1d(dev, PROGRAM, "embedding_bounds", (size_t)vocab + 1, args,
+                         sizeof args / sizeof args[0]);
+    }
+    if (st == CLT_OK) {
+        struct clt__arg args[] = {
+            CLT__ARG(v),
+            CLT__ARG(d),
+            CLT__ARG(n2),
+            CLT__ARG(acc),
+            CLT__ARG(workspace.mem),
+            CLT__ARG(ws_off),
+            CLT__ARG(dy.mem),
+            CLT__ARG(dy_off),
+            CLT__ARG(dtable.mem),
+            CLT__ARG(dt_off),
+        };
+        st = clt__run_1d(dev, PROGRAM, "embedding_backward", (size_t)(vocab * dim), args,
+                         sizeof args / sizeof args[0]);
+    }
+    return st;
+}
+
+/* ==== Permute =========================================================================== */
+
+/* A dense gather: dst has shape size[0..6) and dst[c] = src[sum c_k * stride[k]]. */
+struct gather {
+    int64_t size[CLT_MAX_DIMS];
+    int64_t stride[CLT_MAX_DIMS];
+};
+
+/* Builds the gather for dst dims given as (size, src stride) pairs, simplified: dims of size
+ * 1 dropped, neighbours that are also neighbours in src merged, and the rest right-aligned
+ * in 6 dims behind leading (1, 0) pairs. */
+static void gather_build(uint32_t ndim, const int64_t *size, const int64_t *stride,
+                         struct gather *g)
+{
+    int64_t s[CLT_MAX_DIMS], t[CLT_MAX_DIMS];
+    uint32_t m = 0;
+    for (uint32_t k = 0; k < ndim; k++) {
+        if (size[k] == 1)
+            continue;
+        if (m > 0 && t[m - 1] == size[k] * stride[k]) {
+            s[m - 1] *= size[k];
+            t[m - 1] = stride[k];
+        } else {
+            s[m] = size[k];
+            t[m] = stride[k];
+            m++;
+        }
+    }
+    for (uint32_t k = 0; k < CLT_MAX_DIMS; k++) {
+        bool pad = k < CLT_MAX_DIMS - m;
+        g->size[k] = pad ? 1 : s[k - (CLT_MAX_DIMS - m)];
+        g->stride[k] = pad ? 0 : t[k - (CLT_MAX_DIMS - m)];
+    }
+}
+
+static enum clt_status gather_run(struct clt_device *dev, const struct gather *g, int64_t n,
+                                  struct clt__buf src, struct clt__buf dst, bool accumulate)
+{
+    cl_int nn = (cl_int)n, acc = accumulate ? 1 : 0;
+    cl_int src_off = (cl_int)src.offset, dst_off = (cl_int)dst.offset;
+    cl_int s[CLT_MAX_DIMS], t[CLT_MAX_DIMS];
+    for (int k = 0; k < CLT_MAX_DIMS; k++) {
+        s[k] = (cl_int)g->size[k];
+        t[k] = (cl_int)g->stride[k];
+    }
+    struct clt__arg args[] = {
+        CLT__ARG(nn),      CLT__ARG(acc),  CLT__ARG(src.mem), CLT__ARG(src_off), CLT__ARG(dst.mem),
+        CLT__ARG(dst_off), CLT__ARG(s[1]), CLT__ARG(s[2]),    CLT__ARG(s[3]),    CLT__ARG(s[4]),
+        CLT__ARG(s[5]),    CLT__ARG(t[0]), CLT__ARG(t[1]),    CLT__ARG(t[2]),    CLT__ARG(t[3]),
+        CLT__ARG(t[4]),    CLT__ARG(t[5]),
+    };
+    return clt__run_1d(dev, PROGRAM, "permute_gather", (size_t)n, args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* Checks a permutation and the shape, and writes x's dense strides. */
+static enum clt_status permute_check(struct clt_device *dev, const char *op, uint32_t ndim,
+                                     const int64_t *x_shape, const uint32_t *perm, int64_t *count,
+                                     int64_t *x_stride)
+{
+    enum clt_status st = check_shape(dev, ndim, x_shape, op, count);
+    if (st != CLT_OK)
+        return st;
+    bool seen[CLT_MAX_DIMS] = {false};
+    for (uint32_t k = 0; perm && k < ndim; k++) {
+        if (perm[k] >= ndim || seen[perm[k]])
+            break;
+        seen[perm[k]] = true;
+    }
+    for (uint32_t k = 0; k < ndim; k++) {
+        if (!perm || !seen[k]) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "%s: perm is not a permutation of 0..%u", op,
+                     ndim - 1);
+            return CLT_ERR_INVALID_ARGUMENT;
+        }
+    }
+    int64_t s = 1;
+    for (uint32_t k = ndim; k-- > 0;) {
+        x_stride[k] = s;
+        s *= x_shape[k];
+    }
+    return CLT_OK;
+}
+
+enum clt_status clt__permute_forward(struct clt_device *dev, struct clt__buf x, struct clt__buf y,
+                                     uint32_t ndim, const int64_t *x_shape, const uint32_t *perm)
+{
+    static const char op[] = "permute_forward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    int64_t n, x_stride[CLT_MAX_DIMS];
+    enum clt_status st = permute_check(dev, op, ndim, x_shape, perm, &n, x_stride);
+    if (st == CLT_OK)
+        st = check_buf(dev, x, n, op, "x");
+    if (st == CLT_OK)
+        st = check_buf(dev, y, n, op, "y");
+    if (st != CLT_OK)
+        return st;
+    /* y's dimension k is x's dimension perm[k]. */
+    int64_t size[CLT_MAX_DIMS], stride[CLT_MAX_DIMS];
+    for (uint32_t k = 0; k < ndim; k++) {
+        size[k] = x_shape[perm[k]];
+        stride[k] = x_stride[perm[k]];
+    }
+    struct gather g;
+    gather_build(ndim, size, stride, &g);
+    return gather_run(dev, &g, n, x, y, false);
+}
+
+enum clt_status clt__permute_backward(struct clt_device *dev, struct clt__buf dy,
+                                      struct clt__buf dx, uint32_t ndim, const int64_t *x_shape,
+                                      const uint32_t *perm, bool accumulate)
+{
+    static const char op[] = "permute_backward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    int64_t n, x_stride[CLT_MAX_DIMS];
+    enum clt_status st = permute_check(dev, op, ndim, x_shape, perm, &n, x_stride);
+    if (st == CLT_OK)
+        st = check_buf(dev, dy, n, op, "dy");
+    if (st == CLT_OK)
+        st = check_buf(dev, dx, n, op, "dx");
+    if (st != CLT_OK)
+        return st;
+    /* dx is dense in x_shape; x's dimension perm[k] is dy's dimension k, whose stride in
+     * dy (dense in the permuted shape) is the product of the permuted sizes after k. */
+    int64_t stride[CLT_MAX_DIMS], s = 1;
+    for (uint32_t k = ndim; k-- > 0;) {
+        stride[perm[k]] = s;
+        s *= x_shape[perm[k]];
+    }
+    struct gather g;
+    gather_build(ndim, x_shape, stride, &g);
+    return gather_run(dev, &g, n, dy, dx, accumulate);
+}
+
+/* ==== Concat and slice ================================================================== */
+
+/* A tensor seen as [outer, axis, inner] around one axis. */
+struct around {
+    int64_t outer, axis, inner;
+};
+
+static enum clt_status around_axis(struct clt_device *dev, const char *op, uint32_t ndim,
+                                   const int64_t *shape, uint32_t axis, struct around *out)
+{
+    int64_t count;
+    enum clt_status st = check_shape(dev, ndim, shape, op, &count);
+    if (st != CLT_OK)
+        return st;
+    if (axis >= ndim) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: axis %u of a %u-D tensor", op, axis, ndim);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    out->outer = 1;
+    out->inner = 1;
+    for (uint32_t k = 0; k < axis; k++)
+        out->outer *= shape[k];
+    for (uint32_t k = axis + 1; k < ndim; k++)
+        out->inner *= shape[k];
+    out->axis = shape[axis];
+    return CLT_OK;
+}
+
+/* dst[o, dst_start + a, i] (+)= src[o, src_start + a, i] for a < len; buffers checked. */
+static enum clt_status slice_copy(struct clt_device *dev, const struct around *r, int64_t len,
+                                  struct clt__buf src, int64_t src_axis, int64_t src_start,
+                                  struct clt__buf dst, int64_t dst_axis, int64_t dst_start,
+                                  bool accumulate)
+{
+    cl_int outer = (cl_int)r->outer, inner = (cl_int)r->inner, l = (cl_int)len;
+    cl_int acc = accumulate ? 1 : 0;
+    cl_int src_off = (cl_int)src.offset, sa = (cl_int)src_axis, ss = (cl_int)src_start;
+    cl_int dst_off = (cl_int)dst.offset, da = (cl_int)dst_axis, ds = (cl_int)dst_start;
+    struct clt__arg args[] = {
+        CLT__ARG(outer),   CLT__ARG(l),       CLT__ARG(inner), CLT__ARG(acc),
+        CLT__ARG(src.mem), CLT__ARG(src_off), CLT__ARG(sa),    CLT__ARG(ss),
+        CLT__ARG(dst.mem), CLT__ARG(dst_off), CLT__ARG(da),    CLT__ARG(ds),
+    };
+    return clt__run_1d(dev, PROGRAM, "slice_copy", (size_t)(r->outer * len * r->inner), args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* Checks concat's lengths against y's shape and every buffer (xs are inputs or gradients). */
+static enum clt_status concat_check(struct clt_device *dev, const char *op, uint32_t count,
+                                    const struct clt__buf *xs, const int64_t *len,
+                                    struct clt__buf y, uint32_t ndim, const int64_t *shape,
+                                    uint32_t axis, struct around *r)
+{
+    enum clt_status st = around_axis(dev, op, ndim, shape, axis, r);
+    if (st != CLT_OK)
+        return st;
+    if (count == 0 || !xs || !len) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: no inputs", op);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    int64_t sum = 0;
+    for (uint32_t k = 0; k < count && sum <= r->axis; k++) {
+        if (len[k] < 0) {
+            sum = -1;
+            break;
+        }
+        sum += len[k];
+    }
+    if (sum != r->axis) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: the input lengths do not add up to %lld along axis %u", op,
+                 (long long)r->axis, axis);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    st = check_buf(dev, y, r->outer * r->axis * r->inner, op, "the concatenation");
+    for (uint32_t k = 0; k < count && st == CLT_OK; k++)
+        st = check_buf(dev, xs[k], r->outer * len[k] * r->inner, op, "an input");
+    return st;
+}
+
+enum clt_status clt__concat_forward(struct clt_device *dev, uint32_t count,
+                                    const struct clt__buf *x, const int64_t *len, struct clt__buf y,
+                                    uint32_t ndim, const int64_t *shape, uint32_t axis)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct around r;
+    enum clt_status st =
+        concat_check(dev, "concat_forward", count, x, len, y, ndim, shape, axis, &r);
+    int64_t at = 0;
+    for (uint32_t k = 0; k < count && st == CLT_OK; k++) {
+        st = slice_copy(dev, &r, len[k], x[k], len[k], 0, y, r.axis, at, false);
+        at += len[k];
+    }
+    return st;
+}
+
+enum clt_status clt__concat_backward(struct clt_device *dev, struct clt__buf dy, uint32_t count,
+                                     const struct clt__buf *dx, const int64_t *len, uint32_t ndim,
+                                     const int64_t *shape, uint32_t axis, bool accumulate)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct around r;
+    enum clt_status st =
+        concat_check(dev, "concat_backward", count, dx, len, dy, ndim, shape, axis, &r);
+    int64_t at = 0;
+    for (uint32_t k = 0; k < count && st == CLT_OK; k++) {
+        st = slice_copy(dev, &r, len[k], dy, r.axis, at, dx[k], len[k], 0, accumulate);
+        at += len[k];
+    }
+    return st;
+}
+
+/* Checks a slice of x_shape and both buffers (x: the full tensor, y: the slice). */
+static enum clt_status slice_check(struct clt_device *dev, const char *op, struct clt__buf x,
+                                   struct clt__buf y, uint32_t ndim, const int64_t *x_shape,
+                                   uint32_t axis, int64_t start, int64_t len, struct around *r)
+{
+    enum clt_status st = around_axis(dev, op, ndim, x_shape, axis, r);
+    if (st != CLT_OK)
+        return st;
+    if (start < 0 || len < 0 || start > r->axis || len > r->axis - start) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: slice %lld..%lld of an axis of %lld", op,
+                 (long long)start, (long long)(start + len), (long long)r->axis);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    st = check_buf(dev, x, r->outer * r->axis * r->inner, op, "the whole tensor");
+    if (st == CLT_OK)
+        st = check_buf(dev, y, r->outer * len * r->inner, op, "the slice");
+    return st;
+}
+
+enum clt_status clt__slice_forward(struct clt_device *dev, struct clt__buf x, struct clt__buf y,
+                                   uint32_t ndim, const int64_t *x_shape, uint32_t axis,
+                                   int64_t start, int64_t len)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct around r;
+    enum clt_status st =
+        slice_check(dev, "slice_forward", x, y, ndim, x_shape, axis, start, len, &r);
+    if (st != CLT_OK)
+        return st;
+    return slice_copy(dev, &r, len, x, r.axis, start, y, len, 0, false);
+}
+
+enum clt_status clt__slice_backward(struct clt_device *dev, struct clt__buf dy, struct clt__buf dx,
+                                    uint32_t ndim, const int64_t *x_shape, uint32_t axis,
+                                    int64_t start, int64_t len, bool accumulate)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct around r;
+    enum clt_status st =
+        slice_check(dev, "slice_backward", dx, dy, ndim, x_shape, axis, start, len, &r);
+    if (st != CLT_OK)
+        return st;
+    /* Accumulating leaves dx outside the slice alone: only the slice's elements need work. */
+    if (accumulate)
+        return slice_copy(dev, &r, len, dy, len, 0, dx, r.axis, start, true);
+    cl_int outer = (cl_int)r.outer, axis_len = (cl_int)r.axis, inner = (cl_int)r.inner;
+    cl_int s = (cl_int)start, l = (cl_int)len;
+    cl_int dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
+    struct clt__arg args[] = {
+        CLT__ARG(outer),  CLT__ARG(axis_len), CLT__ARG(inner),  CLT__ARG(s),      CLT__ARG(l),
+        CLT__ARG(dy.mem), CLT__ARG(dy_off),   CLT__ARG(dx.mem), CLT__ARG(dx_off),
+    };
+    return clt__run_1d(dev, PROGRAM, "slice_backward", (size_t)(r.outer * r.axis * r.inner), args,
+                       sizeof args / sizeof args[0]);
+}
+
+/* ==== Views ============================================================================= */
+
+enum clt_status clt__view_reshape(const struct clt_view *in, uint32_t ndim, const int64_t *shape,
+                                  struct clt_view *out)
+{
+    if (!in || !in->arena || !out || !shape || ndim == 0 || ndim > CLT_MAX_DIMS)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const struct clt_log *log = &in->arena->dev->log;
+    int64_t count = clt_view_count(in), known = 1;
+    int inferred = -1;
+    for (uint32_t k = 0; k < ndim; k++) {
+        if (shape[k] == -1 && inferred < 0) {
+            inferred = (int)k;
+        } else if (shape[k] <= 0 || known > count / shape[k]) {
+            clt__log(log, CLT_LOG_ERROR,
+                     "reshape: dimension %u (%lld) does not fit a view of %lld elements", k,
+                     (long long)shape[k], (long long)count);
+            return CLT_ERR_INVALID_ARGUMENT;
+        } else {
+            known *= shape[k];
+        }
+    }
+    if (count == 0 || count % known != 0 || (inferred < 0 && known != count)) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "reshape: a view of %lld elements cannot take a shape of %lld%s", (long long)count,
+                 (long long)known, inferred >= 0 ? " x ?" : "");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    struct clt_view v = *in;
+    memset(v.shape, 0, sizeof v.shape);
+    v.ndim = ndim;
+    for (uint32_t k = 0; k < ndim; k++)
+        v.shape[k] = (int)k == inferred ? count / known : shape[k];
+    *out = v;
+    return CLT_OK;
+}
+
+enum clt_status clt__view_flatten(const struct clt_view *in, uint32_t first, uint32_t last,
+                                  struct clt_view *out)
+{
+    if (!in || !out || clt_view_count(in) == 0 || first > last || last >= in->ndim)
+        return CLT_ERR_INVALID_ARGUMENT;
+    int64_t shape[CLT_MAX_DIMS];
+    uint32_t m = 0;
+    for (uint32_t k = 0; k < in->ndim; k++) {
+        if (k <= first || k > last)
+            shape[m++] = in->shape[k];
+        else
+            shape[m - 1] *= in->shape[k];
+    }
+    return clt__view_reshape(in, m, shape, out);
+}

@@ -1,0 +1,539 @@
+/*
+ * test_attention.c: attention (engine/ops/attention.c, cl/attention.cl) against the C
+ * reference (test/ref_attention.c) and against finite differences.
+ *
+ * Inputs q, k, v, dO uniform in [-1, 1); shapes with odd T and D, one or several heads,
+ * batch 1 and more, causal masking on and off, tensors at non-zero buffer offsets.
+ *
+ * Tolerances, |got - want| <= atol + rtol * |want|, each about 10 times the largest error
+ * seen on PoCL (CLBlast and own GEMM), rusticl and Oclgrind, so that a slip of 1e-4 relative
+ * in the softmax normaliser or the row sum of the backward fails:
+ * - P and O: atol 2e-7 * (D + T), rtol 1e-5. A score is a float sum of D products of
+ *   magnitude <= 1, which exp turns into a relative error of P of the same size; O adds a
+ *   float sum of T products of magnitude <= 1.
+ * - dQ, dK, dV: atol 5e-7 * (D + T) * (1 + T / 8), rtol 1e-5: two more chained GEMMs of
+ *   length T or D, and dS's difference dP - rowsum(P dP) cancels.
+ * - Large scores (q, k in [-30, 30): |S| in the hundreds, exp would overflow without the
+ *   max subtraction; P nearly one-hot): the score error grows with |S|, so P and O: atol 1e-4,
+ *   rtol 1e-4; gradients (up to ~30 in magnitude): atol 2e-3, rtol 1e-3.
+ * - Finite differences on the device's own forward, loss = sum(O * R), R uniform in [-1, 1):
+ *   central differences with eps 1e-2 in float; |fd - grad| <= 2e-4 + 2e-3 * |fd|. The
+ *   truncation error O(eps^2) and the float rounding of the loss divided by 2 eps were seen
+ *   at up to ~5e-6.
+ * - One gradient asked for at a time (B=1, H=2, T=5, D=3): atol 5e-6, rtol 1e-5, the
+ *   dQ/dK/dV tolerance above for that shape; the gradients not asked for must keep their
+ *   contents exactly.
+ * - Causal masking: rows of O before a changed key/value are compared bit for bit, and masked
+ *   entries of P must be exactly 0.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ops/attention.h"
+#include "ref_attention.h"
+
+struct shape {
+    int64_t b, h, t, d;
+};
+
+/* Device tensors of one case, all in one arena, behind a small pad so that none starts at
+ * offset 0. */
+struct tensors {
+    struct clt_arena *arena;
+    struct clt_view q, k, v, p, o, dout, work, dq, dk, dv;
+};
+
+static void tensors_create(struct clt_device *dev, const struct shape *s, struct tensors *x)
+{
+    size_t n = (size_t)(s->b * s->h * s->t * s->d);
+    size_t pn = (size_t)(clt__attention_probs_bytes(s->b, s->h, s->t) / sizeof(float));
+    size_t wn = (size_t)(clt__attention_workspace_bytes(s->b, s->h, s->t) / sizeof(float));
+    uint64_t bytes = (uint64_t)(7 * n + pn + wn + 16) * sizeof(float) + 12 * 4096;
+    assert_int_equal(clt_arena_create(dev, bytes, &x->arena), CLT_OK);
+    (void)clt_test_upload(x->arena, NULL, 3);
+    x->q = clt_test_upload(x->arena, NULL, n);
+    x->k = clt_test_upload(x->arena, NULL, n);
+    x->v = clt_test_upload(x->arena, NULL, n);
+    x->p = clt_test_upload(x->arena, NULL, pn);
+    x->o = clt_test_upload(x->arena, NULL, n);
+    x->dout = clt_test_upload(x->arena, NULL, n);
+    x->work = clt_test_upload(x->arena, NULL, wn);
+    x->dq = clt_test_upload(x->arena, NULL, n);
+    x->dk = clt_test_upload(x->arena, NULL, n);
+    x->dv = clt_test_upload(x->arena, NULL, n);
+}
+
+static void forward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
+                    struct tensors *x)
+{
+    assert_int_equal(clt__attention_forward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
+                                            clt__view_buf(&x->v), clt__view_buf(&x->p),
+                                            clt__view_buf(&x->o), s->b, s->h, s->t, s->d, scale,
+                                            causal),
+                     CLT_OK);
+}
+
+static void backward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
+                     bool accumulate, struct tensors *x)
+{
+    assert_int_equal(clt__attention_backward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
+                                             clt__view_buf(&x->v), clt__view_buf(&x->p),
+                                             clt__view_buf(&x->dout), clt__view_buf(&x->work),
+                                             clt__view_buf(&x->dq), clt__view_buf(&x->dk),
+                                             clt__view_buf(&x->dv), s->b, s->h, s->t, s->d,
+                                             scale, causal, accumulate),
+                     CLT_OK);
+}
+
+/* Uploads n floats into the start of a view (blocking). Oclgrind 21.10's check for
+ * uninitialised memory mishandles host writes at a non-zero buffer offset: it replaces its
+ * record of the whole buffer by an uninitialised one the size of the write and then reports
+ * false errors. So every write rewrites the whole arena from offset 0: read it, patch the
+ * view's range, write it back. */
+static void put(const struct clt_view *view, const float *host, size_t n)
+{
+    struct clt_arena *arena = view->arena;
+    cl_command_queue queue = arena->dev->queue;
+    unsigned char *image = malloc((size_t)arena->size);
+    assert_non_null(image);
+    assert_true(view->offset + n * sizeof(float) <= arena->size);
+    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
+                                         image, 0, NULL, NULL),
+                     CL_SUCCESS);
+    memcpy(image + view->offset, host, n * sizeof(float));
+    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
+                                          image, 0, NULL, NULL),
+                     CL_SUCCESS);
+    free(image);
+}
+
+static double *alloc_d(size_t n)
+{
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static float *alloc_f(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+/* Masked entries of P (key j > query i) must be exactly zero. */
+static void assert_masked_zero(const char *what, const float *p, const struct shape *s)
+{
+    for (int64_t z = 0; z < s->b * s->h; z++)
+        for (int64_t i = 0; i < s->t; i++)
+            for (int64_t j = i + 1; j < s->t; j++)
+                if (p[(z * s->t + i) * s->t + j] != 0.0f)
+                    fail_msg("%s: P[%lld, %lld, %lld] = %g is masked and should be 0", what,
+                             (long long)z, (long long)i, (long long)j,
+                             (double)p[(z * s->t + i) * s->t + j]);
+}
+
+/* Forward and backward (both accumulate modes) of one shape against the reference, with
+ * inputs uniform in [-amp, amp). */
+static void check_case(struct clt_device *dev, const struct shape *s, bool causal, float amp,
+                       double atol_fwd, double rtol_fwd, double atol_bwd, double rtol_bwd)
+{
+    size_t n = (size_t)(s->b * s->h * s->t * s->d), pn = (size_t)(s->b * s->h * s->t * s->t);
+    float *q = alloc_f(n), *k = alloc_f(n), *v = alloc_f(n), *dout = alloc_f(n);
+    float *g0[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
+    float *got = alloc_f(n > pn ? n : pn);
+    double *p = alloc_d(pn), *o = alloc_d(n);
+    double *want[3] = {alloc_d(n), alloc_d(n), alloc_d(n)};
+    uint64_t seed = (uint64_t)(s->b * 1000003 + s->h * 1009 + s->t * 31 + s->d) * 2 + causal;
+    clt_test_fill(q, n, seed + 1, -amp, amp);
+    clt_test_fill(k, n, seed + 2, -amp, amp);
+    clt_test_fill(v, n, seed + 3, -1.0f, 1.0f);
+    clt_test_fill(dout, n, seed + 4, -1.0f, 1.0f);
+    for (int i = 0; i < 3; i++)
+        clt_test_fill(g0[i], n, seed + 5 + (uint64_t)i, -1.0f, 1.0f);
+    const float scale = clt__attention_scale(s->d);
+    ref_attention_forward(q, k, v, s->b, s->h, s->t, s->d, scale, causal, p, o);
+    ref_attention_backward(q, k, v, dout, s->b, s->h, s->t, s->d, scale, causal, want[0],
+                           want[1], want[2]);
+
+    struct tensors x;
+    tensors_create(dev, s, &x);
+    put(&x.q, q, n);
+    put(&x.k, k, n);
+    put(&x.v, v, n);
+    put(&x.dout, dout, n);
+    /* Garbage in the outputs must not leak into a non-accumulating backward. */
+    float *nan = alloc_f(n);
+    for (size_t i = 0; i < n; i++)
+        nan[i] = NAN;
+    put(&x.dq, nan, n);
+    put(&x.dk, nan, n);
+    put(&x.dv, nan, n);
+    free(nan);
+
+    char what[160];
+    const char *names[3] = {"dQ", "dK", "dV"};
+    struct clt_view *grads[3] = {&x.dq, &x.dk, &x.dv};
+    forward(dev, s, causal, scale, &x);
+    backward(dev, s, causal, scale, false, &x);
+
+    snprintf(what, sizeof what, "B=%lld H=%lld T=%lld D=%lld causal=%d amp=%g",
+             (long long)s->b, (long long)s->h, (long long)s->t, (long long)s->d, causal,
+             (double)amp);
+    char msg[200];
+    clt_test_download(&x.p, got, pn);
+    snprintf(msg, sizeof msg, "P %s", what);
+    clt_test_assert_close(msg, got, p, pn, atol_fwd, rtol_fwd);
+    if (causal)
+        assert_masked_zero(msg, got, s);
+    clt_test_download(&x.o, got, n);
+    snprintf(msg, sizeof msg, "O %s", what);
+    clt_test_assert_close(msg, got, o, n, atol_fwd, rtol_fwd);
+    for (int i = 0; i < 3; i++) {
+        clt_test_download(grads[i], got, n);
+        snprintf(msg, sizeof msg, "%s %s", names[i], what);
+        clt_test_assert_close(msg, got, want[i], n, atol_bwd, rtol_bwd);
+    }
+
+    /* accumulate: gradients start at g0 and must end at g0 + reference. */
+    for (int i = 0; i < 3; i++)
+        put(grads[i], g0[i], n);
+    backward(dev, s, causal, scale, true, &x);
+    for (int i = 0; i < 3; i++) {
+        for (size_t j = 0; j < n; j++)
+            want[i][j] += (double)g0[i][j];
+        clt_test_download(grads[i], got, n);
+        snprintf(msg, sizeof msg, "%s (accumulate) %s", names[i], what);
+        clt_test_assert_close(msg, got, want[i], n, atol_bwd, rtol_bwd);
+    }
+
+    clt_arena_free(x.arena);
+    for (int i = 0; i < 3; i++) {
+        free(g0[i]);
+        free(want[i]);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(dout);
+    free(got);
+    free(p);
+    free(o);
+}
+
+static void matches_reference(void **state)
+{
+    struct clt_device *dev = *state;
+    static const struct shape big[] = {
+        {1, 1, 1, 3}, {1, 2, 5, 8}, {1, 3, 13, 17}, {2, 3, 13, 5}, {3, 2, 67, 9}, {1, 1, 130, 33},
+    };
+    static const struct shape small[] = {{1, 1, 1, 3}, {1, 2, 5, 8}, {1, 3, 13, 17}};
+    const struct shape *shapes = clt_test_small() ? small : big;
+    size_t count = clt_test_small() ? 3 : sizeof big / sizeof big[0];
+    for (size_t i = 0; i < count; i++)
+        for (int causal = 0; causal < 2; causal++) {
+            const struct shape *s = &shapes[i];
+            double span = (double)(s->d + s->t);
+            check_case(dev, s, causal, 1.0f, 2e-7 * span, 1e-5,
+                       5e-7 * span * (1.0 + (double)s->t / 8.0), 1e-5);
+        }
+}
+
+static void large_scores_are_stable(void **state)
+{
+    struct clt_device *dev = *state;
+    /* q, k in [-30, 30): scores of several hundred, beyond exp's float range (88). */
+    const struct shape s = {1, 2, 7, 8};
+    for (int causal = 0; causal < 2; causal++)
+        check_case(dev, &s, causal, 30.0f, 1e-4, 1e-4, 2e-3, 1e-3);
+}
+
+/* ---- Finite differences --------------------------------------------------------------- */
+
+struct fd_ctx {
+    struct clt_device *dev;
+    const struct shape *s;
+    bool causal;
+    float scale;
+    struct tensors *x;
+    float *q, *k, *v, *r, *o;
+};
+
+/* loss = sum(O * R) with O from the device forward of the host q, k, v. */
+static double fd_loss(void *ctx, const float *unused, size_t n)
+{
+    (void)unused;
+    struct fd_ctx *c = ctx;
+    put(&c->x->q, c->q, n);
+    put(&c->x->k, c->k, n);
+    put(&c->x->v, c->v, n);
+    forward(c->dev, c->s, c->causal, c->scale, c->x);
+    clt_test_download(&c->x->o, c->o, n);
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)c->o[i] * (double)c->r[i];
+    return sum;
+}
+
+static void gradcheck_case(struct clt_device *dev, const struct shape *s, bool causal)
+{
+    size_t n = (size_t)(s->b * s->h * s->t * s->d);
+    float *in[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
+    float *grad[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
+    float *r = alloc_f(n), *o = alloc_f(n);
+    for (int i = 0; i < 3; i++)
+        clt_test_fill(in[i], n, 101 + (uint64_t)i, -1.0f, 1.0f);
+    clt_test_fill(r, n, 211, -1.0f, 1.0f);
+
+    struct tensors x;
+    tensors_create(dev, s, &x);
+    struct fd_ctx c = {dev, s, causal, clt__attention_scale(s->d), &x, in[0], in[1], in[2], r,
+                       o};
+    /* The analytic gradient of sum(O * R) is the backward with dO = R. */
+    (void)fd_loss(&c, NULL, n);
+    put(&x.dout, r, n);
+    backward(dev, s, causal, c.scale, false, &x);
+    clt_test_download(&x.dq, grad[0], n);
+    clt_test_download(&x.dk, grad[1], n);
+    clt_test_download(&x.dv, grad[2], n);
+
+    const char *names[3] = {"dQ", "dK", "dV"};
+    size_t samples = clt_test_small() ? 4 : 16;
+    for (int i = 0; i < 3; i++) {
+        char what[120];
+        snprintf(what, sizeof what, "%s B=%lld H=%lld T=%lld D=%lld causal=%d", names[i],
+                 (long long)s->b, (long long)s->h, (long long)s->t, (long long)s->d, causal);
+        clt_test_gradcheck(what, fd_loss, &c, in[i], n, grad[i], samples, 1e-2, 2e-4, 2e-3);
+    }
+    clt_arena_free(x.arena);
+    for (int i = 0; i < 3; i++) {
+        free(in[i]);
+        free(grad[i]);
+    }
+    free(r);
+    free(o);
+}
+
+static void gradients_match_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    static const struct shape big[] = {{1, 2, 5, 3}, {2, 3, 13, 8}};
+    static const struct shape small[] = {{1, 2, 5, 3}};
+    const struct shape *shapes = clt_test_small() ? small : big;
+    size_t count = clt_test_small() ? 1 : 2;
+    for (size_t i = 0; i < count; i++)
+        for (int causal = 0; causal < 2; causal++)
+            gradcheck_case(dev, &shapes[i], causal);
+}
+
+/* ---- Causal masking -------------------------------------------------------------------- */
+
+/* Changing key/value j must leave rows i < j of O bit for bit as they were, must change row j,
+ * and a dO that is zero from row j on must give exactly zero dK and dV at row j. */
+static void causal_ignores_the_future(void **state)
+{
+    struct clt_device *dev = *state;
+    const struct shape s = {1, 2, 9, 5};
+    const int64_t j = 4;
+    size_t n = (size_t)(s.b * s.h * s.t * s.d);
+    float *q = alloc_f(n), *k = alloc_f(n), *v = alloc_f(n), *dout = alloc_f(n);
+    float *o1 = alloc_f(n), *o2 = alloc_f(n), *g = alloc_f(n);
+    clt_test_fill(q, n, 7, -1.0f, 1.0f);
+    clt_test_fill(k, n, 8, -1.0f, 1.0f);
+    clt_test_fill(v, n, 9, -1.0f, 1.0f);
+    struct tensors x;
+    tensors_create(dev, &s, &x);
+    const float scale = clt__attention_scale(s.d);
+    put(&x.q, q, n);
+    put(&x.k, k, n);
+    put(&x.v, v, n);
+    forward(dev, &s, true, scale, &x);
+    clt_test_download(&x.o, o1, n);
+
+    /* New key and value at position j in every head. */
+    for (int64_t z = 0; z < s.b * s.h; z++)
+        for (int64_t c = 0; c < s.d; c++) {
+            k[(z * s.t + j) * s.d + c] += 0.75f;
+            v[(z * s.t + j) * s.d + c] -= 0.5f;
+        }
+    put(&x.k, k, n);
+    put(&x.v, v, n);
+    forward(dev, &s, true, scale, &x);
+    clt_test_download(&x.o, o2, n);
+    for (int64_t z = 0; z < s.b * s.h; z++) {
+        const int64_t head = z * s.t * s.d;
+        for (int64_t i = 0; i < j; i++)
+            for (int64_t c = 0; c < s.d; c++)
+                if (memcmp(&o1[head + i * s.d + c], &o2[head + i * s.d + c], sizeof(float)))
+                    fail_msg("head %lld: O[%lld, %lld] changed from %.9g to %.9g after key %lld "
+                             "changed", (long long)z, (long long)i, (long long)c,
+                             (double)o1[head + i * s.d + c], (double)o2[head + i * s.d + c],
+                             (long long)j);
+        bool changed = false;
+        for (int64_t c = 0; c < s.d; c++)
+            changed |= o1[head + j * s.d + c] != o2[head + j * s.d + c];
+        if (!changed)
+            fail_msg("head %lld: row %lld of O did not change with its own key", (long long)z,
+                     (long long)j);
+    }
+
+    /* dO nonzero only on rows < j: key/value j received no attention, so zero gradient. */
+    clt_test_fill(dout, n, 10, -1.0f, 1.0f);
+    for (int64_t z = 0; z < s.b * s.h; z++)
+        for (int64_t i = j; i < s.t; i++)
+            for (int64_t c = 0; c < s.d; c++)
+                dout[(z * s.t + i) * s.d + c] = 0.0f;
+    put(&x.dout, dout, n);
+    backward(dev, &s, true, scale, false, &x);
+    for (int w = 0; w < 2; w++) {
+        clt_test_download(w == 0 ? &x.dk : &x.dv, g, n);
+        for (int64_t z = 0; z < s.b * s.h; z++)
+            for (int64_t i = j; i < s.t; i++)
+                for (int64_t c = 0; c < s.d; c++)
+                    if (g[(z * s.t + i) * s.d + c] != 0.0f)
+                        fail_msg("%s[%lld, %lld, %lld] = %g, want exactly 0", w ? "dV" : "dK",
+                                 (long long)z, (long long)i, (long long)c,
+                                 (double)g[(z * s.t + i) * s.d + c]);
+    }
+    clt_arena_free(x.arena);
+    free(q);
+    free(k);
+    free(v);
+    free(dout);
+    free(o1);
+    free(o2);
+    free(g);
+}
+
+/* ---- Gradients asked for one at a time --------------------------------------------------- */
+
+/* A backward given only one of dq, dk, dv (the others {NULL, 0}, and work too when only dv is
+ * asked for) writes that one as the full backward would and leaves the others alone. */
+static void computes_only_the_gradients_asked_for(void **state)
+{
+    struct clt_device *dev = *state;
+    const struct shape s = {1, 2, 5, 3};
+    const size_t n = 30;
+    float in[4][30], got[30], sentinel[30];
+    double want[3][30];
+    for (int i = 0; i < 4; i++)
+        clt_test_fill(in[i], n, 301 + (uint64_t)i, -1.0f, 1.0f);
+    for (size_t i = 0; i < n; i++)
+        sentinel[i] = 7.0f;
+    const float scale = clt__attention_scale(s.d);
+    ref_attention_backward(in[0], in[1], in[2], in[3], s.b, s.h, s.t, s.d, scale, true,
+                           want[0], want[1], want[2]);
+    struct tensors x;
+    tensors_create(dev, &s, &x);
+    put(&x.q, in[0], n);
+    put(&x.k, in[1], n);
+    put(&x.v, in[2], n);
+    put(&x.dout, in[3], n);
+    forward(dev, &s, true, scale, &x);
+    struct clt_view *views[3] = {&x.dq, &x.dk, &x.dv};
+    const char *names[3] = {"dQ", "dK", "dV"};
+    const struct clt__buf none = {NULL, 0};
+    for (int only = 0; only < 3; only++) {
+        for (int i = 0; i < 3; i++)
+            put(views[i], sentinel, n);
+        struct clt__buf g[3];
+        for (int i = 0; i < 3; i++)
+            g[i] = i == only ? clt__view_buf(views[i]) : none;
+        struct clt__buf work = only == 2 ? none : clt__view_buf(&x.work);
+        assert_int_equal(clt__attention_backward(dev, clt__view_buf(&x.q), clt__view_buf(&x.k),
+                                                 clt__view_buf(&x.v), clt__view_buf(&x.p),
+                                                 clt__view_buf(&x.dout), work, g[0], g[1], g[2],
+                                                 s.b, s.h, s.t, s.d, scale, true, false),
+                         CLT_OK);
+        for (int i = 0; i < 3; i++) {
+            char what[64];
+            clt_test_download(views[i], got, n);
+            snprintf(what, sizeof what, "%s with only %s asked for", names[i], names[only]);
+            if (i == only) {
+                clt_test_assert_close(what, got, want[i], n, 5e-6, 1e-5);
+            } else {
+                for (size_t j = 0; j < n; j++)
+                    if (got[j] != 7.0f)
+                        fail_msg("%s: element %zu changed to %g", what, j, (double)got[j]);
+            }
+        }
+    }
+    clt_arena_free(x.arena);
+}
+
+/* ---- Arguments ------------------------------------------------------------------------- */
+
+static void checks_arguments(void **state)
+{
+    struct clt_device *dev = *state;
+    const struct shape s = {1, 1, 3, 2};
+    struct tensors x;
+    tensors_create(dev, &s, &x);
+    float data[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 1.5f};
+    put(&x.q, data, 6);
+    put(&x.k, data, 6);
+    put(&x.v, data, 6);
+    put(&x.dout, data, 6);
+    struct clt__buf q = clt__view_buf(&x.q), k = clt__view_buf(&x.k), v = clt__view_buf(&x.v);
+    struct clt__buf p = clt__view_buf(&x.p), o = clt__view_buf(&x.o);
+    struct clt__buf dout = clt__view_buf(&x.dout), w = clt__view_buf(&x.work);
+    struct clt__buf dq = clt__view_buf(&x.dq), dk = clt__view_buf(&x.dk);
+    struct clt__buf dv = clt__view_buf(&x.dv), none = {NULL, 0};
+    struct clt_test_log log = {0};
+    const struct clt_log keep = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
+
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 2, 0.5f, true), CLT_OK);
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 1, 3, 2,
+                                             0.5f, true, false),
+                     CLT_OK);
+    /* Empty batches, heads or sequences enqueue nothing and succeed. */
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 0, 1, 3, 2, 0.5f, false), CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 0, 3, 2, 0.5f, false), CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 0, 2, 0.5f, false), CLT_OK);
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    assert_int_equal(log.len, 0);
+
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, -1, 1, 3, 2, 0.5f, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 0, 0.5f, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(dev, q, none, v, p, o, 1, 1, 3, 2, 0.5f, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, (int64_t)1 << 20, 2,
+                                            0.5f, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 1, 3,
+                                             2, 0.5f, false, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, -3, 3, 2,
+                                             0.5f, false, true),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(NULL, q, k, v, p, o, 1, 1, 3, 2, 0.5f, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(log.text, "attention_forward"));
+    assert_non_null(strstr(log.text, "attention_backward"));
+
+    assert_true(fabsf(clt__attention_scale(16) - 0.25f) == 0.0f);
+    assert_true(clt__attention_probs_bytes(2, 3, 5) == 2 * 3 * 5 * 5 * sizeof(float));
+    assert_true(clt__attention_workspace_bytes(2, 3, 5) == 2 * 3 * 5 * 5 * sizeof(float));
+    assert_true(clt__attention_probs_bytes(-1, 3, 5) == 0);
+    dev->log = keep;
+    clt_arena_free(x.arena);
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(matches_reference),
+        cmocka_unit_test(large_scores_are_stable),
+        cmocka_unit_test(gradients_match_finite_differences),
+        cmocka_unit_test(causal_ignores_the_future),
+        cmocka_unit_test(computes_only_the_gradients_asked_for),
+        cmocka_unit_test(checks_arguments),
+    };
+    return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
+}

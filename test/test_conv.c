@@ -1,0 +1,472 @@
+/*
+ * test_conv.c: 2-D convolution against the C reference (ref_conv.c): forward with and
+ * without bias, backward writing and accumulating, each gradient alone, for configurations
+ * with stride, padding, dilation, groups, depthwise, 1x1 (the direct path and the column
+ * path), non-square kernels, batch 1 and odd sizes; a finite-difference check of every
+ * gradient; argument checking.
+ *
+ * Data: x, weight, bias, dy uniform in [-1, 1). Tolerances, for a float sum of `terms`
+ * products of magnitude < 1 against a double reference:
+ *     |got - want| <= TOL_TERM * (terms + 1) + 1e-5 * |want|
+ * with terms = C_in/G * KH * KW for y, C_out/G * KH * KW for dx, N * OH * OW for dweight
+ * and dbias. Measured errors on PoCL and rusticl stay below a tenth of this.
+ * Outputs written without accumulation start as NaN, so a kernel that reads them fails.
+ *
+ * Finite differences: loss = sum(y * dy) computed by the double reference, which is linear
+ * in each of x, weight and bias, so central differences with eps = 1e-2 are exact up to
+ * double rounding; the device gradient must match them at the tolerance above.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ref_conv.h"
+
+#define TOL_TERM 5e-7
+#define TOL_REL 1e-5
+
+static double tol(int64_t terms)
+{
+    return TOL_TERM * (double)(terms + 1);
+}
+
+struct conv_case {
+    const char *name;
+    struct clt__conv2d c;
+    bool bias;
+};
+
+/* Host tensors of one case. */
+struct host {
+    struct clt__conv2d c;
+    int64_t nx, ny, nw, nb;
+    float *x, *w, *b, *dy;
+    float *y, *dx, *dw, *db; /* device results */
+    float *dx0, *dw0, *db0;  /* starting values for accumulation */
+    double *y_ref, *dx_ref, *dw_ref, *db_ref;
+    double *scratch; /* [ny] for the finite-difference loss */
+};
+
+static float *floats(int64_t n)
+{
+    float *p = malloc((size_t)n * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static double *doubles(int64_t n)
+{
+    double *p = malloc((size_t)n * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static void host_init(struct host *h, const struct conv_case *cc)
+{
+    memset(h, 0, sizeof *h);
+    h->c = cc->c;
+    assert_int_equal(clt__conv2d_resolve(NULL, &h->c), CLT_OK);
+    const struct clt__conv2d *c = &h->c;
+    h->nx = c->n * c->c_in * c->h * c->w;
+    h->ny = c->n * c->c_out * c->oh * c->ow;
+    h->nw = c->c_out * (c->c_in / c->groups) * c->kh * c->kw;
+    h->nb = c->c_out;
+    h->x = floats(h->nx);
+    h->w = floats(h->nw);
+    h->b = floats(h->nb);
+    h->dy = floats(h->ny);
+    h->y = floats(h->ny);
+    h->dx = floats(h->nx);
+    h->dw = floats(h->nw);
+    h->db = floats(h->nb);
+    h->dx0 = floats(h->nx);
+    h->dw0 = floats(h->nw);
+    h->db0 = floats(h->nb);
+    h->y_ref = doubles(h->ny);
+    h->dx_ref = doubles(h->nx);
+    h->dw_ref = doubles(h->nw);
+    h->db_ref = doubles(h->nb);
+    h->scratch = doubles(h->ny);
+    clt_test_fill(h->x, h->nx, 101 + h->nx, -1.0f, 1.0f);
+    clt_test_fill(h->w, h->nw, 202 + h->nw, -1.0f, 1.0f);
+    clt_test_fill(h->b, h->nb, 303, -1.0f, 1.0f);
+    clt_test_fill(h->dy, h->ny, 404 + h->ny, -1.0f, 1.0f);
+    clt_test_fill(h->dx0, h->nx, 505, -1.0f, 1.0f);
+    clt_test_fill(h->dw0, h->nw, 606, -1.0f, 1.0f);
+    clt_test_fill(h->db0, h->nb, 707, -1.0f, 1.0f);
+    ref_conv2d_forward(c, h->x, h->w, cc->bias ? h->b : NULL, h->y_ref);
+    ref_conv2d_backward(c, h->x, h->w, h->dy, h->dx_ref, h->dw_ref, h->db_ref);
+}
+
+static void host_free(struct host *h)
+{
+    float *f[] = {h->x, h->w, h->b, h->dy, h->y, h->dx, h->dw, h->db, h->dx0, h->dw0, h->db0};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        free(f[i]);
+    double *d[] = {h->y_ref, h->dx_ref, h->dw_ref, h->db_ref, h->scratch};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        free(d[i]);
+}
+
+/* Device tensors of one case, at non-zero offsets of one arena. */
+struct device {
+    struct clt_arena *arena;
+    struct clt_view x, w, b, y, dy, dx, dw, db, ws;
+    bool has_ws;
+    int64_t nws; /* floats of workspace */
+};
+
+/* Writes n floats into the start of a view (blocking). Oclgrind 21.10's check for
+ * uninitialised memory mishandles host writes at a non-zero buffer offset (it replaces its
+ * record of the whole buffer by one the size of the write, and kernels then read wrong
+ * values), so every write rewrites the whole arena from offset 0: read it, patch the
+ * view's range, write it back. */
+static void put(const struct clt_view *view, const float *host, int64_t n)
+{
+    struct clt_arena *arena = view->arena;
+    cl_command_queue queue = arena->dev->queue;
+    unsigned char *image = malloc((size_t)arena->size);
+    assert_non_null(image);
+    assert_true(view->offset + (uint64_t)n * sizeof(float) <= arena->size);
+    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
+                                         0, NULL, NULL),
+                     CL_SUCCESS);
+    memcpy(image + view->offset, host, (size_t)n * sizeof(float));
+    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
+                                          0, NULL, NULL),
+                     CL_SUCCESS);
+    free(image);
+}
+
+/* A view of n floats holding host[0..n), or NaN when host is NULL. */
+static struct clt_view tensor(struct clt_arena *arena, const float *host, int64_t n)
+{
+    struct clt_view v = clt_test_upload(arena, NULL, (size_t)n);
+    float *nan = NULL;
+    if (!host) {
+        nan = floats(n);
+        for (int64_t i = 0; i < n; i++)
+            nan[i] = NAN;
+    }
+    put(&v, host ? host : nan, n);
+    free(nan);
+    return v;
+}
+
+static void device_init(struct clt_device *dev, struct device *d, const struct host *h)
+{
+    uint64_t ws = clt__conv2d_workspace_bytes(&h->c);
+    uint64_t floats_needed = 2 * (uint64_t)(h->nx + h->ny + h->nw + h->nb) + ws / 4 + 16;
+    assert_int_equal(clt_arena_create(dev, floats_needed * 4 + 65536, &d->arena), CLT_OK);
+    /* A small first view puts every tensor at a non-zero offset. */
+    (void)tensor(d->arena, NULL, 3);
+    d->x = tensor(d->arena, h->x, h->nx);
+    d->w = tensor(d->arena, h->w, h->nw);
+    d->b = tensor(d->arena, h->b, h->nb);
+    d->dy = tensor(d->arena, h->dy, h->ny);
+    d->y = tensor(d->arena, NULL, h->ny);
+    d->dx = tensor(d->arena, NULL, h->nx);
+    d->dw = tensor(d->arena, NULL, h->nw);
+    d->db = tensor(d->arena, NULL, h->nb);
+    d->has_ws = ws > 0;
+    d->nws = (int64_t)(ws / 4);
+    if (d->has_ws)
+        d->ws = tensor(d->arena, NULL, d->nws);
+}
+
+static struct clt__buf buf(const struct clt_view *v)
+{
+    return clt__view_buf(v);
+}
+
+static const struct clt__buf none = {NULL, 0};
+
+static struct clt__buf ws_buf(const struct device *d)
+{
+    return d->has_ws ? buf(&d->ws) : none;
+}
+
+static void fill_nan(const struct clt_view *v, int64_t n)
+{
+    float *p = floats(n);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = NAN;
+    put(v, p, n);
+    free(p);
+}
+
+static void download(const struct clt_view *v, float *p, int64_t n)
+{
+    clt_test_download(v, p, (size_t)n);
+}
+
+/* Term counts of each output's sum (see the tolerance above). */
+static int64_t terms_y(const struct clt__conv2d *c)
+{
+    return c->c_in / c->groups * c->kh * c->kw;
+}
+static int64_t terms_dx(const struct clt__conv2d *c)
+{
+    return c->c_out / c->groups * c->kh * c->kw;
+}
+static int64_t terms_dw(const struct clt__conv2d *c)
+{
+    return c->n * c->oh * c->ow;
+}
+
+/* want = base + ref, where base may be NULL. */
+static double *plus(const float *base, const double *ref, int64_t n)
+{
+    double *out = doubles(n);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (base ? (double)base[i] : 0.0) + ref[i];
+    return out;
+}
+
+static void compare(const char *case_name, const char *what, const float *got, const float *base,
+                    const double *ref, int64_t n, int64_t terms)
+{
+    char label[200];
+    snprintf(label, sizeof label, "conv2d %s: %s", case_name, what);
+    double *want = plus(base, ref, n);
+    clt_test_assert_close(label, got, want, (size_t)n, tol(terms), TOL_REL);
+    free(want);
+}
+
+static void check_forward(struct clt_device *dev, const struct conv_case *cc, struct host *h,
+                          struct device *d)
+{
+    fill_nan(&d->y, h->ny);
+    if (d->has_ws)
+        fill_nan(&d->ws, d->nws);
+    assert_int_equal(clt__conv2d_forward(dev, &h->c, buf(&d->x), buf(&d->w),
+                                         cc->bias ? buf(&d->b) : none, buf(&d->y), ws_buf(d)),
+                     CLT_OK);
+    download(&d->y, h->y, h->ny);
+    compare(cc->name, "y", h->y, NULL, h->y_ref, h->ny, terms_y(&h->c));
+}
+
+/* Runs the backward pass into NaN-filled (accumulate false) or dx0/dw0/db0-filled
+ * gradients, with each gradient wanted or not, and compares the wanted ones. */
+static void check_backward(struct clt_device *dev, const struct conv_case *cc, struct host *h,
+                           struct device *d, bool accumulate, bool want_dx, bool want_dw,
+                           bool want_db)
+{
+    const struct clt__conv2d *c = &h->c;
+    if (accumulate) {
+        put(&d->dx, h->dx0, h->nx);
+        put(&d->dw, h->dw0, h->nw);
+        put(&d->db, h->db0, h->nb);
+    } else {
+        fill_nan(&d->dx, h->nx);
+        fill_nan(&d->dw, h->nw);
+        fill_nan(&d->db, h->nb);
+    }
+    /* The launcher must write the workspace before it reads it. */
+    if (d->has_ws)
+        fill_nan(&d->ws, d->nws);
+    /* x is passed only when dweight needs it, weight only when dx does. */
+    assert_int_equal(clt__conv2d_backward(
+                         dev, c, want_dw ? buf(&d->x) : none, want_dx ? buf(&d->w) : none,
+                         buf(&d->dy), want_dx ? buf(&d->dx) : none, want_dw ? buf(&d->dw) : none,
+                         want_db ? buf(&d->db) : none, ws_buf(d), accumulate),
+                     CLT_OK);
+    char what[64];
+    const char *mode = accumulate ? "accumulated" : "written";
+    if (want_dx) {
+        download(&d->dx, h->dx, h->nx);
+        snprintf(what, sizeof what, "dx %s", mode);
+        compare(cc->name, what, h->dx, accumulate ? h->dx0 : NULL, h->dx_ref, h->nx, terms_dx(c));
+    }
+    if (want_dw) {
+        download(&d->dw, h->dw, h->nw);
+        snprintf(what, sizeof what, "dweight %s", mode);
+        compare(cc->name, what, h->dw, accumulate ? h->dw0 : NULL, h->dw_ref, h->nw, terms_dw(c));
+    }
+    if (want_db) {
+        download(&d->db, h->db, h->nb);
+        snprintf(what, sizeof what, "dbias %s", mode);
+        compare(cc->name, what, h->db, accumulate ? h->db0 : NULL, h->db_ref, h->nb, terms_dw(c));
+    }
+}
+
+/* loss = sum(y * dy) by the reference; the perturbed tensor is one of h's, in place. */
+static double loss_fn(void *ctx, const float *unused, size_t n)
+{
+    (void)unused;
+    (void)n;
+    struct host *h = ctx;
+    ref_conv2d_forward(&h->c, h->x, h->w, h->b, h->scratch);
+    double loss = 0.0;
+    for (int64_t i = 0; i < h->ny; i++)
+        loss += h->scratch[i] * (double)h->dy[i];
+    return loss;
+}
+
+/* Finite differences of the reference against the device gradients of the last written
+ * backward pass (h->dx, h->dw, h->db). */
+static void check_gradients(const struct conv_case *cc, struct host *h)
+{
+    char what[160];
+    const struct clt__conv2d *c = &h->c;
+    snprintf(what, sizeof what, "conv2d %s: dx by finite differences", cc->name);
+    clt_test_gradcheck(what, loss_fn, h, h->x, (size_t)h->nx, h->dx, 24, 1e-2, tol(terms_dx(c)),
+                       TOL_REL);
+    snprintf(what, sizeof what, "conv2d %s: dweight by finite differences", cc->name);
+    clt_test_gradcheck(what, loss_fn, h, h->w, (size_t)h->nw, h->dw, 24, 1e-2, tol(terms_dw(c)),
+                       TOL_REL);
+    snprintf(what, sizeof what, "conv2d %s: dbias by finite differences", cc->name);
+    clt_test_gradcheck(what, loss_fn, h, h->b, (size_t)h->nb, h->db, 24, 1e-2, tol(terms_dw(c)),
+                       TOL_REL);
+}
+
+static void check_case(struct clt_device *dev, const struct conv_case *cc)
+{
+    struct host h;
+    struct device d;
+    host_init(&h, cc);
+    device_init(dev, &d, &h);
+    check_forward(dev, cc, &h, &d);
+    /* Each gradient alone, then accumulation, then all three written last: their values
+     * feed the finite-difference check. */
+    check_backward(dev, cc, &h, &d, false, true, false, false);
+    check_backward(dev, cc, &h, &d, false, false, true, false);
+    check_backward(dev, cc, &h, &d, false, false, false, true);
+    check_backward(dev, cc, &h, &d, true, true, true, true);
+    check_backward(dev, cc, &h, &d, false, true, true, true);
+    check_gradients(cc, &h);
+    clt_arena_free(d.arena);
+    host_free(&h);
+}
+
+/* n, c_in, h, w, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+ * oh and ow (0 here) are filled in by clt__conv2d_resolve. */
+#define CONV(...) ((struct clt__conv2d){__VA_ARGS__, 0, 0})
+
+static const struct conv_case full_cases[] = {
+    {"3x3 pad 1", CONV(2, 3, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
+    {"stride 2", CONV(3, 4, 13, 10, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1), true},
+    {"dilation 2", CONV(2, 3, 12, 11, 4, 3, 3, 1, 1, 2, 2, 2, 2, 1), true},
+    {"groups 2", CONV(2, 4, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2), true},
+    {"depthwise stride 2", CONV(2, 5, 11, 8, 5, 3, 3, 2, 2, 1, 1, 1, 1, 5), true},
+    {"1x1 direct", CONV(2, 7, 5, 6, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1), true},
+    {"1x1 direct groups 3", CONV(1, 6, 4, 5, 9, 1, 1, 1, 1, 0, 0, 1, 1, 3), false},
+    {"1x1 stride 2 groups 2", CONV(2, 6, 7, 9, 4, 1, 1, 2, 2, 0, 0, 1, 1, 2), true},
+    {"2x5 kernel", CONV(2, 3, 10, 13, 4, 2, 5, 1, 2, 0, 2, 1, 1, 1), true},
+    {"batch 1 odd", CONV(1, 2, 17, 19, 3, 5, 3, 3, 2, 2, 1, 1, 2, 1), false},
+    {"larger", CONV(4, 8, 23, 21, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
+};
+
+/* Under Oclgrind: few and small. */
+static const struct conv_case small_cases[] = {
+    {"3x3 pad 1", CONV(2, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
+    {"stride 2 dilation 2", CONV(1, 2, 7, 6, 2, 3, 3, 2, 2, 2, 2, 2, 2, 1), true},
+    {"groups 2 3x2", CONV(2, 4, 5, 4, 2, 3, 2, 1, 1, 1, 0, 1, 1, 2), false},
+    {"depthwise", CONV(1, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3), true},
+    {"1x1 direct", CONV(2, 3, 3, 4, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1), true},
+};
+
+static void forward_and_backward(void **state)
+{
+    struct clt_device *dev = *state;
+    bool small = clt_test_small();
+    const struct conv_case *cases = small ? small_cases : full_cases;
+    size_t count = small ? sizeof small_cases / sizeof small_cases[0]
+                         : sizeof full_cases / sizeof full_cases[0];
+    for (size_t i = 0; i < count; i++)
+        check_case(dev, &cases[i]);
+}
+
+static void resolve_checks_parameters(void **state)
+{
+    (void)state;
+    struct clt_test_log text = {0};
+    struct clt_log quiet = {clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    struct clt__conv2d c = CONV(2, 4, 9, 7, 6, 3, 3, 2, 1, 1, 0, 1, 2, 2);
+    assert_int_equal(clt__conv2d_resolve(&quiet, &c), CLT_OK);
+    assert_int_equal(c.oh, (9 + 2 - 2 - 1) / 2 + 1);
+    assert_int_equal(c.ow, (7 + 0 - 4 - 1) / 1 + 1);
+    /* Columns of one image: C_in * KH * KW rows by OH * OW. */
+    assert_int_equal(clt__conv2d_workspace_bytes(&c), 4 * 3 * 3 * c.oh * c.ow * 4);
+    struct clt__conv2d p = CONV(2, 4, 9, 7, 6, 1, 1, 1, 1, 0, 0, 3, 3, 2);
+    assert_int_equal(clt__conv2d_workspace_bytes(&p), 0);
+
+    struct clt__conv2d bad[] = {
+        CONV(2, 4, 9, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 3),  /* groups divide neither */
+        CONV(2, 4, 9, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 2),  /* groups do not divide C_out */
+        CONV(2, 4, 9, 7, 6, 3, 3, 0, 1, 1, 1, 1, 1, 1),  /* stride 0 */
+        CONV(2, 4, 9, 7, 6, 3, 3, 1, 1, -1, 1, 1, 1, 1), /* negative padding */
+        CONV(2, 4, 9, 7, 6, 3, 3, 1, 1, 1, 1, 0, 1, 1),  /* dilation 0 */
+        CONV(-1, 4, 9, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1), /* negative batch */
+        CONV(2, 0, 9, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* no channels */
+        CONV(2, 4, 2, 7, 6, 3, 3, 1, 1, 0, 0, 1, 1, 1),  /* kernel taller than the input */
+        CONV(2, 4, 5, 7, 6, 3, 3, 1, 1, 0, 0, 3, 1, 1),  /* dilated kernel too tall */
+        CONV(1 << 20, 4, 1 << 10, 1 << 10, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1), /* 2^42 elements */
+        CONV(1, 1, (int64_t)1 << 32, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1),    /* H beyond int */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(clt__conv2d_resolve(&quiet, &bad[i]), CLT_ERR_INVALID_ARGUMENT);
+        assert_int_equal(clt__conv2d_workspace_bytes(&bad[i]), 0);
+    }
+    assert_non_null(strstr(text.text, "conv2d: impossible parameters"));
+    assert_non_null(strstr(text.text, "larger than the padded input"));
+    assert_non_null(strstr(text.text, "2^31 elements or more"));
+}
+
+static void launchers_check_buffers(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt_test_log text = {0};
+    struct clt_log saved = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, 1 << 16, &arena), CLT_OK);
+    /* Distinct zeroed tensors: b for inputs, o for outputs, t for the workspace. */
+    float zeros[512] = {0};
+    struct clt_view vb = tensor(arena, zeros, 512), vo = tensor(arena, zeros, 512);
+    struct clt_view vt = tensor(arena, zeros, 512);
+    struct clt__buf b = buf(&vb), o = buf(&vo), t = buf(&vt);
+    struct clt__conv2d c = CONV(1, 2, 4, 4, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    assert_int_equal(clt__conv2d_forward(dev, &c, none, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "x is NULL"));
+    /* A 3x3 kernel needs the workspace. */
+    assert_int_equal(clt__conv2d_forward(dev, &c, b, b, none, o, none), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "workspace is NULL"));
+    assert_int_equal(clt__conv2d_backward(dev, &c, b, none, b, o, none, none, t, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "weight (needed for dx) is NULL"));
+    assert_int_equal(clt__conv2d_backward(dev, &c, none, b, b, none, o, none, t, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "x (needed for dweight) is NULL"));
+    struct clt__buf far = {b.mem, (size_t)INT32_MAX - 10};
+    assert_int_equal(clt__conv2d_forward(dev, &c, far, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "beyond element 2^31"));
+    struct clt__conv2d wrong = c;
+    wrong.groups = 3;
+    assert_int_equal(clt__conv2d_forward(dev, &wrong, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(NULL, &c, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, NULL, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    /* A 1x1 kernel with stride 1 and no padding needs no workspace; an empty batch
+     * enqueues nothing. */
+    struct clt__conv2d p = CONV(1, 2, 4, 4, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, none), CLT_OK);
+    struct clt__conv2d empty = c;
+    empty.n = 0;
+    assert_int_equal(clt__conv2d_forward(dev, &empty, b, b, none, o, t), CLT_OK);
+    assert_int_equal(clt__conv2d_backward(dev, &empty, b, b, b, o, o, o, t, false), CLT_OK);
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    clt_arena_free(arena);
+    dev->log = saved;
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(resolve_checks_parameters),
+        cmocka_unit_test(launchers_check_buffers),
+        cmocka_unit_test(forward_and_backward),
+    };
+    return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
+}

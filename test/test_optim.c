@@ -1,0 +1,819 @@
+/*
+ * test_optim.c: the optimizer step against the double reference (ref_optim.c): SGD (plain,
+ * momentum, Nesterov, dampening, weight decay), Adam (with L2 weight decay) and AdamW over
+ * several steps with a scheduled learning rate, on sizes that are not multiples of any
+ * work-group size; clipping on and off; gradient scale; steps skipped for a NaN or Inf in the
+ * gradient or a NaN or Inf loss (bit-identical state, counters), with training going on
+ * correctly afterwards; the norm's independence of the work-group size; the status (reset,
+ * resume); argument checks; and the learning-rate schedules on the host.
+ *
+ * Data: params and gradients uniform in [-1, 1), fresh gradients every step.
+ * Tolerances (float device against the double reference, |got - want| <= atol + rtol |want|):
+ *   grad norm            rtol 5e-7 (Kahan sum of squares: a few ulp whatever n)
+ *   clip factor          rtol 1e-6
+ *   bias corrections     rtol 2e-6 (1 - beta^t; float's 0.999 alone would be off by 1.3e-5)
+ *   params, SGD          atol 1e-6, rtol 1e-6 after up to 6 steps
+ *   momentum buffer      atol 1e-6, rtol 2e-6
+ *   params, Adam/AdamW   atol 1e-6, rtol 1e-6 (updates are ~lr whatever the gradient)
+ *   m, Adam              atol 1e-7, rtol 4e-6
+ *   v, Adam              atol 1e-9, rtol 4e-6
+ * Skipped steps, and runs that differ only in the work-group size, are compared bit for bit.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ref_optim.h"
+
+/* ==== Uploads ========================================================================== */
+
+/* Oclgrind 21.10 (--uninitialized) loses track of initialised memory in two ways: a host
+ * write into a buffer at a non-zero offset reallocates its shadow of the whole buffer at the
+ * size of the write, without initialising it, and a buffer created after another was freed
+ * can inherit a stale shadow. Kernel reads of data the host wrote are then reported, or not,
+ * at random as uninitialised. So the test keeps one arena for all its cases, and uploads go
+ * through a staging buffer written whole at offset 0 and a copy kernel (kernels' writes are
+ * tracked correctly). The test's state is the device, that arena and the copy kernel. */
+struct fixture {
+    struct clt_device *dev;
+    struct clt_arena *arena; /* arena_bytes(), reset by each rig */
+    cl_program program;
+    cl_kernel copy;
+};
+
+/* Enough for the largest rig: 4 buffers of 300007 floats (4500 under Oclgrind, where a large
+ * arena makes every launch slow), the workspace and alignment. */
+static uint64_t arena_bytes(void)
+{
+    return clt_test_small() ? (uint64_t)256 << 10 : (uint64_t)8 << 20;
+}
+
+static const char *copy_source =
+    "__kernel void test_optim_copy(__global const float *src, __global float *dst, int off,\n"
+    "                              int n)\n"
+    "{\n"
+    "    const size_t i = get_global_id(0);\n"
+    "    if (i < (size_t)n)\n"
+    "        dst[off + i] = src[i];\n"
+    "}\n";
+
+static int fixture_setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    void *dev = NULL;
+    if (!fx || clt_test_group_setup(&dev) != 0)
+        return -1;
+    fx->dev = dev;
+    if (clt_arena_create(fx->dev, arena_bytes(), &fx->arena) != CLT_OK)
+        return -1;
+    cl_int err;
+    fx->program = clCreateProgramWithSource(fx->dev->context, 1, &copy_source, NULL, &err);
+    if (err == CL_SUCCESS)
+        err = clBuildProgram(fx->program, 1, &fx->dev->id, "-cl-std=CL1.2", NULL, NULL);
+    if (err == CL_SUCCESS)
+        fx->copy = clCreateKernel(fx->program, "test_optim_copy", &err);
+    *state = fx;
+    return err == CL_SUCCESS ? 0 : -1;
+}
+
+static int fixture_teardown(void **state)
+{
+    struct fixture *fx = *state;
+    if (fx->copy)
+        clReleaseKernel(fx->copy);
+    if (fx->program)
+        clReleaseProgram(fx->program);
+    clt_arena_free(fx->arena);
+    void *dev = fx->dev;
+    int rc = clt_test_group_teardown(&dev);
+    free(fx);
+    return rc;
+}
+
+/* Writes count floats from the host into the start of a view (blocking for the host data). */
+static void put(struct fixture *fx, const struct clt_view *view, const void *host, size_t count)
+{
+    if (count == 0)
+        return;
+    struct clt_device *dev = fx->dev;
+    cl_int err;
+    cl_mem stage = clCreateBuffer(dev->context, CL_MEM_READ_ONLY, count * 4, NULL, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    assert_int_equal(
+        clEnqueueWriteBuffer(dev->queue, stage, CL_TRUE, 0, count * 4, host, 0, NULL, NULL),
+        CL_SUCCESS);
+    const struct clt__buf dst = clt__view_buf(view);
+    cl_int off = (cl_int)dst.offset, n = (cl_int)count;
+    struct clt__arg args[] = {CLT__ARG(stage), CLT__ARG(dst.mem), CLT__ARG(off), CLT__ARG(n)};
+    assert_int_equal(clt__set_args(dev, fx->copy, args, 4), CLT_OK);
+    assert_int_equal(
+        clEnqueueNDRangeKernel(dev->queue, fx->copy, 1, NULL, &count, NULL, 0, NULL, NULL),
+        CL_SUCCESS);
+    /* Oclgrind forgets a buffer's shadow once the application releases it, even while a
+     * command still uses it: wait for the copy first. */
+    assert_int_equal(clFinish(dev->queue), CL_SUCCESS);
+    clReleaseMemObject(stage);
+}
+
+/* ==== A rig: one optimizer's device buffers, their host mirrors and the reference ======= */
+
+struct rig {
+    struct fixture *fx;
+    struct clt_device *dev;
+    struct clt_arena *arena; /* the fixture's */
+    struct clt__optim_config cfg;
+    int64_t n;
+    struct clt_view params, grads, m, v, loss, ws, status;
+    float *grads_host; /* [n] the gradient of the next step */
+    float *got;        /* [n] scratch for downloads */
+    struct ref_optim ref;
+    bool use_loss; /* pass the loss buffer to the step (else mem NULL) */
+};
+
+static bool uses_m(const struct clt__optim_config *cfg)
+{
+    return cfg->kind != CLT__OPTIM_SGD || cfg->momentum != 0.0;
+}
+
+static bool uses_v(const struct clt__optim_config *cfg)
+{
+    return cfg->kind != CLT__OPTIM_SGD;
+}
+
+/* Creates the buffers of n elements: params uniform in [-1, 1), m and v zero for Adam; for
+ * SGD m is NaN, which the first step must not read (torch sets the buffer to the gradient). */
+static void rig_init(struct rig *r, struct fixture *fx, const struct clt__optim_config *cfg,
+                     int64_t n, uint64_t seed)
+{
+    struct clt_device *dev = fx->dev;
+    memset(r, 0, sizeof *r);
+    r->fx = fx;
+    r->dev = dev;
+    r->cfg = *cfg;
+    r->n = n;
+    r->use_loss = true;
+    const size_t ws_floats = clt__optim_workspace_bytes(n) / sizeof(float);
+    const uint64_t bytes = ((uint64_t)n * 4 + ws_floats + 64) * 4 + 16 * 4096;
+    r->arena = fx->arena;
+    clt_arena_reset(r->arena);
+    assert_true(bytes <= clt_arena_size(r->arena));
+
+    const size_t count = (size_t)(n > 0 ? n : 1);
+    float *p = malloc(count * sizeof *p), *mv = malloc(count * sizeof *mv);
+    r->grads_host = calloc(count, sizeof *r->grads_host);
+    r->got = malloc(count * sizeof *r->got);
+    r->ref.p = malloc(count * sizeof *r->ref.p);
+    r->ref.m = malloc(count * sizeof *r->ref.m);
+    r->ref.v = malloc(count * sizeof *r->ref.v);
+    assert_true(p && mv && r->grads_host && r->got && r->ref.p && r->ref.m && r->ref.v);
+    r->ref.n = n;
+
+    clt_test_fill(p, count, seed, -1.0f, 1.0f);
+    const float m0 = cfg->kind == CLT__OPTIM_SGD ? NAN : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        mv[i] = m0;
+        r->ref.p[i] = p[i];
+        r->ref.m[i] = 0.0;
+        r->ref.v[i] = 0.0;
+    }
+    /* A small first view puts every buffer at a non-zero offset. */
+    (void)clt_test_upload(r->arena, NULL, 3);
+    r->params = clt_test_upload(r->arena, NULL, count);
+    r->grads = clt_test_upload(r->arena, NULL, count);
+    r->m = clt_test_upload(r->arena, NULL, count);
+    r->v = clt_test_upload(r->arena, NULL, count);
+    r->loss = clt_test_upload(r->arena, NULL, 1);
+    put(fx, &r->params, p, count);
+    put(fx, &r->grads, r->grads_host, count); /* zeros */
+    put(fx, &r->m, mv, count);
+    for (size_t i = 0; i < count; i++)
+        mv[i] = 0.0f;
+    put(fx, &r->v, mv, count);
+    put(fx, &r->loss, mv, 1);
+    r->ws = clt_test_upload(r->arena, NULL, ws_floats);
+    r->status = clt_test_upload(r->arena, NULL, CLT__OPTIM_STATUS_BYTES / 4);
+    assert_int_equal(clt__optim_status_reset(dev, clt__view_buf(&r->status)), CLT_OK);
+    free(p);
+    free(mv);
+}
+
+static void rig_free(struct rig *r)
+{
+    free(r->grads_host);
+    free(r->got);
+    free(r->ref.p);
+    free(r->ref.m);
+    free(r->ref.v);
+}
+
+static struct clt__buf maybe(const struct clt_view *view, bool used)
+{
+    return used ? clt__view_buf(view) : (struct clt__buf){NULL, 0};
+}
+
+/* Enqueues one device step with the gradient in grads_host and the given loss. */
+static enum clt_status rig_device_step(struct rig *r, float lr, float scale, float loss)
+{
+    put(r->fx, &r->grads, r->grads_host, (size_t)r->n);
+    put(r->fx, &r->loss, &loss, 1);
+    return clt__optim_step(r->dev, &r->cfg, r->n, clt__view_buf(&r->params),
+                           clt__view_buf(&r->grads), maybe(&r->m, uses_m(&r->cfg)),
+                           maybe(&r->v, uses_v(&r->cfg)), maybe(&r->loss, r->use_loss),
+                           clt__view_buf(&r->ws), clt__view_buf(&r->status), lr, scale);
+}
+
+/* One step on the device and in the reference. */
+static void rig_step(struct rig *r, float lr, float scale, float loss)
+{
+    assert_int_equal(rig_device_step(r, lr, scale, loss), CLT_OK);
+    ref_optim_step(&r->cfg, &r->ref, r->grads_host, r->use_loss ? (double)loss : 0.0, (double)lr,
+                   (double)scale);
+}
+
+static struct clt__optim_status rig_status(struct rig *r)
+{
+    struct clt__optim_status s;
+    assert_int_equal(clt__optim_status_read(r->dev, clt__view_buf(&r->status), &s), CLT_OK);
+    return s;
+}
+
+static void compare_buffer(struct rig *r, const char *what, const struct clt_view *view,
+                           const double *want, double atol, double rtol)
+{
+    if (r->n == 0)
+        return;
+    clt_test_download(view, r->got, (size_t)r->n);
+    clt_test_assert_close(what, r->got, want, (size_t)r->n, atol, rtol);
+}
+
+/* Compares the device's params, state and status with the reference. */
+static void rig_compare(struct rig *r, const char *what)
+{
+    char label[200];
+    const bool sgd = r->cfg.kind == CLT__OPTIM_SGD;
+    struct clt__optim_status s = rig_status(r);
+    if (s.step != r->ref.t || s.skipped != r->ref.skipped || s.last_skip != r->ref.last_skip)
+        fail_msg("%s: status step %d skipped %d last_skip %d, want %lld %lld %d", what, s.step,
+                 s.skipped, s.last_skip, (long long)r->ref.t, (long long)r->ref.skipped,
+                 r->ref.last_skip);
+    const double want_norm = r->ref.grad_norm;
+    if (isfinite(want_norm)) {
+        double want_coef = r->ref.clip_coef;
+        snprintf(label, sizeof label, "%s: grad norm", what);
+        clt_test_assert_close(label, &s.grad_norm, &want_norm, 1, 1e-30, 5e-7);
+        snprintf(label, sizeof label, "%s: clip factor", what);
+        clt_test_assert_close(label, &s.clip_coef, &want_coef, 1, 0.0, 1e-6);
+    } else if (isnan(want_norm) != isnan(s.grad_norm) || isinf(s.grad_norm) != isinf(want_norm)) {
+        fail_msg("%s: grad norm %g, want %g", what, (double)s.grad_norm, want_norm);
+    }
+    if (!sgd && r->ref.t > 0) {
+        /* Computed from 1 - beta in double on the host, so beta = 0.999 keeps its digits. */
+        const double want_bc[2] = {1.0 - pow(r->cfg.beta1, (double)r->ref.t),
+                                   1.0 - pow(r->cfg.beta2, (double)r->ref.t)};
+        const float got_bc[2] = {s.bias_correction1, s.bias_correction2};
+        snprintf(label, sizeof label, "%s: bias corrections", what);
+        clt_test_assert_close(label, got_bc, want_bc, 2, 0.0, 2e-6);
+    }
+    snprintf(label, sizeof label, "%s: params", what);
+    compare_buffer(r, label, &r->params, r->ref.p, 1e-6, 1e-6);
+    if (sgd && uses_m(&r->cfg) && r->ref.t > 0) {
+        snprintf(label, sizeof label, "%s: momentum buffer", what);
+        compare_buffer(r, label, &r->m, r->ref.m, 1e-6, 2e-6);
+    }
+    if (!sgd) {
+        snprintf(label, sizeof label, "%s: m", what);
+        compare_buffer(r, label, &r->m, r->ref.m, 1e-7, 4e-6);
+        snprintf(label, sizeof label, "%s: v", what);
+        compare_buffer(r, label, &r->v, r->ref.v, 1e-9, 4e-6);
+    }
+}
+
+/* Downloads params, m and v into one host array [3 n] for bit comparisons. */
+static float *rig_snapshot(struct rig *r)
+{
+    const size_t n = (size_t)r->n;
+    float *s = malloc((3 * n + 1) * sizeof *s);
+    assert_non_null(s);
+    if (n == 0)
+        return s;
+    clt_test_download(&r->params, s, n);
+    clt_test_download(&r->m, s + n, n);
+    clt_test_download(&r->v, s + 2 * n, n);
+    return s;
+}
+
+/* ==== Cases ============================================================================= */
+
+static const int64_t sizes_big[] = {1, 37, 1001};
+static const int64_t sizes_small[] = {1, 37, 101};
+#define NSIZES 3
+
+static const int64_t *sizes(void)
+{
+    return clt_test_small() ? sizes_small : sizes_big;
+}
+
+/* Runs `steps` steps of cfg on every size with the schedule's learning rate, comparing with
+ * the reference after each one. */
+static void run_steps(struct fixture *fx, const struct clt__optim_config *cfg,
+                      const struct clt__lr_schedule *sched, int steps, float scale,
+                      const char *name)
+{
+    assert_int_equal(clt__lr_schedule_check(NULL, sched), CLT_OK);
+    for (int k = 0; k < NSIZES; k++) {
+        const int64_t n = sizes()[k];
+        struct rig r;
+        rig_init(&r, fx, cfg, n, 100 + (uint64_t)n);
+        for (int s = 0; s < steps; s++) {
+            clt_test_fill(r.grads_host, (size_t)n, 1000 * (uint64_t)s + (uint64_t)n, -1.0f, 1.0f);
+            rig_step(&r, (float)clt__lr_at(sched, s), scale, 2.5f);
+            char what[160];
+            snprintf(what, sizeof what, "%s n=%lld step %d", name, (long long)n, s);
+            rig_compare(&r, what);
+        }
+        rig_free(&r);
+    }
+}
+
+static void sgd_matches_torch(void **state)
+{
+    struct fixture *fx = *state;
+    const struct clt__lr_schedule sched = {
+        .kind = CLT__LR_COSINE, .lr = 0.1, .warmup_steps = 2, .total_steps = 6, .min_lr = 0.01};
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_SGD);
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd");
+    cfg.weight_decay = 0.01;
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd wd");
+    cfg.momentum = 0.9;
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd momentum wd");
+    cfg.nesterov = true;
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd nesterov wd");
+    cfg.nesterov = false;
+    cfg.momentum = 0.5;
+    cfg.dampening = 0.25;
+    cfg.weight_decay = 0.0;
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd momentum dampening");
+}
+
+static void adam_matches_torch(void **state)
+{
+    struct fixture *fx = *state;
+    const struct clt__lr_schedule sched = {
+        .kind = CLT__LR_STEP, .lr = 0.01, .step_size = 2, .gamma = 0.5};
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_ADAM);
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "adam");
+    cfg.weight_decay = 0.01;
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "adam l2");
+    cfg.beta1 = 0.0;
+    cfg.beta2 = 0.99;
+    cfg.eps = 1e-6;
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "adam beta1=0 beta2=0.99");
+    clt__optim_config_init(&cfg, CLT__OPTIM_ADAMW);
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "adamw");
+    cfg.weight_decay = 0.1;
+    run_steps(fx, &cfg, &sched, 5, 1.0f, "adamw wd 0.1");
+}
+
+static void clipping(void **state)
+{
+    struct fixture *fx = *state;
+    const struct clt__lr_schedule sched = {.kind = CLT__LR_CONSTANT, .lr = 0.05};
+    const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAMW};
+    for (int k = 0; k < 2; k++) {
+        struct clt__optim_config cfg;
+        clt__optim_config_init(&cfg, kinds[k]);
+        cfg.momentum = kinds[k] == CLT__OPTIM_SGD ? 0.9 : 0.0;
+        /* Active: gradients of n uniform values in [-1, 1) have norm about sqrt(n / 3). */
+        cfg.clip_norm = 0.5;
+        run_steps(fx, &cfg, &sched, 4, 1.0f, "clip 0.5");
+        /* Inactive: the factor must be exactly 1. */
+        cfg.clip_norm = 1000.0;
+        run_steps(fx, &cfg, &sched, 4, 1.0f, "clip 1000");
+        /* Small norms, where the 1e-6 of torch's clip_norm / (norm + 1e-6) shows. */
+        cfg.clip_norm = 1e-3;
+        run_steps(fx, &cfg, &sched, 2, 1e-3f, "clip 1e-3 scale 1e-3");
+    }
+
+    /* The factor applied is reported: below 1 when clipping, exactly 1 when not. */
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_SGD);
+    cfg.clip_norm = 1.0;
+    struct rig r;
+    rig_init(&r, fx, &cfg, 37, 5);
+    clt_test_fill(r.grads_host, 37, 77, -1.0f, 1.0f);
+    rig_step(&r, 0.1f, 1.0f, 0.0f);
+    struct clt__optim_status s = rig_status(&r);
+    assert_true(s.grad_norm > 1.0f && s.clip_coef < 1.0f);
+    rig_compare(&r, "clip factor reported");
+    r.cfg.clip_norm = 100.0;
+    rig_step(&r, 0.1f, 1.0f, 0.0f);
+    s = rig_status(&r);
+    assert_true(s.clip_coef == 1.0f);
+    rig_free(&r);
+}
+
+static void grad_scale(void **state)
+{
+    struct fixture *fx = *state;
+    const struct clt__lr_schedule sched = {.kind = CLT__LR_CONSTANT, .lr = 0.02};
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_ADAM);
+    run_steps(fx, &cfg, &sched, 3, 0.25f, "adam scale 1/4");
+    clt__optim_config_init(&cfg, CLT__OPTIM_SGD);
+    cfg.momentum = 0.9;
+    cfg.clip_norm = 2.0; /* the norm clipped is the scaled one */
+    run_steps(fx, &cfg, &sched, 3, 1.0f / 3.0f, "sgd scale 1/3 clip 2");
+}
+
+/* Bad steps in a row, between good ones, for each optimizer: each bad one leaves params, m
+ * and v bit-identical and is counted; the good ones match the reference, which skipped the
+ * same steps. */
+static void nonfinite_steps_are_skipped(void **state)
+{
+    struct fixture *fx = *state;
+    const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM, CLT__OPTIM_ADAMW};
+    /* What is wrong with each step: 0 nothing, 1 NaN gradient, 2 Inf loss, 3 Inf gradient,
+     * 4 NaN loss, 5 -Inf loss and NaN gradient. */
+    const int plan[] = {0, 1, 2, 0, 3, 4, 5, 0, 0};
+    const int expect_skip[] = {0,
+                               CLT__OPTIM_SKIP_GRAD,
+                               CLT__OPTIM_SKIP_LOSS,
+                               CLT__OPTIM_SKIP_GRAD,
+                               CLT__OPTIM_SKIP_LOSS,
+                               CLT__OPTIM_SKIP_GRAD | CLT__OPTIM_SKIP_LOSS};
+    const int steps = sizeof plan / sizeof plan[0];
+    for (int k = 0; k < 3; k++)
+        for (int z = 0; z < NSIZES; z++) {
+            const int64_t n = sizes()[z];
+            struct clt__optim_config cfg;
+            clt__optim_config_init(&cfg, kinds[k]);
+            cfg.momentum = 0.9;
+            cfg.clip_norm = 3.0;
+            struct rig r;
+            rig_init(&r, fx, &cfg, n, 7 + (uint64_t)n);
+            for (int s = 0; s < steps; s++) {
+                clt_test_fill(r.grads_host, (size_t)n, 500 + (uint64_t)s, -1.0f, 1.0f);
+                float loss = 1.0f;
+                const size_t bad = (size_t)n / 2;
+                if (plan[s] == 1 || plan[s] == 5)
+                    r.grads_host[bad] = NAN;
+                if (plan[s] == 3)
+                    r.grads_host[bad] = -INFINITY;
+                if (plan[s] == 2)
+                    loss = INFINITY;
+                if (plan[s] == 4)
+                    loss = NAN;
+                if (plan[s] == 5)
+                    loss = -INFINITY;
+                float *before = rig_snapshot(&r);
+                rig_step(&r, 0.01f, 0.5f, loss);
+                char what[160];
+                snprintf(what, sizeof what, "kind %d n=%lld step %d plan %d", (int)kinds[k],
+                         (long long)n, s, plan[s]);
+                rig_compare(&r, what);
+                struct clt__optim_status st = rig_status(&r);
+                if (plan[s] != 0) {
+                    float *after = rig_snapshot(&r);
+                    if (memcmp(before, after, 3 * (size_t)n * sizeof *after) != 0)
+                        fail_msg("%s: a skipped step changed params or state", what);
+                    free(after);
+                    assert_int_equal(st.last_skip, expect_skip[plan[s]]);
+                    if (plan[s] == 3)
+                        assert_true(isinf(st.grad_norm));
+                    if (plan[s] == 1)
+                        assert_true(isnan(st.grad_norm));
+                } else {
+                    assert_int_equal(st.last_skip, 0);
+                }
+                free(before);
+            }
+            struct clt__optim_status st = rig_status(&r);
+            assert_int_equal(st.step, 4);
+            assert_int_equal(st.skipped, 5);
+            rig_free(&r);
+        }
+}
+
+/* Without a loss buffer only the gradient is checked. Plain SGD gets NULL m and v as well. */
+static void loss_is_optional(void **state)
+{
+    struct fixture *fx = *state;
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_SGD);
+    struct rig r;
+    rig_init(&r, fx, &cfg, 37, 3);
+    r.use_loss = false;
+    for (int s = 0; s < 2; s++) {
+        clt_test_fill(r.grads_host, 37, 40 + (uint64_t)s, -1.0f, 1.0f);
+        rig_step(&r, 0.1f, 1.0f, NAN); /* the NaN stays on the host */
+        rig_compare(&r, "sgd without loss");
+    }
+    assert_int_equal(rig_status(&r).step, 2);
+    rig_free(&r);
+}
+
+/* The norm is reduced in chunks fixed by n alone: any work-group size gives the same bits,
+ * for the norm and for the update. Sizes with two and (PoCL, rusticl) three levels. */
+static void norm_independent_of_work_group(void **state)
+{
+    struct fixture *fx = *state;
+    const int64_t ns[] = {4500, 300007};
+    const int nn = clt_test_small() ? 1 : 2;
+    for (int z = 0; z < nn; z++) {
+        const int64_t n = ns[z];
+        const size_t wgs[] = {0, 1, 7, 32};
+        struct clt__optim_status first = {0};
+        float *first_params = NULL;
+        for (int w = 0; w < 4; w++) {
+            if (n > 10000 && wgs[w] > 0 && wgs[w] < 32)
+                continue; /* one-item groups over 300k items are slow and show nothing new */
+            struct clt__optim_config cfg;
+            clt__optim_config_init(&cfg, CLT__OPTIM_ADAMW);
+            cfg.clip_norm = 1.0;
+            cfg.work_group = wgs[w];
+            struct rig r;
+            rig_init(&r, fx, &cfg, n, 99);
+            clt_test_fill(r.grads_host, (size_t)n, 1234, -1.0f, 1.0f);
+            /* Spread the magnitudes so that the order of summation would show. */
+            for (int64_t i = 0; i < n; i += 3)
+                r.grads_host[i] *= 1e-3f;
+            rig_step(&r, 1e-3f, 0.5f, 0.0f);
+            char what[100];
+            snprintf(what, sizeof what, "n=%lld work group %zu", (long long)n, wgs[w]);
+            rig_compare(&r, what);
+            struct clt__optim_status s = rig_status(&r);
+            clt_test_download(&r.params, r.got, (size_t)n);
+            if (!first_params) {
+                first = s;
+                first_params = malloc((size_t)n * sizeof *first_params);
+                assert_non_null(first_params);
+                memcpy(first_params, r.got, (size_t)n * sizeof *first_params);
+            } else {
+                if (memcmp(&s, &first, sizeof s) != 0)
+                    fail_msg("%s: status differs from the first run (norm %.9g vs %.9g)", what,
+                             (double)s.grad_norm, (double)first.grad_norm);
+                if (memcmp(r.got, first_params, (size_t)n * sizeof *r.got) != 0)
+                    fail_msg("%s: params differ from the first run", what);
+            }
+            /* The norm stays within 5e-7 of the double reference at this size too. */
+            const double want = r.ref.grad_norm;
+            clt_test_assert_close(what, &s.grad_norm, &want, 1, 0.0, 5e-7);
+            rig_free(&r);
+        }
+        free(first_params);
+    }
+}
+
+/* The status is zeroed by a reset, and a status written back (resuming from a checkpoint)
+ * carries the step counter into Adam's bias corrections. */
+static void status_reset_and_resume(void **state)
+{
+    struct fixture *fx = *state;
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_ADAM);
+    const int64_t n = 37;
+    struct rig r;
+    rig_init(&r, fx, &cfg, n, 11);
+
+    const float junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    put(fx, &r.status, junk, 8);
+    assert_int_equal(clt__optim_status_reset(fx->dev, clt__view_buf(&r.status)), CLT_OK);
+    struct clt__optim_status s = rig_status(&r), zero = {0};
+    assert_memory_equal(&s, &zero, sizeof s);
+
+    /* A run that had applied 7 steps and skipped 2, with m and v from those steps. */
+    float *host = malloc((size_t)n * sizeof *host);
+    assert_non_null(host);
+    clt_test_fill(host, (size_t)n, 21, -0.1f, 0.1f);
+    put(fx, &r.m, host, (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        r.ref.m[i] = host[i];
+    clt_test_fill(host, (size_t)n, 22, 0.0f, 0.01f);
+    put(fx, &r.v, host, (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        r.ref.v[i] = host[i];
+    free(host);
+    assert_int_equal(clt__optim_status_set(fx->dev, clt__view_buf(&r.status), 7, 2), CLT_OK);
+    r.ref.t = 7;
+    r.ref.skipped = 2;
+    for (int s2 = 0; s2 < 2; s2++) {
+        clt_test_fill(r.grads_host, (size_t)n, 60 + (uint64_t)s2, -1.0f, 1.0f);
+        rig_step(&r, 1e-2f, 1.0f, 0.5f);
+        rig_compare(&r, "adam resumed at t=7");
+    }
+    s = rig_status(&r);
+    assert_int_equal(s.step, 9);
+    assert_int_equal(s.skipped, 2);
+    rig_free(&r);
+}
+
+/* An empty parameter buffer is a valid (if useless) step: norm 0, t counts. */
+static void empty_step(void **state)
+{
+    struct fixture *fx = *state;
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_ADAMW);
+    struct rig r;
+    rig_init(&r, fx, &cfg, 0, 1);
+    rig_step(&r, 0.1f, 1.0f, 1.0f);
+    struct clt__optim_status s = rig_status(&r);
+    assert_true(s.grad_norm == 0.0f);
+    assert_int_equal(s.step, 1);
+    assert_int_equal(s.last_skip, 0);
+    rig_free(&r);
+}
+
+static void bad_arguments(void **state)
+{
+    struct fixture *fx = *state;
+    struct clt_device *dev = fx->dev;
+    struct clt_test_log log = {0};
+    struct clt_log saved = dev->log;
+    dev->log = (struct clt_log){.fn = clt_test_log_fn, .user = &log, .max_level = CLT_LOG_DEBUG};
+
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_ADAM);
+    struct rig r;
+    rig_init(&r, fx, &cfg, 37, 1);
+    struct clt__buf p = clt__view_buf(&r.params), g = clt__view_buf(&r.grads);
+    struct clt__buf m = clt__view_buf(&r.m), v = clt__view_buf(&r.v);
+    struct clt__buf loss = clt__view_buf(&r.loss), ws = clt__view_buf(&r.ws);
+    struct clt__buf st = clt__view_buf(&r.status), none = {NULL, 0};
+    const enum clt_status bad = CLT_ERR_INVALID_ARGUMENT;
+
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, p, g, m, v, loss, ws, st, 0.1f, 1.0f), CLT_OK);
+    assert_int_equal(clt__optim_step(NULL, &cfg, 37, p, g, m, v, loss, ws, st, 0.1f, 1.0f), bad);
+    assert_int_equal(clt__optim_step(dev, NULL, 37, p, g, m, v, loss, ws, st, 0.1f, 1.0f), bad);
+    assert_int_equal(clt__optim_step(dev, &cfg, -1, p, g, m, v, loss, ws, st, 0.1f, 1.0f), bad);
+    /* More elements than the buffers hold (the check sees the whole arena buffer). */
+    assert_int_equal(clt__optim_step(dev, &cfg, 1 << 24, p, g, m, v, loss, ws, st, 0.1f, 1.0f),
+                     bad);
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, none, g, m, v, loss, ws, st, 0.1f, 1.0f), bad);
+    /* Adam needs m and v; the status and workspace are never optional. */
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, p, g, m, none, loss, ws, st, 0.1f, 1.0f), bad);
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, p, g, m, v, loss, none, st, 0.1f, 1.0f), bad);
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, p, g, m, v, loss, ws, none, 0.1f, 1.0f), bad);
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, p, g, m, v, loss, ws, st, NAN, 1.0f), bad);
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, p, g, m, v, loss, ws, st, -1.0f, 1.0f), bad);
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, p, g, m, v, loss, ws, st, 0.1f, INFINITY), bad);
+    assert_int_equal(clt__optim_status_set(dev, st, -1, 0), bad);
+    assert_int_equal(clt__optim_status_set(dev, none, 0, 0), bad);
+    struct clt__buf far = p;
+    far.offset = (size_t)1 << 31;
+    assert_int_equal(clt__optim_step(dev, &cfg, 37, far, g, m, v, loss, ws, st, 0.1f, 1.0f), bad);
+
+    /* Configurations out of range. */
+    struct clt__optim_config c = cfg;
+    c.beta1 = 1.0;
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), bad);
+    c = cfg;
+    c.beta2 = NAN;
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), bad);
+    c = cfg;
+    c.eps = -1.0;
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), bad);
+    c = cfg;
+    c.clip_norm = -1.0;
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), bad);
+    c = cfg;
+    c.kind = (enum clt__optim_kind)42;
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), bad);
+    clt__optim_config_init(&c, CLT__OPTIM_SGD);
+    c.nesterov = true; /* without momentum */
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), bad);
+    c.momentum = 0.9;
+    c.dampening = 0.1; /* Nesterov with dampening */
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), bad);
+    c.dampening = 0.0;
+    assert_int_equal(clt__optim_config_check(&dev->log, &c), CLT_OK);
+    /* SGD with momentum needs m; without momentum it needs neither m nor v. */
+    assert_int_equal(clt__optim_step(dev, &c, 37, p, g, none, none, loss, ws, st, 0.1f, 1.0f), bad);
+    c.momentum = 0.0;
+    c.nesterov = false;
+    assert_int_equal(clt__optim_step(dev, &c, 37, p, g, none, none, none, ws, st, 0.1f, 1.0f),
+                     CLT_OK);
+    /* A work-group size beyond the kernel's limit. */
+    c.work_group = (size_t)1 << 20;
+    assert_int_equal(clt__optim_step(dev, &c, 37, p, g, none, none, none, ws, st, 0.1f, 1.0f), bad);
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    assert_non_null(strstr(log.text, "optimizer"));
+    dev->log = saved;
+    rig_free(&r);
+}
+
+/* ==== Host-only pieces ================================================================== */
+
+static void workspace_sizes(void **state)
+{
+    (void)state;
+    assert_int_equal(clt__optim_workspace_bytes(0), 4);
+    assert_int_equal(clt__optim_workspace_bytes(1), 4);
+    assert_int_equal(clt__optim_workspace_bytes(64), 4);
+    assert_int_equal(clt__optim_workspace_bytes(65), 2 * 4);
+    assert_int_equal(clt__optim_workspace_bytes(4096), 64 * 4);
+    assert_int_equal(clt__optim_workspace_bytes(4097), (65 + 2) * 4);
+    /* 2^31 - 1: 33554432 + 524288 + 8192 + 128 + 2 partial sums. */
+    assert_int_equal(clt__optim_workspace_bytes(INT32_MAX),
+                     (33554432 + 524288 + 8192 + 128 + 2) * (size_t)4);
+}
+
+static void assert_lr(const struct clt__lr_schedule *s, int64_t step, double want)
+{
+    const double got = clt__lr_at(s, step);
+    if (fabs(got - want) > 1e-15 + 1e-12 * fabs(want))
+        fail_msg("schedule kind %d step %lld: lr %.17g, want %.17g", (int)s->kind, (long long)step,
+                 got, want);
+}
+
+static void schedules(void **state)
+{
+    (void)state;
+    struct clt__lr_schedule s = {.kind = CLT__LR_CONSTANT, .lr = 0.1};
+    assert_int_equal(clt__lr_schedule_check(NULL, &s), CLT_OK);
+    assert_lr(&s, 0, 0.1);
+    assert_lr(&s, 12345, 0.1);
+    assert_lr(&s, -3, 0.1);
+
+    /* StepLR(step_size = 3, gamma = 0.5). */
+    s = (struct clt__lr_schedule){.kind = CLT__LR_STEP, .lr = 0.1, .step_size = 3, .gamma = 0.5};
+    assert_int_equal(clt__lr_schedule_check(NULL, &s), CLT_OK);
+    assert_lr(&s, 0, 0.1);
+    assert_lr(&s, 2, 0.1);
+    assert_lr(&s, 3, 0.05);
+    assert_lr(&s, 5, 0.05);
+    assert_lr(&s, 6, 0.025);
+    assert_lr(&s, 30, 0.1 / 1024.0);
+
+    /* Cosine from 1 to 0.1 over 10 steps. */
+    s = (struct clt__lr_schedule){
+        .kind = CLT__LR_COSINE, .lr = 1.0, .total_steps = 10, .min_lr = 0.1};
+    assert_int_equal(clt__lr_schedule_check(NULL, &s), CLT_OK);
+    assert_lr(&s, 0, 1.0);
+    assert_lr(&s, 5, 0.55);                                          /* halfway: the mean */
+    assert_lr(&s, 2, 0.1 + 0.9 * 0.5 * (1.0 + 0.80901699437494745)); /* cos(pi / 5) */
+    assert_lr(&s, 9, 0.1 + 0.9 * 0.5 * (1.0 - 0.95105651629515353)); /* cos(9 pi / 10) */
+    assert_lr(&s, 10, 0.1);
+    assert_lr(&s, 1000, 0.1);
+
+    /* Warmup of 4 steps, then cosine over the 8 remaining ones of 12. */
+    s.warmup_steps = 4;
+    s.total_steps = 12;
+    assert_int_equal(clt__lr_schedule_check(NULL, &s), CLT_OK);
+    assert_lr(&s, 0, 0.25);
+    assert_lr(&s, 1, 0.5);
+    assert_lr(&s, 3, 1.0);
+    assert_lr(&s, 4, 1.0);
+    assert_lr(&s, 8, 0.55);
+    assert_lr(&s, 12, 0.1);
+
+    /* Warmup with the others. */
+    s = (struct clt__lr_schedule){
+        .kind = CLT__LR_STEP, .lr = 0.2, .warmup_steps = 5, .step_size = 10, .gamma = 0.1};
+    assert_lr(&s, 0, 0.04);
+    assert_lr(&s, 4, 0.2);
+    assert_lr(&s, 14, 0.2);
+    assert_lr(&s, 15, 0.02);
+    s = (struct clt__lr_schedule){.kind = CLT__LR_CONSTANT, .lr = 3.0, .warmup_steps = 3};
+    assert_lr(&s, 0, 1.0);
+    assert_lr(&s, 1, 2.0);
+    assert_lr(&s, 2, 3.0);
+    assert_lr(&s, 100, 3.0);
+
+    /* Out of range. */
+    s = (struct clt__lr_schedule){.kind = CLT__LR_STEP, .lr = 0.1, .step_size = 0, .gamma = 1};
+    struct clt_test_log log = {0};
+    struct clt_log to_buf = {.fn = clt_test_log_fn, .user = &log, .max_level = CLT_LOG_DEBUG};
+    assert_int_equal(clt__lr_schedule_check(&to_buf, &s), CLT_ERR_INVALID_ARGUMENT);
+    s = (struct clt__lr_schedule){
+        .kind = CLT__LR_COSINE, .lr = 0.1, .warmup_steps = 10, .total_steps = 10};
+    assert_int_equal(clt__lr_schedule_check(&to_buf, &s), CLT_ERR_INVALID_ARGUMENT);
+    s = (struct clt__lr_schedule){.kind = CLT__LR_CONSTANT, .lr = -1.0};
+    assert_int_equal(clt__lr_schedule_check(&to_buf, &s), CLT_ERR_INVALID_ARGUMENT);
+    s = (struct clt__lr_schedule){.kind = CLT__LR_CONSTANT, .lr = 1.0, .warmup_steps = -1};
+    assert_int_equal(clt__lr_schedule_check(&to_buf, &s), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__lr_schedule_check(&to_buf, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(log.text, "schedule"));
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(workspace_sizes),
+        cmocka_unit_test(schedules),
+        cmocka_unit_test(sgd_matches_torch),
+        cmocka_unit_test(adam_matches_torch),
+        cmocka_unit_test(clipping),
+        cmocka_unit_test(grad_scale),
+        cmocka_unit_test(nonfinite_steps_are_skipped),
+        cmocka_unit_test(loss_is_optional),
+        cmocka_unit_test(norm_independent_of_work_group),
+        cmocka_unit_test(status_reset_and_resume),
+        cmocka_unit_test(empty_step),
+        cmocka_unit_test(bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
+}

@@ -1,0 +1,515 @@
+/*
+ * test_pool.c: max pool, average pool and global average pool against the C reference
+ * (ref_pool.c): odd sizes, stride different from the window, overlapping windows, padding,
+ * non-square windows, batch 1; backward writing and accumulating; max pool with ties,
+ * all-negative inputs next to padding, and without argmax; finite differences of every
+ * backward; argument checking.
+ *
+ * Tolerances (data uniform in [-1, 1) unless said otherwise):
+ *   max pool forward: exact (y is one of the inputs) and argmax equal to the reference's.
+ *   every other comparison: |got - want| <= 2e-6 + 1e-5 |want|, for float sums of at most a
+ *     few hundred terms of magnitude <= 1 (each divided by the window size or H * W);
+ *     measured errors on PoCL and rusticl stay below 1e-6.
+ * Finite differences: loss = sum(y * dy) by the double reference, eps = 1e-3. Average pools
+ * are linear, so central differences are exact up to double rounding. For max pool the
+ * values of each plane are distinct multiples of 1e-2 (a shuffled ramp), so a step of 1e-3
+ * never changes which element wins a window: the loss is linear there too. The device
+ * gradient must match at the tolerance above.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ref_pool.h"
+
+#define ATOL 2e-6
+#define RTOL 1e-5
+#define EPS 1e-3
+
+static const struct clt__buf none = {NULL, 0};
+
+static float *floats(int64_t n)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static double *doubles(int64_t n)
+{
+    double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+/* Writes bytes into the start of a view (blocking). Oclgrind 21.10's check for
+ * uninitialised memory mishandles host writes at a non-zero buffer offset (it replaces its
+ * record of the whole buffer by one the size of the write, and kernels then read wrong
+ * values), so every write rewrites the whole arena from offset 0: read it, patch the
+ * view's range, write it back. */
+static void put(const struct clt_view *view, const void *host, size_t bytes)
+{
+    struct clt_arena *arena = view->arena;
+    cl_command_queue queue = arena->dev->queue;
+    unsigned char *image = malloc((size_t)arena->size);
+    assert_non_null(image);
+    assert_true(view->offset + bytes <= arena->size);
+    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
+                                         0, NULL, NULL),
+                     CL_SUCCESS);
+    memcpy(image + view->offset, host, bytes);
+    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
+                                          0, NULL, NULL),
+                     CL_SUCCESS);
+    free(image);
+}
+
+/* A float view of n elements holding host[0..n), or NaN when host is NULL. */
+static struct clt_view tensor(struct clt_arena *arena, const float *host, int64_t n)
+{
+    struct clt_view v = clt_test_upload(arena, NULL, (size_t)n);
+    float *fill = floats(n);
+    for (int64_t i = 0; i < n; i++)
+        fill[i] = host ? host[i] : NAN;
+    put(&v, fill, (size_t)n * sizeof(float));
+    free(fill);
+    return v;
+}
+
+/* An int view of n elements, each -7 (an index no kernel may leave behind). */
+static struct clt_view indices(struct clt_arena *arena, int64_t n)
+{
+    struct clt_view v;
+    assert_int_equal(clt_arena_alloc(arena, CLT_I32, 1, (int64_t[]){n}, &v), CLT_OK);
+    int32_t *fill = malloc((size_t)n * sizeof *fill);
+    assert_non_null(fill);
+    for (int64_t i = 0; i < n; i++)
+        fill[i] = -7;
+    put(&v, fill, (size_t)n * sizeof *fill);
+    free(fill);
+    return v;
+}
+
+static void nan_fill(const struct clt_view *v, int64_t n)
+{
+    float *p = floats(n);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = NAN;
+    put(v, p, (size_t)n * sizeof *p);
+    free(p);
+}
+
+static void compare(const char *kind, const char *name, const char *what, const float *got,
+                    const float *base, const double *ref, int64_t n, double atol)
+{
+    char label[200];
+    snprintf(label, sizeof label, "%s %s: %s", kind, name, what);
+    double *want = doubles(n);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = (base ? (double)base[i] : 0.0) + ref[i];
+    clt_test_assert_close(label, got, want, (size_t)n, atol, RTOL);
+    free(want);
+}
+
+/* ==== 2-D max and average pooling ======================================================= */
+
+enum kind { MAX, AVG };
+
+struct pool_case {
+    const char *name;
+    struct clt__pool2d p;
+};
+
+/* Host data of one case. */
+struct host {
+    enum kind kind;
+    struct clt__pool2d p;
+    int64_t nx, ny;
+    float *x, *dy, *dx0; /* inputs, and dx's starting value for accumulation */
+    float *y, *dx;       /* device results */
+    int32_t *argmax, *argmax_ref;
+    double *y_ref, *dx_ref, *scratch;
+};
+
+/* Fills each plane of x with a shuffled ramp: distinct multiples of 1e-2 around 0. */
+static void fill_distinct(float *x, int64_t planes, int64_t hw, uint64_t seed)
+{
+    float *u = floats(hw);
+    int64_t *order = malloc((size_t)hw * sizeof *order);
+    assert_non_null(order);
+    for (int64_t c = 0; c < planes; c++) {
+        clt_test_fill(u, (size_t)hw, seed + (uint64_t)c, 0.0f, 1.0f);
+        for (int64_t i = 0; i < hw; i++)
+            order[i] = i;
+        for (int64_t i = hw - 1; i > 0; i--) { /* Fisher-Yates with the uniforms */
+            int64_t j = (int64_t)(u[i] * (float)(i + 1));
+            j = j > i ? i : j;
+            int64_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (int64_t i = 0; i < hw; i++)
+            x[c * hw + order[i]] = (float)((double)(i - hw / 2) * 1e-2);
+    }
+    free(u);
+    free(order);
+}
+
+/* x for a case: distinct values (MAX), uniform (AVG), or, with `ties`, integers in
+ * {-3, -2, -1}: many equal maxima, and every value below the padding's 0. */
+static void host_init(struct host *h, enum kind kind, const struct pool_case *pc, bool ties)
+{
+    memset(h, 0, sizeof *h);
+    h->kind = kind;
+    h->p = pc->p;
+    assert_int_equal(clt__pool2d_resolve(NULL, &h->p), CLT_OK);
+    const struct clt__pool2d *p = &h->p;
+    h->nx = p->n * p->c * p->h * p->w;
+    h->ny = p->n * p->c * p->oh * p->ow;
+    h->x = floats(h->nx);
+    h->dy = floats(h->ny);
+    h->dx0 = floats(h->nx);
+    h->y = floats(h->ny);
+    h->dx = floats(h->nx);
+    h->argmax = malloc((size_t)h->ny * sizeof *h->argmax);
+    h->argmax_ref = malloc((size_t)h->ny * sizeof *h->argmax_ref);
+    assert_true(h->argmax && h->argmax_ref);
+    h->y_ref = doubles(h->ny);
+    h->dx_ref = doubles(h->nx);
+    h->scratch = doubles(h->ny);
+    if (ties) {
+        clt_test_fill(h->x, (size_t)h->nx, 17 + (uint64_t)h->nx, 0.0f, 3.0f);
+        for (int64_t i = 0; i < h->nx; i++)
+            h->x[i] = floorf(h->x[i]) - 3.0f;
+    } else if (kind == MAX) {
+        fill_distinct(h->x, p->n * p->c, p->h * p->w, 29 + (uint64_t)h->nx);
+    } else {
+        clt_test_fill(h->x, (size_t)h->nx, 31 + (uint64_t)h->nx, -1.0f, 1.0f);
+    }
+    clt_test_fill(h->dy, (size_t)h->ny, 43 + (uint64_t)h->ny, -1.0f, 1.0f);
+    clt_test_fill(h->dx0, (size_t)h->nx, 47, -1.0f, 1.0f);
+    if (kind == MAX) {
+        ref_maxpool2d_forward(p, h->x, h->y_ref, h->argmax_ref);
+        ref_maxpool2d_backward(p, h->x, h->dy, h->dx_ref);
+    } else {
+        ref_avgpool2d_forward(p, h->x, h->y_ref);
+        ref_avgpool2d_backward(p, h->dy, h->dx_ref);
+    }
+}
+
+static void host_free(struct host *h)
+{
+    free(h->x);
+    free(h->dy);
+    free(h->dx0);
+    free(h->y);
+    free(h->dx);
+    free(h->argmax);
+    free(h->argmax_ref);
+    free(h->y_ref);
+    free(h->dx_ref);
+    free(h->scratch);
+}
+
+static double pool_loss(void *ctx, const float *unused, size_t n)
+{
+    (void)unused;
+    (void)n;
+    struct host *h = ctx;
+    if (h->kind == MAX) {
+        int32_t *at = malloc((size_t)h->ny * sizeof *at);
+        assert_non_null(at);
+        ref_maxpool2d_forward(&h->p, h->x, h->scratch, at);
+        free(at);
+    } else {
+        ref_avgpool2d_forward(&h->p, h->x, h->scratch);
+    }
+    double loss = 0.0;
+    for (int64_t i = 0; i < h->ny; i++)
+        loss += h->scratch[i] * (double)h->dy[i];
+    return loss;
+}
+
+static enum clt_status forward(struct clt_device *dev, const struct host *h,
+                               const struct clt_view *x, const struct clt_view *y,
+                               const struct clt_view *argmax)
+{
+    if (h->kind == MAX)
+        return clt__maxpool2d_forward(dev, &h->p, clt__view_buf(x), clt__view_buf(y),
+                                      argmax ? clt__view_buf(argmax) : none);
+    return clt__avgpool2d_forward(dev, &h->p, clt__view_buf(x), clt__view_buf(y));
+}
+
+static enum clt_status backward(struct clt_device *dev, const struct host *h,
+                                const struct clt_view *argmax, const struct clt_view *dy,
+                                const struct clt_view *dx, bool accumulate)
+{
+    if (h->kind == MAX)
+        return clt__maxpool2d_backward(dev, &h->p, clt__view_buf(argmax), clt__view_buf(dy),
+                                       clt__view_buf(dx), accumulate);
+    return clt__avgpool2d_backward(dev, &h->p, clt__view_buf(dy), clt__view_buf(dx), accumulate);
+}
+
+static void check_case(struct clt_device *dev, enum kind kind, const struct pool_case *pc,
+                       bool ties)
+{
+    struct host h;
+    host_init(&h, kind, pc, ties);
+    const char *kname = kind == MAX ? "maxpool2d" : "avgpool2d";
+    char name[120];
+    snprintf(name, sizeof name, "%s%s", pc->name, ties ? " (ties)" : "");
+
+    struct clt_arena *arena;
+    uint64_t bytes = (uint64_t)(3 * h.nx + 3 * h.ny) * 4 + 65536;
+    assert_int_equal(clt_arena_create(dev, bytes, &arena), CLT_OK);
+    (void)tensor(arena, NULL, 5); /* every tensor at a non-zero offset */
+    struct clt_view x = tensor(arena, h.x, h.nx), dy = tensor(arena, h.dy, h.ny);
+    struct clt_view y = tensor(arena, NULL, h.ny), dx = tensor(arena, NULL, h.nx);
+    struct clt_view argmax = indices(arena, h.ny);
+
+    /* Forward. Max pool: y exact, argmax identical; then once more without argmax. */
+    assert_int_equal(forward(dev, &h, &x, &y, &argmax), CLT_OK);
+    clt_test_download(&y, h.y, (size_t)h.ny);
+    compare(kname, name, "y", h.y, NULL, h.y_ref, h.ny, kind == MAX ? 0.0 : ATOL);
+    if (kind == MAX) {
+        assert_int_equal(clt_view_read(&argmax, h.argmax, (uint64_t)h.ny * 4, NULL), CLT_OK);
+        for (int64_t i = 0; i < h.ny; i++)
+            if (h.argmax[i] != h.argmax_ref[i])
+                fail_msg("%s %s: argmax[%lld] = %d, want %d", kname, name, (long long)i,
+                         h.argmax[i], h.argmax_ref[i]);
+        nan_fill(&y, h.ny);
+        assert_int_equal(forward(dev, &h, &x, &y, NULL), CLT_OK);
+        clt_test_download(&y, h.y, (size_t)h.ny);
+        compare(kname, name, "y without argmax", h.y, NULL, h.y_ref, h.ny, 0.0);
+    }
+
+    /* Backward, accumulating into dx0, then writing into NaN (kept for the gradcheck). */
+    put(&dx, h.dx0, (size_t)h.nx * 4);
+    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, true), CLT_OK);
+    clt_test_download(&dx, h.dx, (size_t)h.nx);
+    compare(kname, name, "dx accumulated", h.dx, h.dx0, h.dx_ref, h.nx, ATOL);
+    nan_fill(&dx, h.nx);
+    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false), CLT_OK);
+    clt_test_download(&dx, h.dx, (size_t)h.nx);
+    compare(kname, name, "dx written", h.dx, NULL, h.dx_ref, h.nx, ATOL);
+
+    if (!ties) {
+        char what[200];
+        snprintf(what, sizeof what, "%s %s: dx by finite differences", kname, name);
+        clt_test_gradcheck(what, pool_loss, &h, h.x, (size_t)h.nx, h.dx, 32, EPS, ATOL, RTOL);
+    }
+    clt_arena_free(arena);
+    host_free(&h);
+}
+
+/* n, c, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w; oh and ow (0 here) are filled in
+ * by clt__pool2d_resolve. */
+#define POOL(...) ((struct clt__pool2d){__VA_ARGS__, 0, 0})
+
+static const struct pool_case full_cases[] = {
+    {"2x2 stride 2, odd width", POOL(2, 3, 10, 9, 2, 2, 2, 2, 0, 0)},
+    {"3x3 stride 2 pad 1", POOL(2, 3, 11, 13, 3, 3, 2, 2, 1, 1)},
+    {"3x3 stride 1 pad 1", POOL(1, 4, 9, 7, 3, 3, 1, 1, 1, 1)},
+    {"3x2 stride 2x1 pad 1x0", POOL(3, 2, 8, 11, 3, 2, 2, 1, 1, 0)},
+    {"2x2 stride 3 pad 1", POOL(2, 2, 13, 12, 2, 2, 3, 3, 1, 1)},
+    {"window = input", POOL(2, 5, 5, 5, 5, 5, 1, 1, 0, 0)},
+    {"1x1 stride 2, batch 1", POOL(1, 3, 7, 7, 1, 1, 2, 2, 0, 0)},
+    {"larger", POOL(4, 16, 33, 31, 3, 3, 2, 2, 1, 1)},
+};
+
+static const struct pool_case small_cases[] = {
+    {"3x3 stride 2 pad 1", POOL(2, 2, 7, 6, 3, 3, 2, 2, 1, 1)},
+    {"3x2 stride 1x2 pad 1x1, batch 1", POOL(1, 3, 5, 7, 3, 2, 1, 2, 1, 1)},
+    {"2x2 stride 3", POOL(1, 2, 8, 7, 2, 2, 3, 3, 0, 0)},
+};
+
+static void run_cases(struct clt_device *dev, enum kind kind)
+{
+    bool small = clt_test_small();
+    const struct pool_case *cases = small ? small_cases : full_cases;
+    size_t count = small ? sizeof small_cases / sizeof small_cases[0]
+                         : sizeof full_cases / sizeof full_cases[0];
+    for (size_t i = 0; i < count; i++)
+        check_case(dev, kind, &cases[i], false);
+}
+
+static void max_pool(void **state)
+{
+    run_cases(*state, MAX);
+}
+
+static void avg_pool(void **state)
+{
+    run_cases(*state, AVG);
+}
+
+/* Equal maxima: the first in window order wins in the kernel as in the reference; inputs
+ * all below zero next to padding: the padding is never chosen. */
+static void max_pool_ties_and_padding(void **state)
+{
+    const struct pool_case cases[] = {
+        {"3x3 stride 1 pad 1", POOL(2, 3, 6, 7, 3, 3, 1, 1, 1, 1)},
+        {"2x4 stride 2x1 pad 1x2", POOL(1, 2, 5, 9, 2, 4, 2, 1, 1, 2)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_case(*state, MAX, &cases[i], true);
+}
+
+/* ==== Global average pooling ============================================================ */
+
+static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh, int64_t ww)
+{
+    const int64_t planes = n * c, hw = hh * ww, nx = planes * hw;
+    float *x = floats(nx), *dy = floats(planes), *dx0 = floats(nx);
+    float *y = floats(planes), *dx = floats(nx);
+    double *y_ref = doubles(planes), *dx_ref = doubles(nx);
+    clt_test_fill(x, (size_t)nx, 53 + (uint64_t)nx, -1.0f, 1.0f);
+    clt_test_fill(dy, (size_t)planes, 59, -1.0f, 1.0f);
+    clt_test_fill(dx0, (size_t)nx, 61, -1.0f, 1.0f);
+    ref_global_avgpool_forward(planes, hw, x, y_ref);
+    ref_global_avgpool_backward(planes, hw, dy, dx_ref);
+
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, (uint64_t)(3 * nx + 3 * planes) * 4 + 65536, &arena),
+                     CLT_OK);
+    (void)tensor(arena, NULL, 5);
+    struct clt_view vx = tensor(arena, x, nx), vdy = tensor(arena, dy, planes);
+    struct clt_view vy = tensor(arena, NULL, planes), vdx = tensor(arena, NULL, nx);
+    char name[80];
+    snprintf(name, sizeof name, "%lldx%lldx%lldx%lld", (long long)n, (long long)c, (long long)hh,
+             (long long)ww);
+
+    assert_int_equal(
+        clt__global_avgpool_forward(dev, n, c, hh, ww, clt__view_buf(&vx), clt__view_buf(&vy)),
+        CLT_OK);
+    clt_test_download(&vy, y, (size_t)planes);
+    compare("global_avgpool", name, "y", y, NULL, y_ref, planes, ATOL);
+
+    put(&vdx, dx0, (size_t)nx * 4);
+    assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt__view_buf(&vdy),
+                                                  clt__view_buf(&vdx), true),
+                     CLT_OK);
+    clt_test_download(&vdx, dx, (size_t)nx);
+    compare("global_avgpool", name, "dx accumulated", dx, dx0, dx_ref, nx, ATOL);
+    nan_fill(&vdx, nx);
+    assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt__view_buf(&vdy),
+                                                  clt__view_buf(&vdx), false),
+                     CLT_OK);
+    clt_test_download(&vdx, dx, (size_t)nx);
+    compare("global_avgpool", name, "dx written", dx, NULL, dx_ref, nx, ATOL);
+
+    /* Finite differences of sum(y * dy): the pool as a 1 x 1 output of an H x W window. */
+    struct host h = {.kind = AVG, .p = POOL(n, c, hh, ww, hh, ww, 1, 1, 0, 0)};
+    assert_int_equal(clt__pool2d_resolve(NULL, &h.p), CLT_OK);
+    h.x = x;
+    h.dy = dy;
+    h.ny = planes;
+    h.scratch = doubles(planes);
+    char what[160];
+    snprintf(what, sizeof what, "global_avgpool %s: dx by finite differences", name);
+    clt_test_gradcheck(what, pool_loss, &h, x, (size_t)nx, dx, 32, EPS, ATOL, RTOL);
+    free(h.scratch);
+
+    clt_arena_free(arena);
+    free(x);
+    free(dy);
+    free(dx0);
+    free(y);
+    free(dx);
+    free(y_ref);
+    free(dx_ref);
+}
+
+static void global_avg_pool(void **state)
+{
+    struct clt_device *dev = *state;
+    global_case(dev, 2, 3, 5, 7);
+    global_case(dev, 1, 1, 1, 1);
+    if (!clt_test_small()) {
+        global_case(dev, 3, 17, 9, 11);
+        global_case(dev, 1, 5, 33, 31);
+    }
+}
+
+/* ==== Arguments ========================================================================= */
+
+static void resolve_checks_parameters(void **state)
+{
+    (void)state;
+    struct clt_test_log text = {0};
+    struct clt_log log = {clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    struct clt__pool2d p = POOL(2, 3, 11, 8, 3, 2, 2, 3, 1, 1);
+    assert_int_equal(clt__pool2d_resolve(&log, &p), CLT_OK);
+    assert_int_equal(p.oh, (11 + 2 - 3) / 2 + 1);
+    assert_int_equal(p.ow, (8 + 2 - 2) / 3 + 1);
+    struct clt__pool2d bad[] = {
+        POOL(2, 3, 11, 8, 3, 3, 1, 1, 2, 1),              /* padding more than half the window */
+        POOL(2, 3, 11, 8, 3, 3, 0, 1, 1, 1),              /* stride 0 */
+        POOL(2, 3, 11, 8, 0, 3, 1, 1, 0, 1),              /* empty window */
+        POOL(-1, 3, 11, 8, 3, 3, 1, 1, 1, 1),             /* negative batch */
+        POOL(2, 3, 0, 8, 1, 1, 1, 1, 0, 0),               /* empty input */
+        POOL(2, 3, 2, 8, 5, 3, 1, 1, 1, 1),               /* window taller than the padded input */
+        POOL(1 << 16, 1 << 10, 64, 64, 2, 2, 2, 2, 0, 0), /* 2^38 elements */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(clt__pool2d_resolve(&log, &bad[i]), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "pool2d: impossible parameters"));
+    assert_non_null(strstr(text.text, "2^31 elements or more"));
+}
+
+static void launchers_check_buffers(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt_test_log text = {0};
+    struct clt_log saved = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, 1 << 16, &arena), CLT_OK);
+    float zeros[256] = {0};
+    struct clt_view va = tensor(arena, zeros, 256), vb = tensor(arena, zeros, 256);
+    struct clt_view vi = indices(arena, 256);
+    struct clt__buf a = clt__view_buf(&va), b = clt__view_buf(&vb), i = clt__view_buf(&vi);
+    struct clt__pool2d p = POOL(1, 2, 6, 6, 2, 2, 2, 2, 0, 0);
+    assert_int_equal(clt__maxpool2d_forward(dev, &p, none, b, i), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "maxpool2d_forward: x is NULL"));
+    assert_int_equal(clt__maxpool2d_backward(dev, &p, none, a, b, false), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "maxpool2d_backward: argmax is NULL"));
+    assert_int_equal(clt__avgpool2d_forward(dev, &p, a, none), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__avgpool2d_backward(dev, &p, none, b, true), CLT_ERR_INVALID_ARGUMENT);
+    struct clt__buf far = {a.mem, (size_t)INT32_MAX - 10};
+    assert_int_equal(clt__avgpool2d_forward(dev, &p, far, b), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "beyond element 2^31"));
+    struct clt__pool2d wrong = p;
+    wrong.pad_h = 2;
+    assert_int_equal(clt__avgpool2d_forward(dev, &wrong, a, b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__avgpool2d_forward(NULL, &p, a, b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__maxpool2d_forward(dev, NULL, a, b, i), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__global_avgpool_forward(dev, 1, 2, 0, 3, a, b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__global_avgpool_backward(dev, 1, 2, 3, 3, none, b, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__global_avgpool_forward(NULL, 1, 2, 3, 3, a, b), CLT_ERR_INVALID_ARGUMENT);
+    /* Empty batches enqueue nothing. */
+    struct clt__pool2d empty = p;
+    empty.n = 0;
+    assert_int_equal(clt__maxpool2d_forward(dev, &empty, a, b, i), CLT_OK);
+    assert_int_equal(clt__maxpool2d_backward(dev, &empty, i, a, b, false), CLT_OK);
+    assert_int_equal(clt__global_avgpool_forward(dev, 0, 2, 3, 3, a, b), CLT_OK);
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    clt_arena_free(arena);
+    dev->log = saved;
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(resolve_checks_parameters),
+        cmocka_unit_test(launchers_check_buffers),
+        cmocka_unit_test(max_pool),
+        cmocka_unit_test(max_pool_ties_and_padding),
+        cmocka_unit_test(avg_pool),
+        cmocka_unit_test(global_avg_pool),
+    };
+    return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
+}

@@ -1,0 +1,856 @@
+/*
+ * test_shape.c: the shape family (cl/shape.cl) against the C reference: embedding, permute,
+ * concat and slice, forward and backward (with and without accumulate), a finite-difference
+ * check of every backward, the reshape and flatten views, and argument checking.
+ *
+ * Shapes are odd (no multiple of any work-group size), include batch 1 and dimensions of
+ * size 1, and every tensor sits at a non-zero offset of its buffer. Outputs start as NaN
+ * wherever an op must write every element, so a skipped element fails.
+ *
+ * Tolerances:
+ * - Forwards, and backwards without accumulate except embedding's, copy floats: exact
+ *   (atol 0, rtol 0).
+ * - Backwards with accumulate add two floats once: rtol 1.2e-7 (one rounding, 2^-24 relative,
+ *   with margin), atol 0.
+ * - embedding_backward sums up to `tokens` values in [-1, 1) in float: atol 1e-6 * tokens,
+ *   rtol 1e-6 against the double reference; and, bit for bit, the same float sum taken in
+ *   increasing token order on the host (the kernel's documented order).
+ * - Finite differences: the ops are linear and the loss sum(w * y) is taken in double, so
+ *   central differences with eps 1e-2 are exact up to double rounding: atol 1e-5, rtol 1e-5.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ops/shape.h"
+#include "ref_shape.h"
+
+#define GRAD_ATOL 1e-5
+#define GRAD_RTOL 1e-5
+#define GRAD_EPS 1e-2
+#define ACC_RTOL 1.2e-7
+
+/* ==== Device tensors ==================================================================== */
+
+/* Elements on each side of every device tensor, holding a sentinel: a kernel that reads or
+ * writes past its tensor is caught on every implementation, not only under Oclgrind. */
+#define GUARD 4
+#define SENTINEL_F (-1234.5f)
+#define SENTINEL_I (-12345)
+
+/* count elements (F32 or I32), GUARD elements into an arena of their own. One arena per
+ * tensor, always written whole from its start: Oclgrind 21.10 (--uninitialized) re-creates a
+ * buffer's record of initialised bytes on every host write, so tensors sharing an arena
+ * would look uninitialised after a neighbour's upload; and its bounds checks then guard each
+ * tensor. The data starts at a non-zero offset (GUARD) of its buffer. */
+struct tensor {
+    struct clt_arena *arena;
+    struct clt_view view; /* GUARD + count + GUARD elements */
+    struct clt__buf buf;  /* the data */
+    int64_t count;
+    enum clt_dtype dtype;
+};
+
+/* Writes the guards and host[0..count), or NaN (F32) / INT32_MIN (I32) where host is NULL:
+ * values that fail a comparison if a kernel leaves them in place. */
+static void tensor_put(const struct tensor *t, const void *host)
+{
+    const int64_t total = t->count + 2 * GUARD;
+    uint32_t *all = malloc((size_t)total * 4);
+    assert_non_null(all);
+    for (int64_t i = 0; i < total; i++) {
+        bool guard = i < GUARD || i >= GUARD + t->count;
+        float f = guard ? SENTINEL_F : NAN;
+        int32_t n = guard ? SENTINEL_I : INT32_MIN;
+        memcpy(&all[i], t->dtype == CLT_F32 ? (void *)&f : (void *)&n, 4);
+    }
+    if (host && t->count > 0)
+        memcpy(all + GUARD, host, (size_t)t->count * 4);
+    assert_int_equal(clt_view_write(&t->view, all, (uint64_t)total * 4, NULL), CLT_OK);
+    free(all);
+}
+
+/* Reads the data into host (may be NULL) and fails when a guard has changed. */
+static void tensor_get(const struct tensor *t, void *host, const char *what)
+{
+    const int64_t total = t->count + 2 * GUARD;
+    uint32_t *all = malloc((size_t)total * 4);
+    assert_non_null(all);
+    assert_int_equal(clt_view_read(&t->view, all, (uint64_t)total * 4, NULL), CLT_OK);
+    float sf = SENTINEL_F;
+    int32_t si = SENTINEL_I;
+    const void *sentinel = t->dtype == CLT_F32 ? (const void *)&sf : (const void *)&si;
+    for (int64_t i = 0; i < total; i++)
+        if ((i < GUARD || i >= GUARD + t->count) && memcmp(&all[i], sentinel, 4) != 0)
+            fail_msg("%s: guard element %lld around a tensor of %lld was overwritten", what,
+                     (long long)(i < GUARD ? i - GUARD : i - GUARD - t->count),
+                     (long long)t->count);
+    if (host && t->count > 0)
+        memcpy(host, all + GUARD, (size_t)t->count * 4);
+    free(all);
+}
+
+/* The device tensors and host arrays of one test case, freed together. */
+#define POOL_MAX 32
+struct pool {
+    struct clt_device *dev;
+    struct tensor t[POOL_MAX];
+    size_t n;
+    void *host[POOL_MAX];
+    size_t n_host;
+};
+
+static struct tensor *tensor_new(struct pool *p, enum clt_dtype dtype, int64_t count,
+                                 const void *host)
+{
+    assert_true(p->n < POOL_MAX);
+    struct tensor *t = &p->t[p->n++];
+    *t = (struct tensor){.count = count, .dtype = dtype};
+    const int64_t total = count + 2 * GUARD;
+    assert_int_equal(clt_arena_create(p->dev, (uint64_t)total * 4, &t->arena), CLT_OK);
+    assert_int_equal(clt_arena_alloc(t->arena, dtype, 1, &total, &t->view), CLT_OK);
+    t->buf = clt__view_buf(&t->view);
+    t->buf.offset += GUARD;
+    tensor_put(t, host);
+    return t;
+}
+
+static struct tensor *floats(struct pool *p, const float *host, int64_t count)
+{
+    return tensor_new(p, CLT_F32, count, host);
+}
+
+static void pool_free(struct pool *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        clt_arena_free(p->t[i].arena);
+    for (size_t i = 0; i < p->n_host; i++)
+        free(p->host[i]);
+    p->n = p->n_host = 0;
+}
+
+static void *pool_alloc(struct pool *p, size_t bytes)
+{
+    assert_true(p->n_host < POOL_MAX);
+    void *m = malloc(bytes ? bytes : 1);
+    assert_non_null(m);
+    return p->host[p->n_host++] = m;
+}
+
+/* ==== Host helpers ====================================================================== */
+
+static float *alloc_f(struct pool *p, int64_t n)
+{
+    return pool_alloc(p, (size_t)n * sizeof(float));
+}
+
+static double *alloc_d(struct pool *p, int64_t n)
+{
+    return pool_alloc(p, (size_t)n * sizeof(double));
+}
+
+static float *randoms(struct pool *p, int64_t n, uint64_t seed)
+{
+    float *x = alloc_f(p, n);
+    clt_test_fill(x, (size_t)n, seed, -1.0f, 1.0f);
+    return x;
+}
+
+static int64_t count_of(uint32_t ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (uint32_t k = 0; k < ndim; k++)
+        n *= shape[k];
+    return n;
+}
+
+/* ==== Finite differences ================================================================ */
+
+/* A linear op under finite differences: forward() computes y from the inputs x[0..nx), whose
+ * values the loss sum(w * y) (in double) takes one after the other from the probed vector. */
+struct fd {
+    struct clt_device *dev;
+    const void *c; /* the case */
+    struct tensor *x[3], *y, *aux;
+    uint32_t nx;
+    const float *w; /* y->count */
+    float *y_host;
+    enum clt_status (*forward)(const struct fd *f);
+};
+
+static double fd_loss(void *ctx, const float *x, size_t n)
+{
+    struct fd *f = ctx;
+    (void)n;
+    for (uint32_t k = 0; k < f->nx; k++) {
+        tensor_put(f->x[k], x);
+        x += f->x[k]->count;
+    }
+    assert_int_equal(f->forward(f), CLT_OK);
+    tensor_get(f->y, f->y_host, "forward");
+    double s = 0.0;
+    for (int64_t i = 0; i < f->y->count; i++)
+        s += (double)f->w[i] * (double)f->y_host[i];
+    return s;
+}
+
+/* Checks the gradients in dx[0..nx) (one per input, filled by the backward with dy = w)
+ * against central differences at points spread over all the inputs, starting from x0. The
+ * ops are linear, so a few probes suffice where each launch is slow (Oclgrind). */
+static void fd_check(const char *what, struct fd *f, struct tensor *const *dx, const float *x0)
+{
+    int64_t n = 0;
+    for (uint32_t k = 0; k < f->nx; k++)
+        n += f->x[k]->count;
+    struct pool p = {.dev = f->dev};
+    float *x = alloc_f(&p, n), *grad = alloc_f(&p, n);
+    memcpy(x, x0, (size_t)n * sizeof *x);
+    for (uint32_t k = 0, at = 0; k < f->nx; at += (uint32_t)dx[k]->count, k++)
+        tensor_get(dx[k], grad + at, what);
+    f->y_host = alloc_f(&p, f->y->count);
+    clt_test_gradcheck(what, fd_loss, f, x, (size_t)n, grad, clt_test_small() ? 12 : 40, GRAD_EPS,
+                       GRAD_ATOL, GRAD_RTOL);
+    pool_free(&p);
+}
+
+/* ==== Embedding ========================================================================= */
+
+struct emb_case {
+    int64_t vocab, dim, tokens;
+};
+
+/* Ids with heavy repeats (every fourth token is 0), an unused id (vocab - 1, when vocab > 1)
+ * and every seventh token out of range, cycling through -1, vocab, INT32_MAX, INT32_MIN. */
+static int32_t *make_ids(struct pool *p, int64_t vocab, int64_t tokens, uint64_t seed)
+{
+    int32_t *ids = pool_alloc(p, (size_t)tokens * sizeof *ids);
+    float *u = malloc((size_t)tokens * sizeof *u + 1);
+    assert_non_null(u);
+    clt_test_fill(u, (size_t)tokens, seed, 0.0f, 1.0f);
+    const int32_t bad[4] = {-1, (int32_t)vocab, INT32_MAX, INT32_MIN};
+    int64_t used = vocab > 1 ? vocab - 1 : 1;
+    for (int64_t t = 0; t < tokens; t++) {
+        ids[t] = (int32_t)((int64_t)(u[t] * (float)used) % used);
+        if (t % 4 == 1)
+            ids[t] = 0;
+        if (t % 7 == 6)
+            ids[t] = bad[(t / 7) % 4];
+    }
+    return ids;
+}
+
+static struct tensor *workspace(struct pool *p, int64_t vocab, int64_t tokens)
+{
+    size_t bytes = clt__embedding_workspace_bytes(vocab, tokens);
+    assert_true(bytes > 0 && bytes % 4 == 0);
+    return tensor_new(p, CLT_I32, (int64_t)bytes / 4, NULL);
+}
+
+/* The float sum in increasing token order that embedding_backward promises, bit for bit. */
+static void embedding_float_order(const int32_t *ids, const float *dy, const float *prev,
+                                  const struct emb_case *c, float *out)
+{
+    for (int64_t v = 0; v < c->vocab; v++)
+        for (int64_t d = 0; d < c->dim; d++) {
+            float acc = 0.0f;
+            for (int64_t t = 0; t < c->tokens; t++)
+                if (ids[t] == v)
+                    acc += dy[t * c->dim + d];
+            out[v * c->dim + d] = prev ? prev[v * c->dim + d] + acc : acc;
+        }
+}
+
+static void embedding_case(struct clt_device *dev, const struct emb_case *c)
+{
+    const int64_t nt = c->vocab * c->dim, ny = c->tokens * c->dim;
+    struct pool p = {.dev = dev};
+    int32_t *ids = make_ids(&p, c->vocab, c->tokens, 5 + (uint64_t)ny);
+    float *table = randoms(&p, nt, 17 + (uint64_t)nt), *dy = randoms(&p, ny, 29 + (uint64_t)ny);
+    float *prev = randoms(&p, nt, 41 + (uint64_t)nt), *got = alloc_f(&p, ny > nt ? ny : nt);
+    float *order = alloc_f(&p, nt);
+    double *want = alloc_d(&p, ny > nt ? ny : nt);
+    char what[160];
+    struct tensor *vt = floats(&p, table, nt), *vi = tensor_new(&p, CLT_I32, c->tokens, ids);
+    struct tensor *vy = floats(&p, NULL, ny), *vdy = floats(&p, dy, ny);
+    struct tensor *vdt = floats(&p, NULL, nt), *ws = workspace(&p, c->vocab, c->tokens);
+
+    snprintf(what, sizeof what, "embedding vocab=%lld dim=%lld tokens=%lld", (long long)c->vocab,
+             (long long)c->dim, (long long)c->tokens);
+    assert_int_equal(
+        clt__embedding_forward(dev, vt->buf, vi->buf, vy->buf, c->vocab, c->dim, c->tokens),
+        CLT_OK);
+    tensor_get(vy, got, what);
+    ref_embedding_forward(table, ids, c->vocab, c->dim, c->tokens, want);
+    clt_test_assert_close(what, got, want, (size_t)ny, 0.0, 0.0);
+
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        const float *before = accumulate ? prev : NULL;
+        tensor_put(vdt, before);
+        assert_int_equal(clt__embedding_backward(dev, vi->buf, vdy->buf, vdt->buf, ws->buf,
+                                                 c->vocab, c->dim, c->tokens, accumulate),
+                         CLT_OK);
+        snprintf(what, sizeof what, "embedding_backward vocab=%lld dim=%lld tokens=%lld acc=%d",
+                 (long long)c->vocab, (long long)c->dim, (long long)c->tokens, accumulate);
+        tensor_get(vdt, got, what);
+        tensor_get(ws, NULL, what);
+        ref_embedding_backward(ids, dy, before, c->vocab, c->dim, c->tokens, want);
+        clt_test_assert_close(what, got, want, (size_t)nt, 1e-6 * (double)c->tokens, 1e-6);
+        embedding_float_order(ids, dy, before, c, order);
+        for (int64_t i = 0; i < nt; i++)
+            if (memcmp(&got[i], &order[i], sizeof(float)) != 0)
+                fail_msg("%s: element %lld is %.9g, the float sum in token order is %.9g", what,
+                         (long long)i, (double)got[i], (double)order[i]);
+    }
+    pool_free(&p);
+}
+
+static void embedding_matches_reference(void **state)
+{
+    static const struct emb_case big[] = {
+        {1, 1, 1}, {7, 5, 13}, {65, 17, 1}, {97, 33, 301}, {3, 130, 1000}, {200, 3, 77},
+    };
+    static const struct emb_case small[] = {{1, 1, 1}, {7, 5, 13}, {5, 3, 1}, {11, 6, 37}};
+    bool is_small = clt_test_small();
+    size_t n = is_small ? sizeof small / sizeof small[0] : sizeof big / sizeof big[0];
+    for (size_t i = 0; i < n; i++)
+        embedding_case(*state, is_small ? &small[i] : &big[i]);
+}
+
+/* The sort's work-group size comes from dev->wg_1d; every size must give the same bits.
+ * Small sizes also run the sort's global stages on small shapes (under Oclgrind). */
+static void embedding_any_work_group_size(void **state)
+{
+    struct clt_device *dev = *state;
+    const struct emb_case c = {11, 6, clt_test_small() ? 37 : 700};
+    const int64_t nt = c.vocab * c.dim;
+    struct pool p = {.dev = dev};
+    int32_t *ids = make_ids(&p, c.vocab, c.tokens, 77);
+    float *dy = randoms(&p, c.tokens * c.dim, 78), *first = alloc_f(&p, nt), *got = alloc_f(&p, nt);
+    struct tensor *vi = tensor_new(&p, CLT_I32, c.tokens, ids);
+    struct tensor *vdy = floats(&p, dy, c.tokens * c.dim), *vdt = floats(&p, NULL, nt);
+    struct tensor *ws = workspace(&p, c.vocab, c.tokens);
+    const size_t keep = dev->wg_1d, sizes[] = {keep, 1, 2, 8};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        dev->wg_1d = sizes[i] <= keep ? sizes[i] : keep;
+        tensor_put(vdt, NULL);
+        assert_int_equal(clt__embedding_backward(dev, vi->buf, vdy->buf, vdt->buf, ws->buf, c.vocab,
+                                                 c.dim, c.tokens, false),
+                         CLT_OK);
+        tensor_get(vdt, i == 0 ? first : got, "embedding_backward, work-group sizes");
+        if (i > 0 && memcmp(first, got, (size_t)nt * sizeof(float)) != 0)
+            fail_msg("embedding_backward differs with work-groups of %zu", sizes[i]);
+    }
+    dev->wg_1d = keep;
+    pool_free(&p);
+}
+
+static enum clt_status embedding_fd_forward(const struct fd *f)
+{
+    const struct emb_case *c = f->c;
+    return clt__embedding_forward(f->dev, f->x[0]->buf, f->aux->buf, f->y->buf, c->vocab, c->dim,
+                                  c->tokens);
+}
+
+static void embedding_gradient(void **state)
+{
+    struct clt_device *dev = *state;
+    static const struct emb_case c = {7, 5, 29};
+    const int64_t nt = c.vocab * c.dim, ny = c.tokens * c.dim;
+    struct pool p = {.dev = dev};
+    int32_t *ids = make_ids(&p, c.vocab, c.tokens, 3);
+    float *table = randoms(&p, nt, 7), *w = randoms(&p, ny, 9);
+    struct fd f = {.dev = dev, .c = &c, .nx = 1, .w = w, .forward = embedding_fd_forward};
+    f.x[0] = floats(&p, table, nt);
+    f.aux = tensor_new(&p, CLT_I32, c.tokens, ids);
+    f.y = floats(&p, NULL, ny);
+    struct tensor *dy = floats(&p, w, ny), *dt = floats(&p, NULL, nt);
+    struct tensor *ws = workspace(&p, c.vocab, c.tokens);
+    assert_int_equal(clt__embedding_backward(dev, f.aux->buf, dy->buf, dt->buf, ws->buf, c.vocab,
+                                             c.dim, c.tokens, false),
+                     CLT_OK);
+    fd_check("embedding_backward", &f, &dt, table);
+    pool_free(&p);
+}
+
+/* No tokens at all: the forward writes nothing, the backward clears dtable. */
+static void embedding_without_tokens(void **state)
+{
+    struct clt_device *dev = *state;
+    float got[12];
+    struct pool p = {.dev = dev};
+    struct tensor *vt = floats(&p, NULL, 12), *vi = tensor_new(&p, CLT_I32, 1, (int32_t[]){0});
+    struct tensor *vy = floats(&p, NULL, 1), *ws = workspace(&p, 4, 0);
+    assert_int_equal(clt__embedding_forward(dev, vt->buf, vi->buf, vy->buf, 4, 3, 0), CLT_OK);
+    tensor_get(vy, got, "embedding of no tokens");
+    assert_true(isnan(got[0]));
+    assert_int_equal(
+        clt__embedding_backward(dev, vi->buf, vy->buf, vt->buf, ws->buf, 4, 3, 0, false), CLT_OK);
+    tensor_get(vt, got, "embedding_backward of no tokens");
+    for (int i = 0; i < 12; i++)
+        assert_true(got[i] == 0.0f);
+    pool_free(&p);
+}
+
+/* ==== Permute =========================================================================== */
+
+struct perm_case {
+    uint32_t ndim;
+    int64_t shape[CLT_MAX_DIMS];
+    uint32_t perm[CLT_MAX_DIMS];
+};
+
+static void permute_case(struct clt_device *dev, const struct perm_case *c)
+{
+    const int64_t n = count_of(c->ndim, c->shape);
+    struct pool p = {.dev = dev};
+    float *x = randoms(&p, n, 3 + (uint64_t)n), *dy = randoms(&p, n, 5 + (uint64_t)n);
+    float *prev = randoms(&p, n, 7 + (uint64_t)n), *got = alloc_f(&p, n);
+    double *want = alloc_d(&p, n);
+    char what[160];
+    int len = snprintf(what, sizeof what, "permute shape");
+    for (uint32_t k = 0; k < c->ndim; k++)
+        len += snprintf(what + len, sizeof what - (size_t)len, " %lld", (long long)c->shape[k]);
+    len += snprintf(what + len, sizeof what - (size_t)len, " perm");
+    for (uint32_t k = 0; k < c->ndim; k++)
+        len += snprintf(what + len, sizeof what - (size_t)len, " %u", c->perm[k]);
+
+    struct tensor *vx = floats(&p, x, n), *vy = floats(&p, NULL, n);
+    struct tensor *vdy = floats(&p, dy, n), *vdx = floats(&p, NULL, n);
+    assert_int_equal(clt__permute_forward(dev, vx->buf, vy->buf, c->ndim, c->shape, c->perm),
+                     CLT_OK);
+    tensor_get(vy, got, what);
+    ref_permute_forward(x, c->ndim, c->shape, c->perm, want);
+    clt_test_assert_close(what, got, want, (size_t)n, 0.0, 0.0);
+
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        tensor_put(vdx, accumulate ? prev : NULL);
+        assert_int_equal(
+            clt__permute_backward(dev, vdy->buf, vdx->buf, c->ndim, c->shape, c->perm, accumulate),
+            CLT_OK);
+        tensor_get(vdx, got, what);
+        ref_permute_backward(dy, accumulate ? prev : NULL, c->ndim, c->shape, c->perm, want);
+        clt_test_assert_close(what, got, want, (size_t)n, 0.0, accumulate ? ACC_RTOL : 0.0);
+    }
+    pool_free(&p);
+}
+
+static void permute_matches_reference(void **state)
+{
+    static const struct perm_case cases[] = {
+        {1, {17}, {0}},
+        {2, {5, 7}, {1, 0}},
+        {3, {3, 4, 5}, {0, 1, 2}},
+        {3, {3, 4, 5}, {0, 2, 1}},
+        {3, {3, 4, 5}, {1, 0, 2}},
+        {3, {3, 4, 5}, {1, 2, 0}},
+        {3, {3, 4, 5}, {2, 0, 1}},
+        {3, {3, 4, 5}, {2, 1, 0}},
+        {4, {2, 3, 5, 7}, {0, 2, 1, 3}},
+        {4, {2, 3, 5, 7}, {3, 1, 0, 2}},
+        {4, {2, 3, 5, 7}, {0, 1, 3, 2}},
+        {4, {1, 5, 1, 9}, {0, 2, 1, 3}},
+        {4, {1, 3, 7, 1}, {3, 2, 0, 1}},
+        {5, {2, 3, 1, 4, 5}, {4, 0, 3, 1, 2}},
+        {6, {2, 3, 2, 3, 2, 3}, {5, 4, 3, 2, 1, 0}},
+        {6, {2, 3, 2, 3, 2, 3}, {1, 0, 2, 3, 5, 4}},
+        {6, {3, 1, 2, 5, 1, 3}, {2, 4, 0, 5, 3, 1}},
+        /* Not under Oclgrind: attention's head split (batch, tokens, heads, head_dim), and a
+         * plain transpose. */
+        {4, {3, 37, 5, 29}, {0, 2, 1, 3}},
+        {2, {131, 67}, {1, 0}},
+    };
+    size_t n = sizeof cases / sizeof cases[0] - (clt_test_small() ? 2 : 0);
+    for (size_t i = 0; i < n; i++)
+        permute_case(*state, &cases[i]);
+}
+
+static enum clt_status permute_fd_forward(const struct fd *f)
+{
+    const struct perm_case *c = f->c;
+    return clt__permute_forward(f->dev, f->x[0]->buf, f->y->buf, c->ndim, c->shape, c->perm);
+}
+
+static void permute_gradient(void **state)
+{
+    struct clt_device *dev = *state;
+    static const struct perm_case cases[] = {
+        {4, {2, 3, 4, 5}, {0, 2, 1, 3}},
+        {3, {3, 5, 2}, {2, 0, 1}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct perm_case *c = &cases[i];
+        const int64_t n = count_of(c->ndim, c->shape);
+        struct pool p = {.dev = dev};
+        float *x = randoms(&p, n, 11), *w = randoms(&p, n, 13);
+        struct fd f = {.dev = dev, .c = c, .nx = 1, .w = w, .forward = permute_fd_forward};
+        f.x[0] = floats(&p, x, n);
+        f.y = floats(&p, NULL, n);
+        struct tensor *dy = floats(&p, w, n), *dx = floats(&p, NULL, n);
+        assert_int_equal(
+            clt__permute_backward(dev, dy->buf, dx->buf, c->ndim, c->shape, c->perm, false),
+            CLT_OK);
+        fd_check("permute_backward", &f, &dx, x);
+        pool_free(&p);
+    }
+}
+
+/* ==== Concat ============================================================================ */
+
+struct concat_case {
+    uint32_t ndim;
+    int64_t shape[CLT_MAX_DIMS]; /* of y; shape[axis] is the sum of len */
+    uint32_t axis;
+    uint32_t count;
+    int64_t len[8];
+};
+
+/* Elements of input k. */
+static int64_t concat_input_count(const struct concat_case *c, uint32_t k)
+{
+    return count_of(c->ndim, c->shape) / c->shape[c->axis] * c->len[k];
+}
+
+static void concat_case(struct clt_device *dev, const struct concat_case *c)
+{
+    const int64_t ny = count_of(c->ndim, c->shape);
+    struct pool p = {.dev = dev};
+    float *x[8], *prev[8], *got = alloc_f(&p, ny), *dy = randoms(&p, ny, 3 + (uint64_t)ny);
+    double *want = alloc_d(&p, ny), *dxw[8];
+    struct tensor *vdx[8];
+    struct clt__buf bx[8], bdx[8];
+    char what[160];
+    snprintf(what, sizeof what, "concat %u-D axis %u of %u inputs, y has %lld", c->ndim, c->axis,
+             c->count, (long long)ny);
+
+    for (uint32_t k = 0; k < c->count; k++) {
+        int64_t n = concat_input_count(c, k);
+        x[k] = randoms(&p, n, 100 + k + (uint64_t)n);
+        prev[k] = randoms(&p, n, 200 + k + (uint64_t)n);
+        dxw[k] = alloc_d(&p, n);
+        bx[k] = floats(&p, x[k], n)->buf;
+        vdx[k] = floats(&p, NULL, n);
+        bdx[k] = vdx[k]->buf;
+    }
+    struct tensor *vy = floats(&p, NULL, ny), *vdy = floats(&p, dy, ny);
+    assert_int_equal(
+        clt__concat_forward(dev, c->count, bx, c->len, vy->buf, c->ndim, c->shape, c->axis),
+        CLT_OK);
+    tensor_get(vy, got, what);
+    ref_concat_forward(c->count, (const float *const *)x, c->len, c->ndim, c->shape, c->axis, want);
+    clt_test_assert_close(what, got, want, (size_t)ny, 0.0, 0.0);
+
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        for (uint32_t k = 0; k < c->count; k++)
+            tensor_put(vdx[k], accumulate ? prev[k] : NULL);
+        assert_int_equal(clt__concat_backward(dev, vdy->buf, c->count, bdx, c->len, c->ndim,
+                                              c->shape, c->axis, accumulate),
+                         CLT_OK);
+        ref_concat_backward(dy, c->count, accumulate ? (const float *const *)prev : NULL, c->len,
+                            c->ndim, c->shape, c->axis, dxw);
+        for (uint32_t k = 0; k < c->count; k++) {
+            tensor_get(vdx[k], got, what);
+            clt_test_assert_close(what, got, dxw[k], (size_t)concat_input_count(c, k), 0.0,
+                                  accumulate ? ACC_RTOL : 0.0);
+        }
+    }
+    pool_free(&p);
+}
+
+static void concat_matches_reference(void **state)
+{
+    static const struct concat_case cases[] = {
+        {3, {7, 4, 5}, 0, 3, {2, 1, 4}},
+        {3, {3, 7, 5}, 1, 3, {2, 1, 4}},
+        {3, {3, 4, 7}, 2, 3, {2, 1, 4}},
+        {4, {2, 3, 1, 9}, 3, 5, {1, 3, 0, 2, 3}},
+        {4, {2, 3, 6, 5}, 2, 2, {1, 5}},
+        {2, {1, 6}, 1, 2, {4, 2}},
+        {3, {3, 4, 7}, 2, 1, {7}},
+        {2, {8, 1}, 0, 8, {1, 1, 1, 1, 1, 1, 1, 1}},
+        /* Not under Oclgrind: q, k and v side by side, and a batch concatenation. */
+        {3, {5, 33, 3 * 29}, 2, 3, {29, 29, 29}},
+        {2, {3 + 61 + 1, 47}, 0, 3, {3, 61, 1}},
+    };
+    size_t n = sizeof cases / sizeof cases[0] - (clt_test_small() ? 2 : 0);
+    for (size_t i = 0; i < n; i++)
+        concat_case(*state, &cases[i]);
+}
+
+static enum clt_status concat_fd_forward(const struct fd *f)
+{
+    const struct concat_case *c = f->c;
+    struct clt__buf b[3];
+    for (uint32_t k = 0; k < c->count; k++)
+        b[k] = f->x[k]->buf;
+    return clt__concat_forward(f->dev, c->count, b, c->len, f->y->buf, c->ndim, c->shape, c->axis);
+}
+
+static void concat_gradient(void **state)
+{
+    struct clt_device *dev = *state;
+    static const struct concat_case c = {3, {3, 7, 2}, 1, 3, {2, 1, 4}};
+    const int64_t n = count_of(c.ndim, c.shape);
+    struct pool p = {.dev = dev};
+    float *x = randoms(&p, n, 21), *w = randoms(&p, n, 23);
+    struct fd f = {.dev = dev, .c = &c, .nx = 3, .w = w, .forward = concat_fd_forward};
+    struct tensor *dx[3];
+    struct clt__buf bdx[3];
+    for (uint32_t k = 0; k < c.count; k++) {
+        f.x[k] = floats(&p, NULL, concat_input_count(&c, k));
+        dx[k] = floats(&p, NULL, concat_input_count(&c, k));
+        bdx[k] = dx[k]->buf;
+    }
+    f.y = floats(&p, NULL, n);
+    struct tensor *dy = floats(&p, w, n);
+    assert_int_equal(
+        clt__concat_backward(dev, dy->buf, c.count, bdx, c.len, c.ndim, c.shape, c.axis, false),
+        CLT_OK);
+    fd_check("concat_backward", &f, dx, x);
+    pool_free(&p);
+}
+
+/* ==== Slice ============================================================================= */
+
+struct slice_case {
+    uint32_t ndim;
+    int64_t shape[CLT_MAX_DIMS]; /* of x */
+    uint32_t axis;
+    int64_t start, len;
+};
+
+static int64_t slice_count(const struct slice_case *c)
+{
+    return count_of(c->ndim, c->shape) / c->shape[c->axis] * c->len;
+}
+
+static void slice_case(struct clt_device *dev, const struct slice_case *c)
+{
+    const int64_t nx = count_of(c->ndim, c->shape), ny = slice_count(c);
+    struct pool p = {.dev = dev};
+    float *x = randoms(&p, nx, 3 + (uint64_t)nx), *dy = randoms(&p, ny, 5 + (uint64_t)ny);
+    float *prev = randoms(&p, nx, 7 + (uint64_t)nx), *got = alloc_f(&p, nx);
+    double *want = alloc_d(&p, nx);
+    char what[160];
+    snprintf(what, sizeof what, "slice %u-D (x has %lld) axis %u start %lld len %lld", c->ndim,
+             (long long)nx, c->axis, (long long)c->start, (long long)c->len);
+
+    struct tensor *vx = floats(&p, x, nx), *vy = floats(&p, NULL, ny);
+    struct tensor *vdy = floats(&p, dy, ny), *vdx = floats(&p, NULL, nx);
+    assert_int_equal(
+        clt__slice_forward(dev, vx->buf, vy->buf, c->ndim, c->shape, c->axis, c->start, c->len),
+        CLT_OK);
+    tensor_get(vy, got, what);
+    ref_slice_forward(x, c->ndim, c->shape, c->axis, c->start, c->len, want);
+    clt_test_assert_close(what, got, want, (size_t)ny, 0.0, 0.0);
+
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        tensor_put(vdx, accumulate ? prev : NULL);
+        assert_int_equal(clt__slice_backward(dev, vdy->buf, vdx->buf, c->ndim, c->shape, c->axis,
+                                             c->start, c->len, accumulate),
+                         CLT_OK);
+        tensor_get(vdx, got, what);
+        ref_slice_backward(dy, accumulate ? prev : NULL, c->ndim, c->shape, c->axis, c->start,
+                           c->len, want);
+        clt_test_assert_close(what, got, want, (size_t)nx, 0.0, accumulate ? ACC_RTOL : 0.0);
+    }
+    pool_free(&p);
+}
+
+static void slice_matches_reference(void **state)
+{
+    static const struct slice_case cases[] = {
+        {3, {4, 5, 6}, 0, 1, 2},
+        {3, {4, 5, 6}, 0, 0, 4},
+        {3, {4, 5, 6}, 0, 3, 1},
+        {3, {4, 5, 6}, 1, 1, 3},
+        {3, {4, 5, 6}, 1, 4, 1},
+        {3, {4, 5, 6}, 1, 0, 0},
+        {3, {4, 5, 6}, 2, 2, 3},
+        {3, {4, 5, 6}, 2, 0, 1},
+        {3, {4, 5, 6}, 2, 0, 6},
+        {2, {1, 9}, 1, 3, 5},
+        {1, {13}, 0, 5, 7},
+        {5, {2, 1, 3, 2, 5}, 3, 1, 1},
+        {6, {2, 3, 1, 2, 3, 2}, 4, 1, 2},
+        /* Not under Oclgrind: the last tokens of a batch, one head of an attention tensor. */
+        {3, {7, 65, 33}, 1, 31, 34},
+        {4, {3, 9, 37, 29}, 1, 4, 1},
+    };
+    size_t n = sizeof cases / sizeof cases[0] - (clt_test_small() ? 2 : 0);
+    for (size_t i = 0; i < n; i++)
+        slice_case(*state, &cases[i]);
+}
+
+static enum clt_status slice_fd_forward(const struct fd *f)
+{
+    const struct slice_case *c = f->c;
+    return clt__slice_forward(f->dev, f->x[0]->buf, f->y->buf, c->ndim, c->shape, c->axis, c->start,
+                              c->len);
+}
+
+static void slice_gradient(void **state)
+{
+    struct clt_device *dev = *state;
+    static const struct slice_case c = {3, {3, 7, 2}, 1, 2, 4};
+    const int64_t nx = count_of(c.ndim, c.shape), ny = slice_count(&c);
+    struct pool p = {.dev = dev};
+    float *x = randoms(&p, nx, 31), *w = randoms(&p, ny, 33);
+    struct fd f = {.dev = dev, .c = &c, .nx = 1, .w = w, .forward = slice_fd_forward};
+    f.x[0] = floats(&p, x, nx);
+    f.y = floats(&p, NULL, ny);
+    struct tensor *dy = floats(&p, w, ny), *dx = floats(&p, NULL, nx);
+    assert_int_equal(
+        clt__slice_backward(dev, dy->buf, dx->buf, c.ndim, c.shape, c.axis, c.start, c.len, false),
+        CLT_OK);
+    fd_check("slice_backward", &f, &dx, x);
+    pool_free(&p);
+}
+
+/* ==== Views ============================================================================= */
+
+static void reshape_shares_memory(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt_test_log text = {.len = 0};
+    struct clt_log keep = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, 120 * sizeof(float), &arena), CLT_OK);
+    float data[120], back[120];
+    clt_test_fill(data, 120, 1, -1.0f, 1.0f);
+    struct clt_view v, r, r2;
+    assert_int_equal(clt_arena_alloc(arena, CLT_F32, 4, (int64_t[]){2, 3, 4, 5}, &v), CLT_OK);
+    assert_int_equal(clt_view_write(&v, data, sizeof data, NULL), CLT_OK);
+
+    assert_int_equal(clt__view_reshape(&v, 2, (int64_t[]){6, 20}, &r), CLT_OK);
+    assert_ptr_equal(r.arena, v.arena);
+    assert_true(r.offset == v.offset && r.dtype == v.dtype && r.ndim == 2);
+    assert_true(r.shape[0] == 6 && r.shape[1] == 20);
+    assert_int_equal(clt_view_read(&r, back, sizeof back, NULL), CLT_OK);
+    assert_memory_equal(back, data, sizeof data);
+    /* Written through the reshaped view, read through the original. */
+    data[77] = 42.0f;
+    assert_int_equal(clt_view_write(&r, data, sizeof data, NULL), CLT_OK);
+    assert_int_equal(clt_view_read(&v, back, sizeof back, NULL), CLT_OK);
+    assert_memory_equal(back, data, sizeof data);
+
+    assert_int_equal(clt__view_reshape(&v, 3, (int64_t[]){4, -1, 3}, &r2), CLT_OK);
+    assert_true(r2.ndim == 3 && r2.shape[1] == 10 && r2.offset == v.offset);
+    assert_int_equal(clt__view_flatten(&v, 1, 2, &r2), CLT_OK);
+    assert_true(r2.ndim == 3 && r2.shape[0] == 2 && r2.shape[1] == 12 && r2.shape[2] == 5);
+    assert_int_equal(clt__view_flatten(&v, 0, 3, &r2), CLT_OK);
+    assert_true(r2.ndim == 1 && r2.shape[0] == 120 && r2.offset == v.offset);
+    assert_int_equal(clt__view_flatten(&v, 2, 2, &r2), CLT_OK);
+    assert_true(r2.ndim == 4 && r2.shape[2] == 4);
+
+    r2 = v; /* failures leave *out untouched */
+    const enum clt_status bad = CLT_ERR_INVALID_ARGUMENT;
+    assert_int_equal(clt__view_reshape(&v, 2, (int64_t[]){7, 17}, &r2), bad);
+    assert_int_equal(clt__view_reshape(&v, 2, (int64_t[]){-1, 7}, &r2), bad);
+    assert_int_equal(clt__view_reshape(&v, 2, (int64_t[]){-1, -1}, &r2), bad);
+    assert_int_equal(clt__view_reshape(&v, 2, (int64_t[]){0, 120}, &r2), bad);
+    assert_int_equal(clt__view_reshape(&v, 7, (int64_t[]){1, 1, 1, 1, 1, 1, 120}, &r2), bad);
+    assert_int_equal(clt__view_flatten(&v, 2, 1, &r2), bad);
+    assert_int_equal(clt__view_flatten(&v, 0, 4, &r2), bad);
+    assert_memory_equal(&r2, &v, sizeof v);
+    assert_non_null(strstr(text.text, "cannot take a shape"));
+    dev->log = keep;
+    clt_arena_free(arena);
+}
+
+/* ==== Argument checks =================================================================== */
+
+static void launchers_check_arguments(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt_test_log text = {.len = 0};
+    struct clt_log keep = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    float zeros[60] = {0.0f}; /* every buffer a kernel may read is set (Oclgrind checks) */
+    struct pool p = {.dev = dev};
+    struct clt__buf ba = floats(&p, zeros, 60)->buf, bb = floats(&p, zeros, 60)->buf;
+    struct clt__buf bi = tensor_new(&p, CLT_I32, 4, (int32_t[]){0, 1, 2, 3})->buf;
+    struct clt__buf bw = workspace(&p, 5, 4)->buf, none = {NULL, 0};
+    struct clt__buf far = {ba.mem, 1u << 31};
+    /* 9 elements before the end of a's buffer: too short for 60 floats or 10 ints. */
+    struct clt__buf tail = {ba.mem, 60 + 2 * GUARD - 9};
+    const int64_t shape[3] = {3, 4, 5};
+    const enum clt_status bad = CLT_ERR_INVALID_ARGUMENT;
+
+    /* Embedding: sizes, NULL buffers, buffers too short for the sizes. */
+    assert_int_equal(clt__embedding_forward(dev, ba, bi, bb, 5, 12, 4), CLT_OK);
+    assert_int_equal(clt__embedding_forward(dev, ba, bi, bb, -1, 12, 4), bad);
+    assert_int_equal(clt__embedding_forward(dev, tail, bi, bb, 5, 12, 4), bad);
+    assert_int_equal(clt__embedding_forward(dev, none, bi, bb, 5, 12, 4), bad);
+    assert_int_equal(clt__embedding_forward(NULL, ba, bi, bb, 5, 12, 4), bad);
+    assert_int_equal(clt__embedding_backward(dev, bi, bb, ba, bw, 5, 12, 4, false), CLT_OK);
+    assert_int_equal(clt__embedding_backward(dev, bi, bb, ba, tail, 5, 12, 4, false), bad);
+    assert_int_equal(clt__embedding_backward(dev, bi, bb, ba, bw, 5, 12, -4, false), bad);
+    assert_true(clt__embedding_workspace_bytes(-1, 4) == 0);
+    assert_true(clt__embedding_workspace_bytes(5, (int64_t)1 << 40) == 0);
+    assert_true(clt__embedding_workspace_bytes(5, 5) == (8 + 6) * 4);
+    assert_true(clt__embedding_workspace_bytes(5, 0) == (2 + 6) * 4);
+
+    /* Permute: not a permutation, too many dimensions, buffers. */
+    assert_int_equal(clt__permute_forward(dev, ba, bb, 3, shape, (uint32_t[]){2, 0, 1}), CLT_OK);
+    assert_int_equal(clt__permute_forward(dev, ba, bb, 3, shape, (uint32_t[]){2, 0, 2}), bad);
+    assert_int_equal(clt__permute_forward(dev, ba, bb, 3, shape, (uint32_t[]){0, 1, 3}), bad);
+    assert_int_equal(clt__permute_forward(dev, ba, bb, 3, shape, NULL), bad);
+    assert_int_equal(clt__permute_forward(dev, ba, bb, 0, shape, (uint32_t[]){0}), bad);
+    assert_int_equal(clt__permute_forward(dev, ba, bb, 7, (int64_t[]){1, 1, 1, 1, 1, 1, 1},
+                                          (uint32_t[]){0, 1, 2, 3, 4, 5, 6}),
+                     bad);
+    assert_int_equal(clt__permute_backward(dev, ba, far, 3, shape, (uint32_t[]){2, 0, 1}, true),
+                     bad);
+    assert_int_equal(clt__permute_backward(dev, ba, tail, 3, shape, (uint32_t[]){2, 0, 1}, true),
+                     bad);
+
+    /* Concat: lengths that do not add up, a bad axis, a missing or short buffer. */
+    struct clt__buf two[2] = {ba, bb};
+    assert_int_equal(clt__concat_forward(dev, 2, two, (int64_t[]){1, 2}, ba, 3, shape, 0), CLT_OK);
+    assert_int_equal(clt__concat_forward(dev, 2, two, (int64_t[]){1, 1}, ba, 3, shape, 0), bad);
+    assert_int_equal(clt__concat_forward(dev, 2, two, (int64_t[]){-1, 4}, ba, 3, shape, 0), bad);
+    assert_int_equal(clt__concat_forward(dev, 2, two, (int64_t[]){1, 2}, ba, 3, shape, 3), bad);
+    assert_int_equal(clt__concat_forward(dev, 0, two, (int64_t[]){3}, ba, 3, shape, 0), bad);
+    assert_int_equal(clt__concat_forward(dev, 2, two, (int64_t[]){1, 2}, tail, 3, shape, 0), bad);
+    assert_int_equal(clt__concat_backward(dev, ba, 2, (struct clt__buf[]){ba, none},
+                                          (int64_t[]){1, 2}, 3, shape, 0, false),
+                     bad);
+
+    /* Slice: out of range, bad axis, missing or short buffers, negative sizes. */
+    assert_int_equal(clt__slice_forward(dev, ba, bb, 3, shape, 1, 1, 3), CLT_OK);
+    assert_int_equal(clt__slice_forward(dev, ba, bb, 3, shape, 1, 2, 3), bad);
+    assert_int_equal(clt__slice_forward(dev, ba, bb, 3, shape, 1, -1, 2), bad);
+    assert_int_equal(clt__slice_forward(dev, ba, bb, 3, shape, 3, 0, 1), bad);
+    assert_int_equal(clt__slice_forward(dev, tail, bb, 3, shape, 1, 1, 3), bad);
+    assert_int_equal(clt__slice_backward(dev, bb, none, 3, shape, 1, 1, 3, false), bad);
+    assert_int_equal(clt__slice_backward(dev, bb, ba, 3, (int64_t[]){3, -4, 5}, 1, 1, 3, false),
+                     bad);
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    assert_non_null(strstr(text.text, "permutation"));
+    assert_non_null(strstr(text.text, "do not add up"));
+    assert_non_null(strstr(text.text, "does not fit its buffer"));
+    dev->log = keep;
+    pool_free(&p);
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(embedding_matches_reference),
+        cmocka_unit_test(embedding_any_work_group_size),
+        cmocka_unit_test(embedding_gradient),
+        cmocka_unit_test(embedding_without_tokens),
+        cmocka_unit_test(permute_matches_reference),
+        cmocka_unit_test(permute_gradient),
+        cmocka_unit_test(concat_matches_reference),
+        cmocka_unit_test(concat_gradient),
+        cmocka_unit_test(slice_matches_reference),
+        cmocka_unit_test(slice_gradient),
+        cmocka_unit_test(reshape_shares_memory),
+        cmocka_unit_test(launchers_check_arguments),
+    };
+    return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
+}
