@@ -39,8 +39,7 @@ void ref_mul_forward(size_t n, const float *a, const float *b, double *y)
         y[i] = (double)a[i] * b[i];
 }
 
-void ref_mul_backward(size_t n, const float *dy, const float *other, const float *prev,
-                      double *dx)
+void ref_mul_backward(size_t n, const float *dy, const float *other, const float *prev, double *dx)
 {
     for (size_t i = 0; i < n; i++)
         dx[i] = base(prev, i) + (double)dy[i] * other[i];
@@ -65,8 +64,7 @@ void ref_bias_forward(size_t rows, size_t cols, const float *x, const float *bia
             y[r * cols + c] = (double)x[r * cols + c] + bias[c];
 }
 
-void ref_bias_backward(size_t rows, size_t cols, const float *dy, const float *prev,
-                       double *dbias)
+void ref_bias_backward(size_t rows, size_t cols, const float *dy, const float *prev, double *dbias)
 {
     for (size_t c = 0; c < cols; c++) {
         double acc = 0.0;
@@ -90,8 +88,8 @@ void ref_sum_rows_forward(size_t rows, size_t cols, double divisor, const float 
         y[r] = ref_sum_forward(cols, x + r * cols) / divisor;
 }
 
-void ref_sum_backward(size_t rows, size_t cols, double divisor, const float *dy,
-                      const float *prev, double *dx)
+void ref_sum_backward(size_t rows, size_t cols, double divisor, const float *dy, const float *prev,
+                      double *dx)
 {
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < cols; c++)
@@ -110,8 +108,8 @@ void ref_linear_forward(size_t n, size_t in, size_t out, const float *x, const f
         }
 }
 
-void ref_linear_backward_x(size_t n, size_t in, size_t out, const float *weight,
-                           const float *dy, const float *prev, double *dx)
+void ref_linear_backward_x(size_t n, size_t in, size_t out, const float *weight, const float *dy,
+                           const float *prev, double *dx)
 {
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < in; k++) {
@@ -122,8 +120,8 @@ void ref_linear_backward_x(size_t n, size_t in, size_t out, const float *weight,
         }
 }
 
-void ref_linear_backward_weight(size_t n, size_t in, size_t out, const float *x,
-                                const float *dy, const float *prev, double *dweight)
+void ref_linear_backward_weight(size_t n, size_t in, size_t out, const float *x, const float *dy,
+                                const float *prev, double *dweight)
 {
     for (size_t o = 0; o < out; o++)
         for (size_t k = 0; k < in; k++) {

@@ -22,8 +22,7 @@ void ref_add_forward(size_t n, const float *a, const float *b, double *y);
 
 /* y = a * b; dx = prev + dy * other (other = b for da, a for db). */
 void ref_mul_forward(size_t n, const float *a, const float *b, double *y);
-void ref_mul_backward(size_t n, const float *dy, const float *other, const float *prev,
-                      double *dx);
+void ref_mul_backward(size_t n, const float *dy, const float *other, const float *prev, double *dx);
 
 /* y = alpha * x; dx = prev + alpha * dy. */
 void ref_scale_forward(size_t n, float alpha, const float *x, double *y);
@@ -32,8 +31,7 @@ void ref_scale_backward(size_t n, float alpha, const float *dy, const float *pre
 /* y [rows, cols] = x [rows, cols] + bias [cols] per row; dbias [cols] = prev + column sums
  * of dy [rows, cols]. dx is ref_copy_backward. */
 void ref_bias_forward(size_t rows, size_t cols, const float *x, const float *bias, double *y);
-void ref_bias_backward(size_t rows, size_t cols, const float *dy, const float *prev,
-                       double *dbias);
+void ref_bias_backward(size_t rows, size_t cols, const float *dy, const float *prev, double *dbias);
 
 /* The sum of x [n]. */
 double ref_sum_forward(size_t n, const float *x);
@@ -42,19 +40,19 @@ double ref_sum_forward(size_t n, const float *x);
 void ref_sum_rows_forward(size_t rows, size_t cols, double divisor, const float *x, double *y);
 
 /* dx [rows, cols] = prev + dy [rows] / divisor, broadcast along each row. */
-void ref_sum_backward(size_t rows, size_t cols, double divisor, const float *dy,
-                      const float *prev, double *dx);
+void ref_sum_backward(size_t rows, size_t cols, double divisor, const float *dy, const float *prev,
+                      double *dx);
 
 /* y [n, out] = x [n, in] * weight^T + bias, weight [out, in], bias [out] or NULL. */
 void ref_linear_forward(size_t n, size_t in, size_t out, const float *x, const float *weight,
                         const float *bias, double *y);
 
 /* dx [n, in] = prev + dy [n, out] * weight [out, in]. */
-void ref_linear_backward_x(size_t n, size_t in, size_t out, const float *weight,
-                           const float *dy, const float *prev, double *dx);
+void ref_linear_backward_x(size_t n, size_t in, size_t out, const float *weight, const float *dy,
+                           const float *prev, double *dx);
 
 /* dweight [out, in] = prev + dy^T * x [n, in]. */
-void ref_linear_backward_weight(size_t n, size_t in, size_t out, const float *x,
-                                const float *dy, const float *prev, double *dweight);
+void ref_linear_backward_weight(size_t n, size_t in, size_t out, const float *x, const float *dy,
+                                const float *prev, double *dweight);
 
 #endif

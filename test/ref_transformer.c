@@ -11,10 +11,9 @@
 #include "ref_transformer.h"
 
 static const char *const param_names[REF_TRANSFORMER_NPARAMS] = {
-    "emb.weight",  "ln1.weight",       "ln1.bias",       "attn.qkv.weight",
-    "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias", "ln2.weight",
-    "ln2.bias",    "fc.weight",        "fc.bias",        "proj.weight",
-    "proj.bias",   "head.weight",      "head.bias",
+    "emb.weight",       "ln1.weight",     "ln1.bias",   "attn.qkv.weight", "attn.qkv.bias",
+    "attn.proj.weight", "attn.proj.bias", "ln2.weight", "ln2.bias",        "fc.weight",
+    "fc.bias",          "proj.weight",    "proj.bias",  "head.weight",     "head.bias",
 };
 
 const char *ref_transformer_param_name(enum ref_transformer_param which)
@@ -79,8 +78,8 @@ static double *zeros(int64_t n)
 
 /* ---- linear: x [rows, in], w [out, in], b [out], y [rows, out] ---------------------------- */
 
-static void linear_forward(int64_t rows, int64_t in, int64_t out, const double *x,
-                           const double *w, const double *b, double *y)
+static void linear_forward(int64_t rows, int64_t in, int64_t out, const double *x, const double *w,
+                           const double *b, double *y)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t o = 0; o < out; o++) {
@@ -92,9 +91,8 @@ static void linear_forward(int64_t rows, int64_t in, int64_t out, const double *
 }
 
 /* dx += dy w, dw += dy^T x, db += column sums of dy. */
-static void linear_backward(int64_t rows, int64_t in, int64_t out, const double *x,
-                            const double *w, const double *dy, double *dx, double *dw,
-                            double *db)
+static void linear_backward(int64_t rows, int64_t in, int64_t out, const double *x, const double *w,
+                            const double *dy, double *dx, double *dw, double *db)
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t o = 0; o < out; o++) {
@@ -110,8 +108,7 @@ static void linear_backward(int64_t rows, int64_t in, int64_t out, const double 
 /* ---- layer norm: x, y [rows, d], gamma, beta [d], mean, rstd [rows] ------------------------ */
 
 static void layernorm_forward(int64_t rows, int64_t d, const double *x, const double *gamma,
-                              const double *beta, double eps, double *y, double *mean,
-                              double *rstd)
+                              const double *beta, double eps, double *y, double *mean, double *rstd)
 {
     for (int64_t r = 0; r < rows; r++) {
         const double *xr = x + r * d;
@@ -132,8 +129,8 @@ static void layernorm_forward(int64_t rows, int64_t d, const double *x, const do
 /* With xhat = (x - mean) rstd and g = gamma dy: dx += rstd (g - mean(g) - xhat mean(g xhat)),
  * dgamma += dy xhat, dbeta += dy. */
 static void layernorm_backward(int64_t rows, int64_t d, const double *x, const double *gamma,
-                               const double *mean, const double *rstd, const double *dy,
-                               double *dx, double *dgamma, double *dbeta)
+                               const double *mean, const double *rstd, const double *dy, double *dx,
+                               double *dgamma, double *dbeta)
 {
     for (int64_t r = 0; r < rows; r++) {
         double mg = 0.0, mgx = 0.0;
@@ -181,8 +178,8 @@ static int64_t joined_at(const struct ref_transformer_dims *dm, int64_t n, int64
 }
 
 /* p [N, H, T, T] = softmax over j <= i of scale q_i . k_j (0 for j > i); y_i = sum_j p_ij v_j. */
-static void attention_forward(const struct ref_transformer_dims *dm, const double *qkv,
-                              double *p, double *y)
+static void attention_forward(const struct ref_transformer_dims *dm, const double *qkv, double *p,
+                              double *y)
 {
     const int64_t T = dm->t, dh = dm->d / dm->heads;
     const double scale = 1.0 / sqrt((double)dh);
@@ -288,17 +285,17 @@ static double cross_entropy(int64_t rows, int64_t classes, const double *logits,
 
 /* What the forward keeps for the backward; [R, ...] per row. */
 struct acts {
-    double *x;              /* [R, D] embeddings */
+    double *x;                 /* [R, D] embeddings */
     double *a, *mean1, *rstd1; /* [R, D] ln1(x); [R] its statistics */
-    double *qkv;            /* [R, 3D] */
-    double *p;              /* [N, H, T, T] attention probabilities */
-    double *y;              /* [R, D] attention output, heads joined */
-    double *h;              /* [R, D] x + aproj(y) */
+    double *qkv;               /* [R, 3D] */
+    double *p;                 /* [N, H, T, T] attention probabilities */
+    double *y;                 /* [R, D] attention output, heads joined */
+    double *h;                 /* [R, D] x + aproj(y) */
     double *c, *mean2, *rstd2; /* [R, D] ln2(h); [R] its statistics */
-    double *f, *gelu_grad;  /* [R, F] fc(c) and gelu'(f) */
-    double *u;              /* [R, F] gelu(f) */
-    double *out;            /* [R, D] h + proj(u) */
-    double *logits;         /* [R, V] */
+    double *f, *gelu_grad;     /* [R, F] fc(c) and gelu'(f) */
+    double *u;                 /* [R, F] gelu(f) */
+    double *out;               /* [R, D] h + proj(u) */
+    double *logits;            /* [R, V] */
 };
 
 static void acts_alloc(const struct ref_transformer_dims *dm, struct acts *s)
@@ -324,9 +321,8 @@ static void acts_alloc(const struct ref_transformer_dims *dm, struct acts *s)
 
 static void acts_free(struct acts *s)
 {
-    double *all[] = {s->x,     s->a,     s->mean1, s->rstd1,     s->qkv, s->p,   s->y,
-                     s->h,     s->c,     s->mean2, s->rstd2,     s->f,   s->u,   s->out,
-                     s->logits, s->gelu_grad};
+    double *all[] = {s->x, s->a,     s->mean1, s->rstd1, s->qkv, s->p,   s->y,      s->h,
+                     s->c, s->mean2, s->rstd2, s->f,     s->u,   s->out, s->logits, s->gelu_grad};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         free(all[i]);
 }

@@ -108,10 +108,12 @@ static struct clt__buf tensor_buf(const struct tensor *t)
 
 /* ==== One op on one shape =============================================================== */
 
+/* clang-format off */
 enum op { OP_COPY, OP_ADD, OP_MUL, OP_SCALE, OP_BIAS, OP_SUM, OP_MEAN, OP_SUM_ROWS,
           OP_MEAN_ROWS, OP_LINEAR };
-static const char *const op_names[] = {"copy", "add", "mul", "scale", "bias", "sum", "mean",
-                                       "sum_rows", "mean_rows", "linear"};
+/* clang-format on */
+static const char *const op_names[] = {"copy", "add",  "mul",      "scale",     "bias",
+                                       "sum",  "mean", "sum_rows", "mean_rows", "linear"};
 
 /* Shapes: copy, add, mul, scale, sum, mean have n = cols elements (rows 1); bias, sum_rows
  * and mean_rows [rows, cols]; linear has n = rows, in = cols, out = outs. Inputs are the
@@ -120,19 +122,26 @@ struct problem {
     struct clt_device *dev;
     enum op op;
     int64_t rows, cols, outs;
-    bool bias;                /* linear: with a bias, the third input */
-    float alpha;              /* scale */
+    bool bias;   /* linear: with a bias, the third input */
+    float alpha; /* scale */
     size_t inputs;
     size_t in_n[3], y_n;
-    float *x[3], *dy;         /* host inputs and upstream gradient */
+    float *x[3], *dy; /* host inputs and upstream gradient */
     struct tensor in[3], y, tdy, grad[3], ws;
     char name[96];
 };
 
-static void problem_open(struct problem *p, struct clt_device *dev, enum op op, int64_t rows, int64_t cols, int64_t outs, bool bias)
+static void problem_open(struct problem *p, struct clt_device *dev, enum op op, int64_t rows,
+                         int64_t cols, int64_t outs, bool bias)
 {
-    *p = (struct problem){.dev = dev, .op = op, .rows = rows, .cols = cols, .outs = outs,
-                          .bias = bias, .alpha = -0.625f, .inputs = 1};
+    *p = (struct problem){.dev = dev,
+                          .op = op,
+                          .rows = rows,
+                          .cols = cols,
+                          .outs = outs,
+                          .bias = bias,
+                          .alpha = -0.625f,
+                          .inputs = 1};
     size_t n = (size_t)(rows * cols);
     p->in_n[0] = n;
     p->y_n = n;
@@ -194,27 +203,29 @@ static void problem_close(struct problem *p)
     tensor_free(&p->ws);
 }
 
+/* The four dispatchers below read as tables, one op per line: kept so by hand. */
+/* clang-format off */
+
 static void forward(struct problem *p)
 {
     struct clt__buf a = tensor_buf(&p->in[0]), y = tensor_buf(&p->y);
     struct clt__buf b = p->inputs > 1 ? tensor_buf(&p->in[1]) : NONE;
     struct clt__buf c = p->inputs > 2 ? tensor_buf(&p->in[2]) : NONE;
     struct clt__buf ws = tensor_buf(&p->ws);
-    int64_t n = p->rows * p->cols;
+    int64_t n = p->rows * p->cols, r = p->rows, k = p->cols;
+    struct clt_device *dev = p->dev;
     enum clt_status st = CLT_ERR_INVALID_ARGUMENT;
     switch (p->op) {
-    case OP_COPY: st = clt__copy_forward(p->dev, n, a, y); break;
-    case OP_ADD: st = clt__add_forward(p->dev, n, a, b, y); break;
-    case OP_MUL: st = clt__mul_forward(p->dev, n, a, b, y); break;
-    case OP_SCALE: st = clt__scale_forward(p->dev, n, p->alpha, a, y); break;
-    case OP_BIAS: st = clt__bias_forward(p->dev, p->rows, p->cols, a, b, y); break;
-    case OP_SUM: st = clt__sum_forward(p->dev, n, a, y, ws); break;
-    case OP_MEAN: st = clt__mean_forward(p->dev, n, a, y, ws); break;
-    case OP_SUM_ROWS: st = clt__sum_rows_forward(p->dev, p->rows, p->cols, a, y); break;
-    case OP_MEAN_ROWS: st = clt__mean_rows_forward(p->dev, p->rows, p->cols, a, y); break;
-    case OP_LINEAR:
-        st = clt__linear_forward(p->dev, p->rows, p->cols, p->outs, a, b, c, y);
-        break;
+    case OP_COPY: st = clt__copy_forward(dev, n, a, y); break;
+    case OP_ADD: st = clt__add_forward(dev, n, a, b, y); break;
+    case OP_MUL: st = clt__mul_forward(dev, n, a, b, y); break;
+    case OP_SCALE: st = clt__scale_forward(dev, n, p->alpha, a, y); break;
+    case OP_BIAS: st = clt__bias_forward(dev, r, k, a, b, y); break;
+    case OP_SUM: st = clt__sum_forward(dev, n, a, y, ws); break;
+    case OP_MEAN: st = clt__mean_forward(dev, n, a, y, ws); break;
+    case OP_SUM_ROWS: st = clt__sum_rows_forward(dev, r, k, a, y); break;
+    case OP_MEAN_ROWS: st = clt__mean_rows_forward(dev, r, k, a, y); break;
+    case OP_LINEAR: st = clt__linear_forward(dev, r, k, p->outs, a, b, c, y); break;
     }
     assert_int_equal(st, CLT_OK);
 }
@@ -228,7 +239,7 @@ static void backward(struct problem *p, const bool *want, bool accumulate)
         g[i] = i < p->inputs && want[i] ? tensor_buf(&p->grad[i]) : NONE;
     struct clt__buf a = want[1] ? tensor_buf(&p->in[0]) : NONE;
     struct clt__buf b = want[0] && p->inputs > 1 ? tensor_buf(&p->in[1]) : NONE;
-    int64_t n = p->rows * p->cols, r = p->rows, c = p->cols;
+    int64_t n = p->rows * p->cols, r = p->rows, k = p->cols;
     struct clt_device *dev = p->dev;
     bool acc = accumulate;
     enum clt_status st = CLT_ERR_INVALID_ARGUMENT;
@@ -237,13 +248,13 @@ static void backward(struct problem *p, const bool *want, bool accumulate)
     case OP_ADD: st = clt__add_backward(dev, n, dy, g[0], g[1], acc); break;
     case OP_MUL: st = clt__mul_backward(dev, n, a, b, dy, g[0], g[1], acc); break;
     case OP_SCALE: st = clt__scale_backward(dev, n, p->alpha, dy, g[0], acc); break;
-    case OP_BIAS: st = clt__bias_backward(dev, r, c, dy, g[0], g[1], acc); break;
+    case OP_BIAS: st = clt__bias_backward(dev, r, k, dy, g[0], g[1], acc); break;
     case OP_SUM: st = clt__sum_backward(dev, n, dy, g[0], acc); break;
     case OP_MEAN: st = clt__mean_backward(dev, n, dy, g[0], acc); break;
-    case OP_SUM_ROWS: st = clt__sum_rows_backward(dev, r, c, dy, g[0], acc); break;
-    case OP_MEAN_ROWS: st = clt__mean_rows_backward(dev, r, c, dy, g[0], acc); break;
+    case OP_SUM_ROWS: st = clt__sum_rows_backward(dev, r, k, dy, g[0], acc); break;
+    case OP_MEAN_ROWS: st = clt__mean_rows_backward(dev, r, k, dy, g[0], acc); break;
     case OP_LINEAR:
-        st = clt__linear_backward(dev, r, c, p->outs, a, b, dy, g[0], g[1], g[2], acc);
+        st = clt__linear_backward(dev, r, k, p->outs, a, b, dy, g[0], g[1], g[2], acc);
         break;
     }
     assert_int_equal(st, CLT_OK);
@@ -252,7 +263,7 @@ static void backward(struct problem *p, const bool *want, bool accumulate)
 static void ref_forward(const struct problem *p, double *y)
 {
     size_t n = (size_t)(p->rows * p->cols), r = (size_t)p->rows, c = (size_t)p->cols;
-    const float *a = p->x[0], *b = p->x[1];
+    const float *a = p->x[0], *b = p->x[1], *bias = p->bias ? p->x[2] : NULL;
     switch (p->op) {
     case OP_COPY: ref_copy_forward(n, a, y); break;
     case OP_ADD: ref_add_forward(n, a, b, y); break;
@@ -263,9 +274,7 @@ static void ref_forward(const struct problem *p, double *y)
     case OP_MEAN: y[0] = ref_sum_forward(n, a) / (double)n; break;
     case OP_SUM_ROWS: ref_sum_rows_forward(r, c, 1.0, a, y); break;
     case OP_MEAN_ROWS: ref_sum_rows_forward(r, c, (double)c, a, y); break;
-    case OP_LINEAR:
-        ref_linear_forward(r, c, (size_t)p->outs, a, b, p->bias ? p->x[2] : NULL, y);
-        break;
+    case OP_LINEAR: ref_linear_forward(r, c, (size_t)p->outs, a, b, bias, y); break;
     }
 }
 
@@ -301,6 +310,8 @@ static void ref_grad(const struct problem *p, size_t i, const float *prev, doubl
     }
 }
 
+/* clang-format on */
+
 struct tol {
     double atol, rtol;
 };
@@ -325,19 +336,26 @@ static struct tol tolerance(const struct problem *p, int which)
 {
     int64_t n = p->rows * p->cols;
     switch (p->op) {
-    case OP_COPY: return which < 0 ? (struct tol){0.0, 0.0} : ELEMENTWISE;
-    case OP_BIAS: return which == 1 ? sum_tol(p->rows, 1.0) : ELEMENTWISE;
-    case OP_SUM: return which < 0 ? sum_tol(n, 1.0) : ELEMENTWISE;
-    case OP_MEAN: return which < 0 ? sum_tol(n, (double)n) : ELEMENTWISE;
-    case OP_SUM_ROWS: return which < 0 ? sum_tol(p->cols, 1.0) : ELEMENTWISE;
-    case OP_MEAN_ROWS: return which < 0 ? sum_tol(p->cols, (double)p->cols) : ELEMENTWISE;
+    case OP_COPY:
+        return which < 0 ? (struct tol){0.0, 0.0} : ELEMENTWISE;
+    case OP_BIAS:
+        return which == 1 ? sum_tol(p->rows, 1.0) : ELEMENTWISE;
+    case OP_SUM:
+        return which < 0 ? sum_tol(n, 1.0) : ELEMENTWISE;
+    case OP_MEAN:
+        return which < 0 ? sum_tol(n, (double)n) : ELEMENTWISE;
+    case OP_SUM_ROWS:
+        return which < 0 ? sum_tol(p->cols, 1.0) : ELEMENTWISE;
+    case OP_MEAN_ROWS:
+        return which < 0 ? sum_tol(p->cols, (double)p->cols) : ELEMENTWISE;
     case OP_LINEAR:
         if (which < 0)
             return gemm_tol(p->cols + 1);
         if (which == 2)
             return sum_tol(p->rows, 1.0);
         return gemm_tol(which == 0 ? p->outs : p->rows);
-    default: return ELEMENTWISE;
+    default:
+        return ELEMENTWISE;
     }
 }
 
@@ -393,8 +411,8 @@ static void check_gradients(struct problem *p, float *got, double *want)
 }
 
 /* Compares gradient i on the device with the reference (prev: accumulated on). */
-static void compare_grad(struct problem *p, size_t i, const float *prev, float *got,
-                         double *want, const char *how)
+static void compare_grad(struct problem *p, size_t i, const float *prev, float *got, double *want,
+                         const char *how)
 {
     char what[160];
     struct tol t = tolerance(p, (int)i);
@@ -460,8 +478,8 @@ static void check_problem(struct problem *p)
 }
 
 /* Runs one op over a list of {rows, cols, outs} shapes. */
-static void run_shapes(struct clt_device *dev, enum op op, const int64_t (*shapes)[3],
-                       size_t count, bool bias)
+static void run_shapes(struct clt_device *dev, enum op op, const int64_t (*shapes)[3], size_t count,
+                       bool bias)
 {
     for (size_t s = 0; s < count; s++) {
         struct problem p;
@@ -482,40 +500,40 @@ static void arithmetic(void **state)
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_COPY, OP_ADD, OP_MUL, OP_SCALE};
     for (size_t o = 0; o < COUNT(ops); o++)
-        run_shapes(*state, ops[o], is_small ? small : big,
-                   is_small ? COUNT(small) : COUNT(big), false);
+        run_shapes(*state, ops[o], is_small ? small : big, is_small ? COUNT(small) : COUNT(big),
+                   false);
 }
 
 static void bias_and_row_sums(void **state)
 {
-    static const int64_t big[][3] = {{1, 1, 0},   {1, 37, 0},    {5, 19, 0},
-                                     {37, 1, 0},  {130, 67, 0},  {1000, 3, 0}};
+    static const int64_t big[][3] = {{1, 1, 0},  {1, 37, 0},   {5, 19, 0},
+                                     {37, 1, 0}, {130, 67, 0}, {1000, 3, 0}};
     static const int64_t small[][3] = {{1, 1, 0}, {1, 37, 0}, {5, 19, 0}, {13, 3, 0}};
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_BIAS, OP_SUM_ROWS, OP_MEAN_ROWS};
     for (size_t o = 0; o < COUNT(ops); o++)
-        run_shapes(*state, ops[o], is_small ? small : big,
-                   is_small ? COUNT(small) : COUNT(big), false);
+        run_shapes(*state, ops[o], is_small ? small : big, is_small ? COUNT(small) : COUNT(big),
+                   false);
 }
 
 static void full_sums(void **state)
 {
     /* 257 and 4099 take one round of partial sums, 65537 two. */
-    static const int64_t big[][3] = {{1, 1, 0},    {1, 255, 0},  {1, 256, 0},
-                                     {1, 257, 0},  {1, 4099, 0}, {1, 65537, 0}};
+    static const int64_t big[][3] = {{1, 1, 0},   {1, 255, 0},  {1, 256, 0},
+                                     {1, 257, 0}, {1, 4099, 0}, {1, 65537, 0}};
     static const int64_t small[][3] = {{1, 1, 0}, {1, 256, 0}, {1, 257, 0}, {1, 4099, 0}};
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_SUM, OP_MEAN};
     for (size_t o = 0; o < COUNT(ops); o++)
-        run_shapes(*state, ops[o], is_small ? small : big,
-                   is_small ? COUNT(small) : COUNT(big), false);
+        run_shapes(*state, ops[o], is_small ? small : big, is_small ? COUNT(small) : COUNT(big),
+                   false);
 }
 
 static void linear(void **state)
 {
     /* {n, in, out} */
-    static const int64_t big[][3] = {{1, 1, 1},   {1, 37, 19},  {5, 37, 19},
-                                     {64, 33, 10}, {17, 130, 65}};
+    static const int64_t big[][3] = {
+        {1, 1, 1}, {1, 37, 19}, {5, 37, 19}, {64, 33, 10}, {17, 130, 65}};
     /* Under Oclgrind the GEMM is slow: two shapes with a bias, one without. */
     static const int64_t small[][3] = {{5, 37, 19}, {1, 37, 19}};
     bool is_small = clt_test_small();
@@ -546,8 +564,8 @@ static void fill_and_axpy(void **state)
         clt_test_assert_close("fill", got, want, n, 0.0, 0.0);
 
         tensor_write(&ty, y);
-        assert_int_equal(clt__axpy_forward(dev, (int64_t)n, -1.5f, tensor_buf(&tx),
-                                           tensor_buf(&ty)), CLT_OK);
+        assert_int_equal(
+            clt__axpy_forward(dev, (int64_t)n, -1.5f, tensor_buf(&tx), tensor_buf(&ty)), CLT_OK);
         tensor_read(&ty, got, "axpy");
         ref_axpy_forward(n, -1.5f, x, y, want);
         clt_test_assert_close("axpy", got, want, n, ELEMENTWISE.atol, ELEMENTWISE.rtol);
@@ -555,8 +573,7 @@ static void fill_and_axpy(void **state)
         /* Nothing to do is no error, and writes nothing. */
         assert_int_equal(clt__fill_forward(dev, 0, 1.0f, tensor_buf(&ty)), CLT_OK);
         tensor_read(&ty, got, "fill of nothing");
-        clt_test_assert_close("fill of nothing", got, want, n, ELEMENTWISE.atol,
-                              ELEMENTWISE.rtol);
+        clt_test_assert_close("fill of nothing", got, want, n, ELEMENTWISE.atol, ELEMENTWISE.rtol);
         tensor_free(&tx);
         tensor_free(&ty);
         free(x);
@@ -579,22 +596,22 @@ static void outputs_may_alias_inputs(void **state)
     struct tensor ta = tensor_new(dev, a, n), ty = tensor_new(dev, y, n);
     struct tensor tb = tensor_new(dev, bias, cols);
 
-    assert_int_equal(clt__add_forward(dev, n, tensor_buf(&ta), tensor_buf(&ty),
-                                      tensor_buf(&ty)), CLT_OK);
+    assert_int_equal(clt__add_forward(dev, n, tensor_buf(&ta), tensor_buf(&ty), tensor_buf(&ty)),
+                     CLT_OK);
     tensor_read(&ty, got, "add in place");
     ref_add_forward(n, a, y, want);
     clt_test_assert_close("add in place", got, want, n, ELEMENTWISE.atol, ELEMENTWISE.rtol);
 
     memcpy(y, got, sizeof y);
-    assert_int_equal(clt__scale_forward(dev, n, 3.0f, tensor_buf(&ty), tensor_buf(&ty)),
-                     CLT_OK);
+    assert_int_equal(clt__scale_forward(dev, n, 3.0f, tensor_buf(&ty), tensor_buf(&ty)), CLT_OK);
     tensor_read(&ty, got, "scale in place");
     ref_scale_forward(n, 3.0f, y, want);
     clt_test_assert_close("scale in place", got, want, n, ELEMENTWISE.atol, ELEMENTWISE.rtol);
 
     memcpy(y, got, sizeof y);
-    assert_int_equal(clt__bias_forward(dev, rows, cols, tensor_buf(&ty), tensor_buf(&tb),
-                                       tensor_buf(&ty)), CLT_OK);
+    assert_int_equal(
+        clt__bias_forward(dev, rows, cols, tensor_buf(&ty), tensor_buf(&tb), tensor_buf(&ty)),
+        CLT_OK);
     tensor_read(&ty, got, "bias in place");
     ref_bias_forward(rows, cols, y, bias, want);
     clt_test_assert_close("bias in place", got, want, n, ELEMENTWISE.atol, ELEMENTWISE.rtol);
@@ -609,8 +626,9 @@ static float device_sum(struct clt_device *dev, const float *x, size_t n)
     size_t ws = (size_t)(clt__reduce_workspace_bytes((int64_t)n) / sizeof(float));
     struct tensor tx = tensor_new(dev, x, n), ty = tensor_new(dev, NULL, 1);
     struct tensor tw = tensor_new(dev, NULL, ws);
-    assert_int_equal(clt__sum_forward(dev, (int64_t)n, tensor_buf(&tx), tensor_buf(&ty),
-                                      tensor_buf(&tw)), CLT_OK);
+    assert_int_equal(
+        clt__sum_forward(dev, (int64_t)n, tensor_buf(&tx), tensor_buf(&ty), tensor_buf(&tw)),
+        CLT_OK);
     float y;
     tensor_read(&ty, &y, "long sum");
     tensor_read(&tw, NULL, "long sum workspace");
@@ -645,16 +663,14 @@ static void long_sums_are_accurate(void **state)
 
 /* Runs the reductions (full sum, row sums, bias gradient) and returns their results. */
 static void reductions(struct clt_device *dev, const struct tensor *x, size_t n, size_t rows,
-                       size_t cols, const struct tensor *out, const struct tensor *ws,
-                       float *got)
+                       size_t cols, const struct tensor *out, const struct tensor *ws, float *got)
 {
     struct clt__buf o = tensor_buf(out);
     assert_int_equal(clt__sum_forward(dev, n, tensor_buf(x), o, tensor_buf(ws)), CLT_OK);
     o.offset += 1;
     assert_int_equal(clt__sum_rows_forward(dev, rows, cols, tensor_buf(x), o), CLT_OK);
     o.offset += rows;
-    assert_int_equal(clt__bias_backward(dev, rows, cols, tensor_buf(x), NONE, o, false),
-                     CLT_OK);
+    assert_int_equal(clt__bias_backward(dev, rows, cols, tensor_buf(x), NONE, o, false), CLT_OK);
     tensor_read(out, got, "reductions");
 }
 
@@ -725,8 +741,7 @@ static void bad_arguments_are_refused(void **state)
     /* dx needs no x. */
     assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b2, b3, NONE, NONE, false),
                      CLT_OK);
-    assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b, NONE, b, NONE, false),
-                     bad);
+    assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b, NONE, b, NONE, false), bad);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     dev->log = keep;
     assert_non_null(strstr(log.text, "add_forward: b has no buffer"));

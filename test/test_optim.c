@@ -12,7 +12,7 @@
  *   grad norm            rtol 5e-7 (Kahan sum of squares: a few ulp whatever n)
  *   clip factor          rtol 1e-6
  *   bias corrections     rtol 2e-6 (1 - beta^t; float's 0.999 alone would be off by 1.3e-5)
- *   params, SGD          atol 1e-6, rtol 1e-6 after up to 6 steps
+ *   params, SGD          atol 1e-6, rtol 1e-6 after up to 9 steps
  *   momentum buffer      atol 1e-6, rtol 2e-6
  *   params, Adam/AdamW   atol 1e-6, rtol 1e-6 (updates are ~lr whatever the gradient)
  *   m, Adam              atol 1e-7, rtol 4e-6

@@ -168,20 +168,30 @@ struct fd_ctx {
     struct clt_trainer *tr;
     const char *name;
     const void *const *batch;
+    bool training_mode;
 };
 
+/* The loss at parameters p: by evaluation, or (for models whose training-mode forward
+ * differs, such as batch norm's) by a step of a trainer whose learning rate is 0. */
 static double eval_loss(void *vctx, const float *p, size_t n)
 {
     struct fd_ctx *c = vctx;
     float loss = NAN;
     assert_int_equal(clt_trainer_param_write(c->tr, c->name, p, n), CLT_OK);
-    assert_int_equal(clt_trainer_eval(c->tr, c->batch, NULL, NULL, 0, &loss), CLT_OK);
+    if (c->training_mode) {
+        assert_int_equal(clt_trainer_step(c->tr, c->batch), CLT_OK);
+        assert_int_equal(clt_trainer_loss(c->tr, &loss), CLT_OK);
+    } else {
+        assert_int_equal(clt_trainer_eval(c->tr, c->batch, NULL, NULL, 0, &loss), CLT_OK);
+    }
     return loss;
 }
 
 /* Checks every parameter of a trainer: the gradient of one SGD step with lr 1 (p_before -
- * p_after) against central differences of the loss. */
-static void gradcheck_all(struct clt_trainer *tr, const void *const *batch)
+ * p_after) against central differences of the loss, evaluated by `probe` in training mode
+ * when given (a trainer of the same graph with lr 0), else by tr in evaluation. */
+static void gradcheck_with(struct clt_trainer *tr, struct clt_trainer *probe,
+                           const void *const *batch, double eps)
 {
     uint32_t np = clt_trainer_param_count(tr);
     float *before[16], *grad[16];
@@ -216,15 +226,30 @@ static void gradcheck_all(struct clt_trainer *tr, const void *const *batch)
         clt_trainer_param_info(tr, i, &info);
         if (!info.trained)
             continue;
-        struct fd_ctx ctx = {tr, info.name, batch};
-        clt_test_gradcheck(info.name, eval_loss, &ctx, before[i], count[i], grad[i], 7, 1e-2,
+        struct fd_ctx ctx = {probe ? probe : tr, info.name, batch, probe != NULL};
+        if (probe) {
+            for (uint32_t j = 0; j < np; j++) {
+                struct clt_param_info pj;
+                clt_trainer_param_info(tr, j, &pj);
+                if (pj.trained)
+                    assert_int_equal(clt_trainer_param_write(probe, pj.name, before[j], count[j]),
+                                     CLT_OK);
+            }
+        }
+        clt_test_gradcheck(info.name, eval_loss, &ctx, before[i], count[i], grad[i], 7, eps,
                            2e-3, 2e-2);
-        assert_int_equal(clt_trainer_param_write(tr, info.name, before[i], count[i]), CLT_OK);
+        assert_int_equal(clt_trainer_param_write(ctx.tr, info.name, before[i], count[i]),
+                         CLT_OK);
     }
     for (uint32_t i = 0; i < np; i++) {
         free(before[i]);
         free(grad[i]);
     }
+}
+
+static void gradcheck_all(struct clt_trainer *tr, const void *const *batch)
+{
+    gradcheck_with(tr, NULL, batch, 1e-2);
 }
 
 static struct clt_trainer_options sgd_lr1(void)
@@ -276,6 +301,73 @@ static void shared_parameter_gradients_accumulate(void **state)
     clt_test_fill(xv, N * D, 21, -1.0f, 1.0f);
     clt_test_fill(tv, N * D, 22, -1.0f, 1.0f);
     const void *batch[2] = {xv, tv};
+    gradcheck_all(tr, batch);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+static void cnn_gradients_match_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    /* conv 3x3 pad 1 -> batch norm -> relu -> max pool 2 -> avg pool 2 -> flatten -> linear. */
+    enum { N = 2, C = 2, H = 6, W = 6, K = 3, CLS = 3 };
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 4, (int64_t[]){N, C, H, W});
+    struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
+    struct clt_conv2d_desc conv = {.out_channels = K, .kernel_h = 3, .kernel_w = 3,
+                                   .padding_h = 1, .padding_w = 1, .bias = true};
+    struct clt_tensor *h = clt_conv2d(g, x, &conv, "conv");
+    h = clt_relu(g, clt_batch_norm(g, h, 1e-5f, 0.1f, "bn"));
+    h = clt_avg_pool2d(g, clt_max_pool2d(g, h, 2, 0, 0), 2, 1, 0);
+    struct clt_tensor *logits = clt_linear(g, clt_flatten(g, h), CLS, true, "fc");
+    struct clt_tensor *loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = NULL, *probe = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    o.optimizer.lr = 0.0f;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &probe), CLT_OK);
+    float xv[N * C * H * W];
+    int32_t yv[N] = {2, 0};
+    clt_test_fill(xv, N * C * H * W, 77, -1.0f, 1.0f);
+    const void *batch[2] = {xv, yv};
+    gradcheck_with(tr, probe, batch, 1e-3);
+    /* A training step moves the running averages away from (0, 1); evaluation uses them. */
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    float rm[K];
+    assert_int_equal(clt_trainer_param_read(tr, "bn.running_mean", rm, K), CLT_OK);
+    assert_true(rm[0] != 0.0f || rm[1] != 0.0f || rm[2] != 0.0f);
+    float eval_loss_value;
+    assert_int_equal(clt_trainer_eval(tr, batch, NULL, NULL, 0, &eval_loss_value), CLT_OK);
+    assert_true(isfinite(eval_loss_value));
+    clt_trainer_free(tr);
+    clt_trainer_free(probe);
+    clt_graph_free(g);
+}
+
+static void sequence_ops_gradients_match_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    /* embedding -> layer norm -> attention (permute, slice, sdpa) -> concat with itself
+     * sliced -> gelu -> linear -> cross-entropy over every position. */
+    enum { N = 2, T = 4, V = 5, D = 6, H = 2 };
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *ids = clt_input(g, "ids", CLT_I32, 2, (int64_t[]){N, T});
+    struct clt_tensor *tgt = clt_input(g, "tgt", CLT_I32, 2, (int64_t[]){N, T});
+    struct clt_tensor *e = clt_embedding(g, ids, V, D, "emb");
+    struct clt_tensor *a = clt_attention(g, clt_layer_norm(g, e, 1e-5f, "ln"), H, true, "attn");
+    struct clt_tensor *parts[2] = {clt_slice(g, a, 2, 0, 2), clt_slice(g, e, 2, 2, 4)};
+    struct clt_tensor *c = clt_gelu(g, clt_concat(g, 2, parts, 2), false);
+    struct clt_tensor *logits = clt_linear(g, c, V, true, "head");
+    struct clt_tensor *loss = clt_cross_entropy(g, logits, tgt, -1, 0.1f);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    int32_t iv[N * T] = {0, 3, 3, 1, 4, 2, 0, 0}, tv[N * T] = {3, 3, 1, 4, 2, 0, 0, 1};
+    const void *batch[2] = {iv, tv};
     gradcheck_all(tr, batch);
     clt_trainer_free(tr);
     clt_graph_free(g);
@@ -531,6 +623,8 @@ int main(void)
         cmocka_unit_test(one_step_matches_reference),
         cmocka_unit_test(mlp_gradients_match_finite_differences),
         cmocka_unit_test(shared_parameter_gradients_accumulate),
+        cmocka_unit_test(cnn_gradients_match_finite_differences),
+        cmocka_unit_test(sequence_ops_gradients_match_finite_differences),
         cmocka_unit_test(mlp_learns),
         cmocka_unit_test(accumulation_equals_a_joined_batch),
         cmocka_unit_test(nonfinite_steps_are_skipped),

@@ -11,8 +11,10 @@ static const char PROGRAM[] = "elementwise";
  * depend on it, and must not depend on the device. */
 #define SUM_CHUNK 256
 
-/* Most buffers one kernel of this file takes. */
+/* Most buffers, and most size and scalar arguments before them, one kernel of this file
+ * takes (sum_backward: rows, cols, divisor, accumulate). */
 #define MAX_BUFS 3
+#define MAX_HEAD 4
 
 /* ==== Argument checks =================================================================== */
 
@@ -36,8 +38,8 @@ static enum clt_status check_buf(struct clt_device *dev, const char *op, const c
         return CLT_ERR_INVALID_ARGUMENT;
     }
     if (b.offset > INT32_MAX || count > INT32_MAX - (int64_t)b.offset) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s spans elements %zu..%lld, beyond 2^31-1",
-                 op, name, b.offset, (long long)b.offset + count);
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s spans elements %zu..%lld, beyond 2^31-1", op,
+                 name, b.offset, (long long)b.offset + count);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     return CLT_OK;
@@ -51,8 +53,10 @@ static enum clt_status check_bytes(struct clt_device *dev, const char *op, const
     cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof size, &size, NULL);
     enum clt_status st = clt__cl_check(&dev->log, err, "clGetMemObjectInfo");
     if (st == CLT_OK && (uint64_t)b.offset * sizeof(float) + bytes > size) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s holds %zu bytes from element %zu, "
-                 "%llu are needed", op, name, size, b.offset, (unsigned long long)bytes);
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s holds %zu bytes from element %zu, "
+                 "%llu are needed",
+                 op, name, size, b.offset, (unsigned long long)bytes);
         st = CLT_ERR_INVALID_ARGUMENT;
     }
     return st;
@@ -75,10 +79,10 @@ static enum clt_status check_matrix(struct clt_device *dev, const char *op, int6
 /* Enqueues `kernel` over `items` work-items. Its arguments are `head` (sizes and scalars),
  * then each buffer as its mem and its int offset (checked before). */
 static enum clt_status run(struct clt_device *dev, const char *kernel, size_t items,
-                           const struct clt__arg *head, size_t nhead,
-                           const struct clt__buf *bufs, size_t nbufs)
+                           const struct clt__arg *head, size_t nhead, const struct clt__buf *bufs,
+                           size_t nbufs)
 {
-    struct clt__arg args[4 + 2 * MAX_BUFS];
+    struct clt__arg args[MAX_HEAD + 2 * MAX_BUFS];
     cl_int offsets[MAX_BUFS];
     size_t k = 0;
     for (size_t i = 0; i < nhead; i++)
@@ -106,7 +110,7 @@ static enum clt_status elementwise(struct clt_device *dev, const char *kernel, i
     if (st != CLT_OK)
         return st;
     cl_int nn = (cl_int)n;
-    struct clt__arg head[3] = {CLT__ARG(nn)};
+    struct clt__arg head[MAX_HEAD] = {CLT__ARG(nn)};
     for (size_t i = 0; i < nscalars; i++)
         head[1 + i] = scalars[i];
     return run(dev, kernel, (size_t)n, head, 1 + nscalars, bufs, nbufs);
@@ -114,8 +118,7 @@ static enum clt_status elementwise(struct clt_device *dev, const char *kernel, i
 
 /* ==== Filling, copying, accumulating ==================================================== */
 
-enum clt_status clt__fill_forward(struct clt_device *dev, int64_t n, float value,
-                                  struct clt__buf y)
+enum clt_status clt__fill_forward(struct clt_device *dev, int64_t n, float value, struct clt__buf y)
 {
     static const char *const names[] = {"y"};
     struct clt__arg scalars[] = {CLT__ARG(value)};
@@ -140,8 +143,8 @@ enum clt_status clt__copy_backward(struct clt_device *dev, int64_t n, struct clt
     return elementwise(dev, "copy_backward", n, scalars, 1, bufs, names, 2);
 }
 
-enum clt_status clt__axpy_forward(struct clt_device *dev, int64_t n, float alpha,
-                                  struct clt__buf x, struct clt__buf y)
+enum clt_status clt__axpy_forward(struct clt_device *dev, int64_t n, float alpha, struct clt__buf x,
+                                  struct clt__buf y)
 {
     static const char *const names[] = {"x", "y"};
     struct clt__arg scalars[] = {CLT__ARG(alpha)};
@@ -244,8 +247,8 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
 
 /* dx is copy_backward; dbias one work-item per column. */
 enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                   struct clt__buf dy, struct clt__buf dx,
-                                   struct clt__buf dbias, bool accumulate)
+                                   struct clt__buf dy, struct clt__buf dx, struct clt__buf dbias,
+                                   bool accumulate)
 {
     static const char op[] = "bias_backward";
     if (!dev)
@@ -280,9 +283,8 @@ uint64_t clt__reduce_workspace_bytes(int64_t n)
 /* The sum of n elements divided by `divisor`. Each round of sum_partials shrinks the count
  * by SUM_CHUNK into the next stretch of the workspace, until sum_finish can add what is
  * left in one work-item. The rounds depend only on n. */
-static enum clt_status sum_all(struct clt_device *dev, const char *op, int64_t n,
-                               float divisor, struct clt__buf x, struct clt__buf y,
-                               struct clt__buf workspace)
+static enum clt_status sum_all(struct clt_device *dev, const char *op, int64_t n, float divisor,
+                               struct clt__buf x, struct clt__buf y, struct clt__buf workspace)
 {
     uint64_t bytes = clt__reduce_workspace_bytes(n);
     enum clt_status st = check_size(dev, op, "n", n);
@@ -333,9 +335,8 @@ static enum clt_status sum_broadcast(struct clt_device *dev, const char *op, int
 }
 
 /* y[r] = (sum over c of x[r, c]) / divisor. */
-static enum clt_status sum_rows(struct clt_device *dev, const char *op, int64_t rows,
-                                int64_t cols, float divisor, struct clt__buf x,
-                                struct clt__buf y)
+static enum clt_status sum_rows(struct clt_device *dev, const char *op, int64_t rows, int64_t cols,
+                                float divisor, struct clt__buf x, struct clt__buf y)
 {
     enum clt_status st = check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
@@ -424,26 +425,26 @@ enum clt_status clt__mean_rows_forward(struct clt_device *dev, int64_t rows, int
 }
 
 enum clt_status clt__mean_rows_backward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                        struct clt__buf dy, struct clt__buf dx,
-                                        bool accumulate)
+                                        struct clt__buf dy, struct clt__buf dx, bool accumulate)
 {
     static const char op[] = "mean_rows_backward";
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_count(dev, op, "cols", cols);
-    return st != CLT_OK ? st
-                        : sum_broadcast(dev, op, rows, cols, (float)cols, dy, dx, accumulate);
+    return st != CLT_OK ? st : sum_broadcast(dev, op, rows, cols, (float)cols, dy, dx, accumulate);
 }
 
 /* ==== Linear layer ====================================================================== */
 
 /* n, in and out are each at least 1, and every matrix they make fits int indexing. */
-static enum clt_status check_linear(struct clt_device *dev, const char *op, int64_t n,
-                                    int64_t in, int64_t out)
+static enum clt_status check_linear(struct clt_device *dev, const char *op, int64_t n, int64_t in,
+                                    int64_t out)
 {
     if (n < 1 || in < 1 || out < 1) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: n = %lld, in = %lld, out = %lld; each must "
-                 "be at least 1", op, (long long)n, (long long)in, (long long)out);
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: n = %lld, in = %lld, out = %lld; each must "
+                 "be at least 1",
+                 op, (long long)n, (long long)in, (long long)out);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     enum clt_status st = check_matrix(dev, op, n, in);
@@ -455,8 +456,8 @@ static enum clt_status check_linear(struct clt_device *dev, const char *op, int6
 }
 
 /* Resolves a GEMM shape (tight leading dimensions) and enqueues it. */
-static enum clt_status gemm(struct clt_device *dev, struct clt_gemm_shape shape,
-                            struct clt__buf a, struct clt__buf b, struct clt__buf c)
+static enum clt_status gemm(struct clt_device *dev, struct clt_gemm_shape shape, struct clt__buf a,
+                            struct clt__buf b, struct clt__buf c)
 {
     struct clt_gemm_shape g;
     int64_t span_a, span_b, span_c;
@@ -465,8 +466,8 @@ static enum clt_status gemm(struct clt_device *dev, struct clt_gemm_shape shape,
 }
 
 enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t in, int64_t out,
-                                    struct clt__buf x, struct clt__buf weight,
-                                    struct clt__buf bias, struct clt__buf y)
+                                    struct clt__buf x, struct clt__buf weight, struct clt__buf bias,
+                                    struct clt__buf y)
 {
     static const char op[] = "linear_forward";
     if (!dev)
@@ -489,11 +490,10 @@ enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t i
     return st;
 }
 
-enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t in,
-                                     int64_t out, struct clt__buf x, struct clt__buf weight,
-                                     struct clt__buf dy, struct clt__buf dx,
-                                     struct clt__buf dweight, struct clt__buf dbias,
-                                     bool accumulate)
+enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t in, int64_t out,
+                                     struct clt__buf x, struct clt__buf weight, struct clt__buf dy,
+                                     struct clt__buf dx, struct clt__buf dweight,
+                                     struct clt__buf dbias, bool accumulate)
 {
     static const char op[] = "linear_backward";
     if (!dev)
@@ -515,12 +515,11 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
     if (st == CLT_OK && dx.mem)
         st = gemm(dev, gx, dy, weight, dx);
     /* dweight [out, in] = dy^T * x, dy stored [n, out]. */
-    struct clt_gemm_shape gw = {.m = out, .n = in, .k = n, .trans_a = true, .alpha = 1.0f,
-                                .beta = beta};
+    struct clt_gemm_shape gw = {
+        .m = out, .n = in, .k = n, .trans_a = true, .alpha = 1.0f, .beta = beta};
     if (st == CLT_OK && dweight.mem)
         st = gemm(dev, gw, dy, x, dweight);
     if (st == CLT_OK && dbias.mem)
-        st = clt__bias_backward(dev, n, out, dy, (struct clt__buf){NULL, 0}, dbias,
-                                accumulate);
+        st = clt__bias_backward(dev, n, out, dy, (struct clt__buf){NULL, 0}, dbias, accumulate);
     return st;
 }

@@ -19,6 +19,9 @@
 
 #include "internal.h"
 
+/* One parameter per line with its shape: kept by hand, not by clang-format. */
+/* clang-format off */
+
 /* ==== Filling, copying, accumulating ==================================================== */
 
 /* y = value. */
@@ -175,5 +178,7 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
                                      struct clt__buf dweight, /* [out, in] or mem NULL */
                                      struct clt__buf dbias,   /* [out] or mem NULL */
                                      bool accumulate);
+
+/* clang-format on */
 
 #endif

@@ -24,9 +24,8 @@
  * then the optimizer's update of cl/optim.cl with the learning rate `lr` of the call.
  *
  * Every launcher only enqueues on dev->queue: it allocates nothing and never waits, except
- * clt__optim_status_read, which blocks. n, every offset, and every
- * offset plus n must lie in 0..2^31-1. Bad arguments return CLT_ERR_INVALID_ARGUMENT with a
- * line in the log.
+ * clt__optim_status_read, which blocks. n, every offset, and every offset plus n must lie in
+ * 0..2^31-1. Bad arguments return CLT_ERR_INVALID_ARGUMENT with a line in the log.
  */
 #ifndef CLTRAIN_OPS_OPTIM_H
 #define CLTRAIN_OPS_OPTIM_H
@@ -124,7 +123,7 @@ size_t clt__optim_workspace_bytes(int64_t n);
  *   loss       [1]  the step's loss, a device float, checked for finiteness; mem NULL: only
  *                   the gradient is checked
  *   workspace  [clt__optim_workspace_bytes(n) / 4] floats of scratch
- *   status     the optimizer's status (struct clt__optim_status), offset in floats
+ *   status     the optimizer's status (struct clt__optim_status), offset in 32-bit words
  * m and v need no initialisation for SGD (the first applied step sets m = g, as torch) but
  * must be zero before Adam's first step. The regions must not overlap. lr >= 0 and
  * grad_scale are finite host floats; the schedule below gives lr. */

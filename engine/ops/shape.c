@@ -423,11 +423,12 @@ static enum clt_status slice_copy(struct clt_device *dev, const struct around *r
                        sizeof args / sizeof args[0]);
 }
 
-/* Checks concat's lengths against y's shape and every buffer (xs are inputs or gradients). */
+/* Checks concat's lengths against y's shape and every buffer (xs are inputs or gradients;
+ * with skip_null, entries with a NULL buffer are not checked: the caller skips them). */
 static enum clt_status concat_check(struct clt_device *dev, const char *op, uint32_t count,
                                     const struct clt__buf *xs, const int64_t *len,
                                     struct clt__buf y, uint32_t ndim, const int64_t *shape,
-                                    uint32_t axis, struct around *r)
+                                    uint32_t axis, bool skip_null, struct around *r)
 {
     enum clt_status st = around_axis(dev, op, ndim, shape, axis, r);
     if (st != CLT_OK)
@@ -452,7 +453,8 @@ static enum clt_status concat_check(struct clt_device *dev, const char *op, uint
     }
     st = check_buf(dev, y, r->outer * r->axis * r->inner, op, "the concatenation");
     for (uint32_t k = 0; k < count && st == CLT_OK; k++)
-        st = check_buf(dev, xs[k], r->outer * len[k] * r->inner, op, "an input");
+        if (xs[k].mem || !skip_null)
+            st = check_buf(dev, xs[k], r->outer * len[k] * r->inner, op, "an input");
     return st;
 }
 
@@ -464,7 +466,7 @@ enum clt_status clt__concat_forward(struct clt_device *dev, uint32_t count,
         return CLT_ERR_INVALID_ARGUMENT;
     struct around r;
     enum clt_status st =
-        concat_check(dev, "concat_forward", count, x, len, y, ndim, shape, axis, &r);
+        concat_check(dev, "concat_forward", count, x, len, y, ndim, shape, axis, false, &r);
     int64_t at = 0;
     for (uint32_t k = 0; k < count && st == CLT_OK; k++) {
         st = slice_copy(dev, &r, len[k], x[k], len[k], 0, y, r.axis, at, false);
@@ -481,10 +483,11 @@ enum clt_status clt__concat_backward(struct clt_device *dev, struct clt__buf dy,
         return CLT_ERR_INVALID_ARGUMENT;
     struct around r;
     enum clt_status st =
-        concat_check(dev, "concat_backward", count, dx, len, dy, ndim, shape, axis, &r);
+        concat_check(dev, "concat_backward", count, dx, len, dy, ndim, shape, axis, true, &r);
     int64_t at = 0;
     for (uint32_t k = 0; k < count && st == CLT_OK; k++) {
-        st = slice_copy(dev, &r, len[k], dy, r.axis, at, dx[k], len[k], 0, accumulate);
+        if (dx[k].mem)
+            st = slice_copy(dev, &r, len[k], dy, r.axis, at, dx[k], len[k], 0, accumulate);
         at += len[k];
     }
     return st;

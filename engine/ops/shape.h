@@ -36,9 +36,10 @@ size_t clt__embedding_workspace_bytes(int64_t vocab, int64_t tokens);
 /* dtable[v, :] (+)= sum of dy[t, :] over the tokens t with ids[t] == v, summed in increasing
  * t. Without accumulate, rows no token refers to become 0. Tokens whose id lies outside
  * [0, vocab) contribute nothing. Deterministic, no atomics: the token indices are first
- * sorted by (id, t) into the workspace (a bitonic sort, O(tokens log^2 tokens) work in
- * about log2(tokens / W)^2 / 2 + 3 launches, W the device's work-group size), then one
- * work-item per (v, d) sums its group: O(tokens * dim + vocab * dim) work. */
+ * sorted by (id, t) into the workspace (a bitonic sort, O(tokens log^2 tokens) work), then
+ * one work-item per (v, d) sums its group: O(tokens * dim + vocab * dim) work. Launches:
+ * (L^2 + 3L) / 2 + 3 with L = log2(n2 / 2W), W the sort's work-group size (3 when
+ * tokens <= 2W). */
 enum clt_status clt__embedding_backward(struct clt_device *dev,
                                         struct clt__buf ids,       /* [tokens] I32 */
                                         struct clt__buf dy,        /* [tokens, dim] F32 */
@@ -74,7 +75,9 @@ enum clt_status clt__concat_forward(struct clt_device *dev, uint32_t count,
                                     struct clt__buf y,        /* shape, F32 */
                                     uint32_t ndim, const int64_t *shape, uint32_t axis);
 
-/* dx[k] (+)= the slot of dy that holds input k. Shapes as in the forward. */
+/* dx[k] (+)= the slot of dy that holds input k. Shapes as in the forward. An entry of dx
+ * whose buffer is NULL is skipped (that input needs no gradient, or gets it in another call
+ * with the other value of accumulate). */
 enum clt_status clt__concat_backward(struct clt_device *dev, struct clt__buf dy, /* shape */
                                      uint32_t count, const struct clt__buf *dx,  /* [count] */
                                      const int64_t *len,                         /* [count] */
