@@ -5,7 +5,7 @@
  * step: upload start and end, compute start and end, in milliseconds from the first upload,
  * and whether upload k+1 ran while step k computed. Used for docs/scheduling.md.
  *
- *     cltrain-timeline [DEVICE] [STEPS]
+ *     cltrain-timeline [DEVICE] [STEPS] [BATCH] [FEATURES]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: cltrain-timeline [DEVICE] [STEPS 2..%d]\n", CLT__PROFILE_STEPS);
         return 2;
     }
-    enum { B = 512, IN = 3072, HID = 256, CLS = 10 };
+    const int B = argc > 3 ? atoi(argv[3]) : 256, IN = argc > 4 ? atoi(argv[4]) : 784;
+    enum { HID = 128, CLS = 10 };
+    if (B < 1 || IN < 1) {
+        fprintf(stderr, "cltrain-timeline: BATCH and FEATURES must be positive\n");
+        return 2;
+    }
     struct clt_device_options o;
     clt_device_options_init(&o);
     o.profiling = true;
@@ -57,18 +62,25 @@ int main(int argc, char **argv)
     } else {
         printf("device: %s\nbatch upload %.1f MiB per step\n", clt_device_info(dev)->name,
                (double)B * IN * 4 / 1048576.0);
-        printf("step  upload start..end (ms)   compute start..end (ms)   next upload overlaps\n");
+        /* Upload k is hidden when it ended before step k-1's compute did: the compute queue
+         * then went from step k-1 to step k without waiting for data. */
+        printf("step  upload start..end (ms)  compute start..end (ms)  upload hidden  gap (ms)\n");
         double t0 = (double)t[0][0];
-        int overlapped = 0;
+        int hidden = 0;
+        double gaps = 0;
         for (int s = 0; s < steps; s++) {
-            bool overlap = s + 1 < steps && t[s + 1][0] < t[s][3] && t[s + 1][1] > t[s][2];
-            overlapped += overlap;
-            printf("%4d  %8.2f .. %8.2f      %8.2f .. %8.2f      %s\n", s,
+            bool h = s > 0 && t[s][1] <= t[s - 1][3];
+            double gap = s > 0 ? ((double)t[s][2] - (double)t[s - 1][3]) / 1e6 : 0;
+            hidden += h;
+            gaps += gap;
+            printf("%4d  %8.2f .. %8.2f     %8.2f .. %8.2f     %-13s %8.3f\n", s,
                    (t[s][0] - t0) / 1e6, (t[s][1] - t0) / 1e6, (t[s][2] - t0) / 1e6,
-                   (t[s][3] - t0) / 1e6, s + 1 < steps ? (overlap ? "yes" : "no") : "-");
+                   (t[s][3] - t0) / 1e6, s == 0 ? "-" : (h ? "yes" : "no"), gap);
         }
-        printf("%d of %d uploads overlapped the previous step's compute\n", overlapped,
-               steps - 1);
+        printf("%d of %d uploads were done before the previous step's compute ended; mean gap "
+               "between steps %.3f ms; mean step %.2f ms\n",
+               hidden, steps - 1, gaps / (steps - 1),
+               ((double)t[steps - 1][3] - (double)t[0][2]) / 1e6 / steps);
     }
     free(xb);
     free(yb);

@@ -420,6 +420,64 @@ static void mlp_learns(void **state)
     clt_graph_free(m.g);
 }
 
+/* 8x8 images holding one horizontal (label 0), vertical (1) or diagonal (2) line of ones at
+ * a random place, over noise in [-0.3, 0.3). */
+static void make_images(float *x, int32_t *y, int n, uint64_t seed)
+{
+    clt_test_fill(x, (size_t)n * 64, seed, -0.3f, 0.3f);
+    float pick[2];
+    for (int r = 0; r < n; r++) {
+        clt_test_fill(pick, 2, seed * 1000 + (uint64_t)r, 0.0f, 1.0f);
+        int label = (int)(pick[0] * 3.0f) % 3, at = (int)(pick[1] * 8.0f) % 8;
+        y[r] = label;
+        for (int i = 0; i < 8; i++) {
+            int row = label == 0 ? at : i, col = label == 1 ? at : i;
+            x[r * 64 + row * 8 + col] = 1.0f;
+        }
+    }
+}
+
+static void cnn_learns(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 16 };
+    int steps = clt_test_small() ? 40 : 120;
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 4, (int64_t[]){N, 1, 8, 8});
+    struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
+    struct clt_conv2d_desc conv = {.out_channels = 6, .kernel_h = 3, .kernel_w = 3,
+                                   .padding_h = 1, .padding_w = 1};
+    struct clt_tensor *h = clt_conv2d(g, x, &conv, "conv");
+    h = clt_max_pool2d(g, clt_relu(g, clt_batch_norm(g, h, 1e-5f, 0.1f, "bn")), 2, 0, 0);
+    struct clt_tensor *loss =
+        clt_cross_entropy(g, clt_linear(g, clt_flatten(g, h), 3, true, "fc"), y, -1, 0.0f);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
+    o.optimizer.lr = 0.01f;
+    o.seed = 2;
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    float xv[N * 64], first = 0, held = 0;
+    int32_t yv[N];
+    const void *batch[2] = {xv, yv};
+    for (int s = 0; s < steps; s++) {
+        make_images(xv, yv, N, 500 + (uint64_t)s);
+        assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+        if (s == 0)
+            assert_int_equal(clt_trainer_loss(tr, &first), CLT_OK);
+    }
+    make_images(xv, yv, N, 99);
+    assert_int_equal(clt_trainer_eval(tr, batch, NULL, NULL, 0, &held), CLT_OK);
+    /* Chance is ln 3 = 1.10. */
+    if (!(first > 0.8f && held < (clt_test_small() ? 0.7f : 0.3f)))
+        fail_msg("CNN loss %.4f at the first step, %.4f held out after %d steps", first, held,
+                 steps);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
 static void accumulation_equals_a_joined_batch(void **state)
 {
     struct clt_device *dev = *state;
@@ -626,6 +684,7 @@ int main(void)
         cmocka_unit_test(cnn_gradients_match_finite_differences),
         cmocka_unit_test(sequence_ops_gradients_match_finite_differences),
         cmocka_unit_test(mlp_learns),
+        cmocka_unit_test(cnn_learns),
         cmocka_unit_test(accumulation_equals_a_joined_batch),
         cmocka_unit_test(nonfinite_steps_are_skipped),
         cmocka_unit_test(memory_is_shared_and_recomputation_saves),
