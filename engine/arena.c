@@ -165,38 +165,41 @@ enum clt_status clt__event_wrap(struct clt_device *dev, cl_event ev, struct clt_
     return CLT_OK;
 }
 
-enum clt_status clt_view_write(const struct clt_view *view, const void *src, uint64_t bytes,
-                               struct clt_event **done)
+/* Enqueues one copy between a view and host memory on the compute queue: host to view when
+ * `to_device`, else view to host. Blocks unless `done` is given; then *done is its event. */
+static enum clt_status view_copy(const struct clt_view *view, void *host, uint64_t bytes,
+                                 bool to_device, struct clt_event **done)
 {
-    enum clt_status st = check_copy(view, src, bytes);
+    enum clt_status st = check_copy(view, host, bytes);
     if (st != CLT_OK)
         return st;
     struct clt_device *dev = view->arena->dev;
+    const cl_bool blocking = done ? CL_FALSE : CL_TRUE;
     cl_event ev = NULL;
-    cl_int err = clEnqueueWriteBuffer(dev->queue, view->arena->mem, done ? CL_FALSE : CL_TRUE,
-                                      (size_t)view->offset, (size_t)bytes, src, 0, NULL,
-                                      done ? &ev : NULL);
-    st = clt__cl_check(&dev->log, err, "clEnqueueWriteBuffer");
+    cl_int err;
+    if (to_device)
+        err = clEnqueueWriteBuffer(dev->queue, view->arena->mem, blocking, (size_t)view->offset,
+                                   (size_t)bytes, host, 0, NULL, done ? &ev : NULL);
+    else
+        err = clEnqueueReadBuffer(dev->queue, view->arena->mem, blocking, (size_t)view->offset,
+                                  (size_t)bytes, host, 0, NULL, done ? &ev : NULL);
+    st = clt__cl_check(&dev->log, err, to_device ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer");
     if (st == CLT_OK && done)
         st = clt__event_wrap(dev, ev, done);
     return st;
 }
 
+enum clt_status clt_view_write(const struct clt_view *view, const void *src, uint64_t bytes,
+                               struct clt_event **done)
+{
+    /* The cast lets one function serve both directions: a write only reads src. */
+    return view_copy(view, (void *)src, bytes, true, done);
+}
+
 enum clt_status clt_view_read(const struct clt_view *view, void *dst, uint64_t bytes,
                               struct clt_event **done)
 {
-    enum clt_status st = check_copy(view, dst, bytes);
-    if (st != CLT_OK)
-        return st;
-    struct clt_device *dev = view->arena->dev;
-    cl_event ev = NULL;
-    cl_int err = clEnqueueReadBuffer(dev->queue, view->arena->mem, done ? CL_FALSE : CL_TRUE,
-                                     (size_t)view->offset, (size_t)bytes, dst, 0, NULL,
-                                     done ? &ev : NULL);
-    st = clt__cl_check(&dev->log, err, "clEnqueueReadBuffer");
-    if (st == CLT_OK && done)
-        st = clt__event_wrap(dev, ev, done);
-    return st;
+    return view_copy(view, dst, bytes, false, done);
 }
 
 enum clt_status clt_event_wait(struct clt_event *event)

@@ -201,6 +201,14 @@ enum clt_status clt__run_1d(struct clt_device *dev, const char *program, const c
 /* CLT_OK when 0 <= v <= INT32_MAX; kernels index with int. Logs `what` otherwise. */
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what);
 
+/* CLT_OK when b is a tensor argument a kernel can use: b.mem is not NULL, count >= 0,
+ * offset + count <= 2^31 - 1 elements (kernels index with int) and the buffer's
+ * CL_MEM_SIZE holds (offset + count) * elem_size bytes. Otherwise logs "<op>: <what> ..."
+ * and returns CLT_ERR_INVALID_ARGUMENT (or clt__cl_check's status when the size cannot be
+ * read). Callers for which a NULL buffer means "skip" test b.mem first. */
+enum clt_status clt__check_buf(struct clt_device *dev, struct clt__buf b, int64_t count,
+                               size_t elem_size, const char *op, const char *what);
+
 /* ==== gemm.c ============================================================================ */
 
 /* Chooses the GEMM backend for a freshly opened device. */

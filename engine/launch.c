@@ -106,3 +106,38 @@ enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *wh
     clt__log(&dev->log, CLT_LOG_ERROR, "%s = %lld is outside 0..2^31-1", what, (long long)v);
     return CLT_ERR_INVALID_ARGUMENT;
 }
+
+enum clt_status clt__check_buf(struct clt_device *dev, struct clt__buf b, int64_t count,
+                               size_t elem_size, const char *op, const char *what)
+{
+    if (!b.mem) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, what);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (count < 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s has a negative element count %lld", op, what,
+                 (long long)count);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (b.offset > INT32_MAX || count > INT32_MAX - (int64_t)b.offset) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s (offset %zu, %lld elements) ends beyond element 2^31 - 1 of its buffer",
+                 op, what, b.offset, (long long)count);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    size_t bytes = 0;
+    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (err != CL_SUCCESS) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is not a buffer", op, what);
+        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo (CL_MEM_SIZE)");
+    }
+    /* offset + count < 2^31, so the product fits 64 bits for any element size. */
+    if (((uint64_t)b.offset + (uint64_t)count) * elem_size > bytes) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: %s (offset %zu, %lld elements of %zu bytes) does not fit its buffer of "
+                 "%zu bytes",
+                 op, what, b.offset, (long long)count, elem_size, bytes);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}

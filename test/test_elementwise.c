@@ -713,7 +713,8 @@ static void bad_arguments_are_refused(void **state)
     struct clt_test_log log = {.len = 0};
     const struct clt_log keep = dev->log;
     dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
-    struct tensor t = tensor_new(dev, NULL, 64), t2 = tensor_new(dev, NULL, 64);
+    /* t holds the 1000 elements the sums below read, so that only their workspace is short. */
+    struct tensor t = tensor_new(dev, NULL, 1000), t2 = tensor_new(dev, NULL, 64);
     struct tensor t3 = tensor_new(dev, NULL, 64);
     struct clt__buf b = tensor_buf(&t), b2 = tensor_buf(&t2), b3 = tensor_buf(&t3), far = b;
     far.offset = (size_t)INT32_MAX - 10;
@@ -744,7 +745,7 @@ static void bad_arguments_are_refused(void **state)
     assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b, NONE, b, NONE, false), bad);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     dev->log = keep;
-    assert_non_null(strstr(log.text, "add_forward: b has no buffer"));
+    assert_non_null(strstr(log.text, "add_forward: b is NULL"));
     assert_non_null(strstr(log.text, "sum_forward: workspace"));
     tensor_free(&t);
     tensor_free(&t2);

@@ -695,6 +695,154 @@ CLT_API enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const cha
 CLT_API enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name,
                                                 const float *src, uint64_t count);
 
+/* ==== Datasets and batches ============================================================== */
+/*
+ * A dataset holds examples in host memory: classification examples (float features of one
+ * shape and an integer label each) or a text (a stream of tokens for a character model).
+ * Loaders check their files strictly: a wrong magic number, a truncated file, sizes that
+ * overflow, a ragged CSV row or a label out of range is CLT_ERR_FORMAT (missing or unreadable
+ * files CLT_ERR_IO) with the file and the reason in the log. Gzip-compressed files (".gz", or
+ * detected by their magic) are read transparently.
+ */
+
+struct clt_dataset;
+
+enum clt_dataset_kind {
+    CLT_DATASET_CLASSES = 0, /* features [count, shape...] and labels [count] */
+    CLT_DATASET_TEXT = 1,    /* tokens [count], ids in 0 .. vocab-1 */
+};
+
+struct clt_dataset_info {
+    enum clt_dataset_kind kind;
+    uint64_t count;              /* examples, or tokens of a text */
+    uint32_t ndim;               /* dimensions of one example's features (classes) */
+    int64_t shape[CLT_MAX_DIMS]; /* one example's feature shape, e.g. [1, 28, 28] */
+    uint32_t classes;            /* 1 + the largest label (classes) */
+    uint32_t vocab;              /* distinct symbols (text) */
+};
+
+/* IDX files as MNIST ships them: images (magic 0x00000803, u8 [count, rows, cols]) and labels
+ * (magic 0x00000801, u8 [count]) of equal count. Features are [1, rows, cols], scaled to
+ * [0, 1]. */
+CLT_API enum clt_status clt_dataset_load_idx(const char *images_path, const char *labels_path,
+                                             const struct clt_log *log,
+                                             struct clt_dataset **out);
+
+/* CSV: one example per line, comma-separated numbers, one integer label column
+ * (label_column; negative counts from the end, -1 the last). A first line that is not all
+ * numbers is a header and skipped. Features [columns - 1], as read. */
+CLT_API enum clt_status clt_dataset_load_csv(const char *path, int32_t label_column,
+                                             const struct clt_log *log,
+                                             struct clt_dataset **out);
+
+/* A text file for a character model: each distinct byte is a symbol; ids number the symbols
+ * in byte order. At least two tokens. */
+CLT_API enum clt_status clt_dataset_load_text(const char *path, const struct clt_log *log,
+                                              struct clt_dataset **out);
+
+/* Frees a dataset. Accepts NULL. Datasets made by clt_dataset_split are independent. */
+CLT_API void clt_dataset_free(struct clt_dataset *ds);
+
+CLT_API enum clt_status clt_dataset_info(const struct clt_dataset *ds,
+                                         struct clt_dataset_info *out);
+
+/* Splits examples (or, for a text, the token stream: the first part, then the rest) into a
+ * training part and a held-out fraction in (0, 1), chosen by a seeded shuffle for classes.
+ * Both parts are new datasets; ds is unchanged. */
+CLT_API enum clt_status clt_dataset_split(const struct clt_dataset *ds, double held_out,
+                                          uint64_t seed, struct clt_dataset **train,
+                                          struct clt_dataset **held);
+
+/* A text's symbols: symbols[id] is the byte of id, for id < vocab (at most 256). */
+CLT_API enum clt_status clt_dataset_symbols(const struct clt_dataset *ds, uint8_t *symbols,
+                                            uint32_t *vocab);
+
+/* The first `count` examples (or tokens) as a new dataset: small subsets for tests. */
+CLT_API enum clt_status clt_dataset_head(const struct clt_dataset *ds, uint64_t count,
+                                         struct clt_dataset **out);
+
+struct clt_batcher;
+
+/* Iterates a dataset in batches, epoch after epoch. Classes: each epoch visits the examples
+ * in an order shuffled from (seed, epoch) (or in file order without shuffle). Text: each
+ * batch holds `batch` windows of context + 1 tokens at offsets drawn from (seed, epoch,
+ * index); an epoch is count / (batch * context) batches. The batcher borrows ds. */
+CLT_API enum clt_status clt_batcher_create(const struct clt_dataset *ds, uint32_t batch,
+                                           uint32_t context, uint64_t seed, bool shuffle,
+                                           struct clt_batcher **out);
+CLT_API void clt_batcher_free(struct clt_batcher *b);
+
+/* Fills the next batch. Classes: x [batch, shape...] floats, y [batch] labels. Text: x
+ * [batch, context] int32 ids, y [batch, context] the ids that follow. *filled is the number
+ * of real examples: at the end of an epoch of classes a last partial batch is padded with
+ * zero features and label -1 (use ignore_index -1); with drop_last it is skipped instead.
+ * *epoch_done is set when this batch ends an epoch. */
+CLT_API enum clt_status clt_batcher_next(struct clt_batcher *b, bool drop_last, void *x,
+                                         int32_t *y, uint32_t *filled, bool *epoch_done);
+
+/* Batches in one epoch (with drop_last, or counting the padded last one). */
+CLT_API uint64_t clt_batcher_epoch_batches(const struct clt_batcher *b, bool drop_last);
+
+/* Where a batcher is, to resume it exactly. */
+struct clt_batcher_state {
+    uint64_t seed;
+    uint64_t epoch;
+    uint64_t position; /* batches done in this epoch */
+};
+CLT_API void clt_batcher_get(const struct clt_batcher *b, struct clt_batcher_state *out);
+CLT_API enum clt_status clt_batcher_set(struct clt_batcher *b,
+                                        const struct clt_batcher_state *state);
+
+/* ==== Checkpoints ======================================================================= */
+/*
+ * Checkpoints are safetensors files: an 8-byte little-endian header length, a JSON header
+ * naming each tensor's dtype, shape and byte range, then the raw little-endian data. A
+ * trainer's checkpoint holds every parameter and state tensor under its own name ("fc1.weight"),
+ * the optimizer's moments as "optimizer.m.<name>" and "optimizer.v.<name>", and string
+ * metadata under "__metadata__": the caller's pairs, plus "cltrain.version",
+ * "cltrain.steps", "cltrain.updates", "optimizer.kind", "optimizer.t" and
+ * "optimizer.skipped". Writes are atomic: a temporary file in the same directory, flushed
+ * and fsync'ed, then renamed over the old file, so a crash leaves the old checkpoint or the
+ * new one, never a mix. Readers check the header strictly (sizes, offsets inside the file,
+ * no overlaps, valid UTF-8 JSON, known dtypes, shapes that match the data) and fail with
+ * CLT_ERR_FORMAT and a log line. The format is in docs/formats.md.
+ */
+
+/* A metadata pair. Keys and values are UTF-8 strings. */
+struct clt_meta {
+    const char *key;
+    const char *value;
+};
+
+/* Saves the trainer's parameters, state, optimizer moments and counters, and n metadata
+ * pairs, to path. Waits for the device. */
+CLT_API enum clt_status clt_trainer_save(struct clt_trainer *tr, const char *path,
+                                         const struct clt_meta *meta, size_t n);
+
+/* Loads a checkpoint into a trainer made from the same model: every parameter and state
+ * tensor must be present with the same shape (CLT_ERR_FORMAT naming the first mismatch
+ * otherwise). With optimizer, also the moments and counters, so that training continues as
+ * if never stopped. */
+CLT_API enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path,
+                                         bool optimizer);
+
+struct clt_checkpoint;
+
+/* Opens a checkpoint to read its metadata and tensors without a trainer (to rebuild the
+ * model it describes, or to inspect it). */
+CLT_API enum clt_status clt_checkpoint_open(const char *path, const struct clt_log *log,
+                                            struct clt_checkpoint **out);
+CLT_API void clt_checkpoint_close(struct clt_checkpoint *ck);
+
+/* The metadata value of key, or NULL. Valid until clt_checkpoint_close. */
+CLT_API const char *clt_checkpoint_meta(const struct clt_checkpoint *ck, const char *key);
+
+/* Tensors: count, and the name, shape and F32 data of one (data valid until close). */
+CLT_API uint32_t clt_checkpoint_tensor_count(const struct clt_checkpoint *ck);
+CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t index,
+                                              const char **name, uint32_t *ndim,
+                                              int64_t *shape, const float **data);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,32 +26,6 @@ const char *clt__act_name(enum clt__act act)
     return "?";
 }
 
-/* Checks that `b` holds n floats from its offset and that the offset fits an int; writes
- * the offset as the kernels take it. */
-static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
-                                 struct clt__buf b, int64_t n, cl_int *off)
-{
-    if (!b.mem) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > INT32_MAX) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: offset of %s beyond 2^31 elements", op, name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    size_t bytes = 0;
-    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
-    if (err != CL_SUCCESS)
-        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo (CL_MEM_SIZE)");
-    if ((b.offset + (uint64_t)n) * sizeof(float) > bytes) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s holds %zu floats, needs %zu + %lld", op, name,
-                 bytes / sizeof(float), b.offset, (long long)n);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    *off = (cl_int)b.offset;
-    return CLT_OK;
-}
-
 /* The check every launcher makes on n (dev is not NULL). */
 static enum clt_status check_n(struct clt_device *dev, const char *op, int64_t n)
 {
@@ -61,9 +35,13 @@ static enum clt_status check_n(struct clt_device *dev, const char *op, int64_t n
     return CLT_ERR_INVALID_ARGUMENT;
 }
 
-static enum clt_status check_act(struct clt_device *dev, const char *op, enum clt__act act,
-                                 float slope)
+/* The scalar arguments of an activation launcher: n, then the activation and its slope. */
+static enum clt_status check_act(struct clt_device *dev, const char *op, int64_t n,
+                                 enum clt__act act, float slope)
 {
+    enum clt_status st = check_n(dev, op, n);
+    if (st != CLT_OK)
+        return st;
     if ((int)act < 0 || (int)act >= CLT__ACT_COUNT) {
         clt__log(&dev->log, CLT_LOG_ERROR, "%s: unknown activation %d", op, (int)act);
         return CLT_ERR_INVALID_ARGUMENT;
@@ -79,19 +57,17 @@ enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act ac
                                         int64_t n, struct clt__buf x, struct clt__buf y)
 {
     const char *op = "activation_forward";
-    cl_int x_off, y_off;
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
-    enum clt_status st = check_n(dev, op, n);
+    enum clt_status st = check_act(dev, op, n, act, slope);
     if (st == CLT_OK)
-        st = check_act(dev, op, act, slope);
+        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, n, &x_off);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, n, &y_off);
+        st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
     cl_int count = (cl_int)n, a = (cl_int)act;
+    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
     struct clt__arg args[] = {
         CLT__ARG(count), CLT__ARG(a),     CLT__ARG(slope), CLT__ARG(x.mem),
         CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
@@ -105,21 +81,19 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
                                          struct clt__buf dx, bool accumulate)
 {
     const char *op = "activation_backward";
-    cl_int x_off, dy_off, dx_off;
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
-    enum clt_status st = check_n(dev, op, n);
+    enum clt_status st = check_act(dev, op, n, act, slope);
     if (st == CLT_OK)
-        st = check_act(dev, op, act, slope);
+        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, n, &x_off);
+        st = clt__check_buf(dev, dy, n, sizeof(float), op, "dy");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, n, &dy_off);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "dx", dx, n, &dx_off);
+        st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
     cl_int count = (cl_int)n, a = (cl_int)act, acc = accumulate;
+    cl_int x_off = (cl_int)x.offset, dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
     struct clt__arg args[] = {
         CLT__ARG(count), CLT__ARG(a),      CLT__ARG(slope),  CLT__ARG(acc),    CLT__ARG(x.mem),
         CLT__ARG(x_off), CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
@@ -135,10 +109,12 @@ float clt__dropout_scale(float p)
     return 1.0f / (1.0f - p);
 }
 
-static enum clt_status check_p(struct clt_device *dev, const char *op, float p)
+/* The scalar arguments of a dropout launcher: n, then p. */
+static enum clt_status check_p(struct clt_device *dev, const char *op, int64_t n, float p)
 {
-    if (p >= 0.0f && p < 1.0f)
-        return CLT_OK;
+    enum clt_status st = check_n(dev, op, n);
+    if (st != CLT_OK || (p >= 0.0f && p < 1.0f))
+        return st;
     clt__log(&dev->log, CLT_LOG_ERROR, "%s: p = %g is outside [0, 1)", op, (double)p);
     return CLT_ERR_INVALID_ARGUMENT;
 }
@@ -171,19 +147,17 @@ enum clt_status clt__dropout_forward(struct clt_device *dev, float p, uint64_t s
                                      int64_t n, struct clt__buf x, struct clt__buf y)
 {
     const char *op = "dropout_forward";
-    cl_int x_off, y_off;
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
-    enum clt_status st = check_n(dev, op, n);
+    enum clt_status st = check_p(dev, op, n, p);
     if (st == CLT_OK)
-        st = check_p(dev, op, p);
+        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, n, &x_off);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, n, &y_off);
+        st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
     struct dropout_head h = dropout_head(n, p, seed, step);
+    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
     struct clt__arg args[] = {
         CLT__ARG(h.n),       CLT__ARG(h.p),       CLT__ARG(h.scale),   CLT__ARG(h.seed_lo),
         CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(x.mem),
@@ -198,20 +172,17 @@ enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t 
                                       bool accumulate)
 {
     const char *op = "dropout_backward";
-    cl_int dy_off, dx_off;
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
-    enum clt_status st = check_n(dev, op, n);
+    enum clt_status st = check_p(dev, op, n, p);
     if (st == CLT_OK)
-        st = check_p(dev, op, p);
+        st = clt__check_buf(dev, dy, n, sizeof(float), op, "dy");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, n, &dy_off);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "dx", dx, n, &dx_off);
+        st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
     struct dropout_head h = dropout_head(n, p, seed, step);
-    cl_int acc = accumulate;
+    cl_int acc = accumulate, dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
     struct clt__arg args[] = {
         CLT__ARG(h.n),       CLT__ARG(h.p),       CLT__ARG(h.scale),   CLT__ARG(h.seed_lo),
         CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(acc),

@@ -27,24 +27,22 @@ uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t)
     return clt__attention_probs_bytes(b, h, t);
 }
 
-/* Checks sizes, buffers and offsets. *empty is set when there is nothing to compute. */
-static enum clt_status check(struct clt_device *dev, const char *op, const struct clt__buf *bufs,
-                             size_t nbufs, int64_t b, int64_t h, int64_t t, int64_t d,
+/* A tensor argument: per head a [T, T] matrix when `square`, else a [T, D] one. */
+struct tensor {
+    const char *what;
+    struct clt__buf b;
+    bool square;
+};
+
+/* Checks sizes and buffers. *empty is set when there is nothing to compute. */
+static enum clt_status check(struct clt_device *dev, const char *op, const struct tensor *tensors,
+                             size_t ntensors, int64_t b, int64_t h, int64_t t, int64_t d,
                              bool *empty)
 {
     if (b < 0 || h < 0 || t < 0 || d <= 0) {
         clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape B=%lld H=%lld T=%lld D=%lld",
                  op, (long long)b, (long long)h, (long long)t, (long long)d);
         return CLT_ERR_INVALID_ARGUMENT;
-    }
-    for (size_t i = 0; i < nbufs; i++) {
-        if (!bufs[i].mem) {
-            clt__log(&dev->log, CLT_LOG_ERROR, "%s: buffer %zu is NULL", op, i);
-            return CLT_ERR_INVALID_ARGUMENT;
-        }
-        enum clt_status st = clt__check_i32(dev, (int64_t)bufs[i].offset, "attention offset");
-        if (st != CLT_OK)
-            return st;
     }
     /* Each factor is checked before the product so the products cannot overflow. */
     enum clt_status st = clt__check_i32(dev, b, "attention B");
@@ -60,6 +58,11 @@ static enum clt_status check(struct clt_device *dev, const char *op, const struc
         st = clt__check_i32(dev, b * h * t, "attention B * H * T");
     if (st == CLT_OK && t > 0)
         st = clt__check_i32(dev, b * h * t * (t > d ? t : d), "attention B * H * T * max(T, D)");
+    /* With the products checked, every tensor's element count fits in int. */
+    for (size_t i = 0; i < ntensors && st == CLT_OK; i++) {
+        const int64_t count = b * h * t * (tensors[i].square ? t : d);
+        st = clt__check_buf(dev, tensors[i].b, count, sizeof(float), op, tensors[i].what);
+    }
     *empty = b == 0 || h == 0 || t == 0;
     return st;
 }
@@ -118,9 +121,11 @@ enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
-    const struct clt__buf bufs[] = {q, k, v, p, o};
+    const struct tensor tensors[] = {
+        {"q", q, false}, {"k", k, false}, {"v", v, false}, {"p", p, true}, {"o", o, false},
+    };
     bool empty;
-    enum clt_status st = check(dev, "attention_forward", bufs, 5, b, h, t, d, &empty);
+    enum clt_status st = check(dev, "attention_forward", tensors, 5, b, h, t, d, &empty);
     if (st != CLT_OK || empty)
         return st;
     const int64_t heads = b * h;
@@ -146,16 +151,18 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
     /* Only the gradients asked for are checked and computed; dS (in work) only when dQ or
      * dK is. */
     const bool want_ds = dq.mem || dk.mem;
-    struct clt__buf bufs[9] = {q, k, v, p, dout};
-    size_t nbufs = 5;
+    struct tensor tensors[9] = {
+        {"q", q, false}, {"k", k, false}, {"v", v, false}, {"p", p, true}, {"dout", dout, false},
+    };
+    size_t ntensors = 5;
     if (want_ds)
-        bufs[nbufs++] = work;
-    const struct clt__buf outs[3] = {dq, dk, dv};
+        tensors[ntensors++] = (struct tensor){"work", work, true};
+    const struct tensor outs[3] = {{"dq", dq, false}, {"dk", dk, false}, {"dv", dv, false}};
     for (int i = 0; i < 3; i++)
-        if (outs[i].mem)
-            bufs[nbufs++] = outs[i];
+        if (outs[i].b.mem)
+            tensors[ntensors++] = outs[i];
     bool empty;
-    enum clt_status st = check(dev, "attention_backward", bufs, nbufs, b, h, t, d, &empty);
+    enum clt_status st = check(dev, "attention_backward", tensors, ntensors, b, h, t, d, &empty);
     if (st != CLT_OK || empty)
         return st;
     const int64_t heads = b * h;

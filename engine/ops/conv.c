@@ -108,22 +108,6 @@ static struct clt__buf at(struct clt__buf b, int64_t elements)
     return (struct clt__buf){b.mem, b.offset + (size_t)elements};
 }
 
-/* Checks that a tensor is given and that its `count` elements lie below element 2^31. */
-static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
-                                 struct clt__buf b, int64_t count)
-{
-    if (!b.mem) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > (size_t)INT32_MAX || (int64_t)b.offset + count > INT32_MAX) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s ends beyond element 2^31 of its buffer", op,
-                 name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return CLT_OK;
-}
-
 /* The element counts of a resolved convolution's tensors. */
 struct sizes {
     int64_t x, y, weight, image_in, image_out, p, cg, co, kg;
@@ -229,15 +213,17 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
         return st;
     const struct sizes s = sizes_of(&c);
     const bool direct = pointwise(&c);
-    st = check_buf(dev, "conv2d_forward", "x", x, s.x);
+    const char *op = "conv2d_forward";
+    st = clt__check_buf(dev, x, s.x, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, "conv2d_forward", "weight", weight, s.weight);
+        st = clt__check_buf(dev, weight, s.weight, sizeof(float), op, "weight");
     if (st == CLT_OK)
-        st = check_buf(dev, "conv2d_forward", "y", y, s.y);
+        st = clt__check_buf(dev, y, s.y, sizeof(float), op, "y");
     if (st == CLT_OK && bias.mem)
-        st = check_buf(dev, "conv2d_forward", "bias", bias, c.c_out);
+        st = clt__check_buf(dev, bias, c.c_out, sizeof(float), op, "bias");
     if (st == CLT_OK && !direct)
-        st = check_buf(dev, "conv2d_forward", "workspace", workspace, c.c_in * c.kh * c.kw * s.p);
+        st = clt__check_buf(dev, workspace, c.c_in * c.kh * c.kw * s.p, sizeof(float), op,
+                            "workspace");
     if (st != CLT_OK || c.n == 0)
         return st;
 
@@ -330,19 +316,20 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
     const struct sizes s = sizes_of(&c);
     const char *op = "conv2d_backward";
     const bool columns = !pointwise(&c) && (dx.mem || dweight.mem);
-    st = check_buf(dev, op, "dy", dy, s.y);
+    st = clt__check_buf(dev, dy, s.y, sizeof(float), op, "dy");
     if (st == CLT_OK && dx.mem)
-        st = check_buf(dev, op, "dx", dx, s.x);
+        st = clt__check_buf(dev, dx, s.x, sizeof(float), op, "dx");
     if (st == CLT_OK && dx.mem)
-        st = check_buf(dev, op, "weight (needed for dx)", weight, s.weight);
+        st = clt__check_buf(dev, weight, s.weight, sizeof(float), op, "weight (needed for dx)");
     if (st == CLT_OK && dweight.mem)
-        st = check_buf(dev, op, "dweight", dweight, s.weight);
+        st = clt__check_buf(dev, dweight, s.weight, sizeof(float), op, "dweight");
     if (st == CLT_OK && dweight.mem)
-        st = check_buf(dev, op, "x (needed for dweight)", x, s.x);
+        st = clt__check_buf(dev, x, s.x, sizeof(float), op, "x (needed for dweight)");
     if (st == CLT_OK && dbias.mem)
-        st = check_buf(dev, op, "dbias", dbias, c.c_out);
+        st = clt__check_buf(dev, dbias, c.c_out, sizeof(float), op, "dbias");
     if (st == CLT_OK && columns)
-        st = check_buf(dev, op, "workspace", workspace, c.c_in * c.kh * c.kw * s.p);
+        st = clt__check_buf(dev, workspace, c.c_in * c.kh * c.kw * s.p, sizeof(float), op,
+                            "workspace");
     if (st != CLT_OK)
         return st;
     /* An empty batch enqueues nothing: the gradients are left as they are. */

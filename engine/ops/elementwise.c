@@ -28,40 +28,6 @@ static enum clt_status check_size(struct clt_device *dev, const char *op, const 
     return CLT_ERR_INVALID_ARGUMENT;
 }
 
-/* A tensor argument: a buffer whose `count` elements from its offset kernels can index
- * with int. */
-static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
-                                 struct clt__buf b, int64_t count)
-{
-    if (!b.mem) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s has no buffer", op, name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > INT32_MAX || count > INT32_MAX - (int64_t)b.offset) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s spans elements %zu..%lld, beyond 2^31-1", op,
-                 name, b.offset, (long long)b.offset + count);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return CLT_OK;
-}
-
-/* A buffer the caller sized: it must hold `bytes` bytes from its offset. */
-static enum clt_status check_bytes(struct clt_device *dev, const char *op, const char *name,
-                                   struct clt__buf b, uint64_t bytes)
-{
-    size_t size = 0;
-    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof size, &size, NULL);
-    enum clt_status st = clt__cl_check(&dev->log, err, "clGetMemObjectInfo");
-    if (st == CLT_OK && (uint64_t)b.offset * sizeof(float) + bytes > size) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "%s: %s holds %zu bytes from element %zu, "
-                 "%llu are needed",
-                 op, name, size, b.offset, (unsigned long long)bytes);
-        st = CLT_ERR_INVALID_ARGUMENT;
-    }
-    return st;
-}
-
 /* rows, cols and rows * cols all fit in int. */
 static enum clt_status check_matrix(struct clt_device *dev, const char *op, int64_t rows,
                                     int64_t cols)
@@ -106,7 +72,7 @@ static enum clt_status elementwise(struct clt_device *dev, const char *kernel, i
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_size(dev, kernel, "n", n);
     for (size_t i = 0; i < nbufs && st == CLT_OK; i++)
-        st = check_buf(dev, kernel, names[i], bufs[i], n);
+        st = clt__check_buf(dev, bufs[i], n, sizeof(float), kernel, names[i]);
     if (st != CLT_OK)
         return st;
     cl_int nn = (cl_int)n;
@@ -232,11 +198,11 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, rows * cols);
+        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "bias", bias, cols);
+        st = clt__check_buf(dev, bias, cols, sizeof(float), op, "bias");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, rows * cols);
+        st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
     cl_int r = (cl_int)rows, c = (cl_int)cols;
@@ -255,9 +221,9 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, rows * cols);
+        st = clt__check_buf(dev, dy, rows * cols, sizeof(float), op, "dy");
     if (st == CLT_OK && dbias.mem)
-        st = check_buf(dev, op, "dbias", dbias, cols);
+        st = clt__check_buf(dev, dbias, cols, sizeof(float), op, "dbias");
     if (st == CLT_OK && dx.mem)
         st = clt__copy_backward(dev, rows * cols, dy, dx, accumulate);
     if (st != CLT_OK || !dbias.mem)
@@ -289,13 +255,12 @@ static enum clt_status sum_all(struct clt_device *dev, const char *op, int64_t n
     uint64_t bytes = clt__reduce_workspace_bytes(n);
     enum clt_status st = check_size(dev, op, "n", n);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, n);
+        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, 1);
+        st = clt__check_buf(dev, y, 1, sizeof(float), op, "y");
     if (st == CLT_OK && bytes > 0)
-        st = check_buf(dev, op, "workspace", workspace, (int64_t)(bytes / sizeof(float)));
-    if (st == CLT_OK && bytes > 0)
-        st = check_bytes(dev, op, "workspace", workspace, bytes);
+        st = clt__check_buf(dev, workspace, (int64_t)(bytes / sizeof(float)), sizeof(float), op,
+                            "workspace");
     struct clt__buf src = x, part = workspace;
     int64_t count = n;
     while (st == CLT_OK && count > SUM_CHUNK) {
@@ -323,9 +288,9 @@ static enum clt_status sum_broadcast(struct clt_device *dev, const char *op, int
 {
     enum clt_status st = check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, rows);
+        st = clt__check_buf(dev, dy, rows, sizeof(float), op, "dy");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dx", dx, rows * cols);
+        st = clt__check_buf(dev, dx, rows * cols, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
     cl_int r = (cl_int)rows, c = (cl_int)cols, acc = accumulate;
@@ -340,9 +305,9 @@ static enum clt_status sum_rows(struct clt_device *dev, const char *op, int64_t 
 {
     enum clt_status st = check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, rows * cols);
+        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, rows);
+        st = clt__check_buf(dev, y, rows, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
     cl_int r = (cl_int)rows, c = (cl_int)cols;
@@ -474,13 +439,13 @@ enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t i
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_linear(dev, op, n, in, out);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, n * in);
+        st = clt__check_buf(dev, x, n * in, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "weight", weight, out * in);
+        st = clt__check_buf(dev, weight, out * in, sizeof(float), op, "weight");
     if (st == CLT_OK && bias.mem)
-        st = check_buf(dev, op, "bias", bias, out);
+        st = clt__check_buf(dev, bias, out, sizeof(float), op, "bias");
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, n * out);
+        st = clt__check_buf(dev, y, n * out, sizeof(float), op, "y");
     /* y [n, out] = x [n, in] * weight^T, weight stored [out, in]. */
     struct clt_gemm_shape g = {.m = n, .n = out, .k = in, .trans_b = true, .alpha = 1.0f};
     if (st == CLT_OK)
@@ -500,15 +465,15 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_linear(dev, op, n, in, out);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, n * out);
+        st = clt__check_buf(dev, dy, n * out, sizeof(float), op, "dy");
     if (st == CLT_OK && dx.mem)
-        st = check_buf(dev, op, "weight", weight, out * in);
+        st = clt__check_buf(dev, weight, out * in, sizeof(float), op, "weight");
     if (st == CLT_OK && dx.mem)
-        st = check_buf(dev, op, "dx", dx, n * in);
+        st = clt__check_buf(dev, dx, n * in, sizeof(float), op, "dx");
     if (st == CLT_OK && dweight.mem)
-        st = check_buf(dev, op, "x", x, n * in);
+        st = clt__check_buf(dev, x, n * in, sizeof(float), op, "x");
     if (st == CLT_OK && dweight.mem)
-        st = check_buf(dev, op, "dweight", dweight, out * in);
+        st = clt__check_buf(dev, dweight, out * in, sizeof(float), op, "dweight");
     const float beta = accumulate ? 1.0f : 0.0f;
     /* dx [n, in] = dy [n, out] * weight [out, in]. */
     struct clt_gemm_shape gx = {.m = n, .n = in, .k = out, .alpha = 1.0f, .beta = beta};

@@ -15,36 +15,20 @@
  * may step up to one block or lane stride past the end. */
 #define LOSS_MAX_INDEX ((int64_t)INT32_MAX - 65536)
 
-/* Checks that b holds `count` elements of `esize` bytes from its offset on, within the int
- * range of the kernels and within the buffer's size. */
+/* clt__check_buf with the tighter index limit of this file's kernels. */
 static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
                                  struct clt__buf b, int64_t count, size_t esize)
 {
-    if (!b.mem) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > (uint64_t)LOSS_MAX_INDEX || count > LOSS_MAX_INDEX - (int64_t)b.offset) {
+    enum clt_status st = clt__check_buf(dev, b, count, esize, op, name);
+    /* clt__check_buf has made sure offset + count < 2^31. */
+    if (st == CLT_OK && (int64_t)b.offset + count > LOSS_MAX_INDEX) {
         clt__log(&dev->log, CLT_LOG_ERROR,
                  "%s: %s spans %lld elements from offset %zu, beyond "
                  "the kernels' int range",
                  op, name, (long long)count, b.offset);
-        return CLT_ERR_INVALID_ARGUMENT;
+        st = CLT_ERR_INVALID_ARGUMENT;
     }
-    size_t bytes = 0;
-    enum clt_status st =
-        clt__cl_check(&dev->log, clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL),
-                      "clGetMemObjectInfo");
-    if (st != CLT_OK)
-        return st;
-    if ((b.offset + (uint64_t)count) * esize > bytes) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "%s: %s needs %lld elements from offset %zu; its "
-                 "buffer holds %zu bytes",
-                 op, name, (long long)count, b.offset, bytes);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return CLT_OK;
+    return st;
 }
 
 /* Checks rows >= 0, 1 <= cols and rows * cols within the kernels' int range. */

@@ -27,37 +27,33 @@ static struct karg karg(struct clt__buf b)
     return (struct karg){b.mem, (cl_int)b.offset};
 }
 
-/* Checks that b is a buffer holding at least `count` floats from its offset, with
- * offset + count below 2^31 (kernels index with int). */
-static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *what,
-                                 struct clt__buf b, int64_t count)
+/* A tensor argument of a launcher: `count` floats from the buffer's offset. */
+struct tensor {
+    const char *what;
+    struct clt__buf b;
+    int64_t count;
+    bool may_be_null; /* an optional tensor: no buffer means "not wanted" */
+};
+
+static struct tensor required(const char *what, struct clt__buf b, int64_t count)
 {
-    if (!b.mem) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, what);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > (size_t)INT32_MAX || count > INT32_MAX - (int64_t)b.offset) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s spans elements beyond 2^31", op, what);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    size_t bytes = 0;
-    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
-    if (err != CL_SUCCESS)
-        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo (CL_MEM_SIZE)");
-    if ((b.offset + (uint64_t)count) * sizeof(float) > bytes) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "%s: %s needs %lld floats from element %zu, its buffer holds %zu bytes", op, what,
-                 (long long)count, b.offset, bytes);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return CLT_OK;
+    return (struct tensor){what, b, count, false};
 }
 
-/* check_buf for an optional buffer: NULL passes. */
-static enum clt_status check_opt(struct clt_device *dev, const char *op, const char *what,
-                                 struct clt__buf b, int64_t count)
+static struct tensor optional(const char *what, struct clt__buf b, int64_t count)
 {
-    return b.mem ? check_buf(dev, op, what, b, count) : CLT_OK;
+    return (struct tensor){what, b, count, true};
+}
+
+/* Checks the tensors in order with clt__check_buf; optional ones without a buffer pass. */
+static enum clt_status check_tensors(struct clt_device *dev, const char *op, const struct tensor *t,
+                                     size_t n)
+{
+    enum clt_status st = CLT_OK;
+    for (size_t i = 0; i < n && st == CLT_OK; i++)
+        if (t[i].b.mem || !t[i].may_be_null)
+            st = clt__check_buf(dev, t[i].b, t[i].count, sizeof(float), op, t[i].what);
+    return st;
 }
 
 /* Checks sizes >= 1 whose product fits the kernels' int indices. */
@@ -135,24 +131,20 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
                  op);
         st = CLT_ERR_INVALID_ARGUMENT;
     }
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "gamma", gamma, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "beta", beta, c);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "running_mean", running_mean, c);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "running_var", running_var, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "mean", mean, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "inv_std", inv_std, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "workspace", workspace, bn_workspace_floats(n, c, s));
+    if (st == CLT_OK) {
+        const struct tensor t[] = {
+            required("x", x, count),
+            required("gamma", gamma, c),
+            required("beta", beta, c),
+            optional("running_mean", running_mean, c),
+            optional("running_var", running_var, c),
+            required("y", y, count),
+            required("mean", mean, c),
+            required("inv_std", inv_std, c),
+            required("workspace", workspace, bn_workspace_floats(n, c, s)),
+        };
+        st = check_tensors(dev, op, t, COUNT(t));
+    }
     if (st != CLT_OK)
         return st;
 
@@ -206,18 +198,17 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
     int64_t count = n * c * s;
     if (st == CLT_OK)
         st = check_eps(dev, op, eps);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "gamma", gamma, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "beta", beta, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "running_mean", running_mean, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "running_var", running_var, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, count);
+    if (st == CLT_OK) {
+        const struct tensor t[] = {
+            required("x", x, count),
+            required("gamma", gamma, c),
+            required("beta", beta, c),
+            required("running_mean", running_mean, c),
+            required("running_var", running_var, c),
+            required("y", y, count),
+        };
+        st = check_tensors(dev, op, t, COUNT(t));
+    }
     if (st != CLT_OK)
         return st;
 
@@ -246,27 +237,19 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_shape(dev, op, n, c, s);
     int64_t count = n * c * s;
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "gamma", gamma, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "mean", mean, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "inv_std", inv_std, c);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "dx", dx, count);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "dgamma", dgamma, c);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "dbeta", dbeta, c);
-    if (st != CLT_OK)
+    if (st == CLT_OK) {
+        const struct tensor t[] = {
+            required("x", x, count),         required("dy", dy, count),
+            required("gamma", gamma, c),     required("mean", mean, c),
+            required("inv_std", inv_std, c), optional("dx", dx, count),
+            optional("dgamma", dgamma, c),   optional("dbeta", dbeta, c),
+        };
+        st = check_tensors(dev, op, t, COUNT(t));
+    }
+    if (st != CLT_OK || (!dx.mem && !dgamma.mem && !dbeta.mem))
         return st;
-    if (!dx.mem && !dgamma.mem && !dbeta.mem)
-        return CLT_OK;
-    st = check_buf(dev, op, "workspace", workspace, bn_workspace_floats(n, c, s));
+    st = clt__check_buf(dev, workspace, bn_workspace_floats(n, c, s), sizeof(float), op,
+                        "workspace");
     if (st != CLT_OK)
         return st;
 
@@ -322,14 +305,15 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
     int64_t count = n * c * s;
     if (st == CLT_OK)
         st = check_eps(dev, op, eps);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "gamma", gamma, c);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "running_var", running_var, c);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "dx", dx, count);
+    if (st == CLT_OK) {
+        const struct tensor t[] = {
+            required("dy", dy, count),
+            required("gamma", gamma, c),
+            required("running_var", running_var, c),
+            optional("dx", dx, count),
+        };
+        st = check_tensors(dev, op, t, COUNT(t));
+    }
     if (st != CLT_OK || !dx.mem)
         return st;
 
@@ -371,18 +355,13 @@ enum clt_status clt__layernorm_forward(struct clt_device *dev, int64_t rows, int
     int64_t count = rows * d;
     if (st == CLT_OK)
         st = check_eps(dev, op, eps);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "gamma", gamma, d);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "beta", beta, d);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "mean", mean, rows);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "rstd", rstd, rows);
+    if (st == CLT_OK) {
+        const struct tensor t[] = {
+            required("x", x, count), required("gamma", gamma, d),  required("beta", beta, d),
+            required("y", y, count), required("mean", mean, rows), required("rstd", rstd, rows),
+        };
+        st = check_tensors(dev, op, t, COUNT(t));
+    }
     if (st != CLT_OK)
         return st;
 
@@ -409,24 +388,19 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_shape(dev, op, rows, d, 1);
     int64_t count = rows * d;
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, count);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "gamma", gamma, d);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "mean", mean, rows);
-    if (st == CLT_OK)
-        st = check_buf(dev, op, "rstd", rstd, rows);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "dx", dx, count);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "dgamma", dgamma, d);
-    if (st == CLT_OK)
-        st = check_opt(dev, op, "dbeta", dbeta, d);
+    if (st == CLT_OK) {
+        const struct tensor t[] = {
+            required("x", x, count),       required("dy", dy, count),
+            required("gamma", gamma, d),   required("mean", mean, rows),
+            required("rstd", rstd, rows),  optional("dx", dx, count),
+            optional("dgamma", dgamma, d), optional("dbeta", dbeta, d),
+        };
+        st = check_tensors(dev, op, t, COUNT(t));
+    }
+    /* The parameter gradients' partial sums. */
     if (st == CLT_OK && (dgamma.mem || dbeta.mem))
-        st = check_buf(dev, op, "workspace", workspace, 2 * ln_chunks(rows) * d);
+        st =
+            clt__check_buf(dev, workspace, 2 * ln_chunks(rows) * d, sizeof(float), op, "workspace");
     if (st != CLT_OK)
         return st;
 

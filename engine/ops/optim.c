@@ -102,34 +102,14 @@ size_t clt__optim_workspace_bytes(int64_t n)
 
 /* ==== Argument checks =================================================================== */
 
-/* Checks that a buffer holds `count` 4-byte elements from its offset, and that the offset and
- * its end fit the kernels' int indices. A NULL buffer is accepted when `optional`. */
+/* clt__check_buf for a buffer of `count` 4-byte elements; a NULL buffer passes when
+ * `optional`. */
 static enum clt_status check_buf(struct clt_device *dev, const char *what, struct clt__buf b,
                                  int64_t count, bool optional)
 {
-    if (!b.mem) {
-        if (optional)
-            return CLT_OK;
-        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s buffer is NULL", what);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > (size_t)INT32_MAX || (int64_t)b.offset + count > INT32_MAX) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s offset %zu + %lld is beyond 2^31 - 1",
-                 what, b.offset, (long long)count);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    size_t bytes = 0;
-    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
-    if (err != CL_SUCCESS) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s is not a buffer", what);
-        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo");
-    }
-    if (((uint64_t)b.offset + (uint64_t)count) * 4 > bytes) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: %s buffer of %zu bytes is too small", what,
-                 bytes);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return CLT_OK;
+    if (!b.mem && optional)
+        return CLT_OK;
+    return clt__check_buf(dev, b, count, 4, "optimizer", what);
 }
 
 /* ==== The status ======================================================================== */

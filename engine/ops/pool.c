@@ -55,24 +55,9 @@ enum clt_status clt__pool2d_resolve(const struct clt_log *log, struct clt__pool2
     return CLT_OK;
 }
 
-/* Checks that a tensor is given and that its `count` elements lie below element 2^31. */
-static enum clt_status check_buf(struct clt_device *dev, const char *op, const char *name,
-                                 struct clt__buf b, int64_t count)
-{
-    if (!b.mem) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is NULL", op, name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > (size_t)INT32_MAX || (int64_t)b.offset + count > INT32_MAX) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s ends beyond element 2^31 of its buffer", op,
-                 name);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return CLT_OK;
-}
-
-/* Resolves p into *out and checks the buffers: `in` is x or dx, `out_bufs` the tensors of
- * the output's shape (y, dy, argmax), NULL mems allowed where optional[i]. */
+/* Resolves p into *out and checks the buffers: `in` is x or dx, `bufs` the tensors of the
+ * output's shape (y, dy, argmax), NULL mems allowed where optional[i]. Every element (float,
+ * or int for argmax) has 4 bytes. */
 static enum clt_status prepare(struct clt_device *dev, const char *op, const struct clt__pool2d *p,
                                struct clt__pool2d *out, const char *in_name, struct clt__buf in,
                                const char **names, const struct clt__buf *bufs,
@@ -83,10 +68,11 @@ static enum clt_status prepare(struct clt_device *dev, const char *op, const str
     *out = *p;
     enum clt_status st = clt__pool2d_resolve(&dev->log, out);
     if (st == CLT_OK)
-        st = check_buf(dev, op, in_name, in, out->n * out->c * out->h * out->w);
+        st = clt__check_buf(dev, in, out->n * out->c * out->h * out->w, sizeof(float), op, in_name);
     for (size_t i = 0; i < count && st == CLT_OK; i++)
         if (bufs[i].mem || !optional[i])
-            st = check_buf(dev, op, names[i], bufs[i], out->n * out->c * out->oh * out->ow);
+            st = clt__check_buf(dev, bufs[i], out->n * out->c * out->oh * out->ow, sizeof(float),
+                                op, names[i]);
     return st;
 }
 
@@ -206,9 +192,9 @@ static enum clt_status check_global(struct clt_device *dev, const char *op, int6
                  (long long)n, (long long)c, (long long)h, (long long)w);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    enum clt_status st = check_buf(dev, op, big_name, big, n * c * h * w);
+    enum clt_status st = clt__check_buf(dev, big, n * c * h * w, sizeof(float), op, big_name);
     if (st == CLT_OK)
-        st = check_buf(dev, op, small_name, small, n * c);
+        st = clt__check_buf(dev, small, n * c, sizeof(float), op, small_name);
     return st;
 }
 

@@ -10,34 +10,6 @@
 
 /* ==== Argument checks =================================================================== */
 
-/* A buffer holding `count` elements from its offset, all addressable with int. */
-static enum clt_status check_buf(struct clt_device *dev, struct clt__buf b, int64_t count,
-                                 const char *op, const char *what)
-{
-    if (!b.mem) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is a NULL buffer", op, what);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    if (b.offset > INT32_MAX || count > INT32_MAX - (int64_t)b.offset) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "%s: %s (offset %zu, %lld elements) reaches past 2^31 elements", op, what,
-                 b.offset, (long long)count);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    /* Every element type of this family (float, int) has 4 bytes. */
-    size_t bytes = 0;
-    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
-    if (err != CL_SUCCESS)
-        return clt__cl_check(&dev->log, err, "clGetMemObjectInfo");
-    if (((uint64_t)b.offset + (uint64_t)count) * 4 > bytes) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "%s: %s (offset %zu, %lld elements) does not fit its buffer of %zu bytes", op,
-                 what, b.offset, (long long)count, bytes);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return CLT_OK;
-}
-
 /* Checks ndim and every dimension (>= 0) and writes the element count (< 2^31). */
 static enum clt_status check_shape(struct clt_device *dev, uint32_t ndim, const int64_t *shape,
                                    const char *op, int64_t *count)
@@ -101,11 +73,11 @@ enum clt_status clt__embedding_forward(struct clt_device *dev, struct clt__buf t
                  op, (long long)vocab, (long long)dim, (long long)tokens);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    enum clt_status st = check_buf(dev, table, vocab * dim, op, "table");
+    enum clt_status st = clt__check_buf(dev, table, vocab * dim, sizeof(float), op, "table");
     if (st == CLT_OK)
-        st = check_buf(dev, ids, tokens, op, "ids");
+        st = clt__check_buf(dev, ids, tokens, sizeof(cl_int), op, "ids");
     if (st == CLT_OK)
-        st = check_buf(dev, y, tokens * dim, op, "y");
+        st = clt__check_buf(dev, y, tokens * dim, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
     cl_int t = (cl_int)tokens, d = (cl_int)dim, v = (cl_int)vocab;
@@ -197,13 +169,14 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
                  op, (long long)vocab, (long long)dim, (long long)tokens);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    enum clt_status st = check_buf(dev, ids, tokens, op, "ids");
+    enum clt_status st = clt__check_buf(dev, ids, tokens, sizeof(cl_int), op, "ids");
     if (st == CLT_OK)
-        st = check_buf(dev, dy, tokens * dim, op, "dy");
+        st = clt__check_buf(dev, dy, tokens * dim, sizeof(float), op, "dy");
     if (st == CLT_OK)
-        st = check_buf(dev, dtable, vocab * dim, op, "dtable");
+        st = clt__check_buf(dev, dtable, vocab * dim, sizeof(float), op, "dtable");
     if (st == CLT_OK)
-        st = check_buf(dev, workspace, (int64_t)(ws_bytes / sizeof(cl_int)), op, "workspace");
+        st = clt__check_buf(dev, workspace, (int64_t)(ws_bytes / sizeof(cl_int)), sizeof(cl_int),
+                            op, "workspace");
     if (st != CLT_OK || vocab * dim == 0)
         return st;
 
@@ -333,9 +306,9 @@ enum clt_status clt__permute_forward(struct clt_device *dev, struct clt__buf x, 
     int64_t n, x_stride[CLT_MAX_DIMS];
     enum clt_status st = permute_check(dev, op, ndim, x_shape, perm, &n, x_stride);
     if (st == CLT_OK)
-        st = check_buf(dev, x, n, op, "x");
+        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
     if (st == CLT_OK)
-        st = check_buf(dev, y, n, op, "y");
+        st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
     /* y's dimension k is x's dimension perm[k]. */
@@ -359,9 +332,9 @@ enum clt_status clt__permute_backward(struct clt_device *dev, struct clt__buf dy
     int64_t n, x_stride[CLT_MAX_DIMS];
     enum clt_status st = permute_check(dev, op, ndim, x_shape, perm, &n, x_stride);
     if (st == CLT_OK)
-        st = check_buf(dev, dy, n, op, "dy");
+        st = clt__check_buf(dev, dy, n, sizeof(float), op, "dy");
     if (st == CLT_OK)
-        st = check_buf(dev, dx, n, op, "dx");
+        st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
     /* dx is dense in x_shape; x's dimension perm[k] is dy's dimension k, whose stride in
@@ -451,10 +424,12 @@ static enum clt_status concat_check(struct clt_device *dev, const char *op, uint
                  (long long)r->axis, axis);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    st = check_buf(dev, y, r->outer * r->axis * r->inner, op, "the concatenation");
+    st = clt__check_buf(dev, y, r->outer * r->axis * r->inner, sizeof(float), op,
+                        "the concatenation");
     for (uint32_t k = 0; k < count && st == CLT_OK; k++)
         if (xs[k].mem || !skip_null)
-            st = check_buf(dev, xs[k], r->outer * len[k] * r->inner, op, "an input");
+            st = clt__check_buf(dev, xs[k], r->outer * len[k] * r->inner, sizeof(float), op,
+                                "an input");
     return st;
 }
 
@@ -506,9 +481,10 @@ static enum clt_status slice_check(struct clt_device *dev, const char *op, struc
                  (long long)start, (long long)(start + len), (long long)r->axis);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    st = check_buf(dev, x, r->outer * r->axis * r->inner, op, "the whole tensor");
+    st = clt__check_buf(dev, x, r->outer * r->axis * r->inner, sizeof(float), op,
+                        "the whole tensor");
     if (st == CLT_OK)
-        st = check_buf(dev, y, r->outer * len * r->inner, op, "the slice");
+        st = clt__check_buf(dev, y, r->outer * len * r->inner, sizeof(float), op, "the slice");
     return st;
 }
 

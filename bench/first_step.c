@@ -1,0 +1,176 @@
+/*
+ * first_step.c: the time to the first training step, with cold and with warm kernel caches.
+ *
+ * Compilers keep caches the process cannot forget (PoCL reads POCL_CACHE_DIR once, CLBlast
+ * keeps its kernels in memory for the life of the process), so each measurement is a child
+ * process: this program again, in a hidden mode (--first-step-child), timing device open,
+ * model build, trainer creation (which compiles every kernel and warms every GEMM shape) and
+ * one step up to its loss. "Cold" gives the child fresh, empty cache directories for every
+ * cache we know of: cltrain's (CLTRAIN_CACHE_DIR), PoCL's (POCL_CACHE_DIR), Mesa's
+ * (MESA_SHADER_CACHE_DIR, MESA_GLSL_CACHE_DIR), NVIDIA's (CUDA_CACHE_PATH) and the XDG cache
+ * home that other drivers default to. "Warm" runs the child again on the directories the
+ * cold run filled.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "models.h"
+
+/* Removes a directory tree (no symbolic links are followed). */
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            struct stat sb;
+            if (lstat(sub, &sb) == 0 && S_ISDIR(sb.st_mode))
+                remove_tree(sub);
+            else
+                unlink(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* Runs the child on the cache directories under root; writes its time. */
+static enum clt_status run_child(struct bench_ctx *c, const char *kind, const char *root,
+                                 double *seconds)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return CLT_ERR_IO;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return CLT_ERR_IO;
+    }
+    if (pid == 0) {
+        static const char *const vars[][2] = {
+            {"CLTRAIN_CACHE_DIR", "cltrain"}, {"POCL_CACHE_DIR", "pocl"},
+            {"MESA_SHADER_CACHE_DIR", "mesa"}, {"MESA_GLSL_CACHE_DIR", "mesa"},
+            {"CUDA_CACHE_PATH", "cuda"},       {"XDG_CACHE_HOME", "xdg"}};
+        char dir[4096];
+        for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+            snprintf(dir, sizeof dir, "%s/%s", root, vars[i][1]);
+            mkdir(dir, 0700);
+            setenv(vars[i][0], dir, 1);
+        }
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        char *argv[] = {(char *)c->cfg->self, "--first-step-child", (char *)kind, "--device",
+                        c->selection, NULL};
+        execv(c->cfg->self, argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    char out[256];
+    size_t len = 0;
+    ssize_t got;
+    while ((got = read(fd[0], out + len, sizeof out - 1 - len)) > 0 && len < sizeof out - 1)
+        len += (size_t)got;
+    out[len] = '\0';
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        sscanf(out, "first_step_s %lf", seconds) != 1 || !(*seconds > 0)) {
+        bench_note(c->out, "train: the first-step child for %s failed", kind);
+        return CLT_ERR_IO;
+    }
+    return CLT_OK;
+}
+
+enum clt_status bench_first_step(struct bench_ctx *c, const char *kind)
+{
+    /* A cold run rebuilds every kernel (tens of seconds on a CPU): --quick does one, for the
+     * MLP only. */
+    if (c->cfg->quick && strcmp(kind, "mlp") != 0)
+        return CLT_OK;
+    int runs = c->cfg->quick ? 1 : c->cfg->runs < 3 ? c->cfg->runs : 3;
+    double cold[3], warm[3];
+    enum clt_status st = CLT_OK;
+    const char *tmp = getenv("TMPDIR");
+    for (int i = 0; st == CLT_OK && i < runs; i++) {
+        char root[4096];
+        snprintf(root, sizeof root, "%s/cltrain-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(root))
+            return CLT_ERR_IO;
+        st = run_child(c, kind, root, &cold[i]);
+        if (st == CLT_OK)
+            st = run_child(c, kind, root, &warm[i]);
+        remove_tree(root);
+    }
+    struct bench_stat s;
+    char name[80];
+    if (st == CLT_OK) {
+        bench_stat_of(cold, runs, &s);
+        snprintf(name, sizeof name, "%s.first_step_cold_s", kind);
+        st = bench_add(c->out, "train", name, "s", false, &s);
+    }
+    if (st == CLT_OK) {
+        bench_stat_of(warm, runs, &s);
+        snprintf(name, sizeof name, "%s.first_step_warm_s", kind);
+        st = bench_add(c->out, "train", name, "s", false, &s);
+    }
+    return st;
+}
+
+int bench_first_step_child(const char *selection, const char *kind)
+{
+    double t0 = bench_now();
+    struct clt_device *dev = NULL;
+    struct clt_trainer *tr = NULL;
+    struct model m;
+    struct model_desc d;
+    struct clt_dataset_info info;
+    char err[256] = "";
+    void *x = NULL, *y = NULL;
+    memset(&m, 0, sizeof m);
+    enum clt_status st = clt_device_open(selection, NULL, &dev);
+    model_desc_init(&d, kind);
+    bench_train_data_info(kind, &info);
+    if (st == CLT_OK)
+        st = model_build(&d, &info, bench_train_batch(kind), &m, err, sizeof err);
+    if (st == CLT_OK)
+        st = bench_train_inputs(&m, &x, &y);
+    struct clt_trainer_options opt;
+    clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
+    if (st == CLT_OK)
+        st = clt_trainer_create(dev, m.g, m.loss, &opt, &tr);
+    const void *inputs[] = {x, y};
+    float loss;
+    if (st == CLT_OK)
+        st = clt_trainer_step(tr, inputs);
+    if (st == CLT_OK)
+        st = clt_trainer_loss(tr, &loss);
+    double t = bench_now() - t0;
+    clt_trainer_free(tr);
+    model_free(&m);
+    clt_device_close(dev);
+    free(x);
+    free(y);
+    if (st != CLT_OK) {
+        fprintf(stderr, "cltrain-bench: first step of %s: %s%s%s\n", kind, clt_status_str(st),
+                err[0] ? ": " : "", err);
+        return 1;
+    }
+    printf("first_step_s %.6f\n", t);
+    return 0;
+}

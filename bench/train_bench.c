@@ -1,0 +1,321 @@
+/*
+ * train_bench.c: training figures of the built-in models (tools/models.h) on random data of
+ * the right shapes: samples per second, device time per step, the split between forward,
+ * backward and optimizer, peak device memory, and the time to the first step with cold and
+ * warm kernel caches (measured in child processes, see first_step.c).
+ *
+ * The split: the trainer's step (engine/step.c) runs forward, backward and update as static
+ * functions with no markers between them, so this file runs the same sequence itself,
+ * through the trainer's plan and each op's forward and backward (trainer.h, graph.h), with a
+ * profiling marker after each phase, the queue held until all is enqueued (bench_bracket).
+ * It mirrors step.c's forward(), backward() and update() and must follow them if they change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "models.h"
+#include "ops/optim.h"
+#include "trainer.h"
+
+/* The models and their sizes (docs/bench.md): Fashion-MNIST-shaped images, and a character
+ * model with 96 symbols. */
+struct train_case {
+    const char *kind;
+    int64_t batch;
+};
+static const struct train_case cases[] = {{"mlp", 128}, {"cnn", 64}, {"gpt", 16}};
+
+enum { IMAGE = 28, CLASSES = 10, VOCAB = 96 };
+
+void bench_train_data_info(const char *kind, struct clt_dataset_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (strcmp(kind, "gpt") == 0) {
+        info->kind = CLT_DATASET_TEXT;
+        info->count = 1 << 20;
+        info->vocab = VOCAB;
+        return;
+    }
+    info->kind = CLT_DATASET_CLASSES;
+    info->count = 60000;
+    info->ndim = 3;
+    info->shape[0] = 1;
+    info->shape[1] = IMAGE;
+    info->shape[2] = IMAGE;
+    info->classes = CLASSES;
+}
+
+int64_t bench_train_batch(const char *kind)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (strcmp(cases[i].kind, kind) == 0)
+            return cases[i].batch;
+    return 0;
+}
+
+/* Random inputs for a built model: features in [0, 1), labels and ids in range. */
+enum clt_status bench_train_inputs(const struct model *m, void **x, void **y)
+{
+    int64_t nx = 1, ny = 1;
+    for (uint32_t i = 0; i < clt_tensor_ndim(m->x); i++)
+        nx *= clt_tensor_dim(m->x, i);
+    for (uint32_t i = 0; i < clt_tensor_ndim(m->y); i++)
+        ny *= clt_tensor_dim(m->y, i);
+    *x = malloc((size_t)nx * 4);
+    *y = malloc((size_t)ny * 4);
+    if (!*x || !*y)
+        return CLT_ERR_NO_MEMORY;
+    uint32_t s = 12345;
+    bool ids = clt_tensor_dtype(m->x) == CLT_I32;
+    for (int64_t i = 0; i < nx; i++) {
+        s = s * 1664525u + 1013904223u;
+        if (ids)
+            ((int32_t *)*x)[i] = (int32_t)((s >> 8) % (uint32_t)m->classes);
+        else
+            ((float *)*x)[i] = (float)(s >> 8) / 16777216.0f;
+    }
+    for (int64_t i = 0; i < ny; i++) {
+        s = s * 1664525u + 1013904223u;
+        ((int32_t *)*y)[i] = (int32_t)((s >> 8) % (uint32_t)m->classes);
+    }
+    return CLT_OK;
+}
+
+struct train_run {
+    struct bench_ctx *c;
+    struct clt_trainer *tr;
+    const void *inputs[2];
+    int64_t batch;
+    int steps; /* per run */
+    double split[3][64]; /* forward, backward, optimizer seconds of each split run */
+    int nsplit;
+};
+
+/* One run of `steps` training steps: samples per second, wall clock. */
+static enum clt_status throughput_sample(void *ctx, double *value)
+{
+    struct train_run *r = ctx;
+    enum clt_status st = clt_device_finish(r->c->dev);
+    double t0 = bench_now();
+    for (int i = 0; st == CLT_OK && i < r->steps; i++)
+        st = clt_trainer_step(r->tr, r->inputs);
+    float loss;
+    if (st == CLT_OK)
+        st = clt_trainer_loss(r->tr, &loss);
+    if (st == CLT_OK)
+        st = clt_device_finish(r->c->dev);
+    if (st == CLT_OK)
+        *value = (double)(r->steps * r->batch) / (bench_now() - t0);
+    return st;
+}
+
+/* The trainer's optimizer settings as the kernels take them (step.c's optim_config). */
+static void optim_config(const struct clt_optimizer *o, struct clt__optim_config *c)
+{
+    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM,
+                                                 CLT__OPTIM_ADAMW};
+    clt__optim_config_init(c, kinds[o->kind]);
+    c->weight_decay = o->weight_decay;
+    c->momentum = o->momentum;
+    c->nesterov = o->nesterov;
+    c->beta1 = o->beta1;
+    c->beta2 = o->beta2;
+    c->eps = o->eps;
+    c->clip_norm = o->clip_norm;
+}
+
+static enum clt_status mark(struct clt_device *dev, cl_event *ev)
+{
+    return clt__cl_check(&dev->log, clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, ev),
+                         "clEnqueueMarkerWithWaitList");
+}
+
+/* Enqueues forward, backward and update of the latest uploaded batch with a marker after
+ * each (step.c's sequence, without the upload). */
+static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3])
+{
+    struct clt_device *dev = tr->dev;
+    struct clt__exec x = {.dev = dev, .tr = tr, .training = true, .seed = tr->options.seed,
+                          .step = tr->steps};
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
+        uint32_t id = tr->plan.fwd[i];
+        if (tr->plan.info[id].reached)
+            st = tr->graph->nodes[id]->op->forward(&x, tr->graph->nodes[id]);
+    }
+    if (st == CLT_OK)
+        st = mark(dev, &ev[0]);
+    struct clt__buf seed = clt__grad(&x, tr->loss);
+    float one = 1.0f;
+    if (st == CLT_OK)
+        st = clt__cl_check(&dev->log,
+                           clEnqueueFillBuffer(dev->queue, seed.mem, &one, sizeof one,
+                                               seed.offset * 4, sizeof one, 0, NULL, NULL),
+                           "clEnqueueFillBuffer");
+    x.in_backward = true;
+    for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
+        const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
+        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE ? t->op->forward(&x, t)
+                                                          : t->op->backward(&x, t);
+    }
+    x.in_backward = false;
+    if (st == CLT_OK)
+        st = mark(dev, &ev[1]);
+    struct clt__optim_config cfg;
+    optim_config(&tr->options.optimizer, &cfg);
+    if (st == CLT_OK)
+        st = clt__optim_step(dev, &cfg, (int64_t)tr->plan.trained, (struct clt__buf){tr->params, 0},
+                             (struct clt__buf){tr->grads, 0}, (struct clt__buf){tr->moment1, 0},
+                             (struct clt__buf){tr->moment2, 0}, clt__val(&x, tr->loss),
+                             (struct clt__buf){tr->work, 0}, (struct clt__buf){tr->status, 0},
+                             tr->options.optimizer.lr, 1.0f);
+    if (st == CLT_OK)
+        st = mark(dev, &ev[2]);
+    return st;
+}
+
+/* One split run: forward, backward and optimizer device time of one step. */
+static enum clt_status split_sample(void *ctx, double *value)
+{
+    struct train_run *r = ctx;
+    struct clt_device *dev = r->c->dev;
+    cl_event ev[3] = {NULL, NULL, NULL};
+    struct bench_bracket br;
+    enum clt_status st = clt_device_finish(dev);
+    if (st == CLT_OK)
+        st = bench_bracket_begin(dev, &br);
+    if (st != CLT_OK)
+        return st;
+    st = split_enqueue(r->tr, ev);
+    double total = 0;
+    enum clt_status st2 = bench_bracket_end(dev, &br, &total);
+    st = st == CLT_OK ? st2 : st;
+    cl_ulong t[4] = {0, 0, 0, 0};
+    for (int i = 0; st == CLT_OK && i < 3; i++)
+        st = clt__cl_check(&dev->log,
+                           clGetEventProfilingInfo(ev[i], CL_PROFILING_COMMAND_END,
+                                                   sizeof t[i + 1], &t[i + 1], NULL),
+                           "clGetEventProfilingInfo");
+    for (int i = 0; i < 3; i++)
+        if (ev[i])
+            clReleaseEvent(ev[i]);
+    if (st != CLT_OK)
+        return st;
+    /* The forward phase starts where the bracket did: total - (end - forward end). */
+    double fwd = total - (double)(t[3] - t[1]) * 1e-9;
+    double part[3] = {fwd, (double)(t[2] - t[1]) * 1e-9, (double)(t[3] - t[2]) * 1e-9};
+    if (r->nsplit < 64) {
+        for (int i = 0; i < 3; i++)
+            r->split[i][r->nsplit] = part[i] > 0 ? part[i] * 1e3 : 1e-6;
+        r->nsplit++;
+    }
+    *value = total * 1e3;
+    return CLT_OK;
+}
+
+static enum clt_status add1(struct bench_ctx *c, const char *model, const char *what,
+                            const char *unit, bool higher, const struct bench_stat *s)
+{
+    char name[80];
+    snprintf(name, sizeof name, "%s.%s", model, what);
+    return bench_add(c->out, "train", name, unit, higher, s);
+}
+
+/* The device time of the steps the trainer profiled (start of compute to its end), mean per
+ * step of each run. */
+static enum clt_status step_times(struct train_run *r, const char *model, uint32_t first)
+{
+    double v[64];
+    int n = 0;
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = first; st == CLT_OK && i + (uint32_t)r->steps <= r->tr->nprof && n < 64;
+         i += (uint32_t)r->steps) {
+        double sum = 0;
+        for (int k = 0; st == CLT_OK && k < r->steps; k++) {
+            uint64_t t[4];
+            st = clt__trainer_step_times(r->tr, i + (uint32_t)k, t);
+            sum += t[3] > t[2] ? (double)(t[3] - t[2]) * 1e-6 : 1e-6;
+        }
+        v[n++] = sum / r->steps;
+    }
+    if (st != CLT_OK || n == 0)
+        return st;
+    struct bench_stat s;
+    bench_stat_of(v, n, &s);
+    return add1(r->c, model, "step_device_ms", "ms", false, &s);
+}
+
+static enum clt_status one_model(struct bench_ctx *c, const struct train_case *tc)
+{
+    struct model_desc d;
+    struct clt_dataset_info info;
+    struct model m;
+    char err[256] = "";
+    model_desc_init(&d, tc->kind);
+    bench_train_data_info(tc->kind, &info);
+    enum clt_status st = model_build(&d, &info, tc->batch, &m, err, sizeof err);
+    if (st != CLT_OK) {
+        bench_note(c->out, "train: %s not built: %s", tc->kind, err);
+        return st;
+    }
+    struct train_run r = {.c = c, .batch = tc->batch, .steps = c->cfg->quick ? 3 : 8};
+    void *x = NULL, *y = NULL;
+    st = bench_train_inputs(&m, &x, &y);
+    r.inputs[0] = x;
+    r.inputs[1] = y;
+    struct clt_trainer_options opt;
+    clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
+    if (st == CLT_OK)
+        st = clt_trainer_create(c->dev, m.g, m.loss, &opt, &r.tr);
+    struct bench_stat s;
+    uint32_t first = (uint32_t)(c->cfg->warmup * r.steps);
+    if (st == CLT_OK)
+        st = bench_repeat(c->cfg->warmup, c->cfg->runs, throughput_sample, &r, &s);
+    if (st == CLT_OK)
+        st = add1(c, tc->kind, "samples_per_s", "samples/s", true, &s);
+    if (st == CLT_OK && m.positions > 1) {
+        struct bench_stat tok = {s.median * (double)m.positions, s.min * (double)m.positions,
+                                 s.max * (double)m.positions, s.runs};
+        st = add1(c, tc->kind, "tokens_per_s", "tokens/s", true, &tok);
+    }
+    if (st == CLT_OK)
+        st = step_times(&r, tc->kind, first);
+    if (st == CLT_OK)
+        st = bench_repeat(c->cfg->warmup, c->cfg->runs, split_sample, &r, &s);
+    if (st == CLT_OK)
+        st = add1(c, tc->kind, "split_total_ms", "ms", false, &s);
+    static const char *const parts[] = {"forward_ms", "backward_ms", "optimizer_ms"};
+    int n = r.nsplit - c->cfg->warmup;
+    for (int i = 0; st == CLT_OK && i < 3 && n > 0; i++) {
+        bench_stat_of(r.split[i] + c->cfg->warmup, n, &s);
+        st = add1(c, tc->kind, parts[i], "ms", false, &s);
+    }
+    struct clt_memory_report mem;
+    if (st == CLT_OK)
+        st = clt_trainer_memory(r.tr, &mem);
+    if (st == CLT_OK) {
+        double mib = (double)mem.total / 1048576.0;
+        struct bench_stat one = {mib, mib, mib, 1};
+        st = add1(c, tc->kind, "peak_memory_mib", "MiB", false, &one);
+    }
+    clt_trainer_free(r.tr);
+    model_free(&m);
+    free(x);
+    free(y);
+    if (st == CLT_OK)
+        st = bench_first_step(c, tc->kind);
+    return st;
+}
+
+enum clt_status bench_train(struct bench_ctx *c)
+{
+    enum clt_status st = CLT_OK;
+    for (size_t i = 0; st == CLT_OK && i < sizeof cases / sizeof cases[0]; i++) {
+        if (c->cfg->verbose)
+            fprintf(stderr, "cltrain-bench:   train %s\n", cases[i].kind);
+        st = one_model(c, &cases[i]);
+    }
+    return st;
+}

@@ -1,0 +1,931 @@
+/*
+ * test_data.c: datasets and batchers, on the host only: the IDX, CSV and text loaders on
+ * small files written here (plain and gzip), every kind of malformed file (here and in the
+ * corpus of test/data/), splits, heads, and the batcher's epochs, padding, drop_last, resume
+ * and text windows. Loads the real Fashion-MNIST test set when Debian's package is there.
+ * No device needed.
+ */
+#include <dirent.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "data.h"
+#include "harness.h"
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Messages go here, not to stderr: most tests provoke errors on purpose. */
+static struct clt_test_log messages;
+static const struct clt_log quiet = {clt_test_log_fn, &messages, CLT_LOG_DEBUG};
+
+static char tmp_dir[64];
+
+static void clear_messages(void)
+{
+    messages.len = 0;
+    messages.text[0] = 0;
+}
+
+/* The path of `name` in this run's temporary directory (a static buffer per call slot). */
+static const char *tmp_path(const char *name)
+{
+    static char paths[16][512];
+    static int slot;
+    char *p = paths[slot++ % 16];
+    snprintf(p, 512, "%s/%s", tmp_dir, name);
+    return p;
+}
+
+/* Writes bytes to a file in the temporary directory, gzip-compressed when gz; returns the
+ * path. */
+static const char *write_file(const char *name, const void *data, size_t size, bool gz)
+{
+    const char *path = tmp_path(name);
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        assert_non_null(f);
+        if (size > 0)
+            assert_int_equal(gzwrite(f, data, (unsigned)size), (int)size);
+        assert_int_equal(gzclose(f), Z_OK);
+    } else {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(data, 1, size, f), size);
+        assert_int_equal(fclose(f), 0);
+    }
+    return path;
+}
+
+static const char *write_text(const char *name, const char *text, bool gz)
+{
+    return write_file(name, text, strlen(text), gz);
+}
+
+/* An IDX file in memory: magic, dims, then `n` data bytes; returns its size. */
+static size_t make_idx(unsigned char *buf, uint32_t magic, const uint32_t *dims, int ndims,
+                       const unsigned char *data, size_t n)
+{
+    size_t at = 0;
+    for (int i = 0; i < 1 + ndims; i++) {
+        uint32_t v = i == 0 ? magic : dims[i - 1];
+        for (int b = 3; b >= 0; b--)
+            buf[at++] = (unsigned char)(v >> (8 * b));
+    }
+    memcpy(buf + at, data, n);
+    return at + n;
+}
+
+/* A small labelled image set: 5 images of 3 x 4 pixels, pixel (i, k) = 11 * i + k, labels
+ * i % 4 (so 4 classes). */
+enum { N_IMG = 5, ROWS = 3, COLS = 4 };
+static unsigned char img_bytes[64 + N_IMG * ROWS * COLS], lab_bytes[64];
+static size_t img_size, lab_size;
+
+static void make_sample_idx(void)
+{
+    unsigned char px[N_IMG * ROWS * COLS], lab[N_IMG];
+    for (int i = 0; i < N_IMG; i++) {
+        for (int k = 0; k < ROWS * COLS; k++)
+            px[i * ROWS * COLS + k] = (unsigned char)(11 * i + k);
+        lab[i] = (unsigned char)(i % 4);
+    }
+    img_size = make_idx(img_bytes, 0x803, (uint32_t[]){N_IMG, ROWS, COLS}, 3, px, sizeof px);
+    lab_size = make_idx(lab_bytes, 0x801, (uint32_t[]){N_IMG}, 1, lab, sizeof lab);
+}
+
+static void check_sample_idx(const struct clt_dataset *ds)
+{
+    struct clt_dataset_info info;
+    assert_int_equal(clt_dataset_info(ds, &info), CLT_OK);
+    assert_int_equal(info.kind, CLT_DATASET_CLASSES);
+    assert_int_equal(info.count, N_IMG);
+    assert_int_equal(info.ndim, 3);
+    assert_int_equal(info.shape[0], 1);
+    assert_int_equal(info.shape[1], ROWS);
+    assert_int_equal(info.shape[2], COLS);
+    assert_int_equal(info.classes, 4);
+    for (int i = 0; i < N_IMG; i++) {
+        assert_int_equal(ds->labels[i], i % 4);
+        for (int k = 0; k < ROWS * COLS; k++)
+            assert_true(ds->features[i * ROWS * COLS + k] == (float)(11 * i + k) / 255.0f);
+    }
+}
+
+static void idx_loads(void **state)
+{
+    (void)state;
+    make_sample_idx();
+    for (int gz = 0; gz < 2; gz++) {
+        const char *ip = write_file(gz ? "i.idx.gz" : "i.idx", img_bytes, img_size, gz);
+        const char *lp = write_file(gz ? "l.idx.gz" : "l.idx", lab_bytes, lab_size, gz);
+        struct clt_dataset *ds = NULL;
+        assert_int_equal(clt_dataset_load_idx(ip, lp, &quiet, &ds), CLT_OK);
+        check_sample_idx(ds);
+        clt_dataset_free(ds);
+    }
+    /* The in-memory parser, as fuzz targets call it. */
+    struct clt_dataset *ds = NULL;
+    assert_int_equal(
+        clt__idx_parse(img_bytes, img_size, lab_bytes, lab_size, &quiet, "i", "l", &ds), CLT_OK);
+    check_sample_idx(ds);
+    clt_dataset_free(ds);
+}
+
+/* Loads images and labels given in memory through files; returns the status. */
+static enum clt_status load_idx_bytes(const unsigned char *img, size_t isize,
+                                      const unsigned char *lab, size_t lsize)
+{
+    const char *ip = write_file("bad-i.idx", img, isize, false);
+    const char *lp = write_file("bad-l.idx", lab, lsize, false);
+    struct clt_dataset *ds = NULL;
+    enum clt_status st = clt_dataset_load_idx(ip, lp, &quiet, &ds);
+    assert_true(st == CLT_OK || ds == NULL);
+    clt_dataset_free(ds);
+    /* The parser agrees with the loader. */
+    enum clt_status mem = clt__idx_parse(img, isize, lab, lsize, &quiet, "i", "l", &ds);
+    assert_int_equal(mem, st);
+    if (mem == CLT_OK)
+        clt_dataset_free(ds);
+    return st;
+}
+
+static void idx_malformed(void **state)
+{
+    (void)state;
+    make_sample_idx();
+    unsigned char b[256], px[64] = {0};
+    size_t n;
+    clear_messages();
+
+    /* Wrong magic in either file, and the two swapped. */
+    memcpy(b, img_bytes, img_size);
+    b[3] = 0x02;
+    assert_int_equal(load_idx_bytes(b, img_size, lab_bytes, lab_size), CLT_ERR_FORMAT);
+    assert_non_null(strstr(messages.text, "bad-i.idx"));
+    assert_non_null(strstr(messages.text, "magic"));
+    memcpy(b, lab_bytes, lab_size);
+    b[2] = 0x09;
+    assert_int_equal(load_idx_bytes(img_bytes, img_size, b, lab_size), CLT_ERR_FORMAT);
+    assert_int_equal(load_idx_bytes(lab_bytes, lab_size, img_bytes, img_size), CLT_ERR_FORMAT);
+
+    /* Truncated headers and data, extra bytes: every length but the right one. */
+    for (size_t cut = 0; cut < img_size; cut += 7)
+        assert_int_equal(load_idx_bytes(img_bytes, cut, lab_bytes, lab_size), CLT_ERR_FORMAT);
+    assert_int_equal(load_idx_bytes(img_bytes, img_size - 1, lab_bytes, lab_size), CLT_ERR_FORMAT);
+    for (size_t cut = 0; cut < lab_size; cut++)
+        assert_int_equal(load_idx_bytes(img_bytes, img_size, lab_bytes, cut), CLT_ERR_FORMAT);
+    memcpy(b, img_bytes, img_size);
+    b[img_size] = 0;
+    assert_int_equal(load_idx_bytes(b, img_size + 1, lab_bytes, lab_size), CLT_ERR_FORMAT);
+    memcpy(b, lab_bytes, lab_size);
+    b[lab_size] = 0;
+    assert_int_equal(load_idx_bytes(img_bytes, img_size, b, lab_size + 1), CLT_ERR_FORMAT);
+
+    /* Zero dimensions, each one. */
+    for (int d = 0; d < 3; d++) {
+        uint32_t dims[3] = {2, 2, 2};
+        dims[d] = 0;
+        n = make_idx(b, 0x803, dims, 3, px, 0);
+        assert_int_equal(load_idx_bytes(b, n, lab_bytes, lab_size), CLT_ERR_FORMAT);
+    }
+    n = make_idx(b, 0x801, (uint32_t[]){0}, 1, px, 0);
+    assert_int_equal(load_idx_bytes(img_bytes, img_size, b, n), CLT_ERR_FORMAT);
+
+    /* Counts that differ. */
+    n = make_idx(b, 0x801, (uint32_t[]){N_IMG - 1}, 1, px, N_IMG - 1);
+    assert_int_equal(load_idx_bytes(img_bytes, img_size, b, n), CLT_ERR_FORMAT);
+
+    /* Dimensions whose product overflows 64 bits, or only size_t, and a product that is
+     * merely far larger than the file. */
+    n = make_idx(b, 0x803, (uint32_t[]){0xffffffffu, 0xffffffffu, 0xffffffffu}, 3, px, 8);
+    assert_int_equal(load_idx_bytes(b, n, lab_bytes, lab_size), CLT_ERR_FORMAT);
+    n = make_idx(b, 0x803, (uint32_t[]){0x10000u, 0x10000u, 0x10000u}, 3, px, 8);
+    assert_int_equal(load_idx_bytes(b, n, lab_bytes, lab_size), CLT_ERR_FORMAT);
+    n = make_idx(b, 0x803, (uint32_t[]){N_IMG, 60000, 60000}, 3, px, 8);
+    assert_int_equal(load_idx_bytes(b, n, lab_bytes, lab_size), CLT_ERR_FORMAT);
+
+    /* A gzip stream cut short, and one with a corrupt body. */
+    const char *ip = write_file("cut.idx.gz", img_bytes, img_size, true);
+    const char *lp = write_file("l.idx", lab_bytes, lab_size, false);
+    FILE *f = fopen(ip, "rb");
+    assert_non_null(f);
+    unsigned char gzbuf[512];
+    size_t gzn = fread(gzbuf, 1, sizeof gzbuf, f);
+    fclose(f);
+    assert_true(gzn > 20);
+    struct clt_dataset *ds = NULL;
+    write_file("cut.idx.gz", gzbuf, gzn - 6, false);
+    assert_int_equal(clt_dataset_load_idx(ip, lp, &quiet, &ds), CLT_ERR_FORMAT);
+    gzbuf[gzn / 2] ^= 0x55;
+    gzbuf[gzn / 2 + 1] ^= 0x55;
+    write_file("cut.idx.gz", gzbuf, gzn, false);
+    assert_int_equal(clt_dataset_load_idx(ip, lp, &quiet, &ds), CLT_ERR_FORMAT);
+    assert_null(ds);
+
+    /* Missing files and a directory are I/O errors. */
+    assert_int_equal(clt_dataset_load_idx(tmp_path("missing.idx"), lp, &quiet, &ds), CLT_ERR_IO);
+    assert_int_equal(clt_dataset_load_idx(lp, tmp_path("missing.idx"), &quiet, &ds), CLT_ERR_IO);
+    assert_int_equal(clt_dataset_load_idx(tmp_dir, lp, &quiet, &ds), CLT_ERR_IO);
+    assert_null(ds);
+}
+
+static struct clt_dataset *load_csv(const char *text, int32_t label_column, bool gz,
+                                    enum clt_status want)
+{
+    const char *path = write_text(gz ? "t.csv.gz" : "t.csv", text, gz);
+    struct clt_dataset *ds = NULL;
+    assert_int_equal(clt_dataset_load_csv(path, label_column, &quiet, &ds), want);
+    assert_true(want == CLT_OK ? ds != NULL : ds == NULL);
+    return ds;
+}
+
+static void csv_loads(void **state)
+{
+    (void)state;
+    struct clt_dataset_info info;
+    for (int gz = 0; gz < 2; gz++) {
+        /* Label last, no header, no final newline. */
+        struct clt_dataset *ds = load_csv("0.5,-2,3\n1e-3, 4 ,0\n7,8,2", -1, gz, CLT_OK);
+        assert_int_equal(clt_dataset_info(ds, &info), CLT_OK);
+        assert_int_equal(info.count, 3);
+        assert_int_equal(info.ndim, 1);
+        assert_int_equal(info.shape[0], 2);
+        assert_int_equal(info.classes, 4);
+        float want[] = {0.5f, -2, 1e-3f, 4, 7, 8};
+        for (int i = 0; i < 6; i++)
+            assert_true(ds->features[i] == want[i]);
+        assert_int_equal(ds->labels[0], 3);
+        assert_int_equal(ds->labels[1], 0);
+        assert_int_equal(ds->labels[2], 2);
+        clt_dataset_free(ds);
+    }
+    /* A header, CRLF, blank lines at the end, the label first and written as a float. */
+    struct clt_dataset *ds =
+        load_csv("label,x,y\r\n1.0,10,11\r\n0,12,13\r\n5e0,14,15\r\n\r\n\n", 0, false, CLT_OK);
+    assert_int_equal(clt_dataset_info(ds, &info), CLT_OK);
+    assert_int_equal(info.count, 3);
+    assert_int_equal(info.shape[0], 2);
+    assert_int_equal(info.classes, 6);
+    for (int i = 0; i < 6; i++)
+        assert_true(ds->features[i] == (float)(10 + i));
+    assert_int_equal(ds->labels[2], 5);
+    clt_dataset_free(ds);
+    /* A header with another number of fields (scikit-learn's "150,4,setosa,..."), the
+     * label in a middle column counted from the end. */
+    ds = load_csv("3,2,a,b,c,d\n1,2,0\n3,4,1\n5,6,1\n", -2, false, CLT_OK);
+    assert_int_equal(clt_dataset_info(ds, &info), CLT_OK);
+    assert_int_equal(info.count, 3);
+    assert_int_equal(ds->labels[1], 4);
+    assert_true(ds->features[0] == 1.0f && ds->features[1] == 0.0f);
+    clt_dataset_free(ds);
+    /* The largest label. */
+    ds = load_csv("1,2147483647\n", 1, false, CLT_OK);
+    assert_int_equal(ds->labels[0], 2147483647);
+    assert_int_equal(ds->classes, 2147483648u);
+    clt_dataset_free(ds);
+}
+
+static void csv_malformed(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "1,2,0\n3,4\n",            /* ragged */
+        "1,2,0\n3,4,0,1\n",        /* ragged, longer */
+        "1,2,0\n3,x,1\n",          /* not a number */
+        "1,2,0\n3,nan,1\n",        /* NaN */
+        "1,2,0\n3,inf,1\n",        /* infinity */
+        "1,2,0\n3,1e400,1\n",      /* beyond double */
+        "1,2,0\n3,4,-1\n",         /* negative label */
+        "1,2,0\n3,4,2147483648\n", /* label 2^31 */
+        "1,2,0\n3,4,1e300\n",      /* a huge label */
+        "1,2,0\n3,4,0.5\n",        /* fractional label */
+        "",                        /* empty */
+        "\n\n",                    /* blank */
+        "a,b,c\n",                 /* a header alone */
+        "1,2,0\n\n3,4,1\n",        /* a blank line inside */
+        "1\n2\n",                  /* one column */
+        "1,,0\n",                  /* an empty field */
+        "1,2,0\n3,4,1,\n",         /* trailing comma */
+        "\n1,2,0\n",               /* a blank first line */
+        "1,2,0\na,b,c\n",          /* text after the first line */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        load_csv(bad[i], -1, false, CLT_ERR_FORMAT);
+        /* The parser agrees with the loader. */
+        struct clt_dataset *ds = NULL;
+        assert_int_equal(clt__csv_parse(bad[i], strlen(bad[i]), -1, &quiet, "mem", &ds),
+                         CLT_ERR_FORMAT);
+        assert_null(ds);
+    }
+    clear_messages();
+    load_csv("1,2,0\n3,4\n", -1, false, CLT_ERR_FORMAT);
+    assert_non_null(strstr(messages.text, "t.csv:2"));
+    /* A label column the rows do not have. */
+    load_csv("1,2,0\n", 3, false, CLT_ERR_INVALID_ARGUMENT);
+    load_csv("1,2,0\n", -4, false, CLT_ERR_INVALID_ARGUMENT);
+    struct clt_dataset *ds = NULL;
+    assert_int_equal(clt_dataset_load_csv(tmp_path("missing.csv"), -1, &quiet, &ds), CLT_ERR_IO);
+}
+
+static void text_loads(void **state)
+{
+    (void)state;
+    for (int gz = 0; gz < 2; gz++) {
+        const char *path = write_text(gz ? "t.txt.gz" : "t.txt", "hello, world\n", gz);
+        struct clt_dataset *ds = NULL;
+        assert_int_equal(clt_dataset_load_text(path, &quiet, &ds), CLT_OK);
+        struct clt_dataset_info info;
+        assert_int_equal(clt_dataset_info(ds, &info), CLT_OK);
+        assert_int_equal(info.kind, CLT_DATASET_TEXT);
+        assert_int_equal(info.count, 13);
+        assert_int_equal(info.vocab, 10);
+        uint8_t symbols[256];
+        uint32_t vocab = 0;
+        assert_int_equal(clt_dataset_symbols(ds, symbols, &vocab), CLT_OK);
+        assert_int_equal(vocab, 10);
+        assert_memory_equal(symbols, "\n ,dehlorw", 10);
+        /* Ids decode back to the text. */
+        for (int i = 0; i < 13; i++)
+            assert_int_equal(symbols[ds->tokens[i]], (uint8_t) "hello, world\n"[i]);
+        clt_dataset_free(ds);
+    }
+    /* Every byte value, NUL included. */
+    unsigned char all[512];
+    for (int i = 0; i < 512; i++)
+        all[i] = (unsigned char)(255 - i % 256);
+    struct clt_dataset *ds = NULL;
+    assert_int_equal(clt_dataset_load_text(write_file("all.bin", all, 512, true), &quiet, &ds),
+                     CLT_OK);
+    assert_int_equal(ds->vocab, 256);
+    assert_int_equal(ds->tokens[0], 255);
+    assert_int_equal(ds->tokens[255], 0);
+    clt_dataset_free(ds);
+    ds = NULL;
+    /* Too short: empty, one byte; missing. */
+    assert_int_equal(clt_dataset_load_text(write_text("e.txt", "", false), &quiet, &ds),
+                     CLT_ERR_FORMAT);
+    assert_int_equal(clt_dataset_load_text(write_text("e.txt.gz", "", true), &quiet, &ds),
+                     CLT_ERR_FORMAT);
+    assert_int_equal(clt_dataset_load_text(write_text("one.txt", "x", false), &quiet, &ds),
+                     CLT_ERR_FORMAT);
+    assert_int_equal(clt_dataset_load_text(tmp_path("missing.txt"), &quiet, &ds), CLT_ERR_IO);
+    assert_null(ds);
+    /* Two equal bytes: one symbol, two tokens, a valid text. */
+    assert_int_equal(clt_dataset_load_text(write_text("aa.txt", "aa", false), &quiet, &ds), CLT_OK);
+    assert_int_equal(ds->vocab, 1);
+    clt_dataset_free(ds);
+}
+
+/* A classes dataset of n examples whose features [2] are (i, -i) and label i % 3. */
+static struct clt_dataset *indexed(uint64_t n)
+{
+    struct clt_dataset *ds = NULL;
+    assert_int_equal(clt__dataset_new_classes(&quiet, "indexed", n, 1, (int64_t[]){2}, &ds),
+                     CLT_OK);
+    for (uint64_t i = 0; i < n; i++) {
+        ds->features[2 * i] = (float)i;
+        ds->features[2 * i + 1] = -(float)i;
+        ds->labels[i] = (int32_t)(i % 3);
+    }
+    ds->classes = 3;
+    return ds;
+}
+
+static void split_and_head(void **state)
+{
+    (void)state;
+    struct clt_dataset *ds = indexed(10), *a = NULL, *b = NULL, *a2 = NULL, *b2 = NULL;
+    assert_int_equal(clt_dataset_split(ds, 0.3, 42, &a, &b), CLT_OK);
+    assert_int_equal(a->count, 7);
+    assert_int_equal(b->count, 3);
+    assert_int_equal(a->classes, 3);
+    assert_int_equal(b->classes, 3);
+    /* Every example lands in exactly one part, features and label together. */
+    int seen[10] = {0};
+    for (int part = 0; part < 2; part++) {
+        const struct clt_dataset *p = part ? b : a;
+        for (uint64_t i = 0; i < p->count; i++) {
+            int k = (int)p->features[2 * i];
+            assert_true(p->features[2 * i + 1] == -(float)k);
+            assert_int_equal(p->labels[i], k % 3);
+            seen[k]++;
+        }
+    }
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(seen[k], 1);
+    /* The same seed splits the same way; ds is unchanged. */
+    assert_int_equal(clt_dataset_split(ds, 0.3, 42, &a2, &b2), CLT_OK);
+    assert_memory_equal(a->features, a2->features, 14 * sizeof(float));
+    assert_memory_equal(b->labels, b2->labels, 3 * sizeof(int32_t));
+    clt_dataset_free(a2);
+    clt_dataset_free(b2);
+    for (uint64_t i = 0; i < 10; i++)
+        assert_true(ds->features[2 * i] == (float)i);
+    /* Some other seed splits another way (10 examples: the chance of equal order is tiny). */
+    bool differs = false;
+    for (uint64_t seed = 1; seed < 4 && !differs; seed++) {
+        assert_int_equal(clt_dataset_split(ds, 0.3, seed, &a2, &b2), CLT_OK);
+        differs = memcmp(a->features, a2->features, 14 * sizeof(float)) != 0;
+        clt_dataset_free(a2);
+        clt_dataset_free(b2);
+    }
+    assert_true(differs);
+    clt_dataset_free(a);
+    clt_dataset_free(b);
+
+    /* Fractions outside (0, 1), or leaving a side empty. */
+    a = b = NULL;
+    double bad[] = {0.0, 1.0, -0.5, 1.5, NAN, INFINITY, 0.01, 0.99};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(clt_dataset_split(ds, bad[i], 1, &a, &b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_split(NULL, 0.5, 1, &a, &b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_split(ds, 0.5, 1, NULL, &b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_split(ds, 0.5, 1, &a, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_null(a);
+    assert_null(b);
+
+    /* Head: the first examples, in order. */
+    assert_int_equal(clt_dataset_head(ds, 4, &a), CLT_OK);
+    assert_int_equal(a->count, 4);
+    assert_true(a->features[6] == 3.0f);
+    assert_int_equal(a->classes, 3);
+    clt_dataset_free(a);
+    a = NULL;
+    assert_int_equal(clt_dataset_head(ds, 0, &a), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_head(ds, 11, &a), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_head(NULL, 1, &a), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_head(ds, 1, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_null(a);
+    clt_dataset_free(ds);
+
+    /* A text: the first part, then the rest, with the original's symbols. */
+    const char *text = "abcabcabczz";
+    assert_int_equal(clt_dataset_load_text(write_text("s.txt", text, false), &quiet, &ds), CLT_OK);
+    assert_int_equal(clt_dataset_split(ds, 0.2, 9, &a, &b), CLT_OK);
+    assert_int_equal(a->count, 9);
+    assert_int_equal(b->count, 2);
+    assert_int_equal(a->vocab, 4);
+    assert_int_equal(b->vocab, 4);
+    for (uint64_t i = 0; i < 11; i++) {
+        const struct clt_dataset *p = i < 9 ? a : b;
+        assert_int_equal(p->symbols[p->tokens[i < 9 ? i : i - 9]], (uint8_t)text[i]);
+    }
+    clt_dataset_free(a);
+    clt_dataset_free(b);
+    a = b = NULL;
+    /* Each part needs two tokens. */
+    assert_int_equal(clt_dataset_split(ds, 0.1, 9, &a, &b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_head(ds, 1, &a), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_head(ds, 2, &a), CLT_OK);
+    assert_int_equal(a->vocab, 4);
+    clt_dataset_free(a);
+    clt_dataset_free(ds);
+}
+
+/* Runs one epoch of a batcher over indexed(n); checks that it visits every example once and
+ * pads correctly; writes the visiting order to order[] (n entries). */
+static void run_epoch(struct clt_batcher *bt, uint64_t n, uint32_t batch, bool drop_last,
+                      int64_t *order)
+{
+    uint64_t batches = clt_batcher_epoch_batches(bt, drop_last);
+    assert_int_equal(batches, drop_last ? n / batch : (n + batch - 1) / batch);
+    float *x = malloc(batch * 2 * sizeof(float));
+    int32_t *y = malloc(batch * sizeof(int32_t));
+    uint64_t at = 0;
+    for (uint64_t k = 0; k < batches; k++) {
+        uint32_t filled = 0;
+        bool done = true;
+        assert_int_equal(clt_batcher_next(bt, drop_last, x, y, &filled, &done), CLT_OK);
+        assert_int_equal(done, k == batches - 1);
+        uint32_t want = n - k * batch < batch ? (uint32_t)(n - k * batch) : batch;
+        assert_int_equal(filled, want);
+        for (uint32_t r = 0; r < batch; r++) {
+            if (r >= filled) {
+                assert_int_equal(y[r], -1);
+                assert_true(x[2 * r] == 0.0f && x[2 * r + 1] == 0.0f);
+                continue;
+            }
+            int64_t i = (int64_t)x[2 * r];
+            assert_true(x[2 * r + 1] == -(float)i);
+            assert_int_equal(y[r], i % 3);
+            order[at++] = i;
+        }
+    }
+    assert_int_equal(at, drop_last ? batches * batch : n);
+    if (!drop_last) {
+        int *seen = calloc(n, sizeof *seen);
+        for (uint64_t i = 0; i < n; i++)
+            seen[order[i]]++;
+        for (uint64_t i = 0; i < n; i++)
+            assert_int_equal(seen[i], 1);
+        free(seen);
+    }
+    free(x);
+    free(y);
+}
+
+static void batcher_classes(void **state)
+{
+    (void)state;
+    const uint64_t n = 23;
+    struct clt_dataset *ds = indexed(n);
+    struct clt_batcher *bt = NULL;
+    int64_t o1[23], o2[23];
+
+    /* Without shuffle: file order, epoch after epoch; the last batch padded. */
+    assert_int_equal(clt_batcher_create(ds, 5, 0, 7, false, &bt), CLT_OK);
+    for (int e = 0; e < 2; e++) {
+        run_epoch(bt, n, 5, false, o1);
+        for (uint64_t i = 0; i < n; i++)
+            assert_int_equal(o1[i], (int64_t)i);
+    }
+    struct clt_batcher_state s;
+    clt_batcher_get(bt, &s);
+    assert_int_equal(s.epoch, 2);
+    assert_int_equal(s.position, 0);
+    assert_int_equal(s.seed, 7);
+    clt_batcher_free(bt);
+
+    /* Shuffled: each epoch a permutation, and epochs differ. */
+    assert_int_equal(clt_batcher_create(ds, 5, 0, 7, true, &bt), CLT_OK);
+    run_epoch(bt, n, 5, false, o1);
+    run_epoch(bt, n, 5, false, o2);
+    assert_true(memcmp(o1, o2, sizeof o1) != 0);
+    bool moved = false;
+    for (uint64_t i = 0; i < n; i++)
+        moved |= o1[i] != (int64_t)i;
+    assert_true(moved);
+    /* drop_last: 4 full batches, the partial one skipped. */
+    run_epoch(bt, n, 5, true, o1);
+    clt_batcher_free(bt);
+
+    /* A batch exactly dividing the count has nothing to pad or drop. */
+    assert_int_equal(clt_batcher_create(ds, 23, 0, 1, true, &bt), CLT_OK);
+    assert_int_equal(clt_batcher_epoch_batches(bt, true), 1);
+    run_epoch(bt, n, 23, false, o1);
+    run_epoch(bt, n, 23, true, o1);
+    clt_batcher_free(bt);
+
+    /* A batch larger than the dataset: one padded batch, or (drop_last) none at all. */
+    assert_int_equal(clt_batcher_create(ds, 40, 0, 1, true, &bt), CLT_OK);
+    run_epoch(bt, n, 40, false, o1);
+    assert_int_equal(clt_batcher_epoch_batches(bt, true), 0);
+    float x[80];
+    int32_t y[40];
+    assert_int_equal(clt_batcher_next(bt, true, x, y, NULL, NULL), CLT_ERR_INVALID_ARGUMENT);
+    clt_batcher_free(bt);
+    clt_dataset_free(ds);
+}
+
+/* Draws `count` batches from a batcher into xs/ys (each batch's x then y, flattened). */
+static void draw(struct clt_batcher *bt, int count, bool drop_last, size_t x_bytes,
+                 uint32_t batch_y, unsigned char *xs, int32_t *ys)
+{
+    for (int k = 0; k < count; k++)
+        assert_int_equal(
+            clt_batcher_next(bt, drop_last, xs + k * x_bytes, ys + k * batch_y, NULL, NULL),
+            CLT_OK);
+}
+
+static void batcher_resumes(void **state)
+{
+    (void)state;
+    struct clt_dataset *classes = indexed(23), *text = NULL;
+    unsigned char t[300];
+    for (int i = 0; i < 300; i++)
+        t[i] = (unsigned char)(i * 7 % 251);
+    assert_int_equal(clt__text_parse(t, sizeof t, &quiet, "t", &text), CLT_OK);
+    const struct clt_dataset *sets[2] = {classes, text};
+    for (int which = 0; which < 2; which++) {
+        for (int drop_last = 0; drop_last < 2; drop_last++) {
+            const struct clt_dataset *ds = sets[which];
+            uint32_t batch = 4, context = which ? 9 : 0;
+            size_t x_bytes = which ? batch * context * 4 : batch * 2 * 4;
+            uint32_t y_len = which ? batch * context : batch;
+            enum { TOTAL = 30 };
+            unsigned char *xs = malloc(TOTAL * x_bytes), *xs2 = malloc(TOTAL * x_bytes);
+            int32_t *ys = malloc(TOTAL * y_len * 4), *ys2 = malloc(TOTAL * y_len * 4);
+            /* An uninterrupted run of several epochs. */
+            struct clt_batcher *bt = NULL;
+            assert_int_equal(clt_batcher_create(ds, batch, context, 99, true, &bt), CLT_OK);
+            draw(bt, TOTAL, drop_last, x_bytes, y_len, xs, ys);
+            clt_batcher_free(bt);
+            /* Stopped after `cut` batches, state saved, resumed by a fresh batcher created
+             * with another seed: the state's seed wins. */
+            for (int cut = 0; cut < TOTAL; cut += 3) {
+                struct clt_batcher_state s;
+                assert_int_equal(clt_batcher_create(ds, batch, context, 99, true, &bt), CLT_OK);
+                draw(bt, cut, drop_last, x_bytes, y_len, xs2, ys2);
+                clt_batcher_get(bt, &s);
+                clt_batcher_free(bt);
+                assert_int_equal(clt_batcher_create(ds, batch, context, 5, true, &bt), CLT_OK);
+                assert_int_equal(clt_batcher_set(bt, &s), CLT_OK);
+                draw(bt, TOTAL - cut, drop_last, x_bytes, y_len, xs2 + cut * x_bytes,
+                     ys2 + cut * y_len);
+                clt_batcher_free(bt);
+                assert_memory_equal(xs, xs2, TOTAL * x_bytes);
+                assert_memory_equal(ys, ys2, TOTAL * y_len * 4);
+            }
+            free(xs);
+            free(xs2);
+            free(ys);
+            free(ys2);
+        }
+    }
+    clt_dataset_free(classes);
+    clt_dataset_free(text);
+}
+
+static void batcher_text(void **state)
+{
+    (void)state;
+    /* A text where every window of two tokens occurs once: its offset is recoverable. */
+    enum { N = 251, B = 3, C = 7 };
+    unsigned char t[N];
+    for (int i = 0; i < N; i++)
+        t[i] = (unsigned char)(i * 7 % 251);
+    struct clt_dataset *ds = NULL;
+    assert_int_equal(clt__text_parse(t, N, &quiet, "t", &ds), CLT_OK);
+    for (int shuffle = 0; shuffle < 2; shuffle++) {
+        struct clt_batcher *bt = NULL;
+        assert_int_equal(clt_batcher_create(ds, B, C, 3, shuffle, &bt), CLT_OK);
+        uint64_t batches = clt_batcher_epoch_batches(bt, false);
+        assert_int_equal(batches, N / (B * C));
+        assert_int_equal(clt_batcher_epoch_batches(bt, true), batches);
+        int32_t x[B * C], y[B * C];
+        for (uint64_t k = 0; k < 2 * batches; k++) {
+            uint32_t filled = 0;
+            bool done = false;
+            assert_int_equal(clt_batcher_next(bt, false, x, y, &filled, &done), CLT_OK);
+            assert_int_equal(filled, B);
+            assert_int_equal(done, k % batches == batches - 1);
+            for (int r = 0; r < B; r++) {
+                /* The window's offset, from its first token. */
+                int off = -1;
+                for (int i = 0; i + C < N; i++)
+                    if (ds->tokens[i] == x[r * C])
+                        off = i;
+                assert_true(off >= 0 && off + C < N);
+                if (!shuffle)
+                    assert_int_equal(off, (int)(((k % batches) * B + r) * C % (N - C)));
+                for (int i = 0; i < C; i++) {
+                    assert_int_equal(x[r * C + i], ds->tokens[off + i]);
+                    assert_int_equal(y[r * C + i], ds->tokens[off + i + 1]);
+                }
+            }
+        }
+        clt_batcher_free(bt);
+    }
+    /* A text shorter than one batch of windows still makes one batch per epoch. */
+    struct clt_batcher *bt = NULL;
+    assert_int_equal(clt_batcher_create(ds, 100, 200, 3, true, &bt), CLT_OK);
+    assert_int_equal(clt_batcher_epoch_batches(bt, false), 1);
+    clt_batcher_free(bt);
+    /* The largest context: one window, the whole text. */
+    assert_int_equal(clt_batcher_create(ds, 2, N - 1, 3, true, &bt), CLT_OK);
+    int32_t *x = malloc(2 * N * sizeof *x), *y = malloc(2 * N * sizeof *y);
+    assert_int_equal(clt_batcher_next(bt, false, x, y, NULL, NULL), CLT_OK);
+    assert_int_equal(x[N - 2], ds->tokens[N - 2]);
+    assert_int_equal(y[N - 2], ds->tokens[N - 1]);
+    free(x);
+    free(y);
+    clt_batcher_free(bt);
+    bt = NULL;
+    assert_int_equal(clt_batcher_create(ds, 2, N, 3, true, &bt), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_batcher_create(ds, 2, 0, 3, true, &bt), CLT_ERR_INVALID_ARGUMENT);
+    assert_null(bt);
+    clt_dataset_free(ds);
+}
+
+static void arguments_checked(void **state)
+{
+    (void)state;
+    struct clt_dataset *ds = indexed(4), *out = NULL;
+    struct clt_dataset_info info;
+    struct clt_batcher *bt = NULL;
+    uint8_t symbols[256];
+    uint32_t vocab;
+    float x[8];
+    int32_t y[4];
+    const char *p = write_text("ok.csv", "1,0\n", false);
+
+    assert_int_equal(clt_dataset_load_idx(NULL, p, &quiet, &out), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_load_idx(p, NULL, &quiet, &out), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_load_idx(p, p, &quiet, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_load_csv(NULL, 0, &quiet, &out), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_load_csv(p, 0, &quiet, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_load_text(NULL, &quiet, &out), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_load_text(p, &quiet, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__idx_parse(NULL, 5, NULL, 0, &quiet, "i", "l", &out),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__idx_parse(NULL, 0, NULL, 0, &quiet, NULL, NULL, &out), CLT_ERR_FORMAT);
+    assert_int_equal(clt__csv_parse(NULL, 0, -1, &quiet, NULL, &out), CLT_ERR_FORMAT);
+    assert_int_equal(clt__text_parse(NULL, 0, &quiet, NULL, &out), CLT_ERR_FORMAT);
+    assert_null(out);
+    /* The log may be NULL (stderr): loading a good file says nothing. */
+    assert_int_equal(clt_dataset_load_csv(p, 0, NULL, &out), CLT_OK);
+    clt_dataset_free(out);
+    out = NULL;
+
+    assert_int_equal(clt_dataset_info(NULL, &info), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_info(ds, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_symbols(ds, symbols, &vocab), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_symbols(NULL, symbols, &vocab), CLT_ERR_INVALID_ARGUMENT);
+    clt_dataset_free(NULL);
+
+    assert_int_equal(clt_batcher_create(NULL, 2, 0, 1, true, &bt), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_batcher_create(ds, 0, 0, 1, true, &bt), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_batcher_create(ds, 2, 0, 1, true, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_null(bt);
+    assert_int_equal(clt_batcher_create(ds, 2, 0, 1, true, &bt), CLT_OK);
+    assert_int_equal(clt_batcher_next(NULL, false, x, y, NULL, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_batcher_next(bt, false, NULL, y, NULL, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_batcher_next(bt, false, x, NULL, NULL, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_batcher_epoch_batches(NULL, false), 0);
+    struct clt_batcher_state s = {1, 0, 2};
+    assert_int_equal(clt_batcher_set(bt, &s), CLT_ERR_INVALID_ARGUMENT); /* position */
+    assert_int_equal(clt_batcher_set(bt, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_batcher_set(NULL, &s), CLT_ERR_INVALID_ARGUMENT);
+    clt_batcher_get(NULL, &s);
+    clt_batcher_get(bt, NULL);
+    clt_batcher_free(bt);
+    clt_batcher_free(NULL);
+
+    /* Sizes that cannot fit are refused before anything is allocated. */
+    assert_int_equal(clt__dataset_new_classes(&quiet, "huge", 1ull << 62, 2,
+                                              (int64_t[]){1 << 20, 1 << 20}, &out),
+                     CLT_ERR_NO_MEMORY);
+    assert_int_equal(
+        clt__dataset_new_classes(&quiet, "huge", 1, 3, (int64_t[]){INT64_MAX, INT64_MAX, 2}, &out),
+        CLT_ERR_NO_MEMORY);
+    assert_null(out);
+    clt_dataset_free(ds);
+}
+
+/* The directory of this file's test/data, found from __FILE__: absolute, or relative to the
+ * build directory (meson compiles there; it is two levels above this executable), or
+ * failing that relative to the working directory. */
+static void corpus_dir(char *out, size_t size, const char *sub)
+{
+    char src[PATH_MAX], exe[PATH_MAX];
+    snprintf(src, sizeof src, "%s", __FILE__);
+    snprintf(out, size, "%s/data/%s", dirname(src), sub);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (out[0] == '/' || n <= 0)
+        return;
+    exe[n] = 0;
+    char *build = dirname(dirname(exe));
+    char rel[2 * PATH_MAX + 2];
+    snprintf(rel, sizeof rel, "%s/%s", build, out);
+    if (access(rel, R_OK) == 0 && strlen(rel) < size)
+        memcpy(out, rel, strlen(rel) + 1);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the files of dir ending in suffix, sorted; returns how many. */
+static size_t list_files(const char *dir, const char *suffix, char names[][128], size_t max)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+        if (len > sl && len < 128 && strcmp(e->d_name + len - sl, suffix) == 0 && n < max)
+            snprintf(names[n++], 128, "%s", e->d_name);
+    }
+    closedir(d);
+    char *ptrs[64];
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = strdup(names[i]);
+    qsort(ptrs, n, sizeof *ptrs, compare_names);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], 128, "%s", ptrs[i]);
+        free(ptrs[i]);
+    }
+    return n;
+}
+
+static void corpus_refused(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], a[PATH_MAX + 128], b[PATH_MAX + 128];
+    static char names[64][128];
+    struct clt_dataset *ds = NULL;
+
+    corpus_dir(dir, sizeof dir, "bad-idx");
+    snprintf(a, sizeof a, "%s/good-images.idx", dir);
+    snprintf(b, sizeof b, "%s/good-labels.idx", dir);
+    assert_int_equal(clt_dataset_load_idx(a, b, &quiet, &ds), CLT_OK);
+    assert_int_equal(ds->count, 2);
+    assert_int_equal(ds->classes, 4);
+    clt_dataset_free(ds);
+    ds = NULL;
+    size_t n = list_files(dir, ".idx", names, 64);
+    assert_true(n >= 10);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(names[i], "good-", 5) == 0)
+            continue;
+        bool images = strstr(names[i], "-images.idx") != NULL;
+        snprintf(a, sizeof a, "%s/%s", dir, images ? names[i] : "good-images.idx");
+        snprintf(b, sizeof b, "%s/%s", dir, images ? "good-labels.idx" : names[i]);
+        enum clt_status st = clt_dataset_load_idx(a, b, &quiet, &ds);
+        if (st != CLT_ERR_FORMAT)
+            fail_msg("bad-idx/%s: status %d, expected CLT_ERR_FORMAT", names[i], st);
+        assert_null(ds);
+    }
+
+    corpus_dir(dir, sizeof dir, "bad-csv");
+    n = list_files(dir, ".csv", names, 64);
+    assert_true(n >= 10);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(a, sizeof a, "%s/%s", dir, names[i]);
+        enum clt_status st = clt_dataset_load_csv(a, -1, &quiet, &ds);
+        if (st != CLT_ERR_FORMAT)
+            fail_msg("bad-csv/%s: status %d, expected CLT_ERR_FORMAT", names[i], st);
+        assert_null(ds);
+    }
+}
+
+static double seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void fashion_mnist(void **state)
+{
+    (void)state;
+    const char *images = FASHION_DIR "/t10k-images-idx3-ubyte.gz";
+    const char *labels = FASHION_DIR "/t10k-labels-idx1-ubyte.gz";
+    if (access(images, R_OK) != 0 || access(labels, R_OK) != 0) {
+        skip();
+        return;
+    }
+    struct clt_dataset *ds = NULL;
+    double t0 = seconds();
+    assert_int_equal(clt_dataset_load_idx(images, labels, &quiet, &ds), CLT_OK);
+    double t1 = seconds();
+    struct clt_dataset_info info;
+    assert_int_equal(clt_dataset_info(ds, &info), CLT_OK);
+    assert_int_equal(info.count, 10000);
+    assert_int_equal(info.ndim, 3);
+    assert_int_equal(info.shape[0], 1);
+    assert_int_equal(info.shape[1], 28);
+    assert_int_equal(info.shape[2], 28);
+    assert_int_equal(info.classes, 10);
+    /* Every class occurs (1000 each in this set), every pixel is in [0, 1]. */
+    int per_class[10] = {0};
+    for (int i = 0; i < 10000; i++)
+        per_class[ds->labels[i]]++;
+    for (int c = 0; c < 10; c++)
+        assert_int_equal(per_class[c], 1000);
+    float lo = 1, hi = 0;
+    for (size_t i = 0; i < 10000 * 784; i++) {
+        lo = ds->features[i] < lo ? ds->features[i] : lo;
+        hi = ds->features[i] > hi ? ds->features[i] : hi;
+    }
+    assert_true(lo == 0.0f && hi == 1.0f);
+    print_message("Fashion-MNIST t10k: 10000 images loaded in %.3f s\n", t1 - t0);
+    clt_dataset_free(ds);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(tmp_dir, "/tmp/cltrain-data-XXXXXX");
+    return mkdtemp(tmp_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(idx_loads),       cmocka_unit_test(idx_malformed),
+        cmocka_unit_test(csv_loads),       cmocka_unit_test(csv_malformed),
+        cmocka_unit_test(text_loads),      cmocka_unit_test(split_and_head),
+        cmocka_unit_test(batcher_classes), cmocka_unit_test(batcher_resumes),
+        cmocka_unit_test(batcher_text),    cmocka_unit_test(arguments_checked),
+        cmocka_unit_test(corpus_refused),  cmocka_unit_test(fashion_mnist),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,522 @@
+/*
+ * test_safetensors.c: the safetensors reader and writer (engine/safetensors.c), host only.
+ *
+ * - Files written by the writer (in memory and atomically on disk) read back with the same
+ *   names, dtypes, shapes, bytes and metadata; tensors come out sorted by name; the header
+ *   is padded to a multiple of 8.
+ * - Every kind of malformed buffer is refused with CLT_ERR_FORMAT and the reason expected:
+ *   lengths, UTF-8, JSON, fields, dtypes, shapes, offsets, overlaps, holes, duplicates,
+ *   metadata. Each buffer is also refused when cut short at every length.
+ * - Every file of the corpus test/data/bad-safetensors/ (listed in its README.md) is refused.
+ * - The writer refuses duplicate names, bad UTF-8 and reserved names, and on a failed write
+ *   leaves the old file and no temporary file.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "safetensors.h"
+
+/* ---- Helpers ------------------------------------------------------------------------------ */
+
+/* A buffer: the 8-byte length of header (or `length` when >= 0), the header, data bytes
+ * 0, 1, 2, ... of count data_bytes. Caller frees. */
+static unsigned char *make(const char *header, size_t header_len, int64_t length,
+                           size_t data_bytes, size_t *size)
+{
+    uint64_t n = length >= 0 ? (uint64_t)length : header_len;
+    *size = 8 + header_len + data_bytes;
+    unsigned char *b = malloc(*size);
+    assert_non_null(b);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(n >> (8 * i));
+    memcpy(b + 8, header, header_len);
+    for (size_t i = 0; i < data_bytes; i++)
+        b[8 + header_len + i] = (unsigned char)i;
+    return b;
+}
+
+/* Parses a buffer expected to be refused, and checks the reason names `reason`. */
+static void refused(const char *what, const unsigned char *buf, size_t size, const char *reason)
+{
+    struct clt__safetensors st;
+    char why[512];
+    enum clt_status s = clt__safetensors_parse(buf, size, &st, why, sizeof why);
+    if (s != CLT_ERR_FORMAT)
+        fail_msg("%s: accepted (status %d)", what, (int)s);
+    if (reason && !strstr(why, reason))
+        fail_msg("%s: reason \"%s\" does not mention \"%s\"", what, why, reason);
+    assert_int_equal(st.count, 0);
+    assert_null(st.json);
+    clt__safetensors_free(&st);
+}
+
+/* A header and data_bytes of data that must be refused, also when cut short anywhere. */
+static void refused_json(const char *json, size_t data_bytes, const char *reason)
+{
+    size_t size;
+    unsigned char *b = make(json, strlen(json), -1, data_bytes, &size);
+    refused(json, b, size, reason);
+    for (size_t cut = 0; cut < size; cut++)
+        refused(json, b, cut, NULL);
+    free(b);
+}
+
+static struct clt__safetensors parsed(const unsigned char *buf, size_t size)
+{
+    struct clt__safetensors st;
+    char why[512];
+    enum clt_status s = clt__safetensors_parse(buf, size, &st, why, sizeof why);
+    if (s != CLT_OK)
+        fail_msg("refused a valid file: %s", why);
+    return st;
+}
+
+#define T1 "\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}"
+
+/* ---- Round trips ---------------------------------------------------------------------------- */
+
+static void encode_then_parse(void **state)
+{
+    (void)state;
+    float w[6] = {1.5f, -2.0f, 3.25f, 0.0f, -0.0f, 1e-30f};
+    float b[3] = {7, 8, 9};
+    int32_t ids[4] = {-1, 0, 1, 2147483647};
+    int64_t ws[2] = {2, 3}, bs[1] = {3}, is[2] = {2, 2}, es[2] = {0, 5};
+    /* Given out of order: the file lists them by name. */
+    struct clt__st_entry e[4] = {
+        {"layer.weight", CLT__ST_F32, 2, ws, w},
+        {"a \"quoted\"\\name\n", CLT__ST_I32, 2, is, ids},
+        {"layer.bias", CLT__ST_F32, 1, bs, b},
+        {"empty \xc3\xa9", CLT__ST_F32, 2, es, NULL},
+    };
+    struct clt_meta meta[2] = {{"format", "pt"}, {"note", "caf\xc3\xa9 \"x\""}};
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    char why[256];
+    assert_int_equal(clt__safetensors_encode(e, 4, meta, 2, &buf, &size, why, sizeof why), CLT_OK);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | buf[i];
+    assert_int_equal((8 + n) % 8, 0);
+    assert_int_equal(size, 8 + n + sizeof w + sizeof b + sizeof ids);
+    struct clt__safetensors st = parsed(buf, size);
+    assert_int_equal(st.count, 4);
+    const char *names[4] = {"a \"quoted\"\\name\n", "empty \xc3\xa9", "layer.bias",
+                            "layer.weight"};
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(st.tensors[i].name, names[i]);
+    assert_int_equal(st.tensors[0].dtype, CLT__ST_I32);
+    assert_memory_equal(st.tensors[0].data, ids, sizeof ids);
+    assert_int_equal(st.tensors[1].ndim, 2);
+    assert_int_equal(st.tensors[1].shape[0], 0);
+    assert_int_equal(st.tensors[1].begin, st.tensors[1].end);
+    assert_memory_equal(st.tensors[2].data, b, sizeof b);
+    assert_int_equal(st.tensors[3].shape[1], 3);
+    float back[6];
+    clt__f32_from_le(back, st.tensors[3].data, 6);
+    assert_memory_equal(back, w, sizeof w);
+    assert_string_equal(clt__safetensors_meta(&st, "note"), "caf\xc3\xa9 \"x\"");
+    assert_string_equal(clt__safetensors_meta(&st, "format"), "pt");
+    assert_null(clt__safetensors_meta(&st, "missing"));
+    assert_ptr_equal(clt__safetensors_find(&st, "layer.bias"), &st.tensors[2]);
+    assert_null(clt__safetensors_find(&st, "layer"));
+    clt__safetensors_free(&st);
+
+    /* The same content gives the same bytes, whatever the order of the entries. */
+    struct clt__st_entry r[4] = {e[3], e[2], e[1], e[0]};
+    unsigned char *buf2 = NULL;
+    size_t size2 = 0;
+    assert_int_equal(clt__safetensors_encode(r, 4, meta, 2, &buf2, &size2, why, sizeof why),
+                     CLT_OK);
+    assert_int_equal(size2, size);
+    assert_memory_equal(buf2, buf, size);
+    free(buf2);
+    free(buf);
+
+    /* No tensors and no metadata: "{}" padded. */
+    assert_int_equal(clt__safetensors_encode(NULL, 0, NULL, 0, &buf, &size, why, sizeof why),
+                     CLT_OK);
+    assert_int_equal(size, 16);
+    assert_memory_equal(buf + 8, "{}      ", 8);
+    st = parsed(buf, size);
+    assert_int_equal(st.count, 0);
+    assert_int_equal(st.nmeta, 0);
+    clt__safetensors_free(&st);
+    free(buf);
+}
+
+static char *temp_dir(void)
+{
+    char *dir = strdup("/tmp/cltrain-safetensors-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+/* Files in dir whose name contains ".tmp.". */
+static int temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
+static void write_then_read_file(void **state)
+{
+    (void)state;
+    char *dir = temp_dir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/x.safetensors", dir);
+    float v[5] = {1, 2, 3, 4, 5};
+    int64_t shape[1] = {5};
+    struct clt__st_entry e = {"v", CLT__ST_F32, 1, shape, v};
+    struct clt_meta m = {"k", "v"};
+    struct clt_test_log log = {.len = 0};
+    struct clt_log lg = {clt_test_log_fn, &log, CLT_LOG_DEBUG};
+    assert_int_equal(clt__safetensors_write(path, &e, 1, &m, 1, &lg), CLT_OK);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0644);
+    /* A replacement keeps the mode of the file it replaces. */
+    assert_int_equal(chmod(path, 0600), 0);
+    v[0] = 10;
+    assert_int_equal(clt__safetensors_write(path, &e, 1, &m, 1, &lg), CLT_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(temp_files(dir), 0);
+
+    unsigned char *buf = NULL;
+    const unsigned char *bytes = NULL;
+    size_t size = 0;
+    assert_int_equal(clt__safetensors_read_file(path, &lg, &buf, &bytes, &size), CLT_OK);
+    struct clt__safetensors st = parsed(bytes, size);
+    assert_int_equal(st.count, 1);
+    assert_int_equal((uintptr_t)st.tensors[0].data % 8, 0);
+    assert_memory_equal(st.tensors[0].data, v, sizeof v);
+    clt__safetensors_free(&st);
+    free(buf);
+
+    /* Reading what is not there, or not a file. */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/missing.safetensors", dir);
+    assert_int_equal(clt__safetensors_read_file(missing, &lg, &buf, &bytes, &size), CLT_ERR_IO);
+    assert_non_null(strstr(log.text, "No such file"));
+    assert_int_equal(clt__safetensors_read_file(dir, &lg, &buf, &bytes, &size), CLT_ERR_IO);
+
+    /* Writing where no file can be made fails, names the reason and leaves nothing. */
+    log.len = 0;
+    log.text[0] = 0;
+    assert_int_equal(clt__safetensors_write("/proc/self/x.safetensors", &e, 1, NULL, 0, &lg),
+                     CLT_ERR_IO);
+    assert_non_null(strstr(log.text, "/proc/self/x.safetensors"));
+    snprintf(missing, sizeof missing, "%s/no/such/dir/x.safetensors", dir);
+    assert_int_equal(clt__safetensors_write(missing, &e, 1, NULL, 0, &lg), CLT_ERR_IO);
+    assert_non_null(strstr(log.text, "No such file"));
+    /* Renaming over a directory fails after the data is written: the temporary goes. */
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(clt__safetensors_write(sub, &e, 1, NULL, 0, &lg), CLT_ERR_IO);
+    assert_int_equal(temp_files(dir), 0);
+    assert_int_equal(rmdir(sub), 0);
+
+    /* The old file is still the last good one. */
+    assert_int_equal(clt__safetensors_read_file(path, &lg, &buf, &bytes, &size), CLT_OK);
+    st = parsed(bytes, size);
+    assert_memory_equal(st.tensors[0].data, v, sizeof v);
+    clt__safetensors_free(&st);
+    free(buf);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+    free(dir);
+}
+
+static void writer_refuses_bad_entries(void **state)
+{
+    (void)state;
+    float v[2] = {1, 2};
+    int64_t shape[1] = {2}, neg[1] = {-2};
+    char *h = NULL;
+    size_t len = 0;
+    char why[256];
+    struct clt__st_entry dup[2] = {{"a", CLT__ST_F32, 1, shape, v}, {"a", CLT__ST_F32, 1, shape, v}};
+    assert_int_equal(clt__safetensors_header(dup, 2, NULL, 0, &h, &len, why, sizeof why),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(why, "twice"));
+    struct clt__st_entry bad[1] = {{"\xff", CLT__ST_F32, 1, shape, v}};
+    assert_int_equal(clt__safetensors_header(bad, 1, NULL, 0, &h, &len, why, sizeof why),
+                     CLT_ERR_INVALID_ARGUMENT);
+    struct clt__st_entry reserved[1] = {{"__metadata__", CLT__ST_F32, 1, shape, v}};
+    assert_int_equal(clt__safetensors_header(reserved, 1, NULL, 0, &h, &len, why, sizeof why),
+                     CLT_ERR_INVALID_ARGUMENT);
+    struct clt__st_entry negative[1] = {{"a", CLT__ST_F32, 1, neg, v}};
+    assert_int_equal(clt__safetensors_header(negative, 1, NULL, 0, &h, &len, why, sizeof why),
+                     CLT_ERR_INVALID_ARGUMENT);
+    struct clt_meta m[2] = {{"k", "a"}, {"k", "b"}};
+    assert_int_equal(clt__safetensors_header(dup, 1, m, 2, &h, &len, why, sizeof why),
+                     CLT_ERR_INVALID_ARGUMENT);
+    struct clt_meta nul[1] = {{"k", NULL}};
+    assert_int_equal(clt__safetensors_header(dup, 1, nul, 1, &h, &len, why, sizeof why),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__safetensors_header(dup, 1, NULL, 0, &h, &len, why, sizeof why), CLT_OK);
+    /* 54 characters, padded to 56 so that the data starts at byte 64. */
+    assert_string_equal(h, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}  ");
+    assert_int_equal(len, 56);
+    free(h);
+}
+
+/* ---- Malformed buffers ---------------------------------------------------------------------- */
+
+static void bad_lengths(void **state)
+{
+    (void)state;
+    const char *ok = "{" T1 "}";
+    size_t size;
+    refused("empty", (const unsigned char *)"", 0, "shorter than");
+    unsigned char *b = make(ok, strlen(ok), (int64_t)1 << 62, 8, &size);
+    refused("huge header length", b, size, "limit");
+    free(b);
+    b = make(ok, strlen(ok), (int64_t)100 << 20, 8, &size);
+    refused("header length at the limit", b, size, "limit");
+    free(b);
+    b = make(ok, strlen(ok), (int64_t)strlen(ok) + 9, 8, &size);
+    refused("header past the end", b, size, "passes the end");
+    free(b);
+    b = make("{", 1, 1, 0, &size);
+    refused("one-byte header", b, size, "too short");
+    free(b);
+    b = make(ok, strlen(ok), -1, 8, &size);
+    refused("truncated header", b, 8 + strlen(ok) / 2, "passes the end");
+    refused("truncated data", b, size - 3, "pass the end");
+    free(b);
+    b = make(ok, strlen(ok), -1, 12, &size);
+    refused("trailing bytes", b, size, "follow the last");
+    free(b);
+    /* The same buffer parses when whole. */
+    b = make(ok, strlen(ok), -1, 8, &size);
+    struct clt__safetensors st = parsed(b, size);
+    assert_int_equal(st.count, 1);
+    clt__safetensors_free(&st);
+    free(b);
+}
+
+static void bad_text(void **state)
+{
+    (void)state;
+    refused_json("{\"t\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "UTF-8");
+    refused_json("{\"t\xc0\xaf\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "UTF-8");
+    refused_json("{\"t\xed\xa0\x80\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                 8, "UTF-8");
+    refused_json("{\"t\xf4\x90\x80\x80\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,"
+                 "8]}}", 8, "UTF-8");
+    refused_json("{\"t\xe2\x82\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "UTF-8");
+    refused_json("{\"t\x01\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "control");
+    refused_json("{" T1 ",}", 8, "not valid JSON");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 8,
+                 "not valid JSON");
+    refused_json("{\"t\" {}}", 8, "not valid JSON");
+    refused_json("[1, 2]", 0, "'{'");
+    refused_json(" {" T1 "}", 8, "'{'");
+    refused_json("{" T1 "}\n", 8, "'}'");
+    refused_json("{" T1 "}{}", 8, "more than one");
+    char deep[4200];
+    strcpy(deep, "{\"a\":");
+    for (int i = 0; i < 2000; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 2000; i++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    refused_json(deep, 0, "not valid JSON");
+    /* Valid UTF-8 of every length, and padding with spaces, are accepted. */
+    const char *good = "{\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\":{\"dtype\":\"F32\",\"shape\":[2],"
+                       "\"data_offsets\":[0,8]}}       ";
+    size_t size;
+    unsigned char *b = make(good, strlen(good), -1, 8, &size);
+    struct clt__safetensors st = parsed(b, size);
+    assert_string_equal(st.tensors[0].name, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    clt__safetensors_free(&st);
+    free(b);
+}
+
+static void bad_entries(void **state)
+{
+    (void)state;
+    refused_json("{\"t\":[1]}", 0, "not an object");
+    refused_json("{\"t\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "no dtype");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "no shape");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "no data_offsets");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", 8,
+                 "unknown field");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,"
+                 "8]}}", 8, "twice");
+    refused_json("{\"t\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "unknown dtype");
+    refused_json("{\"t\":{\"dtype\":\"f32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "unknown dtype");
+    refused_json("{\"t\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "not a string");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8,
+                 "not an array");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8,
+                 "shape[0]");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8,
+                 "shape[0]");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}", 8,
+                 "shape[0]");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,8]}}", 8,
+                 "shape[0]");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\""
+                 ":[0,8]}}", 8, "overflows");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1,2],\"data_offsets\":[0,"
+                 "8]}}", 8, "dimensions");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+                 "need 12");
+    refused_json("{\"t\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "need 16");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
+                 "pass the end");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,
+                 "reversed");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8,
+                 "array of two");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,8]}}", 8,
+                 "array of two");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", 8,
+                 "not integers");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8.5]}}", 8,
+                 "not integers");
+}
+
+static void bad_layouts(void **state)
+{
+    (void)state;
+    refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
+                 "overlap");
+    refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "overlap");
+    refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", 8, "overlap");
+    refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12,
+                 "bytes 4 to 8");
+    refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+                 "bytes 0 to 4");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                 "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+                 "appears twice");
+    refused_json("{\"__metadata__\":\"x\"," T1 "}", 8, "not an object");
+    refused_json("{\"__metadata__\":{\"k\":1}," T1 "}", 8, "not a string");
+    refused_json("{\"__metadata__\":{\"k\":null}," T1 "}", 8, "not a string");
+    refused_json("{\"__metadata__\":{\"k\":{}}," T1 "}", 8, "not a string");
+    refused_json("{\"__metadata__\":{},\"__metadata__\":{}," T1 "}", 8, "twice");
+    refused_json("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}," T1 "}", 8, "twice");
+
+    /* Tensors out of name order in the file, empty tensors at shared offsets, a scalar and
+     * other dtypes are fine. */
+    const char *ok = "{\"z\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                     "\"e\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[8,8]},"
+                     "\"d\":{\"dtype\":\"I32\",\"shape\":[0],\"data_offsets\":[8,8]},"
+                     "\"s\":{\"dtype\":\"BF16\",\"shape\":[],\"data_offsets\":[8,10]},"
+                     "\"__metadata__\":{\"a\":\"b\"},"
+                     "\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[10,16]}}";
+    size_t size;
+    unsigned char *b = make(ok, strlen(ok), -1, 16, &size);
+    struct clt__safetensors st = parsed(b, size);
+    assert_int_equal(st.count, 5);
+    assert_string_equal(st.tensors[0].name, "d");
+    assert_string_equal(st.tensors[4].name, "z");
+    assert_int_equal(st.tensors[3].ndim, 0);
+    assert_int_equal(st.tensors[3].dtype, CLT__ST_BF16);
+    assert_ptr_equal(st.tensors[2].data, b + 8 + strlen(ok) + 10);
+    assert_string_equal(clt__safetensors_meta(&st, "a"), "b");
+    clt__safetensors_free(&st);
+    free(b);
+}
+
+/* ---- The corpus of malformed files ---------------------------------------------------------- */
+
+/* test/data/bad-safetensors, from CLTRAIN_TEST_DATA or next to this source file (meson runs
+ * tests in the build directory, from which __FILE__ is a relative path). */
+static void corpus_dir(char *out, size_t size)
+{
+    const char *env = getenv("CLTRAIN_TEST_DATA");
+    if (env) {
+        snprintf(out, size, "%s/bad-safetensors", env);
+        return;
+    }
+    const char *slash = strrchr(__FILE__, '/');
+    int len = slash ? (int)(slash - __FILE__) : 1;
+    snprintf(out, size, "%.*s/data/bad-safetensors", len, slash ? __FILE__ : ".");
+}
+
+static void corpus_is_refused(void **state)
+{
+    (void)state;
+    char dir[1024], path[1400], readme[1100];
+    corpus_dir(dir, sizeof dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        fail_msg("cannot open the corpus %s: %s (set CLTRAIN_TEST_DATA)", dir, strerror(errno));
+    snprintf(readme, sizeof readme, "%s/README.md", dir);
+    FILE *f = fopen(readme, "r");
+    assert_non_null(f);
+    static char text[65536];
+    size_t tn = fread(text, 1, sizeof text - 1, f);
+    text[tn] = 0;
+    fclose(f);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n < 12 || strcmp(e->d_name + n - 12, ".safetensors") != 0)
+            continue;
+        files++;
+        /* Every file is listed in the README as `name`. */
+        char quoted[300];
+        snprintf(quoted, sizeof quoted, "`%s`", e->d_name);
+        if (!strstr(text, quoted))
+            fail_msg("%s is not described in %s", e->d_name, readme);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct clt_test_log log = {.len = 0};
+        struct clt_log lg = {clt_test_log_fn, &log, CLT_LOG_DEBUG};
+        unsigned char *buf = NULL;
+        const unsigned char *bytes = NULL;
+        size_t size = 0;
+        assert_int_equal(clt__safetensors_read_file(path, &lg, &buf, &bytes, &size), CLT_OK);
+        refused(e->d_name, bytes, size, NULL);
+        free(buf);
+        /* Through the public API the reason reaches the log with the path. */
+        struct clt_checkpoint *ck = NULL;
+        assert_int_equal(clt_checkpoint_open(path, &lg, &ck), CLT_ERR_FORMAT);
+        assert_null(ck);
+        assert_non_null(strstr(log.text, e->d_name));
+    }
+    closedir(d);
+    assert_true(files >= 40);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(encode_then_parse),
+        cmocka_unit_test(write_then_read_file),
+        cmocka_unit_test(writer_refuses_bad_entries),
+        cmocka_unit_test(bad_lengths),
+        cmocka_unit_test(bad_text),
+        cmocka_unit_test(bad_entries),
+        cmocka_unit_test(bad_layouts),
+        cmocka_unit_test(corpus_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,201 @@
+/*
+ * cmd_eval.c: `cltrain eval`: rebuilds the model a checkpoint describes (its "model"
+ * metadata), loads its parameters, and reports loss, accuracy and the confusion matrix on a
+ * dataset: by default the evaluation set the checkpoint was trained against.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "common.h"
+#include "datasets.h"
+#include "evaluate.h"
+#include "json.h"
+
+static const char *const summary =
+    "Evaluates a checkpoint of `cltrain train`: loss, accuracy and confusion matrix.\n"
+    "By default on the evaluation set of the data it was trained on.";
+
+struct eval_opts {
+    const char *checkpoint, *data, *device;
+    int64_t limit, batch, seed;
+    bool json, verbose;
+};
+
+/* The confusion matrix: a row per label, a column per prediction. */
+static void print_confusion(const uint64_t *m, int64_t k)
+{
+    printf("confusion matrix (rows: label, columns: prediction)\n      ");
+    for (int64_t j = 0; j < k; j++)
+        printf(" %6lld", (long long)j);
+    printf("\n");
+    for (int64_t i = 0; i < k; i++) {
+        printf("%6lld", (long long)i);
+        for (int64_t j = 0; j < k; j++)
+            printf(" %6llu", (unsigned long long)m[i * k + j]);
+        printf("\n");
+    }
+}
+
+static void print_json(const struct eval_result *r, const char *data, int64_t k)
+{
+    printf("{\"data\":");
+    json_string(stdout, data);
+    printf(",\"loss\":%.9g,\"accuracy\":%.9g,\"correct\":%llu,\"examples\":%llu", r->loss,
+           r->accuracy, (unsigned long long)r->correct, (unsigned long long)r->targets);
+    if (r->confusion) {
+        printf(",\"confusion\":[");
+        for (int64_t i = 0; i < k; i++) {
+            printf("%s[", i ? "," : "");
+            for (int64_t j = 0; j < k; j++)
+                printf("%s%llu", j ? "," : "", (unsigned long long)r->confusion[i * k + j]);
+            printf("]");
+        }
+        printf("]");
+    }
+    printf("}\n");
+}
+
+/* The map from the dataset's symbol ids to the model's (-1: unknown to the model). */
+static void text_remap(const struct clt_dataset *ds, const struct ckpt_model *cm, int32_t *map)
+{
+    uint8_t sym[256];
+    uint32_t vocab = 0;
+    for (int i = 0; i < 256; i++)
+        map[i] = -1;
+    if (clt_dataset_symbols(ds, sym, &vocab) != CLT_OK)
+        return;
+    for (uint32_t i = 0; i < vocab; i++)
+        for (uint32_t j = 0; j < cm->info.vocab; j++)
+            if (cm->symbols[j] == sym[i])
+                map[i] = (int32_t)j;
+}
+
+static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl)
+{
+    struct clt_checkpoint *ck = NULL;
+    struct ckpt_model cm = {0};
+    struct data_sets data = {0};
+    struct model m = {0};
+    struct clt_device *dev = NULL;
+    struct clt_trainer *tr = NULL;
+    struct eval_result r = {0};
+    char err[1200];
+    int rc = 1;
+    enum clt_status st = clt_checkpoint_open(o->checkpoint, &tl->log, &ck);
+    if (st != CLT_OK) {
+        tool_fail(tl, st, "cannot read the checkpoint %s", o->checkpoint);
+        goto out;
+    }
+    if (ckpt_model_read(ck, &cm, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", tl->cmd, o->checkpoint, err);
+        goto out;
+    }
+    const char *spec = o->data ? o->data : cm.data;
+    uint64_t seed = args_find(t, n, "seed")->seen ? (uint64_t)o->seed : cm.data_seed;
+    uint64_t limit = args_find(t, n, "limit")->seen ? (uint64_t)o->limit : cm.data_limit;
+    int64_t batch = args_find(t, n, "batch")->seen ? o->batch : cm.batch;
+    st = data_open(spec, seed, limit, &tl->log, &data, err, sizeof err);
+    if (st != CLT_OK) {
+        tool_fail(tl, st, "%s", err);
+        goto out;
+    }
+    const struct clt_dataset_info *di = &data.eval_info;
+    bool text = cm.info.kind == CLT_DATASET_TEXT;
+    if (di->kind != cm.info.kind ||
+        (!text && (di->ndim != cm.info.ndim || di->classes > cm.info.classes ||
+                   memcmp(di->shape, cm.info.shape, di->ndim * sizeof *di->shape) != 0))) {
+        char have[128], want[128];
+        meta_shape(di, have, sizeof have);
+        meta_shape(&cm.info, want, sizeof want);
+        fprintf(stderr, "%s: %s does not fit the model: it has %s, the model was trained on "
+                "%s\n", tl->cmd, spec,
+                di->kind == CLT_DATASET_TEXT ? "text" : have,
+                text ? "text" : want);
+        goto out;
+    }
+    if (model_build(&cm.desc, &cm.info, batch, &m, err, sizeof err) != CLT_OK) {
+        fprintf(stderr, "%s: %s\n", tl->cmd, err);
+        goto out;
+    }
+    if (!(dev = tool_device_open(tl, o->device)))
+        goto out;
+    struct clt_trainer_options opt;
+    clt_trainer_options_init(&opt, CLT_OPTIM_SGD);
+    st = clt_trainer_create(dev, m.g, m.loss, &opt, &tr);
+    if (st == CLT_OK)
+        st = clt_trainer_load(tr, o->checkpoint, false);
+    if (st != CLT_OK) {
+        tool_fail(tl, st, "cannot load %s", o->checkpoint);
+        goto out;
+    }
+    int32_t map[256];
+    if (text)
+        text_remap(data.eval, &cm, map);
+    st = evaluate(tr, &m, data.eval, text ? map : NULL, !text, &r);
+    if (st != CLT_OK) {
+        tool_fail(tl, st, "evaluation failed");
+        goto out;
+    }
+    if (o->json) {
+        print_json(&r, spec, m.classes);
+    } else {
+        eval_print(stdout, &r);
+        if (r.confusion && m.classes <= 32)
+            print_confusion(r.confusion, m.classes);
+    }
+    rc = 0;
+out:
+    free(r.confusion);
+    clt_trainer_free(tr);
+    model_free(&m);
+    clt_device_close(dev);
+    data_close(&data);
+    ckpt_model_free(&cm);
+    clt_checkpoint_close(ck);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *cmd = "cltrain eval";
+    struct eval_opts o = {0};
+    struct opt t[] = {
+        {"checkpoint", OPT_STRING, &o.checkpoint, "FILE", "a checkpoint of cltrain train", 0, 0,
+         false},
+        {"data", OPT_STRING, &o.data, "D", "evaluate on D's evaluation set (default: the "
+         "checkpoint's data)", 0, 0, false},
+        {"limit", OPT_INT, &o.limit, "N", "the first N examples only (default: the "
+         "checkpoint's --limit)", 0, 9e18, false},
+        {"batch", OPT_INT, &o.batch, "N", "batch size (default: the checkpoint's)", 1, 1 << 20,
+         false},
+        {"seed", OPT_INT, &o.seed, "N", "seed of a csv held-out split (default: the "
+         "checkpoint's)", 0, 9e18, false},
+        {"device", OPT_STRING, &o.device, "SEL", "device selection", 0, 0, false},
+        {"json", OPT_FLAG, &o.json, NULL, "print the result as one JSON object", 0, 0, false},
+        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0,
+         0, false},
+    };
+    size_t n = sizeof t / sizeof t[0];
+    int rc = args_parse(cmd, argc, argv, t, n);
+    if (rc < 0) {
+        args_usage(stdout, cmd, summary, t, n);
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (!o.checkpoint) {
+        fprintf(stderr, "%s: --checkpoint FILE is required (see --help)\n", cmd);
+        return 2;
+    }
+    char err[600];
+    if (o.data && data_spec_check(o.data, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", cmd, err);
+        return 2;
+    }
+    struct tool_log tl;
+    tool_log_init(&tl, cmd, o.verbose);
+    return run(&o, t, n, &tl);
+}

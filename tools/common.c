@@ -1,0 +1,185 @@
+/*
+ * common.c: see common.h.
+ */
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+
+static void log_fn(void *user, enum clt_log_level level, const char *message)
+{
+    struct tool_log *tl = user;
+    if (level == CLT_LOG_ERROR) {
+        /* Keep the first line: the reason; a build log would follow on later lines. */
+        size_t n = strcspn(message, "\n");
+        if (n >= sizeof tl->last)
+            n = sizeof tl->last - 1;
+        memcpy(tl->last, message, n);
+        tl->last[n] = '\0';
+        if (message[n] == '\n' && tl->verbose)
+            fprintf(stderr, "%s: %s\n", tl->cmd, message);
+    } else {
+        fprintf(stderr, "%s: %s%s\n", tl->cmd, level == CLT_LOG_WARN ? "warning: " : "",
+                message);
+    }
+}
+
+void tool_log_init(struct tool_log *tl, const char *cmd, bool verbose)
+{
+    memset(tl, 0, sizeof *tl);
+    tl->cmd = cmd;
+    tl->verbose = verbose;
+    tl->log.fn = log_fn;
+    tl->log.user = tl;
+    tl->log.max_level = verbose ? CLT_LOG_INFO : CLT_LOG_WARN;
+}
+
+void tool_fail(struct tool_log *tl, enum clt_status st, const char *fmt, ...)
+{
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (tl->last[0])
+        fprintf(stderr, "%s: %s: %s\n", tl->cmd, what, tl->last);
+    else
+        fprintf(stderr, "%s: %s: %s\n", tl->cmd, what, clt_status_str(st));
+    tl->last[0] = '\0';
+}
+
+struct clt_device *tool_device_open(struct tool_log *tl, const char *selection)
+{
+    struct clt_device_options o;
+    clt_device_options_init(&o);
+    o.log = tl->log;
+    struct clt_device *dev = NULL;
+    enum clt_status st = clt_device_open(selection, &o, &dev);
+    if (st != CLT_OK) {
+        const char *sel = selection ? selection : getenv("CLTRAIN_DEVICE");
+        if (st == CLT_ERR_NO_DEVICE && sel && *sel)
+            tool_fail(tl, st, "no device matches \"%s\" (see `cltrain devices`)", sel);
+        else
+            tool_fail(tl, st, "cannot open the OpenCL device");
+        return NULL;
+    }
+    return dev;
+}
+
+void meta_shape(const struct clt_dataset_info *info, char *out, size_t size)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < info->ndim && at < size; i++)
+        at += (size_t)snprintf(out + at, size - at, "%s%lld", i ? "," : "",
+                               (long long)info->shape[i]);
+}
+
+void meta_symbols(const uint8_t *symbols, uint32_t vocab, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (uint32_t i = 0; i < vocab && 2 * i + 2 < size; i++)
+        snprintf(out + 2 * i, 3, "%02x", symbols[i]);
+}
+
+bool meta_u64(const struct clt_checkpoint *ck, const char *key, uint64_t *out)
+{
+    int64_t v;
+    const char *s = clt_checkpoint_meta(ck, key);
+    if (!s || !args_int(s, &v) || v < 0)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static int hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int ckpt_model_read(const struct clt_checkpoint *ck, struct ckpt_model *out, char *err,
+                    size_t err_size)
+{
+    memset(out, 0, sizeof *out);
+    const char *model = clt_checkpoint_meta(ck, "model");
+    const char *data = clt_checkpoint_meta(ck, "data");
+    if (!model || !data) {
+        snprintf(err, err_size, "not a checkpoint of `cltrain train` (no \"model\" and \"data\" "
+                 "metadata)");
+        return -1;
+    }
+    if (model_desc_parse(model, &out->desc) != CLT_OK) {
+        snprintf(err, err_size, "malformed \"model\" metadata \"%.200s\"", model);
+        return -1;
+    }
+    snprintf(out->data, sizeof out->data, "%s", data);
+    uint64_t v = 0;
+    meta_u64(ck, "data.seed", &out->data_seed);
+    meta_u64(ck, "data.limit", &out->data_limit);
+    out->batch = meta_u64(ck, "train.batch", &v) && v > 0 ? (int64_t)v : 64;
+    if (strcmp(out->desc.kind, "file") == 0) {
+        const char *spec = clt_checkpoint_meta(ck, "model.spec");
+        out->spec = spec ? strdup(spec) : NULL;
+        if (!out->spec) {
+            snprintf(err, err_size, "the checkpoint lacks its model file (\"model.spec\")");
+            return -1;
+        }
+        out->desc.spec = out->spec;
+    }
+    if (strcmp(out->desc.kind, "gpt") == 0) {
+        const char *sym = clt_checkpoint_meta(ck, "data.symbols");
+        size_t n = sym ? strlen(sym) : 0;
+        out->info.kind = CLT_DATASET_TEXT;
+        out->info.vocab = (uint32_t)(n / 2);
+        for (size_t i = 0; sym && i + 1 < n; i += 2) {
+            int hi = hex(sym[i]), lo = hex(sym[i + 1]);
+            if (hi < 0 || lo < 0)
+                n = 0;
+            else
+                out->symbols[i / 2] = (uint8_t)(hi * 16 + lo);
+        }
+        if (n == 0 || n % 2 || n > 512) {
+            snprintf(err, err_size, "malformed or missing \"data.symbols\" metadata");
+            return -1;
+        }
+        return 0;
+    }
+    out->info.kind = CLT_DATASET_CLASSES;
+    const char *shape = clt_checkpoint_meta(ck, "data.shape");
+    bool ok = shape && meta_u64(ck, "data.classes", &v) && v >= 2 && v < (1u << 24);
+    out->info.classes = (uint32_t)v;
+    for (const char *p = shape; ok && *p;) {
+        char *end = NULL;
+        long long d = strtoll(p, &end, 10);
+        ok = end != p && d > 0 && out->info.ndim < CLT_MAX_DIMS - 1 &&
+             (*end == ',' || *end == '\0');
+        if (ok)
+            out->info.shape[out->info.ndim++] = d;
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (!ok || out->info.ndim == 0) {
+        snprintf(err, err_size, "malformed or missing \"data.shape\" or \"data.classes\" "
+                 "metadata");
+        return -1;
+    }
+    return 0;
+}
+
+void ckpt_model_free(struct ckpt_model *m)
+{
+    free(m->spec);
+    m->spec = NULL;
+}
+
+int64_t argmax(const float *row, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (row[i] > row[best])
+            best = i;
+    return best;
+}

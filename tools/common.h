@@ -1,0 +1,73 @@
+/*
+ * common.h: what the train, eval and sample commands share: a log that keeps the library's
+ * last error for the command's own one-line message, opening the device, and the metadata a
+ * cltrain checkpoint carries about its model and data.
+ *
+ * Metadata keys written by `cltrain train` (all values are strings; docs/formats.md):
+ *   model            model_desc_format's line, e.g. "cnn width=32 depth=0 ..."
+ *   model.spec       the text of a model file (kind "file" only)
+ *   data             the --data spec, e.g. "fashion-mnist"
+ *   data.seed        seed of the held-out split; data.limit: --limit (0: none)
+ *   data.shape       one example's feature shape, "1,28,28" (classes)
+ *   data.classes     number of classes; data.vocab and data.symbols (hex bytes) for a text
+ *   train.*          the training options and position (see cmd_train.c)
+ */
+#ifndef CLTRAIN_TOOLS_COMMON_H
+#define CLTRAIN_TOOLS_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cltrain.h"
+#include "models.h"
+
+/* A log that prints warnings to stderr and keeps the last error. */
+struct tool_log {
+    struct clt_log log; /* give &tl.log to the library */
+    const char *cmd;    /* "cltrain train" */
+    char last[1024];    /* the last error message, "" if none */
+    bool verbose;       /* print info messages too */
+};
+
+void tool_log_init(struct tool_log *tl, const char *cmd, bool verbose);
+
+/* Prints "CMD: what: detail" to stderr, where detail is the library's last logged error if
+ * there is one, else the status's name. */
+void tool_fail(struct tool_log *tl, enum clt_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Opens the device (NULL: CLTRAIN_DEVICE, else the default rule) with tl as its log.
+ * Prints the error and returns NULL on failure. */
+struct clt_device *tool_device_open(struct tool_log *tl, const char *selection);
+
+/* What a checkpoint says about its model and data. */
+struct ckpt_model {
+    struct model_desc desc;    /* desc.spec points into spec */
+    char *spec;                /* a model file's text, or NULL (owned) */
+    char data[4096];           /* --data spec */
+    uint64_t data_seed, data_limit;
+    struct clt_dataset_info info; /* kind, shape, classes or vocab the model was built for */
+    uint8_t symbols[256];      /* text: the byte of each id */
+    int64_t batch;
+};
+
+/* Reads the model and data metadata of an open checkpoint. 0, or -1 with a message. */
+int ckpt_model_read(const struct clt_checkpoint *ck, struct ckpt_model *out, char *err,
+                    size_t err_size);
+void ckpt_model_free(struct ckpt_model *m);
+
+/* Formats a dataset's shape and symbols for the metadata. */
+void meta_shape(const struct clt_dataset_info *info, char *out, size_t size);
+void meta_symbols(const uint8_t *symbols, uint32_t vocab, char *out, size_t size);
+
+/* An unsigned integer of a metadata key; false if absent or malformed. */
+bool meta_u64(const struct clt_checkpoint *ck, const char *key, uint64_t *out);
+
+/* Argmax of a row of n logits. */
+int64_t argmax(const float *row, int64_t n);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * evaluate.c: see evaluate.h.
+ */
+#include "evaluate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "progress.h"
+
+/* The element count of a tensor. */
+static int64_t count_of(const struct clt_tensor *t)
+{
+    int64_t n = 1;
+    for (uint32_t i = 0; i < clt_tensor_ndim(t); i++)
+        n *= clt_tensor_dim(t, i);
+    return n;
+}
+
+/* Counts the batch's targets and correct predictions; rows is the number of real rows. */
+static void score(const struct model *m, const float *logits, const int32_t *y, uint32_t rows,
+                  struct eval_result *r)
+{
+    int64_t k = m->classes, per_row = m->positions;
+    for (int64_t i = 0; i < (int64_t)rows * per_row; i++) {
+        if (y[i] < 0 || y[i] >= k)
+            continue;
+        int64_t p = argmax(logits + i * k, k);
+        r->targets++;
+        r->correct += p == y[i];
+        if (r->confusion)
+            r->confusion[y[i] * k + p]++;
+    }
+}
+
+enum clt_status evaluate(struct clt_trainer *tr, const struct model *m,
+                         const struct clt_dataset *ds, const int32_t *remap, bool confusion,
+                         struct eval_result *r)
+{
+    memset(r, 0, sizeof *r);
+    double start = progress_now();
+    bool text = m->positions > 1 || clt_tensor_dtype(m->x) == CLT_I32;
+    struct clt_batcher *b = NULL;
+    int64_t nx = count_of(m->x), ny = count_of(m->y), nl = count_of(m->logits);
+    void *x = malloc((size_t)nx * 4);
+    int32_t *y = malloc((size_t)ny * 4);
+    float *logits = malloc((size_t)nl * 4);
+    if (confusion && !text)
+        r->confusion = calloc((size_t)(m->classes * m->classes), sizeof *r->confusion);
+    enum clt_status st = x && y && logits && (!confusion || text || r->confusion)
+                             ? CLT_OK
+                             : CLT_ERR_NO_MEMORY;
+    if (st == CLT_OK)
+        st = clt_batcher_create(ds, (uint32_t)m->batch, (uint32_t)m->positions, 0, false, &b);
+    uint64_t batches = st == CLT_OK ? clt_batcher_epoch_batches(b, false) : 0;
+    double loss_sum = 0;
+    for (uint64_t i = 0; st == CLT_OK && i < batches; i++) {
+        uint32_t filled = 0;
+        st = clt_batcher_next(b, false, x, y, &filled, NULL);
+        if (st == CLT_OK && remap) {
+            for (int64_t j = 0; j < nx; j++)
+                ((int32_t *)x)[j] = remap[((int32_t *)x)[j]];
+            for (int64_t j = 0; j < ny; j++)
+                y[j] = remap[y[j]];
+        }
+        const void *inputs[] = {x, y};
+        float loss = 0;
+        uint64_t before = r->targets;
+        if (st == CLT_OK)
+            st = clt_trainer_eval(tr, inputs, m->logits, logits, (uint64_t)nl, &loss);
+        if (st == CLT_OK) {
+            score(m, logits, y, filled, r);
+            loss_sum += (double)loss * (double)(r->targets - before);
+        }
+    }
+    if (st == CLT_OK) {
+        r->loss = r->targets ? loss_sum / (double)r->targets : 0;
+        r->accuracy = r->targets ? (double)r->correct / (double)r->targets : 0;
+    } else {
+        free(r->confusion);
+        r->confusion = NULL;
+    }
+    r->seconds = progress_now() - start;
+    clt_batcher_free(b);
+    free(x);
+    free(y);
+    free(logits);
+    return st;
+}
+
+void eval_print(FILE *f, const struct eval_result *r)
+{
+    fprintf(f, "loss %.6f  accuracy %.4f  (%llu of %llu correct)\n", r->loss, r->accuracy,
+            (unsigned long long)r->correct, (unsigned long long)r->targets);
+}

@@ -1,0 +1,117 @@
+/*
+ * models.h: the models the cltrain programs know how to build: the built-in `mlp`, `cnn` and
+ * `gpt`, and models described layer by layer in a text file (docs/formats.md, "Model
+ * files"). A model is described by a `struct model_desc` (a kind and sizes, as given on the
+ * command line), which has a one-line text form stored in checkpoints under "model", and is
+ * built for a dataset's shape at a batch size through the public graph API.
+ *
+ * Inputs of a built model, in the order clt_trainer_step wants them:
+ *   classes (mlp, cnn, file):  x F32 [batch, shape...], y I32 [batch]   (labels, -1 ignored)
+ *   text (gpt):                x I32 [batch, context], y I32 [batch, context]
+ * logits are [batch, classes] or [batch, context, vocab]; loss is the mean cross-entropy
+ * ([1]) with ignore_index -1.
+ */
+#ifndef CLTRAIN_TOOLS_MODELS_H
+#define CLTRAIN_TOOLS_MODELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cltrain.h"
+
+/* What to build. Sizes of 0 (and dropout < 0) mean the kind's default, see model_defaults. */
+struct model_desc {
+    char kind[16];   /* "mlp", "cnn", "gpt" or "file" */
+    char path[512];  /* kind "file": the model file (read by model_build unless spec is set) */
+    const char *spec; /* kind "file": the file's text, if already in memory (borrowed); the
+                         programs store it in checkpoints under "model.spec" */
+    int64_t width;   /* mlp: hidden features; cnn: channels of the first conv; gpt: D */
+    int64_t depth;   /* mlp: hidden layers; gpt: transformer blocks */
+    int64_t heads;   /* gpt: attention heads (width divisible by heads) */
+    int64_t context; /* gpt: tokens per window T */
+    float dropout;   /* mlp, cnn, gpt: dropout probability */
+};
+
+/* A built model. The graph owns the tensors; model_free frees it all. */
+struct model {
+    struct clt_graph *g;
+    struct clt_tensor *x, *y, *logits, *loss;
+    int64_t batch;
+    int64_t classes;  /* the last dimension of logits (classes or vocab) */
+    int64_t positions; /* gpt: context T (logits rows per example); 1 otherwise */
+};
+
+/* Sets d to kind's defaults (kind "mlp", "cnn", "gpt" or "file"); zeroes path and spec. */
+void model_desc_init(struct model_desc *d, const char *kind);
+
+/* Replaces every "default" field (0, dropout < 0) of d with the kind's default. */
+void model_defaults(struct model_desc *d);
+
+/* Parses a --model argument: "mlp", "cnn", "gpt" or "file:PATH" into d (sizes left at the
+ * defaults). CLT_ERR_INVALID_ARGUMENT, with a message in err, for anything else. */
+enum clt_status model_desc_from_arg(const char *arg, struct model_desc *d, char *err,
+                                    size_t err_size);
+
+/* Builds the model for a dataset (its kind and shape, classes or vocab) at a batch size.
+ * On failure writes one line to err and leaves *out empty (model_free is still safe). */
+enum clt_status model_build(const struct model_desc *d, const struct clt_dataset_info *data,
+                            int64_t batch, struct model *out, char *err, size_t err_size);
+
+/* Frees the graph. Accepts a zeroed or failed model. */
+void model_free(struct model *m);
+
+/* The description as one line, e.g. "gpt width=128 depth=4 heads=4 context=64 dropout=0",
+ * or "file path=models/small.txt dropout=0". Returns the length snprintf would give. */
+int model_desc_format(const struct model_desc *d, char *out, size_t size);
+
+/* Parses model_desc_format's text back (spec is left NULL). CLT_ERR_FORMAT if malformed. */
+enum clt_status model_desc_parse(const char *text, struct model_desc *d);
+
+/* ---- Model files ------------------------------------------------------------------------ */
+
+enum layer_kind {
+    LAYER_LINEAR,
+    LAYER_CONV2D,
+    LAYER_MAXPOOL,
+    LAYER_AVGPOOL,
+    LAYER_GLOBALAVGPOOL,
+    LAYER_BATCHNORM,
+    LAYER_LAYERNORM,
+    LAYER_FLATTEN,
+    LAYER_DROPOUT,
+    LAYER_RELU,
+    LAYER_LEAKY_RELU,
+    LAYER_GELU,
+    LAYER_TANH,
+    LAYER_SIGMOID,
+    LAYER_SILU,
+};
+
+/* One line of a model file. n is the main count (features, channels, pool size; -1 for
+ * "classes"), k the kernel, f a float argument (dropout p, leaky slope). */
+struct layer {
+    enum layer_kind kind;
+    int line;
+    int64_t n, k, stride, pad;
+    float f;
+    int bias;
+};
+
+#define MODEL_FILE_MAX_LAYERS 256
+
+struct layer_list {
+    int count;
+    struct layer layers[MODEL_FILE_MAX_LAYERS];
+};
+
+/* Parses a model file's text (NUL-terminated, any size; need not come from a file). On a
+ * malformed line writes "line N: reason" to err and returns CLT_ERR_FORMAT. Never reads past
+ * the terminator; safe on arbitrary bytes. */
+enum clt_status model_file_parse(const char *text, struct layer_list *out, char *err,
+                                 size_t err_size);
+
+/* Reads a whole file into a NUL-terminated heap string (free with free). NULL with a message
+ * in err when it cannot be read or is larger than max_bytes. */
+char *model_read_file(const char *path, size_t max_bytes, char *err, size_t err_size);
+
+#endif

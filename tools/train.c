@@ -1,0 +1,431 @@
+/*
+ * train.c: the training loop of `cltrain train` (see train.h).
+ *
+ * One step: the batcher fills a batch on the host, clt_trainer_step enqueues its upload,
+ * forward, backward and update, and returns. The host waits for the device only where it
+ * reads something: the loss at logged steps (every --log-every), evaluations, checkpoints.
+ * Training batches drop an epoch's last partial batch (batch norm's statistics would see
+ * the padding); evaluations visit every example.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datasets.h"
+#include "evaluate.h"
+#include "metrics.h"
+#include "plot.h"
+#include "progress.h"
+#include "train.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+struct run {
+    struct train_config *c;
+    struct tool_log *tl;
+    struct data_sets data;
+    struct clt_dataset_info info; /* what the model is built for */
+    uint8_t symbols[256];
+    struct model m;
+    struct clt_device *dev;
+    struct clt_trainer *tr;
+    struct clt_batcher *batcher;
+    void *x;
+    int32_t *y;
+    struct metrics metrics;
+    struct progress progress;
+    uint64_t step, total_steps, steps_per_epoch, samples_per_step;
+    double last_loss;
+    struct eval_result last_eval;
+    uint64_t last_eval_step; /* 0: none yet */
+    struct metrics_point *points;
+    size_t npoints, cap;
+};
+
+static int64_t epoch_of(const struct run *r, uint64_t step)
+{
+    return step == 0 ? 1 : (int64_t)((step - 1) / r->steps_per_epoch) + 1;
+}
+
+static void add_point(struct run *r, bool eval, double loss, double accuracy)
+{
+    if (r->npoints == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        struct metrics_point *p = realloc(r->points, cap * sizeof *p);
+        if (!p)
+            return; /* the plot loses a point; training goes on */
+        r->points = p;
+        r->cap = cap;
+    }
+    r->points[r->npoints++] = (struct metrics_point){eval, (int64_t)r->step, loss, accuracy};
+}
+
+/* Loads the data and builds the model for it. */
+static int setup_data_and_model(struct run *r)
+{
+    struct train_config *c = r->c;
+    char err[1200];
+    enum clt_status st = data_open(c->data, (uint64_t)c->seed, (uint64_t)c->limit, &r->tl->log,
+                                   &r->data, err, sizeof err);
+    if (st != CLT_OK) {
+        tool_fail(r->tl, st, "%s", err);
+        return 1;
+    }
+    r->info = r->data.train_info;
+    if (r->info.kind == CLT_DATASET_TEXT) {
+        uint32_t vocab = 0;
+        clt_dataset_symbols(r->data.train, r->symbols, &vocab);
+    } else if (r->data.eval_info.classes > r->info.classes) {
+        r->info.classes = r->data.eval_info.classes;
+    }
+    st = model_build(&c->desc, &r->info, c->batch, &r->m, err, sizeof err);
+    if (st != CLT_OK) {
+        fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
+        return 1;
+    }
+    return 0;
+}
+
+static int setup_trainer(struct run *r)
+{
+    struct train_config *c = r->c;
+    r->dev = tool_device_open(r->tl, c->device);
+    if (!r->dev)
+        return 1;
+    enum clt_optim_kind kind = strcmp(c->optimizer, "sgd") == 0    ? CLT_OPTIM_SGD
+                               : strcmp(c->optimizer, "adam") == 0 ? CLT_OPTIM_ADAM
+                                                                   : CLT_OPTIM_ADAMW;
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, kind);
+    o.seed = (uint64_t)c->seed;
+    o.optimizer.lr = (float)c->lr;
+    if (kind == CLT_OPTIM_SGD)
+        o.optimizer.momentum = (float)c->momentum;
+    if (c->weight_decay >= 0)
+        o.optimizer.weight_decay = (float)c->weight_decay;
+    o.optimizer.clip_norm = (float)c->clip;
+    o.optimizer.warmup_updates = c->warmup;
+    if (strcmp(c->schedule, "cosine") == 0) {
+        /* Over the whole run as --epochs sets it (not --steps), so that a run stopped early
+         * and resumed follows the same rates. */
+        o.optimizer.schedule = CLT_LR_COSINE;
+        o.optimizer.total_updates = c->epochs * (int64_t)r->steps_per_epoch;
+        o.optimizer.min_lr = (float)(c->lr * 0.05);
+    }
+    const struct clt_device_info *di = clt_device_info(r->dev);
+    double t0 = progress_now();
+    enum clt_status st = clt_trainer_create(r->dev, r->m.g, r->m.loss, &o, &r->tr);
+    if (st != CLT_OK) {
+        tool_fail(r->tl, st, "cannot set up the model on %s", di->name);
+        return 1;
+    }
+    struct clt_memory_report mem;
+    clt_trainer_memory(r->tr, &mem);
+    uint64_t params = 0;
+    for (uint32_t i = 0; i < clt_trainer_param_count(r->tr); i++) {
+        struct clt_param_info pi;
+        if (clt_trainer_param_info(r->tr, i, &pi) == CLT_OK && pi.trained) {
+            uint64_t k = 1;
+            for (uint32_t d = 0; d < pi.ndim; d++)
+                k *= (uint64_t)pi.shape[d];
+            params += k;
+        }
+    }
+    char desc[1200];
+    model_desc_format(&c->desc, desc, sizeof desc);
+    fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s (ready in %.1f s)\n", desc,
+            (unsigned long long)params, (double)mem.total / 1048576.0, di->name,
+            progress_now() - t0);
+    if (c->resuming) {
+        st = clt_trainer_load(r->tr, c->resume, true);
+        if (st != CLT_OK) {
+            tool_fail(r->tl, st, "cannot load %s", c->resume);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int setup_batcher(struct run *r)
+{
+    struct train_config *c = r->c;
+    uint32_t context = (uint32_t)(r->m.positions > 1 ? r->m.positions : 0);
+    if (r->info.kind == CLT_DATASET_TEXT)
+        context = (uint32_t)c->desc.context;
+    enum clt_status st = clt_batcher_create(r->data.train, (uint32_t)c->batch, context,
+                                            (uint64_t)c->seed, true, &r->batcher);
+    if (st != CLT_OK) {
+        tool_fail(r->tl, st, "cannot batch the training set (%llu %s, batch %lld%s)",
+                  (unsigned long long)r->info.count,
+                  r->info.kind == CLT_DATASET_TEXT ? "tokens" : "examples",
+                  (long long)c->batch, context ? ", context too long?" : "");
+        return 1;
+    }
+    r->steps_per_epoch = clt_batcher_epoch_batches(r->batcher, true);
+    if (r->steps_per_epoch == 0) {
+        fprintf(stderr, "%s: the training set has %llu examples, fewer than one batch of %lld: "
+                "lower --batch\n", r->tl->cmd, (unsigned long long)r->info.count,
+                (long long)c->batch);
+        return 1;
+    }
+    if (c->resuming) {
+        struct clt_batcher_state s = {(uint64_t)c->seed, c->batcher_epoch, c->batcher_position};
+        if (clt_batcher_set(r->batcher, &s) != CLT_OK) {
+            fprintf(stderr, "%s: %s: the batcher position does not fit this dataset\n",
+                    r->tl->cmd, c->resume);
+            return 1;
+        }
+    }
+    r->total_steps = (uint64_t)c->epochs * r->steps_per_epoch;
+    if (c->max_steps > 0 && (uint64_t)c->max_steps < r->total_steps)
+        r->total_steps = (uint64_t)c->max_steps;
+    r->samples_per_step = (uint64_t)c->batch * (context ? context : 1);
+    int64_t nx = c->batch, ny = c->batch;
+    for (uint32_t i = 1; i < clt_tensor_ndim(r->m.x); i++)
+        nx *= clt_tensor_dim(r->m.x, i);
+    for (uint32_t i = 1; i < clt_tensor_ndim(r->m.y); i++)
+        ny *= clt_tensor_dim(r->m.y, i);
+    r->x = malloc((size_t)nx * 4);
+    r->y = malloc((size_t)ny * 4);
+    if (!r->x || !r->y) {
+        fprintf(stderr, "%s: out of memory\n", r->tl->cmd);
+        return 1;
+    }
+    return 0;
+}
+
+static int save(struct run *r)
+{
+    struct train_config *c = r->c;
+    struct clt_batcher_state s;
+    clt_batcher_get(r->batcher, &s);
+    struct clt_meta meta[48];
+    char buf[8192];
+    size_t n = train_config_meta(c, &r->info, r->symbols, r->step, s.epoch, s.position, meta,
+                                 buf, sizeof buf);
+    enum clt_status st = clt_trainer_save(r->tr, c->out, meta, n);
+    if (st != CLT_OK) {
+        tool_fail(r->tl, st, "cannot save the checkpoint %s", c->out);
+        return 1;
+    }
+    return 0;
+}
+
+static int run_eval(struct run *r)
+{
+    enum clt_status st = evaluate(r->tr, &r->m, r->data.eval, NULL, false, &r->last_eval);
+    if (st != CLT_OK) {
+        tool_fail(r->tl, st, "evaluation failed");
+        return 1;
+    }
+    const struct eval_result *e = &r->last_eval;
+    r->last_eval_step = r->step;
+    metrics_begin(&r->metrics, "eval");
+    metrics_int(&r->metrics, "epoch", epoch_of(r, r->step));
+    metrics_int(&r->metrics, "step", (int64_t)r->step);
+    metrics_num(&r->metrics, "loss", e->loss);
+    metrics_num(&r->metrics, "accuracy", e->accuracy);
+    metrics_int(&r->metrics, "examples", (int64_t)e->targets);
+    metrics_num(&r->metrics, "seconds", e->seconds);
+    metrics_num(&r->metrics, "elapsed", progress_now() - r->progress.start);
+    metrics_end(&r->metrics);
+    add_point(r, true, e->loss, e->accuracy);
+    progress_note(&r->progress, "eval at step %llu (epoch %lld): loss %.4f  accuracy %.4f  "
+                  "(%.1f s)", (unsigned long long)r->step, (long long)epoch_of(r, r->step),
+                  e->loss, e->accuracy, e->seconds);
+    return 0;
+}
+
+static int log_step(struct run *r)
+{
+    float loss = 0;
+    struct clt_trainer_stats stats;
+    enum clt_status st = clt_trainer_loss(r->tr, &loss);
+    if (st == CLT_OK)
+        st = clt_trainer_stats(r->tr, &stats);
+    if (st != CLT_OK) {
+        tool_fail(r->tl, st, "training step %llu failed", (unsigned long long)r->step);
+        return 1;
+    }
+    r->last_loss = loss;
+    metrics_begin(&r->metrics, "train");
+    metrics_int(&r->metrics, "epoch", epoch_of(r, r->step));
+    metrics_int(&r->metrics, "step", (int64_t)r->step);
+    metrics_num(&r->metrics, "loss", loss);
+    metrics_num(&r->metrics, "lr", stats.lr);
+    metrics_num(&r->metrics, "grad_norm", stats.grad_norm);
+    metrics_num(&r->metrics, r->samples_per_step > (uint64_t)r->c->batch ? "tokens_per_second"
+                                                                          : "samples_per_second",
+                r->progress.rate);
+    metrics_num(&r->metrics, "elapsed", progress_now() - r->progress.start);
+    metrics_end(&r->metrics);
+    add_point(r, false, loss, NAN);
+    return 0;
+}
+
+static int train_loop(struct run *r)
+{
+    struct train_config *c = r->c;
+    bool text = r->info.kind == CLT_DATASET_TEXT;
+    while (r->step < r->total_steps && !interrupted) {
+        uint32_t filled = 0;
+        bool epoch_done = false;
+        enum clt_status st = clt_batcher_next(r->batcher, true, r->x, r->y, &filled,
+                                              &epoch_done);
+        const void *inputs[] = {r->x, r->y};
+        if (st == CLT_OK)
+            st = clt_trainer_step(r->tr, inputs);
+        if (st != CLT_OK) {
+            tool_fail(r->tl, st, "training step %llu failed", (unsigned long long)r->step + 1);
+            return 1;
+        }
+        r->step++;
+        progress_samples(&r->progress, r->samples_per_step);
+        bool last = r->step == r->total_steps;
+        if ((r->step % (uint64_t)c->log_every == 0 || last) && log_step(r) != 0)
+            return 1;
+        double acc = r->last_eval_step ? r->last_eval.accuracy : -1;
+        progress_show(&r->progress, epoch_of(r, r->step), r->step, r->last_loss, acc, false);
+        bool eval = epoch_done || last || (c->eval_every && r->step % (uint64_t)c->eval_every == 0);
+        if (eval && run_eval(r) != 0)
+            return 1;
+        bool save_now = epoch_done || last ||
+                        (c->save_every && r->step % (uint64_t)c->save_every == 0);
+        if (c->out && save_now && save(r) != 0)
+            return 1;
+    }
+    (void)text;
+    if (interrupted) {
+        if (c->out && save(r) != 0)
+            return 1;
+        progress_note(&r->progress, "interrupted at step %llu%s%s",
+                      (unsigned long long)r->step, c->out ? "; continue with --resume " : "",
+                      c->out ? c->out : "");
+        return 130;
+    }
+    /* A resumed run that had already finished still reports its evaluation. */
+    if (r->last_eval_step != r->step || r->last_eval_step == 0)
+        return run_eval(r);
+    return 0;
+}
+
+static void draw(struct run *r)
+{
+    size_t nt = 0, ne = 0;
+    double *buf = malloc(4 * (r->npoints + 1) * sizeof *buf);
+    if (!buf)
+        return;
+    double *tx = buf, *ty = buf + r->npoints, *ex = buf + 2 * r->npoints,
+           *ey = buf + 3 * r->npoints;
+    for (size_t i = 0; i < r->npoints; i++) {
+        if (r->points[i].eval) {
+            ex[ne] = (double)r->points[i].step;
+            ey[ne++] = r->points[i].loss;
+        } else {
+            tx[nt] = (double)r->points[i].step;
+            ty[nt++] = r->points[i].loss;
+        }
+    }
+    struct plot_series s[2] = {
+        {"training loss", "#1f77b4", tx, ty, nt, false},
+        {"evaluation loss", "#d62728", ex, ey, ne, true},
+    };
+    char title[1300], desc[1200], err[600];
+    model_desc_format(&r->c->desc, desc, sizeof desc);
+    snprintf(title, sizeof title, "%.60s on %.60s", desc, r->c->data);
+    if (plot_svg(r->c->plot, title, "step", "cross-entropy loss", s, 2, err, sizeof err) != 0)
+        fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
+    free(buf);
+}
+
+/* Prints the final evaluation and checks the expectations: 0, or 3 if one is missed. */
+static int finish(struct run *r, double seconds)
+{
+    const struct train_config *c = r->c;
+    const struct eval_result *e = &r->last_eval;
+    char took[32];
+    progress_duration(seconds, took, sizeof took);
+    progress_end(&r->progress);
+    fprintf(stderr, "trained %llu steps in %s\n",
+            (unsigned long long)(r->step - c->start_step), took);
+    eval_print(stdout, e);
+    fflush(stdout);
+    int rc = 0;
+    if (!isnan(c->expect_accuracy) && !(e->accuracy >= c->expect_accuracy)) {
+        fprintf(stderr, "%s: accuracy %.4f is below the expected %.4f\n", r->tl->cmd,
+                e->accuracy, c->expect_accuracy);
+        rc = 3;
+    }
+    if (!isnan(c->expect_loss) && !(e->loss < c->expect_loss)) {
+        fprintf(stderr, "%s: loss %.4f is not below the expected %.4f\n", r->tl->cmd, e->loss,
+                c->expect_loss);
+        rc = 3;
+    }
+    return rc;
+}
+
+int train_run(struct train_config *c, struct tool_log *tl)
+{
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.tl = tl;
+    r.last_loss = NAN;
+    int rc = setup_data_and_model(&r);
+    if (rc == 0)
+        rc = setup_batcher(&r);
+    if (rc == 0)
+        rc = setup_trainer(&r);
+    char err[600];
+    if (rc == 0 && c->resuming && c->metrics &&
+        metrics_read(c->metrics, (int64_t)c->start_step, &r.points, &r.npoints, &r.cap) != 0) {
+        fprintf(stderr, "%s: cannot read the metrics file %s\n", tl->cmd, c->metrics);
+        rc = 1;
+    }
+    if (rc == 0 && metrics_open(&r.metrics, c->metrics,
+                                c->resuming ? (int64_t)c->start_step : -1, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", tl->cmd, err);
+        rc = 1;
+    }
+    if (rc == 0) {
+        r.step = c->start_step;
+        progress_init(&r.progress, stderr, r.step, r.total_steps, c->epochs);
+        if (r.info.kind == CLT_DATASET_TEXT)
+            r.progress.unit = "tokens";
+        if (c->resuming)
+            fprintf(stderr, "resuming %s at step %llu of %llu\n", c->resume,
+                    (unsigned long long)r.step, (unsigned long long)r.total_steps);
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_interrupt;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old);
+        double start = progress_now();
+        rc = train_loop(&r);
+        sigaction(SIGINT, &old, NULL);
+        if (c->plot)
+            draw(&r);
+        if (rc == 0)
+            rc = finish(&r, progress_now() - start);
+    }
+    progress_end(&r.progress);
+    metrics_close(&r.metrics);
+    free(r.points);
+    free(r.x);
+    free(r.y);
+    clt_batcher_free(r.batcher);
+    clt_trainer_free(r.tr);
+    model_free(&r.m);
+    clt_device_close(r.dev);
+    data_close(&r.data);
+    train_config_free(c);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * train.h: the training run behind `cltrain train`: its configuration (from the command
+ * line, or from a checkpoint being resumed: train_config.c) and the run itself (train.c).
+ */
+#ifndef CLTRAIN_TOOLS_TRAIN_H
+#define CLTRAIN_TOOLS_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "args.h"
+#include "common.h"
+#include "models.h"
+
+struct train_config {
+    /* From the command line (strings point into argv or into the buffers below). */
+    const char *model_arg, *data, *device, *metrics, *out, *resume, *plot;
+    const char *optimizer, *schedule;
+    struct model_desc desc;
+    int64_t epochs, max_steps, batch, warmup, seed, limit, log_every, eval_every, save_every;
+    double lr, momentum, weight_decay, clip, dropout;
+    double expect_accuracy, expect_loss; /* NAN: no expectation */
+    bool verbose;
+
+    /* Where a resumed run starts. */
+    bool resuming;
+    uint64_t start_step;
+    uint64_t batcher_epoch, batcher_position;
+
+    char *spec; /* a model file's text (owned; desc.spec points to it) */
+    char data_buf[4096], optimizer_buf[16], schedule_buf[16];
+};
+
+/* The defaults, before the model's (model_training_defaults in cmd_train.c). */
+void train_config_init(struct train_config *c);
+
+/* Fills c from the checkpoint c->resume: the model, data and training options it was saved
+ * with, and the step and batcher position to continue from. Options given on the command
+ * line (o[i].seen) must agree with the checkpoint, except those that do not change the
+ * trajectory (epochs, steps, device, outputs, evaluation and logging). Returns 0, 1 (an
+ * unreadable checkpoint) or 2 (a conflicting option), with a message in err. */
+int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct tool_log *tl,
+                        char *err, size_t err_size);
+
+/* Checks the options' values and reads a model file. 0, 1 or 2 with a message in err. */
+int train_config_check(struct train_config *c, char *err, size_t err_size);
+
+/* The checkpoint metadata for c at a position; returns the number of pairs (at most 40). The
+ * strings live in buf. */
+size_t train_config_meta(const struct train_config *c, const struct clt_dataset_info *info,
+                         const uint8_t *symbols, uint64_t step, uint64_t batcher_epoch,
+                         uint64_t batcher_position, struct clt_meta *meta, char *buf,
+                         size_t buf_size);
+
+/* Runs the training; returns the exit status (0, 1, or 3 for a missed expectation). */
+int train_run(struct train_config *c, struct tool_log *tl);
+
+void train_config_free(struct train_config *c);
+
+#endif
