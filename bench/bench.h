@@ -100,20 +100,6 @@ enum clt_status bench_repeat(int warmup, int runs, bench_sample_fn fn, void *ctx
 /* Seconds of a monotonic clock. */
 double bench_now(void);
 
-/* Device time of a stretch of enqueued work, from OpenCL profiling events. begin holds the
- * compute queue behind a user event and enqueues a marker; the caller enqueues the work;
- * end enqueues a second marker, releases the queue (so the work runs back to back, without
- * host gaps) and waits: *seconds is the time between the two markers' completions. */
-struct bench_bracket {
-    cl_event gate, start;
-};
-enum clt_status bench_bracket_begin(struct clt_device *dev, struct bench_bracket *b);
-enum clt_status bench_bracket_end(struct clt_device *dev, struct bench_bracket *b,
-                                  double *seconds);
-
-/* Kernel time of one event (END - START), seconds; releases the event. */
-enum clt_status bench_event_seconds(struct clt_device *dev, cl_event ev, double *seconds);
-
 /* ==== Sections ========================================================================== */
 
 /* What every section gets. peak_gflops is set by the micro section (the best of its peak
@@ -124,7 +110,33 @@ struct bench_ctx {
     struct bench_device *out;
     char selection[160]; /* how child processes select the device: its name or "P:D" */
     double peak_gflops;
+    bool profiling_ok; /* set by bench_probe_profiling */
 };
+
+/* ==== Timing (stats.c) ================================================================== */
+
+/* Checks once per device whether its profiling timestamps can be used: a kernel that moves
+ * a MiB must show 0 < START < END. Some drivers (Mesa rusticl 22.x) report zeros; timing
+ * then falls back to the host clock around clFinish, and the environment says so. */
+bool bench_probe_profiling(struct bench_ctx *c);
+
+/* Time of a stretch of enqueued work. With usable profiling, begin holds the compute queue
+ * behind a user event and enqueues a marker; the caller enqueues the work; end enqueues a
+ * second marker, releases the queue (so the work runs back to back, without host gaps) and
+ * waits: *seconds is the time between the two markers' completions. Without, begin waits
+ * for the queue and reads the host clock, end waits again and reads it. */
+struct bench_bracket {
+    cl_event gate, start;
+    double host_t0;
+};
+enum clt_status bench_bracket_begin(struct bench_ctx *c, struct bench_bracket *b);
+enum clt_status bench_bracket_end(struct bench_ctx *c, struct bench_bracket *b,
+                                  double *seconds);
+
+/* Time of one command: END - START of its event, or without usable profiling the host time
+ * from host_t0 (read before the enqueue) until the event completes. Releases the event. */
+enum clt_status bench_event_seconds(struct bench_ctx *c, cl_event ev, double host_t0,
+                                    double *seconds);
 
 enum clt_status bench_micro(struct bench_ctx *c);
 enum clt_status bench_gemm(struct bench_ctx *c);

@@ -56,13 +56,13 @@ static enum clt_status gemm_sample(void *ctx, double *value)
     struct gemm_run *r = ctx;
     struct bench_bracket br;
     double s = 0;
-    enum clt_status st = bench_bracket_begin(r->c->dev, &br);
+    enum clt_status st = bench_bracket_begin(r->c, &br);
     if (st != CLT_OK)
         return st;
     for (int i = 0; st == CLT_OK && i < r->inner; i++)
         st = r->fn(r->c->dev, &r->g, (struct clt__buf){r->a, 0}, (struct clt__buf){r->b, 0},
                    (struct clt__buf){r->out, 0});
-    enum clt_status st2 = bench_bracket_end(r->c->dev, &br, &s);
+    enum clt_status st2 = bench_bracket_end(r->c, &br, &s);
     if (st == CLT_OK)
         st = st2;
     if (st == CLT_OK)

@@ -319,6 +319,7 @@ int main(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    rc = 0;
     if (o.child_model)
         return bench_first_step_child(o.device, o.child_model);
     if (o.list)

@@ -11,6 +11,7 @@
 
 #define FETCH 16   /* BENCH_FETCH of cl/bench.cl */
 #define MADS 2048  /* BENCH_MADS of cl/bench.cl */
+#define ILP_MADS 16384 /* BENCH_ILP_MADS of cl/bench.cl */
 #define LAUNCHES 32 /* empty launches per latency run */
 
 struct micro {
@@ -122,28 +123,40 @@ static enum clt_status bandwidth(struct bench_ctx *c)
     return st;
 }
 
-/* Peak rate: for each vector width, grows the launch until one takes target_s. */
+/* The peak kernels: the clpeak-like dependent chains at four widths, then eight
+ * independent chains at two widths; multiply-adds per work-item and the argument a. */
+static const struct {
+    const char *kernel, *figure;
+    double mads;
+    float a;
+} peaks[] = {
+    {"bench_peak_float", "peak.float", MADS, 1.3f},
+    {"bench_peak_float4", "peak.float4", MADS, 1.3f},
+    {"bench_peak_float8", "peak.float8", MADS, 1.3f},
+    {"bench_peak_float16", "peak.float16", MADS, 1.3f},
+    {"bench_peak_float4_ilp8", "peak.float4_ilp8", ILP_MADS, 0.999f},
+    {"bench_peak_float16_ilp8", "peak.float16_ilp8", ILP_MADS, 0.999f},
+};
+
+/* Peak rate: for each kernel, grows the launch until one takes target_s, then measures.
+ * The best median becomes c->peak_gflops. */
 static enum clt_status peak(struct bench_ctx *c)
 {
-    static const char *const kernels[] = {"bench_peak_float", "bench_peak_float4",
-                                          "bench_peak_float8", "bench_peak_float16"};
-    static const char *const names[] = {"peak.float", "peak.float4", "peak.float8",
-                                        "peak.float16"};
     const cl_int max_items = 1 << 24;
     struct micro m = {.c = c};
     enum clt_status st;
     m.x = buffer(c->dev, (size_t)max_items * 4, &st);
-    float a = 1.3f;
     c->peak_gflops = 0;
-    for (int k = 0; st == CLT_OK && k < 4; k++) {
-        st = get_kernel(&m, kernels[k]);
+    for (size_t k = 0; st == CLT_OK && k < sizeof peaks / sizeof peaks[0]; k++) {
+        float a = peaks[k].a;
+        st = get_kernel(&m, peaks[k].kernel);
         m.items = (cl_int)(c->dev->info.compute_units * m.wg * 4);
         double rate = 0;
         for (;;) {
             struct clt__arg args[] = {CLT__ARG(m.x), CLT__ARG(a), CLT__ARG(m.items)};
             if (st == CLT_OK)
                 st = clt__set_args(c->dev, m.kernel, args, 3);
-            m.work = (double)m.items * 2.0 * MADS;
+            m.work = (double)m.items * 2.0 * peaks[k].mads;
             if (st == CLT_OK)
                 st = rate_sample(&m, &rate);
             if (st != CLT_OK || m.work / (rate * 1e9) >= c->cfg->target_s ||
@@ -152,7 +165,7 @@ static enum clt_status peak(struct bench_ctx *c)
             m.items *= 2;
         }
         if (st == CLT_OK)
-            st = measure(&m, names[k], "GFLOP/s");
+            st = measure(&m, peaks[k].figure, "GFLOP/s");
         if (st == CLT_OK && c->out->figs[c->out->nfigs - 1].median > c->peak_gflops)
             c->peak_gflops = c->out->figs[c->out->nfigs - 1].median;
     }

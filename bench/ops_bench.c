@@ -317,12 +317,12 @@ static enum clt_status op_sample(void *ctx, double *value)
     struct op_run *r = ctx;
     struct bench_bracket br;
     double s = 0;
-    enum clt_status st = bench_bracket_begin(r->c->dev, &br);
+    enum clt_status st = bench_bracket_begin(r->c, &br);
     if (st != CLT_OK)
         return st;
     for (int i = 0; st == CLT_OK && i < INNER; i++)
         st = r->fn(r->c->dev, r->b);
-    enum clt_status st2 = bench_bracket_end(r->c->dev, &br, &s);
+    enum clt_status st2 = bench_bracket_end(r->c, &br, &s);
     if (st == CLT_OK)
         st = st2;
     if (st == CLT_OK)

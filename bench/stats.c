@@ -111,10 +111,56 @@ double bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-enum clt_status bench_bracket_begin(struct clt_device *dev, struct bench_bracket *b)
+/* END of an event's command, ns. */
+static cl_int end_ns(cl_event ev, cl_ulong *t)
 {
+    return clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof *t, t, NULL);
+}
+
+bool bench_probe_profiling(struct bench_ctx *c)
+{
+    struct clt_device *dev = c->dev;
+    cl_kernel k;
+    size_t wg;
+    cl_int err, items = 1 << 12; /* 16 float4 each: 1 MiB */
+    cl_mem buf = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, (size_t)items * 256, NULL,
+                                &err);
+    bool ok = false;
+    if (err == CL_SUCCESS &&
+        clt__kernel_get(dev, "bench", "bench_write", &k, &wg) == CLT_OK &&
+        clt__set_args(dev, k, (struct clt__arg[]){CLT__ARG(buf), CLT__ARG(items)}, 2) ==
+            CLT_OK) {
+        for (int rep = 0; rep < 2; rep++) {
+            size_t global = (size_t)items;
+            cl_event ev = NULL;
+            cl_ulong t0 = 0, t1 = 0;
+            ok = clEnqueueNDRangeKernel(dev->queue, k, 1, NULL, &global, NULL, 0, NULL, &ev) ==
+                     CL_SUCCESS &&
+                 clWaitForEvents(1, &ev) == CL_SUCCESS &&
+                 clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0,
+                                         NULL) == CL_SUCCESS &&
+                 end_ns(ev, &t1) == CL_SUCCESS && t0 > 0 && t1 > t0;
+            if (ev)
+                clReleaseEvent(ev);
+        }
+    }
+    if (buf)
+        clReleaseMemObject(buf);
+    c->profiling_ok = ok;
+    return ok;
+}
+
+enum clt_status bench_bracket_begin(struct bench_ctx *c, struct bench_bracket *b)
+{
+    struct clt_device *dev = c->dev;
     cl_int err;
     b->start = NULL;
+    b->gate = NULL;
+    if (!c->profiling_ok) {
+        enum clt_status st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish");
+        b->host_t0 = bench_now();
+        return st;
+    }
     b->gate = clCreateUserEvent(dev->context, &err);
     enum clt_status st = clt__cl_check(&dev->log, err, "clCreateUserEvent");
     if (st == CLT_OK)
@@ -129,15 +175,16 @@ enum clt_status bench_bracket_begin(struct clt_device *dev, struct bench_bracket
     return st;
 }
 
-/* END of an event's command, ns. */
-static cl_int end_ns(cl_event ev, cl_ulong *t)
-{
-    return clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof *t, t, NULL);
-}
-
-enum clt_status bench_bracket_end(struct clt_device *dev, struct bench_bracket *b,
+enum clt_status bench_bracket_end(struct bench_ctx *c, struct bench_bracket *b,
                                   double *seconds)
 {
+    struct clt_device *dev = c->dev;
+    if (!c->profiling_ok) {
+        enum clt_status st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish");
+        double s = bench_now() - b->host_t0;
+        *seconds = s > 1e-9 ? s : 1e-9;
+        return st;
+    }
     cl_event stop = NULL;
     enum clt_status st = clt__cl_check(
         &dev->log, clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &stop),
@@ -162,10 +209,18 @@ enum clt_status bench_bracket_end(struct clt_device *dev, struct bench_bracket *
     return st;
 }
 
-enum clt_status bench_event_seconds(struct clt_device *dev, cl_event ev, double *seconds)
+enum clt_status bench_event_seconds(struct bench_ctx *c, cl_event ev, double host_t0,
+                                    double *seconds)
 {
+    struct clt_device *dev = c->dev;
     cl_ulong t0 = 0, t1 = 0;
     enum clt_status st = clt__cl_check(&dev->log, clWaitForEvents(1, &ev), "clWaitForEvents");
+    if (st == CLT_OK && !c->profiling_ok) {
+        double s = bench_now() - host_t0;
+        *seconds = s > 1e-9 ? s : 1e-9;
+        clReleaseEvent(ev);
+        return st;
+    }
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log,
                            clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0,

@@ -260,7 +260,7 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
         bench_note(c->out, "train: %s not built: %s", tc->kind, err);
         return st;
     }
-    struct train_run r = {.c = c, .batch = tc->batch, .steps = c->cfg->quick ? 3 : 8};
+    struct train_run r = {.c = c, .batch = tc->batch, .steps = c->cfg->quick ? 2 : 8};
     void *x = NULL, *y = NULL;
     st = bench_train_inputs(&m, &x, &y);
     r.inputs[0] = x;

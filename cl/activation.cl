@@ -171,21 +171,30 @@ static float lane_uniform(uint4 r, int l)
     return (float)(w >> 8) * 0x1.0p-24f;
 }
 
-__kernel void dropout_forward(int n, float p, float scale,
-                              uint seed_lo, uint seed_hi, uint step_lo, uint step_hi,
-                              __global const float *x, int x_off, /* [n] */
-                              __global float *y, int y_off)       /* [n] */
+/* keep(e) ? in[e] * scale : 0 for the Philox block of this work-item, written to out[e] or
+ * added to it. Both dropout kernels: the backward is the forward applied to dy. */
+static void dropout_apply(int n, float p, float scale, uint2 key, uint2 step, int accumulate,
+                          __global const float *in, __global float *out)
 {
     const int j = get_global_id(0);
     const long first = 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
     if (first >= n)
         return;
-    const uint4 r = philox4x32_10((uint4)((uint)j, 0u, step_lo, step_hi),
-                                  (uint2)(seed_lo, seed_hi));
+    const uint4 r = philox4x32_10((uint4)((uint)j, 0u, step.x, step.y), key);
     for (int l = 0; l < 4 && first + l < n; l++) {
         const size_t e = (size_t)first + l;
-        y[y_off + e] = lane_uniform(r, l) >= p ? x[x_off + e] * scale : 0.0f;
+        const float g = lane_uniform(r, l) >= p ? in[e] * scale : 0.0f;
+        out[e] = accumulate ? out[e] + g : g;
     }
+}
+
+__kernel void dropout_forward(int n, float p, float scale,
+                              uint seed_lo, uint seed_hi, uint step_lo, uint step_hi,
+                              __global const float *x, int x_off, /* [n] */
+                              __global float *y, int y_off)       /* [n] */
+{
+    dropout_apply(n, p, scale, (uint2)(seed_lo, seed_hi), (uint2)(step_lo, step_hi), 0,
+                  x + x_off, y + y_off);
 }
 
 __kernel void dropout_backward(int n, float p, float scale,
@@ -194,15 +203,6 @@ __kernel void dropout_backward(int n, float p, float scale,
                                __global const float *dy, int dy_off, /* [n] */
                                __global float *dx, int dx_off)       /* [n] */
 {
-    const int j = get_global_id(0);
-    const long first = 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
-    if (first >= n)
-        return;
-    const uint4 r = philox4x32_10((uint4)((uint)j, 0u, step_lo, step_hi),
-                                  (uint2)(seed_lo, seed_hi));
-    for (int l = 0; l < 4 && first + l < n; l++) {
-        const size_t e = (size_t)first + l;
-        const float g = lane_uniform(r, l) >= p ? dy[dy_off + e] * scale : 0.0f;
-        dx[dx_off + e] = accumulate ? dx[dx_off + e] + g : g;
-    }
+    dropout_apply(n, p, scale, (uint2)(seed_lo, seed_hi), (uint2)(step_lo, step_hi), accumulate,
+                  dy + dy_off, dx + dx_off);
 }

@@ -17,16 +17,26 @@
  * the same shape as clpeak's compute_sp kernels, so each counts 2 * BENCH_MADS flops per
  * work-item whatever the vector width. The result is written so that nothing is elided.
  *
+ * bench_peak_float4_ilp8 and bench_peak_float16_ilp8 run BENCH_ILP_MADS scalar multiply-adds
+ * per work-item as eight independent chains (c = mad(c, m, a)), so that a device whose
+ * compiler does not interleave work-items (PoCL on CPUs runs a work-item's inner loop as
+ * scalar or explicit-vector code) can still keep several fused multiply-adds in flight: on
+ * such devices the dependent chains above measure latency, these measure throughput.
+ * m is passed in (0.999) so that nothing can be folded and values stay finite.
+ *
  * Launch latency: bench_empty does nothing.
  *
  * Tunables: BENCH_FETCH (16) elements per work-item; BENCH_MADS (2048) multiply-adds per
- * work-item, a multiple of 16 * 16.
+ * work-item, a multiple of 16 * 16; BENCH_ILP_MADS (16384), a multiple of 8 * 16.
  */
 #ifndef BENCH_FETCH
 #define BENCH_FETCH 16
 #endif
 #ifndef BENCH_MADS
 #define BENCH_MADS 2048
+#endif
+#ifndef BENCH_ILP_MADS
+#define BENCH_ILP_MADS 16384
 #endif
 
 __kernel void bench_empty(void)
@@ -127,6 +137,47 @@ __kernel void bench_peak_float16(__global float *out, /* [items] */
         BENCH_MAD16(x, y)
     }
     const float8 h8 = y.lo + y.hi;
+    const float4 h = h8.lo + h8.hi;
+    if (get_global_id(0) < items)
+        out[get_global_id(0)] = (h.s0 + h.s1) + (h.s2 + h.s3);
+}
+
+/* Eight independent chains. */
+#define BENCH_ILP8(m, a)                                                                      \
+    c0 = mad(c0, m, a);                                                                       \
+    c1 = mad(c1, m, a);                                                                       \
+    c2 = mad(c2, m, a);                                                                       \
+    c3 = mad(c3, m, a);                                                                       \
+    c4 = mad(c4, m, a);                                                                       \
+    c5 = mad(c5, m, a);                                                                       \
+    c6 = mad(c6, m, a);                                                                       \
+    c7 = mad(c7, m, a);
+
+__kernel void bench_peak_float4_ilp8(__global float *out, /* [items] */
+                                     float m, int items)
+{
+    const float4 a = (float4)(0.5f, 0.25f, 0.125f, 0.0625f);
+    float4 c0 = (float4)((float)get_local_id(0)), c1 = c0 + 1.0f, c2 = c0 + 2.0f,
+           c3 = c0 + 3.0f, c4 = c0 + 4.0f, c5 = c0 + 5.0f, c6 = c0 + 6.0f, c7 = c0 + 7.0f;
+    for (int r = 0; r < BENCH_ILP_MADS / (8 * 4); r++) {
+        BENCH_ILP8(m, a)
+    }
+    const float4 s = ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7));
+    if (get_global_id(0) < items)
+        out[get_global_id(0)] = (s.s0 + s.s1) + (s.s2 + s.s3);
+}
+
+__kernel void bench_peak_float16_ilp8(__global float *out, /* [items] */
+                                      float m, int items)
+{
+    const float16 a = (float16)(0.5f);
+    float16 c0 = (float16)((float)get_local_id(0)), c1 = c0 + 1.0f, c2 = c0 + 2.0f,
+            c3 = c0 + 3.0f, c4 = c0 + 4.0f, c5 = c0 + 5.0f, c6 = c0 + 6.0f, c7 = c0 + 7.0f;
+    for (int r = 0; r < BENCH_ILP_MADS / (8 * 16); r++) {
+        BENCH_ILP8(m, a)
+    }
+    const float16 s = ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7));
+    const float8 h8 = s.lo + s.hi;
     const float4 h = h8.lo + h8.hi;
     if (get_global_id(0) < items)
         out[get_global_id(0)] = (h.s0 + h.s1) + (h.s2 + h.s3);

@@ -62,6 +62,15 @@ float sum_value(float2 acc)
     return isinf(acc.x) ? acc.x : acc.x + acc.y;
 }
 
+/* The compensated sum of x[0], x[stride], ..., x[(count - 1) stride], in that order. */
+float sum_strided(__global const float *x, int count, int stride)
+{
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int k = 0; k < count; k++)
+        acc = sum_add(acc, x[k * stride]);
+    return sum_value(acc);
+}
+
 /* Stores a gradient: overwrite, or add to what is there. */
 void grad_store(__global float *dx, int i, int accumulate, float g)
 {
@@ -69,6 +78,15 @@ void grad_store(__global float *dx, int i, int accumulate, float g)
         dx[i] = dx[i] + g;
     else
         dx[i] = g;
+}
+
+/* Stores the gradient a * b: overwrite, or add it to what is there in one rounding. */
+void grad_store_product(__global float *dx, int i, int accumulate, float a, float b)
+{
+    if (accumulate)
+        dx[i] = fma(a, b, dx[i]);
+    else
+        dx[i] = a * b;
 }
 
 __kernel void fill_forward(int n, float value,
@@ -140,12 +158,7 @@ __kernel void mul_backward(int n, int accumulate,
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    const float g = dy[dy_off + i], o = other[other_off + i];
-    dx += dx_off;
-    if (accumulate)
-        dx[i] = fma(g, o, dx[i]);
-    else
-        dx[i] = g * o;
+    grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], other[other_off + i]);
 }
 
 __kernel void scale_forward(int n, float alpha,
@@ -165,12 +178,7 @@ __kernel void scale_backward(int n, float alpha, int accumulate,
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    const float g = dy[dy_off + i];
-    dx += dx_off;
-    if (accumulate)
-        dx[i] = fma(alpha, g, dx[i]);
-    else
-        dx[i] = alpha * g;
+    grad_store_product(dx + dx_off, i, accumulate, alpha, dy[dy_off + i]);
 }
 
 __kernel void bias_forward(int rows, int cols,
@@ -191,11 +199,7 @@ __kernel void bias_backward(int rows, int cols, int accumulate,
     const int c = get_global_id(0);
     if (c >= cols)
         return;
-    dy += dy_off;
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int r = 0; r < rows; r++)
-        acc = sum_add(acc, dy[r * cols + c]);
-    grad_store(dbias + dbias_off, c, accumulate, sum_value(acc));
+    grad_store(dbias + dbias_off, c, accumulate, sum_strided(dy + dy_off + c, rows, cols));
 }
 
 __kernel void sum_rows_forward(int rows, int cols, float divisor,
@@ -205,11 +209,7 @@ __kernel void sum_rows_forward(int rows, int cols, float divisor,
     const int r = get_global_id(0);
     if (r >= rows)
         return;
-    x += x_off + r * cols;
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int c = 0; c < cols; c++)
-        acc = sum_add(acc, x[c]);
-    y[y_off + r] = sum_value(acc) / divisor;
+    y[y_off + r] = sum_strided(x + x_off + r * cols, cols, 1) / divisor;
 }
 
 __kernel void sum_backward(int rows, int cols, float divisor, int accumulate,
@@ -247,9 +247,5 @@ __kernel void sum_finish(int n, float divisor,
 {
     if (get_global_id(0) != 0)
         return;
-    x += x_off;
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int i = 0; i < n; i++)
-        acc = sum_add(acc, x[i]);
-    y[y_off] = sum_value(acc) / divisor;
+    y[y_off] = sum_strided(x + x_off, n, 1) / divisor;
 }

@@ -49,16 +49,23 @@
 
 /* ---- Group reductions -------------------------------------------------------------------- */
 
-/* The sum of part[0..LANES) by a fixed binary tree (lane p adds lane p + s, for s = LANES/2
- * down to 1), returned to every work-item of the group. Every work-item must call it after
- * writing its lanes; part may be rewritten once it returns. */
-float loss_tree_sum(__local float *part)
+/* What loss_tree combines lanes with. */
+#define LOSS_SUM 0
+#define LOSS_MAX 1
+
+/* The sum (op LOSS_SUM) or the maximum (op LOSS_MAX) of part[0..LANES) by a fixed binary tree
+ * (lane p takes in lane p + s, for s = LANES/2 down to 1), returned to every work-item of the
+ * group. The maximum is exact in any order; NaN never wins a comparison. Every work-item must
+ * call it after writing its lanes; part may be rewritten once it returns. */
+float loss_tree(__local float *part, int op)
 {
     const int lid = get_local_id(0), lsz = get_local_size(0);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = LANES / 2; s > 0; s >>= 1) {
-        for (int p = lid; p < s; p += lsz)
-            part[p] += part[p + s];
+        for (int p = lid; p < s; p += lsz) {
+            const float a = part[p], b = part[p + s];
+            part[p] = op == LOSS_MAX ? (b > a ? b : a) : a + b;
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     const float total = part[0];
@@ -66,22 +73,7 @@ float loss_tree_sum(__local float *part)
     return total;
 }
 
-/* The same for the maximum (exact in any order; NaN never wins a comparison). */
-float loss_tree_max(__local float *part)
-{
-    const int lid = get_local_id(0), lsz = get_local_size(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = LANES / 2; s > 0; s >>= 1) {
-        for (int p = lid; p < s; p += lsz)
-            part[p] = part[p + s] > part[p] ? part[p + s] : part[p];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float total = part[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
-
-/* The same for integers. */
+/* The sum for integers (row counts, which a float sum would round past 2^24). */
 int loss_tree_sum_int(__local int *part)
 {
     const int lid = get_local_id(0), lsz = get_local_size(0);
@@ -105,7 +97,7 @@ float loss_row_max(__global const float *x, int cols, __local float *part)
             m = x[j] > m ? x[j] : m;
         part[p] = m;
     }
-    return loss_tree_max(part);
+    return loss_tree(part, LOSS_MAX);
 }
 
 /* sum_j exp(x[j] - m) over one row x [cols]. */
@@ -117,7 +109,7 @@ float loss_row_sum_exp(__global const float *x, int cols, float m, __local float
             acc += exp(x[j] - m);
         part[p] = acc;
     }
-    return loss_tree_sum(part);
+    return loss_tree(part, LOSS_SUM);
 }
 
 /* sum_j a[j] * b[j] over one row a, b [cols]. */
@@ -130,7 +122,7 @@ float loss_row_dot(__global const float *a, __global const float *b, int cols,
             acc += a[j] * b[j];
         part[p] = acc;
     }
-    return loss_tree_sum(part);
+    return loss_tree(part, LOSS_SUM);
 }
 
 /* sum_j (a[j] - shift) over one row a [cols]. */
@@ -142,7 +134,7 @@ float loss_row_sum_shifted(__global const float *a, int cols, float shift, __loc
             acc += a[j] - shift;
         part[p] = acc;
     }
-    return loss_tree_sum(part);
+    return loss_tree(part, LOSS_SUM);
 }
 
 /* Writes v into *out, or adds it when accumulating. */
@@ -306,7 +298,7 @@ __kernel void cross_entropy_finish(int rows, int classes,
         part[p] = acc;
         count_part[p] = count;
     }
-    const float total = loss_tree_sum(part);
+    const float total = loss_tree(part, LOSS_SUM);
     const int count = loss_tree_sum_int(count_part);
     if (get_local_id(0) == 0) {
         ws[3 * rows] = (float)count;
@@ -367,7 +359,7 @@ __kernel void mse_partial(int n, int block_size,
         }
         part[p] = acc;
     }
-    const float total = loss_tree_sum(part);
+    const float total = loss_tree(part, LOSS_SUM);
     if (get_local_id(0) == 0)
         ws[ws_off + block] = total;
 }
@@ -389,7 +381,7 @@ __kernel void mse_finish(int n, int block_size,
             acc += ws[b];
         part[p] = acc;
     }
-    const float total = loss_tree_sum(part);
+    const float total = loss_tree(part, LOSS_SUM);
     if (get_local_id(0) == 0)
         loss[loss_off] = n > 0 ? total / (float)n : 0.0f;
 }

@@ -47,6 +47,47 @@ int pool_last_window(int i, int stride, int pad, int out)
     return o < out - 1 ? o : out - 1;
 }
 
+/* Output element i = (plane, oy, ox) of [planes, OH, OW]: its window, clipped to the image,
+ * covers input rows [y_lo, y_hi) and columns [x_lo, x_hi) of the plane. */
+struct pool_window {
+    int plane, y_lo, y_hi, x_lo, x_hi;
+};
+
+struct pool_window pool_window_of(int i, int h, int w, int kh, int kw, int stride_h,
+                                  int stride_w, int pad_h, int pad_w, int oh, int ow)
+{
+    /* Remainders as r - q * s: LLVM turns a % next to a / into a `freeze`, which Oclgrind's
+     * uninitialized-value checker cannot run. */
+    const int r = i / ow, ox = i - r * ow;
+    const int plane = r / oh, oy = r - plane * oh;
+    const int y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
+    return (struct pool_window){.plane = plane,
+                                .y_lo = max(y0, 0),
+                                .y_hi = min(y0 + kh, h),
+                                .x_lo = max(x0, 0),
+                                .x_hi = min(x0 + kw, w)};
+}
+
+/* Input element i = (plane, iy, ix) of [planes, H, W]: the windows that contain it are output
+ * rows [oy_lo, oy_hi] and columns [ox_lo, ox_hi] of the plane, bounds included. */
+struct pool_cover {
+    int plane, iy, ix, oy_lo, oy_hi, ox_lo, ox_hi;
+};
+
+struct pool_cover pool_cover_of(int i, int h, int w, int kh, int kw, int stride_h, int stride_w,
+                                int pad_h, int pad_w, int oh, int ow)
+{
+    const int r = i / w, ix = i - r * w; /* remainders as above */
+    const int plane = r / h, iy = r - plane * h;
+    return (struct pool_cover){.plane = plane,
+                               .iy = iy,
+                               .ix = ix,
+                               .oy_lo = pool_first_window(iy, kh, stride_h, pad_h),
+                               .oy_hi = pool_last_window(iy, stride_h, pad_h, oh),
+                               .ox_lo = pool_first_window(ix, kw, stride_w, pad_w),
+                               .ox_hi = pool_last_window(ix, stride_w, pad_w, ow)};
+}
+
 __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int stride_h,
                                 int stride_w, int pad_h, int pad_w, int oh, int ow,
                                 int write_argmax,
@@ -57,18 +98,13 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
     const int i = (int)get_global_id(0);
     if (i >= planes * oh * ow)
         return;
-    /* Remainders as r - q * s: LLVM turns a % next to a / into a `freeze`, which Oclgrind's
-     * uninitialized-value checker cannot run. */
-    const int r = i / ow, ox = i - r * ow;
-    const int plane = r / oh, oy = r - plane * oh;
-    const int y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
-    const int y_lo = max(y0, 0), y_hi = min(y0 + kh, h);
-    const int x_lo = max(x0, 0), x_hi = min(x0 + kw, w);
-    __global const float *src = x + x_off + plane * h * w;
+    const struct pool_window win =
+        pool_window_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
+    __global const float *src = x + x_off + win.plane * h * w;
     float best = -INFINITY;
     int best_at = -1;
-    for (int iy = y_lo; iy < y_hi; iy++)
-        for (int ix = x_lo; ix < x_hi; ix++) {
+    for (int iy = win.y_lo; iy < win.y_hi; iy++)
+        for (int ix = win.x_lo; ix < win.x_hi; ix++) {
             const float v = src[iy * w + ix];
             if (best_at < 0 || v > best || (isnan(v) && !isnan(best))) {
                 best = v;
@@ -90,16 +126,13 @@ __kernel void maxpool2d_backward(int planes, int h, int w, int kh, int kw, int s
     const int i = (int)get_global_id(0);
     if (i >= planes * h * w)
         return;
-    const int r = i / w, ix = i - r * w;
-    const int plane = r / h, iy = r - plane * h;
-    const int at = iy * w + ix;
-    const int base = plane * oh * ow;
-    const int oy_hi = pool_last_window(iy, stride_h, pad_h, oh);
-    const int ox_lo = pool_first_window(ix, kw, stride_w, pad_w);
-    const int ox_hi = pool_last_window(ix, stride_w, pad_w, ow);
+    const struct pool_cover cov =
+        pool_cover_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
+    const int at = cov.iy * w + cov.ix;
+    const int base = cov.plane * oh * ow;
     float acc = 0.0f;
-    for (int oy = pool_first_window(iy, kh, stride_h, pad_h); oy <= oy_hi; oy++)
-        for (int ox = ox_lo; ox <= ox_hi; ox++) {
+    for (int oy = cov.oy_lo; oy <= cov.oy_hi; oy++)
+        for (int ox = cov.ox_lo; ox <= cov.ox_hi; ox++) {
             const int o = base + oy * ow + ox;
             if (argmax[a_off + o] == at)
                 acc += dy[dy_off + o];
@@ -115,15 +148,12 @@ __kernel void avgpool2d_forward(int planes, int h, int w, int kh, int kw, int st
     const int i = (int)get_global_id(0);
     if (i >= planes * oh * ow)
         return;
-    const int r = i / ow, ox = i - r * ow;
-    const int plane = r / oh, oy = r - plane * oh;
-    const int y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
-    const int y_lo = max(y0, 0), y_hi = min(y0 + kh, h);
-    const int x_lo = max(x0, 0), x_hi = min(x0 + kw, w);
-    __global const float *src = x + x_off + plane * h * w;
+    const struct pool_window win =
+        pool_window_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
+    __global const float *src = x + x_off + win.plane * h * w;
     float acc = 0.0f;
-    for (int iy = y_lo; iy < y_hi; iy++)
-        for (int ix = x_lo; ix < x_hi; ix++)
+    for (int iy = win.y_lo; iy < win.y_hi; iy++)
+        for (int ix = win.x_lo; ix < win.x_hi; ix++)
             acc += src[iy * w + ix];
     y[y_off + i] = acc / (float)(kh * kw);
 }
@@ -137,15 +167,12 @@ __kernel void avgpool2d_backward(int planes, int h, int w, int kh, int kw, int s
     const int i = (int)get_global_id(0);
     if (i >= planes * h * w)
         return;
-    const int r = i / w, ix = i - r * w;
-    const int plane = r / h, iy = r - plane * h;
-    const int base = dy_off + plane * oh * ow;
-    const int oy_hi = pool_last_window(iy, stride_h, pad_h, oh);
-    const int ox_lo = pool_first_window(ix, kw, stride_w, pad_w);
-    const int ox_hi = pool_last_window(ix, stride_w, pad_w, ow);
+    const struct pool_cover cov =
+        pool_cover_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
+    const int base = dy_off + cov.plane * oh * ow;
     float acc = 0.0f;
-    for (int oy = pool_first_window(iy, kh, stride_h, pad_h); oy <= oy_hi; oy++)
-        for (int ox = ox_lo; ox <= ox_hi; ox++)
+    for (int oy = cov.oy_lo; oy <= cov.oy_hi; oy++)
+        for (int ox = cov.ox_lo; ox <= cov.ox_hi; ox++)
             acc += dy[base + oy * ow + ox];
     const float g = acc / (float)(kh * kw);
     dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;

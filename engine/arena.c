@@ -19,7 +19,7 @@ size_t clt__dtype_size(enum clt_dtype dtype)
 
 enum clt_status clt_arena_create(struct clt_device *dev, uint64_t bytes, struct clt_arena **out)
 {
-    if (!dev || !out || bytes == 0)
+    if (!dev || !out || bytes == 0 || clt__device_usable(dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     if (bytes > dev->info.max_alloc_bytes) {
         clt__log(&dev->log, CLT_LOG_ERROR,
@@ -42,6 +42,7 @@ enum clt_status clt_arena_create(struct clt_device *dev, uint64_t bytes, struct 
     }
     a->dev = dev;
     a->size = bytes;
+    clt__device_hold(dev);
     *out = a;
     return CLT_OK;
 }
@@ -50,8 +51,10 @@ void clt_arena_free(struct clt_arena *arena)
 {
     if (!arena)
         return;
+    struct clt_device *dev = arena->dev;
     clReleaseMemObject(arena->mem);
     free(arena);
+    clt__device_release(dev);
 }
 
 /* Checks a shape and computes its element count; false when a dimension is not positive or
@@ -138,7 +141,8 @@ struct clt__buf clt__view_buf(const struct clt_view *view)
 /* Checks a copy request against the view and its arena. */
 static enum clt_status check_copy(const struct clt_view *view, const void *host, uint64_t bytes)
 {
-    if (!view || !view->arena || !host || bytes == 0)
+    if (!view || !view->arena || !host || bytes == 0 ||
+        clt__device_usable(view->arena->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     uint64_t vb = clt_view_bytes(view);
     if (vb == 0 || bytes > vb || view->offset > view->arena->size ||

@@ -63,8 +63,7 @@ static void shape_text(char *out, size_t size, uint32_t ndim, const int64_t *sha
     size_t at = 0;
     at += (size_t)snprintf(out, size, "[");
     for (uint32_t i = 0; i < ndim && at < size; i++)
-        at += (size_t)snprintf(out + at, size - at, "%s%lld", i ? ", " : "",
-                               (long long)shape[i]);
+        at += (size_t)snprintf(out + at, size - at, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (at < size)
         snprintf(out + at, size - at, "]");
 }
@@ -94,8 +93,8 @@ static enum clt_status read_floats(struct clt_trainer *tr, cl_mem mem, float *ds
 {
     if (count == 0)
         return CLT_OK;
-    cl_int err = clEnqueueReadBuffer(tr->dev->queue, mem, CL_TRUE, 0, (size_t)(count * 4), dst,
-                                     0, NULL, NULL);
+    cl_int err = clEnqueueReadBuffer(tr->dev->queue, mem, CL_TRUE, 0, (size_t)(count * 4), dst, 0,
+                                     NULL, NULL);
     return clt__cl_check(&tr->dev->log, err, "clEnqueueReadBuffer (checkpoint)");
 }
 
@@ -104,8 +103,8 @@ static enum clt_status write_floats(struct clt_trainer *tr, cl_mem mem, const fl
 {
     if (count == 0)
         return CLT_OK;
-    cl_int err = clEnqueueWriteBuffer(tr->dev->queue, mem, CL_TRUE, 0, (size_t)(count * 4), src,
-                                      0, NULL, NULL);
+    cl_int err = clEnqueueWriteBuffer(tr->dev->queue, mem, CL_TRUE, 0, (size_t)(count * 4), src, 0,
+                                      NULL, NULL);
     return clt__cl_check(&tr->dev->log, err, "clEnqueueWriteBuffer (checkpoint)");
 }
 
@@ -127,8 +126,8 @@ static void host_state_free(struct host_state *h)
 
 /* Host copies of the parameters, and with optimizer of the moments; with grads also of the
  * gradients. */
-static enum clt_status host_state_alloc(const struct clt_trainer *tr, bool optimizer,
-                                        bool grads, struct host_state *h)
+static enum clt_status host_state_alloc(const struct clt_trainer *tr, bool optimizer, bool grads,
+                                        struct host_state *h)
 {
     uint64_t trained = tr->plan.trained, total = trained + tr->plan.state;
     memset(h, 0, sizeof *h);
@@ -205,8 +204,9 @@ static enum clt_status write_checkpoint(struct clt_trainer *tr, const char *path
         snprintf(num[2], sizeof num[2], "%llu", (unsigned long long)tr->options.seed);
         snprintf(num[3], sizeof num[3], "%d", (int)status->step);
         snprintf(num[4], sizeof num[4], "%d", (int)status->skipped);
-        const char *values[NKEYS] = {clt_version(), num[0], num[1], num[2],
-                                     kind_names[tr->options.optimizer.kind], num[3], num[4]};
+        const char *values[NKEYS] = {
+            clt_version(), num[0], num[1], num[2], kind_names[tr->options.optimizer.kind],
+            num[3],        num[4]};
         for (size_t i = 0; i < NKEYS; i++)
             all[n + i] = (struct clt_meta){meta_keys[i], values[i]};
         st = clt__safetensors_write(path, e, k, all, n + NKEYS, &tr->dev->log);
@@ -270,8 +270,8 @@ static enum clt_status take(const struct clt_trainer *tr, const char *path,
     const struct clt__st_tensor *f = clt__safetensors_find(file, name);
     shape_text(want, sizeof want, t->ndim, t->shape);
     if (!f) {
-        clt__log(log, CLT_LOG_ERROR, "%s has no tensor %s, which the model needs %s", path,
-                 name, want);
+        clt__log(log, CLT_LOG_ERROR, "%s has no tensor %s, which %s needs %s", path, name,
+                 *prefix ? "resuming the optimizer" : "the model", want);
         return CLT_ERR_FORMAT;
     }
     shape_text(have, sizeof have, f->ndim, f->shape);
@@ -295,9 +295,10 @@ static enum clt_status read_counters(const struct clt_trainer *tr, const char *p
     const char *kind = clt__safetensors_meta(file, KEY_KIND);
     const char *want = kind_names[tr->options.optimizer.kind];
     if (!kind || strcmp(kind, want) != 0) {
-        clt__log(log, CLT_LOG_ERROR, "%s holds the state of optimizer %s, the trainer's is %s "
-                 "(load without the optimizer to take the parameters only)", path,
-                 kind ? kind : "(none)", want);
+        clt__log(log, CLT_LOG_ERROR,
+                 "%s holds the state of optimizer %s, the trainer's is %s "
+                 "(load without the optimizer to take the parameters only)",
+                 path, kind ? kind : "(none)", want);
         return CLT_ERR_FORMAT;
     }
     struct {
@@ -432,7 +433,7 @@ enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool 
 struct clt_checkpoint {
     unsigned char *buf; /* the file, its data section 8-aligned */
     struct clt__safetensors file;
-    float **copies;     /* per tensor: an aligned host-order copy, or NULL to use the file */
+    float **copies; /* per tensor: an aligned host-order copy, or NULL to use the file */
     struct clt_log log;
     bool has_log;
 };
@@ -523,8 +524,8 @@ enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t 
     if (t->dtype != CLT__ST_F32 || t->ndim > CLT_MAX_DIMS) {
         clt__log(ck->has_log ? &ck->log : NULL, CLT_LOG_ERROR,
                  "checkpoint tensor %s is %s with %u dimensions; cltrain reads F32 tensors of "
-                 "at most %d", t->name, clt__st_dtype_name(t->dtype), (unsigned)t->ndim,
-                 CLT_MAX_DIMS);
+                 "at most %d",
+                 t->name, clt__st_dtype_name(t->dtype), (unsigned)t->ndim, CLT_MAX_DIMS);
         return CLT_ERR_UNSUPPORTED;
     }
     if (name)

@@ -321,14 +321,9 @@ enum clt_status clt_device_open(const char *selection, const struct clt_device_o
     return CLT_OK;
 }
 
-void clt_device_close(struct clt_device *dev)
+/* Frees everything of a device. */
+static void destroy(struct clt_device *dev)
 {
-    if (!dev)
-        return;
-    if (dev->queue)
-        clFinish(dev->queue);
-    if (dev->transfer)
-        clFinish(dev->transfer);
     clt__gemm_teardown(dev);
     clt__program_teardown(dev);
     if (dev->transfer)
@@ -340,6 +335,47 @@ void clt_device_close(struct clt_device *dev)
     free(dev);
 }
 
+void clt_device_close(struct clt_device *dev)
+{
+    if (!dev || dev->closed)
+        return;
+    if (dev->queue)
+        clFinish(dev->queue);
+    if (dev->transfer)
+        clFinish(dev->transfer);
+    if (dev->children > 0) {
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "device %s closed while %u arenas or trainers use it: they fail from now on, "
+                 "and the device is freed with the last of them", dev->info.name,
+                 (unsigned)dev->children);
+        dev->closed = true;
+        return;
+    }
+    destroy(dev);
+}
+
+void clt__device_hold(struct clt_device *dev)
+{
+    dev->children++;
+}
+
+void clt__device_release(struct clt_device *dev)
+{
+    if (--dev->children == 0 && dev->closed)
+        destroy(dev);
+}
+
+enum clt_status clt__device_usable(const struct clt_device *dev)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (dev->closed) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "device %s was closed", dev->info.name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return CLT_OK;
+}
+
 const struct clt_device_info *clt_device_info(const struct clt_device *dev)
 {
     return dev ? &dev->info : NULL;
@@ -347,9 +383,10 @@ const struct clt_device_info *clt_device_info(const struct clt_device *dev)
 
 enum clt_status clt_device_finish(struct clt_device *dev)
 {
-    if (!dev)
-        return CLT_ERR_INVALID_ARGUMENT;
-    enum clt_status st = clt__cl_check(&dev->log, clFinish(dev->transfer), "clFinish");
+    enum clt_status st = clt__device_usable(dev);
+    if (st != CLT_OK)
+        return st;
+    st = clt__cl_check(&dev->log, clFinish(dev->transfer), "clFinish");
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish");
     return st;

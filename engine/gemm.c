@@ -263,7 +263,7 @@ enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_shape *sh
                          const struct clt_view *a, const struct clt_view *b,
                          const struct clt_view *c)
 {
-    if (!dev || !shape)
+    if (!dev || !shape || clt__device_usable(dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     struct clt_gemm_shape g;
     int64_t sa, sb, sc;

@@ -70,6 +70,8 @@ struct clt_device {
     cl_command_queue queue;    /* compute: kernels, GEMM, in-order */
     cl_command_queue transfer; /* host <-> device copies that overlap compute */
     bool profiling;            /* queues made with CL_QUEUE_PROFILING_ENABLE */
+    uint32_t children;         /* arenas and trainers alive on this device */
+    bool closed;               /* clt_device_close was called while children lived */
 
     /* program.c */
     char cache_dir[1024]; /* empty: cache disabled */
@@ -91,6 +93,14 @@ struct clt_device {
      * two, at most 256 and at most the device limit. */
     size_t wg_1d;
 };
+
+/* Arenas and trainers hold their device: closing a device whose children live only marks it
+ * closed (their calls then fail) and the last child's release frees it. */
+void clt__device_hold(struct clt_device *dev);
+void clt__device_release(struct clt_device *dev);
+
+/* CLT_OK for an open device; CLT_ERR_INVALID_ARGUMENT, logged, for NULL or a closed one. */
+enum clt_status clt__device_usable(const struct clt_device *dev);
 
 /* Reads a device's record (no context needed). */
 enum clt_status clt__device_query(const struct clt_log *log, cl_platform_id platform,

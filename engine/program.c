@@ -333,7 +333,7 @@ static double now_seconds(void)
 
 enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_report *report)
 {
-    if (!dev)
+    if (clt__device_usable(dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     double t0 = now_seconds();
     uint32_t hits0 = dev->cache_hits, writes0 = dev->cache_writes, built = 0;

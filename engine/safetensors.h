@@ -12,8 +12,8 @@
  * call it without files. It accepts a buffer only when all of these hold, and otherwise
  * writes the first reason it met into `why`:
  *   - the buffer holds at least 8 bytes; 2 <= N < 100 MiB and N <= size - 8;
- *   - the header is valid UTF-8 without NUL bytes, starts with '{', is one JSON object and
- *     nothing follows it but spaces;
+ *   - the header is valid UTF-8 without NUL or other control bytes (tab, newline and carriage
+ *     return aside), starts with '{', is one JSON object and nothing follows it but spaces;
  *   - no key appears twice, in the header, in an entry or in the metadata;
  *   - "__metadata__", when present, is an object whose values are all strings;
  *   - every other entry is an object with exactly the fields dtype (a known dtype name),
@@ -69,8 +69,8 @@ struct clt__st_tensor {
     enum clt__st_dtype dtype;
     uint32_t ndim;
     int64_t shape[CLT__ST_MAX_DIMS];
-    uint64_t begin, end;        /* bytes into the data section */
-    const unsigned char *data;  /* buffer + 8 + N + begin */
+    uint64_t begin, end;       /* bytes into the data section */
+    const unsigned char *data; /* buffer + 8 + N + begin */
 };
 
 struct clt__st_meta {
@@ -131,8 +131,8 @@ struct clt__st_entry {
  * with the reason in why for duplicate or invalid UTF-8 names or keys, a tensor named
  * "__metadata__", a negative dimension or an overflowing size. */
 enum clt_status clt__safetensors_header(const struct clt__st_entry *tensors, size_t n,
-                                        const struct clt_meta *meta, size_t nmeta,
-                                        char **header, size_t *len, char *why, size_t why_size);
+                                        const struct clt_meta *meta, size_t nmeta, char **header,
+                                        size_t *len, char *why, size_t why_size);
 
 /* A whole file in memory (*out malloc'd, *size bytes): the 8-byte length, the header and
  * the data. Errors as clt__safetensors_header. */

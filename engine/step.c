@@ -211,7 +211,7 @@ static enum clt_status check_previous(struct clt_trainer *tr)
 
 enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inputs)
 {
-    if (!tr || (tr->plan.ninputs > 0 && !inputs))
+    if (!tr || (tr->plan.ninputs > 0 && !inputs) || clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     for (uint32_t i = 0; i < tr->plan.ninputs; i++)
         if (!inputs[i])
@@ -314,7 +314,7 @@ enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint
 
 enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss)
 {
-    if (!tr || !loss || !tr->have_loss)
+    if (!tr || !loss || !tr->have_loss || clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     uint32_t slot = tr->loss_slot;
     enum clt_status st = clt__cl_check(&tr->dev->log, clWaitForEvents(1, &tr->loss_ev[slot]),
@@ -326,7 +326,7 @@ enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss)
 
 enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_trainer_stats *out)
 {
-    if (!tr || !out)
+    if (!tr || !out || clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     struct clt__optim_status s;
     enum clt_status st = clt__optim_status_read(tr->dev, (struct clt__buf){tr->status, 0}, &s);
@@ -366,7 +366,8 @@ enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inpu
                                  const struct clt_tensor *output, float *out, uint64_t count,
                                  float *loss)
 {
-    if (!tr || (tr->plan.ninputs > 0 && !inputs) || (output && !out))
+    if (!tr || (tr->plan.ninputs > 0 && !inputs) || (output && !out) ||
+        clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     for (uint32_t i = 0; i < tr->plan.ninputs; i++)
         if (!inputs[i])

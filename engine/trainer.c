@@ -262,7 +262,7 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
                                    const struct clt_trainer_options *options,
                                    struct clt_trainer **out)
 {
-    if (!dev || !graph || !loss || !out)
+    if (!dev || !graph || !loss || !out || clt__device_usable(dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     if (graph->status != CLT_OK) {
         clt__log(&dev->log, CLT_LOG_ERROR, "the graph has an error: %s", graph->error);
@@ -283,6 +283,7 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     if (!tr)
         return CLT_ERR_NO_MEMORY;
     tr->dev = dev;
+    clt__device_hold(dev);
     tr->graph = graph;
     tr->loss = loss;
     tr->options = *o;
@@ -327,7 +328,8 @@ void clt_trainer_free(struct clt_trainer *tr)
 {
     if (!tr)
         return;
-    clt_device_finish(tr->dev);
+    clFinish(tr->dev->transfer);
+    clFinish(tr->dev->queue);
     for (int i = 0; i < 2; i++) {
         if (tr->up_ev[i])
             clReleaseEvent(tr->up_ev[i]);
@@ -354,7 +356,9 @@ void clt_trainer_free(struct clt_trainer *tr)
     free(tr->prof);
     free(tr->eval_need);
     clt__plan_free(&tr->plan);
+    struct clt_device *dev = tr->dev;
     free(tr);
+    clt__device_release(dev);
 }
 
 /* ---- Memory and parameters ------------------------------------------------------------- */
@@ -435,7 +439,7 @@ enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const char *name,
                                        uint64_t count)
 {
     const struct clt_tensor *t = param_for_copy(tr, name, dst, count);
-    if (!t)
+    if (!t || clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     cl_int err = clEnqueueReadBuffer(tr->dev->queue, tr->params, CL_TRUE,
                                      (size_t)(tr->plan.info[t->id].offset * 4),
@@ -447,7 +451,7 @@ enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name
                                         const float *src, uint64_t count)
 {
     const struct clt_tensor *t = param_for_copy(tr, name, src, count);
-    if (!t)
+    if (!t || clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     cl_int err = clEnqueueWriteBuffer(tr->dev->queue, tr->params, CL_TRUE,
                                       (size_t)(tr->plan.info[t->id].offset * 4),

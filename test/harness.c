@@ -91,27 +91,11 @@ void clt_test_assert_close(const char *what, const float *got, const double *wan
                  "rtol %g)", what, bad, n, worst, (double)got[worst], want[worst], atol, rtol);
 }
 
-/* Oclgrind 21.10 mishandles host writes at a non-zero buffer offset (the buffer's contents
- * and its shadow state get corrupted), so under Oclgrind an upload rewrites the whole arena
- * from offset 0. */
+/* Oclgrind 21.10 mishandles host writes at a non-zero buffer offset (see clt_test_put), so
+ * under Oclgrind an upload rewrites the whole arena from offset 0. */
 static bool is_oclgrind(const struct clt_arena *arena)
 {
     return strstr(arena->dev->info.platform, "Oclgrind") != NULL;
-}
-
-static void write_whole_arena(struct clt_arena *arena, const struct clt_view *v,
-                              const float *host, size_t count)
-{
-    unsigned char *all = malloc((size_t)arena->size);
-    assert_non_null(all);
-    assert_int_equal(clEnqueueReadBuffer(arena->dev->queue, arena->mem, CL_TRUE, 0,
-                                         (size_t)arena->size, all, 0, NULL, NULL),
-                     CL_SUCCESS);
-    memcpy(all + v->offset, host, count * sizeof(float));
-    assert_int_equal(clEnqueueWriteBuffer(arena->dev->queue, arena->mem, CL_TRUE, 0,
-                                          (size_t)arena->size, all, 0, NULL, NULL),
-                     CL_SUCCESS);
-    free(all);
 }
 
 struct clt_view clt_test_upload(struct clt_arena *arena, const float *host, size_t count)
@@ -120,7 +104,7 @@ struct clt_view clt_test_upload(struct clt_arena *arena, const float *host, size
     int64_t shape[1] = {(int64_t)count};
     assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, shape, &v), CLT_OK);
     if (host && is_oclgrind(arena))
-        write_whole_arena(arena, &v, host, count);
+        clt_test_put(&v, host, count);
     else if (host)
         assert_int_equal(clt_view_write(&v, host, count * sizeof(float), NULL), CLT_OK);
     return v;
@@ -129,6 +113,61 @@ struct clt_view clt_test_upload(struct clt_arena *arena, const float *host, size
 void clt_test_download(const struct clt_view *view, float *host, size_t count)
 {
     assert_int_equal(clt_view_read(view, host, count * sizeof(float), NULL), CLT_OK);
+}
+
+void clt_test_put_bytes(const struct clt_view *view, const void *host, size_t bytes)
+{
+    struct clt_arena *arena = view->arena;
+    cl_command_queue queue = arena->dev->queue;
+    unsigned char *image = malloc((size_t)arena->size);
+    assert_non_null(image);
+    assert_true(view->offset + bytes <= arena->size);
+    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
+                                         image, 0, NULL, NULL),
+                     CL_SUCCESS);
+    memcpy(image + view->offset, host, bytes);
+    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
+                                          image, 0, NULL, NULL),
+                     CL_SUCCESS);
+    free(image);
+}
+
+void clt_test_put(const struct clt_view *view, const float *host, size_t count)
+{
+    clt_test_put_bytes(view, host, count * sizeof(float));
+}
+
+void clt_test_put_nan(const struct clt_view *view, size_t count)
+{
+    float *nan = clt_test_floats(count);
+    for (size_t i = 0; i < count; i++)
+        nan[i] = NAN;
+    clt_test_put(view, nan, count);
+    free(nan);
+}
+
+struct clt_view clt_test_tensor(struct clt_arena *arena, const float *host, size_t count)
+{
+    struct clt_view v = clt_test_upload(arena, NULL, count);
+    if (host)
+        clt_test_put(&v, host, count);
+    else
+        clt_test_put_nan(&v, count);
+    return v;
+}
+
+float *clt_test_floats(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+double *clt_test_doubles(size_t n)
+{
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
 }
 
 void clt_test_gradcheck(const char *what, clt_test_loss_fn loss, void *ctx, float *x, size_t n,

@@ -47,6 +47,28 @@ struct clt_view clt_test_upload(struct clt_arena *arena, const float *host, size
 /* Downloads count floats from a view (blocking). */
 void clt_test_download(const struct clt_view *view, float *host, size_t count);
 
+/* Writes host data at the start of a view (blocking) by rewriting the whole arena from
+ * offset 0: read it, patch the view's range, write it back. Oclgrind 21.10's check for
+ * uninitialised memory mishandles host writes at a non-zero buffer offset (it replaces its
+ * record of the whole buffer by one the size of the write, then reports false errors or lets
+ * kernels read wrong values); this write is right on every device. Fails the test on error.
+ * clt_test_put writes `count` floats, clt_test_put_bytes `bytes` bytes of any type. */
+void clt_test_put(const struct clt_view *view, const float *host, size_t count);
+void clt_test_put_bytes(const struct clt_view *view, const void *host, size_t bytes);
+
+/* clt_test_put of `count` NaN: an output value that fails any comparison if a kernel leaves
+ * it in place. */
+void clt_test_put_nan(const struct clt_view *view, size_t count);
+
+/* Allocates a view of `count` floats in an arena and writes host[0..count) into it, or NaN
+ * when host is NULL, with clt_test_put. */
+struct clt_view clt_test_tensor(struct clt_arena *arena, const float *host, size_t count);
+
+/* malloc'd arrays of n floats or doubles (room for one at least when n is 0). Fail the test
+ * when memory runs out. */
+float *clt_test_floats(size_t n);
+double *clt_test_doubles(size_t n);
+
 /* A scalar function of the n floats at x, for clt_test_gradcheck. */
 typedef double (*clt_test_loss_fn)(void *ctx, const float *x, size_t n);
 

@@ -45,56 +45,12 @@ static const float special[] = {0.0f,   -0.0f,   1e-3f, -1e-3f, 0.5f,  -0.75f, 5
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static float *alloc_floats(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
-static double *alloc_doubles(size_t n)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
 /* An arena for `floats` floats in up to 8 views, with room for alignment. */
 static struct clt_arena *arena_for(struct clt_device *dev, size_t floats)
 {
     struct clt_arena *arena;
     assert_int_equal(clt_arena_create(dev, (uint64_t)floats * 4 + 8 * 4096, &arena), CLT_OK);
     return arena;
-}
-
-/* Writes count floats from host into the start of a view. Oclgrind 21.10's check for
- * uninitialised memory mishandles host writes at a non-zero buffer offset (it replaces its
- * record of the whole buffer by an uninitialised one the size of the write, and reports
- * false errors), so every write here rewrites the whole arena from offset 0: read it,
- * patch the view's range, write it back. */
-static void put(const struct clt_view *v, const float *host, size_t count)
-{
-    struct clt_arena *arena = v->arena;
-    cl_command_queue q = arena->dev->queue;
-    unsigned char *image = malloc((size_t)arena->size);
-    assert_non_null(image);
-    assert_true(v->offset + count * sizeof(float) <= arena->size);
-    assert_int_equal(
-        clEnqueueReadBuffer(q, arena->mem, CL_TRUE, 0, (size_t)arena->size, image, 0, NULL, NULL),
-        CL_SUCCESS);
-    memcpy(image + v->offset, host, count * sizeof(float));
-    assert_int_equal(
-        clEnqueueWriteBuffer(q, arena->mem, CL_TRUE, 0, (size_t)arena->size, image, 0, NULL, NULL),
-        CL_SUCCESS);
-    free(image);
-}
-
-/* A view of count floats taken from the arena and filled from host (see put). */
-static struct clt_view upload(struct clt_arena *arena, const float *host, size_t count)
-{
-    struct clt_view v = clt_test_upload(arena, NULL, count);
-    put(&v, host, count);
-    return v;
 }
 
 static void fill_nan(float *x, size_t n)
@@ -111,7 +67,7 @@ static void fill_nan(float *x, size_t n)
 /* n NaN (a value no kernel may read when it is told to overwrite) and the guard after it. */
 static float *nan_and_guard(size_t n)
 {
-    float *p = alloc_floats(n + GUARD);
+    float *p = clt_test_floats(n + GUARD);
     fill_nan(p, n);
     for (size_t i = n; i < n + GUARD; i++)
         p[i] = SENTINEL;
@@ -121,7 +77,7 @@ static float *nan_and_guard(size_t n)
 /* Fails when anything wrote to the guard after the first n elements of a view. */
 static void assert_guard(const char *what, const struct clt_view *v, size_t n)
 {
-    float *all = alloc_floats(n + GUARD);
+    float *all = clt_test_floats(n + GUARD);
     clt_test_download(v, all, n + GUARD);
     for (size_t i = n; i < n + GUARD; i++)
         if (all[i] != SENTINEL)
@@ -151,17 +107,18 @@ static void fill_input(float *x, size_t n, uint64_t seed)
 static void check_activation(struct clt_device *dev, enum clt__act act, size_t n)
 {
     const float slope = slope_of(act);
-    float *x = alloc_floats(n), *dy = alloc_floats(n), *prev = alloc_floats(n);
-    float *got = alloc_floats(n), *nan = nan_and_guard(n);
-    double *want = alloc_doubles(n);
+    float *x = clt_test_floats(n), *dy = clt_test_floats(n), *prev = clt_test_floats(n);
+    float *got = clt_test_floats(n), *nan = nan_and_guard(n);
+    double *want = clt_test_doubles(n);
     fill_input(x, n, 101 + n);
     clt_test_fill(dy, n, 202 + n, -1.0f, 1.0f);
     clt_test_fill(prev, n, 303 + n, -1.0f, 1.0f);
 
     struct clt_arena *arena = arena_for(dev, 4 * n + 2 * GUARD + 8);
     (void)clt_test_upload(arena, NULL, 3); /* puts what follows at a non-zero offset */
-    struct clt_view vx = upload(arena, x, n), vy = upload(arena, nan, n + GUARD);
-    struct clt_view vdy = upload(arena, dy, n), vdx = upload(arena, nan, n + GUARD);
+    struct clt_view vx = clt_test_tensor(arena, x, n), vy = clt_test_tensor(arena, nan, n + GUARD);
+    struct clt_view vdy = clt_test_tensor(arena, dy, n),
+                    vdx = clt_test_tensor(arena, nan, n + GUARD);
     char what[128];
 
     assert_int_equal(clt__activation_forward(dev, act, slope, (int64_t)n, clt__view_buf(&vx),
@@ -180,7 +137,7 @@ static void check_activation(struct clt_device *dev, enum clt__act act, size_t n
     snprintf(what, sizeof what, "%s backward n=%zu", clt__act_name(act), n);
     clt_test_assert_close(what, got, want, n, ACT_ATOL, ACT_RTOL);
 
-    put(&vdx, prev, n);
+    clt_test_put(&vdx, prev, n);
     assert_int_equal(clt__activation_backward(dev, act, slope, (int64_t)n, clt__view_buf(&vx),
                                               clt__view_buf(&vdy), clt__view_buf(&vdx), true),
                      CLT_OK);
@@ -224,8 +181,8 @@ static void leaky_relu_slopes(void **state)
     fill_input(x, n, 7);
     clt_test_fill(dy, n, 8, -1.0f, 1.0f);
     struct clt_arena *arena = arena_for(dev, 3 * n);
-    struct clt_view vx = upload(arena, x, n), vy = clt_test_upload(arena, NULL, n);
-    struct clt_view vdy = upload(arena, dy, n);
+    struct clt_view vx = clt_test_tensor(arena, x, n), vy = clt_test_upload(arena, NULL, n);
+    struct clt_view vdy = clt_test_tensor(arena, dy, n);
     for (size_t s = 0; s < sizeof slopes / sizeof *slopes; s++) {
         char what[64];
         snprintf(what, sizeof what, "leaky_relu slope %g", (double)slopes[s]);
@@ -257,8 +214,8 @@ static void extreme_inputs_stay_finite(void **state)
     for (size_t i = 0; i < n; i++)
         dy[i] = 1.0f;
     struct clt_arena *arena = arena_for(dev, 4 * n);
-    struct clt_view vx = upload(arena, x, n), vy = clt_test_upload(arena, NULL, n);
-    struct clt_view vdy = upload(arena, dy, n), vdx = clt_test_upload(arena, NULL, n);
+    struct clt_view vx = clt_test_tensor(arena, x, n), vy = clt_test_upload(arena, NULL, n);
+    struct clt_view vdy = clt_test_tensor(arena, dy, n), vdx = clt_test_upload(arena, NULL, n);
     for (int a = 0; a < CLT__ACT_COUNT; a++) {
         enum clt__act act = (enum clt__act)a;
         assert_int_equal(clt__activation_forward(dev, act, slope_of(act), n, clt__view_buf(&vx),
@@ -292,7 +249,7 @@ static void nan_propagates(void **state)
     const float x[3] = {NAN, 1.0f, -1.0f}, ones[3] = {1.0f, 1.0f, 1.0f};
     float y[3], dx[3];
     struct clt_arena *arena = arena_for(dev, 12);
-    struct clt_view vx = upload(arena, x, 3), vdy = upload(arena, ones, 3);
+    struct clt_view vx = clt_test_tensor(arena, x, 3), vdy = clt_test_tensor(arena, ones, 3);
     struct clt_view vy = clt_test_upload(arena, NULL, 3), vdx = clt_test_upload(arena, NULL, 3);
     for (int a = 0; a < CLT__ACT_COUNT; a++) {
         enum clt__act act = (enum clt__act)a;
@@ -329,8 +286,8 @@ static void in_place(void **state)
         const float slope = slope_of(act);
         char what[64];
         for (int acc = 0; acc < 2; acc++) {
-            put(&vx, x, n);
-            put(&vdy, dy, n);
+            clt_test_put(&vx, x, n);
+            clt_test_put(&vdy, dy, n);
             assert_int_equal(clt__activation_backward(dev, act, slope, n, clt__view_buf(&vx),
                                                       clt__view_buf(&vdy), clt__view_buf(&vdy),
                                                       acc),
@@ -371,7 +328,7 @@ struct fd_ctx {
 static double fd_loss(void *opaque, const float *x, size_t n)
 {
     struct fd_ctx *c = opaque;
-    put(&c->x, x, n);
+    clt_test_put(&c->x, x, n);
     struct clt__buf bx = clt__view_buf(&c->x), by = clt__view_buf(&c->y);
     enum clt_status st =
         c->is_dropout
@@ -396,11 +353,11 @@ static void gradcheck_one(struct fd_ctx *c, const char *what)
             x[i] = x[i] < 0 ? x[i] - 0.1f : x[i] + 0.1f;
     clt_test_fill(w, N, 66, -1.0f, 1.0f);
     struct clt_arena *arena = arena_for(c->dev, 4 * N);
-    c->x = upload(arena, x, N);
+    c->x = clt_test_tensor(arena, x, N);
     c->y = clt_test_upload(arena, NULL, N);
     c->w = w;
     c->y_host = y;
-    struct clt_view vw = upload(arena, w, N), vg = clt_test_upload(arena, NULL, N);
+    struct clt_view vw = clt_test_tensor(arena, w, N), vg = clt_test_upload(arena, NULL, N);
     struct clt__buf bx = clt__view_buf(&c->x), bw = clt__view_buf(&vw), bg = clt__view_buf(&vg);
     enum clt_status st =
         c->is_dropout
@@ -472,8 +429,8 @@ static void relaunch(struct clt_device *dev, const char *kernel, size_t n, size_
  * explicit local sizes 1, 3 and the largest the kernel allows. */
 static void check_dropout(struct clt_device *dev, float p, uint64_t seed, uint64_t step, size_t n)
 {
-    float *ones = alloc_floats(n), *x = alloc_floats(n), *dy = alloc_floats(n);
-    float *prev = alloc_floats(n), *got = alloc_floats(n), *want = alloc_floats(n);
+    float *ones = clt_test_floats(n), *x = clt_test_floats(n), *dy = clt_test_floats(n);
+    float *prev = clt_test_floats(n), *got = clt_test_floats(n), *want = clt_test_floats(n);
     float *nan = nan_and_guard(n);
     for (size_t i = 0; i < n; i++)
         ones[i] = 1.0f;
@@ -482,8 +439,9 @@ static void check_dropout(struct clt_device *dev, float p, uint64_t seed, uint64
     clt_test_fill(prev, n, 13 + n, -2.0f, 2.0f);
     struct clt_arena *arena = arena_for(dev, 4 * n + GUARD + 8);
     (void)clt_test_upload(arena, NULL, 5);
-    struct clt_view vones = upload(arena, ones, n), vx = upload(arena, x, n);
-    struct clt_view vy = upload(arena, nan, n + GUARD), vdy = upload(arena, dy, n);
+    struct clt_view vones = clt_test_tensor(arena, ones, n), vx = clt_test_tensor(arena, x, n);
+    struct clt_view vy = clt_test_tensor(arena, nan, n + GUARD),
+                    vdy = clt_test_tensor(arena, dy, n);
     char what[160];
     const size_t locals[] = {0, 1, 3, SIZE_MAX}; /* 0: the launcher's choice */
 
@@ -491,12 +449,12 @@ static void check_dropout(struct clt_device *dev, float p, uint64_t seed, uint64
         snprintf(what, sizeof what, "dropout p=%g seed=%llu step=%llu n=%zu local=%zu", (double)p,
                  (unsigned long long)seed, (unsigned long long)step, n, locals[l]);
         /* The mask: ones in, scale or 0 out. */
-        put(&vy, nan, n);
+        clt_test_put(&vy, nan, n);
         assert_int_equal(
             clt__dropout_forward(dev, p, seed, step, n, clt__view_buf(&vones), clt__view_buf(&vy)),
             CLT_OK);
         if (locals[l]) {
-            put(&vy, nan, n);
+            clt_test_put(&vy, nan, n);
             relaunch(dev, "dropout_forward", n, locals[l]);
         }
         clt_test_download(&vy, got, n);
@@ -511,12 +469,12 @@ static void check_dropout(struct clt_device *dev, float p, uint64_t seed, uint64
         assert_same_bits(what, got, want, n);
 
         for (int acc = 0; acc < 2; acc++) {
-            put(&vy, acc ? prev : nan, n);
+            clt_test_put(&vy, acc ? prev : nan, n);
             assert_int_equal(clt__dropout_backward(dev, p, seed, step, n, clt__view_buf(&vdy),
                                                    clt__view_buf(&vy), acc),
                              CLT_OK);
             if (locals[l]) {
-                put(&vy, acc ? prev : nan, n);
+                clt_test_put(&vy, acc ? prev : nan, n);
                 relaunch(dev, "dropout_backward", n, locals[l]);
             }
             clt_test_download(&vy, got, n);
@@ -577,13 +535,13 @@ static void dropout_statistics(void **state)
 {
     struct clt_device *dev = *state;
     const size_t n = clt_test_small() ? 4099 : 200003;
-    float *ones = alloc_floats(n), *host = alloc_floats(n);
+    float *ones = clt_test_floats(n), *host = clt_test_floats(n);
     bool *keep = malloc(n), *other = malloc(n);
     assert_true(keep && other);
     for (size_t i = 0; i < n; i++)
         ones[i] = 1.0f;
     struct clt_arena *arena = arena_for(dev, 2 * n);
-    struct clt_view vones = upload(arena, ones, n), vy = clt_test_upload(arena, NULL, n);
+    struct clt_view vones = clt_test_tensor(arena, ones, n), vy = clt_test_upload(arena, NULL, n);
     const float ps[] = {0.1f, 0.5f, 0.8f};
     const uint64_t seed = 0x243f6a8885a308d3ULL, step = 1000;
     const uint64_t others[][2] = {{seed, step + 1},
@@ -633,7 +591,7 @@ static void bad_arguments_are_refused(void **state)
     dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
     const float zeros[16] = {0};
     struct clt_arena *arena = arena_for(dev, 32);
-    struct clt_view v = upload(arena, zeros, 16), w = upload(arena, zeros, 16);
+    struct clt_view v = clt_test_tensor(arena, zeros, 16), w = clt_test_tensor(arena, zeros, 16);
     struct clt__buf a = clt__view_buf(&v), b = clt__view_buf(&w), null = {NULL, 0};
     struct clt__buf past_end = b;
     past_end.offset = clt_arena_size(arena) / sizeof(float) - 4;

@@ -87,42 +87,6 @@ static void backward(struct clt_device *dev, const struct shape *s, bool causal,
                      CLT_OK);
 }
 
-/* Uploads n floats into the start of a view (blocking). Oclgrind 21.10's check for
- * uninitialised memory mishandles host writes at a non-zero buffer offset: it replaces its
- * record of the whole buffer by an uninitialised one the size of the write and then reports
- * false errors. So every write rewrites the whole arena from offset 0: read it, patch the
- * view's range, write it back. */
-static void put(const struct clt_view *view, const float *host, size_t n)
-{
-    struct clt_arena *arena = view->arena;
-    cl_command_queue queue = arena->dev->queue;
-    unsigned char *image = malloc((size_t)arena->size);
-    assert_non_null(image);
-    assert_true(view->offset + n * sizeof(float) <= arena->size);
-    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
-                                         image, 0, NULL, NULL),
-                     CL_SUCCESS);
-    memcpy(image + view->offset, host, n * sizeof(float));
-    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
-                                          image, 0, NULL, NULL),
-                     CL_SUCCESS);
-    free(image);
-}
-
-static double *alloc_d(size_t n)
-{
-    double *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
-static float *alloc_f(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
 /* Masked entries of P (key j > query i) must be exactly zero. */
 static void assert_masked_zero(const char *what, const float *p, const struct shape *s)
 {
@@ -141,11 +105,12 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
                        double atol_fwd, double rtol_fwd, double atol_bwd, double rtol_bwd)
 {
     size_t n = (size_t)(s->b * s->h * s->t * s->d), pn = (size_t)(s->b * s->h * s->t * s->t);
-    float *q = alloc_f(n), *k = alloc_f(n), *v = alloc_f(n), *dout = alloc_f(n);
-    float *g0[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
-    float *got = alloc_f(n > pn ? n : pn);
-    double *p = alloc_d(pn), *o = alloc_d(n);
-    double *want[3] = {alloc_d(n), alloc_d(n), alloc_d(n)};
+    float *q = clt_test_floats(n), *k = clt_test_floats(n), *v = clt_test_floats(n);
+    float *dout = clt_test_floats(n);
+    float *g0[3] = {clt_test_floats(n), clt_test_floats(n), clt_test_floats(n)};
+    float *got = clt_test_floats(n > pn ? n : pn);
+    double *p = clt_test_doubles(pn), *o = clt_test_doubles(n);
+    double *want[3] = {clt_test_doubles(n), clt_test_doubles(n), clt_test_doubles(n)};
     uint64_t seed = (uint64_t)(s->b * 1000003 + s->h * 1009 + s->t * 31 + s->d) * 2 + causal;
     clt_test_fill(q, n, seed + 1, -amp, amp);
     clt_test_fill(k, n, seed + 2, -amp, amp);
@@ -160,17 +125,17 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
 
     struct tensors x;
     tensors_create(dev, s, &x);
-    put(&x.q, q, n);
-    put(&x.k, k, n);
-    put(&x.v, v, n);
-    put(&x.dout, dout, n);
+    clt_test_put(&x.q, q, n);
+    clt_test_put(&x.k, k, n);
+    clt_test_put(&x.v, v, n);
+    clt_test_put(&x.dout, dout, n);
     /* Garbage in the outputs must not leak into a non-accumulating backward. */
-    float *nan = alloc_f(n);
+    float *nan = clt_test_floats(n);
     for (size_t i = 0; i < n; i++)
         nan[i] = NAN;
-    put(&x.dq, nan, n);
-    put(&x.dk, nan, n);
-    put(&x.dv, nan, n);
+    clt_test_put(&x.dq, nan, n);
+    clt_test_put(&x.dk, nan, n);
+    clt_test_put(&x.dv, nan, n);
     free(nan);
 
     char what[160];
@@ -199,7 +164,7 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
 
     /* accumulate: gradients start at g0 and must end at g0 + reference. */
     for (int i = 0; i < 3; i++)
-        put(grads[i], g0[i], n);
+        clt_test_put(grads[i], g0[i], n);
     backward(dev, s, causal, scale, true, &x);
     for (int i = 0; i < 3; i++) {
         for (size_t j = 0; j < n; j++)
@@ -266,9 +231,9 @@ static double fd_loss(void *ctx, const float *unused, size_t n)
 {
     (void)unused;
     struct fd_ctx *c = ctx;
-    put(&c->x->q, c->q, n);
-    put(&c->x->k, c->k, n);
-    put(&c->x->v, c->v, n);
+    clt_test_put(&c->x->q, c->q, n);
+    clt_test_put(&c->x->k, c->k, n);
+    clt_test_put(&c->x->v, c->v, n);
     forward(c->dev, c->s, c->causal, c->scale, c->x);
     clt_test_download(&c->x->o, c->o, n);
     double sum = 0.0;
@@ -280,9 +245,9 @@ static double fd_loss(void *ctx, const float *unused, size_t n)
 static void gradcheck_case(struct clt_device *dev, const struct shape *s, bool causal)
 {
     size_t n = (size_t)(s->b * s->h * s->t * s->d);
-    float *in[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
-    float *grad[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
-    float *r = alloc_f(n), *o = alloc_f(n);
+    float *in[3] = {clt_test_floats(n), clt_test_floats(n), clt_test_floats(n)};
+    float *grad[3] = {clt_test_floats(n), clt_test_floats(n), clt_test_floats(n)};
+    float *r = clt_test_floats(n), *o = clt_test_floats(n);
     for (int i = 0; i < 3; i++)
         clt_test_fill(in[i], n, 101 + (uint64_t)i, -1.0f, 1.0f);
     clt_test_fill(r, n, 211, -1.0f, 1.0f);
@@ -293,7 +258,7 @@ static void gradcheck_case(struct clt_device *dev, const struct shape *s, bool c
                        o};
     /* The analytic gradient of sum(O * R) is the backward with dO = R. */
     (void)fd_loss(&c, NULL, n);
-    put(&x.dout, r, n);
+    clt_test_put(&x.dout, r, n);
     backward(dev, s, causal, c.scale, false, &x);
     clt_test_download(&x.dq, grad[0], n);
     clt_test_download(&x.dk, grad[1], n);
@@ -338,17 +303,18 @@ static void causal_ignores_the_future(void **state)
     const struct shape s = {1, 2, 9, 5};
     const int64_t j = 4;
     size_t n = (size_t)(s.b * s.h * s.t * s.d);
-    float *q = alloc_f(n), *k = alloc_f(n), *v = alloc_f(n), *dout = alloc_f(n);
-    float *o1 = alloc_f(n), *o2 = alloc_f(n), *g = alloc_f(n);
+    float *q = clt_test_floats(n), *k = clt_test_floats(n), *v = clt_test_floats(n);
+    float *dout = clt_test_floats(n);
+    float *o1 = clt_test_floats(n), *o2 = clt_test_floats(n), *g = clt_test_floats(n);
     clt_test_fill(q, n, 7, -1.0f, 1.0f);
     clt_test_fill(k, n, 8, -1.0f, 1.0f);
     clt_test_fill(v, n, 9, -1.0f, 1.0f);
     struct tensors x;
     tensors_create(dev, &s, &x);
     const float scale = clt__attention_scale(s.d);
-    put(&x.q, q, n);
-    put(&x.k, k, n);
-    put(&x.v, v, n);
+    clt_test_put(&x.q, q, n);
+    clt_test_put(&x.k, k, n);
+    clt_test_put(&x.v, v, n);
     forward(dev, &s, true, scale, &x);
     clt_test_download(&x.o, o1, n);
 
@@ -358,8 +324,8 @@ static void causal_ignores_the_future(void **state)
             k[(z * s.t + j) * s.d + c] += 0.75f;
             v[(z * s.t + j) * s.d + c] -= 0.5f;
         }
-    put(&x.k, k, n);
-    put(&x.v, v, n);
+    clt_test_put(&x.k, k, n);
+    clt_test_put(&x.v, v, n);
     forward(dev, &s, true, scale, &x);
     clt_test_download(&x.o, o2, n);
     for (int64_t z = 0; z < s.b * s.h; z++) {
@@ -385,7 +351,7 @@ static void causal_ignores_the_future(void **state)
         for (int64_t i = j; i < s.t; i++)
             for (int64_t c = 0; c < s.d; c++)
                 dout[(z * s.t + i) * s.d + c] = 0.0f;
-    put(&x.dout, dout, n);
+    clt_test_put(&x.dout, dout, n);
     backward(dev, &s, true, scale, false, &x);
     for (int w = 0; w < 2; w++) {
         clt_test_download(w == 0 ? &x.dk : &x.dv, g, n);
@@ -427,17 +393,17 @@ static void computes_only_the_gradients_asked_for(void **state)
                            want[0], want[1], want[2]);
     struct tensors x;
     tensors_create(dev, &s, &x);
-    put(&x.q, in[0], n);
-    put(&x.k, in[1], n);
-    put(&x.v, in[2], n);
-    put(&x.dout, in[3], n);
+    clt_test_put(&x.q, in[0], n);
+    clt_test_put(&x.k, in[1], n);
+    clt_test_put(&x.v, in[2], n);
+    clt_test_put(&x.dout, in[3], n);
     forward(dev, &s, true, scale, &x);
     struct clt_view *views[3] = {&x.dq, &x.dk, &x.dv};
     const char *names[3] = {"dQ", "dK", "dV"};
     const struct clt__buf none = {NULL, 0};
     for (int only = 0; only < 3; only++) {
         for (int i = 0; i < 3; i++)
-            put(views[i], sentinel, n);
+            clt_test_put(views[i], sentinel, n);
         struct clt__buf g[3];
         for (int i = 0; i < 3; i++)
             g[i] = i == only ? clt__view_buf(views[i]) : none;
@@ -472,10 +438,10 @@ static void checks_arguments(void **state)
     struct tensors x;
     tensors_create(dev, &s, &x);
     float data[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 1.5f};
-    put(&x.q, data, 6);
-    put(&x.k, data, 6);
-    put(&x.v, data, 6);
-    put(&x.dout, data, 6);
+    clt_test_put(&x.q, data, 6);
+    clt_test_put(&x.k, data, 6);
+    clt_test_put(&x.v, data, 6);
+    clt_test_put(&x.dout, data, 6);
     struct clt__buf q = clt__view_buf(&x.q), k = clt__view_buf(&x.k), v = clt__view_buf(&x.v);
     struct clt__buf p = clt__view_buf(&x.p), o = clt__view_buf(&x.o);
     struct clt__buf dout = clt__view_buf(&x.dout), w = clt__view_buf(&x.work);

@@ -57,8 +57,12 @@ static struct model make_cnn(void)
     assert_int_equal(clt_graph_create(&m.g), CLT_OK);
     struct clt_tensor *x = clt_input(m.g, "x", CLT_F32, 4, (int64_t[]){N, 2, 6, 6});
     struct clt_tensor *y = clt_input(m.g, "y", CLT_I32, 1, (int64_t[]){N});
-    struct clt_conv2d_desc conv = {.out_channels = 3, .kernel_h = 3, .kernel_w = 3,
-                                   .padding_h = 1, .padding_w = 1, .bias = true};
+    struct clt_conv2d_desc conv = {.out_channels = 3,
+                                   .kernel_h = 3,
+                                   .kernel_w = 3,
+                                   .padding_h = 1,
+                                   .padding_w = 1,
+                                   .bias = true};
     struct clt_tensor *h = clt_conv2d(m.g, x, &conv, "conv");
     h = clt_relu(m.g, clt_batch_norm(m.g, h, 1e-5f, 0.1f, "bn"));
     h = clt_flatten(m.g, clt_max_pool2d(m.g, h, 2, 0, 0));
@@ -243,11 +247,18 @@ static void mlp_round_trip(void **state)
     assert_string_equal(clt_checkpoint_meta(ck, "optimizer.t"), "3");
     assert_string_equal(clt_checkpoint_meta(ck, "optimizer.skipped"), "0");
     assert_null(clt_checkpoint_meta(ck, "missing"));
-    const char *want[12] = {"fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight",
-                            "optimizer.m.fc1.bias", "optimizer.m.fc1.weight",
-                            "optimizer.m.fc2.bias", "optimizer.m.fc2.weight",
-                            "optimizer.v.fc1.bias", "optimizer.v.fc1.weight",
-                            "optimizer.v.fc2.bias", "optimizer.v.fc2.weight"};
+    const char *want[12] = {"fc1.bias",
+                            "fc1.weight",
+                            "fc2.bias",
+                            "fc2.weight",
+                            "optimizer.m.fc1.bias",
+                            "optimizer.m.fc1.weight",
+                            "optimizer.m.fc2.bias",
+                            "optimizer.m.fc2.weight",
+                            "optimizer.v.fc1.bias",
+                            "optimizer.v.fc1.weight",
+                            "optimizer.v.fc2.bias",
+                            "optimizer.v.fc2.weight"};
     assert_int_equal(clt_checkpoint_tensor_count(ck), 12);
     for (uint32_t i = 0; i < 12; i++) {
         const char *name;
@@ -413,7 +424,8 @@ static void resume_inside_accumulation_is_exact(void **state)
     remove_dir(dir);
 }
 
-/* ---- Failed loads ----------------------------------------------------------------------------- */
+/* ---- Failed loads -----------------------------------------------------------------------------
+ */
 
 /* Loads path into tr expecting `status`, a log line mentioning each of what[], and no change
  * to the parameters. */
@@ -480,8 +492,7 @@ static void bad_loads_leave_the_trainer_unchanged(void **state)
     struct clt_tensor *x = clt_input(other.g, "x", CLT_F32, 2, (int64_t[]){N, IN});
     struct clt_tensor *y = clt_input(other.g, "y", CLT_I32, 1, (int64_t[]){N});
     struct clt_tensor *h = clt_relu(other.g, clt_linear(other.g, x, 16, true, "fc1"));
-    other.loss = clt_cross_entropy(other.g, clt_linear(other.g, h, CLS, true, "head"), y, -1,
-                                   0.0f);
+    other.loss = clt_cross_entropy(other.g, clt_linear(other.g, h, CLS, true, "head"), y, -1, 0.0f);
     assert_int_equal(clt_graph_status(other.g), CLT_OK);
     struct clt_trainer *d = trainer(dev, &other, &o);
     const char *absent[] = {"has no tensor head.", "the model needs"};

@@ -48,20 +48,6 @@ struct host {
     double *scratch; /* [ny] for the finite-difference loss */
 };
 
-static float *floats(int64_t n)
-{
-    float *p = malloc((size_t)n * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
-static double *doubles(int64_t n)
-{
-    double *p = malloc((size_t)n * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
 static void host_init(struct host *h, const struct conv_case *cc)
 {
     memset(h, 0, sizeof *h);
@@ -72,22 +58,22 @@ static void host_init(struct host *h, const struct conv_case *cc)
     h->ny = c->n * c->c_out * c->oh * c->ow;
     h->nw = c->c_out * (c->c_in / c->groups) * c->kh * c->kw;
     h->nb = c->c_out;
-    h->x = floats(h->nx);
-    h->w = floats(h->nw);
-    h->b = floats(h->nb);
-    h->dy = floats(h->ny);
-    h->y = floats(h->ny);
-    h->dx = floats(h->nx);
-    h->dw = floats(h->nw);
-    h->db = floats(h->nb);
-    h->dx0 = floats(h->nx);
-    h->dw0 = floats(h->nw);
-    h->db0 = floats(h->nb);
-    h->y_ref = doubles(h->ny);
-    h->dx_ref = doubles(h->nx);
-    h->dw_ref = doubles(h->nw);
-    h->db_ref = doubles(h->nb);
-    h->scratch = doubles(h->ny);
+    h->x = clt_test_floats(h->nx);
+    h->w = clt_test_floats(h->nw);
+    h->b = clt_test_floats(h->nb);
+    h->dy = clt_test_floats(h->ny);
+    h->y = clt_test_floats(h->ny);
+    h->dx = clt_test_floats(h->nx);
+    h->dw = clt_test_floats(h->nw);
+    h->db = clt_test_floats(h->nb);
+    h->dx0 = clt_test_floats(h->nx);
+    h->dw0 = clt_test_floats(h->nw);
+    h->db0 = clt_test_floats(h->nb);
+    h->y_ref = clt_test_doubles(h->ny);
+    h->dx_ref = clt_test_doubles(h->nx);
+    h->dw_ref = clt_test_doubles(h->nw);
+    h->db_ref = clt_test_doubles(h->nb);
+    h->scratch = clt_test_doubles(h->ny);
     clt_test_fill(h->x, h->nx, 101 + h->nx, -1.0f, 1.0f);
     clt_test_fill(h->w, h->nw, 202 + h->nw, -1.0f, 1.0f);
     clt_test_fill(h->b, h->nb, 303, -1.0f, 1.0f);
@@ -117,62 +103,25 @@ struct device {
     int64_t nws; /* floats of workspace */
 };
 
-/* Writes n floats into the start of a view (blocking). Oclgrind 21.10's check for
- * uninitialised memory mishandles host writes at a non-zero buffer offset (it replaces its
- * record of the whole buffer by one the size of the write, and kernels then read wrong
- * values), so every write rewrites the whole arena from offset 0: read it, patch the
- * view's range, write it back. */
-static void put(const struct clt_view *view, const float *host, int64_t n)
-{
-    struct clt_arena *arena = view->arena;
-    cl_command_queue queue = arena->dev->queue;
-    unsigned char *image = malloc((size_t)arena->size);
-    assert_non_null(image);
-    assert_true(view->offset + (uint64_t)n * sizeof(float) <= arena->size);
-    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
-                                         0, NULL, NULL),
-                     CL_SUCCESS);
-    memcpy(image + view->offset, host, (size_t)n * sizeof(float));
-    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
-                                          0, NULL, NULL),
-                     CL_SUCCESS);
-    free(image);
-}
-
-/* A view of n floats holding host[0..n), or NaN when host is NULL. */
-static struct clt_view tensor(struct clt_arena *arena, const float *host, int64_t n)
-{
-    struct clt_view v = clt_test_upload(arena, NULL, (size_t)n);
-    float *nan = NULL;
-    if (!host) {
-        nan = floats(n);
-        for (int64_t i = 0; i < n; i++)
-            nan[i] = NAN;
-    }
-    put(&v, host ? host : nan, n);
-    free(nan);
-    return v;
-}
-
 static void device_init(struct clt_device *dev, struct device *d, const struct host *h)
 {
     uint64_t ws = clt__conv2d_workspace_bytes(&h->c);
     uint64_t floats_needed = 2 * (uint64_t)(h->nx + h->ny + h->nw + h->nb) + ws / 4 + 16;
     assert_int_equal(clt_arena_create(dev, floats_needed * 4 + 65536, &d->arena), CLT_OK);
     /* A small first view puts every tensor at a non-zero offset. */
-    (void)tensor(d->arena, NULL, 3);
-    d->x = tensor(d->arena, h->x, h->nx);
-    d->w = tensor(d->arena, h->w, h->nw);
-    d->b = tensor(d->arena, h->b, h->nb);
-    d->dy = tensor(d->arena, h->dy, h->ny);
-    d->y = tensor(d->arena, NULL, h->ny);
-    d->dx = tensor(d->arena, NULL, h->nx);
-    d->dw = tensor(d->arena, NULL, h->nw);
-    d->db = tensor(d->arena, NULL, h->nb);
+    (void)clt_test_tensor(d->arena, NULL, 3);
+    d->x = clt_test_tensor(d->arena, h->x, h->nx);
+    d->w = clt_test_tensor(d->arena, h->w, h->nw);
+    d->b = clt_test_tensor(d->arena, h->b, h->nb);
+    d->dy = clt_test_tensor(d->arena, h->dy, h->ny);
+    d->y = clt_test_tensor(d->arena, NULL, h->ny);
+    d->dx = clt_test_tensor(d->arena, NULL, h->nx);
+    d->dw = clt_test_tensor(d->arena, NULL, h->nw);
+    d->db = clt_test_tensor(d->arena, NULL, h->nb);
     d->has_ws = ws > 0;
     d->nws = (int64_t)(ws / 4);
     if (d->has_ws)
-        d->ws = tensor(d->arena, NULL, d->nws);
+        d->ws = clt_test_tensor(d->arena, NULL, d->nws);
 }
 
 static struct clt__buf buf(const struct clt_view *v)
@@ -185,15 +134,6 @@ static const struct clt__buf none = {NULL, 0};
 static struct clt__buf ws_buf(const struct device *d)
 {
     return d->has_ws ? buf(&d->ws) : none;
-}
-
-static void fill_nan(const struct clt_view *v, int64_t n)
-{
-    float *p = floats(n);
-    for (int64_t i = 0; i < n; i++)
-        p[i] = NAN;
-    put(v, p, n);
-    free(p);
 }
 
 static void download(const struct clt_view *v, float *p, int64_t n)
@@ -218,7 +158,7 @@ static int64_t terms_dw(const struct clt__conv2d *c)
 /* want = base + ref, where base may be NULL. */
 static double *plus(const float *base, const double *ref, int64_t n)
 {
-    double *out = doubles(n);
+    double *out = clt_test_doubles(n);
     for (int64_t i = 0; i < n; i++)
         out[i] = (base ? (double)base[i] : 0.0) + ref[i];
     return out;
@@ -237,9 +177,9 @@ static void compare(const char *case_name, const char *what, const float *got, c
 static void check_forward(struct clt_device *dev, const struct conv_case *cc, struct host *h,
                           struct device *d)
 {
-    fill_nan(&d->y, h->ny);
+    clt_test_put_nan(&d->y, h->ny);
     if (d->has_ws)
-        fill_nan(&d->ws, d->nws);
+        clt_test_put_nan(&d->ws, d->nws);
     assert_int_equal(clt__conv2d_forward(dev, &h->c, buf(&d->x), buf(&d->w),
                                          cc->bias ? buf(&d->b) : none, buf(&d->y), ws_buf(d)),
                      CLT_OK);
@@ -255,17 +195,17 @@ static void check_backward(struct clt_device *dev, const struct conv_case *cc, s
 {
     const struct clt__conv2d *c = &h->c;
     if (accumulate) {
-        put(&d->dx, h->dx0, h->nx);
-        put(&d->dw, h->dw0, h->nw);
-        put(&d->db, h->db0, h->nb);
+        clt_test_put(&d->dx, h->dx0, h->nx);
+        clt_test_put(&d->dw, h->dw0, h->nw);
+        clt_test_put(&d->db, h->db0, h->nb);
     } else {
-        fill_nan(&d->dx, h->nx);
-        fill_nan(&d->dw, h->nw);
-        fill_nan(&d->db, h->nb);
+        clt_test_put_nan(&d->dx, h->nx);
+        clt_test_put_nan(&d->dw, h->nw);
+        clt_test_put_nan(&d->db, h->nb);
     }
     /* The launcher must write the workspace before it reads it. */
     if (d->has_ws)
-        fill_nan(&d->ws, d->nws);
+        clt_test_put_nan(&d->ws, d->nws);
     /* x is passed only when dweight needs it, weight only when dx does. */
     assert_int_equal(clt__conv2d_backward(
                          dev, c, want_dw ? buf(&d->x) : none, want_dx ? buf(&d->w) : none,
@@ -424,8 +364,9 @@ static void launchers_check_buffers(void **state)
     assert_int_equal(clt_arena_create(dev, 1 << 16, &arena), CLT_OK);
     /* Distinct zeroed tensors: b for inputs, o for outputs, t for the workspace. */
     float zeros[512] = {0};
-    struct clt_view vb = tensor(arena, zeros, 512), vo = tensor(arena, zeros, 512);
-    struct clt_view vt = tensor(arena, zeros, 512);
+    struct clt_view vb = clt_test_tensor(arena, zeros, 512),
+                    vo = clt_test_tensor(arena, zeros, 512);
+    struct clt_view vt = clt_test_tensor(arena, zeros, 512);
     struct clt__buf b = buf(&vb), o = buf(&vo), t = buf(&vt);
     struct clt__conv2d c = CONV(1, 2, 4, 4, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
     assert_int_equal(clt__conv2d_forward(dev, &c, none, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);

@@ -29,54 +29,6 @@
 
 static const struct clt__buf none = {NULL, 0};
 
-static float *floats(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
-static double *doubles(int64_t n)
-{
-    double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
-/* Writes bytes into the start of a view (blocking). Oclgrind 21.10's check for
- * uninitialised memory mishandles host writes at a non-zero buffer offset (it replaces its
- * record of the whole buffer by one the size of the write, and kernels then read wrong
- * values), so every write rewrites the whole arena from offset 0: read it, patch the
- * view's range, write it back. */
-static void put(const struct clt_view *view, const void *host, size_t bytes)
-{
-    struct clt_arena *arena = view->arena;
-    cl_command_queue queue = arena->dev->queue;
-    unsigned char *image = malloc((size_t)arena->size);
-    assert_non_null(image);
-    assert_true(view->offset + bytes <= arena->size);
-    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
-                                         0, NULL, NULL),
-                     CL_SUCCESS);
-    memcpy(image + view->offset, host, bytes);
-    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
-                                          0, NULL, NULL),
-                     CL_SUCCESS);
-    free(image);
-}
-
-/* A float view of n elements holding host[0..n), or NaN when host is NULL. */
-static struct clt_view tensor(struct clt_arena *arena, const float *host, int64_t n)
-{
-    struct clt_view v = clt_test_upload(arena, NULL, (size_t)n);
-    float *fill = floats(n);
-    for (int64_t i = 0; i < n; i++)
-        fill[i] = host ? host[i] : NAN;
-    put(&v, fill, (size_t)n * sizeof(float));
-    free(fill);
-    return v;
-}
-
 /* An int view of n elements, each -7 (an index no kernel may leave behind). */
 static struct clt_view indices(struct clt_arena *arena, int64_t n)
 {
@@ -86,18 +38,9 @@ static struct clt_view indices(struct clt_arena *arena, int64_t n)
     assert_non_null(fill);
     for (int64_t i = 0; i < n; i++)
         fill[i] = -7;
-    put(&v, fill, (size_t)n * sizeof *fill);
+    clt_test_put_bytes(&v, fill, (size_t)n * sizeof *fill);
     free(fill);
     return v;
-}
-
-static void nan_fill(const struct clt_view *v, int64_t n)
-{
-    float *p = floats(n);
-    for (int64_t i = 0; i < n; i++)
-        p[i] = NAN;
-    put(v, p, (size_t)n * sizeof *p);
-    free(p);
 }
 
 static void compare(const char *kind, const char *name, const char *what, const float *got,
@@ -105,7 +48,7 @@ static void compare(const char *kind, const char *name, const char *what, const 
 {
     char label[200];
     snprintf(label, sizeof label, "%s %s: %s", kind, name, what);
-    double *want = doubles(n);
+    double *want = clt_test_doubles(n);
     for (int64_t i = 0; i < n; i++)
         want[i] = (base ? (double)base[i] : 0.0) + ref[i];
     clt_test_assert_close(label, got, want, (size_t)n, atol, RTOL);
@@ -135,7 +78,7 @@ struct host {
 /* Fills each plane of x with a shuffled ramp: distinct multiples of 1e-2 around 0. */
 static void fill_distinct(float *x, int64_t planes, int64_t hw, uint64_t seed)
 {
-    float *u = floats(hw);
+    float *u = clt_test_floats(hw);
     int64_t *order = malloc((size_t)hw * sizeof *order);
     assert_non_null(order);
     for (int64_t c = 0; c < planes; c++) {
@@ -167,17 +110,17 @@ static void host_init(struct host *h, enum kind kind, const struct pool_case *pc
     const struct clt__pool2d *p = &h->p;
     h->nx = p->n * p->c * p->h * p->w;
     h->ny = p->n * p->c * p->oh * p->ow;
-    h->x = floats(h->nx);
-    h->dy = floats(h->ny);
-    h->dx0 = floats(h->nx);
-    h->y = floats(h->ny);
-    h->dx = floats(h->nx);
+    h->x = clt_test_floats(h->nx);
+    h->dy = clt_test_floats(h->ny);
+    h->dx0 = clt_test_floats(h->nx);
+    h->y = clt_test_floats(h->ny);
+    h->dx = clt_test_floats(h->nx);
     h->argmax = malloc((size_t)h->ny * sizeof *h->argmax);
     h->argmax_ref = malloc((size_t)h->ny * sizeof *h->argmax_ref);
     assert_true(h->argmax && h->argmax_ref);
-    h->y_ref = doubles(h->ny);
-    h->dx_ref = doubles(h->nx);
-    h->scratch = doubles(h->ny);
+    h->y_ref = clt_test_doubles(h->ny);
+    h->dx_ref = clt_test_doubles(h->nx);
+    h->scratch = clt_test_doubles(h->ny);
     if (ties) {
         clt_test_fill(h->x, (size_t)h->nx, 17 + (uint64_t)h->nx, 0.0f, 3.0f);
         for (int64_t i = 0; i < h->nx; i++)
@@ -263,9 +206,9 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
     struct clt_arena *arena;
     uint64_t bytes = (uint64_t)(3 * h.nx + 3 * h.ny) * 4 + 65536;
     assert_int_equal(clt_arena_create(dev, bytes, &arena), CLT_OK);
-    (void)tensor(arena, NULL, 5); /* every tensor at a non-zero offset */
-    struct clt_view x = tensor(arena, h.x, h.nx), dy = tensor(arena, h.dy, h.ny);
-    struct clt_view y = tensor(arena, NULL, h.ny), dx = tensor(arena, NULL, h.nx);
+    (void)clt_test_tensor(arena, NULL, 5); /* every tensor at a non-zero offset */
+    struct clt_view x = clt_test_tensor(arena, h.x, h.nx), dy = clt_test_tensor(arena, h.dy, h.ny);
+    struct clt_view y = clt_test_tensor(arena, NULL, h.ny), dx = clt_test_tensor(arena, NULL, h.nx);
     struct clt_view argmax = indices(arena, h.ny);
 
     /* Forward. Max pool: y exact, argmax identical; then once more without argmax. */
@@ -278,18 +221,18 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
             if (h.argmax[i] != h.argmax_ref[i])
                 fail_msg("%s %s: argmax[%lld] = %d, want %d", kname, name, (long long)i,
                          h.argmax[i], h.argmax_ref[i]);
-        nan_fill(&y, h.ny);
+        clt_test_put_nan(&y, h.ny);
         assert_int_equal(forward(dev, &h, &x, &y, NULL), CLT_OK);
         clt_test_download(&y, h.y, (size_t)h.ny);
         compare(kname, name, "y without argmax", h.y, NULL, h.y_ref, h.ny, 0.0);
     }
 
     /* Backward, accumulating into dx0, then writing into NaN (kept for the gradcheck). */
-    put(&dx, h.dx0, (size_t)h.nx * 4);
+    clt_test_put(&dx, h.dx0, (size_t)h.nx);
     assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, true), CLT_OK);
     clt_test_download(&dx, h.dx, (size_t)h.nx);
     compare(kname, name, "dx accumulated", h.dx, h.dx0, h.dx_ref, h.nx, ATOL);
-    nan_fill(&dx, h.nx);
+    clt_test_put_nan(&dx, h.nx);
     assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false), CLT_OK);
     clt_test_download(&dx, h.dx, (size_t)h.nx);
     compare(kname, name, "dx written", h.dx, NULL, h.dx_ref, h.nx, ATOL);
@@ -361,9 +304,9 @@ static void max_pool_ties_and_padding(void **state)
 static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh, int64_t ww)
 {
     const int64_t planes = n * c, hw = hh * ww, nx = planes * hw;
-    float *x = floats(nx), *dy = floats(planes), *dx0 = floats(nx);
-    float *y = floats(planes), *dx = floats(nx);
-    double *y_ref = doubles(planes), *dx_ref = doubles(nx);
+    float *x = clt_test_floats(nx), *dy = clt_test_floats(planes), *dx0 = clt_test_floats(nx);
+    float *y = clt_test_floats(planes), *dx = clt_test_floats(nx);
+    double *y_ref = clt_test_doubles(planes), *dx_ref = clt_test_doubles(nx);
     clt_test_fill(x, (size_t)nx, 53 + (uint64_t)nx, -1.0f, 1.0f);
     clt_test_fill(dy, (size_t)planes, 59, -1.0f, 1.0f);
     clt_test_fill(dx0, (size_t)nx, 61, -1.0f, 1.0f);
@@ -373,9 +316,10 @@ static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh
     struct clt_arena *arena;
     assert_int_equal(clt_arena_create(dev, (uint64_t)(3 * nx + 3 * planes) * 4 + 65536, &arena),
                      CLT_OK);
-    (void)tensor(arena, NULL, 5);
-    struct clt_view vx = tensor(arena, x, nx), vdy = tensor(arena, dy, planes);
-    struct clt_view vy = tensor(arena, NULL, planes), vdx = tensor(arena, NULL, nx);
+    (void)clt_test_tensor(arena, NULL, 5);
+    struct clt_view vx = clt_test_tensor(arena, x, nx), vdy = clt_test_tensor(arena, dy, planes);
+    struct clt_view vy = clt_test_tensor(arena, NULL, planes),
+                    vdx = clt_test_tensor(arena, NULL, nx);
     char name[80];
     snprintf(name, sizeof name, "%lldx%lldx%lldx%lld", (long long)n, (long long)c, (long long)hh,
              (long long)ww);
@@ -386,13 +330,13 @@ static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh
     clt_test_download(&vy, y, (size_t)planes);
     compare("global_avgpool", name, "y", y, NULL, y_ref, planes, ATOL);
 
-    put(&vdx, dx0, (size_t)nx * 4);
+    clt_test_put(&vdx, dx0, (size_t)nx);
     assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt__view_buf(&vdy),
                                                   clt__view_buf(&vdx), true),
                      CLT_OK);
     clt_test_download(&vdx, dx, (size_t)nx);
     compare("global_avgpool", name, "dx accumulated", dx, dx0, dx_ref, nx, ATOL);
-    nan_fill(&vdx, nx);
+    clt_test_put_nan(&vdx, nx);
     assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt__view_buf(&vdy),
                                                   clt__view_buf(&vdx), false),
                      CLT_OK);
@@ -405,7 +349,7 @@ static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh
     h.x = x;
     h.dy = dy;
     h.ny = planes;
-    h.scratch = doubles(planes);
+    h.scratch = clt_test_doubles(planes);
     char what[160];
     snprintf(what, sizeof what, "global_avgpool %s: dx by finite differences", name);
     clt_test_gradcheck(what, pool_loss, &h, x, (size_t)nx, dx, 32, EPS, ATOL, RTOL);
@@ -467,7 +411,8 @@ static void launchers_check_buffers(void **state)
     struct clt_arena *arena;
     assert_int_equal(clt_arena_create(dev, 1 << 16, &arena), CLT_OK);
     float zeros[256] = {0};
-    struct clt_view va = tensor(arena, zeros, 256), vb = tensor(arena, zeros, 256);
+    struct clt_view va = clt_test_tensor(arena, zeros, 256),
+                    vb = clt_test_tensor(arena, zeros, 256);
     struct clt_view vi = indices(arena, 256);
     struct clt__buf a = clt__view_buf(&va), b = clt__view_buf(&vb), i = clt__view_buf(&vi);
     struct clt__pool2d p = POOL(1, 2, 6, 6, 2, 2, 2, 2, 0, 0);

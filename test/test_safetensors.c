@@ -10,6 +10,8 @@
  * - Every file of the corpus test/data/bad-safetensors/ (listed in its README.md) is refused.
  * - The writer refuses duplicate names, bad UTF-8 and reserved names, and on a failed write
  *   leaves the old file and no temporary file.
+ * - clt_checkpoint_* reads files cltrain did not write: F32 data at any offset comes out
+ *   aligned, other dtypes are CLT_ERR_UNSUPPORTED, any header length is fine.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,8 +27,8 @@
 
 /* A buffer: the 8-byte length of header (or `length` when >= 0), the header, data bytes
  * 0, 1, 2, ... of count data_bytes. Caller frees. */
-static unsigned char *make(const char *header, size_t header_len, int64_t length,
-                           size_t data_bytes, size_t *size)
+static unsigned char *make(const char *header, size_t header_len, int64_t length, size_t data_bytes,
+                           size_t *size)
 {
     uint64_t n = length >= 0 ? (uint64_t)length : header_len;
     *size = 8 + header_len + data_bytes;
@@ -106,8 +108,7 @@ static void encode_then_parse(void **state)
     assert_int_equal(size, 8 + n + sizeof w + sizeof b + sizeof ids);
     struct clt__safetensors st = parsed(buf, size);
     assert_int_equal(st.count, 4);
-    const char *names[4] = {"a \"quoted\"\\name\n", "empty \xc3\xa9", "layer.bias",
-                            "layer.weight"};
+    const char *names[4] = {"a \"quoted\"\\name\n", "empty \xc3\xa9", "layer.bias", "layer.weight"};
     for (int i = 0; i < 4; i++)
         assert_string_equal(st.tensors[i].name, names[i]);
     assert_int_equal(st.tensors[0].dtype, CLT__ST_I32);
@@ -247,7 +248,8 @@ static void writer_refuses_bad_entries(void **state)
     char *h = NULL;
     size_t len = 0;
     char why[256];
-    struct clt__st_entry dup[2] = {{"a", CLT__ST_F32, 1, shape, v}, {"a", CLT__ST_F32, 1, shape, v}};
+    struct clt__st_entry dup[2] = {{"a", CLT__ST_F32, 1, shape, v},
+                                   {"a", CLT__ST_F32, 1, shape, v}};
     assert_int_equal(clt__safetensors_header(dup, 2, NULL, 0, &h, &len, why, sizeof why),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(why, "twice"));
@@ -271,6 +273,71 @@ static void writer_refuses_bad_entries(void **state)
     assert_string_equal(h, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}  ");
     assert_int_equal(len, 56);
     free(h);
+}
+
+/* clt_checkpoint_* on files cltrain did not write: misaligned F32 data, other dtypes, a header
+ * whose length is not a multiple of 8. */
+static void checkpoint_api_reads_any_file(void **state)
+{
+    (void)state;
+    char *dir = temp_dir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/any.safetensors", dir);
+    uint16_t half = 0x3c00;
+    float b[3] = {1.25f, -3.5f, 1e-8f};
+    int32_t c[2] = {7, 8};
+    int64_t one[1] = {1}, three[1] = {3}, two[2] = {1, 2};
+    struct clt__st_entry e[3] = {{"a", CLT__ST_F16, 1, one, &half},
+                                 {"b", CLT__ST_F32, 1, three, b},
+                                 {"c", CLT__ST_I32, 2, two, c}};
+    struct clt_meta m = {"format", "pt"};
+    assert_int_equal(clt__safetensors_write(path, e, 3, &m, 1, NULL), CLT_OK);
+    struct clt_test_log log = {.len = 0};
+    struct clt_log lg = {clt_test_log_fn, &log, CLT_LOG_DEBUG};
+    struct clt_checkpoint *ck = NULL;
+    assert_int_equal(clt_checkpoint_open(path, &lg, &ck), CLT_OK);
+    assert_int_equal(clt_checkpoint_tensor_count(ck), 3);
+    assert_string_equal(clt_checkpoint_meta(ck, "format"), "pt");
+    const char *name = NULL;
+    uint32_t ndim = 0;
+    int64_t shape[CLT_MAX_DIMS];
+    const float *data = NULL;
+    /* "b" starts 2 bytes into the data: it is handed out as an aligned copy. */
+    assert_int_equal(clt_checkpoint_tensor(ck, 1, &name, &ndim, shape, &data), CLT_OK);
+    assert_string_equal(name, "b");
+    assert_int_equal(ndim, 1);
+    assert_int_equal(shape[0], 3);
+    assert_int_equal((uintptr_t)data % sizeof(float), 0);
+    assert_memory_equal(data, b, sizeof b);
+    name = NULL;
+    assert_int_equal(clt_checkpoint_tensor(ck, 0, &name, &ndim, shape, &data), CLT_ERR_UNSUPPORTED);
+    assert_null(name);
+    assert_non_null(strstr(log.text, "F16"));
+    assert_int_equal(clt_checkpoint_tensor(ck, 2, &name, &ndim, shape, &data), CLT_ERR_UNSUPPORTED);
+    assert_int_equal(clt_checkpoint_tensor(ck, 3, &name, &ndim, shape, &data),
+                     CLT_ERR_INVALID_ARGUMENT);
+    clt_checkpoint_close(ck);
+    unlink(path);
+
+    /* A 51-byte header: the reader still places the data 8-aligned. */
+    const char *h = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    size_t size;
+    unsigned char *buf = make(h, strlen(h), -1, 0, &size);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, size, f), size);
+    assert_int_equal(fwrite(b, 1, 8, f), 8);
+    fclose(f);
+    free(buf);
+    assert_int_equal(clt_checkpoint_open(path, &lg, &ck), CLT_OK);
+    assert_int_equal(clt_checkpoint_tensor(ck, 0, &name, &ndim, shape, &data), CLT_OK);
+    assert_int_equal((uintptr_t)data % 8, 0);
+    assert_memory_equal(data, b, 8);
+    assert_null(clt_checkpoint_meta(ck, "format"));
+    clt_checkpoint_close(ck);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
 }
 
 /* ---- Malformed buffers ---------------------------------------------------------------------- */
@@ -315,10 +382,11 @@ static void bad_text(void **state)
                  "UTF-8");
     refused_json("{\"t\xc0\xaf\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
                  "UTF-8");
-    refused_json("{\"t\xed\xa0\x80\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
-                 8, "UTF-8");
+    refused_json("{\"t\xed\xa0\x80\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                 "UTF-8");
     refused_json("{\"t\xf4\x90\x80\x80\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,"
-                 "8]}}", 8, "UTF-8");
+                 "8]}}",
+                 8, "UTF-8");
     refused_json("{\"t\xe2\x82\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
                  "UTF-8");
     refused_json("{\"t\x01\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
@@ -360,7 +428,8 @@ static void bad_entries(void **state)
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", 8,
                  "unknown field");
     refused_json("{\"t\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,"
-                 "8]}}", 8, "twice");
+                 "8]}}",
+                 8, "twice");
     refused_json("{\"t\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
                  "unknown dtype");
     refused_json("{\"t\":{\"dtype\":\"f32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
@@ -377,17 +446,16 @@ static void bad_entries(void **state)
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,8]}}", 8,
                  "shape[0]");
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\""
-                 ":[0,8]}}", 8, "overflows");
+                 ":[0,8]}}",
+                 8, "overflows");
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1,2],\"data_offsets\":[0,"
-                 "8]}}", 8, "dimensions");
-    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
-                 "need 12");
-    refused_json("{\"t\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
-                 "need 16");
+                 "8]}}",
+                 8, "dimensions");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "need 12");
+    refused_json("{\"t\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "need 16");
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
                  "pass the end");
-    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,
-                 "reversed");
+    refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "reversed");
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8,
                  "array of two");
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,8]}}", 8,
@@ -402,20 +470,22 @@ static void bad_layouts(void **state)
 {
     (void)state;
     refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
-                 "overlap");
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                 12, "overlap");
     refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "overlap");
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                 8, "overlap");
     refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                 "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", 8, "overlap");
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}",
+                 8, "overlap");
     refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12,
-                 "bytes 4 to 8");
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+                 12, "bytes 4 to 8");
     refused_json("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
                  "bytes 0 to 4");
     refused_json("{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                 "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
-                 "appears twice");
+                 "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                 8, "appears twice");
     refused_json("{\"__metadata__\":\"x\"," T1 "}", 8, "not an object");
     refused_json("{\"__metadata__\":{\"k\":1}," T1 "}", 8, "not a string");
     refused_json("{\"__metadata__\":{\"k\":null}," T1 "}", 8, "not a string");
@@ -447,26 +517,34 @@ static void bad_layouts(void **state)
 
 /* ---- The corpus of malformed files ---------------------------------------------------------- */
 
-/* test/data/bad-safetensors, from CLTRAIN_TEST_DATA or next to this source file (meson runs
- * tests in the build directory, from which __FILE__ is a relative path). */
-static void corpus_dir(char *out, size_t size)
+/* test/data/bad-safetensors, from CLTRAIN_TEST_DATA or next to this source file: __FILE__ is
+ * relative to the build directory, where meson runs tests (or to its test/ subdirectory, when
+ * the program is run by hand from there). NULL when none opens. */
+static DIR *corpus_dir(char *out, size_t size)
 {
     const char *env = getenv("CLTRAIN_TEST_DATA");
-    if (env) {
-        snprintf(out, size, "%s/bad-safetensors", env);
-        return;
-    }
     const char *slash = strrchr(__FILE__, '/');
     int len = slash ? (int)(slash - __FILE__) : 1;
-    snprintf(out, size, "%.*s/data/bad-safetensors", len, slash ? __FILE__ : ".");
+    const char *src = slash ? __FILE__ : ".";
+    for (int k = 0; k < 3; k++) {
+        if (k == 0 && !env)
+            continue;
+        if (k == 0)
+            snprintf(out, size, "%s/bad-safetensors", env);
+        else
+            snprintf(out, size, "%s%.*s/data/bad-safetensors", k == 2 ? "../" : "", len, src);
+        DIR *d = opendir(out);
+        if (d || k == 0)
+            return d;
+    }
+    return NULL;
 }
 
 static void corpus_is_refused(void **state)
 {
     (void)state;
     char dir[1024], path[1400], readme[1100];
-    corpus_dir(dir, sizeof dir);
-    DIR *d = opendir(dir);
+    DIR *d = corpus_dir(dir, sizeof dir);
     if (!d)
         fail_msg("cannot open the corpus %s: %s (set CLTRAIN_TEST_DATA)", dir, strerror(errno));
     snprintf(readme, sizeof readme, "%s/README.md", dir);
@@ -512,6 +590,7 @@ int main(void)
         cmocka_unit_test(encode_then_parse),
         cmocka_unit_test(write_then_read_file),
         cmocka_unit_test(writer_refuses_bad_entries),
+        cmocka_unit_test(checkpoint_api_reads_any_file),
         cmocka_unit_test(bad_lengths),
         cmocka_unit_test(bad_text),
         cmocka_unit_test(bad_entries),

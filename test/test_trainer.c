@@ -674,6 +674,44 @@ static void bad_graphs_are_refused(void **state)
     clt_trainer_free(NULL);
 }
 
+static void closed_device_fails_cleanly(void **state)
+{
+    (void)state;
+    /* A device of its own: closing the shared one would end the other tests. */
+    struct clt_device *dev = clt_test_open();
+    struct mlp m = make_mlp(4, 3, 5, 2);
+    struct clt_trainer *tr = make_trainer(dev, &m, NULL);
+    struct clt_arena *arena = NULL;
+    assert_int_equal(clt_arena_create(dev, 4096, &arena), CLT_OK);
+    struct clt_view v;
+    assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, (int64_t[]){4}, &v), CLT_OK);
+    float x[12] = {0}, buf[4] = {0};
+    int32_t y[4] = {0, 1, 0, 1};
+    const void *batch[2] = {x, y};
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    struct clt_test_log text = {0};
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_WARN};
+    clt_device_close(dev); /* children alive: the device is only marked closed */
+    assert_non_null(strstr(text.text, "closed while 2"));
+    float loss;
+    struct clt_trainer_stats stats;
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_trainer_loss(tr, &loss), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_trainer_stats(tr, &stats), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_trainer_eval(tr, batch, NULL, NULL, 0, &loss), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_trainer_param_read(tr, "fc1.bias", buf, 5), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_view_write(&v, buf, sizeof buf, NULL), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_device_finish(dev), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_device_warm(dev, NULL), CLT_ERR_INVALID_ARGUMENT);
+    struct clt_trainer *again = NULL;
+    assert_int_equal(clt_trainer_create(dev, m.g, m.loss, NULL, &again), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "was closed"));
+    clt_device_close(dev); /* a second close is ignored */
+    clt_trainer_free(tr);
+    clt_arena_free(arena); /* the last child frees the device */
+    clt_graph_free(m.g);
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -690,6 +728,7 @@ int main(void)
         cmocka_unit_test(memory_is_shared_and_recomputation_saves),
         cmocka_unit_test(model_too_large_fails_at_creation),
         cmocka_unit_test(bad_graphs_are_refused),
+        cmocka_unit_test(closed_device_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -15,6 +15,16 @@ static void usage(FILE *f)
                "  devices [--json] [--warm] [--device SEL|all]\n"
                "          list OpenCL devices; --warm builds every kernel for the selected\n"
                "          device (default: CLTRAIN_DEVICE, else the first GPU, else the first)\n"
+               "  train --model M --data D [--epochs N] [--device SEL] [--metrics FILE]\n"
+               "        [--out CHECKPOINT] [--resume CHECKPOINT] [--plot FILE.svg] ...\n"
+               "          train a model (mlp, cnn, gpt, file:PATH) on a dataset\n"
+               "          (fashion-mnist, idx:DIR, csv:FILE, text:FILE)\n"
+               "  eval --checkpoint FILE [--data D]\n"
+               "          loss, accuracy and confusion matrix of a checkpoint\n"
+               "  sample --checkpoint FILE [--length N] [--prompt TEXT] [--temperature T]\n"
+               "          generate text from a gpt checkpoint\n"
+               "\n"
+               "  cltrain COMMAND --help shows a command's options.\n"
                "\n"
                "  cltrain --version | --help\n");
 }
@@ -36,6 +46,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "devices") == 0)
         return cmd_devices(argc - 2, argv + 2);
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "sample") == 0)
+        return cmd_sample(argc - 2, argv + 2);
     fprintf(stderr, "cltrain: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;

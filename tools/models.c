@@ -149,7 +149,7 @@ enum clt_status model_desc_parse(const char *text, struct model_desc *d)
         size_t nlen = (size_t)(eq - p), vlen = (size_t)(end - eq - 1);
         bool ok;
         if (nlen == 5 && strncmp(p, "width", 5) == 0)
-            ok = parse_i64(eq + 1, vlen, 1, 1 << 20, &r.width);
+            ok = parse_i64(eq + 1, vlen, 0, 1 << 20, &r.width);
         else if (nlen == 5 && strncmp(p, "depth", 5) == 0)
             ok = parse_i64(eq + 1, vlen, 0, 1 << 10, &r.depth);
         else if (nlen == 5 && strncmp(p, "heads", 5) == 0)
@@ -405,7 +405,9 @@ static enum clt_status check_desc(const struct model_desc *d, const struct clt_d
             "IDX files give), not %u-dimensional features", (unsigned)data->ndim);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    if (d->width <= 0 || (gpt && (d->heads <= 0 || d->width % d->heads || d->context <= 0)) ||
+    bool file = strcmp(d->kind, "file") == 0;
+    if ((!file && d->width <= 0) ||
+        (gpt && (d->heads <= 0 || d->width % d->heads || d->context <= 0)) ||
         !(d->dropout >= 0.0f && d->dropout < 1.0f)) {
         say(err, err_size, "bad model sizes: width %lld, heads %lld (must divide the width), "
             "context %lld, dropout %g", (long long)d->width, (long long)d->heads,

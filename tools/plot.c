@@ -87,6 +87,8 @@ static void range_of(const struct plot_series *s, size_t count, struct frame *fr
     }
     if (fr->x1 <= fr->x0)
         fr->x1 = fr->x0 + 1;
+    if (fr->x0 > 0 && fr->x0 <= 0.5 * fr->x1) /* steps: start the axis at 0 */
+        fr->x0 = 0;
     if (fr->y1 <= fr->y0) {
         fr->y0 -= 0.5;
         fr->y1 += 0.5;

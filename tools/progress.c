@@ -22,18 +22,13 @@ void progress_init(struct progress *p, FILE *f, uint64_t first_step, uint64_t to
     memset(p, 0, sizeof *p);
     p->f = f;
     p->tty = isatty(fileno(f));
-    p->interval = p->tty ? 0.1 : 5.0;
-    p->start = p->rate_time = progress_now();
+    p->interval = p->tty ? 0.1 : 10.0;
+    p->start = progress_now();
     p->last_print = -1e30;
     p->first_step = first_step;
     p->total_steps = total_steps;
     p->epochs = epochs;
     p->unit = "samples";
-}
-
-void progress_samples(struct progress *p, uint64_t samples)
-{
-    p->rate_samples += samples;
 }
 
 void progress_duration(double s, char *buf, size_t size)
@@ -54,11 +49,6 @@ void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss
     double now = progress_now();
     if (!force && now - p->last_print < p->interval)
         return;
-    if (now - p->rate_time > 0.05 && p->rate_samples > 0) {
-        p->rate = (double)p->rate_samples / (now - p->rate_time);
-        p->rate_time = now;
-        p->rate_samples = 0;
-    }
     char eta[32] = "?";
     if (step > p->first_step && p->total_steps >= step)
         progress_duration((now - p->start) / (double)(step - p->first_step) *
@@ -70,10 +60,13 @@ void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss
     char lossbuf[32] = "-";
     if (!isnan(loss))
         snprintf(lossbuf, sizeof lossbuf, "%.4f", loss);
+    char rate[48] = "";
+    if (p->rate > 0)
+        snprintf(rate, sizeof rate, "  %.0f %s/s", p->rate, p->unit);
     char line[256];
-    snprintf(line, sizeof line, "epoch %lld/%lld  step %llu/%llu  loss %s%s  %.0f %s/s  ETA %s",
+    snprintf(line, sizeof line, "epoch %lld/%lld  step %llu/%llu  loss %s%s%s  ETA %s",
              (long long)epoch, (long long)p->epochs, (unsigned long long)step,
-             (unsigned long long)p->total_steps, lossbuf, acc, p->rate, p->unit, eta);
+             (unsigned long long)p->total_steps, lossbuf, acc, rate, eta);
     if (p->tty) {
         fprintf(p->f, "\r%s\033[K", line);
         p->live = true;

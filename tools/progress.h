@@ -21,10 +21,7 @@ struct progress {
     double last_print; /* time of the last line */
     uint64_t first_step, total_steps;
     int64_t epochs;
-    /* Throughput since the last line. */
-    double rate_time;
-    uint64_t rate_samples;
-    double rate;      /* samples per second, 0 until known */
+    double rate;      /* samples per second, set by the caller (0: unknown) */
     const char *unit; /* what a sample is called: "samples" (default) or "tokens" */
 };
 
@@ -34,9 +31,6 @@ double progress_now(void);
 /* Starts counting: the run goes from first_step to total_steps (global step numbers). */
 void progress_init(struct progress *p, FILE *f, uint64_t first_step, uint64_t total_steps,
                    int64_t epochs);
-
-/* Counts `samples` more samples trained (call once per step). */
-void progress_samples(struct progress *p, uint64_t samples);
 
 /* Shows the state after `step` if a line is due (force: now). accuracy < 0: none known. */
 void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss,

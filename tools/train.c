@@ -44,6 +44,8 @@ struct run {
     struct progress progress;
     uint64_t step, total_steps, steps_per_epoch, samples_per_step;
     double last_loss;
+    double log_time; /* when the loss was last read, and at which step */
+    uint64_t log_step;
     struct eval_result last_eval;
     uint64_t last_eval_step; /* 0: none yet */
     struct metrics_point *points;
@@ -256,6 +258,13 @@ static int log_step(struct run *r)
         return 1;
     }
     r->last_loss = loss;
+    /* Throughput between two loss reads: both waited for the device, so it is measured. */
+    double now = progress_now();
+    if (r->step > r->log_step && now > r->log_time)
+        r->progress.rate =
+            (double)((r->step - r->log_step) * r->samples_per_step) / (now - r->log_time);
+    r->log_time = now;
+    r->log_step = r->step;
     metrics_begin(&r->metrics, "train");
     metrics_int(&r->metrics, "epoch", epoch_of(r, r->step));
     metrics_int(&r->metrics, "step", (int64_t)r->step);
@@ -274,7 +283,6 @@ static int log_step(struct run *r)
 static int train_loop(struct run *r)
 {
     struct train_config *c = r->c;
-    bool text = r->info.kind == CLT_DATASET_TEXT;
     while (r->step < r->total_steps && !interrupted) {
         uint32_t filled = 0;
         bool epoch_done = false;
@@ -288,12 +296,15 @@ static int train_loop(struct run *r)
             return 1;
         }
         r->step++;
-        progress_samples(&r->progress, r->samples_per_step);
         bool last = r->step == r->total_steps;
-        if ((r->step % (uint64_t)c->log_every == 0 || last) && log_step(r) != 0)
+        bool logged = r->step % (uint64_t)c->log_every == 0 || last;
+        if (logged && log_step(r) != 0)
             return 1;
+        /* A live line follows every step; plain lines only steps with a fresh loss. */
         double acc = r->last_eval_step ? r->last_eval.accuracy : -1;
-        progress_show(&r->progress, epoch_of(r, r->step), r->step, r->last_loss, acc, false);
+        if (logged || r->progress.tty)
+            progress_show(&r->progress, epoch_of(r, r->step), r->step, r->last_loss, acc,
+                          false);
         bool eval = epoch_done || last || (c->eval_every && r->step % (uint64_t)c->eval_every == 0);
         if (eval && run_eval(r) != 0)
             return 1;
@@ -302,7 +313,6 @@ static int train_loop(struct run *r)
         if (c->out && save_now && save(r) != 0)
             return 1;
     }
-    (void)text;
     if (interrupted) {
         if (c->out && save(r) != 0)
             return 1;
@@ -338,9 +348,17 @@ static void draw(struct run *r)
         {"training loss", "#1f77b4", tx, ty, nt, false},
         {"evaluation loss", "#d62728", ex, ey, ne, true},
     };
-    char title[1300], desc[1200], err[600];
-    model_desc_format(&r->c->desc, desc, sizeof desc);
-    snprintf(title, sizeof title, "%.60s on %.60s", desc, r->c->data);
+    const struct model_desc *d = &r->c->desc;
+    char title[1300], err[600];
+    if (strcmp(d->kind, "gpt") == 0)
+        snprintf(title, sizeof title, "gpt (width %lld, depth %lld, heads %lld, context %lld) "
+                 "on %.60s", (long long)d->width, (long long)d->depth, (long long)d->heads,
+                 (long long)d->context, r->c->data);
+    else if (strcmp(d->kind, "file") == 0)
+        snprintf(title, sizeof title, "%.60s on %.60s", d->path, r->c->data);
+    else
+        snprintf(title, sizeof title, "%s (width %lld) on %.60s", d->kind, (long long)d->width,
+                 r->c->data);
     if (plot_svg(r->c->plot, title, "step", "cross-entropy loss", s, 2, err, sizeof err) != 0)
         fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
     free(buf);
@@ -409,6 +427,8 @@ int train_run(struct train_config *c, struct tool_log *tl)
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, &old);
         double start = progress_now();
+        r.log_time = start;
+        r.log_step = r.step;
         rc = train_loop(&r);
         sigaction(SIGINT, &old, NULL);
         if (c->plot)

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""bench_test.py: checks cltrain-bench (docs/bench.md) without timing thresholds.
+
+    python3 bench_test.py CLTRAIN_BENCH
+
+1. A --quick run on the device chosen by CLTRAIN_DEVICE writes JSON, CSV and SVG. The JSON
+   has every section for every device, with figures whose median, minimum and maximum are
+   positive and finite (min <= median <= max); the CSV holds the same figures; the SVG is
+   well-formed XML.
+2. --from and --compare: results compared with themselves show no regression; a baseline
+   with one figure made much better shows that figure as a regression, and
+   --fail-on-regression turns it into exit status 3.
+3. Bad input (unknown options, missing or bad values, unreadable or malformed baselines)
+   gives one message on stderr and exit status 2.
+Exit status 77 (skip) when there is no OpenCL device at all.
+"""
+import copy
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+SECTIONS = ["micro", "gemm", "ops", "train"]
+ENV_KEYS = ["platform", "device", "driver_version", "opencl_c_version", "clblast_version",
+            "compute_units", "clock_mhz", "global_mem_mib"]
+# Figures every device of a quick run must have (a few per section).
+REQUIRED = {
+    "micro": ["bandwidth.read", "bandwidth.write", "bandwidth.copy", "peak.float",
+              "peak.float4", "peak.float8", "launch.enqueue_to_start", "launch.round_trip",
+              "transfer.host_to_device", "transfer.device_to_host"],
+    "gemm": ["clblast.square_512", "own.square_512", "clblast.square_512.pct_peak",
+             "clblast.mlp_dw_128x784x128", "clblast.attn_qk_64x128x128x32"],
+    "ops": [f"{op}.{p}" for op in ["activation.gelu", "elementwise.add", "linear", "conv2d",
+                                   "pool.max", "batch_norm", "layer_norm", "softmax",
+                                   "cross_entropy", "attention", "embedding"]
+            for p in ["fwd", "bwd"]],
+    "train": ["mlp.samples_per_s", "mlp.forward_ms", "mlp.backward_ms", "mlp.optimizer_ms",
+              "mlp.peak_memory_mib", "mlp.first_step_cold_s", "mlp.first_step_warm_s",
+              "cnn.samples_per_s", "gpt.samples_per_s", "gpt.tokens_per_s"],
+}
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(exe, *args, want=None):
+    p = subprocess.run([exe, *args], capture_output=True, text=True)
+    if want is not None:
+        check(p.returncode == want,
+              f"{' '.join(args)}: exit {p.returncode}, wanted {want}; stderr: {p.stderr[-2000:]}")
+    return p
+
+
+def check_results(doc):
+    check(doc.get("tool") == "cltrain-bench", "tool field")
+    devices = doc.get("devices", [])
+    check(len(devices) >= 1, "at least one device")
+    count = 0
+    for d in devices:
+        env = d.get("environment", {})
+        for k in ENV_KEYS:
+            check(k in env and str(env[k]) != "", f"environment has {k}")
+        for s in SECTIONS:
+            figs = d.get(s)
+            check(isinstance(figs, list) and len(figs) > 0, f"{d.get('id')}: section {s}")
+            names = {f["name"] for f in figs or []}
+            for r in REQUIRED[s]:
+                check(r in names, f"{d.get('id')}: {s}.{r} present")
+            for f in figs or []:
+                count += 1
+                vals = [f.get(k) for k in ("median", "min", "max")]
+                ok = all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+                         for v in vals)
+                check(ok, f"{s}.{f.get('name')}: positive finite figures {vals}")
+                if ok:
+                    check(vals[1] <= vals[0] <= vals[2], f"{s}.{f['name']}: min<=median<=max")
+                check(f.get("better") in ("higher", "lower"), f"{s}.{f.get('name')}: better")
+                check(isinstance(f.get("runs"), int) and f["runs"] >= 1, f"{f.get('name')} runs")
+    return count
+
+
+def main():
+    exe = sys.argv[1]
+    tmp = tempfile.mkdtemp(prefix="cltrain-bench-test-")
+    out = lambda name: os.path.join(tmp, name)
+
+    listing = run(exe, "--list")
+    if listing.returncode != 0 or "no OpenCL devices" in listing.stdout:
+        print("no OpenCL device; skipping")
+        return 77
+
+    # 1. A quick run and its three files.
+    p = run(exe, "--quick", "--quiet", "--json", out("a.json"), "--csv", out("a.csv"),
+            "--svg", out("a.svg"), want=0)
+    print(p.stdout)
+    if p.returncode != 0:
+        return 1
+    with open(out("a.json")) as f:
+        doc = json.load(f)
+    nfig = check_results(doc)
+    with open(out("a.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    figs = [r for r in rows if r["section"] != "environment"]
+    check(len(figs) == nfig, f"CSV has {len(figs)} figures, JSON {nfig}")
+    for r in figs:
+        check(math.isfinite(float(r["median"])) and float(r["median"]) > 0,
+              f"CSV {r['name']} median")
+    check({r["section"] for r in figs} == set(SECTIONS), "CSV has every section")
+    root = ET.parse(out("a.svg")).getroot()
+    check(root.tag.endswith("svg") and len(root) > 10, "SVG is a chart")
+
+    # 2. --from and --compare.
+    p = run(exe, "--from", out("a.json"), "--compare", out("a.json"), "--csv", out("b.csv"),
+            want=0)
+    check(" 0 regressions" in p.stdout and "REGRESSION" not in p.stdout, "self comparison")
+    better = copy.deepcopy(doc)
+    fig = better["devices"][0]["micro"][0]  # bandwidth.read: higher is better
+    fig["median"] *= 4
+    with open(out("better.json"), "w") as f:
+        json.dump(better, f)
+    p = run(exe, "--from", out("a.json"), "--compare", out("better.json"), "--threshold", "5",
+            want=0)
+    check("REGRESSION" in p.stdout, "a 4x better baseline shows a regression")
+    run(exe, "--from", out("a.json"), "--compare", out("better.json"), "--fail-on-regression",
+        want=3)
+    p = run(exe, "--from", out("a.json"), "--compare", out("better.json"), "--svg",
+            out("c.svg"), want=0)
+    ET.parse(out("c.svg"))
+
+    # 3. Bad input: one clear line, exit status 2.
+    with open(out("broken.json"), "w") as f:
+        f.write('{"tool": "cltrain-bench", "devices": [')
+    missing = copy.deepcopy(doc)
+    del missing["devices"][0]["gemm"]
+    with open(out("missing.json"), "w") as f:
+        json.dump(missing, f)
+    bad = [
+        (["--bogus"], "unknown option"),
+        (["--json"], "needs a value"),
+        (["--runs", "0"], "--runs"),
+        (["--runs", "x"], "--runs"),
+        (["--threshold", "abc"], "--threshold"),
+        (["--sections", "micro,nope"], "unknown section"),
+        (["--quick=1"], "takes no value"),
+        (["--compare", out("does-not-exist.json")], "cannot read"),
+        (["--compare", out("broken.json")], "malformed"),
+        (["--from", out("missing.json")], "gemm"),
+        (["--device", "no-such-device-xyz", "--sections", "micro"], "no device matches"),
+    ]
+    for args, text in bad:
+        p = run(exe, *args, want=2)
+        check(text in p.stderr, f"{args}: stderr mentions {text!r}: {p.stderr!r}")
+        check(p.stdout == "", f"{args}: nothing on stdout")
+
+    print(f"{nfig} figures checked; {len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
