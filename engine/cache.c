@@ -85,52 +85,71 @@ void clt__cache_path(const char *dir, const char *identity, char *path, size_t p
     snprintf(path, path_size, "%s/%016llx.clbin", dir, (unsigned long long)h);
 }
 
+enum clt_status clt__cache_parse(const unsigned char *data, size_t size, const char *identity,
+                                 const unsigned char **binary, size_t *binary_size)
+{
+    size_t id_len = strlen(identity);
+    if (size < HEADER_BYTES || memcmp(data, MAGIC, 8) != 0 ||
+        get_u32(data + 8) != FORMAT_VERSION || get_u32(data + 12) != id_len ||
+        id_len > MAX_IDENTITY)
+        return CLT_ERR_FORMAT;
+    uint64_t bin_len = get_u64(data + 16);
+    /* The whole file is the header, the identity and the binary: nothing more, nothing less. */
+    if (bin_len == 0 || bin_len > MAX_BINARY || size - HEADER_BYTES < id_len ||
+        size - HEADER_BYTES - id_len != bin_len ||
+        memcmp(data + HEADER_BYTES, identity, id_len) != 0)
+        return CLT_ERR_FORMAT;
+    uint64_t h = clt__hash64(CLT__FNV_SEED, data + HEADER_BYTES, size - HEADER_BYTES);
+    if (h != get_u64(data + 24))
+        return CLT_ERR_FORMAT;
+    *binary = data + HEADER_BYTES + id_len;
+    *binary_size = (size_t)bin_len;
+    return CLT_OK;
+}
+
 enum clt_status clt__cache_load(const char *path, const char *identity, unsigned char **binary,
                                 size_t *size)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return CLT_ERR_IO;
-    unsigned char head[HEADER_BYTES];
+    /* Read at most one byte more than the largest valid entry, so a huge file is refused
+     * without reading it all. */
+    size_t cap = HEADER_BYTES + MAX_IDENTITY + MAX_BINARY + 1, len = 0;
+    unsigned char *data = NULL;
     enum clt_status st = CLT_OK;
-    size_t id_len = strlen(identity);
-    char *id = NULL;
-    unsigned char *bin = NULL;
-    uint64_t bin_len = 0;
-    if (fread(head, 1, sizeof head, f) != sizeof head || memcmp(head, MAGIC, 8) != 0 ||
-        get_u32(head + 8) != FORMAT_VERSION || get_u32(head + 12) != id_len ||
-        id_len > MAX_IDENTITY)
+    long end = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        end = ftell(f);
+    if (end < 0 || fseek(f, 0, SEEK_SET) != 0)
+        st = CLT_ERR_IO;
+    else if ((size_t)end > cap)
         st = CLT_ERR_FORMAT;
     if (st == CLT_OK) {
-        bin_len = get_u64(head + 16);
-        if (bin_len == 0 || bin_len > MAX_BINARY)
-            st = CLT_ERR_FORMAT;
-    }
-    if (st == CLT_OK) {
-        id = malloc(id_len);
-        bin = malloc((size_t)bin_len);
-        if (!id || !bin)
+        data = malloc((size_t)end + 1);
+        if (!data)
             st = CLT_ERR_NO_MEMORY;
     }
-    if (st == CLT_OK &&
-        (fread(id, 1, id_len, f) != id_len || memcmp(id, identity, id_len) != 0 ||
-         fread(bin, 1, (size_t)bin_len, f) != bin_len || fgetc(f) != EOF))
-        st = CLT_ERR_FORMAT;
     if (st == CLT_OK) {
-        uint64_t h = clt__hash64(CLT__FNV_SEED, id, id_len);
-        h = clt__hash64(h, bin, (size_t)bin_len);
-        if (h != get_u64(head + 24))
-            st = CLT_ERR_FORMAT;
+        len = fread(data, 1, (size_t)end + 1, f);
+        if (ferror(f))
+            st = CLT_ERR_IO;
     }
     fclose(f);
-    free(id);
-    if (st != CLT_OK) {
-        free(bin);
-        return st;
+    const unsigned char *bin = NULL;
+    size_t bin_size = 0;
+    if (st == CLT_OK)
+        st = clt__cache_parse(data, len, identity, &bin, &bin_size);
+    unsigned char *copy = st == CLT_OK ? malloc(bin_size) : NULL;
+    if (st == CLT_OK && !copy)
+        st = CLT_ERR_NO_MEMORY;
+    if (st == CLT_OK) {
+        memcpy(copy, bin, bin_size);
+        *binary = copy;
+        *size = bin_size;
     }
-    *binary = bin;
-    *size = (size_t)bin_len;
-    return CLT_OK;
+    free(data);
+    return st;
 }
 
 static bool write_all(int fd, const void *data, size_t size)

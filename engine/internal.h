@@ -144,6 +144,10 @@ void clt__cache_path(const char *dir, const char *identity, char *path, size_t p
 enum clt_status clt__cache_load(const char *path, const char *identity, unsigned char **binary,
                                 size_t *size);
 
+/* Checks an entry held in memory against `identity`; on success *binary points into data. */
+enum clt_status clt__cache_parse(const unsigned char *data, size_t size, const char *identity,
+                                 const unsigned char **binary, size_t *binary_size);
+
 /* Writes an entry atomically (temporary file, fsync, rename). */
 enum clt_status clt__cache_store(const char *path, const char *identity,
                                  const unsigned char *binary, size_t size);
