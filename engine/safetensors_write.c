@@ -266,6 +266,8 @@ static void data_to_le(unsigned char *dst, const struct clt__st_entry *e, uint64
 {
     size_t w = clt__st_dtype_size(e->dtype);
     const unsigned char *src = e->data;
+    if (bytes == 0)
+        return; /* an empty tensor may have no data pointer at all */
     if (host_le() || w == 1) {
         memcpy(dst, src, (size_t)bytes);
         return;

@@ -11,6 +11,8 @@
  *   faultcl_fired()                whether the armed failure has happened
  *   faultcl_live(kind)             objects alive: "mem", "program", "kernel", "event",
  *                                  "queue", "context"
+ * or, for a whole program such as `cltrain train`, from the environment at load time:
+ *   FAULTCL_ARM=NAME:NTH:ERROR     e.g. clEnqueueNDRangeKernel:2000:-5
  *
  * Functions that create an object report the error through their errcode_ret argument and
  * return NULL, as a driver would. The wrapper is test code: it keeps global state, guarded by
@@ -23,6 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum kind { MEM, PROGRAM, KERNEL, EVENT, QUEUE, CONTEXT, KINDS };
@@ -62,6 +65,16 @@ long faultcl_live(const char *kind)
             n = live[k];
     pthread_mutex_unlock(&lock);
     return n;
+}
+
+/* Arms the wrapper from FAULTCL_ARM when the library is loaded. */
+__attribute__((constructor)) static void arm_from_environment(void)
+{
+    const char *spec = getenv("FAULTCL_ARM");
+    char name[64];
+    long nth = 0, error = 0;
+    if (spec && sscanf(spec, "%63[^:]:%ld:%ld", name, &nth, &error) == 3)
+        faultcl_arm(name, nth, (cl_int)error);
 }
 
 /* Whether this call of `name` is the one that must fail; writes the error. */
