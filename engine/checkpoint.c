@@ -198,7 +198,8 @@ static enum clt_status write_checkpoint(struct clt_trainer *tr, const char *path
     }
     char num[5][24];
     if (st == CLT_OK) {
-        memcpy(all, meta, n * sizeof *meta);
+        if (n > 0)
+            memcpy(all, meta, n * sizeof *meta);
         snprintf(num[0], sizeof num[0], "%llu", (unsigned long long)tr->steps);
         snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)tr->updates);
         snprintf(num[2], sizeof num[2], "%llu", (unsigned long long)tr->options.seed);
