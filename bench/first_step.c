@@ -70,6 +70,7 @@ static enum clt_status run_child(struct bench_ctx *c, const char *kind, const ch
             mkdir(dir, 0700);
             setenv(vars[i][0], dir, 1);
         }
+        unsetenv("CLTRAIN_CACHE"); /* "warm" means cltrain's cache is on */
         dup2(fd[1], STDOUT_FILENO);
         close(fd[0]);
         close(fd[1]);

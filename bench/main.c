@@ -222,6 +222,10 @@ static enum clt_status measure_device(const struct options *o, const struct benc
     else
         snprintf(c.selection, sizeof c.selection, "%s", out->id);
     environment(c.dev, out);
+    bench_env(out, "timing",
+              bench_probe_profiling(&c) ? "profiling events"
+                                        : "host clock (profiling timestamps unusable)",
+              false);
     static const section_fn fns[] = {NULL, bench_micro, bench_gemm, bench_ops, bench_train};
     enum clt_status first = CLT_OK;
     for (size_t s = 1; s < bench_section_count; s++) {

@@ -41,10 +41,10 @@ static enum clt_status rate_sample(void *ctx, double *value)
 {
     struct micro *m = ctx;
     cl_event ev = NULL;
-    double s = 0;
+    double s = 0, t0 = bench_now();
     enum clt_status st = launch(m, &ev);
     if (st == CLT_OK)
-        st = bench_event_seconds(m->c->dev, ev, &s);
+        st = bench_event_seconds(m->c, ev, t0, &s);
     if (st == CLT_OK)
         *value = m->work / s * 1e-9;
     return st;
@@ -157,10 +157,12 @@ static enum clt_status peak(struct bench_ctx *c)
             if (st == CLT_OK)
                 st = clt__set_args(c->dev, m.kernel, args, 3);
             m.work = (double)m.items * 2.0 * peaks[k].mads;
+            double t0 = bench_now();
             if (st == CLT_OK)
                 st = rate_sample(&m, &rate);
+            /* The host clock also stops the growth, should the device's clock be wrong. */
             if (st != CLT_OK || m.work / (rate * 1e9) >= c->cfg->target_s ||
-                m.items >= max_items / 2)
+                bench_now() - t0 >= 4 * c->cfg->target_s || m.items >= max_items / 2)
                 break;
             m.items *= 2;
         }
@@ -228,10 +230,12 @@ static enum clt_status latency(struct bench_ctx *c)
     struct micro m = {.c = c};
     struct bench_stat s;
     enum clt_status st = get_kernel(&m, "bench_empty");
-    if (st == CLT_OK)
+    if (st == CLT_OK && c->profiling_ok)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, latency_start, &m, &s);
-    if (st == CLT_OK)
+    if (st == CLT_OK && c->profiling_ok)
         st = bench_add(c->out, "micro", "launch.enqueue_to_start", "us", false, &s);
+    else if (st == CLT_OK)
+        bench_note(c->out, "micro: launch.enqueue_to_start needs profiling timestamps");
     if (st == CLT_OK)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, latency_round_trip, &m, &s);
     if (st == CLT_OK)
@@ -246,6 +250,7 @@ static enum clt_status transfer_sample(void *ctx, double *value)
     struct micro *m = ctx;
     struct clt_device *dev = m->c->dev;
     cl_event ev = NULL;
+    double t0 = bench_now();
     cl_int err = m->to_device ? clEnqueueWriteBuffer(dev->queue, m->x, CL_TRUE, 0,
                                                      m->host_bytes, m->host, 0, NULL, &ev)
                               : clEnqueueReadBuffer(dev->queue, m->x, CL_TRUE, 0,
@@ -254,7 +259,7 @@ static enum clt_status transfer_sample(void *ctx, double *value)
     enum clt_status st = clt__cl_check(&dev->log, err, m->to_device ? "clEnqueueWriteBuffer"
                                                                     : "clEnqueueReadBuffer");
     if (st == CLT_OK)
-        st = bench_event_seconds(dev, ev, &s);
+        st = bench_event_seconds(m->c, ev, t0, &s);
     if (st == CLT_OK)
         *value = (double)m->host_bytes / s * 1e-9;
     return st;

@@ -84,7 +84,7 @@ static int row(FILE *out, const struct chart *c, const struct bench_figure *f, i
     fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8,
             y + h / 2 + 2);
     xml_text(out, f->name);
-    fprintf(out, " (%s, %s)</text>\n", f->unit, f->higher_better ? "higher" : "lower");
+    fprintf(out, " (%s better)</text>\n", f->higher_better ? "higher" : "lower");
     for (size_t k = 0; k < c->n; k++) {
         const struct bench_figure *g = lookup(c->devs[k], f->section, f->name);
         int by = y + (int)k * BAR_H;
@@ -97,9 +97,11 @@ static int row(FILE *out, const struct chart *c, const struct bench_figure *f, i
         int w = (int)lround(norm * BAR_W);
         fprintf(out,
                 "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>"
-                "<text x=\"%d\" y=\"%d\" class=\"v\">%.4g</text>\n",
+                "<text x=\"%d\" y=\"%d\" class=\"v\">%.4g ",
                 LABEL_W, by + 1, w < 1 ? 1 : w, BAR_H - 2, colours[k % 8], LABEL_W + w + 4,
                 by + BAR_H - 2, g->median);
+        xml_text(out, g->unit);
+        fputs("</text>\n", out);
     }
     return h;
 }
@@ -125,8 +127,8 @@ static int height(const struct chart *c)
     for (size_t k = 0; k < c->n; k++)
         for (size_t i = 0; i < c->devs[k]->nfigs; i++)
             rows += charted(&c->devs[k]->figs[i]) && first_occurrence(c, k, &c->devs[k]->figs[i]);
-    return 60 + (int)c->n * 18 + (int)(bench_section_count - 1) * HEAD_H +
-           rows * ((int)c->n * BAR_H + ROW_GAP) + 20;
+    return 34 + (int)c->n * 18 + (int)(bench_section_count - 1) * (HEAD_H + 6) +
+           rows * ((int)c->n * BAR_H + ROW_GAP) + 12;
 }
 
 static void add(struct chart *c, const struct bench_device *d, const char *prefix)

@@ -132,9 +132,18 @@ static enum clt_status mark(struct clt_device *dev, cl_event *ev)
                          "clEnqueueMarkerWithWaitList");
 }
 
+/* Waits for the queue and reads the host clock: phase boundaries without profiling. */
+static enum clt_status host_mark(struct clt_device *dev, double *t)
+{
+    enum clt_status st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish");
+    *t = bench_now();
+    return st;
+}
+
 /* Enqueues forward, backward and update of the latest uploaded batch with a marker after
- * each (step.c's sequence, without the upload). */
-static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3])
+ * each (step.c's sequence, without the upload); host non-NULL: waits after each phase and
+ * records the host clock instead. */
+static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], double *host)
 {
     struct clt_device *dev = tr->dev;
     struct clt__exec x = {.dev = dev, .tr = tr, .training = true, .seed = tr->options.seed,
@@ -146,7 +155,7 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3])
             st = tr->graph->nodes[id]->op->forward(&x, tr->graph->nodes[id]);
     }
     if (st == CLT_OK)
-        st = mark(dev, &ev[0]);
+        st = host ? host_mark(dev, &host[1]) : mark(dev, &ev[0]);
     struct clt__buf seed = clt__grad(&x, tr->loss);
     float one = 1.0f;
     if (st == CLT_OK)
@@ -162,7 +171,7 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3])
     }
     x.in_backward = false;
     if (st == CLT_OK)
-        st = mark(dev, &ev[1]);
+        st = host ? host_mark(dev, &host[2]) : mark(dev, &ev[1]);
     struct clt__optim_config cfg;
     optim_config(&tr->options.optimizer, &cfg);
     if (st == CLT_OK)
@@ -172,25 +181,47 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3])
                              (struct clt__buf){tr->work, 0}, (struct clt__buf){tr->status, 0},
                              tr->options.optimizer.lr, 1.0f);
     if (st == CLT_OK)
-        st = mark(dev, &ev[2]);
+        st = host ? host_mark(dev, &host[3]) : mark(dev, &ev[2]);
     return st;
 }
 
-/* One split run: forward, backward and optimizer device time of one step. */
+static void keep_split(struct train_run *r, const double part[3])
+{
+    if (r->nsplit >= 64)
+        return;
+    for (int i = 0; i < 3; i++)
+        r->split[i][r->nsplit] = part[i] > 0 ? part[i] * 1e3 : 1e-6;
+    r->nsplit++;
+}
+
+/* One split run: forward, backward and optimizer time of one step; the value is their sum
+ * in milliseconds. */
 static enum clt_status split_sample(void *ctx, double *value)
 {
     struct train_run *r = ctx;
     struct clt_device *dev = r->c->dev;
+    enum clt_status st = clt_device_finish(dev);
+    if (st == CLT_OK && !r->c->profiling_ok) {
+        double host[4];
+        st = host_mark(dev, &host[0]);
+        if (st == CLT_OK)
+            st = split_enqueue(r->tr, NULL, host);
+        if (st != CLT_OK)
+            return st;
+        double part[3] = {host[1] - host[0], host[2] - host[1], host[3] - host[2]};
+        keep_split(r, part);
+        *value = (host[3] - host[0]) * 1e3;
+        return CLT_OK;
+    }
     cl_event ev[3] = {NULL, NULL, NULL};
     struct bench_bracket br;
-    enum clt_status st = clt_device_finish(dev);
     if (st == CLT_OK)
-        st = bench_bracket_begin(dev, &br);
+        st = bench_bracket_begin(r->c, &br);
     if (st != CLT_OK)
         return st;
-    st = split_enqueue(r->tr, ev);
+    st = split_enqueue(r->tr, ev, NULL);
     double total = 0;
-    enum clt_status st2 = bench_bracket_end(dev, &br, &total);
+    enum clt_status st2 = bench_bracket_end(r->c, &br, &total);
     st = st == CLT_OK ? st2 : st;
     cl_ulong t[4] = {0, 0, 0, 0};
     for (int i = 0; st == CLT_OK && i < 3; i++)
@@ -206,11 +237,7 @@ static enum clt_status split_sample(void *ctx, double *value)
     /* The forward phase starts where the bracket did: total - (end - forward end). */
     double fwd = total - (double)(t[3] - t[1]) * 1e-9;
     double part[3] = {fwd, (double)(t[2] - t[1]) * 1e-9, (double)(t[3] - t[2]) * 1e-9};
-    if (r->nsplit < 64) {
-        for (int i = 0; i < 3; i++)
-            r->split[i][r->nsplit] = part[i] > 0 ? part[i] * 1e3 : 1e-6;
-        r->nsplit++;
-    }
+    keep_split(r, part);
     *value = total * 1e3;
     return CLT_OK;
 }
@@ -280,7 +307,7 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
                                  s.max * (double)m.positions, s.runs};
         st = add1(c, tc->kind, "tokens_per_s", "tokens/s", true, &tok);
     }
-    if (st == CLT_OK)
+    if (st == CLT_OK && c->profiling_ok)
         st = step_times(&r, tc->kind, first);
     if (st == CLT_OK)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, split_sample, &r, &s);
@@ -309,13 +336,20 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     return st;
 }
 
+/* A model that fails (too large for the device, say) is noted and the next one still runs;
+ * the status is the first failure. */
 enum clt_status bench_train(struct bench_ctx *c)
 {
-    enum clt_status st = CLT_OK;
-    for (size_t i = 0; st == CLT_OK && i < sizeof cases / sizeof cases[0]; i++) {
+    enum clt_status first = CLT_OK;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (c->cfg->verbose)
             fprintf(stderr, "cltrain-bench:   train %s\n", cases[i].kind);
-        st = one_model(c, &cases[i]);
+        enum clt_status st = one_model(c, &cases[i]);
+        if (st != CLT_OK) {
+            bench_note(c->out, "train: %s failed: %s", cases[i].kind, clt_status_str(st));
+            clt_device_finish(c->dev);
+            first = first == CLT_OK ? st : first;
+        }
     }
-    return st;
+    return first;
 }

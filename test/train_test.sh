@@ -157,6 +157,9 @@ check "eval of a corrupt checkpoint" 1 "$exe" eval --checkpoint "$tmp/bad.safete
 check "sample of a classifier" 1 "$exe" sample --checkpoint "$tmp/file.safetensors"
 check "sample with an unknown character" 2 "$exe" sample --checkpoint "$tmp/gpt.safetensors" \
     --prompt "XYZ"
+check "model too large for the device" 1 "$exe" train --model mlp --width 40000 --depth 8 \
+    --data "csv:$tmp/points.csv"
+expect_err "too large message" "does not fit"
 check "no such device" 1 "$exe" train --model mlp --data "csv:$tmp/points.csv" \
     --device no-such-device-anywhere
 expect_err "device message" "no device matches"

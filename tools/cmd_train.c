@@ -102,7 +102,7 @@ static void model_training_defaults(struct train_config *c, const struct opt *o,
     if (!args_find((struct opt *)o, n, "epochs")->seen)
         c->epochs = cnn ? 2 : gpt ? 1 : 3;
     if (!args_find((struct opt *)o, n, "batch")->seen)
-        c->batch = gpt ? 16 : 128;
+        c->batch = gpt ? 16 : cnn ? 32 : 128;
     if (!args_find((struct opt *)o, n, "lr")->seen)
         c->lr = strcmp(c->optimizer, "sgd") == 0 ? 0.05 : cnn ? 2e-3 : 1e-3;
     if (!args_find((struct opt *)o, n, "clip")->seen)
@@ -138,9 +138,6 @@ int cmd_train(int argc, char **argv)
         rc = model_desc_from_arg(c.model_arg, &d, err, sizeof err) == CLT_OK ? 0 : 2;
         if (rc == 0) {
             /* Size flags were parsed into c.desc; keep them over the kind's defaults. */
-            snprintf(d.path, sizeof d.path, "%s", c.model_arg + (d.kind[0] == 'f' ? 5 : 0));
-            if (strcmp(d.kind, "file") != 0)
-                d.path[0] = '\0';
             d.width = c.desc.width;
             d.depth = c.desc.depth;
             d.heads = c.desc.heads;

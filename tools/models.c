@@ -40,7 +40,7 @@ void model_defaults(struct model_desc *d)
     bool gpt = strcmp(d->kind, "gpt") == 0, cnn = strcmp(d->kind, "cnn") == 0;
     bool mlp = strcmp(d->kind, "mlp") == 0;
     if (d->width <= 0)
-        d->width = gpt ? 128 : cnn ? 32 : mlp ? 256 : 0;
+        d->width = gpt ? 128 : cnn ? 16 : mlp ? 256 : 0;
     if (d->depth <= 0)
         d->depth = gpt ? 4 : mlp ? 2 : 0;
     if (d->heads <= 0)
@@ -48,7 +48,7 @@ void model_defaults(struct model_desc *d)
     if (d->context <= 0)
         d->context = gpt ? 64 : 0;
     if (d->dropout < 0.0f)
-        d->dropout = cnn ? 0.25f : 0.0f;
+        d->dropout = cnn ? 0.1f : 0.0f;
 }
 
 enum clt_status model_desc_from_arg(const char *arg, struct model_desc *d, char *err,

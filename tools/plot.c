@@ -157,8 +157,8 @@ static void series_path(FILE *f, const struct frame *fr, const struct plot_serie
 
 static void legend(FILE *f, const struct plot_series *s, size_t count)
 {
-    int x = WIDTH - RIGHT - 170, y = TOP + 10;
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"160\" height=\"%d\" fill=\"#fff\" "
+    int x = WIDTH - RIGHT - 190, y = TOP + 10;
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"180\" height=\"%d\" fill=\"#fff\" "
             "fill-opacity=\"0.85\" stroke=\"#999\"/>\n", x, y, (int)count * 20 + 8);
     for (size_t i = 0; i < count; i++) {
         int ly = y + 16 + (int)i * 20;

@@ -126,7 +126,7 @@ static int setup_trainer(struct run *r)
     double t0 = progress_now();
     enum clt_status st = clt_trainer_create(r->dev, r->m.g, r->m.loss, &o, &r->tr);
     if (st != CLT_OK) {
-        tool_fail(r->tl, st, "cannot set up the model on %s", di->name);
+        tool_fail(r->tl, st, "cannot set up the model");
         return 1;
     }
     struct clt_memory_report mem;
@@ -344,8 +344,16 @@ static void draw(struct run *r)
             ty[nt++] = r->points[i].loss;
         }
     }
-    struct plot_series s[2] = {
-        {"training loss", "#1f77b4", tx, ty, nt, false},
+    /* Single-step losses are noisy: draw them light, with their moving average over the last
+     * (up to) 10 logged steps on top. */
+    double *avg = malloc((nt + 1) * sizeof *avg), sum = 0;
+    for (size_t i = 0; avg && i < nt; i++) {
+        sum += ty[i] - (i >= 10 ? ty[i - 10] : 0);
+        avg[i] = sum / (double)(i >= 10 ? 10 : i + 1);
+    }
+    struct plot_series s[3] = {
+        {"training loss", "#aec7e8", tx, ty, nt, false},
+        {"training, average of 10", "#1f77b4", tx, avg, avg ? nt : 0, false},
         {"evaluation loss", "#d62728", ex, ey, ne, true},
     };
     const struct model_desc *d = &r->c->desc;
@@ -359,8 +367,9 @@ static void draw(struct run *r)
     else
         snprintf(title, sizeof title, "%s (width %lld) on %.60s", d->kind, (long long)d->width,
                  r->c->data);
-    if (plot_svg(r->c->plot, title, "step", "cross-entropy loss", s, 2, err, sizeof err) != 0)
+    if (plot_svg(r->c->plot, title, "step", "cross-entropy loss", s, 3, err, sizeof err) != 0)
         fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
+    free(avg);
     free(buf);
 }
 

@@ -208,8 +208,10 @@ static int take_string(const struct clt_checkpoint *ck, const char *key, struct 
 static int check_model(const struct train_config *c, const struct model_desc *d, struct opt *o,
                        size_t n, char *err, size_t err_size)
 {
-    struct opt *m = args_find(o, n, "model");
-    if (m->seen && strncmp(c->model_arg, d->kind, strlen(d->kind)) != 0) {
+    struct model_desc arg;
+    if (args_find(o, n, "model")->seen &&
+        (model_desc_from_arg(c->model_arg, &arg, err, err_size) != CLT_OK ||
+         strcmp(arg.kind, d->kind) != 0)) {
         snprintf(err, err_size, "--model %s differs from the checkpoint's %s", c->model_arg,
                  d->kind);
         return 2;
