@@ -21,6 +21,7 @@ struct bench_config {
     bool quick;       /* smaller sizes, fewer runs: under a minute on a 2-core CPU */
     int warmup;       /* runs thrown away before the measured ones */
     int runs;         /* measured runs of each figure */
+    int cold_runs;    /* cold-cache first steps per model (each a full compile); 0: none */
     double target_s;  /* a calibrated micro kernel runs at least this long per run */
     bool verbose;     /* progress lines on stderr */
     const char *self; /* path of this program, to start the cold-cache children */
@@ -73,8 +74,7 @@ void bench_env(struct bench_device *d, const char *key, const char *value, bool 
 const char *bench_env_get(const struct bench_device *d, const char *key);
 
 /* Appends a note ("train: ... skipped because ..."). */
-void bench_note(struct bench_device *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void bench_note(struct bench_device *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ==== Statistics and timing (stats.c) =================================================== */
 
@@ -130,8 +130,7 @@ struct bench_bracket {
     double host_t0;
 };
 enum clt_status bench_bracket_begin(struct bench_ctx *c, struct bench_bracket *b);
-enum clt_status bench_bracket_end(struct bench_ctx *c, struct bench_bracket *b,
-                                  double *seconds);
+enum clt_status bench_bracket_end(struct bench_ctx *c, struct bench_bracket *b, double *seconds);
 
 /* Time of one command: END - START of its event, or without usable profiling the host time
  * from host_t0 (read before the enqueue) until the event completes. Releases the event. */

@@ -57,8 +57,8 @@ static const cJSON *member(struct reader *rd, const cJSON *obj, const char *key,
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || (v->type & 0xff) != type) {
         if (!rd->why[0])
-            snprintf(rd->why, sizeof rd->why, "%s: \"%s\" is missing or has the wrong type",
-                     where, key);
+            snprintf(rd->why, sizeof rd->why, "%s: \"%s\" is missing or has the wrong type", where,
+                     key);
         return NULL;
     }
     return v;
@@ -82,8 +82,7 @@ static bool read_figure(struct reader *rd, const cJSON *j, const char *section,
                  section, name->valuestring);
         return false;
     }
-    struct bench_stat s = {med->valuedouble, min->valuedouble, max->valuedouble,
-                           runs->valueint};
+    struct bench_stat s = {med->valuedouble, min->valuedouble, max->valuedouble, runs->valueint};
     if (bench_add(d, section, name->valuestring, unit->valuestring, higher, &s) != CLT_OK) {
         snprintf(rd->why, sizeof rd->why, "out of memory");
         return false;
@@ -125,8 +124,7 @@ static bool read_device(struct reader *rd, const cJSON *j, struct bench_device *
         cJSON_ArrayForEach(fig, arr)
         {
             if (!cJSON_IsObject(fig)) {
-                snprintf(rd->why, sizeof rd->why, "%s: figures must be objects",
-                         bench_sections[s]);
+                snprintf(rd->why, sizeof rd->why, "%s: figures must be objects", bench_sections[s]);
                 return false;
             }
             if (!read_figure(rd, fig, bench_sections[s], d))
@@ -211,8 +209,7 @@ static const struct bench_device *match(const struct bench_device *d,
     return ndev == 1 && base->ndev == 1 ? &base->devs[0] : NULL;
 }
 
-static const struct bench_figure *find(const struct bench_device *d,
-                                       const struct bench_figure *f)
+static const struct bench_figure *find(const struct bench_device *d, const struct bench_figure *f)
 {
     for (size_t i = 0; i < d->nfigs; i++)
         if (strcmp(d->figs[i].section, f->section) == 0 && strcmp(d->figs[i].name, f->name) == 0)
@@ -248,7 +245,10 @@ int bench_compare(const struct bench_results *r, const struct bench_results *bas
             bool regress = f->higher_better ? ratio < 1 - t : ratio > 1 + t;
             bool better = f->higher_better ? ratio > 1 + t : ratio < 1 - t;
             printf("%-8s %-36s %12.4g %12.4g %8.3f  %-9s %s\n", f->section, f->name, f->median,
-                   g->median, ratio, f->unit, regress ? "REGRESSION" : better ? "improved" : "");
+                   g->median, ratio, f->unit,
+                   regress  ? "REGRESSION"
+                   : better ? "improved"
+                            : "");
             compared++;
             worse += regress;
             improved += better;

@@ -61,7 +61,7 @@ static enum clt_status run_child(struct bench_ctx *c, const char *kind, const ch
     }
     if (pid == 0) {
         static const char *const vars[][2] = {
-            {"CLTRAIN_CACHE_DIR", "cltrain"}, {"POCL_CACHE_DIR", "pocl"},
+            {"CLTRAIN_CACHE_DIR", "cltrain"},  {"POCL_CACHE_DIR", "pocl"},
             {"MESA_SHADER_CACHE_DIR", "mesa"}, {"MESA_GLSL_CACHE_DIR", "mesa"},
             {"CUDA_CACHE_PATH", "cuda"},       {"XDG_CACHE_HOME", "xdg"}};
         char dir[4096];
@@ -74,8 +74,8 @@ static enum clt_status run_child(struct bench_ctx *c, const char *kind, const ch
         dup2(fd[1], STDOUT_FILENO);
         close(fd[0]);
         close(fd[1]);
-        char *argv[] = {(char *)c->cfg->self, "--first-step-child", (char *)kind, "--device",
-                        c->selection, NULL};
+        char *argv[] = {(char *)c->cfg->self, "--first-step-child", (char *)kind,
+                        "--device",           c->selection,         NULL};
         execv(c->cfg->self, argv);
         _exit(127);
     }
@@ -100,36 +100,43 @@ static enum clt_status run_child(struct bench_ctx *c, const char *kind, const ch
 
 enum clt_status bench_first_step(struct bench_ctx *c, const char *kind)
 {
-    /* A cold run rebuilds every kernel (tens of seconds on a CPU): --quick does one, for the
-     * MLP only. */
-    if (c->cfg->quick && strcmp(kind, "mlp") != 0)
+    /* A cold run rebuilds every kernel the model needs: 20 to 80 s on a 2-core CPU. So
+     * cold_runs (--cold-runs) is 1 by default, and --quick measures the MLP only. Warm runs
+     * are cheap; each cold run's directories serve for ceil(runs / cold_runs) of them. */
+    if ((c->cfg->quick && strcmp(kind, "mlp") != 0) || c->cfg->cold_runs < 1)
         return CLT_OK;
-    int runs = c->cfg->quick ? 1 : c->cfg->runs < 3 ? c->cfg->runs : 3;
-    double cold[3], warm[3];
-    enum clt_status st = CLT_OK;
+    int cold_runs = c->cfg->cold_runs, per = (c->cfg->runs + cold_runs - 1) / cold_runs;
+    double *cold = malloc((size_t)cold_runs * sizeof *cold);
+    double *warm = malloc((size_t)(cold_runs * per) * sizeof *warm);
+    enum clt_status st = cold && warm ? CLT_OK : CLT_ERR_NO_MEMORY;
     const char *tmp = getenv("TMPDIR");
-    for (int i = 0; st == CLT_OK && i < runs; i++) {
+    int nwarm = 0;
+    for (int i = 0; st == CLT_OK && i < cold_runs; i++) {
         char root[4096];
         snprintf(root, sizeof root, "%s/cltrain-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(root))
-            return CLT_ERR_IO;
+        if (!mkdtemp(root)) {
+            st = CLT_ERR_IO;
+            break;
+        }
         st = run_child(c, kind, root, &cold[i]);
-        if (st == CLT_OK)
-            st = run_child(c, kind, root, &warm[i]);
+        for (int k = 0; st == CLT_OK && k < per; k++)
+            st = run_child(c, kind, root, &warm[nwarm++]);
         remove_tree(root);
     }
     struct bench_stat s;
     char name[80];
     if (st == CLT_OK) {
-        bench_stat_of(cold, runs, &s);
+        bench_stat_of(cold, cold_runs, &s);
         snprintf(name, sizeof name, "%s.first_step_cold_s", kind);
         st = bench_add(c->out, "train", name, "s", false, &s);
     }
     if (st == CLT_OK) {
-        bench_stat_of(warm, runs, &s);
+        bench_stat_of(warm, nwarm, &s);
         snprintf(name, sizeof name, "%s.first_step_warm_s", kind);
         st = bench_add(c->out, "train", name, "s", false, &s);
     }
+    free(cold);
+    free(warm);
     return st;
 }
 

@@ -77,10 +77,10 @@ static cl_mem filled(struct clt_device *dev, int64_t count, enum clt_status *st)
     *st = clt__cl_check(&dev->log, err, "clCreateBuffer");
     float v = 0.5f;
     if (*st == CLT_OK)
-        *st = clt__cl_check(&dev->log,
-                            clEnqueueFillBuffer(dev->queue, m, &v, sizeof v, 0,
-                                                (size_t)count * 4, 0, NULL, NULL),
-                            "clEnqueueFillBuffer");
+        *st = clt__cl_check(
+            &dev->log,
+            clEnqueueFillBuffer(dev->queue, m, &v, sizeof v, 0, (size_t)count * 4, 0, NULL, NULL),
+            "clEnqueueFillBuffer");
     return m;
 }
 
@@ -104,12 +104,16 @@ static enum clt_status measure(struct gemm_run *r, const char *backend, const ch
     return st;
 }
 
-static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc,
-                                bool *clblast_ok)
+static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc, bool *clblast_ok)
 {
     struct gemm_run r = {.c = c};
-    struct clt_gemm_shape in = {.trans_a = gc->trans_a, .trans_b = gc->trans_b, .m = gc->m,
-                                .n = gc->n, .k = gc->k, .alpha = 1.0f, .batch = gc->batch};
+    struct clt_gemm_shape in = {.trans_a = gc->trans_a,
+                                .trans_b = gc->trans_b,
+                                .m = gc->m,
+                                .n = gc->n,
+                                .k = gc->k,
+                                .alpha = 1.0f,
+                                .batch = gc->batch};
     int64_t sa, sb, sc;
     enum clt_status st = clt__gemm_resolve(&c->dev->log, &in, &r.g, &sa, &sb, &sc);
     if (st == CLT_OK)
@@ -125,8 +129,7 @@ static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc,
         r.fn = clt__gemm_clblast;
         enum clt_status cb = measure(&r, "clblast", gc->name);
         if (cb == CLT_ERR_GEMM) {
-            bench_note(c->out, "gemm: CLBlast failed on %s; its figures are missing",
-                       gc->name);
+            bench_note(c->out, "gemm: CLBlast failed on %s; its figures are missing", gc->name);
             *clblast_ok = false;
         } else {
             st = cb;

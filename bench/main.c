@@ -25,7 +25,7 @@
 struct options {
     const char *device, *json, *csv, *svg, *compare, *from, *child_model;
     bool list, quick, quiet, verbose, fail_on_regression;
-    int runs, warmup;
+    int runs, warmup, cold_runs;
     double threshold;
     unsigned sections; /* bit s: bench_sections[s] */
 };
@@ -38,6 +38,7 @@ static void usage(FILE *f)
           "                         default: CLTRAIN_DEVICE, else the first GPU), or every one\n"
           "  --quick                small sizes and few runs (under a minute on a 2-core CPU)\n"
           "  --runs N, --warmup N   measured and discarded runs of each figure\n"
+          "  --cold-runs N          cold-cache first steps per model (default 1; 0: none)\n"
           "  --sections LIST        comma-separated subset of micro,gemm,ops,train\n"
           "  --json FILE            every figure as JSON\n"
           "  --csv FILE             every figure as CSV\n"
@@ -91,9 +92,9 @@ static int parse_sections(const char *s, unsigned *out)
 /* Parses argv into o; returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, struct options *o)
 {
-    static const char *const valued[] = {"--device", "--json", "--csv", "--svg", "--compare",
-                                         "--from", "--threshold", "--runs", "--warmup",
-                                         "--sections", "--first-step-child"};
+    static const char *const valued[] = {
+        "--device",    "--json", "--csv",    "--svg",       "--compare",  "--from",
+        "--threshold", "--runs", "--warmup", "--cold-runs", "--sections", "--first-step-child"};
     for (int i = 1; i < argc; i++) {
         char name[64];
         const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
@@ -141,6 +142,9 @@ static int parse(int argc, char **argv, struct options *o)
         } else if (strcmp(name, "--runs") == 0) {
             if (!parse_int(val, 1, 1000, &o->runs))
                 return bad("--runs needs an integer from 1 to 1000, not \"%s\"", val);
+        } else if (strcmp(name, "--cold-runs") == 0) {
+            if (!parse_int(val, 0, 100, &o->cold_runs))
+                return bad("--cold-runs needs an integer from 0 to 100, not \"%s\"", val);
         } else if (strcmp(name, "--warmup") == 0) {
             if (!parse_int(val, 0, 1000, &o->warmup))
                 return bad("--warmup needs an integer from 0 to 1000, not \"%s\"", val);
@@ -232,8 +236,7 @@ static enum clt_status measure_device(const struct options *o, const struct benc
         if (!(o->sections & (1u << s)))
             continue;
         if (!o->quiet)
-            fprintf(stderr, "cltrain-bench: %s %s: %s\n", out->id, info->name,
-                    bench_sections[s]);
+            fprintf(stderr, "cltrain-bench: %s %s: %s\n", out->id, info->name, bench_sections[s]);
         double t0 = bench_now();
         st = fns[s](&c);
         if (cfg->verbose)
@@ -272,8 +275,7 @@ static int list_devices(void)
 }
 
 /* Measures the selected devices into r. Returns an exit status. */
-static int measure(const struct options *o, const struct bench_config *cfg,
-                   struct bench_results *r)
+static int measure(const struct options *o, const struct bench_config *cfg, struct bench_results *r)
 {
     struct clt_device_info *list = NULL;
     size_t count = 0, index = 0;
@@ -287,8 +289,7 @@ static int measure(const struct options *o, const struct bench_config *cfg,
     bool all = o->device && strcmp(o->device, "all") == 0;
     const char *sel = o->device ? o->device : getenv("CLTRAIN_DEVICE");
     if (!all && (st = clt_device_select(list, count, sel, &index)) != CLT_OK) {
-        fprintf(stderr, "cltrain-bench: no device matches \"%s\" (see --list)\n",
-                sel ? sel : "");
+        fprintf(stderr, "cltrain-bench: no device matches \"%s\" (see --list)\n", sel ? sel : "");
         clt_devices_free(list);
         return 2;
     }
@@ -319,7 +320,7 @@ static const char *self_path(const char *argv0)
 
 int main(int argc, char **argv)
 {
-    struct options o = {.runs = 0, .warmup = -1, .threshold = 10.0};
+    struct options o = {.runs = 0, .warmup = -1, .cold_runs = 1, .threshold = 10.0};
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
@@ -333,8 +334,11 @@ int main(int argc, char **argv)
             o.sections |= 1u << s;
     struct bench_config cfg = {
         .quick = o.quick,
-        .runs = o.runs ? o.runs : o.quick ? 3 : 5,
+        .runs = o.runs    ? o.runs
+                : o.quick ? 3
+                          : 5,
         .warmup = o.warmup >= 0 ? o.warmup : 1,
+        .cold_runs = o.cold_runs,
         .target_s = o.quick ? 0.02 : 0.05,
         .verbose = o.verbose,
         .self = self_path(argv[0]),
@@ -366,8 +370,7 @@ int main(int argc, char **argv)
         rc = 1;
     if (o.svg && bench_write_svg(&r, o.compare ? &base : NULL, o.svg) != CLT_OK)
         rc = 1;
-    if (o.compare && bench_compare(&r, &base, o.threshold) > 0 && o.fail_on_regression &&
-        rc == 0)
+    if (o.compare && bench_compare(&r, &base, o.threshold) > 0 && o.fail_on_regression && rc == 0)
         rc = 3;
     bench_results_free(&base);
     bench_results_free(&r);

@@ -4,24 +4,25 @@
  * widths, kernel launch latency, and host <-> device transfer rates. Kernel times come from
  * the kernels' own profiling events (END - START); see docs/bench.md.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
-#define FETCH 16   /* BENCH_FETCH of cl/bench.cl */
-#define MADS 2048  /* BENCH_MADS of cl/bench.cl */
+#define FETCH 16       /* BENCH_FETCH of cl/bench.cl */
+#define MADS 2048      /* BENCH_MADS of cl/bench.cl */
 #define ILP_MADS 16384 /* BENCH_ILP_MADS of cl/bench.cl */
-#define LAUNCHES 32 /* empty launches per latency run */
+#define LAUNCHES 32    /* empty launches per latency run */
 
 struct micro {
     struct bench_ctx *c;
     cl_kernel kernel;
     size_t wg;
     cl_mem x, y;
-    cl_int items;      /* work-items of the kernel */
-    double work;       /* bytes or flops per launch */
-    void *host;        /* transfer staging */
+    cl_int items; /* work-items of the kernel */
+    double work;  /* bytes or flops per launch */
+    void *host;   /* transfer staging */
     size_t host_bytes;
     bool to_device;
 };
@@ -30,10 +31,10 @@ struct micro {
 static enum clt_status launch(struct micro *m, cl_event *ev)
 {
     size_t local = m->wg, global = ((size_t)m->items + local - 1) / local * local;
-    return clt__cl_check(&m->c->dev->log,
-                         clEnqueueNDRangeKernel(m->c->dev->queue, m->kernel, 1, NULL, &global,
-                                                &local, 0, NULL, ev),
-                         "clEnqueueNDRangeKernel");
+    return clt__cl_check(
+        &m->c->dev->log,
+        clEnqueueNDRangeKernel(m->c->dev->queue, m->kernel, 1, NULL, &global, &local, 0, NULL, ev),
+        "clEnqueueNDRangeKernel");
 }
 
 /* One run: the kernel's rate in units of 1e9 work per second (GB/s, GFLOP/s). */
@@ -74,26 +75,50 @@ static cl_mem buffer(struct clt_device *dev, size_t bytes, enum clt_status *st)
     *st = clt__cl_check(&dev->log, err, "clCreateBuffer");
     if (*st == CLT_OK) {
         float zero = 0.0f;
-        *st = clt__cl_check(&dev->log,
-                            clEnqueueFillBuffer(dev->queue, b, &zero, sizeof zero, 0, bytes, 0,
-                                                NULL, NULL),
-                            "clEnqueueFillBuffer");
+        *st = clt__cl_check(
+            &dev->log,
+            clEnqueueFillBuffer(dev->queue, b, &zero, sizeof zero, 0, bytes, 0, NULL, NULL),
+            "clEnqueueFillBuffer");
     }
     return b;
 }
 
-/* The bandwidth buffers: the configured size, within a quarter of the largest allocation
- * and an eighth of the device memory, a multiple of one work-group's footprint. */
+/* The bandwidth buffers: the configured size, within half the largest allocation and an
+ * eighth of the device memory, a multiple of one work-group's footprint at the wider width. */
 static size_t bandwidth_bytes(struct bench_ctx *c)
 {
     size_t want = (size_t)(c->cfg->quick ? 64 : 256) << 20;
     const struct clt_device_info *i = &c->dev->info;
     while (want > (1u << 20) && (want > i->max_alloc_bytes / 2 || want > i->global_mem_bytes / 8))
         want /= 2;
-    size_t unit = 16 * FETCH * 256;
+    size_t unit = 64 * FETCH * 256;
     return want / unit * unit;
 }
 
+/* Measures one bandwidth kernel (op 0 read, 1 write, 2 copy) at one width (4 or 16 floats)
+ * into *s and adds it as "<name>.float<width>". */
+static enum clt_status bandwidth_one(struct micro *m, size_t bytes, int op, int width,
+                                     const char *name, struct bench_stat *s)
+{
+    static const char *const ops[] = {"read", "write", "copy"};
+    char kernel[32], figure[64];
+    snprintf(kernel, sizeof kernel, "bench_%s%d", ops[op], width);
+    snprintf(figure, sizeof figure, "%s.float%d", name, width);
+    m->items = (cl_int)(bytes / (4 * (size_t)width * FETCH));
+    enum clt_status st = get_kernel(m, kernel);
+    struct clt__arg read[] = {CLT__ARG(m->x), CLT__ARG(m->y), CLT__ARG(m->items)};
+    struct clt__arg write[] = {CLT__ARG(m->y), CLT__ARG(m->items)};
+    if (st == CLT_OK)
+        st = clt__set_args(m->c->dev, m->kernel, op == 1 ? write : read, op == 1 ? 2 : 3);
+    m->work = (double)bytes * (op == 2 ? 2 : 1);
+    if (st == CLT_OK)
+        st = bench_repeat(m->c->cfg->warmup, m->c->cfg->runs, rate_sample, m, s);
+    if (st == CLT_OK)
+        st = bench_add(m->c->out, "micro", figure, "GB/s", true, s);
+    return st;
+}
+
+/* Read, write and copy at both widths; "bandwidth.<op>" is the better width's figure. */
 static enum clt_status bandwidth(struct bench_ctx *c)
 {
     struct micro m = {.c = c};
@@ -102,19 +127,15 @@ static enum clt_status bandwidth(struct bench_ctx *c)
     m.x = buffer(c->dev, bytes, &st);
     if (st == CLT_OK)
         m.y = buffer(c->dev, bytes, &st);
-    m.items = (cl_int)(bytes / (16 * FETCH));
-    static const char *const kernels[] = {"bench_read", "bench_write", "bench_copy"};
     static const char *const names[] = {"bandwidth.read", "bandwidth.write", "bandwidth.copy"};
-    for (int k = 0; st == CLT_OK && k < 3; k++) {
-        st = get_kernel(&m, kernels[k]);
-        struct clt__arg read[] = {CLT__ARG(m.x), CLT__ARG(m.y), CLT__ARG(m.items)};
-        struct clt__arg write[] = {CLT__ARG(m.y), CLT__ARG(m.items)};
-        struct clt__arg *args = k == 1 ? write : read;
+    for (int op = 0; st == CLT_OK && op < 3; op++) {
+        struct bench_stat s4, s16;
+        st = bandwidth_one(&m, bytes, op, 4, names[op], &s4);
         if (st == CLT_OK)
-            st = clt__set_args(c->dev, m.kernel, args, k == 1 ? 2 : 3);
-        m.work = (double)bytes * (k == 2 ? 2 : 1);
+            st = bandwidth_one(&m, bytes, op, 16, names[op], &s16);
         if (st == CLT_OK)
-            st = measure(&m, names[k], "GB/s");
+            st = bench_add(c->out, "micro", names[op], "GB/s", true,
+                           s16.median > s4.median ? &s16 : &s4);
     }
     if (m.x)
         clReleaseMemObject(m.x);
@@ -196,15 +217,15 @@ static enum clt_status latency_run(struct micro *m, bool round_trip, double *val
         double t1 = bench_now();
         cl_ulong q = 0, s = 0;
         if (st == CLT_OK && !round_trip) {
-            st = clt__cl_check(&dev->log,
-                               clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_QUEUED,
-                                                       sizeof q, &q, NULL),
-                               "clGetEventProfilingInfo");
+            st = clt__cl_check(
+                &dev->log,
+                clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_QUEUED, sizeof q, &q, NULL),
+                "clGetEventProfilingInfo");
             if (st == CLT_OK)
-                st = clt__cl_check(&dev->log,
-                                   clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START,
-                                                           sizeof s, &s, NULL),
-                                   "clGetEventProfilingInfo");
+                st = clt__cl_check(
+                    &dev->log,
+                    clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof s, &s, NULL),
+                    "clGetEventProfilingInfo");
         }
         if (ev)
             clReleaseEvent(ev);
@@ -251,13 +272,13 @@ static enum clt_status transfer_sample(void *ctx, double *value)
     struct clt_device *dev = m->c->dev;
     cl_event ev = NULL;
     double t0 = bench_now();
-    cl_int err = m->to_device ? clEnqueueWriteBuffer(dev->queue, m->x, CL_TRUE, 0,
-                                                     m->host_bytes, m->host, 0, NULL, &ev)
-                              : clEnqueueReadBuffer(dev->queue, m->x, CL_TRUE, 0,
-                                                    m->host_bytes, m->host, 0, NULL, &ev);
+    cl_int err = m->to_device ? clEnqueueWriteBuffer(dev->queue, m->x, CL_TRUE, 0, m->host_bytes,
+                                                     m->host, 0, NULL, &ev)
+                              : clEnqueueReadBuffer(dev->queue, m->x, CL_TRUE, 0, m->host_bytes,
+                                                    m->host, 0, NULL, &ev);
     double s = 0;
-    enum clt_status st = clt__cl_check(&dev->log, err, m->to_device ? "clEnqueueWriteBuffer"
-                                                                    : "clEnqueueReadBuffer");
+    enum clt_status st = clt__cl_check(
+        &dev->log, err, m->to_device ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer");
     if (st == CLT_OK)
         st = bench_event_seconds(m->c, ev, t0, &s);
     if (st == CLT_OK)
@@ -281,9 +302,9 @@ static enum clt_status transfers(struct bench_ctx *c)
         m.to_device = k == 0;
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, transfer_sample, &m, &s);
         if (st == CLT_OK)
-            st = bench_add(c->out, "micro", k == 0 ? "transfer.host_to_device"
-                                                   : "transfer.device_to_host",
-                           "GB/s", true, &s);
+            st = bench_add(c->out, "micro",
+                           k == 0 ? "transfer.host_to_device" : "transfer.device_to_host", "GB/s",
+                           true, &s);
     }
     free(m.host);
     if (m.x)

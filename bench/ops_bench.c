@@ -1,7 +1,7 @@
 /*
  * ops_bench.c: forward and backward time of each op family's launcher at one representative
  * shape (the same in --quick and full runs, so that figures compare across both; the shapes
- * are listed in docs/bench.md). Each run brackets INNER back-to-back calls with profiling
+ * are listed in docs/bench.md). Each run brackets 4 (quick: 2) back-to-back calls with profiling
  * markers while the queue is held (bench_bracket_*), and divides: device time per call, host
  * enqueue cost excluded. GEMM-based ops (linear, conv2d) use the device's GEMM backend.
  */
@@ -20,7 +20,6 @@
 #include "ops/shape.h"
 
 #define NBUF 12
-#define INNER 4
 
 typedef enum clt_status (*op_fn)(struct clt_device *dev, const struct clt__buf *b);
 
@@ -72,10 +71,10 @@ enum { LIN_N = 128, LIN_IN = 784, LIN_OUT = 128 };
 static void linear_sizes(int64_t *n, bool *ints)
 {
     (void)ints;
-    n[0] = n[4] = LIN_N * LIN_IN;            /* x, dx */
-    n[1] = n[5] = LIN_OUT * LIN_IN;          /* weight, dweight */
-    n[2] = n[6] = LIN_OUT;                   /* bias, dbias */
-    n[3] = n[7] = LIN_N * LIN_OUT;           /* y, dy */
+    n[0] = n[4] = LIN_N * LIN_IN;   /* x, dx */
+    n[1] = n[5] = LIN_OUT * LIN_IN; /* weight, dweight */
+    n[2] = n[6] = LIN_OUT;          /* bias, dbias */
+    n[3] = n[7] = LIN_N * LIN_OUT;  /* y, dy */
 }
 static enum clt_status linear_fwd(struct clt_device *d, const struct clt__buf *b)
 {
@@ -91,9 +90,20 @@ static enum clt_status linear_bwd(struct clt_device *d, const struct clt__buf *b
 
 static struct clt__conv2d conv_params(void)
 {
-    struct clt__conv2d c = {.n = 32, .c_in = 32, .h = 14, .w = 14, .c_out = 64, .kh = 3,
-                            .kw = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1,
-                            .dil_h = 1, .dil_w = 1, .groups = 1};
+    struct clt__conv2d c = {.n = 32,
+                            .c_in = 32,
+                            .h = 14,
+                            .w = 14,
+                            .c_out = 64,
+                            .kh = 3,
+                            .kw = 3,
+                            .stride_h = 1,
+                            .stride_w = 1,
+                            .pad_h = 1,
+                            .pad_w = 1,
+                            .dil_h = 1,
+                            .dil_w = 1,
+                            .groups = 1};
     clt__conv2d_resolve(NULL, &c);
     return c;
 }
@@ -101,10 +111,10 @@ static void conv_sizes(int64_t *n, bool *ints)
 {
     (void)ints;
     struct clt__conv2d c = conv_params();
-    n[0] = n[4] = c.n * c.c_in * c.h * c.w;          /* x, dx */
-    n[1] = n[5] = c.c_out * c.c_in * c.kh * c.kw;    /* weight, dweight */
-    n[2] = n[6] = c.c_out;                           /* bias, dbias */
-    n[3] = n[7] = c.n * c.c_out * c.oh * c.ow;       /* y, dy */
+    n[0] = n[4] = c.n * c.c_in * c.h * c.w;       /* x, dx */
+    n[1] = n[5] = c.c_out * c.c_in * c.kh * c.kw; /* weight, dweight */
+    n[2] = n[6] = c.c_out;                        /* bias, dbias */
+    n[3] = n[7] = c.n * c.c_out * c.oh * c.ow;    /* y, dy */
     n[8] = (int64_t)clt__conv2d_workspace_bytes(&c) / 4 + 1;
 }
 static enum clt_status conv_fwd(struct clt_device *d, const struct clt__buf *b)
@@ -122,15 +132,15 @@ static enum clt_status conv_bwd(struct clt_device *d, const struct clt__buf *b)
 
 static struct clt__pool2d pool_params(void)
 {
-    struct clt__pool2d p = {.n = 32, .c = 32, .h = 28, .w = 28, .kh = 2, .kw = 2,
-                            .stride_h = 2, .stride_w = 2};
+    struct clt__pool2d p = {
+        .n = 32, .c = 32, .h = 28, .w = 28, .kh = 2, .kw = 2, .stride_h = 2, .stride_w = 2};
     clt__pool2d_resolve(NULL, &p);
     return p;
 }
 static void pool_sizes(int64_t *n, bool *ints)
 {
     struct clt__pool2d p = pool_params();
-    n[0] = n[3] = p.n * p.c * p.h * p.w;     /* x, dx */
+    n[0] = n[3] = p.n * p.c * p.h * p.w;          /* x, dx */
     n[1] = n[2] = n[4] = p.n * p.c * p.oh * p.ow; /* y, argmax, dy */
     ints[2] = true;
 }
@@ -152,21 +162,21 @@ enum { BN_N = 32, BN_C = 32, BN_S = 28 * 28 };
 static void bn_sizes(int64_t *n, bool *ints)
 {
     (void)ints;
-    n[0] = n[1] = n[2] = BN_N * BN_C * BN_S;                  /* x, y, dy */
-    n[3] = n[4] = n[5] = n[6] = n[7] = n[8] = BN_C;           /* gamma, beta, running mean and
-                                                                 var, mean, inv_std */
+    n[0] = n[1] = n[2] = BN_N * BN_C * BN_S;        /* x, y, dy */
+    n[3] = n[4] = n[5] = n[6] = n[7] = n[8] = BN_C; /* gamma, beta, running mean and
+                                                       var, mean, inv_std */
     n[9] = (int64_t)clt__batchnorm_workspace_bytes(BN_N, BN_C, BN_S) / 4 + 1;
 }
 static enum clt_status bn_fwd(struct clt_device *d, const struct clt__buf *b)
 {
-    return clt__batchnorm_forward(d, BN_N, BN_C, BN_S, b[0], b[3], b[4], 1e-5f, 0.1f, b[5],
-                                  b[6], b[1], b[7], b[8], b[9]);
+    return clt__batchnorm_forward(d, BN_N, BN_C, BN_S, b[0], b[3], b[4], 1e-5f, 0.1f, b[5], b[6],
+                                  b[1], b[7], b[8], b[9]);
 }
 static enum clt_status bn_bwd(struct clt_device *d, const struct clt__buf *b)
 {
     /* dx into y's buffer, dgamma and dbeta into the running statistics' buffers. */
-    return clt__batchnorm_backward(d, BN_N, BN_C, BN_S, b[0], b[2], b[3], b[7], b[8], b[1],
-                                   b[5], b[6], false, b[9]);
+    return clt__batchnorm_backward(d, BN_N, BN_C, BN_S, b[0], b[2], b[3], b[7], b[8], b[1], b[5],
+                                   b[6], false, b[9]);
 }
 
 /* ---- Layer norm: x [2048, 128] --------------------------------------------------------- */
@@ -187,8 +197,8 @@ static enum clt_status ln_fwd(struct clt_device *d, const struct clt__buf *b)
 }
 static enum clt_status ln_bwd(struct clt_device *d, const struct clt__buf *b)
 {
-    return clt__layernorm_backward(d, LN_ROWS, LN_D, b[0], b[2], b[4], b[6], b[7], b[3], b[8],
-                                   b[9], false, b[10]);
+    return clt__layernorm_backward(d, LN_ROWS, LN_D, b[0], b[2], b[4], b[6], b[7], b[3], b[8], b[9],
+                                   false, b[10]);
 }
 
 /* ---- Cross-entropy: logits [2048, 96], labels [2048] ----------------------------------- */
@@ -201,7 +211,7 @@ static void ce_sizes(int64_t *n, bool *ints)
     n[1] = CE_ROWS;               /* labels */
     ints[1] = true;
     n[2] = (int64_t)clt__cross_entropy_workspace_bytes(CE_ROWS) / 4 + 1;
-    n[4] = n[5] = 1;              /* loss, dloss */
+    n[4] = n[5] = 1; /* loss, dloss */
 }
 static enum clt_status ce_fwd(struct clt_device *d, const struct clt__buf *b)
 {
@@ -261,7 +271,7 @@ static void emb_sizes(int64_t *n, bool *ints)
     n[0] = n[3] = EM_V * EM_D; /* table, dtable */
     n[1] = EM_T;               /* ids */
     ints[1] = true;
-    n[2] = EM_T * EM_D;        /* y (and dy) */
+    n[2] = EM_T * EM_D; /* y (and dy) */
     n[4] = (int64_t)clt__embedding_workspace_bytes(EM_V, EM_T) / 4 + 1;
 }
 static enum clt_status emb_fwd(struct clt_device *d, const struct clt__buf *b)
@@ -310,6 +320,7 @@ struct op_run {
     struct bench_ctx *c;
     struct clt__buf b[NBUF];
     op_fn fn;
+    int inner; /* calls per run */
 };
 
 static enum clt_status op_sample(void *ctx, double *value)
@@ -320,13 +331,13 @@ static enum clt_status op_sample(void *ctx, double *value)
     enum clt_status st = bench_bracket_begin(r->c, &br);
     if (st != CLT_OK)
         return st;
-    for (int i = 0; st == CLT_OK && i < INNER; i++)
+    for (int i = 0; st == CLT_OK && i < r->inner; i++)
         st = r->fn(r->c->dev, r->b);
     enum clt_status st2 = bench_bracket_end(r->c, &br, &s);
     if (st == CLT_OK)
         st = st2;
     if (st == CLT_OK)
-        *value = s / INNER * 1e6;
+        *value = s / r->inner * 1e6;
     return st;
 }
 
@@ -352,17 +363,17 @@ static enum clt_status setup(struct op_run *r, const struct op_case *oc)
                 return CLT_ERR_NO_MEMORY;
             for (int64_t k = 0; k < n[i]; k++)
                 h[k] = (int32_t)(k % 96);
-            st = clt__cl_check(&dev->log,
-                               clEnqueueWriteBuffer(dev->queue, r->b[i].mem, CL_TRUE, 0, bytes,
-                                                    h, 0, NULL, NULL),
-                               "clEnqueueWriteBuffer");
+            st = clt__cl_check(
+                &dev->log,
+                clEnqueueWriteBuffer(dev->queue, r->b[i].mem, CL_TRUE, 0, bytes, h, 0, NULL, NULL),
+                "clEnqueueWriteBuffer");
             free(h);
         } else if (st == CLT_OK) {
             float v = 0.5f;
-            st = clt__cl_check(&dev->log,
-                               clEnqueueFillBuffer(dev->queue, r->b[i].mem, &v, sizeof v, 0,
-                                                   bytes, 0, NULL, NULL),
-                               "clEnqueueFillBuffer");
+            st = clt__cl_check(
+                &dev->log,
+                clEnqueueFillBuffer(dev->queue, r->b[i].mem, &v, sizeof v, 0, bytes, 0, NULL, NULL),
+                "clEnqueueFillBuffer");
         }
     }
     if (st == CLT_OK && oc->fwd == adamw_step)
@@ -372,7 +383,7 @@ static enum clt_status setup(struct op_run *r, const struct op_case *oc)
 
 static enum clt_status one_case(struct bench_ctx *c, const struct op_case *oc)
 {
-    struct op_run r = {.c = c};
+    struct op_run r = {.c = c, .inner = c->cfg->quick ? 2 : 4};
     enum clt_status st = setup(&r, oc);
     struct bench_stat s;
     char name[80];
@@ -380,8 +391,7 @@ static enum clt_status one_case(struct bench_ctx *c, const struct op_case *oc)
         r.fn = pass == 0 ? oc->fwd : oc->bwd;
         if (!r.fn)
             break;
-        st = bench_repeat(c->cfg->warmup < 1 ? 1 : c->cfg->warmup, c->cfg->runs, op_sample, &r,
-                          &s);
+        st = bench_repeat(c->cfg->warmup < 1 ? 1 : c->cfg->warmup, c->cfg->runs, op_sample, &r, &s);
         snprintf(name, sizeof name, "%s.%s", oc->name,
                  oc->bwd ? (pass == 0 ? "fwd" : "bwd") : "step");
         if (st == CLT_OK)

@@ -19,8 +19,7 @@
 #include "json.h"
 
 /* The figure named "<name>.pct_peak" next to a GEMM figure, or NULL. */
-static const struct bench_figure *pct_of(const struct bench_device *d,
-                                         const struct bench_figure *f)
+static const struct bench_figure *pct_of(const struct bench_device *d, const struct bench_figure *f)
 {
     char name[96];
     snprintf(name, sizeof name, "%s.pct_peak", f->name);
@@ -42,14 +41,12 @@ static void print_device(const struct bench_device *d)
     for (int i = 0; i < d->nenv; i++)
         printf("  %-22s %s\n", d->env[i].key, d->env[i].value);
     for (size_t s = 1; s < bench_section_count; s++) {
-        printf("\n%-34s %12s %12s %12s  %s\n", bench_sections[s], "median", "min", "max",
-               "unit");
+        printf("\n%-34s %12s %12s %12s  %s\n", bench_sections[s], "median", "min", "max", "unit");
         for (size_t i = 0; i < d->nfigs; i++) {
             const struct bench_figure *f = &d->figs[i];
             if (strcmp(f->section, bench_sections[s]) != 0 || is_pct(f))
                 continue;
-            printf("  %-32s %12.4g %12.4g %12.4g  %s", f->name, f->median, f->min, f->max,
-                   f->unit);
+            printf("  %-32s %12.4g %12.4g %12.4g  %s", f->name, f->median, f->min, f->max, f->unit);
             const struct bench_figure *p = pct_of(d, f);
             if (p)
                 printf("  (%.1f%% of peak)", p->median);
@@ -182,8 +179,10 @@ enum clt_status bench_write_json(const struct bench_results *r, const char *path
     FILE *f = open_out(path);
     if (!f)
         return CLT_ERR_IO;
-    fprintf(f, "{\"tool\": \"cltrain-bench\", \"format\": 1, \"cltrain_version\": \"%s\", "
-               "\"mode\": ", clt_version());
+    fprintf(f,
+            "{\"tool\": \"cltrain-bench\", \"format\": 1, \"cltrain_version\": \"%s\", "
+            "\"mode\": ",
+            clt_version());
     json_string(f, r->mode);
     fprintf(f, ", \"warmup\": %d, \"runs\": %d,\n  \"devices\": [\n", r->warmup, r->runs);
     for (size_t k = 0; k < r->ndev; k++) {
@@ -237,8 +236,8 @@ enum clt_status bench_write_csv(const struct bench_results *r, const char *path)
             csv_field(f, g->name);
             fputc(',', f);
             csv_field(f, g->unit);
-            fprintf(f, ",%s,%.9g,%.9g,%.9g,%d\n", g->higher_better ? "higher" : "lower",
-                    g->median, g->min, g->max, g->runs);
+            fprintf(f, ",%s,%.9g,%.9g,%.9g,%d\n", g->higher_better ? "higher" : "lower", g->median,
+                    g->min, g->max, g->runs);
         }
     }
     return close_file(f, path);

@@ -123,13 +123,10 @@ bool bench_probe_profiling(struct bench_ctx *c)
     cl_kernel k;
     size_t wg;
     cl_int err, items = 1 << 16; /* 16 float4 each: 16 MiB */
-    cl_mem buf = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, (size_t)items * 256, NULL,
-                                &err);
+    cl_mem buf = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, (size_t)items * 256, NULL, &err);
     bool ok = false;
-    if (err == CL_SUCCESS &&
-        clt__kernel_get(dev, "bench", "bench_write", &k, &wg) == CLT_OK &&
-        clt__set_args(dev, k, (struct clt__arg[]){CLT__ARG(buf), CLT__ARG(items)}, 2) ==
-            CLT_OK) {
+    if (err == CL_SUCCESS && clt__kernel_get(dev, "bench", "bench_write4", &k, &wg) == CLT_OK &&
+        clt__set_args(dev, k, (struct clt__arg[]){CLT__ARG(buf), CLT__ARG(items)}, 2) == CLT_OK) {
         /* Writing 16 MiB takes more than a microsecond on any device of today; a driver
          * that reports less (rusticl 22.3 reports 0, 1, 2, 3) has no real timestamps. */
         for (int rep = 0; rep < 2; rep++) {
@@ -139,10 +136,10 @@ bool bench_probe_profiling(struct bench_ctx *c)
             ok = clEnqueueNDRangeKernel(dev->queue, k, 1, NULL, &global, NULL, 0, NULL, &ev) ==
                      CL_SUCCESS &&
                  clWaitForEvents(1, &ev) == CL_SUCCESS &&
-                 clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_QUEUED, sizeof q, &q,
-                                         NULL) == CL_SUCCESS &&
-                 clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0,
-                                         NULL) == CL_SUCCESS &&
+                 clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_QUEUED, sizeof q, &q, NULL) ==
+                     CL_SUCCESS &&
+                 clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
+                     CL_SUCCESS &&
                  end_ns(ev, &t1) == CL_SUCCESS && q > 0 && t0 >= q && t1 > t0 + 1000;
             if (ev)
                 clReleaseEvent(ev);
@@ -179,8 +176,7 @@ enum clt_status bench_bracket_begin(struct bench_ctx *c, struct bench_bracket *b
     return st;
 }
 
-enum clt_status bench_bracket_end(struct bench_ctx *c, struct bench_bracket *b,
-                                  double *seconds)
+enum clt_status bench_bracket_end(struct bench_ctx *c, struct bench_bracket *b, double *seconds)
 {
     struct clt_device *dev = c->dev;
     if (!c->profiling_ok) {
@@ -190,9 +186,9 @@ enum clt_status bench_bracket_end(struct bench_ctx *c, struct bench_bracket *b,
         return st;
     }
     cl_event stop = NULL;
-    enum clt_status st = clt__cl_check(
-        &dev->log, clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &stop),
-        "clEnqueueMarkerWithWaitList");
+    enum clt_status st =
+        clt__cl_check(&dev->log, clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &stop),
+                      "clEnqueueMarkerWithWaitList");
     /* Release the queue whatever happened, so that nothing waits forever. */
     clSetUserEventStatus(b->gate, CL_COMPLETE);
     clReleaseEvent(b->gate);
@@ -226,10 +222,10 @@ enum clt_status bench_event_seconds(struct bench_ctx *c, cl_event ev, double hos
         return st;
     }
     if (st == CLT_OK)
-        st = clt__cl_check(&dev->log,
-                           clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0,
-                                                   &t0, NULL),
-                           "clGetEventProfilingInfo");
+        st = clt__cl_check(
+            &dev->log,
+            clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL),
+            "clGetEventProfilingInfo");
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log, end_ns(ev, &t1), "clGetEventProfilingInfo");
     if (st == CLT_OK)

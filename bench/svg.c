@@ -81,8 +81,7 @@ static int row(FILE *out, const struct chart *c, const struct bench_figure *f, i
             best = g->median;
     }
     int h = (int)c->n * BAR_H + ROW_GAP;
-    fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8,
-            y + h / 2 + 2);
+    fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + h / 2 + 2);
     xml_text(out, f->name);
     fprintf(out, " (%s better)</text>\n", f->higher_better ? "higher" : "lower");
     for (size_t k = 0; k < c->n; k++) {
@@ -167,8 +166,10 @@ enum clt_status bench_write_svg(const struct bench_results *r, const struct benc
             w, h, w, h, clt_version());
     int y = 34;
     for (size_t k = 0; k < c.n; k++, y += 18) {
-        fprintf(out, "<rect x=\"8\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
-                     "<text x=\"26\" y=\"%d\">", y, colours[k % 8], y + 10);
+        fprintf(out,
+                "<rect x=\"8\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+                "<text x=\"26\" y=\"%d\">",
+                y, colours[k % 8], y + 10);
         xml_text(out, c.names[k]);
         fputs("</text>\n", out);
     }

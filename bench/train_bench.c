@@ -24,8 +24,9 @@
 struct train_case {
     const char *kind;
     int64_t batch;
+    int steps, quick_steps; /* training steps per throughput run */
 };
-static const struct train_case cases[] = {{"mlp", 128}, {"cnn", 64}, {"gpt", 16}};
+static const struct train_case cases[] = {{"mlp", 128, 8, 4}, {"cnn", 64, 4, 2}, {"gpt", 16, 3, 1}};
 
 enum { IMAGE = 28, CLASSES = 10, VOCAB = 96 };
 
@@ -88,7 +89,7 @@ struct train_run {
     struct clt_trainer *tr;
     const void *inputs[2];
     int64_t batch;
-    int steps; /* per run */
+    int steps;           /* per run */
     double split[3][64]; /* forward, backward, optimizer seconds of each split run */
     int nsplit;
 };
@@ -114,8 +115,7 @@ static enum clt_status throughput_sample(void *ctx, double *value)
 /* The trainer's optimizer settings as the kernels take them (step.c's optim_config). */
 static void optim_config(const struct clt_optimizer *o, struct clt__optim_config *c)
 {
-    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM,
-                                                 CLT__OPTIM_ADAMW};
+    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM, CLT__OPTIM_ADAMW};
     clt__optim_config_init(c, kinds[o->kind]);
     c->weight_decay = o->weight_decay;
     c->momentum = o->momentum;
@@ -146,8 +146,8 @@ static enum clt_status host_mark(struct clt_device *dev, double *t)
 static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], double *host)
 {
     struct clt_device *dev = tr->dev;
-    struct clt__exec x = {.dev = dev, .tr = tr, .training = true, .seed = tr->options.seed,
-                          .step = tr->steps};
+    struct clt__exec x = {
+        .dev = dev, .tr = tr, .training = true, .seed = tr->options.seed, .step = tr->steps};
     enum clt_status st = CLT_OK;
     for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
         uint32_t id = tr->plan.fwd[i];
@@ -226,8 +226,8 @@ static enum clt_status split_sample(void *ctx, double *value)
     cl_ulong t[4] = {0, 0, 0, 0};
     for (int i = 0; st == CLT_OK && i < 3; i++)
         st = clt__cl_check(&dev->log,
-                           clGetEventProfilingInfo(ev[i], CL_PROFILING_COMMAND_END,
-                                                   sizeof t[i + 1], &t[i + 1], NULL),
+                           clGetEventProfilingInfo(ev[i], CL_PROFILING_COMMAND_END, sizeof t[i + 1],
+                                                   &t[i + 1], NULL),
                            "clGetEventProfilingInfo");
     for (int i = 0; i < 3; i++)
         if (ev[i])
@@ -287,7 +287,8 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
         bench_note(c->out, "train: %s not built: %s", tc->kind, err);
         return st;
     }
-    struct train_run r = {.c = c, .batch = tc->batch, .steps = c->cfg->quick ? 2 : 8};
+    struct train_run r = {
+        .c = c, .batch = tc->batch, .steps = c->cfg->quick ? tc->quick_steps : tc->steps};
     void *x = NULL, *y = NULL;
     st = bench_train_inputs(&m, &x, &y);
     r.inputs[0] = x;

@@ -2,13 +2,18 @@
  * bench.cl: the kernels of cltrain-bench's micro figures (bench/micro.c, docs/bench.md).
  * None of them is used in training.
  *
- * Bandwidth: x and y are [items * BENCH_FETCH] float4. Work-item i touches elements
+ * Bandwidth, at two element widths (float4: 16 bytes; float16: 64 bytes, a cache line on
+ * most CPUs): x and y are [items * BENCH_FETCH] elements. Work-item i touches elements
  * i, i + items, i + 2 items, ... (BENCH_FETCH of them), so that neighbouring work-items touch
  * neighbouring elements on every pass (coalesced on GPUs, contiguous vector lanes on CPUs).
- *   bench_read   sums its elements and writes nothing unless the sum is -1 (never, for the
- *                zeros the bench fills x with; the compiler cannot know): only reads count
- *   bench_write  writes a value derived from i into its elements
- *   bench_copy   y[j] = x[j] for its elements
+ *   bench_read4/16   sums its elements and writes nothing unless the sum is -1 (never, for
+ *                    the zeros the bench fills x with; the compiler cannot know): only reads
+ *                    count
+ *   bench_write4/16  writes a value derived from i into its elements
+ *   bench_copy4/16   y[j] = x[j] for its elements
+ * The bench reports the better width: a compiler that does not vectorise across work-items
+ * (PoCL on CPUs, for kernels with an inner loop) moves 16 bytes per instruction with float4
+ * and runs out of instructions before memory runs out of bandwidth.
  * items is passed explicitly: the launch may round the global size up, and the extra
  * work-items return at once.
  *
@@ -16,7 +21,6 @@
  * multiply-adds as two interleaved dependent chains (x = mad(y, x, y); y = mad(x, y, x)),
  * the same shape as clpeak's compute_sp kernels, so each counts 2 * BENCH_MADS flops per
  * work-item whatever the vector width. The result is written so that nothing is elided.
- *
  * bench_peak_float4_ilp8 and bench_peak_float16_ilp8 run BENCH_ILP_MADS scalar multiply-adds
  * per work-item as eight independent chains (c = mad(c, m, a)), so that a device whose
  * compiler does not interleave work-items (PoCL on CPUs runs a work-item's inner loop as
@@ -43,9 +47,9 @@ __kernel void bench_empty(void)
 {
 }
 
-__kernel void bench_read(__global const float4 *x, /* [items * BENCH_FETCH] */
-                         __global float *out,      /* [items], written only if sum == -1 */
-                         int items)
+__kernel void bench_read4(__global const float4 *x, /* [items * BENCH_FETCH] */
+                          __global float *out,      /* [items], written only if sum == -1 */
+                          int items)
 {
     const int i = get_global_id(0);
     if (i >= items)
@@ -58,8 +62,25 @@ __kernel void bench_read(__global const float4 *x, /* [items * BENCH_FETCH] */
         out[i] = t;
 }
 
-__kernel void bench_write(__global float4 *y, /* [items * BENCH_FETCH] */
-                          int items)
+__kernel void bench_read16(__global const float16 *x, /* [items * BENCH_FETCH] */
+                           __global float *out,       /* [items], written only if sum == -1 */
+                           int items)
+{
+    const int i = get_global_id(0);
+    if (i >= items)
+        return;
+    float16 s = (float16)(0.0f);
+    for (int f = 0; f < BENCH_FETCH; f++)
+        s += x[i + f * items];
+    const float8 h8 = s.lo + s.hi;
+    const float4 h = h8.lo + h8.hi;
+    const float t = (h.x + h.y) + (h.z + h.w);
+    if (t == -1.0f)
+        out[i] = t;
+}
+
+__kernel void bench_write4(__global float4 *y, /* [items * BENCH_FETCH] */
+                           int items)
 {
     const int i = get_global_id(0);
     if (i >= items)
@@ -69,9 +90,31 @@ __kernel void bench_write(__global float4 *y, /* [items * BENCH_FETCH] */
         y[i + f * items] = v;
 }
 
-__kernel void bench_copy(__global const float4 *x, /* [items * BENCH_FETCH] */
-                         __global float4 *y,       /* [items * BENCH_FETCH] */
-                         int items)
+__kernel void bench_write16(__global float16 *y, /* [items * BENCH_FETCH] */
+                            int items)
+{
+    const int i = get_global_id(0);
+    if (i >= items)
+        return;
+    const float16 v = (float16)((float)i);
+    for (int f = 0; f < BENCH_FETCH; f++)
+        y[i + f * items] = v;
+}
+
+__kernel void bench_copy4(__global const float4 *x, /* [items * BENCH_FETCH] */
+                          __global float4 *y,       /* [items * BENCH_FETCH] */
+                          int items)
+{
+    const int i = get_global_id(0);
+    if (i >= items)
+        return;
+    for (int f = 0; f < BENCH_FETCH; f++)
+        y[i + f * items] = x[i + f * items];
+}
+
+__kernel void bench_copy16(__global const float16 *x, /* [items * BENCH_FETCH] */
+                           __global float16 *y,       /* [items * BENCH_FETCH] */
+                           int items)
 {
     const int i = get_global_id(0);
     if (i >= items)

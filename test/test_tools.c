@@ -137,9 +137,9 @@ static void desc_round_trip(void **state)
     assert_int_equal(model_desc_from_arg("resnet", &d, err, sizeof err), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(err, "resnet"));
     assert_int_equal(model_desc_from_arg("file:", &d, err, sizeof err), CLT_ERR_INVALID_ARGUMENT);
-    const char *bad[] = {"", "rnn width=3", "mlp width=", "mlp width=-1", "mlp depth=x",
-                         "mlp wide=3", "mlp dropout=1.5", "file width=3", "mlp  width=3",
-                         "gpt width=64 extra"};
+    const char *bad[] = {
+        "",           "rnn width=3",     "mlp width=",   "mlp width=-1", "mlp depth=x",
+        "mlp wide=3", "mlp dropout=1.5", "file width=3", "mlp  width=3", "gpt width=64 extra"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(model_desc_parse(bad[i], &back), CLT_ERR_FORMAT);
 }

@@ -102,6 +102,14 @@ rm "$tmp/model.txt" # the checkpoint carries the model file
 check "eval file model" 0 "$exe" eval --checkpoint "$tmp/file.safetensors"
 [ "$(head -n 1 "$tmp/out")" = "$final" ] && ok || fail "csv eval differs from train's: \"$final\""
 
+# The same points with the label in the first column.
+awk -F, '{ print $4 "," $1 "," $2 "," $3 }' "$tmp/points.csv" >"$tmp/first.csv"
+check "csv label column" 0 "$exe" train --model mlp --width 32 --data "csv:$tmp/first.csv" \
+    --label-column 0 --epochs 8 --batch 16 --out "$tmp/first.safetensors" --expect-accuracy 0.7
+final=$(tail -n 1 "$tmp/out")
+check "eval keeps the label column" 0 "$exe" eval --checkpoint "$tmp/first.safetensors"
+[ "$(head -n 1 "$tmp/out")" = "$final" ] && ok || fail "label-column eval differs: \"$final\""
+
 # ---- Exact resume ---------------------------------------------------------------------------
 # 270 training examples in batches of 16: 16 steps per epoch; 2 epochs, stopped at step 11
 # (mid-epoch) and resumed. Batch norm and dropout make the state and the masks matter.

@@ -62,8 +62,8 @@ static bool store(const char *cmd, struct opt *o, const char *value)
             return false;
         }
         if (!in_range(o, (double)i)) {
-            fprintf(stderr, "%s: --%s: %s is out of range (%.0f to %.0f)\n", cmd, o->name,
-                    value, o->min, o->max);
+            fprintf(stderr, "%s: --%s: %s is out of range (%.0f to %.0f)\n", cmd, o->name, value,
+                    o->min, o->max);
             return false;
         }
         *(int64_t *)o->dest = i;
@@ -94,8 +94,10 @@ int args_parse(const char *cmd, int argc, char **argv, struct opt *opts, size_t 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             return -1;
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            fprintf(stderr, "%s: unexpected argument \"%s\" (options start with --; see "
-                    "--help)\n", cmd, a);
+            fprintf(stderr,
+                    "%s: unexpected argument \"%s\" (options start with --; see "
+                    "--help)\n",
+                    cmd, a);
             return 2;
         }
         char name[64];

@@ -25,13 +25,13 @@ enum opt_type {
 };
 
 struct opt {
-    const char *name;  /* without the leading "--" */
+    const char *name; /* without the leading "--" */
     enum opt_type type;
     void *dest;
     const char *value; /* the value's name in the usage text, e.g. "N"; NULL for flags */
     const char *help;
-    double min, max;   /* OPT_INT and OPT_FLOAT: accepted range (both 0: any) */
-    bool seen;         /* set by args_parse when the option was given */
+    double min, max; /* OPT_INT and OPT_FLOAT: accepted range (both 0: any) */
+    bool seen;       /* set by args_parse when the option was given */
 };
 
 /* Parses argv (the arguments after the command's name): "--name VALUE", "--name=VALUE" and

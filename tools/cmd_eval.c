@@ -20,7 +20,7 @@ static const char *const summary =
 
 struct eval_opts {
     const char *checkpoint, *data, *device;
-    int64_t limit, batch, seed;
+    int64_t limit, batch, seed, label_column;
     bool json, verbose;
 };
 
@@ -97,9 +97,11 @@ static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl
     uint64_t seed = args_find(t, n, "seed")->seen ? (uint64_t)o->seed : cm.data_seed;
     uint64_t limit = args_find(t, n, "limit")->seen ? (uint64_t)o->limit : cm.data_limit;
     int64_t batch = args_find(t, n, "batch")->seen ? o->batch : cm.batch;
-    st = data_open(spec, seed, limit, &tl->log, &data, err, sizeof err);
+    int32_t column =
+        args_find(t, n, "label-column")->seen ? (int32_t)o->label_column : cm.label_column;
+    st = data_open(spec, seed, limit, column, &tl->log, &data, err, sizeof err);
     if (st != CLT_OK) {
-        tool_fail(tl, st, "%s", err);
+        tool_report(tl, err);
         goto out;
     }
     const struct clt_dataset_info *di = &data.eval_info;
@@ -110,10 +112,10 @@ static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl
         char have[128], want[128];
         meta_shape(di, have, sizeof have);
         meta_shape(&cm.info, want, sizeof want);
-        fprintf(stderr, "%s: %s does not fit the model: it has %s, the model was trained on "
-                "%s\n", tl->cmd, spec,
-                di->kind == CLT_DATASET_TEXT ? "text" : have,
-                text ? "text" : want);
+        fprintf(stderr,
+                "%s: %s does not fit the model: it has %s, the model was trained on "
+                "%s\n",
+                tl->cmd, spec, di->kind == CLT_DATASET_TEXT ? "text" : have, text ? "text" : want);
         goto out;
     }
     if (model_build(&cm.desc, &cm.info, batch, &m, err, sizeof err) != CLT_OK) {
@@ -165,18 +167,20 @@ int cmd_eval(int argc, char **argv)
     struct opt t[] = {
         {"checkpoint", OPT_STRING, &o.checkpoint, "FILE", "a checkpoint of cltrain train", 0, 0,
          false},
-        {"data", OPT_STRING, &o.data, "D", "evaluate on D's evaluation set (default: the "
-         "checkpoint's data)", 0, 0, false},
-        {"limit", OPT_INT, &o.limit, "N", "the first N examples only (default: the "
-         "checkpoint's --limit)", 0, 9e18, false},
+        {"data", OPT_STRING, &o.data, "D",
+         "evaluate on D's evaluation set (default: the checkpoint's data)", 0, 0, false},
+        {"limit", OPT_INT, &o.limit, "N",
+         "the first N examples only (default: the checkpoint's --limit)", 0, 9e18, false},
         {"batch", OPT_INT, &o.batch, "N", "batch size (default: the checkpoint's)", 1, 1 << 20,
          false},
-        {"seed", OPT_INT, &o.seed, "N", "seed of a csv held-out split (default: the "
-         "checkpoint's)", 0, 9e18, false},
+        {"seed", OPT_INT, &o.seed, "N", "seed of a csv held-out split (default: the checkpoint's)",
+         0, 9e18, false},
+        {"label-column", OPT_INT, &o.label_column, "N",
+         "csv: the labels' column (default: the checkpoint's)", -1e6, 1e6, false},
         {"device", OPT_STRING, &o.device, "SEL", "device selection", 0, 0, false},
         {"json", OPT_FLAG, &o.json, NULL, "print the result as one JSON object", 0, 0, false},
-        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0,
-         0, false},
+        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0, 0,
+         false},
     };
     size_t n = sizeof t / sizeof t[0];
     int rc = args_parse(cmd, argc, argv, t, n);

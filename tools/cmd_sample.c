@@ -35,8 +35,7 @@ static double uniform(uint64_t *state)
 }
 
 /* Draws an id from softmax(logits / temperature); temperature 0 takes the largest. */
-static int32_t draw(const float *logits, int64_t v, double temperature, uint64_t *rng,
-                    double *p)
+static int32_t draw(const float *logits, int64_t v, double temperature, uint64_t *rng, double *p)
 {
     if (temperature <= 0)
         return (int32_t)argmax(logits, v);
@@ -53,8 +52,8 @@ static int32_t draw(const float *logits, int64_t v, double temperature, uint64_t
 }
 
 /* The prompt as ids; -1 with a message if a byte is not in the vocabulary. */
-static int64_t encode(const char *prompt, const struct ckpt_model *cm, int32_t *ids,
-                      int64_t cap, const char *cmd)
+static int64_t encode(const char *prompt, const struct ckpt_model *cm, int32_t *ids, int64_t cap,
+                      const char *cmd)
 {
     int64_t n = 0;
     for (const unsigned char *s = (const unsigned char *)prompt; *s && n < cap; s++) {
@@ -63,8 +62,10 @@ static int64_t encode(const char *prompt, const struct ckpt_model *cm, int32_t *
             if (cm->symbols[j] == *s)
                 id = (int32_t)j;
         if (id < 0) {
-            fprintf(stderr, "%s: the prompt's character '%c' (byte 0x%02x) is not in the "
-                    "model's vocabulary\n", cmd, *s >= 32 && *s < 127 ? *s : '?', *s);
+            fprintf(stderr,
+                    "%s: the prompt's character '%c' (byte 0x%02x) is not in the "
+                    "model's vocabulary\n",
+                    cmd, *s >= 32 && *s < 127 ? *s : '?', *s);
             return -1;
         }
         ids[n++] = id;
@@ -94,8 +95,8 @@ static int generate(struct clt_trainer *tr, const struct model *m, const struct 
         int64_t w = n < T ? n : T; /* the window: the last w tokens */
         memcpy(x, ids + n - w, (size_t)w * sizeof *x);
         const void *inputs[] = {x, y};
-        enum clt_status st = clt_trainer_eval(tr, inputs, m->logits, logits, (uint64_t)(T * V),
-                                              NULL);
+        enum clt_status st =
+            clt_trainer_eval(tr, inputs, m->logits, logits, (uint64_t)(T * V), NULL);
         if (st != CLT_OK) {
             tool_fail(tl, st, "generation failed");
             rc = 1;
@@ -134,7 +135,7 @@ static int run(const struct sample_opts *o, struct tool_log *tl)
         goto out;
     }
     if (strcmp(cm.desc.kind, "gpt") != 0) {
-        fprintf(stderr, "%s: %s holds a %s model; sample needs a gpt checkpoint\n", tl->cmd,
+        fprintf(stderr, "%s: %s holds a model of kind %s; sample needs a gpt checkpoint\n", tl->cmd,
                 o->checkpoint, cm.desc.kind);
         goto out;
     }
@@ -177,18 +178,17 @@ int cmd_sample(int argc, char **argv)
     const char *cmd = "cltrain sample";
     struct sample_opts o = {.prompt = "", .length = 200, .seed = 1, .temperature = 0.8};
     struct opt t[] = {
-        {"checkpoint", OPT_STRING, &o.checkpoint, "FILE", "a gpt checkpoint of cltrain train",
-         0, 0, false},
-        {"length", OPT_INT, &o.length, "N", "characters to generate (default 200)", 0, 1e7,
+        {"checkpoint", OPT_STRING, &o.checkpoint, "FILE", "a gpt checkpoint of cltrain train", 0, 0,
          false},
-        {"prompt", OPT_STRING, &o.prompt, "TEXT", "text to continue (default: a new line)", 0,
-         0, false},
-        {"temperature", OPT_FLOAT, &o.temperature, "T", "softmax temperature, 0 for the most "
-         "likely (default 0.8)", 0, 100, false},
+        {"length", OPT_INT, &o.length, "N", "characters to generate (default 200)", 0, 1e7, false},
+        {"prompt", OPT_STRING, &o.prompt, "TEXT", "text to continue (default: a new line)", 0, 0,
+         false},
+        {"temperature", OPT_FLOAT, &o.temperature, "T",
+         "softmax temperature, 0 for the most likely (default 0.8)", 0, 100, false},
         {"seed", OPT_INT, &o.seed, "N", "seed of the sampling (default 1)", 0, 9e18, false},
         {"device", OPT_STRING, &o.device, "SEL", "device selection", 0, 0, false},
-        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0,
-         0, false},
+        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0, 0,
+         false},
     };
     size_t n = sizeof t / sizeof t[0];
     int rc = args_parse(cmd, argc, argv, t, n);

@@ -23,8 +23,7 @@ static void log_fn(void *user, enum clt_log_level level, const char *message)
         if (message[n] == '\n' && tl->verbose)
             fprintf(stderr, "%s: %s\n", tl->cmd, message);
     } else {
-        fprintf(stderr, "%s: %s%s\n", tl->cmd, level == CLT_LOG_WARN ? "warning: " : "",
-                message);
+        fprintf(stderr, "%s: %s%s\n", tl->cmd, level == CLT_LOG_WARN ? "warning: " : "", message);
     }
 }
 
@@ -49,6 +48,15 @@ void tool_fail(struct tool_log *tl, enum clt_status st, const char *fmt, ...)
         fprintf(stderr, "%s: %s: %s\n", tl->cmd, what, tl->last);
     else
         fprintf(stderr, "%s: %s: %s\n", tl->cmd, what, clt_status_str(st));
+    tl->last[0] = '\0';
+}
+
+void tool_report(struct tool_log *tl, const char *message)
+{
+    if (tl->last[0])
+        fprintf(stderr, "%s: %s: %s\n", tl->cmd, message, tl->last);
+    else
+        fprintf(stderr, "%s: %s\n", tl->cmd, message);
     tl->last[0] = '\0';
 }
 
@@ -108,7 +116,8 @@ int ckpt_model_read(const struct clt_checkpoint *ck, struct ckpt_model *out, cha
     const char *model = clt_checkpoint_meta(ck, "model");
     const char *data = clt_checkpoint_meta(ck, "data");
     if (!model || !data) {
-        snprintf(err, err_size, "not a checkpoint of `cltrain train` (no \"model\" and \"data\" "
+        snprintf(err, err_size,
+                 "not a checkpoint of `cltrain train` (no \"model\" and \"data\" "
                  "metadata)");
         return -1;
     }
@@ -120,6 +129,11 @@ int ckpt_model_read(const struct clt_checkpoint *ck, struct ckpt_model *out, cha
     uint64_t v = 0;
     meta_u64(ck, "data.seed", &out->data_seed);
     meta_u64(ck, "data.limit", &out->data_limit);
+    int64_t column = -1;
+    const char *lc = clt_checkpoint_meta(ck, "data.label_column");
+    out->label_column = lc && args_int(lc, &column) && column > -(1 << 24) && column < (1 << 24)
+                            ? (int32_t)column
+                            : -1;
     out->batch = meta_u64(ck, "train.batch", &v) && v > 0 ? (int64_t)v : 64;
     if (strcmp(out->desc.kind, "file") == 0) {
         const char *spec = clt_checkpoint_meta(ck, "model.spec");
@@ -155,14 +169,15 @@ int ckpt_model_read(const struct clt_checkpoint *ck, struct ckpt_model *out, cha
     for (const char *p = shape; ok && *p;) {
         char *end = NULL;
         long long d = strtoll(p, &end, 10);
-        ok = end != p && d > 0 && out->info.ndim < CLT_MAX_DIMS - 1 &&
-             (*end == ',' || *end == '\0');
+        ok =
+            end != p && d > 0 && out->info.ndim < CLT_MAX_DIMS - 1 && (*end == ',' || *end == '\0');
         if (ok)
             out->info.shape[out->info.ndim++] = d;
         p = *end == ',' ? end + 1 : end;
     }
     if (!ok || out->info.ndim == 0) {
-        snprintf(err, err_size, "malformed or missing \"data.shape\" or \"data.classes\" "
+        snprintf(err, err_size,
+                 "malformed or missing \"data.shape\" or \"data.classes\" "
                  "metadata");
         return -1;
     }

@@ -40,18 +40,23 @@ void tool_fail(struct tool_log *tl, enum clt_status st, const char *fmt, ...)
 #endif
     ;
 
+/* Prints "CMD: message" and, if the library logged an error, ": detail" after it. For
+ * messages that already say why (data_open's). */
+void tool_report(struct tool_log *tl, const char *message);
+
 /* Opens the device (NULL: CLTRAIN_DEVICE, else the default rule) with tl as its log.
  * Prints the error and returns NULL on failure. */
 struct clt_device *tool_device_open(struct tool_log *tl, const char *selection);
 
 /* What a checkpoint says about its model and data. */
 struct ckpt_model {
-    struct model_desc desc;    /* desc.spec points into spec */
-    char *spec;                /* a model file's text, or NULL (owned) */
-    char data[4096];           /* --data spec */
+    struct model_desc desc; /* desc.spec points into spec */
+    char *spec;             /* a model file's text, or NULL (owned) */
+    char data[4096];        /* --data spec */
     uint64_t data_seed, data_limit;
+    int32_t label_column;
     struct clt_dataset_info info; /* kind, shape, classes or vocab the model was built for */
-    uint8_t symbols[256];      /* text: the byte of each id */
+    uint8_t symbols[256];         /* text: the byte of each id */
     int64_t batch;
 };
 

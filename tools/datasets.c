@@ -31,8 +31,10 @@ int data_spec_check(const char *spec, char *err, size_t err_size)
             return 0;
         }
     }
-    snprintf(err, err_size, "unknown dataset \"%s\" (fashion-mnist, idx:DIR, csv:FILE or "
-             "text:FILE)", spec);
+    snprintf(err, err_size,
+             "unknown dataset \"%s\" (fashion-mnist, idx:DIR, csv:FILE or "
+             "text:FILE)",
+             spec);
     return -1;
 }
 
@@ -48,8 +50,8 @@ static void idx_path(const char *dir, const char *name, char *out, size_t size)
     }
 }
 
-static enum clt_status load_idx_pair(const char *dir, const char *prefix,
-                                     const struct clt_log *log, struct clt_dataset **out)
+static enum clt_status load_idx_pair(const char *dir, const char *prefix, const struct clt_log *log,
+                                     struct clt_dataset **out)
 {
     char images[4096], labels[4096], name[64];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
@@ -75,11 +77,12 @@ static enum clt_status apply_limit(struct clt_dataset **ds, uint64_t limit)
     return st;
 }
 
-enum clt_status data_open(const char *spec, uint64_t seed, uint64_t limit,
+enum clt_status data_open(const char *spec, uint64_t seed, uint64_t limit, int32_t label_column,
                           const struct clt_log *log, struct data_sets *out, char *err,
                           size_t err_size)
 {
     memset(out, 0, sizeof *out);
+    err[0] = '\0';
     if (data_spec_check(spec, err, err_size) != 0)
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st;
@@ -93,14 +96,27 @@ enum clt_status data_open(const char *spec, uint64_t seed, uint64_t limit,
         bool text = strncmp(spec, "text:", 5) == 0;
         const char *path = spec + (text ? 5 : 4);
         st = text ? clt_dataset_load_text(path, log, &whole)
-                  : clt_dataset_load_csv(path, -1, log, &whole);
+                  : clt_dataset_load_csv(path, label_column, log, &whole);
         /* A text's evaluation part is its tail; limit the whole first so that a small
          * --limit still leaves a held-out part. */
         if (st == CLT_OK && text)
             st = apply_limit(&whole, limit);
+        struct clt_dataset_info info;
+        if (st == CLT_OK && (st = clt_dataset_info(whole, &info)) == CLT_OK &&
+            (double)info.count * DATA_HELD_OUT < 1.0) {
+            char why[160];
+            snprintf(why, sizeof why, "%llu %s are too few to hold out a tenth for evaluation",
+                     (unsigned long long)info.count, text ? "bytes" : "rows");
+            say(err, err_size, spec, why);
+            st = CLT_ERR_FORMAT;
+        }
         if (st == CLT_OK)
             st = clt_dataset_split(whole, DATA_HELD_OUT, seed, &out->train, &out->eval);
         clt_dataset_free(whole);
+        if (st == CLT_ERR_FORMAT && err[0]) {
+            data_close(out);
+            return st;
+        }
     }
     if (st == CLT_OK)
         st = apply_limit(&out->train, limit);
@@ -117,9 +133,10 @@ enum clt_status data_open(const char *spec, uint64_t seed, uint64_t limit,
         say(err, err_size, spec, "the training and evaluation images differ in shape");
         st = CLT_ERR_FORMAT;
     } else if (st != CLT_OK) {
-        say(err, err_size, spec, st == CLT_ERR_IO       ? "cannot read the data"
-                                 : st == CLT_ERR_FORMAT ? "malformed data"
-                                                        : clt_status_str(st));
+        say(err, err_size, spec,
+            st == CLT_ERR_IO       ? "cannot read the data"
+            : st == CLT_ERR_FORMAT ? "malformed data"
+                                   : clt_status_str(st));
     }
     if (st != CLT_OK)
         data_close(out);

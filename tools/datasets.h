@@ -7,8 +7,8 @@
  *   idx:DIR        a folder with the four MNIST-style IDX files (train-images-idx3-ubyte,
  *                  train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte,
  *                  each possibly with .gz)
- *   csv:FILE       one example per line, label in the last column; a seeded held-out
- *                  fraction (10%) for evaluation
+ *   csv:FILE       one example per line, label in the last column (or the column
+ *                  label_column says); a seeded held-out fraction (10%) for evaluation
  *   text:FILE      a text for a character model; its last 10% for evaluation
  */
 #ifndef CLTRAIN_TOOLS_DATASETS_H
@@ -30,11 +30,12 @@ struct data_sets {
 /* Checks the form of a --data argument without reading anything. 0, or -1 with a message. */
 int data_spec_check(const char *spec, char *err, size_t err_size);
 
-/* Loads the datasets a spec names. seed chooses the held-out split of a csv file; limit > 0
- * keeps only the first `limit` examples (tokens of a text) of each part. On failure writes
- * one line to err and returns the status (CLT_ERR_IO for a missing file, CLT_ERR_FORMAT for a
- * corrupt one, CLT_ERR_INVALID_ARGUMENT for a bad spec). log may be NULL. */
-enum clt_status data_open(const char *spec, uint64_t seed, uint64_t limit,
+/* Loads the datasets a spec names. seed chooses the held-out split of a csv file, whose
+ * labels are in column label_column (from 0; negative counts from the end, -1 the last);
+ * limit > 0 keeps only the first `limit` examples (tokens of a text) of each part. On failure
+ * writes one line to err and returns the status (CLT_ERR_IO for a missing file, CLT_ERR_FORMAT for
+ * a corrupt one, CLT_ERR_INVALID_ARGUMENT for a bad spec). log may be NULL. */
+enum clt_status data_open(const char *spec, uint64_t seed, uint64_t limit, int32_t label_column,
                           const struct clt_log *log, struct data_sets *out, char *err,
                           size_t err_size);
 

@@ -48,9 +48,8 @@ enum clt_status evaluate(struct clt_trainer *tr, const struct model *m,
     float *logits = malloc((size_t)nl * 4);
     if (confusion && !text)
         r->confusion = calloc((size_t)(m->classes * m->classes), sizeof *r->confusion);
-    enum clt_status st = x && y && logits && (!confusion || text || r->confusion)
-                             ? CLT_OK
-                             : CLT_ERR_NO_MEMORY;
+    enum clt_status st =
+        x && y && logits && (!confusion || text || r->confusion) ? CLT_OK : CLT_ERR_NO_MEMORY;
     if (st == CLT_OK)
         st = clt_batcher_create(ds, (uint32_t)m->batch, (uint32_t)m->positions, 0, false, &b);
     uint64_t batches = st == CLT_OK ? clt_batcher_epoch_batches(b, false) : 0;

@@ -13,9 +13,9 @@
 #include "models.h"
 
 struct eval_result {
-    double loss;       /* mean cross-entropy over every counted target */
-    double accuracy;   /* share of targets whose largest logit is the label */
-    uint64_t targets;  /* counted targets: examples, or tokens of a text */
+    double loss;      /* mean cross-entropy over every counted target */
+    double accuracy;  /* share of targets whose largest logit is the label */
+    uint64_t targets; /* counted targets: examples, or tokens of a text */
     uint64_t correct;
     uint64_t *confusion; /* [classes, classes], row = label, column = prediction; NULL unless
                             asked for (classes only; the caller frees it) */

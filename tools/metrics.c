@@ -100,8 +100,7 @@ int metrics_open(struct metrics *m, const char *path, int64_t keep_until_step, c
     if (keep_until_step >= 0) {
         old = slurp(path, &missing);
         if (!old && !missing) {
-            snprintf(err, err_size, "cannot read the metrics file %s: %s", path,
-                     strerror(errno));
+            snprintf(err, err_size, "cannot read the metrics file %s: %s", path, strerror(errno));
             return -1;
         }
     }

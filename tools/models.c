@@ -42,7 +42,7 @@ void model_defaults(struct model_desc *d)
     if (d->width <= 0)
         d->width = gpt ? 128 : cnn ? 16 : mlp ? 256 : 0;
     if (d->depth <= 0)
-        d->depth = gpt ? 4 : mlp ? 2 : 0;
+        d->depth = gpt ? 2 : mlp ? 2 : 0;
     if (d->heads <= 0)
         d->heads = gpt ? 4 : 0;
     if (d->context <= 0)
@@ -196,8 +196,11 @@ static struct clt_tensor *build_cnn(struct clt_graph *g, const struct model_desc
 {
     char name[16];
     for (int i = 0; i < 2; i++) {
-        struct clt_conv2d_desc c = {.out_channels = d->width << i, .kernel_h = 3,
-                                    .kernel_w = 3, .padding_h = 1, .padding_w = 1};
+        struct clt_conv2d_desc c = {.out_channels = d->width << i,
+                                    .kernel_h = 3,
+                                    .kernel_w = 3,
+                                    .padding_h = 1,
+                                    .padding_w = 1};
         snprintf(name, sizeof name, "conv%d", i + 1);
         x = clt_conv2d(g, x, &c, name);
         snprintf(name, sizeof name, "bn%d", i + 1);
@@ -217,14 +220,16 @@ static struct clt_tensor *build_cnn(struct clt_graph *g, const struct model_desc
  * Positions: clt_add needs equal shapes and the graph has no broadcast add, but clt_add_bias
  * adds a [D'] vector to every row of [..., D']. Viewing the embeddings as [B, T * D] rows,
  * the position table is a parameter "pos.weight" [T * D] (row t of the [T, D] table at
- * t * D), added to every example in one op with no extra input. */
+ * t * D), added to every example in one op with no extra input. It starts N(0, 1), as the
+ * token embedding does: a table much smaller than the tokens' (GPT-2's 0.02) is all but lost
+ * in the first layer norm, and the model then learns positions slowly. */
 static struct clt_tensor *build_gpt(struct clt_graph *g, const struct model_desc *d,
                                     struct clt_tensor *ids, int64_t batch, int64_t vocab)
 {
     int64_t T = d->context, D = d->width;
     struct clt_tensor *x = clt_embedding(g, ids, vocab, D, "tok");
     struct clt_tensor *pos = clt_param(g, "pos.weight", 1, (int64_t[]){T * D},
-                                       (struct clt_init){CLT_INIT_NORMAL, 0.0f, 0.02f});
+                                       (struct clt_init){CLT_INIT_NORMAL, 0.0f, 1.0f});
     x = clt_reshape(g, x, 2, (int64_t[]){batch, T * D});
     x = clt_reshape(g, clt_add_bias(g, x, pos), 3, (int64_t[]){batch, T, D});
     if (d->dropout > 0.0f)
@@ -269,8 +274,10 @@ static struct clt_tensor *build_layers(struct clt_graph *g, const struct layer_l
         switch (l->kind) {
         case LAYER_LINEAR:
             if (nd != 2) {
-                say(err, err_size, "line %d: linear needs [batch, features] input, got %u "
-                    "dimensions (add `flatten` before it)", l->line, (unsigned)nd);
+                say(err, err_size,
+                    "line %d: linear needs [batch, features] input, got %u "
+                    "dimensions (add `flatten` before it)",
+                    l->line, (unsigned)nd);
                 return NULL;
             }
             snprintf(name, sizeof name, "fc%d", ++linears);
@@ -278,14 +285,20 @@ static struct clt_tensor *build_layers(struct clt_graph *g, const struct layer_l
             break;
         case LAYER_CONV2D: {
             if (!image) {
-                say(err, err_size, "line %d: conv2d needs image input [batch, C, H, W], got "
-                    "%u dimensions", l->line, (unsigned)nd);
+                say(err, err_size,
+                    "line %d: conv2d needs image input [batch, C, H, W], got "
+                    "%u dimensions",
+                    l->line, (unsigned)nd);
                 return NULL;
             }
-            struct clt_conv2d_desc c = {.out_channels = l->n, .kernel_h = l->k,
-                                        .kernel_w = l->k, .stride_h = l->stride,
-                                        .stride_w = l->stride, .padding_h = l->pad,
-                                        .padding_w = l->pad, .bias = l->bias};
+            struct clt_conv2d_desc c = {.out_channels = l->n,
+                                        .kernel_h = l->k,
+                                        .kernel_w = l->k,
+                                        .stride_h = l->stride,
+                                        .stride_w = l->stride,
+                                        .padding_h = l->pad,
+                                        .padding_w = l->pad,
+                                        .bias = l->bias};
             snprintf(name, sizeof name, "conv%d", ++convs);
             x = clt_conv2d(g, x, &c, name);
             break;
@@ -294,8 +307,10 @@ static struct clt_tensor *build_layers(struct clt_graph *g, const struct layer_l
         case LAYER_AVGPOOL:
         case LAYER_GLOBALAVGPOOL:
             if (!image) {
-                say(err, err_size, "line %d: pooling needs image input [batch, C, H, W], "
-                    "got %u dimensions", l->line, (unsigned)nd);
+                say(err, err_size,
+                    "line %d: pooling needs image input [batch, C, H, W], "
+                    "got %u dimensions",
+                    l->line, (unsigned)nd);
                 return NULL;
             }
             x = l->kind == LAYER_MAXPOOL   ? clt_max_pool2d(g, x, l->n, l->stride, l->pad)
@@ -304,8 +319,10 @@ static struct clt_tensor *build_layers(struct clt_graph *g, const struct layer_l
             break;
         case LAYER_BATCHNORM:
             if (nd != 2 && nd != 4) {
-                say(err, err_size, "line %d: batchnorm needs [batch, C] or [batch, C, H, W] "
-                    "input", l->line);
+                say(err, err_size,
+                    "line %d: batchnorm needs [batch, C] or [batch, C, H, W] "
+                    "input",
+                    l->line);
                 return NULL;
             }
             snprintf(name, sizeof name, "bn%d", ++norms);
@@ -346,8 +363,10 @@ static struct clt_tensor *build_layers(struct clt_graph *g, const struct layer_l
         }
     }
     if (x && (clt_tensor_ndim(x) != 2 || clt_tensor_dim(x, 1) != classes)) {
-        say(err, err_size, "the model file's last layer must give [batch, %lld] (one output "
-            "per class): end it with `linear classes`", (long long)classes);
+        say(err, err_size,
+            "the model file's last layer must give [batch, %lld] (one output "
+            "per class): end it with `linear classes`",
+            (long long)classes);
         return NULL;
     }
     return x;
@@ -394,24 +413,28 @@ static enum clt_status check_desc(const struct model_desc *d, const struct clt_d
 {
     bool gpt = strcmp(d->kind, "gpt") == 0;
     if (gpt != (data->kind == CLT_DATASET_TEXT)) {
-        say(err, err_size, gpt ? "model gpt needs a text dataset (--data text:FILE)"
-                               : "model %s needs a classification dataset, not a text",
+        say(err, err_size,
+            gpt ? "model gpt needs a text dataset (--data text:FILE)"
+                : "model %s needs a classification dataset, not a text",
             d->kind);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    if (strcmp(d->kind, "cnn") == 0 && (data->ndim != 3 || data->shape[1] < 4 ||
-                                        data->shape[2] < 4)) {
-        say(err, err_size, "model cnn needs images of at least 4x4 ([C, H, W] features, as "
-            "IDX files give), not %u-dimensional features", (unsigned)data->ndim);
+    if (strcmp(d->kind, "cnn") == 0 &&
+        (data->ndim != 3 || data->shape[1] < 4 || data->shape[2] < 4)) {
+        say(err, err_size,
+            "model cnn needs images of at least 4x4 ([C, H, W] features, as "
+            "IDX files give), not %u-dimensional features",
+            (unsigned)data->ndim);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     bool file = strcmp(d->kind, "file") == 0;
     if ((!file && d->width <= 0) ||
         (gpt && (d->heads <= 0 || d->width % d->heads || d->context <= 0)) ||
         !(d->dropout >= 0.0f && d->dropout < 1.0f)) {
-        say(err, err_size, "bad model sizes: width %lld, heads %lld (must divide the width), "
-            "context %lld, dropout %g", (long long)d->width, (long long)d->heads,
-            (long long)d->context, (double)d->dropout);
+        say(err, err_size,
+            "bad model sizes: width %lld, heads %lld (must divide the width), "
+            "context %lld, dropout %g",
+            (long long)d->width, (long long)d->heads, (long long)d->context, (double)d->dropout);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     if (!gpt && (data->classes < 2 || data->ndim < 1)) {
@@ -536,8 +559,8 @@ static bool word_option(struct layer *l, struct word w, char *why, size_t why_si
     const char *eq = memchr(w.s, '=', w.len);
     struct word key = {w.s, eq ? (size_t)(eq - w.s) : w.len};
     struct word val = {eq ? eq + 1 : w.s + w.len, eq ? w.len - key.len - 1 : 0};
-    bool conv = l->kind == LAYER_CONV2D, pool = l->kind == LAYER_MAXPOOL ||
-                                                l->kind == LAYER_AVGPOOL;
+    bool conv = l->kind == LAYER_CONV2D,
+         pool = l->kind == LAYER_MAXPOOL || l->kind == LAYER_AVGPOOL;
     int64_t v = -1;
     bool num = val.len > 0;
     for (size_t i = 0; i < val.len; i++)
@@ -552,8 +575,9 @@ static bool word_option(struct layer *l, struct word w, char *why, size_t why_si
         l->bias = word_is(val, "true");
     else {
         say(why, why_size, "bad option \"%.*s\" (%s)", (int)(w.len > 40 ? 40 : w.len), w.s,
-            conv ? "stride=N, pad=N, bias=true|false" : pool ? "stride=N, pad=N"
-                                                       : "bias=true|false");
+            conv   ? "stride=N, pad=N, bias=true|false"
+            : pool ? "stride=N, pad=N"
+                   : "bias=true|false");
         return false;
     }
     return true;
@@ -566,14 +590,21 @@ struct layer_name {
 };
 
 static const struct layer_name layer_names[] = {
-    {"linear", LAYER_LINEAR, 1, 1},   {"conv2d", LAYER_CONV2D, 2, 2},
-    {"maxpool", LAYER_MAXPOOL, 1, 1}, {"avgpool", LAYER_AVGPOOL, 1, 1},
+    {"linear", LAYER_LINEAR, 1, 1},
+    {"conv2d", LAYER_CONV2D, 2, 2},
+    {"maxpool", LAYER_MAXPOOL, 1, 1},
+    {"avgpool", LAYER_AVGPOOL, 1, 1},
     {"globalavgpool", LAYER_GLOBALAVGPOOL, 0, 0},
-    {"batchnorm", LAYER_BATCHNORM, 0, 0}, {"layernorm", LAYER_LAYERNORM, 0, 0},
-    {"flatten", LAYER_FLATTEN, 0, 0}, {"dropout", LAYER_DROPOUT, 1, 1},
-    {"relu", LAYER_RELU, 0, 0},       {"leaky_relu", LAYER_LEAKY_RELU, 0, 1},
-    {"gelu", LAYER_GELU, 0, 0},       {"tanh", LAYER_TANH, 0, 0},
-    {"sigmoid", LAYER_SIGMOID, 0, 0}, {"silu", LAYER_SILU, 0, 0},
+    {"batchnorm", LAYER_BATCHNORM, 0, 0},
+    {"layernorm", LAYER_LAYERNORM, 0, 0},
+    {"flatten", LAYER_FLATTEN, 0, 0},
+    {"dropout", LAYER_DROPOUT, 1, 1},
+    {"relu", LAYER_RELU, 0, 0},
+    {"leaky_relu", LAYER_LEAKY_RELU, 0, 1},
+    {"gelu", LAYER_GELU, 0, 0},
+    {"tanh", LAYER_TANH, 0, 0},
+    {"sigmoid", LAYER_SIGMOID, 0, 0},
+    {"silu", LAYER_SILU, 0, 0},
 };
 
 /* Parses one non-empty line's words into l; false with the reason in why. */
@@ -584,8 +615,7 @@ static bool parse_layer(const struct word *w, int n, struct layer *l, char *why,
         if (word_is(w[0], layer_names[i].name))
             ln = &layer_names[i];
     if (!ln) {
-        say(why, why_size, "unknown layer \"%.*s\"", (int)(w[0].len > 40 ? 40 : w[0].len),
-            w[0].s);
+        say(why, why_size, "unknown layer \"%.*s\"", (int)(w[0].len > 40 ? 40 : w[0].len), w[0].s);
         return false;
     }
     l->kind = ln->kind;

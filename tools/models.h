@@ -21,15 +21,15 @@
 
 /* What to build. Sizes of 0 (and dropout < 0) mean the kind's default, see model_defaults. */
 struct model_desc {
-    char kind[16];   /* "mlp", "cnn", "gpt" or "file" */
-    char path[512];  /* kind "file": the model file (read by model_build unless spec is set) */
+    char kind[16];    /* "mlp", "cnn", "gpt" or "file" */
+    char path[512];   /* kind "file": the model file (read by model_build unless spec is set) */
     const char *spec; /* kind "file": the file's text, if already in memory (borrowed); the
                          programs store it in checkpoints under "model.spec" */
-    int64_t width;   /* mlp: hidden features; cnn: channels of the first conv; gpt: D */
-    int64_t depth;   /* mlp: hidden layers; gpt: transformer blocks */
-    int64_t heads;   /* gpt: attention heads (width divisible by heads) */
-    int64_t context; /* gpt: tokens per window T */
-    float dropout;   /* mlp, cnn, gpt: dropout probability */
+    int64_t width;    /* mlp: hidden features; cnn: channels of the first conv; gpt: D */
+    int64_t depth;    /* mlp: hidden layers; gpt: transformer blocks */
+    int64_t heads;    /* gpt: attention heads (width divisible by heads) */
+    int64_t context;  /* gpt: tokens per window T */
+    float dropout;    /* mlp, cnn, gpt: dropout probability */
 };
 
 /* A built model. The graph owns the tensors; model_free frees it all. */
@@ -37,7 +37,7 @@ struct model {
     struct clt_graph *g;
     struct clt_tensor *x, *y, *logits, *loss;
     int64_t batch;
-    int64_t classes;  /* the last dimension of logits (classes or vocab) */
+    int64_t classes;   /* the last dimension of logits (classes or vocab) */
     int64_t positions; /* gpt: context T (logits rows per example); 1 otherwise */
 };
 

@@ -110,12 +110,12 @@ static void axes(FILE *f, const struct frame *fr, const char *xlabel, const char
     for (double v = first; v <= fr->y1 + step * 1e-9; v += step) {
         double y = py(fr, v);
         tick_label(label, sizeof label, v, step);
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>\n",
-                LEFT, y, WIDTH - RIGHT, y);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>\n", LEFT,
+                y, WIDTH - RIGHT, y);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#000\"/>\n",
                 LEFT - 5, y, LEFT, y);
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", LEFT - 8,
-                y + 4, label);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", LEFT - 8, y + 4,
+                label);
     }
     plot_ticks(fr->x0, fr->x1, 8, &first, &step);
     if (step < 1)
@@ -123,21 +123,24 @@ static void axes(FILE *f, const struct frame *fr, const char *xlabel, const char
     for (double v = first; v <= fr->x1 + step * 1e-9; v += step) {
         double x = px(fr, v);
         tick_label(label, sizeof label, v, step);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e0e0e0\"/>\n",
-                x, TOP, x, HEIGHT - BOTTOM);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e0e0e0\"/>\n", x,
+                TOP, x, HEIGHT - BOTTOM);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#000\"/>\n", x,
                 HEIGHT - BOTTOM, x, HEIGHT - BOTTOM + 5);
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x,
                 HEIGHT - BOTTOM + 20, label);
     }
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-            "stroke=\"#000\"/>\n", LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    fprintf(f,
+            "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+            "stroke=\"#000\"/>\n",
+            LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (LEFT + WIDTH - RIGHT) / 2,
             HEIGHT - 12);
     text(f, xlabel);
-    fprintf(f, "</text>\n<text x=\"18\" y=\"%d\" text-anchor=\"middle\" "
-            "transform=\"rotate(-90 18 %d)\">", (TOP + HEIGHT - BOTTOM) / 2,
-            (TOP + HEIGHT - BOTTOM) / 2);
+    fprintf(f,
+            "</text>\n<text x=\"18\" y=\"%d\" text-anchor=\"middle\" "
+            "transform=\"rotate(-90 18 %d)\">",
+            (TOP + HEIGHT - BOTTOM) / 2, (TOP + HEIGHT - BOTTOM) / 2);
     text(f, ylabel);
     fputs("</text>\n", f);
 }
@@ -151,19 +154,23 @@ static void series_path(FILE *f, const struct frame *fr, const struct plot_serie
     fputs("\"/>\n", f);
     for (size_t j = 0; s->markers && j < s->n; j++)
         if (isfinite(s->x[j]) && isfinite(s->y[j]))
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n",
-                    px(fr, s->x[j]), py(fr, s->y[j]), s->color);
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n", px(fr, s->x[j]),
+                    py(fr, s->y[j]), s->color);
 }
 
 static void legend(FILE *f, const struct plot_series *s, size_t count)
 {
     int x = WIDTH - RIGHT - 190, y = TOP + 10;
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"180\" height=\"%d\" fill=\"#fff\" "
-            "fill-opacity=\"0.85\" stroke=\"#999\"/>\n", x, y, (int)count * 20 + 8);
+    fprintf(f,
+            "<rect x=\"%d\" y=\"%d\" width=\"180\" height=\"%d\" fill=\"#fff\" "
+            "fill-opacity=\"0.85\" stroke=\"#999\"/>\n",
+            x, y, (int)count * 20 + 8);
     for (size_t i = 0; i < count; i++) {
         int ly = y + 16 + (int)i * 20;
-        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-                "stroke-width=\"2\"/>\n", x + 8, ly - 4, x + 36, ly - 4, s[i].color);
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+                "stroke-width=\"2\"/>\n",
+                x + 8, ly - 4, x + 36, ly - 4, s[i].color);
         if (s[i].markers)
             fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"3.5\" fill=\"%s\"/>\n", x + 22, ly - 4,
                     s[i].color);
@@ -188,7 +195,8 @@ int plot_svg(const char *path, const char *title, const char *xlabel, const char
     }
     struct frame fr;
     range_of(series, count, &fr);
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n",
@@ -198,9 +206,11 @@ int plot_svg(const char *path, const char *title, const char *xlabel, const char
     text(f, title);
     fputs("</text>\n", f);
     axes(f, &fr, xlabel, ylabel);
-    fprintf(f, "<svg x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" viewBox=\"%d %d %d %d\" "
-            "overflow=\"hidden\">\n", LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM,
-            LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    fprintf(f,
+            "<svg x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" viewBox=\"%d %d %d %d\" "
+            "overflow=\"hidden\">\n",
+            LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM, LEFT, TOP, WIDTH - LEFT - RIGHT,
+            HEIGHT - TOP - BOTTOM);
     for (size_t i = 0; i < count; i++)
         series_path(f, &fr, &series[i]);
     fputs("</svg>\n", f);

@@ -43,8 +43,8 @@ void progress_duration(double s, char *buf, size_t size)
         snprintf(buf, size, "%.0fs", s);
 }
 
-void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss,
-                   double accuracy, bool force)
+void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss, double accuracy,
+                   bool force)
 {
     double now = progress_now();
     if (!force && now - p->last_print < p->interval)

@@ -33,8 +33,8 @@ void progress_init(struct progress *p, FILE *f, uint64_t first_step, uint64_t to
                    int64_t epochs);
 
 /* Shows the state after `step` if a line is due (force: now). accuracy < 0: none known. */
-void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss,
-                   double accuracy, bool force);
+void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss, double accuracy,
+                   bool force);
 
 /* A line of its own (clears the live line first). */
 void progress_note(struct progress *p, const char *fmt, ...)

@@ -75,16 +75,27 @@ static int setup_data_and_model(struct run *r)
 {
     struct train_config *c = r->c;
     char err[1200];
-    enum clt_status st = data_open(c->data, (uint64_t)c->seed, (uint64_t)c->limit, &r->tl->log,
-                                   &r->data, err, sizeof err);
+    enum clt_status st =
+        data_open(c->data, (uint64_t)c->seed, (uint64_t)c->limit, (int32_t)c->label_column,
+                  &r->tl->log, &r->data, err, sizeof err);
     if (st != CLT_OK) {
-        tool_fail(r->tl, st, "%s", err);
+        tool_report(r->tl, err);
         return 1;
     }
     r->info = r->data.train_info;
     if (r->info.kind == CLT_DATASET_TEXT) {
         uint32_t vocab = 0;
         clt_dataset_symbols(r->data.train, r->symbols, &vocab);
+        uint64_t shortest =
+            r->data.eval_info.count < r->info.count ? r->data.eval_info.count : r->info.count;
+        if (shortest <= (uint64_t)c->desc.context) {
+            fprintf(stderr,
+                    "%s: %s: the %s part has %llu tokens, fewer than one window of "
+                    "--context %lld + 1: use a longer text or a shorter context\n",
+                    r->tl->cmd, c->data, shortest == r->info.count ? "training" : "evaluation",
+                    (unsigned long long)shortest, (long long)c->desc.context);
+            return 1;
+        }
     } else if (r->data.eval_info.classes > r->info.classes) {
         r->info.classes = r->data.eval_info.classes;
     }
@@ -167,22 +178,23 @@ static int setup_batcher(struct run *r)
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "cannot batch the training set (%llu %s, batch %lld%s)",
                   (unsigned long long)r->info.count,
-                  r->info.kind == CLT_DATASET_TEXT ? "tokens" : "examples",
-                  (long long)c->batch, context ? ", context too long?" : "");
+                  r->info.kind == CLT_DATASET_TEXT ? "tokens" : "examples", (long long)c->batch,
+                  context ? ", context too long?" : "");
         return 1;
     }
     r->steps_per_epoch = clt_batcher_epoch_batches(r->batcher, true);
     if (r->steps_per_epoch == 0) {
-        fprintf(stderr, "%s: the training set has %llu examples, fewer than one batch of %lld: "
-                "lower --batch\n", r->tl->cmd, (unsigned long long)r->info.count,
-                (long long)c->batch);
+        fprintf(stderr,
+                "%s: the training set has %llu examples, fewer than one batch of %lld: "
+                "lower --batch\n",
+                r->tl->cmd, (unsigned long long)r->info.count, (long long)c->batch);
         return 1;
     }
     if (c->resuming) {
         struct clt_batcher_state s = {(uint64_t)c->seed, c->batcher_epoch, c->batcher_position};
         if (clt_batcher_set(r->batcher, &s) != CLT_OK) {
-            fprintf(stderr, "%s: %s: the batcher position does not fit this dataset\n",
-                    r->tl->cmd, c->resume);
+            fprintf(stderr, "%s: %s: the batcher position does not fit this dataset\n", r->tl->cmd,
+                    c->resume);
             return 1;
         }
     }
@@ -211,8 +223,8 @@ static int save(struct run *r)
     clt_batcher_get(r->batcher, &s);
     struct clt_meta meta[48];
     char buf[8192];
-    size_t n = train_config_meta(c, &r->info, r->symbols, r->step, s.epoch, s.position, meta,
-                                 buf, sizeof buf);
+    size_t n = train_config_meta(c, &r->info, r->symbols, r->step, s.epoch, s.position, meta, buf,
+                                 sizeof buf);
     enum clt_status st = clt_trainer_save(r->tr, c->out, meta, n);
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "cannot save the checkpoint %s", c->out);
@@ -240,9 +252,11 @@ static int run_eval(struct run *r)
     metrics_num(&r->metrics, "elapsed", progress_now() - r->progress.start);
     metrics_end(&r->metrics);
     add_point(r, true, e->loss, e->accuracy);
-    progress_note(&r->progress, "eval at step %llu (epoch %lld): loss %.4f  accuracy %.4f  "
-                  "(%.1f s)", (unsigned long long)r->step, (long long)epoch_of(r, r->step),
-                  e->loss, e->accuracy, e->seconds);
+    progress_note(&r->progress,
+                  "eval at step %llu (epoch %lld): loss %.4f  accuracy %.4f  "
+                  "(%.1f s)",
+                  (unsigned long long)r->step, (long long)epoch_of(r, r->step), e->loss,
+                  e->accuracy, e->seconds);
     return 0;
 }
 
@@ -271,8 +285,9 @@ static int log_step(struct run *r)
     metrics_num(&r->metrics, "loss", loss);
     metrics_num(&r->metrics, "lr", stats.lr);
     metrics_num(&r->metrics, "grad_norm", stats.grad_norm);
-    metrics_num(&r->metrics, r->samples_per_step > (uint64_t)r->c->batch ? "tokens_per_second"
-                                                                          : "samples_per_second",
+    metrics_num(&r->metrics,
+                r->samples_per_step > (uint64_t)r->c->batch ? "tokens_per_second"
+                                                            : "samples_per_second",
                 r->progress.rate);
     metrics_num(&r->metrics, "elapsed", progress_now() - r->progress.start);
     metrics_end(&r->metrics);
@@ -286,8 +301,7 @@ static int train_loop(struct run *r)
     while (r->step < r->total_steps && !interrupted) {
         uint32_t filled = 0;
         bool epoch_done = false;
-        enum clt_status st = clt_batcher_next(r->batcher, true, r->x, r->y, &filled,
-                                              &epoch_done);
+        enum clt_status st = clt_batcher_next(r->batcher, true, r->x, r->y, &filled, &epoch_done);
         const void *inputs[] = {r->x, r->y};
         if (st == CLT_OK)
             st = clt_trainer_step(r->tr, inputs);
@@ -303,22 +317,24 @@ static int train_loop(struct run *r)
         /* A live line follows every step; plain lines only steps with a fresh loss. */
         double acc = r->last_eval_step ? r->last_eval.accuracy : -1;
         if (logged || r->progress.tty)
-            progress_show(&r->progress, epoch_of(r, r->step), r->step, r->last_loss, acc,
-                          false);
+            progress_show(&r->progress, epoch_of(r, r->step), r->step, r->last_loss, acc, false);
         bool eval = epoch_done || last || (c->eval_every && r->step % (uint64_t)c->eval_every == 0);
         if (eval && run_eval(r) != 0)
             return 1;
-        bool save_now = epoch_done || last ||
-                        (c->save_every && r->step % (uint64_t)c->save_every == 0);
-        if (c->out && save_now && save(r) != 0)
+        bool save_now = c->out && (epoch_done || last ||
+                                   (c->save_every && r->step % (uint64_t)c->save_every == 0));
+        if (save_now && save(r) != 0)
             return 1;
+        if (eval || save_now) { /* the throughput counts training only */
+            r->log_time = progress_now();
+            r->log_step = r->step;
+        }
     }
     if (interrupted) {
         if (c->out && save(r) != 0)
             return 1;
-        progress_note(&r->progress, "interrupted at step %llu%s%s",
-                      (unsigned long long)r->step, c->out ? "; continue with --resume " : "",
-                      c->out ? c->out : "");
+        progress_note(&r->progress, "interrupted at step %llu%s%s", (unsigned long long)r->step,
+                      c->out ? "; continue with --resume " : "", c->out ? c->out : "");
         return 130;
     }
     /* A resumed run that had already finished still reports its evaluation. */
@@ -344,23 +360,28 @@ static void draw(struct run *r)
             ty[nt++] = r->points[i].loss;
         }
     }
-    /* Single-step losses are noisy: draw them light, with their moving average over the last
-     * (up to) 10 logged steps on top. */
-    double *avg = malloc((nt + 1) * sizeof *avg), sum = 0;
+    /* Single-step losses are noisy: draw them light, with a centred moving average over (up
+     * to) 11 logged steps on top. */
+    double *avg = malloc((nt + 1) * sizeof *avg);
     for (size_t i = 0; avg && i < nt; i++) {
-        sum += ty[i] - (i >= 10 ? ty[i - 10] : 0);
-        avg[i] = sum / (double)(i >= 10 ? 10 : i + 1);
+        size_t lo = i >= 5 ? i - 5 : 0, hi = i + 5 < nt ? i + 5 : nt - 1;
+        double sum = 0;
+        for (size_t j = lo; j <= hi; j++)
+            sum += ty[j];
+        avg[i] = sum / (double)(hi - lo + 1);
     }
     struct plot_series s[3] = {
         {"training loss", "#aec7e8", tx, ty, nt, false},
-        {"training, average of 10", "#1f77b4", tx, avg, avg ? nt : 0, false},
+        {"moving average", "#1f77b4", tx, avg, avg ? nt : 0, false},
         {"evaluation loss", "#d62728", ex, ey, ne, true},
     };
     const struct model_desc *d = &r->c->desc;
     char title[1300], err[600];
     if (strcmp(d->kind, "gpt") == 0)
-        snprintf(title, sizeof title, "gpt (width %lld, depth %lld, heads %lld, context %lld) "
-                 "on %.60s", (long long)d->width, (long long)d->depth, (long long)d->heads,
+        snprintf(title, sizeof title,
+                 "gpt (width %lld, depth %lld, heads %lld, context %lld) "
+                 "on %.60s",
+                 (long long)d->width, (long long)d->depth, (long long)d->heads,
                  (long long)d->context, r->c->data);
     else if (strcmp(d->kind, "file") == 0)
         snprintf(title, sizeof title, "%.60s on %.60s", d->path, r->c->data);
@@ -381,14 +402,15 @@ static int finish(struct run *r, double seconds)
     char took[32];
     progress_duration(seconds, took, sizeof took);
     progress_end(&r->progress);
-    fprintf(stderr, "trained %llu steps in %s\n",
-            (unsigned long long)(r->step - c->start_step), took);
+    uint64_t steps = r->step - c->start_step;
+    fprintf(stderr, "trained %llu step%s in %s\n", (unsigned long long)steps, steps == 1 ? "" : "s",
+            took);
     eval_print(stdout, e);
     fflush(stdout);
     int rc = 0;
     if (!isnan(c->expect_accuracy) && !(e->accuracy >= c->expect_accuracy)) {
-        fprintf(stderr, "%s: accuracy %.4f is below the expected %.4f\n", r->tl->cmd,
-                e->accuracy, c->expect_accuracy);
+        fprintf(stderr, "%s: accuracy %.4f is below the expected %.4f\n", r->tl->cmd, e->accuracy,
+                c->expect_accuracy);
         rc = 3;
     }
     if (!isnan(c->expect_loss) && !(e->loss < c->expect_loss)) {
@@ -417,8 +439,8 @@ int train_run(struct train_config *c, struct tool_log *tl)
         fprintf(stderr, "%s: cannot read the metrics file %s\n", tl->cmd, c->metrics);
         rc = 1;
     }
-    if (rc == 0 && metrics_open(&r.metrics, c->metrics,
-                                c->resuming ? (int64_t)c->start_step : -1, err, sizeof err)) {
+    if (rc == 0 && metrics_open(&r.metrics, c->metrics, c->resuming ? (int64_t)c->start_step : -1,
+                                err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", tl->cmd, err);
         rc = 1;
     }

@@ -19,6 +19,7 @@ struct train_config {
     const char *optimizer, *schedule;
     struct model_desc desc;
     int64_t epochs, max_steps, batch, warmup, seed, limit, log_every, eval_every, save_every;
+    int64_t label_column; /* csv: the label's column, from 0; negative from the end */
     double lr, momentum, weight_decay, clip, dropout;
     double expect_accuracy, expect_loss; /* NAN: no expectation */
     bool verbose;

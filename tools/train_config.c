@@ -25,6 +25,7 @@ void train_config_init(struct train_config *c)
     c->weight_decay = -1.0;
     c->seed = 1;
     c->log_every = 10;
+    c->label_column = -1;
     c->expect_accuracy = NAN;
     c->expect_loss = NAN;
 }
@@ -54,8 +55,8 @@ int train_config_check(struct train_config *c, char *err, size_t err_size)
         return 2;
     }
     if (strcmp(c->desc.kind, "gpt") == 0 && c->desc.width % c->desc.heads != 0) {
-        snprintf(err, err_size, "--heads %lld must divide --width %lld",
-                 (long long)c->desc.heads, (long long)c->desc.width);
+        snprintf(err, err_size, "--heads %lld must divide --width %lld", (long long)c->desc.heads,
+                 (long long)c->desc.width);
         return 2;
     }
     if (strcmp(c->desc.kind, "file") == 0 && !c->desc.spec) {
@@ -112,6 +113,7 @@ size_t train_config_meta(const struct train_config *c, const struct clt_dataset_
     put(&w, "data", "%s", c->data);
     put(&w, "data.seed", "%lld", (long long)c->seed);
     put(&w, "data.limit", "%lld", (long long)c->limit);
+    put(&w, "data.label_column", "%lld", (long long)c->label_column);
     if (info->kind == CLT_DATASET_TEXT) {
         char sym[520];
         meta_symbols(symbols, info->vocab, sym, sizeof sym);
@@ -150,8 +152,8 @@ size_t train_config_meta(const struct train_config *c, const struct clt_dataset_
 /* ---- Resuming ------------------------------------------------------------------------------ */
 
 /* Takes an integer option from the checkpoint, or checks the command line's agrees. */
-static int take_int(const struct clt_checkpoint *ck, const char *key, struct opt *o,
-                    int64_t *value, char *err, size_t err_size)
+static int take_int(const struct clt_checkpoint *ck, const char *key, struct opt *o, int64_t *value,
+                    char *err, size_t err_size)
 {
     const char *s = clt_checkpoint_meta(ck, key);
     int64_t v;
@@ -160,8 +162,10 @@ static int take_int(const struct clt_checkpoint *ck, const char *key, struct opt
         return 1;
     }
     if (o && o->seen && *value != v) {
-        snprintf(err, err_size, "--%s %lld differs from the checkpoint's %lld (a resumed run "
-                 "keeps its settings)", o->name, (long long)*value, (long long)v);
+        snprintf(err, err_size,
+                 "--%s %lld differs from the checkpoint's %lld (a resumed run "
+                 "keeps its settings)",
+                 o->name, (long long)*value, (long long)v);
         return 2;
     }
     *value = v;
@@ -178,8 +182,10 @@ static int take_float(const struct clt_checkpoint *ck, const char *key, struct o
         return 1;
     }
     if (o && o->seen && (float)*value != (float)v) {
-        snprintf(err, err_size, "--%s %g differs from the checkpoint's %g (a resumed run keeps "
-                 "its settings)", o->name, *value, v);
+        snprintf(err, err_size,
+                 "--%s %g differs from the checkpoint's %g (a resumed run keeps "
+                 "its settings)",
+                 o->name, *value, v);
         return 2;
     }
     *value = v;
@@ -195,8 +201,10 @@ static int take_string(const struct clt_checkpoint *ck, const char *key, struct 
         return 1;
     }
     if (o && o->seen && strcmp(*value, s) != 0) {
-        snprintf(err, err_size, "--%s %s differs from the checkpoint's %s (a resumed run keeps "
-                 "its settings)", o->name, *value, s);
+        snprintf(err, err_size,
+                 "--%s %s differs from the checkpoint's %s (a resumed run keeps "
+                 "its settings)",
+                 o->name, *value, s);
         return 2;
     }
     snprintf(buf, size, "%s", s);
@@ -270,9 +278,13 @@ int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct 
             const char *key, *opt;
             int64_t *v;
         } ints[] = {
-            {"data.limit", "limit", &c->limit},     {"train.warmup", "warmup", &c->warmup},
-            {"train.seed", "seed", &c->seed},       {"train.batch", "batch", &c->batch},
-            {"train.step", NULL, &step},            {"batcher.epoch", NULL, &bepoch},
+            {"data.limit", "limit", &c->limit},
+            {"train.warmup", "warmup", &c->warmup},
+            {"data.label_column", "label-column", &c->label_column},
+            {"train.seed", "seed", &c->seed},
+            {"train.batch", "batch", &c->batch},
+            {"train.step", NULL, &step},
+            {"batcher.epoch", NULL, &bepoch},
             {"batcher.position", NULL, &bpos},
         };
         for (size_t i = 0; rc == 0 && i < sizeof ints / sizeof ints[0]; i++)
