@@ -3,6 +3,7 @@
  * writes must be there with its type) and comparing a run against a baseline.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@ static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "cltrain-bench: cannot read %s\n", path);
+        fprintf(stderr, "cltrain-bench: cannot read %s: %s\n", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, len = 0;

@@ -23,7 +23,9 @@
 #endif
 
 struct options {
-    const char *device, *json, *csv, *svg, *compare, *from, *child_model;
+    const char *device, *json, *csv, *svg, *compare, *child_model;
+    const char *from[8]; /* --from, repeatable: results of several files side by side */
+    int nfrom;
     bool list, quick, quiet, verbose, fail_on_regression;
     int runs, warmup, cold_runs;
     double threshold;
@@ -47,6 +49,7 @@ static void usage(FILE *f)
           "  --threshold PCT        regression threshold for --compare (default 10)\n"
           "  --fail-on-regression   exit with status 3 when --compare finds a regression\n"
           "  --from FILE            report results read from a JSON file instead of measuring\n"
+          "                         (repeatable: the files' devices side by side)\n"
           "  --quiet, --verbose     less or more progress on stderr\n"
           "  --help                 this text\n",
           f);
@@ -105,7 +108,7 @@ static int parse(int argc, char **argv, struct options *o)
         if (takes) {
             if (eq)
                 val = eq + 1;
-            else if (i + 1 < argc)
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
                 val = argv[++i];
             else
                 return bad("%s needs a value", name);
@@ -136,7 +139,9 @@ static int parse(int argc, char **argv, struct options *o)
         } else if (strcmp(name, "--compare") == 0) {
             o->compare = val;
         } else if (strcmp(name, "--from") == 0) {
-            o->from = val;
+            if (o->nfrom == 8)
+                return bad("at most 8 --from files%s", "");
+            o->from[o->nfrom++] = val;
         } else if (strcmp(name, "--first-step-child") == 0) {
             o->child_model = val;
         } else if (strcmp(name, "--runs") == 0) {
@@ -306,6 +311,31 @@ static int measure(const struct options *o, const struct bench_config *cfg, stru
     return rc;
 }
 
+/* Reads every --from file into r, one after the other's devices. */
+static enum clt_status read_all(const char *const *paths, int n, struct bench_results *r)
+{
+    enum clt_status st = bench_read_json(paths[0], r);
+    for (int i = 1; st == CLT_OK && i < n; i++) {
+        struct bench_results more;
+        st = bench_read_json(paths[i], &more);
+        if (st != CLT_OK)
+            break;
+        struct bench_device *all = realloc(r->devs, (r->ndev + more.ndev) * sizeof *all);
+        if (!all) {
+            bench_results_free(&more);
+            st = CLT_ERR_NO_MEMORY;
+            break;
+        }
+        memcpy(all + r->ndev, more.devs, more.ndev * sizeof *all);
+        r->devs = all;
+        r->ndev += more.ndev;
+        free(more.devs); /* the figure lists now belong to r */
+    }
+    if (st != CLT_OK)
+        bench_results_free(r);
+    return st;
+}
+
 /* The path of this program, for the child processes. */
 static const char *self_path(const char *argv0)
 {
@@ -347,8 +377,8 @@ int main(int argc, char **argv)
     struct bench_results base = {.ndev = 0}, r = {.ndev = 0};
     if (o.compare && bench_read_json(o.compare, &base) != CLT_OK)
         return 2;
-    if (o.from) {
-        if (bench_read_json(o.from, &r) != CLT_OK) {
+    if (o.nfrom > 0) {
+        if (read_all(o.from, o.nfrom, &r) != CLT_OK) {
             bench_results_free(&base);
             return 2;
         }

@@ -89,9 +89,11 @@ def check_results(doc):
 
 
 def main():
-    exe = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="cltrain-bench-test-")
-    out = lambda name: os.path.join(tmp, name)
+    with tempfile.TemporaryDirectory(prefix="cltrain-bench-test-") as tmp:
+        return check_all(sys.argv[1], lambda name: os.path.join(tmp, name))
+
+
+def check_all(exe, out):
 
     listing = run(exe, "--list")
     if listing.returncode != 0 or "no OpenCL devices" in listing.stdout:
