@@ -772,7 +772,8 @@ CLT_API enum clt_status clt_batcher_create(const struct clt_dataset *ds, uint32_
                                            struct clt_batcher **out);
 CLT_API void clt_batcher_free(struct clt_batcher *b);
 
-/* Fills the next batch. Classes: x [batch, shape...] floats, y [batch] labels. Text: x
+/* Fills the next batch (filled and epoch_done may be NULL). Classes: x [batch, shape...]
+ * floats, y [batch] labels; `context` is ignored. Text: x
  * [batch, context] int32 ids, y [batch, context] the ids that follow. *filled is the number
  * of real examples: at the end of an epoch of classes a last partial batch is padded with
  * zero features and label -1 (use ignore_index -1); with drop_last it is skipped instead.
@@ -800,8 +801,10 @@ CLT_API enum clt_status clt_batcher_set(struct clt_batcher *b,
  * trainer's checkpoint holds every parameter and state tensor under its own name ("fc1.weight"),
  * the optimizer's moments as "optimizer.m.<name>" and "optimizer.v.<name>", and string
  * metadata under "__metadata__": the caller's pairs, plus "cltrain.version",
- * "cltrain.steps", "cltrain.updates", "optimizer.kind", "optimizer.t" and
- * "optimizer.skipped". Writes are atomic: a temporary file in the same directory, flushed
+ * "cltrain.steps", "cltrain.updates", "cltrain.seed", "optimizer.kind", "optimizer.t" and
+ * "optimizer.skipped" (keys the caller may not use). Adam's second moments are
+ * "optimizer.v.<name>" (SGD has none); a save in the middle of gradient accumulation also
+ * keeps the partial gradients as "optimizer.grad.<name>". Tensors are stored sorted by name. Writes are atomic: a temporary file in the same directory, flushed
  * and fsync'ed, then renamed over the old file, so a crash leaves the old checkpoint or the
  * new one, never a mix. Readers check the header strictly (sizes, offsets inside the file,
  * no overlaps, valid UTF-8 JSON, known dtypes, shapes that match the data) and fail with
@@ -837,7 +840,9 @@ CLT_API void clt_checkpoint_close(struct clt_checkpoint *ck);
 /* The metadata value of key, or NULL. Valid until clt_checkpoint_close. */
 CLT_API const char *clt_checkpoint_meta(const struct clt_checkpoint *ck, const char *key);
 
-/* Tensors: count, and the name, shape and F32 data of one (data valid until close). */
+/* Tensors: count, and the name, shape and F32 data of one (data valid until close), in name
+ * order. A tensor of another dtype, or of more than CLT_MAX_DIMS dimensions, is
+ * CLT_ERR_UNSUPPORTED. */
 CLT_API uint32_t clt_checkpoint_tensor_count(const struct clt_checkpoint *ck);
 CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t index,
                                               const char **name, uint32_t *ndim,
