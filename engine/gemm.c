@@ -200,12 +200,18 @@ enum clt_status clt__gemm_own(struct clt_device *dev, const struct clt_gemm_shap
     return clt__launch(dev, k, 3, global, local);
 }
 
-enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *g,
+enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *shape,
                           struct clt__buf a, struct clt__buf b, struct clt__buf c)
 {
+    struct clt_gemm_shape resolved;
+    const struct clt_gemm_shape *g = &resolved;
+    int64_t sa, sb, sc;
+    enum clt_status st = clt__gemm_resolve(&dev->log, shape, &resolved, &sa, &sb, &sc);
+    if (st != CLT_OK)
+        return st;
     if (dev->gemm_backend == CLT_GEMM_OWN)
         return clt__gemm_own(dev, g, a, b, c);
-    enum clt_status st = clt__gemm_clblast(dev, g, a, b, c);
+    st = clt__gemm_clblast(dev, g, a, b, c);
     if (st == CLT_ERR_GEMM && dev->gemm_may_fall_back) {
         clt__log(&dev->log, CLT_LOG_WARN, "CLBlast failed on %s; using the engine's own GEMM "
                  "kernel from now on", dev->info.name);

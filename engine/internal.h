@@ -229,8 +229,9 @@ enum clt_status clt__check_buf(struct clt_device *dev, struct clt__buf b, int64_
 enum clt_status clt__gemm_setup(struct clt_device *dev, const struct clt_device_options *o);
 void clt__gemm_teardown(struct clt_device *dev);
 
-/* Enqueues a GEMM (clt_gemm_shape semantics, leading dimensions and strides already
- * resolved, nothing 0) on the compute queue. Buffers with element offsets. */
+/* Enqueues a GEMM (clt_gemm_shape semantics: leading dimensions and strides of 0 mean the
+ * tight ones) on the compute queue with the device's backend. Buffers with element offsets;
+ * the caller makes sure they are large enough. */
 enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *g,
                           struct clt__buf a, struct clt__buf b, struct clt__buf c);
 

@@ -58,13 +58,10 @@ static enum clt_status gemm(struct clt__exec *x, bool ta, bool tb, int64_t m, in
                             int64_t k, int64_t batch, struct clt__buf a, struct clt__buf b,
                             struct clt__buf c, bool accumulate)
 {
-    struct clt_gemm_shape in = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k,
-                                .alpha = 1.0f, .beta = accumulate ? 1.0f : 0.0f,
-                                .batch = batch};
-    struct clt_gemm_shape g;
-    int64_t sa, sb, sc;
-    enum clt_status st = clt__gemm_resolve(&x->dev->log, &in, &g, &sa, &sb, &sc);
-    return st == CLT_OK ? clt__gemm(x->dev, &g, a, b, c) : st;
+    struct clt_gemm_shape g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k,
+                               .alpha = 1.0f, .beta = accumulate ? 1.0f : 0.0f,
+                               .batch = batch};
+    return clt__gemm(x->dev, &g, a, b, c);
 }
 
 static enum clt_status matmul_forward(struct clt__exec *x, const struct clt_tensor *t)

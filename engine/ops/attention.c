@@ -79,12 +79,7 @@ static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool tr
         .alpha = alpha, .beta = beta, .batch = heads,
         .stride_a = m * kk, .stride_b = kk * n, .stride_c = m * n,
     };
-    struct clt_gemm_shape g;
-    int64_t span_a, span_b, span_c;
-    enum clt_status st = clt__gemm_resolve(&dev->log, &want, &g, &span_a, &span_b, &span_c);
-    if (st == CLT_OK)
-        st = clt__gemm(dev, &g, a, bb, c);
-    return st;
+    return clt__gemm(dev, &want, a, bb, c);
 }
 
 /* Enqueues one softmax kernel over the rows = B * H * T rows of a [rows, T] matrix. */

@@ -193,12 +193,7 @@ static enum clt_status group_gemm(struct clt_device *dev, int64_t groups, bool t
         .stride_b = stride_b,
         .stride_c = stride_c,
     };
-    struct clt_gemm_shape g;
-    int64_t span_a, span_b, span_c;
-    enum clt_status st = clt__gemm_resolve(&dev->log, &want, &g, &span_a, &span_b, &span_c);
-    if (st == CLT_OK)
-        st = clt__gemm(dev, &g, a, b, c);
-    return st;
+    return clt__gemm(dev, &want, a, b, c);
 }
 
 enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__conv2d *conv,

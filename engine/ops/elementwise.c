@@ -420,14 +420,11 @@ static enum clt_status check_linear(struct clt_device *dev, const char *op, int6
     return st;
 }
 
-/* Resolves a GEMM shape (tight leading dimensions) and enqueues it. */
+/* Enqueues a GEMM with tight leading dimensions. */
 static enum clt_status gemm(struct clt_device *dev, struct clt_gemm_shape shape, struct clt__buf a,
                             struct clt__buf b, struct clt__buf c)
 {
-    struct clt_gemm_shape g;
-    int64_t span_a, span_b, span_c;
-    enum clt_status st = clt__gemm_resolve(&dev->log, &shape, &g, &span_a, &span_b, &span_c);
-    return st != CLT_OK ? st : clt__gemm(dev, &g, a, b, c);
+    return clt__gemm(dev, &shape, a, b, c);
 }
 
 enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t in, int64_t out,
