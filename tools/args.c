@@ -145,3 +145,13 @@ void args_usage(FILE *f, const char *cmd, const char *summary, const struct opt 
         fprintf(f, "  %-26s %s\n", left, opts[i].help);
     }
 }
+
+bool args_command(const char *cmd, const char *summary, int argc, char **argv,
+                  struct opt *opts, size_t n, int *status)
+{
+    int rc = args_parse(cmd, argc, argv, opts, n);
+    if (rc < 0)
+        args_usage(stdout, cmd, summary, opts, n);
+    *status = rc < 0 ? 0 : rc;
+    return rc == 0;
+}

@@ -191,13 +191,9 @@ int cmd_sample(int argc, char **argv)
          false},
     };
     size_t n = sizeof t / sizeof t[0];
-    int rc = args_parse(cmd, argc, argv, t, n);
-    if (rc < 0) {
-        args_usage(stdout, cmd, summary, t, n);
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
+    int status;
+    if (!args_command(cmd, summary, argc, argv, t, n, &status))
+        return status;
     if (!o.checkpoint) {
         fprintf(stderr, "%s: --checkpoint FILE is required (see --help)\n", cmd);
         return 2;

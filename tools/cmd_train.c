@@ -112,16 +112,13 @@ int cmd_train(int argc, char **argv)
     struct opt o[40];
     size_t n = 0;
     options_table(&c, o, &n);
-    int rc = args_parse(cmd, argc, argv, o, n);
-    if (rc < 0) {
-        args_usage(stdout, cmd, summary, o, n);
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
+    int status;
+    if (!args_command(cmd, summary, argc, argv, o, n, &status))
+        return status;
     struct tool_log tl;
     tool_log_init(&tl, cmd, c.verbose);
     char err[1200] = "";
+    int rc;
     if (c.resume) {
         rc = train_config_resume(&c, o, n, &tl, err, sizeof err);
     } else if (!c.model_arg || !c.data) {
