@@ -1,0 +1,49 @@
+/*
+ * gemm_own.h: the engine's own GEMM kernel (cl/gemm.cl) and its tunable configurations.
+ *
+ * A configuration names one compiled variant of the kernel (tile sizes, vector widths,
+ * local-memory staging: the #ifndef tunables of cl/gemm.cl). The tuner (gemm.c, tune.c) asks
+ * for a search space per device and shape, times each candidate, and keeps the best by its
+ * text form; everything else treats the struct as opaque.
+ */
+#ifndef CLTRAIN_GEMM_OWN_H
+#define CLTRAIN_GEMM_OWN_H
+
+#include "internal.h"
+
+/* One variant of cl/gemm.cl. Fields are the kernel's tunables; 0 in every field is not a
+ * valid configuration (use clt__gemm_own_default). */
+struct clt__gemm_config {
+    uint16_t mwg, nwg, kwg; /* C tile per work-group: rows, columns; k step per stage */
+    uint16_t mdim, ndim;    /* work-group shape: work-items along rows, columns */
+    uint8_t vw;             /* vector width of global loads (1, 2, 4, 8) */
+    uint8_t stage;          /* bit 0: A tile through local memory, bit 1: B tile */
+};
+
+/* The configuration used without tuning on this device for this (resolved) shape. */
+void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *g,
+                           struct clt__gemm_config *out);
+
+/* Writes up to `max` candidate configurations valid on this device (local memory, work-group
+ * size) for this shape into out, likeliest first; returns how many. */
+size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
+                           struct clt__gemm_config *out, size_t max);
+
+/* Text form, e.g. "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3", for the tuning cache and
+ * `cltrain tune --show`. Returns what snprintf returns. */
+int clt__gemm_config_format(const struct clt__gemm_config *c, char *buf, size_t size);
+
+/* Parses the text form; false when it is malformed or not a valid configuration. */
+bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out);
+
+/* Builds (or loads from the binary cache) the variant now; logs and returns an error when
+ * the device refuses it. Enqueues nothing. */
+enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__gemm_config *c);
+
+/* Enqueues the GEMM of a resolved shape (clt__gemm_resolve) with variant c, building it first
+ * when needed. Same semantics as clt__gemm. */
+enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *c,
+                                  const struct clt_gemm_shape *g, struct clt__buf a,
+                                  struct clt__buf b, struct clt__buf cbuf);
+
+#endif /* CLTRAIN_GEMM_OWN_H */
