@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,7 +73,8 @@ bool clt__graph_ok(struct clt_graph *g, uint32_t n, struct clt_tensor *const *ts
 }
 
 /* Checks a shape: 1..CLT_MAX_DIMS positive dimensions whose product stays below 2^31 (the
- * kernels index with int). */
+ * kernels index with 32-bit integers). `what` names the tensor (a parameter's or input's
+ * name, or the op that makes it). */
 static bool shape_ok(struct clt_graph *g, uint32_t ndim, const int64_t *shape, const char *what)
 {
     if (ndim == 0 || ndim > CLT_MAX_DIMS || !shape) {
@@ -80,16 +82,29 @@ static bool shape_ok(struct clt_graph *g, uint32_t ndim, const int64_t *shape, c
                         what, (unsigned)ndim, CLT_MAX_DIMS);
         return false;
     }
-    int64_t n = 1;
     for (uint32_t i = 0; i < ndim; i++) {
-        if (shape[i] <= 0 || shape[i] > INT32_MAX || n > INT32_MAX / shape[i]) {
+        if (shape[i] <= 0 || shape[i] > INT32_MAX) {
             clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
-                            "%s: dimension %u is %lld (dimensions are positive and the tensor "
-                            "holds fewer than 2^31 elements)",
-                            what, (unsigned)i, (long long)shape[i]);
+                            "%s: dimension %u is %lld (dimensions are 1 to 2^31 - 1)", what,
+                            (unsigned)i, (long long)shape[i]);
             return false;
         }
+    }
+    /* Each factor is below 2^31, so the running product fits 64 bits until it passes 2^31. */
+    int64_t n = 1;
+    for (uint32_t i = 0; i < ndim && n <= INT32_MAX; i++)
         n *= shape[i];
+    if (n > INT32_MAX) {
+        char dims[CLT_MAX_DIMS * 24] = "";
+        size_t len = 0;
+        for (uint32_t i = 0; i < ndim && len < sizeof dims; i++)
+            len += (size_t)snprintf(dims + len, sizeof dims - len, "%s%lld", i ? ", " : "",
+                                    (long long)shape[i]);
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "%s: shape [%s] has 2^31 elements or more; a tensor holds at most "
+                        "2^31 - 1 (%lld) elements, because kernels index with 32-bit integers",
+                        what, dims, (long long)INT32_MAX);
+        return false;
     }
     return true;
 }

@@ -38,15 +38,37 @@ struct clt_device *clt_test_open(void)
     return dev;
 }
 
+/* The device of the running group and its log callback as the current test found it. */
+static struct clt_device *group_device;
+static struct clt_log group_log;
+
 int clt_test_group_setup(void **state)
 {
-    *state = clt_test_open();
+    group_device = clt_test_open();
+    *state = group_device;
     return *state ? 0 : -1;
 }
 
 int clt_test_group_teardown(void **state)
 {
     clt_device_close(*state);
+    group_device = NULL;
+    return 0;
+}
+
+int clt_test_setup(void **state)
+{
+    (void)state;
+    if (group_device)
+        group_log = group_device->log;
+    return 0;
+}
+
+int clt_test_teardown(void **state)
+{
+    (void)state;
+    if (group_device)
+        group_device->log = group_log;
     return 0;
 }
 

@@ -28,6 +28,14 @@ struct clt_device *clt_test_open(void);
 int clt_test_group_setup(void **state);
 int clt_test_group_teardown(void **state);
 
+/* cmocka per-test setup/teardown for tests of a group opened by clt_test_group_setup: the
+ * teardown puts the shared device's log callback back as the setup found it, so a test that
+ * fails while the log points at its own stack frame cannot leave the next test a dangling
+ * callback. CLT_DEVICE_TEST(f) is cmocka_unit_test(f) with both. */
+int clt_test_setup(void **state);
+int clt_test_teardown(void **state);
+#define CLT_DEVICE_TEST(f) cmocka_unit_test_setup_teardown(f, clt_test_setup, clt_test_teardown)
+
 /* True when the test should use small shapes (under Oclgrind). */
 bool clt_test_small(void);
 

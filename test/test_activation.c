@@ -648,16 +648,16 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(activations_match_reference),
-        cmocka_unit_test(leaky_relu_slopes),
-        cmocka_unit_test(extreme_inputs_stay_finite),
-        cmocka_unit_test(nan_propagates),
-        cmocka_unit_test(in_place),
-        cmocka_unit_test(gradients_match_finite_differences),
-        cmocka_unit_test(philox_known_answers),
-        cmocka_unit_test(dropout_matches_reference_bit_for_bit),
-        cmocka_unit_test(dropout_statistics),
-        cmocka_unit_test(bad_arguments_are_refused),
+        CLT_DEVICE_TEST(activations_match_reference),
+        CLT_DEVICE_TEST(leaky_relu_slopes),
+        CLT_DEVICE_TEST(extreme_inputs_stay_finite),
+        CLT_DEVICE_TEST(nan_propagates),
+        CLT_DEVICE_TEST(in_place),
+        CLT_DEVICE_TEST(gradients_match_finite_differences),
+        CLT_DEVICE_TEST(philox_known_answers),
+        CLT_DEVICE_TEST(dropout_matches_reference_bit_for_bit),
+        CLT_DEVICE_TEST(dropout_statistics),
+        CLT_DEVICE_TEST(bad_arguments_are_refused),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

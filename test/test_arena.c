@@ -115,10 +115,10 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(views_are_aligned_and_disjoint),
-        cmocka_unit_test(full_arena_and_bad_shapes),
-        cmocka_unit_test(arena_larger_than_device),
-        cmocka_unit_test(copies_round_trip),
+        CLT_DEVICE_TEST(views_are_aligned_and_disjoint),
+        CLT_DEVICE_TEST(full_arena_and_bad_shapes),
+        CLT_DEVICE_TEST(arena_larger_than_device),
+        CLT_DEVICE_TEST(copies_round_trip),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

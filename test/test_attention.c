@@ -494,12 +494,12 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(matches_reference),
-        cmocka_unit_test(large_scores_are_stable),
-        cmocka_unit_test(gradients_match_finite_differences),
-        cmocka_unit_test(causal_ignores_the_future),
-        cmocka_unit_test(computes_only_the_gradients_asked_for),
-        cmocka_unit_test(checks_arguments),
+        CLT_DEVICE_TEST(matches_reference),
+        CLT_DEVICE_TEST(large_scores_are_stable),
+        CLT_DEVICE_TEST(gradients_match_finite_differences),
+        CLT_DEVICE_TEST(causal_ignores_the_future),
+        CLT_DEVICE_TEST(computes_only_the_gradients_asked_for),
+        CLT_DEVICE_TEST(checks_arguments),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -623,13 +623,13 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(mlp_round_trip),
-        cmocka_unit_test(cnn_round_trip),
-        cmocka_unit_test(resume_is_exact),
-        cmocka_unit_test(resume_inside_accumulation_is_exact),
-        cmocka_unit_test(bad_loads_leave_the_trainer_unchanged),
-        cmocka_unit_test(failed_saves_keep_the_old_file),
-        cmocka_unit_test(save_replaces_the_old_file),
+        CLT_DEVICE_TEST(mlp_round_trip),
+        CLT_DEVICE_TEST(cnn_round_trip),
+        CLT_DEVICE_TEST(resume_is_exact),
+        CLT_DEVICE_TEST(resume_inside_accumulation_is_exact),
+        CLT_DEVICE_TEST(bad_loads_leave_the_trainer_unchanged),
+        CLT_DEVICE_TEST(failed_saves_keep_the_old_file),
+        CLT_DEVICE_TEST(save_replaces_the_old_file),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

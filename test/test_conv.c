@@ -405,9 +405,9 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(resolve_checks_parameters),
-        cmocka_unit_test(launchers_check_buffers),
-        cmocka_unit_test(forward_and_backward),
+        CLT_DEVICE_TEST(resolve_checks_parameters),
+        CLT_DEVICE_TEST(launchers_check_buffers),
+        CLT_DEVICE_TEST(forward_and_backward),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

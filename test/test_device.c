@@ -138,12 +138,12 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(list_has_the_device_under_test),
-        cmocka_unit_test(open_reports_capabilities),
-        cmocka_unit_test(no_match_is_a_clear_error),
-        cmocka_unit_test(build_failure_hands_over_the_log),
-        cmocka_unit_test(unknown_program_is_an_error),
-        cmocka_unit_test(kernels_are_kept),
+        CLT_DEVICE_TEST(list_has_the_device_under_test),
+        CLT_DEVICE_TEST(open_reports_capabilities),
+        CLT_DEVICE_TEST(no_match_is_a_clear_error),
+        CLT_DEVICE_TEST(build_failure_hands_over_the_log),
+        CLT_DEVICE_TEST(unknown_program_is_an_error),
+        CLT_DEVICE_TEST(kernels_are_kept),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -756,15 +756,15 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(arithmetic),
-        cmocka_unit_test(bias_and_row_sums),
-        cmocka_unit_test(full_sums),
-        cmocka_unit_test(linear),
-        cmocka_unit_test(fill_and_axpy),
-        cmocka_unit_test(outputs_may_alias_inputs),
-        cmocka_unit_test(long_sums_are_accurate),
-        cmocka_unit_test(results_do_not_depend_on_work_group_size),
-        cmocka_unit_test(bad_arguments_are_refused),
+        CLT_DEVICE_TEST(arithmetic),
+        CLT_DEVICE_TEST(bias_and_row_sums),
+        CLT_DEVICE_TEST(full_sums),
+        CLT_DEVICE_TEST(linear),
+        CLT_DEVICE_TEST(fill_and_axpy),
+        CLT_DEVICE_TEST(outputs_may_alias_inputs),
+        CLT_DEVICE_TEST(long_sums_are_accurate),
+        CLT_DEVICE_TEST(results_do_not_depend_on_work_group_size),
+        CLT_DEVICE_TEST(bad_arguments_are_refused),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

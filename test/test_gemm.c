@@ -193,11 +193,11 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(shapes_and_transposes),
-        cmocka_unit_test(leading_dimensions_and_beta_zero),
-        cmocka_unit_test(strided_batches),
-        cmocka_unit_test(public_call_checks_arguments),
-        cmocka_unit_test(backend_follows_the_environment),
+        CLT_DEVICE_TEST(shapes_and_transposes),
+        CLT_DEVICE_TEST(leading_dimensions_and_beta_zero),
+        CLT_DEVICE_TEST(strided_batches),
+        CLT_DEVICE_TEST(public_call_checks_arguments),
+        CLT_DEVICE_TEST(backend_follows_the_environment),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

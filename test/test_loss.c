@@ -741,17 +741,17 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(softmax_matches_reference),
-        cmocka_unit_test(softmax_extreme_inputs),
-        cmocka_unit_test(softmax_gradcheck),
-        cmocka_unit_test(cross_entropy_matches_reference),
-        cmocka_unit_test(cross_entropy_extreme_logits),
-        cmocka_unit_test(cross_entropy_nothing_counted),
-        cmocka_unit_test(cross_entropy_gradcheck),
-        cmocka_unit_test(mse_matches_reference),
-        cmocka_unit_test(mse_gradcheck),
-        cmocka_unit_test(results_do_not_depend_on_local_size),
-        cmocka_unit_test(arguments_are_checked),
+        CLT_DEVICE_TEST(softmax_matches_reference),
+        CLT_DEVICE_TEST(softmax_extreme_inputs),
+        CLT_DEVICE_TEST(softmax_gradcheck),
+        CLT_DEVICE_TEST(cross_entropy_matches_reference),
+        CLT_DEVICE_TEST(cross_entropy_extreme_logits),
+        CLT_DEVICE_TEST(cross_entropy_nothing_counted),
+        CLT_DEVICE_TEST(cross_entropy_gradcheck),
+        CLT_DEVICE_TEST(mse_matches_reference),
+        CLT_DEVICE_TEST(mse_gradcheck),
+        CLT_DEVICE_TEST(results_do_not_depend_on_local_size),
+        CLT_DEVICE_TEST(arguments_are_checked),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

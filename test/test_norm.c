@@ -982,16 +982,16 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(batchnorm_forward_matches_reference),
-        cmocka_unit_test(batchnorm_large_offset),
-        cmocka_unit_test(batchnorm_backward_matches_reference),
-        cmocka_unit_test(batchnorm_gradcheck),
-        cmocka_unit_test(batchnorm_inference_backward),
-        cmocka_unit_test(batchnorm_checks_arguments),
-        cmocka_unit_test(layernorm_matches_reference),
-        cmocka_unit_test(layernorm_large_offset),
-        cmocka_unit_test(layernorm_gradcheck),
-        cmocka_unit_test(layernorm_checks_arguments),
+        CLT_DEVICE_TEST(batchnorm_forward_matches_reference),
+        CLT_DEVICE_TEST(batchnorm_large_offset),
+        CLT_DEVICE_TEST(batchnorm_backward_matches_reference),
+        CLT_DEVICE_TEST(batchnorm_gradcheck),
+        CLT_DEVICE_TEST(batchnorm_inference_backward),
+        CLT_DEVICE_TEST(batchnorm_checks_arguments),
+        CLT_DEVICE_TEST(layernorm_matches_reference),
+        CLT_DEVICE_TEST(layernorm_large_offset),
+        CLT_DEVICE_TEST(layernorm_gradcheck),
+        CLT_DEVICE_TEST(layernorm_checks_arguments),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -802,18 +802,18 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(workspace_sizes),
-        cmocka_unit_test(schedules),
-        cmocka_unit_test(sgd_matches_torch),
-        cmocka_unit_test(adam_matches_torch),
-        cmocka_unit_test(clipping),
-        cmocka_unit_test(grad_scale),
-        cmocka_unit_test(nonfinite_steps_are_skipped),
-        cmocka_unit_test(loss_is_optional),
-        cmocka_unit_test(norm_independent_of_work_group),
-        cmocka_unit_test(status_reset_and_resume),
-        cmocka_unit_test(empty_step),
-        cmocka_unit_test(bad_arguments),
+        CLT_DEVICE_TEST(workspace_sizes),
+        CLT_DEVICE_TEST(schedules),
+        CLT_DEVICE_TEST(sgd_matches_torch),
+        CLT_DEVICE_TEST(adam_matches_torch),
+        CLT_DEVICE_TEST(clipping),
+        CLT_DEVICE_TEST(grad_scale),
+        CLT_DEVICE_TEST(nonfinite_steps_are_skipped),
+        CLT_DEVICE_TEST(loss_is_optional),
+        CLT_DEVICE_TEST(norm_independent_of_work_group),
+        CLT_DEVICE_TEST(status_reset_and_resume),
+        CLT_DEVICE_TEST(empty_step),
+        CLT_DEVICE_TEST(bad_arguments),
     };
     return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

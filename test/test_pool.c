@@ -449,12 +449,12 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(resolve_checks_parameters),
-        cmocka_unit_test(launchers_check_buffers),
-        cmocka_unit_test(max_pool),
-        cmocka_unit_test(max_pool_ties_and_padding),
-        cmocka_unit_test(avg_pool),
-        cmocka_unit_test(global_avg_pool),
+        CLT_DEVICE_TEST(resolve_checks_parameters),
+        CLT_DEVICE_TEST(launchers_check_buffers),
+        CLT_DEVICE_TEST(max_pool),
+        CLT_DEVICE_TEST(max_pool_ties_and_padding),
+        CLT_DEVICE_TEST(avg_pool),
+        CLT_DEVICE_TEST(global_avg_pool),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -831,17 +831,17 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(embedding_matches_reference),
-        cmocka_unit_test(embedding_any_work_group_size),
-        cmocka_unit_test(embedding_gradient),
-        cmocka_unit_test(permute_matches_reference),
-        cmocka_unit_test(permute_gradient),
-        cmocka_unit_test(concat_matches_reference),
-        cmocka_unit_test(concat_gradient),
-        cmocka_unit_test(slice_matches_reference),
-        cmocka_unit_test(slice_gradient),
-        cmocka_unit_test(reshape_shares_memory),
-        cmocka_unit_test(launchers_check_arguments),
+        CLT_DEVICE_TEST(embedding_matches_reference),
+        CLT_DEVICE_TEST(embedding_any_work_group_size),
+        CLT_DEVICE_TEST(embedding_gradient),
+        CLT_DEVICE_TEST(permute_matches_reference),
+        CLT_DEVICE_TEST(permute_gradient),
+        CLT_DEVICE_TEST(concat_matches_reference),
+        CLT_DEVICE_TEST(concat_gradient),
+        CLT_DEVICE_TEST(slice_matches_reference),
+        CLT_DEVICE_TEST(slice_gradient),
+        CLT_DEVICE_TEST(reshape_shares_memory),
+        CLT_DEVICE_TEST(launchers_check_arguments),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -606,23 +606,57 @@ static void memory_is_shared_and_recomputation_saves(void **state)
     clt_graph_free(g);
 }
 
+/* A model larger than the device's whole memory, each of its tensors within the element
+ * limit: sized from the device's figures, so it holds whatever memory a machine reports. */
 static void model_too_large_fails_at_creation(void **state)
 {
     struct clt_device *dev = *state;
     struct clt_test_log text = {0};
-    struct clt_log keep = dev->log;
     dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_WARN};
+    const struct clt_device_info *info = clt_device_info(dev);
+    const int64_t in = 40000, out = INT32_MAX / in; /* each weight just below 2^31 elements */
+    const uint64_t weight_bytes = (uint64_t)(in * out) * sizeof(float);
+    uint64_t needed = info->global_mem_bytes > info->max_alloc_bytes ? info->global_mem_bytes
+                                                                     : info->max_alloc_bytes;
+    int64_t layers = (int64_t)(needed / weight_bytes) + 1;
+    assert_true(layers < 100000);
     struct clt_graph *g;
     assert_int_equal(clt_graph_create(&g), CLT_OK);
-    int64_t big = (int64_t)(clt_device_info(dev)->max_alloc_bytes / 4 / 40000 + 1);
-    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){1, 40000});
-    struct clt_tensor *loss = clt_sum(g, clt_linear(g, x, big, false, "huge"));
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){1, in});
+    struct clt_tensor *loss = NULL;
+    for (int64_t i = 0; i < layers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "huge%lld", (long long)i);
+        struct clt_tensor *part = clt_sum(g, clt_linear(g, x, out, false, name));
+        loss = loss ? clt_add(g, loss, part) : part;
+    }
+    assert_int_equal(clt_graph_status(g), CLT_OK);
     struct clt_trainer *tr = (struct clt_trainer *)&text;
     assert_int_equal(clt_trainer_create(dev, g, loss, NULL, &tr), CLT_ERR_DEVICE_MEMORY);
     assert_ptr_equal(tr, (struct clt_trainer *)&text);
     assert_non_null(strstr(text.text, "does not fit"));
     assert_non_null(strstr(text.text, "MiB"));
-    dev->log = keep;
+    clt_graph_free(g);
+}
+
+/* A tensor of 2^31 elements or more is refused when built, naming it and the limit. */
+static void tensors_beyond_the_element_limit_are_refused(void **state)
+{
+    (void)state;
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){1, 65536});
+    assert_null(clt_linear(g, x, 32768, false, "wide"));
+    assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(clt_graph_error(g), "wide.weight"));
+    assert_non_null(strstr(clt_graph_error(g), "[32768, 65536]"));
+    assert_non_null(strstr(clt_graph_error(g), "2^31 - 1"));
+    clt_graph_free(g);
+    /* One element fewer than 2^31 is allowed. */
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    assert_non_null(clt_input(g, "edge", CLT_F32, 1, (int64_t[]){INT32_MAX}));
+    assert_null(clt_input(g, "over", CLT_F32, 2, (int64_t[]){2, (int64_t)1 << 30}));
+    assert_non_null(strstr(clt_graph_error(g), "over"));
     clt_graph_free(g);
 }
 
@@ -716,19 +750,20 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(one_step_matches_reference),
-        cmocka_unit_test(mlp_gradients_match_finite_differences),
-        cmocka_unit_test(shared_parameter_gradients_accumulate),
-        cmocka_unit_test(cnn_gradients_match_finite_differences),
-        cmocka_unit_test(sequence_ops_gradients_match_finite_differences),
-        cmocka_unit_test(mlp_learns),
-        cmocka_unit_test(cnn_learns),
-        cmocka_unit_test(accumulation_equals_a_joined_batch),
-        cmocka_unit_test(nonfinite_steps_are_skipped),
-        cmocka_unit_test(memory_is_shared_and_recomputation_saves),
-        cmocka_unit_test(model_too_large_fails_at_creation),
-        cmocka_unit_test(bad_graphs_are_refused),
-        cmocka_unit_test(closed_device_fails_cleanly),
+        CLT_DEVICE_TEST(one_step_matches_reference),
+        CLT_DEVICE_TEST(mlp_gradients_match_finite_differences),
+        CLT_DEVICE_TEST(shared_parameter_gradients_accumulate),
+        CLT_DEVICE_TEST(cnn_gradients_match_finite_differences),
+        CLT_DEVICE_TEST(sequence_ops_gradients_match_finite_differences),
+        CLT_DEVICE_TEST(mlp_learns),
+        CLT_DEVICE_TEST(cnn_learns),
+        CLT_DEVICE_TEST(accumulation_equals_a_joined_batch),
+        CLT_DEVICE_TEST(nonfinite_steps_are_skipped),
+        CLT_DEVICE_TEST(memory_is_shared_and_recomputation_saves),
+        CLT_DEVICE_TEST(model_too_large_fails_at_creation),
+        CLT_DEVICE_TEST(tensors_beyond_the_element_limit_are_refused),
+        CLT_DEVICE_TEST(bad_graphs_are_refused),
+        CLT_DEVICE_TEST(closed_device_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -339,9 +339,9 @@ int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sgd_step_matches_reference),
-        cmocka_unit_test(adam_step_matches_reference),
-        cmocka_unit_test(gradients_match_finite_differences),
+        CLT_DEVICE_TEST(sgd_step_matches_reference),
+        CLT_DEVICE_TEST(adam_step_matches_reference),
+        CLT_DEVICE_TEST(gradients_match_finite_differences),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -338,7 +338,10 @@ CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_s
  * pointers instead of statuses: a status per line would bury the model.)
  *
  * Tensors belong to their graph and die with it. Shapes are row-major; a tensor from another
- * graph is an error. Letters in the shape rules: N batch, C channels, H and W image height and
+ * graph is an error. A tensor holds at most 2^31 - 1 elements (kernels index with 32-bit
+ * integers): a larger shape is refused when it is built, with CLT_ERR_INVALID_ARGUMENT and a
+ * message naming the tensor, its shape and the limit. A model that is too large for the
+ * device as a whole fails at clt_trainer_create with CLT_ERR_DEVICE_MEMORY. Letters in the shape rules: N batch, C channels, H and W image height and
  * width, T sequence length, D features.
  *
  *     struct clt_graph *g = NULL;
