@@ -76,5 +76,30 @@ OCL_ICD_VENDORS="$tmp/no-icd" RUSTICL_ENABLE= check "train with no device" 1 "$e
 expect_err "train with no device message" "no OpenCL device"
 expect_err "train with no device hint" "RUSTICL_ENABLE=llvmpipe"
 
+# ---- A trained classifier ----------------------------------------------------------------------
+check "train points" 0 "$exe" train --model mlp --width 32 --data "csv:$tmp/points.csv" \
+    --epochs 8 --batch 16 --out "$tmp/points.safetensors" --metrics "$tmp/points.jsonl" \
+    --plot "$tmp/points.svg" --log-every 1
+
+# ---- eval: per-class precision, recall and F1 ----------------------------------------------------
+check "eval" 0 "$exe" eval --checkpoint "$tmp/points.safetensors"
+expect_out "eval scores header" "precision *recall *f1 *support"
+# Each label's row: its counts, then precision, recall and F1 (three numbers in [0, 1]).
+rows=$(grep -cE '^ +[0-2]( +[0-9]+){3} +\| +([01]\.[0-9]{4}|-) +([01]\.[0-9]{4}|-) +([01]\.[0-9]{4}|-) +[0-9]+$' "$tmp/out")
+[ "$rows" -eq 3 ] && ok || fail "eval: $rows of 3 class rows carry precision, recall and F1"
+expect_out "eval macro average" "macro average"
+check "eval --json" 0 "$exe" eval --checkpoint "$tmp/points.safetensors" --json
+if python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+m = r["confusion"]
+for c, s in enumerate(r["per_class"]):
+    tp, lab, pred = m[c][c], sum(m[c]), sum(row[c] for row in m)
+    assert s["support"] == lab
+    assert abs(s["recall"] - tp / lab) < 1e-6 and abs(s["precision"] - tp / pred) < 1e-6
+    assert abs(s["f1"] - 2 * tp / (lab + pred)) < 1e-6
+assert 0 <= r["macro_f1"] <= 1
+' "$tmp/out"; then ok; else fail "eval --json per_class does not match its confusion matrix"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -22,7 +22,7 @@ static void usage(FILE *f)
                "          train a model (mlp, cnn, gpt, file:PATH) on a dataset\n"
                "          (fashion-mnist, idx:DIR, csv:FILE, text:FILE)\n"
                "  eval --checkpoint FILE [--data D]\n"
-               "          loss, accuracy and confusion matrix of a checkpoint\n"
+               "          loss, accuracy, confusion matrix and per-class precision, recall, F1\n"
                "  sample --checkpoint FILE [--length N] [--prompt TEXT] [--temperature T]\n"
                "          generate text from a gpt checkpoint\n"
                "\n"
