@@ -101,5 +101,125 @@ for c, s in enumerate(r["per_class"]):
 assert 0 <= r["macro_f1"] <= 1
 ' "$tmp/out"; then ok; else fail "eval --json per_class does not match its confusion matrix"; fi
 
+# ---- predict: classifiers ----------------------------------------------------------------------
+check "predict labelled csv" 0 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/points.csv" --out "$tmp/pred.csv"
+# 300 rows; probabilities sum to 1 (within 1e-5, printed to 6 digits); the prediction is the
+# most probable class; the checkpoint's weights, not a fresh model, made them (at least 60%
+# right, where a model at random guesses gets about a third).
+if python3 -c '
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 300, len(rows)
+right = 0
+for i, r in enumerate(rows):
+    p = [float(r["p%d" % c]) for c in range(3)]
+    assert int(r["row"]) == i and abs(sum(p) - 1) < 1e-5, r
+    assert p[int(r["prediction"])] == max(p), r
+    right += r["prediction"] == r["label"]
+assert right >= 180, right
+' "$tmp/pred.csv"; then ok; else fail "predict: the predictions CSV is wrong"; fi
+# The same rows without their label column: the same predictions, no label column.
+cut -d, -f1-3 "$tmp/points.csv" >"$tmp/features.csv"
+check "predict unlabelled csv to stdout" 0 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv"
+cut -d, -f1,3- "$tmp/pred.csv" | sed 's/^row,prediction/row,prediction/' >"$tmp/expected"
+if head -n 1 "$tmp/out" | grep -q '^row,prediction,p0,p1,p2$' && cmp -s "$tmp/out" "$tmp/expected"
+then ok; else fail "predict without labels differs from predict with them"; fi
+check "predict --help" 0 "$exe" predict --help
+expect_out "predict --help text" "usage: cltrain predict"
+
+# ---- predict: outputs never destroy data ---------------------------------------------------------
+cp "$tmp/points.csv" "$tmp/points.orig"
+cp "$tmp/points.safetensors" "$tmp/points.ckpt.orig"
+check "predict --out the data" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/points.csv" --out "$tmp/points.csv" --force
+expect_err "--out the data message" "is an input"
+cmp -s "$tmp/points.csv" "$tmp/points.orig" && ok || fail "predict replaced its input data"
+check "predict --out the checkpoint" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/points.csv" --out "$tmp/points.safetensors"
+cmp -s "$tmp/points.safetensors" "$tmp/points.ckpt.orig" && ok || fail "predict replaced its checkpoint"
+echo "my notes" >"$tmp/notes.csv"
+check "predict --out a foreign file" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv" --out "$tmp/notes.csv"
+expect_err "foreign file message" "--force"
+[ "$(cat "$tmp/notes.csv")" = "my notes" ] && ok || fail "predict replaced a foreign file"
+check "predict --out a foreign file --force" 0 "$exe" predict \
+    --checkpoint "$tmp/points.safetensors" --data "csv:$tmp/features.csv" --out "$tmp/notes.csv" \
+    --force
+head -n 1 "$tmp/notes.csv" | grep -q '^row,prediction' && ok || fail "--force did not replace it"
+check "predict replaces its own output" 0 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv" --out "$tmp/pred.csv"
+check "predict --out in a missing directory" 1 "$exe" predict \
+    --checkpoint "$tmp/points.safetensors" --data "csv:$tmp/features.csv" --out "$tmp/no/p.csv"
+expect_err "missing directory message" "does not exist"
+check "predict --out a directory" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv" --out "$tmp"
+# A run that fails after opening its output leaves the previous predictions whole.
+cp "$tmp/pred.csv" "$tmp/pred.before"
+cut -d, -f1-2 "$tmp/points.csv" >"$tmp/two.csv"
+check "predict with too few columns" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/two.csv" --out "$tmp/pred.csv"
+expect_err "too few columns message" "the model takes 3 features"
+cmp -s "$tmp/pred.csv" "$tmp/pred.before" && ok || fail "a failed predict changed its output"
+if ls "$tmp" | grep -q '^pred\.csv\.'; then fail "a failed predict left a temporary file"; else ok; fi
+printf '0.1,0.2,0.3\n0.1,0.2,x\n' >"$tmp/bad.csv"
+check "predict on a malformed csv" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/bad.csv"
+expect_err "malformed csv message" "line 2: field 3 is not a number"
+check "predict without --data" 2 "$exe" predict --checkpoint "$tmp/points.safetensors"
+check "predict a classifier on text" 2 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "text:$tmp/points.csv"
+check "predict with a missing checkpoint" 1 "$exe" predict --checkpoint "$tmp/none.safetensors" \
+    --data "csv:$tmp/points.csv"
+
+# ---- predict: gpt ----------------------------------------------------------------------------
+i=0
+while [ $i -lt 60 ]; do
+    echo "the quick brown fox jumps over the lazy dog. pack my box with five dozen jugs."
+    i=$((i + 1))
+done >"$tmp/text.txt"
+check "train gpt" 0 "$exe" train --model gpt --data "text:$tmp/text.txt" --width 32 --depth 1 \
+    --heads 2 --context 16 --batch 8 --steps 40 --lr 0.01 --out "$tmp/gpt.safetensors"
+printf 'the \nfox\n\npack my\n' >"$tmp/prompts.txt"
+check "predict gpt" 0 "$exe" predict --checkpoint "$tmp/gpt.safetensors" \
+    --data "text:$tmp/prompts.txt" --length 24 --out "$tmp/gen.csv"
+check "sample gpt" 0 "$exe" sample --checkpoint "$tmp/gpt.safetensors" --prompt "the " \
+    --length 24 --temperature 0
+# Rows 0, 1 and 3 (the blank line 2 is skipped), each continued as `sample` continues it.
+if python3 -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+assert rows[0] == ["row", "prompt", "text"], rows[0]
+assert [r[0] for r in rows[1:]] == ["0", "1", "3"], rows
+assert [r[1] for r in rows[1:]] == ["the ", "fox", "pack my"], rows
+assert all(len(r[2]) == 24 for r in rows[1:]), rows
+sample = open(sys.argv[2], newline="").read()
+assert sample == "the " + rows[1][2] + "\n", (sample, rows[1][2])
+' "$tmp/gen.csv" "$tmp/out"; then ok; else fail "predict gpt differs from sample"; fi
+printf 'the\nQ\n' >"$tmp/badprompts.txt"
+check "predict gpt with an unknown character" 1 "$exe" predict \
+    --checkpoint "$tmp/gpt.safetensors" --data "text:$tmp/badprompts.txt"
+expect_err "unknown character message" "line 2: the prompt's character 'Q'"
+check "predict gpt on csv" 2 "$exe" predict --checkpoint "$tmp/gpt.safetensors" \
+    --data "csv:$tmp/points.csv"
+
+# ---- predict: images ---------------------------------------------------------------------------
+fm=/usr/share/datasets/fashion-mnist
+if [ -d "$fm" ]; then
+    check "train mlp on fashion-mnist" 0 "$exe" train --model mlp --data fashion-mnist \
+        --limit 512 --epochs 1 --batch 64 --width 32 --out "$tmp/fm.safetensors"
+    check "eval mlp" 0 "$exe" eval --checkpoint "$tmp/fm.safetensors"
+    right=$(head -n 1 "$tmp/out" | sed -n 's/.*(\([0-9]*\) of 512 correct).*/\1/p')
+    check "predict fashion-mnist" 0 "$exe" predict --checkpoint "$tmp/fm.safetensors" \
+        --data fashion-mnist --out "$tmp/fm.csv"
+    # All 10000 evaluation images; the first 512 (what eval scored) as eval scored them.
+    got=$(awk -F, 'NR > 1 && NR <= 513 { c += ($2 == $3) } END { print c }' "$tmp/fm.csv")
+    [ "$(wc -l <"$tmp/fm.csv")" -eq 10001 ] && [ -n "$right" ] && [ "$got" = "$right" ] && ok \
+        || fail "predict on fashion-mnist: $got of the first 512 right, eval says $right"
+else
+    echo "skipping the Fashion-MNIST runs: $fm is missing" >&2
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

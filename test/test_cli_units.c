@@ -1,7 +1,9 @@
 /*
  * test_cli_units.c: the host-side pieces of the cltrain commands added for users, no device
- * needed: per-class precision, recall and F1 from a confusion matrix (cltrain eval).
- * Tolerance: 1e-12 absolute on scores computed from small integer counts.
+ * needed: per-class precision, recall and F1 from a confusion matrix (cltrain eval); the CSV
+ * rows, the output file and its safety checks of cltrain predict.
+ * Tolerances: 1e-12 absolute on scores computed from small integer counts, 1e-12 on
+ * softmax probabilities computed in double.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -9,7 +11,13 @@
 
 #include "harness.h"
 
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "../tools/evaluate.h"
+#include "../tools/outpath.h"
+#include "../tools/predictions.h"
 
 static void class_scores_known_matrix(void **state)
 {
@@ -59,11 +67,182 @@ static void class_scores_perfect_and_empty(void **state)
     assert_true(isnan(class_scores_macro(s, 2, 'f')));
 }
 
+static void csv_rows_good_and_bad(void **state)
+{
+    (void)state;
+    struct csv_rows r;
+    char err[256];
+    /* A header, CRLF line ends, spaces around fields, blank lines at the end. */
+    assert_int_equal(
+        csv_rows_parse("a,b,c\r\n1, 2.5 ,-3e1\r\n4,5,6\n\n\n", "t", &r, err, sizeof err), 0);
+    assert_true(r.count == 2 && r.cols == 3);
+    assert_true(r.values[1] == 2.5f && r.values[2] == -30.0f && r.values[5] == 6.0f);
+    csv_rows_free(&r);
+    /* A file without a header; one column. */
+    assert_int_equal(csv_rows_parse("7\n8\n", "t", &r, err, sizeof err), 0);
+    assert_true(r.count == 2 && r.cols == 1 && r.values[1] == 8.0f);
+    csv_rows_free(&r);
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"1,2\n3\n", "line 2: 1 fields, the rows before have 2"},
+        {"1,2\n3,x\n", "line 2: field 2 is not a number"},
+        {"1,2\n\n3,4\n", "line 2: blank line"},
+        {"1,nan\n", "line 1: field"}, /* a first line that is not all numbers is a header... */
+        {"h\n1,inf\n", "line 2: field 2"},
+        {"1,2\n1,1e39\n", "line 2: field 2"},
+        {"", "no rows"},
+        {"a,b\n", "no rows"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        int rc = csv_rows_parse(bad[i].text, "t", &r, err, sizeof err);
+        if (i == 3) { /* ...so "1,nan" alone is a header and the file has no rows */
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(err, "no rows"));
+            continue;
+        }
+        if (rc != -1 || !strstr(err, bad[i].why))
+            fail_msg("case %zu: rc %d, err \"%s\", wanted \"%s\"", i, rc, err, bad[i].why);
+        assert_null(r.values);
+    }
+}
+
+static void predictions_format(void **state)
+{
+    (void)state;
+    assert_true(predictions_header_is_mine("row,prediction,p0,p1\n"));
+    assert_true(predictions_header_is_mine("row,label,prediction,p0\n"));
+    assert_true(predictions_header_is_mine("row,prompt,text\n"));
+    assert_false(predictions_header_is_mine("a,b,c,label\n"));
+    assert_false(predictions_header_is_mine("row,pred\n"));
+    assert_false(predictions_header_is_mine(""));
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    csv_field(f, "plain", 5);
+    fputc('|', f);
+    csv_field(f, "a,b", 3);
+    fputc('|', f);
+    csv_field(f, "say \"hi\"\nnow", 12);
+    fputc('|', f);
+    csv_field(f, "the ", 4);
+    fclose(f);
+    assert_string_equal(buf, "plain|\"a,b\"|\"say \"\"hi\"\"\nnow\"|\"the \"");
+    free(buf);
+
+    const float logits[3] = {1.0f, 2.0f, 3.0f};
+    double p[3], z = exp(1.0) + exp(2.0) + exp(3.0);
+    softmax_row(logits, 3, p);
+    for (int i = 0; i < 3; i++)
+        assert_true(fabs(p[i] - exp(1.0 + i) / z) < 1e-12);
+    const float big[2] = {1000.0f, 0.0f}; /* no overflow */
+    softmax_row(big, 2, p);
+    assert_true(fabs(p[0] - 1.0) < 1e-12 && p[1] >= 0 && p[1] < 1e-300 + 1e-12);
+}
+
+static bool never_mine(const char *path)
+{
+    (void)path;
+    return false;
+}
+
+static bool always_mine(const char *path)
+{
+    (void)path;
+    return true;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void outpath_rules(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cltrain-outpath-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char in[128], out[128], empty[128], sub[128], missing[128], link[128], err[512];
+    snprintf(in, sizeof in, "%s/in.csv", dir);
+    snprintf(out, sizeof out, "%s/out.csv", dir);
+    snprintf(empty, sizeof empty, "%s/empty.csv", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(missing, sizeof missing, "%s/none/out.csv", dir);
+    snprintf(link, sizeof link, "%s/link.csv", dir);
+    write_file(in, "1,2\n");
+    write_file(empty, "");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(symlink(in, link), 0);
+    const char *inputs[] = {in, NULL};
+
+    /* A new file in an existing directory, and standard output. */
+    assert_int_equal(outpath_check(out, inputs, 2, never_mine, false, err, sizeof err), 0);
+    assert_int_equal(outpath_check("-", inputs, 2, never_mine, false, err, sizeof err), 0);
+    /* An input, also through a link, even with force and even if it looked like ours. */
+    assert_int_equal(outpath_check(in, inputs, 2, always_mine, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is an input"));
+    assert_int_equal(outpath_check(link, inputs, 2, always_mine, true, err, sizeof err), -1);
+    /* Someone else's file: refused unless force or ours; an empty file may be replaced. */
+    write_file(out, "precious\n");
+    assert_int_equal(outpath_check(out, inputs, 2, never_mine, false, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--force"));
+    assert_int_equal(outpath_check(out, inputs, 2, never_mine, true, err, sizeof err), 0);
+    assert_int_equal(outpath_check(out, inputs, 2, always_mine, false, err, sizeof err), 0);
+    assert_int_equal(outpath_check(empty, inputs, 2, never_mine, false, err, sizeof err), 0);
+    /* A directory, a missing directory, an empty path, a device. */
+    assert_int_equal(outpath_check(sub, inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "directory"));
+    assert_int_equal(outpath_check(missing, inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not exist"));
+    assert_int_equal(outpath_check("", inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_int_equal(outpath_check("/dev/null", inputs, 2, never_mine, true, err, sizeof err), -1);
+
+    /* Atomic writes: the old content stays until commit; abort leaves it and no temp file. */
+    struct outfile o;
+    assert_int_equal(outfile_open(&o, out, err, sizeof err), 0);
+    fputs("new\n", o.f);
+    char tmp[sizeof o.tmp];
+    snprintf(tmp, sizeof tmp, "%s", o.tmp);
+    assert_int_equal(access(tmp, F_OK), 0);
+    outfile_abort(&o);
+    assert_int_equal(access(tmp, F_OK), -1);
+    char line[64] = "";
+    FILE *f = fopen(out, "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "precious\n");
+    assert_int_equal(outfile_open(&o, out, err, sizeof err), 0);
+    fputs("new\n", o.f);
+    assert_int_equal(outfile_commit(&o, err, sizeof err), 0);
+    f = fopen(out, "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "new\n");
+    outfile_abort(&o); /* safe after commit */
+    assert_int_equal(outfile_open(&o, missing, err, sizeof err), -1);
+
+    unlink(link);
+    unlink(in);
+    unlink(out);
+    unlink(empty);
+    rmdir(sub);
+    assert_int_equal(rmdir(dir), 0); /* nothing else left behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(class_scores_known_matrix),
         cmocka_unit_test(class_scores_perfect_and_empty),
+        cmocka_unit_test(csv_rows_good_and_bad),
+        cmocka_unit_test(predictions_format),
+        cmocka_unit_test(outpath_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,9 @@ static void usage(FILE *f)
                "          loss, accuracy, confusion matrix and per-class precision, recall, F1\n"
                "  sample --checkpoint FILE [--length N] [--prompt TEXT] [--temperature T]\n"
                "          generate text from a gpt checkpoint\n"
+               "  predict --checkpoint FILE --data D [--out predictions.csv] [--force]\n"
+               "          each row's class and class probabilities (csv:FILE, idx:DIR,\n"
+               "          fashion-mnist), or text generated after each line of text:FILE\n"
                "\n"
                "  cltrain COMMAND --help shows a command's options.\n"
                "\n"
@@ -83,6 +86,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "sample") == 0)
         return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(cmd, "predict") == 0)
+        return cmd_predict(argc - 2, argv + 2);
     fprintf(stderr, "cltrain: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
