@@ -81,6 +81,23 @@ check "train points" 0 "$exe" train --model mlp --width 32 --data "csv:$tmp/poin
     --epochs 8 --batch 16 --out "$tmp/points.safetensors" --metrics "$tmp/points.jsonl" \
     --plot "$tmp/points.svg" --log-every 1
 
+# ---- The training plot: loss, accuracy, learning rate; smoothing from the first step -------------
+if python3 -c '
+import json, sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+svg = ET.parse(sys.argv[1]).getroot()
+texts = [t.text for t in svg.iter(ns + "text")]
+assert "accuracy" in texts and "learning rate" in texts, texts
+series = {g.find(ns + "title").text: g.find(ns + "polyline").get("points").split()
+          for g in svg.iter(ns + "g")}
+train = [json.loads(l) for l in open(sys.argv[2]) if "\"train\"" in l]
+evals = [json.loads(l) for l in open(sys.argv[2]) if "\"eval\"" in l]
+assert len(series["training loss"]) == len(train) == len(series["learning rate"]), series.keys()
+assert len(series["evaluation accuracy"]) == len(evals) > 0
+smooth = [k for k in series if k.startswith("smoothed")][0]
+assert series[smooth][0] == series["training loss"][0], (series[smooth][:2], series["training loss"][:2])
+' "$tmp/points.svg" "$tmp/points.jsonl"; then ok; else fail "the plot lacks a panel, or its smoothing lags the first step"; fi
+
 # ---- eval: per-class precision, recall and F1 ----------------------------------------------------
 check "eval" 0 "$exe" eval --checkpoint "$tmp/points.safetensors"
 expect_out "eval scores header" "precision *recall *f1 *support"

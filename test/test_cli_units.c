@@ -1,7 +1,8 @@
 /*
  * test_cli_units.c: the host-side pieces of the cltrain commands added for users, no device
  * needed: per-class precision, recall and F1 from a confusion matrix (cltrain eval); the CSV
- * rows, the output file and its safety checks of cltrain predict.
+ * rows, the output file and its safety checks of cltrain predict; the training plot's
+ * smoothing and panels.
  * Tolerances: 1e-12 absolute on scores computed from small integer counts, 1e-12 on
  * softmax probabilities computed in double.
  */
@@ -16,7 +17,9 @@
 #include <unistd.h>
 
 #include "../tools/evaluate.h"
+#include "../tools/metrics.h"
 #include "../tools/outpath.h"
+#include "../tools/plot.h"
 #include "../tools/predictions.h"
 
 static void class_scores_known_matrix(void **state)
@@ -235,6 +238,69 @@ static void outpath_rules(void **state)
     assert_int_equal(rmdir(dir), 0); /* nothing else left behind */
 }
 
+static void smoothing_starts_at_the_first_value(void **state)
+{
+    (void)state;
+    /* Bias-corrected EMA: the first output is the first value, a constant stays constant,
+     * and each output is a weighted mean of the values so far (never a later one). */
+    const double y[6] = {4.0, 2.0, NAN, 2.0, 2.0, 8.0};
+    double out[6];
+    plot_smooth(y, 6, 0.9, out);
+    assert_true(out[0] == 4.0);
+    double w1 = 0.9 * 0.1, w2 = 0.1; /* weights of y0 and y1 before correction */
+    assert_true(fabs(out[1] - (w1 * 4 + w2 * 2) / (1 - 0.81)) < 1e-12);
+    assert_true(isnan(out[2]));
+    assert_true(out[5] > out[4] && out[5] < 8.0);
+    const double c[4] = {3.0, 3.0, 3.0, 3.0};
+    plot_smooth(c, 4, 0.9, out);
+    for (int i = 0; i < 4; i++)
+        assert_true(fabs(out[i] - 3.0) < 1e-12);
+    plot_smooth(c, 4, 0.0, out); /* beta 0: no smoothing */
+    assert_true(out[3] == 3.0);
+}
+
+/* Reads a whole small file into a static buffer. */
+static const char *slurp_small(const char *path)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void training_plot_panels(void **state)
+{
+    (void)state;
+    struct metrics_point p[] = {
+        {false, 1, 2.0, NAN, 0.001},  {false, 2, 1.8, NAN, 0.002}, {true, 2, 1.7, 0.4, NAN},
+        {false, 3, 1.5, NAN, 0.0015}, {true, 3, 1.2, 0.6, NAN},
+    };
+    char path[] = "/tmp/cltrain-plot-XXXXXX", err[256];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(plot_training(path, "t", p, 5, err, sizeof err), 0);
+    const char *svg = slurp_small(path);
+    assert_non_null(strstr(svg, ">accuracy</text>"));
+    assert_non_null(strstr(svg, ">learning rate</text>"));
+    assert_non_null(strstr(svg, "<title>evaluation accuracy</title>"));
+    /* The smoothed curve starts where the training loss starts. */
+    const char *raw = strstr(svg, "<title>training loss</title>");
+    const char *smooth = strstr(svg, "<title>smoothed");
+    assert_non_null(raw);
+    assert_non_null(smooth);
+    raw = strstr(raw, "points=\"") + 8;
+    smooth = strstr(smooth, "points=\"") + 8;
+    assert_true(strncmp(raw, smooth, strcspn(raw, " ")) == 0);
+    /* Without evaluations, the accuracy panel says so instead of failing. */
+    assert_int_equal(plot_training(path, "t", p, 2, err, sizeof err), 0);
+    assert_non_null(strstr(slurp_small(path), "no data"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +309,8 @@ int main(void)
         cmocka_unit_test(csv_rows_good_and_bad),
         cmocka_unit_test(predictions_format),
         cmocka_unit_test(outpath_rules),
+        cmocka_unit_test(smoothing_starts_at_the_first_value),
+        cmocka_unit_test(training_plot_panels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
