@@ -238,5 +238,43 @@ else
     echo "skipping the Fashion-MNIST runs: $fm is missing" >&2
 fi
 
+# ---- cltrain-bench: the summary first ------------------------------------------------------------
+# Two devices' results (a saved run's layout): B trains faster though A has the faster GEMM.
+python3 - "$tmp/a.json" "$tmp/b.json" <<'PY'
+import json, sys
+def fig(name, unit, median, better="higher"):
+    return {"name": name, "unit": unit, "better": better, "median": median, "min": median,
+            "max": median, "runs": 3}
+def device(id, label, mlp, gpt, gemm, bw):
+    return {"id": id, "label": label, "notes": "", "environment": {"platform": label},
+            "micro": [fig("bandwidth.read", "GB/s", bw), fig("bandwidth.copy", "GB/s", bw / 2),
+                      fig("launch.round_trip", "us", 40, "lower")],
+            "gemm": [fig("clblast.square_512", "GFLOP/s", gemm),
+                     fig("own.square_512", "GFLOP/s", gemm / 3),
+                     fig("clblast.square_512.pct_peak", "%", 90)],
+            "ops": [fig("linear.fwd", "us", 10, "lower")],
+            "train": [fig("mlp.samples_per_s", "samples/s", mlp),
+                      fig("mlp.first_step_warm_s", "s", 0.5, "lower"),
+                      fig("gpt.samples_per_s", "samples/s", gpt)]}
+for path, dev in zip(sys.argv[1:], [device("0:0", "Alpha / fast-gemm", 1000, 50, 400, 20),
+                                    device("1:0", "Beta / fast-train", 4000, 200, 100, 80)]):
+    json.dump({"tool": "cltrain-bench", "format": 1, "cltrain_version": "0.1.0",
+               "mode": "quick", "warmup": 1, "runs": 3, "devices": [dev]}, open(path, "w"))
+PY
+check "bench summary of two devices" 0 "$bench" --from "$tmp/a.json" --from "$tmp/b.json"
+# The summary comes before the long tables, marks the direction, and names the winner: B,
+# 4x A by the geometric mean of the training figures (both models 4x).
+summary=$(grep -n "^== summary" "$tmp/out" | cut -d: -f1)
+first_table=$(grep -n "^== 0:0" "$tmp/out" | cut -d: -f1)
+[ -n "$summary" ] && [ -n "$first_table" ] && [ "$summary" -lt "$first_table" ] && ok \
+    || fail "bench: no summary before the tables"
+expect_out "bench summary: training row" "training mlp (samples/s) *higher *1000 *4000\\*"
+expect_out "bench summary: best GEMM" "best GEMM (GFLOP/s) *higher *400\\* *100"
+expect_out "bench summary: the GEMM chosen" "clblast.square"
+expect_out "bench summary: bandwidth" "memory bandwidth (GB/s) *higher *20 *80\\*"
+expect_out "bench summary: winner" "winner: 1:0 (Beta / fast-train), 4.00x the runner-up 0:0"
+check "bench summary of one device" 0 "$bench" --from "$tmp/a.json"
+expect_out "bench one device" "one device measured"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
