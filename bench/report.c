@@ -136,7 +136,8 @@ static int best_device(const struct summary_row *row, size_t n)
     int best = -1;
     for (size_t k = 0; k < n; k++) {
         double v = row->value[k];
-        if (isfinite(v) && (best < 0 || (row->higher ? v > row->value[best] : v < row->value[best])))
+        if (isfinite(v) &&
+            (best < 0 || (row->higher ? v > row->value[best] : v < row->value[best])))
             best = (int)k;
     }
     return best;
@@ -228,9 +229,8 @@ static void print_winner(const struct bench_results *r, const struct summary_row
         printf("winner: none (no figure that every device has)\n");
         return;
     }
-    printf("winner: %s (%s), %.2fx the runner-up %s by %s\n", r->devs[best].id,
-           r->devs[best].label, exp((score[best] - score[second]) / used), r->devs[second].id,
-           basis);
+    printf("winner: %s (%s), %.2fx the runner-up %s by %s\n", r->devs[best].id, r->devs[best].label,
+           exp((score[best] - score[second]) / used), r->devs[second].id, basis);
 }
 
 /* The figures that decide training speed, per device, before the long tables. */
@@ -249,8 +249,8 @@ static void print_summary(const struct bench_results *r)
         return;
     }
     for (size_t i = 0; i < nrows; i++) {
-        rows[i] = (struct summary_row){.higher = true, .value = values + i * n,
-                                       .src = srcs + i * n};
+        rows[i] =
+            (struct summary_row){.higher = true, .value = values + i * n, .src = srcs + i * n};
     }
     for (size_t m = 0; m < nmodels; m++) {
         snprintf(rows[m].what, sizeof rows[m].what, "training %s", models[m]);

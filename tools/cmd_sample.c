@@ -55,8 +55,8 @@ static int run(const struct sample_opts *o, struct tool_log *tl)
     }
     int64_t cap = (int64_t)strlen(o->prompt) + o->length + 1;
     ids = malloc((size_t)cap * sizeof *ids);
-    int64_t n = ids ? generate_encode(o->prompt, strlen(o->prompt), &cm, ids, cap, err, sizeof err)
-                    : -1;
+    int64_t n =
+        ids ? generate_encode(o->prompt, strlen(o->prompt), &cm, ids, cap, err, sizeof err) : -1;
     if (n < 0) {
         if (ids)
             fprintf(stderr, "%s: %s\n", tl->cmd, err);

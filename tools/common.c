@@ -114,8 +114,8 @@ int tool_device_check(const char *cmd, const char *selection, bool allow_all)
     } else if (selection && *selection &&
                (st = clt_device_select(list, count, selection, &index)) != CLT_OK) {
         if (st == CLT_ERR_INVALID_ARGUMENT)
-            fprintf(stderr, "%s: %s \"%s\" is not a valid selection; the devices are:\n", cmd,
-                    from, selection);
+            fprintf(stderr, "%s: %s \"%s\" is not a valid selection; the devices are:\n", cmd, from,
+                    selection);
         else
             fprintf(stderr, "%s: no device matches %s \"%s\"; the devices are:\n", cmd, from,
                     selection);

@@ -52,7 +52,7 @@ struct metrics_point;
 /* The chart of a training run from its records: the loss (each logged training loss, their
  * smoothed curve, the evaluation losses), the evaluation accuracy, and the learning rate,
  * as three panels over the step. A panel without data says so. */
-int plot_training(const char *path, const char *title, const struct metrics_point *points,
-                  size_t n, char *err, size_t err_size);
+int plot_training(const char *path, const char *title, const struct metrics_point *points, size_t n,
+                  char *err, size_t err_size);
 
 #endif
