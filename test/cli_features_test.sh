@@ -51,12 +51,17 @@ awk 'BEGIN { srand(7); print "a,b,c,label";
 # ---- Devices ---------------------------------------------------------------------------------
 check "devices --help" 0 "$exe" devices --help
 expect_out "devices --help text" "usage: cltrain devices"
+# Each command with the inputs it needs, all missing: the device is checked before them.
 for c in train eval sample predict; do
-    check "$c --device no match" 1 "$exe" $c --model mlp --data "csv:$tmp/missing.csv" \
-        --checkpoint "$tmp/missing.safetensors" --device no-such-device-anywhere
+    case $c in
+    train) args="--model mlp --data csv:$tmp/missing.csv" ;;
+    eval | sample) args="--checkpoint $tmp/missing.safetensors" ;;
+    predict) args="--checkpoint $tmp/missing.safetensors --data csv:$tmp/missing.csv" ;;
+    esac
+    # shellcheck disable=SC2086
+    check "$c --device no match" 1 "$exe" $c $args --device no-such-device-anywhere
     expect_err "$c --device message" "no device matches --device \"no-such-device-anywhere\""
     expect_err "$c --device lists the devices" "^  [0-9]*:[0-9]*  "
-    # Refused before any work: the missing data and checkpoint are not what it reports.
     if grep -q "missing" "$tmp/err"; then fail "$c read its inputs before checking the device"; else ok; fi
 done
 CLTRAIN_DEVICE=no-such-device-anywhere check "CLTRAIN_DEVICE no match" 1 "$exe" eval \
