@@ -223,6 +223,19 @@ printf 'the\nQ\n' >"$tmp/badprompts.txt"
 check "predict gpt with an unknown character" 1 "$exe" predict \
     --checkpoint "$tmp/gpt.safetensors" --data "text:$tmp/badprompts.txt"
 expect_err "unknown character message" "line 2: the prompt's character 'Q'"
+# SIGTERM (CI cancellation, `timeout`) while predicting: the previous predictions stay whole
+# and the temporary file is removed.
+cp "$tmp/gen.csv" "$tmp/gen.before"
+"$exe" predict --checkpoint "$tmp/gpt.safetensors" --data "text:$tmp/prompts.txt" \
+    --length 10000000 --out "$tmp/gen.csv" >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+while kill -0 "$pid" 2>/dev/null && ! ls "$tmp" | grep -q '^gen\.csv\.'; do sleep 0.1; done
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+status=$?
+[ "$status" -eq 143 ] && ok || fail "predict under SIGTERM: exit $status, wanted 143 (killed)"
+cmp -s "$tmp/gen.csv" "$tmp/gen.before" && ok || fail "an interrupted predict changed its output"
+if ls "$tmp" | grep -q '^gen\.csv\.'; then fail "an interrupted predict left its temporary file"; else ok; fi
 check "predict gpt on csv" 2 "$exe" predict --checkpoint "$tmp/gpt.safetensors" \
     --data "csv:$tmp/points.csv"
 

@@ -364,6 +364,7 @@ static int run(const struct predict_opts *o, struct opt *t, size_t n, struct too
         fprintf(stderr, "%s: %s\n", tl->cmd, err);
         goto out;
     }
+    outfile_clean_on_signal(&r.out);
     int64_t batch = args_find(t, n, "batch")->seen ? o->batch : r.cm.batch;
     if (gpt)
         rc = predict_text(&r, o->data + 5);

@@ -5,10 +5,49 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The temporary file a signal removes, and the handlers it replaced. A program-wide state:
+ * signals are. */
+static char signal_tmp[4200];
+static volatile sig_atomic_t signal_armed;
+static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction saved[3];
+
+static void on_signal(int sig)
+{
+    if (signal_armed)
+        unlink(signal_tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void disarm(void)
+{
+    if (!signal_armed)
+        return;
+    signal_armed = 0;
+    for (int i = 0; i < 3; i++)
+        sigaction(signals[i], &saved[i], NULL);
+}
+
+void outfile_clean_on_signal(struct outfile *o)
+{
+    if (!o->f || !o->tmp[0] || signal_armed)
+        return;
+    memcpy(signal_tmp, o->tmp, sizeof signal_tmp);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaction(signals[i], &sa, &saved[i]);
+    signal_armed = 1;
+}
 
 static bool is_stdout(const char *path)
 {
@@ -112,7 +151,7 @@ int outfile_open(struct outfile *o, const char *path, char *err, size_t err_size
     return 0;
 }
 
-int outfile_commit(struct outfile *o, char *err, size_t err_size)
+static int commit(struct outfile *o, char *err, size_t err_size)
 {
     if (!o->f)
         return 0;
@@ -143,8 +182,16 @@ int outfile_commit(struct outfile *o, char *err, size_t err_size)
     return 0;
 }
 
+int outfile_commit(struct outfile *o, char *err, size_t err_size)
+{
+    int rc = commit(o, err, err_size);
+    disarm(); /* after the rename: a signal before it still removes the temporary file */
+    return rc;
+}
+
 void outfile_abort(struct outfile *o)
 {
+    disarm();
     if (o->f && o->tmp[0])
         fclose(o->f);
     if (o->tmp[0])

@@ -52,4 +52,9 @@ int outfile_commit(struct outfile *o, char *err, size_t err_size);
 /* Closes and removes the temporary file. Safe on a zeroed or committed outfile. */
 void outfile_abort(struct outfile *o);
 
+/* Until outfile_commit or outfile_abort, SIGINT, SIGTERM and SIGHUP remove o's temporary
+ * file before the process ends as the signal's default action ends it (one outfile at a
+ * time; the program's own handlers are restored at commit or abort). */
+void outfile_clean_on_signal(struct outfile *o);
+
 #endif
