@@ -1,5 +1,6 @@
 /*
- * report.c: the results as a table on stdout, as JSON and as CSV. The JSON layout (read back
+ * report.c: the results as a table on stdout (a summary first, then every figure), as JSON
+ * and as CSV. The JSON layout (read back
  * by compare.c, described in docs/bench.md):
  *
  *   {"tool": "cltrain-bench", "format": 1, "cltrain_version": "0.1.0", "mode": "quick",
@@ -13,6 +14,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -88,10 +90,213 @@ static void print_side_by_side(const struct bench_results *r)
         printf("  %s = %s\n", r->devs[k].id, r->devs[k].label);
 }
 
+/* ---- The summary ------------------------------------------------------------------------ */
+
+/* One line of the summary: a figure per device, the best of which is marked. */
+struct summary_row {
+    char what[64];    /* "training mlp", "best GEMM" */
+    char unit[16];    /* "samples/s" */
+    bool higher;      /* the better direction */
+    double *value;    /* per device; NAN when the device lacks it */
+    const char **src; /* per device: the figure chosen (best GEMM, bandwidth), or NULL */
+};
+
+static const struct bench_figure *figure(const struct bench_device *d, const char *section,
+                                         const char *name)
+{
+    for (size_t i = 0; i < d->nfigs; i++)
+        if (strcmp(d->figs[i].section, section) == 0 && strcmp(d->figs[i].name, name) == 0)
+            return &d->figs[i];
+    return NULL;
+}
+
+/* The best median of a section's figures with a unit and a name prefix ("" any); NAN if
+ * none. *name is the chosen figure's name. */
+static double best_of(const struct bench_device *d, const char *section, const char *unit,
+                      const char *prefix, const char **name)
+{
+    double best = NAN;
+    *name = NULL;
+    for (size_t i = 0; i < d->nfigs; i++) {
+        const struct bench_figure *f = &d->figs[i];
+        if (strcmp(f->section, section) != 0 || strcmp(f->unit, unit) != 0 ||
+            strncmp(f->name, prefix, strlen(prefix)) != 0 || !isfinite(f->median))
+            continue;
+        if (isnan(best) || f->median > best) {
+            best = f->median;
+            *name = f->name;
+        }
+    }
+    return best;
+}
+
+/* The index of the best finite value, or -1. */
+static int best_device(const struct summary_row *row, size_t n)
+{
+    int best = -1;
+    for (size_t k = 0; k < n; k++) {
+        double v = row->value[k];
+        if (isfinite(v) &&
+            (best < 0 || (row->higher ? v > row->value[best] : v < row->value[best])))
+            best = (int)k;
+    }
+    return best;
+}
+
+static void print_row(const struct summary_row *row, size_t n)
+{
+    char label[96];
+    snprintf(label, sizeof label, "%.63s (%.15s)", row->what, row->unit);
+    printf("  %-34s %-10s", label, row->higher ? "higher" : "lower");
+    int best = n > 1 ? best_device(row, n) : -1;
+    for (size_t k = 0; k < n; k++) {
+        if (isfinite(row->value[k]))
+            printf(" %13.4g%s", row->value[k], (int)k == best ? "*" : " ");
+        else
+            printf(" %13s ", "-");
+    }
+    printf("\n");
+    bool any = false;
+    for (size_t k = 0; k < n; k++)
+        any = any || row->src[k];
+    if (!any)
+        return;
+    printf("  %-34s from", "");
+    for (size_t k = 0; k < n; k++)
+        printf("%s %s", k ? "," : "", row->src[k] ? row->src[k] : "-");
+    printf("\n");
+}
+
+/* The models of the train section, in the order of the first device that has them. */
+static size_t train_models(const struct bench_results *r, char models[][32], size_t cap)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < r->ndev; k++)
+        for (size_t i = 0; i < r->devs[k].nfigs; i++) {
+            const struct bench_figure *f = &r->devs[k].figs[i];
+            const char *dot = strchr(f->name, '.');
+            if (strcmp(f->section, "train") != 0 || !dot || strcmp(dot, ".samples_per_s") != 0)
+                continue;
+            size_t len = (size_t)(dot - f->name);
+            bool seen = false;
+            for (size_t m = 0; m < n; m++)
+                seen = seen || (strlen(models[m]) == len && strncmp(models[m], f->name, len) == 0);
+            if (!seen && n < cap && len < 32)
+                snprintf(models[n++], 32, "%.*s", (int)len, f->name);
+        }
+    return n;
+}
+
+/* Names the winner: the device with the highest geometric mean of training samples/s over
+ * the models every device has; without training figures, the best GEMM. */
+static void print_winner(const struct bench_results *r, const struct summary_row *rows,
+                         size_t nmodels, const struct summary_row *gemm)
+{
+    size_t n = r->ndev;
+    double score[64];
+    int used = 0;
+    for (size_t k = 0; k < n && k < 64; k++)
+        score[k] = 0;
+    for (size_t m = 0; m < nmodels; m++) {
+        bool all = true;
+        for (size_t k = 0; k < n; k++)
+            all = all && isfinite(rows[m].value[k]) && rows[m].value[k] > 0;
+        if (!all)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            score[k] += log(rows[m].value[k]);
+        used++;
+    }
+    const char *basis = "training samples/s, geometric mean over the models";
+    if (used == 0) {
+        for (size_t k = 0; k < n; k++)
+            score[k] = isfinite(gemm->value[k]) && gemm->value[k] > 0 ? log(gemm->value[k]) : NAN;
+        used = 1;
+        basis = "best GEMM GFLOP/s (no training figures on every device)";
+    }
+    int best = -1, second = -1;
+    for (size_t k = 0; k < n; k++) {
+        if (!isfinite(score[k]))
+            continue;
+        if (best < 0 || score[k] > score[best]) {
+            second = best;
+            best = (int)k;
+        } else if (second < 0 || score[k] > score[second]) {
+            second = (int)k;
+        }
+    }
+    if (best < 0 || second < 0) {
+        printf("winner: none (no figure that every device has)\n");
+        return;
+    }
+    printf("winner: %s (%s), %.2fx the runner-up %s by %s\n", r->devs[best].id, r->devs[best].label,
+           exp((score[best] - score[second]) / used), r->devs[second].id, basis);
+}
+
+/* The figures that decide training speed, per device, before the long tables. */
+static void print_summary(const struct bench_results *r)
+{
+    size_t n = r->ndev;
+    char models[8][32];
+    size_t nmodels = train_models(r, models, 8);
+    size_t nrows = nmodels + 2;
+    struct summary_row rows[10];
+    double *values = calloc(nrows * n, sizeof *values);
+    const char **srcs = calloc(nrows * n, sizeof *srcs);
+    if (!values || !srcs || n > 64) {
+        free(values);
+        free(srcs);
+        return;
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        rows[i] =
+            (struct summary_row){.higher = true, .value = values + i * n, .src = srcs + i * n};
+    }
+    for (size_t m = 0; m < nmodels; m++) {
+        snprintf(rows[m].what, sizeof rows[m].what, "training %s", models[m]);
+        snprintf(rows[m].unit, sizeof rows[m].unit, "samples/s");
+        char name[64];
+        snprintf(name, sizeof name, "%s.samples_per_s", models[m]);
+        for (size_t k = 0; k < n; k++) {
+            const struct bench_figure *f = figure(&r->devs[k], "train", name);
+            rows[m].value[k] = f ? f->median : NAN;
+        }
+    }
+    struct summary_row *gemm = &rows[nmodels], *bw = &rows[nmodels + 1];
+    snprintf(gemm->what, sizeof gemm->what, "best GEMM");
+    snprintf(gemm->unit, sizeof gemm->unit, "GFLOP/s");
+    snprintf(bw->what, sizeof bw->what, "memory bandwidth");
+    snprintf(bw->unit, sizeof bw->unit, "GB/s");
+    for (size_t k = 0; k < n; k++) {
+        gemm->value[k] = best_of(&r->devs[k], "gemm", "GFLOP/s", "", &gemm->src[k]);
+        bw->value[k] = best_of(&r->devs[k], "micro", "GB/s", "bandwidth.", &bw->src[k]);
+    }
+    printf("== summary: the figures that decide training speed (medians)\n");
+    printf("  %-34s %-10s", "figure", "better");
+    for (size_t k = 0; k < n; k++)
+        printf(" %13.13s ", r->devs[k].id);
+    printf("\n");
+    for (size_t i = 0; i < nrows; i++)
+        print_row(&rows[i], n);
+    for (size_t k = 0; k < n; k++)
+        printf("  %s = %s\n", r->devs[k].id, r->devs[k].label);
+    if (n > 1) {
+        printf("  * the best device of the row\n");
+        print_winner(r, rows, nmodels, gemm);
+    } else {
+        printf("one device measured: `--device all`, or several --from files, compare devices "
+               "and name a winner\n");
+    }
+    printf("\n");
+    free(values);
+    free(srcs);
+}
+
 void bench_print_table(const struct bench_results *r)
 {
     printf("cltrain-bench %s, %s run: %d warm-up and %d measured runs per figure\n\n",
            clt_version(), r->mode, r->warmup, r->runs);
+    print_summary(r);
     for (size_t k = 0; k < r->ndev; k++)
         print_device(&r->devs[k]);
     if (r->ndev > 1)

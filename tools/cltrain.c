@@ -1,11 +1,13 @@
 /*
  * cltrain.c: the command-line program. Dispatches to a subcommand.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cltrain.h"
 #include "commands.h"
+#include "common.h"
 
 static void usage(FILE *f)
 {
@@ -20,13 +22,33 @@ static void usage(FILE *f)
                "          train a model (mlp, cnn, gpt, file:PATH) on a dataset\n"
                "          (fashion-mnist, idx:DIR, csv:FILE, text:FILE)\n"
                "  eval --checkpoint FILE [--data D]\n"
-               "          loss, accuracy and confusion matrix of a checkpoint\n"
+               "          loss, accuracy, confusion matrix and per-class precision, recall, F1\n"
                "  sample --checkpoint FILE [--length N] [--prompt TEXT] [--temperature T]\n"
                "          generate text from a gpt checkpoint\n"
+               "  predict --checkpoint FILE --data D [--out predictions.csv] [--force]\n"
+               "          each row's class and class probabilities (csv:FILE, idx:DIR,\n"
+               "          fashion-mnist), or text generated after each line of text:FILE\n"
                "\n"
                "  cltrain COMMAND --help shows a command's options.\n"
                "\n"
                "  cltrain --version | --help\n");
+}
+
+/* The --device argument of a command's options (the last one given), or NULL; *help is set
+ * when the options ask for --help. */
+static const char *device_arg(int argc, char **argv, bool *help)
+{
+    const char *sel = NULL;
+    *help = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            *help = true;
+        else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
+            sel = argv[++i];
+        else if (strncmp(argv[i], "--device=", 9) == 0)
+            sel = argv[i] + 9;
+    }
+    return sel;
 }
 
 int main(int argc, char **argv)
@@ -46,12 +68,26 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "devices") == 0)
         return cmd_devices(argc - 2, argv + 2);
+    /* Every other command opens a device: a selection that matches none (from --device or
+     * CLTRAIN_DEVICE) is refused here, before any data is read or any model built. */
+    bool help = false;
+    const char *device = device_arg(argc - 2, argv + 2, &help);
+    bool known = strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 ||
+                 strcmp(cmd, "sample") == 0 || strcmp(cmd, "predict") == 0;
+    if (known && !help) {
+        char name[32];
+        snprintf(name, sizeof name, "cltrain %s", cmd);
+        if (tool_device_check(name, device, false) != 0)
+            return 1;
+    }
     if (strcmp(cmd, "train") == 0)
         return cmd_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "sample") == 0)
         return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(cmd, "predict") == 0)
+        return cmd_predict(argc - 2, argv + 2);
     fprintf(stderr, "cltrain: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "cltrain.h"
 #include "commands.h"
+#include "common.h"
 #include "json.h"
 
 static const char *type_name(enum clt_device_type t)
@@ -32,10 +34,8 @@ static double mib(uint64_t bytes)
 
 static void print_table(const struct clt_device_info *list, size_t count)
 {
-    if (count == 0) {
+    if (count == 0)
         printf("no OpenCL devices found\n");
-        return;
-    }
     for (size_t i = 0; i < count; i++) {
         const struct clt_device_info *d = &list[i];
         printf("%u:%u  %s / %s  (%s)\n", (unsigned)d->platform_index,
@@ -56,6 +56,7 @@ static void print_table(const struct clt_device_info *list, size_t count)
         printf("      fp16 / fp64       %s / %s\n", d->has_fp16 ? "yes" : "no",
                d->has_fp64 ? "yes" : "no");
     }
+    tool_rusticl_hint(stdout, list, count);
 }
 
 static void json_field(const char *key, const char *value, int last)
@@ -123,36 +124,40 @@ static int warm_one(const char *selection)
     return 0;
 }
 
+static const char *const summary =
+    "Lists the OpenCL devices (a table, or JSON with --json). --warm builds every kernel for\n"
+    "the selected device ahead of time (default: CLTRAIN_DEVICE, else the first GPU, else the\n"
+    "first device; all: every device), filling the binary cache.";
+
 int cmd_devices(int argc, char **argv)
 {
+    const char *cmd = "cltrain devices";
     bool json = false, warm = false;
     const char *selection = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-        } else if (strcmp(argv[i], "--warm") == 0) {
-            warm = true;
-        } else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
-            selection = argv[++i];
-        } else if (strncmp(argv[i], "--device=", 9) == 0) {
-            selection = argv[i] + 9;
-        } else {
-            fprintf(stderr, "cltrain devices: unknown or incomplete option \"%s\"\n"
-                    "usage: cltrain devices [--json] [--warm] [--device SEL|all]\n", argv[i]);
-            return 2;
-        }
-    }
+    struct opt t[] = {
+        {"json", OPT_FLAG, &json, NULL, "print the list as JSON", 0, 0, false},
+        {"warm", OPT_FLAG, &warm, NULL, "build every kernel for the selected device", 0, 0, false},
+        {"device", OPT_STRING, &selection, "SEL|all",
+         "device to warm: P:D, gpu, cpu, a part of its name, or all", 0, 0, false},
+    };
+    int status;
+    if (!args_command(cmd, summary, argc, argv, t, sizeof t / sizeof t[0], &status))
+        return status;
+    if ((selection || warm) && tool_device_check(cmd, selection, true) != 0)
+        return 1;
     struct clt_device_info *list = NULL;
     size_t count = 0;
     enum clt_status st = clt_devices_list(NULL, &list, &count);
     if (st != CLT_OK) {
-        fprintf(stderr, "cltrain devices: %s\n", clt_status_str(st));
+        fprintf(stderr, "%s: %s\n", cmd, clt_status_str(st));
         return 1;
     }
-    if (json)
+    if (json) {
         print_json(list, count);
-    else
+        tool_rusticl_hint(stderr, list, count);
+    } else {
         print_table(list, count);
+    }
     int rc = 0;
     if (warm && selection && strcmp(selection, "all") == 0) {
         for (size_t i = 0; i < count && rc == 0; i++) {

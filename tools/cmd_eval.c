@@ -3,6 +3,7 @@
  * metadata), loads its parameters, and reports loss, accuracy and the confusion matrix on a
  * dataset: by default the evaluation set the checkpoint was trained against.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,8 @@
 #include "json.h"
 
 static const char *const summary =
-    "Evaluates a checkpoint of `cltrain train`: loss, accuracy and confusion matrix.\n"
+    "Evaluates a checkpoint of `cltrain train`: loss, accuracy, the confusion matrix and each\n"
+    "class's precision, recall and F1.\n"
     "By default on the evaluation set of the data it was trained on.";
 
 struct eval_opts {
@@ -24,19 +26,36 @@ struct eval_opts {
     bool json, verbose;
 };
 
-/* The confusion matrix: a row per label, a column per prediction. */
-static void print_confusion(const uint64_t *m, int64_t k)
+static void json_score(const char *key, double v)
 {
-    printf("confusion matrix (rows: label, columns: prediction)\n      ");
-    for (int64_t j = 0; j < k; j++)
-        printf(" %6lld", (long long)j);
-    printf("\n");
-    for (int64_t i = 0; i < k; i++) {
-        printf("%6lld", (long long)i);
-        for (int64_t j = 0; j < k; j++)
-            printf(" %6llu", (unsigned long long)m[i * k + j]);
-        printf("\n");
+    printf(",\"%s\":", key);
+    if (isfinite(v))
+        printf("%.9g", v);
+    else
+        printf("null");
+}
+
+/* "per_class": precision, recall, F1 and support of each class (null where undefined), and
+ * their macro averages. */
+static void print_json_classes(const uint64_t *confusion, int64_t k)
+{
+    struct class_scores *s = malloc((size_t)k * sizeof *s);
+    if (!s)
+        return;
+    class_scores_of(confusion, k, s);
+    printf(",\"per_class\":[");
+    for (int64_t c = 0; c < k; c++) {
+        printf("%s{\"class\":%lld", c ? "," : "", (long long)c);
+        json_score("precision", s[c].precision);
+        json_score("recall", s[c].recall);
+        json_score("f1", s[c].f1);
+        printf(",\"support\":%llu}", (unsigned long long)s[c].support);
     }
+    printf("]");
+    json_score("macro_precision", class_scores_macro(s, k, 'p'));
+    json_score("macro_recall", class_scores_macro(s, k, 'r'));
+    json_score("macro_f1", class_scores_macro(s, k, 'f'));
+    free(s);
 }
 
 static void print_json(const struct eval_result *r, const char *data, int64_t k)
@@ -54,6 +73,7 @@ static void print_json(const struct eval_result *r, const char *data, int64_t k)
             printf("]");
         }
         printf("]");
+        print_json_classes(r->confusion, k);
     }
     printf("}\n");
 }
@@ -145,8 +165,8 @@ static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl
         print_json(&r, spec, m.classes);
     } else {
         eval_print(stdout, &r);
-        if (r.confusion && m.classes <= 32)
-            print_confusion(r.confusion, m.classes);
+        if (r.confusion)
+            eval_print_classes(stdout, r.confusion, m.classes);
     }
     rc = 0;
 out:

@@ -1,9 +1,6 @@
 /*
- * cmd_sample.c: `cltrain sample`: generates text from a gpt checkpoint. The model is rebuilt
- * for one window of `context` tokens; each new token runs it forward (clt_trainer_eval) on
- * the last `context` tokens, placed at positions 0 .. n-1 (causal attention makes the rest
- * of the window irrelevant to position n-1), and draws the next token on the host from the
- * softmax of position n-1's logits divided by the temperature.
+ * cmd_sample.c: `cltrain sample`: generates text from a gpt checkpoint to stdout
+ * (generate.h says how).
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +10,7 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "generate.h"
 
 static const char *const summary =
     "Generates text from a gpt checkpoint of `cltrain train`, to stdout.";
@@ -24,95 +22,11 @@ struct sample_opts {
     bool verbose;
 };
 
-/* splitmix64: a uniform double in [0, 1). */
-static double uniform(uint64_t *state)
+static void emit_stdout(void *user, uint8_t byte)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Draws an id from softmax(logits / temperature); temperature 0 takes the largest. */
-static int32_t draw(const float *logits, int64_t v, double temperature, uint64_t *rng, double *p)
-{
-    if (temperature <= 0)
-        return (int32_t)argmax(logits, v);
-    double top = logits[argmax(logits, v)], sum = 0;
-    for (int64_t i = 0; i < v; i++)
-        sum += p[i] = exp(((double)logits[i] - top) / temperature);
-    double u = uniform(rng) * sum;
-    for (int64_t i = 0; i < v; i++) {
-        u -= p[i];
-        if (u < 0)
-            return (int32_t)i;
-    }
-    return (int32_t)(v - 1);
-}
-
-/* The prompt as ids; -1 with a message if a byte is not in the vocabulary. */
-static int64_t encode(const char *prompt, const struct ckpt_model *cm, int32_t *ids, int64_t cap,
-                      const char *cmd)
-{
-    int64_t n = 0;
-    for (const unsigned char *s = (const unsigned char *)prompt; *s && n < cap; s++) {
-        int32_t id = -1;
-        for (uint32_t j = 0; j < cm->info.vocab; j++)
-            if (cm->symbols[j] == *s)
-                id = (int32_t)j;
-        if (id < 0) {
-            fprintf(stderr,
-                    "%s: the prompt's character '%c' (byte 0x%02x) is not in the "
-                    "model's vocabulary\n",
-                    cmd, *s >= 32 && *s < 127 ? *s : '?', *s);
-            return -1;
-        }
-        ids[n++] = id;
-    }
-    if (n == 0) { /* start from a newline if the model knows one, else from the first symbol */
-        ids[0] = 0;
-        for (uint32_t j = 0; j < cm->info.vocab; j++)
-            if (cm->symbols[j] == '\n')
-                ids[0] = (int32_t)j;
-        n = 1;
-    }
-    return n;
-}
-
-static int generate(struct clt_trainer *tr, const struct model *m, const struct ckpt_model *cm,
-                    const struct sample_opts *o, int32_t *ids, int64_t n, struct tool_log *tl)
-{
-    int64_t T = m->positions, V = m->classes;
-    int32_t *x = calloc((size_t)T, sizeof *x), *y = malloc((size_t)T * sizeof *y);
-    float *logits = malloc((size_t)(T * V) * sizeof *logits);
-    double *p = malloc((size_t)V * sizeof *p);
-    uint64_t rng = (uint64_t)o->seed;
-    int rc = x && y && logits && p ? 0 : 1;
-    for (int64_t i = 0; i < T && y; i++)
-        y[i] = -1;
-    for (int64_t k = 0; rc == 0 && k < o->length; k++) {
-        int64_t w = n < T ? n : T; /* the window: the last w tokens */
-        memcpy(x, ids + n - w, (size_t)w * sizeof *x);
-        const void *inputs[] = {x, y};
-        enum clt_status st =
-            clt_trainer_eval(tr, inputs, m->logits, logits, (uint64_t)(T * V), NULL);
-        if (st != CLT_OK) {
-            tool_fail(tl, st, "generation failed");
-            rc = 1;
-            break;
-        }
-        ids[n] = draw(logits + (w - 1) * V, V, o->temperature, &rng, p);
-        putchar(cm->symbols[ids[n]]);
-        fflush(stdout);
-        n++;
-    }
-    putchar('\n');
-    free(x);
-    free(y);
-    free(logits);
-    free(p);
-    return rc;
+    (void)user;
+    putchar(byte);
+    fflush(stdout);
 }
 
 static int run(const struct sample_opts *o, struct tool_log *tl)
@@ -141,8 +55,11 @@ static int run(const struct sample_opts *o, struct tool_log *tl)
     }
     int64_t cap = (int64_t)strlen(o->prompt) + o->length + 1;
     ids = malloc((size_t)cap * sizeof *ids);
-    int64_t n = ids ? encode(o->prompt, &cm, ids, cap, tl->cmd) : -1;
+    int64_t n =
+        ids ? generate_encode(o->prompt, strlen(o->prompt), &cm, ids, cap, err, sizeof err) : -1;
     if (n < 0) {
+        if (ids)
+            fprintf(stderr, "%s: %s\n", tl->cmd, err);
         rc = ids ? 2 : 1;
         goto out;
     }
@@ -162,7 +79,14 @@ static int run(const struct sample_opts *o, struct tool_log *tl)
         goto out;
     }
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
-    rc = generate(tr, &m, &cm, o, ids, n, tl);
+    uint64_t rng = (uint64_t)o->seed;
+    st = generate(tr, &m, &cm, ids, n, o->length, o->temperature, &rng, emit_stdout, NULL);
+    putchar('\n');
+    if (st != CLT_OK) {
+        tool_fail(tl, st, "generation failed");
+        goto out;
+    }
+    rc = 0;
 out:
     free(ids);
     clt_trainer_free(tr);

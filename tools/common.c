@@ -60,6 +60,75 @@ void tool_report(struct tool_log *tl, const char *message)
     tl->last[0] = '\0';
 }
 
+void tool_devices_brief(FILE *f, const struct clt_device_info *list, size_t count)
+{
+    static const char *const types[] = {"other", "cpu", "gpu", "accelerator"};
+    for (size_t i = 0; i < count; i++) {
+        const struct clt_device_info *d = &list[i];
+        unsigned t = (unsigned)d->type < 4 ? (unsigned)d->type : 0;
+        fprintf(f, "  %u:%u  %s / %s  (%s)\n", (unsigned)d->platform_index,
+                (unsigned)d->device_index, d->platform, d->name, types[t]);
+    }
+}
+
+void tool_rusticl_hint(FILE *f, const struct clt_device_info *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strstr(list[i].platform, "rusticl"))
+            return;
+    const char *env = getenv("RUSTICL_ENABLE");
+    if (env && *env)
+        fprintf(f,
+                "note: RUSTICL_ENABLE=%s is set but Mesa's rusticl lists no device: is "
+                "mesa-opencl-icd installed, and does it have that driver?\n",
+                env);
+    else
+        fprintf(f, "note: Mesa's rusticl (package mesa-opencl-icd) lists no device unless "
+                   "enabled:\n      RUSTICL_ENABLE=llvmpipe cltrain devices\n"
+                   "      (llvmpipe: on the CPU; radeonsi or iris: an AMD or Intel GPU)\n");
+}
+
+int tool_device_check(const char *cmd, const char *selection, bool allow_all)
+{
+    const char *from = "--device";
+    if (!selection || !*selection) {
+        selection = getenv("CLTRAIN_DEVICE");
+        from = "CLTRAIN_DEVICE";
+    }
+    if (selection && allow_all && strcmp(selection, "all") == 0)
+        return 0;
+    struct clt_device_info *list = NULL;
+    size_t count = 0, index = 0;
+    struct clt_log quiet = {0};
+    quiet.max_level = CLT_LOG_ERROR;
+    enum clt_status st = clt_devices_list(&quiet, &list, &count);
+    if (st != CLT_OK) {
+        fprintf(stderr, "%s: cannot list the OpenCL devices: %s\n", cmd, clt_status_str(st));
+        return 1;
+    }
+    int rc = 0;
+    if (count == 0) {
+        fprintf(stderr, "%s: no OpenCL device found\n", cmd);
+        tool_rusticl_hint(stderr, list, count);
+        rc = 1;
+    } else if (selection && *selection &&
+               (st = clt_device_select(list, count, selection, &index)) != CLT_OK) {
+        if (st == CLT_ERR_INVALID_ARGUMENT)
+            fprintf(stderr, "%s: %s \"%s\" is not a valid selection; the devices are:\n", cmd, from,
+                    selection);
+        else
+            fprintf(stderr, "%s: no device matches %s \"%s\"; the devices are:\n", cmd, from,
+                    selection);
+        tool_devices_brief(stderr, list, count);
+        fprintf(stderr, "select one by P:D, gpu, cpu or a part of its name%s\n",
+                allow_all ? ", or all" : "");
+        tool_rusticl_hint(stderr, list, count);
+        rc = 1;
+    }
+    clt_devices_free(list);
+    return rc;
+}
+
 struct clt_device *tool_device_open(struct tool_log *tl, const char *selection)
 {
     struct clt_device_options o;

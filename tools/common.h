@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cltrain.h"
 #include "models.h"
@@ -47,6 +48,21 @@ void tool_report(struct tool_log *tl, const char *message);
 /* Opens the device (NULL: CLTRAIN_DEVICE, else the default rule) with tl as its log.
  * Prints the error and returns NULL on failure. */
 struct clt_device *tool_device_open(struct tool_log *tl, const char *selection);
+
+/* Checks a device selection against the devices present, without opening one, so that a
+ * command refuses a bad --device before any work. selection NULL or "" means CLTRAIN_DEVICE,
+ * else the default rule (which only needs some device); "all" is accepted when allow_all.
+ * Returns 0, or 1 after a message on stderr ("CMD: no device matches ...") that lists the
+ * available devices, and says how to enable rusticl when it is not listed. */
+int tool_device_check(const char *cmd, const char *selection, bool allow_all);
+
+/* Prints the devices of a list, one "  P:D  platform / name (type)" line each. */
+void tool_devices_brief(FILE *f, const struct clt_device_info *list, size_t count);
+
+/* When no device of Mesa's rusticl is in the list, prints how to enable it (rusticl lists
+ * no device unless RUSTICL_ENABLE names a driver, e.g. RUSTICL_ENABLE=llvmpipe), or, when
+ * RUSTICL_ENABLE is set, that it is installed with mesa-opencl-icd. */
+void tool_rusticl_hint(FILE *f, const struct clt_device_info *list, size_t count);
 
 /* What a checkpoint says about its model and data. */
 struct ckpt_model {

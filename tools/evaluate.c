@@ -3,6 +3,7 @@
  */
 #include "evaluate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,87 @@ void eval_print(FILE *f, const struct eval_result *r)
 {
     fprintf(f, "loss %.6f  accuracy %.4f  (%llu of %llu correct)\n", r->loss, r->accuracy,
             (unsigned long long)r->correct, (unsigned long long)r->targets);
+}
+
+void class_scores_of(const uint64_t *confusion, int64_t k, struct class_scores *out)
+{
+    for (int64_t c = 0; c < k; c++) {
+        uint64_t tp = confusion[c * k + c], labelled = 0, predicted = 0;
+        for (int64_t j = 0; j < k; j++) {
+            labelled += confusion[c * k + j];
+            predicted += confusion[j * k + c];
+        }
+        struct class_scores *s = &out[c];
+        s->support = labelled;
+        s->predicted = predicted;
+        s->precision = predicted ? (double)tp / (double)predicted : NAN;
+        s->recall = labelled ? (double)tp / (double)labelled : NAN;
+        if (isnan(s->precision) || isnan(s->recall))
+            s->f1 = NAN;
+        else if (s->precision + s->recall == 0)
+            s->f1 = 0;
+        else
+            s->f1 = 2 * s->precision * s->recall / (s->precision + s->recall);
+    }
+}
+
+double class_scores_macro(const struct class_scores *s, int64_t k, char field)
+{
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t c = 0; c < k; c++) {
+        double v = field == 'p' ? s[c].precision : field == 'r' ? s[c].recall : s[c].f1;
+        if (isfinite(v)) {
+            sum += v;
+            n++;
+        }
+    }
+    return n ? sum / (double)n : NAN;
+}
+
+/* A score in a column of width 9, "-" when undefined. */
+static void score_cell(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, " %9.4f", v);
+    else
+        fprintf(f, " %9s", "-");
+}
+
+void eval_print_classes(FILE *f, const uint64_t *confusion, int64_t k)
+{
+    struct class_scores *s = malloc((size_t)k * sizeof *s);
+    if (!s)
+        return;
+    class_scores_of(confusion, k, s);
+    bool matrix = k <= 32;
+    if (matrix) {
+        fprintf(f, "confusion matrix (rows: label, columns: prediction) and per-class scores\n"
+                   "      ");
+        for (int64_t j = 0; j < k; j++)
+            fprintf(f, " %6lld", (long long)j);
+        fprintf(f, "  |");
+    } else {
+        fprintf(f, "per-class scores\n class");
+    }
+    fprintf(f, " %9s %9s %9s %9s\n", "precision", "recall", "f1", "support");
+    for (int64_t i = 0; i < k; i++) {
+        fprintf(f, "%6lld", (long long)i);
+        for (int64_t j = 0; matrix && j < k; j++)
+            fprintf(f, " %6llu", (unsigned long long)confusion[i * k + j]);
+        if (matrix)
+            fprintf(f, "  |");
+        score_cell(f, s[i].precision);
+        score_cell(f, s[i].recall);
+        score_cell(f, s[i].f1);
+        fprintf(f, " %9llu\n", (unsigned long long)s[i].support);
+    }
+    fprintf(f, "macro average (over classes where defined): precision");
+    score_cell(f, class_scores_macro(s, k, 'p'));
+    fprintf(f, "  recall");
+    score_cell(f, class_scores_macro(s, k, 'r'));
+    fprintf(f, "  f1");
+    score_cell(f, class_scores_macro(s, k, 'f'));
+    fprintf(f, "\n");
+    free(s);
 }

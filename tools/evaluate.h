@@ -30,6 +30,26 @@ enum clt_status evaluate(struct clt_trainer *tr, const struct model *m,
                          const struct clt_dataset *ds, const int32_t *remap, bool confusion,
                          struct eval_result *r);
 
+/* One class's scores from a confusion matrix. precision = TP / predicted as the class,
+ * recall = TP / labelled as the class, f1 their harmonic mean; NAN where the denominator is
+ * 0 (never predicted, never labelled; f1 when either is NAN, 0 when both are 0). */
+struct class_scores {
+    double precision, recall, f1;
+    uint64_t support;   /* examples labelled as the class */
+    uint64_t predicted; /* examples predicted as the class */
+};
+
+/* Fills out[k] from confusion [k, k] (row = label, column = prediction). */
+void class_scores_of(const uint64_t *confusion, int64_t k, struct class_scores *out);
+
+/* The unweighted mean of the finite values of field over k classes (NAN if none):
+ * macro-averaged precision, recall or F1. */
+double class_scores_macro(const struct class_scores *s, int64_t k, char field);
+
+/* Prints the confusion matrix (k <= 32) with each label's precision, recall, F1 and support
+ * beside its row, or, for more classes, the scores alone; then the macro averages. */
+void eval_print_classes(FILE *f, const uint64_t *confusion, int64_t k);
+
 /* Prints "loss L  accuracy A  (C of T correct)" and a newline: the line `cltrain train` ends
  * with and `cltrain eval` starts with. */
 void eval_print(FILE *f, const struct eval_result *r);

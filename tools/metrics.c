@@ -190,7 +190,7 @@ static void collect_line(char *line, void *user)
     struct collect *c = user;
     bool train = strstr(line, "\"type\":\"train\"") != NULL;
     bool eval = strstr(line, "\"type\":\"eval\"") != NULL;
-    struct metrics_point p = {.eval = eval, .accuracy = NAN};
+    struct metrics_point p = {.eval = eval, .accuracy = NAN, .lr = NAN};
     double step;
     if ((!train && !eval) || !metrics_field(line, "step", &step) ||
         !metrics_field(line, "loss", &p.loss))
@@ -199,6 +199,7 @@ static void collect_line(char *line, void *user)
     if (c->max_step >= 0 && p.step > c->max_step)
         return;
     metrics_field(line, "accuracy", &p.accuracy);
+    metrics_field(line, "lr", &p.lr);
     if (*c->count == *c->cap) {
         size_t cap = *c->cap ? *c->cap * 2 : 256;
         struct metrics_point *np = realloc(*c->points, cap * sizeof *np);

@@ -44,6 +44,7 @@ struct metrics_point {
     int64_t step;
     double loss;
     double accuracy; /* NAN when absent */
+    double lr;       /* the learning rate of a train record; NAN when absent */
 };
 
 /* Finds `"key":` in one line of JSON Lines and parses the number after it; false if absent or

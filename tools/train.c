@@ -57,7 +57,7 @@ static int64_t epoch_of(const struct run *r, uint64_t step)
     return step == 0 ? 1 : (int64_t)((step - 1) / r->steps_per_epoch) + 1;
 }
 
-static void add_point(struct run *r, bool eval, double loss, double accuracy)
+static void add_point(struct run *r, bool eval, double loss, double accuracy, double lr)
 {
     if (r->npoints == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 256;
@@ -67,7 +67,7 @@ static void add_point(struct run *r, bool eval, double loss, double accuracy)
         r->points = p;
         r->cap = cap;
     }
-    r->points[r->npoints++] = (struct metrics_point){eval, (int64_t)r->step, loss, accuracy};
+    r->points[r->npoints++] = (struct metrics_point){eval, (int64_t)r->step, loss, accuracy, lr};
 }
 
 /* Loads the data and builds the model for it. */
@@ -251,7 +251,7 @@ static int run_eval(struct run *r)
     metrics_num(&r->metrics, "seconds", e->seconds);
     metrics_num(&r->metrics, "elapsed", progress_now() - r->progress.start);
     metrics_end(&r->metrics);
-    add_point(r, true, e->loss, e->accuracy);
+    add_point(r, true, e->loss, e->accuracy, NAN);
     progress_note(&r->progress,
                   "eval at step %llu (epoch %lld): loss %.4f  accuracy %.4f  "
                   "(%.1f s)",
@@ -291,7 +291,7 @@ static int log_step(struct run *r)
                 r->progress.rate);
     metrics_num(&r->metrics, "elapsed", progress_now() - r->progress.start);
     metrics_end(&r->metrics);
-    add_point(r, false, loss, NAN);
+    add_point(r, false, loss, NAN, stats.lr);
     return 0;
 }
 
@@ -343,38 +343,9 @@ static int train_loop(struct run *r)
     return 0;
 }
 
+/* The --plot chart: loss, accuracy and learning rate over the steps (plot_training). */
 static void draw(struct run *r)
 {
-    size_t nt = 0, ne = 0;
-    double *buf = malloc(4 * (r->npoints + 1) * sizeof *buf);
-    if (!buf)
-        return;
-    double *tx = buf, *ty = buf + r->npoints, *ex = buf + 2 * r->npoints,
-           *ey = buf + 3 * r->npoints;
-    for (size_t i = 0; i < r->npoints; i++) {
-        if (r->points[i].eval) {
-            ex[ne] = (double)r->points[i].step;
-            ey[ne++] = r->points[i].loss;
-        } else {
-            tx[nt] = (double)r->points[i].step;
-            ty[nt++] = r->points[i].loss;
-        }
-    }
-    /* Single-step losses are noisy: draw them light, with a centred moving average over (up
-     * to) 11 logged steps on top. */
-    double *avg = malloc((nt + 1) * sizeof *avg);
-    for (size_t i = 0; avg && i < nt; i++) {
-        size_t lo = i >= 5 ? i - 5 : 0, hi = i + 5 < nt ? i + 5 : nt - 1;
-        double sum = 0;
-        for (size_t j = lo; j <= hi; j++)
-            sum += ty[j];
-        avg[i] = sum / (double)(hi - lo + 1);
-    }
-    struct plot_series s[3] = {
-        {"training loss", "#aec7e8", tx, ty, nt, false},
-        {"moving average", "#1f77b4", tx, avg, avg ? nt : 0, false},
-        {"evaluation loss", "#d62728", ex, ey, ne, true},
-    };
     const struct model_desc *d = &r->c->desc;
     char title[1300], err[600];
     if (strcmp(d->kind, "gpt") == 0)
@@ -388,10 +359,8 @@ static void draw(struct run *r)
     else
         snprintf(title, sizeof title, "%s (width %lld) on %.60s", d->kind, (long long)d->width,
                  r->c->data);
-    if (plot_svg(r->c->plot, title, "step", "cross-entropy loss", s, 3, err, sizeof err) != 0)
+    if (plot_training(r->c->plot, title, r->points, r->npoints, err, sizeof err) != 0)
         fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
-    free(avg);
-    free(buf);
 }
 
 /* Prints the final evaluation and checks the expectations: 0, or 3 if one is missed. */

@@ -1,0 +1,316 @@
+/*
+ * test_cli_units.c: the host-side pieces of the cltrain commands added for users, no device
+ * needed: per-class precision, recall and F1 from a confusion matrix (cltrain eval); the CSV
+ * rows, the output file and its safety checks of cltrain predict; the training plot's
+ * smoothing and panels.
+ * Tolerances: 1e-12 absolute on scores computed from small integer counts, 1e-12 on
+ * softmax probabilities computed in double.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../tools/evaluate.h"
+#include "../tools/metrics.h"
+#include "../tools/outpath.h"
+#include "../tools/plot.h"
+#include "../tools/predictions.h"
+
+static void class_scores_known_matrix(void **state)
+{
+    (void)state;
+    /* rows: label, columns: prediction. Class 2 is never labelled, class 3 never predicted
+     * and never labelled right. */
+    const uint64_t m[16] = {
+        8, 1, 1, 0, /* label 0: 10 examples */
+        2, 6, 0, 0, /* label 1: 8 */
+        0, 0, 0, 0, /* label 2: none */
+        1, 0, 1, 0, /* label 3: 2, none right */
+    };
+    struct class_scores s[4];
+    class_scores_of(m, 4, s);
+    assert_true(fabs(s[0].precision - 8.0 / 11.0) < 1e-12);
+    assert_true(fabs(s[0].recall - 0.8) < 1e-12);
+    double f0 = 2 * (8.0 / 11.0) * 0.8 / (8.0 / 11.0 + 0.8);
+    assert_true(fabs(s[0].f1 - f0) < 1e-12);
+    assert_true(s[0].support == 10 && s[0].predicted == 11);
+    assert_true(fabs(s[1].precision - 6.0 / 7.0) < 1e-12);
+    assert_true(fabs(s[1].recall - 0.75) < 1e-12);
+    /* Class 2: predicted twice, never right, never labelled: precision 0, recall undefined. */
+    assert_true(s[2].precision == 0 && isnan(s[2].recall) && isnan(s[2].f1));
+    assert_true(s[2].support == 0 && s[2].predicted == 2);
+    /* Class 3: labelled twice, never predicted: precision undefined, recall 0. */
+    assert_true(isnan(s[3].precision) && s[3].recall == 0 && isnan(s[3].f1));
+    /* Macro averages over the defined values only. */
+    double p = (8.0 / 11.0 + 6.0 / 7.0 + 0) / 3;
+    assert_true(fabs(class_scores_macro(s, 4, 'p') - p) < 1e-12);
+    assert_true(fabs(class_scores_macro(s, 4, 'r') - (0.8 + 0.75 + 0) / 3) < 1e-12);
+}
+
+static void class_scores_perfect_and_empty(void **state)
+{
+    (void)state;
+    const uint64_t perfect[4] = {3, 0, 0, 5};
+    struct class_scores s[2];
+    class_scores_of(perfect, 2, s);
+    for (int c = 0; c < 2; c++)
+        assert_true(s[c].precision == 1 && s[c].recall == 1 && s[c].f1 == 1);
+    /* Both classes labelled, all predictions wrong: precision and recall 0, F1 0 (not NaN). */
+    const uint64_t wrong[4] = {0, 4, 4, 0};
+    class_scores_of(wrong, 2, s);
+    assert_true(s[0].precision == 0 && s[0].recall == 0 && s[0].f1 == 0);
+    const uint64_t none[4] = {0, 0, 0, 0};
+    class_scores_of(none, 2, s);
+    assert_true(isnan(class_scores_macro(s, 2, 'f')));
+}
+
+static void csv_rows_good_and_bad(void **state)
+{
+    (void)state;
+    struct csv_rows r;
+    char err[256];
+    /* A header, CRLF line ends, spaces around fields, blank lines at the end. */
+    assert_int_equal(
+        csv_rows_parse("a,b,c\r\n1, 2.5 ,-3e1\r\n4,5,6\n\n\n", "t", &r, err, sizeof err), 0);
+    assert_true(r.count == 2 && r.cols == 3);
+    assert_true(r.values[1] == 2.5f && r.values[2] == -30.0f && r.values[5] == 6.0f);
+    csv_rows_free(&r);
+    /* A file without a header; one column. */
+    assert_int_equal(csv_rows_parse("7\n8\n", "t", &r, err, sizeof err), 0);
+    assert_true(r.count == 2 && r.cols == 1 && r.values[1] == 8.0f);
+    csv_rows_free(&r);
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"1,2\n3\n", "line 2: 1 fields, the rows before have 2"},
+        {"1,2\n3,x\n", "line 2: field 2 is not a number"},
+        {"1,2\n\n3,4\n", "line 2: blank line"},
+        {"1,nan\n", "line 1: field"}, /* a first line that is not all numbers is a header... */
+        {"h\n1,inf\n", "line 2: field 2"},
+        {"1,2\n1,1e39\n", "line 2: field 2"},
+        {"", "no rows"},
+        {"a,b\n", "no rows"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        int rc = csv_rows_parse(bad[i].text, "t", &r, err, sizeof err);
+        if (i == 3) { /* ...so "1,nan" alone is a header and the file has no rows */
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(err, "no rows"));
+            continue;
+        }
+        if (rc != -1 || !strstr(err, bad[i].why))
+            fail_msg("case %zu: rc %d, err \"%s\", wanted \"%s\"", i, rc, err, bad[i].why);
+        assert_null(r.values);
+    }
+}
+
+static void predictions_format(void **state)
+{
+    (void)state;
+    assert_true(predictions_header_is_mine("row,prediction,p0,p1\n"));
+    assert_true(predictions_header_is_mine("row,label,prediction,p0\n"));
+    assert_true(predictions_header_is_mine("row,prompt,text\n"));
+    assert_false(predictions_header_is_mine("a,b,c,label\n"));
+    assert_false(predictions_header_is_mine("row,pred\n"));
+    assert_false(predictions_header_is_mine(""));
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    csv_field(f, "plain", 5);
+    fputc('|', f);
+    csv_field(f, "a,b", 3);
+    fputc('|', f);
+    csv_field(f, "say \"hi\"\nnow", 12);
+    fputc('|', f);
+    csv_field(f, "the ", 4);
+    fclose(f);
+    assert_string_equal(buf, "plain|\"a,b\"|\"say \"\"hi\"\"\nnow\"|\"the \"");
+    free(buf);
+
+    const float logits[3] = {1.0f, 2.0f, 3.0f};
+    double p[3], z = exp(1.0) + exp(2.0) + exp(3.0);
+    softmax_row(logits, 3, p);
+    for (int i = 0; i < 3; i++)
+        assert_true(fabs(p[i] - exp(1.0 + i) / z) < 1e-12);
+    const float big[2] = {1000.0f, 0.0f}; /* no overflow */
+    softmax_row(big, 2, p);
+    assert_true(fabs(p[0] - 1.0) < 1e-12 && p[1] >= 0 && p[1] < 1e-300 + 1e-12);
+}
+
+static bool never_mine(const char *path)
+{
+    (void)path;
+    return false;
+}
+
+static bool always_mine(const char *path)
+{
+    (void)path;
+    return true;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void outpath_rules(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cltrain-outpath-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char in[128], out[128], empty[128], sub[128], missing[128], link[128], err[512];
+    snprintf(in, sizeof in, "%s/in.csv", dir);
+    snprintf(out, sizeof out, "%s/out.csv", dir);
+    snprintf(empty, sizeof empty, "%s/empty.csv", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(missing, sizeof missing, "%s/none/out.csv", dir);
+    snprintf(link, sizeof link, "%s/link.csv", dir);
+    write_file(in, "1,2\n");
+    write_file(empty, "");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(symlink(in, link), 0);
+    const char *inputs[] = {in, NULL};
+
+    /* A new file in an existing directory, and standard output. */
+    assert_int_equal(outpath_check(out, inputs, 2, never_mine, false, err, sizeof err), 0);
+    assert_int_equal(outpath_check("-", inputs, 2, never_mine, false, err, sizeof err), 0);
+    /* An input, also through a link, even with force and even if it looked like ours. */
+    assert_int_equal(outpath_check(in, inputs, 2, always_mine, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is an input"));
+    assert_int_equal(outpath_check(link, inputs, 2, always_mine, true, err, sizeof err), -1);
+    /* Someone else's file: refused unless force or ours; an empty file may be replaced. */
+    write_file(out, "precious\n");
+    assert_int_equal(outpath_check(out, inputs, 2, never_mine, false, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--force"));
+    assert_int_equal(outpath_check(out, inputs, 2, never_mine, true, err, sizeof err), 0);
+    assert_int_equal(outpath_check(out, inputs, 2, always_mine, false, err, sizeof err), 0);
+    assert_int_equal(outpath_check(empty, inputs, 2, never_mine, false, err, sizeof err), 0);
+    /* A directory, a missing directory, an empty path, a device. */
+    assert_int_equal(outpath_check(sub, inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "directory"));
+    assert_int_equal(outpath_check(missing, inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not exist"));
+    assert_int_equal(outpath_check("", inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_int_equal(outpath_check("/dev/null", inputs, 2, never_mine, true, err, sizeof err), -1);
+
+    /* Atomic writes: the old content stays until commit; abort leaves it and no temp file. */
+    struct outfile o;
+    assert_int_equal(outfile_open(&o, out, err, sizeof err), 0);
+    fputs("new\n", o.f);
+    char tmp[sizeof o.tmp];
+    snprintf(tmp, sizeof tmp, "%s", o.tmp);
+    assert_int_equal(access(tmp, F_OK), 0);
+    outfile_abort(&o);
+    assert_int_equal(access(tmp, F_OK), -1);
+    char line[64] = "";
+    FILE *f = fopen(out, "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "precious\n");
+    assert_int_equal(outfile_open(&o, out, err, sizeof err), 0);
+    fputs("new\n", o.f);
+    assert_int_equal(outfile_commit(&o, err, sizeof err), 0);
+    f = fopen(out, "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "new\n");
+    outfile_abort(&o); /* safe after commit */
+    assert_int_equal(outfile_open(&o, missing, err, sizeof err), -1);
+
+    unlink(link);
+    unlink(in);
+    unlink(out);
+    unlink(empty);
+    rmdir(sub);
+    assert_int_equal(rmdir(dir), 0); /* nothing else left behind */
+}
+
+static void smoothing_starts_at_the_first_value(void **state)
+{
+    (void)state;
+    /* Bias-corrected EMA: the first output is the first value, a constant stays constant,
+     * and each output is a weighted mean of the values so far (never a later one). */
+    const double y[6] = {4.0, 2.0, NAN, 2.0, 2.0, 8.0};
+    double out[6];
+    plot_smooth(y, 6, 0.9, out);
+    assert_true(out[0] == 4.0);
+    double w1 = 0.9 * 0.1, w2 = 0.1; /* weights of y0 and y1 before correction */
+    assert_true(fabs(out[1] - (w1 * 4 + w2 * 2) / (1 - 0.81)) < 1e-12);
+    assert_true(isnan(out[2]));
+    assert_true(out[5] > out[4] && out[5] < 8.0);
+    const double c[4] = {3.0, 3.0, 3.0, 3.0};
+    plot_smooth(c, 4, 0.9, out);
+    for (int i = 0; i < 4; i++)
+        assert_true(fabs(out[i] - 3.0) < 1e-12);
+    plot_smooth(c, 4, 0.0, out); /* beta 0: no smoothing */
+    assert_true(out[3] == 3.0);
+}
+
+/* Reads a whole small file into a static buffer. */
+static const char *slurp_small(const char *path)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void training_plot_panels(void **state)
+{
+    (void)state;
+    struct metrics_point p[] = {
+        {false, 1, 2.0, NAN, 0.001},  {false, 2, 1.8, NAN, 0.002}, {true, 2, 1.7, 0.4, NAN},
+        {false, 3, 1.5, NAN, 0.0015}, {true, 3, 1.2, 0.6, NAN},
+    };
+    char path[] = "/tmp/cltrain-plot-XXXXXX", err[256];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(plot_training(path, "t", p, 5, err, sizeof err), 0);
+    const char *svg = slurp_small(path);
+    assert_non_null(strstr(svg, ">accuracy</text>"));
+    assert_non_null(strstr(svg, ">learning rate</text>"));
+    assert_non_null(strstr(svg, "<title>evaluation accuracy</title>"));
+    /* The smoothed curve starts where the training loss starts. */
+    const char *raw = strstr(svg, "<title>training loss</title>");
+    const char *smooth = strstr(svg, "<title>smoothed");
+    assert_non_null(raw);
+    assert_non_null(smooth);
+    raw = strstr(raw, "points=\"") + 8;
+    smooth = strstr(smooth, "points=\"") + 8;
+    assert_true(strncmp(raw, smooth, strcspn(raw, " ")) == 0);
+    /* Without evaluations, the accuracy panel says so instead of failing. */
+    assert_int_equal(plot_training(path, "t", p, 2, err, sizeof err), 0);
+    assert_non_null(strstr(slurp_small(path), "no data"));
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(class_scores_known_matrix),
+        cmocka_unit_test(class_scores_perfect_and_empty),
+        cmocka_unit_test(csv_rows_good_and_bad),
+        cmocka_unit_test(predictions_format),
+        cmocka_unit_test(outpath_rules),
+        cmocka_unit_test(smoothing_starts_at_the_first_value),
+        cmocka_unit_test(training_plot_panels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
