@@ -141,7 +141,7 @@ enum clt_status clt__safetensors_encode(const struct clt__st_entry *tensors, siz
                                         unsigned char **out, size_t *size, char *why,
                                         size_t why_size);
 
-/* Writes a file atomically: a temporary file "<path>.tmp.XXXXXX" in the same directory
+/* Writes a file atomically: a temporary file "<path>.tmp.<pid>.XXXXXX" in the same directory
  * (mkstemp), the whole content written, fsync'ed and closed, renamed over path, then the
  * directory fsync'ed. The file takes the mode of the file it replaces, or 0644. On any
  * failure the temporary file is removed and an old file at path is left as it was:

@@ -398,15 +398,15 @@ enum clt_status clt__safetensors_write(const char *path, const struct clt__st_en
         return s;
     }
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 12);
+    char *tmp = malloc(plen + 40);
     char *dir = dir_of(path);
     if (!tmp || !dir) {
         s = CLT_ERR_NO_MEMORY;
         goto out;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    /* A name no other writer uses, in the same directory so that rename is atomic. */
+    /* A name no other writer uses, in the same directory so that rename is atomic; the pid
+     * in it tells a later run whether the file is an orphan of a process that died. */
+    snprintf(tmp, plen + 40, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
     int fd = mkstemp(tmp);
     if (fd < 0) {
         clt__log(log, CLT_LOG_ERROR, "cannot write %s: cannot create a file in %s: %s", path, dir,

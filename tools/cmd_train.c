@@ -76,6 +76,8 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
         {"save-every", OPT_INT, &c->save_every, "N", "also save every N steps", 0, 1e15, false},
         {"resume", OPT_STRING, &c->resume, "FILE", "continue the run saved in FILE", 0, 0, false},
         {"plot", OPT_STRING, &c->plot, "FILE", "draw the loss curves as SVG", 0, 0, false},
+        {"force", OPT_FLAG, &c->force, NULL,
+         "replace --out, --metrics, --plot files that are not cltrain's", 0, 0, false},
         {"expect-accuracy", OPT_FLOAT, &c->expect_accuracy, "X",
          "exit 3 unless the final accuracy is at least X", 0, 0, false},
         {"expect-loss-below", OPT_FLOAT, &c->expect_loss, "X",

@@ -149,3 +149,23 @@ void data_close(struct data_sets *d)
     clt_dataset_free(d->eval);
     memset(d, 0, sizeof *d);
 }
+
+size_t data_input_paths(const char *spec, char (*paths)[4096], size_t max)
+{
+    size_t n = 0;
+    if (!spec)
+        return 0;
+    if (strncmp(spec, "csv:", 4) == 0 || strncmp(spec, "text:", 5) == 0) {
+        if (max > 0)
+            snprintf(paths[n++], 4096, "%s", strchr(spec, ':') + 1);
+        return n;
+    }
+    const char *dir = strcmp(spec, "fashion-mnist") == 0 ? DATA_FASHION_MNIST_DIR
+                      : strncmp(spec, "idx:", 4) == 0    ? spec + 4
+                                                         : NULL;
+    const char *names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (size_t i = 0; dir && i < 8 && n < max; i++)
+        snprintf(paths[n++], 4096, "%.3000s/%s%s", dir, names[i % 4], i < 4 ? "" : ".gz");
+    return n;
+}

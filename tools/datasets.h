@@ -41,4 +41,8 @@ enum clt_status data_open(const char *spec, uint64_t seed, uint64_t limit, int32
 
 void data_close(struct data_sets *d);
 
+/* The files a spec reads (an idx folder: its four files, plain and .gz), written into
+ * paths[0..max); returns how many. */
+size_t data_input_paths(const char *spec, char (*paths)[4096], size_t max);
+
 #endif

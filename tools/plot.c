@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 
@@ -184,19 +185,19 @@ int plot_svg(const char *path, const char *title, const char *xlabel, const char
              const struct plot_series *series, size_t count, char *err, size_t err_size)
 {
     char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         snprintf(err, err_size, "plot path too long");
         return -1;
     }
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
+        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
         return -1;
     }
     struct frame fr;
     range_of(series, count, &fr);
     fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- " PLOT_GENERATOR " -->\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n",

@@ -16,17 +16,21 @@
 #include "datasets.h"
 #include "evaluate.h"
 #include "metrics.h"
+#include "outputs.h"
 #include "plot.h"
 #include "progress.h"
 #include "train.h"
 
+/* The signal that asked the run to stop (SIGINT, SIGTERM or SIGHUP), or 0. */
 static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig)
 {
-    (void)sig;
-    interrupted = 1;
+    interrupted = sig;
 }
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define NSTOP (sizeof stop_signals / sizeof stop_signals[0])
 
 struct run {
     struct train_config *c;
@@ -50,6 +54,7 @@ struct run {
     uint64_t last_eval_step; /* 0: none yet */
     struct metrics_point *points;
     size_t npoints, cap;
+    bool save_failed; /* the last save failed: the next one retries */
 };
 
 static int64_t epoch_of(const struct run *r, uint64_t step)
@@ -233,6 +238,25 @@ static int save(struct run *r)
     return 0;
 }
 
+/* A periodic save that fails is reported, and retried at the next save; the last one's
+ * failure ends the run. */
+static int save_or_retry(struct run *r, bool last)
+{
+    if (save(r) == 0) {
+        if (r->save_failed)
+            progress_note(&r->progress, "saved %s at step %llu", r->c->out,
+                          (unsigned long long)r->step);
+        r->save_failed = false;
+        return 0;
+    }
+    if (last)
+        return 1;
+    if (!r->save_failed)
+        progress_note(&r->progress, "training goes on; the save is retried at the next save");
+    r->save_failed = true;
+    return 0;
+}
+
 static int run_eval(struct run *r)
 {
     enum clt_status st = evaluate(r->tr, &r->m, r->data.eval, NULL, false, &r->last_eval);
@@ -323,7 +347,7 @@ static int train_loop(struct run *r)
             return 1;
         bool save_now = c->out && (epoch_done || last ||
                                    (c->save_every && r->step % (uint64_t)c->save_every == 0));
-        if (save_now && save(r) != 0)
+        if (save_now && save_or_retry(r, last) != 0)
             return 1;
         if (eval || save_now) { /* the throughput counts training only */
             r->log_time = progress_now();
@@ -333,9 +357,13 @@ static int train_loop(struct run *r)
     if (interrupted) {
         if (c->out && save(r) != 0)
             return 1;
-        progress_note(&r->progress, "interrupted at step %llu%s%s", (unsigned long long)r->step,
-                      c->out ? "; continue with --resume " : "", c->out ? c->out : "");
-        return 130;
+        progress_note(&r->progress, "interrupted by %s at step %llu%s%s",
+                      interrupted == SIGTERM  ? "SIGTERM"
+                      : interrupted == SIGHUP ? "SIGHUP"
+                                              : "SIGINT",
+                      (unsigned long long)r->step, c->out ? "; continue with --resume " : "",
+                      c->out ? c->out : "");
+        return 128 + interrupted;
     }
     /* A resumed run that had already finished still reports its evaluation. */
     if (r->last_eval_step != r->step || r->last_eval_step == 0)
@@ -421,6 +449,24 @@ static int finish(struct run *r, double seconds)
     return rc;
 }
 
+/* Checks the outputs against the inputs and claims them (outputs.h). */
+static int claim_outputs(struct train_config *c, struct outputs *os, const char *cmd)
+{
+    static char paths[10][4096];
+    struct input in[12];
+    size_t n = data_input_paths(c->data, paths, 8);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (struct input){paths[i], "--data", false};
+    if (strcmp(c->desc.kind, "file") == 0 && c->desc.path[0])
+        in[n++] = (struct input){c->desc.path, "--model", false};
+    if (c->resume)
+        in[n++] = (struct input){c->resume, "--resume", true};
+    outputs_add(os, c->out, "--out", OUTPUT_CHECKPOINT);
+    outputs_add(os, c->metrics, "--metrics", OUTPUT_METRICS);
+    outputs_add(os, c->plot, "--plot", OUTPUT_PLOT);
+    return outputs_claim(os, cmd, in, n, c->force);
+}
+
 int train_run(struct train_config *c, struct tool_log *tl)
 {
     struct run r;
@@ -428,7 +474,13 @@ int train_run(struct train_config *c, struct tool_log *tl)
     r.c = c;
     r.tl = tl;
     r.last_loss = NAN;
-    int rc = setup_data_and_model(&r);
+    struct outputs outs = {0};
+    int rc = claim_outputs(c, &outs, tl->cmd);
+    if (rc != 0) {
+        train_config_free(c);
+        return rc;
+    }
+    rc = setup_data_and_model(&r);
     if (rc == 0)
         rc = setup_batcher(&r);
     if (rc == 0)
@@ -452,16 +504,18 @@ int train_run(struct train_config *c, struct tool_log *tl)
         if (c->resuming)
             fprintf(stderr, "resuming %s at step %llu of %llu\n", c->resume,
                     (unsigned long long)r.step, (unsigned long long)r.total_steps);
-        struct sigaction sa, old;
+        struct sigaction sa, old[NSTOP];
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_interrupt;
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old);
+        for (size_t i = 0; i < NSTOP; i++)
+            sigaction(stop_signals[i], &sa, &old[i]);
         double start = progress_now();
         r.log_time = start;
         r.log_step = r.step;
         rc = train_loop(&r);
-        sigaction(SIGINT, &old, NULL);
+        for (size_t i = 0; i < NSTOP; i++)
+            sigaction(stop_signals[i], &old[i], NULL);
         if (c->plot)
             draw(&r);
         if (rc == 0)
@@ -477,6 +531,7 @@ int train_run(struct train_config *c, struct tool_log *tl)
     model_free(&r.m);
     clt_device_close(r.dev);
     data_close(&r.data);
+    outputs_release(&outs);
     train_config_free(c);
     return rc;
 }

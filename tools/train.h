@@ -22,7 +22,7 @@ struct train_config {
     int64_t label_column; /* csv: the label's column, from 0; negative from the end */
     double lr, momentum, weight_decay, clip, dropout;
     double expect_accuracy, expect_loss; /* NAN: no expectation */
-    bool verbose;
+    bool verbose, force;
 
     /* Where a resumed run starts. */
     bool resuming;
