@@ -151,6 +151,12 @@ enum clt_status clt__safetensors_write(const char *path, const struct clt__st_en
                                        size_t n, const struct clt_meta *meta, size_t nmeta,
                                        const struct clt_log *log);
 
+/* The CRC-32 (zlib's crc32) of the data section a file of these tensors has: their data in
+ * little-endian order, laid out in order of their names, as clt__safetensors_write writes
+ * it. The tensors must pass the writer's checks. CLT_ERR_NO_MEMORY, else CLT_OK. */
+enum clt_status clt__safetensors_data_crc32(const struct clt__st_entry *tensors, size_t n,
+                                            uint32_t *crc);
+
 /* ==== Helpers =========================================================================== */
 
 /* True when size bytes at s are valid UTF-8 (no overlong forms, surrogates or code points

@@ -176,5 +176,18 @@ for sig in TERM:15 HUP:1; do
         --out "$tmp/s.st"
 done
 
+# ---- Checkpoint checksums --------------------------------------------------------------------
+# A flipped bit in the middle of the data section (the weights) is found on every read.
+size=$(wc -c <"$tmp/m.st")
+cp "$tmp/m.st" "$tmp/flip.st"
+at=$((size - 101))
+byte=$(od -An -tu1 -j "$at" -N1 "$tmp/m.st" | tr -d ' ')
+printf "$(printf '\\%03o' $((byte ^ 16)))" | dd of="$tmp/flip.st" bs=1 seek="$at" conv=notrunc 2>/dev/null
+cmp -s "$tmp/m.st" "$tmp/flip.st" && fail "the byte was not flipped" || ok
+check "eval of a flipped checkpoint" 1 "$exe" eval --checkpoint "$tmp/flip.st"
+expect_err "flipped checkpoint message" "corrupt"
+check "resume from a flipped checkpoint" 1 "$exe" train --resume "$tmp/flip.st"
+check "the intact checkpoint evaluates" 0 "$exe" eval --checkpoint "$tmp/m.st"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
