@@ -198,6 +198,7 @@ static int setup_trainer(struct run *r)
     fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s (ready in %.1f s)\n", desc,
             (unsigned long long)params, (double)mem.total / 1048576.0, di->name,
             progress_now() - t0);
+    model_summary(stderr, &r->m, r->tr);
     if (c->resuming) {
         st = clt_trainer_load(r->tr, c->resume, true);
         if (st != CLT_OK) {
