@@ -189,5 +189,112 @@ expect_err "flipped checkpoint message" "corrupt"
 check "resume from a flipped checkpoint" 1 "$exe" train --resume "$tmp/flip.st"
 check "the intact checkpoint evaluates" 0 "$exe" eval --checkpoint "$tmp/m.st"
 
+# ---- Labels and classes ------------------------------------------------------------------------
+awk -F, 'NR == 1 { print; next } { $4 = $4 + 1; print }' OFS=, "$tmp/points.csv" >"$tmp/from1.csv"
+awk -F, 'NR == 1 { print; next } NR == 50 { $4 = 1000000 } { print }' OFS=, "$tmp/points.csv" \
+    >"$tmp/typo.csv"
+awk -F, 'NR == 1 { print; next } { if ($4 == 1) $4 = 3; print }' OFS=, "$tmp/points.csv" \
+    >"$tmp/gap.csv"
+# shellcheck disable=SC2086
+check "labels from 1" 1 "$exe" train $small --data "csv:$tmp/from1.csv"
+expect_err "labels from 1 message" "line 2: label .*no example has label 0"
+# shellcheck disable=SC2086
+check "a mistyped label" 1 "$exe" train $small --data "csv:$tmp/typo.csv"
+expect_err "mistyped label message" "line 50: label 1000000"
+# shellcheck disable=SC2086
+check "a gap in the labels" 1 "$exe" train $small --data "csv:$tmp/gap.csv"
+expect_err "gap message" "no example has label 1"
+expect_err "classes hint" "--classes K"
+# shellcheck disable=SC2086
+check "--classes allows the gap" 0 "$exe" train $small --data "csv:$tmp/gap.csv" --classes 4 \
+    --out "$tmp/gap.st"
+check "eval of the gap model" 0 "$exe" eval --checkpoint "$tmp/gap.st"
+grep -q "^ *3 " "$tmp/out" && ok || fail "the confusion matrix lacks class 3"
+# shellcheck disable=SC2086
+check "--classes below a label" 1 "$exe" train $small --data "csv:$tmp/typo.csv" --classes 4
+expect_err "--classes message" "line 50: label 1000000 is not below the number of classes, 4"
+
+# ---- Validation, evaluation files, eval of a whole file ----------------------------------------
+head -n 101 "$tmp/points.csv" >"$tmp/test.csv" # header and 100 rows
+# shellcheck disable=SC2086
+check "--eval-data" 0 "$exe" train $small --data "csv:$tmp/points.csv" --eval-data "csv:$tmp/test.csv" \
+    --out "$tmp/e.st" --metrics "$tmp/e.jsonl"
+final=$(tail -n 1 "$tmp/out")
+echo "$final" | grep -q "of 100 correct" && ok || fail "the final evaluation is not on the 100 rows of --eval-data: $final"
+grep -q '"type":"eval".*"examples":30,' "$tmp/e.jsonl" && ok || fail "per-epoch evaluation not on the validation split"
+grep -q '"type":"test".*"examples":100,' "$tmp/e.jsonl" && ok || fail "no test record"
+check "eval of an --eval-data checkpoint" 0 "$exe" eval --checkpoint "$tmp/e.st"
+[ "$(head -n 1 "$tmp/out")" = "$final" ] && ok || fail "eval differs from train's final evaluation"
+check "eval --data scores the whole file" 0 "$exe" eval --checkpoint "$tmp/e.st" --data "csv:$tmp/points.csv"
+head -n 1 "$tmp/out" | grep -q "of 300 correct" && ok || fail "eval --data did not score all 300 rows"
+check "eval --data --held-out scores the split" 0 "$exe" eval --checkpoint "$tmp/e.st" \
+    --data "csv:$tmp/points.csv" --held-out
+head -n 1 "$tmp/out" | grep -q "of 30 correct" && ok || fail "eval --held-out did not score the 30 held out"
+# shellcheck disable=SC2086
+check "--val-fraction 0.5" 0 "$exe" train $small --data "csv:$tmp/points.csv" --val-fraction 0.5
+tail -n 1 "$tmp/out" | grep -q "of 150 correct" && ok || fail "--val-fraction 0.5 did not hold out half"
+# shellcheck disable=SC2086
+check "--val-fraction 0 without --eval-data" 1 "$exe" train $small --data "csv:$tmp/points.csv" \
+    --val-fraction 0
+expect_err "nothing to evaluate message" "needs --eval-data"
+
+# ---- Batch size on small data -----------------------------------------------------------------
+head -n 41 "$tmp/points.csv" >"$tmp/tiny.csv" # 40 rows: 36 to train
+check "the default batch on 36 examples (batches of 3)" 0 "$exe" train --model mlp --width 8 --depth 1 \
+    --epochs 1 --data "csv:$tmp/tiny.csv"
+grep -q "trained 12 steps" "$tmp/err" && ok || fail "the default batch (3 of 36) gave no 12 steps an epoch"
+check "--batch larger than the set" 0 "$exe" train --model mlp --width 8 --depth 1 \
+    --epochs 2 --batch 500 --data "csv:$tmp/tiny.csv"
+expect_err "batch cap message" "more than the 36 training examples"
+
+# ---- --steps ends the schedule; a larger --steps continues; changed data is refused -----------
+# shellcheck disable=SC2086
+check "--steps 12" 0 "$exe" train $small --epochs 20 --steps 12 --data "csv:$tmp/points.csv" \
+    --log-every 1 --metrics "$tmp/lr.jsonl" --out "$tmp/lr.st"
+last_lr=$(sed -n 's/.*"step":12,.*"lr":\([^,]*\),.*/\1/p' "$tmp/lr.jsonl")
+awk -v lr="$last_lr" 'BEGIN { exit !(lr != "" && lr < 0.0002) }' && ok \
+    || fail "the learning rate at step 12 of --steps 12 is $last_lr, not near its minimum 1e-4"
+check "resume with a larger --steps" 0 "$exe" train --resume "$tmp/lr.st" --steps 20 \
+    --metrics "$tmp/lr.jsonl" --out "$tmp/lr.st"
+expect_err "continued" "trained 8 steps"
+cp "$tmp/points.csv" "$tmp/changing.csv"
+# shellcheck disable=SC2086
+check "run on data that will change" 0 "$exe" train $small --epochs 2 --stop-at 5 \
+    --data "csv:$tmp/changing.csv" --out "$tmp/ch.st"
+echo "0.5,0.5,0.9,2" >>"$tmp/changing.csv"
+check "resume after the data changed" 1 "$exe" train --resume "$tmp/ch.st"
+expect_err "changed data message" "changed since it was saved"
+
+# ---- Early stopping, the best checkpoint, the model summary, the expected curve ---------------
+# shellcheck disable=SC2086
+check "--patience and --keep-best" 0 "$exe" train $small --epochs 200 --lr 0.05 --eval-every 2 \
+    --patience 2 --data "csv:$tmp/points.csv" --out "$tmp/p.safetensors" --keep-best \
+    --metrics "$tmp/p.jsonl"
+expect_err "early stop message" "early stop at step"
+grep -q "trained 3200 steps" "$tmp/err" && fail "--patience did not stop the run" || ok
+[ -s "$tmp/p.best.safetensors" ] && ok || fail "--keep-best wrote no p.best.safetensors"
+best=$(sed -n 's/.*"type":"eval".*"loss":\([^,]*\),.*/\1/p' "$tmp/p.jsonl" | sort -g | head -n 1)
+check "eval of the best checkpoint" 0 "$exe" eval --checkpoint "$tmp/p.best.safetensors" --json
+grep -q "\"loss\":$best," "$tmp/out" && ok || fail "the best checkpoint's loss is not the lowest evaluation's ($best)"
+# shellcheck disable=SC2086
+check "model summary" 0 "$exe" train --model mlp --width 16 --depth 1 --batch 16 --epochs 1 \
+    --data "csv:$tmp/points.csv"
+grep -q "fc1 *\[B, 16\] *64$" "$tmp/err" && ok || fail "the summary lacks fc1 [B, 16] with 64 parameters"
+grep -q "out *\[B, 3\] *51$" "$tmp/err" && ok || fail "the summary lacks out [B, 3] with 51 parameters"
+# shellcheck disable=SC2086
+check "golden run" 0 "$exe" train $small --data "csv:$tmp/points.csv" --log-every 2 \
+    --metrics "$tmp/golden.jsonl"
+# shellcheck disable=SC2086
+check "the same curve" 0 "$exe" train $small --data "csv:$tmp/points.csv" --log-every 2 \
+    --expect-curve "$tmp/golden.jsonl" --tolerance 1e-4
+# Step 6's golden loss moved by 0.01: the run drifts there.
+sed 's/\("step":6,"loss":\)\([^,]*\)/\1X\2/' "$tmp/golden.jsonl" \
+    | awk '{ if (match($0, /X[^,]*/)) { v = substr($0, RSTART + 1, RLENGTH - 1) + 0.01;
+             $0 = substr($0, 1, RSTART - 1) v substr($0, RSTART + RLENGTH) } print }' >"$tmp/drift.jsonl"
+# shellcheck disable=SC2086
+check "a drifted curve" 3 "$exe" train $small --data "csv:$tmp/points.csv" --log-every 2 \
+    --expect-curve "$tmp/drift.jsonl" --tolerance 1e-3
+expect_err "drift message" "drifted from .* at step 6:"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
