@@ -5,10 +5,11 @@
 # checkpoint checksums, labels and classes, validation splits and evaluation files, the
 # learning-rate schedule of --steps, and the training-loop features (early stopping, the best
 # checkpoint, the model summary, --expect-curve).
-# Usage: cli_outputs_test.sh CLTRAIN FAILSAVE_SO
+# Usage: cli_outputs_test.sh CLTRAIN FAILSAVE_SO LIBRARY_CHECKPOINT
 set -u
 exe=$1
 failsave=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+library_checkpoint=$3
 passed=0
 failed=0
 tmp=$(mktemp -d)
@@ -295,6 +296,14 @@ sed 's/\("step":6,"loss":\)\([^,]*\)/\1X\2/' "$tmp/golden.jsonl" \
 check "a drifted curve" 3 "$exe" train $small --data "csv:$tmp/points.csv" --log-every 2 \
     --expect-curve "$tmp/drift.jsonl" --tolerance 1e-3
 expect_err "drift message" "drifted from .* at step 6:"
+
+# ---- Checkpoints saved by a library program -------------------------------------------------
+check "a library program's checkpoint" 0 "$library_checkpoint" "$tmp/lib.st" "csv:$tmp/points.csv"
+check "cltrain eval of it" 0 "$exe" eval --checkpoint "$tmp/lib.st" --data "csv:$tmp/points.csv"
+head -n 1 "$tmp/out" | grep -q "of 300 correct" && ok || fail "eval of a library checkpoint did not score the 300 rows"
+check "a library checkpoint without the metadata" 0 "$library_checkpoint" "$tmp/bare.st" x bare
+check "cltrain eval of it" 1 "$exe" eval --checkpoint "$tmp/bare.st"
+expect_err "bare checkpoint message" "docs/training.md"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
