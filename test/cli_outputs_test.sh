@@ -239,6 +239,26 @@ check "--val-fraction 0 without --eval-data" 1 "$exe" train $small --data "csv:$
     --val-fraction 0
 expect_err "nothing to evaluate message" "needs --eval-data"
 
+# An IDX folder (Fashion-MNIST's layout) of 40 training and 10 test images of 4x4: each epoch
+# evaluates the validation split of the training images (4), the end the test images (10).
+mkdir "$tmp/idx"
+idx() { # idx NAME COUNT_OCTAL COUNT
+    { printf "\\000\\000\\010\\003\\000\\000\\000\\$2\\000\\000\\000\\004\\000\\000\\000\\004"
+      head -c $(($3 * 16)) /dev/zero; } >"$tmp/idx/$1-images-idx3-ubyte"
+    { printf "\\000\\000\\010\\001\\000\\000\\000\\$2"
+      i=0; while [ $i -lt "$3" ]; do printf '\000\001'; i=$((i + 2)); done; } \
+        >"$tmp/idx/$1-labels-idx1-ubyte"
+}
+idx train 050 40
+idx t10k 012 10
+check "idx: validation split, test at the end" 0 "$exe" train --model mlp --width 8 --depth 1 \
+    --batch 4 --epochs 2 --data "idx:$tmp/idx" --metrics "$tmp/idx.jsonl"
+[ "$(grep -c '"type":"eval".*"examples":4,' "$tmp/idx.jsonl")" -eq 2 ] && ok \
+    || fail "the per-epoch evaluations are not on the 4 validation images"
+[ "$(grep -c '"type":"test".*"examples":10,' "$tmp/idx.jsonl")" -eq 1 ] && ok \
+    || fail "the test images are not evaluated once at the end"
+tail -n 1 "$tmp/out" | grep -q "of 10 correct" && ok || fail "the final line is not the test set's"
+
 # ---- Batch size on small data -----------------------------------------------------------------
 head -n 41 "$tmp/points.csv" >"$tmp/tiny.csv" # 40 rows: 36 to train
 check "the default batch on 36 examples (batches of 3)" 0 "$exe" train --model mlp --width 8 --depth 1 \
