@@ -62,18 +62,22 @@ cp "$tmp/points.csv" "$tmp/points.orig"
 small="--model mlp --width 16 --depth 1 --batch 16 --epochs 1"
 
 # ---- Outputs that are inputs, or someone else's files -------------------------------------
+# On a copy of the data, so that a failure here does not spoil the tests below.
+cp "$tmp/points.csv" "$tmp/victim.csv"
 # shellcheck disable=SC2086
-check "--out is the data" 2 "$exe" train $small --data "csv:$tmp/points.csv" --out "$tmp/points.csv"
+check "--out is the data" 2 "$exe" train $small --data "csv:$tmp/victim.csv" --out "$tmp/victim.csv"
 expect_err "input message" "refusing to overwrite an input"
-same "the data survives --out" "$tmp/points.csv" "$tmp/points.orig"
-ln -s "$tmp/points.csv" "$tmp/link.csv"
+same "the data survives --out" "$tmp/victim.csv" "$tmp/points.orig"
+cp "$tmp/points.orig" "$tmp/victim.csv"
+ln -s "$tmp/victim.csv" "$tmp/link.csv"
 # shellcheck disable=SC2086
 check "--metrics is the data by another name" 2 "$exe" train $small --data "csv:$tmp/link.csv" \
-    --metrics "$tmp/./points.csv"
-same "the data survives --metrics" "$tmp/points.csv" "$tmp/points.orig"
+    --metrics "$tmp/./victim.csv"
+same "the data survives --metrics" "$tmp/victim.csv" "$tmp/points.orig"
+cp "$tmp/points.orig" "$tmp/victim.csv"
 # shellcheck disable=SC2086
-check "--plot is the data" 2 "$exe" train $small --data "csv:$tmp/points.csv" --plot "$tmp/points.csv"
-same "the data survives --plot" "$tmp/points.csv" "$tmp/points.orig"
+check "--plot is the data" 2 "$exe" train $small --data "csv:$tmp/victim.csv" --plot "$tmp/victim.csv"
+same "the data survives --plot" "$tmp/victim.csv" "$tmp/points.orig"
 echo "my notes" >"$tmp/notes.txt"
 cp "$tmp/notes.txt" "$tmp/notes.orig"
 for opt in out metrics plot; do
@@ -82,6 +86,7 @@ for opt in out metrics plot; do
         "--$opt" "$tmp/notes.txt"
     expect_err "foreign --$opt message" "is not a cltrain"
     same "the foreign file survives --$opt" "$tmp/notes.txt" "$tmp/notes.orig"
+    cp "$tmp/notes.orig" "$tmp/notes.txt"
 done
 # shellcheck disable=SC2086
 check "--out and --metrics the same file" 2 "$exe" train $small --data "csv:$tmp/points.csv" \
@@ -155,15 +160,19 @@ check "failed final save" 1 env LD_PRELOAD="$failsave" CLTRAIN_TEST_FAIL_SAVES=4
     "$exe" train $small --data "csv:$tmp/points.csv" --out "$tmp/g.st" --save-every 4
 
 # ---- SIGTERM and SIGHUP save and exit like SIGINT -----------------------------------------------
+# Batches of 1: an epoch is 270 steps, so the run is stopped long before its first epoch's save,
+# and only the save on the signal can leave a checkpoint, at the step it stopped.
 for sig in TERM:15 HUP:1; do
     num=${sig#*:}
     sig=${sig%:*}
     rm -f "$tmp/s.st" "$tmp/s.jsonl"
-    "$exe" train $small --epochs 100000 --data "csv:$tmp/points.csv" --out "$tmp/s.st" \
-        --metrics "$tmp/s.jsonl" --log-every 1 >"$tmp/out" 2>"$tmp/err" &
+    "$exe" train --model mlp --width 16 --depth 1 --batch 1 --epochs 1000 \
+        --data "csv:$tmp/points.csv" --out "$tmp/s.st" --metrics "$tmp/s.jsonl" --log-every 1 \
+        >"$tmp/out" 2>"$tmp/err" &
     pid=$!
-    i=0 # wait (at most 10 minutes) until it trains
-    while ! grep -q '"type":"train"' "$tmp/s.jsonl" 2>/dev/null && [ $i -lt 1200 ]; do
+    i=0 # wait (at most 10 minutes) until it trains, or fails
+    while kill -0 "$pid" 2>/dev/null && ! grep -q '"type":"train"' "$tmp/s.jsonl" 2>/dev/null &&
+        [ $i -lt 1200 ]; do
         sleep 0.5
         i=$((i + 1))
     done
@@ -173,8 +182,10 @@ for sig in TERM:15 HUP:1; do
     want=$((128 + num))
     [ "$got" -eq "$want" ] && ok || fail "SIG$sig: exit $got, wanted $want"
     expect_err "SIG$sig message" "interrupted by SIG$sig"
-    check "SIG$sig checkpoint resumes" 0 "$exe" train --resume "$tmp/s.st" --steps 1 \
+    last=$(sed -n 's/.*"type":"train".*"step":\([0-9]*\),.*/\1/p' "$tmp/s.jsonl" | tail -n 1)
+    check "SIG$sig checkpoint resumes" 0 "$exe" train --resume "$tmp/s.st" --steps $((last + 1)) \
         --out "$tmp/s.st"
+    expect_err "SIG$sig saved at the step it stopped" "resuming .* at step $last of"
 done
 
 # ---- Checkpoint checksums --------------------------------------------------------------------
