@@ -18,14 +18,16 @@
 #include "train.h"
 
 static const char *const summary =
-    "Trains a model on a dataset, evaluating on its held-out part.\n"
+    "Trains a model on a dataset, validating on a held-out part of it each epoch and\n"
+    "scoring its test set (fashion-mnist, idx:DIR, --eval-data) once at the end.\n"
     "  models:   mlp, cnn, gpt, file:PATH (docs/formats.md)\n"
     "  datasets: fashion-mnist, idx:DIR, csv:FILE, text:FILE\n"
     "  defaults: mlp (width 256, depth 2): 3 epochs, batch 128, lr 2e-3;\n"
     "            cnn (width 16, dropout 0.1): 2 epochs, batch 32, lr 2e-3;\n"
     "            gpt (width 128, depth 2, heads 4, context 64): 10 epochs, batch 16,\n"
     "            lr 3e-3, warmup 20, clip 1; all AdamW with a cosine schedule\n"
-    "Exit status: 0 success, 1 failure, 2 bad usage, 3 an --expect-* target missed.";
+    "Exit status: 0 success, 1 failure, 2 bad usage, 3 an --expect-* target missed,\n"
+    "128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP (after saving --out).";
 
 /* The options of the command, with the defaults of train_config_init. */
 static void options_table(struct train_config *c, struct opt *o, size_t *n)

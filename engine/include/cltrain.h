@@ -717,7 +717,7 @@ struct clt_dataset_info {
     uint64_t count;              /* examples, or tokens of a text */
     uint32_t ndim;               /* dimensions of one example's features (classes) */
     int64_t shape[CLT_MAX_DIMS]; /* one example's feature shape, e.g. [1, 28, 28] */
-    uint32_t classes;            /* 1 + the largest label (classes) */
+    uint32_t classes;            /* 1 + the largest label, or as clt_dataset_check_classes set */
     uint32_t vocab;              /* distinct symbols (text) */
 };
 
