@@ -11,7 +11,9 @@
  *   "optimizer.v.<name>"     moment2 of each trained parameter, Adam and AdamW only
  *   "optimizer.grad.<name>"  the gradients accumulated so far, only when the trainer is in
  *                            the middle of a gradient accumulation (steps % accumulate != 0)
- * and the metadata keys of meta_keys below, plus the caller's pairs.
+ * and the metadata keys of meta_keys below, plus the caller's pairs. "cltrain.data_crc32" is
+ * the CRC-32 of the data section (8 hex digits), checked by every read; files without it
+ * (saved before it existed, or by other programs) are read unchecked.
  *
  * Loading checks the whole file and everything the trainer needs from it before it writes
  * anything to the device, so a failed load leaves the trainer as it was.
@@ -19,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "ops/optim.h"
 #include "safetensors.h"
@@ -32,8 +35,9 @@
 #define KEY_KIND "optimizer.kind"
 #define KEY_T "optimizer.t"
 #define KEY_SKIPPED "optimizer.skipped"
+#define KEY_CRC "cltrain.data_crc32"
 static const char *const meta_keys[] = {KEY_VERSION, KEY_STEPS, KEY_UPDATES, KEY_SEED,
-                                        KEY_KIND,    KEY_T,     KEY_SKIPPED};
+                                        KEY_KIND,    KEY_T,     KEY_SKIPPED, KEY_CRC};
 #define NKEYS (sizeof meta_keys / sizeof meta_keys[0])
 
 static const char *const kind_names[] = {"sgd", "adam", "adamw"};
@@ -196,7 +200,10 @@ static enum clt_status write_checkpoint(struct clt_trainer *tr, const char *path
         if (h->g)
             add_entry(e, names, &k, "optimizer.grad.", t, h->g + off);
     }
-    char num[5][24];
+    char num[6][24];
+    uint32_t crc = 0;
+    if (st == CLT_OK)
+        st = clt__safetensors_data_crc32(e, k, &crc);
     if (st == CLT_OK) {
         if (n > 0)
             memcpy(all, meta, n * sizeof *meta);
@@ -205,9 +212,10 @@ static enum clt_status write_checkpoint(struct clt_trainer *tr, const char *path
         snprintf(num[2], sizeof num[2], "%llu", (unsigned long long)tr->options.seed);
         snprintf(num[3], sizeof num[3], "%d", (int)status->step);
         snprintf(num[4], sizeof num[4], "%d", (int)status->skipped);
+        snprintf(num[5], sizeof num[5], "%08x", (unsigned)crc);
         const char *values[NKEYS] = {
             clt_version(), num[0], num[1], num[2], kind_names[tr->options.optimizer.kind],
-            num[3],        num[4]};
+            num[3],        num[4], num[5]};
         for (size_t i = 0; i < NKEYS; i++)
             all[n + i] = (struct clt_meta){meta_keys[i], values[i]};
         st = clt__safetensors_write(path, e, k, all, n + NKEYS, &tr->dev->log);
@@ -285,6 +293,38 @@ static enum clt_status take(const struct clt_trainer *tr, const char *path,
         return CLT_ERR_FORMAT;
     }
     clt__f32_from_le(dst, f->data, (size_t)clt__count(t));
+    return CLT_OK;
+}
+
+/* Checks the data section against "cltrain.data_crc32" when the file has it. */
+static enum clt_status verify_crc(const char *path, const unsigned char *bytes,
+                                  const struct clt__safetensors *file, const struct clt_log *log)
+{
+    const char *want = clt__safetensors_meta(file, KEY_CRC);
+    if (!want)
+        return CLT_OK;
+    char *end = NULL;
+    unsigned long w = strtoul(want, &end, 16);
+    if (strlen(want) != 8 || *end != '\0') {
+        clt__log(log, CLT_LOG_ERROR, "%s: metadata %s is \"%s\", not 8 hex digits", path, KEY_CRC,
+                 want);
+        return CLT_ERR_FORMAT;
+    }
+    uLong c = crc32(0L, Z_NULL, 0);
+    const unsigned char *p = bytes + 8 + file->header_bytes;
+    for (uint64_t left = file->data_bytes; left > 0;) {
+        uInt k = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        c = crc32(c, p, k);
+        p += k;
+        left -= k;
+    }
+    if ((uint32_t)c != (uint32_t)w) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "%s is corrupt: its tensor data has CRC-32 %08x, the file says %s "
+                 "(%s)",
+                 path, (unsigned)(uint32_t)c, want, KEY_CRC);
+        return CLT_ERR_FORMAT;
+    }
     return CLT_OK;
 }
 
@@ -414,6 +454,8 @@ enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool 
     if (st == CLT_ERR_FORMAT)
         clt__log(log, CLT_LOG_ERROR, "%s is not a valid safetensors file: %s", path, why);
     if (st == CLT_OK)
+        st = verify_crc(path, bytes, &file, log);
+    if (st == CLT_OK)
         st = host_state_alloc(tr, optimizer, false, &h);
     if (st == CLT_OK) {
         st = gather(tr, path, &file, &h, &c);
@@ -495,6 +537,8 @@ enum clt_status clt_checkpoint_open(const char *path, const struct clt_log *log,
         if (st == CLT_ERR_FORMAT)
             clt__log(log, CLT_LOG_ERROR, "%s is not a valid safetensors file: %s", path, why);
     }
+    if (st == CLT_OK)
+        st = verify_crc(path, bytes, &ck->file, log);
     if (st == CLT_OK)
         st = make_copies(ck);
     if (st != CLT_OK) {

@@ -279,3 +279,73 @@ enum clt_status clt__file_read(const struct clt_log *log, const char *path, unsi
     *size = len;
     return CLT_OK;
 }
+
+/* "example 6 (line 8)" or "example 6" into out. */
+static void where(const struct clt_dataset *ds, uint64_t i, char *out, size_t size)
+{
+    if (ds->first_line)
+        snprintf(out, size, "line %llu", (unsigned long long)(ds->first_line + i));
+    else
+        snprintf(out, size, "example %llu", (unsigned long long)i);
+}
+
+enum clt_status clt_dataset_check_classes(struct clt_dataset *ds, uint32_t classes,
+                                          const struct clt_log *log)
+{
+    if (!ds || ds->kind != CLT_DATASET_CLASSES)
+        return CLT_ERR_INVALID_ARGUMENT;
+    char at[64];
+    if (classes > 0) {
+        for (uint64_t i = 0; i < ds->count; i++) {
+            if ((uint32_t)ds->labels[i] >= classes) {
+                where(ds, i, at, sizeof at);
+                clt__log(log, CLT_LOG_ERROR,
+                         "%s: label %d is not below the number of classes, %u (labels 0 .. %u)",
+                         at, (int)ds->labels[i], (unsigned)classes, (unsigned)classes - 1);
+                return CLT_ERR_FORMAT;
+            }
+        }
+        ds->classes = classes;
+        return CLT_OK;
+    }
+    /* seen[v] for v <= count: K distinct labels that are exactly 0 .. K-1 are all below
+     * count + 1, so anything past that is already a gap. */
+    unsigned char *seen = calloc((size_t)ds->count + 1, 1);
+    if (!seen)
+        return CLT_ERR_NO_MEMORY;
+    uint64_t distinct = 0;
+    int32_t top = -1;
+    for (uint64_t i = 0; i < ds->count; i++) {
+        int32_t v = ds->labels[i];
+        top = v > top ? v : top;
+        if ((uint64_t)v <= ds->count && !seen[v]) {
+            seen[v] = 1;
+            distinct++;
+        }
+    }
+    uint64_t missing = 0;
+    while (missing <= ds->count && seen[missing])
+        missing++;
+    free(seen);
+    if (top < 0 || (uint64_t)top + 1 == distinct) {
+        ds->classes = (uint32_t)(top + 1);
+        return CLT_OK;
+    }
+    /* The first example whose label lies past the first missing one. */
+    uint64_t i = 0;
+    while (i < ds->count && (uint64_t)ds->labels[i] <= missing)
+        i++;
+    where(ds, i < ds->count ? i : 0, at, sizeof at);
+    int32_t v = ds->labels[i < ds->count ? i : 0];
+    if (missing == 0)
+        clt__log(log, CLT_LOG_ERROR,
+                 "%s: label %d, but no example has label 0: labels must number the classes "
+                 "from 0",
+                 at, (int)v);
+    else
+        clt__log(log, CLT_LOG_ERROR,
+                 "%s: label %d, but no example has label %llu: the labels of K classes must be "
+                 "0 .. K-1, none missing (the largest label is %d)",
+                 at, (int)v, (unsigned long long)missing, (int)top);
+    return CLT_ERR_FORMAT;
+}

@@ -21,7 +21,8 @@ struct clt_dataset {
     uint32_t ndim;
     int64_t shape[CLT_MAX_DIMS]; /* one example's feature shape */
     size_t example_size;         /* floats per example: the product of shape */
-    uint32_t classes;            /* 1 + the largest label */
+    uint32_t classes;            /* 1 + the largest label, or as clt_dataset_check_classes set */
+    uint64_t first_line;         /* a CSV file's line of example 0 (rows are contiguous); 0 */
     float *features;             /* [count, example_size] */
     int32_t *labels;             /* [count], each in 0 .. classes-1 */
 

@@ -128,6 +128,7 @@ static enum clt_status parse_rows(const char *text, size_t end, size_t pos, uint
     }
     /* Labels up to 2^31 - 1 would make 2^31 classes: still a uint32_t. */
     ds->classes = (uint32_t)(top + 1);
+    ds->first_line = line_no - ds->count;
     return CLT_OK;
 }
 

@@ -141,7 +141,7 @@ enum clt_status clt__safetensors_encode(const struct clt__st_entry *tensors, siz
                                         unsigned char **out, size_t *size, char *why,
                                         size_t why_size);
 
-/* Writes a file atomically: a temporary file "<path>.tmp.XXXXXX" in the same directory
+/* Writes a file atomically: a temporary file "<path>.tmp.<pid>.XXXXXX" in the same directory
  * (mkstemp), the whole content written, fsync'ed and closed, renamed over path, then the
  * directory fsync'ed. The file takes the mode of the file it replaces, or 0644. On any
  * failure the temporary file is removed and an old file at path is left as it was:
@@ -150,6 +150,12 @@ enum clt_status clt__safetensors_encode(const struct clt__st_entry *tensors, siz
 enum clt_status clt__safetensors_write(const char *path, const struct clt__st_entry *tensors,
                                        size_t n, const struct clt_meta *meta, size_t nmeta,
                                        const struct clt_log *log);
+
+/* The CRC-32 (zlib's crc32) of the data section a file of these tensors has: their data in
+ * little-endian order, laid out in order of their names, as clt__safetensors_write writes
+ * it. The tensors must pass the writer's checks. CLT_ERR_NO_MEMORY, else CLT_OK. */
+enum clt_status clt__safetensors_data_crc32(const struct clt__st_entry *tensors, size_t n,
+                                            uint32_t *crc);
 
 /* ==== Helpers =========================================================================== */
 

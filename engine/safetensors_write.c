@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "safetensors.h"
 
@@ -398,15 +399,15 @@ enum clt_status clt__safetensors_write(const char *path, const struct clt__st_en
         return s;
     }
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 12);
+    char *tmp = malloc(plen + 40);
     char *dir = dir_of(path);
     if (!tmp || !dir) {
         s = CLT_ERR_NO_MEMORY;
         goto out;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    /* A name no other writer uses, in the same directory so that rename is atomic. */
+    /* A name no other writer uses, in the same directory so that rename is atomic; the pid
+     * in it tells a later run whether the file is an orphan of a process that died. */
+    snprintf(tmp, plen + 40, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
     int fd = mkstemp(tmp);
     if (fd < 0) {
         clt__log(log, CLT_LOG_ERROR, "cannot write %s: cannot create a file in %s: %s", path, dir,
@@ -447,4 +448,47 @@ out:
     free(order);
     free(t.p);
     return s;
+}
+
+/* crc32 over size bytes, in pieces that fit zlib's uInt. */
+static uLong crc_bytes(uLong crc, const unsigned char *p, uint64_t size)
+{
+    while (size > 0) {
+        uInt k = size > (1u << 30) ? (1u << 30) : (uInt)size;
+        crc = crc32(crc, p, k);
+        p += k;
+        size -= k;
+    }
+    return crc;
+}
+
+enum clt_status clt__safetensors_data_crc32(const struct clt__st_entry *tensors, size_t n,
+                                            uint32_t *crc)
+{
+    const struct clt__st_entry **order = malloc((n ? n : 1) * sizeof *order);
+    if (!order)
+        return CLT_ERR_NO_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &tensors[i];
+    qsort(order, n, sizeof *order, entry_by_name);
+    uLong c = crc32(0L, Z_NULL, 0);
+    unsigned char chunk[65536];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bytes = 0;
+        entry_bytes(order[i], &bytes);
+        if (host_le() || clt__st_dtype_size(order[i]->dtype) == 1) {
+            c = crc_bytes(c, order[i]->data, bytes);
+            continue;
+        }
+        struct clt__st_entry part = *order[i];
+        for (uint64_t at = 0; at < bytes; at += sizeof chunk) {
+            uint64_t k = bytes - at < sizeof chunk ? bytes - at : sizeof chunk;
+            part.data = (const unsigned char *)order[i]->data + at;
+            data_to_le(chunk, &part, k);
+            c = crc_bytes(c, chunk, k);
+        }
+    }
+    free(order);
+    *crc = (uint32_t)c;
+    return CLT_OK;
 }

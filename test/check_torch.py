@@ -23,6 +23,7 @@ import os
 import struct
 import subprocess
 import sys
+import zlib
 
 ATOL = 1e-4
 RTOL = 1e-4
@@ -63,6 +64,9 @@ def check_header(path):
         offset = end
     if 8 + n + offset != len(raw):
         fail(f"{path}: the data does not end the file")
+    crc = header.get("__metadata__", {}).get("cltrain.data_crc32")
+    if crc is not None and int(crc, 16) != zlib.crc32(raw[8 + n:]):
+        fail(f"{path}: cltrain.data_crc32 {crc} is not the CRC-32 of the data section")
 
 
 def check_checkpoint(tensors, meta, layers):

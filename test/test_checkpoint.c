@@ -11,6 +11,8 @@
  *   same device). Also in the middle of a gradient accumulation.
  * - Loading a checkpoint of another shape, of another optimizer, a truncated or missing file
  *   fails with a message naming the problem and leaves the trainer's parameters unchanged.
+ * - A flipped byte in the tensor data is found by the data checksum ("cltrain.data_crc32") on
+ *   every read; a file without the checksum (an older checkpoint) still loads.
  * - Saving into a directory that cannot be written (/proc/self), that does not exist, or past
  *   a file-size limit fails with CLT_ERR_IO and leaves the previous checkpoint intact and no
  *   temporary file; saving over a checkpoint replaces it.
@@ -527,6 +529,76 @@ static void bad_loads_leave_the_trainer_unchanged(void **state)
     remove_dir(dir);
 }
 
+/* Writes bytes to path. */
+static void put_file(const char *path, const unsigned char *bytes, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, size, f), size);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void checksum_finds_a_flipped_byte(void **state)
+{
+    struct clt_device *dev = *state;
+    char *dir = temp_dir();
+    char path[256], flipped[256], old[256];
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
+    snprintf(flipped, sizeof flipped, "%s/flipped.safetensors", dir);
+    snprintf(old, sizeof old, "%s/old.safetensors", dir);
+    struct model m = make_mlp(HID, 0.0f);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    struct clt_trainer *a = trainer(dev, &m, &o);
+    train(a, &m, 0, 2, NULL);
+    assert_int_equal(clt_trainer_save(a, path, NULL, 0), CLT_OK);
+    struct clt_checkpoint *ck = NULL;
+    assert_int_equal(clt_checkpoint_open(path, NULL, &ck), CLT_OK);
+    const char *crc = clt_checkpoint_meta(ck, "cltrain.data_crc32");
+    assert_non_null(crc);
+    assert_int_equal(strlen(crc), 8);
+    clt_checkpoint_close(ck);
+
+    /* One bit of one weight in the middle of the data section (an odd offset into it). */
+    size_t size;
+    unsigned char *bytes = file_bytes(path, &size);
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n |= (uint64_t)bytes[i] << (8 * i);
+    size_t at = (size_t)(8 + n + (size - 8 - n) / 2 + 1);
+    bytes[at] ^= 0x10;
+    put_file(flipped, bytes, size);
+    struct clt_trainer *b = trainer(dev, &m, &o);
+    const char *corrupt[] = {"flipped.safetensors is corrupt", "CRC-32"};
+    load_fails(dev, b, flipped, true, CLT_ERR_FORMAT, corrupt, 2);
+    load_fails(dev, b, flipped, false, CLT_ERR_FORMAT, corrupt, 2);
+    struct clt_test_log text = {.len = 0};
+    struct clt_log quiet = {clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    assert_int_equal(clt_checkpoint_open(flipped, &quiet, &ck), CLT_ERR_FORMAT);
+    assert_logged(&text, "is corrupt");
+
+    /* Without the key (renamed in place, same length) the file is read unchecked, flipped
+     * byte and all, and the intact one loads exactly. */
+    bytes[at] ^= 0x10;
+    size_t k = 8;
+    while (k + 18 <= 8 + n && memcmp(bytes + k, "cltrain.data_crc32", 18) != 0)
+        k++;
+    assert_true(k + 18 <= 8 + n);
+    bytes[k + 17] = 'X';
+    put_file(old, bytes, size);
+    assert_int_equal(clt_trainer_load(b, old, true), CLT_OK);
+    assert_same_params(a, b);
+    assert_int_equal(clt_checkpoint_open(old, NULL, &ck), CLT_OK);
+    assert_null(clt_checkpoint_meta(ck, "cltrain.data_crc32"));
+    clt_checkpoint_close(ck);
+
+    free(bytes);
+    clt_trainer_free(a);
+    clt_trainer_free(b);
+    clt_graph_free(m.g);
+    remove_dir(dir);
+}
+
 /* ---- Failed and repeated saves -------------------------------------------------------------- */
 
 static void failed_saves_keep_the_old_file(void **state)
@@ -628,6 +700,7 @@ int main(void)
         CLT_DEVICE_TEST(resume_is_exact),
         CLT_DEVICE_TEST(resume_inside_accumulation_is_exact),
         CLT_DEVICE_TEST(bad_loads_leave_the_trainer_unchanged),
+        CLT_DEVICE_TEST(checksum_finds_a_flipped_byte),
         CLT_DEVICE_TEST(failed_saves_keep_the_old_file),
         CLT_DEVICE_TEST(save_replaces_the_old_file),
     };

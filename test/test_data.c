@@ -2,7 +2,8 @@
  * test_data.c: datasets and batchers, on the host only: the IDX, CSV and text loaders on
  * small files written here (plain and gzip), every kind of malformed file (here and in the
  * corpus of test/data/), splits, heads, and the batcher's epochs, padding, drop_last, resume
- * and text windows. Loads the real Fashion-MNIST test set when Debian's package is there.
+ * and text windows; labels checked against the number of classes (labels that start at 1,
+ * gaps, one label far beyond the rest, and --classes). Loads the real Fashion-MNIST test set when Debian's package is there.
  * No device needed.
  */
 #include <dirent.h>
@@ -332,6 +333,60 @@ static void csv_malformed(void **state)
     load_csv("1,2,0\n", -4, false, CLT_ERR_INVALID_ARGUMENT);
     struct clt_dataset *ds = NULL;
     assert_int_equal(clt_dataset_load_csv(tmp_path("missing.csv"), -1, &quiet, &ds), CLT_ERR_IO);
+}
+
+/* Parses CSV text and checks its labels against classes: the status, and the log naming the
+ * line when it fails. */
+static void check_classes(const char *csv, uint32_t classes, enum clt_status want,
+                          const char *says, uint32_t want_classes)
+{
+    struct clt_dataset *ds = NULL;
+    assert_int_equal(clt__csv_parse(csv, strlen(csv), -1, &quiet, "mem", &ds), CLT_OK);
+    clear_messages();
+    assert_int_equal(clt_dataset_check_classes(ds, classes, &quiet), want);
+    if (says && !strstr(messages.text, says))
+        fail_msg("the log does not say \"%s\":\n%s", says, messages.text);
+    struct clt_dataset_info info;
+    assert_int_equal(clt_dataset_info(ds, &info), CLT_OK);
+    if (want == CLT_OK)
+        assert_int_equal(info.classes, want_classes);
+    clt_dataset_free(ds);
+}
+
+static void classes_checked(void **state)
+{
+    (void)state;
+    /* 0 .. 2, in any order, with a header: 3 classes. */
+    check_classes("a,b,y\n1,2,2\n3,4,0\n5,6,1\n7,8,0\n", 0, CLT_OK, NULL, 3);
+    /* Labels that start at 1: the first row names label 0 as the missing one. */
+    check_classes("a,b,y\n1,2,1\n3,4,2\n5,6,3\n", 0, CLT_ERR_FORMAT,
+                  "line 2: label 1, but no example has label 0", 0);
+    /* A gap: no 2, so 3 on line 4 (no header) is named. */
+    check_classes("1,2,0\n3,4,1\n5,6,1\n7,8,3\n9,9,0\n", 0, CLT_ERR_FORMAT,
+                  "line 4: label 3, but no example has label 2", 0);
+    /* One mistyped label far beyond the rest (a 1000001-class model otherwise). */
+    check_classes("1,2,0\n3,4,1\n5,6,1000000\n7,8,2\n", 0, CLT_ERR_FORMAT,
+                  "line 3: label 1000000, but no example has label 3", 0);
+    /* The number of classes given: gaps are fine, labels beyond it are not. */
+    check_classes("1,2,0\n3,4,1\n7,8,3\n", 5, CLT_OK, NULL, 5);
+    check_classes("1,2,1\n3,4,2\n", 3, CLT_OK, NULL, 3);
+    check_classes("1,2,0\n3,4,1000000\n", 4, CLT_ERR_FORMAT,
+                  "line 2: label 1000000 is not below the number of classes, 4", 0);
+    /* A dataset made by a split has no lines: examples are named by index. */
+    struct clt_dataset *ds = NULL, *a = NULL, *b = NULL;
+    const char *csv = "1,2,0\n3,4,1\n5,6,3\n7,8,0\n";
+    assert_int_equal(clt__csv_parse(csv, strlen(csv), -1, &quiet, "mem", &ds), CLT_OK);
+    assert_int_equal(clt_dataset_head(ds, 3, &a), CLT_OK);
+    clear_messages();
+    assert_int_equal(clt_dataset_check_classes(a, 3, &quiet), CLT_ERR_FORMAT);
+    assert_non_null(strstr(messages.text, "example 2: label 3"));
+    /* A text has no labels. */
+    assert_int_equal(clt__text_parse((const unsigned char *)"abc", 3, &quiet, "t", &b), CLT_OK);
+    assert_int_equal(clt_dataset_check_classes(b, 0, &quiet), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_dataset_check_classes(NULL, 0, &quiet), CLT_ERR_INVALID_ARGUMENT);
+    clt_dataset_free(a);
+    clt_dataset_free(b);
+    clt_dataset_free(ds);
 }
 
 static void text_loads(void **state)
@@ -920,6 +975,7 @@ int main(void)
         cmocka_unit_test(batcher_classes), cmocka_unit_test(batcher_resumes),
         cmocka_unit_test(batcher_text),    cmocka_unit_test(arguments_checked),
         cmocka_unit_test(corpus_refused),  cmocka_unit_test(fashion_mnist),
+        cmocka_unit_test(classes_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

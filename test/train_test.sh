@@ -119,7 +119,7 @@ common="--model file:$tmp/resume.txt --data csv:$tmp/points.csv --batch 16 --epo
 check "straight run" 0 "$exe" train $common --metrics "$tmp/straight.jsonl"
 straight_final=$(tail -n 1 "$tmp/out")
 # shellcheck disable=SC2086
-check "run stopped at step 11" 0 "$exe" train $common --steps 11 --out "$tmp/resume.safetensors" \
+check "run stopped at step 11" 0 "$exe" train $common --stop-at 11 --out "$tmp/resume.safetensors" \
     --metrics "$tmp/resumed.jsonl"
 echo '{"type":"train","epoch":9,"step":12,"loss":99,"lr":0,"x":0}' >>"$tmp/resumed.jsonl"
 check "resumed run" 0 "$exe" train --resume "$tmp/resume.safetensors" --steps 0 \

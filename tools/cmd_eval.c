@@ -23,7 +23,7 @@ static const char *const summary =
 struct eval_opts {
     const char *checkpoint, *data, *device;
     int64_t limit, batch, seed, label_column;
-    bool json, verbose;
+    bool json, verbose, held_out;
 };
 
 static void json_score(const char *key, double v)
@@ -119,10 +119,29 @@ static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl
     int64_t batch = args_find(t, n, "batch")->seen ? o->batch : cm.batch;
     int32_t column =
         args_find(t, n, "label-column")->seen ? (int32_t)o->label_column : cm.label_column;
-    st = data_open(spec, seed, limit, column, &tl->log, &data, err, sizeof err);
+    /* The checkpoint's own data: the set its run ended on (the test set, else the validation
+     * split). --data: that data whole, unless --held-out asks for its validation split. */
+    struct data_options dopt;
+    data_options_init(&dopt);
+    dopt.seed = seed;
+    dopt.limit = limit;
+    dopt.label_column = column;
+    dopt.classes = cm.info.kind == CLT_DATASET_CLASSES ? cm.info.classes : 0;
+    const char *vf = clt_checkpoint_meta(ck, "data.val_fraction");
+    if (vf)
+        args_float(vf, &dopt.val_fraction);
+    dopt.eval_data = o->data ? NULL : clt_checkpoint_meta(ck, "data.eval");
+    dopt.whole = o->data && !o->held_out;
+    st = data_open(spec, &dopt, &tl->log, &data, err, sizeof err);
     if (st != CLT_OK) {
         tool_report(tl, err);
         goto out;
+    }
+    if (data.test && !o->held_out) { /* evaluate the test set: it takes eval's place */
+        clt_dataset_free(data.eval);
+        data.eval = data.test;
+        data.eval_info = data.test_info;
+        data.test = NULL;
     }
     const struct clt_dataset_info *di = &data.eval_info;
     bool text = cm.info.kind == CLT_DATASET_TEXT;
@@ -188,7 +207,12 @@ int cmd_eval(int argc, char **argv)
         {"checkpoint", OPT_STRING, &o.checkpoint, "FILE", "a checkpoint of cltrain train", 0, 0,
          false},
         {"data", OPT_STRING, &o.data, "D",
-         "evaluate on D's evaluation set (default: the checkpoint's data)", 0, 0, false},
+         "evaluate on D whole (idx: its t10k files; default: the set the checkpoint's run "
+         "ended on)",
+         0, 0, false},
+        {"held-out", OPT_FLAG, &o.held_out, NULL,
+         "evaluate the validation split of the data (the checkpoint's seed and fraction)", 0, 0,
+         false},
         {"limit", OPT_INT, &o.limit, "N",
          "the first N examples only (default: the checkpoint's --limit)", 0, 9e18, false},
         {"batch", OPT_INT, &o.batch, "N", "batch size (default: the checkpoint's)", 1, 1 << 20,

@@ -192,7 +192,11 @@ static int predict_images(struct predict_run *r, const char *spec, int64_t batch
     char err[1200];
     struct data_sets data;
     struct clt_batcher *b = NULL;
-    enum clt_status st = data_open(spec, 0, 0, -1, &r->tl->log, &data, err, sizeof err);
+    struct data_options o;
+    data_options_init(&o);
+    o.whole = true; /* every image of the evaluation files, unsplit */
+    o.classes = r->cm.info.kind == CLT_DATASET_CLASSES ? r->cm.info.classes : 0;
+    enum clt_status st = data_open(spec, &o, &r->tl->log, &data, err, sizeof err);
     if (st != CLT_OK) {
         tool_report(r->tl, err);
         return 1;

@@ -18,14 +18,16 @@
 #include "train.h"
 
 static const char *const summary =
-    "Trains a model on a dataset, evaluating on its held-out part.\n"
+    "Trains a model on a dataset, validating on a held-out part of it each epoch and\n"
+    "scoring its test set (fashion-mnist, idx:DIR, --eval-data) once at the end.\n"
     "  models:   mlp, cnn, gpt, file:PATH (docs/formats.md)\n"
     "  datasets: fashion-mnist, idx:DIR, csv:FILE, text:FILE\n"
     "  defaults: mlp (width 256, depth 2): 3 epochs, batch 128, lr 2e-3;\n"
     "            cnn (width 16, dropout 0.1): 2 epochs, batch 32, lr 2e-3;\n"
     "            gpt (width 128, depth 2, heads 4, context 64): 10 epochs, batch 16,\n"
     "            lr 3e-3, warmup 20, clip 1; all AdamW with a cosine schedule\n"
-    "Exit status: 0 success, 1 failure, 2 bad usage, 3 an --expect-* target missed.";
+    "Exit status: 0 success, 1 failure, 2 bad usage, 3 an --expect-* target missed,\n"
+    "128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP (after saving --out).";
 
 /* The options of the command, with the defaults of train_config_init. */
 static void options_table(struct train_config *c, struct opt *o, size_t *n)
@@ -36,8 +38,12 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          false},
         {"epochs", OPT_INT, &c->epochs, "N", "passes over the training set (default: the model's)",
          1, 1e9, false},
-        {"steps", OPT_INT, &c->max_steps, "N", "stop after N steps in all (0: no limit)", 0, 1e15,
-         false},
+        {"steps", OPT_INT, &c->max_steps, "N",
+         "train N steps in all, the schedule ending there (0: --epochs)", 0, 1e15, false},
+        {"stop-at", OPT_INT, &c->stop_at, "N",
+         "stop at step N, the schedule unchanged (resume continues)", 0, 1e15, false},
+        {"patience", OPT_INT, &c->patience, "N",
+         "stop after N evaluations without a lower validation loss", 0, 1e9, false},
         {"batch", OPT_INT, &c->batch, "N", "examples (gpt: windows) per step", 1, 1 << 20, false},
         {"lr", OPT_FLOAT, &c->lr, "X", "learning rate (default: the model's)", 0, 10, false},
         {"optimizer", OPT_STRING, &c->optimizer, "O", "sgd, adam or adamw (default adamw)", 0, 0,
@@ -65,6 +71,13 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          "csv: the labels' column, from 0 (default -1: the last)", -1e6, 1e6, false},
         {"limit", OPT_INT, &c->limit, "N", "use the first N examples (tokens) of each set", 0, 9e18,
          false},
+        {"classes", OPT_INT, &c->classes, "K",
+         "the number of classes (default: the labels, which must be 0 .. K-1)", 2, 1 << 24,
+         false},
+        {"val-fraction", OPT_FLOAT, &c->val_fraction, "X",
+         "hold out X of the training data for validation (default 0.1)", 0, 0.99, false},
+        {"eval-data", OPT_STRING, &c->eval_data, "D",
+         "csv:FILE or idx:DIR: the test set of the final evaluation", 0, 0, false},
         {"device", OPT_STRING, &c->device, "SEL",
          "pocl, intel, amd, gpu, P:D... (default: CLTRAIN_DEVICE, else the first GPU)", 0, 0,
          false},
@@ -74,12 +87,22 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
         {"eval-every", OPT_INT, &c->eval_every, "N", "also evaluate every N steps", 0, 1e15, false},
         {"out", OPT_STRING, &c->out, "FILE", "save checkpoints (safetensors) here", 0, 0, false},
         {"save-every", OPT_INT, &c->save_every, "N", "also save every N steps", 0, 1e15, false},
+        {"keep-best", OPT_FLAG, &c->keep_best, NULL,
+         "also keep the lowest validation loss's checkpoint in OUT.best.safetensors", 0, 0,
+         false},
         {"resume", OPT_STRING, &c->resume, "FILE", "continue the run saved in FILE", 0, 0, false},
         {"plot", OPT_STRING, &c->plot, "FILE", "draw the loss curves as SVG", 0, 0, false},
+        {"force", OPT_FLAG, &c->force, NULL,
+         "replace --out, --metrics, --plot files that are not cltrain's", 0, 0, false},
         {"expect-accuracy", OPT_FLOAT, &c->expect_accuracy, "X",
          "exit 3 unless the final accuracy is at least X", 0, 0, false},
         {"expect-loss-below", OPT_FLOAT, &c->expect_loss, "X",
          "exit 3 unless the final loss is below X", 0, 0, false},
+        {"expect-curve", OPT_STRING, &c->expect_curve, "FILE",
+         "exit 3 unless each logged loss is within --tolerance of FILE's (--metrics)", 0, 0,
+         false},
+        {"tolerance", OPT_FLOAT, &c->tolerance, "X",
+         "--expect-curve: the largest |loss - golden loss| (default 1e-3)", 0, 1e9, false},
         {"verbose", OPT_FLAG, &c->verbose, NULL, "log the library's informational messages", 0, 0,
          false},
     };
@@ -96,8 +119,10 @@ static void model_training_defaults(struct train_config *c, const struct opt *o,
         c->epochs = cnn ? 2 : gpt ? 10 : 3;
     if (!args_find((struct opt *)o, n, "warmup")->seen)
         c->warmup = gpt ? 20 : 0;
-    if (!args_find((struct opt *)o, n, "batch")->seen)
+    if (!args_find((struct opt *)o, n, "batch")->seen) {
         c->batch = gpt ? 16 : cnn ? 32 : 128;
+        c->batch_default = true;
+    }
     if (!args_find((struct opt *)o, n, "lr")->seen)
         c->lr = strcmp(c->optimizer, "sgd") == 0 ? 0.05 : gpt ? 3e-3 : 2e-3;
     if (!args_find((struct opt *)o, n, "clip")->seen)
@@ -109,7 +134,7 @@ int cmd_train(int argc, char **argv)
     const char *cmd = "cltrain train";
     struct train_config c;
     train_config_init(&c);
-    struct opt o[40];
+    struct opt o[56];
     size_t n = 0;
     options_table(&c, o, &n);
     int status;

@@ -186,8 +186,9 @@ int ckpt_model_read(const struct clt_checkpoint *ck, struct ckpt_model *out, cha
     const char *data = clt_checkpoint_meta(ck, "data");
     if (!model || !data) {
         snprintf(err, err_size,
-                 "not a checkpoint of `cltrain train` (no \"model\" and \"data\" "
-                 "metadata)");
+                 "not a checkpoint of `cltrain train`: no \"model\" and \"data\" metadata "
+                 "(docs/training.md, \"Checkpoints of library programs\", lists what one "
+                 "needs)");
         return -1;
     }
     if (model_desc_parse(model, &out->desc) != CLT_OK) {

@@ -7,7 +7,9 @@
  *   model            model_desc_format's line, e.g. "cnn width=32 depth=0 ..."
  *   model.spec       the text of a model file (kind "file" only)
  *   data             the --data spec, e.g. "fashion-mnist"
- *   data.seed        seed of the held-out split; data.limit: --limit (0: none)
+ *   data.seed        seed of the validation split; data.limit: --limit (0: none)
+ *   data.val_fraction, data.eval, data.hash: --val-fraction, --eval-data, the data's
+ *                    fingerprint (data_fingerprint)
  *   data.shape       one example's feature shape, "1,28,28" (classes)
  *   data.classes     number of classes; data.vocab and data.symbols (hex bytes) for a text
  *   train.*          the training options and position (see cmd_train.c)

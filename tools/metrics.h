@@ -6,6 +6,7 @@
  *    "elapsed":12.3}
  *   {"type":"eval","epoch":1,"step":469,"loss":0.35,"accuracy":0.87,"examples":10000,
  *    "elapsed":170.2}
+ *   {"type":"test", ...as "eval"...}   the test set, once at the end, when there is one
  *
  * Non-finite numbers are written as null. Keys and the record kinds are listed in
  * docs/training.md.

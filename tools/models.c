@@ -171,28 +171,48 @@ enum clt_status model_desc_parse(const char *text, struct model_desc *d)
     return CLT_OK;
 }
 
+/* ---- The summary -------------------------------------------------------------------------- */
+
+/* Records a layer's output for the summary (returns x, so that it wraps a builder call). */
+static struct clt_tensor *note(struct model *m, const char *name, struct clt_tensor *x)
+{
+    if (!x)
+        return x;
+    if (m->nlayers == MODEL_SUMMARY_MAX) {
+        m->more_layers++;
+        return x;
+    }
+    struct model_layer *l = &m->layers[m->nlayers++];
+    snprintf(l->name, sizeof l->name, "%.63s", name);
+    l->out = x;
+    return x;
+}
+
 /* ---- Built-in models ---------------------------------------------------------------------- */
 
 /* x [B, shape...] -> flattened [B, D] -> (linear width, relu, dropout) x depth -> linear K. */
-static struct clt_tensor *build_mlp(struct clt_graph *g, const struct model_desc *d,
-                                    struct clt_tensor *x, int64_t classes)
+static struct clt_tensor *build_mlp(struct model *m, struct clt_graph *g,
+                                    const struct model_desc *d, struct clt_tensor *x,
+                                    int64_t classes)
 {
     if (clt_tensor_ndim(x) > 2)
-        x = clt_flatten(g, x);
+        x = note(m, "flatten", clt_flatten(g, x));
     char name[32];
     for (int64_t i = 0; i < d->depth; i++) {
         snprintf(name, sizeof name, "fc%lld", (long long)i + 1);
-        x = clt_relu(g, clt_linear(g, x, d->width, true, name));
+        x = note(m, name, clt_linear(g, x, d->width, true, name));
+        x = note(m, "relu", clt_relu(g, x));
         if (d->dropout > 0.0f)
-            x = clt_dropout(g, x, d->dropout);
+            x = note(m, "dropout", clt_dropout(g, x, d->dropout));
     }
-    return clt_linear(g, x, classes, true, "out");
+    return note(m, "out", clt_linear(g, x, classes, true, "out"));
 }
 
 /* x [B, C, H, W]: two stages conv3x3 (width, then 2 width) - batch norm - relu - maxpool 2,
  * flatten, linear 4 width - relu - dropout, linear K. */
-static struct clt_tensor *build_cnn(struct clt_graph *g, const struct model_desc *d,
-                                    struct clt_tensor *x, int64_t classes)
+static struct clt_tensor *build_cnn(struct model *m, struct clt_graph *g,
+                                    const struct model_desc *d, struct clt_tensor *x,
+                                    int64_t classes)
 {
     char name[16];
     for (int i = 0; i < 2; i++) {
@@ -202,15 +222,18 @@ static struct clt_tensor *build_cnn(struct clt_graph *g, const struct model_desc
                                     .padding_h = 1,
                                     .padding_w = 1};
         snprintf(name, sizeof name, "conv%d", i + 1);
-        x = clt_conv2d(g, x, &c, name);
+        x = note(m, name, clt_conv2d(g, x, &c, name));
         snprintf(name, sizeof name, "bn%d", i + 1);
-        x = clt_relu(g, clt_batch_norm(g, x, 1e-5f, 0.1f, name));
-        x = clt_max_pool2d(g, x, 2, 2, 0);
+        x = note(m, name, clt_batch_norm(g, x, 1e-5f, 0.1f, name));
+        x = note(m, "relu", clt_relu(g, x));
+        x = note(m, "maxpool", clt_max_pool2d(g, x, 2, 2, 0));
     }
-    x = clt_relu(g, clt_linear(g, clt_flatten(g, x), 4 * d->width, true, "fc1"));
+    x = note(m, "flatten", clt_flatten(g, x));
+    x = note(m, "fc1", clt_linear(g, x, 4 * d->width, true, "fc1"));
+    x = note(m, "relu", clt_relu(g, x));
     if (d->dropout > 0.0f)
-        x = clt_dropout(g, x, d->dropout);
-    return clt_linear(g, x, classes, true, "fc2");
+        x = note(m, "dropout", clt_dropout(g, x, d->dropout));
+    return note(m, "fc2", clt_linear(g, x, classes, true, "fc2"));
 }
 
 /* ids [B, T] -> token embedding [B, T, D] + learned positions, then `depth` pre-norm blocks
@@ -223,15 +246,16 @@ static struct clt_tensor *build_cnn(struct clt_graph *g, const struct model_desc
  * t * D), added to every example in one op with no extra input. It starts N(0, 1), as the
  * token embedding does: a table much smaller than the tokens' (GPT-2's 0.02) is all but lost
  * in the first layer norm, and the model then learns positions slowly. */
-static struct clt_tensor *build_gpt(struct clt_graph *g, const struct model_desc *d,
-                                    struct clt_tensor *ids, int64_t batch, int64_t vocab)
+static struct clt_tensor *build_gpt(struct model *mo, struct clt_graph *g,
+                                    const struct model_desc *d, struct clt_tensor *ids,
+                                    int64_t batch, int64_t vocab)
 {
     int64_t T = d->context, D = d->width;
-    struct clt_tensor *x = clt_embedding(g, ids, vocab, D, "tok");
+    struct clt_tensor *x = note(mo, "tok", clt_embedding(g, ids, vocab, D, "tok"));
     struct clt_tensor *pos = clt_param(g, "pos.weight", 1, (int64_t[]){T * D},
                                        (struct clt_init){CLT_INIT_NORMAL, 0.0f, 1.0f});
     x = clt_reshape(g, x, 2, (int64_t[]){batch, T * D});
-    x = clt_reshape(g, clt_add_bias(g, x, pos), 3, (int64_t[]){batch, T, D});
+    x = note(mo, "pos", clt_reshape(g, clt_add_bias(g, x, pos), 3, (int64_t[]){batch, T, D}));
     if (d->dropout > 0.0f)
         x = clt_dropout(g, x, d->dropout);
     char name[64];
@@ -253,17 +277,21 @@ static struct clt_tensor *build_gpt(struct clt_graph *g, const struct model_desc
         if (d->dropout > 0.0f)
             m = clt_dropout(g, m, d->dropout);
         x = clt_add(g, x, m);
+        snprintf(name, sizeof name, "block%lld", b);
+        note(mo, name, x);
     }
-    x = clt_layer_norm(g, x, 1e-5f, "ln_f");
-    return clt_linear(g, x, vocab, true, "head");
+    x = note(mo, "ln_f", clt_layer_norm(g, x, 1e-5f, "ln_f"));
+    return note(mo, "head", clt_linear(g, x, vocab, true, "head"));
 }
 
 /* ---- Models from files -------------------------------------------------------------------- */
 
+static const char *layer_kind_name(enum layer_kind kind);
+
 /* Applies the layers of a model file to x [B, shape...]; the result must be [B, classes]. */
-static struct clt_tensor *build_layers(struct clt_graph *g, const struct layer_list *list,
-                                       struct clt_tensor *x, int64_t classes, char *err,
-                                       size_t err_size)
+static struct clt_tensor *build_layers(struct model *m, struct clt_graph *g,
+                                       const struct layer_list *list, struct clt_tensor *x,
+                                       int64_t classes, char *err, size_t err_size)
 {
     int convs = 0, linears = 0, norms = 0;
     char name[32];
@@ -361,6 +389,9 @@ static struct clt_tensor *build_layers(struct clt_graph *g, const struct layer_l
             say(err, err_size, "line %d: %s", l->line, clt_graph_error(g));
             return NULL;
         }
+        bool named = l->kind == LAYER_LINEAR || l->kind == LAYER_CONV2D ||
+                     l->kind == LAYER_BATCHNORM || l->kind == LAYER_LAYERNORM;
+        note(m, named ? name : layer_kind_name(l->kind), x);
     }
     if (x && (clt_tensor_ndim(x) != 2 || clt_tensor_dim(x, 1) != classes)) {
         say(err, err_size,
@@ -395,7 +426,7 @@ static enum clt_status build_file_model(struct model *m, const struct model_desc
     if (st == CLT_OK)
         st = model_file_parse(text, list, why, sizeof why);
     if (st == CLT_OK) {
-        m->logits = build_layers(m->g, list, x, classes, why, sizeof why);
+        m->logits = build_layers(m, m->g, list, x, classes, why, sizeof why);
         if (!m->logits)
             st = CLT_ERR_FORMAT;
     }
@@ -474,7 +505,7 @@ enum clt_status model_build(const struct model_desc *desc, const struct clt_data
         m->y = clt_input(m->g, "y", CLT_I32, 2, shape);
         m->classes = data->vocab;
         m->positions = d.context;
-        m->logits = build_gpt(m->g, &d, m->x, batch, data->vocab);
+        m->logits = build_gpt(m, m->g, &d, m->x, batch, data->vocab);
     } else {
         int64_t shape[CLT_MAX_DIMS] = {batch};
         uint32_t nd = data->ndim + 1 <= CLT_MAX_DIMS ? data->ndim + 1 : CLT_MAX_DIMS;
@@ -483,9 +514,9 @@ enum clt_status model_build(const struct model_desc *desc, const struct clt_data
         m->y = clt_input(m->g, "y", CLT_I32, 1, (int64_t[]){batch});
         m->classes = data->classes;
         if (strcmp(d.kind, "mlp") == 0)
-            m->logits = build_mlp(m->g, &d, m->x, data->classes);
+            m->logits = build_mlp(m, m->g, &d, m->x, data->classes);
         else if (strcmp(d.kind, "cnn") == 0)
-            m->logits = build_cnn(m->g, &d, m->x, data->classes);
+            m->logits = build_cnn(m, m->g, &d, m->x, data->classes);
         else if (clt_graph_status(m->g) == CLT_OK)
             st = build_file_model(m, &d, m->x, data->classes, err, err_size);
     }
@@ -606,6 +637,14 @@ static const struct layer_name layer_names[] = {
     {"sigmoid", LAYER_SIGMOID, 0, 0},
     {"silu", LAYER_SILU, 0, 0},
 };
+static const char *layer_kind_name(enum layer_kind kind)
+{
+    for (size_t i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++)
+        if (layer_names[i].kind == kind)
+            return layer_names[i].name;
+    return "layer";
+}
+
 
 /* Parses one non-empty line's words into l; false with the reason in why. */
 static bool parse_layer(const struct word *w, int n, struct layer *l, char *why, size_t why_size)

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cltrain.h"
 
@@ -32,6 +33,15 @@ struct model_desc {
     float dropout;    /* mlp, cnn, gpt: dropout probability */
 };
 
+/* A layer of a built model for its summary: a name ("fc1", "relu", "block0") and its output.
+ * A layer's parameters are the trainer's parameters named "<name>.*". */
+struct model_layer {
+    char name[64];
+    const struct clt_tensor *out;
+};
+
+#define MODEL_SUMMARY_MAX 96
+
 /* A built model. The graph owns the tensors; model_free frees it all. */
 struct model {
     struct clt_graph *g;
@@ -39,7 +49,14 @@ struct model {
     int64_t batch;
     int64_t classes;   /* the last dimension of logits (classes or vocab) */
     int64_t positions; /* gpt: context T (logits rows per example); 1 otherwise */
+    struct model_layer layers[MODEL_SUMMARY_MAX]; /* in order, for model_summary */
+    int nlayers, more_layers;                     /* more_layers: past MODEL_SUMMARY_MAX */
 };
+
+/* Prints the model's layers, one a line: name, output shape ("B" for the batch) and the
+ * number of parameters (trained and state) whose names start with "<name>.", then the
+ * total. tr is the model's trainer. */
+void model_summary(FILE *f, const struct model *m, const struct clt_trainer *tr);
 
 /* Sets d to kind's defaults (kind "mlp", "cnn", "gpt" or "file"); zeroes path and spec. */
 void model_desc_init(struct model_desc *d, const char *kind);

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <stdlib.h>
 
@@ -249,20 +250,20 @@ int plot_svg_panels(const char *path, const char *title, const char *xlabel,
                     const struct plot_panel *panels, size_t count, char *err, size_t err_size)
 {
     char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         snprintf(err, err_size, "plot path too long");
         return -1;
     }
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
+        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
         return -1;
     }
     int height = TOP + BOTTOM;
     for (size_t k = 0; k < count; k++)
         height += panels[k].height + (k ? GAP : 0);
     fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- " PLOT_GENERATOR " -->\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n",

@@ -16,17 +16,21 @@
 #include "datasets.h"
 #include "evaluate.h"
 #include "metrics.h"
+#include "outputs.h"
 #include "plot.h"
 #include "progress.h"
 #include "train.h"
 
+/* The signal that asked the run to stop (SIGINT, SIGTERM or SIGHUP), or 0. */
 static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig)
 {
-    (void)sig;
-    interrupted = 1;
+    interrupted = sig;
 }
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define NSTOP (sizeof stop_signals / sizeof stop_signals[0])
 
 struct run {
     struct train_config *c;
@@ -50,6 +54,12 @@ struct run {
     uint64_t last_eval_step; /* 0: none yet */
     struct metrics_point *points;
     size_t npoints, cap;
+    bool save_failed; /* the last save failed: the next one retries */
+    double best_loss;  /* the lowest validation loss so far (INFINITY: none) */
+    uint64_t best_step;
+    int64_t since_best; /* evaluations since best_loss improved */
+    bool early_stop;    /* --patience ran out */
+    struct eval_result test; /* the final evaluation on the test set, when there is one */
 };
 
 static int64_t epoch_of(const struct run *r, uint64_t step)
@@ -75,14 +85,45 @@ static int setup_data_and_model(struct run *r)
 {
     struct train_config *c = r->c;
     char err[1200];
-    enum clt_status st =
-        data_open(c->data, (uint64_t)c->seed, (uint64_t)c->limit, (int32_t)c->label_column,
-                  &r->tl->log, &r->data, err, sizeof err);
+    struct data_options o;
+    data_options_init(&o);
+    o.seed = (uint64_t)c->seed;
+    o.limit = (uint64_t)c->limit;
+    o.label_column = (int32_t)c->label_column;
+    o.classes = (uint32_t)c->classes;
+    o.val_fraction = c->val_fraction;
+    o.eval_data = c->eval_data;
+    enum clt_status st = data_open(c->data, &o, &r->tl->log, &r->data, err, sizeof err);
     if (st != CLT_OK) {
         tool_report(r->tl, err);
+        if (st == CLT_ERR_FORMAT && strstr(err, "bad labels") && !c->classes)
+            fprintf(stderr,
+                    "%s: (--classes K says the number of classes when some of 0 .. K-1 have "
+                    "no example)\n",
+                    r->tl->cmd);
         return 1;
     }
+    if (data_fingerprint(c->data, c->data_hash) != 0)
+        c->data_hash[0] = '\0';
     r->info = r->data.train_info;
+    /* A batch larger than the training set would train on nothing, and the default batch
+     * is made small enough for 10 steps an epoch (iris: 135 examples, batches of 13). */
+    uint64_t tenth = r->info.count / 10 ? r->info.count / 10 : 1;
+    if (r->info.kind == CLT_DATASET_CLASSES && c->batch_default && !c->resuming &&
+        (uint64_t)c->batch > tenth) {
+        fprintf(stderr,
+                "%s: %llu training examples: batches of %llu (not %lld) for 10 steps an "
+                "epoch; --batch N sets it\n",
+                r->tl->cmd, (unsigned long long)r->info.count, (unsigned long long)tenth,
+                (long long)c->batch);
+        c->batch = (int64_t)tenth;
+    }
+    if (r->info.kind == CLT_DATASET_CLASSES && (uint64_t)c->batch > r->info.count) {
+        fprintf(stderr, "%s: --batch %lld is more than the %llu training examples: using %llu\n",
+                r->tl->cmd, (long long)c->batch, (unsigned long long)r->info.count,
+                (unsigned long long)r->info.count);
+        c->batch = (int64_t)r->info.count;
+    }
     if (r->info.kind == CLT_DATASET_TEXT) {
         uint32_t vocab = 0;
         clt_dataset_symbols(r->data.train, r->symbols, &vocab);
@@ -96,8 +137,6 @@ static int setup_data_and_model(struct run *r)
                     (unsigned long long)shortest, (long long)c->desc.context);
             return 1;
         }
-    } else if (r->data.eval_info.classes > r->info.classes) {
-        r->info.classes = r->data.eval_info.classes;
     }
     st = model_build(&c->desc, &r->info, c->batch, &r->m, err, sizeof err);
     if (st != CLT_OK) {
@@ -127,10 +166,12 @@ static int setup_trainer(struct run *r)
     o.optimizer.clip_norm = (float)c->clip;
     o.optimizer.warmup_updates = c->warmup;
     if (strcmp(c->schedule, "cosine") == 0) {
-        /* Over the whole run as --epochs sets it (not --steps), so that a run stopped early
-         * and resumed follows the same rates. */
+        /* Over the whole run: --steps when it ends the run before --epochs would (not
+         * --stop-at, so that a run stopped early and resumed follows the same rates). */
         o.optimizer.schedule = CLT_LR_COSINE;
         o.optimizer.total_updates = c->epochs * (int64_t)r->steps_per_epoch;
+        if (c->max_steps > 0 && c->max_steps < o.optimizer.total_updates)
+            o.optimizer.total_updates = c->max_steps;
         o.optimizer.min_lr = (float)(c->lr * 0.05);
     }
     const struct clt_device_info *di = clt_device_info(r->dev);
@@ -157,6 +198,7 @@ static int setup_trainer(struct run *r)
     fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s (ready in %.1f s)\n", desc,
             (unsigned long long)params, (double)mem.total / 1048576.0, di->name,
             progress_now() - t0);
+    model_summary(stderr, &r->m, r->tr);
     if (c->resuming) {
         st = clt_trainer_load(r->tr, c->resume, true);
         if (st != CLT_OK) {
@@ -201,6 +243,8 @@ static int setup_batcher(struct run *r)
     r->total_steps = (uint64_t)c->epochs * r->steps_per_epoch;
     if (c->max_steps > 0 && (uint64_t)c->max_steps < r->total_steps)
         r->total_steps = (uint64_t)c->max_steps;
+    if (c->stop_at > 0 && (uint64_t)c->stop_at < r->total_steps)
+        r->total_steps = (uint64_t)c->stop_at;
     r->samples_per_step = (uint64_t)c->batch * (context ? context : 1);
     int64_t nx = c->batch, ny = c->batch;
     for (uint32_t i = 1; i < clt_tensor_ndim(r->m.x); i++)
@@ -216,7 +260,7 @@ static int setup_batcher(struct run *r)
     return 0;
 }
 
-static int save(struct run *r)
+static int save_to(struct run *r, const char *path)
 {
     struct train_config *c = r->c;
     struct clt_batcher_state s;
@@ -225,24 +269,76 @@ static int save(struct run *r)
     char buf[8192];
     size_t n = train_config_meta(c, &r->info, r->symbols, r->step, s.epoch, s.position, meta, buf,
                                  sizeof buf);
-    enum clt_status st = clt_trainer_save(r->tr, c->out, meta, n);
+    enum clt_status st = clt_trainer_save(r->tr, path, meta, n);
     if (st != CLT_OK) {
-        tool_fail(r->tl, st, "cannot save the checkpoint %s", c->out);
+        tool_fail(r->tl, st, "cannot save the checkpoint %s", path);
         return 1;
     }
     return 0;
 }
 
-static int run_eval(struct run *r)
+static int save(struct run *r)
 {
-    enum clt_status st = evaluate(r->tr, &r->m, r->data.eval, NULL, false, &r->last_eval);
+    return save_to(r, r->c->out);
+}
+
+/* After an evaluation: the best checkpoint (--keep-best) and early stopping (--patience). */
+static void track_best(struct run *r)
+{
+    struct train_config *c = r->c;
+    double loss = r->last_eval.loss;
+    if (loss < r->best_loss) {
+        r->best_loss = loss;
+        r->best_step = r->step;
+        r->since_best = 0;
+        if (c->keep_best && save_to(r, c->best_path) == 0)
+            progress_note(&r->progress, "best so far: saved %s", c->best_path);
+        return;
+    }
+    r->since_best++;
+    if (c->patience > 0 && r->since_best >= c->patience) {
+        r->early_stop = true;
+        progress_note(&r->progress,
+                      "early stop at step %llu: no lower validation loss in %lld evaluations "
+                      "(best %.4f at step %llu)",
+                      (unsigned long long)r->step, (long long)r->since_best, r->best_loss,
+                      (unsigned long long)r->best_step);
+    }
+}
+
+/* A periodic save that fails is reported, and retried at the next save; the last one's
+ * failure ends the run. */
+static int save_or_retry(struct run *r, bool last)
+{
+    if (save(r) == 0) {
+        if (r->save_failed)
+            progress_note(&r->progress, "saved %s at step %llu", r->c->out,
+                          (unsigned long long)r->step);
+        r->save_failed = false;
+        return 0;
+    }
+    if (last)
+        return 1;
+    if (!r->save_failed)
+        progress_note(&r->progress, "training goes on; the save is retried at the next save");
+    r->save_failed = true;
+    return 0;
+}
+
+/* Evaluates on the validation set (or the test set when there is no validation set); with
+ * test, on the test set at the end ("test" records). */
+static int run_eval_on(struct run *r, bool test)
+{
+    struct eval_result *e = test ? &r->test : &r->last_eval;
+    const struct clt_dataset *ds = test ? r->data.test : r->data.eval;
+    enum clt_status st = evaluate(r->tr, &r->m, ds, NULL, false, e);
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "evaluation failed");
         return 1;
     }
-    const struct eval_result *e = &r->last_eval;
-    r->last_eval_step = r->step;
-    metrics_begin(&r->metrics, "eval");
+    if (!test)
+        r->last_eval_step = r->step;
+    metrics_begin(&r->metrics, test ? "test" : "eval");
     metrics_int(&r->metrics, "epoch", epoch_of(r, r->step));
     metrics_int(&r->metrics, "step", (int64_t)r->step);
     metrics_num(&r->metrics, "loss", e->loss);
@@ -251,12 +347,21 @@ static int run_eval(struct run *r)
     metrics_num(&r->metrics, "seconds", e->seconds);
     metrics_num(&r->metrics, "elapsed", progress_now() - r->progress.start);
     metrics_end(&r->metrics);
-    add_point(r, true, e->loss, e->accuracy, NAN);
+    if (!test)
+        add_point(r, true, e->loss, e->accuracy, NAN);
     progress_note(&r->progress,
-                  "eval at step %llu (epoch %lld): loss %.4f  accuracy %.4f  "
+                  "%s at step %llu (epoch %lld): loss %.4f  accuracy %.4f  "
                   "(%.1f s)",
-                  (unsigned long long)r->step, (long long)epoch_of(r, r->step), e->loss,
-                  e->accuracy, e->seconds);
+                  test ? "test" : "eval", (unsigned long long)r->step,
+                  (long long)epoch_of(r, r->step), e->loss, e->accuracy, e->seconds);
+    return 0;
+}
+
+static int run_eval(struct run *r)
+{
+    if (run_eval_on(r, false) != 0)
+        return 1;
+    track_best(r);
     return 0;
 }
 
@@ -298,7 +403,7 @@ static int log_step(struct run *r)
 static int train_loop(struct run *r)
 {
     struct train_config *c = r->c;
-    while (r->step < r->total_steps && !interrupted) {
+    while (r->step < r->total_steps && !interrupted && !r->early_stop) {
         uint32_t filled = 0;
         bool epoch_done = false;
         enum clt_status st = clt_batcher_next(r->batcher, true, r->x, r->y, &filled, &epoch_done);
@@ -321,9 +426,10 @@ static int train_loop(struct run *r)
         bool eval = epoch_done || last || (c->eval_every && r->step % (uint64_t)c->eval_every == 0);
         if (eval && run_eval(r) != 0)
             return 1;
+        last = last || r->early_stop;
         bool save_now = c->out && (epoch_done || last ||
                                    (c->save_every && r->step % (uint64_t)c->save_every == 0));
-        if (save_now && save(r) != 0)
+        if (save_now && save_or_retry(r, last) != 0)
             return 1;
         if (eval || save_now) { /* the throughput counts training only */
             r->log_time = progress_now();
@@ -333,14 +439,18 @@ static int train_loop(struct run *r)
     if (interrupted) {
         if (c->out && save(r) != 0)
             return 1;
-        progress_note(&r->progress, "interrupted at step %llu%s%s", (unsigned long long)r->step,
-                      c->out ? "; continue with --resume " : "", c->out ? c->out : "");
-        return 130;
+        progress_note(&r->progress, "interrupted by %s at step %llu%s%s",
+                      interrupted == SIGTERM  ? "SIGTERM"
+                      : interrupted == SIGHUP ? "SIGHUP"
+                                              : "SIGINT",
+                      (unsigned long long)r->step, c->out ? "; continue with --resume " : "",
+                      c->out ? c->out : "");
+        return 128 + interrupted;
     }
     /* A resumed run that had already finished still reports its evaluation. */
-    if (r->last_eval_step != r->step || r->last_eval_step == 0)
-        return run_eval(r);
-    return 0;
+    if ((r->last_eval_step != r->step || r->last_eval_step == 0) && run_eval(r) != 0)
+        return 1;
+    return r->data.test ? run_eval_on(r, true) : 0;
 }
 
 /* The --plot chart: loss, accuracy and learning rate over the steps (plot_training). */
@@ -363,11 +473,56 @@ static void draw(struct run *r)
         fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
 }
 
+/* --expect-curve: each training loss logged at a step the golden file also logged is within
+ * --tolerance of the golden one. 0, or -1 after naming the first step that drifted. */
+static int check_curve(struct run *r)
+{
+    const struct train_config *c = r->c;
+    struct metrics_point *golden = NULL;
+    size_t n = 0, cap = 0, compared = 0;
+    if (metrics_read(c->expect_curve, -1, &golden, &n, &cap) != 0) {
+        fprintf(stderr, "%s: cannot read the golden curve %s\n", r->tl->cmd, c->expect_curve);
+        free(golden);
+        return -1;
+    }
+    int rc = 0;
+    size_t g = 0;
+    for (size_t i = 0; i < r->npoints && rc == 0; i++) {
+        const struct metrics_point *p = &r->points[i];
+        if (p->eval)
+            continue;
+        for (g = 0; g < n && (golden[g].eval || golden[g].step != p->step); g++)
+            ;
+        if (g == n)
+            continue;
+        compared++;
+        double d = fabs(p->loss - golden[g].loss);
+        if (!(d <= c->tolerance)) {
+            fprintf(stderr,
+                    "%s: the loss curve drifted from %s at step %lld: loss %.9g, the golden "
+                    "%.9g (difference %.3g, tolerance %g)\n",
+                    r->tl->cmd, c->expect_curve, (long long)p->step, p->loss, golden[g].loss, d,
+                    c->tolerance);
+            rc = -1;
+        }
+    }
+    if (rc == 0 && compared == 0) {
+        fprintf(stderr, "%s: %s has no training loss at a step this run logged\n", r->tl->cmd,
+                c->expect_curve);
+        rc = -1;
+    } else if (rc == 0) {
+        fprintf(stderr, "loss curve within %g of %s at all %zu steps compared\n", c->tolerance,
+                c->expect_curve, compared);
+    }
+    free(golden);
+    return rc;
+}
+
 /* Prints the final evaluation and checks the expectations: 0, or 3 if one is missed. */
 static int finish(struct run *r, double seconds)
 {
     const struct train_config *c = r->c;
-    const struct eval_result *e = &r->last_eval;
+    const struct eval_result *e = r->data.test ? &r->test : &r->last_eval;
     char took[32];
     progress_duration(seconds, took, sizeof took);
     progress_end(&r->progress);
@@ -387,7 +542,35 @@ static int finish(struct run *r, double seconds)
                 c->expect_loss);
         rc = 3;
     }
+    if (c->expect_curve && check_curve(r) != 0)
+        rc = 3;
     return rc;
+}
+
+/* Checks the outputs against the inputs and claims them (outputs.h). */
+static int claim_outputs(struct train_config *c, struct outputs *os, const char *cmd)
+{
+    static char paths[10][4096];
+    struct input in[24];
+    size_t n = data_input_paths(c->data, paths, 8);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (struct input){paths[i], "--data", false};
+    if (strcmp(c->desc.kind, "file") == 0 && c->desc.path[0])
+        in[n++] = (struct input){c->desc.path, "--model", false};
+    if (c->resume)
+        in[n++] = (struct input){c->resume, "--resume", true};
+    if (c->expect_curve)
+        in[n++] = (struct input){c->expect_curve, "--expect-curve", false};
+    static char eval_paths[8][4096];
+    size_t ne = data_input_paths(c->eval_data, eval_paths, 8);
+    for (size_t i = 0; i < ne && n < sizeof in / sizeof in[0]; i++)
+        in[n++] = (struct input){eval_paths[i], "--eval-data", false};
+    outputs_add(os, c->out, "--out", OUTPUT_CHECKPOINT);
+    outputs_add(os, c->metrics, "--metrics", OUTPUT_METRICS);
+    outputs_add(os, c->plot, "--plot", OUTPUT_PLOT);
+    if (c->keep_best)
+        outputs_add(os, c->best_path, "--keep-best", OUTPUT_CHECKPOINT);
+    return outputs_claim(os, cmd, in, n, c->force);
 }
 
 int train_run(struct train_config *c, struct tool_log *tl)
@@ -397,7 +580,14 @@ int train_run(struct train_config *c, struct tool_log *tl)
     r.c = c;
     r.tl = tl;
     r.last_loss = NAN;
-    int rc = setup_data_and_model(&r);
+    r.best_loss = INFINITY;
+    struct outputs outs = {0};
+    int rc = claim_outputs(c, &outs, tl->cmd);
+    if (rc != 0) {
+        train_config_free(c);
+        return rc;
+    }
+    rc = setup_data_and_model(&r);
     if (rc == 0)
         rc = setup_batcher(&r);
     if (rc == 0)
@@ -421,16 +611,18 @@ int train_run(struct train_config *c, struct tool_log *tl)
         if (c->resuming)
             fprintf(stderr, "resuming %s at step %llu of %llu\n", c->resume,
                     (unsigned long long)r.step, (unsigned long long)r.total_steps);
-        struct sigaction sa, old;
+        struct sigaction sa, old[NSTOP];
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_interrupt;
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old);
+        for (size_t i = 0; i < NSTOP; i++)
+            sigaction(stop_signals[i], &sa, &old[i]);
         double start = progress_now();
         r.log_time = start;
         r.log_step = r.step;
         rc = train_loop(&r);
-        sigaction(SIGINT, &old, NULL);
+        for (size_t i = 0; i < NSTOP; i++)
+            sigaction(stop_signals[i], &old[i], NULL);
         if (c->plot)
             draw(&r);
         if (rc == 0)
@@ -439,6 +631,7 @@ int train_run(struct train_config *c, struct tool_log *tl)
     progress_end(&r.progress);
     metrics_close(&r.metrics);
     free(r.points);
+    free(r.test.confusion);
     free(r.x);
     free(r.y);
     clt_batcher_free(r.batcher);
@@ -446,6 +639,7 @@ int train_run(struct train_config *c, struct tool_log *tl)
     model_free(&r.m);
     clt_device_close(r.dev);
     data_close(&r.data);
+    outputs_release(&outs);
     train_config_free(c);
     return rc;
 }

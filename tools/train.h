@@ -16,13 +16,21 @@
 struct train_config {
     /* From the command line (strings point into argv or into the buffers below). */
     const char *model_arg, *data, *device, *metrics, *out, *resume, *plot;
+    const char *eval_data, *expect_curve;
     const char *optimizer, *schedule;
     struct model_desc desc;
     int64_t epochs, max_steps, batch, warmup, seed, limit, log_every, eval_every, save_every;
     int64_t label_column; /* csv: the label's column, from 0; negative from the end */
+    int64_t classes;      /* --classes: 0 from the labels */
+    int64_t stop_at;      /* --stop-at: end the run at this step without shortening the schedule */
+    int64_t patience;     /* --patience: stop after N evaluations without a better loss (0: off) */
+    double val_fraction;  /* --val-fraction */
+    double tolerance;     /* --tolerance of --expect-curve: |loss - golden| <= tolerance */
+    bool keep_best;       /* --keep-best: also save the best evaluation's checkpoint */
+    bool batch_default;   /* --batch not given: the model's default, capped for small data */
     double lr, momentum, weight_decay, clip, dropout;
     double expect_accuracy, expect_loss; /* NAN: no expectation */
-    bool verbose;
+    bool verbose, force;
 
     /* Where a resumed run starts. */
     bool resuming;
@@ -30,7 +38,9 @@ struct train_config {
     uint64_t batcher_epoch, batcher_position;
 
     char *spec; /* a model file's text (owned; desc.spec points to it) */
-    char data_buf[4096], optimizer_buf[16], schedule_buf[16];
+    char data_buf[4096], eval_data_buf[4096], optimizer_buf[16], schedule_buf[16];
+    char data_hash[17]; /* the data's fingerprint (data_fingerprint), "" if unknown */
+    char best_path[4200]; /* --keep-best: "<out without .safetensors>.best.safetensors" */
 };
 
 /* The defaults, before the model's (model_training_defaults in cmd_train.c). */

@@ -26,6 +26,8 @@ void train_config_init(struct train_config *c)
     c->seed = 1;
     c->log_every = 10;
     c->label_column = -1;
+    c->val_fraction = DATA_HELD_OUT;
+    c->tolerance = 1e-3;
     c->expect_accuracy = NAN;
     c->expect_loss = NAN;
 }
@@ -50,6 +52,21 @@ int train_config_check(struct train_config *c, char *err, size_t err_size)
     }
     if (data_spec_check(c->data, err, err_size) != 0)
         return 2;
+    if (c->eval_data && data_spec_check(c->eval_data, err, err_size) != 0)
+        return 2;
+    if (!(c->val_fraction >= 0 && c->val_fraction < 1)) {
+        snprintf(err, err_size, "--val-fraction must be at least 0 and below 1");
+        return 2;
+    }
+    if (c->keep_best && !c->out) {
+        snprintf(err, err_size, "--keep-best needs --out FILE");
+        return 2;
+    }
+    if (c->out) {
+        size_t n = strlen(c->out);
+        size_t stem = n > 12 && strcmp(c->out + n - 12, ".safetensors") == 0 ? n - 12 : n;
+        snprintf(c->best_path, sizeof c->best_path, "%.*s.best.safetensors", (int)stem, c->out);
+    }
     if (!(c->lr > 0)) {
         snprintf(err, err_size, "--lr must be positive");
         return 2;
@@ -114,6 +131,11 @@ size_t train_config_meta(const struct train_config *c, const struct clt_dataset_
     put(&w, "data.seed", "%lld", (long long)c->seed);
     put(&w, "data.limit", "%lld", (long long)c->limit);
     put(&w, "data.label_column", "%lld", (long long)c->label_column);
+    put(&w, "data.val_fraction", "%.17g", c->val_fraction);
+    if (c->eval_data)
+        put(&w, "data.eval", "%s", c->eval_data);
+    if (c->data_hash[0])
+        put(&w, "data.hash", "%s", c->data_hash);
     if (info->kind == CLT_DATASET_TEXT) {
         char sym[520];
         meta_symbols(symbols, info->vocab, sym, sizeof sym);
@@ -242,6 +264,47 @@ static int check_model(const struct train_config *c, const struct model_desc *d,
     return 0;
 }
 
+/* The data options a checkpoint records, and the check that its data has not changed. */
+static int resume_data(struct train_config *c, const struct clt_checkpoint *ck, struct opt *o,
+                       size_t n, char *err, size_t err_size)
+{
+    const char *v = clt_checkpoint_meta(ck, "data.val_fraction");
+    int rc = v ? take_float(ck, "data.val_fraction", args_find(o, n, "val-fraction"),
+                            &c->val_fraction, err, err_size)
+               : 0;
+    const char *eval = clt_checkpoint_meta(ck, "data.eval");
+    struct opt *e = args_find(o, n, "eval-data");
+    if (rc == 0 && e->seen && (!eval || strcmp(eval, c->eval_data) != 0)) {
+        snprintf(err, err_size, "--eval-data %s differs from the checkpoint's %s", c->eval_data,
+                 eval ? eval : "(none)");
+        rc = 2;
+    }
+    if (rc == 0 && eval) {
+        snprintf(c->eval_data_buf, sizeof c->eval_data_buf, "%s", eval);
+        c->eval_data = c->eval_data_buf;
+    }
+    /* Classification: the classes the model was built for; its labels were checked then. */
+    const char *k = clt_checkpoint_meta(ck, "data.classes");
+    if (rc == 0 && k && !clt_checkpoint_meta(ck, "data.vocab"))
+        rc = take_int(ck, "data.classes", args_find(o, n, "classes"), &c->classes, err, err_size);
+    const char *hash = clt_checkpoint_meta(ck, "data.hash");
+    if (rc == 0 && hash) {
+        char now[17];
+        if (data_fingerprint(c->data, now) != 0) {
+            snprintf(err, err_size, "cannot resume from %s: cannot read its data %s", c->resume,
+                     c->data);
+            rc = 1;
+        } else if (strcmp(now, hash) != 0) {
+            snprintf(err, err_size,
+                     "cannot resume from %s: its data %s changed since it was saved (the files "
+                     "hash to %s, the checkpoint says %s); train anew, or restore the data",
+                     c->resume, c->data, now, hash);
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
 int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct tool_log *tl,
                         char *err, size_t err_size)
 {
@@ -314,6 +377,8 @@ int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct 
         for (size_t i = 0; rc == 0 && i < sizeof floats / sizeof floats[0]; i++)
             rc = take_float(ck, floats[i].key, args_find(o, n, floats[i].opt), floats[i].v, err,
                             err_size);
+        if (rc == 0)
+            rc = resume_data(c, ck, o, n, err, err_size);
         c->resuming = true;
         c->start_step = (uint64_t)step;
         c->batcher_epoch = (uint64_t)bepoch;

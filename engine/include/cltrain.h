@@ -720,7 +720,7 @@ struct clt_dataset_info {
     uint64_t count;              /* examples, or tokens of a text */
     uint32_t ndim;               /* dimensions of one example's features (classes) */
     int64_t shape[CLT_MAX_DIMS]; /* one example's feature shape, e.g. [1, 28, 28] */
-    uint32_t classes;            /* 1 + the largest label (classes) */
+    uint32_t classes;            /* 1 + the largest label, or as clt_dataset_check_classes set */
     uint32_t vocab;              /* distinct symbols (text) */
 };
 
@@ -759,6 +759,15 @@ CLT_API enum clt_status clt_dataset_split(const struct clt_dataset *ds, double h
 /* A text's symbols: symbols[id] is the byte of id, for id < vocab (at most 256). */
 CLT_API enum clt_status clt_dataset_symbols(const struct clt_dataset *ds, uint8_t *symbols,
                                             uint32_t *vocab);
+
+/* Checks a classification dataset's labels and sets its number of classes. With classes 0
+ * the labels must be exactly 0 .. K-1 for the K distinct labels seen (none missing: labels
+ * that start at 1, gaps, or one label far beyond the others are refused); with classes > 0
+ * every label must be below it, and the dataset's classes become that number. CLT_ERR_FORMAT
+ * naming the first offending example (and its line, for a dataset loaded from CSV) and what
+ * was expected, in the log; CLT_ERR_INVALID_ARGUMENT for a text. Call it before splitting. */
+CLT_API enum clt_status clt_dataset_check_classes(struct clt_dataset *ds, uint32_t classes,
+                                                  const struct clt_log *log);
 
 /* The first `count` examples (or tokens) as a new dataset: small subsets for tests. */
 CLT_API enum clt_status clt_dataset_head(const struct clt_dataset *ds, uint64_t count,
