@@ -152,7 +152,7 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], dou
     for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
         uint32_t id = tr->plan.fwd[i];
         if (tr->plan.info[id].reached)
-            st = tr->graph->nodes[id]->op->forward(&x, tr->graph->nodes[id]);
+            st = clt__def(tr->graph->nodes[id])->forward(&x, tr->graph->nodes[id]);
     }
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[1]) : mark(dev, &ev[0]);
@@ -166,8 +166,8 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], dou
     x.in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
-        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE ? t->op->forward(&x, t)
-                                                          : t->op->backward(&x, t);
+        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE ? clt__def(t)->forward(&x, t)
+                                                          : clt__def(t)->backward(&x, t, clt__accumulate_mask(&x, t));
     }
     x.in_backward = false;
     if (st == CLT_OK)

@@ -28,7 +28,7 @@ static enum clt_status op_failed(struct clt_trainer *tr, const struct clt_tensor
                                  const char *pass, enum clt_status st)
 {
     clt__log(&tr->dev->log, CLT_LOG_ERROR, "%s of op %s (node %u) failed: %s", pass,
-             t->op->name, (unsigned)t->id, clt_status_str(st));
+             clt__op_names[t->op], (unsigned)t->id, clt_status_str(st));
     return st;
 }
 
@@ -40,7 +40,7 @@ static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, cons
         if (need ? !need[id] : !tr->plan.info[id].reached)
             continue;
         const struct clt_tensor *t = tr->graph->nodes[id];
-        enum clt_status st = t->op->forward(x, t);
+        enum clt_status st = clt__def(t)->forward(x, t);
         if (st != CLT_OK)
             return op_failed(tr, t, "forward", st);
     }
@@ -59,11 +59,11 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
         if (tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE) {
-            st = t->op->forward(x, t);
+            st = clt__def(t)->forward(x, t);
             if (st != CLT_OK)
                 st = op_failed(tr, t, "recomputation", st);
         } else {
-            st = t->op->backward(x, t);
+            st = clt__def(t)->backward(x, t, clt__accumulate_mask(x, t));
             if (st != CLT_OK)
                 st = op_failed(tr, t, "backward", st);
         }
@@ -399,7 +399,7 @@ enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inpu
         if (!tr->eval_need[id])
             continue;
         const struct clt_tensor *t = tr->graph->nodes[id];
-        st = t->op->forward(&x, t);
+        st = clt__def(t)->forward(&x, t);
         if (st != CLT_OK)
             st = op_failed(tr, t, "forward", st);
         /* Read the output as soon as it exists: its memory may be reused later. */

@@ -71,6 +71,15 @@ bool clt__accumulate(struct clt__exec *x, const struct clt_tensor *t, uint32_t s
     return !first;
 }
 
+uint32_t clt__accumulate_mask(struct clt__exec *x, const struct clt_tensor *t)
+{
+    uint32_t acc = 0;
+    for (uint32_t i = 0; i < t->nin; i++)
+        if (clt__accumulate(x, t, i))
+            acc |= 1u << i;
+    return acc;
+}
+
 struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32_t k)
 {
     struct clt_trainer *tr = x->tr;

@@ -1,8 +1,15 @@
 /*
- * elementwise.c: launchers of cl/elementwise.cl and of the linear layer (see
- * ops/elementwise.h). They check their arguments, set them and enqueue; nothing here
+ * elementwise.c: the elementwise family: launchers of cl/elementwise.cl and of the linear
+ * layer (contracts in ops/elementwise.h), then the graph ops matmul, linear, add, mul,
+ * scale, add_bias and sum/mean (their definitions in the registry, ops/ops.h, and their
+ * public builders). Launchers check their arguments, set them and enqueue; nothing here
  * allocates or waits.
  */
+#include <math.h>
+
+#include <string.h>
+
+#include "graph.h"
 #include "ops/elementwise.h"
 
 static const char PROGRAM[] = "elementwise";
@@ -485,3 +492,338 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
         st = clt__bias_backward(dev, n, out, dy, (struct clt__buf){NULL, 0}, dbias, accumulate);
     return st;
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- matmul ------------------------------------------------------------------------------ */
+
+/* M, N, K and the batch of a matmul node. */
+static void matmul_dims(const struct clt_tensor *t, int64_t *m, int64_t *n, int64_t *k,
+                        int64_t *batch)
+{
+    const struct clt_tensor *a = t->in[0];
+    uint32_t d = a->ndim;
+    *batch = d == 3 ? a->shape[0] : 1;
+    *m = t->shape[d - 2];
+    *n = t->shape[d - 1];
+    *k = t->p.matmul.trans_a ? a->shape[d - 2] : a->shape[d - 1];
+}
+
+/* Enqueues C = op(A) op(B) (+ C when accumulate) for batch items with tight strides. */
+static enum clt_status matmul_gemm(struct clt__exec *x, bool ta, bool tb, int64_t m,
+                                   int64_t n, int64_t k, int64_t batch, struct clt__buf a, struct clt__buf b,
+                            struct clt__buf c, bool accumulate)
+{
+    struct clt_gemm_shape g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k,
+                               .alpha = 1.0f, .beta = accumulate ? 1.0f : 0.0f,
+                               .batch = batch};
+    return clt__gemm(x->dev, &g, a, b, c);
+}
+
+static enum clt_status matmul_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t m, n, k, batch;
+    matmul_dims(t, &m, &n, &k, &batch);
+    return matmul_gemm(x, t->p.matmul.trans_a, t->p.matmul.trans_b, m, n, k, batch, clt__val(x, t->in[0]),
+                clt__val(x, t->in[1]), clt__val(x, t), false);
+}
+
+static enum clt_status matmul_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    int64_t m, n, k, batch;
+    matmul_dims(t, &m, &n, &k, &batch);
+    bool ta = t->p.matmul.trans_a, tb = t->p.matmul.trans_b;
+    struct clt__buf a = clt__val(x, t->in[0]), b = clt__val(x, t->in[1]);
+    struct clt__buf dc = clt__grad(x, t);
+    struct clt__buf da = clt__grad(x, t->in[0]), db = clt__grad(x, t->in[1]);
+    enum clt_status st = CLT_OK;
+    /* dA = dC op(B)^T, or its transpose when A is stored transposed. */
+    if (da.mem)
+        st = ta ? matmul_gemm(x, tb, true, k, m, n, batch, b, dc, da, CLT__ACC(acc, 0))
+                : matmul_gemm(x, false, !tb, m, k, n, batch, dc, b, da, CLT__ACC(acc, 0));
+    /* dB = op(A)^T dC, or its transpose when B is stored transposed. */
+    if (st == CLT_OK && db.mem)
+        st = tb ? matmul_gemm(x, true, ta, n, k, m, batch, dc, a, db, CLT__ACC(acc, 1))
+                : matmul_gemm(x, !ta, false, k, n, m, batch, a, dc, db, CLT__ACC(acc, 1));
+    return st;
+}
+
+const struct clt__op_def clt__op_matmul = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = matmul_forward,
+    .backward = matmul_backward,
+};
+
+struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b,
+                              bool trans_a, bool trans_b)
+{
+    struct clt_tensor *in[2] = {a, b};
+    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, a, "matmul") || !clt__is_f32(g, b, "matmul"))
+        return NULL;
+    uint32_t d = a->ndim;
+    if (!clt__require(g, (d == 2 || d == 3) && b->ndim == d && (d == 2 || a->shape[0] == b->shape[0]),
+                 "matmul: a and b must both be 2-D, or both 3-D with the same batch"))
+        return NULL;
+    int64_t m = trans_a ? a->shape[d - 1] : a->shape[d - 2];
+    int64_t k = trans_a ? a->shape[d - 2] : a->shape[d - 1];
+    int64_t kb = trans_b ? b->shape[d - 1] : b->shape[d - 2];
+    int64_t n = trans_b ? b->shape[d - 2] : b->shape[d - 1];
+    if (!clt__require(g, k == kb, "matmul: inner dimensions differ"))
+        return NULL;
+    int64_t shape[3] = {a->shape[0], m, n};
+    struct clt_tensor *t =
+        clt__node(g, CLT__OP_matmul, 2, in, CLT_F32, d, d == 3 ? shape : shape + 1);
+    if (t) {
+        t->p.matmul.trans_a = trans_a;
+        t->p.matmul.trans_b = trans_b;
+    }
+    return t;
+}
+
+/* ---- linear ------------------------------------------------------------------------------ */
+
+/* Inputs: x [..., in], weight [out, in], optional bias [out]. */
+static enum clt_status linear_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    const struct clt_tensor *w = t->in[1];
+    struct clt__buf bias = t->nin > 2 ? clt__val(x, t->in[2]) : (struct clt__buf){NULL, 0};
+    return clt__linear_forward(x->dev, clt__rows(t), w->shape[1], w->shape[0],
+                               clt__val(x, t->in[0]), clt__val(x, w), bias, clt__val(x, t));
+}
+
+static enum clt_status linear_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    const struct clt_tensor *w = t->in[1];
+    struct clt__buf none = {NULL, 0};
+    struct clt__buf dy = clt__grad(x, t), xv = clt__val(x, t->in[0]), wv = clt__val(x, w);
+    struct clt__buf d[3] = {clt__grad(x, t->in[0]), clt__grad(x, w),
+                            t->nin > 2 ? clt__grad(x, t->in[2]) : none};
+    enum clt_status st = CLT_OK;
+    /* One launch per gradient: each may write or add on its own. */
+    for (uint32_t i = 0; i < t->nin && st == CLT_OK; i++) {
+        if (!d[i].mem)
+            continue;
+        st = clt__linear_backward(x->dev, clt__rows(t), w->shape[1], w->shape[0], xv, wv, dy,
+                                  i == 0 ? d[0] : none, i == 1 ? d[1] : none,
+                                  i == 2 ? d[2] : none, CLT__ACC(acc, i));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_linear = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = linear_forward,
+    .backward = linear_backward,
+};
+
+struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
+                              bool bias, const char *name)
+{
+    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
+    if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, "linear") ||
+        !clt__param_name(g, name, "weight", wname) || !clt__param_name(g, name, "bias", bname))
+        return NULL;
+    int64_t in = x->shape[x->ndim - 1];
+    struct clt_tensor *w =
+        clt_param(g, wname, 2, (int64_t[]){out_features, in}, clt__init_torch_weight());
+    struct clt_tensor *b =
+        bias ? clt_param(g, bname, 1, (int64_t[]){out_features}, clt__init_torch_bias(in))
+             : NULL;
+    if (!w || (bias && !b))
+        return NULL;
+    struct clt_tensor *ins[3] = {x, w, b};
+    int64_t shape[CLT_MAX_DIMS];
+    memcpy(shape, x->shape, x->ndim * sizeof *shape);
+    shape[x->ndim - 1] = out_features;
+    return clt__node(g, CLT__OP_linear, bias ? 3 : 2, ins, CLT_F32, x->ndim, shape);
+}
+
+/* ---- add, mul, scale, add_bias ----------------------------------------------------------- */
+
+static enum clt_status add_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return clt__add_forward(x->dev, clt__count(t), clt__val(x, t->in[0]),
+                            clt__val(x, t->in[1]), clt__val(x, t));
+}
+
+static enum clt_status add_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
+        struct clt__buf d = clt__grad(x, t->in[i]);
+        if (d.mem)
+            st = clt__add_backward(x->dev, clt__count(t), dy, i == 0 ? d : none,
+                                   i == 1 ? d : none, CLT__ACC(acc, i));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_add = {
+    .forward = add_forward, .backward = add_backward};
+
+static enum clt_status mul_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return clt__mul_forward(x->dev, clt__count(t), clt__val(x, t->in[0]),
+                            clt__val(x, t->in[1]), clt__val(x, t));
+}
+
+static enum clt_status mul_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
+    struct clt__buf a = clt__val(x, t->in[0]), b = clt__val(x, t->in[1]);
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
+        struct clt__buf d = clt__grad(x, t->in[i]);
+        if (d.mem)
+            st = clt__mul_backward(x->dev, clt__count(t), a, b, dy, i == 0 ? d : none,
+                                   i == 1 ? d : none, CLT__ACC(acc, i));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_mul = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = mul_forward,
+    .backward = mul_backward,
+};
+
+static struct clt_tensor *binary(struct clt_graph *g, enum clt__op op, struct clt_tensor *a,
+                                 struct clt_tensor *b)
+{
+    struct clt_tensor *in[2] = {a, b};
+    const char *name = clt__op_names[op];
+    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, a, name) || !clt__is_f32(g, b, name))
+        return NULL;
+    if (!clt__require(g, clt__same_shape(a, b), "add/mul: the shapes differ"))
+        return NULL;
+    return clt__node(g, op, 2, in, CLT_F32, a->ndim, a->shape);
+}
+
+struct clt_tensor *clt_add(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b)
+{
+    return binary(g, CLT__OP_add, a, b);
+}
+
+struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b)
+{
+    return binary(g, CLT__OP_mul, a, b);
+}
+
+static enum clt_status scale_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return clt__scale_forward(x->dev, clt__count(t), t->p.scale.alpha, clt__val(x, t->in[0]),
+                              clt__val(x, t));
+}
+
+static enum clt_status scale_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    return clt__scale_backward(x->dev, clt__count(t), t->p.scale.alpha, clt__grad(x, t),
+                               clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_scale = {
+    .forward = scale_forward, .backward = scale_backward};
+
+struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha)
+{
+    if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, "scale") ||
+        !clt__require(g, isfinite(alpha), "scale: alpha must be finite"))
+        return NULL;
+    struct clt_tensor *t = clt__node(g, CLT__OP_scale, 1, &x, CLT_F32, x->ndim, x->shape);
+    if (t)
+        t->p.scale.alpha = alpha;
+    return t;
+}
+
+static enum clt_status bias_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return clt__bias_forward(x->dev, clt__rows(t), t->shape[t->ndim - 1], clt__val(x, t->in[0]),
+                             clt__val(x, t->in[1]), clt__val(x, t));
+}
+
+static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
+        struct clt__buf d = clt__grad(x, t->in[i]);
+        if (d.mem)
+            st = clt__bias_backward(x->dev, clt__rows(t), t->shape[t->ndim - 1], dy,
+                                    i == 0 ? d : none, i == 1 ? d : none,
+                                    CLT__ACC(acc, i));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_add_bias = {
+    .forward = bias_forward, .backward = bias_backward};
+
+struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x,
+                                struct clt_tensor *bias)
+{
+    struct clt_tensor *in[2] = {x, bias};
+    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, x, "add_bias") || !clt__is_f32(g, bias, "add_bias"))
+        return NULL;
+    if (!clt__require(g, bias->ndim == 1 && bias->shape[0] == x->shape[x->ndim - 1],
+                 "add_bias: the bias must be [D] for x [..., D]"))
+        return NULL;
+    return clt__node(g, CLT__OP_add_bias, 2, in, CLT_F32, x->ndim, x->shape);
+}
+
+/* ---- sum and mean ------------------------------------------------------------------------ */
+
+static uint64_t reduce_workspace(const struct clt_tensor *t)
+{
+    return clt__reduce_workspace_bytes(clt__count(t->in[0]));
+}
+
+static enum clt_status sum_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t n = clt__count(t->in[0]);
+    struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t), w = clt__workspace(x);
+    return t->p.sum.mean ? clt__mean_forward(x->dev, n, in, out, w)
+                   : clt__sum_forward(x->dev, n, in, out, w);
+}
+
+static enum clt_status sum_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    int64_t n = clt__count(t->in[0]);
+    struct clt__buf dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
+    bool add = CLT__ACC(acc, 0);
+    return t->p.sum.mean ? clt__mean_backward(x->dev, n, dy, dx, add)
+                   : clt__sum_backward(x->dev, n, dy, dx, add);
+}
+
+/* i[0]: 1 for the mean. */
+const struct clt__op_def clt__op_sum = {
+    .forward = sum_forward, .backward = sum_backward,
+    .workspace = reduce_workspace};
+
+static struct clt_tensor *reduce(struct clt_graph *g, struct clt_tensor *x, bool mean)
+{
+    if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, mean ? "mean" : "sum"))
+        return NULL;
+    struct clt_tensor *t = clt__node(g, CLT__OP_sum, 1, &x, CLT_F32, 1, (int64_t[]){1});
+    if (t)
+        t->p.sum.mean = mean;
+    return t;
+}
+
+struct clt_tensor *clt_sum(struct clt_graph *g, struct clt_tensor *x)
+{
+    return reduce(g, x, false);
+}
+
+struct clt_tensor *clt_mean(struct clt_graph *g, struct clt_tensor *x)
+{
+    return reduce(g, x, true);
+}
+

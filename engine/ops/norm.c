@@ -1,10 +1,14 @@
 /*
- * norm.c: launchers of batch norm and layer norm (cl/norm.cl). See norm.h for the contract.
+ * norm.c: the norm family: launchers of batch norm and layer norm (cl/norm.cl; contracts
+ * in norm.h), then the graph ops batch_norm and layer_norm: definitions and public builders.
  *
  * The per-channel and per-column reductions run over chunks of a constant size, combined in
  * chunk order by a second launch: the chunk sizes below are part of the numerics (every
  * device gets the same sums), not tunables.
  */
+#include <math.h>
+
+#include "graph.h"
 #include "ops/norm.h"
 
 #define PROGRAM "norm"
@@ -441,3 +445,176 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
     };
     return clt__run_1d(dev, PROGRAM, "layernorm_param_combine", (size_t)d, combine, COUNT(combine));
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- batch norm -------------------------------------------------------------------------- */
+
+/* x [N, C, S...] as [N, C, S] with S the product of the rest (1 for [N, C]). */
+static void bn_dims(const struct clt_tensor *t, int64_t *n, int64_t *c, int64_t *s)
+{
+    *n = t->shape[0];
+    *c = t->shape[1];
+    *s = clt__count(t) / (*n * *c);
+}
+
+static uint64_t bn_workspace(const struct clt_tensor *t)
+{
+    int64_t n, c, s;
+    bn_dims(t, &n, &c, &s);
+    return clt__batchnorm_workspace_bytes(n, c, s);
+}
+
+static enum clt_status bn_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t n, c, s;
+    bn_dims(t, &n, &c, &s);
+    struct clt__buf in = clt__val(x, t->in[0]), gamma = clt__val(x, t->in[1]);
+    struct clt__buf beta = clt__val(x, t->in[2]), rmean = clt__val(x, t->in[3]);
+    struct clt__buf rvar = clt__val(x, t->in[4]), out = clt__val(x, t);
+    if (!x->training)
+        return clt__batchnorm_forward_inference(x->dev, n, c, s, in, gamma, beta, rmean, rvar,
+                                                t->p.norm.eps, out);
+    return clt__batchnorm_forward(x->dev, n, c, s, in, gamma, beta, t->p.norm.eps, t->p.norm.momentum, rmean,
+                                  rvar, out, clt__aux(x, t, 0), clt__aux(x, t, 1),
+                                  clt__workspace(x));
+}
+
+static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    int64_t n, c, s;
+    bn_dims(t, &n, &c, &s);
+    struct clt__buf none = {NULL, 0};
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; i < 3 && st == CLT_OK; i++) {
+        struct clt__buf g = clt__grad(x, t->in[i]);
+        if (g.mem)
+            st = clt__batchnorm_backward(x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t),
+                                         clt__val(x, t->in[1]), clt__aux(x, t, 0),
+                                         clt__aux(x, t, 1), i == 0 ? g : none,
+                                         i == 1 ? g : none, i == 2 ? g : none,
+                                         CLT__ACC(acc, i), clt__workspace(x));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_batch_norm = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .workspace = bn_workspace,
+};
+
+struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                  float momentum, const char *name)
+{
+    char names[4][CLT__NAME_MAX];
+    const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        if (!clt__param_name(g, name, parts[i], names[i]))
+            return NULL;
+    if (x->ndim < 2 || x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps) ||
+        !(momentum >= 0.0f && momentum <= 1.0f)) {
+        clt__require(g, false, "batch_norm: needs F32 x [N, C, ...], eps >= 0 and momentum in [0, 1]");
+        return NULL;
+    }
+    int64_t c = x->shape[1];
+    struct clt_init one = {CLT_INIT_CONSTANT, 1.0f, 0.0f}, zero = {CLT_INIT_ZEROS, 0, 0};
+    struct clt_tensor *in[5] = {x, clt_param(g, names[0], 1, &c, one),
+                                clt_param(g, names[1], 1, &c, zero),
+                                clt_state(g, names[2], 1, &c, zero),
+                                clt_state(g, names[3], 1, &c, one)};
+    if (!in[1] || !in[2] || !in[3] || !in[4])
+        return NULL;
+    struct clt_tensor *t = clt__node(g, CLT__OP_batch_norm, 5, in, CLT_F32, x->ndim, x->shape);
+    if (t) {
+        t->p.norm.eps = eps;
+        t->p.norm.momentum = momentum;
+        t->naux = 2;
+        t->aux_dtype[0] = t->aux_dtype[1] = CLT_F32;
+        t->aux_count[0] = t->aux_count[1] = c;
+    }
+    return t;
+}
+
+
+/* ---- layer norm -------------------------------------------------------------------------- */
+
+static void ln_dims(const struct clt_tensor *t, int64_t *rows, int64_t *d)
+{
+    *d = t->shape[t->ndim - 1];
+    *rows = clt__count(t) / *d;
+}
+
+static uint64_t ln_workspace(const struct clt_tensor *t)
+{
+    int64_t rows, d;
+    ln_dims(t, &rows, &d);
+    return clt__layernorm_workspace_bytes(rows, d);
+}
+
+static enum clt_status ln_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t rows, d;
+    ln_dims(t, &rows, &d);
+    return clt__layernorm_forward(x->dev, rows, d, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                  clt__val(x, t->in[2]), t->p.norm.eps, clt__val(x, t),
+                                  clt__aux(x, t, 0), clt__aux(x, t, 1));
+}
+
+static enum clt_status ln_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    int64_t rows, d;
+    ln_dims(t, &rows, &d);
+    struct clt__buf none = {NULL, 0};
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; i < 3 && st == CLT_OK; i++) {
+        struct clt__buf g = clt__grad(x, t->in[i]);
+        if (g.mem)
+            st = clt__layernorm_backward(x->dev, rows, d, clt__val(x, t->in[0]), clt__grad(x, t),
+                                         clt__val(x, t->in[1]), clt__aux(x, t, 0),
+                                         clt__aux(x, t, 1), i == 0 ? g : none,
+                                         i == 1 ? g : none, i == 2 ? g : none,
+                                         CLT__ACC(acc, i), clt__workspace(x));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_layer_norm = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = ln_forward,
+    .backward = ln_backward,
+    .workspace = ln_workspace,
+};
+
+struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                  const char *name)
+{
+    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
+    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "weight", wname) ||
+        !clt__param_name(g, name, "bias", bname))
+        return NULL;
+    if (x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps)) {
+        clt__require(g, false, "layer_norm: needs F32 x and a finite eps >= 0");
+        return NULL;
+    }
+    int64_t d = x->shape[x->ndim - 1];
+    struct clt_tensor *w =
+        clt_param(g, wname, 1, &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
+    struct clt_tensor *b = clt_param(g, bname, 1, &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0});
+    struct clt_tensor *in[3] = {x, w, b};
+    struct clt_tensor *t = w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape)
+                                  : NULL;
+    if (t) {
+        t->p.norm.eps = eps;
+        t->naux = 2;
+        t->aux_dtype[0] = t->aux_dtype[1] = CLT_F32;
+        t->aux_count[0] = t->aux_count[1] = clt__count(x) / d;
+    }
+    return t;
+}
+
