@@ -174,6 +174,13 @@ static void ref_add_bias(const struct ctx *c, double *y)
     ref_bias_forward((size_t)(c->ny / cols), (size_t)cols, F(c, 0), F(c, 1), y);
 }
 
+static void ref_mul_broadcast(const struct ctx *c, double *y)
+{
+    int64_t cols = count_of(&c->decl[1]);
+    for (int64_t i = 0; i < c->ny; i++)
+        y[i] = (double)F(c, 0)[i] * F(c, 1)[i % cols];
+}
+
 static void ref_sum(const struct ctx *c, double *y)
 {
     y[0] = ref_sum_forward((size_t)count_of(&c->decl[0]), F(c, 0));
@@ -430,6 +437,11 @@ static struct clt_tensor *b_add_bias(struct clt_graph *g, struct clt_tensor *con
     return clt_add_bias(g, t[0], t[1]);
 }
 
+static struct clt_tensor *b_mul_broadcast(struct clt_graph *g, struct clt_tensor *const *t)
+{
+    return clt_mul_broadcast(g, t[0], t[1]);
+}
+
 static struct clt_tensor *b_sum(struct clt_graph *g, struct clt_tensor *const *t)
 {
     return clt_sum(g, t[0]);
@@ -599,6 +611,12 @@ static const struct op_case CASES[] = {
     {"mul", "mul", 2, {P2(3, 7), P2(3, 7)}, .build = b_mul, .ref = ref_mul},
     {"scale", "scale", 1, {P2(3, 7)}, .build = b_scale, .ref = ref_scale},
     {"add_bias", "add_bias", 2, {P3(3, 4, 5), {PARAM, 1, {5}, 0, 0}}, .build = b_add_bias, .ref = ref_add_bias},
+    {"add_bias", "add_bias [T, D] on [N, T, D]", 2, {P3(3, 4, 5), P2(4, 5)}, .build = b_add_bias,
+     .ref = ref_add_bias},
+    {"mul_broadcast", "mul_broadcast [T, D] on [N, T, D]", 2, {P3(3, 4, 5), P2(4, 5)},
+     .build = b_mul_broadcast, .ref = ref_mul_broadcast},
+    {"mul_broadcast", "mul_broadcast [D] on [N, D]", 2, {P2(5, 7), {PARAM, 1, {7}, 0, 0}},
+     .build = b_mul_broadcast, .ref = ref_mul_broadcast},
     {"sum", "sum", 1, {P2(3, 7)}, .build = b_sum, .ref = ref_sum},
     {"sum", "mean", 1, {P2(3, 7)}, .build = b_mean, .ref = ref_mean},
     {"activation", "relu", 1, {P2(3, 11)}, .build = b_relu, .ref = ref_relu},

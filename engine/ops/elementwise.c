@@ -241,6 +241,65 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
     return run(dev, op, (size_t)cols, head, 3, bufs, 2);
 }
 
+/* ==== Broadcast products ================================================================ */
+
+enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                           struct clt__buf x, struct clt__buf s,
+                                           struct clt__buf y)
+{
+    static const char op[] = "mul_broadcast_forward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_matrix(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, s, cols, sizeof(float), op, "s");
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
+    if (st != CLT_OK)
+        return st;
+    cl_int r = (cl_int)rows, c = (cl_int)cols;
+    struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c)};
+    struct clt__buf bufs[] = {x, s, y};
+    return run(dev, op, (size_t)(rows * cols), head, 2, bufs, 3);
+}
+
+enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                            struct clt__buf x, struct clt__buf s,
+                                            struct clt__buf dy, struct clt__buf dx,
+                                            struct clt__buf ds, uint32_t acc)
+{
+    static const char op[] = "mul_broadcast_backward";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_matrix(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, dy, rows * cols, sizeof(float), op, "dy");
+    if (st == CLT_OK && dx.mem)
+        st = clt__check_buf(dev, s, cols, sizeof(float), op, "s");
+    if (st == CLT_OK && dx.mem)
+        st = clt__check_buf(dev, dx, rows * cols, sizeof(float), op, "dx");
+    if (st == CLT_OK && ds.mem)
+        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
+    if (st == CLT_OK && ds.mem)
+        st = clt__check_buf(dev, ds, cols, sizeof(float), op, "ds");
+    cl_int r = (cl_int)rows, c = (cl_int)cols;
+    if (st == CLT_OK && dx.mem) {
+        cl_int a = CLT__ACC(acc, 0);
+        struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(a)};
+        struct clt__buf bufs[] = {dy, s, dx};
+        st = run(dev, "mul_broadcast_backward_x", (size_t)(rows * cols), head, 3, bufs, 3);
+    }
+    if (st == CLT_OK && ds.mem) {
+        cl_int a = CLT__ACC(acc, 1);
+        struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(a)};
+        struct clt__buf bufs[] = {dy, x, ds};
+        st = run(dev, "mul_broadcast_backward_s", (size_t)cols, head, 3, bufs, 3);
+    }
+    return st;
+}
+
 /* ==== Sums and means ==================================================================== */
 
 uint64_t clt__reduce_workspace_bytes(int64_t n)
@@ -495,6 +554,15 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
 
 /* ==== Graph ops: definitions and public builders ========================================= */
 
+/* Whether s's shape is the trailing axes of x's. */
+static bool trailing(const struct clt_tensor *x, const struct clt_tensor *s)
+{
+    if (s->ndim > x->ndim)
+        return false;
+    uint32_t lead = x->ndim - s->ndim;
+    return memcmp(x->shape + lead, s->shape, s->ndim * sizeof *s->shape) == 0;
+}
+
 /* ---- matmul ------------------------------------------------------------------------------ */
 
 /* M, N, K and the batch of a matmul node. */
@@ -741,9 +809,11 @@ struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float al
     return t;
 }
 
+/* x [rows, cols] as the leading axes of x times the trailing ones, which the bias has. */
 static enum clt_status bias_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    return clt__bias_forward(x->dev, clt__rows(t), t->shape[t->ndim - 1], clt__val(x, t->in[0]),
+    int64_t cols = clt__count(t->in[1]);
+    return clt__bias_forward(x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]),
                              clt__val(x, t->in[1]), clt__val(x, t));
 }
 
@@ -751,11 +821,12 @@ static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tenso
                                     uint32_t acc)
 {
     struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
+    int64_t cols = clt__count(t->in[1]);
     enum clt_status st = CLT_OK;
     for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
         struct clt__buf d = clt__grad(x, t->in[i]);
         if (d.mem)
-            st = clt__bias_backward(x->dev, clt__rows(t), t->shape[t->ndim - 1], dy,
+            st = clt__bias_backward(x->dev, clt__count(t) / cols, cols, dy,
                                     i == 0 ? d : none, i == 1 ? d : none,
                                     CLT__ACC(acc, i));
     }
@@ -771,10 +842,48 @@ struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x,
     struct clt_tensor *in[2] = {x, bias};
     if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, x, "add_bias") || !clt__is_f32(g, bias, "add_bias"))
         return NULL;
-    if (!clt__require(g, bias->ndim == 1 && bias->shape[0] == x->shape[x->ndim - 1],
-                 "add_bias: the bias must be [D] for x [..., D]"))
+    if (!clt__require(g, trailing(x, bias),
+                      "add_bias: the shape of the bias must be the trailing axes of x"))
         return NULL;
     return clt__node(g, CLT__OP_add_bias, 2, in, CLT_F32, x->ndim, x->shape);
+}
+
+/* ---- mul_broadcast --------------------------------------------------------------------- */
+
+/* x [rows, cols] as the leading axes of x times the trailing ones, which s has. */
+static enum clt_status mul_broadcast_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t cols = clt__count(t->in[1]);
+    return clt__mul_broadcast_forward(x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]),
+                                      clt__val(x, t->in[1]), clt__val(x, t));
+}
+
+static enum clt_status mul_broadcast_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                              uint32_t acc)
+{
+    int64_t cols = clt__count(t->in[1]);
+    return clt__mul_broadcast_backward(x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]),
+                                       clt__val(x, t->in[1]), clt__grad(x, t),
+                                       clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), acc);
+}
+
+const struct clt__op_def clt__op_mul_broadcast = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = mul_broadcast_forward,
+    .backward = mul_broadcast_backward,
+};
+
+struct clt_tensor *clt_mul_broadcast(struct clt_graph *g, struct clt_tensor *x,
+                                     struct clt_tensor *s)
+{
+    struct clt_tensor *in[2] = {x, s};
+    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, x, "mul_broadcast") ||
+        !clt__is_f32(g, s, "mul_broadcast"))
+        return NULL;
+    if (!clt__require(g, trailing(x, s),
+                      "mul_broadcast: the shape of s must be the trailing axes of x"))
+        return NULL;
+    return clt__node(g, CLT__OP_mul_broadcast, 2, in, CLT_F32, x->ndim, x->shape);
 }
 
 /* ---- sum and mean ------------------------------------------------------------------------ */

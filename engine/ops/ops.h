@@ -24,6 +24,7 @@
     X(mul, elementwise)                                                                        \
     X(scale, elementwise)                                                                      \
     X(add_bias, elementwise)                                                                   \
+    X(mul_broadcast, elementwise)                                                              \
     X(sum, elementwise)                                                                        \
     X(activation, activation)                                                                  \
     X(dropout, activation)                                                                     \
