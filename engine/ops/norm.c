@@ -234,7 +234,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
                                         struct clt__buf gamma, struct clt__buf mean,
                                         struct clt__buf inv_std, struct clt__buf dx,
                                         struct clt__buf dgamma, struct clt__buf dbeta,
-                                        bool accumulate, struct clt__buf workspace)
+                                        uint32_t acc_mask, struct clt__buf workspace)
 {
     const char *op = "batchnorm_backward";
     if (!dev)
@@ -258,7 +258,8 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
-    cl_int nchunks = (cl_int)bn_chunks(n, s), acc = accumulate;
+    cl_int nchunks = (cl_int)bn_chunks(n, s);
+    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
     struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
     struct karg ki = karg(inv_std), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
     struct karg kw = karg(workspace);
@@ -287,7 +288,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
         return st;
 
     struct clt__arg grad[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(acc),
+        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(acc_dx),
         CLT__ARG(kx.mem),  CLT__ARG(kx.off),  CLT__ARG(kdy.mem), CLT__ARG(kdy.off),
         CLT__ARG(kg.mem),  CLT__ARG(kg.off),  CLT__ARG(km.mem),  CLT__ARG(km.off),
         CLT__ARG(ki.mem),  CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off),
@@ -385,7 +386,7 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
                                         struct clt__buf gamma, struct clt__buf mean,
                                         struct clt__buf rstd, struct clt__buf dx,
                                         struct clt__buf dgamma, struct clt__buf dbeta,
-                                        bool accumulate, struct clt__buf workspace)
+                                        uint32_t acc_mask, struct clt__buf workspace)
 {
     const char *op = "layernorm_backward";
     if (!dev)
@@ -408,7 +409,8 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
     if (st != CLT_OK)
         return st;
 
-    cl_int ri = (cl_int)rows, di = (cl_int)d, acc = accumulate;
+    cl_int ri = (cl_int)rows, di = (cl_int)d;
+    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
     cl_int chunk = LN_ROW_CHUNK, nchunks = (cl_int)ln_chunks(rows);
     struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
     struct karg kr = karg(rstd), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
@@ -416,7 +418,7 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
 
     if (dx.mem) {
         struct clt__arg args[] = {
-            CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(acc),     CLT__ARG(kx.mem),
+            CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(acc_dx),     CLT__ARG(kx.mem),
             CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),
             CLT__ARG(kg.off), CLT__ARG(km.mem),  CLT__ARG(km.off),  CLT__ARG(kr.mem),
             CLT__ARG(kr.off), CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
@@ -481,22 +483,16 @@ static enum clt_status bn_forward(struct clt__exec *x, const struct clt_tensor *
 }
 
 static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                   uint32_t acc)
 {
     int64_t n, c, s;
     bn_dims(t, &n, &c, &s);
-    struct clt__buf none = {NULL, 0};
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < 3 && st == CLT_OK; i++) {
-        struct clt__buf g = clt__grad(x, t->in[i]);
-        if (g.mem)
-            st = clt__batchnorm_backward(x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t),
-                                         clt__val(x, t->in[1]), clt__aux(x, t, 0),
-                                         clt__aux(x, t, 1), i == 0 ? g : none,
-                                         i == 1 ? g : none, i == 2 ? g : none,
-                                         CLT__ACC(acc, i), clt__workspace(x));
-    }
-    return st;
+    /* One call: the statistics pass serves all three gradients. */
+    return clt__batchnorm_backward(x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t),
+                                   clt__val(x, t->in[1]), clt__aux(x, t, 0), clt__aux(x, t, 1),
+                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
+                                   clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL,
+                                   clt__workspace(x));
 }
 
 const struct clt__op_def clt__op_batch_norm = {
@@ -566,22 +562,16 @@ static enum clt_status ln_forward(struct clt__exec *x, const struct clt_tensor *
 }
 
 static enum clt_status ln_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                   uint32_t acc)
 {
     int64_t rows, d;
     ln_dims(t, &rows, &d);
-    struct clt__buf none = {NULL, 0};
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < 3 && st == CLT_OK; i++) {
-        struct clt__buf g = clt__grad(x, t->in[i]);
-        if (g.mem)
-            st = clt__layernorm_backward(x->dev, rows, d, clt__val(x, t->in[0]), clt__grad(x, t),
-                                         clt__val(x, t->in[1]), clt__aux(x, t, 0),
-                                         clt__aux(x, t, 1), i == 0 ? g : none,
-                                         i == 1 ? g : none, i == 2 ? g : none,
-                                         CLT__ACC(acc, i), clt__workspace(x));
-    }
-    return st;
+    /* One call: the parameter pass serves both parameter gradients. */
+    return clt__layernorm_backward(x->dev, rows, d, clt__val(x, t->in[0]), clt__grad(x, t),
+                                   clt__val(x, t->in[1]), clt__aux(x, t, 0), clt__aux(x, t, 1),
+                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
+                                   clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL,
+                                   clt__workspace(x));
 }
 
 const struct clt__op_def clt__op_layer_norm = {
