@@ -25,12 +25,14 @@
  * Dropout draws its mask from the step, so its rows check the mask's shape instead: every
  * gradient element is 0 or W / (1 - p) (a mean of two such over two micro-batches).
  *
- * A registry op without a row fails `every_op_has_a_case`. Under Oclgrind (CLTRAIN_TEST_SMALL)
+ * Builders of conv2d and pooling report impossible descriptions through the graph's error and
+ * print nothing. A registry op without a row fails `every_op_has_a_case`. Under Oclgrind (CLTRAIN_TEST_SMALL)
  * only the batch-1 shapes run (and the rows without a batch axis).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "ops/ops.h"
@@ -1034,11 +1036,51 @@ static void every_op_matches_its_reference(void **state)
     }
 }
 
+/* Builders report impossible descriptions through the graph's error, with the reason the
+ * launcher-side check gave, and print nothing (the library never writes to stderr). */
+static void builders_report_through_the_graph(void **state)
+{
+    (void)state;
+    fflush(stderr);
+    FILE *capture = tmpfile();
+    assert_non_null(capture);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(capture), 2) >= 0);
+
+    struct clt_graph *g, *h;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 4, (int64_t[]){1, 2, 4, 4});
+    struct clt_conv2d_desc d = {.out_channels = 3, .kernel_h = 9, .kernel_w = 9};
+    struct clt_tensor *y = clt_conv2d(g, x, &d, "conv");
+    assert_int_equal(clt_graph_create(&h), CLT_OK);
+    struct clt_tensor *z = clt_max_pool2d(h, clt_input(h, "x", CLT_F32, 4, (int64_t[]){1, 2, 3, 3}),
+                                          2, 1, 5);
+
+    fflush(stderr);
+    assert_true(dup2(saved, 2) >= 0);
+    close(saved);
+    fseek(capture, 0, SEEK_END);
+    long printed = ftell(capture);
+    fclose(capture);
+
+    assert_null(y);
+    assert_null(z);
+    assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(clt_graph_error(g), "conv2d conv: impossible parameters"));
+    assert_int_equal(clt_graph_status(h), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(clt_graph_error(h), "pooling: impossible"));
+    assert_int_equal(printed, 0);
+    clt_graph_free(g);
+    clt_graph_free(h);
+}
+
 int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_op_has_a_case),
+        cmocka_unit_test(builders_report_through_the_graph),
         cmocka_unit_test(every_op_matches_its_reference),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
