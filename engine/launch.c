@@ -85,13 +85,13 @@ enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint di
     return clt__cl_check(&dev->log, err, "clEnqueueNDRangeKernel");
 }
 
-enum clt_status clt__run_1d(struct clt_device *dev, const char *program, const char *kernel,
-                            size_t n, const struct clt__arg *args, size_t nargs)
+enum clt_status clt__run_1d(struct clt_device *dev, enum clt__kernel_id id, size_t n,
+                            const struct clt__arg *args, size_t nargs)
 {
     if (n == 0)
         return CLT_OK;
     cl_kernel k;
-    enum clt_status st = clt__kernel_get(dev, program, kernel, &k, NULL);
+    enum clt_status st = clt__kernel(dev, id, &k, NULL);
     if (st == CLT_OK)
         st = clt__set_args(dev, k, args, nargs);
     if (st == CLT_OK)

@@ -119,6 +119,11 @@ void clt__program_teardown(struct clt_device *dev)
     for (size_t i = 0; i < dev->kernel_count; i++)
         clReleaseKernel(dev->kernels[i].kernel);
     dev->kernel_count = 0;
+    for (size_t i = 0; i < CLT__K_COUNT; i++) {
+        if (dev->by_id[i].kernel)
+            clReleaseKernel(dev->by_id[i].kernel);
+        dev->by_id[i].kernel = NULL;
+    }
     for (size_t i = 0; i < CLT__MAX_PROGRAMS; i++) {
         if (dev->programs[i])
             clReleaseProgram(dev->programs[i]);
@@ -288,6 +293,11 @@ enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_pr
 enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, const char *kernel,
                                 cl_kernel *out, size_t *wg_size)
 {
+    /* A kernel with an id is kept once, in its id's slot. */
+    for (int id = 0; id < CLT__K_COUNT; id++)
+        if (strcmp(clt__kernel_ids[id].kernel, kernel) == 0 &&
+            strcmp(clt__kernel_ids[id].program, program) == 0)
+            return clt__kernel(dev, (enum clt__kernel_id)id, out, wg_size);
     for (size_t i = 0; i < dev->kernel_count; i++) {
         if (strcmp(dev->kernels[i].name, kernel) == 0) {
             *out = dev->kernels[i].kernel;
@@ -321,6 +331,38 @@ enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, con
     *out = k;
     if (wg_size)
         *wg_size = wg;
+    return CLT_OK;
+}
+
+enum clt_status clt__kernel(struct clt_device *dev, enum clt__kernel_id id, cl_kernel *out,
+                            size_t *wg_size)
+{
+    if ((unsigned)id >= CLT__K_COUNT)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt__kernel_slot *slot = &dev->by_id[id];
+    if (!slot->kernel) {
+        const struct clt__kernel_name *k = &clt__kernel_ids[id];
+        cl_program prog;
+        enum clt_status st = clt__program_get(dev, k->program, &prog);
+        if (st != CLT_OK)
+            return st;
+        cl_int err;
+        cl_kernel made = clCreateKernel(prog, k->kernel, &err);
+        if (err != CL_SUCCESS) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "kernel %s not found in %s.cl", k->kernel,
+                     k->program);
+            return clt__cl_check(&dev->log, err, "clCreateKernel");
+        }
+        size_t wg = 0;
+        err = clGetKernelWorkGroupInfo(made, dev->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
+                                       NULL);
+        slot->wg_size = err != CL_SUCCESS || wg == 0 ? 1 : wg;
+        snprintf(slot->name, sizeof slot->name, "%s", k->kernel);
+        slot->kernel = made;
+    }
+    *out = slot->kernel;
+    if (wg_size)
+        *wg_size = slot->wg_size;
     return CLT_OK;
 }
 

@@ -76,7 +76,7 @@ enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act ac
         CLT__ARG(count), CLT__ARG(a),     CLT__ARG(slope), CLT__ARG(x.mem),
         CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "activation", "activation_forward", (size_t)n, args,
+    return clt__run_1d(dev, CLT__K_activation_forward, (size_t)n, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -102,7 +102,7 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
         CLT__ARG(count), CLT__ARG(a),      CLT__ARG(slope),  CLT__ARG(acc),    CLT__ARG(x.mem),
         CLT__ARG(x_off), CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "activation", "activation_backward", (size_t)n, args,
+    return clt__run_1d(dev, CLT__K_activation_backward, (size_t)n, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -167,7 +167,7 @@ enum clt_status clt__dropout_forward(struct clt_device *dev, float p, uint64_t s
         CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(x.mem),
         CLT__ARG(x_off),     CLT__ARG(y.mem),     CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "activation", "dropout_forward", dropout_blocks(n), args,
+    return clt__run_1d(dev, CLT__K_dropout_forward, dropout_blocks(n), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -192,7 +192,7 @@ enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t 
         CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(acc),
         CLT__ARG(dy.mem),    CLT__ARG(dy_off),    CLT__ARG(dx.mem),    CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "activation", "dropout_backward", dropout_blocks(n), args,
+    return clt__run_1d(dev, CLT__K_dropout_backward, dropout_blocks(n), args,
                        sizeof args / sizeof args[0]);
 }
 

@@ -95,7 +95,7 @@ static enum clt_status softmax_forward(struct clt_device *dev, struct clt__buf p
     struct clt__arg args[] = {
         CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c), CLT__ARG(p.mem), CLT__ARG(p_off),
     };
-    return clt__run_1d(dev, "attention", "attention_softmax_forward", (size_t)rows, args,
+    return clt__run_1d(dev, CLT__K_attention_softmax_forward, (size_t)rows, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -109,7 +109,7 @@ static enum clt_status softmax_backward(struct clt_device *dev, struct clt__buf 
         CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c),    CLT__ARG(scale),
         CLT__ARG(p.mem),  CLT__ARG(p_off), CLT__ARG(g.mem), CLT__ARG(g_off),
     };
-    return clt__run_1d(dev, "attention", "attention_softmax_backward", (size_t)rows, args,
+    return clt__run_1d(dev, CLT__K_attention_softmax_backward, (size_t)rows, args,
                        sizeof args / sizeof args[0]);
 }
 

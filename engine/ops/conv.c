@@ -156,7 +156,7 @@ static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *
         CLT__ARG(col.mem), CLT__ARG(col_off),
     };
     size_t n = (size_t)(c->c_in * c->kh * c->kw * c->oh * c->ow);
-    return clt__run_1d(dev, "conv", "conv2d_im2col", n, args, sizeof args / sizeof args[0]);
+    return clt__run_1d(dev, CLT__K_conv2d_im2col, n, args, sizeof args / sizeof args[0]);
 }
 
 /* dx [C_in, H, W] (+)= the gather of dcol [K, P] into the image. */
@@ -173,7 +173,7 @@ static enum clt_status col2im(struct clt_device *dev, const struct clt__conv2d *
         CLT__ARG(dx.mem),  CLT__ARG(dx_off),
     };
     size_t n = (size_t)(c->c_in * c->h * c->w);
-    return clt__run_1d(dev, "conv", "conv2d_col2im", n, args, sizeof args / sizeof args[0]);
+    return clt__run_1d(dev, CLT__K_conv2d_col2im, n, args, sizeof args / sizeof args[0]);
 }
 
 /* One GEMM per group, strided-batched: C_g = op(A_g) op(B_g) + beta C_g for g < G. */
@@ -242,7 +242,7 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
             CLT__ARG(total),    CLT__ARG(c_out), CLT__ARG(p_count), CLT__ARG(bias.mem),
             CLT__ARG(bias_off), CLT__ARG(y.mem), CLT__ARG(y_off),
         };
-        st = clt__run_1d(dev, "conv", "conv2d_bias_forward", (size_t)s.y, args,
+        st = clt__run_1d(dev, CLT__K_conv2d_bias_forward, (size_t)s.y, args,
                          sizeof args / sizeof args[0]);
     }
     return st;
@@ -258,7 +258,7 @@ static enum clt_status bias_backward(struct clt_device *dev, const struct clt__c
         CLT__ARG(n),      CLT__ARG(c_out),  CLT__ARG(p_count), CLT__ARG(acc),
         CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(db.mem),  CLT__ARG(db_off),
     };
-    return clt__run_1d(dev, "conv", "conv2d_bias_backward", (size_t)c->c_out, args,
+    return clt__run_1d(dev, CLT__K_conv2d_bias_backward, (size_t)c->c_out, args,
                        sizeof args / sizeof args[0]);
 }
 

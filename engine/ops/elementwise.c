@@ -12,8 +12,6 @@
 #include "graph.h"
 #include "ops/elementwise.h"
 
-static const char PROGRAM[] = "elementwise";
-
 /* Elements summed into one partial by sum_partials. A constant, not a tunable: results
  * depend on it, and must not depend on the device. */
 #define SUM_CHUNK 256
@@ -51,7 +49,7 @@ static enum clt_status check_matrix(struct clt_device *dev, const char *op, int6
 
 /* Enqueues `kernel` over `items` work-items. Its arguments are `head` (sizes and scalars),
  * then each buffer as its mem and its int offset (checked before). */
-static enum clt_status run(struct clt_device *dev, const char *kernel, size_t items,
+static enum clt_status run(struct clt_device *dev, enum clt__kernel_id kernel, size_t items,
                            const struct clt__arg *head, size_t nhead, const struct clt__buf *bufs,
                            size_t nbufs)
 {
@@ -65,18 +63,19 @@ static enum clt_status run(struct clt_device *dev, const char *kernel, size_t it
         args[k++] = CLT__ARG(bufs[i].mem);
         args[k++] = CLT__ARG(offsets[i]);
     }
-    return clt__run_1d(dev, PROGRAM, kernel, items, args, k);
+    return clt__run_1d(dev, kernel, items, args, k);
 }
 
 /* Checks and runs a kernel of one work-item per element whose buffers all hold n elements.
  * Its arguments are n, `scalars`, then the buffers. */
-static enum clt_status elementwise(struct clt_device *dev, const char *kernel, int64_t n,
+static enum clt_status elementwise(struct clt_device *dev, enum clt__kernel_id id, int64_t n,
                                    const struct clt__arg *scalars, size_t nscalars,
                                    const struct clt__buf *bufs, const char *const *names,
                                    size_t nbufs)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
+    const char *kernel = clt__kernel_ids[id].kernel;
     enum clt_status st = check_size(dev, kernel, "n", n);
     for (size_t i = 0; i < nbufs && st == CLT_OK; i++)
         st = clt__check_buf(dev, bufs[i], n, sizeof(float), kernel, names[i]);
@@ -86,7 +85,7 @@ static enum clt_status elementwise(struct clt_device *dev, const char *kernel, i
     struct clt__arg head[MAX_HEAD] = {CLT__ARG(nn)};
     for (size_t i = 0; i < nscalars; i++)
         head[1 + i] = scalars[i];
-    return run(dev, kernel, (size_t)n, head, 1 + nscalars, bufs, nbufs);
+    return run(dev, id, (size_t)n, head, 1 + nscalars, bufs, nbufs);
 }
 
 /* ==== Filling, copying, accumulating ==================================================== */
@@ -95,7 +94,7 @@ enum clt_status clt__fill_forward(struct clt_device *dev, int64_t n, float value
 {
     static const char *const names[] = {"y"};
     struct clt__arg scalars[] = {CLT__ARG(value)};
-    return elementwise(dev, "fill_forward", n, scalars, 1, &y, names, 1);
+    return elementwise(dev, CLT__K_fill_forward, n, scalars, 1, &y, names, 1);
 }
 
 enum clt_status clt__copy_forward(struct clt_device *dev, int64_t n, struct clt__buf x,
@@ -103,7 +102,7 @@ enum clt_status clt__copy_forward(struct clt_device *dev, int64_t n, struct clt_
 {
     static const char *const names[] = {"x", "y"};
     struct clt__buf bufs[] = {x, y};
-    return elementwise(dev, "copy_forward", n, NULL, 0, bufs, names, 2);
+    return elementwise(dev, CLT__K_copy_forward, n, NULL, 0, bufs, names, 2);
 }
 
 enum clt_status clt__copy_backward(struct clt_device *dev, int64_t n, struct clt__buf dy,
@@ -113,7 +112,7 @@ enum clt_status clt__copy_backward(struct clt_device *dev, int64_t n, struct clt
     cl_int acc = accumulate;
     struct clt__arg scalars[] = {CLT__ARG(acc)};
     struct clt__buf bufs[] = {dy, dx};
-    return elementwise(dev, "copy_backward", n, scalars, 1, bufs, names, 2);
+    return elementwise(dev, CLT__K_copy_backward, n, scalars, 1, bufs, names, 2);
 }
 
 enum clt_status clt__axpy_forward(struct clt_device *dev, int64_t n, float alpha, struct clt__buf x,
@@ -122,7 +121,7 @@ enum clt_status clt__axpy_forward(struct clt_device *dev, int64_t n, float alpha
     static const char *const names[] = {"x", "y"};
     struct clt__arg scalars[] = {CLT__ARG(alpha)};
     struct clt__buf bufs[] = {x, y};
-    return elementwise(dev, "axpy_forward", n, scalars, 1, bufs, names, 2);
+    return elementwise(dev, CLT__K_axpy_forward, n, scalars, 1, bufs, names, 2);
 }
 
 /* ==== Arithmetic ======================================================================== */
@@ -132,7 +131,7 @@ enum clt_status clt__add_forward(struct clt_device *dev, int64_t n, struct clt__
 {
     static const char *const names[] = {"a", "b", "y"};
     struct clt__buf bufs[] = {a, b, y};
-    return elementwise(dev, "add_forward", n, NULL, 0, bufs, names, 3);
+    return elementwise(dev, CLT__K_add_forward, n, NULL, 0, bufs, names, 3);
 }
 
 /* Both gradients of a sum are dy itself: copy_backward, once per wanted gradient. */
@@ -152,7 +151,7 @@ enum clt_status clt__mul_forward(struct clt_device *dev, int64_t n, struct clt__
 {
     static const char *const names[] = {"a", "b", "y"};
     struct clt__buf bufs[] = {a, b, y};
-    return elementwise(dev, "mul_forward", n, NULL, 0, bufs, names, 3);
+    return elementwise(dev, CLT__K_mul_forward, n, NULL, 0, bufs, names, 3);
 }
 
 /* One launch of mul_backward per wanted gradient, each with the other factor. */
@@ -167,11 +166,11 @@ enum clt_status clt__mul_backward(struct clt_device *dev, int64_t n, struct clt_
     enum clt_status st = CLT_OK;
     if (da.mem) {
         struct clt__buf bufs[] = {dy, b, da};
-        st = elementwise(dev, "mul_backward", n, scalars, 1, bufs, names_a, 3);
+        st = elementwise(dev, CLT__K_mul_backward, n, scalars, 1, bufs, names_a, 3);
     }
     if (st == CLT_OK && db.mem) {
         struct clt__buf bufs[] = {dy, a, db};
-        st = elementwise(dev, "mul_backward", n, scalars, 1, bufs, names_b, 3);
+        st = elementwise(dev, CLT__K_mul_backward, n, scalars, 1, bufs, names_b, 3);
     }
     return st;
 }
@@ -182,7 +181,7 @@ enum clt_status clt__scale_forward(struct clt_device *dev, int64_t n, float alph
     static const char *const names[] = {"x", "y"};
     struct clt__arg scalars[] = {CLT__ARG(alpha)};
     struct clt__buf bufs[] = {x, y};
-    return elementwise(dev, "scale_forward", n, scalars, 1, bufs, names, 2);
+    return elementwise(dev, CLT__K_scale_forward, n, scalars, 1, bufs, names, 2);
 }
 
 enum clt_status clt__scale_backward(struct clt_device *dev, int64_t n, float alpha,
@@ -192,7 +191,7 @@ enum clt_status clt__scale_backward(struct clt_device *dev, int64_t n, float alp
     cl_int acc = accumulate;
     struct clt__arg scalars[] = {CLT__ARG(alpha), CLT__ARG(acc)};
     struct clt__buf bufs[] = {dy, dx};
-    return elementwise(dev, "scale_backward", n, scalars, 2, bufs, names, 2);
+    return elementwise(dev, CLT__K_scale_backward, n, scalars, 2, bufs, names, 2);
 }
 
 /* ==== Bias ============================================================================== */
@@ -215,7 +214,7 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
     cl_int r = (cl_int)rows, c = (cl_int)cols;
     struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c)};
     struct clt__buf bufs[] = {x, bias, y};
-    return run(dev, op, (size_t)(rows * cols), head, 2, bufs, 3);
+    return run(dev, CLT__K_bias_forward, (size_t)(rows * cols), head, 2, bufs, 3);
 }
 
 /* dx is copy_backward; dbias one work-item per column. */
@@ -238,7 +237,7 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
     cl_int r = (cl_int)rows, c = (cl_int)cols, acc = accumulate;
     struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(acc)};
     struct clt__buf bufs[] = {dy, dbias};
-    return run(dev, op, (size_t)cols, head, 3, bufs, 2);
+    return run(dev, CLT__K_bias_backward, (size_t)cols, head, 3, bufs, 2);
 }
 
 /* ==== Broadcast products ================================================================ */
@@ -262,7 +261,7 @@ enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows,
     cl_int r = (cl_int)rows, c = (cl_int)cols;
     struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c)};
     struct clt__buf bufs[] = {x, s, y};
-    return run(dev, op, (size_t)(rows * cols), head, 2, bufs, 3);
+    return run(dev, CLT__K_mul_broadcast_forward, (size_t)(rows * cols), head, 2, bufs, 3);
 }
 
 enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -289,13 +288,13 @@ enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows
         cl_int a = CLT__ACC(acc, 0);
         struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(a)};
         struct clt__buf bufs[] = {dy, s, dx};
-        st = run(dev, "mul_broadcast_backward_x", (size_t)(rows * cols), head, 3, bufs, 3);
+        st = run(dev, CLT__K_mul_broadcast_backward_x, (size_t)(rows * cols), head, 3, bufs, 3);
     }
     if (st == CLT_OK && ds.mem) {
         cl_int a = CLT__ACC(acc, 1);
         struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(a)};
         struct clt__buf bufs[] = {dy, x, ds};
-        st = run(dev, "mul_broadcast_backward_s", (size_t)cols, head, 3, bufs, 3);
+        st = run(dev, CLT__K_mul_broadcast_backward_s, (size_t)cols, head, 3, bufs, 3);
     }
     return st;
 }
@@ -334,7 +333,7 @@ static enum clt_status sum_all(struct clt_device *dev, const char *op, int64_t n
         cl_int c = (cl_int)count, p = (cl_int)parts;
         struct clt__arg head[] = {CLT__ARG(c), CLT__ARG(p)};
         struct clt__buf bufs[] = {src, part};
-        st = run(dev, "sum_partials", (size_t)parts, head, 2, bufs, 2);
+        st = run(dev, CLT__K_sum_partials, (size_t)parts, head, 2, bufs, 2);
         src = part;
         part.offset += (size_t)parts;
         count = parts;
@@ -344,7 +343,7 @@ static enum clt_status sum_all(struct clt_device *dev, const char *op, int64_t n
     cl_int c = (cl_int)count;
     struct clt__arg head[] = {CLT__ARG(c), CLT__ARG(divisor)};
     struct clt__buf bufs[] = {src, y};
-    return run(dev, "sum_finish", 1, head, 2, bufs, 2);
+    return run(dev, CLT__K_sum_finish, 1, head, 2, bufs, 2);
 }
 
 /* dx[r, c] (+)= dy[r] / divisor. */
@@ -362,7 +361,7 @@ static enum clt_status sum_broadcast(struct clt_device *dev, const char *op, int
     cl_int r = (cl_int)rows, c = (cl_int)cols, acc = accumulate;
     struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(divisor), CLT__ARG(acc)};
     struct clt__buf bufs[] = {dy, dx};
-    return run(dev, "sum_backward", (size_t)(rows * cols), head, 4, bufs, 2);
+    return run(dev, CLT__K_sum_backward, (size_t)(rows * cols), head, 4, bufs, 2);
 }
 
 /* y[r] = (sum over c of x[r, c]) / divisor. */
@@ -379,7 +378,7 @@ static enum clt_status sum_rows(struct clt_device *dev, const char *op, int64_t 
     cl_int r = (cl_int)rows, c = (cl_int)cols;
     struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(divisor)};
     struct clt__buf bufs[] = {x, y};
-    return run(dev, "sum_rows_forward", (size_t)rows, head, 3, bufs, 2);
+    return run(dev, CLT__K_sum_rows_forward, (size_t)rows, head, 3, bufs, 2);
 }
 
 /* Means divide by the count, which must then be at least 1. */

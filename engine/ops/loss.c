@@ -59,14 +59,14 @@ static size_t group_size(const struct clt_device *dev, size_t kernel_wg)
 }
 
 /* Enqueues kernel `name` of cl/loss.cl as `groups` work-groups of group_size work-items. */
-static enum clt_status run_groups(struct clt_device *dev, const char *name, int64_t groups,
+static enum clt_status run_groups(struct clt_device *dev, enum clt__kernel_id name, int64_t groups,
                                   const struct clt__arg *args, size_t nargs)
 {
     if (groups == 0)
         return CLT_OK;
     cl_kernel k;
     size_t wg = 0;
-    enum clt_status st = clt__kernel_get(dev, "loss", name, &k, &wg);
+    enum clt_status st = clt__kernel(dev, name, &k, &wg);
     if (st == CLT_OK)
         st = clt__set_args(dev, k, args, nargs);
     if (st != CLT_OK)
@@ -78,7 +78,7 @@ static enum clt_status run_groups(struct clt_device *dev, const char *name, int6
 
 /* ==== Softmax and log-softmax =========================================================== */
 
-static enum clt_status rows_forward(struct clt_device *dev, const char *op, const char *kernel,
+static enum clt_status rows_forward(struct clt_device *dev, const char *op, enum clt__kernel_id kernel,
                                     int64_t rows, int64_t cols, struct clt__buf x,
                                     struct clt__buf y)
 {
@@ -98,7 +98,7 @@ static enum clt_status rows_forward(struct clt_device *dev, const char *op, cons
     return run_groups(dev, kernel, rows, args, sizeof args / sizeof args[0]);
 }
 
-static enum clt_status rows_backward(struct clt_device *dev, const char *op, const char *kernel,
+static enum clt_status rows_backward(struct clt_device *dev, const char *op, enum clt__kernel_id kernel,
                                      int64_t rows, int64_t cols, struct clt__buf y,
                                      struct clt__buf dy, struct clt__buf dx, bool accumulate)
 {
@@ -125,28 +125,28 @@ static enum clt_status rows_backward(struct clt_device *dev, const char *op, con
 enum clt_status clt__softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
                                      struct clt__buf x, struct clt__buf y)
 {
-    return rows_forward(dev, "softmax", "softmax_forward", rows, cols, x, y);
+    return rows_forward(dev, "softmax", CLT__K_softmax_forward, rows, cols, x, y);
 }
 
 enum clt_status clt__softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                       struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
                                       bool accumulate)
 {
-    return rows_backward(dev, "softmax backward", "softmax_backward", rows, cols, y, dy, dx,
+    return rows_backward(dev, "softmax backward", CLT__K_softmax_backward, rows, cols, y, dy, dx,
                          accumulate);
 }
 
 enum clt_status clt__log_softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
                                          struct clt__buf x, struct clt__buf y)
 {
-    return rows_forward(dev, "log_softmax", "log_softmax_forward", rows, cols, x, y);
+    return rows_forward(dev, "log_softmax", CLT__K_log_softmax_forward, rows, cols, x, y);
 }
 
 enum clt_status clt__log_softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                           struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
                                           bool accumulate)
 {
-    return rows_backward(dev, "log_softmax backward", "log_softmax_backward", rows, cols, y, dy, dx,
+    return rows_backward(dev, "log_softmax backward", CLT__K_log_softmax_backward, rows, cols, y, dy, dx,
                          accumulate);
 }
 
@@ -206,7 +206,7 @@ enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows,
         CLT__ARG(wo),
     };
     st =
-        run_groups(dev, "cross_entropy_rows", rows, row_args, sizeof row_args / sizeof row_args[0]);
+        run_groups(dev, CLT__K_cross_entropy_rows, rows, row_args, sizeof row_args / sizeof row_args[0]);
     if (st != CLT_OK)
         return st;
     /* One group sums the rows in a fixed order; it runs for 0 rows too, writing loss 0. */
@@ -215,7 +215,7 @@ enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows,
         CLT__ARG(lbo), CLT__ARG(ignore),   CLT__ARG(workspace.mem),
         CLT__ARG(wo),  CLT__ARG(loss.mem), CLT__ARG(so),
     };
-    return run_groups(dev, "cross_entropy_finish", 1, finish_args,
+    return run_groups(dev, CLT__K_cross_entropy_finish, 1, finish_args,
                       sizeof finish_args / sizeof finish_args[0]);
 }
 
@@ -247,7 +247,7 @@ enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows
         CLT__ARG(wo),          CLT__ARG(dloss.mem),  CLT__ARG(dlo),
         CLT__ARG(dlogits.mem), CLT__ARG(go),         CLT__ARG(acc),
     };
-    return clt__run_1d(dev, "loss", "cross_entropy_backward", (size_t)(rows * classes), args,
+    return clt__run_1d(dev, CLT__K_cross_entropy_backward, (size_t)(rows * classes), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -295,7 +295,7 @@ enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__
         CLT__ARG(nn),         CLT__ARG(block), CLT__ARG(x.mem),         CLT__ARG(xo),
         CLT__ARG(target.mem), CLT__ARG(to),    CLT__ARG(workspace.mem), CLT__ARG(wo),
     };
-    st = run_groups(dev, "mse_partial", blocks, partial_args,
+    st = run_groups(dev, CLT__K_mse_partial, blocks, partial_args,
                     sizeof partial_args / sizeof partial_args[0]);
     if (st != CLT_OK)
         return st;
@@ -303,7 +303,7 @@ enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__
         CLT__ARG(nn), CLT__ARG(block),    CLT__ARG(workspace.mem),
         CLT__ARG(wo), CLT__ARG(loss.mem), CLT__ARG(lo),
     };
-    return run_groups(dev, "mse_finish", 1, finish_args,
+    return run_groups(dev, CLT__K_mse_finish, 1, finish_args,
                       sizeof finish_args / sizeof finish_args[0]);
 }
 
@@ -328,7 +328,7 @@ enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt_
         CLT__ARG(nn),        CLT__ARG(x.mem), CLT__ARG(xo),     CLT__ARG(target.mem), CLT__ARG(to),
         CLT__ARG(dloss.mem), CLT__ARG(dlo),   CLT__ARG(dx.mem), CLT__ARG(dxo),        CLT__ARG(acc),
     };
-    return clt__run_1d(dev, "loss", "mse_backward", (size_t)n, args, sizeof args / sizeof args[0]);
+    return clt__run_1d(dev, CLT__K_mse_backward, (size_t)n, args, sizeof args / sizeof args[0]);
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */

@@ -11,7 +11,6 @@
 #include "graph.h"
 #include "ops/norm.h"
 
-#define PROGRAM "norm"
 /* Values of one channel summarized by one work-item of batchnorm_stats and
  * batchnorm_backward_partial. */
 #define BN_CHUNK 256
@@ -162,7 +161,7 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
         CLT__ARG(ni),     CLT__ARG(ci),     CLT__ARG(si),     CLT__ARG(chunk),  CLT__ARG(nchunks),
         CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
     };
-    st = clt__run_1d(dev, PROGRAM, "batchnorm_stats", (size_t)c * (size_t)nchunks, stats,
+    st = clt__run_1d(dev, CLT__K_batchnorm_stats, (size_t)c * (size_t)nchunks, stats,
                      COUNT(stats));
     if (st != CLT_OK)
         return st;
@@ -174,7 +173,7 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
         CLT__ARG(km.off),  CLT__ARG(ki.mem),  CLT__ARG(ki.off),   CLT__ARG(krm.mem),
         CLT__ARG(krm.off), CLT__ARG(krv.mem), CLT__ARG(krv.off),
     };
-    st = clt__run_1d(dev, PROGRAM, "batchnorm_stats_combine", (size_t)c, combine, COUNT(combine));
+    st = clt__run_1d(dev, CLT__K_batchnorm_stats_combine, (size_t)c, combine, COUNT(combine));
     if (st != CLT_OK)
         return st;
 
@@ -185,7 +184,7 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
         CLT__ARG(kg.off),      CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
         CLT__ARG(ky.off),
     };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_forward", (size_t)count, apply, COUNT(apply));
+    return clt__run_1d(dev, CLT__K_batchnorm_forward, (size_t)count, apply, COUNT(apply));
 }
 
 enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -226,7 +225,7 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
         CLT__ARG(kg.off),      CLT__ARG(kb.mem),  CLT__ARG(kb.off),  CLT__ARG(ky.mem),
         CLT__ARG(ky.off),
     };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_forward", (size_t)count, apply, COUNT(apply));
+    return clt__run_1d(dev, CLT__K_batchnorm_forward, (size_t)count, apply, COUNT(apply));
 }
 
 enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64_t c, int64_t s,
@@ -271,7 +270,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
         CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),
         CLT__ARG(km.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
     };
-    st = clt__run_1d(dev, PROGRAM, "batchnorm_backward_partial", (size_t)c * (size_t)nchunks,
+    st = clt__run_1d(dev, CLT__K_batchnorm_backward_partial, (size_t)c * (size_t)nchunks,
                      partial, COUNT(partial));
     if (st != CLT_OK)
         return st;
@@ -283,7 +282,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
         CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
     };
     st =
-        clt__run_1d(dev, PROGRAM, "batchnorm_backward_combine", (size_t)c, combine, COUNT(combine));
+        clt__run_1d(dev, CLT__K_batchnorm_backward_combine, (size_t)c, combine, COUNT(combine));
     if (st != CLT_OK || !dx.mem)
         return st;
 
@@ -294,7 +293,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
         CLT__ARG(ki.mem),  CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off),
         CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
     };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_backward", (size_t)count, grad, COUNT(grad));
+    return clt__run_1d(dev, CLT__K_batchnorm_backward, (size_t)count, grad, COUNT(grad));
 }
 
 enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -329,7 +328,7 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
         CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),  CLT__ARG(kg.off), CLT__ARG(kv.mem),
         CLT__ARG(kv.off),  CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
     };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_backward_inference", (size_t)count, args,
+    return clt__run_1d(dev, CLT__K_batchnorm_backward_inference, (size_t)count, args,
                        COUNT(args));
 }
 
@@ -378,7 +377,7 @@ enum clt_status clt__layernorm_forward(struct clt_device *dev, int64_t rows, int
         CLT__ARG(kg.mem), CLT__ARG(kg.off), CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
         CLT__ARG(ky.off), CLT__ARG(km.mem), CLT__ARG(km.off), CLT__ARG(kr.mem), CLT__ARG(kr.off),
     };
-    return clt__run_1d(dev, PROGRAM, "layernorm_forward", (size_t)rows, args, COUNT(args));
+    return clt__run_1d(dev, CLT__K_layernorm_forward, (size_t)rows, args, COUNT(args));
 }
 
 enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, int64_t d,
@@ -423,7 +422,7 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
             CLT__ARG(kg.off), CLT__ARG(km.mem),  CLT__ARG(km.off),  CLT__ARG(kr.mem),
             CLT__ARG(kr.off), CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
         };
-        st = clt__run_1d(dev, PROGRAM, "layernorm_backward", (size_t)rows, args, COUNT(args));
+        st = clt__run_1d(dev, CLT__K_layernorm_backward, (size_t)rows, args, COUNT(args));
         if (st != CLT_OK)
             return st;
     }
@@ -435,7 +434,7 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
         CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),  CLT__ARG(km.off),
         CLT__ARG(kr.mem), CLT__ARG(kr.off),  CLT__ARG(kw.mem),  CLT__ARG(kw.off),
     };
-    st = clt__run_1d(dev, PROGRAM, "layernorm_param_partial", (size_t)nchunks * (size_t)d, partial,
+    st = clt__run_1d(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)d, partial,
                      COUNT(partial));
     if (st != CLT_OK)
         return st;
@@ -445,7 +444,7 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
         CLT__ARG(kw.mem),  CLT__ARG(kw.off),  CLT__ARG(kdg.mem),
         CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
     };
-    return clt__run_1d(dev, PROGRAM, "layernorm_param_combine", (size_t)d, combine, COUNT(combine));
+    return clt__run_1d(dev, CLT__K_layernorm_param_combine, (size_t)d, combine, COUNT(combine));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */

@@ -115,7 +115,7 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
         GEOMETRY_ARGS(g), CLT__ARG(write_argmax), CLT__ARG(x.mem), CLT__ARG(x_off),
         CLT__ARG(y.mem),  CLT__ARG(y_off),        CLT__ARG(a_mem), CLT__ARG(a_off),
     };
-    return clt__run_1d(dev, "pool", "maxpool2d_forward", (size_t)(p.n * p.c * p.oh * p.ow), args,
+    return clt__run_1d(dev, CLT__K_maxpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -138,7 +138,7 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
         GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(argmax.mem), CLT__ARG(a_off),
         CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem),     CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "pool", "maxpool2d_backward", (size_t)(p.n * p.c * p.h * p.w), args,
+    return clt__run_1d(dev, CLT__K_maxpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -157,7 +157,7 @@ enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt_
     struct clt__arg args[] = {
         GEOMETRY_ARGS(g), CLT__ARG(x.mem), CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "pool", "avgpool2d_forward", (size_t)(p.n * p.c * p.oh * p.ow), args,
+    return clt__run_1d(dev, CLT__K_avgpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -177,7 +177,7 @@ enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt
         GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(dy.mem),
         CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "pool", "avgpool2d_backward", (size_t)(p.n * p.c * p.h * p.w), args,
+    return clt__run_1d(dev, CLT__K_avgpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -212,7 +212,7 @@ enum clt_status clt__global_avgpool_forward(struct clt_device *dev, int64_t n, i
         CLT__ARG(planes), CLT__ARG(hw),    CLT__ARG(x.mem),
         CLT__ARG(x_off),  CLT__ARG(y.mem), CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "pool", "global_avgpool_forward", (size_t)(n * c), args,
+    return clt__run_1d(dev, CLT__K_global_avgpool_forward, (size_t)(n * c), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -230,7 +230,7 @@ enum clt_status clt__global_avgpool_backward(struct clt_device *dev, int64_t n, 
         CLT__ARG(planes), CLT__ARG(hw),     CLT__ARG(acc),    CLT__ARG(dy.mem),
         CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "pool", "global_avgpool_backward", (size_t)(n * c * h * w), args,
+    return clt__run_1d(dev, CLT__K_global_avgpool_backward, (size_t)(n * c * h * w), args,
                        sizeof args / sizeof args[0]);
 }
 

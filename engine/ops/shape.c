@@ -9,7 +9,6 @@
 #include "graph.h"
 #include "ops/shape.h"
 
-#define PROGRAM "shape"
 
 /* ==== Argument checks =================================================================== */
 
@@ -91,7 +90,7 @@ enum clt_status clt__embedding_forward(struct clt_device *dev, struct clt__buf t
         CLT__ARG(table.mem), CLT__ARG(table_off), CLT__ARG(ids.mem),
         CLT__ARG(ids_off),   CLT__ARG(y.mem),     CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, PROGRAM, "embedding_forward", (size_t)(tokens * dim), args,
+    return clt__run_1d(dev, CLT__K_embedding_forward, (size_t)(tokens * dim), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -116,9 +115,9 @@ static enum clt_status embedding_sort(struct clt_device *dev, struct clt__buf id
     cl_int ids_off = (cl_int)ids.offset, ws_off = (cl_int)ws.offset;
     cl_kernel local_k, step_k;
     size_t local_wg;
-    enum clt_status st = clt__kernel_get(dev, PROGRAM, "embedding_sort_local", &local_k, &local_wg);
+    enum clt_status st = clt__kernel(dev, CLT__K_embedding_sort_local, &local_k, &local_wg);
     if (st == CLT_OK)
-        st = clt__kernel_get(dev, PROGRAM, "embedding_sort_step", &step_k, NULL);
+        st = clt__kernel(dev, CLT__K_embedding_sort_step, &step_k, NULL);
     if (st != CLT_OK)
         return st;
     const size_t w = sort_wg(dev, local_wg, n2), pairs = (size_t)n2 / 2;
@@ -194,7 +193,7 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
             CLT__ARG(ids.mem), CLT__ARG(ids_off), CLT__ARG(workspace.mem),
             CLT__ARG(ws_off),
         };
-        st = clt__run_1d(dev, PROGRAM, "embedding_bounds", (size_t)vocab + 1, args,
+        st = clt__run_1d(dev, CLT__K_embedding_bounds, (size_t)vocab + 1, args,
                          sizeof args / sizeof args[0]);
     }
     if (st == CLT_OK) {
@@ -210,7 +209,7 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
             CLT__ARG(dtable.mem),
             CLT__ARG(dt_off),
         };
-        st = clt__run_1d(dev, PROGRAM, "embedding_backward", (size_t)(vocab * dim), args,
+        st = clt__run_1d(dev, CLT__K_embedding_backward, (size_t)(vocab * dim), args,
                          sizeof args / sizeof args[0]);
     }
     return st;
@@ -267,7 +266,7 @@ static enum clt_status gather_run(struct clt_device *dev, const struct gather *g
         CLT__ARG(s[5]),    CLT__ARG(t[0]), CLT__ARG(t[1]),    CLT__ARG(t[2]),    CLT__ARG(t[3]),
         CLT__ARG(t[4]),    CLT__ARG(t[5]),
     };
-    return clt__run_1d(dev, PROGRAM, "permute_gather", (size_t)n, args,
+    return clt__run_1d(dev, CLT__K_permute_gather, (size_t)n, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -395,7 +394,7 @@ static enum clt_status slice_copy(struct clt_device *dev, const struct around *r
         CLT__ARG(src.mem), CLT__ARG(src_off), CLT__ARG(sa),    CLT__ARG(ss),
         CLT__ARG(dst.mem), CLT__ARG(dst_off), CLT__ARG(da),    CLT__ARG(ds),
     };
-    return clt__run_1d(dev, PROGRAM, "slice_copy", (size_t)(r->outer * len * r->inner), args,
+    return clt__run_1d(dev, CLT__K_slice_copy, (size_t)(r->outer * len * r->inner), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -526,7 +525,7 @@ enum clt_status clt__slice_backward(struct clt_device *dev, struct clt__buf dy, 
         CLT__ARG(outer),  CLT__ARG(axis_len), CLT__ARG(inner),  CLT__ARG(s),      CLT__ARG(l),
         CLT__ARG(dy.mem), CLT__ARG(dy_off),   CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, PROGRAM, "slice_backward", (size_t)(r.outer * r.axis * r.inner), args,
+    return clt__run_1d(dev, CLT__K_slice_backward, (size_t)(r.outer * r.axis * r.inner), args,
                        sizeof args / sizeof args[0]);
 }
 
