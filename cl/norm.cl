@@ -41,7 +41,8 @@
  * Every tensor is a __global pointer plus an element offset. An optional output (dgamma,
  * dbeta, running statistics) may be a NULL buffer: the kernel then skips it. `accumulate`
  * non-zero adds to a gradient instead of overwriting it; the combine kernels take `acc`,
- * whose bit 1 adds to dgamma and bit 2 to dbeta.
+ * whose CLT__NORM_ACC_DGAMMA and CLT__NORM_ACC_DBETA bits (cl/shared.h) add to dgamma and
+ * dbeta.
  *
  * Tunables: none.
  */
@@ -211,9 +212,9 @@ __kernel void batchnorm_backward_combine(
     means[means_off + ch] = sum_dy / m;
     means[means_off + c + ch] = sum_dyxhat / m;
     if (dgamma)
-        dgamma[dgamma_off + ch] = (acc & 2) ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
+        dgamma[dgamma_off + ch] = (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
     if (dbeta)
-        dbeta[dbeta_off + ch] = (acc & 4) ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
+        dbeta[dbeta_off + ch] = (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
 }
 
 /* dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)). */
@@ -367,7 +368,7 @@ __kernel void layernorm_param_combine(
         sum_dy += part[(nchunks + k) * d + j];
     }
     if (dgamma)
-        dgamma[dgamma_off + j] = (acc & 2) ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
+        dgamma[dgamma_off + j] = (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
     if (dbeta)
-        dbeta[dbeta_off + j] = (acc & 4) ? dbeta[dbeta_off + j] + sum_dy : sum_dy;
+        dbeta[dbeta_off + j] = (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + j] + sum_dy : sum_dy;
 }

@@ -47,6 +47,8 @@ extern const size_t clt__cl_source_count;
 
 /* The source file prepended to every program (cl/common.cl). */
 #define CLT__CL_PRELUDE "common"
+/* cl/shared.h, prepended before the prelude (what C and OpenCL C agree on). */
+#define CLT__CL_SHARED "shared.h"
 
 /* ==== device.c ========================================================================== */
 

@@ -4,16 +4,15 @@
  * mse: their definitions and public builders.
  *
  * Row kernels run one work-group per row. Their local size is the largest power of two within
- * LOSS_LANES, the kernel's CL_KERNEL_WORK_GROUP_SIZE, dev->wg_1d and the device's first
+ * CLT__LOSS_LANES, the kernel's CL_KERNEL_WORK_GROUP_SIZE, dev->wg_1d and the device's first
  * work-item dimension; the kernels give the same result for any local size.
  */
 #include <math.h>
 
 #include "graph.h"
+#include "cl/shared.h"
 #include "ops/loss.h"
 
-/* CLT_LOSS_LANES of cl/loss.cl: a row group never uses more work-items than that. */
-#define LOSS_LANES 64
 /* Elements per mse_partial block (passed to the kernel; fixes the summation order). */
 #define MSE_BLOCK 1024
 /* Largest element count, or offset plus count, a launcher accepts: in-kernel int arithmetic
@@ -52,7 +51,7 @@ static enum clt_status check_shape(struct clt_device *dev, const char *op, int64
 /* The local size of a row kernel: see the top of the file. */
 static size_t group_size(const struct clt_device *dev, size_t kernel_wg)
 {
-    size_t l = LOSS_LANES;
+    size_t l = CLT__LOSS_LANES; /* cl/shared.h */
     while (l > 1 && (l > kernel_wg || l > dev->wg_1d || l > dev->info.max_work_item_sizes[0]))
         l /= 2;
     return l;

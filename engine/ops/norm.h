@@ -20,6 +20,8 @@
 
 #include <stdbool.h>
 
+#include "cl/shared.h"
+
 #include "internal.h"
 
 /* One parameter per line, each tensor with its shape: the layout is the documentation. */
@@ -62,11 +64,7 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev,
                                                  float eps,                    /* >= 0 */
                                                  struct clt__buf y);           /* [n, c, s] out */
 
-/* Bits of a backward's `acc` mask. */
-#define CLT__NORM_ACC_DX 1u
-#define CLT__NORM_ACC_DGAMMA 2u
-#define CLT__NORM_ACC_DBETA 4u
-#define CLT__NORM_ACC_ALL 7u
+/* The bits of a backward's `acc` mask are CLT__NORM_ACC_* of cl/shared.h. */
 
 /* Backward of training mode, from the mean and inv_std its forward saved:
  * dbeta = sum dy, dgamma = sum dy * xhat (over each channel's m values),

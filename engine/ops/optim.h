@@ -30,6 +30,8 @@
 #ifndef CLTRAIN_OPS_OPTIM_H
 #define CLTRAIN_OPS_OPTIM_H
 
+#include "cl/shared.h"
+
 #include <stddef.h>
 
 #include "internal.h"
@@ -75,8 +77,7 @@ enum clt_status clt__optim_config_check(const struct clt_log *log,
 /* ==== The device status ================================================================= */
 
 /* Reasons a step was skipped (bits of clt__optim_status.last_skip). */
-#define CLT__OPTIM_SKIP_GRAD 1 /* the norm of the scaled gradient was NaN or Inf */
-#define CLT__OPTIM_SKIP_LOSS 2 /* the loss was NaN or Inf */
+/* CLT__OPTIM_SKIP_GRAD and CLT__OPTIM_SKIP_LOSS: cl/shared.h. */
 
 /* The status: one device buffer of CLT__OPTIM_STATUS_BYTES bytes per optimizer, kept across
  * steps, with this layout (the same struct optim_status in cl/optim.cl). Reset it before
