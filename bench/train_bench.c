@@ -112,20 +112,6 @@ static enum clt_status throughput_sample(void *ctx, double *value)
     return st;
 }
 
-/* The trainer's optimizer settings as the kernels take them (step.c's optim_config). */
-static void optim_config(const struct clt_optimizer *o, struct clt__optim_config *c)
-{
-    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM, CLT__OPTIM_ADAMW};
-    clt__optim_config_init(c, kinds[o->kind]);
-    c->weight_decay = o->weight_decay;
-    c->momentum = o->momentum;
-    c->nesterov = o->nesterov;
-    c->beta1 = o->beta1;
-    c->beta2 = o->beta2;
-    c->eps = o->eps;
-    c->clip_norm = o->clip_norm;
-}
-
 static enum clt_status mark(struct clt_device *dev, cl_event *ev)
 {
     return clt__cl_check(&dev->log, clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, ev),
@@ -172,10 +158,8 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], dou
     x.in_backward = false;
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[2]) : mark(dev, &ev[1]);
-    struct clt__optim_config cfg;
-    optim_config(&tr->options.optimizer, &cfg);
     if (st == CLT_OK)
-        st = clt__optim_step(dev, &cfg, (int64_t)tr->plan.trained, (struct clt__buf){tr->params, 0},
+        st = clt__optim_step(dev, &tr->optim, (int64_t)tr->plan.trained, (struct clt__buf){tr->params, 0},
                              (struct clt__buf){tr->grads, 0}, (struct clt__buf){tr->moment1, 0},
                              (struct clt__buf){tr->moment2, 0}, clt__val(&x, tr->loss),
                              (struct clt__buf){tr->work, 0}, (struct clt__buf){tr->status, 0},

@@ -72,40 +72,13 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     return st;
 }
 
-static void optim_config(const struct clt_optimizer *o, struct clt__optim_config *c,
-                         struct clt__lr_schedule *s)
-{
-    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM,
-                                                 CLT__OPTIM_ADAMW};
-    clt__optim_config_init(c, kinds[o->kind]);
-    c->weight_decay = o->weight_decay;
-    c->momentum = o->momentum;
-    c->nesterov = o->nesterov;
-    c->beta1 = o->beta1;
-    c->beta2 = o->beta2;
-    c->eps = o->eps;
-    c->clip_norm = o->clip_norm;
-    static const enum clt__lr_kind lrs[] = {CLT__LR_CONSTANT, CLT__LR_STEP, CLT__LR_COSINE};
-    memset(s, 0, sizeof *s);
-    s->kind = lrs[o->schedule];
-    s->lr = o->lr;
-    s->warmup_steps = o->warmup_updates;
-    s->step_size = o->step_size;
-    s->gamma = o->gamma;
-    s->total_steps = o->total_updates;
-    s->min_lr = o->min_lr;
-}
-
 /* One optimizer update over the flat parameter buffer, at learning rate lr. */
 static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float lr)
 {
-    struct clt__optim_config cfg;
-    struct clt__lr_schedule sched;
-    optim_config(&tr->options.optimizer, &cfg, &sched);
     struct clt__buf p = {tr->params, 0}, g = {tr->grads, 0};
     struct clt__buf m = {tr->moment1, 0}, v = {tr->moment2, 0};
     struct clt__buf status = {tr->status, 0}, work = {tr->work, 0};
-    return clt__optim_step(tr->dev, &cfg, (int64_t)tr->plan.trained, p, g, m, v,
+    return clt__optim_step(tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v,
                            clt__val(x, tr->loss), work, status, lr,
                            1.0f / (float)tr->options.optimizer.accumulate);
 }
@@ -237,10 +210,7 @@ enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inpu
         st = backward(tr, &x);
     bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
     if (st == CLT_OK && updating) {
-        struct clt__optim_config cfg;
-        struct clt__lr_schedule sched;
-        optim_config(&tr->options.optimizer, &cfg, &sched);
-        tr->last_lr = (float)clt__lr_at(&sched, (int64_t)tr->updates);
+        tr->last_lr = (float)clt__lr_at(&tr->lr_schedule, (int64_t)tr->updates);
         st = update(tr, &x, tr->last_lr);
         tr->updates++;
     }

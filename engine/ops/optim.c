@@ -369,6 +369,60 @@ enum clt_status clt__lr_schedule_check(const struct clt_log *log, const struct c
     return CLT_ERR_INVALID_ARGUMENT;
 }
 
+void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_config *cfg,
+                            struct clt__lr_schedule *sched)
+{
+    static const enum clt__optim_kind kinds[] = {
+        [CLT_OPTIM_SGD] = CLT__OPTIM_SGD,
+        [CLT_OPTIM_ADAM] = CLT__OPTIM_ADAM,
+        [CLT_OPTIM_ADAMW] = CLT__OPTIM_ADAMW,
+    };
+    static const enum clt__lr_kind lrs[] = {
+        [CLT_LR_CONSTANT] = CLT__LR_CONSTANT,
+        [CLT_LR_STEP] = CLT__LR_STEP,
+        [CLT_LR_COSINE] = CLT__LR_COSINE,
+    };
+    clt__optim_config_init(cfg, kinds[o->kind]);
+    cfg->weight_decay = o->weight_decay;
+    cfg->momentum = o->momentum;
+    cfg->nesterov = o->nesterov;
+    cfg->beta1 = o->beta1;
+    cfg->beta2 = o->beta2;
+    cfg->eps = o->eps;
+    cfg->clip_norm = o->clip_norm;
+    *sched = (struct clt__lr_schedule){
+        .kind = lrs[o->schedule],
+        .lr = o->lr,
+        .warmup_steps = o->warmup_updates,
+        .step_size = o->step_size,
+        .gamma = o->gamma,
+        .total_steps = o->total_updates,
+        .min_lr = o->min_lr,
+    };
+}
+
+enum clt_status clt__optimizer_check(const struct clt_log *log, const struct clt_optimizer *o)
+{
+    const char *bad = NULL;
+    if (!o)
+        bad = "the optimizer is NULL";
+    else if ((unsigned)o->kind > CLT_OPTIM_ADAMW)
+        bad = "unknown optimizer kind";
+    else if ((unsigned)o->schedule > CLT_LR_COSINE)
+        bad = "unknown schedule";
+    else if (o->accumulate < 1)
+        bad = "accumulate must be >= 1";
+    if (bad) {
+        clt__log(log, CLT_LOG_ERROR, "optimizer: %s", bad);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    struct clt__optim_config cfg;
+    struct clt__lr_schedule sched;
+    clt__optim_from_public(o, &cfg, &sched);
+    enum clt_status st = clt__optim_config_check(log, &cfg);
+    return st == CLT_OK ? clt__lr_schedule_check(log, &sched) : st;
+}
+
 double clt__lr_at(const struct clt__lr_schedule *s, int64_t step)
 {
     if (step < 0)

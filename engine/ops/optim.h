@@ -164,6 +164,19 @@ struct clt__lr_schedule {
 /* CLT_OK when the fields `kind` uses are in their ranges; otherwise logs which one is not. */
 enum clt_status clt__lr_schedule_check(const struct clt_log *log, const struct clt__lr_schedule *s);
 
+/* ==== The public optimizer ============================================================= */
+
+/* struct clt_optimizer (cltrain.h) as the launchers take it: the one translation, used by
+ * the trainer when it is created. The optimizer must pass clt__optimizer_check. */
+void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_config *cfg,
+                            struct clt__lr_schedule *sched);
+
+/* The one check of a public optimizer: its own fields (kind, schedule, accumulate, a finite
+ * lr), then its translation by the launchers' rules (clt__optim_config_check,
+ * clt__lr_schedule_check). CLT_OK, or CLT_ERR_INVALID_ARGUMENT with the first bad field in
+ * the log. */
+enum clt_status clt__optimizer_check(const struct clt_log *log, const struct clt_optimizer *o);
+
 /* The learning rate of step `step` (0-based, counted by the caller: a skipped step still
  * consumes its step of the schedule, as with torch's GradScaler). step < 0 counts as 0. A pure
  * function of its arguments; the schedule must pass clt__lr_schedule_check. */
