@@ -1,7 +1,14 @@
 /*
  * step.c: running a trainer: the training step, the dry run at creation, evaluation, and the
- * loss and counters read back. The queue and event design is described at the top of
- * trainer.c and in docs/scheduling.md.
+ * loss and counters read back.
+ *
+ * Queues and events (docs/scheduling.md): batch uploads go through the transfer queue from
+ * one of two host staging slots into one of two device input slots, so the upload of step
+ * k+1 overlaps the compute of step k. The compute queue waits for the upload with a barrier
+ * on its event; the next upload into the same device slot waits for the marker that ends
+ * the step that last read it. The loss is read back without blocking into a host slot with
+ * its own event; the host waits only when asked for the loss, or when it is about to reuse a
+ * host staging slot whose upload has not finished (two steps later).
  */
 #include <math.h>
 #include <stdlib.h>
