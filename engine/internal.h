@@ -220,6 +220,36 @@ enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
 enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
                             const size_t *global, const size_t *local);
 
+/* One argument of a launch, by value: an int, a float, or a tensor (struct clt__buf), which
+ * a kernel takes as two arguments, its buffer (NULL when mem is NULL: "not wanted") and its
+ * int element offset. Launchers check offsets and sizes first (clt__check_buf). */
+enum clt__karg_kind { CLT__KARG_I32, CLT__KARG_F32, CLT__KARG_BUF };
+
+struct clt__karg {
+    enum clt__karg_kind kind;
+    union {
+        cl_int i;
+        float f;
+        struct clt__buf b;
+    } v;
+};
+
+#define CLT__I32(x) ((struct clt__karg){.kind = CLT__KARG_I32, .v.i = (cl_int)(x)})
+#define CLT__F32(x) ((struct clt__karg){.kind = CLT__KARG_F32, .v.f = (float)(x)})
+#define CLT__BUF(x) ((struct clt__karg){.kind = CLT__KARG_BUF, .v.b = (x)})
+
+/* The one launch helper: gets the kernel of an id, sets its arguments from the list (a
+ * tensor sets two) and enqueues it over `items` work-items (1-D), local size chosen. 0 items
+ * enqueue nothing. */
+enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
+                             const struct clt__karg *args, size_t nargs);
+
+/* clt__enqueue with the arguments written in place: CLT__RUN(dev, CLT__K_x, n, CLT__I32(n),
+ * CLT__BUF(x), ...). */
+#define CLT__RUN(dev, id, items, ...)                                                          \
+    clt__enqueue((dev), (id), (items), (const struct clt__karg[]){__VA_ARGS__},                \
+                 sizeof((const struct clt__karg[]){__VA_ARGS__}) / sizeof(struct clt__karg))
+
 /* Gets the kernel of an id, sets its arguments and enqueues it over n work-items (1-D).
  * The usual launcher in one call; n 0 enqueues nothing. */
 enum clt_status clt__run_1d(struct clt_device *dev, enum clt__kernel_id id, size_t n,

@@ -16,10 +16,9 @@
  * depend on it, and must not depend on the device. */
 #define SUM_CHUNK 256
 
-/* Most buffers, and most size and scalar arguments before them, one kernel of this file
- * takes (sum_backward: rows, cols, divisor, accumulate). */
+/* Most buffers and most scalars after n that an elementwise() kernel takes. */
 #define MAX_BUFS 3
-#define MAX_HEAD 4
+#define MAX_SCALARS 2
 
 /* ==== Argument checks =================================================================== */
 
@@ -47,29 +46,10 @@ static enum clt_status check_matrix(struct clt_device *dev, const char *op, int6
 
 /* ==== Launching ========================================================================= */
 
-/* Enqueues `kernel` over `items` work-items. Its arguments are `head` (sizes and scalars),
- * then each buffer as its mem and its int offset (checked before). */
-static enum clt_status run(struct clt_device *dev, enum clt__kernel_id kernel, size_t items,
-                           const struct clt__arg *head, size_t nhead, const struct clt__buf *bufs,
-                           size_t nbufs)
-{
-    struct clt__arg args[MAX_HEAD + 2 * MAX_BUFS];
-    cl_int offsets[MAX_BUFS];
-    size_t k = 0;
-    for (size_t i = 0; i < nhead; i++)
-        args[k++] = head[i];
-    for (size_t i = 0; i < nbufs; i++) {
-        offsets[i] = (cl_int)bufs[i].offset;
-        args[k++] = CLT__ARG(bufs[i].mem);
-        args[k++] = CLT__ARG(offsets[i]);
-    }
-    return clt__run_1d(dev, kernel, items, args, k);
-}
-
 /* Checks and runs a kernel of one work-item per element whose buffers all hold n elements.
  * Its arguments are n, `scalars`, then the buffers. */
 static enum clt_status elementwise(struct clt_device *dev, enum clt__kernel_id id, int64_t n,
-                                   const struct clt__arg *scalars, size_t nscalars,
+                                   const struct clt__karg *scalars, size_t nscalars,
                                    const struct clt__buf *bufs, const char *const *names,
                                    size_t nbufs)
 {
@@ -81,11 +61,13 @@ static enum clt_status elementwise(struct clt_device *dev, enum clt__kernel_id i
         st = clt__check_buf(dev, bufs[i], n, sizeof(float), kernel, names[i]);
     if (st != CLT_OK)
         return st;
-    cl_int nn = (cl_int)n;
-    struct clt__arg head[MAX_HEAD] = {CLT__ARG(nn)};
+    struct clt__karg args[1 + MAX_SCALARS + MAX_BUFS] = {CLT__I32(n)};
+    size_t k = 1;
     for (size_t i = 0; i < nscalars; i++)
-        head[1 + i] = scalars[i];
-    return run(dev, id, (size_t)n, head, 1 + nscalars, bufs, nbufs);
+        args[k++] = scalars[i];
+    for (size_t i = 0; i < nbufs; i++)
+        args[k++] = CLT__BUF(bufs[i]);
+    return clt__enqueue(dev, id, (size_t)n, args, k);
 }
 
 /* ==== Filling, copying, accumulating ==================================================== */
@@ -93,7 +75,7 @@ static enum clt_status elementwise(struct clt_device *dev, enum clt__kernel_id i
 enum clt_status clt__fill_forward(struct clt_device *dev, int64_t n, float value, struct clt__buf y)
 {
     static const char *const names[] = {"y"};
-    struct clt__arg scalars[] = {CLT__ARG(value)};
+    struct clt__karg scalars[] = {CLT__F32(value)};
     return elementwise(dev, CLT__K_fill_forward, n, scalars, 1, &y, names, 1);
 }
 
@@ -109,8 +91,7 @@ enum clt_status clt__copy_backward(struct clt_device *dev, int64_t n, struct clt
                                    struct clt__buf dx, bool accumulate)
 {
     static const char *const names[] = {"dy", "dx"};
-    cl_int acc = accumulate;
-    struct clt__arg scalars[] = {CLT__ARG(acc)};
+    struct clt__karg scalars[] = {CLT__I32(accumulate)};
     struct clt__buf bufs[] = {dy, dx};
     return elementwise(dev, CLT__K_copy_backward, n, scalars, 1, bufs, names, 2);
 }
@@ -119,7 +100,7 @@ enum clt_status clt__axpy_forward(struct clt_device *dev, int64_t n, float alpha
                                   struct clt__buf y)
 {
     static const char *const names[] = {"x", "y"};
-    struct clt__arg scalars[] = {CLT__ARG(alpha)};
+    struct clt__karg scalars[] = {CLT__F32(alpha)};
     struct clt__buf bufs[] = {x, y};
     return elementwise(dev, CLT__K_axpy_forward, n, scalars, 1, bufs, names, 2);
 }
@@ -161,8 +142,7 @@ enum clt_status clt__mul_backward(struct clt_device *dev, int64_t n, struct clt_
 {
     static const char *const names_a[] = {"dy", "b", "da"};
     static const char *const names_b[] = {"dy", "a", "db"};
-    cl_int acc = accumulate;
-    struct clt__arg scalars[] = {CLT__ARG(acc)};
+    struct clt__karg scalars[] = {CLT__I32(accumulate)};
     enum clt_status st = CLT_OK;
     if (da.mem) {
         struct clt__buf bufs[] = {dy, b, da};
@@ -179,7 +159,7 @@ enum clt_status clt__scale_forward(struct clt_device *dev, int64_t n, float alph
                                    struct clt__buf x, struct clt__buf y)
 {
     static const char *const names[] = {"x", "y"};
-    struct clt__arg scalars[] = {CLT__ARG(alpha)};
+    struct clt__karg scalars[] = {CLT__F32(alpha)};
     struct clt__buf bufs[] = {x, y};
     return elementwise(dev, CLT__K_scale_forward, n, scalars, 1, bufs, names, 2);
 }
@@ -188,8 +168,7 @@ enum clt_status clt__scale_backward(struct clt_device *dev, int64_t n, float alp
                                     struct clt__buf dy, struct clt__buf dx, bool accumulate)
 {
     static const char *const names[] = {"dy", "dx"};
-    cl_int acc = accumulate;
-    struct clt__arg scalars[] = {CLT__ARG(alpha), CLT__ARG(acc)};
+    struct clt__karg scalars[] = {CLT__F32(alpha), CLT__I32(accumulate)};
     struct clt__buf bufs[] = {dy, dx};
     return elementwise(dev, CLT__K_scale_backward, n, scalars, 2, bufs, names, 2);
 }
@@ -211,10 +190,8 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
         st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)cols;
-    struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c)};
-    struct clt__buf bufs[] = {x, bias, y};
-    return run(dev, CLT__K_bias_forward, (size_t)(rows * cols), head, 2, bufs, 3);
+    return CLT__RUN(dev, CLT__K_bias_forward, (size_t)(rows * cols), CLT__I32(rows),
+                    CLT__I32(cols), CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
 }
 
 /* dx is copy_backward; dbias one work-item per column. */
@@ -234,10 +211,8 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
         st = clt__copy_backward(dev, rows * cols, dy, dx, accumulate);
     if (st != CLT_OK || !dbias.mem)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)cols, acc = accumulate;
-    struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(acc)};
-    struct clt__buf bufs[] = {dy, dbias};
-    return run(dev, CLT__K_bias_backward, (size_t)cols, head, 3, bufs, 2);
+    return CLT__RUN(dev, CLT__K_bias_backward, (size_t)cols, CLT__I32(rows), CLT__I32(cols),
+                    CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dbias));
 }
 
 /* ==== Broadcast products ================================================================ */
@@ -258,10 +233,8 @@ enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows,
         st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)cols;
-    struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c)};
-    struct clt__buf bufs[] = {x, s, y};
-    return run(dev, CLT__K_mul_broadcast_forward, (size_t)(rows * cols), head, 2, bufs, 3);
+    return CLT__RUN(dev, CLT__K_mul_broadcast_forward, (size_t)(rows * cols), CLT__I32(rows),
+                    CLT__I32(cols), CLT__BUF(x), CLT__BUF(s), CLT__BUF(y));
 }
 
 enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -283,19 +256,14 @@ enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows
         st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
     if (st == CLT_OK && ds.mem)
         st = clt__check_buf(dev, ds, cols, sizeof(float), op, "ds");
-    cl_int r = (cl_int)rows, c = (cl_int)cols;
-    if (st == CLT_OK && dx.mem) {
-        cl_int a = CLT__ACC(acc, 0);
-        struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(a)};
-        struct clt__buf bufs[] = {dy, s, dx};
-        st = run(dev, CLT__K_mul_broadcast_backward_x, (size_t)(rows * cols), head, 3, bufs, 3);
-    }
-    if (st == CLT_OK && ds.mem) {
-        cl_int a = CLT__ACC(acc, 1);
-        struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(a)};
-        struct clt__buf bufs[] = {dy, x, ds};
-        st = run(dev, CLT__K_mul_broadcast_backward_s, (size_t)cols, head, 3, bufs, 3);
-    }
+    if (st == CLT_OK && dx.mem)
+        st = CLT__RUN(dev, CLT__K_mul_broadcast_backward_x, (size_t)(rows * cols),
+                      CLT__I32(rows), CLT__I32(cols), CLT__I32(CLT__ACC(acc, 0)), CLT__BUF(dy),
+                      CLT__BUF(s), CLT__BUF(dx));
+    if (st == CLT_OK && ds.mem)
+        st = CLT__RUN(dev, CLT__K_mul_broadcast_backward_s, (size_t)cols, CLT__I32(rows),
+                      CLT__I32(cols), CLT__I32(CLT__ACC(acc, 1)), CLT__BUF(dy), CLT__BUF(x),
+                      CLT__BUF(ds));
     return st;
 }
 
@@ -330,20 +298,16 @@ static enum clt_status sum_all(struct clt_device *dev, const char *op, int64_t n
     int64_t count = n;
     while (st == CLT_OK && count > SUM_CHUNK) {
         int64_t parts = (count + SUM_CHUNK - 1) / SUM_CHUNK;
-        cl_int c = (cl_int)count, p = (cl_int)parts;
-        struct clt__arg head[] = {CLT__ARG(c), CLT__ARG(p)};
-        struct clt__buf bufs[] = {src, part};
-        st = run(dev, CLT__K_sum_partials, (size_t)parts, head, 2, bufs, 2);
+        st = CLT__RUN(dev, CLT__K_sum_partials, (size_t)parts, CLT__I32(count), CLT__I32(parts),
+                      CLT__BUF(src), CLT__BUF(part));
         src = part;
         part.offset += (size_t)parts;
         count = parts;
     }
     if (st != CLT_OK)
         return st;
-    cl_int c = (cl_int)count;
-    struct clt__arg head[] = {CLT__ARG(c), CLT__ARG(divisor)};
-    struct clt__buf bufs[] = {src, y};
-    return run(dev, CLT__K_sum_finish, 1, head, 2, bufs, 2);
+    return CLT__RUN(dev, CLT__K_sum_finish, 1, CLT__I32(count), CLT__F32(divisor), CLT__BUF(src),
+                    CLT__BUF(y));
 }
 
 /* dx[r, c] (+)= dy[r] / divisor. */
@@ -358,10 +322,9 @@ static enum clt_status sum_broadcast(struct clt_device *dev, const char *op, int
         st = clt__check_buf(dev, dx, rows * cols, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)cols, acc = accumulate;
-    struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(divisor), CLT__ARG(acc)};
-    struct clt__buf bufs[] = {dy, dx};
-    return run(dev, CLT__K_sum_backward, (size_t)(rows * cols), head, 4, bufs, 2);
+    return CLT__RUN(dev, CLT__K_sum_backward, (size_t)(rows * cols), CLT__I32(rows),
+                    CLT__I32(cols), CLT__F32(divisor), CLT__I32(accumulate), CLT__BUF(dy),
+                    CLT__BUF(dx));
 }
 
 /* y[r] = (sum over c of x[r, c]) / divisor. */
@@ -375,10 +338,8 @@ static enum clt_status sum_rows(struct clt_device *dev, const char *op, int64_t 
         st = clt__check_buf(dev, y, rows, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)cols;
-    struct clt__arg head[] = {CLT__ARG(r), CLT__ARG(c), CLT__ARG(divisor)};
-    struct clt__buf bufs[] = {x, y};
-    return run(dev, CLT__K_sum_rows_forward, (size_t)rows, head, 3, bufs, 2);
+    return CLT__RUN(dev, CLT__K_sum_rows_forward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
+                    CLT__F32(divisor), CLT__BUF(x), CLT__BUF(y));
 }
 
 /* Means divide by the count, which must then be at least 1. */

@@ -19,17 +19,6 @@
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* A buffer argument in the form kernels take: the cl_mem and an int element offset. */
-struct karg {
-    cl_mem mem;
-    cl_int off;
-};
-
-static struct karg karg(struct clt__buf b)
-{
-    return (struct karg){b.mem, (cl_int)b.offset};
-}
-
 /* A tensor argument of a launcher: `count` floats from the buffer's offset. */
 struct tensor {
     const char *what;
@@ -153,38 +142,25 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
     cl_int nchunks = (cl_int)bn_chunks(n, s), stat_is_var = 0;
-    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), krm = karg(running_mean);
-    struct karg krv = karg(running_var), ky = karg(y), km = karg(mean), ki = karg(inv_std);
-    struct karg kw = karg(workspace);
 
-    struct clt__arg stats[] = {
-        CLT__ARG(ni),     CLT__ARG(ci),     CLT__ARG(si),     CLT__ARG(chunk),  CLT__ARG(nchunks),
-        CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
-    };
-    st = clt__run_1d(dev, CLT__K_batchnorm_stats, (size_t)c * (size_t)nchunks, stats,
-                     COUNT(stats));
+    st = CLT__RUN(dev, CLT__K_batchnorm_stats, (size_t)c * (size_t)nchunks,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
+                    CLT__BUF(x), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg combine[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),       CLT__ARG(chunk),
-        CLT__ARG(nchunks), CLT__ARG(eps),     CLT__ARG(momentum), CLT__ARG(kx.mem),
-        CLT__ARG(kx.off),  CLT__ARG(kw.mem),  CLT__ARG(kw.off),   CLT__ARG(km.mem),
-        CLT__ARG(km.off),  CLT__ARG(ki.mem),  CLT__ARG(ki.off),   CLT__ARG(krm.mem),
-        CLT__ARG(krm.off), CLT__ARG(krv.mem), CLT__ARG(krv.off),
-    };
-    st = clt__run_1d(dev, CLT__K_batchnorm_stats_combine, (size_t)c, combine, COUNT(combine));
+    st = CLT__RUN(dev, CLT__K_batchnorm_stats_combine, (size_t)c,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
+                    CLT__F32(eps), CLT__F32(momentum), CLT__BUF(x), CLT__BUF(workspace),
+                    CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(running_mean),
+                    CLT__BUF(running_var));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg apply[] = {
-        CLT__ARG(ni),          CLT__ARG(ci),     CLT__ARG(si),     CLT__ARG(eps),
-        CLT__ARG(stat_is_var), CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(km.mem),
-        CLT__ARG(km.off),      CLT__ARG(ki.mem), CLT__ARG(ki.off), CLT__ARG(kg.mem),
-        CLT__ARG(kg.off),      CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
-        CLT__ARG(ky.off),
-    };
-    return clt__run_1d(dev, CLT__K_batchnorm_forward, (size_t)count, apply, COUNT(apply));
+    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
+                    CLT__BUF(x), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(gamma),
+                    CLT__BUF(beta), CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -216,16 +192,10 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, stat_is_var = 1;
-    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), krm = karg(running_mean);
-    struct karg krv = karg(running_var), ky = karg(y);
-    struct clt__arg apply[] = {
-        CLT__ARG(ni),          CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(eps),
-        CLT__ARG(stat_is_var), CLT__ARG(kx.mem),  CLT__ARG(kx.off),  CLT__ARG(krm.mem),
-        CLT__ARG(krm.off),     CLT__ARG(krv.mem), CLT__ARG(krv.off), CLT__ARG(kg.mem),
-        CLT__ARG(kg.off),      CLT__ARG(kb.mem),  CLT__ARG(kb.off),  CLT__ARG(ky.mem),
-        CLT__ARG(ky.off),
-    };
-    return clt__run_1d(dev, CLT__K_batchnorm_forward, (size_t)count, apply, COUNT(apply));
+    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
+                    CLT__BUF(x), CLT__BUF(running_mean), CLT__BUF(running_var), CLT__BUF(gamma),
+                    CLT__BUF(beta), CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64_t c, int64_t s,
@@ -259,41 +229,27 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
     cl_int nchunks = (cl_int)bn_chunks(n, s);
     cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
-    struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
-    struct karg ki = karg(inv_std), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
-    struct karg kw = karg(workspace);
     /* The means [2, c] follow the partials [2, c, nchunks] in the workspace. */
-    cl_int means_off = kw.off + 2 * ci * nchunks;
+    struct clt__buf means = {workspace.mem, workspace.offset + 2 * (size_t)c * (size_t)nchunks};
 
-    struct clt__arg partial[] = {
-        CLT__ARG(ni),     CLT__ARG(ci),     CLT__ARG(si),      CLT__ARG(chunk),   CLT__ARG(nchunks),
-        CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),
-        CLT__ARG(km.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
-    };
-    st = clt__run_1d(dev, CLT__K_batchnorm_backward_partial, (size_t)c * (size_t)nchunks,
-                     partial, COUNT(partial));
+    st = CLT__RUN(dev, CLT__K_batchnorm_backward_partial, (size_t)c * (size_t)nchunks,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
+                    CLT__BUF(x), CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg combine[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),        CLT__ARG(nchunks),
-        CLT__ARG(acc),     CLT__ARG(kw.mem),  CLT__ARG(kw.off),    CLT__ARG(ki.mem),
-        CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off), CLT__ARG(kdg.mem),
-        CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
-    };
-    st =
-        clt__run_1d(dev, CLT__K_batchnorm_backward_combine, (size_t)c, combine, COUNT(combine));
+    st = CLT__RUN(dev, CLT__K_batchnorm_backward_combine, (size_t)c,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(nchunks), CLT__I32(acc),
+                    CLT__BUF(workspace), CLT__BUF(inv_std),
+                    CLT__BUF(means),
+                    CLT__BUF(dgamma), CLT__BUF(dbeta));
     if (st != CLT_OK || !dx.mem)
         return st;
 
-    struct clt__arg grad[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(acc_dx),
-        CLT__ARG(kx.mem),  CLT__ARG(kx.off),  CLT__ARG(kdy.mem), CLT__ARG(kdy.off),
-        CLT__ARG(kg.mem),  CLT__ARG(kg.off),  CLT__ARG(km.mem),  CLT__ARG(km.off),
-        CLT__ARG(ki.mem),  CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off),
-        CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
-    };
-    return clt__run_1d(dev, CLT__K_batchnorm_backward, (size_t)count, grad, COUNT(grad));
+    return CLT__RUN(dev, CLT__K_batchnorm_backward, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(acc_dx), CLT__BUF(x),
+                    CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(inv_std),
+                    CLT__BUF(means), CLT__BUF(dx));
 }
 
 enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -322,14 +278,9 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, acc = accumulate;
-    struct karg kdy = karg(dy), kg = karg(gamma), kv = karg(running_var), kdx = karg(dx);
-    struct clt__arg args[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(eps),    CLT__ARG(acc),
-        CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),  CLT__ARG(kg.off), CLT__ARG(kv.mem),
-        CLT__ARG(kv.off),  CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
-    };
-    return clt__run_1d(dev, CLT__K_batchnorm_backward_inference, (size_t)count, args,
-                       COUNT(args));
+    return CLT__RUN(dev, CLT__K_batchnorm_backward_inference, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(acc),
+                    CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(running_var), CLT__BUF(dx));
 }
 
 /* ==== Layer norm ======================================================================== */
@@ -370,14 +321,9 @@ enum clt_status clt__layernorm_forward(struct clt_device *dev, int64_t rows, int
         return st;
 
     cl_int ri = (cl_int)rows, di = (cl_int)d;
-    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), ky = karg(y);
-    struct karg km = karg(mean), kr = karg(rstd);
-    struct clt__arg args[] = {
-        CLT__ARG(ri),     CLT__ARG(di),     CLT__ARG(eps),    CLT__ARG(kx.mem), CLT__ARG(kx.off),
-        CLT__ARG(kg.mem), CLT__ARG(kg.off), CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
-        CLT__ARG(ky.off), CLT__ARG(km.mem), CLT__ARG(km.off), CLT__ARG(kr.mem), CLT__ARG(kr.off),
-    };
-    return clt__run_1d(dev, CLT__K_layernorm_forward, (size_t)rows, args, COUNT(args));
+    return CLT__RUN(dev, CLT__K_layernorm_forward, (size_t)rows,
+                    CLT__I32(ri), CLT__I32(di), CLT__F32(eps), CLT__BUF(x), CLT__BUF(gamma),
+                    CLT__BUF(beta), CLT__BUF(y), CLT__BUF(mean), CLT__BUF(rstd));
 }
 
 enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, int64_t d,
@@ -411,40 +357,26 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
     cl_int ri = (cl_int)rows, di = (cl_int)d;
     cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
     cl_int chunk = LN_ROW_CHUNK, nchunks = (cl_int)ln_chunks(rows);
-    struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
-    struct karg kr = karg(rstd), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
-    struct karg kw = karg(workspace);
 
     if (dx.mem) {
-        struct clt__arg args[] = {
-            CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(acc_dx),     CLT__ARG(kx.mem),
-            CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),
-            CLT__ARG(kg.off), CLT__ARG(km.mem),  CLT__ARG(km.off),  CLT__ARG(kr.mem),
-            CLT__ARG(kr.off), CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
-        };
-        st = clt__run_1d(dev, CLT__K_layernorm_backward, (size_t)rows, args, COUNT(args));
+        st = CLT__RUN(dev, CLT__K_layernorm_backward, (size_t)rows,
+                        CLT__I32(ri), CLT__I32(di), CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy),
+                        CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(dx));
         if (st != CLT_OK)
             return st;
     }
     if (!dgamma.mem && !dbeta.mem)
         return CLT_OK;
 
-    struct clt__arg partial[] = {
-        CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(chunk),   CLT__ARG(nchunks), CLT__ARG(kx.mem),
-        CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),  CLT__ARG(km.off),
-        CLT__ARG(kr.mem), CLT__ARG(kr.off),  CLT__ARG(kw.mem),  CLT__ARG(kw.off),
-    };
-    st = clt__run_1d(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)d, partial,
-                     COUNT(partial));
+    st = CLT__RUN(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)d,
+                    CLT__I32(ri), CLT__I32(di), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
+                    CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg combine[] = {
-        CLT__ARG(di),      CLT__ARG(nchunks), CLT__ARG(acc),
-        CLT__ARG(kw.mem),  CLT__ARG(kw.off),  CLT__ARG(kdg.mem),
-        CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
-    };
-    return clt__run_1d(dev, CLT__K_layernorm_param_combine, (size_t)d, combine, COUNT(combine));
+    return CLT__RUN(dev, CLT__K_layernorm_param_combine, (size_t)d,
+                    CLT__I32(di), CLT__I32(nchunks), CLT__I32(acc), CLT__BUF(workspace),
+                    CLT__BUF(dgamma), CLT__BUF(dbeta));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
