@@ -26,8 +26,8 @@
  * gradient element is 0 or W / (1 - p) (a mean of two such over two micro-batches).
  *
  * Builders of conv2d and pooling report impossible descriptions through the graph's error and
- * print nothing. A registry op without a row fails `every_op_has_a_case`. Under Oclgrind (CLTRAIN_TEST_SMALL)
- * only the batch-1 shapes run (and the rows without a batch axis).
+ * print nothing. A registry op without a row fails `every_op_has_a_case`. Under Oclgrind
+ * (CLTRAIN_TEST_SMALL) only the batch-1 shapes run (and the rows without a batch axis).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -194,10 +194,10 @@ static void ref_mean(const struct ctx *c, double *y)
     y[0] = ref_sum_forward((size_t)n, F(c, 0)) / (double)n;
 }
 
-#define ACT_REF(fn, act, slope)                                                                \
-    static void fn(const struct ctx *c, double *y)                                             \
-    {                                                                                          \
-        ref_activation_forward(act, slope, F(c, 0), y, (size_t)c->ny);                         \
+#define ACT_REF(fn, act, slope)                                                                    \
+    static void fn(const struct ctx *c, double *y)                                                 \
+    {                                                                                              \
+        ref_activation_forward(act, slope, F(c, 0), y, (size_t)c->ny);                             \
     }
 ACT_REF(ref_relu, CLT__ACT_RELU, 0.0f)
 ACT_REF(ref_leaky_relu, CLT__ACT_LEAKY_RELU, 0.13f)
@@ -241,21 +241,41 @@ static void ref_slice(const struct ctx *c, double *y)
 
 /* The convolutions of the table, in the order of its rows. */
 static const struct clt_conv2d_desc CONV[2] = {
-    {.out_channels = 4, .kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 1,
-     .padding_h = 1, .padding_w = 1, .bias = true},
-    {.out_channels = 4, .kernel_h = 2, .kernel_w = 3, .dilation_h = 2, .dilation_w = 1,
-     .padding_w = 1, .groups = 2, .bias = false},
+    {.out_channels = 4,
+     .kernel_h = 3,
+     .kernel_w = 3,
+     .stride_h = 2,
+     .stride_w = 1,
+     .padding_h = 1,
+     .padding_w = 1,
+     .bias = true},
+    {.out_channels = 4,
+     .kernel_h = 2,
+     .kernel_w = 3,
+     .dilation_h = 2,
+     .dilation_w = 1,
+     .padding_w = 1,
+     .groups = 2,
+     .bias = false},
 };
 
 static struct clt__conv2d conv_of(const struct ctx *c, const struct clt_conv2d_desc *d)
 {
     const int64_t *s = S(c, 0);
-    struct clt__conv2d v = {
-        .n = s[0], .c_in = s[1], .h = s[2], .w = s[3], .c_out = d->out_channels,
-        .kh = d->kernel_h, .kw = d->kernel_w, .stride_h = d->stride_h ? d->stride_h : 1,
-        .stride_w = d->stride_w ? d->stride_w : 1, .pad_h = d->padding_h, .pad_w = d->padding_w,
-        .dil_h = d->dilation_h ? d->dilation_h : 1, .dil_w = d->dilation_w ? d->dilation_w : 1,
-        .groups = d->groups ? d->groups : 1};
+    struct clt__conv2d v = {.n = s[0],
+                            .c_in = s[1],
+                            .h = s[2],
+                            .w = s[3],
+                            .c_out = d->out_channels,
+                            .kh = d->kernel_h,
+                            .kw = d->kernel_w,
+                            .stride_h = d->stride_h ? d->stride_h : 1,
+                            .stride_w = d->stride_w ? d->stride_w : 1,
+                            .pad_h = d->padding_h,
+                            .pad_w = d->padding_w,
+                            .dil_h = d->dilation_h ? d->dilation_h : 1,
+                            .dil_w = d->dilation_w ? d->dilation_w : 1,
+                            .groups = d->groups ? d->groups : 1};
     assert_int_equal(clt__conv2d_resolve(NULL, &v), CLT_OK);
     return v;
 }
@@ -276,8 +296,16 @@ static void ref_conv1(const struct ctx *c, double *y)
 static struct clt__pool2d pool_of(const struct ctx *c)
 {
     const int64_t *s = S(c, 0);
-    struct clt__pool2d p = {.n = s[0], .c = s[1], .h = s[2], .w = s[3], .kh = 3, .kw = 3,
-                            .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+    struct clt__pool2d p = {.n = s[0],
+                            .c = s[1],
+                            .h = s[2],
+                            .w = s[3],
+                            .kh = 3,
+                            .kw = 3,
+                            .stride_h = 2,
+                            .stride_w = 2,
+                            .pad_h = 1,
+                            .pad_w = 1};
     assert_int_equal(clt__pool2d_resolve(NULL, &p), CLT_OK);
     return p;
 }
@@ -323,8 +351,7 @@ static void ref_batch_norm_eval(const struct ctx *c, double *y)
 {
     int64_t n, ch, s;
     bn_dims(c, &n, &ch, &s);
-    ref_batchnorm_forward_inference(n, ch, s, c->p[0], c->p[1], c->p[2], c->p[3], c->p[4], 1e-5,
-                                    y);
+    ref_batchnorm_forward_inference(n, ch, s, c->p[0], c->p[1], c->p[2], c->p[3], c->p[4], 1e-5, y);
 }
 
 static void ref_layer_norm(const struct ctx *c, double *y)
@@ -596,29 +623,61 @@ static struct clt_tensor *b_sdpa_causal(struct clt_graph *g, struct clt_tensor *
 
 /* ==== The table ========================================================================== */
 
-#define P2(a, b) {PARAM, 2, {a, b}, 0, 0}
-#define P3(a, b, c) {PARAM, 3, {a, b, c}, 0, 0}
-#define P4(a, b, c, d) {PARAM, 4, {a, b, c, d}, 0, 0}
+#define P2(a, b)                                                                                   \
+    {                                                                                              \
+        PARAM, 2, {a, b}, 0, 0                                                                     \
+    }
+#define P3(a, b, c)                                                                                \
+    {                                                                                              \
+        PARAM, 3, {a, b, c}, 0, 0                                                                  \
+    }
+#define P4(a, b, c, d)                                                                             \
+    {                                                                                              \
+        PARAM, 4, {a, b, c, d}, 0, 0                                                               \
+    }
 
 /* Shapes are odd and not multiples of any work-group size; the first axis of the first
  * declared tensor is the batch, set to 1 (with every declared axis 0 of the same size) in
  * the batch-1 run. */
 static const struct op_case CASES[] = {
     {"matmul", "matmul", 2, {P2(3, 5), P2(5, 4)}, .build = b_matmul, .ref = ref_matmul},
-    {"matmul", "matmul trans_a trans_b", 2, {P2(5, 3), P2(4, 5)}, .build = b_matmul_tt, .ref = ref_matmul_tt, .no_batch1 = true},
+    {"matmul",
+     "matmul trans_a trans_b",
+     2,
+     {P2(5, 3), P2(4, 5)},
+     .build = b_matmul_tt,
+     .ref = ref_matmul_tt,
+     .no_batch1 = true},
     {"matmul", "matmul 3-D", 2, {P3(2, 3, 5), P3(2, 5, 4)}, .build = b_matmul, .ref = ref_matmul},
     {"linear", "linear with bias, 3-D x", 1, {P3(3, 2, 7)}, .build = b_linear, .ref = ref_linear},
     {"linear", "linear without bias", 1, {P2(5, 7)}, .build = b_linear_nobias, .ref = ref_linear},
     {"add", "add", 2, {P2(3, 7), P2(3, 7)}, .build = b_add, .ref = ref_add},
     {"mul", "mul", 2, {P2(3, 7), P2(3, 7)}, .build = b_mul, .ref = ref_mul},
     {"scale", "scale", 1, {P2(3, 7)}, .build = b_scale, .ref = ref_scale},
-    {"add_bias", "add_bias", 2, {P3(3, 4, 5), {PARAM, 1, {5}, 0, 0}}, .build = b_add_bias, .ref = ref_add_bias},
-    {"add_bias", "add_bias [T, D] on [N, T, D]", 2, {P3(3, 4, 5), P2(4, 5)}, .build = b_add_bias,
+    {"add_bias",
+     "add_bias",
+     2,
+     {P3(3, 4, 5), {PARAM, 1, {5}, 0, 0}},
+     .build = b_add_bias,
      .ref = ref_add_bias},
-    {"mul_broadcast", "mul_broadcast [T, D] on [N, T, D]", 2, {P3(3, 4, 5), P2(4, 5)},
-     .build = b_mul_broadcast, .ref = ref_mul_broadcast},
-    {"mul_broadcast", "mul_broadcast [D] on [N, D]", 2, {P2(5, 7), {PARAM, 1, {7}, 0, 0}},
-     .build = b_mul_broadcast, .ref = ref_mul_broadcast},
+    {"add_bias",
+     "add_bias [T, D] on [N, T, D]",
+     2,
+     {P3(3, 4, 5), P2(4, 5)},
+     .build = b_add_bias,
+     .ref = ref_add_bias},
+    {"mul_broadcast",
+     "mul_broadcast [T, D] on [N, T, D]",
+     2,
+     {P3(3, 4, 5), P2(4, 5)},
+     .build = b_mul_broadcast,
+     .ref = ref_mul_broadcast},
+    {"mul_broadcast",
+     "mul_broadcast [D] on [N, D]",
+     2,
+     {P2(5, 7), {PARAM, 1, {7}, 0, 0}},
+     .build = b_mul_broadcast,
+     .ref = ref_mul_broadcast},
     {"sum", "sum", 1, {P2(3, 7)}, .build = b_sum, .ref = ref_sum},
     {"sum", "mean", 1, {P2(3, 7)}, .build = b_mean, .ref = ref_mean},
     {"activation", "relu", 1, {P2(3, 11)}, .build = b_relu, .ref = ref_relu},
@@ -628,30 +687,104 @@ static const struct op_case CASES[] = {
     {"activation", "tanh", 1, {P2(3, 11)}, .build = b_tanh, .ref = ref_tanh},
     {"activation", "sigmoid", 1, {P2(3, 11)}, .build = b_sigmoid, .ref = ref_sigmoid},
     {"activation", "silu", 1, {P2(3, 11)}, .build = b_silu, .ref = ref_silu},
-    {"dropout", "dropout", 1, {P2(5, 13)}, .build = b_dropout, .ref = NULL, .ref_eval = ref_identity, .dropout = true},
+    {"dropout",
+     "dropout",
+     1,
+     {P2(5, 13)},
+     .build = b_dropout,
+     .ref = NULL,
+     .ref_eval = ref_identity,
+     .dropout = true},
     {"reshape", "reshape", 1, {P3(3, 4, 5)}, .build = b_reshape, .ref = ref_identity},
     {"reshape", "flatten", 1, {P3(3, 2, 5)}, .build = b_flatten, .ref = ref_identity},
-    {"embedding", "embedding, one id out of range", 1, {{IDS, 2, {3, 4}, -1, 7}}, .build = b_embedding, .ref = ref_embedding},
+    {"embedding",
+     "embedding, one id out of range",
+     1,
+     {{IDS, 2, {3, 4}, -1, 7}},
+     .build = b_embedding,
+     .ref = ref_embedding},
     {"permute", "permute", 1, {P3(3, 4, 5)}, .build = b_permute, .ref = ref_permute},
-    {"concat", "concat", 3, {P3(3, 2, 4), P3(3, 3, 4), P3(3, 1, 4)}, .build = b_concat, .ref = ref_concat},
+    {"concat",
+     "concat",
+     3,
+     {P3(3, 2, 4), P3(3, 3, 4), P3(3, 1, 4)},
+     .build = b_concat,
+     .ref = ref_concat},
     {"slice", "slice", 1, {P3(3, 5, 4)}, .build = b_slice, .ref = ref_slice},
-    {"conv2d", "conv2d stride 2x1, padding, bias", 1, {P4(2, 3, 7, 6)}, .build = b_conv0, .ref = ref_conv0},
-    {"conv2d", "conv2d dilation 2x1, groups 2", 1, {P4(2, 4, 6, 5)}, .build = b_conv1, .ref = ref_conv1},
+    {"conv2d",
+     "conv2d stride 2x1, padding, bias",
+     1,
+     {P4(2, 3, 7, 6)},
+     .build = b_conv0,
+     .ref = ref_conv0},
+    {"conv2d",
+     "conv2d dilation 2x1, groups 2",
+     1,
+     {P4(2, 4, 6, 5)},
+     .build = b_conv1,
+     .ref = ref_conv1},
     {"pool2d", "max_pool2d", 1, {P4(2, 3, 7, 6)}, .build = b_max_pool, .ref = ref_max_pool},
     {"pool2d", "avg_pool2d", 1, {P4(2, 3, 7, 6)}, .build = b_avg_pool, .ref = ref_avg_pool},
-    {"pool2d", "global_avg_pool2d", 1, {P4(2, 3, 5, 3)}, .build = b_global_pool, .ref = ref_global_pool},
-    {"batch_norm", "batch_norm [N, C, H, W]", 1, {P4(4, 3, 5, 2)}, .build = b_batch_norm, .ref = ref_batch_norm, .ref_eval = ref_batch_norm_eval, .grad_atol = 3e-4, .grad_rtol = 3e-3},
-    {"batch_norm", "batch_norm [N, C]", 1, {P2(5, 3)}, .build = b_batch_norm, .ref = ref_batch_norm, .ref_eval = ref_batch_norm_eval, .grad_atol = 3e-4, .grad_rtol = 3e-3, .no_batch1 = true},
-    {"layer_norm", "layer_norm", 1, {P3(3, 4, 6)}, .build = b_layer_norm, .ref = ref_layer_norm,
-     .grad_atol = 3e-4, .grad_rtol = 3e-3},
+    {"pool2d",
+     "global_avg_pool2d",
+     1,
+     {P4(2, 3, 5, 3)},
+     .build = b_global_pool,
+     .ref = ref_global_pool},
+    {"batch_norm",
+     "batch_norm [N, C, H, W]",
+     1,
+     {P4(4, 3, 5, 2)},
+     .build = b_batch_norm,
+     .ref = ref_batch_norm,
+     .ref_eval = ref_batch_norm_eval,
+     .grad_atol = 3e-4,
+     .grad_rtol = 3e-3},
+    {"batch_norm",
+     "batch_norm [N, C]",
+     1,
+     {P2(5, 3)},
+     .build = b_batch_norm,
+     .ref = ref_batch_norm,
+     .ref_eval = ref_batch_norm_eval,
+     .grad_atol = 3e-4,
+     .grad_rtol = 3e-3,
+     .no_batch1 = true},
+    {"layer_norm",
+     "layer_norm",
+     1,
+     {P3(3, 4, 6)},
+     .build = b_layer_norm,
+     .ref = ref_layer_norm,
+     .grad_atol = 3e-4,
+     .grad_rtol = 3e-3},
     {"softmax", "softmax", 1, {P2(3, 7)}, .build = b_softmax, .ref = ref_softmax},
     {"softmax", "log_softmax", 1, {P2(3, 7)}, .build = b_log_softmax, .ref = ref_log_softmax},
-    {"cross_entropy", "cross_entropy", 2, {P2(5, 6), {IDS, 1, {5}, 0, 6}}, .build = b_cross_entropy, .ref = ref_cross_entropy_plain},
-    {"cross_entropy", "cross_entropy ignore_index 2, smoothing 0.1", 2,
-     {P2(5, 6), {IDS, 1, {5}, 0, 6}}, .build = b_cross_entropy_options, .ref = ref_cross_entropy_options},
+    {"cross_entropy",
+     "cross_entropy",
+     2,
+     {P2(5, 6), {IDS, 1, {5}, 0, 6}},
+     .build = b_cross_entropy,
+     .ref = ref_cross_entropy_plain},
+    {"cross_entropy",
+     "cross_entropy ignore_index 2, smoothing 0.1",
+     2,
+     {P2(5, 6), {IDS, 1, {5}, 0, 6}},
+     .build = b_cross_entropy_options,
+     .ref = ref_cross_entropy_options},
     {"mse", "mse", 2, {P2(3, 7), {INPUT, 2, {3, 7}, 0, 0}}, .build = b_mse, .ref = ref_mse_loss},
-    {"sdpa", "sdpa", 3, {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)}, .build = b_sdpa, .ref = ref_sdpa},
-    {"sdpa", "sdpa causal", 3, {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)}, .build = b_sdpa_causal, .ref = ref_sdpa_causal},
+    {"sdpa",
+     "sdpa",
+     3,
+     {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
+     .build = b_sdpa,
+     .ref = ref_sdpa},
+    {"sdpa",
+     "sdpa causal",
+     3,
+     {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
+     .build = b_sdpa_causal,
+     .ref = ref_sdpa_causal},
 };
 
 #define NCASES (sizeof CASES / sizeof CASES[0])
@@ -868,7 +1001,8 @@ static void run_case(struct clt_device *dev, const struct op_case *oc, bool batc
             c.d[k] = c.p[j++];
 
     double fatol = oc->fwd_atol ? oc->fwd_atol : 1e-5, frtol = oc->fwd_rtol ? oc->fwd_rtol : 1e-4;
-    double gatol = oc->grad_atol ? oc->grad_atol : 1e-4, grtol = oc->grad_rtol ? oc->grad_rtol : 1e-3;
+    double gatol = oc->grad_atol ? oc->grad_atol : 1e-4,
+           grtol = oc->grad_rtol ? oc->grad_rtol : 1e-3;
     char msg[220];
 
     /* Forward in evaluation. */
@@ -1054,8 +1188,8 @@ static void builders_report_through_the_graph(void **state)
     struct clt_conv2d_desc d = {.out_channels = 3, .kernel_h = 9, .kernel_w = 9};
     struct clt_tensor *y = clt_conv2d(g, x, &d, "conv");
     assert_int_equal(clt_graph_create(&h), CLT_OK);
-    struct clt_tensor *z = clt_max_pool2d(h, clt_input(h, "x", CLT_F32, 4, (int64_t[]){1, 2, 3, 3}),
-                                          2, 1, 5);
+    struct clt_tensor *z =
+        clt_max_pool2d(h, clt_input(h, "x", CLT_F32, 4, (int64_t[]){1, 2, 3, 3}), 2, 1, 5);
 
     fflush(stderr);
     assert_true(dup2(saved, 2) >= 0);

@@ -106,11 +106,12 @@ int main(int argc, char **argv)
     int rc = 0;
     for (int i = 3; i < argc && rc == 0; i++)
         rc = scan(argv[i], h, c);
-    fprintf(h, "    CLT__K_COUNT\n};\n\n"
-               "/* The program (file of cl/ without \".cl\") and name of each kernel. */\n"
-               "struct clt__kernel_name {\n    const char *program;\n    const char *kernel;\n};\n\n"
-               "extern const struct clt__kernel_name clt__kernel_ids[CLT__K_COUNT];\n\n"
-               "#endif\n");
+    fprintf(h,
+            "    CLT__K_COUNT\n};\n\n"
+            "/* The program (file of cl/ without \".cl\") and name of each kernel. */\n"
+            "struct clt__kernel_name {\n    const char *program;\n    const char *kernel;\n};\n\n"
+            "extern const struct clt__kernel_name clt__kernel_ids[CLT__K_COUNT];\n\n"
+            "#endif\n");
     fprintf(c, "};\n");
     if (fclose(h) != 0 || fclose(c) != 0)
         rc = 1;

@@ -17,36 +17,36 @@
 
 /* X(name, family): every op, grouped by family. test/test_ops.c fails for an op of this list
  * that its table lacks. */
-#define CLT__OPS(X)                                                                            \
-    X(matmul, elementwise)                                                                     \
-    X(linear, elementwise)                                                                     \
-    X(add, elementwise)                                                                        \
-    X(mul, elementwise)                                                                        \
-    X(scale, elementwise)                                                                      \
-    X(add_bias, elementwise)                                                                   \
-    X(mul_broadcast, elementwise)                                                              \
-    X(sum, elementwise)                                                                        \
-    X(activation, activation)                                                                  \
-    X(dropout, activation)                                                                     \
-    X(reshape, shape)                                                                          \
-    X(embedding, shape)                                                                        \
-    X(permute, shape)                                                                          \
-    X(concat, shape)                                                                           \
-    X(slice, shape)                                                                            \
-    X(conv2d, conv)                                                                            \
-    X(pool2d, pool)                                                                            \
-    X(batch_norm, norm)                                                                        \
-    X(layer_norm, norm)                                                                        \
-    X(softmax, loss)                                                                           \
-    X(cross_entropy, loss)                                                                     \
-    X(mse, loss)                                                                               \
+#define CLT__OPS(X)                                                                                \
+    X(matmul, elementwise)                                                                         \
+    X(linear, elementwise)                                                                         \
+    X(add, elementwise)                                                                            \
+    X(mul, elementwise)                                                                            \
+    X(scale, elementwise)                                                                          \
+    X(add_bias, elementwise)                                                                       \
+    X(mul_broadcast, elementwise)                                                                  \
+    X(sum, elementwise)                                                                            \
+    X(activation, activation)                                                                      \
+    X(dropout, activation)                                                                         \
+    X(reshape, shape)                                                                              \
+    X(embedding, shape)                                                                            \
+    X(permute, shape)                                                                              \
+    X(concat, shape)                                                                               \
+    X(slice, shape)                                                                                \
+    X(conv2d, conv)                                                                                \
+    X(pool2d, pool)                                                                                \
+    X(batch_norm, norm)                                                                            \
+    X(layer_norm, norm)                                                                            \
+    X(softmax, loss)                                                                               \
+    X(cross_entropy, loss)                                                                         \
+    X(mse, loss)                                                                                   \
     X(sdpa, attention)
 
 enum clt__op {
 #define CLT__OP_ENUM(name, family) CLT__OP_##name,
     CLT__OPS(CLT__OP_ENUM)
 #undef CLT__OP_ENUM
-    CLT__OP_COUNT
+        CLT__OP_COUNT
 };
 
 /* ==== Typed parameters ================================================================== */
@@ -77,8 +77,8 @@ struct clt__permute_params {
 };
 
 struct clt__axis_params {
-    uint32_t axis;  /* concat, slice */
-    int64_t start;  /* slice */
+    uint32_t axis; /* concat, slice */
+    int64_t start; /* slice */
 };
 
 enum clt__pool_kind { CLT__POOL_MAX = 0, CLT__POOL_AVG = 1, CLT__POOL_GLOBAL = 2 };
