@@ -112,20 +112,6 @@ static enum clt_status throughput_sample(void *ctx, double *value)
     return st;
 }
 
-/* The trainer's optimizer settings as the kernels take them (step.c's optim_config). */
-static void optim_config(const struct clt_optimizer *o, struct clt__optim_config *c)
-{
-    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM, CLT__OPTIM_ADAMW};
-    clt__optim_config_init(c, kinds[o->kind]);
-    c->weight_decay = o->weight_decay;
-    c->momentum = o->momentum;
-    c->nesterov = o->nesterov;
-    c->beta1 = o->beta1;
-    c->beta2 = o->beta2;
-    c->eps = o->eps;
-    c->clip_norm = o->clip_norm;
-}
-
 static enum clt_status mark(struct clt_device *dev, cl_event *ev)
 {
     return clt__cl_check(&dev->log, clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, ev),
@@ -152,7 +138,7 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], dou
     for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
         uint32_t id = tr->plan.fwd[i];
         if (tr->plan.info[id].reached)
-            st = tr->graph->nodes[id]->op->forward(&x, tr->graph->nodes[id]);
+            st = clt__def(tr->graph->nodes[id])->forward(&x, tr->graph->nodes[id]);
     }
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[1]) : mark(dev, &ev[0]);
@@ -166,16 +152,14 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], dou
     x.in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
-        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE ? t->op->forward(&x, t)
-                                                          : t->op->backward(&x, t);
+        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE ? clt__def(t)->forward(&x, t)
+                                                          : clt__def(t)->backward(&x, t, clt__accumulate_mask(&x, t));
     }
     x.in_backward = false;
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[2]) : mark(dev, &ev[1]);
-    struct clt__optim_config cfg;
-    optim_config(&tr->options.optimizer, &cfg);
     if (st == CLT_OK)
-        st = clt__optim_step(dev, &cfg, (int64_t)tr->plan.trained, (struct clt__buf){tr->params, 0},
+        st = clt__optim_step(dev, &tr->optim, (int64_t)tr->plan.trained, (struct clt__buf){tr->params, 0},
                              (struct clt__buf){tr->grads, 0}, (struct clt__buf){tr->moment1, 0},
                              (struct clt__buf){tr->moment2, 0}, clt__val(&x, tr->loss),
                              (struct clt__buf){tr->work, 0}, (struct clt__buf){tr->status, 0},

@@ -43,13 +43,7 @@
  * Tunables: none.
  */
 
-#define ACT_RELU 0
-#define ACT_LEAKY_RELU 1
-#define ACT_GELU_TANH 2
-#define ACT_GELU_ERF 3
-#define ACT_TANH 4
-#define ACT_SIGMOID 5
-#define ACT_SILU 6
+/* The values of `act` are CLT__CL_ACT_* of cl/shared.h. */
 
 #define GELU_BETA 0.7978845608028654f   /* sqrt(2 / pi) */
 #define GELU_KAPPA 0.044715f
@@ -97,19 +91,19 @@ static float2 act_eval(int act, float slope, float x)
 {
     float2 s;
     switch (act) {
-    case ACT_RELU:
+    case CLT__CL_ACT_RELU:
         return (float2)(x < 0.0f ? 0.0f : x, x > 0.0f ? 1.0f : 0.0f);
-    case ACT_LEAKY_RELU:
+    case CLT__CL_ACT_LEAKY_RELU:
         return (float2)(x < 0.0f ? slope * x : x, x > 0.0f ? 1.0f : slope);
-    case ACT_GELU_TANH:
+    case CLT__CL_ACT_GELU_TANH:
         return gelu_tanh_and_grad(x);
-    case ACT_GELU_ERF:
+    case CLT__CL_ACT_GELU_ERF:
         return gelu_erf_and_grad(x);
-    case ACT_TANH:
+    case CLT__CL_ACT_TANH:
         return tanh_and_grad(x);
-    case ACT_SIGMOID:
+    case CLT__CL_ACT_SIGMOID:
         return sigmoid_and_grad(x);
-    case ACT_SILU:
+    case CLT__CL_ACT_SILU:
         /* (x s(x))' = s(x) + x s'(x) */
         s = sigmoid_and_grad(x);
         return (float2)(x * s.x, s.x + x * s.y);

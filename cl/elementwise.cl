@@ -12,6 +12,9 @@
  *   scale_backward      dx (+)= alpha * dy
  *   bias_forward        y[r, c] = x[r, c] + bias[c]
  *   bias_backward       dbias[c] (+)= sum over r of dy[r, c]
+ *   mul_broadcast_forward     y[r, c] = x[r, c] * s[c]
+ *   mul_broadcast_backward_x  dx[r, c] (+)= dy[r, c] * s[c]
+ *   mul_broadcast_backward_s  ds[c] (+)= sum over r of dy[r, c] * x[r, c]
  *   sum_rows_forward    y[r] = (sum over c of x[r, c]) / divisor
  *   sum_backward        dx[r, c] (+)= dy[r] / divisor
  *   sum_partials        part[j] = sum of x[j], x[j + parts], x[j + 2 parts], ... (< n)
@@ -21,15 +24,17 @@
  * count to 256 or fewer, then sum_finish; the launcher owns that constant.
  *
  * Buffers: every tensor is dense, row-major float, passed as a __global pointer and an int
- * element offset (x, x_off). Elementwise tensors have n elements; bias and row reductions
- * see x as [rows, cols], bias and dbias as [cols], row sums and their dy as [rows]. An
+ * element offset (x, x_off). Elementwise tensors have n elements; bias, broadcast products
+ * and row reductions see x as [rows, cols], bias, s and their gradients as [cols], row sums
+ * and their dy as [rows]. An
  * elementwise output may be the same memory as an input (same offset): each work-item
  * reads its element before writing it.
  *
  * Work-items (1-D, any work-group size; items past the real size return at once):
- *   elementwise ops, bias_forward, sum_backward   one per output element
+ *   elementwise ops, bias_forward, sum_backward,
+ *   mul_broadcast_forward and _backward_x         one per output element
  *   sum_rows_forward                              one per row, walking its columns in order
- *   bias_backward                                 one per column, walking the rows in order
+ *   bias_backward, mul_broadcast_backward_s       one per column, walking the rows in order
  *   sum_partials                                  one per partial sum
  *   sum_finish                                    one, the first
  *
@@ -200,6 +205,42 @@ __kernel void bias_backward(int rows, int cols, int accumulate,
     if (c >= cols)
         return;
     grad_store(dbias + dbias_off, c, accumulate, sum_strided(dy + dy_off + c, rows, cols));
+}
+
+__kernel void mul_broadcast_forward(int rows, int cols,
+                                    __global const float *x, int x_off, /* [rows, cols] */
+                                    __global const float *s, int s_off, /* [cols] */
+                                    __global float *y, int y_off)       /* [rows, cols] */
+{
+    const int i = get_global_id(0);
+    if (i >= rows * cols)
+        return;
+    y[y_off + i] = x[x_off + i] * s[s_off + i % cols];
+}
+
+__kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate,
+                                       __global const float *dy, int dy_off, /* [rows, cols] */
+                                       __global const float *s, int s_off,   /* [cols] */
+                                       __global float *dx, int dx_off)       /* [rows, cols] */
+{
+    const int i = get_global_id(0);
+    if (i >= rows * cols)
+        return;
+    grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], s[s_off + i % cols]);
+}
+
+__kernel void mul_broadcast_backward_s(int rows, int cols, int accumulate,
+                                       __global const float *dy, int dy_off, /* [rows, cols] */
+                                       __global const float *x, int x_off,   /* [rows, cols] */
+                                       __global float *ds, int ds_off)       /* [cols] */
+{
+    const int c = get_global_id(0);
+    if (c >= cols)
+        return;
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int r = 0; r < rows; r++)
+        acc = sum_add(acc, dy[dy_off + r * cols + c] * x[x_off + r * cols + c]);
+    grad_store(ds + ds_off, c, accumulate, sum_value(acc));
 }
 
 __kernel void sum_rows_forward(int rows, int cols, float divisor,

@@ -39,12 +39,9 @@
  * Tunable: CLT_LOSS_LANES (default 64, a power of two), the number of lanes of a reduction.
  * It fixes the summation order; launchers use at most that many work-items per group.
  */
-#ifndef CLT_LOSS_LANES
-#define CLT_LOSS_LANES 64
-#endif
-#define LANES CLT_LOSS_LANES
+#define LANES CLT__LOSS_LANES /* cl/shared.h */
 #if (LANES & (LANES - 1)) != 0
-#error "CLT_LOSS_LANES must be a power of two"
+#error "CLT__LOSS_LANES must be a power of two"
 #endif
 
 /* ---- Group reductions -------------------------------------------------------------------- */

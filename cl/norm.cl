@@ -40,7 +40,9 @@
  *
  * Every tensor is a __global pointer plus an element offset. An optional output (dgamma,
  * dbeta, running statistics) may be a NULL buffer: the kernel then skips it. `accumulate`
- * non-zero adds to a gradient instead of overwriting it.
+ * non-zero adds to a gradient instead of overwriting it; the combine kernels take `acc`,
+ * whose CLT__NORM_ACC_DGAMMA and CLT__NORM_ACC_DBETA bits (cl/shared.h) add to dgamma and
+ * dbeta.
  *
  * Tunables: none.
  */
@@ -189,7 +191,7 @@ __kernel void batchnorm_backward_partial(
  * sum dy * xhat (each skipped when NULL), and keeps dbeta / m and dgamma / m in `means` for
  * batchnorm_backward. */
 __kernel void batchnorm_backward_combine(
-    int n, int c, int s, int nchunks, int accumulate,
+    int n, int c, int s, int nchunks, int acc,
     __global const float *part, int part_off,       /* [2, c, nchunks] */
     __global const float *inv_std, int inv_std_off, /* [c] */
     __global float *means, int means_off,           /* [2, c] */
@@ -210,9 +212,9 @@ __kernel void batchnorm_backward_combine(
     means[means_off + ch] = sum_dy / m;
     means[means_off + c + ch] = sum_dyxhat / m;
     if (dgamma)
-        dgamma[dgamma_off + ch] = accumulate ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
+        dgamma[dgamma_off + ch] = (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
     if (dbeta)
-        dbeta[dbeta_off + ch] = accumulate ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
+        dbeta[dbeta_off + ch] = (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
 }
 
 /* dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)). */
@@ -351,7 +353,7 @@ __kernel void layernorm_param_partial(
 /* Adds the chunk sums of one column in increasing order into dgamma and dbeta (each
  * skipped when NULL). */
 __kernel void layernorm_param_combine(
-    int d, int nchunks, int accumulate,
+    int d, int nchunks, int acc,
     __global const float *part, int part_off, /* [2, nchunks, d] */
     __global float *dgamma, int dgamma_off,   /* [d] or NULL */
     __global float *dbeta, int dbeta_off)     /* [d] or NULL */
@@ -366,7 +368,7 @@ __kernel void layernorm_param_combine(
         sum_dy += part[(nchunks + k) * d + j];
     }
     if (dgamma)
-        dgamma[dgamma_off + j] = accumulate ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
+        dgamma[dgamma_off + j] = (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
     if (dbeta)
-        dbeta[dbeta_off + j] = accumulate ? dbeta[dbeta_off + j] + sum_dy : sum_dy;
+        dbeta[dbeta_off + j] = (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + j] + sum_dy : sum_dy;
 }

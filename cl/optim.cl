@@ -46,14 +46,13 @@ struct optim_status {
     float clip_coef;         /* factor applied to the gradients in the last step */
     int step;                /* t: steps applied since the status was reset */
     int skipped;             /* steps skipped since the status was reset */
-    int last_skip;           /* 0: last step applied; else OPTIM_SKIP_* bits */
+    int last_skip;           /* 0: last step applied; else CLT__OPTIM_SKIP_* bits */
     float bias_correction1;  /* 1 - beta1^t (Adam) */
     float bias_correction2;  /* 1 - beta2^t (Adam) */
     int reserved;
 };
 
-#define OPTIM_SKIP_GRAD 1 /* the gradient norm was not finite */
-#define OPTIM_SKIP_LOSS 2 /* the loss was not finite */
+/* last_skip's bits are CLT__OPTIM_SKIP_* of cl/shared.h. */
 
 /* Adds x to the compensated sum *s with compensation *c (Kahan). Once the sum is not finite
  * the compensation is dropped, so an infinite term gives Inf and not Inf - Inf = NaN. */
@@ -120,9 +119,9 @@ __kernel void optim_step_begin(int count,
     const float norm = sqrt(s);
     int skip = 0;
     if (!isfinite(norm))
-        skip |= OPTIM_SKIP_GRAD;
+        skip |= CLT__OPTIM_SKIP_GRAD;
     if (has_loss && !isfinite(loss[loss_off]))
-        skip |= OPTIM_SKIP_LOSS;
+        skip |= CLT__OPTIM_SKIP_LOSS;
 
     status->grad_norm = norm;
     status->last_skip = skip;

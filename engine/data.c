@@ -1,6 +1,6 @@
 /*
- * data.c: the dataset object (info, head, split, symbols), reading files through zlib, and
- * the batcher.
+ * data.c: the dataset object (info, head, split, symbols), the counter-based generator, and
+ * reading files through zlib. The batcher is in data_batch.c, the loaders in data_*.c.
  *
  * Randomness is counter-based: every draw is a hash of (seed, stream, a, b), never the
  * state of a generator, so any epoch's order or any batch's windows can be recomputed from

@@ -52,6 +52,44 @@ void clt__graph_fail(struct clt_graph *g, enum clt_status status, const char *fm
     va_end(ap);
 }
 
+/* The log of a graph's builders: the latest message is kept in g->note. */
+static void note(void *user, enum clt_log_level level, const char *message)
+{
+    struct clt_graph *g = user;
+    (void)level;
+    snprintf(g->note, sizeof g->note, "%s", message);
+}
+
+struct clt_log clt__graph_log(struct clt_graph *g)
+{
+    g->note[0] = '\0';
+    return (struct clt_log){note, g, CLT_LOG_ERROR};
+}
+
+bool clt__require(struct clt_graph *g, bool cond, const char *what)
+{
+    if (!cond)
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s", what);
+    return cond;
+}
+
+bool clt__is_f32(struct clt_graph *g, const struct clt_tensor *t, const char *op)
+{
+    if (t->dtype != CLT_F32)
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s: \"%s\" must be F32", op, t->name);
+    return t->dtype == CLT_F32;
+}
+
+bool clt__same_shape(const struct clt_tensor *a, const struct clt_tensor *b)
+{
+    return a->ndim == b->ndim && memcmp(a->shape, b->shape, a->ndim * sizeof *a->shape) == 0;
+}
+
+int64_t clt__rows(const struct clt_tensor *t)
+{
+    return clt__count(t) / t->shape[t->ndim - 1];
+}
+
 bool clt__graph_ok(struct clt_graph *g, uint32_t n, struct clt_tensor *const *ts)
 {
     if (!g)
@@ -144,13 +182,13 @@ static struct clt_tensor *add_node(struct clt_graph *g, enum clt__node_kind kind
     return t;
 }
 
-struct clt_tensor *clt__node(struct clt_graph *g, const struct clt__op_def *op, uint32_t nin,
+struct clt_tensor *clt__node(struct clt_graph *g, enum clt__op op, uint32_t nin,
                              struct clt_tensor *const *in, enum clt_dtype dtype, uint32_t ndim,
                              const int64_t *shape)
 {
     if (!clt__graph_ok(g, nin, in))
         return NULL;
-    struct clt_tensor *t = add_node(g, CLT__NODE_OP, dtype, ndim, shape, op->name);
+    struct clt_tensor *t = add_node(g, CLT__NODE_OP, dtype, ndim, shape, clt__op_names[op]);
     if (!t)
         return NULL;
     t->op = op;

@@ -2,14 +2,16 @@
  * graph.h: the graph's tensors, the table of op definitions, and what an op's forward and
  * backward see while a trainer runs them.
  *
- * Every op is defined in one place: a `struct clt__op_def` with its forward, its backward and
- * what its backward needs kept from the forward. The public builder of the op (clt_relu,
- * clt_linear, ...) sits next to its definition in engine/nn_<family>.c.
+ * Every op is a row of the registry (ops/ops.h) and is defined in one place: a
+ * `struct clt__op_def` with its forward, its backward and what its backward needs kept from
+ * the forward, next to its public builder (clt_relu, clt_linear, ...) and its launchers in
+ * engine/ops/<family>.c.
  */
 #ifndef CLTRAIN_GRAPH_H
 #define CLTRAIN_GRAPH_H
 
 #include "internal.h"
+#include "ops/ops.h"
 
 #define CLT__MAX_INPUTS 8
 #define CLT__MAX_AUX 3
@@ -22,7 +24,6 @@ enum clt__node_kind {
     CLT__NODE_OP,
 };
 
-struct clt__op_def;
 struct clt__exec;
 
 /* A tensor is a node of its graph. Nodes are made in a topological order: an op's inputs
@@ -31,7 +32,7 @@ struct clt_tensor {
     struct clt_graph *graph;
     uint32_t id;
     enum clt__node_kind kind;
-    const struct clt__op_def *op; /* CLT__NODE_OP only */
+    enum clt__op op; /* CLT__NODE_OP only */
     struct clt_tensor *in[CLT__MAX_INPUTS];
     uint32_t nin;
     enum clt_dtype dtype;
@@ -39,9 +40,7 @@ struct clt_tensor {
     int64_t shape[CLT_MAX_DIMS];
     char name[CLT__NAME_MAX];
     struct clt_init init; /* params and state */
-    /* Attributes whose meaning each op defines next to its builder. */
-    float f[4];
-    int64_t i[16];
+    union clt__op_params p; /* the op's parameters: the member named after the op */
     /* Buffers the op keeps from its forward to its backward (batch norm's statistics,
      * attention's probabilities), counted in elements of aux_dtype. */
     uint32_t naux;
@@ -54,28 +53,14 @@ struct clt_graph {
     uint32_t count, cap;
     enum clt_status status;
     char error[512];
+    char note[256]; /* the latest message of clt__graph_log */
 };
 
-/* Bits of clt__op_def.saves: which values the backward reads. */
-#define CLT__SAVES_INPUT(i) (1u << (i))
-#define CLT__SAVES_OUTPUT (1u << 31)
-
-struct clt__op_def {
-    const char *name;
-    /* The output is the same memory as input 0 under another shape (reshape): no forward or
-     * backward runs; gradients flow through the shared memory. */
-    bool is_view;
-    uint32_t saves;
-    /* A cheap elementwise op whose backward reads only its inputs: under recomputation its
-     * output is not kept for the backward pass but computed again. */
-    bool recomputable;
-    enum clt_status (*forward)(struct clt__exec *x, const struct clt_tensor *t);
-    /* Adds the node's contributions to the gradients of its inputs that need one. NULL for
-     * an op with no gradient (its inputs must then not need one). */
-    enum clt_status (*backward)(struct clt__exec *x, const struct clt_tensor *t);
-    /* Scratch bytes the op needs (NULL: none). */
-    uint64_t (*workspace)(const struct clt_tensor *t);
-};
+/* The definition of an op node. */
+static inline const struct clt__op_def *clt__def(const struct clt_tensor *t)
+{
+    return clt__op_registry[t->op];
+}
 
 /* What a forward or backward sees. */
 struct clt__exec {
@@ -98,6 +83,9 @@ struct clt__buf clt__grad(struct clt__exec *x, const struct clt_tensor *t);
  * (true) or writes it (false: t is the first contributor of the step). */
 bool clt__accumulate(struct clt__exec *x, const struct clt_tensor *t, uint32_t slot);
 
+/* The same for every input of t, as the bits of a backward's `acc` mask (CLT__ACC). */
+uint32_t clt__accumulate_mask(struct clt__exec *x, const struct clt_tensor *t);
+
 /* Aux buffer k of a node, and the shared scratch buffer. */
 struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32_t k);
 struct clt__buf clt__workspace(struct clt__exec *x);
@@ -113,10 +101,25 @@ void clt__graph_fail(struct clt_graph *g, enum clt_status status, const char *fm
 
 /* Adds an op node after checking that the graph is healthy and every input is a tensor of
  * this graph. Returns NULL (recording why) otherwise. Attributes are filled in by the
- * caller afterwards. */
-struct clt_tensor *clt__node(struct clt_graph *g, const struct clt__op_def *op, uint32_t nin,
+ * caller afterwards (t->p). */
+struct clt_tensor *clt__node(struct clt_graph *g, enum clt__op op, uint32_t nin,
                              struct clt_tensor *const *in, enum clt_dtype dtype, uint32_t ndim,
                              const int64_t *shape);
+
+/* A log for launcher-side checks run by builders (clt__conv2d_resolve): it prints nothing
+ * and keeps the latest message in g->note, for the builder's error. */
+struct clt_log clt__graph_log(struct clt_graph *g);
+
+/* Records `what` as the graph's error unless cond holds; returns cond. */
+bool clt__require(struct clt_graph *g, bool cond, const char *what);
+
+/* True when t is F32; records an error naming op and t otherwise. */
+bool clt__is_f32(struct clt_graph *g, const struct clt_tensor *t, const char *op);
+
+bool clt__same_shape(const struct clt_tensor *a, const struct clt_tensor *b);
+
+/* Elements of all axes but the last: the rows of a [..., D] tensor. */
+int64_t clt__rows(const struct clt_tensor *t);
 
 /* True when every pointer is a tensor of g and g is healthy; records an error otherwise
  * (unless an input is NULL, which means an earlier error was recorded). */

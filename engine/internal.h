@@ -47,6 +47,8 @@ extern const size_t clt__cl_source_count;
 
 /* The source file prepended to every program (cl/common.cl). */
 #define CLT__CL_PRELUDE "common"
+/* cl/shared.h, prepended before the prelude (what C and OpenCL C agree on). */
+#define CLT__CL_SHARED "shared.h"
 
 /* ==== device.c ========================================================================== */
 
@@ -60,6 +62,9 @@ struct clt__kernel_slot {
     cl_kernel kernel;
     size_t wg_size; /* CL_KERNEL_WORK_GROUP_SIZE for this device */
 };
+
+/* The kernels of cl/ by id (generated from cl/ at build time: CLT__K_<kernel>). */
+#include "cl_kernels.h"
 
 struct clt_device {
     struct clt_device_info info;
@@ -78,8 +83,9 @@ struct clt_device {
     char cl_dir[1024];    /* empty: embedded sources */
     char build_options[256];
     cl_program programs[CLT__MAX_PROGRAMS]; /* indexed like clt__cl_sources; NULL: not built */
-    struct clt__kernel_slot kernels[CLT__MAX_KERNELS];
+    struct clt__kernel_slot kernels[CLT__MAX_KERNELS]; /* by name: GEMM's generated kernels */
     size_t kernel_count;
+    struct clt__kernel_slot by_id[CLT__K_COUNT]; /* by id; kernel NULL: not created yet */
     uint32_t cache_hits;
     uint32_t cache_writes;
 
@@ -119,10 +125,17 @@ void clt__program_teardown(struct clt_device *dev);
  * first use. */
 enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out);
 
-/* The kernel `kernel` of program cl/<program>.cl, created once per device and kept. Its
- * arguments are whatever the last launcher set; a launcher sets them all. */
+/* The kernel `kernel` of program cl/<program>.cl, created once per device and kept (a kernel
+ * with an id is the same object clt__kernel gives). Its arguments are whatever the last
+ * launcher set; a launcher sets them all. For kernels without an id (GEMM's, built with
+ * per-configuration names) and for tests; launchers of ops use clt__kernel. */
 enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, const char *kernel,
                                 cl_kernel *out, size_t *wg_size);
+
+/* The kernel of an id, created on first use on this device (building its program then) and
+ * kept: a launch looks no name up. */
+enum clt_status clt__kernel(struct clt_device *dev, enum clt__kernel_id id, cl_kernel *out,
+                            size_t *wg_size);
 
 /* Reads a source file's text: cl/<name>.cl from dev->cl_dir when set, else the embedded copy.
  * *out is malloc'd and NUL-terminated; the caller frees it. */
@@ -207,10 +220,40 @@ enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
 enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
                             const size_t *global, const size_t *local);
 
-/* Gets cl/<program>.cl's kernel, sets its arguments and enqueues it over n work-items (1-D).
+/* One argument of a launch, by value: an int, a float, or a tensor (struct clt__buf), which
+ * a kernel takes as two arguments, its buffer (NULL when mem is NULL: "not wanted") and its
+ * int element offset. Launchers check offsets and sizes first (clt__check_buf). */
+enum clt__karg_kind { CLT__KARG_I32, CLT__KARG_F32, CLT__KARG_BUF };
+
+struct clt__karg {
+    enum clt__karg_kind kind;
+    union {
+        cl_int i;
+        float f;
+        struct clt__buf b;
+    } v;
+};
+
+#define CLT__I32(x) ((struct clt__karg){.kind = CLT__KARG_I32, .v.i = (cl_int)(x)})
+#define CLT__F32(x) ((struct clt__karg){.kind = CLT__KARG_F32, .v.f = (float)(x)})
+#define CLT__BUF(x) ((struct clt__karg){.kind = CLT__KARG_BUF, .v.b = (x)})
+
+/* The one launch helper: gets the kernel of an id, sets its arguments from the list (a
+ * tensor sets two) and enqueues it over `items` work-items (1-D), local size chosen. 0 items
+ * enqueue nothing. */
+enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
+                             const struct clt__karg *args, size_t nargs);
+
+/* clt__enqueue with the arguments written in place: CLT__RUN(dev, CLT__K_x, n, CLT__I32(n),
+ * CLT__BUF(x), ...). */
+#define CLT__RUN(dev, id, items, ...)                                                          \
+    clt__enqueue((dev), (id), (items), (const struct clt__karg[]){__VA_ARGS__},                \
+                 sizeof((const struct clt__karg[]){__VA_ARGS__}) / sizeof(struct clt__karg))
+
+/* Gets the kernel of an id, sets its arguments and enqueues it over n work-items (1-D).
  * The usual launcher in one call; n 0 enqueues nothing. */
-enum clt_status clt__run_1d(struct clt_device *dev, const char *program, const char *kernel,
-                            size_t n, const struct clt__arg *args, size_t nargs);
+enum clt_status clt__run_1d(struct clt_device *dev, enum clt__kernel_id id, size_t n,
+                            const struct clt__arg *args, size_t nargs);
 
 /* CLT_OK when 0 <= v <= INT32_MAX; kernels index with int. Logs `what` otherwise. */
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what);

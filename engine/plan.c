@@ -120,7 +120,7 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
     for (uint32_t id = 0; id < p->n; id++) {
         struct clt__tinfo *ti = &p->info[id];
         const struct clt_tensor *t = g->nodes[id];
-        ti->root = t->kind == CLT__NODE_OP && t->op->is_view ? p->info[t->in[0]->id].root : id;
+        ti->root = t->kind == CLT__NODE_OP && clt__def(t)->is_view ? p->info[t->in[0]->id].root : id;
         ti->val = ti->val_bwd = ti->grad = -1;
         for (uint32_t k = 0; k < CLT__MAX_AUX; k++)
             ti->aux[k] = -1;
@@ -140,12 +140,12 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
             continue;
         for (uint32_t i = 0; i < t->nin; i++)
             ti->needs_grad = ti->needs_grad || p->info[t->in[i]->id].needs_grad;
-        if (ti->needs_grad && !t->op->is_view && !t->op->backward) {
+        if (ti->needs_grad && !clt__def(t)->is_view && !clt__def(t)->backward) {
             clt__log(&dev->log, CLT_LOG_ERROR, "op %s has no gradient, but a parameter "
-                     "before it needs one", t->op->name);
+                     "before it needs one", clt__op_names[t->op]);
             return CLT_ERR_INVALID_ARGUMENT;
         }
-        ti->has_bwd = ti->needs_grad && !t->op->is_view;
+        ti->has_bwd = ti->needs_grad && !clt__def(t)->is_view;
     }
     if (!p->info[loss->id].needs_grad) {
         clt__log(&dev->log, CLT_LOG_ERROR, "the loss depends on no parameter");
@@ -180,7 +180,7 @@ static void place_params_and_inputs(const struct clt_graph *g, struct clt__plan 
 /* Whether node c's backward reads the value of its input slot i. */
 static bool bwd_reads_input(const struct clt__plan *p, const struct clt_tensor *c, uint32_t i)
 {
-    return p->info[c->id].has_bwd && (c->op->saves & CLT__SAVES_INPUT(i));
+    return p->info[c->id].has_bwd && (clt__def(c)->saves & CLT__SAVES_INPUT(i));
 }
 
 /* Builds the forward list and the backward entries, with recomputations. */
@@ -188,7 +188,7 @@ static enum clt_status schedule(const struct clt_graph *g, bool recompute, struc
 {
     for (uint32_t id = 0; id < p->n; id++) {
         const struct clt_tensor *t = g->nodes[id];
-        if (t->kind == CLT__NODE_OP && !t->op->is_view) {
+        if (t->kind == CLT__NODE_OP && !clt__def(t)->is_view) {
             p->info[id].fwd_pos = (int32_t)p->nfwd;
             p->fwd[p->nfwd++] = id;
         }
@@ -198,14 +198,14 @@ static enum clt_status schedule(const struct clt_graph *g, bool recompute, struc
     if (recompute) {
         for (uint32_t id = 0; id < p->n; id++) {
             const struct clt_tensor *t = g->nodes[id];
-            if (t->kind != CLT__NODE_OP || !t->op->recomputable || !p->info[id].has_bwd ||
-                (t->op->saves & CLT__SAVES_OUTPUT))
+            if (t->kind != CLT__NODE_OP || !clt__def(t)->recomputable || !p->info[id].has_bwd ||
+                (clt__def(t)->saves & CLT__SAVES_OUTPUT))
                 continue;
             /* Its inputs must be kept for its own backward, hence still be there. */
             bool ok = true;
             for (uint32_t i = 0; i < t->nin; i++)
                 ok = ok && !p->info[root_of(p, t->in[i])].recompute &&
-                     (t->op->saves & CLT__SAVES_INPUT(i));
+                     (clt__def(t)->saves & CLT__SAVES_INPUT(i));
             p->info[id].recompute = ok;
         }
     }
@@ -275,7 +275,7 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
     int32_t grad_first = INT32_MAX;
     for (uint32_t id = r + 1; id < p->n; id++) {
         const struct clt_tensor *c = g->nodes[id];
-        if (c->kind != CLT__NODE_OP || c->op->is_view)
+        if (c->kind != CLT__NODE_OP || clt__def(c)->is_view)
             continue;
         for (uint32_t i = 0; i < c->nin; i++) {
             if (root_of(p, c->in[i]) != r)
@@ -295,7 +295,7 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
                 grad_first = p->info[id].bwd_pos;
         }
     }
-    if (ri->has_bwd && (rt->op->saves & CLT__SAVES_OUTPUT) && ri->bwd_pos > last)
+    if (ri->has_bwd && (clt__def(rt)->saves & CLT__SAVES_OUTPUT) && ri->bwd_pos > last)
         last = ri->bwd_pos;
     if (root_of(p, loss) == r) {
         last = end;
@@ -342,7 +342,7 @@ enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g
         for (uint32_t i = 0; i < p.nfwd; i++) {
             const struct clt_tensor *t = g->nodes[p.fwd[i]];
             plan_root(g, loss, p.fwd[i], &p);
-            uint64_t w = t->op->workspace ? t->op->workspace(t) : 0;
+            uint64_t w = clt__def(t)->workspace ? clt__def(t)->workspace(t) : 0;
             if (w > p.workspace_bytes)
                 p.workspace_bytes = w;
         }

@@ -55,7 +55,8 @@ enum clt_status clt__source_read(const struct clt_device *dev, const char *name,
 {
     if (dev->cl_dir[0]) {
         char path[1200];
-        snprintf(path, sizeof path, "%s/%s.cl", dev->cl_dir, name);
+        /* A name with an extension (shared.h) is the file's name; others are cl/<name>.cl. */
+        snprintf(path, sizeof path, "%s/%s%s", dev->cl_dir, name, strchr(name, '.') ? "" : ".cl");
         enum clt_status st = read_file(path, out, size);
         if (st == CLT_ERR_IO)
             clt__log(&dev->log, CLT_LOG_ERROR, "cannot read kernel source %s", path);
@@ -119,6 +120,11 @@ void clt__program_teardown(struct clt_device *dev)
     for (size_t i = 0; i < dev->kernel_count; i++)
         clReleaseKernel(dev->kernels[i].kernel);
     dev->kernel_count = 0;
+    for (size_t i = 0; i < CLT__K_COUNT; i++) {
+        if (dev->by_id[i].kernel)
+            clReleaseKernel(dev->by_id[i].kernel);
+        dev->by_id[i].kernel = NULL;
+    }
     for (size_t i = 0; i < CLT__MAX_PROGRAMS; i++) {
         if (dev->programs[i])
             clReleaseProgram(dev->programs[i]);
@@ -200,30 +206,35 @@ static void store_binary(struct clt_device *dev, cl_program prog, const char *pa
 }
 
 /* Concatenates the prelude and a program's own source. */
+/* The text a program is built from: cl/shared.h, the prelude (common.cl), then the file. */
 static enum clt_status full_source(struct clt_device *dev, const char *name, char **out,
                                    size_t *size)
 {
-    char *pre = NULL, *body = NULL;
-    size_t npre = 0, nbody = 0;
-    enum clt_status st = clt__source_read(dev, CLT__CL_PRELUDE, &pre, &npre);
-    if (st == CLT_OK)
-        st = clt__source_read(dev, name, &body, &nbody);
-    char *text = NULL;
+    const char *parts[3] = {CLT__CL_SHARED, CLT__CL_PRELUDE, name};
+    char *text[3] = {NULL, NULL, NULL};
+    size_t len[3] = {0, 0, 0};
+    enum clt_status st = CLT_OK;
+    for (int i = 0; i < 3 && st == CLT_OK; i++)
+        st = clt__source_read(dev, parts[i], &text[i], &len[i]);
+    char *all = NULL;
     if (st == CLT_OK) {
-        text = malloc(npre + nbody + 2);
-        if (!text)
+        all = malloc(len[0] + len[1] + len[2] + 3);
+        if (!all)
             st = CLT_ERR_NO_MEMORY;
     }
     if (st == CLT_OK) {
-        memcpy(text, pre, npre);
-        text[npre] = '\n';
-        memcpy(text + npre + 1, body, nbody);
-        text[npre + 1 + nbody] = 0;
-        *out = text;
-        *size = npre + 1 + nbody;
+        size_t at = 0;
+        for (int i = 0; i < 3; i++) {
+            memcpy(all + at, text[i], len[i]);
+            at += len[i];
+            all[at++] = '\n';
+        }
+        all[at - 1] = 0;
+        *out = all;
+        *size = at - 1;
     }
-    free(pre);
-    free(body);
+    for (int i = 0; i < 3; i++)
+        free(text[i]);
     return st;
 }
 
@@ -288,6 +299,11 @@ enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_pr
 enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, const char *kernel,
                                 cl_kernel *out, size_t *wg_size)
 {
+    /* A kernel with an id is kept once, in its id's slot. */
+    for (int id = 0; id < CLT__K_COUNT; id++)
+        if (strcmp(clt__kernel_ids[id].kernel, kernel) == 0 &&
+            strcmp(clt__kernel_ids[id].program, program) == 0)
+            return clt__kernel(dev, (enum clt__kernel_id)id, out, wg_size);
     for (size_t i = 0; i < dev->kernel_count; i++) {
         if (strcmp(dev->kernels[i].name, kernel) == 0) {
             *out = dev->kernels[i].kernel;
@@ -324,6 +340,38 @@ enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, con
     return CLT_OK;
 }
 
+enum clt_status clt__kernel(struct clt_device *dev, enum clt__kernel_id id, cl_kernel *out,
+                            size_t *wg_size)
+{
+    if ((unsigned)id >= CLT__K_COUNT)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt__kernel_slot *slot = &dev->by_id[id];
+    if (!slot->kernel) {
+        const struct clt__kernel_name *k = &clt__kernel_ids[id];
+        cl_program prog;
+        enum clt_status st = clt__program_get(dev, k->program, &prog);
+        if (st != CLT_OK)
+            return st;
+        cl_int err;
+        cl_kernel made = clCreateKernel(prog, k->kernel, &err);
+        if (err != CL_SUCCESS) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "kernel %s not found in %s.cl", k->kernel,
+                     k->program);
+            return clt__cl_check(&dev->log, err, "clCreateKernel");
+        }
+        size_t wg = 0;
+        err = clGetKernelWorkGroupInfo(made, dev->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
+                                       NULL);
+        slot->wg_size = err != CL_SUCCESS || wg == 0 ? 1 : wg;
+        snprintf(slot->name, sizeof slot->name, "%s", k->kernel);
+        slot->kernel = made;
+    }
+    *out = slot->kernel;
+    if (wg_size)
+        *wg_size = slot->wg_size;
+    return CLT_OK;
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -339,7 +387,8 @@ enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_report *
     uint32_t hits0 = dev->cache_hits, writes0 = dev->cache_writes, built = 0;
     enum clt_status st = CLT_OK;
     for (size_t i = 0; st == CLT_OK && i < clt__cl_source_count; i++) {
-        if (strcmp(clt__cl_sources[i].name, CLT__CL_PRELUDE) == 0)
+        if (strcmp(clt__cl_sources[i].name, CLT__CL_PRELUDE) == 0 ||
+            strcmp(clt__cl_sources[i].name, CLT__CL_SHARED) == 0)
             continue;
         cl_program prog;
         st = clt__program_get(dev, clt__cl_sources[i].name, &prog);

@@ -1,7 +1,14 @@
 /*
  * step.c: running a trainer: the training step, the dry run at creation, evaluation, and the
- * loss and counters read back. The queue and event design is described at the top of
- * trainer.c and in docs/scheduling.md.
+ * loss and counters read back.
+ *
+ * Queues and events (docs/scheduling.md): batch uploads go through the transfer queue from
+ * one of two host staging slots into one of two device input slots, so the upload of step
+ * k+1 overlaps the compute of step k. The compute queue waits for the upload with a barrier
+ * on its event; the next upload into the same device slot waits for the marker that ends
+ * the step that last read it. The loss is read back without blocking into a host slot with
+ * its own event; the host waits only when asked for the loss, or when it is about to reuse a
+ * host staging slot whose upload has not finished (two steps later).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,7 +35,7 @@ static enum clt_status op_failed(struct clt_trainer *tr, const struct clt_tensor
                                  const char *pass, enum clt_status st)
 {
     clt__log(&tr->dev->log, CLT_LOG_ERROR, "%s of op %s (node %u) failed: %s", pass,
-             t->op->name, (unsigned)t->id, clt_status_str(st));
+             clt__op_names[t->op], (unsigned)t->id, clt_status_str(st));
     return st;
 }
 
@@ -40,7 +47,7 @@ static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, cons
         if (need ? !need[id] : !tr->plan.info[id].reached)
             continue;
         const struct clt_tensor *t = tr->graph->nodes[id];
-        enum clt_status st = t->op->forward(x, t);
+        enum clt_status st = clt__def(t)->forward(x, t);
         if (st != CLT_OK)
             return op_failed(tr, t, "forward", st);
     }
@@ -59,11 +66,11 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
         if (tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE) {
-            st = t->op->forward(x, t);
+            st = clt__def(t)->forward(x, t);
             if (st != CLT_OK)
                 st = op_failed(tr, t, "recomputation", st);
         } else {
-            st = t->op->backward(x, t);
+            st = clt__def(t)->backward(x, t, clt__accumulate_mask(x, t));
             if (st != CLT_OK)
                 st = op_failed(tr, t, "backward", st);
         }
@@ -72,40 +79,13 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     return st;
 }
 
-static void optim_config(const struct clt_optimizer *o, struct clt__optim_config *c,
-                         struct clt__lr_schedule *s)
-{
-    static const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM,
-                                                 CLT__OPTIM_ADAMW};
-    clt__optim_config_init(c, kinds[o->kind]);
-    c->weight_decay = o->weight_decay;
-    c->momentum = o->momentum;
-    c->nesterov = o->nesterov;
-    c->beta1 = o->beta1;
-    c->beta2 = o->beta2;
-    c->eps = o->eps;
-    c->clip_norm = o->clip_norm;
-    static const enum clt__lr_kind lrs[] = {CLT__LR_CONSTANT, CLT__LR_STEP, CLT__LR_COSINE};
-    memset(s, 0, sizeof *s);
-    s->kind = lrs[o->schedule];
-    s->lr = o->lr;
-    s->warmup_steps = o->warmup_updates;
-    s->step_size = o->step_size;
-    s->gamma = o->gamma;
-    s->total_steps = o->total_updates;
-    s->min_lr = o->min_lr;
-}
-
 /* One optimizer update over the flat parameter buffer, at learning rate lr. */
 static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float lr)
 {
-    struct clt__optim_config cfg;
-    struct clt__lr_schedule sched;
-    optim_config(&tr->options.optimizer, &cfg, &sched);
     struct clt__buf p = {tr->params, 0}, g = {tr->grads, 0};
     struct clt__buf m = {tr->moment1, 0}, v = {tr->moment2, 0};
     struct clt__buf status = {tr->status, 0}, work = {tr->work, 0};
-    return clt__optim_step(tr->dev, &cfg, (int64_t)tr->plan.trained, p, g, m, v,
+    return clt__optim_step(tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v,
                            clt__val(x, tr->loss), work, status, lr,
                            1.0f / (float)tr->options.optimizer.accumulate);
 }
@@ -237,10 +217,7 @@ enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inpu
         st = backward(tr, &x);
     bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
     if (st == CLT_OK && updating) {
-        struct clt__optim_config cfg;
-        struct clt__lr_schedule sched;
-        optim_config(&tr->options.optimizer, &cfg, &sched);
-        tr->last_lr = (float)clt__lr_at(&sched, (int64_t)tr->updates);
+        tr->last_lr = (float)clt__lr_at(&tr->lr_schedule, (int64_t)tr->updates);
         st = update(tr, &x, tr->last_lr);
         tr->updates++;
     }
@@ -399,7 +376,7 @@ enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inpu
         if (!tr->eval_need[id])
             continue;
         const struct clt_tensor *t = tr->graph->nodes[id];
-        st = t->op->forward(&x, t);
+        st = clt__def(t)->forward(&x, t);
         if (st != CLT_OK)
             st = op_failed(tr, t, "forward", st);
         /* Read the output as soon as it exists: its memory may be reused later. */

@@ -1,14 +1,11 @@
 /*
- * trainer.c: a planned graph on a device: its buffers, the step (upload, forward, backward,
- * optimizer, loss readback, all enqueued), evaluation, and access to parameters.
+ * trainer.c: a planned graph on a device: what an op's forward and backward see of the
+ * trainer's buffers (clt__val, clt__grad, clt__aux, clt__workspace and the per-input
+ * accumulate decisions), the options and their one check, creation (plan, fit check,
+ * buffers, initial values), the memory report, and access to parameters.
  *
- * Queues and events (docs/scheduling.md): batch uploads go through the transfer queue from
- * one of two host staging slots into one of two device input slots, so the upload of step
- * k+1 overlaps the compute of step k. The compute queue waits for the upload with a barrier
- * on its event; the next upload into the same device slot waits for the marker that ends
- * the step that last read it. The loss is read back without blocking into a host slot with
- * its own event; the host waits only when asked for the loss, or when it is about to reuse a
- * host staging slot whose upload has not finished (two steps later).
+ * The step itself (upload, forward, backward, optimizer, loss readback, all enqueued), its
+ * queues and events, and evaluation are in step.c (docs/scheduling.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -69,6 +66,15 @@ bool clt__accumulate(struct clt__exec *x, const struct clt_tensor *t, uint32_t s
     if (first && tr->graph->nodes[root]->kind == CLT__NODE_PARAM)
         return x->micro > 0;
     return !first;
+}
+
+uint32_t clt__accumulate_mask(struct clt__exec *x, const struct clt_tensor *t)
+{
+    uint32_t acc = 0;
+    for (uint32_t i = 0; i < t->nin; i++)
+        if (clt__accumulate(x, t, i))
+            acc |= 1u << i;
+    return acc;
 }
 
 struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32_t k)
@@ -242,21 +248,6 @@ static enum clt_status initialise(struct clt_trainer *tr)
     return st;
 }
 
-static enum clt_status check_options(struct clt_device *dev, const struct clt_trainer_options *o)
-{
-    const struct clt_optimizer *p = &o->optimizer;
-    bool ok = (unsigned)p->kind <= CLT_OPTIM_ADAMW && isfinite(p->lr) && p->lr >= 0 &&
-              p->momentum >= 0 && p->beta1 >= 0 && p->beta1 < 1 && p->beta2 >= 0 &&
-              p->beta2 < 1 && p->eps >= 0 && p->weight_decay >= 0 &&
-              (unsigned)p->schedule <= CLT_LR_COSINE && p->clip_norm >= 0 &&
-              p->accumulate >= 1 && p->warmup_updates >= 0 &&
-              (p->schedule != CLT_LR_STEP || p->step_size > 0) &&
-              (p->schedule != CLT_LR_COSINE || p->total_updates > 0);
-    if (!ok)
-        clt__log(&dev->log, CLT_LOG_ERROR, "invalid optimizer options");
-    return ok ? CLT_OK : CLT_ERR_INVALID_ARGUMENT;
-}
-
 enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
                                    const struct clt_tensor *loss,
                                    const struct clt_trainer_options *options,
@@ -276,7 +267,8 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     struct clt_trainer_options defaults;
     clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
     const struct clt_trainer_options *o = options ? options : &defaults;
-    enum clt_status st = check_options(dev, o);
+    /* Checked once here, translated once below. */
+    enum clt_status st = clt__optimizer_check(&dev->log, &o->optimizer);
     if (st != CLT_OK)
         return st;
     struct clt_trainer *tr = calloc(1, sizeof *tr);
@@ -287,6 +279,7 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     tr->graph = graph;
     tr->loss = loss;
     tr->options = *o;
+    clt__optim_from_public(&o->optimizer, &tr->optim, &tr->lr_schedule);
     st = clt__plan_make(dev, graph, loss, o->recompute, &tr->plan);
     if (st == CLT_OK) {
         tr->eval_need = calloc(tr->plan.n, sizeof *tr->eval_need);

@@ -6,6 +6,7 @@
 #define CLTRAIN_TRAINER_H
 
 #include "graph.h"
+#include "ops/optim.h"
 
 /* A region of the activation arena used from one point of the step's timeline to another. */
 struct clt__storage {
@@ -69,6 +70,8 @@ struct clt_trainer {
     const struct clt_graph *graph;
     const struct clt_tensor *loss;
     struct clt_trainer_options options;
+    struct clt__optim_config optim;       /* options.optimizer as the launchers take it */
+    struct clt__lr_schedule lr_schedule;  /* and its schedule */
     struct clt__plan plan;
     struct clt_memory_report memory;
 

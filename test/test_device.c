@@ -81,6 +81,7 @@ static void build_failure_hands_over_the_log(void **state)
     (void)state;
     char dir[] = "/tmp/cltrain-cl-XXXXXX";
     assert_non_null(mkdtemp(dir));
+    write_text(dir, "shared.h", "#define CLT__LOSS_LANES 64\n");
     write_text(dir, "common.cl", "#pragma OPENCL FP_CONTRACT OFF\n");
     write_text(dir, "gemm.cl", "__kernel void gemm_tiled(__global float *x)\n"
                                "{ x[0] = undeclared_thing_42; }\n");

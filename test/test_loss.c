@@ -644,9 +644,9 @@ static void results_do_not_depend_on_local_size(void **state)
 
     cl_kernel ksm, kpart, kfin;
     size_t wg_sm, wg_part, wg_fin, sizes[8];
-    assert_int_equal(clt__kernel_get(dev, "loss", "softmax_forward", &ksm, &wg_sm), CLT_OK);
-    assert_int_equal(clt__kernel_get(dev, "loss", "mse_partial", &kpart, &wg_part), CLT_OK);
-    assert_int_equal(clt__kernel_get(dev, "loss", "mse_finish", &kfin, &wg_fin), CLT_OK);
+    assert_int_equal(clt__kernel(dev, CLT__K_softmax_forward, &ksm, &wg_sm), CLT_OK);
+    assert_int_equal(clt__kernel(dev, CLT__K_mse_partial, &kpart, &wg_part), CLT_OK);
+    assert_int_equal(clt__kernel(dev, CLT__K_mse_finish, &kfin, &wg_fin), CLT_OK);
     cl_int xo = (cl_int)tx.buf.offset, yo = (cl_int)ty.buf.offset;
     cl_int mxo = (cl_int)tmx.buf.offset, mto = (cl_int)tmt.buf.offset;
     cl_int wso = (cl_int)tws.buf.offset, lo = (cl_int)tloss.buf.offset;

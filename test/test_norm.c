@@ -345,7 +345,7 @@ static enum clt_status bn_bwd_run(struct clt_device *dev, struct bn_bwd *b,
     return clt__batchnorm_backward(
         dev, sh->n, sh->c, sh->s, buf(&b->x), buf(&b->dy), buf(&b->gamma), buf(&b->mean),
         buf(&b->inv), want_dx ? buf(&b->dx) : none, want_dgamma ? buf(&b->dgamma) : none,
-        want_dbeta ? buf(&b->dbeta) : none, accumulate, buf(&b->ws));
+        want_dbeta ? buf(&b->dbeta) : none, accumulate ? CLT__NORM_ACC_ALL : 0u, buf(&b->ws));
 }
 
 /* Fills a view with `value` (NaN: shows that overwriting outputs are not read). */
@@ -751,7 +751,7 @@ static enum clt_status ln_bwd_run(struct clt_device *dev, struct ln_dev *b,
     return clt__layernorm_backward(dev, sh->rows, sh->d, buf(&b->x), buf(&b->dy), buf(&b->gamma),
                                    buf(&b->mean), buf(&b->rstd), want_dx ? buf(&b->dx) : none,
                                    want_dgamma ? buf(&b->dgamma) : none,
-                                   want_dbeta ? buf(&b->dbeta) : none, accumulate, buf(&b->ws));
+                                   want_dbeta ? buf(&b->dbeta) : none, accumulate ? CLT__NORM_ACC_ALL : 0u, buf(&b->ws));
 }
 
 static void ln_case(struct clt_device *dev, const struct ln_shape *sh)

@@ -9,7 +9,8 @@
  * - An MLP learns a synthetic task to a stated loss; accumulation over two micro-batches
  *   equals one step on the joined batch; a non-finite step is skipped and counted, or stops
  *   training when asked; the memory plan shares storage and recomputation saves more; a model
- *   too large for the device fails at creation; bad graphs are refused with a message.
+ *   too large for the device fails at creation; bad graphs are refused with a message;
+ *   bad optimizer options are refused at creation, naming the field.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -708,6 +709,40 @@ static void bad_graphs_are_refused(void **state)
     clt_trainer_free(NULL);
 }
 
+/* One check of the optimizer, at creation, by the launchers' rules: what a step would refuse
+ * is refused when the trainer is made, with the field named. */
+static void optimizer_options_are_checked_at_creation(void **state)
+{
+    struct clt_device *dev = *state;
+    struct mlp m = make_mlp(4, 3, 5, 2);
+    struct clt_trainer_options o;
+    struct clt_trainer *tr = NULL;
+    struct clt_test_log text = {0};
+    struct clt_log saved = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_ERROR};
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    o.optimizer.nesterov = true; /* needs momentum > 0 */
+    assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "Nesterov"));
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    o.optimizer.schedule = CLT_LR_COSINE;
+    o.optimizer.warmup_updates = 10;
+    o.optimizer.total_updates = 10; /* must exceed the warmup */
+    assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "total_steps must be > warmup_steps"));
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
+    o.optimizer.beta2 = 1.0f;
+    assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "beta2"));
+    o.optimizer.beta2 = 0.999f;
+    o.optimizer.accumulate = 0;
+    assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(text.text, "accumulate"));
+    assert_null(tr);
+    dev->log = saved;
+    clt_graph_free(m.g);
+}
+
 static void closed_device_fails_cleanly(void **state)
 {
     (void)state;
@@ -763,6 +798,7 @@ int main(void)
         CLT_DEVICE_TEST(model_too_large_fails_at_creation),
         CLT_DEVICE_TEST(tensors_beyond_the_element_limit_are_refused),
         CLT_DEVICE_TEST(bad_graphs_are_refused),
+        CLT_DEVICE_TEST(optimizer_options_are_checked_at_creation),
         CLT_DEVICE_TEST(closed_device_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);

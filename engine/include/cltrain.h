@@ -424,9 +424,17 @@ CLT_API struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a,
 /* alpha * x -> shape of x. */
 CLT_API struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha);
 
-/* x [..., D] + bias [D], the bias added to every row -> shape of x. */
+/* x [..., S...] + bias [S...], the bias added along the leading axes -> shape of x. The
+ * bias's shape is the trailing axes of x: [D] for a layer's bias on x [..., D], [T, D] for
+ * learned positions on x [N, T, D]. (Earlier versions took only [D].) */
 CLT_API struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x,
                                         struct clt_tensor *bias);
+
+/* x [..., S...] * s [S...], s multiplied along the leading axes (a per-feature gain [D] on
+ * x [..., D], a [T, D] mask on x [N, T, D]) -> shape of x. s's shape is the trailing axes of
+ * x. */
+CLT_API struct clt_tensor *clt_mul_broadcast(struct clt_graph *g, struct clt_tensor *x,
+                                             struct clt_tensor *s);
 
 /* Sum or mean of all elements -> [1]. */
 CLT_API struct clt_tensor *clt_sum(struct clt_graph *g, struct clt_tensor *x);

@@ -1,9 +1,13 @@
 /*
- * activation.c: launchers of cl/activation.cl (activation functions and dropout).
+ * activation.c: the activation family: launchers of cl/activation.cl (contracts in
+ * ops/activation.h), then the graph ops activation (relu, leaky_relu, gelu, tanh, sigmoid,
+ * silu) and dropout: their definitions and public builders.
  */
 #include <math.h>
 
+#include "graph.h"
 #include "ops/activation.h"
+#include "ops/elementwise.h"
 
 const char *clt__act_name(enum clt__act act)
 {
@@ -72,7 +76,7 @@ enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act ac
         CLT__ARG(count), CLT__ARG(a),     CLT__ARG(slope), CLT__ARG(x.mem),
         CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "activation", "activation_forward", (size_t)n, args,
+    return clt__run_1d(dev, CLT__K_activation_forward, (size_t)n, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -98,7 +102,7 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
         CLT__ARG(count), CLT__ARG(a),      CLT__ARG(slope),  CLT__ARG(acc),    CLT__ARG(x.mem),
         CLT__ARG(x_off), CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "activation", "activation_backward", (size_t)n, args,
+    return clt__run_1d(dev, CLT__K_activation_backward, (size_t)n, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -163,7 +167,7 @@ enum clt_status clt__dropout_forward(struct clt_device *dev, float p, uint64_t s
         CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(x.mem),
         CLT__ARG(x_off),     CLT__ARG(y.mem),     CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "activation", "dropout_forward", dropout_blocks(n), args,
+    return clt__run_1d(dev, CLT__K_dropout_forward, dropout_blocks(n), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -188,6 +192,112 @@ enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t 
         CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(acc),
         CLT__ARG(dy.mem),    CLT__ARG(dy_off),    CLT__ARG(dx.mem),    CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "activation", "dropout_backward", dropout_blocks(n), args,
+    return clt__run_1d(dev, CLT__K_dropout_backward, dropout_blocks(n), args,
                        sizeof args / sizeof args[0]);
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- activations ------------------------------------------------------------------------- */
+
+static enum clt_status act_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return clt__activation_forward(x->dev, t->p.activation.act, t->p.activation.slope, clt__count(t),
+                                   clt__val(x, t->in[0]), clt__val(x, t));
+}
+
+static enum clt_status act_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    return clt__activation_backward(x->dev, t->p.activation.act, t->p.activation.slope, clt__count(t),
+                                    clt__val(x, t->in[0]), clt__grad(x, t),
+                                    clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_activation = {
+    .saves = CLT__SAVES_INPUT(0),
+    .recomputable = true,
+    .forward = act_forward,
+    .backward = act_backward,
+};
+
+static struct clt_tensor *activation(struct clt_graph *g, struct clt_tensor *x,
+                                     enum clt__act act, float slope)
+{
+    if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, clt__act_name(act)))
+        return NULL;
+    struct clt_tensor *t = clt__node(g, CLT__OP_activation, 1, &x, CLT_F32, x->ndim, x->shape);
+    if (t) {
+        t->p.activation.act = act;
+        t->p.activation.slope = slope;
+    }
+    return t;
+}
+
+struct clt_tensor *clt_relu(struct clt_graph *g, struct clt_tensor *x)
+{
+    return activation(g, x, CLT__ACT_RELU, 0.0f);
+}
+
+struct clt_tensor *clt_leaky_relu(struct clt_graph *g, struct clt_tensor *x,
+                                  float negative_slope)
+{
+    if (g && !clt__require(g, isfinite(negative_slope), "leaky_relu: the slope must be finite"))
+        return NULL;
+    return activation(g, x, CLT__ACT_LEAKY_RELU, negative_slope);
+}
+
+struct clt_tensor *clt_gelu(struct clt_graph *g, struct clt_tensor *x, bool tanh_approximation)
+{
+    return activation(g, x, tanh_approximation ? CLT__ACT_GELU_TANH : CLT__ACT_GELU_ERF, 0.0f);
+}
+
+struct clt_tensor *clt_tanh(struct clt_graph *g, struct clt_tensor *x)
+{
+    return activation(g, x, CLT__ACT_TANH, 0.0f);
+}
+
+struct clt_tensor *clt_sigmoid(struct clt_graph *g, struct clt_tensor *x)
+{
+    return activation(g, x, CLT__ACT_SIGMOID, 0.0f);
+}
+
+struct clt_tensor *clt_silu(struct clt_graph *g, struct clt_tensor *x)
+{
+    return activation(g, x, CLT__ACT_SILU, 0.0f);
+}
+
+/* ---- dropout ----------------------------------------------------------------------------- */
+
+static enum clt_status dropout_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t);
+    if (!x->training)
+        return clt__copy_forward(x->dev, clt__count(t), in, out);
+    /* The node's id joins the seed so that two dropout layers draw different masks. */
+    return clt__dropout_forward(x->dev, t->p.dropout.p, x->seed ^ ((uint64_t)t->id << 40), x->step,
+                                clt__count(t), in, out);
+}
+
+static enum clt_status dropout_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    return clt__dropout_backward(x->dev, t->p.dropout.p, x->seed ^ ((uint64_t)t->id << 40), x->step,
+                                 clt__count(t), clt__grad(x, t), clt__grad(x, t->in[0]),
+                                 CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_dropout = {
+    .forward = dropout_forward, .backward = dropout_backward};
+
+struct clt_tensor *clt_dropout(struct clt_graph *g, struct clt_tensor *x, float p)
+{
+    if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, "dropout") ||
+        !clt__require(g, p >= 0.0f && p < 1.0f, "dropout: p must be in [0, 1)"))
+        return NULL;
+    struct clt_tensor *t = clt__node(g, CLT__OP_dropout, 1, &x, CLT_F32, x->ndim, x->shape);
+    if (t)
+        t->p.dropout.p = p;
+    return t;
+}
+

@@ -12,19 +12,20 @@
 #ifndef CLTRAIN_OPS_ACTIVATION_H
 #define CLTRAIN_OPS_ACTIVATION_H
 
+#include "cl/shared.h"
 #include "internal.h"
 
-/* The activation functions. The values are those of ACT_* in cl/activation.cl. */
+/* The activation functions; their values (CLT__CL_ACT_*) are shared with the kernels. */
 enum clt__act {
-    CLT__ACT_RELU = 0,       /* x < 0 ? 0 : x;            f'(x) = x > 0 ? 1 : 0 */
-    CLT__ACT_LEAKY_RELU = 1, /* x < 0 ? slope * x : x;    f'(x) = x > 0 ? 1 : slope */
-    CLT__ACT_GELU_TANH = 2,  /* PyTorch gelu(approximate='tanh') */
-    CLT__ACT_GELU_ERF = 3,   /* PyTorch gelu(approximate='none'): x Phi(x) */
-    CLT__ACT_TANH = 4,
-    CLT__ACT_SIGMOID = 5,    /* 1 / (1 + exp(-x)) */
-    CLT__ACT_SILU = 6,       /* x * sigmoid(x) */
+    CLT__ACT_RELU = CLT__CL_ACT_RELU,       /* x < 0 ? 0 : x;            f'(x) = x > 0 ? 1 : 0 */
+    CLT__ACT_LEAKY_RELU = CLT__CL_ACT_LEAKY_RELU, /* x < 0 ? slope * x : x;    f'(x) = x > 0 ? 1 : slope */
+    CLT__ACT_GELU_TANH = CLT__CL_ACT_GELU_TANH, /* PyTorch gelu(approximate='tanh') */
+    CLT__ACT_GELU_ERF = CLT__CL_ACT_GELU_ERF,  /* PyTorch gelu(approximate='none'): x Phi(x) */
+    CLT__ACT_TANH = CLT__CL_ACT_TANH,
+    CLT__ACT_SIGMOID = CLT__CL_ACT_SIGMOID,   /* 1 / (1 + exp(-x)) */
+    CLT__ACT_SILU = CLT__CL_ACT_SILU,      /* x * sigmoid(x) */
 };
-#define CLT__ACT_COUNT 7
+#define CLT__ACT_COUNT CLT__CL_ACT_COUNT
 
 /* "relu", "leaky_relu", "gelu_tanh", "gelu_erf", "tanh", "sigmoid", "silu"; "?" otherwise. */
 const char *clt__act_name(enum clt__act act);

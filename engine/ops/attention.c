@@ -1,13 +1,17 @@
 /*
- * attention.c: launchers of scaled dot-product attention (see attention.h and
- * docs/kernels/attention.md). Five batched GEMMs over the B * H heads and the two softmax
- * kernels of cl/attention.cl.
+ * attention.c: the attention family: launchers of scaled dot-product attention (see
+ * attention.h and docs/kernels/attention.md), five batched GEMMs over the B * H heads and
+ * the two softmax kernels of cl/attention.cl; then the graph op sdpa and the multi-head
+ * attention layer clt_attention: definition and public builders.
  *
  * Every GEMM below runs over batch = B * H contiguous matrices: a [T, D] matrix of q, k, v,
  * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
  */
 #include <math.h>
 
+#include <string.h>
+
+#include "graph.h"
 #include "ops/attention.h"
 
 float clt__attention_scale(int64_t d)
@@ -91,7 +95,7 @@ static enum clt_status softmax_forward(struct clt_device *dev, struct clt__buf p
     struct clt__arg args[] = {
         CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c), CLT__ARG(p.mem), CLT__ARG(p_off),
     };
-    return clt__run_1d(dev, "attention", "attention_softmax_forward", (size_t)rows, args,
+    return clt__run_1d(dev, CLT__K_attention_softmax_forward, (size_t)rows, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -105,7 +109,7 @@ static enum clt_status softmax_backward(struct clt_device *dev, struct clt__buf 
         CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c),    CLT__ARG(scale),
         CLT__ARG(p.mem),  CLT__ARG(p_off), CLT__ARG(g.mem), CLT__ARG(g_off),
     };
-    return clt__run_1d(dev, "attention", "attention_softmax_backward", (size_t)rows, args,
+    return clt__run_1d(dev, CLT__K_attention_softmax_backward, (size_t)rows, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -179,3 +183,98 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
         st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, work, q, dk);
     return st;
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- attention --------------------------------------------------------------------------- */
+
+static uint64_t sdpa_workspace(const struct clt_tensor *t)
+{
+    return clt__attention_workspace_bytes(t->shape[0], t->shape[1], t->shape[2]);
+}
+
+static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                  clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
+                                  t->shape[0], t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale,
+                                  t->p.sdpa.causal);
+}
+
+static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    struct clt__buf none = {NULL, 0};
+    struct clt__buf g[3] = {clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
+                            clt__grad(x, t->in[2])};
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; i < 3 && st == CLT_OK; i++) {
+        if (!g[i].mem)
+            continue;
+        st = clt__attention_backward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                     clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__grad(x, t),
+                                     clt__workspace(x), i == 0 ? g[0] : none,
+                                     i == 1 ? g[1] : none, i == 2 ? g[2] : none, t->shape[0],
+                                     t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal,
+                                     CLT__ACC(acc, i));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_sdpa = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2),
+    .forward = sdpa_forward,
+    .backward = sdpa_backward,
+    .workspace = sdpa_workspace,
+};
+
+struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,
+                            struct clt_tensor *v, bool causal)
+{
+    struct clt_tensor *in[3] = {q, k, v};
+    if (!clt__graph_ok(g, 3, in))
+        return NULL;
+    bool ok = q->ndim == 4 && q->dtype == CLT_F32;
+    for (int i = 1; ok && i < 3; i++)
+        ok = in[i]->ndim == 4 && in[i]->dtype == CLT_F32 &&
+             memcmp(in[i]->shape, q->shape, 4 * sizeof *q->shape) == 0;
+    if (!ok) {
+        clt__require(g, false, "sdpa: q, k and v must be F32 [B, H, T, Dh] of the same shape");
+        return NULL;
+    }
+    struct clt_tensor *t = clt__node(g, CLT__OP_sdpa, 3, in, CLT_F32, 4, q->shape);
+    if (t) {
+        t->p.sdpa.causal = causal;
+        t->p.sdpa.scale = clt__attention_scale(q->shape[3]);
+        t->naux = 1;
+        t->aux_dtype[0] = CLT_F32;
+        t->aux_count[0] = q->shape[0] * q->shape[1] * q->shape[2] * q->shape[2];
+    }
+    return t;
+}
+
+struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int64_t heads,
+                                 bool causal, const char *name)
+{
+    char qkv_name[CLT__NAME_MAX], proj_name[CLT__NAME_MAX];
+    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "qkv", qkv_name) ||
+        !clt__param_name(g, name, "proj", proj_name))
+        return NULL;
+    if (x->ndim != 3 || heads <= 0 || x->shape[2] % heads != 0) {
+        clt__require(g, false, "attention: x must be [N, T, D] with D divisible by the number of heads");
+        return NULL;
+    }
+    int64_t n = x->shape[0], t = x->shape[1], d = x->shape[2], dh = d / heads;
+    /* [N, T, 3D] -> [N, T, 3, H, Dh] -> [3, N, H, T, Dh], then q, k, v [N, H, T, Dh]. */
+    struct clt_tensor *qkv = clt_linear(g, x, 3 * d, true, qkv_name);
+    qkv = clt_reshape(g, qkv, 5, (int64_t[]){n, t, 3, heads, dh});
+    qkv = clt_permute(g, qkv, (uint32_t[]){2, 0, 3, 1, 4});
+    struct clt_tensor *part[3];
+    for (int i = 0; i < 3; i++)
+        part[i] = clt_reshape(g, clt_slice(g, qkv, 0, i, 1), 4, (int64_t[]){n, heads, t, dh});
+    struct clt_tensor *o = clt_sdpa(g, part[0], part[1], part[2], causal);
+    /* [N, H, T, Dh] -> [N, T, H, Dh] -> [N, T, D]. */
+    o = clt_reshape(g, clt_permute(g, o, (uint32_t[]){0, 2, 1, 3}), 3, (int64_t[]){n, t, d});
+    return clt_linear(g, o, d, true, proj_name);
+}
+

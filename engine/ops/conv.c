@@ -1,5 +1,6 @@
 /*
- * conv.c: launchers of 2-D convolution (see conv.h and docs/kernels/conv.md).
+ * conv.c: the conv family: launchers of 2-D convolution (see conv.h and
+ * docs/kernels/conv.md), then the graph op conv2d: its definition and public builder.
  *
  * For image n and group g, with Cg = C_in / G input and Co = C_out / G output channels per
  * group, Kg = Cg * KH * KW and P = OH * OW:
@@ -9,6 +10,7 @@
  * Each is one GEMM per image, strided-batched over the G groups: consecutive groups are
  * Co * Kg elements apart in W, Kg * P in the columns and Co * P in y.
  */
+#include "graph.h"
 #include "ops/conv.h"
 
 /* Products of sizes are kept below 2^31: kernels index with int. */
@@ -154,7 +156,7 @@ static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *
         CLT__ARG(col.mem), CLT__ARG(col_off),
     };
     size_t n = (size_t)(c->c_in * c->kh * c->kw * c->oh * c->ow);
-    return clt__run_1d(dev, "conv", "conv2d_im2col", n, args, sizeof args / sizeof args[0]);
+    return clt__run_1d(dev, CLT__K_conv2d_im2col, n, args, sizeof args / sizeof args[0]);
 }
 
 /* dx [C_in, H, W] (+)= the gather of dcol [K, P] into the image. */
@@ -171,7 +173,7 @@ static enum clt_status col2im(struct clt_device *dev, const struct clt__conv2d *
         CLT__ARG(dx.mem),  CLT__ARG(dx_off),
     };
     size_t n = (size_t)(c->c_in * c->h * c->w);
-    return clt__run_1d(dev, "conv", "conv2d_col2im", n, args, sizeof args / sizeof args[0]);
+    return clt__run_1d(dev, CLT__K_conv2d_col2im, n, args, sizeof args / sizeof args[0]);
 }
 
 /* One GEMM per group, strided-batched: C_g = op(A_g) op(B_g) + beta C_g for g < G. */
@@ -240,7 +242,7 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
             CLT__ARG(total),    CLT__ARG(c_out), CLT__ARG(p_count), CLT__ARG(bias.mem),
             CLT__ARG(bias_off), CLT__ARG(y.mem), CLT__ARG(y_off),
         };
-        st = clt__run_1d(dev, "conv", "conv2d_bias_forward", (size_t)s.y, args,
+        st = clt__run_1d(dev, CLT__K_conv2d_bias_forward, (size_t)s.y, args,
                          sizeof args / sizeof args[0]);
     }
     return st;
@@ -256,7 +258,7 @@ static enum clt_status bias_backward(struct clt_device *dev, const struct clt__c
         CLT__ARG(n),      CLT__ARG(c_out),  CLT__ARG(p_count), CLT__ARG(acc),
         CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(db.mem),  CLT__ARG(db_off),
     };
-    return clt__run_1d(dev, "conv", "conv2d_bias_backward", (size_t)c->c_out, args,
+    return clt__run_1d(dev, CLT__K_conv2d_bias_backward, (size_t)c->c_out, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -337,3 +339,96 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
         st = image_backward(dev, &c, &s, n, x, weight, dy, dx, dweight, workspace, accumulate);
     return st;
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- conv2d ------------------------------------------------------------------------------ */
+
+/* The launcher's description of a conv2d node, resolved when the node was made. */
+static struct clt__conv2d conv_of(const struct clt_tensor *t)
+{
+    return t->p.conv2d;
+}
+
+static uint64_t conv_workspace(const struct clt_tensor *t)
+{
+    struct clt__conv2d c = conv_of(t);
+    return clt__conv2d_workspace_bytes(&c);
+}
+
+static enum clt_status conv_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    struct clt__conv2d c = conv_of(t);
+    struct clt__buf bias = t->nin > 2 ? clt__val(x, t->in[2]) : (struct clt__buf){NULL, 0};
+    return clt__conv2d_forward(x->dev, &c, clt__val(x, t->in[0]), clt__val(x, t->in[1]), bias,
+                               clt__val(x, t), clt__workspace(x));
+}
+
+static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    struct clt__conv2d c = conv_of(t);
+    struct clt__buf none = {NULL, 0};
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; i < t->nin && st == CLT_OK; i++) {
+        struct clt__buf g = clt__grad(x, t->in[i]);
+        if (g.mem)
+            st = clt__conv2d_backward(x->dev, &c, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                      clt__grad(x, t), i == 0 ? g : none, i == 1 ? g : none,
+                                      i == 2 ? g : none, clt__workspace(x),
+                                      CLT__ACC(acc, i));
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_conv2d = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .workspace = conv_workspace,
+};
+
+struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
+                              const struct clt_conv2d_desc *desc, const char *name)
+{
+    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
+    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "weight", wname) ||
+        !clt__param_name(g, name, "bias", bname))
+        return NULL;
+    if (!desc || x->ndim != 4 || x->dtype != CLT_F32) {
+        clt__require(g, false, "conv2d: needs F32 x [N, C, H, W] and a description");
+        return NULL;
+    }
+    struct clt__conv2d c = {
+        .n = x->shape[0], .c_in = x->shape[1], .h = x->shape[2], .w = x->shape[3],
+        .c_out = desc->out_channels, .kh = desc->kernel_h, .kw = desc->kernel_w,
+        .stride_h = desc->stride_h ? desc->stride_h : 1,
+        .stride_w = desc->stride_w ? desc->stride_w : 1, .pad_h = desc->padding_h,
+        .pad_w = desc->padding_w, .dil_h = desc->dilation_h ? desc->dilation_h : 1,
+        .dil_w = desc->dilation_w ? desc->dilation_w : 1,
+        .groups = desc->groups ? desc->groups : 1,
+    };
+    struct clt_log log = clt__graph_log(g);
+    if (clt__conv2d_resolve(&log, &c) != CLT_OK) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "conv2d %s: impossible parameters for input [%lld, %lld, %lld, %lld]: %s",
+                        name, (long long)c.n, (long long)c.c_in, (long long)c.h, (long long)c.w,
+                        g->note);
+        return NULL;
+    }
+    int64_t fan_in = c.c_in / c.groups * c.kh * c.kw;
+    struct clt_tensor *w = clt_param(g, wname, 4, (int64_t[]){c.c_out, c.c_in / c.groups, c.kh, c.kw},
+                                     clt__init_torch_weight());
+    struct clt_tensor *b = desc->bias ? clt_param(g, bname, 1, &c.c_out,
+                                                  clt__init_torch_bias(fan_in))
+                                      : NULL;
+    if (!w || (desc->bias && !b))
+        return NULL;
+    struct clt_tensor *in[3] = {x, w, b};
+    struct clt_tensor *t = clt__node(g, CLT__OP_conv2d, desc->bias ? 3 : 2, in, CLT_F32, 4,
+                                     (int64_t[]){c.n, c.c_out, c.oh, c.ow});
+    if (t)
+        t->p.conv2d = c;
+    return t;
+}
+

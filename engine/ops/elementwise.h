@@ -100,6 +100,25 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
                                    struct clt__buf dbias, /* [cols] or mem NULL */
                                    bool accumulate);
 
+/* ==== Broadcast products ================================================================ */
+
+/* y[r, c] = x[r, c] * s[c]: s broadcast over the rows. */
+enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                           struct clt__buf x,  /* [rows, cols] */
+                                           struct clt__buf s,  /* [cols] */
+                                           struct clt__buf y); /* [rows, cols] */
+
+/* dx[r, c] (+)= dy[r, c] * s[c] (s needed only for dx); ds[c] (+)= sum over r of
+ * dy[r, c] * x[r, c] (compensated, rows in order; x needed only for ds). acc: bit 0 adds to
+ * dx, bit 1 to ds. A gradient whose mem is NULL is skipped. */
+enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                            struct clt__buf x,  /* [rows, cols] */
+                                            struct clt__buf s,  /* [cols] */
+                                            struct clt__buf dy, /* [rows, cols] */
+                                            struct clt__buf dx, /* [rows, cols] or mem NULL */
+                                            struct clt__buf ds, /* [cols] or mem NULL */
+                                            uint32_t acc);
+
 /* ==== Sums and means ==================================================================== */
 
 /* Bytes of workspace clt__sum_forward and clt__mean_forward need for n elements (0 for

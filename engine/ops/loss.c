@@ -1,14 +1,18 @@
 /*
- * loss.c: launchers of cl/loss.cl (contracts in loss.h, kernel notes in docs/kernels/loss.md).
+ * loss.c: the loss family: launchers of cl/loss.cl (contracts in loss.h, kernel notes in
+ * docs/kernels/loss.md), then the graph ops softmax (and log-softmax), cross_entropy and
+ * mse: their definitions and public builders.
  *
  * Row kernels run one work-group per row. Their local size is the largest power of two within
- * LOSS_LANES, the kernel's CL_KERNEL_WORK_GROUP_SIZE, dev->wg_1d and the device's first
+ * CLT__LOSS_LANES, the kernel's CL_KERNEL_WORK_GROUP_SIZE, dev->wg_1d and the device's first
  * work-item dimension; the kernels give the same result for any local size.
  */
+#include <math.h>
+
+#include "graph.h"
+#include "cl/shared.h"
 #include "ops/loss.h"
 
-/* CLT_LOSS_LANES of cl/loss.cl: a row group never uses more work-items than that. */
-#define LOSS_LANES 64
 /* Elements per mse_partial block (passed to the kernel; fixes the summation order). */
 #define MSE_BLOCK 1024
 /* Largest element count, or offset plus count, a launcher accepts: in-kernel int arithmetic
@@ -47,21 +51,21 @@ static enum clt_status check_shape(struct clt_device *dev, const char *op, int64
 /* The local size of a row kernel: see the top of the file. */
 static size_t group_size(const struct clt_device *dev, size_t kernel_wg)
 {
-    size_t l = LOSS_LANES;
+    size_t l = CLT__LOSS_LANES; /* cl/shared.h */
     while (l > 1 && (l > kernel_wg || l > dev->wg_1d || l > dev->info.max_work_item_sizes[0]))
         l /= 2;
     return l;
 }
 
 /* Enqueues kernel `name` of cl/loss.cl as `groups` work-groups of group_size work-items. */
-static enum clt_status run_groups(struct clt_device *dev, const char *name, int64_t groups,
+static enum clt_status run_groups(struct clt_device *dev, enum clt__kernel_id name, int64_t groups,
                                   const struct clt__arg *args, size_t nargs)
 {
     if (groups == 0)
         return CLT_OK;
     cl_kernel k;
     size_t wg = 0;
-    enum clt_status st = clt__kernel_get(dev, "loss", name, &k, &wg);
+    enum clt_status st = clt__kernel(dev, name, &k, &wg);
     if (st == CLT_OK)
         st = clt__set_args(dev, k, args, nargs);
     if (st != CLT_OK)
@@ -73,7 +77,7 @@ static enum clt_status run_groups(struct clt_device *dev, const char *name, int6
 
 /* ==== Softmax and log-softmax =========================================================== */
 
-static enum clt_status rows_forward(struct clt_device *dev, const char *op, const char *kernel,
+static enum clt_status rows_forward(struct clt_device *dev, const char *op, enum clt__kernel_id kernel,
                                     int64_t rows, int64_t cols, struct clt__buf x,
                                     struct clt__buf y)
 {
@@ -93,7 +97,7 @@ static enum clt_status rows_forward(struct clt_device *dev, const char *op, cons
     return run_groups(dev, kernel, rows, args, sizeof args / sizeof args[0]);
 }
 
-static enum clt_status rows_backward(struct clt_device *dev, const char *op, const char *kernel,
+static enum clt_status rows_backward(struct clt_device *dev, const char *op, enum clt__kernel_id kernel,
                                      int64_t rows, int64_t cols, struct clt__buf y,
                                      struct clt__buf dy, struct clt__buf dx, bool accumulate)
 {
@@ -120,28 +124,28 @@ static enum clt_status rows_backward(struct clt_device *dev, const char *op, con
 enum clt_status clt__softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
                                      struct clt__buf x, struct clt__buf y)
 {
-    return rows_forward(dev, "softmax", "softmax_forward", rows, cols, x, y);
+    return rows_forward(dev, "softmax", CLT__K_softmax_forward, rows, cols, x, y);
 }
 
 enum clt_status clt__softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                       struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
                                       bool accumulate)
 {
-    return rows_backward(dev, "softmax backward", "softmax_backward", rows, cols, y, dy, dx,
+    return rows_backward(dev, "softmax backward", CLT__K_softmax_backward, rows, cols, y, dy, dx,
                          accumulate);
 }
 
 enum clt_status clt__log_softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
                                          struct clt__buf x, struct clt__buf y)
 {
-    return rows_forward(dev, "log_softmax", "log_softmax_forward", rows, cols, x, y);
+    return rows_forward(dev, "log_softmax", CLT__K_log_softmax_forward, rows, cols, x, y);
 }
 
 enum clt_status clt__log_softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                           struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
                                           bool accumulate)
 {
-    return rows_backward(dev, "log_softmax backward", "log_softmax_backward", rows, cols, y, dy, dx,
+    return rows_backward(dev, "log_softmax backward", CLT__K_log_softmax_backward, rows, cols, y, dy, dx,
                          accumulate);
 }
 
@@ -201,7 +205,7 @@ enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows,
         CLT__ARG(wo),
     };
     st =
-        run_groups(dev, "cross_entropy_rows", rows, row_args, sizeof row_args / sizeof row_args[0]);
+        run_groups(dev, CLT__K_cross_entropy_rows, rows, row_args, sizeof row_args / sizeof row_args[0]);
     if (st != CLT_OK)
         return st;
     /* One group sums the rows in a fixed order; it runs for 0 rows too, writing loss 0. */
@@ -210,7 +214,7 @@ enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows,
         CLT__ARG(lbo), CLT__ARG(ignore),   CLT__ARG(workspace.mem),
         CLT__ARG(wo),  CLT__ARG(loss.mem), CLT__ARG(so),
     };
-    return run_groups(dev, "cross_entropy_finish", 1, finish_args,
+    return run_groups(dev, CLT__K_cross_entropy_finish, 1, finish_args,
                       sizeof finish_args / sizeof finish_args[0]);
 }
 
@@ -242,7 +246,7 @@ enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows
         CLT__ARG(wo),          CLT__ARG(dloss.mem),  CLT__ARG(dlo),
         CLT__ARG(dlogits.mem), CLT__ARG(go),         CLT__ARG(acc),
     };
-    return clt__run_1d(dev, "loss", "cross_entropy_backward", (size_t)(rows * classes), args,
+    return clt__run_1d(dev, CLT__K_cross_entropy_backward, (size_t)(rows * classes), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -290,7 +294,7 @@ enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__
         CLT__ARG(nn),         CLT__ARG(block), CLT__ARG(x.mem),         CLT__ARG(xo),
         CLT__ARG(target.mem), CLT__ARG(to),    CLT__ARG(workspace.mem), CLT__ARG(wo),
     };
-    st = run_groups(dev, "mse_partial", blocks, partial_args,
+    st = run_groups(dev, CLT__K_mse_partial, blocks, partial_args,
                     sizeof partial_args / sizeof partial_args[0]);
     if (st != CLT_OK)
         return st;
@@ -298,7 +302,7 @@ enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__
         CLT__ARG(nn), CLT__ARG(block),    CLT__ARG(workspace.mem),
         CLT__ARG(wo), CLT__ARG(loss.mem), CLT__ARG(lo),
     };
-    return run_groups(dev, "mse_finish", 1, finish_args,
+    return run_groups(dev, CLT__K_mse_finish, 1, finish_args,
                       sizeof finish_args / sizeof finish_args[0]);
 }
 
@@ -323,5 +327,162 @@ enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt_
         CLT__ARG(nn),        CLT__ARG(x.mem), CLT__ARG(xo),     CLT__ARG(target.mem), CLT__ARG(to),
         CLT__ARG(dloss.mem), CLT__ARG(dlo),   CLT__ARG(dx.mem), CLT__ARG(dxo),        CLT__ARG(acc),
     };
-    return clt__run_1d(dev, "loss", "mse_backward", (size_t)n, args, sizeof args / sizeof args[0]);
+    return clt__run_1d(dev, CLT__K_mse_backward, (size_t)n, args, sizeof args / sizeof args[0]);
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+
+static int64_t last_dim(const struct clt_tensor *t)
+{
+    return t->shape[t->ndim - 1];
+}
+/* ---- softmax and log-softmax ------------------------------------------------------------- */
+
+static enum clt_status softmax_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t cols = last_dim(t), rows = clt__count(t) / cols;
+    struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t);
+    return t->p.softmax.log ? clt__log_softmax_forward(x->dev, rows, cols, in, out)
+                   : clt__softmax_forward(x->dev, rows, cols, in, out);
+}
+
+static enum clt_status softmax_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    int64_t cols = last_dim(t), rows = clt__count(t) / cols;
+    struct clt__buf y = clt__val(x, t), dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
+    bool add = CLT__ACC(acc, 0);
+    return t->p.softmax.log ? clt__log_softmax_backward(x->dev, rows, cols, y, dy, dx, add)
+                   : clt__softmax_backward(x->dev, rows, cols, y, dy, dx, add);
+}
+
+const struct clt__op_def clt__op_softmax = {
+    .saves = CLT__SAVES_OUTPUT,
+    .forward = softmax_forward,
+    .backward = softmax_backward,
+};
+
+static struct clt_tensor *softmax(struct clt_graph *g, struct clt_tensor *x, bool log)
+{
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    if (x->dtype != CLT_F32) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "softmax: x must be F32");
+        return NULL;
+    }
+    struct clt_tensor *t = clt__node(g, CLT__OP_softmax, 1, &x, CLT_F32, x->ndim, x->shape);
+    if (t)
+        t->p.softmax.log = log;
+    return t;
+}
+
+struct clt_tensor *clt_softmax(struct clt_graph *g, struct clt_tensor *x)
+{
+    return softmax(g, x, false);
+}
+
+struct clt_tensor *clt_log_softmax(struct clt_graph *g, struct clt_tensor *x)
+{
+    return softmax(g, x, true);
+}
+
+/* ---- cross-entropy ----------------------------------------------------------------------- */
+
+static enum clt_status ce_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    const struct clt_tensor *logits = t->in[0];
+    int64_t classes = last_dim(logits), rows = clt__count(logits) / classes;
+    return clt__cross_entropy_forward(x->dev, rows, classes, clt__val(x, logits),
+                                      clt__val(x, t->in[1]), t->p.cross_entropy.ignore_index, t->p.cross_entropy.label_smoothing,
+                                      clt__aux(x, t, 0), clt__val(x, t));
+}
+
+static enum clt_status ce_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    const struct clt_tensor *logits = t->in[0];
+    int64_t classes = last_dim(logits), rows = clt__count(logits) / classes;
+    return clt__cross_entropy_backward(x->dev, rows, classes, clt__val(x, logits),
+                                       clt__val(x, t->in[1]), t->p.cross_entropy.ignore_index, t->p.cross_entropy.label_smoothing,
+                                       clt__aux(x, t, 0), clt__grad(x, t), clt__grad(x, logits),
+                                       CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_cross_entropy = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = ce_forward,
+    .backward = ce_backward,
+};
+
+struct clt_tensor *clt_cross_entropy(struct clt_graph *g, struct clt_tensor *logits,
+                                     struct clt_tensor *labels, int32_t ignore_index,
+                                     float label_smoothing)
+{
+    struct clt_tensor *in[2] = {logits, labels};
+    if (!clt__graph_ok(g, 2, in))
+        return NULL;
+    int64_t rows = clt__count(logits) / last_dim(logits);
+    if (logits->dtype != CLT_F32 || labels->dtype != CLT_I32 || clt__count(labels) != rows ||
+        !(label_smoothing >= 0.0f && label_smoothing < 1.0f)) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "cross_entropy: needs F32 logits [..., K], I32 labels with one label "
+                        "per row, and label smoothing in [0, 1)");
+        return NULL;
+    }
+    struct clt_tensor *t = clt__node(g, CLT__OP_cross_entropy, 2, in, CLT_F32, 1, (int64_t[]){1});
+    if (t) {
+        t->p.cross_entropy.ignore_index = ignore_index;
+        t->p.cross_entropy.label_smoothing = label_smoothing;
+        t->naux = 1;
+        t->aux_dtype[0] = CLT_F32;
+        t->aux_count[0] = (int64_t)(clt__cross_entropy_workspace_bytes(rows) / 4);
+    }
+    return t;
+}
+
+/* ---- mean squared error ------------------------------------------------------------------ */
+
+static uint64_t mse_workspace(const struct clt_tensor *t)
+{
+    return clt__mse_workspace_bytes(clt__count(t->in[0]));
+}
+
+static enum clt_status mse_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return clt__mse_forward(x->dev, clt__count(t->in[0]), clt__val(x, t->in[0]),
+                            clt__val(x, t->in[1]), clt__workspace(x), clt__val(x, t));
+}
+
+static enum clt_status mse_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    if (clt__grad(x, t->in[1]).mem) {
+        clt__log(&x->dev->log, CLT_LOG_ERROR, "mse: the target cannot need a gradient");
+        return CLT_ERR_UNSUPPORTED;
+    }
+    return clt__mse_backward(x->dev, clt__count(t->in[0]), clt__val(x, t->in[0]),
+                             clt__val(x, t->in[1]), clt__grad(x, t), clt__grad(x, t->in[0]),
+                             CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_mse = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = mse_forward,
+    .backward = mse_backward,
+    .workspace = mse_workspace,
+};
+
+struct clt_tensor *clt_mse(struct clt_graph *g, struct clt_tensor *x, struct clt_tensor *target)
+{
+    struct clt_tensor *in[2] = {x, target};
+    if (!clt__graph_ok(g, 2, in))
+        return NULL;
+    if (x->dtype != CLT_F32 || target->dtype != CLT_F32 || clt__count(x) != clt__count(target)) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "mse: x and target must be F32 with the same number of elements");
+        return NULL;
+    }
+    return clt__node(g, CLT__OP_mse, 2, in, CLT_F32, 1, (int64_t[]){1});
+}
+

@@ -1,13 +1,16 @@
 /*
- * norm.c: launchers of batch norm and layer norm (cl/norm.cl). See norm.h for the contract.
+ * norm.c: the norm family: launchers of batch norm and layer norm (cl/norm.cl; contracts
+ * in norm.h), then the graph ops batch_norm and layer_norm: definitions and public builders.
  *
  * The per-channel and per-column reductions run over chunks of a constant size, combined in
  * chunk order by a second launch: the chunk sizes below are part of the numerics (every
  * device gets the same sums), not tunables.
  */
+#include <math.h>
+
+#include "graph.h"
 #include "ops/norm.h"
 
-#define PROGRAM "norm"
 /* Values of one channel summarized by one work-item of batchnorm_stats and
  * batchnorm_backward_partial. */
 #define BN_CHUNK 256
@@ -15,17 +18,6 @@
 #define LN_ROW_CHUNK 32
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-/* A buffer argument in the form kernels take: the cl_mem and an int element offset. */
-struct karg {
-    cl_mem mem;
-    cl_int off;
-};
-
-static struct karg karg(struct clt__buf b)
-{
-    return (struct karg){b.mem, (cl_int)b.offset};
-}
 
 /* A tensor argument of a launcher: `count` floats from the buffer's offset. */
 struct tensor {
@@ -150,38 +142,25 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
     cl_int nchunks = (cl_int)bn_chunks(n, s), stat_is_var = 0;
-    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), krm = karg(running_mean);
-    struct karg krv = karg(running_var), ky = karg(y), km = karg(mean), ki = karg(inv_std);
-    struct karg kw = karg(workspace);
 
-    struct clt__arg stats[] = {
-        CLT__ARG(ni),     CLT__ARG(ci),     CLT__ARG(si),     CLT__ARG(chunk),  CLT__ARG(nchunks),
-        CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
-    };
-    st = clt__run_1d(dev, PROGRAM, "batchnorm_stats", (size_t)c * (size_t)nchunks, stats,
-                     COUNT(stats));
+    st = CLT__RUN(dev, CLT__K_batchnorm_stats, (size_t)c * (size_t)nchunks,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
+                    CLT__BUF(x), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg combine[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),       CLT__ARG(chunk),
-        CLT__ARG(nchunks), CLT__ARG(eps),     CLT__ARG(momentum), CLT__ARG(kx.mem),
-        CLT__ARG(kx.off),  CLT__ARG(kw.mem),  CLT__ARG(kw.off),   CLT__ARG(km.mem),
-        CLT__ARG(km.off),  CLT__ARG(ki.mem),  CLT__ARG(ki.off),   CLT__ARG(krm.mem),
-        CLT__ARG(krm.off), CLT__ARG(krv.mem), CLT__ARG(krv.off),
-    };
-    st = clt__run_1d(dev, PROGRAM, "batchnorm_stats_combine", (size_t)c, combine, COUNT(combine));
+    st = CLT__RUN(dev, CLT__K_batchnorm_stats_combine, (size_t)c,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
+                    CLT__F32(eps), CLT__F32(momentum), CLT__BUF(x), CLT__BUF(workspace),
+                    CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(running_mean),
+                    CLT__BUF(running_var));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg apply[] = {
-        CLT__ARG(ni),          CLT__ARG(ci),     CLT__ARG(si),     CLT__ARG(eps),
-        CLT__ARG(stat_is_var), CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(km.mem),
-        CLT__ARG(km.off),      CLT__ARG(ki.mem), CLT__ARG(ki.off), CLT__ARG(kg.mem),
-        CLT__ARG(kg.off),      CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
-        CLT__ARG(ky.off),
-    };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_forward", (size_t)count, apply, COUNT(apply));
+    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
+                    CLT__BUF(x), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(gamma),
+                    CLT__BUF(beta), CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -213,16 +192,10 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, stat_is_var = 1;
-    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), krm = karg(running_mean);
-    struct karg krv = karg(running_var), ky = karg(y);
-    struct clt__arg apply[] = {
-        CLT__ARG(ni),          CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(eps),
-        CLT__ARG(stat_is_var), CLT__ARG(kx.mem),  CLT__ARG(kx.off),  CLT__ARG(krm.mem),
-        CLT__ARG(krm.off),     CLT__ARG(krv.mem), CLT__ARG(krv.off), CLT__ARG(kg.mem),
-        CLT__ARG(kg.off),      CLT__ARG(kb.mem),  CLT__ARG(kb.off),  CLT__ARG(ky.mem),
-        CLT__ARG(ky.off),
-    };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_forward", (size_t)count, apply, COUNT(apply));
+    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
+                    CLT__BUF(x), CLT__BUF(running_mean), CLT__BUF(running_var), CLT__BUF(gamma),
+                    CLT__BUF(beta), CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64_t c, int64_t s,
@@ -230,7 +203,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
                                         struct clt__buf gamma, struct clt__buf mean,
                                         struct clt__buf inv_std, struct clt__buf dx,
                                         struct clt__buf dgamma, struct clt__buf dbeta,
-                                        bool accumulate, struct clt__buf workspace)
+                                        uint32_t acc_mask, struct clt__buf workspace)
 {
     const char *op = "batchnorm_backward";
     if (!dev)
@@ -254,42 +227,29 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
-    cl_int nchunks = (cl_int)bn_chunks(n, s), acc = accumulate;
-    struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
-    struct karg ki = karg(inv_std), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
-    struct karg kw = karg(workspace);
+    cl_int nchunks = (cl_int)bn_chunks(n, s);
+    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
     /* The means [2, c] follow the partials [2, c, nchunks] in the workspace. */
-    cl_int means_off = kw.off + 2 * ci * nchunks;
+    struct clt__buf means = {workspace.mem, workspace.offset + 2 * (size_t)c * (size_t)nchunks};
 
-    struct clt__arg partial[] = {
-        CLT__ARG(ni),     CLT__ARG(ci),     CLT__ARG(si),      CLT__ARG(chunk),   CLT__ARG(nchunks),
-        CLT__ARG(kx.mem), CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),
-        CLT__ARG(km.off), CLT__ARG(kw.mem), CLT__ARG(kw.off),
-    };
-    st = clt__run_1d(dev, PROGRAM, "batchnorm_backward_partial", (size_t)c * (size_t)nchunks,
-                     partial, COUNT(partial));
+    st = CLT__RUN(dev, CLT__K_batchnorm_backward_partial, (size_t)c * (size_t)nchunks,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
+                    CLT__BUF(x), CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg combine[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),        CLT__ARG(nchunks),
-        CLT__ARG(acc),     CLT__ARG(kw.mem),  CLT__ARG(kw.off),    CLT__ARG(ki.mem),
-        CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off), CLT__ARG(kdg.mem),
-        CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
-    };
-    st =
-        clt__run_1d(dev, PROGRAM, "batchnorm_backward_combine", (size_t)c, combine, COUNT(combine));
+    st = CLT__RUN(dev, CLT__K_batchnorm_backward_combine, (size_t)c,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(nchunks), CLT__I32(acc),
+                    CLT__BUF(workspace), CLT__BUF(inv_std),
+                    CLT__BUF(means),
+                    CLT__BUF(dgamma), CLT__BUF(dbeta));
     if (st != CLT_OK || !dx.mem)
         return st;
 
-    struct clt__arg grad[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(acc),
-        CLT__ARG(kx.mem),  CLT__ARG(kx.off),  CLT__ARG(kdy.mem), CLT__ARG(kdy.off),
-        CLT__ARG(kg.mem),  CLT__ARG(kg.off),  CLT__ARG(km.mem),  CLT__ARG(km.off),
-        CLT__ARG(ki.mem),  CLT__ARG(ki.off),  CLT__ARG(kw.mem),  CLT__ARG(means_off),
-        CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
-    };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_backward", (size_t)count, grad, COUNT(grad));
+    return CLT__RUN(dev, CLT__K_batchnorm_backward, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(acc_dx), CLT__BUF(x),
+                    CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(inv_std),
+                    CLT__BUF(means), CLT__BUF(dx));
 }
 
 enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -318,14 +278,9 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, acc = accumulate;
-    struct karg kdy = karg(dy), kg = karg(gamma), kv = karg(running_var), kdx = karg(dx);
-    struct clt__arg args[] = {
-        CLT__ARG(ni),      CLT__ARG(ci),      CLT__ARG(si),      CLT__ARG(eps),    CLT__ARG(acc),
-        CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),  CLT__ARG(kg.off), CLT__ARG(kv.mem),
-        CLT__ARG(kv.off),  CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
-    };
-    return clt__run_1d(dev, PROGRAM, "batchnorm_backward_inference", (size_t)count, args,
-                       COUNT(args));
+    return CLT__RUN(dev, CLT__K_batchnorm_backward_inference, (size_t)count,
+                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(acc),
+                    CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(running_var), CLT__BUF(dx));
 }
 
 /* ==== Layer norm ======================================================================== */
@@ -366,14 +321,9 @@ enum clt_status clt__layernorm_forward(struct clt_device *dev, int64_t rows, int
         return st;
 
     cl_int ri = (cl_int)rows, di = (cl_int)d;
-    struct karg kx = karg(x), kg = karg(gamma), kb = karg(beta), ky = karg(y);
-    struct karg km = karg(mean), kr = karg(rstd);
-    struct clt__arg args[] = {
-        CLT__ARG(ri),     CLT__ARG(di),     CLT__ARG(eps),    CLT__ARG(kx.mem), CLT__ARG(kx.off),
-        CLT__ARG(kg.mem), CLT__ARG(kg.off), CLT__ARG(kb.mem), CLT__ARG(kb.off), CLT__ARG(ky.mem),
-        CLT__ARG(ky.off), CLT__ARG(km.mem), CLT__ARG(km.off), CLT__ARG(kr.mem), CLT__ARG(kr.off),
-    };
-    return clt__run_1d(dev, PROGRAM, "layernorm_forward", (size_t)rows, args, COUNT(args));
+    return CLT__RUN(dev, CLT__K_layernorm_forward, (size_t)rows,
+                    CLT__I32(ri), CLT__I32(di), CLT__F32(eps), CLT__BUF(x), CLT__BUF(gamma),
+                    CLT__BUF(beta), CLT__BUF(y), CLT__BUF(mean), CLT__BUF(rstd));
 }
 
 enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, int64_t d,
@@ -381,7 +331,7 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
                                         struct clt__buf gamma, struct clt__buf mean,
                                         struct clt__buf rstd, struct clt__buf dx,
                                         struct clt__buf dgamma, struct clt__buf dbeta,
-                                        bool accumulate, struct clt__buf workspace)
+                                        uint32_t acc_mask, struct clt__buf workspace)
 {
     const char *op = "layernorm_backward";
     if (!dev)
@@ -404,40 +354,188 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
     if (st != CLT_OK)
         return st;
 
-    cl_int ri = (cl_int)rows, di = (cl_int)d, acc = accumulate;
+    cl_int ri = (cl_int)rows, di = (cl_int)d;
+    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
     cl_int chunk = LN_ROW_CHUNK, nchunks = (cl_int)ln_chunks(rows);
-    struct karg kx = karg(x), kdy = karg(dy), kg = karg(gamma), km = karg(mean);
-    struct karg kr = karg(rstd), kdx = karg(dx), kdg = karg(dgamma), kdb = karg(dbeta);
-    struct karg kw = karg(workspace);
 
     if (dx.mem) {
-        struct clt__arg args[] = {
-            CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(acc),     CLT__ARG(kx.mem),
-            CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(kg.mem),
-            CLT__ARG(kg.off), CLT__ARG(km.mem),  CLT__ARG(km.off),  CLT__ARG(kr.mem),
-            CLT__ARG(kr.off), CLT__ARG(kdx.mem), CLT__ARG(kdx.off),
-        };
-        st = clt__run_1d(dev, PROGRAM, "layernorm_backward", (size_t)rows, args, COUNT(args));
+        st = CLT__RUN(dev, CLT__K_layernorm_backward, (size_t)rows,
+                        CLT__I32(ri), CLT__I32(di), CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy),
+                        CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(dx));
         if (st != CLT_OK)
             return st;
     }
     if (!dgamma.mem && !dbeta.mem)
         return CLT_OK;
 
-    struct clt__arg partial[] = {
-        CLT__ARG(ri),     CLT__ARG(di),      CLT__ARG(chunk),   CLT__ARG(nchunks), CLT__ARG(kx.mem),
-        CLT__ARG(kx.off), CLT__ARG(kdy.mem), CLT__ARG(kdy.off), CLT__ARG(km.mem),  CLT__ARG(km.off),
-        CLT__ARG(kr.mem), CLT__ARG(kr.off),  CLT__ARG(kw.mem),  CLT__ARG(kw.off),
-    };
-    st = clt__run_1d(dev, PROGRAM, "layernorm_param_partial", (size_t)nchunks * (size_t)d, partial,
-                     COUNT(partial));
+    st = CLT__RUN(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)d,
+                    CLT__I32(ri), CLT__I32(di), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
+                    CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    struct clt__arg combine[] = {
-        CLT__ARG(di),      CLT__ARG(nchunks), CLT__ARG(acc),
-        CLT__ARG(kw.mem),  CLT__ARG(kw.off),  CLT__ARG(kdg.mem),
-        CLT__ARG(kdg.off), CLT__ARG(kdb.mem), CLT__ARG(kdb.off),
-    };
-    return clt__run_1d(dev, PROGRAM, "layernorm_param_combine", (size_t)d, combine, COUNT(combine));
+    return CLT__RUN(dev, CLT__K_layernorm_param_combine, (size_t)d,
+                    CLT__I32(di), CLT__I32(nchunks), CLT__I32(acc), CLT__BUF(workspace),
+                    CLT__BUF(dgamma), CLT__BUF(dbeta));
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- batch norm -------------------------------------------------------------------------- */
+
+/* x [N, C, S...] as [N, C, S] with S the product of the rest (1 for [N, C]). */
+static void bn_dims(const struct clt_tensor *t, int64_t *n, int64_t *c, int64_t *s)
+{
+    *n = t->shape[0];
+    *c = t->shape[1];
+    *s = clt__count(t) / (*n * *c);
+}
+
+static uint64_t bn_workspace(const struct clt_tensor *t)
+{
+    int64_t n, c, s;
+    bn_dims(t, &n, &c, &s);
+    return clt__batchnorm_workspace_bytes(n, c, s);
+}
+
+static enum clt_status bn_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t n, c, s;
+    bn_dims(t, &n, &c, &s);
+    struct clt__buf in = clt__val(x, t->in[0]), gamma = clt__val(x, t->in[1]);
+    struct clt__buf beta = clt__val(x, t->in[2]), rmean = clt__val(x, t->in[3]);
+    struct clt__buf rvar = clt__val(x, t->in[4]), out = clt__val(x, t);
+    if (!x->training)
+        return clt__batchnorm_forward_inference(x->dev, n, c, s, in, gamma, beta, rmean, rvar,
+                                                t->p.norm.eps, out);
+    return clt__batchnorm_forward(x->dev, n, c, s, in, gamma, beta, t->p.norm.eps, t->p.norm.momentum, rmean,
+                                  rvar, out, clt__aux(x, t, 0), clt__aux(x, t, 1),
+                                  clt__workspace(x));
+}
+
+static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                   uint32_t acc)
+{
+    int64_t n, c, s;
+    bn_dims(t, &n, &c, &s);
+    /* One call: the statistics pass serves all three gradients. */
+    return clt__batchnorm_backward(x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t),
+                                   clt__val(x, t->in[1]), clt__aux(x, t, 0), clt__aux(x, t, 1),
+                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
+                                   clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL,
+                                   clt__workspace(x));
+}
+
+const struct clt__op_def clt__op_batch_norm = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .workspace = bn_workspace,
+};
+
+struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                  float momentum, const char *name)
+{
+    char names[4][CLT__NAME_MAX];
+    const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        if (!clt__param_name(g, name, parts[i], names[i]))
+            return NULL;
+    if (x->ndim < 2 || x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps) ||
+        !(momentum >= 0.0f && momentum <= 1.0f)) {
+        clt__require(g, false, "batch_norm: needs F32 x [N, C, ...], eps >= 0 and momentum in [0, 1]");
+        return NULL;
+    }
+    int64_t c = x->shape[1];
+    struct clt_init one = {CLT_INIT_CONSTANT, 1.0f, 0.0f}, zero = {CLT_INIT_ZEROS, 0, 0};
+    struct clt_tensor *in[5] = {x, clt_param(g, names[0], 1, &c, one),
+                                clt_param(g, names[1], 1, &c, zero),
+                                clt_state(g, names[2], 1, &c, zero),
+                                clt_state(g, names[3], 1, &c, one)};
+    if (!in[1] || !in[2] || !in[3] || !in[4])
+        return NULL;
+    struct clt_tensor *t = clt__node(g, CLT__OP_batch_norm, 5, in, CLT_F32, x->ndim, x->shape);
+    if (t) {
+        t->p.norm.eps = eps;
+        t->p.norm.momentum = momentum;
+        t->naux = 2;
+        t->aux_dtype[0] = t->aux_dtype[1] = CLT_F32;
+        t->aux_count[0] = t->aux_count[1] = c;
+    }
+    return t;
+}
+
+
+/* ---- layer norm -------------------------------------------------------------------------- */
+
+static void ln_dims(const struct clt_tensor *t, int64_t *rows, int64_t *d)
+{
+    *d = t->shape[t->ndim - 1];
+    *rows = clt__count(t) / *d;
+}
+
+static uint64_t ln_workspace(const struct clt_tensor *t)
+{
+    int64_t rows, d;
+    ln_dims(t, &rows, &d);
+    return clt__layernorm_workspace_bytes(rows, d);
+}
+
+static enum clt_status ln_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t rows, d;
+    ln_dims(t, &rows, &d);
+    return clt__layernorm_forward(x->dev, rows, d, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                  clt__val(x, t->in[2]), t->p.norm.eps, clt__val(x, t),
+                                  clt__aux(x, t, 0), clt__aux(x, t, 1));
+}
+
+static enum clt_status ln_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                   uint32_t acc)
+{
+    int64_t rows, d;
+    ln_dims(t, &rows, &d);
+    /* One call: the parameter pass serves both parameter gradients. */
+    return clt__layernorm_backward(x->dev, rows, d, clt__val(x, t->in[0]), clt__grad(x, t),
+                                   clt__val(x, t->in[1]), clt__aux(x, t, 0), clt__aux(x, t, 1),
+                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
+                                   clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL,
+                                   clt__workspace(x));
+}
+
+const struct clt__op_def clt__op_layer_norm = {
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .forward = ln_forward,
+    .backward = ln_backward,
+    .workspace = ln_workspace,
+};
+
+struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                  const char *name)
+{
+    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
+    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "weight", wname) ||
+        !clt__param_name(g, name, "bias", bname))
+        return NULL;
+    if (x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps)) {
+        clt__require(g, false, "layer_norm: needs F32 x and a finite eps >= 0");
+        return NULL;
+    }
+    int64_t d = x->shape[x->ndim - 1];
+    struct clt_tensor *w =
+        clt_param(g, wname, 1, &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
+    struct clt_tensor *b = clt_param(g, bname, 1, &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0});
+    struct clt_tensor *in[3] = {x, w, b};
+    struct clt_tensor *t = w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape)
+                                  : NULL;
+    if (t) {
+        t->p.norm.eps = eps;
+        t->naux = 2;
+        t->aux_dtype[0] = t->aux_dtype[1] = CLT_F32;
+        t->aux_count[0] = t->aux_count[1] = clt__count(x) / d;
+    }
+    return t;
+}
+

@@ -10,13 +10,17 @@
  * shape's elements, and offset + elements must stay below 2^31. Scratch space comes from
  * the caller (`workspace`, at least the bytes the *_workspace_bytes function names, and
  * not shared with any other argument). Bad arguments return CLT_ERR_INVALID_ARGUMENT with
- * a log line. A backward writes each gradient it is given (`accumulate` false: grad = ...;
- * true: grad += ...) and skips each whose `mem` is NULL.
+ * a log line. A backward writes each gradient it is given and skips each whose `mem` is
+ * NULL; its `acc` mask says, per gradient, whether it adds instead (bit 0 dx, bit 1 dgamma,
+ * bit 2 dbeta, the order of the graph op's inputs; CLT__NORM_ACC_ALL adds to all three), so
+ * that one call computes the statistics every gradient needs once.
  */
 #ifndef CLTRAIN_OPS_NORM_H
 #define CLTRAIN_OPS_NORM_H
 
 #include <stdbool.h>
+
+#include "cl/shared.h"
 
 #include "internal.h"
 
@@ -60,6 +64,8 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev,
                                                  float eps,                    /* >= 0 */
                                                  struct clt__buf y);           /* [n, c, s] out */
 
+/* The bits of a backward's `acc` mask are CLT__NORM_ACC_* of cl/shared.h. */
+
 /* Backward of training mode, from the mean and inv_std its forward saved:
  * dbeta = sum dy, dgamma = sum dy * xhat (over each channel's m values),
  * dx = gamma * inv_std * (dy - dbeta / m - xhat * dgamma / m), xhat = (x - mean) * inv_std.
@@ -75,7 +81,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev,
                                         struct clt__buf dx,      /* [n, c, s] out, or NULL */
                                         struct clt__buf dgamma,  /* [c] out, or NULL */
                                         struct clt__buf dbeta,   /* [c] out, or NULL */
-                                        bool accumulate,
+                                        uint32_t acc,            /* CLT__NORM_ACC_* bits */
                                         struct clt__buf workspace);
 
 /* Backward of inference mode: dx = dy * gamma / sqrt(running_var + eps). (The running
@@ -120,7 +126,7 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev,
                                         struct clt__buf dx,     /* [rows, d] out, or NULL */
                                         struct clt__buf dgamma, /* [d] out, or NULL */
                                         struct clt__buf dbeta,  /* [d] out, or NULL */
-                                        bool accumulate,
+                                        uint32_t acc,           /* CLT__NORM_ACC_* bits */
                                         struct clt__buf workspace);
 
 /* clang-format on */

@@ -128,7 +128,7 @@ enum clt_status clt__optim_status_set(struct clt_device *dev, struct clt__buf st
     }
     cl_int t = step, s = skipped, off = (cl_int)status.offset;
     struct clt__arg args[] = {CLT__ARG(t), CLT__ARG(s), CLT__ARG(status.mem), CLT__ARG(off)};
-    return clt__run_1d(dev, "optim", "optim_status_set", 1, args, 4);
+    return clt__run_1d(dev, CLT__K_optim_status_set, 1, args, 4);
 }
 
 enum clt_status clt__optim_status_reset(struct clt_device *dev, struct clt__buf status)
@@ -153,21 +153,21 @@ enum clt_status clt__optim_status_read(struct clt_device *dev, struct clt__buf s
 
 /* Enqueues a 1-D kernel over `count` work-items with the configured work-group size. */
 static enum clt_status run(struct clt_device *dev, const struct clt__optim_config *cfg,
-                           const char *kernel, size_t count, const struct clt__arg *args,
+                           enum clt__kernel_id kernel, size_t count, const struct clt__arg *args,
                            size_t nargs)
 {
     if (count == 0)
         return CLT_OK;
     cl_kernel k;
     size_t wg = 0;
-    enum clt_status st = clt__kernel_get(dev, "optim", kernel, &k, &wg);
+    enum clt_status st = clt__kernel(dev, kernel, &k, &wg);
     if (st == CLT_OK)
         st = clt__set_args(dev, k, args, nargs);
     if (st != CLT_OK)
         return st;
     if (cfg->work_group > wg) {
         clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: work group %zu is beyond %s's limit %zu",
-                 cfg->work_group, kernel, wg);
+                 cfg->work_group, clt__kernel_ids[kernel].kernel, wg);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     return clt__launch(dev, k, 1, &count, cfg->work_group ? &cfg->work_group : NULL);
@@ -191,13 +191,13 @@ static enum clt_status norm_partials(struct clt_device *dev, const struct clt__o
                 CLT__ARG(n_in),   CLT__ARG(parts),  CLT__ARG(scale),   CLT__ARG(grads.mem),
                 CLT__ARG(in_off), CLT__ARG(ws.mem), CLT__ARG(out_off),
             };
-            st = run(dev, cfg, "optim_norm_partial", (size_t)parts, args, 7);
+            st = run(dev, cfg, CLT__K_optim_norm_partial, (size_t)parts, args, 7);
         } else {
             struct clt__arg args[] = {
                 CLT__ARG(n_in),   CLT__ARG(parts),  CLT__ARG(ws.mem),
                 CLT__ARG(in_off), CLT__ARG(ws.mem), CLT__ARG(out_off),
             };
-            st = run(dev, cfg, "optim_norm_combine", (size_t)parts, args, 6);
+            st = run(dev, cfg, CLT__K_optim_norm_combine, (size_t)parts, args, 6);
         }
         /* This level is the next one's input; the next level follows it. */
         n_in = parts;
@@ -236,7 +236,7 @@ static enum clt_status sgd_update(struct clt_device *dev, const struct clt__opti
         CLT__ARG(status.mem),
         CLT__ARG(s_off),
     };
-    return run(dev, cfg, "optim_sgd_update", (size_t)n, args, sizeof args / sizeof args[0]);
+    return run(dev, cfg, CLT__K_optim_sgd_update, (size_t)n, args, sizeof args / sizeof args[0]);
 }
 
 static enum clt_status adam_update(struct clt_device *dev, const struct clt__optim_config *cfg,
@@ -260,7 +260,7 @@ static enum clt_status adam_update(struct clt_device *dev, const struct clt__opt
         CLT__ARG(g_off), CLT__ARG(m.mem),      CLT__ARG(m_off), CLT__ARG(v.mem),
         CLT__ARG(v_off), CLT__ARG(status.mem), CLT__ARG(s_off),
     };
-    return run(dev, cfg, "optim_adam_update", (size_t)n, args, sizeof args / sizeof args[0]);
+    return run(dev, cfg, CLT__K_optim_adam_update, (size_t)n, args, sizeof args / sizeof args[0]);
 }
 
 static enum clt_status check_step(struct clt_device *dev, const struct clt__optim_config *cfg,
@@ -329,7 +329,7 @@ enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_
         CLT__ARG(loss.mem), CLT__ARG(loss_off),      CLT__ARG(clip),  CLT__ARG(omb1),
         CLT__ARG(omb2),     CLT__ARG(status.mem),    CLT__ARG(s_off),
     };
-    st = clt__run_1d(dev, "optim", "optim_step_begin", 1, begin, sizeof begin / sizeof begin[0]);
+    st = clt__run_1d(dev, CLT__K_optim_step_begin, 1, begin, sizeof begin / sizeof begin[0]);
     if (st != CLT_OK)
         return st;
 
@@ -367,6 +367,60 @@ enum clt_status clt__lr_schedule_check(const struct clt_log *log, const struct c
         return CLT_OK;
     clt__log(log, CLT_LOG_ERROR, "learning-rate schedule: %s", bad);
     return CLT_ERR_INVALID_ARGUMENT;
+}
+
+void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_config *cfg,
+                            struct clt__lr_schedule *sched)
+{
+    static const enum clt__optim_kind kinds[] = {
+        [CLT_OPTIM_SGD] = CLT__OPTIM_SGD,
+        [CLT_OPTIM_ADAM] = CLT__OPTIM_ADAM,
+        [CLT_OPTIM_ADAMW] = CLT__OPTIM_ADAMW,
+    };
+    static const enum clt__lr_kind lrs[] = {
+        [CLT_LR_CONSTANT] = CLT__LR_CONSTANT,
+        [CLT_LR_STEP] = CLT__LR_STEP,
+        [CLT_LR_COSINE] = CLT__LR_COSINE,
+    };
+    clt__optim_config_init(cfg, kinds[o->kind]);
+    cfg->weight_decay = o->weight_decay;
+    cfg->momentum = o->momentum;
+    cfg->nesterov = o->nesterov;
+    cfg->beta1 = o->beta1;
+    cfg->beta2 = o->beta2;
+    cfg->eps = o->eps;
+    cfg->clip_norm = o->clip_norm;
+    *sched = (struct clt__lr_schedule){
+        .kind = lrs[o->schedule],
+        .lr = o->lr,
+        .warmup_steps = o->warmup_updates,
+        .step_size = o->step_size,
+        .gamma = o->gamma,
+        .total_steps = o->total_updates,
+        .min_lr = o->min_lr,
+    };
+}
+
+enum clt_status clt__optimizer_check(const struct clt_log *log, const struct clt_optimizer *o)
+{
+    const char *bad = NULL;
+    if (!o)
+        bad = "the optimizer is NULL";
+    else if ((unsigned)o->kind > CLT_OPTIM_ADAMW)
+        bad = "unknown optimizer kind";
+    else if ((unsigned)o->schedule > CLT_LR_COSINE)
+        bad = "unknown schedule";
+    else if (o->accumulate < 1)
+        bad = "accumulate must be >= 1";
+    if (bad) {
+        clt__log(log, CLT_LOG_ERROR, "optimizer: %s", bad);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    struct clt__optim_config cfg;
+    struct clt__lr_schedule sched;
+    clt__optim_from_public(o, &cfg, &sched);
+    enum clt_status st = clt__optim_config_check(log, &cfg);
+    return st == CLT_OK ? clt__lr_schedule_check(log, &sched) : st;
 }
 
 double clt__lr_at(const struct clt__lr_schedule *s, int64_t step)

@@ -30,6 +30,8 @@
 #ifndef CLTRAIN_OPS_OPTIM_H
 #define CLTRAIN_OPS_OPTIM_H
 
+#include "cl/shared.h"
+
 #include <stddef.h>
 
 #include "internal.h"
@@ -75,8 +77,7 @@ enum clt_status clt__optim_config_check(const struct clt_log *log,
 /* ==== The device status ================================================================= */
 
 /* Reasons a step was skipped (bits of clt__optim_status.last_skip). */
-#define CLT__OPTIM_SKIP_GRAD 1 /* the norm of the scaled gradient was NaN or Inf */
-#define CLT__OPTIM_SKIP_LOSS 2 /* the loss was NaN or Inf */
+/* CLT__OPTIM_SKIP_GRAD and CLT__OPTIM_SKIP_LOSS: cl/shared.h. */
 
 /* The status: one device buffer of CLT__OPTIM_STATUS_BYTES bytes per optimizer, kept across
  * steps, with this layout (the same struct optim_status in cl/optim.cl). Reset it before
@@ -162,6 +163,19 @@ struct clt__lr_schedule {
 
 /* CLT_OK when the fields `kind` uses are in their ranges; otherwise logs which one is not. */
 enum clt_status clt__lr_schedule_check(const struct clt_log *log, const struct clt__lr_schedule *s);
+
+/* ==== The public optimizer ============================================================= */
+
+/* struct clt_optimizer (cltrain.h) as the launchers take it: the one translation, used by
+ * the trainer when it is created. The optimizer must pass clt__optimizer_check. */
+void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_config *cfg,
+                            struct clt__lr_schedule *sched);
+
+/* The one check of a public optimizer: its own fields (kind, schedule, accumulate, a finite
+ * lr), then its translation by the launchers' rules (clt__optim_config_check,
+ * clt__lr_schedule_check). CLT_OK, or CLT_ERR_INVALID_ARGUMENT with the first bad field in
+ * the log. */
+enum clt_status clt__optimizer_check(const struct clt_log *log, const struct clt_optimizer *o);
 
 /* The learning rate of step `step` (0-based, counted by the caller: a skipped step still
  * consumes its step of the schedule, as with torch's GradScaler). step < 0 counts as 0. A pure

@@ -1,8 +1,10 @@
 /*
- * pool.c: launchers of 2-D pooling (see pool.h and docs/kernels/pool.md). One kernel of
- * cl/pool.cl per call, one work-item per output element (forward) or per input element
- * (backward).
+ * pool.c: the pool family: launchers of 2-D pooling (see pool.h and docs/kernels/pool.md),
+ * one kernel of cl/pool.cl per call, one work-item per output element (forward) or per
+ * input element (backward); then the graph op pool2d (max, average and global average
+ * pooling): its definition and public builders.
  */
+#include "graph.h"
 #include "ops/pool.h"
 
 static bool mul_fits(int64_t a, int64_t b, int64_t *out)
@@ -113,7 +115,7 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
         GEOMETRY_ARGS(g), CLT__ARG(write_argmax), CLT__ARG(x.mem), CLT__ARG(x_off),
         CLT__ARG(y.mem),  CLT__ARG(y_off),        CLT__ARG(a_mem), CLT__ARG(a_off),
     };
-    return clt__run_1d(dev, "pool", "maxpool2d_forward", (size_t)(p.n * p.c * p.oh * p.ow), args,
+    return clt__run_1d(dev, CLT__K_maxpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -136,7 +138,7 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
         GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(argmax.mem), CLT__ARG(a_off),
         CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem),     CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "pool", "maxpool2d_backward", (size_t)(p.n * p.c * p.h * p.w), args,
+    return clt__run_1d(dev, CLT__K_maxpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -155,7 +157,7 @@ enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt_
     struct clt__arg args[] = {
         GEOMETRY_ARGS(g), CLT__ARG(x.mem), CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "pool", "avgpool2d_forward", (size_t)(p.n * p.c * p.oh * p.ow), args,
+    return clt__run_1d(dev, CLT__K_avgpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -175,7 +177,7 @@ enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt
         GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(dy.mem),
         CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "pool", "avgpool2d_backward", (size_t)(p.n * p.c * p.h * p.w), args,
+    return clt__run_1d(dev, CLT__K_avgpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -210,7 +212,7 @@ enum clt_status clt__global_avgpool_forward(struct clt_device *dev, int64_t n, i
         CLT__ARG(planes), CLT__ARG(hw),    CLT__ARG(x.mem),
         CLT__ARG(x_off),  CLT__ARG(y.mem), CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, "pool", "global_avgpool_forward", (size_t)(n * c), args,
+    return clt__run_1d(dev, CLT__K_global_avgpool_forward, (size_t)(n * c), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -228,6 +230,114 @@ enum clt_status clt__global_avgpool_backward(struct clt_device *dev, int64_t n, 
         CLT__ARG(planes), CLT__ARG(hw),     CLT__ARG(acc),    CLT__ARG(dy.mem),
         CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, "pool", "global_avgpool_backward", (size_t)(n * c * h * w), args,
+    return clt__run_1d(dev, CLT__K_global_avgpool_backward, (size_t)(n * c * h * w), args,
                        sizeof args / sizeof args[0]);
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- pooling ----------------------------------------------------------------------------- */
+
+/* The launcher's description of a pooling node, resolved when the node was made. */
+static struct clt__pool2d pool_of(const struct clt_tensor *t)
+{
+    struct clt__pool2d p = t->p.pool2d.desc;
+    const struct clt_tensor *x = t->in[0];
+    p.n = x->shape[0];
+    p.c = x->shape[1];
+    p.h = x->shape[2];
+    p.w = x->shape[3];
+    return p;
+}
+
+static enum clt_status pool_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    struct clt__pool2d p = pool_of(t);
+    struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t);
+    switch (t->p.pool2d.kind) {
+    case CLT__POOL_MAX:
+        return clt__maxpool2d_forward(x->dev, &p, in, out, clt__aux(x, t, 0));
+    case CLT__POOL_AVG:
+        return clt__avgpool2d_forward(x->dev, &p, in, out);
+    default:
+        return clt__global_avgpool_forward(x->dev, p.n, p.c, p.h, p.w, in, out);
+    }
+}
+
+static enum clt_status pool_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    struct clt__pool2d p = pool_of(t);
+    struct clt__buf dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
+    bool add = CLT__ACC(acc, 0);
+    switch (t->p.pool2d.kind) {
+    case CLT__POOL_MAX:
+        return clt__maxpool2d_backward(x->dev, &p, clt__aux(x, t, 0), dy, dx, add);
+    case CLT__POOL_AVG:
+        return clt__avgpool2d_backward(x->dev, &p, dy, dx, add);
+    default:
+        return clt__global_avgpool_backward(x->dev, p.n, p.c, p.h, p.w, dy, dx, add);
+    }
+}
+
+const struct clt__op_def clt__op_pool2d = {.forward = pool_forward, .backward = pool_backward};
+
+static struct clt_tensor *pool(struct clt_graph *g, struct clt_tensor *x, enum clt__pool_kind kind,
+                               int64_t kernel, int64_t stride, int64_t padding)
+{
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    if (x->ndim != 4 || x->dtype != CLT_F32) {
+        clt__require(g, false, "pooling: needs F32 x [N, C, H, W]");
+        return NULL;
+    }
+    if (kind == CLT__POOL_GLOBAL) {
+        struct clt_tensor *t =
+            clt__node(g, CLT__OP_pool2d, 1, &x, CLT_F32, 2, (int64_t[]){x->shape[0], x->shape[1]});
+        if (t)
+            t->p.pool2d.kind = kind;
+        return t;
+    }
+    struct clt__pool2d p = {
+        .n = x->shape[0], .c = x->shape[1], .h = x->shape[2], .w = x->shape[3],
+        .kh = kernel, .kw = kernel, .stride_h = stride ? stride : kernel,
+        .stride_w = stride ? stride : kernel, .pad_h = padding, .pad_w = padding,
+    };
+    struct clt_log log = clt__graph_log(g);
+    if (clt__pool2d_resolve(&log, &p) != CLT_OK) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "pooling: impossible kernel, stride or padding for this input: %s",
+                        g->note);
+        return NULL;
+    }
+    struct clt_tensor *t = clt__node(g, CLT__OP_pool2d, 1, &x, CLT_F32, 4,
+                                     (int64_t[]){p.n, p.c, p.oh, p.ow});
+    if (t) {
+        t->p.pool2d.kind = kind;
+        t->p.pool2d.desc = p;
+        if (kind == CLT__POOL_MAX) {
+            t->naux = 1;
+            t->aux_dtype[0] = CLT_I32;
+            t->aux_count[0] = clt__count(t);
+        }
+    }
+    return t;
+}
+
+struct clt_tensor *clt_max_pool2d(struct clt_graph *g, struct clt_tensor *x, int64_t kernel,
+                                  int64_t stride, int64_t padding)
+{
+    return pool(g, x, CLT__POOL_MAX, kernel, stride, padding);
+}
+
+struct clt_tensor *clt_avg_pool2d(struct clt_graph *g, struct clt_tensor *x, int64_t kernel,
+                                  int64_t stride, int64_t padding)
+{
+    return pool(g, x, CLT__POOL_AVG, kernel, stride, padding);
+}
+
+struct clt_tensor *clt_global_avg_pool2d(struct clt_graph *g, struct clt_tensor *x)
+{
+    return pool(g, x, CLT__POOL_GLOBAL, 0, 0, 0);
+}
+

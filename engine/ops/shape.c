@@ -1,12 +1,14 @@
 /*
- * shape.c: launchers of cl/shape.cl (embedding, permute, concat, slice) and the reshape and
- * flatten views. See shape.h for the contracts and docs/kernels/shape.md for the kernels.
+ * shape.c: the shape family: launchers of cl/shape.cl (embedding, permute, concat, slice;
+ * contracts in shape.h, kernel notes in docs/kernels/shape.md), then the graph ops reshape
+ * (a view; clt_flatten builds one), embedding, permute, concat and slice: their definitions
+ * and public builders.
  */
 #include <string.h>
 
+#include "graph.h"
 #include "ops/shape.h"
 
-#define PROGRAM "shape"
 
 /* ==== Argument checks =================================================================== */
 
@@ -88,7 +90,7 @@ enum clt_status clt__embedding_forward(struct clt_device *dev, struct clt__buf t
         CLT__ARG(table.mem), CLT__ARG(table_off), CLT__ARG(ids.mem),
         CLT__ARG(ids_off),   CLT__ARG(y.mem),     CLT__ARG(y_off),
     };
-    return clt__run_1d(dev, PROGRAM, "embedding_forward", (size_t)(tokens * dim), args,
+    return clt__run_1d(dev, CLT__K_embedding_forward, (size_t)(tokens * dim), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -113,9 +115,9 @@ static enum clt_status embedding_sort(struct clt_device *dev, struct clt__buf id
     cl_int ids_off = (cl_int)ids.offset, ws_off = (cl_int)ws.offset;
     cl_kernel local_k, step_k;
     size_t local_wg;
-    enum clt_status st = clt__kernel_get(dev, PROGRAM, "embedding_sort_local", &local_k, &local_wg);
+    enum clt_status st = clt__kernel(dev, CLT__K_embedding_sort_local, &local_k, &local_wg);
     if (st == CLT_OK)
-        st = clt__kernel_get(dev, PROGRAM, "embedding_sort_step", &step_k, NULL);
+        st = clt__kernel(dev, CLT__K_embedding_sort_step, &step_k, NULL);
     if (st != CLT_OK)
         return st;
     const size_t w = sort_wg(dev, local_wg, n2), pairs = (size_t)n2 / 2;
@@ -191,7 +193,7 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
             CLT__ARG(ids.mem), CLT__ARG(ids_off), CLT__ARG(workspace.mem),
             CLT__ARG(ws_off),
         };
-        st = clt__run_1d(dev, PROGRAM, "embedding_bounds", (size_t)vocab + 1, args,
+        st = clt__run_1d(dev, CLT__K_embedding_bounds, (size_t)vocab + 1, args,
                          sizeof args / sizeof args[0]);
     }
     if (st == CLT_OK) {
@@ -207,7 +209,7 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
             CLT__ARG(dtable.mem),
             CLT__ARG(dt_off),
         };
-        st = clt__run_1d(dev, PROGRAM, "embedding_backward", (size_t)(vocab * dim), args,
+        st = clt__run_1d(dev, CLT__K_embedding_backward, (size_t)(vocab * dim), args,
                          sizeof args / sizeof args[0]);
     }
     return st;
@@ -264,7 +266,7 @@ static enum clt_status gather_run(struct clt_device *dev, const struct gather *g
         CLT__ARG(s[5]),    CLT__ARG(t[0]), CLT__ARG(t[1]),    CLT__ARG(t[2]),    CLT__ARG(t[3]),
         CLT__ARG(t[4]),    CLT__ARG(t[5]),
     };
-    return clt__run_1d(dev, PROGRAM, "permute_gather", (size_t)n, args,
+    return clt__run_1d(dev, CLT__K_permute_gather, (size_t)n, args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -392,7 +394,7 @@ static enum clt_status slice_copy(struct clt_device *dev, const struct around *r
         CLT__ARG(src.mem), CLT__ARG(src_off), CLT__ARG(sa),    CLT__ARG(ss),
         CLT__ARG(dst.mem), CLT__ARG(dst_off), CLT__ARG(da),    CLT__ARG(ds),
     };
-    return clt__run_1d(dev, PROGRAM, "slice_copy", (size_t)(r->outer * len * r->inner), args,
+    return clt__run_1d(dev, CLT__K_slice_copy, (size_t)(r->outer * len * r->inner), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -523,7 +525,7 @@ enum clt_status clt__slice_backward(struct clt_device *dev, struct clt__buf dy, 
         CLT__ARG(outer),  CLT__ARG(axis_len), CLT__ARG(inner),  CLT__ARG(s),      CLT__ARG(l),
         CLT__ARG(dy.mem), CLT__ARG(dy_off),   CLT__ARG(dx.mem), CLT__ARG(dx_off),
     };
-    return clt__run_1d(dev, PROGRAM, "slice_backward", (size_t)(r.outer * r.axis * r.inner), args,
+    return clt__run_1d(dev, CLT__K_slice_backward, (size_t)(r.outer * r.axis * r.inner), args,
                        sizeof args / sizeof args[0]);
 }
 
@@ -579,3 +581,257 @@ enum clt_status clt__view_flatten(const struct clt_view *in, uint32_t first, uin
     }
     return clt__view_reshape(in, m, shape, out);
 }
+
+/* ==== Graph ops: definitions and public builders ========================================= */
+
+/* ---- reshape and flatten ----------------------------------------------------------------- */
+
+const struct clt__op_def clt__op_reshape = {
+    .is_view = true};
+
+struct clt_tensor *clt_reshape(struct clt_graph *g, struct clt_tensor *x, uint32_t ndim,
+                               const int64_t *shape)
+{
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    int64_t n = 1;
+    for (uint32_t i = 0; shape && i < ndim && i < CLT_MAX_DIMS; i++)
+        n *= shape[i] > 0 ? shape[i] : 0;
+    if (!clt__require(g, shape && ndim >= 1 && ndim <= CLT_MAX_DIMS && n == clt__count(x),
+                 "reshape: the new shape must hold as many elements as the old one"))
+        return NULL;
+    return clt__node(g, CLT__OP_reshape, 1, &x, x->dtype, ndim, shape);
+}
+
+struct clt_tensor *clt_flatten(struct clt_graph *g, struct clt_tensor *x)
+{
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    int64_t shape[2] = {x->shape[0], clt__count(x) / x->shape[0]};
+    return clt_reshape(g, x, 2, shape);
+}
+
+
+/* ---- embedding --------------------------------------------------------------------------- */
+
+static uint64_t emb_workspace(const struct clt_tensor *t)
+{
+    return clt__embedding_workspace_bytes(t->in[0]->shape[0], clt__count(t->in[1]));
+}
+
+static enum clt_status emb_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    const struct clt_tensor *table = t->in[0];
+    return clt__embedding_forward(x->dev, clt__val(x, table), clt__val(x, t->in[1]),
+                                  clt__val(x, t), table->shape[0], table->shape[1],
+                                  clt__count(t->in[1]));
+}
+
+static enum clt_status emb_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    const struct clt_tensor *table = t->in[0];
+    return clt__embedding_backward(x->dev, clt__val(x, t->in[1]), clt__grad(x, t),
+                                   clt__grad(x, table), clt__workspace(x), table->shape[0],
+                                   table->shape[1], clt__count(t->in[1]),
+                                   CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_embedding = {
+    .saves = CLT__SAVES_INPUT(1),
+    .forward = emb_forward,
+    .backward = emb_backward,
+    .workspace = emb_workspace,
+};
+
+struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
+                                 int64_t dim, const char *name)
+{
+    char wname[CLT__NAME_MAX];
+    if (!clt__graph_ok(g, 1, &ids) || !clt__param_name(g, name, "weight", wname))
+        return NULL;
+    if (ids->dtype != CLT_I32 || ids->ndim >= CLT_MAX_DIMS) {
+        clt__require(g, false, "embedding: ids must be I32 with fewer than 6 dimensions");
+        return NULL;
+    }
+    struct clt_tensor *w = clt_param(g, wname, 2, (int64_t[]){vocab, dim},
+                                     (struct clt_init){CLT_INIT_NORMAL, 0.0f, 1.0f});
+    if (!w)
+        return NULL;
+    int64_t shape[CLT_MAX_DIMS];
+    memcpy(shape, ids->shape, ids->ndim * sizeof *shape);
+    shape[ids->ndim] = dim;
+    struct clt_tensor *in[2] = {w, ids};
+    return clt__node(g, CLT__OP_embedding, 2, in, CLT_F32, ids->ndim + 1, shape);
+}
+
+/* ---- permute ----------------------------------------------------------------------------- */
+
+static void perm_of(const struct clt_tensor *t, uint32_t *perm)
+{
+    for (uint32_t i = 0; i < t->ndim; i++)
+        perm[i] = t->p.permute.perm[i];
+}
+
+static enum clt_status permute_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    uint32_t perm[CLT_MAX_DIMS];
+    perm_of(t, perm);
+    const struct clt_tensor *in = t->in[0];
+    return clt__permute_forward(x->dev, clt__val(x, in), clt__val(x, t), in->ndim, in->shape,
+                                perm);
+}
+
+static enum clt_status permute_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    uint32_t perm[CLT_MAX_DIMS];
+    perm_of(t, perm);
+    const struct clt_tensor *in = t->in[0];
+    return clt__permute_backward(x->dev, clt__grad(x, t), clt__grad(x, in), in->ndim, in->shape,
+                                 perm, CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_permute = {
+    .forward = permute_forward, .backward = permute_backward};
+
+struct clt_tensor *clt_permute(struct clt_graph *g, struct clt_tensor *x, const uint32_t *perm)
+{
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    bool seen[CLT_MAX_DIMS] = {false};
+    bool ok = perm != NULL && x->dtype == CLT_F32;
+    for (uint32_t i = 0; ok && i < x->ndim; i++) {
+        ok = perm[i] < x->ndim && !seen[perm[i]];
+        if (ok)
+            seen[perm[i]] = true;
+    }
+    if (!ok) {
+        clt__require(g, false, "permute: perm must order the axes of an F32 tensor, each once");
+        return NULL;
+    }
+    int64_t shape[CLT_MAX_DIMS];
+    for (uint32_t i = 0; i < x->ndim; i++)
+        shape[i] = x->shape[perm[i]];
+    struct clt_tensor *t = clt__node(g, CLT__OP_permute, 1, &x, CLT_F32, x->ndim, shape);
+    for (uint32_t i = 0; t && i < x->ndim; i++)
+        t->p.permute.perm[i] = perm[i];
+    return t;
+}
+
+/* ---- concat and slice -------------------------------------------------------------------- */
+
+static enum clt_status concat_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    struct clt__buf xs[CLT__MAX_INPUTS];
+    int64_t len[CLT__MAX_INPUTS];
+    uint32_t axis = t->p.axis.axis;
+    for (uint32_t k = 0; k < t->nin; k++) {
+        xs[k] = clt__val(x, t->in[k]);
+        len[k] = t->in[k]->shape[axis];
+    }
+    return clt__concat_forward(x->dev, t->nin, xs, len, clt__val(x, t), t->ndim, t->shape,
+                               axis);
+}
+
+/* Input k's gradient is the slice of dy it filled. Inputs whose contribution writes and
+ * those whose contribution adds go in two calls; clt__concat_backward skips NULL entries. */
+static enum clt_status concat_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    uint32_t axis = t->p.axis.axis;
+    struct clt__buf dy = clt__grad(x, t);
+    struct clt__buf dx[CLT__MAX_INPUTS];
+    int64_t len[CLT__MAX_INPUTS];
+    enum clt_status st = CLT_OK;
+    for (int pass = 0; pass < 2 && st == CLT_OK; pass++) {
+        bool any = false;
+        for (uint32_t k = 0; k < t->nin; k++) {
+            len[k] = t->in[k]->shape[axis];
+            dx[k] = clt__grad(x, t->in[k]);
+            if (dx[k].mem && CLT__ACC(acc, k) != (pass == 1))
+                dx[k].mem = NULL;
+            any = any || dx[k].mem;
+        }
+        if (any)
+            st = clt__concat_backward(x->dev, dy, t->nin, dx, len, t->ndim, t->shape, axis,
+                                      pass == 1);
+    }
+    return st;
+}
+
+const struct clt__op_def clt__op_concat = {
+    .forward = concat_forward, .backward = concat_backward};
+
+struct clt_tensor *clt_concat(struct clt_graph *g, uint32_t n, struct clt_tensor *const *xs,
+                              uint32_t axis)
+{
+    if (!g || n == 0 || n > CLT__MAX_INPUTS || !xs) {
+        if (g)
+            clt__require(g, false, "concat: 1 to 8 tensors");
+        return NULL;
+    }
+    if (!clt__graph_ok(g, n, xs))
+        return NULL;
+    const struct clt_tensor *a = xs[0];
+    int64_t shape[CLT_MAX_DIMS];
+    memcpy(shape, a->shape, a->ndim * sizeof *shape);
+    bool ok = axis < a->ndim && a->dtype == CLT_F32;
+    for (uint32_t k = 1; ok && k < n; k++) {
+        ok = xs[k]->ndim == a->ndim && xs[k]->dtype == CLT_F32;
+        for (uint32_t d = 0; ok && d < a->ndim; d++)
+            ok = d == axis || xs[k]->shape[d] == a->shape[d];
+        if (ok)
+            shape[axis] += xs[k]->shape[axis];
+    }
+    if (!ok) {
+        clt__require(g, false, "concat: F32 tensors of equal shape but along the axis");
+        return NULL;
+    }
+    struct clt_tensor *t = clt__node(g, CLT__OP_concat, n, xs, CLT_F32, a->ndim, shape);
+    if (t)
+        t->p.axis.axis = axis;
+    return t;
+}
+
+static enum clt_status slice_forward(struct clt__exec *x, const struct clt_tensor *t)
+{
+    const struct clt_tensor *in = t->in[0];
+    uint32_t axis = t->p.axis.axis;
+    return clt__slice_forward(x->dev, clt__val(x, in), clt__val(x, t), in->ndim, in->shape, axis,
+                              t->p.axis.start, t->shape[axis]);
+}
+
+static enum clt_status slice_backward(struct clt__exec *x, const struct clt_tensor *t,
+                                    uint32_t acc)
+{
+    const struct clt_tensor *in = t->in[0];
+    uint32_t axis = t->p.axis.axis;
+    return clt__slice_backward(x->dev, clt__grad(x, t), clt__grad(x, in), in->ndim, in->shape,
+                               axis, t->p.axis.start, t->shape[axis], CLT__ACC(acc, 0));
+}
+
+const struct clt__op_def clt__op_slice = {
+    .forward = slice_forward, .backward = slice_backward};
+
+struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, uint32_t axis,
+                             int64_t start, int64_t length)
+{
+    if (!clt__graph_ok(g, 1, &x))
+        return NULL;
+    if (x->dtype != CLT_F32 || axis >= x->ndim || start < 0 || length <= 0 ||
+        start > x->shape[axis] - length) {
+        clt__require(g, false, "slice: start and length must lie within the axis of an F32 tensor");
+        return NULL;
+    }
+    int64_t shape[CLT_MAX_DIMS];
+    memcpy(shape, x->shape, x->ndim * sizeof *shape);
+    shape[axis] = length;
+    struct clt_tensor *t = clt__node(g, CLT__OP_slice, 1, &x, CLT_F32, x->ndim, shape);
+    if (t) {
+        t->p.axis.axis = axis;
+        t->p.axis.start = start;
+    }
+    return t;
+}
+
