@@ -61,6 +61,19 @@ struct clt__kernel_slot {
     size_t wg_size; /* CL_KERNEL_WORK_GROUP_SIZE for this device */
 };
 
+/* Most program variants (a program built with extra #defines) one device keeps. */
+#define CLT__MAX_VARIANTS 64
+
+/* One variant of a program: cl/<name>.cl with `defines` prepended. Its kernels are created
+ * by the module that asked for it (slots indexed as that module chooses) and released with
+ * the program in clt__program_teardown. */
+struct clt__program_variant {
+    char name[32];
+    char defines[224];
+    cl_program program;
+    cl_kernel kernels[4];
+};
+
 struct clt_device {
     struct clt_device_info info;
     struct clt_log log;
@@ -80,6 +93,8 @@ struct clt_device {
     cl_program programs[CLT__MAX_PROGRAMS]; /* indexed like clt__cl_sources; NULL: not built */
     struct clt__kernel_slot kernels[CLT__MAX_KERNELS];
     size_t kernel_count;
+    struct clt__program_variant variants[CLT__MAX_VARIANTS];
+    size_t variant_count;
     uint32_t cache_hits;
     uint32_t cache_writes;
 
@@ -118,6 +133,13 @@ void clt__program_teardown(struct clt_device *dev);
 /* The built program made from cl/<name>.cl, building it (or loading it from the cache) on
  * first use. */
 enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out);
+
+/* The variant of cl/<name>.cl built with `defines` (lines of "#define X v") prepended to its
+ * source, built (or loaded from the binary cache, whose identity covers the defines) on first
+ * use and kept for the device's life. */
+enum clt_status clt__program_variant_get(struct clt_device *dev, const char *name,
+                                         const char *defines,
+                                         struct clt__program_variant **out);
 
 /* The kernel `kernel` of program cl/<program>.cl, created once per device and kept. Its
  * arguments are whatever the last launcher set; a launcher sets them all. */
