@@ -79,6 +79,11 @@
 #define WGS (MDIM * NDIM)
 #define STAGE_A (STAGE & 1)
 #define STAGE_B ((STAGE >> 1) & 1)
+#define SERIAL ((STAGE >> 2) & 1)
+
+#if STAGE < 0 || STAGE > 7
+#error "gemm.cl: STAGE must be 0 to 7"
+#endif
 
 #if MWG % MDIM != 0 || NWG % NDIM != 0 || NWI % VW != 0 || KWG % KWI != 0
 #error "gemm.cl: MWG % MDIM, NWG % (NDIM * VW) and KWG % KWI must be 0"
@@ -136,16 +141,17 @@ inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc
     }
 }
 
-/* One step of k: acc[i][j] += op(A)[row i, kk] * op(B)[kk, vector j] for the work-item's
- * block. `ra` holds the (clamped) global rows, `cb` the global first column of the block;
- * `la_kk` and `lb_kk` point at row kk of the staged tiles. */
-#define K_STEP(kk_global, la_kk, lb_kk)                                                       \
+/* One step of k: acc[i][j] += op(A)[row i, kk] * op(B)[kk, vector j] for the block. `ra`
+ * holds the block's (clamped) global rows, `cb` its first global column. Staged operands come
+ * from local memory: a_local is the expression of op(A)[row i, kk] there, b_local the address
+ * of vector j of op(B)[kk, ...]. */
+#define K_STEP(kk_global, a_local, b_local)                                                   \
     do {                                                                                      \
         floatv bv[NVW];                                                                       \
         _Pragma("unroll") for (int j = 0; j < NVW; j++)                                       \
         {                                                                                     \
             if (STAGE_B) {                                                                    \
-                bv[j] = VLOAD((lb_kk) + lx * NWI + j * VW);                                   \
+                bv[j] = VLOAD(b_local);                                                       \
             } else if (!tb && !edge) {                                                        \
                 bv[j] = VLOAD(b + (size_t)(kk_global) * ldb + cb + j * VW);                   \
             } else {                                                                          \
@@ -158,7 +164,7 @@ inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc
         _Pragma("unroll") for (int i = 0; i < MWI; i++)                                       \
         {                                                                                     \
             const float av =                                                                  \
-                STAGE_A ? (la_kk)[ly * MWI + i] : OP_A(ta, ra[i], kk_global);                  \
+                STAGE_A ? (a_local) : OP_A(ta, ra[i], kk_global);                             \
             _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] =                       \
                 fma((floatv)(av), bv[j], acc[i][j]);                                          \
         }                                                                                     \
@@ -183,7 +189,7 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
 
     for (int k0 = 0; k0 < k; k0 += KWG) {
         const int kc = min(KWG, k - k0);
-        if (STAGE) {
+        if (STAGE_A || STAGE_B) {
             barrier(CLK_LOCAL_MEM_FENCE);
             stage_tiles(ta, tb, m, n, k0, kc, row0, col0, a, lda, b, ldb, la, lb);
             barrier(CLK_LOCAL_MEM_FENCE);
@@ -191,10 +197,11 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
         if (kc == KWG) {
             for (int kk = 0; kk < KWG; kk += KWI)
                 _Pragma("unroll") for (int u = 0; u < KWI; u++)
-                    K_STEP(k0 + kk + u, la + (kk + u) * MWG, lb + (kk + u) * NWG);
+                    K_STEP(k0 + kk + u, la[(kk + u) * MWG + ly * MWI + i],
+                           lb + (kk + u) * NWG + lx * NWI + j * VW);
         } else {
             for (int kk = 0; kk < kc; kk++)
-                K_STEP(k0 + kk, la + kk * MWG, lb + kk * NWG);
+                K_STEP(k0 + kk, la[kk * MWG + ly * MWI + i], lb + kk * NWG + lx * NWI + j * VW);
         }
     }
 
@@ -221,30 +228,142 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
     }
 }
 
+#if SERIAL
+/* Serial mode (STAGE bit 2), for CPU devices: one work-item per work-group runs the MDIM x NDIM
+ * blocks of its tile one after another, BLIS-style. For each k step it packs the staged
+ * operands as panels, op(A) as la[bi][kk][MWI] and op(B) as lb[bj][kk][NWI] (a block then
+ * streams through contiguous memory, free of the cache-set conflicts that rows a power of two
+ * apart cause), and each block carries its sums across k steps in lacc[MWG][NWG]; a float
+ * stored and reloaded is unchanged, so the sums are the same fma chains as in the other
+ * modes. No barrier is needed: the work-group is one work-item. */
+inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n, int k,
+                        float alpha, float beta, __global const float *a, int lda,
+                        __global const float *b, int ldb, __global float *c, int ldc,
+                        __local float *la, __local float *lb, __local float *lacc)
+{
+    const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
+    for (int k0 = 0; k0 < k; k0 += KWG) {
+        const int kc = min(KWG, k - k0);
+        /* Pack op(A): la[(bi * KWG + kk) * MWI + i] = op(A)[row0 + bi * MWI + i, k0 + kk]. */
+        if (STAGE_A && ta) {
+            for (int kk = 0; kk < kc; kk++)
+                for (int r = 0; r < MWG; r++)
+                    la[((r / MWI) * KWG + kk) * MWI + r % MWI] =
+                        a[(size_t)(k0 + kk) * lda + (edge ? min(row0 + r, m - 1) : row0 + r)];
+        } else if (STAGE_A) {
+            for (int r = 0; r < MWG; r++) {
+                __global const float *ar =
+                    a + (size_t)(edge ? min(row0 + r, m - 1) : row0 + r) * lda + k0;
+                __local float *dst = la + (r / MWI) * KWG * MWI + r % MWI;
+                for (int kk = 0; kk < kc; kk++)
+                    dst[kk * MWI] = ar[kk];
+            }
+        }
+        /* Pack op(B): lb[(bj * KWG + kk) * NWI + x] = op(B)[k0 + kk, col0 + bj * NWI + x]. */
+        if (STAGE_B && tb) {
+            for (int x = 0; x < NWG; x++) {
+                __global const float *bc =
+                    b + (size_t)(edge ? min(col0 + x, n - 1) : col0 + x) * ldb + k0;
+                __local float *dst = lb + (x / NWI) * KWG * NWI + x % NWI;
+                for (int kk = 0; kk < kc; kk++)
+                    dst[kk * NWI] = bc[kk];
+            }
+        } else if (STAGE_B) {
+            for (int kk = 0; kk < kc; kk++) {
+                __global const float *br = b + (size_t)(k0 + kk) * ldb + col0;
+                for (int x = 0; x < NWG; x += VW) {
+                    __local float *dst = lb + ((x / NWI) * KWG + kk) * NWI + x % NWI;
+                    if (!edge) {
+                        VSTORE(VLOAD(br + x), dst);
+                    } else {
+                        for (int e = 0; e < VW; e++)
+                            dst[e] = br[min(col0 + x + e, n - 1) - col0];
+                    }
+                }
+            }
+        }
+        /* Each block: its sums from lacc (zero at the first step), kc steps, back. */
+        for (int bi = 0; bi < MDIM; bi++) {
+            int ra[MWI];
+            _Pragma("unroll") for (int i = 0; i < MWI; i++) ra[i] =
+                min(row0 + bi * MWI + i, m - 1);
+            for (int bj = 0; bj < NDIM; bj++) {
+                const int cb = col0 + bj * NWI;
+                __local float *accp = lacc + (bi * MWI) * NWG + bj * NWI;
+                floatv acc[MWI][NVW];
+                _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                    _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] =
+                        k0 == 0 ? (floatv)(0.0f) : VLOAD(accp + i * NWG + j * VW);
+                __local const float *pa = la + bi * KWG * MWI;
+                __local const float *pb = lb + bj * KWG * NWI;
+                for (int kk = 0; kk < kc; kk++)
+                    K_STEP(k0 + kk, pa[kk * MWI + i], pb + kk * NWI + j * VW);
+                _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                    _Pragma("unroll") for (int j = 0; j < NVW; j++)
+                        VSTORE(acc[i][j], accp + i * NWG + j * VW);
+            }
+        }
+    }
+    /* C from the sums: alpha * acc + beta * c, within the matrix. */
+    for (int r = 0; r < MWG; r++) {
+        const int row = row0 + r;
+        if (edge && row >= m)
+            break;
+        __global float *cr = c + (size_t)row * ldc + col0;
+        for (int x = 0; x < NWG; x += VW) {
+            if (!edge || col0 + x + VW <= n) {
+                const floatv v = alpha * VLOAD(lacc + r * NWG + x);
+                VSTORE(beta == 0.0f ? v : v + beta * VLOAD(cr + x), cr + x);
+            } else {
+                for (int e = 0; e < VW && col0 + x + e < n; e++) {
+                    const float v = alpha * lacc[r * NWG + x + e];
+                    cr[x + e] = beta == 0.0f ? v : v + beta * cr[x + e];
+                }
+            }
+        }
+    }
+}
+#endif
+
 /* The work-group's tile crosses row m or column n. */
 #define TILE_IS_EDGE()                                                                        \
     ((int)(get_group_id(1) + 1) * MWG > m || (int)(get_group_id(0) + 1) * NWG > n)
 
+#if SERIAL
+#define LOCAL_A_SIZE (STAGE_A ? KWG * MWG : 1)
+#define LOCAL_B_SIZE (STAGE_B ? KWG * NWG : 1)
+#define LOCAL_ACC_SIZE (MWG * NWG)
+#define WG_SHAPE 1, 1, 1
+#define BODY gemm_serial
+#define LACC , lacc
+#else
 #define LOCAL_A_SIZE (STAGE_A ? MWG * KWG : 1)
 #define LOCAL_B_SIZE (STAGE_B ? KWG * NWG : 1)
+#define LOCAL_ACC_SIZE 1
+#define WG_SHAPE NDIM, MDIM, 1
+#define BODY gemm_body
+#define LACC
+#endif
 
 #define GEMM_KERNEL(name, ta, tb)                                                             \
-    __kernel __attribute__((reqd_work_group_size(NDIM, MDIM, 1))) void name(                  \
+    __kernel __attribute__((reqd_work_group_size(WG_SHAPE))) void name(                       \
         int m, int n, int k, float alpha, float beta,                                         \
         __global const float *a, int a_off, int lda, int stride_a, /* op(A) [m, k] */         \
         __global const float *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */         \
         __global float *c, int c_off, int ldc, int stride_c)       /* C [m, n] */             \
     {                                                                                         \
-        __local float la[LOCAL_A_SIZE]; /* la[kk * MWG + r] = op(A)[row0 + r, k0 + kk] */     \
-        __local float lb[LOCAL_B_SIZE]; /* lb[kk * NWG + x] = op(B)[k0 + kk, col0 + x] */     \
+        __local float la[LOCAL_A_SIZE];     /* staged or packed op(A) */                      \
+        __local float lb[LOCAL_B_SIZE];     /* staged or packed op(B) */                      \
+        __local float lacc[LOCAL_ACC_SIZE]; /* serial mode: the tile's sums */                \
+        (void)lacc;                                                                           \
         const size_t z = get_global_id(2);                                                    \
         a += a_off + z * (size_t)stride_a;                                                    \
         b += b_off + z * (size_t)stride_b;                                                    \
         c += c_off + z * (size_t)stride_c;                                                    \
         if (TILE_IS_EDGE())                                                                   \
-            gemm_body(ta, tb, 1, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb);       \
+            BODY(ta, tb, 1, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);       \
         else                                                                                  \
-            gemm_body(ta, tb, 0, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb);       \
+            BODY(ta, tb, 0, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);       \
     }
 
 GEMM_KERNEL(gemm_nn, 0, 0)

@@ -226,7 +226,7 @@ static void malformed_text_is_rejected(void **state)
         "mwg=-64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
         "nwg=64,mwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
         "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=3,stage=3",  /* vector width */
-        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=4",  /* staging bits */
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=8",  /* staging bits */
         "mwg=60,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",  /* mdim does not divide mwg */
         "mwg=64,nwg=64,kwg=16,mdim=8,ndim=4,vw=32,stage=3", /* ndim * vw does not divide */
         "mwg=64,nwg=64,kwg=0,mdim=8,ndim=8,vw=4,stage=3",
