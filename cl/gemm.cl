@@ -12,8 +12,8 @@
  * Four kernels, one per transpose pair: gemm_nn, gemm_nt (trans_b), gemm_tn (trans_a),
  * gemm_tt; the transposes are compile-time constants inside each.
  *
- * Work-items: local (NDIM, MDIM, 1), global (ceil(n / NWG) * NDIM, ceil(m / MWG) * MDIM,
- * batch). Work-group (gx, gy, z) owns the MWG x NWG tile of C_z at rows gy * MWG, columns
+ * Work-items (STAGE 0 to 3): local (NDIM, MDIM, 1), global (ceil(n / NWG) * NDIM,
+ * ceil(m / MWG) * MDIM, batch). Work-group (gx, gy, z) owns the MWG x NWG tile of C_z at rows gy * MWG, columns
  * gx * NWG; within it, work-item (lx, ly) owns the MWI x NWI block (MWI = MWG / MDIM,
  * NWI = NWG / NDIM) at rows ly * MWI, columns lx * NWI, held in registers as MWI x (NWI / VW)
  * vectors of VW floats. For each k it loads MWI values of op(A) and NWI / VW vectors of op(B)
@@ -23,6 +23,12 @@
  * MWG x KWG tile of op(A) and/or the KWG x NWG tile of op(B) into local memory (k-major,
  * transposes undone by the copy), and its work-items compute from there. Unstaged operands
  * are read from global memory directly; the k loop still runs in steps of KWG, unrolled by KWI.
+ *
+ * Serial mode (STAGE bit 2), for CPU devices: local (1, 1, 1), global (ceil(n / NWG),
+ * ceil(m / MWG), batch). The one work-item of a group runs the same MDIM x NDIM blocks in
+ * turn instead of in parallel; per k step it packs the staged operands into block panels
+ * (la[bi][kk][MWI], lb[bj][kk][NWI]) and keeps the tile's sums in local memory between steps
+ * (see gemm_serial).
  *
  * Edges: only work-groups whose tile crosses row m or column n take the guarded path, where
  * row and column indices of loads are clamped into the matrix (the extra rows and columns are
@@ -36,10 +42,10 @@
  * Tunables (defaults in parentheses):
  *   MWG, NWG (32, 64)  C tile per work-group, rows and columns
  *   KWG (32)           k step per stage (the staged tile depth)
- *   MDIM, NDIM (4, 4)  work-items per work-group along rows and columns; MWG % MDIM == 0,
- *                      NWG % (NDIM * VW) == 0
+ *   MDIM, NDIM (4, 4)  blocks per tile along rows and columns (work-items per group, except
+ *                      in serial mode); MWG % MDIM == 0, NWG % (NDIM * VW) == 0
  *   VW (8)             vector width along columns: 1, 2, 4, 8 or 16
- *   STAGE (0)          bit 0: stage A in local memory, bit 1: stage B
+ *   STAGE (0)          bit 0: stage A in local memory, bit 1: stage B, bit 2: serial mode
  *   KWI                unroll factor of the k loop: 4, 2 or 1, the largest dividing KWG
  */
 #ifndef MWG
@@ -246,28 +252,37 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
         const int kc = min(KWG, k - k0);
         /* Pack op(A): la[(bi * KWG + kk) * MWI + i] = op(A)[row0 + bi * MWI + i, k0 + kk]. */
         if (STAGE_A && ta) {
-            for (int kk = 0; kk < kc; kk++)
-                for (int r = 0; r < MWG; r++)
-                    la[((r / MWI) * KWG + kk) * MWI + r % MWI] =
-                        a[(size_t)(k0 + kk) * lda + (edge ? min(row0 + r, m - 1) : row0 + r)];
-        } else if (STAGE_A) {
-            for (int r = 0; r < MWG; r++) {
-                __global const float *ar =
-                    a + (size_t)(edge ? min(row0 + r, m - 1) : row0 + r) * lda + k0;
-                __local float *dst = la + (r / MWI) * KWG * MWI + r % MWI;
-                for (int kk = 0; kk < kc; kk++)
-                    dst[kk * MWI] = ar[kk];
+            for (int kk = 0; kk < kc; kk++) {
+                __global const float *src = a + (size_t)(k0 + kk) * lda;
+                for (int bi = 0; bi < MDIM; bi++) {
+                    __local float *dst = la + (bi * KWG + kk) * MWI;
+                    const int r0 = row0 + bi * MWI;
+                    _Pragma("unroll") for (int i = 0; i < MWI; i++) dst[i] =
+                        src[edge ? min(r0 + i, m - 1) : r0 + i];
+                }
             }
+        } else if (STAGE_A) {
+            for (int bi = 0; bi < MDIM; bi++)
+                _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                {
+                    const int r = row0 + bi * MWI + i;
+                    __global const float *src = a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
+                    __local float *dst = la + bi * KWG * MWI + i;
+                    for (int kk = 0; kk < kc; kk++)
+                        dst[kk * MWI] = src[kk];
+                }
         }
         /* Pack op(B): lb[(bj * KWG + kk) * NWI + x] = op(B)[k0 + kk, col0 + bj * NWI + x]. */
         if (STAGE_B && tb) {
-            for (int x = 0; x < NWG; x++) {
-                __global const float *bc =
-                    b + (size_t)(edge ? min(col0 + x, n - 1) : col0 + x) * ldb + k0;
-                __local float *dst = lb + (x / NWI) * KWG * NWI + x % NWI;
-                for (int kk = 0; kk < kc; kk++)
-                    dst[kk * NWI] = bc[kk];
-            }
+            for (int bj = 0; bj < NDIM; bj++)
+                for (int x = 0; x < NWI; x++) {
+                    const int col = col0 + bj * NWI + x;
+                    __global const float *src =
+                        b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
+                    __local float *dst = lb + bj * KWG * NWI + x;
+                    for (int kk = 0; kk < kc; kk++)
+                        dst[kk * NWI] = src[kk];
+                }
         } else if (STAGE_B) {
             for (int kk = 0; kk < kc; kk++) {
                 __global const float *br = b + (size_t)(k0 + kk) * ldb + col0;

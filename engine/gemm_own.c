@@ -34,14 +34,15 @@ struct entry {
  * straight from global memory). 6 x 16 and 4 x 16 blocks fill 12 and 8 of AVX2's 16 vector
  * registers, 4 x 32 and 8 x 32 suit AVX-512. Small serial tiles fit the 32 KiB of local
  * memory rusticl offers; the unstaged register-blocked variants (stage 0) serve small and
- * skinny products, and 1 x 1 blocks run anywhere. */
+ * skinny products (at most 32 work-items per group: llvmpipe allows no more for these
+ * kernels), and 1 x 1 blocks run anywhere. */
 static const struct entry cpu_list[] = {
     {6, 16, 8, 8, 256, 8, 7},  {6, 16, 8, 16, 128, 8, 7}, {4, 16, 16, 8, 256, 8, 7},
     {6, 16, 16, 8, 256, 8, 7}, {8, 8, 8, 16, 256, 8, 7},  {4, 32, 8, 4, 256, 16, 7},
     {8, 32, 4, 4, 256, 16, 7}, {6, 16, 4, 4, 64, 8, 7},   {4, 16, 4, 2, 64, 8, 7},
-    {6, 16, 4, 2, 64, 8, 0},   {4, 16, 8, 4, 64, 8, 0},   {8, 8, 8, 8, 64, 8, 0},
-    {4, 8, 8, 8, 32, 8, 0},    {2, 16, 16, 4, 32, 8, 0},  {1, 8, 16, 4, 16, 8, 0},
-    {1, 1, 8, 8, 16, 1, 0},
+    {6, 16, 4, 2, 64, 8, 0},   {4, 16, 8, 4, 64, 8, 0},   {8, 8, 8, 4, 64, 8, 0},
+    {4, 8, 8, 4, 32, 8, 0},    {2, 16, 8, 4, 32, 8, 0},   {1, 8, 8, 4, 16, 8, 0},
+    {1, 1, 8, 4, 16, 1, 0},
 };
 
 /* GPU-like devices: CLBlast-style 64 x 64 and 128 x 128 tiles staged in local memory with
@@ -150,13 +151,11 @@ size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *
 void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out)
 {
-    /* The likeliest candidate; the last entries of both lists (1 x 1 blocks, 8 x 8 groups, no
-     * local memory) run on any device, so the space is never empty. */
+    /* The likeliest candidate; on a device too small for any (fewer than 32 work-items per
+     * group), one work-item per group with a 1 x 1 block. */
     if (clt__gemm_own_space(dev, g, out, 1) == 1)
         return;
-    *out = (struct clt__gemm_config){8, 8, 8, 8, 8, 1, 0};
-    if (device_refusal(dev, out))
-        *out = (struct clt__gemm_config){1, 1, 1, 1, 1, 1, 0};
+    *out = (struct clt__gemm_config){1, 1, 1, 1, 1, 1, 0};
 }
 
 int clt__gemm_config_format(const struct clt__gemm_config *c, char *buf, size_t size)

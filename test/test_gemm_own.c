@@ -79,11 +79,33 @@ static void check_config(struct clt_device *dev, const struct clt__gemm_config *
     free(want);
 }
 
-/* The device's whole search space (the list does not depend on the shape, only its order). */
+/* Configurations outside the search spaces that cover every staging mode (0 to 7), every
+ * vector width, odd tile sizes and a k step without unrolling, small enough for any device:
+ * tested on every device beside its own space (Oclgrind, a GPU-like device, would otherwise
+ * never check the serial modes of the CPU list). */
+static const char *const extra_configs[] = {
+    "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=8,stage=4",
+    "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=4,stage=5",
+    "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=2,stage=6",
+    "mwg=24,nwg=64,kwg=64,mdim=4,ndim=4,vw=8,stage=7",
+    "mwg=16,nwg=16,kwg=8,mdim=4,ndim=4,vw=1,stage=1",
+    "mwg=16,nwg=32,kwg=8,mdim=8,ndim=4,vw=4,stage=2",
+    "mwg=32,nwg=32,kwg=16,mdim=8,ndim=4,vw=2,stage=3",
+    "mwg=8,nwg=32,kwg=4,mdim=2,ndim=2,vw=16,stage=0",
+    "mwg=5,nwg=6,kwg=3,mdim=1,ndim=3,vw=2,stage=3",
+};
+
+/* The device's whole search space (the list does not depend on the shape, only its order),
+ * then the extra configurations. */
 static size_t all_configs(struct clt_device *dev, struct clt__gemm_config *out)
 {
     size_t n = clt__gemm_own_space(dev, NULL, out, MAX_CONFIGS);
     assert_true(n >= 1);
+    for (size_t i = 0; i < sizeof extra_configs / sizeof extra_configs[0]; i++) {
+        assert_true(n < MAX_CONFIGS);
+        assert_true(clt__gemm_config_parse(extra_configs[i], &out[n]));
+        n++;
+    }
     return n;
 }
 
@@ -205,7 +227,9 @@ static void text_form_round_trips(void **state)
     struct clt_gemm_shape g = {.m = 3, .n = 1000, .k = 17};
     clt__gemm_own_default(dev, &g, &def);
     bool found = false;
-    for (size_t i = 0; i < n; i++)
+    size_t space = clt__gemm_own_space(dev, &g, cfg, MAX_CONFIGS);
+    assert_int_equal(space, n - sizeof extra_configs / sizeof extra_configs[0]);
+    for (size_t i = 0; i < space; i++)
         found |= memcmp(&def, &cfg[i], sizeof def) == 0;
     assert_true(found);
 }
