@@ -6,8 +6,8 @@
  * defines with the source). The variant's four kernels, one per transpose pair, are created on
  * first use and kept in the variant's slots.
  *
- * The search space is a fixed list per kind of device (CPU-like: no dedicated local memory;
- * GPU-like: dedicated local memory), filtered by the device's limits and reordered by shape:
+ * The search space is a fixed list per kind of device (CPU devices, and the rest: GPUs and
+ * accelerators), filtered by the device's limits and reordered by shape:
  * candidates whose tiles would mostly compute padding, or leave compute units idle, go last.
  */
 #include <stdio.h>
@@ -28,7 +28,7 @@ struct entry {
     uint8_t vw, stage;
 };
 
-/* CPU-like devices (PoCL, rusticl on llvmpipe): serial mode first (stage 7: one work-item per
+/* CPU devices (PoCL, rusticl on llvmpipe): serial mode first (stage 7: one work-item per
  * group runs the tile's blocks in turn over packed panels of A and B, BLIS-style; measured on
  * PoCL at 1024 square it is several times faster than reading rows a power of two apart
  * straight from global memory). 6 x 16 and 4 x 16 blocks fill 12 and 8 of AVX2's 16 vector
@@ -45,7 +45,7 @@ static const struct entry cpu_list[] = {
     {1, 1, 8, 4, 16, 1, 0},
 };
 
-/* GPU-like devices: CLBlast-style 64 x 64 and 128 x 128 tiles staged in local memory with
+/* GPUs and other devices: CLBlast-style 64 x 64 and 128 x 128 tiles staged in local memory with
  * 4 x 4 to 8 x 8 blocks per work-item, and smaller tiles for small products. */
 static const struct entry gpu_list[] = {
     {8, 8, 8, 8, 16, 4, 3},   {4, 4, 16, 16, 16, 4, 3}, {8, 8, 16, 16, 16, 4, 3},
@@ -56,9 +56,9 @@ static const struct entry gpu_list[] = {
     {1, 1, 16, 16, 16, 1, 3}, {1, 1, 8, 8, 8, 1, 3},    {1, 1, 8, 8, 8, 1, 0},
 };
 
-static bool cpu_like(const struct clt_device *dev)
+static bool is_cpu(const struct clt_device *dev)
 {
-    return dev->info.type == CLT_DEVICE_CPU || !dev->info.local_mem_is_local;
+    return dev->info.type == CLT_DEVICE_CPU;
 }
 
 static struct clt__gemm_config from_entry(const struct entry *e)
@@ -134,9 +134,9 @@ static int misfit(const struct clt_device *dev, const struct clt_gemm_shape *g,
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max)
 {
-    const struct entry *list = cpu_like(dev) ? cpu_list : gpu_list;
+    const struct entry *list = is_cpu(dev) ? cpu_list : gpu_list;
     size_t count =
-        cpu_like(dev) ? sizeof cpu_list / sizeof cpu_list[0] : sizeof gpu_list / sizeof gpu_list[0];
+        is_cpu(dev) ? sizeof cpu_list / sizeof cpu_list[0] : sizeof gpu_list / sizeof gpu_list[0];
     size_t n = 0;
     /* Two passes: candidates that fit the shape first, then the rest, each in list order. */
     for (int pass = 0; pass < 2; pass++)

@@ -29,7 +29,7 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
 
 /* Writes up to `max` candidate configurations valid on this device (local memory, work-group
  * size) for this shape into out, likeliest first; returns how many (at most 18). The set is a
- * fixed list per kind of device (CPU-like or GPU-like) filtered by its limits; the shape only
+ * fixed list per kind of device (CPU or other) filtered by its limits; the shape only
  * moves candidates whose tiles would mostly compute padding, or leave compute units idle, to
  * the end. g may be NULL: the device's list in its own order. */
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
