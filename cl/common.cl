@@ -4,7 +4,6 @@
  *
  * Tunables (set by the engine in the build options from the device's limits):
  *   CLT_WG_1D    the 1-D work-group size launchers use: a power of two <= 256
- *   CLT_GEMM_TS  the edge of the own GEMM kernel's square tile: 8 or 16
  */
 /* No contraction of a * b + c into fma behind our back: results must not depend on the
  * compiler. Kernels call fma() where fusion is wanted. */
@@ -12,7 +11,4 @@
 
 #ifndef CLT_WG_1D
 #define CLT_WG_1D 64
-#endif
-#ifndef CLT_GEMM_TS
-#define CLT_GEMM_TS 16
 #endif

@@ -1,54 +1,387 @@
 /*
- * gemm.cl: the engine's own GEMM, used when CLBlast is unavailable or fails.
+ * gemm.cl: the engine's own GEMM, register-blocked, with tunable tiles, vector width and
+ * local-memory staging. The engine builds one program per configuration (engine/gemm_own.c
+ * prepends the tunables as #defines); every tunable has a default, so the file compiles alone.
  *
  * Computes, for each batch item z,
  *     C_z = alpha * op(A_z) * op(B_z) + beta * C_z
- * row-major, op(A) [m, k], op(B) [k, n], C [m, n]; op transposes when trans_* is non-zero:
+ * row-major, op(A) [m, k], op(B) [k, n], C [m, n]:
  *     A is [m, k] with row stride lda, or (trans_a) [k, m] with row stride lda;
  *     B is [k, n] with row stride ldb, or (trans_b) [n, k] with row stride ldb.
  * Matrix z starts at element <buf>_off + z * stride_<buf>. With beta == 0, C is not read.
+ * Four kernels, one per transpose pair: gemm_nn, gemm_nt (trans_b), gemm_tn (trans_a),
+ * gemm_tt; the transposes are compile-time constants inside each.
  *
- * Work-items: global (n, m, batch) rounded up to the tile, local (TS, TS, 1); work-item
- * (col, row, z) computes C_z[row, col]. Each work-group walks k in steps of TS, staging a TS x TS
- * tile of op(A) and of op(B) in local memory; the sum over k runs in increasing order, the
- * same for every launch shape.
+ * Work-items (STAGE 0 to 3): local (NDIM, MDIM, 1), global (ceil(n / NWG) * NDIM,
+ * ceil(m / MWG) * MDIM, batch). Work-group (gx, gy, z) owns the MWG x NWG tile of C_z at rows gy * MWG, columns
+ * gx * NWG; within it, work-item (lx, ly) owns the MWI x NWI block (MWI = MWG / MDIM,
+ * NWI = NWG / NDIM) at rows ly * MWI, columns lx * NWI, held in registers as MWI x (NWI / VW)
+ * vectors of VW floats. For each k it loads MWI values of op(A) and NWI / VW vectors of op(B)
+ * and does MWI * NWI / VW vector fma.
  *
- * Tunable: CLT_GEMM_TS (common.cl), the tile edge; the local size must be TS x TS.
+ * Staging (STAGE bit 0: A, bit 1: B): the work-group walks k in steps of KWG, copies the
+ * MWG x KWG tile of op(A) and/or the KWG x NWG tile of op(B) into local memory (k-major,
+ * transposes undone by the copy), and its work-items compute from there. Unstaged operands
+ * are read from global memory directly; the k loop still runs in steps of KWG, unrolled by KWI.
+ *
+ * Serial mode (STAGE bit 2), for CPU devices: local (1, 1, 1), global (ceil(n / NWG),
+ * ceil(m / MWG), batch). The one work-item of a group runs the same MDIM x NDIM blocks in
+ * turn instead of in parallel; per k step it packs the staged operands into block panels
+ * (la[bi][kk][MWI], lb[bj][kk][NWI]) and keeps the tile's sums in local memory between steps
+ * (see gemm_serial).
+ *
+ * Edges: only work-groups whose tile crosses row m or column n take the guarded path, where
+ * row and column indices of loads are clamped into the matrix (the extra rows and columns are
+ * computed and never stored) and stores are bounds-checked. The k remainder (k mod KWG) runs a
+ * plain loop, so no padding enters any sum. Vector loads use vloadN, which needs only float
+ * alignment: any leading dimension and offset is valid.
+ *
+ * Reduction order: each output is one fma chain over k = 0, 1, ..., k - 1, in that order,
+ * whatever the configuration; alpha and beta are applied after it as alpha * acc + beta * c.
+ *
+ * Tunables (defaults in parentheses):
+ *   MWG, NWG (32, 64)  C tile per work-group, rows and columns
+ *   KWG (32)           k step per stage (the staged tile depth)
+ *   MDIM, NDIM (4, 4)  blocks per tile along rows and columns (work-items per group, except
+ *                      in serial mode); MWG % MDIM == 0, NWG % (NDIM * VW) == 0
+ *   VW (8)             vector width along columns: 1, 2, 4, 8 or 16
+ *   STAGE (0)          bit 0: stage A in local memory, bit 1: stage B, bit 2: serial mode
+ *   KWI                unroll factor of the k loop: 4, 2 or 1, the largest dividing KWG
  */
-#define TS CLT_GEMM_TS
+#ifndef MWG
+#define MWG 32
+#endif
+#ifndef NWG
+#define NWG 64
+#endif
+#ifndef KWG
+#define KWG 32
+#endif
+#ifndef MDIM
+#define MDIM 4
+#endif
+#ifndef NDIM
+#define NDIM 4
+#endif
+#ifndef VW
+#define VW 8
+#endif
+#ifndef STAGE
+#define STAGE 0
+#endif
+#ifndef KWI
+#if KWG % 4 == 0
+#define KWI 4
+#elif KWG % 2 == 0
+#define KWI 2
+#else
+#define KWI 1
+#endif
+#endif
 
-__kernel __attribute__((reqd_work_group_size(TS, TS, 1))) void
-gemm_tiled(int m, int n, int k, float alpha, float beta, int trans_a, int trans_b,
-           __global const float *a, int a_off, int lda, int stride_a, /* op(A) [m, k] */
-           __global const float *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */
-           __global float *c, int c_off, int ldc, int stride_c)       /* C [m, n] */
+#define MWI (MWG / MDIM) /* rows of C per work-item */
+#define NWI (NWG / NDIM) /* columns of C per work-item */
+#define NVW (NWI / VW)   /* vectors per row of a work-item's block */
+#define WGS (MDIM * NDIM)
+#define STAGE_A (STAGE & 1)
+#define STAGE_B ((STAGE >> 1) & 1)
+#define SERIAL ((STAGE >> 2) & 1)
+
+#if STAGE < 0 || STAGE > 7
+#error "gemm.cl: STAGE must be 0 to 7"
+#endif
+
+#if MWG % MDIM != 0 || NWG % NDIM != 0 || NWI % VW != 0 || KWG % KWI != 0
+#error "gemm.cl: MWG % MDIM, NWG % (NDIM * VW) and KWG % KWI must be 0"
+#endif
+
+#if VW == 1
+typedef float floatv;
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#elif VW == 2
+typedef float2 floatv;
+#define VLOAD(p) vload2(0, p)
+#define VSTORE(v, p) vstore2(v, 0, p)
+#elif VW == 4
+typedef float4 floatv;
+#define VLOAD(p) vload4(0, p)
+#define VSTORE(v, p) vstore4(v, 0, p)
+#elif VW == 8
+typedef float8 floatv;
+#define VLOAD(p) vload8(0, p)
+#define VSTORE(v, p) vstore8(v, 0, p)
+#elif VW == 16
+typedef float16 floatv;
+#define VLOAD(p) vload16(0, p)
+#define VSTORE(v, p) vstore16(v, 0, p)
+#else
+#error "gemm.cl: VW must be 1, 2, 4, 8 or 16"
+#endif
+
+/* op(A)[r, kk] and op(B)[kk, col] in global memory. */
+#define OP_A(ta, r, kk) ((ta) ? a[(size_t)(kk) * lda + (r)] : a[(size_t)(r) * lda + (kk)])
+#define OP_B(tb, kk, col) ((tb) ? b[(size_t)(col) * ldb + (kk)] : b[(size_t)(kk) * ldb + (col)])
+
+/* Copies op(A)[row0 .. row0 + MWG, k0 .. k0 + kc] into la[kk * MWG + r] and
+ * op(B)[k0 .. k0 + kc, col0 .. col0 + NWG] into lb[kk * NWG + col], clamping rows and columns
+ * into the matrix. Consecutive work-items read consecutive global addresses. */
+inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc, int row0,
+                        int col0, __global const float *a, int lda, __global const float *b,
+                        int ldb, __local float *la, __local float *lb)
 {
-    __local float tile_a[TS][TS + 1]; /* tile_a[y][i] = op(A)[row y, k index i] */
-    __local float tile_b[TS][TS + 1]; /* tile_b[i][x] = op(B)[k index i, col x] */
-    const int col = get_global_id(0), row = get_global_id(1), z = get_global_id(2);
-    const int lx = get_local_id(0), ly = get_local_id(1);
-    a += a_off + (size_t)z * stride_a;
-    b += b_off + (size_t)z * stride_b;
-    c += c_off + (size_t)z * stride_c;
-
-    float acc = 0.0f;
-    for (int t = 0; t < k; t += TS) {
-        const int ak = t + lx; /* this work-item loads op(A)[row, ak] */
-        const int bk = t + ly; /* and op(B)[bk, col] */
-        float av = 0.0f, bv = 0.0f;
-        if (row < m && ak < k)
-            av = trans_a ? a[(size_t)ak * lda + row] : a[(size_t)row * lda + ak];
-        if (col < n && bk < k)
-            bv = trans_b ? b[(size_t)col * ldb + bk] : b[(size_t)bk * ldb + col];
-        tile_a[ly][lx] = av;
-        tile_b[ly][lx] = bv;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int i = 0; i < TS; i++)
-            acc += tile_a[ly][i] * tile_b[i][lx];
-        barrier(CLK_LOCAL_MEM_FENCE);
+    const int lid = get_local_id(1) * NDIM + get_local_id(0);
+    if (STAGE_A) {
+        for (int i = lid; i < MWG * KWG; i += WGS) {
+            const int r = ta ? i % MWG : i / KWG, kk = ta ? i / MWG : i % KWG;
+            if (kk < kc)
+                la[kk * MWG + r] = OP_A(ta, min(row0 + r, m - 1), k0 + kk);
+        }
     }
-    if (row < m && col < n) {
-        const size_t ci = (size_t)row * ldc + col;
-        c[ci] = beta == 0.0f ? alpha * acc : alpha * acc + beta * c[ci];
+    if (STAGE_B) {
+        for (int i = lid; i < NWG * KWG; i += WGS) {
+            const int col = tb ? i / KWG : i % NWG, kk = tb ? i % KWG : i / NWG;
+            if (kk < kc)
+                lb[kk * NWG + col] = OP_B(tb, k0 + kk, min(col0 + col, n - 1));
+        }
     }
 }
+
+/* One step of k: acc[i][j] += op(A)[row i, kk] * op(B)[kk, vector j] for the block. `ra`
+ * holds the block's (clamped) global rows, `cb` its first global column. Staged operands come
+ * from local memory: a_local is the expression of op(A)[row i, kk] there, b_local the address
+ * of vector j of op(B)[kk, ...]. */
+#define K_STEP(kk_global, a_local, b_local)                                                   \
+    do {                                                                                      \
+        floatv bv[NVW];                                                                       \
+        _Pragma("unroll") for (int j = 0; j < NVW; j++)                                       \
+        {                                                                                     \
+            if (STAGE_B) {                                                                    \
+                bv[j] = VLOAD(b_local);                                                       \
+            } else if (!tb && !edge) {                                                        \
+                bv[j] = VLOAD(b + (size_t)(kk_global) * ldb + cb + j * VW);                   \
+            } else {                                                                          \
+                float t[VW];                                                                  \
+                _Pragma("unroll") for (int e = 0; e < VW; e++) t[e] =                         \
+                    OP_B(tb, kk_global, min(cb + j * VW + e, n - 1));                         \
+                bv[j] = VLOAD(t);                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        _Pragma("unroll") for (int i = 0; i < MWI; i++)                                       \
+        {                                                                                     \
+            const float av =                                                                  \
+                STAGE_A ? (a_local) : OP_A(ta, ra[i], kk_global);                             \
+            _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] =                       \
+                fma((floatv)(av), bv[j], acc[i][j]);                                          \
+        }                                                                                     \
+    } while (0)
+
+/* The whole work-group's computation for one transpose pair; `edge` is a compile-time
+ * constant after inlining, true only for tiles that cross row m or column n. */
+inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, int k,
+                      float alpha, float beta, __global const float *a, int lda,
+                      __global const float *b, int ldb, __global float *c, int ldc,
+                      __local float *la, __local float *lb)
+{
+    const int lx = get_local_id(0), ly = get_local_id(1);
+    const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
+    const int rb = row0 + ly * MWI, cb = col0 + lx * NWI; /* the block's first row, column */
+    int ra[MWI];
+    _Pragma("unroll") for (int i = 0; i < MWI; i++) ra[i] = min(rb + i, m - 1);
+
+    floatv acc[MWI][NVW];
+    _Pragma("unroll") for (int i = 0; i < MWI; i++)
+        _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] = (floatv)(0.0f);
+
+    for (int k0 = 0; k0 < k; k0 += KWG) {
+        const int kc = min(KWG, k - k0);
+        if (STAGE_A || STAGE_B) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            stage_tiles(ta, tb, m, n, k0, kc, row0, col0, a, lda, b, ldb, la, lb);
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        if (kc == KWG) {
+            for (int kk = 0; kk < KWG; kk += KWI)
+                _Pragma("unroll") for (int u = 0; u < KWI; u++)
+                    K_STEP(k0 + kk + u, la[(kk + u) * MWG + ly * MWI + i],
+                           lb + (kk + u) * NWG + lx * NWI + j * VW);
+        } else {
+            for (int kk = 0; kk < kc; kk++)
+                K_STEP(k0 + kk, la[kk * MWG + ly * MWI + i], lb + kk * NWG + lx * NWI + j * VW);
+        }
+    }
+
+    _Pragma("unroll") for (int i = 0; i < MWI; i++)
+    {
+        const int row = rb + i;
+        if (edge && row >= m)
+            break;
+        __global float *cr = c + (size_t)row * ldc + cb;
+        _Pragma("unroll") for (int j = 0; j < NVW; j++)
+        {
+            if (!edge || cb + (j + 1) * VW <= n) {
+                const floatv r = alpha * acc[i][j];
+                VSTORE(beta == 0.0f ? r : r + beta * VLOAD(cr + j * VW), cr + j * VW);
+            } else {
+                float t[VW];
+                VSTORE(acc[i][j], t);
+                for (int e = 0; e < VW && cb + j * VW + e < n; e++) {
+                    const float r = alpha * t[e];
+                    cr[j * VW + e] = beta == 0.0f ? r : r + beta * cr[j * VW + e];
+                }
+            }
+        }
+    }
+}
+
+#if SERIAL
+/* Serial mode (STAGE bit 2), for CPU devices: one work-item per work-group runs the MDIM x NDIM
+ * blocks of its tile one after another, BLIS-style. For each k step it packs the staged
+ * operands as panels, op(A) as la[bi][kk][MWI] and op(B) as lb[bj][kk][NWI] (a block then
+ * streams through contiguous memory, free of the cache-set conflicts that rows a power of two
+ * apart cause), and each block carries its sums across k steps in lacc[MWG][NWG]; a float
+ * stored and reloaded is unchanged, so the sums are the same fma chains as in the other
+ * modes. No barrier is needed: the work-group is one work-item. */
+inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n, int k,
+                        float alpha, float beta, __global const float *a, int lda,
+                        __global const float *b, int ldb, __global float *c, int ldc,
+                        __local float *la, __local float *lb, __local float *lacc)
+{
+    const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
+    for (int k0 = 0; k0 < k; k0 += KWG) {
+        const int kc = min(KWG, k - k0);
+        /* Pack op(A): la[(bi * KWG + kk) * MWI + i] = op(A)[row0 + bi * MWI + i, k0 + kk]. */
+        if (STAGE_A && ta) {
+            for (int kk = 0; kk < kc; kk++) {
+                __global const float *src = a + (size_t)(k0 + kk) * lda;
+                for (int bi = 0; bi < MDIM; bi++) {
+                    __local float *dst = la + (bi * KWG + kk) * MWI;
+                    const int r0 = row0 + bi * MWI;
+                    _Pragma("unroll") for (int i = 0; i < MWI; i++) dst[i] =
+                        src[edge ? min(r0 + i, m - 1) : r0 + i];
+                }
+            }
+        } else if (STAGE_A) {
+            for (int bi = 0; bi < MDIM; bi++)
+                _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                {
+                    const int r = row0 + bi * MWI + i;
+                    __global const float *src = a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
+                    __local float *dst = la + bi * KWG * MWI + i;
+                    for (int kk = 0; kk < kc; kk++)
+                        dst[kk * MWI] = src[kk];
+                }
+        }
+        /* Pack op(B): lb[(bj * KWG + kk) * NWI + x] = op(B)[k0 + kk, col0 + bj * NWI + x]. */
+        if (STAGE_B && tb) {
+            for (int bj = 0; bj < NDIM; bj++)
+                for (int x = 0; x < NWI; x++) {
+                    const int col = col0 + bj * NWI + x;
+                    __global const float *src =
+                        b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
+                    __local float *dst = lb + bj * KWG * NWI + x;
+                    for (int kk = 0; kk < kc; kk++)
+                        dst[kk * NWI] = src[kk];
+                }
+        } else if (STAGE_B) {
+            for (int kk = 0; kk < kc; kk++) {
+                __global const float *br = b + (size_t)(k0 + kk) * ldb + col0;
+                for (int x = 0; x < NWG; x += VW) {
+                    __local float *dst = lb + ((x / NWI) * KWG + kk) * NWI + x % NWI;
+                    if (!edge) {
+                        VSTORE(VLOAD(br + x), dst);
+                    } else {
+                        for (int e = 0; e < VW; e++)
+                            dst[e] = br[min(col0 + x + e, n - 1) - col0];
+                    }
+                }
+            }
+        }
+        /* Each block: its sums from lacc (zero at the first step), kc steps, back. */
+        for (int bi = 0; bi < MDIM; bi++) {
+            int ra[MWI];
+            _Pragma("unroll") for (int i = 0; i < MWI; i++) ra[i] =
+                min(row0 + bi * MWI + i, m - 1);
+            for (int bj = 0; bj < NDIM; bj++) {
+                const int cb = col0 + bj * NWI;
+                __local float *accp = lacc + (bi * MWI) * NWG + bj * NWI;
+                floatv acc[MWI][NVW];
+                _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                    _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] =
+                        k0 == 0 ? (floatv)(0.0f) : VLOAD(accp + i * NWG + j * VW);
+                __local const float *pa = la + bi * KWG * MWI;
+                __local const float *pb = lb + bj * KWG * NWI;
+                for (int kk = 0; kk < kc; kk++)
+                    K_STEP(k0 + kk, pa[kk * MWI + i], pb + kk * NWI + j * VW);
+                _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                    _Pragma("unroll") for (int j = 0; j < NVW; j++)
+                        VSTORE(acc[i][j], accp + i * NWG + j * VW);
+            }
+        }
+    }
+    /* C from the sums: alpha * acc + beta * c, within the matrix. */
+    for (int r = 0; r < MWG; r++) {
+        const int row = row0 + r;
+        if (edge && row >= m)
+            break;
+        __global float *cr = c + (size_t)row * ldc + col0;
+        for (int x = 0; x < NWG; x += VW) {
+            if (!edge || col0 + x + VW <= n) {
+                const floatv v = alpha * VLOAD(lacc + r * NWG + x);
+                VSTORE(beta == 0.0f ? v : v + beta * VLOAD(cr + x), cr + x);
+            } else {
+                for (int e = 0; e < VW && col0 + x + e < n; e++) {
+                    const float v = alpha * lacc[r * NWG + x + e];
+                    cr[x + e] = beta == 0.0f ? v : v + beta * cr[x + e];
+                }
+            }
+        }
+    }
+}
+#endif
+
+/* The work-group's tile crosses row m or column n. */
+#define TILE_IS_EDGE()                                                                        \
+    ((int)(get_group_id(1) + 1) * MWG > m || (int)(get_group_id(0) + 1) * NWG > n)
+
+#if SERIAL
+#define LOCAL_A_SIZE (STAGE_A ? KWG * MWG : 1)
+#define LOCAL_B_SIZE (STAGE_B ? KWG * NWG : 1)
+#define LOCAL_ACC_SIZE (MWG * NWG)
+#define WG_SHAPE 1, 1, 1
+#define BODY gemm_serial
+#define LACC , lacc
+#else
+#define LOCAL_A_SIZE (STAGE_A ? MWG * KWG : 1)
+#define LOCAL_B_SIZE (STAGE_B ? KWG * NWG : 1)
+#define LOCAL_ACC_SIZE 1
+#define WG_SHAPE NDIM, MDIM, 1
+#define BODY gemm_body
+#define LACC
+#endif
+
+#define GEMM_KERNEL(name, ta, tb)                                                             \
+    __kernel __attribute__((reqd_work_group_size(WG_SHAPE))) void name(                       \
+        int m, int n, int k, float alpha, float beta,                                         \
+        __global const float *a, int a_off, int lda, int stride_a, /* op(A) [m, k] */         \
+        __global const float *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */         \
+        __global float *c, int c_off, int ldc, int stride_c)       /* C [m, n] */             \
+    {                                                                                         \
+        __local float la[LOCAL_A_SIZE];     /* staged or packed op(A) */                      \
+        __local float lb[LOCAL_B_SIZE];     /* staged or packed op(B) */                      \
+        __local float lacc[LOCAL_ACC_SIZE]; /* serial mode: the tile's sums */                \
+        (void)lacc;                                                                           \
+        const size_t z = get_global_id(2);                                                    \
+        a += a_off + z * (size_t)stride_a;                                                    \
+        b += b_off + z * (size_t)stride_b;                                                    \
+        c += c_off + z * (size_t)stride_c;                                                    \
+        if (TILE_IS_EDGE())                                                                   \
+            BODY(ta, tb, 1, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);       \
+        else                                                                                  \
+            BODY(ta, tb, 0, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);       \
+    }
+
+GEMM_KERNEL(gemm_nn, 0, 0)
+GEMM_KERNEL(gemm_nt, 0, 1)
+GEMM_KERNEL(gemm_tn, 1, 0)
+GEMM_KERNEL(gemm_tt, 1, 1)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_own.h"
 #include "internal.h"
 
 #include <clblast_c.h>
@@ -170,34 +171,9 @@ enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_
 enum clt_status clt__gemm_own(struct clt_device *dev, const struct clt_gemm_shape *g,
                               struct clt__buf a, struct clt__buf b, struct clt__buf c)
 {
-    cl_kernel k;
-    enum clt_status st = clt__kernel_get(dev, "gemm", "gemm_tiled", &k, NULL);
-    if (st != CLT_OK)
-        return st;
-    if (a.offset > INT32_MAX || b.offset > INT32_MAX || c.offset > INT32_MAX) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "gemm: buffer offset beyond 2^31 elements");
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    cl_int m = (cl_int)g->m, n = (cl_int)g->n, kk = (cl_int)g->k;
-    cl_int ta = g->trans_a, tb = g->trans_b;
-    cl_int lda = (cl_int)g->lda, ldb = (cl_int)g->ldb, ldc = (cl_int)g->ldc;
-    cl_int sa = (cl_int)g->stride_a, sb = (cl_int)g->stride_b, sc = (cl_int)g->stride_c;
-    cl_int oa = (cl_int)a.offset, ob = (cl_int)b.offset, oc = (cl_int)c.offset;
-    float alpha = g->alpha, beta = g->beta;
-    struct clt__arg args[] = {
-        CLT__ARG(m),   CLT__ARG(n),   CLT__ARG(kk),  CLT__ARG(alpha), CLT__ARG(beta),
-        CLT__ARG(ta),  CLT__ARG(tb),  CLT__ARG(a.mem), CLT__ARG(oa),  CLT__ARG(lda),
-        CLT__ARG(sa),  CLT__ARG(b.mem), CLT__ARG(ob), CLT__ARG(ldb),  CLT__ARG(sb),
-        CLT__ARG(c.mem), CLT__ARG(oc), CLT__ARG(ldc), CLT__ARG(sc),
-    };
-    st = clt__set_args(dev, k, args, sizeof args / sizeof args[0]);
-    if (st != CLT_OK)
-        return st;
-    /* The tile edge is fixed at build time (CLT_GEMM_TS in the build options). */
-    size_t ts = strstr(dev->build_options, "CLT_GEMM_TS=16") ? 16 : 8;
-    size_t global[3] = {(size_t)g->n, (size_t)g->m, (size_t)g->batch};
-    size_t local[3] = {ts, ts, 1};
-    return clt__launch(dev, k, 3, global, local);
+    struct clt__gemm_config cfg;
+    clt__gemm_own_default(dev, g, &cfg);
+    return clt__gemm_own_run(dev, &cfg, g, a, b, c);
 }
 
 enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *shape,

@@ -17,15 +17,21 @@ struct clt__gemm_config {
     uint16_t mwg, nwg, kwg; /* C tile per work-group: rows, columns; k step per stage */
     uint16_t mdim, ndim;    /* work-group shape: work-items along rows, columns */
     uint8_t vw;             /* vector width of global loads (1, 2, 4, 8) */
-    uint8_t stage;          /* bit 0: A tile through local memory, bit 1: B tile */
+    uint8_t stage;          /* bit 0: A tile through local memory, bit 1: B tile; bit 2:
+                             * serial mode, one work-item per group runs the mdim x ndim
+                             * blocks in turn over packed panels (CPU devices) */
 };
 
-/* The configuration used without tuning on this device for this (resolved) shape. */
+/* The configuration used without tuning on this device for this (resolved) shape: the first
+ * of clt__gemm_own_space. g may be NULL (no shape preference). */
 void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out);
 
 /* Writes up to `max` candidate configurations valid on this device (local memory, work-group
- * size) for this shape into out, likeliest first; returns how many. */
+ * size) for this shape into out, likeliest first; returns how many (at most 18). The set is a
+ * fixed list per kind of device (CPU or other) filtered by its limits; the shape only
+ * moves candidates whose tiles would mostly compute padding, or leave compute units idle, to
+ * the end. g may be NULL: the device's list in its own order. */
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max);
 
@@ -36,8 +42,9 @@ int clt__gemm_config_format(const struct clt__gemm_config *c, char *buf, size_t 
 /* Parses the text form; false when it is malformed or not a valid configuration. */
 bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out);
 
-/* Builds (or loads from the binary cache) the variant now; logs and returns an error when
- * the device refuses it. Enqueues nothing. */
+/* Builds (or loads from the binary cache) the variant now, with its four kernels (one per
+ * transpose pair); logs and returns an error when the device refuses it. Enqueues nothing.
+ * A device keeps at most CLT__MAX_VARIANTS variants of all programs. */
 enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__gemm_config *c);
 
 /* Enqueues the GEMM of a resolved shape (clt__gemm_resolve) with variant c, building it first

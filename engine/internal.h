@@ -66,6 +66,19 @@ struct clt__kernel_slot {
 /* The kernels of cl/ by id (generated from cl/ at build time: CLT__K_<kernel>). */
 #include "cl_kernels.h"
 
+/* Most program variants (a program built with extra #defines) one device keeps. */
+#define CLT__MAX_VARIANTS 64
+
+/* One variant of a program: cl/<name>.cl with `defines` prepended. Its kernels are created
+ * by the module that asked for it (slots indexed as that module chooses) and released with
+ * the program in clt__program_teardown. */
+struct clt__program_variant {
+    char name[32];
+    char defines[224];
+    cl_program program;
+    cl_kernel kernels[4];
+};
+
 struct clt_device {
     struct clt_device_info info;
     struct clt_log log;
@@ -86,6 +99,8 @@ struct clt_device {
     struct clt__kernel_slot kernels[CLT__MAX_KERNELS]; /* by name: GEMM's generated kernels */
     size_t kernel_count;
     struct clt__kernel_slot by_id[CLT__K_COUNT]; /* by id; kernel NULL: not created yet */
+    struct clt__program_variant variants[CLT__MAX_VARIANTS];
+    size_t variant_count;
     uint32_t cache_hits;
     uint32_t cache_writes;
 
@@ -124,6 +139,13 @@ void clt__program_teardown(struct clt_device *dev);
 /* The built program made from cl/<name>.cl, building it (or loading it from the cache) on
  * first use. */
 enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out);
+
+/* The variant of cl/<name>.cl built with `defines` (lines of "#define X v") prepended to its
+ * source, built (or loaded from the binary cache, whose identity covers the defines) on first
+ * use and kept for the device's life. */
+enum clt_status clt__program_variant_get(struct clt_device *dev, const char *name,
+                                         const char *defines,
+                                         struct clt__program_variant **out);
 
 /* The kernel `kernel` of program cl/<program>.cl, created once per device and kept (a kernel
  * with an id is the same object clt__kernel gives). Its arguments are whatever the last

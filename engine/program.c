@@ -107,11 +107,8 @@ enum clt_status clt__program_setup(struct clt_device *dev, const struct clt_devi
             clt__log(&dev->log, CLT_LOG_INFO, "no cache directory (HOME unset): cache off");
     }
 
-    /* The GEMM tile: 16x16 work-groups where the device allows 256 work-items and 8 KiB of
-     * local memory for two tiles; 8x8 otherwise. */
-    int ts = dev->info.max_work_group_size >= 256 && dev->info.local_mem_bytes >= 8192 ? 16 : 8;
-    snprintf(dev->build_options, sizeof dev->build_options,
-             "-cl-std=CL1.2 -DCLT_WG_1D=%zu -DCLT_GEMM_TS=%d", dev->wg_1d, ts);
+    snprintf(dev->build_options, sizeof dev->build_options, "-cl-std=CL1.2 -DCLT_WG_1D=%zu",
+             dev->wg_1d);
     return CLT_OK;
 }
 
@@ -125,6 +122,14 @@ void clt__program_teardown(struct clt_device *dev)
             clReleaseKernel(dev->by_id[i].kernel);
         dev->by_id[i].kernel = NULL;
     }
+    for (size_t i = 0; i < dev->variant_count; i++) {
+        struct clt__program_variant *v = &dev->variants[i];
+        for (size_t j = 0; j < sizeof v->kernels / sizeof v->kernels[0]; j++)
+            if (v->kernels[j])
+                clReleaseKernel(v->kernels[j]);
+        clReleaseProgram(v->program);
+    }
+    dev->variant_count = 0;
     for (size_t i = 0; i < CLT__MAX_PROGRAMS; i++) {
         if (dev->programs[i])
             clReleaseProgram(dev->programs[i]);
@@ -134,7 +139,7 @@ void clt__program_teardown(struct clt_device *dev)
 
 /* Hands a failed build's full log to the log callback. */
 static void log_build_failure(struct clt_device *dev, cl_program prog, const char *name,
-                              cl_int err)
+                              const char *defines, cl_int err)
 {
     size_t len = 0;
     char *text = NULL;
@@ -147,8 +152,8 @@ static void log_build_failure(struct clt_device *dev, cl_program prog, const cha
     else if (text)
         text[0] = 0;
     clt__log(&dev->log, CLT_LOG_ERROR, "building program %s.cl failed (%s) with options "
-             "\"%s\"; build log:\n%s", name, clt__cl_error_name(err), dev->build_options,
-             text ? text : "(unavailable)");
+             "\"%s\"%s%s; build log:\n%s", name, clt__cl_error_name(err), dev->build_options,
+             *defines ? " and defines\n" : "", defines, text ? text : "(unavailable)");
     free(text);
 }
 
@@ -205,25 +210,26 @@ static void store_binary(struct clt_device *dev, cl_program prog, const char *pa
     free(bin);
 }
 
-/* Concatenates the prelude and a program's own source. */
-/* The text a program is built from: cl/shared.h, the prelude (common.cl), then the file. */
-static enum clt_status full_source(struct clt_device *dev, const char *name, char **out,
-                                   size_t *size)
+/* The text a program is built from: `defines` (may be empty), cl/shared.h, the prelude
+ * (common.cl), then the file, each followed by a newline. */
+static enum clt_status full_source(struct clt_device *dev, const char *name, const char *defines,
+                                   char **out, size_t *size)
 {
     const char *parts[3] = {CLT__CL_SHARED, CLT__CL_PRELUDE, name};
     char *text[3] = {NULL, NULL, NULL};
-    size_t len[3] = {0, 0, 0};
+    size_t len[3] = {0, 0, 0}, ndef = strlen(defines);
     enum clt_status st = CLT_OK;
     for (int i = 0; i < 3 && st == CLT_OK; i++)
         st = clt__source_read(dev, parts[i], &text[i], &len[i]);
     char *all = NULL;
     if (st == CLT_OK) {
-        all = malloc(len[0] + len[1] + len[2] + 3);
+        all = malloc(ndef + len[0] + len[1] + len[2] + 3);
         if (!all)
             st = CLT_ERR_NO_MEMORY;
     }
     if (st == CLT_OK) {
-        size_t at = 0;
+        memcpy(all, defines, ndef);
+        size_t at = ndef;
         for (int i = 0; i < 3; i++) {
             memcpy(all + at, text[i], len[i]);
             at += len[i];
@@ -239,7 +245,8 @@ static enum clt_status full_source(struct clt_device *dev, const char *name, cha
 }
 
 static enum clt_status build_from_source(struct clt_device *dev, const char *name,
-                                         const char *src, size_t size, cl_program *out)
+                                         const char *defines, const char *src, size_t size,
+                                         cl_program *out)
 {
     cl_int err;
     const char *srcs[1] = {src};
@@ -249,12 +256,42 @@ static enum clt_status build_from_source(struct clt_device *dev, const char *nam
         return st;
     err = clBuildProgram(prog, 1, &dev->id, dev->build_options, NULL, NULL);
     if (err != CL_SUCCESS) {
-        log_build_failure(dev, prog, name, err);
+        log_build_failure(dev, prog, name, defines, err);
         clReleaseProgram(prog);
         return CLT_ERR_BUILD;
     }
     *out = prog;
     return CLT_OK;
+}
+
+/* Builds cl/<name>.cl with `defines` prepended, through the binary cache when enabled. */
+static enum clt_status build_program(struct clt_device *dev, const char *name,
+                                     const char *defines, cl_program *out)
+{
+    char *src = NULL, *identity = NULL;
+    size_t size = 0;
+    char path[1300] = "";
+    cl_program prog = NULL;
+    enum clt_status st = full_source(dev, name, defines, &src, &size);
+    if (st == CLT_OK && dev->cache_dir[0]) {
+        st = clt__cache_identity(dev, src, size, &identity);
+        if (st == CLT_OK) {
+            clt__cache_path(dev->cache_dir, identity, path, sizeof path);
+            prog = load_cached(dev, path, identity);
+            if (prog)
+                dev->cache_hits++;
+        }
+    }
+    if (st == CLT_OK && !prog) {
+        st = build_from_source(dev, name, defines, src, size, &prog);
+        if (st == CLT_OK && identity)
+            store_binary(dev, prog, path, identity);
+    }
+    free(src);
+    free(identity);
+    if (st == CLT_OK)
+        *out = prog;
+    return st;
 }
 
 enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out)
@@ -268,31 +305,46 @@ enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_pr
         *out = dev->programs[idx];
         return CLT_OK;
     }
-    char *src = NULL, *identity = NULL;
-    size_t size = 0;
-    char path[1300] = "";
-    cl_program prog = NULL;
-    enum clt_status st = full_source(dev, name, &src, &size);
-    if (st == CLT_OK && dev->cache_dir[0]) {
-        st = clt__cache_identity(dev, src, size, &identity);
-        if (st == CLT_OK) {
-            clt__cache_path(dev->cache_dir, identity, path, sizeof path);
-            prog = load_cached(dev, path, identity);
-            if (prog)
-                dev->cache_hits++;
-        }
-    }
-    if (st == CLT_OK && !prog) {
-        st = build_from_source(dev, name, src, size, &prog);
-        if (st == CLT_OK && identity)
-            store_binary(dev, prog, path, identity);
-    }
-    free(src);
-    free(identity);
+    cl_program prog;
+    enum clt_status st = build_program(dev, name, "", &prog);
     if (st != CLT_OK)
         return st;
     dev->programs[idx] = prog;
     *out = prog;
+    return CLT_OK;
+}
+
+enum clt_status clt__program_variant_get(struct clt_device *dev, const char *name,
+                                         const char *defines,
+                                         struct clt__program_variant **out)
+{
+    for (size_t i = 0; i < dev->variant_count; i++) {
+        struct clt__program_variant *v = &dev->variants[i];
+        if (strcmp(v->name, name) == 0 && strcmp(v->defines, defines) == 0) {
+            *out = v;
+            return CLT_OK;
+        }
+    }
+    if (find_source(name) < 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "no kernel program named \"%s\"", name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (dev->variant_count == CLT__MAX_VARIANTS || strlen(name) >= sizeof dev->variants[0].name ||
+        strlen(defines) >= sizeof dev->variants[0].defines) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "program variant table full or defines too long: "
+                 "%s.cl", name);
+        return CLT_ERR_UNSUPPORTED;
+    }
+    cl_program prog;
+    enum clt_status st = build_program(dev, name, defines, &prog);
+    if (st != CLT_OK)
+        return st;
+    struct clt__program_variant *v = &dev->variants[dev->variant_count++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s", name);
+    snprintf(v->defines, sizeof v->defines, "%s", defines);
+    v->program = prog;
+    *out = v;
     return CLT_OK;
 }
 

@@ -129,8 +129,8 @@ static void kernels_are_kept(void **state)
     struct clt_device *dev = *state;
     cl_kernel k1, k2;
     size_t wg1 = 0, wg2 = 0;
-    assert_int_equal(clt__kernel_get(dev, "gemm", "gemm_tiled", &k1, &wg1), CLT_OK);
-    assert_int_equal(clt__kernel_get(dev, "gemm", "gemm_tiled", &k2, &wg2), CLT_OK);
+    assert_int_equal(clt__kernel_get(dev, "gemm", "gemm_nn", &k1, &wg1), CLT_OK);
+    assert_int_equal(clt__kernel_get(dev, "gemm", "gemm_nn", &k2, &wg2), CLT_OK);
     assert_ptr_equal(k1, k2);
     assert_true(wg1 >= 1 && wg1 == wg2);
 }

@@ -1,0 +1,294 @@
+/*
+ * test_gemm_own.c: every configuration of the own GEMM kernel (cl/gemm.cl) that the device's
+ * search space can produce, against the C reference: shapes with both interior and edge tiles
+ * and a k remainder, every transpose pair, alpha and beta, beta 0 over NaN, padded leading
+ * dimensions, strided batches and non-zero element offsets. Also: every configuration gives
+ * the same bits (one fma chain per output, in k order), the text form round-trips and
+ * malformed text is rejected, and configurations the device cannot run are refused cleanly.
+ *
+ * Tolerance: inputs uniform in [-1, 1); |got - want| <= 1e-5 * (k + 1) + 1e-5 * |want|,
+ * float accumulation of k products of magnitude <= 1 against a double reference.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_own.h"
+#include "harness.h"
+#include "ref_gemm.h"
+
+#define MAX_CONFIGS 64
+
+/* Runs the GEMM with configuration cfg, checks it against the reference and, when `bits` is
+ * not NULL, returns C's elements (the whole span) in *bits for the caller to free. */
+static void check_config(struct clt_device *dev, const struct clt__gemm_config *cfg,
+                         const struct clt_gemm_shape *shape, bool c_nan, float **bits)
+{
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, shape, &g, &sa, &sb, &sc), CLT_OK);
+    float *a = malloc(sa * sizeof *a), *b = malloc(sb * sizeof *b);
+    float *c = malloc(sc * sizeof *c), *got = malloc(sc * sizeof *got);
+    double *want = malloc(sc * sizeof *want);
+    assert_true(a && b && c && got && want);
+    clt_test_fill(a, sa, 3 + sa, -1.0f, 1.0f);
+    clt_test_fill(b, sb, 5 + sb, -1.0f, 1.0f);
+    clt_test_fill(c, sc, 7 + sc, -1.0f, 1.0f);
+    if (c_nan)
+        for (int64_t i = 0; i < sc; i++)
+            c[i] = NAN;
+    for (int64_t i = 0; i < sc; i++)
+        want[i] = c[i];
+    ref_gemm(&g, a, b, c, want);
+
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc) * 4 + 4096, &arena), CLT_OK);
+    /* Views of odd lengths put every operand at an odd element offset. */
+    struct clt_view pad = clt_test_upload(arena, NULL, 3);
+    struct clt_view va = clt_test_upload(arena, a, sa);
+    struct clt_view pad2 = clt_test_upload(arena, NULL, 1);
+    struct clt_view vb = clt_test_upload(arena, b, sb);
+    struct clt_view vc = clt_test_upload(arena, c, sc);
+    (void)pad;
+    (void)pad2;
+    assert_int_equal(
+        clt__gemm_own_run(dev, cfg, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
+        CLT_OK);
+    clt_test_download(&vc, got, sc);
+    char text[96], what[256];
+    clt__gemm_config_format(cfg, text, sizeof text);
+    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld ta=%d tb=%d batch=%lld beta=%g", text,
+             (long long)g.m, (long long)g.n, (long long)g.k, g.trans_a, g.trans_b,
+             (long long)g.batch, (double)g.beta);
+    /* Only matrix elements: padding between rows and matrices keeps C's old values (NaN
+     * included), which the reference copies too, but NaN never compares close. */
+    for (int64_t z = 0; z < g.batch; z++)
+        for (int64_t i = 0; i < g.m; i++) {
+            int64_t row = z * g.stride_c + i * g.ldc;
+            clt_test_assert_close(what, got + row, want + row, (size_t)g.n,
+                                  1e-5 * (double)(g.k + 1), 1e-5);
+        }
+    clt_arena_free(arena);
+    if (bits)
+        *bits = got;
+    else
+        free(got);
+    free(a);
+    free(b);
+    free(c);
+    free(want);
+}
+
+/* Configurations outside the search spaces that cover every staging mode (0 to 7), every
+ * vector width, odd tile sizes and a k step without unrolling, small enough for any device:
+ * tested on every device beside its own space (Oclgrind, a GPU-like device, would otherwise
+ * never check the serial modes of the CPU list). */
+static const char *const extra_configs[] = {
+    "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=8,stage=4",
+    "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=4,stage=5",
+    "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=2,stage=6",
+    "mwg=24,nwg=64,kwg=64,mdim=4,ndim=4,vw=8,stage=7",
+    "mwg=16,nwg=16,kwg=8,mdim=4,ndim=4,vw=1,stage=1",
+    "mwg=16,nwg=32,kwg=8,mdim=8,ndim=4,vw=4,stage=2",
+    "mwg=32,nwg=32,kwg=16,mdim=8,ndim=4,vw=2,stage=3",
+    "mwg=8,nwg=32,kwg=4,mdim=2,ndim=2,vw=16,stage=0",
+    "mwg=5,nwg=6,kwg=3,mdim=1,ndim=3,vw=2,stage=3",
+};
+
+/* The device's whole search space (the list does not depend on the shape, only its order),
+ * then the extra configurations. */
+static size_t all_configs(struct clt_device *dev, struct clt__gemm_config *out)
+{
+    size_t n = clt__gemm_own_space(dev, NULL, out, MAX_CONFIGS);
+    assert_true(n >= 1);
+    for (size_t i = 0; i < sizeof extra_configs / sizeof extra_configs[0]; i++) {
+        assert_true(n < MAX_CONFIGS);
+        assert_true(clt__gemm_config_parse(extra_configs[i], &out[n]));
+        n++;
+    }
+    return n;
+}
+
+/* Shapes that give each configuration an interior tile, edge tiles in both directions and a
+ * k remainder after at least one full k step; and a product smaller than any tile. */
+static void every_configuration_every_transpose(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    bool small = clt_test_small();
+    for (size_t i = 0; i < n; i++) {
+        const struct clt__gemm_config *c = &cfg[i];
+        for (int t = 0; t < 4; t++) {
+            /* Under Oclgrind each configuration takes the large shape with one transpose
+             * pair (all four pairs over consecutive configurations) and the small one with
+             * all four. */
+            if (!small || t == (int)(i % 4)) {
+                struct clt_gemm_shape g = {.m = c->mwg + 3,
+                                           .n = c->nwg + 5,
+                                           .k = c->kwg + (small ? 3 : 11),
+                                           .trans_a = t & 1,
+                                           .trans_b = (t >> 1) & 1,
+                                           .alpha = 0.75f,
+                                           .beta = 0.5f};
+                check_config(dev, c, &g, false, NULL);
+            }
+            struct clt_gemm_shape tiny = {.m = 5,
+                                          .n = 3,
+                                          .k = 7,
+                                          .trans_a = t & 1,
+                                          .trans_b = (t >> 1) & 1,
+                                          .alpha = -1.5f,
+                                          .beta = 1.0f};
+            check_config(dev, c, &tiny, false, NULL);
+        }
+    }
+}
+
+/* Padded leading dimensions, beta 0 over C full of NaN, and strided batches with padding
+ * between matrices, for every configuration (transpose pairs rotating over configurations). */
+static void batches_leading_dimensions_beta_zero(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    for (size_t i = 0; i < n; i++) {
+        int t = (int)(i % 4);
+        struct clt_gemm_shape g = {.m = 13,
+                                   .n = 19,
+                                   .k = 9,
+                                   .trans_a = t & 1,
+                                   .trans_b = (t >> 1) & 1,
+                                   .alpha = 1.0f,
+                                   .beta = 0.0f};
+        g.lda = (g.trans_a ? g.m : g.k) + 3;
+        g.ldb = (g.trans_b ? g.k : g.n) + 2;
+        g.ldc = g.n + 5;
+        check_config(dev, &cfg[i], &g, true, NULL);
+        struct clt_gemm_shape bt = {.m = 6,
+                                    .n = 11,
+                                    .k = 21,
+                                    .trans_a = (t >> 1) & 1,
+                                    .trans_b = t & 1,
+                                    .alpha = -1.25f,
+                                    .beta = 0.25f,
+                                    .batch = 3};
+        check_config(dev, &cfg[i], &bt, false, NULL);
+        bt.stride_a = 6 * 21 + 7;
+        bt.stride_b = 11 * 21 + 1;
+        bt.stride_c = 6 * 11 + 2;
+        check_config(dev, &cfg[i], &bt, false, NULL);
+    }
+}
+
+/* Each output is one fma chain over k in increasing order whatever the tiles, so every
+ * configuration must give the same bits. */
+static void configurations_agree_bit_for_bit(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    struct clt_gemm_shape g = {
+        .m = 37, .n = 45, .k = 70, .trans_a = true, .alpha = 0.5f, .beta = 2.0f};
+    if (clt_test_small())
+        g.k = 20;
+    float *first = NULL;
+    check_config(dev, &cfg[0], &g, false, &first);
+    for (size_t i = 1; i < n; i++) {
+        float *got = NULL;
+        check_config(dev, &cfg[i], &g, false, &got);
+        char text[96];
+        clt__gemm_config_format(&cfg[i], text, sizeof text);
+        for (int64_t e = 0; e < g.m * g.n; e++)
+            if (memcmp(&got[e], &first[e], sizeof(float)) != 0) {
+                print_error("%s differs from the first configuration at element %lld: %.9g "
+                            "vs %.9g\n",
+                            text, (long long)e, (double)got[e], (double)first[e]);
+                fail();
+            }
+        free(got);
+    }
+    free(first);
+}
+
+static void text_form_round_trips(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS], back, def;
+    size_t n = all_configs(dev, cfg);
+    for (size_t i = 0; i < n; i++) {
+        char text[96];
+        int len = clt__gemm_config_format(&cfg[i], text, sizeof text);
+        assert_true(len > 0 && (size_t)len < sizeof text);
+        assert_true(clt__gemm_config_parse(text, &back));
+        assert_memory_equal(&back, &cfg[i], sizeof back);
+    }
+    /* The default is a member of the space for any shape. */
+    struct clt_gemm_shape g = {.m = 3, .n = 1000, .k = 17};
+    clt__gemm_own_default(dev, &g, &def);
+    bool found = false;
+    size_t space = clt__gemm_own_space(dev, &g, cfg, MAX_CONFIGS);
+    assert_int_equal(space, n - sizeof extra_configs / sizeof extra_configs[0]);
+    for (size_t i = 0; i < space; i++)
+        found |= memcmp(&def, &cfg[i], sizeof def) == 0;
+    assert_true(found);
+}
+
+static void malformed_text_is_rejected(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "mwg=64",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3x",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3 ",
+        " mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
+        "mwg= 64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
+        "mwg=+64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
+        "mwg=-64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
+        "nwg=64,mwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=3,stage=3",  /* vector width */
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=8",  /* staging bits */
+        "mwg=60,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",  /* mdim does not divide mwg */
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=4,vw=32,stage=3", /* ndim * vw does not divide */
+        "mwg=64,nwg=64,kwg=0,mdim=8,ndim=8,vw=4,stage=3",
+        "mwg=512,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
+        "mwg=4294967360,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
+        "mwg=256,nwg=256,kwg=16,mdim=1,ndim=1,vw=4,stage=3", /* 65536 floats per work-item */
+    };
+    struct clt__gemm_config out = {1, 2, 3, 4, 5, 6, 7}, before = out;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (clt__gemm_config_parse(bad[i], &out))
+            fail_msg("accepted \"%s\"", bad[i]);
+        assert_memory_equal(&out, &before, sizeof out);
+    }
+    assert_false(clt__gemm_config_parse(NULL, &out));
+    assert_true(clt__gemm_config_parse("mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3", &out));
+}
+
+/* A well-formed configuration the device cannot run is refused with a status, not run. */
+static void device_limits_are_enforced(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config huge_group = {256, 256, 16, 256, 256, 1, 0};
+    assert_int_equal(clt__gemm_own_prepare(dev, &huge_group), CLT_ERR_INVALID_ARGUMENT);
+    struct clt__gemm_config ok;
+    clt__gemm_own_default(dev, NULL, &ok);
+    assert_int_equal(clt__gemm_own_prepare(dev, &ok), CLT_OK);
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(malformed_text_is_rejected),
+        cmocka_unit_test(text_form_round_trips),
+        cmocka_unit_test(device_limits_are_enforced),
+        cmocka_unit_test(every_configuration_every_transpose),
+        cmocka_unit_test(batches_leading_dimensions_beta_zero),
+        cmocka_unit_test(configurations_agree_bit_for_bit),
+    };
+    return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
+}
