@@ -84,6 +84,15 @@ static size_t backends(struct backend *out)
     return n;
 }
 
+/* The backends above, and the host's BLAS where the device runs it (PoCL). */
+static size_t backends_of(struct clt_device *dev, struct backend *out)
+{
+    size_t n = backends(out);
+    if (dev->gemm_host)
+        out[n++] = (struct backend){"host", clt__gemm_host};
+    return n;
+}
+
 static void shapes_and_transposes(void **state)
 {
     struct clt_device *dev = *state;
@@ -91,8 +100,8 @@ static void shapes_and_transposes(void **state)
     int64_t small[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 19}};
     bool is_small = clt_test_small();
     size_t count = is_small ? 3 : 5;
-    struct backend be[2];
-    size_t nb = backends(be);
+    struct backend be[3];
+    size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (size_t s = 0; s < count; s++)
             for (int t = 0; t < 4; t++) {
@@ -107,8 +116,8 @@ static void shapes_and_transposes(void **state)
 static void leading_dimensions_and_beta_zero(void **state)
 {
     struct clt_device *dev = *state;
-    struct backend be[2];
-    size_t nb = backends(be);
+    struct backend be[3];
+    size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (int t = 0; t < 4; t++) {
             struct clt_gemm_shape g = {.m = 7, .n = 11, .k = 5, .trans_a = t & 1,
@@ -125,8 +134,8 @@ static void leading_dimensions_and_beta_zero(void **state)
 static void strided_batches(void **state)
 {
     struct clt_device *dev = *state;
-    struct backend be[2];
-    size_t nb = backends(be);
+    struct backend be[3];
+    size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (int t = 0; t < 4; t++) {
             struct clt_gemm_shape g = {.m = 5, .n = 6, .k = 9, .trans_a = t & 1,
@@ -138,6 +147,26 @@ static void strided_batches(void **state)
             g.stride_c = 5 * 6 + 2;
             check_one(dev, be[b].fn, be[b].name, &g, false);
         }
+}
+
+/* Where the library has a host BLAS and the device is a CPU with unified memory that runs
+ * native kernels (PoCL), the host backend must be on, so the tests above cover it. */
+static void host_blas_where_it_can_run(void **state)
+{
+    struct clt_device *dev = *state;
+    cl_device_type type = 0;
+    cl_bool unified = CL_FALSE;
+    cl_device_exec_capabilities caps = 0;
+    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_TYPE, sizeof type, &type, NULL), 0);
+    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified,
+                                     &unified, NULL), 0);
+    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_EXECUTION_CAPABILITIES, sizeof caps,
+                                     &caps, NULL), 0);
+    const char *env = getenv("CLTRAIN_HOST_BLAS"), *gemm = getenv("CLTRAIN_GEMM");
+    bool can = strcmp(clt__gemm_host_name(), "none") != 0 && (type & CL_DEVICE_TYPE_CPU) &&
+               unified && (caps & CL_EXEC_NATIVE_KERNEL) && !(env && strcmp(env, "0") == 0) &&
+               !(gemm && *gemm && strcmp(gemm, "auto") != 0);
+    assert_int_equal(dev->gemm_host, can);
 }
 
 static void public_call_checks_arguments(void **state)
@@ -196,6 +225,7 @@ int main(void)
         cmocka_unit_test(shapes_and_transposes),
         cmocka_unit_test(leading_dimensions_and_beta_zero),
         cmocka_unit_test(strided_batches),
+        cmocka_unit_test(host_blas_where_it_can_run),
         cmocka_unit_test(public_call_checks_arguments),
         cmocka_unit_test(backend_follows_the_environment),
     };
