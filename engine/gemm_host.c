@@ -3,9 +3,9 @@
  *
  * A CPU device that shares host memory and runs native kernels (PoCL: "Run native kernels:
  * Yes") can run any host function as a command of its queue: clEnqueueNativeKernel copies an
- * argument block, replaces the cl_mem handles listed in mem_list by the host addresses of
- * those buffers, and calls the function when the command's turn comes, after every command
- * enqueued before it and before every command enqueued after it. The function here calls
+ * argument block and calls the function when the command's turn comes, after every command
+ * enqueued before it and before every command enqueued after it. The operands' buffers are
+ * mapped (in queue order, before the call) and unmapped after it; the function calls
  * cblas_sgemm once per batch item. The in-order compute queue runs one command at a time, so
  * PoCL's worker threads are idle during the call and OpenBLAS's own threads (one per core by
  * default) have the cores to themselves (docs/bench.md has the figures).
@@ -21,16 +21,11 @@
 #ifdef CLT_HAVE_HOST_BLAS
 #include <cblas.h>
 
-/* The argument block the runtime copies. mem[0..count) hold the distinct cl_mem handles of
- * A, B and C when enqueued and the host addresses of those buffers' first bytes when the
- * function runs; A, B and C are mem[which[0]], mem[which[1]] and mem[which[2]]. Each buffer
- * is listed once: PoCL 3.1 replaces only the first location of a buffer listed twice (as
- * when A and C are views of one arena). Offsets, leading dimensions and strides are in
- * elements. */
+/* The argument block the runtime copies: host addresses of A, B and C (already offset), and
+ * the shape. Leading dimensions and strides are in elements. */
 struct host_gemm_args {
-    void *mem[3];
-    int32_t which[3];
-    int64_t oa, ob, oc;
+    const float *a, *b;
+    float *c;
     int64_t sa, sb, sc;
     int32_t m, n, k, lda, ldb, ldc, batch;
     int32_t trans_a, trans_b;
@@ -40,13 +35,110 @@ struct host_gemm_args {
 static void CL_CALLBACK host_gemm(void *p)
 {
     const struct host_gemm_args *h = p;
-    const float *a = (const float *)h->mem[h->which[0]] + h->oa;
-    const float *b = (const float *)h->mem[h->which[1]] + h->ob;
-    float *c = (float *)h->mem[h->which[2]] + h->oc;
+    /* BLAS says beta 0 does not read C, but OpenBLAS 0.3.21 lets a NaN in C through at some
+     * small shapes (1 x 1 x 1): C is cleared first, as clt_gemm_shape promises. */
+    if (h->beta == 0.0f)
+        for (int32_t i = 0; i < h->batch; i++)
+            for (int32_t r = 0; r < h->m; r++)
+                memset(h->c + i * h->sc + (int64_t)r * h->ldc, 0, (size_t)h->n * sizeof *h->c);
     for (int32_t i = 0; i < h->batch; i++)
         cblas_sgemm(CblasRowMajor, h->trans_a ? CblasTrans : CblasNoTrans,
                     h->trans_b ? CblasTrans : CblasNoTrans, h->m, h->n, h->k, h->alpha,
-                    a + i * h->sa, h->lda, b + i * h->sb, h->ldb, h->beta, c + i * h->sc, h->ldc);
+                    h->a + i * h->sa, h->lda, h->b + i * h->sb, h->ldb, h->beta, h->c + i * h->sc,
+                    h->ldc);
+}
+
+/* The distinct buffers of one GEMM, each with the byte range its operands span. */
+struct mapping {
+    cl_mem mem;
+    size_t lo, hi;
+    bool write;
+    void *ptr;
+};
+
+/* Elements one operand spans: (batch - 1) * stride + (rows - 1) * ld + cols. */
+static size_t span(int64_t batch, int64_t stride, int64_t rows, int64_t ld, int64_t cols)
+{
+    return (size_t)((batch - 1) * stride + (rows - 1) * ld + cols);
+}
+
+static enum clt_status enqueue(struct clt_device *dev, const struct clt_gemm_shape *g,
+                               struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    int64_t batch = g->batch > 0 ? g->batch : 1;
+    struct clt__buf ops[3] = {a, b, c};
+    size_t len[3] = {
+        span(batch, g->stride_a, g->trans_a ? g->k : g->m, g->lda, g->trans_a ? g->m : g->k),
+        span(batch, g->stride_b, g->trans_b ? g->n : g->k, g->ldb, g->trans_b ? g->k : g->n),
+        span(batch, g->stride_c, g->m, g->ldc, g->n),
+    };
+    struct mapping map[3];
+    int which[3], count = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t lo = ops[i].offset * sizeof(float), hi = lo + len[i] * sizeof(float);
+        int j = 0;
+        while (j < count && map[j].mem != ops[i].mem)
+            j++;
+        if (j == count)
+            map[count++] = (struct mapping){ops[i].mem, lo, hi, false, NULL};
+        map[j].lo = lo < map[j].lo ? lo : map[j].lo;
+        map[j].hi = hi > map[j].hi ? hi : map[j].hi;
+        map[j].write |= i == 2;
+        which[i] = j;
+    }
+    /* Mapping is the portable way to reach a buffer's bytes from the host, and keeps the
+     * runtime's own view of where the latest contents are right: PoCL 3.1 hands a native
+     * kernel's mem_list stale device copies. The maps, the call and the unmaps run in queue
+     * order; on a CPU device with unified memory a map copies nothing. */
+    cl_int err = CL_SUCCESS;
+    int mapped = 0;
+    for (; mapped < count && err == CL_SUCCESS; mapped++) {
+        cl_map_flags flags = map[mapped].write ? CL_MAP_READ | CL_MAP_WRITE : CL_MAP_READ;
+        map[mapped].ptr =
+            clEnqueueMapBuffer(dev->queue, map[mapped].mem, CL_FALSE, flags, map[mapped].lo,
+                               map[mapped].hi - map[mapped].lo, 0, NULL, NULL, &err);
+    }
+    if (err != CL_SUCCESS)
+        mapped--;
+    enum clt_status st = clt__cl_check(&dev->log, err, "clEnqueueMapBuffer (host GEMM)");
+    if (st == CLT_OK) {
+        char *base[3];
+        for (int i = 0; i < 3; i++)
+            base[i] =
+                (char *)map[which[i]].ptr + (ops[i].offset * sizeof(float) - map[which[i]].lo);
+        struct host_gemm_args h = {
+            .a = (const float *)base[0],
+            .b = (const float *)base[1],
+            .c = (float *)base[2],
+            .sa = g->stride_a,
+            .sb = g->stride_b,
+            .sc = g->stride_c,
+            .m = (int32_t)g->m,
+            .n = (int32_t)g->n,
+            .k = (int32_t)g->k,
+            .lda = (int32_t)g->lda,
+            .ldb = (int32_t)g->ldb,
+            .ldc = (int32_t)g->ldc,
+            .batch = (int32_t)batch,
+            .trans_a = g->trans_a,
+            .trans_b = g->trans_b,
+            .alpha = g->alpha,
+            .beta = g->beta,
+        };
+        st = clt__cl_check(&dev->log,
+                           clEnqueueNativeKernel(dev->queue, host_gemm, &h, sizeof h, 0, NULL, NULL,
+                                                 0, NULL, NULL),
+                           "clEnqueueNativeKernel (host GEMM)");
+    }
+    /* Unmapped whatever happened, so no map outlives the call. */
+    for (int i = 0; i < mapped; i++) {
+        enum clt_status st2 = clt__cl_check(
+            &dev->log, clEnqueueUnmapMemObject(dev->queue, map[i].mem, map[i].ptr, 0, NULL, NULL),
+            "clEnqueueUnmapMemObject (host GEMM)");
+        if (st == CLT_OK)
+            st = st2;
+    }
+    return st;
 }
 
 static bool built_in(void)
@@ -99,43 +191,7 @@ enum clt_status clt__gemm_host(struct clt_device *dev, const struct clt_gemm_sha
         return CLT_ERR_UNSUPPORTED;
     }
 #ifdef CLT_HAVE_HOST_BLAS
-    struct host_gemm_args h = {
-        .oa = (int64_t)a.offset,
-        .ob = (int64_t)b.offset,
-        .oc = (int64_t)c.offset,
-        .sa = g->stride_a,
-        .sb = g->stride_b,
-        .sc = g->stride_c,
-        .m = (int32_t)g->m,
-        .n = (int32_t)g->n,
-        .k = (int32_t)g->k,
-        .lda = (int32_t)g->lda,
-        .ldb = (int32_t)g->ldb,
-        .ldc = (int32_t)g->ldc,
-        .batch = (int32_t)(g->batch > 0 ? g->batch : 1),
-        .trans_a = g->trans_a,
-        .trans_b = g->trans_b,
-        .alpha = g->alpha,
-        .beta = g->beta,
-    };
-    cl_mem operands[3] = {a.mem, b.mem, c.mem}, mems[3];
-    const void *locs[3];
-    cl_uint count = 0;
-    for (int i = 0; i < 3; i++) {
-        cl_uint j = 0;
-        while (j < count && mems[j] != operands[i])
-            j++;
-        if (j == count) {
-            mems[count] = operands[i];
-            h.mem[count] = operands[i];
-            locs[count] = &h.mem[count];
-            count++;
-        }
-        h.which[i] = (int32_t)j;
-    }
-    cl_int err = clEnqueueNativeKernel(dev->queue, host_gemm, &h, sizeof h, count, mems, locs, 0,
-                                       NULL, NULL);
-    return clt__cl_check(&dev->log, err, "clEnqueueNativeKernel (host GEMM)");
+    return enqueue(dev, g, a, b, c);
 #else
     (void)g;
     (void)a;
