@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "gemm_own.h"
 #include "ref_gemm.h"
 
 typedef enum clt_status (*gemm_fn)(struct clt_device *, const struct clt_gemm_shape *,
@@ -149,6 +150,44 @@ static void strided_batches(void **state)
         }
 }
 
+/* The own kernel's configuration check_one runs through own_config (own_space sets it). */
+static struct clt__gemm_config current_config;
+
+static enum clt_status own_config(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                  struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    return clt__gemm_own_run(dev, &current_config, g, a, b, c);
+}
+
+/* Every configuration the tuner's search space offers for a shape, at odd shapes, every
+ * transpose pair, with batch, alpha and beta, and operands at non-zero offsets. */
+static void own_space(void **state)
+{
+    struct clt_device *dev = *state;
+    int64_t big[][4] = {{1, 1, 1, 1}, {17, 13, 29, 1}, {70, 9, 130, 2}, {65, 67, 33, 1}};
+    int64_t small[][4] = {{1, 1, 1, 1}, {17, 9, 19, 2}};
+    bool is_small = clt_test_small();
+    size_t count = is_small ? 2 : 4;
+    for (size_t s = 0; s < count; s++)
+        for (int t = 0; t < 4; t++) {
+            const int64_t *d = is_small ? small[s] : big[s];
+            struct clt_gemm_shape g = {.m = d[0], .n = d[1], .k = d[2], .batch = d[3],
+                                       .trans_a = t & 1, .trans_b = (t >> 1) & 1,
+                                       .alpha = 0.75f, .beta = 0.5f}, r;
+            int64_t sa, sb, sc;
+            assert_int_equal(clt__gemm_resolve(NULL, &g, &r, &sa, &sb, &sc), CLT_OK);
+            struct clt__gemm_config space[32];
+            size_t n = clt__gemm_own_space(dev, &r, space, 32);
+            assert_true(n >= 1);
+            for (size_t i = 0; i < n; i++) {
+                char name[96] = "own ";
+                clt__gemm_config_format(&space[i], name + 4, sizeof name - 4);
+                current_config = space[i];
+                check_one(dev, own_config, name, &g, false);
+            }
+        }
+}
+
 /* Where the library has a host BLAS and the device is a CPU with unified memory that runs
  * native kernels (PoCL), the host backend must be on, so the tests above cover it. */
 static void host_blas_where_it_can_run(void **state)
@@ -225,6 +264,7 @@ int main(void)
         cmocka_unit_test(shapes_and_transposes),
         cmocka_unit_test(leading_dimensions_and_beta_zero),
         cmocka_unit_test(strided_batches),
+        cmocka_unit_test(own_space),
         cmocka_unit_test(host_blas_where_it_can_run),
         cmocka_unit_test(public_call_checks_arguments),
         cmocka_unit_test(backend_follows_the_environment),
