@@ -522,17 +522,18 @@ static enum clt_status bench_check(struct bench *b, clt__gemm_fn fn, const struc
     return CLT_OK;
 }
 
-/* Seconds per run: the best of TIMING_ROUNDS rounds of back-to-back runs. */
+/* Seconds per run: the best of `rounds` rounds of back-to-back runs, as many per round as
+ * fill ROUND_SECONDS at the `estimate` (seconds per run), at most max_reps. */
 static enum clt_status bench_time(struct bench *b, clt__gemm_fn fn, const struct entry *own,
-                                  double first, double *seconds)
+                                  double estimate, int rounds, int max_reps, double *seconds)
 {
     struct clt_device *dev = b->dev;
     struct clt__buf ba = {b->mem[0], 0}, bb = {b->mem[1], 0}, bc = {b->mem[2], 0};
-    int reps = first > 0 ? (int)(ROUND_SECONDS / first) : 64;
-    reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
-    double best = first;
+    int reps = estimate > 0 ? (int)(ROUND_SECONDS / estimate) : max_reps;
+    reps = reps < 1 ? 1 : reps > max_reps ? max_reps : reps;
+    double best = estimate > 0 && rounds > 1 ? estimate : INFINITY;
     enum clt_status st = CLT_OK;
-    for (int r = 0; st == CLT_OK && r < TIMING_ROUNDS; r++) {
+    for (int r = 0; st == CLT_OK && r < rounds; r++) {
         double t0 = now_seconds();
         for (int i = 0; st == CLT_OK && i < reps; i++)
             st = own ? clt__gemm_own_run(dev, &own->cfg, &b->g, ba, bb, bc)
@@ -556,10 +557,11 @@ static double try_candidate(struct bench *b, clt__gemm_fn fn, const struct entry
     const struct clt_gemm_shape *g = &b->g;
     double first = 0, t = 0;
     enum clt_status st = bench_check(b, fn, own, &first);
-    if (st == CLT_OK && (best <= 0 || first <= SLOW_FACTOR * best))
-        st = bench_time(b, fn, own, first, &t);
-    else
-        t = first;
+    /* The first run includes building; one more, alone, says whether timing is worth it. */
+    if (st == CLT_OK)
+        st = bench_time(b, fn, own, first, 1, 1, &t);
+    if (st == CLT_OK && (best <= 0 || t <= SLOW_FACTOR * best))
+        st = bench_time(b, fn, own, t, TIMING_ROUNDS, 64, &t);
     c->status = st;
     if (st == CLT_ERR_GEMM)
         clt__log(&dev->log, CLT_LOG_WARN,

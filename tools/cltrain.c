@@ -13,8 +13,9 @@ static void usage(FILE *f)
                "\n"
                "commands:\n"
                "  devices [--json] [--warm] [--device SEL|all]\n"
-               "          list OpenCL devices; --warm builds every kernel for the selected\n"
-               "          device (default: CLTRAIN_DEVICE, else the first GPU, else the first)\n"
+               "          list OpenCL devices; --warm builds every kernel and tunes the GEMM\n"
+               "          shapes of the built-in models for the selected device (default:\n"
+               "          CLTRAIN_DEVICE, else the first GPU, else the first)\n"
                "  train --model M --data D [--epochs N] [--device SEL] [--metrics FILE]\n"
                "        [--out CHECKPOINT] [--resume CHECKPOINT] [--plot FILE.svg] ...\n"
                "          train a model (mlp, cnn, gpt, file:PATH) on a dataset\n"
@@ -23,6 +24,9 @@ static void usage(FILE *f)
                "          loss, accuracy and confusion matrix of a checkpoint\n"
                "  sample --checkpoint FILE [--length N] [--prompt TEXT] [--temperature T]\n"
                "          generate text from a gpt checkpoint\n"
+               "  tune [--device SEL] [--model M|all] [--show [--json]]\n"
+               "          time the GEMM implementations for the built-in models' shapes and\n"
+               "          cache the fastest; --show prints the choices and every figure\n"
                "\n"
                "  cltrain COMMAND --help shows a command's options.\n"
                "\n"
@@ -52,6 +56,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "sample") == 0)
         return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(cmd, "tune") == 0)
+        return cmd_tune(argc - 2, argv + 2);
     fprintf(stderr, "cltrain: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
