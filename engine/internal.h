@@ -294,6 +294,12 @@ struct clt__gemm_config;
 enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_gemm_shape *g,
                                      struct clt__gemm_config *cfg);
 
+/* Records the distinct shapes (resolved) clt__gemm meets from start until stop, which
+ * copies up to max of them into out and returns how many there were. For cltrain-bench,
+ * which takes its GEMM shapes from the built-in models' plans. Needs dev->tune (AUTO). */
+void clt__tune_record_start(struct clt_device *dev);
+size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out, size_t max);
+
 /* Tests only: an extra candidate, timed and checked like the others, named `name` in
  * reports; it may win in this process but is never written to the cache. fn NULL removes
  * it. clt__tune_test_fn is what clt__gemm calls for CLT__GEMM_IMPL_TEST. */

@@ -66,6 +66,9 @@ struct clt__tune {
     char *identity;
     const char *test_name;
     clt__gemm_fn test_fn;
+    bool recording; /* clt__tune_record_start/stop */
+    struct clt_gemm_shape *rec;
+    size_t nrec, caprec;
 };
 
 static double now_seconds(void)
@@ -355,6 +358,7 @@ void clt__tune_teardown(struct clt_device *dev)
     if (!dev->tune)
         return;
     free(dev->tune->entries);
+    free(dev->tune->rec);
     free(dev->tune->identity);
     free(dev->tune);
     dev->tune = NULL;
@@ -666,10 +670,51 @@ static enum clt__gemm_impl default_impl(struct clt_device *dev, const struct clt
     return dev->gemm_host ? CLT__GEMM_IMPL_HOST : CLT__GEMM_IMPL_CLBLAST;
 }
 
+/* Adds a shape to the record unless it is there (a full or failed record is cut short). */
+static void record(struct clt__tune *tu, const struct clt_gemm_shape *g)
+{
+    for (size_t i = 0; i < tu->nrec; i++) {
+        const struct clt_gemm_shape *r = &tu->rec[i];
+        if (r->trans_a == g->trans_a && r->trans_b == g->trans_b && r->m == g->m &&
+            r->n == g->n && r->k == g->k && r->batch == g->batch)
+            return;
+    }
+    if (tu->nrec == tu->caprec) {
+        size_t cap = tu->caprec ? tu->caprec * 2 : 16;
+        struct clt_gemm_shape *r = cap <= MAX_ENTRIES ? realloc(tu->rec, cap * sizeof *r) : NULL;
+        if (!r)
+            return;
+        tu->rec = r;
+        tu->caprec = cap;
+    }
+    tu->rec[tu->nrec++] = *g;
+}
+
+void clt__tune_record_start(struct clt_device *dev)
+{
+    if (!dev->tune)
+        return;
+    dev->tune->recording = true;
+    dev->tune->nrec = 0;
+}
+
+size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out, size_t max)
+{
+    struct clt__tune *tu = dev->tune;
+    if (!tu)
+        return 0;
+    tu->recording = false;
+    for (size_t i = 0; i < tu->nrec && i < max; i++)
+        out[i] = tu->rec[i];
+    return tu->nrec;
+}
+
 enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_gemm_shape *g,
                                      struct clt__gemm_config *cfg)
 {
     struct clt__tune *tu = dev->tune;
+    if (tu && tu->recording)
+        record(tu, g);
     if (!tu || !dev->gemm_may_fall_back)
         return default_impl(dev, g, cfg);
     struct entry *e = find(tu, g);
