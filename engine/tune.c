@@ -325,7 +325,7 @@ enum clt_status clt__tune_setup(struct clt_device *dev)
                      env, DEFAULT_BUDGET_SECONDS);
     }
     dev->tune = tu;
-    if (!dev->cache_dir[0])
+    if (!dev->cache_dir[0] || !tu->enabled)
         return CLT_OK;
     char *src = NULL, *gemm_id = NULL;
     size_t src_size = 0;
@@ -715,7 +715,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     struct clt__tune *tu = dev->tune;
     if (tu && tu->recording)
         record(tu, g);
-    if (!tu || !dev->gemm_may_fall_back)
+    if (!tu || !dev->gemm_may_fall_back || !tu->enabled)
         return default_impl(dev, g, cfg);
     struct entry *e = find(tu, g);
     if (e && e->impl == CLT__GEMM_IMPL_CLBLAST && dev->gemm_backend == CLT_GEMM_OWN)
@@ -724,7 +724,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
         *cfg = e->cfg;
         return e->impl;
     }
-    if (!tu->enabled || tu->session == 0)
+    if (tu->session == 0)
         return default_impl(dev, g, cfg);
     if (now_seconds() - tu->session_start > tu->budget) {
         if (!tu->budget_said)
