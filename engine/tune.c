@@ -168,7 +168,7 @@ static bool rest_of_line(const char *p, char *out, size_t size)
  *   cltrain-tune 1
  *   shape TA TB M N K BATCH CANDIDATES
  *   chosen NAME
- *   cand STATUS GFLOPS NAME            (CANDIDATES times)
+ *   cand STATUS WRONG GFLOPS NAME      (CANDIDATES times)
  * Anything else is a corrupt entry. */
 static bool parse_payload(struct clt__tune *tu, const char *text)
 {
@@ -208,14 +208,15 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
         p++;
         for (unsigned i = 0; i < cands; i++) {
             struct clt_gemm_candidate *c = &e->t.candidates[i];
-            int status;
+            int status, wrong;
             double gflops;
             used = 0;
-            if (sscanf(p, "cand %d %lf %n", &status, &gflops, &used) != 2 || used == 0 ||
-                status > 0 || status < -100 || !(gflops >= 0 && gflops < 1e9) ||
-                !rest_of_line(p + used, c->name, sizeof c->name))
+            if (sscanf(p, "cand %d %d %lf %n", &status, &wrong, &gflops, &used) != 3 || used == 0 ||
+                status > 0 || status < -100 || (wrong != 0 && wrong != 1) ||
+                !(gflops >= 0 && gflops < 1e9) || !rest_of_line(p + used, c->name, sizeof c->name))
                 return false;
             c->status = (enum clt_status)status;
+            c->wrong = wrong;
             c->gflops = gflops;
             p = strchr(p, '\n');
             if (!p)
@@ -244,9 +245,9 @@ static char *format_payload(const struct clt__tune *tu, size_t *size)
                              t->trans_a, t->trans_b, (long long)t->m, (long long)t->n,
                              (long long)t->k, (long long)t->batch, t->candidate_count, t->chosen);
         for (uint32_t j = 0; j < t->candidate_count; j++)
-            len += (size_t)snprintf(out + len, cap - len, "cand %d %.3f %s\n",
-                                    (int)t->candidates[j].status, t->candidates[j].gflops,
-                                    t->candidates[j].name);
+            len += (size_t)snprintf(out + len, cap - len, "cand %d %d %.3f %s\n",
+                                    (int)t->candidates[j].status, t->candidates[j].wrong,
+                                    t->candidates[j].gflops, t->candidates[j].name);
     }
     *size = len;
     return out;
@@ -476,10 +477,12 @@ static double b_at(const struct bench *b, int64_t z, int64_t p, int64_t j)
     return b->host[1][z * g->stride_b + (g->trans_b ? j * g->ldb + p : p * g->ldb + j)];
 }
 
-/* Runs fn once from a fresh C and checks C at sampled positions: CLT_ERR_GEMM when wrong. */
+/* Runs fn once from a fresh C and checks C at sampled positions: *wrong when it ran but
+ * computed a wrong result (then CLT_ERR_GEMM). */
 static enum clt_status bench_check(struct bench *b, clt__gemm_fn fn, const struct entry *own,
-                                   double *seconds)
+                                   double *seconds, bool *wrong)
 {
+    *wrong = false;
     struct clt_device *dev = b->dev;
     const struct clt_gemm_shape *g = &b->g;
     size_t bytes = (size_t)b->span[2] * sizeof(float);
@@ -520,8 +523,10 @@ static enum clt_status bench_check(struct bench *b, clt__gemm_fn fn, const struc
         scale = fabs(g->alpha) * scale + fabs(g->beta * c0);
         double got = b->got[z * g->stride_c + i * g->ldc + j];
         /* fp32 accumulation of k terms: well within 1e-4 of the sum of magnitudes. */
-        if (!(fabs(got - want) <= 1e-4 * scale + 1e-6))
+        if (!(fabs(got - want) <= 1e-4 * scale + 1e-6)) {
+            *wrong = true;
             return CLT_ERR_GEMM;
+        }
     }
     return CLT_OK;
 }
@@ -560,14 +565,16 @@ static double try_candidate(struct bench *b, clt__gemm_fn fn, const struct entry
     struct clt_device *dev = b->dev;
     const struct clt_gemm_shape *g = &b->g;
     double first = 0, t = 0;
-    enum clt_status st = bench_check(b, fn, own, &first);
+    bool wrong = false;
+    enum clt_status st = bench_check(b, fn, own, &first, &wrong);
     /* The first run includes building; one more, alone, says whether timing is worth it. */
     if (st == CLT_OK)
         st = bench_time(b, fn, own, first, 1, 1, &t);
     if (st == CLT_OK && (best <= 0 || t <= SLOW_FACTOR * best))
         st = bench_time(b, fn, own, t, TIMING_ROUNDS, 64, &t);
     c->status = st;
-    if (st == CLT_ERR_GEMM)
+    c->wrong = wrong;
+    if (wrong)
         clt__log(&dev->log, CLT_LOG_WARN,
                  "gemm tuning: %s computed a wrong result for "
                  "m=%lld n=%lld k=%lld batch=%lld; not used",
@@ -675,8 +682,8 @@ static void record(struct clt__tune *tu, const struct clt_gemm_shape *g)
 {
     for (size_t i = 0; i < tu->nrec; i++) {
         const struct clt_gemm_shape *r = &tu->rec[i];
-        if (r->trans_a == g->trans_a && r->trans_b == g->trans_b && r->m == g->m &&
-            r->n == g->n && r->k == g->k && r->batch == g->batch)
+        if (r->trans_a == g->trans_a && r->trans_b == g->trans_b && r->m == g->m && r->n == g->n &&
+            r->k == g->k && r->batch == g->batch)
             return;
     }
     if (tu->nrec == tu->caprec) {

@@ -313,6 +313,7 @@ static void injected_candidates(void **state)
     assert_non_null(strstr(f->log.text, "wrong computed a wrong result"));
     assert_int_equal(tunings(dev, &list), 1);
     assert_int_equal(candidate(&list[0], "wrong")->status, CLT_ERR_GEMM);
+    assert_true(candidate(&list[0], "wrong")->wrong);
     assert_string_not_equal(list[0].chosen, "wrong");
     check_entry(&list[0]);
     free(list);
@@ -323,6 +324,7 @@ static void injected_candidates(void **state)
     assert_non_null(strstr(f->log.text, "broken failed"));
     assert_int_equal(tunings(dev, &list), 2);
     assert_int_equal(candidate(&list[1], "broken")->status, CLT_ERR_OPENCL);
+    assert_false(candidate(&list[1], "broken")->wrong);
     assert_string_not_equal(list[1].chosen, "broken");
     check_entry(&list[1]);
     free(list);

@@ -148,8 +148,7 @@ static void print_table(const struct clt_device_info *d, const struct clt_gemm_t
                 printf("  %9.1f GFLOP/s  %s%s\n", c->gflops, c->name,
                        strcmp(c->name, t->chosen) == 0 ? "  (chosen)" : "");
             else
-                printf("  %17s  %s\n",
-                       c->status == CLT_ERR_GEMM ? "wrong result" : clt_status_str(c->status),
+                printf("  %17s  %s\n", c->wrong ? "wrong result" : clt_status_str(c->status),
                        c->name);
         }
     }
@@ -176,9 +175,9 @@ static void print_json(const struct clt_device_info *d, const struct clt_gemm_tu
             printf("%s{\"name\": ", j ? ", " : "");
             json_string(stdout, c->name);
             printf(", \"gflops\": %.3f, \"status\": ", c->gflops);
-            json_string(stdout, c->status == CLT_OK         ? "ok"
-                                : c->status == CLT_ERR_GEMM ? "wrong result"
-                                                            : clt_status_str(c->status));
+            json_string(stdout, c->status == CLT_OK ? "ok"
+                                : c->wrong          ? "wrong result"
+                                                    : clt_status_str(c->status));
             printf("}");
         }
         printf("]}");

@@ -342,8 +342,9 @@ CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_s
 struct clt_gemm_candidate {
     char name[96];          /* "own mwg=...", "clblast", "host OpenBLAS" */
     double gflops;          /* measured throughput; 0 when rejected */
-    enum clt_status status; /* CLT_OK; CLT_ERR_GEMM: computed a wrong result; else the error
-                               that made it fail to build or run */
+    enum clt_status status; /* CLT_OK, else why it was rejected: the error that made it fail
+                               to build or run, or CLT_ERR_GEMM with `wrong` set */
+    bool wrong;             /* it ran but computed a wrong result */
 };
 
 /* What the tuner chose for one shape (row-major, transposes, m n k, batch) and why. */
