@@ -178,7 +178,9 @@ CLT_API enum clt_status clt_device_select(const struct clt_device_info *list, si
                                           const char *selection, size_t *index);
 
 enum clt_gemm_backend {
-    CLT_GEMM_AUTO = 0,    /* CLTRAIN_GEMM if set, else CLBlast falling back to the own kernel */
+    CLT_GEMM_AUTO = 0,    /* CLTRAIN_GEMM if set, else the tuner's choice per shape (host BLAS,
+                             CLBlast, own kernel; see "GEMM tuning"), the own kernel for good
+                             once CLBlast fails */
     CLT_GEMM_CLBLAST = 1, /* CLBlast only */
     CLT_GEMM_OWN = 2,     /* the engine's own tiled kernel only */
 };
@@ -229,7 +231,9 @@ CLT_API enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_
 /* Blocks until all work enqueued on the device has finished. */
 CLT_API enum clt_status clt_device_finish(struct clt_device *dev);
 
-/* The GEMM backend in use now: CLT_GEMM_CLBLAST or CLT_GEMM_OWN (after a fallback, OWN). */
+/* The GEMM backend in use now: CLT_GEMM_CLBLAST or CLT_GEMM_OWN (after a fallback, OWN).
+ * Under AUTO this names the fallback chain, not what serves each shape (the tuner decides
+ * that: clt_device_gemm_tunings). */
 CLT_API enum clt_gemm_backend clt_device_gemm_backend(const struct clt_device *dev);
 
 /* ==== Arenas, views and events ========================================================== */
@@ -320,8 +324,10 @@ struct clt_gemm_shape {
 };
 
 /* Enqueues the GEMM on the device's compute queue; does not wait. The views must be F32 and
- * large enough for the shape (checked). Uses the device's backend; when CLBlast fails under
- * AUTO, logs a warning and falls back to the engine's own kernel for good. */
+ * large enough for the shape (checked). Uses the device's backend; under AUTO the tuner's
+ * choice for the shape, or the default when the shape is not tuned (it does not time
+ * anything here); when CLBlast fails under AUTO, logs a warning and falls back to the
+ * engine's own kernel for good. */
 CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_shape *shape,
                                  const struct clt_view *a, const struct clt_view *b,
                                  const struct clt_view *c);
