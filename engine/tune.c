@@ -733,7 +733,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     }
     if (tu->session == 0)
         return default_impl(dev, g, cfg);
-    if (now_seconds() - tu->session_start > tu->budget) {
+    if (now_seconds() - tu->session_start >= tu->budget) {
         if (!tu->budget_said)
             clt__log(&dev->log, CLT_LOG_WARN,
                      "gemm tuning: the budget of %.0f s "

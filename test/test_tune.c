@@ -1,9 +1,10 @@
 /*
  * test_tune.c: the GEMM tuner on a real device: a miss times the candidates and writes an
  * entry, a hit reads it back without timing, a corrupt or foreign entry is timed again, an
- * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 times nothing, an injected
- * candidate that computes a wrong result is never chosen, one that fails is skipped with a
- * log line, and the chosen implementation computes what the C reference does.
+ * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
+ * nothing, an injected candidate that computes a wrong result is never chosen, one that
+ * fails is skipped with a log line, and the chosen implementation computes what the C
+ * reference does.
  *
  * Never a timing threshold: which candidate wins depends on the machine; what is checked is
  * that the winner is one that computed correctly.
@@ -45,6 +46,7 @@ static int teardown(void **state)
         return -1;
     free(f);
     unsetenv("CLTRAIN_TUNE");
+    unsetenv("CLTRAIN_TUNE_BUDGET");
     return 0;
 }
 
@@ -267,6 +269,24 @@ static void tune_zero_times_nothing(void **state)
     unsetenv("CLTRAIN_TUNE");
 }
 
+/* A spent budget times nothing more: the shape gets the default and is not stored. */
+static void spent_budget_times_nothing(void **state)
+{
+    struct fixture *f = *state;
+    setenv("CLTRAIN_TUNE_BUDGET", "0", 1);
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "CLTRAIN_TUNE_BUDGET"));
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 0);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+    unsetenv("CLTRAIN_TUNE_BUDGET");
+    char path[256];
+    assert_false(tune_file(f->dir, path, sizeof path));
+}
+
 /* Injected candidates. */
 static enum clt_status fast_and_wrong(struct clt_device *dev, const struct clt_gemm_shape *g,
                                       struct clt__buf a, struct clt__buf b, struct clt__buf c)
@@ -384,6 +404,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(unwritable_cache_tunes_in_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(tune_zero_times_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(spent_budget_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),
     };
