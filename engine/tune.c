@@ -9,9 +9,10 @@
  * runs once (which builds what it needs), its C is read back and checked against a double
  * reference at up to CHECK_POINTS positions; only a correct candidate is timed, by wall clock
  * over back-to-back runs ended by clFinish (best of TIMING_ROUNDS rounds of at least
- * ROUND_SECONDS). A candidate whose first run took more than SLOW_FACTOR times the best
- * time so far is not timed further: its first run stands as its figure. A candidate that
- * fails to build or run is logged and skipped.
+ * ROUND_SECONDS). A candidate whose second run took more than SLOW_FACTOR times the best
+ * time so far is not timed further: that run stands as its figure. A second pass times
+ * every candidate within SLOW_FACTOR of the best again; each keeps its better figure. A
+ * candidate that fails to build or run is logged and skipped.
  *
  * A session (trainer creation, clt_device_gemm_tune) has a budget, CLTRAIN_TUNE_BUDGET
  * seconds (default 60); past it, further misses get the default without timing and are not
@@ -593,16 +594,19 @@ static double try_candidate(struct bench *b, clt__gemm_fn fn, const struct entry
     return t;
 }
 
-static void set_winner(struct entry *e, enum clt__gemm_impl impl,
-                       const struct clt__gemm_config *cfg)
-{
-    e->impl = impl;
-    if (cfg)
-        e->cfg = *cfg;
-    impl_name(impl, cfg, e->t.chosen, sizeof e->t.chosen);
-}
-
 /* Times every candidate for a shape into e. CLT_OK when one won. */
+/* One candidate of a shape: how to run it and its seconds per run (0: rejected). */
+struct trial {
+    enum clt__gemm_impl impl;
+    clt__gemm_fn fn;  /* NULL for the own kernel */
+    struct entry own; /* the own kernel's configuration */
+    double seconds;
+};
+
+/* Times every candidate for a shape into e. CLT_OK when one won. Two passes: each candidate
+ * is checked and timed in turn, then every one within SLOW_FACTOR of the best is timed again
+ * and keeps its better figure, so that a moment of load on a shared machine does not decide
+ * alone. */
 static enum clt_status time_shape(struct clt_device *dev, const struct clt_gemm_shape *g,
                                   struct entry *e)
 {
@@ -613,57 +617,58 @@ static enum clt_status time_shape(struct clt_device *dev, const struct clt_gemm_
         bench_free(&b);
         return st;
     }
-    struct clt__gemm_config cfgs[MAX_OWN_CANDIDATES];
-    size_t ncfg = clt__gemm_own_space(dev, &b.g, cfgs, MAX_OWN_CANDIDATES);
-    double best = 0;
-    bool won = false;
+    struct trial trials[CLT_GEMM_MAX_CANDIDATES];
     uint32_t n = 0;
     /* Host BLAS and CLBlast first: their times make hopeless own configurations quick. */
-    struct {
-        enum clt__gemm_impl impl;
-        clt__gemm_fn fn;
-        bool on;
-    } fixed[] = {
-        {CLT__GEMM_IMPL_HOST, clt__gemm_host, dev->gemm_host},
-        {CLT__GEMM_IMPL_CLBLAST, clt__gemm_clblast, dev->gemm_backend == CLT_GEMM_CLBLAST},
-    };
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        if (!fixed[i].on || n >= CLT_GEMM_MAX_CANDIDATES)
+    if (dev->gemm_host)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_HOST, .fn = clt__gemm_host};
+    if (dev->gemm_backend == CLT_GEMM_CLBLAST)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_CLBLAST, .fn = clt__gemm_clblast};
+    struct clt__gemm_config cfgs[MAX_OWN_CANDIDATES];
+    size_t ncfg = clt__gemm_own_space(dev, &b.g, cfgs, MAX_OWN_CANDIDATES);
+    for (size_t i = 0; i < ncfg && n < CLT_GEMM_MAX_CANDIDATES - 1; i++)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_OWN,
+                                     .own = {.impl = CLT__GEMM_IMPL_OWN, .cfg = cfgs[i]}};
+    if (tu->test_fn)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_TEST, .fn = tu->test_fn};
+
+    double best = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct clt_gemm_candidate *c = &e->t.candidates[i];
+        struct trial *t = &trials[i];
+        if (t->impl == CLT__GEMM_IMPL_TEST)
+            snprintf(c->name, sizeof c->name, "%s", tu->test_name ? tu->test_name : "test");
+        else
+            impl_name(t->impl, &t->own.cfg, c->name, sizeof c->name);
+        t->seconds = try_candidate(&b, t->fn, t->fn ? NULL : &t->own, best, c);
+        if (t->seconds > 0 && (best <= 0 || t->seconds < best))
+            best = t->seconds;
+    }
+    double flops = 2.0 * (double)b.g.m * (double)b.g.n * (double)b.g.k * (double)b.g.batch;
+    int won = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        struct trial *t = &trials[i];
+        if (t->seconds <= 0)
             continue;
-        struct clt_gemm_candidate *c = &e->t.candidates[n++];
-        impl_name(fixed[i].impl, NULL, c->name, sizeof c->name);
-        double t = try_candidate(&b, fixed[i].fn, NULL, best, c);
-        if (t > 0 && (!won || t < best)) {
-            best = t;
-            won = true;
-            set_winner(e, fixed[i].impl, NULL);
+        double again = 0;
+        if (t->seconds <= SLOW_FACTOR * best &&
+            bench_time(&b, t->fn, t->fn ? NULL : &t->own, t->seconds, TIMING_ROUNDS, 64, &again) ==
+                CLT_OK &&
+            again > 0 && again < t->seconds) {
+            t->seconds = again;
+            e->t.candidates[i].gflops = flops / again * 1e-9;
         }
-    }
-    for (size_t i = 0; i < ncfg && n < CLT_GEMM_MAX_CANDIDATES; i++) {
-        struct clt_gemm_candidate *c = &e->t.candidates[n++];
-        struct entry own = {.impl = CLT__GEMM_IMPL_OWN, .cfg = cfgs[i]};
-        impl_name(CLT__GEMM_IMPL_OWN, &cfgs[i], c->name, sizeof c->name);
-        double t = try_candidate(&b, NULL, &own, best, c);
-        if (t > 0 && (!won || t < best)) {
-            best = t;
-            won = true;
-            set_winner(e, CLT__GEMM_IMPL_OWN, &cfgs[i]);
-        }
-    }
-    if (tu->test_fn && n < CLT_GEMM_MAX_CANDIDATES) {
-        struct clt_gemm_candidate *c = &e->t.candidates[n++];
-        snprintf(c->name, sizeof c->name, "%s", tu->test_name ? tu->test_name : "test");
-        double t = try_candidate(&b, tu->test_fn, NULL, best, c);
-        if (t > 0 && (!won || t < best)) {
-            best = t;
-            won = true;
-            e->impl = CLT__GEMM_IMPL_TEST;
-            snprintf(e->t.chosen, sizeof e->t.chosen, "%s", c->name);
-        }
+        if (won < 0 || t->seconds < trials[won].seconds)
+            won = (int)i;
     }
     e->t.candidate_count = n;
+    if (won >= 0) {
+        e->impl = trials[won].impl;
+        e->cfg = trials[won].own.cfg;
+        snprintf(e->t.chosen, sizeof e->t.chosen, "%s", e->t.candidates[won].name);
+    }
     bench_free(&b);
-    return won ? CLT_OK : CLT_ERR_GEMM;
+    return won >= 0 ? CLT_OK : CLT_ERR_GEMM;
 }
 
 /* The choice without timing: host BLAS where it runs, else the device's backend. */
