@@ -139,6 +139,9 @@ enum clt_status bench_event_seconds(struct bench_ctx *c, cl_event ev, double hos
 
 enum clt_status bench_micro(struct bench_ctx *c);
 enum clt_status bench_gemm(struct bench_ctx *c);
+/* --gemm-shapes: prints the GEMM section's shapes, one per line as "NAME TA TB M N K BATCH"
+ * (bench/torch_gemm.py reads them), without timing. Returns the exit status. */
+int bench_gemm_shapes(const char *selection, bool quick);
 enum clt_status bench_ops(struct bench_ctx *c);
 enum clt_status bench_train(struct bench_ctx *c);
 

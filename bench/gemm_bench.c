@@ -1,43 +1,148 @@
 /*
- * gemm_bench.c: GEMM throughput of CLBlast (clt__gemm_clblast) and of the engine's own
- * kernel (clt__gemm_own) over square shapes and the skinny shapes training produces, each
- * also as a percentage of the measured peak (the best of the micro section's peak figures).
+ * gemm_bench.c: GEMM throughput of every implementation over square shapes and the shapes
+ * the built-in models' training plans really contain (gathered by making each model's
+ * trainer at the train section's batch), each also as a percentage of the measured peak (the
+ * best of the micro section's peak figures). Per shape: "chosen" (clt__gemm: the tuner's
+ * choice, tuned here when not cached), "host" (the host's BLAS, CPU devices), "clblast", and
+ * "own" (the own kernel in the best configuration the tuner measured, else its default).
+ * Figure names: <impl>.<shape>, shapes square_<n> and <model>_<ta><tb>_<m>x<n>x<k>[x<batch>]
+ * (t: transposed). bench/torch_gemm.py writes PyTorch's figures under "chosen" with the
+ * same shape names, so --compare sets cltrain beside PyTorch.
  *
  * Timing: each run brackets `inner` back-to-back calls with profiling markers while the queue
  * is held (bench_bracket_*), so host enqueue time is not counted, and divides.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
+#include "gemm_own.h"
+#include "models.h"
 
 /* One GEMM shape, row-major, C [m, n] = op(A) [m, k] * op(B) [k, n], batch times. */
 struct gemm_case {
-    const char *name;
-    bool trans_a, trans_b;
-    int64_t m, n, k, batch;
-    bool quick; /* also in --quick */
+    char name[64];
+    struct clt_gemm_shape g;
 };
 
-/* B = 128 examples of 784 features into 128 units (an MLP's first layer); a character
- * transformer with B T = 16 x 128 tokens, width 128, 4 heads of 32. */
-static const struct gemm_case cases[] = {
-    {"square_128", false, false, 128, 128, 128, 1, true},
-    {"square_256", false, false, 256, 256, 256, 1, true},
-    {"square_512", false, false, 512, 512, 512, 1, true},
-    {"square_1024", false, false, 1024, 1024, 1024, 1, false},
-    /* linear forward x [B, 784] * W^T, W [128, 784] */
-    {"mlp_fwd_128x128x784", false, true, 128, 128, 784, 1, true},
-    /* input gradient dy [B, 128] * W [128, 784] */
-    {"mlp_dx_128x784x128", false, false, 128, 784, 128, 1, false},
-    /* weight gradient dy^T [128, B] * x [B, 784] */
-    {"mlp_dw_128x784x128", true, false, 128, 784, 128, 1, true},
-    /* transformer projections [B T, 128] * W^T, W [384, 128] (qkv) and [512, 128] (MLP) */
-    {"gpt_qkv_2048x384x128", false, true, 2048, 384, 128, 1, false},
-    {"gpt_fc_2048x512x128", false, true, 2048, 512, 128, 1, true},
-    /* attention scores Q K^T and the weighted sum P V per (batch, head): 64 of them */
-    {"attn_qk_64x128x128x32", false, true, 128, 128, 32, 64, true},
-    {"attn_pv_64x128x32x128", false, false, 128, 32, 128, 64, false},
-};
+/* Square shapes; the training shapes come from the built-in models' plans (gather). */
+static const int64_t squares[] = {128, 256, 512, 1024};
+static const char *const model_kinds[] = {"mlp", "cnn", "gpt"};
+
+#define MAX_CASES 96
+
+static void case_name(struct gemm_case *c, const char *prefix)
+{
+    const struct clt_gemm_shape *g = &c->g;
+    int n =
+        snprintf(c->name, sizeof c->name, "%s_%c%c_%lldx%lldx%lld", prefix, g->trans_a ? 't' : 'n',
+                 g->trans_b ? 't' : 'n', (long long)g->m, (long long)g->n, (long long)g->k);
+    if (g->batch > 1 && n > 0 && (size_t)n < sizeof c->name)
+        snprintf(c->name + n, sizeof c->name - (size_t)n, "x%lld", (long long)g->batch);
+}
+
+static bool same_shape(const struct clt_gemm_shape *a, const struct clt_gemm_shape *b)
+{
+    return a->trans_a == b->trans_a && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
+           a->k == b->k && a->batch == b->batch;
+}
+
+/* The GEMM shapes of one built-in model's training plan, at the batch the train section
+ * uses: the shapes clt__gemm meets while a trainer is made (its dry run is one step). */
+static enum clt_status model_shapes(struct clt_device *dev, const char *kind,
+                                    struct gemm_case *cases, size_t *n)
+{
+    struct model_desc d;
+    struct clt_dataset_info info;
+    struct model m;
+    char err[256] = "";
+    memset(&m, 0, sizeof m);
+    model_desc_init(&d, kind);
+    bench_train_data_info(kind, &info);
+    enum clt_status st = model_build(&d, &info, bench_train_batch(kind), &m, err, sizeof err);
+    struct clt_trainer_options opt;
+    clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
+    struct clt_trainer *tr = NULL;
+    struct clt_gemm_shape seen[MAX_CASES];
+    size_t nseen = 0;
+    if (st == CLT_OK) {
+        clt__tune_record_start(dev);
+        st = clt_trainer_create(dev, m.g, m.loss, &opt, &tr);
+        nseen = clt__tune_record_stop(dev, seen, MAX_CASES);
+    }
+    clt_trainer_free(tr);
+    model_free(&m);
+    if (st != CLT_OK) {
+        fprintf(stderr, "cltrain-bench: gemm: cannot build %s: %s\n", kind,
+                err[0] ? err : clt_status_str(st));
+        return st;
+    }
+    for (size_t i = 0; i < nseen && i < MAX_CASES && *n < MAX_CASES; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < *n && !dup; j++)
+            dup = same_shape(&cases[j].g, &seen[i]);
+        if (dup)
+            continue;
+        struct gemm_case *c = &cases[(*n)++];
+        c->g = seen[i];
+        c->g.alpha = 1.0f;
+        c->g.beta = 0.0f;
+        case_name(c, kind);
+    }
+    return CLT_OK;
+}
+
+/* Every case: the squares, then each model's shapes in plan order (deduplicated). */
+static enum clt_status gather(struct clt_device *dev, bool quick, struct gemm_case *cases,
+                              size_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < sizeof squares / sizeof squares[0]; i++) {
+        if (quick && squares[i] > 512)
+            continue;
+        struct gemm_case *c = &cases[(*n)++];
+        int64_t e = squares[i];
+        c->g = (struct clt_gemm_shape){.m = e, .n = e, .k = e, .alpha = 1.0f, .batch = 1};
+        snprintf(c->name, sizeof c->name, "square_%lld", (long long)e);
+    }
+    if (!dev->tune) {
+        fprintf(stderr, "cltrain-bench: gemm: the GEMM backend is forced (CLTRAIN_GEMM); the "
+                        "models' shapes cannot be gathered, squares only\n");
+        return CLT_OK;
+    }
+    enum clt_status st = CLT_OK;
+    for (size_t k = 0; st == CLT_OK && k < sizeof model_kinds / sizeof model_kinds[0]; k++)
+        st = model_shapes(dev, model_kinds[k], cases, n);
+    return st;
+}
+
+int bench_gemm_shapes(const char *selection, bool quick)
+{
+    /* Listing times nothing: the shapes are the same tuned or not. */
+    setenv("CLTRAIN_TUNE", "0", 1);
+    struct clt_device *dev = NULL;
+    enum clt_status st = clt_device_open(selection, NULL, &dev);
+    struct gemm_case *cases = calloc(MAX_CASES, sizeof *cases);
+    size_t n = 0;
+    if (st == CLT_OK && !cases)
+        st = CLT_ERR_NO_MEMORY;
+    if (st == CLT_OK)
+        st = gather(dev, quick, cases, &n);
+    for (size_t i = 0; st == CLT_OK && i < n; i++) {
+        const struct clt_gemm_shape *g = &cases[i].g;
+        printf("%s %d %d %lld %lld %lld %lld\n", cases[i].name, g->trans_a, g->trans_b,
+               (long long)g->m, (long long)g->n, (long long)g->k,
+               (long long)(g->batch > 0 ? g->batch : 1));
+    }
+    free(cases);
+    clt_device_close(dev);
+    if (st != CLT_OK) {
+        fprintf(stderr, "cltrain-bench: cannot list the GEMM shapes: %s\n", clt_status_str(st));
+        return 1;
+    }
+    return 0;
+}
 
 typedef enum clt_status (*gemm_fn)(struct clt_device *, const struct clt_gemm_shape *,
                                    struct clt__buf, struct clt__buf, struct clt__buf);
@@ -104,27 +209,81 @@ static enum clt_status measure(struct gemm_run *r, const char *backend, const ch
     return st;
 }
 
+/* The best own-kernel configuration the tuner measured for a shape, else the default. */
+static void best_own(struct clt_device *dev, const struct clt_gemm_shape *g,
+                     struct clt__gemm_config *cfg)
+{
+    clt__gemm_own_default(dev, g, cfg);
+    struct clt_gemm_tuning *list = NULL;
+    size_t n = 0;
+    if (clt_device_gemm_tunings(dev, &list, &n) != CLT_OK)
+        return;
+    double best = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct clt_gemm_tuning *t = &list[i];
+        if (t->trans_a != g->trans_a || t->trans_b != g->trans_b || t->m != g->m || t->n != g->n ||
+            t->k != g->k || t->batch != (g->batch > 0 ? g->batch : 1))
+            continue;
+        for (uint32_t j = 0; j < t->candidate_count; j++) {
+            const struct clt_gemm_candidate *c = &t->candidates[j];
+            struct clt__gemm_config parsed;
+            if (c->status == CLT_OK && c->gflops > best && strncmp(c->name, "own ", 4) == 0 &&
+                clt__gemm_config_parse(c->name + 4, &parsed)) {
+                best = c->gflops;
+                *cfg = parsed;
+            }
+        }
+    }
+    free(list);
+}
+
+/* The configuration own_best runs (set per case; the bench is single-threaded). */
+static struct clt__gemm_config own_config;
+
+static enum clt_status own_best(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    return clt__gemm_own_run(dev, &own_config, g, a, b, c);
+}
+
+/* The tuner's name of the implementation chosen for a shape, or "default". */
+static void chosen_name(struct clt_device *dev, const struct clt_gemm_shape *g, char *out,
+                        size_t size)
+{
+    snprintf(out, size, "default");
+    struct clt_gemm_tuning *list = NULL;
+    size_t n = 0;
+    if (clt_device_gemm_tunings(dev, &list, &n) != CLT_OK)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (list[i].trans_a == g->trans_a && list[i].trans_b == g->trans_b && list[i].m == g->m &&
+            list[i].n == g->n && list[i].k == g->k &&
+            list[i].batch == (g->batch > 0 ? g->batch : 1))
+            snprintf(out, size, "%s", list[i].chosen);
+    free(list);
+}
+
 static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc, bool *clblast_ok)
 {
     struct gemm_run r = {.c = c};
-    struct clt_gemm_shape in = {.trans_a = gc->trans_a,
-                                .trans_b = gc->trans_b,
-                                .m = gc->m,
-                                .n = gc->n,
-                                .k = gc->k,
-                                .alpha = 1.0f,
-                                .batch = gc->batch};
     int64_t sa, sb, sc;
-    enum clt_status st = clt__gemm_resolve(&c->dev->log, &in, &r.g, &sa, &sb, &sc);
+    enum clt_status st = clt__gemm_resolve(&c->dev->log, &gc->g, &r.g, &sa, &sb, &sc);
+    /* The tuner's choice first: tuning a square here is what trainer creation does. */
+    if (st == CLT_OK)
+        st = clt_device_gemm_tune(c->dev, &r.g, 1);
     if (st == CLT_OK)
         r.a = filled(c->dev, sa, &st);
     if (st == CLT_OK)
         r.b = filled(c->dev, sb, &st);
     if (st == CLT_OK)
         r.out = filled(c->dev, sc, &st);
-    r.flops = 2.0 * (double)gc->m * (double)gc->n * (double)gc->k * (double)gc->batch;
+    r.flops = 2.0 * (double)r.g.m * (double)r.g.n * (double)r.g.k * (double)r.g.batch;
     r.inner = (int)(1e8 / r.flops);
     r.inner = r.inner < 1 ? 1 : r.inner > 32 ? 32 : r.inner;
+    if (st == CLT_OK && c->dev->gemm_host) {
+        r.fn = clt__gemm_host;
+        st = measure(&r, "host", gc->name);
+    }
     if (st == CLT_OK && *clblast_ok) {
         r.fn = clt__gemm_clblast;
         enum clt_status cb = measure(&r, "clblast", gc->name);
@@ -136,8 +295,19 @@ static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc,
         }
     }
     if (st == CLT_OK) {
-        r.fn = clt__gemm_own;
+        best_own(c->dev, &r.g, &own_config);
+        r.fn = own_best;
         st = measure(&r, "own", gc->name);
+    }
+    /* The choice last: measured first, right after tuning, it came out below the same
+     * implementation measured on its own after it. */
+    if (st == CLT_OK) {
+        char chosen[96];
+        chosen_name(c->dev, &r.g, chosen, sizeof chosen);
+        if (c->cfg->verbose)
+            fprintf(stderr, "cltrain-bench:   gemm %s: chosen %s\n", gc->name, chosen);
+        r.fn = clt__gemm;
+        st = measure(&r, "chosen", gc->name);
     }
     if (r.a)
         clReleaseMemObject(r.a);
@@ -150,14 +320,17 @@ static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc,
 
 enum clt_status bench_gemm(struct bench_ctx *c)
 {
-    enum clt_status st = CLT_OK;
+    struct gemm_case *cases = calloc(MAX_CASES, sizeof *cases);
+    if (!cases)
+        return CLT_ERR_NO_MEMORY;
+    size_t n = 0;
+    enum clt_status st = gather(c->dev, c->cfg->quick, cases, &n);
     bool clblast_ok = true;
-    for (size_t i = 0; st == CLT_OK && i < sizeof cases / sizeof cases[0]; i++) {
-        if (c->cfg->quick && !cases[i].quick)
-            continue;
+    for (size_t i = 0; st == CLT_OK && i < n; i++) {
         if (c->cfg->verbose)
             fprintf(stderr, "cltrain-bench:   gemm %s\n", cases[i].name);
         st = one_case(c, &cases[i], &clblast_ok);
     }
+    free(cases);
     return st;
 }

@@ -24,6 +24,7 @@
 
 struct options {
     const char *device, *json, *csv, *svg, *compare, *child_model;
+    bool gemm_shapes;
     const char *from[8]; /* --from, repeatable: results of several files side by side */
     int nfrom;
     bool list, quick, quiet, verbose, fail_on_regression;
@@ -36,6 +37,8 @@ static void usage(FILE *f)
 {
     fputs("usage: cltrain-bench [options]\n"
           "  --list                 list the OpenCL devices and exit\n"
+          "  --gemm-shapes          list the GEMM section's shapes (NAME TA TB M N K BATCH)\n"
+          "                         for bench/torch_gemm.py and exit\n"
           "  --device SEL|all       device to measure (P:D, gpu, cpu, or a name such as pocl;\n"
           "                         default: CLTRAIN_DEVICE, else the first GPU), or every one\n"
           "  --quick                small sizes and few runs (under a minute on a 2-core CPU)\n"
@@ -120,6 +123,8 @@ static int parse(int argc, char **argv, struct options *o)
             return 0;
         } else if (strcmp(name, "--list") == 0) {
             o->list = true;
+        } else if (strcmp(name, "--gemm-shapes") == 0) {
+            o->gemm_shapes = true;
         } else if (strcmp(name, "--quick") == 0) {
             o->quick = true;
         } else if (strcmp(name, "--quiet") == 0 || strcmp(name, "-q") == 0) {
@@ -357,6 +362,8 @@ int main(int argc, char **argv)
     rc = 0;
     if (o.child_model)
         return bench_first_step_child(o.device, o.child_model);
+    if (o.gemm_shapes)
+        return bench_gemm_shapes(o.device, o.quick);
     if (o.list)
         return list_devices();
     if (!o.sections)

@@ -1,9 +1,12 @@
 /*
  * gemm.c: matrix products. The only file that includes CLBlast.
  *
- * Two backends behind one call: CLBlast (row-major SGEMM with an engine-owned temporary
- * buffer, and strided batched SGEMM), and the engine's own tiled kernel in cl/gemm.cl,
- * used when CLBlast is not wanted or fails for a device.
+ * Implementations behind one call: CLBlast (row-major SGEMM with an engine-owned temporary
+ * buffer, and strided batched SGEMM), the engine's own kernel in cl/gemm.cl in one of its
+ * configurations (gemm_own.c), and on CPU devices that run native kernels the host's BLAS
+ * (gemm_host.c). Under CLT_GEMM_AUTO the tuner (tune.c) picks one per shape; a forced
+ * backend uses that backend only. When CLBlast fails under AUTO, the own kernel serves from
+ * then on.
  *
  * CLBlast 1.5.3 keeps a process-wide cache of compiled kernels that is not thread-safe, so
  * every CLBlast call is made under one process-wide mutex: the one piece of global state in
@@ -37,11 +40,15 @@ enum clt_status clt__gemm_setup(struct clt_device *dev, const struct clt_device_
         return CLT_ERR_INVALID_ARGUMENT;
     dev->gemm_may_fall_back = b == CLT_GEMM_AUTO;
     dev->gemm_backend = b == CLT_GEMM_OWN ? CLT_GEMM_OWN : CLT_GEMM_CLBLAST;
-    return CLT_OK;
+    if (b != CLT_GEMM_AUTO)
+        return CLT_OK;
+    clt__gemm_host_setup(dev);
+    return clt__tune_setup(dev);
 }
 
 void clt__gemm_teardown(struct clt_device *dev)
 {
+    clt__tune_teardown(dev);
     if (dev->gemm_temp)
         clReleaseMemObject(dev->gemm_temp);
     dev->gemm_temp = NULL;
@@ -185,14 +192,24 @@ enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *s
     enum clt_status st = clt__gemm_resolve(&dev->log, shape, &resolved, &sa, &sb, &sc);
     if (st != CLT_OK)
         return st;
-    if (dev->gemm_backend == CLT_GEMM_OWN)
-        return clt__gemm_own(dev, g, a, b, c);
+    struct clt__gemm_config cfg;
+    switch (clt__tune_choose(dev, g, &cfg)) {
+    case CLT__GEMM_IMPL_OWN:
+        return clt__gemm_own_run(dev, &cfg, g, a, b, c);
+    case CLT__GEMM_IMPL_HOST:
+        return clt__gemm_host(dev, g, a, b, c);
+    case CLT__GEMM_IMPL_TEST:
+        return clt__tune_test_fn(dev)(dev, g, a, b, c);
+    case CLT__GEMM_IMPL_CLBLAST:
+        break;
+    }
     st = clt__gemm_clblast(dev, g, a, b, c);
     if (st == CLT_ERR_GEMM && dev->gemm_may_fall_back) {
         clt__log(&dev->log, CLT_LOG_WARN, "CLBlast failed on %s; using the engine's own GEMM "
                  "kernel from now on", dev->info.name);
         dev->gemm_backend = CLT_GEMM_OWN;
-        st = clt__gemm_own(dev, g, a, b, c);
+        clt__gemm_own_default(dev, g, &cfg);
+        st = clt__gemm_own_run(dev, &cfg, g, a, b, c);
     }
     return st;
 }

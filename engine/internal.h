@@ -109,6 +109,8 @@ struct clt_device {
     bool gemm_may_fall_back;
     cl_mem gemm_temp;
     size_t gemm_temp_bytes;
+    bool gemm_host;          /* gemm_host.c: the host's BLAS runs as a native kernel here */
+    struct clt__tune *tune;  /* tune.c: the GEMM choices of this device; NULL: not tuning */
 
     /* Largest 1-D work-group size that suits every simple kernel on this device: a power of
      * two, at most 256 and at most the device limit. */
@@ -314,5 +316,62 @@ enum clt_status clt__gemm_own(struct clt_device *dev, const struct clt_gemm_shap
 
 /* Builds CLBlast's GEMM kernels for a shape now, so the first real call compiles nothing. */
 enum clt_status clt__gemm_warm(struct clt_device *dev, const struct clt_gemm_shape *g);
+
+/* The implementations clt__gemm chooses among for one (resolved) shape. */
+enum clt__gemm_impl {
+    CLT__GEMM_IMPL_OWN = 0,     /* cl/gemm.cl in one configuration (gemm_own.h) */
+    CLT__GEMM_IMPL_CLBLAST = 1, /* CLBlast's SGEMM */
+    CLT__GEMM_IMPL_HOST = 2,    /* the host's BLAS as a native kernel (gemm_host.c) */
+    CLT__GEMM_IMPL_TEST = 3,    /* a test's injected candidate (never stored) */
+};
+
+/* ==== gemm_host.c: the host's BLAS on CPU devices ======================================= */
+
+/* "OpenBLAS", or "none" when the library was built without a host BLAS. */
+const char *clt__gemm_host_name(void);
+
+/* Sets dev->gemm_host: built with a host BLAS, a CPU device with unified memory that runs
+ * native kernels, and CLTRAIN_HOST_BLAS is not "0". */
+void clt__gemm_host_setup(struct clt_device *dev);
+
+/* Enqueues the GEMM of a resolved shape as a native kernel calling the host's sgemm, in
+ * queue order. CLT_ERR_UNSUPPORTED (logged) when dev->gemm_host is false. */
+enum clt_status clt__gemm_host(struct clt_device *dev, const struct clt_gemm_shape *g,
+                               struct clt__buf a, struct clt__buf b, struct clt__buf c);
+
+/* ==== tune.c: choosing a GEMM implementation per device and shape ======================= */
+
+/* Reads CLTRAIN_TUNE and CLTRAIN_TUNE_BUDGET and loads the device's tuning cache entry (a
+ * corrupt or foreign one is logged and ignored). Called under CLT_GEMM_AUTO only. */
+enum clt_status clt__tune_setup(struct clt_device *dev);
+void clt__tune_teardown(struct clt_device *dev);
+
+/* Starts a tuning session (trainer creation, `cltrain tune`): misses met by clt__gemm until
+ * clt__tune_end are timed, within the session's time budget. Sessions do not nest; end
+ * writes the cache entry when something new was learnt. No-ops when dev->tune is NULL. */
+void clt__tune_begin(struct clt_device *dev);
+void clt__tune_end(struct clt_device *dev);
+
+/* The implementation for a resolved shape: the cached choice; on a miss inside a session,
+ * the winner of timing every candidate now (blocks: finishes the queue); otherwise the
+ * default (host BLAS where available, else CLBlast). *cfg is set for CLT__GEMM_IMPL_OWN. */
+struct clt__gemm_config;
+enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                     struct clt__gemm_config *cfg);
+
+/* Records the distinct shapes (resolved) clt__gemm meets from start until stop, which
+ * copies up to max of them into out and returns how many there were. For cltrain-bench,
+ * which takes its GEMM shapes from the built-in models' plans. Needs dev->tune (AUTO). */
+void clt__tune_record_start(struct clt_device *dev);
+size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out, size_t max);
+
+/* Tests only: an extra candidate, timed and checked like the others, named `name` in
+ * reports; it may win in this process but is never written to the cache. fn NULL removes
+ * it. clt__tune_test_fn is what clt__gemm calls for CLT__GEMM_IMPL_TEST. */
+typedef enum clt_status (*clt__gemm_fn)(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                        struct clt__buf a, struct clt__buf b,
+                                        struct clt__buf c);
+void clt__tune_test_candidate(struct clt_device *dev, const char *name, clt__gemm_fn fn);
+clt__gemm_fn clt__tune_test_fn(const struct clt_device *dev);
 
 #endif /* CLTRAIN_INTERNAL_H */

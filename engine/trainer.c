@@ -305,8 +305,11 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
         st = allocate(tr);
     /* A dry run of one step on zero inputs compiles every kernel and warms every GEMM shape;
      * parameters are initialised afterwards, so it leaves no trace. */
-    if (st == CLT_OK)
+    if (st == CLT_OK) {
+        clt__tune_begin(dev); /* GEMM shapes met for the first time are timed (tune.c) */
         st = clt__trainer_dry_run(tr);
+        clt__tune_end(dev);
+    }
     if (st == CLT_OK)
         st = initialise(tr);
     if (st != CLT_OK) {

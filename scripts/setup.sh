@@ -8,7 +8,7 @@ packages=(
     build-essential meson ninja-build pkg-config
     ocl-icd-opencl-dev opencl-headers libclblast-dev clinfo
     pocl-opencl-icd mesa-opencl-icd oclgrind
-    libcmocka-dev zlib1g-dev libcjson-dev
+    libcmocka-dev zlib1g-dev libcjson-dev libopenblas-dev
     dataset-fashion-mnist
 )
 missing=()

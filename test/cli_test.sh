@@ -43,5 +43,21 @@ check "missing device" 1 "$exe" devices --warm --device no-such-device-anywhere
 grep -q "no device matches" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for a missing device" >&2; }
 check "version" 0 "$exe" --version
 
+# GEMM tuning: devices --warm tuned the built-in models above; --show reads the cache, a
+# second tune times nothing, bad input is refused.
+check "tune --show" 0 "$exe" tune --show --device pocl
+grep -q "(chosen)" "$tmp/out" || { failed=$((failed + 1)); echo "FAIL: tune --show shows no choice" >&2; }
+check "tune warm" 0 "$exe" tune --model mlp --device pocl
+grep -q "gemm tuning: m=" "$tmp/err" && { failed=$((failed + 1)); echo "FAIL: a warm tuning cache was not used" >&2; }
+check "tune --show --json" 0 "$exe" tune --show --json --device pocl
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["shapes"] and all(s["chosen"] for s in d["shapes"])' "$tmp/out" \
+        && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tune JSON invalid" >&2; }
+fi
+check "tune bad model" 2 "$exe" tune --model resnet
+check "tune json without show" 2 "$exe" tune --json
+check "tune show with model" 2 "$exe" tune --show --model mlp
+check "tune missing device" 1 "$exe" tune --device no-such-device-anywhere
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "gemm_own.h"
 #include "ref_gemm.h"
 
 typedef enum clt_status (*gemm_fn)(struct clt_device *, const struct clt_gemm_shape *,
@@ -84,6 +85,15 @@ static size_t backends(struct backend *out)
     return n;
 }
 
+/* The backends above, and the host's BLAS where the device runs it (PoCL). */
+static size_t backends_of(struct clt_device *dev, struct backend *out)
+{
+    size_t n = backends(out);
+    if (dev->gemm_host)
+        out[n++] = (struct backend){"host", clt__gemm_host};
+    return n;
+}
+
 static void shapes_and_transposes(void **state)
 {
     struct clt_device *dev = *state;
@@ -91,8 +101,8 @@ static void shapes_and_transposes(void **state)
     int64_t small[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 19}};
     bool is_small = clt_test_small();
     size_t count = is_small ? 3 : 5;
-    struct backend be[2];
-    size_t nb = backends(be);
+    struct backend be[3];
+    size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (size_t s = 0; s < count; s++)
             for (int t = 0; t < 4; t++) {
@@ -107,8 +117,8 @@ static void shapes_and_transposes(void **state)
 static void leading_dimensions_and_beta_zero(void **state)
 {
     struct clt_device *dev = *state;
-    struct backend be[2];
-    size_t nb = backends(be);
+    struct backend be[3];
+    size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (int t = 0; t < 4; t++) {
             struct clt_gemm_shape g = {.m = 7, .n = 11, .k = 5, .trans_a = t & 1,
@@ -125,8 +135,8 @@ static void leading_dimensions_and_beta_zero(void **state)
 static void strided_batches(void **state)
 {
     struct clt_device *dev = *state;
-    struct backend be[2];
-    size_t nb = backends(be);
+    struct backend be[3];
+    size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (int t = 0; t < 4; t++) {
             struct clt_gemm_shape g = {.m = 5, .n = 6, .k = 9, .trans_a = t & 1,
@@ -138,6 +148,64 @@ static void strided_batches(void **state)
             g.stride_c = 5 * 6 + 2;
             check_one(dev, be[b].fn, be[b].name, &g, false);
         }
+}
+
+/* The own kernel's configuration check_one runs through own_config (own_space sets it). */
+static struct clt__gemm_config current_config;
+
+static enum clt_status own_config(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                  struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    return clt__gemm_own_run(dev, &current_config, g, a, b, c);
+}
+
+/* Every configuration the tuner's search space offers for a shape, at odd shapes, every
+ * transpose pair, with batch, alpha and beta, and operands at non-zero offsets. */
+static void own_space(void **state)
+{
+    struct clt_device *dev = *state;
+    int64_t big[][4] = {{1, 1, 1, 1}, {17, 13, 29, 1}, {70, 9, 130, 2}, {65, 67, 33, 1}};
+    int64_t small[][4] = {{1, 1, 1, 1}, {17, 9, 19, 2}};
+    bool is_small = clt_test_small();
+    size_t count = is_small ? 2 : 4;
+    for (size_t s = 0; s < count; s++)
+        for (int t = 0; t < 4; t++) {
+            const int64_t *d = is_small ? small[s] : big[s];
+            struct clt_gemm_shape g = {.m = d[0], .n = d[1], .k = d[2], .batch = d[3],
+                                       .trans_a = t & 1, .trans_b = (t >> 1) & 1,
+                                       .alpha = 0.75f, .beta = 0.5f}, r;
+            int64_t sa, sb, sc;
+            assert_int_equal(clt__gemm_resolve(NULL, &g, &r, &sa, &sb, &sc), CLT_OK);
+            struct clt__gemm_config space[32];
+            size_t n = clt__gemm_own_space(dev, &r, space, 32);
+            assert_true(n >= 1);
+            for (size_t i = 0; i < n; i++) {
+                char name[96] = "own ";
+                clt__gemm_config_format(&space[i], name + 4, sizeof name - 4);
+                current_config = space[i];
+                check_one(dev, own_config, name, &g, false);
+            }
+        }
+}
+
+/* Where the library has a host BLAS and the device is a CPU with unified memory that runs
+ * native kernels (PoCL), the host backend must be on, so the tests above cover it. */
+static void host_blas_where_it_can_run(void **state)
+{
+    struct clt_device *dev = *state;
+    cl_device_type type = 0;
+    cl_bool unified = CL_FALSE;
+    cl_device_exec_capabilities caps = 0;
+    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_TYPE, sizeof type, &type, NULL), 0);
+    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified,
+                                     &unified, NULL), 0);
+    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_EXECUTION_CAPABILITIES, sizeof caps,
+                                     &caps, NULL), 0);
+    const char *env = getenv("CLTRAIN_HOST_BLAS"), *gemm = getenv("CLTRAIN_GEMM");
+    bool can = strcmp(clt__gemm_host_name(), "none") != 0 && (type & CL_DEVICE_TYPE_CPU) &&
+               unified && (caps & CL_EXEC_NATIVE_KERNEL) && !(env && strcmp(env, "0") == 0) &&
+               !(gemm && *gemm && strcmp(gemm, "auto") != 0);
+    assert_int_equal(dev->gemm_host, can);
 }
 
 static void public_call_checks_arguments(void **state)
@@ -196,6 +264,8 @@ int main(void)
         CLT_DEVICE_TEST(shapes_and_transposes),
         CLT_DEVICE_TEST(leading_dimensions_and_beta_zero),
         CLT_DEVICE_TEST(strided_batches),
+        CLT_DEVICE_TEST(own_space),
+        CLT_DEVICE_TEST(host_blas_where_it_can_run),
         CLT_DEVICE_TEST(public_call_checks_arguments),
         CLT_DEVICE_TEST(backend_follows_the_environment),
     };

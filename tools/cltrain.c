@@ -15,8 +15,9 @@ static void usage(FILE *f)
                "\n"
                "commands:\n"
                "  devices [--json] [--warm] [--device SEL|all]\n"
-               "          list OpenCL devices; --warm builds every kernel for the selected\n"
-               "          device (default: CLTRAIN_DEVICE, else the first GPU, else the first)\n"
+               "          list OpenCL devices; --warm builds every kernel and tunes the GEMM\n"
+               "          shapes of the built-in models for the selected device (default:\n"
+               "          CLTRAIN_DEVICE, else the first GPU, else the first)\n"
                "  train --model M --data D [--epochs N] [--device SEL] [--metrics FILE]\n"
                "        [--out CHECKPOINT] [--resume CHECKPOINT] [--plot FILE.svg] ...\n"
                "          train a model (mlp, cnn, gpt, file:PATH) on a dataset\n"
@@ -28,6 +29,9 @@ static void usage(FILE *f)
                "  predict --checkpoint FILE --data D [--out predictions.csv] [--force]\n"
                "          each row's class and class probabilities (csv:FILE, idx:DIR,\n"
                "          fashion-mnist), or text generated after each line of text:FILE\n"
+               "  tune [--device SEL] [--model M|all] [--show [--json]]\n"
+               "          time the GEMM implementations for the built-in models' shapes and\n"
+               "          cache the fastest; --show prints the choices and every figure\n"
                "\n"
                "  cltrain COMMAND --help shows a command's options.\n"
                "\n"
@@ -88,6 +92,8 @@ int main(int argc, char **argv)
         return cmd_sample(argc - 2, argv + 2);
     if (strcmp(cmd, "predict") == 0)
         return cmd_predict(argc - 2, argv + 2);
+    if (strcmp(cmd, "tune") == 0)
+        return cmd_tune(argc - 2, argv + 2);
     fprintf(stderr, "cltrain: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;

@@ -1,6 +1,6 @@
 /*
- * cmd_devices.c: `cltrain devices`: list devices as a table or JSON, and build every
- * kernel ahead of time with --warm.
+ * cmd_devices.c: `cltrain devices`: list devices as a table or JSON, and with --warm build
+ * every kernel and tune the built-in models' GEMM shapes ahead of time (cmd_tune.c).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -107,7 +107,10 @@ static int warm_one(const char *selection)
 {
     struct clt_device *dev = NULL;
     struct clt_warm_report r;
-    enum clt_status st = clt_device_open(selection, NULL, &dev);
+    struct clt_device_options o;
+    clt_device_options_init(&o);
+    o.log = tune_progress_log();
+    enum clt_status st = clt_device_open(selection, &o, &dev);
     if (st == CLT_OK)
         st = clt_device_warm(dev, &r);
     if (st != CLT_OK) {
@@ -120,8 +123,9 @@ static int warm_one(const char *selection)
     fprintf(stderr, "warmed %u:%u %s: %u programs ready in %.2f s (%u from cache, %u cached "
             "now)\n", (unsigned)d->platform_index, (unsigned)d->device_index, d->name,
             (unsigned)r.programs, r.seconds, (unsigned)r.cache_hits, (unsigned)r.cache_writes);
+    int rc = tune_models(dev, "cltrain devices", "all", 0);
     clt_device_close(dev);
-    return 0;
+    return rc;
 }
 
 static const char *const summary =

@@ -53,6 +53,9 @@
  *                    ~/.cache/cltrain by default)
  * CLTRAIN_CACHE      0 disables the program binary cache
  * CLTRAIN_GEMM       clblast, own or auto: the GEMM backend when the options say AUTO
+ * CLTRAIN_TUNE       0: under AUTO, use the default GEMM per shape without timing
+ * CLTRAIN_TUNE_BUDGET  seconds one tuning session (trainer creation) may spend (60)
+ * CLTRAIN_HOST_BLAS  0: never use the host's BLAS on CPU devices
  */
 #ifndef CLTRAIN_H
 #define CLTRAIN_H
@@ -175,7 +178,9 @@ CLT_API enum clt_status clt_device_select(const struct clt_device_info *list, si
                                           const char *selection, size_t *index);
 
 enum clt_gemm_backend {
-    CLT_GEMM_AUTO = 0,    /* CLTRAIN_GEMM if set, else CLBlast falling back to the own kernel */
+    CLT_GEMM_AUTO = 0,    /* CLTRAIN_GEMM if set, else the tuner's choice per shape (host BLAS,
+                             CLBlast, own kernel; see "GEMM tuning"), the own kernel for good
+                             once CLBlast fails */
     CLT_GEMM_CLBLAST = 1, /* CLBlast only */
     CLT_GEMM_OWN = 2,     /* the engine's own tiled kernel only */
 };
@@ -226,7 +231,9 @@ CLT_API enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_
 /* Blocks until all work enqueued on the device has finished. */
 CLT_API enum clt_status clt_device_finish(struct clt_device *dev);
 
-/* The GEMM backend in use now: CLT_GEMM_CLBLAST or CLT_GEMM_OWN (after a fallback, OWN). */
+/* The GEMM backend in use now: CLT_GEMM_CLBLAST or CLT_GEMM_OWN (after a fallback, OWN).
+ * Under AUTO this names the fallback chain, not what serves each shape (the tuner decides
+ * that: clt_device_gemm_tunings). */
 CLT_API enum clt_gemm_backend clt_device_gemm_backend(const struct clt_device *dev);
 
 /* ==== Arenas, views and events ========================================================== */
@@ -317,11 +324,53 @@ struct clt_gemm_shape {
 };
 
 /* Enqueues the GEMM on the device's compute queue; does not wait. The views must be F32 and
- * large enough for the shape (checked). Uses the device's backend; when CLBlast fails under
- * AUTO, logs a warning and falls back to the engine's own kernel for good. */
+ * large enough for the shape (checked). Uses the device's backend; under AUTO the tuner's
+ * choice for the shape, or the default when the shape is not tuned (it does not time
+ * anything here); when CLBlast fails under AUTO, logs a warning and falls back to the
+ * engine's own kernel for good. */
 CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_shape *shape,
                                  const struct clt_view *a, const struct clt_view *b,
                                  const struct clt_view *c);
+
+/* ---- GEMM tuning ---------------------------------------------------------------------------
+ * Under CLT_GEMM_AUTO, every GEMM shape is served by the fastest of several implementations
+ * measured on the device: the engine's own kernel in several configurations, CLBlast, and on
+ * CPU devices that run native kernels the host's BLAS. Trainer creation times the shapes of
+ * its plan that the device's tuning cache (beside the program binaries) does not hold yet,
+ * within a time budget (CLTRAIN_TUNE_BUDGET seconds, default 60); CLTRAIN_TUNE=0 uses the
+ * defaults without timing. Every candidate's result is checked against a host reference
+ * before it may win. Progress goes to the log at INFO. */
+
+/* Most candidates one shape reports. */
+#define CLT_GEMM_MAX_CANDIDATES 16
+
+/* One implementation timed for one shape. */
+struct clt_gemm_candidate {
+    char name[96];          /* "own mwg=...", "clblast", "host OpenBLAS" */
+    double gflops;          /* measured throughput; 0 when rejected */
+    enum clt_status status; /* CLT_OK, else why it was rejected: the error that made it fail
+                               to build or run, or CLT_ERR_GEMM with `wrong` set */
+    bool wrong;             /* it ran but computed a wrong result */
+};
+
+/* What the tuner chose for one shape (row-major, transposes, m n k, batch) and why. */
+struct clt_gemm_tuning {
+    bool trans_a, trans_b;
+    int64_t m, n, k, batch;
+    char chosen[96];  /* the winner's name */
+    uint32_t candidate_count;
+    struct clt_gemm_candidate candidates[CLT_GEMM_MAX_CANDIDATES];
+};
+
+/* Times the given shapes now (those not yet in the tuning cache), as trainer creation does,
+ * and writes the cache. Blocks. Under CLTRAIN_TUNE=0 or a forced backend it times nothing. */
+CLT_API enum clt_status clt_device_gemm_tune(struct clt_device *dev,
+                                             const struct clt_gemm_shape *shapes, size_t count);
+
+/* Every shape the device's tuner knows (cached or timed in this process), in a malloc'd array
+ * of *count records freed with free(); *out is NULL when there are none. */
+CLT_API enum clt_status clt_device_gemm_tunings(struct clt_device *dev,
+                                                struct clt_gemm_tuning **out, size_t *count);
 
 /* ==== Graphs: describing a model ======================================================== */
 /*

@@ -1,0 +1,513 @@
+/*
+ * tune.c: the GEMM tuner. Chooses, per device and shape, the fastest correct implementation
+ * among the own kernel's configurations (clt__gemm_own_space), CLBlast and the host's BLAS.
+ *
+ * Shapes are keyed exactly: (trans_a, trans_b, m, n, k, batch). Leading dimensions, strides,
+ * offsets, alpha and beta do not take part: every implementation serves them all.
+ *
+ * Timing one shape is tune_time.c's part.
+ *
+ * A session (trainer creation, clt_device_gemm_tune) has a budget, CLTRAIN_TUNE_BUDGET
+ * seconds (default 60); past it, further misses get the default without timing and are not
+ * stored, so a later session times them.
+ *
+ * Persistence: one entry per device in the cache directory, <hash>.tune, in the container
+ * format of the program binaries (cache.c: magic, identity text, checksum; written through
+ * a temporary file, fsync and rename). The identity is the program identity of cl/gemm.cl
+ * (library version, platform, device, driver, build options, source hash) with the host
+ * BLAS and CLBlast named. The payload is text (docs/formats.md, "GEMM tuning entries"). A
+ * corrupt or foreign entry is logged and ignored; the shapes are timed again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gemm_own.h"
+#include "internal.h"
+#include "tune.h"
+
+#define DEFAULT_BUDGET_SECONDS 60.0
+#define MAX_ENTRIES 4096
+#define PAYLOAD_MAGIC "cltrain-tune 1"
+
+#ifndef CLT_CLBLAST_VERSION
+#define CLT_CLBLAST_VERSION "unknown"
+#endif
+
+double clt__tune_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool same_key(const struct clt_gemm_tuning *t, const struct clt_gemm_shape *g)
+{
+    return t->trans_a == g->trans_a && t->trans_b == g->trans_b && t->m == g->m && t->n == g->n &&
+           t->k == g->k && t->batch == (g->batch > 0 ? g->batch : 1);
+}
+
+static struct clt__tune_entry *find(struct clt__tune *tu, const struct clt_gemm_shape *g)
+{
+    for (size_t i = 0; i < tu->count; i++)
+        if (same_key(&tu->entries[i].t, g))
+            return &tu->entries[i];
+    return NULL;
+}
+
+static struct clt__tune_entry *add(struct clt__tune *tu)
+{
+    if (tu->count == tu->cap) {
+        size_t cap = tu->cap ? tu->cap * 2 : 32;
+        if (cap > MAX_ENTRIES)
+            return NULL;
+        struct clt__tune_entry *e = realloc(tu->entries, cap * sizeof *e);
+        if (!e)
+            return NULL;
+        tu->entries = e;
+        tu->cap = cap;
+    }
+    struct clt__tune_entry *e = &tu->entries[tu->count++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+void clt__tune_impl_name(enum clt__gemm_impl impl, const struct clt__gemm_config *cfg, char *out,
+                         size_t size)
+{
+    char c[80];
+    switch (impl) {
+    case CLT__GEMM_IMPL_OWN:
+        clt__gemm_config_format(cfg, c, sizeof c);
+        snprintf(out, size, "own %s", c);
+        break;
+    case CLT__GEMM_IMPL_CLBLAST:
+        snprintf(out, size, "clblast");
+        break;
+    case CLT__GEMM_IMPL_HOST:
+        snprintf(out, size, "host %s", clt__gemm_host_name());
+        break;
+    case CLT__GEMM_IMPL_TEST:
+        snprintf(out, size, "test");
+        break;
+    }
+}
+
+/* ---- The cache entry -------------------------------------------------------------------- */
+
+/* Parses "<impl> <config|->" names as impl_name writes them. */
+static bool parse_choice(const char *name, enum clt__gemm_impl *impl, struct clt__gemm_config *cfg)
+{
+    if (strncmp(name, "own ", 4) == 0) {
+        *impl = CLT__GEMM_IMPL_OWN;
+        return clt__gemm_config_parse(name + 4, cfg);
+    }
+    if (strcmp(name, "clblast") == 0) {
+        *impl = CLT__GEMM_IMPL_CLBLAST;
+        return true;
+    }
+    char host[96];
+    snprintf(host, sizeof host, "host %s", clt__gemm_host_name());
+    if (strcmp(name, host) == 0) {
+        *impl = CLT__GEMM_IMPL_HOST;
+        return true;
+    }
+    return false;
+}
+
+/* Copies the rest of a line (after one space) into out; false when too long or empty. */
+static bool rest_of_line(const char *p, char *out, size_t size)
+{
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == 0 || len >= size)
+        return false;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* The payload, line by line:
+ *   cltrain-tune 1
+ *   shape TA TB M N K BATCH CANDIDATES
+ *   chosen NAME
+ *   cand STATUS WRONG GFLOPS NAME      (CANDIDATES times)
+ * Anything else is a corrupt entry. */
+static bool parse_payload(struct clt__tune *tu, const char *text)
+{
+    const char *p = text;
+    size_t magic = strlen(PAYLOAD_MAGIC);
+    if (strncmp(p, PAYLOAD_MAGIC "\n", magic + 1) != 0)
+        return false;
+    p += magic + 1;
+    while (*p) {
+        int ta, tb, used = 0;
+        long long m, n, k, batch;
+        unsigned cands;
+        if (sscanf(p, "shape %d %d %lld %lld %lld %lld %u\n%n", &ta, &tb, &m, &n, &k, &batch,
+                   &cands, &used) != 7 ||
+            used == 0 || (ta != 0 && ta != 1) || (tb != 0 && tb != 1) || m <= 0 || n <= 0 ||
+            k <= 0 || batch <= 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX ||
+            batch > INT32_MAX || cands > CLT_GEMM_MAX_CANDIDATES)
+            return false;
+        p += used;
+        struct clt__tune_entry *e = add(tu);
+        if (!e)
+            return false;
+        e->t = (struct clt_gemm_tuning){.trans_a = ta,
+                                        .trans_b = tb,
+                                        .m = m,
+                                        .n = n,
+                                        .k = k,
+                                        .batch = batch,
+                                        .candidate_count = cands};
+        if (strncmp(p, "chosen ", 7) != 0 ||
+            !rest_of_line(p + 7, e->t.chosen, sizeof e->t.chosen) ||
+            !parse_choice(e->t.chosen, &e->impl, &e->cfg))
+            return false;
+        p = strchr(p, '\n');
+        if (!p)
+            return false;
+        p++;
+        for (unsigned i = 0; i < cands; i++) {
+            struct clt_gemm_candidate *c = &e->t.candidates[i];
+            int status, wrong;
+            double gflops;
+            used = 0;
+            if (sscanf(p, "cand %d %d %lf %n", &status, &wrong, &gflops, &used) != 3 || used == 0 ||
+                status > 0 || status < -100 || (wrong != 0 && wrong != 1) ||
+                !(gflops >= 0 && gflops < 1e9) || !rest_of_line(p + used, c->name, sizeof c->name))
+                return false;
+            c->status = (enum clt_status)status;
+            c->wrong = wrong;
+            c->gflops = gflops;
+            p = strchr(p, '\n');
+            if (!p)
+                return false;
+            p++;
+        }
+    }
+    return true;
+}
+
+static char *format_payload(const struct clt__tune *tu, size_t *size)
+{
+    size_t cap = 64 + tu->count * (128 + CLT_GEMM_MAX_CANDIDATES * 140), len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    len += (size_t)snprintf(out + len, cap - len, "%s\n", PAYLOAD_MAGIC);
+    for (size_t i = 0; i < tu->count; i++) {
+        const struct clt_gemm_tuning *t = &tu->entries[i].t;
+        if (tu->entries[i].impl == CLT__GEMM_IMPL_TEST)
+            continue; /* another process could not run it */
+        len +=
+            (size_t)snprintf(out + len, cap - len,
+                             "shape %d %d %lld %lld %lld %lld %u\n"
+                             "chosen %s\n",
+                             t->trans_a, t->trans_b, (long long)t->m, (long long)t->n,
+                             (long long)t->k, (long long)t->batch, t->candidate_count, t->chosen);
+        for (uint32_t j = 0; j < t->candidate_count; j++)
+            len += (size_t)snprintf(out + len, cap - len, "cand %d %d %.3f %s\n",
+                                    (int)t->candidates[j].status, t->candidates[j].wrong,
+                                    t->candidates[j].gflops, t->candidates[j].name);
+    }
+    *size = len;
+    return out;
+}
+
+static void load(struct clt_device *dev, struct clt__tune *tu)
+{
+    unsigned char *data = NULL;
+    size_t size = 0;
+    enum clt_status st = clt__cache_load(tu->path, tu->identity, &data, &size);
+    if (st == CLT_ERR_IO)
+        return; /* no entry yet */
+    char *text = NULL;
+    if (st == CLT_OK) {
+        text = malloc(size + 1);
+        if (!text) {
+            free(data);
+            return;
+        }
+        memcpy(text, data, size);
+        text[size] = '\0';
+    }
+    if (st != CLT_OK || strlen(text) != size || !parse_payload(tu, text)) {
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "gemm tuning cache %s is corrupt or belongs to "
+                 "another device or version; its shapes will be timed again",
+                 tu->path);
+        tu->count = 0;
+    } else {
+        clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning cache %s: %zu shapes", tu->path, tu->count);
+    }
+    free(text);
+    free(data);
+}
+
+static void save(struct clt_device *dev, struct clt__tune *tu)
+{
+    if (!tu->dirty || !tu->path[0])
+        return;
+    size_t size = 0;
+    char *text = format_payload(tu, &size);
+    enum clt_status st = text ? clt__mkdir_p(dev->cache_dir) : CLT_ERR_NO_MEMORY;
+    if (st == CLT_OK)
+        st = clt__cache_store(tu->path, tu->identity, (const unsigned char *)text, size);
+    free(text);
+    if (st == CLT_OK) {
+        tu->dirty = false;
+        return;
+    }
+    if (!tu->warned_store)
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "gemm tuning cache %s cannot be written (%s); "
+                 "the choices are kept in memory only",
+                 tu->path, clt_status_str(st));
+    tu->warned_store = true;
+}
+
+enum clt_status clt__tune_setup(struct clt_device *dev)
+{
+    struct clt__tune *tu = calloc(1, sizeof *tu);
+    if (!tu)
+        return CLT_ERR_NO_MEMORY;
+    const char *env = getenv("CLTRAIN_TUNE");
+    tu->enabled = !(env && strcmp(env, "0") == 0);
+    tu->budget = DEFAULT_BUDGET_SECONDS;
+    env = getenv("CLTRAIN_TUNE_BUDGET");
+    if (env && *env) {
+        char *end;
+        double b = strtod(env, &end);
+        if (*end == '\0' && b >= 0 && b <= 1e6)
+            tu->budget = b;
+        else
+            clt__log(&dev->log, CLT_LOG_WARN,
+                     "CLTRAIN_TUNE_BUDGET=%s is not a number of "
+                     "seconds; using %.0f",
+                     env, DEFAULT_BUDGET_SECONDS);
+    }
+    dev->tune = tu;
+    if (!dev->cache_dir[0] || !tu->enabled)
+        return CLT_OK;
+    char *src = NULL, *gemm_id = NULL;
+    size_t src_size = 0;
+    enum clt_status st = clt__source_read(dev, "gemm", &src, &src_size);
+    if (st == CLT_OK)
+        st = clt__cache_identity(dev, src, src_size, &gemm_id);
+    free(src);
+    if (st == CLT_OK) {
+        const char *fmt = "%s\nhost-blas %s\nclblast %s\ngemm-tuning\n";
+        int n = snprintf(NULL, 0, fmt, PAYLOAD_MAGIC, clt__gemm_host_name(), CLT_CLBLAST_VERSION);
+        size_t len = strlen(gemm_id) + (size_t)n + 1;
+        tu->identity = malloc(len);
+        if (!tu->identity)
+            st = CLT_ERR_NO_MEMORY;
+        else
+            snprintf(tu->identity, len, "%s%s\nhost-blas %s\nclblast %s\ngemm-tuning\n", gemm_id,
+                     PAYLOAD_MAGIC, clt__gemm_host_name(), CLT_CLBLAST_VERSION);
+    }
+    free(gemm_id);
+    if (st != CLT_OK)
+        return st;
+    uint64_t h = clt__hash64(CLT__FNV_SEED, tu->identity, strlen(tu->identity));
+    snprintf(tu->path, sizeof tu->path, "%s/%016llx.tune", dev->cache_dir, (unsigned long long)h);
+    load(dev, tu);
+    return CLT_OK;
+}
+
+void clt__tune_teardown(struct clt_device *dev)
+{
+    if (!dev->tune)
+        return;
+    free(dev->tune->entries);
+    free(dev->tune->rec);
+    free(dev->tune->identity);
+    free(dev->tune);
+    dev->tune = NULL;
+}
+
+void clt__tune_begin(struct clt_device *dev)
+{
+    struct clt__tune *tu = dev->tune;
+    if (!tu)
+        return;
+    if (tu->session++ == 0) {
+        tu->session_start = clt__tune_now();
+        tu->budget_said = false;
+    }
+}
+
+void clt__tune_end(struct clt_device *dev)
+{
+    struct clt__tune *tu = dev->tune;
+    if (!tu || tu->session == 0)
+        return;
+    if (--tu->session == 0)
+        save(dev, tu);
+}
+
+void clt__tune_test_candidate(struct clt_device *dev, const char *name, clt__gemm_fn fn)
+{
+    if (!dev->tune)
+        return;
+    dev->tune->test_name = name;
+    dev->tune->test_fn = fn;
+}
+
+clt__gemm_fn clt__tune_test_fn(const struct clt_device *dev)
+{
+    return dev->tune ? dev->tune->test_fn : NULL;
+}
+
+/* The choice without timing: host BLAS where it runs, else the device's backend. */
+static enum clt__gemm_impl default_impl(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                        struct clt__gemm_config *cfg)
+{
+    if (dev->gemm_backend == CLT_GEMM_OWN) {
+        clt__gemm_own_default(dev, g, cfg);
+        return CLT__GEMM_IMPL_OWN;
+    }
+    return dev->gemm_host ? CLT__GEMM_IMPL_HOST : CLT__GEMM_IMPL_CLBLAST;
+}
+
+/* Adds a shape to the record unless it is there (a full or failed record is cut short). */
+static void record(struct clt__tune *tu, const struct clt_gemm_shape *g)
+{
+    for (size_t i = 0; i < tu->nrec; i++) {
+        const struct clt_gemm_shape *r = &tu->rec[i];
+        if (r->trans_a == g->trans_a && r->trans_b == g->trans_b && r->m == g->m && r->n == g->n &&
+            r->k == g->k && r->batch == g->batch)
+            return;
+    }
+    if (tu->nrec == tu->caprec) {
+        size_t cap = tu->caprec ? tu->caprec * 2 : 16;
+        struct clt_gemm_shape *r = cap <= MAX_ENTRIES ? realloc(tu->rec, cap * sizeof *r) : NULL;
+        if (!r)
+            return;
+        tu->rec = r;
+        tu->caprec = cap;
+    }
+    tu->rec[tu->nrec++] = *g;
+}
+
+void clt__tune_record_start(struct clt_device *dev)
+{
+    if (!dev->tune)
+        return;
+    dev->tune->recording = true;
+    dev->tune->nrec = 0;
+}
+
+size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out, size_t max)
+{
+    struct clt__tune *tu = dev->tune;
+    if (!tu)
+        return 0;
+    tu->recording = false;
+    for (size_t i = 0; i < tu->nrec && i < max; i++)
+        out[i] = tu->rec[i];
+    return tu->nrec;
+}
+
+enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                     struct clt__gemm_config *cfg)
+{
+    struct clt__tune *tu = dev->tune;
+    if (tu && tu->recording)
+        record(tu, g);
+    if (!tu || !dev->gemm_may_fall_back || !tu->enabled)
+        return default_impl(dev, g, cfg);
+    struct clt__tune_entry *e = find(tu, g);
+    if (e && e->impl == CLT__GEMM_IMPL_CLBLAST && dev->gemm_backend == CLT_GEMM_OWN)
+        return default_impl(dev, g, cfg); /* CLBlast failed on this device since */
+    if (e) {
+        *cfg = e->cfg;
+        return e->impl;
+    }
+    if (tu->session == 0)
+        return default_impl(dev, g, cfg);
+    if (clt__tune_now() - tu->session_start >= tu->budget) {
+        if (!tu->budget_said)
+            clt__log(&dev->log, CLT_LOG_WARN,
+                     "gemm tuning: the budget of %.0f s "
+                     "(CLTRAIN_TUNE_BUDGET) is spent; further shapes use the default until "
+                     "a later run times them",
+                     tu->budget);
+        tu->budget_said = true;
+        return default_impl(dev, g, cfg);
+    }
+    e = add(tu);
+    if (!e)
+        return default_impl(dev, g, cfg);
+    e->t.trans_a = g->trans_a;
+    e->t.trans_b = g->trans_b;
+    e->t.m = g->m;
+    e->t.n = g->n;
+    e->t.k = g->k;
+    e->t.batch = g->batch > 0 ? g->batch : 1;
+    double t0 = clt__tune_now();
+    clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: m=%lld n=%lld k=%lld batch=%lld%s%s ...",
+             (long long)g->m, (long long)g->n, (long long)g->k, (long long)e->t.batch,
+             g->trans_a ? " A^T" : "", g->trans_b ? " B^T" : "");
+    if (clt__tune_time_shape(dev, g, e) != CLT_OK) {
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "gemm tuning: no candidate ran correctly for m=%lld "
+                 "n=%lld k=%lld; using the default",
+                 (long long)g->m, (long long)g->n, (long long)g->k);
+        tu->count--;
+        return default_impl(dev, g, cfg);
+    }
+    double best = 0;
+    for (uint32_t i = 0; i < e->t.candidate_count; i++)
+        if (strcmp(e->t.candidates[i].name, e->t.chosen) == 0)
+            best = e->t.candidates[i].gflops;
+    clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: chose %s (%.1f GFLOP/s) in %.1f s", e->t.chosen,
+             best, clt__tune_now() - t0);
+    tu->dirty = true;
+    *cfg = e->cfg;
+    return e->impl;
+}
+
+/* ---- Public ------------------------------------------------------------------------------ */
+
+enum clt_status clt_device_gemm_tune(struct clt_device *dev, const struct clt_gemm_shape *shapes,
+                                     size_t count)
+{
+    if (clt__device_usable(dev) != CLT_OK || (count > 0 && !shapes))
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = CLT_OK;
+    clt__tune_begin(dev);
+    for (size_t i = 0; st == CLT_OK && i < count; i++) {
+        struct clt_gemm_shape g;
+        int64_t sa, sb, sc;
+        st = clt__gemm_resolve(&dev->log, &shapes[i], &g, &sa, &sb, &sc);
+        struct clt__gemm_config cfg;
+        if (st == CLT_OK)
+            (void)clt__tune_choose(dev, &g, &cfg);
+    }
+    clt__tune_end(dev);
+    return st;
+}
+
+enum clt_status clt_device_gemm_tunings(struct clt_device *dev, struct clt_gemm_tuning **out,
+                                        size_t *count)
+{
+    if (!out || !count || clt__device_usable(dev) != CLT_OK)
+        return CLT_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    *count = 0;
+    struct clt__tune *tu = dev->tune;
+    if (!tu || tu->count == 0)
+        return CLT_OK;
+    struct clt_gemm_tuning *list = malloc(tu->count * sizeof *list);
+    if (!list)
+        return CLT_ERR_NO_MEMORY;
+    for (size_t i = 0; i < tu->count; i++)
+        list[i] = tu->entries[i].t;
+    *out = list;
+    *count = tu->count;
+    return CLT_OK;
+}

@@ -1,0 +1,295 @@
+/*
+ * tune_time.c: timing the GEMM candidates of one shape for the tuner (tune.c).
+ *
+ * Scratch buffers filled with seeded values in [-1, 1]; each candidate runs once (which
+ * builds what it needs), its C is read back and checked against a double reference at up to
+ * CHECK_POINTS positions; only a correct candidate is timed, by wall clock over back-to-back
+ * runs ended by clFinish (best of TIMING_ROUNDS rounds of at least ROUND_SECONDS). A
+ * candidate whose second run took more than SLOW_FACTOR times the best time so far is not
+ * timed further: that run stands as its figure. A second pass times every candidate within
+ * SLOW_FACTOR of the best again; each keeps its better figure. A candidate that fails to
+ * build or run is logged and skipped.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tune.h"
+
+#define CHECK_POINTS 512
+#define TIMING_ROUNDS 3
+#define ROUND_SECONDS 0.02
+#define SLOW_FACTOR 8.0
+#define MAX_OWN_CANDIDATES 12
+
+/* Scratch buffers of one shape and the host copies the check reads. */
+struct bench {
+    struct clt_device *dev;
+    struct clt_gemm_shape g; /* resolved, tight, alpha 1, beta 0.5 */
+    int64_t span[3];
+    float *host[3]; /* A, B, C before any run */
+    float *got;
+    cl_mem mem[3];
+};
+
+static void bench_free(struct bench *b)
+{
+    for (int i = 0; i < 3; i++) {
+        free(b->host[i]);
+        if (b->mem[i])
+            clReleaseMemObject(b->mem[i]);
+    }
+    free(b->got);
+}
+
+static enum clt_status bench_make(struct clt_device *dev, const struct clt_gemm_shape *shape,
+                                  struct bench *b)
+{
+    memset(b, 0, sizeof *b);
+    b->dev = dev;
+    struct clt_gemm_shape in = {.trans_a = shape->trans_a,
+                                .trans_b = shape->trans_b,
+                                .m = shape->m,
+                                .n = shape->n,
+                                .k = shape->k,
+                                .batch = shape->batch,
+                                .alpha = 1.0f,
+                                .beta = 0.5f};
+    enum clt_status st =
+        clt__gemm_resolve(&dev->log, &in, &b->g, &b->span[0], &b->span[1], &b->span[2]);
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; st == CLT_OK && i < 3; i++) {
+        size_t bytes = (size_t)b->span[i] * sizeof(float);
+        b->host[i] = malloc(bytes);
+        if (!b->host[i]) {
+            st = CLT_ERR_NO_MEMORY;
+            break;
+        }
+        for (int64_t j = 0; j < b->span[i]; j++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            b->host[i][j] = (float)((double)(seed >> 40) / (double)(1ULL << 23) - 1.0);
+        }
+        cl_int err;
+        b->mem[i] = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+        st = clt__cl_check(&dev->log, err, "clCreateBuffer (GEMM tuning)");
+        if (st == CLT_OK && i < 2)
+            st = clt__cl_check(&dev->log,
+                               clEnqueueWriteBuffer(dev->queue, b->mem[i], CL_TRUE, 0, bytes,
+                                                    b->host[i], 0, NULL, NULL),
+                               "clEnqueueWriteBuffer (GEMM tuning)");
+    }
+    if (st == CLT_OK) {
+        b->got = malloc((size_t)b->span[2] * sizeof(float));
+        if (!b->got)
+            st = CLT_ERR_NO_MEMORY;
+    }
+    return st;
+}
+
+/* Element (i, j) of op(A) of batch item z, and of op(B). */
+static double a_at(const struct bench *b, int64_t z, int64_t i, int64_t p)
+{
+    const struct clt_gemm_shape *g = &b->g;
+    return b->host[0][z * g->stride_a + (g->trans_a ? p * g->lda + i : i * g->lda + p)];
+}
+
+static double b_at(const struct bench *b, int64_t z, int64_t p, int64_t j)
+{
+    const struct clt_gemm_shape *g = &b->g;
+    return b->host[1][z * g->stride_b + (g->trans_b ? j * g->ldb + p : p * g->ldb + j)];
+}
+
+/* Runs fn once from a fresh C and checks C at sampled positions: *wrong when it ran but
+ * computed a wrong result (then CLT_ERR_GEMM). */
+static enum clt_status bench_check(struct bench *b, clt__gemm_fn fn,
+                                   const struct clt__tune_entry *own, double *seconds, bool *wrong)
+{
+    *wrong = false;
+    struct clt_device *dev = b->dev;
+    const struct clt_gemm_shape *g = &b->g;
+    size_t bytes = (size_t)b->span[2] * sizeof(float);
+    enum clt_status st = clt__cl_check(
+        &dev->log,
+        clEnqueueWriteBuffer(dev->queue, b->mem[2], CL_TRUE, 0, bytes, b->host[2], 0, NULL, NULL),
+        "clEnqueueWriteBuffer (GEMM tuning)");
+    if (st != CLT_OK)
+        return st;
+    struct clt__buf ba = {b->mem[0], 0}, bb = {b->mem[1], 0}, bc = {b->mem[2], 0};
+    double t0 = clt__tune_now();
+    st = own ? clt__gemm_own_run(dev, &own->cfg, g, ba, bb, bc) : fn(dev, g, ba, bb, bc);
+    if (st == CLT_OK)
+        st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish (GEMM tuning)");
+    *seconds = clt__tune_now() - t0;
+    if (st == CLT_OK)
+        st = clt__cl_check(
+            &dev->log,
+            clEnqueueReadBuffer(dev->queue, b->mem[2], CL_TRUE, 0, bytes, b->got, 0, NULL, NULL),
+            "clEnqueueReadBuffer (GEMM tuning)");
+    if (st != CLT_OK)
+        return st;
+    /* Sampled positions spread over every batch item, row and column (a multiplicative
+     * walk), with the first and last element always included. */
+    int64_t total = g->batch * g->m * g->n;
+    int64_t points = total < CHECK_POINTS ? total : CHECK_POINTS;
+    for (int64_t s = 0; s < points; s++) {
+        int64_t idx = s == points - 1 ? total - 1 : (s * 2654435761LL) % total;
+        int64_t z = idx / (g->m * g->n), i = idx / g->n % g->m, j = idx % g->n;
+        double want = 0, scale = 0;
+        for (int64_t p = 0; p < g->k; p++) {
+            double x = a_at(b, z, i, p) * b_at(b, z, p, j);
+            want += x;
+            scale += fabs(x);
+        }
+        double c0 = b->host[2][z * g->stride_c + i * g->ldc + j];
+        want = g->alpha * want + g->beta * c0;
+        scale = fabs(g->alpha) * scale + fabs(g->beta * c0);
+        double got = b->got[z * g->stride_c + i * g->ldc + j];
+        /* fp32 accumulation of k terms: well within 1e-4 of the sum of magnitudes. */
+        if (!(fabs(got - want) <= 1e-4 * scale + 1e-6)) {
+            *wrong = true;
+            return CLT_ERR_GEMM;
+        }
+    }
+    return CLT_OK;
+}
+
+/* Seconds per run: the best of `rounds` rounds of back-to-back runs, as many per round as
+ * fill ROUND_SECONDS at the `estimate` (seconds per run), at most max_reps. */
+static enum clt_status bench_time(struct bench *b, clt__gemm_fn fn,
+                                  const struct clt__tune_entry *own, double estimate, int rounds,
+                                  int max_reps, double *seconds)
+{
+    struct clt_device *dev = b->dev;
+    struct clt__buf ba = {b->mem[0], 0}, bb = {b->mem[1], 0}, bc = {b->mem[2], 0};
+    int reps = estimate > 0 ? (int)(ROUND_SECONDS / estimate) : max_reps;
+    reps = reps < 1 ? 1 : reps > max_reps ? max_reps : reps;
+    double best = estimate > 0 && rounds > 1 ? estimate : INFINITY;
+    enum clt_status st = CLT_OK;
+    for (int r = 0; st == CLT_OK && r < rounds; r++) {
+        double t0 = clt__tune_now();
+        for (int i = 0; st == CLT_OK && i < reps; i++)
+            st = own ? clt__gemm_own_run(dev, &own->cfg, &b->g, ba, bb, bc)
+                     : fn(dev, &b->g, ba, bb, bc);
+        if (st == CLT_OK)
+            st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish (GEMM tuning)");
+        double t = (clt__tune_now() - t0) / reps;
+        if (t < best)
+            best = t;
+    }
+    *seconds = best;
+    return st;
+}
+
+/* One candidate: checked, then timed unless hopeless. Fills c and returns its seconds per
+ * run (0 when rejected). */
+static double try_candidate(struct bench *b, clt__gemm_fn fn, const struct clt__tune_entry *own,
+                            double best, struct clt_gemm_candidate *c)
+{
+    struct clt_device *dev = b->dev;
+    const struct clt_gemm_shape *g = &b->g;
+    double first = 0, t = 0;
+    bool wrong = false;
+    enum clt_status st = bench_check(b, fn, own, &first, &wrong);
+    /* The first run includes building; one more, alone, says whether timing is worth it. */
+    if (st == CLT_OK)
+        st = bench_time(b, fn, own, first, 1, 1, &t);
+    if (st == CLT_OK && (best <= 0 || t <= SLOW_FACTOR * best))
+        st = bench_time(b, fn, own, t, TIMING_ROUNDS, 64, &t);
+    c->status = st;
+    c->wrong = wrong;
+    if (wrong)
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "gemm tuning: %s computed a wrong result for "
+                 "m=%lld n=%lld k=%lld batch=%lld; not used",
+                 c->name, (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
+    else if (st != CLT_OK)
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "gemm tuning: %s failed (%s) for m=%lld n=%lld "
+                 "k=%lld batch=%lld; skipped",
+                 c->name, clt_status_str(st), (long long)g->m, (long long)g->n, (long long)g->k,
+                 (long long)g->batch);
+    if (st != CLT_OK || t <= 0) {
+        c->gflops = 0;
+        return 0;
+    }
+    c->gflops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch / t * 1e-9;
+    return t;
+}
+
+/* Times every candidate for a shape into e. CLT_OK when one won. */
+/* One candidate of a shape: how to run it and its seconds per run (0: rejected). */
+struct trial {
+    enum clt__gemm_impl impl;
+    clt__gemm_fn fn;            /* NULL for the own kernel */
+    struct clt__tune_entry own; /* the own kernel's configuration */
+    double seconds;
+};
+
+/* Times every candidate for a shape into e. CLT_OK when one won. Two passes: each candidate
+ * is checked and timed in turn, then every one within SLOW_FACTOR of the best is timed again
+ * and keeps its better figure, so that a moment of load on a shared machine does not decide
+ * alone. */
+enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                     struct clt__tune_entry *e)
+{
+    struct clt__tune *tu = dev->tune;
+    struct bench b;
+    enum clt_status st = bench_make(dev, g, &b);
+    if (st != CLT_OK) {
+        bench_free(&b);
+        return st;
+    }
+    struct trial trials[CLT_GEMM_MAX_CANDIDATES];
+    uint32_t n = 0;
+    /* Host BLAS and CLBlast first: their times make hopeless own configurations quick. */
+    if (dev->gemm_host)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_HOST, .fn = clt__gemm_host};
+    if (dev->gemm_backend == CLT_GEMM_CLBLAST)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_CLBLAST, .fn = clt__gemm_clblast};
+    struct clt__gemm_config cfgs[MAX_OWN_CANDIDATES];
+    size_t ncfg = clt__gemm_own_space(dev, &b.g, cfgs, MAX_OWN_CANDIDATES);
+    for (size_t i = 0; i < ncfg && n < CLT_GEMM_MAX_CANDIDATES - 1; i++)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_OWN,
+                                     .own = {.impl = CLT__GEMM_IMPL_OWN, .cfg = cfgs[i]}};
+    if (tu->test_fn)
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_TEST, .fn = tu->test_fn};
+
+    double best = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct clt_gemm_candidate *c = &e->t.candidates[i];
+        struct trial *t = &trials[i];
+        if (t->impl == CLT__GEMM_IMPL_TEST)
+            snprintf(c->name, sizeof c->name, "%s", tu->test_name ? tu->test_name : "test");
+        else
+            clt__tune_impl_name(t->impl, &t->own.cfg, c->name, sizeof c->name);
+        t->seconds = try_candidate(&b, t->fn, t->fn ? NULL : &t->own, best, c);
+        if (t->seconds > 0 && (best <= 0 || t->seconds < best))
+            best = t->seconds;
+    }
+    double flops = 2.0 * (double)b.g.m * (double)b.g.n * (double)b.g.k * (double)b.g.batch;
+    int won = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        struct trial *t = &trials[i];
+        if (t->seconds <= 0)
+            continue;
+        double again = 0;
+        if (t->seconds <= SLOW_FACTOR * best &&
+            bench_time(&b, t->fn, t->fn ? NULL : &t->own, t->seconds, TIMING_ROUNDS, 64, &again) ==
+                CLT_OK &&
+            again > 0 && again < t->seconds) {
+            t->seconds = again;
+            e->t.candidates[i].gflops = flops / again * 1e-9;
+        }
+        if (won < 0 || t->seconds < trials[won].seconds)
+            won = (int)i;
+    }
+    e->t.candidate_count = n;
+    if (won >= 0) {
+        e->impl = trials[won].impl;
+        e->cfg = trials[won].own.cfg;
+        snprintf(e->t.chosen, sizeof e->t.chosen, "%s", e->t.candidates[won].name);
+    }
+    bench_free(&b);
+    return won >= 0 ? CLT_OK : CLT_ERR_GEMM;
+}

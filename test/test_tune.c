@@ -1,0 +1,412 @@
+/*
+ * test_tune.c: the GEMM tuner on a real device: a miss times the candidates and writes an
+ * entry, a hit reads it back without timing, a corrupt or foreign entry is timed again, an
+ * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
+ * nothing, an injected candidate that computes a wrong result is never chosen, one that
+ * fails is skipped with a log line, and the chosen implementation computes what the C
+ * reference does.
+ *
+ * Never a timing threshold: which candidate wins depends on the machine; what is checked is
+ * that the winner is one that computed correctly.
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "ref_gemm.h"
+
+struct fixture {
+    char dir[64];
+    struct clt_test_log log;
+};
+
+/* An odd shape, small enough for every device under test. */
+static const struct clt_gemm_shape SHAPE = {
+    .m = 19, .n = 23, .k = 13, .trans_b = true, .alpha = 1.0f};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/cltrain-tune-test-XXXXXX");
+    if (!f || !mkdtemp(f->dir))
+        return -1;
+    *state = f;
+    unsetenv("CLTRAIN_TUNE");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    unsetenv("CLTRAIN_TUNE");
+    unsetenv("CLTRAIN_TUNE_BUDGET");
+    return 0;
+}
+
+/* Opens the device under test under CLT_GEMM_AUTO with a cache directory and the fixture's
+ * log (INFO and up, so the tuner's progress lines are seen). */
+static struct clt_device *open_with(struct fixture *f, const char *cache_dir)
+{
+    struct clt_device_options o;
+    clt_device_options_init(&o);
+    o.cache_dir = cache_dir;
+    o.cache = 1;
+    o.gemm = CLT_GEMM_AUTO;
+    o.log.fn = clt_test_log_fn;
+    o.log.user = &f->log;
+    o.log.max_level = CLT_LOG_INFO;
+    f->log.len = 0;
+    f->log.text[0] = 0;
+    struct clt_device *dev = NULL;
+    assert_int_equal(clt_device_open(getenv("CLTRAIN_DEVICE"), &o, &dev), CLT_OK);
+    return dev;
+}
+
+/* The one .tune file in dir (path written to out); false when there is none. */
+static bool tune_file(const char *dir, char *out, size_t size)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strlen(e->d_name) > 5 && strcmp(e->d_name + strlen(e->d_name) - 5, ".tune") == 0) {
+            snprintf(out, size, "%s/%s", dir, e->d_name);
+            found = true;
+        }
+    closedir(d);
+    return found;
+}
+
+static size_t tunings(struct clt_device *dev, struct clt_gemm_tuning **out)
+{
+    size_t n = 99;
+    assert_int_equal(clt_device_gemm_tunings(dev, out, &n), CLT_OK);
+    return n;
+}
+
+/* Runs the shape through clt__gemm (the tuner's choice) and compares with the reference. */
+static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *shape)
+{
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, shape, &g, &sa, &sb, &sc), CLT_OK);
+    float *a = clt_test_floats((size_t)sa), *b = clt_test_floats((size_t)sb);
+    float *c = clt_test_floats((size_t)sc);
+    double *want = clt_test_doubles((size_t)sc);
+    clt_test_fill(a, (size_t)sa, 3, -1.0f, 1.0f);
+    clt_test_fill(b, (size_t)sb, 4, -1.0f, 1.0f);
+    ref_gemm(&g, a, b, NULL, want);
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc) * 4 + 4096, &arena), CLT_OK);
+    struct clt_view va = clt_test_upload(arena, a, (size_t)sa);
+    struct clt_view vb = clt_test_upload(arena, b, (size_t)sb);
+    struct clt_view vc = clt_test_tensor(arena, NULL, (size_t)sc);
+    assert_int_equal(clt__gemm(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
+                     CLT_OK);
+    clt_test_download(&vc, c, (size_t)sc);
+    /* Tolerance as test_gemm: fp32 sums of k terms in [-1, 1]. */
+    clt_test_assert_close("tuned gemm", c, want, (size_t)sc, 1e-5 * (double)(g.k + 1), 1e-5);
+    clt_arena_free(arena);
+    free(a);
+    free(b);
+    free(c);
+    free(want);
+}
+
+/* A winner is one of the candidates, and computed correctly. */
+static void check_entry(const struct clt_gemm_tuning *t)
+{
+    assert_true(t->candidate_count >= 2); /* own kernel and CLBlast at least */
+    bool found = false;
+    for (uint32_t i = 0; i < t->candidate_count; i++)
+        if (strcmp(t->candidates[i].name, t->chosen) == 0) {
+            found = true;
+            assert_int_equal(t->candidates[i].status, CLT_OK);
+            assert_true(t->candidates[i].gflops > 0);
+        }
+    assert_true(found);
+}
+
+static void miss_then_hit(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 0);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "gemm tuning: m=19 n=23 k=13"));
+    assert_int_equal(tunings(dev, &list), 1);
+    assert_true(list[0].m == 19 && list[0].n == 23 && list[0].k == 13 && list[0].trans_b &&
+                !list[0].trans_a && list[0].batch == 1);
+    check_entry(&list[0]);
+    char chosen[96];
+    snprintf(chosen, sizeof chosen, "%s", list[0].chosen);
+    free(list);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+    char path[256];
+    assert_true(tune_file(f->dir, path, sizeof path));
+
+    /* A second process reads the choice and times nothing. */
+    dev = open_with(f, f->dir);
+    assert_int_equal(tunings(dev, &list), 1);
+    assert_string_equal(list[0].chosen, chosen);
+    free(list);
+    f->log.len = 0;
+    f->log.text[0] = 0;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+}
+
+/* Flips one byte of the entry's payload (the last byte of the file). */
+static void corrupt(const char *path)
+{
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, -2, SEEK_END), 0);
+    int ch = fgetc(fp);
+    assert_int_equal(fseek(fp, -2, SEEK_END), 0);
+    fputc(ch ^ 0x01, fp);
+    fclose(fp);
+}
+
+static void corrupt_and_foreign_entries_are_timed_again(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    clt_device_close(dev);
+    char path[256];
+    assert_true(tune_file(f->dir, path, sizeof path));
+    corrupt(path);
+    dev = open_with(f, f->dir);
+    assert_non_null(strstr(f->log.text, "is corrupt or belongs to another"));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 0);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_int_equal(tunings(dev, &list), 1);
+    free(list);
+    clt_device_close(dev);
+
+    /* A well-formed entry written for another identity at this entry's path. */
+    const char *other = "cltrain 0.0.0\nplatform elsewhere\n";
+    const char *payload = "cltrain-tune 1\n";
+    assert_int_equal(clt__cache_store(path, other, (const unsigned char *)payload, strlen(payload)),
+                     CLT_OK);
+    dev = open_with(f, f->dir);
+    assert_non_null(strstr(f->log.text, "is corrupt or belongs to another"));
+    assert_int_equal(tunings(dev, &list), 0);
+    clt_device_close(dev);
+}
+
+static void unwritable_cache_tunes_in_memory(void **state)
+{
+    struct fixture *f = *state;
+    /* A cache directory under a regular file can be neither made nor written, even by root
+     * (for whom a read-only directory is writable). */
+    char file[128], dir[160];
+    snprintf(file, sizeof file, "%s/not-a-directory", f->dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    snprintf(dir, sizeof dir, "%s/cache", file);
+    struct clt_device *dev = open_with(f, dir);
+    struct clt_gemm_shape second = SHAPE;
+    second.m = 7;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_int_equal(clt_device_gemm_tune(dev, &second, 1), CLT_OK);
+    /* One warning, not one per write. */
+    const char *w = strstr(f->log.text, "cannot be written");
+    assert_non_null(w);
+    assert_null(strstr(w + 1, "cannot be written"));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 2);
+    free(list);
+    check_dispatch(dev, &second);
+    clt_device_close(dev);
+}
+
+static void tune_zero_times_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_gemm_shape other = SHAPE;
+    other.n = 5;
+    setenv("CLTRAIN_TUNE", "0", 1);
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning"));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 0);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+    char path[256];
+    assert_false(tune_file(f->dir, path, sizeof path));
+
+    /* A cache entry made with tuning on is not read either: defaults only. */
+    unsetenv("CLTRAIN_TUNE");
+    dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    clt_device_close(dev);
+    assert_true(tune_file(f->dir, path, sizeof path));
+    setenv("CLTRAIN_TUNE", "0", 1);
+    dev = open_with(f, f->dir);
+    assert_int_equal(tunings(dev, &list), 0);
+    assert_int_equal(clt_device_gemm_tune(dev, &other, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning"));
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+    unsetenv("CLTRAIN_TUNE");
+}
+
+/* A spent budget times nothing more: the shape gets the default and is not stored. */
+static void spent_budget_times_nothing(void **state)
+{
+    struct fixture *f = *state;
+    setenv("CLTRAIN_TUNE_BUDGET", "0", 1);
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "CLTRAIN_TUNE_BUDGET"));
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 0);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+    unsetenv("CLTRAIN_TUNE_BUDGET");
+    char path[256];
+    assert_false(tune_file(f->dir, path, sizeof path));
+}
+
+/* Injected candidates. */
+static enum clt_status fast_and_wrong(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                      struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    (void)dev, (void)g, (void)a, (void)b, (void)c;
+    return CLT_OK; /* enqueues nothing: C keeps what it held */
+}
+
+static enum clt_status fails_to_launch(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                       struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    (void)g, (void)a, (void)b, (void)c;
+    clt__log(&dev->log, CLT_LOG_ERROR, "injected launch failure");
+    return CLT_ERR_OPENCL;
+}
+
+static enum clt_status correct(struct clt_device *dev, const struct clt_gemm_shape *g,
+                               struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    return clt__gemm_clblast(dev, g, a, b, c);
+}
+
+/* The entry's record of the candidate `name`. */
+static const struct clt_gemm_candidate *candidate(const struct clt_gemm_tuning *t, const char *name)
+{
+    for (uint32_t i = 0; i < t->candidate_count; i++)
+        if (strcmp(t->candidates[i].name, name) == 0)
+            return &t->candidates[i];
+    fail_msg("candidate %s was not tried", name);
+    return NULL;
+}
+
+static void injected_candidates(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    struct clt_gemm_tuning *list;
+    struct clt_gemm_shape shapes[3] = {SHAPE, SHAPE, SHAPE};
+    shapes[1].m = 5;
+    shapes[2].m = 6;
+
+    clt__tune_test_candidate(dev, "wrong", fast_and_wrong);
+    assert_int_equal(clt_device_gemm_tune(dev, &shapes[0], 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "wrong computed a wrong result"));
+    assert_int_equal(tunings(dev, &list), 1);
+    assert_int_equal(candidate(&list[0], "wrong")->status, CLT_ERR_GEMM);
+    assert_true(candidate(&list[0], "wrong")->wrong);
+    assert_string_not_equal(list[0].chosen, "wrong");
+    check_entry(&list[0]);
+    free(list);
+    check_dispatch(dev, &shapes[0]);
+
+    clt__tune_test_candidate(dev, "broken", fails_to_launch);
+    assert_int_equal(clt_device_gemm_tune(dev, &shapes[1], 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "broken failed"));
+    assert_int_equal(tunings(dev, &list), 2);
+    assert_int_equal(candidate(&list[1], "broken")->status, CLT_ERR_OPENCL);
+    assert_false(candidate(&list[1], "broken")->wrong);
+    assert_string_not_equal(list[1].chosen, "broken");
+    check_entry(&list[1]);
+    free(list);
+
+    /* The control: an injected candidate that computes correctly passes the check. */
+    clt__tune_test_candidate(dev, "correct", correct);
+    assert_int_equal(clt_device_gemm_tune(dev, &shapes[2], 1), CLT_OK);
+    assert_int_equal(tunings(dev, &list), 3);
+    assert_int_equal(candidate(&list[2], "correct")->status, CLT_OK);
+    assert_true(candidate(&list[2], "correct")->gflops > 0);
+    check_entry(&list[2]);
+    /* It may win (it runs CLBlast); then the entry is not written. */
+    size_t stored = strcmp(list[2].chosen, "correct") == 0 ? 2 : 3;
+    free(list);
+    check_dispatch(dev, &shapes[2]);
+    clt__tune_test_candidate(dev, NULL, NULL);
+    clt_device_close(dev);
+
+    /* An injected candidate is never written as a choice. */
+    dev = open_with(f, f->dir);
+    assert_int_equal(tunings(dev, &list), stored);
+    for (size_t i = 0; i < stored; i++)
+        assert_string_not_equal(list[i].chosen, "correct");
+    free(list);
+    clt_device_close(dev);
+}
+
+static void every_transpose_and_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    for (int t = 0; t < 4; t++) {
+        struct clt_gemm_shape g = {.m = 9,
+                                   .n = 14,
+                                   .k = 11,
+                                   .trans_a = t & 1,
+                                   .trans_b = (t >> 1) & 1,
+                                   .alpha = 1.0f,
+                                   .batch = 3};
+        assert_int_equal(clt_device_gemm_tune(dev, &g, 1), CLT_OK);
+        check_dispatch(dev, &g);
+    }
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 4);
+    for (size_t i = 0; i < 4; i++)
+        check_entry(&list[i]);
+    free(list);
+    clt_device_close(dev);
+}
+
+int main(void)
+{
+    clt_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(miss_then_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_and_foreign_entries_are_timed_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(unwritable_cache_tunes_in_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(tune_zero_times_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(spent_budget_times_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
