@@ -10,6 +10,9 @@
 
 #include "args.h"
 
+/* How the engine's GEMM tuner starts its progress lines (engine/tune.c). */
+#define TUNE_PROGRESS "gemm tuning: "
+
 static void log_fn(void *user, enum clt_log_level level, const char *message)
 {
     struct tool_log *tl = user;
@@ -22,7 +25,10 @@ static void log_fn(void *user, enum clt_log_level level, const char *message)
         tl->last[n] = '\0';
         if (message[n] == '\n' && tl->verbose)
             fprintf(stderr, "%s: %s\n", tl->cmd, message);
-    } else {
+    } else if (level == CLT_LOG_WARN || tl->verbose ||
+               strncmp(message, TUNE_PROGRESS, strlen(TUNE_PROGRESS)) == 0) {
+        /* Without --verbose, the GEMM tuner's progress is the one INFO line shown: a cold
+         * first start may spend its tuning budget, and should say so. */
         fprintf(stderr, "%s: %s%s\n", tl->cmd, level == CLT_LOG_WARN ? "warning: " : "", message);
     }
 }
@@ -34,7 +40,7 @@ void tool_log_init(struct tool_log *tl, const char *cmd, bool verbose)
     tl->verbose = verbose;
     tl->log.fn = log_fn;
     tl->log.user = tl;
-    tl->log.max_level = verbose ? CLT_LOG_INFO : CLT_LOG_WARN;
+    tl->log.max_level = CLT_LOG_INFO;
 }
 
 void tool_fail(struct tool_log *tl, enum clt_status st, const char *fmt, ...)
