@@ -90,27 +90,16 @@ static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool tr
 static enum clt_status softmax_forward(struct clt_device *dev, struct clt__buf p, int64_t rows,
                                        int64_t t, bool causal)
 {
-    cl_int n_rows = (cl_int)rows, n_t = (cl_int)t, c = causal;
-    cl_int p_off = (cl_int)p.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c), CLT__ARG(p.mem), CLT__ARG(p_off),
-    };
-    return clt__run_1d(dev, CLT__K_attention_softmax_forward, (size_t)rows, args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_attention_softmax_forward, (size_t)rows, CLT__I32(rows),
+                    CLT__I32(t), CLT__I32(causal), CLT__BUF(p));
 }
 
 static enum clt_status softmax_backward(struct clt_device *dev, struct clt__buf p,
                                         struct clt__buf g, int64_t rows, int64_t t, bool causal,
                                         float scale)
 {
-    cl_int n_rows = (cl_int)rows, n_t = (cl_int)t, c = causal;
-    cl_int p_off = (cl_int)p.offset, g_off = (cl_int)g.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c),    CLT__ARG(scale),
-        CLT__ARG(p.mem),  CLT__ARG(p_off), CLT__ARG(g.mem), CLT__ARG(g_off),
-    };
-    return clt__run_1d(dev, CLT__K_attention_softmax_backward, (size_t)rows, args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_attention_softmax_backward, (size_t)rows, CLT__I32(rows),
+                    CLT__I32(t), CLT__I32(causal), CLT__F32(scale), CLT__BUF(p), CLT__BUF(g));
 }
 
 enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q,

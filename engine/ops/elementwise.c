@@ -67,7 +67,7 @@ static enum clt_status elementwise(struct clt_device *dev, enum clt__kernel_id i
         args[k++] = scalars[i];
     for (size_t i = 0; i < nbufs; i++)
         args[k++] = CLT__BUF(bufs[i]);
-    return clt__enqueue(dev, id, (size_t)n, args, k);
+    return clt__enqueue(dev, id, (size_t)n, 0, args, k);
 }
 
 /* ==== Filling, copying, accumulating ==================================================== */
