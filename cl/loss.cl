@@ -1,7 +1,8 @@
 /*
  * loss.cl: softmax and log-softmax along the last axis, cross-entropy with integer labels
  * (fused with log-softmax, optional label smoothing) and mean squared error, forward and
- * backward.
+ * backward. The softmax is the engine's only one: attention (engine/ops/attention.c) runs it
+ * in place on its [B * H * T, T] score rows with causal masking.
  *
  * Layouts (row-major, every tensor a __global pointer plus an element offset):
  *   x, y, dy, dx     [rows, cols]      softmax / log-softmax input, output and gradients
@@ -145,8 +146,18 @@ void loss_store(__global float *out, float v, int accumulate)
 
 /* ---- Softmax and log-softmax ------------------------------------------------------------- */
 
-/* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r). One group per row. */
-__kernel void softmax_forward(int rows, int cols,
+/* The live columns of a softmax row: all cols, or with causal masking (attention's score
+ * rows, [B * H * T, T]: row r is query r % T) the columns 0..r % cols. */
+int softmax_live(int row, int cols, int causal)
+{
+    return causal ? row % cols + 1 : cols;
+}
+
+/* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r) over the live columns k of the
+ * row, exact zeros in the masked ones. One group per row. y may be x (in place): every read
+ * of x[j] by the reductions ends before the first write, and x[j] and y[j] belong to the
+ * same work-item. */
+__kernel void softmax_forward(int rows, int cols, int causal,
                               __global const float *x, int x_off, /* [rows, cols] */
                               __global float *y, int y_off)       /* [rows, cols] */
 {
@@ -154,19 +165,21 @@ __kernel void softmax_forward(int rows, int cols,
     const int row = get_group_id(0);
     if (row >= rows)
         return;
+    const int live = softmax_live(row, cols, causal);
     x += x_off + (size_t)row * cols;
     y += y_off + (size_t)row * cols;
-    const float m = loss_row_max(x, cols, part);
-    const float s = loss_row_sum_exp(x, cols, m, part);
+    const float m = loss_row_max(x, live, part);
+    const float s = loss_row_sum_exp(x, live, m, part);
     for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
         const int j = j0 + get_local_id(0);
         if (j < cols)
-            y[j] = exp(x[j] - m) / s;
+            y[j] = j < live ? exp(x[j] - m) / s : 0.0f;
     }
 }
 
-/* dx[r, j] (+)= y[r, j] * (dy[r, j] - sum_k dy[r, k] * y[r, k]), y the softmax output. */
-__kernel void softmax_backward(int rows, int cols,
+/* dx[r, j] (+)= y[r, j] * (dy[r, j] - sum_k dy[r, k] * y[r, k]), y the softmax output, the
+ * sum over the live columns k; masked columns get 0. dx may be dy (in place). */
+__kernel void softmax_backward(int rows, int cols, int causal,
                                __global const float *y, int y_off,   /* [rows, cols] */
                                __global const float *dy, int dy_off, /* [rows, cols] */
                                __global float *dx, int dx_off,       /* [rows, cols] */
@@ -176,14 +189,15 @@ __kernel void softmax_backward(int rows, int cols,
     const int row = get_group_id(0);
     if (row >= rows)
         return;
+    const int live = softmax_live(row, cols, causal);
     y += y_off + (size_t)row * cols;
     dy += dy_off + (size_t)row * cols;
     dx += dx_off + (size_t)row * cols;
-    const float dot = loss_row_dot(dy, y, cols, part);
+    const float dot = loss_row_dot(dy, y, live, part);
     for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
         const int j = j0 + get_local_id(0);
         if (j < cols)
-            loss_store(dx + j, y[j] * (dy[j] - dot), accumulate);
+            loss_store(dx + j, j < live ? y[j] * (dy[j] - dot) : 0.0f, accumulate);
     }
 }
 

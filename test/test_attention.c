@@ -1,5 +1,5 @@
 /*
- * test_attention.c: attention (engine/ops/attention.c, cl/attention.cl) against the C
+ * test_attention.c: attention (engine/ops/attention.c, its softmax in cl/loss.cl) against the C
  * reference (test/ref_attention.c) and against finite differences.
  *
  * Inputs q, k, v, dO uniform in [-1, 1); shapes with odd T and D, one or several heads,

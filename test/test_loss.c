@@ -647,36 +647,30 @@ static void results_do_not_depend_on_local_size(void **state)
     assert_int_equal(clt__kernel(dev, CLT__K_softmax_forward, &ksm, &wg_sm), CLT_OK);
     assert_int_equal(clt__kernel(dev, CLT__K_mse_partial, &kpart, &wg_part), CLT_OK);
     assert_int_equal(clt__kernel(dev, CLT__K_mse_finish, &kfin, &wg_fin), CLT_OK);
-    cl_int xo = (cl_int)tx.buf.offset, yo = (cl_int)ty.buf.offset;
-    cl_int mxo = (cl_int)tmx.buf.offset, mto = (cl_int)tmt.buf.offset;
-    cl_int wso = (cl_int)tws.buf.offset, lo = (cl_int)tloss.buf.offset;
-    cl_int block = 1024; /* MSE_BLOCK of loss.c */
-    struct clt__arg sm_args[] = {CLT__ARG(rows), CLT__ARG(cols),       CLT__ARG(tx.buf.mem),
-                                 CLT__ARG(xo),   CLT__ARG(ty.buf.mem), CLT__ARG(yo)};
-    struct clt__arg part_args[] = {
-        CLT__ARG(n),           CLT__ARG(block), CLT__ARG(tmx.buf.mem), CLT__ARG(mxo),
-        CLT__ARG(tmt.buf.mem), CLT__ARG(mto),   CLT__ARG(tws.buf.mem), CLT__ARG(wso)};
-    struct clt__arg fin_args[] = {CLT__ARG(n),   CLT__ARG(block),         CLT__ARG(tws.buf.mem),
-                                  CLT__ARG(wso), CLT__ARG(tloss.buf.mem), CLT__ARG(lo)};
-    assert_int_equal(clt__set_args(dev, ksm, sm_args, 6), CLT_OK);
-    assert_int_equal(clt__set_args(dev, kpart, part_args, 8), CLT_OK);
-    assert_int_equal(clt__set_args(dev, kfin, fin_args, 6), CLT_OK);
+    const cl_int block = 1024; /* MSE_BLOCK of loss.c */
 
     size_t tries = local_sizes(wg_sm, sizes);
     for (size_t i = 0; i < tries; i++) {
-        size_t global = (size_t)rows * sizes[i];
         tensor_write(&ty, NULL);
-        assert_int_equal(clt__launch(dev, ksm, 1, &global, &sizes[i]), CLT_OK);
+        assert_int_equal(CLT__RUN_WG(dev, CLT__K_softmax_forward, (size_t)rows * sizes[i],
+                                     sizes[i], CLT__I32(rows), CLT__I32(cols), CLT__I32(0),
+                                     CLT__BUF(tx.buf), CLT__BUF(ty.buf)),
+                         CLT_OK);
         tensor_read(&ty, got, "softmax");
         if (memcmp(got, want, sizeof got) != 0)
             fail_msg("softmax_forward with local size %zu differs from the launcher's", sizes[i]);
     }
     tries = local_sizes(wg_part < wg_fin ? wg_part : wg_fin, sizes);
     for (size_t i = 0; i < tries; i++) {
-        size_t global = 3 * sizes[i]; /* ceil(2500 / 1024) blocks */
         tensor_write(&tws, NULL);
-        assert_int_equal(clt__launch(dev, kpart, 1, &global, &sizes[i]), CLT_OK);
-        assert_int_equal(clt__launch(dev, kfin, 1, &sizes[i], &sizes[i]), CLT_OK);
+        /* ceil(2500 / 1024) = 3 blocks, then one group. */
+        assert_int_equal(CLT__RUN_WG(dev, CLT__K_mse_partial, 3 * sizes[i], sizes[i], CLT__I32(n),
+                                     CLT__I32(block), CLT__BUF(tmx.buf), CLT__BUF(tmt.buf),
+                                     CLT__BUF(tws.buf)),
+                         CLT_OK);
+        assert_int_equal(CLT__RUN_WG(dev, CLT__K_mse_finish, sizes[i], sizes[i], CLT__I32(n),
+                                     CLT__I32(block), CLT__BUF(tws.buf), CLT__BUF(tloss.buf)),
+                         CLT_OK);
         tensor_read(&tloss, &got_loss, "mse");
         if (memcmp(&got_loss, &want_loss, sizeof got_loss) != 0)
             fail_msg("mse with local size %zu: %.9g, the launcher's %.9g", sizes[i],

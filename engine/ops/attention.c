@@ -1,8 +1,9 @@
 /*
  * attention.c: the attention family: launchers of scaled dot-product attention (see
  * attention.h and docs/kernels/attention.md), five batched GEMMs over the B * H heads and
- * the two softmax kernels of cl/attention.cl; then the graph op sdpa and the multi-head
- * attention layer clt_attention: definition and public builders.
+ * the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the score
+ * rows; then the graph op sdpa and the multi-head attention layer clt_attention: definition
+ * and public builders.
  *
  * Every GEMM below runs over batch = B * H contiguous matrices: a [T, D] matrix of q, k, v,
  * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
@@ -13,6 +14,7 @@
 
 #include "graph.h"
 #include "ops/attention.h"
+#include "ops/loss.h"
 
 float clt__attention_scale(int64_t d)
 {
@@ -86,22 +88,6 @@ static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool tr
     return clt__gemm(dev, &want, a, bb, c);
 }
 
-/* Enqueues one softmax kernel over the rows = B * H * T rows of a [rows, T] matrix. */
-static enum clt_status softmax_forward(struct clt_device *dev, struct clt__buf p, int64_t rows,
-                                       int64_t t, bool causal)
-{
-    return CLT__RUN(dev, CLT__K_attention_softmax_forward, (size_t)rows, CLT__I32(rows),
-                    CLT__I32(t), CLT__I32(causal), CLT__BUF(p));
-}
-
-static enum clt_status softmax_backward(struct clt_device *dev, struct clt__buf p,
-                                        struct clt__buf g, int64_t rows, int64_t t, bool causal,
-                                        float scale)
-{
-    return CLT__RUN(dev, CLT__K_attention_softmax_backward, (size_t)rows, CLT__I32(rows),
-                    CLT__I32(t), CLT__I32(causal), CLT__F32(scale), CLT__BUF(p), CLT__BUF(g));
-}
-
 enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q,
                                        struct clt__buf k, struct clt__buf v, struct clt__buf p,
                                        struct clt__buf o, int64_t b, int64_t h, int64_t t,
@@ -120,7 +106,7 @@ enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q
     /* P = scale * Q K^T: [T, D] x [T, D]^T per head, written straight into p. */
     st = heads_gemm(dev, heads, false, true, t, t, d, scale, 0.0f, q, k, p);
     if (st == CLT_OK)
-        st = softmax_forward(dev, p, heads * t, t, causal);
+        st = clt__softmax_masked_forward(dev, heads * t, t, causal, p, p);
     /* O = P V: [T, T] x [T, D]. */
     if (st == CLT_OK)
         st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, 0.0f, p, v, o);
@@ -161,15 +147,15 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
     /* dP = dO V^T: [T, D] x [T, D]^T, into the workspace. */
     if (st == CLT_OK && want_ds)
         st = heads_gemm(dev, heads, false, true, t, t, d, 1.0f, 0.0f, dout, v, work);
-    /* dS = scale * P * (dP - rowsum(dP * P)), in place. */
+    /* dS / scale = P * (dP - rowsum(dP * P)), in place: the softmax's backward. */
     if (st == CLT_OK && want_ds)
-        st = softmax_backward(dev, p, work, heads * t, t, causal, scale);
-    /* dQ (+)= dS K: [T, T] x [T, D]. */
+        st = clt__softmax_masked_backward(dev, heads * t, t, causal, p, work, work, false);
+    /* dQ (+)= dS K = scale * (dS / scale) K: [T, T] x [T, D]. */
     if (st == CLT_OK && dq.mem)
-        st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, beta, work, k, dq);
-    /* dK (+)= dS^T Q: [T, T]^T x [T, D]. */
+        st = heads_gemm(dev, heads, false, false, t, d, t, scale, beta, work, k, dq);
+    /* dK (+)= dS^T Q: [T, T]^T x [T, D], scaled the same way. */
     if (st == CLT_OK && dk.mem)
-        st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, work, q, dk);
+        st = heads_gemm(dev, heads, true, false, t, d, t, scale, beta, work, q, dk);
     return st;
 }
 

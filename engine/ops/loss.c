@@ -111,18 +111,56 @@ static enum clt_status rows_backward(struct clt_device *dev, const char *op, enu
                                  CLT__BUF(dx), CLT__I32(accumulate)));
 }
 
+enum clt_status clt__softmax_masked_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                            bool causal, struct clt__buf x, struct clt__buf y)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "softmax";
+    enum clt_status st = check_shape(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    return run_groups(dev, CLT__K_softmax_forward, rows,
+                      CLT__KARGS(CLT__I32(rows), CLT__I32(cols), CLT__I32(causal), CLT__BUF(x),
+                                 CLT__BUF(y)));
+}
+
+enum clt_status clt__softmax_masked_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                             bool causal, struct clt__buf y, struct clt__buf dy,
+                                             struct clt__buf dx, bool accumulate)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "softmax backward";
+    enum clt_status st = check_shape(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dx", dx, rows * cols, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    return run_groups(dev, CLT__K_softmax_backward, rows,
+                      CLT__KARGS(CLT__I32(rows), CLT__I32(cols), CLT__I32(causal), CLT__BUF(y),
+                                 CLT__BUF(dy), CLT__BUF(dx), CLT__I32(accumulate)));
+}
+
 enum clt_status clt__softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
                                      struct clt__buf x, struct clt__buf y)
 {
-    return rows_forward(dev, "softmax", CLT__K_softmax_forward, rows, cols, x, y);
+    return clt__softmax_masked_forward(dev, rows, cols, false, x, y);
 }
 
 enum clt_status clt__softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                       struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
                                       bool accumulate)
 {
-    return rows_backward(dev, "softmax backward", CLT__K_softmax_backward, rows, cols, y, dy, dx,
-                         accumulate);
+    return clt__softmax_masked_backward(dev, rows, cols, false, y, dy, dx, accumulate);
 }
 
 enum clt_status clt__log_softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
