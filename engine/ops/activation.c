@@ -177,11 +177,18 @@ static enum clt_status act_backward(struct clt__exec *x, const struct clt_tensor
                                     clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
 }
 
+/* GELU (tanh) of 2^20 elements. */
+static struct clt_tensor *bench_activation(struct clt_graph *g)
+{
+    return clt_gelu(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), true);
+}
+
 const struct clt__op_def clt__op_activation = {
     .saves = CLT__SAVES_INPUT(0),
     .recomputable = true,
     .forward = act_forward,
     .backward = act_backward,
+    .bench = bench_activation,
 };
 
 static struct clt_tensor *activation(struct clt_graph *g, struct clt_tensor *x,
@@ -250,8 +257,14 @@ static enum clt_status dropout_backward(struct clt__exec *x, const struct clt_te
                                  CLT__ACC(acc, 0));
 }
 
+/* p 0.1 over 2^20 elements. */
+static struct clt_tensor *bench_dropout(struct clt_graph *g)
+{
+    return clt_dropout(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), 0.1f);
+}
+
 const struct clt__op_def clt__op_dropout = {
-    .forward = dropout_forward, .backward = dropout_backward};
+    .forward = dropout_forward, .backward = dropout_backward, .bench = bench_dropout};
 
 struct clt_tensor *clt_dropout(struct clt_graph *g, struct clt_tensor *x, float p)
 {

@@ -196,11 +196,19 @@ static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tenso
     return st;
 }
 
+/* q, k, v [16, 4, 128, 32] (B, H, T, D), causal. */
+static struct clt_tensor *bench_sdpa(struct clt_graph *g)
+{
+    return clt_sdpa(g, CLT__BENCH_PARAM(g, "q", 4, 16, 4, 128, 32), CLT__BENCH_PARAM(g, "k", 4, 16, 4, 128, 32),
+                    CLT__BENCH_PARAM(g, "v", 4, 16, 4, 128, 32), true);
+}
+
 const struct clt__op_def clt__op_sdpa = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2),
     .forward = sdpa_forward,
     .backward = sdpa_backward,
     .workspace = sdpa_workspace,
+    .bench = bench_sdpa,
 };
 
 struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,

@@ -347,11 +347,22 @@ static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tenso
     return st;
 }
 
+/* x [32, 32, 14, 14], 64 filters 3x3, padding 1, with bias. */
+static struct clt_tensor *bench_conv2d(struct clt_graph *g)
+{
+    const struct clt_conv2d_desc d = {
+        .out_channels = 64, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,
+        .padding_h = 1, .padding_w = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1,
+        .bias = true};
+    return clt_conv2d(g, CLT__BENCH_PARAM(g, "x", 4, 32, 32, 14, 14), &d, "conv");
+}
+
 const struct clt__op_def clt__op_conv2d = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = conv_forward,
     .backward = conv_backward,
     .workspace = conv_workspace,
+    .bench = bench_conv2d,
 };
 
 struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,

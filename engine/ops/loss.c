@@ -350,10 +350,17 @@ static enum clt_status softmax_backward(struct clt__exec *x, const struct clt_te
                    : clt__softmax_backward(x->dev, rows, cols, y, dy, dx, add);
 }
 
+/* x [2048, 128]. */
+static struct clt_tensor *bench_softmax(struct clt_graph *g)
+{
+    return clt_softmax(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 128));
+}
+
 const struct clt__op_def clt__op_softmax = {
     .saves = CLT__SAVES_OUTPUT,
     .forward = softmax_forward,
     .backward = softmax_backward,
+    .bench = bench_softmax,
 };
 
 static struct clt_tensor *softmax(struct clt_graph *g, struct clt_tensor *x, bool log)
@@ -402,10 +409,18 @@ static enum clt_status ce_backward(struct clt__exec *x, const struct clt_tensor 
                                        CLT__ACC(acc, 0));
 }
 
+/* logits [2048, 96], labels [2048]. */
+static struct clt_tensor *bench_cross_entropy(struct clt_graph *g)
+{
+    return clt_cross_entropy(g, CLT__BENCH_PARAM(g, "logits", 2, 2048, 96),
+                             clt_input(g, "labels", CLT_I32, 1, (int64_t[]){2048}), -1, 0.0f);
+}
+
 const struct clt__op_def clt__op_cross_entropy = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = ce_forward,
     .backward = ce_backward,
+    .bench = bench_cross_entropy,
 };
 
 struct clt_tensor *clt_cross_entropy(struct clt_graph *g, struct clt_tensor *logits,
@@ -459,11 +474,19 @@ static enum clt_status mse_backward(struct clt__exec *x, const struct clt_tensor
                              CLT__ACC(acc, 0));
 }
 
+/* 2^20 elements against a target input. */
+static struct clt_tensor *bench_mse(struct clt_graph *g)
+{
+    return clt_mse(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20),
+                   clt_input(g, "target", CLT_F32, 1, (int64_t[]){1 << 20}));
+}
+
 const struct clt__op_def clt__op_mse = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = mse_forward,
     .backward = mse_backward,
     .workspace = mse_workspace,
+    .bench = bench_mse,
 };
 
 struct clt_tensor *clt_mse(struct clt_graph *g, struct clt_tensor *x, struct clt_tensor *target)

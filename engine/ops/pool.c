@@ -235,7 +235,17 @@ static enum clt_status pool_backward(struct clt__exec *x, const struct clt_tenso
     }
 }
 
-const struct clt__op_def clt__op_pool2d = {.forward = pool_forward, .backward = pool_backward};
+/* Max pooling 2x2, stride 2, of x [32, 32, 28, 28]. */
+static struct clt_tensor *bench_pool2d(struct clt_graph *g)
+{
+    return clt_max_pool2d(g, CLT__BENCH_PARAM(g, "x", 4, 32, 32, 28, 28), 2, 2, 0);
+}
+
+const struct clt__op_def clt__op_pool2d = {
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .bench = bench_pool2d,
+};
 
 static struct clt_tensor *pool(struct clt_graph *g, struct clt_tensor *x, enum clt__pool_kind kind,
                                int64_t kernel, int64_t stride, int64_t padding)

@@ -563,11 +563,18 @@ static enum clt_status emb_backward(struct clt__exec *x, const struct clt_tensor
                                    CLT__ACC(acc, 0));
 }
 
+/* 2048 ids into a [96, 128] table. */
+static struct clt_tensor *bench_embedding(struct clt_graph *g)
+{
+    return clt_embedding(g, clt_input(g, "ids", CLT_I32, 1, (int64_t[]){2048}), 96, 128, "emb");
+}
+
 const struct clt__op_def clt__op_embedding = {
     .saves = CLT__SAVES_INPUT(1),
     .forward = emb_forward,
     .backward = emb_backward,
     .workspace = emb_workspace,
+    .bench = bench_embedding,
 };
 
 struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
@@ -618,8 +625,14 @@ static enum clt_status permute_backward(struct clt__exec *x, const struct clt_te
                                  perm, CLT__ACC(acc, 0));
 }
 
+/* [16, 128, 4, 32] -> [16, 4, 128, 32] (attention's head split). */
+static struct clt_tensor *bench_permute(struct clt_graph *g)
+{
+    return clt_permute(g, CLT__BENCH_PARAM(g, "x", 4, 16, 128, 4, 32), (uint32_t[]){0, 2, 1, 3});
+}
+
 const struct clt__op_def clt__op_permute = {
-    .forward = permute_forward, .backward = permute_backward};
+    .forward = permute_forward, .backward = permute_backward, .bench = bench_permute};
 
 struct clt_tensor *clt_permute(struct clt_graph *g, struct clt_tensor *x, const uint32_t *perm)
 {
@@ -686,8 +699,15 @@ static enum clt_status concat_backward(struct clt__exec *x, const struct clt_ten
     return st;
 }
 
+/* Two [2048, 256] along axis 1. */
+static struct clt_tensor *bench_concat(struct clt_graph *g)
+{
+    struct clt_tensor *xs[2] = {CLT__BENCH_PARAM(g, "a", 2, 2048, 256), CLT__BENCH_PARAM(g, "b", 2, 2048, 256)};
+    return clt_concat(g, 2, xs, 1);
+}
+
 const struct clt__op_def clt__op_concat = {
-    .forward = concat_forward, .backward = concat_backward};
+    .forward = concat_forward, .backward = concat_backward, .bench = bench_concat};
 
 struct clt_tensor *clt_concat(struct clt_graph *g, uint32_t n, struct clt_tensor *const *xs,
                               uint32_t axis)
@@ -737,8 +757,14 @@ static enum clt_status slice_backward(struct clt__exec *x, const struct clt_tens
                                axis, t->p.axis.start, t->shape[axis], CLT__ACC(acc, 0));
 }
 
+/* Columns 128..383 of x [2048, 512]. */
+static struct clt_tensor *bench_slice(struct clt_graph *g)
+{
+    return clt_slice(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512), 1, 128, 256);
+}
+
 const struct clt__op_def clt__op_slice = {
-    .forward = slice_forward, .backward = slice_backward};
+    .forward = slice_forward, .backward = slice_backward, .bench = bench_slice};
 
 struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, uint32_t axis,
                              int64_t start, int64_t length)
