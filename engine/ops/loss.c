@@ -124,9 +124,8 @@ enum clt_status clt__softmax_masked_forward(struct clt_device *dev, int64_t rows
         st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
     if (st != CLT_OK)
         return st;
-    return run_groups(dev, CLT__K_softmax_forward, rows,
-                      CLT__KARGS(CLT__I32(rows), CLT__I32(cols), CLT__I32(causal), CLT__BUF(x),
-                                 CLT__BUF(y)));
+    return CLT__RUN(dev, CLT__K_softmax_forward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
+                    CLT__I32(causal), CLT__BUF(x), CLT__BUF(y));
 }
 
 enum clt_status clt__softmax_masked_backward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -145,9 +144,9 @@ enum clt_status clt__softmax_masked_backward(struct clt_device *dev, int64_t row
         st = check_buf(dev, op, "dx", dx, rows * cols, sizeof(float));
     if (st != CLT_OK)
         return st;
-    return run_groups(dev, CLT__K_softmax_backward, rows,
-                      CLT__KARGS(CLT__I32(rows), CLT__I32(cols), CLT__I32(causal), CLT__BUF(y),
-                                 CLT__BUF(dy), CLT__BUF(dx), CLT__I32(accumulate)));
+    return CLT__RUN(dev, CLT__K_softmax_backward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
+                    CLT__I32(causal), CLT__BUF(y), CLT__BUF(dy), CLT__BUF(dx),
+                    CLT__I32(accumulate));
 }
 
 enum clt_status clt__softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
