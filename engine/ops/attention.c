@@ -199,7 +199,8 @@ static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tenso
 /* q, k, v [16, 4, 128, 32] (B, H, T, D), causal. */
 static struct clt_tensor *bench_sdpa(struct clt_graph *g)
 {
-    return clt_sdpa(g, CLT__BENCH_PARAM(g, "q", 4, 16, 4, 128, 32), CLT__BENCH_PARAM(g, "k", 4, 16, 4, 128, 32),
+    return clt_sdpa(g, CLT__BENCH_PARAM(g, "q", 4, 16, 4, 128, 32),
+                    CLT__BENCH_PARAM(g, "k", 4, 16, 4, 128, 32),
                     CLT__BENCH_PARAM(g, "v", 4, 16, 4, 128, 32), true);
 }
 

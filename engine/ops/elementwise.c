@@ -580,7 +580,8 @@ static enum clt_status matmul_backward(struct clt__exec *x, const struct clt_ten
 /* x [128, 784] times w [784, 128]. */
 static struct clt_tensor *bench_matmul(struct clt_graph *g)
 {
-    return clt_matmul(g, CLT__BENCH_PARAM(g, "a", 2, 128, 784), CLT__BENCH_PARAM(g, "b", 2, 784, 128), false, false);
+    return clt_matmul(g, CLT__BENCH_PARAM(g, "a", 2, 128, 784),
+                      CLT__BENCH_PARAM(g, "b", 2, 784, 128), false, false);
 }
 
 const struct clt__op_def clt__op_matmul = {
@@ -829,7 +830,8 @@ static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tenso
 /* x [2048, 512] + bias [512]. */
 static struct clt_tensor *bench_add_bias(struct clt_graph *g)
 {
-    return clt_add_bias(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512), CLT__BENCH_PARAM(g, "bias", 1, 512));
+    return clt_add_bias(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512),
+                        CLT__BENCH_PARAM(g, "bias", 1, 512));
 }
 
 const struct clt__op_def clt__op_add_bias = {
@@ -869,7 +871,8 @@ static enum clt_status mul_broadcast_backward(struct clt__exec *x, const struct 
 /* x [2048, 512] * s [512]. */
 static struct clt_tensor *bench_mul_broadcast(struct clt_graph *g)
 {
-    return clt_mul_broadcast(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512), CLT__BENCH_PARAM(g, "s", 1, 512));
+    return clt_mul_broadcast(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512),
+                             CLT__BENCH_PARAM(g, "s", 1, 512));
 }
 
 const struct clt__op_def clt__op_mul_broadcast = {

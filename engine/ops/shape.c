@@ -702,7 +702,8 @@ static enum clt_status concat_backward(struct clt__exec *x, const struct clt_ten
 /* Two [2048, 256] along axis 1. */
 static struct clt_tensor *bench_concat(struct clt_graph *g)
 {
-    struct clt_tensor *xs[2] = {CLT__BENCH_PARAM(g, "a", 2, 2048, 256), CLT__BENCH_PARAM(g, "b", 2, 2048, 256)};
+    struct clt_tensor *xs[2] = {CLT__BENCH_PARAM(g, "a", 2, 2048, 256),
+                                CLT__BENCH_PARAM(g, "b", 2, 2048, 256)};
     return clt_concat(g, 2, xs, 1);
 }
 
