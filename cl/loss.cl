@@ -1,7 +1,8 @@
 /*
  * loss.cl: softmax and log-softmax along the last axis, cross-entropy with integer labels
  * (fused with log-softmax, optional label smoothing) and mean squared error, forward and
- * backward.
+ * backward. The softmax is the engine's only one: attention (engine/ops/attention.c) runs it
+ * in place on its [B * H * T, T] score rows with causal masking.
  *
  * Layouts (row-major, every tensor a __global pointer plus an element offset):
  *   x, y, dy, dx     [rows, cols]      softmax / log-softmax input, output and gradients
@@ -16,7 +17,8 @@
  *   loss, dloss      [1]               scalar loss and its upstream gradient
  *
  * Work-items:
- *   Row kernels (softmax_*, log_softmax_*, cross_entropy_rows): one work-group per row, any
+ *   softmax_forward, softmax_backward: one work-item per row, walking it in column order.
+ *   Row kernels (log_softmax_*, cross_entropy_rows): one work-group per row, any
  *   local size. The row is split into LANES lanes: lane p walks columns p, p + LANES, ... in
  *   increasing order, and the LANES partial results are combined by a fixed binary tree in
  *   local memory. Work-item l of a group of L computes lanes l, l + L, ...: who computes a lane
@@ -145,46 +147,67 @@ void loss_store(__global float *out, float v, int accumulate)
 
 /* ---- Softmax and log-softmax ------------------------------------------------------------- */
 
-/* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r). One group per row. */
-__kernel void softmax_forward(int rows, int cols,
+/* The live columns of a softmax row: all cols, or with causal masking (attention's score
+ * rows, [B * H * T, T]: row r is query r % T) the columns 0..r % cols. */
+int softmax_live(int row, int cols, int causal)
+{
+    return causal ? row % cols + 1 : cols;
+}
+
+/* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r) over the live columns k of the
+ * row, exact zeros in the masked ones. Unlike the other row kernels, one work-item per row
+ * (its rows are many and short: attention's scores, class scores), walking the row in
+ * increasing column order, so every sum has a fixed order whatever the launch shape; each
+ * exp is computed once. y may be x (in place): each element is read before it is written,
+ * by the same work-item. */
+__kernel void softmax_forward(int rows, int cols, int causal,
                               __global const float *x, int x_off, /* [rows, cols] */
                               __global float *y, int y_off)       /* [rows, cols] */
 {
-    __local float part[LANES];
-    const int row = get_group_id(0);
+    const int row = get_global_id(0);
     if (row >= rows)
         return;
+    const int live = softmax_live(row, cols, causal);
     x += x_off + (size_t)row * cols;
     y += y_off + (size_t)row * cols;
-    const float m = loss_row_max(x, cols, part);
-    const float s = loss_row_sum_exp(x, cols, m, part);
-    for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
-        const int j = j0 + get_local_id(0);
-        if (j < cols)
-            y[j] = exp(x[j] - m) / s;
+    float m = -INFINITY;
+    for (int j = 0; j < live; j++)
+        m = x[j] > m ? x[j] : m; /* NaN never wins */
+    float s = 0.0f;
+    for (int j = 0; j < live; j++) {
+        const float e = exp(x[j] - m);
+        y[j] = e;
+        s += e;
     }
+    for (int j = 0; j < live; j++)
+        y[j] = y[j] / s;
+    for (int j = live; j < cols; j++)
+        y[j] = 0.0f;
 }
 
-/* dx[r, j] (+)= y[r, j] * (dy[r, j] - sum_k dy[r, k] * y[r, k]), y the softmax output. */
-__kernel void softmax_backward(int rows, int cols,
+/* dx[r, j] (+)= y[r, j] * (dy[r, j] - sum_k dy[r, k] * y[r, k]), y the softmax output, the
+ * sum over the live columns k in increasing order; masked columns get 0. One work-item per
+ * row, as the forward. dx may be dy (in place). */
+__kernel void softmax_backward(int rows, int cols, int causal,
                                __global const float *y, int y_off,   /* [rows, cols] */
                                __global const float *dy, int dy_off, /* [rows, cols] */
                                __global float *dx, int dx_off,       /* [rows, cols] */
                                int accumulate)
 {
-    __local float part[LANES];
-    const int row = get_group_id(0);
+    const int row = get_global_id(0);
     if (row >= rows)
         return;
+    const int live = softmax_live(row, cols, causal);
     y += y_off + (size_t)row * cols;
     dy += dy_off + (size_t)row * cols;
     dx += dx_off + (size_t)row * cols;
-    const float dot = loss_row_dot(dy, y, cols, part);
-    for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
-        const int j = j0 + get_local_id(0);
-        if (j < cols)
-            loss_store(dx + j, y[j] * (dy[j] - dot), accumulate);
-    }
+    float dot = 0.0f;
+    for (int j = 0; j < live; j++)
+        dot += dy[j] * y[j];
+    for (int j = 0; j < live; j++)
+        loss_store(dx + j, y[j] * (dy[j] - dot), accumulate);
+    for (int j = live; j < cols; j++)
+        loss_store(dx + j, 0.0f, accumulate);
 }
 
 /* y[r, j] = (x[r, j] - max_r) - log(sum_k exp(x[r, k] - max_r)). One group per row. */

@@ -223,15 +223,15 @@ enum clt_status clt__event_wrap(struct clt_device *dev, cl_event ev, struct clt_
 
 /* ==== launch.c: kernel arguments and launch shapes ====================================== */
 
+/* Raw kernel arguments, for the launches outside the op layer (GEMM's own kernel, the
+ * bench's probes, tests that launch a kernel by hand): CLT__ARG(x) passes sizeof(x) bytes
+ * at &x. Op launchers use CLT__RUN below instead. */
 struct clt__arg {
     size_t size;
-    const void *value; /* NULL with size > 0: a __local buffer of that many bytes */
+    const void *value;
 };
 
-/* An argument from an lvalue: CLT__ARG(x) passes sizeof(x) bytes at &x. */
 #define CLT__ARG(x) ((struct clt__arg){sizeof(x), &(x)})
-/* A __local buffer argument of `bytes` bytes. */
-#define CLT__LOCAL(bytes) ((struct clt__arg){(bytes), NULL})
 
 /* Sets arguments 0..n-1 of a kernel. */
 enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
@@ -244,40 +244,47 @@ enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
 enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
                             const size_t *global, const size_t *local);
 
-/* One argument of a launch, by value: an int, a float, or a tensor (struct clt__buf), which
- * a kernel takes as two arguments, its buffer (NULL when mem is NULL: "not wanted") and its
- * int element offset. Launchers check offsets and sizes first (clt__check_buf). */
-enum clt__karg_kind { CLT__KARG_I32, CLT__KARG_F32, CLT__KARG_BUF };
+/* One argument of a launch, by value: an int, an unsigned int, a float, a tensor (struct
+ * clt__buf), which a kernel takes as two arguments, its buffer (NULL when mem is NULL: "not
+ * wanted") and its int element offset, or a __local buffer of a number of bytes. Launchers
+ * check offsets and sizes first (clt__check_buf). */
+enum clt__karg_kind { CLT__KARG_I32, CLT__KARG_U32, CLT__KARG_F32, CLT__KARG_BUF, CLT__KARG_LOCAL };
 
 struct clt__karg {
     enum clt__karg_kind kind;
     union {
         cl_int i;
+        cl_uint u;
         float f;
         struct clt__buf b;
+        size_t bytes;
     } v;
 };
 
 #define CLT__I32(x) ((struct clt__karg){.kind = CLT__KARG_I32, .v.i = (cl_int)(x)})
+#define CLT__U32(x) ((struct clt__karg){.kind = CLT__KARG_U32, .v.u = (cl_uint)(x)})
 #define CLT__F32(x) ((struct clt__karg){.kind = CLT__KARG_F32, .v.f = (float)(x)})
 #define CLT__BUF(x) ((struct clt__karg){.kind = CLT__KARG_BUF, .v.b = (x)})
+#define CLT__LOCAL(n) ((struct clt__karg){.kind = CLT__KARG_LOCAL, .v.bytes = (size_t)(n)})
 
 /* The one launch helper: gets the kernel of an id, sets its arguments from the list (a
- * tensor sets two) and enqueues it over `items` work-items (1-D), local size chosen. 0 items
- * enqueue nothing. */
+ * tensor sets two) and enqueues it over `items` work-items (1-D), rounded up to a multiple of
+ * the local size. local 0: the engine chooses it (clt__launch); otherwise it is the
+ * work-group size, and one beyond the kernel's CL_KERNEL_WORK_GROUP_SIZE is refused with
+ * CLT_ERR_INVALID_ARGUMENT and a log line. 0 items enqueue nothing. */
 enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
-                             const struct clt__karg *args, size_t nargs);
+                             size_t local, const struct clt__karg *args, size_t nargs);
+
+#define CLT__KARGS(...)                                                                        \
+    (const struct clt__karg[]){__VA_ARGS__},                                                   \
+        sizeof((const struct clt__karg[]){__VA_ARGS__}) / sizeof(struct clt__karg)
 
 /* clt__enqueue with the arguments written in place: CLT__RUN(dev, CLT__K_x, n, CLT__I32(n),
- * CLT__BUF(x), ...). */
-#define CLT__RUN(dev, id, items, ...)                                                          \
-    clt__enqueue((dev), (id), (items), (const struct clt__karg[]){__VA_ARGS__},                \
-                 sizeof((const struct clt__karg[]){__VA_ARGS__}) / sizeof(struct clt__karg))
-
-/* Gets the kernel of an id, sets its arguments and enqueues it over n work-items (1-D).
- * The usual launcher in one call; n 0 enqueues nothing. */
-enum clt_status clt__run_1d(struct clt_device *dev, enum clt__kernel_id id, size_t n,
-                            const struct clt__arg *args, size_t nargs);
+ * CLT__BUF(x), ...), the local size chosen; CLT__RUN_WG(dev, CLT__K_x, n, local, ...) with
+ * the work-group size given. */
+#define CLT__RUN(dev, id, items, ...) clt__enqueue((dev), (id), (items), 0, CLT__KARGS(__VA_ARGS__))
+#define CLT__RUN_WG(dev, id, items, local, ...)                                                \
+    clt__enqueue((dev), (id), (items), (local), CLT__KARGS(__VA_ARGS__))
 
 /* CLT_OK when 0 <= v <= INT32_MAX; kernels index with int. Logs `what` otherwise. */
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what);

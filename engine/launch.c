@@ -85,35 +85,31 @@ enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint di
     return clt__cl_check(&dev->log, err, "clEnqueueNDRangeKernel");
 }
 
-enum clt_status clt__run_1d(struct clt_device *dev, enum clt__kernel_id id, size_t n,
-                            const struct clt__arg *args, size_t nargs)
-{
-    if (n == 0)
-        return CLT_OK;
-    cl_kernel k;
-    enum clt_status st = clt__kernel(dev, id, &k, NULL);
-    if (st == CLT_OK)
-        st = clt__set_args(dev, k, args, nargs);
-    if (st == CLT_OK)
-        st = clt__launch(dev, k, 1, &n, NULL);
-    return st;
-}
-
 enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
-                             const struct clt__karg *args, size_t nargs)
+                             size_t local, const struct clt__karg *args, size_t nargs)
 {
     if (items == 0)
         return CLT_OK;
     cl_kernel k;
-    enum clt_status st = clt__kernel(dev, id, &k, NULL);
+    size_t wg = 0;
+    enum clt_status st = clt__kernel(dev, id, &k, &wg);
+    if (st == CLT_OK && local > wg) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "work group %zu is beyond %s's limit %zu", local,
+                 clt__kernel_ids[id].kernel, wg);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
     cl_uint index = 0;
     for (size_t i = 0; st == CLT_OK && i < nargs; i++) {
         cl_int err = CL_SUCCESS;
         const struct clt__karg *a = &args[i];
         if (a->kind == CLT__KARG_I32) {
             err = clSetKernelArg(k, index++, sizeof a->v.i, &a->v.i);
+        } else if (a->kind == CLT__KARG_U32) {
+            err = clSetKernelArg(k, index++, sizeof a->v.u, &a->v.u);
         } else if (a->kind == CLT__KARG_F32) {
             err = clSetKernelArg(k, index++, sizeof a->v.f, &a->v.f);
+        } else if (a->kind == CLT__KARG_LOCAL) {
+            err = clSetKernelArg(k, index++, a->v.bytes, NULL);
         } else {
             cl_int off = (cl_int)a->v.b.offset;
             err = clSetKernelArg(k, index++, sizeof a->v.b.mem, &a->v.b.mem);
@@ -127,7 +123,7 @@ enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, siz
         }
     }
     if (st == CLT_OK)
-        st = clt__launch(dev, k, 1, &items, NULL);
+        st = clt__launch(dev, k, 1, &items, local ? &local : NULL);
     return st;
 }
 

@@ -34,10 +34,11 @@ REQUIRED = {
               "transfer.host_to_device", "transfer.device_to_host"],
     "gemm": ["chosen.square_512", "clblast.square_512", "own.square_512",
              "clblast.square_512.pct_peak", "chosen.square_512.pct_peak"],
-    "ops": [f"{op}.{p}" for op in ["activation.gelu", "elementwise.add", "linear", "conv2d",
-                                   "pool.max", "batch_norm", "layer_norm", "softmax",
-                                   "cross_entropy", "attention", "embedding"]
-            for p in ["fwd", "bwd"]],
+    # One pair per op of the registry but views (a few of them here), and the optimizer.
+    "ops": [f"{op}.{p}" for op in ["activation", "add", "linear", "conv2d", "pool2d",
+                                   "batch_norm", "layer_norm", "softmax", "cross_entropy",
+                                   "sdpa", "embedding"]
+            for p in ["fwd", "bwd"]] + ["optim.adamw.step"],
     "train": ["mlp.samples_per_s", "mlp.forward_ms", "mlp.backward_ms", "mlp.optimizer_ms",
               "mlp.peak_memory_mib", "mlp.first_step_cold_s", "mlp.first_step_warm_s",
               "cnn.samples_per_s", "gpt.samples_per_s", "gpt.tokens_per_s"],

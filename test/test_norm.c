@@ -506,9 +506,11 @@ static void bn_gradcheck_case(struct clt_device *dev, const struct bn_shape *sh)
     free(db);
 }
 
+/* A large eps, which test_ops.c (eps 1e-5) barely exercises; its plain finite-difference
+ * checks cover the usual one. */
 static void batchnorm_gradcheck(void **state)
 {
-    const struct bn_shape shapes[] = {{1, 3, 5, EPS}, {4, 3, 1, 0.5f}, {2, 3, 150, EPS}};
+    const struct bn_shape shapes[] = {{4, 3, 1, 0.5f}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         bn_gradcheck_case(*state, &shapes[i]);
 }
@@ -898,10 +900,11 @@ static double ln_loss_fn(void *ctx, const float *perturbed, size_t n)
     return sum;
 }
 
+/* A large eps, as for batch norm. */
 static void layernorm_gradcheck(void **state)
 {
     struct clt_device *dev = *state;
-    const struct ln_shape shapes[] = {{1, 5, EPS}, {3, 2, 0.5f}, {37, 11, EPS}};
+    const struct ln_shape shapes[] = {{3, 2, 0.5f}};
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const struct ln_shape *sh = &shapes[k];
         size_t count = (size_t)(sh->rows * sh->d), dd = (size_t)sh->d;

@@ -26,7 +26,8 @@
  * gradient element is 0 or W / (1 - p) (a mean of two such over two micro-batches).
  *
  * Builders of conv2d and pooling report impossible descriptions through the graph's error and
- * print nothing. A registry op without a row fails `every_op_has_a_case`. Under Oclgrind
+ * print nothing. A registry op without a row, or without a bench example (unless a view),
+ * fails `every_op_has_a_case`. Under Oclgrind
  * (CLTRAIN_TEST_SMALL) only the batch-1 shapes run (and the rows without a batch axis).
  */
 #include <math.h>
@@ -1147,6 +1148,10 @@ static void every_op_has_a_case(void **state)
             found = strcmp(CASES[k].op, clt__op_names[op]) == 0;
         if (!found)
             fail_msg("op %s (family %s) has no row in test_ops.c", clt__op_names[op],
+                     clt__op_families[op]);
+        /* cltrain-bench times every op but a view through its definition's example. */
+        if (!clt__op_registry[op]->is_view && !clt__op_registry[op]->bench)
+            fail_msg("op %s (family %s) has no bench example", clt__op_names[op],
                      clt__op_families[op]);
     }
     for (size_t k = 0; k < NCASES; k++) {

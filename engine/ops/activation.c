@@ -70,14 +70,8 @@ enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act ac
         st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    cl_int count = (cl_int)n, a = (cl_int)act;
-    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(count), CLT__ARG(a),     CLT__ARG(slope), CLT__ARG(x.mem),
-        CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
-    };
-    return clt__run_1d(dev, CLT__K_activation_forward, (size_t)n, args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_activation_forward, (size_t)n, CLT__I32(n), CLT__I32(act),
+                    CLT__F32(slope), CLT__BUF(x), CLT__BUF(y));
 }
 
 enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act act, float slope,
@@ -96,14 +90,9 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
         st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
-    cl_int count = (cl_int)n, a = (cl_int)act, acc = accumulate;
-    cl_int x_off = (cl_int)x.offset, dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(count), CLT__ARG(a),      CLT__ARG(slope),  CLT__ARG(acc),    CLT__ARG(x.mem),
-        CLT__ARG(x_off), CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
-    };
-    return clt__run_1d(dev, CLT__K_activation_backward, (size_t)n, args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_activation_backward, (size_t)n, CLT__I32(n), CLT__I32(act),
+                    CLT__F32(slope), CLT__I32(accumulate), CLT__BUF(x), CLT__BUF(dy),
+                    CLT__BUF(dx));
 }
 
 /* ---- dropout ------------------------------------------------------------------------- */
@@ -124,22 +113,9 @@ static enum clt_status check_p(struct clt_device *dev, const char *op, int64_t n
 }
 
 /* Arguments 0..6 of both dropout kernels: n, p, scale and the Philox key and step words. */
-struct dropout_head {
-    cl_int n;
-    float p, scale;
-    cl_uint seed_lo, seed_hi, step_lo, step_hi;
-};
-
-static struct dropout_head dropout_head(int64_t n, float p, uint64_t seed, uint64_t step)
-{
-    return (struct dropout_head){.n = (cl_int)n,
-                                 .p = p,
-                                 .scale = clt__dropout_scale(p),
-                                 .seed_lo = (cl_uint)seed,
-                                 .seed_hi = (cl_uint)(seed >> 32),
-                                 .step_lo = (cl_uint)step,
-                                 .step_hi = (cl_uint)(step >> 32)};
-}
+#define DROPOUT_HEAD(n, p, seed, step)                                                         \
+    CLT__I32(n), CLT__F32(p), CLT__F32(clt__dropout_scale(p)), CLT__U32(seed),               \
+        CLT__U32((seed) >> 32), CLT__U32(step), CLT__U32((step) >> 32)
 
 /* One work-item per Philox block of 4 elements. */
 static size_t dropout_blocks(int64_t n)
@@ -160,15 +136,8 @@ enum clt_status clt__dropout_forward(struct clt_device *dev, float p, uint64_t s
         st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    struct dropout_head h = dropout_head(n, p, seed, step);
-    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(h.n),       CLT__ARG(h.p),       CLT__ARG(h.scale),   CLT__ARG(h.seed_lo),
-        CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(x.mem),
-        CLT__ARG(x_off),     CLT__ARG(y.mem),     CLT__ARG(y_off),
-    };
-    return clt__run_1d(dev, CLT__K_dropout_forward, dropout_blocks(n), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_dropout_forward, dropout_blocks(n),
+                    DROPOUT_HEAD(n, p, seed, step), CLT__BUF(x), CLT__BUF(y));
 }
 
 enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t seed, uint64_t step,
@@ -185,15 +154,9 @@ enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t 
         st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
-    struct dropout_head h = dropout_head(n, p, seed, step);
-    cl_int acc = accumulate, dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(h.n),       CLT__ARG(h.p),       CLT__ARG(h.scale),   CLT__ARG(h.seed_lo),
-        CLT__ARG(h.seed_hi), CLT__ARG(h.step_lo), CLT__ARG(h.step_hi), CLT__ARG(acc),
-        CLT__ARG(dy.mem),    CLT__ARG(dy_off),    CLT__ARG(dx.mem),    CLT__ARG(dx_off),
-    };
-    return clt__run_1d(dev, CLT__K_dropout_backward, dropout_blocks(n), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_dropout_backward, dropout_blocks(n),
+                    DROPOUT_HEAD(n, p, seed, step), CLT__I32(accumulate), CLT__BUF(dy),
+                    CLT__BUF(dx));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
@@ -214,11 +177,18 @@ static enum clt_status act_backward(struct clt__exec *x, const struct clt_tensor
                                     clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
 }
 
+/* GELU (tanh) of 2^20 elements. */
+static struct clt_tensor *bench_activation(struct clt_graph *g)
+{
+    return clt_gelu(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), true);
+}
+
 const struct clt__op_def clt__op_activation = {
     .saves = CLT__SAVES_INPUT(0),
     .recomputable = true,
     .forward = act_forward,
     .backward = act_backward,
+    .bench = bench_activation,
 };
 
 static struct clt_tensor *activation(struct clt_graph *g, struct clt_tensor *x,
@@ -287,8 +257,14 @@ static enum clt_status dropout_backward(struct clt__exec *x, const struct clt_te
                                  CLT__ACC(acc, 0));
 }
 
+/* p 0.1 over 2^20 elements. */
+static struct clt_tensor *bench_dropout(struct clt_graph *g)
+{
+    return clt_dropout(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), 0.1f);
+}
+
 const struct clt__op_def clt__op_dropout = {
-    .forward = dropout_forward, .backward = dropout_backward};
+    .forward = dropout_forward, .backward = dropout_backward, .bench = bench_dropout};
 
 struct clt_tensor *clt_dropout(struct clt_graph *g, struct clt_tensor *x, float p)
 {

@@ -1,8 +1,9 @@
 /*
  * attention.c: the attention family: launchers of scaled dot-product attention (see
  * attention.h and docs/kernels/attention.md), five batched GEMMs over the B * H heads and
- * the two softmax kernels of cl/attention.cl; then the graph op sdpa and the multi-head
- * attention layer clt_attention: definition and public builders.
+ * the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the score
+ * rows; then the graph op sdpa and the multi-head attention layer clt_attention: definition
+ * and public builders.
  *
  * Every GEMM below runs over batch = B * H contiguous matrices: a [T, D] matrix of q, k, v,
  * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
@@ -13,6 +14,7 @@
 
 #include "graph.h"
 #include "ops/attention.h"
+#include "ops/loss.h"
 
 float clt__attention_scale(int64_t d)
 {
@@ -86,33 +88,6 @@ static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool tr
     return clt__gemm(dev, &want, a, bb, c);
 }
 
-/* Enqueues one softmax kernel over the rows = B * H * T rows of a [rows, T] matrix. */
-static enum clt_status softmax_forward(struct clt_device *dev, struct clt__buf p, int64_t rows,
-                                       int64_t t, bool causal)
-{
-    cl_int n_rows = (cl_int)rows, n_t = (cl_int)t, c = causal;
-    cl_int p_off = (cl_int)p.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c), CLT__ARG(p.mem), CLT__ARG(p_off),
-    };
-    return clt__run_1d(dev, CLT__K_attention_softmax_forward, (size_t)rows, args,
-                       sizeof args / sizeof args[0]);
-}
-
-static enum clt_status softmax_backward(struct clt_device *dev, struct clt__buf p,
-                                        struct clt__buf g, int64_t rows, int64_t t, bool causal,
-                                        float scale)
-{
-    cl_int n_rows = (cl_int)rows, n_t = (cl_int)t, c = causal;
-    cl_int p_off = (cl_int)p.offset, g_off = (cl_int)g.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(n_rows), CLT__ARG(n_t), CLT__ARG(c),    CLT__ARG(scale),
-        CLT__ARG(p.mem),  CLT__ARG(p_off), CLT__ARG(g.mem), CLT__ARG(g_off),
-    };
-    return clt__run_1d(dev, CLT__K_attention_softmax_backward, (size_t)rows, args,
-                       sizeof args / sizeof args[0]);
-}
-
 enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q,
                                        struct clt__buf k, struct clt__buf v, struct clt__buf p,
                                        struct clt__buf o, int64_t b, int64_t h, int64_t t,
@@ -131,7 +106,7 @@ enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q
     /* P = scale * Q K^T: [T, D] x [T, D]^T per head, written straight into p. */
     st = heads_gemm(dev, heads, false, true, t, t, d, scale, 0.0f, q, k, p);
     if (st == CLT_OK)
-        st = softmax_forward(dev, p, heads * t, t, causal);
+        st = clt__softmax_masked_forward(dev, heads * t, t, causal, p, p);
     /* O = P V: [T, T] x [T, D]. */
     if (st == CLT_OK)
         st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, 0.0f, p, v, o);
@@ -172,15 +147,15 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
     /* dP = dO V^T: [T, D] x [T, D]^T, into the workspace. */
     if (st == CLT_OK && want_ds)
         st = heads_gemm(dev, heads, false, true, t, t, d, 1.0f, 0.0f, dout, v, work);
-    /* dS = scale * P * (dP - rowsum(dP * P)), in place. */
+    /* dS / scale = P * (dP - rowsum(dP * P)), in place: the softmax's backward. */
     if (st == CLT_OK && want_ds)
-        st = softmax_backward(dev, p, work, heads * t, t, causal, scale);
-    /* dQ (+)= dS K: [T, T] x [T, D]. */
+        st = clt__softmax_masked_backward(dev, heads * t, t, causal, p, work, work, false);
+    /* dQ (+)= dS K = scale * (dS / scale) K: [T, T] x [T, D]. */
     if (st == CLT_OK && dq.mem)
-        st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, beta, work, k, dq);
-    /* dK (+)= dS^T Q: [T, T]^T x [T, D]. */
+        st = heads_gemm(dev, heads, false, false, t, d, t, scale, beta, work, k, dq);
+    /* dK (+)= dS^T Q: [T, T]^T x [T, D], scaled the same way. */
     if (st == CLT_OK && dk.mem)
-        st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, work, q, dk);
+        st = heads_gemm(dev, heads, true, false, t, d, t, scale, beta, work, q, dk);
     return st;
 }
 
@@ -221,11 +196,20 @@ static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tenso
     return st;
 }
 
+/* q, k, v [16, 4, 128, 32] (B, H, T, D), causal. */
+static struct clt_tensor *bench_sdpa(struct clt_graph *g)
+{
+    return clt_sdpa(g, CLT__BENCH_PARAM(g, "q", 4, 16, 4, 128, 32),
+                    CLT__BENCH_PARAM(g, "k", 4, 16, 4, 128, 32),
+                    CLT__BENCH_PARAM(g, "v", 4, 16, 4, 128, 32), true);
+}
+
 const struct clt__op_def clt__op_sdpa = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2),
     .forward = sdpa_forward,
     .backward = sdpa_backward,
     .workspace = sdpa_workspace,
+    .bench = bench_sdpa,
 };
 
 struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,

@@ -131,49 +131,27 @@ static struct sizes sizes_of(const struct clt__conv2d *c)
 }
 
 /* The 13 geometry arguments every image kernel of cl/conv.cl starts with. */
-struct geometry {
-    cl_int v[13];
-};
-
-static struct geometry geometry_of(const struct clt__conv2d *c)
-{
-    return (struct geometry){{(cl_int)c->c_in, (cl_int)c->h, (cl_int)c->w, (cl_int)c->kh,
-                              (cl_int)c->kw, (cl_int)c->stride_h, (cl_int)c->stride_w,
-                              (cl_int)c->pad_h, (cl_int)c->pad_w, (cl_int)c->dil_h,
-                              (cl_int)c->dil_w, (cl_int)c->oh, (cl_int)c->ow}};
-}
+#define GEOMETRY(c)                                                                            \
+    CLT__I32((c)->c_in), CLT__I32((c)->h), CLT__I32((c)->w), CLT__I32((c)->kh),              \
+        CLT__I32((c)->kw), CLT__I32((c)->stride_h), CLT__I32((c)->stride_w),                   \
+        CLT__I32((c)->pad_h), CLT__I32((c)->pad_w), CLT__I32((c)->dil_h),                      \
+        CLT__I32((c)->dil_w), CLT__I32((c)->oh), CLT__I32((c)->ow)
 
 /* col [K, P] = the columns of the image at x. */
 static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
                               struct clt__buf x, struct clt__buf col)
 {
-    struct geometry g = geometry_of(c);
-    cl_int x_off = (cl_int)x.offset, col_off = (cl_int)col.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(g.v[0]),  CLT__ARG(g.v[1]),  CLT__ARG(g.v[2]),  CLT__ARG(g.v[3]), CLT__ARG(g.v[4]),
-        CLT__ARG(g.v[5]),  CLT__ARG(g.v[6]),  CLT__ARG(g.v[7]),  CLT__ARG(g.v[8]), CLT__ARG(g.v[9]),
-        CLT__ARG(g.v[10]), CLT__ARG(g.v[11]), CLT__ARG(g.v[12]), CLT__ARG(x.mem),  CLT__ARG(x_off),
-        CLT__ARG(col.mem), CLT__ARG(col_off),
-    };
     size_t n = (size_t)(c->c_in * c->kh * c->kw * c->oh * c->ow);
-    return clt__run_1d(dev, CLT__K_conv2d_im2col, n, args, sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_conv2d_im2col, n, GEOMETRY(c), CLT__BUF(x), CLT__BUF(col));
 }
 
 /* dx [C_in, H, W] (+)= the gather of dcol [K, P] into the image. */
 static enum clt_status col2im(struct clt_device *dev, const struct clt__conv2d *c,
                               struct clt__buf dcol, struct clt__buf dx, bool accumulate)
 {
-    struct geometry g = geometry_of(c);
-    cl_int acc = accumulate, dcol_off = (cl_int)dcol.offset, dx_off = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(g.v[0]),  CLT__ARG(g.v[1]), CLT__ARG(g.v[2]),   CLT__ARG(g.v[3]),
-        CLT__ARG(g.v[4]),  CLT__ARG(g.v[5]), CLT__ARG(g.v[6]),   CLT__ARG(g.v[7]),
-        CLT__ARG(g.v[8]),  CLT__ARG(g.v[9]), CLT__ARG(g.v[10]),  CLT__ARG(g.v[11]),
-        CLT__ARG(g.v[12]), CLT__ARG(acc),    CLT__ARG(dcol.mem), CLT__ARG(dcol_off),
-        CLT__ARG(dx.mem),  CLT__ARG(dx_off),
-    };
     size_t n = (size_t)(c->c_in * c->h * c->w);
-    return clt__run_1d(dev, CLT__K_conv2d_col2im, n, args, sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_conv2d_col2im, n, GEOMETRY(c), CLT__I32(accumulate),
+                    CLT__BUF(dcol), CLT__BUF(dx));
 }
 
 /* One GEMM per group, strided-batched: C_g = op(A_g) op(B_g) + beta C_g for g < G. */
@@ -235,16 +213,9 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
             st = group_gemm(dev, c.groups, false, false, s.co, s.p, s.kg, 0.0f, weight, s.co * s.kg,
                             col, s.kg * s.p, at(y, n * s.image_out), s.co * s.p);
     }
-    if (st == CLT_OK && bias.mem) {
-        cl_int total = (cl_int)s.y, c_out = (cl_int)c.c_out, p_count = (cl_int)s.p;
-        cl_int bias_off = (cl_int)bias.offset, y_off = (cl_int)y.offset;
-        struct clt__arg args[] = {
-            CLT__ARG(total),    CLT__ARG(c_out), CLT__ARG(p_count), CLT__ARG(bias.mem),
-            CLT__ARG(bias_off), CLT__ARG(y.mem), CLT__ARG(y_off),
-        };
-        st = clt__run_1d(dev, CLT__K_conv2d_bias_forward, (size_t)s.y, args,
-                         sizeof args / sizeof args[0]);
-    }
+    if (st == CLT_OK && bias.mem)
+        st = CLT__RUN(dev, CLT__K_conv2d_bias_forward, (size_t)s.y, CLT__I32(s.y),
+                      CLT__I32(c.c_out), CLT__I32(s.p), CLT__BUF(bias), CLT__BUF(y));
     return st;
 }
 
@@ -252,14 +223,9 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
 static enum clt_status bias_backward(struct clt_device *dev, const struct clt__conv2d *c,
                                      struct clt__buf dy, struct clt__buf db, bool accumulate)
 {
-    cl_int n = (cl_int)c->n, c_out = (cl_int)c->c_out, p_count = (cl_int)(c->oh * c->ow);
-    cl_int acc = accumulate, dy_off = (cl_int)dy.offset, db_off = (cl_int)db.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(n),      CLT__ARG(c_out),  CLT__ARG(p_count), CLT__ARG(acc),
-        CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(db.mem),  CLT__ARG(db_off),
-    };
-    return clt__run_1d(dev, CLT__K_conv2d_bias_backward, (size_t)c->c_out, args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_conv2d_bias_backward, (size_t)c->c_out, CLT__I32(c->n),
+                    CLT__I32(c->c_out), CLT__I32(c->oh * c->ow), CLT__I32(accumulate),
+                    CLT__BUF(dy), CLT__BUF(db));
 }
 
 /* The gradients of image n: dweight (+)= its share, dx_n (+)= its gradient. */
@@ -381,11 +347,22 @@ static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tenso
     return st;
 }
 
+/* x [32, 32, 14, 14], 64 filters 3x3, padding 1, with bias. */
+static struct clt_tensor *bench_conv2d(struct clt_graph *g)
+{
+    const struct clt_conv2d_desc d = {
+        .out_channels = 64, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,
+        .padding_h = 1, .padding_w = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1,
+        .bias = true};
+    return clt_conv2d(g, CLT__BENCH_PARAM(g, "x", 4, 32, 32, 14, 14), &d, "conv");
+}
+
 const struct clt__op_def clt__op_conv2d = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = conv_forward,
     .backward = conv_backward,
     .workspace = conv_workspace,
+    .bench = bench_conv2d,
 };
 
 struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,

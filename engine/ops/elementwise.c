@@ -67,7 +67,7 @@ static enum clt_status elementwise(struct clt_device *dev, enum clt__kernel_id i
         args[k++] = scalars[i];
     for (size_t i = 0; i < nbufs; i++)
         args[k++] = CLT__BUF(bufs[i]);
-    return clt__enqueue(dev, id, (size_t)n, args, k);
+    return clt__enqueue(dev, id, (size_t)n, 0, args, k);
 }
 
 /* ==== Filling, copying, accumulating ==================================================== */
@@ -577,10 +577,18 @@ static enum clt_status matmul_backward(struct clt__exec *x, const struct clt_ten
     return st;
 }
 
+/* x [128, 784] times w [784, 128]. */
+static struct clt_tensor *bench_matmul(struct clt_graph *g)
+{
+    return clt_matmul(g, CLT__BENCH_PARAM(g, "a", 2, 128, 784),
+                      CLT__BENCH_PARAM(g, "b", 2, 784, 128), false, false);
+}
+
 const struct clt__op_def clt__op_matmul = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = matmul_forward,
     .backward = matmul_backward,
+    .bench = bench_matmul,
 };
 
 struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b,
@@ -640,10 +648,17 @@ static enum clt_status linear_backward(struct clt__exec *x, const struct clt_ten
     return st;
 }
 
+/* x [128, 784] -> [128, 128], with bias. */
+static struct clt_tensor *bench_linear(struct clt_graph *g)
+{
+    return clt_linear(g, CLT__BENCH_PARAM(g, "x", 2, 128, 784), 128, true, "fc");
+}
+
 const struct clt__op_def clt__op_linear = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = linear_forward,
     .backward = linear_backward,
+    .bench = bench_linear,
 };
 
 struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
@@ -690,8 +705,14 @@ static enum clt_status add_backward(struct clt__exec *x, const struct clt_tensor
     return st;
 }
 
+/* 2^20 elements. */
+static struct clt_tensor *bench_add(struct clt_graph *g)
+{
+    return clt_add(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
+}
+
 const struct clt__op_def clt__op_add = {
-    .forward = add_forward, .backward = add_backward};
+    .forward = add_forward, .backward = add_backward, .bench = bench_add};
 
 static enum clt_status mul_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
@@ -714,10 +735,17 @@ static enum clt_status mul_backward(struct clt__exec *x, const struct clt_tensor
     return st;
 }
 
+/* 2^20 elements. */
+static struct clt_tensor *bench_mul(struct clt_graph *g)
+{
+    return clt_mul(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
+}
+
 const struct clt__op_def clt__op_mul = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = mul_forward,
     .backward = mul_backward,
+    .bench = bench_mul,
 };
 
 static struct clt_tensor *binary(struct clt_graph *g, enum clt__op op, struct clt_tensor *a,
@@ -755,8 +783,14 @@ static enum clt_status scale_backward(struct clt__exec *x, const struct clt_tens
                                clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
 }
 
+/* 2^20 elements. */
+static struct clt_tensor *bench_scale(struct clt_graph *g)
+{
+    return clt_scale(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), 0.5f);
+}
+
 const struct clt__op_def clt__op_scale = {
-    .forward = scale_forward, .backward = scale_backward};
+    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale};
 
 struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha)
 {
@@ -793,8 +827,15 @@ static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tenso
     return st;
 }
 
+/* x [2048, 512] + bias [512]. */
+static struct clt_tensor *bench_add_bias(struct clt_graph *g)
+{
+    return clt_add_bias(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512),
+                        CLT__BENCH_PARAM(g, "bias", 1, 512));
+}
+
 const struct clt__op_def clt__op_add_bias = {
-    .forward = bias_forward, .backward = bias_backward};
+    .forward = bias_forward, .backward = bias_backward, .bench = bench_add_bias};
 
 struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x,
                                 struct clt_tensor *bias)
@@ -827,10 +868,18 @@ static enum clt_status mul_broadcast_backward(struct clt__exec *x, const struct 
                                        clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), acc);
 }
 
+/* x [2048, 512] * s [512]. */
+static struct clt_tensor *bench_mul_broadcast(struct clt_graph *g)
+{
+    return clt_mul_broadcast(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512),
+                             CLT__BENCH_PARAM(g, "s", 1, 512));
+}
+
 const struct clt__op_def clt__op_mul_broadcast = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = mul_broadcast_forward,
     .backward = mul_broadcast_backward,
+    .bench = bench_mul_broadcast,
 };
 
 struct clt_tensor *clt_mul_broadcast(struct clt_graph *g, struct clt_tensor *x,
@@ -872,9 +921,15 @@ static enum clt_status sum_backward(struct clt__exec *x, const struct clt_tensor
 }
 
 /* i[0]: 1 for the mean. */
+/* 2^20 elements. */
+static struct clt_tensor *bench_sum(struct clt_graph *g)
+{
+    return clt_sum(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20));
+}
+
 const struct clt__op_def clt__op_sum = {
     .forward = sum_forward, .backward = sum_backward,
-    .workspace = reduce_workspace};
+    .workspace = reduce_workspace, .bench = bench_sum};
 
 static struct clt_tensor *reduce(struct clt_graph *g, struct clt_tensor *x, bool mean)
 {

@@ -59,20 +59,17 @@ static size_t group_size(const struct clt_device *dev, size_t kernel_wg)
 
 /* Enqueues kernel `name` of cl/loss.cl as `groups` work-groups of group_size work-items. */
 static enum clt_status run_groups(struct clt_device *dev, enum clt__kernel_id name, int64_t groups,
-                                  const struct clt__arg *args, size_t nargs)
+                                  const struct clt__karg *args, size_t nargs)
 {
     if (groups == 0)
         return CLT_OK;
     cl_kernel k;
     size_t wg = 0;
     enum clt_status st = clt__kernel(dev, name, &k, &wg);
-    if (st == CLT_OK)
-        st = clt__set_args(dev, k, args, nargs);
     if (st != CLT_OK)
         return st;
     size_t local = group_size(dev, wg);
-    size_t global = (size_t)groups * local;
-    return clt__launch(dev, k, 1, &global, &local);
+    return clt__enqueue(dev, name, (size_t)groups * local, local, args, nargs);
 }
 
 /* ==== Softmax and log-softmax =========================================================== */
@@ -90,11 +87,8 @@ static enum clt_status rows_forward(struct clt_device *dev, const char *op, enum
         st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)cols, xo = (cl_int)x.offset, yo = (cl_int)y.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(r), CLT__ARG(c), CLT__ARG(x.mem), CLT__ARG(xo), CLT__ARG(y.mem), CLT__ARG(yo),
-    };
-    return run_groups(dev, kernel, rows, args, sizeof args / sizeof args[0]);
+    return run_groups(dev, kernel, rows,
+                      CLT__KARGS(CLT__I32(rows), CLT__I32(cols), CLT__BUF(x), CLT__BUF(y)));
 }
 
 static enum clt_status rows_backward(struct clt_device *dev, const char *op, enum clt__kernel_id kernel,
@@ -112,27 +106,60 @@ static enum clt_status rows_backward(struct clt_device *dev, const char *op, enu
         st = check_buf(dev, op, "dx", dx, rows * cols, sizeof(float));
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)cols, acc = accumulate;
-    cl_int yo = (cl_int)y.offset, dyo = (cl_int)dy.offset, dxo = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(r),   CLT__ARG(c),      CLT__ARG(y.mem), CLT__ARG(yo),  CLT__ARG(dy.mem),
-        CLT__ARG(dyo), CLT__ARG(dx.mem), CLT__ARG(dxo),   CLT__ARG(acc),
-    };
-    return run_groups(dev, kernel, rows, args, sizeof args / sizeof args[0]);
+    return run_groups(dev, kernel, rows,
+                      CLT__KARGS(CLT__I32(rows), CLT__I32(cols), CLT__BUF(y), CLT__BUF(dy),
+                                 CLT__BUF(dx), CLT__I32(accumulate)));
+}
+
+enum clt_status clt__softmax_masked_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                            bool causal, struct clt__buf x, struct clt__buf y)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "softmax";
+    enum clt_status st = check_shape(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "x", x, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    return CLT__RUN(dev, CLT__K_softmax_forward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
+                    CLT__I32(causal), CLT__BUF(x), CLT__BUF(y));
+}
+
+enum clt_status clt__softmax_masked_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                             bool causal, struct clt__buf y, struct clt__buf dy,
+                                             struct clt__buf dx, bool accumulate)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "softmax backward";
+    enum clt_status st = check_shape(dev, op, rows, cols);
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dy", dy, rows * cols, sizeof(float));
+    if (st == CLT_OK)
+        st = check_buf(dev, op, "dx", dx, rows * cols, sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    return CLT__RUN(dev, CLT__K_softmax_backward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
+                    CLT__I32(causal), CLT__BUF(y), CLT__BUF(dy), CLT__BUF(dx),
+                    CLT__I32(accumulate));
 }
 
 enum clt_status clt__softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
                                      struct clt__buf x, struct clt__buf y)
 {
-    return rows_forward(dev, "softmax", CLT__K_softmax_forward, rows, cols, x, y);
+    return clt__softmax_masked_forward(dev, rows, cols, false, x, y);
 }
 
 enum clt_status clt__softmax_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                       struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
                                       bool accumulate)
 {
-    return rows_backward(dev, "softmax backward", CLT__K_softmax_backward, rows, cols, y, dy, dx,
-                         accumulate);
+    return clt__softmax_masked_backward(dev, rows, cols, false, y, dy, dx, accumulate);
 }
 
 enum clt_status clt__log_softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -195,27 +222,16 @@ enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows,
         st = check_buf(dev, op, "loss", loss, 1, sizeof(float));
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)classes, ignore = ignore_index;
-    cl_int lo = (cl_int)logits.offset, lbo = (cl_int)labels.offset;
-    cl_int wo = (cl_int)workspace.offset, so = (cl_int)loss.offset;
-    struct clt__arg row_args[] = {
-        CLT__ARG(r),      CLT__ARG(c),          CLT__ARG(logits.mem),
-        CLT__ARG(lo),     CLT__ARG(labels.mem), CLT__ARG(lbo),
-        CLT__ARG(ignore), CLT__ARG(smoothing),  CLT__ARG(workspace.mem),
-        CLT__ARG(wo),
-    };
-    st =
-        run_groups(dev, CLT__K_cross_entropy_rows, rows, row_args, sizeof row_args / sizeof row_args[0]);
+    st = run_groups(dev, CLT__K_cross_entropy_rows, rows,
+                    CLT__KARGS(CLT__I32(rows), CLT__I32(classes), CLT__BUF(logits),
+                               CLT__BUF(labels), CLT__I32(ignore_index), CLT__F32(smoothing),
+                               CLT__BUF(workspace)));
     if (st != CLT_OK)
         return st;
     /* One group sums the rows in a fixed order; it runs for 0 rows too, writing loss 0. */
-    struct clt__arg finish_args[] = {
-        CLT__ARG(r),   CLT__ARG(c),        CLT__ARG(labels.mem),
-        CLT__ARG(lbo), CLT__ARG(ignore),   CLT__ARG(workspace.mem),
-        CLT__ARG(wo),  CLT__ARG(loss.mem), CLT__ARG(so),
-    };
-    return run_groups(dev, CLT__K_cross_entropy_finish, 1, finish_args,
-                      sizeof finish_args / sizeof finish_args[0]);
+    return run_groups(dev, CLT__K_cross_entropy_finish, 1,
+                      CLT__KARGS(CLT__I32(rows), CLT__I32(classes), CLT__BUF(labels),
+                                 CLT__I32(ignore_index), CLT__BUF(workspace), CLT__BUF(loss)));
 }
 
 enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows, int64_t classes,
@@ -235,19 +251,10 @@ enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows
         st = check_buf(dev, op, "dlogits", dlogits, rows * classes, sizeof(float));
     if (st != CLT_OK)
         return st;
-    cl_int r = (cl_int)rows, c = (cl_int)classes, ignore = ignore_index, acc = accumulate;
-    cl_int lo = (cl_int)logits.offset, lbo = (cl_int)labels.offset;
-    cl_int wo = (cl_int)workspace.offset, dlo = (cl_int)dloss.offset;
-    cl_int go = (cl_int)dlogits.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(r),           CLT__ARG(c),          CLT__ARG(logits.mem),
-        CLT__ARG(lo),          CLT__ARG(labels.mem), CLT__ARG(lbo),
-        CLT__ARG(ignore),      CLT__ARG(smoothing),  CLT__ARG(workspace.mem),
-        CLT__ARG(wo),          CLT__ARG(dloss.mem),  CLT__ARG(dlo),
-        CLT__ARG(dlogits.mem), CLT__ARG(go),         CLT__ARG(acc),
-    };
-    return clt__run_1d(dev, CLT__K_cross_entropy_backward, (size_t)(rows * classes), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_cross_entropy_backward, (size_t)(rows * classes), CLT__I32(rows),
+                    CLT__I32(classes), CLT__BUF(logits), CLT__BUF(labels), CLT__I32(ignore_index),
+                    CLT__F32(smoothing), CLT__BUF(workspace), CLT__BUF(dloss), CLT__BUF(dlogits),
+                    CLT__I32(accumulate));
 }
 
 /* ==== Mean squared error ================================================================ */
@@ -287,23 +294,14 @@ enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__
         st = check_buf(dev, op, "loss", loss, 1, sizeof(float));
     if (st != CLT_OK)
         return st;
-    cl_int nn = (cl_int)n, block = MSE_BLOCK;
-    cl_int xo = (cl_int)x.offset, to = (cl_int)target.offset;
-    cl_int wo = (cl_int)workspace.offset, lo = (cl_int)loss.offset;
-    struct clt__arg partial_args[] = {
-        CLT__ARG(nn),         CLT__ARG(block), CLT__ARG(x.mem),         CLT__ARG(xo),
-        CLT__ARG(target.mem), CLT__ARG(to),    CLT__ARG(workspace.mem), CLT__ARG(wo),
-    };
-    st = run_groups(dev, CLT__K_mse_partial, blocks, partial_args,
-                    sizeof partial_args / sizeof partial_args[0]);
+    st = run_groups(dev, CLT__K_mse_partial, blocks,
+                    CLT__KARGS(CLT__I32(n), CLT__I32(MSE_BLOCK), CLT__BUF(x), CLT__BUF(target),
+                               CLT__BUF(workspace)));
     if (st != CLT_OK)
         return st;
-    struct clt__arg finish_args[] = {
-        CLT__ARG(nn), CLT__ARG(block),    CLT__ARG(workspace.mem),
-        CLT__ARG(wo), CLT__ARG(loss.mem), CLT__ARG(lo),
-    };
-    return run_groups(dev, CLT__K_mse_finish, 1, finish_args,
-                      sizeof finish_args / sizeof finish_args[0]);
+    return run_groups(dev, CLT__K_mse_finish, 1,
+                      CLT__KARGS(CLT__I32(n), CLT__I32(MSE_BLOCK), CLT__BUF(workspace),
+                                 CLT__BUF(loss)));
 }
 
 enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt__buf x,
@@ -320,14 +318,8 @@ enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt_
         st = check_buf(dev, op, "dx", dx, n, sizeof(float));
     if (st != CLT_OK)
         return st;
-    cl_int nn = (cl_int)n, acc = accumulate;
-    cl_int xo = (cl_int)x.offset, to = (cl_int)target.offset;
-    cl_int dlo = (cl_int)dloss.offset, dxo = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(nn),        CLT__ARG(x.mem), CLT__ARG(xo),     CLT__ARG(target.mem), CLT__ARG(to),
-        CLT__ARG(dloss.mem), CLT__ARG(dlo),   CLT__ARG(dx.mem), CLT__ARG(dxo),        CLT__ARG(acc),
-    };
-    return clt__run_1d(dev, CLT__K_mse_backward, (size_t)n, args, sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_mse_backward, (size_t)n, CLT__I32(n), CLT__BUF(x),
+                    CLT__BUF(target), CLT__BUF(dloss), CLT__BUF(dx), CLT__I32(accumulate));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
@@ -357,10 +349,17 @@ static enum clt_status softmax_backward(struct clt__exec *x, const struct clt_te
                    : clt__softmax_backward(x->dev, rows, cols, y, dy, dx, add);
 }
 
+/* x [2048, 128]. */
+static struct clt_tensor *bench_softmax(struct clt_graph *g)
+{
+    return clt_softmax(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 128));
+}
+
 const struct clt__op_def clt__op_softmax = {
     .saves = CLT__SAVES_OUTPUT,
     .forward = softmax_forward,
     .backward = softmax_backward,
+    .bench = bench_softmax,
 };
 
 static struct clt_tensor *softmax(struct clt_graph *g, struct clt_tensor *x, bool log)
@@ -409,10 +408,18 @@ static enum clt_status ce_backward(struct clt__exec *x, const struct clt_tensor 
                                        CLT__ACC(acc, 0));
 }
 
+/* logits [2048, 96], labels [2048]. */
+static struct clt_tensor *bench_cross_entropy(struct clt_graph *g)
+{
+    return clt_cross_entropy(g, CLT__BENCH_PARAM(g, "logits", 2, 2048, 96),
+                             clt_input(g, "labels", CLT_I32, 1, (int64_t[]){2048}), -1, 0.0f);
+}
+
 const struct clt__op_def clt__op_cross_entropy = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = ce_forward,
     .backward = ce_backward,
+    .bench = bench_cross_entropy,
 };
 
 struct clt_tensor *clt_cross_entropy(struct clt_graph *g, struct clt_tensor *logits,
@@ -466,11 +473,19 @@ static enum clt_status mse_backward(struct clt__exec *x, const struct clt_tensor
                              CLT__ACC(acc, 0));
 }
 
+/* 2^20 elements against a target input. */
+static struct clt_tensor *bench_mse(struct clt_graph *g)
+{
+    return clt_mse(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20),
+                   clt_input(g, "target", CLT_F32, 1, (int64_t[]){1 << 20}));
+}
+
 const struct clt__op_def clt__op_mse = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = mse_forward,
     .backward = mse_backward,
     .workspace = mse_workspace,
+    .bench = bench_mse,
 };
 
 struct clt_tensor *clt_mse(struct clt_graph *g, struct clt_tensor *x, struct clt_tensor *target)

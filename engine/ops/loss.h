@@ -29,6 +29,21 @@ enum clt_status clt__softmax_backward(struct clt_device *dev, int64_t rows, int6
                                       struct clt__buf dx, /* [rows, cols] */
                                       bool accumulate);
 
+/* clt__softmax_forward and _backward with optional causal masking, for attention's score
+ * rows [B * H * T, T] (cols = T): row r is query r % cols and, with `causal`, only its
+ * columns 0..r % cols take part; the masked entries of y, and of dx (written or added as 0),
+ * are exact zeros. y may be x and dx may be dy (in place). */
+enum clt_status clt__softmax_masked_forward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                            bool causal,
+                                            struct clt__buf x,  /* [rows, cols] */
+                                            struct clt__buf y); /* [rows, cols] */
+enum clt_status clt__softmax_masked_backward(struct clt_device *dev, int64_t rows, int64_t cols,
+                                             bool causal,
+                                             struct clt__buf y,  /* [rows, cols] */
+                                             struct clt__buf dy, /* [rows, cols] */
+                                             struct clt__buf dx, /* [rows, cols] */
+                                             bool accumulate);
+
 /* y[r, :] = log_softmax(x[r, :]) = (x[r, :] - max) - log sum exp(x[r, :] - max).
  * rows >= 0, cols >= 1. y may be x (in place). */
 enum clt_status clt__log_softmax_forward(struct clt_device *dev, int64_t rows, int64_t cols,

@@ -426,11 +426,18 @@ static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor 
                                    clt__workspace(x));
 }
 
+/* Training mode over x [32, 32, 28, 28]. */
+static struct clt_tensor *bench_batch_norm(struct clt_graph *g)
+{
+    return clt_batch_norm(g, CLT__BENCH_PARAM(g, "x", 4, 32, 32, 28, 28), 1e-5f, 0.1f, "bn");
+}
+
 const struct clt__op_def clt__op_batch_norm = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = bn_forward,
     .backward = bn_backward,
     .workspace = bn_workspace,
+    .bench = bench_batch_norm,
 };
 
 struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
@@ -505,11 +512,18 @@ static enum clt_status ln_backward(struct clt__exec *x, const struct clt_tensor 
                                    clt__workspace(x));
 }
 
+/* x [2048, 128]. */
+static struct clt_tensor *bench_layer_norm(struct clt_graph *g)
+{
+    return clt_layer_norm(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 128), 1e-5f, "ln");
+}
+
 const struct clt__op_def clt__op_layer_norm = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = ln_forward,
     .backward = ln_backward,
     .workspace = ln_workspace,
+    .bench = bench_layer_norm,
 };
 
 struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,

@@ -21,3 +21,9 @@ const char *const clt__op_families[CLT__OP_COUNT] = {
     CLT__OPS(CLT__OP_FAMILY)
 #undef CLT__OP_FAMILY
 };
+
+struct clt_tensor *clt__bench_param(struct clt_graph *g, const char *name, uint32_t ndim,
+                                    const int64_t *shape)
+{
+    return clt_param(g, name, ndim, shape, (struct clt_init){CLT_INIT_UNIFORM, -1.0f, 1.0f});
+}

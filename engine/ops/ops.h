@@ -126,6 +126,7 @@ union clt__op_params {
 
 /* ==== Definitions ======================================================================= */
 
+struct clt_graph;
 struct clt_tensor;
 struct clt__exec;
 
@@ -152,7 +153,18 @@ struct clt__op_def {
     enum clt_status (*backward)(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc);
     /* Scratch bytes the op needs (NULL: none). */
     uint64_t (*workspace)(const struct clt_tensor *t);
+    /* The op at the representative shape cltrain-bench's op section times (bench/ops_bench.c,
+     * docs/bench.md), built on an empty graph from fresh parameters (CLT__BENCH_PARAM, so that
+     * every gradient is computed) and inputs; returns the op's node. NULL only for a view.
+     * test/test_ops.c fails for an op that lacks one. */
+    struct clt_tensor *(*bench)(struct clt_graph *g);
 };
+
+/* A parameter [shape...] for an op's bench example, uniform in [-1, 1), named `name`. */
+struct clt_tensor *clt__bench_param(struct clt_graph *g, const char *name, uint32_t ndim,
+                                    const int64_t *shape);
+#define CLT__BENCH_PARAM(g, name, ndim, ...)                                                   \
+    clt__bench_param((g), (name), (ndim), (const int64_t[]){__VA_ARGS__})
 
 /* The definitions, one per row of CLT__OPS, each in its family file. */
 #define CLT__OP_DECLARE(name, family) extern const struct clt__op_def clt__op_##name;

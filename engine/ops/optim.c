@@ -126,9 +126,8 @@ enum clt_status clt__optim_status_set(struct clt_device *dev, struct clt__buf st
         clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: negative status step or skipped");
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    cl_int t = step, s = skipped, off = (cl_int)status.offset;
-    struct clt__arg args[] = {CLT__ARG(t), CLT__ARG(s), CLT__ARG(status.mem), CLT__ARG(off)};
-    return clt__run_1d(dev, CLT__K_optim_status_set, 1, args, 4);
+    return CLT__RUN(dev, CLT__K_optim_status_set, 1, CLT__I32(step), CLT__I32(skipped),
+                    CLT__BUF(status));
 }
 
 enum clt_status clt__optim_status_reset(struct clt_device *dev, struct clt__buf status)
@@ -151,27 +150,8 @@ enum clt_status clt__optim_status_read(struct clt_device *dev, struct clt__buf s
 
 /* ==== One step ========================================================================== */
 
-/* Enqueues a 1-D kernel over `count` work-items with the configured work-group size. */
-static enum clt_status run(struct clt_device *dev, const struct clt__optim_config *cfg,
-                           enum clt__kernel_id kernel, size_t count, const struct clt__arg *args,
-                           size_t nargs)
-{
-    if (count == 0)
-        return CLT_OK;
-    cl_kernel k;
-    size_t wg = 0;
-    enum clt_status st = clt__kernel(dev, kernel, &k, &wg);
-    if (st == CLT_OK)
-        st = clt__set_args(dev, k, args, nargs);
-    if (st != CLT_OK)
-        return st;
-    if (cfg->work_group > wg) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: work group %zu is beyond %s's limit %zu",
-                 cfg->work_group, clt__kernel_ids[kernel].kernel, wg);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    return clt__launch(dev, k, 1, &count, cfg->work_group ? &cfg->work_group : NULL);
-}
+/* The update kernels run with the configured work-group size (cfg->work_group, 0: chosen);
+ * one beyond a kernel's limit is refused by the launch. */
 
 /* Enqueues the levels of the norm's partial sums; *last and *last_count say where the last
  * level lies in the workspace (in floats) and how many sums it holds. */
@@ -186,19 +166,14 @@ static enum clt_status norm_partials(struct clt_device *dev, const struct clt__o
     enum clt_status st = CLT_OK;
     for (int l = 0; l < levels && st == CLT_OK; l++) {
         parts = (cl_int)sizes[l];
-        if (l == 0) {
-            struct clt__arg args[] = {
-                CLT__ARG(n_in),   CLT__ARG(parts),  CLT__ARG(scale),   CLT__ARG(grads.mem),
-                CLT__ARG(in_off), CLT__ARG(ws.mem), CLT__ARG(out_off),
-            };
-            st = run(dev, cfg, CLT__K_optim_norm_partial, (size_t)parts, args, 7);
-        } else {
-            struct clt__arg args[] = {
-                CLT__ARG(n_in),   CLT__ARG(parts),  CLT__ARG(ws.mem),
-                CLT__ARG(in_off), CLT__ARG(ws.mem), CLT__ARG(out_off),
-            };
-            st = run(dev, cfg, CLT__K_optim_norm_combine, (size_t)parts, args, 6);
-        }
+        const struct clt__buf in = {ws.mem, (size_t)in_off}, out = {ws.mem, (size_t)out_off};
+        if (l == 0)
+            st = CLT__RUN_WG(dev, CLT__K_optim_norm_partial, (size_t)parts, cfg->work_group,
+                             CLT__I32(n_in), CLT__I32(parts), CLT__F32(scale), CLT__BUF(grads),
+                             CLT__BUF(out));
+        else
+            st = CLT__RUN_WG(dev, CLT__K_optim_norm_combine, (size_t)parts, cfg->work_group,
+                             CLT__I32(n_in), CLT__I32(parts), CLT__BUF(in), CLT__BUF(out));
         /* This level is the next one's input; the next level follows it. */
         n_in = parts;
         in_off = out_off;
@@ -213,30 +188,12 @@ static enum clt_status sgd_update(struct clt_device *dev, const struct clt__opti
                                   int64_t n, struct clt__buf params, struct clt__buf grads,
                                   struct clt__buf m, struct clt__buf status, float lr, float scale)
 {
-    cl_int n_i = (cl_int)n, nesterov = cfg->nesterov;
-    cl_int p_off = (cl_int)params.offset, g_off = (cl_int)grads.offset;
-    cl_int m_off = (cl_int)m.offset, s_off = (cl_int)status.offset;
-    float wd = (float)cfg->weight_decay, momentum = (float)cfg->momentum;
-    float one_minus_dampening = (float)(1.0 - cfg->dampening);
-    cl_mem m_mem = cfg->momentum != 0.0 ? m.mem : NULL;
-    struct clt__arg args[] = {
-        CLT__ARG(n_i),
-        CLT__ARG(lr),
-        CLT__ARG(wd),
-        CLT__ARG(momentum),
-        CLT__ARG(one_minus_dampening),
-        CLT__ARG(nesterov),
-        CLT__ARG(scale),
-        CLT__ARG(params.mem),
-        CLT__ARG(p_off),
-        CLT__ARG(grads.mem),
-        CLT__ARG(g_off),
-        CLT__ARG(m_mem),
-        CLT__ARG(m_off),
-        CLT__ARG(status.mem),
-        CLT__ARG(s_off),
-    };
-    return run(dev, cfg, CLT__K_optim_sgd_update, (size_t)n, args, sizeof args / sizeof args[0]);
+    /* Without momentum the kernel gets no m buffer. */
+    const struct clt__buf mm = {cfg->momentum != 0.0 ? m.mem : NULL, m.offset};
+    return CLT__RUN_WG(dev, CLT__K_optim_sgd_update, (size_t)n, cfg->work_group, CLT__I32(n),
+                       CLT__F32(lr), CLT__F32(cfg->weight_decay), CLT__F32(cfg->momentum),
+                       CLT__F32(1.0 - cfg->dampening), CLT__I32(cfg->nesterov), CLT__F32(scale),
+                       CLT__BUF(params), CLT__BUF(grads), CLT__BUF(mm), CLT__BUF(status));
 }
 
 static enum clt_status adam_update(struct clt_device *dev, const struct clt__optim_config *cfg,
@@ -245,22 +202,14 @@ static enum clt_status adam_update(struct clt_device *dev, const struct clt__opt
                                    float lr, float scale)
 {
     const bool decoupled = cfg->kind == CLT__OPTIM_ADAMW;
-    cl_int n_i = (cl_int)n;
-    cl_int p_off = (cl_int)params.offset, g_off = (cl_int)grads.offset;
-    cl_int m_off = (cl_int)m.offset, v_off = (cl_int)v.offset, s_off = (cl_int)status.offset;
-    float omb1 = (float)(1.0 - cfg->beta1), beta2 = (float)cfg->beta2;
-    float omb2 = (float)(1.0 - cfg->beta2), eps = (float)cfg->eps;
     float l2 = decoupled ? 0.0f : (float)cfg->weight_decay;
     /* torch: param.mul_(1 - lr * weight_decay), the factor computed in double. */
     float decay = decoupled ? (float)(1.0 - (double)lr * cfg->weight_decay) : 1.0f;
-    struct clt__arg args[] = {
-        CLT__ARG(n_i),   CLT__ARG(lr),         CLT__ARG(omb1),  CLT__ARG(beta2),
-        CLT__ARG(omb2),  CLT__ARG(eps),        CLT__ARG(l2),    CLT__ARG(decay),
-        CLT__ARG(scale), CLT__ARG(params.mem), CLT__ARG(p_off), CLT__ARG(grads.mem),
-        CLT__ARG(g_off), CLT__ARG(m.mem),      CLT__ARG(m_off), CLT__ARG(v.mem),
-        CLT__ARG(v_off), CLT__ARG(status.mem), CLT__ARG(s_off),
-    };
-    return run(dev, cfg, CLT__K_optim_adam_update, (size_t)n, args, sizeof args / sizeof args[0]);
+    return CLT__RUN_WG(dev, CLT__K_optim_adam_update, (size_t)n, cfg->work_group, CLT__I32(n),
+                       CLT__F32(lr), CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
+                       CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2),
+                       CLT__F32(decay), CLT__F32(scale), CLT__BUF(params), CLT__BUF(grads),
+                       CLT__BUF(m), CLT__BUF(v), CLT__BUF(status));
 }
 
 static enum clt_status check_step(struct clt_device *dev, const struct clt__optim_config *cfg,
@@ -319,17 +268,12 @@ enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_
         return st;
 
     const bool sgd = cfg->kind == CLT__OPTIM_SGD;
-    cl_int has_loss = loss.mem != NULL, loss_off = (cl_int)loss.offset;
-    cl_int s_off = (cl_int)status.offset;
-    float clip = (float)cfg->clip_norm;
+    const struct clt__buf sums = {workspace.mem, (size_t)last};
     float omb1 = sgd ? 0.0f : (float)(1.0 - cfg->beta1);
     float omb2 = sgd ? 0.0f : (float)(1.0 - cfg->beta2);
-    struct clt__arg begin[] = {
-        CLT__ARG(count),    CLT__ARG(workspace.mem), CLT__ARG(last),  CLT__ARG(has_loss),
-        CLT__ARG(loss.mem), CLT__ARG(loss_off),      CLT__ARG(clip),  CLT__ARG(omb1),
-        CLT__ARG(omb2),     CLT__ARG(status.mem),    CLT__ARG(s_off),
-    };
-    st = clt__run_1d(dev, CLT__K_optim_step_begin, 1, begin, sizeof begin / sizeof begin[0]);
+    st = CLT__RUN(dev, CLT__K_optim_step_begin, 1, CLT__I32(count), CLT__BUF(sums),
+                  CLT__I32(loss.mem != NULL), CLT__BUF(loss), CLT__F32(cfg->clip_norm),
+                  CLT__F32(omb1), CLT__F32(omb2), CLT__BUF(status));
     if (st != CLT_OK)
         return st;
 

@@ -78,22 +78,11 @@ static enum clt_status prepare(struct clt_device *dev, const char *op, const str
     return st;
 }
 
-/* The 11 arguments every windowed kernel of cl/pool.cl starts with. */
-struct geometry {
-    cl_int v[11];
-};
-
-static struct geometry geometry_of(const struct clt__pool2d *p)
-{
-    return (struct geometry){{(cl_int)(p->n * p->c), (cl_int)p->h, (cl_int)p->w, (cl_int)p->kh,
-                              (cl_int)p->kw, (cl_int)p->stride_h, (cl_int)p->stride_w,
-                              (cl_int)p->pad_h, (cl_int)p->pad_w, (cl_int)p->oh, (cl_int)p->ow}};
-}
-
-#define GEOMETRY_ARGS(g)                                                                           \
-    CLT__ARG((g).v[0]), CLT__ARG((g).v[1]), CLT__ARG((g).v[2]), CLT__ARG((g).v[3]),                \
-        CLT__ARG((g).v[4]), CLT__ARG((g).v[5]), CLT__ARG((g).v[6]), CLT__ARG((g).v[7]),            \
-        CLT__ARG((g).v[8]), CLT__ARG((g).v[9]), CLT__ARG((g).v[10])
+/* The 11 geometry arguments every kernel of cl/pool.cl starts with; N and C as one. */
+#define GEOMETRY(p)                                                                            \
+    CLT__I32((p)->n * (p)->c), CLT__I32((p)->h), CLT__I32((p)->w), CLT__I32((p)->kh),         \
+        CLT__I32((p)->kw), CLT__I32((p)->stride_h), CLT__I32((p)->stride_w),                   \
+        CLT__I32((p)->pad_h), CLT__I32((p)->pad_w), CLT__I32((p)->oh), CLT__I32((p)->ow)
 
 enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
                                        struct clt__buf x, struct clt__buf y, struct clt__buf argmax)
@@ -106,17 +95,11 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
         prepare(dev, "maxpool2d_forward", pool, &p, "x", x, names, bufs, optional, 2);
     if (st != CLT_OK)
         return st;
-    struct geometry g = geometry_of(&p);
     /* Without argmax the kernel gets y's buffer in its place and never touches it. */
-    cl_int write_argmax = argmax.mem != NULL;
-    cl_mem a_mem = argmax.mem ? argmax.mem : y.mem;
-    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset, a_off = (cl_int)argmax.offset;
-    struct clt__arg args[] = {
-        GEOMETRY_ARGS(g), CLT__ARG(write_argmax), CLT__ARG(x.mem), CLT__ARG(x_off),
-        CLT__ARG(y.mem),  CLT__ARG(y_off),        CLT__ARG(a_mem), CLT__ARG(a_off),
-    };
-    return clt__run_1d(dev, CLT__K_maxpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), args,
-                       sizeof args / sizeof args[0]);
+    const struct clt__buf a = {argmax.mem ? argmax.mem : y.mem, argmax.offset};
+    return CLT__RUN(dev, CLT__K_maxpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow),
+                    GEOMETRY(&p), CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y),
+                    CLT__BUF(a));
 }
 
 enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -131,15 +114,9 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
         prepare(dev, "maxpool2d_backward", pool, &p, "dx", dx, names, bufs, optional, 2);
     if (st != CLT_OK)
         return st;
-    struct geometry g = geometry_of(&p);
-    cl_int acc = accumulate, a_off = (cl_int)argmax.offset, dy_off = (cl_int)dy.offset;
-    cl_int dx_off = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(argmax.mem), CLT__ARG(a_off),
-        CLT__ARG(dy.mem), CLT__ARG(dy_off), CLT__ARG(dx.mem),     CLT__ARG(dx_off),
-    };
-    return clt__run_1d(dev, CLT__K_maxpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_maxpool2d_backward, (size_t)(p.n * p.c * p.h * p.w),
+                    GEOMETRY(&p), CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy),
+                    CLT__BUF(dx));
 }
 
 enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -152,13 +129,8 @@ enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt_
         prepare(dev, "avgpool2d_forward", pool, &p, "x", x, names, &y, optional, 1);
     if (st != CLT_OK)
         return st;
-    struct geometry g = geometry_of(&p);
-    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
-    struct clt__arg args[] = {
-        GEOMETRY_ARGS(g), CLT__ARG(x.mem), CLT__ARG(x_off), CLT__ARG(y.mem), CLT__ARG(y_off),
-    };
-    return clt__run_1d(dev, CLT__K_avgpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_avgpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow),
+                    GEOMETRY(&p), CLT__BUF(x), CLT__BUF(y));
 }
 
 enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -171,14 +143,8 @@ enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt
         prepare(dev, "avgpool2d_backward", pool, &p, "dx", dx, names, &dy, optional, 1);
     if (st != CLT_OK)
         return st;
-    struct geometry g = geometry_of(&p);
-    cl_int acc = accumulate, dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        GEOMETRY_ARGS(g), CLT__ARG(acc),    CLT__ARG(dy.mem),
-        CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
-    };
-    return clt__run_1d(dev, CLT__K_avgpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_avgpool2d_backward, (size_t)(p.n * p.c * p.h * p.w),
+                    GEOMETRY(&p), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* Checks a global average pool's shape and buffers: `big` is [N, C, H, W], `small` [N, C]. */
@@ -206,14 +172,8 @@ enum clt_status clt__global_avgpool_forward(struct clt_device *dev, int64_t n, i
     enum clt_status st = check_global(dev, "global_avgpool_forward", n, c, h, w, "x", x, "y", y);
     if (st != CLT_OK)
         return st;
-    cl_int planes = (cl_int)(n * c), hw = (cl_int)(h * w);
-    cl_int x_off = (cl_int)x.offset, y_off = (cl_int)y.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(planes), CLT__ARG(hw),    CLT__ARG(x.mem),
-        CLT__ARG(x_off),  CLT__ARG(y.mem), CLT__ARG(y_off),
-    };
-    return clt__run_1d(dev, CLT__K_global_avgpool_forward, (size_t)(n * c), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_global_avgpool_forward, (size_t)(n * c), CLT__I32(n * c),
+                    CLT__I32(h * w), CLT__BUF(x), CLT__BUF(y));
 }
 
 enum clt_status clt__global_avgpool_backward(struct clt_device *dev, int64_t n, int64_t c,
@@ -224,14 +184,9 @@ enum clt_status clt__global_avgpool_backward(struct clt_device *dev, int64_t n, 
         check_global(dev, "global_avgpool_backward", n, c, h, w, "dx", dx, "dy", dy);
     if (st != CLT_OK)
         return st;
-    cl_int planes = (cl_int)(n * c), hw = (cl_int)(h * w), acc = accumulate;
-    cl_int dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(planes), CLT__ARG(hw),     CLT__ARG(acc),    CLT__ARG(dy.mem),
-        CLT__ARG(dy_off), CLT__ARG(dx.mem), CLT__ARG(dx_off),
-    };
-    return clt__run_1d(dev, CLT__K_global_avgpool_backward, (size_t)(n * c * h * w), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_global_avgpool_backward, (size_t)(n * c * h * w),
+                    CLT__I32(n * c), CLT__I32(h * w), CLT__I32(accumulate), CLT__BUF(dy),
+                    CLT__BUF(dx));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
@@ -280,7 +235,17 @@ static enum clt_status pool_backward(struct clt__exec *x, const struct clt_tenso
     }
 }
 
-const struct clt__op_def clt__op_pool2d = {.forward = pool_forward, .backward = pool_backward};
+/* Max pooling 2x2, stride 2, of x [32, 32, 28, 28]. */
+static struct clt_tensor *bench_pool2d(struct clt_graph *g)
+{
+    return clt_max_pool2d(g, CLT__BENCH_PARAM(g, "x", 4, 32, 32, 28, 28), 2, 2, 0);
+}
+
+const struct clt__op_def clt__op_pool2d = {
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .bench = bench_pool2d,
+};
 
 static struct clt_tensor *pool(struct clt_graph *g, struct clt_tensor *x, enum clt__pool_kind kind,
                                int64_t kernel, int64_t stride, int64_t padding)

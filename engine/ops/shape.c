@@ -82,16 +82,8 @@ enum clt_status clt__embedding_forward(struct clt_device *dev, struct clt__buf t
         st = clt__check_buf(dev, y, tokens * dim, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    cl_int t = (cl_int)tokens, d = (cl_int)dim, v = (cl_int)vocab;
-    cl_int table_off = (cl_int)table.offset, ids_off = (cl_int)ids.offset;
-    cl_int y_off = (cl_int)y.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(t),         CLT__ARG(d),         CLT__ARG(v),
-        CLT__ARG(table.mem), CLT__ARG(table_off), CLT__ARG(ids.mem),
-        CLT__ARG(ids_off),   CLT__ARG(y.mem),     CLT__ARG(y_off),
-    };
-    return clt__run_1d(dev, CLT__K_embedding_forward, (size_t)(tokens * dim), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_embedding_forward, (size_t)(tokens * dim), CLT__I32(tokens),
+                    CLT__I32(dim), CLT__I32(vocab), CLT__BUF(table), CLT__BUF(ids), CLT__BUF(y));
 }
 
 /* The work-group size W of embedding_sort_local: a power of two within the device's 1-D size
@@ -112,47 +104,25 @@ static size_t sort_wg(const struct clt_device *dev, size_t kernel_wg, cl_int n2)
 static enum clt_status embedding_sort(struct clt_device *dev, struct clt__buf ids,
                                       struct clt__buf ws, cl_int n2, cl_int tokens, cl_int vocab)
 {
-    cl_int ids_off = (cl_int)ids.offset, ws_off = (cl_int)ws.offset;
-    cl_kernel local_k, step_k;
+    cl_kernel local_k;
     size_t local_wg;
     enum clt_status st = clt__kernel(dev, CLT__K_embedding_sort_local, &local_k, &local_wg);
-    if (st == CLT_OK)
-        st = clt__kernel(dev, CLT__K_embedding_sort_step, &step_k, NULL);
     if (st != CLT_OK)
         return st;
     const size_t w = sort_wg(dev, local_wg, n2), pairs = (size_t)n2 / 2;
     const cl_int block = (cl_int)(2 * w);
     for (cl_int k = block; st == CLT_OK && k <= n2; k *= 2) {
-        for (cl_int j = k / 2; st == CLT_OK && j >= block; j /= 2) {
-            struct clt__arg args[] = {
-                CLT__ARG(n2),      CLT__ARG(k),      CLT__ARG(j),
-                CLT__ARG(tokens),  CLT__ARG(vocab),  CLT__ARG(ids.mem),
-                CLT__ARG(ids_off), CLT__ARG(ws.mem), CLT__ARG(ws_off),
-            };
-            st = clt__set_args(dev, step_k, args, sizeof args / sizeof args[0]);
-            if (st == CLT_OK)
-                st = clt__launch(dev, step_k, 1, &pairs, NULL);
-        }
+        for (cl_int j = k / 2; st == CLT_OK && j >= block; j /= 2)
+            st = CLT__RUN(dev, CLT__K_embedding_sort_step, pairs, CLT__I32(n2), CLT__I32(k),
+                          CLT__I32(j), CLT__I32(tokens), CLT__I32(vocab), CLT__BUF(ids),
+                          CLT__BUF(ws));
         /* First pass: every stage up to k = 2W; later: k's stages with j < 2W. */
-        cl_int k_lo = k == block ? 2 : k, first = k == block;
-        struct clt__arg args[] = {
-            CLT__ARG(n2),
-            CLT__ARG(k_lo),
-            CLT__ARG(k),
-            CLT__ARG(first),
-            CLT__ARG(tokens),
-            CLT__ARG(vocab),
-            CLT__ARG(ids.mem),
-            CLT__ARG(ids_off),
-            CLT__ARG(ws.mem),
-            CLT__ARG(ws_off),
-            CLT__LOCAL(2 * w * sizeof(cl_int)),
-            CLT__LOCAL(2 * w * sizeof(cl_int)),
-        };
         if (st == CLT_OK)
-            st = clt__set_args(dev, local_k, args, sizeof args / sizeof args[0]);
-        if (st == CLT_OK)
-            st = clt__launch(dev, local_k, 1, &pairs, &w);
+            st = CLT__RUN_WG(dev, CLT__K_embedding_sort_local, pairs, w, CLT__I32(n2),
+                             CLT__I32(k == block ? 2 : k), CLT__I32(k), CLT__I32(k == block),
+                             CLT__I32(tokens), CLT__I32(vocab), CLT__BUF(ids), CLT__BUF(ws),
+                             CLT__LOCAL(2 * w * sizeof(cl_int)),
+                             CLT__LOCAL(2 * w * sizeof(cl_int)));
     }
     return st;
 }
@@ -182,36 +152,15 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
     if (st != CLT_OK || vocab * dim == 0)
         return st;
 
-    cl_int n2 = (cl_int)pow2_ceil(tokens), t = (cl_int)tokens, v = (cl_int)vocab;
-    cl_int d = (cl_int)dim, acc = accumulate ? 1 : 0;
-    cl_int ids_off = (cl_int)ids.offset, ws_off = (cl_int)workspace.offset;
-    cl_int dy_off = (cl_int)dy.offset, dt_off = (cl_int)dtable.offset;
-    st = embedding_sort(dev, ids, workspace, n2, t, v);
-    if (st == CLT_OK) {
-        struct clt__arg args[] = {
-            CLT__ARG(n2),      CLT__ARG(t),       CLT__ARG(v),
-            CLT__ARG(ids.mem), CLT__ARG(ids_off), CLT__ARG(workspace.mem),
-            CLT__ARG(ws_off),
-        };
-        st = clt__run_1d(dev, CLT__K_embedding_bounds, (size_t)vocab + 1, args,
-                         sizeof args / sizeof args[0]);
-    }
-    if (st == CLT_OK) {
-        struct clt__arg args[] = {
-            CLT__ARG(v),
-            CLT__ARG(d),
-            CLT__ARG(n2),
-            CLT__ARG(acc),
-            CLT__ARG(workspace.mem),
-            CLT__ARG(ws_off),
-            CLT__ARG(dy.mem),
-            CLT__ARG(dy_off),
-            CLT__ARG(dtable.mem),
-            CLT__ARG(dt_off),
-        };
-        st = clt__run_1d(dev, CLT__K_embedding_backward, (size_t)(vocab * dim), args,
-                         sizeof args / sizeof args[0]);
-    }
+    cl_int n2 = (cl_int)pow2_ceil(tokens);
+    st = embedding_sort(dev, ids, workspace, n2, (cl_int)tokens, (cl_int)vocab);
+    if (st == CLT_OK)
+        st = CLT__RUN(dev, CLT__K_embedding_bounds, (size_t)vocab + 1, CLT__I32(n2),
+                      CLT__I32(tokens), CLT__I32(vocab), CLT__BUF(ids), CLT__BUF(workspace));
+    if (st == CLT_OK)
+        st = CLT__RUN(dev, CLT__K_embedding_backward, (size_t)(vocab * dim), CLT__I32(vocab),
+                      CLT__I32(dim), CLT__I32(n2), CLT__I32(accumulate), CLT__BUF(workspace),
+                      CLT__BUF(dy), CLT__BUF(dtable));
     return st;
 }
 
@@ -253,21 +202,11 @@ static void gather_build(uint32_t ndim, const int64_t *size, const int64_t *stri
 static enum clt_status gather_run(struct clt_device *dev, const struct gather *g, int64_t n,
                                   struct clt__buf src, struct clt__buf dst, bool accumulate)
 {
-    cl_int nn = (cl_int)n, acc = accumulate ? 1 : 0;
-    cl_int src_off = (cl_int)src.offset, dst_off = (cl_int)dst.offset;
-    cl_int s[CLT_MAX_DIMS], t[CLT_MAX_DIMS];
-    for (int k = 0; k < CLT_MAX_DIMS; k++) {
-        s[k] = (cl_int)g->size[k];
-        t[k] = (cl_int)g->stride[k];
-    }
-    struct clt__arg args[] = {
-        CLT__ARG(nn),      CLT__ARG(acc),  CLT__ARG(src.mem), CLT__ARG(src_off), CLT__ARG(dst.mem),
-        CLT__ARG(dst_off), CLT__ARG(s[1]), CLT__ARG(s[2]),    CLT__ARG(s[3]),    CLT__ARG(s[4]),
-        CLT__ARG(s[5]),    CLT__ARG(t[0]), CLT__ARG(t[1]),    CLT__ARG(t[2]),    CLT__ARG(t[3]),
-        CLT__ARG(t[4]),    CLT__ARG(t[5]),
-    };
-    return clt__run_1d(dev, CLT__K_permute_gather, (size_t)n, args,
-                       sizeof args / sizeof args[0]);
+    const int64_t *s = g->size, *t = g->stride;
+    return CLT__RUN(dev, CLT__K_permute_gather, (size_t)n, CLT__I32(n), CLT__I32(accumulate),
+                    CLT__BUF(src), CLT__BUF(dst), CLT__I32(s[1]), CLT__I32(s[2]), CLT__I32(s[3]),
+                    CLT__I32(s[4]), CLT__I32(s[5]), CLT__I32(t[0]), CLT__I32(t[1]),
+                    CLT__I32(t[2]), CLT__I32(t[3]), CLT__I32(t[4]), CLT__I32(t[5]));
 }
 
 /* Checks a permutation and the shape, and writes x's dense strides. */
@@ -385,17 +324,10 @@ static enum clt_status slice_copy(struct clt_device *dev, const struct around *r
                                   struct clt__buf dst, int64_t dst_axis, int64_t dst_start,
                                   bool accumulate)
 {
-    cl_int outer = (cl_int)r->outer, inner = (cl_int)r->inner, l = (cl_int)len;
-    cl_int acc = accumulate ? 1 : 0;
-    cl_int src_off = (cl_int)src.offset, sa = (cl_int)src_axis, ss = (cl_int)src_start;
-    cl_int dst_off = (cl_int)dst.offset, da = (cl_int)dst_axis, ds = (cl_int)dst_start;
-    struct clt__arg args[] = {
-        CLT__ARG(outer),   CLT__ARG(l),       CLT__ARG(inner), CLT__ARG(acc),
-        CLT__ARG(src.mem), CLT__ARG(src_off), CLT__ARG(sa),    CLT__ARG(ss),
-        CLT__ARG(dst.mem), CLT__ARG(dst_off), CLT__ARG(da),    CLT__ARG(ds),
-    };
-    return clt__run_1d(dev, CLT__K_slice_copy, (size_t)(r->outer * len * r->inner), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_slice_copy, (size_t)(r->outer * len * r->inner),
+                    CLT__I32(r->outer), CLT__I32(len), CLT__I32(r->inner), CLT__I32(accumulate),
+                    CLT__BUF(src), CLT__I32(src_axis), CLT__I32(src_start), CLT__BUF(dst),
+                    CLT__I32(dst_axis), CLT__I32(dst_start));
 }
 
 /* Checks concat's lengths against y's shape and every buffer (xs are inputs or gradients;
@@ -518,15 +450,9 @@ enum clt_status clt__slice_backward(struct clt_device *dev, struct clt__buf dy, 
     /* Accumulating leaves dx outside the slice alone: only the slice's elements need work. */
     if (accumulate)
         return slice_copy(dev, &r, len, dy, len, 0, dx, r.axis, start, true);
-    cl_int outer = (cl_int)r.outer, axis_len = (cl_int)r.axis, inner = (cl_int)r.inner;
-    cl_int s = (cl_int)start, l = (cl_int)len;
-    cl_int dy_off = (cl_int)dy.offset, dx_off = (cl_int)dx.offset;
-    struct clt__arg args[] = {
-        CLT__ARG(outer),  CLT__ARG(axis_len), CLT__ARG(inner),  CLT__ARG(s),      CLT__ARG(l),
-        CLT__ARG(dy.mem), CLT__ARG(dy_off),   CLT__ARG(dx.mem), CLT__ARG(dx_off),
-    };
-    return clt__run_1d(dev, CLT__K_slice_backward, (size_t)(r.outer * r.axis * r.inner), args,
-                       sizeof args / sizeof args[0]);
+    return CLT__RUN(dev, CLT__K_slice_backward, (size_t)(r.outer * r.axis * r.inner),
+                    CLT__I32(r.outer), CLT__I32(r.axis), CLT__I32(r.inner), CLT__I32(start),
+                    CLT__I32(len), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* ==== Views ============================================================================= */
@@ -637,11 +563,18 @@ static enum clt_status emb_backward(struct clt__exec *x, const struct clt_tensor
                                    CLT__ACC(acc, 0));
 }
 
+/* 2048 ids into a [96, 128] table. */
+static struct clt_tensor *bench_embedding(struct clt_graph *g)
+{
+    return clt_embedding(g, clt_input(g, "ids", CLT_I32, 1, (int64_t[]){2048}), 96, 128, "emb");
+}
+
 const struct clt__op_def clt__op_embedding = {
     .saves = CLT__SAVES_INPUT(1),
     .forward = emb_forward,
     .backward = emb_backward,
     .workspace = emb_workspace,
+    .bench = bench_embedding,
 };
 
 struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
@@ -692,8 +625,14 @@ static enum clt_status permute_backward(struct clt__exec *x, const struct clt_te
                                  perm, CLT__ACC(acc, 0));
 }
 
+/* [16, 128, 4, 32] -> [16, 4, 128, 32] (attention's head split). */
+static struct clt_tensor *bench_permute(struct clt_graph *g)
+{
+    return clt_permute(g, CLT__BENCH_PARAM(g, "x", 4, 16, 128, 4, 32), (uint32_t[]){0, 2, 1, 3});
+}
+
 const struct clt__op_def clt__op_permute = {
-    .forward = permute_forward, .backward = permute_backward};
+    .forward = permute_forward, .backward = permute_backward, .bench = bench_permute};
 
 struct clt_tensor *clt_permute(struct clt_graph *g, struct clt_tensor *x, const uint32_t *perm)
 {
@@ -760,8 +699,16 @@ static enum clt_status concat_backward(struct clt__exec *x, const struct clt_ten
     return st;
 }
 
+/* Two [2048, 256] along axis 1. */
+static struct clt_tensor *bench_concat(struct clt_graph *g)
+{
+    struct clt_tensor *xs[2] = {CLT__BENCH_PARAM(g, "a", 2, 2048, 256),
+                                CLT__BENCH_PARAM(g, "b", 2, 2048, 256)};
+    return clt_concat(g, 2, xs, 1);
+}
+
 const struct clt__op_def clt__op_concat = {
-    .forward = concat_forward, .backward = concat_backward};
+    .forward = concat_forward, .backward = concat_backward, .bench = bench_concat};
 
 struct clt_tensor *clt_concat(struct clt_graph *g, uint32_t n, struct clt_tensor *const *xs,
                               uint32_t axis)
@@ -811,8 +758,14 @@ static enum clt_status slice_backward(struct clt__exec *x, const struct clt_tens
                                axis, t->p.axis.start, t->shape[axis], CLT__ACC(acc, 0));
 }
 
+/* Columns 128..383 of x [2048, 512]. */
+static struct clt_tensor *bench_slice(struct clt_graph *g)
+{
+    return clt_slice(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512), 1, 128, 256);
+}
+
 const struct clt__op_def clt__op_slice = {
-    .forward = slice_forward, .backward = slice_backward};
+    .forward = slice_forward, .backward = slice_backward, .bench = bench_slice};
 
 struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, uint32_t axis,
                              int64_t start, int64_t length)
