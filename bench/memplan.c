@@ -30,8 +30,8 @@ static struct clt_tensor *cnn(struct clt_graph *g)
     int64_t ch[2] = {32, 64};
     char name[16];
     for (int i = 0; i < 2; i++) {
-        struct clt_conv2d_desc c = {.out_channels = ch[i], .kernel_h = 3, .kernel_w = 3,
-                                    .padding_h = 1, .padding_w = 1};
+        struct clt_conv2d_desc c = {
+            .out_channels = ch[i], .kernel_h = 3, .kernel_w = 3, .padding_h = 1, .padding_w = 1};
         snprintf(name, sizeof name, "conv%d", i);
         x = clt_conv2d(g, x, &c, name);
         snprintf(name, sizeof name, "bn%d", i);
@@ -78,9 +78,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "cltrain-memplan: %s\n", clt_status_str(st));
         return 1;
     }
-    const char *names[3] = {"mlp 8x1024 (batch 256)", "cnn (batch 128)", "gpt 4x128 (batch 16x128)"};
-    printf("%-26s %12s %12s %12s %12s\n", "model", "unshared", "planned", "recomputed",
-           "params");
+    const char *names[3] = {"mlp 8x1024 (batch 256)", "cnn (batch 128)",
+                            "gpt 4x128 (batch 16x128)"};
+    printf("%-26s %12s %12s %12s %12s\n", "model", "unshared", "planned", "recomputed", "params");
     for (int m = 0; st == CLT_OK && m < 3; m++) {
         struct clt_graph *g = NULL;
         st = clt_graph_create(&g);

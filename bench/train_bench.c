@@ -152,18 +152,19 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], dou
     x.in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
-        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE ? clt__def(t)->forward(&x, t)
-                                                          : clt__def(t)->backward(&x, t, clt__accumulate_mask(&x, t));
+        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE
+                 ? clt__def(t)->forward(&x, t)
+                 : clt__def(t)->backward(&x, t, clt__accumulate_mask(&x, t));
     }
     x.in_backward = false;
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[2]) : mark(dev, &ev[1]);
     if (st == CLT_OK)
-        st = clt__optim_step(dev, &tr->optim, (int64_t)tr->plan.trained, (struct clt__buf){tr->params, 0},
-                             (struct clt__buf){tr->grads, 0}, (struct clt__buf){tr->moment1, 0},
-                             (struct clt__buf){tr->moment2, 0}, clt__val(&x, tr->loss),
-                             (struct clt__buf){tr->work, 0}, (struct clt__buf){tr->status, 0},
-                             tr->options.optimizer.lr, 1.0f);
+        st = clt__optim_step(dev, &tr->optim, (int64_t)tr->plan.trained,
+                             (struct clt__buf){tr->params, 0}, (struct clt__buf){tr->grads, 0},
+                             (struct clt__buf){tr->moment1, 0}, (struct clt__buf){tr->moment2, 0},
+                             clt__val(&x, tr->loss), (struct clt__buf){tr->work, 0},
+                             (struct clt__buf){tr->status, 0}, tr->options.optimizer.lr, 1.0f);
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[3]) : mark(dev, &ev[2]);
     return st;

@@ -45,7 +45,7 @@
 
 /* The values of `act` are CLT__CL_ACT_* of cl/shared.h. */
 
-#define GELU_BETA 0.7978845608028654f   /* sqrt(2 / pi) */
+#define GELU_BETA 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_KAPPA 0.044715f
 #define INV_SQRT_2PI 0.3989422804014327f /* 1 / sqrt(2 pi) */
 
@@ -112,9 +112,9 @@ static float2 act_eval(int act, float slope, float x)
     }
 }
 
-__kernel void activation_forward(int n, int act, float slope,
-                                 __global const float *x, int x_off, /* [n] */
-                                 __global float *y, int y_off)       /* [n] */
+__kernel void activation_forward(int n, int act, float slope, __global const float *x,
+                                 int x_off,                    /* [n] */
+                                 __global float *y, int y_off) /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -182,20 +182,18 @@ static void dropout_apply(int n, float p, float scale, uint2 key, uint2 step, in
     }
 }
 
-__kernel void dropout_forward(int n, float p, float scale,
-                              uint seed_lo, uint seed_hi, uint step_lo, uint step_hi,
-                              __global const float *x, int x_off, /* [n] */
-                              __global float *y, int y_off)       /* [n] */
+__kernel void dropout_forward(int n, float p, float scale, uint seed_lo, uint seed_hi, uint step_lo,
+                              uint step_hi, __global const float *x, int x_off, /* [n] */
+                              __global float *y, int y_off)                     /* [n] */
 {
-    dropout_apply(n, p, scale, (uint2)(seed_lo, seed_hi), (uint2)(step_lo, step_hi), 0,
-                  x + x_off, y + y_off);
+    dropout_apply(n, p, scale, (uint2)(seed_lo, seed_hi), (uint2)(step_lo, step_hi), 0, x + x_off,
+                  y + y_off);
 }
 
-__kernel void dropout_backward(int n, float p, float scale,
-                               uint seed_lo, uint seed_hi, uint step_lo, uint step_hi,
-                               int accumulate,
-                               __global const float *dy, int dy_off, /* [n] */
-                               __global float *dx, int dx_off)       /* [n] */
+__kernel void dropout_backward(int n, float p, float scale, uint seed_lo, uint seed_hi,
+                               uint step_lo, uint step_hi, int accumulate, __global const float *dy,
+                               int dy_off,                     /* [n] */
+                               __global float *dx, int dx_off) /* [n] */
 {
     dropout_apply(n, p, scale, (uint2)(seed_lo, seed_hi), (uint2)(step_lo, step_hi), accumulate,
                   dy + dy_off, dx + dx_off);

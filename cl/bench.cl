@@ -124,13 +124,12 @@ __kernel void bench_copy16(__global const float16 *x, /* [items * BENCH_FETCH] *
 }
 
 /* Four, then sixteen dependent multiply-adds alternating between the two chains. */
-#define BENCH_MAD4(x, y)                                                                      \
-    x = mad(y, x, y);                                                                         \
-    y = mad(x, y, x);                                                                         \
-    x = mad(y, x, y);                                                                         \
+#define BENCH_MAD4(x, y)                                                                           \
+    x = mad(y, x, y);                                                                              \
+    y = mad(x, y, x);                                                                              \
+    x = mad(y, x, y);                                                                              \
     y = mad(x, y, x);
-#define BENCH_MAD16(x, y)                                                                     \
-    BENCH_MAD4(x, y) BENCH_MAD4(x, y) BENCH_MAD4(x, y) BENCH_MAD4(x, y)
+#define BENCH_MAD16(x, y) BENCH_MAD4(x, y) BENCH_MAD4(x, y) BENCH_MAD4(x, y) BENCH_MAD4(x, y)
 
 __kernel void bench_peak_float(__global float *out, /* [items] */
                                float a, int items)
@@ -158,8 +157,7 @@ __kernel void bench_peak_float4(__global float *out, /* [items] */
 __kernel void bench_peak_float8(__global float *out, /* [items] */
                                 float a, int items)
 {
-    float8 x = (float8)(a, a + 1.0f, a + 2.0f, a + 3.0f, a + 4.0f, a + 5.0f, a + 6.0f,
-                        a + 7.0f);
+    float8 x = (float8)(a, a + 1.0f, a + 2.0f, a + 3.0f, a + 4.0f, a + 5.0f, a + 6.0f, a + 7.0f);
     float8 y = (float8)((float)get_local_id(0));
     for (int r = 0; r < BENCH_MADS / (16 * 8); r++) {
         BENCH_MAD16(x, y)
@@ -172,9 +170,9 @@ __kernel void bench_peak_float8(__global float *out, /* [items] */
 __kernel void bench_peak_float16(__global float *out, /* [items] */
                                  float a, int items)
 {
-    float16 x = (float16)(a, a + 1.0f, a + 2.0f, a + 3.0f, a + 4.0f, a + 5.0f, a + 6.0f,
-                          a + 7.0f, a + 8.0f, a + 9.0f, a + 10.0f, a + 11.0f, a + 12.0f,
-                          a + 13.0f, a + 14.0f, a + 15.0f);
+    float16 x =
+        (float16)(a, a + 1.0f, a + 2.0f, a + 3.0f, a + 4.0f, a + 5.0f, a + 6.0f, a + 7.0f, a + 8.0f,
+                  a + 9.0f, a + 10.0f, a + 11.0f, a + 12.0f, a + 13.0f, a + 14.0f, a + 15.0f);
     float16 y = (float16)((float)get_local_id(0));
     for (int r = 0; r < BENCH_MADS / (16 * 16); r++) {
         BENCH_MAD16(x, y)
@@ -186,22 +184,22 @@ __kernel void bench_peak_float16(__global float *out, /* [items] */
 }
 
 /* Eight independent chains. */
-#define BENCH_ILP8(m, a)                                                                      \
-    c0 = mad(c0, m, a);                                                                       \
-    c1 = mad(c1, m, a);                                                                       \
-    c2 = mad(c2, m, a);                                                                       \
-    c3 = mad(c3, m, a);                                                                       \
-    c4 = mad(c4, m, a);                                                                       \
-    c5 = mad(c5, m, a);                                                                       \
-    c6 = mad(c6, m, a);                                                                       \
+#define BENCH_ILP8(m, a)                                                                           \
+    c0 = mad(c0, m, a);                                                                            \
+    c1 = mad(c1, m, a);                                                                            \
+    c2 = mad(c2, m, a);                                                                            \
+    c3 = mad(c3, m, a);                                                                            \
+    c4 = mad(c4, m, a);                                                                            \
+    c5 = mad(c5, m, a);                                                                            \
+    c6 = mad(c6, m, a);                                                                            \
     c7 = mad(c7, m, a);
 
 __kernel void bench_peak_float4_ilp8(__global float *out, /* [items] */
                                      float m, int items)
 {
     const float4 a = (float4)(0.5f, 0.25f, 0.125f, 0.0625f);
-    float4 c0 = (float4)((float)get_local_id(0)), c1 = c0 + 1.0f, c2 = c0 + 2.0f,
-           c3 = c0 + 3.0f, c4 = c0 + 4.0f, c5 = c0 + 5.0f, c6 = c0 + 6.0f, c7 = c0 + 7.0f;
+    float4 c0 = (float4)((float)get_local_id(0)), c1 = c0 + 1.0f, c2 = c0 + 2.0f, c3 = c0 + 3.0f,
+           c4 = c0 + 4.0f, c5 = c0 + 5.0f, c6 = c0 + 6.0f, c7 = c0 + 7.0f;
     for (int r = 0; r < BENCH_ILP_MADS / (8 * 4); r++) {
         BENCH_ILP8(m, a)
     }
@@ -214,8 +212,8 @@ __kernel void bench_peak_float16_ilp8(__global float *out, /* [items] */
                                       float m, int items)
 {
     const float16 a = (float16)(0.5f);
-    float16 c0 = (float16)((float)get_local_id(0)), c1 = c0 + 1.0f, c2 = c0 + 2.0f,
-            c3 = c0 + 3.0f, c4 = c0 + 4.0f, c5 = c0 + 5.0f, c6 = c0 + 6.0f, c7 = c0 + 7.0f;
+    float16 c0 = (float16)((float)get_local_id(0)), c1 = c0 + 1.0f, c2 = c0 + 2.0f, c3 = c0 + 3.0f,
+            c4 = c0 + 4.0f, c5 = c0 + 5.0f, c6 = c0 + 6.0f, c7 = c0 + 7.0f;
     for (int r = 0; r < BENCH_ILP_MADS / (8 * 16); r++) {
         BENCH_ILP8(m, a)
     }

@@ -56,9 +56,8 @@ __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h
 /* dx[ci, iy, ix] (+)= sum of dcol[k, p] over the (tap, output pixel) pairs that read it. */
 __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow,
-                            int accumulate,
-                            __global const float *dcol, int dcol_off, /* [K, P] */
-                            __global float *dx, int dx_off)           /* [C_in, H, W] */
+                            int accumulate, __global const float *dcol, int dcol_off, /* [K, P] */
+                            __global float *dx, int dx_off) /* [C_in, H, W] */
 {
     const int p_count = oh * ow;
     const int i = (int)get_global_id(0);
@@ -91,9 +90,9 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
 }
 
 /* y[n, c, p] += bias[c]. */
-__kernel void conv2d_bias_forward(int total, int c_out, int p_count,
-                                  __global const float *bias, int bias_off, /* [C_out] */
-                                  __global float *y, int y_off)             /* [N, C_out, P] */
+__kernel void conv2d_bias_forward(int total, int c_out, int p_count, __global const float *bias,
+                                  int bias_off,                 /* [C_out] */
+                                  __global float *y, int y_off) /* [N, C_out, P] */
 {
     const int i = (int)get_global_id(0);
     if (i >= total)

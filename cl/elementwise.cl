@@ -94,8 +94,7 @@ void grad_store_product(__global float *dx, int i, int accumulate, float a, floa
         dx[i] = a * b;
 }
 
-__kernel void fill_forward(int n, float value,
-                           __global float *y, int y_off) /* [n] */
+__kernel void fill_forward(int n, float value, __global float *y, int y_off) /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -103,9 +102,8 @@ __kernel void fill_forward(int n, float value,
     y[y_off + i] = value;
 }
 
-__kernel void copy_forward(int n,
-                           __global const float *x, int x_off, /* [n] */
-                           __global float *y, int y_off)       /* [n] */
+__kernel void copy_forward(int n, __global const float *x, int x_off, /* [n] */
+                           __global float *y, int y_off)              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -113,9 +111,8 @@ __kernel void copy_forward(int n,
     y[y_off + i] = x[x_off + i];
 }
 
-__kernel void copy_backward(int n, int accumulate,
-                            __global const float *dy, int dy_off, /* [n] */
-                            __global float *dx, int dx_off)       /* [n] */
+__kernel void copy_backward(int n, int accumulate, __global const float *dy, int dy_off, /* [n] */
+                            __global float *dx, int dx_off)                              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -123,9 +120,8 @@ __kernel void copy_backward(int n, int accumulate,
     grad_store(dx + dx_off, i, accumulate, dy[dy_off + i]);
 }
 
-__kernel void axpy_forward(int n, float alpha,
-                           __global const float *x, int x_off, /* [n] */
-                           __global float *y, int y_off)       /* [n] */
+__kernel void axpy_forward(int n, float alpha, __global const float *x, int x_off, /* [n] */
+                           __global float *y, int y_off)                           /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -133,10 +129,9 @@ __kernel void axpy_forward(int n, float alpha,
     y[y_off + i] = fma(alpha, x[x_off + i], y[y_off + i]);
 }
 
-__kernel void add_forward(int n,
-                          __global const float *a, int a_off, /* [n] */
-                          __global const float *b, int b_off, /* [n] */
-                          __global float *y, int y_off)       /* [n] */
+__kernel void add_forward(int n, __global const float *a, int a_off, /* [n] */
+                          __global const float *b, int b_off,        /* [n] */
+                          __global float *y, int y_off)              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -144,10 +139,9 @@ __kernel void add_forward(int n,
     y[y_off + i] = a[a_off + i] + b[b_off + i];
 }
 
-__kernel void mul_forward(int n,
-                          __global const float *a, int a_off, /* [n] */
-                          __global const float *b, int b_off, /* [n] */
-                          __global float *y, int y_off)       /* [n] */
+__kernel void mul_forward(int n, __global const float *a, int a_off, /* [n] */
+                          __global const float *b, int b_off,        /* [n] */
+                          __global float *y, int y_off)              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -155,10 +149,9 @@ __kernel void mul_forward(int n,
     y[y_off + i] = a[a_off + i] * b[b_off + i];
 }
 
-__kernel void mul_backward(int n, int accumulate,
-                           __global const float *dy, int dy_off,       /* [n] */
-                           __global const float *other, int other_off, /* [n] */
-                           __global float *dx, int dx_off)             /* [n] */
+__kernel void mul_backward(int n, int accumulate, __global const float *dy, int dy_off, /* [n] */
+                           __global const float *other, int other_off,                  /* [n] */
+                           __global float *dx, int dx_off)                              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -166,9 +159,8 @@ __kernel void mul_backward(int n, int accumulate,
     grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], other[other_off + i]);
 }
 
-__kernel void scale_forward(int n, float alpha,
-                            __global const float *x, int x_off, /* [n] */
-                            __global float *y, int y_off)       /* [n] */
+__kernel void scale_forward(int n, float alpha, __global const float *x, int x_off, /* [n] */
+                            __global float *y, int y_off)                           /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -176,9 +168,9 @@ __kernel void scale_forward(int n, float alpha,
     y[y_off + i] = alpha * x[x_off + i];
 }
 
-__kernel void scale_backward(int n, float alpha, int accumulate,
-                             __global const float *dy, int dy_off, /* [n] */
-                             __global float *dx, int dx_off)       /* [n] */
+__kernel void scale_backward(int n, float alpha, int accumulate, __global const float *dy,
+                             int dy_off,                     /* [n] */
+                             __global float *dx, int dx_off) /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
@@ -186,8 +178,8 @@ __kernel void scale_backward(int n, float alpha, int accumulate,
     grad_store_product(dx + dx_off, i, accumulate, alpha, dy[dy_off + i]);
 }
 
-__kernel void bias_forward(int rows, int cols,
-                           __global const float *x, int x_off,       /* [rows, cols] */
+__kernel void bias_forward(int rows, int cols, __global const float *x,
+                           int x_off,                                /* [rows, cols] */
                            __global const float *bias, int bias_off, /* [cols] */
                            __global float *y, int y_off)             /* [rows, cols] */
 {
@@ -197,8 +189,8 @@ __kernel void bias_forward(int rows, int cols,
     y[y_off + i] = x[x_off + i] + bias[bias_off + i % cols];
 }
 
-__kernel void bias_backward(int rows, int cols, int accumulate,
-                            __global const float *dy, int dy_off, /* [rows, cols] */
+__kernel void bias_backward(int rows, int cols, int accumulate, __global const float *dy,
+                            int dy_off,                           /* [rows, cols] */
                             __global float *dbias, int dbias_off) /* [cols] */
 {
     const int c = get_global_id(0);
@@ -207,8 +199,8 @@ __kernel void bias_backward(int rows, int cols, int accumulate,
     grad_store(dbias + dbias_off, c, accumulate, sum_strided(dy + dy_off + c, rows, cols));
 }
 
-__kernel void mul_broadcast_forward(int rows, int cols,
-                                    __global const float *x, int x_off, /* [rows, cols] */
+__kernel void mul_broadcast_forward(int rows, int cols, __global const float *x,
+                                    int x_off,                          /* [rows, cols] */
                                     __global const float *s, int s_off, /* [cols] */
                                     __global float *y, int y_off)       /* [rows, cols] */
 {
@@ -218,10 +210,10 @@ __kernel void mul_broadcast_forward(int rows, int cols,
     y[y_off + i] = x[x_off + i] * s[s_off + i % cols];
 }
 
-__kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate,
-                                       __global const float *dy, int dy_off, /* [rows, cols] */
-                                       __global const float *s, int s_off,   /* [cols] */
-                                       __global float *dx, int dx_off)       /* [rows, cols] */
+__kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate, __global const float *dy,
+                                       int dy_off,                         /* [rows, cols] */
+                                       __global const float *s, int s_off, /* [cols] */
+                                       __global float *dx, int dx_off)     /* [rows, cols] */
 {
     const int i = get_global_id(0);
     if (i >= rows * cols)
@@ -229,10 +221,10 @@ __kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate,
     grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], s[s_off + i % cols]);
 }
 
-__kernel void mul_broadcast_backward_s(int rows, int cols, int accumulate,
-                                       __global const float *dy, int dy_off, /* [rows, cols] */
-                                       __global const float *x, int x_off,   /* [rows, cols] */
-                                       __global float *ds, int ds_off)       /* [cols] */
+__kernel void mul_broadcast_backward_s(int rows, int cols, int accumulate, __global const float *dy,
+                                       int dy_off,                         /* [rows, cols] */
+                                       __global const float *x, int x_off, /* [rows, cols] */
+                                       __global float *ds, int ds_off)     /* [cols] */
 {
     const int c = get_global_id(0);
     if (c >= cols)
@@ -243,9 +235,9 @@ __kernel void mul_broadcast_backward_s(int rows, int cols, int accumulate,
     grad_store(ds + ds_off, c, accumulate, sum_value(acc));
 }
 
-__kernel void sum_rows_forward(int rows, int cols, float divisor,
-                               __global const float *x, int x_off, /* [rows, cols] */
-                               __global float *y, int y_off)       /* [rows] */
+__kernel void sum_rows_forward(int rows, int cols, float divisor, __global const float *x,
+                               int x_off,                    /* [rows, cols] */
+                               __global float *y, int y_off) /* [rows] */
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -263,9 +255,8 @@ __kernel void sum_backward(int rows, int cols, float divisor, int accumulate,
     grad_store(dx + dx_off, i, accumulate, dy[dy_off + i / cols] / divisor);
 }
 
-__kernel void sum_partials(int n, int parts,
-                           __global const float *x, int x_off,  /* [n] */
-                           __global float *part, int part_off)  /* [parts] */
+__kernel void sum_partials(int n, int parts, __global const float *x, int x_off, /* [n] */
+                           __global float *part, int part_off)                   /* [parts] */
 {
     const int j = get_global_id(0);
     if (j >= parts)
@@ -282,9 +273,8 @@ __kernel void sum_partials(int n, int parts,
     part[part_off + j] = sum_value(acc);
 }
 
-__kernel void sum_finish(int n, float divisor,
-                         __global const float *x, int x_off, /* [n] */
-                         __global float *y, int y_off)       /* [1] */
+__kernel void sum_finish(int n, float divisor, __global const float *x, int x_off, /* [n] */
+                         __global float *y, int y_off)                             /* [1] */
 {
     if (get_global_id(0) != 0)
         return;

@@ -13,8 +13,8 @@
  * gemm_tt; the transposes are compile-time constants inside each.
  *
  * Work-items (STAGE 0 to 3): local (NDIM, MDIM, 1), global (ceil(n / NWG) * NDIM,
- * ceil(m / MWG) * MDIM, batch). Work-group (gx, gy, z) owns the MWG x NWG tile of C_z at rows gy * MWG, columns
- * gx * NWG; within it, work-item (lx, ly) owns the MWI x NWI block (MWI = MWG / MDIM,
+ * ceil(m / MWG) * MDIM, batch). Work-group (gx, gy, z) owns the MWG x NWG tile of C_z at rows gy *
+ * MWG, columns gx * NWG; within it, work-item (lx, ly) owns the MWI x NWI block (MWI = MWG / MDIM,
  * NWI = NWG / NDIM) at rows ly * MWI, columns lx * NWI, held in registers as MWI x (NWI / VW)
  * vectors of VW floats. For each k it loads MWI values of op(A) and NWI / VW vectors of op(B)
  * and does MWI * NWI / VW vector fma.
@@ -120,8 +120,8 @@ typedef float16 floatv;
 #endif
 
 /* op(A)[r, kk] and op(B)[kk, col] in global memory. */
-#define OP_A(ta, r, kk) ((ta) ? a[(size_t)(kk) * lda + (r)] : a[(size_t)(r) * lda + (kk)])
-#define OP_B(tb, kk, col) ((tb) ? b[(size_t)(col) * ldb + (kk)] : b[(size_t)(kk) * ldb + (col)])
+#define OP_A(ta, r, kk) ((ta) ? a[(size_t)(kk)*lda + (r)] : a[(size_t)(r)*lda + (kk)])
+#define OP_B(tb, kk, col) ((tb) ? b[(size_t)(col)*ldb + (kk)] : b[(size_t)(kk)*ldb + (col)])
 
 /* Copies op(A)[row0 .. row0 + MWG, k0 .. k0 + kc] into la[kk * MWG + r] and
  * op(B)[k0 .. k0 + kc, col0 .. col0 + NWG] into lb[kk * NWG + col], clamping rows and columns
@@ -151,37 +151,35 @@ inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc
  * holds the block's (clamped) global rows, `cb` its first global column. Staged operands come
  * from local memory: a_local is the expression of op(A)[row i, kk] there, b_local the address
  * of vector j of op(B)[kk, ...]. */
-#define K_STEP(kk_global, a_local, b_local)                                                   \
-    do {                                                                                      \
-        floatv bv[NVW];                                                                       \
-        _Pragma("unroll") for (int j = 0; j < NVW; j++)                                       \
-        {                                                                                     \
-            if (STAGE_B) {                                                                    \
-                bv[j] = VLOAD(b_local);                                                       \
-            } else if (!tb && !edge) {                                                        \
-                bv[j] = VLOAD(b + (size_t)(kk_global) * ldb + cb + j * VW);                   \
-            } else {                                                                          \
-                float t[VW];                                                                  \
-                _Pragma("unroll") for (int e = 0; e < VW; e++) t[e] =                         \
-                    OP_B(tb, kk_global, min(cb + j * VW + e, n - 1));                         \
-                bv[j] = VLOAD(t);                                                             \
-            }                                                                                 \
-        }                                                                                     \
-        _Pragma("unroll") for (int i = 0; i < MWI; i++)                                       \
-        {                                                                                     \
-            const float av =                                                                  \
-                STAGE_A ? (a_local) : OP_A(ta, ra[i], kk_global);                             \
-            _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] =                       \
-                fma((floatv)(av), bv[j], acc[i][j]);                                          \
-        }                                                                                     \
+#define K_STEP(kk_global, a_local, b_local)                                                        \
+    do {                                                                                           \
+        floatv bv[NVW];                                                                            \
+        _Pragma("unroll") for (int j = 0; j < NVW; j++)                                            \
+        {                                                                                          \
+            if (STAGE_B) {                                                                         \
+                bv[j] = VLOAD(b_local);                                                            \
+            } else if (!tb && !edge) {                                                             \
+                bv[j] = VLOAD(b + (size_t)(kk_global)*ldb + cb + j * VW);                          \
+            } else {                                                                               \
+                float t[VW];                                                                       \
+                _Pragma("unroll") for (int e = 0; e < VW; e++) t[e] =                              \
+                    OP_B(tb, kk_global, min(cb + j * VW + e, n - 1));                              \
+                bv[j] = VLOAD(t);                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("unroll") for (int i = 0; i < MWI; i++)                                            \
+        {                                                                                          \
+            const float av = STAGE_A ? (a_local) : OP_A(ta, ra[i], kk_global);                     \
+            _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] =                            \
+                fma((floatv)(av), bv[j], acc[i][j]);                                               \
+        }                                                                                          \
     } while (0)
 
 /* The whole work-group's computation for one transpose pair; `edge` is a compile-time
  * constant after inlining, true only for tiles that cross row m or column n. */
-inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, int k,
-                      float alpha, float beta, __global const float *a, int lda,
-                      __global const float *b, int ldb, __global float *c, int ldc,
-                      __local float *la, __local float *lb)
+inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, int k, float alpha,
+                      float beta, __global const float *a, int lda, __global const float *b,
+                      int ldb, __global float *c, int ldc, __local float *la, __local float *lb)
 {
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
@@ -190,8 +188,8 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
     _Pragma("unroll") for (int i = 0; i < MWI; i++) ra[i] = min(rb + i, m - 1);
 
     floatv acc[MWI][NVW];
-    _Pragma("unroll") for (int i = 0; i < MWI; i++)
-        _Pragma("unroll") for (int j = 0; j < NVW; j++) acc[i][j] = (floatv)(0.0f);
+    _Pragma("unroll") for (int i = 0; i < MWI; i++) _Pragma("unroll") for (int j = 0; j < NVW; j++)
+        acc[i][j] = (floatv)(0.0f);
 
     for (int k0 = 0; k0 < k; k0 += KWG) {
         const int kc = min(KWG, k - k0);
@@ -300,8 +298,7 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
         /* Each block: its sums from lacc (zero at the first step), kc steps, back. */
         for (int bi = 0; bi < MDIM; bi++) {
             int ra[MWI];
-            _Pragma("unroll") for (int i = 0; i < MWI; i++) ra[i] =
-                min(row0 + bi * MWI + i, m - 1);
+            _Pragma("unroll") for (int i = 0; i < MWI; i++) ra[i] = min(row0 + bi * MWI + i, m - 1);
             for (int bj = 0; bj < NDIM; bj++) {
                 const int cb = col0 + bj * NWI;
                 __local float *accp = lacc + (bi * MWI) * NWG + bj * NWI;
@@ -341,7 +338,7 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
 #endif
 
 /* The work-group's tile crosses row m or column n. */
-#define TILE_IS_EDGE()                                                                        \
+#define TILE_IS_EDGE()                                                                             \
     ((int)(get_group_id(1) + 1) * MWG > m || (int)(get_group_id(0) + 1) * NWG > n)
 
 #if SERIAL
@@ -360,25 +357,25 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
 #define LACC
 #endif
 
-#define GEMM_KERNEL(name, ta, tb)                                                             \
-    __kernel __attribute__((reqd_work_group_size(WG_SHAPE))) void name(                       \
-        int m, int n, int k, float alpha, float beta,                                         \
-        __global const float *a, int a_off, int lda, int stride_a, /* op(A) [m, k] */         \
-        __global const float *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */         \
-        __global float *c, int c_off, int ldc, int stride_c)       /* C [m, n] */             \
-    {                                                                                         \
-        __local float la[LOCAL_A_SIZE];     /* staged or packed op(A) */                      \
-        __local float lb[LOCAL_B_SIZE];     /* staged or packed op(B) */                      \
-        __local float lacc[LOCAL_ACC_SIZE]; /* serial mode: the tile's sums */                \
-        (void)lacc;                                                                           \
-        const size_t z = get_global_id(2);                                                    \
-        a += a_off + z * (size_t)stride_a;                                                    \
-        b += b_off + z * (size_t)stride_b;                                                    \
-        c += c_off + z * (size_t)stride_c;                                                    \
-        if (TILE_IS_EDGE())                                                                   \
-            BODY(ta, tb, 1, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);       \
-        else                                                                                  \
-            BODY(ta, tb, 0, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);       \
+#define GEMM_KERNEL(name, ta, tb)                                                                  \
+    __kernel __attribute__((reqd_work_group_size(WG_SHAPE))) void name(                            \
+        int m, int n, int k, float alpha, float beta, __global const float *a, int a_off, int lda, \
+        int stride_a,                                              /* op(A) [m, k] */              \
+        __global const float *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */              \
+        __global float *c, int c_off, int ldc, int stride_c)       /* C [m, n] */                  \
+    {                                                                                              \
+        __local float la[LOCAL_A_SIZE];     /* staged or packed op(A) */                           \
+        __local float lb[LOCAL_B_SIZE];     /* staged or packed op(B) */                           \
+        __local float lacc[LOCAL_ACC_SIZE]; /* serial mode: the tile's sums */                     \
+        (void)lacc;                                                                                \
+        const size_t z = get_global_id(2);                                                         \
+        a += a_off + z * (size_t)stride_a;                                                         \
+        b += b_off + z * (size_t)stride_b;                                                         \
+        c += c_off + z * (size_t)stride_c;                                                         \
+        if (TILE_IS_EDGE())                                                                        \
+            BODY(ta, tb, 1, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);            \
+        else                                                                                       \
+            BODY(ta, tb, 0, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);            \
     }
 
 GEMM_KERNEL(gemm_nn, 0, 0)

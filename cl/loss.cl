@@ -112,8 +112,7 @@ float loss_row_sum_exp(__global const float *x, int cols, float m, __local float
 }
 
 /* sum_j a[j] * b[j] over one row a, b [cols]. */
-float loss_row_dot(__global const float *a, __global const float *b, int cols,
-                   __local float *part)
+float loss_row_dot(__global const float *a, __global const float *b, int cols, __local float *part)
 {
     for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
         float acc = 0.0f;
@@ -160,9 +159,9 @@ int softmax_live(int row, int cols, int causal)
  * increasing column order, so every sum has a fixed order whatever the launch shape; each
  * exp is computed once. y may be x (in place): each element is read before it is written,
  * by the same work-item. */
-__kernel void softmax_forward(int rows, int cols, int causal,
-                              __global const float *x, int x_off, /* [rows, cols] */
-                              __global float *y, int y_off)       /* [rows, cols] */
+__kernel void softmax_forward(int rows, int cols, int causal, __global const float *x,
+                              int x_off,                    /* [rows, cols] */
+                              __global float *y, int y_off) /* [rows, cols] */
 {
     const int row = get_global_id(0);
     if (row >= rows)
@@ -188,8 +187,8 @@ __kernel void softmax_forward(int rows, int cols, int causal,
 /* dx[r, j] (+)= y[r, j] * (dy[r, j] - sum_k dy[r, k] * y[r, k]), y the softmax output, the
  * sum over the live columns k in increasing order; masked columns get 0. One work-item per
  * row, as the forward. dx may be dy (in place). */
-__kernel void softmax_backward(int rows, int cols, int causal,
-                               __global const float *y, int y_off,   /* [rows, cols] */
+__kernel void softmax_backward(int rows, int cols, int causal, __global const float *y,
+                               int y_off,                            /* [rows, cols] */
                                __global const float *dy, int dy_off, /* [rows, cols] */
                                __global float *dx, int dx_off,       /* [rows, cols] */
                                int accumulate)
@@ -211,9 +210,9 @@ __kernel void softmax_backward(int rows, int cols, int causal,
 }
 
 /* y[r, j] = (x[r, j] - max_r) - log(sum_k exp(x[r, k] - max_r)). One group per row. */
-__kernel void log_softmax_forward(int rows, int cols,
-                                  __global const float *x, int x_off, /* [rows, cols] */
-                                  __global float *y, int y_off)       /* [rows, cols] */
+__kernel void log_softmax_forward(int rows, int cols, __global const float *x,
+                                  int x_off,                    /* [rows, cols] */
+                                  __global float *y, int y_off) /* [rows, cols] */
 {
     __local float part[LANES];
     const int row = get_group_id(0);
@@ -231,8 +230,8 @@ __kernel void log_softmax_forward(int rows, int cols,
 }
 
 /* dx[r, j] (+)= dy[r, j] - exp(y[r, j]) * sum_k dy[r, k], y the log-softmax output. */
-__kernel void log_softmax_backward(int rows, int cols,
-                                   __global const float *y, int y_off,   /* [rows, cols] */
+__kernel void log_softmax_backward(int rows, int cols, __global const float *y,
+                                   int y_off,                            /* [rows, cols] */
                                    __global const float *dy, int dy_off, /* [rows, cols] */
                                    __global float *dx, int dx_off,       /* [rows, cols] */
                                    int accumulate)
@@ -265,11 +264,11 @@ int loss_label_counts(int label, int classes, int ignore_index)
  *     ws[r] = log_s - (1 - eps) z[label] - eps * mean_j z_j     (0 when the row is ignored),
  * the cross-entropy of the row against (1 - eps) onehot(label) + eps / classes; and
  * ws[rows + r] = max_r, ws[2 rows + r] = log_s for the backward. One group per row. */
-__kernel void cross_entropy_rows(int rows, int classes,
-                                 __global const float *logits, int logits_off, /* [rows, classes] */
-                                 __global const int *labels, int labels_off,   /* [rows] */
-                                 int ignore_index, float smoothing,
-                                 __global float *ws, int ws_off)               /* [3 rows + 1] */
+__kernel void cross_entropy_rows(int rows, int classes, __global const float *logits,
+                                 int logits_off,                             /* [rows, classes] */
+                                 __global const int *labels, int labels_off, /* [rows] */
+                                 int ignore_index, float smoothing, __global float *ws,
+                                 int ws_off) /* [3 rows + 1] */
 {
     __local float part[LANES];
     const int row = get_group_id(0);
@@ -296,11 +295,11 @@ __kernel void cross_entropy_rows(int rows, int classes,
 
 /* count = number of counted rows; loss[0] = sum_r ws[r] / count (0 when count is 0);
  * ws[3 rows] = count. One work-group in all. */
-__kernel void cross_entropy_finish(int rows, int classes,
-                                   __global const int *labels, int labels_off, /* [rows] */
-                                   int ignore_index,
-                                   __global float *ws, int ws_off,             /* [3 rows + 1] */
-                                   __global float *loss, int loss_off)         /* [1] */
+__kernel void cross_entropy_finish(int rows, int classes, __global const int *labels,
+                                   int labels_off, /* [rows] */
+                                   int ignore_index, __global float *ws,
+                                   int ws_off,                         /* [3 rows + 1] */
+                                   __global float *loss, int loss_off) /* [1] */
 {
     __local float part[LANES];
     __local int count_part[LANES];
@@ -329,13 +328,13 @@ __kernel void cross_entropy_finish(int rows, int classes,
 /* dlogits[r, j] (+)= (softmax(logits)[r, j] - target[r, j]) * dloss / count for counted rows,
  * target = (1 - eps) onehot(label) + eps / classes; 0 for ignored rows. Reads max, log_s and
  * count from the workspace the forward filled. One work-item per element. */
-__kernel void cross_entropy_backward(int rows, int classes,
-                                     __global const float *logits, int logits_off, /* [rows, classes] */
-                                     __global const int *labels, int labels_off,   /* [rows] */
-                                     int ignore_index, float smoothing,
-                                     __global const float *ws, int ws_off,         /* [3 rows + 1] */
-                                     __global const float *dloss, int dloss_off,   /* [1] */
-                                     __global float *dlogits, int dlogits_off,     /* [rows, classes] */
+__kernel void cross_entropy_backward(int rows, int classes, __global const float *logits,
+                                     int logits_off, /* [rows, classes] */
+                                     __global const int *labels, int labels_off, /* [rows] */
+                                     int ignore_index, float smoothing, __global const float *ws,
+                                     int ws_off,                                 /* [3 rows + 1] */
+                                     __global const float *dloss, int dloss_off, /* [1] */
+                                     __global float *dlogits, int dlogits_off, /* [rows, classes] */
                                      int accumulate)
 {
     const int i = get_global_id(0);
@@ -359,10 +358,9 @@ __kernel void cross_entropy_backward(int rows, int classes,
 
 /* ws[b] = sum of (x[i] - target[i])^2 over i in [b block_size, (b + 1) block_size). One
  * group per block. */
-__kernel void mse_partial(int n, int block_size,
-                          __global const float *x, int x_off,           /* [n] */
-                          __global const float *target, int target_off, /* [n] */
-                          __global float *ws, int ws_off)               /* [blocks] */
+__kernel void mse_partial(int n, int block_size, __global const float *x, int x_off, /* [n] */
+                          __global const float *target, int target_off,              /* [n] */
+                          __global float *ws, int ws_off)                            /* [blocks] */
 {
     __local float part[LANES];
     const int block = get_group_id(0);
@@ -386,9 +384,8 @@ __kernel void mse_partial(int n, int block_size,
 
 /* loss[0] = sum_b ws[b] / n over the ceil(n / block_size) partials (0 when n is 0). One
  * work-group in all. */
-__kernel void mse_finish(int n, int block_size,
-                         __global const float *ws, int ws_off, /* [blocks] */
-                         __global float *loss, int loss_off)   /* [1] */
+__kernel void mse_finish(int n, int block_size, __global const float *ws, int ws_off, /* [blocks] */
+                         __global float *loss, int loss_off)                          /* [1] */
 {
     __local float part[LANES];
     if (get_group_id(0) != 0)
@@ -407,8 +404,7 @@ __kernel void mse_finish(int n, int block_size,
 }
 
 /* dx[i] (+)= 2 (x[i] - target[i]) * dloss / n. One work-item per element. */
-__kernel void mse_backward(int n,
-                           __global const float *x, int x_off,           /* [n] */
+__kernel void mse_backward(int n, __global const float *x, int x_off,    /* [n] */
                            __global const float *target, int target_off, /* [n] */
                            __global const float *dloss, int dloss_off,   /* [1] */
                            __global float *dx, int dx_off,               /* [n] */

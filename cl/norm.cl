@@ -52,10 +52,9 @@
 /* Statistics of one chunk of one channel, relative to the shift x[0, ch, 0]: the mean of
  * (x - shift) over the chunk and M2, the sum of squared deviations from that mean. Both
  * passes read the chunk; the shift keeps the first sum free of a large common offset. */
-__kernel void batchnorm_stats(
-    int n, int c, int s, int chunk, int nchunks,
-    __global const float *x, int x_off, /* [n, c, s] */
-    __global float *part, int part_off) /* [2, c, nchunks] */
+__kernel void batchnorm_stats(int n, int c, int s, int chunk, int nchunks, __global const float *x,
+                              int x_off,                          /* [n, c, s] */
+                              __global float *part, int part_off) /* [2, c, nchunks] */
 {
     const int i = get_global_id(0);
     if (i >= c * nchunks)
@@ -97,14 +96,15 @@ __kernel void batchnorm_stats(
  * variance; writes mean and inv_std and, when running_mean is not NULL, moves the running
  * statistics towards the batch's (running_var towards the unbiased variance; the launcher
  * refuses m == 1 then). */
-__kernel void batchnorm_stats_combine(
-    int n, int c, int s, int chunk, int nchunks, float eps, float momentum,
-    __global const float *x, int x_off,       /* [n, c, s] */
-    __global const float *part, int part_off, /* [2, c, nchunks] */
-    __global float *mean, int mean_off,       /* [c] */
-    __global float *inv_std, int inv_std_off, /* [c] */
-    __global float *running_mean, int rm_off, /* [c] or NULL */
-    __global float *running_var, int rv_off)  /* [c] or NULL */
+__kernel void batchnorm_stats_combine(int n, int c, int s, int chunk, int nchunks, float eps,
+                                      float momentum, __global const float *x,
+                                      int x_off, /* [n, c, s] */
+                                      __global const float *part,
+                                      int part_off,                       /* [2, c, nchunks] */
+                                      __global float *mean, int mean_off, /* [c] */
+                                      __global float *inv_std, int inv_std_off, /* [c] */
+                                      __global float *running_mean, int rm_off, /* [c] or NULL */
+                                      __global float *running_var, int rv_off)  /* [c] or NULL */
 {
     const int ch = get_global_id(0);
     if (ch >= c)
@@ -135,14 +135,13 @@ __kernel void batchnorm_stats_combine(
 /* y = (x - mean) * inv_std * gamma + beta. In training mode `stat` is the saved inv_std; in
  * inference mode (stat_is_var non-zero) mean and stat are the running mean and variance and
  * inv_std = 1 / sqrt(stat + eps). */
-__kernel void batchnorm_forward(
-    int n, int c, int s, float eps, int stat_is_var,
-    __global const float *x, int x_off,         /* [n, c, s] */
-    __global const float *mean, int mean_off,   /* [c] */
-    __global const float *stat, int stat_off,   /* [c] */
-    __global const float *gamma, int gamma_off, /* [c] */
-    __global const float *beta, int beta_off,   /* [c] */
-    __global float *y, int y_off)               /* [n, c, s] */
+__kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
+                                __global const float *x, int x_off,         /* [n, c, s] */
+                                __global const float *mean, int mean_off,   /* [c] */
+                                __global const float *stat, int stat_off,   /* [c] */
+                                __global const float *gamma, int gamma_off, /* [c] */
+                                __global const float *beta, int beta_off,   /* [c] */
+                                __global float *y, int y_off)               /* [n, c, s] */
 {
     const int i = get_global_id(0);
     if (i >= n * c * s)
@@ -155,12 +154,11 @@ __kernel void batchnorm_forward(
 }
 
 /* Sums over one chunk of one channel: of dy, and of dy * (x - mean). */
-__kernel void batchnorm_backward_partial(
-    int n, int c, int s, int chunk, int nchunks,
-    __global const float *x, int x_off,       /* [n, c, s] */
-    __global const float *dy, int dy_off,     /* [n, c, s] */
-    __global const float *mean, int mean_off, /* [c] */
-    __global float *part, int part_off)       /* [2, c, nchunks] */
+__kernel void batchnorm_backward_partial(int n, int c, int s, int chunk, int nchunks,
+                                         __global const float *x, int x_off,       /* [n, c, s] */
+                                         __global const float *dy, int dy_off,     /* [n, c, s] */
+                                         __global const float *mean, int mean_off, /* [c] */
+                                         __global float *part, int part_off) /* [2, c, nchunks] */
 {
     const int i = get_global_id(0);
     if (i >= c * nchunks)
@@ -190,13 +188,13 @@ __kernel void batchnorm_backward_partial(
 /* Adds the chunk sums of one channel in increasing order: dbeta = sum dy, dgamma =
  * sum dy * xhat (each skipped when NULL), and keeps dbeta / m and dgamma / m in `means` for
  * batchnorm_backward. */
-__kernel void batchnorm_backward_combine(
-    int n, int c, int s, int nchunks, int acc,
-    __global const float *part, int part_off,       /* [2, c, nchunks] */
-    __global const float *inv_std, int inv_std_off, /* [c] */
-    __global float *means, int means_off,           /* [2, c] */
-    __global float *dgamma, int dgamma_off,         /* [c] or NULL */
-    __global float *dbeta, int dbeta_off)           /* [c] or NULL */
+__kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int acc,
+                                         __global const float *part,
+                                         int part_off, /* [2, c, nchunks] */
+                                         __global const float *inv_std, int inv_std_off, /* [c] */
+                                         __global float *means, int means_off,   /* [2, c] */
+                                         __global float *dgamma, int dgamma_off, /* [c] or NULL */
+                                         __global float *dbeta, int dbeta_off)   /* [c] or NULL */
 {
     const int ch = get_global_id(0);
     if (ch >= c)
@@ -212,21 +210,22 @@ __kernel void batchnorm_backward_combine(
     means[means_off + ch] = sum_dy / m;
     means[means_off + c + ch] = sum_dyxhat / m;
     if (dgamma)
-        dgamma[dgamma_off + ch] = (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
+        dgamma[dgamma_off + ch] =
+            (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
     if (dbeta)
-        dbeta[dbeta_off + ch] = (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
+        dbeta[dbeta_off + ch] =
+            (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
 }
 
 /* dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)). */
-__kernel void batchnorm_backward(
-    int n, int c, int s, int accumulate,
-    __global const float *x, int x_off,             /* [n, c, s] */
-    __global const float *dy, int dy_off,           /* [n, c, s] */
-    __global const float *gamma, int gamma_off,     /* [c] */
-    __global const float *mean, int mean_off,       /* [c] */
-    __global const float *inv_std, int inv_std_off, /* [c] */
-    __global const float *means, int means_off,     /* [2, c] */
-    __global float *dx, int dx_off)                 /* [n, c, s] */
+__kernel void batchnorm_backward(int n, int c, int s, int accumulate, __global const float *x,
+                                 int x_off,                                      /* [n, c, s] */
+                                 __global const float *dy, int dy_off,           /* [n, c, s] */
+                                 __global const float *gamma, int gamma_off,     /* [c] */
+                                 __global const float *mean, int mean_off,       /* [c] */
+                                 __global const float *inv_std, int inv_std_off, /* [c] */
+                                 __global const float *means, int means_off,     /* [2, c] */
+                                 __global float *dx, int dx_off)                 /* [n, c, s] */
 {
     const int i = get_global_id(0);
     if (i >= n * c * s)
@@ -240,12 +239,11 @@ __kernel void batchnorm_backward(
 }
 
 /* Inference mode: dx = dy * gamma / sqrt(running_var + eps). */
-__kernel void batchnorm_backward_inference(
-    int n, int c, int s, float eps, int accumulate,
-    __global const float *dy, int dy_off,       /* [n, c, s] */
-    __global const float *gamma, int gamma_off, /* [c] */
-    __global const float *var, int var_off,     /* [c] */
-    __global float *dx, int dx_off)             /* [n, c, s] */
+__kernel void batchnorm_backward_inference(int n, int c, int s, float eps, int accumulate,
+                                           __global const float *dy, int dy_off, /* [n, c, s] */
+                                           __global const float *gamma, int gamma_off, /* [c] */
+                                           __global const float *var, int var_off,     /* [c] */
+                                           __global float *dx, int dx_off) /* [n, c, s] */
 {
     const int i = get_global_id(0);
     if (i >= n * c * s)
@@ -258,14 +256,13 @@ __kernel void batchnorm_backward_inference(
 /* ==== Layer norm ======================================================================== */
 
 /* One row: mean and variance by two passes over (x - x[row, 0]), then y. */
-__kernel void layernorm_forward(
-    int rows, int d, float eps,
-    __global const float *x, int x_off,         /* [rows, d] */
-    __global const float *gamma, int gamma_off, /* [d] */
-    __global const float *beta, int beta_off,   /* [d] */
-    __global float *y, int y_off,               /* [rows, d] */
-    __global float *mean, int mean_off,         /* [rows] */
-    __global float *rstd, int rstd_off)         /* [rows] */
+__kernel void layernorm_forward(int rows, int d, float eps, __global const float *x,
+                                int x_off,                                  /* [rows, d] */
+                                __global const float *gamma, int gamma_off, /* [d] */
+                                __global const float *beta, int beta_off,   /* [d] */
+                                __global float *y, int y_off,               /* [rows, d] */
+                                __global float *mean, int mean_off,         /* [rows] */
+                                __global float *rstd, int rstd_off)         /* [rows] */
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -293,14 +290,13 @@ __kernel void layernorm_forward(
 }
 
 /* One row: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = gamma * dy. */
-__kernel void layernorm_backward(
-    int rows, int d, int accumulate,
-    __global const float *x, int x_off,         /* [rows, d] */
-    __global const float *dy, int dy_off,       /* [rows, d] */
-    __global const float *gamma, int gamma_off, /* [d] */
-    __global const float *mean, int mean_off,   /* [rows] */
-    __global const float *rstd, int rstd_off,   /* [rows] */
-    __global float *dx, int dx_off)             /* [rows, d] */
+__kernel void layernorm_backward(int rows, int d, int accumulate, __global const float *x,
+                                 int x_off,                                  /* [rows, d] */
+                                 __global const float *dy, int dy_off,       /* [rows, d] */
+                                 __global const float *gamma, int gamma_off, /* [d] */
+                                 __global const float *mean, int mean_off,   /* [rows] */
+                                 __global const float *rstd, int rstd_off,   /* [rows] */
+                                 __global float *dx, int dx_off)             /* [rows, d] */
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -325,13 +321,12 @@ __kernel void layernorm_backward(
 }
 
 /* Sums over rows k * chunk .. (k + 1) * chunk - 1 of one column: of dy * xhat and of dy. */
-__kernel void layernorm_param_partial(
-    int rows, int d, int chunk, int nchunks,
-    __global const float *x, int x_off,       /* [rows, d] */
-    __global const float *dy, int dy_off,     /* [rows, d] */
-    __global const float *mean, int mean_off, /* [rows] */
-    __global const float *rstd, int rstd_off, /* [rows] */
-    __global float *part, int part_off)       /* [2, nchunks, d] */
+__kernel void layernorm_param_partial(int rows, int d, int chunk, int nchunks,
+                                      __global const float *x, int x_off,       /* [rows, d] */
+                                      __global const float *dy, int dy_off,     /* [rows, d] */
+                                      __global const float *mean, int mean_off, /* [rows] */
+                                      __global const float *rstd, int rstd_off, /* [rows] */
+                                      __global float *part, int part_off) /* [2, nchunks, d] */
 {
     const int i = get_global_id(0);
     if (i >= nchunks * d)
@@ -352,11 +347,10 @@ __kernel void layernorm_param_partial(
 
 /* Adds the chunk sums of one column in increasing order into dgamma and dbeta (each
  * skipped when NULL). */
-__kernel void layernorm_param_combine(
-    int d, int nchunks, int acc,
-    __global const float *part, int part_off, /* [2, nchunks, d] */
-    __global float *dgamma, int dgamma_off,   /* [d] or NULL */
-    __global float *dbeta, int dbeta_off)     /* [d] or NULL */
+__kernel void layernorm_param_combine(int d, int nchunks, int acc, __global const float *part,
+                                      int part_off,                           /* [2, nchunks, d] */
+                                      __global float *dgamma, int dgamma_off, /* [d] or NULL */
+                                      __global float *dbeta, int dbeta_off)   /* [d] or NULL */
 {
     const int j = get_global_id(0);
     if (j >= d)
@@ -368,7 +362,8 @@ __kernel void layernorm_param_combine(
         sum_dy += part[(nchunks + k) * d + j];
     }
     if (dgamma)
-        dgamma[dgamma_off + j] = (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
+        dgamma[dgamma_off + j] =
+            (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
     if (dbeta)
         dbeta[dbeta_off + j] = (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + j] + sum_dy : sum_dy;
 }

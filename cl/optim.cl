@@ -42,13 +42,13 @@
 /* The optimizer's device status; engine/ops/optim.h declares the same layout for the host
  * (struct clt__optim_status) and checks it. */
 struct optim_status {
-    float grad_norm;         /* 2-norm of scale * grads of the last step, before clipping */
-    float clip_coef;         /* factor applied to the gradients in the last step */
-    int step;                /* t: steps applied since the status was reset */
-    int skipped;             /* steps skipped since the status was reset */
-    int last_skip;           /* 0: last step applied; else CLT__OPTIM_SKIP_* bits */
-    float bias_correction1;  /* 1 - beta1^t (Adam) */
-    float bias_correction2;  /* 1 - beta2^t (Adam) */
+    float grad_norm;        /* 2-norm of scale * grads of the last step, before clipping */
+    float clip_coef;        /* factor applied to the gradients in the last step */
+    int step;               /* t: steps applied since the status was reset */
+    int skipped;            /* steps skipped since the status was reset */
+    int last_skip;          /* 0: last step applied; else CLT__OPTIM_SKIP_* bits */
+    float bias_correction1; /* 1 - beta1^t (Adam) */
+    float bias_correction2; /* 1 - beta2^t (Adam) */
     int reserved;
 };
 
@@ -65,9 +65,9 @@ void optim_kahan_add(float *s, float *c, float x)
 }
 
 /* Level 1 of the norm: out[i] = sum over j = i, i + parts, ... < n of (scale * grads[j])^2. */
-__kernel void optim_norm_partial(int n, int parts, float scale,
-                                 __global const float *grads, int grads_off, /* [n] */
-                                 __global float *out, int out_off)          /* [parts] */
+__kernel void optim_norm_partial(int n, int parts, float scale, __global const float *grads,
+                                 int grads_off,                    /* [n] */
+                                 __global float *out, int out_off) /* [parts] */
 {
     const size_t i = get_global_id(0);
     if (i >= (size_t)parts)
@@ -82,9 +82,9 @@ __kernel void optim_norm_partial(int n, int parts, float scale,
 }
 
 /* Later levels: out[i] = sum over j = i, i + parts, ... < count of in[j]. */
-__kernel void optim_norm_combine(int count, int parts,
-                                 __global const float *in, int in_off, /* [count] */
-                                 __global float *out, int out_off)     /* [parts] */
+__kernel void optim_norm_combine(int count, int parts, __global const float *in,
+                                 int in_off,                       /* [count] */
+                                 __global float *out, int out_off) /* [parts] */
 {
     const size_t i = get_global_id(0);
     if (i >= (size_t)parts)
@@ -102,10 +102,8 @@ __kernel void optim_norm_combine(int count, int parts,
  *   applied otherwise: t + 1, clip_coef = min(clip_norm / (norm + 1e-6), 1) when
  *   clip_norm > 0 (torch.nn.utils.clip_grad_norm_), else 1; the bias corrections of the new t
  *   from one_minus_beta1 and one_minus_beta2 (0 for SGD, unused there). */
-__kernel void optim_step_begin(int count,
-                               __global const float *ws, int ws_off, /* [count] */
-                               int has_loss,
-                               __global const float *loss, int loss_off, /* [1] */
+__kernel void optim_step_begin(int count, __global const float *ws, int ws_off,        /* [count] */
+                               int has_loss, __global const float *loss, int loss_off, /* [1] */
                                float clip_norm, float one_minus_beta1, float one_minus_beta2,
                                __global int *status_base, int status_off)
 {
@@ -139,8 +137,7 @@ __kernel void optim_step_begin(int count,
 
 /* One work-item: sets the status to `step` steps applied and `skipped` skipped (0 and 0 to
  * reset it; a checkpoint's counters to resume), every other field 0. */
-__kernel void optim_status_set(int step, int skipped,
-                               __global int *status_base, int status_off)
+__kernel void optim_status_set(int step, int skipped, __global int *status_base, int status_off)
 {
     if (get_global_id(0) != 0)
         return;
@@ -166,7 +163,7 @@ __kernel void optim_status_set(int step, int skipped,
  * m is not touched when momentum is 0 (it may then be a NULL buffer). */
 __kernel void optim_sgd_update(int n, float lr, float weight_decay, float momentum,
                                float one_minus_dampening, int nesterov, float scale,
-                               __global float *params, int params_off,      /* [n] */
+                               __global float *params, int params_off,     /* [n] */
                                __global const float *grads, int grads_off, /* [n] */
                                __global float *m, int m_off,               /* [n] */
                                __global const int *status_base, int status_off)
@@ -202,11 +199,10 @@ __kernel void optim_sgd_update(int n, float lr, float weight_decay, float moment
  *   p = p - (lr / bc1) * (m / (sqrt(v) / sqrt(bc2) + eps)) */
 __kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float beta2,
                                 float one_minus_beta2, float eps, float l2, float decay,
-                                float scale,
-                                __global float *params, int params_off,      /* [n] */
-                                __global const float *grads, int grads_off, /* [n] */
-                                __global float *m, int m_off,               /* [n] */
-                                __global float *v, int v_off,               /* [n] */
+                                float scale, __global float *params, int params_off, /* [n] */
+                                __global const float *grads, int grads_off,          /* [n] */
+                                __global float *m, int m_off,                        /* [n] */
+                                __global float *v, int v_off,                        /* [n] */
                                 __global const int *status_base, int status_off)
 {
     __global const struct optim_status *status =

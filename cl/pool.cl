@@ -53,8 +53,8 @@ struct pool_window {
     int plane, y_lo, y_hi, x_lo, x_hi;
 };
 
-struct pool_window pool_window_of(int i, int h, int w, int kh, int kw, int stride_h,
-                                  int stride_w, int pad_h, int pad_w, int oh, int ow)
+struct pool_window pool_window_of(int i, int h, int w, int kh, int kw, int stride_h, int stride_w,
+                                  int pad_h, int pad_w, int oh, int ow)
 {
     /* Remainders as r - q * s: LLVM turns a % next to a / into a `freeze`, which Oclgrind's
      * uninitialized-value checker cannot run. */
@@ -90,10 +90,10 @@ struct pool_cover pool_cover_of(int i, int h, int w, int kh, int kw, int stride_
 
 __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int stride_h,
                                 int stride_w, int pad_h, int pad_w, int oh, int ow,
-                                int write_argmax,
-                                __global const float *x, int x_off, /* [N, C, H, W] */
-                                __global float *y, int y_off,       /* [N, C, OH, OW] */
-                                __global int *argmax, int a_off)    /* [N, C, OH, OW] */
+                                int write_argmax, __global const float *x,
+                                int x_off,                       /* [N, C, H, W] */
+                                __global float *y, int y_off,    /* [N, C, OH, OW] */
+                                __global int *argmax, int a_off) /* [N, C, OH, OW] */
 {
     const int i = (int)get_global_id(0);
     if (i >= planes * oh * ow)
@@ -117,8 +117,7 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
 }
 
 __kernel void maxpool2d_backward(int planes, int h, int w, int kh, int kw, int stride_h,
-                                 int stride_w, int pad_h, int pad_w, int oh, int ow,
-                                 int accumulate,
+                                 int stride_w, int pad_h, int pad_w, int oh, int ow, int accumulate,
                                  __global const int *argmax, int a_off, /* [N, C, OH, OW] */
                                  __global const float *dy, int dy_off,  /* [N, C, OH, OW] */
                                  __global float *dx, int dx_off)        /* [N, C, H, W] */
@@ -159,8 +158,7 @@ __kernel void avgpool2d_forward(int planes, int h, int w, int kh, int kw, int st
 }
 
 __kernel void avgpool2d_backward(int planes, int h, int w, int kh, int kw, int stride_h,
-                                 int stride_w, int pad_h, int pad_w, int oh, int ow,
-                                 int accumulate,
+                                 int stride_w, int pad_h, int pad_w, int oh, int ow, int accumulate,
                                  __global const float *dy, int dy_off, /* [N, C, OH, OW] */
                                  __global float *dx, int dx_off)       /* [N, C, H, W] */
 {
@@ -178,9 +176,9 @@ __kernel void avgpool2d_backward(int planes, int h, int w, int kh, int kw, int s
     dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
 }
 
-__kernel void global_avgpool_forward(int planes, int hw,
-                                     __global const float *x, int x_off, /* [N, C, H * W] */
-                                     __global float *y, int y_off)       /* [N, C] */
+__kernel void global_avgpool_forward(int planes, int hw, __global const float *x,
+                                     int x_off,                    /* [N, C, H * W] */
+                                     __global float *y, int y_off) /* [N, C] */
 {
     const int plane = (int)get_global_id(0);
     if (plane >= planes)
@@ -192,9 +190,9 @@ __kernel void global_avgpool_forward(int planes, int hw,
     y[y_off + plane] = acc / (float)hw;
 }
 
-__kernel void global_avgpool_backward(int planes, int hw, int accumulate,
-                                      __global const float *dy, int dy_off, /* [N, C] */
-                                      __global float *dx, int dx_off)       /* [N, C, H * W] */
+__kernel void global_avgpool_backward(int planes, int hw, int accumulate, __global const float *dy,
+                                      int dy_off,                     /* [N, C] */
+                                      __global float *dx, int dx_off) /* [N, C, H * W] */
 {
     const int i = (int)get_global_id(0);
     if (i >= planes * hw)

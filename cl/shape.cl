@@ -49,10 +49,10 @@
 
 /* ==== Embedding ========================================================================= */
 
-__kernel void embedding_forward(int tokens, int dim, int vocab,
-                                __global const float *table, int table_off, /* [vocab, dim] */
-                                __global const int *ids, int ids_off,       /* [tokens] */
-                                __global float *y, int y_off)               /* [tokens, dim] */
+__kernel void embedding_forward(int tokens, int dim, int vocab, __global const float *table,
+                                int table_off,                        /* [vocab, dim] */
+                                __global const int *ids, int ids_off, /* [tokens] */
+                                __global float *y, int y_off)         /* [tokens, dim] */
 {
     const int gid = get_global_id(0);
     if (gid >= tokens * dim)
@@ -78,8 +78,7 @@ static int id_class(__global const int *ids, int ids_off, int tokens, int vocab,
  * k = k_lo, 2 k_lo, ..., k_hi and j = min(k / 2, W), ..., 2, 1 (every such pair lies in the
  * block), and writes the block back. first != 0: the block starts as the identity
  * (sorted[p] = p) instead of being read. Launched over exactly n2 / 2 work-items. */
-__kernel void embedding_sort_local(int n2, int k_lo, int k_hi, int first, int tokens,
-                                   int vocab,
+__kernel void embedding_sort_local(int n2, int k_lo, int k_hi, int first, int tokens, int vocab,
                                    __global const int *ids, int ids_off, /* [tokens] */
                                    __global int *ws, int ws_off,         /* sorted [n2] */
                                    __local int *key,                     /* [2W] id classes */
@@ -134,9 +133,9 @@ __kernel void embedding_sort_step(int n2, int k, int j, int tokens, int vocab,
     }
 }
 
-__kernel void embedding_bounds(int n2, int tokens, int vocab,
-                               __global const int *ids, int ids_off, /* [tokens] */
-                               __global int *ws, int ws_off)         /* sorted, bounds */
+__kernel void embedding_bounds(int n2, int tokens, int vocab, __global const int *ids,
+                               int ids_off,                  /* [tokens] */
+                               __global int *ws, int ws_off) /* sorted, bounds */
 {
     const int v = get_global_id(0);
     if (v > vocab)
@@ -152,8 +151,8 @@ __kernel void embedding_bounds(int n2, int tokens, int vocab,
     ws[ws_off + n2 + v] = lo;
 }
 
-__kernel void embedding_backward(int vocab, int dim, int n2, int accumulate,
-                                 __global const int *ws, int ws_off,   /* sorted, bounds */
+__kernel void embedding_backward(int vocab, int dim, int n2, int accumulate, __global const int *ws,
+                                 int ws_off,                           /* sorted, bounds */
                                  __global const float *dy, int dy_off, /* [tokens, dim] */
                                  __global float *dtable, int dt_off)   /* [vocab, dim] */
 {
@@ -183,11 +182,11 @@ static void take_digit(int *r, int *src, int s, int t)
     }
 }
 
-__kernel void permute_gather(int n, int accumulate,
-                             __global const float *x, int x_off, /* strided source */
-                             __global float *y, int y_off,       /* [s0, ..., s5] dense */
-                             int s1, int s2, int s3, int s4, int s5,
-                             int t0, int t1, int t2, int t3, int t4, int t5)
+__kernel void permute_gather(int n, int accumulate, __global const float *x,
+                             int x_off,                    /* strided source */
+                             __global float *y, int y_off, /* [s0, ..., s5] dense */
+                             int s1, int s2, int s3, int s4, int s5, int t0, int t1, int t2, int t3,
+                             int t4, int t5)
 {
     const int gid = get_global_id(0);
     if (gid >= n)
@@ -206,9 +205,9 @@ __kernel void permute_gather(int n, int accumulate,
 
 /* ==== Concat and slice ================================================================== */
 
-__kernel void slice_copy(int outer, int len, int inner, int accumulate,
-                         __global const float *src, int src_off, int src_axis, int src_start,
-                         __global float *dst, int dst_off, int dst_axis, int dst_start)
+__kernel void slice_copy(int outer, int len, int inner, int accumulate, __global const float *src,
+                         int src_off, int src_axis, int src_start, __global float *dst, int dst_off,
+                         int dst_axis, int dst_start)
 {
     const int gid = get_global_id(0);
     if (gid >= outer * len * inner)

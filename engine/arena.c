@@ -34,9 +34,10 @@ enum clt_status clt_arena_create(struct clt_device *dev, uint64_t bytes, struct 
     a->mem = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, (size_t)bytes, NULL, &err);
     enum clt_status st = clt__cl_check(&dev->log, err, "clCreateBuffer");
     if (st != CLT_OK) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "could not allocate an arena of %llu bytes "
-                 "(device memory %llu bytes)", (unsigned long long)bytes,
-                 (unsigned long long)dev->info.global_mem_bytes);
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "could not allocate an arena of %llu bytes "
+                 "(device memory %llu bytes)",
+                 (unsigned long long)bytes, (unsigned long long)dev->info.global_mem_bytes);
         free(a);
         return st;
     }
@@ -86,9 +87,8 @@ enum clt_status clt_arena_alloc(struct clt_arena *arena, enum clt_dtype dtype, u
     uint64_t bytes = (uint64_t)count * esize;
     if (start > arena->size || bytes > arena->size - start) {
         clt__log(&arena->dev->log, CLT_LOG_ERROR,
-                 "arena full: %llu bytes wanted, %llu of %llu in use",
-                 (unsigned long long)bytes, (unsigned long long)arena->used,
-                 (unsigned long long)arena->size);
+                 "arena full: %llu bytes wanted, %llu of %llu in use", (unsigned long long)bytes,
+                 (unsigned long long)arena->used, (unsigned long long)arena->size);
         return CLT_ERR_DEVICE_MEMORY;
     }
     struct clt_view v;
@@ -148,8 +148,8 @@ static enum clt_status check_copy(const struct clt_view *view, const void *host,
     if (vb == 0 || bytes > vb || view->offset > view->arena->size ||
         vb > view->arena->size - view->offset) {
         clt__log(&view->arena->dev->log, CLT_LOG_ERROR,
-                 "copy of %llu bytes does not fit the view (%llu bytes)",
-                 (unsigned long long)bytes, (unsigned long long)vb);
+                 "copy of %llu bytes does not fit the view (%llu bytes)", (unsigned long long)bytes,
+                 (unsigned long long)vb);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     return CLT_OK;
@@ -213,8 +213,7 @@ enum clt_status clt_event_wait(struct clt_event *event)
     cl_int err = clWaitForEvents(1, &event->event);
     if (err == CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST || err == CL_SUCCESS) {
         cl_int state = CL_COMPLETE;
-        clGetEventInfo(event->event, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof state, &state,
-                       NULL);
+        clGetEventInfo(event->event, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof state, &state, NULL);
         if (state < 0)
             err = state;
     }

@@ -89,9 +89,8 @@ enum clt_status clt__cache_parse(const unsigned char *data, size_t size, const c
                                  const unsigned char **binary, size_t *binary_size)
 {
     size_t id_len = strlen(identity);
-    if (size < HEADER_BYTES || memcmp(data, MAGIC, 8) != 0 ||
-        get_u32(data + 8) != FORMAT_VERSION || get_u32(data + 12) != id_len ||
-        id_len > MAX_IDENTITY)
+    if (size < HEADER_BYTES || memcmp(data, MAGIC, 8) != 0 || get_u32(data + 8) != FORMAT_VERSION ||
+        get_u32(data + 12) != id_len || id_len > MAX_IDENTITY)
         return CLT_ERR_FORMAT;
     uint64_t bin_len = get_u64(data + 16);
     /* The whole file is the header, the identity and the binary: nothing more, nothing less. */
@@ -188,8 +187,8 @@ enum clt_status clt__cache_store(const char *path, const char *identity,
     int fd = mkstemp(tmp);
     if (fd < 0)
         return CLT_ERR_IO;
-    bool ok = fchmod(fd, 0644) == 0 && write_all(fd, head, sizeof head) && write_all(fd, identity, id_len) &&
-              write_all(fd, binary, size) && fsync(fd) == 0;
+    bool ok = fchmod(fd, 0644) == 0 && write_all(fd, head, sizeof head) &&
+              write_all(fd, identity, id_len) && write_all(fd, binary, size) && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (ok && rename(tmp, path) == 0)
         return CLT_OK;

@@ -300,8 +300,8 @@ enum clt_status clt_dataset_check_classes(struct clt_dataset *ds, uint32_t class
             if ((uint32_t)ds->labels[i] >= classes) {
                 where(ds, i, at, sizeof at);
                 clt__log(log, CLT_LOG_ERROR,
-                         "%s: label %d is not below the number of classes, %u (labels 0 .. %u)",
-                         at, (int)ds->labels[i], (unsigned)classes, (unsigned)classes - 1);
+                         "%s: label %d is not below the number of classes, %u (labels 0 .. %u)", at,
+                         (int)ds->labels[i], (unsigned)classes, (unsigned)classes - 1);
                 return CLT_ERR_FORMAT;
             }
         }

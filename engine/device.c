@@ -37,8 +37,8 @@ static cl_int device_value(cl_device_id id, cl_device_info what, void *out, size
 }
 
 enum clt_status clt__device_query(const struct clt_log *log, cl_platform_id platform,
-                                  cl_device_id id, uint32_t platform_index,
-                                  uint32_t device_index, struct clt_device_info *out)
+                                  cl_device_id id, uint32_t platform_index, uint32_t device_index,
+                                  struct clt_device_info *out)
 {
     struct clt_device_info info;
     memset(&info, 0, sizeof info);
@@ -62,11 +62,9 @@ enum clt_status clt__device_query(const struct clt_log *log, cl_platform_id plat
     if (err == CL_SUCCESS)
         err = device_string(id, CL_DEVICE_VENDOR, info.vendor, sizeof info.vendor);
     if (err == CL_SUCCESS)
-        err = device_string(id, CL_DRIVER_VERSION, info.driver_version,
-                            sizeof info.driver_version);
+        err = device_string(id, CL_DRIVER_VERSION, info.driver_version, sizeof info.driver_version);
     if (err == CL_SUCCESS)
-        err = device_string(id, CL_DEVICE_VERSION, info.device_version,
-                            sizeof info.device_version);
+        err = device_string(id, CL_DEVICE_VERSION, info.device_version, sizeof info.device_version);
     if (err == CL_SUCCESS)
         err = device_string(id, CL_DEVICE_OPENCL_C_VERSION, info.opencl_c_version,
                             sizeof info.opencl_c_version);
@@ -141,8 +139,8 @@ static enum clt_status visit_devices(const struct clt_log *log, visit_fn fn, voi
         err = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
         if (err != CL_SUCCESS || nd == 0) {
             if (err != CL_DEVICE_NOT_FOUND && err != CL_SUCCESS)
-                clt__log(log, CLT_LOG_INFO, "platform %u skipped: clGetDeviceIDs: %s",
-                         (unsigned)p, clt__cl_error_name(err));
+                clt__log(log, CLT_LOG_INFO, "platform %u skipped: clGetDeviceIDs: %s", (unsigned)p,
+                         clt__cl_error_name(err));
             continue;
         }
         cl_device_id *devs = calloc(nd, sizeof *devs);
@@ -283,8 +281,10 @@ enum clt_status clt_device_open(const char *selection, const struct clt_device_o
         if (count == 0)
             clt__log(&o->log, CLT_LOG_ERROR, "no OpenCL device found (is an ICD installed?)");
         else
-            clt__log(&o->log, CLT_LOG_ERROR, "no device matches \"%s\" (%zu devices; see "
-                     "`cltrain devices`)", selection ? selection : "", count);
+            clt__log(&o->log, CLT_LOG_ERROR,
+                     "no device matches \"%s\" (%zu devices; see "
+                     "`cltrain devices`)",
+                     selection ? selection : "", count);
         clt_devices_free(list);
         return st;
     }
@@ -346,8 +346,8 @@ void clt_device_close(struct clt_device *dev)
     if (dev->children > 0) {
         clt__log(&dev->log, CLT_LOG_WARN,
                  "device %s closed while %u arenas or trainers use it: they fail from now on, "
-                 "and the device is freed with the last of them", dev->info.name,
-                 (unsigned)dev->children);
+                 "and the device is freed with the last of them",
+                 dev->info.name, (unsigned)dev->children);
         dev->closed = true;
         return;
     }

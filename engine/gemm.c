@@ -33,8 +33,10 @@ enum clt_status clt__gemm_setup(struct clt_device *dev, const struct clt_device_
         else if (env && strcmp(env, "clblast") == 0)
             b = CLT_GEMM_CLBLAST;
         else if (env && *env && strcmp(env, "auto") != 0)
-            clt__log(&dev->log, CLT_LOG_WARN, "CLTRAIN_GEMM=%s is not clblast, own or auto; "
-                     "using auto", env);
+            clt__log(&dev->log, CLT_LOG_WARN,
+                     "CLTRAIN_GEMM=%s is not clblast, own or auto; "
+                     "using auto",
+                     env);
     }
     if (b != CLT_GEMM_AUTO && b != CLT_GEMM_CLBLAST && b != CLT_GEMM_OWN)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -65,9 +67,9 @@ enum clt_status clt__gemm_resolve(const struct clt_log *log, const struct clt_ge
                                   int64_t *span_c)
 {
     struct clt_gemm_shape g = *in;
-    if (g.m <= 0 || g.n <= 0 || g.k <= 0 || g.batch < 0 || g.lda < 0 || g.ldb < 0 ||
-        g.ldc < 0 || g.stride_a < 0 || g.stride_b < 0 || g.stride_c < 0 || g.m > INT32_MAX ||
-        g.n > INT32_MAX || g.k > INT32_MAX) {
+    if (g.m <= 0 || g.n <= 0 || g.k <= 0 || g.batch < 0 || g.lda < 0 || g.ldb < 0 || g.ldc < 0 ||
+        g.stride_a < 0 || g.stride_b < 0 || g.stride_c < 0 || g.m > INT32_MAX || g.n > INT32_MAX ||
+        g.k > INT32_MAX) {
         clt__log(log, CLT_LOG_ERROR, "gemm: impossible shape m=%lld n=%lld k=%lld batch=%lld",
                  (long long)g.m, (long long)g.n, (long long)g.k, (long long)g.batch);
         return CLT_ERR_INVALID_ARGUMENT;
@@ -82,8 +84,8 @@ enum clt_status clt__gemm_resolve(const struct clt_log *log, const struct clt_ge
         g.ldb = b_cols;
     if (g.ldc == 0)
         g.ldc = g.n;
-    if (g.lda < a_cols || g.ldb < b_cols || g.ldc < g.n || g.lda > INT32_MAX ||
-        g.ldb > INT32_MAX || g.ldc > INT32_MAX) {
+    if (g.lda < a_cols || g.ldb < b_cols || g.ldc < g.n || g.lda > INT32_MAX || g.ldb > INT32_MAX ||
+        g.ldc > INT32_MAX) {
         clt__log(log, CLT_LOG_ERROR, "gemm: leading dimension too small or too large");
         return CLT_ERR_INVALID_ARGUMENT;
     }
@@ -100,8 +102,7 @@ enum clt_status clt__gemm_resolve(const struct clt_log *log, const struct clt_ge
         if (g.stride_c == 0)
             g.stride_c = one_c;
     }
-    if (g.batch > INT32_MAX || (g.batch > 1 && (g.stride_a > INT32_MAX ||
-                                                g.stride_b > INT32_MAX ||
+    if (g.batch > INT32_MAX || (g.batch > 1 && (g.stride_a > INT32_MAX || g.stride_b > INT32_MAX ||
                                                 g.stride_c > INT32_MAX))) {
         clt__log(log, CLT_LOG_ERROR, "gemm: batch or stride beyond 2^31");
         return CLT_ERR_INVALID_ARGUMENT;
@@ -142,18 +143,16 @@ enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_
     pthread_mutex_lock(&clblast_lock);
     if (g->batch > 1) {
         s = CLBlastSgemmStridedBatched(
-            CLBlastLayoutRowMajor, trans(g->trans_a), trans(g->trans_b), (size_t)g->m,
-            (size_t)g->n, (size_t)g->k, g->alpha, a.mem, a.offset, (size_t)g->lda,
-            (size_t)g->stride_a, b.mem, b.offset, (size_t)g->ldb, (size_t)g->stride_b, g->beta,
-            c.mem, c.offset, (size_t)g->ldc, (size_t)g->stride_c, (size_t)g->batch, &dev->queue,
-            NULL);
+            CLBlastLayoutRowMajor, trans(g->trans_a), trans(g->trans_b), (size_t)g->m, (size_t)g->n,
+            (size_t)g->k, g->alpha, a.mem, a.offset, (size_t)g->lda, (size_t)g->stride_a, b.mem,
+            b.offset, (size_t)g->ldb, (size_t)g->stride_b, g->beta, c.mem, c.offset, (size_t)g->ldc,
+            (size_t)g->stride_c, (size_t)g->batch, &dev->queue, NULL);
     } else {
         size_t temp = 0;
-        s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, trans(g->trans_a),
-                                       trans(g->trans_b), (size_t)g->m, (size_t)g->n,
-                                       (size_t)g->k, a.offset, (size_t)g->lda, b.offset,
-                                       (size_t)g->ldb, c.offset, (size_t)g->ldc, &dev->queue,
-                                       &temp);
+        s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, trans(g->trans_a), trans(g->trans_b),
+                                       (size_t)g->m, (size_t)g->n, (size_t)g->k, a.offset,
+                                       (size_t)g->lda, b.offset, (size_t)g->ldb, c.offset,
+                                       (size_t)g->ldc, &dev->queue, &temp);
         if (s == CLBlastSuccess && temp > 0)
             st = ensure_temp(dev, temp);
         if (s == CLBlastSuccess && st == CLT_OK)
@@ -167,9 +166,10 @@ enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_
     if (st != CLT_OK)
         return st;
     if (s != CLBlastSuccess) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "CLBlast SGEMM failed with status %d (m=%lld n=%lld "
-                 "k=%lld batch=%lld)", (int)s, (long long)g->m, (long long)g->n,
-                 (long long)g->k, (long long)g->batch);
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "CLBlast SGEMM failed with status %d (m=%lld n=%lld "
+                 "k=%lld batch=%lld)",
+                 (int)s, (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
         return CLT_ERR_GEMM;
     }
     return CLT_OK;
@@ -205,8 +205,10 @@ enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *s
     }
     st = clt__gemm_clblast(dev, g, a, b, c);
     if (st == CLT_ERR_GEMM && dev->gemm_may_fall_back) {
-        clt__log(&dev->log, CLT_LOG_WARN, "CLBlast failed on %s; using the engine's own GEMM "
-                 "kernel from now on", dev->info.name);
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "CLBlast failed on %s; using the engine's own GEMM "
+                 "kernel from now on",
+                 dev->info.name);
         dev->gemm_backend = CLT_GEMM_OWN;
         clt__gemm_own_default(dev, g, &cfg);
         st = clt__gemm_own_run(dev, &cfg, g, a, b, c);

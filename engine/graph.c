@@ -102,8 +102,8 @@ bool clt__graph_ok(struct clt_graph *g, uint32_t n, struct clt_tensor *const *ts
             return false;
         }
         if (ts[i]->graph != g) {
-            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
-                            "tensor \"%s\" belongs to another graph", ts[i]->name);
+            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "tensor \"%s\" belongs to another graph",
+                            ts[i]->name);
             return false;
         }
     }
@@ -116,8 +116,8 @@ bool clt__graph_ok(struct clt_graph *g, uint32_t n, struct clt_tensor *const *ts
 static bool shape_ok(struct clt_graph *g, uint32_t ndim, const int64_t *shape, const char *what)
 {
     if (ndim == 0 || ndim > CLT_MAX_DIMS || !shape) {
-        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s: %u dimensions (1 to %d allowed)",
-                        what, (unsigned)ndim, CLT_MAX_DIMS);
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s: %u dimensions (1 to %d allowed)", what,
+                        (unsigned)ndim, CLT_MAX_DIMS);
         return false;
     }
     for (uint32_t i = 0; i < ndim; i++) {
@@ -208,8 +208,7 @@ static bool name_ok(struct clt_graph *g, const char *name)
     }
     for (uint32_t i = 0; i < g->count; i++) {
         if (g->nodes[i]->kind != CLT__NODE_OP && strcmp(g->nodes[i]->name, name) == 0) {
-            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "the name \"%s\" is already taken",
-                            name);
+            clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "the name \"%s\" is already taken", name);
             return false;
         }
     }
@@ -229,8 +228,8 @@ struct clt_tensor *clt_input(struct clt_graph *g, const char *name, enum clt_dty
 
 static bool init_ok(struct clt_graph *g, const char *name, struct clt_init init)
 {
-    if ((unsigned)init.kind > CLT_INIT_KAIMING_NORMAL || !isfinite(init.a) ||
-        !isfinite(init.b) || (init.kind == CLT_INIT_UNIFORM && !(init.a <= init.b)) ||
+    if ((unsigned)init.kind > CLT_INIT_KAIMING_NORMAL || !isfinite(init.a) || !isfinite(init.b) ||
+        (init.kind == CLT_INIT_UNIFORM && !(init.a <= init.b)) ||
         (init.kind == CLT_INIT_NORMAL && init.b < 0)) {
         clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT, "%s: invalid initialiser", name);
         return false;

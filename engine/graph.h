@@ -39,7 +39,7 @@ struct clt_tensor {
     uint32_t ndim;
     int64_t shape[CLT_MAX_DIMS];
     char name[CLT__NAME_MAX];
-    struct clt_init init; /* params and state */
+    struct clt_init init;   /* params and state */
     union clt__op_params p; /* the op's parameters: the member named after the op */
     /* Buffers the op keeps from its forward to its backward (batch norm's statistics,
      * attention's probabilities), counted in elements of aux_dtype. */
@@ -69,8 +69,8 @@ struct clt__exec {
     bool training;    /* false in evaluation: dropout off, batch norm on running averages */
     bool in_backward; /* recomputed values are read from their backward copies */
     uint64_t seed;
-    uint64_t step;    /* the trainer's step counter (dropout's random stream) */
-    uint32_t micro;   /* index of the step within gradient accumulation */
+    uint64_t step;  /* the trainer's step counter (dropout's random stream) */
+    uint32_t micro; /* index of the step within gradient accumulation */
 };
 
 /* The value of a tensor. */

@@ -109,8 +109,8 @@ struct clt_device {
     bool gemm_may_fall_back;
     cl_mem gemm_temp;
     size_t gemm_temp_bytes;
-    bool gemm_host;          /* gemm_host.c: the host's BLAS runs as a native kernel here */
-    struct clt__tune *tune;  /* tune.c: the GEMM choices of this device; NULL: not tuning */
+    bool gemm_host;         /* gemm_host.c: the host's BLAS runs as a native kernel here */
+    struct clt__tune *tune; /* tune.c: the GEMM choices of this device; NULL: not tuning */
 
     /* Largest 1-D work-group size that suits every simple kernel on this device: a power of
      * two, at most 256 and at most the device limit. */
@@ -127,8 +127,8 @@ enum clt_status clt__device_usable(const struct clt_device *dev);
 
 /* Reads a device's record (no context needed). */
 enum clt_status clt__device_query(const struct clt_log *log, cl_platform_id platform,
-                                  cl_device_id id, uint32_t platform_index,
-                                  uint32_t device_index, struct clt_device_info *out);
+                                  cl_device_id id, uint32_t platform_index, uint32_t device_index,
+                                  struct clt_device_info *out);
 
 /* ==== program.c: building and caching programs ========================================== */
 
@@ -146,8 +146,7 @@ enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_pr
  * source, built (or loaded from the binary cache, whose identity covers the defines) on first
  * use and kept for the device's life. */
 enum clt_status clt__program_variant_get(struct clt_device *dev, const char *name,
-                                         const char *defines,
-                                         struct clt__program_variant **out);
+                                         const char *defines, struct clt__program_variant **out);
 
 /* The kernel `kernel` of program cl/<program>.cl, created once per device and kept (a kernel
  * with an id is the same object clt__kernel gives). Its arguments are whatever the last
@@ -234,8 +233,8 @@ struct clt__arg {
 #define CLT__ARG(x) ((struct clt__arg){sizeof(x), &(x)})
 
 /* Sets arguments 0..n-1 of a kernel. */
-enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
-                              const struct clt__arg *args, size_t n);
+enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel, const struct clt__arg *args,
+                              size_t n);
 
 /* Enqueues `kernel` on the compute queue over `global` work-items in `dims` dimensions, each
  * rounded up to a multiple of the local size. local NULL: the engine chooses (1-D: the
@@ -275,15 +274,15 @@ struct clt__karg {
 enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
                              size_t local, const struct clt__karg *args, size_t nargs);
 
-#define CLT__KARGS(...)                                                                        \
-    (const struct clt__karg[]){__VA_ARGS__},                                                   \
+#define CLT__KARGS(...)                                                                            \
+    (const struct clt__karg[]){__VA_ARGS__},                                                       \
         sizeof((const struct clt__karg[]){__VA_ARGS__}) / sizeof(struct clt__karg)
 
 /* clt__enqueue with the arguments written in place: CLT__RUN(dev, CLT__K_x, n, CLT__I32(n),
  * CLT__BUF(x), ...), the local size chosen; CLT__RUN_WG(dev, CLT__K_x, n, local, ...) with
  * the work-group size given. */
 #define CLT__RUN(dev, id, items, ...) clt__enqueue((dev), (id), (items), 0, CLT__KARGS(__VA_ARGS__))
-#define CLT__RUN_WG(dev, id, items, local, ...)                                                \
+#define CLT__RUN_WG(dev, id, items, local, ...)                                                    \
     clt__enqueue((dev), (id), (items), (local), CLT__KARGS(__VA_ARGS__))
 
 /* CLT_OK when 0 <= v <= INT32_MAX; kernels index with int. Logs `what` otherwise. */
@@ -306,8 +305,8 @@ void clt__gemm_teardown(struct clt_device *dev);
 /* Enqueues a GEMM (clt_gemm_shape semantics: leading dimensions and strides of 0 mean the
  * tight ones) on the compute queue with the device's backend. Buffers with element offsets;
  * the caller makes sure they are large enough. */
-enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *g,
-                          struct clt__buf a, struct clt__buf b, struct clt__buf c);
+enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *g, struct clt__buf a,
+                          struct clt__buf b, struct clt__buf c);
 
 /* Fills in default leading dimensions and strides of a shape and checks it; writes the
  * number of elements each of A, B, C must span. */
@@ -376,8 +375,7 @@ size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out,
  * reports; it may win in this process but is never written to the cache. fn NULL removes
  * it. clt__tune_test_fn is what clt__gemm calls for CLT__GEMM_IMPL_TEST. */
 typedef enum clt_status (*clt__gemm_fn)(struct clt_device *dev, const struct clt_gemm_shape *g,
-                                        struct clt__buf a, struct clt__buf b,
-                                        struct clt__buf c);
+                                        struct clt__buf a, struct clt__buf b, struct clt__buf c);
 void clt__tune_test_candidate(struct clt_device *dev, const char *name, clt__gemm_fn fn);
 clt__gemm_fn clt__tune_test_fn(const struct clt_device *dev);
 

@@ -6,8 +6,8 @@
 
 #include "internal.h"
 
-enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel,
-                              const struct clt__arg *args, size_t n)
+enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel, const struct clt__arg *args,
+                              size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         cl_int err = clSetKernelArg(kernel, (cl_uint)i, args[i].size, args[i].value);

@@ -120,7 +120,8 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
     for (uint32_t id = 0; id < p->n; id++) {
         struct clt__tinfo *ti = &p->info[id];
         const struct clt_tensor *t = g->nodes[id];
-        ti->root = t->kind == CLT__NODE_OP && clt__def(t)->is_view ? p->info[t->in[0]->id].root : id;
+        ti->root =
+            t->kind == CLT__NODE_OP && clt__def(t)->is_view ? p->info[t->in[0]->id].root : id;
         ti->val = ti->val_bwd = ti->grad = -1;
         for (uint32_t k = 0; k < CLT__MAX_AUX; k++)
             ti->aux[k] = -1;
@@ -141,8 +142,10 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
         for (uint32_t i = 0; i < t->nin; i++)
             ti->needs_grad = ti->needs_grad || p->info[t->in[i]->id].needs_grad;
         if (ti->needs_grad && !clt__def(t)->is_view && !clt__def(t)->backward) {
-            clt__log(&dev->log, CLT_LOG_ERROR, "op %s has no gradient, but a parameter "
-                     "before it needs one", clt__op_names[t->op]);
+            clt__log(&dev->log, CLT_LOG_ERROR,
+                     "op %s has no gradient, but a parameter "
+                     "before it needs one",
+                     clt__op_names[t->op]);
             return CLT_ERR_INVALID_ARGUMENT;
         }
         ti->has_bwd = ti->needs_grad && !clt__def(t)->is_view;
@@ -235,8 +238,7 @@ static enum clt_status schedule(const struct clt_graph *g, bool recompute, struc
 
 /* Decides, per node and input, whether its gradient contribution writes or adds. */
 static enum clt_status mark_first_contributions(const struct clt_graph *g,
-                                                const struct clt_tensor *loss,
-                                                struct clt__plan *p)
+                                                const struct clt_tensor *loss, struct clt__plan *p)
 {
     bool *seen = calloc(p->n, sizeof *seen);
     if (!seen)
@@ -310,8 +312,8 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
         ri->val_bwd = add_storage(p, bytes, bwd_first, bwd_last);
     }
     if (ri->needs_grad)
-        ri->grad = add_storage(p, bytes, grad_first == INT32_MAX ? ri->bwd_pos : grad_first,
-                               ri->bwd_pos);
+        ri->grad =
+            add_storage(p, bytes, grad_first == INT32_MAX ? ri->bwd_pos : grad_first, ri->bwd_pos);
     for (uint32_t k = 0; k < rt->naux; k++) {
         uint64_t ab = (uint64_t)rt->aux_count[k] * clt__dtype_size(rt->aux_dtype[k]);
         ri->aux[k] = add_storage(p, ab, ri->fwd_pos, ri->has_bwd ? ri->bwd_pos : ri->fwd_pos);
@@ -319,8 +321,7 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
 }
 
 enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
-                               const struct clt_tensor *loss, bool recompute,
-                               struct clt__plan *out)
+                               const struct clt_tensor *loss, bool recompute, struct clt__plan *out)
 {
     struct clt__plan p;
     memset(&p, 0, sizeof p);

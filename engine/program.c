@@ -143,17 +143,18 @@ static void log_build_failure(struct clt_device *dev, cl_program prog, const cha
 {
     size_t len = 0;
     char *text = NULL;
-    if (clGetProgramBuildInfo(prog, dev->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &len) ==
-        CL_SUCCESS)
+    if (clGetProgramBuildInfo(prog, dev->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &len) == CL_SUCCESS)
         text = malloc(len + 1);
-    if (text && clGetProgramBuildInfo(prog, dev->id, CL_PROGRAM_BUILD_LOG, len, text, NULL) ==
-                    CL_SUCCESS)
+    if (text &&
+        clGetProgramBuildInfo(prog, dev->id, CL_PROGRAM_BUILD_LOG, len, text, NULL) == CL_SUCCESS)
         text[len] = 0;
     else if (text)
         text[0] = 0;
-    clt__log(&dev->log, CLT_LOG_ERROR, "building program %s.cl failed (%s) with options "
-             "\"%s\"%s%s; build log:\n%s", name, clt__cl_error_name(err), dev->build_options,
-             *defines ? " and defines\n" : "", defines, text ? text : "(unavailable)");
+    clt__log(&dev->log, CLT_LOG_ERROR,
+             "building program %s.cl failed (%s) with options "
+             "\"%s\"%s%s; build log:\n%s",
+             name, clt__cl_error_name(err), dev->build_options, *defines ? " and defines\n" : "",
+             defines, text ? text : "(unavailable)");
     free(text);
 }
 
@@ -165,8 +166,7 @@ static cl_program load_cached(struct clt_device *dev, const char *path, const ch
     size_t size = 0;
     enum clt_status st = clt__cache_load(path, identity, &bin, &size);
     if (st == CLT_ERR_FORMAT)
-        clt__log(&dev->log, CLT_LOG_WARN, "cache entry %s is corrupt or foreign; rebuilding",
-                 path);
+        clt__log(&dev->log, CLT_LOG_WARN, "cache entry %s is corrupt or foreign; rebuilding", path);
     if (st != CLT_OK)
         return NULL;
     const unsigned char *bins[1] = {bin};
@@ -177,8 +177,10 @@ static cl_program load_cached(struct clt_device *dev, const char *path, const ch
     if (err == CL_SUCCESS && bin_status == CL_SUCCESS)
         err = clBuildProgram(prog, 1, &dev->id, dev->build_options, NULL, NULL);
     if (err != CL_SUCCESS || bin_status != CL_SUCCESS) {
-        clt__log(&dev->log, CLT_LOG_WARN, "cache entry %s rejected by the driver (%s); "
-                 "rebuilding", path, clt__cl_error_name(err ? err : bin_status));
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "cache entry %s rejected by the driver (%s); "
+                 "rebuilding",
+                 path, clt__cl_error_name(err ? err : bin_status));
         if (prog)
             clReleaseProgram(prog);
         return NULL;
@@ -205,8 +207,7 @@ static void store_binary(struct clt_device *dev, cl_program prog, const char *pa
         clt__cache_store(path, identity, bin, size) == CLT_OK)
         dev->cache_writes++;
     else
-        clt__log(&dev->log, CLT_LOG_WARN, "cannot write cache entry %s; continuing without",
-                 path);
+        clt__log(&dev->log, CLT_LOG_WARN, "cannot write cache entry %s; continuing without", path);
     free(bin);
 }
 
@@ -265,8 +266,8 @@ static enum clt_status build_from_source(struct clt_device *dev, const char *nam
 }
 
 /* Builds cl/<name>.cl with `defines` prepended, through the binary cache when enabled. */
-static enum clt_status build_program(struct clt_device *dev, const char *name,
-                                     const char *defines, cl_program *out)
+static enum clt_status build_program(struct clt_device *dev, const char *name, const char *defines,
+                                     cl_program *out)
 {
     char *src = NULL, *identity = NULL;
     size_t size = 0;
@@ -315,8 +316,7 @@ enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_pr
 }
 
 enum clt_status clt__program_variant_get(struct clt_device *dev, const char *name,
-                                         const char *defines,
-                                         struct clt__program_variant **out)
+                                         const char *defines, struct clt__program_variant **out)
 {
     for (size_t i = 0; i < dev->variant_count; i++) {
         struct clt__program_variant *v = &dev->variants[i];
@@ -331,8 +331,10 @@ enum clt_status clt__program_variant_get(struct clt_device *dev, const char *nam
     }
     if (dev->variant_count == CLT__MAX_VARIANTS || strlen(name) >= sizeof dev->variants[0].name ||
         strlen(defines) >= sizeof dev->variants[0].defines) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "program variant table full or defines too long: "
-                 "%s.cl", name);
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "program variant table full or defines too long: "
+                 "%s.cl",
+                 name);
         return CLT_ERR_UNSUPPORTED;
     }
     cl_program prog;

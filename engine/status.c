@@ -92,8 +92,8 @@ void clt__log(const struct clt_log *log, enum clt_log_level level, const char *f
 const char *clt__cl_error_name(cl_int err)
 {
     switch (err) {
-#define NAME(code)                                                                             \
-    case code:                                                                                 \
+#define NAME(code)                                                                                 \
+    case code:                                                                                     \
         return #code;
         NAME(CL_SUCCESS)
         NAME(CL_DEVICE_NOT_FOUND)

@@ -59,8 +59,8 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
 {
     struct clt__buf seed = clt__grad(x, tr->loss);
     float one = 1.0f;
-    cl_int err = clEnqueueFillBuffer(tr->dev->queue, seed.mem, &one, sizeof one,
-                                     seed.offset * 4, sizeof one, 0, NULL, NULL);
+    cl_int err = clEnqueueFillBuffer(tr->dev->queue, seed.mem, &one, sizeof one, seed.offset * 4,
+                                     sizeof one, 0, NULL, NULL);
     enum clt_status st = clt__cl_check(&tr->dev->log, err, "clEnqueueFillBuffer");
     x->in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
@@ -96,11 +96,11 @@ enum clt_status clt__trainer_dry_run(struct clt_trainer *tr)
     for (int i = 0; i < 2 && st == CLT_OK; i++) {
         uint32_t zero = 0;
         if (tr->plan.input_bytes > 0)
-            st = clt__cl_check(&tr->dev->log,
-                               clEnqueueFillBuffer(tr->dev->queue, tr->inputs[i], &zero,
-                                                   sizeof zero, 0, (size_t)tr->plan.input_bytes,
-                                                   0, NULL, NULL),
-                               "clEnqueueFillBuffer");
+            st =
+                clt__cl_check(&tr->dev->log,
+                              clEnqueueFillBuffer(tr->dev->queue, tr->inputs[i], &zero, sizeof zero,
+                                                  0, (size_t)tr->plan.input_bytes, 0, NULL, NULL),
+                              "clEnqueueFillBuffer");
     }
     if (st == CLT_OK)
         st = clt__optim_status_reset(tr->dev, (struct clt__buf){tr->status, 0});
@@ -156,8 +156,8 @@ static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void 
         return CLT_OK;
     cl_event *wait = tr->done_ev[slot] ? &tr->done_ev[slot] : NULL;
     cl_int err = clEnqueueWriteBuffer(dev->transfer, tr->inputs[slot], CL_FALSE, 0,
-                                      (size_t)tr->plan.input_bytes, tr->host_in[slot],
-                                      wait ? 1 : 0, wait, &tr->up_ev[slot]);
+                                      (size_t)tr->plan.input_bytes, tr->host_in[slot], wait ? 1 : 0,
+                                      wait, &tr->up_ev[slot]);
     enum clt_status st = clt__cl_check(&dev->log, err, "clEnqueueWriteBuffer (batch upload)");
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log, clFlush(dev->transfer), "clFlush");
@@ -203,9 +203,8 @@ enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inpu
     uint32_t slot = (uint32_t)(tr->steps % 2);
     tr->slot = slot;
     st = upload(tr, slot, inputs);
-    struct clt__step_events *prof = tr->prof && tr->nprof < CLT__PROFILE_STEPS
-                                        ? &tr->prof[tr->nprof]
-                                        : NULL;
+    struct clt__step_events *prof =
+        tr->prof && tr->nprof < CLT__PROFILE_STEPS ? &tr->prof[tr->nprof] : NULL;
     if (st == CLT_OK && prof)
         st = clt__cl_check(&dev->log,
                            clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &prof->compute_start),
@@ -232,15 +231,14 @@ enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inpu
         release(&tr->loss_ev[slot]);
         st = clt__cl_check(&dev->log,
                            clEnqueueReadBuffer(dev->queue, l.mem, CL_FALSE, l.offset * 4, 4,
-                                               &tr->host_loss[slot], 0, NULL,
-                                               &tr->loss_ev[slot]),
+                                               &tr->host_loss[slot], 0, NULL, &tr->loss_ev[slot]),
                            "clEnqueueReadBuffer (loss)");
     }
     if (st == CLT_OK && updating && tr->options.stop_on_nonfinite) {
         st = clt__cl_check(&dev->log,
                            clEnqueueReadBuffer(dev->queue, tr->status, CL_FALSE, 0,
-                                               CLT__OPTIM_STATUS_BYTES, tr->host_status, 0,
-                                               NULL, &tr->status_ev),
+                                               CLT__OPTIM_STATUS_BYTES, tr->host_status, 0, NULL,
+                                               &tr->status_ev),
                            "clEnqueueReadBuffer (status)");
         tr->status_step = tr->steps;
     }
@@ -276,14 +274,14 @@ enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint
         err = clGetEventProfilingInfo(e->upload, CL_PROFILING_COMMAND_START, sizeof t[0], &t[0],
                                       NULL);
     if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(e->upload, CL_PROFILING_COMMAND_END, sizeof t[1], &t[1],
-                                      NULL);
+        err =
+            clGetEventProfilingInfo(e->upload, CL_PROFILING_COMMAND_END, sizeof t[1], &t[1], NULL);
     if (err == CL_SUCCESS)
         err = clGetEventProfilingInfo(e->compute_start, CL_PROFILING_COMMAND_END, sizeof t[2],
                                       &t[2], NULL);
     if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(e->compute_end, CL_PROFILING_COMMAND_END, sizeof t[3],
-                                      &t[3], NULL);
+        err = clGetEventProfilingInfo(e->compute_end, CL_PROFILING_COMMAND_END, sizeof t[3], &t[3],
+                                      NULL);
     for (int k = 0; k < 4; k++)
         times[k] = t[k];
     return clt__cl_check(&tr->dev->log, err, "clGetEventProfilingInfo");
@@ -351,7 +349,8 @@ enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inpu
             return CLT_ERR_INVALID_ARGUMENT;
     if (output && (output->graph != tr->graph || output->id >= tr->plan.n ||
                    (uint64_t)clt__count(output) != count)) {
-        clt__log(&tr->dev->log, CLT_LOG_ERROR, "eval: the output must be a tensor of the "
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "eval: the output must be a tensor of the "
                  "trainer's graph and count must be its size");
         return CLT_ERR_INVALID_ARGUMENT;
     }
@@ -388,8 +387,7 @@ enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inpu
     if (st == CLT_OK) {
         release(&tr->done_ev[slot]);
         st = clt__cl_check(&tr->dev->log,
-                           clEnqueueMarkerWithWaitList(tr->dev->queue, 0, NULL,
-                                                       &tr->done_ev[slot]),
+                           clEnqueueMarkerWithWaitList(tr->dev->queue, 0, NULL, &tr->done_ev[slot]),
                            "clEnqueueMarkerWithWaitList");
     }
     if (st == CLT_OK)

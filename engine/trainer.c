@@ -133,16 +133,20 @@ static enum clt_status check_fits(struct clt_trainer *tr)
         const char *what;
         uint64_t bytes;
     } buffers[] = {
-        {"parameters and state", m->params},  {"gradients", m->grads},
-        {"optimizer moments", m->optimizer / 2}, {"activations", m->activations},
-        {"workspace", m->workspace},          {"an input slot", m->inputs / 2},
+        {"parameters and state", m->params},
+        {"gradients", m->grads},
+        {"optimizer moments", m->optimizer / 2},
+        {"activations", m->activations},
+        {"workspace", m->workspace},
+        {"an input slot", m->inputs / 2},
     };
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) {
         if (buffers[i].bytes > d->max_alloc_bytes) {
             clt__log(&tr->dev->log, CLT_LOG_ERROR,
                      "the model does not fit %s: %s need %.1f MiB in one buffer, the largest "
-                     "allocation is %.1f MiB", d->name, buffers[i].what,
-                     (double)buffers[i].bytes / 1048576.0, (double)d->max_alloc_bytes / 1048576.0);
+                     "allocation is %.1f MiB",
+                     d->name, buffers[i].what, (double)buffers[i].bytes / 1048576.0,
+                     (double)d->max_alloc_bytes / 1048576.0);
             return CLT_ERR_DEVICE_MEMORY;
         }
     }
@@ -150,11 +154,11 @@ static enum clt_status check_fits(struct clt_trainer *tr)
         clt__log(&tr->dev->log, CLT_LOG_ERROR,
                  "the model does not fit %s: it needs %.1f MiB of device memory (parameters "
                  "%.1f, gradients %.1f, optimizer %.1f, activations %.1f, workspace %.1f, "
-                 "inputs %.1f), the device has %.1f MiB", d->name, (double)m->total / 1048576.0,
-                 (double)m->params / 1048576.0, (double)m->grads / 1048576.0,
-                 (double)m->optimizer / 1048576.0, (double)m->activations / 1048576.0,
-                 (double)m->workspace / 1048576.0, (double)m->inputs / 1048576.0,
-                 (double)d->global_mem_bytes / 1048576.0);
+                 "inputs %.1f), the device has %.1f MiB",
+                 d->name, (double)m->total / 1048576.0, (double)m->params / 1048576.0,
+                 (double)m->grads / 1048576.0, (double)m->optimizer / 1048576.0,
+                 (double)m->activations / 1048576.0, (double)m->workspace / 1048576.0,
+                 (double)m->inputs / 1048576.0, (double)d->global_mem_bytes / 1048576.0);
         return CLT_ERR_DEVICE_MEMORY;
     }
     return CLT_OK;
@@ -260,7 +264,8 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
         return graph->status;
     }
     if (loss->graph != graph || loss->dtype != CLT_F32 || clt__count(loss) != 1) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "the loss must be a one-element F32 tensor of the "
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "the loss must be a one-element F32 tensor of the "
                  "graph");
         return CLT_ERR_INVALID_ARGUMENT;
     }
@@ -293,12 +298,13 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
         clt__log(&dev->log, CLT_LOG_INFO,
                  "memory plan: parameters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
                  "activations %.2f MiB (%.2f MiB unshared), workspace %.2f MiB, inputs %.2f "
-                 "MiB; total %.2f MiB", (double)tr->memory.params / 1048576.0,
-                 (double)tr->memory.grads / 1048576.0, (double)tr->memory.optimizer / 1048576.0,
+                 "MiB; total %.2f MiB",
+                 (double)tr->memory.params / 1048576.0, (double)tr->memory.grads / 1048576.0,
+                 (double)tr->memory.optimizer / 1048576.0,
                  (double)tr->memory.activations / 1048576.0,
                  (double)tr->memory.activations_unshared / 1048576.0,
-                 (double)tr->memory.workspace / 1048576.0,
-                 (double)tr->memory.inputs / 1048576.0, (double)tr->memory.total / 1048576.0);
+                 (double)tr->memory.workspace / 1048576.0, (double)tr->memory.inputs / 1048576.0,
+                 (double)tr->memory.total / 1048576.0);
         st = check_fits(tr);
     }
     if (st == CLT_OK)
@@ -426,8 +432,8 @@ static const struct clt_tensor *param_for_copy(struct clt_trainer *tr, const cha
     if (!t)
         clt__log(&tr->dev->log, CLT_LOG_ERROR, "no parameter named \"%s\"", name);
     else if ((uint64_t)clt__count(t) != count)
-        clt__log(&tr->dev->log, CLT_LOG_ERROR, "parameter \"%s\" has %lld elements, not %llu",
-                 name, (long long)clt__count(t), (unsigned long long)count);
+        clt__log(&tr->dev->log, CLT_LOG_ERROR, "parameter \"%s\" has %lld elements, not %llu", name,
+                 (long long)clt__count(t), (unsigned long long)count);
     return t && (uint64_t)clt__count(t) == count ? t : NULL;
 }
 
@@ -438,13 +444,13 @@ enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const char *name,
     if (!t || clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     cl_int err = clEnqueueReadBuffer(tr->dev->queue, tr->params, CL_TRUE,
-                                     (size_t)(tr->plan.info[t->id].offset * 4),
-                                     (size_t)(count * 4), dst, 0, NULL, NULL);
+                                     (size_t)(tr->plan.info[t->id].offset * 4), (size_t)(count * 4),
+                                     dst, 0, NULL, NULL);
     return clt__cl_check(&tr->dev->log, err, "clEnqueueReadBuffer");
 }
 
-enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name,
-                                        const float *src, uint64_t count)
+enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name, const float *src,
+                                        uint64_t count)
 {
     const struct clt_tensor *t = param_for_copy(tr, name, src, count);
     if (!t || clt__device_usable(tr->dev) != CLT_OK)

@@ -17,18 +17,18 @@ struct clt__storage {
 
 /* What the plan knows of each tensor (indexed by id). */
 struct clt__tinfo {
-    bool reached;    /* the loss depends on it */
-    bool needs_grad; /* its gradient is computed */
-    bool has_bwd;    /* it is an op node whose backward runs */
-    bool recompute;  /* its value is computed again for the backward pass */
-    uint32_t root;   /* the tensor whose memory it is (itself, or what a view views) */
+    bool reached;               /* the loss depends on it */
+    bool needs_grad;            /* its gradient is computed */
+    bool has_bwd;               /* it is an op node whose backward runs */
+    bool recompute;             /* its value is computed again for the backward pass */
+    uint32_t root;              /* the tensor whose memory it is (itself, or what a view views) */
     int32_t val, val_bwd, grad; /* storage indices, -1 for none */
     int32_t aux[CLT__MAX_AUX];
     uint64_t offset;      /* elements: params and state in the parameter buffer, inputs in an
                              input slot */
     uint64_t grad_offset; /* elements: trained parameters in the gradient buffer */
     bool first_contrib[CLT__MAX_INPUTS]; /* this node writes (not adds) input i's gradient */
-    int32_t fwd_pos, bwd_pos;             /* timeline positions, -1 for none */
+    int32_t fwd_pos, bwd_pos;            /* timeline positions, -1 for none */
 };
 
 enum clt__entry_kind { CLT__ENTRY_BACKWARD, CLT__ENTRY_RECOMPUTE };
@@ -50,8 +50,8 @@ struct clt__plan {
     uint64_t arena_bytes;    /* activations, their gradients, saved tensors, after sharing */
     uint64_t unshared_bytes; /* the same without sharing */
     uint64_t workspace_bytes;
-    uint64_t trained; /* elements of trained parameters */
-    uint64_t state;   /* elements of state */
+    uint64_t trained;     /* elements of trained parameters */
+    uint64_t state;       /* elements of state */
     uint64_t input_bytes; /* bytes of one batch of inputs (one slot) */
     uint32_t ninputs;
 };
@@ -70,8 +70,8 @@ struct clt_trainer {
     const struct clt_graph *graph;
     const struct clt_tensor *loss;
     struct clt_trainer_options options;
-    struct clt__optim_config optim;       /* options.optimizer as the launchers take it */
-    struct clt__lr_schedule lr_schedule;  /* and its schedule */
+    struct clt__optim_config optim;      /* options.optimizer as the launchers take it */
+    struct clt__lr_schedule lr_schedule; /* and its schedule */
     struct clt__plan plan;
     struct clt_memory_report memory;
 
@@ -91,8 +91,8 @@ struct clt_trainer {
     cl_event done_ev[2]; /* the last step that read inputs[i] done */
     cl_event loss_ev[2]; /* loss readback into host_loss[i] done */
     float host_loss[2];
-    uint32_t slot;       /* the input slot of the work being enqueued */
-    uint32_t loss_slot;  /* the host_loss slot of the latest step */
+    uint32_t slot;      /* the input slot of the work being enqueued */
+    uint32_t loss_slot; /* the host_loss slot of the latest step */
     bool have_loss;
 
     /* Non-finite detection for stop_on_nonfinite: the status of an earlier step, read back
@@ -106,9 +106,9 @@ struct clt_trainer {
     uint32_t nprof;
 
     uint64_t steps;
-    uint64_t updates;   /* updates attempted (the schedule's counter) */
+    uint64_t updates; /* updates attempted (the schedule's counter) */
     float last_lr;
-    bool *eval_need;    /* scratch of clt_trainer_eval: nodes the requested output needs */
+    bool *eval_need; /* scratch of clt_trainer_eval: nodes the requested output needs */
 };
 
 #define CLT__PROFILE_STEPS 64

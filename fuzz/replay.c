@@ -71,8 +71,7 @@ static int run(const char *path, int *count)
     int failed = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || strcmp(e->d_name, "README.md") == 0 ||
-            strstr(e->d_name, ".py"))
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "README.md") == 0 || strstr(e->d_name, ".py"))
             continue;
         char child[4096];
         snprintf(child, sizeof child, "%s/%s", path, e->d_name);

@@ -104,66 +104,55 @@ static void tally(enum kind k, long delta)
 #define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
 
 /* An enqueue that may create an event: fails, or forwards and counts the event. */
-#define ENQUEUE(name, event, ...)                                                              \
-    cl_int err;                                                                                \
-    if (should_fail(#name, &err))                                                              \
-        return err;                                                                            \
-    err = REAL(name)(__VA_ARGS__);                                                             \
-    if (err == CL_SUCCESS && (event))                                                          \
-        tally(EVENT, 1);                                                                       \
+#define ENQUEUE(name, event, ...)                                                                  \
+    cl_int err;                                                                                    \
+    if (should_fail(#name, &err))                                                                  \
+        return err;                                                                                \
+    err = REAL(name)(__VA_ARGS__);                                                                 \
+    if (err == CL_SUCCESS && (event))                                                              \
+        tally(EVENT, 1);                                                                           \
     return err;
 
 /* A constructor: fails through errcode_ret, or forwards and counts the object. */
-#define CREATE(name, k, errcode_ret, ...)                                                      \
-    cl_int err;                                                                                \
-    if (should_fail(#name, &err)) {                                                            \
-        if (errcode_ret)                                                                       \
-            *(errcode_ret) = err;                                                              \
-        return NULL;                                                                           \
-    }                                                                                          \
-    __typeof__(REAL(name)(__VA_ARGS__)) obj = REAL(name)(__VA_ARGS__);                         \
-    if (obj)                                                                                   \
-        tally(k, 1);                                                                           \
+#define CREATE(name, k, errcode_ret, ...)                                                          \
+    cl_int err;                                                                                    \
+    if (should_fail(#name, &err)) {                                                                \
+        if (errcode_ret)                                                                           \
+            *(errcode_ret) = err;                                                                  \
+        return NULL;                                                                               \
+    }                                                                                              \
+    __typeof__(REAL(name)(__VA_ARGS__)) obj = REAL(name)(__VA_ARGS__);                             \
+    if (obj)                                                                                       \
+        tally(k, 1);                                                                               \
     return obj;
 
 /* A release: forwards and uncounts. */
-#define RELEASE(name, k, obj)                                                                  \
-    cl_int err = REAL(name)(obj);                                                              \
-    if (err == CL_SUCCESS)                                                                     \
-        tally(k, -1);                                                                          \
+#define RELEASE(name, k, obj)                                                                      \
+    cl_int err = REAL(name)(obj);                                                                  \
+    if (err == CL_SUCCESS)                                                                         \
+        tally(k, -1);                                                                              \
     return err;
 
 CL_API_ENTRY cl_context CL_API_CALL clCreateContext(
     const cl_context_properties *properties, cl_uint num_devices, const cl_device_id *devices,
     void(CL_CALLBACK *notify)(const char *, const void *, size_t, void *), void *user_data,
-    cl_int *errcode_ret)
-{
-    CREATE(clCreateContext, CONTEXT, errcode_ret, properties, num_devices, devices, notify,
-           user_data, errcode_ret)
-}
+    cl_int *errcode_ret){CREATE(clCreateContext, CONTEXT, errcode_ret, properties, num_devices,
+                                devices, notify, user_data, errcode_ret)}
 
-CL_API_ENTRY cl_int CL_API_CALL clReleaseContext(cl_context context)
-{
-    RELEASE(clReleaseContext, CONTEXT, context)
-}
+CL_API_ENTRY cl_int CL_API_CALL
+    clReleaseContext(cl_context context){RELEASE(clReleaseContext, CONTEXT, context)}
 
-CL_API_ENTRY cl_command_queue CL_API_CALL clCreateCommandQueue(
-    cl_context context, cl_device_id device, cl_command_queue_properties properties,
-    cl_int *errcode_ret)
-{
-    CREATE(clCreateCommandQueue, QUEUE, errcode_ret, context, device, properties, errcode_ret)
-}
+CL_API_ENTRY cl_command_queue CL_API_CALL
+    clCreateCommandQueue(cl_context context, cl_device_id device,
+                         cl_command_queue_properties properties, cl_int *errcode_ret){
+        CREATE(clCreateCommandQueue, QUEUE, errcode_ret, context, device, properties, errcode_ret)}
 
-CL_API_ENTRY cl_int CL_API_CALL clReleaseCommandQueue(cl_command_queue queue)
-{
-    RELEASE(clReleaseCommandQueue, QUEUE, queue)
-}
+CL_API_ENTRY cl_int CL_API_CALL
+    clReleaseCommandQueue(cl_command_queue queue){RELEASE(clReleaseCommandQueue, QUEUE, queue)}
 
-CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags flags,
-                                               size_t size, void *host_ptr, cl_int *errcode_ret)
-{
-    CREATE(clCreateBuffer, MEM, errcode_ret, context, flags, size, host_ptr, errcode_ret)
-}
+CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size,
+                                               void *host_ptr, cl_int *errcode_ret){
+    CREATE(clCreateBuffer, MEM, errcode_ret, context, flags, size, host_ptr, errcode_ret)}
 
 CL_API_ENTRY cl_int CL_API_CALL clRetainMemObject(cl_mem mem)
 {
@@ -173,27 +162,21 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainMemObject(cl_mem mem)
     return err;
 }
 
-CL_API_ENTRY cl_int CL_API_CALL clReleaseMemObject(cl_mem mem)
-{
-    RELEASE(clReleaseMemObject, MEM, mem)
-}
+CL_API_ENTRY cl_int CL_API_CALL clReleaseMemObject(cl_mem mem){
+    RELEASE(clReleaseMemObject, MEM, mem)}
 
-CL_API_ENTRY cl_program CL_API_CALL clCreateProgramWithSource(cl_context context, cl_uint count,
-                                                              const char **strings,
-                                                              const size_t *lengths,
-                                                              cl_int *errcode_ret)
-{
-    CREATE(clCreateProgramWithSource, PROGRAM, errcode_ret, context, count, strings, lengths,
-           errcode_ret)
-}
+CL_API_ENTRY cl_program CL_API_CALL
+    clCreateProgramWithSource(cl_context context, cl_uint count, const char **strings,
+                              const size_t *lengths, cl_int *errcode_ret){
+        CREATE(clCreateProgramWithSource, PROGRAM, errcode_ret, context, count, strings, lengths,
+               errcode_ret)}
 
-CL_API_ENTRY cl_program CL_API_CALL clCreateProgramWithBinary(
-    cl_context context, cl_uint num_devices, const cl_device_id *devices, const size_t *lengths,
-    const unsigned char **binaries, cl_int *binary_status, cl_int *errcode_ret)
-{
-    CREATE(clCreateProgramWithBinary, PROGRAM, errcode_ret, context, num_devices, devices,
-           lengths, binaries, binary_status, errcode_ret)
-}
+CL_API_ENTRY cl_program CL_API_CALL
+    clCreateProgramWithBinary(cl_context context, cl_uint num_devices, const cl_device_id *devices,
+                              const size_t *lengths, const unsigned char **binaries,
+                              cl_int *binary_status, cl_int *errcode_ret){
+        CREATE(clCreateProgramWithBinary, PROGRAM, errcode_ret, context, num_devices, devices,
+               lengths, binaries, binary_status, errcode_ret)}
 
 CL_API_ENTRY cl_int CL_API_CALL clRetainProgram(cl_program program)
 {
@@ -203,15 +186,13 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainProgram(cl_program program)
     return err;
 }
 
-CL_API_ENTRY cl_int CL_API_CALL clReleaseProgram(cl_program program)
-{
-    RELEASE(clReleaseProgram, PROGRAM, program)
-}
+CL_API_ENTRY cl_int CL_API_CALL clReleaseProgram(cl_program program){
+    RELEASE(clReleaseProgram, PROGRAM, program)}
 
-CL_API_ENTRY cl_int CL_API_CALL clBuildProgram(cl_program program, cl_uint num_devices,
-                                               const cl_device_id *devices, const char *options,
-                                               void(CL_CALLBACK *notify)(cl_program, void *),
-                                               void *user_data)
+CL_API_ENTRY cl_int CL_API_CALL
+    clBuildProgram(cl_program program, cl_uint num_devices, const cl_device_id *devices,
+                   const char *options, void(CL_CALLBACK *notify)(cl_program, void *),
+                   void *user_data)
 {
     cl_int err;
     if (should_fail("clBuildProgram", &err))
@@ -220,10 +201,8 @@ CL_API_ENTRY cl_int CL_API_CALL clBuildProgram(cl_program program, cl_uint num_d
 }
 
 CL_API_ENTRY cl_kernel CL_API_CALL clCreateKernel(cl_program program, const char *name,
-                                                  cl_int *errcode_ret)
-{
-    CREATE(clCreateKernel, KERNEL, errcode_ret, program, name, errcode_ret)
-}
+                                                  cl_int *errcode_ret){
+    CREATE(clCreateKernel, KERNEL, errcode_ret, program, name, errcode_ret)}
 
 CL_API_ENTRY cl_int CL_API_CALL clRetainKernel(cl_kernel kernel)
 {
@@ -233,10 +212,8 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainKernel(cl_kernel kernel)
     return err;
 }
 
-CL_API_ENTRY cl_int CL_API_CALL clReleaseKernel(cl_kernel kernel)
-{
-    RELEASE(clReleaseKernel, KERNEL, kernel)
-}
+CL_API_ENTRY cl_int CL_API_CALL clReleaseKernel(cl_kernel kernel){
+    RELEASE(clReleaseKernel, KERNEL, kernel)}
 
 CL_API_ENTRY cl_int CL_API_CALL clRetainEvent(cl_event event)
 {
@@ -246,72 +223,48 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainEvent(cl_event event)
     return err;
 }
 
-CL_API_ENTRY cl_int CL_API_CALL clReleaseEvent(cl_event event)
-{
-    RELEASE(clReleaseEvent, EVENT, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL clReleaseEvent(cl_event event){
+    RELEASE(clReleaseEvent, EVENT, event)}
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueNDRangeKernel(
-    cl_command_queue queue, cl_kernel kernel, cl_uint dims, const size_t *offset,
-    const size_t *global, const size_t *local, cl_uint nwait, const cl_event *wait,
-    cl_event *event)
-{
-    ENQUEUE(clEnqueueNDRangeKernel, event, queue, kernel, dims, offset, global, local, nwait,
-            wait, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL
+    clEnqueueNDRangeKernel(cl_command_queue queue, cl_kernel kernel, cl_uint dims,
+                           const size_t *offset, const size_t *global, const size_t *local,
+                           cl_uint nwait, const cl_event *wait, cl_event *event){
+        ENQUEUE(clEnqueueNDRangeKernel, event, queue, kernel, dims, offset, global, local, nwait,
+                wait, event)}
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueWriteBuffer(cl_command_queue queue, cl_mem buffer,
-                                                     cl_bool blocking, size_t offset,
-                                                     size_t size, const void *ptr,
-                                                     cl_uint nwait, const cl_event *wait,
-                                                     cl_event *event)
-{
-    ENQUEUE(clEnqueueWriteBuffer, event, queue, buffer, blocking, offset, size, ptr, nwait,
-            wait, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL
+    clEnqueueWriteBuffer(cl_command_queue queue, cl_mem buffer, cl_bool blocking, size_t offset,
+                         size_t size, const void *ptr, cl_uint nwait, const cl_event *wait,
+                         cl_event *event){ENQUEUE(clEnqueueWriteBuffer, event, queue, buffer,
+                                                  blocking, offset, size, ptr, nwait, wait, event)}
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueReadBuffer(cl_command_queue queue, cl_mem buffer,
-                                                    cl_bool blocking, size_t offset,
-                                                    size_t size, void *ptr, cl_uint nwait,
-                                                    const cl_event *wait, cl_event *event)
-{
-    ENQUEUE(clEnqueueReadBuffer, event, queue, buffer, blocking, offset, size, ptr, nwait,
-            wait, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL
+    clEnqueueReadBuffer(cl_command_queue queue, cl_mem buffer, cl_bool blocking, size_t offset,
+                        size_t size, void *ptr, cl_uint nwait, const cl_event *wait,
+                        cl_event *event){ENQUEUE(clEnqueueReadBuffer, event, queue, buffer,
+                                                 blocking, offset, size, ptr, nwait, wait, event)}
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueCopyBuffer(cl_command_queue queue, cl_mem src,
-                                                    cl_mem dst, size_t src_offset,
-                                                    size_t dst_offset, size_t size,
-                                                    cl_uint nwait, const cl_event *wait,
-                                                    cl_event *event)
-{
-    ENQUEUE(clEnqueueCopyBuffer, event, queue, src, dst, src_offset, dst_offset, size, nwait,
-            wait, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL
+    clEnqueueCopyBuffer(cl_command_queue queue, cl_mem src, cl_mem dst, size_t src_offset,
+                        size_t dst_offset, size_t size, cl_uint nwait, const cl_event *wait,
+                        cl_event *event){ENQUEUE(clEnqueueCopyBuffer, event, queue, src, dst,
+                                                 src_offset, dst_offset, size, nwait, wait, event)}
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueFillBuffer(cl_command_queue queue, cl_mem buffer,
-                                                    const void *pattern, size_t pattern_size,
-                                                    size_t offset, size_t size, cl_uint nwait,
-                                                    const cl_event *wait, cl_event *event)
-{
-    ENQUEUE(clEnqueueFillBuffer, event, queue, buffer, pattern, pattern_size, offset, size,
-            nwait, wait, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL
+    clEnqueueFillBuffer(cl_command_queue queue, cl_mem buffer, const void *pattern,
+                        size_t pattern_size, size_t offset, size_t size, cl_uint nwait,
+                        const cl_event *wait,
+                        cl_event *event){ENQUEUE(clEnqueueFillBuffer, event, queue, buffer, pattern,
+                                                 pattern_size, offset, size, nwait, wait, event)}
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueMarkerWithWaitList(cl_command_queue queue,
-                                                            cl_uint nwait, const cl_event *wait,
-                                                            cl_event *event)
-{
-    ENQUEUE(clEnqueueMarkerWithWaitList, event, queue, nwait, wait, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL clEnqueueMarkerWithWaitList(cl_command_queue queue, cl_uint nwait,
+                                                            const cl_event *wait, cl_event *event){
+    ENQUEUE(clEnqueueMarkerWithWaitList, event, queue, nwait, wait, event)}
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueBarrierWithWaitList(cl_command_queue queue,
-                                                             cl_uint nwait,
-                                                             const cl_event *wait,
-                                                             cl_event *event)
-{
-    ENQUEUE(clEnqueueBarrierWithWaitList, event, queue, nwait, wait, event)
-}
+CL_API_ENTRY cl_int CL_API_CALL clEnqueueBarrierWithWaitList(cl_command_queue queue, cl_uint nwait,
+                                                             const cl_event *wait, cl_event *event){
+    ENQUEUE(clEnqueueBarrierWithWaitList, event, queue, nwait, wait, event)}
 
 CL_API_ENTRY cl_int CL_API_CALL clFinish(cl_command_queue queue)
 {

@@ -33,7 +33,8 @@ struct clt_device *clt_test_open(void)
     struct clt_device *dev = NULL;
     enum clt_status st = clt_device_open(getenv("CLTRAIN_DEVICE"), &o, &dev);
     if (st != CLT_OK)
-        fail_msg("cannot open device \"%s\": %s", getenv("CLTRAIN_DEVICE") ? getenv("CLTRAIN_DEVICE") : "(default)",
+        fail_msg("cannot open device \"%s\": %s",
+                 getenv("CLTRAIN_DEVICE") ? getenv("CLTRAIN_DEVICE") : "(default)",
                  clt_status_str(st));
     return dev;
 }
@@ -110,7 +111,8 @@ void clt_test_assert_close(const char *what, const float *got, const double *wan
     }
     if (bad > 0)
         fail_msg("%s: %zu of %zu values off; worst at %zu: got %.9g, want %.9g (atol %g, "
-                 "rtol %g)", what, bad, n, worst, (double)got[worst], want[worst], atol, rtol);
+                 "rtol %g)",
+                 what, bad, n, worst, (double)got[worst], want[worst], atol, rtol);
 }
 
 /* Oclgrind 21.10 mishandles host writes at a non-zero buffer offset (see clt_test_put), so
@@ -144,12 +146,12 @@ void clt_test_put_bytes(const struct clt_view *view, const void *host, size_t by
     unsigned char *image = malloc((size_t)arena->size);
     assert_non_null(image);
     assert_true(view->offset + bytes <= arena->size);
-    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
-                                         image, 0, NULL, NULL),
+    assert_int_equal(clEnqueueReadBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
+                                         0, NULL, NULL),
                      CL_SUCCESS);
     memcpy(image + view->offset, host, bytes);
-    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size,
-                                          image, 0, NULL, NULL),
+    assert_int_equal(clEnqueueWriteBuffer(queue, arena->mem, CL_TRUE, 0, (size_t)arena->size, image,
+                                          0, NULL, NULL),
                      CL_SUCCESS);
     free(image);
 }
@@ -212,7 +214,8 @@ void clt_test_gradcheck(const char *what, clt_test_loss_fn loss, void *ctx, floa
         double err = fabs(fd - (double)grad[i]);
         if (!(err <= atol + rtol * fabs(fd)))
             fail_msg("%s: gradient at %zu: analytic %.7g, finite difference %.7g (eps %g, "
-                     "atol %g, rtol %g)", what, i, (double)grad[i], fd, eps, atol, rtol);
+                     "atol %g, rtol %g)",
+                     what, i, (double)grad[i], fd, eps, atol, rtol);
     }
 }
 
@@ -222,6 +225,6 @@ void clt_test_log_fn(void *user, enum clt_log_level level, const char *message)
     struct clt_test_log *log = user;
     int n = snprintf(log->text + log->len, sizeof log->text - log->len, "%s\n", message);
     if (n > 0)
-        log->len += (size_t)n < sizeof log->text - log->len ? (size_t)n
-                                                              : sizeof log->text - log->len - 1;
+        log->len +=
+            (size_t)n < sizeof log->text - log->len ? (size_t)n : sizeof log->text - log->len - 1;
 }

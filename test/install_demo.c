@@ -57,8 +57,7 @@ int main(void)
             for (int k = 0; k < K; k++)
                 want += a[i * K + k] * b[k * N + j];
             if (fabsf(c[i * N + j] - want) > 1e-4f) {
-                fprintf(stderr, "install_demo: c[%d,%d] = %g, want %g\n", i, j, c[i * N + j],
-                        want);
+                fprintf(stderr, "install_demo: c[%d,%d] = %g, want %g\n", i, j, c[i * N + j], want);
                 return 1;
             }
         }

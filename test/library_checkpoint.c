@@ -72,8 +72,10 @@ int main(int argc, char **argv)
     }
     /* What `cltrain eval` needs to rebuild the model and find its data. */
     const struct clt_meta meta[] = {
-        {"model", "file path=model.txt"},     {"model.spec", "linear 12\nrelu\nlinear classes\n"},
-        {"data", argv[2]},     {"data.shape", "3"},
+        {"model", "file path=model.txt"},
+        {"model.spec", "linear 12\nrelu\nlinear classes\n"},
+        {"data", argv[2]},
+        {"data.shape", "3"},
         {"data.classes", "3"},
     };
     bool bare = argc > 3 && strcmp(argv[3], "bare") == 0;

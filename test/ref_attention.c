@@ -32,9 +32,8 @@ static void head_probs(const float *q, const float *k, int64_t t, int64_t d, dou
     }
 }
 
-void ref_attention_forward(const float *q, const float *k, const float *v, int64_t b,
-                           int64_t h, int64_t t, int64_t d, double scale, bool causal,
-                           double *p, double *o)
+void ref_attention_forward(const float *q, const float *k, const float *v, int64_t b, int64_t h,
+                           int64_t t, int64_t d, double scale, bool causal, double *p, double *o)
 {
     for (int64_t z = 0; z < b * h; z++) {
         const float *qz = q + z * t * d, *kz = k + z * t * d, *vz = v + z * t * d;
@@ -51,8 +50,8 @@ void ref_attention_forward(const float *q, const float *k, const float *v, int64
 }
 
 void ref_attention_backward(const float *q, const float *k, const float *v, const float *dout,
-                            int64_t b, int64_t h, int64_t t, int64_t d, double scale,
-                            bool causal, double *dq, double *dk, double *dv)
+                            int64_t b, int64_t h, int64_t t, int64_t d, double scale, bool causal,
+                            double *dq, double *dk, double *dv)
 {
     double *p = malloc((size_t)(t * t) * sizeof *p), *ds = malloc((size_t)(t * t) * sizeof *ds);
     if (!p || !ds)

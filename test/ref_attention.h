@@ -11,14 +11,13 @@
 #include <stdint.h>
 
 /* p = softmax(mask(scale * q k^T)) row-wise, o = p v. */
-void ref_attention_forward(const float *q, const float *k, const float *v, int64_t b,
-                           int64_t h, int64_t t, int64_t d, double scale, bool causal,
-                           double *p, double *o);
+void ref_attention_forward(const float *q, const float *k, const float *v, int64_t b, int64_t h,
+                           int64_t t, int64_t d, double scale, bool causal, double *p, double *o);
 
 /* Gradients of the forward's o with respect to q, k and v given dout, recomputing p in
  * double. Overwrites dq, dk, dv. */
 void ref_attention_backward(const float *q, const float *k, const float *v, const float *dout,
-                            int64_t b, int64_t h, int64_t t, int64_t d, double scale,
-                            bool causal, double *dq, double *dk, double *dv);
+                            int64_t b, int64_t h, int64_t t, int64_t d, double scale, bool causal,
+                            double *dq, double *dk, double *dv);
 
 #endif

@@ -40,19 +40,17 @@ static void full_arena_and_bad_shapes(void **state)
                      CLT_ERR_DEVICE_MEMORY);
     assert_memory_equal(&v, &before, sizeof v);
     assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, (int64_t[]){256}, &v), CLT_OK);
-    assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, (int64_t[]){1}, &v),
-                     CLT_ERR_DEVICE_MEMORY);
+    assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, (int64_t[]){1}, &v), CLT_ERR_DEVICE_MEMORY);
     assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, (int64_t[]){0}, &v),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt_arena_alloc(arena, CLT_F32, 1, (int64_t[]){-3}, &v),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt_arena_alloc(arena, CLT_F32, 0, (int64_t[]){1}, &v),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt_arena_alloc(arena, CLT_F32, CLT_MAX_DIMS + 1,
-                                     (int64_t[]){1, 1, 1, 1, 1, 1, 1}, &v),
-                     CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt_arena_alloc(arena, CLT_F32, 3,
-                                     (int64_t[]){INT64_MAX / 2, 4, 4}, &v),
+    assert_int_equal(
+        clt_arena_alloc(arena, CLT_F32, CLT_MAX_DIMS + 1, (int64_t[]){1, 1, 1, 1, 1, 1, 1}, &v),
+        CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_arena_alloc(arena, CLT_F32, 3, (int64_t[]){INT64_MAX / 2, 4, 4}, &v),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt_arena_alloc(arena, (enum clt_dtype)9, 1, (int64_t[]){1}, &v),
                      CLT_ERR_INVALID_ARGUMENT);

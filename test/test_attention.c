@@ -74,12 +74,11 @@ static void forward(struct clt_device *dev, const struct shape *s, bool causal, 
 static void backward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
                      bool accumulate, struct tensors *x)
 {
-    assert_int_equal(clt__attention_backward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
-                                             clt__view_buf(&x->v), clt__view_buf(&x->p),
-                                             clt__view_buf(&x->dout), clt__view_buf(&x->work),
-                                             clt__view_buf(&x->dq), clt__view_buf(&x->dk),
-                                             clt__view_buf(&x->dv), s->b, s->h, s->t, s->d,
-                                             scale, causal, accumulate),
+    assert_int_equal(clt__attention_backward(
+                         dev, clt__view_buf(&x->q), clt__view_buf(&x->k), clt__view_buf(&x->v),
+                         clt__view_buf(&x->p), clt__view_buf(&x->dout), clt__view_buf(&x->work),
+                         clt__view_buf(&x->dq), clt__view_buf(&x->dk), clt__view_buf(&x->dv), s->b,
+                         s->h, s->t, s->d, scale, causal, accumulate),
                      CLT_OK);
 }
 
@@ -116,8 +115,8 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
         clt_test_fill(g0[i], n, seed + 5 + (uint64_t)i, -1.0f, 1.0f);
     const float scale = clt__attention_scale(s->d);
     ref_attention_forward(q, k, v, s->b, s->h, s->t, s->d, scale, causal, p, o);
-    ref_attention_backward(q, k, v, dout, s->b, s->h, s->t, s->d, scale, causal, want[0],
-                           want[1], want[2]);
+    ref_attention_backward(q, k, v, dout, s->b, s->h, s->t, s->d, scale, causal, want[0], want[1],
+                           want[2]);
 
     struct tensors x;
     tensors_create(dev, s, &x);
@@ -140,9 +139,8 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
     forward(dev, s, causal, scale, &x);
     backward(dev, s, causal, scale, false, &x);
 
-    snprintf(what, sizeof what, "B=%lld H=%lld T=%lld D=%lld causal=%d amp=%g",
-             (long long)s->b, (long long)s->h, (long long)s->t, (long long)s->d, causal,
-             (double)amp);
+    snprintf(what, sizeof what, "B=%lld H=%lld T=%lld D=%lld causal=%d amp=%g", (long long)s->b,
+             (long long)s->h, (long long)s->t, (long long)s->d, causal, (double)amp);
     char msg[200];
     clt_test_download(&x.p, got, pn);
     snprintf(msg, sizeof msg, "P %s", what);
@@ -252,7 +250,8 @@ static void causal_ignores_the_future(void **state)
             for (int64_t c = 0; c < s.d; c++)
                 if (memcmp(&o1[head + i * s.d + c], &o2[head + i * s.d + c], sizeof(float)))
                     fail_msg("head %lld: O[%lld, %lld] changed from %.9g to %.9g after key %lld "
-                             "changed", (long long)z, (long long)i, (long long)c,
+                             "changed",
+                             (long long)z, (long long)i, (long long)c,
                              (double)o1[head + i * s.d + c], (double)o2[head + i * s.d + c],
                              (long long)j);
         bool changed = false;
@@ -307,8 +306,8 @@ static void computes_only_the_gradients_asked_for(void **state)
     for (size_t i = 0; i < n; i++)
         sentinel[i] = 7.0f;
     const float scale = clt__attention_scale(s.d);
-    ref_attention_backward(in[0], in[1], in[2], in[3], s.b, s.h, s.t, s.d, scale, true,
-                           want[0], want[1], want[2]);
+    ref_attention_backward(in[0], in[1], in[2], in[3], s.b, s.h, s.t, s.d, scale, true, want[0],
+                           want[1], want[2]);
     struct tensors x;
     tensors_create(dev, &s, &x);
     clt_test_put(&x.q, in[0], n);
@@ -370,8 +369,8 @@ static void checks_arguments(void **state)
     dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
 
     assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 2, 0.5f, true), CLT_OK);
-    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 1, 3, 2,
-                                             0.5f, true, false),
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 1, 3, 2, 0.5f,
+                                             true, false),
                      CLT_OK);
     /* Empty batches, heads or sequences enqueue nothing and succeed. */
     assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 0, 1, 3, 2, 0.5f, false), CLT_OK);
@@ -386,11 +385,11 @@ static void checks_arguments(void **state)
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__attention_forward(dev, q, none, v, p, o, 1, 1, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, (int64_t)1 << 20, 2,
-                                            0.5f, false),
-                     CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 1, 3,
-                                             2, 0.5f, false, false),
+    assert_int_equal(
+        clt__attention_forward(dev, q, k, v, p, o, 1, 1, (int64_t)1 << 20, 2, 0.5f, false),
+        CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 1, 3, 2,
+                                             0.5f, false, false),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, -3, 3, 2,
                                              0.5f, false, true),

@@ -64,9 +64,8 @@ static void build_and_use(struct clt_device *dev)
     struct clt_gemm_shape shape = {.m = 3, .n = 3, .k = 2, .alpha = 1.0f}, g;
     int64_t sa, sb, sc;
     assert_int_equal(clt__gemm_resolve(NULL, &shape, &g, &sa, &sb, &sc), CLT_OK);
-    assert_int_equal(clt__gemm_own(dev, &g, clt__view_buf(&va), clt__view_buf(&vb),
-                                   clt__view_buf(&vc)),
-                     CLT_OK);
+    assert_int_equal(
+        clt__gemm_own(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)), CLT_OK);
     clt_test_download(&vc, c, 9);
     double want[9] = {5, 2, -1, 11, 4, -3, 17, 6, -5};
     clt_test_assert_close("cached gemm", c, want, 9, 1e-6, 0);

@@ -3,8 +3,8 @@
  * small files written here (plain and gzip), every kind of malformed file (here and in the
  * corpus of test/data/), splits, heads, and the batcher's epochs, padding, drop_last, resume
  * and text windows; labels checked against the number of classes (labels that start at 1,
- * gaps, one label far beyond the rest, and --classes). Loads the real Fashion-MNIST test set when Debian's package is there.
- * No device needed.
+ * gaps, one label far beyond the rest, and --classes). Loads the real Fashion-MNIST test set when
+ * Debian's package is there. No device needed.
  */
 #include <dirent.h>
 #include <libgen.h>
@@ -337,8 +337,8 @@ static void csv_malformed(void **state)
 
 /* Parses CSV text and checks its labels against classes: the status, and the log naming the
  * line when it fails. */
-static void check_classes(const char *csv, uint32_t classes, enum clt_status want,
-                          const char *says, uint32_t want_classes)
+static void check_classes(const char *csv, uint32_t classes, enum clt_status want, const char *says,
+                          uint32_t want_classes)
 {
     struct clt_dataset *ds = NULL;
     assert_int_equal(clt__csv_parse(csv, strlen(csv), -1, &quiet, "mem", &ds), CLT_OK);

@@ -83,8 +83,9 @@ static void build_failure_hands_over_the_log(void **state)
     assert_non_null(mkdtemp(dir));
     write_text(dir, "shared.h", "#define CLT__LOSS_LANES 64\n");
     write_text(dir, "common.cl", "#pragma OPENCL FP_CONTRACT OFF\n");
-    write_text(dir, "gemm.cl", "__kernel void gemm_tiled(__global float *x)\n"
-                               "{ x[0] = undeclared_thing_42; }\n");
+    write_text(dir, "gemm.cl",
+               "__kernel void gemm_tiled(__global float *x)\n"
+               "{ x[0] = undeclared_thing_42; }\n");
     struct clt_test_log text = {0};
     struct clt_device_options o;
     clt_device_options_init(&o);
@@ -102,8 +103,7 @@ static void build_failure_hands_over_the_log(void **state)
     assert_int_equal(clt__kernel_get(dev, "gemm", "gemm_tiled", &k, NULL), CLT_ERR_BUILD);
     /* A source file the directory lacks is an I/O error naming the path. */
     text.len = 0;
-    assert_int_equal(clt__source_read(dev, "absent", &(char *){NULL}, &(size_t){0}),
-                     CLT_ERR_IO);
+    assert_int_equal(clt__source_read(dev, "absent", &(char *){NULL}, &(size_t){0}), CLT_ERR_IO);
     assert_non_null(strstr(text.text, "absent.cl"));
     /* A kernel name the program lacks. */
     write_text(dir, "gemm.cl", "__kernel void other(__global float *x) { x[0] = 1.0f; }\n");

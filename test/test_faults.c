@@ -36,7 +36,8 @@ static void snapshot(long *out)
 static void assert_failed_or_fell_back(struct clt_device *dev, enum clt_status st,
                                        enum clt_gemm_backend before, const char *what)
 {
-    if (st == CLT_OK && !(before == CLT_GEMM_CLBLAST && clt_device_gemm_backend(dev) == CLT_GEMM_OWN))
+    if (st == CLT_OK &&
+        !(before == CLT_GEMM_CLBLAST && clt_device_gemm_backend(dev) == CLT_GEMM_OWN))
         fail_msg("%s: the failure was neither reported nor absorbed by the GEMM fallback", what);
 }
 
@@ -239,8 +240,8 @@ static void step_failures(void **state)
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, NULL, &tr), CLT_OK);
     const void *batch[2] = {m.x, m.y};
     assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
-    const char *calls[] = {"clEnqueueNDRangeKernel", "clEnqueueWriteBuffer",
-                           "clEnqueueReadBuffer", "clEnqueueBarrierWithWaitList",
+    const char *calls[] = {"clEnqueueNDRangeKernel",      "clEnqueueWriteBuffer",
+                           "clEnqueueReadBuffer",         "clEnqueueBarrierWithWaitList",
                            "clEnqueueMarkerWithWaitList", "clEnqueueFillBuffer"};
     int failures = 0;
     for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++) {

@@ -41,8 +41,7 @@ static void check_one(struct clt_device *dev, gemm_fn fn, const char *backend,
     ref_gemm(&g, a, b, c, want);
 
     struct clt_arena *arena;
-    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc) * 4 + 4096, &arena),
-                     CLT_OK);
+    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc) * 4 + 4096, &arena), CLT_OK);
     /* A small first view puts the operands at non-zero offsets. */
     struct clt_view pad = clt_test_upload(arena, NULL, 5);
     (void)pad;
@@ -107,9 +106,13 @@ static void shapes_and_transposes(void **state)
         for (size_t s = 0; s < count; s++)
             for (int t = 0; t < 4; t++) {
                 const int64_t *mnk = is_small ? small[s] : big[s];
-                struct clt_gemm_shape g = {.m = mnk[0], .n = mnk[1], .k = mnk[2],
-                                           .trans_a = t & 1, .trans_b = (t >> 1) & 1,
-                                           .alpha = 0.75f, .beta = 0.5f};
+                struct clt_gemm_shape g = {.m = mnk[0],
+                                           .n = mnk[1],
+                                           .k = mnk[2],
+                                           .trans_a = t & 1,
+                                           .trans_b = (t >> 1) & 1,
+                                           .alpha = 0.75f,
+                                           .beta = 0.5f};
                 check_one(dev, be[b].fn, be[b].name, &g, false);
             }
 }
@@ -121,8 +124,13 @@ static void leading_dimensions_and_beta_zero(void **state)
     size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (int t = 0; t < 4; t++) {
-            struct clt_gemm_shape g = {.m = 7, .n = 11, .k = 5, .trans_a = t & 1,
-                                       .trans_b = (t >> 1) & 1, .alpha = 1.0f, .beta = 0.0f};
+            struct clt_gemm_shape g = {.m = 7,
+                                       .n = 11,
+                                       .k = 5,
+                                       .trans_a = t & 1,
+                                       .trans_b = (t >> 1) & 1,
+                                       .alpha = 1.0f,
+                                       .beta = 0.0f};
             g.lda = (g.trans_a ? g.m : g.k) + 3;
             g.ldb = (g.trans_b ? g.k : g.n) + 2;
             g.ldc = g.n + 4;
@@ -139,8 +147,13 @@ static void strided_batches(void **state)
     size_t nb = backends_of(dev, be);
     for (size_t b = 0; b < nb; b++)
         for (int t = 0; t < 4; t++) {
-            struct clt_gemm_shape g = {.m = 5, .n = 6, .k = 9, .trans_a = t & 1,
-                                       .trans_b = (t >> 1) & 1, .alpha = -1.25f, .beta = 1.0f,
+            struct clt_gemm_shape g = {.m = 5,
+                                       .n = 6,
+                                       .k = 9,
+                                       .trans_a = t & 1,
+                                       .trans_b = (t >> 1) & 1,
+                                       .alpha = -1.25f,
+                                       .beta = 1.0f,
                                        .batch = 3};
             check_one(dev, be[b].fn, be[b].name, &g, false);
             g.stride_a = 5 * 9 + 7;
@@ -171,9 +184,15 @@ static void own_space(void **state)
     for (size_t s = 0; s < count; s++)
         for (int t = 0; t < 4; t++) {
             const int64_t *d = is_small ? small[s] : big[s];
-            struct clt_gemm_shape g = {.m = d[0], .n = d[1], .k = d[2], .batch = d[3],
-                                       .trans_a = t & 1, .trans_b = (t >> 1) & 1,
-                                       .alpha = 0.75f, .beta = 0.5f}, r;
+            struct clt_gemm_shape g = {.m = d[0],
+                                       .n = d[1],
+                                       .k = d[2],
+                                       .batch = d[3],
+                                       .trans_a = t & 1,
+                                       .trans_b = (t >> 1) & 1,
+                                       .alpha = 0.75f,
+                                       .beta = 0.5f},
+                                  r;
             int64_t sa, sb, sc;
             assert_int_equal(clt__gemm_resolve(NULL, &g, &r, &sa, &sb, &sc), CLT_OK);
             struct clt__gemm_config space[32];
@@ -197,10 +216,10 @@ static void host_blas_where_it_can_run(void **state)
     cl_bool unified = CL_FALSE;
     cl_device_exec_capabilities caps = 0;
     assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_TYPE, sizeof type, &type, NULL), 0);
-    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified,
-                                     &unified, NULL), 0);
-    assert_int_equal(clGetDeviceInfo(dev->id, CL_DEVICE_EXECUTION_CAPABILITIES, sizeof caps,
-                                     &caps, NULL), 0);
+    assert_int_equal(
+        clGetDeviceInfo(dev->id, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL), 0);
+    assert_int_equal(
+        clGetDeviceInfo(dev->id, CL_DEVICE_EXECUTION_CAPABILITIES, sizeof caps, &caps, NULL), 0);
     const char *env = getenv("CLTRAIN_HOST_BLAS"), *gemm = getenv("CLTRAIN_GEMM");
     bool can = strcmp(clt__gemm_host_name(), "none") != 0 && (type & CL_DEVICE_TYPE_CPU) &&
                unified && (caps & CL_EXEC_NATIVE_KERNEL) && !(env && strcmp(env, "0") == 0) &&
@@ -245,8 +264,7 @@ static void backend_follows_the_environment(void **state)
 {
     struct clt_device *dev = *state;
     const char *env = getenv("CLTRAIN_GEMM");
-    enum clt_gemm_backend want =
-        env && strcmp(env, "own") == 0 ? CLT_GEMM_OWN : CLT_GEMM_CLBLAST;
+    enum clt_gemm_backend want = env && strcmp(env, "own") == 0 ? CLT_GEMM_OWN : CLT_GEMM_CLBLAST;
     assert_int_equal(clt_device_gemm_backend(dev), want);
     struct clt_device_options o;
     clt_device_options_init(&o);

@@ -144,7 +144,8 @@ static void killed_at_random_moments(void **state)
         last = steps;
     }
     print_message("after %d kills: checkpoint at step %ld, %d temporary files of interrupted "
-                  "saves left\n", rounds, last, count_temporaries());
+                  "saves left\n",
+                  rounds, last, count_temporaries());
     assert_true(last > 0);
 
     /* Resume in-process and train on. */

@@ -750,10 +750,10 @@ static enum clt_status ln_bwd_run(struct clt_device *dev, struct ln_dev *b,
                                   const struct ln_shape *sh, bool want_dx, bool want_dgamma,
                                   bool want_dbeta, bool accumulate)
 {
-    return clt__layernorm_backward(dev, sh->rows, sh->d, buf(&b->x), buf(&b->dy), buf(&b->gamma),
-                                   buf(&b->mean), buf(&b->rstd), want_dx ? buf(&b->dx) : none,
-                                   want_dgamma ? buf(&b->dgamma) : none,
-                                   want_dbeta ? buf(&b->dbeta) : none, accumulate ? CLT__NORM_ACC_ALL : 0u, buf(&b->ws));
+    return clt__layernorm_backward(
+        dev, sh->rows, sh->d, buf(&b->x), buf(&b->dy), buf(&b->gamma), buf(&b->mean), buf(&b->rstd),
+        want_dx ? buf(&b->dx) : none, want_dgamma ? buf(&b->dgamma) : none,
+        want_dbeta ? buf(&b->dbeta) : none, accumulate ? CLT__NORM_ACC_ALL : 0u, buf(&b->ws));
 }
 
 static void ln_case(struct clt_device *dev, const struct ln_shape *sh)

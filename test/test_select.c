@@ -47,8 +47,7 @@ static void by_index_pair(void **state)
     assert_int_equal(clt_device_select(list, 4, "2:", &idx), CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt_device_select(list, 4, ":1", &idx), CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt_device_select(list, 4, "1:2:3", &idx), CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt_device_select(list, 4, "99999999999:0", &idx),
-                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt_device_select(list, 4, "99999999999:0", &idx), CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(idx, 7);
 }
 
@@ -102,10 +101,8 @@ static void bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(by_index_pair),
-        cmocka_unit_test(by_name_ignoring_case),
-        cmocka_unit_test(by_type),
-        cmocka_unit_test(default_prefers_gpu),
+        cmocka_unit_test(by_index_pair), cmocka_unit_test(by_name_ignoring_case),
+        cmocka_unit_test(by_type),       cmocka_unit_test(default_prefers_gpu),
         cmocka_unit_test(bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

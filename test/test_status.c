@@ -31,7 +31,7 @@ static void status_names_are_distinct(void **state)
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(s, clt_status_str(all[j]));
     }
-    assert_string_equal(clt_status_str((enum clt_status)-999), "unknown status");
+    assert_string_equal(clt_status_str((enum clt_status) - 999), "unknown status");
     assert_string_equal(clt_status_str((enum clt_status)7), "unknown status");
 }
 
@@ -83,10 +83,8 @@ static void version_matches_header(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(status_names_are_distinct),
-        cmocka_unit_test(opencl_errors_are_named),
-        cmocka_unit_test(cl_check_logs_the_call),
-        cmocka_unit_test(log_levels_filter),
+        cmocka_unit_test(status_names_are_distinct), cmocka_unit_test(opencl_errors_are_named),
+        cmocka_unit_test(cl_check_logs_the_call),    cmocka_unit_test(log_levels_filter),
         cmocka_unit_test(version_matches_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,7 +33,8 @@ static void *train(void *arg)
     if (r->status == CLT_OK) {
         struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, IN});
         struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
-        struct clt_tensor *h = clt_dropout(g, clt_gelu(g, clt_linear(g, x, HID, true, "fc1"), true), 0.1f);
+        struct clt_tensor *h =
+            clt_dropout(g, clt_gelu(g, clt_linear(g, x, HID, true, "fc1"), true), 0.1f);
         loss = clt_cross_entropy(g, clt_linear(g, h, CLS, true, "fc2"), y, -1, 0.0f);
         r->status = clt_graph_status(g);
     }

@@ -237,10 +237,9 @@ static void gradcheck_with(struct clt_trainer *tr, struct clt_trainer *probe,
                                      CLT_OK);
             }
         }
-        clt_test_gradcheck(info.name, eval_loss, &ctx, before[i], count[i], grad[i], 7, eps,
-                           2e-3, 2e-2);
-        assert_int_equal(clt_trainer_param_write(ctx.tr, info.name, before[i], count[i]),
-                         CLT_OK);
+        clt_test_gradcheck(info.name, eval_loss, &ctx, before[i], count[i], grad[i], 7, eps, 2e-3,
+                           2e-2);
+        assert_int_equal(clt_trainer_param_write(ctx.tr, info.name, before[i], count[i]), CLT_OK);
     }
     for (uint32_t i = 0; i < np; i++) {
         free(before[i]);
@@ -287,10 +286,10 @@ static void shared_parameter_gradients_accumulate(void **state)
     assert_int_equal(clt_graph_create(&g), CLT_OK);
     struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, D});
     struct clt_tensor *t = clt_input(g, "t", CLT_F32, 2, (int64_t[]){N, D});
-    struct clt_tensor *w = clt_param(g, "w", 2, (int64_t[]){D, D},
-                                     (struct clt_init){CLT_INIT_XAVIER_UNIFORM, 0, 0});
-    struct clt_tensor *b = clt_param(g, "b", 1, (int64_t[]){D},
-                                     (struct clt_init){CLT_INIT_UNIFORM, -0.5f, 0.5f});
+    struct clt_tensor *w =
+        clt_param(g, "w", 2, (int64_t[]){D, D}, (struct clt_init){CLT_INIT_XAVIER_UNIFORM, 0, 0});
+    struct clt_tensor *b =
+        clt_param(g, "b", 1, (int64_t[]){D}, (struct clt_init){CLT_INIT_UNIFORM, -0.5f, 0.5f});
     struct clt_tensor *h1 = clt_tanh(g, clt_add_bias(g, clt_matmul(g, x, w, false, true), b));
     struct clt_tensor *h2 = clt_tanh(g, clt_add_bias(g, clt_matmul(g, h1, w, false, true), b));
     struct clt_tensor *loss = clt_mse(g, clt_mul(g, h2, x), t);
@@ -316,8 +315,12 @@ static void cnn_gradients_match_finite_differences(void **state)
     assert_int_equal(clt_graph_create(&g), CLT_OK);
     struct clt_tensor *x = clt_input(g, "x", CLT_F32, 4, (int64_t[]){N, C, H, W});
     struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
-    struct clt_conv2d_desc conv = {.out_channels = K, .kernel_h = 3, .kernel_w = 3,
-                                   .padding_h = 1, .padding_w = 1, .bias = true};
+    struct clt_conv2d_desc conv = {.out_channels = K,
+                                   .kernel_h = 3,
+                                   .kernel_w = 3,
+                                   .padding_h = 1,
+                                   .padding_w = 1,
+                                   .bias = true};
     struct clt_tensor *h = clt_conv2d(g, x, &conv, "conv");
     h = clt_relu(g, clt_batch_norm(g, h, 1e-5f, 0.1f, "bn"));
     h = clt_avg_pool2d(g, clt_max_pool2d(g, h, 2, 0, 0), 2, 1, 0);
@@ -447,8 +450,8 @@ static void cnn_learns(void **state)
     assert_int_equal(clt_graph_create(&g), CLT_OK);
     struct clt_tensor *x = clt_input(g, "x", CLT_F32, 4, (int64_t[]){N, 1, 8, 8});
     struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
-    struct clt_conv2d_desc conv = {.out_channels = 6, .kernel_h = 3, .kernel_w = 3,
-                                   .padding_h = 1, .padding_w = 1};
+    struct clt_conv2d_desc conv = {
+        .out_channels = 6, .kernel_h = 3, .kernel_w = 3, .padding_h = 1, .padding_w = 1};
     struct clt_tensor *h = clt_conv2d(g, x, &conv, "conv");
     h = clt_max_pool2d(g, clt_relu(g, clt_batch_norm(g, h, 1e-5f, 0.1f, "bn")), 2, 0, 0);
     struct clt_tensor *loss =

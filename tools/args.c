@@ -146,8 +146,8 @@ void args_usage(FILE *f, const char *cmd, const char *summary, const struct opt 
     }
 }
 
-bool args_command(const char *cmd, const char *summary, int argc, char **argv,
-                  struct opt *opts, size_t n, int *status)
+bool args_command(const char *cmd, const char *summary, int argc, char **argv, struct opt *opts,
+                  size_t n, int *status)
 {
     int rc = args_parse(cmd, argc, argv, opts, n);
     if (rc < 0)

@@ -43,8 +43,8 @@ int args_parse(const char *cmd, int argc, char **argv, struct opt *opts, size_t 
 /* A command's parse: args_parse, and on --help the usage on stdout. Returns true when the
  * command should go on; otherwise *status is what it returns now (0 after --help, 2 for bad
  * usage). */
-bool args_command(const char *cmd, const char *summary, int argc, char **argv,
-                  struct opt *opts, size_t n, int *status);
+bool args_command(const char *cmd, const char *summary, int argc, char **argv, struct opt *opts,
+                  size_t n, int *status);
 
 /* Prints "usage: CMD [OPTIONS]" and a line per option. */
 void args_usage(FILE *f, const char *cmd, const char *summary, const struct opt *opts, size_t n);

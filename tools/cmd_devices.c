@@ -38,8 +38,8 @@ static void print_table(const struct clt_device_info *list, size_t count)
         printf("no OpenCL devices found\n");
     for (size_t i = 0; i < count; i++) {
         const struct clt_device_info *d = &list[i];
-        printf("%u:%u  %s / %s  (%s)\n", (unsigned)d->platform_index,
-               (unsigned)d->device_index, d->platform, d->name, type_name(d->type));
+        printf("%u:%u  %s / %s  (%s)\n", (unsigned)d->platform_index, (unsigned)d->device_index,
+               d->platform, d->name, type_name(d->type));
         printf("      vendor            %s\n", d->vendor);
         printf("      driver            %s\n", d->driver_version);
         printf("      version           %s; %s\n", d->device_version, d->opencl_c_version);
@@ -74,8 +74,7 @@ static void print_json(const struct clt_device_info *list, size_t count)
     for (size_t i = 0; i < count; i++) {
         const struct clt_device_info *d = &list[i];
         char sel[32];
-        snprintf(sel, sizeof sel, "%u:%u", (unsigned)d->platform_index,
-                 (unsigned)d->device_index);
+        snprintf(sel, sizeof sel, "%u:%u", (unsigned)d->platform_index, (unsigned)d->device_index);
         printf("  {\n");
         json_field("index", sel, 0);
         json_field("type", type_name(d->type), 0);
@@ -120,9 +119,11 @@ static int warm_one(const char *selection)
         return 1;
     }
     const struct clt_device_info *d = clt_device_info(dev);
-    fprintf(stderr, "warmed %u:%u %s: %u programs ready in %.2f s (%u from cache, %u cached "
-            "now)\n", (unsigned)d->platform_index, (unsigned)d->device_index, d->name,
-            (unsigned)r.programs, r.seconds, (unsigned)r.cache_hits, (unsigned)r.cache_writes);
+    fprintf(stderr,
+            "warmed %u:%u %s: %u programs ready in %.2f s (%u from cache, %u cached "
+            "now)\n",
+            (unsigned)d->platform_index, (unsigned)d->device_index, d->name, (unsigned)r.programs,
+            r.seconds, (unsigned)r.cache_hits, (unsigned)r.cache_writes);
     int rc = tune_models(dev, "cltrain devices", "all", 0);
     clt_device_close(dev);
     return rc;

@@ -116,8 +116,7 @@ static enum clt_status split_validation(struct clt_dataset **train, const struct
     if ((double)info.count * o->val_fraction < 1.0 ||
         (double)info.count * (1.0 - o->val_fraction) < 1.0) {
         char why[200];
-        snprintf(why, sizeof why,
-                 "%llu %s are too few to hold out a fraction %g for validation",
+        snprintf(why, sizeof why, "%llu %s are too few to hold out a fraction %g for validation",
                  (unsigned long long)info.count, text ? "bytes" : "rows", o->val_fraction);
         say(err, err_size, spec, why);
         return CLT_ERR_FORMAT;
@@ -131,9 +130,8 @@ static enum clt_status split_validation(struct clt_dataset **train, const struct
     return st;
 }
 
-enum clt_status data_open(const char *spec, const struct data_options *o,
-                          const struct clt_log *log, struct data_sets *out, char *err,
-                          size_t err_size)
+enum clt_status data_open(const char *spec, const struct data_options *o, const struct clt_log *log,
+                          struct data_sets *out, char *err, size_t err_size)
 {
     memset(out, 0, sizeof *out);
     err[0] = '\0';

@@ -25,10 +25,10 @@
 
 /* How to read a --data spec. */
 struct data_options {
-    uint64_t seed, limit; /* the validation split's seed; limit > 0: the first N of each set */
-    int32_t label_column; /* csv: from 0, negative from the end (-1: the last) */
-    uint32_t classes;     /* 0: the labels must be 0 .. K-1 (checked); else every label < it */
-    double val_fraction;  /* the part of the training data held out for validation (0: none) */
+    uint64_t seed, limit;  /* the validation split's seed; limit > 0: the first N of each set */
+    int32_t label_column;  /* csv: from 0, negative from the end (-1: the last) */
+    uint32_t classes;      /* 0: the labels must be 0 .. K-1 (checked); else every label < it */
+    double val_fraction;   /* the part of the training data held out for validation (0: none) */
     const char *eval_data; /* csv:FILE or idx:DIR whose set is the test set, or NULL */
     bool whole;            /* the spec's whole data is the set to evaluate (cltrain eval) */
 };
@@ -58,9 +58,8 @@ int data_spec_check(const char *spec, char *err, size_t err_size);
  * set's must be below the training set's. On failure writes one line to err and returns the
  * status (CLT_ERR_IO for a missing file, CLT_ERR_FORMAT for a corrupt one or bad labels,
  * CLT_ERR_INVALID_ARGUMENT for a bad spec). log may be NULL. */
-enum clt_status data_open(const char *spec, const struct data_options *o,
-                          const struct clt_log *log, struct data_sets *out, char *err,
-                          size_t err_size);
+enum clt_status data_open(const char *spec, const struct data_options *o, const struct clt_log *log,
+                          struct data_sets *out, char *err, size_t err_size);
 
 void data_close(struct data_sets *d);
 

@@ -645,7 +645,6 @@ static const char *layer_kind_name(enum layer_kind kind)
     return "layer";
 }
 
-
 /* Parses one non-empty line's words into l; false with the reason in why. */
 static bool parse_layer(const struct word *w, int n, struct layer *l, char *why, size_t why_size)
 {

@@ -55,10 +55,10 @@ struct run {
     struct metrics_point *points;
     size_t npoints, cap;
     bool save_failed; /* the last save failed: the next one retries */
-    double best_loss;  /* the lowest validation loss so far (INFINITY: none) */
+    double best_loss; /* the lowest validation loss so far (INFINITY: none) */
     uint64_t best_step;
-    int64_t since_best; /* evaluations since best_loss improved */
-    bool early_stop;    /* --patience ran out */
+    int64_t since_best;      /* evaluations since best_loss improved */
+    bool early_stop;         /* --patience ran out */
     struct eval_result test; /* the final evaluation on the test set, when there is one */
 };
 

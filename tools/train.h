@@ -39,7 +39,7 @@ struct train_config {
 
     char *spec; /* a model file's text (owned; desc.spec points to it) */
     char data_buf[4096], eval_data_buf[4096], optimizer_buf[16], schedule_buf[16];
-    char data_hash[17]; /* the data's fingerprint (data_fingerprint), "" if unknown */
+    char data_hash[17];   /* the data's fingerprint (data_fingerprint), "" if unknown */
     char best_path[4200]; /* --keep-best: "<out without .safetensors>.best.safetensors" */
 };
 

@@ -188,11 +188,11 @@ enum clt_gemm_backend {
 /* Options for clt_device_open. Fill with clt_device_options_init, then change fields. */
 struct clt_device_options {
     struct clt_log log;
-    const char *cache_dir;     /* NULL: CLTRAIN_CACHE_DIR, else the XDG cache directory */
-    int32_t cache;             /* 1 on, 0 off, -1: on unless CLTRAIN_CACHE=0 */
-    const char *cl_dir;        /* NULL: CLTRAIN_CL_DIR if set, else the embedded sources */
+    const char *cache_dir; /* NULL: CLTRAIN_CACHE_DIR, else the XDG cache directory */
+    int32_t cache;         /* 1 on, 0 off, -1: on unless CLTRAIN_CACHE=0 */
+    const char *cl_dir;    /* NULL: CLTRAIN_CL_DIR if set, else the embedded sources */
     enum clt_gemm_backend gemm;
-    bool profiling;            /* create queues with CL_QUEUE_PROFILING_ENABLE */
+    bool profiling; /* create queues with CL_QUEUE_PROFILING_ENABLE */
 };
 
 /* Sets the defaults: stderr log at WARN, cache and sources from the environment, GEMM AUTO,
@@ -269,8 +269,7 @@ CLT_API void clt_arena_free(struct clt_arena *arena);
  * 1..CLT_MAX_DIMS), aligned to the device's base address alignment. CLT_ERR_DEVICE_MEMORY
  * when the arena is full. Allocates no device memory. */
 CLT_API enum clt_status clt_arena_alloc(struct clt_arena *arena, enum clt_dtype dtype,
-                                        uint32_t ndim, const int64_t *shape,
-                                        struct clt_view *out);
+                                        uint32_t ndim, const int64_t *shape, struct clt_view *out);
 
 /* Forgets every region taken so far; the memory is reused by later clt_arena_alloc calls. */
 CLT_API void clt_arena_reset(struct clt_arena *arena);
@@ -289,8 +288,8 @@ struct clt_event;
  * done NULL: blocks until the copy is complete. done non-NULL: enqueues the copy in order
  * with the device's other work and returns at once; src must stay valid and unchanged until
  * the event completes; the caller frees *done with clt_event_free. */
-CLT_API enum clt_status clt_view_write(const struct clt_view *view, const void *src,
-                                       uint64_t bytes, struct clt_event **done);
+CLT_API enum clt_status clt_view_write(const struct clt_view *view, const void *src, uint64_t bytes,
+                                       struct clt_event **done);
 
 /* Copies from the start of the view into host memory, after all work enqueued before it.
  * done NULL: blocks until dst holds the data. done non-NULL: returns at once; dst is valid
@@ -357,7 +356,7 @@ struct clt_gemm_candidate {
 struct clt_gemm_tuning {
     bool trans_a, trans_b;
     int64_t m, n, k, batch;
-    char chosen[96];  /* the winner's name */
+    char chosen[96]; /* the winner's name */
     uint32_t candidate_count;
     struct clt_gemm_candidate candidates[CLT_GEMM_MAX_CANDIDATES];
 };
@@ -390,8 +389,8 @@ CLT_API enum clt_status clt_device_gemm_tunings(struct clt_device *dev,
  * graph is an error. A tensor holds at most 2^31 - 1 elements (kernels index with 32-bit
  * integers): a larger shape is refused when it is built, with CLT_ERR_INVALID_ARGUMENT and a
  * message naming the tensor, its shape and the limit. A model that is too large for the
- * device as a whole fails at clt_trainer_create with CLT_ERR_DEVICE_MEMORY. Letters in the shape rules: N batch, C channels, H and W image height and
- * width, T sequence length, D features.
+ * device as a whole fails at clt_trainer_create with CLT_ERR_DEVICE_MEMORY. Letters in the shape
+ * rules: N batch, C channels, H and W image height and width, T sequence length, D features.
  *
  *     struct clt_graph *g = NULL;
  *     clt_graph_create(&g);
@@ -423,13 +422,13 @@ CLT_API const char *clt_tensor_name(const struct clt_tensor *t);
 
 enum clt_init_kind {
     CLT_INIT_ZEROS = 0,
-    CLT_INIT_CONSTANT,       /* every element a */
-    CLT_INIT_UNIFORM,        /* uniform in [a, b) */
-    CLT_INIT_NORMAL,         /* mean a, standard deviation b */
-    CLT_INIT_XAVIER_UNIFORM, /* Glorot: U(-r, r), r = a * sqrt(6 / (fan_in + fan_out)) */
-    CLT_INIT_XAVIER_NORMAL,  /* Glorot: N(0, a * sqrt(2 / (fan_in + fan_out))) */
-    CLT_INIT_KAIMING_UNIFORM,/* He: U(-r, r), r = a * sqrt(3 / fan_in) */
-    CLT_INIT_KAIMING_NORMAL, /* He: N(0, a / sqrt(fan_in)) */
+    CLT_INIT_CONSTANT,        /* every element a */
+    CLT_INIT_UNIFORM,         /* uniform in [a, b) */
+    CLT_INIT_NORMAL,          /* mean a, standard deviation b */
+    CLT_INIT_XAVIER_UNIFORM,  /* Glorot: U(-r, r), r = a * sqrt(6 / (fan_in + fan_out)) */
+    CLT_INIT_XAVIER_NORMAL,   /* Glorot: N(0, a * sqrt(2 / (fan_in + fan_out))) */
+    CLT_INIT_KAIMING_UNIFORM, /* He: U(-r, r), r = a * sqrt(3 / fan_in) */
+    CLT_INIT_KAIMING_NORMAL,  /* He: N(0, a / sqrt(fan_in)) */
 };
 
 /* An initialiser. For the Xavier and Kaiming rules, a is the gain (0 means 1 for Xavier and
@@ -465,10 +464,8 @@ CLT_API struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a,
                                       struct clt_tensor *b, bool trans_a, bool trans_b);
 
 /* Elementwise a + b and a * b: same shapes -> that shape. */
-CLT_API struct clt_tensor *clt_add(struct clt_graph *g, struct clt_tensor *a,
-                                   struct clt_tensor *b);
-CLT_API struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a,
-                                   struct clt_tensor *b);
+CLT_API struct clt_tensor *clt_add(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
+CLT_API struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
 
 /* alpha * x -> shape of x. */
 CLT_API struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha);
@@ -539,8 +536,8 @@ CLT_API struct clt_tensor *clt_permute(struct clt_graph *g, struct clt_tensor *x
                                        const uint32_t *perm);
 
 /* n tensors of equal shape except along axis, joined along it. */
-CLT_API struct clt_tensor *clt_concat(struct clt_graph *g, uint32_t n,
-                                      struct clt_tensor *const *xs, uint32_t axis);
+CLT_API struct clt_tensor *clt_concat(struct clt_graph *g, uint32_t n, struct clt_tensor *const *xs,
+                                      uint32_t axis);
 
 /* Elements start .. start + length - 1 along axis. */
 CLT_API struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, uint32_t axis,
@@ -557,7 +554,7 @@ CLT_API struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x,
 struct clt_conv2d_desc {
     int64_t out_channels;
     int64_t kernel_h, kernel_w;
-    int64_t stride_h, stride_w;     /* 0 means 1 */
+    int64_t stride_h, stride_w; /* 0 means 1 */
     int64_t padding_h, padding_w;
     int64_t dilation_h, dilation_w; /* 0 means 1 */
     int64_t groups;                 /* 0 means 1; C_in and out_channels divisible by it */
@@ -573,10 +570,10 @@ CLT_API struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
 /* Max and average pooling of x [N, C, H, W] -> [N, C, OH, OW] (OH as for convolution with
  * dilation 1; stride 0 means the kernel size). Average pooling counts padded elements
  * (PyTorch's count_include_pad). */
-CLT_API struct clt_tensor *clt_max_pool2d(struct clt_graph *g, struct clt_tensor *x,
-                                          int64_t kernel, int64_t stride, int64_t padding);
-CLT_API struct clt_tensor *clt_avg_pool2d(struct clt_graph *g, struct clt_tensor *x,
-                                          int64_t kernel, int64_t stride, int64_t padding);
+CLT_API struct clt_tensor *clt_max_pool2d(struct clt_graph *g, struct clt_tensor *x, int64_t kernel,
+                                          int64_t stride, int64_t padding);
+CLT_API struct clt_tensor *clt_avg_pool2d(struct clt_graph *g, struct clt_tensor *x, int64_t kernel,
+                                          int64_t stride, int64_t padding);
 
 /* x [N, C, H, W] -> [N, C]: the mean over H and W. */
 CLT_API struct clt_tensor *clt_global_avg_pool2d(struct clt_graph *g, struct clt_tensor *x);
@@ -595,19 +592,19 @@ CLT_API struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor
 
 /* I32 ids [...] -> [..., dim]: rows of "<name>.weight" [vocab, dim] (N(0, 1), as PyTorch).
  * Ids outside [0, vocab) give zero rows. */
-CLT_API struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids,
-                                         int64_t vocab, int64_t dim, const char *name);
+CLT_API struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
+                                         int64_t dim, const char *name);
 
 /* Scaled dot-product attention of q, k, v [B, H, T, Dh] -> [B, H, T, Dh], scale
  * 1/sqrt(Dh); with causal, position t attends to positions <= t. */
-CLT_API struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q,
-                                    struct clt_tensor *k, struct clt_tensor *v, bool causal);
+CLT_API struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,
+                                    struct clt_tensor *v, bool causal);
 
 /* Multi-head self-attention of x [N, T, D] -> [N, T, D]: one linear layer "<name>.qkv"
  * (D -> 3D) makes queries, keys and values, split into heads of D / heads features, then
  * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. */
-CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x,
-                                         int64_t heads, bool causal, const char *name);
+CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int64_t heads,
+                                         bool causal, const char *name);
 
 /* ==== Trainers: running a model ========================================================= */
 /*
@@ -632,9 +629,9 @@ CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor 
  */
 
 enum clt_optim_kind {
-    CLT_OPTIM_SGD = 0,  /* momentum, Nesterov, L2 weight decay */
-    CLT_OPTIM_ADAM = 1, /* L2 weight decay added to the gradient */
-    CLT_OPTIM_ADAMW = 2,/* decoupled weight decay */
+    CLT_OPTIM_SGD = 0,   /* momentum, Nesterov, L2 weight decay */
+    CLT_OPTIM_ADAM = 1,  /* L2 weight decay added to the gradient */
+    CLT_OPTIM_ADAMW = 2, /* decoupled weight decay */
 };
 
 enum clt_lr_schedule {
@@ -650,8 +647,8 @@ enum clt_lr_schedule {
 struct clt_optimizer {
     enum clt_optim_kind kind;
     float lr;
-    float momentum; /* SGD */
-    bool nesterov;  /* SGD */
+    float momentum;          /* SGD */
+    bool nesterov;           /* SGD */
     float beta1, beta2, eps; /* Adam, AdamW */
     float weight_decay;
     enum clt_lr_schedule schedule;
@@ -682,8 +679,9 @@ struct clt_trainer;
 
 /* Makes a trainer for loss ([1], computed from the graph's inputs and parameters) on dev.
  * The graph must be error-free and must outlive the trainer (the trainer reads its tensors);
- * building more of the graph after this has no effect on the trainer. CLT_ERR_DEVICE_MEMORY, with the needed and available sizes in the log, when the
- * model does not fit. Blocks (compiles and initialises). */
+ * building more of the graph after this has no effect on the trainer. CLT_ERR_DEVICE_MEMORY, with
+ * the needed and available sizes in the log, when the model does not fit. Blocks (compiles and
+ * initialises). */
 CLT_API enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
                                            const struct clt_tensor *loss,
                                            const struct clt_trainer_options *options,
@@ -702,11 +700,11 @@ CLT_API enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *con
 CLT_API enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss);
 
 struct clt_trainer_stats {
-    uint64_t steps;        /* calls to clt_trainer_step */
-    uint64_t updates;      /* optimizer updates applied */
-    uint64_t skipped;      /* updates skipped because the loss or gradients were not finite */
-    float grad_norm;       /* global gradient norm of the latest update (before clipping) */
-    float lr;              /* learning rate of the latest update */
+    uint64_t steps;   /* calls to clt_trainer_step */
+    uint64_t updates; /* optimizer updates applied */
+    uint64_t skipped; /* updates skipped because the loss or gradients were not finite */
+    float grad_norm;  /* global gradient norm of the latest update (before clipping) */
+    float lr;         /* learning rate of the latest update */
 };
 
 /* Counters of the trainer. Waits for the device. */
@@ -722,13 +720,13 @@ CLT_API enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *con
 /* Where device memory goes, in bytes. activations_unshared is what activations and their
  * gradients would take without the memory plan. */
 struct clt_memory_report {
-    uint64_t params;      /* parameters and state */
+    uint64_t params; /* parameters and state */
     uint64_t grads;
     uint64_t optimizer;   /* moments, status */
     uint64_t activations; /* planned activations, their gradients, saved tensors */
     uint64_t activations_unshared;
-    uint64_t workspace;   /* scratch shared by all ops */
-    uint64_t inputs;      /* double-buffered batch uploads */
+    uint64_t workspace; /* scratch shared by all ops */
+    uint64_t inputs;    /* double-buffered batch uploads */
     uint64_t total;
 };
 
@@ -742,7 +740,7 @@ struct clt_param_info {
     const char *name; /* valid while the trainer lives */
     uint32_t ndim;
     int64_t shape[CLT_MAX_DIMS];
-    bool trained;     /* false for state such as running averages */
+    bool trained; /* false for state such as running averages */
 };
 
 CLT_API enum clt_status clt_trainer_param_info(const struct clt_trainer *tr, uint32_t index,
@@ -750,8 +748,8 @@ CLT_API enum clt_status clt_trainer_param_info(const struct clt_trainer *tr, uin
 
 /* Copies a parameter's `count` floats (its full size) to or from the host. Waits for the
  * device. CLT_ERR_INVALID_ARGUMENT for an unknown name or a wrong count. */
-CLT_API enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const char *name,
-                                               float *dst, uint64_t count);
+CLT_API enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const char *name, float *dst,
+                                               uint64_t count);
 CLT_API enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name,
                                                 const float *src, uint64_t count);
 
@@ -785,15 +783,13 @@ struct clt_dataset_info {
  * (magic 0x00000801, u8 [count]) of equal count. Features are [1, rows, cols], scaled to
  * [0, 1]. */
 CLT_API enum clt_status clt_dataset_load_idx(const char *images_path, const char *labels_path,
-                                             const struct clt_log *log,
-                                             struct clt_dataset **out);
+                                             const struct clt_log *log, struct clt_dataset **out);
 
 /* CSV: one example per line, comma-separated numbers, one integer label column
  * (label_column; negative counts from the end, -1 the last). A first line that is not all
  * numbers is a header and skipped. Features [columns - 1], as read. */
 CLT_API enum clt_status clt_dataset_load_csv(const char *path, int32_t label_column,
-                                             const struct clt_log *log,
-                                             struct clt_dataset **out);
+                                             const struct clt_log *log, struct clt_dataset **out);
 
 /* A text file for a character model: each distinct byte is a symbol; ids number the symbols
  * in byte order. At least two tokens. */
@@ -847,8 +843,8 @@ CLT_API void clt_batcher_free(struct clt_batcher *b);
  * of real examples: at the end of an epoch of classes a last partial batch is padded with
  * zero features and label -1 (use ignore_index -1); with drop_last it is skipped instead.
  * *epoch_done is set when this batch ends an epoch. */
-CLT_API enum clt_status clt_batcher_next(struct clt_batcher *b, bool drop_last, void *x,
-                                         int32_t *y, uint32_t *filled, bool *epoch_done);
+CLT_API enum clt_status clt_batcher_next(struct clt_batcher *b, bool drop_last, void *x, int32_t *y,
+                                         uint32_t *filled, bool *epoch_done);
 
 /* Batches in one epoch (with drop_last, or counting the padded last one). */
 CLT_API uint64_t clt_batcher_epoch_batches(const struct clt_batcher *b, bool drop_last);
@@ -873,11 +869,12 @@ CLT_API enum clt_status clt_batcher_set(struct clt_batcher *b,
  * "cltrain.steps", "cltrain.updates", "cltrain.seed", "optimizer.kind", "optimizer.t" and
  * "optimizer.skipped" (keys the caller may not use). Adam's second moments are
  * "optimizer.v.<name>" (SGD has none); a save in the middle of gradient accumulation also
- * keeps the partial gradients as "optimizer.grad.<name>". Tensors are stored sorted by name. Writes are atomic: a temporary file in the same directory, flushed
- * and fsync'ed, then renamed over the old file, so a crash leaves the old checkpoint or the
- * new one, never a mix. Readers check the header strictly (sizes, offsets inside the file,
- * no overlaps, valid UTF-8 JSON, known dtypes, shapes that match the data) and fail with
- * CLT_ERR_FORMAT and a log line. The format is in docs/formats.md.
+ * keeps the partial gradients as "optimizer.grad.<name>". Tensors are stored sorted by name. Writes
+ * are atomic: a temporary file in the same directory, flushed and fsync'ed, then renamed over the
+ * old file, so a crash leaves the old checkpoint or the new one, never a mix. Readers check the
+ * header strictly (sizes, offsets inside the file, no overlaps, valid UTF-8 JSON, known dtypes,
+ * shapes that match the data) and fail with CLT_ERR_FORMAT and a log line. The format is in
+ * docs/formats.md.
  */
 
 /* A metadata pair. Keys and values are UTF-8 strings. */
@@ -895,8 +892,7 @@ CLT_API enum clt_status clt_trainer_save(struct clt_trainer *tr, const char *pat
  * tensor must be present with the same shape (CLT_ERR_FORMAT naming the first mismatch
  * otherwise). With optimizer, also the moments and counters, so that training continues as
  * if never stopped. */
-CLT_API enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path,
-                                         bool optimizer);
+CLT_API enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool optimizer);
 
 struct clt_checkpoint;
 
@@ -914,8 +910,8 @@ CLT_API const char *clt_checkpoint_meta(const struct clt_checkpoint *ck, const c
  * CLT_ERR_UNSUPPORTED. */
 CLT_API uint32_t clt_checkpoint_tensor_count(const struct clt_checkpoint *ck);
 CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t index,
-                                              const char **name, uint32_t *ndim,
-                                              int64_t *shape, const float **data);
+                                              const char **name, uint32_t *ndim, int64_t *shape,
+                                              const float **data);
 
 #ifdef __cplusplus
 }

@@ -91,8 +91,7 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, CLT__K_activation_backward, (size_t)n, CLT__I32(n), CLT__I32(act),
-                    CLT__F32(slope), CLT__I32(accumulate), CLT__BUF(x), CLT__BUF(dy),
-                    CLT__BUF(dx));
+                    CLT__F32(slope), CLT__I32(accumulate), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* ---- dropout ------------------------------------------------------------------------- */
@@ -113,8 +112,8 @@ static enum clt_status check_p(struct clt_device *dev, const char *op, int64_t n
 }
 
 /* Arguments 0..6 of both dropout kernels: n, p, scale and the Philox key and step words. */
-#define DROPOUT_HEAD(n, p, seed, step)                                                         \
-    CLT__I32(n), CLT__F32(p), CLT__F32(clt__dropout_scale(p)), CLT__U32(seed),               \
+#define DROPOUT_HEAD(n, p, seed, step)                                                             \
+    CLT__I32(n), CLT__F32(p), CLT__F32(clt__dropout_scale(p)), CLT__U32(seed),                     \
         CLT__U32((seed) >> 32), CLT__U32(step), CLT__U32((step) >> 32)
 
 /* One work-item per Philox block of 4 elements. */
@@ -136,8 +135,8 @@ enum clt_status clt__dropout_forward(struct clt_device *dev, float p, uint64_t s
         st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_dropout_forward, dropout_blocks(n),
-                    DROPOUT_HEAD(n, p, seed, step), CLT__BUF(x), CLT__BUF(y));
+    return CLT__RUN(dev, CLT__K_dropout_forward, dropout_blocks(n), DROPOUT_HEAD(n, p, seed, step),
+                    CLT__BUF(x), CLT__BUF(y));
 }
 
 enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t seed, uint64_t step,
@@ -154,9 +153,8 @@ enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t 
         st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_dropout_backward, dropout_blocks(n),
-                    DROPOUT_HEAD(n, p, seed, step), CLT__I32(accumulate), CLT__BUF(dy),
-                    CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_dropout_backward, dropout_blocks(n), DROPOUT_HEAD(n, p, seed, step),
+                    CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
@@ -165,15 +163,14 @@ enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t 
 
 static enum clt_status act_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    return clt__activation_forward(x->dev, t->p.activation.act, t->p.activation.slope, clt__count(t),
-                                   clt__val(x, t->in[0]), clt__val(x, t));
+    return clt__activation_forward(x->dev, t->p.activation.act, t->p.activation.slope,
+                                   clt__count(t), clt__val(x, t->in[0]), clt__val(x, t));
 }
 
-static enum clt_status act_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status act_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
-    return clt__activation_backward(x->dev, t->p.activation.act, t->p.activation.slope, clt__count(t),
-                                    clt__val(x, t->in[0]), clt__grad(x, t),
+    return clt__activation_backward(x->dev, t->p.activation.act, t->p.activation.slope,
+                                    clt__count(t), clt__val(x, t->in[0]), clt__grad(x, t),
                                     clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
 }
 
@@ -191,8 +188,8 @@ const struct clt__op_def clt__op_activation = {
     .bench = bench_activation,
 };
 
-static struct clt_tensor *activation(struct clt_graph *g, struct clt_tensor *x,
-                                     enum clt__act act, float slope)
+static struct clt_tensor *activation(struct clt_graph *g, struct clt_tensor *x, enum clt__act act,
+                                     float slope)
 {
     if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, clt__act_name(act)))
         return NULL;
@@ -209,8 +206,7 @@ struct clt_tensor *clt_relu(struct clt_graph *g, struct clt_tensor *x)
     return activation(g, x, CLT__ACT_RELU, 0.0f);
 }
 
-struct clt_tensor *clt_leaky_relu(struct clt_graph *g, struct clt_tensor *x,
-                                  float negative_slope)
+struct clt_tensor *clt_leaky_relu(struct clt_graph *g, struct clt_tensor *x, float negative_slope)
 {
     if (g && !clt__require(g, isfinite(negative_slope), "leaky_relu: the slope must be finite"))
         return NULL;
@@ -250,7 +246,7 @@ static enum clt_status dropout_forward(struct clt__exec *x, const struct clt_ten
 }
 
 static enum clt_status dropout_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                        uint32_t acc)
 {
     return clt__dropout_backward(x->dev, t->p.dropout.p, x->seed ^ ((uint64_t)t->id << 40), x->step,
                                  clt__count(t), clt__grad(x, t), clt__grad(x, t->in[0]),
@@ -276,4 +272,3 @@ struct clt_tensor *clt_dropout(struct clt_graph *g, struct clt_tensor *x, float 
         t->p.dropout.p = p;
     return t;
 }
-

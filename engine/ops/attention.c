@@ -46,8 +46,8 @@ static enum clt_status check(struct clt_device *dev, const char *op, const struc
                              bool *empty)
 {
     if (b < 0 || h < 0 || t < 0 || d <= 0) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape B=%lld H=%lld T=%lld D=%lld",
-                 op, (long long)b, (long long)h, (long long)t, (long long)d);
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape B=%lld H=%lld T=%lld D=%lld", op,
+                 (long long)b, (long long)h, (long long)t, (long long)d);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     /* Each factor is checked before the product so the products cannot overflow. */
@@ -75,23 +75,30 @@ static enum clt_status check(struct clt_device *dev, const char *op, const struc
 
 /* One batched GEMM over the B * H heads: C_z = alpha * op(A_z) op(B_z) + beta * C_z with
  * contiguous operands (row strides equal to the row lengths). */
-static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool trans_a,
-                                  bool trans_b, int64_t m, int64_t n, int64_t kk, float alpha,
-                                  float beta, struct clt__buf a, struct clt__buf bb,
-                                  struct clt__buf c)
+static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool trans_a, bool trans_b,
+                                  int64_t m, int64_t n, int64_t kk, float alpha, float beta,
+                                  struct clt__buf a, struct clt__buf bb, struct clt__buf c)
 {
     const struct clt_gemm_shape want = {
-        .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = kk,
-        .alpha = alpha, .beta = beta, .batch = heads,
-        .stride_a = m * kk, .stride_b = kk * n, .stride_c = m * n,
+        .trans_a = trans_a,
+        .trans_b = trans_b,
+        .m = m,
+        .n = n,
+        .k = kk,
+        .alpha = alpha,
+        .beta = beta,
+        .batch = heads,
+        .stride_a = m * kk,
+        .stride_b = kk * n,
+        .stride_c = m * n,
     };
     return clt__gemm(dev, &want, a, bb, c);
 }
 
-enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q,
-                                       struct clt__buf k, struct clt__buf v, struct clt__buf p,
-                                       struct clt__buf o, int64_t b, int64_t h, int64_t t,
-                                       int64_t d, float scale, bool causal)
+enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q, struct clt__buf k,
+                                       struct clt__buf v, struct clt__buf p, struct clt__buf o,
+                                       int64_t b, int64_t h, int64_t t, int64_t d, float scale,
+                                       bool causal)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -116,9 +123,9 @@ enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q
 enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf q,
                                         struct clt__buf k, struct clt__buf v, struct clt__buf p,
                                         struct clt__buf dout, struct clt__buf work,
-                                        struct clt__buf dq, struct clt__buf dk,
-                                        struct clt__buf dv, int64_t b, int64_t h, int64_t t,
-                                        int64_t d, float scale, bool causal, bool accumulate)
+                                        struct clt__buf dq, struct clt__buf dk, struct clt__buf dv,
+                                        int64_t b, int64_t h, int64_t t, int64_t d, float scale,
+                                        bool causal, bool accumulate)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -172,26 +179,23 @@ static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor
 {
     return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
-                                  t->shape[0], t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale,
-                                  t->p.sdpa.causal);
+                                  t->shape[0], t->shape[1], t->shape[2], t->shape[3],
+                                  t->p.sdpa.scale, t->p.sdpa.causal);
 }
 
-static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__buf none = {NULL, 0};
-    struct clt__buf g[3] = {clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
-                            clt__grad(x, t->in[2])};
+    struct clt__buf g[3] = {clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), clt__grad(x, t->in[2])};
     enum clt_status st = CLT_OK;
     for (uint32_t i = 0; i < 3 && st == CLT_OK; i++) {
         if (!g[i].mem)
             continue;
-        st = clt__attention_backward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                                     clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__grad(x, t),
-                                     clt__workspace(x), i == 0 ? g[0] : none,
-                                     i == 1 ? g[1] : none, i == 2 ? g[2] : none, t->shape[0],
-                                     t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal,
-                                     CLT__ACC(acc, i));
+        st = clt__attention_backward(
+            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+            clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x), i == 0 ? g[0] : none,
+            i == 1 ? g[1] : none, i == 2 ? g[2] : none, t->shape[0], t->shape[1], t->shape[2],
+            t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal, CLT__ACC(acc, i));
     }
     return st;
 }
@@ -245,7 +249,8 @@ struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int6
         !clt__param_name(g, name, "proj", proj_name))
         return NULL;
     if (x->ndim != 3 || heads <= 0 || x->shape[2] % heads != 0) {
-        clt__require(g, false, "attention: x must be [N, T, D] with D divisible by the number of heads");
+        clt__require(g, false,
+                     "attention: x must be [N, T, D] with D divisible by the number of heads");
         return NULL;
     }
     int64_t n = x->shape[0], t = x->shape[1], d = x->shape[2], dh = d / heads;
@@ -261,4 +266,3 @@ struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int6
     o = clt_reshape(g, clt_permute(g, o, (uint32_t[]){0, 2, 1, 3}), 3, (int64_t[]){n, t, d});
     return clt_linear(g, o, d, true, proj_name);
 }
-

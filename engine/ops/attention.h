@@ -35,14 +35,13 @@ uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t);
 
 /* Enqueues O = softmax(mask(scale * Q K^T)) V and keeps the probabilities in p.
  * b, h, t may be 0 (nothing is enqueued); d must be positive. */
-enum clt_status clt__attention_forward(struct clt_device *dev,
-                                       struct clt__buf q, /* [B, H, T, D] */
-                                       struct clt__buf k, /* [B, H, T, D] */
-                                       struct clt__buf v, /* [B, H, T, D] */
+enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q, /* [B, H, T, D] */
+                                       struct clt__buf k,                         /* [B, H, T, D] */
+                                       struct clt__buf v,                         /* [B, H, T, D] */
                                        struct clt__buf p, /* out: [B, H, T, T] */
                                        struct clt__buf o, /* out: [B, H, T, D] */
-                                       int64_t b, int64_t h, int64_t t, int64_t d,
-                                       float scale, bool causal);
+                                       int64_t b, int64_t h, int64_t t, int64_t d, float scale,
+                                       bool causal);
 
 /* Enqueues dQ, dK, dV from dO, given the forward's inputs and its p. accumulate false
  * writes dq = ..., true adds dq += ... (likewise dk, dv). Any of dq, dk, dv may be
@@ -58,7 +57,7 @@ enum clt_status clt__attention_backward(struct clt_device *dev,
                                         struct clt__buf dq,   /* out: [B, H, T, D] */
                                         struct clt__buf dk,   /* out: [B, H, T, D] */
                                         struct clt__buf dv,   /* out: [B, H, T, D] */
-                                        int64_t b, int64_t h, int64_t t, int64_t d,
-                                        float scale, bool causal, bool accumulate);
+                                        int64_t b, int64_t h, int64_t t, int64_t d, float scale,
+                                        bool causal, bool accumulate);
 
 #endif

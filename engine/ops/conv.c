@@ -131,11 +131,11 @@ static struct sizes sizes_of(const struct clt__conv2d *c)
 }
 
 /* The 13 geometry arguments every image kernel of cl/conv.cl starts with. */
-#define GEOMETRY(c)                                                                            \
-    CLT__I32((c)->c_in), CLT__I32((c)->h), CLT__I32((c)->w), CLT__I32((c)->kh),              \
-        CLT__I32((c)->kw), CLT__I32((c)->stride_h), CLT__I32((c)->stride_w),                   \
-        CLT__I32((c)->pad_h), CLT__I32((c)->pad_w), CLT__I32((c)->dil_h),                      \
-        CLT__I32((c)->dil_w), CLT__I32((c)->oh), CLT__I32((c)->ow)
+#define GEOMETRY(c)                                                                                \
+    CLT__I32((c)->c_in), CLT__I32((c)->h), CLT__I32((c)->w), CLT__I32((c)->kh), CLT__I32((c)->kw), \
+        CLT__I32((c)->stride_h), CLT__I32((c)->stride_w), CLT__I32((c)->pad_h),                    \
+        CLT__I32((c)->pad_w), CLT__I32((c)->dil_h), CLT__I32((c)->dil_w), CLT__I32((c)->oh),       \
+        CLT__I32((c)->ow)
 
 /* col [K, P] = the columns of the image at x. */
 static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
@@ -150,8 +150,8 @@ static enum clt_status col2im(struct clt_device *dev, const struct clt__conv2d *
                               struct clt__buf dcol, struct clt__buf dx, bool accumulate)
 {
     size_t n = (size_t)(c->c_in * c->h * c->w);
-    return CLT__RUN(dev, CLT__K_conv2d_col2im, n, GEOMETRY(c), CLT__I32(accumulate),
-                    CLT__BUF(dcol), CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_conv2d_col2im, n, GEOMETRY(c), CLT__I32(accumulate), CLT__BUF(dcol),
+                    CLT__BUF(dx));
 }
 
 /* One GEMM per group, strided-batched: C_g = op(A_g) op(B_g) + beta C_g for g < G. */
@@ -224,8 +224,8 @@ static enum clt_status bias_backward(struct clt_device *dev, const struct clt__c
                                      struct clt__buf dy, struct clt__buf db, bool accumulate)
 {
     return CLT__RUN(dev, CLT__K_conv2d_bias_backward, (size_t)c->c_out, CLT__I32(c->n),
-                    CLT__I32(c->c_out), CLT__I32(c->oh * c->ow), CLT__I32(accumulate),
-                    CLT__BUF(dy), CLT__BUF(db));
+                    CLT__I32(c->c_out), CLT__I32(c->oh * c->ow), CLT__I32(accumulate), CLT__BUF(dy),
+                    CLT__BUF(db));
 }
 
 /* The gradients of image n: dweight (+)= its share, dx_n (+)= its gradient. */
@@ -330,8 +330,7 @@ static enum clt_status conv_forward(struct clt__exec *x, const struct clt_tensor
                                clt__val(x, t), clt__workspace(x));
 }
 
-static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__conv2d c = conv_of(t);
     struct clt__buf none = {NULL, 0};
@@ -341,8 +340,7 @@ static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tenso
         if (g.mem)
             st = clt__conv2d_backward(x->dev, &c, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                       clt__grad(x, t), i == 0 ? g : none, i == 1 ? g : none,
-                                      i == 2 ? g : none, clt__workspace(x),
-                                      CLT__ACC(acc, i));
+                                      i == 2 ? g : none, clt__workspace(x), CLT__ACC(acc, i));
     }
     return st;
 }
@@ -350,10 +348,17 @@ static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tenso
 /* x [32, 32, 14, 14], 64 filters 3x3, padding 1, with bias. */
 static struct clt_tensor *bench_conv2d(struct clt_graph *g)
 {
-    const struct clt_conv2d_desc d = {
-        .out_channels = 64, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,
-        .padding_h = 1, .padding_w = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1,
-        .bias = true};
+    const struct clt_conv2d_desc d = {.out_channels = 64,
+                                      .kernel_h = 3,
+                                      .kernel_w = 3,
+                                      .stride_h = 1,
+                                      .stride_w = 1,
+                                      .padding_h = 1,
+                                      .padding_w = 1,
+                                      .dilation_h = 1,
+                                      .dilation_w = 1,
+                                      .groups = 1,
+                                      .bias = true};
     return clt_conv2d(g, CLT__BENCH_PARAM(g, "x", 4, 32, 32, 14, 14), &d, "conv");
 }
 
@@ -377,11 +382,18 @@ struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
         return NULL;
     }
     struct clt__conv2d c = {
-        .n = x->shape[0], .c_in = x->shape[1], .h = x->shape[2], .w = x->shape[3],
-        .c_out = desc->out_channels, .kh = desc->kernel_h, .kw = desc->kernel_w,
+        .n = x->shape[0],
+        .c_in = x->shape[1],
+        .h = x->shape[2],
+        .w = x->shape[3],
+        .c_out = desc->out_channels,
+        .kh = desc->kernel_h,
+        .kw = desc->kernel_w,
         .stride_h = desc->stride_h ? desc->stride_h : 1,
-        .stride_w = desc->stride_w ? desc->stride_w : 1, .pad_h = desc->padding_h,
-        .pad_w = desc->padding_w, .dil_h = desc->dilation_h ? desc->dilation_h : 1,
+        .stride_w = desc->stride_w ? desc->stride_w : 1,
+        .pad_h = desc->padding_h,
+        .pad_w = desc->padding_w,
+        .dil_h = desc->dilation_h ? desc->dilation_h : 1,
         .dil_w = desc->dilation_w ? desc->dilation_w : 1,
         .groups = desc->groups ? desc->groups : 1,
     };
@@ -394,11 +406,10 @@ struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
         return NULL;
     }
     int64_t fan_in = c.c_in / c.groups * c.kh * c.kw;
-    struct clt_tensor *w = clt_param(g, wname, 4, (int64_t[]){c.c_out, c.c_in / c.groups, c.kh, c.kw},
-                                     clt__init_torch_weight());
-    struct clt_tensor *b = desc->bias ? clt_param(g, bname, 1, &c.c_out,
-                                                  clt__init_torch_bias(fan_in))
-                                      : NULL;
+    struct clt_tensor *w = clt_param(
+        g, wname, 4, (int64_t[]){c.c_out, c.c_in / c.groups, c.kh, c.kw}, clt__init_torch_weight());
+    struct clt_tensor *b =
+        desc->bias ? clt_param(g, bname, 1, &c.c_out, clt__init_torch_bias(fan_in)) : NULL;
     if (!w || (desc->bias && !b))
         return NULL;
     struct clt_tensor *in[3] = {x, w, b};
@@ -408,4 +419,3 @@ struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
         t->p.conv2d = c;
     return t;
 }
-

@@ -190,8 +190,8 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
         st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_bias_forward, (size_t)(rows * cols), CLT__I32(rows),
-                    CLT__I32(cols), CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
+    return CLT__RUN(dev, CLT__K_bias_forward, (size_t)(rows * cols), CLT__I32(rows), CLT__I32(cols),
+                    CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
 }
 
 /* dx is copy_backward; dbias one work-item per column. */
@@ -218,8 +218,7 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
 /* ==== Broadcast products ================================================================ */
 
 enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                           struct clt__buf x, struct clt__buf s,
-                                           struct clt__buf y)
+                                           struct clt__buf x, struct clt__buf s, struct clt__buf y)
 {
     static const char op[] = "mul_broadcast_forward";
     if (!dev)
@@ -257,9 +256,9 @@ enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows
     if (st == CLT_OK && ds.mem)
         st = clt__check_buf(dev, ds, cols, sizeof(float), op, "ds");
     if (st == CLT_OK && dx.mem)
-        st = CLT__RUN(dev, CLT__K_mul_broadcast_backward_x, (size_t)(rows * cols),
-                      CLT__I32(rows), CLT__I32(cols), CLT__I32(CLT__ACC(acc, 0)), CLT__BUF(dy),
-                      CLT__BUF(s), CLT__BUF(dx));
+        st = CLT__RUN(dev, CLT__K_mul_broadcast_backward_x, (size_t)(rows * cols), CLT__I32(rows),
+                      CLT__I32(cols), CLT__I32(CLT__ACC(acc, 0)), CLT__BUF(dy), CLT__BUF(s),
+                      CLT__BUF(dx));
     if (st == CLT_OK && ds.mem)
         st = CLT__RUN(dev, CLT__K_mul_broadcast_backward_s, (size_t)cols, CLT__I32(rows),
                       CLT__I32(cols), CLT__I32(CLT__ACC(acc, 1)), CLT__BUF(dy), CLT__BUF(x),
@@ -322,9 +321,8 @@ static enum clt_status sum_broadcast(struct clt_device *dev, const char *op, int
         st = clt__check_buf(dev, dx, rows * cols, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_sum_backward, (size_t)(rows * cols), CLT__I32(rows),
-                    CLT__I32(cols), CLT__F32(divisor), CLT__I32(accumulate), CLT__BUF(dy),
-                    CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_sum_backward, (size_t)(rows * cols), CLT__I32(rows), CLT__I32(cols),
+                    CLT__F32(divisor), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* y[r] = (sum over c of x[r, c]) / divisor. */
@@ -538,12 +536,17 @@ static void matmul_dims(const struct clt_tensor *t, int64_t *m, int64_t *n, int6
 }
 
 /* Enqueues C = op(A) op(B) (+ C when accumulate) for batch items with tight strides. */
-static enum clt_status matmul_gemm(struct clt__exec *x, bool ta, bool tb, int64_t m,
-                                   int64_t n, int64_t k, int64_t batch, struct clt__buf a, struct clt__buf b,
-                            struct clt__buf c, bool accumulate)
+static enum clt_status matmul_gemm(struct clt__exec *x, bool ta, bool tb, int64_t m, int64_t n,
+                                   int64_t k, int64_t batch, struct clt__buf a, struct clt__buf b,
+                                   struct clt__buf c, bool accumulate)
 {
-    struct clt_gemm_shape g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k,
-                               .alpha = 1.0f, .beta = accumulate ? 1.0f : 0.0f,
+    struct clt_gemm_shape g = {.trans_a = ta,
+                               .trans_b = tb,
+                               .m = m,
+                               .n = n,
+                               .k = k,
+                               .alpha = 1.0f,
+                               .beta = accumulate ? 1.0f : 0.0f,
                                .batch = batch};
     return clt__gemm(x->dev, &g, a, b, c);
 }
@@ -552,12 +555,12 @@ static enum clt_status matmul_forward(struct clt__exec *x, const struct clt_tens
 {
     int64_t m, n, k, batch;
     matmul_dims(t, &m, &n, &k, &batch);
-    return matmul_gemm(x, t->p.matmul.trans_a, t->p.matmul.trans_b, m, n, k, batch, clt__val(x, t->in[0]),
-                clt__val(x, t->in[1]), clt__val(x, t), false);
+    return matmul_gemm(x, t->p.matmul.trans_a, t->p.matmul.trans_b, m, n, k, batch,
+                       clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t), false);
 }
 
 static enum clt_status matmul_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                       uint32_t acc)
 {
     int64_t m, n, k, batch;
     matmul_dims(t, &m, &n, &k, &batch);
@@ -598,8 +601,9 @@ struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a, struct 
     if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, a, "matmul") || !clt__is_f32(g, b, "matmul"))
         return NULL;
     uint32_t d = a->ndim;
-    if (!clt__require(g, (d == 2 || d == 3) && b->ndim == d && (d == 2 || a->shape[0] == b->shape[0]),
-                 "matmul: a and b must both be 2-D, or both 3-D with the same batch"))
+    if (!clt__require(g,
+                      (d == 2 || d == 3) && b->ndim == d && (d == 2 || a->shape[0] == b->shape[0]),
+                      "matmul: a and b must both be 2-D, or both 3-D with the same batch"))
         return NULL;
     int64_t m = trans_a ? a->shape[d - 1] : a->shape[d - 2];
     int64_t k = trans_a ? a->shape[d - 2] : a->shape[d - 1];
@@ -629,7 +633,7 @@ static enum clt_status linear_forward(struct clt__exec *x, const struct clt_tens
 }
 
 static enum clt_status linear_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                       uint32_t acc)
 {
     const struct clt_tensor *w = t->in[1];
     struct clt__buf none = {NULL, 0};
@@ -642,8 +646,8 @@ static enum clt_status linear_backward(struct clt__exec *x, const struct clt_ten
         if (!d[i].mem)
             continue;
         st = clt__linear_backward(x->dev, clt__rows(t), w->shape[1], w->shape[0], xv, wv, dy,
-                                  i == 0 ? d[0] : none, i == 1 ? d[1] : none,
-                                  i == 2 ? d[2] : none, CLT__ACC(acc, i));
+                                  i == 0 ? d[0] : none, i == 1 ? d[1] : none, i == 2 ? d[2] : none,
+                                  CLT__ACC(acc, i));
     }
     return st;
 }
@@ -672,8 +676,7 @@ struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t
     struct clt_tensor *w =
         clt_param(g, wname, 2, (int64_t[]){out_features, in}, clt__init_torch_weight());
     struct clt_tensor *b =
-        bias ? clt_param(g, bname, 1, (int64_t[]){out_features}, clt__init_torch_bias(in))
-             : NULL;
+        bias ? clt_param(g, bname, 1, (int64_t[]){out_features}, clt__init_torch_bias(in)) : NULL;
     if (!w || (bias && !b))
         return NULL;
     struct clt_tensor *ins[3] = {x, w, b};
@@ -687,20 +690,19 @@ struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t
 
 static enum clt_status add_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    return clt__add_forward(x->dev, clt__count(t), clt__val(x, t->in[0]),
-                            clt__val(x, t->in[1]), clt__val(x, t));
+    return clt__add_forward(x->dev, clt__count(t), clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                            clt__val(x, t));
 }
 
-static enum clt_status add_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status add_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
     enum clt_status st = CLT_OK;
     for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
         struct clt__buf d = clt__grad(x, t->in[i]);
         if (d.mem)
-            st = clt__add_backward(x->dev, clt__count(t), dy, i == 0 ? d : none,
-                                   i == 1 ? d : none, CLT__ACC(acc, i));
+            st = clt__add_backward(x->dev, clt__count(t), dy, i == 0 ? d : none, i == 1 ? d : none,
+                                   CLT__ACC(acc, i));
     }
     return st;
 }
@@ -716,12 +718,11 @@ const struct clt__op_def clt__op_add = {
 
 static enum clt_status mul_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    return clt__mul_forward(x->dev, clt__count(t), clt__val(x, t->in[0]),
-                            clt__val(x, t->in[1]), clt__val(x, t));
+    return clt__mul_forward(x->dev, clt__count(t), clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                            clt__val(x, t));
 }
 
-static enum clt_status mul_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status mul_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
     struct clt__buf a = clt__val(x, t->in[0]), b = clt__val(x, t->in[1]);
@@ -776,8 +777,7 @@ static enum clt_status scale_forward(struct clt__exec *x, const struct clt_tenso
                               clt__val(x, t));
 }
 
-static enum clt_status scale_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status scale_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     return clt__scale_backward(x->dev, clt__count(t), t->p.scale.alpha, clt__grad(x, t),
                                clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
@@ -811,8 +811,7 @@ static enum clt_status bias_forward(struct clt__exec *x, const struct clt_tensor
                              clt__val(x, t->in[1]), clt__val(x, t));
 }
 
-static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
     int64_t cols = clt__count(t->in[1]);
@@ -820,9 +819,8 @@ static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tenso
     for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
         struct clt__buf d = clt__grad(x, t->in[i]);
         if (d.mem)
-            st = clt__bias_backward(x->dev, clt__count(t) / cols, cols, dy,
-                                    i == 0 ? d : none, i == 1 ? d : none,
-                                    CLT__ACC(acc, i));
+            st = clt__bias_backward(x->dev, clt__count(t) / cols, cols, dy, i == 0 ? d : none,
+                                    i == 1 ? d : none, CLT__ACC(acc, i));
     }
     return st;
 }
@@ -837,11 +835,11 @@ static struct clt_tensor *bench_add_bias(struct clt_graph *g)
 const struct clt__op_def clt__op_add_bias = {
     .forward = bias_forward, .backward = bias_backward, .bench = bench_add_bias};
 
-struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x,
-                                struct clt_tensor *bias)
+struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x, struct clt_tensor *bias)
 {
     struct clt_tensor *in[2] = {x, bias};
-    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, x, "add_bias") || !clt__is_f32(g, bias, "add_bias"))
+    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, x, "add_bias") ||
+        !clt__is_f32(g, bias, "add_bias"))
         return NULL;
     if (!clt__require(g, trailing(x, bias),
                       "add_bias: the shape of the bias must be the trailing axes of x"))
@@ -907,17 +905,16 @@ static enum clt_status sum_forward(struct clt__exec *x, const struct clt_tensor 
     int64_t n = clt__count(t->in[0]);
     struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t), w = clt__workspace(x);
     return t->p.sum.mean ? clt__mean_forward(x->dev, n, in, out, w)
-                   : clt__sum_forward(x->dev, n, in, out, w);
+                         : clt__sum_forward(x->dev, n, in, out, w);
 }
 
-static enum clt_status sum_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status sum_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     int64_t n = clt__count(t->in[0]);
     struct clt__buf dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
     bool add = CLT__ACC(acc, 0);
     return t->p.sum.mean ? clt__mean_backward(x->dev, n, dy, dx, add)
-                   : clt__sum_backward(x->dev, n, dy, dx, add);
+                         : clt__sum_backward(x->dev, n, dy, dx, add);
 }
 
 /* i[0]: 1 for the mean. */
@@ -927,9 +924,10 @@ static struct clt_tensor *bench_sum(struct clt_graph *g)
     return clt_sum(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20));
 }
 
-const struct clt__op_def clt__op_sum = {
-    .forward = sum_forward, .backward = sum_backward,
-    .workspace = reduce_workspace, .bench = bench_sum};
+const struct clt__op_def clt__op_sum = {.forward = sum_forward,
+                                        .backward = sum_backward,
+                                        .workspace = reduce_workspace,
+                                        .bench = bench_sum};
 
 static struct clt_tensor *reduce(struct clt_graph *g, struct clt_tensor *x, bool mean)
 {
@@ -950,4 +948,3 @@ struct clt_tensor *clt_mean(struct clt_graph *g, struct clt_tensor *x)
 {
     return reduce(g, x, true);
 }
-

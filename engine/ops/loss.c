@@ -74,9 +74,9 @@ static enum clt_status run_groups(struct clt_device *dev, enum clt__kernel_id na
 
 /* ==== Softmax and log-softmax =========================================================== */
 
-static enum clt_status rows_forward(struct clt_device *dev, const char *op, enum clt__kernel_id kernel,
-                                    int64_t rows, int64_t cols, struct clt__buf x,
-                                    struct clt__buf y)
+static enum clt_status rows_forward(struct clt_device *dev, const char *op,
+                                    enum clt__kernel_id kernel, int64_t rows, int64_t cols,
+                                    struct clt__buf x, struct clt__buf y)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -91,9 +91,10 @@ static enum clt_status rows_forward(struct clt_device *dev, const char *op, enum
                       CLT__KARGS(CLT__I32(rows), CLT__I32(cols), CLT__BUF(x), CLT__BUF(y)));
 }
 
-static enum clt_status rows_backward(struct clt_device *dev, const char *op, enum clt__kernel_id kernel,
-                                     int64_t rows, int64_t cols, struct clt__buf y,
-                                     struct clt__buf dy, struct clt__buf dx, bool accumulate)
+static enum clt_status rows_backward(struct clt_device *dev, const char *op,
+                                     enum clt__kernel_id kernel, int64_t rows, int64_t cols,
+                                     struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
+                                     bool accumulate)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -172,8 +173,8 @@ enum clt_status clt__log_softmax_backward(struct clt_device *dev, int64_t rows, 
                                           struct clt__buf y, struct clt__buf dy, struct clt__buf dx,
                                           bool accumulate)
 {
-    return rows_backward(dev, "log_softmax backward", CLT__K_log_softmax_backward, rows, cols, y, dy, dx,
-                         accumulate);
+    return rows_backward(dev, "log_softmax backward", CLT__K_log_softmax_backward, rows, cols, y,
+                         dy, dx, accumulate);
 }
 
 /* ==== Cross-entropy ===================================================================== */
@@ -222,10 +223,10 @@ enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows,
         st = check_buf(dev, op, "loss", loss, 1, sizeof(float));
     if (st != CLT_OK)
         return st;
-    st = run_groups(dev, CLT__K_cross_entropy_rows, rows,
-                    CLT__KARGS(CLT__I32(rows), CLT__I32(classes), CLT__BUF(logits),
-                               CLT__BUF(labels), CLT__I32(ignore_index), CLT__F32(smoothing),
-                               CLT__BUF(workspace)));
+    st =
+        run_groups(dev, CLT__K_cross_entropy_rows, rows,
+                   CLT__KARGS(CLT__I32(rows), CLT__I32(classes), CLT__BUF(logits), CLT__BUF(labels),
+                              CLT__I32(ignore_index), CLT__F32(smoothing), CLT__BUF(workspace)));
     if (st != CLT_OK)
         return st;
     /* One group sums the rows in a fixed order; it runs for 0 rows too, writing loss 0. */
@@ -299,9 +300,9 @@ enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__
                                CLT__BUF(workspace)));
     if (st != CLT_OK)
         return st;
-    return run_groups(dev, CLT__K_mse_finish, 1,
-                      CLT__KARGS(CLT__I32(n), CLT__I32(MSE_BLOCK), CLT__BUF(workspace),
-                                 CLT__BUF(loss)));
+    return run_groups(
+        dev, CLT__K_mse_finish, 1,
+        CLT__KARGS(CLT__I32(n), CLT__I32(MSE_BLOCK), CLT__BUF(workspace), CLT__BUF(loss)));
 }
 
 enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt__buf x,
@@ -318,12 +319,11 @@ enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt_
         st = check_buf(dev, op, "dx", dx, n, sizeof(float));
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_mse_backward, (size_t)n, CLT__I32(n), CLT__BUF(x),
-                    CLT__BUF(target), CLT__BUF(dloss), CLT__BUF(dx), CLT__I32(accumulate));
+    return CLT__RUN(dev, CLT__K_mse_backward, (size_t)n, CLT__I32(n), CLT__BUF(x), CLT__BUF(target),
+                    CLT__BUF(dloss), CLT__BUF(dx), CLT__I32(accumulate));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
-
 
 static int64_t last_dim(const struct clt_tensor *t)
 {
@@ -336,17 +336,17 @@ static enum clt_status softmax_forward(struct clt__exec *x, const struct clt_ten
     int64_t cols = last_dim(t), rows = clt__count(t) / cols;
     struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t);
     return t->p.softmax.log ? clt__log_softmax_forward(x->dev, rows, cols, in, out)
-                   : clt__softmax_forward(x->dev, rows, cols, in, out);
+                            : clt__softmax_forward(x->dev, rows, cols, in, out);
 }
 
 static enum clt_status softmax_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                        uint32_t acc)
 {
     int64_t cols = last_dim(t), rows = clt__count(t) / cols;
     struct clt__buf y = clt__val(x, t), dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
     bool add = CLT__ACC(acc, 0);
     return t->p.softmax.log ? clt__log_softmax_backward(x->dev, rows, cols, y, dy, dx, add)
-                   : clt__softmax_backward(x->dev, rows, cols, y, dy, dx, add);
+                            : clt__softmax_backward(x->dev, rows, cols, y, dy, dx, add);
 }
 
 /* x [2048, 128]. */
@@ -393,19 +393,19 @@ static enum clt_status ce_forward(struct clt__exec *x, const struct clt_tensor *
     const struct clt_tensor *logits = t->in[0];
     int64_t classes = last_dim(logits), rows = clt__count(logits) / classes;
     return clt__cross_entropy_forward(x->dev, rows, classes, clt__val(x, logits),
-                                      clt__val(x, t->in[1]), t->p.cross_entropy.ignore_index, t->p.cross_entropy.label_smoothing,
-                                      clt__aux(x, t, 0), clt__val(x, t));
+                                      clt__val(x, t->in[1]), t->p.cross_entropy.ignore_index,
+                                      t->p.cross_entropy.label_smoothing, clt__aux(x, t, 0),
+                                      clt__val(x, t));
 }
 
-static enum clt_status ce_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status ce_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     const struct clt_tensor *logits = t->in[0];
     int64_t classes = last_dim(logits), rows = clt__count(logits) / classes;
     return clt__cross_entropy_backward(x->dev, rows, classes, clt__val(x, logits),
-                                       clt__val(x, t->in[1]), t->p.cross_entropy.ignore_index, t->p.cross_entropy.label_smoothing,
-                                       clt__aux(x, t, 0), clt__grad(x, t), clt__grad(x, logits),
-                                       CLT__ACC(acc, 0));
+                                       clt__val(x, t->in[1]), t->p.cross_entropy.ignore_index,
+                                       t->p.cross_entropy.label_smoothing, clt__aux(x, t, 0),
+                                       clt__grad(x, t), clt__grad(x, logits), CLT__ACC(acc, 0));
 }
 
 /* logits [2048, 96], labels [2048]. */
@@ -461,8 +461,7 @@ static enum clt_status mse_forward(struct clt__exec *x, const struct clt_tensor 
                             clt__val(x, t->in[1]), clt__workspace(x), clt__val(x, t));
 }
 
-static enum clt_status mse_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status mse_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     if (clt__grad(x, t->in[1]).mem) {
         clt__log(&x->dev->log, CLT_LOG_ERROR, "mse: the target cannot need a gradient");
@@ -500,4 +499,3 @@ struct clt_tensor *clt_mse(struct clt_graph *g, struct clt_tensor *x, struct clt
     }
     return clt__node(g, CLT__OP_mse, 2, in, CLT_F32, 1, (int64_t[]){1});
 }
-

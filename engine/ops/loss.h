@@ -34,14 +34,12 @@ enum clt_status clt__softmax_backward(struct clt_device *dev, int64_t rows, int6
  * columns 0..r % cols take part; the masked entries of y, and of dx (written or added as 0),
  * are exact zeros. y may be x and dx may be dy (in place). */
 enum clt_status clt__softmax_masked_forward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                            bool causal,
-                                            struct clt__buf x,  /* [rows, cols] */
-                                            struct clt__buf y); /* [rows, cols] */
+                                            bool causal, struct clt__buf x, /* [rows, cols] */
+                                            struct clt__buf y);             /* [rows, cols] */
 enum clt_status clt__softmax_masked_backward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                             bool causal,
-                                             struct clt__buf y,  /* [rows, cols] */
-                                             struct clt__buf dy, /* [rows, cols] */
-                                             struct clt__buf dx, /* [rows, cols] */
+                                             bool causal, struct clt__buf y, /* [rows, cols] */
+                                             struct clt__buf dy,             /* [rows, cols] */
+                                             struct clt__buf dx,             /* [rows, cols] */
                                              bool accumulate);
 
 /* y[r, :] = log_softmax(x[r, :]) = (x[r, :] - max) - log sum exp(x[r, :] - max).
@@ -95,18 +93,16 @@ enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows
 size_t clt__mse_workspace_bytes(int64_t n);
 
 /* loss[0] = mean((x - target)^2) over n >= 0 elements (0 when n is 0). */
-enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n,
-                                 struct clt__buf x,         /* [n] */
-                                 struct clt__buf target,    /* [n] */
+enum clt_status clt__mse_forward(struct clt_device *dev, int64_t n, struct clt__buf x, /* [n] */
+                                 struct clt__buf target,                               /* [n] */
                                  struct clt__buf workspace, /* [ceil(n / 1024)] */
                                  struct clt__buf loss);     /* [1] */
 
 /* dx (+)= 2 (x - target) / n * dloss[0]. */
-enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n,
-                                  struct clt__buf x,      /* [n] */
-                                  struct clt__buf target, /* [n] */
-                                  struct clt__buf dloss,  /* [1] */
-                                  struct clt__buf dx,     /* [n] */
+enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt__buf x, /* [n] */
+                                  struct clt__buf target,                               /* [n] */
+                                  struct clt__buf dloss,                                /* [1] */
+                                  struct clt__buf dx,                                   /* [n] */
                                   bool accumulate);
 
 #endif

@@ -143,24 +143,22 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
     cl_int nchunks = (cl_int)bn_chunks(n, s), stat_is_var = 0;
 
-    st = CLT__RUN(dev, CLT__K_batchnorm_stats, (size_t)c * (size_t)nchunks,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
-                    CLT__BUF(x), CLT__BUF(workspace));
+    st = CLT__RUN(dev, CLT__K_batchnorm_stats, (size_t)c * (size_t)nchunks, CLT__I32(ni),
+                  CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
+                  CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    st = CLT__RUN(dev, CLT__K_batchnorm_stats_combine, (size_t)c,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
-                    CLT__F32(eps), CLT__F32(momentum), CLT__BUF(x), CLT__BUF(workspace),
-                    CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(running_mean),
-                    CLT__BUF(running_var));
+    st = CLT__RUN(dev, CLT__K_batchnorm_stats_combine, (size_t)c, CLT__I32(ni), CLT__I32(ci),
+                  CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks), CLT__F32(eps),
+                  CLT__F32(momentum), CLT__BUF(x), CLT__BUF(workspace), CLT__BUF(mean),
+                  CLT__BUF(inv_std), CLT__BUF(running_mean), CLT__BUF(running_var));
     if (st != CLT_OK)
         return st;
 
-    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
-                    CLT__BUF(x), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(gamma),
-                    CLT__BUF(beta), CLT__BUF(y));
+    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count, CLT__I32(ni), CLT__I32(ci),
+                    CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var), CLT__BUF(x), CLT__BUF(mean),
+                    CLT__BUF(inv_std), CLT__BUF(gamma), CLT__BUF(beta), CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -192,10 +190,10 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, stat_is_var = 1;
-    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
-                    CLT__BUF(x), CLT__BUF(running_mean), CLT__BUF(running_var), CLT__BUF(gamma),
-                    CLT__BUF(beta), CLT__BUF(y));
+    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count, CLT__I32(ni), CLT__I32(ci),
+                    CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var), CLT__BUF(x),
+                    CLT__BUF(running_mean), CLT__BUF(running_var), CLT__BUF(gamma), CLT__BUF(beta),
+                    CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64_t c, int64_t s,
@@ -228,28 +226,26 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
     cl_int nchunks = (cl_int)bn_chunks(n, s);
-    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
+    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL),
+           acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
     /* The means [2, c] follow the partials [2, c, nchunks] in the workspace. */
     struct clt__buf means = {workspace.mem, workspace.offset + 2 * (size_t)c * (size_t)nchunks};
 
-    st = CLT__RUN(dev, CLT__K_batchnorm_backward_partial, (size_t)c * (size_t)nchunks,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks),
-                    CLT__BUF(x), CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(workspace));
+    st = CLT__RUN(dev, CLT__K_batchnorm_backward_partial, (size_t)c * (size_t)nchunks, CLT__I32(ni),
+                  CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
+                  CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    st = CLT__RUN(dev, CLT__K_batchnorm_backward_combine, (size_t)c,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(nchunks), CLT__I32(acc),
-                    CLT__BUF(workspace), CLT__BUF(inv_std),
-                    CLT__BUF(means),
-                    CLT__BUF(dgamma), CLT__BUF(dbeta));
+    st = CLT__RUN(dev, CLT__K_batchnorm_backward_combine, (size_t)c, CLT__I32(ni), CLT__I32(ci),
+                  CLT__I32(si), CLT__I32(nchunks), CLT__I32(acc), CLT__BUF(workspace),
+                  CLT__BUF(inv_std), CLT__BUF(means), CLT__BUF(dgamma), CLT__BUF(dbeta));
     if (st != CLT_OK || !dx.mem)
         return st;
 
-    return CLT__RUN(dev, CLT__K_batchnorm_backward, (size_t)count,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__I32(acc_dx), CLT__BUF(x),
-                    CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(inv_std),
-                    CLT__BUF(means), CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_batchnorm_backward, (size_t)count, CLT__I32(ni), CLT__I32(ci),
+                    CLT__I32(si), CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(gamma),
+                    CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(means), CLT__BUF(dx));
 }
 
 enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -278,9 +274,9 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, acc = accumulate;
-    return CLT__RUN(dev, CLT__K_batchnorm_backward_inference, (size_t)count,
-                    CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(acc),
-                    CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(running_var), CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_batchnorm_backward_inference, (size_t)count, CLT__I32(ni),
+                    CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(acc), CLT__BUF(dy),
+                    CLT__BUF(gamma), CLT__BUF(running_var), CLT__BUF(dx));
 }
 
 /* ==== Layer norm ======================================================================== */
@@ -321,9 +317,9 @@ enum clt_status clt__layernorm_forward(struct clt_device *dev, int64_t rows, int
         return st;
 
     cl_int ri = (cl_int)rows, di = (cl_int)d;
-    return CLT__RUN(dev, CLT__K_layernorm_forward, (size_t)rows,
-                    CLT__I32(ri), CLT__I32(di), CLT__F32(eps), CLT__BUF(x), CLT__BUF(gamma),
-                    CLT__BUF(beta), CLT__BUF(y), CLT__BUF(mean), CLT__BUF(rstd));
+    return CLT__RUN(dev, CLT__K_layernorm_forward, (size_t)rows, CLT__I32(ri), CLT__I32(di),
+                    CLT__F32(eps), CLT__BUF(x), CLT__BUF(gamma), CLT__BUF(beta), CLT__BUF(y),
+                    CLT__BUF(mean), CLT__BUF(rstd));
 }
 
 enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, int64_t d,
@@ -355,28 +351,28 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
         return st;
 
     cl_int ri = (cl_int)rows, di = (cl_int)d;
-    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL), acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
+    cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL),
+           acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
     cl_int chunk = LN_ROW_CHUNK, nchunks = (cl_int)ln_chunks(rows);
 
     if (dx.mem) {
-        st = CLT__RUN(dev, CLT__K_layernorm_backward, (size_t)rows,
-                        CLT__I32(ri), CLT__I32(di), CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy),
-                        CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(dx));
+        st = CLT__RUN(dev, CLT__K_layernorm_backward, (size_t)rows, CLT__I32(ri), CLT__I32(di),
+                      CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(mean),
+                      CLT__BUF(rstd), CLT__BUF(dx));
         if (st != CLT_OK)
             return st;
     }
     if (!dgamma.mem && !dbeta.mem)
         return CLT_OK;
 
-    st = CLT__RUN(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)d,
-                    CLT__I32(ri), CLT__I32(di), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
-                    CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(workspace));
+    st = CLT__RUN(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)d, CLT__I32(ri),
+                  CLT__I32(di), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x), CLT__BUF(dy),
+                  CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
-    return CLT__RUN(dev, CLT__K_layernorm_param_combine, (size_t)d,
-                    CLT__I32(di), CLT__I32(nchunks), CLT__I32(acc), CLT__BUF(workspace),
-                    CLT__BUF(dgamma), CLT__BUF(dbeta));
+    return CLT__RUN(dev, CLT__K_layernorm_param_combine, (size_t)d, CLT__I32(di), CLT__I32(nchunks),
+                    CLT__I32(acc), CLT__BUF(workspace), CLT__BUF(dgamma), CLT__BUF(dbeta));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
@@ -408,22 +404,20 @@ static enum clt_status bn_forward(struct clt__exec *x, const struct clt_tensor *
     if (!x->training)
         return clt__batchnorm_forward_inference(x->dev, n, c, s, in, gamma, beta, rmean, rvar,
                                                 t->p.norm.eps, out);
-    return clt__batchnorm_forward(x->dev, n, c, s, in, gamma, beta, t->p.norm.eps, t->p.norm.momentum, rmean,
-                                  rvar, out, clt__aux(x, t, 0), clt__aux(x, t, 1),
-                                  clt__workspace(x));
+    return clt__batchnorm_forward(x->dev, n, c, s, in, gamma, beta, t->p.norm.eps,
+                                  t->p.norm.momentum, rmean, rvar, out, clt__aux(x, t, 0),
+                                  clt__aux(x, t, 1), clt__workspace(x));
 }
 
-static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                   uint32_t acc)
+static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     int64_t n, c, s;
     bn_dims(t, &n, &c, &s);
     /* One call: the statistics pass serves all three gradients. */
-    return clt__batchnorm_backward(x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t),
-                                   clt__val(x, t->in[1]), clt__aux(x, t, 0), clt__aux(x, t, 1),
-                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
-                                   clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL,
-                                   clt__workspace(x));
+    return clt__batchnorm_backward(
+        x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t), clt__val(x, t->in[1]),
+        clt__aux(x, t, 0), clt__aux(x, t, 1), clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
+        clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL, clt__workspace(x));
 }
 
 /* Training mode over x [32, 32, 28, 28]. */
@@ -452,15 +446,15 @@ struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, flo
             return NULL;
     if (x->ndim < 2 || x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps) ||
         !(momentum >= 0.0f && momentum <= 1.0f)) {
-        clt__require(g, false, "batch_norm: needs F32 x [N, C, ...], eps >= 0 and momentum in [0, 1]");
+        clt__require(g, false,
+                     "batch_norm: needs F32 x [N, C, ...], eps >= 0 and momentum in [0, 1]");
         return NULL;
     }
     int64_t c = x->shape[1];
     struct clt_init one = {CLT_INIT_CONSTANT, 1.0f, 0.0f}, zero = {CLT_INIT_ZEROS, 0, 0};
-    struct clt_tensor *in[5] = {x, clt_param(g, names[0], 1, &c, one),
-                                clt_param(g, names[1], 1, &c, zero),
-                                clt_state(g, names[2], 1, &c, zero),
-                                clt_state(g, names[3], 1, &c, one)};
+    struct clt_tensor *in[5] = {
+        x, clt_param(g, names[0], 1, &c, one), clt_param(g, names[1], 1, &c, zero),
+        clt_state(g, names[2], 1, &c, zero), clt_state(g, names[3], 1, &c, one)};
     if (!in[1] || !in[2] || !in[3] || !in[4])
         return NULL;
     struct clt_tensor *t = clt__node(g, CLT__OP_batch_norm, 5, in, CLT_F32, x->ndim, x->shape);
@@ -473,7 +467,6 @@ struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, flo
     }
     return t;
 }
-
 
 /* ---- layer norm -------------------------------------------------------------------------- */
 
@@ -499,17 +492,15 @@ static enum clt_status ln_forward(struct clt__exec *x, const struct clt_tensor *
                                   clt__aux(x, t, 0), clt__aux(x, t, 1));
 }
 
-static enum clt_status ln_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                   uint32_t acc)
+static enum clt_status ln_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     int64_t rows, d;
     ln_dims(t, &rows, &d);
     /* One call: the parameter pass serves both parameter gradients. */
-    return clt__layernorm_backward(x->dev, rows, d, clt__val(x, t->in[0]), clt__grad(x, t),
-                                   clt__val(x, t->in[1]), clt__aux(x, t, 0), clt__aux(x, t, 1),
-                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
-                                   clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL,
-                                   clt__workspace(x));
+    return clt__layernorm_backward(
+        x->dev, rows, d, clt__val(x, t->in[0]), clt__grad(x, t), clt__val(x, t->in[1]),
+        clt__aux(x, t, 0), clt__aux(x, t, 1), clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
+        clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL, clt__workspace(x));
 }
 
 /* x [2048, 128]. */
@@ -542,8 +533,8 @@ struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, flo
         clt_param(g, wname, 1, &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
     struct clt_tensor *b = clt_param(g, bname, 1, &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0});
     struct clt_tensor *in[3] = {x, w, b};
-    struct clt_tensor *t = w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape)
-                                  : NULL;
+    struct clt_tensor *t =
+        w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape) : NULL;
     if (t) {
         t->p.norm.eps = eps;
         t->naux = 2;
@@ -552,4 +543,3 @@ struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, flo
     }
     return t;
 }
-

@@ -163,7 +163,7 @@ struct clt__op_def {
 /* A parameter [shape...] for an op's bench example, uniform in [-1, 1), named `name`. */
 struct clt_tensor *clt__bench_param(struct clt_graph *g, const char *name, uint32_t ndim,
                                     const int64_t *shape);
-#define CLT__BENCH_PARAM(g, name, ndim, ...)                                                   \
+#define CLT__BENCH_PARAM(g, name, ndim, ...)                                                       \
     clt__bench_param((g), (name), (ndim), (const int64_t[]){__VA_ARGS__})
 
 /* The definitions, one per row of CLT__OPS, each in its family file. */

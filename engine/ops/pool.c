@@ -79,10 +79,10 @@ static enum clt_status prepare(struct clt_device *dev, const char *op, const str
 }
 
 /* The 11 geometry arguments every kernel of cl/pool.cl starts with; N and C as one. */
-#define GEOMETRY(p)                                                                            \
-    CLT__I32((p)->n * (p)->c), CLT__I32((p)->h), CLT__I32((p)->w), CLT__I32((p)->kh),         \
-        CLT__I32((p)->kw), CLT__I32((p)->stride_h), CLT__I32((p)->stride_w),                   \
-        CLT__I32((p)->pad_h), CLT__I32((p)->pad_w), CLT__I32((p)->oh), CLT__I32((p)->ow)
+#define GEOMETRY(p)                                                                                \
+    CLT__I32((p)->n *(p)->c), CLT__I32((p)->h), CLT__I32((p)->w), CLT__I32((p)->kh),               \
+        CLT__I32((p)->kw), CLT__I32((p)->stride_h), CLT__I32((p)->stride_w), CLT__I32((p)->pad_h), \
+        CLT__I32((p)->pad_w), CLT__I32((p)->oh), CLT__I32((p)->ow)
 
 enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
                                        struct clt__buf x, struct clt__buf y, struct clt__buf argmax)
@@ -97,9 +97,8 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
         return st;
     /* Without argmax the kernel gets y's buffer in its place and never touches it. */
     const struct clt__buf a = {argmax.mem ? argmax.mem : y.mem, argmax.offset};
-    return CLT__RUN(dev, CLT__K_maxpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow),
-                    GEOMETRY(&p), CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y),
-                    CLT__BUF(a));
+    return CLT__RUN(dev, CLT__K_maxpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), GEOMETRY(&p),
+                    CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y), CLT__BUF(a));
 }
 
 enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -114,9 +113,8 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
         prepare(dev, "maxpool2d_backward", pool, &p, "dx", dx, names, bufs, optional, 2);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_maxpool2d_backward, (size_t)(p.n * p.c * p.h * p.w),
-                    GEOMETRY(&p), CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy),
-                    CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_maxpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), GEOMETRY(&p),
+                    CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -129,8 +127,8 @@ enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt_
         prepare(dev, "avgpool2d_forward", pool, &p, "x", x, names, &y, optional, 1);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_avgpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow),
-                    GEOMETRY(&p), CLT__BUF(x), CLT__BUF(y));
+    return CLT__RUN(dev, CLT__K_avgpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), GEOMETRY(&p),
+                    CLT__BUF(x), CLT__BUF(y));
 }
 
 enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -143,8 +141,8 @@ enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt
         prepare(dev, "avgpool2d_backward", pool, &p, "dx", dx, names, &dy, optional, 1);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_avgpool2d_backward, (size_t)(p.n * p.c * p.h * p.w),
-                    GEOMETRY(&p), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_avgpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), GEOMETRY(&p),
+                    CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* Checks a global average pool's shape and buffers: `big` is [N, C, H, W], `small` [N, C]. */
@@ -184,9 +182,8 @@ enum clt_status clt__global_avgpool_backward(struct clt_device *dev, int64_t n, 
         check_global(dev, "global_avgpool_backward", n, c, h, w, "dx", dx, "dy", dy);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_global_avgpool_backward, (size_t)(n * c * h * w),
-                    CLT__I32(n * c), CLT__I32(h * w), CLT__I32(accumulate), CLT__BUF(dy),
-                    CLT__BUF(dx));
+    return CLT__RUN(dev, CLT__K_global_avgpool_backward, (size_t)(n * c * h * w), CLT__I32(n * c),
+                    CLT__I32(h * w), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */
@@ -219,8 +216,7 @@ static enum clt_status pool_forward(struct clt__exec *x, const struct clt_tensor
     }
 }
 
-static enum clt_status pool_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status pool_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__pool2d p = pool_of(t);
     struct clt__buf dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
@@ -264,9 +260,16 @@ static struct clt_tensor *pool(struct clt_graph *g, struct clt_tensor *x, enum c
         return t;
     }
     struct clt__pool2d p = {
-        .n = x->shape[0], .c = x->shape[1], .h = x->shape[2], .w = x->shape[3],
-        .kh = kernel, .kw = kernel, .stride_h = stride ? stride : kernel,
-        .stride_w = stride ? stride : kernel, .pad_h = padding, .pad_w = padding,
+        .n = x->shape[0],
+        .c = x->shape[1],
+        .h = x->shape[2],
+        .w = x->shape[3],
+        .kh = kernel,
+        .kw = kernel,
+        .stride_h = stride ? stride : kernel,
+        .stride_w = stride ? stride : kernel,
+        .pad_h = padding,
+        .pad_w = padding,
     };
     struct clt_log log = clt__graph_log(g);
     if (clt__pool2d_resolve(&log, &p) != CLT_OK) {
@@ -275,8 +278,8 @@ static struct clt_tensor *pool(struct clt_graph *g, struct clt_tensor *x, enum c
                         g->note);
         return NULL;
     }
-    struct clt_tensor *t = clt__node(g, CLT__OP_pool2d, 1, &x, CLT_F32, 4,
-                                     (int64_t[]){p.n, p.c, p.oh, p.ow});
+    struct clt_tensor *t =
+        clt__node(g, CLT__OP_pool2d, 1, &x, CLT_F32, 4, (int64_t[]){p.n, p.c, p.oh, p.ow});
     if (t) {
         t->p.pool2d.kind = kind;
         t->p.pool2d.desc = p;
@@ -305,4 +308,3 @@ struct clt_tensor *clt_global_avg_pool2d(struct clt_graph *g, struct clt_tensor 
 {
     return pool(g, x, CLT__POOL_GLOBAL, 0, 0, 0);
 }
-

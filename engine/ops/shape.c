@@ -9,7 +9,6 @@
 #include "graph.h"
 #include "ops/shape.h"
 
-
 /* ==== Argument checks =================================================================== */
 
 /* Checks ndim and every dimension (>= 0) and writes the element count (< 2^31). */
@@ -118,11 +117,11 @@ static enum clt_status embedding_sort(struct clt_device *dev, struct clt__buf id
                           CLT__BUF(ws));
         /* First pass: every stage up to k = 2W; later: k's stages with j < 2W. */
         if (st == CLT_OK)
-            st = CLT__RUN_WG(dev, CLT__K_embedding_sort_local, pairs, w, CLT__I32(n2),
-                             CLT__I32(k == block ? 2 : k), CLT__I32(k), CLT__I32(k == block),
-                             CLT__I32(tokens), CLT__I32(vocab), CLT__BUF(ids), CLT__BUF(ws),
-                             CLT__LOCAL(2 * w * sizeof(cl_int)),
-                             CLT__LOCAL(2 * w * sizeof(cl_int)));
+            st =
+                CLT__RUN_WG(dev, CLT__K_embedding_sort_local, pairs, w, CLT__I32(n2),
+                            CLT__I32(k == block ? 2 : k), CLT__I32(k), CLT__I32(k == block),
+                            CLT__I32(tokens), CLT__I32(vocab), CLT__BUF(ids), CLT__BUF(ws),
+                            CLT__LOCAL(2 * w * sizeof(cl_int)), CLT__LOCAL(2 * w * sizeof(cl_int)));
     }
     return st;
 }
@@ -205,8 +204,8 @@ static enum clt_status gather_run(struct clt_device *dev, const struct gather *g
     const int64_t *s = g->size, *t = g->stride;
     return CLT__RUN(dev, CLT__K_permute_gather, (size_t)n, CLT__I32(n), CLT__I32(accumulate),
                     CLT__BUF(src), CLT__BUF(dst), CLT__I32(s[1]), CLT__I32(s[2]), CLT__I32(s[3]),
-                    CLT__I32(s[4]), CLT__I32(s[5]), CLT__I32(t[0]), CLT__I32(t[1]),
-                    CLT__I32(t[2]), CLT__I32(t[3]), CLT__I32(t[4]), CLT__I32(t[5]));
+                    CLT__I32(s[4]), CLT__I32(s[5]), CLT__I32(t[0]), CLT__I32(t[1]), CLT__I32(t[2]),
+                    CLT__I32(t[3]), CLT__I32(t[4]), CLT__I32(t[5]));
 }
 
 /* Checks a permutation and the shape, and writes x's dense strides. */
@@ -324,10 +323,10 @@ static enum clt_status slice_copy(struct clt_device *dev, const struct around *r
                                   struct clt__buf dst, int64_t dst_axis, int64_t dst_start,
                                   bool accumulate)
 {
-    return CLT__RUN(dev, CLT__K_slice_copy, (size_t)(r->outer * len * r->inner),
-                    CLT__I32(r->outer), CLT__I32(len), CLT__I32(r->inner), CLT__I32(accumulate),
-                    CLT__BUF(src), CLT__I32(src_axis), CLT__I32(src_start), CLT__BUF(dst),
-                    CLT__I32(dst_axis), CLT__I32(dst_start));
+    return CLT__RUN(dev, CLT__K_slice_copy, (size_t)(r->outer * len * r->inner), CLT__I32(r->outer),
+                    CLT__I32(len), CLT__I32(r->inner), CLT__I32(accumulate), CLT__BUF(src),
+                    CLT__I32(src_axis), CLT__I32(src_start), CLT__BUF(dst), CLT__I32(dst_axis),
+                    CLT__I32(dst_start));
 }
 
 /* Checks concat's lengths against y's shape and every buffer (xs are inputs or gradients;
@@ -512,8 +511,7 @@ enum clt_status clt__view_flatten(const struct clt_view *in, uint32_t first, uin
 
 /* ---- reshape and flatten ----------------------------------------------------------------- */
 
-const struct clt__op_def clt__op_reshape = {
-    .is_view = true};
+const struct clt__op_def clt__op_reshape = {.is_view = true};
 
 struct clt_tensor *clt_reshape(struct clt_graph *g, struct clt_tensor *x, uint32_t ndim,
                                const int64_t *shape)
@@ -524,7 +522,7 @@ struct clt_tensor *clt_reshape(struct clt_graph *g, struct clt_tensor *x, uint32
     for (uint32_t i = 0; shape && i < ndim && i < CLT_MAX_DIMS; i++)
         n *= shape[i] > 0 ? shape[i] : 0;
     if (!clt__require(g, shape && ndim >= 1 && ndim <= CLT_MAX_DIMS && n == clt__count(x),
-                 "reshape: the new shape must hold as many elements as the old one"))
+                      "reshape: the new shape must hold as many elements as the old one"))
         return NULL;
     return clt__node(g, CLT__OP_reshape, 1, &x, x->dtype, ndim, shape);
 }
@@ -537,7 +535,6 @@ struct clt_tensor *clt_flatten(struct clt_graph *g, struct clt_tensor *x)
     return clt_reshape(g, x, 2, shape);
 }
 
-
 /* ---- embedding --------------------------------------------------------------------------- */
 
 static uint64_t emb_workspace(const struct clt_tensor *t)
@@ -548,19 +545,16 @@ static uint64_t emb_workspace(const struct clt_tensor *t)
 static enum clt_status emb_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
     const struct clt_tensor *table = t->in[0];
-    return clt__embedding_forward(x->dev, clt__val(x, table), clt__val(x, t->in[1]),
-                                  clt__val(x, t), table->shape[0], table->shape[1],
-                                  clt__count(t->in[1]));
+    return clt__embedding_forward(x->dev, clt__val(x, table), clt__val(x, t->in[1]), clt__val(x, t),
+                                  table->shape[0], table->shape[1], clt__count(t->in[1]));
 }
 
-static enum clt_status emb_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status emb_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     const struct clt_tensor *table = t->in[0];
     return clt__embedding_backward(x->dev, clt__val(x, t->in[1]), clt__grad(x, t),
                                    clt__grad(x, table), clt__workspace(x), table->shape[0],
-                                   table->shape[1], clt__count(t->in[1]),
-                                   CLT__ACC(acc, 0));
+                                   table->shape[1], clt__count(t->in[1]), CLT__ACC(acc, 0));
 }
 
 /* 2048 ids into a [96, 128] table. */
@@ -611,12 +605,11 @@ static enum clt_status permute_forward(struct clt__exec *x, const struct clt_ten
     uint32_t perm[CLT_MAX_DIMS];
     perm_of(t, perm);
     const struct clt_tensor *in = t->in[0];
-    return clt__permute_forward(x->dev, clt__val(x, in), clt__val(x, t), in->ndim, in->shape,
-                                perm);
+    return clt__permute_forward(x->dev, clt__val(x, in), clt__val(x, t), in->ndim, in->shape, perm);
 }
 
 static enum clt_status permute_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                        uint32_t acc)
 {
     uint32_t perm[CLT_MAX_DIMS];
     perm_of(t, perm);
@@ -669,14 +662,13 @@ static enum clt_status concat_forward(struct clt__exec *x, const struct clt_tens
         xs[k] = clt__val(x, t->in[k]);
         len[k] = t->in[k]->shape[axis];
     }
-    return clt__concat_forward(x->dev, t->nin, xs, len, clt__val(x, t), t->ndim, t->shape,
-                               axis);
+    return clt__concat_forward(x->dev, t->nin, xs, len, clt__val(x, t), t->ndim, t->shape, axis);
 }
 
 /* Input k's gradient is the slice of dy it filled. Inputs whose contribution writes and
  * those whose contribution adds go in two calls; clt__concat_backward skips NULL entries. */
 static enum clt_status concat_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+                                       uint32_t acc)
 {
     uint32_t axis = t->p.axis.axis;
     struct clt__buf dy = clt__grad(x, t);
@@ -749,13 +741,12 @@ static enum clt_status slice_forward(struct clt__exec *x, const struct clt_tenso
                               t->p.axis.start, t->shape[axis]);
 }
 
-static enum clt_status slice_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                    uint32_t acc)
+static enum clt_status slice_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     const struct clt_tensor *in = t->in[0];
     uint32_t axis = t->p.axis.axis;
-    return clt__slice_backward(x->dev, clt__grad(x, t), clt__grad(x, in), in->ndim, in->shape,
-                               axis, t->p.axis.start, t->shape[axis], CLT__ACC(acc, 0));
+    return clt__slice_backward(x->dev, clt__grad(x, t), clt__grad(x, in), in->ndim, in->shape, axis,
+                               t->p.axis.start, t->shape[axis], CLT__ACC(acc, 0));
 }
 
 /* Columns 128..383 of x [2048, 512]. */
@@ -787,4 +778,3 @@ struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, uint32_t
     }
     return t;
 }
-
