@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-    build-essential meson ninja-build pkg-config
+    build-essential meson ninja-build pkg-config clang-format
     ocl-icd-opencl-dev opencl-headers libclblast-dev clinfo
     pocl-opencl-icd mesa-opencl-icd oclgrind
     libcmocka-dev zlib1g-dev libcjson-dev libopenblas-dev
