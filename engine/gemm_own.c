@@ -105,12 +105,25 @@ static size_t local_bytes(const struct clt__gemm_config *c)
     return (a + b + sums) * sizeof(float);
 }
 
+/* Mesa's llvmpipe (rusticl) ends a work-item's loops, all of them together, after 65535
+ * iterations (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS, "shared between every loop in a
+ * shader"), silently: the kernel finishes with partial sums. Serial mode, where one work-item
+ * runs a whole tile's blocks, packing loops included, passes that count at k of about 100 (24 x
+ * 64 tiles, B transposed), so it is not offered there. */
+static bool loops_limited(const struct clt_device *dev)
+{
+    return strstr(dev->info.name, "llvmpipe") != NULL;
+}
+
 /* Why the device cannot run c, or NULL when it can (before building). */
 static const char *device_refusal(const struct clt_device *dev, const struct clt__gemm_config *c)
 {
     const struct clt_device_info *i = &dev->info;
     if (!well_formed(c))
         return "malformed configuration";
+    if (serial(c) && loops_limited(dev))
+        return "serial mode runs more loop iterations per work-item than llvmpipe allows "
+               "(65535 in all)";
     if (!serial(c) && ((uint64_t)c->mdim * c->ndim > i->max_work_group_size ||
                        c->ndim > i->max_work_item_sizes[0] || c->mdim > i->max_work_item_sizes[1]))
         return "work-group larger than the device allows";
@@ -129,6 +142,11 @@ static int misfit(const struct clt_device *dev, const struct clt_gemm_shape *g,
     double padded = (double)(tm * c->mwg) * (double)(tn * c->nwg);
     int64_t groups = tm * tn * (g->batch > 0 ? g->batch : 1);
     return padded > 1.5 * (double)g->m * (double)g->n || groups < (int64_t)dev->info.compute_units;
+}
+
+const char *clt__gemm_own_refusal(const struct clt_device *dev, const struct clt__gemm_config *c)
+{
+    return device_refusal(dev, c);
 }
 
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
@@ -260,9 +278,10 @@ enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__
     return st;
 }
 
-enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *c,
-                                  const struct clt_gemm_shape *g, struct clt__buf a,
-                                  struct clt__buf b, struct clt__buf cbuf)
+/* One launch of variant c for the whole of g. */
+static enum clt_status run_one(struct clt_device *dev, const struct clt__gemm_config *c,
+                               const struct clt_gemm_shape *g, struct clt__buf a, struct clt__buf b,
+                               struct clt__buf cbuf)
 {
     if (a.offset > INT32_MAX || b.offset > INT32_MAX || cbuf.offset > INT32_MAX) {
         clt__log(&dev->log, CLT_LOG_ERROR, "gemm: buffer offset beyond 2^31 elements");
@@ -293,4 +312,42 @@ enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm
                         (size_t)((g->m + c->mwg - 1) / c->mwg) * ly, batch};
     size_t local[3] = {lx, ly, 1};
     return clt__launch(dev, k, 3, global, local);
+}
+
+/* The most k one launch of c may take on a device that ends a work-item's loops after 65535
+ * iterations (loops_limited), counting every loop of gemm_body as if none were unrolled: per
+ * step of k the step itself, the loads of op(B) (NVW vectors, VW elements each on the guarded
+ * path) and the MWI x NVW fma; the stores at the end take MWI x NVW x (VW + 1). A multiple
+ * of KWG, at least one KWG. */
+static int64_t launch_k_limit(const struct clt__gemm_config *c)
+{
+    int64_t mwi = c->mwg / c->mdim, nvw = c->nwg / c->ndim / c->vw;
+    int64_t per_k = 2 + nvw * (1 + c->vw) + mwi * (1 + nvw);
+    int64_t budget = 60000 - mwi * nvw * (c->vw + 1);
+    int64_t kmax = budget / per_k / c->kwg * c->kwg;
+    return kmax > c->kwg ? kmax : c->kwg;
+}
+
+enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *c,
+                                  const struct clt_gemm_shape *g, struct clt__buf a,
+                                  struct clt__buf b, struct clt__buf cbuf)
+{
+    int64_t kmax = loops_limited(dev) ? launch_k_limit(c) : g->k;
+    if (g->k <= kmax)
+        return run_one(dev, c, g, a, b, cbuf);
+    /* On llvmpipe, a long k runs as launches over consecutive slices of k, each adding
+     * alpha * op(A) op(B) over its slice to C (beta applies to the first only): the sums are
+     * then a few fma chains added together rather than one, within the same tolerance. */
+    enum clt_status st = CLT_OK;
+    for (int64_t k0 = 0; k0 < g->k && st == CLT_OK; k0 += kmax) {
+        struct clt_gemm_shape part = *g;
+        part.k = g->k - k0 < kmax ? g->k - k0 : kmax;
+        if (k0 > 0)
+            part.beta = 1.0f;
+        struct clt__buf pa = a, pb = b;
+        pa.offset += (size_t)(g->trans_a ? k0 * g->lda : k0);
+        pb.offset += (size_t)(g->trans_b ? k0 : k0 * g->ldb);
+        st = run_one(dev, c, &part, pa, pb, cbuf);
+    }
+    return st;
 }

@@ -47,6 +47,10 @@ bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out);
  * A device keeps at most CLT__MAX_VARIANTS variants of all programs. */
 enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__gemm_config *c);
 
+/* Why the device cannot run c (a sentence), or NULL when it may (before building: the kernel's
+ * own work-group limit is checked by clt__gemm_own_prepare). */
+const char *clt__gemm_own_refusal(const struct clt_device *dev, const struct clt__gemm_config *c);
+
 /* Enqueues the GEMM of a resolved shape (clt__gemm_resolve) with variant c, building it first
  * when needed. Same semantics as clt__gemm. */
 enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *c,

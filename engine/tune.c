@@ -423,6 +423,10 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     struct clt__tune_entry *e = find(tu, g);
     if (e && e->impl == CLT__GEMM_IMPL_CLBLAST && dev->gemm_backend == CLT_GEMM_OWN)
         return default_impl(dev, g, cfg); /* CLBlast failed on this device since */
+    /* An own configuration chosen before this library refused it on the device (serial mode
+     * on llvmpipe) gives way to the default. */
+    if (e && e->impl == CLT__GEMM_IMPL_OWN && clt__gemm_own_refusal(dev, &e->cfg))
+        return default_impl(dev, g, cfg);
     if (e) {
         *cfg = e->cfg;
         return e->impl;

@@ -3,7 +3,8 @@
  * data, comparisons with stated tolerances, and finite-difference gradient checks.
  *
  * Device tests are run by meson once per OpenCL implementation, with CLTRAIN_DEVICE naming
- * it (pocl, llvmpipe, oclgrind). Under Oclgrind CLTRAIN_TEST_SMALL=1 asks for small shapes.
+ * it (pocl, llvmpipe, oclgrind). CLTRAIN_TEST_SMALL=1 asks for small shapes (Oclgrind, and
+ * rusticl for the GEMM tests).
  */
 #ifndef CLTRAIN_TEST_HARNESS_H
 #define CLTRAIN_TEST_HARNESS_H

@@ -104,7 +104,9 @@ static size_t all_configs(struct clt_device *dev, struct clt__gemm_config *out)
     for (size_t i = 0; i < sizeof extra_configs / sizeof extra_configs[0]; i++) {
         assert_true(n < MAX_CONFIGS);
         assert_true(clt__gemm_config_parse(extra_configs[i], &out[n]));
-        n++;
+        /* Serial mode on llvmpipe is refused (device_limits_are_enforced checks that). */
+        if (!clt__gemm_own_refusal(dev, &out[n]))
+            n++;
     }
     return n;
 }
@@ -120,9 +122,9 @@ static void every_configuration_every_transpose(void **state)
     for (size_t i = 0; i < n; i++) {
         const struct clt__gemm_config *c = &cfg[i];
         for (int t = 0; t < 4; t++) {
-            /* Under Oclgrind each configuration takes the large shape with one transpose
-             * pair (all four pairs over consecutive configurations) and the small one with
-             * all four. */
+            /* With small shapes (Oclgrind, rusticl) each configuration takes the large
+             * shape with one transpose pair (all four pairs over consecutive
+             * configurations) and the small one with all four. */
             if (!small || t == (int)(i % 4)) {
                 struct clt_gemm_shape g = {.m = c->mwg + 3,
                                            .n = c->nwg + 5,
@@ -143,6 +145,33 @@ static void every_configuration_every_transpose(void **state)
             check_config(dev, c, &tiny, false, NULL);
         }
     }
+}
+
+/* Products narrower than one tile, with a k remainder after two full steps and a batch, for
+ * every configuration and transpose pair (with small shapes, pairs rotating over
+ * configurations): test_gemm.c's own_space found serial 24 x 64 (stage 7) wrong on rusticl at
+ * m=70 n=9 k=130 ta=0 tb=1 batch=2, which the shapes above (one full k step) missed. */
+static void narrow_products_with_batches(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    bool small = clt_test_small();
+    for (size_t i = 0; i < n; i++)
+        for (int t = 0; t < 4; t++) {
+            /* Small shapes: one transpose pair per configuration, rotating. */
+            if (small && t != (int)(i % 4))
+                continue;
+            struct clt_gemm_shape g = {.m = small ? 29 : 70,
+                                       .n = 9,
+                                       .k = small ? 2 * cfg[i].kwg + 3 : 130,
+                                       .trans_a = t & 1,
+                                       .trans_b = (t >> 1) & 1,
+                                       .alpha = 0.75f,
+                                       .beta = 0.5f,
+                                       .batch = 2};
+            check_config(dev, &cfg[i], &g, false, NULL);
+        }
 }
 
 /* Padded leading dimensions, beta 0 over C full of NaN, and strided batches with padding
@@ -228,7 +257,13 @@ static void text_form_round_trips(void **state)
     clt__gemm_own_default(dev, &g, &def);
     bool found = false;
     size_t space = clt__gemm_own_space(dev, &g, cfg, MAX_CONFIGS);
-    assert_int_equal(space, n - sizeof extra_configs / sizeof extra_configs[0]);
+    size_t extra = 0;
+    for (size_t i = 0; i < sizeof extra_configs / sizeof extra_configs[0]; i++) {
+        struct clt__gemm_config e;
+        assert_true(clt__gemm_config_parse(extra_configs[i], &e));
+        extra += clt__gemm_own_refusal(dev, &e) == NULL;
+    }
+    assert_int_equal(space, n - extra);
     for (size_t i = 0; i < space; i++)
         found |= memcmp(&def, &cfg[i], sizeof def) == 0;
     assert_true(found);
@@ -277,6 +312,38 @@ static void device_limits_are_enforced(void **state)
     struct clt__gemm_config ok;
     clt__gemm_own_default(dev, NULL, &ok);
     assert_int_equal(clt__gemm_own_prepare(dev, &ok), CLT_OK);
+    /* llvmpipe ends a work-item's loops after 65535 iterations in all: serial mode (one
+     * work-item per tile) is refused there, and offered on other CPU devices. */
+    struct clt__gemm_config serial_cfg;
+    const char *serial_text = "mwg=24,nwg=64,kwg=64,mdim=4,ndim=4,vw=8,stage=7";
+    assert_true(clt__gemm_config_parse(serial_text, &serial_cfg));
+    bool llvmpipe = strstr(dev->info.name, "llvmpipe") != NULL;
+    assert_int_equal(clt__gemm_own_refusal(dev, &serial_cfg) != NULL, llvmpipe);
+    if (llvmpipe)
+        assert_int_equal(clt__gemm_own_prepare(dev, &serial_cfg), CLT_ERR_INVALID_ARGUMENT);
+}
+
+/* A long k: on llvmpipe the product runs as several launches over slices of k (each work-item's
+ * loops would otherwise stop after 65535 iterations, leaving partial sums); elsewhere in one. */
+static void long_k(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    /* Slices of k on llvmpipe start at about 1500 (launch_k_limit); Oclgrind takes a short k. */
+    bool llvmpipe = strstr(dev->info.name, "llvmpipe") != NULL;
+    int64_t k = clt_test_small() && !llvmpipe ? 301 : 4103;
+    for (size_t i = 0; i < n; i++) {
+        int t = (int)(i % 4);
+        struct clt_gemm_shape g = {.m = 5,
+                                   .n = 11,
+                                   .k = k,
+                                   .trans_a = t & 1,
+                                   .trans_b = (t >> 1) & 1,
+                                   .alpha = 0.5f,
+                                   .beta = 0.0f};
+        check_config(dev, &cfg[i], &g, true, NULL);
+    }
 }
 
 int main(void)
@@ -288,6 +355,8 @@ int main(void)
         cmocka_unit_test(device_limits_are_enforced),
         cmocka_unit_test(every_configuration_every_transpose),
         cmocka_unit_test(batches_leading_dimensions_beta_zero),
+        cmocka_unit_test(narrow_products_with_batches),
+        cmocka_unit_test(long_k),
         cmocka_unit_test(configurations_agree_bit_for_bit),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
