@@ -72,13 +72,13 @@ static void forward(struct clt_device *dev, const struct shape *s, bool causal, 
 }
 
 static void backward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
-                     bool accumulate, struct tensors *x)
+                     uint32_t acc_mask, struct tensors *x)
 {
     assert_int_equal(clt__attention_backward(
                          dev, clt__view_buf(&x->q), clt__view_buf(&x->k), clt__view_buf(&x->v),
                          clt__view_buf(&x->p), clt__view_buf(&x->dout), clt__view_buf(&x->work),
                          clt__view_buf(&x->dq), clt__view_buf(&x->dk), clt__view_buf(&x->dv), s->b,
-                         s->h, s->t, s->d, scale, causal, accumulate),
+                         s->h, s->t, s->d, scale, causal, acc_mask),
                      CLT_OK);
 }
 
@@ -94,7 +94,7 @@ static void assert_masked_zero(const char *what, const float *p, const struct sh
                              (double)p[(z * s->t + i) * s->t + j]);
 }
 
-/* Forward and backward (both accumulate modes) of one shape against the reference, with
+/* Forward and backward (all written, then all accumulated) of one shape against the reference, with
  * inputs uniform in [-amp, amp). */
 static void check_case(struct clt_device *dev, const struct shape *s, bool causal, float amp,
                        double atol_fwd, double rtol_fwd, double atol_bwd, double rtol_bwd)
@@ -137,7 +137,7 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
     const char *names[3] = {"dQ", "dK", "dV"};
     struct clt_view *grads[3] = {&x.dq, &x.dk, &x.dv};
     forward(dev, s, causal, scale, &x);
-    backward(dev, s, causal, scale, false, &x);
+    backward(dev, s, causal, scale, 0, &x);
 
     snprintf(what, sizeof what, "B=%lld H=%lld T=%lld D=%lld causal=%d amp=%g", (long long)s->b,
              (long long)s->h, (long long)s->t, (long long)s->d, causal, (double)amp);
@@ -159,7 +159,7 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
     /* accumulate: gradients start at g0 and must end at g0 + reference. */
     for (int i = 0; i < 3; i++)
         clt_test_put(grads[i], g0[i], n);
-    backward(dev, s, causal, scale, true, &x);
+    backward(dev, s, causal, scale, CLT__ATTENTION_ACC_ALL, &x);
     for (int i = 0; i < 3; i++) {
         for (size_t j = 0; j < n; j++)
             want[i][j] += (double)g0[i][j];
@@ -269,7 +269,7 @@ static void causal_ignores_the_future(void **state)
             for (int64_t c = 0; c < s.d; c++)
                 dout[(z * s.t + i) * s.d + c] = 0.0f;
     clt_test_put(&x.dout, dout, n);
-    backward(dev, &s, true, scale, false, &x);
+    backward(dev, &s, true, scale, 0, &x);
     for (int w = 0; w < 2; w++) {
         clt_test_download(w == 0 ? &x.dk : &x.dv, g, n);
         for (int64_t z = 0; z < s.b * s.h; z++)
@@ -293,7 +293,8 @@ static void causal_ignores_the_future(void **state)
 /* ---- Gradients asked for one at a time --------------------------------------------------- */
 
 /* A backward given only one of dq, dk, dv (the others {NULL, 0}, and work too when only dv is
- * asked for) writes that one as the full backward would and leaves the others alone. */
+ * asked for) writes that one as the full backward would and leaves the others alone; the
+ * accumulate bits of the gradients not asked for are set, and must be ignored. */
 static void computes_only_the_gradients_asked_for(void **state)
 {
     struct clt_device *dev = *state;
@@ -328,7 +329,8 @@ static void computes_only_the_gradients_asked_for(void **state)
         assert_int_equal(clt__attention_backward(dev, clt__view_buf(&x.q), clt__view_buf(&x.k),
                                                  clt__view_buf(&x.v), clt__view_buf(&x.p),
                                                  clt__view_buf(&x.dout), work, g[0], g[1], g[2],
-                                                 s.b, s.h, s.t, s.d, scale, true, false),
+                                                 s.b, s.h, s.t, s.d, scale, true,
+                                                 CLT__ATTENTION_ACC_ALL & ~(1u << only)),
                          CLT_OK);
         for (int i = 0; i < 3; i++) {
             char what[64];
@@ -341,6 +343,56 @@ static void computes_only_the_gradients_asked_for(void **state)
                     if (got[j] != 7.0f)
                         fail_msg("%s: element %zu changed to %g", what, j, (double)got[j]);
             }
+        }
+    }
+    clt_arena_free(x.arena);
+}
+
+/* ---- Per-gradient write or accumulate ----------------------------------------------------- */
+
+/* Under each of the eight masks, one backward computes all three gradients: those whose bit is
+ * set end at g0 + reference, the others at the reference whatever they held (g0 here). The
+ * mask's bits are the graph op's input order (q, k, v), as its acc mask is. */
+static void writes_or_accumulates_each_gradient_as_asked(void **state)
+{
+    _Static_assert(CLT__ATTENTION_ACC_DQ == 1u << 0 && CLT__ATTENTION_ACC_DK == 1u << 1 &&
+                       CLT__ATTENTION_ACC_DV == 1u << 2,
+                   "the mask's bits follow sdpa's inputs q, k, v");
+    struct clt_device *dev = *state;
+    const struct shape s = {2, 1, 7, 3};
+    const size_t n = 42;
+    float in[4][42], g0[3][42], got[42];
+    double want[3][42];
+    for (int i = 0; i < 4; i++)
+        clt_test_fill(in[i], n, 401 + (uint64_t)i, -1.0f, 1.0f);
+    for (int i = 0; i < 3; i++)
+        clt_test_fill(g0[i], n, 411 + (uint64_t)i, -1.0f, 1.0f);
+    const float scale = clt__attention_scale(s.d);
+    ref_attention_backward(in[0], in[1], in[2], in[3], s.b, s.h, s.t, s.d, scale, true, want[0],
+                           want[1], want[2]);
+    struct tensors x;
+    tensors_create(dev, &s, &x);
+    clt_test_put(&x.q, in[0], n);
+    clt_test_put(&x.k, in[1], n);
+    clt_test_put(&x.v, in[2], n);
+    clt_test_put(&x.dout, in[3], n);
+    forward(dev, &s, true, scale, &x);
+    struct clt_view *views[3] = {&x.dq, &x.dk, &x.dv};
+    const char *names[3] = {"dQ", "dK", "dV"};
+    for (uint32_t mask = 0; mask <= CLT__ATTENTION_ACC_ALL; mask++) {
+        for (int i = 0; i < 3; i++)
+            clt_test_put(views[i], g0[i], n);
+        backward(dev, &s, true, scale, mask, &x);
+        for (int i = 0; i < 3; i++) {
+            const bool acc = (mask >> i) & 1u;
+            double expect[42];
+            for (size_t j = 0; j < n; j++)
+                expect[j] = want[i][j] + (acc ? (double)g0[i][j] : 0.0);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s under mask %u", names[i],
+                     acc ? "accumulated" : "written", (unsigned)mask);
+            clt_test_download(views[i], got, n);
+            clt_test_assert_close(what, got, expect, n, 5e-6, 1e-5);
         }
     }
     clt_arena_free(x.arena);
@@ -369,9 +421,9 @@ static void checks_arguments(void **state)
     dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
 
     assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 2, 0.5f, true), CLT_OK);
-    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 1, 3, 2, 0.5f,
-                                             true, false),
-                     CLT_OK);
+    assert_int_equal(
+        clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 1, 3, 2, 0.5f, true, 0),
+        CLT_OK);
     /* Empty batches, heads or sequences enqueue nothing and succeed. */
     assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 0, 1, 3, 2, 0.5f, false), CLT_OK);
     assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 0, 3, 2, 0.5f, false), CLT_OK);
@@ -389,10 +441,10 @@ static void checks_arguments(void **state)
         clt__attention_forward(dev, q, k, v, p, o, 1, 1, (int64_t)1 << 20, 2, 0.5f, false),
         CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 1, 3, 2,
-                                             0.5f, false, false),
+                                             0.5f, false, 0),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, -3, 3, 2,
-                                             0.5f, false, true),
+                                             0.5f, false, CLT__ATTENTION_ACC_ALL),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__attention_forward(NULL, q, k, v, p, o, 1, 1, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
@@ -415,6 +467,7 @@ int main(void)
         CLT_DEVICE_TEST(large_scores_are_stable),
         CLT_DEVICE_TEST(causal_ignores_the_future),
         CLT_DEVICE_TEST(computes_only_the_gradients_asked_for),
+        CLT_DEVICE_TEST(writes_or_accumulates_each_gradient_as_asked),
         CLT_DEVICE_TEST(checks_arguments),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);

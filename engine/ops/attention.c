@@ -125,7 +125,7 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
                                         struct clt__buf dout, struct clt__buf work,
                                         struct clt__buf dq, struct clt__buf dk, struct clt__buf dv,
                                         int64_t b, int64_t h, int64_t t, int64_t d, float scale,
-                                        bool causal, bool accumulate)
+                                        bool causal, uint32_t acc_mask)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -147,10 +147,13 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
     if (st != CLT_OK || empty)
         return st;
     const int64_t heads = b * h;
-    const float beta = accumulate ? 1.0f : 0.0f;
+    /* GEMM beta per gradient: 1 adds to it, 0 writes it. */
+    const float beta_dq = (acc_mask & CLT__ATTENTION_ACC_DQ) ? 1.0f : 0.0f;
+    const float beta_dk = (acc_mask & CLT__ATTENTION_ACC_DK) ? 1.0f : 0.0f;
+    const float beta_dv = (acc_mask & CLT__ATTENTION_ACC_DV) ? 1.0f : 0.0f;
     /* dV (+)= P^T dO: [T, T]^T x [T, D]. */
     if (dv.mem)
-        st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta, p, dout, dv);
+        st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta_dv, p, dout, dv);
     /* dP = dO V^T: [T, D] x [T, D]^T, into the workspace. */
     if (st == CLT_OK && want_ds)
         st = heads_gemm(dev, heads, false, true, t, t, d, 1.0f, 0.0f, dout, v, work);
@@ -159,10 +162,10 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
         st = clt__softmax_masked_backward(dev, heads * t, t, causal, p, work, work, false);
     /* dQ (+)= dS K = scale * (dS / scale) K: [T, T] x [T, D]. */
     if (st == CLT_OK && dq.mem)
-        st = heads_gemm(dev, heads, false, false, t, d, t, scale, beta, work, k, dq);
+        st = heads_gemm(dev, heads, false, false, t, d, t, scale, beta_dq, work, k, dq);
     /* dK (+)= dS^T Q: [T, T]^T x [T, D], scaled the same way. */
     if (st == CLT_OK && dk.mem)
-        st = heads_gemm(dev, heads, true, false, t, d, t, scale, beta, work, q, dk);
+        st = heads_gemm(dev, heads, true, false, t, d, t, scale, beta_dk, work, q, dk);
     return st;
 }
 
@@ -183,21 +186,15 @@ static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor
                                   t->p.sdpa.scale, t->p.sdpa.causal);
 }
 
+/* One launch computes every gradient asked for (dP and the softmax's backward once); the
+ * mask's bits are in input order, as CLT__ATTENTION_ACC_* are. */
 static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
-    struct clt__buf none = {NULL, 0};
-    struct clt__buf g[3] = {clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), clt__grad(x, t->in[2])};
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < 3 && st == CLT_OK; i++) {
-        if (!g[i].mem)
-            continue;
-        st = clt__attention_backward(
-            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
-            clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x), i == 0 ? g[0] : none,
-            i == 1 ? g[1] : none, i == 2 ? g[2] : none, t->shape[0], t->shape[1], t->shape[2],
-            t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal, CLT__ACC(acc, i));
-    }
-    return st;
+    return clt__attention_backward(
+        x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+        clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x), clt__grad(x, t->in[0]),
+        clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0], t->shape[1], t->shape[2],
+        t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal, acc & CLT__ATTENTION_ACC_ALL);
 }
 
 /* q, k, v [16, 4, 128, 32] (B, H, T, D), causal. */

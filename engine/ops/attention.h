@@ -43,10 +43,19 @@ enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q
                                        int64_t b, int64_t h, int64_t t, int64_t d, float scale,
                                        bool causal);
 
-/* Enqueues dQ, dK, dV from dO, given the forward's inputs and its p. accumulate false
- * writes dq = ..., true adds dq += ... (likewise dk, dv). Any of dq, dk, dv may be
- * {NULL, 0}: that gradient is skipped. work is overwritten; it may be {NULL, 0} when dq and
- * dk both are. */
+/* Bits of clt__attention_backward's write/accumulate mask, in the order of the graph op
+ * sdpa's inputs (q, k, v), so that the op passes its acc mask through: set, the gradient is
+ * added to (g += ...); clear, written (g = ...). */
+#define CLT__ATTENTION_ACC_DQ 1
+#define CLT__ATTENTION_ACC_DK 2
+#define CLT__ATTENTION_ACC_DV 4
+#define CLT__ATTENTION_ACC_ALL 7
+
+/* Enqueues dQ, dK, dV from dO in one pass, given the forward's inputs and its p: dP and the
+ * softmax's backward run once, however many of dQ and dK are asked for. Each gradient is
+ * written or accumulated as its bit of acc_mask says. Any of dq, dk, dv may be {NULL, 0}:
+ * that gradient is skipped (and its bit ignored). work is overwritten; it may be {NULL, 0}
+ * when dq and dk both are. */
 enum clt_status clt__attention_backward(struct clt_device *dev,
                                         struct clt__buf q,    /* [B, H, T, D] */
                                         struct clt__buf k,    /* [B, H, T, D] */
@@ -58,6 +67,6 @@ enum clt_status clt__attention_backward(struct clt_device *dev,
                                         struct clt__buf dk,   /* out: [B, H, T, D] */
                                         struct clt__buf dv,   /* out: [B, H, T, D] */
                                         int64_t b, int64_t h, int64_t t, int64_t d, float scale,
-                                        bool causal, bool accumulate);
+                                        bool causal, uint32_t acc_mask);
 
 #endif
