@@ -48,13 +48,19 @@ enum clt_status clt__gemm_setup(struct clt_device *dev, const struct clt_device_
     return clt__tune_setup(dev);
 }
 
-void clt__gemm_teardown(struct clt_device *dev)
+/* Releases CLBlast's temporary buffer (it is grown by replacing it). */
+static void release_temp(struct clt_device *dev)
 {
-    clt__tune_teardown(dev);
     if (dev->gemm_temp)
         clReleaseMemObject(dev->gemm_temp);
     dev->gemm_temp = NULL;
     dev->gemm_temp_bytes = 0;
+}
+
+void clt__gemm_teardown(struct clt_device *dev)
+{
+    clt__tune_teardown(dev);
+    release_temp(dev);
 }
 
 enum clt_gemm_backend clt_device_gemm_backend(const struct clt_device *dev)
@@ -124,7 +130,7 @@ static enum clt_status ensure_temp(struct clt_device *dev, size_t bytes)
 {
     if (bytes <= dev->gemm_temp_bytes)
         return CLT_OK;
-    clt__gemm_teardown(dev);
+    release_temp(dev);
     cl_int err;
     dev->gemm_temp = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
     enum clt_status st = clt__cl_check(&dev->log, err, "clCreateBuffer (GEMM temporary)");

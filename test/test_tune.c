@@ -169,6 +169,43 @@ static void miss_then_hit(void **state)
     clt_device_close(dev);
 }
 
+/* CLBlast grows the device's temporary buffer (1024-square products need one on PoCL) after
+ * the tuner has entries: the tuner keeps them and keeps tuning. Growing the buffer once
+ * released the whole GEMM state, the tuner's table included, in the middle of tuning. */
+static void growing_the_clblast_buffer_keeps_the_tuner(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    struct clt_gemm_shape big = {.m = 1024, .n = 1024, .k = 1024, .alpha = 1.0f}, g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, &big, &g, &sa, &sb, &sc), CLT_OK);
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc) * 4 + 4096, &arena), CLT_OK);
+    struct clt_view va = clt_test_tensor(arena, NULL, (size_t)sa);
+    struct clt_view vb = clt_test_tensor(arena, NULL, (size_t)sb);
+    struct clt_view vc = clt_test_tensor(arena, NULL, (size_t)sc);
+    enum clt_status st =
+        clt__gemm_clblast(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc));
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    clt_arena_free(arena);
+    if (st != CLT_OK || dev->gemm_temp_bytes == 0) {
+        clt_device_close(dev);
+        skip(); /* this device's CLBlast needs no temporary buffer for the shape */
+    }
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 1);
+    check_entry(&list[0]);
+    free(list);
+    struct clt_gemm_shape next = SHAPE;
+    next.m += 4;
+    assert_int_equal(clt_device_gemm_tune(dev, &next, 1), CLT_OK);
+    assert_int_equal(tunings(dev, &list), 2);
+    free(list);
+    check_dispatch(dev, &next);
+    clt_device_close(dev);
+}
+
 /* Flips one byte of the entry's payload (the last byte of the file). */
 static void corrupt(const char *path)
 {
@@ -400,6 +437,8 @@ int main(void)
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(miss_then_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(growing_the_clblast_buffer_keeps_the_tuner, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(corrupt_and_foreign_entries_are_timed_again, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unwritable_cache_tunes_in_memory, setup, teardown),
