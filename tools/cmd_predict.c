@@ -7,8 +7,8 @@
  *   evaluation (t10k) images.
  * - gpt: text:FILE holds one prompt per line; each line gets --length generated characters,
  *   as `cltrain sample` generates them (generate.h).
- * The output is checked before any work (outpath.h: never an input, never another
- * program's file without --force) and written atomically; without --out, or with --out -,
+ * The output is checked and claimed before any work (outputs.h: never an input, never
+ * another program's file without --force) and written atomically; without --out, or with --out -,
  * the CSV goes to standard output.
  */
 #include <stdio.h>
@@ -20,7 +20,7 @@
 #include "common.h"
 #include "datasets.h"
 #include "generate.h"
-#include "outpath.h"
+#include "outputs.h"
 #include "predictions.h"
 
 static const char *const summary =
@@ -368,7 +368,6 @@ static int run(const struct predict_opts *o, struct opt *t, size_t n, struct too
         fprintf(stderr, "%s: %s\n", tl->cmd, err);
         goto out;
     }
-    outfile_clean_on_signal(&r.out);
     int64_t batch = args_find(t, n, "batch")->seen ? o->batch : r.cm.batch;
     if (gpt)
         rc = predict_text(&r, o->data + 5);
@@ -424,15 +423,18 @@ int cmd_predict(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cmd, err);
         return 2;
     }
-    /* The output is checked before anything is read: never an input of the run, never a
-     * file another program wrote unless --force. */
+    /* The output is claimed before anything is read: never an input of the run, never a
+     * file another program wrote unless --force. Any refusal is status 1. */
     const char *colon = strchr(o.data, ':');
-    const char *inputs[] = {o.checkpoint, colon ? colon + 1 : NULL};
-    if (outpath_check(o.out, inputs, 2, predictions_file_is_mine, o.force, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: --out: %s\n", cmd, err);
+    const struct input inputs[] = {{o.checkpoint, "--checkpoint", false},
+                                   {colon ? colon + 1 : NULL, "--data", false}};
+    struct outputs outs = {0};
+    outputs_add(&outs, o.out, "--out", OUTPUT_PREDICTIONS);
+    if (outputs_claim(&outs, cmd, inputs, 2, o.force) != 0)
         return 1;
-    }
     struct tool_log tl;
     tool_log_init(&tl, cmd, o.verbose);
-    return run(&o, t, n, &tl);
+    int rc = run(&o, t, n, &tl);
+    outputs_release(&outs);
+    return rc;
 }
