@@ -18,8 +18,7 @@
 #include "plot.h"
 #include "predictions.h"
 
-static const char *const kind_names[] = {"checkpoint", "metrics file", "plot",
-                                         "predictions file"};
+static const char *const kind_names[] = {"checkpoint", "metrics file", "plot", "predictions file"};
 
 /* The files SIGINT, SIGTERM and SIGHUP remove: the held locks and the open temporary files.
  * A program-wide state, as signals are; the handlers are ours while a slot is in use. */
@@ -160,8 +159,8 @@ static bool alive(long pid)
 }
 
 /* The checks of output k that need no lock: 0, or 1 or 2 with the problem in err. */
-static int check_one(const struct outputs *os, size_t k, const struct input *inputs,
-                     size_t ninputs, bool force, char *err, size_t err_size)
+static int check_one(const struct outputs *os, size_t k, const struct input *inputs, size_t ninputs,
+                     bool force, char *err, size_t err_size)
 {
     const struct output *o = &os->o[k];
     if (!*o->path) {
@@ -176,7 +175,8 @@ static int check_one(const struct outputs *os, size_t k, const struct input *inp
             continue;
         if (inputs[i].path && stat(inputs[i].path, &in) == 0 && same_file(&sb, &in)) {
             snprintf(err, err_size,
-                     "%s %s is the file %s reads (%s): refusing to overwrite an input of the run",
+                     "%s %s is an input, the file %s reads (%s): refusing to overwrite an input of "
+                     "the run",
                      o->option, o->path, inputs[i].option, inputs[i].path);
             return 2;
         }
@@ -185,8 +185,8 @@ static int check_one(const struct outputs *os, size_t k, const struct input *inp
         struct stat other;
         if (strcmp(os->o[j].path, o->path) == 0 ||
             (exists && stat(os->o[j].path, &other) == 0 && same_file(&sb, &other))) {
-            snprintf(err, err_size, "%s and %s name the same file %s", os->o[j].option,
-                     o->option, o->path);
+            snprintf(err, err_size, "%s and %s name the same file %s", os->o[j].option, o->option,
+                     o->path);
             return 2;
         }
     }
