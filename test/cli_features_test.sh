@@ -177,6 +177,22 @@ check "predict --out in a missing directory" 1 "$exe" predict \
 expect_err "missing directory message" "does not exist"
 check "predict --out a directory" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
     --data "csv:$tmp/features.csv" --out "$tmp"
+# The same claim as train's outputs: a lock of a live run refuses, one of a dead run is taken
+# over, and temporary files of dead runs are removed.
+echo $$ >"$tmp/pred.csv.lock" # this shell runs: a live holder
+check "predict --out held by another run" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv" --out "$tmp/pred.csv"
+expect_err "lock message" "another run"
+sh -c 'exit 0' &
+dead=$!
+wait "$dead"
+echo "$dead" >"$tmp/pred.csv.lock"
+echo partial >"$tmp/pred.csv.tmp.$dead.Ab12Cd"
+check "predict takes over a stale lock" 0 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv" --out "$tmp/pred.csv"
+expect_err "stale lock message" "stale lock"
+[ ! -e "$tmp/pred.csv.tmp.$dead.Ab12Cd" ] && ok || fail "predict left the orphan of a dead process"
+[ ! -e "$tmp/pred.csv.lock" ] && ok || fail "predict left its lock behind"
 # A run that fails after opening its output leaves the previous predictions whole.
 cp "$tmp/pred.csv" "$tmp/pred.before"
 cut -d, -f1-2 "$tmp/points.csv" >"$tmp/two.csv"

@@ -13,7 +13,9 @@
 #include "harness.h"
 
 #include <stdio.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../tools/evaluate.h"
@@ -316,6 +318,58 @@ static void training_plot_panels(void **state)
     unlink(path);
 }
 
+/* SIGTERM while a lock is held and a temporary file is open removes both (the process still
+ * ends by the signal); a metrics file is replaced by its kept records through a temporary file,
+ * which does not stay. */
+static void signals_and_metrics_leave_nothing(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cltrain-signal-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char out[128];
+    snprintf(out, sizeof out, "%s/p.csv", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct outputs os = {0};
+        struct outfile o;
+        char err[512];
+        outputs_add(&os, out, "--out", OUTPUT_PREDICTIONS);
+        if (outputs_claim(&os, "test", NULL, 0, false) != 0 ||
+            outfile_open(&o, out, err, sizeof err) != 0)
+            _exit(1);
+        fputs("partial\n", o.f);
+        fflush(o.f);
+        raise(SIGTERM);
+        _exit(2);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGTERM);
+
+    char metrics[128], line[256];
+    snprintf(metrics, sizeof metrics, "%s/m.jsonl", dir);
+    write_file(metrics, "{\"type\":\"train\",\"step\":1,\"loss\":2}\n"
+                        "{\"type\":\"train\",\"step\":2,\"loss\":1}\n"
+                        "{\"type\":\"train\",\"step\":3,\"loss\":0.5}\n");
+    struct metrics m;
+    assert_int_equal(metrics_open(&m, metrics, 2, line, sizeof line), 0);
+    metrics_begin(&m, "eval");
+    metrics_int(&m, "step", 4);
+    metrics_end(&m);
+    metrics_close(&m);
+    FILE *f = fopen(metrics, "r");
+    assert_non_null(f);
+    int lines = 0;
+    while (fgets(line, sizeof line, f))
+        lines++;
+    fclose(f);
+    assert_int_equal(lines, 3); /* steps 1 and 2 kept, then the new record */
+    assert_int_equal(unlink(metrics), 0);
+    assert_int_equal(rmdir(dir), 0); /* no lock, temporary or output left */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +378,7 @@ int main(void)
         cmocka_unit_test(csv_rows_good_and_bad),
         cmocka_unit_test(predictions_format),
         cmocka_unit_test(outpath_rules),
+        cmocka_unit_test(signals_and_metrics_leave_nothing),
         cmocka_unit_test(smoothing_starts_at_the_first_value),
         cmocka_unit_test(training_plot_panels),
     };
