@@ -158,6 +158,12 @@ check "predict --out the data" 1 "$exe" predict --checkpoint "$tmp/points.safete
     --data "csv:$tmp/points.csv" --out "$tmp/points.csv" --force
 expect_err "--out the data message" "is an input"
 cmp -s "$tmp/points.csv" "$tmp/points.orig" && ok || fail "predict replaced its input data"
+mkdir "$tmp/idx"
+echo labels >"$tmp/idx/t10k-labels-idx1-ubyte"
+check "predict --out a file of its idx folder" 1 "$exe" predict \
+    --checkpoint "$tmp/points.safetensors" --data "idx:$tmp/idx" \
+    --out "$tmp/idx/t10k-labels-idx1-ubyte" --force
+expect_err "idx input message" "is an input"
 check "predict --out the checkpoint" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
     --data "csv:$tmp/points.csv" --out "$tmp/points.safetensors"
 cmp -s "$tmp/points.safetensors" "$tmp/points.ckpt.orig" && ok || fail "predict replaced its checkpoint"

@@ -388,12 +388,14 @@ int cmd_predict(int argc, char **argv)
     }
     /* The output is claimed before anything is read: never an input of the run, never a
      * file another program wrote unless --force. Any refusal is status 1. */
-    const char *colon = strchr(o.data, ':');
-    const struct input inputs[] = {{o.checkpoint, "--checkpoint", false},
-                                   {colon ? colon + 1 : NULL, "--data", false}};
+    static char paths[8][4096];
+    struct input inputs[9] = {{o.checkpoint, "--checkpoint", false}};
+    size_t ninputs = 1, npaths = data_input_paths(o.data, paths, 8);
+    for (size_t i = 0; i < npaths; i++)
+        inputs[ninputs++] = (struct input){paths[i], "--data", false};
     struct outputs outs = {0};
     outputs_add(&outs, o.out, "--out", OUTPUT_PREDICTIONS);
-    if (outputs_claim(&outs, cmd, inputs, 2, o.force) != 0)
+    if (outputs_claim(&outs, cmd, inputs, ninputs, o.force) != 0)
         return 1;
     struct tool_log tl;
     tool_log_init(&tl, cmd, o.verbose);
