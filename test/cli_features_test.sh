@@ -7,39 +7,7 @@
 set -u
 exe=$1
 bench=$2
-passed=0
-failed=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-: "${CLTRAIN_DEVICE:=portable computing}"
-export CLTRAIN_DEVICE
-
-fail() { # fail MESSAGE: counts a failure and shows the last command's output
-    failed=$((failed + 1))
-    echo "FAIL $1" >&2
-    sed 's/^/    /' "$tmp/out" "$tmp/err" >&2
-}
-
-ok() {
-    passed=$((passed + 1))
-}
-
-check() { # check NAME EXPECTED_STATUS COMMAND...
-    name=$1
-    want=$2
-    shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok; else fail "$name: exit $got, wanted $want"; fi
-}
-
-expect_err() { # expect_err NAME PATTERN: the last command's stderr matches PATTERN
-    if grep -qi -- "$2" "$tmp/err"; then ok; else fail "$1: stderr lacks \"$2\""; fi
-}
-
-expect_out() { # expect_out NAME PATTERN: the last command's stdout matches PATTERN
-    if grep -qi -- "$2" "$tmp/out"; then ok; else fail "$1: stdout lacks \"$2\""; fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # ---- Data made here --------------------------------------------------------------------------
 # A CSV of three classes of points (label last), separable by the largest coordinate.
@@ -189,9 +157,7 @@ echo $$ >"$tmp/pred.csv.lock" # this shell runs: a live holder
 check "predict --out held by another run" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
     --data "csv:$tmp/features.csv" --out "$tmp/pred.csv"
 expect_err "lock message" "another run"
-sh -c 'exit 0' &
-dead=$!
-wait "$dead"
+dead=$(dead_pid)
 echo "$dead" >"$tmp/pred.csv.lock"
 echo partial >"$tmp/pred.csv.tmp.$dead.Ab12Cd"
 check "predict takes over a stale lock" 0 "$exe" predict --checkpoint "$tmp/points.safetensors" \
@@ -316,5 +282,4 @@ expect_out "bench summary: winner" "winner: 1:0 (Beta / fast-train), 4.00x the r
 check "bench summary of one device" 0 "$bench" --from "$tmp/a.json"
 expect_out "bench one device" "one device measured"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
