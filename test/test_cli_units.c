@@ -319,8 +319,8 @@ static void training_plot_panels(void **state)
 }
 
 /* SIGTERM while a lock is held and a temporary file is open removes both (the process still
- * ends by the signal); a metrics file is replaced by its kept records through a temporary file,
- * which does not stay. */
+ * ends by the signal), and an ignored SIGHUP stays ignored; a metrics file is replaced by its kept
+ * records through a temporary file, which does not stay. */
 static void signals_and_metrics_leave_nothing(void **state)
 {
     (void)state;
@@ -347,6 +347,23 @@ static void signals_and_metrics_leave_nothing(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGTERM);
+
+    /* An ignored SIGHUP (nohup) stays ignored while outputs are claimed. */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct outputs os = {0};
+        signal(SIGHUP, SIG_IGN);
+        outputs_add(&os, out, "--out", OUTPUT_PREDICTIONS);
+        if (outputs_claim(&os, "test", NULL, 0, false) != 0)
+            _exit(1);
+        raise(SIGHUP);
+        outputs_release(&os);
+        _exit(3);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
 
     char metrics[128], line[256];
     snprintf(metrics, sizeof metrics, "%s/m.jsonl", dir);

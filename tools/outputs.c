@@ -21,7 +21,9 @@
 static const char *const kind_names[] = {"checkpoint", "metrics file", "plot", "predictions file"};
 
 /* The files SIGINT, SIGTERM and SIGHUP remove: the held locks and the open temporary files.
- * A program-wide state, as signals are; the handlers are ours while a slot is in use. */
+ * A program-wide state, as signals are; the handlers are ours while a slot is in use, except
+ * for a signal the process ignores (SIGHUP under nohup), which stays ignored. Room for every
+ * lock of a struct outputs and a few open outfiles. */
 #define CLEANUP_MAX 8
 static const char *volatile cleanup[CLEANUP_MAX];
 static size_t cleanup_used;
@@ -49,7 +51,8 @@ static void cleanup_add(const char *path)
             sa.sa_handler = on_signal;
             sigemptyset(&sa.sa_mask);
             for (int k = 0; k < 3; k++)
-                sigaction(signals[k], &sa, &saved[k]);
+                if (sigaction(signals[k], &sa, &saved[k]) == 0 && saved[k].sa_handler == SIG_IGN)
+                    sigaction(signals[k], &saved[k], NULL);
         }
         cleanup[i] = path;
         return;
