@@ -1,7 +1,8 @@
 /*
- * common.h: what the train, eval and sample commands share: a log that keeps the library's
- * last error for the command's own one-line message, opening the device, and the metadata a
- * cltrain checkpoint carries about its model and data.
+ * common.h: what the commands share: a log that keeps the library's last error for the
+ * command's own one-line message, opening the device, the metadata a cltrain checkpoint
+ * carries about its model and data, and opening a checkpoint for inference (eval, predict,
+ * sample).
  *
  * Metadata keys written by `cltrain train` (all values are strings; docs/formats.md):
  *   model            model_desc_format's line, e.g. "cnn width=32 depth=0 ..."
