@@ -7,39 +7,7 @@
 set -u
 exe=$1
 bench=$2
-passed=0
-failed=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-: "${CLTRAIN_DEVICE:=portable computing}"
-export CLTRAIN_DEVICE
-
-fail() { # fail MESSAGE: counts a failure and shows the last command's output
-    failed=$((failed + 1))
-    echo "FAIL $1" >&2
-    sed 's/^/    /' "$tmp/out" "$tmp/err" >&2
-}
-
-ok() {
-    passed=$((passed + 1))
-}
-
-check() { # check NAME EXPECTED_STATUS COMMAND...
-    name=$1
-    want=$2
-    shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok; else fail "$name: exit $got, wanted $want"; fi
-}
-
-expect_err() { # expect_err NAME PATTERN: the last command's stderr matches PATTERN
-    if grep -qi -- "$2" "$tmp/err"; then ok; else fail "$1: stderr lacks \"$2\""; fi
-}
-
-expect_out() { # expect_out NAME PATTERN: the last command's stdout matches PATTERN
-    if grep -qi -- "$2" "$tmp/out"; then ok; else fail "$1: stdout lacks \"$2\""; fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # ---- Data made here --------------------------------------------------------------------------
 # A CSV of three classes of points (label last), separable by the largest coordinate.
@@ -158,6 +126,12 @@ check "predict --out the data" 1 "$exe" predict --checkpoint "$tmp/points.safete
     --data "csv:$tmp/points.csv" --out "$tmp/points.csv" --force
 expect_err "--out the data message" "is an input"
 cmp -s "$tmp/points.csv" "$tmp/points.orig" && ok || fail "predict replaced its input data"
+mkdir "$tmp/idx"
+echo labels >"$tmp/idx/t10k-labels-idx1-ubyte"
+check "predict --out a file of its idx folder" 1 "$exe" predict \
+    --checkpoint "$tmp/points.safetensors" --data "idx:$tmp/idx" \
+    --out "$tmp/idx/t10k-labels-idx1-ubyte" --force
+expect_err "idx input message" "is an input"
 check "predict --out the checkpoint" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
     --data "csv:$tmp/points.csv" --out "$tmp/points.safetensors"
 cmp -s "$tmp/points.safetensors" "$tmp/points.ckpt.orig" && ok || fail "predict replaced its checkpoint"
@@ -177,6 +151,20 @@ check "predict --out in a missing directory" 1 "$exe" predict \
 expect_err "missing directory message" "does not exist"
 check "predict --out a directory" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
     --data "csv:$tmp/features.csv" --out "$tmp"
+# The same claim as train's outputs: a lock of a live run refuses, one of a dead run is taken
+# over, and temporary files of dead runs are removed.
+echo $$ >"$tmp/pred.csv.lock" # this shell runs: a live holder
+check "predict --out held by another run" 1 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv" --out "$tmp/pred.csv"
+expect_err "lock message" "another run"
+dead=$(dead_pid)
+echo "$dead" >"$tmp/pred.csv.lock"
+echo partial >"$tmp/pred.csv.tmp.$dead.Ab12Cd"
+check "predict takes over a stale lock" 0 "$exe" predict --checkpoint "$tmp/points.safetensors" \
+    --data "csv:$tmp/features.csv" --out "$tmp/pred.csv"
+expect_err "stale lock message" "stale lock"
+[ ! -e "$tmp/pred.csv.tmp.$dead.Ab12Cd" ] && ok || fail "predict left the orphan of a dead process"
+[ ! -e "$tmp/pred.csv.lock" ] && ok || fail "predict left its lock behind"
 # A run that fails after opening its output leaves the previous predictions whole.
 cp "$tmp/pred.csv" "$tmp/pred.before"
 cut -d, -f1-2 "$tmp/points.csv" >"$tmp/two.csv"
@@ -294,5 +282,4 @@ expect_out "bench summary: winner" "winner: 1:0 (Beta / fast-train), 4.00x the r
 check "bench summary of one device" 0 "$bench" --from "$tmp/a.json"
 expect_out "bench one device" "one device measured"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

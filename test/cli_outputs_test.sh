@@ -10,47 +10,7 @@ set -u
 exe=$1
 failsave=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 library_checkpoint=$3
-passed=0
-failed=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-: "${CLTRAIN_DEVICE:=portable computing}"
-export CLTRAIN_DEVICE
-
-fail() { # fail MESSAGE: counts a failure and shows the last command's output
-    failed=$((failed + 1))
-    echo "FAIL $1" >&2
-    sed 's/^/    /' "$tmp/out" "$tmp/err" >&2
-}
-
-ok() {
-    passed=$((passed + 1))
-}
-
-check() { # check NAME EXPECTED_STATUS COMMAND...
-    name=$1
-    want=$2
-    shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok; else fail "$name: exit $got, wanted $want"; fi
-}
-
-expect_err() { # expect_err NAME PATTERN: the last command's stderr matches PATTERN
-    if grep -qi -- "$2" "$tmp/err"; then ok; else fail "$1: stderr lacks \"$2\""; fi
-}
-
-same() { # same NAME FILE1 FILE2: the files are byte for byte equal
-    if cmp -s "$2" "$3"; then ok; else fail "$1: $2 changed"; fi
-}
-
-# A pid that is certainly not running: a finished child's.
-dead_pid() {
-    sh -c 'exit 0' &
-    p=$!
-    wait "$p"
-    echo "$p"
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # ---- Data made here --------------------------------------------------------------------------
 # Three classes of points (label last), separable by the largest coordinate.
@@ -88,6 +48,10 @@ for opt in out metrics plot; do
     same "the foreign file survives --$opt" "$tmp/notes.txt" "$tmp/notes.orig"
     cp "$tmp/notes.orig" "$tmp/notes.txt"
 done
+# shellcheck disable=SC2086
+check "--metrics -" 2 "$exe" train $small --data "csv:$tmp/points.csv" --metrics -
+expect_err "standard output message" "give a file name"
+[ ! -e ./- ] && ok || fail "--metrics - wrote a file named -"
 # shellcheck disable=SC2086
 check "--out and --metrics the same file" 2 "$exe" train $small --data "csv:$tmp/points.csv" \
     --out "$tmp/same" --metrics "$tmp/same"
@@ -336,5 +300,4 @@ check "a library checkpoint without the metadata" 0 "$library_checkpoint" "$tmp/
 check "cltrain eval of it" 1 "$exe" eval --checkpoint "$tmp/bare.st"
 expect_err "bare checkpoint message" "docs/training.md"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

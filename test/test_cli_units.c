@@ -13,12 +13,14 @@
 #include "harness.h"
 
 #include <stdio.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../tools/evaluate.h"
 #include "../tools/metrics.h"
-#include "../tools/outpath.h"
+#include "../tools/outputs.h"
 #include "../tools/plot.h"
 #include "../tools/predictions.h"
 
@@ -146,18 +148,6 @@ static void predictions_format(void **state)
     assert_true(fabs(p[0] - 1.0) < 1e-12 && p[1] >= 0 && p[1] < 1e-300 + 1e-12);
 }
 
-static bool never_mine(const char *path)
-{
-    (void)path;
-    return false;
-}
-
-static bool always_mine(const char *path)
-{
-    (void)path;
-    return true;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -166,45 +156,67 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
+/* outputs_check of one predict --out path against one input. */
+static int check(const char *path, const struct input *in, bool force, char *err, size_t size)
+{
+    struct outputs os = {0};
+    outputs_add(&os, path, "--out", OUTPUT_PREDICTIONS);
+    return outputs_check(&os, in, 1, force, err, size);
+}
+
 static void outpath_rules(void **state)
 {
     (void)state;
     char dir[] = "/tmp/cltrain-outpath-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char in[128], out[128], empty[128], sub[128], missing[128], link[128], err[512];
+    char in[128], out[128], own[128], empty[128], sub[128], missing[128], link[128], err[512];
     snprintf(in, sizeof in, "%s/in.csv", dir);
     snprintf(out, sizeof out, "%s/out.csv", dir);
+    snprintf(own, sizeof own, "%s/own.csv", dir);
     snprintf(empty, sizeof empty, "%s/empty.csv", dir);
     snprintf(sub, sizeof sub, "%s/sub", dir);
     snprintf(missing, sizeof missing, "%s/none/out.csv", dir);
     snprintf(link, sizeof link, "%s/link.csv", dir);
-    write_file(in, "1,2\n");
+    write_file(in, "row,prediction,p0\n0,0,1\n"); /* looks like predict's own output */
+    write_file(own, "row,prediction,p0\n0,0,1\n");
     write_file(empty, "");
     assert_int_equal(mkdir(sub, 0700), 0);
     assert_int_equal(symlink(in, link), 0);
-    const char *inputs[] = {in, NULL};
+    const struct input inputs[] = {{in, "--data", false}};
 
-    /* A new file in an existing directory, and standard output. */
-    assert_int_equal(outpath_check(out, inputs, 2, never_mine, false, err, sizeof err), 0);
-    assert_int_equal(outpath_check("-", inputs, 2, never_mine, false, err, sizeof err), 0);
+    /* A new file in an existing directory, and standard output (nothing to claim). */
+    assert_int_equal(check(out, inputs, false, err, sizeof err), 0);
+    struct outputs os = {0};
+    outputs_add(&os, "-", "--out", OUTPUT_PREDICTIONS);
+    assert_int_equal(os.n, 0);
     /* An input, also through a link, even with force and even if it looked like ours. */
-    assert_int_equal(outpath_check(in, inputs, 2, always_mine, true, err, sizeof err), -1);
-    assert_non_null(strstr(err, "is an input"));
-    assert_int_equal(outpath_check(link, inputs, 2, always_mine, true, err, sizeof err), -1);
+    assert_int_equal(check(in, inputs, true, err, sizeof err), 2);
+    assert_non_null(strstr(err, "an input"));
+    assert_int_equal(check(link, inputs, true, err, sizeof err), 2);
     /* Someone else's file: refused unless force or ours; an empty file may be replaced. */
     write_file(out, "precious\n");
-    assert_int_equal(outpath_check(out, inputs, 2, never_mine, false, err, sizeof err), -1);
+    assert_int_equal(check(out, inputs, false, err, sizeof err), 2);
     assert_non_null(strstr(err, "--force"));
-    assert_int_equal(outpath_check(out, inputs, 2, never_mine, true, err, sizeof err), 0);
-    assert_int_equal(outpath_check(out, inputs, 2, always_mine, false, err, sizeof err), 0);
-    assert_int_equal(outpath_check(empty, inputs, 2, never_mine, false, err, sizeof err), 0);
+    assert_int_equal(check(out, inputs, true, err, sizeof err), 0);
+    assert_int_equal(check(own, inputs, false, err, sizeof err), 0);
+    assert_int_equal(check(empty, inputs, false, err, sizeof err), 0);
     /* A directory, a missing directory, an empty path, a device. */
-    assert_int_equal(outpath_check(sub, inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_int_equal(check(sub, inputs, true, err, sizeof err), 2);
     assert_non_null(strstr(err, "directory"));
-    assert_int_equal(outpath_check(missing, inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_int_equal(check(missing, inputs, true, err, sizeof err), 1);
     assert_non_null(strstr(err, "does not exist"));
-    assert_int_equal(outpath_check("", inputs, 2, never_mine, true, err, sizeof err), -1);
-    assert_int_equal(outpath_check("/dev/null", inputs, 2, never_mine, true, err, sizeof err), -1);
+    assert_int_equal(check("", inputs, true, err, sizeof err), 2);
+    assert_int_equal(check("/dev/null", inputs, true, err, sizeof err), 2);
+
+    /* Claiming: the lock is held until release, and only then. */
+    char lock[160];
+    snprintf(lock, sizeof lock, "%s.lock", out);
+    outputs_add(&os, out, "--out", OUTPUT_PREDICTIONS);
+    assert_int_equal(outputs_claim(&os, "test", inputs, 1, true), 0);
+    assert_int_equal(access(lock, F_OK), 0);
+    outputs_release(&os);
+    assert_int_equal(access(lock, F_OK), -1);
+    outputs_release(&os); /* safe twice */
 
     /* Atomic writes: the old content stays until commit; abort leaves it and no temp file. */
     struct outfile o;
@@ -213,6 +225,9 @@ static void outpath_rules(void **state)
     char tmp[sizeof o.tmp];
     snprintf(tmp, sizeof tmp, "%s", o.tmp);
     assert_int_equal(access(tmp, F_OK), 0);
+    char prefix[160]; /* "<path>.tmp.<pid>.": a later run knows whose it is */
+    snprintf(prefix, sizeof prefix, "%s.tmp.%ld.", out, (long)getpid());
+    assert_int_equal(strncmp(tmp, prefix, strlen(prefix)), 0);
     outfile_abort(&o);
     assert_int_equal(access(tmp, F_OK), -1);
     char line[64] = "";
@@ -229,8 +244,10 @@ static void outpath_rules(void **state)
     assert_string_equal(line, "new\n");
     outfile_abort(&o); /* safe after commit */
     assert_int_equal(outfile_open(&o, missing, err, sizeof err), -1);
+    assert_non_null(strstr(err, missing)); /* named as the user gave it */
 
     unlink(link);
+    unlink(own);
     unlink(in);
     unlink(out);
     unlink(empty);
@@ -301,6 +318,75 @@ static void training_plot_panels(void **state)
     unlink(path);
 }
 
+/* SIGTERM while a lock is held and a temporary file is open removes both (the process still
+ * ends by the signal), and an ignored SIGHUP stays ignored; a metrics file is replaced by its kept
+ * records through a temporary file, which does not stay. */
+static void signals_and_metrics_leave_nothing(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cltrain-signal-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char out[128];
+    snprintf(out, sizeof out, "%s/p.csv", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct outputs os = {0};
+        struct outfile o;
+        char err[512];
+        outputs_add(&os, out, "--out", OUTPUT_PREDICTIONS);
+        if (outputs_claim(&os, "test", NULL, 0, false) != 0 ||
+            outfile_open(&o, out, err, sizeof err) != 0)
+            _exit(1);
+        fputs("partial\n", o.f);
+        fflush(o.f);
+        raise(SIGTERM);
+        _exit(2);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGTERM);
+
+    /* An ignored SIGHUP (nohup) stays ignored while outputs are claimed. */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct outputs os = {0};
+        signal(SIGHUP, SIG_IGN);
+        outputs_add(&os, out, "--out", OUTPUT_PREDICTIONS);
+        if (outputs_claim(&os, "test", NULL, 0, false) != 0)
+            _exit(1);
+        raise(SIGHUP);
+        outputs_release(&os);
+        _exit(3);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+
+    char metrics[128], line[256];
+    snprintf(metrics, sizeof metrics, "%s/m.jsonl", dir);
+    write_file(metrics, "{\"type\":\"train\",\"step\":1,\"loss\":2}\n"
+                        "{\"type\":\"train\",\"step\":2,\"loss\":1}\n"
+                        "{\"type\":\"train\",\"step\":3,\"loss\":0.5}\n");
+    struct metrics m;
+    assert_int_equal(metrics_open(&m, metrics, 2, line, sizeof line), 0);
+    metrics_begin(&m, "eval");
+    metrics_int(&m, "step", 4);
+    metrics_end(&m);
+    metrics_close(&m);
+    FILE *f = fopen(metrics, "r");
+    assert_non_null(f);
+    int lines = 0;
+    while (fgets(line, sizeof line, f))
+        lines++;
+    fclose(f);
+    assert_int_equal(lines, 3); /* steps 1 and 2 kept, then the new record */
+    assert_int_equal(unlink(metrics), 0);
+    assert_int_equal(rmdir(dir), 0); /* no lock, temporary or output left */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +395,7 @@ int main(void)
         cmocka_unit_test(csv_rows_good_and_bad),
         cmocka_unit_test(predictions_format),
         cmocka_unit_test(outpath_rules),
+        cmocka_unit_test(signals_and_metrics_leave_nothing),
         cmocka_unit_test(smoothing_starts_at_the_first_value),
         cmocka_unit_test(training_plot_panels),
     };

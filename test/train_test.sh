@@ -7,36 +7,8 @@
 # Usage: train_test.sh CLTRAIN
 set -u
 exe=$1
-passed=0
-failed=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-: "${CLTRAIN_DEVICE:=portable computing}"
-export CLTRAIN_DEVICE
+. "$(dirname "$0")/cli_lib.sh"
 fm=/usr/share/datasets/fashion-mnist
-
-fail() { # fail MESSAGE: counts a failure and shows the last command's output
-    failed=$((failed + 1))
-    echo "FAIL $1" >&2
-    sed 's/^/    /' "$tmp/out" "$tmp/err" >&2
-}
-
-ok() {
-    passed=$((passed + 1))
-}
-
-check() { # check NAME EXPECTED_STATUS COMMAND...
-    name=$1
-    want=$2
-    shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok; else fail "$name: exit $got, wanted $want"; fi
-}
-
-expect_err() { # expect_err NAME PATTERN: the last command's stderr matches PATTERN
-    if grep -qi -- "$2" "$tmp/err"; then ok; else fail "$1: stderr lacks \"$2\""; fi
-}
 
 # The (step, loss) pairs of a metrics file's train records.
 losses() {
@@ -173,5 +145,4 @@ check "no such device" 1 "$exe" train --model mlp --data "csv:$tmp/points.csv" \
 expect_err "device message" "no device matches"
 check "train --help" 0 "$exe" train --help
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -155,3 +155,17 @@ bool args_command(const char *cmd, const char *summary, int argc, char **argv, s
     *status = rc < 0 ? 0 : rc;
     return rc == 0;
 }
+
+struct opt opt_device(const char **dest)
+{
+    struct opt o = {"device", OPT_STRING, dest, "SEL", NULL, 0, 0, false};
+    o.help = "pocl, intel, amd, gpu, cpu, P:D... (default: CLTRAIN_DEVICE, else the first GPU)";
+    return o;
+}
+
+struct opt opt_verbose(bool *dest)
+{
+    struct opt o = {"verbose", OPT_FLAG, dest, NULL, NULL, 0, 0, false};
+    o.help = "log the library's informational messages";
+    return o;
+}

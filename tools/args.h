@@ -34,6 +34,10 @@ struct opt {
     bool seen;       /* set by args_parse when the option was given */
 };
 
+/* The options every command that runs on a device has: --device SEL and --verbose. */
+struct opt opt_device(const char **dest);
+struct opt opt_verbose(bool *dest);
+
 /* Parses argv (the arguments after the command's name): "--name VALUE", "--name=VALUE" and
  * "--flag". Every argument must be an option of the table. "--help" and "-h" print the usage
  * to stdout and return -1. Returns 0, or 2 after one line on stderr naming the problem and

@@ -95,30 +95,20 @@ static void text_remap(const struct clt_dataset *ds, const struct ckpt_model *cm
 
 static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl)
 {
-    struct clt_checkpoint *ck = NULL;
-    struct ckpt_model cm = {0};
+    struct ckpt c = {0};
     struct data_sets data = {0};
-    struct model m = {0};
-    struct clt_device *dev = NULL;
-    struct clt_trainer *tr = NULL;
     struct eval_result r = {0};
     char err[1200];
     int rc = 1;
-    enum clt_status st = clt_checkpoint_open(o->checkpoint, &tl->log, &ck);
-    if (st != CLT_OK) {
-        tool_fail(tl, st, "cannot read the checkpoint %s", o->checkpoint);
+    if (ckpt_open(tl, o->checkpoint, &c) != 0)
         goto out;
-    }
-    if (ckpt_model_read(ck, &cm, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s: %s\n", tl->cmd, o->checkpoint, err);
-        goto out;
-    }
-    const char *spec = o->data ? o->data : cm.data;
-    uint64_t seed = args_find(t, n, "seed")->seen ? (uint64_t)o->seed : cm.data_seed;
-    uint64_t limit = args_find(t, n, "limit")->seen ? (uint64_t)o->limit : cm.data_limit;
-    int64_t batch = args_find(t, n, "batch")->seen ? o->batch : cm.batch;
+    const struct ckpt_model *cm = &c.cm;
+    const char *spec = o->data ? o->data : cm->data;
+    uint64_t seed = args_find(t, n, "seed")->seen ? (uint64_t)o->seed : cm->data_seed;
+    uint64_t limit = args_find(t, n, "limit")->seen ? (uint64_t)o->limit : cm->data_limit;
+    int64_t batch = args_find(t, n, "batch")->seen ? o->batch : cm->batch;
     int32_t column =
-        args_find(t, n, "label-column")->seen ? (int32_t)o->label_column : cm.label_column;
+        args_find(t, n, "label-column")->seen ? (int32_t)o->label_column : cm->label_column;
     /* The checkpoint's own data: the set its run ended on (the test set, else the validation
      * split). --data: that data whole, unless --held-out asks for its validation split. */
     struct data_options dopt;
@@ -126,13 +116,13 @@ static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl
     dopt.seed = seed;
     dopt.limit = limit;
     dopt.label_column = column;
-    dopt.classes = cm.info.kind == CLT_DATASET_CLASSES ? cm.info.classes : 0;
-    const char *vf = clt_checkpoint_meta(ck, "data.val_fraction");
+    dopt.classes = cm->info.kind == CLT_DATASET_CLASSES ? cm->info.classes : 0;
+    const char *vf = clt_checkpoint_meta(c.ck, "data.val_fraction");
     if (vf)
         args_float(vf, &dopt.val_fraction);
-    dopt.eval_data = o->data ? NULL : clt_checkpoint_meta(ck, "data.eval");
+    dopt.eval_data = o->data ? NULL : clt_checkpoint_meta(c.ck, "data.eval");
     dopt.whole = o->data && !o->held_out;
-    st = data_open(spec, &dopt, &tl->log, &data, err, sizeof err);
+    enum clt_status st = data_open(spec, &dopt, &tl->log, &data, err, sizeof err);
     if (st != CLT_OK) {
         tool_report(tl, err);
         goto out;
@@ -144,58 +134,41 @@ static int run(struct eval_opts *o, struct opt *t, size_t n, struct tool_log *tl
         data.test = NULL;
     }
     const struct clt_dataset_info *di = &data.eval_info;
-    bool text = cm.info.kind == CLT_DATASET_TEXT;
-    if (di->kind != cm.info.kind ||
-        (!text && (di->ndim != cm.info.ndim || di->classes > cm.info.classes ||
-                   memcmp(di->shape, cm.info.shape, di->ndim * sizeof *di->shape) != 0))) {
+    bool text = cm->info.kind == CLT_DATASET_TEXT;
+    if (di->kind != cm->info.kind ||
+        (!text && (di->ndim != cm->info.ndim || di->classes > cm->info.classes ||
+                   memcmp(di->shape, cm->info.shape, di->ndim * sizeof *di->shape) != 0))) {
         char have[128], want[128];
         meta_shape(di, have, sizeof have);
-        meta_shape(&cm.info, want, sizeof want);
+        meta_shape(&cm->info, want, sizeof want);
         fprintf(stderr,
                 "%s: %s does not fit the model: it has %s, the model was trained on "
                 "%s\n",
                 tl->cmd, spec, di->kind == CLT_DATASET_TEXT ? "text" : have, text ? "text" : want);
         goto out;
     }
-    if (model_build(&cm.desc, &cm.info, batch, &m, err, sizeof err) != CLT_OK) {
-        fprintf(stderr, "%s: %s\n", tl->cmd, err);
+    if (ckpt_load(tl, &c, batch, o->device) != 0)
         goto out;
-    }
-    if (!(dev = tool_device_open(tl, o->device)))
-        goto out;
-    struct clt_trainer_options opt;
-    clt_trainer_options_init(&opt, CLT_OPTIM_SGD);
-    st = clt_trainer_create(dev, m.g, m.loss, &opt, &tr);
-    if (st == CLT_OK)
-        st = clt_trainer_load(tr, o->checkpoint, false);
-    if (st != CLT_OK) {
-        tool_fail(tl, st, "cannot load %s", o->checkpoint);
-        goto out;
-    }
     int32_t map[256];
     if (text)
-        text_remap(data.eval, &cm, map);
-    st = evaluate(tr, &m, data.eval, text ? map : NULL, !text, &r);
+        text_remap(data.eval, cm, map);
+    st = evaluate(c.tr, &c.m, data.eval, text ? map : NULL, !text, &r);
     if (st != CLT_OK) {
         tool_fail(tl, st, "evaluation failed");
         goto out;
     }
     if (o->json) {
-        print_json(&r, spec, m.classes);
+        print_json(&r, spec, c.m.classes);
     } else {
         eval_print(stdout, &r);
         if (r.confusion)
-            eval_print_classes(stdout, r.confusion, m.classes);
+            eval_print_classes(stdout, r.confusion, c.m.classes);
     }
     rc = 0;
 out:
     free(r.confusion);
-    clt_trainer_free(tr);
-    model_free(&m);
-    clt_device_close(dev);
     data_close(&data);
-    ckpt_model_free(&cm);
-    clt_checkpoint_close(ck);
+    ckpt_close(&c);
     return rc;
 }
 
@@ -221,10 +194,9 @@ int cmd_eval(int argc, char **argv)
          0, 9e18, false},
         {"label-column", OPT_INT, &o.label_column, "N",
          "csv: the labels' column (default: the checkpoint's)", -1e6, 1e6, false},
-        {"device", OPT_STRING, &o.device, "SEL", "device selection", 0, 0, false},
+        opt_device(&o.device),
         {"json", OPT_FLAG, &o.json, NULL, "print the result as one JSON object", 0, 0, false},
-        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0, 0,
-         false},
+        opt_verbose(&o.verbose),
     };
     size_t n = sizeof t / sizeof t[0];
     int status;

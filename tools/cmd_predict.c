@@ -7,8 +7,8 @@
  *   evaluation (t10k) images.
  * - gpt: text:FILE holds one prompt per line; each line gets --length generated characters,
  *   as `cltrain sample` generates them (generate.h).
- * The output is checked before any work (outpath.h: never an input, never another
- * program's file without --force) and written atomically; without --out, or with --out -,
+ * The output is checked and claimed before any work (outputs.h: never an input, never
+ * another program's file without --force) and written atomically; without --out, or with --out -,
  * the CSV goes to standard output.
  */
 #include <stdio.h>
@@ -20,7 +20,7 @@
 #include "common.h"
 #include "datasets.h"
 #include "generate.h"
-#include "outpath.h"
+#include "outputs.h"
 #include "predictions.h"
 
 static const char *const summary =
@@ -40,38 +40,12 @@ struct predict_opts {
 struct predict_run {
     const struct predict_opts *o;
     struct tool_log *tl;
-    struct clt_checkpoint *ck;
-    struct ckpt_model cm;
-    struct model m;
-    struct clt_device *dev;
-    struct clt_trainer *tr;
+    struct ckpt c; /* the checkpoint, its model and the device */
     struct outfile out;
     float *x, *logits;
     int32_t *y;
     double *p;
 };
-
-/* Builds the model at a batch size on the device and loads the checkpoint's parameters. */
-static int load_model(struct predict_run *r, int64_t batch)
-{
-    char err[1200];
-    if (model_build(&r->cm.desc, &r->cm.info, batch, &r->m, err, sizeof err) != CLT_OK) {
-        fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
-        return 1;
-    }
-    if (!(r->dev = tool_device_open(r->tl, r->o->device)))
-        return 1;
-    struct clt_trainer_options opt;
-    clt_trainer_options_init(&opt, CLT_OPTIM_SGD);
-    enum clt_status st = clt_trainer_create(r->dev, r->m.g, r->m.loss, &opt, &r->tr);
-    if (st == CLT_OK)
-        st = clt_trainer_load(r->tr, r->o->checkpoint, false);
-    if (st != CLT_OK) {
-        tool_fail(r->tl, st, "cannot load %s", r->o->checkpoint);
-        return 1;
-    }
-    return 0;
-}
 
 /* The product of the model's feature shape. */
 static int64_t features_of(const struct clt_dataset_info *info)
@@ -93,12 +67,12 @@ static void write_header(FILE *f, bool labels, int64_t k)
 /* Runs one batch (x filled for `rows` rows) and writes its rows, numbered from first. */
 static int predict_batch(struct predict_run *r, int64_t first, int64_t rows, const int32_t *labels)
 {
-    int64_t k = r->m.classes, B = r->m.batch;
+    int64_t k = r->c.m.classes, B = r->c.m.batch;
     for (int64_t i = 0; i < B; i++)
         r->y[i] = -1;
     const void *inputs[] = {r->x, r->y};
     enum clt_status st =
-        clt_trainer_eval(r->tr, inputs, r->m.logits, r->logits, (uint64_t)(B * k), NULL);
+        clt_trainer_eval(r->c.tr, inputs, r->c.m.logits, r->logits, (uint64_t)(B * k), NULL);
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "prediction failed");
         return 1;
@@ -119,7 +93,7 @@ static int predict_batch(struct predict_run *r, int64_t first, int64_t rows, con
 
 static int alloc_buffers(struct predict_run *r, int64_t features)
 {
-    int64_t B = r->m.batch, k = r->m.classes;
+    int64_t B = r->c.m.batch, k = r->c.m.classes;
     r->x = malloc((size_t)(B * features) * sizeof *r->x);
     r->y = malloc((size_t)B * sizeof *r->y);
     r->logits = malloc((size_t)(B * k) * sizeof *r->logits);
@@ -141,10 +115,11 @@ static int predict_csv(struct predict_run *r, const char *path, int64_t batch)
         fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
         return 1;
     }
-    int64_t F = features_of(&r->cm.info), label_col = -1;
+    int64_t F = features_of(&r->c.cm.info), label_col = -1;
     int rc = 1;
     if (rows.cols == F + 1) {
-        label_col = r->cm.label_column < 0 ? rows.cols + r->cm.label_column : r->cm.label_column;
+        label_col =
+            r->c.cm.label_column < 0 ? rows.cols + r->c.cm.label_column : r->c.cm.label_column;
         if (label_col < 0 || label_col >= rows.cols)
             label_col = rows.cols - 1;
     } else if (rows.cols != F) {
@@ -156,14 +131,14 @@ static int predict_csv(struct predict_run *r, const char *path, int64_t batch)
     }
     if (batch > rows.count)
         batch = rows.count;
-    if (load_model(r, batch) != 0 || alloc_buffers(r, F) != 0)
+    if (ckpt_load(r->tl, &r->c, batch, r->o->device) != 0 || alloc_buffers(r, F) != 0)
         goto out;
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     if (!labels) {
         fprintf(stderr, "%s: out of memory\n", r->tl->cmd);
         goto out;
     }
-    write_header(r->out.f, label_col >= 0, r->m.classes);
+    write_header(r->out.f, label_col >= 0, r->c.m.classes);
     rc = 0;
     for (int64_t first = 0; rc == 0 && first < rows.count; first += batch) {
         int64_t n = rows.count - first < batch ? rows.count - first : batch;
@@ -195,7 +170,7 @@ static int predict_images(struct predict_run *r, const char *spec, int64_t batch
     struct data_options o;
     data_options_init(&o);
     o.whole = true; /* every image of the evaluation files, unsplit */
-    o.classes = r->cm.info.kind == CLT_DATASET_CLASSES ? r->cm.info.classes : 0;
+    o.classes = r->c.cm.info.kind == CLT_DATASET_CLASSES ? r->c.cm.info.classes : 0;
     enum clt_status st = data_open(spec, &o, &r->tl->log, &data, err, sizeof err);
     if (st != CLT_OK) {
         tool_report(r->tl, err);
@@ -203,18 +178,18 @@ static int predict_images(struct predict_run *r, const char *spec, int64_t batch
     }
     const struct clt_dataset_info *di = &data.eval_info;
     int rc = 1;
-    if (di->ndim != r->cm.info.ndim ||
-        memcmp(di->shape, r->cm.info.shape, di->ndim * sizeof *di->shape) != 0) {
+    if (di->ndim != r->c.cm.info.ndim ||
+        memcmp(di->shape, r->c.cm.info.shape, di->ndim * sizeof *di->shape) != 0) {
         char have[128], want[128];
         meta_shape(di, have, sizeof have);
-        meta_shape(&r->cm.info, want, sizeof want);
+        meta_shape(&r->c.cm.info, want, sizeof want);
         fprintf(stderr, "%s: %s has examples of shape %s, the model takes %s\n", r->tl->cmd, spec,
                 have, want);
         goto out;
     }
     if (batch > (int64_t)di->count)
         batch = (int64_t)di->count;
-    if (load_model(r, batch) != 0 || alloc_buffers(r, features_of(di)) != 0)
+    if (ckpt_load(r->tl, &r->c, batch, r->o->device) != 0 || alloc_buffers(r, features_of(di)) != 0)
         goto out;
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     st = labels ? clt_batcher_create(data.eval, (uint32_t)batch, 1, 0, false, &b)
@@ -224,7 +199,7 @@ static int predict_images(struct predict_run *r, const char *spec, int64_t batch
         free(labels);
         goto out;
     }
-    write_header(r->out.f, true, r->m.classes);
+    write_header(r->out.f, true, r->c.m.classes);
     rc = 0;
     uint64_t batches = clt_batcher_epoch_batches(b, false);
     for (uint64_t i = 0; rc == 0 && i < batches; i++) {
@@ -284,13 +259,13 @@ static int predict_text(struct predict_run *r, const char *path)
     for (const char *p = text; *p; line++) {
         size_t n = strcspn(p, "\n");
         size_t m = n > 0 && p[n - 1] == '\r' ? n - 1 : n;
-        if (generate_encode(p, m, &r->cm, ids, cap, err, sizeof err) < 0) {
+        if (generate_encode(p, m, &r->c.cm, ids, cap, err, sizeof err) < 0) {
             fprintf(stderr, "%s: %s: line %lld: %s\n", r->tl->cmd, path, (long long)line + 1, err);
             goto out;
         }
         p += n + (p[n] == '\n');
     }
-    if (load_model(r, 1) != 0)
+    if (ckpt_load(r->tl, &r->c, 1, r->o->device) != 0)
         goto out;
     fprintf(r->out.f, "row,prompt,text\n");
     uint64_t rng = (uint64_t)r->o->seed;
@@ -300,10 +275,10 @@ static int predict_text(struct predict_run *r, const char *path)
         size_t n = strcspn(p, "\n");
         size_t m = n > 0 && p[n - 1] == '\r' ? n - 1 : n;
         if (m > 0) {
-            int64_t count = generate_encode(p, m, &r->cm, ids, cap, err, sizeof err);
+            int64_t count = generate_encode(p, m, &r->c.cm, ids, cap, err, sizeof err);
             gen.n = 0;
-            enum clt_status st = generate(r->tr, &r->m, &r->cm, ids, count, r->o->length,
-                                          r->o->temperature, &rng, emit_buf, &gen);
+            enum clt_status st =
+                generate(&r->c, ids, count, r->o->length, r->o->temperature, &rng, emit_buf, &gen);
             if (st != CLT_OK) {
                 tool_fail(r->tl, st, "generation failed at line %lld", (long long)line + 1);
                 rc = 1;
@@ -331,11 +306,7 @@ static void run_free(struct predict_run *r)
     free(r->y);
     free(r->logits);
     free(r->p);
-    clt_trainer_free(r->tr);
-    model_free(&r->m);
-    clt_device_close(r->dev);
-    ckpt_model_free(&r->cm);
-    clt_checkpoint_close(r->ck);
+    ckpt_close(&r->c);
 }
 
 static int run(const struct predict_opts *o, struct opt *t, size_t n, struct tool_log *tl)
@@ -343,16 +314,9 @@ static int run(const struct predict_opts *o, struct opt *t, size_t n, struct too
     struct predict_run r = {.o = o, .tl = tl};
     char err[1200];
     int rc = 1;
-    enum clt_status st = clt_checkpoint_open(o->checkpoint, &tl->log, &r.ck);
-    if (st != CLT_OK) {
-        tool_fail(tl, st, "cannot read the checkpoint %s", o->checkpoint);
+    if (ckpt_open(tl, o->checkpoint, &r.c) != 0)
         goto out;
-    }
-    if (ckpt_model_read(r.ck, &r.cm, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s: %s\n", tl->cmd, o->checkpoint, err);
-        goto out;
-    }
-    bool gpt = r.cm.info.kind == CLT_DATASET_TEXT;
+    bool gpt = r.c.cm.info.kind == CLT_DATASET_TEXT;
     bool text_data = strncmp(o->data, "text:", 5) == 0;
     if (gpt != text_data) {
         fprintf(stderr,
@@ -368,8 +332,7 @@ static int run(const struct predict_opts *o, struct opt *t, size_t n, struct too
         fprintf(stderr, "%s: %s\n", tl->cmd, err);
         goto out;
     }
-    outfile_clean_on_signal(&r.out);
-    int64_t batch = args_find(t, n, "batch")->seen ? o->batch : r.cm.batch;
+    int64_t batch = args_find(t, n, "batch")->seen ? o->batch : r.c.cm.batch;
     if (gpt)
         rc = predict_text(&r, o->data + 5);
     else if (strncmp(o->data, "csv:", 4) == 0)
@@ -407,9 +370,8 @@ int cmd_predict(int argc, char **argv)
         {"temperature", OPT_FLOAT, &o.temperature, "T",
          "gpt: softmax temperature, 0 for the most likely (default 0)", 0, 100, false},
         {"seed", OPT_INT, &o.seed, "N", "gpt: seed of the sampling (default 1)", 0, 9e18, false},
-        {"device", OPT_STRING, &o.device, "SEL", "device selection", 0, 0, false},
-        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0, 0,
-         false},
+        opt_device(&o.device),
+        opt_verbose(&o.verbose),
     };
     size_t n = sizeof t / sizeof t[0];
     int status;
@@ -424,15 +386,20 @@ int cmd_predict(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cmd, err);
         return 2;
     }
-    /* The output is checked before anything is read: never an input of the run, never a
-     * file another program wrote unless --force. */
-    const char *colon = strchr(o.data, ':');
-    const char *inputs[] = {o.checkpoint, colon ? colon + 1 : NULL};
-    if (outpath_check(o.out, inputs, 2, predictions_file_is_mine, o.force, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: --out: %s\n", cmd, err);
+    /* The output is claimed before anything is read: never an input of the run, never a
+     * file another program wrote unless --force. Any refusal is status 1. */
+    static char paths[8][4096];
+    struct input inputs[9] = {{o.checkpoint, "--checkpoint", false}};
+    size_t ninputs = 1, npaths = data_input_paths(o.data, paths, 8);
+    for (size_t i = 0; i < npaths; i++)
+        inputs[ninputs++] = (struct input){paths[i], "--data", false};
+    struct outputs outs = {0};
+    outputs_add(&outs, o.out, "--out", OUTPUT_PREDICTIONS);
+    if (outputs_claim(&outs, cmd, inputs, ninputs, o.force) != 0)
         return 1;
-    }
     struct tool_log tl;
     tool_log_init(&tl, cmd, o.verbose);
-    return run(&o, t, n, &tl);
+    int rc = run(&o, t, n, &tl);
+    outputs_release(&outs);
+    return rc;
 }

@@ -31,56 +31,33 @@ static void emit_stdout(void *user, uint8_t byte)
 
 static int run(const struct sample_opts *o, struct tool_log *tl)
 {
-    struct clt_checkpoint *ck = NULL;
-    struct ckpt_model cm = {0};
-    struct model m = {0};
-    struct clt_device *dev = NULL;
-    struct clt_trainer *tr = NULL;
+    struct ckpt c = {0};
+    const struct ckpt_model *cm = &c.cm;
     int32_t *ids = NULL;
     char err[1200];
     int rc = 1;
-    enum clt_status st = clt_checkpoint_open(o->checkpoint, &tl->log, &ck);
-    if (st != CLT_OK) {
-        tool_fail(tl, st, "cannot read the checkpoint %s", o->checkpoint);
+    if (ckpt_open(tl, o->checkpoint, &c) != 0)
         goto out;
-    }
-    if (ckpt_model_read(ck, &cm, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s: %s\n", tl->cmd, o->checkpoint, err);
-        goto out;
-    }
-    if (strcmp(cm.desc.kind, "gpt") != 0) {
+    if (strcmp(cm->desc.kind, "gpt") != 0) {
         fprintf(stderr, "%s: %s holds a model of kind %s; sample needs a gpt checkpoint\n", tl->cmd,
-                o->checkpoint, cm.desc.kind);
+                o->checkpoint, cm->desc.kind);
         goto out;
     }
     int64_t cap = (int64_t)strlen(o->prompt) + o->length + 1;
     ids = malloc((size_t)cap * sizeof *ids);
     int64_t n =
-        ids ? generate_encode(o->prompt, strlen(o->prompt), &cm, ids, cap, err, sizeof err) : -1;
+        ids ? generate_encode(o->prompt, strlen(o->prompt), cm, ids, cap, err, sizeof err) : -1;
     if (n < 0) {
         if (ids)
             fprintf(stderr, "%s: %s\n", tl->cmd, err);
         rc = ids ? 2 : 1;
         goto out;
     }
-    if (model_build(&cm.desc, &cm.info, 1, &m, err, sizeof err) != CLT_OK) {
-        fprintf(stderr, "%s: %s\n", tl->cmd, err);
+    if (ckpt_load(tl, &c, 1, o->device) != 0)
         goto out;
-    }
-    if (!(dev = tool_device_open(tl, o->device)))
-        goto out;
-    struct clt_trainer_options opt;
-    clt_trainer_options_init(&opt, CLT_OPTIM_SGD);
-    st = clt_trainer_create(dev, m.g, m.loss, &opt, &tr);
-    if (st == CLT_OK)
-        st = clt_trainer_load(tr, o->checkpoint, false);
-    if (st != CLT_OK) {
-        tool_fail(tl, st, "cannot load %s", o->checkpoint);
-        goto out;
-    }
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
     uint64_t rng = (uint64_t)o->seed;
-    st = generate(tr, &m, &cm, ids, n, o->length, o->temperature, &rng, emit_stdout, NULL);
+    enum clt_status st = generate(&c, ids, n, o->length, o->temperature, &rng, emit_stdout, NULL);
     putchar('\n');
     if (st != CLT_OK) {
         tool_fail(tl, st, "generation failed");
@@ -89,11 +66,7 @@ static int run(const struct sample_opts *o, struct tool_log *tl)
     rc = 0;
 out:
     free(ids);
-    clt_trainer_free(tr);
-    model_free(&m);
-    clt_device_close(dev);
-    ckpt_model_free(&cm);
-    clt_checkpoint_close(ck);
+    ckpt_close(&c);
     return rc;
 }
 
@@ -110,9 +83,8 @@ int cmd_sample(int argc, char **argv)
         {"temperature", OPT_FLOAT, &o.temperature, "T",
          "softmax temperature, 0 for the most likely (default 0.8)", 0, 100, false},
         {"seed", OPT_INT, &o.seed, "N", "seed of the sampling (default 1)", 0, 9e18, false},
-        {"device", OPT_STRING, &o.device, "SEL", "device selection", 0, 0, false},
-        {"verbose", OPT_FLAG, &o.verbose, NULL, "log the library's informational messages", 0, 0,
-         false},
+        opt_device(&o.device),
+        opt_verbose(&o.verbose),
     };
     size_t n = sizeof t / sizeof t[0];
     int status;

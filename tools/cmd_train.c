@@ -77,9 +77,7 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          "hold out X of the training data for validation (default 0.1)", 0, 0.99, false},
         {"eval-data", OPT_STRING, &c->eval_data, "D",
          "csv:FILE or idx:DIR: the test set of the final evaluation", 0, 0, false},
-        {"device", OPT_STRING, &c->device, "SEL",
-         "pocl, intel, amd, gpu, P:D... (default: CLTRAIN_DEVICE, else the first GPU)", 0, 0,
-         false},
+        opt_device(&c->device),
         {"metrics", OPT_STRING, &c->metrics, "FILE", "write JSON Lines metrics", 0, 0, false},
         {"log-every", OPT_INT, &c->log_every, "N", "log the loss every N steps (default 10)", 1,
          1e9, false},
@@ -100,8 +98,7 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          "exit 3 unless each logged loss is within --tolerance of FILE's (--metrics)", 0, 0, false},
         {"tolerance", OPT_FLOAT, &c->tolerance, "X",
          "--expect-curve: the largest |loss - golden loss| (default 1e-3)", 0, 1e9, false},
-        {"verbose", OPT_FLAG, &c->verbose, NULL, "log the library's informational messages", 0, 0,
-         false},
+        opt_verbose(&c->verbose),
     };
     memcpy(o, t, sizeof t);
     *n = sizeof t / sizeof t[0];

@@ -266,6 +266,55 @@ void ckpt_model_free(struct ckpt_model *m)
     m->spec = NULL;
 }
 
+int ckpt_open(struct tool_log *tl, const char *path, struct ckpt *c)
+{
+    c->path = path;
+    enum clt_status st = clt_checkpoint_open(path, &tl->log, &c->ck);
+    if (st != CLT_OK) {
+        tool_fail(tl, st, "cannot read the checkpoint %s", path);
+        return 1;
+    }
+    char err[1200];
+    if (ckpt_model_read(c->ck, &c->cm, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", tl->cmd, path, err);
+        return 1;
+    }
+    return 0;
+}
+
+int ckpt_load(struct tool_log *tl, struct ckpt *c, int64_t batch, const char *device)
+{
+    char err[1200];
+    if (model_build(&c->cm.desc, &c->cm.info, batch, &c->m, err, sizeof err) != CLT_OK) {
+        fprintf(stderr, "%s: %s\n", tl->cmd, err);
+        return 1;
+    }
+    if (!(c->dev = tool_device_open(tl, device)))
+        return 1;
+    struct clt_trainer_options opt;
+    clt_trainer_options_init(&opt, CLT_OPTIM_SGD);
+    enum clt_status st = clt_trainer_create(c->dev, c->m.g, c->m.loss, &opt, &c->tr);
+    if (st == CLT_OK)
+        st = clt_trainer_load(c->tr, c->path, false);
+    if (st != CLT_OK) {
+        tool_fail(tl, st, "cannot load %s", c->path);
+        return 1;
+    }
+    return 0;
+}
+
+void ckpt_close(struct ckpt *c)
+{
+    clt_trainer_free(c->tr);
+    model_free(&c->m);
+    clt_device_close(c->dev);
+    ckpt_model_free(&c->cm);
+    clt_checkpoint_close(c->ck);
+    c->tr = NULL;
+    c->dev = NULL;
+    c->ck = NULL;
+}
+
 int64_t argmax(const float *row, int64_t n)
 {
     int64_t best = 0;

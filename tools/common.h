@@ -1,7 +1,8 @@
 /*
- * common.h: what the train, eval and sample commands share: a log that keeps the library's
- * last error for the command's own one-line message, opening the device, and the metadata a
- * cltrain checkpoint carries about its model and data.
+ * common.h: what the commands share: a log that keeps the library's last error for the
+ * command's own one-line message, opening the device, the metadata a cltrain checkpoint
+ * carries about its model and data, and opening a checkpoint for inference (eval, predict,
+ * sample).
  *
  * Metadata keys written by `cltrain train` (all values are strings; docs/formats.md):
  *   model            model_desc_format's line, e.g. "cnn width=32 depth=0 ..."
@@ -82,6 +83,28 @@ struct ckpt_model {
 int ckpt_model_read(const struct clt_checkpoint *ck, struct ckpt_model *out, char *err,
                     size_t err_size);
 void ckpt_model_free(struct ckpt_model *m);
+
+/* A checkpoint of `cltrain train` opened for inference (eval, predict, sample): its metadata
+ * (ckpt_open), then its model built at a batch size on a device with the parameters loaded
+ * (ckpt_load). Zero it before ckpt_open; ckpt_close frees what is held. */
+struct ckpt {
+    const char *path;
+    struct clt_checkpoint *ck;
+    struct ckpt_model cm;
+    struct model m;
+    struct clt_device *dev;
+    struct clt_trainer *tr;
+};
+
+/* Opens the checkpoint at path and reads its model and data metadata. 0, or 1 after printing
+ * why. */
+int ckpt_open(struct tool_log *tl, const char *path, struct ckpt *c);
+
+/* Builds the model at batch, opens the device (selection as tool_device_open) and loads the
+ * parameters. 0, or 1 after printing why. */
+int ckpt_load(struct tool_log *tl, struct ckpt *c, int64_t batch, const char *device);
+
+void ckpt_close(struct ckpt *c);
 
 /* Formats a dataset's shape and symbols for the metadata. */
 void meta_shape(const struct clt_dataset_info *info, char *out, size_t size);

@@ -64,10 +64,10 @@ int64_t generate_encode(const char *prompt, size_t n, const struct ckpt_model *c
     return count;
 }
 
-enum clt_status generate(struct clt_trainer *tr, const struct model *m, const struct ckpt_model *cm,
-                         int32_t *ids, int64_t n, int64_t length, double temperature, uint64_t *rng,
-                         generate_emit_fn emit, void *user)
+enum clt_status generate(const struct ckpt *c, int32_t *ids, int64_t n, int64_t length,
+                         double temperature, uint64_t *rng, generate_emit_fn emit, void *user)
 {
+    const struct model *m = &c->m;
     int64_t T = m->positions, V = m->classes;
     int32_t *x = calloc((size_t)T, sizeof *x), *y = malloc((size_t)T * sizeof *y);
     float *logits = malloc((size_t)(T * V) * sizeof *logits);
@@ -79,11 +79,11 @@ enum clt_status generate(struct clt_trainer *tr, const struct model *m, const st
         int64_t w = n < T ? n : T; /* the window: the last w tokens */
         memcpy(x, ids + n - w, (size_t)w * sizeof *x);
         const void *inputs[] = {x, y};
-        st = clt_trainer_eval(tr, inputs, m->logits, logits, (uint64_t)(T * V), NULL);
+        st = clt_trainer_eval(c->tr, inputs, m->logits, logits, (uint64_t)(T * V), NULL);
         if (st != CLT_OK)
             break;
         ids[n] = draw(logits + (w - 1) * V, V, temperature, rng, p);
-        emit(user, cm->symbols[ids[n]]);
+        emit(user, c->cm.symbols[ids[n]]);
         n++;
     }
     free(x);

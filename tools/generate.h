@@ -25,10 +25,9 @@ int64_t generate_encode(const char *prompt, size_t n, const struct ckpt_model *c
 typedef void (*generate_emit_fn)(void *user, uint8_t byte);
 
 /* Generates `length` tokens after ids[0..n) (ids has room for n + length), calling emit
- * with each one's byte. rng is the sampling state (splitmix64), advanced. m is built at
- * batch 1; tr is its trainer with the checkpoint loaded. */
-enum clt_status generate(struct clt_trainer *tr, const struct model *m, const struct ckpt_model *cm,
-                         int32_t *ids, int64_t n, int64_t length, double temperature, uint64_t *rng,
-                         generate_emit_fn emit, void *user);
+ * with each one's byte. rng is the sampling state (splitmix64), advanced. c is loaded
+ * (ckpt_load) at batch 1. */
+enum clt_status generate(const struct ckpt *c, int32_t *ids, int64_t n, int64_t length,
+                         double temperature, uint64_t *rng, generate_emit_fn emit, void *user);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "outputs.h"
 
 /* Reads a whole file into memory (NULL with *missing set if it does not exist). */
 static char *slurp(const char *path, bool *missing)
@@ -104,19 +105,21 @@ int metrics_open(struct metrics *m, const char *path, int64_t keep_until_step, c
             return -1;
         }
     }
-    m->f = fopen(path, "w");
-    if (!m->f) {
-        snprintf(err, err_size, "cannot write the metrics file %s: %s", path, strerror(errno));
-        free(old);
-        return -1;
-    }
-    if (old) {
-        struct keep k = {m->f, keep_until_step};
+    /* The records kept (none for a new run) replace the file atomically; the run appends. */
+    struct outfile out;
+    int rc = outfile_open(&out, path, err, err_size);
+    if (rc == 0 && old) {
+        struct keep k = {out.f, keep_until_step};
         each_line(old, keep_line, &k);
-        fflush(m->f);
-        free(old);
     }
-    return 0;
+    free(old);
+    if (rc == 0)
+        rc = outfile_commit(&out, err, err_size);
+    if (rc == 0 && !(m->f = fopen(path, "a"))) {
+        snprintf(err, err_size, "cannot write the metrics file %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    return rc;
 }
 
 void metrics_close(struct metrics *m)

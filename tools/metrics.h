@@ -24,10 +24,10 @@ struct metrics {
     int fields; /* fields written in the current record */
 };
 
-/* Opens path for writing (truncating it), or, with keep_until_step >= 0, keeps the records of
- * an existing file whose "step" is at most keep_until_step and appends after them (resuming
- * a run). path NULL leaves m closed (every call is then a no-op). 0, or -1 with a message in
- * err. */
+/* Opens path for writing, replacing it (atomically, outputs.h) with an empty file or, with
+ * keep_until_step >= 0, with the records of the existing file whose "step" is at most
+ * keep_until_step (resuming a run); records are then appended. path NULL leaves m closed
+ * (every call is then a no-op). 0, or -1 with a message in err. */
 int metrics_open(struct metrics *m, const char *path, int64_t keep_until_step, char *err,
                  size_t err_size);
 void metrics_close(struct metrics *m);

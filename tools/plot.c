@@ -5,16 +5,15 @@
  */
 #include "plot.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <stdlib.h>
 
 #include "json.h"
 #include "metrics.h"
+#include "outputs.h"
 
 enum { WIDTH = 800, HEIGHT = 480, LEFT = 70, RIGHT = 20, TOP = 40, BOTTOM = 55, GAP = 25 };
 
@@ -249,16 +248,10 @@ static void panel(FILE *f, struct frame *fr, const struct plot_panel *p, const c
 int plot_svg_panels(const char *path, const char *title, const char *xlabel,
                     const struct plot_panel *panels, size_t count, char *err, size_t err_size)
 {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        snprintf(err, err_size, "plot path too long");
+    struct outfile out;
+    if (outfile_open(&out, path, err, err_size) != 0)
         return -1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
+    FILE *f = out.f;
     int height = TOP + BOTTOM;
     for (size_t k = 0; k < count; k++)
         height += panels[k].height + (k ? GAP : 0);
@@ -281,13 +274,7 @@ int plot_svg_panels(const char *path, const char *title, const char *xlabel,
         fr.top = fr.bottom + GAP;
     }
     fputs("</svg>\n", f);
-    bool bad = ferror(f) != 0;
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return outfile_commit(&out, err, err_size);
 }
 
 int plot_svg(const char *path, const char *title, const char *xlabel, const char *ylabel,

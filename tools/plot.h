@@ -30,14 +30,14 @@ struct plot_panel {
 };
 
 /* Draws the panels stacked, top to bottom, each with its own y ticks, label and legend, the
- * x ticks and xlabel under the last; writes the SVG to path (replacing it atomically).
+ * x ticks and xlabel under the last; writes the SVG to path (replacing it atomically, outputs.h).
  * Returns 0, or -1 with a message in err. */
 int plot_svg_panels(const char *path, const char *title, const char *xlabel,
                     const struct plot_panel *panels, size_t count, char *err, size_t err_size);
 
 /* Draws the series on one pair of axes with ticks, axis labels, a title and a legend, and
- * writes the SVG to path (replacing it atomically through "<path>.tmp.<pid>"). Non-finite points
- * are skipped. Returns 0, or -1 with a message in err. */
+ * writes the SVG to path (replacing it atomically, outputs.h). Non-finite points are skipped.
+ * Returns 0, or -1 with a message in err. */
 int plot_svg(const char *path, const char *title, const char *xlabel, const char *ylabel,
              const struct plot_series *series, size_t count, char *err, size_t err_size);
 

@@ -58,6 +58,13 @@ int train_config_check(struct train_config *c, char *err, size_t err_size)
         snprintf(err, err_size, "--val-fraction must be at least 0 and below 1");
         return 2;
     }
+    const char *outputs[] = {c->out, c->metrics, c->plot}, *names[] = {"out", "metrics", "plot"};
+    for (int i = 0; i < 3; i++)
+        if (outputs[i] && strcmp(outputs[i], "-") == 0) {
+            snprintf(err, err_size, "--%s: give a file name (\"-\", standard output, is not one)",
+                     names[i]);
+            return 2;
+        }
     if (c->keep_best && !c->out) {
         snprintf(err, err_size, "--keep-best needs --out FILE");
         return 2;
