@@ -149,9 +149,8 @@ enum clt_status bench_train(struct bench_ctx *c);
 
 struct model; /* tools/models.h */
 
-/* The dataset shape a built-in model is benchmarked on, its batch size, and random inputs
- * for it (x and y malloc'd, in the order clt_trainer_step wants them). */
-void bench_train_data_info(const char *kind, struct clt_dataset_info *info);
+/* A built-in model's batch size in the bench, and random inputs for it (x and y malloc'd, in
+ * the order clt_trainer_step wants them); its data is model_default_data's (models.h). */
 int64_t bench_train_batch(const char *kind);
 enum clt_status bench_train_inputs(const struct model *m, void **x, void **y);
 

@@ -153,7 +153,7 @@ int bench_first_step_child(const char *selection, const char *kind)
     memset(&m, 0, sizeof m);
     enum clt_status st = clt_device_open(selection, NULL, &dev);
     model_desc_init(&d, kind);
-    bench_train_data_info(kind, &info);
+    model_default_data(kind, &info);
     if (st == CLT_OK)
         st = model_build(&d, &info, bench_train_batch(kind), &m, err, sizeof err);
     if (st == CLT_OK)

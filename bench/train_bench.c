@@ -28,26 +28,6 @@ struct train_case {
 };
 static const struct train_case cases[] = {{"mlp", 128, 8, 4}, {"cnn", 64, 4, 2}, {"gpt", 16, 3, 1}};
 
-enum { IMAGE = 28, CLASSES = 10, VOCAB = 96 };
-
-void bench_train_data_info(const char *kind, struct clt_dataset_info *info)
-{
-    memset(info, 0, sizeof *info);
-    if (strcmp(kind, "gpt") == 0) {
-        info->kind = CLT_DATASET_TEXT;
-        info->count = 1 << 20;
-        info->vocab = VOCAB;
-        return;
-    }
-    info->kind = CLT_DATASET_CLASSES;
-    info->count = 60000;
-    info->ndim = 3;
-    info->shape[0] = 1;
-    info->shape[1] = IMAGE;
-    info->shape[2] = IMAGE;
-    info->classes = CLASSES;
-}
-
 int64_t bench_train_batch(const char *kind)
 {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -266,7 +246,7 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     struct model m;
     char err[256] = "";
     model_desc_init(&d, tc->kind);
-    bench_train_data_info(tc->kind, &info);
+    model_default_data(tc->kind, &info);
     enum clt_status st = model_build(&d, &info, tc->batch, &m, err, sizeof err);
     if (st != CLT_OK) {
         bench_note(c->out, "train: %s not built: %s", tc->kind, err);

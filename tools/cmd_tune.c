@@ -28,26 +28,6 @@ static const char *const summary =
     "  CLTRAIN_TUNE_BUDGET bounds the seconds one model's tuning may take (default 60).\n"
     "Exit status: 0 success, 1 failure, 2 bad usage.";
 
-enum { IMAGE = 28, CLASSES = 10, VOCAB = 96 };
-
-static void data_info(const char *kind, struct clt_dataset_info *info)
-{
-    memset(info, 0, sizeof *info);
-    if (strcmp(kind, "gpt") == 0) {
-        info->kind = CLT_DATASET_TEXT;
-        info->count = 1 << 20;
-        info->vocab = VOCAB;
-        return;
-    }
-    info->kind = CLT_DATASET_CLASSES;
-    info->count = 60000;
-    info->ndim = 3;
-    info->shape[0] = 1;
-    info->shape[1] = IMAGE;
-    info->shape[2] = IMAGE;
-    info->classes = CLASSES;
-}
-
 static int64_t default_batch(const char *kind)
 {
     return strcmp(kind, "gpt") == 0 ? 16 : strcmp(kind, "cnn") == 0 ? 32 : 128;
@@ -101,7 +81,7 @@ static enum clt_status tune_model(struct clt_device *dev, const char *kind, int6
     struct model m;
     memset(&m, 0, sizeof m);
     model_desc_init(&d, kind);
-    data_info(kind, &info);
+    model_default_data(kind, &info);
     enum clt_status st =
         model_build(&d, &info, batch > 0 ? batch : default_batch(kind), &m, err, err_size);
     struct clt_trainer_options opt;

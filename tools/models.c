@@ -780,3 +780,21 @@ char *model_read_file(const char *path, size_t max_bytes, char *err, size_t err_
     buf[len] = '\0';
     return buf;
 }
+
+void model_default_data(const char *kind, struct clt_dataset_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (strcmp(kind, "gpt") == 0) {
+        info->kind = CLT_DATASET_TEXT;
+        info->count = 1 << 20;
+        info->vocab = 96;
+        return;
+    }
+    info->kind = CLT_DATASET_CLASSES;
+    info->count = 60000;
+    info->ndim = 3;
+    info->shape[0] = 1;
+    info->shape[1] = 28;
+    info->shape[2] = 28;
+    info->classes = 10;
+}
