@@ -315,6 +315,13 @@ enum clt_status clt__gemm_resolve(const struct clt_log *log, const struct clt_ge
                                   int64_t *span_c);
 
 /* Enqueues with one backend explicitly, without fallback (tests and the bench). */
+/* CLBlast's tuning parameters of `kernel` (single precision) on dev: read (0 when done, else
+ * CLBlast's status, or 1 for a name the kernel lacks) and overridden (logged on failure).
+ * Behind the lock every CLBlast call takes. */
+int clt__gemm_clblast_params(struct clt_device *dev, const char *kernel, size_t count,
+                             const char *const *names, size_t *values);
+enum clt_status clt__gemm_clblast_override(struct clt_device *dev, const char *kernel, size_t count,
+                                           const char *const *names, const size_t *values);
 enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_shape *g,
                                   struct clt__buf a, struct clt__buf b, struct clt__buf c);
 enum clt_status clt__gemm_own(struct clt_device *dev, const struct clt_gemm_shape *g,

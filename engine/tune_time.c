@@ -339,3 +339,20 @@ enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_ge
     bench_free(&b);
     return won >= 0 ? CLT_OK : CLT_ERR_GEMM;
 }
+
+enum clt_status clt__tune_time_one(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                   clt__gemm_fn fn, const struct clt__gemm_config *own,
+                                   struct clt_gemm_candidate *c)
+{
+    struct bench b;
+    enum clt_status st = bench_make(dev, g, &b);
+    if (st == CLT_OK) {
+        struct clt__tune_entry e = {.impl = CLT__GEMM_IMPL_OWN};
+        if (own)
+            e.cfg = *own;
+        try_candidate(&b, fn, own ? &e : NULL, 0, c);
+        st = c->status;
+    }
+    bench_free(&b);
+    return st;
+}

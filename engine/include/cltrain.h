@@ -371,6 +371,14 @@ CLT_API enum clt_status clt_device_gemm_tune(struct clt_device *dev,
 CLT_API enum clt_status clt_device_gemm_tunings(struct clt_device *dev,
                                                 struct clt_gemm_tuning **out, size_t *count);
 
+/* CLBlast's SGEMM kernel parameters the tuner decided for the device, as text: "default"
+ * (CLBlast's own kept), "NAME=VALUE,..." (found faster on the device and handed to CLBlast
+ * through CLBlastOverrideParameters), or "" when not decided (CPU devices, where the host
+ * BLAS and the own kernel serve, or nothing tuned yet). CLT_ERR_INVALID_ARGUMENT when out
+ * is too small (256 bytes always suffice). */
+CLT_API enum clt_status clt_device_gemm_clblast_params(const struct clt_device *dev, char *out,
+                                                       size_t size);
+
 /* ==== Graphs: describing a model ======================================================== */
 /*
  * A model is a static graph, built once: inputs (a batch's data), parameters (trained,
