@@ -456,6 +456,13 @@ CLT_API struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint
 CLT_API struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint32_t ndim,
                                      const int64_t *shape, struct clt_init init);
 
+/* The parameter or state tensor named `name` ("fc1.weight", "bn.running_mean"), made by
+ * clt_param, clt_state or a layer, to be used again: by clt_matmul and the other ops, or by a
+ * layer given it through struct clt_layer_params (weight tying, below). When the graph has no
+ * parameter or state of that name, returns NULL and records that as the graph's error, as a
+ * builder would (inputs and op results are not found). */
+CLT_API struct clt_tensor *clt_graph_param(struct clt_graph *g, const char *name);
+
 /* ---- Arithmetic --------------------------------------------------------------------- */
 
 /* op(a) * op(b): a [M, K] (trans_a: [K, M]), b [K, N] (trans_b: [N, K]) -> [M, N]. With 3-D
@@ -544,12 +551,44 @@ CLT_API struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, 
                                      int64_t start, int64_t length);
 
 /* ---- Layers (they add parameters named "<name>.<part>") ------------------------------- */
+/*
+ * Weight tying and shared layers. Each layer has an _ex form that takes a struct
+ * clt_layer_params: every member given (non-NULL) is used as that part of the layer instead of
+ * a new parameter, and the layer makes only the parts left NULL, under its name (a layer given
+ * every part makes none, and its name may be NULL). A given weight or bias must be a
+ * parameter of the same graph (clt_param, or a layer's, found with clt_graph_param) of exactly
+ * the shape the layer would make; batch norm's running averages must be state tensors of shape
+ * [C]. A member the layer does not have (a bias with bias off, running averages for any layer
+ * but batch norm) is an error too. Errors are recorded in the graph and name the layer, the
+ * part and both shapes. A parameter used by several layers or ops is one tensor: it is saved,
+ * initialised (by its first maker's rule) and updated once, and its gradient is the sum of the
+ * contributions of every use.
+ *
+ * Tying a language model's output layer to its token embedding, as GPT-2 does: the embedding's
+ * weight [vocab, dim] is exactly the [out, in] weight of a linear layer from dim to vocab, so
+ * no transpose is needed:
+ *
+ *     struct clt_tensor *h = clt_embedding(g, ids, vocab, dim, "tok");      // [N, T, dim]
+ *     ... transformer blocks ...
+ *     struct clt_layer_params tied = {.weight = clt_graph_param(g, "tok.weight")};
+ *     struct clt_tensor *logits = clt_linear_ex(g, h, vocab, false, "head", &tied);
+ */
+struct clt_layer_params {
+    struct clt_tensor *weight;
+    struct clt_tensor *bias;
+    struct clt_tensor *running_mean; /* batch norm only */
+    struct clt_tensor *running_var;  /* batch norm only */
+};
 
 /* x [..., in] -> [..., out]: x * weight^T + bias; weight [out, in] Kaiming-uniform with
  * a = 1/sqrt(3) (PyTorch's nn.Linear), bias [out] U(-1/sqrt(in), 1/sqrt(in)).
  * Parameters "<name>.weight", "<name>.bias". */
 CLT_API struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x,
                                       int64_t out_features, bool bias, const char *name);
+/* The same with given parameters (use may be NULL): weight [out, in], bias [out]. */
+CLT_API struct clt_tensor *clt_linear_ex(struct clt_graph *g, struct clt_tensor *x,
+                                         int64_t out_features, bool bias, const char *name,
+                                         const struct clt_layer_params *use);
 
 struct clt_conv2d_desc {
     int64_t out_channels;
@@ -566,6 +605,11 @@ struct clt_conv2d_desc {
  * and "<name>.bias" [out], initialised as PyTorch's nn.Conv2d. */
 CLT_API struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
                                       const struct clt_conv2d_desc *desc, const char *name);
+/* The same with given parameters (use may be NULL): weight [out, C / groups, kh, kw], bias
+ * [out] (with desc->bias). */
+CLT_API struct clt_tensor *clt_conv2d_ex(struct clt_graph *g, struct clt_tensor *x,
+                                         const struct clt_conv2d_desc *desc, const char *name,
+                                         const struct clt_layer_params *use);
 
 /* Max and average pooling of x [N, C, H, W] -> [N, C, OH, OW] (OH as for convolution with
  * dilation 1; stride 0 means the kernel size). Average pooling counts padded elements
@@ -584,16 +628,27 @@ CLT_API struct clt_tensor *clt_global_avg_pool2d(struct clt_graph *g, struct clt
  * "<name>.running_mean", "<name>.running_var". -> shape of x. */
 CLT_API struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                           float momentum, const char *name);
+/* The same with given parameters and state (use may be NULL), each [C]. */
+CLT_API struct clt_tensor *clt_batch_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                             float momentum, const char *name,
+                                             const struct clt_layer_params *use);
 
 /* Layer norm over the last axis of x [..., D]. Parameters "<name>.weight" [D] (ones),
  * "<name>.bias" [D] (zeros). -> shape of x. */
 CLT_API struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                           const char *name);
+/* The same with given parameters (use may be NULL): weight and bias [D]. */
+CLT_API struct clt_tensor *clt_layer_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                             const char *name, const struct clt_layer_params *use);
 
 /* I32 ids [...] -> [..., dim]: rows of "<name>.weight" [vocab, dim] (N(0, 1), as PyTorch).
  * Ids outside [0, vocab) give zero rows. */
 CLT_API struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
                                          int64_t dim, const char *name);
+/* The same with a given weight [vocab, dim] (use may be NULL; a bias is an error). */
+CLT_API struct clt_tensor *clt_embedding_ex(struct clt_graph *g, struct clt_tensor *ids,
+                                            int64_t vocab, int64_t dim, const char *name,
+                                            const struct clt_layer_params *use);
 
 /* Scaled dot-product attention of q, k, v [B, H, T, Dh] -> [B, H, T, Dh], scale
  * 1/sqrt(Dh); with causal, position t attends to positions <= t. */
