@@ -3,7 +3,8 @@
  * reference (test/ref_attention.c); finite differences of sdpa are in test_ops.c.
  *
  * Inputs q, k, v, dO uniform in [-1, 1); shapes with odd T and D, one or several heads,
- * batch 1 and more, causal masking on and off, tensors at non-zero buffer offsets.
+ * multi-head, grouped-query (2 and 3 query heads per key/value head) and multi-query, batch 1
+ * and more, causal masking on and off, tensors at non-zero buffer offsets.
  *
  * Tolerances, |got - want| <= atol + rtol * |want|, each about 10 times the largest error
  * seen on PoCL (CLBlast and own GEMM), rusticl and Oclgrind, so that a slip of 1e-4 relative
@@ -11,8 +12,9 @@
  * - P and O: atol 2e-7 * (D + T), rtol 1e-5. A score is a float sum of D products of
  *   magnitude <= 1, which exp turns into a relative error of P of the same size; O adds a
  *   float sum of T products of magnitude <= 1.
- * - dQ, dK, dV: atol 5e-7 * (D + T) * (1 + T / 8), rtol 1e-5: two more chained GEMMs of
- *   length T or D, and dS's difference dP - rowsum(P dP) cancels.
+ * - dQ, dK, dV: atol 5e-7 * (D + T) * (1 + T / 8) * R, rtol 1e-5: two more chained GEMMs of
+ *   length T or D, and dS's difference dP - rowsum(P dP) cancels; with grouped queries dK and
+ *   dV sum over the R = H / HKV heads of a group (R = 1 for multi-head attention).
  * - Large scores (q, k in [-30, 30): |S| in the hundreds, exp would overflow without the
  *   max subtraction; P nearly one-hot): the score error grows with |S|, so P and O: atol 1e-4,
  *   rtol 1e-4; gradients (up to ~30 in magnitude): atol 2e-3, rtol 1e-3.
@@ -30,8 +32,9 @@
 #include "ops/attention.h"
 #include "ref_attention.h"
 
+/* hkv key/value heads, dividing h (hkv = h: multi-head attention). */
 struct shape {
-    int64_t b, h, t, d;
+    int64_t b, h, hkv, t, d;
 };
 
 /* Device tensors of one case, all in one arena, behind a small pad so that none starts at
@@ -43,22 +46,22 @@ struct tensors {
 
 static void tensors_create(struct clt_device *dev, const struct shape *s, struct tensors *x)
 {
-    size_t n = (size_t)(s->b * s->h * s->t * s->d);
+    size_t n = (size_t)(s->b * s->h * s->t * s->d), nkv = (size_t)(s->b * s->hkv * s->t * s->d);
     size_t pn = (size_t)(clt__attention_probs_bytes(s->b, s->h, s->t) / sizeof(float));
     size_t wn = (size_t)(clt__attention_workspace_bytes(s->b, s->h, s->t) / sizeof(float));
     uint64_t bytes = (uint64_t)(7 * n + pn + wn + 16) * sizeof(float) + 12 * 4096;
     assert_int_equal(clt_arena_create(dev, bytes, &x->arena), CLT_OK);
     (void)clt_test_upload(x->arena, NULL, 3);
     x->q = clt_test_upload(x->arena, NULL, n);
-    x->k = clt_test_upload(x->arena, NULL, n);
-    x->v = clt_test_upload(x->arena, NULL, n);
+    x->k = clt_test_upload(x->arena, NULL, nkv);
+    x->v = clt_test_upload(x->arena, NULL, nkv);
     x->p = clt_test_upload(x->arena, NULL, pn);
     x->o = clt_test_upload(x->arena, NULL, n);
     x->dout = clt_test_upload(x->arena, NULL, n);
     x->work = clt_test_upload(x->arena, NULL, wn);
     x->dq = clt_test_upload(x->arena, NULL, n);
-    x->dk = clt_test_upload(x->arena, NULL, n);
-    x->dv = clt_test_upload(x->arena, NULL, n);
+    x->dk = clt_test_upload(x->arena, NULL, nkv);
+    x->dv = clt_test_upload(x->arena, NULL, nkv);
 }
 
 static void forward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
@@ -66,8 +69,8 @@ static void forward(struct clt_device *dev, const struct shape *s, bool causal, 
 {
     assert_int_equal(clt__attention_forward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
                                             clt__view_buf(&x->v), clt__view_buf(&x->p),
-                                            clt__view_buf(&x->o), s->b, s->h, s->t, s->d, scale,
-                                            causal),
+                                            clt__view_buf(&x->o), s->b, s->h, s->hkv, s->t, s->d,
+                                            scale, causal),
                      CLT_OK);
 }
 
@@ -78,7 +81,7 @@ static void backward(struct clt_device *dev, const struct shape *s, bool causal,
                          dev, clt__view_buf(&x->q), clt__view_buf(&x->k), clt__view_buf(&x->v),
                          clt__view_buf(&x->p), clt__view_buf(&x->dout), clt__view_buf(&x->work),
                          clt__view_buf(&x->dq), clt__view_buf(&x->dk), clt__view_buf(&x->dv), s->b,
-                         s->h, s->t, s->d, scale, causal, acc_mask),
+                         s->h, s->hkv, s->t, s->d, scale, causal, acc_mask),
                      CLT_OK);
 }
 
@@ -100,37 +103,40 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
                        double atol_fwd, double rtol_fwd, double atol_bwd, double rtol_bwd)
 {
     size_t n = (size_t)(s->b * s->h * s->t * s->d), pn = (size_t)(s->b * s->h * s->t * s->t);
-    float *q = clt_test_floats(n), *k = clt_test_floats(n), *v = clt_test_floats(n);
+    size_t nkv = (size_t)(s->b * s->hkv * s->t * s->d);
+    size_t sizes[3] = {n, nkv, nkv}; /* of dQ, dK, dV */
+    float *q = clt_test_floats(n), *k = clt_test_floats(nkv), *v = clt_test_floats(nkv);
     float *dout = clt_test_floats(n);
-    float *g0[3] = {clt_test_floats(n), clt_test_floats(n), clt_test_floats(n)};
+    float *g0[3] = {clt_test_floats(n), clt_test_floats(nkv), clt_test_floats(nkv)};
     float *got = clt_test_floats(n > pn ? n : pn);
     double *p = clt_test_doubles(pn), *o = clt_test_doubles(n);
-    double *want[3] = {clt_test_doubles(n), clt_test_doubles(n), clt_test_doubles(n)};
-    uint64_t seed = (uint64_t)(s->b * 1000003 + s->h * 1009 + s->t * 31 + s->d) * 2 + causal;
+    double *want[3] = {clt_test_doubles(n), clt_test_doubles(nkv), clt_test_doubles(nkv)};
+    uint64_t seed =
+        (uint64_t)(s->b * 1000003 + s->h * 1009 + s->hkv * 97 + s->t * 31 + s->d) * 2 + causal;
     clt_test_fill(q, n, seed + 1, -amp, amp);
-    clt_test_fill(k, n, seed + 2, -amp, amp);
-    clt_test_fill(v, n, seed + 3, -1.0f, 1.0f);
+    clt_test_fill(k, nkv, seed + 2, -amp, amp);
+    clt_test_fill(v, nkv, seed + 3, -1.0f, 1.0f);
     clt_test_fill(dout, n, seed + 4, -1.0f, 1.0f);
     for (int i = 0; i < 3; i++)
-        clt_test_fill(g0[i], n, seed + 5 + (uint64_t)i, -1.0f, 1.0f);
+        clt_test_fill(g0[i], sizes[i], seed + 5 + (uint64_t)i, -1.0f, 1.0f);
     const float scale = clt__attention_scale(s->d);
-    ref_attention_forward(q, k, v, s->b, s->h, s->t, s->d, scale, causal, p, o);
-    ref_attention_backward(q, k, v, dout, s->b, s->h, s->t, s->d, scale, causal, want[0], want[1],
-                           want[2]);
+    ref_attention_gqa_forward(q, k, v, s->b, s->h, s->hkv, s->t, s->d, scale, causal, p, o);
+    ref_attention_gqa_backward(q, k, v, dout, s->b, s->h, s->hkv, s->t, s->d, scale, causal,
+                               want[0], want[1], want[2]);
 
     struct tensors x;
     tensors_create(dev, s, &x);
     clt_test_put(&x.q, q, n);
-    clt_test_put(&x.k, k, n);
-    clt_test_put(&x.v, v, n);
+    clt_test_put(&x.k, k, nkv);
+    clt_test_put(&x.v, v, nkv);
     clt_test_put(&x.dout, dout, n);
     /* Garbage in the outputs must not leak into a non-accumulating backward. */
     float *nan = clt_test_floats(n);
     for (size_t i = 0; i < n; i++)
         nan[i] = NAN;
     clt_test_put(&x.dq, nan, n);
-    clt_test_put(&x.dk, nan, n);
-    clt_test_put(&x.dv, nan, n);
+    clt_test_put(&x.dk, nan, nkv);
+    clt_test_put(&x.dv, nan, nkv);
     free(nan);
 
     char what[160];
@@ -139,8 +145,9 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
     forward(dev, s, causal, scale, &x);
     backward(dev, s, causal, scale, 0, &x);
 
-    snprintf(what, sizeof what, "B=%lld H=%lld T=%lld D=%lld causal=%d amp=%g", (long long)s->b,
-             (long long)s->h, (long long)s->t, (long long)s->d, causal, (double)amp);
+    snprintf(what, sizeof what, "B=%lld H=%lld HKV=%lld T=%lld D=%lld causal=%d amp=%g",
+             (long long)s->b, (long long)s->h, (long long)s->hkv, (long long)s->t, (long long)s->d,
+             causal, (double)amp);
     char msg[200];
     clt_test_download(&x.p, got, pn);
     snprintf(msg, sizeof msg, "P %s", what);
@@ -151,21 +158,21 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
     snprintf(msg, sizeof msg, "O %s", what);
     clt_test_assert_close(msg, got, o, n, atol_fwd, rtol_fwd);
     for (int i = 0; i < 3; i++) {
-        clt_test_download(grads[i], got, n);
+        clt_test_download(grads[i], got, sizes[i]);
         snprintf(msg, sizeof msg, "%s %s", names[i], what);
-        clt_test_assert_close(msg, got, want[i], n, atol_bwd, rtol_bwd);
+        clt_test_assert_close(msg, got, want[i], sizes[i], atol_bwd, rtol_bwd);
     }
 
     /* accumulate: gradients start at g0 and must end at g0 + reference. */
     for (int i = 0; i < 3; i++)
-        clt_test_put(grads[i], g0[i], n);
+        clt_test_put(grads[i], g0[i], sizes[i]);
     backward(dev, s, causal, scale, CLT__ATTENTION_ACC_ALL, &x);
     for (int i = 0; i < 3; i++) {
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < sizes[i]; j++)
             want[i][j] += (double)g0[i][j];
-        clt_test_download(grads[i], got, n);
+        clt_test_download(grads[i], got, sizes[i]);
         snprintf(msg, sizeof msg, "%s (accumulate) %s", names[i], what);
-        clt_test_assert_close(msg, got, want[i], n, atol_bwd, rtol_bwd);
+        clt_test_assert_close(msg, got, want[i], sizes[i], atol_bwd, rtol_bwd);
     }
 
     clt_arena_free(x.arena);
@@ -185,18 +192,23 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
 static void matches_reference(void **state)
 {
     struct clt_device *dev = *state;
+    /* Multi-head, then grouped-query (two and three query heads per key/value head) and
+     * multi-query (one key/value head). */
     static const struct shape big[] = {
-        {1, 1, 1, 3}, {1, 2, 5, 8}, {1, 3, 13, 17}, {2, 3, 13, 5}, {3, 2, 67, 9}, {1, 1, 130, 33},
+        {1, 1, 1, 1, 3},    {1, 2, 2, 5, 8}, {1, 3, 3, 13, 17}, {2, 3, 3, 13, 5}, {3, 2, 2, 67, 9},
+        {1, 1, 1, 130, 33}, {2, 4, 2, 7, 5}, {3, 6, 2, 11, 3},  {2, 3, 1, 9, 7},  {1, 6, 3, 67, 9},
     };
-    static const struct shape small[] = {{1, 1, 1, 3}, {1, 2, 5, 8}, {1, 3, 13, 17}};
+    static const struct shape small[] = {
+        {1, 1, 1, 1, 3}, {1, 2, 2, 5, 8}, {1, 3, 3, 13, 17}, {2, 4, 2, 7, 5}, {1, 3, 1, 5, 3}};
     const struct shape *shapes = clt_test_small() ? small : big;
-    size_t count = clt_test_small() ? 3 : sizeof big / sizeof big[0];
+    size_t count = clt_test_small() ? sizeof small / sizeof small[0] : sizeof big / sizeof big[0];
     for (size_t i = 0; i < count; i++)
         for (int causal = 0; causal < 2; causal++) {
             const struct shape *s = &shapes[i];
-            double span = (double)(s->d + s->t);
+            /* dK and dV of a group sum over its R = H / HKV heads: R times the terms. */
+            double span = (double)(s->d + s->t), r = (double)(s->h / s->hkv);
             check_case(dev, s, causal, 1.0f, 2e-7 * span, 1e-5,
-                       5e-7 * span * (1.0 + (double)s->t / 8.0), 1e-5);
+                       5e-7 * span * r * (1.0 + (double)s->t / 8.0), 1e-5);
         }
 }
 
@@ -204,7 +216,7 @@ static void large_scores_are_stable(void **state)
 {
     struct clt_device *dev = *state;
     /* q, k in [-30, 30): scores of several hundred, beyond exp's float range (88). */
-    const struct shape s = {1, 2, 7, 8};
+    const struct shape s = {1, 2, 2, 7, 8};
     for (int causal = 0; causal < 2; causal++)
         check_case(dev, &s, causal, 30.0f, 1e-4, 1e-4, 2e-3, 1e-3);
 }
@@ -216,7 +228,7 @@ static void large_scores_are_stable(void **state)
 static void causal_ignores_the_future(void **state)
 {
     struct clt_device *dev = *state;
-    const struct shape s = {1, 2, 9, 5};
+    const struct shape s = {1, 2, 2, 9, 5};
     const int64_t j = 4;
     size_t n = (size_t)(s.b * s.h * s.t * s.d);
     float *q = clt_test_floats(n), *k = clt_test_floats(n), *v = clt_test_floats(n);
@@ -298,7 +310,7 @@ static void causal_ignores_the_future(void **state)
 static void computes_only_the_gradients_asked_for(void **state)
 {
     struct clt_device *dev = *state;
-    const struct shape s = {1, 2, 5, 3};
+    const struct shape s = {1, 2, 2, 5, 3};
     const size_t n = 30;
     float in[4][30], got[30], sentinel[30];
     double want[3][30];
@@ -329,7 +341,7 @@ static void computes_only_the_gradients_asked_for(void **state)
         assert_int_equal(clt__attention_backward(dev, clt__view_buf(&x.q), clt__view_buf(&x.k),
                                                  clt__view_buf(&x.v), clt__view_buf(&x.p),
                                                  clt__view_buf(&x.dout), work, g[0], g[1], g[2],
-                                                 s.b, s.h, s.t, s.d, scale, true,
+                                                 s.b, s.h, s.hkv, s.t, s.d, scale, true,
                                                  CLT__ATTENTION_ACC_ALL & ~(1u << only)),
                          CLT_OK);
         for (int i = 0; i < 3; i++) {
@@ -359,7 +371,7 @@ static void writes_or_accumulates_each_gradient_as_asked(void **state)
                        CLT__ATTENTION_ACC_DV == 1u << 2,
                    "the mask's bits follow sdpa's inputs q, k, v");
     struct clt_device *dev = *state;
-    const struct shape s = {2, 1, 7, 3};
+    const struct shape s = {2, 1, 1, 7, 3};
     const size_t n = 42;
     float in[4][42], g0[3][42], got[42];
     double want[3][42];
@@ -403,14 +415,16 @@ static void writes_or_accumulates_each_gradient_as_asked(void **state)
 static void checks_arguments(void **state)
 {
     struct clt_device *dev = *state;
-    const struct shape s = {1, 1, 3, 2};
+    /* B=1, H=2 (HKV 2, or 1 below), T=3, D=2. */
+    const struct shape s = {1, 2, 2, 3, 2};
     struct tensors x;
     tensors_create(dev, &s, &x);
-    float data[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 1.5f};
-    clt_test_put(&x.q, data, 6);
-    clt_test_put(&x.k, data, 6);
-    clt_test_put(&x.v, data, 6);
-    clt_test_put(&x.dout, data, 6);
+    float data[12];
+    clt_test_fill(data, 12, 501, -1.0f, 1.0f);
+    clt_test_put(&x.q, data, 12);
+    clt_test_put(&x.k, data, 12);
+    clt_test_put(&x.v, data, 12);
+    clt_test_put(&x.dout, data, 12);
     struct clt__buf q = clt__view_buf(&x.q), k = clt__view_buf(&x.k), v = clt__view_buf(&x.v);
     struct clt__buf p = clt__view_buf(&x.p), o = clt__view_buf(&x.o);
     struct clt__buf dout = clt__view_buf(&x.dout), w = clt__view_buf(&x.work);
@@ -420,36 +434,53 @@ static void checks_arguments(void **state)
     const struct clt_log keep = dev->log;
     dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
 
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 2, 0.5f, true), CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, 3, 2, 0.5f, true), CLT_OK);
     assert_int_equal(
-        clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 1, 3, 2, 0.5f, true, 0),
+        clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 2, 2, 3, 2, 0.5f, true, 0),
+        CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 1, 3, 2, 0.5f, true), CLT_OK);
+    assert_int_equal(
+        clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 2, 1, 3, 2, 0.5f, true, 0),
         CLT_OK);
     /* Empty batches, heads or sequences enqueue nothing and succeed. */
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 0, 1, 3, 2, 0.5f, false), CLT_OK);
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 0, 3, 2, 0.5f, false), CLT_OK);
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 0, 2, 0.5f, false), CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 0, 2, 2, 3, 2, 0.5f, false),
+                     CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 0, 0, 3, 2, 0.5f, false),
+                     CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, 0, 2, 0.5f, false),
+                     CLT_OK);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     assert_int_equal(log.len, 0);
 
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, -1, 1, 3, 2, 0.5f, false),
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, -1, 2, 2, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 0, 0.5f, false),
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, 3, 0, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_forward(dev, q, none, v, p, o, 1, 1, 3, 2, 0.5f, false),
+    /* Key/value heads that do not divide the query heads, none, or more than them. */
+    const int64_t bad_heads[3][2] = {{3, 2}, {2, 0}, {2, 4}}; /* {H, HKV} */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, bad_heads[i][0],
+                                                bad_heads[i][1], 3, 2, 0.5f, false),
+                         CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(dev, q, none, v, p, o, 1, 2, 2, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(
-        clt__attention_forward(dev, q, k, v, p, o, 1, 1, (int64_t)1 << 20, 2, 0.5f, false),
+        clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, (int64_t)1 << 20, 2, 0.5f, false),
         CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 1, 3, 2,
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 2, 2, 3, 2,
                                              0.5f, false, 0),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, -3, 3, 2,
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, -3, 1, 3, 2,
                                              0.5f, false, CLT__ATTENTION_ACC_ALL),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_forward(NULL, q, k, v, p, o, 1, 1, 3, 2, 0.5f, false),
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 2, 3, 3, 2,
+                                             0.5f, false, CLT__ATTENTION_ACC_ALL),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(NULL, q, k, v, p, o, 1, 2, 2, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(log.text, "attention_forward"));
     assert_non_null(strstr(log.text, "attention_backward"));
+    assert_non_null(strstr(log.text, "HKV must divide H"));
 
     assert_true(fabsf(clt__attention_scale(16) - 0.25f) == 0.0f);
     assert_true(clt__attention_probs_bytes(2, 3, 5) == 2 * 3 * 5 * 5 * sizeof(float));
