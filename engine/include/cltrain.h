@@ -572,6 +572,8 @@ CLT_API struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, 
  *     ... transformer blocks ...
  *     struct clt_layer_params tied = {.weight = clt_graph_param(g, "tok.weight")};
  *     struct clt_tensor *logits = clt_linear_ex(g, h, vocab, false, "head", &tied);
+ *
+ * examples/char_gpt.c trains such a model on a text file and samples from it.
  */
 struct clt_layer_params {
     struct clt_tensor *weight;
@@ -650,16 +652,51 @@ CLT_API struct clt_tensor *clt_embedding_ex(struct clt_graph *g, struct clt_tens
                                             int64_t vocab, int64_t dim, const char *name,
                                             const struct clt_layer_params *use);
 
-/* Scaled dot-product attention of q, k, v [B, H, T, Dh] -> [B, H, T, Dh], scale
- * 1/sqrt(Dh); with causal, position t attends to positions <= t. */
+/* Scaled dot-product attention of q [B, H, T, Dh] with k, v [B, HKV, T, Dh] -> [B, H, T, Dh],
+ * scale 1/sqrt(Dh); with causal, position t attends to positions <= t. HKV = H is multi-head
+ * attention; HKV dividing H is grouped-query attention: query head h uses key/value head
+ * h / (H / HKV) (PyTorch's repeat_interleave of k and v, as in Llama), and the gradients of k
+ * and v sum over the heads of each group. */
 CLT_API struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,
                                     struct clt_tensor *v, bool causal);
 
 /* Multi-head self-attention of x [N, T, D] -> [N, T, D]: one linear layer "<name>.qkv"
  * (D -> 3D) makes queries, keys and values, split into heads of D / heads features, then
- * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. */
+ * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. Both linear
+ * layers have biases: this is clt_attention_ex with .heads = heads, .causal = causal and
+ * .bias = true. */
 CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int64_t heads,
                                          bool causal, const char *name);
+
+/* The attention layer's options. A zeroed description has no biases (as clt_conv2d_desc). */
+struct clt_attention_desc {
+    int64_t heads;    /* H, query heads: D divisible by H; Dh = D / H features each */
+    int64_t kv_heads; /* HKV, key/value heads, dividing H (1: multi-query); 0 means H */
+    bool causal;      /* position t attends to positions <= t */
+    bool bias;        /* biases on "<name>.qkv" and "<name>.proj" */
+    struct clt_layer_params qkv, proj; /* given parameters of the two linear layers (tying);
+                                          zeroed: the layer makes its own */
+};
+
+/* Self-attention of x [N, T, D] -> [N, T, D], multi-head or grouped-query.
+ *
+ * Weight layout. "<name>.qkv.weight" is [(H + 2 HKV) Dh, D], a linear layer's [out, in]: its
+ * output features are the queries of head 0 .. H-1 (rows h Dh .. h Dh + Dh - 1 for head h),
+ * then the keys of key/value head 0 .. HKV-1 (rows H Dh + j Dh ..), then the values (rows
+ * (H + HKV) Dh + j Dh ..); feature c of a head is row (head's first row) + c.
+ * "<name>.qkv.bias" [(H + 2 HKV) Dh] is in the same order. With HKV = H the weight is [3D, D],
+ * q, k, v stacked: the layout of PyTorch's nn.MultiheadAttention in_proj_weight and in_proj_bias
+ * (and of GPT-2's c_attn, whose Conv1D stores the transpose [D, 3D]). The heads' outputs are
+ * joined as [H, Dh] = [D] per position (feature h Dh + c is head h's feature c) before
+ * "<name>.proj" (weight [D, D], bias [D]). The scores are scaled by 1/sqrt(Dh).
+ *
+ * With desc->bias false neither linear layer has a bias (and none is made). desc->qkv and
+ * desc->proj give parameters as clt_linear_ex takes them; name may be NULL when every
+ * parameter is given. Errors (D not divisible by H, HKV not dividing H, a given parameter of
+ * the wrong shape) are the graph's, naming the layer. */
+CLT_API struct clt_tensor *clt_attention_ex(struct clt_graph *g, struct clt_tensor *x,
+                                            const struct clt_attention_desc *desc,
+                                            const char *name);
 
 /* ==== Trainers: running a model ========================================================= */
 /*

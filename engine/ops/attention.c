@@ -2,11 +2,13 @@
  * attention.c: the attention family: launchers of scaled dot-product attention (see
  * attention.h and docs/kernels/attention.md), five batched GEMMs over the B * H heads and
  * the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the score
- * rows; then the graph op sdpa and the multi-head attention layer clt_attention: definition
- * and public builders.
+ * rows; then the graph op sdpa and the attention layer clt_attention (multi-head or
+ * grouped-query, with or without biases): definition and public builders.
  *
- * Every GEMM below runs over batch = B * H contiguous matrices: a [T, D] matrix of q, k, v,
- * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
+ * Every GEMM below runs over batch = B * HKV groups of contiguous matrices: the R = H / HKV
+ * query heads of a group as one [R T, D] matrix of q, o or their gradients (R T * D elements
+ * after the previous group's), its key/value head as one [T, D] matrix of k, v or theirs, its
+ * scores as one [R T, T] matrix. With HKV = H (multi-head) a group is one head.
  */
 #include <math.h>
 
@@ -261,25 +263,43 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
 struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int64_t heads,
                                  bool causal, const char *name)
 {
-    char qkv_name[CLT__NAME_MAX], proj_name[CLT__NAME_MAX];
-    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "qkv", qkv_name) ||
-        !clt__param_name(g, name, "proj", proj_name))
+    const struct clt_attention_desc desc = {.heads = heads, .causal = causal, .bias = true};
+    return clt_attention_ex(g, x, &desc, name);
+}
+
+struct clt_tensor *clt_attention_ex(struct clt_graph *g, struct clt_tensor *x,
+                                    const struct clt_attention_desc *desc, const char *name)
+{
+    char qkv_name[CLT__NAME_MAX] = "", proj_name[CLT__NAME_MAX] = "";
+    if (!clt__graph_ok(g, 1, &x))
         return NULL;
-    if (x->ndim != 3 || heads <= 0 || x->shape[2] % heads != 0) {
-        clt__require(g, false,
-                     "attention: x must be [N, T, D] with D divisible by the number of heads");
+    /* The sublayers' names, when a name is given (a layer given all its parameters may have
+     * none: the linear layers then report a missing name only if they must make one). */
+    if (name && (!clt__param_name(g, name, "qkv", qkv_name) ||
+                 !clt__param_name(g, name, "proj", proj_name)))
+        return NULL;
+    const int64_t h = desc ? desc->heads : 0;
+    const int64_t hkv = desc && desc->kv_heads ? desc->kv_heads : h;
+    if (!desc || x->ndim != 3 || x->dtype != CLT_F32 || h <= 0 || x->shape[2] % h != 0 ||
+        hkv <= 0 || h % hkv != 0) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "attention \"%s\": x must be F32 [N, T, D] with D divisible by the heads, "
+                        "and kv_heads must divide the heads (heads %lld, kv_heads %lld)",
+                        name ? name : "(unnamed)", (long long)h, (long long)hkv);
         return NULL;
     }
-    int64_t n = x->shape[0], t = x->shape[1], d = x->shape[2], dh = d / heads;
-    /* [N, T, 3D] -> [N, T, 3, H, Dh] -> [3, N, H, T, Dh], then q, k, v [N, H, T, Dh]. */
-    struct clt_tensor *qkv = clt_linear(g, x, 3 * d, true, qkv_name);
-    qkv = clt_reshape(g, qkv, 5, (int64_t[]){n, t, 3, heads, dh});
-    qkv = clt_permute(g, qkv, (uint32_t[]){2, 0, 3, 1, 4});
-    struct clt_tensor *part[3];
-    for (int i = 0; i < 3; i++)
-        part[i] = clt_reshape(g, clt_slice(g, qkv, 0, i, 1), 4, (int64_t[]){n, heads, t, dh});
-    struct clt_tensor *o = clt_sdpa(g, part[0], part[1], part[2], causal);
+    int64_t n = x->shape[0], t = x->shape[1], d = x->shape[2], dh = d / h;
+    /* [N, T, (H + 2 HKV) Dh] -> [N, T, H + 2 HKV, Dh] -> [N, H + 2 HKV, T, Dh]; then heads
+     * 0 .. H-1 are the queries, the next HKV the keys, the last HKV the values. */
+    struct clt_tensor *qkv =
+        clt_linear_ex(g, x, (h + 2 * hkv) * dh, desc->bias, name ? qkv_name : NULL, &desc->qkv);
+    qkv = clt_reshape(g, qkv, 4, (int64_t[]){n, t, h + 2 * hkv, dh});
+    qkv = clt_permute(g, qkv, (uint32_t[]){0, 2, 1, 3});
+    struct clt_tensor *q = clt_slice(g, qkv, 1, 0, h);
+    struct clt_tensor *k = clt_slice(g, qkv, 1, h, hkv);
+    struct clt_tensor *v = clt_slice(g, qkv, 1, h + hkv, hkv);
+    struct clt_tensor *o = clt_sdpa(g, q, k, v, desc->causal);
     /* [N, H, T, Dh] -> [N, T, H, Dh] -> [N, T, D]. */
     o = clt_reshape(g, clt_permute(g, o, (uint32_t[]){0, 2, 1, 3}), 3, (int64_t[]){n, t, d});
-    return clt_linear(g, o, d, true, proj_name);
+    return clt_linear_ex(g, o, d, desc->bias, name ? proj_name : NULL, &desc->proj);
 }
