@@ -1,6 +1,6 @@
 #!/bin/sh
 # The example examples/char_gpt.c, run briefly on PoCL: 80 steps on test/data/char_gpt.txt
-# must bring the held-out loss down by 0.5 nats at least (it starts near ln 26 = 3.3 and
+# must bring the held-out loss down by 0.5 nats at least (it starts near ln 25 = 3.2 and
 # reached 1.3 to 1.5 in runs; predicting the characters' frequencies alone gives about 2.9, so
 # this asks for more than a model that ignores its context could learn only barely), and the
 # sample must be as long as asked and made only of characters of the text. Bad options and
