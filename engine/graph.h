@@ -128,6 +128,18 @@ bool clt__graph_ok(struct clt_graph *g, uint32_t n, struct clt_tensor *const *ts
 /* Makes "<prefix>.<part>" into out; an error (recorded) when it does not fit. */
 bool clt__param_name(struct clt_graph *g, const char *prefix, const char *part, char *out);
 
+/* A layer's parameter (or, with state, state tensor) `part`: `given` after checking that it
+ * is a parameter (state) of g with exactly this shape, else a new one named "<name>.<part>"
+ * with init. Records an error naming the layer kind and name and returns NULL otherwise. */
+struct clt_tensor *clt__layer_param(struct clt_graph *g, const char *layer, const char *name,
+                                    const char *part, struct clt_tensor *given, bool state,
+                                    uint32_t ndim, const int64_t *shape, struct clt_init init);
+
+/* Checks that `use` (may be NULL) gives no bias unless the layer has one and no running
+ * averages unless it keeps them; records an error otherwise. */
+bool clt__layer_params_only(struct clt_graph *g, const char *layer, const char *name,
+                            const struct clt_layer_params *use, bool bias, bool running);
+
 /* The default initialisers of PyTorch's layers: weights Kaiming uniform with gain 1/sqrt(3)
  * (PyTorch's a = sqrt(5)), which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)); biases
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */

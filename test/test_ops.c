@@ -415,6 +415,17 @@ static void sdpa_ref(const struct ctx *c, bool causal, double *y)
     free(p);
 }
 
+/* Grouped-query: q [B, H, T, D], k and v [B, HKV, T, D]. */
+static void ref_sdpa_grouped_causal(const struct ctx *c, double *y)
+{
+    const int64_t *s = S(c, 0), *skv = S(c, 1);
+    double *p = calloc((size_t)(s[0] * s[1] * s[2] * s[2]), sizeof *p);
+    assert_non_null(p);
+    ref_attention_gqa_forward(F(c, 0), F(c, 1), F(c, 2), s[0], s[1], skv[1], s[2], s[3],
+                              1.0 / sqrt((double)s[3]), true, p, y);
+    free(p);
+}
+
 static void ref_sdpa(const struct ctx *c, double *y)
 {
     sdpa_ref(c, false, y);
@@ -786,6 +797,12 @@ static const struct op_case CASES[] = {
      {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
      .build = b_sdpa_causal,
      .ref = ref_sdpa_causal},
+    {"sdpa",
+     "sdpa grouped-query causal, 3 query heads per key/value head",
+     3,
+     {P4(2, 6, 3, 3), P4(2, 2, 3, 3), P4(2, 2, 3, 3)},
+     .build = b_sdpa_causal,
+     .ref = ref_sdpa_grouped_causal},
 };
 
 #define NCASES (sizeof CASES / sizeof CASES[0])

@@ -3,14 +3,16 @@
  *
  * - One SGD step of a small MLP matches a C reference step in double (parameters after the
  *   update within 2e-5 + 1e-4 relative).
- * - Gradients of whole networks (a parameter used twice included) match central differences
- *   of the evaluated loss: the gradient is read as p_before - p_after of one SGD step with
- *   lr 1 (tolerance 2e-3 + 2e-2 relative, float forward passes with eps 1e-2).
+ * - Gradients of whole networks (a parameter used twice, a tied embedding and output layer,
+ *   linear, layer norm and convolution layers used twice through their _ex forms included)
+ *   match central differences of the evaluated loss: the gradient is read as p_before -
+ *   p_after of one SGD step with lr 1 (tolerance 2e-3 + 2e-2 relative, float forward passes
+ *   with eps 1e-2).
  * - An MLP learns a synthetic task to a stated loss; accumulation over two micro-batches
  *   equals one step on the joined batch; a non-finite step is skipped and counted, or stops
  *   training when asked; the memory plan shares storage and recomputation saves more; a model
- *   too large for the device fails at creation; bad graphs are refused with a message;
- *   bad optimizer options are refused at creation, naming the field.
+ *   too large for the device fails at creation; bad graphs and wrong tying are refused with
+ *   a message; bad optimizer options are refused at creation, naming the field.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -303,6 +305,215 @@ static void shared_parameter_gradients_accumulate(void **state)
     const void *batch[2] = {xv, tv};
     gradcheck_all(tr, batch);
     clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+/* Counts the trainer's parameters and state and checks that `absent` is not among them. */
+static uint32_t params_without(struct clt_trainer *tr, const char *absent)
+{
+    uint32_t np = clt_trainer_param_count(tr);
+    for (uint32_t i = 0; i < np; i++) {
+        struct clt_param_info info;
+        assert_int_equal(clt_trainer_param_info(tr, i, &info), CLT_OK);
+        if (strcmp(info.name, absent) == 0)
+            fail_msg("the trainer made \"%s\", which a tied layer should not have", absent);
+    }
+    return np;
+}
+
+static void tied_embedding_and_output_gradients_match_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    /* ids -> embedding "tok" [V, D] -> layer norm -> linear "head" whose weight is tok.weight
+     * (bias its own) -> cross-entropy. Row 5 is never an input id, only a label, and row 6
+     * neither; every other row gets both the embedding's and the output layer's gradient, so
+     * a tied weight that kept only one contribution fails the finite differences. */
+    enum { N = 2, T = 5, V = 7, D = 6 };
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *ids = clt_input(g, "ids", CLT_I32, 2, (int64_t[]){N, T});
+    struct clt_tensor *tgt = clt_input(g, "tgt", CLT_I32, 2, (int64_t[]){N, T});
+    struct clt_tensor *h = clt_layer_norm(g, clt_embedding(g, ids, V, D, "tok"), 1e-5f, "ln");
+    struct clt_layer_params tied = {.weight = clt_graph_param(g, "tok.weight")};
+    assert_non_null(tied.weight);
+    assert_string_equal(clt_tensor_name(tied.weight), "tok.weight");
+    struct clt_tensor *logits = clt_linear_ex(g, h, V, true, "head", &tied);
+    struct clt_tensor *loss = clt_cross_entropy(g, logits, tgt, -1, 0.0f);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    assert_int_equal(clt_tensor_dim(logits, 2), V);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    /* tok.weight, ln.weight, ln.bias, head.bias: no head.weight. */
+    assert_int_equal(params_without(tr, "head.weight"), 4);
+    int32_t iv[N * T] = {0, 3, 3, 1, 4, 2, 0, 1, 2, 4}, tv[N * T] = {3, 5, 1, 4, 2, 0, 5, 1, 3, 0};
+    const void *batch[2] = {iv, tv};
+    gradcheck_all(tr, batch);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+static void shared_layers_gradients_accumulate(void **state)
+{
+    struct clt_device *dev = *state;
+    /* x -> linear "fc" -> tanh -> the same linear again (given fc's weight and bias, no name)
+     * -> layer norm "ln" -> tanh -> the same layer norm -> mse; then a convolution used twice
+     * the same way. Each shared parameter's gradient is the sum over its uses. */
+    enum { N = 3, D = 5, C = 2, H = 4, W = 3 };
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, D});
+    struct clt_tensor *t = clt_input(g, "t", CLT_F32, 2, (int64_t[]){N, D});
+    struct clt_tensor *h = clt_tanh(g, clt_linear(g, x, D, true, "fc"));
+    struct clt_layer_params fc = {.weight = clt_graph_param(g, "fc.weight"),
+                                  .bias = clt_graph_param(g, "fc.bias")};
+    h = clt_tanh(g, clt_layer_norm(g, clt_linear_ex(g, h, D, true, NULL, &fc), 1e-5f, "ln"));
+    struct clt_layer_params ln = {.weight = clt_graph_param(g, "ln.weight"),
+                                  .bias = clt_graph_param(g, "ln.bias")};
+    h = clt_layer_norm_ex(g, h, 1e-5f, NULL, &ln);
+    struct clt_tensor *loss = clt_mse(g, h, t);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    assert_int_equal(clt_trainer_param_count(tr), 4);
+    /* Layer norm's gain off 1 and bias off 0, so that both enter the loss fully. */
+    float gain[D] = {1.3f, 0.7f, 1.1f, 0.9f, 1.2f}, shift[D] = {0.1f, -0.2f, 0.05f, 0.15f, -0.1f};
+    assert_int_equal(clt_trainer_param_write(tr, "ln.weight", gain, D), CLT_OK);
+    assert_int_equal(clt_trainer_param_write(tr, "ln.bias", shift, D), CLT_OK);
+    float xv[N * D], tv[N * D];
+    clt_test_fill(xv, N * D, 31, -1.0f, 1.0f);
+    clt_test_fill(tv, N * D, 32, -1.0f, 1.0f);
+    const void *batch[2] = {xv, tv};
+    gradcheck_all(tr, batch);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *img = clt_input(g, "img", CLT_F32, 4, (int64_t[]){N, C, H, W});
+    struct clt_tensor *tgt = clt_input(g, "tgt", CLT_F32, 4, (int64_t[]){N, C, H, W});
+    struct clt_conv2d_desc conv = {.out_channels = C,
+                                   .kernel_h = 3,
+                                   .kernel_w = 3,
+                                   .padding_h = 1,
+                                   .padding_w = 1,
+                                   .bias = true};
+    h = clt_tanh(g, clt_conv2d(g, img, &conv, "conv"));
+    struct clt_layer_params cv = {.weight = clt_graph_param(g, "conv.weight"),
+                                  .bias = clt_graph_param(g, "conv.bias")};
+    h = clt_conv2d_ex(g, h, &conv, "conv2", &cv);
+    loss = clt_mse(g, h, tgt);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    assert_int_equal(params_without(tr, "conv2.weight"), 2);
+    float iv[N * C * H * W], gv[N * C * H * W];
+    clt_test_fill(iv, N * C * H * W, 33, -1.0f, 1.0f);
+    clt_test_fill(gv, N * C * H * W, 34, -1.0f, 1.0f);
+    const void *images[2] = {iv, gv};
+    gradcheck_all(tr, images);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+/* Wrong tying is refused when the model is built, with a message naming the layer, the part
+ * and the shapes; a lookup of an unknown name is the graph's error. */
+static void tying_mistakes_are_refused(void **state)
+{
+    (void)state;
+    struct clt_graph *g;
+    const struct {
+        const char *want; /* in the graph's error */
+        int which;
+    } cases[] = {
+        {"no parameter or state named \"nope.weight\"", 0},
+        {"linear \"head\": the given weight \"tok.weight\" is [7, 6]; the layer needs [7, 5]", 1},
+        {"linear \"head\": the given weight must be a parameter (clt_param or a layer's), not an "
+         "input x",
+         2},
+        {"linear \"head\": a bias was given, but the layer has none", 3},
+        {"embedding \"e2\": a running_mean was given, but the layer has none", 4},
+        {"batch_norm \"bn2\": the given running_mean must be a state tensor", 5},
+        {"a layer needs a name", 6},
+        {"layer_norm \"ln2\": the given bias \"tok.weight\" is [7, 6]; the layer needs [6]", 7},
+        {"conv2d \"c2\": the given weight \"c.weight\" is [4, 3, 3, 3]; the layer needs [4, 4, "
+         "3, 3]",
+         8},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(clt_graph_create(&g), CLT_OK);
+        struct clt_tensor *ids = clt_input(g, "ids", CLT_I32, 1, (int64_t[]){4});
+        struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){4, 5});
+        struct clt_tensor *img = clt_input(g, "img", CLT_F32, 4, (int64_t[]){1, 3, 5, 5});
+        struct clt_tensor *e = clt_embedding(g, ids, 7, 6, "tok");
+        struct clt_tensor *bn = clt_batch_norm(g, e, 1e-5f, 0.1f, "bn");
+        struct clt_conv2d_desc cd = {.out_channels = 4, .kernel_h = 3, .kernel_w = 3};
+        struct clt_tensor *c = clt_conv2d(g, img, &cd, "c");
+        assert_int_equal(clt_graph_status(g), CLT_OK);
+        struct clt_tensor *tok = clt_graph_param(g, "tok.weight");
+        struct clt_layer_params use = {0};
+        struct clt_tensor *out = NULL;
+        switch (cases[i].which) {
+        case 0:
+            out = clt_graph_param(g, "nope.weight");
+            break;
+        case 1:
+            use.weight = tok;
+            out = clt_linear_ex(g, x, 7, false, "head", &use);
+            break;
+        case 2:
+            use.weight = x;
+            out = clt_linear_ex(g, x, 4, false, "head", &use);
+            break;
+        case 3:
+            use.bias = clt_graph_param(g, "bn.bias");
+            out = clt_linear_ex(g, x, 6, false, "head", &use);
+            break;
+        case 4:
+            use.weight = tok;
+            use.running_mean = clt_graph_param(g, "bn.running_mean");
+            out = clt_embedding_ex(g, ids, 7, 6, "e2", &use);
+            break;
+        case 5:
+            use.running_mean = clt_graph_param(g, "bn.weight");
+            out = clt_batch_norm_ex(g, bn, 1e-5f, 0.1f, "bn2", &use);
+            break;
+        case 6:
+            use.weight = clt_graph_param(g, "bn.weight");
+            out = clt_layer_norm_ex(g, e, 1e-5f, NULL, &use);
+            break;
+        case 7:
+            use.bias = tok;
+            out = clt_layer_norm_ex(g, e, 1e-5f, "ln2", &use);
+            break;
+        default:
+            use.weight = clt_graph_param(g, "c.weight");
+            out = clt_conv2d_ex(g, c, &cd, "c2", &use);
+            break;
+        }
+        assert_null(out);
+        assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+        if (!strstr(clt_graph_error(g), cases[i].want))
+            fail_msg("case %zu: error \"%s\" lacks \"%s\"", i, clt_graph_error(g), cases[i].want);
+        clt_graph_free(g);
+    }
+    /* A parameter of another graph. */
+    struct clt_graph *other;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    struct clt_tensor *w = clt_param(other, "w", 2, (int64_t[]){3, 2}, (struct clt_init){0});
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){4, 2});
+    assert_null(clt_linear_ex(g, x, 3, false, "fc", &(struct clt_layer_params){.weight = w}));
+    assert_non_null(strstr(clt_graph_error(g), "another graph"));
+    /* State and parameters are found; inputs are not. */
+    assert_null(clt_graph_param(other, "x"));
+    clt_graph_free(other);
+    clt_graph_free(g);
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){4, 2});
+    assert_non_null(clt_batch_norm(g, x, 1e-5f, 0.1f, "bn"));
+    assert_non_null(clt_graph_param(g, "bn.running_var"));
+    assert_null(clt_graph_param(g, "x"));
+    assert_null(clt_graph_param(NULL, "x"));
     clt_graph_free(g);
 }
 
@@ -791,6 +1002,9 @@ int main(void)
         CLT_DEVICE_TEST(one_step_matches_reference),
         CLT_DEVICE_TEST(mlp_gradients_match_finite_differences),
         CLT_DEVICE_TEST(shared_parameter_gradients_accumulate),
+        CLT_DEVICE_TEST(tied_embedding_and_output_gradients_match_finite_differences),
+        CLT_DEVICE_TEST(shared_layers_gradients_accumulate),
+        CLT_DEVICE_TEST(tying_mistakes_are_refused),
         CLT_DEVICE_TEST(cnn_gradients_match_finite_differences),
         CLT_DEVICE_TEST(sequence_ops_gradients_match_finite_differences),
         CLT_DEVICE_TEST(mlp_learns),

@@ -464,6 +464,13 @@ CLT_API struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint
 CLT_API struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint32_t ndim,
                                      const int64_t *shape, struct clt_init init);
 
+/* The parameter or state tensor named `name` ("fc1.weight", "bn.running_mean"), made by
+ * clt_param, clt_state or a layer, to be used again: by clt_matmul and the other ops, or by a
+ * layer given it through struct clt_layer_params (weight tying, below). When the graph has no
+ * parameter or state of that name, returns NULL and records that as the graph's error, as a
+ * builder would (inputs and op results are not found). */
+CLT_API struct clt_tensor *clt_graph_param(struct clt_graph *g, const char *name);
+
 /* ---- Arithmetic --------------------------------------------------------------------- */
 
 /* op(a) * op(b): a [M, K] (trans_a: [K, M]), b [K, N] (trans_b: [N, K]) -> [M, N]. With 3-D
@@ -552,12 +559,46 @@ CLT_API struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, 
                                      int64_t start, int64_t length);
 
 /* ---- Layers (they add parameters named "<name>.<part>") ------------------------------- */
+/*
+ * Weight tying and shared layers. Each layer has an _ex form that takes a struct
+ * clt_layer_params: every member given (non-NULL) is used as that part of the layer instead of
+ * a new parameter, and the layer makes only the parts left NULL, under its name (a layer given
+ * every part makes none, and its name may be NULL). A given weight or bias must be a
+ * parameter of the same graph (clt_param, or a layer's, found with clt_graph_param) of exactly
+ * the shape the layer would make; batch norm's running averages must be state tensors of shape
+ * [C]. A member the layer does not have (a bias with bias off, running averages for any layer
+ * but batch norm) is an error too. Errors are recorded in the graph and name the layer, the
+ * part and both shapes. A parameter used by several layers or ops is one tensor: it is saved,
+ * initialised (by its first maker's rule) and updated once, and its gradient is the sum of the
+ * contributions of every use.
+ *
+ * Tying a language model's output layer to its token embedding, as GPT-2 does: the embedding's
+ * weight [vocab, dim] is exactly the [out, in] weight of a linear layer from dim to vocab, so
+ * no transpose is needed:
+ *
+ *     struct clt_tensor *h = clt_embedding(g, ids, vocab, dim, "tok");      // [N, T, dim]
+ *     ... transformer blocks ...
+ *     struct clt_layer_params tied = {.weight = clt_graph_param(g, "tok.weight")};
+ *     struct clt_tensor *logits = clt_linear_ex(g, h, vocab, false, "head", &tied);
+ *
+ * examples/char_gpt.c trains such a model on a text file and samples from it.
+ */
+struct clt_layer_params {
+    struct clt_tensor *weight;
+    struct clt_tensor *bias;
+    struct clt_tensor *running_mean; /* batch norm only */
+    struct clt_tensor *running_var;  /* batch norm only */
+};
 
 /* x [..., in] -> [..., out]: x * weight^T + bias; weight [out, in] Kaiming-uniform with
  * a = 1/sqrt(3) (PyTorch's nn.Linear), bias [out] U(-1/sqrt(in), 1/sqrt(in)).
  * Parameters "<name>.weight", "<name>.bias". */
 CLT_API struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x,
                                       int64_t out_features, bool bias, const char *name);
+/* The same with given parameters (use may be NULL): weight [out, in], bias [out]. */
+CLT_API struct clt_tensor *clt_linear_ex(struct clt_graph *g, struct clt_tensor *x,
+                                         int64_t out_features, bool bias, const char *name,
+                                         const struct clt_layer_params *use);
 
 struct clt_conv2d_desc {
     int64_t out_channels;
@@ -574,6 +615,11 @@ struct clt_conv2d_desc {
  * and "<name>.bias" [out], initialised as PyTorch's nn.Conv2d. */
 CLT_API struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
                                       const struct clt_conv2d_desc *desc, const char *name);
+/* The same with given parameters (use may be NULL): weight [out, C / groups, kh, kw], bias
+ * [out] (with desc->bias). */
+CLT_API struct clt_tensor *clt_conv2d_ex(struct clt_graph *g, struct clt_tensor *x,
+                                         const struct clt_conv2d_desc *desc, const char *name,
+                                         const struct clt_layer_params *use);
 
 /* Max and average pooling of x [N, C, H, W] -> [N, C, OH, OW] (OH as for convolution with
  * dilation 1; stride 0 means the kernel size). Average pooling counts padded elements
@@ -592,27 +638,73 @@ CLT_API struct clt_tensor *clt_global_avg_pool2d(struct clt_graph *g, struct clt
  * "<name>.running_mean", "<name>.running_var". -> shape of x. */
 CLT_API struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                           float momentum, const char *name);
+/* The same with given parameters and state (use may be NULL), each [C]. */
+CLT_API struct clt_tensor *clt_batch_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                             float momentum, const char *name,
+                                             const struct clt_layer_params *use);
 
 /* Layer norm over the last axis of x [..., D]. Parameters "<name>.weight" [D] (ones),
  * "<name>.bias" [D] (zeros). -> shape of x. */
 CLT_API struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                           const char *name);
+/* The same with given parameters (use may be NULL): weight and bias [D]. */
+CLT_API struct clt_tensor *clt_layer_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                             const char *name, const struct clt_layer_params *use);
 
 /* I32 ids [...] -> [..., dim]: rows of "<name>.weight" [vocab, dim] (N(0, 1), as PyTorch).
  * Ids outside [0, vocab) give zero rows. */
 CLT_API struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
                                          int64_t dim, const char *name);
+/* The same with a given weight [vocab, dim] (use may be NULL; a bias is an error). */
+CLT_API struct clt_tensor *clt_embedding_ex(struct clt_graph *g, struct clt_tensor *ids,
+                                            int64_t vocab, int64_t dim, const char *name,
+                                            const struct clt_layer_params *use);
 
-/* Scaled dot-product attention of q, k, v [B, H, T, Dh] -> [B, H, T, Dh], scale
- * 1/sqrt(Dh); with causal, position t attends to positions <= t. */
+/* Scaled dot-product attention of q [B, H, T, Dh] with k, v [B, HKV, T, Dh] -> [B, H, T, Dh],
+ * scale 1/sqrt(Dh); with causal, position t attends to positions <= t. HKV = H is multi-head
+ * attention; HKV dividing H is grouped-query attention: query head h uses key/value head
+ * h / (H / HKV) (PyTorch's repeat_interleave of k and v, as in Llama), and the gradients of k
+ * and v sum over the heads of each group. */
 CLT_API struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,
                                     struct clt_tensor *v, bool causal);
 
 /* Multi-head self-attention of x [N, T, D] -> [N, T, D]: one linear layer "<name>.qkv"
  * (D -> 3D) makes queries, keys and values, split into heads of D / heads features, then
- * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. */
+ * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. Both linear
+ * layers have biases: this is clt_attention_ex with .heads = heads, .causal = causal and
+ * .bias = true. */
 CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int64_t heads,
                                          bool causal, const char *name);
+
+/* The attention layer's options. A zeroed description has no biases (as clt_conv2d_desc). */
+struct clt_attention_desc {
+    int64_t heads;    /* H, query heads: D divisible by H; Dh = D / H features each */
+    int64_t kv_heads; /* HKV, key/value heads, dividing H (1: multi-query); 0 means H */
+    bool causal;      /* position t attends to positions <= t */
+    bool bias;        /* biases on "<name>.qkv" and "<name>.proj" */
+    struct clt_layer_params qkv, proj; /* given parameters of the two linear layers (tying);
+                                          zeroed: the layer makes its own */
+};
+
+/* Self-attention of x [N, T, D] -> [N, T, D], multi-head or grouped-query.
+ *
+ * Weight layout. "<name>.qkv.weight" is [(H + 2 HKV) Dh, D], a linear layer's [out, in]: its
+ * output features are the queries of head 0 .. H-1 (rows h Dh .. h Dh + Dh - 1 for head h),
+ * then the keys of key/value head 0 .. HKV-1 (rows H Dh + j Dh ..), then the values (rows
+ * (H + HKV) Dh + j Dh ..); feature c of a head is row (head's first row) + c.
+ * "<name>.qkv.bias" [(H + 2 HKV) Dh] is in the same order. With HKV = H the weight is [3D, D],
+ * q, k, v stacked: the layout of PyTorch's nn.MultiheadAttention in_proj_weight and in_proj_bias
+ * (and of GPT-2's c_attn, whose Conv1D stores the transpose [D, 3D]). The heads' outputs are
+ * joined as [H, Dh] = [D] per position (feature h Dh + c is head h's feature c) before
+ * "<name>.proj" (weight [D, D], bias [D]). The scores are scaled by 1/sqrt(Dh).
+ *
+ * With desc->bias false neither linear layer has a bias (and none is made). desc->qkv and
+ * desc->proj give parameters as clt_linear_ex takes them; name may be NULL when every
+ * parameter is given. Errors (D not divisible by H, HKV not dividing H, a given parameter of
+ * the wrong shape) are the graph's, naming the layer. */
+CLT_API struct clt_tensor *clt_attention_ex(struct clt_graph *g, struct clt_tensor *x,
+                                            const struct clt_attention_desc *desc,
+                                            const char *name);
 
 /* ==== Trainers: running a model ========================================================= */
 /*

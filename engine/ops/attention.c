@@ -2,11 +2,13 @@
  * attention.c: the attention family: launchers of scaled dot-product attention (see
  * attention.h and docs/kernels/attention.md), five batched GEMMs over the B * H heads and
  * the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the score
- * rows; then the graph op sdpa and the multi-head attention layer clt_attention: definition
- * and public builders.
+ * rows; then the graph op sdpa and the attention layer clt_attention (multi-head or
+ * grouped-query, with or without biases): definition and public builders.
  *
- * Every GEMM below runs over batch = B * H contiguous matrices: a [T, D] matrix of q, k, v,
- * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
+ * Every GEMM below runs over batch = B * HKV groups of contiguous matrices: the R = H / HKV
+ * query heads of a group as one [R T, D] matrix of q, o or their gradients (R T * D elements
+ * after the previous group's), its key/value head as one [T, D] matrix of k, v or theirs, its
+ * scores as one [R T, T] matrix. With HKV = H (multi-head) a group is one head.
  */
 #include <math.h>
 
@@ -33,21 +35,26 @@ uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t)
     return clt__attention_probs_bytes(b, h, t);
 }
 
-/* A tensor argument: per head a [T, T] matrix when `square`, else a [T, D] one. */
+/* What a tensor argument holds: a [T, D] matrix per query head (q, o and their gradients), per
+ * key/value head (k, v, dk, dv), or a [T, T] matrix per query head (p, work). */
+enum extent { PER_HEAD, PER_KV_HEAD, SQUARE };
+
 struct tensor {
     const char *what;
     struct clt__buf b;
-    bool square;
+    enum extent extent;
 };
 
 /* Checks sizes and buffers. *empty is set when there is nothing to compute. */
 static enum clt_status check(struct clt_device *dev, const char *op, const struct tensor *tensors,
-                             size_t ntensors, int64_t b, int64_t h, int64_t t, int64_t d,
-                             bool *empty)
+                             size_t ntensors, int64_t b, int64_t h, int64_t hkv, int64_t t,
+                             int64_t d, bool *empty)
 {
-    if (b < 0 || h < 0 || t < 0 || d <= 0) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape B=%lld H=%lld T=%lld D=%lld", op,
-                 (long long)b, (long long)h, (long long)t, (long long)d);
+    const bool heads_ok = h == 0 ? hkv == 0 : hkv >= 1 && hkv <= h && h % hkv == 0;
+    if (b < 0 || h < 0 || t < 0 || d <= 0 || !heads_ok) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: impossible shape B=%lld H=%lld HKV=%lld T=%lld D=%lld (HKV must divide H)",
+                 op, (long long)b, (long long)h, (long long)hkv, (long long)t, (long long)d);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     /* Each factor is checked before the product so the products cannot overflow. */
@@ -66,15 +73,18 @@ static enum clt_status check(struct clt_device *dev, const char *op, const struc
         st = clt__check_i32(dev, b * h * t * (t > d ? t : d), "attention B * H * T * max(T, D)");
     /* With the products checked, every tensor's element count fits in int. */
     for (size_t i = 0; i < ntensors && st == CLT_OK; i++) {
-        const int64_t count = b * h * t * (tensors[i].square ? t : d);
+        const int64_t count = b * (tensors[i].extent == PER_KV_HEAD ? hkv : h) * t *
+                              (tensors[i].extent == SQUARE ? t : d);
         st = clt__check_buf(dev, tensors[i].b, count, sizeof(float), op, tensors[i].what);
     }
     *empty = b == 0 || h == 0 || t == 0;
     return st;
 }
 
-/* One batched GEMM over the B * H heads: C_z = alpha * op(A_z) op(B_z) + beta * C_z with
- * contiguous operands (row strides equal to the row lengths). */
+/* One batched GEMM over the B * HKV groups of heads: C_z = alpha * op(A_z) op(B_z) + beta * C_z
+ * with contiguous operands (row strides equal to the row lengths). The R = H / HKV query heads
+ * of a group are adjacent in [B, H, T, D], so a group's queries are one [R T, D] matrix and its
+ * scores one [R T, T] matrix against the group's single [T, D] keys and values. */
 static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool trans_a, bool trans_b,
                                   int64_t m, int64_t n, int64_t kk, float alpha, float beta,
                                   struct clt__buf a, struct clt__buf bb, struct clt__buf c)
@@ -97,26 +107,27 @@ static enum clt_status heads_gemm(struct clt_device *dev, int64_t heads, bool tr
 
 enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q, struct clt__buf k,
                                        struct clt__buf v, struct clt__buf p, struct clt__buf o,
-                                       int64_t b, int64_t h, int64_t t, int64_t d, float scale,
-                                       bool causal)
+                                       int64_t b, int64_t h, int64_t hkv, int64_t t, int64_t d,
+                                       float scale, bool causal)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
     const struct tensor tensors[] = {
-        {"q", q, false}, {"k", k, false}, {"v", v, false}, {"p", p, true}, {"o", o, false},
+        {"q", q, PER_HEAD}, {"k", k, PER_KV_HEAD}, {"v", v, PER_KV_HEAD},
+        {"p", p, SQUARE},   {"o", o, PER_HEAD},
     };
     bool empty;
-    enum clt_status st = check(dev, "attention_forward", tensors, 5, b, h, t, d, &empty);
+    enum clt_status st = check(dev, "attention_forward", tensors, 5, b, h, hkv, t, d, &empty);
     if (st != CLT_OK || empty)
         return st;
-    const int64_t heads = b * h;
-    /* P = scale * Q K^T: [T, D] x [T, D]^T per head, written straight into p. */
-    st = heads_gemm(dev, heads, false, true, t, t, d, scale, 0.0f, q, k, p);
+    const int64_t groups = b * hkv, rt = h / hkv * t;
+    /* P = scale * Q K^T: [R T, D] x [T, D]^T per group, written straight into p. */
+    st = heads_gemm(dev, groups, false, true, rt, t, d, scale, 0.0f, q, k, p);
     if (st == CLT_OK)
-        st = clt__softmax_masked_forward(dev, heads * t, t, causal, p, p);
-    /* O = P V: [T, T] x [T, D]. */
+        st = clt__softmax_masked_forward(dev, b * h * t, t, causal, p, p);
+    /* O = P V: [R T, T] x [T, D]. */
     if (st == CLT_OK)
-        st = heads_gemm(dev, heads, false, false, t, d, t, 1.0f, 0.0f, p, v, o);
+        st = heads_gemm(dev, groups, false, false, rt, d, t, 1.0f, 0.0f, p, v, o);
     return st;
 }
 
@@ -124,8 +135,8 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
                                         struct clt__buf k, struct clt__buf v, struct clt__buf p,
                                         struct clt__buf dout, struct clt__buf work,
                                         struct clt__buf dq, struct clt__buf dk, struct clt__buf dv,
-                                        int64_t b, int64_t h, int64_t t, int64_t d, float scale,
-                                        bool causal, uint32_t acc_mask)
+                                        int64_t b, int64_t h, int64_t hkv, int64_t t, int64_t d,
+                                        float scale, bool causal, uint32_t acc_mask)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -133,39 +144,44 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
      * dK is. */
     const bool want_ds = dq.mem || dk.mem;
     struct tensor tensors[9] = {
-        {"q", q, false}, {"k", k, false}, {"v", v, false}, {"p", p, true}, {"dout", dout, false},
+        {"q", q, PER_HEAD}, {"k", k, PER_KV_HEAD},    {"v", v, PER_KV_HEAD},
+        {"p", p, SQUARE},   {"dout", dout, PER_HEAD},
     };
     size_t ntensors = 5;
     if (want_ds)
-        tensors[ntensors++] = (struct tensor){"work", work, true};
-    const struct tensor outs[3] = {{"dq", dq, false}, {"dk", dk, false}, {"dv", dv, false}};
+        tensors[ntensors++] = (struct tensor){"work", work, SQUARE};
+    const struct tensor outs[3] = {
+        {"dq", dq, PER_HEAD}, {"dk", dk, PER_KV_HEAD}, {"dv", dv, PER_KV_HEAD}};
     for (int i = 0; i < 3; i++)
         if (outs[i].b.mem)
             tensors[ntensors++] = outs[i];
     bool empty;
-    enum clt_status st = check(dev, "attention_backward", tensors, ntensors, b, h, t, d, &empty);
+    enum clt_status st =
+        check(dev, "attention_backward", tensors, ntensors, b, h, hkv, t, d, &empty);
     if (st != CLT_OK || empty)
         return st;
-    const int64_t heads = b * h;
+    const int64_t groups = b * hkv, rt = h / hkv * t;
     /* GEMM beta per gradient: 1 adds to it, 0 writes it. */
     const float beta_dq = (acc_mask & CLT__ATTENTION_ACC_DQ) ? 1.0f : 0.0f;
     const float beta_dk = (acc_mask & CLT__ATTENTION_ACC_DK) ? 1.0f : 0.0f;
     const float beta_dv = (acc_mask & CLT__ATTENTION_ACC_DV) ? 1.0f : 0.0f;
-    /* dV (+)= P^T dO: [T, T]^T x [T, D]. */
+    /* Per group of R query heads sharing one key/value head; dK and dV sum over the group's
+     * heads inside one GEMM (its inner dimension is R T). */
+    /* dV (+)= P^T dO: [R T, T]^T x [R T, D]. */
     if (dv.mem)
-        st = heads_gemm(dev, heads, true, false, t, d, t, 1.0f, beta_dv, p, dout, dv);
-    /* dP = dO V^T: [T, D] x [T, D]^T, into the workspace. */
+        st = heads_gemm(dev, groups, true, false, t, d, rt, 1.0f, beta_dv, p, dout, dv);
+    /* dP = dO V^T: [R T, D] x [T, D]^T, into the workspace. */
     if (st == CLT_OK && want_ds)
-        st = heads_gemm(dev, heads, false, true, t, t, d, 1.0f, 0.0f, dout, v, work);
+        st = heads_gemm(dev, groups, false, true, rt, t, d, 1.0f, 0.0f, dout, v, work);
     /* dS / scale = P * (dP - rowsum(dP * P)), in place: the softmax's backward. */
     if (st == CLT_OK && want_ds)
-        st = clt__softmax_masked_backward(dev, heads * t, t, causal, p, work, work, false);
-    /* dQ (+)= dS K = scale * (dS / scale) K: [T, T] x [T, D]. */
+        st = clt__softmax_masked_backward(dev, b * h * t, t, causal, p, work, work, false);
+    /* dQ (+)= dS K = scale * (dS / scale) K: [R T, T] x [T, D]. */
     if (st == CLT_OK && dq.mem)
-        st = heads_gemm(dev, heads, false, false, t, d, t, scale, beta_dq, work, k, dq);
-    /* dK (+)= dS^T Q: [T, T]^T x [T, D], scaled the same way. */
+        st = heads_gemm(dev, groups, false, false, rt, d, t, scale, beta_dq, work, k, dq);
+    /* dK (+)= dS^T Q: [R T, T]^T x [R T, D], scaled the same way. */
     if (st == CLT_OK && dk.mem)
-        st = heads_gemm(dev, heads, true, false, t, d, t, scale, beta_dk, work, q, dk);
+        st = heads_gemm(dev, groups, true, false, t, d, rt, scale, beta_dk, work, q, dk);
     return st;
 }
 
@@ -182,19 +198,20 @@ static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor
 {
     return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
-                                  t->shape[0], t->shape[1], t->shape[2], t->shape[3],
-                                  t->p.sdpa.scale, t->p.sdpa.causal);
+                                  t->shape[0], t->shape[1], t->in[1]->shape[1], t->shape[2],
+                                  t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
 }
 
 /* One launch computes every gradient asked for (dP and the softmax's backward once); the
  * mask's bits are in input order, as CLT__ATTENTION_ACC_* are. */
 static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
-    return clt__attention_backward(
-        x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
-        clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x), clt__grad(x, t->in[0]),
-        clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0], t->shape[1], t->shape[2],
-        t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal, acc & CLT__ATTENTION_ACC_ALL);
+    return clt__attention_backward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__grad(x, t),
+                                   clt__workspace(x), clt__grad(x, t->in[0]),
+                                   clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
+                                   t->shape[1], t->in[1]->shape[1], t->shape[2], t->shape[3],
+                                   t->p.sdpa.scale, t->p.sdpa.causal, acc & CLT__ATTENTION_ACC_ALL);
 }
 
 /* q, k, v [16, 4, 128, 32] (B, H, T, D), causal. */
@@ -219,12 +236,17 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
     struct clt_tensor *in[3] = {q, k, v};
     if (!clt__graph_ok(g, 3, in))
         return NULL;
+    /* k and v alike; their heads divide q's; batch, length and head size shared. */
     bool ok = q->ndim == 4 && q->dtype == CLT_F32;
     for (int i = 1; ok && i < 3; i++)
         ok = in[i]->ndim == 4 && in[i]->dtype == CLT_F32 &&
-             memcmp(in[i]->shape, q->shape, 4 * sizeof *q->shape) == 0;
+             memcmp(in[i]->shape, k->shape, 4 * sizeof *k->shape) == 0;
+    ok = ok && k->shape[0] == q->shape[0] && k->shape[2] == q->shape[2] &&
+         k->shape[3] == q->shape[3] && q->shape[1] % k->shape[1] == 0;
     if (!ok) {
-        clt__require(g, false, "sdpa: q, k and v must be F32 [B, H, T, Dh] of the same shape");
+        clt__require(g, false,
+                     "sdpa: q must be F32 [B, H, T, Dh] and k, v F32 [B, HKV, T, Dh] of one "
+                     "shape, with HKV dividing H");
         return NULL;
     }
     struct clt_tensor *t = clt__node(g, CLT__OP_sdpa, 3, in, CLT_F32, 4, q->shape);
@@ -241,25 +263,43 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
 struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int64_t heads,
                                  bool causal, const char *name)
 {
-    char qkv_name[CLT__NAME_MAX], proj_name[CLT__NAME_MAX];
-    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "qkv", qkv_name) ||
-        !clt__param_name(g, name, "proj", proj_name))
+    const struct clt_attention_desc desc = {.heads = heads, .causal = causal, .bias = true};
+    return clt_attention_ex(g, x, &desc, name);
+}
+
+struct clt_tensor *clt_attention_ex(struct clt_graph *g, struct clt_tensor *x,
+                                    const struct clt_attention_desc *desc, const char *name)
+{
+    char qkv_name[CLT__NAME_MAX] = "", proj_name[CLT__NAME_MAX] = "";
+    if (!clt__graph_ok(g, 1, &x))
         return NULL;
-    if (x->ndim != 3 || heads <= 0 || x->shape[2] % heads != 0) {
-        clt__require(g, false,
-                     "attention: x must be [N, T, D] with D divisible by the number of heads");
+    /* The sublayers' names, when a name is given (a layer given all its parameters may have
+     * none: the linear layers then report a missing name only if they must make one). */
+    if (name && (!clt__param_name(g, name, "qkv", qkv_name) ||
+                 !clt__param_name(g, name, "proj", proj_name)))
+        return NULL;
+    const int64_t h = desc ? desc->heads : 0;
+    const int64_t hkv = desc && desc->kv_heads ? desc->kv_heads : h;
+    if (!desc || x->ndim != 3 || x->dtype != CLT_F32 || h <= 0 || x->shape[2] % h != 0 ||
+        hkv <= 0 || h % hkv != 0) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "attention \"%s\": x must be F32 [N, T, D] with D divisible by the heads, "
+                        "and kv_heads must divide the heads (heads %lld, kv_heads %lld)",
+                        name ? name : "(unnamed)", (long long)h, (long long)hkv);
         return NULL;
     }
-    int64_t n = x->shape[0], t = x->shape[1], d = x->shape[2], dh = d / heads;
-    /* [N, T, 3D] -> [N, T, 3, H, Dh] -> [3, N, H, T, Dh], then q, k, v [N, H, T, Dh]. */
-    struct clt_tensor *qkv = clt_linear(g, x, 3 * d, true, qkv_name);
-    qkv = clt_reshape(g, qkv, 5, (int64_t[]){n, t, 3, heads, dh});
-    qkv = clt_permute(g, qkv, (uint32_t[]){2, 0, 3, 1, 4});
-    struct clt_tensor *part[3];
-    for (int i = 0; i < 3; i++)
-        part[i] = clt_reshape(g, clt_slice(g, qkv, 0, i, 1), 4, (int64_t[]){n, heads, t, dh});
-    struct clt_tensor *o = clt_sdpa(g, part[0], part[1], part[2], causal);
+    int64_t n = x->shape[0], t = x->shape[1], d = x->shape[2], dh = d / h;
+    /* [N, T, (H + 2 HKV) Dh] -> [N, T, H + 2 HKV, Dh] -> [N, H + 2 HKV, T, Dh]; then heads
+     * 0 .. H-1 are the queries, the next HKV the keys, the last HKV the values. */
+    struct clt_tensor *qkv =
+        clt_linear_ex(g, x, (h + 2 * hkv) * dh, desc->bias, name ? qkv_name : NULL, &desc->qkv);
+    qkv = clt_reshape(g, qkv, 4, (int64_t[]){n, t, h + 2 * hkv, dh});
+    qkv = clt_permute(g, qkv, (uint32_t[]){0, 2, 1, 3});
+    struct clt_tensor *q = clt_slice(g, qkv, 1, 0, h);
+    struct clt_tensor *k = clt_slice(g, qkv, 1, h, hkv);
+    struct clt_tensor *v = clt_slice(g, qkv, 1, h + hkv, hkv);
+    struct clt_tensor *o = clt_sdpa(g, q, k, v, desc->causal);
     /* [N, H, T, Dh] -> [N, T, H, Dh] -> [N, T, D]. */
     o = clt_reshape(g, clt_permute(g, o, (uint32_t[]){0, 2, 1, 3}), 3, (int64_t[]){n, t, d});
-    return clt_linear(g, o, d, true, proj_name);
+    return clt_linear_ex(g, o, d, desc->bias, name ? proj_name : NULL, &desc->proj);
 }

@@ -668,15 +668,26 @@ const struct clt__op_def clt__op_linear = {
 struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
                               bool bias, const char *name)
 {
-    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
+    return clt_linear_ex(g, x, out_features, bias, name, NULL);
+}
+
+struct clt_tensor *clt_linear_ex(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
+                                 bool bias, const char *name, const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
     if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, "linear") ||
-        !clt__param_name(g, name, "weight", wname) || !clt__param_name(g, name, "bias", bname))
+        !clt__layer_params_only(g, "linear", name, use, bias, false))
         return NULL;
     int64_t in = x->shape[x->ndim - 1];
     struct clt_tensor *w =
-        clt_param(g, wname, 2, (int64_t[]){out_features, in}, clt__init_torch_weight());
+        clt__layer_param(g, "linear", name, "weight", use->weight, false, 2,
+                         (int64_t[]){out_features, in}, clt__init_torch_weight());
     struct clt_tensor *b =
-        bias ? clt_param(g, bname, 1, (int64_t[]){out_features}, clt__init_torch_bias(in)) : NULL;
+        bias && w ? clt__layer_param(g, "linear", name, "bias", use->bias, false, 1,
+                                     (int64_t[]){out_features}, clt__init_torch_bias(in))
+                  : NULL;
     if (!w || (bias && !b))
         return NULL;
     struct clt_tensor *ins[3] = {x, w, b};

@@ -437,13 +437,18 @@ const struct clt__op_def clt__op_batch_norm = {
 struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                   float momentum, const char *name)
 {
-    char names[4][CLT__NAME_MAX];
-    const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
+    return clt_batch_norm_ex(g, x, eps, momentum, name, NULL);
+}
+
+struct clt_tensor *clt_batch_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                     float momentum, const char *name,
+                                     const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
     if (!clt__graph_ok(g, 1, &x))
         return NULL;
-    for (int i = 0; i < 4; i++)
-        if (!clt__param_name(g, name, parts[i], names[i]))
-            return NULL;
     if (x->ndim < 2 || x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps) ||
         !(momentum >= 0.0f && momentum <= 1.0f)) {
         clt__require(g, false,
@@ -452,11 +457,16 @@ struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, flo
     }
     int64_t c = x->shape[1];
     struct clt_init one = {CLT_INIT_CONSTANT, 1.0f, 0.0f}, zero = {CLT_INIT_ZEROS, 0, 0};
-    struct clt_tensor *in[5] = {
-        x, clt_param(g, names[0], 1, &c, one), clt_param(g, names[1], 1, &c, zero),
-        clt_state(g, names[2], 1, &c, zero), clt_state(g, names[3], 1, &c, one)};
-    if (!in[1] || !in[2] || !in[3] || !in[4])
-        return NULL;
+    const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
+    struct clt_tensor *given[4] = {use->weight, use->bias, use->running_mean, use->running_var};
+    struct clt_init inits[4] = {one, zero, zero, one};
+    struct clt_tensor *in[5] = {x};
+    for (int i = 0; i < 4; i++) {
+        in[i + 1] =
+            clt__layer_param(g, "batch_norm", name, parts[i], given[i], i >= 2, 1, &c, inits[i]);
+        if (!in[i + 1])
+            return NULL;
+    }
     struct clt_tensor *t = clt__node(g, CLT__OP_batch_norm, 5, in, CLT_F32, x->ndim, x->shape);
     if (t) {
         t->p.norm.eps = eps;
@@ -520,18 +530,28 @@ const struct clt__op_def clt__op_layer_norm = {
 struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                   const char *name)
 {
-    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
-    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "weight", wname) ||
-        !clt__param_name(g, name, "bias", bname))
+    return clt_layer_norm_ex(g, x, eps, name, NULL);
+}
+
+struct clt_tensor *clt_layer_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                     const char *name, const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
+    if (!clt__graph_ok(g, 1, &x) ||
+        !clt__layer_params_only(g, "layer_norm", name, use, true, false))
         return NULL;
     if (x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps)) {
         clt__require(g, false, "layer_norm: needs F32 x and a finite eps >= 0");
         return NULL;
     }
     int64_t d = x->shape[x->ndim - 1];
-    struct clt_tensor *w =
-        clt_param(g, wname, 1, &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
-    struct clt_tensor *b = clt_param(g, bname, 1, &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0});
+    struct clt_tensor *w = clt__layer_param(g, "layer_norm", name, "weight", use->weight, false, 1,
+                                            &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
+    struct clt_tensor *b = w ? clt__layer_param(g, "layer_norm", name, "bias", use->bias, false, 1,
+                                                &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0})
+                             : NULL;
     struct clt_tensor *in[3] = {x, w, b};
     struct clt_tensor *t =
         w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape) : NULL;
