@@ -18,8 +18,9 @@
  *   sub_forward         y = a - b
  *   broadcast_forward   y = a op b (op: CLT__CL_BINARY_ADD, _SUB, _MUL), a and b stretched
  *                       along the axes they lack (numpy broadcasting, see below)
- *   broadcast_backward  dx[j] (+)= sign * sum over the outputs i that read x[j] of dy[i]
- *                       (times other at i when `product`): the gradient of either input
+ *   broadcast_backward  dx[j, p] (+)= sign * sum over the p-th `chunk` of the `count`
+ *                       outputs i that read x[j] of dy[i] (times other at i when
+ *                       `product`): the gradient of either input, or its partial sums
  *   sum_rows_forward    y[r] = (sum over c of x[r, c]) / divisor
  *   sum_backward        dx[r, c] (+)= dy[r] / divisor
  *   sum_partials        part[j] = sum of x[j], x[j + parts], x[j + 2 parts], ... (< n)
@@ -40,8 +41,12 @@
  * CLT__CL_BROADCAST_DIMS); bit d of a mask (amask, bmask; xmask for the gradient's input,
  * omask for the other one) is set when that input has axis d and clear when it is stretched
  * along it. Each input is dense over the axes it has, so its offsets follow from s and its
- * mask; the output is dense over all of them. broadcast_backward walks the `count` outputs
- * of its element in order (the stretched axes, innermost fastest).
+ * mask; the output is dense over all of them. broadcast_backward enumerates the `count`
+ * outputs of an element of x in a fixed order (the stretched axes, innermost fastest) and
+ * sums the `chunk` of them numbered from p * chunk on; with parts = 1 and chunk = count it
+ * is the whole gradient, else the launcher reduces the [nx, parts] partials in further
+ * rounds (x stretched along parts) until one part is left. No work-item loops more than
+ * 256 times, far below llvmpipe's limit of 65 535 iterations (past which it ends a loop).
  *
  * Work-items (1-D, any work-group size; items past the real size return at once):
  *   elementwise ops, bias_forward, sum_backward,
@@ -49,7 +54,7 @@
  *   sum_rows_forward                              one per row, walking its columns in order
  *   bias_backward, mul_broadcast_backward_s       one per column, walking the rows in order
  *   sub_forward, broadcast_forward                one per output element
- *   broadcast_backward                            one per element of the input's gradient
+ *   broadcast_backward                            one per element of dx [nx, parts]
  *   sum_partials                                  one per partial sum
  *   sum_finish                                    one, the first
  *
@@ -289,19 +294,21 @@ __kernel void broadcast_forward(int n, int op, int ndim, int s0, int s1, int s2,
                                               : av * bv;
 }
 
-__kernel void broadcast_backward(int nx, int count, int ndim, int s0, int s1, int s2, int s3,
-                                 int s4, int s5, int xmask, int omask, int product, float sign,
-                                 int accumulate, __global const float *dy,
+__kernel void broadcast_backward(int items, int parts, int chunk, int count, int ndim, int s0,
+                                 int s1, int s2, int s3, int s4, int s5, int xmask, int omask,
+                                 int product, float sign, int accumulate, __global const float *dy,
                                  int dy_off,                                 /* [s5, ..., s0] */
                                  __global const float *other, int other_off, /* axes of omask */
-                                 __global float *dx, int dx_off)             /* axes of xmask */
+                                 __global float *dx, int dx_off) /* [axes of xmask, parts] */
 {
-    const int j = get_global_id(0);
-    if (j >= nx)
+    const int i = get_global_id(0);
+    if (i >= items)
         return;
+    const int j = i / parts, first = (i % parts) * chunk;
+    const int last = min(count, first + chunk);
     const int s[CLT__CL_BROADCAST_DIMS] = {s0, s1, s2, s3, s4, s5};
     float2 acc = (float2)(0.0f, 0.0f);
-    for (int k = 0; k < count; k++) {
+    for (int k = first; k < last; k++) {
         /* Output element: the axes x has from j, the stretched ones from k, innermost first. */
         int jr = j, kr = k, yi = 0, oi = 0, ystride = 1, ostride = 1;
         for (int d = 0; d < ndim; d++) {
@@ -323,7 +330,7 @@ __kernel void broadcast_backward(int nx, int count, int ndim, int s0, int s1, in
         const float g = dy[dy_off + yi];
         acc = sum_add(acc, product ? g * other[other_off + oi] : g);
     }
-    grad_store(dx + dx_off, j, accumulate, sign * sum_value(acc));
+    grad_store(dx + dx_off, i, accumulate, sign * sum_value(acc));
 }
 
 __kernel void sum_rows_forward(int rows, int cols, float divisor, __global const float *x,

@@ -178,6 +178,8 @@ static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
     struct tensor ta = tensor_new(dev, a, na), tb = tensor_new(dev, b, nb);
     struct tensor ty = tensor_new(dev, NULL, ny), tdy = tensor_new(dev, dy, ny);
     struct tensor tda = tensor_new(dev, NULL, na), tdb = tensor_new(dev, NULL, nb);
+    size_t nw = (size_t)(clt__broadcast_workspace_bytes(&plan) / sizeof(float));
+    struct tensor tw = tensor_new(dev, NULL, nw > 0 ? nw : 1);
     char what[160];
     for (size_t o = 0; o < sizeof OPS / sizeof *OPS; o++) {
         snprintf(what, sizeof what, "pair %d, %c", k, OP_CHARS[o]);
@@ -196,7 +198,8 @@ static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
             tensor_write(&tdb, add_b ? prev : NULL);
             assert_int_equal(clt__broadcast_backward(dev, OPS[o], &plan, tensor_buf(&ta),
                                                      tensor_buf(&tb), tensor_buf(&tdy),
-                                                     tensor_buf(&tda), tensor_buf(&tdb), acc),
+                                                     tensor_buf(&tda), tensor_buf(&tdb), acc,
+                                                     tensor_buf(&tw)),
                              CLT_OK);
             double atol = 4e-7 * (kmax + 1.0);
             snprintf(what, sizeof what, "pair %d, %c, da, acc %u", k, OP_CHARS[o], acc);
@@ -216,7 +219,7 @@ static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
         tensor_write(&tdb, NULL);
         assert_int_equal(clt__broadcast_backward(dev, OPS[o], &plan, tensor_buf(&ta),
                                                  tensor_buf(&tb), tensor_buf(&tdy), NONE,
-                                                 tensor_buf(&tdb), 0),
+                                                 tensor_buf(&tdb), 0, tensor_buf(&tw)),
                          CLT_OK);
         tensor_read(&tda, got, what);
         assert_memory_equal(got, prev, na * sizeof *got);
@@ -227,6 +230,7 @@ static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
     clt_arena_free(tdy.arena);
     clt_arena_free(tda.arena);
     clt_arena_free(tdb.arena);
+    clt_arena_free(tw.arena);
     free(a);
     free(b);
     free(dy);
@@ -253,7 +257,7 @@ static void bad_arguments_are_refused(void **state)
 {
     struct clt_device *dev = *state;
     struct clt_arena *arena;
-    assert_int_equal(clt_arena_create(dev, 4096, &arena), CLT_OK);
+    assert_int_equal(clt_arena_create(dev, 2048 * sizeof(float), &arena), CLT_OK);
     struct clt_view v = clt_test_tensor(arena, NULL, 64);
     struct clt__buf x = clt__view_buf(&v);
     struct clt__broadcast plan;
@@ -268,17 +272,26 @@ static void bad_arguments_are_refused(void **state)
     bad = plan;
     bad.bmask = 1;
     bad.amask = 1;
-    assert_int_equal(clt__broadcast_backward(dev, CLT__BINARY_SUB, &bad, x, x, x, x, x, 0),
+    assert_int_equal(clt__broadcast_backward(dev, CLT__BINARY_SUB, &bad, x, x, x, x, x, 0, x),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__broadcast_forward(dev, CLT__BINARY_SUB, &plan, x, x, x), CLT_OK);
-    /* y and b of 10 000 elements in a buffer of 1024. */
+    /* y and b of 10 000 elements in a buffer of 2048. */
     clt__broadcast_plan(SHAPE(40, 50), SHAPE(5, 40, 50), &plan);
     assert_int_equal(clt__broadcast_forward(dev, CLT__BINARY_SUB, &plan, x, x, x),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__broadcast_forward(dev, CLT__BINARY_ADD, &plan, x, x, x),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__broadcast_backward(dev, CLT__BINARY_MUL, &plan, x, x, x, x, NONE, 0),
+    assert_int_equal(clt__broadcast_backward(dev, CLT__BINARY_MUL, &plan, x, x, x, x, NONE, 0, x),
                      CLT_ERR_INVALID_ARGUMENT);
+    /* A scalar's gradient over 1000 outputs sums in rounds: 4 partials of workspace. */
+    clt__broadcast_plan(SHAPE(1), SHAPE(1000), &plan);
+    assert_int_equal(clt__broadcast_workspace_bytes(&plan), 4 * sizeof(float));
+    struct clt_view big = clt_test_tensor(arena, NULL, 1000);
+    struct clt__buf y = clt__view_buf(&big), w = x;
+    w.offset = 2045; /* 3 floats left in the arena's 2048: too few */
+    assert_int_equal(
+        clt__broadcast_backward(dev, CLT__BINARY_ADD, &plan, NONE, NONE, y, x, NONE, 0, w),
+        CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     clt_arena_free(arena);
 }

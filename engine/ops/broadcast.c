@@ -160,29 +160,86 @@ enum clt_status clt__broadcast_forward(struct clt_device *dev, enum clt__binary 
                     CLT__BUF(a), CLT__BUF(b), CLT__BUF(y));
 }
 
+/* Outputs summed into one partial of a gradient element by broadcast_backward. A constant,
+ * not a tunable: results depend on it, and must not depend on the device. */
+#define CHUNK 256
+
+/* Floats of workspace a gradient of nx elements, each the sum of count outputs, needs: the
+ * partials of every round but the last. */
+static int64_t reduce_floats(int64_t nx, int64_t count)
+{
+    int64_t floats = 0;
+    while (count > CHUNK) {
+        count = (count + CHUNK - 1) / CHUNK;
+        floats += nx * count;
+    }
+    return floats;
+}
+
+uint64_t clt__broadcast_workspace_bytes(const struct clt__broadcast *plan)
+{
+    int64_t n = plan_count(plan, all_axes(plan)), na = plan_count(plan, plan->amask);
+    int64_t nb = plan_count(plan, plan->bmask);
+    int64_t fa = reduce_floats(na, n / na), fb = reduce_floats(nb, n / nb);
+    return (uint64_t)(fa > fb ? fa : fb) * sizeof(float);
+}
+
+/* One round of broadcast_backward over `plan`: dst [nx, parts] gets the sums of `chunk`
+ * outputs each (the last part fewer), written or added times sign. */
+static enum clt_status reduce_round(struct clt_device *dev, const struct clt__broadcast *plan,
+                                    uint32_t xm, uint32_t om, bool product, float sign,
+                                    struct clt__buf src, struct clt__buf other, int64_t parts,
+                                    int64_t chunk, struct clt__buf dst, bool accumulate)
+{
+    int64_t nx = plan_count(plan, xm), count = plan_count(plan, all_axes(plan)) / nx;
+    cl_int s[CLT__CL_BROADCAST_DIMS];
+    plan_sizes(plan, s);
+    return CLT__RUN(dev, CLT__K_broadcast_backward, (size_t)(nx * parts), CLT__I32(nx * parts),
+                    CLT__I32(parts), CLT__I32(chunk), CLT__I32(count), CLT__I32(plan->ndim),
+                    CLT__I32(s[0]), CLT__I32(s[1]), CLT__I32(s[2]), CLT__I32(s[3]), CLT__I32(s[4]),
+                    CLT__I32(s[5]), CLT__I32(xm), CLT__I32(om), CLT__I32(product), CLT__F32(sign),
+                    CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(product ? other : src),
+                    CLT__BUF(dst));
+}
+
 /* dx (+)= sign * the sum over x's stretched axes of dy (times other when product), by the
- * general kernel. */
+ * general kernel: while more than CHUNK outputs remain per element, a round writes
+ * partials of CHUNK into the next stretch of the workspace, which the next round sums as
+ * [nx, parts] with x stretched along parts; the last round stores into dx. The rounds
+ * depend only on the shapes. */
 static enum clt_status reduce_general(struct clt_device *dev, const struct clt__broadcast *plan,
                                       uint32_t xm, uint32_t om, bool product, float sign,
                                       struct clt__buf dy, struct clt__buf other, struct clt__buf dx,
-                                      bool accumulate)
+                                      bool accumulate, struct clt__buf workspace)
 {
     static const char name[] = "broadcast_backward";
     int64_t nx = plan_count(plan, xm), n = plan_count(plan, all_axes(plan));
+    int64_t count = n / nx, floats = reduce_floats(nx, count);
     enum clt_status st = clt__check_buf(dev, dy, n, sizeof(float), name, "dy");
     if (st == CLT_OK && product)
         st = clt__check_buf(dev, other, plan_count(plan, om), sizeof(float), name, "other");
     if (st == CLT_OK)
         st = clt__check_buf(dev, dx, nx, sizeof(float), name, "dx");
+    if (st == CLT_OK && floats > 0)
+        st = clt__check_buf(dev, workspace, floats, sizeof(float), name, "workspace");
+    struct clt__broadcast round = *plan;
+    struct clt__buf src = dy, part = workspace;
+    while (st == CLT_OK && count > CHUNK) {
+        int64_t parts = (count + CHUNK - 1) / CHUNK;
+        st =
+            reduce_round(dev, &round, xm, om, product, 1.0f, src, other, parts, CHUNK, part, false);
+        /* The partials [nx, parts]: x has the outer axis, and is stretched along parts. */
+        round = (struct clt__broadcast){.ndim = 2, .shape = {parts, nx}, .amask = 2, .bmask = 1};
+        xm = 2;
+        om = 0;
+        product = false;
+        src = part;
+        part.offset += (size_t)(nx * parts);
+        count = parts;
+    }
     if (st != CLT_OK)
         return st;
-    cl_int s[CLT__CL_BROADCAST_DIMS];
-    plan_sizes(plan, s);
-    return CLT__RUN(dev, CLT__K_broadcast_backward, (size_t)nx, CLT__I32(nx), CLT__I32(n / nx),
-                    CLT__I32(plan->ndim), CLT__I32(s[0]), CLT__I32(s[1]), CLT__I32(s[2]),
-                    CLT__I32(s[3]), CLT__I32(s[4]), CLT__I32(s[5]), CLT__I32(xm), CLT__I32(om),
-                    CLT__I32(product), CLT__F32(sign), CLT__I32(accumulate), CLT__BUF(dy),
-                    CLT__BUF(product ? other : dy), CLT__BUF(dx));
+    return reduce_round(dev, &round, xm, om, product, sign, src, other, 1, count, dx, accumulate);
 }
 
 /* The gradient of one input x (mask xm), the other input being `other` (mask om): the
@@ -190,7 +247,7 @@ static enum clt_status reduce_general(struct clt_device *dev, const struct clt__
 static enum clt_status grad_one(struct clt_device *dev, enum clt__binary op,
                                 const struct clt__broadcast *plan, uint32_t xm, uint32_t om,
                                 float sign, struct clt__buf other, struct clt__buf dy,
-                                struct clt__buf dx, bool accumulate)
+                                struct clt__buf dx, bool accumulate, struct clt__buf workspace)
 {
     struct clt__buf none = {NULL, 0};
     uint32_t all = all_axes(plan);
@@ -209,22 +266,23 @@ static enum clt_status grad_one(struct clt_device *dev, enum clt__binary op,
                                            accumulate ? 2u : 0u);
     if (op == CLT__BINARY_ADD && is_bias(plan, om, xm))
         return clt__bias_backward(dev, rows, cols, dy, none, dx, accumulate);
-    return reduce_general(dev, plan, xm, om, product, sign, dy, other, dx, accumulate);
+    return reduce_general(dev, plan, xm, om, product, sign, dy, other, dx, accumulate, workspace);
 }
 
 enum clt_status clt__broadcast_backward(struct clt_device *dev, enum clt__binary op,
                                         const struct clt__broadcast *plan, struct clt__buf a,
                                         struct clt__buf b, struct clt__buf dy, struct clt__buf da,
-                                        struct clt__buf db, uint32_t acc)
+                                        struct clt__buf db, uint32_t acc, struct clt__buf workspace)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_plan(dev, "broadcast_backward", plan);
     if (st == CLT_OK && da.mem)
-        st = grad_one(dev, op, plan, plan->amask, plan->bmask, 1.0f, b, dy, da, CLT__ACC(acc, 0));
+        st = grad_one(dev, op, plan, plan->amask, plan->bmask, 1.0f, b, dy, da, CLT__ACC(acc, 0),
+                      workspace);
     if (st == CLT_OK && db.mem)
         st = grad_one(dev, op, plan, plan->bmask, plan->amask, op == CLT__BINARY_SUB ? -1.0f : 1.0f,
-                      a, dy, db, CLT__ACC(acc, 1));
+                      a, dy, db, CLT__ACC(acc, 1), workspace);
     return st;
 }
 
@@ -263,7 +321,15 @@ static enum clt_status binary_backward(struct clt__exec *x, const struct clt_ten
     /* The values are saved (and valid) for mul only. */
     return clt__broadcast_backward(x->dev, binary_of(t), &plan, mul ? clt__val(x, t->in[0]) : none,
                                    mul ? clt__val(x, t->in[1]) : none, clt__grad(x, t),
-                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), acc);
+                                   clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), acc,
+                                   clt__workspace(x));
+}
+
+static uint64_t binary_workspace(const struct clt_tensor *t)
+{
+    struct clt__broadcast plan;
+    plan_of(t, &plan);
+    return clt__broadcast_workspace_bytes(&plan);
 }
 
 /* 2^20 elements. */
@@ -285,16 +351,21 @@ static struct clt_tensor *bench_mul(struct clt_graph *g)
     return clt_mul(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
 }
 
-const struct clt__op_def clt__op_add = {
-    .forward = binary_forward, .backward = binary_backward, .bench = bench_add};
+const struct clt__op_def clt__op_add = {.forward = binary_forward,
+                                        .backward = binary_backward,
+                                        .workspace = binary_workspace,
+                                        .bench = bench_add};
 
-const struct clt__op_def clt__op_sub = {
-    .forward = binary_forward, .backward = binary_backward, .bench = bench_sub};
+const struct clt__op_def clt__op_sub = {.forward = binary_forward,
+                                        .backward = binary_backward,
+                                        .workspace = binary_workspace,
+                                        .bench = bench_sub};
 
 const struct clt__op_def clt__op_mul = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = binary_forward,
     .backward = binary_backward,
+    .workspace = binary_workspace,
     .bench = bench_mul,
 };
 

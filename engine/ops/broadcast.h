@@ -12,8 +12,8 @@
  *
  * Launchers only enqueue on dev->queue: they allocate nothing and never wait. A gradient
  * whose mem is NULL is skipped; `acc` bit 0 adds to da, bit 1 to db (clear: write). The
- * reduction over stretched axes runs one work-item per gradient element, in a fixed order
- * (compensated), so results do not depend on the device or the launch shape.
+ * reduction over stretched axes runs in a fixed order (compensated sums of 256 outputs,
+ * combined in rounds), so results do not depend on the device or the launch shape.
  */
 #ifndef CLTRAIN_OPS_BROADCAST_H
 #define CLTRAIN_OPS_BROADCAST_H
@@ -46,6 +46,10 @@ bool clt__broadcast_shape(uint32_t an, const int64_t *as, uint32_t bn, const int
 void clt__broadcast_plan(uint32_t an, const int64_t *as, uint32_t bn, const int64_t *bs,
                          struct clt__broadcast *plan);
 
+/* Bytes of workspace clt__broadcast_backward needs for a plan (0 when no gradient element
+ * sums more than 256 outputs). */
+uint64_t clt__broadcast_workspace_bytes(const struct clt__broadcast *plan);
+
 /* One parameter per line with its shape: kept by hand, not by clang-format. */
 /* clang-format off */
 
@@ -59,7 +63,9 @@ enum clt_status clt__broadcast_forward(struct clt_device *dev, enum clt__binary 
 
 /* da (+)= the sum over a's stretched axes of dy (add, sub), dy * b (mul);
  * db (+)= the same of dy, -dy (sub), dy * a (mul). a is read only for db of mul, b only for
- * da of mul. */
+ * da of mul. A gradient element that sums more than 256 outputs is reduced in rounds of 256
+ * through the workspace, which holds clt__broadcast_workspace_bytes(plan) bytes from its
+ * offset (checked; mem may be NULL when that is 0). */
 enum clt_status clt__broadcast_backward(struct clt_device *dev, enum clt__binary op,
                                         const struct clt__broadcast *plan,
                                         struct clt__buf a,  /* the axes of amask */
@@ -67,7 +73,8 @@ enum clt_status clt__broadcast_backward(struct clt_device *dev, enum clt__binary
                                         struct clt__buf dy, /* all axes */
                                         struct clt__buf da, /* a's, or mem NULL */
                                         struct clt__buf db, /* b's, or mem NULL */
-                                        uint32_t acc);
+                                        uint32_t acc,
+                                        struct clt__buf workspace); /* see below */
 
 /* clang-format on */
 
