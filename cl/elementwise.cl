@@ -46,7 +46,8 @@
  * sums the `chunk` of them numbered from p * chunk on; with parts = 1 and chunk = count it
  * is the whole gradient, else the launcher reduces the [nx, parts] partials in further
  * rounds (x stretched along parts) until one part is left. No work-item loops more than
- * 256 times, far below llvmpipe's limit of 65 535 iterations (past which it ends a loop).
+ * 256 * (1 + ndim) times, far below llvmpipe's 65 535 iterations per invocation, shared by
+ * all its loops, past which it ends them.
  *
  * Work-items (1-D, any work-group size; items past the real size return at once):
  *   elementwise ops, bias_forward, sum_backward,
