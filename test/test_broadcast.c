@@ -257,7 +257,7 @@ static void bad_arguments_are_refused(void **state)
 {
     struct clt_device *dev = *state;
     struct clt_arena *arena;
-    assert_int_equal(clt_arena_create(dev, 2048 * sizeof(float), &arena), CLT_OK);
+    assert_int_equal(clt_arena_create(dev, 4096 * sizeof(float), &arena), CLT_OK);
     struct clt_view v = clt_test_tensor(arena, NULL, 64);
     struct clt__buf x = clt__view_buf(&v);
     struct clt__broadcast plan;
@@ -274,8 +274,11 @@ static void bad_arguments_are_refused(void **state)
     bad.amask = 1;
     assert_int_equal(clt__broadcast_backward(dev, CLT__BINARY_SUB, &bad, x, x, x, x, x, 0, x),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__broadcast_forward(dev, CLT__BINARY_SUB, &plan, x, x, x), CLT_OK);
-    /* y and b of 10 000 elements in a buffer of 2048. */
+    struct clt_view va = clt_test_tensor(arena, NULL, 20), vy = clt_test_tensor(arena, NULL, 60);
+    assert_int_equal(clt__broadcast_forward(dev, CLT__BINARY_SUB, &plan, clt__view_buf(&va), x,
+                                            clt__view_buf(&vy)),
+                     CLT_OK);
+    /* y and b of 10 000 elements in a buffer of 4096. */
     clt__broadcast_plan(SHAPE(40, 50), SHAPE(5, 40, 50), &plan);
     assert_int_equal(clt__broadcast_forward(dev, CLT__BINARY_SUB, &plan, x, x, x),
                      CLT_ERR_INVALID_ARGUMENT);
@@ -288,7 +291,7 @@ static void bad_arguments_are_refused(void **state)
     assert_int_equal(clt__broadcast_workspace_bytes(&plan), 4 * sizeof(float));
     struct clt_view big = clt_test_tensor(arena, NULL, 1000);
     struct clt__buf y = clt__view_buf(&big), w = x;
-    w.offset = 2045; /* 3 floats left in the arena's 2048: too few */
+    w.offset = 4093; /* 3 floats left in the arena's 4096: too few */
     assert_int_equal(
         clt__broadcast_backward(dev, CLT__BINARY_ADD, &plan, NONE, NONE, y, x, NONE, 0, w),
         CLT_ERR_INVALID_ARGUMENT);
