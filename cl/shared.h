@@ -25,6 +25,13 @@
  * order (results do not depend on the device); launchers never use more. */
 #define CLT__LOSS_LANES 64
 
+/* The arithmetic of broadcast_forward (cl/elementwise.cl, engine/ops/broadcast.h), and the
+ * axes a broadcast has at most once merged (CLT_MAX_DIMS): its kernels take that many sizes. */
+#define CLT__CL_BINARY_ADD 0
+#define CLT__CL_BINARY_SUB 1
+#define CLT__CL_BINARY_MUL 2
+#define CLT__CL_BROADCAST_DIMS 6
+
 /* Bits of a norm backward's write/accumulate mask, in the order of the graph op's inputs:
  * set, the gradient is added to; clear, written (engine/ops/norm.h, the combine kernels of
  * cl/norm.cl). */

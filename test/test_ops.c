@@ -156,14 +156,26 @@ static void ref_linear(const struct ctx *c, double *y)
                        c->np > 2 ? c->p[2] : NULL, y);
 }
 
+/* add, sub, mul: declared a and b of any shapes that broadcast. */
+static void ref_binary(const struct ctx *c, char op, double *y)
+{
+    ref_broadcast_forward(op, c->decl[0].ndim, S(c, 0), F(c, 0), c->decl[1].ndim, S(c, 1), F(c, 1),
+                          y);
+}
+
 static void ref_add(const struct ctx *c, double *y)
 {
-    ref_add_forward((size_t)c->ny, F(c, 0), F(c, 1), y);
+    ref_binary(c, '+', y);
+}
+
+static void ref_sub(const struct ctx *c, double *y)
+{
+    ref_binary(c, '-', y);
 }
 
 static void ref_mul(const struct ctx *c, double *y)
 {
-    ref_mul_forward((size_t)c->ny, F(c, 0), F(c, 1), y);
+    ref_binary(c, '*', y);
 }
 
 static void ref_scale(const struct ctx *c, double *y)
@@ -463,6 +475,11 @@ static struct clt_tensor *b_add(struct clt_graph *g, struct clt_tensor *const *t
     return clt_add(g, t[0], t[1]);
 }
 
+static struct clt_tensor *b_sub(struct clt_graph *g, struct clt_tensor *const *t)
+{
+    return clt_sub(g, t[0], t[1]);
+}
+
 static struct clt_tensor *b_mul(struct clt_graph *g, struct clt_tensor *const *t)
 {
     return clt_mul(g, t[0], t[1]);
@@ -635,6 +652,10 @@ static struct clt_tensor *b_sdpa_causal(struct clt_graph *g, struct clt_tensor *
 
 /* ==== The table ========================================================================== */
 
+#define P1(a)                                                                                      \
+    {                                                                                              \
+        PARAM, 1, {a}, 0, 0                                                                        \
+    }
 #define P2(a, b)                                                                                   \
     {                                                                                              \
         PARAM, 2, {a, b}, 0, 0                                                                     \
@@ -664,7 +685,25 @@ static const struct op_case CASES[] = {
     {"linear", "linear with bias, 3-D x", 1, {P3(3, 2, 7)}, .build = b_linear, .ref = ref_linear},
     {"linear", "linear without bias", 1, {P2(5, 7)}, .build = b_linear_nobias, .ref = ref_linear},
     {"add", "add", 2, {P2(3, 7), P2(3, 7)}, .build = b_add, .ref = ref_add},
+    {"add", "add [T, D] + [N, T, D]", 2, {P2(4, 5), P3(3, 4, 5)}, .build = b_add, .ref = ref_add},
+    {"add", "add [N, T, D] + [D]", 2, {P3(3, 4, 5), P1(5)}, .build = b_add, .ref = ref_add},
+    {"sub", "sub", 2, {P2(3, 7), P2(3, 7)}, .build = b_sub, .ref = ref_sub},
+    {"sub", "sub [N, T, D] - [T, 1]", 2, {P3(3, 4, 5), P2(4, 1)}, .build = b_sub, .ref = ref_sub},
+    {"sub", "sub [1] - [N, D]", 2, {P1(1), P2(3, 7)}, .build = b_sub, .ref = ref_sub},
     {"mul", "mul", 2, {P2(3, 7), P2(3, 7)}, .build = b_mul, .ref = ref_mul},
+    {"mul",
+     "mul [N, 1, D] * [1, T, 1]",
+     2,
+     {P3(3, 1, 5), P3(1, 4, 1)},
+     .build = b_mul,
+     .ref = ref_mul},
+    {"mul", "mul [N, T, D] * [T, D]", 2, {P3(3, 4, 5), P2(4, 5)}, .build = b_mul, .ref = ref_mul},
+    {"mul",
+     "mul [2, 1, 3, 1, 2, 1] * [3, 1, 2, 1, 2]",
+     2,
+     {{PARAM, 6, {2, 1, 3, 1, 2, 1}, 0, 0}, {PARAM, 5, {3, 1, 2, 1, 2}, 0, 0}},
+     .build = b_mul,
+     .ref = ref_mul},
     {"scale", "scale", 1, {P2(3, 7)}, .build = b_scale, .ref = ref_scale},
     {"add_bias",
      "add_bias",
@@ -1231,12 +1270,37 @@ static void builders_report_through_the_graph(void **state)
     clt_graph_free(h);
 }
 
+/* Shapes that do not broadcast are a graph error naming both shapes and the axis. */
+static void broadcast_shape_errors(void **state)
+{
+    (void)state;
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *a = clt_input(g, "a", CLT_F32, 3, (int64_t[]){2, 3, 4});
+    struct clt_tensor *b = clt_input(g, "b", CLT_F32, 2, (int64_t[]){5, 4});
+    assert_non_null(clt_add(g, a, clt_input(g, "c", CLT_F32, 2, (int64_t[]){3, 1})));
+    assert_null(clt_sub(g, a, b));
+    assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+    const char *e = clt_graph_error(g);
+    assert_non_null(strstr(e, "sub: \"a\" [2, 3, 4] and \"b\" [5, 4] do not broadcast"));
+    assert_non_null(strstr(e, "axis -2: 3 against 5"));
+    clt_graph_free(g);
+
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    a = clt_input(g, "a", CLT_F32, 1, (int64_t[]){7});
+    b = clt_input(g, "b", CLT_F32, 2, (int64_t[]){7, 6});
+    assert_null(clt_mul(g, a, b));
+    assert_non_null(strstr(clt_graph_error(g), "mul: \"a\" [7] and \"b\" [7, 6]"));
+    clt_graph_free(g);
+}
+
 int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
         CLT_DEVICE_TEST(every_op_has_a_case),
         CLT_DEVICE_TEST(builders_report_through_the_graph),
+        CLT_DEVICE_TEST(broadcast_shape_errors),
         CLT_DEVICE_TEST(every_op_matches_its_reference),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);

@@ -2,6 +2,107 @@
  * cltrain.h: the whole public API of libcltrain, a portable OpenCL engine for training
  * neural networks.
  *
+ * A program trains a model in four steps: open a device, describe the model as a graph,
+ * make a trainer from the graph, and feed it batches. This one is examples/train_mlp.c (from
+ * its #include on; the suite builds and runs that file and checks that the two agree): an
+ * 8-32-3 MLP that learns which of three features is largest.
+ *
+ * ---- examples/train_mlp.c ----
+ *     #include <cltrain.h>
+ *     #include <stdio.h>
+ *     #include <stdlib.h>
+ *
+ *     enum { BATCH = 64, FEATURES = 8, HIDDEN = 32, CLASSES = 3, STEPS = 300 };
+ *
+ *     // Fills one batch from a simple linear congruential generator.
+ *     static void make_batch(float *x, int32_t *y, uint32_t *rng)
+ *     {
+ *         for (int r = 0; r < BATCH; r++) {
+ *             for (int f = 0; f < FEATURES; f++) {
+ *                 *rng = *rng * 1664525u + 1013904223u;
+ *                 x[r * FEATURES + f] = (float)(*rng >> 8) / 8388608.0f - 1.0f;
+ *             }
+ *             int best = 0;
+ *             for (int c = 1; c < CLASSES; c++)
+ *                 if (x[r * FEATURES + c] > x[r * FEATURES + best])
+ *                     best = c;
+ *             y[r] = best;
+ *         }
+ *     }
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         struct clt_device *dev = NULL;
+ *         struct clt_graph *g = NULL;
+ *         struct clt_trainer *tr = NULL;
+ *         enum clt_status st = clt_device_open(argc > 1 ? argv[1] : NULL, NULL, &dev);
+ *         if (st == CLT_OK)
+ *             st = clt_graph_create(&g);
+ *         if (st != CLT_OK) {
+ *             fprintf(stderr, "train_mlp: %s\n", clt_status_str(st));
+ *             return 1;
+ *         }
+ *
+ *         // The model: x [B, 8] -> linear 32 -> relu -> linear 3 -> cross-entropy with y [B].
+ *         struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){BATCH, FEATURES});
+ *         struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){BATCH});
+ *         struct clt_tensor *h = clt_relu(g, clt_linear(g, x, HIDDEN, true, "fc1"));
+ *         struct clt_tensor *logits = clt_linear(g, h, CLASSES, true, "fc2");
+ *         struct clt_tensor *loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+ *         if (clt_graph_status(g) != CLT_OK) {
+ *             fprintf(stderr, "train_mlp: %s\n", clt_graph_error(g));
+ *             return 1;
+ *         }
+ *
+ *         struct clt_trainer_options opt;
+ *         clt_trainer_options_init(&opt, CLT_OPTIM_ADAM);
+ *         opt.optimizer.lr = 0.01f;
+ *         opt.seed = 42;
+ *         st = clt_trainer_create(dev, g, loss, &opt, &tr);
+ *
+ *         static float xb[BATCH * FEATURES];
+ *         static int32_t yb[BATCH];
+ *         uint32_t rng = 1;
+ *         float value = 0.0f;
+ *         for (int step = 0; st == CLT_OK && step < STEPS; step++) {
+ *             make_batch(xb, yb, &rng);
+ *             const void *batch[] = {xb, yb};
+ *             st = clt_trainer_step(tr, batch); // enqueues; returns at once
+ *             if (st == CLT_OK && step % 100 == 0 && (st = clt_trainer_loss(tr, &value)) == CLT_OK)
+ *                 printf("step %3d  loss %.4f\n", step, value);
+ *         }
+ *
+ *         // Held-out accuracy, forward only.
+ *         static float out[BATCH * CLASSES];
+ *         int correct = 0;
+ *         make_batch(xb, yb, &rng);
+ *         const void *batch[] = {xb, yb};
+ *         if (st == CLT_OK)
+ *             st = clt_trainer_eval(tr, batch, logits, out, BATCH * CLASSES, &value);
+ *         for (int r = 0; st == CLT_OK && r < BATCH; r++) {
+ *             int best = 0;
+ *             for (int c = 1; c < CLASSES; c++)
+ *                 if (out[r * CLASSES + c] > out[r * CLASSES + best])
+ *                     best = c;
+ *             correct += best == yb[r];
+ *         }
+ *         if (st == CLT_OK)
+ *             printf("held-out loss %.4f, accuracy %d/%d\n", value, correct, BATCH);
+ *         else
+ *             fprintf(stderr, "train_mlp: %s\n", clt_status_str(st));
+ *
+ *         clt_trainer_free(tr);
+ *         clt_graph_free(g);
+ *         clt_device_close(dev);
+ *         return st == CLT_OK && correct >= BATCH * 8 / 10 ? 0 : 1;
+ *     }
+ * ---- end of examples/train_mlp.c ----
+ *
+ * The reference follows, in the order a program meets it: status codes and logging,
+ * devices, arenas and views, GEMM, graphs (inputs, parameters, ops, layers, losses),
+ * trainers, datasets and batches, checkpoints. Each declaration has its contract: ownership,
+ * whether it blocks or only enqueues, shapes.
+ *
  * Overview
  * --------
  * A `struct clt_device` owns everything that belongs to one OpenCL device: its context, a
@@ -9,29 +110,6 @@
  * disk), the GEMM backend and its temporary buffer. Device memory is handed out by arenas:
  * a few large buffers per model, from which tensors are taken as views
  * (buffer, byte offset, shape). Work is only enqueued; the host waits where it asks to.
- *
- * Example: multiply two matrices on the default device.
- *
- *     struct clt_device *dev = NULL;
- *     struct clt_arena *arena = NULL;
- *     struct clt_view a, b, c;
- *     enum clt_status st = clt_device_open(NULL, NULL, &dev);   // CLTRAIN_DEVICE or first GPU
- *     if (st == CLT_OK)
- *         st = clt_arena_create(dev, 1 << 20, &arena);
- *     if (st == CLT_OK)
- *         st = clt_arena_alloc(arena, CLT_F32, 2, (int64_t[]){M, K}, &a);
- *     ... same for b [K, N] and c [M, N] ...
- *     if (st == CLT_OK)
- *         st = clt_view_write(&a, host_a, M * K * sizeof(float), NULL);  // blocking
- *     struct clt_gemm_shape g = {.m = M, .n = N, .k = K, .alpha = 1.0f};
- *     if (st == CLT_OK)
- *         st = clt_gemm(dev, &g, &a, &b, &c);                            // enqueues only
- *     if (st == CLT_OK)
- *         st = clt_view_read(&c, host_c, M * N * sizeof(float), NULL);   // waits for it
- *     if (st != CLT_OK)
- *         fprintf(stderr, "cltrain: %s\n", clt_status_str(st));
- *     clt_arena_free(arena);
- *     clt_device_close(dev);
  *
  * Conventions
  * -----------
@@ -304,6 +382,32 @@ CLT_API enum clt_status clt_event_wait(struct clt_event *event);
 CLT_API void clt_event_free(struct clt_event *event);
 
 /* ==== GEMM ============================================================================== */
+/*
+ * The engine's GEMM is usable on its own, over views of an arena.
+ *
+ * Example: multiply two matrices on the default device, outside any graph.
+ *
+ *     struct clt_device *dev = NULL;
+ *     struct clt_arena *arena = NULL;
+ *     struct clt_view a, b, c;
+ *     enum clt_status st = clt_device_open(NULL, NULL, &dev);   // CLTRAIN_DEVICE or first GPU
+ *     if (st == CLT_OK)
+ *         st = clt_arena_create(dev, 1 << 20, &arena);
+ *     if (st == CLT_OK)
+ *         st = clt_arena_alloc(arena, CLT_F32, 2, (int64_t[]){M, K}, &a);
+ *     ... same for b [K, N] and c [M, N] ...
+ *     if (st == CLT_OK)
+ *         st = clt_view_write(&a, host_a, M * K * sizeof(float), NULL);  // blocking
+ *     struct clt_gemm_shape g = {.m = M, .n = N, .k = K, .alpha = 1.0f};
+ *     if (st == CLT_OK)
+ *         st = clt_gemm(dev, &g, &a, &b, &c);                            // enqueues only
+ *     if (st == CLT_OK)
+ *         st = clt_view_read(&c, host_c, M * N * sizeof(float), NULL);   // waits for it
+ *     if (st != CLT_OK)
+ *         fprintf(stderr, "cltrain: %s\n", clt_status_str(st));
+ *     clt_arena_free(arena);
+ *     clt_device_close(dev);
+ */
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major, for each of `batch` matrix triples.
  * op(A) is [m, k]: A is [m, k] (lda >= k) or, with trans_a, [k, m] (lda >= m).
@@ -471,15 +575,31 @@ CLT_API struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint
  * builder would (inputs and op results are not found). */
 CLT_API struct clt_tensor *clt_graph_param(struct clt_graph *g, const char *name);
 
-/* ---- Arithmetic --------------------------------------------------------------------- */
+/* ---- Arithmetic -----------------------------------------------------------------------
+ * Broadcasting. clt_add, clt_sub and clt_mul follow numpy's (and PyTorch's) rules: the two
+ * shapes are aligned from their last axes; at each axis the sizes must be equal or one of
+ * them 1, and a missing leading axis counts as 1; the output has the larger size at every
+ * axis, and an input of size 1 at an axis is read again along all of it. Learned positions
+ * [T, D] add to activations [N, T, D]; [N, 1, D] * [1, T, 1] makes [N, T, D]; a [1] tensor
+ * scales anything. In the backward pass the gradient of each input is the output's
+ * gradient (for mul, times the other input) summed over the axes along which the input was
+ * stretched, in a fixed order, so results do not depend on the device. Equal shapes, and a
+ * trailing block over leading axes (a [D] bias on [N, D]), run the same kernels as
+ * clt_add_bias and clt_mul_broadcast; those two remain for code that wants the trailing-axes
+ * shape checked.
+ */
 
 /* op(a) * op(b): a [M, K] (trans_a: [K, M]), b [K, N] (trans_b: [N, K]) -> [M, N]. With 3-D
  * a [B, M, K] and b [B, K, N] the product is taken per batch item -> [B, M, N]. */
 CLT_API struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a,
                                       struct clt_tensor *b, bool trans_a, bool trans_b);
 
-/* Elementwise a + b and a * b: same shapes -> that shape. */
+/* Elementwise a + b, a - b and a * b with broadcasting (above): any two shapes that
+ * broadcast -> the broadcast shape, e.g. [T, D] + [N, T, D] -> [N, T, D],
+ * [N, 1, D] * [1, T, 1] -> [N, T, D], [1] * [N, D] -> [N, D]. Shapes that do not broadcast
+ * are a graph error naming both. */
 CLT_API struct clt_tensor *clt_add(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
+CLT_API struct clt_tensor *clt_sub(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
 CLT_API struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
 
 /* alpha * x -> shape of x. */

@@ -20,11 +20,12 @@
 #define CLT__OPS(X)                                                                                \
     X(matmul, elementwise)                                                                         \
     X(linear, elementwise)                                                                         \
-    X(add, elementwise)                                                                            \
-    X(mul, elementwise)                                                                            \
+    X(add, broadcast)                                                                              \
+    X(sub, broadcast)                                                                              \
+    X(mul, broadcast)                                                                              \
     X(scale, elementwise)                                                                          \
-    X(add_bias, elementwise)                                                                       \
-    X(mul_broadcast, elementwise)                                                                  \
+    X(add_bias, broadcast)                                                                         \
+    X(mul_broadcast, broadcast)                                                                    \
     X(sum, elementwise)                                                                            \
     X(activation, activation)                                                                      \
     X(dropout, activation)                                                                         \
