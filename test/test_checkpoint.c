@@ -220,7 +220,7 @@ static void mlp_round_trip(void **state)
     struct model m = make_mlp(HID, 0.0f);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 1;
     struct clt_trainer *a = trainer(dev, &m, &o);
     train(a, &m, 0, 3, NULL);
@@ -299,8 +299,8 @@ static void cnn_round_trip(void **state)
     struct model m = make_cnn();
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.05f;
-    o.optimizer.momentum = 0.9f;
+    o.optimizer.lr = 0.05;
+    o.optimizer.momentum = 0.9;
     o.seed = 5;
     struct clt_trainer *a = trainer(dev, &m, &o);
     train(a, &m, 0, 3, NULL); /* moves the running averages off their initial values */
@@ -352,12 +352,12 @@ static void resume_matches(struct clt_device *dev, uint32_t accumulate, int k, i
     struct model m = make_mlp(HID, 0.3f);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
-    o.optimizer.lr = 0.02f;
+    o.optimizer.lr = 0.02;
     o.optimizer.schedule = CLT_LR_COSINE;
     o.optimizer.warmup_updates = 2;
     o.optimizer.total_updates = 12;
-    o.optimizer.min_lr = 0.001f;
-    o.optimizer.clip_norm = 0.5f;
+    o.optimizer.min_lr = 0.001;
+    o.optimizer.clip_norm = 0.5;
     o.optimizer.accumulate = accumulate;
     o.seed = 11;
     float whole[16], parts[16];

@@ -131,7 +131,7 @@ static void one_step_matches_reference(void **state)
     struct mlp m = make_mlp(N, IN, HID, CLS);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.5f;
+    o.optimizer.lr = 0.5;
     o.seed = 3;
     struct clt_trainer *tr = make_trainer(dev, &m, &o);
     float x[N * IN];
@@ -256,7 +256,7 @@ static struct clt_trainer_options sgd_lr1(void)
 {
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 1.0f;
+    o.optimizer.lr = 1.0;
     o.seed = 11;
     return o;
 }
@@ -330,7 +330,7 @@ static void cnn_gradients_match_finite_differences(void **state)
     struct clt_trainer_options o = sgd_lr1();
     struct clt_trainer *tr = NULL, *probe = NULL;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
-    o.optimizer.lr = 0.0f;
+    o.optimizer.lr = 0.0;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &probe), CLT_OK);
     float xv[N * C * H * W];
     int32_t yv[N] = {2, 0};
@@ -400,7 +400,7 @@ static void mlp_learns(void **state)
     struct mlp m = make_mlp(N, IN, HID, CLS);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 1;
     struct clt_trainer *tr = make_trainer(dev, &m, &o);
     float x[N * IN], first = 0, last = 0;
@@ -459,7 +459,7 @@ static void cnn_learns(void **state)
     assert_int_equal(clt_graph_status(g), CLT_OK);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 2;
     struct clt_trainer *tr = NULL;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
@@ -491,8 +491,8 @@ static void accumulation_equals_a_joined_batch(void **state)
     make_batch(x, y, N, IN, 7);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.3f;
-    o.optimizer.momentum = 0.9f;
+    o.optimizer.lr = 0.3;
+    o.optimizer.momentum = 0.9;
     o.seed = 5;
     struct mlp whole = make_mlp(N, IN, HID, CLS);
     struct clt_trainer *a = make_trainer(dev, &whole, &o);
@@ -734,10 +734,10 @@ static void optimizer_options_are_checked_at_creation(void **state)
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "total_steps must be > warmup_steps"));
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.beta2 = 1.0f;
+    o.optimizer.beta2 = 1.0;
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "beta2"));
-    o.optimizer.beta2 = 0.999f;
+    o.optimizer.beta2 = 0.999;
     o.optimizer.accumulate = 0;
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "accumulate"));

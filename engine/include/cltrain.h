@@ -447,9 +447,30 @@ struct clt_init {
 CLT_API struct clt_tensor *clt_input(struct clt_graph *g, const char *name, enum clt_dtype dtype,
                                      uint32_t ndim, const int64_t *shape);
 
-/* A trained F32 parameter with a unique name (e.g. "fc1.weight"). */
+/* A trained F32 parameter with a unique name (e.g. "fc1.weight"). Its kind is
+ * CLT_PARAM_WEIGHT; the layer helpers below mark the parameters they make (see
+ * clt_param_set_kind). */
 CLT_API struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint32_t ndim,
                                      const int64_t *shape, struct clt_init init);
+
+/* What a parameter is, for the optimizer's parameter groups (struct clt_param_group): the
+ * layer helpers mark biases (clt_linear, clt_conv2d), norm gains and shifts (clt_layer_norm,
+ * clt_batch_norm) and embedding tables (clt_embedding); every other parameter is a weight. */
+enum clt_param_kind {
+    CLT_PARAM_WEIGHT = 0,
+    CLT_PARAM_BIAS = 1,
+    CLT_PARAM_NORM = 2,      /* a normalisation layer's gain or shift */
+    CLT_PARAM_EMBEDDING = 3, /* a lookup table */
+};
+#define CLT_PARAM_KIND_BIT(kind) (1u << (kind))
+
+/* Sets the kind of a parameter made by clt_param (a hand-made bias, say). An error of the
+ * graph (CLT_ERR_INVALID_ARGUMENT) for a tensor that is not a trained parameter or an
+ * unknown kind. Accepts NULL (an earlier error of the graph). */
+CLT_API void clt_param_set_kind(struct clt_tensor *param, enum clt_param_kind kind);
+
+/* The kind of a parameter (CLT_PARAM_WEIGHT for any other tensor). */
+CLT_API enum clt_param_kind clt_param_kind(const struct clt_tensor *param);
 
 /* A kept, untrained F32 tensor with a unique name (batch norm's running averages), saved in
  * checkpoints like a parameter. */
@@ -615,7 +636,8 @@ CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor 
  *
  *     struct clt_trainer_options opt;
  *     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
- *     opt.optimizer.lr = 1e-3f;
+ *     opt.optimizer.lr = 1e-3;
+ *     clt_optimizer_exempt_decay(&opt.optimizer);     // no decay for biases, norms, embeddings
  *     struct clt_trainer *tr = NULL;
  *     st = clt_trainer_create(dev, g, loss, &opt, &tr);
  *     for (step = 0; st == CLT_OK && step < steps; step++) {
@@ -640,26 +662,63 @@ enum clt_lr_schedule {
     CLT_LR_COSINE = 2, /* from lr down to min_lr over total_updates, half a cosine */
 };
 
-/* The optimizer, with PyTorch's meanings and defaults (clt_trainer_options_init). The
- * schedule counts optimizer updates; warmup_updates > 0 ramps the rate linearly from 0 over
- * that many updates first. clip_norm > 0 clips the global gradient norm. accumulate > 1
- * averages the gradients of that many steps (micro-batches) before each update. */
+/* A parameter group: the trained parameters it selects are updated with the schedule's
+ * rate times lr_scale and with their own weight decay (torch.optim's param_groups). A
+ * parameter selects the first group both of whose tests it passes: its name matches pattern
+ * (an fnmatch(3) glob such as "*.bias" or "blocks.*.attn.*"; "" matches every name) and its
+ * kind is in kinds (bits CLT_PARAM_KIND_BIT(kind); 0 accepts every kind). Parameters of no
+ * group use lr_scale 1 and the optimizer's weight_decay. Groups only change lr and weight
+ * decay; every other hyper-parameter is the optimizer's. */
+struct clt_param_group {
+    char pattern[64];
+    uint32_t kinds;
+    double lr_scale;     /* >= 0 */
+    double weight_decay; /* >= 0, replaces the optimizer's for this group */
+};
+
+#define CLT_MAX_PARAM_GROUPS 8
+
+/* The optimizer, with PyTorch's meanings and defaults (clt_trainer_options_init).
+ * Hyper-parameters are double, as in PyTorch: the engine derives what its float kernels use
+ * (1 - beta1, 1 - beta2, 1 - lr * weight_decay, lr * lr_scale) in double on the host and
+ * rounds each once, so 0.999 is 0.999 and not the float 0.99900001. The bias corrections
+ * 1 - beta^t are computed on the device (where the step counter t lives, since skipped steps
+ * do not count) from that 1 - beta, within a few float ulp. The schedule counts optimizer
+ * updates; warmup_updates > 0 ramps the rate linearly from 0 over that many updates first.
+ * clip_norm > 0 clips the global gradient norm. accumulate > 1 averages the gradients of that
+ * many steps (micro-batches) before each update. groups[0 .. ngroups-1]: parameter groups
+ * (clt_optimizer_add_group, clt_optimizer_exempt_decay). */
 struct clt_optimizer {
     enum clt_optim_kind kind;
-    float lr;
-    float momentum;          /* SGD */
-    bool nesterov;           /* SGD */
-    float beta1, beta2, eps; /* Adam, AdamW */
-    float weight_decay;
+    double lr;
+    double momentum;          /* SGD */
+    double dampening;         /* SGD with momentum: buf = momentum * buf + (1 - dampening) * g */
+    bool nesterov;            /* SGD; needs momentum > 0 and dampening 0 */
+    double beta1, beta2, eps; /* Adam, AdamW */
+    double weight_decay;      /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
     enum clt_lr_schedule schedule;
     int64_t step_size;
-    float gamma;
+    double gamma;
     int64_t total_updates;
-    float min_lr;
+    double min_lr;
     int64_t warmup_updates;
-    float clip_norm;
+    double clip_norm;
     uint32_t accumulate;
+    uint32_t ngroups;
+    struct clt_param_group groups[CLT_MAX_PARAM_GROUPS];
 };
+
+/* Appends a parameter group (see struct clt_param_group; pattern NULL is "").
+ * CLT_ERR_INVALID_ARGUMENT when the optimizer has CLT_MAX_PARAM_GROUPS groups already, the
+ * pattern does not fit, or lr_scale or weight_decay is negative or not finite. */
+CLT_API enum clt_status clt_optimizer_add_group(struct clt_optimizer *opt, const char *pattern,
+                                                uint32_t kinds, double lr_scale,
+                                                double weight_decay);
+
+/* AdamW's usual exemption in one call: appends a group of every bias, norm gain and shift,
+ * and embedding (by kind, any name) with weight decay 0 and lr_scale 1. Groups added before
+ * it take precedence. Errors as clt_optimizer_add_group. */
+CLT_API enum clt_status clt_optimizer_exempt_decay(struct clt_optimizer *opt);
 
 struct clt_trainer_options {
     struct clt_optimizer optimizer;
@@ -669,9 +728,10 @@ struct clt_trainer_options {
                                CLT_ERR_NONFINITE instead of being skipped and counted */
 };
 
-/* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0; Adam and AdamW lr
- * 1e-3, betas 0.9 and 0.999, eps 1e-8; AdamW weight decay 0.01), constant schedule, no
- * clipping, accumulate 1, seed 0, no recomputation, non-finite steps skipped. */
+/* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0, dampening 0; Adam and
+ * AdamW lr 1e-3, betas 0.9 and 0.999, eps 1e-8; AdamW weight decay 0.01), constant schedule,
+ * no clipping, accumulate 1, no parameter groups (one weight decay for every parameter, as
+ * torch.optim given model.parameters()), seed 0, no recomputation, non-finite steps skipped. */
 CLT_API void clt_trainer_options_init(struct clt_trainer_options *options,
                                       enum clt_optim_kind kind);
 

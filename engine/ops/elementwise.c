@@ -679,6 +679,7 @@ struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t
         bias ? clt_param(g, bname, 1, (int64_t[]){out_features}, clt__init_torch_bias(in)) : NULL;
     if (!w || (bias && !b))
         return NULL;
+    clt_param_set_kind(b, CLT_PARAM_BIAS);
     struct clt_tensor *ins[3] = {x, w, b};
     int64_t shape[CLT_MAX_DIMS];
     memcpy(shape, x->shape, x->ndim * sizeof *shape);

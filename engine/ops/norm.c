@@ -457,6 +457,8 @@ struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, flo
         clt_state(g, names[2], 1, &c, zero), clt_state(g, names[3], 1, &c, one)};
     if (!in[1] || !in[2] || !in[3] || !in[4])
         return NULL;
+    clt_param_set_kind(in[1], CLT_PARAM_NORM);
+    clt_param_set_kind(in[2], CLT_PARAM_NORM);
     struct clt_tensor *t = clt__node(g, CLT__OP_batch_norm, 5, in, CLT_F32, x->ndim, x->shape);
     if (t) {
         t->p.norm.eps = eps;
@@ -532,6 +534,8 @@ struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, flo
     struct clt_tensor *w =
         clt_param(g, wname, 1, &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
     struct clt_tensor *b = clt_param(g, bname, 1, &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0});
+    clt_param_set_kind(w, CLT_PARAM_NORM);
+    clt_param_set_kind(b, CLT_PARAM_NORM);
     struct clt_tensor *in[3] = {x, w, b};
     struct clt_tensor *t =
         w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape) : NULL;
