@@ -948,11 +948,39 @@ struct clt_meta {
 CLT_API enum clt_status clt_trainer_save(struct clt_trainer *tr, const char *path,
                                          const struct clt_meta *meta, size_t n);
 
-/* Loads a checkpoint into a trainer made from the same model: every parameter and state
- * tensor must be present with the same shape (CLT_ERR_FORMAT naming the first mismatch
- * otherwise). With optimizer, also the moments and counters, so that training continues as
- * if never stopped. */
+/* Loads a checkpoint into a trainer made from the same model, strictly: every parameter and
+ * state tensor must be present with the same shape, and every tensor of the file must be one
+ * of them or their optimizer state ("optimizer.m.<name>", ...); CLT_ERR_FORMAT naming the
+ * first missing or mismatched tensor, or the tensors the model does not use, otherwise. With
+ * optimizer, also the moments and counters, so that training continues as if never stopped.
+ * clt_trainer_load_with with strict set. */
 CLT_API enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool optimizer);
+
+/* How clt_trainer_load_with loads. */
+struct clt_load_options {
+    bool optimizer; /* also the optimizer's moments and counters (needs them all in the file) */
+    bool strict;    /* refuse a file that lacks a parameter or holds tensors not used */
+};
+
+/* What a load found. A tensor of the file is used when it is a parameter or state of the
+ * model, or that parameter's optimizer state ("optimizer.m.<name>", "optimizer.v.<name>",
+ * "optimizer.grad.<name>"; used even when the load leaves the optimizer out). */
+struct clt_load_report {
+    uint32_t loaded;  /* parameters and state tensors loaded */
+    uint32_t missing; /* parameters and state tensors the file lacks (not strict: they keep
+                         their values) */
+    uint32_t unused;  /* tensors of the file the model has no use for */
+};
+
+/* Loads a checkpoint as options say (NULL: parameters only, strict) and fills report (may be
+ * NULL) whether it succeeds or not. Each missing parameter and unused tensor is named in the
+ * log (WARN when not strict, ERROR when strict: the first ten of each, then a count). A
+ * parameter whose shape or dtype differs is an error in both modes. Like clt_trainer_load,
+ * it checks everything before it writes to the device: a failed load leaves the trainer as
+ * it was. Blocks. */
+CLT_API enum clt_status clt_trainer_load_with(struct clt_trainer *tr, const char *path,
+                                              const struct clt_load_options *options,
+                                              struct clt_load_report *report);
 
 struct clt_checkpoint;
 
@@ -965,10 +993,47 @@ CLT_API void clt_checkpoint_close(struct clt_checkpoint *ck);
 /* The metadata value of key, or NULL. Valid until clt_checkpoint_close. */
 CLT_API const char *clt_checkpoint_meta(const struct clt_checkpoint *ck, const char *key);
 
-/* Tensors: count, and the name, shape and F32 data of one (data valid until close), in name
- * order. A tensor of another dtype, or of more than CLT_MAX_DIMS dimensions, is
- * CLT_ERR_UNSUPPORTED. */
+/* Tensors are numbered 0 .. count-1 in name order. Any tensor of a valid file can be
+ * described (clt_checkpoint_tensor_info) and found by name (clt_checkpoint_find); its data can
+ * be read converted (clt_checkpoint_read_f32, clt_checkpoint_read_i64) or, for F32 tensors of
+ * at most CLT_MAX_DIMS dimensions, borrowed (clt_checkpoint_tensor). */
 CLT_API uint32_t clt_checkpoint_tensor_count(const struct clt_checkpoint *ck);
+
+/* Most dimensions of a tensor in a file cltrain reads. */
+#define CLT_CHECKPOINT_MAX_DIMS 8
+
+struct clt_checkpoint_info {
+    const char *name;  /* valid until clt_checkpoint_close */
+    const char *dtype; /* as the file says: "F32", "F16", "BF16", "I64", "I32", "U8", ... */
+    uint32_t ndim;
+    int64_t shape[CLT_CHECKPOINT_MAX_DIMS];
+    uint64_t count; /* elements */
+};
+
+/* Describes tensor `index`. CLT_ERR_INVALID_ARGUMENT (no log) for an index out of range. */
+CLT_API enum clt_status clt_checkpoint_tensor_info(const struct clt_checkpoint *ck, uint32_t index,
+                                                   struct clt_checkpoint_info *out);
+
+/* The index of the tensor named name. CLT_ERR_INVALID_ARGUMENT, with no log line, when the
+ * file has none (a question, not a failure: the caller decides). */
+CLT_API enum clt_status clt_checkpoint_find(const struct clt_checkpoint *ck, const char *name,
+                                            uint32_t *index);
+
+/* Copies the tensor named name, of exactly count elements, into dst as floats: F32 as is,
+ * F16 and BF16 widened exactly, F64 rounded, I32 and I64 converted (exact up to 2^24 in
+ * magnitude). Other dtypes are CLT_ERR_UNSUPPORTED; a missing name or a wrong count
+ * CLT_ERR_INVALID_ARGUMENT. Each failure logs one ERROR line naming the tensor and why. */
+CLT_API enum clt_status clt_checkpoint_read_f32(const struct clt_checkpoint *ck, const char *name,
+                                                float *dst, uint64_t count);
+
+/* The same into 64-bit integers, from I64, I32 (and the other integer dtypes: I8, U8, I16,
+ * U16, U32, BOOL); float dtypes and U64 values above INT64_MAX are CLT_ERR_UNSUPPORTED. */
+CLT_API enum clt_status clt_checkpoint_read_i64(const struct clt_checkpoint *ck, const char *name,
+                                                int64_t *dst, uint64_t count);
+
+/* The name, shape and F32 data of tensor `index`, borrowed (data valid until close). A tensor
+ * of another dtype, or of more than CLT_MAX_DIMS dimensions, is CLT_ERR_UNSUPPORTED with no
+ * log line (clt_checkpoint_tensor_info says which; clt_checkpoint_read_f32 converts). */
 CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t index,
                                               const char **name, uint32_t *ndim, int64_t *shape,
                                               const float **data);
