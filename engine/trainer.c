@@ -111,7 +111,8 @@ void clt_trainer_options_init(struct clt_trainer_options *o, enum clt_optim_kind
 
 /* Resolves the optimizer's parameter groups into ranges of the flat trained buffer (adjacent
  * parameters with the same settings share a range: one update launch each), and logs what
- * each group selected. Without groups the config keeps no ranges: one launch. */
+ * each group selected (a WARN for a name pattern that selected nothing). Without groups the config
+ * keeps no ranges: one launch. */
 static enum clt_status resolve_groups(struct clt_trainer *tr)
 {
     const struct clt_optimizer *o = &tr->options.optimizer;
@@ -149,7 +150,10 @@ static enum clt_status resolve_groups(struct clt_trainer *tr)
     tr->optim.nranges = k;
     for (uint32_t i = 0; i <= o->ngroups; i++) {
         const struct clt_param_group *g = i > 0 ? &o->groups[i - 1] : NULL;
-        clt__log(&tr->dev->log, i > 0 && count[i] == 0 ? CLT_LOG_WARN : CLT_LOG_INFO,
+        /* A name pattern that selects nothing is likely a typo; a group by kind alone
+         * (clt_optimizer_exempt_decay on a model without biases) is not. */
+        const bool typo = g && g->pattern[0] != '\0' && count[i] == 0;
+        clt__log(&tr->dev->log, typo ? CLT_LOG_WARN : CLT_LOG_INFO,
                  "parameter group %u (pattern \"%s\", kinds 0x%x, lr x %g, weight decay %g): "
                  "%u tensors, %llu elements%s",
                  i, g ? g->pattern : "*", g ? g->kinds : 0u, g ? g->lr_scale : 1.0,
