@@ -271,7 +271,7 @@ void clt_param_set_kind(struct clt_tensor *param, enum clt_param_kind kind)
     param->param_kind = kind;
 }
 
-enum clt_param_kind clt_param_kind(const struct clt_tensor *param)
+enum clt_param_kind clt_param_get_kind(const struct clt_tensor *param)
 {
     return param && param->kind == CLT__NODE_PARAM ? param->param_kind : CLT_PARAM_WEIGHT;
 }

@@ -770,8 +770,8 @@ static void parameter_groups_select_by_kind_and_name(void **state)
         clt_param(g, "hand", 1, (int64_t[]){3}, (struct clt_init){CLT_INIT_UNIFORM, -1.0f, 1.0f});
     clt_param_set_kind(hand, CLT_PARAM_BIAS);
     assert_int_equal(clt_graph_status(g), CLT_OK);
-    assert_int_equal(clt_param_kind(hand), CLT_PARAM_BIAS);
-    assert_int_equal(clt_param_kind(x), CLT_PARAM_WEIGHT);
+    assert_int_equal(clt_param_get_kind(hand), CLT_PARAM_BIAS);
+    assert_int_equal(clt_param_get_kind(x), CLT_PARAM_WEIGHT);
     clt_param_set_kind(x, CLT_PARAM_BIAS); /* not a parameter: an error of the graph */
     assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
     clt_graph_free(g);

@@ -470,7 +470,7 @@ enum clt_param_kind {
 CLT_API void clt_param_set_kind(struct clt_tensor *param, enum clt_param_kind kind);
 
 /* The kind of a parameter (CLT_PARAM_WEIGHT for any other tensor). */
-CLT_API enum clt_param_kind clt_param_kind(const struct clt_tensor *param);
+CLT_API enum clt_param_kind clt_param_get_kind(const struct clt_tensor *param);
 
 /* A kept, untrained F32 tensor with a unique name (batch norm's running averages), saved in
  * checkpoints like a parameter. */
