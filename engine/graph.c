@@ -257,6 +257,25 @@ struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint32_t ndi
     return add_trained(g, CLT__NODE_PARAM, name, ndim, shape, init);
 }
 
+void clt_param_set_kind(struct clt_tensor *param, enum clt_param_kind kind)
+{
+    if (!param || param->graph->status != CLT_OK)
+        return;
+    if (param->kind != CLT__NODE_PARAM || (unsigned)kind > CLT_PARAM_EMBEDDING) {
+        clt__graph_fail(param->graph, CLT_ERR_INVALID_ARGUMENT,
+                        "clt_param_set_kind: \"%s\" is not a trained parameter, or kind %d "
+                        "is unknown",
+                        param->name, (int)kind);
+        return;
+    }
+    param->param_kind = kind;
+}
+
+enum clt_param_kind clt_param_get_kind(const struct clt_tensor *param)
+{
+    return param && param->kind == CLT__NODE_PARAM ? param->param_kind : CLT_PARAM_WEIGHT;
+}
+
 struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint32_t ndim,
                              const int64_t *shape, struct clt_init init)
 {

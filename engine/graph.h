@@ -39,8 +39,9 @@ struct clt_tensor {
     uint32_t ndim;
     int64_t shape[CLT_MAX_DIMS];
     char name[CLT__NAME_MAX];
-    struct clt_init init;   /* params and state */
-    union clt__op_params p; /* the op's parameters: the member named after the op */
+    struct clt_init init;           /* params and state */
+    enum clt_param_kind param_kind; /* params: what the optimizer's groups select by */
+    union clt__op_params p;         /* the op's parameters: the member named after the op */
     /* Buffers the op keeps from its forward to its backward (batch norm's statistics,
      * attention's probabilities), counted in elements of aux_dtype. */
     uint32_t naux;

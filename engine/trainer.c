@@ -98,16 +98,70 @@ void clt_trainer_options_init(struct clt_trainer_options *o, enum clt_optim_kind
     memset(o, 0, sizeof *o);
     struct clt_optimizer *opt = &o->optimizer;
     opt->kind = kind;
-    opt->lr = kind == CLT_OPTIM_SGD ? 0.01f : 1e-3f;
-    opt->beta1 = 0.9f;
-    opt->beta2 = 0.999f;
-    opt->eps = 1e-8f;
-    opt->weight_decay = kind == CLT_OPTIM_ADAMW ? 0.01f : 0.0f;
-    opt->gamma = 0.1f;
+    opt->lr = kind == CLT_OPTIM_SGD ? 0.01 : 1e-3;
+    opt->beta1 = 0.9;
+    opt->beta2 = 0.999;
+    opt->eps = 1e-8;
+    opt->weight_decay = kind == CLT_OPTIM_ADAMW ? 0.01 : 0.0;
+    opt->gamma = 0.1;
     opt->accumulate = 1;
 }
 
 /* ---- Creation ---------------------------------------------------------------------------- */
+
+/* Resolves the optimizer's parameter groups into ranges of the flat trained buffer (adjacent
+ * parameters with the same settings share a range: one update launch each), and logs what
+ * each group selected (a WARN for a name pattern that selected nothing). Without groups the config
+ * keeps no ranges: one launch. */
+static enum clt_status resolve_groups(struct clt_trainer *tr)
+{
+    const struct clt_optimizer *o = &tr->options.optimizer;
+    if (o->ngroups == 0)
+        return CLT_OK;
+    uint32_t nparams = 0;
+    for (uint32_t id = 0; id < tr->plan.n; id++)
+        nparams += tr->graph->nodes[id]->kind == CLT__NODE_PARAM;
+    tr->ranges = calloc(nparams ? nparams : 1, sizeof *tr->ranges);
+    if (!tr->ranges)
+        return CLT_ERR_NO_MEMORY;
+    uint32_t count[CLT_MAX_PARAM_GROUPS + 1] = {0};
+    uint64_t elements[CLT_MAX_PARAM_GROUPS + 1] = {0};
+    uint32_t k = 0;
+    /* Trained parameters lie in the flat buffer in node order (plan.c). */
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if (t->kind != CLT__NODE_PARAM)
+            continue;
+        const int grp = clt__optim_group_of(o, t->name, t->param_kind);
+        const int64_t begin = (int64_t)tr->plan.info[id].grad_offset, n = clt__count(t);
+        const double scale = grp >= 0 ? o->groups[grp].lr_scale : 1.0;
+        const double wd = grp >= 0 ? o->groups[grp].weight_decay : o->weight_decay;
+        count[grp + 1]++;
+        elements[grp + 1] += (uint64_t)n;
+        if (n == 0)
+            continue;
+        struct clt__optim_range *last = k > 0 ? &tr->ranges[k - 1] : NULL;
+        if (last && last->end == begin && last->lr_scale == scale && last->weight_decay == wd)
+            last->end = begin + n;
+        else
+            tr->ranges[k++] = (struct clt__optim_range){begin, begin + n, scale, wd};
+    }
+    tr->optim.ranges = tr->ranges;
+    tr->optim.nranges = k;
+    for (uint32_t i = 0; i <= o->ngroups; i++) {
+        const struct clt_param_group *g = i > 0 ? &o->groups[i - 1] : NULL;
+        /* A name pattern that selects nothing is likely a typo; a group by kind alone
+         * (clt_optimizer_exempt_decay on a model without biases) is not. */
+        const bool typo = g && g->pattern[0] != '\0' && count[i] == 0;
+        clt__log(&tr->dev->log, typo ? CLT_LOG_WARN : CLT_LOG_INFO,
+                 "parameter group %u (pattern \"%s\", kinds 0x%x, lr x %g, weight decay %g): "
+                 "%u tensors, %llu elements%s",
+                 i, g ? g->pattern : "*", g ? g->kinds : 0u, g ? g->lr_scale : 1.0,
+                 g ? g->weight_decay : o->weight_decay, count[i], (unsigned long long)elements[i],
+                 i == 0 ? " (no group: the optimizer's settings)" : "");
+    }
+    return CLT_OK;
+}
 
 static enum clt_status create_buffer(struct clt_trainer *tr, uint64_t bytes, cl_mem *out,
                                      const char *what)
@@ -286,6 +340,8 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     tr->options = *o;
     clt__optim_from_public(&o->optimizer, &tr->optim, &tr->lr_schedule);
     st = clt__plan_make(dev, graph, loss, o->recompute, &tr->plan);
+    if (st == CLT_OK)
+        st = resolve_groups(tr);
     if (st == CLT_OK) {
         tr->eval_need = calloc(tr->plan.n, sizeof *tr->eval_need);
         if (dev->profiling)
@@ -357,6 +413,7 @@ void clt_trainer_free(struct clt_trainer *tr)
     }
     free(tr->prof);
     free(tr->eval_need);
+    free(tr->ranges);
     clt__plan_free(&tr->plan);
     struct clt_device *dev = tr->dev;
     free(tr);

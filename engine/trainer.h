@@ -72,6 +72,7 @@ struct clt_trainer {
     struct clt_trainer_options options;
     struct clt__optim_config optim;      /* options.optimizer as the launchers take it */
     struct clt__lr_schedule lr_schedule; /* and its schedule */
+    struct clt__optim_range *ranges;     /* the parameter groups resolved (optim.ranges) */
     struct clt__plan plan;
     struct clt_memory_report memory;
 

@@ -918,7 +918,7 @@ static void run_make(struct clt_device *dev, struct ctx *c, enum variant v, cons
     assert_int_equal(clt_graph_status(r->g), CLT_OK);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 1.0f;
+    o.optimizer.lr = 1.0;
     o.optimizer.accumulate = v == MICRO ? 2 : 1;
     o.seed = 7;
     assert_int_equal(clt_trainer_create(dev, r->g, loss, &o, &r->tr), CLT_OK);

@@ -12,7 +12,9 @@
  *   equals one step on the joined batch; a non-finite step is skipped and counted, or stops
  *   training when asked; the memory plan shares storage and recomputation saves more; a model
  *   too large for the device fails at creation; bad graphs and wrong tying are refused with
- *   a message; bad optimizer options are refused at creation, naming the field.
+ *   a message; bad optimizer options are refused at creation, naming the field; parameter
+ *   groups select by kind and name (exact: a zero gradient's AdamW update is a
+ *   multiplication).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -133,7 +135,7 @@ static void one_step_matches_reference(void **state)
     struct mlp m = make_mlp(N, IN, HID, CLS);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.5f;
+    o.optimizer.lr = 0.5;
     o.seed = 3;
     struct clt_trainer *tr = make_trainer(dev, &m, &o);
     float x[N * IN];
@@ -258,7 +260,7 @@ static struct clt_trainer_options sgd_lr1(void)
 {
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 1.0f;
+    o.optimizer.lr = 1.0;
     o.seed = 11;
     return o;
 }
@@ -541,7 +543,7 @@ static void cnn_gradients_match_finite_differences(void **state)
     struct clt_trainer_options o = sgd_lr1();
     struct clt_trainer *tr = NULL, *probe = NULL;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
-    o.optimizer.lr = 0.0f;
+    o.optimizer.lr = 0.0;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &probe), CLT_OK);
     float xv[N * C * H * W];
     int32_t yv[N] = {2, 0};
@@ -611,7 +613,7 @@ static void mlp_learns(void **state)
     struct mlp m = make_mlp(N, IN, HID, CLS);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 1;
     struct clt_trainer *tr = make_trainer(dev, &m, &o);
     float x[N * IN], first = 0, last = 0;
@@ -670,7 +672,7 @@ static void cnn_learns(void **state)
     assert_int_equal(clt_graph_status(g), CLT_OK);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 2;
     struct clt_trainer *tr = NULL;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
@@ -702,8 +704,8 @@ static void accumulation_equals_a_joined_batch(void **state)
     make_batch(x, y, N, IN, 7);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.3f;
-    o.optimizer.momentum = 0.9f;
+    o.optimizer.lr = 0.3;
+    o.optimizer.momentum = 0.9;
     o.seed = 5;
     struct mlp whole = make_mlp(N, IN, HID, CLS);
     struct clt_trainer *a = make_trainer(dev, &whole, &o);
@@ -945,16 +947,113 @@ static void optimizer_options_are_checked_at_creation(void **state)
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "total_steps must be > warmup_steps"));
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.beta2 = 1.0f;
+    o.optimizer.beta2 = 1.0;
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "beta2"));
-    o.optimizer.beta2 = 0.999f;
+    o.optimizer.beta2 = 0.999;
     o.optimizer.accumulate = 0;
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "accumulate"));
     assert_null(tr);
     dev->log = saved;
     clt_graph_free(m.g);
+}
+
+/* Parameter groups through the public API. Parameters the loss does not reach have a zero
+ * gradient, so one AdamW update multiplies them by exactly the float of 1 - lr * wd (Adam's
+ * term is 0 / (0 + eps)): with clt_optimizer_exempt_decay the side branch's bias, layer norm
+ * gain and shift, the embedding table and a hand-made parameter marked as a bias stay bit for
+ * bit, the side weight decays; a group "fc.*" of lr_scale 0 and no decay freezes the trained
+ * layer although its gradient is not zero. */
+static void parameter_groups_select_by_kind_and_name(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 3, IN = 5, CLS = 4 };
+    struct clt_graph *g = NULL;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, IN});
+    struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
+    struct clt_tensor *ids = clt_input(g, "ids", CLT_I32, 1, (int64_t[]){N});
+    struct clt_tensor *logits = clt_linear(g, x, CLS, true, "fc");
+    struct clt_tensor *loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+    (void)clt_linear(g, clt_layer_norm(g, x, 1e-5f, "ln"), 2, true, "side"); /* not reached */
+    (void)clt_embedding(g, ids, 6, 2, "emb"); /* not reached either */
+    struct clt_tensor *hand =
+        clt_param(g, "hand", 1, (int64_t[]){3}, (struct clt_init){CLT_INIT_UNIFORM, -1.0f, 1.0f});
+    clt_param_set_kind(hand, CLT_PARAM_BIAS);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    assert_int_equal(clt_param_get_kind(hand), CLT_PARAM_BIAS);
+    assert_int_equal(clt_param_get_kind(x), CLT_PARAM_WEIGHT);
+    clt_param_set_kind(x, CLT_PARAM_BIAS); /* not a parameter: an error of the graph */
+    assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+    clt_graph_free(g);
+
+    /* The same graph again, without the error. */
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, IN});
+    y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
+    ids = clt_input(g, "ids", CLT_I32, 1, (int64_t[]){N});
+    logits = clt_linear(g, x, CLS, true, "fc");
+    loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+    (void)clt_linear(g, clt_layer_norm(g, x, 1e-5f, "ln"), 2, true, "side");
+    (void)clt_embedding(g, ids, 6, 2, "emb");
+    hand =
+        clt_param(g, "hand", 1, (int64_t[]){3}, (struct clt_init){CLT_INIT_UNIFORM, -1.0f, 1.0f});
+    clt_param_set_kind(hand, CLT_PARAM_BIAS);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    o.optimizer.lr = 0.01;
+    o.optimizer.weight_decay = 0.5;
+    assert_int_equal(clt_optimizer_add_group(&o.optimizer, "fc.*", 0, 0.0, 0.0), CLT_OK);
+    assert_int_equal(clt_optimizer_exempt_decay(&o.optimizer), CLT_OK);
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    const char *names[] = {"ln.weight",   "ln.bias",   "fc.weight",  "fc.bias",
+                           "side.weight", "side.bias", "emb.weight", "hand"};
+    const uint64_t sizes[] = {IN, IN, CLS * IN, CLS, 2 * IN, 2, 12, 3};
+    const bool decays[] = {false, false, false, false, true, false, false, false};
+    float *before[8];
+    for (int i = 0; i < 8; i++)
+        before[i] = read_param(tr, names[i], sizes[i]);
+    float xs[N * IN];
+    clt_test_fill(xs, N * IN, 9, -1.0f, 1.0f);
+    const int32_t ys[N] = {0, 3, 1}, is[N] = {0, 1, 5};
+    const void *batch[3] = {xs, ys, is};
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    const float factor = (float)(1.0 - 0.01 * 0.5);
+    for (int i = 0; i < 8; i++) {
+        float *after = read_param(tr, names[i], sizes[i]);
+        for (uint64_t k = 0; k < sizes[i]; k++) {
+            const float want = decays[i] ? before[i][k] * factor : before[i][k];
+            if (after[k] != want)
+                fail_msg("%s[%llu] = %.9g after one step, want %.9g", names[i],
+                         (unsigned long long)k, (double)after[k], (double)want);
+        }
+        free(after);
+        free(before[i]);
+    }
+    clt_trainer_free(tr);
+
+    /* Without groups every parameter decays; the gradient-driven layers move. */
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    o.optimizer.lr = 0.01;
+    o.optimizer.weight_decay = 0.5;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    float *b = read_param(tr, "side.bias", 2), *f = read_param(tr, "fc.bias", CLS);
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    float *b2 = read_param(tr, "side.bias", 2), *f2 = read_param(tr, "fc.bias", CLS);
+    for (int k = 0; k < 2; k++)
+        assert_true(b2[k] == b[k] * factor);
+    for (int k = 0; k < CLS; k++)
+        assert_true(fabsf(f2[k] - f[k] * factor) > 1e-4f); /* Adam's step is about lr */
+    free(b);
+    free(f);
+    free(b2);
+    free(f2);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
 }
 
 static void closed_device_fails_cleanly(void **state)
@@ -1017,6 +1116,7 @@ int main(void)
         CLT_DEVICE_TEST(bad_graphs_are_refused),
         CLT_DEVICE_TEST(optimizer_options_are_checked_at_creation),
         CLT_DEVICE_TEST(closed_device_fails_cleanly),
+        CLT_DEVICE_TEST(parameter_groups_select_by_kind_and_name),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

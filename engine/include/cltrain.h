@@ -559,9 +559,30 @@ struct clt_init {
 CLT_API struct clt_tensor *clt_input(struct clt_graph *g, const char *name, enum clt_dtype dtype,
                                      uint32_t ndim, const int64_t *shape);
 
-/* A trained F32 parameter with a unique name (e.g. "fc1.weight"). */
+/* A trained F32 parameter with a unique name (e.g. "fc1.weight"). Its kind is
+ * CLT_PARAM_WEIGHT; the layer helpers below mark the parameters they make (see
+ * clt_param_set_kind). */
 CLT_API struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint32_t ndim,
                                      const int64_t *shape, struct clt_init init);
+
+/* What a parameter is, for the optimizer's parameter groups (struct clt_param_group): the
+ * layer helpers mark biases (clt_linear, clt_conv2d), norm gains and shifts (clt_layer_norm,
+ * clt_batch_norm) and embedding tables (clt_embedding); every other parameter is a weight. */
+enum clt_param_kind {
+    CLT_PARAM_WEIGHT = 0,
+    CLT_PARAM_BIAS = 1,
+    CLT_PARAM_NORM = 2,      /* a normalisation layer's gain or shift */
+    CLT_PARAM_EMBEDDING = 3, /* a lookup table */
+};
+#define CLT_PARAM_KIND_BIT(kind) (1u << (kind))
+
+/* Sets the kind of a parameter made by clt_param (a hand-made bias, say). An error of the
+ * graph (CLT_ERR_INVALID_ARGUMENT) for a tensor that is not a trained parameter or an
+ * unknown kind. Accepts NULL (an earlier error of the graph). */
+CLT_API void clt_param_set_kind(struct clt_tensor *param, enum clt_param_kind kind);
+
+/* The kind of a parameter (CLT_PARAM_WEIGHT for any other tensor). */
+CLT_API enum clt_param_kind clt_param_get_kind(const struct clt_tensor *param);
 
 /* A kept, untrained F32 tensor with a unique name (batch norm's running averages), saved in
  * checkpoints like a parameter. */
@@ -835,7 +856,8 @@ CLT_API struct clt_tensor *clt_attention_ex(struct clt_graph *g, struct clt_tens
  *
  *     struct clt_trainer_options opt;
  *     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
- *     opt.optimizer.lr = 1e-3f;
+ *     opt.optimizer.lr = 1e-3;
+ *     clt_optimizer_exempt_decay(&opt.optimizer);     // no decay for biases, norms, embeddings
  *     struct clt_trainer *tr = NULL;
  *     st = clt_trainer_create(dev, g, loss, &opt, &tr);
  *     for (step = 0; st == CLT_OK && step < steps; step++) {
@@ -860,26 +882,63 @@ enum clt_lr_schedule {
     CLT_LR_COSINE = 2, /* from lr down to min_lr over total_updates, half a cosine */
 };
 
-/* The optimizer, with PyTorch's meanings and defaults (clt_trainer_options_init). The
- * schedule counts optimizer updates; warmup_updates > 0 ramps the rate linearly from 0 over
- * that many updates first. clip_norm > 0 clips the global gradient norm. accumulate > 1
- * averages the gradients of that many steps (micro-batches) before each update. */
+/* A parameter group: the trained parameters it selects are updated with the schedule's
+ * rate times lr_scale and with their own weight decay (torch.optim's param_groups). A
+ * parameter selects the first group both of whose tests it passes: its name matches pattern
+ * (an fnmatch(3) glob such as "*.bias" or "blocks.*.attn.*"; "" matches every name) and its
+ * kind is in kinds (bits CLT_PARAM_KIND_BIT(kind); 0 accepts every kind). Parameters of no
+ * group use lr_scale 1 and the optimizer's weight_decay. Groups only change lr and weight
+ * decay; every other hyper-parameter is the optimizer's. */
+struct clt_param_group {
+    char pattern[64];
+    uint32_t kinds;
+    double lr_scale;     /* >= 0 */
+    double weight_decay; /* >= 0, replaces the optimizer's for this group */
+};
+
+#define CLT_MAX_PARAM_GROUPS 8
+
+/* The optimizer, with PyTorch's meanings and defaults (clt_trainer_options_init).
+ * Hyper-parameters are double, as in PyTorch: the engine derives what its float kernels use
+ * (1 - beta1, 1 - beta2, 1 - lr * weight_decay, lr * lr_scale) in double on the host and
+ * rounds each once, so 0.999 is 0.999 and not the float 0.99900001. The bias corrections
+ * 1 - beta^t are computed on the device (where the step counter t lives, since skipped steps
+ * do not count) from that 1 - beta, within a few float ulp. The schedule counts optimizer
+ * updates; warmup_updates > 0 ramps the rate linearly from 0 over that many updates first.
+ * clip_norm > 0 clips the global gradient norm. accumulate > 1 averages the gradients of that
+ * many steps (micro-batches) before each update. groups[0 .. ngroups-1]: parameter groups
+ * (clt_optimizer_add_group, clt_optimizer_exempt_decay). */
 struct clt_optimizer {
     enum clt_optim_kind kind;
-    float lr;
-    float momentum;          /* SGD */
-    bool nesterov;           /* SGD */
-    float beta1, beta2, eps; /* Adam, AdamW */
-    float weight_decay;
+    double lr;
+    double momentum;          /* SGD */
+    double dampening;         /* SGD with momentum: buf = momentum * buf + (1 - dampening) * g */
+    bool nesterov;            /* SGD; needs momentum > 0 and dampening 0 */
+    double beta1, beta2, eps; /* Adam, AdamW */
+    double weight_decay;      /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
     enum clt_lr_schedule schedule;
     int64_t step_size;
-    float gamma;
+    double gamma;
     int64_t total_updates;
-    float min_lr;
+    double min_lr;
     int64_t warmup_updates;
-    float clip_norm;
+    double clip_norm;
     uint32_t accumulate;
+    uint32_t ngroups;
+    struct clt_param_group groups[CLT_MAX_PARAM_GROUPS];
 };
+
+/* Appends a parameter group (see struct clt_param_group; pattern NULL is "").
+ * CLT_ERR_INVALID_ARGUMENT when the optimizer has CLT_MAX_PARAM_GROUPS groups already, the
+ * pattern does not fit, or lr_scale or weight_decay is negative or not finite. */
+CLT_API enum clt_status clt_optimizer_add_group(struct clt_optimizer *opt, const char *pattern,
+                                                uint32_t kinds, double lr_scale,
+                                                double weight_decay);
+
+/* AdamW's usual exemption in one call: appends a group of every bias, norm gain and shift,
+ * and embedding (by kind, any name) with weight decay 0 and lr_scale 1. Groups added before
+ * it take precedence. Errors as clt_optimizer_add_group. */
+CLT_API enum clt_status clt_optimizer_exempt_decay(struct clt_optimizer *opt);
 
 struct clt_trainer_options {
     struct clt_optimizer optimizer;
@@ -889,9 +948,10 @@ struct clt_trainer_options {
                                CLT_ERR_NONFINITE instead of being skipped and counted */
 };
 
-/* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0; Adam and AdamW lr
- * 1e-3, betas 0.9 and 0.999, eps 1e-8; AdamW weight decay 0.01), constant schedule, no
- * clipping, accumulate 1, seed 0, no recomputation, non-finite steps skipped. */
+/* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0, dampening 0; Adam and
+ * AdamW lr 1e-3, betas 0.9 and 0.999, eps 1e-8; AdamW weight decay 0.01), constant schedule,
+ * no clipping, accumulate 1, no parameter groups (one weight decay for every parameter, as
+ * torch.optim given model.parameters()), seed 0, no recomputation, non-finite steps skipped. */
 CLT_API void clt_trainer_options_init(struct clt_trainer_options *options,
                                       enum clt_optim_kind kind);
 
@@ -1108,11 +1168,39 @@ struct clt_meta {
 CLT_API enum clt_status clt_trainer_save(struct clt_trainer *tr, const char *path,
                                          const struct clt_meta *meta, size_t n);
 
-/* Loads a checkpoint into a trainer made from the same model: every parameter and state
- * tensor must be present with the same shape (CLT_ERR_FORMAT naming the first mismatch
- * otherwise). With optimizer, also the moments and counters, so that training continues as
- * if never stopped. */
+/* Loads a checkpoint into a trainer made from the same model, strictly: every parameter and
+ * state tensor must be present with the same shape, and every tensor of the file must be one
+ * of them or their optimizer state ("optimizer.m.<name>", ...); CLT_ERR_FORMAT naming the
+ * first missing or mismatched tensor, or the tensors the model does not use, otherwise. With
+ * optimizer, also the moments and counters, so that training continues as if never stopped.
+ * clt_trainer_load_with with strict set. */
 CLT_API enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool optimizer);
+
+/* How clt_trainer_load_with loads. */
+struct clt_load_options {
+    bool optimizer; /* also the optimizer's moments and counters (needs them all in the file) */
+    bool strict;    /* refuse a file that lacks a parameter or holds tensors not used */
+};
+
+/* What a load found. A tensor of the file is used when it is a parameter or state of the
+ * model, or that parameter's optimizer state ("optimizer.m.<name>", "optimizer.v.<name>",
+ * "optimizer.grad.<name>"; used even when the load leaves the optimizer out). */
+struct clt_load_report {
+    uint32_t loaded;  /* parameters and state tensors loaded */
+    uint32_t missing; /* parameters and state tensors the file lacks (not strict: they keep
+                         their values) */
+    uint32_t unused;  /* tensors of the file the model has no use for */
+};
+
+/* Loads a checkpoint as options say (NULL: parameters only, strict) and fills report (may be
+ * NULL) whether it succeeds or not. Each missing parameter and unused tensor is named in the
+ * log (WARN when not strict, ERROR when strict: the first ten of each, then a count). A
+ * parameter whose shape or dtype differs is an error in both modes. Like clt_trainer_load,
+ * it checks everything before it writes to the device: a failed load leaves the trainer as
+ * it was. Blocks. */
+CLT_API enum clt_status clt_trainer_load_with(struct clt_trainer *tr, const char *path,
+                                              const struct clt_load_options *options,
+                                              struct clt_load_report *report);
 
 struct clt_checkpoint;
 
@@ -1125,10 +1213,47 @@ CLT_API void clt_checkpoint_close(struct clt_checkpoint *ck);
 /* The metadata value of key, or NULL. Valid until clt_checkpoint_close. */
 CLT_API const char *clt_checkpoint_meta(const struct clt_checkpoint *ck, const char *key);
 
-/* Tensors: count, and the name, shape and F32 data of one (data valid until close), in name
- * order. A tensor of another dtype, or of more than CLT_MAX_DIMS dimensions, is
- * CLT_ERR_UNSUPPORTED. */
+/* Tensors are numbered 0 .. count-1 in name order. Any tensor of a valid file can be
+ * described (clt_checkpoint_tensor_info) and found by name (clt_checkpoint_find); its data can
+ * be read converted (clt_checkpoint_read_f32, clt_checkpoint_read_i64) or, for F32 tensors of
+ * at most CLT_MAX_DIMS dimensions, borrowed (clt_checkpoint_tensor). */
 CLT_API uint32_t clt_checkpoint_tensor_count(const struct clt_checkpoint *ck);
+
+/* Most dimensions of a tensor in a file cltrain reads. */
+#define CLT_CHECKPOINT_MAX_DIMS 8
+
+struct clt_checkpoint_info {
+    const char *name;  /* valid until clt_checkpoint_close */
+    const char *dtype; /* as the file says: "F32", "F16", "BF16", "I64", "I32", "U8", ... */
+    uint32_t ndim;
+    int64_t shape[CLT_CHECKPOINT_MAX_DIMS];
+    uint64_t count; /* elements */
+};
+
+/* Describes tensor `index`. CLT_ERR_INVALID_ARGUMENT (no log) for an index out of range. */
+CLT_API enum clt_status clt_checkpoint_tensor_info(const struct clt_checkpoint *ck, uint32_t index,
+                                                   struct clt_checkpoint_info *out);
+
+/* The index of the tensor named name. CLT_ERR_INVALID_ARGUMENT, with no log line, when the
+ * file has none (a question, not a failure: the caller decides). */
+CLT_API enum clt_status clt_checkpoint_find(const struct clt_checkpoint *ck, const char *name,
+                                            uint32_t *index);
+
+/* Copies the tensor named name, of exactly count elements, into dst as floats: F32 as is,
+ * F16 and BF16 widened exactly, F64 rounded, I32 and I64 converted (exact up to 2^24 in
+ * magnitude). Other dtypes are CLT_ERR_UNSUPPORTED; a missing name or a wrong count
+ * CLT_ERR_INVALID_ARGUMENT. Each failure logs one ERROR line naming the tensor and why. */
+CLT_API enum clt_status clt_checkpoint_read_f32(const struct clt_checkpoint *ck, const char *name,
+                                                float *dst, uint64_t count);
+
+/* The same into 64-bit integers, from I64, I32 (and the other integer dtypes: I8, U8, I16,
+ * U16, U32, BOOL); float dtypes and U64 values above INT64_MAX are CLT_ERR_UNSUPPORTED. */
+CLT_API enum clt_status clt_checkpoint_read_i64(const struct clt_checkpoint *ck, const char *name,
+                                                int64_t *dst, uint64_t count);
+
+/* The name, shape and F32 data of tensor `index`, borrowed (data valid until close). A tensor
+ * of another dtype, or of more than CLT_MAX_DIMS dimensions, is CLT_ERR_UNSUPPORTED with no
+ * log line (clt_checkpoint_tensor_info says which; clt_checkpoint_read_f32 converts). */
 CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t index,
                                               const char **name, uint32_t *ndim, int64_t *shape,
                                               const float **data);

@@ -425,6 +425,7 @@ struct clt_tensor *clt_conv2d_ex(struct clt_graph *g, struct clt_tensor *x,
                                : NULL;
     if (!w || (desc->bias && !b))
         return NULL;
+    clt_param_set_kind(b, CLT_PARAM_BIAS);
     struct clt_tensor *in[3] = {x, w, b};
     struct clt_tensor *t = clt__node(g, CLT__OP_conv2d, desc->bias ? 3 : 2, in, CLT_F32, 4,
                                      (int64_t[]){c.n, c.c_out, c.oh, c.ow});

@@ -681,6 +681,7 @@ struct clt_tensor *clt_linear_ex(struct clt_graph *g, struct clt_tensor *x, int6
                   : NULL;
     if (!w || (bias && !b))
         return NULL;
+    clt_param_set_kind(b, CLT_PARAM_BIAS);
     struct clt_tensor *ins[3] = {x, w, b};
     int64_t shape[CLT_MAX_DIMS];
     memcpy(shape, x->shape, x->ndim * sizeof *shape);

@@ -467,6 +467,8 @@ struct clt_tensor *clt_batch_norm_ex(struct clt_graph *g, struct clt_tensor *x, 
         if (!in[i + 1])
             return NULL;
     }
+    clt_param_set_kind(in[1], CLT_PARAM_NORM);
+    clt_param_set_kind(in[2], CLT_PARAM_NORM);
     struct clt_tensor *t = clt__node(g, CLT__OP_batch_norm, 5, in, CLT_F32, x->ndim, x->shape);
     if (t) {
         t->p.norm.eps = eps;
@@ -552,6 +554,8 @@ struct clt_tensor *clt_layer_norm_ex(struct clt_graph *g, struct clt_tensor *x, 
     struct clt_tensor *b = w ? clt__layer_param(g, "layer_norm", name, "bias", use->bias, false, 1,
                                                 &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0})
                              : NULL;
+    clt_param_set_kind(w, CLT_PARAM_NORM);
+    clt_param_set_kind(b, CLT_PARAM_NORM);
     struct clt_tensor *in[3] = {x, w, b};
     struct clt_tensor *t =
         w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape) : NULL;

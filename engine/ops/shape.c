@@ -596,6 +596,7 @@ struct clt_tensor *clt_embedding_ex(struct clt_graph *g, struct clt_tensor *ids,
                          (int64_t[]){vocab, dim}, (struct clt_init){CLT_INIT_NORMAL, 0.0f, 1.0f});
     if (!w)
         return NULL;
+    clt_param_set_kind(w, CLT_PARAM_EMBEDDING);
     int64_t shape[CLT_MAX_DIMS];
     memcpy(shape, ids->shape, ids->ndim * sizeof *shape);
     shape[ids->ndim] = dim;
