@@ -31,8 +31,9 @@
 /* Sizes of buffers remembered during one step (clt__check_buf); a trainer uses a few. */
 #define SIZES_MAX 16
 
-/* Re-recordings after which a recording gives up (its steps then run the plain path). */
-#define RECORD_LIMIT 8
+/* Steps that fell back part-way after which a recording gives up (its steps then run the
+ * plain path). */
+#define MISS_LIMIT 8
 
 struct rec_arg {
     size_t size;
@@ -59,7 +60,7 @@ struct clt__rec {
     uint32_t nargs, args_cap;
     bool complete;       /* launches[0, n) is a whole step */
     uint32_t recordings; /* steps recorded whole */
-    uint32_t attempts;   /* steps started in record mode */
+    uint32_t misses;     /* steps that fell back to the plain path part-way */
     bool gave_up;
     /* The step being run. */
     enum rec_mode mode;
@@ -107,10 +108,8 @@ void clt__rec_begin(struct clt_device *dev, struct clt__rec *rec)
         rec->mode = REC_OFF;
     else if (rec->complete)
         rec->mode = REC_REPLAY;
-    else {
+    else
         rec->mode = REC_RECORD;
-        rec->attempts++;
-    }
 }
 
 void clt__rec_end(struct clt_device *dev, bool ok)
@@ -119,21 +118,31 @@ void clt__rec_end(struct clt_device *dev, bool ok)
     dev->rec = NULL;
     if (!rec)
         return;
-    if (rec->mode == REC_RECORD && ok) {
-        rec->n = rec->cursor;
-        rec->nargs = rec->arg_cursor;
-        rec->complete = true;
-        rec->recordings++;
-    } else if (rec->mode != REC_REPLAY || !ok || rec->cursor != rec->n) {
-        /* Fell back part-way, failed, or ran fewer launches than recorded: record again. */
+    if (rec->mode == REC_RECORD) {
+        /* A step that failed part-way recorded part of itself: record again. */
+        rec->complete = ok;
+        rec->n = ok ? rec->cursor : 0;
+        rec->nargs = ok ? rec->arg_cursor : 0;
+        rec->recordings += ok ? 1 : 0;
+    } else if (rec->mode == REC_REPLAY) {
+        /* Fewer launches than recorded: the step ran something else. A failed step leaves
+         * the recording as it was (what it replayed matched). */
+        if (ok && rec->cursor != rec->n) {
+            rec->complete = false;
+            rec->misses++;
+        }
+    } else if (!rec->gave_up) {
+        /* Fell back part-way: a launch did not match, or could not be recorded. */
         rec->complete = false;
+        rec->misses++;
     }
-    if (!rec->complete && rec->attempts >= RECORD_LIMIT && !rec->gave_up) {
+    if (rec->misses >= MISS_LIMIT && !rec->gave_up) {
         rec->gave_up = true;
+        rec->complete = false;
         clt__log(&dev->log, CLT_LOG_WARN,
-                 "a step's launches could not be recorded or differed from their recording "
+                 "a step's launches differed from their recording or could not be recorded "
                  "%u times; such steps run unrecorded from now on",
-                 (unsigned)rec->attempts);
+                 (unsigned)rec->misses);
     }
     rec->mode = REC_OFF;
 }
@@ -223,7 +232,7 @@ static enum clt_status record(struct clt__rec *rec, cl_kernel kernel, const stru
         return CLT_ERR_NO_MEMORY;
     struct rec_launch *e = &rec->launches[i];
     /* The copy made when this position was last recorded is kept if it copies the same. */
-    if (i < rec->nkernels && e->source != kernel) {
+    if (i < rec->nkernels && e->source != kernel && e->kernel) {
         clReleaseKernel(e->kernel);
         e->kernel = NULL;
     }
