@@ -31,8 +31,9 @@
 /* Sizes of buffers remembered during one step (clt__check_buf); a trainer uses a few. */
 #define SIZES_MAX 16
 
-/* Steps that fell back part-way after which a recording gives up (its steps then run the
- * plain path). */
+/* Steps in a row that fell back part-way (no whole replay between them) after which a
+ * recording gives up: its steps then run the plain path. A step that differs now and then
+ * (a partial batch at the end of an epoch) only costs a recording each time. */
 #define MISS_LIMIT 8
 
 struct rec_arg {
@@ -60,7 +61,7 @@ struct clt__rec {
     uint32_t nargs, args_cap;
     bool complete;       /* launches[0, n) is a whole step */
     uint32_t recordings; /* steps recorded whole */
-    uint32_t misses;     /* steps that fell back to the plain path part-way */
+    uint32_t misses;     /* steps that fell back part-way since the last whole replay */
     bool gave_up;
     /* The step being run. */
     enum rec_mode mode;
@@ -130,6 +131,8 @@ void clt__rec_end(struct clt_device *dev, bool ok)
         if (ok && rec->cursor != rec->n) {
             rec->complete = false;
             rec->misses++;
+        } else if (ok) {
+            rec->misses = 0;
         }
     } else if (!rec->gave_up) {
         /* Fell back part-way: a launch did not match, or could not be recorded. */

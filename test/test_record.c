@@ -10,6 +10,8 @@
  * - a step that launches something else (copy_forward instead of scale_forward) still runs
  *   right, on the plain path, and the next step records again, then replays;
  * - a step with fewer launches than recorded is right and is recorded again;
+ * - a step that differs every 4th time is recorded again each time; steps that differ every
+ *   time make the recording give up after 8 (and stay right);
  * - an odd item count (not a multiple of any work-group size).
  */
 #include <string.h>
@@ -117,12 +119,45 @@ static void other_launches_fall_back_and_record_again(void **state)
     teardown(&f);
 }
 
+static void alternating_steps_give_up_occasional_ones_do_not(void **state)
+{
+    struct fx f;
+    setup(&f, *state);
+    struct clt_log saved = f.dev->log;
+    static struct clt_test_log text;
+    text.len = 0;
+    text.text[0] = 0;
+    f.dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_WARN};
+    /* A different step every 4th: recorded again each time, never given up. */
+    for (int s = 0; s < 40; s++) {
+        bool copy = s % 4 == 3;
+        step(&f, (float)s, 2.0f, 0, copy, true);
+        expect(&f, 0, (float)s, copy ? (float)s : 2.0f * (float)s);
+    }
+    uint32_t occasional = clt__rec_recordings(f.rec);
+    assert_true(occasional >= 10);
+    /* Every step differs from the last: the recording gives up after 8, and the steps stay
+     * right. */
+    for (int s = 0; s < 30; s++) {
+        bool copy = s % 2 == 1;
+        step(&f, (float)s, 3.0f, 0, copy, true);
+        expect(&f, 0, (float)s, copy ? (float)s : 3.0f * (float)s);
+    }
+    uint32_t after = clt__rec_recordings(f.rec);
+    if (after - occasional > 9)
+        fail_msg("recorded %u times in 30 alternating steps", after - occasional);
+    f.dev->log = saved;
+    assert_non_null(strstr(text.text, "run unrecorded from now on"));
+    teardown(&f);
+}
+
 int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
         CLT_DEVICE_TEST(replay_sets_changed_arguments),
         CLT_DEVICE_TEST(other_launches_fall_back_and_record_again),
+        CLT_DEVICE_TEST(alternating_steps_give_up_occasional_ones_do_not),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }
