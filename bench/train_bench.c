@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 #include "models.h"
@@ -72,16 +73,36 @@ struct train_run {
     int steps;           /* per run */
     double split[3][64]; /* forward, backward, optimizer seconds of each split run */
     int nsplit;
+    double host[2][64]; /* per throughput run: host CPU and wall ms inside clt_trainer_step,
+                           mean per step */
+    int nhost;
 };
+
+/* CPU time of the calling thread, seconds. */
+static double thread_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* One run of `steps` training steps: samples per second, wall clock. */
 static enum clt_status throughput_sample(void *ctx, double *value)
 {
     struct train_run *r = ctx;
     enum clt_status st = clt_device_finish(r->c->dev);
-    double t0 = bench_now();
-    for (int i = 0; st == CLT_OK && i < r->steps; i++)
+    double t0 = bench_now(), cpu = 0, wall = 0;
+    for (int i = 0; st == CLT_OK && i < r->steps; i++) {
+        double c0 = thread_cpu_now(), w0 = bench_now();
         st = clt_trainer_step(r->tr, r->inputs);
+        cpu += thread_cpu_now() - c0;
+        wall += bench_now() - w0;
+    }
+    if (r->nhost < 64) {
+        r->host[0][r->nhost] = cpu * 1e3 / r->steps;
+        r->host[1][r->nhost] = wall * 1e3 / r->steps;
+        r->nhost++;
+    }
     float loss;
     if (st == CLT_OK)
         st = clt_trainer_loss(r->tr, &loss);
@@ -268,6 +289,15 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, throughput_sample, &r, &s);
     if (st == CLT_OK)
         st = add1(c, tc->kind, "samples_per_s", "samples/s", true, &s);
+    int nh = r.nhost - c->cfg->warmup;
+    if (st == CLT_OK && nh > 0) {
+        bench_stat_of(r.host[0] + c->cfg->warmup, nh, &s);
+        st = add1(c, tc->kind, "step_host_ms", "ms", false, &s);
+    }
+    if (st == CLT_OK && nh > 0) {
+        bench_stat_of(r.host[1] + c->cfg->warmup, nh, &s);
+        st = add1(c, tc->kind, "step_call_ms", "ms", false, &s);
+    }
     if (st == CLT_OK && m.positions > 1) {
         struct bench_stat tok = {s.median * (double)m.positions, s.min * (double)m.positions,
                                  s.max * (double)m.positions, s.runs};

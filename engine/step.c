@@ -210,16 +210,20 @@ enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inpu
                            clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &prof->compute_start),
                            "clEnqueueMarkerWithWaitList");
     struct clt__exec x = exec_for(tr, true);
+    bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
+    struct clt__rec *rec = tr->rec[(x.micro == 0 ? 1 : 0) | (updating ? 2 : 0)];
+    if (st == CLT_OK && rec)
+        clt__rec_begin(dev, rec);
     if (st == CLT_OK)
         st = forward(tr, &x, NULL);
     if (st == CLT_OK)
         st = backward(tr, &x);
-    bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
     if (st == CLT_OK && updating) {
         tr->last_lr = (float)clt__lr_at(&tr->lr_schedule, (int64_t)tr->updates);
         st = update(tr, &x, tr->last_lr);
         tr->updates++;
     }
+    clt__rec_end(dev, st == CLT_OK);
     if (st == CLT_OK) {
         release(&tr->done_ev[slot]);
         st = clt__cl_check(&dev->log,

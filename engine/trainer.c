@@ -374,6 +374,9 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     }
     if (st == CLT_OK)
         st = initialise(tr);
+    const char *record = getenv("CLTRAIN_RECORD");
+    for (int i = 0; i < 4 && st == CLT_OK && !(record && strcmp(record, "0") == 0); i++)
+        st = clt__rec_create(dev, &tr->rec[i]);
     if (st != CLT_OK) {
         clt_trainer_free(tr);
         return st;
@@ -411,6 +414,8 @@ void clt_trainer_free(struct clt_trainer *tr)
         clReleaseEvent(tr->prof[i].compute_start);
         clReleaseEvent(tr->prof[i].compute_end);
     }
+    for (int i = 0; i < 4; i++)
+        clt__rec_free(tr->rec[i]);
     free(tr->prof);
     free(tr->eval_need);
     free(tr->ranges);

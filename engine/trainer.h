@@ -106,6 +106,11 @@ struct clt_trainer {
     struct clt__step_events *prof;
     uint32_t nprof;
 
+    /* Recorded launches (record.c), one recording per kind of step: bit 0 set for the first
+     * micro-step of an accumulation, bit 1 for a step that updates. NULL when CLTRAIN_RECORD
+     * is 0. */
+    struct clt__rec *rec[4];
+
     uint64_t steps;
     uint64_t updates; /* updates attempted (the schedule's counter) */
     float last_lr;

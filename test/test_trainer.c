@@ -15,12 +15,18 @@
  *   a message; bad optimizer options are refused at creation, naming the field; parameter
  *   groups select by kind and name (exact: a zero gradient's AdamW update is a
  *   multiplication).
+ * - Recorded steps (engine/record.c) give bit-identical losses, evaluation outputs and
+ *   parameters to unrecorded ones (CLTRAIN_RECORD=0) over several steps of a network with
+ *   dropout (a step-dependent seed), an LR schedule (a step-dependent rate), batch norm,
+ *   layer norm and a convolution, with and without gradient accumulation; each kind of step
+ *   is recorded once and replayed afterwards.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "trainer.h"
 
 struct mlp {
     struct clt_graph *g;
@@ -1094,6 +1100,132 @@ static void closed_device_fails_cleanly(void **state)
     clt_graph_free(m.g);
 }
 
+/* conv - batch norm - relu - dropout - linear - layer norm - gelu - dropout - linear. */
+static struct clt_graph *recorded_net(int64_t n, struct clt_tensor **x, struct clt_tensor **y,
+                                      struct clt_tensor **logits, struct clt_tensor **loss)
+{
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    *x = clt_input(g, "x", CLT_F32, 4, (int64_t[]){n, 1, 8, 8});
+    *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){n});
+    struct clt_conv2d_desc conv = {
+        .out_channels = 3, .kernel_h = 3, .kernel_w = 3, .padding_h = 1, .padding_w = 1};
+    struct clt_tensor *h = clt_conv2d(g, *x, &conv, "conv");
+    h = clt_dropout(g, clt_relu(g, clt_batch_norm(g, h, 1e-5f, 0.1f, "bn")), 0.3f);
+    h = clt_linear(g, clt_flatten(g, h), 13, true, "fc1");
+    h = clt_dropout(g, clt_gelu(g, clt_layer_norm(g, h, 1e-5f, "ln"), true), 0.2f);
+    *logits = clt_linear(g, h, 3, true, "fc2");
+    *loss = clt_cross_entropy(g, *logits, *y, -1, 0.0f);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    return g;
+}
+
+enum { REC_N = 5, REC_STEPS = 7 };
+
+struct rec_run {
+    float loss[REC_STEPS], eval_loss, logits[REC_N * 3];
+    float *params;
+    uint64_t nparams;
+    uint32_t recordings[4];
+};
+
+static uint64_t info_count(const struct clt_param_info *info)
+{
+    uint64_t n = 1;
+    for (uint32_t d = 0; d < info->ndim; d++)
+        n *= (uint64_t)info->shape[d];
+    return n;
+}
+
+/* Trains REC_STEPS steps with recording on or off (CLTRAIN_RECORD at creation), evaluating
+ * after the third. */
+static void recorded_run(struct clt_device *dev, bool record, int accumulate, struct rec_run *r)
+{
+    struct clt_tensor *x, *y, *logits, *loss;
+    struct clt_graph *g = recorded_net(REC_N, &x, &y, &logits, &loss);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    o.optimizer.lr = 0.02f;
+    o.optimizer.schedule = CLT_LR_COSINE;
+    o.optimizer.warmup_updates = 2;
+    o.optimizer.total_updates = 6;
+    o.optimizer.min_lr = 0.001f;
+    o.optimizer.accumulate = accumulate;
+    o.seed = 11;
+    char *saved = getenv("CLTRAIN_RECORD") ? strdup(getenv("CLTRAIN_RECORD")) : NULL;
+    setenv("CLTRAIN_RECORD", record ? "1" : "0", 1);
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    if (saved)
+        setenv("CLTRAIN_RECORD", saved, 1);
+    else
+        unsetenv("CLTRAIN_RECORD");
+    free(saved);
+    float xv[REC_N * 64];
+    int32_t yv[REC_N];
+    const void *batch[2] = {xv, yv};
+    for (int s = 0; s < REC_STEPS; s++) {
+        make_images(xv, yv, REC_N, 700 + (uint64_t)s);
+        assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+        assert_int_equal(clt_trainer_loss(tr, &r->loss[s]), CLT_OK);
+        if (s == 2)
+            assert_int_equal(
+                clt_trainer_eval(tr, batch, logits, r->logits, REC_N * 3, &r->eval_loss), CLT_OK);
+    }
+    r->nparams = 0;
+    struct clt_param_info info;
+    for (uint32_t i = 0; clt_trainer_param_info(tr, i, &info) == CLT_OK; i++)
+        r->nparams += info_count(&info);
+    r->params = malloc(r->nparams * sizeof *r->params);
+    assert_non_null(r->params);
+    uint64_t at = 0;
+    for (uint32_t i = 0; clt_trainer_param_info(tr, i, &info) == CLT_OK; i++) {
+        assert_int_equal(clt_trainer_param_read(tr, info.name, r->params + at, info_count(&info)),
+                         CLT_OK);
+        at += info_count(&info);
+    }
+    for (int k = 0; k < 4; k++)
+        r->recordings[k] = clt__rec_recordings(tr->rec[k]);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+static void recorded_steps_match_unrecorded(void **state)
+{
+    struct clt_device *dev = *state;
+    for (int accumulate = 1; accumulate <= 2; accumulate++) {
+        struct rec_run plain, rec;
+        recorded_run(dev, false, accumulate, &plain);
+        recorded_run(dev, true, accumulate, &rec);
+        for (int k = 0; k < 4; k++)
+            assert_int_equal(plain.recordings[k], 0);
+        /* Each kind of step recorded once: without accumulation every step is a first
+         * micro-step that updates (kind 3); with two, kinds 1 and 2 alternate. */
+        uint32_t want[2][4] = {{0, 0, 0, 1}, {0, 1, 1, 0}};
+        for (int k = 0; k < 4; k++)
+            if (rec.recordings[k] != want[accumulate - 1][k])
+                fail_msg("accumulate %d: kind %d of step recorded %u times, want %u", accumulate, k,
+                         rec.recordings[k], want[accumulate - 1][k]);
+        for (int s = 0; s < REC_STEPS; s++)
+            if (memcmp(&plain.loss[s], &rec.loss[s], sizeof plain.loss[s]) != 0 ||
+                !isfinite(rec.loss[s]))
+                fail_msg("accumulate %d, step %d: loss %.9g recorded, %.9g not", accumulate, s,
+                         rec.loss[s], plain.loss[s]);
+        /* Dropout must be drawing a new mask each step: consecutive batches differ anyway,
+         * so check the losses are not all equal, which would hide a frozen argument. */
+        assert_true(plain.loss[0] != plain.loss[1]);
+        assert_memory_equal(&plain.eval_loss, &rec.eval_loss, sizeof rec.eval_loss);
+        assert_memory_equal(plain.logits, rec.logits, sizeof rec.logits);
+        assert_int_equal(plain.nparams, rec.nparams);
+        for (uint64_t i = 0; i < rec.nparams; i++)
+            if (memcmp(&plain.params[i], &rec.params[i], sizeof rec.params[i]) != 0)
+                fail_msg("accumulate %d: parameter element %llu is %.9g recorded, %.9g not",
+                         accumulate, (unsigned long long)i, rec.params[i], plain.params[i]);
+        free(plain.params);
+        free(rec.params);
+    }
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -1117,6 +1249,7 @@ int main(void)
         CLT_DEVICE_TEST(optimizer_options_are_checked_at_creation),
         CLT_DEVICE_TEST(closed_device_fails_cleanly),
         CLT_DEVICE_TEST(parameter_groups_select_by_kind_and_name),
+        CLT_DEVICE_TEST(recorded_steps_match_unrecorded),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -134,6 +134,8 @@
  * CLTRAIN_TUNE       0: under AUTO, use the default GEMM per shape without timing
  * CLTRAIN_TUNE_BUDGET  seconds one tuning session (trainer creation) may spend (60)
  * CLTRAIN_HOST_BLAS  0: never use the host's BLAS on CPU devices
+ * CLTRAIN_RECORD     0: a trainer sets every kernel argument of every step instead of replaying
+ *                    its recorded launches (read at trainer creation)
  */
 #ifndef CLTRAIN_H
 #define CLTRAIN_H
