@@ -165,6 +165,14 @@ static float lane_uniform(uint4 r, int l)
     return (float)(w >> 8) * 0x1.0p-24f;
 }
 
+/* keep(e) for one element e: the draw dropout_apply makes for it. The kernels the fusion pass
+ * generates (engine/fuse.c) call it, one element per work-item. */
+static bool dropout_keep(uint2 key, uint2 step, float p, long e)
+{
+    const uint4 r = philox4x32_10((uint4)((uint)(e / 4), 0u, step.x, step.y), key);
+    return lane_uniform(r, (int)(e % 4)) >= p;
+}
+
 /* keep(e) ? in[e] * scale : 0 for the Philox block of this work-item, written to out[e] or
  * added to it. Both dropout kernels: the backward is the forward applied to dy. */
 static void dropout_apply(int n, float p, float scale, uint2 key, uint2 step, int accumulate,

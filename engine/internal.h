@@ -69,12 +69,13 @@ struct clt__kernel_slot {
 /* Most program variants (a program built with extra #defines) one device keeps. */
 #define CLT__MAX_VARIANTS 64
 
-/* One variant of a program: cl/<name>.cl with `defines` prepended. Its kernels are created
- * by the module that asked for it (slots indexed as that module chooses) and released with
- * the program in clt__program_teardown. */
+/* One variant of a program: cl/<name>.cl with `defines` prepended (any source text: GEMM's
+ * tunables, a fused chain's generated kernels). Its kernels are created by the module that
+ * asked for it (slots indexed as that module chooses) and released with the program in
+ * clt__program_teardown, which frees `defines` too. */
 struct clt__program_variant {
     char name[32];
-    char defines[224];
+    char *defines;
     cl_program program;
     cl_kernel kernels[4];
 };
@@ -273,6 +274,12 @@ struct clt__karg {
  * CLT_ERR_INVALID_ARGUMENT and a log line. 0 items enqueue nothing. */
 enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
                              size_t local, const struct clt__karg *args, size_t nargs);
+
+/* clt__enqueue for a kernel without an id (a program variant's, such as a fused chain's):
+ * the same argument setting and launch shape; `name` is for the log. */
+enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, const char *name,
+                                    size_t items, size_t local, const struct clt__karg *args,
+                                    size_t nargs);
 
 #define CLT__KARGS(...)                                                                            \
     (const struct clt__karg[]){__VA_ARGS__},                                                       \

@@ -98,6 +98,18 @@ enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, siz
                  clt__kernel_ids[id].kernel, wg);
         return CLT_ERR_INVALID_ARGUMENT;
     }
+    if (st != CLT_OK)
+        return st;
+    return clt__enqueue_kernel(dev, k, clt__kernel_ids[id].kernel, items, local, args, nargs);
+}
+
+enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel k, const char *name,
+                                    size_t items, size_t local, const struct clt__karg *args,
+                                    size_t nargs)
+{
+    if (items == 0)
+        return CLT_OK;
+    enum clt_status st = CLT_OK;
     cl_uint index = 0;
     for (size_t i = 0; st == CLT_OK && i < nargs; i++) {
         cl_int err = CL_SUCCESS;
@@ -117,8 +129,7 @@ enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, siz
                 err = clSetKernelArg(k, index++, sizeof off, &off);
         }
         if (err != CL_SUCCESS) {
-            clt__log(&dev->log, CLT_LOG_ERROR, "argument %zu of kernel %s rejected", i,
-                     clt__kernel_ids[id].kernel);
+            clt__log(&dev->log, CLT_LOG_ERROR, "argument %zu of kernel %s rejected", i, name);
             st = clt__cl_check(&dev->log, err, "clSetKernelArg");
         }
     }

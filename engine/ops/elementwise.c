@@ -713,8 +713,10 @@ static struct clt_tensor *bench_add(struct clt_graph *g)
     return clt_add(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
 }
 
+static const struct clt__ew add_ew = {.forward = "a + b", .backward = {"dy", "dy"}};
+
 const struct clt__op_def clt__op_add = {
-    .forward = add_forward, .backward = add_backward, .bench = bench_add};
+    .forward = add_forward, .backward = add_backward, .bench = bench_add, .ew = &add_ew};
 
 static enum clt_status mul_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
@@ -742,11 +744,15 @@ static struct clt_tensor *bench_mul(struct clt_graph *g)
     return clt_mul(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
 }
 
+static const struct clt__ew mul_ew = {
+    .forward = "a * b", .backward = {"dy * b", "dy * a"}, .reads = CLT__EW_A | CLT__EW_B};
+
 const struct clt__op_def clt__op_mul = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = mul_forward,
     .backward = mul_backward,
     .bench = bench_mul,
+    .ew = &mul_ew,
 };
 
 static struct clt_tensor *binary(struct clt_graph *g, enum clt__op op, struct clt_tensor *a,
@@ -789,8 +795,18 @@ static struct clt_tensor *bench_scale(struct clt_graph *g)
     return clt_scale(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), 0.5f);
 }
 
+static void scale_scalars(const struct clt__exec *x, const struct clt_tensor *t,
+                          struct clt__ew_scalars *out)
+{
+    (void)x;
+    out->f0 = t->p.scale.alpha;
+}
+
+static const struct clt__ew scale_ew = {
+    .forward = "f0 * a", .backward = {"f0 * dy"}, .scalars = scale_scalars};
+
 const struct clt__op_def clt__op_scale = {
-    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale};
+    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale, .ew = &scale_ew};
 
 struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha)
 {
