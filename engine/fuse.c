@@ -82,6 +82,24 @@ static void mark_reads(const struct clt_graph *g, struct clt__fuse_group *gr, st
     }
 }
 
+/* The op whose bias chain head h may add (-1: none): an input of h whose op adds a bias last
+ * (clt__op_def.bias_input), with h its only consumer. The chain then enters h through that
+ * input (*link). */
+static int32_t bias_source(const struct clt_tensor *loss, const struct clt__plan *p,
+                           const uint32_t *uses, const struct clt_tensor *h, uint8_t *link)
+{
+    for (uint32_t s = 0; s < h->nin; s++) {
+        const struct clt_tensor *q = h->in[s];
+        uint32_t b = q->kind == CLT__NODE_OP ? clt__def(q)->bias_input : 0;
+        if (b == 0 || q->nin <= b || !p->info[q->id].reached || q == loss || uses[q->id] != 1 ||
+            q->dtype != CLT_F32)
+            continue;
+        *link = (uint8_t)s;
+        return (int32_t)q->id;
+    }
+    return -1;
+}
+
 enum clt_status clt__fuse_plan(const struct clt_graph *g, const struct clt_tensor *loss,
                                struct clt__plan *p)
 {
@@ -114,26 +132,32 @@ enum clt_status clt__fuse_plan(const struct clt_graph *g, const struct clt_tenso
             break;
         }
     }
-    /* Chains from their first op, cut every CLT__FUSE_MAX ops. */
+    /* Chains from their first op, cut every CLT__FUSE_MAX ops. A chain whose input is the
+     * output of an op with a bias to add last (linear) adds that bias itself: a chain then
+     * may have one op. */
     for (uint32_t id = 0; st == CLT_OK && id < n; id++) {
-        if (has_prev[id] || next[id] < 0)
+        if (has_prev[id] || !fusable(p, g->nodes[id]))
             continue;
-        int32_t at = (int32_t)id;
+        int32_t at = (int32_t)id, bias = bias_source(loss, p, uses, g->nodes[id], &link[id]);
         while (at >= 0) {
             struct clt__fuse_group *gr = &p->groups[p->ngroups];
             memset(gr, 0, sizeof *gr);
+            gr->bias = bias;
             while (at >= 0 && gr->n < CLT__FUSE_MAX) {
                 gr->node[gr->n] = (uint32_t)at;
                 gr->link[gr->n] = link[at];
                 gr->n++;
                 at = next[at];
             }
-            if (gr->n < 2)
+            bias = -1;
+            if (gr->n < 2 && gr->bias < 0)
                 continue;
             for (uint32_t k = 0; k < gr->n; k++) {
                 p->info[gr->node[k]].group = (int32_t)p->ngroups;
                 p->info[gr->node[k]].fused_inside = k + 1 < gr->n;
             }
+            if (gr->bias >= 0)
+                p->info[gr->bias].bias_fused = true;
             mark_reads(g, gr, p);
             p->ngroups++;
         }
@@ -193,6 +217,8 @@ static void put_input_params(struct text *t, const struct clt_graph *g,
                              const struct clt__fuse_group *gr)
 {
     put(t, ",\n    __global const float *in_x, int in_x_off");
+    if (gr->bias >= 0)
+        put(t, ", int bias_cols, __global const float *in_bias, int in_bias_off");
     for (uint32_t k = 0; k < gr->n; k++)
         if (other_slot(g->nodes[gr->node[k]], gr->link[k]) >= 0)
             put(t, ", __global const float *in_b%u, int in_b%u_off", k, k);
@@ -214,6 +240,13 @@ static void open_op(struct text *t, const struct clt_tensor *c, const struct clt
         gr->link[k] == 0 ? other : value);
 }
 
+/* The value entering the chain: its input, plus the bias the chain adds. */
+static const char *chain_input(const struct clt__fuse_group *gr)
+{
+    return gr->bias >= 0 ? "in_x[in_x_off + i] + in_bias[in_bias_off + i % bias_cols]"
+                         : "in_x[in_x_off + i]";
+}
+
 static void put_forward(struct text *t, const struct clt_graph *g, const struct clt__fuse_group *gr)
 {
     put(t, "__kernel void fused_forward(");
@@ -222,7 +255,7 @@ static void put_forward(struct text *t, const struct clt_graph *g, const struct 
     put(t, ",\n    __global float *out_y, int out_y_off)\n{\n");
     put(t, "    const int i = get_global_id(0);\n    if (i >= n)\n        return;\n");
     put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
-    put(t, "    float v = in_x[in_x_off + i];\n");
+    put(t, "    float v = %s;\n", chain_input(gr));
     for (uint32_t k = 0; k < gr->n; k++) {
         const struct clt_tensor *c = g->nodes[gr->node[k]];
         open_op(t, c, gr, k, "v", true);
@@ -261,7 +294,7 @@ static void put_backward(struct text *t, const struct clt_graph *g,
         if (!((gr->recompute >> k) & 1u))
             continue;
         if (k == 0) {
-            put(t, "    const float v0 = in_x[in_x_off + i];\n");
+            put(t, "    const float v0 = %s;\n", chain_input(gr));
             continue;
         }
         const struct clt_tensor *c = g->nodes[gr->node[k - 1]];
@@ -304,7 +337,7 @@ static void put_backward(struct text *t, const struct clt_graph *g,
 static char *chain_source(const struct clt_graph *g, const struct clt__fuse_group *gr)
 {
     struct text t = {NULL, 0, 0, false};
-    put(&t, "/* A fused chain (engine/fuse.c):");
+    put(&t, "/* A fused chain (engine/fuse.c):%s", gr->bias >= 0 ? " bias" : "");
     for (uint32_t k = 0; k < gr->n; k++)
         put(&t, " %s", clt__op_names[g->nodes[gr->node[k]]->op]);
     put(&t, " */\n#pragma OPENCL FP_CONTRACT OFF\n");
@@ -345,7 +378,12 @@ static enum clt_status chain_program(struct clt__exec *x, struct clt__fuse_group
 
 /* ==== Launching ========================================================================= */
 
-#define MAX_ARGS (4 + 4 * CLT__FUSE_MAX + 3 * CLT__FUSE_MAX + 4)
+#define MAX_ARGS (4 + 4 * CLT__FUSE_MAX + 3 * CLT__FUSE_MAX + 6)
+
+bool clt__bias_fused(const struct clt__exec *x, const struct clt_tensor *t)
+{
+    return x->training && x->tr && x->tr->plan.info[t->id].bias_fused;
+}
 
 /* Appends the scalar arguments (n, step, every op's f0, f1, u0, u1). */
 static size_t scalar_args(struct clt__exec *x, const struct clt__fuse_group *gr, int64_t n,
@@ -380,9 +418,16 @@ static size_t input_args(struct clt__exec *x, const struct clt__fuse_group *gr, 
         const struct clt_tensor *c = x->tr->graph->nodes[gr->node[j]];
         uint32_t reads = all ? ~0u : p->info[c->id].fused_reads;
         int o = other_slot(c, gr->link[j]);
-        if (j == 0)
-            a[k++] =
-                CLT__BUF((reads >> gr->link[0]) & 1u ? clt__val(x, c->in[gr->link[0]]) : unread);
+        if (j == 0) {
+            bool r = (reads >> gr->link[0]) & 1u;
+            a[k++] = CLT__BUF(r ? clt__val(x, c->in[gr->link[0]]) : unread);
+            if (gr->bias >= 0) {
+                const struct clt_tensor *q = x->tr->graph->nodes[gr->bias];
+                const struct clt_tensor *b = q->in[clt__def(q)->bias_input];
+                a[k++] = CLT__I32(clt__count(b));
+                a[k++] = CLT__BUF(r ? clt__val(x, b) : unread);
+            }
+        }
         if (o >= 0)
             a[k++] = CLT__BUF((reads >> o) & 1u ? clt__val(x, c->in[o]) : unread);
     }

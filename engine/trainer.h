@@ -33,6 +33,7 @@ struct clt__tinfo {
     bool fused_inside;    /* a value inside a fused chain: no gradient storage, written only by
                              the unfused forward of evaluation */
     uint32_t fused_reads; /* bit i: the chain's backward reads input i of this node */
+    bool bias_fused;      /* its bias (clt__op_def.bias_input) is added by a fused chain */
 };
 
 /* Ops in one fused chain at most. */
@@ -46,7 +47,8 @@ struct clt__fuse_group {
     uint32_t n;
     uint32_t node[CLT__FUSE_MAX];
     uint8_t link[CLT__FUSE_MAX];
-    uint32_t recompute;                /* bit k: the backward recomputes the value entering op k */
+    uint32_t recompute; /* bit k: the backward recomputes the value entering op k */
+    int32_t bias;       /* the node whose bias the chain adds to its input first, -1: none */
     struct clt__program_variant *prog; /* built on first use (the dry run) */
 };
 

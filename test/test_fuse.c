@@ -136,8 +136,9 @@ static void fusion_with_recomputation_matches(void **state)
     assert_int_equal(clt_graph_create(&g), CLT_OK);
     struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, IN});
     struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
-    /* gelu alone (recomputed), then tanh - scale - relu fused, reading the gelu's output. */
-    struct clt_tensor *a = clt_gelu(g, clt_linear(g, x, HID, true, "fc1"), true);
+    /* gelu after a linear without bias (alone, recomputed), then mul - tanh - scale - relu fused
+     * with the bias of fc2, reading the gelu. */
+    struct clt_tensor *a = clt_gelu(g, clt_linear(g, x, HID, false, "fc1"), true);
     struct clt_tensor *b = clt_linear(g, a, HID, true, "fc2");
     struct clt_tensor *h = clt_relu(g, clt_scale(g, clt_tanh(g, clt_mul(g, a, b)), 1.5f));
     struct clt_tensor *loss = clt_cross_entropy(g, clt_linear(g, h, CLS, true, "out"), y, -1, 0);

@@ -186,6 +186,10 @@ struct clt__op_def {
     struct clt_tensor *(*bench)(struct clt_graph *g);
     /* Non-NULL for an op the fusion pass may merge with its neighbours (struct clt__ew). */
     const struct clt__ew *ew;
+    /* Nonzero for an op whose last step adds a bias over the last axis (linear): the slot of
+     * that input, when the node has it. The fusion pass may move the addition into the chain
+     * that reads the op's output; the forward then leaves it out (clt__bias_fused). */
+    uint32_t bias_input;
 };
 
 /* A parameter [shape...] for an op's bench example, uniform in [-1, 1), named `name`. */
