@@ -23,6 +23,8 @@
  *         counter = {i / 4, 0, step & 0xffffffff, step >> 32}
  *         u(i)    = (out[i % 4] >> 8) * 2^-24     (exact in float, in [0, 1))
  *     so the mask depends only on (seed, step, i), never on the device or launch shape.
+ *     dropout_keep(key, step, p, e) makes the same draw for one element: the kernels the
+ *     fusion pass generates (engine/fuse.c, docs/fusion.md) call it and act_eval.
  *
  * Buffers: every tensor is n contiguous floats starting at element <name>_off of its buffer.
  * In-place use (y the same range as x, dx the same range as dy) is allowed: each element is
