@@ -90,6 +90,16 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     return st;
 }
 
+enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x)
+{
+    return forward(tr, x, NULL);
+}
+
+enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x)
+{
+    return backward(tr, x);
+}
+
 /* One optimizer update over the flat parameter buffer, at learning rate lr. */
 static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float lr)
 {

@@ -165,6 +165,12 @@ struct clt__step_events {
  * nprof). Blocks until that step is done. CLT_ERR_UNSUPPORTED without profiling. */
 enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint64_t times[4]);
 
+/* The step's forward pass (training mode: fused chains as one kernel each), and its loss
+ * seed and backward entries, as clt_trainer_step enqueues them (for cltrain-bench's split of
+ * a step into phases). */
+enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x);
+enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x);
+
 /* Runs one forward and backward pass on zero inputs without updating anything, so that every
  * kernel is compiled and every GEMM shape warmed at creation. Blocks. */
 enum clt_status clt__trainer_dry_run(struct clt_trainer *tr);
