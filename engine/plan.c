@@ -216,6 +216,29 @@ static uint32_t entry_nodes(const struct clt__plan *p, uint32_t id, uint32_t *ou
     return gr->n;
 }
 
+/* Whether node id, in a fused chain, is a recompute candidate: the chain's last op, with
+ * every op recomputable, and every input of the chain read by its backward (so kept until
+ * then) and not recomputed itself. The recomputation runs the chain's forward. */
+static bool chain_recomputable(const struct clt_graph *g, const struct clt__plan *p, uint32_t id)
+{
+    if (p->info[id].fused_inside || !p->info[id].has_bwd)
+        return false;
+    const struct clt__fuse_group *gr = &p->groups[p->info[id].group];
+    for (uint32_t k = 0; k < gr->n; k++) {
+        const struct clt_tensor *c = g->nodes[gr->node[k]];
+        if (!clt__def(c)->recomputable)
+            return false;
+        for (uint32_t i = 0; i < c->nin; i++) {
+            if (k > 0 && i == gr->link[k])
+                continue; /* inside the chain */
+            if (p->info[root_of(p, c->in[i])].recompute ||
+                !((p->info[c->id].fused_reads >> i) & 1u))
+                return false;
+        }
+    }
+    return true;
+}
+
 /* Builds the forward list and the backward entries, with recomputations. */
 static enum clt_status schedule(const struct clt_graph *g, bool recompute, struct clt__plan *p)
 {
@@ -231,8 +254,12 @@ static enum clt_status schedule(const struct clt_graph *g, bool recompute, struc
     if (recompute) {
         for (uint32_t id = 0; id < p->n; id++) {
             const struct clt_tensor *t = g->nodes[id];
+            if (p->info[id].group >= 0) {
+                p->info[id].recompute = chain_recomputable(g, p, id);
+                continue;
+            }
             if (t->kind != CLT__NODE_OP || !clt__def(t)->recomputable || !p->info[id].has_bwd ||
-                (clt__def(t)->saves & CLT__SAVES_OUTPUT) || p->info[id].group >= 0)
+                (clt__def(t)->saves & CLT__SAVES_OUTPUT))
                 continue;
             /* Its inputs must be kept for its own backward, hence still be there. */
             bool ok = true;

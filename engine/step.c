@@ -72,12 +72,14 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     x->in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
+        int32_t group = tr->plan.info[t->id].group;
         if (tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE) {
-            st = clt__def(t)->forward(x, t);
+            st = group >= 0 ? clt__fuse_forward(x, &tr->plan.groups[group])
+                            : clt__def(t)->forward(x, t);
             if (st != CLT_OK)
                 st = op_failed(tr, t, "recomputation", st);
-        } else if (tr->plan.info[t->id].group >= 0) {
-            st = clt__fuse_backward(x, &tr->plan.groups[tr->plan.info[t->id].group]);
+        } else if (group >= 0) {
+            st = clt__fuse_backward(x, &tr->plan.groups[group]);
             if (st != CLT_OK)
                 st = op_failed(tr, t, "fused backward", st);
         } else {

@@ -127,8 +127,8 @@ static void fused_training_matches_unfused(void **state)
     clt_graph_free(m.g);
 }
 
-/* With recomputation on too: a recomputed activation feeding a chain is there again for the
- * chain's backward. */
+/* With recomputation on too: a recomputed chain is there again for the backward of the
+ * chain and the linear that read it. */
 static void fusion_with_recomputation_matches(void **state)
 {
     struct clt_device *dev = *state;
@@ -136,9 +136,9 @@ static void fusion_with_recomputation_matches(void **state)
     assert_int_equal(clt_graph_create(&g), CLT_OK);
     struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, IN});
     struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
-    /* gelu after a linear without bias (alone, recomputed), then mul - tanh - scale - relu fused
-     * with the bias of fc2, reading the gelu. */
-    struct clt_tensor *a = clt_gelu(g, clt_linear(g, x, HID, false, "fc1"), true);
+    /* fc1's bias and gelu fused and recomputed (the chain's forward runs again before fc2's
+     * backward), then mul - tanh - scale - relu fused with fc2's bias, reading the gelu. */
+    struct clt_tensor *a = clt_gelu(g, clt_linear(g, x, HID, true, "fc1"), true);
     struct clt_tensor *b = clt_linear(g, a, HID, true, "fc2");
     struct clt_tensor *h = clt_relu(g, clt_scale(g, clt_tanh(g, clt_mul(g, a, b)), 1.5f));
     struct clt_tensor *loss = clt_cross_entropy(g, clt_linear(g, h, CLS, true, "out"), y, -1, 0);
