@@ -56,6 +56,7 @@
  * CLTRAIN_TUNE       0: under AUTO, use the default GEMM per shape without timing
  * CLTRAIN_TUNE_BUDGET  seconds one tuning session (trainer creation) may spend (60)
  * CLTRAIN_HOST_BLAS  0: never use the host's BLAS on CPU devices
+ * CLTRAIN_FUSE       0: trainers created now run every elementwise op as its own kernel
  */
 #ifndef CLTRAIN_H
 #define CLTRAIN_H
