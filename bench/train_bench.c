@@ -135,29 +135,11 @@ static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], dou
     struct clt_device *dev = tr->dev;
     struct clt__exec x = {
         .dev = dev, .tr = tr, .training = true, .seed = tr->options.seed, .step = tr->steps};
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
-        uint32_t id = tr->plan.fwd[i];
-        if (tr->plan.info[id].reached)
-            st = clt__def(tr->graph->nodes[id])->forward(&x, tr->graph->nodes[id]);
-    }
+    enum clt_status st = clt__trainer_forward(tr, &x);
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[1]) : mark(dev, &ev[0]);
-    struct clt__buf seed = clt__grad(&x, tr->loss);
-    float one = 1.0f;
     if (st == CLT_OK)
-        st = clt__cl_check(&dev->log,
-                           clEnqueueFillBuffer(dev->queue, seed.mem, &one, sizeof one,
-                                               seed.offset * 4, sizeof one, 0, NULL, NULL),
-                           "clEnqueueFillBuffer");
-    x.in_backward = true;
-    for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
-        const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
-        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE
-                 ? clt__def(t)->forward(&x, t)
-                 : clt__def(t)->backward(&x, t, clt__accumulate_mask(&x, t));
-    }
-    x.in_backward = false;
+        st = clt__trainer_backward(tr, &x);
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[2]) : mark(dev, &ev[1]);
     if (st == CLT_OK)

@@ -87,6 +87,10 @@ bool clt__accumulate(struct clt__exec *x, const struct clt_tensor *t, uint32_t s
 /* The same for every input of t, as the bits of a backward's `acc` mask (CLT__ACC). */
 uint32_t clt__accumulate_mask(struct clt__exec *x, const struct clt_tensor *t);
 
+/* Whether node t's forward leaves out its bias (clt__op_def.bias_input) because the fused
+ * chain that reads its output adds it: in training steps only. */
+bool clt__bias_fused(const struct clt__exec *x, const struct clt_tensor *t);
+
 /* Aux buffer k of a node, and the shared scratch buffer. */
 struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32_t k);
 struct clt__buf clt__workspace(struct clt__exec *x);

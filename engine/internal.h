@@ -66,15 +66,17 @@ struct clt__kernel_slot {
 /* The kernels of cl/ by id (generated from cl/ at build time: CLT__K_<kernel>). */
 #include "cl_kernels.h"
 
-/* Most program variants (a program built with extra #defines) one device keeps. */
-#define CLT__MAX_VARIANTS 64
+/* Most program variants (a program built with extra #defines or generated text: GEMM
+ * configurations, fused chains) one device keeps. */
+#define CLT__MAX_VARIANTS 128
 
-/* One variant of a program: cl/<name>.cl with `defines` prepended. Its kernels are created
- * by the module that asked for it (slots indexed as that module chooses) and released with
- * the program in clt__program_teardown. */
+/* One variant of a program: cl/<name>.cl with `defines` prepended (any source text: GEMM's
+ * tunables, a fused chain's generated kernels). Its kernels are created by the module that
+ * asked for it (slots indexed as that module chooses) and released with the program in
+ * clt__program_teardown, which frees `defines` too. */
 struct clt__program_variant {
     char name[32];
-    char defines[224];
+    char *defines;
     cl_program program;
     cl_kernel kernels[4];
 };

@@ -6,8 +6,9 @@
  * recomputations of dropped activations just before their first use), then the optimizer at
  * the end. Every activation, activation gradient and saved tensor is a storage with the
  * interval of the timeline in which it must hold its contents; storages whose intervals do
- * not meet share memory. Parameters, their gradients, optimizer state and the inputs live in
- * buffers of their own.
+ * not meet share memory. A fused chain (fuse.c) runs forward at its last op's place and
+ * backward at that op's entry; the values inside it have no gradient storage. Parameters, their
+ * gradients, optimizer state and the inputs live in buffers of their own.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,7 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
         for (uint32_t k = 0; k < CLT__MAX_AUX; k++)
             ti->aux[k] = -1;
         ti->fwd_pos = ti->bwd_pos = -1;
+        ti->group = -1;
     }
     p->info[loss->id].reached = true;
     for (uint32_t id = p->n; id-- > 0;)
@@ -180,10 +182,61 @@ static void place_params_and_inputs(const struct clt_graph *g, struct clt__plan 
     }
 }
 
-/* Whether node c's backward reads the value of its input slot i. */
+/* Whether node c's backward reads the value of its input slot i (in a fused chain: whether
+ * the chain's backward does). */
 static bool bwd_reads_input(const struct clt__plan *p, const struct clt_tensor *c, uint32_t i)
 {
+    if (p->info[c->id].group >= 0)
+        return p->info[c->id].has_bwd && ((p->info[c->id].fused_reads >> i) & 1u);
     return p->info[c->id].has_bwd && (clt__def(c)->saves & CLT__SAVES_INPUT(i));
+}
+
+/* The forward position at which node c reads its inputs: a fused chain runs at its last
+ * op's. */
+static int32_t fwd_use_pos(const struct clt__plan *p, const struct clt_tensor *c)
+{
+    const struct clt__tinfo *ci = &p->info[c->id];
+    if (ci->group < 0)
+        return ci->fwd_pos;
+    const struct clt__fuse_group *gr = &p->groups[ci->group];
+    return p->info[gr->node[gr->n - 1]].fwd_pos;
+}
+
+/* The nodes whose backward one backward entry for node id runs: the node, or its whole fused
+ * chain from the last op to the first. Returns their count. */
+static uint32_t entry_nodes(const struct clt__plan *p, uint32_t id, uint32_t *out)
+{
+    if (p->info[id].group < 0) {
+        out[0] = id;
+        return 1;
+    }
+    const struct clt__fuse_group *gr = &p->groups[p->info[id].group];
+    for (uint32_t k = 0; k < gr->n; k++)
+        out[k] = gr->node[gr->n - 1 - k];
+    return gr->n;
+}
+
+/* Whether node id, in a fused chain, is a recompute candidate: the chain's last op, with
+ * every op recomputable, and every input of the chain read by its backward (so kept until
+ * then) and not recomputed itself. The recomputation runs the chain's forward. */
+static bool chain_recomputable(const struct clt_graph *g, const struct clt__plan *p, uint32_t id)
+{
+    if (p->info[id].fused_inside || !p->info[id].has_bwd)
+        return false;
+    const struct clt__fuse_group *gr = &p->groups[p->info[id].group];
+    for (uint32_t k = 0; k < gr->n; k++) {
+        const struct clt_tensor *c = g->nodes[gr->node[k]];
+        if (!clt__def(c)->recomputable)
+            return false;
+        for (uint32_t i = 0; i < c->nin; i++) {
+            if (k > 0 && i == gr->link[k])
+                continue; /* inside the chain */
+            if (p->info[root_of(p, c->in[i])].recompute ||
+                !((p->info[c->id].fused_reads >> i) & 1u))
+                return false;
+        }
+    }
+    return true;
 }
 
 /* Builds the forward list and the backward entries, with recomputations. */
@@ -201,6 +254,10 @@ static enum clt_status schedule(const struct clt_graph *g, bool recompute, struc
     if (recompute) {
         for (uint32_t id = 0; id < p->n; id++) {
             const struct clt_tensor *t = g->nodes[id];
+            if (p->info[id].group >= 0) {
+                p->info[id].recompute = chain_recomputable(g, p, id);
+                continue;
+            }
             if (t->kind != CLT__NODE_OP || !clt__def(t)->recomputable || !p->info[id].has_bwd ||
                 (clt__def(t)->saves & CLT__SAVES_OUTPUT))
                 continue;
@@ -216,17 +273,23 @@ static enum clt_status schedule(const struct clt_graph *g, bool recompute, struc
     if (!emitted)
         return CLT_ERR_NO_MEMORY;
     for (uint32_t id = p->n; id-- > 0;) {
-        const struct clt_tensor *c = g->nodes[id];
-        if (!p->info[id].has_bwd)
+        /* A fused chain has one entry, at its last op; the ops inside it have none. */
+        if (!p->info[id].has_bwd || p->info[id].fused_inside)
             continue;
-        for (uint32_t i = 0; i < c->nin; i++) {
-            uint32_t r = root_of(p, c->in[i]);
-            if (bwd_reads_input(p, c, i) && p->info[r].recompute && !emitted[r]) {
-                emitted[r] = true;
-                p->bwd[p->nbwd++] = (struct clt__entry){CLT__ENTRY_RECOMPUTE, r};
+        uint32_t nodes[CLT__FUSE_MAX];
+        uint32_t nn = entry_nodes(p, id, nodes);
+        for (uint32_t k = 0; k < nn; k++) {
+            const struct clt_tensor *c = g->nodes[nodes[k]];
+            for (uint32_t i = 0; i < c->nin; i++) {
+                uint32_t r = root_of(p, c->in[i]);
+                if (bwd_reads_input(p, c, i) && p->info[r].recompute && !emitted[r]) {
+                    emitted[r] = true;
+                    p->bwd[p->nbwd++] = (struct clt__entry){CLT__ENTRY_RECOMPUTE, r};
+                }
             }
         }
-        p->info[id].bwd_pos = (int32_t)(p->nfwd + 1 + p->nbwd);
+        for (uint32_t k = 0; k < nn; k++)
+            p->info[nodes[k]].bwd_pos = (int32_t)(p->nfwd + 1 + p->nbwd);
         p->bwd[p->nbwd++] = (struct clt__entry){CLT__ENTRY_BACKWARD, id};
     }
     /* A candidate no backward reads needs no recomputation. */
@@ -247,13 +310,18 @@ static enum clt_status mark_first_contributions(const struct clt_graph *g,
     for (uint32_t e = 0; e < p->nbwd; e++) {
         if (p->bwd[e].kind != CLT__ENTRY_BACKWARD)
             continue;
-        const struct clt_tensor *c = g->nodes[p->bwd[e].node];
-        for (uint32_t i = 0; i < c->nin; i++) {
-            if (!p->info[c->in[i]->id].needs_grad)
-                continue;
-            uint32_t r = root_of(p, c->in[i]);
-            p->info[c->id].first_contrib[i] = !seen[r];
-            seen[r] = true;
+        /* A fused chain writes in the order its ops' own backwards would. */
+        uint32_t nodes[CLT__FUSE_MAX];
+        uint32_t nn = entry_nodes(p, p->bwd[e].node, nodes);
+        for (uint32_t k = 0; k < nn; k++) {
+            const struct clt_tensor *c = g->nodes[nodes[k]];
+            for (uint32_t i = 0; i < c->nin; i++) {
+                if (!p->info[c->in[i]->id].needs_grad)
+                    continue;
+                uint32_t r = root_of(p, c->in[i]);
+                p->info[c->id].first_contrib[i] = !seen[r];
+                seen[r] = true;
+            }
         }
     }
     free(seen);
@@ -282,8 +350,8 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
         for (uint32_t i = 0; i < c->nin; i++) {
             if (root_of(p, c->in[i]) != r)
                 continue;
-            if (p->info[id].fwd_pos > last)
-                last = p->info[id].fwd_pos;
+            if (fwd_use_pos(p, c) > last)
+                last = fwd_use_pos(p, c);
             if (bwd_reads_input(p, c, i)) {
                 int32_t pos = p->info[id].bwd_pos;
                 if (ri->recompute) {
@@ -311,7 +379,7 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
                 bwd_first = entry_pos(p, e);
         ri->val_bwd = add_storage(p, bytes, bwd_first, bwd_last);
     }
-    if (ri->needs_grad)
+    if (ri->needs_grad && !ri->fused_inside)
         ri->grad =
             add_storage(p, bytes, grad_first == INT32_MAX ? ri->bwd_pos : grad_first, ri->bwd_pos);
     for (uint32_t k = 0; k < rt->naux; k++) {
@@ -335,6 +403,10 @@ enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g
         st = mark_nodes(dev, g, loss, &p);
     if (st == CLT_OK) {
         place_params_and_inputs(g, &p);
+        if (clt__fuse_enabled())
+            st = clt__fuse_plan(g, loss, &p);
+    }
+    if (st == CLT_OK) {
         st = schedule(g, recompute, &p);
     }
     if (st == CLT_OK)
@@ -363,5 +435,6 @@ void clt__plan_free(struct clt__plan *p)
     free(p->fwd);
     free(p->bwd);
     free(p->st);
+    free(p->groups);
     memset(p, 0, sizeof *p);
 }

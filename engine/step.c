@@ -39,7 +39,9 @@ static enum clt_status op_failed(struct clt_trainer *tr, const struct clt_tensor
     return st;
 }
 
-/* The forward pass over the nodes marked in need (NULL: those the loss depends on). */
+/* The forward pass over the nodes marked in need (NULL: those the loss depends on). A
+ * training pass runs each fused chain as one kernel at its last op; evaluation runs every op
+ * on its own (an output it asks for may lie inside a chain). */
 static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, const bool *need)
 {
     for (uint32_t i = 0; i < tr->plan.nfwd; i++) {
@@ -47,7 +49,12 @@ static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, cons
         if (need ? !need[id] : !tr->plan.info[id].reached)
             continue;
         const struct clt_tensor *t = tr->graph->nodes[id];
-        enum clt_status st = clt__def(t)->forward(x, t);
+        int32_t group = tr->plan.info[id].group;
+        if (x->training && group >= 0 && tr->plan.info[id].fused_inside)
+            continue;
+        enum clt_status st = x->training && group >= 0
+                                 ? clt__fuse_forward(x, &tr->plan.groups[group])
+                                 : clt__def(t)->forward(x, t);
         if (st != CLT_OK)
             return op_failed(tr, t, "forward", st);
     }
@@ -65,10 +72,16 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     x->in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
+        int32_t group = tr->plan.info[t->id].group;
         if (tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE) {
-            st = clt__def(t)->forward(x, t);
+            st = group >= 0 ? clt__fuse_forward(x, &tr->plan.groups[group])
+                            : clt__def(t)->forward(x, t);
             if (st != CLT_OK)
                 st = op_failed(tr, t, "recomputation", st);
+        } else if (group >= 0) {
+            st = clt__fuse_backward(x, &tr->plan.groups[group]);
+            if (st != CLT_OK)
+                st = op_failed(tr, t, "fused backward", st);
         } else {
             st = clt__def(t)->backward(x, t, clt__accumulate_mask(x, t));
             if (st != CLT_OK)
@@ -77,6 +90,16 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     }
     x->in_backward = false;
     return st;
+}
+
+enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x)
+{
+    return forward(tr, x, NULL);
+}
+
+enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x)
+{
+    return backward(tr, x);
 }
 
 /* One optimizer update over the flat parameter buffer, at learning rate lr. */

@@ -29,6 +29,27 @@ struct clt__tinfo {
     uint64_t grad_offset; /* elements: trained parameters in the gradient buffer */
     bool first_contrib[CLT__MAX_INPUTS]; /* this node writes (not adds) input i's gradient */
     int32_t fwd_pos, bwd_pos;            /* timeline positions, -1 for none */
+    int32_t group;        /* the fused chain (clt__plan.groups) the node belongs to, -1 for none */
+    bool fused_inside;    /* a value inside a fused chain: no gradient storage, written only by
+                             the unfused forward of evaluation */
+    uint32_t fused_reads; /* bit i: the chain's backward reads input i of this node */
+    bool bias_fused;      /* its bias (clt__op_def.bias_input) is added by a fused chain */
+};
+
+/* Ops in one fused chain at most. */
+#define CLT__FUSE_MAX 8
+
+/* A chain of elementwise ops the fusion pass (fuse.c) runs as one generated kernel, forward
+ * and backward: op k + 1 reads the output of op k through its input slot link[k + 1], and op
+ * k's other input (if any) comes from outside the chain. The chain's input is input link[0] of
+ * node[0]; its output is node[n - 1]'s. */
+struct clt__fuse_group {
+    uint32_t n;
+    uint32_t node[CLT__FUSE_MAX];
+    uint8_t link[CLT__FUSE_MAX];
+    uint32_t recompute; /* bit k: the backward recomputes the value entering op k */
+    int32_t bias;       /* the node whose bias the chain adds to its input first, -1: none */
+    struct clt__program_variant *prog; /* built on first use (the dry run) */
 };
 
 enum clt__entry_kind { CLT__ENTRY_BACKWARD, CLT__ENTRY_RECOMPUTE };
@@ -54,6 +75,9 @@ struct clt__plan {
     uint64_t state;       /* elements of state */
     uint64_t input_bytes; /* bytes of one batch of inputs (one slot) */
     uint32_t ninputs;
+    struct clt__fuse_group *groups; /* fused chains; a BACKWARD entry of a chain's last node
+                                       runs the whole chain's backward */
+    uint32_t ngroups;
 };
 
 /* Differentiates the graph for `loss` and plans memory. recompute enables activation
@@ -62,6 +86,23 @@ enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g
                                const struct clt_tensor *loss, bool recompute,
                                struct clt__plan *out);
 void clt__plan_free(struct clt__plan *p);
+
+/* ==== Fusion (fuse.c) ==================================================================== */
+
+/* Whether the fusion pass runs: unless CLTRAIN_FUSE is "0". */
+bool clt__fuse_enabled(void);
+
+/* Finds the fused chains of a plan whose nodes are marked (reached, needs_grad, has_bwd):
+ * fills p->groups and each node's group, fused_inside and fused_reads. */
+enum clt_status clt__fuse_plan(const struct clt_graph *g, const struct clt_tensor *loss,
+                               struct clt__plan *p);
+
+struct clt_trainer;
+
+/* Enqueues the forward (training) or the backward of chain gr of tr's plan. The first call
+ * builds the chain's program. */
+enum clt_status clt__fuse_forward(struct clt__exec *x, struct clt__fuse_group *gr);
+enum clt_status clt__fuse_backward(struct clt__exec *x, struct clt__fuse_group *gr);
 
 /* ==== The trainer (trainer.c, step.c) =================================================== */
 
@@ -129,6 +170,12 @@ struct clt__step_events {
 /* Start and end (ns, the device's clock) of the upload and of the compute of step i (i <
  * nprof). Blocks until that step is done. CLT_ERR_UNSUPPORTED without profiling. */
 enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint64_t times[4]);
+
+/* The step's forward pass (training mode: fused chains as one kernel each), and its loss
+ * seed and backward entries, as clt_trainer_step enqueues them (for cltrain-bench's split of
+ * a step into phases). */
+enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x);
+enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x);
 
 /* Runs one forward and backward pass on zero inputs without updating anything, so that every
  * kernel is compiled and every GEMM shape warmed at creation. Blocks. */

@@ -136,6 +136,7 @@
  * CLTRAIN_HOST_BLAS  0: never use the host's BLAS on CPU devices
  * CLTRAIN_RECORD     0: a trainer sets every kernel argument of every step instead of replaying
  *                    its recorded launches (read at trainer creation)
+ * CLTRAIN_FUSE       0: trainers created now run every elementwise op as its own kernel
  */
 #ifndef CLTRAIN_H
 #define CLTRAIN_H

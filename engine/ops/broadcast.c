@@ -351,10 +351,17 @@ static struct clt_tensor *bench_mul(struct clt_graph *g)
     return clt_mul(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
 }
 
+/* Elementwise descriptions for the fusion pass (engine/fuse.c), which fuses an add or mul
+ * only when its inputs have its output's element count (no broadcasting). */
+static const struct clt__ew add_ew = {.forward = "a + b", .backward = {"dy", "dy"}};
+static const struct clt__ew mul_ew = {
+    .forward = "a * b", .backward = {"dy * b", "dy * a"}, .reads = CLT__EW_A | CLT__EW_B};
+
 const struct clt__op_def clt__op_add = {.forward = binary_forward,
                                         .backward = binary_backward,
                                         .workspace = binary_workspace,
-                                        .bench = bench_add};
+                                        .bench = bench_add,
+                                        .ew = &add_ew};
 
 const struct clt__op_def clt__op_sub = {.forward = binary_forward,
                                         .backward = binary_backward,
@@ -367,6 +374,7 @@ const struct clt__op_def clt__op_mul = {
     .backward = binary_backward,
     .workspace = binary_workspace,
     .bench = bench_mul,
+    .ew = &mul_ew,
 };
 
 /* "[3, 4, 5]". */

@@ -618,7 +618,8 @@ struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a, struct 
 static enum clt_status linear_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
     const struct clt_tensor *w = t->in[1];
-    struct clt__buf bias = t->nin > 2 ? clt__val(x, t->in[2]) : (struct clt__buf){NULL, 0};
+    struct clt__buf bias =
+        t->nin > 2 && !clt__bias_fused(x, t) ? clt__val(x, t->in[2]) : (struct clt__buf){NULL, 0};
     return clt__linear_forward(x->dev, clt__rows(t), w->shape[1], w->shape[0],
                                clt__val(x, t->in[0]), clt__val(x, w), bias, clt__val(x, t));
 }
@@ -654,6 +655,7 @@ const struct clt__op_def clt__op_linear = {
     .forward = linear_forward,
     .backward = linear_backward,
     .bench = bench_linear,
+    .bias_input = 2,
 };
 
 struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
@@ -709,8 +711,18 @@ static struct clt_tensor *bench_scale(struct clt_graph *g)
     return clt_scale(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), 0.5f);
 }
 
+static void scale_scalars(const struct clt__exec *x, const struct clt_tensor *t,
+                          struct clt__ew_scalars *out)
+{
+    (void)x;
+    out->f0 = t->p.scale.alpha;
+}
+
+static const struct clt__ew scale_ew = {
+    .forward = "f0 * a", .backward = {"f0 * dy"}, .scalars = scale_scalars};
+
 const struct clt__op_def clt__op_scale = {
-    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale};
+    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale, .ew = &scale_ew};
 
 struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha)
 {
