@@ -29,6 +29,9 @@ struct clt__tinfo {
     uint64_t grad_offset; /* elements: trained parameters in the gradient buffer */
     bool first_contrib[CLT__MAX_INPUTS]; /* this node writes (not adds) input i's gradient */
     int32_t fwd_pos, bwd_pos;            /* timeline positions, -1 for none */
+    bool pad_label; /* an input read as cross-entropy labels: padded with -1 (ignored) */
+    bool output;    /* its value is read after the pass (the loss, an executor's outputs): kept
+                       to the end of the timeline */
 };
 
 enum clt__entry_kind { CLT__ENTRY_BACKWARD, CLT__ENTRY_RECOMPUTE };
@@ -54,6 +57,11 @@ struct clt__plan {
     uint64_t state;       /* elements of state */
     uint64_t input_bytes; /* bytes of one batch of inputs (one slot) */
     uint32_t ninputs;
+    bool reached_only; /* forward plan: only the nodes the outputs depend on are scheduled */
+    /* Partial batches: the planned batch (the inputs' leading dimension), and why a batch of
+     * fewer rows cannot run ("" when it can). */
+    int64_t batch;
+    char partial_error[CLT__NAME_MAX + 160];
 };
 
 /* Differentiates the graph for `loss` and plans memory. recompute enables activation
@@ -61,6 +69,11 @@ struct clt__plan {
 enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
                                const struct clt_tensor *loss, bool recompute,
                                struct clt__plan *out);
+/* The plan of a forward pass only (an executor): the nodes the n outputs depend on, no
+ * gradients, the outputs' values kept to the end. */
+enum clt_status clt__plan_make_forward(struct clt_device *dev, const struct clt_graph *g,
+                                       const struct clt_tensor *const *outputs, uint32_t n,
+                                       struct clt__plan *out);
 void clt__plan_free(struct clt__plan *p);
 
 /* ==== The trainer (trainer.c, step.c) =================================================== */
@@ -109,6 +122,7 @@ struct clt_trainer {
     uint64_t updates; /* updates attempted (the schedule's counter) */
     float last_lr;
     bool *eval_need; /* scratch of clt_trainer_eval: nodes the requested output needs */
+    bool inference;  /* an executor's: forward plan, no gradients or optimizer buffers */
 };
 
 #define CLT__PROFILE_STEPS 64
@@ -123,6 +137,33 @@ struct clt__step_events {
 /* Start and end (ns, the device's clock) of the upload and of the compute of step i (i <
  * nprof). Blocks until that step is done. CLT_ERR_UNSUPPORTED without profiling. */
 enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint64_t times[4]);
+
+/* Makes the trainer behind an executor: a forward plan of the n outputs (no loss, no
+ * gradients, no optimizer state), its buffers, a dry run in evaluation mode, parameters from
+ * their initialisers. Blocks. */
+enum clt_status clt__trainer_create_inference(struct clt_device *dev, const struct clt_graph *graph,
+                                              const struct clt_tensor *const *outputs, uint32_t n,
+                                              struct clt_trainer **out);
+
+/* The forward pass in evaluation mode on one batch of `rows` real rows (inputs[i] NULL for an
+ * input that `need` does not need; need NULL: every reached node), then a non-blocking read of
+ * each of the nread tensors reads[i] (count[i] elements) into dst[i] as soon as it exists.
+ * Waits for the device at the end. */
+enum clt_status clt__trainer_forward(struct clt_trainer *tr, const void *const *inputs,
+                                     int64_t rows, const bool *need,
+                                     const struct clt_tensor *const *reads, void *const *dst,
+                                     const uint64_t *count, uint32_t nread);
+
+/* Copies every parameter and state tensor of dst from the one of the same name and shape in
+ * src (a buffer copy on one device, through the host between two). Blocks. */
+enum clt_status clt__trainer_copy_params(struct clt_trainer *dst, struct clt_trainer *src);
+
+/* Whether a call may run `rows` real rows (1 .. the planned batch, fewer only where the plan
+ * allows partial batches); logs why not, naming `what`. */
+enum clt_status clt__trainer_check_rows(struct clt_trainer *tr, int64_t rows, const char *what);
+
+/* The planned batch (1 for a graph without inputs). */
+int64_t clt__trainer_batch(const struct clt_trainer *tr);
 
 /* Runs one forward and backward pass on zero inputs without updating anything, so that every
  * kernel is compiled and every GEMM shape warmed at creation. Blocks. */
