@@ -78,8 +78,9 @@ struct clt__exec {
     int64_t batch, rows;
 };
 
-/* The elements of t that belong to real rows: all of them for a full batch or a tensor whose
- * leading dimension is not the batch, else rows * (elements per row). */
+/* The elements of t that belong to real rows: all of them for a full batch or a tensor that
+ * does not hold the batch as its leading axis (parameters, say), else rows * (elements per
+ * row). */
 int64_t clt__real_count(const struct clt__exec *x, const struct clt_tensor *t);
 
 /* Zeroes the elements of b (laid out as t) past t's real rows; nothing for a full batch.

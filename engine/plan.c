@@ -439,6 +439,7 @@ static void check_partial(const struct clt_graph *g, struct clt__plan *p)
                          "the first input",
                          t->name, (long long)p->batch);
             axis[id] = 0;
+            p->info[id].batch_major = true;
             continue;
         }
         if (t->kind != CLT__NODE_OP || !p->info[id].reached)
@@ -447,6 +448,7 @@ static void check_partial(const struct clt_graph *g, struct clt__plan *p)
             p->info[t->in[1]->id].pad_label = true;
         const char *why = NULL;
         axis[id] = op_axis(t, axis, p->batch, &why);
+        p->info[id].batch_major = axis[id] == 0;
         if (why)
             snprintf(p->partial_error, sizeof p->partial_error, "op %s (node %u): %s",
                      clt__op_names[t->op], (unsigned)id, why);

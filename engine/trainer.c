@@ -88,7 +88,7 @@ struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32
 int64_t clt__real_count(const struct clt__exec *x, const struct clt_tensor *t)
 {
     int64_t n = clt__count(t);
-    if (x->rows >= x->batch || t->ndim == 0 || t->shape[0] != x->batch)
+    if (x->rows >= x->batch || !x->tr->plan.info[t->id].batch_major)
         return n;
     return n / x->batch * x->rows;
 }

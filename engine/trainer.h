@@ -29,9 +29,10 @@ struct clt__tinfo {
     uint64_t grad_offset; /* elements: trained parameters in the gradient buffer */
     bool first_contrib[CLT__MAX_INPUTS]; /* this node writes (not adds) input i's gradient */
     int32_t fwd_pos, bwd_pos;            /* timeline positions, -1 for none */
-    bool pad_label; /* an input read as cross-entropy labels: padded with -1 (ignored) */
-    bool output;    /* its value is read after the pass (the loss, an executor's outputs): kept
-                       to the end of the timeline */
+    bool pad_label;   /* an input read as cross-entropy labels: padded with -1 (ignored) */
+    bool batch_major; /* depends on the inputs, with the batch as its leading axis */
+    bool output;      /* its value is read after the pass (the loss, an executor's outputs): kept
+                         to the end of the timeline */
 };
 
 enum clt__entry_kind { CLT__ENTRY_BACKWARD, CLT__ENTRY_RECOMPUTE };

@@ -729,15 +729,16 @@ CLT_API enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_tra
 
 /* Forward only, in evaluation mode (dropout off, batch norm with running averages), on one
  * batch. Copies `count` floats of `output` (a tensor of the graph, or NULL) into out, and the
- * loss into *loss (may be NULL). Blocks. */
+ * loss into *loss (may be NULL). Only the nodes the output (and the loss, when asked for)
+ * depend on run, and an input they do not depend on may be NULL (a classifier's labels when
+ * only its logits are asked for). Blocks. */
 CLT_API enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inputs,
                                          const struct clt_tensor *output, float *out,
                                          uint64_t count, float *loss);
 
 /* clt_trainer_eval on a batch of `rows` real rows (see clt_trainer_step_rows); count is the
  * output's size or, for an output whose leading dimension is the batch, the size of the real
- * rows (only those are copied). The loss is the mean over the real rows. An input that neither
- * the output nor the loss (when asked for) depends on may be NULL. Blocks. */
+ * rows (only those are copied). The loss is the mean over the real rows. Blocks. */
 CLT_API enum clt_status clt_trainer_eval_rows(struct clt_trainer *tr, const void *const *inputs,
                                               uint32_t rows, const struct clt_tensor *output,
                                               float *out, uint64_t count, float *loss);
