@@ -6,7 +6,8 @@
  *   planned for N' rows: the loss and every parameter and state tensor after two SGD steps,
  *   within 2e-5 + 2e-4 relative (the two plans sum in different orders), for an MLP with
  *   cross-entropy, a CNN with batch norm (running statistics included), an MSE regression, a
- *   mean-reduced loss and a small transformer block with per-token labels.
+ *   mean-reduced loss, and a small transformer block with per-token labels; a parameter
+ *   whose leading dimension equals the batch is not cut to the real rows.
  * - Evaluation and prediction on a partial batch equal the full batch's rows.
  * - An executor (no labels, no gradients, no optimizer state) gives the trainer's outputs,
  *   with parameters copied from the trainer or loaded from its checkpoint; it refuses to read
@@ -81,7 +82,12 @@ static struct model build(enum kind k, int64_t n)
         m.in[1] = clt_input(g, "target", CLT_F32, 2, (int64_t[]){n, 2});
         struct clt_tensor *h = clt_tanh(g, clt_linear(g, m.in[0], 4, true, "fc1"));
         m.logits = clt_linear(g, h, 2, true, "fc2");
-        m.loss = clt_mse(g, m.logits, m.in[1]);
+        /* A penalty on a parameter whose leading dimension happens to be the big graph's
+         * batch: summed whole in both graphs. */
+        struct clt_init init = {.kind = CLT_INIT_UNIFORM, .a = -1.0f, .b = 1.0f};
+        struct clt_tensor *pen = clt_param(g, "pen", 2, (int64_t[]){9, 2}, init);
+        m.loss = clt_add(g, clt_mse(g, m.logits, m.in[1]),
+                         clt_scale(g, clt_sum(g, clt_mul(g, pen, pen)), 0.01f));
         break;
     }
     case MEAN: {
