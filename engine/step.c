@@ -1,6 +1,10 @@
 /*
- * step.c: running a trainer: the training step, the dry run at creation, evaluation, and the
- * loss and counters read back.
+ * step.c: running a trainer: the training step, the dry run at creation, evaluation (and the
+ * forward pass of an executor, infer.c), and the loss and counters read back.
+ *
+ * Partial batches: a call of fewer rows than planned stages the real rows and pads the rest
+ * (zeros; -1 for cross-entropy labels), and hands the row count to the ops in the exec
+ * struct; the plan says whether the graph allows it (docs/graph.md, "Partial batches").
  *
  * Queues and events (docs/scheduling.md): batch uploads go through the transfer queue from
  * one of two host staging slots into one of two device input slots, so the upload of step
