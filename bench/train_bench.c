@@ -133,8 +133,13 @@ static enum clt_status host_mark(struct clt_device *dev, double *t)
 static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], double *host)
 {
     struct clt_device *dev = tr->dev;
-    struct clt__exec x = {
-        .dev = dev, .tr = tr, .training = true, .seed = tr->options.seed, .step = tr->steps};
+    struct clt__exec x = {.dev = dev,
+                          .tr = tr,
+                          .training = true,
+                          .seed = tr->options.seed,
+                          .step = tr->steps,
+                          .batch = clt__trainer_batch(tr),
+                          .rows = clt__trainer_batch(tr)};
     enum clt_status st = clt__trainer_forward(tr, &x);
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[1]) : mark(dev, &ev[0]);

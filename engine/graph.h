@@ -72,7 +72,23 @@ struct clt__exec {
     uint64_t seed;
     uint64_t step;  /* the trainer's step counter (dropout's random stream) */
     uint32_t micro; /* index of the step within gradient accumulation */
+    /* Partial batches: the planned batch (the inputs' leading dimension) and the real rows of
+     * this one (rows == batch for a full batch). The real rows are the first ones; the rest
+     * hold zeros (ignored labels for cross-entropy). Only ops that reduce across the batch
+     * (clt__real_count) look at rows; every other op runs on the whole planned batch. */
+    int64_t batch, rows;
 };
+
+/* The elements of t that belong to real rows: all of them for a full batch or a tensor that
+ * does not hold the batch as its leading axis (parameters, say), else rows * (elements per
+ * row). */
+int64_t clt__real_count(const struct clt__exec *x, const struct clt_tensor *t);
+
+/* Zeroes the elements of b (laid out as t) past t's real rows; nothing for a full batch.
+ * Enqueued. Ops that honour rows keep padded rows at zero with it (their outputs, and the
+ * gradients they write), so that no padded value reaches a real one. */
+enum clt_status clt__zero_padding(struct clt__exec *x, const struct clt_tensor *t,
+                                  struct clt__buf b);
 
 /* The value of a tensor. */
 struct clt__buf clt__val(struct clt__exec *x, const struct clt_tensor *t);

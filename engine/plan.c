@@ -10,6 +10,7 @@
  * backward at that op's entry; the values inside it have no gradient storage. Parameters, their
  * gradients, optimizer state and the inputs live in buffers of their own.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,9 +115,12 @@ static uint32_t root_of(const struct clt__plan *p, const struct clt_tensor *t)
     return p->info[t->id].root;
 }
 
-/* Which nodes the loss depends on, which need gradients, and where views point. */
+/* Which nodes the loss (or, without a loss, the outputs) depends on, which need gradients,
+ * and where views point. */
 static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph *g,
-                                  const struct clt_tensor *loss, struct clt__plan *p)
+                                  const struct clt_tensor *loss,
+                                  const struct clt_tensor *const *outputs, uint32_t noutputs,
+                                  struct clt__plan *p)
 {
     for (uint32_t id = 0; id < p->n; id++) {
         struct clt__tinfo *ti = &p->info[id];
@@ -129,7 +133,10 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
         ti->fwd_pos = ti->bwd_pos = -1;
         ti->group = -1;
     }
-    p->info[loss->id].reached = true;
+    if (loss)
+        p->info[loss->id].reached = p->info[root_of(p, loss)].output = true;
+    for (uint32_t i = 0; i < noutputs; i++)
+        p->info[outputs[i]->id].reached = p->info[root_of(p, outputs[i])].output = true;
     for (uint32_t id = p->n; id-- > 0;)
         if (p->info[id].reached)
             for (uint32_t i = 0; i < g->nodes[id]->nin; i++)
@@ -138,7 +145,7 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
         const struct clt_tensor *t = g->nodes[id];
         struct clt__tinfo *ti = &p->info[id];
         if (t->kind == CLT__NODE_PARAM)
-            ti->needs_grad = ti->reached;
+            ti->needs_grad = ti->reached && loss;
         if (t->kind != CLT__NODE_OP || !ti->reached || t->dtype != CLT_F32)
             continue;
         for (uint32_t i = 0; i < t->nin; i++)
@@ -152,7 +159,7 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
         }
         ti->has_bwd = ti->needs_grad && !clt__def(t)->is_view;
     }
-    if (!p->info[loss->id].needs_grad) {
+    if (loss && !p->info[loss->id].needs_grad) {
         clt__log(&dev->log, CLT_LOG_ERROR, "the loss depends on no parameter");
         return CLT_ERR_INVALID_ARGUMENT;
     }
@@ -244,7 +251,8 @@ static enum clt_status schedule(const struct clt_graph *g, bool recompute, struc
 {
     for (uint32_t id = 0; id < p->n; id++) {
         const struct clt_tensor *t = g->nodes[id];
-        if (t->kind == CLT__NODE_OP && !clt__def(t)->is_view) {
+        if (t->kind == CLT__NODE_OP && !clt__def(t)->is_view &&
+            (p->reached_only ? p->info[id].reached : true)) {
             p->info[id].fwd_pos = (int32_t)p->nfwd;
             p->fwd[p->nfwd++] = id;
         }
@@ -367,10 +375,10 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
     }
     if (ri->has_bwd && (clt__def(rt)->saves & CLT__SAVES_OUTPUT) && ri->bwd_pos > last)
         last = ri->bwd_pos;
-    if (root_of(p, loss) == r) {
+    if (ri->output)
         last = end;
+    if (loss && root_of(p, loss) == r)
         grad_first = (int32_t)p->nfwd;
-    }
     uint64_t bytes = (uint64_t)clt__count(rt) * 4;
     ri->val = add_storage(p, bytes, ri->fwd_pos, last);
     if (ri->recompute) {
@@ -388,19 +396,152 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
     }
 }
 
-enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
-                               const struct clt_tensor *loss, bool recompute, struct clt__plan *out)
+/* Partial batches (clt__exec.rows). Each tensor that depends on an input has a batch axis:
+ * the inputs' leading one, followed through the ops. Ops that treat the batch items alike
+ * (elementwise ones, views) may move it; ops that reduce over the batch or work per leading
+ * item need it leading, where the real rows are the first elements; ops that would mix rows
+ * make the graph run full batches only. */
+#define NO_BATCH (-1)
+
+/* The batch axis of a reshape's output given its input's axis b, or NO_BATCH when the batch
+ * does not survive as one axis. */
+static int8_t reshape_axis(const struct clt_tensor *t, int8_t b, int64_t n)
+{
+    const struct clt_tensor *x = t->in[0];
+    int64_t outer = 1, o = 1;
+    for (int8_t i = 0; i < b; i++)
+        outer *= x->shape[i];
+    for (uint32_t i = 0; i < t->ndim; o *= t->shape[i], i++)
+        if (o == outer && t->shape[i] == n)
+            return (int8_t)i;
+    return NO_BATCH;
+}
+
+/* The batch axis of op t's output (axis[] of its inputs known), or why the op cannot run on a
+ * partial batch (*why). */
+static int8_t op_axis(const struct clt_tensor *t, const int8_t *axis, int64_t n, const char **why)
+{
+    int8_t b = NO_BATCH;
+    for (uint32_t i = 0; i < t->nin; i++) {
+        int8_t a = axis[t->in[i]->id];
+        if (a == NO_BATCH)
+            continue;
+        if (b != NO_BATCH && a != b)
+            *why = "its inputs hold the batch on different axes";
+        b = a;
+    }
+    if (b == NO_BATCH || *why)
+        return NO_BATCH;
+    const struct clt_tensor *x = t->in[0];
+    switch (t->op) {
+    case CLT__OP_activation:
+    case CLT__OP_dropout:
+    case CLT__OP_scale:
+    case CLT__OP_add:
+    case CLT__OP_mul:
+    case CLT__OP_add_bias:
+    case CLT__OP_mul_broadcast:
+    case CLT__OP_embedding:
+        return b;
+    case CLT__OP_linear:
+        if (axis[x->id] == (int8_t)(x->ndim - 1))
+            *why = "it contracts over the batch axis";
+        return b;
+    case CLT__OP_reshape: {
+        int8_t r = reshape_axis(t, b, n);
+        if (r == NO_BATCH)
+            *why = "it merges or splits the batch axis";
+        return r;
+    }
+    case CLT__OP_permute:
+        for (uint32_t i = 0; i < t->ndim; i++)
+            if (t->p.permute.perm[i] == (uint32_t)b)
+                return (int8_t)i;
+        return NO_BATCH;
+    case CLT__OP_concat:
+    case CLT__OP_slice:
+        if (t->p.axis.axis == (uint32_t)b)
+            *why = "it joins or cuts along the batch axis";
+        return b;
+    case CLT__OP_matmul:
+        if (axis[t->in[1]->id] != NO_BATCH && t->ndim == 2)
+            *why = "it multiplies across the rows of the batch";
+        else if (b != 0 || (t->ndim == 2 && t->p.matmul.trans_a))
+            *why = "it contracts over the batch axis";
+        return 0;
+    case CLT__OP_cross_entropy:
+        if (axis[t->in[1]->id] != NO_BATCH && t->in[1]->kind != CLT__NODE_INPUT)
+            *why = "its labels are not an input of the graph (only inputs are padded with "
+                   "ignored labels)";
+        break;
+    default:
+        break;
+    }
+    /* The rest work per leading item, or reduce over the batch: it must lead. */
+    if (b != 0 || ((t->op == CLT__OP_softmax || t->op == CLT__OP_layer_norm) && x->ndim < 2))
+        *why = "it needs the batch as the leading axis";
+    if (t->op == CLT__OP_sum || t->op == CLT__OP_mse || t->op == CLT__OP_cross_entropy)
+        return NO_BATCH; /* a scalar of the real rows */
+    return 0;
+}
+
+/* Whether the step can run on fewer rows than planned (clt__plan.partial_error), and which
+ * inputs are cross-entropy labels (padded with ignored labels). */
+static void check_partial(const struct clt_graph *g, struct clt__plan *p)
+{
+    int8_t *axis = malloc((p->n ? p->n : 1) * sizeof *axis);
+    if (!axis) {
+        snprintf(p->partial_error, sizeof p->partial_error, "out of memory");
+        return;
+    }
+    p->batch = -1;
+    for (uint32_t id = 0; id < p->n && !p->partial_error[0]; id++) {
+        const struct clt_tensor *t = g->nodes[id];
+        axis[id] = NO_BATCH;
+        if (t->kind == CLT__NODE_INPUT) {
+            if (p->batch < 0)
+                p->batch = t->ndim > 0 ? t->shape[0] : 1;
+            if (t->ndim == 0 || t->shape[0] != p->batch)
+                snprintf(p->partial_error, sizeof p->partial_error,
+                         "input \"%s\" does not share the leading dimension (the batch, %lld) of "
+                         "the first input",
+                         t->name, (long long)p->batch);
+            axis[id] = 0;
+            p->info[id].batch_major = true;
+            continue;
+        }
+        if (t->kind != CLT__NODE_OP || !p->info[id].reached)
+            continue;
+        if (t->op == CLT__OP_cross_entropy && t->in[1]->kind == CLT__NODE_INPUT)
+            p->info[t->in[1]->id].pad_label = true;
+        const char *why = NULL;
+        axis[id] = op_axis(t, axis, p->batch, &why);
+        p->info[id].batch_major = axis[id] == 0;
+        if (why)
+            snprintf(p->partial_error, sizeof p->partial_error, "op %s (node %u): %s",
+                     clt__op_names[t->op], (unsigned)id, why);
+    }
+    if (p->batch < 0 && !p->partial_error[0])
+        snprintf(p->partial_error, sizeof p->partial_error, "the graph has no input");
+    free(axis);
+}
+
+/* The plan of a training step (loss) or of a forward pass (outputs, no loss). */
+static enum clt_status make(struct clt_device *dev, const struct clt_graph *g,
+                            const struct clt_tensor *loss, const struct clt_tensor *const *outputs,
+                            uint32_t noutputs, bool recompute, struct clt__plan *out)
 {
     struct clt__plan p;
     memset(&p, 0, sizeof p);
     p.n = g->count;
+    p.reached_only = !loss;
     p.info = calloc(p.n, sizeof *p.info);
     p.fwd = calloc(p.n, sizeof *p.fwd);
     p.bwd = calloc(2 * (size_t)p.n, sizeof *p.bwd);
     p.st = calloc((2 + CLT__MAX_AUX) * (size_t)p.n, sizeof *p.st);
     enum clt_status st = p.info && p.fwd && p.bwd && p.st ? CLT_OK : CLT_ERR_NO_MEMORY;
     if (st == CLT_OK)
-        st = mark_nodes(dev, g, loss, &p);
+        st = mark_nodes(dev, g, loss, outputs, noutputs, &p);
     if (st == CLT_OK) {
         place_params_and_inputs(g, &p);
         if (clt__fuse_enabled())
@@ -409,7 +550,7 @@ enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g
     if (st == CLT_OK) {
         st = schedule(g, recompute, &p);
     }
-    if (st == CLT_OK)
+    if (st == CLT_OK && loss)
         st = mark_first_contributions(g, loss, &p);
     if (st == CLT_OK) {
         for (uint32_t i = 0; i < p.nfwd; i++) {
@@ -421,12 +562,27 @@ enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g
         }
         st = assign_offsets(&p);
     }
+    if (st == CLT_OK)
+        check_partial(g, &p);
     if (st != CLT_OK) {
         clt__plan_free(&p);
         return st;
     }
     *out = p;
     return CLT_OK;
+}
+
+enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
+                               const struct clt_tensor *loss, bool recompute, struct clt__plan *out)
+{
+    return make(dev, g, loss, NULL, 0, recompute, out);
+}
+
+enum clt_status clt__plan_make_forward(struct clt_device *dev, const struct clt_graph *g,
+                                       const struct clt_tensor *const *outputs, uint32_t n,
+                                       struct clt__plan *out)
+{
+    return make(dev, g, NULL, outputs, n, false, out);
 }
 
 void clt__plan_free(struct clt__plan *p)

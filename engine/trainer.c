@@ -85,6 +85,27 @@ struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32
     return b;
 }
 
+int64_t clt__real_count(const struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t n = clt__count(t);
+    if (x->rows >= x->batch || !x->tr->plan.info[t->id].batch_major)
+        return n;
+    return n / x->batch * x->rows;
+}
+
+enum clt_status clt__zero_padding(struct clt__exec *x, const struct clt_tensor *t,
+                                  struct clt__buf b)
+{
+    int64_t n = clt__count(t), real = clt__real_count(x, t);
+    if (!b.mem || real == n)
+        return CLT_OK;
+    float zero = 0.0f;
+    cl_int err =
+        clEnqueueFillBuffer(x->dev->queue, b.mem, &zero, sizeof zero, (b.offset + (size_t)real) * 4,
+                            (size_t)(n - real) * 4, 0, NULL, NULL);
+    return clt__cl_check(&x->dev->log, err, "clEnqueueFillBuffer");
+}
+
 struct clt__buf clt__workspace(struct clt__exec *x)
 {
     struct clt__buf b = {x->tr->work, 0};
@@ -223,12 +244,12 @@ static void fill_memory_report(struct clt_trainer *tr)
     struct clt_memory_report *m = &tr->memory;
     const struct clt__plan *p = &tr->plan;
     m->params = (p->trained + p->state) * 4;
-    m->grads = p->trained * 4;
-    m->optimizer = 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES;
+    m->grads = tr->inference ? 0 : p->trained * 4;
+    m->optimizer = tr->inference ? 0 : 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES;
     m->activations = p->arena_bytes;
     m->activations_unshared = p->unshared_bytes;
     m->workspace = p->workspace_bytes > 0 ? p->workspace_bytes : 0;
-    uint64_t ws = clt__optim_workspace_bytes(p->trained);
+    uint64_t ws = tr->inference ? 0 : clt__optim_workspace_bytes(p->trained);
     if (ws > m->workspace)
         m->workspace = ws;
     m->inputs = 2 * p->input_bytes;
@@ -239,13 +260,13 @@ static enum clt_status allocate(struct clt_trainer *tr)
 {
     const struct clt_memory_report *m = &tr->memory;
     enum clt_status st = create_buffer(tr, m->params, &tr->params, "parameters");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, m->grads, &tr->grads, "gradients");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, tr->plan.trained * 4, &tr->moment1, "first moments");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, tr->plan.trained * 4, &tr->moment2, "second moments");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, CLT__OPTIM_STATUS_BYTES, &tr->status, "optimizer status");
     if (st == CLT_OK)
         st = create_buffer(tr, m->activations, &tr->acts, "activations");
@@ -293,6 +314,8 @@ static enum clt_status initialise(struct clt_trainer *tr)
                                                 (size_t)(n * 4), host, 0, NULL, NULL),
                            "clEnqueueWriteBuffer");
     free(host);
+    if (tr->inference)
+        return st == CLT_OK ? clt_device_finish(tr->dev) : st;
     if (st == CLT_OK)
         st = fill(tr, tr->grads, 0, tr->plan.trained * 4, 0.0f);
     if (st == CLT_OK)
@@ -306,26 +329,12 @@ static enum clt_status initialise(struct clt_trainer *tr)
     return st;
 }
 
-enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
-                                   const struct clt_tensor *loss,
-                                   const struct clt_trainer_options *options,
-                                   struct clt_trainer **out)
+/* Creation of a trainer (loss) or of an executor's inference trainer (outputs). */
+static enum clt_status create(struct clt_device *dev, const struct clt_graph *graph,
+                              const struct clt_tensor *loss,
+                              const struct clt_tensor *const *outputs, uint32_t noutputs,
+                              const struct clt_trainer_options *o, struct clt_trainer **out)
 {
-    if (!dev || !graph || !loss || !out || clt__device_usable(dev) != CLT_OK)
-        return CLT_ERR_INVALID_ARGUMENT;
-    if (graph->status != CLT_OK) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "the graph has an error: %s", graph->error);
-        return graph->status;
-    }
-    if (loss->graph != graph || loss->dtype != CLT_F32 || clt__count(loss) != 1) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "the loss must be a one-element F32 tensor of the "
-                 "graph");
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    struct clt_trainer_options defaults;
-    clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
-    const struct clt_trainer_options *o = options ? options : &defaults;
     /* Checked once here, translated once below. */
     enum clt_status st = clt__optimizer_check(&dev->log, &o->optimizer);
     if (st != CLT_OK)
@@ -337,26 +346,28 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     clt__device_hold(dev);
     tr->graph = graph;
     tr->loss = loss;
+    tr->inference = !loss;
     tr->options = *o;
     clt__optim_from_public(&o->optimizer, &tr->optim, &tr->lr_schedule);
-    st = clt__plan_make(dev, graph, loss, o->recompute, &tr->plan);
-    if (st == CLT_OK)
+    st = loss ? clt__plan_make(dev, graph, loss, o->recompute, &tr->plan)
+              : clt__plan_make_forward(dev, graph, outputs, noutputs, &tr->plan);
+    if (st == CLT_OK && loss)
         st = resolve_groups(tr);
     if (st == CLT_OK) {
         tr->eval_need = calloc(tr->plan.n, sizeof *tr->eval_need);
-        if (dev->profiling)
+        if (dev->profiling && loss)
             tr->prof = calloc(CLT__PROFILE_STEPS, sizeof *tr->prof);
-        if (!tr->eval_need || (dev->profiling && !tr->prof))
+        if (!tr->eval_need || (dev->profiling && loss && !tr->prof))
             st = CLT_ERR_NO_MEMORY;
     }
     if (st == CLT_OK) {
         fill_memory_report(tr);
         clt__log(&dev->log, CLT_LOG_INFO,
-                 "memory plan: parameters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
+                 "memory plan%s: parameters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
                  "activations %.2f MiB (%.2f MiB unshared), workspace %.2f MiB, inputs %.2f "
                  "MiB; total %.2f MiB",
-                 (double)tr->memory.params / 1048576.0, (double)tr->memory.grads / 1048576.0,
-                 (double)tr->memory.optimizer / 1048576.0,
+                 loss ? "" : " (inference)", (double)tr->memory.params / 1048576.0,
+                 (double)tr->memory.grads / 1048576.0, (double)tr->memory.optimizer / 1048576.0,
                  (double)tr->memory.activations / 1048576.0,
                  (double)tr->memory.activations_unshared / 1048576.0,
                  (double)tr->memory.workspace / 1048576.0, (double)tr->memory.inputs / 1048576.0,
@@ -383,6 +394,58 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     }
     *out = tr;
     return CLT_OK;
+}
+
+/* The graph is usable: no error while building it. */
+static enum clt_status graph_usable(struct clt_device *dev, const struct clt_graph *graph)
+{
+    if (graph->status != CLT_OK) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "the graph has an error: %s", graph->error);
+        return graph->status;
+    }
+    return CLT_OK;
+}
+
+enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
+                                   const struct clt_tensor *loss,
+                                   const struct clt_trainer_options *options,
+                                   struct clt_trainer **out)
+{
+    if (!dev || !graph || !loss || !out || clt__device_usable(dev) != CLT_OK)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = graph_usable(dev, graph);
+    if (st != CLT_OK)
+        return st;
+    if (loss->graph != graph || loss->dtype != CLT_F32 || clt__count(loss) != 1) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "the loss must be a one-element F32 tensor of the "
+                 "graph");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    struct clt_trainer_options defaults;
+    clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
+    return create(dev, graph, loss, NULL, 0, options ? options : &defaults, out);
+}
+
+enum clt_status clt__trainer_create_inference(struct clt_device *dev, const struct clt_graph *graph,
+                                              const struct clt_tensor *const *outputs, uint32_t n,
+                                              struct clt_trainer **out)
+{
+    enum clt_status st = graph_usable(dev, graph);
+    for (uint32_t i = 0; st == CLT_OK && i < n; i++) {
+        if (!outputs[i] || outputs[i]->graph != graph) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "executor: output %u is not a tensor of the graph",
+                     (unsigned)i);
+            st = CLT_ERR_INVALID_ARGUMENT;
+        } else if (outputs[i]->dtype != CLT_F32 && outputs[i]->dtype != CLT_I32) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "executor: output %u is neither F32 nor I32",
+                     (unsigned)i);
+            st = CLT_ERR_INVALID_ARGUMENT;
+        }
+    }
+    struct clt_trainer_options defaults;
+    clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
+    return st == CLT_OK ? create(dev, graph, NULL, outputs, n, &defaults, out) : st;
 }
 
 void clt_trainer_free(struct clt_trainer *tr)
@@ -521,4 +584,54 @@ enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name
                                       (size_t)(tr->plan.info[t->id].offset * 4),
                                       (size_t)(count * 4), src, 0, NULL, NULL);
     return clt__cl_check(&tr->dev->log, err, "clEnqueueWriteBuffer");
+}
+
+enum clt_status clt__trainer_copy_params(struct clt_trainer *dst, struct clt_trainer *src)
+{
+    if (clt__device_usable(dst->dev) != CLT_OK || clt__device_usable(src->dev) != CLT_OK)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const struct clt_log *log = &dst->dev->log;
+    enum clt_status st = clt_device_finish(src->dev);
+    float *host = NULL;
+    for (uint32_t id = 0; st == CLT_OK && id < dst->plan.n; id++) {
+        const struct clt_tensor *t = dst->graph->nodes[id];
+        if (t->kind != CLT__NODE_PARAM && t->kind != CLT__NODE_STATE)
+            continue;
+        const struct clt_tensor *s = param_named(src, t->name);
+        if (!s || s->ndim != t->ndim || memcmp(s->shape, t->shape, t->ndim * sizeof *t->shape)) {
+            clt__log(log, CLT_LOG_ERROR, "copy of parameters: the trainer has %s \"%s\"",
+                     s ? "another shape for" : "no parameter named", t->name);
+            st = CLT_ERR_INVALID_ARGUMENT;
+            break;
+        }
+        size_t bytes = (size_t)clt__count(t) * 4;
+        size_t from = (size_t)src->plan.info[s->id].offset * 4;
+        size_t to = (size_t)dst->plan.info[id].offset * 4;
+        if (dst->dev == src->dev) {
+            st = clt__cl_check(log,
+                               clEnqueueCopyBuffer(dst->dev->queue, src->params, dst->params, from,
+                                                   to, bytes, 0, NULL, NULL),
+                               "clEnqueueCopyBuffer");
+            continue;
+        }
+        free(host);
+        host = malloc(bytes ? bytes : 4);
+        if (!host) {
+            st = CLT_ERR_NO_MEMORY;
+            break;
+        }
+        st = clt__cl_check(log,
+                           clEnqueueReadBuffer(src->dev->queue, src->params, CL_TRUE, from, bytes,
+                                               host, 0, NULL, NULL),
+                           "clEnqueueReadBuffer");
+        if (st == CLT_OK)
+            st = clt__cl_check(log,
+                               clEnqueueWriteBuffer(dst->dev->queue, dst->params, CL_TRUE, to,
+                                                    bytes, host, 0, NULL, NULL),
+                               "clEnqueueWriteBuffer");
+    }
+    free(host);
+    if (st == CLT_OK)
+        st = clt_device_finish(dst->dev);
+    return st;
 }

@@ -34,6 +34,10 @@ struct clt__tinfo {
                              the unfused forward of evaluation */
     uint32_t fused_reads; /* bit i: the chain's backward reads input i of this node */
     bool bias_fused;      /* its bias (clt__op_def.bias_input) is added by a fused chain */
+    bool pad_label;       /* an input read as cross-entropy labels: padded with -1 (ignored) */
+    bool batch_major;     /* depends on the inputs, with the batch as its leading axis */
+    bool output; /* its value is read after the pass (the loss, an executor's outputs): kept
+                    to the end of the timeline */
 };
 
 /* Ops in one fused chain at most. */
@@ -78,6 +82,12 @@ struct clt__plan {
     struct clt__fuse_group *groups; /* fused chains; a BACKWARD entry of a chain's last node
                                        runs the whole chain's backward */
     uint32_t ngroups;
+
+    bool reached_only; /* forward plan: only the nodes the outputs depend on are scheduled */
+    /* Partial batches: the planned batch (the inputs' leading dimension), and why a batch of
+     * fewer rows cannot run ("" when it can). */
+    int64_t batch;
+    char partial_error[CLT__NAME_MAX + 160];
 };
 
 /* Differentiates the graph for `loss` and plans memory. recompute enables activation
@@ -85,6 +95,11 @@ struct clt__plan {
 enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
                                const struct clt_tensor *loss, bool recompute,
                                struct clt__plan *out);
+/* The plan of a forward pass only (an executor): the nodes the n outputs depend on, no
+ * gradients, the outputs' values kept to the end. */
+enum clt_status clt__plan_make_forward(struct clt_device *dev, const struct clt_graph *g,
+                                       const struct clt_tensor *const *outputs, uint32_t n,
+                                       struct clt__plan *out);
 void clt__plan_free(struct clt__plan *p);
 
 /* ==== Fusion (fuse.c) ==================================================================== */
@@ -156,6 +171,7 @@ struct clt_trainer {
     uint64_t updates; /* updates attempted (the schedule's counter) */
     float last_lr;
     bool *eval_need; /* scratch of clt_trainer_eval: nodes the requested output needs */
+    bool inference;  /* an executor's: forward plan, no gradients or optimizer buffers */
 };
 
 #define CLT__PROFILE_STEPS 64
@@ -176,6 +192,33 @@ enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint
  * a step into phases). */
 enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x);
 enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x);
+
+/* Makes the trainer behind an executor: a forward plan of the n outputs (no loss, no
+ * gradients, no optimizer state), its buffers, a dry run in evaluation mode, parameters from
+ * their initialisers. Blocks. */
+enum clt_status clt__trainer_create_inference(struct clt_device *dev, const struct clt_graph *graph,
+                                              const struct clt_tensor *const *outputs, uint32_t n,
+                                              struct clt_trainer **out);
+
+/* The forward pass in evaluation mode on one batch of `rows` real rows (inputs[i] NULL for an
+ * input that `need` does not need; need NULL: every reached node), then a non-blocking read of
+ * each of the nread tensors reads[i] (count[i] elements) into dst[i] as soon as it exists.
+ * Waits for the device at the end. */
+enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *const *inputs,
+                                         int64_t rows, const bool *need,
+                                         const struct clt_tensor *const *reads, void *const *dst,
+                                         const uint64_t *count, uint32_t nread);
+
+/* Copies every parameter and state tensor of dst from the one of the same name and shape in
+ * src (a buffer copy on one device, through the host between two). Blocks. */
+enum clt_status clt__trainer_copy_params(struct clt_trainer *dst, struct clt_trainer *src);
+
+/* Whether a call may run `rows` real rows (1 .. the planned batch, fewer only where the plan
+ * allows partial batches); logs why not, naming `what`. */
+enum clt_status clt__trainer_check_rows(struct clt_trainer *tr, int64_t rows, const char *what);
+
+/* The planned batch (1 for a graph without inputs). */
+int64_t clt__trainer_batch(const struct clt_trainer *tr);
 
 /* Runs one forward and backward pass on zero inputs without updating anything, so that every
  * kernel is compiled and every GEMM shape warmed at creation. Blocks. */

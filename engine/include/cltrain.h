@@ -978,6 +978,23 @@ CLT_API void clt_trainer_free(struct clt_trainer *tr);
  * only enqueued. Every accumulate-th step also updates the parameters. */
 CLT_API enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inputs);
 
+/* Partial batches. The batch a graph is planned for is the leading dimension of its inputs
+ * (every input must share it). A batch of fewer rows (the last of a dataset) runs on the same
+ * plan: inputs[i] then holds only `rows` rows ([rows, ...], dense), the library pads the rest
+ * with zeros, and labels read by clt_cross_entropy with -1 (ignored). Every op keeps its
+ * planned shapes; the ops that reduce across the batch count real rows only: cross-entropy
+ * (through the ignored labels), mse, sum and mean over a tensor whose leading dimension is the
+ * batch, and batch norm in training mode (statistics and running averages over the real rows,
+ * no gradient into the padded ones). A step on N' < N rows thus equals a step of the same
+ * graph planned for N' rows (to rounding). With gradient accumulation a partial micro-batch
+ * counts as one micro-batch, as in PyTorch. A graph whose ops mix rows (concat or slice along
+ * axis 0, a permute that moves axis 0, a 2-D matmul across rows, a reduction over a tensor
+ * whose leading dimension is not the batch, cross-entropy labels that are not an input) runs
+ * full batches only: rows < N is CLT_ERR_UNSUPPORTED, naming the op, in the log. rows must be
+ * 1 .. N; clt_trainer_step is clt_trainer_step_rows with rows = N. */
+CLT_API enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const *inputs,
+                                              uint32_t rows);
+
 /* The loss of the latest step; waits for that step only. CLT_ERR_INVALID_ARGUMENT before
  * the first step. */
 CLT_API enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss);
@@ -995,10 +1012,19 @@ CLT_API enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_tra
 
 /* Forward only, in evaluation mode (dropout off, batch norm with running averages), on one
  * batch. Copies `count` floats of `output` (a tensor of the graph, or NULL) into out, and the
- * loss into *loss (may be NULL). Blocks. */
+ * loss into *loss (may be NULL). Only the nodes the output (and the loss, when asked for)
+ * depend on run, and an input they do not depend on may be NULL (a classifier's labels when
+ * only its logits are asked for). Blocks. */
 CLT_API enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inputs,
                                          const struct clt_tensor *output, float *out,
                                          uint64_t count, float *loss);
+
+/* clt_trainer_eval on a batch of `rows` real rows (see clt_trainer_step_rows); count is the
+ * output's size or, for an output whose leading dimension is the batch, the size of the real
+ * rows (only those are copied). The loss is the mean over the real rows. Blocks. */
+CLT_API enum clt_status clt_trainer_eval_rows(struct clt_trainer *tr, const void *const *inputs,
+                                              uint32_t rows, const struct clt_tensor *output,
+                                              float *out, uint64_t count, float *loss);
 
 /* Where device memory goes, in bytes. activations_unshared is what activations and their
  * gradients would take without the memory plan. */
@@ -1141,6 +1167,128 @@ struct clt_batcher_state {
 CLT_API void clt_batcher_get(const struct clt_batcher *b, struct clt_batcher_state *out);
 CLT_API enum clt_status clt_batcher_set(struct clt_batcher *b,
                                         const struct clt_batcher_state *state);
+
+/* ==== Inference: executors and classifier helpers ====================================== */
+/*
+ * An executor runs a graph forward only, for inference: made from a device, a graph and the
+ * outputs wanted, it plans only the nodes those outputs depend on (an input they do not depend
+ * on, such as a classifier's labels, is not needed), allocates no gradients and no optimizer
+ * state, and runs in evaluation mode (dropout off, batch norm on its running averages). Its
+ * parameters start from their initialisers; take them from a trainer (clt_executor_copy_params),
+ * a checkpoint (clt_executor_load) or the host, by name (clt_executor_param_write). After a run,
+ * the value of any output (and of any input, parameter or state tensor) can be read, by tensor
+ * or by name, until the next run. The graph must outlive the executor.
+ *
+ *     const struct clt_tensor *outs[] = {probs};
+ *     struct clt_executor *ex = NULL;
+ *     st = clt_executor_create(dev, g, outs, 1, &ex);
+ *     if (st == CLT_OK) st = clt_executor_load(ex, "model.safetensors");
+ *     const void *in[] = {images, NULL};                  // labels not needed
+ *     if (st == CLT_OK) st = clt_executor_run(ex, in, rows);  // rows <= the planned batch
+ *     if (st == CLT_OK) st = clt_executor_read(ex, probs, out, rows * 10);
+ *     clt_executor_free(ex);
+ */
+
+struct clt_executor;
+
+/* Makes an executor of the n outputs (F32 or I32 tensors of graph) on dev. Blocks (plans,
+ * compiles, allocates, initialises). CLT_ERR_DEVICE_MEMORY when it does not fit. */
+CLT_API enum clt_status clt_executor_create(struct clt_device *dev, const struct clt_graph *graph,
+                                            const struct clt_tensor *const *outputs, uint32_t n,
+                                            struct clt_executor **out);
+
+/* Waits for the executor's work and frees it. Accepts NULL. */
+CLT_API void clt_executor_free(struct clt_executor *ex);
+
+/* The planned batch (the inputs' leading dimension; 1 for a graph without inputs). */
+CLT_API int64_t clt_executor_batch(const struct clt_executor *ex);
+
+/* Where the executor's device memory goes (gradients and optimizer are 0). */
+CLT_API enum clt_status clt_executor_memory(const struct clt_executor *ex,
+                                            struct clt_memory_report *out);
+
+/* Copies every parameter and state tensor of the executor from the trainer's tensor of the
+ * same name and shape (a device copy when both are on one device, through the host
+ * otherwise). CLT_ERR_INVALID_ARGUMENT, naming the tensor, when one is missing or differs.
+ * Blocks. */
+CLT_API enum clt_status clt_executor_copy_params(struct clt_executor *ex, struct clt_trainer *tr);
+
+/* Loads parameters and state from a checkpoint, as clt_trainer_load without the optimizer. */
+CLT_API enum clt_status clt_executor_load(struct clt_executor *ex, const char *path);
+
+/* A parameter's values to or from the host, by name, as clt_trainer_param_read/_write. */
+CLT_API enum clt_status clt_executor_param_read(struct clt_executor *ex, const char *name,
+                                                float *dst, uint64_t count);
+CLT_API enum clt_status clt_executor_param_write(struct clt_executor *ex, const char *name,
+                                                 const float *src, uint64_t count);
+
+/* Runs the outputs forward on one batch of `rows` real rows (0 means the planned batch; fewer
+ * rows as for clt_trainer_step_rows). inputs[i] is the data of the graph's i-th input, NULL
+ * for an input the outputs do not depend on (inputs itself may be NULL if none is needed).
+ * Blocks. */
+CLT_API enum clt_status clt_executor_run(struct clt_executor *ex, const void *const *inputs,
+                                         uint32_t rows);
+
+/* Copies the latest run's value of t (an output, an input, a parameter or a state tensor;
+ * other tensors' memory is reused during the run) into dst: count elements, F32 or I32 as t
+ * is: its size or, when its leading dimension is the batch, the size of the latest run's
+ * real rows. clt_executor_read_named finds the first tensor of that name. Blocks. */
+CLT_API enum clt_status clt_executor_read(struct clt_executor *ex, const struct clt_tensor *t,
+                                          void *dst, uint64_t count);
+CLT_API enum clt_status clt_executor_read_named(struct clt_executor *ex, const char *name,
+                                                void *dst, uint64_t count);
+
+/*
+ * Classifier helpers, for a trainer (evaluation mode, through clt_trainer_eval_rows) or an
+ * executor (whose outputs must include the logits). A classifier is a graph with an F32
+ * features input [N, example shape...], an I32 labels input [N] (only evaluation needs it)
+ * and logits [N, K]. Over a dataset the examples run in file order, in batches of the planned
+ * size; the last, partial, batch is padded (the real rows do not depend on the padding in
+ * evaluation mode) and only its real rows are counted or written.
+ */
+struct clt_classifier {
+    const struct clt_tensor *features; /* input [N, ...] F32 */
+    const struct clt_tensor *labels;   /* input [N] I32, or NULL (prediction only) */
+    const struct clt_tensor *logits;   /* [N, K] F32 */
+};
+
+struct clt_eval_result {
+    uint64_t examples; /* examples counted: those whose label is in 0 .. K-1 */
+    uint64_t correct;  /* of which the largest logit (the first, on ties) is the label */
+    double loss;       /* mean cross-entropy of softmax(logits) against the labels, in nats,
+                          computed on the host in double (no label smoothing) */
+    double accuracy;   /* correct / examples (0 without examples) */
+};
+
+/* Evaluates the classifier over every example of ds. confusion, when not NULL, is [K, K] and
+ * receives the counts (row = label, column = prediction). Blocks. */
+CLT_API enum clt_status clt_trainer_evaluate(struct clt_trainer *tr, const struct clt_classifier *c,
+                                             const struct clt_dataset *ds, uint64_t *confusion,
+                                             struct clt_eval_result *out);
+CLT_API enum clt_status clt_executor_evaluate(struct clt_executor *ex,
+                                              const struct clt_classifier *c,
+                                              const struct clt_dataset *ds, uint64_t *confusion,
+                                              struct clt_eval_result *out);
+
+/* Predicts one batch of `rows` real rows (inputs as for clt_executor_run; 1 .. N rows):
+ * classes [rows] the largest logit's index, probs [rows, K] the softmax of the logits; either
+ * may be NULL. Blocks. */
+CLT_API enum clt_status clt_trainer_predict(struct clt_trainer *tr, const void *const *inputs,
+                                            uint32_t rows, const struct clt_tensor *logits,
+                                            int32_t *classes, float *probs);
+CLT_API enum clt_status clt_executor_predict(struct clt_executor *ex, const void *const *inputs,
+                                             uint32_t rows, const struct clt_tensor *logits,
+                                             int32_t *classes, float *probs);
+
+/* Predicts every example of ds: classes [count], probs [count, K] (either may be NULL). */
+CLT_API enum clt_status clt_trainer_predict_dataset(struct clt_trainer *tr,
+                                                    const struct clt_classifier *c,
+                                                    const struct clt_dataset *ds, int32_t *classes,
+                                                    float *probs);
+CLT_API enum clt_status clt_executor_predict_dataset(struct clt_executor *ex,
+                                                     const struct clt_classifier *c,
+                                                     const struct clt_dataset *ds, int32_t *classes,
+                                                     float *probs);
 
 /* ==== Checkpoints ======================================================================= */
 /*

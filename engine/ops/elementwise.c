@@ -742,9 +742,11 @@ static uint64_t reduce_workspace(const struct clt_tensor *t)
     return clt__reduce_workspace_bytes(clt__count(t->in[0]));
 }
 
+/* Partial batches: the sum or mean is over the real rows (clt__real_count), and padded rows
+ * get no gradient. */
 static enum clt_status sum_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    int64_t n = clt__count(t->in[0]);
+    int64_t n = clt__real_count(x, t->in[0]);
     struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t), w = clt__workspace(x);
     return t->p.sum.mean ? clt__mean_forward(x->dev, n, in, out, w)
                          : clt__sum_forward(x->dev, n, in, out, w);
@@ -752,11 +754,12 @@ static enum clt_status sum_forward(struct clt__exec *x, const struct clt_tensor 
 
 static enum clt_status sum_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
-    int64_t n = clt__count(t->in[0]);
+    int64_t n = clt__real_count(x, t->in[0]);
     struct clt__buf dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
     bool add = CLT__ACC(acc, 0);
-    return t->p.sum.mean ? clt__mean_backward(x->dev, n, dy, dx, add)
-                         : clt__sum_backward(x->dev, n, dy, dx, add);
+    enum clt_status st = t->p.sum.mean ? clt__mean_backward(x->dev, n, dy, dx, add)
+                                       : clt__sum_backward(x->dev, n, dy, dx, add);
+    return st == CLT_OK && !add ? clt__zero_padding(x, t->in[0], dx) : st;
 }
 
 /* i[0]: 1 for the mean. */

@@ -404,20 +404,29 @@ static enum clt_status bn_forward(struct clt__exec *x, const struct clt_tensor *
     if (!x->training)
         return clt__batchnorm_forward_inference(x->dev, n, c, s, in, gamma, beta, rmean, rvar,
                                                 t->p.norm.eps, out);
-    return clt__batchnorm_forward(x->dev, n, c, s, in, gamma, beta, t->p.norm.eps,
-                                  t->p.norm.momentum, rmean, rvar, out, clt__aux(x, t, 0),
-                                  clt__aux(x, t, 1), clt__workspace(x));
+    /* Partial batches: the real rows are the first ones ([n, c, s] is batch-major); the
+     * statistics and running averages are theirs, and padded rows of y are zero. */
+    int64_t rows = clt__real_count(x, t) / (c * s);
+    enum clt_status st = clt__batchnorm_forward(
+        x->dev, rows, c, s, in, gamma, beta, t->p.norm.eps, t->p.norm.momentum, rmean, rvar, out,
+        clt__aux(x, t, 0), clt__aux(x, t, 1), clt__workspace(x));
+    return st == CLT_OK ? clt__zero_padding(x, t, out) : st;
 }
 
 static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     int64_t n, c, s;
     bn_dims(t, &n, &c, &s);
-    /* One call: the statistics pass serves all three gradients. */
-    return clt__batchnorm_backward(
-        x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t), clt__val(x, t->in[1]),
-        clt__aux(x, t, 0), clt__aux(x, t, 1), clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
-        clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL, clt__workspace(x));
+    /* One call: the statistics pass serves all three gradients. Partial batches: sums over
+     * the real rows only, and no gradient into the padded ones. */
+    int64_t rows = x->training ? clt__real_count(x, t) / (c * s) : n;
+    struct clt__buf dx = clt__grad(x, t->in[0]);
+    enum clt_status st = clt__batchnorm_backward(
+        x->dev, rows, c, s, clt__val(x, t->in[0]), clt__grad(x, t), clt__val(x, t->in[1]),
+        clt__aux(x, t, 0), clt__aux(x, t, 1), dx, clt__grad(x, t->in[1]), clt__grad(x, t->in[2]),
+        acc & CLT__NORM_ACC_ALL, clt__workspace(x));
+    bool dx_added = (acc & CLT__NORM_ACC_DX) != 0;
+    return st == CLT_OK && !dx_added ? clt__zero_padding(x, t, dx) : st;
 }
 
 /* Training mode over x [32, 32, 28, 28]. */
