@@ -56,7 +56,7 @@
  *
  *         struct clt_trainer_options opt;
  *         clt_trainer_options_init(&opt, CLT_OPTIM_ADAM);
- *         opt.optimizer.lr = 0.01f;
+ *         opt.optimizer.lr = 0.01;
  *         opt.seed = 42;
  *         st = clt_trainer_create(dev, g, loss, &opt, &tr);
  *
