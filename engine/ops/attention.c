@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "cl/shared.h"
 #include "ops/attention.h"
 #include "ops/loss.h"
 
@@ -33,17 +34,20 @@ uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t)
     return clt__attention_probs_bytes(b, h, t);
 }
 
-/* A tensor argument: per head a [T, T] matrix when `square`, else a [T, D] one. */
+/* The columns of a tensor argument per head and row: D, T (a score matrix) or 1. */
+enum cols { COLS_D, COLS_T, COLS_1 };
+
 struct tensor {
     const char *what;
     struct clt__buf b;
-    bool square;
+    enum cols cols;
 };
 
-/* Checks sizes and buffers. *empty is set when there is nothing to compute. */
+/* Checks sizes and buffers; `scores`: the launches index [T, T] matrices. *empty is set when
+ * there is nothing to compute. */
 static enum clt_status check(struct clt_device *dev, const char *op, const struct tensor *tensors,
                              size_t ntensors, int64_t b, int64_t h, int64_t t, int64_t d,
-                             bool *empty)
+                             bool scores, bool *empty)
 {
     if (b < 0 || h < 0 || t < 0 || d <= 0) {
         clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible shape B=%lld H=%lld T=%lld D=%lld", op,
@@ -62,11 +66,14 @@ static enum clt_status check(struct clt_device *dev, const char *op, const struc
         st = clt__check_i32(dev, b * h, "attention B * H");
     if (st == CLT_OK)
         st = clt__check_i32(dev, b * h * t, "attention B * H * T");
-    if (st == CLT_OK && t > 0)
+    if (st == CLT_OK && t > 0 && scores)
         st = clt__check_i32(dev, b * h * t * (t > d ? t : d), "attention B * H * T * max(T, D)");
+    if (st == CLT_OK && t > 0 && !scores)
+        st = clt__check_i32(dev, b * h * t * d, "attention B * H * T * D");
     /* With the products checked, every tensor's element count fits in int. */
     for (size_t i = 0; i < ntensors && st == CLT_OK; i++) {
-        const int64_t count = b * h * t * (tensors[i].square ? t : d);
+        const enum cols c = tensors[i].cols;
+        const int64_t count = b * h * t * (c == COLS_D ? d : c == COLS_T ? t : 1);
         st = clt__check_buf(dev, tensors[i].b, count, sizeof(float), op, tensors[i].what);
     }
     *empty = b == 0 || h == 0 || t == 0;
@@ -103,10 +110,10 @@ enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
     const struct tensor tensors[] = {
-        {"q", q, false}, {"k", k, false}, {"v", v, false}, {"p", p, true}, {"o", o, false},
+        {"q", q, COLS_D}, {"k", k, COLS_D}, {"v", v, COLS_D}, {"p", p, COLS_T}, {"o", o, COLS_D},
     };
     bool empty;
-    enum clt_status st = check(dev, "attention_forward", tensors, 5, b, h, t, d, &empty);
+    enum clt_status st = check(dev, "attention_forward", tensors, 5, b, h, t, d, true, &empty);
     if (st != CLT_OK || empty)
         return st;
     const int64_t heads = b * h;
@@ -133,17 +140,19 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
      * dK is. */
     const bool want_ds = dq.mem || dk.mem;
     struct tensor tensors[9] = {
-        {"q", q, false}, {"k", k, false}, {"v", v, false}, {"p", p, true}, {"dout", dout, false},
+        {"q", q, COLS_D}, {"k", k, COLS_D},       {"v", v, COLS_D},
+        {"p", p, COLS_T}, {"dout", dout, COLS_D},
     };
     size_t ntensors = 5;
     if (want_ds)
-        tensors[ntensors++] = (struct tensor){"work", work, true};
-    const struct tensor outs[3] = {{"dq", dq, false}, {"dk", dk, false}, {"dv", dv, false}};
+        tensors[ntensors++] = (struct tensor){"work", work, COLS_T};
+    const struct tensor outs[3] = {{"dq", dq, COLS_D}, {"dk", dk, COLS_D}, {"dv", dv, COLS_D}};
     for (int i = 0; i < 3; i++)
         if (outs[i].b.mem)
             tensors[ntensors++] = outs[i];
     bool empty;
-    enum clt_status st = check(dev, "attention_backward", tensors, ntensors, b, h, t, d, &empty);
+    enum clt_status st =
+        check(dev, "attention_backward", tensors, ntensors, b, h, t, d, true, &empty);
     if (st != CLT_OK || empty)
         return st;
     const int64_t heads = b * h;
@@ -169,17 +178,152 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
     return st;
 }
 
+/* ==== The tiled path (cl/attention.cl) =================================================== */
+
+bool clt__attention_flash_chosen(int64_t t, int64_t d)
+{
+    return d > 0 && d <= CLT__ATT_DMAX && t >= CLT__ATTENTION_FLASH_MIN_T;
+}
+
+uint64_t clt__attention_lse_bytes(int64_t b, int64_t h, int64_t t)
+{
+    if (b < 0 || h < 0 || t < 0)
+        return 0;
+    return (uint64_t)b * (uint64_t)h * (uint64_t)t * sizeof(float);
+}
+
+/* The local size of the tiled kernels: rows a work-group owns. Any size gives the same
+ * results; see cl/attention.cl. */
+static enum clt_status flash_local(struct clt_device *dev, enum clt__kernel_id id, size_t *local)
+{
+    cl_kernel kernel;
+    size_t wg = 0;
+    enum clt_status st = clt__kernel(dev, id, &kernel, &wg);
+    size_t l = CLT__ATT_ROWS;
+    while (l > 1 && (l > wg || l > dev->wg_1d || l > dev->info.max_work_item_sizes[0]))
+        l /= 2;
+    *local = l;
+    return st;
+}
+
+/* The work-items of a tiled kernel over z heads of t rows: ceil(t / local) groups per head. */
+static size_t flash_items(int64_t z, int64_t t, size_t local)
+{
+    return (size_t)z * (((size_t)t + local - 1) / local) * local;
+}
+
+static enum clt_status flash_check_d(struct clt_device *dev, const char *op, int64_t d)
+{
+    if (d <= CLT__ATT_DMAX)
+        return CLT_OK;
+    clt__log(&dev->log, CLT_LOG_ERROR, "%s: head size %lld is beyond the tiled kernels' %d", op,
+             (long long)d, CLT__ATT_DMAX);
+    return CLT_ERR_INVALID_ARGUMENT;
+}
+
+enum clt_status clt__attention_flash_forward(struct clt_device *dev, struct clt__buf q,
+                                             struct clt__buf k, struct clt__buf v,
+                                             struct clt__buf lse, struct clt__buf o, int64_t b,
+                                             int64_t h, int64_t t, int64_t d, float scale,
+                                             bool causal)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "attention_flash_forward";
+    const struct tensor tensors[] = {
+        {"q", q, COLS_D},     {"k", k, COLS_D}, {"v", v, COLS_D},
+        {"lse", lse, COLS_1}, {"o", o, COLS_D},
+    };
+    bool empty;
+    enum clt_status st = check(dev, op, tensors, 5, b, h, t, d, false, &empty);
+    if (st == CLT_OK)
+        st = flash_check_d(dev, op, d);
+    if (st != CLT_OK || empty)
+        return st;
+    size_t local;
+    st = flash_local(dev, CLT__K_attention_flash_forward, &local);
+    if (st != CLT_OK)
+        return st;
+    return CLT__RUN_WG(dev, CLT__K_attention_flash_forward, flash_items(b * h, t, local), local,
+                       CLT__I32(t), CLT__I32(d), CLT__F32(scale), CLT__I32(causal), CLT__BUF(q),
+                       CLT__BUF(k), CLT__BUF(v), CLT__BUF(o), CLT__BUF(lse));
+}
+
+enum clt_status
+clt__attention_flash_backward(struct clt_device *dev, struct clt__buf q, struct clt__buf k,
+                              struct clt__buf v, struct clt__buf o, struct clt__buf lse,
+                              struct clt__buf dout, struct clt__buf work, struct clt__buf dq,
+                              struct clt__buf dk, struct clt__buf dv, int64_t b, int64_t h,
+                              int64_t t, int64_t d, float scale, bool causal, uint32_t acc_mask)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "attention_flash_backward";
+    struct tensor tensors[10] = {
+        {"q", q, COLS_D},     {"k", k, COLS_D},       {"v", v, COLS_D},       {"o", o, COLS_D},
+        {"lse", lse, COLS_1}, {"dout", dout, COLS_D}, {"work", work, COLS_1},
+    };
+    size_t ntensors = 7;
+    const struct tensor outs[3] = {{"dq", dq, COLS_D}, {"dk", dk, COLS_D}, {"dv", dv, COLS_D}};
+    for (int i = 0; i < 3; i++)
+        if (outs[i].b.mem)
+            tensors[ntensors++] = outs[i];
+    bool empty;
+    enum clt_status st = check(dev, op, tensors, ntensors, b, h, t, d, false, &empty);
+    if (st == CLT_OK)
+        st = flash_check_d(dev, op, d);
+    if (st != CLT_OK || empty || (!dq.mem && !dk.mem && !dv.mem))
+        return st;
+    const int64_t z = b * h;
+    /* delta = rowsum(dO * O) [Z, T], into the workspace. */
+    st = CLT__RUN(dev, CLT__K_attention_flash_delta, (size_t)(z * t), CLT__I32(z * t), CLT__I32(d),
+                  CLT__BUF(dout), CLT__BUF(o), CLT__BUF(work));
+    size_t local = 1;
+    if (st == CLT_OK && dq.mem)
+        st = flash_local(dev, CLT__K_attention_flash_dq, &local);
+    if (st == CLT_OK && dq.mem)
+        st =
+            CLT__RUN_WG(dev, CLT__K_attention_flash_dq, flash_items(z, t, local), local,
+                        CLT__I32(t), CLT__I32(d), CLT__F32(scale), CLT__I32(causal),
+                        CLT__I32((acc_mask & CLT__ATTENTION_ACC_DQ) != 0), CLT__BUF(q), CLT__BUF(k),
+                        CLT__BUF(v), CLT__BUF(dout), CLT__BUF(lse), CLT__BUF(work), CLT__BUF(dq));
+    if (st == CLT_OK && (dk.mem || dv.mem))
+        st = flash_local(dev, CLT__K_attention_flash_dkdv, &local);
+    if (st == CLT_OK && (dk.mem || dv.mem))
+        st = CLT__RUN_WG(dev, CLT__K_attention_flash_dkdv, flash_items(z, t, local), local,
+                         CLT__I32(t), CLT__I32(d), CLT__F32(scale), CLT__I32(causal),
+                         CLT__I32((acc_mask & CLT__ATTENTION_ACC_DK) != 0),
+                         CLT__I32((acc_mask & CLT__ATTENTION_ACC_DV) != 0), CLT__BUF(q),
+                         CLT__BUF(k), CLT__BUF(v), CLT__BUF(dout), CLT__BUF(lse), CLT__BUF(work),
+                         CLT__BUF(dk), CLT__BUF(dv));
+    return st;
+}
+
 /* ==== Graph ops: definitions and public builders ========================================= */
 
 /* ---- attention --------------------------------------------------------------------------- */
 
+/* The graph op takes the tiled path at the shapes clt__attention_flash_chosen names. Its aux
+ * buffer is then the [B, H, T] log-sum-exp, else the [B, H, T, T] probabilities. */
+static bool sdpa_flash(const struct clt_tensor *t)
+{
+    return clt__attention_flash_chosen(t->shape[2], t->shape[3]);
+}
+
 static uint64_t sdpa_workspace(const struct clt_tensor *t)
 {
+    if (sdpa_flash(t))
+        return clt__attention_lse_bytes(t->shape[0], t->shape[1], t->shape[2]);
     return clt__attention_workspace_bytes(t->shape[0], t->shape[1], t->shape[2]);
 }
 
 static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
+    if (sdpa_flash(t))
+        return clt__attention_flash_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                            clt__val(x, t->in[2]), clt__aux(x, t, 0),
+                                            clt__val(x, t), t->shape[0], t->shape[1], t->shape[2],
+                                            t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
     return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
                                   t->shape[0], t->shape[1], t->shape[2], t->shape[3],
@@ -190,6 +334,13 @@ static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor
  * mask's bits are in input order, as CLT__ATTENTION_ACC_* are. */
 static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
+    if (sdpa_flash(t))
+        return clt__attention_flash_backward(
+            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+            clt__val(x, t), clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x),
+            clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
+            t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal,
+            acc & CLT__ATTENTION_ACC_ALL);
     return clt__attention_backward(
         x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
         clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x), clt__grad(x, t->in[0]),
@@ -206,7 +357,8 @@ static struct clt_tensor *bench_sdpa(struct clt_graph *g)
 }
 
 const struct clt__op_def clt__op_sdpa = {
-    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2),
+    /* The output: the tiled path's backward reads it (rowsum(dO * O)). */
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2) | CLT__SAVES_OUTPUT,
     .forward = sdpa_forward,
     .backward = sdpa_backward,
     .workspace = sdpa_workspace,
@@ -233,7 +385,8 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
         t->p.sdpa.scale = clt__attention_scale(q->shape[3]);
         t->naux = 1;
         t->aux_dtype[0] = CLT_F32;
-        t->aux_count[0] = q->shape[0] * q->shape[1] * q->shape[2] * q->shape[2];
+        t->aux_count[0] =
+            q->shape[0] * q->shape[1] * q->shape[2] * (sdpa_flash(t) ? 1 : q->shape[2]);
     }
     return t;
 }

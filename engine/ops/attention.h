@@ -69,4 +69,49 @@ enum clt_status clt__attention_backward(struct clt_device *dev,
                                         int64_t b, int64_t h, int64_t t, int64_t d, float scale,
                                         bool causal, uint32_t acc_mask);
 
+/* ---- The tiled path ----------------------------------------------------------------------
+ * cl/attention.cl: the same function computed tile by tile with an online softmax; no [T, T]
+ * matrix is ever written. The forward saves the [B, H, T] log-sum-exp of every score row
+ * (clt__attention_lse_bytes) instead of P, and the backward reads O besides, recomputes the
+ * scores from q, k and the log-sum-exp, and needs a scratch buffer of the same [B, H, T]
+ * floats (for rowsum(dO * O)). D must be at most CLT__ATT_DMAX (cl/shared.h). Deterministic:
+ * every output row has one owner, sums run in index order, no atomics. */
+
+/* Shorter sequences take the GEMM path in the graph op sdpa: measured with cltrain-bench
+ * (docs/bench.md, "Attention"). */
+#define CLT__ATTENTION_FLASH_MIN_T 0
+
+/* Whether the graph op sdpa takes the tiled path at sequence length t and head size d:
+ * d <= CLT__ATT_DMAX and t >= CLT__ATTENTION_FLASH_MIN_T. */
+bool clt__attention_flash_chosen(int64_t t, int64_t d);
+
+/* Bytes of the tiled path's log-sum-exp, and of its backward's scratch: B * H * T floats. */
+uint64_t clt__attention_lse_bytes(int64_t b, int64_t h, int64_t t);
+
+/* Enqueues O as clt__attention_forward does, and the log-sum-exp of every score row. */
+enum clt_status clt__attention_flash_forward(struct clt_device *dev,
+                                             struct clt__buf q,   /* [B, H, T, D] */
+                                             struct clt__buf k,   /* [B, H, T, D] */
+                                             struct clt__buf v,   /* [B, H, T, D] */
+                                             struct clt__buf lse, /* out: [B, H, T] */
+                                             struct clt__buf o,   /* out: [B, H, T, D] */
+                                             int64_t b, int64_t h, int64_t t, int64_t d,
+                                             float scale, bool causal);
+
+/* Enqueues dQ, dK, dV as clt__attention_backward does (same mask bits, same skipping of a
+ * gradient whose buffer is {NULL, 0}), from the forward's o and lse. work is overwritten. */
+enum clt_status clt__attention_flash_backward(struct clt_device *dev,
+                                              struct clt__buf q,    /* [B, H, T, D] */
+                                              struct clt__buf k,    /* [B, H, T, D] */
+                                              struct clt__buf v,    /* [B, H, T, D] */
+                                              struct clt__buf o,    /* [B, H, T, D] from forward */
+                                              struct clt__buf lse,  /* [B, H, T] from forward */
+                                              struct clt__buf dout, /* [B, H, T, D] */
+                                              struct clt__buf work, /* scratch [B, H, T] */
+                                              struct clt__buf dq,   /* out: [B, H, T, D] */
+                                              struct clt__buf dk,   /* out: [B, H, T, D] */
+                                              struct clt__buf dv,   /* out: [B, H, T, D] */
+                                              int64_t b, int64_t h, int64_t t, int64_t d,
+                                              float scale, bool causal, uint32_t acc_mask);
+
 #endif
