@@ -43,27 +43,51 @@
  */
 #define TILE CLT__ATT_TILE
 #define DMAX CLT__ATT_DMAX
+#define DV ((DMAX + 3) / 4) /* float4 vectors of a row at most */
 
-/* q_i . k_j over D, in increasing order. */
-float att_dot(const float *a, __local const float *b, int d)
+/* a . b over dv vectors (a row of D floats zero-padded to 4 dv): four lanes summed in
+ * increasing order with fma, then (x + y) + (z + w). */
+float att_dot(const float4 *a, __local const float4 *b, int dv)
 {
-    float s = 0.0f;
-    for (int c = 0; c < d; c++)
+    float4 s = (float4)(0.0f);
+    for (int c = 0; c < dv; c++)
         s = fma(a[c], b[c], s);
-    return s;
+    return (s.x + s.y) + (s.z + s.w);
 }
 
-/* Loads rows [r0, r0 + TILE) of a [T, D] matrix into tile (row stride d); rows past T read 0.
- * Every work-item of the group calls it; the loop's trip count is the same for all. */
-void att_load(__local float *tile, __global const float *m, int r0, int t, int d)
+/* Row r of a [T, D] matrix as dv float4, zero-padded past D. */
+float4 att_vec(__global const float *m, int r, int c, int d)
 {
-    const int n = TILE * d, l = get_local_size(0), lid = get_local_id(0);
+    const int e = 4 * c;
+    __global const float *row = m + (size_t)r * d;
+    return (float4)(e < d ? row[e] : 0.0f, e + 1 < d ? row[e + 1] : 0.0f,
+                    e + 2 < d ? row[e + 2] : 0.0f, e + 3 < d ? row[e + 3] : 0.0f);
+}
+
+/* Loads rows [r0, r0 + TILE) of a [T, D] matrix into tile (dv float4 per row, zero-padded);
+ * rows past T read 0. Every work-item of the group calls it; the loop's trip count is the same
+ * for all. */
+void att_load(__local float4 *tile, __global const float *m, int r0, int t, int d, int dv)
+{
+    const int n = TILE * dv, l = get_local_size(0), lid = get_local_id(0);
     for (int e0 = 0; e0 < n; e0 += l) {
         const int e = e0 + lid;
         if (e < n) {
-            const int r = r0 + e / d;
-            tile[e] = r < t ? m[(size_t)r * d + e % d] : 0.0f;
+            const int r = r0 + e / dv;
+            tile[e] = r < t ? att_vec(m, r, e % dv, d) : (float4)(0.0f);
         }
+    }
+}
+
+/* Writes (or adds to, when accumulate) row r of a [T, D] matrix from dv float4 times alpha. */
+void att_store(__global float *m, int r, int d, const float4 *x, float alpha, int accumulate)
+{
+    __global float *row = m + (size_t)r * d;
+    for (int c = 0; c < d; c++) {
+        const float4 v = x[c / 4];
+        const int lane = c % 4;
+        const float y = alpha * (lane == 0 ? v.x : lane == 1 ? v.y : lane == 2 ? v.z : v.w);
+        row[c] = accumulate ? row[c] + y : y;
     }
 }
 
@@ -82,18 +106,18 @@ __kernel void attention_flash_forward(int t, int d, float scale, int causal,
                                       __global float *o, int o_off,       /* out: [Z, T, D] */
                                       __global float *lse, int lse_off)   /* out: [Z, T] */
 {
-    __local float ks[TILE * DMAX], vs[TILE * DMAX];
+    __local float4 ks[TILE * DV], vs[TILE * DV];
     int z, i0;
     att_group(t, &z, &i0);
-    const int i = i0 + (int)get_local_id(0), live = i < t;
+    const int i = i0 + (int)get_local_id(0), live = i < t, dv = (d + 3) / 4;
     const size_t head = (size_t)z * t * d;
     q += q_off + head;
     k += k_off + head;
     v += v_off + head;
-    float qi[DMAX], acc[DMAX];
-    for (int c = 0; c < d; c++) {
-        qi[c] = live ? q[(size_t)i * d + c] : 0.0f;
-        acc[c] = 0.0f;
+    float4 qi[DV], acc[DV];
+    for (int c = 0; c < dv; c++) {
+        qi[c] = live ? att_vec(q, i, c, d) : (float4)(0.0f);
+        acc[c] = (float4)(0.0f);
     }
     float m = -INFINITY, l = 0.0f;
     /* Keys the group's rows need: all, or up to its last row with causal masking. */
@@ -101,8 +125,8 @@ __kernel void attention_flash_forward(int t, int d, float scale, int causal,
     const int keys = causal ? last : t;
     for (int j0 = 0; j0 < keys; j0 += TILE) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        att_load(ks, k, j0, t, d);
-        att_load(vs, v, j0, t, d);
+        att_load(ks, k, j0, t, d, dv);
+        att_load(vs, v, j0, t, d, dv);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (!live)
             continue;
@@ -110,27 +134,27 @@ __kernel void attention_flash_forward(int t, int d, float scale, int causal,
         if (causal && end > i + 1)
             end = i + 1;
         for (int j = j0; j < end; j++) {
-            const int r = (j - j0) * d;
-            const float s = att_dot(qi, ks + r, d) * scale;
+            const int r = (j - j0) * dv;
+            const float s = att_dot(qi, ks + r, dv) * scale;
             if (s > m) {
                 const float corr = exp(m - s);
                 l *= corr;
-                for (int c = 0; c < d; c++)
+                for (int c = 0; c < dv; c++)
                     acc[c] *= corr;
                 m = s;
             }
             const float p = exp(s - m);
             l += p;
-            for (int c = 0; c < d; c++)
-                acc[c] = fma(p, vs[r + c], acc[c]);
+            for (int c = 0; c < dv; c++)
+                acc[c] = fma((float4)(p), vs[r + c], acc[c]);
         }
     }
     if (!live)
         return;
     /* Every live row has at least key 0, so l >= 1. */
-    o += o_off + head + (size_t)i * d;
-    for (int c = 0; c < d; c++)
-        o[c] = acc[c] / l;
+    for (int c = 0; c < dv; c++)
+        acc[c] /= l;
+    att_store(o + o_off + head, i, d, acc, 1.0f, 0);
     lse[lse_off + (size_t)z * t + i] = m + log(l);
 }
 
@@ -159,20 +183,20 @@ __kernel void attention_flash_dq(int t, int d, float scale, int causal, int accu
                                  __global const float *delta, int delta_off, /* [Z, T] */
                                  __global float *dq, int dq_off)             /* out: [Z, T, D] */
 {
-    __local float ks[TILE * DMAX], vs[TILE * DMAX];
+    __local float4 ks[TILE * DV], vs[TILE * DV];
     int z, i0;
     att_group(t, &z, &i0);
-    const int i = i0 + (int)get_local_id(0), live = i < t;
+    const int i = i0 + (int)get_local_id(0), live = i < t, dv = (d + 3) / 4;
     const size_t head = (size_t)z * t * d;
     q += q_off + head;
     k += k_off + head;
     v += v_off + head;
     dout += dout_off + head;
-    float qi[DMAX], doi[DMAX], acc[DMAX];
-    for (int c = 0; c < d; c++) {
-        qi[c] = live ? q[(size_t)i * d + c] : 0.0f;
-        doi[c] = live ? dout[(size_t)i * d + c] : 0.0f;
-        acc[c] = 0.0f;
+    float4 qi[DV], doi[DV], acc[DV];
+    for (int c = 0; c < dv; c++) {
+        qi[c] = live ? att_vec(q, i, c, d) : (float4)(0.0f);
+        doi[c] = live ? att_vec(dout, i, c, d) : (float4)(0.0f);
+        acc[c] = (float4)(0.0f);
     }
     const float lse_i = live ? lse[lse_off + (size_t)z * t + i] : 0.0f;
     const float delta_i = live ? delta[delta_off + (size_t)z * t + i] : 0.0f;
@@ -180,8 +204,8 @@ __kernel void attention_flash_dq(int t, int d, float scale, int causal, int accu
     const int keys = causal ? last : t;
     for (int j0 = 0; j0 < keys; j0 += TILE) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        att_load(ks, k, j0, t, d);
-        att_load(vs, v, j0, t, d);
+        att_load(ks, k, j0, t, d, dv);
+        att_load(vs, v, j0, t, d, dv);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (!live)
             continue;
@@ -189,18 +213,15 @@ __kernel void attention_flash_dq(int t, int d, float scale, int causal, int accu
         if (causal && end > i + 1)
             end = i + 1;
         for (int j = j0; j < end; j++) {
-            const int r = (j - j0) * d;
-            const float p = exp(att_dot(qi, ks + r, d) * scale - lse_i);
-            const float ds = p * (att_dot(doi, vs + r, d) - delta_i);
-            for (int c = 0; c < d; c++)
-                acc[c] = fma(ds, ks[r + c], acc[c]);
+            const int r = (j - j0) * dv;
+            const float p = exp(att_dot(qi, ks + r, dv) * scale - lse_i);
+            const float ds = p * (att_dot(doi, vs + r, dv) - delta_i);
+            for (int c = 0; c < dv; c++)
+                acc[c] = fma((float4)(ds), ks[r + c], acc[c]);
         }
     }
-    if (!live)
-        return;
-    dq += dq_off + head + (size_t)i * d;
-    for (int c = 0; c < d; c++)
-        dq[c] = accumulate ? dq[c] + scale * acc[c] : scale * acc[c];
+    if (live)
+        att_store(dq + dq_off + head, i, d, acc, scale, accumulate);
 }
 
 __kernel void attention_flash_dkdv(int t, int d, float scale, int causal, int acc_dk, int acc_dv,
@@ -210,13 +231,15 @@ __kernel void attention_flash_dkdv(int t, int d, float scale, int causal, int ac
                                    __global const float *dout, int dout_off,   /* [Z, T, D] */
                                    __global const float *lse, int lse_off,     /* [Z, T] */
                                    __global const float *delta, int delta_off, /* [Z, T] */
-                                   __global float *dk, int dk_off, /* out: [Z, T, D] or NULL */
-                                   __global float *dv, int dv_off) /* out: [Z, T, D] or NULL */
+                                   __global float *dk, int dk_off,  /* out: [Z, T, D] or NULL */
+                                   __global float *dv_, int dv_off) /* out: [Z, T, D] or NULL */
 {
-    __local float qs[TILE * DMAX], dos[TILE * DMAX], lse_t[TILE], delta_t[TILE];
+    __local float4 qs[TILE * DV], dos[TILE * DV];
+    __local float lse_t[TILE], delta_t[TILE];
     int z, j0;
     att_group(t, &z, &j0);
     const int j = j0 + (int)get_local_id(0), live = j < t, lid = get_local_id(0);
+    const int dv = (d + 3) / 4;
     const size_t head = (size_t)z * t * d;
     q += q_off + head;
     k += k_off + head;
@@ -224,18 +247,18 @@ __kernel void attention_flash_dkdv(int t, int d, float scale, int causal, int ac
     dout += dout_off + head;
     lse += lse_off + (size_t)z * t;
     delta += delta_off + (size_t)z * t;
-    float kj[DMAX], vj[DMAX], gk[DMAX], gv[DMAX];
-    for (int c = 0; c < d; c++) {
-        kj[c] = live ? k[(size_t)j * d + c] : 0.0f;
-        vj[c] = live ? v[(size_t)j * d + c] : 0.0f;
-        gk[c] = 0.0f;
-        gv[c] = 0.0f;
+    float4 kj[DV], vj[DV], gk[DV], gv[DV];
+    for (int c = 0; c < dv; c++) {
+        kj[c] = live ? att_vec(k, j, c, d) : (float4)(0.0f);
+        vj[c] = live ? att_vec(v, j, c, d) : (float4)(0.0f);
+        gk[c] = (float4)(0.0f);
+        gv[c] = (float4)(0.0f);
     }
     /* Queries that see the group's keys: all, or from its first key on with causal masking. */
     for (int i0 = causal ? j0 : 0; i0 < t; i0 += TILE) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        att_load(qs, q, i0, t, d);
-        att_load(dos, dout, i0, t, d);
+        att_load(qs, q, i0, t, d, dv);
+        att_load(dos, dout, i0, t, d, dv);
         for (int e0 = 0; e0 < TILE; e0 += get_local_size(0)) {
             const int e = e0 + lid;
             if (e < TILE) {
@@ -248,25 +271,19 @@ __kernel void attention_flash_dkdv(int t, int d, float scale, int causal, int ac
             continue;
         const int end = i0 + TILE < t ? i0 + TILE : t;
         for (int i = causal && i0 < j ? j : i0; i < end; i++) {
-            const int r = (i - i0) * d;
-            const float p = exp(att_dot(kj, qs + r, d) * scale - lse_t[i - i0]);
-            const float ds = p * (att_dot(vj, dos + r, d) - delta_t[i - i0]);
-            for (int c = 0; c < d; c++) {
-                gv[c] = fma(p, dos[r + c], gv[c]);
-                gk[c] = fma(ds, qs[r + c], gk[c]);
+            const int r = (i - i0) * dv;
+            const float p = exp(att_dot(kj, qs + r, dv) * scale - lse_t[i - i0]);
+            const float ds = p * (att_dot(vj, dos + r, dv) - delta_t[i - i0]);
+            for (int c = 0; c < dv; c++) {
+                gv[c] = fma((float4)(p), dos[r + c], gv[c]);
+                gk[c] = fma((float4)(ds), qs[r + c], gk[c]);
             }
         }
     }
     if (!live)
         return;
-    if (dk) {
-        dk += dk_off + head + (size_t)j * d;
-        for (int c = 0; c < d; c++)
-            dk[c] = acc_dk ? dk[c] + scale * gk[c] : scale * gk[c];
-    }
-    if (dv) {
-        dv += dv_off + head + (size_t)j * d;
-        for (int c = 0; c < d; c++)
-            dv[c] = acc_dv ? dv[c] + gv[c] : gv[c];
-    }
+    if (dk)
+        att_store(dk + dk_off + head, j, d, gk, scale, acc_dk);
+    if (dv_)
+        att_store(dv_ + dv_off + head, j, d, gv, 1.0f, acc_dv);
 }

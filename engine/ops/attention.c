@@ -15,6 +15,7 @@
 #include "graph.h"
 #include "cl/shared.h"
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/loss.h"
 
 float clt__attention_scale(int64_t d)
@@ -304,7 +305,9 @@ clt__attention_flash_backward(struct clt_device *dev, struct clt__buf q, struct 
 /* ---- attention --------------------------------------------------------------------------- */
 
 /* The graph op takes the tiled path at the shapes clt__attention_flash_chosen names. Its aux
- * buffer is then the [B, H, T] log-sum-exp, else the [B, H, T, T] probabilities. */
+ * buffers are then the [B, H, T] log-sum-exp and a copy of O [B, H, T, D] (the backward reads
+ * O; a copy keeps the GEMM path from holding its output), else the [B, H, T, T]
+ * probabilities. */
 static bool sdpa_flash(const struct clt_tensor *t)
 {
     return clt__attention_flash_chosen(t->shape[2], t->shape[3]);
@@ -319,11 +322,15 @@ static uint64_t sdpa_workspace(const struct clt_tensor *t)
 
 static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    if (sdpa_flash(t))
-        return clt__attention_flash_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                                            clt__val(x, t->in[2]), clt__aux(x, t, 0),
-                                            clt__val(x, t), t->shape[0], t->shape[1], t->shape[2],
-                                            t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
+    if (sdpa_flash(t)) {
+        enum clt_status st = clt__attention_flash_forward(
+            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+            clt__aux(x, t, 0), clt__aux(x, t, 1), t->shape[0], t->shape[1], t->shape[2],
+            t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
+        if (st == CLT_OK)
+            st = clt__copy_forward(x->dev, t->aux_count[1], clt__aux(x, t, 1), clt__val(x, t));
+        return st;
+    }
     return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
                                   t->shape[0], t->shape[1], t->shape[2], t->shape[3],
@@ -337,7 +344,7 @@ static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tenso
     if (sdpa_flash(t))
         return clt__attention_flash_backward(
             x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
-            clt__val(x, t), clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x),
+            clt__aux(x, t, 1), clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x),
             clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
             t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal,
             acc & CLT__ATTENTION_ACC_ALL);
@@ -357,8 +364,7 @@ static struct clt_tensor *bench_sdpa(struct clt_graph *g)
 }
 
 const struct clt__op_def clt__op_sdpa = {
-    /* The output: the tiled path's backward reads it (rowsum(dO * O)). */
-    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2) | CLT__SAVES_OUTPUT,
+    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2),
     .forward = sdpa_forward,
     .backward = sdpa_backward,
     .workspace = sdpa_workspace,
@@ -383,10 +389,13 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
     if (t) {
         t->p.sdpa.causal = causal;
         t->p.sdpa.scale = clt__attention_scale(q->shape[3]);
-        t->naux = 1;
+        const int64_t rows = q->shape[0] * q->shape[1] * q->shape[2];
+        const bool flash = sdpa_flash(t);
+        t->naux = flash ? 2 : 1;
         t->aux_dtype[0] = CLT_F32;
-        t->aux_count[0] =
-            q->shape[0] * q->shape[1] * q->shape[2] * (sdpa_flash(t) ? 1 : q->shape[2]);
+        t->aux_count[0] = rows * (flash ? 1 : q->shape[2]); /* log-sum-exp, or P */
+        t->aux_dtype[1] = CLT_F32;
+        t->aux_count[1] = flash ? rows * q->shape[3] : 0; /* O */
     }
     return t;
 }

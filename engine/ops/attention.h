@@ -77,9 +77,10 @@ enum clt_status clt__attention_backward(struct clt_device *dev,
  * floats (for rowsum(dO * O)). D must be at most CLT__ATT_DMAX (cl/shared.h). Deterministic:
  * every output row has one owner, sums run in index order, no atomics. */
 
-/* Shorter sequences take the GEMM path in the graph op sdpa: measured with cltrain-bench
- * (docs/bench.md, "Attention"). */
-#define CLT__ATTENTION_FLASH_MIN_T 0
+/* Shorter sequences take the GEMM path in the graph op sdpa, which was faster there on PoCL
+ * (B = 16, H = 4, D = 32, causal: the GEMM path about 2x faster at T = 64 and 256, the tiled
+ * one 1.3-1.6x faster at T = 512; docs/bench.md, "Attention"). */
+#define CLT__ATTENTION_FLASH_MIN_T 512
 
 /* Whether the graph op sdpa takes the tiled path at sequence length t and head size d:
  * d <= CLT__ATT_DMAX and t >= CLT__ATTENTION_FLASH_MIN_T. */
