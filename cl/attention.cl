@@ -25,14 +25,16 @@
  * a query row; attention_flash_dkdv: a key row), L rows per work-group (the local size, any
  * value), in groups ordered head by head: group g covers head g / ceil(T / L) and rows
  * (g % ceil(T / L)) * L onwards. The owned row and its accumulators live in private arrays of
- * DMAX floats. The rows of the other side (keys and values, or queries, dO, lse and delta) are
- * streamed through local memory TILE rows at a time, loaded by the whole group. Rows past T
- * still take part in the loads and barriers but write nothing. attention_flash_delta: one
- * work-item per query row.
+ * DMAX / 4 float4, zero-padded past D (as are the tiles' rows). The rows of the other side (keys
+ * and values, or queries, dO, lse and delta) are streamed through local memory TILE rows at a time,
+ * loaded by the whole group. Rows past T still take part in the loads and barriers but write
+ * nothing. attention_flash_delta: one work-item per query row.
  *
  * Reduction order: every sum over keys (forward, dq) or queries (dk, dv) runs in increasing
- * index order, one term at a time, and every dot product over D in increasing order with fma:
- * results depend neither on the local size nor on TILE. No atomics: each output row has one
+ * index order, one term at a time; a dot product over D keeps four lanes (elements c = 4n + l
+ * go to lane l, in increasing n, with fma) and adds them as (l0 + l1) + (l2 + l3). The
+ * forward, dq and dkdv kernels compute every score with the same function, so the same
+ * value. Results depend neither on the local size nor on TILE. No atomics: each output row has one
  * owner, so runs are identical.
  *
  * Tunables (cl/shared.h; each has an #ifndef default there):
@@ -79,15 +81,23 @@ void att_load(__local float4 *tile, __global const float *m, int r0, int t, int 
     }
 }
 
+/* Element e of a [T, D] row: written (or added to, when accumulate) when e < d. */
+void att_put(__global float *row, int e, int d, float y, int accumulate)
+{
+    if (e < d)
+        row[e] = accumulate ? row[e] + y : y;
+}
+
 /* Writes (or adds to, when accumulate) row r of a [T, D] matrix from dv float4 times alpha. */
 void att_store(__global float *m, int r, int d, const float4 *x, float alpha, int accumulate)
 {
     __global float *row = m + (size_t)r * d;
-    for (int c = 0; c < d; c++) {
-        const float4 v = x[c / 4];
-        const int lane = c % 4;
-        const float y = alpha * (lane == 0 ? v.x : lane == 1 ? v.y : lane == 2 ? v.z : v.w);
-        row[c] = accumulate ? row[c] + y : y;
+    for (int c = 0; 4 * c < d; c++) {
+        const float4 y = alpha * x[c];
+        att_put(row, 4 * c, d, y.x, accumulate);
+        att_put(row, 4 * c + 1, d, y.y, accumulate);
+        att_put(row, 4 * c + 2, d, y.z, accumulate);
+        att_put(row, 4 * c + 3, d, y.w, accumulate);
     }
 }
 
