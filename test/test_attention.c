@@ -3,7 +3,7 @@
  * (test/ref_attention.c), on both its paths: the GEMM path (its softmax in cl/loss.cl) and the
  * tiled path (cl/attention.cl). Every test runs once per path (the _tiled variants); the tiled
  * path is also checked against finite differences of its own forward here, the graph op sdpa
- * (whichever path its shape takes) in test_ops.c.
+ * on both paths in test_ops.c.
  *
  * Inputs q, k, v, dO uniform in [-1, 1); shapes with odd T and D, one or several heads,
  * batch 1 and more, causal masking on and off, tensors at non-zero buffer offsets.
@@ -626,8 +626,14 @@ static void checks_arguments(void **state)
     assert_non_null(strstr(log.text, "attention_flash_forward"));
     assert_non_null(strstr(log.text, "attention_flash_backward"));
     assert_non_null(strstr(log.text, "head size"));
-    assert_false(clt__attention_flash_chosen(1 << 20, CLT__ATT_DMAX + 1));
-    assert_true(clt__attention_flash_chosen(1 << 20, CLT__ATT_DMAX));
+    /* The rule: P of 256 MiB or more, or forced; never beyond CLT__ATT_DMAX. */
+    assert_false(clt__attention_flash_chosen(16, 4, 64, 32, NULL));
+    assert_false(clt__attention_flash_chosen(16, 4, 512, 32, NULL));
+    assert_true(clt__attention_flash_chosen(16, 4, 1024, 32, NULL));
+    assert_false(clt__attention_flash_chosen(16, 4, 1024, 32, "gemm"));
+    assert_true(clt__attention_flash_chosen(1, 1, 5, 3, "tiled"));
+    assert_false(clt__attention_flash_chosen(1, 1, 1 << 20, CLT__ATT_DMAX + 1, "tiled"));
+    assert_true(clt__attention_flash_chosen(1, 1, 1 << 20, CLT__ATT_DMAX, NULL));
     dev->log = keep;
     clt_arena_free(x.arena);
 }

@@ -81,8 +81,9 @@ struct op_case {
     /* No batch-1 run: axis 0 is not a batch (transposed matmul), or one sample has no
      * variance (batch norm over [N, C]). */
     bool no_batch1;
-    /* Not in the small runs (Oclgrind): a shape too large to simulate in time. */
-    bool not_small;
+    /* CLTRAIN_ATTENTION while the case runs (the graph op sdpa reads it when built); NULL:
+     * unset. */
+    const char *attention;
 };
 
 /* The values the reference reads: declared tensors by index, and every parameter and state
@@ -788,15 +789,21 @@ static const struct op_case CASES[] = {
      {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
      .build = b_sdpa_causal,
      .ref = ref_sdpa_causal},
-    /* T = 512 takes the tiled path (clt__attention_flash_chosen); D = 1 keeps it cheap. Its
-     * kernels are simulated by Oclgrind in test_attention.c, at smaller T. */
+    /* The same on the tiled path (CLTRAIN_ATTENTION=tiled while the case runs). */
+    {"sdpa",
+     "sdpa, tiled path",
+     3,
+     {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
+     .build = b_sdpa,
+     .ref = ref_sdpa,
+     .attention = "tiled"},
     {"sdpa",
      "sdpa causal, tiled path",
      3,
-     {P4(1, 1, 512, 1), P4(1, 1, 512, 1), P4(1, 1, 512, 1)},
+     {P4(2, 2, 37, 3), P4(2, 2, 37, 3), P4(2, 2, 37, 3)},
      .build = b_sdpa_causal,
      .ref = ref_sdpa_causal,
-     .not_small = true},
+     .attention = "tiled"},
 };
 
 #define NCASES (sizeof CASES / sizeof CASES[0])
@@ -1179,12 +1186,14 @@ static void every_op_matches_its_reference(void **state)
 {
     struct clt_device *dev = *state;
     for (size_t k = 0; k < NCASES; k++) {
-        if (clt_test_small() && CASES[k].not_small)
-            continue;
+        if (CASES[k].attention)
+            setenv("CLTRAIN_ATTENTION", CASES[k].attention, 1);
         if (!clt_test_small() || CASES[k].no_batch1)
             run_case(dev, &CASES[k], false);
         if (!CASES[k].no_batch1)
             run_case(dev, &CASES[k], true);
+        if (CASES[k].attention)
+            unsetenv("CLTRAIN_ATTENTION");
     }
 }
 

@@ -56,6 +56,8 @@
  * CLTRAIN_TUNE       0: under AUTO, use the default GEMM per shape without timing
  * CLTRAIN_TUNE_BUDGET  seconds one tuning session (trainer creation) may spend (60)
  * CLTRAIN_HOST_BLAS  0: never use the host's BLAS on CPU devices
+ * CLTRAIN_ATTENTION  gemm or tiled: the path of clt_sdpa nodes built from then on (default:
+ *                    tiled when the [B, H, T, T] scores would take 256 MiB or more)
  */
 #ifndef CLTRAIN_H
 #define CLTRAIN_H

@@ -9,6 +9,7 @@
  * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -181,9 +182,15 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
 
 /* ==== The tiled path (cl/attention.cl) =================================================== */
 
-bool clt__attention_flash_chosen(int64_t t, int64_t d)
+bool clt__attention_flash_chosen(int64_t b, int64_t h, int64_t t, int64_t d, const char *force)
 {
-    return d > 0 && d <= CLT__ATT_DMAX && t >= CLT__ATTENTION_FLASH_MIN_T;
+    if (d <= 0 || d > CLT__ATT_DMAX || b < 0 || h < 0 || t < 0)
+        return false;
+    if (force && strcmp(force, "tiled") == 0)
+        return true;
+    if (force && strcmp(force, "gemm") == 0)
+        return false;
+    return clt__attention_probs_bytes(b, h, t) >= CLT__ATTENTION_FLASH_MIN_BYTES;
 }
 
 uint64_t clt__attention_lse_bytes(int64_t b, int64_t h, int64_t t)
@@ -304,13 +311,15 @@ clt__attention_flash_backward(struct clt_device *dev, struct clt__buf q, struct 
 
 /* ---- attention --------------------------------------------------------------------------- */
 
-/* The graph op takes the tiled path at the shapes clt__attention_flash_chosen names. Its aux
+/* The graph op takes the tiled path where clt__attention_flash_chosen says so when it is built
+ * (CLTRAIN_ATTENTION may force either path); the node records the choice in its aux buffers,
+ * two on the tiled path, one on the GEMM path. Its aux
  * buffers are then the [B, H, T] log-sum-exp and a copy of O [B, H, T, D] (the backward reads
  * O; a copy keeps the GEMM path from holding its output), else the [B, H, T, T]
  * probabilities. */
 static bool sdpa_flash(const struct clt_tensor *t)
 {
-    return clt__attention_flash_chosen(t->shape[2], t->shape[3]);
+    return t->naux == 2;
 }
 
 static uint64_t sdpa_workspace(const struct clt_tensor *t)
@@ -390,7 +399,8 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
         t->p.sdpa.causal = causal;
         t->p.sdpa.scale = clt__attention_scale(q->shape[3]);
         const int64_t rows = q->shape[0] * q->shape[1] * q->shape[2];
-        const bool flash = sdpa_flash(t);
+        const bool flash = clt__attention_flash_chosen(q->shape[0], q->shape[1], q->shape[2],
+                                                       q->shape[3], getenv("CLTRAIN_ATTENTION"));
         t->naux = flash ? 2 : 1;
         t->aux_dtype[0] = CLT_F32;
         t->aux_count[0] = rows * (flash ? 1 : q->shape[2]); /* log-sum-exp, or P */

@@ -77,14 +77,17 @@ enum clt_status clt__attention_backward(struct clt_device *dev,
  * floats (for rowsum(dO * O)). D must be at most CLT__ATT_DMAX (cl/shared.h). Deterministic:
  * every output row has one owner, sums run in index order, no atomics. */
 
-/* Shorter sequences take the GEMM path in the graph op sdpa, which was faster there on PoCL
- * (B = 16, H = 4, D = 32, causal: the GEMM path about 2x faster at T = 64 and 256, the tiled
- * one 1.3-1.6x faster at T = 512; docs/bench.md, "Attention"). */
-#define CLT__ATTENTION_FLASH_MIN_T 512
+/* The graph op sdpa takes the tiled path when the GEMM path's P (B * H * T * T floats, and as
+ * much again of workspace) would reach this many bytes. Below it the GEMM path is faster on
+ * every device measured (PoCL: 1.4x to 3x at T = 64 to 1024; docs/bench.md, "Attention"); at
+ * and above it the tiled path's memory, B * H * T * (D + 2) floats, wins. */
+#define CLT__ATTENTION_FLASH_MIN_BYTES ((uint64_t)256 << 20)
 
-/* Whether the graph op sdpa takes the tiled path at sequence length t and head size d:
- * d <= CLT__ATT_DMAX and t >= CLT__ATTENTION_FLASH_MIN_T. */
-bool clt__attention_flash_chosen(int64_t t, int64_t d);
+/* Whether the graph op sdpa takes the tiled path at [B, H, T, D]: never when d >
+ * CLT__ATT_DMAX; else always when force is "tiled", never when it is "gemm", and otherwise
+ * when clt__attention_probs_bytes(b, h, t) >= CLT__ATTENTION_FLASH_MIN_BYTES. The builder
+ * passes getenv("CLTRAIN_ATTENTION") as force. */
+bool clt__attention_flash_chosen(int64_t b, int64_t h, int64_t t, int64_t d, const char *force);
 
 /* Bytes of the tiled path's log-sum-exp, and of its backward's scratch: B * H * T floats. */
 uint64_t clt__attention_lse_bytes(int64_t b, int64_t h, int64_t t);
