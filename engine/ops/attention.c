@@ -1,9 +1,10 @@
 /*
  * attention.c: the attention family: launchers of scaled dot-product attention (see
- * attention.h and docs/kernels/attention.md), five batched GEMMs over the B * H heads and
- * the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the score
- * rows; then the graph op sdpa and the multi-head attention layer clt_attention: definition
- * and public builders.
+ * attention.h and docs/kernels/attention.md) on two paths: five batched GEMMs over the B * H
+ * heads and the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the
+ * score rows; or the tiled kernels of cl/attention.cl, which never form the scores. Then the
+ * graph op sdpa, which picks a path per node, and the multi-head attention layer
+ * clt_attention: definition and public builders.
  *
  * Every GEMM below runs over batch = B * H contiguous matrices: a [T, D] matrix of q, k, v,
  * o or a gradient is T * D elements after the previous one, a [T, T] score matrix T * T.
@@ -220,13 +221,17 @@ static size_t flash_items(int64_t z, int64_t t, size_t local)
     return (size_t)z * (((size_t)t + local - 1) / local) * local;
 }
 
-static enum clt_status flash_check_d(struct clt_device *dev, const char *op, int64_t d)
+/* The tiled kernels' own limits, after check(): D, and the work-items (B * H groups of rows
+ * rounded up to CLT__ATT_ROWS) within int. */
+static enum clt_status flash_check(struct clt_device *dev, const char *op, int64_t b, int64_t h,
+                                   int64_t t, int64_t d)
 {
-    if (d <= CLT__ATT_DMAX)
-        return CLT_OK;
-    clt__log(&dev->log, CLT_LOG_ERROR, "%s: head size %lld is beyond the tiled kernels' %d", op,
-             (long long)d, CLT__ATT_DMAX);
-    return CLT_ERR_INVALID_ARGUMENT;
+    if (d > CLT__ATT_DMAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: head size %lld is beyond the tiled kernels' %d", op,
+                 (long long)d, CLT__ATT_DMAX);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return clt__check_i32(dev, b * h * (t + CLT__ATT_ROWS), "attention B * H * (T + rows)");
 }
 
 enum clt_status clt__attention_flash_forward(struct clt_device *dev, struct clt__buf q,
@@ -245,7 +250,7 @@ enum clt_status clt__attention_flash_forward(struct clt_device *dev, struct clt_
     bool empty;
     enum clt_status st = check(dev, op, tensors, 5, b, h, t, d, false, &empty);
     if (st == CLT_OK)
-        st = flash_check_d(dev, op, d);
+        st = flash_check(dev, op, b, h, t, d);
     if (st != CLT_OK || empty)
         return st;
     size_t local;
@@ -279,7 +284,7 @@ clt__attention_flash_backward(struct clt_device *dev, struct clt__buf q, struct 
     bool empty;
     enum clt_status st = check(dev, op, tensors, ntensors, b, h, t, d, false, &empty);
     if (st == CLT_OK)
-        st = flash_check_d(dev, op, d);
+        st = flash_check(dev, op, b, h, t, d);
     if (st != CLT_OK || empty || (!dq.mem && !dk.mem && !dv.mem))
         return st;
     const int64_t z = b * h;

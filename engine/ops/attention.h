@@ -79,7 +79,7 @@ enum clt_status clt__attention_backward(struct clt_device *dev,
 
 /* The graph op sdpa takes the tiled path when the GEMM path's P (B * H * T * T floats, and as
  * much again of workspace) would reach this many bytes. Below it the GEMM path is faster on
- * every device measured (PoCL: 1.4x to 3x at T = 64 to 1024; docs/bench.md, "Attention"); at
+ * every device measured (PoCL: 2x to 3.4x at T = 64 to 1024; docs/bench.md, "Attention"); at
  * and above it the tiled path's memory, B * H * T * (D + 2) floats, wins. */
 #define CLT__ATTENTION_FLASH_MIN_BYTES ((uint64_t)256 << 20)
 
