@@ -247,6 +247,36 @@ static enum clt_status step_times(struct train_run *r, const char *model, uint32
     return add1(r->c, model, "step_device_ms", "ms", false, &s);
 }
 
+/* --train-init: saves the trainer's initial weights to DIR/<model>.safetensors, then adds two
+ * figures: the evaluation loss of the bench batch at those weights (loss_init_eval: dropout
+ * off, batch norm on its initial running averages) and the training loss of the first step
+ * (loss_step1), which bench/torch_train.py computes from the same file and batch. The step
+ * is one of the trainer's steps; throughput runs follow it. */
+static enum clt_status train_init(struct train_run *r, const char *model)
+{
+    char path[1200];
+    int n = snprintf(path, sizeof path, "%s/%s.safetensors", r->c->cfg->train_init, model);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return CLT_ERR_INVALID_ARGUMENT;
+    char batch[32];
+    snprintf(batch, sizeof batch, "%lld", (long long)r->batch);
+    const struct clt_meta meta[] = {{"bench.model", model}, {"bench.batch", batch}};
+    enum clt_status st = clt_trainer_save(r->tr, path, meta, 2);
+    float eval = 0, step1 = 0;
+    if (st == CLT_OK)
+        st = clt_trainer_eval(r->tr, r->inputs, NULL, NULL, 0, &eval);
+    if (st == CLT_OK)
+        st = clt_trainer_step(r->tr, r->inputs);
+    if (st == CLT_OK)
+        st = clt_trainer_loss(r->tr, &step1);
+    struct bench_stat a = {eval, eval, eval, 1}, b = {step1, step1, step1, 1};
+    if (st == CLT_OK)
+        st = add1(r->c, model, "loss_init_eval", "loss", false, &a);
+    if (st == CLT_OK)
+        st = add1(r->c, model, "loss_step1", "loss", false, &b);
+    return st;
+}
+
 static enum clt_status one_model(struct bench_ctx *c, const struct train_case *tc)
 {
     struct model_desc d;
@@ -271,7 +301,10 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     if (st == CLT_OK)
         st = clt_trainer_create(c->dev, m.g, m.loss, &opt, &r.tr);
     struct bench_stat s;
-    uint32_t first = (uint32_t)(c->cfg->warmup * r.steps);
+    if (st == CLT_OK && c->cfg->train_init)
+        st = train_init(&r, tc->kind);
+    /* The init's step is the trainer's first profiled one. */
+    uint32_t first = (uint32_t)(c->cfg->warmup * r.steps) + (c->cfg->train_init ? 1u : 0u);
     if (st == CLT_OK)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, throughput_sample, &r, &s);
     if (st == CLT_OK)

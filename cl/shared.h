@@ -40,4 +40,18 @@
 #define CLT__NORM_ACC_DBETA 4
 #define CLT__NORM_ACC_ALL 7
 
+/* Tunables of the tiled attention kernels (cl/attention.cl): rows per streamed tile, the
+ * largest head size, and the rows a work-group owns at most (its local size). Local memory
+ * per group is 2 * TILE * DMAX floats plus 2 * TILE, 16 KiB by default: within the 32 KiB of
+ * rusticl on llvmpipe. */
+#ifndef CLT__ATT_TILE
+#define CLT__ATT_TILE 32
+#endif
+#ifndef CLT__ATT_DMAX
+#define CLT__ATT_DMAX 64
+#endif
+#ifndef CLT__ATT_ROWS
+#define CLT__ATT_ROWS 32
+#endif
+
 #endif /* CLTRAIN_CL_SHARED_H */

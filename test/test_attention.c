@@ -1,6 +1,9 @@
 /*
- * test_attention.c: attention (engine/ops/attention.c, its softmax in cl/loss.cl) against the C
- * reference (test/ref_attention.c); finite differences of sdpa are in test_ops.c.
+ * test_attention.c: attention (engine/ops/attention.c) against the C reference
+ * (test/ref_attention.c), on both its paths: the GEMM path (its softmax in cl/loss.cl) and the
+ * tiled path (cl/attention.cl). Every test runs once per path (the _tiled variants); the tiled
+ * path is also checked against finite differences of its own forward here, the graph op sdpa
+ * on both paths in test_ops.c.
  *
  * Inputs q, k, v, dO uniform in [-1, 1); shapes with odd T and D, one or several heads,
  * multi-head, grouped-query (2 and 3 query heads per key/value head) and multi-query, batch 1
@@ -23,12 +26,18 @@
  *   contents exactly.
  * - Causal masking: rows of O before a changed key/value are compared bit for bit, and masked
  *   entries of P must be exactly 0.
+ * - The tiled path's log-sum-exp: the tolerance of P and O (it is a score plus the log of a sum
+ *   in [1, T]).
+ * - Finite differences of the tiled path (loss sum(O * W), W uniform in [-1, 1), central
+ *   differences with step 1e-2 of a float forward): atol 2e-3, rtol 1e-2, about 20 times the
+ *   largest error seen (rounding of the float loss over the step, and the step's cubic term).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "cl/shared.h"
 #include "ops/attention.h"
 #include "ref_attention.h"
 
@@ -41,21 +50,27 @@ struct shape {
  * offset 0. */
 struct tensors {
     struct clt_arena *arena;
-    struct clt_view q, k, v, p, o, dout, work, dq, dk, dv;
+    struct clt_view q, k, v, p, lse, o, dout, work, dq, dk, dv;
 };
+
+/* The path the helpers below run: the tiled kernels (true) or the GEMM path (false). Set only
+ * by the _tiled wrappers at the end of the file, around one test each. */
+static bool tiled;
 
 static void tensors_create(struct clt_device *dev, const struct shape *s, struct tensors *x)
 {
     size_t n = (size_t)(s->b * s->h * s->t * s->d), nkv = (size_t)(s->b * s->hkv * s->t * s->d);
     size_t pn = (size_t)(clt__attention_probs_bytes(s->b, s->h, s->t) / sizeof(float));
     size_t wn = (size_t)(clt__attention_workspace_bytes(s->b, s->h, s->t) / sizeof(float));
-    uint64_t bytes = (uint64_t)(7 * n + pn + wn + 16) * sizeof(float) + 12 * 4096;
+    size_t ln = (size_t)(clt__attention_lse_bytes(s->b, s->h, s->t) / sizeof(float));
+    uint64_t bytes = (uint64_t)(7 * n + pn + wn + ln + 16) * sizeof(float) + 13 * 4096;
     assert_int_equal(clt_arena_create(dev, bytes, &x->arena), CLT_OK);
     (void)clt_test_upload(x->arena, NULL, 3);
     x->q = clt_test_upload(x->arena, NULL, n);
     x->k = clt_test_upload(x->arena, NULL, nkv);
     x->v = clt_test_upload(x->arena, NULL, nkv);
     x->p = clt_test_upload(x->arena, NULL, pn);
+    x->lse = clt_test_upload(x->arena, NULL, ln);
     x->o = clt_test_upload(x->arena, NULL, n);
     x->dout = clt_test_upload(x->arena, NULL, n);
     x->work = clt_test_upload(x->arena, NULL, wn);
@@ -67,6 +82,14 @@ static void tensors_create(struct clt_device *dev, const struct shape *s, struct
 static void forward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
                     struct tensors *x)
 {
+    if (tiled) {
+        assert_int_equal(clt__attention_flash_forward(dev, clt__view_buf(&x->q),
+                                                      clt__view_buf(&x->k), clt__view_buf(&x->v),
+                                                      clt__view_buf(&x->lse), clt__view_buf(&x->o),
+                                                      s->b, s->h, s->t, s->d, scale, causal),
+                         CLT_OK);
+        return;
+    }
     assert_int_equal(clt__attention_forward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
                                             clt__view_buf(&x->v), clt__view_buf(&x->p),
                                             clt__view_buf(&x->o), s->b, s->h, s->hkv, s->t, s->d,
@@ -74,15 +97,54 @@ static void forward(struct clt_device *dev, const struct shape *s, bool causal, 
                      CLT_OK);
 }
 
+/* The backward of the current path into dq, dk, dv (any may be {NULL, 0}) with scratch work. */
+static enum clt_status backward_into(struct clt_device *dev, const struct shape *s, bool causal,
+                                     float scale, uint32_t acc_mask, struct tensors *x,
+                                     struct clt__buf work, struct clt__buf dq, struct clt__buf dk,
+                                     struct clt__buf dv)
+{
+    if (tiled)
+        return clt__attention_flash_backward(
+            dev, clt__view_buf(&x->q), clt__view_buf(&x->k), clt__view_buf(&x->v),
+            clt__view_buf(&x->o), clt__view_buf(&x->lse), clt__view_buf(&x->dout), work, dq, dk, dv,
+            s->b, s->h, s->t, s->d, scale, causal, acc_mask);
+    return clt__attention_backward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
+                                   clt__view_buf(&x->v), clt__view_buf(&x->p),
+                                   clt__view_buf(&x->dout), work, dq, dk, dv, s->b, s->h, s->hkv,
+                                   s->t, s->d, scale, causal, acc_mask);
+}
+
 static void backward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
                      uint32_t acc_mask, struct tensors *x)
 {
-    assert_int_equal(clt__attention_backward(
-                         dev, clt__view_buf(&x->q), clt__view_buf(&x->k), clt__view_buf(&x->v),
-                         clt__view_buf(&x->p), clt__view_buf(&x->dout), clt__view_buf(&x->work),
-                         clt__view_buf(&x->dq), clt__view_buf(&x->dk), clt__view_buf(&x->dv), s->b,
-                         s->h, s->hkv, s->t, s->d, scale, causal, acc_mask),
+    assert_int_equal(backward_into(dev, s, causal, scale, acc_mask, x, clt__view_buf(&x->work),
+                                   clt__view_buf(&x->dq), clt__view_buf(&x->dk),
+                                   clt__view_buf(&x->dv)),
                      CLT_OK);
+}
+
+/* The reference log-sum-exp of every score row, in double: m + log(sum_j exp(s_ij - m)) over
+ * the live keys j, m their largest score. */
+static void ref_lse(const float *q, const float *k, const struct shape *s, float scale, bool causal,
+                    double *lse)
+{
+    double *sc = clt_test_doubles((size_t)s->t);
+    for (int64_t z = 0; z < s->b * s->h; z++)
+        for (int64_t i = 0; i < s->t; i++) {
+            const int64_t live = causal ? i + 1 : s->t;
+            double m = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j < live; j++) {
+                double dot = 0.0;
+                for (int64_t c = 0; c < s->d; c++)
+                    dot += (double)q[(z * s->t + i) * s->d + c] * k[(z * s->t + j) * s->d + c];
+                sc[j] = dot * scale;
+                m = sc[j] > m ? sc[j] : m;
+            }
+            for (int64_t j = 0; j < live; j++)
+                sum += exp(sc[j] - m);
+            lse[z * s->t + i] = m + log(sum);
+        }
+    free(sc);
 }
 
 /* Masked entries of P (key j > query i) must be exactly zero. */
@@ -102,6 +164,8 @@ static void assert_masked_zero(const char *what, const float *p, const struct sh
 static void check_case(struct clt_device *dev, const struct shape *s, bool causal, float amp,
                        double atol_fwd, double rtol_fwd, double atol_bwd, double rtol_bwd)
 {
+    if (tiled && s->hkv != s->h)
+        return; /* the tiled path is multi-head only (clt_sdpa takes the GEMM path otherwise) */
     size_t n = (size_t)(s->b * s->h * s->t * s->d), pn = (size_t)(s->b * s->h * s->t * s->t);
     size_t nkv = (size_t)(s->b * s->hkv * s->t * s->d);
     size_t sizes[3] = {n, nkv, nkv}; /* of dQ, dK, dV */
@@ -145,15 +209,25 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
     forward(dev, s, causal, scale, &x);
     backward(dev, s, causal, scale, 0, &x);
 
-    snprintf(what, sizeof what, "B=%lld H=%lld HKV=%lld T=%lld D=%lld causal=%d amp=%g",
-             (long long)s->b, (long long)s->h, (long long)s->hkv, (long long)s->t, (long long)s->d,
-             causal, (double)amp);
+    snprintf(what, sizeof what, "%s B=%lld H=%lld HKV=%lld T=%lld D=%lld causal=%d amp=%g",
+             tiled ? "tiled" : "gemm", (long long)s->b, (long long)s->h, (long long)s->hkv,
+             (long long)s->t, (long long)s->d, causal, (double)amp);
     char msg[200];
-    clt_test_download(&x.p, got, pn);
-    snprintf(msg, sizeof msg, "P %s", what);
-    clt_test_assert_close(msg, got, p, pn, atol_fwd, rtol_fwd);
-    if (causal)
-        assert_masked_zero(msg, got, s);
+    if (tiled) {
+        const size_t ln = (size_t)(s->b * s->h * s->t);
+        double *lse = clt_test_doubles(ln);
+        ref_lse(q, k, s, scale, causal, lse);
+        clt_test_download(&x.lse, got, ln);
+        snprintf(msg, sizeof msg, "tiled LSE %s", what);
+        clt_test_assert_close(msg, got, lse, ln, atol_fwd, rtol_fwd);
+        free(lse);
+    } else {
+        clt_test_download(&x.p, got, pn);
+        snprintf(msg, sizeof msg, "P %s", what);
+        clt_test_assert_close(msg, got, p, pn, atol_fwd, rtol_fwd);
+        if (causal)
+            assert_masked_zero(msg, got, s);
+    }
     clt_test_download(&x.o, got, n);
     snprintf(msg, sizeof msg, "O %s", what);
     clt_test_assert_close(msg, got, o, n, atol_fwd, rtol_fwd);
@@ -195,11 +269,13 @@ static void matches_reference(void **state)
     /* Multi-head, then grouped-query (two and three query heads per key/value head) and
      * multi-query (one key/value head). */
     static const struct shape big[] = {
-        {1, 1, 1, 1, 3},    {1, 2, 2, 5, 8}, {1, 3, 3, 13, 17}, {2, 3, 3, 13, 5}, {3, 2, 2, 67, 9},
-        {1, 1, 1, 130, 33}, {2, 4, 2, 7, 5}, {3, 6, 2, 11, 3},  {2, 3, 1, 9, 7},  {1, 6, 3, 67, 9},
+        {1, 1, 1, 1, 3},  {1, 2, 2, 5, 8},    {1, 3, 3, 13, 17}, {2, 3, 3, 13, 5},
+        {3, 2, 2, 67, 9}, {1, 1, 1, 130, 33}, {2, 1, 1, 45, 64}, {1, 2, 2, 97, 1},
+        {2, 4, 2, 7, 5},  {3, 6, 2, 11, 3},   {2, 3, 1, 9, 7},   {1, 6, 3, 67, 9},
     };
-    static const struct shape small[] = {
-        {1, 1, 1, 1, 3}, {1, 2, 2, 5, 8}, {1, 3, 3, 13, 17}, {2, 4, 2, 7, 5}, {1, 3, 1, 5, 3}};
+    /* T = 37 crosses a tile (32) and a work-group (32 rows at most) of the tiled path. */
+    static const struct shape small[] = {{1, 1, 1, 1, 3},  {1, 2, 2, 5, 8}, {1, 3, 3, 13, 17},
+                                         {1, 1, 1, 37, 3}, {2, 4, 2, 7, 5}, {1, 3, 1, 5, 3}};
     const struct shape *shapes = clt_test_small() ? small : big;
     size_t count = clt_test_small() ? sizeof small / sizeof small[0] : sizeof big / sizeof big[0];
     for (size_t i = 0; i < count; i++)
@@ -337,12 +413,10 @@ static void computes_only_the_gradients_asked_for(void **state)
         struct clt__buf g[3];
         for (int i = 0; i < 3; i++)
             g[i] = i == only ? clt__view_buf(views[i]) : none;
-        struct clt__buf work = only == 2 ? none : clt__view_buf(&x.work);
-        assert_int_equal(clt__attention_backward(dev, clt__view_buf(&x.q), clt__view_buf(&x.k),
-                                                 clt__view_buf(&x.v), clt__view_buf(&x.p),
-                                                 clt__view_buf(&x.dout), work, g[0], g[1], g[2],
-                                                 s.b, s.h, s.hkv, s.t, s.d, scale, true,
-                                                 CLT__ATTENTION_ACC_ALL & ~(1u << only)),
+        /* The GEMM path needs no scratch for dV alone; the tiled one always does. */
+        struct clt__buf work = only == 2 && !tiled ? none : clt__view_buf(&x.work);
+        assert_int_equal(backward_into(dev, &s, true, scale, CLT__ATTENTION_ACC_ALL & ~(1u << only),
+                                       &x, work, g[0], g[1], g[2]),
                          CLT_OK);
         for (int i = 0; i < 3; i++) {
             char what[64];
@@ -408,6 +482,76 @@ static void writes_or_accumulates_each_gradient_as_asked(void **state)
         }
     }
     clt_arena_free(x.arena);
+}
+
+/* ---- Finite differences of the tiled path ----------------------------------------------- */
+
+/* What the loss of a finite difference needs: the case's tensors, which input is perturbed
+ * (0 q, 1 k, 2 v), the weights W of the loss sum(O * W). */
+struct fd_ctx {
+    struct clt_device *dev;
+    const struct shape *s;
+    struct tensors *x;
+    bool causal;
+    int input;
+    const float *w;
+    float *o;
+};
+
+static double fd_loss(void *ctx, const float *in, size_t n)
+{
+    struct fd_ctx *c = ctx;
+    struct clt_view *views[3] = {&c->x->q, &c->x->k, &c->x->v};
+    clt_test_put(views[c->input], in, n);
+    forward(c->dev, c->s, c->causal, clt__attention_scale(c->s->d), c->x);
+    clt_test_download(&c->x->o, c->o, n);
+    double loss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        loss += (double)c->o[i] * c->w[i];
+    return loss;
+}
+
+/* dQ, dK, dV of the tiled backward against central differences of the tiled forward, causal
+ * and not, at a T that spans two tiles and an odd D. */
+static void tiled_matches_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    const bool saved = tiled;
+    tiled = true;
+    const struct shape s = {1, 2, 2, 37, 5};
+    const size_t n = (size_t)(s.b * s.h * s.t * s.d);
+    float *in[3] = {clt_test_floats(n), clt_test_floats(n), clt_test_floats(n)};
+    float *w = clt_test_floats(n), *o = clt_test_floats(n), *g = clt_test_floats(n);
+    struct tensors x;
+    tensors_create(dev, &s, &x);
+    struct clt_view *views[3] = {&x.q, &x.k, &x.v};
+    struct clt_view *grads[3] = {&x.dq, &x.dk, &x.dv};
+    const char *names[3] = {"dQ", "dK", "dV"};
+    for (int causal = 0; causal < 2; causal++) {
+        for (int i = 0; i < 3; i++) {
+            clt_test_fill(in[i], n, 501 + (uint64_t)(i + 3 * causal), -1.0f, 1.0f);
+            clt_test_put(views[i], in[i], n);
+        }
+        clt_test_fill(w, n, 511 + (uint64_t)causal, -1.0f, 1.0f);
+        clt_test_put(&x.dout, w, n);
+        forward(dev, &s, causal, clt__attention_scale(s.d), &x);
+        backward(dev, &s, causal, clt__attention_scale(s.d), 0, &x);
+        for (int i = 0; i < 3; i++) {
+            struct fd_ctx c = {dev, &s, &x, causal, i, w, o};
+            char what[64];
+            snprintf(what, sizeof what, "tiled %s causal=%d", names[i], causal);
+            clt_test_download(grads[i], g, n);
+            clt_test_gradcheck(what, fd_loss, &c, in[i], n, g, 24, 1e-2, 2e-3, 1e-2);
+            clt_test_put(views[i], in[i], n);
+        }
+    }
+    clt_arena_free(x.arena);
+    for (int i = 0; i < 3; i++)
+        free(in[i]);
+    free(w);
+    free(o);
+    free(g);
+    tiled = saved;
 }
 
 /* ---- Arguments ------------------------------------------------------------------------- */
@@ -486,6 +630,43 @@ static void checks_arguments(void **state)
     assert_true(clt__attention_probs_bytes(2, 3, 5) == 2 * 3 * 5 * 5 * sizeof(float));
     assert_true(clt__attention_workspace_bytes(2, 3, 5) == 2 * 3 * 5 * 5 * sizeof(float));
     assert_true(clt__attention_probs_bytes(-1, 3, 5) == 0);
+    assert_true(clt__attention_lse_bytes(2, 3, 5) == 2 * 3 * 5 * sizeof(float));
+    assert_true(clt__attention_lse_bytes(2, -3, 5) == 0);
+
+    /* The tiled path: the same checks, and a head size beyond its private rows refused. */
+    struct clt__buf lse = clt__view_buf(&x.lse);
+    log.len = 0;
+    log.text[0] = 0;
+    assert_int_equal(clt__attention_flash_forward(dev, q, k, v, lse, o, 1, 1, 3, 2, 0.5f, true),
+                     CLT_OK);
+    assert_int_equal(clt__attention_flash_backward(dev, q, k, v, o, lse, dout, w, dq, dk, dv, 1, 1,
+                                                   3, 2, 0.5f, true, 0),
+                     CLT_OK);
+    assert_int_equal(clt__attention_flash_forward(dev, q, k, v, lse, o, 1, 1, 0, 2, 0.5f, true),
+                     CLT_OK);
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    assert_int_equal(log.len, 0);
+    assert_int_equal(clt__attention_flash_forward(dev, q, k, v, none, o, 1, 1, 3, 2, 0.5f, true),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_flash_backward(dev, q, k, v, o, lse, dout, none, dq, dk, dv, 1,
+                                                   1, 3, 2, 0.5f, true, 0),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        clt__attention_flash_forward(dev, q, k, v, lse, o, 1, 1, 1, CLT__ATT_DMAX + 1, 0.5f, false),
+        CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_flash_forward(NULL, q, k, v, lse, o, 1, 1, 3, 2, 0.5f, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(log.text, "attention_flash_forward"));
+    assert_non_null(strstr(log.text, "attention_flash_backward"));
+    assert_non_null(strstr(log.text, "head size"));
+    /* The rule: P of 256 MiB or more, or forced; never beyond CLT__ATT_DMAX. */
+    assert_false(clt__attention_flash_chosen(16, 4, 64, 32, NULL));
+    assert_false(clt__attention_flash_chosen(16, 4, 512, 32, NULL));
+    assert_true(clt__attention_flash_chosen(16, 4, 1024, 32, NULL));
+    assert_false(clt__attention_flash_chosen(16, 4, 1024, 32, "gemm"));
+    assert_true(clt__attention_flash_chosen(1, 1, 5, 3, "tiled"));
+    assert_false(clt__attention_flash_chosen(1, 1, 1 << 20, CLT__ATT_DMAX + 1, "tiled"));
+    assert_true(clt__attention_flash_chosen(1, 1, 1 << 20, CLT__ATT_DMAX, NULL));
     dev->log = keep;
     clt_arena_free(x.arena);
 }
@@ -719,6 +900,20 @@ static void layer_refuses_bad_options(void **state)
     clt_graph_free(g);
 }
 
+/* The tests above on the tiled path. */
+#define TILED(f)                                                                                   \
+    static void f##_tiled(void **state)                                                            \
+    {                                                                                              \
+        tiled = true;                                                                              \
+        f(state);                                                                                  \
+        tiled = false;                                                                             \
+    }
+TILED(matches_reference)
+TILED(large_scores_are_stable)
+TILED(causal_ignores_the_future)
+TILED(computes_only_the_gradients_asked_for)
+TILED(writes_or_accumulates_each_gradient_as_asked)
+
 int main(void)
 {
     clt_test_require_device();
@@ -731,6 +926,12 @@ int main(void)
         CLT_DEVICE_TEST(checks_arguments),
         CLT_DEVICE_TEST(layer_matches_reference),
         CLT_DEVICE_TEST(layer_refuses_bad_options),
+        CLT_DEVICE_TEST(matches_reference_tiled),
+        CLT_DEVICE_TEST(large_scores_are_stable_tiled),
+        CLT_DEVICE_TEST(causal_ignores_the_future_tiled),
+        CLT_DEVICE_TEST(computes_only_the_gradients_asked_for_tiled),
+        CLT_DEVICE_TEST(writes_or_accumulates_each_gradient_as_asked_tiled),
+        CLT_DEVICE_TEST(tiled_matches_finite_differences),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

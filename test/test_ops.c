@@ -81,6 +81,9 @@ struct op_case {
     /* No batch-1 run: axis 0 is not a batch (transposed matmul), or one sample has no
      * variance (batch norm over [N, C]). */
     bool no_batch1;
+    /* CLTRAIN_ATTENTION while the case runs (the graph op sdpa reads it when built); NULL:
+     * unset. */
+    const char *attention;
 };
 
 /* The values the reference reads: declared tensors by index, and every parameter and state
@@ -842,6 +845,21 @@ static const struct op_case CASES[] = {
      {P4(2, 6, 3, 3), P4(2, 2, 3, 3), P4(2, 2, 3, 3)},
      .build = b_sdpa_causal,
      .ref = ref_sdpa_grouped_causal},
+    /* The same on the tiled path (CLTRAIN_ATTENTION=tiled while the case runs). */
+    {"sdpa",
+     "sdpa, tiled path",
+     3,
+     {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
+     .build = b_sdpa,
+     .ref = ref_sdpa,
+     .attention = "tiled"},
+    {"sdpa",
+     "sdpa causal, tiled path",
+     3,
+     {P4(2, 2, 37, 3), P4(2, 2, 37, 3), P4(2, 2, 37, 3)},
+     .build = b_sdpa_causal,
+     .ref = ref_sdpa_causal,
+     .attention = "tiled"},
 };
 
 #define NCASES (sizeof CASES / sizeof CASES[0])
@@ -1224,10 +1242,14 @@ static void every_op_matches_its_reference(void **state)
 {
     struct clt_device *dev = *state;
     for (size_t k = 0; k < NCASES; k++) {
+        if (CASES[k].attention)
+            setenv("CLTRAIN_ATTENTION", CASES[k].attention, 1);
         if (!clt_test_small() || CASES[k].no_batch1)
             run_case(dev, &CASES[k], false);
         if (!CASES[k].no_batch1)
             run_case(dev, &CASES[k], true);
+        if (CASES[k].attention)
+            unsetenv("CLTRAIN_ATTENTION");
     }
 }
 

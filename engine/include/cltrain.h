@@ -137,6 +137,8 @@
  * CLTRAIN_RECORD     0: a trainer sets every kernel argument of every step instead of replaying
  *                    its recorded launches (read at trainer creation)
  * CLTRAIN_FUSE       0: trainers created now run every elementwise op as its own kernel
+ * CLTRAIN_ATTENTION  gemm or tiled: the path of clt_sdpa nodes built from then on (default:
+ *                    tiled when the [B, H, T, T] scores would take 256 MiB or more)
  */
 #ifndef CLTRAIN_H
 #define CLTRAIN_H

@@ -1,9 +1,11 @@
 /*
  * attention.c: the attention family: launchers of scaled dot-product attention (see
- * attention.h and docs/kernels/attention.md), five batched GEMMs over the B * H heads and
- * the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the score
- * rows; then the graph op sdpa and the attention layer clt_attention (multi-head or
- * grouped-query, with or without biases): definition and public builders.
+ * attention.h and docs/kernels/attention.md) on two paths: five batched GEMMs over the B * H
+ * heads and the engine's softmax (ops/loss.h, cl/loss.cl) with causal masking, in place on the
+ * score rows; or the tiled kernels of cl/attention.cl, which never form the scores (multi-head
+ * only). Then the graph op sdpa, which picks a path per node, and the attention layer
+ * clt_attention (multi-head or grouped-query, with or without biases): definition and public
+ * builders.
  *
  * Every GEMM below runs over batch = B * HKV groups of contiguous matrices: the R = H / HKV
  * query heads of a group as one [R T, D] matrix of q, o or their gradients (R T * D elements
@@ -11,11 +13,14 @@
  * scores as one [R T, T] matrix. With HKV = H (multi-head) a group is one head.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include <string.h>
 
 #include "graph.h"
+#include "cl/shared.h"
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/loss.h"
 
 float clt__attention_scale(int64_t d)
@@ -36,8 +41,9 @@ uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t)
 }
 
 /* What a tensor argument holds: a [T, D] matrix per query head (q, o and their gradients), per
- * key/value head (k, v, dk, dv), or a [T, T] matrix per query head (p, work). */
-enum extent { PER_HEAD, PER_KV_HEAD, SQUARE };
+ * key/value head (k, v, dk, dv), a [T, T] matrix per query head (p, work), or one value per
+ * query row (the tiled path's log-sum-exp and deltas). */
+enum extent { PER_HEAD, PER_KV_HEAD, SQUARE, PER_ROW };
 
 struct tensor {
     const char *what;
@@ -45,10 +51,11 @@ struct tensor {
     enum extent extent;
 };
 
-/* Checks sizes and buffers. *empty is set when there is nothing to compute. */
+/* Checks sizes and buffers; `scores`: the launches index [T, T] matrices. *empty is set when
+ * there is nothing to compute. */
 static enum clt_status check(struct clt_device *dev, const char *op, const struct tensor *tensors,
                              size_t ntensors, int64_t b, int64_t h, int64_t hkv, int64_t t,
-                             int64_t d, bool *empty)
+                             int64_t d, bool scores, bool *empty)
 {
     const bool heads_ok = h == 0 ? hkv == 0 : hkv >= 1 && hkv <= h && h % hkv == 0;
     if (b < 0 || h < 0 || t < 0 || d <= 0 || !heads_ok) {
@@ -69,12 +76,17 @@ static enum clt_status check(struct clt_device *dev, const char *op, const struc
         st = clt__check_i32(dev, b * h, "attention B * H");
     if (st == CLT_OK)
         st = clt__check_i32(dev, b * h * t, "attention B * H * T");
-    if (st == CLT_OK && t > 0)
+    if (st == CLT_OK && t > 0 && scores)
         st = clt__check_i32(dev, b * h * t * (t > d ? t : d), "attention B * H * T * max(T, D)");
+    if (st == CLT_OK && t > 0 && !scores)
+        st = clt__check_i32(dev, b * h * t * d, "attention B * H * T * D");
     /* With the products checked, every tensor's element count fits in int. */
     for (size_t i = 0; i < ntensors && st == CLT_OK; i++) {
-        const int64_t count = b * (tensors[i].extent == PER_KV_HEAD ? hkv : h) * t *
-                              (tensors[i].extent == SQUARE ? t : d);
+        const enum extent e = tensors[i].extent;
+        const int64_t count = b * (e == PER_KV_HEAD ? hkv : h) * t *
+                              (e == SQUARE    ? t
+                               : e == PER_ROW ? 1
+                                              : d);
         st = clt__check_buf(dev, tensors[i].b, count, sizeof(float), op, tensors[i].what);
     }
     *empty = b == 0 || h == 0 || t == 0;
@@ -117,7 +129,7 @@ enum clt_status clt__attention_forward(struct clt_device *dev, struct clt__buf q
         {"p", p, SQUARE},   {"o", o, PER_HEAD},
     };
     bool empty;
-    enum clt_status st = check(dev, "attention_forward", tensors, 5, b, h, hkv, t, d, &empty);
+    enum clt_status st = check(dev, "attention_forward", tensors, 5, b, h, hkv, t, d, true, &empty);
     if (st != CLT_OK || empty)
         return st;
     const int64_t groups = b * hkv, rt = h / hkv * t;
@@ -157,7 +169,7 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
             tensors[ntensors++] = outs[i];
     bool empty;
     enum clt_status st =
-        check(dev, "attention_backward", tensors, ntensors, b, h, hkv, t, d, &empty);
+        check(dev, "attention_backward", tensors, ntensors, b, h, hkv, t, d, true, &empty);
     if (st != CLT_OK || empty)
         return st;
     const int64_t groups = b * hkv, rt = h / hkv * t;
@@ -185,17 +197,172 @@ enum clt_status clt__attention_backward(struct clt_device *dev, struct clt__buf 
     return st;
 }
 
+/* ==== The tiled path (cl/attention.cl) =================================================== */
+
+bool clt__attention_flash_chosen(int64_t b, int64_t h, int64_t t, int64_t d, const char *force)
+{
+    if (d <= 0 || d > CLT__ATT_DMAX || b < 0 || h < 0 || t < 0)
+        return false;
+    if (force && strcmp(force, "tiled") == 0)
+        return true;
+    if (force && strcmp(force, "gemm") == 0)
+        return false;
+    return clt__attention_probs_bytes(b, h, t) >= CLT__ATTENTION_FLASH_MIN_BYTES;
+}
+
+uint64_t clt__attention_lse_bytes(int64_t b, int64_t h, int64_t t)
+{
+    if (b < 0 || h < 0 || t < 0)
+        return 0;
+    return (uint64_t)b * (uint64_t)h * (uint64_t)t * sizeof(float);
+}
+
+/* The local size of the tiled kernels: rows a work-group owns. Any size gives the same
+ * results; see cl/attention.cl. */
+static enum clt_status flash_local(struct clt_device *dev, enum clt__kernel_id id, size_t *local)
+{
+    cl_kernel kernel;
+    size_t wg = 0;
+    enum clt_status st = clt__kernel(dev, id, &kernel, &wg);
+    size_t l = CLT__ATT_ROWS;
+    while (l > 1 && (l > wg || l > dev->wg_1d || l > dev->info.max_work_item_sizes[0]))
+        l /= 2;
+    *local = l;
+    return st;
+}
+
+/* The work-items of a tiled kernel over z heads of t rows: ceil(t / local) groups per head. */
+static size_t flash_items(int64_t z, int64_t t, size_t local)
+{
+    return (size_t)z * (((size_t)t + local - 1) / local) * local;
+}
+
+/* The tiled kernels' own limits, after check(): D, and the work-items (B * H groups of rows
+ * rounded up to CLT__ATT_ROWS) within int. */
+static enum clt_status flash_check(struct clt_device *dev, const char *op, int64_t b, int64_t h,
+                                   int64_t t, int64_t d)
+{
+    if (d > CLT__ATT_DMAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "%s: head size %lld is beyond the tiled kernels' %d", op,
+                 (long long)d, CLT__ATT_DMAX);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return clt__check_i32(dev, b * h * (t + CLT__ATT_ROWS), "attention B * H * (T + rows)");
+}
+
+enum clt_status clt__attention_flash_forward(struct clt_device *dev, struct clt__buf q,
+                                             struct clt__buf k, struct clt__buf v,
+                                             struct clt__buf lse, struct clt__buf o, int64_t b,
+                                             int64_t h, int64_t t, int64_t d, float scale,
+                                             bool causal)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "attention_flash_forward";
+    const struct tensor tensors[] = {
+        {"q", q, PER_HEAD},    {"k", k, PER_HEAD}, {"v", v, PER_HEAD},
+        {"lse", lse, PER_ROW}, {"o", o, PER_HEAD},
+    };
+    bool empty;
+    enum clt_status st = check(dev, op, tensors, 5, b, h, h, t, d, false, &empty);
+    if (st == CLT_OK)
+        st = flash_check(dev, op, b, h, t, d);
+    if (st != CLT_OK || empty)
+        return st;
+    size_t local;
+    st = flash_local(dev, CLT__K_attention_flash_forward, &local);
+    if (st != CLT_OK)
+        return st;
+    return CLT__RUN_WG(dev, CLT__K_attention_flash_forward, flash_items(b * h, t, local), local,
+                       CLT__I32(t), CLT__I32(d), CLT__F32(scale), CLT__I32(causal), CLT__BUF(q),
+                       CLT__BUF(k), CLT__BUF(v), CLT__BUF(o), CLT__BUF(lse));
+}
+
+enum clt_status
+clt__attention_flash_backward(struct clt_device *dev, struct clt__buf q, struct clt__buf k,
+                              struct clt__buf v, struct clt__buf o, struct clt__buf lse,
+                              struct clt__buf dout, struct clt__buf work, struct clt__buf dq,
+                              struct clt__buf dk, struct clt__buf dv, int64_t b, int64_t h,
+                              int64_t t, int64_t d, float scale, bool causal, uint32_t acc_mask)
+{
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const char *op = "attention_flash_backward";
+    struct tensor tensors[10] = {
+        {"q", q, PER_HEAD},      {"k", k, PER_HEAD},    {"v", v, PER_HEAD},
+        {"o", o, PER_HEAD},      {"lse", lse, PER_ROW}, {"dout", dout, PER_HEAD},
+        {"work", work, PER_ROW},
+    };
+    size_t ntensors = 7;
+    const struct tensor outs[3] = {
+        {"dq", dq, PER_HEAD}, {"dk", dk, PER_HEAD}, {"dv", dv, PER_HEAD}};
+    for (int i = 0; i < 3; i++)
+        if (outs[i].b.mem)
+            tensors[ntensors++] = outs[i];
+    bool empty;
+    enum clt_status st = check(dev, op, tensors, ntensors, b, h, h, t, d, false, &empty);
+    if (st == CLT_OK)
+        st = flash_check(dev, op, b, h, t, d);
+    if (st != CLT_OK || empty || (!dq.mem && !dk.mem && !dv.mem))
+        return st;
+    const int64_t z = b * h;
+    /* delta = rowsum(dO * O) [Z, T], into the workspace. */
+    st = CLT__RUN(dev, CLT__K_attention_flash_delta, (size_t)(z * t), CLT__I32(z * t), CLT__I32(d),
+                  CLT__BUF(dout), CLT__BUF(o), CLT__BUF(work));
+    size_t local = 1;
+    if (st == CLT_OK && dq.mem)
+        st = flash_local(dev, CLT__K_attention_flash_dq, &local);
+    if (st == CLT_OK && dq.mem)
+        st =
+            CLT__RUN_WG(dev, CLT__K_attention_flash_dq, flash_items(z, t, local), local,
+                        CLT__I32(t), CLT__I32(d), CLT__F32(scale), CLT__I32(causal),
+                        CLT__I32((acc_mask & CLT__ATTENTION_ACC_DQ) != 0), CLT__BUF(q), CLT__BUF(k),
+                        CLT__BUF(v), CLT__BUF(dout), CLT__BUF(lse), CLT__BUF(work), CLT__BUF(dq));
+    if (st == CLT_OK && (dk.mem || dv.mem))
+        st = flash_local(dev, CLT__K_attention_flash_dkdv, &local);
+    if (st == CLT_OK && (dk.mem || dv.mem))
+        st = CLT__RUN_WG(dev, CLT__K_attention_flash_dkdv, flash_items(z, t, local), local,
+                         CLT__I32(t), CLT__I32(d), CLT__F32(scale), CLT__I32(causal),
+                         CLT__I32((acc_mask & CLT__ATTENTION_ACC_DK) != 0),
+                         CLT__I32((acc_mask & CLT__ATTENTION_ACC_DV) != 0), CLT__BUF(q),
+                         CLT__BUF(k), CLT__BUF(v), CLT__BUF(dout), CLT__BUF(lse), CLT__BUF(work),
+                         CLT__BUF(dk), CLT__BUF(dv));
+    return st;
+}
+
 /* ==== Graph ops: definitions and public builders ========================================= */
 
 /* ---- attention --------------------------------------------------------------------------- */
 
+/* The graph op takes the tiled path where clt__attention_flash_chosen says so when it is built
+ * (CLTRAIN_ATTENTION may force either path; grouped-query nodes always take the GEMM path);
+ * the node records the choice in its aux buffers, two on the tiled path, one on the GEMM path.
+ * Its aux buffers are then the [B, H, T] log-sum-exp and a copy of O [B, H, T, D] (the
+ * backward reads O; a copy keeps the GEMM path from holding its output), else the
+ * [B, H, T, T] probabilities. */
+static bool sdpa_flash(const struct clt_tensor *t)
+{
+    return t->naux == 2;
+}
+
 static uint64_t sdpa_workspace(const struct clt_tensor *t)
 {
+    if (sdpa_flash(t))
+        return clt__attention_lse_bytes(t->shape[0], t->shape[1], t->shape[2]);
     return clt__attention_workspace_bytes(t->shape[0], t->shape[1], t->shape[2]);
 }
 
 static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
+    if (sdpa_flash(t)) {
+        enum clt_status st = clt__attention_flash_forward(
+            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+            clt__aux(x, t, 0), clt__aux(x, t, 1), t->shape[0], t->shape[1], t->shape[2],
+            t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
+        if (st == CLT_OK)
+            st = clt__copy_forward(x->dev, t->aux_count[1], clt__aux(x, t, 1), clt__val(x, t));
+        return st;
+    }
     return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
                                   t->shape[0], t->shape[1], t->in[1]->shape[1], t->shape[2],
@@ -206,6 +373,13 @@ static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor
  * mask's bits are in input order, as CLT__ATTENTION_ACC_* are. */
 static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
+    if (sdpa_flash(t))
+        return clt__attention_flash_backward(
+            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+            clt__aux(x, t, 1), clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x),
+            clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
+            t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal,
+            acc & CLT__ATTENTION_ACC_ALL);
     return clt__attention_backward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                    clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__grad(x, t),
                                    clt__workspace(x), clt__grad(x, t->in[0]),
@@ -253,9 +427,15 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
     if (t) {
         t->p.sdpa.causal = causal;
         t->p.sdpa.scale = clt__attention_scale(q->shape[3]);
-        t->naux = 1;
+        const int64_t rows = q->shape[0] * q->shape[1] * q->shape[2];
+        const bool flash = k->shape[1] == q->shape[1] &&
+                           clt__attention_flash_chosen(q->shape[0], q->shape[1], q->shape[2],
+                                                       q->shape[3], getenv("CLTRAIN_ATTENTION"));
+        t->naux = flash ? 2 : 1;
         t->aux_dtype[0] = CLT_F32;
-        t->aux_count[0] = q->shape[0] * q->shape[1] * q->shape[2] * q->shape[2];
+        t->aux_count[0] = rows * (flash ? 1 : q->shape[2]); /* log-sum-exp, or P */
+        t->aux_dtype[1] = CLT_F32;
+        t->aux_count[1] = flash ? rows * q->shape[3] : 0; /* O */
     }
     return t;
 }
