@@ -96,8 +96,9 @@ static size_t tunings(struct clt_device *dev, struct clt_gemm_tuning **out)
     return n;
 }
 
-/* Runs the shape through clt__gemm (the tuner's choice) and compares with the reference. */
-static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *shape)
+/* Runs the shape through fn (clt__gemm: the tuner's choice; clt__gemm_clblast: CLBlast with
+ * the parameters it has now) and compares with the reference. */
+static void check_with(struct clt_device *dev, const struct clt_gemm_shape *shape, clt__gemm_fn fn)
 {
     struct clt_gemm_shape g;
     int64_t sa, sb, sc;
@@ -113,7 +114,7 @@ static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *
     struct clt_view va = clt_test_upload(arena, a, (size_t)sa);
     struct clt_view vb = clt_test_upload(arena, b, (size_t)sb);
     struct clt_view vc = clt_test_tensor(arena, NULL, (size_t)sc);
-    assert_int_equal(clt__gemm(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
+    assert_int_equal(fn(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
                      CLT_OK);
     clt_test_download(&vc, c, (size_t)sc);
     /* Tolerance as test_gemm: fp32 sums of k terms in [-1, 1]. */
@@ -123,6 +124,11 @@ static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *
     free(b);
     free(c);
     free(want);
+}
+
+static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *shape)
+{
+    check_with(dev, shape, clt__gemm);
 }
 
 /* A winner is one of the candidates, and computed correctly. */
@@ -435,36 +441,6 @@ static void every_transpose_and_batch(void **state)
     clt_device_close(dev);
 }
 
-/* Runs the shape through CLBlast (with whatever parameters it has now) against the
- * reference. */
-static void check_clblast(struct clt_device *dev, const struct clt_gemm_shape *shape)
-{
-    struct clt_gemm_shape g;
-    int64_t sa, sb, sc;
-    assert_int_equal(clt__gemm_resolve(NULL, shape, &g, &sa, &sb, &sc), CLT_OK);
-    float *a = clt_test_floats((size_t)sa), *b = clt_test_floats((size_t)sb);
-    float *c = clt_test_floats((size_t)sc);
-    double *want = clt_test_doubles((size_t)sc);
-    clt_test_fill(a, (size_t)sa, 5, -1.0f, 1.0f);
-    clt_test_fill(b, (size_t)sb, 6, -1.0f, 1.0f);
-    ref_gemm(&g, a, b, NULL, want);
-    struct clt_arena *arena;
-    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc) * 4 + 4096, &arena), CLT_OK);
-    struct clt_view va = clt_test_upload(arena, a, (size_t)sa);
-    struct clt_view vb = clt_test_upload(arena, b, (size_t)sb);
-    struct clt_view vc = clt_test_tensor(arena, NULL, (size_t)sc);
-    assert_int_equal(
-        clt__gemm_clblast(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
-        CLT_OK);
-    clt_test_download(&vc, c, (size_t)sc);
-    clt_test_assert_close("clblast gemm", c, want, (size_t)sc, 1e-5 * (double)(g.k + 1), 1e-5);
-    clt_arena_free(arena);
-    free(a);
-    free(b);
-    free(c);
-    free(want);
-}
-
 /* The payload of the device's entry (malloc'd), read through the cache container. */
 static char *entry_text(struct clt_device *dev, const char *path)
 {
@@ -505,7 +481,7 @@ static void clblast_parameters_are_decided_kept_and_applied(void **state)
     assert_string_equal(shown, kept);
     assert_int_equal(clt_device_gemm_clblast_params(dev, shown, 3), CLT_ERR_INVALID_ARGUMENT);
     struct clt_gemm_shape odd = {.m = 131, .n = 97, .k = 75, .trans_a = true, .alpha = 1.0f};
-    check_clblast(dev, &odd);
+    check_with(dev, &odd, clt__gemm_clblast);
     clt_device_close(dev);
 
     char path[256], line[300];
@@ -518,7 +494,7 @@ static void clblast_parameters_are_decided_kept_and_applied(void **state)
     assert_int_equal(dev->tune->xgemm_set, set);
     if (set)
         assert_non_null(strstr(f->log.text, "CLBlast's Xgemm from the cache"));
-    check_clblast(dev, &odd);
+    check_with(dev, &odd, clt__gemm_clblast);
 
     /* A parameter line that does not parse makes the entry corrupt. */
     char *bad = strstr(text, "clblast-xgemm ");
