@@ -282,13 +282,21 @@ enum clt_status clt__prof_read(struct clt__prof *p, struct clt__prof_report *out
         clt__prof_report_free(out);
         return CLT_ERR_NO_MEMORY;
     }
+    /* Kernel objects of one name (the own GEMM's configurations, every fused chain's
+     * fused_forward) add up under that name. */
     for (uint32_t i = 0; i < p->nnames; i++) {
         if (p->names[i].count == 0)
             continue;
-        struct clt__prof_entry *e = &out->kernels[out->nkernels++];
-        snprintf(e->name, sizeof e->name, "%s", p->names[i].name);
-        e->count = p->names[i].count;
-        e->ns = p->names[i].ns;
+        size_t k = 0;
+        while (k < out->nkernels && strcmp(out->kernels[k].name, p->names[i].name) != 0)
+            k++;
+        struct clt__prof_entry *e = &out->kernels[k];
+        if (k == out->nkernels) {
+            out->nkernels++;
+            snprintf(e->name, sizeof e->name, "%s", p->names[i].name);
+        }
+        e->count += p->names[i].count;
+        e->ns += p->names[i].ns;
     }
     for (uint32_t i = 0; i < p->nops; i++) {
         if (p->ops[i].count == 0)
