@@ -4,9 +4,10 @@
  * with profiling on.
  *
  * - With fusion on and off (CLTRAIN_FUSE=0), after 4 profiled steps the profile lists a GEMM
- *   (untuned, CLTRAIN_TUNE=0: the host BLAS's native kernel on PoCL, CLBlast's elsewhere), the loss's and the optimizer's
- *   kernels, and bias and activation kernels (unfused) or the fused chain's kernels (fused);
- *   the op table lists the linear layers, the activation, the loss and the optimizer.
+ *   (untuned, CLTRAIN_TUNE=0: the host BLAS's native kernel on PoCL, CLBlast's elsewhere),
+ *   the loss's and the optimizer's kernels, and bias and activation kernels (unfused) or the
+ *   fused chain's kernels (fused); the op table lists the linear layers, the activation, the
+ *   loss and the optimizer.
  * - Every kernel is launched the same number of times each step; the launches per step of
  *   kernels launched through clt__launch_kernel equal the recorded step's non-empty launches
  *   (when recording is on); the op table counts every launch once.
