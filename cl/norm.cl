@@ -22,18 +22,17 @@
  *     dgamma = sum over rows of dy * xhat,  dbeta = sum over rows of dy
  *
  * Work-items and reduction order (nothing depends on the work-group size). The batch norm
- * kernels run over NDRanges whose dimension 0 is t, the contiguous one, so no work-item
- * divides to find its element. A chunk (ch, k, u) of channel ch holds the positions
- * t = u, u + cols, u + 2 cols, .. < s (cols = s up to a limit fixed by the launcher: then one
- * position) of `chunk` consecutive rows b = k * chunk, .. (the last k may hold fewer), in
- * (b, t) order; partials are [2, c, nchunks, cols], chunk (ch, k, u) at
- * (ch * nchunks + k) * cols + u:
- *     batchnorm_stats             (u, ch, k): shifted two-pass mean and M2 of its chunk
- *     batchnorm_stats_combine     one per channel: merges the chunks in (k, u) order
+ * kernels run over 3-D NDRanges, so no work-item divides to find its element. A chunk
+ * (g, ch, k) of channel ch holds rows b = k * rows .. (k + 1) * rows - 1 (the last k may hold
+ * fewer) at positions t = g * seg .. (g + 1) * seg - 1 (the last g may hold fewer), walked
+ * b by b, each row a unit-stride run of t; partials are [2, c, nchunks, nseg], chunk
+ * (g, ch, k) at (ch * nchunks + k) * nseg + g. The launcher fixes seg and rows from s alone:
+ *     batchnorm_stats             (g, ch, k): shifted two-pass mean and M2 of its chunk
+ *     batchnorm_stats_combine     one per channel: merges the chunks in (k, g) order
  *                                 (Chan et al.), writes mean, inv_std, updates running stats
  *     batchnorm_forward           (t, ch, b): one per element of x
- *     batchnorm_backward_partial  (u, ch, k): sums of dy and dy * (x - mean) over its chunk
- *     batchnorm_backward_combine  one per channel: adds the chunk sums in (k, u) order
+ *     batchnorm_backward_partial  (g, ch, k): sums of dy and dy * (x - mean) over its chunk
+ *     batchnorm_backward_combine  one per channel: adds the chunk sums in (k, g) order
  *     batchnorm_backward          (t, ch, b): one per element: dx
  *     batchnorm_backward_inference (t, ch, b): one per element: dx in inference mode
  *     layernorm_forward           one per row: shifted two-pass statistics, then y
@@ -57,46 +56,44 @@
 /* Statistics of one chunk of one channel, relative to the shift x[0, ch, 0]: the mean of
  * (x - shift) over the chunk and M2, the sum of squared deviations from that mean. Both
  * passes read the chunk; the shift keeps the first sum free of a large common offset. */
-__kernel void batchnorm_stats(int n, int c, int s, int chunk, int nchunks, int cols,
+__kernel void batchnorm_stats(int n, int c, int s, int rows, int nchunks, int seg, int nseg,
                               __global const float *x, int x_off, /* [n, c, s] */
-                              __global float *part, int part_off) /* [2, c, nchunks, cols] */
+                              __global float *part, int part_off) /* [2, c, nchunks, nseg] */
 {
-    const int u = get_global_id(0), ch = get_global_id(1), k = get_global_id(2);
-    if (u >= cols || ch >= c || k >= nchunks)
+    const int g = get_global_id(0), ch = get_global_id(1), k = get_global_id(2);
+    if (g >= nseg || ch >= c || k >= nchunks)
         return;
     const int stride = c * s; /* from (b, ch, t) to (b + 1, ch, t) */
-    const int b0 = k * chunk, b1 = min(n, b0 + chunk);
+    const int b0 = k * rows, b1 = min(n, b0 + rows);
+    const int t0 = g * seg, t1 = min(s, t0 + seg);
     x += x_off + ch * s;
     const float shift = x[0];
     float sum = 0.0f;
-    int count = 0;
     for (int b = b0; b < b1; b++)
-        for (int t = u; t < s; t += cols) {
+        for (int t = t0; t < t1; t++)
             sum += x[b * stride + t] - shift;
-            count++;
-        }
-    const float mu = sum / (float)count;
+    const float mu = sum / (float)((b1 - b0) * (t1 - t0));
     float m2 = 0.0f;
     for (int b = b0; b < b1; b++)
-        for (int t = u; t < s; t += cols) {
+        for (int t = t0; t < t1; t++) {
             const float d = (x[b * stride + t] - shift) - mu;
             m2 += d * d;
         }
-    const int i = (ch * nchunks + k) * cols + u;
+    const int i = (ch * nchunks + k) * nseg + g;
     part += part_off;
     part[i] = mu;
-    part[c * nchunks * cols + i] = m2;
+    part[c * nchunks * nseg + i] = m2;
 }
 
-/* Merges the chunks of one channel in (k, u) order into the batch mean and biased
+/* Merges the chunks of one channel in (k, g) order into the batch mean and biased
  * variance; writes mean and inv_std and, when running_mean is not NULL, moves the running
  * statistics towards the batch's (running_var towards the unbiased variance; the launcher
  * refuses m == 1 then). */
-__kernel void batchnorm_stats_combine(int n, int c, int s, int chunk, int nchunks, int cols,
+__kernel void batchnorm_stats_combine(int n, int c, int s, int rows, int nchunks, int seg, int nseg,
                                       float eps, float momentum, __global const float *x,
                                       int x_off, /* [n, c, s] */
                                       __global const float *part,
-                                      int part_off, /* [2, c, nchunks, cols] */
+                                      int part_off, /* [2, c, nchunks, nseg] */
                                       __global float *mean, int mean_off,       /* [c] */
                                       __global float *inv_std, int inv_std_off, /* [c] */
                                       __global float *running_mean, int rm_off, /* [c] or NULL */
@@ -105,19 +102,17 @@ __kernel void batchnorm_stats_combine(int n, int c, int s, int chunk, int nchunk
     const int ch = get_global_id(0);
     if (ch >= c)
         return;
-    const int m = n * s, plane = nchunks * cols;
-    /* Chunk (k, u) holds rows_k * (per + (u < extra)) values. */
-    const int per = s / cols, extra = s - per * cols;
+    const int m = n * s, plane = nchunks * nseg;
     part += part_off + ch * plane;
     float count = 0.0f, mu = 0.0f, m2 = 0.0f;
     for (int k = 0; k < nchunks; k++) {
-        const int rows = min(chunk, n - k * chunk);
-        for (int u = 0; u < cols; u++) {
-            const float count_k = (float)(rows * (per + (u < extra ? 1 : 0)));
+        const int rows_k = min(rows, n - k * rows);
+        for (int g = 0; g < nseg; g++) {
+            const float count_k = (float)(rows_k * min(seg, s - g * seg));
             const float total = count + count_k;
-            const float delta = part[k * cols + u] - mu;
+            const float delta = part[k * nseg + g] - mu;
             mu += delta * (count_k / total);
-            m2 += part[c * plane + k * cols + u] + delta * delta * (count * (count_k / total));
+            m2 += part[c * plane + k * nseg + g] + delta * delta * (count * (count_k / total));
             count = total;
         }
     }
@@ -155,40 +150,42 @@ __kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
 }
 
 /* Sums over one chunk of one channel: of dy, and of dy * (x - mean). */
-__kernel void batchnorm_backward_partial(int n, int c, int s, int chunk, int nchunks, int cols,
-                                         __global const float *x, int x_off,       /* [n, c, s] */
+__kernel void batchnorm_backward_partial(int n, int c, int s, int rows, int nchunks, int seg,
+                                         int nseg, __global const float *x,
+                                         int x_off,                                /* [n, c, s] */
                                          __global const float *dy, int dy_off,     /* [n, c, s] */
                                          __global const float *mean, int mean_off, /* [c] */
                                          __global float *part,
-                                         int part_off) /* [2, c, nchunks, cols] */
+                                         int part_off) /* [2, c, nchunks, nseg] */
 {
-    const int u = get_global_id(0), ch = get_global_id(1), k = get_global_id(2);
-    if (u >= cols || ch >= c || k >= nchunks)
+    const int g = get_global_id(0), ch = get_global_id(1), k = get_global_id(2);
+    if (g >= nseg || ch >= c || k >= nchunks)
         return;
     const int stride = c * s;
-    const int b0 = k * chunk, b1 = min(n, b0 + chunk);
+    const int b0 = k * rows, b1 = min(n, b0 + rows);
+    const int t0 = g * seg, t1 = min(s, t0 + seg);
     x += x_off + ch * s;
     dy += dy_off + ch * s;
     const float mu = mean[mean_off + ch];
     float sum_dy = 0.0f, sum_dyx = 0.0f;
     for (int b = b0; b < b1; b++)
-        for (int t = u; t < s; t += cols) {
-            const float g = dy[b * stride + t];
-            sum_dy += g;
-            sum_dyx += g * (x[b * stride + t] - mu);
+        for (int t = t0; t < t1; t++) {
+            const float d = dy[b * stride + t];
+            sum_dy += d;
+            sum_dyx += d * (x[b * stride + t] - mu);
         }
-    const int i = (ch * nchunks + k) * cols + u;
+    const int i = (ch * nchunks + k) * nseg + g;
     part += part_off;
     part[i] = sum_dy;
-    part[c * nchunks * cols + i] = sum_dyx;
+    part[c * nchunks * nseg + i] = sum_dyx;
 }
 
-/* Adds the chunk sums of one channel in (k, u) order: dbeta = sum dy, dgamma =
+/* Adds the chunk sums of one channel in (k, g) order: dbeta = sum dy, dgamma =
  * sum dy * xhat (each skipped when NULL), and keeps dbeta / m and dgamma / m in `means` for
  * batchnorm_backward. */
-__kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int cols, int acc,
+__kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int nseg, int acc,
                                          __global const float *part,
-                                         int part_off, /* [2, c, nchunks, cols] */
+                                         int part_off, /* [2, c, nchunks, nseg] */
                                          __global const float *inv_std, int inv_std_off, /* [c] */
                                          __global float *means, int means_off,   /* [2, c] */
                                          __global float *dgamma, int dgamma_off, /* [c] or NULL */
@@ -197,7 +194,7 @@ __kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int c
     const int ch = get_global_id(0);
     if (ch >= c)
         return;
-    const int plane = nchunks * cols;
+    const int plane = nchunks * nseg;
     part += part_off + ch * plane;
     float sum_dy = 0.0f, sum_dyx = 0.0f;
     for (int j = 0; j < plane; j++) {

@@ -188,16 +188,16 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
     return enqueue_1d(dev, kernel, wg, name, items, local, args, nargs);
 }
 
-/* Splits `g` work-items into groups of at most `cap`: the whole of g when it fits, else equal
- * parts, so that rounding up wastes fewer work-items than there are groups. */
-static size_t balanced(size_t g, size_t cap)
+/* The local size of dimension 0 of an ND launch at most: 32 adjacent work-items (two AVX-512
+ * vectors on PoCL, a warp on NVIDIA), the other dimensions filling the rest of the group. */
+#define ND_LOCAL_X 32
+
+static size_t pow2_at_least(size_t n)
 {
-    if (cap < 1)
-        cap = 1;
-    if (g <= cap)
-        return g;
-    const size_t groups = (g + cap - 1) / cap;
-    return (g + groups - 1) / groups;
+    size_t p = 1;
+    while (p < n)
+        p *= 2;
+    return p;
 }
 
 enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
@@ -213,12 +213,13 @@ enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, 
     enum clt_status st = clt__kernel(dev, id, &k, &wg);
     if (st != CLT_OK)
         return st;
-    size_t budget = wg < dev->wg_1d ? wg : dev->wg_1d, local[3] = {1, 1, 1};
+    /* Powers of two, so that few local shapes occur (PoCL compiles a kernel per shape). */
+    size_t budget = pow2_at_most(wg < dev->wg_1d ? wg : dev->wg_1d), local[3] = {1, 1, 1};
     for (cl_uint d = 0; d < dims; d++) {
-        size_t cap = budget;
-        if (d < 3 && dev->info.max_work_item_sizes[d] && cap > dev->info.max_work_item_sizes[d])
-            cap = (size_t)dev->info.max_work_item_sizes[d];
-        local[d] = balanced(global[d], cap);
+        size_t cap = d == 0 && budget > ND_LOCAL_X ? ND_LOCAL_X : budget;
+        if (dev->info.max_work_item_sizes[d] && cap > dev->info.max_work_item_sizes[d])
+            cap = pow2_at_most((size_t)dev->info.max_work_item_sizes[d]);
+        local[d] = pow2_at_least(global[d]) < cap ? pow2_at_least(global[d]) : cap;
         budget /= local[d];
     }
     struct clt__arg raw[MAX_ARGS];
