@@ -316,7 +316,8 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
 
 /* clt__enqueue over a 2-D or 3-D NDRange of global[0..dims-1] work-items (0 in any
  * dimension enqueues nothing), through clt__launch_kernel. The local shape is powers of two
- * within min(dev->wg_1d, the kernel's work-group size): dimension 0 up to 32, then 1, then 2,
+ * within min(dev->wg_1d, the kernel's work-group size, the work-items / 64, so that there are
+ * 64 groups or more): dimension 0 up to 32, then 1, then 2,
  * none beyond its global size rounded up to a power of two; global is rounded up to a
  * multiple of it, so kernels must ignore work-items past their real size. Kernels get their
  * coordinates from get_global_id(0..2) and need no division to find them. */

@@ -191,6 +191,7 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
 /* The local size of dimension 0 of an ND launch at most: 32 adjacent work-items (two AVX-512
  * vectors on PoCL, a warp on NVIDIA), the other dimensions filling the rest of the group. */
 #define ND_LOCAL_X 32
+#define ND_MIN_GROUPS 64
 
 static size_t pow2_at_least(size_t n)
 {
@@ -213,8 +214,15 @@ enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, 
     enum clt_status st = clt__kernel(dev, id, &k, &wg);
     if (st != CLT_OK)
         return st;
-    /* Powers of two, so that few local shapes occur (PoCL compiles a kernel per shape). */
+    /* Powers of two, so that few local shapes occur (PoCL compiles a kernel per shape); and
+     * at least ND_MIN_GROUPS groups where there are enough work-items (PoCL runs a group on
+     * one thread: one large group would leave the other cores idle). */
+    size_t total = 1;
+    for (cl_uint d = 0; d < dims; d++)
+        total *= global[d];
     size_t budget = pow2_at_most(wg < dev->wg_1d ? wg : dev->wg_1d), local[3] = {1, 1, 1};
+    if (budget > total / ND_MIN_GROUPS)
+        budget = pow2_at_most(total / ND_MIN_GROUPS > 1 ? total / ND_MIN_GROUPS : 1);
     for (cl_uint d = 0; d < dims; d++) {
         size_t cap = d == 0 && budget > ND_LOCAL_X ? ND_LOCAL_X : budget;
         if (dev->info.max_work_item_sizes[d] && cap > dev->info.max_work_item_sizes[d])
