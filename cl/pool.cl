@@ -34,10 +34,10 @@
  *         (max) or inside it (average, dy / (KH * KW)), else 0. No atomics, no fill.
  *     maxpool2d_backward, avgpool2d_backward    (ix, iy, plane): one per input element, the
  *         general case: a gather over the windows that contain it, in the fixed order
- *         (oy, ox) ascending; the window rows come from iy, the columns from ix (one division
- *         by the stride each). No atomics, no races, the same sum on every device; where
+ *         (oy, ox) ascending; the window rows come from iy, the columns from ix (two
+ *         divisions by the stride each). No atomics, no races, the same sum on every device; where
  *         windows do not overlap, the cell kernels give the same values.
- *     global_avgpool_forward                    (plane): one per plane, summing it in order
+ *     global_avgpool_forward                    (plane), 1-D: one per plane, summing it in order
  *     global_avgpool_backward                   (t, plane): one per input element
  *
  * Tunables: none.
