@@ -21,16 +21,20 @@
  *     dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = gamma * dy (means over the row)
  *     dgamma = sum over rows of dy * xhat,  dbeta = sum over rows of dy
  *
- * Work-items and reduction order (nothing depends on the work-group size):
- *     batchnorm_stats             one per (channel, chunk of `chunk` consecutive values in
- *                                 (b, t) order): shifted two-pass mean and M2 of its chunk
- *     batchnorm_stats_combine     one per channel: merges the chunks in increasing order
+ * Work-items and reduction order (nothing depends on the work-group size). The batch norm
+ * kernels run over 3-D NDRanges, so no work-item divides to find its element. A chunk
+ * (g, ch, k) of channel ch holds rows b = k * rows .. (k + 1) * rows - 1 (the last k may hold
+ * fewer) at positions t = g * seg .. (g + 1) * seg - 1 (the last g may hold fewer), walked
+ * b by b, each row a unit-stride run of t; partials are [2, c, nchunks, nseg], chunk
+ * (g, ch, k) at (ch * nchunks + k) * nseg + g. The launcher fixes seg and rows from s alone:
+ *     batchnorm_stats             (g, ch, k): shifted two-pass mean and M2 of its chunk
+ *     batchnorm_stats_combine     one per channel: merges the chunks in (k, g) order
  *                                 (Chan et al.), writes mean, inv_std, updates running stats
- *     batchnorm_forward           one per element of x
- *     batchnorm_backward_partial  one per (channel, chunk): sums of dy and dy * (x - mean)
- *     batchnorm_backward_combine  one per channel: adds the chunk sums in increasing order
- *     batchnorm_backward          one per element: dx
- *     batchnorm_backward_inference one per element: dx in inference mode
+ *     batchnorm_forward           (t, ch, b): one per element of x
+ *     batchnorm_backward_partial  (g, ch, k): sums of dy and dy * (x - mean) over its chunk
+ *     batchnorm_backward_combine  one per channel: adds the chunk sums in (k, g) order
+ *     batchnorm_backward          (t, ch, b): one per element: dx
+ *     batchnorm_backward_inference (t, ch, b): one per element: dx in inference mode
  *     layernorm_forward           one per row: shifted two-pass statistics, then y
  *     layernorm_backward          one per row: the two row sums, then dx
  *     layernorm_param_partial     one per (chunk of `chunk` rows, column): sums over its rows
@@ -52,56 +56,45 @@
 /* Statistics of one chunk of one channel, relative to the shift x[0, ch, 0]: the mean of
  * (x - shift) over the chunk and M2, the sum of squared deviations from that mean. Both
  * passes read the chunk; the shift keeps the first sum free of a large common offset. */
-__kernel void batchnorm_stats(int n, int c, int s, int chunk, int nchunks, __global const float *x,
-                              int x_off,                          /* [n, c, s] */
-                              __global float *part, int part_off) /* [2, c, nchunks] */
+__kernel void batchnorm_stats(int n, int c, int s, int rows, int nchunks, int seg, int nseg,
+                              __global const float *x, int x_off, /* [n, c, s] */
+                              __global float *part, int part_off) /* [2, c, nchunks, nseg] */
 {
-    const int i = get_global_id(0);
-    if (i >= c * nchunks)
+    const int g = get_global_id(0), ch = get_global_id(1), k = get_global_id(2);
+    if (g >= nseg || ch >= c || k >= nchunks)
         return;
-    const int ch = i / nchunks, k = i - ch * nchunks;
-    const int m = n * s, stride = c * s; /* stride: from (b, ch, t) to (b + 1, ch, t) */
-    const int p0 = k * chunk, p1 = min(m, p0 + chunk);
+    const int stride = c * s; /* from (b, ch, t) to (b + 1, ch, t) */
+    const int b0 = k * rows, b1 = min(n, b0 + rows);
+    const int t0 = g * seg, t1 = min(s, t0 + seg);
     x += x_off + ch * s;
     const float shift = x[0];
-
-    /* Position p of the channel is (b, t) = (p / s, p % s), walked incrementally. */
     float sum = 0.0f;
-    int b = p0 / s, t = p0 - b * s;
-    for (int p = p0; p < p1; p++) {
-        sum += x[b * stride + t] - shift;
-        if (++t == s) {
-            t = 0;
-            b++;
-        }
-    }
-    const float mu = sum / (float)(p1 - p0);
+    for (int b = b0; b < b1; b++)
+        for (int t = t0; t < t1; t++)
+            sum += x[b * stride + t] - shift;
+    const float mu = sum / (float)((b1 - b0) * (t1 - t0));
     float m2 = 0.0f;
-    b = p0 / s;
-    t = p0 - b * s;
-    for (int p = p0; p < p1; p++) {
-        const float d = (x[b * stride + t] - shift) - mu;
-        m2 += d * d;
-        if (++t == s) {
-            t = 0;
-            b++;
+    for (int b = b0; b < b1; b++)
+        for (int t = t0; t < t1; t++) {
+            const float d = (x[b * stride + t] - shift) - mu;
+            m2 += d * d;
         }
-    }
+    const int i = (ch * nchunks + k) * nseg + g;
     part += part_off;
     part[i] = mu;
-    part[c * nchunks + i] = m2;
+    part[c * nchunks * nseg + i] = m2;
 }
 
-/* Merges the chunks of one channel in increasing order into the batch mean and biased
+/* Merges the chunks of one channel in (k, g) order into the batch mean and biased
  * variance; writes mean and inv_std and, when running_mean is not NULL, moves the running
  * statistics towards the batch's (running_var towards the unbiased variance; the launcher
  * refuses m == 1 then). */
-__kernel void batchnorm_stats_combine(int n, int c, int s, int chunk, int nchunks, float eps,
-                                      float momentum, __global const float *x,
+__kernel void batchnorm_stats_combine(int n, int c, int s, int rows, int nchunks, int seg, int nseg,
+                                      float eps, float momentum, __global const float *x,
                                       int x_off, /* [n, c, s] */
                                       __global const float *part,
-                                      int part_off,                       /* [2, c, nchunks] */
-                                      __global float *mean, int mean_off, /* [c] */
+                                      int part_off, /* [2, c, nchunks, nseg] */
+                                      __global float *mean, int mean_off,       /* [c] */
                                       __global float *inv_std, int inv_std_off, /* [c] */
                                       __global float *running_mean, int rm_off, /* [c] or NULL */
                                       __global float *running_var, int rv_off)  /* [c] or NULL */
@@ -109,16 +102,19 @@ __kernel void batchnorm_stats_combine(int n, int c, int s, int chunk, int nchunk
     const int ch = get_global_id(0);
     if (ch >= c)
         return;
-    const int m = n * s;
-    part += part_off + ch * nchunks;
+    const int m = n * s, plane = nchunks * nseg;
+    part += part_off + ch * plane;
     float count = 0.0f, mu = 0.0f, m2 = 0.0f;
     for (int k = 0; k < nchunks; k++) {
-        const float count_k = (float)min(chunk, m - k * chunk);
-        const float total = count + count_k;
-        const float delta = part[k] - mu;
-        mu += delta * (count_k / total);
-        m2 += part[c * nchunks + k] + delta * delta * (count * (count_k / total));
-        count = total;
+        const int rows_k = min(rows, n - k * rows);
+        for (int g = 0; g < nseg; g++) {
+            const float count_k = (float)(rows_k * min(seg, s - g * seg));
+            const float total = count + count_k;
+            const float delta = part[k * nseg + g] - mu;
+            mu += delta * (count_k / total);
+            m2 += part[c * plane + k * nseg + g] + delta * delta * (count * (count_k / total));
+            count = total;
+        }
     }
     const float batch_mean = x[x_off + ch * s] + mu;
     const float var = m2 / (float)m;
@@ -143,10 +139,10 @@ __kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
                                 __global const float *beta, int beta_off,   /* [c] */
                                 __global float *y, int y_off)               /* [n, c, s] */
 {
-    const int i = get_global_id(0);
-    if (i >= n * c * s)
+    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
+    if (t >= s || ch >= c || b >= n)
         return;
-    const int ch = (i / s) % c;
+    const int i = (b * c + ch) * s + t;
     const float v = stat[stat_off + ch];
     const float inv = stat_is_var ? rsqrt(v + eps) : v;
     const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
@@ -154,43 +150,42 @@ __kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
 }
 
 /* Sums over one chunk of one channel: of dy, and of dy * (x - mean). */
-__kernel void batchnorm_backward_partial(int n, int c, int s, int chunk, int nchunks,
-                                         __global const float *x, int x_off,       /* [n, c, s] */
+__kernel void batchnorm_backward_partial(int n, int c, int s, int rows, int nchunks, int seg,
+                                         int nseg, __global const float *x,
+                                         int x_off,                                /* [n, c, s] */
                                          __global const float *dy, int dy_off,     /* [n, c, s] */
                                          __global const float *mean, int mean_off, /* [c] */
-                                         __global float *part, int part_off) /* [2, c, nchunks] */
+                                         __global float *part,
+                                         int part_off) /* [2, c, nchunks, nseg] */
 {
-    const int i = get_global_id(0);
-    if (i >= c * nchunks)
+    const int g = get_global_id(0), ch = get_global_id(1), k = get_global_id(2);
+    if (g >= nseg || ch >= c || k >= nchunks)
         return;
-    const int ch = i / nchunks, k = i - ch * nchunks;
-    const int m = n * s, stride = c * s;
-    const int p0 = k * chunk, p1 = min(m, p0 + chunk);
+    const int stride = c * s;
+    const int b0 = k * rows, b1 = min(n, b0 + rows);
+    const int t0 = g * seg, t1 = min(s, t0 + seg);
     x += x_off + ch * s;
     dy += dy_off + ch * s;
     const float mu = mean[mean_off + ch];
     float sum_dy = 0.0f, sum_dyx = 0.0f;
-    int b = p0 / s, t = p0 - b * s;
-    for (int p = p0; p < p1; p++) {
-        const int e = b * stride + t;
-        sum_dy += dy[e];
-        sum_dyx += dy[e] * (x[e] - mu);
-        if (++t == s) {
-            t = 0;
-            b++;
+    for (int b = b0; b < b1; b++)
+        for (int t = t0; t < t1; t++) {
+            const float d = dy[b * stride + t];
+            sum_dy += d;
+            sum_dyx += d * (x[b * stride + t] - mu);
         }
-    }
+    const int i = (ch * nchunks + k) * nseg + g;
     part += part_off;
     part[i] = sum_dy;
-    part[c * nchunks + i] = sum_dyx;
+    part[c * nchunks * nseg + i] = sum_dyx;
 }
 
-/* Adds the chunk sums of one channel in increasing order: dbeta = sum dy, dgamma =
+/* Adds the chunk sums of one channel in (k, g) order: dbeta = sum dy, dgamma =
  * sum dy * xhat (each skipped when NULL), and keeps dbeta / m and dgamma / m in `means` for
  * batchnorm_backward. */
-__kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int acc,
+__kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int nseg, int acc,
                                          __global const float *part,
-                                         int part_off, /* [2, c, nchunks] */
+                                         int part_off, /* [2, c, nchunks, nseg] */
                                          __global const float *inv_std, int inv_std_off, /* [c] */
                                          __global float *means, int means_off,   /* [2, c] */
                                          __global float *dgamma, int dgamma_off, /* [c] or NULL */
@@ -199,11 +194,12 @@ __kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int a
     const int ch = get_global_id(0);
     if (ch >= c)
         return;
-    part += part_off + ch * nchunks;
+    const int plane = nchunks * nseg;
+    part += part_off + ch * plane;
     float sum_dy = 0.0f, sum_dyx = 0.0f;
-    for (int k = 0; k < nchunks; k++) {
-        sum_dy += part[k];
-        sum_dyx += part[c * nchunks + k];
+    for (int j = 0; j < plane; j++) {
+        sum_dy += part[j];
+        sum_dyx += part[c * plane + j];
     }
     const float sum_dyxhat = sum_dyx * inv_std[inv_std_off + ch];
     const float m = (float)(n * s);
@@ -227,10 +223,10 @@ __kernel void batchnorm_backward(int n, int c, int s, int accumulate, __global c
                                  __global const float *means, int means_off,     /* [2, c] */
                                  __global float *dx, int dx_off)                 /* [n, c, s] */
 {
-    const int i = get_global_id(0);
-    if (i >= n * c * s)
+    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
+    if (t >= s || ch >= c || b >= n)
         return;
-    const int ch = (i / s) % c;
+    const int i = (b * c + ch) * s + t;
     const float inv = inv_std[inv_std_off + ch];
     const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
     const float inner = dy[dy_off + i] - means[means_off + ch] - xhat * means[means_off + c + ch];
@@ -245,10 +241,10 @@ __kernel void batchnorm_backward_inference(int n, int c, int s, float eps, int a
                                            __global const float *var, int var_off,     /* [c] */
                                            __global float *dx, int dx_off) /* [n, c, s] */
 {
-    const int i = get_global_id(0);
-    if (i >= n * c * s)
+    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
+    if (t >= s || ch >= c || b >= n)
         return;
-    const int ch = (i / s) % c;
+    const int i = (b * c + ch) * s + t;
     const float g = dy[dy_off + i] * (gamma[gamma_off + ch] * rsqrt(var[var_off + ch] + eps));
     dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
 }

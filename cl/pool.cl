@@ -20,13 +20,25 @@
  *     y, dy      [N, C, OH, OW]    (global average pool: [N, C])
  *     argmax     [N, C, OH, OW]    int
  *
- * Work-items (1-D, any work-group size; work-items past the real size return at once):
- *     maxpool2d_forward, avgpool2d_forward      one per output element, walking its window
- *     maxpool2d_backward, avgpool2d_backward    one per input element: a gather over the
- *         windows that contain it, in the fixed order (oy, ox) ascending; no atomics, no
- *         races, the same sum on every device
- *     global_avgpool_forward                    one per plane, summing it in order
- *     global_avgpool_backward                   one per input element
+ * Work-items (2-D or 3-D NDRanges, any work-group size; work-items past the real size return
+ * at once). Coordinates come from get_global_id, dimension 0 the contiguous one, so no
+ * work-item divides to find its element:
+ *     maxpool2d_forward, avgpool2d_forward      (ox, oy, plane): one per output element,
+ *         walking its window
+ *     maxpool2d_backward_cells, avgpool2d_backward_cells    (ox, oy, plane), only when windows
+ *         do not overlap (stride >= window in both directions): one per output element, which
+ *         writes every input element of its cell, the rows oy * stride_h - pad_h ..
+ *         (oy + 1) * stride_h - pad_h - 1 (from row 0 for oy = 0, to row H - 1 for the last
+ *         oy; columns likewise). The cells split the plane, each input element has one
+ *         writer and at most one window: dy of that window where the element is its argmax
+ *         (max) or inside it (average, dy / (KH * KW)), else 0. No atomics, no fill.
+ *     maxpool2d_backward, avgpool2d_backward    (ix, iy, plane): one per input element, the
+ *         general case: a gather over the windows that contain it, in the fixed order
+ *         (oy, ox) ascending; the window rows come from iy, the columns from ix (two
+ *         divisions by the stride each). No atomics, no races, the same sum on every device; where
+ *         windows do not overlap, the cell kernels give the same values.
+ *     global_avgpool_forward                    (plane), 1-D: one per plane, summing it in order
+ *     global_avgpool_backward                   (t, plane): one per input element
  *
  * Tunables: none.
  */
@@ -47,45 +59,30 @@ int pool_last_window(int i, int stride, int pad, int out)
     return o < out - 1 ? o : out - 1;
 }
 
-/* Output element i = (plane, oy, ox) of [planes, OH, OW]: its window, clipped to the image,
- * covers input rows [y_lo, y_hi) and columns [x_lo, x_hi) of the plane. */
+/* Output element (plane, oy, ox): its window, clipped to the image, covers input rows
+ * [y_lo, y_hi) and columns [x_lo, x_hi) of the plane. */
 struct pool_window {
-    int plane, y_lo, y_hi, x_lo, x_hi;
+    int y_lo, y_hi, x_lo, x_hi;
 };
 
-struct pool_window pool_window_of(int i, int h, int w, int kh, int kw, int stride_h, int stride_w,
-                                  int pad_h, int pad_w, int oh, int ow)
+struct pool_window pool_window_of(int oy, int ox, int h, int w, int kh, int kw, int stride_h,
+                                  int stride_w, int pad_h, int pad_w)
 {
-    /* Remainders as r - q * s: LLVM turns a % next to a / into a `freeze`, which Oclgrind's
-     * uninitialized-value checker cannot run. */
-    const int r = i / ow, ox = i - r * ow;
-    const int plane = r / oh, oy = r - plane * oh;
     const int y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
-    return (struct pool_window){.plane = plane,
-                                .y_lo = max(y0, 0),
-                                .y_hi = min(y0 + kh, h),
-                                .x_lo = max(x0, 0),
-                                .x_hi = min(x0 + kw, w)};
+    return (struct pool_window){
+        .y_lo = max(y0, 0), .y_hi = min(y0 + kh, h), .x_lo = max(x0, 0), .x_hi = min(x0 + kw, w)};
 }
 
-/* Input element i = (plane, iy, ix) of [planes, H, W]: the windows that contain it are output
- * rows [oy_lo, oy_hi] and columns [ox_lo, ox_hi] of the plane, bounds included. */
-struct pool_cover {
-    int plane, iy, ix, oy_lo, oy_hi, ox_lo, ox_hi;
-};
-
-struct pool_cover pool_cover_of(int i, int h, int w, int kh, int kw, int stride_h, int stride_w,
-                                int pad_h, int pad_w, int oh, int ow)
+/* The cell of output element (oy, ox) when windows do not overlap: rows [y_lo, y_hi) and
+ * columns [x_lo, x_hi); the first cell of a row or column starts at 0, the last ends at the
+ * image's edge, the others run from their window's start to the next window's. */
+struct pool_window pool_cell_of(int oy, int ox, int h, int w, int stride_h, int stride_w, int pad_h,
+                                int pad_w, int oh, int ow)
 {
-    const int r = i / w, ix = i - r * w; /* remainders as above */
-    const int plane = r / h, iy = r - plane * h;
-    return (struct pool_cover){.plane = plane,
-                               .iy = iy,
-                               .ix = ix,
-                               .oy_lo = pool_first_window(iy, kh, stride_h, pad_h),
-                               .oy_hi = pool_last_window(iy, stride_h, pad_h, oh),
-                               .ox_lo = pool_first_window(ix, kw, stride_w, pad_w),
-                               .ox_hi = pool_last_window(ix, stride_w, pad_w, ow)};
+    return (struct pool_window){.y_lo = oy == 0 ? 0 : oy * stride_h - pad_h,
+                                .y_hi = oy == oh - 1 ? h : (oy + 1) * stride_h - pad_h,
+                                .x_lo = ox == 0 ? 0 : ox * stride_w - pad_w,
+                                .x_hi = ox == ow - 1 ? w : (ox + 1) * stride_w - pad_w};
 }
 
 __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int stride_h,
@@ -95,12 +92,13 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
                                 __global float *y, int y_off,    /* [N, C, OH, OW] */
                                 __global int *argmax, int a_off) /* [N, C, OH, OW] */
 {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * oh * ow)
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
         return;
     const struct pool_window win =
-        pool_window_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
-    __global const float *src = x + x_off + win.plane * h * w;
+        pool_window_of(oy, ox, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w);
+    __global const float *src = x + x_off + plane * h * w;
     float best = -INFINITY;
     int best_at = -1;
     for (int iy = win.y_lo; iy < win.y_hi; iy++)
@@ -111,31 +109,63 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
                 best_at = iy * w + ix;
             }
         }
-    y[y_off + i] = best;
+    const int o = (plane * oh + oy) * ow + ox;
+    y[y_off + o] = best;
     if (write_argmax)
-        argmax[a_off + i] = best_at;
+        argmax[a_off + o] = best_at;
 }
 
+/* Windows that do not overlap: output element (plane, oy, ox) writes its cell of dx. */
+__kernel void maxpool2d_backward_cells(int planes, int h, int w, int kh, int kw, int stride_h,
+                                       int stride_w, int pad_h, int pad_w, int oh, int ow,
+                                       int accumulate, __global const int *argmax,
+                                       int a_off,                            /* [N, C, OH, OW] */
+                                       __global const float *dy, int dy_off, /* [N, C, OH, OW] */
+                                       __global float *dx, int dx_off)       /* [N, C, H, W] */
+{
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
+        return;
+    const struct pool_window cell =
+        pool_cell_of(oy, ox, h, w, stride_h, stride_w, pad_h, pad_w, oh, ow);
+    const int o = (plane * oh + oy) * ow + ox;
+    const int at = argmax[a_off + o];
+    const float g = dy[dy_off + o];
+    __global float *dst = dx + dx_off + plane * h * w;
+    for (int iy = cell.y_lo; iy < cell.y_hi; iy++)
+        for (int ix = cell.x_lo; ix < cell.x_hi; ix++) {
+            const int e = iy * w + ix;
+            const float v = e == at ? 0.0f + g : 0.0f; /* the gather's 0 + dy */
+            dst[e] = accumulate ? dst[e] + v : v;
+        }
+}
+
+/* The general case: input element (plane, iy, ix) gathers from the windows containing it. */
 __kernel void maxpool2d_backward(int planes, int h, int w, int kh, int kw, int stride_h,
                                  int stride_w, int pad_h, int pad_w, int oh, int ow, int accumulate,
                                  __global const int *argmax, int a_off, /* [N, C, OH, OW] */
                                  __global const float *dy, int dy_off,  /* [N, C, OH, OW] */
                                  __global float *dx, int dx_off)        /* [N, C, H, W] */
 {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * h * w)
+    const int ix = (int)get_global_id(0), iy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ix >= w || iy >= h || plane >= planes)
         return;
-    const struct pool_cover cov =
-        pool_cover_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
-    const int at = cov.iy * w + cov.ix;
-    const int base = cov.plane * oh * ow;
+    const int oy_lo = pool_first_window(iy, kh, stride_h, pad_h);
+    const int oy_hi = pool_last_window(iy, stride_h, pad_h, oh);
+    const int ox_lo = pool_first_window(ix, kw, stride_w, pad_w);
+    const int ox_hi = pool_last_window(ix, stride_w, pad_w, ow);
+    const int at = iy * w + ix;
+    const int base = plane * oh * ow;
     float acc = 0.0f;
-    for (int oy = cov.oy_lo; oy <= cov.oy_hi; oy++)
-        for (int ox = cov.ox_lo; ox <= cov.ox_hi; ox++) {
+    for (int oy = oy_lo; oy <= oy_hi; oy++)
+        for (int ox = ox_lo; ox <= ox_hi; ox++) {
             const int o = base + oy * ow + ox;
             if (argmax[a_off + o] == at)
                 acc += dy[dy_off + o];
         }
+    const int i = plane * h * w + at;
     dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc;
 }
 
@@ -144,35 +174,67 @@ __kernel void avgpool2d_forward(int planes, int h, int w, int kh, int kw, int st
                                 __global const float *x, int x_off, /* [N, C, H, W] */
                                 __global float *y, int y_off)       /* [N, C, OH, OW] */
 {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * oh * ow)
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
         return;
     const struct pool_window win =
-        pool_window_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
-    __global const float *src = x + x_off + win.plane * h * w;
+        pool_window_of(oy, ox, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w);
+    __global const float *src = x + x_off + plane * h * w;
     float acc = 0.0f;
     for (int iy = win.y_lo; iy < win.y_hi; iy++)
         for (int ix = win.x_lo; ix < win.x_hi; ix++)
             acc += src[iy * w + ix];
-    y[y_off + i] = acc / (float)(kh * kw);
+    y[y_off + (plane * oh + oy) * ow + ox] = acc / (float)(kh * kw);
 }
 
+/* Windows that do not overlap: output element (plane, oy, ox) writes its cell of dx. */
+__kernel void avgpool2d_backward_cells(int planes, int h, int w, int kh, int kw, int stride_h,
+                                       int stride_w, int pad_h, int pad_w, int oh, int ow,
+                                       int accumulate, __global const float *dy,
+                                       int dy_off,                     /* [N, C, OH, OW] */
+                                       __global float *dx, int dx_off) /* [N, C, H, W] */
+{
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
+        return;
+    const struct pool_window cell =
+        pool_cell_of(oy, ox, h, w, stride_h, stride_w, pad_h, pad_w, oh, ow);
+    const struct pool_window win =
+        pool_window_of(oy, ox, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w);
+    /* The gather's value: 0 + dy, divided. */
+    const float g = (0.0f + dy[dy_off + (plane * oh + oy) * ow + ox]) / (float)(kh * kw);
+    __global float *dst = dx + dx_off + plane * h * w;
+    for (int iy = cell.y_lo; iy < cell.y_hi; iy++)
+        for (int ix = cell.x_lo; ix < cell.x_hi; ix++) {
+            const bool in = iy >= win.y_lo && iy < win.y_hi && ix >= win.x_lo && ix < win.x_hi;
+            const float v = in ? g : 0.0f;
+            dst[iy * w + ix] = accumulate ? dst[iy * w + ix] + v : v;
+        }
+}
+
+/* The general case: input element (plane, iy, ix) gathers from the windows containing it. */
 __kernel void avgpool2d_backward(int planes, int h, int w, int kh, int kw, int stride_h,
                                  int stride_w, int pad_h, int pad_w, int oh, int ow, int accumulate,
                                  __global const float *dy, int dy_off, /* [N, C, OH, OW] */
                                  __global float *dx, int dx_off)       /* [N, C, H, W] */
 {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * h * w)
+    const int ix = (int)get_global_id(0), iy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ix >= w || iy >= h || plane >= planes)
         return;
-    const struct pool_cover cov =
-        pool_cover_of(i, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow);
-    const int base = dy_off + cov.plane * oh * ow;
+    const int oy_lo = pool_first_window(iy, kh, stride_h, pad_h);
+    const int oy_hi = pool_last_window(iy, stride_h, pad_h, oh);
+    const int ox_lo = pool_first_window(ix, kw, stride_w, pad_w);
+    const int ox_hi = pool_last_window(ix, stride_w, pad_w, ow);
+    const int base = dy_off + plane * oh * ow;
     float acc = 0.0f;
-    for (int oy = cov.oy_lo; oy <= cov.oy_hi; oy++)
-        for (int ox = cov.ox_lo; ox <= cov.ox_hi; ox++)
+    for (int oy = oy_lo; oy <= oy_hi; oy++)
+        for (int ox = ox_lo; ox <= ox_hi; ox++)
             acc += dy[base + oy * ow + ox];
     const float g = acc / (float)(kh * kw);
+    const int i = (plane * h + iy) * w + ix;
     dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
 }
 
@@ -194,9 +256,10 @@ __kernel void global_avgpool_backward(int planes, int hw, int accumulate, __glob
                                       int dy_off,                     /* [N, C] */
                                       __global float *dx, int dx_off) /* [N, C, H * W] */
 {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * hw)
+    const int t = (int)get_global_id(0), plane = (int)get_global_id(1);
+    if (t >= hw || plane >= planes)
         return;
-    const float g = dy[dy_off + i / hw] / (float)hw;
+    const float g = dy[dy_off + plane] / (float)hw;
+    const int i = plane * hw + t;
     dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
 }

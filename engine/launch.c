@@ -189,6 +189,57 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
     return enqueue_1d(dev, kernel, wg, name, items, local, args, nargs);
 }
 
+/* The local size of dimension 0 of an ND launch at most: 32 adjacent work-items (two AVX-512
+ * vectors on PoCL, a warp on NVIDIA), the other dimensions filling the rest of the group. */
+#define ND_LOCAL_X 32
+#define ND_MIN_GROUPS 64
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t p = 1;
+    while (p < n)
+        p *= 2;
+    return p;
+}
+
+enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
+                                const size_t *global, const struct clt__karg *args, size_t nargs)
+{
+    if (dims < 1 || dims > 3)
+        return CLT_ERR_INVALID_ARGUMENT;
+    for (cl_uint d = 0; d < dims; d++)
+        if (global[d] == 0)
+            return CLT_OK;
+    cl_kernel k;
+    size_t wg = 0;
+    enum clt_status st = clt__kernel(dev, id, &k, &wg);
+    if (st != CLT_OK)
+        return st;
+    /* Powers of two, so that few local shapes occur (PoCL compiles a kernel per shape); and
+     * at least ND_MIN_GROUPS groups where there are enough work-items (PoCL runs a group on
+     * one thread: one large group would leave the other cores idle). */
+    size_t total = 1;
+    for (cl_uint d = 0; d < dims; d++)
+        total *= global[d];
+    size_t budget = pow2_at_most(wg < dev->wg_1d ? wg : dev->wg_1d), local[3] = {1, 1, 1};
+    if (budget > total / ND_MIN_GROUPS)
+        budget = pow2_at_most(total / ND_MIN_GROUPS > 1 ? total / ND_MIN_GROUPS : 1);
+    for (cl_uint d = 0; d < dims; d++) {
+        size_t cap = d == 0 && budget > ND_LOCAL_X ? ND_LOCAL_X : budget;
+        if (dev->info.max_work_item_sizes[d] && cap > dev->info.max_work_item_sizes[d])
+            cap = pow2_at_most((size_t)dev->info.max_work_item_sizes[d]);
+        local[d] = pow2_at_least(global[d]) < cap ? pow2_at_least(global[d]) : cap;
+        budget /= local[d];
+    }
+    struct clt__arg raw[MAX_ARGS];
+    cl_int offs[MAX_ARGS];
+    size_t nraw = 0;
+    st = raw_args(dev, clt__kernel_ids[id].kernel, args, nargs, raw, offs, &nraw);
+    if (st == CLT_OK)
+        st = clt__launch_kernel(dev, k, raw, nraw, dims, global, local);
+    return st;
+}
+
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what)
 {
     if (v >= 0 && v <= INT32_MAX)

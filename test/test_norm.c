@@ -6,10 +6,11 @@
  * Data: x uniform in [-1, 1) plus a per-channel or per-row offset in [-2, 2), gamma in
  * [0.5, 1.5), beta in [-0.5, 0.5), dy in [-1, 1); momentum 0.1; eps 1e-5, or 0.5 in one shape
  * of each test so that a kernel that drops or misplaces eps fails. Shapes are odd,
- * include batch 1 with s > 1 and features (s = 1), and per-channel counts above the 256
- * values one work-item summarizes, so that chunks are combined (a few small shapes under
- * Oclgrind). Every tensor sits at a non-zero offset in its buffer, except under Oclgrind (see
- * struct pool).
+ * include batch 1 with s > 1 and features (s = 1), several of the chunks one work-item of
+ * batch norm summarizes per channel (max(1, 256 / s) rows, the last chunk partial), and a
+ * plane above the 4096 positions of one chunk, so that chunks are combined (a few small
+ * shapes under Oclgrind). Every tensor sits at a non-zero offset in its buffer, except
+ * under Oclgrind (see struct pool).
  *
  * Tolerances (|got - want| <= atol + rtol * |want|, float kernels against double):
  *   y, mean, inv_std / rstd, running statistics: atol 2e-5, rtol 2e-5 (a few float
@@ -155,13 +156,14 @@ struct bn_shape {
 
 /* One shape has a large eps, so that a kernel that drops or misplaces eps fails. */
 static const struct bn_shape bn_big[] = {
-    {1, 3, 7, EPS},   {4, 5, 1, EPS},    {1, 2, 300, EPS}, {3, 7, 129, EPS},
-    {2, 3, 601, EPS}, {5, 17, 33, 0.5f}, {300, 3, 1, EPS},
+    {1, 3, 7, EPS},    {4, 5, 1, EPS},   {1, 2, 300, EPS}, {3, 7, 129, EPS},  {2, 3, 601, EPS},
+    {5, 17, 33, 0.5f}, {300, 3, 1, EPS}, {130, 2, 3, EPS}, {2, 2, 4099, EPS},
 };
 static const struct bn_shape bn_small[] = {
     {1, 3, 7, EPS},
     {4, 5, 1, 0.5f},
     {2, 3, 150, EPS},
+    {5, 2, 100, EPS},
 };
 
 static size_t bn_shapes(const struct bn_shape **out)

@@ -2,18 +2,22 @@
  * norm.c: the norm family: launchers of batch norm and layer norm (cl/norm.cl; contracts
  * in norm.h), then the graph ops batch_norm and layer_norm: definitions and public builders.
  *
- * The per-channel and per-column reductions run over chunks of a constant size, combined in
- * chunk order by a second launch: the chunk sizes below are part of the numerics (every
- * device gets the same sums), not tunables.
+ * The per-channel and per-column reductions run over chunks of a size fixed by the shape
+ * alone (batch norm: BN_SEG and BN_VALUES below; layer norm: LN_ROW_CHUNK rows of one
+ * column), combined in chunk order by a second launch: the chunk sizes below are part of the
+ * numerics (every device gets the same sums), not tunables.
  */
 #include <math.h>
 
 #include "graph.h"
 #include "ops/norm.h"
 
-/* Values of one channel summarized by one work-item of batchnorm_stats and
- * batchnorm_backward_partial. */
-#define BN_CHUNK 256
+/* The chunks of one channel summarized by one work-item of batchnorm_stats and
+ * batchnorm_backward_partial: a segment of at most BN_SEG positions of a plane (all of it up
+ * to that size) times max(1, BN_VALUES / segment) consecutive rows, so that a small plane
+ * gets several rows and each work-item reads unit-stride runs. */
+#define BN_SEG 4096
+#define BN_VALUES 256
 /* Rows summed by one work-item of layernorm_param_partial. */
 #define LN_ROW_CHUNK 32
 
@@ -73,15 +77,31 @@ static enum clt_status check_eps(struct clt_device *dev, const char *op, float e
 
 /* ==== Batch norm ======================================================================== */
 
-static int64_t bn_chunks(int64_t n, int64_t s)
+/* The NDRange of the elementwise batch norm kernels: (t, ch, b), one work-item per element of
+ * x [n, c, s] (a compound literal: it lives to the end of the launcher's block). */
+#define BN_ELEMENTS(n, c, s) ((const size_t[3]){(size_t)(s), (size_t)(c), (size_t)(n)})
+
+/* The chunking of a channel of n rows of s positions (cl/norm.cl). */
+struct bn_chunks {
+    cl_int seg, nseg, rows, nchunks;
+};
+
+static struct bn_chunks bn_chunks(int64_t n, int64_t s)
 {
-    return (n * s + BN_CHUNK - 1) / BN_CHUNK;
+    struct bn_chunks k;
+    k.seg = (cl_int)(s < BN_SEG ? s : BN_SEG);
+    k.nseg = (cl_int)((s + k.seg - 1) / k.seg);
+    k.rows = BN_VALUES / k.seg > 1 ? BN_VALUES / k.seg : 1;
+    k.nchunks = (cl_int)((n + k.rows - 1) / k.rows);
+    return k;
 }
 
-/* Workspace floats: the chunk partials [2, c, nchunks], then the backward's means [2, c]. */
+/* Workspace floats: the chunk partials [2, c, nchunks, nseg], then the backward's means
+ * [2, c]. */
 static int64_t bn_workspace_floats(int64_t n, int64_t c, int64_t s)
 {
-    return 2 * c * bn_chunks(n, s) + 2 * c;
+    const struct bn_chunks k = bn_chunks(n, s);
+    return 2 * c * k.nchunks * k.nseg + 2 * c;
 }
 
 size_t clt__batchnorm_workspace_bytes(int64_t n, int64_t c, int64_t s)
@@ -140,25 +160,28 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
     if (st != CLT_OK)
         return st;
 
-    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
-    cl_int nchunks = (cl_int)bn_chunks(n, s), stat_is_var = 0;
+    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, stat_is_var = 0;
+    const struct bn_chunks k = bn_chunks(n, s);
+    const size_t parts[3] = {(size_t)k.nseg, (size_t)c, (size_t)k.nchunks};
 
-    st = CLT__RUN(dev, CLT__K_batchnorm_stats, (size_t)c * (size_t)nchunks, CLT__I32(ni),
-                  CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
-                  CLT__BUF(workspace));
+    st = CLT__RUN_ND(dev, CLT__K_batchnorm_stats, 3, parts, CLT__I32(ni), CLT__I32(ci),
+                     CLT__I32(si), CLT__I32(k.rows), CLT__I32(k.nchunks), CLT__I32(k.seg),
+                     CLT__I32(k.nseg), CLT__BUF(x), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
     st = CLT__RUN(dev, CLT__K_batchnorm_stats_combine, (size_t)c, CLT__I32(ni), CLT__I32(ci),
-                  CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks), CLT__F32(eps),
-                  CLT__F32(momentum), CLT__BUF(x), CLT__BUF(workspace), CLT__BUF(mean),
-                  CLT__BUF(inv_std), CLT__BUF(running_mean), CLT__BUF(running_var));
+                  CLT__I32(si), CLT__I32(k.rows), CLT__I32(k.nchunks), CLT__I32(k.seg),
+                  CLT__I32(k.nseg), CLT__F32(eps), CLT__F32(momentum), CLT__BUF(x),
+                  CLT__BUF(workspace), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(running_mean),
+                  CLT__BUF(running_var));
     if (st != CLT_OK)
         return st;
 
-    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count, CLT__I32(ni), CLT__I32(ci),
-                    CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var), CLT__BUF(x), CLT__BUF(mean),
-                    CLT__BUF(inv_std), CLT__BUF(gamma), CLT__BUF(beta), CLT__BUF(y));
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_forward, 3, BN_ELEMENTS(n, c, s), CLT__I32(ni),
+                       CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
+                       CLT__BUF(x), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(gamma),
+                       CLT__BUF(beta), CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -190,10 +213,10 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, stat_is_var = 1;
-    return CLT__RUN(dev, CLT__K_batchnorm_forward, (size_t)count, CLT__I32(ni), CLT__I32(ci),
-                    CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var), CLT__BUF(x),
-                    CLT__BUF(running_mean), CLT__BUF(running_var), CLT__BUF(gamma), CLT__BUF(beta),
-                    CLT__BUF(y));
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_forward, 3, BN_ELEMENTS(n, c, s), CLT__I32(ni),
+                       CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
+                       CLT__BUF(x), CLT__BUF(running_mean), CLT__BUF(running_var), CLT__BUF(gamma),
+                       CLT__BUF(beta), CLT__BUF(y));
 }
 
 enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64_t c, int64_t s,
@@ -224,28 +247,33 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
     if (st != CLT_OK)
         return st;
 
-    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, chunk = BN_CHUNK;
-    cl_int nchunks = (cl_int)bn_chunks(n, s);
+    cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s;
     cl_int acc = (cl_int)(acc_mask & CLT__NORM_ACC_ALL),
            acc_dx = (acc_mask & CLT__NORM_ACC_DX) != 0;
-    /* The means [2, c] follow the partials [2, c, nchunks] in the workspace. */
-    struct clt__buf means = {workspace.mem, workspace.offset + 2 * (size_t)c * (size_t)nchunks};
+    const struct bn_chunks k = bn_chunks(n, s);
+    const size_t parts[3] = {(size_t)k.nseg, (size_t)c, (size_t)k.nchunks};
+    /* The means [2, c] follow the partials [2, c, nchunks, nseg] in the workspace. */
+    struct clt__buf means = {workspace.mem,
+                             workspace.offset + 2 * (size_t)c * (size_t)k.nchunks * (size_t)k.nseg};
 
-    st = CLT__RUN(dev, CLT__K_batchnorm_backward_partial, (size_t)c * (size_t)nchunks, CLT__I32(ni),
-                  CLT__I32(ci), CLT__I32(si), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
-                  CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(workspace));
+    st = CLT__RUN_ND(dev, CLT__K_batchnorm_backward_partial, 3, parts, CLT__I32(ni), CLT__I32(ci),
+                     CLT__I32(si), CLT__I32(k.rows), CLT__I32(k.nchunks), CLT__I32(k.seg),
+                     CLT__I32(k.nseg), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(mean),
+                     CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
     st = CLT__RUN(dev, CLT__K_batchnorm_backward_combine, (size_t)c, CLT__I32(ni), CLT__I32(ci),
-                  CLT__I32(si), CLT__I32(nchunks), CLT__I32(acc), CLT__BUF(workspace),
-                  CLT__BUF(inv_std), CLT__BUF(means), CLT__BUF(dgamma), CLT__BUF(dbeta));
+                  CLT__I32(si), CLT__I32(k.nchunks), CLT__I32(k.nseg), CLT__I32(acc),
+                  CLT__BUF(workspace), CLT__BUF(inv_std), CLT__BUF(means), CLT__BUF(dgamma),
+                  CLT__BUF(dbeta));
     if (st != CLT_OK || !dx.mem)
         return st;
 
-    return CLT__RUN(dev, CLT__K_batchnorm_backward, (size_t)count, CLT__I32(ni), CLT__I32(ci),
-                    CLT__I32(si), CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(gamma),
-                    CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(means), CLT__BUF(dx));
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_backward, 3, BN_ELEMENTS(n, c, s), CLT__I32(ni),
+                       CLT__I32(ci), CLT__I32(si), CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy),
+                       CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(means),
+                       CLT__BUF(dx));
 }
 
 enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_t n, int64_t c,
@@ -274,9 +302,9 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, acc = accumulate;
-    return CLT__RUN(dev, CLT__K_batchnorm_backward_inference, (size_t)count, CLT__I32(ni),
-                    CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(acc), CLT__BUF(dy),
-                    CLT__BUF(gamma), CLT__BUF(running_var), CLT__BUF(dx));
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_backward_inference, 3, BN_ELEMENTS(n, c, s),
+                       CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(acc),
+                       CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(running_var), CLT__BUF(dx));
 }
 
 /* ==== Layer norm ======================================================================== */

@@ -1,8 +1,9 @@
 /*
  * pool.c: the pool family: launchers of 2-D pooling (see pool.h and docs/kernels/pool.md),
- * one kernel of cl/pool.cl per call, one work-item per output element (forward) or per
- * input element (backward); then the graph op pool2d (max, average and global average
- * pooling): its definition and public builders.
+ * one kernel of cl/pool.cl per call over a 3-D NDRange (column, row, plane) of the output
+ * (forward; backward where windows do not overlap: each output element writes its cell of
+ * dx) or of the input (backward, overlapping windows: a gather per input element); then the graph
+ * op pool2d (max, average and global average pooling): its definition and public builders.
  */
 #include "graph.h"
 #include "ops/pool.h"
@@ -84,6 +85,19 @@ static enum clt_status prepare(struct clt_device *dev, const char *op, const str
         CLT__I32((p)->kw), CLT__I32((p)->stride_h), CLT__I32((p)->stride_w), CLT__I32((p)->pad_h), \
         CLT__I32((p)->pad_w), CLT__I32((p)->oh), CLT__I32((p)->ow)
 
+/* The NDRanges of cl/pool.cl: (column, row, plane) of the output and of the input. A
+ * compound literal lives to the end of the enclosing block: the launcher's. */
+#define OUT_RANGE(p)                                                                               \
+    ((const size_t[3]){(size_t)(p)->ow, (size_t)(p)->oh, (size_t)((p)->n * (p)->c)})
+#define IN_RANGE(p) ((const size_t[3]){(size_t)(p)->w, (size_t)(p)->h, (size_t)((p)->n * (p)->c)})
+
+/* Windows that do not overlap (stride >= window both ways): the backward runs per output
+ * element, each writing its cell of dx (cl/pool.cl). */
+static bool disjoint(const struct clt__pool2d *p)
+{
+    return p->stride_h >= p->kh && p->stride_w >= p->kw;
+}
+
 enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
                                        struct clt__buf x, struct clt__buf y, struct clt__buf argmax)
 {
@@ -97,8 +111,8 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
         return st;
     /* Without argmax the kernel gets y's buffer in its place and never touches it. */
     const struct clt__buf a = {argmax.mem ? argmax.mem : y.mem, argmax.offset};
-    return CLT__RUN(dev, CLT__K_maxpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), GEOMETRY(&p),
-                    CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y), CLT__BUF(a));
+    return CLT__RUN_ND(dev, CLT__K_maxpool2d_forward, 3, OUT_RANGE(&p), GEOMETRY(&p),
+                       CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y), CLT__BUF(a));
 }
 
 enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -113,8 +127,11 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
         prepare(dev, "maxpool2d_backward", pool, &p, "dx", dx, names, bufs, optional, 2);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_maxpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), GEOMETRY(&p),
-                    CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy), CLT__BUF(dx));
+    if (disjoint(&p))
+        return CLT__RUN_ND(dev, CLT__K_maxpool2d_backward_cells, 3, OUT_RANGE(&p), GEOMETRY(&p),
+                           CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy), CLT__BUF(dx));
+    return CLT__RUN_ND(dev, CLT__K_maxpool2d_backward, 3, IN_RANGE(&p), GEOMETRY(&p),
+                       CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -127,8 +144,8 @@ enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt_
         prepare(dev, "avgpool2d_forward", pool, &p, "x", x, names, &y, optional, 1);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_avgpool2d_forward, (size_t)(p.n * p.c * p.oh * p.ow), GEOMETRY(&p),
-                    CLT__BUF(x), CLT__BUF(y));
+    return CLT__RUN_ND(dev, CLT__K_avgpool2d_forward, 3, OUT_RANGE(&p), GEOMETRY(&p), CLT__BUF(x),
+                       CLT__BUF(y));
 }
 
 enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt__pool2d *pool,
@@ -141,8 +158,11 @@ enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt
         prepare(dev, "avgpool2d_backward", pool, &p, "dx", dx, names, &dy, optional, 1);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_avgpool2d_backward, (size_t)(p.n * p.c * p.h * p.w), GEOMETRY(&p),
-                    CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
+    if (disjoint(&p))
+        return CLT__RUN_ND(dev, CLT__K_avgpool2d_backward_cells, 3, OUT_RANGE(&p), GEOMETRY(&p),
+                           CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
+    return CLT__RUN_ND(dev, CLT__K_avgpool2d_backward, 3, IN_RANGE(&p), GEOMETRY(&p),
+                       CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* Checks a global average pool's shape and buffers: `big` is [N, C, H, W], `small` [N, C]. */
@@ -182,8 +202,9 @@ enum clt_status clt__global_avgpool_backward(struct clt_device *dev, int64_t n, 
         check_global(dev, "global_avgpool_backward", n, c, h, w, "dx", dx, "dy", dy);
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_global_avgpool_backward, (size_t)(n * c * h * w), CLT__I32(n * c),
-                    CLT__I32(h * w), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
+    const size_t range[2] = {(size_t)(h * w), (size_t)(n * c)};
+    return CLT__RUN_ND(dev, CLT__K_global_avgpool_backward, 2, range, CLT__I32(n * c),
+                       CLT__I32(h * w), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* ==== Graph ops: definitions and public builders ========================================= */

@@ -14,9 +14,11 @@
  * Average pool: padding counts as zeros and the divisor is always KH * KW (PyTorch's
  * default count_include_pad=True; in floor mode no window reaches past the padding).
  *
- * Backward passes are gathers: each input element sums, in a fixed order, the gradients of
- * the windows that contain it (max pool: whose argmax it is). No atomics; results do not
- * depend on the work-group size. accumulate false writes dx, true adds to it.
+ * Backward passes: where windows overlap, a gather: each input element sums, in a fixed
+ * order, the gradients of the windows that contain it (max pool: whose argmax it is); where
+ * they do not (stride >= window both ways), each output element writes the input elements
+ * of its cell, with the same values. No atomics; results do not depend on the work-group
+ * size. accumulate false writes dx, true adds to it.
  *
  * Launchers check their arguments, enqueue on dev->queue and return: they never allocate
  * and never block. N = 0 or C = 0 enqueues nothing.
