@@ -384,17 +384,27 @@ static enum clt_status conv_forward(struct clt__exec *x, const struct clt_tensor
                                clt__val(x, t), clt__workspace(x));
 }
 
+/* One launcher call for the gradients that share an accumulate flag (usually all of them:
+ * the columns and dy's transposed copy are then made once), a second for the others. */
 static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__conv2d c = conv_of(t);
-    struct clt__buf none = {NULL, 0};
+    struct clt__buf none = {NULL, 0}, g[3] = {none, none, none};
+    for (uint32_t i = 0; i < t->nin; i++)
+        g[i] = clt__grad(x, t->in[i]);
     enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < t->nin && st == CLT_OK; i++) {
-        struct clt__buf g = clt__grad(x, t->in[i]);
-        if (g.mem)
+    for (int pass = 0; pass < 2 && st == CLT_OK; pass++) {
+        struct clt__buf want[3] = {none, none, none};
+        bool any = false;
+        for (uint32_t i = 0; i < t->nin; i++)
+            if (g[i].mem && CLT__ACC(acc, i) == (pass == 1)) {
+                want[i] = g[i];
+                any = true;
+            }
+        if (any)
             st = clt__conv2d_backward(x->dev, &c, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                                      clt__grad(x, t), i == 0 ? g : none, i == 1 ? g : none,
-                                      i == 2 ? g : none, clt__workspace(x), CLT__ACC(acc, i));
+                                      clt__grad(x, t), want[0], want[1], want[2], clt__workspace(x),
+                                      pass == 1);
     }
     return st;
 }
