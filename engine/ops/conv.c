@@ -234,15 +234,19 @@ static enum clt_status chunk_forward(struct clt_device *dev, const struct clt__c
                                      struct clt__buf bias, struct clt__buf y)
 {
     const int64_t mp = ch->m * s->p;
+    const struct clt__buf y_m = at(y, ch->first * s->image_out);
+    /* One image: [C_out, 1, P] is NCHW already, so the GEMM writes y and unpack only adds
+     * the bias, in place. */
+    const struct clt__buf yt = ch->m == 1 ? y_m : ch->t;
     enum clt_status st = im2col(dev, c, s, ch, x);
     /* yt_g [Co, M P] = W_g [Co, Kg] * col_g [Kg, M P]. */
     if (st == CLT_OK)
         st = group_gemm(dev, c->groups, false, false, s->co, mp, s->kg, 0.0f, weight, s->co * s->kg,
-                        ch->col, s->kg * mp, ch->t, s->co * mp);
-    if (st == CLT_OK)
+                        ch->col, s->kg * mp, yt, s->co * mp);
+    if (st == CLT_OK && (ch->m > 1 || bias.mem))
         st = CLT__RUN(dev, CLT__K_conv2d_unpack, (size_t)(ch->m * s->image_out), CLT__I32(ch->m),
-                      CLT__I32(c->c_out), CLT__I32(s->p), CLT__BUF(ch->t), CLT__BUF(bias),
-                      CLT__BUF(at(y, ch->first * s->image_out)));
+                      CLT__I32(c->c_out), CLT__I32(s->p), CLT__BUF(yt), CLT__BUF(bias),
+                      CLT__BUF(y_m));
     return st;
 }
 
@@ -292,24 +296,27 @@ static enum clt_status chunk_backward(struct clt_device *dev, const struct clt__
                                       struct clt__buf dx, struct clt__buf dweight, bool accumulate)
 {
     const int64_t mp = ch->m * s->p;
-    /* dyt [C_out, M P] = the chunk's dy transposed. */
-    enum clt_status st = CLT__RUN(dev, CLT__K_conv2d_pack, (size_t)(ch->m * s->image_out),
-                                  CLT__I32(ch->m), CLT__I32(c->c_out), CLT__I32(s->p),
-                                  CLT__BUF(at(dy, ch->first * s->image_out)), CLT__BUF(ch->t));
+    /* dyt [C_out, M P] = the chunk's dy transposed; for one image, dy itself. */
+    const struct clt__buf dy_m = at(dy, ch->first * s->image_out);
+    const struct clt__buf dyt = ch->m == 1 ? dy_m : ch->t;
+    enum clt_status st = CLT_OK;
+    if (ch->m > 1)
+        st = CLT__RUN(dev, CLT__K_conv2d_pack, (size_t)(ch->m * s->image_out), CLT__I32(ch->m),
+                      CLT__I32(c->c_out), CLT__I32(s->p), CLT__BUF(dy_m), CLT__BUF(dyt));
     if (st == CLT_OK && dweight.mem) {
         st = im2col(dev, c, s, ch, x);
         /* dW_g [Co, Kg] (+)= dyt_g [Co, M P] * col_g^T [M P, Kg]; the first chunk writes dW
          * unless accumulating, the others add to it. */
         const float beta = ch->first == 0 && !accumulate ? 0.0f : 1.0f;
         if (st == CLT_OK)
-            st = group_gemm(dev, c->groups, false, true, s->co, s->kg, mp, beta, ch->t, s->co * mp,
+            st = group_gemm(dev, c->groups, false, true, s->co, s->kg, mp, beta, dyt, s->co * mp,
                             ch->col, s->kg * mp, dweight, s->co * s->kg);
     }
     if (st == CLT_OK && dx.mem) {
         /* dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], over the columns (the queue
          * is in order: the dweight GEMM has read them). */
         st = group_gemm(dev, c->groups, true, false, s->kg, mp, s->co, 0.0f, weight, s->co * s->kg,
-                        ch->t, s->co * mp, ch->col, s->kg * mp);
+                        dyt, s->co * mp, ch->col, s->kg * mp);
         if (st == CLT_OK)
             st = col2im(dev, c, s, ch, dx, accumulate);
     }
