@@ -17,8 +17,8 @@
  * Method: the batch in chunks of up to `chunk` images; a chunk's columns (im2col of each
  * image, side by side) go through one GEMM per pass, strided-batched over the groups, and a
  * transposing copy moves between the GEMMs' [C_out, images, P] layout and NCHW (with the
- * bias added on the way out). Backward the same columns give dweight, and dx is a GEMM into
- * the workspace followed by a gather (col2im) with no atomics.
+ * bias added on the way out; a chunk of one image needs no copy). Backward the same columns give
+ * dweight, and dx is a GEMM into the workspace followed by a gather (col2im) with no atomics.
  *
  * Launchers check their arguments, enqueue on dev->queue and return: they never allocate
  * and never block. A batch of 0 images enqueues nothing.
