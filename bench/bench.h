@@ -25,6 +25,9 @@ struct bench_config {
     double target_s;  /* a calibrated micro kernel runs at least this long per run */
     bool verbose;     /* progress lines on stderr */
     const char *self; /* path of this program, to start the cold-cache children */
+    /* --train-init: a directory where the train section writes each model's initial weights
+     * (<model>.safetensors) and adds its initial and first-step losses as figures; NULL: no. */
+    const char *train_init;
 };
 
 /* ==== Figures and devices =============================================================== */

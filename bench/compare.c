@@ -151,10 +151,13 @@ enum clt_status bench_read_json(const char *path, struct bench_results *out)
         snprintf(rd.why, sizeof rd.why, "the top level must be an object");
     if (!rd.why[0])
         tool = member(&rd, root, "tool", cJSON_String, "top level");
-    /* bench/torch_gemm.py writes PyTorch's GEMM figures in the same format. */
+    /* bench/torch_gemm.py and bench/torch_train.py write PyTorch's GEMM and training figures
+     * in the same format. */
     if (tool && strcmp(tool->valuestring, "cltrain-bench") != 0 &&
-        strcmp(tool->valuestring, "torch_gemm.py") != 0)
-        snprintf(rd.why, sizeof rd.why, "not written by cltrain-bench or torch_gemm.py");
+        strcmp(tool->valuestring, "torch_gemm.py") != 0 &&
+        strcmp(tool->valuestring, "torch_train.py") != 0)
+        snprintf(rd.why, sizeof rd.why,
+                 "not written by cltrain-bench, torch_gemm.py or torch_train.py");
     if (!rd.why[0])
         mode = member(&rd, root, "mode", cJSON_String, "top level");
     if (!rd.why[0])

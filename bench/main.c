@@ -29,6 +29,7 @@ struct options {
     int nfrom;
     bool list, quick, quiet, verbose, fail_on_regression;
     int runs, warmup, cold_runs;
+    const char *train_init;
     double threshold;
     unsigned sections; /* bit s: bench_sections[s] */
 };
@@ -45,6 +46,9 @@ static void usage(FILE *f)
           "  --runs N, --warmup N   measured and discarded runs of each figure\n"
           "  --cold-runs N          cold-cache first steps per model (default 1; 0: none)\n"
           "  --sections LIST        comma-separated subset of micro,gemm,ops,train\n"
+          "  --train-init DIR       write each trained model's initial weights to\n"
+          "                         DIR/MODEL.safetensors and report its losses before and\n"
+          "                         after one step (for bench/torch_train.py)\n"
           "  --json FILE            every figure as JSON\n"
           "  --csv FILE             every figure as CSV\n"
           "  --svg FILE             a chart of the devices side by side\n"
@@ -100,7 +104,8 @@ static int parse(int argc, char **argv, struct options *o)
 {
     static const char *const valued[] = {
         "--device",    "--json", "--csv",    "--svg",       "--compare",  "--from",
-        "--threshold", "--runs", "--warmup", "--cold-runs", "--sections", "--first-step-child"};
+        "--threshold", "--runs", "--warmup", "--cold-runs", "--sections", "--first-step-child",
+        "--train-init"};
     for (int i = 1; i < argc; i++) {
         char name[64];
         const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
@@ -147,6 +152,8 @@ static int parse(int argc, char **argv, struct options *o)
             if (o->nfrom == 8)
                 return bad("at most 8 --from files%s", "");
             o->from[o->nfrom++] = val;
+        } else if (strcmp(name, "--train-init") == 0) {
+            o->train_init = val;
         } else if (strcmp(name, "--first-step-child") == 0) {
             o->child_model = val;
         } else if (strcmp(name, "--runs") == 0) {
@@ -376,6 +383,7 @@ int main(int argc, char **argv)
                           : 5,
         .warmup = o.warmup >= 0 ? o.warmup : 1,
         .cold_runs = o.cold_runs,
+        .train_init = o.train_init,
         .target_s = o.quick ? 0.02 : 0.05,
         .verbose = o.verbose,
         .self = self_path(argv[0]),

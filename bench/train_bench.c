@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 #include "models.h"
@@ -72,16 +73,36 @@ struct train_run {
     int steps;           /* per run */
     double split[3][64]; /* forward, backward, optimizer seconds of each split run */
     int nsplit;
+    double host[2][64]; /* per throughput run: host CPU and wall ms inside clt_trainer_step,
+                           mean per step */
+    int nhost;
 };
+
+/* CPU time of the calling thread, seconds. */
+static double thread_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* One run of `steps` training steps: samples per second, wall clock. */
 static enum clt_status throughput_sample(void *ctx, double *value)
 {
     struct train_run *r = ctx;
     enum clt_status st = clt_device_finish(r->c->dev);
-    double t0 = bench_now();
-    for (int i = 0; st == CLT_OK && i < r->steps; i++)
+    double t0 = bench_now(), cpu = 0, wall = 0;
+    for (int i = 0; st == CLT_OK && i < r->steps; i++) {
+        double c0 = thread_cpu_now(), w0 = bench_now();
         st = clt_trainer_step(r->tr, r->inputs);
+        cpu += thread_cpu_now() - c0;
+        wall += bench_now() - w0;
+    }
+    if (r->nhost < 64) {
+        r->host[0][r->nhost] = cpu * 1e3 / r->steps;
+        r->host[1][r->nhost] = wall * 1e3 / r->steps;
+        r->nhost++;
+    }
     float loss;
     if (st == CLT_OK)
         st = clt_trainer_loss(r->tr, &loss);
@@ -112,31 +133,18 @@ static enum clt_status host_mark(struct clt_device *dev, double *t)
 static enum clt_status split_enqueue(struct clt_trainer *tr, cl_event ev[3], double *host)
 {
     struct clt_device *dev = tr->dev;
-    struct clt__exec x = {
-        .dev = dev, .tr = tr, .training = true, .seed = tr->options.seed, .step = tr->steps};
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
-        uint32_t id = tr->plan.fwd[i];
-        if (tr->plan.info[id].reached)
-            st = clt__def(tr->graph->nodes[id])->forward(&x, tr->graph->nodes[id]);
-    }
+    struct clt__exec x = {.dev = dev,
+                          .tr = tr,
+                          .training = true,
+                          .seed = tr->options.seed,
+                          .step = tr->steps,
+                          .batch = clt__trainer_batch(tr),
+                          .rows = clt__trainer_batch(tr)};
+    enum clt_status st = clt__trainer_forward(tr, &x);
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[1]) : mark(dev, &ev[0]);
-    struct clt__buf seed = clt__grad(&x, tr->loss);
-    float one = 1.0f;
     if (st == CLT_OK)
-        st = clt__cl_check(&dev->log,
-                           clEnqueueFillBuffer(dev->queue, seed.mem, &one, sizeof one,
-                                               seed.offset * 4, sizeof one, 0, NULL, NULL),
-                           "clEnqueueFillBuffer");
-    x.in_backward = true;
-    for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
-        const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
-        st = tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE
-                 ? clt__def(t)->forward(&x, t)
-                 : clt__def(t)->backward(&x, t, clt__accumulate_mask(&x, t));
-    }
-    x.in_backward = false;
+        st = clt__trainer_backward(tr, &x);
     if (st == CLT_OK)
         st = host ? host_mark(dev, &host[2]) : mark(dev, &ev[1]);
     if (st == CLT_OK)
@@ -239,6 +247,36 @@ static enum clt_status step_times(struct train_run *r, const char *model, uint32
     return add1(r->c, model, "step_device_ms", "ms", false, &s);
 }
 
+/* --train-init: saves the trainer's initial weights to DIR/<model>.safetensors, then adds two
+ * figures: the evaluation loss of the bench batch at those weights (loss_init_eval: dropout
+ * off, batch norm on its initial running averages) and the training loss of the first step
+ * (loss_step1), which bench/torch_train.py computes from the same file and batch. The step
+ * is one of the trainer's steps; throughput runs follow it. */
+static enum clt_status train_init(struct train_run *r, const char *model)
+{
+    char path[1200];
+    int n = snprintf(path, sizeof path, "%s/%s.safetensors", r->c->cfg->train_init, model);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return CLT_ERR_INVALID_ARGUMENT;
+    char batch[32];
+    snprintf(batch, sizeof batch, "%lld", (long long)r->batch);
+    const struct clt_meta meta[] = {{"bench.model", model}, {"bench.batch", batch}};
+    enum clt_status st = clt_trainer_save(r->tr, path, meta, 2);
+    float eval = 0, step1 = 0;
+    if (st == CLT_OK)
+        st = clt_trainer_eval(r->tr, r->inputs, NULL, NULL, 0, &eval);
+    if (st == CLT_OK)
+        st = clt_trainer_step(r->tr, r->inputs);
+    if (st == CLT_OK)
+        st = clt_trainer_loss(r->tr, &step1);
+    struct bench_stat a = {eval, eval, eval, 1}, b = {step1, step1, step1, 1};
+    if (st == CLT_OK)
+        st = add1(r->c, model, "loss_init_eval", "loss", false, &a);
+    if (st == CLT_OK)
+        st = add1(r->c, model, "loss_step1", "loss", false, &b);
+    return st;
+}
+
 static enum clt_status one_model(struct bench_ctx *c, const struct train_case *tc)
 {
     struct model_desc d;
@@ -263,11 +301,23 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     if (st == CLT_OK)
         st = clt_trainer_create(c->dev, m.g, m.loss, &opt, &r.tr);
     struct bench_stat s;
-    uint32_t first = (uint32_t)(c->cfg->warmup * r.steps);
+    if (st == CLT_OK && c->cfg->train_init)
+        st = train_init(&r, tc->kind);
+    /* The init's step is the trainer's first profiled one. */
+    uint32_t first = (uint32_t)(c->cfg->warmup * r.steps) + (c->cfg->train_init ? 1u : 0u);
     if (st == CLT_OK)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, throughput_sample, &r, &s);
     if (st == CLT_OK)
         st = add1(c, tc->kind, "samples_per_s", "samples/s", true, &s);
+    int nh = r.nhost - c->cfg->warmup;
+    if (st == CLT_OK && nh > 0) {
+        bench_stat_of(r.host[0] + c->cfg->warmup, nh, &s);
+        st = add1(c, tc->kind, "step_host_ms", "ms", false, &s);
+    }
+    if (st == CLT_OK && nh > 0) {
+        bench_stat_of(r.host[1] + c->cfg->warmup, nh, &s);
+        st = add1(c, tc->kind, "step_call_ms", "ms", false, &s);
+    }
     if (st == CLT_OK && m.positions > 1) {
         struct bench_stat tok = {s.median * (double)m.positions, s.min * (double)m.positions,
                                  s.max * (double)m.positions, s.runs};

@@ -23,6 +23,8 @@
  *         counter = {i / 4, 0, step & 0xffffffff, step >> 32}
  *         u(i)    = (out[i % 4] >> 8) * 2^-24     (exact in float, in [0, 1))
  *     so the mask depends only on (seed, step, i), never on the device or launch shape.
+ *     dropout_keep(key, step, p, e) makes the same draw for one element: the kernels the
+ *     fusion pass generates (engine/fuse.c, docs/fusion.md) call it and act_eval.
  *
  * Buffers: every tensor is n contiguous floats starting at element <name>_off of its buffer.
  * In-place use (y the same range as x, dx the same range as dy) is allowed: each element is
@@ -163,6 +165,14 @@ static float lane_uniform(uint4 r, int l)
 {
     const uint w = l == 0 ? r.x : l == 1 ? r.y : l == 2 ? r.z : r.w;
     return (float)(w >> 8) * 0x1.0p-24f;
+}
+
+/* keep(e) for one element e: the draw dropout_apply makes for it. The kernels the fusion pass
+ * generates (engine/fuse.c) call it, one element per work-item. */
+static bool dropout_keep(uint2 key, uint2 step, float p, long e)
+{
+    const uint4 r = philox4x32_10((uint4)((uint)(e / 4), 0u, step.x, step.y), key);
+    return lane_uniform(r, (int)(e % 4)) >= p;
 }
 
 /* keep(e) ? in[e] * scale : 0 for the Philox block of this work-item, written to out[e] or

@@ -25,6 +25,13 @@
  * order (results do not depend on the device); launchers never use more. */
 #define CLT__LOSS_LANES 64
 
+/* The arithmetic of broadcast_forward (cl/elementwise.cl, engine/ops/broadcast.h), and the
+ * axes a broadcast has at most once merged (CLT_MAX_DIMS): its kernels take that many sizes. */
+#define CLT__CL_BINARY_ADD 0
+#define CLT__CL_BINARY_SUB 1
+#define CLT__CL_BINARY_MUL 2
+#define CLT__CL_BROADCAST_DIMS 6
+
 /* Bits of a norm backward's write/accumulate mask, in the order of the graph op's inputs:
  * set, the gradient is added to; clear, written (engine/ops/norm.h, the combine kernels of
  * cl/norm.cl). */
@@ -32,5 +39,19 @@
 #define CLT__NORM_ACC_DGAMMA 2
 #define CLT__NORM_ACC_DBETA 4
 #define CLT__NORM_ACC_ALL 7
+
+/* Tunables of the tiled attention kernels (cl/attention.cl): rows per streamed tile, the
+ * largest head size, and the rows a work-group owns at most (its local size). Local memory
+ * per group is 2 * TILE * DMAX floats plus 2 * TILE, 16 KiB by default: within the 32 KiB of
+ * rusticl on llvmpipe. */
+#ifndef CLT__ATT_TILE
+#define CLT__ATT_TILE 32
+#endif
+#ifndef CLT__ATT_DMAX
+#define CLT__ATT_DMAX 64
+#endif
+#ifndef CLT__ATT_ROWS
+#define CLT__ATT_ROWS 32
+#endif
 
 #endif /* CLTRAIN_CL_SHARED_H */

@@ -287,18 +287,22 @@ static enum clt_status take(const struct clt_trainer *tr, const char *path,
     bool same = f->ndim == t->ndim;
     for (uint32_t i = 0; same && i < t->ndim; i++)
         same = f->shape[i] == t->shape[i];
-    if (f->dtype != CLT__ST_F32 || !same) {
+    /* Float tensors of other precisions (a bf16 export, say) are widened; integers are not
+     * weights. */
+    const bool floats = f->dtype == CLT__ST_F32 || f->dtype == CLT__ST_F16 ||
+                        f->dtype == CLT__ST_BF16 || f->dtype == CLT__ST_F64;
+    if (!floats || !same) {
         clt__log(log, CLT_LOG_ERROR, "%s has %s %s %s, the model wants F32 %s", path, name,
                  clt__st_dtype_name(f->dtype), have, want);
         return CLT_ERR_FORMAT;
     }
-    clt__f32_from_le(dst, f->data, (size_t)clt__count(t));
-    return CLT_OK;
+    return clt__st_to_f32(f, dst);
 }
 
 /* Checks the data section against "cltrain.data_crc32" when the file has it. */
-static enum clt_status verify_crc(const char *path, const unsigned char *bytes,
-                                  const struct clt__safetensors *file, const struct clt_log *log)
+enum clt_status clt__checkpoint_verify_crc(const char *path, const unsigned char *bytes,
+                                           const struct clt__safetensors *file,
+                                           const struct clt_log *log)
 {
     const char *want = clt__safetensors_meta(file, KEY_CRC);
     if (!want)
@@ -370,10 +374,11 @@ static enum clt_status read_counters(const struct clt_trainer *tr, const char *p
     return CLT_OK;
 }
 
-/* Fills the host copies from the file, checking every tensor the trainer needs. */
+/* Fills the host copies from the file, checking every tensor the trainer needs; parameters
+ * the file lacks are skipped when allow_missing (h->params then holds their current values). */
 static enum clt_status gather(struct clt_trainer *tr, const char *path,
-                              const struct clt__safetensors *file, struct host_state *h,
-                              struct counters *c)
+                              const struct clt__safetensors *file, bool allow_missing,
+                              struct host_state *h, struct counters *c)
 {
     enum clt_status st = h->m ? read_counters(tr, path, file, c) : CLT_OK;
     /* Gradients of a partial accumulation are needed when the restored trainer will be in
@@ -388,6 +393,8 @@ static enum clt_status gather(struct clt_trainer *tr, const char *path,
         if (!is_param(t))
             continue;
         uint64_t off = tr->plan.info[id].offset;
+        if (allow_missing && !clt__safetensors_find(file, t->name))
+            continue;
         st = take(tr, path, file, "", t, h->params + off);
         if (st == CLT_OK && h->m && t->kind == CLT__NODE_PARAM)
             st = take(tr, path, file, "optimizer.m.", t, h->m + off);
@@ -433,10 +440,105 @@ static enum clt_status restore(struct clt_trainer *tr, const struct host_state *
     return CLT_OK;
 }
 
-enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool optimizer)
+/* The model's parameter or state tensor of this name, or NULL. */
+static const struct clt_tensor *model_tensor(const struct clt_trainer *tr, const char *name)
 {
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if (is_param(t) && strcmp(t->name, name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* Whether a tensor of the file is the model's: a parameter or state, or a trained
+ * parameter's optimizer state. */
+static bool used_by_model(const struct clt_trainer *tr, const char *name)
+{
+    static const char *const prefixes[] = {"optimizer.m.", "optimizer.v.", "optimizer.grad."};
+    const struct clt_tensor *t = model_tensor(tr, name);
+    if (t)
+        return true;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        size_t len = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], len) == 0) {
+            t = model_tensor(tr, name + len);
+            return t && t->kind == CLT__NODE_PARAM;
+        }
+    }
+    return false;
+}
+
+/* How many names a report lists before it counts the rest. */
+#define REPORT_NAMES 10
+
+/* Counts the model's tensors the file lacks and the file's tensors the model does not use,
+ * naming them in the log (ERROR when they fail the load, WARN otherwise). */
+static void survey(const struct clt_trainer *tr, const char *path,
+                   const struct clt__safetensors *file, bool strict, struct clt_load_report *r)
+{
+    const struct clt_log *log = &tr->dev->log;
+    const enum clt_log_level level = strict ? CLT_LOG_ERROR : CLT_LOG_WARN;
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if (!is_param(t))
+            continue;
+        if (clt__safetensors_find(file, t->name)) {
+            r->loaded++;
+            continue;
+        }
+        if (r->missing++ < REPORT_NAMES)
+            clt__log(log, level, "%s has no tensor \"%s\", a %s of the model%s", path, t->name,
+                     t->kind == CLT__NODE_PARAM ? "parameter" : "state tensor",
+                     strict ? "" : " (it keeps its value)");
+    }
+    for (uint32_t i = 0; i < file->count; i++) {
+        const char *name = file->tensors[i].name;
+        if (!used_by_model(tr, name) && r->unused++ < REPORT_NAMES)
+            clt__log(log, level, "%s holds tensor \"%s\", which the model does not use", path,
+                     name);
+    }
+    if (r->missing > REPORT_NAMES)
+        clt__log(log, level, "%s lacks %u of the model's tensors in all", path, r->missing);
+    if (r->unused > REPORT_NAMES)
+        clt__log(log, level, "%s holds %u tensors the model does not use in all", path, r->unused);
+}
+
+/* The checks of a survey: strict refuses anything missing or unused; resuming the optimizer
+ * needs every parameter. */
+static enum clt_status judge(const struct clt_trainer *tr, const char *path,
+                             const struct clt_load_options *o, const struct clt_load_report *r)
+{
+    const struct clt_log *log = &tr->dev->log;
+    if (o->strict && (r->missing > 0 || r->unused > 0)) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "%s does not match the model: %u of its tensors missing, %u tensors of the "
+                 "file unused (a strict load refuses either; clt_trainer_load_with without "
+                 "strict loads what matches)",
+                 path, r->missing, r->unused);
+        return CLT_ERR_FORMAT;
+    }
+    if (o->optimizer && r->missing > 0) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "%s lacks %u of the model's tensors: the optimizer's state cannot be resumed "
+                 "from it",
+                 path, r->missing);
+        return CLT_ERR_FORMAT;
+    }
+    return CLT_OK;
+}
+
+enum clt_status clt_trainer_load_with(struct clt_trainer *tr, const char *path,
+                                      const struct clt_load_options *options,
+                                      struct clt_load_report *report)
+{
+    struct clt_load_report r = {0, 0, 0};
+    if (report)
+        *report = r;
     if (!tr || !path)
         return CLT_ERR_INVALID_ARGUMENT;
+    const struct clt_load_options strict = {.optimizer = false, .strict = true};
+    const struct clt_load_options *o = options ? options : &strict;
     const struct clt_log *log = &tr->dev->log;
     unsigned char *buf = NULL;
     const unsigned char *bytes = NULL;
@@ -454,132 +556,38 @@ enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool 
     if (st == CLT_ERR_FORMAT)
         clt__log(log, CLT_LOG_ERROR, "%s is not a valid safetensors file: %s", path, why);
     if (st == CLT_OK)
-        st = verify_crc(path, bytes, &file, log);
-    if (st == CLT_OK)
-        st = host_state_alloc(tr, optimizer, false, &h);
+        st = clt__checkpoint_verify_crc(path, bytes, &file, log);
     if (st == CLT_OK) {
-        st = gather(tr, path, &file, &h, &c);
+        survey(tr, path, &file, o->strict, &r);
+        if (report)
+            *report = r;
+        st = judge(tr, path, o, &r);
+    }
+    if (st == CLT_OK)
+        st = host_state_alloc(tr, o->optimizer, false, &h);
+    if (st == CLT_OK) {
+        /* Parameters the file lacks keep their values: start from the device's. */
+        if (r.missing > 0)
+            st = clt_device_finish(tr->dev);
+        if (st == CLT_OK && r.missing > 0)
+            st = read_floats(tr, tr->params, h.params, tr->plan.trained + tr->plan.state);
+        if (st == CLT_OK)
+            st = gather(tr, path, &file, r.missing > 0, &h, &c);
         if (st == CLT_OK)
             st = restore(tr, &h, &c);
         host_state_free(&h);
     }
     if (st == CLT_OK)
-        clt__log(log, CLT_LOG_INFO, "loaded %s%s: step %llu", path,
-                 optimizer ? " with the optimizer's state" : "", (unsigned long long)tr->steps);
+        clt__log(log, CLT_LOG_INFO, "loaded %s%s: step %llu, %u tensors (%u missing, %u unused)",
+                 path, o->optimizer ? " with the optimizer's state" : "",
+                 (unsigned long long)tr->steps, r.loaded, r.missing, r.unused);
     clt__safetensors_free(&file);
     free(buf);
     return st;
 }
 
-/* ---- Reading without a trainer ---------------------------------------------------------- */
-
-struct clt_checkpoint {
-    unsigned char *buf; /* the file, its data section 8-aligned */
-    struct clt__safetensors file;
-    float **copies; /* per tensor: an aligned host-order copy, or NULL to use the file */
-    struct clt_log log;
-    bool has_log;
-};
-
-void clt_checkpoint_close(struct clt_checkpoint *ck)
+enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool optimizer)
 {
-    if (!ck)
-        return;
-    for (uint32_t i = 0; ck->copies && i < ck->file.count; i++)
-        free(ck->copies[i]);
-    free(ck->copies);
-    clt__safetensors_free(&ck->file);
-    free(ck->buf);
-    free(ck);
-}
-
-/* F32 tensors whose bytes cannot be handed out as floats (misaligned, or a big-endian host)
- * get a converted copy. */
-static enum clt_status make_copies(struct clt_checkpoint *ck)
-{
-    const uint16_t one = 1;
-    unsigned char first;
-    memcpy(&first, &one, 1);
-    ck->copies = calloc(ck->file.count ? ck->file.count : 1, sizeof *ck->copies);
-    if (!ck->copies)
-        return CLT_ERR_NO_MEMORY;
-    for (uint32_t i = 0; i < ck->file.count; i++) {
-        const struct clt__st_tensor *t = &ck->file.tensors[i];
-        if (t->dtype != CLT__ST_F32 || (first == 1 && (uintptr_t)t->data % sizeof(float) == 0))
-            continue;
-        size_t n = (size_t)((t->end - t->begin) / 4);
-        ck->copies[i] = malloc((n ? n : 1) * sizeof(float));
-        if (!ck->copies[i])
-            return CLT_ERR_NO_MEMORY;
-        clt__f32_from_le(ck->copies[i], t->data, n);
-    }
-    return CLT_OK;
-}
-
-enum clt_status clt_checkpoint_open(const char *path, const struct clt_log *log,
-                                    struct clt_checkpoint **out)
-{
-    if (!path || !out)
-        return CLT_ERR_INVALID_ARGUMENT;
-    struct clt_checkpoint *ck = calloc(1, sizeof *ck);
-    if (!ck)
-        return CLT_ERR_NO_MEMORY;
-    if (log) {
-        ck->log = *log;
-        ck->has_log = true;
-    }
-    const unsigned char *bytes = NULL;
-    size_t size = 0;
-    char why[512];
-    enum clt_status st = clt__safetensors_read_file(path, log, &ck->buf, &bytes, &size);
-    if (st == CLT_OK) {
-        st = clt__safetensors_parse(bytes, size, &ck->file, why, sizeof why);
-        if (st == CLT_ERR_FORMAT)
-            clt__log(log, CLT_LOG_ERROR, "%s is not a valid safetensors file: %s", path, why);
-    }
-    if (st == CLT_OK)
-        st = verify_crc(path, bytes, &ck->file, log);
-    if (st == CLT_OK)
-        st = make_copies(ck);
-    if (st != CLT_OK) {
-        clt_checkpoint_close(ck);
-        return st;
-    }
-    *out = ck;
-    return CLT_OK;
-}
-
-const char *clt_checkpoint_meta(const struct clt_checkpoint *ck, const char *key)
-{
-    return ck && key ? clt__safetensors_meta(&ck->file, key) : NULL;
-}
-
-uint32_t clt_checkpoint_tensor_count(const struct clt_checkpoint *ck)
-{
-    return ck ? ck->file.count : 0;
-}
-
-enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t index,
-                                      const char **name, uint32_t *ndim, int64_t *shape,
-                                      const float **data)
-{
-    if (!ck || index >= ck->file.count)
-        return CLT_ERR_INVALID_ARGUMENT;
-    const struct clt__st_tensor *t = &ck->file.tensors[index];
-    if (t->dtype != CLT__ST_F32 || t->ndim > CLT_MAX_DIMS) {
-        clt__log(ck->has_log ? &ck->log : NULL, CLT_LOG_ERROR,
-                 "checkpoint tensor %s is %s with %u dimensions; cltrain reads F32 tensors of "
-                 "at most %d",
-                 t->name, clt__st_dtype_name(t->dtype), (unsigned)t->ndim, CLT_MAX_DIMS);
-        return CLT_ERR_UNSUPPORTED;
-    }
-    if (name)
-        *name = t->name;
-    if (ndim)
-        *ndim = t->ndim;
-    if (shape)
-        memcpy(shape, t->shape, t->ndim * sizeof *shape);
-    if (data)
-        *data = ck->copies[index] ? ck->copies[index] : (const float *)(const void *)t->data;
-    return CLT_OK;
+    const struct clt_load_options o = {.optimizer = optimizer, .strict = true};
+    return clt_trainer_load_with(tr, path, &o, NULL);
 }

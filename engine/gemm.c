@@ -141,6 +141,32 @@ static enum clt_status ensure_temp(struct clt_device *dev, size_t bytes)
     return st;
 }
 
+int clt__clblast_params_get(cl_device_id device, const char *kernel, size_t count,
+                            const char *const *names, size_t *values);
+
+int clt__gemm_clblast_params(struct clt_device *dev, const char *kernel, size_t count,
+                             const char *const *names, size_t *values)
+{
+    pthread_mutex_lock(&clblast_lock);
+    int rc = clt__clblast_params_get(dev->id, kernel, count, names, values);
+    pthread_mutex_unlock(&clblast_lock);
+    return rc;
+}
+
+enum clt_status clt__gemm_clblast_override(struct clt_device *dev, const char *kernel, size_t count,
+                                           const char *const *names, const size_t *values)
+{
+    pthread_mutex_lock(&clblast_lock);
+    CLBlastStatusCode s = CLBlastOverrideParameters(dev->id, kernel, CLBlastPrecisionSingle, count,
+                                                    (const char **)names, values);
+    pthread_mutex_unlock(&clblast_lock);
+    if (s == CLBlastSuccess)
+        return CLT_OK;
+    clt__log(&dev->log, CLT_LOG_WARN, "CLBlast refused parameters for %s (status %d)", kernel,
+             (int)s);
+    return CLT_ERR_GEMM;
+}
+
 enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_shape *g,
                                   struct clt__buf a, struct clt__buf b, struct clt__buf c)
 {

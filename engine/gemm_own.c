@@ -302,16 +302,13 @@ static enum clt_status run_one(struct clt_device *dev, const struct clt__gemm_co
         CLT__ARG(ob),    CLT__ARG(ldb), CLT__ARG(sb),  CLT__ARG(cbuf.mem), CLT__ARG(oc),
         CLT__ARG(ldc),   CLT__ARG(sc),
     };
-    st = clt__set_args(dev, k, args, sizeof args / sizeof args[0]);
-    if (st != CLT_OK)
-        return st;
     size_t batch = (size_t)(g->batch > 0 ? g->batch : 1);
 
     size_t lx = serial(c) ? 1 : c->ndim, ly = serial(c) ? 1 : c->mdim;
     size_t global[3] = {(size_t)((g->n + c->nwg - 1) / c->nwg) * lx,
                         (size_t)((g->m + c->mwg - 1) / c->mwg) * ly, batch};
     size_t local[3] = {lx, ly, 1};
-    return clt__launch(dev, k, 3, global, local);
+    return clt__launch_kernel(dev, k, args, sizeof args / sizeof args[0], 3, global, local);
 }
 
 /* The most k one launch of c may take on a device that ends a work-item's loops after 65535

@@ -257,10 +257,116 @@ struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint32_t ndi
     return add_trained(g, CLT__NODE_PARAM, name, ndim, shape, init);
 }
 
+void clt_param_set_kind(struct clt_tensor *param, enum clt_param_kind kind)
+{
+    if (!param || param->graph->status != CLT_OK)
+        return;
+    if (param->kind != CLT__NODE_PARAM || (unsigned)kind > CLT_PARAM_EMBEDDING) {
+        clt__graph_fail(param->graph, CLT_ERR_INVALID_ARGUMENT,
+                        "clt_param_set_kind: \"%s\" is not a trained parameter, or kind %d "
+                        "is unknown",
+                        param->name, (int)kind);
+        return;
+    }
+    param->param_kind = kind;
+}
+
+enum clt_param_kind clt_param_get_kind(const struct clt_tensor *param)
+{
+    return param && param->kind == CLT__NODE_PARAM ? param->param_kind : CLT_PARAM_WEIGHT;
+}
+
 struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint32_t ndim,
                              const int64_t *shape, struct clt_init init)
 {
     return add_trained(g, CLT__NODE_STATE, name, ndim, shape, init);
+}
+
+struct clt_tensor *clt_graph_param(struct clt_graph *g, const char *name)
+{
+    if (!clt__graph_ok(g, 0, NULL))
+        return NULL;
+    for (uint32_t i = 0; name && i < g->count; i++) {
+        struct clt_tensor *t = g->nodes[i];
+        if ((t->kind == CLT__NODE_PARAM || t->kind == CLT__NODE_STATE) &&
+            strcmp(t->name, name) == 0)
+            return t;
+    }
+    clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                    "clt_graph_param: no parameter or state named \"%s\"", name ? name : "(NULL)");
+    return NULL;
+}
+
+/* "[a, b, c]" into buf. */
+static const char *shape_str(uint32_t ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t len = (size_t)snprintf(buf, size, "[");
+    for (uint32_t i = 0; i < ndim && len < size; i++)
+        len +=
+            (size_t)snprintf(buf + len, size - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < size)
+        snprintf(buf + len, size - len, "]");
+    return buf;
+}
+
+struct clt_tensor *clt__layer_param(struct clt_graph *g, const char *layer, const char *name,
+                                    const char *part, struct clt_tensor *given, bool state,
+                                    uint32_t ndim, const int64_t *shape, struct clt_init init)
+{
+    if (!clt__graph_ok(g, 0, NULL))
+        return NULL;
+    if (!given) {
+        char full[CLT__NAME_MAX];
+        if (!clt__param_name(g, name, part, full))
+            return NULL;
+        return state ? clt_state(g, full, ndim, shape, init)
+                     : clt_param(g, full, ndim, shape, init);
+    }
+    const char *label = name && *name ? name : "(unnamed)";
+    if (given->graph != g) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "%s \"%s\": the given %s belongs to another graph", layer, label, part);
+        return NULL;
+    }
+    enum clt__node_kind want = state ? CLT__NODE_STATE : CLT__NODE_PARAM;
+    if (given->kind != want) {
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "%s \"%s\": the given %s must be %s (clt_%s or a layer's), not %s%s%s",
+                        layer, label, part, state ? "a state tensor" : "a parameter",
+                        state ? "state" : "param",
+                        given->kind == CLT__NODE_INPUT   ? "an input"
+                        : given->kind == CLT__NODE_PARAM ? "a parameter"
+                        : given->kind == CLT__NODE_STATE ? "a state tensor"
+                                                         : "an op's result",
+                        given->name[0] ? " " : "", given->name);
+        return NULL;
+    }
+    if (given->ndim != ndim || memcmp(given->shape, shape, ndim * sizeof *shape) != 0) {
+        char have[CLT_MAX_DIMS * 24], need[CLT_MAX_DIMS * 24];
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "%s \"%s\": the given %s \"%s\" is %s; the layer needs %s", layer, label,
+                        part, given->name, shape_str(given->ndim, given->shape, have, sizeof have),
+                        shape_str(ndim, shape, need, sizeof need));
+        return NULL;
+    }
+    return given;
+}
+
+bool clt__layer_params_only(struct clt_graph *g, const char *layer, const char *name,
+                            const struct clt_layer_params *use, bool bias, bool running)
+{
+    if (!use)
+        return true;
+    const char *label = name && *name ? name : "(unnamed)";
+    const char *extra = use->bias && !bias                ? "bias"
+                        : (use->running_mean && !running) ? "running_mean"
+                        : (use->running_var && !running)  ? "running_var"
+                                                          : NULL;
+    if (extra)
+        clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
+                        "%s \"%s\": a %s was given, but the layer has none%s", layer, label, extra,
+                        strcmp(extra, "bias") == 0 ? " (its bias option is off)" : "");
+    return extra == NULL;
 }
 
 bool clt__param_name(struct clt_graph *g, const char *prefix, const char *part, char *out)

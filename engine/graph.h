@@ -39,8 +39,9 @@ struct clt_tensor {
     uint32_t ndim;
     int64_t shape[CLT_MAX_DIMS];
     char name[CLT__NAME_MAX];
-    struct clt_init init;   /* params and state */
-    union clt__op_params p; /* the op's parameters: the member named after the op */
+    struct clt_init init;           /* params and state */
+    enum clt_param_kind param_kind; /* params: what the optimizer's groups select by */
+    union clt__op_params p;         /* the op's parameters: the member named after the op */
     /* Buffers the op keeps from its forward to its backward (batch norm's statistics,
      * attention's probabilities), counted in elements of aux_dtype. */
     uint32_t naux;
@@ -71,7 +72,23 @@ struct clt__exec {
     uint64_t seed;
     uint64_t step;  /* the trainer's step counter (dropout's random stream) */
     uint32_t micro; /* index of the step within gradient accumulation */
+    /* Partial batches: the planned batch (the inputs' leading dimension) and the real rows of
+     * this one (rows == batch for a full batch). The real rows are the first ones; the rest
+     * hold zeros (ignored labels for cross-entropy). Only ops that reduce across the batch
+     * (clt__real_count) look at rows; every other op runs on the whole planned batch. */
+    int64_t batch, rows;
 };
+
+/* The elements of t that belong to real rows: all of them for a full batch or a tensor that
+ * does not hold the batch as its leading axis (parameters, say), else rows * (elements per
+ * row). */
+int64_t clt__real_count(const struct clt__exec *x, const struct clt_tensor *t);
+
+/* Zeroes the elements of b (laid out as t) past t's real rows; nothing for a full batch.
+ * Enqueued. Ops that honour rows keep padded rows at zero with it (their outputs, and the
+ * gradients they write), so that no padded value reaches a real one. */
+enum clt_status clt__zero_padding(struct clt__exec *x, const struct clt_tensor *t,
+                                  struct clt__buf b);
 
 /* The value of a tensor. */
 struct clt__buf clt__val(struct clt__exec *x, const struct clt_tensor *t);
@@ -85,6 +102,10 @@ bool clt__accumulate(struct clt__exec *x, const struct clt_tensor *t, uint32_t s
 
 /* The same for every input of t, as the bits of a backward's `acc` mask (CLT__ACC). */
 uint32_t clt__accumulate_mask(struct clt__exec *x, const struct clt_tensor *t);
+
+/* Whether node t's forward leaves out its bias (clt__op_def.bias_input) because the fused
+ * chain that reads its output adds it: in training steps only. */
+bool clt__bias_fused(const struct clt__exec *x, const struct clt_tensor *t);
 
 /* Aux buffer k of a node, and the shared scratch buffer. */
 struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32_t k);
@@ -127,6 +148,18 @@ bool clt__graph_ok(struct clt_graph *g, uint32_t n, struct clt_tensor *const *ts
 
 /* Makes "<prefix>.<part>" into out; an error (recorded) when it does not fit. */
 bool clt__param_name(struct clt_graph *g, const char *prefix, const char *part, char *out);
+
+/* A layer's parameter (or, with state, state tensor) `part`: `given` after checking that it
+ * is a parameter (state) of g with exactly this shape, else a new one named "<name>.<part>"
+ * with init. Records an error naming the layer kind and name and returns NULL otherwise. */
+struct clt_tensor *clt__layer_param(struct clt_graph *g, const char *layer, const char *name,
+                                    const char *part, struct clt_tensor *given, bool state,
+                                    uint32_t ndim, const int64_t *shape, struct clt_init init);
+
+/* Checks that `use` (may be NULL) gives no bias unless the layer has one and no running
+ * averages unless it keeps them; records an error otherwise. */
+bool clt__layer_params_only(struct clt_graph *g, const char *layer, const char *name,
+                            const struct clt_layer_params *use, bool bias, bool running);
 
 /* The default initialisers of PyTorch's layers: weights Kaiming uniform with gain 1/sqrt(3)
  * (PyTorch's a = sqrt(5)), which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)); biases

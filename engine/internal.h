@@ -66,15 +66,17 @@ struct clt__kernel_slot {
 /* The kernels of cl/ by id (generated from cl/ at build time: CLT__K_<kernel>). */
 #include "cl_kernels.h"
 
-/* Most program variants (a program built with extra #defines) one device keeps. */
-#define CLT__MAX_VARIANTS 64
+/* Most program variants (a program built with extra #defines or generated text: GEMM
+ * configurations, fused chains) one device keeps. */
+#define CLT__MAX_VARIANTS 128
 
-/* One variant of a program: cl/<name>.cl with `defines` prepended. Its kernels are created
- * by the module that asked for it (slots indexed as that module chooses) and released with
- * the program in clt__program_teardown. */
+/* One variant of a program: cl/<name>.cl with `defines` prepended (any source text: GEMM's
+ * tunables, a fused chain's generated kernels). Its kernels are created by the module that
+ * asked for it (slots indexed as that module chooses) and released with the program in
+ * clt__program_teardown, which frees `defines` too. */
 struct clt__program_variant {
     char name[32];
-    char defines[224];
+    char *defines;
     cl_program program;
     cl_kernel kernels[4];
 };
@@ -115,6 +117,9 @@ struct clt_device {
     /* Largest 1-D work-group size that suits every simple kernel on this device: a power of
      * two, at most 256 and at most the device limit. */
     size_t wg_1d;
+
+    /* record.c: the recording a trainer's step is running under; NULL outside a step. */
+    struct clt__rec *rec;
 };
 
 /* Arenas and trainers hold their device: closing a device whose children live only marks it
@@ -239,9 +244,26 @@ enum clt_status clt__set_args(struct clt_device *dev, cl_kernel kernel, const st
 /* Enqueues `kernel` on the compute queue over `global` work-items in `dims` dimensions, each
  * rounded up to a multiple of the local size. local NULL: the engine chooses (1-D: the
  * largest power of two <= min(dev->wg_1d, kernel wg size); 2-D/3-D: a square-ish shape within
- * the limits). Kernels must ignore work-items past their real size. */
+ * the limits). Kernels must ignore work-items past their real size. Not recorded: for tests
+ * and probes that set arguments themselves (clt__set_args); the engine launches through
+ * clt__launch_kernel. */
 enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
                             const size_t *global, const size_t *local);
+
+/* The launch path every kernel of the engine goes through: sets arguments 0..nargs-1 of
+ * `kernel` (a kernel object the device keeps for its life: clt__kernel's, a program
+ * variant's) and enqueues it as clt__launch does. Inside a recorded step (dev->rec, record.c)
+ * the launch runs on its own recorded copy of the kernel instead, whose arguments stay set
+ * from one step to the next: only those that changed are set again. Either way the device
+ * runs the same kernel with the same arguments. */
+enum clt_status clt__launch_kernel(struct clt_device *dev, cl_kernel kernel,
+                                   const struct clt__arg *args, size_t nargs, cl_uint dims,
+                                   const size_t *global, const size_t *local);
+
+/* The rounded global and the local shape clt__launch uses; false when a dimension is 0
+ * (nothing to run). */
+bool clt__launch_shape(struct clt_device *dev, cl_kernel kernel, cl_uint dims, const size_t *global,
+                       const size_t *local, size_t g[3], size_t l[3]);
 
 /* One argument of a launch, by value: an int, an unsigned int, a float, a tensor (struct
  * clt__buf), which a kernel takes as two arguments, its buffer (NULL when mem is NULL: "not
@@ -266,13 +288,20 @@ struct clt__karg {
 #define CLT__BUF(x) ((struct clt__karg){.kind = CLT__KARG_BUF, .v.b = (x)})
 #define CLT__LOCAL(n) ((struct clt__karg){.kind = CLT__KARG_LOCAL, .v.bytes = (size_t)(n)})
 
-/* The one launch helper: gets the kernel of an id, sets its arguments from the list (a
- * tensor sets two) and enqueues it over `items` work-items (1-D), rounded up to a multiple of
- * the local size. local 0: the engine chooses it (clt__launch); otherwise it is the
- * work-group size, and one beyond the kernel's CL_KERNEL_WORK_GROUP_SIZE is refused with
- * CLT_ERR_INVALID_ARGUMENT and a log line. 0 items enqueue nothing. */
+/* The one launch helper of ops: gets the kernel of an id, sets its arguments from the list (a
+ * tensor sets two) and enqueues it (through clt__launch_kernel, so recorded in a trainer's
+ * step) over `items` work-items (1-D), rounded up to a multiple of the local size. local 0: the
+ * engine chooses it (clt__launch); otherwise it is the work-group size, and one beyond the kernel's
+ * CL_KERNEL_WORK_GROUP_SIZE is refused with CLT_ERR_INVALID_ARGUMENT and a log line. 0 items
+ * enqueue nothing. */
 enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
                              size_t local, const struct clt__karg *args, size_t nargs);
+
+/* clt__enqueue for a kernel object without an id (a program variant's, a kernel generated at
+ * run time), kept by the device for its life. */
+enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, const char *name,
+                                    size_t items, size_t local, const struct clt__karg *args,
+                                    size_t nargs);
 
 #define CLT__KARGS(...)                                                                            \
     (const struct clt__karg[]){__VA_ARGS__},                                                       \
@@ -296,6 +325,44 @@ enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *wh
 enum clt_status clt__check_buf(struct clt_device *dev, struct clt__buf b, int64_t count,
                                size_t elem_size, const char *op, const char *what);
 
+/* ==== record.c: a trainer's step recorded once and replayed ============================ */
+
+/* A recording: the kernel launches of one kind of step, in order, each with its own kernel
+ * object (a copy of the launcher's, made with clCreateKernel from the same program and name)
+ * whose arguments stay set, and the arguments last set on it. The first step run under it
+ * records; later ones replay: each launch is matched with the next recorded one (the same
+ * kernel, dimensions and work sizes), sets only the arguments whose bytes differ (the input
+ * slot's buffer, dropout's step, the learning rate) and enqueues the recorded copy. A launch
+ * that does not match (the step ran other kernels) turns the rest of the step back to the
+ * plain path and the next step records again. What is not a kernel launch through
+ * clt__launch_kernel (CLBlast's and the host BLAS's GEMMs, fills, copies) runs as a call, as
+ * it always does. Owned by its trainer; used by one thread at a time. */
+struct clt__rec;
+
+enum clt_status clt__rec_create(struct clt_device *dev, struct clt__rec **out);
+void clt__rec_free(struct clt__rec *rec);
+
+/* Starts a step under rec (dev->rec = rec): replays when rec holds a complete recording,
+ * records otherwise. */
+void clt__rec_begin(struct clt_device *dev, struct clt__rec *rec);
+
+/* Ends the step (dev->rec = NULL). ok false: the step failed part-way, and what was
+ * recorded is dropped. */
+void clt__rec_end(struct clt_device *dev, bool ok);
+
+/* Times rec recorded a step (tests). */
+uint32_t clt__rec_recordings(const struct clt__rec *rec);
+
+/* Called by clt__launch_kernel when dev->rec is set: enqueues the launch through the
+ * recording and sets *done, or leaves *done false for the plain path (recording off for the
+ * rest of this step). */
+enum clt_status clt__rec_launch(struct clt_device *dev, cl_kernel kernel,
+                                const struct clt__arg *args, size_t nargs, cl_uint dims,
+                                const size_t *global, const size_t *local, bool *done);
+
+/* CL_MEM_SIZE of a buffer, remembered for the rest of the step (clt__check_buf). */
+cl_int clt__rec_mem_size(struct clt__rec *rec, cl_mem mem, size_t *bytes);
+
 /* ==== gemm.c ============================================================================ */
 
 /* Chooses the GEMM backend for a freshly opened device. */
@@ -315,6 +382,13 @@ enum clt_status clt__gemm_resolve(const struct clt_log *log, const struct clt_ge
                                   int64_t *span_c);
 
 /* Enqueues with one backend explicitly, without fallback (tests and the bench). */
+/* CLBlast's tuning parameters of `kernel` (single precision) on dev: read (0 when done, else
+ * CLBlast's status, or 1 for a name the kernel lacks) and overridden (logged on failure).
+ * Behind the lock every CLBlast call takes. */
+int clt__gemm_clblast_params(struct clt_device *dev, const char *kernel, size_t count,
+                             const char *const *names, size_t *values);
+enum clt_status clt__gemm_clblast_override(struct clt_device *dev, const char *kernel, size_t count,
+                                           const char *const *names, const size_t *values);
 enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_shape *g,
                                   struct clt__buf a, struct clt__buf b, struct clt__buf c);
 enum clt_status clt__gemm_own(struct clt_device *dev, const struct clt_gemm_shape *g,

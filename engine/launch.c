@@ -1,6 +1,7 @@
 /*
  * launch.c: setting kernel arguments and choosing launch shapes from the device's limits and
- * each kernel's CL_KERNEL_WORK_GROUP_SIZE.
+ * each kernel's CL_KERNEL_WORK_GROUP_SIZE; the one launch path (clt__launch_kernel), which a
+ * recorded step (record.c) takes over.
  */
 #include <string.h>
 
@@ -66,23 +67,102 @@ static void choose_local(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
         local[2] = 1;
 }
 
-enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
-                            const size_t *global, const size_t *local)
+bool clt__launch_shape(struct clt_device *dev, cl_kernel kernel, cl_uint dims, const size_t *global,
+                       const size_t *local, size_t g[3], size_t l[3])
 {
-    size_t l[3] = {1, 1, 1}, g[3] = {1, 1, 1};
-    if (dims < 1 || dims > 3)
-        return CLT_ERR_INVALID_ARGUMENT;
+    for (int d = 0; d < 3; d++)
+        g[d] = l[d] = 1;
     if (local)
         memcpy(l, local, dims * sizeof *l);
     else
         choose_local(dev, kernel, dims, l);
     for (cl_uint d = 0; d < dims; d++) {
         if (global[d] == 0)
-            return CLT_OK;
+            return false;
         g[d] = (global[d] + l[d] - 1) / l[d] * l[d];
     }
+    return true;
+}
+
+enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint dims,
+                            const size_t *global, const size_t *local)
+{
+    size_t l[3], g[3];
+    if (dims < 1 || dims > 3)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (!clt__launch_shape(dev, kernel, dims, global, local, g, l))
+        return CLT_OK;
     cl_int err = clEnqueueNDRangeKernel(dev->queue, kernel, dims, NULL, g, l, 0, NULL, NULL);
     return clt__cl_check(&dev->log, err, "clEnqueueNDRangeKernel");
+}
+
+enum clt_status clt__launch_kernel(struct clt_device *dev, cl_kernel kernel,
+                                   const struct clt__arg *args, size_t nargs, cl_uint dims,
+                                   const size_t *global, const size_t *local)
+{
+    if (dims < 1 || dims > 3)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (dev->rec) {
+        bool done = false;
+        enum clt_status st = clt__rec_launch(dev, kernel, args, nargs, dims, global, local, &done);
+        if (done || st != CLT_OK)
+            return st;
+    }
+    enum clt_status st = clt__set_args(dev, kernel, args, nargs);
+    return st == CLT_OK ? clt__launch(dev, kernel, dims, global, local) : st;
+}
+
+/* Most kernel arguments one launch of clt__enqueue sets (a tensor counts two). */
+#define MAX_ARGS 64
+
+/* Sets up raw arguments from a karg list: a tensor becomes its buffer and its int offset
+ * (kept in offs). */
+static enum clt_status raw_args(struct clt_device *dev, const char *name,
+                                const struct clt__karg *args, size_t nargs, struct clt__arg *raw,
+                                cl_int *offs, size_t *nraw)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nargs; i++) {
+        const struct clt__karg *a = &args[i];
+        if (n + 2 > MAX_ARGS) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "kernel %s: more than %d arguments", name, MAX_ARGS);
+            return CLT_ERR_INVALID_ARGUMENT;
+        }
+        if (a->kind == CLT__KARG_I32) {
+            raw[n++] = (struct clt__arg){sizeof a->v.i, &a->v.i};
+        } else if (a->kind == CLT__KARG_U32) {
+            raw[n++] = (struct clt__arg){sizeof a->v.u, &a->v.u};
+        } else if (a->kind == CLT__KARG_F32) {
+            raw[n++] = (struct clt__arg){sizeof a->v.f, &a->v.f};
+        } else if (a->kind == CLT__KARG_LOCAL) {
+            raw[n++] = (struct clt__arg){a->v.bytes, NULL};
+        } else {
+            offs[i] = (cl_int)a->v.b.offset;
+            raw[n++] = (struct clt__arg){sizeof a->v.b.mem, &a->v.b.mem};
+            raw[n++] = (struct clt__arg){sizeof offs[i], &offs[i]};
+        }
+    }
+    *nraw = n;
+    return CLT_OK;
+}
+
+/* Enqueues a kernel whose work-group limit is wg over `items` work-items. */
+static enum clt_status enqueue_1d(struct clt_device *dev, cl_kernel k, size_t wg, const char *name,
+                                  size_t items, size_t local, const struct clt__karg *args,
+                                  size_t nargs)
+{
+    if (local > wg) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "work group %zu is beyond %s's limit %zu", local, name,
+                 wg);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    struct clt__arg raw[MAX_ARGS];
+    cl_int offs[MAX_ARGS];
+    size_t nraw = 0;
+    enum clt_status st = raw_args(dev, name, args, nargs, raw, offs, &nraw);
+    if (st == CLT_OK)
+        st = clt__launch_kernel(dev, k, raw, nraw, 1, &items, local ? &local : NULL);
+    return st;
 }
 
 enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
@@ -93,38 +173,19 @@ enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, siz
     cl_kernel k;
     size_t wg = 0;
     enum clt_status st = clt__kernel(dev, id, &k, &wg);
-    if (st == CLT_OK && local > wg) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "work group %zu is beyond %s's limit %zu", local,
-                 clt__kernel_ids[id].kernel, wg);
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    cl_uint index = 0;
-    for (size_t i = 0; st == CLT_OK && i < nargs; i++) {
-        cl_int err = CL_SUCCESS;
-        const struct clt__karg *a = &args[i];
-        if (a->kind == CLT__KARG_I32) {
-            err = clSetKernelArg(k, index++, sizeof a->v.i, &a->v.i);
-        } else if (a->kind == CLT__KARG_U32) {
-            err = clSetKernelArg(k, index++, sizeof a->v.u, &a->v.u);
-        } else if (a->kind == CLT__KARG_F32) {
-            err = clSetKernelArg(k, index++, sizeof a->v.f, &a->v.f);
-        } else if (a->kind == CLT__KARG_LOCAL) {
-            err = clSetKernelArg(k, index++, a->v.bytes, NULL);
-        } else {
-            cl_int off = (cl_int)a->v.b.offset;
-            err = clSetKernelArg(k, index++, sizeof a->v.b.mem, &a->v.b.mem);
-            if (err == CL_SUCCESS)
-                err = clSetKernelArg(k, index++, sizeof off, &off);
-        }
-        if (err != CL_SUCCESS) {
-            clt__log(&dev->log, CLT_LOG_ERROR, "argument %zu of kernel %s rejected", i,
-                     clt__kernel_ids[id].kernel);
-            st = clt__cl_check(&dev->log, err, "clSetKernelArg");
-        }
-    }
-    if (st == CLT_OK)
-        st = clt__launch(dev, k, 1, &items, local ? &local : NULL);
-    return st;
+    if (st != CLT_OK)
+        return st;
+    return enqueue_1d(dev, k, wg, clt__kernel_ids[id].kernel, items, local, args, nargs);
+}
+
+enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, const char *name,
+                                    size_t items, size_t local, const struct clt__karg *args,
+                                    size_t nargs)
+{
+    if (items == 0)
+        return CLT_OK;
+    size_t wg = local ? kernel_wg(dev, kernel) : 0;
+    return enqueue_1d(dev, kernel, wg, name, items, local, args, nargs);
 }
 
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what)
@@ -154,7 +215,8 @@ enum clt_status clt__check_buf(struct clt_device *dev, struct clt__buf b, int64_
         return CLT_ERR_INVALID_ARGUMENT;
     }
     size_t bytes = 0;
-    cl_int err = clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    cl_int err = dev->rec ? clt__rec_mem_size(dev->rec, b.mem, &bytes)
+                          : clGetMemObjectInfo(b.mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
     if (err != CL_SUCCESS) {
         clt__log(&dev->log, CLT_LOG_ERROR, "%s: %s is not a buffer", op, what);
         return clt__cl_check(&dev->log, err, "clGetMemObjectInfo (CL_MEM_SIZE)");

@@ -128,6 +128,7 @@ void clt__program_teardown(struct clt_device *dev)
             if (v->kernels[j])
                 clReleaseKernel(v->kernels[j]);
         clReleaseProgram(v->program);
+        free(v->defines);
     }
     dev->variant_count = 0;
     for (size_t i = 0; i < CLT__MAX_PROGRAMS; i++) {
@@ -329,22 +330,25 @@ enum clt_status clt__program_variant_get(struct clt_device *dev, const char *nam
         clt__log(&dev->log, CLT_LOG_ERROR, "no kernel program named \"%s\"", name);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    if (dev->variant_count == CLT__MAX_VARIANTS || strlen(name) >= sizeof dev->variants[0].name ||
-        strlen(defines) >= sizeof dev->variants[0].defines) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "program variant table full or defines too long: "
-                 "%s.cl",
+    if (dev->variant_count == CLT__MAX_VARIANTS || strlen(name) >= sizeof dev->variants[0].name) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "program variant table full or name too long: %s.cl",
                  name);
         return CLT_ERR_UNSUPPORTED;
     }
+    char *copy = malloc(strlen(defines) + 1);
+    if (!copy)
+        return CLT_ERR_NO_MEMORY;
+    strcpy(copy, defines);
     cl_program prog;
     enum clt_status st = build_program(dev, name, defines, &prog);
-    if (st != CLT_OK)
+    if (st != CLT_OK) {
+        free(copy);
         return st;
+    }
     struct clt__program_variant *v = &dev->variants[dev->variant_count++];
     memset(v, 0, sizeof *v);
     snprintf(v->name, sizeof v->name, "%s", name);
-    snprintf(v->defines, sizeof v->defines, "%s", defines);
+    v->defines = copy;
     v->program = prog;
     *out = v;
     return CLT_OK;

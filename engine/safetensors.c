@@ -8,6 +8,7 @@
  * have.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,6 +72,102 @@ void clt__f32_from_le(float *dst, const unsigned char *src, size_t n)
                      (uint32_t)src[4 * i + 2] << 16 | (uint32_t)src[4 * i + 3] << 24;
         memcpy(&dst[i], &u, sizeof u);
     }
+}
+
+/* The little-endian unsigned integer of `bytes` bytes at p. */
+static uint64_t le_uint(const unsigned char *p, size_t bytes)
+{
+    uint64_t u = 0;
+    for (size_t k = 0; k < bytes; k++)
+        u |= (uint64_t)p[k] << (8 * k);
+    return u;
+}
+
+/* IEEE binary16 to float, exactly (every half is a float). */
+static float half_to_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    float f;
+    if (exp == 0) {
+        f = ldexpf((float)mant, -24); /* zero and subnormals */
+        return sign ? -f : f;
+    }
+    uint32_t u = sign | (exp == 0x1f ? 0x7f800000u | mant << 13 : (exp + 112) << 23 | mant << 13);
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+enum clt_status clt__st_to_f32(const struct clt__st_tensor *t, float *dst)
+{
+    const size_t size = clt__st_dtype_size(t->dtype), n = (size_t)((t->end - t->begin) / size);
+    const unsigned char *p = t->data;
+    switch (t->dtype) {
+    case CLT__ST_F32:
+        clt__f32_from_le(dst, p, n);
+        return CLT_OK;
+    case CLT__ST_F16:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = half_to_float((uint16_t)le_uint(p + 2 * i, 2));
+        return CLT_OK;
+    case CLT__ST_BF16:
+        for (size_t i = 0; i < n; i++) {
+            const uint32_t u = (uint32_t)le_uint(p + 2 * i, 2) << 16;
+            memcpy(&dst[i], &u, sizeof u);
+        }
+        return CLT_OK;
+    case CLT__ST_F64:
+        for (size_t i = 0; i < n; i++) {
+            const uint64_t u = le_uint(p + 8 * i, 8);
+            double d;
+            memcpy(&d, &u, sizeof d);
+            dst[i] = (float)d;
+        }
+        return CLT_OK;
+    case CLT__ST_I32:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (float)(int32_t)(uint32_t)le_uint(p + 4 * i, 4);
+        return CLT_OK;
+    case CLT__ST_I64:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (float)(int64_t)le_uint(p + 8 * i, 8);
+        return CLT_OK;
+    default:
+        return CLT_ERR_UNSUPPORTED;
+    }
+}
+
+enum clt_status clt__st_to_i64(const struct clt__st_tensor *t, int64_t *dst)
+{
+    const size_t size = clt__st_dtype_size(t->dtype), n = (size_t)((t->end - t->begin) / size);
+    const unsigned char *p = t->data;
+    bool is_signed;
+    switch (t->dtype) {
+    case CLT__ST_I8:
+    case CLT__ST_I16:
+    case CLT__ST_I32:
+    case CLT__ST_I64:
+        is_signed = true;
+        break;
+    case CLT__ST_BOOL:
+    case CLT__ST_U8:
+    case CLT__ST_U16:
+    case CLT__ST_U32:
+    case CLT__ST_U64:
+        is_signed = false;
+        break;
+    default:
+        return CLT_ERR_UNSUPPORTED;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t u = le_uint(p + size * i, size);
+        if (!is_signed && u > (uint64_t)INT64_MAX)
+            return CLT_ERR_UNSUPPORTED;
+        if (is_signed && size < 8 && (u >> (8 * size - 1)) & 1)
+            dst[i] = (int64_t)(u | ~(uint64_t)0 << (8 * size)); /* sign-extended */
+        else
+            dst[i] = (int64_t)u;
+    }
+    return CLT_OK;
 }
 
 bool clt__utf8_valid(const unsigned char *s, size_t size)

@@ -166,4 +166,21 @@ bool clt__utf8_valid(const unsigned char *s, size_t size);
 /* Copies n little-endian floats from src (any alignment) to dst in host order. */
 void clt__f32_from_le(float *dst, const unsigned char *src, size_t n);
 
+/* A parsed tensor's elements as floats into dst (its element count of them): F32, F16 and
+ * BF16 exactly, F64 rounded, I32 and I64 converted. CLT_ERR_UNSUPPORTED for other dtypes
+ * (nothing written). No log: the caller says what it was reading. */
+enum clt_status clt__st_to_f32(const struct clt__st_tensor *t, float *dst);
+
+/* The same into int64_t from the integer dtypes (BOOL, U8, I8, U16, I16, U32, I32, I64, and
+ * U64 values up to INT64_MAX). CLT_ERR_UNSUPPORTED for float dtypes and larger U64 values
+ * (dst then partly written). */
+enum clt_status clt__st_to_i64(const struct clt__st_tensor *t, int64_t *dst);
+
+/* Checks the data section of a parsed file (bytes: the whole file) against its
+ * "cltrain.data_crc32" metadata when it has one: CLT_OK, or CLT_ERR_FORMAT with a log line
+ * naming path. (checkpoint.c) */
+enum clt_status clt__checkpoint_verify_crc(const char *path, const unsigned char *bytes,
+                                           const struct clt__safetensors *file,
+                                           const struct clt_log *log);
+
 #endif /* CLTRAIN_SAFETENSORS_H */

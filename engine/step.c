@@ -1,6 +1,10 @@
 /*
- * step.c: running a trainer: the training step, the dry run at creation, evaluation, and the
- * loss and counters read back.
+ * step.c: running a trainer: the training step, the dry run at creation, evaluation (and the
+ * forward pass of an executor, infer.c), and the loss and counters read back.
+ *
+ * Partial batches: a call of fewer rows than planned stages the real rows and pads the rest
+ * (zeros; -1 for cross-entropy labels), and hands the row count to the ops in the exec
+ * struct; the plan says whether the graph allows it (docs/graph.md, "Partial batches").
  *
  * Queues and events (docs/scheduling.md): batch uploads go through the transfer queue from
  * one of two host staging slots into one of two device input slots, so the upload of step
@@ -17,10 +21,36 @@
 #include "ops/optim.h"
 #include "trainer.h"
 
-static struct clt__exec exec_for(struct clt_trainer *tr, bool training)
+int64_t clt__trainer_batch(const struct clt_trainer *tr)
+{
+    return tr->plan.batch > 0 ? tr->plan.batch : 1;
+}
+
+enum clt_status clt__trainer_check_rows(struct clt_trainer *tr, int64_t rows, const char *what)
+{
+    int64_t full = clt__trainer_batch(tr);
+    if (rows < 1 || rows > full) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "%s: %lld rows, outside 1 .. %lld (the planned batch)", what, (long long)rows,
+                 (long long)full);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (rows < full && tr->plan.partial_error[0]) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "%s: %lld rows of a batch of %lld, but this graph cannot run a partial batch: "
+                 "%s",
+                 what, (long long)rows, (long long)full, tr->plan.partial_error);
+        return CLT_ERR_UNSUPPORTED;
+    }
+    return CLT_OK;
+}
+
+static struct clt__exec exec_for(struct clt_trainer *tr, bool training, int64_t rows)
 {
     struct clt__exec x;
     memset(&x, 0, sizeof x);
+    x.batch = clt__trainer_batch(tr);
+    x.rows = rows;
     x.dev = tr->dev;
     x.tr = tr;
     x.training = training;
@@ -39,7 +69,9 @@ static enum clt_status op_failed(struct clt_trainer *tr, const struct clt_tensor
     return st;
 }
 
-/* The forward pass over the nodes marked in need (NULL: those the loss depends on). */
+/* The forward pass over the nodes marked in need (NULL: those the loss depends on). A
+ * training pass runs each fused chain as one kernel at its last op; evaluation runs every op
+ * on its own (an output it asks for may lie inside a chain). */
 static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, const bool *need)
 {
     for (uint32_t i = 0; i < tr->plan.nfwd; i++) {
@@ -47,7 +79,12 @@ static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, cons
         if (need ? !need[id] : !tr->plan.info[id].reached)
             continue;
         const struct clt_tensor *t = tr->graph->nodes[id];
-        enum clt_status st = clt__def(t)->forward(x, t);
+        int32_t group = tr->plan.info[id].group;
+        if (x->training && group >= 0 && tr->plan.info[id].fused_inside)
+            continue;
+        enum clt_status st = x->training && group >= 0
+                                 ? clt__fuse_forward(x, &tr->plan.groups[group])
+                                 : clt__def(t)->forward(x, t);
         if (st != CLT_OK)
             return op_failed(tr, t, "forward", st);
     }
@@ -65,10 +102,16 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     x->in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
+        int32_t group = tr->plan.info[t->id].group;
         if (tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE) {
-            st = clt__def(t)->forward(x, t);
+            st = group >= 0 ? clt__fuse_forward(x, &tr->plan.groups[group])
+                            : clt__def(t)->forward(x, t);
             if (st != CLT_OK)
                 st = op_failed(tr, t, "recomputation", st);
+        } else if (group >= 0) {
+            st = clt__fuse_backward(x, &tr->plan.groups[group]);
+            if (st != CLT_OK)
+                st = op_failed(tr, t, "fused backward", st);
         } else {
             st = clt__def(t)->backward(x, t, clt__accumulate_mask(x, t));
             if (st != CLT_OK)
@@ -77,6 +120,16 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     }
     x->in_backward = false;
     return st;
+}
+
+enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x)
+{
+    return forward(tr, x, NULL);
+}
+
+enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x)
+{
+    return backward(tr, x);
 }
 
 /* One optimizer update over the flat parameter buffer, at learning rate lr. */
@@ -102,18 +155,18 @@ enum clt_status clt__trainer_dry_run(struct clt_trainer *tr)
                                                   0, (size_t)tr->plan.input_bytes, 0, NULL, NULL),
                               "clEnqueueFillBuffer");
     }
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = clt__optim_status_reset(tr->dev, (struct clt__buf){tr->status, 0});
     tr->slot = 0;
-    struct clt__exec x = exec_for(tr, true);
-    if (st == CLT_OK)
+    struct clt__exec x = exec_for(tr, true, clt__trainer_batch(tr));
+    if (st == CLT_OK && !tr->inference)
         st = forward(tr, &x, NULL);
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = backward(tr, &x);
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = update(tr, &x, 0.0f);
     /* The evaluation kernels too (dropout off, batch norm on running averages). */
-    struct clt__exec e = exec_for(tr, false);
+    struct clt__exec e = exec_for(tr, false, clt__trainer_batch(tr));
     if (st == CLT_OK)
         st = forward(tr, &e, NULL);
     if (st == CLT_OK)
@@ -131,9 +184,30 @@ static void release(cl_event *ev)
     *ev = NULL;
 }
 
+/* Copies one input of `rows` real rows into its place in a staging slot (dst, the full
+ * planned size) and pads the rest: zeros, or -1 (an ignored label) for cross-entropy labels.
+ * A NULL src (an input nothing needs) becomes zeros. */
+static void stage_input(const struct clt_trainer *tr, const struct clt_tensor *t, int64_t rows,
+                        const void *src, char *dst)
+{
+    size_t bytes = (size_t)clt__count(t) * 4;
+    int64_t batch = clt__trainer_batch(tr);
+    size_t real = rows < batch ? bytes / (size_t)batch * (size_t)rows : bytes;
+    if (!src) {
+        memset(dst, 0, bytes);
+        return;
+    }
+    memcpy(dst, src, real);
+    if (tr->plan.info[t->id].pad_label)
+        memset(dst + real, 0xff, bytes - real); /* int32 -1 */
+    else
+        memset(dst + real, 0, bytes - real);
+}
+
 /* Copies the caller's batch into a host staging slot and enqueues its upload on the
  * transfer queue, after the last step that read the device slot. */
-static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void *const *inputs)
+static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void *const *inputs,
+                              int64_t rows)
 {
     struct clt_device *dev = tr->dev;
     if (tr->up_ev[slot]) {
@@ -149,8 +223,8 @@ static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void 
         const struct clt_tensor *t = tr->graph->nodes[id];
         if (t->kind != CLT__NODE_INPUT)
             continue;
-        memcpy((char *)tr->host_in[slot] + tr->plan.info[id].offset * 4, inputs[k++],
-               (size_t)clt__count(t) * 4);
+        stage_input(tr, t, rows, inputs[k++],
+                    (char *)tr->host_in[slot] + tr->plan.info[id].offset * 4);
     }
     if (tr->plan.input_bytes == 0)
         return CLT_OK;
@@ -191,35 +265,54 @@ static enum clt_status check_previous(struct clt_trainer *tr)
 
 enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inputs)
 {
-    if (!tr || (tr->plan.ninputs > 0 && !inputs) || clt__device_usable(tr->dev) != CLT_OK)
+    return clt_trainer_step_rows(tr, inputs, tr ? (uint32_t)clt__trainer_batch(tr) : 0);
+}
+
+enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const *inputs,
+                                      uint32_t rows)
+{
+    if (!tr || tr->inference || (tr->plan.ninputs > 0 && !inputs) ||
+        clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     for (uint32_t i = 0; i < tr->plan.ninputs; i++)
-        if (!inputs[i])
+        if (!inputs[i]) {
+            clt__log(&tr->dev->log, CLT_LOG_ERROR, "step: input %u is NULL", (unsigned)i);
             return CLT_ERR_INVALID_ARGUMENT;
-    enum clt_status st = check_previous(tr);
+        }
+    enum clt_status st = clt__trainer_check_rows(tr, rows, "step");
+    if (st == CLT_OK)
+        st = check_previous(tr);
     if (st != CLT_OK)
         return st;
     struct clt_device *dev = tr->dev;
     uint32_t slot = (uint32_t)(tr->steps % 2);
     tr->slot = slot;
-    st = upload(tr, slot, inputs);
+    st = upload(tr, slot, inputs, rows);
     struct clt__step_events *prof =
         tr->prof && tr->nprof < CLT__PROFILE_STEPS ? &tr->prof[tr->nprof] : NULL;
     if (st == CLT_OK && prof)
         st = clt__cl_check(&dev->log,
                            clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &prof->compute_start),
                            "clEnqueueMarkerWithWaitList");
-    struct clt__exec x = exec_for(tr, true);
+    struct clt__exec x = exec_for(tr, true, rows);
+    bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
+    struct clt__rec *rec = tr->rec[(x.micro == 0 ? 1 : 0) | (updating ? 2 : 0)];
+    /* A partial batch (at most one an epoch) runs unrecorded: its row counts and zero fills
+     * differ from the recorded full step's. */
+    if (rows != clt__trainer_batch(tr))
+        rec = NULL;
+    if (st == CLT_OK && rec)
+        clt__rec_begin(dev, rec);
     if (st == CLT_OK)
         st = forward(tr, &x, NULL);
     if (st == CLT_OK)
         st = backward(tr, &x);
-    bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
     if (st == CLT_OK && updating) {
         tr->last_lr = (float)clt__lr_at(&tr->lr_schedule, (int64_t)tr->updates);
         st = update(tr, &x, tr->last_lr);
         tr->updates++;
     }
+    clt__rec_end(dev, st == CLT_OK);
     if (st == CLT_OK) {
         release(&tr->done_ev[slot]);
         st = clt__cl_check(&dev->log,
@@ -326,64 +419,78 @@ static void mark_needed(const struct clt_trainer *tr, const struct clt_tensor *t
                 need[tr->graph->nodes[id]->in[i]->id] = true;
 }
 
-/* Enqueues a non-blocking read of count floats of t's value into out. */
+/* Enqueues a non-blocking read of count elements of t's value into out. */
 static enum clt_status read_value(struct clt_trainer *tr, struct clt__exec *x,
-                                  const struct clt_tensor *t, void *out, uint64_t count,
-                                  cl_event *ev)
+                                  const struct clt_tensor *t, void *out, uint64_t count)
 {
     struct clt__buf b = clt__val(x, t);
     cl_int err = clEnqueueReadBuffer(tr->dev->queue, b.mem, CL_FALSE, b.offset * 4,
-                                     (size_t)(count * 4), out, 0, NULL, ev);
+                                     (size_t)(count * 4), out, 0, NULL, NULL);
     return clt__cl_check(&tr->dev->log, err, "clEnqueueReadBuffer");
 }
 
-enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inputs,
-                                 const struct clt_tensor *output, float *out, uint64_t count,
-                                 float *loss)
+/* Logs and fails when an input the pass needs is NULL. */
+static enum clt_status check_needed_inputs(struct clt_trainer *tr, const void *const *inputs,
+                                           const bool *need)
 {
-    if (!tr || (tr->plan.ninputs > 0 && !inputs) || (output && !out) ||
-        clt__device_usable(tr->dev) != CLT_OK)
-        return CLT_ERR_INVALID_ARGUMENT;
-    for (uint32_t i = 0; i < tr->plan.ninputs; i++)
-        if (!inputs[i])
+    uint32_t k = 0;
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if (t->kind != CLT__NODE_INPUT)
+            continue;
+        bool needed = need ? need[id] : tr->plan.info[id].reached;
+        if (needed && (!inputs || !inputs[k])) {
+            clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                     "input %u (\"%s\") is NULL, but the requested outputs depend on it",
+                     (unsigned)k, t->name);
             return CLT_ERR_INVALID_ARGUMENT;
-    if (output && (output->graph != tr->graph || output->id >= tr->plan.n ||
-                   (uint64_t)clt__count(output) != count)) {
-        clt__log(&tr->dev->log, CLT_LOG_ERROR,
-                 "eval: the output must be a tensor of the "
-                 "trainer's graph and count must be its size");
-        return CLT_ERR_INVALID_ARGUMENT;
+        }
+        k++;
     }
-    /* Evaluation blocks anyway: let earlier steps finish, then use slot 0. */
-    enum clt_status st = clt_device_finish(tr->dev);
+    return CLT_OK;
+}
+
+enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *const *inputs,
+                                         int64_t rows, const bool *need,
+                                         const struct clt_tensor *const *reads, void *const *dst,
+                                         const uint64_t *count, uint32_t nread)
+{
+    enum clt_status st = check_needed_inputs(tr, inputs, need);
+    if (st == CLT_OK)
+        st = clt__trainer_check_rows(tr, rows, "forward pass");
+    /* The pass blocks anyway: let earlier steps finish first. */
+    if (st == CLT_OK)
+        st = clt_device_finish(tr->dev);
     uint32_t slot = (uint32_t)(tr->steps % 2);
     tr->slot = slot;
-    if (st == CLT_OK)
-        st = upload(tr, slot, inputs);
-    memset(tr->eval_need, 0, tr->plan.n * sizeof *tr->eval_need);
-    if (loss)
-        mark_needed(tr, tr->loss, tr->eval_need);
-    if (output)
-        mark_needed(tr, output, tr->eval_need);
-    struct clt__exec x = exec_for(tr, false);
-    uint32_t out_root = output ? tr->plan.info[output->id].root : UINT32_MAX;
-    float host_loss = 0;
-    if (st == CLT_OK && output && tr->graph->nodes[out_root]->kind != CLT__NODE_OP)
-        st = read_value(tr, &x, output, out, count, NULL);
+    if (st == CLT_OK && tr->plan.ninputs > 0) {
+        /* Inputs nothing needs may be omitted (inputs NULL) or NULL. */
+        const void **all = calloc(tr->plan.ninputs, sizeof *all);
+        if (!all)
+            return CLT_ERR_NO_MEMORY;
+        for (uint32_t i = 0; inputs && i < tr->plan.ninputs; i++)
+            all[i] = inputs[i];
+        st = upload(tr, slot, all, rows);
+        free(all);
+    }
+    struct clt__exec x = exec_for(tr, false, rows);
+    /* Tensors that are not op results (inputs, parameters) are there already. */
+    for (uint32_t r = 0; st == CLT_OK && r < nread; r++)
+        if (tr->graph->nodes[tr->plan.info[reads[r]->id].root]->kind != CLT__NODE_OP)
+            st = read_value(tr, &x, reads[r], dst[r], count[r]);
     for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
         uint32_t id = tr->plan.fwd[i];
-        if (!tr->eval_need[id])
+        if (need ? !need[id] : !tr->plan.info[id].reached)
             continue;
         const struct clt_tensor *t = tr->graph->nodes[id];
         st = clt__def(t)->forward(&x, t);
         if (st != CLT_OK)
             st = op_failed(tr, t, "forward", st);
-        /* Read the output as soon as it exists: its memory may be reused later. */
-        if (st == CLT_OK && id == out_root)
-            st = read_value(tr, &x, output, out, count, NULL);
+        /* Read an output as soon as it exists: its memory may be reused later. */
+        for (uint32_t r = 0; st == CLT_OK && r < nread; r++)
+            if (tr->plan.info[reads[r]->id].root == id)
+                st = read_value(tr, &x, reads[r], dst[r], count[r]);
     }
-    if (st == CLT_OK && loss)
-        st = read_value(tr, &x, tr->loss, &host_loss, 1, NULL);
     if (st == CLT_OK) {
         release(&tr->done_ev[slot]);
         st = clt__cl_check(&tr->dev->log,
@@ -392,6 +499,64 @@ enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inpu
     }
     if (st == CLT_OK)
         st = clt_device_finish(tr->dev);
+    return st;
+}
+
+/* The elements of t a caller may ask for: all of them, or, for a tensor whose leading
+ * dimension is the batch, those of the real rows. */
+static bool count_ok(const struct clt_trainer *tr, const struct clt_tensor *t, int64_t rows,
+                     uint64_t count)
+{
+    int64_t n = clt__count(t), batch = clt__trainer_batch(tr);
+    if ((uint64_t)n == count)
+        return true;
+    return t->ndim > 0 && t->shape[0] == batch && (uint64_t)(n / batch * rows) == count;
+}
+
+enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inputs,
+                                 const struct clt_tensor *output, float *out, uint64_t count,
+                                 float *loss)
+{
+    return clt_trainer_eval_rows(tr, inputs, tr ? (uint32_t)clt__trainer_batch(tr) : 0, output, out,
+                                 count, loss);
+}
+
+enum clt_status clt_trainer_eval_rows(struct clt_trainer *tr, const void *const *inputs,
+                                      uint32_t rows, const struct clt_tensor *output, float *out,
+                                      uint64_t count, float *loss)
+{
+    if (!tr || tr->inference || (output && !out) || clt__device_usable(tr->dev) != CLT_OK)
+        return CLT_ERR_INVALID_ARGUMENT;
+    if (output && (output->graph != tr->graph || output->id >= tr->plan.n ||
+                   !count_ok(tr, output, rows, count))) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "eval: the output must be a tensor of the trainer's graph and count its size "
+                 "(or, for a tensor whose leading dimension is the batch, that of the real "
+                 "rows)");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    memset(tr->eval_need, 0, tr->plan.n * sizeof *tr->eval_need);
+    if (loss)
+        mark_needed(tr, tr->loss, tr->eval_need);
+    if (output)
+        mark_needed(tr, output, tr->eval_need);
+    const struct clt_tensor *reads[2];
+    void *dst[2];
+    uint64_t counts[2];
+    uint32_t nread = 0;
+    float host_loss = 0;
+    if (output) {
+        reads[nread] = output;
+        dst[nread] = out;
+        counts[nread++] = count;
+    }
+    if (loss) {
+        reads[nread] = tr->loss;
+        dst[nread] = &host_loss;
+        counts[nread++] = 1;
+    }
+    enum clt_status st =
+        clt__trainer_run_forward(tr, inputs, rows, tr->eval_need, reads, dst, counts, nread);
     if (st == CLT_OK && loss)
         *loss = host_loss;
     return st;

@@ -85,6 +85,27 @@ struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32
     return b;
 }
 
+int64_t clt__real_count(const struct clt__exec *x, const struct clt_tensor *t)
+{
+    int64_t n = clt__count(t);
+    if (x->rows >= x->batch || !x->tr->plan.info[t->id].batch_major)
+        return n;
+    return n / x->batch * x->rows;
+}
+
+enum clt_status clt__zero_padding(struct clt__exec *x, const struct clt_tensor *t,
+                                  struct clt__buf b)
+{
+    int64_t n = clt__count(t), real = clt__real_count(x, t);
+    if (!b.mem || real == n)
+        return CLT_OK;
+    float zero = 0.0f;
+    cl_int err =
+        clEnqueueFillBuffer(x->dev->queue, b.mem, &zero, sizeof zero, (b.offset + (size_t)real) * 4,
+                            (size_t)(n - real) * 4, 0, NULL, NULL);
+    return clt__cl_check(&x->dev->log, err, "clEnqueueFillBuffer");
+}
+
 struct clt__buf clt__workspace(struct clt__exec *x)
 {
     struct clt__buf b = {x->tr->work, 0};
@@ -98,16 +119,70 @@ void clt_trainer_options_init(struct clt_trainer_options *o, enum clt_optim_kind
     memset(o, 0, sizeof *o);
     struct clt_optimizer *opt = &o->optimizer;
     opt->kind = kind;
-    opt->lr = kind == CLT_OPTIM_SGD ? 0.01f : 1e-3f;
-    opt->beta1 = 0.9f;
-    opt->beta2 = 0.999f;
-    opt->eps = 1e-8f;
-    opt->weight_decay = kind == CLT_OPTIM_ADAMW ? 0.01f : 0.0f;
-    opt->gamma = 0.1f;
+    opt->lr = kind == CLT_OPTIM_SGD ? 0.01 : 1e-3;
+    opt->beta1 = 0.9;
+    opt->beta2 = 0.999;
+    opt->eps = 1e-8;
+    opt->weight_decay = kind == CLT_OPTIM_ADAMW ? 0.01 : 0.0;
+    opt->gamma = 0.1;
     opt->accumulate = 1;
 }
 
 /* ---- Creation ---------------------------------------------------------------------------- */
+
+/* Resolves the optimizer's parameter groups into ranges of the flat trained buffer (adjacent
+ * parameters with the same settings share a range: one update launch each), and logs what
+ * each group selected (a WARN for a name pattern that selected nothing). Without groups the config
+ * keeps no ranges: one launch. */
+static enum clt_status resolve_groups(struct clt_trainer *tr)
+{
+    const struct clt_optimizer *o = &tr->options.optimizer;
+    if (o->ngroups == 0)
+        return CLT_OK;
+    uint32_t nparams = 0;
+    for (uint32_t id = 0; id < tr->plan.n; id++)
+        nparams += tr->graph->nodes[id]->kind == CLT__NODE_PARAM;
+    tr->ranges = calloc(nparams ? nparams : 1, sizeof *tr->ranges);
+    if (!tr->ranges)
+        return CLT_ERR_NO_MEMORY;
+    uint32_t count[CLT_MAX_PARAM_GROUPS + 1] = {0};
+    uint64_t elements[CLT_MAX_PARAM_GROUPS + 1] = {0};
+    uint32_t k = 0;
+    /* Trained parameters lie in the flat buffer in node order (plan.c). */
+    for (uint32_t id = 0; id < tr->plan.n; id++) {
+        const struct clt_tensor *t = tr->graph->nodes[id];
+        if (t->kind != CLT__NODE_PARAM)
+            continue;
+        const int grp = clt__optim_group_of(o, t->name, t->param_kind);
+        const int64_t begin = (int64_t)tr->plan.info[id].grad_offset, n = clt__count(t);
+        const double scale = grp >= 0 ? o->groups[grp].lr_scale : 1.0;
+        const double wd = grp >= 0 ? o->groups[grp].weight_decay : o->weight_decay;
+        count[grp + 1]++;
+        elements[grp + 1] += (uint64_t)n;
+        if (n == 0)
+            continue;
+        struct clt__optim_range *last = k > 0 ? &tr->ranges[k - 1] : NULL;
+        if (last && last->end == begin && last->lr_scale == scale && last->weight_decay == wd)
+            last->end = begin + n;
+        else
+            tr->ranges[k++] = (struct clt__optim_range){begin, begin + n, scale, wd};
+    }
+    tr->optim.ranges = tr->ranges;
+    tr->optim.nranges = k;
+    for (uint32_t i = 0; i <= o->ngroups; i++) {
+        const struct clt_param_group *g = i > 0 ? &o->groups[i - 1] : NULL;
+        /* A name pattern that selects nothing is likely a typo; a group by kind alone
+         * (clt_optimizer_exempt_decay on a model without biases) is not. */
+        const bool typo = g && g->pattern[0] != '\0' && count[i] == 0;
+        clt__log(&tr->dev->log, typo ? CLT_LOG_WARN : CLT_LOG_INFO,
+                 "parameter group %u (pattern \"%s\", kinds 0x%x, lr x %g, weight decay %g): "
+                 "%u tensors, %llu elements%s",
+                 i, g ? g->pattern : "*", g ? g->kinds : 0u, g ? g->lr_scale : 1.0,
+                 g ? g->weight_decay : o->weight_decay, count[i], (unsigned long long)elements[i],
+                 i == 0 ? " (no group: the optimizer's settings)" : "");
+    }
+    return CLT_OK;
+}
 
 static enum clt_status create_buffer(struct clt_trainer *tr, uint64_t bytes, cl_mem *out,
                                      const char *what)
@@ -169,12 +244,12 @@ static void fill_memory_report(struct clt_trainer *tr)
     struct clt_memory_report *m = &tr->memory;
     const struct clt__plan *p = &tr->plan;
     m->params = (p->trained + p->state) * 4;
-    m->grads = p->trained * 4;
-    m->optimizer = 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES;
+    m->grads = tr->inference ? 0 : p->trained * 4;
+    m->optimizer = tr->inference ? 0 : 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES;
     m->activations = p->arena_bytes;
     m->activations_unshared = p->unshared_bytes;
     m->workspace = p->workspace_bytes > 0 ? p->workspace_bytes : 0;
-    uint64_t ws = clt__optim_workspace_bytes(p->trained);
+    uint64_t ws = tr->inference ? 0 : clt__optim_workspace_bytes(p->trained);
     if (ws > m->workspace)
         m->workspace = ws;
     m->inputs = 2 * p->input_bytes;
@@ -185,13 +260,13 @@ static enum clt_status allocate(struct clt_trainer *tr)
 {
     const struct clt_memory_report *m = &tr->memory;
     enum clt_status st = create_buffer(tr, m->params, &tr->params, "parameters");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, m->grads, &tr->grads, "gradients");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, tr->plan.trained * 4, &tr->moment1, "first moments");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, tr->plan.trained * 4, &tr->moment2, "second moments");
-    if (st == CLT_OK)
+    if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, CLT__OPTIM_STATUS_BYTES, &tr->status, "optimizer status");
     if (st == CLT_OK)
         st = create_buffer(tr, m->activations, &tr->acts, "activations");
@@ -239,6 +314,8 @@ static enum clt_status initialise(struct clt_trainer *tr)
                                                 (size_t)(n * 4), host, 0, NULL, NULL),
                            "clEnqueueWriteBuffer");
     free(host);
+    if (tr->inference)
+        return st == CLT_OK ? clt_device_finish(tr->dev) : st;
     if (st == CLT_OK)
         st = fill(tr, tr->grads, 0, tr->plan.trained * 4, 0.0f);
     if (st == CLT_OK)
@@ -252,26 +329,12 @@ static enum clt_status initialise(struct clt_trainer *tr)
     return st;
 }
 
-enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
-                                   const struct clt_tensor *loss,
-                                   const struct clt_trainer_options *options,
-                                   struct clt_trainer **out)
+/* Creation of a trainer (loss) or of an executor's inference trainer (outputs). */
+static enum clt_status create(struct clt_device *dev, const struct clt_graph *graph,
+                              const struct clt_tensor *loss,
+                              const struct clt_tensor *const *outputs, uint32_t noutputs,
+                              const struct clt_trainer_options *o, struct clt_trainer **out)
 {
-    if (!dev || !graph || !loss || !out || clt__device_usable(dev) != CLT_OK)
-        return CLT_ERR_INVALID_ARGUMENT;
-    if (graph->status != CLT_OK) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "the graph has an error: %s", graph->error);
-        return graph->status;
-    }
-    if (loss->graph != graph || loss->dtype != CLT_F32 || clt__count(loss) != 1) {
-        clt__log(&dev->log, CLT_LOG_ERROR,
-                 "the loss must be a one-element F32 tensor of the "
-                 "graph");
-        return CLT_ERR_INVALID_ARGUMENT;
-    }
-    struct clt_trainer_options defaults;
-    clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
-    const struct clt_trainer_options *o = options ? options : &defaults;
     /* Checked once here, translated once below. */
     enum clt_status st = clt__optimizer_check(&dev->log, &o->optimizer);
     if (st != CLT_OK)
@@ -283,24 +346,28 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     clt__device_hold(dev);
     tr->graph = graph;
     tr->loss = loss;
+    tr->inference = !loss;
     tr->options = *o;
     clt__optim_from_public(&o->optimizer, &tr->optim, &tr->lr_schedule);
-    st = clt__plan_make(dev, graph, loss, o->recompute, &tr->plan);
+    st = loss ? clt__plan_make(dev, graph, loss, o->recompute, &tr->plan)
+              : clt__plan_make_forward(dev, graph, outputs, noutputs, &tr->plan);
+    if (st == CLT_OK && loss)
+        st = resolve_groups(tr);
     if (st == CLT_OK) {
         tr->eval_need = calloc(tr->plan.n, sizeof *tr->eval_need);
-        if (dev->profiling)
+        if (dev->profiling && loss)
             tr->prof = calloc(CLT__PROFILE_STEPS, sizeof *tr->prof);
-        if (!tr->eval_need || (dev->profiling && !tr->prof))
+        if (!tr->eval_need || (dev->profiling && loss && !tr->prof))
             st = CLT_ERR_NO_MEMORY;
     }
     if (st == CLT_OK) {
         fill_memory_report(tr);
         clt__log(&dev->log, CLT_LOG_INFO,
-                 "memory plan: parameters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
+                 "memory plan%s: parameters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
                  "activations %.2f MiB (%.2f MiB unshared), workspace %.2f MiB, inputs %.2f "
                  "MiB; total %.2f MiB",
-                 (double)tr->memory.params / 1048576.0, (double)tr->memory.grads / 1048576.0,
-                 (double)tr->memory.optimizer / 1048576.0,
+                 loss ? "" : " (inference)", (double)tr->memory.params / 1048576.0,
+                 (double)tr->memory.grads / 1048576.0, (double)tr->memory.optimizer / 1048576.0,
                  (double)tr->memory.activations / 1048576.0,
                  (double)tr->memory.activations_unshared / 1048576.0,
                  (double)tr->memory.workspace / 1048576.0, (double)tr->memory.inputs / 1048576.0,
@@ -318,12 +385,67 @@ enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_grap
     }
     if (st == CLT_OK)
         st = initialise(tr);
+    const char *record = getenv("CLTRAIN_RECORD");
+    for (int i = 0; i < 4 && st == CLT_OK && !(record && strcmp(record, "0") == 0); i++)
+        st = clt__rec_create(dev, &tr->rec[i]);
     if (st != CLT_OK) {
         clt_trainer_free(tr);
         return st;
     }
     *out = tr;
     return CLT_OK;
+}
+
+/* The graph is usable: no error while building it. */
+static enum clt_status graph_usable(struct clt_device *dev, const struct clt_graph *graph)
+{
+    if (graph->status != CLT_OK) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "the graph has an error: %s", graph->error);
+        return graph->status;
+    }
+    return CLT_OK;
+}
+
+enum clt_status clt_trainer_create(struct clt_device *dev, const struct clt_graph *graph,
+                                   const struct clt_tensor *loss,
+                                   const struct clt_trainer_options *options,
+                                   struct clt_trainer **out)
+{
+    if (!dev || !graph || !loss || !out || clt__device_usable(dev) != CLT_OK)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = graph_usable(dev, graph);
+    if (st != CLT_OK)
+        return st;
+    if (loss->graph != graph || loss->dtype != CLT_F32 || clt__count(loss) != 1) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "the loss must be a one-element F32 tensor of the "
+                 "graph");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    struct clt_trainer_options defaults;
+    clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
+    return create(dev, graph, loss, NULL, 0, options ? options : &defaults, out);
+}
+
+enum clt_status clt__trainer_create_inference(struct clt_device *dev, const struct clt_graph *graph,
+                                              const struct clt_tensor *const *outputs, uint32_t n,
+                                              struct clt_trainer **out)
+{
+    enum clt_status st = graph_usable(dev, graph);
+    for (uint32_t i = 0; st == CLT_OK && i < n; i++) {
+        if (!outputs[i] || outputs[i]->graph != graph) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "executor: output %u is not a tensor of the graph",
+                     (unsigned)i);
+            st = CLT_ERR_INVALID_ARGUMENT;
+        } else if (outputs[i]->dtype != CLT_F32 && outputs[i]->dtype != CLT_I32) {
+            clt__log(&dev->log, CLT_LOG_ERROR, "executor: output %u is neither F32 nor I32",
+                     (unsigned)i);
+            st = CLT_ERR_INVALID_ARGUMENT;
+        }
+    }
+    struct clt_trainer_options defaults;
+    clt_trainer_options_init(&defaults, CLT_OPTIM_SGD);
+    return st == CLT_OK ? create(dev, graph, NULL, outputs, n, &defaults, out) : st;
 }
 
 void clt_trainer_free(struct clt_trainer *tr)
@@ -355,8 +477,11 @@ void clt_trainer_free(struct clt_trainer *tr)
         clReleaseEvent(tr->prof[i].compute_start);
         clReleaseEvent(tr->prof[i].compute_end);
     }
+    for (int i = 0; i < 4; i++)
+        clt__rec_free(tr->rec[i]);
     free(tr->prof);
     free(tr->eval_need);
+    free(tr->ranges);
     clt__plan_free(&tr->plan);
     struct clt_device *dev = tr->dev;
     free(tr);
@@ -459,4 +584,54 @@ enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name
                                       (size_t)(tr->plan.info[t->id].offset * 4),
                                       (size_t)(count * 4), src, 0, NULL, NULL);
     return clt__cl_check(&tr->dev->log, err, "clEnqueueWriteBuffer");
+}
+
+enum clt_status clt__trainer_copy_params(struct clt_trainer *dst, struct clt_trainer *src)
+{
+    if (clt__device_usable(dst->dev) != CLT_OK || clt__device_usable(src->dev) != CLT_OK)
+        return CLT_ERR_INVALID_ARGUMENT;
+    const struct clt_log *log = &dst->dev->log;
+    enum clt_status st = clt_device_finish(src->dev);
+    float *host = NULL;
+    for (uint32_t id = 0; st == CLT_OK && id < dst->plan.n; id++) {
+        const struct clt_tensor *t = dst->graph->nodes[id];
+        if (t->kind != CLT__NODE_PARAM && t->kind != CLT__NODE_STATE)
+            continue;
+        const struct clt_tensor *s = param_named(src, t->name);
+        if (!s || s->ndim != t->ndim || memcmp(s->shape, t->shape, t->ndim * sizeof *t->shape)) {
+            clt__log(log, CLT_LOG_ERROR, "copy of parameters: the trainer has %s \"%s\"",
+                     s ? "another shape for" : "no parameter named", t->name);
+            st = CLT_ERR_INVALID_ARGUMENT;
+            break;
+        }
+        size_t bytes = (size_t)clt__count(t) * 4;
+        size_t from = (size_t)src->plan.info[s->id].offset * 4;
+        size_t to = (size_t)dst->plan.info[id].offset * 4;
+        if (dst->dev == src->dev) {
+            st = clt__cl_check(log,
+                               clEnqueueCopyBuffer(dst->dev->queue, src->params, dst->params, from,
+                                                   to, bytes, 0, NULL, NULL),
+                               "clEnqueueCopyBuffer");
+            continue;
+        }
+        free(host);
+        host = malloc(bytes ? bytes : 4);
+        if (!host) {
+            st = CLT_ERR_NO_MEMORY;
+            break;
+        }
+        st = clt__cl_check(log,
+                           clEnqueueReadBuffer(src->dev->queue, src->params, CL_TRUE, from, bytes,
+                                               host, 0, NULL, NULL),
+                           "clEnqueueReadBuffer");
+        if (st == CLT_OK)
+            st = clt__cl_check(log,
+                               clEnqueueWriteBuffer(dst->dev->queue, dst->params, CL_TRUE, to,
+                                                    bytes, host, 0, NULL, NULL),
+                               "clEnqueueWriteBuffer");
+    }
+    free(host);
+    if (st == CLT_OK)
+        st = clt_device_finish(dst->dev);
+    return st;
 }

@@ -29,6 +29,31 @@ struct clt__tinfo {
     uint64_t grad_offset; /* elements: trained parameters in the gradient buffer */
     bool first_contrib[CLT__MAX_INPUTS]; /* this node writes (not adds) input i's gradient */
     int32_t fwd_pos, bwd_pos;            /* timeline positions, -1 for none */
+    int32_t group;        /* the fused chain (clt__plan.groups) the node belongs to, -1 for none */
+    bool fused_inside;    /* a value inside a fused chain: no gradient storage, written only by
+                             the unfused forward of evaluation */
+    uint32_t fused_reads; /* bit i: the chain's backward reads input i of this node */
+    bool bias_fused;      /* its bias (clt__op_def.bias_input) is added by a fused chain */
+    bool pad_label;       /* an input read as cross-entropy labels: padded with -1 (ignored) */
+    bool batch_major;     /* depends on the inputs, with the batch as its leading axis */
+    bool output; /* its value is read after the pass (the loss, an executor's outputs): kept
+                    to the end of the timeline */
+};
+
+/* Ops in one fused chain at most. */
+#define CLT__FUSE_MAX 8
+
+/* A chain of elementwise ops the fusion pass (fuse.c) runs as one generated kernel, forward
+ * and backward: op k + 1 reads the output of op k through its input slot link[k + 1], and op
+ * k's other input (if any) comes from outside the chain. The chain's input is input link[0] of
+ * node[0]; its output is node[n - 1]'s. */
+struct clt__fuse_group {
+    uint32_t n;
+    uint32_t node[CLT__FUSE_MAX];
+    uint8_t link[CLT__FUSE_MAX];
+    uint32_t recompute; /* bit k: the backward recomputes the value entering op k */
+    int32_t bias;       /* the node whose bias the chain adds to its input first, -1: none */
+    struct clt__program_variant *prog; /* built on first use (the dry run) */
 };
 
 enum clt__entry_kind { CLT__ENTRY_BACKWARD, CLT__ENTRY_RECOMPUTE };
@@ -54,6 +79,15 @@ struct clt__plan {
     uint64_t state;       /* elements of state */
     uint64_t input_bytes; /* bytes of one batch of inputs (one slot) */
     uint32_t ninputs;
+    struct clt__fuse_group *groups; /* fused chains; a BACKWARD entry of a chain's last node
+                                       runs the whole chain's backward */
+    uint32_t ngroups;
+
+    bool reached_only; /* forward plan: only the nodes the outputs depend on are scheduled */
+    /* Partial batches: the planned batch (the inputs' leading dimension), and why a batch of
+     * fewer rows cannot run ("" when it can). */
+    int64_t batch;
+    char partial_error[CLT__NAME_MAX + 160];
 };
 
 /* Differentiates the graph for `loss` and plans memory. recompute enables activation
@@ -61,7 +95,29 @@ struct clt__plan {
 enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
                                const struct clt_tensor *loss, bool recompute,
                                struct clt__plan *out);
+/* The plan of a forward pass only (an executor): the nodes the n outputs depend on, no
+ * gradients, the outputs' values kept to the end. */
+enum clt_status clt__plan_make_forward(struct clt_device *dev, const struct clt_graph *g,
+                                       const struct clt_tensor *const *outputs, uint32_t n,
+                                       struct clt__plan *out);
 void clt__plan_free(struct clt__plan *p);
+
+/* ==== Fusion (fuse.c) ==================================================================== */
+
+/* Whether the fusion pass runs: unless CLTRAIN_FUSE is "0". */
+bool clt__fuse_enabled(void);
+
+/* Finds the fused chains of a plan whose nodes are marked (reached, needs_grad, has_bwd):
+ * fills p->groups and each node's group, fused_inside and fused_reads. */
+enum clt_status clt__fuse_plan(const struct clt_graph *g, const struct clt_tensor *loss,
+                               struct clt__plan *p);
+
+struct clt_trainer;
+
+/* Enqueues the forward (training) or the backward of chain gr of tr's plan. The first call
+ * builds the chain's program. */
+enum clt_status clt__fuse_forward(struct clt__exec *x, struct clt__fuse_group *gr);
+enum clt_status clt__fuse_backward(struct clt__exec *x, struct clt__fuse_group *gr);
 
 /* ==== The trainer (trainer.c, step.c) =================================================== */
 
@@ -72,6 +128,7 @@ struct clt_trainer {
     struct clt_trainer_options options;
     struct clt__optim_config optim;      /* options.optimizer as the launchers take it */
     struct clt__lr_schedule lr_schedule; /* and its schedule */
+    struct clt__optim_range *ranges;     /* the parameter groups resolved (optim.ranges) */
     struct clt__plan plan;
     struct clt_memory_report memory;
 
@@ -105,10 +162,16 @@ struct clt_trainer {
     struct clt__step_events *prof;
     uint32_t nprof;
 
+    /* Recorded launches (record.c), one recording per kind of step: bit 0 set for the first
+     * micro-step of an accumulation, bit 1 for a step that updates. NULL when CLTRAIN_RECORD
+     * is 0. */
+    struct clt__rec *rec[4];
+
     uint64_t steps;
     uint64_t updates; /* updates attempted (the schedule's counter) */
     float last_lr;
     bool *eval_need; /* scratch of clt_trainer_eval: nodes the requested output needs */
+    bool inference;  /* an executor's: forward plan, no gradients or optimizer buffers */
 };
 
 #define CLT__PROFILE_STEPS 64
@@ -123,6 +186,39 @@ struct clt__step_events {
 /* Start and end (ns, the device's clock) of the upload and of the compute of step i (i <
  * nprof). Blocks until that step is done. CLT_ERR_UNSUPPORTED without profiling. */
 enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint64_t times[4]);
+
+/* The step's forward pass (training mode: fused chains as one kernel each), and its loss
+ * seed and backward entries, as clt_trainer_step enqueues them (for cltrain-bench's split of
+ * a step into phases). */
+enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x);
+enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x);
+
+/* Makes the trainer behind an executor: a forward plan of the n outputs (no loss, no
+ * gradients, no optimizer state), its buffers, a dry run in evaluation mode, parameters from
+ * their initialisers. Blocks. */
+enum clt_status clt__trainer_create_inference(struct clt_device *dev, const struct clt_graph *graph,
+                                              const struct clt_tensor *const *outputs, uint32_t n,
+                                              struct clt_trainer **out);
+
+/* The forward pass in evaluation mode on one batch of `rows` real rows (inputs[i] NULL for an
+ * input that `need` does not need; need NULL: every reached node), then a non-blocking read of
+ * each of the nread tensors reads[i] (count[i] elements) into dst[i] as soon as it exists.
+ * Waits for the device at the end. */
+enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *const *inputs,
+                                         int64_t rows, const bool *need,
+                                         const struct clt_tensor *const *reads, void *const *dst,
+                                         const uint64_t *count, uint32_t nread);
+
+/* Copies every parameter and state tensor of dst from the one of the same name and shape in
+ * src (a buffer copy on one device, through the host between two). Blocks. */
+enum clt_status clt__trainer_copy_params(struct clt_trainer *dst, struct clt_trainer *src);
+
+/* Whether a call may run `rows` real rows (1 .. the planned batch, fewer only where the plan
+ * allows partial batches); logs why not, naming `what`. */
+enum clt_status clt__trainer_check_rows(struct clt_trainer *tr, int64_t rows, const char *what);
+
+/* The planned batch (1 for a graph without inputs). */
+int64_t clt__trainer_batch(const struct clt_trainer *tr);
 
 /* Runs one forward and backward pass on zero inputs without updating anything, so that every
  * kernel is compiled and every GEMM shape warmed at creation. Blocks. */

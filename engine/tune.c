@@ -130,6 +130,7 @@ static bool rest_of_line(const char *p, char *out, size_t size)
 
 /* The payload, line by line:
  *   cltrain-tune 1
+ *   clblast-xgemm default|NAME=V,...   (optional: CLBlast's Xgemm parameters, decided)
  *   shape TA TB M N K BATCH CANDIDATES
  *   chosen NAME
  *   cand STATUS WRONG GFLOPS NAME      (CANDIDATES times)
@@ -141,6 +142,12 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
     if (strncmp(p, PAYLOAD_MAGIC "\n", magic + 1) != 0)
         return false;
     p += magic + 1;
+    if (strncmp(p, "clblast-xgemm ", 14) == 0) {
+        char line[512];
+        if (!rest_of_line(p + 14, line, sizeof line) || !clt__xgemm_parse(tu, line))
+            return false;
+        p = strchr(p, '\n') + 1;
+    }
     while (*p) {
         int ta, tb, used = 0;
         long long m, n, k, batch;
@@ -193,11 +200,16 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
 
 static char *format_payload(const struct clt__tune *tu, size_t *size)
 {
-    size_t cap = 64 + tu->count * (128 + CLT_GEMM_MAX_CANDIDATES * 140), len = 0;
+    size_t cap = 512 + tu->count * (128 + CLT_GEMM_MAX_CANDIDATES * 140), len = 0;
     char *out = malloc(cap);
     if (!out)
         return NULL;
     len += (size_t)snprintf(out + len, cap - len, "%s\n", PAYLOAD_MAGIC);
+    if (tu->xgemm_decided) {
+        char x[400];
+        clt__xgemm_format(tu, x, sizeof x);
+        len += (size_t)snprintf(out + len, cap - len, "clblast-xgemm %s\n", x);
+    }
     for (size_t i = 0; i < tu->count; i++) {
         const struct clt_gemm_tuning *t = &tu->entries[i].t;
         if (tu->entries[i].impl == CLT__GEMM_IMPL_TEST)
@@ -240,7 +252,9 @@ static void load(struct clt_device *dev, struct clt__tune *tu)
                  "another device or version; its shapes will be timed again",
                  tu->path);
         tu->count = 0;
+        tu->xgemm_decided = tu->xgemm_set = false;
     } else {
+        (void)clt__xgemm_apply(dev);
         clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning cache %s: %zu shapes", tu->path, tu->count);
     }
     free(text);
@@ -443,6 +457,9 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
         tu->budget_said = true;
         return default_impl(dev, g, cfg);
     }
+    /* CLBlast's own parameters are decided first, so that every shape times it as it will
+     * run. */
+    clt__xgemm_decide(dev);
     e = add(tu);
     if (!e)
         return default_impl(dev, g, cfg);
@@ -513,5 +530,20 @@ enum clt_status clt_device_gemm_tunings(struct clt_device *dev, struct clt_gemm_
         list[i] = tu->entries[i].t;
     *out = list;
     *count = tu->count;
+    return CLT_OK;
+}
+
+enum clt_status clt_device_gemm_clblast_params(const struct clt_device *dev, char *out, size_t size)
+{
+    if (!dev || !out || size == 0)
+        return CLT_ERR_INVALID_ARGUMENT;
+    out[0] = '\0';
+    if (!dev->tune || !dev->tune->xgemm_decided)
+        return CLT_OK;
+    char text[256];
+    clt__xgemm_format(dev->tune, text, sizeof text);
+    if (strlen(text) >= size)
+        return CLT_ERR_INVALID_ARGUMENT;
+    memcpy(out, text, strlen(text) + 1);
     return CLT_OK;
 }

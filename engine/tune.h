@@ -8,6 +8,10 @@
 #include "gemm_own.h"
 #include "internal.h"
 
+/* The parameters of CLBlast's Xgemm kernel, in the order of clt__xgemm_names. */
+#define CLT__XGEMM_PARAMS 16
+extern const char *const clt__xgemm_names[CLT__XGEMM_PARAMS];
+
 /* One shape the tuner knows: its record and what serves it. */
 struct clt__tune_entry {
     struct clt_gemm_tuning t; /* the public record */
@@ -31,6 +35,13 @@ struct clt__tune {
     const char *test_name;
     clt__gemm_fn test_fn;
     bool recording; /* clt__tune_record_start/stop */
+    /* CLBlast's Xgemm parameters on this device (tune_clblast.c): decided once per cache
+     * entry; xgemm_set false keeps CLBlast's own. */
+    bool xgemm_decided, xgemm_set;
+    uint32_t xgemm[CLT__XGEMM_PARAMS];
+    uint32_t xgemm_space_limit; /* tests: try at most this many sets (0: all) */
+    bool xgemm_force;           /* tests: tune on a CPU and where CLBlast is far behind */
+    uint32_t xgemm_rep;         /* tests: the representative size (0: REP_SIZE) */
     struct clt_gemm_shape *rec;
     size_t nrec, caprec;
 };
@@ -47,5 +58,21 @@ void clt__tune_impl_name(enum clt__gemm_impl impl, const struct clt__gemm_config
  * name, implementation and configuration). CLT_OK when one won; blocks. */
 enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_gemm_shape *g,
                                      struct clt__tune_entry *e);
+
+/* Checks and times one implementation (fn, or the own kernel in configuration own when fn
+ * is NULL) at a resolved shape as the tuner times a candidate, into c (its gflops 0 when it
+ * failed or computed a wrong result). Blocks. */
+enum clt_status clt__tune_time_one(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                   clt__gemm_fn fn, const struct clt__gemm_config *own,
+                                   struct clt_gemm_candidate *c);
+
+/* CLBlast's Xgemm parameters (tune_clblast.c). clt__xgemm_decide times a few parameter sets
+ * once per device where CLBlast serves and keeps the fastest (or CLBlast's own) in tu;
+ * clt__xgemm_apply hands a kept set to CLBlast (at load). The cache entry holds them as one
+ * line, written and parsed by clt__xgemm_format and clt__xgemm_parse. */
+void clt__xgemm_decide(struct clt_device *dev);
+enum clt_status clt__xgemm_apply(struct clt_device *dev);
+void clt__xgemm_format(const struct clt__tune *tu, char *out, size_t size);
+bool clt__xgemm_parse(struct clt__tune *tu, const char *line);
 
 #endif /* CLTRAIN_TUNE_H */

@@ -6,9 +6,13 @@
  * CHECK_POINTS positions; only a correct candidate is timed, by wall clock over back-to-back
  * runs ended by clFinish (best of TIMING_ROUNDS rounds of at least ROUND_SECONDS). A
  * candidate whose second run took more than SLOW_FACTOR times the best time so far is not
- * timed further: that run stands as its figure. A second pass times every candidate within
- * SLOW_FACTOR of the best again; each keeps its better figure. A candidate that fails to
- * build or run is logged and skipped.
+ * timed further: that run stands as its figure. The contenders (at most MAX_FINALISTS
+ * candidates within FINAL_FACTOR of the best first-pass figure) are then timed again in
+ * FINAL_ROUNDS interleaved rounds (each contender once per round, in turn), and the lowest
+ * median wins: load on a shared machine that comes and goes then falls on every contender
+ * alike instead of deciding alone (a candidate timed during a quiet moment would otherwise
+ * beat a faster one timed under load). A candidate that fails to build or run is logged
+ * and skipped.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +26,9 @@
 #define ROUND_SECONDS 0.02
 #define SLOW_FACTOR 8.0
 #define MAX_OWN_CANDIDATES 12
+#define FINAL_FACTOR 1.5
+#define MAX_FINALISTS 4
+#define FINAL_ROUNDS 7
 
 /* Scratch buffers of one shape and the host copies the check reads. */
 struct bench {
@@ -217,7 +224,6 @@ static double try_candidate(struct bench *b, clt__gemm_fn fn, const struct clt__
     return t;
 }
 
-/* Times every candidate for a shape into e. CLT_OK when one won. */
 /* One candidate of a shape: how to run it and its seconds per run (0: rejected). */
 struct trial {
     enum clt__gemm_impl impl;
@@ -226,10 +232,38 @@ struct trial {
     double seconds;
 };
 
-/* Times every candidate for a shape into e. CLT_OK when one won. Two passes: each candidate
- * is checked and timed in turn, then every one within SLOW_FACTOR of the best is timed again
- * and keeps its better figure, so that a moment of load on a shared machine does not decide
- * alone. */
+static int by_seconds(const void *pa, const void *pb)
+{
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* The final: the contenders (indices into trials, n of them) timed in FINAL_ROUNDS
+ * interleaved rounds; each one's seconds become its median round. A contender that fails
+ * in the final drops out (seconds 0). */
+static void final_rounds(struct bench *b, struct trial *trials, const uint32_t *idx, uint32_t n)
+{
+    double times[MAX_FINALISTS][FINAL_ROUNDS];
+    bool failed[MAX_FINALISTS] = {false};
+    for (int r = 0; r < FINAL_ROUNDS; r++)
+        for (uint32_t i = 0; i < n; i++) {
+            struct trial *t = &trials[idx[i]];
+            double s = 0;
+            if (failed[i] ||
+                bench_time(b, t->fn, t->fn ? NULL : &t->own, t->seconds, 1, 64, &s) != CLT_OK ||
+                !(s > 0))
+                failed[i] = true;
+            times[i][r] = s;
+        }
+    for (uint32_t i = 0; i < n; i++) {
+        qsort(times[i], FINAL_ROUNDS, sizeof times[i][0], by_seconds);
+        trials[idx[i]].seconds = failed[i] ? 0 : times[i][FINAL_ROUNDS / 2];
+    }
+}
+
+/* Times every candidate for a shape into e. CLT_OK when one won. A first pass checks and
+ * times each candidate in turn; the contenders then meet in interleaved final rounds (the
+ * file's comment says why), which decide the winner and their reported figures. */
 enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_gemm_shape *g,
                                      struct clt__tune_entry *e)
 {
@@ -268,21 +302,33 @@ enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_ge
             best = t->seconds;
     }
     double flops = 2.0 * (double)b.g.m * (double)b.g.n * (double)b.g.k * (double)b.g.batch;
-    int won = -1;
-    for (uint32_t i = 0; i < n; i++) {
-        struct trial *t = &trials[i];
-        if (t->seconds <= 0)
+    /* The contenders: the fastest first-pass figures within FINAL_FACTOR of the best. */
+    uint32_t fin[MAX_FINALISTS], nfin = 0;
+    for (uint32_t i = 0; best > 0 && i < n; i++) {
+        if (trials[i].seconds <= 0 || trials[i].seconds > FINAL_FACTOR * best)
             continue;
-        double again = 0;
-        if (t->seconds <= SLOW_FACTOR * best &&
-            bench_time(&b, t->fn, t->fn ? NULL : &t->own, t->seconds, TIMING_ROUNDS, 64, &again) ==
-                CLT_OK &&
-            again > 0 && again < t->seconds) {
-            t->seconds = again;
-            e->t.candidates[i].gflops = flops / again * 1e-9;
+        uint32_t at = nfin < MAX_FINALISTS ? nfin++ : MAX_FINALISTS;
+        if (at == MAX_FINALISTS) {
+            if (trials[i].seconds >= trials[fin[MAX_FINALISTS - 1]].seconds)
+                continue;
+            at = MAX_FINALISTS - 1;
         }
-        if (won < 0 || t->seconds < trials[won].seconds)
-            won = (int)i;
+        while (at > 0 && trials[fin[at - 1]].seconds > trials[i].seconds) {
+            fin[at] = fin[at - 1];
+            at--;
+        }
+        fin[at] = i;
+    }
+    if (nfin > 1)
+        final_rounds(&b, trials, fin, nfin);
+    int won = -1;
+    for (uint32_t i = 0; i < nfin; i++) {
+        struct trial *t = &trials[fin[i]];
+        if (t->seconds > 0) {
+            e->t.candidates[fin[i]].gflops = flops / t->seconds * 1e-9;
+            if (won < 0 || t->seconds < trials[won].seconds)
+                won = (int)fin[i];
+        }
     }
     e->t.candidate_count = n;
     if (won >= 0) {
@@ -292,4 +338,21 @@ enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_ge
     }
     bench_free(&b);
     return won >= 0 ? CLT_OK : CLT_ERR_GEMM;
+}
+
+enum clt_status clt__tune_time_one(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                   clt__gemm_fn fn, const struct clt__gemm_config *own,
+                                   struct clt_gemm_candidate *c)
+{
+    struct bench b;
+    enum clt_status st = bench_make(dev, g, &b);
+    if (st == CLT_OK) {
+        struct clt__tune_entry e = {.impl = CLT__GEMM_IMPL_OWN};
+        if (own)
+            e.cfg = *own;
+        try_candidate(&b, fn, own ? &e : NULL, 0, c);
+        st = c->status;
+    }
+    bench_free(&b);
+    return st;
 }

@@ -13,7 +13,7 @@
 
 enum { BATCH = 64, FEATURES = 8, HIDDEN = 32, CLASSES = 3, STEPS = 300 };
 
-/* Fills one batch from a simple linear congruential generator. */
+// Fills one batch from a simple linear congruential generator.
 static void make_batch(float *x, int32_t *y, uint32_t *rng)
 {
     for (int r = 0; r < BATCH; r++) {
@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* The model: x [B, 8] -> linear 32 -> relu -> linear 3 -> cross-entropy with y [B]. */
+    // The model: x [B, 8] -> linear 32 -> relu -> linear 3 -> cross-entropy with y [B].
     struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){BATCH, FEATURES});
     struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){BATCH});
     struct clt_tensor *h = clt_relu(g, clt_linear(g, x, HIDDEN, true, "fc1"));
@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 
     struct clt_trainer_options opt;
     clt_trainer_options_init(&opt, CLT_OPTIM_ADAM);
-    opt.optimizer.lr = 0.01f;
+    opt.optimizer.lr = 0.01;
     opt.seed = 42;
     st = clt_trainer_create(dev, g, loss, &opt, &tr);
 
@@ -66,12 +66,12 @@ int main(int argc, char **argv)
     for (int step = 0; st == CLT_OK && step < STEPS; step++) {
         make_batch(xb, yb, &rng);
         const void *batch[] = {xb, yb};
-        st = clt_trainer_step(tr, batch); /* enqueues; returns at once */
+        st = clt_trainer_step(tr, batch); // enqueues; returns at once
         if (st == CLT_OK && step % 100 == 0 && (st = clt_trainer_loss(tr, &value)) == CLT_OK)
             printf("step %3d  loss %.4f\n", step, value);
     }
 
-    /* Held-out accuracy, forward only. */
+    // Held-out accuracy, forward only.
     static float out[BATCH * CLASSES];
     int correct = 0;
     make_batch(xb, yb, &rng);

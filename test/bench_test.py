@@ -41,7 +41,8 @@ REQUIRED = {
             for p in ["fwd", "bwd"]] + ["optim.adamw.step"],
     "train": ["mlp.samples_per_s", "mlp.forward_ms", "mlp.backward_ms", "mlp.optimizer_ms",
               "mlp.peak_memory_mib", "mlp.first_step_cold_s", "mlp.first_step_warm_s",
-              "cnn.samples_per_s", "gpt.samples_per_s", "gpt.tokens_per_s"],
+              "cnn.samples_per_s", "gpt.samples_per_s", "gpt.tokens_per_s",
+              "mlp.step_host_ms", "cnn.step_host_ms", "gpt.step_host_ms", "gpt.step_call_ms"],
 }
 
 failures = []

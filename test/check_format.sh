@@ -1,5 +1,5 @@
 #!/bin/sh
-# Fails when a C or OpenCL source of the tree differs from what clang-format makes of it
+# Fails when a C, C++ or OpenCL source of the tree differs from what clang-format makes of it
 # with the committed .clang-format. Formatting disputes end at the tool: run
 #     clang-format -i FILE
 # on each file named below. Argument: the source root.
@@ -7,7 +7,7 @@ set -eu
 root=$1
 cd "$root"
 files=$(find engine cl tools bench test examples fuzz \
-    \( -name '*.c' -o -name '*.h' -o -name '*.cl' \) -type f | sort)
+    \( -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.cl' \) -type f | sort)
 count=$(echo "$files" | wc -l)
 bad=""
 for f in $files; do

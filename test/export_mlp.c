@@ -51,7 +51,7 @@ static int run(struct clt_device *dev, const char *dir)
     }
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 42;
     struct clt_trainer *tr = NULL;
     enum clt_status st = clt_trainer_create(dev, g, loss, &o, &tr);

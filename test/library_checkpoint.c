@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     struct clt_tensor *loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
     struct clt_trainer_options opt;
     clt_trainer_options_init(&opt, CLT_OPTIM_ADAM);
-    opt.optimizer.lr = 0.02f;
+    opt.optimizer.lr = 0.02;
     st = clt_graph_status(g);
     if (st == CLT_OK)
         st = clt_trainer_create(dev, g, loss, &opt, &tr);

@@ -32,11 +32,13 @@ static void head_probs(const float *q, const float *k, int64_t t, int64_t d, dou
     }
 }
 
-void ref_attention_forward(const float *q, const float *k, const float *v, int64_t b, int64_t h,
-                           int64_t t, int64_t d, double scale, bool causal, double *p, double *o)
+void ref_attention_gqa_forward(const float *q, const float *k, const float *v, int64_t b, int64_t h,
+                               int64_t hkv, int64_t t, int64_t d, double scale, bool causal,
+                               double *p, double *o)
 {
     for (int64_t z = 0; z < b * h; z++) {
-        const float *qz = q + z * t * d, *kz = k + z * t * d, *vz = v + z * t * d;
+        const int64_t zkv = z / h * hkv + z % h / (h / hkv); /* its key/value head */
+        const float *qz = q + z * t * d, *kz = k + zkv * t * d, *vz = v + zkv * t * d;
         double *pz = p + z * t * t, *oz = o + z * t * d;
         head_probs(qz, kz, t, d, scale, causal, pz);
         for (int64_t i = 0; i < t; i++)
@@ -49,24 +51,33 @@ void ref_attention_forward(const float *q, const float *k, const float *v, int64
     }
 }
 
-void ref_attention_backward(const float *q, const float *k, const float *v, const float *dout,
-                            int64_t b, int64_t h, int64_t t, int64_t d, double scale, bool causal,
-                            double *dq, double *dk, double *dv)
+void ref_attention_forward(const float *q, const float *k, const float *v, int64_t b, int64_t h,
+                           int64_t t, int64_t d, double scale, bool causal, double *p, double *o)
+{
+    ref_attention_gqa_forward(q, k, v, b, h, h, t, d, scale, causal, p, o);
+}
+
+void ref_attention_gqa_backward(const float *q, const float *k, const float *v, const float *dout,
+                                int64_t b, int64_t h, int64_t hkv, int64_t t, int64_t d,
+                                double scale, bool causal, double *dq, double *dk, double *dv)
 {
     double *p = malloc((size_t)(t * t) * sizeof *p), *ds = malloc((size_t)(t * t) * sizeof *ds);
     if (!p || !ds)
         abort();
+    /* dk and dv sum over the query heads of a group. */
+    for (int64_t i = 0; i < b * hkv * t * d; i++)
+        dk[i] = dv[i] = 0.0;
     for (int64_t z = 0; z < b * h; z++) {
-        const int64_t off = z * t * d;
-        const float *qz = q + off, *kz = k + off, *vz = v + off, *gz = dout + off;
+        const int64_t off = z * t * d, kvoff = (z / h * hkv + z % h / (h / hkv)) * t * d;
+        const float *qz = q + off, *kz = k + kvoff, *vz = v + kvoff, *gz = dout + off;
         head_probs(qz, kz, t, d, scale, causal, p);
-        /* dV = P^T dO */
+        /* dV += P^T dO */
         for (int64_t j = 0; j < t; j++)
             for (int64_t c = 0; c < d; c++) {
                 double acc = 0.0;
                 for (int64_t i = 0; i < t; i++)
                     acc += p[i * t + j] * (double)gz[i * d + c];
-                dv[off + j * d + c] = acc;
+                dv[kvoff + j * d + c] += acc;
             }
         /* dP = dO V^T, then dS = scale * P * (dP - sum_k P dP) row by row. */
         for (int64_t i = 0; i < t; i++) {
@@ -81,7 +92,7 @@ void ref_attention_backward(const float *q, const float *k, const float *v, cons
             for (int64_t j = 0; j < t; j++)
                 ds[i * t + j] = scale * p[i * t + j] * (ds[i * t + j] - dot);
         }
-        /* dQ = dS K, dK = dS^T Q */
+        /* dQ = dS K, dK += dS^T Q */
         for (int64_t i = 0; i < t; i++)
             for (int64_t c = 0; c < d; c++) {
                 double aq = 0.0, ak = 0.0;
@@ -90,9 +101,16 @@ void ref_attention_backward(const float *q, const float *k, const float *v, cons
                     ak += ds[j * t + i] * (double)qz[j * d + c];
                 }
                 dq[off + i * d + c] = aq;
-                dk[off + i * d + c] = ak;
+                dk[kvoff + i * d + c] += ak;
             }
     }
     free(p);
     free(ds);
+}
+
+void ref_attention_backward(const float *q, const float *k, const float *v, const float *dout,
+                            int64_t b, int64_t h, int64_t t, int64_t d, double scale, bool causal,
+                            double *dq, double *dk, double *dv)
+{
+    ref_attention_gqa_backward(q, k, v, dout, b, h, h, t, d, scale, causal, dq, dk, dv);
 }

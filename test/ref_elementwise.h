@@ -9,6 +9,7 @@
 #define CLTRAIN_TEST_REF_ELEMENTWISE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* out = y + alpha * x. */
 void ref_axpy_forward(size_t n, float alpha, const float *x, const float *y, double *out);
@@ -19,6 +20,19 @@ void ref_copy_backward(size_t n, const float *dy, const float *prev, double *dx)
 
 /* y = a + b. Its backward is ref_copy_backward for each input. */
 void ref_add_forward(size_t n, const float *a, const float *b, double *y);
+
+/* y = a op b with numpy broadcasting (op '+', '-' or '*'): a [an axes] and b [bn axes]
+ * aligned from their last axes, a size of 1 or a missing leading axis stretched; y has the
+ * broadcast shape. The shapes must broadcast. */
+void ref_broadcast_forward(char op, uint32_t an, const int64_t *as, const float *a, uint32_t bn,
+                           const int64_t *bs, const float *b, double *y);
+
+/* The gradient of input `which` (0: a, 1: b) of ref_broadcast_forward: dx = prev + the sum
+ * over the outputs that read each element of dy, -dy (b of '-') or dy times the other
+ * input ('*'). dx has the shape of that input. */
+void ref_broadcast_backward(char op, int which, uint32_t an, const int64_t *as, const float *a,
+                            uint32_t bn, const int64_t *bs, const float *b, const float *dy,
+                            const float *prev, double *dx);
 
 /* y = a * b; dx = prev + dy * other (other = b for da, a for db). */
 void ref_mul_forward(size_t n, const float *a, const float *b, double *y);

@@ -16,13 +16,29 @@ double ref_optim_grad_norm(int64_t n, const float *grads, double scale)
     return sqrt(s);
 }
 
+/* Element i's rate scale and weight decay: its range's, or 1 and the config's. */
+static void group_of(const struct clt__optim_config *cfg, int64_t i, double *lr_scale,
+                     double *weight_decay)
+{
+    *lr_scale = 1.0;
+    *weight_decay = cfg->weight_decay;
+    for (uint32_t k = 0; k < cfg->nranges; k++)
+        if (i >= cfg->ranges[k].begin && i < cfg->ranges[k].end) {
+            *lr_scale = cfg->ranges[k].lr_scale;
+            *weight_decay = cfg->ranges[k].weight_decay;
+        }
+}
+
 static void sgd(const struct clt__optim_config *cfg, struct ref_optim *r, const float *grads,
-                double lr, double scale)
+                double base_lr, double scale)
 {
     for (int64_t i = 0; i < r->n; i++) {
+        double lr_scale, wd;
+        group_of(cfg, i, &lr_scale, &wd);
+        const double lr = base_lr * lr_scale;
         double g = (double)grads[i] * scale * r->clip_coef;
-        if (cfg->weight_decay != 0.0)
-            g += cfg->weight_decay * r->p[i];
+        if (wd != 0.0)
+            g += wd * r->p[i];
         if (cfg->momentum != 0.0) {
             /* torch: the buffer is a copy of the gradient at the first step. */
             if (r->t == 1)
@@ -36,17 +52,20 @@ static void sgd(const struct clt__optim_config *cfg, struct ref_optim *r, const 
 }
 
 static void adam(const struct clt__optim_config *cfg, struct ref_optim *r, const float *grads,
-                 double lr, double scale)
+                 double base_lr, double scale)
 {
     const bool decoupled = cfg->kind == CLT__OPTIM_ADAMW;
     const double bc1 = 1.0 - pow(cfg->beta1, (double)r->t);
     const double bc2 = 1.0 - pow(cfg->beta2, (double)r->t);
     for (int64_t i = 0; i < r->n; i++) {
+        double lr_scale, wd;
+        group_of(cfg, i, &lr_scale, &wd);
+        const double lr = base_lr * lr_scale;
         double g = (double)grads[i] * scale * r->clip_coef;
         if (decoupled)
-            r->p[i] *= 1.0 - lr * cfg->weight_decay;
+            r->p[i] *= 1.0 - lr * wd;
         else
-            g += cfg->weight_decay * r->p[i];
+            g += wd * r->p[i];
         r->m[i] = cfg->beta1 * r->m[i] + (1.0 - cfg->beta1) * g;
         r->v[i] = cfg->beta2 * r->v[i] + (1.0 - cfg->beta2) * g * g;
         const double denom = sqrt(r->v[i]) / sqrt(bc2) + cfg->eps;

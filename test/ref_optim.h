@@ -26,7 +26,8 @@ double ref_optim_grad_norm(int64_t n, const float *grads, double scale);
 
 /* One step with the learning rate lr: skipped (state untouched, skipped + 1) when the norm
  * of scale * grads or the loss is not finite; else clipping by cfg->clip_norm and the update
- * of cfg->kind, as torch.optim does it. */
+ * of cfg->kind, as torch.optim does it, each element with its range's (cfg->ranges) rate
+ * scale and weight decay, as torch.optim's param_groups. */
 void ref_optim_step(const struct clt__optim_config *cfg, struct ref_optim *r, const float *grads,
                     double loss, double lr, double scale);
 

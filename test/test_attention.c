@@ -1,9 +1,13 @@
 /*
- * test_attention.c: attention (engine/ops/attention.c, its softmax in cl/loss.cl) against the C
- * reference (test/ref_attention.c); finite differences of sdpa are in test_ops.c.
+ * test_attention.c: attention (engine/ops/attention.c) against the C reference
+ * (test/ref_attention.c), on both its paths: the GEMM path (its softmax in cl/loss.cl) and the
+ * tiled path (cl/attention.cl). Every test runs once per path (the _tiled variants); the tiled
+ * path is also checked against finite differences of its own forward here, the graph op sdpa
+ * on both paths in test_ops.c.
  *
  * Inputs q, k, v, dO uniform in [-1, 1); shapes with odd T and D, one or several heads,
- * batch 1 and more, causal masking on and off, tensors at non-zero buffer offsets.
+ * multi-head, grouped-query (2 and 3 query heads per key/value head) and multi-query, batch 1
+ * and more, causal masking on and off, tensors at non-zero buffer offsets.
  *
  * Tolerances, |got - want| <= atol + rtol * |want|, each about 10 times the largest error
  * seen on PoCL (CLBlast and own GEMM), rusticl and Oclgrind, so that a slip of 1e-4 relative
@@ -11,8 +15,9 @@
  * - P and O: atol 2e-7 * (D + T), rtol 1e-5. A score is a float sum of D products of
  *   magnitude <= 1, which exp turns into a relative error of P of the same size; O adds a
  *   float sum of T products of magnitude <= 1.
- * - dQ, dK, dV: atol 5e-7 * (D + T) * (1 + T / 8), rtol 1e-5: two more chained GEMMs of
- *   length T or D, and dS's difference dP - rowsum(P dP) cancels.
+ * - dQ, dK, dV: atol 5e-7 * (D + T) * (1 + T / 8) * R, rtol 1e-5: two more chained GEMMs of
+ *   length T or D, and dS's difference dP - rowsum(P dP) cancels; with grouped queries dK and
+ *   dV sum over the R = H / HKV heads of a group (R = 1 for multi-head attention).
  * - Large scores (q, k in [-30, 30): |S| in the hundreds, exp would overflow without the
  *   max subtraction; P nearly one-hot): the score error grows with |S|, so P and O: atol 1e-4,
  *   rtol 1e-4; gradients (up to ~30 in magnitude): atol 2e-3, rtol 1e-3.
@@ -21,65 +26,125 @@
  *   contents exactly.
  * - Causal masking: rows of O before a changed key/value are compared bit for bit, and masked
  *   entries of P must be exactly 0.
+ * - The tiled path's log-sum-exp: the tolerance of P and O (it is a score plus the log of a sum
+ *   in [1, T]).
+ * - Finite differences of the tiled path (loss sum(O * W), W uniform in [-1, 1), central
+ *   differences with step 1e-2 of a float forward): atol 2e-3, rtol 1e-2, about 20 times the
+ *   largest error seen (rounding of the float loss over the step, and the step's cubic term).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "cl/shared.h"
 #include "ops/attention.h"
 #include "ref_attention.h"
 
+/* hkv key/value heads, dividing h (hkv = h: multi-head attention). */
 struct shape {
-    int64_t b, h, t, d;
+    int64_t b, h, hkv, t, d;
 };
 
 /* Device tensors of one case, all in one arena, behind a small pad so that none starts at
  * offset 0. */
 struct tensors {
     struct clt_arena *arena;
-    struct clt_view q, k, v, p, o, dout, work, dq, dk, dv;
+    struct clt_view q, k, v, p, lse, o, dout, work, dq, dk, dv;
 };
+
+/* The path the helpers below run: the tiled kernels (true) or the GEMM path (false). Set only
+ * by the _tiled wrappers at the end of the file, around one test each. */
+static bool tiled;
 
 static void tensors_create(struct clt_device *dev, const struct shape *s, struct tensors *x)
 {
-    size_t n = (size_t)(s->b * s->h * s->t * s->d);
+    size_t n = (size_t)(s->b * s->h * s->t * s->d), nkv = (size_t)(s->b * s->hkv * s->t * s->d);
     size_t pn = (size_t)(clt__attention_probs_bytes(s->b, s->h, s->t) / sizeof(float));
     size_t wn = (size_t)(clt__attention_workspace_bytes(s->b, s->h, s->t) / sizeof(float));
-    uint64_t bytes = (uint64_t)(7 * n + pn + wn + 16) * sizeof(float) + 12 * 4096;
+    size_t ln = (size_t)(clt__attention_lse_bytes(s->b, s->h, s->t) / sizeof(float));
+    uint64_t bytes = (uint64_t)(7 * n + pn + wn + ln + 16) * sizeof(float) + 13 * 4096;
     assert_int_equal(clt_arena_create(dev, bytes, &x->arena), CLT_OK);
     (void)clt_test_upload(x->arena, NULL, 3);
     x->q = clt_test_upload(x->arena, NULL, n);
-    x->k = clt_test_upload(x->arena, NULL, n);
-    x->v = clt_test_upload(x->arena, NULL, n);
+    x->k = clt_test_upload(x->arena, NULL, nkv);
+    x->v = clt_test_upload(x->arena, NULL, nkv);
     x->p = clt_test_upload(x->arena, NULL, pn);
+    x->lse = clt_test_upload(x->arena, NULL, ln);
     x->o = clt_test_upload(x->arena, NULL, n);
     x->dout = clt_test_upload(x->arena, NULL, n);
     x->work = clt_test_upload(x->arena, NULL, wn);
     x->dq = clt_test_upload(x->arena, NULL, n);
-    x->dk = clt_test_upload(x->arena, NULL, n);
-    x->dv = clt_test_upload(x->arena, NULL, n);
+    x->dk = clt_test_upload(x->arena, NULL, nkv);
+    x->dv = clt_test_upload(x->arena, NULL, nkv);
 }
 
 static void forward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
                     struct tensors *x)
 {
+    if (tiled) {
+        assert_int_equal(clt__attention_flash_forward(dev, clt__view_buf(&x->q),
+                                                      clt__view_buf(&x->k), clt__view_buf(&x->v),
+                                                      clt__view_buf(&x->lse), clt__view_buf(&x->o),
+                                                      s->b, s->h, s->t, s->d, scale, causal),
+                         CLT_OK);
+        return;
+    }
     assert_int_equal(clt__attention_forward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
                                             clt__view_buf(&x->v), clt__view_buf(&x->p),
-                                            clt__view_buf(&x->o), s->b, s->h, s->t, s->d, scale,
-                                            causal),
+                                            clt__view_buf(&x->o), s->b, s->h, s->hkv, s->t, s->d,
+                                            scale, causal),
                      CLT_OK);
+}
+
+/* The backward of the current path into dq, dk, dv (any may be {NULL, 0}) with scratch work. */
+static enum clt_status backward_into(struct clt_device *dev, const struct shape *s, bool causal,
+                                     float scale, uint32_t acc_mask, struct tensors *x,
+                                     struct clt__buf work, struct clt__buf dq, struct clt__buf dk,
+                                     struct clt__buf dv)
+{
+    if (tiled)
+        return clt__attention_flash_backward(
+            dev, clt__view_buf(&x->q), clt__view_buf(&x->k), clt__view_buf(&x->v),
+            clt__view_buf(&x->o), clt__view_buf(&x->lse), clt__view_buf(&x->dout), work, dq, dk, dv,
+            s->b, s->h, s->t, s->d, scale, causal, acc_mask);
+    return clt__attention_backward(dev, clt__view_buf(&x->q), clt__view_buf(&x->k),
+                                   clt__view_buf(&x->v), clt__view_buf(&x->p),
+                                   clt__view_buf(&x->dout), work, dq, dk, dv, s->b, s->h, s->hkv,
+                                   s->t, s->d, scale, causal, acc_mask);
 }
 
 static void backward(struct clt_device *dev, const struct shape *s, bool causal, float scale,
                      uint32_t acc_mask, struct tensors *x)
 {
-    assert_int_equal(clt__attention_backward(
-                         dev, clt__view_buf(&x->q), clt__view_buf(&x->k), clt__view_buf(&x->v),
-                         clt__view_buf(&x->p), clt__view_buf(&x->dout), clt__view_buf(&x->work),
-                         clt__view_buf(&x->dq), clt__view_buf(&x->dk), clt__view_buf(&x->dv), s->b,
-                         s->h, s->t, s->d, scale, causal, acc_mask),
+    assert_int_equal(backward_into(dev, s, causal, scale, acc_mask, x, clt__view_buf(&x->work),
+                                   clt__view_buf(&x->dq), clt__view_buf(&x->dk),
+                                   clt__view_buf(&x->dv)),
                      CLT_OK);
+}
+
+/* The reference log-sum-exp of every score row, in double: m + log(sum_j exp(s_ij - m)) over
+ * the live keys j, m their largest score. */
+static void ref_lse(const float *q, const float *k, const struct shape *s, float scale, bool causal,
+                    double *lse)
+{
+    double *sc = clt_test_doubles((size_t)s->t);
+    for (int64_t z = 0; z < s->b * s->h; z++)
+        for (int64_t i = 0; i < s->t; i++) {
+            const int64_t live = causal ? i + 1 : s->t;
+            double m = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j < live; j++) {
+                double dot = 0.0;
+                for (int64_t c = 0; c < s->d; c++)
+                    dot += (double)q[(z * s->t + i) * s->d + c] * k[(z * s->t + j) * s->d + c];
+                sc[j] = dot * scale;
+                m = sc[j] > m ? sc[j] : m;
+            }
+            for (int64_t j = 0; j < live; j++)
+                sum += exp(sc[j] - m);
+            lse[z * s->t + i] = m + log(sum);
+        }
+    free(sc);
 }
 
 /* Masked entries of P (key j > query i) must be exactly zero. */
@@ -99,38 +164,43 @@ static void assert_masked_zero(const char *what, const float *p, const struct sh
 static void check_case(struct clt_device *dev, const struct shape *s, bool causal, float amp,
                        double atol_fwd, double rtol_fwd, double atol_bwd, double rtol_bwd)
 {
+    if (tiled && s->hkv != s->h)
+        return; /* the tiled path is multi-head only (clt_sdpa takes the GEMM path otherwise) */
     size_t n = (size_t)(s->b * s->h * s->t * s->d), pn = (size_t)(s->b * s->h * s->t * s->t);
-    float *q = clt_test_floats(n), *k = clt_test_floats(n), *v = clt_test_floats(n);
+    size_t nkv = (size_t)(s->b * s->hkv * s->t * s->d);
+    size_t sizes[3] = {n, nkv, nkv}; /* of dQ, dK, dV */
+    float *q = clt_test_floats(n), *k = clt_test_floats(nkv), *v = clt_test_floats(nkv);
     float *dout = clt_test_floats(n);
-    float *g0[3] = {clt_test_floats(n), clt_test_floats(n), clt_test_floats(n)};
+    float *g0[3] = {clt_test_floats(n), clt_test_floats(nkv), clt_test_floats(nkv)};
     float *got = clt_test_floats(n > pn ? n : pn);
     double *p = clt_test_doubles(pn), *o = clt_test_doubles(n);
-    double *want[3] = {clt_test_doubles(n), clt_test_doubles(n), clt_test_doubles(n)};
-    uint64_t seed = (uint64_t)(s->b * 1000003 + s->h * 1009 + s->t * 31 + s->d) * 2 + causal;
+    double *want[3] = {clt_test_doubles(n), clt_test_doubles(nkv), clt_test_doubles(nkv)};
+    uint64_t seed =
+        (uint64_t)(s->b * 1000003 + s->h * 1009 + s->hkv * 97 + s->t * 31 + s->d) * 2 + causal;
     clt_test_fill(q, n, seed + 1, -amp, amp);
-    clt_test_fill(k, n, seed + 2, -amp, amp);
-    clt_test_fill(v, n, seed + 3, -1.0f, 1.0f);
+    clt_test_fill(k, nkv, seed + 2, -amp, amp);
+    clt_test_fill(v, nkv, seed + 3, -1.0f, 1.0f);
     clt_test_fill(dout, n, seed + 4, -1.0f, 1.0f);
     for (int i = 0; i < 3; i++)
-        clt_test_fill(g0[i], n, seed + 5 + (uint64_t)i, -1.0f, 1.0f);
+        clt_test_fill(g0[i], sizes[i], seed + 5 + (uint64_t)i, -1.0f, 1.0f);
     const float scale = clt__attention_scale(s->d);
-    ref_attention_forward(q, k, v, s->b, s->h, s->t, s->d, scale, causal, p, o);
-    ref_attention_backward(q, k, v, dout, s->b, s->h, s->t, s->d, scale, causal, want[0], want[1],
-                           want[2]);
+    ref_attention_gqa_forward(q, k, v, s->b, s->h, s->hkv, s->t, s->d, scale, causal, p, o);
+    ref_attention_gqa_backward(q, k, v, dout, s->b, s->h, s->hkv, s->t, s->d, scale, causal,
+                               want[0], want[1], want[2]);
 
     struct tensors x;
     tensors_create(dev, s, &x);
     clt_test_put(&x.q, q, n);
-    clt_test_put(&x.k, k, n);
-    clt_test_put(&x.v, v, n);
+    clt_test_put(&x.k, k, nkv);
+    clt_test_put(&x.v, v, nkv);
     clt_test_put(&x.dout, dout, n);
     /* Garbage in the outputs must not leak into a non-accumulating backward. */
     float *nan = clt_test_floats(n);
     for (size_t i = 0; i < n; i++)
         nan[i] = NAN;
     clt_test_put(&x.dq, nan, n);
-    clt_test_put(&x.dk, nan, n);
-    clt_test_put(&x.dv, nan, n);
+    clt_test_put(&x.dk, nan, nkv);
+    clt_test_put(&x.dv, nan, nkv);
     free(nan);
 
     char what[160];
@@ -139,33 +209,44 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
     forward(dev, s, causal, scale, &x);
     backward(dev, s, causal, scale, 0, &x);
 
-    snprintf(what, sizeof what, "B=%lld H=%lld T=%lld D=%lld causal=%d amp=%g", (long long)s->b,
-             (long long)s->h, (long long)s->t, (long long)s->d, causal, (double)amp);
+    snprintf(what, sizeof what, "%s B=%lld H=%lld HKV=%lld T=%lld D=%lld causal=%d amp=%g",
+             tiled ? "tiled" : "gemm", (long long)s->b, (long long)s->h, (long long)s->hkv,
+             (long long)s->t, (long long)s->d, causal, (double)amp);
     char msg[200];
-    clt_test_download(&x.p, got, pn);
-    snprintf(msg, sizeof msg, "P %s", what);
-    clt_test_assert_close(msg, got, p, pn, atol_fwd, rtol_fwd);
-    if (causal)
-        assert_masked_zero(msg, got, s);
+    if (tiled) {
+        const size_t ln = (size_t)(s->b * s->h * s->t);
+        double *lse = clt_test_doubles(ln);
+        ref_lse(q, k, s, scale, causal, lse);
+        clt_test_download(&x.lse, got, ln);
+        snprintf(msg, sizeof msg, "tiled LSE %s", what);
+        clt_test_assert_close(msg, got, lse, ln, atol_fwd, rtol_fwd);
+        free(lse);
+    } else {
+        clt_test_download(&x.p, got, pn);
+        snprintf(msg, sizeof msg, "P %s", what);
+        clt_test_assert_close(msg, got, p, pn, atol_fwd, rtol_fwd);
+        if (causal)
+            assert_masked_zero(msg, got, s);
+    }
     clt_test_download(&x.o, got, n);
     snprintf(msg, sizeof msg, "O %s", what);
     clt_test_assert_close(msg, got, o, n, atol_fwd, rtol_fwd);
     for (int i = 0; i < 3; i++) {
-        clt_test_download(grads[i], got, n);
+        clt_test_download(grads[i], got, sizes[i]);
         snprintf(msg, sizeof msg, "%s %s", names[i], what);
-        clt_test_assert_close(msg, got, want[i], n, atol_bwd, rtol_bwd);
+        clt_test_assert_close(msg, got, want[i], sizes[i], atol_bwd, rtol_bwd);
     }
 
     /* accumulate: gradients start at g0 and must end at g0 + reference. */
     for (int i = 0; i < 3; i++)
-        clt_test_put(grads[i], g0[i], n);
+        clt_test_put(grads[i], g0[i], sizes[i]);
     backward(dev, s, causal, scale, CLT__ATTENTION_ACC_ALL, &x);
     for (int i = 0; i < 3; i++) {
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < sizes[i]; j++)
             want[i][j] += (double)g0[i][j];
-        clt_test_download(grads[i], got, n);
+        clt_test_download(grads[i], got, sizes[i]);
         snprintf(msg, sizeof msg, "%s (accumulate) %s", names[i], what);
-        clt_test_assert_close(msg, got, want[i], n, atol_bwd, rtol_bwd);
+        clt_test_assert_close(msg, got, want[i], sizes[i], atol_bwd, rtol_bwd);
     }
 
     clt_arena_free(x.arena);
@@ -185,18 +266,25 @@ static void check_case(struct clt_device *dev, const struct shape *s, bool causa
 static void matches_reference(void **state)
 {
     struct clt_device *dev = *state;
+    /* Multi-head, then grouped-query (two and three query heads per key/value head) and
+     * multi-query (one key/value head). */
     static const struct shape big[] = {
-        {1, 1, 1, 3}, {1, 2, 5, 8}, {1, 3, 13, 17}, {2, 3, 13, 5}, {3, 2, 67, 9}, {1, 1, 130, 33},
+        {1, 1, 1, 1, 3},  {1, 2, 2, 5, 8},    {1, 3, 3, 13, 17}, {2, 3, 3, 13, 5},
+        {3, 2, 2, 67, 9}, {1, 1, 1, 130, 33}, {2, 1, 1, 45, 64}, {1, 2, 2, 97, 1},
+        {2, 4, 2, 7, 5},  {3, 6, 2, 11, 3},   {2, 3, 1, 9, 7},   {1, 6, 3, 67, 9},
     };
-    static const struct shape small[] = {{1, 1, 1, 3}, {1, 2, 5, 8}, {1, 3, 13, 17}};
+    /* T = 37 crosses a tile (32) and a work-group (32 rows at most) of the tiled path. */
+    static const struct shape small[] = {{1, 1, 1, 1, 3},  {1, 2, 2, 5, 8}, {1, 3, 3, 13, 17},
+                                         {1, 1, 1, 37, 3}, {2, 4, 2, 7, 5}, {1, 3, 1, 5, 3}};
     const struct shape *shapes = clt_test_small() ? small : big;
-    size_t count = clt_test_small() ? 3 : sizeof big / sizeof big[0];
+    size_t count = clt_test_small() ? sizeof small / sizeof small[0] : sizeof big / sizeof big[0];
     for (size_t i = 0; i < count; i++)
         for (int causal = 0; causal < 2; causal++) {
             const struct shape *s = &shapes[i];
-            double span = (double)(s->d + s->t);
+            /* dK and dV of a group sum over its R = H / HKV heads: R times the terms. */
+            double span = (double)(s->d + s->t), r = (double)(s->h / s->hkv);
             check_case(dev, s, causal, 1.0f, 2e-7 * span, 1e-5,
-                       5e-7 * span * (1.0 + (double)s->t / 8.0), 1e-5);
+                       5e-7 * span * r * (1.0 + (double)s->t / 8.0), 1e-5);
         }
 }
 
@@ -204,7 +292,7 @@ static void large_scores_are_stable(void **state)
 {
     struct clt_device *dev = *state;
     /* q, k in [-30, 30): scores of several hundred, beyond exp's float range (88). */
-    const struct shape s = {1, 2, 7, 8};
+    const struct shape s = {1, 2, 2, 7, 8};
     for (int causal = 0; causal < 2; causal++)
         check_case(dev, &s, causal, 30.0f, 1e-4, 1e-4, 2e-3, 1e-3);
 }
@@ -216,7 +304,7 @@ static void large_scores_are_stable(void **state)
 static void causal_ignores_the_future(void **state)
 {
     struct clt_device *dev = *state;
-    const struct shape s = {1, 2, 9, 5};
+    const struct shape s = {1, 2, 2, 9, 5};
     const int64_t j = 4;
     size_t n = (size_t)(s.b * s.h * s.t * s.d);
     float *q = clt_test_floats(n), *k = clt_test_floats(n), *v = clt_test_floats(n);
@@ -298,7 +386,7 @@ static void causal_ignores_the_future(void **state)
 static void computes_only_the_gradients_asked_for(void **state)
 {
     struct clt_device *dev = *state;
-    const struct shape s = {1, 2, 5, 3};
+    const struct shape s = {1, 2, 2, 5, 3};
     const size_t n = 30;
     float in[4][30], got[30], sentinel[30];
     double want[3][30];
@@ -325,12 +413,10 @@ static void computes_only_the_gradients_asked_for(void **state)
         struct clt__buf g[3];
         for (int i = 0; i < 3; i++)
             g[i] = i == only ? clt__view_buf(views[i]) : none;
-        struct clt__buf work = only == 2 ? none : clt__view_buf(&x.work);
-        assert_int_equal(clt__attention_backward(dev, clt__view_buf(&x.q), clt__view_buf(&x.k),
-                                                 clt__view_buf(&x.v), clt__view_buf(&x.p),
-                                                 clt__view_buf(&x.dout), work, g[0], g[1], g[2],
-                                                 s.b, s.h, s.t, s.d, scale, true,
-                                                 CLT__ATTENTION_ACC_ALL & ~(1u << only)),
+        /* The GEMM path needs no scratch for dV alone; the tiled one always does. */
+        struct clt__buf work = only == 2 && !tiled ? none : clt__view_buf(&x.work);
+        assert_int_equal(backward_into(dev, &s, true, scale, CLT__ATTENTION_ACC_ALL & ~(1u << only),
+                                       &x, work, g[0], g[1], g[2]),
                          CLT_OK);
         for (int i = 0; i < 3; i++) {
             char what[64];
@@ -359,7 +445,7 @@ static void writes_or_accumulates_each_gradient_as_asked(void **state)
                        CLT__ATTENTION_ACC_DV == 1u << 2,
                    "the mask's bits follow sdpa's inputs q, k, v");
     struct clt_device *dev = *state;
-    const struct shape s = {2, 1, 7, 3};
+    const struct shape s = {2, 1, 1, 7, 3};
     const size_t n = 42;
     float in[4][42], g0[3][42], got[42];
     double want[3][42];
@@ -398,19 +484,91 @@ static void writes_or_accumulates_each_gradient_as_asked(void **state)
     clt_arena_free(x.arena);
 }
 
+/* ---- Finite differences of the tiled path ----------------------------------------------- */
+
+/* What the loss of a finite difference needs: the case's tensors, which input is perturbed
+ * (0 q, 1 k, 2 v), the weights W of the loss sum(O * W). */
+struct fd_ctx {
+    struct clt_device *dev;
+    const struct shape *s;
+    struct tensors *x;
+    bool causal;
+    int input;
+    const float *w;
+    float *o;
+};
+
+static double fd_loss(void *ctx, const float *in, size_t n)
+{
+    struct fd_ctx *c = ctx;
+    struct clt_view *views[3] = {&c->x->q, &c->x->k, &c->x->v};
+    clt_test_put(views[c->input], in, n);
+    forward(c->dev, c->s, c->causal, clt__attention_scale(c->s->d), c->x);
+    clt_test_download(&c->x->o, c->o, n);
+    double loss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        loss += (double)c->o[i] * c->w[i];
+    return loss;
+}
+
+/* dQ, dK, dV of the tiled backward against central differences of the tiled forward, causal
+ * and not, at a T that spans two tiles and an odd D. */
+static void tiled_matches_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    const bool saved = tiled;
+    tiled = true;
+    const struct shape s = {1, 2, 2, 37, 5};
+    const size_t n = (size_t)(s.b * s.h * s.t * s.d);
+    float *in[3] = {clt_test_floats(n), clt_test_floats(n), clt_test_floats(n)};
+    float *w = clt_test_floats(n), *o = clt_test_floats(n), *g = clt_test_floats(n);
+    struct tensors x;
+    tensors_create(dev, &s, &x);
+    struct clt_view *views[3] = {&x.q, &x.k, &x.v};
+    struct clt_view *grads[3] = {&x.dq, &x.dk, &x.dv};
+    const char *names[3] = {"dQ", "dK", "dV"};
+    for (int causal = 0; causal < 2; causal++) {
+        for (int i = 0; i < 3; i++) {
+            clt_test_fill(in[i], n, 501 + (uint64_t)(i + 3 * causal), -1.0f, 1.0f);
+            clt_test_put(views[i], in[i], n);
+        }
+        clt_test_fill(w, n, 511 + (uint64_t)causal, -1.0f, 1.0f);
+        clt_test_put(&x.dout, w, n);
+        forward(dev, &s, causal, clt__attention_scale(s.d), &x);
+        backward(dev, &s, causal, clt__attention_scale(s.d), 0, &x);
+        for (int i = 0; i < 3; i++) {
+            struct fd_ctx c = {dev, &s, &x, causal, i, w, o};
+            char what[64];
+            snprintf(what, sizeof what, "tiled %s causal=%d", names[i], causal);
+            clt_test_download(grads[i], g, n);
+            clt_test_gradcheck(what, fd_loss, &c, in[i], n, g, 24, 1e-2, 2e-3, 1e-2);
+            clt_test_put(views[i], in[i], n);
+        }
+    }
+    clt_arena_free(x.arena);
+    for (int i = 0; i < 3; i++)
+        free(in[i]);
+    free(w);
+    free(o);
+    free(g);
+    tiled = saved;
+}
+
 /* ---- Arguments ------------------------------------------------------------------------- */
 
 static void checks_arguments(void **state)
 {
     struct clt_device *dev = *state;
-    const struct shape s = {1, 1, 3, 2};
+    /* B=1, H=2 (HKV 2, or 1 below), T=3, D=2. */
+    const struct shape s = {1, 2, 2, 3, 2};
     struct tensors x;
     tensors_create(dev, &s, &x);
-    float data[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 1.5f};
-    clt_test_put(&x.q, data, 6);
-    clt_test_put(&x.k, data, 6);
-    clt_test_put(&x.v, data, 6);
-    clt_test_put(&x.dout, data, 6);
+    float data[12];
+    clt_test_fill(data, 12, 501, -1.0f, 1.0f);
+    clt_test_put(&x.q, data, 12);
+    clt_test_put(&x.k, data, 12);
+    clt_test_put(&x.v, data, 12);
+    clt_test_put(&x.dout, data, 12);
     struct clt__buf q = clt__view_buf(&x.q), k = clt__view_buf(&x.k), v = clt__view_buf(&x.v);
     struct clt__buf p = clt__view_buf(&x.p), o = clt__view_buf(&x.o);
     struct clt__buf dout = clt__view_buf(&x.dout), w = clt__view_buf(&x.work);
@@ -420,44 +578,341 @@ static void checks_arguments(void **state)
     const struct clt_log keep = dev->log;
     dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
 
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 2, 0.5f, true), CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, 3, 2, 0.5f, true), CLT_OK);
     assert_int_equal(
-        clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 1, 3, 2, 0.5f, true, 0),
+        clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 2, 2, 3, 2, 0.5f, true, 0),
+        CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 1, 3, 2, 0.5f, true), CLT_OK);
+    assert_int_equal(
+        clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 2, 1, 3, 2, 0.5f, true, 0),
         CLT_OK);
     /* Empty batches, heads or sequences enqueue nothing and succeed. */
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 0, 1, 3, 2, 0.5f, false), CLT_OK);
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 0, 3, 2, 0.5f, false), CLT_OK);
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 0, 2, 0.5f, false), CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 0, 2, 2, 3, 2, 0.5f, false),
+                     CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 0, 0, 3, 2, 0.5f, false),
+                     CLT_OK);
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, 0, 2, 0.5f, false),
+                     CLT_OK);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     assert_int_equal(log.len, 0);
 
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, -1, 1, 3, 2, 0.5f, false),
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, -1, 2, 2, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 1, 3, 0, 0.5f, false),
+    assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, 3, 0, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_forward(dev, q, none, v, p, o, 1, 1, 3, 2, 0.5f, false),
+    /* Key/value heads that do not divide the query heads, none, or more than them. */
+    const int64_t bad_heads[3][2] = {{3, 2}, {2, 0}, {2, 4}}; /* {H, HKV} */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(clt__attention_forward(dev, q, k, v, p, o, 1, bad_heads[i][0],
+                                                bad_heads[i][1], 3, 2, 0.5f, false),
+                         CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(dev, q, none, v, p, o, 1, 2, 2, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(
-        clt__attention_forward(dev, q, k, v, p, o, 1, 1, (int64_t)1 << 20, 2, 0.5f, false),
+        clt__attention_forward(dev, q, k, v, p, o, 1, 2, 2, (int64_t)1 << 20, 2, 0.5f, false),
         CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 1, 3, 2,
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, none, dq, dk, dv, 1, 2, 2, 3, 2,
                                              0.5f, false, 0),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, -3, 3, 2,
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, -3, 1, 3, 2,
                                              0.5f, false, CLT__ATTENTION_ACC_ALL),
                      CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__attention_forward(NULL, q, k, v, p, o, 1, 1, 3, 2, 0.5f, false),
+    assert_int_equal(clt__attention_backward(dev, q, k, v, p, dout, w, dq, dk, dv, 1, 2, 3, 3, 2,
+                                             0.5f, false, CLT__ATTENTION_ACC_ALL),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_forward(NULL, q, k, v, p, o, 1, 2, 2, 3, 2, 0.5f, false),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(log.text, "attention_forward"));
     assert_non_null(strstr(log.text, "attention_backward"));
+    assert_non_null(strstr(log.text, "HKV must divide H"));
 
     assert_true(fabsf(clt__attention_scale(16) - 0.25f) == 0.0f);
     assert_true(clt__attention_probs_bytes(2, 3, 5) == 2 * 3 * 5 * 5 * sizeof(float));
     assert_true(clt__attention_workspace_bytes(2, 3, 5) == 2 * 3 * 5 * 5 * sizeof(float));
     assert_true(clt__attention_probs_bytes(-1, 3, 5) == 0);
+    assert_true(clt__attention_lse_bytes(2, 3, 5) == 2 * 3 * 5 * sizeof(float));
+    assert_true(clt__attention_lse_bytes(2, -3, 5) == 0);
+
+    /* The tiled path: the same checks, and a head size beyond its private rows refused. */
+    struct clt__buf lse = clt__view_buf(&x.lse);
+    log.len = 0;
+    log.text[0] = 0;
+    assert_int_equal(clt__attention_flash_forward(dev, q, k, v, lse, o, 1, 1, 3, 2, 0.5f, true),
+                     CLT_OK);
+    assert_int_equal(clt__attention_flash_backward(dev, q, k, v, o, lse, dout, w, dq, dk, dv, 1, 1,
+                                                   3, 2, 0.5f, true, 0),
+                     CLT_OK);
+    assert_int_equal(clt__attention_flash_forward(dev, q, k, v, lse, o, 1, 1, 0, 2, 0.5f, true),
+                     CLT_OK);
+    assert_int_equal(clt_device_finish(dev), CLT_OK);
+    assert_int_equal(log.len, 0);
+    assert_int_equal(clt__attention_flash_forward(dev, q, k, v, none, o, 1, 1, 3, 2, 0.5f, true),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_flash_backward(dev, q, k, v, o, lse, dout, none, dq, dk, dv, 1,
+                                                   1, 3, 2, 0.5f, true, 0),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        clt__attention_flash_forward(dev, q, k, v, lse, o, 1, 1, 1, CLT__ATT_DMAX + 1, 0.5f, false),
+        CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__attention_flash_forward(NULL, q, k, v, lse, o, 1, 1, 3, 2, 0.5f, false),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(log.text, "attention_flash_forward"));
+    assert_non_null(strstr(log.text, "attention_flash_backward"));
+    assert_non_null(strstr(log.text, "head size"));
+    /* The rule: P of 256 MiB or more, or forced; never beyond CLT__ATT_DMAX. */
+    assert_false(clt__attention_flash_chosen(16, 4, 64, 32, NULL));
+    assert_false(clt__attention_flash_chosen(16, 4, 512, 32, NULL));
+    assert_true(clt__attention_flash_chosen(16, 4, 1024, 32, NULL));
+    assert_false(clt__attention_flash_chosen(16, 4, 1024, 32, "gemm"));
+    assert_true(clt__attention_flash_chosen(1, 1, 5, 3, "tiled"));
+    assert_false(clt__attention_flash_chosen(1, 1, 1 << 20, CLT__ATT_DMAX + 1, "tiled"));
+    assert_true(clt__attention_flash_chosen(1, 1, 1 << 20, CLT__ATT_DMAX, NULL));
     dev->log = keep;
     clt_arena_free(x.arena);
 }
+
+/* ---- The attention layer through the public API ------------------------------------------ */
+
+/* One case of clt_attention_ex: sizes and options. */
+struct layer_case {
+    int64_t n, t, d, heads, kv_heads;
+    bool causal, bias;
+};
+
+/* The layer in double from its parameters as the header lays them out: qkv weight
+ * [(H + 2 HKV) Dh, D] (queries, keys, values, head by head), qkv bias, proj weight [D, D], proj
+ * bias (biases NULL when absent). x [N, T, D] -> y [N, T, D]. */
+static void ref_layer(const struct layer_case *c, const float *x, const float *const *prm,
+                      double *y)
+{
+    const int64_t n = c->n, t = c->t, d = c->d, h = c->heads, hkv = c->kv_heads, dh = d / h;
+    const int64_t width = (h + 2 * hkv) * dh;
+    double *lin = clt_test_doubles((size_t)(n * t * width));
+    /* qkv = x w^T + b, then split into [N, heads, T, Dh] blocks. */
+    for (int64_t r = 0; r < n * t; r++)
+        for (int64_t o = 0; o < width; o++) {
+            double acc = prm[1] ? prm[1][o] : 0.0;
+            for (int64_t i = 0; i < d; i++)
+                acc += (double)x[r * d + i] * prm[0][o * d + i];
+            lin[r * width + o] = acc;
+        }
+    float *q = clt_test_floats((size_t)(n * h * t * dh));
+    float *k = clt_test_floats((size_t)(n * hkv * t * dh));
+    float *v = clt_test_floats((size_t)(n * hkv * t * dh));
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t p = 0; p < t; p++)
+            for (int64_t f = 0; f < dh; f++) {
+                const double *row = lin + (b * t + p) * width;
+                for (int64_t hh = 0; hh < h; hh++)
+                    q[((b * h + hh) * t + p) * dh + f] = (float)row[hh * dh + f];
+                for (int64_t j = 0; j < hkv; j++) {
+                    k[((b * hkv + j) * t + p) * dh + f] = (float)row[(h + j) * dh + f];
+                    v[((b * hkv + j) * t + p) * dh + f] = (float)row[(h + hkv + j) * dh + f];
+                }
+            }
+    double *pr = clt_test_doubles((size_t)(n * h * t * t)),
+           *o = clt_test_doubles((size_t)(n * d * t));
+    ref_attention_gqa_forward(q, k, v, n, h, hkv, t, dh, 1.0 / sqrt((double)dh), c->causal, pr, o);
+    /* Heads joined per position as [H, Dh], then proj. */
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t p = 0; p < t; p++)
+            for (int64_t e = 0; e < d; e++) {
+                double acc = prm[3] ? prm[3][e] : 0.0;
+                for (int64_t hh = 0; hh < h; hh++)
+                    for (int64_t f = 0; f < dh; f++)
+                        acc += o[((b * h + hh) * t + p) * dh + f] * prm[2][e * d + hh * dh + f];
+                y[(b * t + p) * d + e] = acc;
+            }
+    free(lin);
+    free(q);
+    free(k);
+    free(v);
+    free(pr);
+    free(o);
+}
+
+/* The layer's loss sum(y * w) in double, for the finite differences. */
+struct layer_fd {
+    const struct layer_case *c;
+    const float *x, *w;
+    float *prm[4];
+    uint32_t which;
+};
+
+static double layer_loss(void *vctx, const float *p, size_t count)
+{
+    struct layer_fd *f = vctx;
+    const struct layer_case *c = f->c;
+    memcpy(f->prm[f->which], p, count * sizeof *p);
+    size_t ny = (size_t)(c->n * c->t * c->d);
+    double *y = clt_test_doubles(ny), loss = 0.0;
+    ref_layer(c, f->x, (const float *const *)f->prm, y);
+    for (size_t i = 0; i < ny; i++)
+        loss += y[i] * (double)f->w[i];
+    free(y);
+    return loss;
+}
+
+/* clt_attention_ex's output, against the reference that reads the parameters as the header
+ * documents them (atol 1e-5, rtol 1e-4), and every parameter's gradient (one SGD step with lr 1
+ * of L = sum(y * W)) against central differences of the reference's L in double (atol 1e-4,
+ * rtol 1e-3: float forward and backward against double). */
+static void check_layer(struct clt_device *dev, const struct layer_case *c)
+{
+    const int64_t n = c->n, t = c->t, d = c->d, dh = d / c->heads;
+    const size_t nx = (size_t)(n * t * d);
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 3, (int64_t[]){n, t, d});
+    struct clt_tensor *w = clt_input(g, "w", CLT_F32, 3, (int64_t[]){n, t, d});
+    const struct clt_attention_desc desc = {
+        .heads = c->heads, .kv_heads = c->kv_heads, .causal = c->causal, .bias = c->bias};
+    struct clt_tensor *y = clt_attention_ex(g, x, &desc, "attn");
+    struct clt_tensor *loss = clt_sum(g, clt_mul(g, y, w));
+    if (clt_graph_status(g) != CLT_OK)
+        fail_msg("building: %s", clt_graph_error(g));
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    o.optimizer.lr = 1.0f;
+    o.seed = 5;
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    /* Exactly the documented parameters, in this order and shape. */
+    const char *names[4] = {"attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
+                            "attn.proj.bias"};
+    const int64_t width = (c->heads + 2 * c->kv_heads) * dh;
+    const uint64_t sizes[4] = {(uint64_t)(width * d), (uint64_t)width, (uint64_t)(d * d),
+                               (uint64_t)d};
+    assert_int_equal(clt_trainer_param_count(tr), c->bias ? 4 : 2);
+    for (uint32_t i = 0; i < clt_trainer_param_count(tr); i++) {
+        struct clt_param_info info;
+        assert_int_equal(clt_trainer_param_info(tr, i, &info), CLT_OK);
+        assert_string_equal(info.name, names[c->bias ? i : (i == 0 ? 0 : 2)]);
+    }
+    struct layer_fd f = {c, clt_test_floats(nx), clt_test_floats(nx), {NULL}, 0};
+    clt_test_fill((float *)f.x, nx, 61, -1.0f, 1.0f);
+    clt_test_fill((float *)f.w, nx, 62, -1.0f, 1.0f);
+    for (int i = 0; i < 4; i++) {
+        if (!c->bias && i % 2 == 1)
+            continue;
+        f.prm[i] = clt_test_floats(sizes[i]);
+        /* Biases off zero so that they matter; weights as the trainer made them. */
+        if (i % 2 == 1) {
+            clt_test_fill(f.prm[i], sizes[i], 70 + (uint64_t)i, -0.5f, 0.5f);
+            assert_int_equal(clt_trainer_param_write(tr, names[i], f.prm[i], sizes[i]), CLT_OK);
+        }
+        assert_int_equal(clt_trainer_param_read(tr, names[i], f.prm[i], sizes[i]), CLT_OK);
+    }
+    float *got = clt_test_floats(nx);
+    double *want = clt_test_doubles(nx);
+    const void *batch[2] = {f.x, f.w};
+    float ev = NAN;
+    assert_int_equal(clt_trainer_eval(tr, batch, y, got, nx, &ev), CLT_OK);
+    ref_layer(c, f.x, (const float *const *)f.prm, want);
+    char what[160];
+    snprintf(what, sizeof what, "attention layer N=%lld T=%lld D=%lld H=%lld HKV=%lld%s%s",
+             (long long)n, (long long)t, (long long)d, (long long)c->heads, (long long)c->kv_heads,
+             c->causal ? " causal" : "", c->bias ? " bias" : "");
+    clt_test_assert_close(what, got, want, nx, 1e-5, 1e-4);
+
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    for (uint32_t i = 0; i < 4; i++) {
+        if (!f.prm[i])
+            continue;
+        float *after = clt_test_floats(sizes[i]), *grad = clt_test_floats(sizes[i]);
+        assert_int_equal(clt_trainer_param_read(tr, names[i], after, sizes[i]), CLT_OK);
+        for (uint64_t j = 0; j < sizes[i]; j++)
+            grad[j] = f.prm[i][j] - after[j];
+        float *start = clt_test_floats(sizes[i]);
+        memcpy(start, f.prm[i], sizes[i] * sizeof *start);
+        f.which = i;
+        char label[200];
+        snprintf(label, sizeof label, "%s %s", what, names[i]);
+        clt_test_gradcheck(label, layer_loss, &f, start, sizes[i], grad, 11, 1e-3, 1e-4, 1e-3);
+        memcpy(f.prm[i], start, sizes[i] * sizeof *start);
+        free(start);
+        free(after);
+        free(grad);
+    }
+    for (int i = 0; i < 4; i++)
+        free(f.prm[i]);
+    free((float *)f.x);
+    free((float *)f.w);
+    free(got);
+    free(want);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+static void layer_matches_reference(void **state)
+{
+    struct clt_device *dev = *state;
+    /* Grouped-query without biases; multi-query with; multi-head without; odd sizes. */
+    static const struct layer_case cases[] = {
+        {2, 5, 12, 4, 2, true, false},
+        {3, 3, 9, 3, 1, false, true},
+        {1, 7, 10, 2, 2, true, false},
+    };
+    size_t count = clt_test_small() ? 1 : sizeof cases / sizeof cases[0];
+    for (size_t i = 0; i < count; i++)
+        check_layer(dev, &cases[i]);
+}
+
+/* Impossible options are the graph's error, naming the layer; given parameters are checked. */
+static void layer_refuses_bad_options(void **state)
+{
+    (void)state;
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 3, (int64_t[]){2, 3, 12});
+    struct clt_attention_desc desc = {.heads = 4, .kv_heads = 3};
+    assert_null(clt_attention_ex(g, x, &desc, "attn"));
+    assert_non_null(strstr(clt_graph_error(g), "attention \"attn\""));
+    assert_non_null(strstr(clt_graph_error(g), "kv_heads 3"));
+    clt_graph_free(g);
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    x = clt_input(g, "x", CLT_F32, 3, (int64_t[]){2, 3, 12});
+    desc = (struct clt_attention_desc){.heads = 5};
+    assert_null(clt_attention_ex(g, x, &desc, "attn"));
+    clt_graph_free(g);
+    /* A qkv weight of the multi-head shape given to a grouped-query layer. */
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    x = clt_input(g, "x", CLT_F32, 3, (int64_t[]){2, 3, 12});
+    struct clt_tensor *wq =
+        clt_param(g, "wq", 2, (int64_t[]){36, 12}, (struct clt_init){CLT_INIT_ZEROS, 0, 0});
+    desc = (struct clt_attention_desc){.heads = 4, .kv_heads = 2, .qkv = {.weight = wq}};
+    assert_null(clt_attention_ex(g, x, &desc, "attn"));
+    assert_non_null(strstr(clt_graph_error(g), "\"wq\" is [36, 12]; the layer needs [24, 12]"));
+    clt_graph_free(g);
+    /* Given every parameter, the layer needs no name and makes nothing. */
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    x = clt_input(g, "x", CLT_F32, 3, (int64_t[]){2, 3, 12});
+    assert_non_null(clt_attention(g, x, 4, true, "a"));
+    desc = (struct clt_attention_desc){
+        .heads = 4,
+        .causal = true,
+        .bias = true,
+        .qkv = {clt_graph_param(g, "a.qkv.weight"), clt_graph_param(g, "a.qkv.bias"), NULL, NULL},
+        .proj = {clt_graph_param(g, "a.proj.weight"), clt_graph_param(g, "a.proj.bias"), NULL,
+                 NULL}};
+    assert_non_null(clt_attention_ex(g, x, &desc, NULL));
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    clt_graph_free(g);
+}
+
+/* The tests above on the tiled path. */
+#define TILED(f)                                                                                   \
+    static void f##_tiled(void **state)                                                            \
+    {                                                                                              \
+        tiled = true;                                                                              \
+        f(state);                                                                                  \
+        tiled = false;                                                                             \
+    }
+TILED(matches_reference)
+TILED(large_scores_are_stable)
+TILED(causal_ignores_the_future)
+TILED(computes_only_the_gradients_asked_for)
+TILED(writes_or_accumulates_each_gradient_as_asked)
 
 int main(void)
 {
@@ -469,6 +924,14 @@ int main(void)
         CLT_DEVICE_TEST(computes_only_the_gradients_asked_for),
         CLT_DEVICE_TEST(writes_or_accumulates_each_gradient_as_asked),
         CLT_DEVICE_TEST(checks_arguments),
+        CLT_DEVICE_TEST(layer_matches_reference),
+        CLT_DEVICE_TEST(layer_refuses_bad_options),
+        CLT_DEVICE_TEST(matches_reference_tiled),
+        CLT_DEVICE_TEST(large_scores_are_stable_tiled),
+        CLT_DEVICE_TEST(causal_ignores_the_future_tiled),
+        CLT_DEVICE_TEST(computes_only_the_gradients_asked_for_tiled),
+        CLT_DEVICE_TEST(writes_or_accumulates_each_gradient_as_asked_tiled),
+        CLT_DEVICE_TEST(tiled_matches_finite_differences),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -13,6 +13,10 @@
  *   fails with a message naming the problem and leaves the trainer's parameters unchanged.
  * - A flipped byte in the tensor data is found by the data checksum ("cltrain.data_crc32") on
  *   every read; a file without the checksum (an older checkpoint) still loads.
+ * - Files written by the test: a foreign tensor or a missing parameter is refused by a strict
+ *   load (clt_trainer_load, and --resume) with every name in the log, loaded by a non-strict
+ *   clt_trainer_load_with with a report of what was loaded, missing and unused; BF16 and F16
+ *   parameters are widened, I32 ones refused.
  * - Saving into a directory that cannot be written (/proc/self), that does not exist, or past
  *   a file-size limit fails with CLT_ERR_IO and leaves the previous checkpoint intact and no
  *   temporary file; saving over a checkpoint replaces it.
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "safetensors.h"
 
 enum { N = 5, IN = 7, HID = 13, CLS = 4 };
 
@@ -220,7 +225,7 @@ static void mlp_round_trip(void **state)
     struct model m = make_mlp(HID, 0.0f);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 1;
     struct clt_trainer *a = trainer(dev, &m, &o);
     train(a, &m, 0, 3, NULL);
@@ -299,8 +304,8 @@ static void cnn_round_trip(void **state)
     struct model m = make_cnn();
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.05f;
-    o.optimizer.momentum = 0.9f;
+    o.optimizer.lr = 0.05;
+    o.optimizer.momentum = 0.9;
     o.seed = 5;
     struct clt_trainer *a = trainer(dev, &m, &o);
     train(a, &m, 0, 3, NULL); /* moves the running averages off their initial values */
@@ -352,12 +357,12 @@ static void resume_matches(struct clt_device *dev, uint32_t accumulate, int k, i
     struct model m = make_mlp(HID, 0.3f);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
-    o.optimizer.lr = 0.02f;
+    o.optimizer.lr = 0.02;
     o.optimizer.schedule = CLT_LR_COSINE;
     o.optimizer.warmup_updates = 2;
     o.optimizer.total_updates = 12;
-    o.optimizer.min_lr = 0.001f;
-    o.optimizer.clip_norm = 0.5f;
+    o.optimizer.min_lr = 0.001;
+    o.optimizer.clip_norm = 0.5;
     o.optimizer.accumulate = accumulate;
     o.seed = 11;
     float whole[16], parts[16];
@@ -497,8 +502,9 @@ static void bad_loads_leave_the_trainer_unchanged(void **state)
     other.loss = clt_cross_entropy(other.g, clt_linear(other.g, h, CLS, true, "head"), y, -1, 0.0f);
     assert_int_equal(clt_graph_status(other.g), CLT_OK);
     struct clt_trainer *d = trainer(dev, &other, &o);
-    const char *absent[] = {"has no tensor head.", "the model needs"};
-    load_fails(dev, d, path, false, CLT_ERR_FORMAT, absent, 2);
+    const char *absent[] = {"has no tensor \"head.weight\"", "holds tensor \"fc2.bias\"",
+                            "does not match the model"};
+    load_fails(dev, d, path, false, CLT_ERR_FORMAT, absent, 3);
 
     /* A truncated file and a missing one. */
     size_t size;
@@ -526,6 +532,147 @@ static void bad_loads_leave_the_trainer_unchanged(void **state)
     clt_graph_free(big.g);
     clt_graph_free(small.g);
     clt_graph_free(other.g);
+    remove_dir(dir);
+}
+
+/* The tensors of the MLP of hidden size 16 from trainer tr, as F32 entries, plus `extra`
+ * entries; `skip` (or NULL) left out. Returns the number of entries; data is malloc'd. */
+static size_t mlp_entries(struct clt_trainer *tr, const char *skip, struct clt__st_entry *e,
+                          float **data, int64_t (*shapes)[2])
+{
+    static const char *const names[] = {"fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"};
+    const int64_t sizes[4][2] = {{16, 0}, {16, IN}, {CLS, 0}, {CLS, 16}};
+    size_t k = 0;
+    for (int i = 0; i < 4; i++) {
+        if (skip && strcmp(skip, names[i]) == 0)
+            continue;
+        const uint32_t ndim = sizes[i][1] ? 2 : 1;
+        const uint64_t count = (uint64_t)sizes[i][0] * (uint64_t)(ndim == 2 ? sizes[i][1] : 1);
+        data[k] = malloc(count * sizeof(float));
+        assert_non_null(data[k]);
+        assert_int_equal(clt_trainer_param_read(tr, names[i], data[k], count), CLT_OK);
+        for (uint64_t j = 0; j < count; j++)
+            data[k][j] += 0.5f; /* differs from the trainer's */
+        shapes[k][0] = sizes[i][0];
+        shapes[k][1] = sizes[i][1];
+        e[k] = (struct clt__st_entry){names[i], CLT__ST_F32, ndim, shapes[k], data[k]};
+        k++;
+    }
+    return k;
+}
+
+static void partial_and_foreign_files(void **state)
+{
+    struct clt_device *dev = *state;
+    char *dir = temp_dir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/foreign.safetensors", dir);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    struct model m = make_mlp(16, 0.0f);
+    struct clt_trainer *tr = trainer(dev, &m, &o);
+    struct clt__st_entry e[6];
+    float *data[6];
+    int64_t shapes[6][2];
+    struct clt_test_log text;
+    struct clt_load_report r;
+
+    /* All four parameters and a foreign tensor. */
+    size_t n = mlp_entries(tr, NULL, e, data, shapes);
+    float extra[3] = {1, 2, 3};
+    int64_t three[1] = {3};
+    e[n++] = (struct clt__st_entry){"extra.weight", CLT__ST_F32, 1, three, extra};
+    assert_int_equal(clt__safetensors_write(path, e, n, NULL, 0, NULL), CLT_OK);
+    const char *foreign[] = {"holds tensor \"extra.weight\"", "1 tensors of the file unused"};
+    load_fails(dev, tr, path, false, CLT_ERR_FORMAT, foreign, 2);
+    struct clt_load_options lo = {.optimizer = false, .strict = true};
+    struct clt_log old = capture(dev, &text);
+    assert_int_equal(clt_trainer_load_with(tr, path, &lo, &r), CLT_ERR_FORMAT);
+    assert_true(r.loaded == 4 && r.missing == 0 && r.unused == 1);
+    lo.strict = false;
+    assert_int_equal(clt_trainer_load_with(tr, path, &lo, &r), CLT_OK);
+    dev->log = old;
+    assert_true(r.loaded == 4 && r.missing == 0 && r.unused == 1);
+    assert_logged(&text, "holds tensor \"extra.weight\", which the model does not use");
+    float got[16 * IN];
+    assert_int_equal(clt_trainer_param_read(tr, "fc1.weight", got, 16 * IN), CLT_OK);
+    assert_memory_equal(got, data[1], sizeof got);
+    for (size_t i = 0; i < 4; i++)
+        free(data[i]);
+
+    /* A parameter missing: strict refuses, otherwise it keeps its value; the optimizer's
+     * state cannot be resumed from such a file. */
+    float bias_before[CLS], bias_after[CLS];
+    assert_int_equal(clt_trainer_param_read(tr, "fc2.bias", bias_before, CLS), CLT_OK);
+    n = mlp_entries(tr, "fc2.bias", e, data, shapes);
+    assert_int_equal(clt__safetensors_write(path, e, n, NULL, 0, NULL), CLT_OK);
+    const char *absent[] = {"has no tensor \"fc2.bias\", a parameter of the model",
+                            "1 of its tensors missing"};
+    load_fails(dev, tr, path, false, CLT_ERR_FORMAT, absent, 2);
+    const char *resume[] = {"the optimizer's state cannot be resumed"};
+    old = capture(dev, &text);
+    lo = (struct clt_load_options){.optimizer = true, .strict = false};
+    assert_int_equal(clt_trainer_load_with(tr, path, &lo, &r), CLT_ERR_FORMAT);
+    assert_logged(&text, resume[0]);
+    lo.optimizer = false;
+    assert_int_equal(clt_trainer_load_with(tr, path, &lo, &r), CLT_OK);
+    dev->log = old;
+    assert_true(r.loaded == 3 && r.missing == 1 && r.unused == 0);
+    assert_logged(&text, "(it keeps its value)");
+    assert_int_equal(clt_trainer_param_read(tr, "fc2.bias", bias_after, CLS), CLT_OK);
+    assert_memory_equal(bias_before, bias_after, sizeof bias_after);
+    assert_int_equal(clt_trainer_param_read(tr, "fc1.weight", got, 16 * IN), CLT_OK);
+    assert_memory_equal(got, data[1], sizeof got);
+
+    /* fc1.bias as BF16 and F16 (values exact in both): widened. As I32: refused. */
+    uint16_t b16[16], h16[16];
+    int32_t i32[16];
+    float want[16];
+    for (int i = 0; i < 16; i++) {
+        want[i] = (float)(i - 8) * 0.25f; /* -2 .. 1.75 */
+        uint32_t u;
+        memcpy(&u, &want[i], 4);
+        b16[i] = (uint16_t)(u >> 16);
+        i32[i] = i;
+    }
+    /* The same values as IEEE halves: sign, exponent - 15 + 127 rebased, 10 mantissa bits. */
+    for (int i = 0; i < 16; i++) {
+        uint32_t u;
+        memcpy(&u, &want[i], 4);
+        const uint32_t exp = (u >> 23) & 0xff;
+        h16[i] = (uint16_t)((u >> 16 & 0x8000) | (exp ? (exp - 112) << 10 | (u >> 13 & 0x3ff) : 0));
+    }
+    const enum clt__st_dtype dtypes[3] = {CLT__ST_BF16, CLT__ST_F16, CLT__ST_I32};
+    const void *bias_data[3] = {b16, h16, i32};
+    for (int k = 0; k < 3; k++) {
+        e[0].dtype = dtypes[k]; /* e[0] is fc1.bias */
+        e[0].data = bias_data[k];
+        assert_int_equal(clt__safetensors_write(path, e, n, NULL, 0, NULL), CLT_OK);
+        old = capture(dev, &text);
+        enum clt_status st = clt_trainer_load_with(tr, path, &lo, &r);
+        dev->log = old;
+        if (k < 2) {
+            assert_int_equal(st, CLT_OK);
+            assert_int_equal(clt_trainer_param_read(tr, "fc1.bias", got, 16), CLT_OK);
+            assert_memory_equal(got, want, sizeof want);
+        } else {
+            assert_int_equal(st, CLT_ERR_FORMAT);
+            assert_logged(&text, "has fc1.bias I32 [16], the model wants F32 [16]");
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(data[i]);
+
+    /* The trainer's own checkpoint, optimizer state included, loads strictly without the
+     * optimizer: its moments are the model's, not foreign. */
+    assert_int_equal(clt_trainer_save(tr, path, NULL, 0), CLT_OK);
+    lo = (struct clt_load_options){.optimizer = false, .strict = true};
+    assert_int_equal(clt_trainer_load_with(tr, path, &lo, &r), CLT_OK);
+    assert_true(r.loaded == 4 && r.missing == 0 && r.unused == 0);
+    assert_int_equal(clt_trainer_load_with(tr, path, NULL, NULL), CLT_OK);
+    assert_int_equal(clt_trainer_load_with(NULL, path, NULL, &r), CLT_ERR_INVALID_ARGUMENT);
+    clt_trainer_free(tr);
+    clt_graph_free(m.g);
     remove_dir(dir);
 }
 
@@ -703,6 +850,7 @@ int main(void)
         CLT_DEVICE_TEST(checksum_finds_a_flipped_byte),
         CLT_DEVICE_TEST(failed_saves_keep_the_old_file),
         CLT_DEVICE_TEST(save_replaces_the_old_file),
+        CLT_DEVICE_TEST(partial_and_foreign_files),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

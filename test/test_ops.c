@@ -81,6 +81,9 @@ struct op_case {
     /* No batch-1 run: axis 0 is not a batch (transposed matmul), or one sample has no
      * variance (batch norm over [N, C]). */
     bool no_batch1;
+    /* CLTRAIN_ATTENTION while the case runs (the graph op sdpa reads it when built); NULL:
+     * unset. */
+    const char *attention;
 };
 
 /* The values the reference reads: declared tensors by index, and every parameter and state
@@ -156,14 +159,26 @@ static void ref_linear(const struct ctx *c, double *y)
                        c->np > 2 ? c->p[2] : NULL, y);
 }
 
+/* add, sub, mul: declared a and b of any shapes that broadcast. */
+static void ref_binary(const struct ctx *c, char op, double *y)
+{
+    ref_broadcast_forward(op, c->decl[0].ndim, S(c, 0), F(c, 0), c->decl[1].ndim, S(c, 1), F(c, 1),
+                          y);
+}
+
 static void ref_add(const struct ctx *c, double *y)
 {
-    ref_add_forward((size_t)c->ny, F(c, 0), F(c, 1), y);
+    ref_binary(c, '+', y);
+}
+
+static void ref_sub(const struct ctx *c, double *y)
+{
+    ref_binary(c, '-', y);
 }
 
 static void ref_mul(const struct ctx *c, double *y)
 {
-    ref_mul_forward((size_t)c->ny, F(c, 0), F(c, 1), y);
+    ref_binary(c, '*', y);
 }
 
 static void ref_scale(const struct ctx *c, double *y)
@@ -415,6 +430,17 @@ static void sdpa_ref(const struct ctx *c, bool causal, double *y)
     free(p);
 }
 
+/* Grouped-query: q [B, H, T, D], k and v [B, HKV, T, D]. */
+static void ref_sdpa_grouped_causal(const struct ctx *c, double *y)
+{
+    const int64_t *s = S(c, 0), *skv = S(c, 1);
+    double *p = calloc((size_t)(s[0] * s[1] * s[2] * s[2]), sizeof *p);
+    assert_non_null(p);
+    ref_attention_gqa_forward(F(c, 0), F(c, 1), F(c, 2), s[0], s[1], skv[1], s[2], s[3],
+                              1.0 / sqrt((double)s[3]), true, p, y);
+    free(p);
+}
+
 static void ref_sdpa(const struct ctx *c, double *y)
 {
     sdpa_ref(c, false, y);
@@ -450,6 +476,11 @@ static struct clt_tensor *b_linear_nobias(struct clt_graph *g, struct clt_tensor
 static struct clt_tensor *b_add(struct clt_graph *g, struct clt_tensor *const *t)
 {
     return clt_add(g, t[0], t[1]);
+}
+
+static struct clt_tensor *b_sub(struct clt_graph *g, struct clt_tensor *const *t)
+{
+    return clt_sub(g, t[0], t[1]);
 }
 
 static struct clt_tensor *b_mul(struct clt_graph *g, struct clt_tensor *const *t)
@@ -624,6 +655,10 @@ static struct clt_tensor *b_sdpa_causal(struct clt_graph *g, struct clt_tensor *
 
 /* ==== The table ========================================================================== */
 
+#define P1(a)                                                                                      \
+    {                                                                                              \
+        PARAM, 1, {a}, 0, 0                                                                        \
+    }
 #define P2(a, b)                                                                                   \
     {                                                                                              \
         PARAM, 2, {a, b}, 0, 0                                                                     \
@@ -653,7 +688,25 @@ static const struct op_case CASES[] = {
     {"linear", "linear with bias, 3-D x", 1, {P3(3, 2, 7)}, .build = b_linear, .ref = ref_linear},
     {"linear", "linear without bias", 1, {P2(5, 7)}, .build = b_linear_nobias, .ref = ref_linear},
     {"add", "add", 2, {P2(3, 7), P2(3, 7)}, .build = b_add, .ref = ref_add},
+    {"add", "add [T, D] + [N, T, D]", 2, {P2(4, 5), P3(3, 4, 5)}, .build = b_add, .ref = ref_add},
+    {"add", "add [N, T, D] + [D]", 2, {P3(3, 4, 5), P1(5)}, .build = b_add, .ref = ref_add},
+    {"sub", "sub", 2, {P2(3, 7), P2(3, 7)}, .build = b_sub, .ref = ref_sub},
+    {"sub", "sub [N, T, D] - [T, 1]", 2, {P3(3, 4, 5), P2(4, 1)}, .build = b_sub, .ref = ref_sub},
+    {"sub", "sub [1] - [N, D]", 2, {P1(1), P2(3, 7)}, .build = b_sub, .ref = ref_sub},
     {"mul", "mul", 2, {P2(3, 7), P2(3, 7)}, .build = b_mul, .ref = ref_mul},
+    {"mul",
+     "mul [N, 1, D] * [1, T, 1]",
+     2,
+     {P3(3, 1, 5), P3(1, 4, 1)},
+     .build = b_mul,
+     .ref = ref_mul},
+    {"mul", "mul [N, T, D] * [T, D]", 2, {P3(3, 4, 5), P2(4, 5)}, .build = b_mul, .ref = ref_mul},
+    {"mul",
+     "mul [2, 1, 3, 1, 2, 1] * [3, 1, 2, 1, 2]",
+     2,
+     {{PARAM, 6, {2, 1, 3, 1, 2, 1}, 0, 0}, {PARAM, 5, {3, 1, 2, 1, 2}, 0, 0}},
+     .build = b_mul,
+     .ref = ref_mul},
     {"scale", "scale", 1, {P2(3, 7)}, .build = b_scale, .ref = ref_scale},
     {"add_bias",
      "add_bias",
@@ -786,6 +839,27 @@ static const struct op_case CASES[] = {
      {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
      .build = b_sdpa_causal,
      .ref = ref_sdpa_causal},
+    {"sdpa",
+     "sdpa grouped-query causal, 3 query heads per key/value head",
+     3,
+     {P4(2, 6, 3, 3), P4(2, 2, 3, 3), P4(2, 2, 3, 3)},
+     .build = b_sdpa_causal,
+     .ref = ref_sdpa_grouped_causal},
+    /* The same on the tiled path (CLTRAIN_ATTENTION=tiled while the case runs). */
+    {"sdpa",
+     "sdpa, tiled path",
+     3,
+     {P4(2, 2, 5, 3), P4(2, 2, 5, 3), P4(2, 2, 5, 3)},
+     .build = b_sdpa,
+     .ref = ref_sdpa,
+     .attention = "tiled"},
+    {"sdpa",
+     "sdpa causal, tiled path",
+     3,
+     {P4(2, 2, 37, 3), P4(2, 2, 37, 3), P4(2, 2, 37, 3)},
+     .build = b_sdpa_causal,
+     .ref = ref_sdpa_causal,
+     .attention = "tiled"},
 };
 
 #define NCASES (sizeof CASES / sizeof CASES[0])
@@ -862,7 +936,7 @@ static void run_make(struct clt_device *dev, struct ctx *c, enum variant v, cons
     assert_int_equal(clt_graph_status(r->g), CLT_OK);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 1.0f;
+    o.optimizer.lr = 1.0;
     o.optimizer.accumulate = v == MICRO ? 2 : 1;
     o.seed = 7;
     assert_int_equal(clt_trainer_create(dev, r->g, loss, &o, &r->tr), CLT_OK);
@@ -1168,10 +1242,14 @@ static void every_op_matches_its_reference(void **state)
 {
     struct clt_device *dev = *state;
     for (size_t k = 0; k < NCASES; k++) {
+        if (CASES[k].attention)
+            setenv("CLTRAIN_ATTENTION", CASES[k].attention, 1);
         if (!clt_test_small() || CASES[k].no_batch1)
             run_case(dev, &CASES[k], false);
         if (!CASES[k].no_batch1)
             run_case(dev, &CASES[k], true);
+        if (CASES[k].attention)
+            unsetenv("CLTRAIN_ATTENTION");
     }
 }
 
@@ -1214,12 +1292,37 @@ static void builders_report_through_the_graph(void **state)
     clt_graph_free(h);
 }
 
+/* Shapes that do not broadcast are a graph error naming both shapes and the axis. */
+static void broadcast_shape_errors(void **state)
+{
+    (void)state;
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *a = clt_input(g, "a", CLT_F32, 3, (int64_t[]){2, 3, 4});
+    struct clt_tensor *b = clt_input(g, "b", CLT_F32, 2, (int64_t[]){5, 4});
+    assert_non_null(clt_add(g, a, clt_input(g, "c", CLT_F32, 2, (int64_t[]){3, 1})));
+    assert_null(clt_sub(g, a, b));
+    assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+    const char *e = clt_graph_error(g);
+    assert_non_null(strstr(e, "sub: \"a\" [2, 3, 4] and \"b\" [5, 4] do not broadcast"));
+    assert_non_null(strstr(e, "axis -2: 3 against 5"));
+    clt_graph_free(g);
+
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    a = clt_input(g, "a", CLT_F32, 1, (int64_t[]){7});
+    b = clt_input(g, "b", CLT_F32, 2, (int64_t[]){7, 6});
+    assert_null(clt_mul(g, a, b));
+    assert_non_null(strstr(clt_graph_error(g), "mul: \"a\" [7] and \"b\" [7, 6]"));
+    clt_graph_free(g);
+}
+
 int main(void)
 {
     clt_test_require_device();
     const struct CMUnitTest tests[] = {
         CLT_DEVICE_TEST(every_op_has_a_case),
         CLT_DEVICE_TEST(builders_report_through_the_graph),
+        CLT_DEVICE_TEST(broadcast_shape_errors),
         CLT_DEVICE_TEST(every_op_matches_its_reference),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);

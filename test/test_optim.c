@@ -704,7 +704,166 @@ static void bad_arguments(void **state)
     rig_free(&r);
 }
 
+/* Parameter groups: ranges of the flat buffers with their own rate scale and weight decay,
+ * against the reference, which applies torch's param_groups element by element. A range of
+ * lr_scale 0 and no decay leaves its parameters bit for bit. */
+static void groups_match_torch(void **state)
+{
+    struct fixture *fx = *state;
+    const struct clt__lr_schedule sched = {.kind = CLT__LR_CONSTANT, .lr = 0.05};
+    const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM, CLT__OPTIM_ADAMW};
+    for (int k = 0; k < 3; k++) {
+        struct clt__optim_config cfg;
+        clt__optim_config_init(&cfg, kinds[k]);
+        cfg.weight_decay = 0.1;
+        cfg.momentum = kinds[k] == CLT__OPTIM_SGD ? 0.9 : 0.0;
+        for (int s = 1; s < NSIZES; s++) {
+            const int64_t n = sizes()[s], a = n / 3, b = n / 3 + 5;
+            const struct clt__optim_range ranges[3] = {
+                {0, a, 1.0, 0.2}, {a, b, 0.0, 0.0}, {b, n, 2.5, 0.0}};
+            cfg.ranges = ranges;
+            cfg.nranges = 3;
+            struct rig r;
+            rig_init(&r, fx, &cfg, n, 300 + (uint64_t)n);
+            float frozen[5];
+            clt_test_download(&r.params, r.got, (size_t)n);
+            memcpy(frozen, r.got + a, sizeof frozen);
+            for (int step = 0; step < 4; step++) {
+                clt_test_fill(r.grads_host, (size_t)n, 50 * (uint64_t)step + 7, -1.0f, 1.0f);
+                rig_step(&r, (float)clt__lr_at(&sched, step), 1.0f, 1.0f);
+                char what[160];
+                snprintf(what, sizeof what, "groups kind %d n=%lld step %d", k, (long long)n, step);
+                rig_compare(&r, what);
+            }
+            clt_test_download(&r.params, r.got, (size_t)n);
+            assert_memory_equal(frozen, r.got + a, sizeof frozen);
+            rig_free(&r);
+        }
+    }
+    /* Ranges that do not cover the buffer exactly are refused. */
+    struct clt__optim_config cfg;
+    clt__optim_config_init(&cfg, CLT__OPTIM_ADAMW);
+    struct rig r;
+    rig_init(&r, fx, &cfg, 37, 1);
+    const struct clt__optim_range gap[2] = {{0, 10, 1.0, 0.0}, {11, 37, 1.0, 0.0}};
+    const struct clt__optim_range short_[1] = {{0, 36, 1.0, 0.0}};
+    const struct clt__optim_range negative[1] = {{0, 37, -1.0, 0.0}};
+    const struct clt__optim_range *bad[] = {gap, short_, negative};
+    const uint32_t nbad[] = {2, 1, 1};
+    for (int i = 0; i < 3; i++) {
+        r.cfg.ranges = bad[i];
+        r.cfg.nranges = nbad[i];
+        assert_int_equal(rig_device_step(&r, 0.1f, 1.0f, 1.0f), CLT_ERR_INVALID_ARGUMENT);
+    }
+    rig_free(&r);
+}
+
+/* The public optimizer's hyper-parameters reach the kernels from double: with beta2 = 0.999
+ * Adam's second moment after 6 steps matches the double reference within 5e-7 relative
+ * (a few float roundings; the float 0.999f of earlier versions gave 1.3e-5, checked below to
+ * be outside the tolerance). SGD's dampening, set in the public struct, is applied. */
+static void public_hyperparameters(void **state)
+{
+    struct fixture *fx = *state;
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
+    struct clt__optim_config cfg;
+    struct clt__lr_schedule sched;
+    assert_int_equal(clt__optimizer_check(NULL, &o.optimizer), CLT_OK);
+    clt__optim_from_public(&o.optimizer, &cfg, &sched);
+    assert_true(cfg.beta2 == 0.999 && cfg.eps == 1e-8 && sched.lr == 1e-3);
+    const int64_t n = sizes()[2];
+    struct rig r;
+    rig_init(&r, fx, &cfg, n, 42);
+    for (int step = 0; step < 6; step++) {
+        clt_test_fill(r.grads_host, (size_t)n, 900 + (uint64_t)step, -1.0f, 1.0f);
+        rig_step(&r, (float)sched.lr, 1.0f, 1.0f);
+    }
+    clt_test_download(&r.v, r.got, (size_t)n);
+    clt_test_assert_close("adam v, public double betas", r.got, r.ref.v, (size_t)n, 0.0, 5e-7);
+    /* The same steps with beta2 rounded to float move v by more than the tolerance. */
+    struct ref_optim f = {.n = n};
+    f.p = calloc((size_t)n, sizeof *f.p);
+    f.m = calloc((size_t)n, sizeof *f.m);
+    f.v = calloc((size_t)n, sizeof *f.v);
+    assert_true(f.p && f.m && f.v);
+    struct clt__optim_config rounded = cfg;
+    rounded.beta2 = (double)0.999f;
+    float *g = malloc((size_t)n * sizeof *g);
+    assert_non_null(g);
+    for (int step = 0; step < 6; step++) {
+        clt_test_fill(g, (size_t)n, 900 + (uint64_t)step, -1.0f, 1.0f);
+        ref_optim_step(&rounded, &f, g, 1.0, sched.lr, 1.0);
+    }
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(f.v[i] - r.ref.v[i]) / r.ref.v[i]);
+    assert_true(worst > 1e-5);
+    free(g);
+    free(f.p);
+    free(f.m);
+    free(f.v);
+    rig_free(&r);
+
+    /* SGD with momentum and dampening from the public struct. */
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    o.optimizer.momentum = 0.5;
+    o.optimizer.dampening = 0.25;
+    assert_int_equal(clt__optimizer_check(NULL, &o.optimizer), CLT_OK);
+    clt__optim_from_public(&o.optimizer, &cfg, &sched);
+    assert_true(cfg.dampening == 0.25 && cfg.momentum == 0.5);
+    run_steps(fx, &cfg, &sched, 4, 1.0f, "public sgd dampening");
+    o.optimizer.dampening = 1.5;
+    assert_int_equal(clt__optimizer_check(NULL, &o.optimizer), CLT_ERR_INVALID_ARGUMENT);
+    o.optimizer.dampening = 0.1;
+    o.optimizer.nesterov = true; /* torch refuses Nesterov with dampening */
+    assert_int_equal(clt__optimizer_check(NULL, &o.optimizer), CLT_ERR_INVALID_ARGUMENT);
+}
+
 /* ==== Host-only pieces ================================================================== */
+
+/* Which group a parameter selects: the first whose pattern and kinds both accept it. */
+static void group_selection(void **state)
+{
+    (void)state;
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    struct clt_optimizer *opt = &o.optimizer;
+    assert_int_equal(clt__optim_group_of(opt, "fc1.bias", CLT_PARAM_BIAS), -1);
+    assert_int_equal(clt_optimizer_add_group(opt, "head.*", 0, 0.5, 0.2), CLT_OK);
+    assert_int_equal(clt_optimizer_exempt_decay(opt), CLT_OK);
+    assert_int_equal(opt->ngroups, 2);
+    assert_true(opt->groups[1].weight_decay == 0.0 && opt->groups[1].lr_scale == 1.0);
+    assert_int_equal(clt__optim_group_of(opt, "head.bias", CLT_PARAM_BIAS), 0);
+    assert_int_equal(clt__optim_group_of(opt, "fc1.bias", CLT_PARAM_BIAS), 1);
+    assert_int_equal(clt__optim_group_of(opt, "ln.weight", CLT_PARAM_NORM), 1);
+    assert_int_equal(clt__optim_group_of(opt, "tok.weight", CLT_PARAM_EMBEDDING), 1);
+    assert_int_equal(clt__optim_group_of(opt, "fc1.weight", CLT_PARAM_WEIGHT), -1);
+    assert_int_equal(
+        clt_optimizer_add_group(opt, NULL, CLT_PARAM_KIND_BIT(CLT_PARAM_WEIGHT), 1.0, 0.05),
+        CLT_OK);
+    assert_int_equal(clt__optim_group_of(opt, "fc1.weight", CLT_PARAM_WEIGHT), 2);
+    assert_int_equal(clt__optimizer_check(NULL, opt), CLT_OK);
+    /* Refused: negative or non-finite settings, a pattern too long, too many groups. */
+    const enum clt_status bad = CLT_ERR_INVALID_ARGUMENT;
+    assert_int_equal(clt_optimizer_add_group(opt, "x", 0, -1.0, 0.0), bad);
+    assert_int_equal(clt_optimizer_add_group(opt, "x", 0, 1.0, NAN), bad);
+    assert_int_equal(clt_optimizer_add_group(opt, "x", 1u << 9, 1.0, 0.0), bad);
+    char long_pattern[100];
+    memset(long_pattern, 'a', sizeof long_pattern - 1);
+    long_pattern[sizeof long_pattern - 1] = '\0';
+    assert_int_equal(clt_optimizer_add_group(opt, long_pattern, 0, 1.0, 0.0), bad);
+    assert_int_equal(clt_optimizer_add_group(NULL, "x", 0, 1.0, 0.0), bad);
+    while (opt->ngroups < CLT_MAX_PARAM_GROUPS)
+        assert_int_equal(clt_optimizer_add_group(opt, "x", 0, 1.0, 0.0), CLT_OK);
+    assert_int_equal(clt_optimizer_add_group(opt, "x", 0, 1.0, 0.0), bad);
+    /* A group edited by hand into an invalid state is caught by the trainer's check. */
+    opt->groups[0].lr_scale = INFINITY;
+    assert_int_equal(clt__optimizer_check(NULL, opt), bad);
+    opt->groups[0].lr_scale = 1.0;
+    opt->ngroups = CLT_MAX_PARAM_GROUPS + 1;
+    assert_int_equal(clt__optimizer_check(NULL, opt), bad);
+}
 
 static void workspace_sizes(void **state)
 {
@@ -814,6 +973,9 @@ int main(void)
         CLT_DEVICE_TEST(status_reset_and_resume),
         CLT_DEVICE_TEST(empty_step),
         CLT_DEVICE_TEST(bad_arguments),
+        CLT_DEVICE_TEST(groups_match_torch),
+        CLT_DEVICE_TEST(public_hyperparameters),
+        CLT_DEVICE_TEST(group_selection),
     };
     return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

@@ -41,7 +41,7 @@ static void *train(void *arg)
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
     o.seed = 7;
-    o.optimizer.lr = 0.02f;
+    o.optimizer.lr = 0.02;
     if (r->status == CLT_OK)
         r->status = clt_trainer_create(dev, g, loss, &o, &tr);
     float xv[N * IN];

@@ -3,20 +3,30 @@
  *
  * - One SGD step of a small MLP matches a C reference step in double (parameters after the
  *   update within 2e-5 + 1e-4 relative).
- * - Gradients of whole networks (a parameter used twice included) match central differences
- *   of the evaluated loss: the gradient is read as p_before - p_after of one SGD step with
- *   lr 1 (tolerance 2e-3 + 2e-2 relative, float forward passes with eps 1e-2).
+ * - Gradients of whole networks (a parameter used twice, a tied embedding and output layer,
+ *   linear, layer norm and convolution layers used twice through their _ex forms included)
+ *   match central differences of the evaluated loss: the gradient is read as p_before -
+ *   p_after of one SGD step with lr 1 (tolerance 2e-3 + 2e-2 relative, float forward passes
+ *   with eps 1e-2).
  * - An MLP learns a synthetic task to a stated loss; accumulation over two micro-batches
  *   equals one step on the joined batch; a non-finite step is skipped and counted, or stops
  *   training when asked; the memory plan shares storage and recomputation saves more; a model
- *   too large for the device fails at creation; bad graphs are refused with a message;
- *   bad optimizer options are refused at creation, naming the field.
+ *   too large for the device fails at creation; bad graphs and wrong tying are refused with
+ *   a message; bad optimizer options are refused at creation, naming the field; parameter
+ *   groups select by kind and name (exact: a zero gradient's AdamW update is a
+ *   multiplication).
+ * - Recorded steps (engine/record.c) give bit-identical losses, evaluation outputs and
+ *   parameters to unrecorded ones (CLTRAIN_RECORD=0) over several steps of a network with
+ *   dropout (a step-dependent seed), an LR schedule (a step-dependent rate), batch norm,
+ *   layer norm and a convolution, with and without gradient accumulation; each kind of step
+ *   is recorded once and replayed afterwards.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "trainer.h"
 
 struct mlp {
     struct clt_graph *g;
@@ -131,7 +141,7 @@ static void one_step_matches_reference(void **state)
     struct mlp m = make_mlp(N, IN, HID, CLS);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.5f;
+    o.optimizer.lr = 0.5;
     o.seed = 3;
     struct clt_trainer *tr = make_trainer(dev, &m, &o);
     float x[N * IN];
@@ -256,7 +266,7 @@ static struct clt_trainer_options sgd_lr1(void)
 {
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 1.0f;
+    o.optimizer.lr = 1.0;
     o.seed = 11;
     return o;
 }
@@ -306,6 +316,215 @@ static void shared_parameter_gradients_accumulate(void **state)
     clt_graph_free(g);
 }
 
+/* Counts the trainer's parameters and state and checks that `absent` is not among them. */
+static uint32_t params_without(struct clt_trainer *tr, const char *absent)
+{
+    uint32_t np = clt_trainer_param_count(tr);
+    for (uint32_t i = 0; i < np; i++) {
+        struct clt_param_info info;
+        assert_int_equal(clt_trainer_param_info(tr, i, &info), CLT_OK);
+        if (strcmp(info.name, absent) == 0)
+            fail_msg("the trainer made \"%s\", which a tied layer should not have", absent);
+    }
+    return np;
+}
+
+static void tied_embedding_and_output_gradients_match_finite_differences(void **state)
+{
+    struct clt_device *dev = *state;
+    /* ids -> embedding "tok" [V, D] -> layer norm -> linear "head" whose weight is tok.weight
+     * (bias its own) -> cross-entropy. Row 5 is never an input id, only a label, and row 6
+     * neither; every other row gets both the embedding's and the output layer's gradient, so
+     * a tied weight that kept only one contribution fails the finite differences. */
+    enum { N = 2, T = 5, V = 7, D = 6 };
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *ids = clt_input(g, "ids", CLT_I32, 2, (int64_t[]){N, T});
+    struct clt_tensor *tgt = clt_input(g, "tgt", CLT_I32, 2, (int64_t[]){N, T});
+    struct clt_tensor *h = clt_layer_norm(g, clt_embedding(g, ids, V, D, "tok"), 1e-5f, "ln");
+    struct clt_layer_params tied = {.weight = clt_graph_param(g, "tok.weight")};
+    assert_non_null(tied.weight);
+    assert_string_equal(clt_tensor_name(tied.weight), "tok.weight");
+    struct clt_tensor *logits = clt_linear_ex(g, h, V, true, "head", &tied);
+    struct clt_tensor *loss = clt_cross_entropy(g, logits, tgt, -1, 0.0f);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    assert_int_equal(clt_tensor_dim(logits, 2), V);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    /* tok.weight, ln.weight, ln.bias, head.bias: no head.weight. */
+    assert_int_equal(params_without(tr, "head.weight"), 4);
+    int32_t iv[N * T] = {0, 3, 3, 1, 4, 2, 0, 1, 2, 4}, tv[N * T] = {3, 5, 1, 4, 2, 0, 5, 1, 3, 0};
+    const void *batch[2] = {iv, tv};
+    gradcheck_all(tr, batch);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+static void shared_layers_gradients_accumulate(void **state)
+{
+    struct clt_device *dev = *state;
+    /* x -> linear "fc" -> tanh -> the same linear again (given fc's weight and bias, no name)
+     * -> layer norm "ln" -> tanh -> the same layer norm -> mse; then a convolution used twice
+     * the same way. Each shared parameter's gradient is the sum over its uses. */
+    enum { N = 3, D = 5, C = 2, H = 4, W = 3 };
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, D});
+    struct clt_tensor *t = clt_input(g, "t", CLT_F32, 2, (int64_t[]){N, D});
+    struct clt_tensor *h = clt_tanh(g, clt_linear(g, x, D, true, "fc"));
+    struct clt_layer_params fc = {.weight = clt_graph_param(g, "fc.weight"),
+                                  .bias = clt_graph_param(g, "fc.bias")};
+    h = clt_tanh(g, clt_layer_norm(g, clt_linear_ex(g, h, D, true, NULL, &fc), 1e-5f, "ln"));
+    struct clt_layer_params ln = {.weight = clt_graph_param(g, "ln.weight"),
+                                  .bias = clt_graph_param(g, "ln.bias")};
+    h = clt_layer_norm_ex(g, h, 1e-5f, NULL, &ln);
+    struct clt_tensor *loss = clt_mse(g, h, t);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    struct clt_trainer_options o = sgd_lr1();
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    assert_int_equal(clt_trainer_param_count(tr), 4);
+    /* Layer norm's gain off 1 and bias off 0, so that both enter the loss fully. */
+    float gain[D] = {1.3f, 0.7f, 1.1f, 0.9f, 1.2f}, shift[D] = {0.1f, -0.2f, 0.05f, 0.15f, -0.1f};
+    assert_int_equal(clt_trainer_param_write(tr, "ln.weight", gain, D), CLT_OK);
+    assert_int_equal(clt_trainer_param_write(tr, "ln.bias", shift, D), CLT_OK);
+    float xv[N * D], tv[N * D];
+    clt_test_fill(xv, N * D, 31, -1.0f, 1.0f);
+    clt_test_fill(tv, N * D, 32, -1.0f, 1.0f);
+    const void *batch[2] = {xv, tv};
+    gradcheck_all(tr, batch);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *img = clt_input(g, "img", CLT_F32, 4, (int64_t[]){N, C, H, W});
+    struct clt_tensor *tgt = clt_input(g, "tgt", CLT_F32, 4, (int64_t[]){N, C, H, W});
+    struct clt_conv2d_desc conv = {.out_channels = C,
+                                   .kernel_h = 3,
+                                   .kernel_w = 3,
+                                   .padding_h = 1,
+                                   .padding_w = 1,
+                                   .bias = true};
+    h = clt_tanh(g, clt_conv2d(g, img, &conv, "conv"));
+    struct clt_layer_params cv = {.weight = clt_graph_param(g, "conv.weight"),
+                                  .bias = clt_graph_param(g, "conv.bias")};
+    h = clt_conv2d_ex(g, h, &conv, "conv2", &cv);
+    loss = clt_mse(g, h, tgt);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    assert_int_equal(params_without(tr, "conv2.weight"), 2);
+    float iv[N * C * H * W], gv[N * C * H * W];
+    clt_test_fill(iv, N * C * H * W, 33, -1.0f, 1.0f);
+    clt_test_fill(gv, N * C * H * W, 34, -1.0f, 1.0f);
+    const void *images[2] = {iv, gv};
+    gradcheck_all(tr, images);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+/* Wrong tying is refused when the model is built, with a message naming the layer, the part
+ * and the shapes; a lookup of an unknown name is the graph's error. */
+static void tying_mistakes_are_refused(void **state)
+{
+    (void)state;
+    struct clt_graph *g;
+    const struct {
+        const char *want; /* in the graph's error */
+        int which;
+    } cases[] = {
+        {"no parameter or state named \"nope.weight\"", 0},
+        {"linear \"head\": the given weight \"tok.weight\" is [7, 6]; the layer needs [7, 5]", 1},
+        {"linear \"head\": the given weight must be a parameter (clt_param or a layer's), not an "
+         "input x",
+         2},
+        {"linear \"head\": a bias was given, but the layer has none", 3},
+        {"embedding \"e2\": a running_mean was given, but the layer has none", 4},
+        {"batch_norm \"bn2\": the given running_mean must be a state tensor", 5},
+        {"a layer needs a name", 6},
+        {"layer_norm \"ln2\": the given bias \"tok.weight\" is [7, 6]; the layer needs [6]", 7},
+        {"conv2d \"c2\": the given weight \"c.weight\" is [4, 3, 3, 3]; the layer needs [4, 4, "
+         "3, 3]",
+         8},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(clt_graph_create(&g), CLT_OK);
+        struct clt_tensor *ids = clt_input(g, "ids", CLT_I32, 1, (int64_t[]){4});
+        struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){4, 5});
+        struct clt_tensor *img = clt_input(g, "img", CLT_F32, 4, (int64_t[]){1, 3, 5, 5});
+        struct clt_tensor *e = clt_embedding(g, ids, 7, 6, "tok");
+        struct clt_tensor *bn = clt_batch_norm(g, e, 1e-5f, 0.1f, "bn");
+        struct clt_conv2d_desc cd = {.out_channels = 4, .kernel_h = 3, .kernel_w = 3};
+        struct clt_tensor *c = clt_conv2d(g, img, &cd, "c");
+        assert_int_equal(clt_graph_status(g), CLT_OK);
+        struct clt_tensor *tok = clt_graph_param(g, "tok.weight");
+        struct clt_layer_params use = {0};
+        struct clt_tensor *out = NULL;
+        switch (cases[i].which) {
+        case 0:
+            out = clt_graph_param(g, "nope.weight");
+            break;
+        case 1:
+            use.weight = tok;
+            out = clt_linear_ex(g, x, 7, false, "head", &use);
+            break;
+        case 2:
+            use.weight = x;
+            out = clt_linear_ex(g, x, 4, false, "head", &use);
+            break;
+        case 3:
+            use.bias = clt_graph_param(g, "bn.bias");
+            out = clt_linear_ex(g, x, 6, false, "head", &use);
+            break;
+        case 4:
+            use.weight = tok;
+            use.running_mean = clt_graph_param(g, "bn.running_mean");
+            out = clt_embedding_ex(g, ids, 7, 6, "e2", &use);
+            break;
+        case 5:
+            use.running_mean = clt_graph_param(g, "bn.weight");
+            out = clt_batch_norm_ex(g, bn, 1e-5f, 0.1f, "bn2", &use);
+            break;
+        case 6:
+            use.weight = clt_graph_param(g, "bn.weight");
+            out = clt_layer_norm_ex(g, e, 1e-5f, NULL, &use);
+            break;
+        case 7:
+            use.bias = tok;
+            out = clt_layer_norm_ex(g, e, 1e-5f, "ln2", &use);
+            break;
+        default:
+            use.weight = clt_graph_param(g, "c.weight");
+            out = clt_conv2d_ex(g, c, &cd, "c2", &use);
+            break;
+        }
+        assert_null(out);
+        assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+        if (!strstr(clt_graph_error(g), cases[i].want))
+            fail_msg("case %zu: error \"%s\" lacks \"%s\"", i, clt_graph_error(g), cases[i].want);
+        clt_graph_free(g);
+    }
+    /* A parameter of another graph. */
+    struct clt_graph *other;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    struct clt_tensor *w = clt_param(other, "w", 2, (int64_t[]){3, 2}, (struct clt_init){0});
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){4, 2});
+    assert_null(clt_linear_ex(g, x, 3, false, "fc", &(struct clt_layer_params){.weight = w}));
+    assert_non_null(strstr(clt_graph_error(g), "another graph"));
+    /* State and parameters are found; inputs are not. */
+    assert_null(clt_graph_param(other, "x"));
+    clt_graph_free(other);
+    clt_graph_free(g);
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){4, 2});
+    assert_non_null(clt_batch_norm(g, x, 1e-5f, 0.1f, "bn"));
+    assert_non_null(clt_graph_param(g, "bn.running_var"));
+    assert_null(clt_graph_param(g, "x"));
+    assert_null(clt_graph_param(NULL, "x"));
+    clt_graph_free(g);
+}
+
 static void cnn_gradients_match_finite_differences(void **state)
 {
     struct clt_device *dev = *state;
@@ -330,7 +549,7 @@ static void cnn_gradients_match_finite_differences(void **state)
     struct clt_trainer_options o = sgd_lr1();
     struct clt_trainer *tr = NULL, *probe = NULL;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
-    o.optimizer.lr = 0.0f;
+    o.optimizer.lr = 0.0;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &probe), CLT_OK);
     float xv[N * C * H * W];
     int32_t yv[N] = {2, 0};
@@ -400,7 +619,7 @@ static void mlp_learns(void **state)
     struct mlp m = make_mlp(N, IN, HID, CLS);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 1;
     struct clt_trainer *tr = make_trainer(dev, &m, &o);
     float x[N * IN], first = 0, last = 0;
@@ -459,7 +678,7 @@ static void cnn_learns(void **state)
     assert_int_equal(clt_graph_status(g), CLT_OK);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 2;
     struct clt_trainer *tr = NULL;
     assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
@@ -491,8 +710,8 @@ static void accumulation_equals_a_joined_batch(void **state)
     make_batch(x, y, N, IN, 7);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.3f;
-    o.optimizer.momentum = 0.9f;
+    o.optimizer.lr = 0.3;
+    o.optimizer.momentum = 0.9;
     o.seed = 5;
     struct mlp whole = make_mlp(N, IN, HID, CLS);
     struct clt_trainer *a = make_trainer(dev, &whole, &o);
@@ -676,9 +895,9 @@ static void bad_graphs_are_refused(void **state)
     /* Shape mismatch: the first error is kept, later builders return NULL quietly. */
     assert_null(clt_add(g, a, b));
     assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
-    assert_non_null(strstr(clt_graph_error(g), "shapes differ"));
+    assert_non_null(strstr(clt_graph_error(g), "do not broadcast"));
     assert_null(clt_relu(g, NULL));
-    assert_non_null(strstr(clt_graph_error(g), "shapes differ"));
+    assert_non_null(strstr(clt_graph_error(g), "do not broadcast"));
     struct clt_trainer *tr = NULL;
     assert_int_equal(clt_trainer_create(dev, g, a, NULL, &tr), CLT_ERR_INVALID_ARGUMENT);
     /* A tensor of another graph; duplicate names; bad shapes. */
@@ -734,16 +953,113 @@ static void optimizer_options_are_checked_at_creation(void **state)
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "total_steps must be > warmup_steps"));
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.beta2 = 1.0f;
+    o.optimizer.beta2 = 1.0;
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "beta2"));
-    o.optimizer.beta2 = 0.999f;
+    o.optimizer.beta2 = 0.999;
     o.optimizer.accumulate = 0;
     assert_int_equal(clt_trainer_create(dev, m.g, m.loss, &o, &tr), CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "accumulate"));
     assert_null(tr);
     dev->log = saved;
     clt_graph_free(m.g);
+}
+
+/* Parameter groups through the public API. Parameters the loss does not reach have a zero
+ * gradient, so one AdamW update multiplies them by exactly the float of 1 - lr * wd (Adam's
+ * term is 0 / (0 + eps)): with clt_optimizer_exempt_decay the side branch's bias, layer norm
+ * gain and shift, the embedding table and a hand-made parameter marked as a bias stay bit for
+ * bit, the side weight decays; a group "fc.*" of lr_scale 0 and no decay freezes the trained
+ * layer although its gradient is not zero. */
+static void parameter_groups_select_by_kind_and_name(void **state)
+{
+    struct clt_device *dev = *state;
+    enum { N = 3, IN = 5, CLS = 4 };
+    struct clt_graph *g = NULL;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, IN});
+    struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
+    struct clt_tensor *ids = clt_input(g, "ids", CLT_I32, 1, (int64_t[]){N});
+    struct clt_tensor *logits = clt_linear(g, x, CLS, true, "fc");
+    struct clt_tensor *loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+    (void)clt_linear(g, clt_layer_norm(g, x, 1e-5f, "ln"), 2, true, "side"); /* not reached */
+    (void)clt_embedding(g, ids, 6, 2, "emb"); /* not reached either */
+    struct clt_tensor *hand =
+        clt_param(g, "hand", 1, (int64_t[]){3}, (struct clt_init){CLT_INIT_UNIFORM, -1.0f, 1.0f});
+    clt_param_set_kind(hand, CLT_PARAM_BIAS);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    assert_int_equal(clt_param_get_kind(hand), CLT_PARAM_BIAS);
+    assert_int_equal(clt_param_get_kind(x), CLT_PARAM_WEIGHT);
+    clt_param_set_kind(x, CLT_PARAM_BIAS); /* not a parameter: an error of the graph */
+    assert_int_equal(clt_graph_status(g), CLT_ERR_INVALID_ARGUMENT);
+    clt_graph_free(g);
+
+    /* The same graph again, without the error. */
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){N, IN});
+    y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){N});
+    ids = clt_input(g, "ids", CLT_I32, 1, (int64_t[]){N});
+    logits = clt_linear(g, x, CLS, true, "fc");
+    loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+    (void)clt_linear(g, clt_layer_norm(g, x, 1e-5f, "ln"), 2, true, "side");
+    (void)clt_embedding(g, ids, 6, 2, "emb");
+    hand =
+        clt_param(g, "hand", 1, (int64_t[]){3}, (struct clt_init){CLT_INIT_UNIFORM, -1.0f, 1.0f});
+    clt_param_set_kind(hand, CLT_PARAM_BIAS);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    o.optimizer.lr = 0.01;
+    o.optimizer.weight_decay = 0.5;
+    assert_int_equal(clt_optimizer_add_group(&o.optimizer, "fc.*", 0, 0.0, 0.0), CLT_OK);
+    assert_int_equal(clt_optimizer_exempt_decay(&o.optimizer), CLT_OK);
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    const char *names[] = {"ln.weight",   "ln.bias",   "fc.weight",  "fc.bias",
+                           "side.weight", "side.bias", "emb.weight", "hand"};
+    const uint64_t sizes[] = {IN, IN, CLS * IN, CLS, 2 * IN, 2, 12, 3};
+    const bool decays[] = {false, false, false, false, true, false, false, false};
+    float *before[8];
+    for (int i = 0; i < 8; i++)
+        before[i] = read_param(tr, names[i], sizes[i]);
+    float xs[N * IN];
+    clt_test_fill(xs, N * IN, 9, -1.0f, 1.0f);
+    const int32_t ys[N] = {0, 3, 1}, is[N] = {0, 1, 5};
+    const void *batch[3] = {xs, ys, is};
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    const float factor = (float)(1.0 - 0.01 * 0.5);
+    for (int i = 0; i < 8; i++) {
+        float *after = read_param(tr, names[i], sizes[i]);
+        for (uint64_t k = 0; k < sizes[i]; k++) {
+            const float want = decays[i] ? before[i][k] * factor : before[i][k];
+            if (after[k] != want)
+                fail_msg("%s[%llu] = %.9g after one step, want %.9g", names[i],
+                         (unsigned long long)k, (double)after[k], (double)want);
+        }
+        free(after);
+        free(before[i]);
+    }
+    clt_trainer_free(tr);
+
+    /* Without groups every parameter decays; the gradient-driven layers move. */
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    o.optimizer.lr = 0.01;
+    o.optimizer.weight_decay = 0.5;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    float *b = read_param(tr, "side.bias", 2), *f = read_param(tr, "fc.bias", CLS);
+    assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+    float *b2 = read_param(tr, "side.bias", 2), *f2 = read_param(tr, "fc.bias", CLS);
+    for (int k = 0; k < 2; k++)
+        assert_true(b2[k] == b[k] * factor);
+    for (int k = 0; k < CLS; k++)
+        assert_true(fabsf(f2[k] - f[k] * factor) > 1e-4f); /* Adam's step is about lr */
+    free(b);
+    free(f);
+    free(b2);
+    free(f2);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
 }
 
 static void closed_device_fails_cleanly(void **state)
@@ -784,6 +1100,132 @@ static void closed_device_fails_cleanly(void **state)
     clt_graph_free(m.g);
 }
 
+/* conv - batch norm - relu - dropout - linear - layer norm - gelu - dropout - linear. */
+static struct clt_graph *recorded_net(int64_t n, struct clt_tensor **x, struct clt_tensor **y,
+                                      struct clt_tensor **logits, struct clt_tensor **loss)
+{
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    *x = clt_input(g, "x", CLT_F32, 4, (int64_t[]){n, 1, 8, 8});
+    *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){n});
+    struct clt_conv2d_desc conv = {
+        .out_channels = 3, .kernel_h = 3, .kernel_w = 3, .padding_h = 1, .padding_w = 1};
+    struct clt_tensor *h = clt_conv2d(g, *x, &conv, "conv");
+    h = clt_dropout(g, clt_relu(g, clt_batch_norm(g, h, 1e-5f, 0.1f, "bn")), 0.3f);
+    h = clt_linear(g, clt_flatten(g, h), 13, true, "fc1");
+    h = clt_dropout(g, clt_gelu(g, clt_layer_norm(g, h, 1e-5f, "ln"), true), 0.2f);
+    *logits = clt_linear(g, h, 3, true, "fc2");
+    *loss = clt_cross_entropy(g, *logits, *y, -1, 0.0f);
+    assert_int_equal(clt_graph_status(g), CLT_OK);
+    return g;
+}
+
+enum { REC_N = 5, REC_STEPS = 7 };
+
+struct rec_run {
+    float loss[REC_STEPS], eval_loss, logits[REC_N * 3];
+    float *params;
+    uint64_t nparams;
+    uint32_t recordings[4];
+};
+
+static uint64_t info_count(const struct clt_param_info *info)
+{
+    uint64_t n = 1;
+    for (uint32_t d = 0; d < info->ndim; d++)
+        n *= (uint64_t)info->shape[d];
+    return n;
+}
+
+/* Trains REC_STEPS steps with recording on or off (CLTRAIN_RECORD at creation), evaluating
+ * after the third. */
+static void recorded_run(struct clt_device *dev, bool record, int accumulate, struct rec_run *r)
+{
+    struct clt_tensor *x, *y, *logits, *loss;
+    struct clt_graph *g = recorded_net(REC_N, &x, &y, &logits, &loss);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAMW);
+    o.optimizer.lr = 0.02f;
+    o.optimizer.schedule = CLT_LR_COSINE;
+    o.optimizer.warmup_updates = 2;
+    o.optimizer.total_updates = 6;
+    o.optimizer.min_lr = 0.001f;
+    o.optimizer.accumulate = accumulate;
+    o.seed = 11;
+    char *saved = getenv("CLTRAIN_RECORD") ? strdup(getenv("CLTRAIN_RECORD")) : NULL;
+    setenv("CLTRAIN_RECORD", record ? "1" : "0", 1);
+    struct clt_trainer *tr = NULL;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    if (saved)
+        setenv("CLTRAIN_RECORD", saved, 1);
+    else
+        unsetenv("CLTRAIN_RECORD");
+    free(saved);
+    float xv[REC_N * 64];
+    int32_t yv[REC_N];
+    const void *batch[2] = {xv, yv};
+    for (int s = 0; s < REC_STEPS; s++) {
+        make_images(xv, yv, REC_N, 700 + (uint64_t)s);
+        assert_int_equal(clt_trainer_step(tr, batch), CLT_OK);
+        assert_int_equal(clt_trainer_loss(tr, &r->loss[s]), CLT_OK);
+        if (s == 2)
+            assert_int_equal(
+                clt_trainer_eval(tr, batch, logits, r->logits, REC_N * 3, &r->eval_loss), CLT_OK);
+    }
+    r->nparams = 0;
+    struct clt_param_info info;
+    for (uint32_t i = 0; clt_trainer_param_info(tr, i, &info) == CLT_OK; i++)
+        r->nparams += info_count(&info);
+    r->params = malloc(r->nparams * sizeof *r->params);
+    assert_non_null(r->params);
+    uint64_t at = 0;
+    for (uint32_t i = 0; clt_trainer_param_info(tr, i, &info) == CLT_OK; i++) {
+        assert_int_equal(clt_trainer_param_read(tr, info.name, r->params + at, info_count(&info)),
+                         CLT_OK);
+        at += info_count(&info);
+    }
+    for (int k = 0; k < 4; k++)
+        r->recordings[k] = clt__rec_recordings(tr->rec[k]);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+}
+
+static void recorded_steps_match_unrecorded(void **state)
+{
+    struct clt_device *dev = *state;
+    for (int accumulate = 1; accumulate <= 2; accumulate++) {
+        struct rec_run plain, rec;
+        recorded_run(dev, false, accumulate, &plain);
+        recorded_run(dev, true, accumulate, &rec);
+        for (int k = 0; k < 4; k++)
+            assert_int_equal(plain.recordings[k], 0);
+        /* Each kind of step recorded once: without accumulation every step is a first
+         * micro-step that updates (kind 3); with two, kinds 1 and 2 alternate. */
+        uint32_t want[2][4] = {{0, 0, 0, 1}, {0, 1, 1, 0}};
+        for (int k = 0; k < 4; k++)
+            if (rec.recordings[k] != want[accumulate - 1][k])
+                fail_msg("accumulate %d: kind %d of step recorded %u times, want %u", accumulate, k,
+                         rec.recordings[k], want[accumulate - 1][k]);
+        for (int s = 0; s < REC_STEPS; s++)
+            if (memcmp(&plain.loss[s], &rec.loss[s], sizeof plain.loss[s]) != 0 ||
+                !isfinite(rec.loss[s]))
+                fail_msg("accumulate %d, step %d: loss %.9g recorded, %.9g not", accumulate, s,
+                         rec.loss[s], plain.loss[s]);
+        /* Dropout must be drawing a new mask each step: consecutive batches differ anyway,
+         * so check the losses are not all equal, which would hide a frozen argument. */
+        assert_true(plain.loss[0] != plain.loss[1]);
+        assert_memory_equal(&plain.eval_loss, &rec.eval_loss, sizeof rec.eval_loss);
+        assert_memory_equal(plain.logits, rec.logits, sizeof rec.logits);
+        assert_int_equal(plain.nparams, rec.nparams);
+        for (uint64_t i = 0; i < rec.nparams; i++)
+            if (memcmp(&plain.params[i], &rec.params[i], sizeof rec.params[i]) != 0)
+                fail_msg("accumulate %d: parameter element %llu is %.9g recorded, %.9g not",
+                         accumulate, (unsigned long long)i, rec.params[i], plain.params[i]);
+        free(plain.params);
+        free(rec.params);
+    }
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -791,6 +1233,9 @@ int main(void)
         CLT_DEVICE_TEST(one_step_matches_reference),
         CLT_DEVICE_TEST(mlp_gradients_match_finite_differences),
         CLT_DEVICE_TEST(shared_parameter_gradients_accumulate),
+        CLT_DEVICE_TEST(tied_embedding_and_output_gradients_match_finite_differences),
+        CLT_DEVICE_TEST(shared_layers_gradients_accumulate),
+        CLT_DEVICE_TEST(tying_mistakes_are_refused),
         CLT_DEVICE_TEST(cnn_gradients_match_finite_differences),
         CLT_DEVICE_TEST(sequence_ops_gradients_match_finite_differences),
         CLT_DEVICE_TEST(mlp_learns),
@@ -803,6 +1248,8 @@ int main(void)
         CLT_DEVICE_TEST(bad_graphs_are_refused),
         CLT_DEVICE_TEST(optimizer_options_are_checked_at_creation),
         CLT_DEVICE_TEST(closed_device_fails_cleanly),
+        CLT_DEVICE_TEST(parameter_groups_select_by_kind_and_name),
+        CLT_DEVICE_TEST(recorded_steps_match_unrecorded),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -190,7 +190,7 @@ static void sgd_step_matches_reference(void **state)
     struct clt_device *dev = *state;
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 0.1f;
+    o.optimizer.lr = 0.1;
     o.seed = 7;
     struct step s;
     step_run(dev, &o, &s);
@@ -211,7 +211,7 @@ static void adam_step_matches_reference(void **state)
     struct clt_device *dev = *state;
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
-    o.optimizer.lr = 0.01f;
+    o.optimizer.lr = 0.01;
     o.seed = 8;
     struct step s;
     step_run(dev, &o, &s);
@@ -311,7 +311,7 @@ static void gradients_match_finite_differences(void **state)
     struct block b = make_block(&dm);
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-    o.optimizer.lr = 1.0f;
+    o.optimizer.lr = 1.0;
     o.seed = 12;
     struct clt_trainer *tr = NULL;
     assert_int_equal(clt_trainer_create(dev, b.g, b.loss, &o, &tr), CLT_OK);

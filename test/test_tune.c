@@ -4,7 +4,9 @@
  * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
  * nothing, an injected candidate that computes a wrong result is never chosen, one that
  * fails is skipped with a log line, and the chosen implementation computes what the C
- * reference does.
+ * reference does. CLBlast's Xgemm parameters are decided once, kept in the entry, handed to
+ * CLBlast when it is read (which then still computes correctly), and a malformed parameter
+ * line makes the entry corrupt.
  *
  * Never a timing threshold: which candidate wins depends on the machine; what is checked is
  * that the winner is one that computed correctly.
@@ -16,6 +18,7 @@
 
 #include "harness.h"
 #include "ref_gemm.h"
+#include "tune.h"
 
 struct fixture {
     char dir[64];
@@ -93,8 +96,9 @@ static size_t tunings(struct clt_device *dev, struct clt_gemm_tuning **out)
     return n;
 }
 
-/* Runs the shape through clt__gemm (the tuner's choice) and compares with the reference. */
-static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *shape)
+/* Runs the shape through fn (clt__gemm: the tuner's choice; clt__gemm_clblast: CLBlast with
+ * the parameters it has now) and compares with the reference. */
+static void check_with(struct clt_device *dev, const struct clt_gemm_shape *shape, clt__gemm_fn fn)
 {
     struct clt_gemm_shape g;
     int64_t sa, sb, sc;
@@ -110,7 +114,7 @@ static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *
     struct clt_view va = clt_test_upload(arena, a, (size_t)sa);
     struct clt_view vb = clt_test_upload(arena, b, (size_t)sb);
     struct clt_view vc = clt_test_tensor(arena, NULL, (size_t)sc);
-    assert_int_equal(clt__gemm(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
+    assert_int_equal(fn(dev, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
                      CLT_OK);
     clt_test_download(&vc, c, (size_t)sc);
     /* Tolerance as test_gemm: fp32 sums of k terms in [-1, 1]. */
@@ -120,6 +124,11 @@ static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *
     free(b);
     free(c);
     free(want);
+}
+
+static void check_dispatch(struct clt_device *dev, const struct clt_gemm_shape *shape)
+{
+    check_with(dev, shape, clt__gemm);
 }
 
 /* A winner is one of the candidates, and computed correctly. */
@@ -432,6 +441,75 @@ static void every_transpose_and_batch(void **state)
     clt_device_close(dev);
 }
 
+/* The payload of the device's entry (malloc'd), read through the cache container. */
+static char *entry_text(struct clt_device *dev, const char *path)
+{
+    unsigned char *data = NULL;
+    size_t size = 0;
+    assert_int_equal(clt__cache_load(path, dev->tune->identity, &data, &size), CLT_OK);
+    char *text = malloc(size + 1);
+    assert_non_null(text);
+    memcpy(text, data, size);
+    text[size] = 0;
+    free(data);
+    return text;
+}
+
+/* On CPU devices the decision is normally skipped (CLBlast is far behind there); the test
+ * forces it, at a small representative size and with two sets, which is what a GPU does at
+ * full size. */
+static void clblast_parameters_are_decided_kept_and_applied(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    if (dev->gemm_backend != CLT_GEMM_CLBLAST || !dev->tune || !dev->tune->enabled) {
+        clt_device_close(dev);
+        skip();
+    }
+    dev->tune->xgemm_force = true;
+    dev->tune->xgemm_space_limit = 2;
+    dev->tune->xgemm_rep = 96;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_true(dev->tune->xgemm_decided);
+    bool can_read = strstr(f->log.text, "cannot be read") == NULL;
+    if (can_read)
+        assert_non_null(strstr(f->log.text, "gemm tuning: CLBlast's Xgemm: "));
+    bool set = dev->tune->xgemm_set;
+    char kept[256], shown[256];
+    clt__xgemm_format(dev->tune, kept, sizeof kept);
+    assert_int_equal(clt_device_gemm_clblast_params(dev, shown, sizeof shown), CLT_OK);
+    assert_string_equal(shown, kept);
+    assert_int_equal(clt_device_gemm_clblast_params(dev, shown, 3), CLT_ERR_INVALID_ARGUMENT);
+    struct clt_gemm_shape odd = {.m = 131, .n = 97, .k = 75, .trans_a = true, .alpha = 1.0f};
+    check_with(dev, &odd, clt__gemm_clblast);
+    clt_device_close(dev);
+
+    char path[256], line[300];
+    assert_true(tune_file(f->dir, path, sizeof path));
+    dev = open_with(f, f->dir);
+    char *text = entry_text(dev, path);
+    snprintf(line, sizeof line, "\nclblast-xgemm %s\n", kept);
+    assert_non_null(strstr(text, line));
+    assert_true(dev->tune->xgemm_decided);
+    assert_int_equal(dev->tune->xgemm_set, set);
+    if (set)
+        assert_non_null(strstr(f->log.text, "CLBlast's Xgemm from the cache"));
+    check_with(dev, &odd, clt__gemm_clblast);
+
+    /* A parameter line that does not parse makes the entry corrupt. */
+    char *bad = strstr(text, "clblast-xgemm ");
+    memcpy(bad, "clblast-xgemm KWG=", 18);
+    assert_int_equal(
+        clt__cache_store(path, dev->tune->identity, (const unsigned char *)text, strlen(text)),
+        CLT_OK);
+    free(text);
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
+    assert_non_null(strstr(f->log.text, "is corrupt or belongs to another"));
+    assert_false(dev->tune->xgemm_decided);
+    clt_device_close(dev);
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -446,6 +524,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(spent_budget_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(clblast_parameters_are_decided_kept_and_applied, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

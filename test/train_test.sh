@@ -104,6 +104,13 @@ fi
 [ "$(tail -n 1 "$tmp/out")" = "$straight_final" ] && ok || fail "resumed final evaluation differs"
 check "resume with a conflicting option" 2 "$exe" train --resume "$tmp/resume.safetensors" --lr 0.5
 expect_err "conflict message" "differs from the checkpoint"
+# Biases and batch norm are exempt from weight decay by default, recorded in the checkpoint
+# (the exact resume above ran with the exemption); --decay-all cannot change it on resume.
+if head -c 8192 "$tmp/resume.safetensors" | grep -aq '"train.decay_all":"0"'; then ok; else
+    fail "the checkpoint does not record train.decay_all 0"
+fi
+check "resume with --decay-all" 2 "$exe" train --resume "$tmp/resume.safetensors" --decay-all
+expect_err "decay-all conflict message" "decay-all differs from the checkpoint"
 
 # ---- Errors ---------------------------------------------------------------------------------
 check "no command options" 2 "$exe" train

@@ -42,9 +42,8 @@ struct predict_run {
     struct tool_log *tl;
     struct ckpt c; /* the checkpoint, its model and the device */
     struct outfile out;
-    float *x, *logits;
-    int32_t *y;
-    double *p;
+    float *x, *probs;
+    int32_t *classes;
 };
 
 /* The product of the model's feature shape. */
@@ -64,28 +63,27 @@ static void write_header(FILE *f, bool labels, int64_t k)
     fputc('\n', f);
 }
 
-/* Runs one batch (x filled for `rows` rows) and writes its rows, numbered from first. */
+/* Runs one batch (x filled for `rows` rows, the rest zeros) through clt_trainer_predict and
+ * writes its rows, numbered from first. The whole zero-padded batch runs, so that a model of
+ * any kind predicts (in evaluation mode the real rows do not depend on the padding); the
+ * labels input is not needed. */
 static int predict_batch(struct predict_run *r, int64_t first, int64_t rows, const int32_t *labels)
 {
     int64_t k = r->c.m.classes, B = r->c.m.batch;
-    for (int64_t i = 0; i < B; i++)
-        r->y[i] = -1;
-    const void *inputs[] = {r->x, r->y};
+    const void *inputs[] = {r->x, NULL};
     enum clt_status st =
-        clt_trainer_eval(r->c.tr, inputs, r->c.m.logits, r->logits, (uint64_t)(B * k), NULL);
+        clt_trainer_predict(r->c.tr, inputs, (uint32_t)B, r->c.m.logits, r->classes, r->probs);
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "prediction failed");
         return 1;
     }
     for (int64_t i = 0; i < rows; i++) {
-        const float *row = r->logits + i * k;
-        softmax_row(row, k, r->p);
         fprintf(r->out.f, "%lld", (long long)(first + i));
         if (labels)
             fprintf(r->out.f, ",%d", labels[i]);
-        fprintf(r->out.f, ",%lld", (long long)argmax(row, k));
+        fprintf(r->out.f, ",%d", r->classes[i]);
         for (int64_t c = 0; c < k; c++)
-            fprintf(r->out.f, ",%.6g", r->p[c]);
+            fprintf(r->out.f, ",%.6g", (double)r->probs[i * k + c]);
         fputc('\n', r->out.f);
     }
     return 0;
@@ -95,10 +93,9 @@ static int alloc_buffers(struct predict_run *r, int64_t features)
 {
     int64_t B = r->c.m.batch, k = r->c.m.classes;
     r->x = malloc((size_t)(B * features) * sizeof *r->x);
-    r->y = malloc((size_t)B * sizeof *r->y);
-    r->logits = malloc((size_t)(B * k) * sizeof *r->logits);
-    r->p = malloc((size_t)k * sizeof *r->p);
-    if (!r->x || !r->y || !r->logits || !r->p) {
+    r->classes = malloc((size_t)B * sizeof *r->classes);
+    r->probs = malloc((size_t)(B * k) * sizeof *r->probs);
+    if (!r->x || !r->classes || !r->probs) {
         fprintf(stderr, "%s: out of memory\n", r->tl->cmd);
         return 1;
     }
@@ -303,9 +300,8 @@ static void run_free(struct predict_run *r)
 {
     outfile_abort(&r->out);
     free(r->x);
-    free(r->y);
-    free(r->logits);
-    free(r->p);
+    free(r->classes);
+    free(r->probs);
     ckpt_close(&r->c);
 }
 

@@ -52,6 +52,8 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          false},
         {"weight-decay", OPT_FLOAT, &c->weight_decay, "X",
          "weight decay (default: adamw 0.01, else 0)", 0, 10, false},
+        {"decay-all", OPT_FLAG, &c->decay_all, NULL,
+         "decay every parameter (default: biases, norms and embeddings are exempt)", 0, 0, false},
         {"clip", OPT_FLOAT, &c->clip, "X", "clip the gradient norm to X (0: off; gpt: 1)", 0, 1e9,
          false},
         {"schedule", OPT_STRING, &c->schedule, "S", "constant or cosine (default cosine)", 0, 0,

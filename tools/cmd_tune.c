@@ -112,11 +112,13 @@ int tune_models(struct clt_device *dev, const char *cmd, const char *model, int6
     return 0;
 }
 
-static void print_table(const struct clt_device_info *d, const struct clt_gemm_tuning *list,
-                        size_t count)
+static void print_table(const struct clt_device_info *d, const char *xgemm,
+                        const struct clt_gemm_tuning *list, size_t count)
 {
     printf("GEMM tuning of %u:%u %s (%zu shapes)\n", (unsigned)d->platform_index,
            (unsigned)d->device_index, d->name, count);
+    if (xgemm[0])
+        printf("CLBlast's Xgemm parameters: %s\n", xgemm);
     for (size_t i = 0; i < count; i++) {
         const struct clt_gemm_tuning *t = &list[i];
         printf("\n%s%s m=%lld n=%lld k=%lld batch=%lld: %s\n", t->trans_a ? "A^T" : "A",
@@ -134,13 +136,18 @@ static void print_table(const struct clt_device_info *d, const struct clt_gemm_t
     }
 }
 
-static void print_json(const struct clt_device_info *d, const struct clt_gemm_tuning *list,
-                       size_t count)
+static void print_json(const struct clt_device_info *d, const char *xgemm,
+                       const struct clt_gemm_tuning *list, size_t count)
 {
     printf("{\n  \"device\": ");
     json_string(stdout, d->name);
     printf(",\n  \"platform\": ");
     json_string(stdout, d->platform);
+    printf(",\n  \"clblast_xgemm\": ");
+    if (xgemm[0])
+        json_string(stdout, xgemm);
+    else
+        printf("null");
     printf(",\n  \"shapes\": [");
     for (size_t i = 0; i < count; i++) {
         const struct clt_gemm_tuning *t = &list[i];
@@ -208,14 +215,17 @@ int cmd_tune(int argc, char **argv)
     int rc = show ? 0 : tune_models(dev, cmd, model, batch);
     struct clt_gemm_tuning *list = NULL;
     size_t count = 0;
+    char xgemm[256] = "";
     enum clt_status st = rc == 0 ? clt_device_gemm_tunings(dev, &list, &count) : CLT_OK;
+    if (st == CLT_OK && rc == 0)
+        st = clt_device_gemm_clblast_params(dev, xgemm, sizeof xgemm);
     if (st != CLT_OK) {
         tool_fail(&tl.tl, st, "cannot read the tuning");
         rc = 1;
     } else if (rc == 0 && json) {
-        print_json(clt_device_info(dev), list, count);
+        print_json(clt_device_info(dev), xgemm, list, count);
     } else if (rc == 0) {
-        print_table(clt_device_info(dev), list, count);
+        print_table(clt_device_info(dev), xgemm, list, count);
         if (count == 0)
             printf("(nothing tuned yet: run `cltrain tune`; CLTRAIN_TUNE=0 or CLTRAIN_GEMM "
                    "set to own or clblast turn tuning off)\n");

@@ -19,7 +19,7 @@ static int64_t count_of(const struct clt_tensor *t)
     return n;
 }
 
-/* Counts the batch's targets and correct predictions; rows is the number of real rows. */
+/* Counts a text batch's targets and correct predictions. */
 static void score(const struct model *m, const float *logits, const int32_t *y, uint32_t rows,
                   struct eval_result *r)
 {
@@ -30,9 +30,32 @@ static void score(const struct model *m, const float *logits, const int32_t *y, 
         int64_t p = argmax(logits + i * k, k);
         r->targets++;
         r->correct += p == y[i];
-        if (r->confusion)
-            r->confusion[y[i] * k + p]++;
     }
+}
+
+/* A classifier: the library's evaluation over the whole dataset (clt_trainer_evaluate). */
+static enum clt_status evaluate_classes(struct clt_trainer *tr, const struct model *m,
+                                        const struct clt_dataset *ds, bool confusion,
+                                        struct eval_result *r)
+{
+    if (confusion) {
+        r->confusion = calloc((size_t)(m->classes * m->classes), sizeof *r->confusion);
+        if (!r->confusion)
+            return CLT_ERR_NO_MEMORY;
+    }
+    struct clt_classifier c = {m->x, m->y, m->logits};
+    struct clt_eval_result e;
+    enum clt_status st = clt_trainer_evaluate(tr, &c, ds, r->confusion, &e);
+    if (st == CLT_OK) {
+        r->loss = e.loss;
+        r->accuracy = e.accuracy;
+        r->targets = e.examples;
+        r->correct = e.correct;
+    } else {
+        free(r->confusion);
+        r->confusion = NULL;
+    }
+    return st;
 }
 
 enum clt_status evaluate(struct clt_trainer *tr, const struct model *m,
@@ -42,15 +65,19 @@ enum clt_status evaluate(struct clt_trainer *tr, const struct model *m,
     memset(r, 0, sizeof *r);
     double start = progress_now();
     bool text = m->positions > 1 || clt_tensor_dtype(m->x) == CLT_I32;
+    if (!text) {
+        enum clt_status st = evaluate_classes(tr, m, ds, confusion, r);
+        r->seconds = progress_now() - start;
+        return st;
+    }
+    /* A text: windows in order, every target of every window counted (as many batches as
+     * cover the text about once); targets whose symbol the model does not know are skipped. */
     struct clt_batcher *b = NULL;
     int64_t nx = count_of(m->x), ny = count_of(m->y), nl = count_of(m->logits);
     void *x = malloc((size_t)nx * 4);
     int32_t *y = malloc((size_t)ny * 4);
     float *logits = malloc((size_t)nl * 4);
-    if (confusion && !text)
-        r->confusion = calloc((size_t)(m->classes * m->classes), sizeof *r->confusion);
-    enum clt_status st =
-        x && y && logits && (!confusion || text || r->confusion) ? CLT_OK : CLT_ERR_NO_MEMORY;
+    enum clt_status st = x && y && logits ? CLT_OK : CLT_ERR_NO_MEMORY;
     if (st == CLT_OK)
         st = clt_batcher_create(ds, (uint32_t)m->batch, (uint32_t)m->positions, 0, false, &b);
     uint64_t batches = st == CLT_OK ? clt_batcher_epoch_batches(b, false) : 0;
@@ -77,9 +104,6 @@ enum clt_status evaluate(struct clt_trainer *tr, const struct model *m,
     if (st == CLT_OK) {
         r->loss = r->targets ? loss_sum / (double)r->targets : 0;
         r->accuracy = r->targets ? (double)r->correct / (double)r->targets : 0;
-    } else {
-        free(r->confusion);
-        r->confusion = NULL;
     }
     r->seconds = progress_now() - start;
     clt_batcher_free(b);

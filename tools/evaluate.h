@@ -22,7 +22,9 @@ struct eval_result {
     double seconds;
 };
 
-/* Evaluates m (whose trainer is tr) on every example of ds, in file order. For a text,
+/* Evaluates m (whose trainer is tr) on every example of ds, in file order: a classifier
+ * through clt_trainer_evaluate (loss: the mean cross-entropy computed from the logits), a
+ * text window by window (loss: the model's). For a text,
  * remap (may be NULL for the identity) maps the dataset's ids to the model's, -1 for a symbol
  * the model does not know (such targets are not counted). With confusion, allocates
  * r->confusion. */

@@ -254,6 +254,7 @@ static struct clt_tensor *build_gpt(struct model *mo, struct clt_graph *g,
     struct clt_tensor *x = note(mo, "tok", clt_embedding(g, ids, vocab, D, "tok"));
     struct clt_tensor *pos = clt_param(g, "pos.weight", 1, (int64_t[]){T * D},
                                        (struct clt_init){CLT_INIT_NORMAL, 0.0f, 1.0f});
+    clt_param_set_kind(pos, CLT_PARAM_EMBEDDING); /* learned positions: no weight decay */
     x = clt_reshape(g, x, 2, (int64_t[]){batch, T * D});
     x = note(mo, "pos", clt_reshape(g, clt_add_bias(g, x, pos), 3, (int64_t[]){batch, T, D}));
     if (d->dropout > 0.0f)

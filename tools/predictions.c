@@ -182,14 +182,3 @@ void csv_field(FILE *f, const char *s, size_t n)
     }
     fputc('"', f);
 }
-
-void softmax_row(const float *logits, int64_t k, double *p)
-{
-    double top = logits[0], sum = 0;
-    for (int64_t i = 1; i < k; i++)
-        top = fmax(top, (double)logits[i]);
-    for (int64_t i = 0; i < k; i++)
-        sum += p[i] = exp((double)logits[i] - top);
-    for (int64_t i = 0; i < k; i++)
-        p[i] /= sum;
-}

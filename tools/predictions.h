@@ -45,7 +45,4 @@ bool predictions_file_is_mine(const char *path);
  * a comma, a quote, a line break or leading or trailing spaces. */
 void csv_field(FILE *f, const char *s, size_t n);
 
-/* p[0..k) = softmax(logits[0..k)), computed in double. */
-void softmax_row(const float *logits, int64_t k, double *p);
-
 #endif

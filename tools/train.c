@@ -158,12 +158,16 @@ static int setup_trainer(struct run *r)
     struct clt_trainer_options o;
     clt_trainer_options_init(&o, kind);
     o.seed = (uint64_t)c->seed;
-    o.optimizer.lr = (float)c->lr;
+    o.optimizer.lr = c->lr;
     if (kind == CLT_OPTIM_SGD)
-        o.optimizer.momentum = (float)c->momentum;
+        o.optimizer.momentum = c->momentum;
     if (c->weight_decay >= 0)
-        o.optimizer.weight_decay = (float)c->weight_decay;
-    o.optimizer.clip_norm = (float)c->clip;
+        o.optimizer.weight_decay = c->weight_decay;
+    /* As PyTorch users group their parameters for AdamW: no decay for biases, norm gains and
+     * shifts, and embeddings (a no-op when the weight decay is 0). */
+    if (!c->decay_all && clt_optimizer_exempt_decay(&o.optimizer) != CLT_OK)
+        return 1;
+    o.optimizer.clip_norm = c->clip;
     o.optimizer.warmup_updates = c->warmup;
     if (strcmp(c->schedule, "cosine") == 0) {
         /* Over the whole run: --steps when it ends the run before --epochs would (not
@@ -172,7 +176,7 @@ static int setup_trainer(struct run *r)
         o.optimizer.total_updates = c->epochs * (int64_t)r->steps_per_epoch;
         if (c->max_steps > 0 && c->max_steps < o.optimizer.total_updates)
             o.optimizer.total_updates = c->max_steps;
-        o.optimizer.min_lr = (float)(c->lr * 0.05);
+        o.optimizer.min_lr = c->lr * 0.05;
     }
     const struct clt_device_info *di = clt_device_info(r->dev);
     double t0 = progress_now();

@@ -31,6 +31,7 @@ struct train_config {
     double lr, momentum, weight_decay, clip, dropout;
     double expect_accuracy, expect_loss; /* NAN: no expectation */
     bool verbose, force;
+    bool decay_all; /* --decay-all: weight decay on biases, norms and embeddings too */
 
     /* Where a resumed run starts. */
     bool resuming;

@@ -157,6 +157,7 @@ size_t train_config_meta(const struct train_config *c, const struct clt_dataset_
     put(&w, "train.lr", "%.17g", c->lr);
     put(&w, "train.momentum", "%.17g", c->momentum);
     put(&w, "train.weight_decay", "%.17g", c->weight_decay);
+    put(&w, "train.decay_all", "%d", c->decay_all ? 1 : 0);
     put(&w, "train.clip", "%.17g", c->clip);
     put(&w, "train.schedule", "%s", c->schedule);
     put(&w, "train.warmup", "%lld", (long long)c->warmup);
@@ -215,6 +216,26 @@ static int take_float(const struct clt_checkpoint *ck, const char *key, struct o
                  "--%s %g differs from the checkpoint's %g (a resumed run keeps "
                  "its settings)",
                  o->name, *value, v);
+        return 2;
+    }
+    *value = v;
+    return 0;
+}
+
+/* train.decay_all; checkpoints saved before it existed decayed every parameter. */
+static int take_decay_all(const struct clt_checkpoint *ck, struct opt *o, bool *value, char *err,
+                          size_t err_size)
+{
+    const char *s = clt_checkpoint_meta(ck, "train.decay_all");
+    if (s && strcmp(s, "0") != 0 && strcmp(s, "1") != 0) {
+        snprintf(err, err_size, "the checkpoint's \"train.decay_all\" is \"%s\", not 0 or 1", s);
+        return 1;
+    }
+    const bool v = !s || strcmp(s, "1") == 0;
+    if (o && o->seen && *value != v) {
+        snprintf(err, err_size,
+                 "--decay-all differs from the checkpoint's setting (a resumed run keeps its "
+                 "settings)");
         return 2;
     }
     *value = v;
@@ -384,6 +405,8 @@ int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct 
         for (size_t i = 0; rc == 0 && i < sizeof floats / sizeof floats[0]; i++)
             rc = take_float(ck, floats[i].key, args_find(o, n, floats[i].opt), floats[i].v, err,
                             err_size);
+        if (rc == 0)
+            rc = take_decay_all(ck, args_find(o, n, "decay-all"), &c->decay_all, err, err_size);
         if (rc == 0)
             rc = resume_data(c, ck, o, n, err, err_size);
         c->resuming = true;

@@ -2,6 +2,107 @@
  * cltrain.h: the whole public API of libcltrain, a portable OpenCL engine for training
  * neural networks.
  *
+ * A program trains a model in four steps: open a device, describe the model as a graph,
+ * make a trainer from the graph, and feed it batches. This one is examples/train_mlp.c (from
+ * its #include on; the suite builds and runs that file and checks that the two agree): an
+ * 8-32-3 MLP that learns which of three features is largest.
+ *
+ * ---- examples/train_mlp.c ----
+ *     #include <cltrain.h>
+ *     #include <stdio.h>
+ *     #include <stdlib.h>
+ *
+ *     enum { BATCH = 64, FEATURES = 8, HIDDEN = 32, CLASSES = 3, STEPS = 300 };
+ *
+ *     // Fills one batch from a simple linear congruential generator.
+ *     static void make_batch(float *x, int32_t *y, uint32_t *rng)
+ *     {
+ *         for (int r = 0; r < BATCH; r++) {
+ *             for (int f = 0; f < FEATURES; f++) {
+ *                 *rng = *rng * 1664525u + 1013904223u;
+ *                 x[r * FEATURES + f] = (float)(*rng >> 8) / 8388608.0f - 1.0f;
+ *             }
+ *             int best = 0;
+ *             for (int c = 1; c < CLASSES; c++)
+ *                 if (x[r * FEATURES + c] > x[r * FEATURES + best])
+ *                     best = c;
+ *             y[r] = best;
+ *         }
+ *     }
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         struct clt_device *dev = NULL;
+ *         struct clt_graph *g = NULL;
+ *         struct clt_trainer *tr = NULL;
+ *         enum clt_status st = clt_device_open(argc > 1 ? argv[1] : NULL, NULL, &dev);
+ *         if (st == CLT_OK)
+ *             st = clt_graph_create(&g);
+ *         if (st != CLT_OK) {
+ *             fprintf(stderr, "train_mlp: %s\n", clt_status_str(st));
+ *             return 1;
+ *         }
+ *
+ *         // The model: x [B, 8] -> linear 32 -> relu -> linear 3 -> cross-entropy with y [B].
+ *         struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){BATCH, FEATURES});
+ *         struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){BATCH});
+ *         struct clt_tensor *h = clt_relu(g, clt_linear(g, x, HIDDEN, true, "fc1"));
+ *         struct clt_tensor *logits = clt_linear(g, h, CLASSES, true, "fc2");
+ *         struct clt_tensor *loss = clt_cross_entropy(g, logits, y, -1, 0.0f);
+ *         if (clt_graph_status(g) != CLT_OK) {
+ *             fprintf(stderr, "train_mlp: %s\n", clt_graph_error(g));
+ *             return 1;
+ *         }
+ *
+ *         struct clt_trainer_options opt;
+ *         clt_trainer_options_init(&opt, CLT_OPTIM_ADAM);
+ *         opt.optimizer.lr = 0.01;
+ *         opt.seed = 42;
+ *         st = clt_trainer_create(dev, g, loss, &opt, &tr);
+ *
+ *         static float xb[BATCH * FEATURES];
+ *         static int32_t yb[BATCH];
+ *         uint32_t rng = 1;
+ *         float value = 0.0f;
+ *         for (int step = 0; st == CLT_OK && step < STEPS; step++) {
+ *             make_batch(xb, yb, &rng);
+ *             const void *batch[] = {xb, yb};
+ *             st = clt_trainer_step(tr, batch); // enqueues; returns at once
+ *             if (st == CLT_OK && step % 100 == 0 && (st = clt_trainer_loss(tr, &value)) == CLT_OK)
+ *                 printf("step %3d  loss %.4f\n", step, value);
+ *         }
+ *
+ *         // Held-out accuracy, forward only.
+ *         static float out[BATCH * CLASSES];
+ *         int correct = 0;
+ *         make_batch(xb, yb, &rng);
+ *         const void *batch[] = {xb, yb};
+ *         if (st == CLT_OK)
+ *             st = clt_trainer_eval(tr, batch, logits, out, BATCH * CLASSES, &value);
+ *         for (int r = 0; st == CLT_OK && r < BATCH; r++) {
+ *             int best = 0;
+ *             for (int c = 1; c < CLASSES; c++)
+ *                 if (out[r * CLASSES + c] > out[r * CLASSES + best])
+ *                     best = c;
+ *             correct += best == yb[r];
+ *         }
+ *         if (st == CLT_OK)
+ *             printf("held-out loss %.4f, accuracy %d/%d\n", value, correct, BATCH);
+ *         else
+ *             fprintf(stderr, "train_mlp: %s\n", clt_status_str(st));
+ *
+ *         clt_trainer_free(tr);
+ *         clt_graph_free(g);
+ *         clt_device_close(dev);
+ *         return st == CLT_OK && correct >= BATCH * 8 / 10 ? 0 : 1;
+ *     }
+ * ---- end of examples/train_mlp.c ----
+ *
+ * The reference follows, in the order a program meets it: status codes and logging,
+ * devices, arenas and views, GEMM, graphs (inputs, parameters, ops, layers, losses),
+ * trainers, datasets and batches, checkpoints. Each declaration has its contract: ownership,
+ * whether it blocks or only enqueues, shapes.
+ *
  * Overview
  * --------
  * A `struct clt_device` owns everything that belongs to one OpenCL device: its context, a
@@ -9,29 +110,6 @@
  * disk), the GEMM backend and its temporary buffer. Device memory is handed out by arenas:
  * a few large buffers per model, from which tensors are taken as views
  * (buffer, byte offset, shape). Work is only enqueued; the host waits where it asks to.
- *
- * Example: multiply two matrices on the default device.
- *
- *     struct clt_device *dev = NULL;
- *     struct clt_arena *arena = NULL;
- *     struct clt_view a, b, c;
- *     enum clt_status st = clt_device_open(NULL, NULL, &dev);   // CLTRAIN_DEVICE or first GPU
- *     if (st == CLT_OK)
- *         st = clt_arena_create(dev, 1 << 20, &arena);
- *     if (st == CLT_OK)
- *         st = clt_arena_alloc(arena, CLT_F32, 2, (int64_t[]){M, K}, &a);
- *     ... same for b [K, N] and c [M, N] ...
- *     if (st == CLT_OK)
- *         st = clt_view_write(&a, host_a, M * K * sizeof(float), NULL);  // blocking
- *     struct clt_gemm_shape g = {.m = M, .n = N, .k = K, .alpha = 1.0f};
- *     if (st == CLT_OK)
- *         st = clt_gemm(dev, &g, &a, &b, &c);                            // enqueues only
- *     if (st == CLT_OK)
- *         st = clt_view_read(&c, host_c, M * N * sizeof(float), NULL);   // waits for it
- *     if (st != CLT_OK)
- *         fprintf(stderr, "cltrain: %s\n", clt_status_str(st));
- *     clt_arena_free(arena);
- *     clt_device_close(dev);
  *
  * Conventions
  * -----------
@@ -56,6 +134,11 @@
  * CLTRAIN_TUNE       0: under AUTO, use the default GEMM per shape without timing
  * CLTRAIN_TUNE_BUDGET  seconds one tuning session (trainer creation) may spend (60)
  * CLTRAIN_HOST_BLAS  0: never use the host's BLAS on CPU devices
+ * CLTRAIN_RECORD     0: a trainer sets every kernel argument of every step instead of replaying
+ *                    its recorded launches (read at trainer creation)
+ * CLTRAIN_FUSE       0: trainers created now run every elementwise op as its own kernel
+ * CLTRAIN_ATTENTION  gemm or tiled: the path of clt_sdpa nodes built from then on (default:
+ *                    tiled when the [B, H, T, T] scores would take 256 MiB or more)
  */
 #ifndef CLTRAIN_H
 #define CLTRAIN_H
@@ -304,6 +387,32 @@ CLT_API enum clt_status clt_event_wait(struct clt_event *event);
 CLT_API void clt_event_free(struct clt_event *event);
 
 /* ==== GEMM ============================================================================== */
+/*
+ * The engine's GEMM is usable on its own, over views of an arena.
+ *
+ * Example: multiply two matrices on the default device, outside any graph.
+ *
+ *     struct clt_device *dev = NULL;
+ *     struct clt_arena *arena = NULL;
+ *     struct clt_view a, b, c;
+ *     enum clt_status st = clt_device_open(NULL, NULL, &dev);   // CLTRAIN_DEVICE or first GPU
+ *     if (st == CLT_OK)
+ *         st = clt_arena_create(dev, 1 << 20, &arena);
+ *     if (st == CLT_OK)
+ *         st = clt_arena_alloc(arena, CLT_F32, 2, (int64_t[]){M, K}, &a);
+ *     ... same for b [K, N] and c [M, N] ...
+ *     if (st == CLT_OK)
+ *         st = clt_view_write(&a, host_a, M * K * sizeof(float), NULL);  // blocking
+ *     struct clt_gemm_shape g = {.m = M, .n = N, .k = K, .alpha = 1.0f};
+ *     if (st == CLT_OK)
+ *         st = clt_gemm(dev, &g, &a, &b, &c);                            // enqueues only
+ *     if (st == CLT_OK)
+ *         st = clt_view_read(&c, host_c, M * N * sizeof(float), NULL);   // waits for it
+ *     if (st != CLT_OK)
+ *         fprintf(stderr, "cltrain: %s\n", clt_status_str(st));
+ *     clt_arena_free(arena);
+ *     clt_device_close(dev);
+ */
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major, for each of `batch` matrix triples.
  * op(A) is [m, k]: A is [m, k] (lda >= k) or, with trans_a, [k, m] (lda >= m).
@@ -370,6 +479,14 @@ CLT_API enum clt_status clt_device_gemm_tune(struct clt_device *dev,
  * of *count records freed with free(); *out is NULL when there are none. */
 CLT_API enum clt_status clt_device_gemm_tunings(struct clt_device *dev,
                                                 struct clt_gemm_tuning **out, size_t *count);
+
+/* CLBlast's SGEMM kernel parameters the tuner decided for the device, as text: "default"
+ * (CLBlast's own kept), "NAME=VALUE,..." (found faster on the device and handed to CLBlast
+ * through CLBlastOverrideParameters), or "" when not decided (CPU devices, where the host
+ * BLAS and the own kernel serve, or nothing tuned yet). CLT_ERR_INVALID_ARGUMENT when out
+ * is too small (256 bytes always suffice). */
+CLT_API enum clt_status clt_device_gemm_clblast_params(const struct clt_device *dev, char *out,
+                                                       size_t size);
 
 /* ==== Graphs: describing a model ======================================================== */
 /*
@@ -447,24 +564,68 @@ struct clt_init {
 CLT_API struct clt_tensor *clt_input(struct clt_graph *g, const char *name, enum clt_dtype dtype,
                                      uint32_t ndim, const int64_t *shape);
 
-/* A trained F32 parameter with a unique name (e.g. "fc1.weight"). */
+/* A trained F32 parameter with a unique name (e.g. "fc1.weight"). Its kind is
+ * CLT_PARAM_WEIGHT; the layer helpers below mark the parameters they make (see
+ * clt_param_set_kind). */
 CLT_API struct clt_tensor *clt_param(struct clt_graph *g, const char *name, uint32_t ndim,
                                      const int64_t *shape, struct clt_init init);
+
+/* What a parameter is, for the optimizer's parameter groups (struct clt_param_group): the
+ * layer helpers mark biases (clt_linear, clt_conv2d), norm gains and shifts (clt_layer_norm,
+ * clt_batch_norm) and embedding tables (clt_embedding); every other parameter is a weight. */
+enum clt_param_kind {
+    CLT_PARAM_WEIGHT = 0,
+    CLT_PARAM_BIAS = 1,
+    CLT_PARAM_NORM = 2,      /* a normalisation layer's gain or shift */
+    CLT_PARAM_EMBEDDING = 3, /* a lookup table */
+};
+#define CLT_PARAM_KIND_BIT(kind) (1u << (kind))
+
+/* Sets the kind of a parameter made by clt_param (a hand-made bias, say). An error of the
+ * graph (CLT_ERR_INVALID_ARGUMENT) for a tensor that is not a trained parameter or an
+ * unknown kind. Accepts NULL (an earlier error of the graph). */
+CLT_API void clt_param_set_kind(struct clt_tensor *param, enum clt_param_kind kind);
+
+/* The kind of a parameter (CLT_PARAM_WEIGHT for any other tensor). */
+CLT_API enum clt_param_kind clt_param_get_kind(const struct clt_tensor *param);
 
 /* A kept, untrained F32 tensor with a unique name (batch norm's running averages), saved in
  * checkpoints like a parameter. */
 CLT_API struct clt_tensor *clt_state(struct clt_graph *g, const char *name, uint32_t ndim,
                                      const int64_t *shape, struct clt_init init);
 
-/* ---- Arithmetic --------------------------------------------------------------------- */
+/* The parameter or state tensor named `name` ("fc1.weight", "bn.running_mean"), made by
+ * clt_param, clt_state or a layer, to be used again: by clt_matmul and the other ops, or by a
+ * layer given it through struct clt_layer_params (weight tying, below). When the graph has no
+ * parameter or state of that name, returns NULL and records that as the graph's error, as a
+ * builder would (inputs and op results are not found). */
+CLT_API struct clt_tensor *clt_graph_param(struct clt_graph *g, const char *name);
+
+/* ---- Arithmetic -----------------------------------------------------------------------
+ * Broadcasting. clt_add, clt_sub and clt_mul follow numpy's (and PyTorch's) rules: the two
+ * shapes are aligned from their last axes; at each axis the sizes must be equal or one of
+ * them 1, and a missing leading axis counts as 1; the output has the larger size at every
+ * axis, and an input of size 1 at an axis is read again along all of it. Learned positions
+ * [T, D] add to activations [N, T, D]; [N, 1, D] * [1, T, 1] makes [N, T, D]; a [1] tensor
+ * scales anything. In the backward pass the gradient of each input is the output's
+ * gradient (for mul, times the other input) summed over the axes along which the input was
+ * stretched, in a fixed order, so results do not depend on the device. Equal shapes, and a
+ * trailing block over leading axes (a [D] bias on [N, D]), run the same kernels as
+ * clt_add_bias and clt_mul_broadcast; those two remain for code that wants the trailing-axes
+ * shape checked.
+ */
 
 /* op(a) * op(b): a [M, K] (trans_a: [K, M]), b [K, N] (trans_b: [N, K]) -> [M, N]. With 3-D
  * a [B, M, K] and b [B, K, N] the product is taken per batch item -> [B, M, N]. */
 CLT_API struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a,
                                       struct clt_tensor *b, bool trans_a, bool trans_b);
 
-/* Elementwise a + b and a * b: same shapes -> that shape. */
+/* Elementwise a + b, a - b and a * b with broadcasting (above): any two shapes that
+ * broadcast -> the broadcast shape, e.g. [T, D] + [N, T, D] -> [N, T, D],
+ * [N, 1, D] * [1, T, 1] -> [N, T, D], [1] * [N, D] -> [N, D]. Shapes that do not broadcast
+ * are a graph error naming both. */
 CLT_API struct clt_tensor *clt_add(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
+CLT_API struct clt_tensor *clt_sub(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
 CLT_API struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b);
 
 /* alpha * x -> shape of x. */
@@ -544,12 +705,46 @@ CLT_API struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, 
                                      int64_t start, int64_t length);
 
 /* ---- Layers (they add parameters named "<name>.<part>") ------------------------------- */
+/*
+ * Weight tying and shared layers. Each layer has an _ex form that takes a struct
+ * clt_layer_params: every member given (non-NULL) is used as that part of the layer instead of
+ * a new parameter, and the layer makes only the parts left NULL, under its name (a layer given
+ * every part makes none, and its name may be NULL). A given weight or bias must be a
+ * parameter of the same graph (clt_param, or a layer's, found with clt_graph_param) of exactly
+ * the shape the layer would make; batch norm's running averages must be state tensors of shape
+ * [C]. A member the layer does not have (a bias with bias off, running averages for any layer
+ * but batch norm) is an error too. Errors are recorded in the graph and name the layer, the
+ * part and both shapes. A parameter used by several layers or ops is one tensor: it is saved,
+ * initialised (by its first maker's rule) and updated once, and its gradient is the sum of the
+ * contributions of every use.
+ *
+ * Tying a language model's output layer to its token embedding, as GPT-2 does: the embedding's
+ * weight [vocab, dim] is exactly the [out, in] weight of a linear layer from dim to vocab, so
+ * no transpose is needed:
+ *
+ *     struct clt_tensor *h = clt_embedding(g, ids, vocab, dim, "tok");      // [N, T, dim]
+ *     ... transformer blocks ...
+ *     struct clt_layer_params tied = {.weight = clt_graph_param(g, "tok.weight")};
+ *     struct clt_tensor *logits = clt_linear_ex(g, h, vocab, false, "head", &tied);
+ *
+ * examples/char_gpt.c trains such a model on a text file and samples from it.
+ */
+struct clt_layer_params {
+    struct clt_tensor *weight;
+    struct clt_tensor *bias;
+    struct clt_tensor *running_mean; /* batch norm only */
+    struct clt_tensor *running_var;  /* batch norm only */
+};
 
 /* x [..., in] -> [..., out]: x * weight^T + bias; weight [out, in] Kaiming-uniform with
  * a = 1/sqrt(3) (PyTorch's nn.Linear), bias [out] U(-1/sqrt(in), 1/sqrt(in)).
  * Parameters "<name>.weight", "<name>.bias". */
 CLT_API struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x,
                                       int64_t out_features, bool bias, const char *name);
+/* The same with given parameters (use may be NULL): weight [out, in], bias [out]. */
+CLT_API struct clt_tensor *clt_linear_ex(struct clt_graph *g, struct clt_tensor *x,
+                                         int64_t out_features, bool bias, const char *name,
+                                         const struct clt_layer_params *use);
 
 struct clt_conv2d_desc {
     int64_t out_channels;
@@ -566,6 +761,11 @@ struct clt_conv2d_desc {
  * and "<name>.bias" [out], initialised as PyTorch's nn.Conv2d. */
 CLT_API struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
                                       const struct clt_conv2d_desc *desc, const char *name);
+/* The same with given parameters (use may be NULL): weight [out, C / groups, kh, kw], bias
+ * [out] (with desc->bias). */
+CLT_API struct clt_tensor *clt_conv2d_ex(struct clt_graph *g, struct clt_tensor *x,
+                                         const struct clt_conv2d_desc *desc, const char *name,
+                                         const struct clt_layer_params *use);
 
 /* Max and average pooling of x [N, C, H, W] -> [N, C, OH, OW] (OH as for convolution with
  * dilation 1; stride 0 means the kernel size). Average pooling counts padded elements
@@ -584,27 +784,73 @@ CLT_API struct clt_tensor *clt_global_avg_pool2d(struct clt_graph *g, struct clt
  * "<name>.running_mean", "<name>.running_var". -> shape of x. */
 CLT_API struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                           float momentum, const char *name);
+/* The same with given parameters and state (use may be NULL), each [C]. */
+CLT_API struct clt_tensor *clt_batch_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                             float momentum, const char *name,
+                                             const struct clt_layer_params *use);
 
 /* Layer norm over the last axis of x [..., D]. Parameters "<name>.weight" [D] (ones),
  * "<name>.bias" [D] (zeros). -> shape of x. */
 CLT_API struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                           const char *name);
+/* The same with given parameters (use may be NULL): weight and bias [D]. */
+CLT_API struct clt_tensor *clt_layer_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                             const char *name, const struct clt_layer_params *use);
 
 /* I32 ids [...] -> [..., dim]: rows of "<name>.weight" [vocab, dim] (N(0, 1), as PyTorch).
  * Ids outside [0, vocab) give zero rows. */
 CLT_API struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
                                          int64_t dim, const char *name);
+/* The same with a given weight [vocab, dim] (use may be NULL; a bias is an error). */
+CLT_API struct clt_tensor *clt_embedding_ex(struct clt_graph *g, struct clt_tensor *ids,
+                                            int64_t vocab, int64_t dim, const char *name,
+                                            const struct clt_layer_params *use);
 
-/* Scaled dot-product attention of q, k, v [B, H, T, Dh] -> [B, H, T, Dh], scale
- * 1/sqrt(Dh); with causal, position t attends to positions <= t. */
+/* Scaled dot-product attention of q [B, H, T, Dh] with k, v [B, HKV, T, Dh] -> [B, H, T, Dh],
+ * scale 1/sqrt(Dh); with causal, position t attends to positions <= t. HKV = H is multi-head
+ * attention; HKV dividing H is grouped-query attention: query head h uses key/value head
+ * h / (H / HKV) (PyTorch's repeat_interleave of k and v, as in Llama), and the gradients of k
+ * and v sum over the heads of each group. */
 CLT_API struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,
                                     struct clt_tensor *v, bool causal);
 
 /* Multi-head self-attention of x [N, T, D] -> [N, T, D]: one linear layer "<name>.qkv"
  * (D -> 3D) makes queries, keys and values, split into heads of D / heads features, then
- * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. */
+ * clt_sdpa, then the linear layer "<name>.proj" (D -> D). D divisible by heads. Both linear
+ * layers have biases: this is clt_attention_ex with .heads = heads, .causal = causal and
+ * .bias = true. */
 CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor *x, int64_t heads,
                                          bool causal, const char *name);
+
+/* The attention layer's options. A zeroed description has no biases (as clt_conv2d_desc). */
+struct clt_attention_desc {
+    int64_t heads;    /* H, query heads: D divisible by H; Dh = D / H features each */
+    int64_t kv_heads; /* HKV, key/value heads, dividing H (1: multi-query); 0 means H */
+    bool causal;      /* position t attends to positions <= t */
+    bool bias;        /* biases on "<name>.qkv" and "<name>.proj" */
+    struct clt_layer_params qkv, proj; /* given parameters of the two linear layers (tying);
+                                          zeroed: the layer makes its own */
+};
+
+/* Self-attention of x [N, T, D] -> [N, T, D], multi-head or grouped-query.
+ *
+ * Weight layout. "<name>.qkv.weight" is [(H + 2 HKV) Dh, D], a linear layer's [out, in]: its
+ * output features are the queries of head 0 .. H-1 (rows h Dh .. h Dh + Dh - 1 for head h),
+ * then the keys of key/value head 0 .. HKV-1 (rows H Dh + j Dh ..), then the values (rows
+ * (H + HKV) Dh + j Dh ..); feature c of a head is row (head's first row) + c.
+ * "<name>.qkv.bias" [(H + 2 HKV) Dh] is in the same order. With HKV = H the weight is [3D, D],
+ * q, k, v stacked: the layout of PyTorch's nn.MultiheadAttention in_proj_weight and in_proj_bias
+ * (and of GPT-2's c_attn, whose Conv1D stores the transpose [D, 3D]). The heads' outputs are
+ * joined as [H, Dh] = [D] per position (feature h Dh + c is head h's feature c) before
+ * "<name>.proj" (weight [D, D], bias [D]). The scores are scaled by 1/sqrt(Dh).
+ *
+ * With desc->bias false neither linear layer has a bias (and none is made). desc->qkv and
+ * desc->proj give parameters as clt_linear_ex takes them; name may be NULL when every
+ * parameter is given. Errors (D not divisible by H, HKV not dividing H, a given parameter of
+ * the wrong shape) are the graph's, naming the layer. */
+CLT_API struct clt_tensor *clt_attention_ex(struct clt_graph *g, struct clt_tensor *x,
+                                            const struct clt_attention_desc *desc,
+                                            const char *name);
 
 /* ==== Trainers: running a model ========================================================= */
 /*
@@ -615,7 +861,8 @@ CLT_API struct clt_tensor *clt_attention(struct clt_graph *g, struct clt_tensor 
  *
  *     struct clt_trainer_options opt;
  *     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
- *     opt.optimizer.lr = 1e-3f;
+ *     opt.optimizer.lr = 1e-3;
+ *     clt_optimizer_exempt_decay(&opt.optimizer);     // no decay for biases, norms, embeddings
  *     struct clt_trainer *tr = NULL;
  *     st = clt_trainer_create(dev, g, loss, &opt, &tr);
  *     for (step = 0; st == CLT_OK && step < steps; step++) {
@@ -640,26 +887,63 @@ enum clt_lr_schedule {
     CLT_LR_COSINE = 2, /* from lr down to min_lr over total_updates, half a cosine */
 };
 
-/* The optimizer, with PyTorch's meanings and defaults (clt_trainer_options_init). The
- * schedule counts optimizer updates; warmup_updates > 0 ramps the rate linearly from 0 over
- * that many updates first. clip_norm > 0 clips the global gradient norm. accumulate > 1
- * averages the gradients of that many steps (micro-batches) before each update. */
+/* A parameter group: the trained parameters it selects are updated with the schedule's
+ * rate times lr_scale and with their own weight decay (torch.optim's param_groups). A
+ * parameter selects the first group both of whose tests it passes: its name matches pattern
+ * (an fnmatch(3) glob such as "*.bias" or "blocks.*.attn.*"; "" matches every name) and its
+ * kind is in kinds (bits CLT_PARAM_KIND_BIT(kind); 0 accepts every kind). Parameters of no
+ * group use lr_scale 1 and the optimizer's weight_decay. Groups only change lr and weight
+ * decay; every other hyper-parameter is the optimizer's. */
+struct clt_param_group {
+    char pattern[64];
+    uint32_t kinds;
+    double lr_scale;     /* >= 0 */
+    double weight_decay; /* >= 0, replaces the optimizer's for this group */
+};
+
+#define CLT_MAX_PARAM_GROUPS 8
+
+/* The optimizer, with PyTorch's meanings and defaults (clt_trainer_options_init).
+ * Hyper-parameters are double, as in PyTorch: the engine derives what its float kernels use
+ * (1 - beta1, 1 - beta2, 1 - lr * weight_decay, lr * lr_scale) in double on the host and
+ * rounds each once, so 0.999 is 0.999 and not the float 0.99900001. The bias corrections
+ * 1 - beta^t are computed on the device (where the step counter t lives, since skipped steps
+ * do not count) from that 1 - beta, within a few float ulp. The schedule counts optimizer
+ * updates; warmup_updates > 0 ramps the rate linearly from 0 over that many updates first.
+ * clip_norm > 0 clips the global gradient norm. accumulate > 1 averages the gradients of that
+ * many steps (micro-batches) before each update. groups[0 .. ngroups-1]: parameter groups
+ * (clt_optimizer_add_group, clt_optimizer_exempt_decay). */
 struct clt_optimizer {
     enum clt_optim_kind kind;
-    float lr;
-    float momentum;          /* SGD */
-    bool nesterov;           /* SGD */
-    float beta1, beta2, eps; /* Adam, AdamW */
-    float weight_decay;
+    double lr;
+    double momentum;          /* SGD */
+    double dampening;         /* SGD with momentum: buf = momentum * buf + (1 - dampening) * g */
+    bool nesterov;            /* SGD; needs momentum > 0 and dampening 0 */
+    double beta1, beta2, eps; /* Adam, AdamW */
+    double weight_decay;      /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
     enum clt_lr_schedule schedule;
     int64_t step_size;
-    float gamma;
+    double gamma;
     int64_t total_updates;
-    float min_lr;
+    double min_lr;
     int64_t warmup_updates;
-    float clip_norm;
+    double clip_norm;
     uint32_t accumulate;
+    uint32_t ngroups;
+    struct clt_param_group groups[CLT_MAX_PARAM_GROUPS];
 };
+
+/* Appends a parameter group (see struct clt_param_group; pattern NULL is "").
+ * CLT_ERR_INVALID_ARGUMENT when the optimizer has CLT_MAX_PARAM_GROUPS groups already, the
+ * pattern does not fit, or lr_scale or weight_decay is negative or not finite. */
+CLT_API enum clt_status clt_optimizer_add_group(struct clt_optimizer *opt, const char *pattern,
+                                                uint32_t kinds, double lr_scale,
+                                                double weight_decay);
+
+/* AdamW's usual exemption in one call: appends a group of every bias, norm gain and shift,
+ * and embedding (by kind, any name) with weight decay 0 and lr_scale 1. Groups added before
+ * it take precedence. Errors as clt_optimizer_add_group. */
+CLT_API enum clt_status clt_optimizer_exempt_decay(struct clt_optimizer *opt);
 
 struct clt_trainer_options {
     struct clt_optimizer optimizer;
@@ -669,9 +953,10 @@ struct clt_trainer_options {
                                CLT_ERR_NONFINITE instead of being skipped and counted */
 };
 
-/* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0; Adam and AdamW lr
- * 1e-3, betas 0.9 and 0.999, eps 1e-8; AdamW weight decay 0.01), constant schedule, no
- * clipping, accumulate 1, seed 0, no recomputation, non-finite steps skipped. */
+/* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0, dampening 0; Adam and
+ * AdamW lr 1e-3, betas 0.9 and 0.999, eps 1e-8; AdamW weight decay 0.01), constant schedule,
+ * no clipping, accumulate 1, no parameter groups (one weight decay for every parameter, as
+ * torch.optim given model.parameters()), seed 0, no recomputation, non-finite steps skipped. */
 CLT_API void clt_trainer_options_init(struct clt_trainer_options *options,
                                       enum clt_optim_kind kind);
 
@@ -695,6 +980,23 @@ CLT_API void clt_trainer_free(struct clt_trainer *tr);
  * only enqueued. Every accumulate-th step also updates the parameters. */
 CLT_API enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inputs);
 
+/* Partial batches. The batch a graph is planned for is the leading dimension of its inputs
+ * (every input must share it). A batch of fewer rows (the last of a dataset) runs on the same
+ * plan: inputs[i] then holds only `rows` rows ([rows, ...], dense), the library pads the rest
+ * with zeros, and labels read by clt_cross_entropy with -1 (ignored). Every op keeps its
+ * planned shapes; the ops that reduce across the batch count real rows only: cross-entropy
+ * (through the ignored labels), mse, sum and mean over a tensor whose leading dimension is the
+ * batch, and batch norm in training mode (statistics and running averages over the real rows,
+ * no gradient into the padded ones). A step on N' < N rows thus equals a step of the same
+ * graph planned for N' rows (to rounding). With gradient accumulation a partial micro-batch
+ * counts as one micro-batch, as in PyTorch. A graph whose ops mix rows (concat or slice along
+ * axis 0, a permute that moves axis 0, a 2-D matmul across rows, a reduction over a tensor
+ * whose leading dimension is not the batch, cross-entropy labels that are not an input) runs
+ * full batches only: rows < N is CLT_ERR_UNSUPPORTED, naming the op, in the log. rows must be
+ * 1 .. N; clt_trainer_step is clt_trainer_step_rows with rows = N. */
+CLT_API enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const *inputs,
+                                              uint32_t rows);
+
 /* The loss of the latest step; waits for that step only. CLT_ERR_INVALID_ARGUMENT before
  * the first step. */
 CLT_API enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss);
@@ -712,10 +1014,19 @@ CLT_API enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_tra
 
 /* Forward only, in evaluation mode (dropout off, batch norm with running averages), on one
  * batch. Copies `count` floats of `output` (a tensor of the graph, or NULL) into out, and the
- * loss into *loss (may be NULL). Blocks. */
+ * loss into *loss (may be NULL). Only the nodes the output (and the loss, when asked for)
+ * depend on run, and an input they do not depend on may be NULL (a classifier's labels when
+ * only its logits are asked for). Blocks. */
 CLT_API enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inputs,
                                          const struct clt_tensor *output, float *out,
                                          uint64_t count, float *loss);
+
+/* clt_trainer_eval on a batch of `rows` real rows (see clt_trainer_step_rows); count is the
+ * output's size or, for an output whose leading dimension is the batch, the size of the real
+ * rows (only those are copied). The loss is the mean over the real rows. Blocks. */
+CLT_API enum clt_status clt_trainer_eval_rows(struct clt_trainer *tr, const void *const *inputs,
+                                              uint32_t rows, const struct clt_tensor *output,
+                                              float *out, uint64_t count, float *loss);
 
 /* Where device memory goes, in bytes. activations_unshared is what activations and their
  * gradients would take without the memory plan. */
@@ -859,6 +1170,128 @@ CLT_API void clt_batcher_get(const struct clt_batcher *b, struct clt_batcher_sta
 CLT_API enum clt_status clt_batcher_set(struct clt_batcher *b,
                                         const struct clt_batcher_state *state);
 
+/* ==== Inference: executors and classifier helpers ====================================== */
+/*
+ * An executor runs a graph forward only, for inference: made from a device, a graph and the
+ * outputs wanted, it plans only the nodes those outputs depend on (an input they do not depend
+ * on, such as a classifier's labels, is not needed), allocates no gradients and no optimizer
+ * state, and runs in evaluation mode (dropout off, batch norm on its running averages). Its
+ * parameters start from their initialisers; take them from a trainer (clt_executor_copy_params),
+ * a checkpoint (clt_executor_load) or the host, by name (clt_executor_param_write). After a run,
+ * the value of any output (and of any input, parameter or state tensor) can be read, by tensor
+ * or by name, until the next run. The graph must outlive the executor.
+ *
+ *     const struct clt_tensor *outs[] = {probs};
+ *     struct clt_executor *ex = NULL;
+ *     st = clt_executor_create(dev, g, outs, 1, &ex);
+ *     if (st == CLT_OK) st = clt_executor_load(ex, "model.safetensors");
+ *     const void *in[] = {images, NULL};                  // labels not needed
+ *     if (st == CLT_OK) st = clt_executor_run(ex, in, rows);  // rows <= the planned batch
+ *     if (st == CLT_OK) st = clt_executor_read(ex, probs, out, rows * 10);
+ *     clt_executor_free(ex);
+ */
+
+struct clt_executor;
+
+/* Makes an executor of the n outputs (F32 or I32 tensors of graph) on dev. Blocks (plans,
+ * compiles, allocates, initialises). CLT_ERR_DEVICE_MEMORY when it does not fit. */
+CLT_API enum clt_status clt_executor_create(struct clt_device *dev, const struct clt_graph *graph,
+                                            const struct clt_tensor *const *outputs, uint32_t n,
+                                            struct clt_executor **out);
+
+/* Waits for the executor's work and frees it. Accepts NULL. */
+CLT_API void clt_executor_free(struct clt_executor *ex);
+
+/* The planned batch (the inputs' leading dimension; 1 for a graph without inputs). */
+CLT_API int64_t clt_executor_batch(const struct clt_executor *ex);
+
+/* Where the executor's device memory goes (gradients and optimizer are 0). */
+CLT_API enum clt_status clt_executor_memory(const struct clt_executor *ex,
+                                            struct clt_memory_report *out);
+
+/* Copies every parameter and state tensor of the executor from the trainer's tensor of the
+ * same name and shape (a device copy when both are on one device, through the host
+ * otherwise). CLT_ERR_INVALID_ARGUMENT, naming the tensor, when one is missing or differs.
+ * Blocks. */
+CLT_API enum clt_status clt_executor_copy_params(struct clt_executor *ex, struct clt_trainer *tr);
+
+/* Loads parameters and state from a checkpoint, as clt_trainer_load without the optimizer. */
+CLT_API enum clt_status clt_executor_load(struct clt_executor *ex, const char *path);
+
+/* A parameter's values to or from the host, by name, as clt_trainer_param_read/_write. */
+CLT_API enum clt_status clt_executor_param_read(struct clt_executor *ex, const char *name,
+                                                float *dst, uint64_t count);
+CLT_API enum clt_status clt_executor_param_write(struct clt_executor *ex, const char *name,
+                                                 const float *src, uint64_t count);
+
+/* Runs the outputs forward on one batch of `rows` real rows (0 means the planned batch; fewer
+ * rows as for clt_trainer_step_rows). inputs[i] is the data of the graph's i-th input, NULL
+ * for an input the outputs do not depend on (inputs itself may be NULL if none is needed).
+ * Blocks. */
+CLT_API enum clt_status clt_executor_run(struct clt_executor *ex, const void *const *inputs,
+                                         uint32_t rows);
+
+/* Copies the latest run's value of t (an output, an input, a parameter or a state tensor;
+ * other tensors' memory is reused during the run) into dst: count elements, F32 or I32 as t
+ * is: its size or, when its leading dimension is the batch, the size of the latest run's
+ * real rows. clt_executor_read_named finds the first tensor of that name. Blocks. */
+CLT_API enum clt_status clt_executor_read(struct clt_executor *ex, const struct clt_tensor *t,
+                                          void *dst, uint64_t count);
+CLT_API enum clt_status clt_executor_read_named(struct clt_executor *ex, const char *name,
+                                                void *dst, uint64_t count);
+
+/*
+ * Classifier helpers, for a trainer (evaluation mode, through clt_trainer_eval_rows) or an
+ * executor (whose outputs must include the logits). A classifier is a graph with an F32
+ * features input [N, example shape...], an I32 labels input [N] (only evaluation needs it)
+ * and logits [N, K]. Over a dataset the examples run in file order, in batches of the planned
+ * size; the last, partial, batch is padded (the real rows do not depend on the padding in
+ * evaluation mode) and only its real rows are counted or written.
+ */
+struct clt_classifier {
+    const struct clt_tensor *features; /* input [N, ...] F32 */
+    const struct clt_tensor *labels;   /* input [N] I32, or NULL (prediction only) */
+    const struct clt_tensor *logits;   /* [N, K] F32 */
+};
+
+struct clt_eval_result {
+    uint64_t examples; /* examples counted: those whose label is in 0 .. K-1 */
+    uint64_t correct;  /* of which the largest logit (the first, on ties) is the label */
+    double loss;       /* mean cross-entropy of softmax(logits) against the labels, in nats,
+                          computed on the host in double (no label smoothing) */
+    double accuracy;   /* correct / examples (0 without examples) */
+};
+
+/* Evaluates the classifier over every example of ds. confusion, when not NULL, is [K, K] and
+ * receives the counts (row = label, column = prediction). Blocks. */
+CLT_API enum clt_status clt_trainer_evaluate(struct clt_trainer *tr, const struct clt_classifier *c,
+                                             const struct clt_dataset *ds, uint64_t *confusion,
+                                             struct clt_eval_result *out);
+CLT_API enum clt_status clt_executor_evaluate(struct clt_executor *ex,
+                                              const struct clt_classifier *c,
+                                              const struct clt_dataset *ds, uint64_t *confusion,
+                                              struct clt_eval_result *out);
+
+/* Predicts one batch of `rows` real rows (inputs as for clt_executor_run; 1 .. N rows):
+ * classes [rows] the largest logit's index, probs [rows, K] the softmax of the logits; either
+ * may be NULL. Blocks. */
+CLT_API enum clt_status clt_trainer_predict(struct clt_trainer *tr, const void *const *inputs,
+                                            uint32_t rows, const struct clt_tensor *logits,
+                                            int32_t *classes, float *probs);
+CLT_API enum clt_status clt_executor_predict(struct clt_executor *ex, const void *const *inputs,
+                                             uint32_t rows, const struct clt_tensor *logits,
+                                             int32_t *classes, float *probs);
+
+/* Predicts every example of ds: classes [count], probs [count, K] (either may be NULL). */
+CLT_API enum clt_status clt_trainer_predict_dataset(struct clt_trainer *tr,
+                                                    const struct clt_classifier *c,
+                                                    const struct clt_dataset *ds, int32_t *classes,
+                                                    float *probs);
+CLT_API enum clt_status clt_executor_predict_dataset(struct clt_executor *ex,
+                                                     const struct clt_classifier *c,
+                                                     const struct clt_dataset *ds, int32_t *classes,
+                                                     float *probs);
+
 /* ==== Checkpoints ======================================================================= */
 /*
  * Checkpoints are safetensors files: an 8-byte little-endian header length, a JSON header
@@ -888,11 +1321,39 @@ struct clt_meta {
 CLT_API enum clt_status clt_trainer_save(struct clt_trainer *tr, const char *path,
                                          const struct clt_meta *meta, size_t n);
 
-/* Loads a checkpoint into a trainer made from the same model: every parameter and state
- * tensor must be present with the same shape (CLT_ERR_FORMAT naming the first mismatch
- * otherwise). With optimizer, also the moments and counters, so that training continues as
- * if never stopped. */
+/* Loads a checkpoint into a trainer made from the same model, strictly: every parameter and
+ * state tensor must be present with the same shape, and every tensor of the file must be one
+ * of them or their optimizer state ("optimizer.m.<name>", ...); CLT_ERR_FORMAT naming the
+ * first missing or mismatched tensor, or the tensors the model does not use, otherwise. With
+ * optimizer, also the moments and counters, so that training continues as if never stopped.
+ * clt_trainer_load_with with strict set. */
 CLT_API enum clt_status clt_trainer_load(struct clt_trainer *tr, const char *path, bool optimizer);
+
+/* How clt_trainer_load_with loads. */
+struct clt_load_options {
+    bool optimizer; /* also the optimizer's moments and counters (needs them all in the file) */
+    bool strict;    /* refuse a file that lacks a parameter or holds tensors not used */
+};
+
+/* What a load found. A tensor of the file is used when it is a parameter or state of the
+ * model, or that parameter's optimizer state ("optimizer.m.<name>", "optimizer.v.<name>",
+ * "optimizer.grad.<name>"; used even when the load leaves the optimizer out). */
+struct clt_load_report {
+    uint32_t loaded;  /* parameters and state tensors loaded */
+    uint32_t missing; /* parameters and state tensors the file lacks (not strict: they keep
+                         their values) */
+    uint32_t unused;  /* tensors of the file the model has no use for */
+};
+
+/* Loads a checkpoint as options say (NULL: parameters only, strict) and fills report (may be
+ * NULL) whether it succeeds or not. Each missing parameter and unused tensor is named in the
+ * log (WARN when not strict, ERROR when strict: the first ten of each, then a count). A
+ * parameter whose shape or dtype differs is an error in both modes. Like clt_trainer_load,
+ * it checks everything before it writes to the device: a failed load leaves the trainer as
+ * it was. Blocks. */
+CLT_API enum clt_status clt_trainer_load_with(struct clt_trainer *tr, const char *path,
+                                              const struct clt_load_options *options,
+                                              struct clt_load_report *report);
 
 struct clt_checkpoint;
 
@@ -905,10 +1366,47 @@ CLT_API void clt_checkpoint_close(struct clt_checkpoint *ck);
 /* The metadata value of key, or NULL. Valid until clt_checkpoint_close. */
 CLT_API const char *clt_checkpoint_meta(const struct clt_checkpoint *ck, const char *key);
 
-/* Tensors: count, and the name, shape and F32 data of one (data valid until close), in name
- * order. A tensor of another dtype, or of more than CLT_MAX_DIMS dimensions, is
- * CLT_ERR_UNSUPPORTED. */
+/* Tensors are numbered 0 .. count-1 in name order. Any tensor of a valid file can be
+ * described (clt_checkpoint_tensor_info) and found by name (clt_checkpoint_find); its data can
+ * be read converted (clt_checkpoint_read_f32, clt_checkpoint_read_i64) or, for F32 tensors of
+ * at most CLT_MAX_DIMS dimensions, borrowed (clt_checkpoint_tensor). */
 CLT_API uint32_t clt_checkpoint_tensor_count(const struct clt_checkpoint *ck);
+
+/* Most dimensions of a tensor in a file cltrain reads. */
+#define CLT_CHECKPOINT_MAX_DIMS 8
+
+struct clt_checkpoint_info {
+    const char *name;  /* valid until clt_checkpoint_close */
+    const char *dtype; /* as the file says: "F32", "F16", "BF16", "I64", "I32", "U8", ... */
+    uint32_t ndim;
+    int64_t shape[CLT_CHECKPOINT_MAX_DIMS];
+    uint64_t count; /* elements */
+};
+
+/* Describes tensor `index`. CLT_ERR_INVALID_ARGUMENT (no log) for an index out of range. */
+CLT_API enum clt_status clt_checkpoint_tensor_info(const struct clt_checkpoint *ck, uint32_t index,
+                                                   struct clt_checkpoint_info *out);
+
+/* The index of the tensor named name. CLT_ERR_INVALID_ARGUMENT, with no log line, when the
+ * file has none (a question, not a failure: the caller decides). */
+CLT_API enum clt_status clt_checkpoint_find(const struct clt_checkpoint *ck, const char *name,
+                                            uint32_t *index);
+
+/* Copies the tensor named name, of exactly count elements, into dst as floats: F32 as is,
+ * F16 and BF16 widened exactly, F64 rounded, I32 and I64 converted (exact up to 2^24 in
+ * magnitude). Other dtypes are CLT_ERR_UNSUPPORTED; a missing name or a wrong count
+ * CLT_ERR_INVALID_ARGUMENT. Each failure logs one ERROR line naming the tensor and why. */
+CLT_API enum clt_status clt_checkpoint_read_f32(const struct clt_checkpoint *ck, const char *name,
+                                                float *dst, uint64_t count);
+
+/* The same into 64-bit integers, from I64, I32 (and the other integer dtypes: I8, U8, I16,
+ * U16, U32, BOOL); float dtypes and U64 values above INT64_MAX are CLT_ERR_UNSUPPORTED. */
+CLT_API enum clt_status clt_checkpoint_read_i64(const struct clt_checkpoint *ck, const char *name,
+                                                int64_t *dst, uint64_t count);
+
+/* The name, shape and F32 data of tensor `index`, borrowed (data valid until close). A tensor
+ * of another dtype, or of more than CLT_MAX_DIMS dimensions, is CLT_ERR_UNSUPPORTED with no
+ * log line (clt_checkpoint_tensor_info says which; clt_checkpoint_read_f32 converts). */
 CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, uint32_t index,
                                               const char **name, uint32_t *ndim, int64_t *shape,
                                               const float **data);

@@ -180,12 +180,29 @@ static struct clt_tensor *bench_activation(struct clt_graph *g)
     return clt_gelu(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), true);
 }
 
+static void act_scalars(const struct clt__exec *x, const struct clt_tensor *t,
+                        struct clt__ew_scalars *out)
+{
+    (void)x;
+    out->u0 = (uint32_t)t->p.activation.act;
+    out->f0 = t->p.activation.slope;
+}
+
+/* activation_forward and activation_backward of cl/activation.cl. */
+static const struct clt__ew act_ew = {
+    .forward = "act_eval((int)u0, f0, a).x",
+    .backward = {"dy * act_eval((int)u0, f0, a).y"},
+    .reads = CLT__EW_A,
+    .scalars = act_scalars,
+};
+
 const struct clt__op_def clt__op_activation = {
     .saves = CLT__SAVES_INPUT(0),
     .recomputable = true,
     .forward = act_forward,
     .backward = act_backward,
     .bench = bench_activation,
+    .ew = &act_ew,
 };
 
 static struct clt_tensor *activation(struct clt_graph *g, struct clt_tensor *x, enum clt__act act,
@@ -235,23 +252,46 @@ struct clt_tensor *clt_silu(struct clt_graph *g, struct clt_tensor *x)
 
 /* ---- dropout ----------------------------------------------------------------------------- */
 
+/* The Philox key of a dropout node: the node's id joins the seed so that two dropout layers
+ * draw different masks. */
+static uint64_t dropout_key(const struct clt__exec *x, const struct clt_tensor *t)
+{
+    return x->seed ^ ((uint64_t)t->id << 40);
+}
+
 static enum clt_status dropout_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
     struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t);
     if (!x->training)
         return clt__copy_forward(x->dev, clt__count(t), in, out);
-    /* The node's id joins the seed so that two dropout layers draw different masks. */
-    return clt__dropout_forward(x->dev, t->p.dropout.p, x->seed ^ ((uint64_t)t->id << 40), x->step,
-                                clt__count(t), in, out);
+    return clt__dropout_forward(x->dev, t->p.dropout.p, dropout_key(x, t), x->step, clt__count(t),
+                                in, out);
 }
 
 static enum clt_status dropout_backward(struct clt__exec *x, const struct clt_tensor *t,
                                         uint32_t acc)
 {
-    return clt__dropout_backward(x->dev, t->p.dropout.p, x->seed ^ ((uint64_t)t->id << 40), x->step,
-                                 clt__count(t), clt__grad(x, t), clt__grad(x, t->in[0]),
-                                 CLT__ACC(acc, 0));
+    return clt__dropout_backward(x->dev, t->p.dropout.p, dropout_key(x, t), x->step, clt__count(t),
+                                 clt__grad(x, t), clt__grad(x, t->in[0]), CLT__ACC(acc, 0));
 }
+
+/* The key in u0, u1; p and the scale in f0, f1 (0 and 1 in evaluation: every element kept). */
+static void dropout_scalars(const struct clt__exec *x, const struct clt_tensor *t,
+                            struct clt__ew_scalars *out)
+{
+    uint64_t key = dropout_key(x, t);
+    out->u0 = (uint32_t)key;
+    out->u1 = (uint32_t)(key >> 32);
+    out->f0 = x->training ? t->p.dropout.p : 0.0f;
+    out->f1 = x->training ? clt__dropout_scale(t->p.dropout.p) : 1.0f;
+}
+
+/* dropout_forward and dropout_backward: the same draw per element (dropout_keep). */
+static const struct clt__ew dropout_ew = {
+    .forward = "dropout_keep((uint2)(u0, u1), step, f0, e) ? a * f1 : 0.0f",
+    .backward = {"dropout_keep((uint2)(u0, u1), step, f0, e) ? dy * f1 : 0.0f"},
+    .scalars = dropout_scalars,
+};
 
 /* p 0.1 over 2^20 elements. */
 static struct clt_tensor *bench_dropout(struct clt_graph *g)
@@ -259,8 +299,10 @@ static struct clt_tensor *bench_dropout(struct clt_graph *g)
     return clt_dropout(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), 0.1f);
 }
 
-const struct clt__op_def clt__op_dropout = {
-    .forward = dropout_forward, .backward = dropout_backward, .bench = bench_dropout};
+const struct clt__op_def clt__op_dropout = {.forward = dropout_forward,
+                                            .backward = dropout_backward,
+                                            .bench = bench_dropout,
+                                            .ew = &dropout_ew};
 
 struct clt_tensor *clt_dropout(struct clt_graph *g, struct clt_tensor *x, float p)
 {

@@ -444,9 +444,17 @@ const struct clt__op_def clt__op_conv2d = {
 struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
                               const struct clt_conv2d_desc *desc, const char *name)
 {
-    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
-    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "weight", wname) ||
-        !clt__param_name(g, name, "bias", bname))
+    return clt_conv2d_ex(g, x, desc, name, NULL);
+}
+
+struct clt_tensor *clt_conv2d_ex(struct clt_graph *g, struct clt_tensor *x,
+                                 const struct clt_conv2d_desc *desc, const char *name,
+                                 const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
+    if (!clt__graph_ok(g, 1, &x))
         return NULL;
     if (!desc || x->ndim != 4 || x->dtype != CLT_F32) {
         clt__require(g, false, "conv2d: needs F32 x [N, C, H, W] and a description");
@@ -472,17 +480,23 @@ struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
     if (clt__conv2d_resolve(&log, &c) != CLT_OK) {
         clt__graph_fail(g, CLT_ERR_INVALID_ARGUMENT,
                         "conv2d %s: impossible parameters for input [%lld, %lld, %lld, %lld]: %s",
-                        name, (long long)c.n, (long long)c.c_in, (long long)c.h, (long long)c.w,
-                        g->note);
+                        name ? name : "(unnamed)", (long long)c.n, (long long)c.c_in,
+                        (long long)c.h, (long long)c.w, g->note);
         return NULL;
     }
+    if (!clt__layer_params_only(g, "conv2d", name, use, desc->bias, false))
+        return NULL;
     int64_t fan_in = c.c_in / c.groups * c.kh * c.kw;
-    struct clt_tensor *w = clt_param(
-        g, wname, 4, (int64_t[]){c.c_out, c.c_in / c.groups, c.kh, c.kw}, clt__init_torch_weight());
-    struct clt_tensor *b =
-        desc->bias ? clt_param(g, bname, 1, &c.c_out, clt__init_torch_bias(fan_in)) : NULL;
+    struct clt_tensor *w = clt__layer_param(g, "conv2d", name, "weight", use->weight, false, 4,
+                                            (int64_t[]){c.c_out, c.c_in / c.groups, c.kh, c.kw},
+                                            clt__init_torch_weight());
+    struct clt_tensor *b = desc->bias && w
+                               ? clt__layer_param(g, "conv2d", name, "bias", use->bias, false, 1,
+                                                  &c.c_out, clt__init_torch_bias(fan_in))
+                               : NULL;
     if (!w || (desc->bias && !b))
         return NULL;
+    clt_param_set_kind(b, CLT_PARAM_BIAS);
     struct clt_tensor *in[3] = {x, w, b};
     struct clt_tensor *t = clt__node(g, CLT__OP_conv2d, desc->bias ? 3 : 2, in, CLT_F32, 4,
                                      (int64_t[]){c.n, c.c_out, c.oh, c.ow});

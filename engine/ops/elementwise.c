@@ -1,9 +1,9 @@
 /*
  * elementwise.c: the elementwise family: launchers of cl/elementwise.cl and of the linear
- * layer (contracts in ops/elementwise.h), then the graph ops matmul, linear, add, mul,
- * scale, add_bias and sum/mean (their definitions in the registry, ops/ops.h, and their
- * public builders). Launchers check their arguments, set them and enqueue; nothing here
- * allocates or waits.
+ * layer (contracts in ops/elementwise.h), then the graph ops matmul, linear, scale and
+ * sum/mean (their definitions in the registry, ops/ops.h, and their public builders); add,
+ * sub, mul, add_bias and mul_broadcast are in ops/broadcast.c. Launchers check their
+ * arguments, set them and enqueue; nothing here allocates or waits.
  */
 #include <math.h>
 
@@ -512,15 +512,6 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
 
 /* ==== Graph ops: definitions and public builders ========================================= */
 
-/* Whether s's shape is the trailing axes of x's. */
-static bool trailing(const struct clt_tensor *x, const struct clt_tensor *s)
-{
-    if (s->ndim > x->ndim)
-        return false;
-    uint32_t lead = x->ndim - s->ndim;
-    return memcmp(x->shape + lead, s->shape, s->ndim * sizeof *s->shape) == 0;
-}
-
 /* ---- matmul ------------------------------------------------------------------------------ */
 
 /* M, N, K and the batch of a matmul node. */
@@ -627,7 +618,8 @@ struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a, struct 
 static enum clt_status linear_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
     const struct clt_tensor *w = t->in[1];
-    struct clt__buf bias = t->nin > 2 ? clt__val(x, t->in[2]) : (struct clt__buf){NULL, 0};
+    struct clt__buf bias =
+        t->nin > 2 && !clt__bias_fused(x, t) ? clt__val(x, t->in[2]) : (struct clt__buf){NULL, 0};
     return clt__linear_forward(x->dev, clt__rows(t), w->shape[1], w->shape[0],
                                clt__val(x, t->in[0]), clt__val(x, w), bias, clt__val(x, t));
 }
@@ -663,22 +655,35 @@ const struct clt__op_def clt__op_linear = {
     .forward = linear_forward,
     .backward = linear_backward,
     .bench = bench_linear,
+    .bias_input = 2,
 };
 
 struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
                               bool bias, const char *name)
 {
-    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
+    return clt_linear_ex(g, x, out_features, bias, name, NULL);
+}
+
+struct clt_tensor *clt_linear_ex(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
+                                 bool bias, const char *name, const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
     if (!clt__graph_ok(g, 1, &x) || !clt__is_f32(g, x, "linear") ||
-        !clt__param_name(g, name, "weight", wname) || !clt__param_name(g, name, "bias", bname))
+        !clt__layer_params_only(g, "linear", name, use, bias, false))
         return NULL;
     int64_t in = x->shape[x->ndim - 1];
     struct clt_tensor *w =
-        clt_param(g, wname, 2, (int64_t[]){out_features, in}, clt__init_torch_weight());
+        clt__layer_param(g, "linear", name, "weight", use->weight, false, 2,
+                         (int64_t[]){out_features, in}, clt__init_torch_weight());
     struct clt_tensor *b =
-        bias ? clt_param(g, bname, 1, (int64_t[]){out_features}, clt__init_torch_bias(in)) : NULL;
+        bias && w ? clt__layer_param(g, "linear", name, "bias", use->bias, false, 1,
+                                     (int64_t[]){out_features}, clt__init_torch_bias(in))
+                  : NULL;
     if (!w || (bias && !b))
         return NULL;
+    clt_param_set_kind(b, CLT_PARAM_BIAS);
     struct clt_tensor *ins[3] = {x, w, b};
     int64_t shape[CLT_MAX_DIMS];
     memcpy(shape, x->shape, x->ndim * sizeof *shape);
@@ -686,90 +691,7 @@ struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t
     return clt__node(g, CLT__OP_linear, bias ? 3 : 2, ins, CLT_F32, x->ndim, shape);
 }
 
-/* ---- add, mul, scale, add_bias ----------------------------------------------------------- */
-
-static enum clt_status add_forward(struct clt__exec *x, const struct clt_tensor *t)
-{
-    return clt__add_forward(x->dev, clt__count(t), clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                            clt__val(x, t));
-}
-
-static enum clt_status add_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
-{
-    struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
-        struct clt__buf d = clt__grad(x, t->in[i]);
-        if (d.mem)
-            st = clt__add_backward(x->dev, clt__count(t), dy, i == 0 ? d : none, i == 1 ? d : none,
-                                   CLT__ACC(acc, i));
-    }
-    return st;
-}
-
-/* 2^20 elements. */
-static struct clt_tensor *bench_add(struct clt_graph *g)
-{
-    return clt_add(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
-}
-
-const struct clt__op_def clt__op_add = {
-    .forward = add_forward, .backward = add_backward, .bench = bench_add};
-
-static enum clt_status mul_forward(struct clt__exec *x, const struct clt_tensor *t)
-{
-    return clt__mul_forward(x->dev, clt__count(t), clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                            clt__val(x, t));
-}
-
-static enum clt_status mul_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
-{
-    struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
-    struct clt__buf a = clt__val(x, t->in[0]), b = clt__val(x, t->in[1]);
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
-        struct clt__buf d = clt__grad(x, t->in[i]);
-        if (d.mem)
-            st = clt__mul_backward(x->dev, clt__count(t), a, b, dy, i == 0 ? d : none,
-                                   i == 1 ? d : none, CLT__ACC(acc, i));
-    }
-    return st;
-}
-
-/* 2^20 elements. */
-static struct clt_tensor *bench_mul(struct clt_graph *g)
-{
-    return clt_mul(g, CLT__BENCH_PARAM(g, "a", 1, 1 << 20), CLT__BENCH_PARAM(g, "b", 1, 1 << 20));
-}
-
-const struct clt__op_def clt__op_mul = {
-    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
-    .forward = mul_forward,
-    .backward = mul_backward,
-    .bench = bench_mul,
-};
-
-static struct clt_tensor *binary(struct clt_graph *g, enum clt__op op, struct clt_tensor *a,
-                                 struct clt_tensor *b)
-{
-    struct clt_tensor *in[2] = {a, b};
-    const char *name = clt__op_names[op];
-    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, a, name) || !clt__is_f32(g, b, name))
-        return NULL;
-    if (!clt__require(g, clt__same_shape(a, b), "add/mul: the shapes differ"))
-        return NULL;
-    return clt__node(g, op, 2, in, CLT_F32, a->ndim, a->shape);
-}
-
-struct clt_tensor *clt_add(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b)
-{
-    return binary(g, CLT__OP_add, a, b);
-}
-
-struct clt_tensor *clt_mul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b)
-{
-    return binary(g, CLT__OP_mul, a, b);
-}
+/* ---- scale ------------------------------------------------------------------------------ */
 
 static enum clt_status scale_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
@@ -789,8 +711,18 @@ static struct clt_tensor *bench_scale(struct clt_graph *g)
     return clt_scale(g, CLT__BENCH_PARAM(g, "x", 1, 1 << 20), 0.5f);
 }
 
+static void scale_scalars(const struct clt__exec *x, const struct clt_tensor *t,
+                          struct clt__ew_scalars *out)
+{
+    (void)x;
+    out->f0 = t->p.scale.alpha;
+}
+
+static const struct clt__ew scale_ew = {
+    .forward = "f0 * a", .backward = {"f0 * dy"}, .scalars = scale_scalars};
+
 const struct clt__op_def clt__op_scale = {
-    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale};
+    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale, .ew = &scale_ew};
 
 struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha)
 {
@@ -803,96 +735,6 @@ struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float al
     return t;
 }
 
-/* x [rows, cols] as the leading axes of x times the trailing ones, which the bias has. */
-static enum clt_status bias_forward(struct clt__exec *x, const struct clt_tensor *t)
-{
-    int64_t cols = clt__count(t->in[1]);
-    return clt__bias_forward(x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]),
-                             clt__val(x, t->in[1]), clt__val(x, t));
-}
-
-static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
-{
-    struct clt__buf none = {NULL, 0}, dy = clt__grad(x, t);
-    int64_t cols = clt__count(t->in[1]);
-    enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < 2 && st == CLT_OK; i++) {
-        struct clt__buf d = clt__grad(x, t->in[i]);
-        if (d.mem)
-            st = clt__bias_backward(x->dev, clt__count(t) / cols, cols, dy, i == 0 ? d : none,
-                                    i == 1 ? d : none, CLT__ACC(acc, i));
-    }
-    return st;
-}
-
-/* x [2048, 512] + bias [512]. */
-static struct clt_tensor *bench_add_bias(struct clt_graph *g)
-{
-    return clt_add_bias(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512),
-                        CLT__BENCH_PARAM(g, "bias", 1, 512));
-}
-
-const struct clt__op_def clt__op_add_bias = {
-    .forward = bias_forward, .backward = bias_backward, .bench = bench_add_bias};
-
-struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x, struct clt_tensor *bias)
-{
-    struct clt_tensor *in[2] = {x, bias};
-    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, x, "add_bias") ||
-        !clt__is_f32(g, bias, "add_bias"))
-        return NULL;
-    if (!clt__require(g, trailing(x, bias),
-                      "add_bias: the shape of the bias must be the trailing axes of x"))
-        return NULL;
-    return clt__node(g, CLT__OP_add_bias, 2, in, CLT_F32, x->ndim, x->shape);
-}
-
-/* ---- mul_broadcast --------------------------------------------------------------------- */
-
-/* x [rows, cols] as the leading axes of x times the trailing ones, which s has. */
-static enum clt_status mul_broadcast_forward(struct clt__exec *x, const struct clt_tensor *t)
-{
-    int64_t cols = clt__count(t->in[1]);
-    return clt__mul_broadcast_forward(x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]),
-                                      clt__val(x, t->in[1]), clt__val(x, t));
-}
-
-static enum clt_status mul_broadcast_backward(struct clt__exec *x, const struct clt_tensor *t,
-                                              uint32_t acc)
-{
-    int64_t cols = clt__count(t->in[1]);
-    return clt__mul_broadcast_backward(x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]),
-                                       clt__val(x, t->in[1]), clt__grad(x, t),
-                                       clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), acc);
-}
-
-/* x [2048, 512] * s [512]. */
-static struct clt_tensor *bench_mul_broadcast(struct clt_graph *g)
-{
-    return clt_mul_broadcast(g, CLT__BENCH_PARAM(g, "x", 2, 2048, 512),
-                             CLT__BENCH_PARAM(g, "s", 1, 512));
-}
-
-const struct clt__op_def clt__op_mul_broadcast = {
-    .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
-    .forward = mul_broadcast_forward,
-    .backward = mul_broadcast_backward,
-    .bench = bench_mul_broadcast,
-};
-
-struct clt_tensor *clt_mul_broadcast(struct clt_graph *g, struct clt_tensor *x,
-                                     struct clt_tensor *s)
-{
-    struct clt_tensor *in[2] = {x, s};
-    if (!clt__graph_ok(g, 2, in) || !clt__is_f32(g, x, "mul_broadcast") ||
-        !clt__is_f32(g, s, "mul_broadcast"))
-        return NULL;
-    if (!clt__require(g, trailing(x, s),
-                      "mul_broadcast: the shape of s must be the trailing axes of x"))
-        return NULL;
-    return clt__node(g, CLT__OP_mul_broadcast, 2, in, CLT_F32, x->ndim, x->shape);
-}
-
 /* ---- sum and mean ------------------------------------------------------------------------ */
 
 static uint64_t reduce_workspace(const struct clt_tensor *t)
@@ -900,9 +742,11 @@ static uint64_t reduce_workspace(const struct clt_tensor *t)
     return clt__reduce_workspace_bytes(clt__count(t->in[0]));
 }
 
+/* Partial batches: the sum or mean is over the real rows (clt__real_count), and padded rows
+ * get no gradient. */
 static enum clt_status sum_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    int64_t n = clt__count(t->in[0]);
+    int64_t n = clt__real_count(x, t->in[0]);
     struct clt__buf in = clt__val(x, t->in[0]), out = clt__val(x, t), w = clt__workspace(x);
     return t->p.sum.mean ? clt__mean_forward(x->dev, n, in, out, w)
                          : clt__sum_forward(x->dev, n, in, out, w);
@@ -910,11 +754,12 @@ static enum clt_status sum_forward(struct clt__exec *x, const struct clt_tensor 
 
 static enum clt_status sum_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
-    int64_t n = clt__count(t->in[0]);
+    int64_t n = clt__real_count(x, t->in[0]);
     struct clt__buf dy = clt__grad(x, t), dx = clt__grad(x, t->in[0]);
     bool add = CLT__ACC(acc, 0);
-    return t->p.sum.mean ? clt__mean_backward(x->dev, n, dy, dx, add)
-                         : clt__sum_backward(x->dev, n, dy, dx, add);
+    enum clt_status st = t->p.sum.mean ? clt__mean_backward(x->dev, n, dy, dx, add)
+                                       : clt__sum_backward(x->dev, n, dy, dx, add);
+    return st == CLT_OK && !add ? clt__zero_padding(x, t->in[0], dx) : st;
 }
 
 /* i[0]: 1 for the mean. */

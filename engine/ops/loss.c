@@ -455,9 +455,11 @@ static uint64_t mse_workspace(const struct clt_tensor *t)
     return clt__mse_workspace_bytes(clt__count(t->in[0]));
 }
 
+/* Partial batches: the mean is over the real rows (clt__real_count); padded rows get no
+ * gradient. */
 static enum clt_status mse_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    return clt__mse_forward(x->dev, clt__count(t->in[0]), clt__val(x, t->in[0]),
+    return clt__mse_forward(x->dev, clt__real_count(x, t->in[0]), clt__val(x, t->in[0]),
                             clt__val(x, t->in[1]), clt__workspace(x), clt__val(x, t));
 }
 
@@ -467,9 +469,11 @@ static enum clt_status mse_backward(struct clt__exec *x, const struct clt_tensor
         clt__log(&x->dev->log, CLT_LOG_ERROR, "mse: the target cannot need a gradient");
         return CLT_ERR_UNSUPPORTED;
     }
-    return clt__mse_backward(x->dev, clt__count(t->in[0]), clt__val(x, t->in[0]),
-                             clt__val(x, t->in[1]), clt__grad(x, t), clt__grad(x, t->in[0]),
-                             CLT__ACC(acc, 0));
+    struct clt__buf dx = clt__grad(x, t->in[0]);
+    enum clt_status st =
+        clt__mse_backward(x->dev, clt__real_count(x, t->in[0]), clt__val(x, t->in[0]),
+                          clt__val(x, t->in[1]), clt__grad(x, t), dx, CLT__ACC(acc, 0));
+    return st == CLT_OK && !CLT__ACC(acc, 0) ? clt__zero_padding(x, t->in[0], dx) : st;
 }
 
 /* 2^20 elements against a target input. */

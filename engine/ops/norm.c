@@ -404,20 +404,29 @@ static enum clt_status bn_forward(struct clt__exec *x, const struct clt_tensor *
     if (!x->training)
         return clt__batchnorm_forward_inference(x->dev, n, c, s, in, gamma, beta, rmean, rvar,
                                                 t->p.norm.eps, out);
-    return clt__batchnorm_forward(x->dev, n, c, s, in, gamma, beta, t->p.norm.eps,
-                                  t->p.norm.momentum, rmean, rvar, out, clt__aux(x, t, 0),
-                                  clt__aux(x, t, 1), clt__workspace(x));
+    /* Partial batches: the real rows are the first ones ([n, c, s] is batch-major); the
+     * statistics and running averages are theirs, and padded rows of y are zero. */
+    int64_t rows = clt__real_count(x, t) / (c * s);
+    enum clt_status st = clt__batchnorm_forward(
+        x->dev, rows, c, s, in, gamma, beta, t->p.norm.eps, t->p.norm.momentum, rmean, rvar, out,
+        clt__aux(x, t, 0), clt__aux(x, t, 1), clt__workspace(x));
+    return st == CLT_OK ? clt__zero_padding(x, t, out) : st;
 }
 
 static enum clt_status bn_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     int64_t n, c, s;
     bn_dims(t, &n, &c, &s);
-    /* One call: the statistics pass serves all three gradients. */
-    return clt__batchnorm_backward(
-        x->dev, n, c, s, clt__val(x, t->in[0]), clt__grad(x, t), clt__val(x, t->in[1]),
-        clt__aux(x, t, 0), clt__aux(x, t, 1), clt__grad(x, t->in[0]), clt__grad(x, t->in[1]),
-        clt__grad(x, t->in[2]), acc & CLT__NORM_ACC_ALL, clt__workspace(x));
+    /* One call: the statistics pass serves all three gradients. Partial batches: sums over
+     * the real rows only, and no gradient into the padded ones. */
+    int64_t rows = x->training ? clt__real_count(x, t) / (c * s) : n;
+    struct clt__buf dx = clt__grad(x, t->in[0]);
+    enum clt_status st = clt__batchnorm_backward(
+        x->dev, rows, c, s, clt__val(x, t->in[0]), clt__grad(x, t), clt__val(x, t->in[1]),
+        clt__aux(x, t, 0), clt__aux(x, t, 1), dx, clt__grad(x, t->in[1]), clt__grad(x, t->in[2]),
+        acc & CLT__NORM_ACC_ALL, clt__workspace(x));
+    bool dx_added = (acc & CLT__NORM_ACC_DX) != 0;
+    return st == CLT_OK && !dx_added ? clt__zero_padding(x, t, dx) : st;
 }
 
 /* Training mode over x [32, 32, 28, 28]. */
@@ -437,13 +446,18 @@ const struct clt__op_def clt__op_batch_norm = {
 struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                   float momentum, const char *name)
 {
-    char names[4][CLT__NAME_MAX];
-    const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
+    return clt_batch_norm_ex(g, x, eps, momentum, name, NULL);
+}
+
+struct clt_tensor *clt_batch_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                     float momentum, const char *name,
+                                     const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
     if (!clt__graph_ok(g, 1, &x))
         return NULL;
-    for (int i = 0; i < 4; i++)
-        if (!clt__param_name(g, name, parts[i], names[i]))
-            return NULL;
     if (x->ndim < 2 || x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps) ||
         !(momentum >= 0.0f && momentum <= 1.0f)) {
         clt__require(g, false,
@@ -452,11 +466,18 @@ struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, flo
     }
     int64_t c = x->shape[1];
     struct clt_init one = {CLT_INIT_CONSTANT, 1.0f, 0.0f}, zero = {CLT_INIT_ZEROS, 0, 0};
-    struct clt_tensor *in[5] = {
-        x, clt_param(g, names[0], 1, &c, one), clt_param(g, names[1], 1, &c, zero),
-        clt_state(g, names[2], 1, &c, zero), clt_state(g, names[3], 1, &c, one)};
-    if (!in[1] || !in[2] || !in[3] || !in[4])
-        return NULL;
+    const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
+    struct clt_tensor *given[4] = {use->weight, use->bias, use->running_mean, use->running_var};
+    struct clt_init inits[4] = {one, zero, zero, one};
+    struct clt_tensor *in[5] = {x};
+    for (int i = 0; i < 4; i++) {
+        in[i + 1] =
+            clt__layer_param(g, "batch_norm", name, parts[i], given[i], i >= 2, 1, &c, inits[i]);
+        if (!in[i + 1])
+            return NULL;
+    }
+    clt_param_set_kind(in[1], CLT_PARAM_NORM);
+    clt_param_set_kind(in[2], CLT_PARAM_NORM);
     struct clt_tensor *t = clt__node(g, CLT__OP_batch_norm, 5, in, CLT_F32, x->ndim, x->shape);
     if (t) {
         t->p.norm.eps = eps;
@@ -520,18 +541,30 @@ const struct clt__op_def clt__op_layer_norm = {
 struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
                                   const char *name)
 {
-    char wname[CLT__NAME_MAX], bname[CLT__NAME_MAX];
-    if (!clt__graph_ok(g, 1, &x) || !clt__param_name(g, name, "weight", wname) ||
-        !clt__param_name(g, name, "bias", bname))
+    return clt_layer_norm_ex(g, x, eps, name, NULL);
+}
+
+struct clt_tensor *clt_layer_norm_ex(struct clt_graph *g, struct clt_tensor *x, float eps,
+                                     const char *name, const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
+    if (!clt__graph_ok(g, 1, &x) ||
+        !clt__layer_params_only(g, "layer_norm", name, use, true, false))
         return NULL;
     if (x->dtype != CLT_F32 || !(eps >= 0.0f) || !isfinite(eps)) {
         clt__require(g, false, "layer_norm: needs F32 x and a finite eps >= 0");
         return NULL;
     }
     int64_t d = x->shape[x->ndim - 1];
-    struct clt_tensor *w =
-        clt_param(g, wname, 1, &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
-    struct clt_tensor *b = clt_param(g, bname, 1, &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0});
+    struct clt_tensor *w = clt__layer_param(g, "layer_norm", name, "weight", use->weight, false, 1,
+                                            &d, (struct clt_init){CLT_INIT_CONSTANT, 1.0f, 0.0f});
+    struct clt_tensor *b = w ? clt__layer_param(g, "layer_norm", name, "bias", use->bias, false, 1,
+                                                &d, (struct clt_init){CLT_INIT_ZEROS, 0, 0})
+                             : NULL;
+    clt_param_set_kind(w, CLT_PARAM_NORM);
+    clt_param_set_kind(b, CLT_PARAM_NORM);
     struct clt_tensor *in[3] = {x, w, b};
     struct clt_tensor *t =
         w && b ? clt__node(g, CLT__OP_layer_norm, 3, in, CLT_F32, x->ndim, x->shape) : NULL;

@@ -20,11 +20,12 @@
 #define CLT__OPS(X)                                                                                \
     X(matmul, elementwise)                                                                         \
     X(linear, elementwise)                                                                         \
-    X(add, elementwise)                                                                            \
-    X(mul, elementwise)                                                                            \
+    X(add, broadcast)                                                                              \
+    X(sub, broadcast)                                                                              \
+    X(mul, broadcast)                                                                              \
     X(scale, elementwise)                                                                          \
-    X(add_bias, elementwise)                                                                       \
-    X(mul_broadcast, elementwise)                                                                  \
+    X(add_bias, broadcast)                                                                         \
+    X(mul_broadcast, broadcast)                                                                    \
     X(sum, elementwise)                                                                            \
     X(activation, activation)                                                                      \
     X(dropout, activation)                                                                         \
@@ -138,6 +139,32 @@ struct clt__exec;
  * to what is there (set) or writes it (clear: the first contributor of the step). */
 #define CLT__ACC(acc, i) ((((acc) >> (i)) & 1u) != 0)
 
+/* The scalars an elementwise description (struct clt__ew) reads, per node and step. */
+struct clt__ew_scalars {
+    float f0, f1;
+    uint32_t u0, u1;
+};
+
+/* Bits of clt__ew.reads: the input values the backward expressions read. */
+#define CLT__EW_A 1u
+#define CLT__EW_B 2u
+
+/* An op that works element by element on inputs and output of one shape, described for the
+ * fusion pass (engine/fuse.c, docs/fusion.md), which composes chains of such ops into one
+ * generated kernel. The expressions are OpenCL C over: float a, b (inputs 0 and 1 at the
+ * element), float dy (the gradient of the output there), the node's scalars float f0, f1 and
+ * uint u0, u1, long e (the element index) and uint2 step (the step counter, low word first);
+ * they may call act_eval and dropout_keep (cl/activation.cl). Each must compute exactly what
+ * the op's own kernels compute, so that fusion changes no result. */
+struct clt__ew {
+    const char *forward;     /* the output */
+    const char *backward[2]; /* the gradients of inputs 0 and 1 (only those of its inputs) */
+    uint32_t reads;          /* CLT__EW_A | CLT__EW_B: what the backward expressions read */
+    /* The scalars of node t in a training step under x (NULL: none). */
+    void (*scalars)(const struct clt__exec *x, const struct clt_tensor *t,
+                    struct clt__ew_scalars *out);
+};
+
 struct clt__op_def {
     /* The output is the same memory as input 0 under another shape (reshape): no forward or
      * backward runs; gradients flow through the shared memory. */
@@ -158,6 +185,12 @@ struct clt__op_def {
      * every gradient is computed) and inputs; returns the op's node. NULL only for a view.
      * test/test_ops.c fails for an op that lacks one. */
     struct clt_tensor *(*bench)(struct clt_graph *g);
+    /* Non-NULL for an op the fusion pass may merge with its neighbours (struct clt__ew). */
+    const struct clt__ew *ew;
+    /* Nonzero for an op whose last step adds a bias over the last axis (linear): the slot of
+     * that input, when the node has it. The fusion pass may move the addition into the chain
+     * that reads the op's output; the forward then leaves it out (clt__bias_fused). */
+    uint32_t bias_input;
 };
 
 /* A parameter [shape...] for an op's bench example, uniform in [-1, 1), named `name`. */

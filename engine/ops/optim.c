@@ -2,8 +2,10 @@
  * optim.c: launchers of cl/optim.cl (one optimizer step over flat buffers), the device
  * status, and the learning-rate schedules (see optim.h and docs/kernels/optim.md).
  */
+#include <fnmatch.h>
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "ops/optim.h"
 
@@ -184,38 +186,75 @@ static enum clt_status norm_partials(struct clt_device *dev, const struct clt__o
     return st;
 }
 
+/* The update of one range: elements [r->begin, r->end) of every buffer. */
+static struct clt__buf at(struct clt__buf b, int64_t begin)
+{
+    return b.mem ? (struct clt__buf){b.mem, b.offset + (size_t)begin} : b;
+}
+
 static enum clt_status sgd_update(struct clt_device *dev, const struct clt__optim_config *cfg,
-                                  int64_t n, struct clt__buf params, struct clt__buf grads,
-                                  struct clt__buf m, struct clt__buf status, float lr, float scale)
+                                  const struct clt__optim_range *r, struct clt__buf params,
+                                  struct clt__buf grads, struct clt__buf m, struct clt__buf status,
+                                  double lr, float scale)
 {
     /* Without momentum the kernel gets no m buffer. */
     const struct clt__buf mm = {cfg->momentum != 0.0 ? m.mem : NULL, m.offset};
+    const int64_t n = r->end - r->begin;
     return CLT__RUN_WG(dev, CLT__K_optim_sgd_update, (size_t)n, cfg->work_group, CLT__I32(n),
-                       CLT__F32(lr), CLT__F32(cfg->weight_decay), CLT__F32(cfg->momentum),
-                       CLT__F32(1.0 - cfg->dampening), CLT__I32(cfg->nesterov), CLT__F32(scale),
-                       CLT__BUF(params), CLT__BUF(grads), CLT__BUF(mm), CLT__BUF(status));
+                       CLT__F32(lr * r->lr_scale), CLT__F32(r->weight_decay),
+                       CLT__F32(cfg->momentum), CLT__F32(1.0 - cfg->dampening),
+                       CLT__I32(cfg->nesterov), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
+                       CLT__BUF(at(grads, r->begin)), CLT__BUF(at(mm, r->begin)), CLT__BUF(status));
 }
 
 static enum clt_status adam_update(struct clt_device *dev, const struct clt__optim_config *cfg,
-                                   int64_t n, struct clt__buf params, struct clt__buf grads,
-                                   struct clt__buf m, struct clt__buf v, struct clt__buf status,
-                                   float lr, float scale)
+                                   const struct clt__optim_range *r, struct clt__buf params,
+                                   struct clt__buf grads, struct clt__buf m, struct clt__buf v,
+                                   struct clt__buf status, double lr, float scale)
 {
     const bool decoupled = cfg->kind == CLT__OPTIM_ADAMW;
-    float l2 = decoupled ? 0.0f : (float)cfg->weight_decay;
+    const double rate = lr * r->lr_scale;
+    float l2 = decoupled ? 0.0f : (float)r->weight_decay;
     /* torch: param.mul_(1 - lr * weight_decay), the factor computed in double. */
-    float decay = decoupled ? (float)(1.0 - (double)lr * cfg->weight_decay) : 1.0f;
+    float decay = decoupled ? (float)(1.0 - rate * r->weight_decay) : 1.0f;
+    const int64_t n = r->end - r->begin;
     return CLT__RUN_WG(dev, CLT__K_optim_adam_update, (size_t)n, cfg->work_group, CLT__I32(n),
-                       CLT__F32(lr), CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
+                       CLT__F32(rate), CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
                        CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2),
-                       CLT__F32(decay), CLT__F32(scale), CLT__BUF(params), CLT__BUF(grads),
-                       CLT__BUF(m), CLT__BUF(v), CLT__BUF(status));
+                       CLT__F32(decay), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
+                       CLT__BUF(at(grads, r->begin)), CLT__BUF(at(m, r->begin)),
+                       CLT__BUF(at(v, r->begin)), CLT__BUF(status));
+}
+
+/* The ranges must be sorted, cover 0 .. n-1 exactly and have settings in range. */
+static enum clt_status check_ranges(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                    int64_t n)
+{
+    if (cfg->nranges == 0)
+        return CLT_OK;
+    int64_t at_ = 0;
+    for (uint32_t i = 0; cfg->ranges && i < cfg->nranges; i++) {
+        const struct clt__optim_range *r = &cfg->ranges[i];
+        if (r->begin != at_ || r->end <= r->begin || !in_range(r->lr_scale, 0.0, HUGE_VAL) ||
+            isinf(r->lr_scale) || !in_range(r->weight_decay, 0.0, HUGE_VAL) ||
+            isinf(r->weight_decay))
+            break;
+        at_ = r->end;
+        if (i + 1 == cfg->nranges && at_ == n)
+            return CLT_OK;
+    }
+    clt__log(&dev->log, CLT_LOG_ERROR,
+             "optimizer: the %u parameter ranges must be sorted, non-empty, cover the %lld "
+             "elements exactly and have finite lr_scale and weight_decay >= 0",
+             (unsigned)cfg->nranges, (long long)n);
+    return CLT_ERR_INVALID_ARGUMENT;
 }
 
 static enum clt_status check_step(struct clt_device *dev, const struct clt__optim_config *cfg,
                                   int64_t n, struct clt__buf params, struct clt__buf grads,
                                   struct clt__buf m, struct clt__buf v, struct clt__buf loss,
-                                  struct clt__buf ws, struct clt__buf status, float lr, float scale)
+                                  struct clt__buf ws, struct clt__buf status, double lr,
+                                  float scale)
 {
     enum clt_status st = clt__optim_config_check(&dev->log, cfg);
     if (st != CLT_OK)
@@ -225,14 +264,16 @@ static enum clt_status check_step(struct clt_device *dev, const struct clt__opti
                  (long long)n);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    if (!isfinite(lr) || lr < 0.0f || !isfinite(scale)) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: lr %g (finite, >= 0) or scale %g",
-                 (double)lr, (double)scale);
+    if (!isfinite(lr) || lr < 0.0 || !isfinite(scale)) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: lr %g (finite, >= 0) or scale %g", lr,
+                 (double)scale);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     const bool sgd = cfg->kind == CLT__OPTIM_SGD;
     const bool need_m = !sgd || cfg->momentum != 0.0;
-    st = check_buf(dev, "params", params, n, false);
+    st = check_ranges(dev, cfg, n);
+    if (st == CLT_OK)
+        st = check_buf(dev, "params", params, n, false);
     if (st == CLT_OK)
         st = check_buf(dev, "grads", grads, n, false);
     if (st == CLT_OK)
@@ -252,7 +293,7 @@ static enum clt_status check_step(struct clt_device *dev, const struct clt__opti
 enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_config *cfg,
                                 int64_t n, struct clt__buf params, struct clt__buf grads,
                                 struct clt__buf m, struct clt__buf v, struct clt__buf loss,
-                                struct clt__buf workspace, struct clt__buf status, float lr,
+                                struct clt__buf workspace, struct clt__buf status, double lr,
                                 float grad_scale)
 {
     if (!dev)
@@ -277,9 +318,17 @@ enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_
     if (st != CLT_OK)
         return st;
 
-    if (sgd)
-        return sgd_update(dev, cfg, n, params, grads, m, status, lr, grad_scale);
-    return adam_update(dev, cfg, n, params, grads, m, v, status, lr, grad_scale);
+    /* One launch per range; without groups, one range of everything. */
+    const struct clt__optim_range all = {0, n, 1.0, cfg->weight_decay};
+    const struct clt__optim_range *ranges = cfg->nranges > 0 ? cfg->ranges : &all;
+    const uint32_t nranges = cfg->nranges > 0 ? cfg->nranges : (n > 0 ? 1 : 0);
+    for (uint32_t i = 0; i < nranges && st == CLT_OK; i++) {
+        if (sgd)
+            st = sgd_update(dev, cfg, &ranges[i], params, grads, m, status, lr, grad_scale);
+        else
+            st = adam_update(dev, cfg, &ranges[i], params, grads, m, v, status, lr, grad_scale);
+    }
+    return st;
 }
 
 /* ==== Learning-rate schedules =========================================================== */
@@ -329,6 +378,7 @@ void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_con
     clt__optim_config_init(cfg, kinds[o->kind]);
     cfg->weight_decay = o->weight_decay;
     cfg->momentum = o->momentum;
+    cfg->dampening = o->dampening;
     cfg->nesterov = o->nesterov;
     cfg->beta1 = o->beta1;
     cfg->beta2 = o->beta2;
@@ -345,6 +395,56 @@ void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_con
     };
 }
 
+/* Why a group is invalid, or NULL. */
+static const char *group_check(const struct clt_param_group *g)
+{
+    if (memchr(g->pattern, '\0', sizeof g->pattern) == NULL)
+        return "a parameter group's pattern is not NUL-terminated";
+    if (g->kinds >> (CLT_PARAM_EMBEDDING + 1))
+        return "a parameter group's kinds has bits of no kind";
+    if (!in_range(g->lr_scale, 0.0, HUGE_VAL) || isinf(g->lr_scale))
+        return "a parameter group's lr_scale must be finite and >= 0";
+    if (!in_range(g->weight_decay, 0.0, HUGE_VAL) || isinf(g->weight_decay))
+        return "a parameter group's weight_decay must be finite and >= 0";
+    return NULL;
+}
+
+enum clt_status clt_optimizer_add_group(struct clt_optimizer *opt, const char *pattern,
+                                        uint32_t kinds, double lr_scale, double weight_decay)
+{
+    if (!opt || opt->ngroups >= CLT_MAX_PARAM_GROUPS)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt_param_group g = {.kinds = kinds, .lr_scale = lr_scale, .weight_decay = weight_decay};
+    if (!pattern)
+        pattern = "";
+    if (strlen(pattern) >= sizeof g.pattern)
+        return CLT_ERR_INVALID_ARGUMENT;
+    memcpy(g.pattern, pattern, strlen(pattern) + 1);
+    if (group_check(&g))
+        return CLT_ERR_INVALID_ARGUMENT;
+    opt->groups[opt->ngroups++] = g;
+    return CLT_OK;
+}
+
+enum clt_status clt_optimizer_exempt_decay(struct clt_optimizer *opt)
+{
+    const uint32_t kinds = CLT_PARAM_KIND_BIT(CLT_PARAM_BIAS) | CLT_PARAM_KIND_BIT(CLT_PARAM_NORM) |
+                           CLT_PARAM_KIND_BIT(CLT_PARAM_EMBEDDING);
+    return clt_optimizer_add_group(opt, "", kinds, 1.0, 0.0);
+}
+
+int clt__optim_group_of(const struct clt_optimizer *o, const char *name, enum clt_param_kind kind)
+{
+    for (uint32_t i = 0; i < o->ngroups && i < CLT_MAX_PARAM_GROUPS; i++) {
+        const struct clt_param_group *g = &o->groups[i];
+        if (g->kinds != 0 && !(g->kinds & CLT_PARAM_KIND_BIT(kind)))
+            continue;
+        if (g->pattern[0] == '\0' || fnmatch(g->pattern, name, 0) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
 enum clt_status clt__optimizer_check(const struct clt_log *log, const struct clt_optimizer *o)
 {
     const char *bad = NULL;
@@ -356,6 +456,12 @@ enum clt_status clt__optimizer_check(const struct clt_log *log, const struct clt
         bad = "unknown schedule";
     else if (o->accumulate < 1)
         bad = "accumulate must be >= 1";
+    else if (!isfinite(o->lr))
+        bad = "lr must be finite";
+    else if (o->ngroups > CLT_MAX_PARAM_GROUPS)
+        bad = "more parameter groups than CLT_MAX_PARAM_GROUPS";
+    for (uint32_t i = 0; !bad && i < o->ngroups; i++)
+        bad = group_check(&o->groups[i]);
     if (bad) {
         clt__log(log, CLT_LOG_ERROR, "optimizer: %s", bad);
         return CLT_ERR_INVALID_ARGUMENT;

@@ -44,6 +44,14 @@ enum clt__optim_kind {
     CLT__OPTIM_ADAMW, /* AdamW, decoupled weight decay: p *= 1 - lr * weight_decay first */
 };
 
+/* Elements [begin, end) of the flat buffers updated with the rate lr * lr_scale and their own
+ * weight decay (a parameter group, or several adjacent ones with the same settings). */
+struct clt__optim_range {
+    int64_t begin, end;
+    double lr_scale;     /* >= 0 */
+    double weight_decay; /* >= 0, replaces the config's */
+};
+
 /* An optimizer's hyperparameters, in double: the launcher derives each float the kernels use
  * (1 - beta2, 1 - lr * weight_decay, ...) in double before rounding it once. Fill with
  * clt__optim_config_init, then change fields. */
@@ -60,6 +68,11 @@ struct clt__optim_config {
     double eps;   /* >= 0, added to sqrt(v_hat) */
     /* All */
     double clip_norm; /* > 0: clip the gradient to this global 2-norm; 0: no clipping */
+    /* Parameter groups: nranges ranges, sorted, covering 0 .. n-1 exactly; the update is
+     * one launch per range. nranges 0 (the default): one range of lr_scale 1 and
+     * weight_decay above, one launch. Borrowed: the caller keeps them alive. */
+    const struct clt__optim_range *ranges;
+    uint32_t nranges;
     /* Work-group size of the norm and update launches. 0 (the default): the engine's choice.
      * Results do not depend on it; tests set others to show that. */
     size_t work_group;
@@ -70,7 +83,8 @@ struct clt__optim_config {
  * 0.01. No clipping. */
 void clt__optim_config_init(struct clt__optim_config *cfg, enum clt__optim_kind kind);
 
-/* CLT_OK when every field is in its range; otherwise logs which one is not. */
+/* CLT_OK when every field is in its range; otherwise logs which one is not. The ranges are
+ * checked against n by clt__optim_step. */
 enum clt_status clt__optim_config_check(const struct clt_log *log,
                                         const struct clt__optim_config *cfg);
 
@@ -127,7 +141,8 @@ size_t clt__optim_workspace_bytes(int64_t n);
  *   status     the optimizer's status (struct clt__optim_status), offset in 32-bit words
  * m and v need no initialisation for SGD (the first applied step sets m = g, as torch) but
  * must be zero before Adam's first step. The regions must not overlap. lr >= 0 and
- * grad_scale are finite host floats; the schedule below gives lr. */
+ * grad_scale are finite; the schedule below gives lr, and each range's rate lr * lr_scale
+ * (and AdamW's 1 - rate * weight_decay) is computed in double and rounded once. */
 enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_config *cfg,
                                 int64_t n,                 /* elements */
                                 struct clt__buf params,    /* [n] */
@@ -137,7 +152,7 @@ enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_
                                 struct clt__buf loss,      /* [1] */
                                 struct clt__buf workspace, /* see clt__optim_workspace_bytes */
                                 struct clt__buf status,    /* struct clt__optim_status */
-                                float lr, float grad_scale);
+                                double lr, float grad_scale);
 
 /* ==== Learning-rate schedules (host only) =============================================== */
 
@@ -167,7 +182,8 @@ enum clt_status clt__lr_schedule_check(const struct clt_log *log, const struct c
 /* ==== The public optimizer ============================================================= */
 
 /* struct clt_optimizer (cltrain.h) as the launchers take it: the one translation, used by
- * the trainer when it is created. The optimizer must pass clt__optimizer_check. */
+ * the trainer when it is created. The optimizer must pass clt__optimizer_check. cfg gets no
+ * ranges: the trainer resolves the groups against its parameters (clt__optim_group_of). */
 void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_config *cfg,
                             struct clt__lr_schedule *sched);
 
@@ -176,6 +192,10 @@ void clt__optim_from_public(const struct clt_optimizer *o, struct clt__optim_con
  * clt__lr_schedule_check). CLT_OK, or CLT_ERR_INVALID_ARGUMENT with the first bad field in
  * the log. */
 enum clt_status clt__optimizer_check(const struct clt_log *log, const struct clt_optimizer *o);
+
+/* The index of the first group of o that a trained parameter of this name and kind
+ * selects, or -1 for none (then lr_scale 1 and o->weight_decay). */
+int clt__optim_group_of(const struct clt_optimizer *o, const char *name, enum clt_param_kind kind);
 
 /* The learning rate of step `step` (0-based, counted by the caller: a skipped step still
  * consumes its step of the schedule, as with torch's GradScaler). step < 0 counts as 0. A pure

@@ -574,17 +574,29 @@ const struct clt__op_def clt__op_embedding = {
 struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
                                  int64_t dim, const char *name)
 {
-    char wname[CLT__NAME_MAX];
-    if (!clt__graph_ok(g, 1, &ids) || !clt__param_name(g, name, "weight", wname))
+    return clt_embedding_ex(g, ids, vocab, dim, name, NULL);
+}
+
+struct clt_tensor *clt_embedding_ex(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,
+                                    int64_t dim, const char *name,
+                                    const struct clt_layer_params *use)
+{
+    const struct clt_layer_params none = {0};
+    if (!use)
+        use = &none;
+    if (!clt__graph_ok(g, 1, &ids) ||
+        !clt__layer_params_only(g, "embedding", name, use, false, false))
         return NULL;
     if (ids->dtype != CLT_I32 || ids->ndim >= CLT_MAX_DIMS) {
         clt__require(g, false, "embedding: ids must be I32 with fewer than 6 dimensions");
         return NULL;
     }
-    struct clt_tensor *w = clt_param(g, wname, 2, (int64_t[]){vocab, dim},
-                                     (struct clt_init){CLT_INIT_NORMAL, 0.0f, 1.0f});
+    struct clt_tensor *w =
+        clt__layer_param(g, "embedding", name, "weight", use->weight, false, 2,
+                         (int64_t[]){vocab, dim}, (struct clt_init){CLT_INIT_NORMAL, 0.0f, 1.0f});
     if (!w)
         return NULL;
+    clt_param_set_kind(w, CLT_PARAM_EMBEDDING);
     int64_t shape[CLT_MAX_DIMS];
     memcpy(shape, ids->shape, ids->ndim * sizeof *shape);
     shape[ids->ndim] = dim;

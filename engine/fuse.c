@@ -1,0 +1,480 @@
+/*
+ * fuse.c: the fusion pass (docs/fusion.md). Chains of elementwise ops (those whose registry
+ * definition has an elementwise description, struct clt__ew in ops/ops.h: activations,
+ * dropout, add, mul, scale) become one generated kernel forward and one backward.
+ *
+ * A chain is a run of such ops of one element count in which the output of each op but the
+ * last has exactly one consumer, the next op; every op may take one more input from outside
+ * the chain (a residual, a multiplier). The plan (plan.c) runs the chain's forward at its last
+ * op's place in the forward order and its backward at that op's backward entry; the values
+ * inside the chain are neither written in a training step nor given gradient storage. The
+ * backward recomputes, in registers, the values inside the chain that some op's backward reads
+ * (activations read their input), from the chain's input and outside inputs, which the plan
+ * keeps until then; dropout draws the same Philox stream per element as its own kernels.
+ *
+ * Kernels are generated from the expressions of clt__ew, built as a variant of
+ * cl/activation.cl (whose act_eval and dropout_keep the expressions call) and cached like
+ * every program. Scalars (activation kind, dropout's key and p, scale's alpha) are kernel
+ * arguments, so chains of the same shape share one program.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer.h"
+
+bool clt__fuse_enabled(void)
+{
+    const char *v = getenv("CLTRAIN_FUSE");
+    return !(v && strcmp(v, "0") == 0);
+}
+
+/* ==== The pass ========================================================================== */
+
+/* Whether node t can be part of a chain: a reached elementwise op whose inputs all have its
+ * element count (an op that broadcasts is left alone). */
+static bool fusable(const struct clt__plan *p, const struct clt_tensor *t)
+{
+    if (t->kind != CLT__NODE_OP || !p->info[t->id].reached || t->dtype != CLT_F32 ||
+        !clt__def(t)->ew || t->nin < 1 || t->nin > 2)
+        return false;
+    for (uint32_t i = 0; i < t->nin; i++)
+        if (clt__count(t->in[i]) != clt__count(t) || t->in[i]->dtype != CLT_F32)
+            return false;
+    return true;
+}
+
+/* The slot of c's other input, or -1 for an op of one input. */
+static int other_slot(const struct clt_tensor *c, uint32_t link)
+{
+    return c->nin == 2 ? (int)(1 - link) : -1;
+}
+
+/* Which values the chain's backward reads: per op, the inputs its backward expressions read;
+ * a value inside the chain is recomputed from the inputs of the op that makes it. Sets
+ * gr->recompute and the nodes' fused_reads. */
+static void mark_reads(const struct clt_graph *g, struct clt__fuse_group *gr, struct clt__plan *p)
+{
+    bool need_in[CLT__FUSE_MAX] = {false}, need_other[CLT__FUSE_MAX] = {false};
+    for (uint32_t k = gr->n; k-- > 0;) {
+        const struct clt_tensor *c = g->nodes[gr->node[k]];
+        uint32_t reads = clt__def(c)->ew->reads;
+        int o = other_slot(c, gr->link[k]);
+        need_in[k] = need_in[k] || (reads >> gr->link[k]) & 1u;
+        need_other[k] = need_other[k] || (o >= 0 && ((reads >> o) & 1u));
+        if (need_in[k] && k > 0) {
+            /* Recomputing the value entering op k runs op k - 1 forward. */
+            const struct clt_tensor *prev = g->nodes[gr->node[k - 1]];
+            need_in[k - 1] = true;
+            need_other[k - 1] = need_other[k - 1] || other_slot(prev, gr->link[k - 1]) >= 0;
+        }
+    }
+    gr->recompute = 0;
+    for (uint32_t k = 0; k < gr->n; k++) {
+        const struct clt_tensor *c = g->nodes[gr->node[k]];
+        if (need_in[k])
+            gr->recompute |= 1u << k;
+        if (need_in[k] && k == 0)
+            p->info[c->id].fused_reads |= 1u << gr->link[0];
+        if (need_other[k])
+            p->info[c->id].fused_reads |= 1u << other_slot(c, gr->link[k]);
+    }
+}
+
+/* The op whose bias chain head h may add (-1: none): an input of h whose op adds a bias last
+ * (clt__op_def.bias_input), with h its only consumer. The chain then enters h through that
+ * input (*link). */
+static int32_t bias_source(const struct clt_tensor *loss, const struct clt__plan *p,
+                           const uint32_t *uses, const struct clt_tensor *h, uint8_t *link)
+{
+    for (uint32_t s = 0; s < h->nin; s++) {
+        const struct clt_tensor *q = h->in[s];
+        uint32_t b = q->kind == CLT__NODE_OP ? clt__def(q)->bias_input : 0;
+        if (b == 0 || q->nin <= b || !p->info[q->id].reached || q == loss || uses[q->id] != 1 ||
+            q->dtype != CLT_F32)
+            continue;
+        *link = (uint8_t)s;
+        return (int32_t)q->id;
+    }
+    return -1;
+}
+
+enum clt_status clt__fuse_plan(const struct clt_graph *g, const struct clt_tensor *loss,
+                               struct clt__plan *p)
+{
+    uint32_t n = p->n;
+    uint32_t *uses = calloc(n, sizeof *uses);
+    int32_t *next = malloc(n * sizeof *next);
+    uint8_t *link = calloc(n, sizeof *link);
+    bool *has_prev = calloc(n, sizeof *has_prev);
+    p->groups = calloc(n / 2 + 1, sizeof *p->groups);
+    enum clt_status st = uses && next && link && has_prev && p->groups ? CLT_OK : CLT_ERR_NO_MEMORY;
+    for (uint32_t id = 0; st == CLT_OK && id < n; id++) {
+        next[id] = -1;
+        p->info[id].group = -1;
+        for (uint32_t i = 0; i < g->nodes[id]->nin; i++)
+            uses[g->nodes[id]->in[i]->id]++;
+    }
+    /* Links: c continues the chain of its input in slot s when that input is fusable, has no
+     * other consumer, is not the loss, and c reads it through one slot only. */
+    for (uint32_t id = 0; st == CLT_OK && id < n; id++) {
+        const struct clt_tensor *c = g->nodes[id];
+        if (!fusable(p, c))
+            continue;
+        for (uint32_t s = 0; s < c->nin; s++) {
+            const struct clt_tensor *q = c->in[s];
+            if (!fusable(p, q) || uses[q->id] != 1 || q == loss || next[q->id] >= 0)
+                continue;
+            next[q->id] = (int32_t)id;
+            link[id] = (uint8_t)s;
+            has_prev[id] = true;
+            break;
+        }
+    }
+    /* Chains from their first op, cut every CLT__FUSE_MAX ops. A chain whose input is the
+     * output of an op with a bias to add last (linear) adds that bias itself: a chain then
+     * may have one op. */
+    for (uint32_t id = 0; st == CLT_OK && id < n; id++) {
+        if (has_prev[id] || !fusable(p, g->nodes[id]))
+            continue;
+        int32_t at = (int32_t)id, bias = bias_source(loss, p, uses, g->nodes[id], &link[id]);
+        while (at >= 0) {
+            struct clt__fuse_group *gr = &p->groups[p->ngroups];
+            memset(gr, 0, sizeof *gr);
+            gr->bias = bias;
+            while (at >= 0 && gr->n < CLT__FUSE_MAX) {
+                gr->node[gr->n] = (uint32_t)at;
+                gr->link[gr->n] = link[at];
+                gr->n++;
+                at = next[at];
+            }
+            bias = -1;
+            if (gr->n < 2 && gr->bias < 0)
+                continue;
+            for (uint32_t k = 0; k < gr->n; k++) {
+                p->info[gr->node[k]].group = (int32_t)p->ngroups;
+                p->info[gr->node[k]].fused_inside = k + 1 < gr->n;
+            }
+            if (gr->bias >= 0)
+                p->info[gr->bias].bias_fused = true;
+            mark_reads(g, gr, p);
+            p->ngroups++;
+        }
+    }
+    free(uses);
+    free(next);
+    free(link);
+    free(has_prev);
+    return st;
+}
+
+/* ==== Generating the kernels ============================================================ */
+
+/* A growing string; `failed` once an allocation failed. */
+struct text {
+    char *s;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct text *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = (t->cap + (size_t)(n < 0 ? 0 : n) + 1) * 2;
+        char *s = n < 0 ? NULL : realloc(t->s, cap);
+        if (!s) {
+            t->failed = true;
+            return;
+        }
+        t->s = s;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+/* The scalar parameters of both kernels: n, the step, then f0, f1, u0, u1 of every op. */
+static void put_scalar_params(struct text *t, const struct clt__fuse_group *gr)
+{
+    put(t, "int n, uint step_lo, uint step_hi");
+    for (uint32_t k = 0; k < gr->n; k++)
+        put(t, ", float f0_%u, float f1_%u, uint u0_%u, uint u1_%u", k, k, k, k);
+}
+
+/* The chain's input and the outside inputs. */
+static void put_input_params(struct text *t, const struct clt_graph *g,
+                             const struct clt__fuse_group *gr)
+{
+    put(t, ",\n    __global const float *in_x, int in_x_off");
+    if (gr->bias >= 0)
+        put(t, ", int bias_cols, __global const float *in_bias, int in_bias_off");
+    for (uint32_t k = 0; k < gr->n; k++)
+        if (other_slot(g->nodes[gr->node[k]], gr->link[k]) >= 0)
+            put(t, ", __global const float *in_b%u, int in_b%u_off", k, k);
+}
+
+/* Opens op k's block: its scalars, and a and b from the value entering it (`value`, "0.0f"
+ * when not computed) and its outside input (read when `read_other`). */
+static void open_op(struct text *t, const struct clt_tensor *c, const struct clt__fuse_group *gr,
+                    uint32_t k, const char *value, bool read_other)
+{
+    char other[48] = "0.0f";
+    int o = other_slot(c, gr->link[k]);
+    if (o >= 0 && read_other)
+        snprintf(other, sizeof other, "in_b%u[in_b%u_off + i]", k, k);
+    put(t, "    {\n        /* %s */\n", clt__op_names[c->op]);
+    put(t, "        const float f0 = f0_%u, f1 = f1_%u;\n", k, k);
+    put(t, "        const uint u0 = u0_%u, u1 = u1_%u;\n", k, k);
+    put(t, "        const float a = %s, b = %s;\n", gr->link[k] == 0 ? value : other,
+        gr->link[k] == 0 ? other : value);
+}
+
+/* The value entering the chain: its input, plus the bias the chain adds. */
+static const char *chain_input(const struct clt__fuse_group *gr)
+{
+    return gr->bias >= 0 ? "in_x[in_x_off + i] + in_bias[in_bias_off + i % bias_cols]"
+                         : "in_x[in_x_off + i]";
+}
+
+static void put_forward(struct text *t, const struct clt_graph *g, const struct clt__fuse_group *gr)
+{
+    put(t, "__kernel void fused_forward(");
+    put_scalar_params(t, gr);
+    put_input_params(t, g, gr);
+    put(t, ",\n    __global float *out_y, int out_y_off)\n{\n");
+    put(t, "    const int i = get_global_id(0);\n    if (i >= n)\n        return;\n");
+    put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
+    put(t, "    float v = %s;\n", chain_input(gr));
+    for (uint32_t k = 0; k < gr->n; k++) {
+        const struct clt_tensor *c = g->nodes[gr->node[k]];
+        open_op(t, c, gr, k, "v", true);
+        put(t, "        v = %s;\n    }\n", clt__def(c)->ew->forward);
+    }
+    put(t, "    out_y[out_y_off + i] = v;\n}\n\n");
+}
+
+/* Writes gradient `d` to grad_<name>[i] (added when bit `bit` of acc is set), if present. */
+static void put_store(struct text *t, const char *name, const char *d, unsigned bit)
+{
+    put(t, "        if (grad_%s)\n", name);
+    put(t,
+        "            grad_%s[grad_%s_off + i] = (acc >> %u) & 1u ? grad_%s[grad_%s_off + i] + %s : "
+        "%s;\n",
+        name, name, bit, name, name, d, d);
+}
+
+static void put_backward(struct text *t, const struct clt_graph *g,
+                         const struct clt__fuse_group *gr)
+{
+    put(t, "__kernel void fused_backward(");
+    put_scalar_params(t, gr);
+    put(t, ", uint acc");
+    put_input_params(t, g, gr);
+    put(t, ",\n    __global const float *grad_y, int grad_y_off");
+    put(t, ",\n    __global float *grad_x, int grad_x_off");
+    for (uint32_t k = 0; k < gr->n; k++)
+        if (other_slot(g->nodes[gr->node[k]], gr->link[k]) >= 0)
+            put(t, ", __global float *grad_b%u, int grad_b%u_off", k, k);
+    put(t, ")\n{\n");
+    put(t, "    const int i = get_global_id(0);\n    if (i >= n)\n        return;\n");
+    put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
+    /* v<k>: the value entering op k, where the backward reads it. */
+    for (uint32_t k = 0; k < gr->n; k++) {
+        if (!((gr->recompute >> k) & 1u))
+            continue;
+        if (k == 0) {
+            put(t, "    const float v0 = %s;\n", chain_input(gr));
+            continue;
+        }
+        const struct clt_tensor *c = g->nodes[gr->node[k - 1]];
+        char prev[16];
+        snprintf(prev, sizeof prev, "v%u", k - 1);
+        put(t, "    float v%u;\n", k);
+        open_op(t, c, gr, k - 1, prev, true);
+        put(t, "        v%u = %s;\n    }\n", k, clt__def(c)->ew->forward);
+    }
+    put(t, "    float g = grad_y[grad_y_off + i];\n");
+    for (uint32_t k = gr->n; k-- > 0;) {
+        const struct clt_tensor *c = g->nodes[gr->node[k]];
+        const struct clt__ew *ew = clt__def(c)->ew;
+        char value[16] = "0.0f";
+        if ((gr->recompute >> k) & 1u)
+            snprintf(value, sizeof value, "v%u", k);
+        int o = other_slot(c, gr->link[k]);
+        bool read_other = o >= 0 && (ew->reads >> o) & 1u;
+        open_op(t, c, gr, k, value, read_other);
+        put(t, "        const float dy = g;\n");
+        put(t, "        const float d_in = %s;\n", ew->backward[gr->link[k]]);
+        if (o >= 0)
+            put(t, "        const float d_other = %s;\n", ew->backward[o]);
+        /* In slot order, as the op's own backward writes. */
+        for (uint32_t s = 0; s < c->nin; s++) {
+            char name[16];
+            if ((int)s == o) {
+                snprintf(name, sizeof name, "b%u", k);
+                put_store(t, name, "d_other", 2 * k + s);
+            } else if (k == 0) {
+                put_store(t, "x", "d_in", s);
+            }
+        }
+        put(t, "        g = d_in;\n    }\n");
+    }
+    put(t, "}\n");
+}
+
+/* The whole generated text, placed before cl/activation.cl (hence the prototypes). */
+static char *chain_source(const struct clt_graph *g, const struct clt__fuse_group *gr)
+{
+    struct text t = {NULL, 0, 0, false};
+    put(&t, "/* A fused chain (engine/fuse.c):%s", gr->bias >= 0 ? " bias" : "");
+    for (uint32_t k = 0; k < gr->n; k++)
+        put(&t, " %s", clt__op_names[g->nodes[gr->node[k]]->op]);
+    put(&t, " */\n#pragma OPENCL FP_CONTRACT OFF\n");
+    put(&t, "static float2 act_eval(int act, float slope, float x);\n");
+    put(&t, "static bool dropout_keep(uint2 key, uint2 step, float p, long e);\n\n");
+    put_forward(&t, g, gr);
+    put_backward(&t, g, gr);
+    if (t.failed) {
+        free(t.s);
+        return NULL;
+    }
+    return t.s;
+}
+
+/* The chain's program, with fused_forward in kernel slot 0 and fused_backward in slot 1. */
+static enum clt_status chain_program(struct clt__exec *x, struct clt__fuse_group *gr)
+{
+    if (gr->prog)
+        return CLT_OK;
+    char *src = chain_source(x->tr->graph, gr);
+    if (!src)
+        return CLT_ERR_NO_MEMORY;
+    struct clt__program_variant *v;
+    enum clt_status st = clt__program_variant_get(x->dev, "activation", src, &v);
+    free(src);
+    const char *names[2] = {"fused_forward", "fused_backward"};
+    for (int k = 0; k < 2 && st == CLT_OK; k++) {
+        if (v->kernels[k])
+            continue;
+        cl_int err;
+        v->kernels[k] = clCreateKernel(v->program, names[k], &err);
+        st = clt__cl_check(&x->dev->log, err, "clCreateKernel (fused chain)");
+    }
+    if (st == CLT_OK)
+        gr->prog = v;
+    return st;
+}
+
+/* ==== Launching ========================================================================= */
+
+#define MAX_ARGS (4 + 4 * CLT__FUSE_MAX + 3 * CLT__FUSE_MAX + 6)
+
+bool clt__bias_fused(const struct clt__exec *x, const struct clt_tensor *t)
+{
+    return x->training && x->tr && x->tr->plan.info[t->id].bias_fused;
+}
+
+/* Appends the scalar arguments (n, step, every op's f0, f1, u0, u1). */
+static size_t scalar_args(struct clt__exec *x, const struct clt__fuse_group *gr, int64_t n,
+                          struct clt__karg *a)
+{
+    size_t k = 0;
+    a[k++] = CLT__I32(n);
+    a[k++] = CLT__U32(x->step);
+    a[k++] = CLT__U32(x->step >> 32);
+    for (uint32_t j = 0; j < gr->n; j++) {
+        const struct clt_tensor *c = x->tr->graph->nodes[gr->node[j]];
+        struct clt__ew_scalars s = {0, 0, 0, 0};
+        if (clt__def(c)->ew->scalars)
+            clt__def(c)->ew->scalars(x, c, &s);
+        a[k++] = CLT__F32(s.f0);
+        a[k++] = CLT__F32(s.f1);
+        a[k++] = CLT__U32(s.u0);
+        a[k++] = CLT__U32(s.u1);
+    }
+    return k;
+}
+
+/* The chain's input and outside inputs: their values where `all` or the backward reads them,
+ * an unread placeholder (the activation arena) otherwise. */
+static size_t input_args(struct clt__exec *x, const struct clt__fuse_group *gr, bool all,
+                         struct clt__karg *a)
+{
+    const struct clt__plan *p = &x->tr->plan;
+    struct clt__buf unread = {x->tr->acts, 0};
+    size_t k = 0;
+    for (uint32_t j = 0; j < gr->n; j++) {
+        const struct clt_tensor *c = x->tr->graph->nodes[gr->node[j]];
+        uint32_t reads = all ? ~0u : p->info[c->id].fused_reads;
+        int o = other_slot(c, gr->link[j]);
+        if (j == 0) {
+            bool r = (reads >> gr->link[0]) & 1u;
+            a[k++] = CLT__BUF(r ? clt__val(x, c->in[gr->link[0]]) : unread);
+            if (gr->bias >= 0) {
+                const struct clt_tensor *q = x->tr->graph->nodes[gr->bias];
+                const struct clt_tensor *b = q->in[clt__def(q)->bias_input];
+                a[k++] = CLT__I32(clt__count(b));
+                a[k++] = CLT__BUF(r ? clt__val(x, b) : unread);
+            }
+        }
+        if (o >= 0)
+            a[k++] = CLT__BUF((reads >> o) & 1u ? clt__val(x, c->in[o]) : unread);
+    }
+    return k;
+}
+
+enum clt_status clt__fuse_forward(struct clt__exec *x, struct clt__fuse_group *gr)
+{
+    enum clt_status st = chain_program(x, gr);
+    if (st != CLT_OK)
+        return st;
+    const struct clt_tensor *last = x->tr->graph->nodes[gr->node[gr->n - 1]];
+    struct clt__karg a[MAX_ARGS];
+    int64_t n = clt__count(last);
+    size_t k = scalar_args(x, gr, n, a);
+    k += input_args(x, gr, true, a + k);
+    a[k++] = CLT__BUF(clt__val(x, last));
+    return clt__enqueue_kernel(x->dev, gr->prog->kernels[0], "fused_forward", (size_t)n, 0, a, k);
+}
+
+enum clt_status clt__fuse_backward(struct clt__exec *x, struct clt__fuse_group *gr)
+{
+    enum clt_status st = chain_program(x, gr);
+    if (st != CLT_OK)
+        return st;
+    const struct clt_graph *g = x->tr->graph;
+    const struct clt_tensor *last = g->nodes[gr->node[gr->n - 1]];
+    struct clt__karg a[MAX_ARGS];
+    int64_t n = clt__count(last);
+    size_t k = scalar_args(x, gr, n, a);
+    uint32_t acc = 0;
+    for (uint32_t j = 0; j < gr->n; j++) {
+        const struct clt_tensor *c = g->nodes[gr->node[j]];
+        for (uint32_t s = 0; s < c->nin; s++)
+            if ((j == 0 || (int)s == other_slot(c, gr->link[j])) && clt__accumulate(x, c, s))
+                acc |= 1u << (2 * j + s);
+    }
+    a[k++] = CLT__U32(acc);
+    k += input_args(x, gr, false, a + k);
+    a[k++] = CLT__BUF(clt__grad(x, last));
+    const struct clt_tensor *first = g->nodes[gr->node[0]];
+    a[k++] = CLT__BUF(clt__grad(x, first->in[gr->link[0]]));
+    for (uint32_t j = 0; j < gr->n; j++) {
+        const struct clt_tensor *c = g->nodes[gr->node[j]];
+        int o = other_slot(c, gr->link[j]);
+        if (o >= 0)
+            a[k++] = CLT__BUF(clt__grad(x, c->in[o]));
+    }
+    return clt__enqueue_kernel(x->dev, gr->prog->kernels[1], "fused_backward", (size_t)n, 0, a, k);
+}
