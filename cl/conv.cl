@@ -21,62 +21,67 @@
  *     y, dy      [M, C_out, P]     the chunk's outputs (NCHW)
  *     bias, db   [C_out]
  *
- * Work-items (1-D, any work-group size; work-items past the real size return at once):
- *     conv2d_im2col         one per element of col
- *     conv2d_col2im         one per element of dx: a gather over the taps that reach it,
- *                           in the fixed order (ky, kx) ascending; no atomics, no races
- *     conv2d_unpack         one per element of y: y = yt transposed, plus bias
- *     conv2d_pack           one per element of dyt: dyt = dy transposed
- *     conv2d_bias_backward  one per output channel: sums each image's plane in order, then
- *                           the per-image sums in image order (fixed order, two levels)
- * Consecutive work-items walk p, the contiguous dimension of both sides of every copy.
+ * Work-items (NDRanges whose ids are the coordinates, dimension 0 the contiguous one, so no
+ * work-item divides per element: the one division of conv2d_im2col and of conv2d_col2im
+ * depends only on the last id; any work-group shape; work-items past the real size return
+ * at once):
+ *     conv2d_im2col         3-D (ox, oy, k * M + m): one per element of col
+ *     conv2d_col2im         2-D (iy, m * C_in + ci): one per row of dx, a gather: the row is
+ *                           zeroed unless accumulating, then each tap's contiguous run of dcol
+ *                           is added to it in the fixed order (ky, kx) ascending, so every
+ *                           pixel's sum is its old value (or 0) plus its taps in that order;
+ *                           the work-item owns its row: no atomics, no races
+ *     conv2d_unpack         3-D (p, c, m): one per element of y: y = yt transposed, plus bias
+ *     conv2d_pack           3-D (p, m, c): one per element of dyt: dyt = dy transposed
+ *     conv2d_bias_backward  1-D, one per output channel: sums each image's plane in order,
+ *                           then the per-image sums in image order (fixed order, two levels)
+ * The launcher takes the engine's local shape (clt__enqueue_nd: dimension 0 whole when it
+ * fits the work-group, then the others).
  *
  * Tunables: none.
  */
 
-/* col[k, m, p] = x[m, ci, iy, ix] or 0 outside the image. */
+/* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. */
 __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
                             __global const float *x, int x_off, /* [M, C_in, H, W] */
                             __global float *col, int col_off)   /* [K, M, P] */
 {
-    const int p_count = oh * ow, row = images * p_count;
-    const int i = (int)get_global_id(0);
-    if (i >= c_in * kh * kw * row)
-        return;
-    /* Digits of i in the mixed radix [C_in, KH, KW, M, OH, OW]. Remainders are written as
-     * r - q * s: LLVM turns a % next to a / into a `freeze`, which Oclgrind's
-     * uninitialized-value checker cannot run. */
-    const int k = i / row, j = i - k * row;
-    const int m = j / p_count, p = j - m * p_count;
-    const int oy = p / ow, ox = p - oy * ow;
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1), z = (int)get_global_id(2);
+    /* z = k * M + m. These divisions depend on z alone, so a CPU driver that loops over
+     * dimension 0 innermost computes them once per row. Remainders are written as r - q * s:
+     * LLVM turns a % next to a / into a `freeze`, which Oclgrind's uninitialized-value checker
+     * cannot run. */
+    const int k = z / images, m = z - k * images;
     const int r = k / kw, kx = k - r * kw;
     const int ci = r / kh, ky = r - ci * kh;
+    if (ox >= ow || oy >= oh || k >= c_in * kh * kw)
+        return;
     const int iy = oy * stride_h - pad_h + ky * dil_h;
     const int ix = ox * stride_w - pad_w + kx * dil_w;
     float v = 0.0f;
     if (iy >= 0 && iy < h && ix >= 0 && ix < w)
         v = x[x_off + ((m * c_in + ci) * h + iy) * w + ix];
-    col[col_off + i] = v;
+    col[col_off + (z * oh + oy) * ow + ox] = v;
 }
 
-/* dx[m, ci, iy, ix] (+)= sum of dcol[k, m, p] over the (tap, output pixel) pairs that read
- * it. */
+/* dx[m, ci, iy, :] (+)= the sum of dcol[k, m, oy, ox] over the (tap, output pixel) pairs that
+ * read each of its pixels. */
 __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
                             int accumulate, __global const float *dcol,
                             int dcol_off,                   /* [K, M, P] */
                             __global float *dx, int dx_off) /* [M, C_in, H, W] */
 {
-    const int p_count = oh * ow, row = images * p_count;
-    const int i = (int)get_global_id(0);
-    if (i >= images * c_in * h * w)
+    const int iy = (int)get_global_id(0), z = (int)get_global_id(1); /* z = m * C_in + ci */
+    if (iy >= h || z >= images * c_in)
         return;
-    const int r = i / w, ix = i - r * w;
-    const int plane = r / h, iy = r - plane * h; /* plane = m * C_in + ci */
-    const int m = plane / c_in, ci = plane - m * c_in;
-    const int base = dcol_off + m * p_count;
-    float acc = 0.0f;
+    const int m = z / c_in, ci = z - m * c_in;
+    const int p_count = oh * ow, row = images * p_count;
+    __global float *d = dx + dx_off + (z * h + iy) * w;
+    if (!accumulate)
+        for (int ix = 0; ix < w; ix++)
+            d[ix] = 0.0f;
     for (int ky = 0; ky < kh; ky++) {
         /* ty = oy * stride_h for the output row whose tap ky lands on iy. It decreases as ky
          * grows, so once negative it stays negative. */
@@ -87,17 +92,19 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
         if (oy * stride_h != ty || oy >= oh)
             continue;
         for (int kx = 0; kx < kw; kx++) {
-            const int tx = ix + pad_w - kx * dil_w;
-            if (tx < 0)
+            /* Tap kx of output pixel ox reads ix = ox * stride_w + sx, in the row when
+             * 0 <= ox * stride_w + sx <= w - 1. sx grows with kx. */
+            const int sx = kx * dil_w - pad_w, last = w - 1 - sx;
+            if (last < 0)
                 break;
-            const int ox = tx / stride_w;
-            if (ox * stride_w != tx || ox >= ow)
-                continue;
-            const int k = (ci * kh + ky) * kw + kx;
-            acc += dcol[base + k * row + oy * ow + ox];
+            const int lo = sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w;
+            const int hi = min(ow, last / stride_w + 1);
+            __global const float *s =
+                dcol + dcol_off + ((ci * kh + ky) * kw + kx) * row + m * p_count + oy * ow;
+            for (int ox = lo; ox < hi; ox++)
+                d[ox * stride_w + sx] += s[ox];
         }
     }
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc;
 }
 
 /* y[m, c, p] = yt[c, m, p] + bias[c] (bias NULL: no bias). */
@@ -106,13 +113,11 @@ __kernel void conv2d_unpack(int images, int c_out, int p_count, __global const f
                             __global const float *bias, int bias_off, /* [C_out] or NULL */
                             __global float *y, int y_off)             /* [M, C_out, P] */
 {
-    const int i = (int)get_global_id(0);
-    if (i >= images * c_out * p_count)
+    const int p = (int)get_global_id(0), c = (int)get_global_id(1), m = (int)get_global_id(2);
+    if (p >= p_count || c >= c_out || m >= images)
         return;
-    const int plane = i / p_count, p = i - plane * p_count; /* plane = m * C_out + c */
-    const int m = plane / c_out, c = plane - m * c_out;
     const float v = yt[yt_off + (c * images + m) * p_count + p];
-    y[y_off + i] = bias ? v + bias[bias_off + c] : v;
+    y[y_off + (m * c_out + c) * p_count + p] = bias ? v + bias[bias_off + c] : v;
 }
 
 /* dyt[c, m, p] = dy[m, c, p]. */
@@ -120,13 +125,10 @@ __kernel void conv2d_pack(int images, int c_out, int p_count, __global const flo
                           int dy_off,                       /* [M, C_out, P] */
                           __global float *dyt, int dyt_off) /* [C_out, M, P] */
 {
-    const int row = images * p_count;
-    const int i = (int)get_global_id(0);
-    if (i >= c_out * row)
+    const int p = (int)get_global_id(0), m = (int)get_global_id(1), c = (int)get_global_id(2);
+    if (p >= p_count || m >= images || c >= c_out)
         return;
-    const int c = i / row, j = i - c * row;
-    const int m = j / p_count, p = j - m * p_count;
-    dyt[dyt_off + i] = dy[dy_off + (m * c_out + c) * p_count + p];
+    dyt[dyt_off + (c * images + m) * p_count + p] = dy[dy_off + (m * c_out + c) * p_count + p];
 }
 
 /* db[c] (+)= sum over n and p of dy[n, c, p]. */

@@ -314,6 +314,20 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
 #define CLT__RUN_WG(dev, id, items, local, ...)                                                    \
     clt__enqueue((dev), (id), (items), (local), CLT__KARGS(__VA_ARGS__))
 
+/* clt__enqueue over a 2-D or 3-D NDRange of global[0..dims-1] work-items (0 in any
+ * dimension enqueues nothing), through clt__launch_kernel. The local shape fills dimension 0
+ * first, then 1, then 2, within min(dev->wg_1d, the kernel's work-group size): a dimension
+ * that fits is taken whole, a larger one is cut into equal parts; global is rounded up to a
+ * multiple of it, so kernels must ignore work-items past their real size. Kernels get their
+ * coordinates from get_global_id(0..2) and need no division to find them. */
+enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
+                                const size_t *global, const struct clt__karg *args, size_t nargs);
+
+/* clt__enqueue_nd with the arguments written in place: CLT__RUN_ND(dev, CLT__K_x, 3, g, ...)
+ * with `const size_t g[3]`. */
+#define CLT__RUN_ND(dev, id, dims, global, ...)                                                    \
+    clt__enqueue_nd((dev), (id), (dims), (global), CLT__KARGS(__VA_ARGS__))
+
 /* CLT_OK when 0 <= v <= INT32_MAX; kernels index with int. Logs `what` otherwise. */
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what);
 

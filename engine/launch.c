@@ -188,6 +188,48 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
     return enqueue_1d(dev, kernel, wg, name, items, local, args, nargs);
 }
 
+/* Splits `g` work-items into groups of at most `cap`: the whole of g when it fits, else equal
+ * parts, so that rounding up wastes fewer work-items than there are groups. */
+static size_t balanced(size_t g, size_t cap)
+{
+    if (cap < 1)
+        cap = 1;
+    if (g <= cap)
+        return g;
+    const size_t groups = (g + cap - 1) / cap;
+    return (g + groups - 1) / groups;
+}
+
+enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
+                                const size_t *global, const struct clt__karg *args, size_t nargs)
+{
+    if (dims < 1 || dims > 3)
+        return CLT_ERR_INVALID_ARGUMENT;
+    for (cl_uint d = 0; d < dims; d++)
+        if (global[d] == 0)
+            return CLT_OK;
+    cl_kernel k;
+    size_t wg = 0;
+    enum clt_status st = clt__kernel(dev, id, &k, &wg);
+    if (st != CLT_OK)
+        return st;
+    size_t budget = wg < dev->wg_1d ? wg : dev->wg_1d, local[3] = {1, 1, 1};
+    for (cl_uint d = 0; d < dims; d++) {
+        size_t cap = budget;
+        if (d < 3 && dev->info.max_work_item_sizes[d] && cap > dev->info.max_work_item_sizes[d])
+            cap = (size_t)dev->info.max_work_item_sizes[d];
+        local[d] = balanced(global[d], cap);
+        budget /= local[d];
+    }
+    struct clt__arg raw[MAX_ARGS];
+    cl_int offs[MAX_ARGS];
+    size_t nraw = 0;
+    st = raw_args(dev, clt__kernel_ids[id].kernel, args, nargs, raw, offs, &nraw);
+    if (st == CLT_OK)
+        st = clt__launch_kernel(dev, k, raw, nraw, dims, global, local);
+    return st;
+}
+
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what)
 {
     if (v >= 0 && v <= INT32_MAX)

@@ -189,9 +189,9 @@ static struct chunk chunk_at(const struct clt__conv2d *c, const struct sizes *s,
 static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
                               const struct sizes *s, const struct chunk *ch, struct clt__buf x)
 {
-    size_t n = (size_t)(s->k * ch->m * s->p);
-    return CLT__RUN(dev, CLT__K_conv2d_im2col, n, GEOMETRY(c), CLT__I32(ch->m),
-                    CLT__BUF(at(x, ch->first * s->image_in)), CLT__BUF(ch->col));
+    const size_t g[3] = {(size_t)c->ow, (size_t)c->oh, (size_t)(s->k * ch->m)};
+    return CLT__RUN_ND(dev, CLT__K_conv2d_im2col, 3, g, GEOMETRY(c), CLT__I32(ch->m),
+                       CLT__BUF(at(x, ch->first * s->image_in)), CLT__BUF(ch->col));
 }
 
 /* The chunk's images of dx (+)= the gather of dcol [K, M P] into them. */
@@ -199,10 +199,10 @@ static enum clt_status col2im(struct clt_device *dev, const struct clt__conv2d *
                               const struct sizes *s, const struct chunk *ch, struct clt__buf dx,
                               bool accumulate)
 {
-    size_t n = (size_t)(ch->m * s->image_in);
-    return CLT__RUN(dev, CLT__K_conv2d_col2im, n, GEOMETRY(c), CLT__I32(ch->m),
-                    CLT__I32(accumulate), CLT__BUF(ch->col),
-                    CLT__BUF(at(dx, ch->first * s->image_in)));
+    const size_t g[2] = {(size_t)c->h, (size_t)(ch->m * c->c_in)};
+    return CLT__RUN_ND(dev, CLT__K_conv2d_col2im, 2, g, GEOMETRY(c), CLT__I32(ch->m),
+                       CLT__I32(accumulate), CLT__BUF(ch->col),
+                       CLT__BUF(at(dx, ch->first * s->image_in)));
 }
 
 /* One GEMM per group, strided-batched: C_g = op(A_g) op(B_g) + beta C_g for g < G. */
@@ -243,10 +243,10 @@ static enum clt_status chunk_forward(struct clt_device *dev, const struct clt__c
     if (st == CLT_OK)
         st = group_gemm(dev, c->groups, false, false, s->co, mp, s->kg, 0.0f, weight, s->co * s->kg,
                         ch->col, s->kg * mp, yt, s->co * mp);
+    const size_t g[3] = {(size_t)s->p, (size_t)c->c_out, (size_t)ch->m};
     if (st == CLT_OK && (ch->m > 1 || bias.mem))
-        st = CLT__RUN(dev, CLT__K_conv2d_unpack, (size_t)(ch->m * s->image_out), CLT__I32(ch->m),
-                      CLT__I32(c->c_out), CLT__I32(s->p), CLT__BUF(yt), CLT__BUF(bias),
-                      CLT__BUF(y_m));
+        st = CLT__RUN_ND(dev, CLT__K_conv2d_unpack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
+                         CLT__I32(s->p), CLT__BUF(yt), CLT__BUF(bias), CLT__BUF(y_m));
     return st;
 }
 
@@ -300,9 +300,10 @@ static enum clt_status chunk_backward(struct clt_device *dev, const struct clt__
     const struct clt__buf dy_m = at(dy, ch->first * s->image_out);
     const struct clt__buf dyt = ch->m == 1 ? dy_m : ch->t;
     enum clt_status st = CLT_OK;
+    const size_t g[3] = {(size_t)s->p, (size_t)ch->m, (size_t)c->c_out};
     if (ch->m > 1)
-        st = CLT__RUN(dev, CLT__K_conv2d_pack, (size_t)(ch->m * s->image_out), CLT__I32(ch->m),
-                      CLT__I32(c->c_out), CLT__I32(s->p), CLT__BUF(dy_m), CLT__BUF(dyt));
+        st = CLT__RUN_ND(dev, CLT__K_conv2d_pack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
+                         CLT__I32(s->p), CLT__BUF(dy_m), CLT__BUF(dyt));
     if (st == CLT_OK && dweight.mem) {
         st = im2col(dev, c, s, ch, x);
         /* dW_g [Co, Kg] (+)= dyt_g [Co, M P] * col_g^T [M P, Kg]; the first chunk writes dW
