@@ -302,6 +302,11 @@ static const struct conv_case full_cases[] = {
     {"7 images in chunks of 3, stride 2 groups 2",
      CONV_CHUNK(3, 7, 4, 10, 9, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2), true},
     {"3 images one at a time, 1x1", CONV_CHUNK(1, 3, 5, 4, 7, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1), false},
+    /* Padding wider than a tap's reach: whole rows and columns of the columns read nothing
+     * and some taps add to no pixel of a row of dx. */
+    {"pad 3 on a 2-pixel-wide image", CONV(2, 2, 4, 2, 3, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
+    {"5 images in chunks of 2, stride 3 dilation 3 pad 4x5",
+     CONV_CHUNK(2, 5, 2, 11, 10, 3, 2, 3, 3, 3, 4, 5, 3, 3, 1), true},
 };
 
 /* Under Oclgrind: few and small. */
@@ -312,6 +317,9 @@ static const struct conv_case small_cases[] = {
     {"depthwise", CONV(1, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3), true},
     {"1x1", CONV(2, 3, 3, 4, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1), true},
     {"3 images in chunks of 2", CONV_CHUNK(2, 3, 2, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
+    {"pad 3 on a 2-pixel-wide image", CONV(2, 1, 3, 2, 2, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
+    {"3 images in chunks of 2, stride 3 dilation 2 pad 3",
+     CONV_CHUNK(2, 3, 1, 7, 8, 2, 2, 3, 3, 3, 3, 3, 2, 2, 1), false},
 };
 
 static void forward_and_backward(void **state)
