@@ -22,9 +22,9 @@
  *     bias, db   [C_out]
  *
  * Work-items (NDRanges whose ids are the coordinates, dimension 0 the contiguous one, so no
- * work-item divides per element: the one division of conv2d_im2col and of conv2d_col2im
- * depends only on the last id; any work-group shape; work-items past the real size return
- * at once):
+ * work-item divides per element: conv2d_im2col's three divisions depend only on the last id,
+ * conv2d_col2im divides once per row and once per tap of the row; any work-group shape;
+ * work-items past the real size return at once):
  *     conv2d_im2col         3-D (ox, oy, k * M + m): one per element of col
  *     conv2d_col2im         2-D (iy, m * C_in + ci): one per row of dx, a gather: the row is
  *                           zeroed unless accumulating, then each tap's contiguous run of dcol
