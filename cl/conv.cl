@@ -1,71 +1,87 @@
 /*
  * conv.cl: the helper kernels of 2-D convolution (NCHW). The products themselves are GEMMs
- * (engine/gemm.c); these kernels move data between images and GEMM operands.
+ * (engine/gemm.c); these kernels move data between images and GEMM operands, for a chunk of
+ * M images at a time whose columns lie side by side, so that one GEMM covers the chunk.
  *
- * Letters: N batch, C_in / C_out channels, H x W input, KH x KW kernel, OH x OW output,
- * P = OH * OW output pixels, K = C_in * KH * KW rows of the column matrix.
- * Geometry arguments shared by the kernels that touch images:
+ * Letters: N batch, M images in the chunk, C_in / C_out channels, H x W input, KH x KW
+ * kernel, OH x OW output, P = OH * OW output pixels, K = C_in * KH * KW rows of the column
+ * matrix. Geometry arguments shared by the kernels that touch images:
  *     c_in, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, oh, ow.
  * Input pixel of output pixel (oy, ox) and kernel tap (ky, kx):
  *     iy = oy * stride_h - pad_h + ky * dil_h,  ix = ox * stride_w - pad_w + kx * dil_w;
  * taps outside the image read zero (zero padding).
  *
  * Layouts (row-major, every tensor at its int element offset):
- *     x, dx      [C_in, H, W]    one image (the launcher passes each image's offset)
- *     col, dcol  [K, P]          row k = (ci * KH + ky) * KW + kx, column p = oy * OW + ox;
- *                                the rows of group g are contiguous, as the GEMMs want
- *     y, dy      [N, C_out, OH, OW]
+ *     x, dx      [M, C_in, H, W]   the chunk's images (the launcher passes the first one's
+ *                                  offset)
+ *     col, dcol  [K, M, P]         row k = (ci * KH + ky) * KW + kx, column m * P + p with
+ *                                  p = oy * OW + ox; the rows of group g are contiguous, as
+ *                                  the GEMMs want
+ *     yt, dyt    [C_out, M, P]     the GEMMs' layout of the chunk's outputs
+ *     y, dy      [M, C_out, P]     the chunk's outputs (NCHW)
  *     bias, db   [C_out]
  *
- * Work-items (1-D, any work-group size; work-items past the real size return at once):
- *     conv2d_im2col         one per element of col
- *     conv2d_col2im         one per element of dx: a gather over the taps that reach it,
- *                           in the fixed order (ky, kx) ascending; no atomics, no races
- *     conv2d_bias_forward   one per element of y
- *     conv2d_bias_backward  one per output channel: sums each image's plane in order, then
- *                           the per-image sums in image order (fixed order, two levels)
+ * Work-items (NDRanges whose ids are the coordinates, dimension 0 the contiguous one, so no
+ * work-item divides per element: conv2d_im2col's three divisions depend only on the last id,
+ * conv2d_col2im divides once per row and once per tap of the row; any work-group shape;
+ * work-items past the real size return at once):
+ *     conv2d_im2col         3-D (ox, oy, k * M + m): one per element of col
+ *     conv2d_col2im         2-D (iy, m * C_in + ci): one per row of dx, a gather: the row is
+ *                           zeroed unless accumulating, then each tap's contiguous run of dcol
+ *                           is added to it in the fixed order (ky, kx) ascending, so every
+ *                           pixel's sum is its old value (or 0) plus its taps in that order;
+ *                           the work-item owns its row: no atomics, no races
+ *     conv2d_unpack         3-D (p, c, m): one per element of y: y = yt transposed, plus bias
+ *     conv2d_pack           3-D (p, m, c): one per element of dyt: dyt = dy transposed
+ *     conv2d_bias_backward  1-D, one per output channel: sums each image's plane in order,
+ *                           then the per-image sums in image order (fixed order, two levels)
+ * The launcher takes the engine's local shape (clt__enqueue_nd: dimension 0 whole when it
+ * fits the work-group, then the others).
  *
  * Tunables: none.
  */
 
-/* col[k, p] = x[ci, iy, ix] or 0 outside the image. */
+/* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. */
 __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
-                            int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow,
-                            __global const float *x, int x_off, /* [C_in, H, W] */
-                            __global float *col, int col_off)   /* [K, P] */
+                            int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
+                            __global const float *x, int x_off, /* [M, C_in, H, W] */
+                            __global float *col, int col_off)   /* [K, M, P] */
 {
-    const int p_count = oh * ow;
-    const int i = (int)get_global_id(0);
-    if (i >= c_in * kh * kw * p_count)
-        return;
-    /* Digits of i in the mixed radix [C_in, KH, KW, OH, OW]. Remainders are written as
-     * r - q * s: LLVM turns a % next to a / into a `freeze`, which Oclgrind's
-     * uninitialized-value checker cannot run. */
-    const int k = i / p_count, p = i - k * p_count;
-    const int oy = p / ow, ox = p - oy * ow;
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1), z = (int)get_global_id(2);
+    /* z = k * M + m. These divisions depend on z alone, so a CPU driver that loops over
+     * dimension 0 innermost computes them once per row. Remainders are written as r - q * s:
+     * LLVM turns a % next to a / into a `freeze`, which Oclgrind's uninitialized-value checker
+     * cannot run. */
+    const int k = z / images, m = z - k * images;
     const int r = k / kw, kx = k - r * kw;
     const int ci = r / kh, ky = r - ci * kh;
+    if (ox >= ow || oy >= oh || k >= c_in * kh * kw)
+        return;
     const int iy = oy * stride_h - pad_h + ky * dil_h;
     const int ix = ox * stride_w - pad_w + kx * dil_w;
     float v = 0.0f;
     if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-        v = x[x_off + (ci * h + iy) * w + ix];
-    col[col_off + i] = v;
+        v = x[x_off + ((m * c_in + ci) * h + iy) * w + ix];
+    col[col_off + (z * oh + oy) * ow + ox] = v;
 }
 
-/* dx[ci, iy, ix] (+)= sum of dcol[k, p] over the (tap, output pixel) pairs that read it. */
+/* dx[m, ci, iy, :] (+)= the sum of dcol[k, m, oy, ox] over the (tap, output pixel) pairs that
+ * read each of its pixels. */
 __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
-                            int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow,
-                            int accumulate, __global const float *dcol, int dcol_off, /* [K, P] */
-                            __global float *dx, int dx_off) /* [C_in, H, W] */
+                            int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
+                            int accumulate, __global const float *dcol,
+                            int dcol_off,                   /* [K, M, P] */
+                            __global float *dx, int dx_off) /* [M, C_in, H, W] */
 {
-    const int p_count = oh * ow;
-    const int i = (int)get_global_id(0);
-    if (i >= c_in * h * w)
+    const int iy = (int)get_global_id(0), z = (int)get_global_id(1); /* z = m * C_in + ci */
+    if (iy >= h || z >= images * c_in)
         return;
-    const int r = i / w, ix = i - r * w;
-    const int ci = r / h, iy = r - ci * h;
-    float acc = 0.0f;
+    const int m = z / c_in, ci = z - m * c_in;
+    const int p_count = oh * ow, row = images * p_count;
+    __global float *d = dx + dx_off + (z * h + iy) * w;
+    if (!accumulate)
+        for (int ix = 0; ix < w; ix++)
+            d[ix] = 0.0f;
     for (int ky = 0; ky < kh; ky++) {
         /* ty = oy * stride_h for the output row whose tap ky lands on iy. It decreases as ky
          * grows, so once negative it stays negative. */
@@ -76,30 +92,43 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
         if (oy * stride_h != ty || oy >= oh)
             continue;
         for (int kx = 0; kx < kw; kx++) {
-            const int tx = ix + pad_w - kx * dil_w;
-            if (tx < 0)
+            /* Tap kx of output pixel ox reads ix = ox * stride_w + sx, in the row when
+             * 0 <= ox * stride_w + sx <= w - 1. sx grows with kx. */
+            const int sx = kx * dil_w - pad_w, last = w - 1 - sx;
+            if (last < 0)
                 break;
-            const int ox = tx / stride_w;
-            if (ox * stride_w != tx || ox >= ow)
-                continue;
-            const int k = (ci * kh + ky) * kw + kx;
-            acc += dcol[dcol_off + k * p_count + oy * ow + ox];
+            const int lo = sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w;
+            const int hi = min(ow, last / stride_w + 1);
+            __global const float *s =
+                dcol + dcol_off + ((ci * kh + ky) * kw + kx) * row + m * p_count + oy * ow;
+            for (int ox = lo; ox < hi; ox++)
+                d[ox * stride_w + sx] += s[ox];
         }
     }
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc;
 }
 
-/* y[n, c, p] += bias[c]. */
-__kernel void conv2d_bias_forward(int total, int c_out, int p_count, __global const float *bias,
-                                  int bias_off,                 /* [C_out] */
-                                  __global float *y, int y_off) /* [N, C_out, P] */
+/* y[m, c, p] = yt[c, m, p] + bias[c] (bias NULL: no bias). */
+__kernel void conv2d_unpack(int images, int c_out, int p_count, __global const float *yt,
+                            int yt_off,                               /* [C_out, M, P] */
+                            __global const float *bias, int bias_off, /* [C_out] or NULL */
+                            __global float *y, int y_off)             /* [M, C_out, P] */
 {
-    const int i = (int)get_global_id(0);
-    if (i >= total)
+    const int p = (int)get_global_id(0), c = (int)get_global_id(1), m = (int)get_global_id(2);
+    if (p >= p_count || c >= c_out || m >= images)
         return;
-    const int plane = i / p_count; /* n * C_out + c */
-    const int c = plane - plane / c_out * c_out;
-    y[y_off + i] += bias[bias_off + c];
+    const float v = yt[yt_off + (c * images + m) * p_count + p];
+    y[y_off + (m * c_out + c) * p_count + p] = bias ? v + bias[bias_off + c] : v;
+}
+
+/* dyt[c, m, p] = dy[m, c, p]. */
+__kernel void conv2d_pack(int images, int c_out, int p_count, __global const float *dy,
+                          int dy_off,                       /* [M, C_out, P] */
+                          __global float *dyt, int dyt_off) /* [C_out, M, P] */
+{
+    const int p = (int)get_global_id(0), m = (int)get_global_id(1), c = (int)get_global_id(2);
+    if (p >= p_count || m >= images || c >= c_out)
+        return;
+    dyt[dyt_off + (c * images + m) * p_count + p] = dy[dy_off + (m * c_out + c) * p_count + p];
 }
 
 /* db[c] (+)= sum over n and p of dy[n, c, p]. */

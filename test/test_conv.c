@@ -1,9 +1,9 @@
 /*
  * test_conv.c: 2-D convolution against the C reference (ref_conv.c): forward with and
  * without bias, backward writing and accumulating, each gradient alone, for configurations
- * with stride, padding, dilation, groups, depthwise, 1x1 (the direct path and the column
- * path), non-square kernels, batch 1 and odd sizes; a finite-difference check of every
- * gradient; argument checking.
+ * with stride, padding, dilation, groups, depthwise, 1x1, non-square kernels, batch 1, odd
+ * sizes, and batches cut into chunks (the last one smaller); a finite-difference check of
+ * every gradient; the choice of the chunk; argument checking.
  *
  * Data: x, weight, bias, dy uniform in [-1, 1). Tolerances, for a float sum of `terms`
  * products of magnitude < 1 against a double reference:
@@ -281,8 +281,10 @@ static void check_case(struct clt_device *dev, const struct conv_case *cc)
 }
 
 /* n, c_in, h, w, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
- * oh and ow (0 here) are filled in by clt__conv2d_resolve. */
-#define CONV(...) ((struct clt__conv2d){__VA_ARGS__, 0, 0})
+ * oh, ow and chunk (0 here) are filled in by clt__conv2d_resolve. CONV_CHUNK gives the
+ * chunk: the batch then runs in chunks of that many images, the last one smaller. */
+#define CONV(...) ((struct clt__conv2d){__VA_ARGS__, 0, 0, 0})
+#define CONV_CHUNK(chunk, ...) ((struct clt__conv2d){__VA_ARGS__, 0, 0, chunk})
 
 static const struct conv_case full_cases[] = {
     {"3x3 pad 1", CONV(2, 3, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
@@ -290,12 +292,21 @@ static const struct conv_case full_cases[] = {
     {"dilation 2", CONV(2, 3, 12, 11, 4, 3, 3, 1, 1, 2, 2, 2, 2, 1), true},
     {"groups 2", CONV(2, 4, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2), true},
     {"depthwise stride 2", CONV(2, 5, 11, 8, 5, 3, 3, 2, 2, 1, 1, 1, 1, 5), true},
-    {"1x1 direct", CONV(2, 7, 5, 6, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1), true},
-    {"1x1 direct groups 3", CONV(1, 6, 4, 5, 9, 1, 1, 1, 1, 0, 0, 1, 1, 3), false},
+    {"1x1", CONV(2, 7, 5, 6, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1), true},
+    {"1x1 groups 3", CONV(1, 6, 4, 5, 9, 1, 1, 1, 1, 0, 0, 1, 1, 3), false},
     {"1x1 stride 2 groups 2", CONV(2, 6, 7, 9, 4, 1, 1, 2, 2, 0, 0, 1, 1, 2), true},
     {"2x5 kernel", CONV(2, 3, 10, 13, 4, 2, 5, 1, 2, 0, 2, 1, 1, 1), true},
     {"batch 1 odd", CONV(1, 2, 17, 19, 3, 5, 3, 3, 2, 2, 1, 1, 2, 1), false},
     {"larger", CONV(4, 8, 23, 21, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
+    {"5 images in chunks of 2", CONV_CHUNK(2, 5, 3, 9, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
+    {"7 images in chunks of 3, stride 2 groups 2",
+     CONV_CHUNK(3, 7, 4, 10, 9, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2), true},
+    {"3 images one at a time, 1x1", CONV_CHUNK(1, 3, 5, 4, 7, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1), false},
+    /* Padding wider than a tap's reach: whole rows and columns of the columns read nothing
+     * and some taps add to no pixel of a row of dx. */
+    {"pad 3 on a 2-pixel-wide image", CONV(2, 2, 4, 2, 3, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
+    {"5 images in chunks of 2, stride 3 dilation 3 pad 4x5",
+     CONV_CHUNK(2, 5, 2, 11, 10, 3, 2, 3, 3, 3, 4, 5, 3, 3, 1), true},
 };
 
 /* Under Oclgrind: few and small. */
@@ -304,7 +315,11 @@ static const struct conv_case small_cases[] = {
     {"stride 2 dilation 2", CONV(1, 2, 7, 6, 2, 3, 3, 2, 2, 2, 2, 2, 2, 1), true},
     {"groups 2 3x2", CONV(2, 4, 5, 4, 2, 3, 2, 1, 1, 1, 0, 1, 1, 2), false},
     {"depthwise", CONV(1, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3), true},
-    {"1x1 direct", CONV(2, 3, 3, 4, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1), true},
+    {"1x1", CONV(2, 3, 3, 4, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1), true},
+    {"3 images in chunks of 2", CONV_CHUNK(2, 3, 2, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1), true},
+    {"pad 3 on a 2-pixel-wide image", CONV(2, 1, 3, 2, 2, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
+    {"3 images in chunks of 2, stride 3 dilation 2 pad 3",
+     CONV_CHUNK(2, 3, 1, 7, 8, 2, 2, 3, 3, 3, 3, 3, 2, 2, 1), false},
 };
 
 static void forward_and_backward(void **state)
@@ -327,10 +342,32 @@ static void resolve_checks_parameters(void **state)
     assert_int_equal(clt__conv2d_resolve(&quiet, &c), CLT_OK);
     assert_int_equal(c.oh, (9 + 2 - 2 - 1) / 2 + 1);
     assert_int_equal(c.ow, (7 + 0 - 4 - 1) / 1 + 1);
-    /* Columns of one image: C_in * KH * KW rows by OH * OW. */
-    assert_int_equal(clt__conv2d_workspace_bytes(&c), 4 * 3 * 3 * c.oh * c.ow * 4);
+    /* The whole batch in one chunk: its columns (C_in * KH * KW rows) and its GEMM output
+     * (C_out rows), each of N * OH * OW columns. */
+    assert_int_equal(c.chunk, 2);
+    assert_int_equal(clt__conv2d_workspace_bytes(&c), 2 * (4 * 3 * 3 + 6) * c.oh * c.ow * 4);
     struct clt__conv2d p = CONV(2, 4, 9, 7, 6, 1, 1, 1, 1, 0, 0, 3, 3, 2);
-    assert_int_equal(clt__conv2d_workspace_bytes(&p), 0);
+    assert_int_equal(clt__conv2d_workspace_bytes(&p), 2 * (4 + 6) * 9 * 7 * 4);
+    /* A batch whose columns pass the cap: 1000 images of (16 * 9 + 32) * 28 * 28 floats take
+     * 9 chunks of at most 121 images, spread evenly: 112 each (the last 104). */
+    struct clt__conv2d big = CONV(1000, 16, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    assert_int_equal(clt__conv2d_resolve(&quiet, &big), CLT_OK);
+    const uint64_t image_bytes = (16 * 9 + 32) * 28 * 28 * 4;
+    assert_int_equal(CLT__CONV2D_WORKSPACE_CAP / image_bytes, 121);
+    assert_int_equal(big.chunk, 112);
+    assert_int_equal(clt__conv2d_workspace_bytes(&big), 112 * image_bytes);
+    /* One image past the cap still runs, one at a time. */
+    struct clt__conv2d huge = CONV(3, 64, 256, 256, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    assert_int_equal(clt__conv2d_resolve(&quiet, &huge), CLT_OK);
+    assert_int_equal(huge.chunk, 1);
+    /* A chunk given is kept, or cut to the batch. */
+    struct clt__conv2d given = CONV_CHUNK(3, 10, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    assert_int_equal(clt__conv2d_resolve(&quiet, &given), CLT_OK);
+    assert_int_equal(given.chunk, 3);
+    assert_int_equal(clt__conv2d_workspace_bytes(&given), 3 * (2 * 9 + 2) * 25 * 4);
+    given = CONV_CHUNK(30, 10, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    assert_int_equal(clt__conv2d_resolve(&quiet, &given), CLT_OK);
+    assert_int_equal(given.chunk, 10);
 
     struct clt__conv2d bad[] = {
         CONV(2, 4, 9, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 3),  /* groups divide neither */
@@ -344,6 +381,9 @@ static void resolve_checks_parameters(void **state)
         CONV(2, 4, 5, 7, 6, 3, 3, 1, 1, 0, 0, 3, 1, 1),  /* dilated kernel too tall */
         CONV(1 << 20, 4, 1 << 10, 1 << 10, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1), /* 2^42 elements */
         CONV(1, 1, (int64_t)1 << 32, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1),    /* H beyond int */
+        CONV_CHUNK(-1, 2, 4, 9, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1),         /* negative chunk */
+        /* a chunk of 2^16 images of 40960 floats: a workspace of 2^31 floats or more */
+        CONV_CHUNK(1 << 16, 1 << 16, 1, 64, 64, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(clt__conv2d_resolve(&quiet, &bad[i]), CLT_ERR_INVALID_ARGUMENT);
@@ -352,6 +392,7 @@ static void resolve_checks_parameters(void **state)
     assert_non_null(strstr(text.text, "conv2d: impossible parameters"));
     assert_non_null(strstr(text.text, "larger than the padded input"));
     assert_non_null(strstr(text.text, "2^31 elements or more"));
+    assert_non_null(strstr(text.text, "the workspace of a chunk of 65536 images"));
 }
 
 static void launchers_check_buffers(void **state)
@@ -388,10 +429,13 @@ static void launchers_check_buffers(void **state)
     assert_int_equal(clt__conv2d_forward(dev, &wrong, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__conv2d_forward(NULL, &c, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
     assert_int_equal(clt__conv2d_forward(dev, NULL, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
-    /* A 1x1 kernel with stride 1 and no padding needs no workspace; an empty batch
-     * enqueues nothing. */
+    /* A 1x1 kernel needs the workspace too; dbias alone does not. */
     struct clt__conv2d p = CONV(1, 2, 4, 4, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, none), CLT_OK);
+    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, none), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, t), CLT_OK);
+    assert_int_equal(clt__conv2d_backward(dev, &c, none, none, b, none, none, o, none, false),
+                     CLT_OK);
+    /* An empty batch enqueues nothing. */
     struct clt__conv2d empty = c;
     empty.n = 0;
     assert_int_equal(clt__conv2d_forward(dev, &empty, b, b, none, o, t), CLT_OK);

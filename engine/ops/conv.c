@@ -2,13 +2,18 @@
  * conv.c: the conv family: launchers of 2-D convolution (see conv.h and
  * docs/kernels/conv.md), then the graph op conv2d: its definition and public builder.
  *
- * For image n and group g, with Cg = C_in / G input and Co = C_out / G output channels per
+ * The batch is cut into chunks of up to `chunk` images (clt__conv2d_resolve chooses it so
+ * that the workspace stays under CLT__CONV2D_WORKSPACE_CAP); a chunk of M images has one
+ * column matrix col [K, M * P], the images' columns side by side, so each pass is one GEMM
+ * per chunk. For group g, with Cg = C_in / G input and Co = C_out / G output channels per
  * group, Kg = Cg * KH * KW and P = OH * OW:
- *     forward   y_n,g [Co, P]   = W_g [Co, Kg] * col_n,g [Kg, P]
- *     dweight   dW_g [Co, Kg]  += dy_n,g [Co, P] * col_n,g^T [P, Kg]     (summed over n)
- *     dx        dcol_n,g [Kg, P] = W_g^T [Kg, Co] * dy_n,g [Co, P], then col2im
- * Each is one GEMM per image, strided-batched over the G groups: consecutive groups are
- * Co * Kg elements apart in W, Kg * P in the columns and Co * P in y.
+ *     forward   yt_g [Co, M P]  = W_g [Co, Kg] * col_g [Kg, M P], then y = yt transposed
+ *                                 to [M, C_out, P], plus bias (conv2d_unpack)
+ *     dweight   dW_g [Co, Kg]  += dyt_g [Co, M P] * col_g^T [M P, Kg]    (dyt: dy transposed
+ *                                 to [C_out, M, P] by conv2d_pack)
+ *     dx        dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], then col2im
+ * Each GEMM is strided-batched over the G groups: consecutive groups are Co * Kg elements
+ * apart in W, Kg * M P in the columns and Co * M P in yt and dyt.
  */
 #include "graph.h"
 #include "ops/conv.h"
@@ -32,11 +37,29 @@ static bool product_fits(const int64_t *factors, size_t count, int64_t *out)
     return true;
 }
 
+/* Floats of workspace one image takes: its columns [K, P] and its GEMM output [C_out, P]. */
+static int64_t image_floats(const struct clt__conv2d *c)
+{
+    return (c->c_in * c->kh * c->kw + c->c_out) * c->oh * c->ow;
+}
+
+/* The chunk: as many images as the cap allows (at least one), then spread evenly over the
+ * chunks that takes, so that the last chunk is not much smaller than the others. */
+static int64_t choose_chunk(const struct clt__conv2d *c)
+{
+    const int64_t n = c->n > 0 ? c->n : 1;
+    int64_t most = (int64_t)(CLT__CONV2D_WORKSPACE_CAP / sizeof(float)) / image_floats(c);
+    if (most < 1)
+        most = 1;
+    const int64_t chunks = (n + most - 1) / most;
+    return (n + chunks - 1) / chunks;
+}
+
 enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2d *c)
 {
     const int64_t fields[] = {c->n,     c->c_in,  c->h,        c->w,        c->c_out,
                               c->kh,    c->kw,    c->stride_h, c->stride_w, c->pad_h,
-                              c->pad_w, c->dil_h, c->dil_w,    c->groups};
+                              c->pad_w, c->dil_h, c->dil_w,    c->groups,   c->chunk};
     bool ok = true;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         ok = ok && fields[i] >= 0 && fields[i] <= INT32_MAX;
@@ -47,11 +70,12 @@ enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2
         clt__log(log, CLT_LOG_ERROR,
                  "conv2d: impossible parameters N=%lld C_in=%lld H=%lld "
                  "W=%lld C_out=%lld kernel %lldx%lld stride %lldx%lld pad %lldx%lld dilation "
-                 "%lldx%lld groups %lld",
+                 "%lldx%lld groups %lld chunk %lld",
                  (long long)c->n, (long long)c->c_in, (long long)c->h, (long long)c->w,
                  (long long)c->c_out, (long long)c->kh, (long long)c->kw, (long long)c->stride_h,
                  (long long)c->stride_w, (long long)c->pad_h, (long long)c->pad_w,
-                 (long long)c->dil_h, (long long)c->dil_w, (long long)c->groups);
+                 (long long)c->dil_h, (long long)c->dil_w, (long long)c->groups,
+                 (long long)c->chunk);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     /* Every term below is < 2^31, so these sums and products fit in 64 bits. */
@@ -73,20 +97,25 @@ enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2
     int64_t count;
     if (padded_h > INT32_MAX || padded_w > INT32_MAX || !product_fits(x_size, 4, &count) ||
         !product_fits(y_size, 4, &count) || !product_fits(w_size, 4, &count) ||
-        !product_fits(col_size, 5, &count)) {
+        !product_fits(col_size, 5, &count) || count + c->c_out * oh * ow > INT32_MAX) {
         clt__log(log, CLT_LOG_ERROR, "conv2d: a tensor has 2^31 elements or more");
         return CLT_ERR_INVALID_ARGUMENT;
     }
     c->oh = oh;
     c->ow = ow;
+    /* A chunk larger than the batch is the batch; 0 is chosen here. */
+    if (c->chunk == 0)
+        c->chunk = choose_chunk(c);
+    else if (c->chunk > c->n && c->n > 0)
+        c->chunk = c->n;
+    const int64_t chunk_size[] = {c->chunk, image_floats(c)};
+    if (!product_fits(chunk_size, 2, &count)) {
+        clt__log(log, CLT_LOG_ERROR,
+                 "conv2d: the workspace of a chunk of %lld images has 2^31 elements or more",
+                 (long long)c->chunk);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
     return CLT_OK;
-}
-
-/* A 1x1 kernel with stride 1 and no padding: the columns of an image are the image. */
-static bool pointwise(const struct clt__conv2d *c)
-{
-    return c->kh == 1 && c->kw == 1 && c->stride_h == 1 && c->stride_w == 1 && c->pad_h == 0 &&
-           c->pad_w == 0;
 }
 
 static void discard(void *user, enum clt_log_level level, const char *message)
@@ -100,9 +129,9 @@ uint64_t clt__conv2d_workspace_bytes(const struct clt__conv2d *c)
 {
     struct clt__conv2d r = *c;
     const struct clt_log silent = {discard, NULL, CLT_LOG_ERROR};
-    if (clt__conv2d_resolve(&silent, &r) != CLT_OK || pointwise(&r))
+    if (clt__conv2d_resolve(&silent, &r) != CLT_OK)
         return 0;
-    return (uint64_t)(r.c_in * r.kh * r.kw) * (uint64_t)(r.oh * r.ow) * sizeof(float);
+    return (uint64_t)(r.chunk * image_floats(&r)) * sizeof(float);
 }
 
 static struct clt__buf at(struct clt__buf b, int64_t elements)
@@ -112,7 +141,7 @@ static struct clt__buf at(struct clt__buf b, int64_t elements)
 
 /* The element counts of a resolved convolution's tensors. */
 struct sizes {
-    int64_t x, y, weight, image_in, image_out, p, cg, co, kg;
+    int64_t x, y, weight, image_in, image_out, p, k, cg, co, kg;
 };
 
 static struct sizes sizes_of(const struct clt__conv2d *c)
@@ -123,11 +152,30 @@ static struct sizes sizes_of(const struct clt__conv2d *c)
     s.image_out = c->c_out * s.p;
     s.x = c->n * s.image_in;
     s.y = c->n * s.image_out;
+    s.k = c->c_in * c->kh * c->kw;
     s.cg = c->c_in / c->groups;
     s.co = c->c_out / c->groups;
     s.kg = s.cg * c->kh * c->kw;
     s.weight = c->c_out * s.kg;
     return s;
+}
+
+/* One chunk of images: the first one's index, how many, and where its two workspace
+ * matrices lie: the columns col [K, M P] first, then yt / dyt [C_out, M P]. */
+struct chunk {
+    int64_t first, m;
+    struct clt__buf col, t;
+};
+
+static struct chunk chunk_at(const struct clt__conv2d *c, const struct sizes *s, int64_t first,
+                             struct clt__buf workspace)
+{
+    struct chunk ch;
+    ch.first = first;
+    ch.m = c->n - first < c->chunk ? c->n - first : c->chunk;
+    ch.col = workspace;
+    ch.t = at(workspace, s->k * ch.m * s->p);
+    return ch;
 }
 
 /* The 13 geometry arguments every image kernel of cl/conv.cl starts with. */
@@ -137,21 +185,24 @@ static struct sizes sizes_of(const struct clt__conv2d *c)
         CLT__I32((c)->pad_w), CLT__I32((c)->dil_h), CLT__I32((c)->dil_w), CLT__I32((c)->oh),       \
         CLT__I32((c)->ow)
 
-/* col [K, P] = the columns of the image at x. */
+/* ch.col [K, M P] = the columns of the chunk's images of x. */
 static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
-                              struct clt__buf x, struct clt__buf col)
+                              const struct sizes *s, const struct chunk *ch, struct clt__buf x)
 {
-    size_t n = (size_t)(c->c_in * c->kh * c->kw * c->oh * c->ow);
-    return CLT__RUN(dev, CLT__K_conv2d_im2col, n, GEOMETRY(c), CLT__BUF(x), CLT__BUF(col));
+    const size_t g[3] = {(size_t)c->ow, (size_t)c->oh, (size_t)(s->k * ch->m)};
+    return CLT__RUN_ND(dev, CLT__K_conv2d_im2col, 3, g, GEOMETRY(c), CLT__I32(ch->m),
+                       CLT__BUF(at(x, ch->first * s->image_in)), CLT__BUF(ch->col));
 }
 
-/* dx [C_in, H, W] (+)= the gather of dcol [K, P] into the image. */
+/* The chunk's images of dx (+)= the gather of dcol [K, M P] into them. */
 static enum clt_status col2im(struct clt_device *dev, const struct clt__conv2d *c,
-                              struct clt__buf dcol, struct clt__buf dx, bool accumulate)
+                              const struct sizes *s, const struct chunk *ch, struct clt__buf dx,
+                              bool accumulate)
 {
-    size_t n = (size_t)(c->c_in * c->h * c->w);
-    return CLT__RUN(dev, CLT__K_conv2d_col2im, n, GEOMETRY(c), CLT__I32(accumulate), CLT__BUF(dcol),
-                    CLT__BUF(dx));
+    const size_t g[2] = {(size_t)c->h, (size_t)(ch->m * c->c_in)};
+    return CLT__RUN_ND(dev, CLT__K_conv2d_col2im, 2, g, GEOMETRY(c), CLT__I32(ch->m),
+                       CLT__I32(accumulate), CLT__BUF(ch->col),
+                       CLT__BUF(at(dx, ch->first * s->image_in)));
 }
 
 /* One GEMM per group, strided-batched: C_g = op(A_g) op(B_g) + beta C_g for g < G. */
@@ -176,6 +227,29 @@ static enum clt_status group_gemm(struct clt_device *dev, int64_t groups, bool t
     return clt__gemm(dev, &want, a, b, c);
 }
 
+/* The forward pass of one chunk: im2col, the GEMM into yt, then y = yt transposed + bias. */
+static enum clt_status chunk_forward(struct clt_device *dev, const struct clt__conv2d *c,
+                                     const struct sizes *s, const struct chunk *ch,
+                                     struct clt__buf x, struct clt__buf weight,
+                                     struct clt__buf bias, struct clt__buf y)
+{
+    const int64_t mp = ch->m * s->p;
+    const struct clt__buf y_m = at(y, ch->first * s->image_out);
+    /* One image: [C_out, 1, P] is NCHW already, so the GEMM writes y and unpack only adds
+     * the bias, in place. */
+    const struct clt__buf yt = ch->m == 1 ? y_m : ch->t;
+    enum clt_status st = im2col(dev, c, s, ch, x);
+    /* yt_g [Co, M P] = W_g [Co, Kg] * col_g [Kg, M P]. */
+    if (st == CLT_OK)
+        st = group_gemm(dev, c->groups, false, false, s->co, mp, s->kg, 0.0f, weight, s->co * s->kg,
+                        ch->col, s->kg * mp, yt, s->co * mp);
+    const size_t g[3] = {(size_t)s->p, (size_t)c->c_out, (size_t)ch->m};
+    if (st == CLT_OK && (ch->m > 1 || bias.mem))
+        st = CLT__RUN_ND(dev, CLT__K_conv2d_unpack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
+                         CLT__I32(s->p), CLT__BUF(yt), CLT__BUF(bias), CLT__BUF(y_m));
+    return st;
+}
+
 enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__conv2d *conv,
                                     struct clt__buf x, struct clt__buf weight, struct clt__buf bias,
                                     struct clt__buf y, struct clt__buf workspace)
@@ -187,7 +261,6 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
     if (st != CLT_OK)
         return st;
     const struct sizes s = sizes_of(&c);
-    const bool direct = pointwise(&c);
     const char *op = "conv2d_forward";
     st = clt__check_buf(dev, x, s.x, sizeof(float), op, "x");
     if (st == CLT_OK)
@@ -196,26 +269,13 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
         st = clt__check_buf(dev, y, s.y, sizeof(float), op, "y");
     if (st == CLT_OK && bias.mem)
         st = clt__check_buf(dev, bias, c.c_out, sizeof(float), op, "bias");
-    if (st == CLT_OK && !direct)
-        st = clt__check_buf(dev, workspace, c.c_in * c.kh * c.kw * s.p, sizeof(float), op,
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, workspace, c.chunk * image_floats(&c), sizeof(float), op,
                             "workspace");
-    if (st != CLT_OK || c.n == 0)
-        return st;
-
-    for (int64_t n = 0; n < c.n && st == CLT_OK; n++) {
-        struct clt__buf col = at(x, n * s.image_in);
-        if (!direct) {
-            st = im2col(dev, &c, col, workspace);
-            col = workspace;
-        }
-        /* y_n,g [Co, P] = W_g [Co, Kg] * col_g [Kg, P]. */
-        if (st == CLT_OK)
-            st = group_gemm(dev, c.groups, false, false, s.co, s.p, s.kg, 0.0f, weight, s.co * s.kg,
-                            col, s.kg * s.p, at(y, n * s.image_out), s.co * s.p);
+    for (int64_t n = 0; n < c.n && st == CLT_OK; n += c.chunk) {
+        const struct chunk ch = chunk_at(&c, &s, n, workspace);
+        st = chunk_forward(dev, &c, &s, &ch, x, weight, bias, y);
     }
-    if (st == CLT_OK && bias.mem)
-        st = CLT__RUN(dev, CLT__K_conv2d_bias_forward, (size_t)s.y, CLT__I32(s.y),
-                      CLT__I32(c.c_out), CLT__I32(s.p), CLT__BUF(bias), CLT__BUF(y));
     return st;
 }
 
@@ -228,38 +288,38 @@ static enum clt_status bias_backward(struct clt_device *dev, const struct clt__c
                     CLT__BUF(db));
 }
 
-/* The gradients of image n: dweight (+)= its share, dx_n (+)= its gradient. */
-static enum clt_status image_backward(struct clt_device *dev, const struct clt__conv2d *c,
-                                      const struct sizes *s, int64_t n, struct clt__buf x,
-                                      struct clt__buf weight, struct clt__buf dy,
-                                      struct clt__buf dx, struct clt__buf dweight,
-                                      struct clt__buf workspace, bool accumulate)
+/* The gradients of one chunk: dweight (+)= its share, its images of dx (+)= their
+ * gradient. */
+static enum clt_status chunk_backward(struct clt_device *dev, const struct clt__conv2d *c,
+                                      const struct sizes *s, const struct chunk *ch,
+                                      struct clt__buf x, struct clt__buf weight, struct clt__buf dy,
+                                      struct clt__buf dx, struct clt__buf dweight, bool accumulate)
 {
-    const bool direct = pointwise(c);
-    const struct clt__buf dy_n = at(dy, n * s->image_out);
+    const int64_t mp = ch->m * s->p;
+    /* dyt [C_out, M P] = the chunk's dy transposed; for one image, dy itself. */
+    const struct clt__buf dy_m = at(dy, ch->first * s->image_out);
+    const struct clt__buf dyt = ch->m == 1 ? dy_m : ch->t;
     enum clt_status st = CLT_OK;
-    if (dweight.mem) {
-        struct clt__buf col = at(x, n * s->image_in);
-        if (!direct) {
-            st = im2col(dev, c, col, workspace);
-            col = workspace;
-        }
-        /* dW_g [Co, Kg] (+)= dy_n,g [Co, P] * col_g^T [P, Kg]; the first image writes dW
+    const size_t g[3] = {(size_t)s->p, (size_t)ch->m, (size_t)c->c_out};
+    if (ch->m > 1)
+        st = CLT__RUN_ND(dev, CLT__K_conv2d_pack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
+                         CLT__I32(s->p), CLT__BUF(dy_m), CLT__BUF(dyt));
+    if (st == CLT_OK && dweight.mem) {
+        st = im2col(dev, c, s, ch, x);
+        /* dW_g [Co, Kg] (+)= dyt_g [Co, M P] * col_g^T [M P, Kg]; the first chunk writes dW
          * unless accumulating, the others add to it. */
-        const float beta = n == 0 && !accumulate ? 0.0f : 1.0f;
+        const float beta = ch->first == 0 && !accumulate ? 0.0f : 1.0f;
         if (st == CLT_OK)
-            st = group_gemm(dev, c->groups, false, true, s->co, s->kg, s->p, beta, dy_n,
-                            s->co * s->p, col, s->kg * s->p, dweight, s->co * s->kg);
+            st = group_gemm(dev, c->groups, false, true, s->co, s->kg, mp, beta, dyt, s->co * mp,
+                            ch->col, s->kg * mp, dweight, s->co * s->kg);
     }
     if (st == CLT_OK && dx.mem) {
-        /* dcol_g [Kg, P] = W_g^T [Kg, Co] * dy_n,g [Co, P]. Pointwise, dcol is dx_n itself. */
-        const struct clt__buf dx_n = at(dx, n * s->image_in);
-        const struct clt__buf dcol = direct ? dx_n : workspace;
-        const float beta = direct && accumulate ? 1.0f : 0.0f;
-        st = group_gemm(dev, c->groups, true, false, s->kg, s->p, s->co, beta, weight,
-                        s->co * s->kg, dy_n, s->co * s->p, dcol, s->kg * s->p);
-        if (st == CLT_OK && !direct)
-            st = col2im(dev, c, dcol, dx_n, accumulate);
+        /* dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], over the columns (the queue
+         * is in order: the dweight GEMM has read them). */
+        st = group_gemm(dev, c->groups, true, false, s->kg, mp, s->co, 0.0f, weight, s->co * s->kg,
+                        dyt, s->co * mp, ch->col, s->kg * mp);
+        if (st == CLT_OK)
+            st = col2im(dev, c, s, ch, dx, accumulate);
     }
     return st;
 }
@@ -278,7 +338,7 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
         return st;
     const struct sizes s = sizes_of(&c);
     const char *op = "conv2d_backward";
-    const bool columns = !pointwise(&c) && (dx.mem || dweight.mem);
+    const bool columns = dx.mem || dweight.mem;
     st = clt__check_buf(dev, dy, s.y, sizeof(float), op, "dy");
     if (st == CLT_OK && dx.mem)
         st = clt__check_buf(dev, dx, s.x, sizeof(float), op, "dx");
@@ -291,7 +351,7 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
     if (st == CLT_OK && dbias.mem)
         st = clt__check_buf(dev, dbias, c.c_out, sizeof(float), op, "dbias");
     if (st == CLT_OK && columns)
-        st = clt__check_buf(dev, workspace, c.c_in * c.kh * c.kw * s.p, sizeof(float), op,
+        st = clt__check_buf(dev, workspace, c.chunk * image_floats(&c), sizeof(float), op,
                             "workspace");
     if (st != CLT_OK)
         return st;
@@ -301,8 +361,10 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
 
     if (dbias.mem)
         st = bias_backward(dev, &c, dy, dbias, accumulate);
-    for (int64_t n = 0; n < c.n && st == CLT_OK && (dx.mem || dweight.mem); n++)
-        st = image_backward(dev, &c, &s, n, x, weight, dy, dx, dweight, workspace, accumulate);
+    for (int64_t n = 0; n < c.n && st == CLT_OK && columns; n += c.chunk) {
+        const struct chunk ch = chunk_at(&c, &s, n, workspace);
+        st = chunk_backward(dev, &c, &s, &ch, x, weight, dy, dx, dweight, accumulate);
+    }
     return st;
 }
 
@@ -330,17 +392,27 @@ static enum clt_status conv_forward(struct clt__exec *x, const struct clt_tensor
                                clt__val(x, t), clt__workspace(x));
 }
 
+/* One launcher call for the gradients that share an accumulate flag (usually all of them:
+ * the columns and dy's transposed copy are then made once), a second for the others. */
 static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
     struct clt__conv2d c = conv_of(t);
-    struct clt__buf none = {NULL, 0};
+    struct clt__buf none = {NULL, 0}, g[3] = {none, none, none};
+    for (uint32_t i = 0; i < t->nin; i++)
+        g[i] = clt__grad(x, t->in[i]);
     enum clt_status st = CLT_OK;
-    for (uint32_t i = 0; i < t->nin && st == CLT_OK; i++) {
-        struct clt__buf g = clt__grad(x, t->in[i]);
-        if (g.mem)
+    for (int pass = 0; pass < 2 && st == CLT_OK; pass++) {
+        struct clt__buf want[3] = {none, none, none};
+        bool any = false;
+        for (uint32_t i = 0; i < t->nin; i++)
+            if (g[i].mem && CLT__ACC(acc, i) == (pass == 1)) {
+                want[i] = g[i];
+                any = true;
+            }
+        if (any)
             st = clt__conv2d_backward(x->dev, &c, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                                      clt__grad(x, t), i == 0 ? g : none, i == 1 ? g : none,
-                                      i == 2 ? g : none, clt__workspace(x), CLT__ACC(acc, i));
+                                      clt__grad(x, t), want[0], want[1], want[2], clt__workspace(x),
+                                      pass == 1);
     }
     return st;
 }

@@ -14,10 +14,11 @@
  *                                                   ox stride_w - pad_w + kx dil_w]
  * (x is zero outside the image). G = C_in = C_out is a depthwise convolution.
  *
- * Method: im2col of one image at a time into a caller-provided workspace, then one GEMM per
- * image, strided-batched over the groups; backward the same columns give dweight, and dx is
- * a GEMM into the workspace followed by a gather (col2im) with no atomics. A 1x1 kernel with
- * stride 1 and no padding needs no columns: the GEMMs read x and write dx directly.
+ * Method: the batch in chunks of up to `chunk` images; a chunk's columns (im2col of each
+ * image, side by side) go through one GEMM per pass, strided-batched over the groups, and a
+ * transposing copy moves between the GEMMs' [C_out, images, P] layout and NCHW (with the
+ * bias added on the way out; a chunk of one image needs no copy). Backward the same columns give
+ * dweight, and dx is a GEMM into the workspace followed by a gather (col2im) with no atomics.
  *
  * Launchers check their arguments, enqueue on dev->queue and return: they never allocate
  * and never block. A batch of 0 images enqueues nothing.
@@ -38,20 +39,27 @@ struct clt__conv2d {
     int64_t dil_h, dil_w;       /* dilation, >= 1 */
     int64_t groups;             /* >= 1, divides c_in and c_out */
     int64_t oh, ow;             /* output size: filled in by clt__conv2d_resolve */
+    int64_t chunk;              /* images per GEMM, >= 0; 0: clt__conv2d_resolve chooses */
 };
 
-/* Checks the parameters (log NULL: stderr) and fills in c->oh and c->ow. Every element
- * count the kernels index (each tensor, one image's columns) must stay below 2^31.
+/* The workspace a convolution's chunk may take, in bytes, unless one image needs more. */
+#define CLT__CONV2D_WORKSPACE_CAP ((uint64_t)64 << 20)
+
+/* Checks the parameters (log NULL: stderr) and fills in c->oh and c->ow, and c->chunk when
+ * it is 0: as many images as fit in CLT__CONV2D_WORKSPACE_CAP (at least one), spread evenly
+ * over the chunks the batch then takes; a chunk larger than the batch becomes the batch.
+ * Every element count the kernels index (each tensor, a chunk's workspace) must stay below
+ * 2^31.
  * CLT_ERR_INVALID_ARGUMENT, with a log line, when they are impossible or too large. */
 enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2d *c);
 
-/* Bytes of workspace the forward and backward passes need: one image's columns,
- * K * OH * OW floats with K = C_in * KH * KW; 0 for a 1x1 kernel with stride 1 and no
- * padding, and for parameters clt__conv2d_resolve rejects. */
+/* Bytes of workspace the forward and backward passes need: a chunk's columns and its GEMM
+ * output, chunk * (K + C_out) * OH * OW floats with K = C_in * KH * KW; 0 for parameters
+ * clt__conv2d_resolve rejects. */
 uint64_t clt__conv2d_workspace_bytes(const struct clt__conv2d *c);
 
 /* y = conv2d(x, weight) + bias. bias.mem NULL: no bias. workspace holds
- * clt__conv2d_workspace_bytes(c) bytes (its mem may be NULL when that is 0). */
+ * clt__conv2d_workspace_bytes(c) bytes. */
 enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__conv2d *c,
                                     struct clt__buf x,      /* [N, C_in, H, W] */
                                     struct clt__buf weight, /* [C_out, C_in/G, KH, KW] */
@@ -61,7 +69,8 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
 
 /* Gradients of the forward pass for the upstream gradient dy: dx, dweight and dbias, each
  * skipped when its mem is NULL (weight is needed only for dx, x only for dweight).
- * accumulate false writes them, true adds to them. */
+ * accumulate false writes them, true adds to them. The workspace is needed for dx and
+ * dweight (it may be NULL for dbias alone). */
 enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__conv2d *c,
                                      struct clt__buf x,       /* [N, C_in, H, W] */
                                      struct clt__buf weight,  /* [C_out, C_in/G, KH, KW] */
