@@ -275,25 +275,28 @@ __kernel void activation_silu_backward(ACT_BACKWARD_PARAMS)
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-/* Philox4x32-10: 10 rounds, the key bumped by (W0, W1) between rounds. */
-static uint4 philox4x32_10(uint4 ctr, uint2 key)
+/* Philox4x32-10 of counter (c0, c1, c2, c3) and key (k0, k1): 10 rounds, the key bumped by
+ * (W0, W1) between rounds; the output replaces the counter. In scalars and unrolled, so that
+ * PoCL vectorizes the work-group loop over work-items (it leaves loops over vector types,
+ * and loops inside a work-item, scalar). */
+static void philox4x32_10(uint *c0, uint *c1, uint *c2, uint *c3, uint k0, uint k1)
 {
+#pragma unroll
     for (int r = 0; r < 10; r++) {
-        if (r > 0) {
-            key.x += PHILOX_W0;
-            key.y += PHILOX_W1;
-        }
-        const uint hi0 = mul_hi(PHILOX_M0, ctr.x), lo0 = PHILOX_M0 * ctr.x;
-        const uint hi1 = mul_hi(PHILOX_M1, ctr.z), lo1 = PHILOX_M1 * ctr.z;
-        ctr = (uint4)(hi1 ^ ctr.y ^ key.x, lo1, hi0 ^ ctr.w ^ key.y, lo0);
+        const uint hi0 = mul_hi(PHILOX_M0, *c0), lo0 = PHILOX_M0 * *c0;
+        const uint hi1 = mul_hi(PHILOX_M1, *c2), lo1 = PHILOX_M1 * *c2;
+        *c0 = hi1 ^ *c1 ^ k0;
+        *c1 = lo1;
+        *c2 = hi0 ^ *c3 ^ k1;
+        *c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
     }
-    return ctr;
 }
 
-/* The uniform in [0, 1) of lane l of Philox output r. */
-static float lane_uniform(uint4 r, int l)
+/* The uniform in [0, 1) of a Philox output word (exact in float: a 24-bit integer). */
+static float word_uniform(uint w)
 {
-    const uint w = l == 0 ? r.x : l == 1 ? r.y : l == 2 ? r.z : r.w;
     return (float)(w >> 8) * 0x1.0p-24f;
 }
 
@@ -301,25 +304,40 @@ static float lane_uniform(uint4 r, int l)
  * generates (engine/fuse.c) call it, one element per work-item. */
 static bool dropout_keep(uint2 key, uint2 step, float p, long e)
 {
-    const uint4 r = philox4x32_10((uint4)((uint)(e / 4), 0u, step.x, step.y), key);
-    return lane_uniform(r, (int)(e % 4)) >= p;
+    uint c0 = (uint)(e / 4), c1 = 0u, c2 = step.x, c3 = step.y;
+    philox4x32_10(&c0, &c1, &c2, &c3, key.x, key.y);
+    const int l = (int)(e % 4);
+    return word_uniform(l == 0 ? c0 : l == 1 ? c1 : l == 2 ? c2 : c3) >= p;
+}
+
+/* One lane of dropout_apply: out[e] = or += (u >= p ? in[e] * scale : 0). */
+static void dropout_lane(float u, float p, float scale, int accumulate, __global const float *in,
+                         __global float *out, size_t e)
+{
+    const float g = u >= p ? in[e] * scale : 0.0f;
+    out[e] = accumulate ? out[e] + g : g;
 }
 
 /* keep(e) ? in[e] * scale : 0 for the Philox block of this work-item, written to out[e] or
- * added to it. Both dropout kernels: the backward is the forward applied to dy. */
+ * added to it. Both dropout kernels: the backward is the forward applied to dy. The four
+ * lanes are written out, each stored only when it is before n (no loop, no switch). */
 static void dropout_apply(int n, float p, float scale, uint2 key, uint2 step, int accumulate,
                           __global const float *in, __global float *out)
 {
     const int j = get_global_id(0);
-    const long first = 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
-    if (first >= n)
+    const long left = n - 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
+    if (left <= 0)
         return;
-    const uint4 r = philox4x32_10((uint4)((uint)j, 0u, step.x, step.y), key);
-    for (int l = 0; l < 4 && first + l < n; l++) {
-        const size_t e = (size_t)first + l;
-        const float g = lane_uniform(r, l) >= p ? in[e] * scale : 0.0f;
-        out[e] = accumulate ? out[e] + g : g;
-    }
+    uint c0 = (uint)j, c1 = 0u, c2 = step.x, c3 = step.y;
+    philox4x32_10(&c0, &c1, &c2, &c3, key.x, key.y);
+    const size_t e = 4 * (size_t)j;
+    dropout_lane(word_uniform(c0), p, scale, accumulate, in, out, e);
+    if (left > 1)
+        dropout_lane(word_uniform(c1), p, scale, accumulate, in, out, e + 1);
+    if (left > 2)
+        dropout_lane(word_uniform(c2), p, scale, accumulate, in, out, e + 2);
+    if (left > 3)
+        dropout_lane(word_uniform(c3), p, scale, accumulate, in, out, e + 3);
 }
 
 __kernel void dropout_forward(int n, float p, float scale, uint seed_lo, uint seed_hi, uint step_lo,
