@@ -1,9 +1,11 @@
 /*
  * activation.cl: elementwise activation functions and dropout, forward and backward.
  *
- * activation_forward   y[i] = f(x[i])                      i in [0, n)
- * activation_backward  dx[i] (+)= dy[i] * f'(x[i])         from the forward INPUT x
- *     f is chosen by `act` (the values of enum clt__act in engine/ops/activation.h):
+ * activation_<f>_forward   y[i] = f(x[i])                  i in [0, n)
+ * activation_<f>_backward  dx[i] (+)= dy[i] * f'(x[i])     from the forward INPUT x
+ *     one pair of kernels per f, so that nothing in a kernel branches on the activation
+ *     (act_eval(act, ...) with `act` a constant; the values of enum clt__act in
+ *     engine/ops/activation.h):
  *       0 relu        x < 0 ? 0 : x                        f' = x > 0 ? 1 : 0
  *       1 leaky relu  x < 0 ? slope * x : x                f' = x > 0 ? 1 : slope
  *       2 gelu tanh   PyTorch gelu(approximate='tanh'): 0.5 x (1 + tanh(b (x + k x^3))),
@@ -12,7 +14,7 @@
  *       4 tanh
  *       5 sigmoid     1 / (1 + exp(-x))
  *       6 silu        x * sigmoid(x)
- *     `slope` is read by leaky relu only.
+ *     `slope` is read by leaky relu only. <f> is the name clt__act_name gives.
  *
  * dropout_forward      y[i] = keep(i) ? x[i] * scale : 0
  * dropout_backward     dx[i] (+)= keep(i) ? dy[i] * scale : 0
@@ -40,7 +42,9 @@
  * up to |x| = 1e20 and beyond. 1 + tanh(u) = 2 sigmoid(2u), 1 + erf(x / sqrt 2) =
  * erfc(-x / sqrt 2), 1 - tanh^2 = 4a / (1 + a)^2 and s (1 - s) = a / (1 + a)^2 avoid the
  * cancellation of the textbook formulas where the result is small. A NaN input gives a NaN
- * output, and a NaN gradient except for relu and leaky relu (a sign test).
+ * output, and a NaN gradient except for relu and leaky relu (a sign test). exp, erfc and
+ * tanh are this file's own branch-free forms (exp_nonpos, erfc_fast, tanh_and_grad, with
+ * their measured errors), never the built-ins, which PoCL runs one element at a time.
  *
  * Tunables: none.
  */
@@ -51,11 +55,35 @@
 #define GELU_KAPPA 0.044715f
 #define INV_SQRT_2PI 0.3989422804014327f /* 1 / sqrt(2 pi) */
 
+/* exp(x) for x <= 0 (or NaN), without branches or built-in calls, so that PoCL's work-group
+ * vectorizer keeps it in vector registers (its built-in exp, erfc and tanh run scalar there).
+ * Cephes' expf: x = k ln 2 + r with k = rint(x / ln 2), |r| <= ln(2) / 2, ln 2 split in two
+ * (k * 0.693359375 is exact), exp(r) by a degree-7 polynomial, 2^k built in the exponent
+ * field. Measured against double exp over [-87, 0] (step 1e-4): relative error <= 8e-8.
+ * Below -87 the result is 0 (exp(-87) = 1.6e-38: at most that absolute error, no
+ * subnormals); -inf gives 0, NaN gives NaN. */
+static float exp_nonpos(float x)
+{
+    const float xc = x < -87.0f ? -87.0f : x; /* NaN stays NaN */
+    const float k = rint(xc * 1.44269504088896341f);
+    float r = xc - k * 0.693359375f;
+    r = r + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const float two_k = as_float((convert_int(k) + 127) << 23);
+    return x < -87.0f ? 0.0f : p * two_k;
+}
+
 /* The logistic sigmoid s(z) and s'(z) = s(z) s(-z), from a = exp(-|z|) <= 1:
  * s(|z|) = 1 / (1 + a), s(-|z|) = a / (1 + a), s'(z) = a / (1 + a)^2. Returns (s, s'). */
 static float2 sigmoid_and_grad(float z)
 {
-    const float a = exp(-fabs(z));
+    const float a = exp_nonpos(-fabs(z));
     const float r = 1.0f / (1.0f + a);
     return (float2)(z >= 0.0f ? r : a * r, a * r * r);
 }
@@ -72,23 +100,60 @@ static float2 gelu_tanh_and_grad(float x)
     return (float2)(x * s.x, s.x + x * s.y * du);
 }
 
+/* erfc(z) for any z, branch-free: Numerical Recipes' erfcc (a Chebyshev fit, fractional error
+ * below 1.2e-7 in exact arithmetic), erfc(|z|) = t exp(-z^2 - 1.26551223 + t P(t)) with
+ * t = 1 / (1 + |z| / 2), and erfc(z) = 2 - erfc(|z|) for z < 0. In float the exponent's
+ * rounding (about z^2 2^-24) adds a relative error of that size. Measured over |z| <= 10
+ * (step 1e-4) against double erfc where erfc(z) > 1e-6: relative error <= 1.1e-6; gelu erf
+ * from it stays within 3% of test_activation's tolerance over [-20, 20]. */
+static float erfc_fast(float z)
+{
+    const float az = fabs(z);
+    const float t = 1.0f / (1.0f + 0.5f * az);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    const float c = t * exp_nonpos(p - az * az); /* p < 0 for every t in (0, 1] */
+    return z < 0.0f ? 2.0f - c : c;
+}
+
 /* gelu erf: x Phi(x), Phi(x) = 0.5 erfc(-x / sqrt 2); derivative Phi(x) + x phi(x). */
 static float2 gelu_erf_and_grad(float x)
 {
-    const float cdf = 0.5f * erfc(-x * M_SQRT1_2_F);
-    return (float2)(x * cdf, cdf + x * (INV_SQRT_2PI * exp(-0.5f * x * x)));
+    const float cdf = 0.5f * erfc_fast(-x * M_SQRT1_2_F);
+    return (float2)(x * cdf, cdf + x * (INV_SQRT_2PI * exp_nonpos(-0.5f * (x * x))));
 }
 
-/* tanh' = 1 - tanh^2 = 4 a / (1 + a)^2 with a = exp(-2|x|): no cancellation for large |x|. */
+/* tanh(x) and tanh' = 1 - tanh^2 = 4 a / (1 + a)^2 with a = exp(-2|x|) (no cancellation for
+ * large |x|). tanh(|x|) = (1 - a) / (1 + a) for |x| >= 0.625, else Cephes' tanhf odd
+ * polynomial x + x^3 P(x^2) (where 1 - a would cancel); both computed and one selected.
+ * Measured over [-20, 20] (step 1e-5) against double tanh: relative error <= 1.8e-7. */
 static float2 tanh_and_grad(float x)
 {
-    const float a = exp(-2.0f * fabs(x));
+    const float ax = fabs(x);
+    const float a = exp_nonpos(-2.0f * ax);
     const float r = 1.0f / (1.0f + a);
-    return (float2)(tanh(x), 4.0f * a * r * r);
+    const float z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    const float small = p * z * x + x;
+    const float large = copysign((1.0f - a) * r, x);
+    return (float2)(ax < 0.625f ? small : large, 4.0f * a * r * r);
 }
 
 /* (f(x), f'(x)) of activation `act`. The kernels use one of the two; the compiler drops the
- * other. */
+ * other. Every kernel and every fused chain (engine/fuse.c) passes `act` as a constant, so
+ * the switch is resolved at compile time. */
 static float2 act_eval(int act, float slope, float x)
 {
     float2 s;
@@ -114,28 +179,93 @@ static float2 act_eval(int act, float slope, float x)
     }
 }
 
-__kernel void activation_forward(int n, int act, float slope, __global const float *x,
-                                 int x_off,                    /* [n] */
-                                 __global float *y, int y_off) /* [n] */
+/* The bodies of the kernels of one activation (`act` a constant). */
+static void act_forward(int act, int n, float slope, __global const float *x, __global float *y)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + (size_t)i] = act_eval(act, slope, x[x_off + (size_t)i]).x;
+    y[i] = act_eval(act, slope, x[i]).x;
 }
 
-__kernel void activation_backward(int n, int act, float slope, int accumulate,
-                                  __global const float *x, int x_off,   /* [n] forward input */
-                                  __global const float *dy, int dy_off, /* [n] */
-                                  __global float *dx, int dx_off)       /* [n] */
+static void act_backward(int act, int n, float slope, int accumulate, __global const float *x,
+                         __global const float *dy, __global float *dx)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    const float grad = act_eval(act, slope, x[x_off + (size_t)i]).y;
-    const size_t o = dx_off + (size_t)i;
-    const float g = dy[dy_off + (size_t)i] * grad;
-    dx[o] = accumulate ? dx[o] + g : g;
+    const float g = dy[i] * act_eval(act, slope, x[i]).y;
+    dx[i] = accumulate ? dx[i] + g : g;
+}
+
+/* One forward and one backward kernel per activation, named activation_<name>_forward and
+ * activation_<name>_backward, all with the parameters below (slope read by leaky relu only):
+ *   forward  (int n, float slope, x [n], y [n])
+ *   backward (int n, float slope, int accumulate, x [n] forward input, dy [n], dx [n]) */
+#define ACT_FORWARD_PARAMS                                                                         \
+    int n, float slope, __global const float *x, int x_off, __global float *y, int y_off
+#define ACT_FORWARD_BODY(act) act_forward(act, n, slope, x + x_off, y + y_off)
+#define ACT_BACKWARD_PARAMS                                                                        \
+    int n, float slope, int accumulate, __global const float *x, int x_off,                        \
+        __global const float *dy, int dy_off, __global float *dx, int dx_off
+#define ACT_BACKWARD_BODY(act)                                                                     \
+    act_backward(act, n, slope, accumulate, x + x_off, dy + dy_off, dx + dx_off)
+
+__kernel void activation_relu_forward(ACT_FORWARD_PARAMS)
+{
+    ACT_FORWARD_BODY(CLT__CL_ACT_RELU);
+}
+__kernel void activation_relu_backward(ACT_BACKWARD_PARAMS)
+{
+    ACT_BACKWARD_BODY(CLT__CL_ACT_RELU);
+}
+__kernel void activation_leaky_relu_forward(ACT_FORWARD_PARAMS)
+{
+    ACT_FORWARD_BODY(CLT__CL_ACT_LEAKY_RELU);
+}
+__kernel void activation_leaky_relu_backward(ACT_BACKWARD_PARAMS)
+{
+    ACT_BACKWARD_BODY(CLT__CL_ACT_LEAKY_RELU);
+}
+__kernel void activation_gelu_tanh_forward(ACT_FORWARD_PARAMS)
+{
+    ACT_FORWARD_BODY(CLT__CL_ACT_GELU_TANH);
+}
+__kernel void activation_gelu_tanh_backward(ACT_BACKWARD_PARAMS)
+{
+    ACT_BACKWARD_BODY(CLT__CL_ACT_GELU_TANH);
+}
+__kernel void activation_gelu_erf_forward(ACT_FORWARD_PARAMS)
+{
+    ACT_FORWARD_BODY(CLT__CL_ACT_GELU_ERF);
+}
+__kernel void activation_gelu_erf_backward(ACT_BACKWARD_PARAMS)
+{
+    ACT_BACKWARD_BODY(CLT__CL_ACT_GELU_ERF);
+}
+__kernel void activation_tanh_forward(ACT_FORWARD_PARAMS)
+{
+    ACT_FORWARD_BODY(CLT__CL_ACT_TANH);
+}
+__kernel void activation_tanh_backward(ACT_BACKWARD_PARAMS)
+{
+    ACT_BACKWARD_BODY(CLT__CL_ACT_TANH);
+}
+__kernel void activation_sigmoid_forward(ACT_FORWARD_PARAMS)
+{
+    ACT_FORWARD_BODY(CLT__CL_ACT_SIGMOID);
+}
+__kernel void activation_sigmoid_backward(ACT_BACKWARD_PARAMS)
+{
+    ACT_BACKWARD_BODY(CLT__CL_ACT_SIGMOID);
+}
+__kernel void activation_silu_forward(ACT_FORWARD_PARAMS)
+{
+    ACT_FORWARD_BODY(CLT__CL_ACT_SILU);
+}
+__kernel void activation_silu_backward(ACT_BACKWARD_PARAMS)
+{
+    ACT_BACKWARD_BODY(CLT__CL_ACT_SILU);
 }
 
 /* ---- dropout ------------------------------------------------------------------------- */
@@ -145,25 +275,28 @@ __kernel void activation_backward(int n, int act, float slope, int accumulate,
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-/* Philox4x32-10: 10 rounds, the key bumped by (W0, W1) between rounds. */
-static uint4 philox4x32_10(uint4 ctr, uint2 key)
+/* Philox4x32-10 of counter (c0, c1, c2, c3) and key (k0, k1): 10 rounds, the key bumped by
+ * (W0, W1) between rounds; the output replaces the counter. In scalars and unrolled, so that
+ * PoCL vectorizes the work-group loop over work-items (it leaves loops over vector types,
+ * and loops inside a work-item, scalar). */
+static void philox4x32_10(uint *c0, uint *c1, uint *c2, uint *c3, uint k0, uint k1)
 {
+#pragma unroll
     for (int r = 0; r < 10; r++) {
-        if (r > 0) {
-            key.x += PHILOX_W0;
-            key.y += PHILOX_W1;
-        }
-        const uint hi0 = mul_hi(PHILOX_M0, ctr.x), lo0 = PHILOX_M0 * ctr.x;
-        const uint hi1 = mul_hi(PHILOX_M1, ctr.z), lo1 = PHILOX_M1 * ctr.z;
-        ctr = (uint4)(hi1 ^ ctr.y ^ key.x, lo1, hi0 ^ ctr.w ^ key.y, lo0);
+        const uint hi0 = mul_hi(PHILOX_M0, *c0), lo0 = PHILOX_M0 * *c0;
+        const uint hi1 = mul_hi(PHILOX_M1, *c2), lo1 = PHILOX_M1 * *c2;
+        *c0 = hi1 ^ *c1 ^ k0;
+        *c1 = lo1;
+        *c2 = hi0 ^ *c3 ^ k1;
+        *c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
     }
-    return ctr;
 }
 
-/* The uniform in [0, 1) of lane l of Philox output r. */
-static float lane_uniform(uint4 r, int l)
+/* The uniform in [0, 1) of a Philox output word (exact in float: a 24-bit integer). */
+static float word_uniform(uint w)
 {
-    const uint w = l == 0 ? r.x : l == 1 ? r.y : l == 2 ? r.z : r.w;
     return (float)(w >> 8) * 0x1.0p-24f;
 }
 
@@ -171,25 +304,40 @@ static float lane_uniform(uint4 r, int l)
  * generates (engine/fuse.c) call it, one element per work-item. */
 static bool dropout_keep(uint2 key, uint2 step, float p, long e)
 {
-    const uint4 r = philox4x32_10((uint4)((uint)(e / 4), 0u, step.x, step.y), key);
-    return lane_uniform(r, (int)(e % 4)) >= p;
+    uint c0 = (uint)(e / 4), c1 = 0u, c2 = step.x, c3 = step.y;
+    philox4x32_10(&c0, &c1, &c2, &c3, key.x, key.y);
+    const int l = (int)(e % 4);
+    return word_uniform(l == 0 ? c0 : l == 1 ? c1 : l == 2 ? c2 : c3) >= p;
+}
+
+/* One lane of dropout_apply: out[e] = or += (u >= p ? in[e] * scale : 0). */
+static void dropout_lane(float u, float p, float scale, int accumulate, __global const float *in,
+                         __global float *out, size_t e)
+{
+    const float g = u >= p ? in[e] * scale : 0.0f;
+    out[e] = accumulate ? out[e] + g : g;
 }
 
 /* keep(e) ? in[e] * scale : 0 for the Philox block of this work-item, written to out[e] or
- * added to it. Both dropout kernels: the backward is the forward applied to dy. */
+ * added to it. Both dropout kernels: the backward is the forward applied to dy. The four
+ * lanes are written out, each stored only when it is before n (no loop, no switch). */
 static void dropout_apply(int n, float p, float scale, uint2 key, uint2 step, int accumulate,
                           __global const float *in, __global float *out)
 {
     const int j = get_global_id(0);
-    const long first = 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
-    if (first >= n)
+    const long left = n - 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
+    if (left <= 0)
         return;
-    const uint4 r = philox4x32_10((uint4)((uint)j, 0u, step.x, step.y), key);
-    for (int l = 0; l < 4 && first + l < n; l++) {
-        const size_t e = (size_t)first + l;
-        const float g = lane_uniform(r, l) >= p ? in[e] * scale : 0.0f;
-        out[e] = accumulate ? out[e] + g : g;
-    }
+    uint c0 = (uint)j, c1 = 0u, c2 = step.x, c3 = step.y;
+    philox4x32_10(&c0, &c1, &c2, &c3, key.x, key.y);
+    const size_t e = 4 * (size_t)j;
+    dropout_lane(word_uniform(c0), p, scale, accumulate, in, out, e);
+    if (left > 1)
+        dropout_lane(word_uniform(c1), p, scale, accumulate, in, out, e + 1);
+    if (left > 2)
+        dropout_lane(word_uniform(c2), p, scale, accumulate, in, out, e + 2);
+    if (left > 3)
+        dropout_lane(word_uniform(c3), p, scale, accumulate, in, out, e + 3);
 }
 
 __kernel void dropout_forward(int n, float p, float scale, uint seed_lo, uint seed_hi, uint step_lo,

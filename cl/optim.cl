@@ -7,7 +7,7 @@
  *   1. optim_norm_partial    ws level 1 [P1] = sums of squares of (scale * grads)
  *   2. optim_norm_combine    ws level k+1 [P(k+1)] = sums of level k, while P(k) > 64
  *   3. optim_step_begin      one work-item: norm, skip decision, clip factor, step counter t
- *   4. optim_sgd_update or optim_adam_update: one work-item per element
+ *   4. optim_sgd_update or optim_adam_update: one work-item per 4 elements
  * and, to reset the status or resume from a checkpoint, optim_status_set (one work-item).
  *
  * Layouts (every buffer a __global pointer plus an element offset; n elements):
@@ -21,13 +21,13 @@
  *
  * Work-items:
  *   optim_norm_partial / optim_norm_combine: work-item i < parts sums the inputs
- *   i, i + parts, i + 2 parts, ... (count of them) in that order, with compensated (Kahan)
- *   summation. parts = ceil(count / 64) is chosen by the launcher from the count alone, so
- *   every partial sum, and hence the norm, is the same whatever the work-group size.
- *   Neighbouring work-items read neighbouring elements (coalesced on GPUs, vectorized on CPUs).
- *   optim_step_begin, optim_status_set: a single work-item; optim_step_begin adds the last
- *   level's (at most 64) partials in order.
- *   Updates: work-item i updates element i; work-items past n return at once.
+ *   i, i + parts, i + 2 parts, ... (count of them, at most 64) in that order, with
+ *   compensated (Kahan) summation, in a loop of 64 unrolled steps (norm_chunk). parts = ceil(count
+ * / 64) is chosen by the launcher from the count alone, so every partial sum, and hence the norm,
+ * is the same whatever the work-group size. Neighbouring work-items read neighbouring elements
+ * (coalesced on GPUs, vectorized on CPUs). optim_step_begin, optim_status_set: a single work-item;
+ * optim_step_begin adds the last level's (at most 64) partials in order. Updates: work-item i
+ * updates element i; work-items past n return at once.
  *
  * Numerics: the sum of squares is of non-negative terms, so Kahan summation keeps its relative
  * error near 2 ulp whatever n (float is enough; no cl_khr_fp64). A non-finite term makes the
@@ -54,6 +54,9 @@ struct optim_status {
 
 /* last_skip's bits are CLT__OPTIM_SKIP_* of cl/shared.h. */
 
+/* Terms per partial sum of the norm (NORM_CHUNK of engine/ops/optim.c). */
+#define NORM_CHUNK 64
+
 /* Adds x to the compensated sum *s with compensation *c (Kahan). Once the sum is not finite
  * the compensation is dropped, so an infinite term gives Inf and not Inf - Inf = NaN. */
 void optim_kahan_add(float *s, float *c, float x)
@@ -64,36 +67,51 @@ void optim_kahan_add(float *s, float *c, float x)
     *s = t;
 }
 
-/* Level 1 of the norm: out[i] = sum over j = i, i + parts, ... < n of (scale * grads[j])^2. */
-__kernel void optim_norm_partial(int n, int parts, float scale, __global const float *grads,
-                                 int grads_off,                    /* [n] */
-                                 __global float *out, int out_off) /* [parts] */
+/* The sum of work-item i of a level: the terms j = i + k parts, k = 0..63, j < n, of `in`
+ * (squared after scaling by `scale` when `square`), added in order of k. parts =
+ * ceil(n / 64), so k < 64 covers them all. The loop has a constant count and is unrolled, the
+ * test j < n selects instead of branching: PoCL's work-group loop over i is then the
+ * innermost loop and is vectorized (neighbouring i read neighbouring j). */
+static float norm_chunk(int n, int parts, int i, bool square, float scale,
+                        __global const float *restrict in)
 {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)parts)
-        return;
-    grads += grads_off;
     float s = 0.0f, c = 0.0f;
-    for (size_t j = i; j < (size_t)n; j += (size_t)parts) {
-        const float g = grads[j] * scale;
-        optim_kahan_add(&s, &c, g * g);
+#pragma unroll
+    for (int k = 0; k < NORM_CHUNK; k++) {
+        /* uint: j < 64 parts <= n + 63 may pass INT_MAX */
+        const uint j = (uint)i + (uint)k * (uint)parts;
+        if (j < (uint)n) {
+            float x = in[j];
+            if (square) {
+                x = x * scale;
+                x = x * x;
+            }
+            optim_kahan_add(&s, &c, x);
+        }
     }
-    out[out_off + i] = s;
+    return s;
+}
+
+/* Level 1 of the norm: out[i] = sum over j = i, i + parts, ... < n of (scale * grads[j])^2. */
+__kernel void optim_norm_partial(int n, int parts, float scale,
+                                 __global const float *restrict grads, int grads_off, /* [n] */
+                                 __global float *restrict out, int out_off)           /* [parts] */
+{
+    const int i = get_global_id(0);
+    if (i >= parts)
+        return;
+    out[out_off + i] = norm_chunk(n, parts, i, true, scale, grads + grads_off);
 }
 
 /* Later levels: out[i] = sum over j = i, i + parts, ... < count of in[j]. */
-__kernel void optim_norm_combine(int count, int parts, __global const float *in,
-                                 int in_off,                       /* [count] */
-                                 __global float *out, int out_off) /* [parts] */
+__kernel void optim_norm_combine(int count, int parts, __global const float *restrict in,
+                                 int in_off,                                /* [count] */
+                                 __global float *restrict out, int out_off) /* [parts] */
 {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)parts)
+    const int i = get_global_id(0);
+    if (i >= parts)
         return;
-    in += in_off;
-    float s = 0.0f, c = 0.0f;
-    for (size_t j = i; j < (size_t)count; j += (size_t)parts)
-        optim_kahan_add(&s, &c, in[j]);
-    out[out_off + i] = s;
+    out[out_off + i] = norm_chunk(count, parts, i, false, 1.0f, in + in_off);
 }
 
 /* One work-item. Adds the last level's `count` partials (count 0: an empty gradient, norm 0),
@@ -153,6 +171,39 @@ __kernel void optim_status_set(int step, int skipped, __global int *status_base,
     status->reserved = 0;
 }
 
+/* The update kernels: work-item w updates elements 4w .. 4w + 3 (fewer in the last one), as
+ * one float4: explicit 4-wide arithmetic, which PoCL keeps in vector registers (its loop
+ * vectorizer leaves these kernels scalar otherwise). Lanes past the end are computed on zeros
+ * and never stored. Each lane does exactly the scalar operations below, so results do not
+ * depend on the grouping. */
+
+/* a[i .. i + 3], the lanes at or past `end` 0. */
+static float4 load4(__global const float *a, int i, int end)
+{
+    if (end - i >= 4)
+        return vload4(0, a + i);
+    float4 r = (float4)(a[i], 0.0f, 0.0f, 0.0f);
+    if (end - i > 1)
+        r.s1 = a[i + 1];
+    if (end - i > 2)
+        r.s2 = a[i + 2];
+    return r;
+}
+
+/* Stores the lanes of x before `end` to a[i ..]. */
+static void store4(__global float *a, int i, int end, float4 x)
+{
+    if (end - i >= 4) {
+        vstore4(x, 0, a + i);
+        return;
+    }
+    a[i] = x.s0;
+    if (end - i > 1)
+        a[i + 1] = x.s1;
+    if (end - i > 2)
+        a[i + 2] = x.s2;
+}
+
 /* SGD (torch.optim.SGD, maximize off), element i, when the step is applied:
  *   g = grads[i] * scale * clip_coef
  *   g = g + weight_decay * p                          (weight_decay != 0)
@@ -163,30 +214,32 @@ __kernel void optim_status_set(int step, int skipped, __global int *status_base,
  * m is not touched when momentum is 0 (it may then be a NULL buffer). */
 __kernel void optim_sgd_update(int n, float lr, float weight_decay, float momentum,
                                float one_minus_dampening, int nesterov, float scale,
-                               __global float *params, int params_off,     /* [n] */
-                               __global const float *grads, int grads_off, /* [n] */
-                               __global float *m, int m_off,               /* [n] */
-                               __global const int *status_base, int status_off)
+                               __global float *restrict params, int params_off,     /* [n] */
+                               __global const float *restrict grads, int grads_off, /* [n] */
+                               __global float *restrict m, int m_off,               /* [n] */
+                               __global const int *restrict status_base, int status_off)
 {
     __global const struct optim_status *status =
         (__global const struct optim_status *)(status_base + status_off);
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)n || status->last_skip)
-        return;
+    const int skip = status->last_skip, t = status->step;
     const float coef = status->clip_coef;
-    const size_t pi = params_off + i;
-    float p = params[pi];
-    float g = grads[grads_off + i] * scale;
+    const int end = skip ? 0 : n; /* a skipped step updates nothing */
+    const int i = 4 * (int)get_global_id(0);
+    if (i >= end)
+        return;
+    params += params_off;
+    float4 p = load4(params, i, end);
+    float4 g = load4(grads + grads_off, i, end) * scale;
     g = g * coef;
     if (weight_decay != 0.0f)
         g = g + weight_decay * p;
     if (momentum != 0.0f) {
-        const size_t mi = m_off + i;
-        const float buf = status->step == 1 ? g : momentum * m[mi] + one_minus_dampening * g;
-        m[mi] = buf;
+        m += m_off;
+        const float4 buf = t == 1 ? g : momentum * load4(m, i, end) + one_minus_dampening * g;
+        store4(m, i, end, buf);
         g = nesterov ? g + momentum * buf : buf;
     }
-    params[pi] = p - lr * g;
+    store4(params, i, end, p - lr * g);
 }
 
 /* Adam and AdamW (torch.optim.Adam / AdamW, amsgrad and maximize off), element i, when the
@@ -199,33 +252,38 @@ __kernel void optim_sgd_update(int n, float lr, float weight_decay, float moment
  *   p = p - (lr / bc1) * (m / (sqrt(v) / sqrt(bc2) + eps)) */
 __kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float beta2,
                                 float one_minus_beta2, float eps, float l2, float decay,
-                                float scale, __global float *params, int params_off, /* [n] */
-                                __global const float *grads, int grads_off,          /* [n] */
-                                __global float *m, int m_off,                        /* [n] */
-                                __global float *v, int v_off,                        /* [n] */
-                                __global const int *status_base, int status_off)
+                                float scale, __global float *restrict params,
+                                int params_off,                                      /* [n] */
+                                __global const float *restrict grads, int grads_off, /* [n] */
+                                __global float *restrict m, int m_off,               /* [n] */
+                                __global float *restrict v, int v_off,               /* [n] */
+                                __global const int *restrict status_base, int status_off)
 {
     __global const struct optim_status *status =
         (__global const struct optim_status *)(status_base + status_off);
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)n || status->last_skip)
-        return;
+    const int skip = status->last_skip;
     const float coef = status->clip_coef;
     const float step_size = lr / status->bias_correction1;
     const float bc2_sqrt = sqrt(status->bias_correction2);
-    const size_t pi = params_off + i, mi = m_off + i, vi = v_off + i;
-    float p = params[pi];
-    float g = grads[grads_off + i] * scale;
+    const int end = skip ? 0 : n; /* a skipped step updates nothing */
+    const int i = 4 * (int)get_global_id(0);
+    if (i >= end)
+        return;
+    params += params_off;
+    m += m_off;
+    v += v_off;
+    float4 p = load4(params, i, end);
+    float4 g = load4(grads + grads_off, i, end) * scale;
     g = g * coef;
     if (l2 != 0.0f)
         g = g + l2 * p;
     if (decay != 1.0f)
         p = p * decay;
-    float mm = m[mi], vv = v[vi];
+    float4 mm = load4(m, i, end), vv = load4(v, i, end);
     mm = mm + one_minus_beta1 * (g - mm);
     vv = vv * beta2 + one_minus_beta2 * (g * g);
-    m[mi] = mm;
-    v[vi] = vv;
-    const float denom = sqrt(vv) / bc2_sqrt + eps;
-    params[pi] = p - step_size * (mm / denom);
+    store4(m, i, end, mm);
+    store4(v, i, end, vv);
+    const float4 denom = sqrt(vv) / bc2_sqrt + eps;
+    store4(params, i, end, p - step_size * (mm / denom));
 }

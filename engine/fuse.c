@@ -14,8 +14,9 @@
  *
  * Kernels are generated from the expressions of clt__ew, built as a variant of
  * cl/activation.cl (whose act_eval and dropout_keep the expressions call) and cached like
- * every program. Scalars (activation kind, dropout's key and p, scale's alpha) are kernel
- * arguments, so chains of the same shape share one program.
+ * every program. Scalars (dropout's key and p, scale's alpha) are kernel arguments, except
+ * those an op fixes for its life (an activation's kind and slope, clt__ew.fixed_scalars),
+ * which the text holds as constants, as it holds the length of the bias a chain adds.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -218,47 +219,78 @@ static void put_input_params(struct text *t, const struct clt_graph *g,
 {
     put(t, ",\n    __global const float *in_x, int in_x_off");
     if (gr->bias >= 0)
-        put(t, ", int bias_cols, __global const float *in_bias, int in_bias_off");
+        put(t, ", __global const float *in_bias, int in_bias_off");
     for (uint32_t k = 0; k < gr->n; k++)
         if (other_slot(g->nodes[gr->node[k]], gr->link[k]) >= 0)
             put(t, ", __global const float *in_b%u, int in_b%u_off", k, k);
 }
 
-/* Opens op k's block: its scalars, and a and b from the value entering it (`value`, "0.0f"
- * when not computed) and its outside input (read when `read_other`). */
-static void open_op(struct text *t, const struct clt_tensor *c, const struct clt__fuse_group *gr,
+/* What the generated text needs besides the graph: the exec, for the scalars an op fixes
+ * for its life (clt__ew.fixed_scalars), and the chain. */
+struct chain_ctx {
+    const struct clt_graph *g;
+    struct clt__exec *x;
+    const struct clt__fuse_group *gr;
+};
+
+/* Opens op k's block: its scalars (kernel arguments, or constants when the op fixes them),
+ * and a and b from the value entering it (`value`, "0.0f" when not computed) and its outside
+ * input (read when `read_other`). */
+static void open_op(struct text *t, const struct chain_ctx *cx, const struct clt_tensor *c,
                     uint32_t k, const char *value, bool read_other)
 {
+    const struct clt__fuse_group *gr = cx->gr;
+    const struct clt__ew *ew = clt__def(c)->ew;
     char other[48] = "0.0f";
     int o = other_slot(c, gr->link[k]);
     if (o >= 0 && read_other)
         snprintf(other, sizeof other, "in_b%u[in_b%u_off + i]", k, k);
     put(t, "    {\n        /* %s */\n", clt__op_names[c->op]);
-    put(t, "        const float f0 = f0_%u, f1 = f1_%u;\n", k, k);
-    put(t, "        const uint u0 = u0_%u, u1 = u1_%u;\n", k, k);
+    if (ew->fixed_scalars && ew->scalars) {
+        /* %a: the exact float; the scalars are finite (the builders check them). */
+        struct clt__ew_scalars v = {0, 0, 0, 0};
+        ew->scalars(cx->x, c, &v);
+        put(t, "        const float f0 = %af, f1 = %af;\n", (double)v.f0, (double)v.f1);
+        put(t, "        const uint u0 = %uu, u1 = %uu;\n", v.u0, v.u1);
+    } else {
+        put(t, "        const float f0 = f0_%u, f1 = f1_%u;\n", k, k);
+        put(t, "        const uint u0 = u0_%u, u1 = u1_%u;\n", k, k);
+    }
     put(t, "        const float a = %s, b = %s;\n", gr->link[k] == 0 ? value : other,
         gr->link[k] == 0 ? other : value);
 }
 
-/* The value entering the chain: its input, plus the bias the chain adds. */
-static const char *chain_input(const struct clt__fuse_group *gr)
+/* The value entering the chain: its input, plus the bias the chain adds. The bias length is
+ * written as a constant, so that `% cols` compiles to multiplications and shifts rather than
+ * a division per element (which PoCL runs one element at a time). */
+static void put_chain_input(struct text *t, const struct chain_ctx *cx)
 {
-    return gr->bias >= 0 ? "in_x[in_x_off + i] + in_bias[in_bias_off + i % bias_cols]"
-                         : "in_x[in_x_off + i]";
+    if (cx->gr->bias < 0) {
+        put(t, "in_x[in_x_off + i]");
+        return;
+    }
+    const struct clt_tensor *q = cx->g->nodes[cx->gr->bias];
+    const struct clt_tensor *b = q->in[clt__def(q)->bias_input];
+    put(t, "in_x[in_x_off + i] + in_bias[in_bias_off + (int)((uint)i %% %lluu)]",
+        (unsigned long long)clt__count(b));
 }
 
-static void put_forward(struct text *t, const struct clt_graph *g, const struct clt__fuse_group *gr)
+static void put_forward(struct text *t, const struct chain_ctx *cx)
 {
+    const struct clt_graph *g = cx->g;
+    const struct clt__fuse_group *gr = cx->gr;
     put(t, "__kernel void fused_forward(");
     put_scalar_params(t, gr);
     put_input_params(t, g, gr);
     put(t, ",\n    __global float *out_y, int out_y_off)\n{\n");
     put(t, "    const int i = get_global_id(0);\n    if (i >= n)\n        return;\n");
     put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
-    put(t, "    float v = %s;\n", chain_input(gr));
+    put(t, "    float v = ");
+    put_chain_input(t, cx);
+    put(t, ";\n");
     for (uint32_t k = 0; k < gr->n; k++) {
         const struct clt_tensor *c = g->nodes[gr->node[k]];
-        open_op(t, c, gr, k, "v", true);
+        open_op(t, cx, c, k, "v", true);
         put(t, "        v = %s;\n    }\n", clt__def(c)->ew->forward);
     }
     put(t, "    out_y[out_y_off + i] = v;\n}\n\n");
@@ -274,9 +306,10 @@ static void put_store(struct text *t, const char *name, const char *d, unsigned 
         name, name, bit, name, name, d, d);
 }
 
-static void put_backward(struct text *t, const struct clt_graph *g,
-                         const struct clt__fuse_group *gr)
+static void put_backward(struct text *t, const struct chain_ctx *cx)
 {
+    const struct clt_graph *g = cx->g;
+    const struct clt__fuse_group *gr = cx->gr;
     put(t, "__kernel void fused_backward(");
     put_scalar_params(t, gr);
     put(t, ", uint acc");
@@ -294,14 +327,16 @@ static void put_backward(struct text *t, const struct clt_graph *g,
         if (!((gr->recompute >> k) & 1u))
             continue;
         if (k == 0) {
-            put(t, "    const float v0 = %s;\n", chain_input(gr));
+            put(t, "    const float v0 = ");
+            put_chain_input(t, cx);
+            put(t, ";\n");
             continue;
         }
         const struct clt_tensor *c = g->nodes[gr->node[k - 1]];
         char prev[16];
         snprintf(prev, sizeof prev, "v%u", k - 1);
         put(t, "    float v%u;\n", k);
-        open_op(t, c, gr, k - 1, prev, true);
+        open_op(t, cx, c, k - 1, prev, true);
         put(t, "        v%u = %s;\n    }\n", k, clt__def(c)->ew->forward);
     }
     put(t, "    float g = grad_y[grad_y_off + i];\n");
@@ -313,7 +348,7 @@ static void put_backward(struct text *t, const struct clt_graph *g,
             snprintf(value, sizeof value, "v%u", k);
         int o = other_slot(c, gr->link[k]);
         bool read_other = o >= 0 && (ew->reads >> o) & 1u;
-        open_op(t, c, gr, k, value, read_other);
+        open_op(t, cx, c, k, value, read_other);
         put(t, "        const float dy = g;\n");
         put(t, "        const float d_in = %s;\n", ew->backward[gr->link[k]]);
         if (o >= 0)
@@ -334,8 +369,10 @@ static void put_backward(struct text *t, const struct clt_graph *g,
 }
 
 /* The whole generated text, placed before cl/activation.cl (hence the prototypes). */
-static char *chain_source(const struct clt_graph *g, const struct clt__fuse_group *gr)
+static char *chain_source(struct clt__exec *x, const struct clt__fuse_group *gr)
 {
+    const struct clt_graph *g = x->tr->graph;
+    const struct chain_ctx cx = {g, x, gr};
     struct text t = {NULL, 0, 0, false};
     put(&t, "/* A fused chain (engine/fuse.c):%s", gr->bias >= 0 ? " bias" : "");
     for (uint32_t k = 0; k < gr->n; k++)
@@ -343,8 +380,8 @@ static char *chain_source(const struct clt_graph *g, const struct clt__fuse_grou
     put(&t, " */\n#pragma OPENCL FP_CONTRACT OFF\n");
     put(&t, "static float2 act_eval(int act, float slope, float x);\n");
     put(&t, "static bool dropout_keep(uint2 key, uint2 step, float p, long e);\n\n");
-    put_forward(&t, g, gr);
-    put_backward(&t, g, gr);
+    put_forward(&t, &cx);
+    put_backward(&t, &cx);
     if (t.failed) {
         free(t.s);
         return NULL;
@@ -357,7 +394,7 @@ static enum clt_status chain_program(struct clt__exec *x, struct clt__fuse_group
 {
     if (gr->prog)
         return CLT_OK;
-    char *src = chain_source(x->tr->graph, gr);
+    char *src = chain_source(x, gr);
     if (!src)
         return CLT_ERR_NO_MEMORY;
     struct clt__program_variant *v;
@@ -424,7 +461,6 @@ static size_t input_args(struct clt__exec *x, const struct clt__fuse_group *gr, 
             if (gr->bias >= 0) {
                 const struct clt_tensor *q = x->tr->graph->nodes[gr->bias];
                 const struct clt_tensor *b = q->in[clt__def(q)->bias_input];
-                a[k++] = CLT__I32(clt__count(b));
                 a[k++] = CLT__BUF(r ? clt__val(x, b) : unread);
             }
         }

@@ -57,6 +57,18 @@ static enum clt_status check_act(struct clt_device *dev, const char *op, int64_t
     return CLT_OK;
 }
 
+/* The kernels of each activation, in enum clt__act order (cl/activation.cl). */
+static const enum clt__kernel_id act_forward_ids[CLT__ACT_COUNT] = {
+    CLT__K_activation_relu_forward,      CLT__K_activation_leaky_relu_forward,
+    CLT__K_activation_gelu_tanh_forward, CLT__K_activation_gelu_erf_forward,
+    CLT__K_activation_tanh_forward,      CLT__K_activation_sigmoid_forward,
+    CLT__K_activation_silu_forward};
+static const enum clt__kernel_id act_backward_ids[CLT__ACT_COUNT] = {
+    CLT__K_activation_relu_backward,      CLT__K_activation_leaky_relu_backward,
+    CLT__K_activation_gelu_tanh_backward, CLT__K_activation_gelu_erf_backward,
+    CLT__K_activation_tanh_backward,      CLT__K_activation_sigmoid_backward,
+    CLT__K_activation_silu_backward};
+
 enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act act, float slope,
                                         int64_t n, struct clt__buf x, struct clt__buf y)
 {
@@ -70,8 +82,8 @@ enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act ac
         st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_activation_forward, (size_t)n, CLT__I32(n), CLT__I32(act),
-                    CLT__F32(slope), CLT__BUF(x), CLT__BUF(y));
+    return CLT__RUN(dev, act_forward_ids[act], (size_t)n, CLT__I32(n), CLT__F32(slope), CLT__BUF(x),
+                    CLT__BUF(y));
 }
 
 enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act act, float slope,
@@ -90,8 +102,8 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
         st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_activation_backward, (size_t)n, CLT__I32(n), CLT__I32(act),
-                    CLT__F32(slope), CLT__I32(accumulate), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(dx));
+    return CLT__RUN(dev, act_backward_ids[act], (size_t)n, CLT__I32(n), CLT__F32(slope),
+                    CLT__I32(accumulate), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* ---- dropout ------------------------------------------------------------------------- */
@@ -194,6 +206,7 @@ static const struct clt__ew act_ew = {
     .backward = {"dy * act_eval((int)u0, f0, a).y"},
     .reads = CLT__EW_A,
     .scalars = act_scalars,
+    .fixed_scalars = true,
 };
 
 const struct clt__op_def clt__op_activation = {

@@ -163,6 +163,10 @@ struct clt__ew {
     /* The scalars of node t in a training step under x (NULL: none). */
     void (*scalars)(const struct clt__exec *x, const struct clt_tensor *t,
                     struct clt__ew_scalars *out);
+    /* The scalars are the same in every training step of a node (an activation's kind and
+     * slope): a fused kernel holds them as constants, so that `act_eval` is resolved when the
+     * kernel is compiled. */
+    bool fixed_scalars;
 };
 
 struct clt__op_def {

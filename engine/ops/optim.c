@@ -192,6 +192,12 @@ static struct clt__buf at(struct clt__buf b, int64_t begin)
     return b.mem ? (struct clt__buf){b.mem, b.offset + (size_t)begin} : b;
 }
 
+/* The update kernels' work-items: one per 4 elements (cl/optim.cl). */
+static size_t update_items(int64_t n)
+{
+    return (size_t)(n + 3) / 4;
+}
+
 static enum clt_status sgd_update(struct clt_device *dev, const struct clt__optim_config *cfg,
                                   const struct clt__optim_range *r, struct clt__buf params,
                                   struct clt__buf grads, struct clt__buf m, struct clt__buf status,
@@ -200,7 +206,7 @@ static enum clt_status sgd_update(struct clt_device *dev, const struct clt__opti
     /* Without momentum the kernel gets no m buffer. */
     const struct clt__buf mm = {cfg->momentum != 0.0 ? m.mem : NULL, m.offset};
     const int64_t n = r->end - r->begin;
-    return CLT__RUN_WG(dev, CLT__K_optim_sgd_update, (size_t)n, cfg->work_group, CLT__I32(n),
+    return CLT__RUN_WG(dev, CLT__K_optim_sgd_update, update_items(n), cfg->work_group, CLT__I32(n),
                        CLT__F32(lr * r->lr_scale), CLT__F32(r->weight_decay),
                        CLT__F32(cfg->momentum), CLT__F32(1.0 - cfg->dampening),
                        CLT__I32(cfg->nesterov), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
@@ -218,7 +224,7 @@ static enum clt_status adam_update(struct clt_device *dev, const struct clt__opt
     /* torch: param.mul_(1 - lr * weight_decay), the factor computed in double. */
     float decay = decoupled ? (float)(1.0 - rate * r->weight_decay) : 1.0f;
     const int64_t n = r->end - r->begin;
-    return CLT__RUN_WG(dev, CLT__K_optim_adam_update, (size_t)n, cfg->work_group, CLT__I32(n),
+    return CLT__RUN_WG(dev, CLT__K_optim_adam_update, update_items(n), cfg->work_group, CLT__I32(n),
                        CLT__F32(rate), CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
                        CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2),
                        CLT__F32(decay), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
