@@ -123,6 +123,16 @@ enum clt_status clt__parallel_step(struct clt_trainer *tr, const void *const *in
             clt__log(&tr->dev->log, CLT_LOG_ERROR, "step: input %u is NULL", (unsigned)i);
             return CLT_ERR_INVALID_ARGUMENT;
         }
+    /* Every replica's rows are checked before any replica starts, so that a refused step
+     * leaves them in step. */
+    if (rows / p->n < clt__trainer_batch(tr) && tr->plan.partial_error[0]) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "step: %lld rows give a device %lld rows of %lld, but this graph cannot run a "
+                 "partial batch: %s",
+                 (long long)rows, (long long)(rows / p->n), (long long)clt__trainer_batch(tr),
+                 tr->plan.partial_error);
+        return CLT_ERR_UNSUPPORTED;
+    }
     bool updating = (tr->steps + 1) % tr->options.optimizer.accumulate == 0;
     enum clt_status st = CLT_OK;
     for (uint32_t i = 0; i < p->n && st == CLT_OK; i++) {
