@@ -577,6 +577,8 @@ enum clt_status clt_trainer_load_with(struct clt_trainer *tr, const char *path,
             st = restore(tr, &h, &c);
         host_state_free(&h);
     }
+    if (st == CLT_OK && tr->par) /* a data-parallel trainer: to the other replicas */
+        st = clt__parallel_sync(tr);
     if (st == CLT_OK)
         clt__log(log, CLT_LOG_INFO, "loaded %s%s: step %llu, %u tensors (%u missing, %u unused)",
                  path, o->optimizer ? " with the optimizer's state" : "",

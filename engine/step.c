@@ -106,7 +106,7 @@ static const char *backward_pass(enum clt__entry_kind kind, int32_t group)
 static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
 {
     struct clt__buf seed = clt__grad(x, tr->loss);
-    float one = 1.0f;
+    float one = tr->loss_seed; /* 1, or a data-parallel replica's share of the batch */
     cl_int err = clEnqueueFillBuffer(tr->dev->queue, seed.mem, &one, sizeof one, seed.offset * 4,
                                      sizeof one, 0, NULL, NULL);
     enum clt_status st = clt__cl_check(&tr->dev->log, err, "clEnqueueFillBuffer");
@@ -280,11 +280,12 @@ static enum clt_status check_previous(struct clt_trainer *tr)
 
 enum clt_status clt_trainer_step(struct clt_trainer *tr, const void *const *inputs)
 {
-    return clt_trainer_step_rows(tr, inputs, tr ? (uint32_t)clt__trainer_batch(tr) : 0);
+    int64_t rows = !tr ? 0 : tr->par ? clt__parallel_batch(tr) : clt__trainer_batch(tr);
+    return clt_trainer_step_rows(tr, inputs, (uint32_t)rows);
 }
 
-enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const *inputs,
-                                      uint32_t rows)
+/* The checks of a step, and those of the previous one in stop_on_nonfinite mode. */
+static enum clt_status step_check(struct clt_trainer *tr, const void *const *inputs, int64_t rows)
 {
     if (!tr || tr->inference || (tr->plan.ninputs > 0 && !inputs) ||
         clt__device_usable(tr->dev) != CLT_OK)
@@ -297,40 +298,62 @@ enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const 
     enum clt_status st = clt__trainer_check_rows(tr, rows, "step");
     if (st == CLT_OK)
         st = check_previous(tr);
-    if (st != CLT_OK)
-        return st;
+    return st;
+}
+
+/* The step's profiling record, when it has one. */
+static struct clt__step_events *step_prof(struct clt_trainer *tr)
+{
+    return tr->prof && tr->nprof < CLT__PROFILE_STEPS ? &tr->prof[tr->nprof] : NULL;
+}
+
+/* Upload, the profiling start marker, forward and backward (recording launches into rec from
+ * the forward on, when rec is set). */
+static enum clt_status step_pass(struct clt_trainer *tr, const void *const *inputs, int64_t rows,
+                                 struct clt__exec *x, struct clt__rec *rec)
+{
     struct clt_device *dev = tr->dev;
     uint32_t slot = (uint32_t)(tr->steps % 2);
     tr->slot = slot;
-    st = upload(tr, slot, inputs, rows);
-    struct clt__step_events *prof =
-        tr->prof && tr->nprof < CLT__PROFILE_STEPS ? &tr->prof[tr->nprof] : NULL;
+    enum clt_status st = upload(tr, slot, inputs, rows);
+    struct clt__step_events *prof = step_prof(tr);
     if (st == CLT_OK && prof)
         st = clt__cl_check(&dev->log,
                            clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &prof->compute_start),
                            "clEnqueueMarkerWithWaitList");
-    struct clt__exec x = exec_for(tr, true, rows);
-    bool updating = x.micro + 1 == tr->options.optimizer.accumulate;
-    struct clt__rec *rec = tr->rec[(x.micro == 0 ? 1 : 0) | (updating ? 2 : 0)];
-    /* A partial batch (at most one an epoch) runs unrecorded: its row counts and zero fills
-     * differ from the recorded full step's. */
-    if (rows != clt__trainer_batch(tr))
-        rec = NULL;
+    *x = exec_for(tr, true, rows);
     if (st == CLT_OK && rec)
         clt__rec_begin(dev, rec);
     if (st == CLT_OK && tr->kprof)
         st = clt__prof_step_begin(dev, tr->kprof);
     if (st == CLT_OK)
-        st = forward(tr, &x, NULL);
+        st = forward(tr, x, NULL);
     if (st == CLT_OK)
-        st = backward(tr, &x);
-    if (st == CLT_OK && updating) {
-        tr->last_lr = (float)clt__lr_at(&tr->lr_schedule, (int64_t)tr->updates);
-        st = update(tr, &x, tr->last_lr);
-        tr->updates++;
-    }
-    clt__rec_end(dev, st == CLT_OK);
-    clt__prof_step_end(dev, st == CLT_OK);
+        st = backward(tr, x);
+    return st;
+}
+
+/* Whether the step x is the last micro-step of an accumulation (the one that updates). */
+static bool step_updates(const struct clt_trainer *tr, const struct clt__exec *x)
+{
+    return x->micro + 1 == tr->options.optimizer.accumulate;
+}
+
+static enum clt_status step_update(struct clt_trainer *tr, struct clt__exec *x)
+{
+    tr->last_lr = (float)clt__lr_at(&tr->lr_schedule, (int64_t)tr->updates);
+    enum clt_status st = update(tr, x, tr->last_lr);
+    tr->updates++;
+    return st;
+}
+
+/* After the update: the step's end marker, the loss readback, the status readback, the flush,
+ * the profiling record and the counters. st is the status so far. */
+static enum clt_status step_finish(struct clt_trainer *tr, struct clt__exec *x, enum clt_status st)
+{
+    struct clt_device *dev = tr->dev;
+    uint32_t slot = tr->slot;
+    struct clt__step_events *prof = step_prof(tr);
     if (st == CLT_OK) {
         release(&tr->done_ev[slot]);
         st = clt__cl_check(&dev->log,
@@ -338,14 +361,14 @@ enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const 
                            "clEnqueueMarkerWithWaitList");
     }
     if (st == CLT_OK) {
-        struct clt__buf l = clt__val(&x, tr->loss);
+        struct clt__buf l = clt__val(x, tr->loss);
         release(&tr->loss_ev[slot]);
         st = clt__cl_check(&dev->log,
                            clEnqueueReadBuffer(dev->queue, l.mem, CL_FALSE, l.offset * 4, 4,
                                                &tr->host_loss[slot], 0, NULL, &tr->loss_ev[slot]),
                            "clEnqueueReadBuffer (loss)");
     }
-    if (st == CLT_OK && updating && tr->options.stop_on_nonfinite) {
+    if (st == CLT_OK && step_updates(tr, x) && tr->options.stop_on_nonfinite) {
         st = clt__cl_check(&dev->log,
                            clEnqueueReadBuffer(dev->queue, tr->status, CL_FALSE, 0,
                                                CLT__OPTIM_STATUS_BYTES, tr->host_status, 0, NULL,
@@ -371,6 +394,54 @@ enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const 
         tr->steps++;
     }
     return st;
+}
+
+enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const *inputs,
+                                      uint32_t rows)
+{
+    if (tr && tr->par)
+        return clt__parallel_step(tr, inputs, rows);
+    enum clt_status st = step_check(tr, inputs, rows);
+    if (st != CLT_OK)
+        return st;
+    struct clt_device *dev = tr->dev;
+    struct clt__exec x = exec_for(tr, true, rows);
+    bool updating = step_updates(tr, &x);
+    struct clt__rec *rec = tr->rec[(x.micro == 0 ? 1 : 0) | (updating ? 2 : 0)];
+    /* A partial batch (at most one an epoch) runs unrecorded: its row counts and zero fills
+     * differ from the recorded full step's. */
+    if (rows != clt__trainer_batch(tr))
+        rec = NULL;
+    st = step_pass(tr, inputs, rows, &x, rec);
+    if (st == CLT_OK && updating)
+        st = step_update(tr, &x);
+    clt__rec_end(dev, st == CLT_OK);
+    clt__prof_step_end(dev, st == CLT_OK);
+    return step_finish(tr, &x, st);
+}
+
+enum clt_status clt__trainer_step_pass(struct clt_trainer *tr, const void *const *inputs,
+                                       int64_t rows)
+{
+    enum clt_status st = step_check(tr, inputs, rows);
+    struct clt__exec x;
+    if (st == CLT_OK)
+        st = step_pass(tr, inputs, rows, &x, NULL);
+    tr->pass_rows = st == CLT_OK ? rows : 0;
+    if (st != CLT_OK)
+        clt__prof_step_end(tr->dev, false);
+    return st;
+}
+
+enum clt_status clt__trainer_step_finish(struct clt_trainer *tr)
+{
+    if (tr->pass_rows < 1)
+        return CLT_ERR_INVALID_ARGUMENT;
+    struct clt__exec x = exec_for(tr, true, tr->pass_rows);
+    tr->pass_rows = 0;
+    enum clt_status st = step_updates(tr, &x) ? step_update(tr, &x) : CLT_OK;
+    clt__prof_step_end(tr->dev, st == CLT_OK);
+    return step_finish(tr, &x, st);
 }
 
 enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint64_t times[4])
@@ -400,6 +471,8 @@ enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint
 
 enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss)
 {
+    if (tr && tr->par)
+        return clt__parallel_loss(tr, loss);
     if (!tr || !loss || !tr->have_loss || clt__device_usable(tr->dev) != CLT_OK)
         return CLT_ERR_INVALID_ARGUMENT;
     uint32_t slot = tr->loss_slot;
@@ -535,12 +608,21 @@ enum clt_status clt_trainer_eval(struct clt_trainer *tr, const void *const *inpu
                                  const struct clt_tensor *output, float *out, uint64_t count,
                                  float *loss)
 {
-    return clt_trainer_eval_rows(tr, inputs, tr ? (uint32_t)clt__trainer_batch(tr) : 0, output, out,
-                                 count, loss);
+    int64_t rows = !tr ? 0 : tr->par ? clt__parallel_batch(tr) : clt__trainer_batch(tr);
+    return clt_trainer_eval_rows(tr, inputs, (uint32_t)rows, output, out, count, loss);
 }
 
 enum clt_status clt_trainer_eval_rows(struct clt_trainer *tr, const void *const *inputs,
                                       uint32_t rows, const struct clt_tensor *output, float *out,
+                                      uint64_t count, float *loss)
+{
+    if (tr && tr->par)
+        return clt__parallel_eval(tr, inputs, rows, output, out, count, loss);
+    return clt__trainer_eval_one(tr, inputs, rows, output, out, count, loss);
+}
+
+enum clt_status clt__trainer_eval_one(struct clt_trainer *tr, const void *const *inputs,
+                                      int64_t rows, const struct clt_tensor *output, float *out,
                                       uint64_t count, float *loss)
 {
     if (!tr || tr->inference || (output && !out) || clt__device_usable(tr->dev) != CLT_OK)

@@ -347,6 +347,7 @@ static enum clt_status create(struct clt_device *dev, const struct clt_graph *gr
     tr->graph = graph;
     tr->loss = loss;
     tr->inference = !loss;
+    tr->loss_seed = 1.0f;
     tr->options = *o;
     clt__optim_from_public(&o->optimizer, &tr->optim, &tr->lr_schedule);
     st = loss ? clt__plan_make(dev, graph, loss, o->recompute, &tr->plan)
@@ -452,6 +453,7 @@ void clt_trainer_free(struct clt_trainer *tr)
 {
     if (!tr)
         return;
+    clt__parallel_free(tr); /* the other replicas of a data-parallel trainer */
     clFinish(tr->dev->transfer);
     clFinish(tr->dev->queue);
     for (int i = 0; i < 2; i++) {
@@ -593,7 +595,10 @@ enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name
     cl_int err = clEnqueueWriteBuffer(tr->dev->queue, tr->params, CL_TRUE,
                                       (size_t)(tr->plan.info[t->id].offset * 4),
                                       (size_t)(count * 4), src, 0, NULL, NULL);
-    return clt__cl_check(&tr->dev->log, err, "clEnqueueWriteBuffer");
+    enum clt_status st = clt__cl_check(&tr->dev->log, err, "clEnqueueWriteBuffer");
+    if (st == CLT_OK && tr->par) /* a data-parallel trainer: to the other replicas */
+        st = clt__parallel_sync(tr);
+    return st;
 }
 
 enum clt_status clt__trainer_copy_params(struct clt_trainer *dst, struct clt_trainer *src)

@@ -175,7 +175,39 @@ struct clt_trainer {
     float last_lr;
     bool *eval_need; /* scratch of clt_trainer_eval: nodes the requested output needs */
     bool inference;  /* an executor's: forward plan, no gradients or optimizer buffers */
+
+    /* Data parallelism (parallel.c). loss_seed is the d loss / d loss the backward pass starts
+     * from: 1, or a replica's share of the global batch. par is set on the trainer a caller
+     * holds for a trainer over several devices (it is replica 0; par holds the others). */
+    float loss_seed;
+    int64_t pass_rows; /* rows of the step between clt__trainer_step_pass and _finish */
+    struct clt__parallel *par;
 };
+
+/* ==== Data parallelism (parallel.c) ====================================================== */
+
+/* A step in two halves, for a data-parallel trainer that sums gradients between them:
+ * the pass (checks, upload, forward, backward, unrecorded) and the finish (the update when the
+ * step updates, the step's markers, the loss readback, the counters). */
+enum clt_status clt__trainer_step_pass(struct clt_trainer *tr, const void *const *inputs,
+                                       int64_t rows);
+enum clt_status clt__trainer_step_finish(struct clt_trainer *tr);
+/* clt_trainer_eval_rows on this trainer's own device, whatever its par. */
+enum clt_status clt__trainer_eval_one(struct clt_trainer *tr, const void *const *inputs,
+                                      int64_t rows, const struct clt_tensor *output, float *out,
+                                      uint64_t count, float *loss);
+
+/* The public calls on a trainer whose par is set (parallel.c). */
+int64_t clt__parallel_batch(const struct clt_trainer *tr);
+enum clt_status clt__parallel_step(struct clt_trainer *tr, const void *const *inputs, int64_t rows);
+enum clt_status clt__parallel_loss(struct clt_trainer *tr, float *loss);
+enum clt_status clt__parallel_eval(struct clt_trainer *tr, const void *const *inputs, int64_t rows,
+                                   const struct clt_tensor *output, float *out, uint64_t count,
+                                   float *loss);
+/* Copies replica 0's parameters, state, moments, optimizer status and counters to the other
+ * replicas (after a load or a parameter write). Blocks. */
+enum clt_status clt__parallel_sync(struct clt_trainer *tr);
+void clt__parallel_free(struct clt_trainer *tr);
 
 #define CLT__PROFILE_STEPS 64
 

@@ -41,6 +41,11 @@ check "unknown command" 2 "$exe" frobnicate
 check "no command" 2 "$exe"
 check "missing device" 1 "$exe" devices --warm --device no-such-device-anywhere
 grep -q "no device matches" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for a missing device" >&2; }
+# Data-parallel train: a device named twice, or an empty item, is refused before any work.
+check "train device twice" 1 "$exe" train --model mlp --data fashion-mnist --device pocl,pocl
+grep -q "named twice" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for a device named twice" >&2; }
+check "train empty device item" 1 "$exe" train --model mlp --data fashion-mnist --device pocl,
+grep -q "an empty item" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for an empty device item" >&2; }
 check "version" 0 "$exe" --version
 
 # GEMM tuning: devices --warm tuned the built-in models above; --show reads the cache, a

@@ -81,7 +81,12 @@ int main(int argc, char **argv)
     if (known && !help) {
         char name[32];
         snprintf(name, sizeof name, "cltrain %s", cmd);
-        if (tool_device_check(name, device, false) != 0)
+        /* train takes several devices too: "all" or a comma list (data-parallel). */
+        char sel[TOOL_MAX_DEVICES][16];
+        uint32_t n = 1;
+        if (strcmp(cmd, "train") == 0 && tool_devices_resolve(name, device, sel, &n) != 0)
+            return 1;
+        if (n == 1 && tool_device_check(name, device, false) != 0)
             return 1;
     }
     if (strcmp(cmd, "train") == 0)

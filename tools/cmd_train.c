@@ -79,7 +79,10 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          "hold out X of the training data for validation (default 0.1)", 0, 0.99, false},
         {"eval-data", OPT_STRING, &c->eval_data, "D",
          "csv:FILE or idx:DIR: the test set of the final evaluation", 0, 0, false},
-        opt_device(&c->device),
+        {"device", OPT_STRING, &c->device, "SEL",
+         "pocl, gpu, P:D...; a comma list (pocl,llvmpipe) or all trains data-parallel on each "
+         "(default: CLTRAIN_DEVICE, else the first GPU)",
+         0, 0, false},
         {"metrics", OPT_STRING, &c->metrics, "FILE", "write JSON Lines metrics", 0, 0, false},
         {"log-every", OPT_INT, &c->log_every, "N", "log the loss every N steps (default 10)", 1,
          1e9, false},

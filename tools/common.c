@@ -135,6 +135,82 @@ int tool_device_check(const char *cmd, const char *selection, bool allow_all)
     return rc;
 }
 
+int tool_devices_resolve(const char *cmd, const char *selection, char sel[][16], uint32_t *n)
+{
+    if (!selection || !*selection)
+        selection = getenv("CLTRAIN_DEVICE");
+    *n = 1;
+    sel[0][0] = '\0';
+    bool all = selection && strcmp(selection, "all") == 0;
+    if (!all && (!selection || !strchr(selection, ',')))
+        return 0;
+    struct clt_device_info *list = NULL;
+    size_t count = 0;
+    struct clt_log quiet = {0};
+    quiet.max_level = CLT_LOG_ERROR;
+    enum clt_status st = clt_devices_list(&quiet, &list, &count);
+    if (st != CLT_OK) {
+        fprintf(stderr, "%s: cannot list the OpenCL devices: %s\n", cmd, clt_status_str(st));
+        return 1;
+    }
+    size_t index[TOOL_MAX_DEVICES];
+    uint32_t k = 0;
+    int rc = 0;
+    if (all) {
+        for (size_t i = 0; i < count && k < TOOL_MAX_DEVICES; i++)
+            index[k++] = i;
+        if (count == 0) {
+            fprintf(stderr, "%s: --device all: no OpenCL device found\n", cmd);
+            tool_rusticl_hint(stderr, list, count);
+            rc = 1;
+        }
+    }
+    for (const char *p = selection; !all && rc == 0;) {
+        size_t len = strcspn(p, ",");
+        char item[128];
+        if (len == 0 || len >= sizeof item) {
+            fprintf(stderr, "%s: --device \"%s\": %s item in the list\n", cmd, selection,
+                    len == 0 ? "an empty" : "a too long");
+            rc = 1;
+            break;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (k == TOOL_MAX_DEVICES) {
+            fprintf(stderr, "%s: --device \"%s\": more than %d devices\n", cmd, selection,
+                    TOOL_MAX_DEVICES);
+            rc = 1;
+        } else if (clt_device_select(list, count, item, &index[k]) != CLT_OK) {
+            fprintf(stderr, "%s: --device \"%s\": no device matches \"%s\"; the devices are:\n",
+                    cmd, selection, item);
+            tool_devices_brief(stderr, list, count);
+            tool_rusticl_hint(stderr, list, count);
+            rc = 1;
+        }
+        for (uint32_t j = 0; rc == 0 && j < k; j++)
+            if (index[j] == index[k]) {
+                fprintf(stderr,
+                        "%s: --device \"%s\": \"%s\" is device %u:%u (%s), named twice: a "
+                        "device takes part once\n",
+                        cmd, selection, item, (unsigned)list[index[k]].platform_index,
+                        (unsigned)list[index[k]].device_index, list[index[k]].name);
+                rc = 1;
+            }
+        if (rc == 0)
+            k++;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    for (uint32_t j = 0; rc == 0 && j < k; j++)
+        snprintf(sel[j], 16, "%u:%u", (unsigned)list[index[j]].platform_index,
+                 (unsigned)list[index[j]].device_index);
+    if (rc == 0)
+        *n = k;
+    clt_devices_free(list);
+    return rc;
+}
+
 struct clt_device *tool_device_open(struct tool_log *tl, const char *selection)
 {
     struct clt_device_options o;

@@ -59,6 +59,18 @@ struct clt_device *tool_device_open(struct tool_log *tl, const char *selection);
  * available devices, and says how to enable rusticl when it is not listed. */
 int tool_device_check(const char *cmd, const char *selection, bool allow_all);
 
+/* The most devices one data-parallel `cltrain train` spans. */
+#define TOOL_MAX_DEVICES 16
+
+/* Resolves a selection of several devices for data-parallel training: "all" (every device
+ * listed) or a comma list ("pocl,llvmpipe", "0:0,0:1"), each item as clt_device_select.
+ * selection NULL or "" means CLTRAIN_DEVICE. Writes each device's "P:D" into sel and their
+ * number into *n; a selection of one device (no comma, not "all") gives *n = 1 and sel[0] ""
+ * (open it with tool_device_open and the selection as given). Returns 0, or 1 after a message
+ * on stderr: an empty item, an item no device matches, the same device named twice, more than
+ * TOOL_MAX_DEVICES devices, or "all" with no device. */
+int tool_devices_resolve(const char *cmd, const char *selection, char sel[][16], uint32_t *n);
+
 /* Prints the devices of a list, one "  P:D  platform / name (type)" line each. */
 void tool_devices_brief(FILE *f, const struct clt_device_info *list, size_t count);
 

@@ -39,7 +39,10 @@ struct run {
     struct clt_dataset_info info; /* what the model is built for */
     uint8_t symbols[256];
     struct model m;
-    struct clt_device *dev;
+    struct clt_device *dev; /* devs[0] */
+    struct clt_device *devs[TOOL_MAX_DEVICES];
+    char sel[TOOL_MAX_DEVICES][16]; /* "P:D" of each when ndev > 1 */
+    uint32_t ndev;                  /* data-parallel over ndev devices (engine/parallel.c) */
     struct clt_trainer *tr;
     struct clt_batcher *batcher;
     void *x;
@@ -138,7 +141,16 @@ static int setup_data_and_model(struct run *r)
             return 1;
         }
     }
-    st = model_build(&c->desc, &r->info, c->batch, &r->m, err, sizeof err);
+    /* Several devices: the model is built for one device's rows, ceil(batch / devices). */
+    if (tool_devices_resolve(r->tl->cmd, c->device, r->sel, &r->ndev) != 0)
+        return 1;
+    if (c->batch < (int64_t)r->ndev) {
+        fprintf(stderr, "%s: --batch %lld is fewer than the %u devices: one row each at least\n",
+                r->tl->cmd, (long long)c->batch, (unsigned)r->ndev);
+        return 1;
+    }
+    int64_t rows = (c->batch + r->ndev - 1) / r->ndev;
+    st = model_build(&c->desc, &r->info, rows, &r->m, err, sizeof err);
     if (st != CLT_OK) {
         fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
         return 1;
@@ -149,9 +161,10 @@ static int setup_data_and_model(struct run *r)
 static int setup_trainer(struct run *r)
 {
     struct train_config *c = r->c;
-    r->dev = tool_device_open(r->tl, c->device);
-    if (!r->dev)
-        return 1;
+    for (uint32_t i = 0; i < r->ndev; i++)
+        if (!(r->devs[i] = tool_device_open(r->tl, r->ndev > 1 ? r->sel[i] : c->device)))
+            return 1;
+    r->dev = r->devs[0];
     enum clt_optim_kind kind = strcmp(c->optimizer, "sgd") == 0    ? CLT_OPTIM_SGD
                                : strcmp(c->optimizer, "adam") == 0 ? CLT_OPTIM_ADAM
                                                                    : CLT_OPTIM_ADAMW;
@@ -178,9 +191,10 @@ static int setup_trainer(struct run *r)
             o.optimizer.total_updates = c->max_steps;
         o.optimizer.min_lr = c->lr * 0.05;
     }
-    const struct clt_device_info *di = clt_device_info(r->dev);
     double t0 = progress_now();
-    enum clt_status st = clt_trainer_create(r->dev, r->m.g, r->m.loss, &o, &r->tr);
+    enum clt_status st = r->ndev > 1 ? clt_trainer_create_parallel(r->devs, r->ndev, r->m.g,
+                                                                   r->m.loss, c->batch, &o, &r->tr)
+                                     : clt_trainer_create(r->dev, r->m.g, r->m.loss, &o, &r->tr);
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "cannot set up the model");
         return 1;
@@ -199,9 +213,16 @@ static int setup_trainer(struct run *r)
     }
     char desc[1200];
     model_desc_format(&c->desc, desc, sizeof desc);
+    char where[1024];
+    size_t at = (size_t)snprintf(where, sizeof where, "%s", r->ndev > 1 ? "each of " : "");
+    for (uint32_t i = 0; i < r->ndev && at < sizeof where; i++)
+        at += (size_t)snprintf(where + at, sizeof where - at, "%s%s", i ? ", " : "",
+                               clt_device_info(r->devs[i])->name);
     fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s (ready in %.1f s)\n", desc,
-            (unsigned long long)params, (double)mem.total / 1048576.0, di->name,
-            progress_now() - t0);
+            (unsigned long long)params, (double)mem.total / 1048576.0, where, progress_now() - t0);
+    if (r->ndev > 1)
+        fprintf(stderr, "data-parallel: a batch of %lld over %u devices\n", (long long)c->batch,
+                (unsigned)r->ndev);
     model_summary(stderr, &r->m, r->tr);
     if (c->resuming) {
         st = clt_trainer_load(r->tr, c->resume, true);
@@ -641,7 +662,8 @@ int train_run(struct train_config *c, struct tool_log *tl)
     clt_batcher_free(r.batcher);
     clt_trainer_free(r.tr);
     model_free(&r.m);
-    clt_device_close(r.dev);
+    for (uint32_t i = 0; i < r.ndev; i++)
+        clt_device_close(r.devs[i]);
     data_close(&r.data);
     outputs_release(&outs);
     train_config_free(c);

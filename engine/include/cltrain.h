@@ -1064,6 +1064,50 @@ CLT_API enum clt_status clt_trainer_param_read(struct clt_trainer *tr, const cha
 CLT_API enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name,
                                                 const float *src, uint64_t count);
 
+/* ==== Data-parallel training: one trainer over several devices ========================= */
+/*
+ * A trainer over n devices (of one platform or of several: PoCL and rusticl in one process)
+ * keeps a replica of the model on each and splits every step's global batch into n
+ * contiguous row ranges: replica i takes rows / n rows, one more when i < rows % n (a split
+ * fixed per trainer; docs/parallel.md). The replicas' gradients are summed on the host in
+ * fp32 in device order, each replica's weighted by its share of the rows, so that a loss
+ * that averages over rows (clt_cross_entropy, clt_mse, clt_mean) gives the global batch's
+ * gradient; every replica then runs the same update. The graph is built for the rows of one
+ * device: ceil(batch / n) or more.
+ *
+ *     struct clt_device *devs[2];                          // two opened devices
+ *     g = ... built for 64 rows ...;                        // a global batch of 128
+ *     st = clt_trainer_create_parallel(devs, 2, g, loss, 128, &opt, &tr);
+ *     st = clt_trainer_step(tr, batch);                    // 128 rows: 64 on each device
+ *
+ * The result is a clt_trainer, and every trainer call takes it: clt_trainer_step (the global
+ * batch) and clt_trainer_step_rows (n .. batch rows, split as above), clt_trainer_loss (the
+ * rows-weighted mean of the replicas' losses), clt_trainer_eval and _eval_rows (on device 0,
+ * in chunks of the graph's batch; more rows than that need an output whose leading dimension
+ * is the batch), clt_trainer_stats, the classifier helpers, checkpoints (saved from device 0;
+ * a load reaches every replica), parameter reads (device 0) and writes (every replica).
+ * clt_trainer_memory reports one device's memory. Batch norm in training mode normalises
+ * with the statistics of each device's own rows (as PyTorch's DistributedDataParallel does);
+ * its running averages are device 0's. Dropout draws each replica's mask from the element's
+ * index within that replica's rows, so a run with dropout is identical run to run but not equal
+ * to one device's. A step that fails part-way leaves the replicas out of step: free the
+ * trainer.
+ */
+
+/* Makes a trainer over devices[0 .. ndevices-1] (each at most once, all open and distinct;
+ * ndevices >= 1) for loss, with the same contract as clt_trainer_create on each device.
+ * batch is the global batch of clt_trainer_step; 0 means ndevices times the graph's batch.
+ * CLT_ERR_INVALID_ARGUMENT, in device 0's log, when a device appears twice, when batch is
+ * below ndevices, or when ceil(batch / ndevices) exceeds the graph's batch; CLT_ERR_UNSUPPORTED
+ * when a device would run fewer rows than the graph's batch and the graph cannot run partial
+ * batches. Blocks (compiles and initialises on every device). Free with clt_trainer_free. */
+CLT_API enum clt_status clt_trainer_create_parallel(struct clt_device *const *devices,
+                                                    uint32_t ndevices,
+                                                    const struct clt_graph *graph,
+                                                    const struct clt_tensor *loss, int64_t batch,
+                                                    const struct clt_trainer_options *options,
+                                                    struct clt_trainer **out);
+
 /* ==== Datasets and batches ============================================================== */
 /*
  * A dataset holds examples in host memory: classification examples (float features of one
