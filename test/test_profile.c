@@ -124,8 +124,8 @@ static void check_profile(bool fused)
     } else {
         assert_non_null(find(r.kernels, r.nkernels, "bias_forward"));
         assert_non_null(find(r.kernels, r.nkernels, "bias_backward"));
-        assert_non_null(find(r.kernels, r.nkernels, "activation_forward"));
-        assert_non_null(find(r.kernels, r.nkernels, "activation_backward"));
+        assert_non_null(find(r.kernels, r.nkernels, "activation_relu_forward"));
+        assert_non_null(find(r.kernels, r.nkernels, "activation_relu_backward"));
     }
     assert_non_null(find(r.ops, r.nops, "linear.forward"));
     assert_non_null(find(r.ops, r.nops, "cross_entropy.forward"));
