@@ -14,6 +14,8 @@ cltrain-bench's JSON format with the train section's figure names, so that
     python3 bench/torch_train.py --init /tmp/init --cltrain cl.json --json torch.json
     build/cltrain-bench --device pocl --sections train --compare torch.json
 
+(--models gpt2s,resnet18 on both programs for the large models)
+
 prints cltrain beside PyTorch (ratio = cltrain / PyTorch). Before timing, it checks each
 model's losses against cltrain's (read from --cltrain, the same run that wrote --init):
 loss_init_eval (the batch's loss in evaluation mode at the loaded weights), loss_step1 (the
@@ -24,11 +26,12 @@ draws other masks than cltrain's counter-based generator, so those are printed, 
 
 samples/s is measured as bench/train_bench.c does: a run times `steps` training steps (mlp 8,
 cnn 4, gpt, gpt2s and resnet18 3; --quick: 4, 2, 1, 1, 1) from the first step's start to the
-loss read back, the median,
-minimum and maximum over --runs runs after --warmup discarded ones. On a CPU, PyTorch runs
-with as many threads as the machine has cores (--threads); with --device cuda, TF32 is off.
+loss read back, the median, minimum and maximum over --runs runs after --warmup discarded
+ones. On a CPU, PyTorch runs with as many threads as the machine has cores (--threads); with
+--device cuda, TF32 is off.
 forward_ms, backward_ms and optimizer_ms are the wall-clock phases of one step (synchronised
-on CUDA), split_total_ms their sum.
+on CUDA), split_total_ms their sum. --losses-only stops after the loss check (the JSON then
+holds the three losses of each model).
 
 Exit status: 0 success, 1 a check or a measurement failed, 2 bad usage or unreadable input.
 """
@@ -394,6 +397,8 @@ def one_model(torch, kind, args, dev, want):
         ok = ok and not bad
 
     figs = [figure(f"{kind}.{what}", "loss", False, [got]) for what, got in losses]
+    if args.losses_only:
+        return figs, ok
     samples, split = [], [[], [], [], []]
     for r in range(args.warmup + args.runs):
         tr.sync()
@@ -437,6 +442,8 @@ def main():
                    help="CPU threads (default: the cores, %(default)s)")
     p.add_argument("--runs", type=int, help="measured runs (default 5, --quick 3)")
     p.add_argument("--warmup", type=int, default=1, help="discarded runs (default 1)")
+    p.add_argument("--losses-only", action="store_true",
+                   help="check and write the losses only, without timing (tests)")
     p.add_argument("--loss-rtol", type=float, default=1e-3,
                    help="largest relative difference of a checked loss (default 1e-3)")
     args = p.parse_args()
