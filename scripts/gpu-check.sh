@@ -48,7 +48,11 @@ prepare() {
     command -v apt-get >/dev/null || die "--prepare needs a Debian machine (apt-get)"
     rm -rf "$dir/bin" "$dir/lib" "$dir/tests" "$dir/data" "$dir/bench" "$dir/debs"
     mkdir -p "$dir"/{bin,lib,tests,data,bench,debs} || die "cannot make $dir"
-    grep -qx "/$dir/" .git/info/exclude 2>/dev/null || echo "/$dir/" >>.git/info/exclude
+    # Ignored, so that the device tool carries only the folders named (in a worktree, .git is
+    # a file and the exclude list is the common one's).
+    local exclude
+    exclude=$(git rev-parse --git-path info/exclude 2>/dev/null) || exclude=.git/info/exclude
+    grep -qx "/$dir/" "$exclude" 2>/dev/null || echo "/$dir/" >>"$exclude"
     echo "gpu-check: building (release) into $dir/build"
     # No host BLAS: a GPU does not use it, and OpenBLAS would not fit the 64 MiB that travel.
     local opts=(--buildtype=release -Doclgrind_tests=disabled -Drusticl_tests=false
@@ -198,29 +202,33 @@ run() {
     local bench=("$dir/bin/cltrain-bench" --device "$device")
     local models=${GPU_CHECK_MODELS-gpt2s,resnet18}
     mkdir -p "$results/init" "$results/init-large"
+    rm -f "$results"/{bench,bench-large,torch_gemm,torch_train,torch_train_large}.json
     step bench 240 "${bench[@]}" --sections micro,gemm,train --train-init "$results/init" \
         --json "$results/bench.json"
     [ -z "$models" ] || step bench-large 240 "${bench[@]}" --sections train --models "$models" \
-        --runs 3 --cold-runs 0 --train-init "$results/init-large" --json "$results/bench-large.json"
+        --runs 3 --cold-runs 0 --train-init "$results/init-large" \
+        --json "$results/bench-large.json"
 
     # PyTorch's references: CUDA with TF32 off (the scripts turn it off); GPU_CHECK_TORCH=cpu
     # runs them on the CPU instead, to rehearse.
     local torch_dev=${GPU_CHECK_TORCH:-cuda} cuda=()
     [ "$torch_dev" = cuda ] && cuda=(--cuda)
-    if command -v python3 >/dev/null &&
-        python3 -c "import torch; assert '$torch_dev' == 'cpu' or torch.cuda.is_available()" 2>/dev/null; then
+    local probe="import torch; assert '$torch_dev' == 'cpu' or torch.cuda.is_available()"
+    if command -v python3 >/dev/null && python3 -c "$probe" 2>/dev/null; then
         step torch-gemm 120 python3 "$dir/bench/torch_gemm.py" --bench "$dir/bin/cltrain-bench" \
             --device "$device" "${cuda[@]}" --json "$results/torch_gemm.json"
         [ -f "$results/bench.json" ] &&
             step torch-train 150 python3 "$dir/bench/torch_train.py" --init "$results/init" \
-                --cltrain "$results/bench.json" --device "$torch_dev" --json "$results/torch_train.json"
+                --cltrain "$results/bench.json" --device "$torch_dev" \
+                --json "$results/torch_train.json"
         [ -f "$results/bench-large.json" ] &&
             step torch-train-large 150 python3 "$dir/bench/torch_train.py" --models "$models" \
                 --runs 3 --init "$results/init-large" --cltrain "$results/bench-large.json" \
                 --device "$torch_dev" --json "$results/torch_train_large.json"
-        local ours ref name
-        for name in gemm:bench:torch_gemm train:bench:torch_train train-large:bench-large:torch_train_large; do
-            IFS=: read -r name ours ref <<<"$name"
+        local ours ref name pair
+        for pair in gemm:bench:torch_gemm train:bench:torch_train \
+            train-large:bench-large:torch_train_large; do
+            IFS=: read -r name ours ref <<<"$pair"
             [ -f "$results/$ours.json" ] && [ -f "$results/$ref.json" ] &&
                 "${bench[@]}" --from "$results/$ours.json" --compare "$results/$ref.json" \
                     >"$results/compare-$name.txt" 2>&1
