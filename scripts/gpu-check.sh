@@ -24,7 +24,8 @@
 # GPU_CHECK_DEVICE (default nvidia) selects another device; GPU_CHECK_DEVICE=pocl with
 # GPU_CHECK_NO_ICD=1 rehearses the run on the CPU machine; GPU_CHECK_TESTS="test_gemm ..."
 # runs only those tests; GPU_CHECK_MODELS (default gpt2s,resnet18; empty: none) the large
-# models benched; GPU_CHECK_TORCH=cpu runs the PyTorch references on the CPU.
+# models benched; GPU_CHECK_TORCH=cpu runs the PyTorch references on the CPU; GPU_CHECK_QUICK=1
+# passes --quick to the bench and the references (a rehearsal on a slow device).
 set -uo pipefail
 
 die() {
@@ -200,12 +201,15 @@ run() {
     # large ones, the training figures that count on a GPU (docs/bench.md), with three runs
     # and no cold starts (each would compile and tune every kernel again).
     local bench=("$dir/bin/cltrain-bench" --device "$device")
-    local models=${GPU_CHECK_MODELS-gpt2s,resnet18}
+    local models=${GPU_CHECK_MODELS-gpt2s,resnet18} quick=()
+    [ -n "${GPU_CHECK_QUICK:-}" ] && quick=(--quick)
     mkdir -p "$results/init" "$results/init-large"
     rm -f "$results"/{bench,bench-large,torch_gemm,torch_train,torch_train_large}.json
-    step bench 240 "${bench[@]}" --sections micro,gemm,train --train-init "$results/init" \
+    step bench 240 "${bench[@]}" "${quick[@]}" --sections micro,gemm,train \
+        --train-init "$results/init" \
         --json "$results/bench.json"
-    [ -z "$models" ] || step bench-large 240 "${bench[@]}" --sections train --models "$models" \
+    [ -z "$models" ] || step bench-large 240 "${bench[@]}" "${quick[@]}" --sections train \
+        --models "$models" \
         --runs 3 --cold-runs 0 --train-init "$results/init-large" \
         --json "$results/bench-large.json"
 
@@ -216,13 +220,15 @@ run() {
     local probe="import torch; assert '$torch_dev' == 'cpu' or torch.cuda.is_available()"
     if command -v python3 >/dev/null && python3 -c "$probe" 2>/dev/null; then
         step torch-gemm 120 python3 "$dir/bench/torch_gemm.py" --bench "$dir/bin/cltrain-bench" \
-            --device "$device" "${cuda[@]}" --json "$results/torch_gemm.json"
+            --device "$device" "${cuda[@]}" "${quick[@]}" --json "$results/torch_gemm.json"
         [ -f "$results/bench.json" ] &&
-            step torch-train 150 python3 "$dir/bench/torch_train.py" --init "$results/init" \
+            step torch-train 150 python3 "$dir/bench/torch_train.py" "${quick[@]}" \
+                --init "$results/init" \
                 --cltrain "$results/bench.json" --device "$torch_dev" \
                 --json "$results/torch_train.json"
         [ -f "$results/bench-large.json" ] &&
-            step torch-train-large 150 python3 "$dir/bench/torch_train.py" --models "$models" \
+            step torch-train-large 150 python3 "$dir/bench/torch_train.py" "${quick[@]}" \
+                --models "$models" \
                 --runs 3 --init "$results/init-large" --cltrain "$results/bench-large.json" \
                 --device "$torch_dev" --json "$results/torch_train_large.json"
         local ours ref name pair
@@ -254,7 +260,7 @@ case "${1:-}" in
     run "$@"
     ;;
 *)
-    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
     [ "${1:-}" = --help ] || [ "${1:-}" = -h ]
     ;;
 esac
