@@ -31,6 +31,8 @@ struct bench_config {
     /* --models: the train section's models, a bench_train_parse_models bit set; 0: the
      * built-in ones (mlp, cnn, gpt). */
     unsigned models;
+    /* --profile: the train section adds each model's kernel profile (bench_profile). */
+    bool profile;
 };
 
 /* ==== Figures and devices =============================================================== */
@@ -52,6 +54,22 @@ struct bench_figure {
     int runs;
 };
 
+/* A trained model's kernel profile (--profile; engine/profile.c): device time per step by
+ * kernel and by op of its plan, most time first. */
+struct bench_prof_row {
+    char name[96]; /* a kernel ("bias_forward", "host_sgemm") or an op ("linear.backward") */
+    double calls;  /* launches per step */
+    double ms;     /* device ms per step: the sum of its launches' END - START */
+};
+
+struct bench_profile {
+    char model[16];
+    int steps;      /* steps profiled */
+    double step_ms; /* compute span per step, from markers around each step's work */
+    struct bench_prof_row *kernels, *ops;
+    size_t nkernels, nops;
+};
+
 struct bench_device {
     char id[16];     /* "P:D" */
     char label[300]; /* "<platform> / <device>": how --compare matches devices */
@@ -59,7 +77,9 @@ struct bench_device {
     int nenv;
     struct bench_figure *figs;
     size_t nfigs, cap;
-    char notes[1024]; /* what was skipped and why, "; "-separated */
+    char notes[1024];            /* what was skipped and why, "; "-separated */
+    struct bench_profile *profs; /* --profile, one per trained model */
+    size_t nprofs;
 };
 
 struct bench_results {
@@ -95,6 +115,13 @@ void bench_stat_of(double *v, int n, struct bench_stat *out);
 /* Adds a figure; CLT_ERR_NO_MEMORY when the list cannot grow. */
 enum clt_status bench_add(struct bench_device *d, const char *section, const char *name,
                           const char *unit, bool higher_better, const struct bench_stat *s);
+
+/* Appends a model's profile, taking its row arrays; CLT_ERR_NO_MEMORY (rows freed) when
+ * the list cannot grow. */
+enum clt_status bench_profile_add(struct bench_device *d, struct bench_profile *p);
+
+/* Frees a device's profiles. */
+void bench_profiles_free(struct bench_device *d);
 
 /* One run of a measurement: writes the value in the figure's unit. */
 typedef enum clt_status (*bench_sample_fn)(void *ctx, double *value);

@@ -91,6 +91,72 @@ static bool read_figure(struct reader *rd, const cJSON *j, const char *section,
     return true;
 }
 
+/* The rows of a profile's "kernels" or "ops" (malloc'd into *out). */
+static bool read_rows(struct reader *rd, const cJSON *p, const char *key,
+                      struct bench_prof_row **out, size_t *n)
+{
+    const cJSON *arr = member(rd, p, key, cJSON_Array, "profile");
+    if (!arr)
+        return false;
+    int count = cJSON_GetArraySize(arr);
+    *out = calloc(count > 0 ? (size_t)count : 1, sizeof **out);
+    if (!*out) {
+        snprintf(rd->why, sizeof rd->why, "out of memory");
+        return false;
+    }
+    const cJSON *row;
+    cJSON_ArrayForEach(row, arr)
+    {
+        const cJSON *name = member(rd, row, "name", cJSON_String, key);
+        const cJSON *calls = member(rd, row, "calls_per_step", cJSON_Number, key);
+        const cJSON *ms = member(rd, row, "ms_per_step", cJSON_Number, key);
+        if (!name || !calls || !ms)
+            return false;
+        struct bench_prof_row *r = &(*out)[(*n)++];
+        snprintf(r->name, sizeof r->name, "%s", name->valuestring);
+        r->calls = calls->valuedouble;
+        r->ms = ms->valuedouble;
+    }
+    return true;
+}
+
+/* A device's "profile" (--profile), when it has one: older files have none. */
+static bool read_profiles(struct reader *rd, const cJSON *j, struct bench_device *d)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "profile");
+    if (!arr)
+        return true;
+    if (!cJSON_IsArray(arr)) {
+        snprintf(rd->why, sizeof rd->why, "device: \"profile\" must be an array");
+        return false;
+    }
+    const cJSON *p;
+    cJSON_ArrayForEach(p, arr)
+    {
+        struct bench_profile bp = {.steps = 0};
+        const cJSON *model = member(rd, p, "model", cJSON_String, "profile");
+        const cJSON *steps = member(rd, p, "steps", cJSON_Number, "profile");
+        const cJSON *span = member(rd, p, "step_ms", cJSON_Number, "profile");
+        bool ok = model && steps && span &&
+                  read_rows(rd, p, "kernels", &bp.kernels, &bp.nkernels) &&
+                  read_rows(rd, p, "ops", &bp.ops, &bp.nops);
+        if (ok) {
+            snprintf(bp.model, sizeof bp.model, "%s", model->valuestring);
+            bp.steps = steps->valueint;
+            bp.step_ms = span->valuedouble;
+            ok = bench_profile_add(d, &bp) == CLT_OK;
+            if (!ok)
+                snprintf(rd->why, sizeof rd->why, "out of memory");
+        } else {
+            free(bp.kernels);
+            free(bp.ops);
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static bool read_device(struct reader *rd, const cJSON *j, struct bench_device *d)
 {
     const cJSON *id = member(rd, j, "id", cJSON_String, "device");
@@ -132,7 +198,7 @@ static bool read_device(struct reader *rd, const cJSON *j, struct bench_device *
                 return false;
         }
     }
-    return true;
+    return read_profiles(rd, j, d);
 }
 
 enum clt_status bench_read_json(const char *path, struct bench_results *out)
@@ -199,8 +265,10 @@ void bench_results_free(struct bench_results *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->ndev; i++)
+    for (size_t i = 0; i < r->ndev; i++) {
         free(r->devs[i].figs);
+        bench_profiles_free(&r->devs[i]);
+    }
     free(r->devs);
     r->devs = NULL;
     r->ndev = 0;

@@ -4,7 +4,8 @@
  * docs/bench.md.
  *
  *     cltrain-bench [--device SEL|all] [--quick] [--json FILE] [--csv FILE] [--svg FILE]
- *                   [--compare BASELINE.json [--threshold PCT] [--fail-on-regression]]
+ *                   [--profile] [--compare BASELINE.json [--threshold PCT]
+ *                   [--fail-on-regression]]
  *     cltrain-bench --list
  *
  * Exit status: 0 success, 1 a measurement failed, 2 bad usage or unreadable input,
@@ -27,7 +28,7 @@ struct options {
     bool gemm_shapes;
     const char *from[8]; /* --from, repeatable: results of several files side by side */
     int nfrom;
-    bool list, quick, quiet, verbose, fail_on_regression;
+    bool list, quick, quiet, verbose, fail_on_regression, profile;
     int runs, warmup, cold_runs;
     const char *train_init;
     unsigned models; /* --models: bench_train_parse_models's bit set; 0: the default */
@@ -55,6 +56,9 @@ static void usage(FILE *f)
           "  --train-init DIR       write each trained model's initial weights to\n"
           "                         DIR/MODEL.safetensors and report its losses at them\n"
           "                         and at the first two steps (for bench/torch_train.py)\n"
+          "  --profile              per trained model, device time per step by kernel and\n"
+          "                         by op of its plan, from profiling events (top kernels\n"
+          "                         printed; all in the JSON's \"profile\")\n"
           "  --json FILE            every figure as JSON\n"
           "  --csv FILE             every figure as CSV\n"
           "  --svg FILE             a chart of the devices side by side\n"
@@ -142,6 +146,8 @@ static int parse(int argc, char **argv, struct options *o)
             o->quiet = true;
         } else if (strcmp(name, "--verbose") == 0 || strcmp(name, "-v") == 0) {
             o->verbose = true;
+        } else if (strcmp(name, "--profile") == 0) {
+            o->profile = true;
         } else if (strcmp(name, "--fail-on-regression") == 0) {
             o->fail_on_regression = true;
         } else if (strcmp(name, "--device") == 0) {
@@ -396,6 +402,7 @@ int main(int argc, char **argv)
         .cold_runs = o.cold_runs,
         .train_init = o.train_init,
         .models = o.models,
+        .profile = o.profile,
         .target_s = o.quick ? 0.02 : 0.05,
         .verbose = o.verbose,
         .self = self_path(argv[0]),

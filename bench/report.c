@@ -11,6 +11,10 @@
  *
  *   FIGURE = {"name": "bandwidth.read", "unit": "GB/s", "better": "higher",
  *             "median": 8.1, "min": 7.9, "max": 8.3, "runs": 3}
+ *
+ * With --profile a device also has "profile": [{"model": "mlp", "steps": 40, "step_ms": 5.2,
+ * "kernels": [ROW...], "ops": [ROW...]}], ROW = {"name": "host_sgemm", "calls_per_step": 6,
+ * "ms_per_step": 2.1, "pct_of_step": 40.4}, most time first; files without it still load.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +41,43 @@ static bool is_pct(const struct bench_figure *f)
     return n > 9 && strcmp(f->name + n - 9, ".pct_peak") == 0;
 }
 
+/* Kernels and ops printed per model; the JSON has them all. */
+#define PROFILE_TOP_KERNELS 15
+#define PROFILE_TOP_OPS 10
+
+static void print_rows(const char *what, const struct bench_prof_row *rows, size_t n, size_t top,
+                       double step_ms)
+{
+    printf("  %-40s %10s %10s %9s\n", what, "calls/step", "ms/step", "% of step");
+    double rest = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i >= top) {
+            rest += rows[i].ms;
+            continue;
+        }
+        printf("  %-40s %10.1f %10.3f %9.1f\n", rows[i].name, rows[i].calls, rows[i].ms,
+               step_ms > 0 ? 100.0 * rows[i].ms / step_ms : 0.0);
+    }
+    if (n > top)
+        printf("  (%zu more: %.3f ms/step)\n", n - top, rest);
+}
+
+/* --profile: each model's top kernels and ops by device time per step. */
+static void print_profiles(const struct bench_device *d)
+{
+    for (size_t i = 0; i < d->nprofs; i++) {
+        const struct bench_profile *p = &d->profs[i];
+        double sum = 0;
+        for (size_t k = 0; k < p->nkernels; k++)
+            sum += p->kernels[k].ms;
+        printf("\nprofile %s: %d steps; per step %.3f ms of compute span, %.3f ms in kernels "
+               "(%.1f%%)\n",
+               p->model, p->steps, p->step_ms, sum, p->step_ms > 0 ? 100.0 * sum / p->step_ms : 0);
+        print_rows("kernel", p->kernels, p->nkernels, PROFILE_TOP_KERNELS, p->step_ms);
+        print_rows("op.pass", p->ops, p->nops, PROFILE_TOP_OPS, p->step_ms);
+    }
+}
+
 static void print_device(const struct bench_device *d)
 {
     printf("== %s  %s\n", d->id, d->label);
@@ -55,6 +96,7 @@ static void print_device(const struct bench_device *d)
             printf("\n");
         }
     }
+    print_profiles(d);
     if (d->notes[0])
         printf("\nnotes: %s\n", d->notes);
     printf("\n");
@@ -327,6 +369,44 @@ static void json_figure(FILE *f, const struct bench_figure *g)
     fprintf(f, ", \"runs\": %d}", g->runs);
 }
 
+static void json_rows(FILE *f, const char *key, const struct bench_prof_row *rows, size_t n,
+                      double step_ms)
+{
+    fprintf(f, ", \"%s\": [", key);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ",\n         {\"name\": " : "\n         {\"name\": ", f);
+        json_string(f, rows[i].name);
+        fputs(", \"calls_per_step\": ", f);
+        json_number(f, rows[i].calls);
+        fputs(", \"ms_per_step\": ", f);
+        json_number(f, rows[i].ms);
+        fputs(", \"pct_of_step\": ", f);
+        json_number(f, step_ms > 0 ? 100.0 * rows[i].ms / step_ms : 0.0);
+        fputs("}", f);
+    }
+    fputs("]", f);
+}
+
+/* --profile: "profile": [{"model": ..., "steps": ..., "step_ms": ..., "kernels": [ROW...],
+ * "ops": [ROW...]}], written only when there is one. */
+static void json_profiles(FILE *f, const struct bench_device *d)
+{
+    if (d->nprofs == 0)
+        return;
+    fputs(",\n     \"profile\": [", f);
+    for (size_t i = 0; i < d->nprofs; i++) {
+        const struct bench_profile *p = &d->profs[i];
+        fputs(i ? ",\n       {\"model\": " : "\n       {\"model\": ", f);
+        json_string(f, p->model);
+        fprintf(f, ", \"steps\": %d, \"step_ms\": ", p->steps);
+        json_number(f, p->step_ms);
+        json_rows(f, "kernels", p->kernels, p->nkernels, p->step_ms);
+        json_rows(f, "ops", p->ops, p->nops, p->step_ms);
+        fputs("}", f);
+    }
+    fputs("]", f);
+}
+
 static void json_device(FILE *f, const struct bench_device *d)
 {
     fputs("    {\"id\": ", f);
@@ -358,6 +438,7 @@ static void json_device(FILE *f, const struct bench_device *d)
         }
         fputs("]", f);
     }
+    json_profiles(f, d);
     fputs("}", f);
 }
 

@@ -59,6 +59,30 @@ void bench_stat_of(double *v, int n, struct bench_stat *out)
     out->runs = n;
 }
 
+enum clt_status bench_profile_add(struct bench_device *d, struct bench_profile *p)
+{
+    struct bench_profile *all = realloc(d->profs, (d->nprofs + 1) * sizeof *all);
+    if (!all) {
+        free(p->kernels);
+        free(p->ops);
+        return CLT_ERR_NO_MEMORY;
+    }
+    d->profs = all;
+    d->profs[d->nprofs++] = *p;
+    return CLT_OK;
+}
+
+void bench_profiles_free(struct bench_device *d)
+{
+    for (size_t i = 0; i < d->nprofs; i++) {
+        free(d->profs[i].kernels);
+        free(d->profs[i].ops);
+    }
+    free(d->profs);
+    d->profs = NULL;
+    d->nprofs = 0;
+}
+
 enum clt_status bench_add(struct bench_device *d, const char *section, const char *name,
                           const char *unit, bool higher_better, const struct bench_stat *s)
 {

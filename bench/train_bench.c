@@ -301,6 +301,59 @@ static enum clt_status step_times(struct train_run *r, const char *model, uint32
     return add1(r->c, model, "step_device_ms", "ms", false, &s);
 }
 
+/* Rows of a profile per step, from the engine's totals over `steps` steps. */
+static struct bench_prof_row *prof_rows(const struct clt__prof_entry *e, size_t n, int steps)
+{
+    struct bench_prof_row *rows = calloc(n ? n : 1, sizeof *rows);
+    for (size_t i = 0; rows && i < n; i++) {
+        snprintf(rows[i].name, sizeof rows[i].name, "%s", e[i].name);
+        rows[i].calls = (double)e[i].count / steps;
+        rows[i].ms = (double)e[i].ns * 1e-6 / steps;
+    }
+    return rows;
+}
+
+/* --profile: runs `runs` throughput runs' worth of steps with the trainer's kernel profile on
+ * (engine/profile.c) and keeps device time per step by kernel and by op. Its own steps, after
+ * the throughput runs: the events it keeps do not weigh on those. */
+static enum clt_status profile(struct train_run *r, const char *model)
+{
+    struct bench_ctx *c = r->c;
+    if (!c->profiling_ok) {
+        bench_note(c->out, "train: %s: no profile (profiling timestamps unusable)", model);
+        return CLT_OK;
+    }
+    enum clt_status st = clt__trainer_profile(r->tr, true);
+    int n = c->cfg->runs * r->steps;
+    for (int i = 0; st == CLT_OK && i < n; i++)
+        st = clt_trainer_step(r->tr, r->inputs);
+    struct clt__prof_report rep = {0};
+    if (st == CLT_OK)
+        st = clt__prof_read(r->tr->kprof, &rep);
+    if (st == CLT_OK && (rep.steps != (uint32_t)n || rep.lost > 0))
+        bench_note(c->out, "train: %s: profile of %u steps of %d, %u launches lost", model,
+                   (unsigned)rep.steps, n, (unsigned)rep.lost);
+    if (st == CLT_OK && rep.steps > 0) {
+        struct bench_profile p = {.steps = (int)rep.steps,
+                                  .step_ms = (double)rep.span_ns * 1e-6 / rep.steps,
+                                  .nkernels = rep.nkernels,
+                                  .nops = rep.nops};
+        snprintf(p.model, sizeof p.model, "%s", model);
+        p.kernels = prof_rows(rep.kernels, rep.nkernels, (int)rep.steps);
+        p.ops = prof_rows(rep.ops, rep.nops, (int)rep.steps);
+        if (!p.kernels || !p.ops) {
+            free(p.kernels);
+            free(p.ops);
+            st = CLT_ERR_NO_MEMORY;
+        } else {
+            st = bench_profile_add(c->out, &p);
+        }
+    }
+    clt__prof_report_free(&rep);
+    enum clt_status off = clt__trainer_profile(r->tr, false);
+    return st == CLT_OK ? off : st;
+}
+
 /* --train-init: saves the trainer's initial weights to DIR/<model>.safetensors, then adds
  * three figures: the evaluation loss of the bench batch at those weights (loss_init_eval:
  * dropout off, batch norm on its initial running averages), the training loss of the first
@@ -381,6 +434,8 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     }
     if (st == CLT_OK && c->profiling_ok)
         st = step_times(&r, tc->kind, first);
+    if (st == CLT_OK && c->cfg->profile)
+        st = profile(&r, tc->kind);
     if (st == CLT_OK)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, split_sample, &r, &s);
     if (st == CLT_OK)

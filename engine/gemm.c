@@ -178,7 +178,8 @@ enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_
             CLBlastLayoutRowMajor, trans(g->trans_a), trans(g->trans_b), (size_t)g->m, (size_t)g->n,
             (size_t)g->k, g->alpha, a.mem, a.offset, (size_t)g->lda, (size_t)g->stride_a, b.mem,
             b.offset, (size_t)g->ldb, (size_t)g->stride_b, g->beta, c.mem, c.offset, (size_t)g->ldc,
-            (size_t)g->stride_c, (size_t)g->batch, &dev->queue, NULL);
+            (size_t)g->stride_c, (size_t)g->batch, &dev->queue,
+            dev->prof ? clt__prof_event(dev, NULL, "clblast_sgemm_batched") : NULL);
     } else {
         size_t temp = 0;
         s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, trans(g->trans_a), trans(g->trans_b),
@@ -192,7 +193,8 @@ enum clt_status clt__gemm_clblast(struct clt_device *dev, const struct clt_gemm_
                 CLBlastLayoutRowMajor, trans(g->trans_a), trans(g->trans_b), (size_t)g->m,
                 (size_t)g->n, (size_t)g->k, g->alpha, a.mem, a.offset, (size_t)g->lda, b.mem,
                 b.offset, (size_t)g->ldb, g->beta, c.mem, c.offset, (size_t)g->ldc, &dev->queue,
-                NULL, temp > 0 ? dev->gemm_temp : NULL);
+                dev->prof ? clt__prof_event(dev, NULL, "clblast_sgemm") : NULL,
+                temp > 0 ? dev->gemm_temp : NULL);
     }
     pthread_mutex_unlock(&clblast_lock);
     if (st != CLT_OK)

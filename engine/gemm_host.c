@@ -125,10 +125,11 @@ static enum clt_status enqueue(struct clt_device *dev, const struct clt_gemm_sha
             .alpha = g->alpha,
             .beta = g->beta,
         };
-        st = clt__cl_check(&dev->log,
-                           clEnqueueNativeKernel(dev->queue, host_gemm, &h, sizeof h, 0, NULL, NULL,
-                                                 0, NULL, NULL),
-                           "clEnqueueNativeKernel (host GEMM)");
+        st = clt__cl_check(
+            &dev->log,
+            clEnqueueNativeKernel(dev->queue, host_gemm, &h, sizeof h, 0, NULL, NULL, 0, NULL,
+                                  dev->prof ? clt__prof_event(dev, NULL, "host_sgemm") : NULL),
+            "clEnqueueNativeKernel (host GEMM)");
     }
     /* Unmapped whatever happened, so no map outlives the call. */
     for (int i = 0; i < mapped; i++) {

@@ -120,6 +120,9 @@ struct clt_device {
 
     /* record.c: the recording a trainer's step is running under; NULL outside a step. */
     struct clt__rec *rec;
+
+    /* profile.c: the kernel profile a trainer's step is running under; NULL when off. */
+    struct clt__prof *prof;
 };
 
 /* Arenas and trainers hold their device: closing a device whose children live only marks it
@@ -353,6 +356,10 @@ void clt__rec_end(struct clt_device *dev, bool ok);
 /* Times rec recorded a step (tests). */
 uint32_t clt__rec_recordings(const struct clt__rec *rec);
 
+/* Launches of rec's complete recording that enqueue a kernel (empty launches left out); 0
+ * while it holds none (tests). */
+uint32_t clt__rec_launches(const struct clt__rec *rec);
+
 /* Called by clt__launch_kernel when dev->rec is set: enqueues the launch through the
  * recording and sets *done, or leaves *done false for the plain path (recording off for the
  * rest of this step). */
@@ -362,6 +369,57 @@ enum clt_status clt__rec_launch(struct clt_device *dev, cl_kernel kernel,
 
 /* CL_MEM_SIZE of a buffer, remembered for the rest of the step (clt__check_buf). */
 cl_int clt__rec_mem_size(struct clt__rec *rec, cl_mem mem, size_t *bytes);
+
+/* ==== profile.c: device time per kernel and per op, from profiling events ============== */
+
+/* A trainer's kernel profile (clt__trainer_profile): while a step runs under it (dev->prof),
+ * every enqueue of the step's work keeps its event, named by the kernel's function name (or
+ * a call's name: "host_sgemm", "clblast_sgemm") and tagged with the op enqueueing it; reading
+ * the profile waits for them and sums END - START per name and per op. dev->prof NULL: no
+ * event is asked for. Needs a device opened with profiling (CLT_ERR_UNSUPPORTED, logged,
+ * otherwise). Used by one thread at a time. */
+struct clt__prof;
+
+enum clt_status clt__prof_create(struct clt_device *dev, struct clt__prof **out);
+void clt__prof_free(struct clt__prof *p);
+
+/* Starts a step under p (dev->prof = p) with a marker that opens its span; ends it (dev->prof
+ * = NULL) with one that closes it. ok false: the step failed and what it enqueued, with what
+ * was not read yet, is dropped. */
+enum clt_status clt__prof_step_begin(struct clt_device *dev, struct clt__prof *p);
+void clt__prof_step_end(struct clt_device *dev, bool ok);
+
+/* Where an enqueue made while dev->prof is set writes its event: a kernel launch passes its
+ * kernel object (the launcher's, not a recorded copy: names are keyed by it), a call (a
+ * native kernel, a library's launch) NULL and a static name. NULL when the profile cannot
+ * keep it (counted as lost). The pointer is valid until the next call. */
+cl_event *clt__prof_event(struct clt_device *dev, cl_kernel kernel, const char *call);
+
+/* The op whose work is enqueued next (static strings, compared by address): the op's name
+ * and the pass ("forward", "backward", "recompute"), or "fused" and the pass, or "optimizer"
+ * and "update". */
+void clt__prof_op(struct clt_device *dev, const char *op, const char *pass);
+
+struct clt__prof_entry {
+    char name[96]; /* a kernel's name, or "<op>.<pass>" */
+    uint64_t count;
+    uint64_t ns; /* sum of END - START */
+};
+
+/* Totals since the profile was made, most time first. steps: steps whose span was read;
+ * span_ns: the sum of their compute spans (first to last marker). lost: launches whose event
+ * could not be kept or read. */
+struct clt__prof_report {
+    uint32_t steps;
+    uint64_t span_ns;
+    uint32_t lost;
+    struct clt__prof_entry *kernels, *ops;
+    size_t nkernels, nops;
+};
+
+/* Waits for the pending events and fills out (free with clt__prof_report_free). */
+enum clt_status clt__prof_read(struct clt__prof *p, struct clt__prof_report *out);
+void clt__prof_report_free(struct clt__prof_report *r);
 
 /* ==== gemm.c ============================================================================ */
 

@@ -92,7 +92,8 @@ enum clt_status clt__launch(struct clt_device *dev, cl_kernel kernel, cl_uint di
         return CLT_ERR_INVALID_ARGUMENT;
     if (!clt__launch_shape(dev, kernel, dims, global, local, g, l))
         return CLT_OK;
-    cl_int err = clEnqueueNDRangeKernel(dev->queue, kernel, dims, NULL, g, l, 0, NULL, NULL);
+    cl_event *ev = dev->prof ? clt__prof_event(dev, kernel, NULL) : NULL;
+    cl_int err = clEnqueueNDRangeKernel(dev->queue, kernel, dims, NULL, g, l, 0, NULL, ev);
     return clt__cl_check(&dev->log, err, "clEnqueueNDRangeKernel");
 }
 

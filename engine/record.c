@@ -18,6 +18,9 @@
  * something else) switches the rest of the step to the plain path, and the next step records
  * again. Launches outside clt__launch_kernel (CLBlast, the host BLAS's native kernels, fills
  * and copies) are not recorded: they run as calls, in their place in the queue, as always.
+ *
+ * Under a kernel profile (profile.c, dev->prof set) a recorded or replayed launch keeps its
+ * event; otherwise it asks for none.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +101,14 @@ void clt__rec_free(struct clt__rec *rec)
 uint32_t clt__rec_recordings(const struct clt__rec *rec)
 {
     return rec ? rec->recordings : 0;
+}
+
+uint32_t clt__rec_launches(const struct clt__rec *rec)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; rec && rec->complete && i < rec->n; i++)
+        n += rec->launches[i].dims != 0;
+    return n;
 }
 
 void clt__rec_begin(struct clt_device *dev, struct clt__rec *rec)
@@ -333,7 +344,9 @@ enum clt_status clt__rec_launch(struct clt_device *dev, cl_kernel kernel,
     *done = true;
     if (e->dims == 0)
         return CLT_OK;
+    /* A profiled step (profile.c) keeps the launch's event, named after the launcher's kernel. */
+    cl_event *ev = dev->prof ? clt__prof_event(dev, e->source, NULL) : NULL;
     cl_int err =
-        clEnqueueNDRangeKernel(dev->queue, e->kernel, e->dims, NULL, e->g, e->l, 0, NULL, NULL);
+        clEnqueueNDRangeKernel(dev->queue, e->kernel, e->dims, NULL, e->g, e->l, 0, NULL, ev);
     return clt__cl_check(&dev->log, err, "clEnqueueNDRangeKernel");
 }

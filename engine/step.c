@@ -82,6 +82,9 @@ static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, cons
         int32_t group = tr->plan.info[id].group;
         if (x->training && group >= 0 && tr->plan.info[id].fused_inside)
             continue;
+        if (x->dev->prof)
+            clt__prof_op(x->dev, clt__op_names[t->op],
+                         x->training && group >= 0 ? "fused_forward" : "forward");
         enum clt_status st = x->training && group >= 0
                                  ? clt__fuse_forward(x, &tr->plan.groups[group])
                                  : clt__def(t)->forward(x, t);
@@ -89,6 +92,14 @@ static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, cons
             return op_failed(tr, t, "forward", st);
     }
     return CLT_OK;
+}
+
+/* How a kernel profile (profile.c) names a backward entry's pass. */
+static const char *backward_pass(enum clt__entry_kind kind, int32_t group)
+{
+    if (kind == CLT__ENTRY_RECOMPUTE)
+        return group >= 0 ? "fused_recompute" : "recompute";
+    return group >= 0 ? "fused_backward" : "backward";
 }
 
 /* The loss seed (d loss / d loss = 1) and the backward entries. */
@@ -103,6 +114,8 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
         int32_t group = tr->plan.info[t->id].group;
+        if (x->dev->prof)
+            clt__prof_op(x->dev, clt__op_names[t->op], backward_pass(tr->plan.bwd[e].kind, group));
         if (tr->plan.bwd[e].kind == CLT__ENTRY_RECOMPUTE) {
             st = group >= 0 ? clt__fuse_forward(x, &tr->plan.groups[group])
                             : clt__def(t)->forward(x, t);
@@ -138,6 +151,8 @@ static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float
     struct clt__buf p = {tr->params, 0}, g = {tr->grads, 0};
     struct clt__buf m = {tr->moment1, 0}, v = {tr->moment2, 0};
     struct clt__buf status = {tr->status, 0}, work = {tr->work, 0};
+    if (tr->dev->prof)
+        clt__prof_op(tr->dev, "optimizer", "update");
     return clt__optim_step(tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v,
                            clt__val(x, tr->loss), work, status, lr,
                            1.0f / (float)tr->options.optimizer.accumulate);
@@ -303,6 +318,8 @@ enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const 
         rec = NULL;
     if (st == CLT_OK && rec)
         clt__rec_begin(dev, rec);
+    if (st == CLT_OK && tr->kprof)
+        st = clt__prof_step_begin(dev, tr->kprof);
     if (st == CLT_OK)
         st = forward(tr, &x, NULL);
     if (st == CLT_OK)
@@ -313,6 +330,7 @@ enum clt_status clt_trainer_step_rows(struct clt_trainer *tr, const void *const 
         tr->updates++;
     }
     clt__rec_end(dev, st == CLT_OK);
+    clt__prof_step_end(dev, st == CLT_OK);
     if (st == CLT_OK) {
         release(&tr->done_ev[slot]);
         st = clt__cl_check(&dev->log,

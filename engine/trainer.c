@@ -479,6 +479,7 @@ void clt_trainer_free(struct clt_trainer *tr)
     }
     for (int i = 0; i < 4; i++)
         clt__rec_free(tr->rec[i]);
+    clt__prof_free(tr->kprof);
     free(tr->prof);
     free(tr->eval_need);
     free(tr->ranges);
@@ -486,6 +487,15 @@ void clt_trainer_free(struct clt_trainer *tr)
     struct clt_device *dev = tr->dev;
     free(tr);
     clt__device_release(dev);
+}
+
+enum clt_status clt__trainer_profile(struct clt_trainer *tr, bool on)
+{
+    if (tr->kprof)
+        clt_device_finish(tr->dev); /* its pending events are dropped whole */
+    clt__prof_free(tr->kprof);
+    tr->kprof = NULL;
+    return on ? clt__prof_create(tr->dev, &tr->kprof) : CLT_OK;
 }
 
 /* ---- Memory and parameters ------------------------------------------------------------- */

@@ -167,6 +167,9 @@ struct clt_trainer {
      * is 0. */
     struct clt__rec *rec[4];
 
+    /* The kernel profile of its steps (profile.c, clt__trainer_profile); NULL: off. */
+    struct clt__prof *kprof;
+
     uint64_t steps;
     uint64_t updates; /* updates attempted (the schedule's counter) */
     float last_lr;
@@ -182,6 +185,12 @@ struct clt__step_events {
     cl_event compute_start; /* a marker after the compute queue's wait for the upload */
     cl_event compute_end;   /* the marker that ends the step */
 };
+
+/* Turns the kernel profile of tr's steps on (a fresh one: CLT_ERR_UNSUPPORTED, logged, when
+ * the device was not opened with profiling) or off (dropping it). While on, each step keeps
+ * an event per launch and tr->kprof holds the totals (clt__prof_read). For cltrain-bench
+ * --profile, `cltrain train --profile` and tests. */
+enum clt_status clt__trainer_profile(struct clt_trainer *tr, bool on);
 
 /* Start and end (ns, the device's clock) of the upload and of the compute of step i (i <
  * nprof). Blocks until that step is done. CLT_ERR_UNSUPPORTED without profiling. */

@@ -6,10 +6,14 @@
 1. A --quick run on the device chosen by CLTRAIN_DEVICE writes JSON, CSV and SVG. The JSON
    has every section for every device, with figures whose median, minimum and maximum are
    positive and finite (min <= median <= max); the CSV holds the same figures; the SVG is
-   well-formed XML.
+   well-formed XML. The run has --profile: each device whose timing is by profiling events
+   has a kernel profile per trained model, with a GEMM and the optimizer among its kernels,
+   rows most time first, whole launch counts per step, and kernel and op times that sum to
+   the same total, at most the step's span.
 2. --from and --compare: results compared with themselves show no regression; a baseline
    with one figure made much better shows that figure as a regression, and
-   --fail-on-regression turns it into exit status 3.
+   --fail-on-regression turns it into exit status 3. A file without "profile" (older
+   results) loads and compares; one with a malformed profile is refused.
 3. Bad input (unknown options, missing or bad values, unreadable or malformed baselines)
    gives one message on stderr and exit status 2.
 Exit status 77 (skip) when there is no OpenCL device at all.
@@ -95,6 +99,36 @@ def check_results(doc):
     return count
 
 
+def check_profiles(doc):
+    for d in doc.get("devices", []):
+        if d.get("environment", {}).get("timing") != "profiling events":
+            check("profile" not in d, f"{d.get('id')}: no profile without usable timestamps")
+            continue
+        profs = d.get("profile")
+        check(isinstance(profs, list), f"{d.get('id')}: profile present")
+        models = {p.get("model") for p in profs or []}
+        check({"mlp", "cnn", "gpt"} <= models, f"{d.get('id')}: profile of every model {models}")
+        for p in profs or []:
+            what = f"{d.get('id')}: profile {p.get('model')}"
+            ks, ops = p.get("kernels", []), p.get("ops", [])
+            names = [k["name"] for k in ks]
+            check(any("gemm" in n for n in names), f"{what}: a GEMM kernel in {names}")
+            check(any(n.startswith("optim_") for n in names), f"{what}: optimizer kernels")
+            check(any(o["name"] == "optimizer.update" for o in ops), f"{what}: optimizer op")
+            for rows in (ks, ops):
+                ms = [r["ms_per_step"] for r in rows]
+                check(ms == sorted(ms, reverse=True), f"{what}: rows most time first")
+                for r in rows:
+                    calls = r["calls_per_step"]
+                    check(calls >= 1 and abs(calls - round(calls)) < 1e-9,
+                          f"{what}: {r['name']} whole launches per step ({calls})")
+                    check(r["ms_per_step"] >= 0, f"{what}: {r['name']} time")
+            kms, oms = sum(r["ms_per_step"] for r in ks), sum(r["ms_per_step"] for r in ops)
+            check(kms > 0 and abs(kms - oms) <= 1e-6 * kms + 1e-9,
+                  f"{what}: kernels {kms} ms and ops {oms} ms per step")
+            check(kms <= p["step_ms"] * (1 + 1e-9), f"{what}: kernels {kms} <= span {p['step_ms']}")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="cltrain-bench-test-") as tmp:
         return check_all(sys.argv[1], lambda name: os.path.join(tmp, name))
@@ -108,14 +142,15 @@ def check_all(exe, out):
         return 77
 
     # 1. A quick run and its three files.
-    p = run(exe, "--quick", "--quiet", "--json", out("a.json"), "--csv", out("a.csv"),
-            "--svg", out("a.svg"), want=0)
+    p = run(exe, "--quick", "--quiet", "--profile", "--json", out("a.json"), "--csv",
+            out("a.csv"), "--svg", out("a.svg"), want=0)
     print(p.stdout)
     if p.returncode != 0:
         return 1
     with open(out("a.json")) as f:
         doc = json.load(f)
     nfig = check_results(doc)
+    check_profiles(doc)
     with open(out("a.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     figs = [r for r in rows if r["section"] != "environment"]
@@ -145,6 +180,17 @@ def check_all(exe, out):
             out("c.svg"), want=0)
     ET.parse(out("c.svg"))
 
+    old = copy.deepcopy(doc)
+    for d in old["devices"]:
+        d.pop("profile", None)
+    with open(out("old.json"), "w") as f:
+        json.dump(old, f)
+    p = run(exe, "--from", out("old.json"), "--compare", out("a.json"), want=0)
+    check(" 0 regressions" in p.stdout, "a file without profile compares with one that has it")
+    p = run(exe, "--from", out("a.json"), want=0)
+    if any("profile" in d for d in doc["devices"]):
+        check("profile mlp:" in p.stdout, "--from prints the profile")
+
     # 3. Bad input: one clear line, exit status 2.
     with open(out("broken.json"), "w") as f:
         f.write('{"tool": "cltrain-bench", "devices": [')
@@ -152,7 +198,13 @@ def check_all(exe, out):
     del missing["devices"][0]["gemm"]
     with open(out("missing.json"), "w") as f:
         json.dump(missing, f)
+    bad_profile = copy.deepcopy(doc)
+    bad_profile["devices"][0]["profile"] = [{"model": "mlp", "steps": 1, "step_ms": 1,
+                                             "kernels": [{"name": "k"}], "ops": []}]
+    with open(out("bad_profile.json"), "w") as f:
+        json.dump(bad_profile, f)
     bad = [
+        (["--from", out("bad_profile.json")], "calls_per_step"),
         (["--bogus"], "unknown option"),
         (["--json"], "needs a value"),
         (["--runs", "0"], "--runs"),
