@@ -28,6 +28,9 @@ struct bench_config {
     /* --train-init: a directory where the train section writes each model's initial weights
      * (<model>.safetensors) and adds its initial and first-step losses as figures; NULL: no. */
     const char *train_init;
+    /* --models: the train section's models, a bench_train_parse_models bit set; 0: the
+     * built-in ones (mlp, cnn, gpt). */
+    unsigned models;
     /* --profile: the train section adds each model's kernel profile (bench_profile). */
     bool profile;
 };
@@ -179,9 +182,18 @@ enum clt_status bench_train(struct bench_ctx *c);
 
 struct model; /* tools/models.h */
 
-/* A built-in model's batch size in the bench, and random inputs for it (x and y malloc'd, in
- * the order clt_trainer_step wants them); its data is model_default_data's (models.h). */
-int64_t bench_train_batch(const char *kind);
+/* The train section's models: the built-in mlp, cnn and gpt (models.h), and the large gpt2s
+ * and resnet18 (models_large.h), which run only when --models names them.
+ * bench_train_parse_models: --models LIST into a bit set (bit i: the i-th model in that
+ * order); false for an empty list or an unknown name. bench_train_batch: a model's batch in
+ * the bench on dev (a large model's is larger on a GPU or accelerator; dev NULL: a CPU's);
+ * 0 for an unknown name. bench_train_build: builds the model at that batch, for the data of
+ * model_default_data or model_large_data. bench_train_inputs: random inputs for a built
+ * model (x and y malloc'd, in the order clt_trainer_step wants them). */
+bool bench_train_parse_models(const char *list, unsigned *mask);
+int64_t bench_train_batch(const char *kind, const struct clt_device *dev);
+enum clt_status bench_train_build(const struct clt_device *dev, const char *kind, struct model *m,
+                                  char *err, size_t err_size);
 enum clt_status bench_train_inputs(const struct model *m, void **x, void **y);
 
 /* Adds the cold and warm time-to-first-step figures of a model, from child processes. */

@@ -146,16 +146,12 @@ int bench_first_step_child(const char *selection, const char *kind)
     struct clt_device *dev = NULL;
     struct clt_trainer *tr = NULL;
     struct model m;
-    struct model_desc d;
-    struct clt_dataset_info info;
     char err[256] = "";
     void *x = NULL, *y = NULL;
     memset(&m, 0, sizeof m);
     enum clt_status st = clt_device_open(selection, NULL, &dev);
-    model_desc_init(&d, kind);
-    model_default_data(kind, &info);
     if (st == CLT_OK)
-        st = model_build(&d, &info, bench_train_batch(kind), &m, err, sizeof err);
+        st = bench_train_build(dev, kind, &m, err, sizeof err);
     if (st == CLT_OK)
         st = bench_train_inputs(&m, &x, &y);
     struct clt_trainer_options opt;

@@ -60,7 +60,7 @@ static enum clt_status model_shapes(struct clt_device *dev, const char *kind,
     memset(&m, 0, sizeof m);
     model_desc_init(&d, kind);
     model_default_data(kind, &info);
-    enum clt_status st = model_build(&d, &info, bench_train_batch(kind), &m, err, sizeof err);
+    enum clt_status st = model_build(&d, &info, bench_train_batch(kind, dev), &m, err, sizeof err);
     struct clt_trainer_options opt;
     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
     struct clt_trainer *tr = NULL;

@@ -31,6 +31,7 @@ struct options {
     bool list, quick, quiet, verbose, fail_on_regression, profile;
     int runs, warmup, cold_runs;
     const char *train_init;
+    unsigned models; /* --models: bench_train_parse_models's bit set; 0: the default */
     double threshold;
     unsigned sections; /* bit s: bench_sections[s] */
 };
@@ -47,9 +48,14 @@ static void usage(FILE *f)
           "  --runs N, --warmup N   measured and discarded runs of each figure\n"
           "  --cold-runs N          cold-cache first steps per model (default 1; 0: none)\n"
           "  --sections LIST        comma-separated subset of micro,gemm,ops,train\n"
+          "  --models LIST          the train section's models, comma-separated: mlp, cnn,\n"
+          "                         gpt (the default: these three), and the large ones for\n"
+          "                         GPUs, run only when named: gpt2s (GPT-2 small's shape,\n"
+          "                         byte vocabulary) and resnet18 (64x64 images); batch 8 and\n"
+          "                         32 on a GPU, 1 on a CPU\n"
           "  --train-init DIR       write each trained model's initial weights to\n"
-          "                         DIR/MODEL.safetensors and report its losses before and\n"
-          "                         after one step (for bench/torch_train.py)\n"
+          "                         DIR/MODEL.safetensors and report its losses at them\n"
+          "                         and at the first two steps (for bench/torch_train.py)\n"
           "  --profile              per trained model, device time per step by kernel and\n"
           "                         by op of its plan, from profiling events (top kernels\n"
           "                         printed; all in the JSON's \"profile\")\n"
@@ -107,9 +113,9 @@ static int parse_sections(const char *s, unsigned *out)
 static int parse(int argc, char **argv, struct options *o)
 {
     static const char *const valued[] = {
-        "--device",    "--json", "--csv",    "--svg",       "--compare",  "--from",
-        "--threshold", "--runs", "--warmup", "--cold-runs", "--sections", "--first-step-child",
-        "--train-init"};
+        "--device",     "--json",  "--csv",    "--svg",       "--compare",  "--from",
+        "--threshold",  "--runs",  "--warmup", "--cold-runs", "--sections", "--first-step-child",
+        "--train-init", "--models"};
     for (int i = 1; i < argc; i++) {
         char name[64];
         const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
@@ -160,6 +166,11 @@ static int parse(int argc, char **argv, struct options *o)
             o->from[o->nfrom++] = val;
         } else if (strcmp(name, "--train-init") == 0) {
             o->train_init = val;
+        } else if (strcmp(name, "--models") == 0) {
+            if (!bench_train_parse_models(val, &o->models))
+                return bad("--models needs a comma-separated list of mlp, cnn, gpt, gpt2s, "
+                           "resnet18, not \"%s\"",
+                           val);
         } else if (strcmp(name, "--first-step-child") == 0) {
             o->child_model = val;
         } else if (strcmp(name, "--runs") == 0) {
@@ -390,6 +401,7 @@ int main(int argc, char **argv)
         .warmup = o.warmup >= 0 ? o.warmup : 1,
         .cold_runs = o.cold_runs,
         .train_init = o.train_init,
+        .models = o.models,
         .profile = o.profile,
         .target_s = o.quick ? 0.02 : 0.05,
         .verbose = o.verbose,

@@ -1,30 +1,37 @@
 #!/usr/bin/env python3
-"""torch_train.py: the built-in models trained in PyTorch, as cltrain-bench's train section does.
+"""torch_train.py: the bench's models trained in PyTorch, as cltrain-bench's train section does.
 
-Builds mlp, cnn and gpt exactly as tools/models.c does (same layers, sizes and defaults), loads
+Builds mlp, cnn and gpt exactly as tools/models.c does (same layers, sizes and defaults), and
+the large gpt2s and resnet18 as tools/models_large.c does, loads
 the initial weights cltrain-bench wrote with --train-init, trains on the same random batch
 (bench_train_inputs in bench/train_bench.c: the same generator, the same numbers) with the
 same optimizer (AdamW: lr 1e-3, betas 0.9 and 0.999, eps 1e-8, weight decay 0.01 on every
-parameter, no clipping: clt_trainer_options_init's defaults) and batch sizes, and writes
+parameter, no clipping: clt_trainer_options_init's defaults) and batch sizes (a large model's
+is the one its checkpoint names, which cltrain-bench chose for its device), and writes
 cltrain-bench's JSON format with the train section's figure names, so that
 
     build/cltrain-bench --device pocl --sections train --train-init /tmp/init --json cl.json
     python3 bench/torch_train.py --init /tmp/init --cltrain cl.json --json torch.json
     build/cltrain-bench --device pocl --sections train --compare torch.json
 
+(--models gpt2s,resnet18 on both programs for the large models)
+
 prints cltrain beside PyTorch (ratio = cltrain / PyTorch). Before timing, it checks each
 model's losses against cltrain's (read from --cltrain, the same run that wrote --init):
-loss_init_eval (the batch's loss in evaluation mode at the loaded weights) and loss_step1 (the
-training loss of the first step). The check fails (exit status 1) when they differ by more
-than --loss-rtol (default 1e-3, relative), except cnn's loss_step1: its dropout draws other
-masks than cltrain's counter-based generator, so that one is printed, not checked.
+loss_init_eval (the batch's loss in evaluation mode at the loaded weights), loss_step1 (the
+training loss of the first step) and loss_step2 (that of the second, after one update: it
+depends on the gradients and the optimizer). The check fails (exit status 1) when they differ
+by more than --loss-rtol (default 1e-3, relative), except cnn's training losses: its dropout
+draws other masks than cltrain's counter-based generator, so those are printed, not checked.
 
 samples/s is measured as bench/train_bench.c does: a run times `steps` training steps (mlp 8,
-cnn 4, gpt 3; --quick: 4, 2, 1) from the first step's start to the loss read back, the median,
-minimum and maximum over --runs runs after --warmup discarded ones. On a CPU, PyTorch runs
-with as many threads as the machine has cores (--threads); with --device cuda, TF32 is off.
+cnn 4, gpt, gpt2s and resnet18 3; --quick: 4, 2, 1, 1, 1) from the first step's start to the
+loss read back, the median, minimum and maximum over --runs runs after --warmup discarded
+ones. On a CPU, PyTorch runs with as many threads as the machine has cores (--threads); with
+--device cuda, TF32 is off.
 forward_ms, backward_ms and optimizer_ms are the wall-clock phases of one step (synchronised
-on CUDA), split_total_ms their sum.
+on CUDA), split_total_ms their sum. --losses-only stops after the loss check (the JSON then
+holds the three losses of each model).
 
 Exit status: 0 success, 1 a check or a measurement failed, 2 bad usage or unreadable input.
 """
@@ -37,14 +44,28 @@ import struct
 import sys
 import time
 
-# name: batch, steps per run, steps per run with --quick (bench/train_bench.c's cases).
-CASES = {"mlp": (128, 8, 4), "cnn": (64, 4, 2), "gpt": (16, 3, 1)}
-# model_default_data (tools/models.c): 1 x 28 x 28 images of 10 classes; 96 symbols of text.
-IMAGE, CLASSES, VOCAB = (1, 28, 28), 10, 96
-# model_defaults (tools/models.c).
+# name: batch, steps per run, steps per run with --quick (bench/train_bench.c's cases). The
+# large models' batch (None) depends on the device: it is read from the checkpoint.
+CASES = {"mlp": (128, 8, 4), "cnn": (64, 4, 2), "gpt": (16, 3, 1),
+         "gpt2s": (None, 3, 1), "resnet18": (None, 3, 1)}
+BUILTIN = ("mlp", "cnn", "gpt")  # run by default; the large ones only when named
+# The data each is built for: model_default_data (tools/models.c), 1 x 28 x 28 images of 10
+# classes and 96 symbols of text; model_large_data (tools/models_large.c), 3 x 64 x 64 images
+# of 100 classes and 256 symbols.
+DATA = {"mlp": {"image": (1, 28, 28), "classes": 10},
+        "cnn": {"image": (1, 28, 28), "classes": 10},
+        "gpt": {"vocab": 96}, "gpt2s": {"vocab": 256},
+        "resnet18": {"image": (3, 64, 64), "classes": 100}}
+# model_defaults (tools/models.c) and model_large_build (tools/models_large.c).
 DEFAULTS = {"mlp": {"width": 256, "depth": 2, "dropout": 0.0},
             "cnn": {"width": 16, "dropout": 0.1},
-            "gpt": {"width": 128, "depth": 2, "heads": 4, "context": 64, "dropout": 0.0}}
+            "gpt": {"width": 128, "depth": 2, "heads": 4, "context": 64, "dropout": 0.0},
+            "gpt2s": {"width": 768, "depth": 12, "heads": 12, "context": 256, "dropout": 0.0},
+            "resnet18": {"width": 64}}
+
+
+def is_text(kind):
+    return "vocab" in DATA[kind]
 
 
 def fail(message, status=2):
@@ -80,18 +101,20 @@ def read_safetensors(path):
     return tensors, meta
 
 
-def bench_inputs(kind, batch, context):
+def bench_inputs(kind, batch):
     """bench_train_inputs (bench/train_bench.c): x then y from one 32-bit LCG, seed 12345."""
     s = 12345
-    if kind == "gpt":
-        nx, classes = batch * context, VOCAB
+    text = is_text(kind)
+    if text:
+        context = DEFAULTS[kind]["context"]
+        nx, ny, classes = batch * context, batch * context, DATA[kind]["vocab"]
     else:
-        nx, classes = batch * IMAGE[0] * IMAGE[1] * IMAGE[2], CLASSES
-    ny = batch * context if kind == "gpt" else batch
+        c, h, w = DATA[kind]["image"]
+        nx, ny, classes = batch * c * h * w, batch, DATA[kind]["classes"]
     x, y = [], []
     for _ in range(nx):
         s = (s * 1664525 + 1013904223) & 0xFFFFFFFF
-        x.append((s >> 8) % classes if kind == "gpt" else (s >> 8) / 16777216.0)
+        x.append((s >> 8) % classes if text else (s >> 8) / 16777216.0)
     for _ in range(ny):
         s = (s * 1664525 + 1013904223) & 0xFFFFFFFF
         y.append((s >> 8) % classes)
@@ -99,10 +122,11 @@ def bench_inputs(kind, batch, context):
 
 
 def build(torch, kind):
-    """The model of tools/models.c as a torch.nn.Module whose parameter and buffer names are
-    cltrain's checkpoint names."""
+    """The model of tools/models.c or tools/models_large.c as a torch.nn.Module whose parameter
+    and buffer names are cltrain's checkpoint names."""
     nn, F = torch.nn, torch.nn.functional
-    d = DEFAULTS[kind]
+    d, data = DEFAULTS[kind], DATA[kind]
+    IMAGE, CLASSES, VOCAB = data.get("image"), data.get("classes"), data.get("vocab")
 
     class Linear(nn.Module):
         """clt_linear: weight [out, in], bias [out]."""
@@ -154,6 +178,52 @@ def build(torch, kind):
                 x = F.relu(self.fc1(x.flatten(1)))
                 return self.fc2(F.dropout(x, d["dropout"], self.training))
         return Cnn()
+
+    if kind == "resnet18":
+        class BasicBlock(nn.Module):
+            # relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)); conv1 3x3 with the stride,
+            # conv2 3x3; the shortcut is conv 1x1 with the stride and batch norm
+            # ("downsample") when the shape changes, else x.
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+                self.bn1 = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+                self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+                self.bn2 = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+                self.downsample = None
+                if stride != 1 or cin != cout:
+                    self.downsample = nn.Sequential(
+                        nn.Conv2d(cin, cout, 1, stride, bias=False),
+                        nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1))
+
+            def forward(self, x):
+                y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+                return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+        class ResNet18(nn.Module):
+            # conv1 3x3 stride 1 (no max pool) - bn1 - relu; layer1..4 of two blocks with
+            # w, 2w, 4w, 8w channels, stride 2 at the first block of layers 2 to 4; global
+            # average pooling; fc 8w -> classes. Names as torchvision's resnet18.
+            def __init__(self):
+                super().__init__()
+                w = d["width"]
+                self.conv1 = nn.Conv2d(IMAGE[0], w, 3, 1, 1, bias=False)
+                self.bn1 = nn.BatchNorm2d(w, eps=1e-5, momentum=0.1)
+                cin = w
+                for s in range(1, 5):
+                    cout = w << (s - 1)
+                    stride = 2 if s > 1 else 1
+                    setattr(self, f"layer{s}", nn.Sequential(BasicBlock(cin, cout, stride),
+                                                             BasicBlock(cout, cout, 1)))
+                    cin = cout
+                self.fc = Linear(cin, CLASSES)
+
+            def forward(self, x):
+                x = F.relu(self.bn1(self.conv1(x)))
+                for s in range(1, 5):
+                    x = getattr(self, f"layer{s}")(x)
+                return self.fc(x.mean((2, 3)))
+        return ResNet18()
 
     class Attention(nn.Module):
         # clt_attention: qkv linear D -> 3D, [N, T, 3, H, Dh] split into q, k, v [N, H, T, Dh],
@@ -227,8 +297,8 @@ def load(torch, model, path):
 
 def loss_of(torch, model, kind, x, y):
     logits = model(x)
-    if kind == "gpt":
-        logits = logits.reshape(-1, VOCAB)
+    if is_text(kind):
+        logits = logits.reshape(-1, DATA[kind]["vocab"])
         y = y.reshape(-1)
     return torch.nn.functional.cross_entropy(logits, y)
 
@@ -282,19 +352,24 @@ def cltrain_losses(path):
 def one_model(torch, kind, args, dev, want):
     batch, steps, quick_steps = CASES[kind]
     steps = quick_steps if args.quick else steps
-    context = DEFAULTS["gpt"]["context"]
+    context = DEFAULTS[kind].get("context", 1)
     torch.manual_seed(0)
     model = build(torch, kind)
     meta = load(torch, model, os.path.join(args.init, kind + ".safetensors"))
-    if meta.get("bench.batch", str(batch)) != str(batch):
+    if batch is None:
+        batch = meta.get("bench.batch", "")
+        if not batch.isdigit() or int(batch) < 1:
+            fail(f"{kind}: the checkpoint names no batch size (bench.batch: {batch!r})")
+        batch = int(batch)
+    elif meta.get("bench.batch", str(batch)) != str(batch):
         fail(f"{kind}: the checkpoint was written for batch {meta['bench.batch']}, not {batch}")
     model.to(dev)
-    xs, ys = bench_inputs(kind, batch, context)
-    if kind == "gpt":
+    xs, ys = bench_inputs(kind, batch)
+    if is_text(kind):
         x = torch.tensor(xs, dtype=torch.long).view(batch, context)
         y = torch.tensor(ys, dtype=torch.long).view(batch, context)
     else:
-        x = torch.tensor(xs, dtype=torch.float32).view(batch, *IMAGE)
+        x = torch.tensor(xs, dtype=torch.float32).view(batch, *DATA[kind]["image"])
         y = torch.tensor(ys, dtype=torch.long)
     x, y = x.to(dev), y.to(dev)
     tr = Trainer(torch, model, kind, x, y, dev)
@@ -305,10 +380,12 @@ def one_model(torch, kind, args, dev, want):
         eval_loss = loss_of(torch, model, kind, x, y).item()
     model.train()
     step1 = tr.step().item()
+    step2 = tr.step().item()
     ok = True
-    for what, got in (("loss_init_eval", eval_loss), ("loss_step1", step1)):
+    losses = (("loss_init_eval", eval_loss), ("loss_step1", step1), ("loss_step2", step2))
+    for what, got in losses:
         ref = want.get(kind, {}).get(what)
-        checked = not (kind == "cnn" and what == "loss_step1")
+        checked = not (kind == "cnn" and what != "loss_init_eval")
         if ref is None:
             line, bad = "(no cltrain figure)", False
         else:
@@ -320,8 +397,9 @@ def one_model(torch, kind, args, dev, want):
               f"{'  MISMATCH' if bad else ''}", file=sys.stderr)
         ok = ok and not bad
 
-    figs = [figure(f"{kind}.loss_init_eval", "loss", False, [eval_loss]),
-            figure(f"{kind}.loss_step1", "loss", False, [step1])]
+    figs = [figure(f"{kind}.{what}", "loss", False, [got]) for what, got in losses]
+    if args.losses_only:
+        return figs, ok
     samples, split = [], [[], [], [], []]
     for r in range(args.warmup + args.runs):
         tr.sync()
@@ -341,8 +419,9 @@ def one_model(torch, kind, args, dev, want):
                 split[i].append((marks[i + 1] - marks[i]) * 1e3)
             split[3].append((marks[3] - marks[0]) * 1e3)
     figs.append(figure(f"{kind}.samples_per_s", "samples/s", True, samples))
-    if kind == "gpt":
-        figs.append(figure("gpt.tokens_per_s", "tokens/s", True, [s * context for s in samples]))
+    if is_text(kind):
+        figs.append(figure(f"{kind}.tokens_per_s", "tokens/s", True,
+                           [s * context for s in samples]))
     figs.append(figure(f"{kind}.split_total_ms", "ms", False, split[3]))
     for i, part in enumerate(("forward_ms", "backward_ms", "optimizer_ms")):
         figs.append(figure(f"{kind}.{part}", "ms", False, split[i]))
@@ -355,7 +434,8 @@ def main():
                    help="the directory of cltrain-bench --train-init (MODEL.safetensors)")
     p.add_argument("--cltrain", help="cltrain-bench's JSON of the same run, for the loss check")
     p.add_argument("--json", required=True, help="write the figures here")
-    p.add_argument("--models", default="mlp,cnn,gpt", help="comma-separated (default: all)")
+    p.add_argument("--models", default="mlp,cnn,gpt",
+                   help="comma-separated: mlp, cnn, gpt (the default), gpt2s, resnet18")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                    help="cpu (default) or cuda (TF32 off)")
     p.add_argument("--quick", action="store_true", help="cltrain-bench --quick's steps per run")
@@ -363,6 +443,8 @@ def main():
                    help="CPU threads (default: the cores, %(default)s)")
     p.add_argument("--runs", type=int, help="measured runs (default 5, --quick 3)")
     p.add_argument("--warmup", type=int, default=1, help="discarded runs (default 1)")
+    p.add_argument("--losses-only", action="store_true",
+                   help="check and write the losses only, without timing (tests)")
     p.add_argument("--loss-rtol", type=float, default=1e-3,
                    help="largest relative difference of a checked loss (default 1e-3)")
     args = p.parse_args()
@@ -373,7 +455,7 @@ def main():
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in CASES]
     if unknown or not models:
-        p.error(f"--models: unknown model(s) {unknown} (mlp, cnn, gpt)")
+        p.error(f"--models: unknown model(s) {unknown} ({', '.join(CASES)})")
     if not os.path.isdir(args.init):
         fail(f"--init {args.init} is not a directory")
     want = cltrain_losses(args.cltrain) if args.cltrain else {}

@@ -1,8 +1,9 @@
 /*
- * train_bench.c: training figures of the built-in models (tools/models.h) on random data of
- * the right shapes: samples per second, device time per step, the split between forward,
- * backward and optimizer, peak device memory, and the time to the first step with cold and
- * warm kernel caches (measured in child processes, see first_step.c).
+ * train_bench.c: training figures of the built-in models (tools/models.h) and, when asked,
+ * the large ones (tools/models_large.h) on random data of the right shapes: samples per second,
+ * device time per step, the split between forward, backward and optimizer, peak device memory, and
+ * the time to the first step with cold and warm kernel caches (measured in child processes, see
+ * first_step.c).
  *
  * The split: the trainer's step (engine/step.c) runs forward, backward and update as static
  * functions with no markers between them, so this file runs the same sequence itself,
@@ -17,24 +18,77 @@
 
 #include "bench.h"
 #include "models.h"
+#include "models_large.h"
 #include "ops/optim.h"
 #include "trainer.h"
 
-/* The models and their sizes (docs/bench.md): Fashion-MNIST-shaped images, and a character
- * model with 96 symbols. */
+/* The models and their sizes (docs/bench.md): the built-in ones on Fashion-MNIST-shaped
+ * images and a character model with 96 symbols, which run by default; and the large ones
+ * (models_large.h), which run when --models names them, at a batch that depends on the
+ * device: a GPU's (or accelerator's), or a CPU's, small enough for a test on PoCL. */
 struct train_case {
     const char *kind;
-    int64_t batch;
+    bool large;
+    int64_t batch, gpu_batch;
     int steps, quick_steps; /* training steps per throughput run */
 };
-static const struct train_case cases[] = {{"mlp", 128, 8, 4}, {"cnn", 64, 4, 2}, {"gpt", 16, 3, 1}};
+static const struct train_case cases[] = {
+    {"mlp", false, 128, 128, 8, 4}, {"cnn", false, 64, 64, 4, 2},    {"gpt", false, 16, 16, 3, 1},
+    {"gpt2s", true, 1, 8, 3, 1},    {"resnet18", true, 1, 32, 3, 1},
+};
+#define NCASES (sizeof cases / sizeof cases[0])
 
-int64_t bench_train_batch(const char *kind)
+static const struct train_case *find_case(const char *kind)
 {
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (size_t i = 0; i < NCASES; i++)
         if (strcmp(cases[i].kind, kind) == 0)
-            return cases[i].batch;
-    return 0;
+            return &cases[i];
+    return NULL;
+}
+
+bool bench_train_parse_models(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    char buf[128];
+    if (strlen(list) >= sizeof buf)
+        return false;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        const struct train_case *tc = find_case(tok);
+        if (!tc)
+            return false;
+        *mask |= 1u << (tc - cases);
+    }
+    return *mask != 0;
+}
+
+int64_t bench_train_batch(const char *kind, const struct clt_device *dev)
+{
+    const struct train_case *tc = find_case(kind);
+    if (!tc)
+        return 0;
+    enum clt_device_type t = dev ? clt_device_info(dev)->type : CLT_DEVICE_CPU;
+    return t == CLT_DEVICE_GPU || t == CLT_DEVICE_ACCELERATOR ? tc->gpu_batch : tc->batch;
+}
+
+enum clt_status bench_train_build(const struct clt_device *dev, const char *kind, struct model *m,
+                                  char *err, size_t err_size)
+{
+    const struct train_case *tc = find_case(kind);
+    int64_t batch = bench_train_batch(kind, dev);
+    memset(m, 0, sizeof *m);
+    if (!tc) {
+        snprintf(err, err_size, "unknown model \"%s\"", kind);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (tc->large)
+        return model_large_build(kind, batch, m, err, err_size);
+    struct model_desc d;
+    struct clt_dataset_info info;
+    model_desc_init(&d, kind);
+    model_default_data(kind, &info);
+    return model_build(&d, &info, batch, m, err, err_size);
 }
 
 /* Random inputs for a built model: features in [0, 1), labels and ids in range. */
@@ -300,11 +354,14 @@ static enum clt_status profile(struct train_run *r, const char *model)
     return st == CLT_OK ? off : st;
 }
 
-/* --train-init: saves the trainer's initial weights to DIR/<model>.safetensors, then adds two
- * figures: the evaluation loss of the bench batch at those weights (loss_init_eval: dropout
- * off, batch norm on its initial running averages) and the training loss of the first step
- * (loss_step1), which bench/torch_train.py computes from the same file and batch. The step
- * is one of the trainer's steps; throughput runs follow it. */
+/* --train-init: saves the trainer's initial weights to DIR/<model>.safetensors, then adds
+ * three figures: the evaluation loss of the bench batch at those weights (loss_init_eval:
+ * dropout off, batch norm on its initial running averages), the training loss of the first
+ * step (loss_step1) and that of the second (loss_step2: the same batch after one update,
+ * which depends on the gradients and the optimizer, not only the forward pass).
+ * bench/torch_train.py computes all three from the same file and batch. The steps are the
+ * trainer's; throughput runs follow them. */
+#define TRAIN_INIT_STEPS 2
 static enum clt_status train_init(struct train_run *r, const char *model)
 {
     char path[1200];
@@ -315,36 +372,33 @@ static enum clt_status train_init(struct train_run *r, const char *model)
     snprintf(batch, sizeof batch, "%lld", (long long)r->batch);
     const struct clt_meta meta[] = {{"bench.model", model}, {"bench.batch", batch}};
     enum clt_status st = clt_trainer_save(r->tr, path, meta, 2);
-    float eval = 0, step1 = 0;
+    float loss[1 + TRAIN_INIT_STEPS] = {0};
     if (st == CLT_OK)
-        st = clt_trainer_eval(r->tr, r->inputs, NULL, NULL, 0, &eval);
-    if (st == CLT_OK)
+        st = clt_trainer_eval(r->tr, r->inputs, NULL, NULL, 0, &loss[0]);
+    for (int i = 1; st == CLT_OK && i <= TRAIN_INIT_STEPS; i++) {
         st = clt_trainer_step(r->tr, r->inputs);
-    if (st == CLT_OK)
-        st = clt_trainer_loss(r->tr, &step1);
-    struct bench_stat a = {eval, eval, eval, 1}, b = {step1, step1, step1, 1};
-    if (st == CLT_OK)
-        st = add1(r->c, model, "loss_init_eval", "loss", false, &a);
-    if (st == CLT_OK)
-        st = add1(r->c, model, "loss_step1", "loss", false, &b);
+        if (st == CLT_OK)
+            st = clt_trainer_loss(r->tr, &loss[i]);
+    }
+    static const char *const names[] = {"loss_init_eval", "loss_step1", "loss_step2"};
+    for (int i = 0; st == CLT_OK && i <= TRAIN_INIT_STEPS; i++) {
+        struct bench_stat s = {loss[i], loss[i], loss[i], 1};
+        st = add1(r->c, model, names[i], "loss", false, &s);
+    }
     return st;
 }
 
 static enum clt_status one_model(struct bench_ctx *c, const struct train_case *tc)
 {
-    struct model_desc d;
-    struct clt_dataset_info info;
     struct model m;
     char err[256] = "";
-    model_desc_init(&d, tc->kind);
-    model_default_data(tc->kind, &info);
-    enum clt_status st = model_build(&d, &info, tc->batch, &m, err, sizeof err);
+    enum clt_status st = bench_train_build(c->dev, tc->kind, &m, err, sizeof err);
     if (st != CLT_OK) {
         bench_note(c->out, "train: %s not built: %s", tc->kind, err);
         return st;
     }
     struct train_run r = {
-        .c = c, .batch = tc->batch, .steps = c->cfg->quick ? tc->quick_steps : tc->steps};
+        .c = c, .batch = m.batch, .steps = c->cfg->quick ? tc->quick_steps : tc->steps};
     void *x = NULL, *y = NULL;
     st = bench_train_inputs(&m, &x, &y);
     r.inputs[0] = x;
@@ -356,12 +410,19 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     struct bench_stat s;
     if (st == CLT_OK && c->cfg->train_init)
         st = train_init(&r, tc->kind);
-    /* The init's step is the trainer's first profiled one. */
-    uint32_t first = (uint32_t)(c->cfg->warmup * r.steps) + (c->cfg->train_init ? 1u : 0u);
+    /* The init's steps are the trainer's first profiled ones. */
+    uint32_t first =
+        (uint32_t)(c->cfg->warmup * r.steps) + (c->cfg->train_init ? TRAIN_INIT_STEPS : 0u);
     if (st == CLT_OK)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, throughput_sample, &r, &s);
     if (st == CLT_OK)
         st = add1(c, tc->kind, "samples_per_s", "samples/s", true, &s);
+    /* tokens_per_s from the same runs (s is samples_per_s until the next figure). */
+    if (st == CLT_OK && m.positions > 1) {
+        struct bench_stat tok = {s.median * (double)m.positions, s.min * (double)m.positions,
+                                 s.max * (double)m.positions, s.runs};
+        st = add1(c, tc->kind, "tokens_per_s", "tokens/s", true, &tok);
+    }
     int nh = r.nhost - c->cfg->warmup;
     if (st == CLT_OK && nh > 0) {
         bench_stat_of(r.host[0] + c->cfg->warmup, nh, &s);
@@ -370,11 +431,6 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     if (st == CLT_OK && nh > 0) {
         bench_stat_of(r.host[1] + c->cfg->warmup, nh, &s);
         st = add1(c, tc->kind, "step_call_ms", "ms", false, &s);
-    }
-    if (st == CLT_OK && m.positions > 1) {
-        struct bench_stat tok = {s.median * (double)m.positions, s.min * (double)m.positions,
-                                 s.max * (double)m.positions, s.runs};
-        st = add1(c, tc->kind, "tokens_per_s", "tokens/s", true, &tok);
     }
     if (st == CLT_OK && c->profiling_ok)
         st = step_times(&r, tc->kind, first);
@@ -412,7 +468,10 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
 enum clt_status bench_train(struct bench_ctx *c)
 {
     enum clt_status first = CLT_OK;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < NCASES; i++) {
+        bool asked = c->cfg->models ? (c->cfg->models >> i) & 1u : !cases[i].large;
+        if (!asked)
+            continue;
         if (c->cfg->verbose)
             fprintf(stderr, "cltrain-bench:   train %s\n", cases[i].kind);
         enum clt_status st = one_model(c, &cases[i]);

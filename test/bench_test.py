@@ -211,6 +211,8 @@ def check_all(exe, out):
         (["--runs", "x"], "--runs"),
         (["--threshold", "abc"], "--threshold"),
         (["--sections", "micro,nope"], "unknown section"),
+        (["--models", "mlp,resnet50"], "--models"),
+        (["--models", ","], "--models"),
         (["--quick=1"], "takes no value"),
         (["--compare", out("does-not-exist.json")], "cannot read"),
         (["--compare", out("broken.json")], "malformed"),

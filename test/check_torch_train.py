@@ -4,7 +4,8 @@
     python3 check_torch_train.py CLTRAIN_BENCH TORCH_TRAIN_PY
 
 1. cltrain-bench --quick --sections train --train-init DIR writes mlp, cnn and gpt
-   checkpoints there and the figures loss_init_eval and loss_step1 (finite, positive) of each.
+   checkpoints there and the figures loss_init_eval, loss_step1 and loss_step2 (finite,
+   positive) of each.
 2. Without PyTorch: torch_train.py's own safetensors reader reads every tensor of each
    checkpoint (F32, sizes that match the shapes), and its copy of the bench's batch generator
    gives the batch sizes of the train section; then the test skips (77): CI has no torch.
@@ -47,8 +48,9 @@ def main():
             print(f"cltrain-bench failed ({rc}): {err}")
             return 1
         losses = tt.cltrain_losses(cl)
-        for kind, (batch, _, _) in tt.CASES.items():
-            for what in ("loss_init_eval", "loss_step1"):
+        for kind in tt.BUILTIN:
+            batch = tt.CASES[kind][0]
+            for what in ("loss_init_eval", "loss_step1", "loss_step2"):
                 v = losses.get(kind, {}).get(what)
                 if v is None or not math.isfinite(v) or v <= 0:
                     print(f"{kind}.{what}: {v}, want a finite positive loss")
@@ -61,7 +63,7 @@ def main():
                 if dtype != "F32" or len(raw) != 4 * math.prod(shape):
                     print(f"{kind}: {name} is {dtype} {shape} with {len(raw)} bytes")
                     return 1
-            x, y = tt.bench_inputs(kind, batch, tt.DEFAULTS["gpt"]["context"])
+            x, y = tt.bench_inputs(kind, batch)
             per = tt.DEFAULTS["gpt"]["context"] if kind == "gpt" else 1
             if len(y) != batch * per or len(x) % batch:
                 print(f"{kind}: batch generator gave {len(x)} inputs and {len(y)} labels")
@@ -79,7 +81,7 @@ def main():
             return 1
         with open(ref) as f:
             names = {fig["name"] for fig in json.load(f)["devices"][0]["train"]}
-        for kind in tt.CASES:
+        for kind in tt.BUILTIN:
             if f"{kind}.samples_per_s" not in names:
                 print(f"torch.json lacks {kind}.samples_per_s")
                 return 1

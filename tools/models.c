@@ -188,6 +188,11 @@ static struct clt_tensor *note(struct model *m, const char *name, struct clt_ten
     return x;
 }
 
+struct clt_tensor *model_note(struct model *m, const char *name, struct clt_tensor *x)
+{
+    return note(m, name, x);
+}
+
 /* ---- Built-in models ---------------------------------------------------------------------- */
 
 /* x [B, shape...] -> flattened [B, D] -> (linear width, relu, dropout) x depth -> linear K. */

@@ -78,6 +78,10 @@ enum clt_status model_desc_from_arg(const char *arg, struct model_desc *d, char 
 enum clt_status model_build(const struct model_desc *d, const struct clt_dataset_info *data,
                             int64_t batch, struct model *out, char *err, size_t err_size);
 
+/* Records a layer's output x under name for model_summary (builders of other files, such as
+ * models_large.c); returns x, so that it wraps a builder call. */
+struct clt_tensor *model_note(struct model *m, const char *name, struct clt_tensor *x);
+
 /* Frees the graph. Accepts a zeroed or failed model. */
 void model_free(struct model *m);
 
