@@ -303,6 +303,12 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
                                     size_t items, size_t local, const struct clt__karg *args,
                                     size_t nargs);
 
+/* clt__enqueue over a 2-D or 3-D range of items[0] x items[1] (x items[2]) work-items, each
+ * dimension rounded up to a multiple of the local size the engine chooses (x, the contiguous
+ * dimension, first: see launch.c). Items past the real size must return at once. */
+enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
+                                const size_t *items, const struct clt__karg *args, size_t nargs);
+
 #define CLT__KARGS(...)                                                                            \
     (const struct clt__karg[]){__VA_ARGS__},                                                       \
         sizeof((const struct clt__karg[]){__VA_ARGS__}) / sizeof(struct clt__karg)
@@ -313,6 +319,11 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
 #define CLT__RUN(dev, id, items, ...) clt__enqueue((dev), (id), (items), 0, CLT__KARGS(__VA_ARGS__))
 #define CLT__RUN_WG(dev, id, items, local, ...)                                                    \
     clt__enqueue((dev), (id), (items), (local), CLT__KARGS(__VA_ARGS__))
+
+/* clt__enqueue_nd with the arguments in place: CLT__RUN_ND(dev, CLT__K_x, 2,
+ * ((size_t[]){cols, rows}), CLT__I32(rows), ...). */
+#define CLT__RUN_ND(dev, id, dims, items, ...)                                                     \
+    clt__enqueue_nd((dev), (id), (dims), (items), CLT__KARGS(__VA_ARGS__))
 
 /* CLT_OK when 0 <= v <= INT32_MAX; kernels index with int. Logs `what` otherwise. */
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what);

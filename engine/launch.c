@@ -178,6 +178,45 @@ enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, siz
     return enqueue_1d(dev, k, wg, clt__kernel_ids[id].kernel, items, local, args, nargs);
 }
 
+/* The local shape of clt__enqueue_nd: x (the contiguous dimension) takes as much of the budget as
+ * it can use (up to the power of two at or above items[0]), then y, then z, each a power of
+ * two within the device's per-dimension limits. */
+static void local_nd(struct clt_device *dev, size_t wg, cl_uint dims, const size_t *items,
+                     size_t *local)
+{
+    size_t budget = pow2_at_most(wg < dev->wg_1d ? wg : dev->wg_1d);
+    for (cl_uint d = 0; d < dims; d++) {
+        size_t l = 1;
+        while (l * 2 <= budget && l < items[d] && l * 2 <= dev->info.max_work_item_sizes[d])
+            l *= 2;
+        local[d] = l;
+        budget /= l;
+    }
+}
+
+enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
+                                const size_t *items, const struct clt__karg *args, size_t nargs)
+{
+    if (dims < 1 || dims > 3)
+        return CLT_ERR_INVALID_ARGUMENT;
+    for (cl_uint d = 0; d < dims; d++)
+        if (items[d] == 0)
+            return CLT_OK;
+    cl_kernel k;
+    size_t wg = 0, local[3];
+    enum clt_status st = clt__kernel(dev, id, &k, &wg);
+    if (st != CLT_OK)
+        return st;
+    local_nd(dev, wg, dims, items, local);
+    struct clt__arg raw[MAX_ARGS];
+    cl_int offs[MAX_ARGS];
+    size_t nraw = 0;
+    st = raw_args(dev, clt__kernel_ids[id].kernel, args, nargs, raw, offs, &nraw);
+    if (st == CLT_OK)
+        st = clt__launch_kernel(dev, k, raw, nraw, dims, items, local);
+    return st;
+}
+
 enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, const char *name,
                                     size_t items, size_t local, const struct clt__karg *args,
                                     size_t nargs)
