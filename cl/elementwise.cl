@@ -59,6 +59,7 @@
  *   mul_broadcast_forward and _backward_x         2-D (c, r), one per output element
  *   sum_axis                                      3-D (i, p, o), one per partial sum, walking
  *                                                 its chunk in order (at most `chunk` terms)
+ *   sum_axis4 (inner a multiple of 4)             the same, four neighbouring columns each
  *   broadcast_forward                             3-D (c0, c1, z), z over axes 2..5
  *   broadcast_backward                            1-D, one per element of dx [nx, parts]
  *   sum_partials                                  1-D, one per partial sum
@@ -346,6 +347,35 @@ __kernel void sum_axis(int outer, int count, int inner, int chunk, int parts, in
     }
     grad_store(dst + dst_off, (o * parts + p) * inner + i, accumulate,
                sign * sum_value(acc) / divisor);
+}
+
+/* sum_axis over four neighbouring columns at once (inner a multiple of 4): work-item
+ * (i4, p, o) sums columns 4 i4 .. 4 i4 + 3 with the same operations, lane by lane, as
+ * sum_axis (sum_add's branch as a select), so both give the same bits. */
+__kernel void sum_axis4(int outer, int count, int inner, int chunk, int parts, int product,
+                        float sign, float divisor, int accumulate, __global const float *src,
+                        int src_off,                        /* [outer, count, inner] */
+                        __global const float *x, int x_off, /* [outer, count, inner] */
+                        __global float *dst, int dst_off)   /* [outer, parts, inner] */
+{
+    const int i = get_global_id(0) * 4, p = get_global_id(1), o = get_global_id(2);
+    if (i >= inner || p >= parts || o >= outer)
+        return;
+    const int first = p * chunk, last = min(count, first + chunk);
+    const int base = o * count * inner + i;
+    float4 sum = (float4)(0.0f), low = (float4)(0.0f);
+    for (int k = first; k < last; k++) {
+        const int at = base + k * inner;
+        float4 v = vload4(0, src + src_off + at);
+        if (product)
+            v = v * vload4(0, x + x_off + at);
+        const float4 t = sum + v;
+        low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));
+        sum = t;
+    }
+    const float4 g = sign * select(sum + low, sum, isinf(sum)) / divisor;
+    const int at = dst_off + (o * parts + p) * inner + i;
+    vstore4(accumulate ? vload4(0, dst + at) + g : g, 0, dst + at);
 }
 
 __kernel void sum_backward(int rows, int cols, float divisor, int accumulate,
