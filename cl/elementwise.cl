@@ -11,17 +11,19 @@
  *   scale_forward       y = alpha * x
  *   scale_backward      dx (+)= alpha * dy
  *   bias_forward        y[r, c] = x[r, c] + bias[c]
- *   bias_backward       dbias[c] (+)= sum over r of dy[r, c]
  *   mul_broadcast_forward     y[r, c] = x[r, c] * s[c]
  *   mul_broadcast_backward_x  dx[r, c] (+)= dy[r, c] * s[c]
- *   mul_broadcast_backward_s  ds[c] (+)= sum over r of dy[r, c] * x[r, c]
+ *   sum_axis            dst[o, p, i] (+)= sign * (sum over the p-th `chunk` of k < count of
+ *                       src[o, k, i], times x[o, k, i] when `product`) / divisor: the bias
+ *                       gradient (outer = 1, over the rows), mul_broadcast's ds (product),
+ *                       row sums and means (inner = 1), and a broadcast gradient along one
+ *                       stretched axis; the launcher (clt__sum_axis) runs it in rounds
  *   sub_forward         y = a - b
  *   broadcast_forward   y = a op b (op: CLT__CL_BINARY_ADD, _SUB, _MUL), a and b stretched
  *                       along the axes they lack (numpy broadcasting, see below)
  *   broadcast_backward  dx[j, p] (+)= sign * sum over the p-th `chunk` of the `count`
  *                       outputs i that read x[j] of dy[i] (times other at i when
  *                       `product`): the gradient of either input, or its partial sums
- *   sum_rows_forward    y[r] = (sum over c of x[r, c]) / divisor
  *   sum_backward        dx[r, c] (+)= dy[r] / divisor
  *   sum_partials        part[j] = sum of x[j], x[j + parts], x[j + 2 parts], ... (< n)
  *   sum_finish          y[0] = (sum of x[0..n)) / divisor
@@ -38,10 +40,11 @@
  *
  * Broadcasts: the output's axes, merged where neighbours are stretched alike and without
  * its axes of size 1, arrive innermost first as s0..s5 (ndim of them, at most
- * CLT__CL_BROADCAST_DIMS); bit d of a mask (amask, bmask; xmask for the gradient's input,
- * omask for the other one) is set when that input has axis d and clear when it is stretched
- * along it. Each input is dense over the axes it has, so its offsets follow from s and its
- * mask; the output is dense over all of them. broadcast_backward enumerates the `count`
+ * CLT__CL_BROADCAST_DIMS; unused axes 1). broadcast_forward takes each input's stride along
+ * every axis (a0..a5, b0..b5: 0 where it is stretched; each input is dense over the axes it
+ * has); broadcast_backward a mask per input (xmask for the gradient's input, omask for the
+ * other one), bit d set when that input has axis d and clear when it is stretched along it.
+ * The output is dense over all axes. broadcast_backward enumerates the `count`
  * outputs of an element of x in a fixed order (the stretched axes, innermost fastest) and
  * sums the `chunk` of them numbered from p * chunk on; with parts = 1 and chunk = count it
  * is the whole gradient, else the launcher reduces the [nx, parts] partials in further
@@ -49,15 +52,22 @@
  * 256 * (1 + ndim) times, far below llvmpipe's 65 535 iterations per invocation, shared by
  * all its loops, past which it ends them.
  *
- * Work-items (1-D, any work-group size; items past the real size return at once):
- *   elementwise ops, bias_forward, sum_backward,
- *   mul_broadcast_forward and _backward_x         one per output element
- *   sum_rows_forward                              one per row, walking its columns in order
- *   bias_backward, mul_broadcast_backward_s       one per column, walking the rows in order
- *   sub_forward, broadcast_forward                one per output element
- *   broadcast_backward                            one per element of dx [nx, parts]
- *   sum_partials                                  one per partial sum
+ * Work-items (any work-group size; items past the real size return at once). No work-item
+ * divides to find its coordinates except broadcast_forward's on z and broadcast_backward:
+ *   elementwise ops, sub_forward                  1-D, one per output element
+ *   bias_forward, sum_backward,
+ *   mul_broadcast_forward and _backward_x         2-D (c, r), one per output element
+ *   sum_axis                                      3-D (i, p, o), one per partial sum, walking
+ *                                                 its chunk in order (at most `chunk` terms)
+ *   sum_axis4 (inner a multiple of 4)             the same, four neighbouring columns each
+ *   broadcast_forward                             3-D (c0, c1, z), z over axes 2..5
+ *   broadcast_backward                            1-D, one per element of dx [nx, parts]
+ *   sum_partials                                  1-D, one per partial sum
  *   sum_finish                                    one, the first
+ * clt__sum_axis sums chunks of CLT__SUM_AXIS_CHUNK (64) entries into [outer, parts, inner]
+ * partials, then the partials the same way, round after round, until one chunk is left,
+ * which the last round sums with sign, divisor and accumulate: the order depends only on
+ * count, and no work-item loops more than 64 times.
  *
  * Sums use Neumaier's compensated summation in a fixed order, so a result depends only on
  * the data and the shape, never on the launch shape, and its error stays within a few ulp
@@ -204,20 +214,11 @@ __kernel void bias_forward(int rows, int cols, __global const float *x,
                            __global const float *bias, int bias_off, /* [cols] */
                            __global float *y, int y_off)             /* [rows, cols] */
 {
-    const int i = get_global_id(0);
-    if (i >= rows * cols)
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= cols || r >= rows)
         return;
-    y[y_off + i] = x[x_off + i] + bias[bias_off + i % cols];
-}
-
-__kernel void bias_backward(int rows, int cols, int accumulate, __global const float *dy,
-                            int dy_off,                           /* [rows, cols] */
-                            __global float *dbias, int dbias_off) /* [cols] */
-{
-    const int c = get_global_id(0);
-    if (c >= cols)
-        return;
-    grad_store(dbias + dbias_off, c, accumulate, sum_strided(dy + dy_off + c, rows, cols));
+    const int i = r * cols + c;
+    y[y_off + i] = x[x_off + i] + bias[bias_off + c];
 }
 
 __kernel void mul_broadcast_forward(int rows, int cols, __global const float *x,
@@ -225,10 +226,11 @@ __kernel void mul_broadcast_forward(int rows, int cols, __global const float *x,
                                     __global const float *s, int s_off, /* [cols] */
                                     __global float *y, int y_off)       /* [rows, cols] */
 {
-    const int i = get_global_id(0);
-    if (i >= rows * cols)
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= cols || r >= rows)
         return;
-    y[y_off + i] = x[x_off + i] * s[s_off + i % cols];
+    const int i = r * cols + c;
+    y[y_off + i] = x[x_off + i] * s[s_off + c];
 }
 
 __kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate, __global const float *dy,
@@ -236,24 +238,11 @@ __kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate, __glo
                                        __global const float *s, int s_off, /* [cols] */
                                        __global float *dx, int dx_off)     /* [rows, cols] */
 {
-    const int i = get_global_id(0);
-    if (i >= rows * cols)
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= cols || r >= rows)
         return;
-    grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], s[s_off + i % cols]);
-}
-
-__kernel void mul_broadcast_backward_s(int rows, int cols, int accumulate, __global const float *dy,
-                                       int dy_off,                         /* [rows, cols] */
-                                       __global const float *x, int x_off, /* [rows, cols] */
-                                       __global float *ds, int ds_off)     /* [cols] */
-{
-    const int c = get_global_id(0);
-    if (c >= cols)
-        return;
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int r = 0; r < rows; r++)
-        acc = sum_add(acc, dy[dy_off + r * cols + c] * x[x_off + r * cols + c]);
-    grad_store(ds + ds_off, c, accumulate, sum_value(acc));
+    const int i = r * cols + c;
+    grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], s[s_off + c]);
 }
 
 __kernel void sub_forward(int n, __global const float *a, int a_off, /* [n] */
@@ -266,33 +255,38 @@ __kernel void sub_forward(int n, __global const float *a, int a_off, /* [n] */
     y[y_off + i] = a[a_off + i] - b[b_off + i];
 }
 
-__kernel void broadcast_forward(int n, int op, int ndim, int s0, int s1, int s2, int s3, int s4,
-                                int s5, int amask, int bmask, __global const float *a,
+/* Takes the digit of *r in radix s (the next axis, innermost first): adds it times sa to *ai
+ * and times sb to *bi and leaves the quotient in *r. Axes of size 1 are skipped. */
+void take_digit2(int *r, int *ai, int *bi, int s, int sa, int sb)
+{
+    if (s != 1) {
+        const int q = *r / s, c = *r - q * s; /* no %: see shape.cl's take_digit */
+        *ai += c * sa;
+        *bi += c * sb;
+        *r = q;
+    }
+}
+
+__kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, int s5, int a0,
+                                int a1, int a2, int a3, int a4, int a5, int b0, int b1, int b2,
+                                int b3, int b4, int b5, __global const float *a,
                                 int a_off,                          /* the axes of amask */
                                 __global const float *b, int b_off, /* the axes of bmask */
-                                __global float *y, int y_off)       /* [n] = [s5, ..., s0] */
+                                __global float *y, int y_off)       /* [s5, ..., s0] */
 {
-    const int i = get_global_id(0);
-    if (i >= n)
+    const int c0 = get_global_id(0), c1 = get_global_id(1), z = get_global_id(2);
+    if (c0 >= s0 || c1 >= s1 || z >= s2 * s3 * s4 * s5)
         return;
-    const int s[CLT__CL_BROADCAST_DIMS] = {s0, s1, s2, s3, s4, s5};
-    int rest = i, ai = 0, bi = 0, astride = 1, bstride = 1;
-    for (int d = 0; d < ndim; d++) {
-        const int c = rest % s[d];
-        rest /= s[d];
-        if ((amask >> d) & 1) {
-            ai += c * astride;
-            astride *= s[d];
-        }
-        if ((bmask >> d) & 1) {
-            bi += c * bstride;
-            bstride *= s[d];
-        }
-    }
+    int ai = c0 * a0 + c1 * a1, bi = c0 * b0 + c1 * b1, r = z;
+    take_digit2(&r, &ai, &bi, s2, a2, b2);
+    take_digit2(&r, &ai, &bi, s3, a3, b3);
+    take_digit2(&r, &ai, &bi, s4, a4, b4);
+    ai += r * a5;
+    bi += r * b5;
     const float av = a[a_off + ai], bv = b[b_off + bi];
-    y[y_off + i] = op == CLT__CL_BINARY_ADD   ? av + bv
-                   : op == CLT__CL_BINARY_SUB ? av - bv
-                                              : av * bv;
+    y[y_off + (z * s1 + c1) * s0 + c0] = op == CLT__CL_BINARY_ADD   ? av + bv
+                                         : op == CLT__CL_BINARY_SUB ? av - bv
+                                                                    : av * bv;
 }
 
 __kernel void broadcast_backward(int items, int parts, int chunk, int count, int ndim, int s0,
@@ -334,24 +328,64 @@ __kernel void broadcast_backward(int items, int parts, int chunk, int count, int
     grad_store(dx + dx_off, i, accumulate, sign * sum_value(acc));
 }
 
-__kernel void sum_rows_forward(int rows, int cols, float divisor, __global const float *x,
-                               int x_off,                    /* [rows, cols] */
-                               __global float *y, int y_off) /* [rows] */
+__kernel void sum_axis(int outer, int count, int inner, int chunk, int parts, int product,
+                       float sign, float divisor, int accumulate, __global const float *src,
+                       int src_off,                        /* [outer, count, inner] */
+                       __global const float *x, int x_off, /* [outer, count, inner] */
+                       __global float *dst, int dst_off)   /* [outer, parts, inner] */
 {
-    const int r = get_global_id(0);
-    if (r >= rows)
+    const int i = get_global_id(0), p = get_global_id(1), o = get_global_id(2);
+    if (i >= inner || p >= parts || o >= outer)
         return;
-    y[y_off + r] = sum_strided(x + x_off + r * cols, cols, 1) / divisor;
+    const int first = p * chunk, last = min(count, first + chunk);
+    const int base = o * count * inner + i;
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int k = first; k < last; k++) {
+        const int at = base + k * inner;
+        const float v = src[src_off + at];
+        acc = sum_add(acc, product ? v * x[x_off + at] : v);
+    }
+    grad_store(dst + dst_off, (o * parts + p) * inner + i, accumulate,
+               sign * sum_value(acc) / divisor);
+}
+
+/* sum_axis over four neighbouring columns at once (inner a multiple of 4): work-item
+ * (i4, p, o) sums columns 4 i4 .. 4 i4 + 3 with the same operations, lane by lane, as
+ * sum_axis (sum_add's branch as a select), so both give the same bits. */
+__kernel void sum_axis4(int outer, int count, int inner, int chunk, int parts, int product,
+                        float sign, float divisor, int accumulate, __global const float *src,
+                        int src_off,                        /* [outer, count, inner] */
+                        __global const float *x, int x_off, /* [outer, count, inner] */
+                        __global float *dst, int dst_off)   /* [outer, parts, inner] */
+{
+    const int i = get_global_id(0) * 4, p = get_global_id(1), o = get_global_id(2);
+    if (i >= inner || p >= parts || o >= outer)
+        return;
+    const int first = p * chunk, last = min(count, first + chunk);
+    const int base = o * count * inner + i;
+    float4 sum = (float4)(0.0f), low = (float4)(0.0f);
+    for (int k = first; k < last; k++) {
+        const int at = base + k * inner;
+        float4 v = vload4(0, src + src_off + at);
+        if (product)
+            v = v * vload4(0, x + x_off + at);
+        const float4 t = sum + v;
+        low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));
+        sum = t;
+    }
+    const float4 g = sign * select(sum + low, sum, isinf(sum)) / divisor;
+    const int at = dst_off + (o * parts + p) * inner + i;
+    vstore4(accumulate ? vload4(0, dst + at) + g : g, 0, dst + at);
 }
 
 __kernel void sum_backward(int rows, int cols, float divisor, int accumulate,
                            __global const float *dy, int dy_off, /* [rows] */
                            __global float *dx, int dx_off)       /* [rows, cols] */
 {
-    const int i = get_global_id(0);
-    if (i >= rows * cols)
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= cols || r >= rows)
         return;
-    grad_store(dx + dx_off, i, accumulate, dy[dy_off + i / cols] / divisor);
+    grad_store(dx + dx_off, r * cols + c, accumulate, dy[dy_off + r] / divisor);
 }
 
 __kernel void sum_partials(int n, int parts, __global const float *x, int x_off, /* [n] */

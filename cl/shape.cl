@@ -5,12 +5,14 @@
  * Every tensor is a dense row-major float (or int, for ids) array that starts at element
  * <name>_off of its buffer; all sizes and indices fit in int (the launchers check).
  * `accumulate` non-zero adds to the output (dx += ...), zero overwrites it (dx = ...).
- * Every kernel is launched 1-D, mostly one work-item per output element as listed below, in
- * any work-group size (except embedding_sort_local); work-items past the real size return at
- * once.
+ * The embedding sort kernels are launched 1-D, embedding_forward and _backward 2-D, permute
+ * and slice 3-D (dimension 0 the contiguous
+ * one, so no work-item divides to find its coordinates but permute's outer ones); one
+ * work-item per output element as listed below, in any work-group size (except
+ * embedding_sort_local); work-items past the real size return at once.
  *
  * Embedding, ids [tokens] int, table [vocab, dim], y and dy [tokens, dim]:
- *   embedding_forward     work-item (t, d), gid = t * dim + d:
+ *   embedding_forward     work-item (d, t) of a 2-D range:
  *                         y[t, d] = table[ids[t], d], or 0 when ids[t] is outside [0, vocab).
  *   A bitonic sort of the positions 0..n2-1 (n2 = tokens rounded up to a power of two, at
  *   least 2) by the key (id class of t, t), where the id class is ids[t] for a valid token
@@ -24,7 +26,7 @@
  *   embedding_bounds      work-item v <= vocab: bounds[v] = the first position of sorted
  *                         whose id class is >= v (binary search). Tokens of id v sit at
  *                         sorted[bounds[v] .. bounds[v + 1]) in increasing t.
- *   embedding_backward    work-item (v, d), gid = v * dim + d: sums dy[t, d] over its group
+ *   embedding_backward    work-item (d, v) of a 2-D range: sums dy[t, d] over its group
  *                         in increasing t, into dtable[v, d].
  * Workspace (int): sorted [n2] at ws_off, then bounds [vocab + 1].
  *
@@ -33,13 +35,17 @@
  *                         gets y[c0..c5] = x[x_off + sum_k c_k * t_k]: t_k is the stride in x
  *                         of the dimension that becomes y's dimension k. Forward (x strides
  *                         permuted) and backward (dy strides permuted back) both use it.
+ *                         Work-item (c5, c4, z) over s5 x s4 x (s0 s1 s2 s3): only z, the
+ *                         same along a row of the work-group, is split into digits.
+ *   permute_gather4       the same when t5 == 1 and s5 is a multiple of 4: work-item
+ *                         (c5 / 4, c4, z) moves four neighbouring elements.
  *
  * Concat and slice see a tensor as [outer, axis, inner] around the axis they work on:
  *   slice_copy            dst[o, dst_start + a, i] (+)= src[o, src_start + a, i] for
  *                         a < len; src and dst have src_axis and dst_axis entries on the
- *                         axis. Work-item (o, a, i). Slice forward, concat forward (one
+ *                         axis. Work-item (i, a, o). Slice forward, concat forward (one
  *                         launch per input) and concat backward (one per input).
- *   slice_backward        without accumulate: work-item (o, a, i) over dx [outer, axis,
+ *   slice_backward        without accumulate: work-item (i, a, o) over dx [outer, axis,
  *                         inner] writes dx = dy[o, a - start, i] inside the slice, 0 outside.
  *                         (With accumulate the launcher uses slice_copy over the slice only.)
  *
@@ -54,12 +60,11 @@ __kernel void embedding_forward(int tokens, int dim, int vocab, __global const f
                                 __global const int *ids, int ids_off, /* [tokens] */
                                 __global float *y, int y_off)         /* [tokens, dim] */
 {
-    const int gid = get_global_id(0);
-    if (gid >= tokens * dim)
+    const int d = get_global_id(0), t = get_global_id(1);
+    if (d >= dim || t >= tokens)
         return;
-    const int t = gid / dim, d = gid - t * dim;
     const int id = ids[ids_off + t];
-    y[y_off + gid] = id >= 0 && id < vocab ? table[table_off + id * dim + d] : 0.0f;
+    y[y_off + t * dim + d] = id >= 0 && id < vocab ? table[table_off + id * dim + d] : 0.0f;
 }
 
 /* The id class that orders token t: its id when valid, vocab for an invalid id or a padding
@@ -156,10 +161,10 @@ __kernel void embedding_backward(int vocab, int dim, int n2, int accumulate, __g
                                  __global const float *dy, int dy_off, /* [tokens, dim] */
                                  __global float *dtable, int dt_off)   /* [vocab, dim] */
 {
-    const int gid = get_global_id(0);
-    if (gid >= vocab * dim)
+    const int d = get_global_id(0), v = get_global_id(1);
+    if (d >= dim || v >= vocab)
         return;
-    const int v = gid / dim, d = gid - v * dim;
+    const int gid = v * dim + d;
     const int begin = ws[ws_off + n2 + v], end = ws[ws_off + n2 + v + 1];
     float acc = 0.0f;
     for (int p = begin; p < end; p++)
@@ -172,7 +177,8 @@ __kernel void embedding_backward(int vocab, int dim, int n2, int accumulate, __g
 /* Takes the last digit of *r in radix s: adds digit * t to *src and leaves the quotient in *r.
  * Padding dimensions (s == 1) are skipped: a division costs more than the test. The
  * remainder is written r - q * s on purpose: LLVM turns a % next to a / into a `freeze`,
- * which Oclgrind's uninitialized-value checker cannot run. */
+ * which Oclgrind's uninitialized-value checker cannot run. Used only on the z coordinate,
+ * which is the same for a whole row of work-items. */
 static void take_digit(int *r, int *src, int s, int t)
 {
     if (s != 1) {
@@ -182,25 +188,43 @@ static void take_digit(int *r, int *src, int s, int t)
     }
 }
 
-__kernel void permute_gather(int n, int accumulate, __global const float *x,
-                             int x_off,                    /* strided source */
-                             __global float *y, int y_off, /* [s0, ..., s5] dense */
-                             int s1, int s2, int s3, int s4, int s5, int t0, int t1, int t2, int t3,
-                             int t4, int t5)
+__kernel void permute_gather(int s0, int s1, int s2, int s3, int s4, int s5, int accumulate,
+                             __global const float *x, int x_off, /* strided source */
+                             __global float *y, int y_off,       /* [s0, ..., s5] dense */
+                             int t0, int t1, int t2, int t3, int t4, int t5)
 {
-    const int gid = get_global_id(0);
-    if (gid >= n)
+    const int i5 = get_global_id(0), i4 = get_global_id(1), z = get_global_id(2);
+    if (i5 >= s5 || i4 >= s4 || z >= s0 * s1 * s2 * s3)
         return;
-    /* The digits of gid in the mixed radix [s0, ..., s5], last fastest, times their strides. */
-    int r = gid, src = 0;
-    take_digit(&r, &src, s5, t5);
-    take_digit(&r, &src, s4, t4);
+    /* The digits of z in the mixed radix [s0, ..., s3], last fastest, times their strides. */
+    int r = z, src = i5 * t5 + i4 * t4;
     take_digit(&r, &src, s3, t3);
     take_digit(&r, &src, s2, t2);
     take_digit(&r, &src, s1, t1);
     src += r * t0;
+    const int dst = y_off + (z * s4 + i4) * s5 + i5;
     const float v = x[x_off + src];
-    y[y_off + gid] = accumulate ? y[y_off + gid] + v : v;
+    y[dst] = accumulate ? y[dst] + v : v;
+}
+
+/* permute_gather for a contiguous last dimension (t5 == 1) of a multiple of 4: work-item
+ * (c5 / 4, c4, z) copies four neighbouring elements with one vload4 and one vstore4. */
+__kernel void permute_gather4(int s0, int s1, int s2, int s3, int s4, int s5, int accumulate,
+                              __global const float *x, int x_off, /* strided source */
+                              __global float *y, int y_off,       /* [s0, ..., s5] dense */
+                              int t0, int t1, int t2, int t3, int t4)
+{
+    const int i5 = get_global_id(0) * 4, i4 = get_global_id(1), z = get_global_id(2);
+    if (i5 >= s5 || i4 >= s4 || z >= s0 * s1 * s2 * s3)
+        return;
+    int r = z, src = i5 + i4 * t4;
+    take_digit(&r, &src, s3, t3);
+    take_digit(&r, &src, s2, t2);
+    take_digit(&r, &src, s1, t1);
+    src += r * t0;
+    __global float *dst = y + y_off + (z * s4 + i4) * s5 + i5;
+    const float4 v = vload4(0, x + x_off + src);
+    vstore4(accumulate ? vload4(0, dst) + v : v, 0, dst);
 }
 
 /* ==== Concat and slice ================================================================== */
@@ -209,11 +233,9 @@ __kernel void slice_copy(int outer, int len, int inner, int accumulate, __global
                          int src_off, int src_axis, int src_start, __global float *dst, int dst_off,
                          int dst_axis, int dst_start)
 {
-    const int gid = get_global_id(0);
-    if (gid >= outer * len * inner)
+    const int i = get_global_id(0), a = get_global_id(1), o = get_global_id(2);
+    if (i >= inner || a >= len || o >= outer)
         return;
-    const int r = gid / inner, i = gid - r * inner; /* no %: see take_digit */
-    const int o = r / len, a = r - o * len;
     const float v = src[src_off + (o * src_axis + src_start + a) * inner + i];
     const int di = dst_off + (o * dst_axis + dst_start + a) * inner + i;
     dst[di] = accumulate ? dst[di] + v : v;
@@ -223,11 +245,10 @@ __kernel void slice_backward(int outer, int axis, int inner, int start, int len,
                              __global const float *dy, int dy_off, /* [outer, len, inner] */
                              __global float *dx, int dx_off)       /* [outer, axis, inner] */
 {
-    const int gid = get_global_id(0);
-    if (gid >= outer * axis * inner)
+    const int i = get_global_id(0), a = get_global_id(1), o = get_global_id(2);
+    if (i >= inner || a >= axis || o >= outer)
         return;
-    const int r = gid / inner, i = gid - r * inner; /* no %: see take_digit */
-    const int o = r / axis, a = r - o * axis;
     const bool inside = a >= start && a < start + len;
-    dx[dx_off + gid] = inside ? dy[dy_off + (o * len + a - start) * inner + i] : 0.0f;
+    dx[dx_off + (o * axis + a) * inner + i] =
+        inside ? dy[dy_off + (o * len + a - start) * inner + i] : 0.0f;
 }

@@ -131,6 +131,19 @@ struct problem {
     char name[96];
 };
 
+/* The most workspace any reduction of a [rows, cols] problem (and linear's bias gradient,
+ * [rows, outs]) needs. */
+static uint64_t workspace_bytes(int64_t rows, int64_t cols, int64_t outs)
+{
+    uint64_t w[] = {
+        clt__reduce_workspace_bytes(rows * cols), clt__sum_axis_workspace_bytes(1, rows, cols),
+        clt__sum_axis_workspace_bytes(rows, cols, 1), clt__sum_axis_workspace_bytes(1, rows, outs)};
+    uint64_t most = 0;
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        most = w[i] > most ? w[i] : most;
+    return most;
+}
+
 static void problem_open(struct problem *p, struct clt_device *dev, enum op op, int64_t rows,
                          int64_t cols, int64_t outs, bool bias)
 {
@@ -186,7 +199,7 @@ static void problem_open(struct problem *p, struct clt_device *dev, enum op op, 
     clt_test_fill(p->dy, p->y_n, 7 + n, -1.0f, 1.0f);
     p->tdy = tensor_new(dev, p->dy, p->y_n);
     p->y = tensor_new(dev, NULL, p->y_n);
-    size_t ws = (size_t)(clt__reduce_workspace_bytes((int64_t)n) / sizeof(float));
+    size_t ws = (size_t)(workspace_bytes(rows, cols, outs) / sizeof(float));
     p->ws = tensor_new(dev, NULL, ws > 0 ? ws : 1);
 }
 
@@ -223,8 +236,8 @@ static void forward(struct problem *p)
     case OP_BIAS: st = clt__bias_forward(dev, r, k, a, b, y); break;
     case OP_SUM: st = clt__sum_forward(dev, n, a, y, ws); break;
     case OP_MEAN: st = clt__mean_forward(dev, n, a, y, ws); break;
-    case OP_SUM_ROWS: st = clt__sum_rows_forward(dev, r, k, a, y); break;
-    case OP_MEAN_ROWS: st = clt__mean_rows_forward(dev, r, k, a, y); break;
+    case OP_SUM_ROWS: st = clt__sum_rows_forward(dev, r, k, a, y, ws); break;
+    case OP_MEAN_ROWS: st = clt__mean_rows_forward(dev, r, k, a, y, ws); break;
     case OP_LINEAR: st = clt__linear_forward(dev, r, k, p->outs, a, b, c, y); break;
     }
     assert_int_equal(st, CLT_OK);
@@ -239,6 +252,7 @@ static void backward(struct problem *p, const bool *want, bool accumulate)
         g[i] = i < p->inputs && want[i] ? tensor_buf(&p->grad[i]) : NONE;
     struct clt__buf a = want[1] ? tensor_buf(&p->in[0]) : NONE;
     struct clt__buf b = want[0] && p->inputs > 1 ? tensor_buf(&p->in[1]) : NONE;
+    struct clt__buf ws = tensor_buf(&p->ws);
     int64_t n = p->rows * p->cols, r = p->rows, k = p->cols;
     struct clt_device *dev = p->dev;
     bool acc = accumulate;
@@ -248,13 +262,13 @@ static void backward(struct problem *p, const bool *want, bool accumulate)
     case OP_ADD: st = clt__add_backward(dev, n, dy, g[0], g[1], acc); break;
     case OP_MUL: st = clt__mul_backward(dev, n, a, b, dy, g[0], g[1], acc); break;
     case OP_SCALE: st = clt__scale_backward(dev, n, p->alpha, dy, g[0], acc); break;
-    case OP_BIAS: st = clt__bias_backward(dev, r, k, dy, g[0], g[1], acc); break;
+    case OP_BIAS: st = clt__bias_backward(dev, r, k, dy, g[0], g[1], acc, ws); break;
     case OP_SUM: st = clt__sum_backward(dev, n, dy, g[0], acc); break;
     case OP_MEAN: st = clt__mean_backward(dev, n, dy, g[0], acc); break;
     case OP_SUM_ROWS: st = clt__sum_rows_backward(dev, r, k, dy, g[0], acc); break;
     case OP_MEAN_ROWS: st = clt__mean_rows_backward(dev, r, k, dy, g[0], acc); break;
     case OP_LINEAR:
-        st = clt__linear_backward(dev, r, k, p->outs, a, b, dy, g[0], g[1], g[2], acc);
+        st = clt__linear_backward(dev, r, k, p->outs, a, b, dy, g[0], g[1], g[2], acc, ws);
         break;
     }
     assert_int_equal(st, CLT_OK);
@@ -506,14 +520,101 @@ static void arithmetic(void **state)
 
 static void bias_and_row_sums(void **state)
 {
-    static const int64_t big[][3] = {{1, 1, 0},  {1, 37, 0},   {5, 19, 0},
-                                     {37, 1, 0}, {130, 67, 0}, {1000, 3, 0}};
-    static const int64_t small[][3] = {{1, 1, 0}, {1, 37, 0}, {5, 19, 0}, {13, 3, 0}};
+    /* 64 entries sum in one work-item, 65 in two chunks, 4097 in two rounds of chunks. */
+    static const int64_t big[][3] = {{1, 1, 0},    {1, 37, 0},   {5, 19, 0},   {37, 1, 0},
+                                     {130, 67, 0}, {1000, 3, 0}, {64, 5, 0},   {65, 65, 0},
+                                     {4097, 2, 0}, {3, 4097, 0}, {4097, 8, 0}, {130, 68, 0}};
+    /* Columns in fours take sum_axis4. */
+    static const int64_t small[][3] = {{1, 1, 0},  {1, 37, 0}, {5, 19, 0}, {13, 3, 0},
+                                       {65, 3, 0}, {3, 65, 0}, {65, 4, 0}};
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_BIAS, OP_SUM_ROWS, OP_MEAN_ROWS};
     for (size_t o = 0; o < COUNT(ops); o++)
         run_shapes(*state, ops[o], is_small ? small : big, is_small ? COUNT(small) : COUNT(big),
                    false);
+}
+
+/* llvmpipe ends a loop after 65,535 iterations of one work-item: sums along an axis longer
+ * than that (bias and broadcast-product gradients over the rows, row sums over the
+ * columns) must still be whole. */
+static void sums_longer_than_a_work_item_loop(void **state)
+{
+    static const int64_t shapes[][3] = {{65535 + 2, 3, 0}, {65535 + 2, 4, 0}, {2, 65535 + 2, 0}};
+    if (clt_test_small()) /* Oclgrind: too slow; PoCL and rusticl run it */
+        skip();
+    const enum op ops[] = {OP_BIAS, OP_SUM_ROWS, OP_MEAN_ROWS};
+    for (size_t o = 0; o < COUNT(ops); o++)
+        run_shapes(*state, ops[o], shapes, COUNT(shapes), false);
+
+    struct clt_device *dev = *state;
+    const size_t rows = 65535 + 2, cols = 3, n = rows * cols;
+    float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy), got[3];
+    assert_true(x && dy);
+    clt_test_fill(x, n, 31, -1.0f, 1.0f);
+    clt_test_fill(dy, n, 32, -1.0f, 1.0f);
+    double want[3] = {0.0, 0.0, 0.0};
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++)
+            want[c] += (double)dy[r * cols + c] * (double)x[r * cols + c];
+    size_t ws =
+        (size_t)(clt__sum_axis_workspace_bytes(1, (int64_t)rows, (int64_t)cols) / sizeof(float));
+    struct tensor tx = tensor_new(dev, x, n), tdy = tensor_new(dev, dy, n);
+    struct tensor tds = tensor_new(dev, NULL, cols), tws = tensor_new(dev, NULL, ws);
+    assert_int_equal(clt__mul_broadcast_backward(dev, (int64_t)rows, (int64_t)cols, tensor_buf(&tx),
+                                                 NONE, tensor_buf(&tdy), NONE, tensor_buf(&tds), 0,
+                                                 tensor_buf(&tws)),
+                     CLT_OK);
+    tensor_read(&tds, got, "long mul_broadcast ds");
+    tensor_read(&tws, NULL, "long mul_broadcast workspace");
+    /* Compensated sums: a few ulp of the sum of |terms| (< rows). */
+    clt_test_assert_close("mul_broadcast ds over 65537 rows", got, want, cols, 1e-6 * (double)rows,
+                          1e-6);
+    tensor_free(&tx);
+    tensor_free(&tdy);
+    tensor_free(&tds);
+    tensor_free(&tws);
+    free(x);
+    free(dy);
+}
+
+/* sum_axis4 (columns in fours) adds lane by lane as sum_axis does: the column sums of X
+ * [rows, 68] (four at a time) equal, bit for bit, the row sums of its transpose (inner 1,
+ * one at a time), which add the same values in the same chunks and order. */
+static void four_columns_sum_as_one(void **state)
+{
+    struct clt_device *dev = *state;
+    const size_t rows = clt_test_small() ? 70 : 4099, cols = 68, n = rows * cols;
+    float *x = malloc(n * sizeof *x), *xt = malloc(n * sizeof *xt);
+    float by4[68], by1[68];
+    assert_true(x && xt);
+    clt_test_fill(x, n, 77, -1.0f, 1.0f);
+    x[5 * cols + 1] = 16777216.0f; /* a column whose compensation matters */
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++)
+            xt[c * rows + r] = x[r * cols + c];
+    size_t ws =
+        (size_t)(clt__sum_axis_workspace_bytes(1, (int64_t)rows, (int64_t)cols) / sizeof(float));
+    struct tensor tx = tensor_new(dev, x, n), txt = tensor_new(dev, xt, n);
+    struct tensor ta = tensor_new(dev, NULL, cols), tb = tensor_new(dev, NULL, cols);
+    struct tensor tws = tensor_new(dev, NULL, ws);
+    assert_int_equal(clt__bias_backward(dev, (int64_t)rows, (int64_t)cols, tensor_buf(&tx), NONE,
+                                        tensor_buf(&ta), false, tensor_buf(&tws)),
+                     CLT_OK);
+    assert_int_equal(clt__sum_rows_forward(dev, (int64_t)cols, (int64_t)rows, tensor_buf(&txt),
+                                           tensor_buf(&tb), tensor_buf(&tws)),
+                     CLT_OK);
+    tensor_read(&ta, by4, "column sums by four");
+    tensor_read(&tb, by1, "row sums of the transpose");
+    for (size_t c = 0; c < cols; c++)
+        if (memcmp(&by4[c], &by1[c], sizeof by4[c]) != 0)
+            fail_msg("column %zu: %.9g by four, %.9g one at a time", c, by4[c], by1[c]);
+    tensor_free(&tx);
+    tensor_free(&txt);
+    tensor_free(&ta);
+    tensor_free(&tb);
+    tensor_free(&tws);
+    free(x);
+    free(xt);
 }
 
 static void full_sums(void **state)
@@ -668,9 +769,11 @@ static void reductions(struct clt_device *dev, const struct tensor *x, size_t n,
     struct clt__buf o = tensor_buf(out);
     assert_int_equal(clt__sum_forward(dev, n, tensor_buf(x), o, tensor_buf(ws)), CLT_OK);
     o.offset += 1;
-    assert_int_equal(clt__sum_rows_forward(dev, rows, cols, tensor_buf(x), o), CLT_OK);
+    assert_int_equal(clt__sum_rows_forward(dev, rows, cols, tensor_buf(x), o, tensor_buf(ws)),
+                     CLT_OK);
     o.offset += rows;
-    assert_int_equal(clt__bias_backward(dev, rows, cols, tensor_buf(x), NONE, o, false), CLT_OK);
+    assert_int_equal(
+        clt__bias_backward(dev, rows, cols, tensor_buf(x), NONE, o, false, tensor_buf(ws)), CLT_OK);
     tensor_read(out, got, "reductions");
 }
 
@@ -680,7 +783,7 @@ static void results_do_not_depend_on_work_group_size(void **state)
     struct clt_device *dev = *state;
     size_t rows = clt_test_small() ? 31 : 1001, cols = 67, n = rows * cols;
     size_t outs = 1 + rows + cols;
-    size_t ws = (size_t)(clt__reduce_workspace_bytes((int64_t)n) / sizeof(float));
+    size_t ws = (size_t)(workspace_bytes((int64_t)rows, (int64_t)cols, 0) / sizeof(float));
     float *x = malloc(n * sizeof *x), *first = malloc(outs * sizeof *first);
     float *got = malloc(outs * sizeof *got);
     assert_true(x && first && got);
@@ -726,8 +829,8 @@ static void bad_arguments_are_refused(void **state)
     assert_int_equal(clt__copy_forward(dev, 20, far, b), bad);
     assert_int_equal(clt__fill_forward(dev, (int64_t)1 << 31, 0.0f, b), bad);
     assert_int_equal(clt__bias_forward(dev, 1 << 16, 1 << 16, b, b, b), bad);
-    assert_int_equal(clt__sum_rows_forward(dev, 4, -2, b, b), bad);
-    assert_int_equal(clt__mean_rows_forward(dev, 4, 0, b, b), bad);
+    assert_int_equal(clt__sum_rows_forward(dev, 4, -2, b, b, NONE), bad);
+    assert_int_equal(clt__mean_rows_forward(dev, 4, 0, b, b, NONE), bad);
     assert_int_equal(clt__mean_forward(dev, 0, b, b, NONE), bad);
     assert_int_equal(clt__mean_backward(dev, 0, b, b, false), bad);
     assert_int_equal(clt__copy_backward(dev, 4, b, NONE, false), bad);
@@ -740,9 +843,10 @@ static void bad_arguments_are_refused(void **state)
     assert_int_equal(clt__linear_forward(dev, 2, 0, 3, b, b, NONE, b), bad);
     assert_int_equal(clt__linear_forward(dev, 2, 3, 3, b, NONE, NONE, b), bad);
     /* dx needs no x. */
-    assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b2, b3, NONE, NONE, false),
+    assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b2, b3, NONE, NONE, false, NONE),
                      CLT_OK);
-    assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b, NONE, b, NONE, false), bad);
+    assert_int_equal(clt__linear_backward(dev, 2, 3, 3, NONE, b, b, NONE, b, NONE, false, NONE),
+                     bad);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     dev->log = keep;
     assert_non_null(strstr(log.text, "add_forward: b is NULL"));
@@ -759,6 +863,8 @@ int main(void)
         CLT_DEVICE_TEST(arithmetic),
         CLT_DEVICE_TEST(bias_and_row_sums),
         CLT_DEVICE_TEST(full_sums),
+        CLT_DEVICE_TEST(sums_longer_than_a_work_item_loop),
+        CLT_DEVICE_TEST(four_columns_sum_as_one),
         CLT_DEVICE_TEST(linear),
         CLT_DEVICE_TEST(fill_and_axpy),
         CLT_DEVICE_TEST(outputs_may_alias_inputs),

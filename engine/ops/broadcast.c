@@ -108,6 +108,40 @@ static void plan_sizes(const struct clt__broadcast *plan, cl_int s[CLT__CL_BROAD
         s[d] = d < plan->ndim ? (cl_int)plan->shape[d] : 1;
 }
 
+/* The stride in an input of mask m of every axis of the plan: 0 where it is stretched, else
+ * the product of the sizes of its axes inside this one (unused axes 0). */
+static void plan_strides(const struct clt__broadcast *plan, uint32_t m,
+                         cl_int t[CLT__CL_BROADCAST_DIMS])
+{
+    int64_t stride = 1;
+    for (uint32_t d = 0; d < CLT__CL_BROADCAST_DIMS; d++) {
+        bool has = d < plan->ndim && ((m >> d) & 1);
+        t[d] = has ? (cl_int)stride : 0;
+        stride *= has ? plan->shape[d] : 1;
+    }
+}
+
+/* When an input of mask m is stretched along exactly one axis of the plan, the plan seen as
+ * [outer, count, inner] around that axis (count its size), and true. */
+static bool one_stretched_axis(const struct clt__broadcast *plan, uint32_t m, int64_t *outer,
+                               int64_t *count, int64_t *inner)
+{
+    uint32_t missing = ~m & ((1u << plan->ndim) - 1), axis = 0;
+    if (missing == 0 || (missing & (missing - 1)) != 0)
+        return false;
+    while (!((missing >> axis) & 1))
+        axis++;
+    *inner = *outer = 1;
+    for (uint32_t d = 0; d < plan->ndim; d++) {
+        if (d < axis)
+            *inner *= plan->shape[d];
+        else if (d > axis)
+            *outer *= plan->shape[d];
+    }
+    *count = plan->shape[axis];
+    return true;
+}
+
 /* A trailing block broadcast over leading axes: two axes, the inner one had by both, the
  * outer one by `full` only. */
 static bool is_bias(const struct clt__broadcast *plan, uint32_t full, uint32_t part)
@@ -152,12 +186,18 @@ enum clt_status clt__broadcast_forward(struct clt_device *dev, enum clt__binary 
     if (op == CLT__BINARY_SUB && am == all && bm == all)
         return CLT__RUN(dev, CLT__K_sub_forward, (size_t)n, CLT__I32(n), CLT__BUF(a), CLT__BUF(b),
                         CLT__BUF(y));
-    cl_int s[CLT__CL_BROADCAST_DIMS];
+    cl_int s[CLT__CL_BROADCAST_DIMS], as[CLT__CL_BROADCAST_DIMS], bs[CLT__CL_BROADCAST_DIMS];
     plan_sizes(plan, s);
-    return CLT__RUN(dev, CLT__K_broadcast_forward, (size_t)n, CLT__I32(n), CLT__I32(op),
-                    CLT__I32(plan->ndim), CLT__I32(s[0]), CLT__I32(s[1]), CLT__I32(s[2]),
-                    CLT__I32(s[3]), CLT__I32(s[4]), CLT__I32(s[5]), CLT__I32(am), CLT__I32(bm),
-                    CLT__BUF(a), CLT__BUF(b), CLT__BUF(y));
+    plan_strides(plan, am, as);
+    plan_strides(plan, bm, bs);
+    /* 3-D: axes 0 and 1, then the rest (the output has < 2^31 elements). */
+    size_t items[3] = {(size_t)s[0], (size_t)s[1], (size_t)(s[2] * s[3] * s[4] * s[5])};
+    return CLT__RUN_ND(dev, CLT__K_broadcast_forward, 3, items, CLT__I32(op), CLT__I32(s[0]),
+                       CLT__I32(s[1]), CLT__I32(s[2]), CLT__I32(s[3]), CLT__I32(s[4]),
+                       CLT__I32(s[5]), CLT__I32(as[0]), CLT__I32(as[1]), CLT__I32(as[2]),
+                       CLT__I32(as[3]), CLT__I32(as[4]), CLT__I32(as[5]), CLT__I32(bs[0]),
+                       CLT__I32(bs[1]), CLT__I32(bs[2]), CLT__I32(bs[3]), CLT__I32(bs[4]),
+                       CLT__I32(bs[5]), CLT__BUF(a), CLT__BUF(b), CLT__BUF(y));
 }
 
 /* Outputs summed into one partial of a gradient element by broadcast_backward. A constant,
@@ -176,12 +216,20 @@ static int64_t reduce_floats(int64_t nx, int64_t count)
     return floats;
 }
 
+/* Bytes either reduction of the gradient of an input of mask m may need. */
+static uint64_t grad_workspace(const struct clt__broadcast *plan, uint32_t m)
+{
+    int64_t n = plan_count(plan, all_axes(plan)), nx = plan_count(plan, m), outer, count, inner;
+    uint64_t general = (uint64_t)reduce_floats(nx, n / nx) * sizeof(float), axis = 0;
+    if (one_stretched_axis(plan, m, &outer, &count, &inner))
+        axis = clt__sum_axis_workspace_bytes(outer, count, inner);
+    return general > axis ? general : axis;
+}
+
 uint64_t clt__broadcast_workspace_bytes(const struct clt__broadcast *plan)
 {
-    int64_t n = plan_count(plan, all_axes(plan)), na = plan_count(plan, plan->amask);
-    int64_t nb = plan_count(plan, plan->bmask);
-    int64_t fa = reduce_floats(na, n / na), fb = reduce_floats(nb, n / nb);
-    return (uint64_t)(fa > fb ? fa : fb) * sizeof(float);
+    uint64_t a = grad_workspace(plan, plan->amask), b = grad_workspace(plan, plan->bmask);
+    return a > b ? a : b;
 }
 
 /* One round of broadcast_backward over `plan`: dst [nx, parts] gets the sums of `chunk`
@@ -260,12 +308,17 @@ static enum clt_status grad_one(struct clt_device *dev, enum clt__binary op,
         return clt__mul_backward(dev, n, none, other, dy, dx, none, accumulate);
     if (product && is_bias(plan, xm, om)) /* dx [rows, cols] from s = other [cols] */
         return clt__mul_broadcast_backward(dev, rows, cols, none, other, dy, dx, none,
-                                           accumulate ? 1u : 0u);
+                                           accumulate ? 1u : 0u, workspace);
     if (product && is_bias(plan, om, xm)) /* ds = dx [cols] from x = other [rows, cols] */
         return clt__mul_broadcast_backward(dev, rows, cols, other, none, dy, none, dx,
-                                           accumulate ? 2u : 0u);
+                                           accumulate ? 2u : 0u, workspace);
     if (op == CLT__BINARY_ADD && is_bias(plan, om, xm))
-        return clt__bias_backward(dev, rows, cols, dy, none, dx, accumulate);
+        return clt__bias_backward(dev, rows, cols, dy, none, dx, accumulate, workspace);
+    /* One stretched axis, and a product's other factor read where dy is: a sum along it. */
+    int64_t outer, count, inner;
+    if (one_stretched_axis(plan, xm, &outer, &count, &inner) && (!product || om == all))
+        return clt__sum_axis(dev, outer, count, inner, sign, 1.0f, dy, product ? other : none, dx,
+                             accumulate, workspace);
     return reduce_general(dev, plan, xm, om, product, sign, dy, other, dx, accumulate, workspace);
 }
 
@@ -456,7 +509,7 @@ static enum clt_status bias_backward(struct clt__exec *x, const struct clt_tenso
         struct clt__buf d = clt__grad(x, t->in[i]);
         if (d.mem)
             st = clt__bias_backward(x->dev, clt__count(t) / cols, cols, dy, i == 0 ? d : none,
-                                    i == 1 ? d : none, CLT__ACC(acc, i));
+                                    i == 1 ? d : none, CLT__ACC(acc, i), clt__workspace(x));
     }
     return st;
 }
@@ -468,8 +521,17 @@ static struct clt_tensor *bench_add_bias(struct clt_graph *g)
                         CLT__BENCH_PARAM(g, "bias", 1, 512));
 }
 
-const struct clt__op_def clt__op_add_bias = {
-    .forward = bias_forward, .backward = bias_backward, .bench = bench_add_bias};
+/* The bias gradient's (or mul_broadcast's ds's) partial column sums. */
+static uint64_t trailing_workspace(const struct clt_tensor *t)
+{
+    int64_t cols = clt__count(t->in[1]);
+    return clt__sum_axis_workspace_bytes(1, cols ? clt__count(t) / cols : 0, cols);
+}
+
+const struct clt__op_def clt__op_add_bias = {.forward = bias_forward,
+                                             .backward = bias_backward,
+                                             .workspace = trailing_workspace,
+                                             .bench = bench_add_bias};
 
 struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x, struct clt_tensor *bias)
 {
@@ -497,9 +559,9 @@ static enum clt_status mul_broadcast_backward(struct clt__exec *x, const struct 
                                               uint32_t acc)
 {
     int64_t cols = clt__count(t->in[1]);
-    return clt__mul_broadcast_backward(x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]),
-                                       clt__val(x, t->in[1]), clt__grad(x, t),
-                                       clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), acc);
+    return clt__mul_broadcast_backward(
+        x->dev, clt__count(t) / cols, cols, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+        clt__grad(x, t), clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), acc, clt__workspace(x));
 }
 
 /* x [2048, 512] * s [512]. */
@@ -513,6 +575,7 @@ const struct clt__op_def clt__op_mul_broadcast = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = mul_broadcast_forward,
     .backward = mul_broadcast_backward,
+    .workspace = trailing_workspace,
     .bench = bench_mul_broadcast,
 };
 

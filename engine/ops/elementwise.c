@@ -173,6 +173,69 @@ enum clt_status clt__scale_backward(struct clt_device *dev, int64_t n, float alp
     return elementwise(dev, CLT__K_scale_backward, n, scalars, 2, bufs, names, 2);
 }
 
+/* ==== Sums along an axis ================================================================ */
+
+uint64_t clt__sum_axis_workspace_bytes(int64_t outer, int64_t count, int64_t inner)
+{
+    uint64_t floats = 0;
+    while (count > CLT__SUM_AXIS_CHUNK) {
+        count = (count + CLT__SUM_AXIS_CHUNK - 1) / CLT__SUM_AXIS_CHUNK;
+        floats += (uint64_t)(outer * count * inner);
+    }
+    return floats * sizeof(float);
+}
+
+/* One launch of sum_axis: dst [outer, parts, inner] gets the sums of `chunk` entries each. */
+static enum clt_status sum_axis_run(struct clt_device *dev, int64_t outer, int64_t count,
+                                    int64_t inner, int64_t chunk, int64_t parts, float sign,
+                                    float divisor, struct clt__buf src, struct clt__buf x,
+                                    struct clt__buf dst, bool accumulate)
+{
+    /* Four columns per work-item where they come in fours (the same bits either way). */
+    bool by4 = inner % 4 == 0;
+    size_t items[3] = {(size_t)(by4 ? inner / 4 : inner), (size_t)parts, (size_t)outer};
+    return CLT__RUN_ND(dev, by4 ? CLT__K_sum_axis4 : CLT__K_sum_axis, 3, items, CLT__I32(outer),
+                       CLT__I32(count), CLT__I32(inner), CLT__I32(chunk), CLT__I32(parts),
+                       CLT__I32(x.mem != NULL), CLT__F32(sign), CLT__F32(divisor),
+                       CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(x.mem ? x : src),
+                       CLT__BUF(dst));
+}
+
+enum clt_status clt__sum_axis(struct clt_device *dev, int64_t outer, int64_t count, int64_t inner,
+                              float sign, float divisor, struct clt__buf src, struct clt__buf x,
+                              struct clt__buf dst, bool accumulate, struct clt__buf workspace)
+{
+    static const char op[] = "sum_axis";
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_matrix(dev, op, outer, count);
+    if (st == CLT_OK)
+        st = check_matrix(dev, op, outer * count, inner);
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, src, outer * count * inner, sizeof(float), op, "the input");
+    if (st == CLT_OK && x.mem)
+        st = clt__check_buf(dev, x, outer * count * inner, sizeof(float), op, "the factor");
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, dst, outer * inner, sizeof(float), op, "the sums");
+    uint64_t bytes = clt__sum_axis_workspace_bytes(outer, count, inner);
+    if (st == CLT_OK && bytes > 0)
+        st = clt__check_buf(dev, workspace, (int64_t)(bytes / sizeof(float)), sizeof(float), op,
+                            "workspace");
+    struct clt__buf part = workspace, none = {NULL, 0};
+    while (st == CLT_OK && count > CLT__SUM_AXIS_CHUNK) {
+        int64_t parts = (count + CLT__SUM_AXIS_CHUNK - 1) / CLT__SUM_AXIS_CHUNK;
+        st = sum_axis_run(dev, outer, count, inner, CLT__SUM_AXIS_CHUNK, parts, 1.0f, 1.0f, src, x,
+                          part, false);
+        src = part;
+        x = none;
+        part.offset += (size_t)(outer * parts * inner);
+        count = parts;
+    }
+    if (st != CLT_OK)
+        return st;
+    return sum_axis_run(dev, outer, count, inner, count, 1, sign, divisor, src, x, dst, accumulate);
+}
+
 /* ==== Bias ============================================================================== */
 
 enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -190,14 +253,14 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
         st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_bias_forward, (size_t)(rows * cols), CLT__I32(rows), CLT__I32(cols),
-                    CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
+    return CLT__RUN_ND(dev, CLT__K_bias_forward, 2, ((size_t[]){(size_t)cols, (size_t)rows}),
+                       CLT__I32(rows), CLT__I32(cols), CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
 }
 
-/* dx is copy_backward; dbias one work-item per column. */
+/* dx is copy_backward; dbias clt__sum_axis over the rows. */
 enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                    struct clt__buf dy, struct clt__buf dx, struct clt__buf dbias,
-                                   bool accumulate)
+                                   bool accumulate, struct clt__buf workspace)
 {
     static const char op[] = "bias_backward";
     if (!dev)
@@ -211,8 +274,8 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
         st = clt__copy_backward(dev, rows * cols, dy, dx, accumulate);
     if (st != CLT_OK || !dbias.mem)
         return st;
-    return CLT__RUN(dev, CLT__K_bias_backward, (size_t)cols, CLT__I32(rows), CLT__I32(cols),
-                    CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dbias));
+    return clt__sum_axis(dev, 1, rows, cols, 1.0f, 1.0f, dy, (struct clt__buf){NULL, 0}, dbias,
+                         accumulate, workspace);
 }
 
 /* ==== Broadcast products ================================================================ */
@@ -232,14 +295,16 @@ enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows,
         st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_mul_broadcast_forward, (size_t)(rows * cols), CLT__I32(rows),
-                    CLT__I32(cols), CLT__BUF(x), CLT__BUF(s), CLT__BUF(y));
+    return CLT__RUN_ND(dev, CLT__K_mul_broadcast_forward, 2,
+                       ((size_t[]){(size_t)cols, (size_t)rows}), CLT__I32(rows), CLT__I32(cols),
+                       CLT__BUF(x), CLT__BUF(s), CLT__BUF(y));
 }
 
 enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                             struct clt__buf x, struct clt__buf s,
                                             struct clt__buf dy, struct clt__buf dx,
-                                            struct clt__buf ds, uint32_t acc)
+                                            struct clt__buf ds, uint32_t acc,
+                                            struct clt__buf workspace)
 {
     static const char op[] = "mul_broadcast_backward";
     if (!dev)
@@ -256,13 +321,11 @@ enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows
     if (st == CLT_OK && ds.mem)
         st = clt__check_buf(dev, ds, cols, sizeof(float), op, "ds");
     if (st == CLT_OK && dx.mem)
-        st = CLT__RUN(dev, CLT__K_mul_broadcast_backward_x, (size_t)(rows * cols), CLT__I32(rows),
-                      CLT__I32(cols), CLT__I32(CLT__ACC(acc, 0)), CLT__BUF(dy), CLT__BUF(s),
-                      CLT__BUF(dx));
+        st = CLT__RUN_ND(dev, CLT__K_mul_broadcast_backward_x, 2,
+                         ((size_t[]){(size_t)cols, (size_t)rows}), CLT__I32(rows), CLT__I32(cols),
+                         CLT__I32(CLT__ACC(acc, 0)), CLT__BUF(dy), CLT__BUF(s), CLT__BUF(dx));
     if (st == CLT_OK && ds.mem)
-        st = CLT__RUN(dev, CLT__K_mul_broadcast_backward_s, (size_t)cols, CLT__I32(rows),
-                      CLT__I32(cols), CLT__I32(CLT__ACC(acc, 1)), CLT__BUF(dy), CLT__BUF(x),
-                      CLT__BUF(ds));
+        st = clt__sum_axis(dev, 1, rows, cols, 1.0f, 1.0f, dy, x, ds, CLT__ACC(acc, 1), workspace);
     return st;
 }
 
@@ -321,23 +384,21 @@ static enum clt_status sum_broadcast(struct clt_device *dev, const char *op, int
         st = clt__check_buf(dev, dx, rows * cols, sizeof(float), op, "dx");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_sum_backward, (size_t)(rows * cols), CLT__I32(rows), CLT__I32(cols),
-                    CLT__F32(divisor), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
+    return CLT__RUN_ND(dev, CLT__K_sum_backward, 2, ((size_t[]){(size_t)cols, (size_t)rows}),
+                       CLT__I32(rows), CLT__I32(cols), CLT__F32(divisor), CLT__I32(accumulate),
+                       CLT__BUF(dy), CLT__BUF(dx));
 }
 
 /* y[r] = (sum over c of x[r, c]) / divisor. */
 static enum clt_status sum_rows(struct clt_device *dev, const char *op, int64_t rows, int64_t cols,
-                                float divisor, struct clt__buf x, struct clt__buf y)
+                                float divisor, struct clt__buf x, struct clt__buf y,
+                                struct clt__buf workspace)
 {
     enum clt_status st = check_matrix(dev, op, rows, cols);
-    if (st == CLT_OK)
-        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
-    if (st == CLT_OK)
-        st = clt__check_buf(dev, y, rows, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_sum_rows_forward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
-                    CLT__F32(divisor), CLT__BUF(x), CLT__BUF(y));
+    return clt__sum_axis(dev, rows, cols, 1, 1.0f, divisor, x, (struct clt__buf){NULL, 0}, y, false,
+                         workspace);
 }
 
 /* Means divide by the count, which must then be at least 1. */
@@ -388,11 +449,12 @@ enum clt_status clt__mean_backward(struct clt_device *dev, int64_t n, struct clt
 }
 
 enum clt_status clt__sum_rows_forward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                      struct clt__buf x, struct clt__buf y)
+                                      struct clt__buf x, struct clt__buf y,
+                                      struct clt__buf workspace)
 {
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
-    return sum_rows(dev, "sum_rows_forward", rows, cols, 1.0f, x, y);
+    return sum_rows(dev, "sum_rows_forward", rows, cols, 1.0f, x, y, workspace);
 }
 
 enum clt_status clt__sum_rows_backward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -404,13 +466,14 @@ enum clt_status clt__sum_rows_backward(struct clt_device *dev, int64_t rows, int
 }
 
 enum clt_status clt__mean_rows_forward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                       struct clt__buf x, struct clt__buf y)
+                                       struct clt__buf x, struct clt__buf y,
+                                       struct clt__buf workspace)
 {
     static const char op[] = "mean_rows_forward";
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_count(dev, op, "cols", cols);
-    return st != CLT_OK ? st : sum_rows(dev, op, rows, cols, (float)cols, x, y);
+    return st != CLT_OK ? st : sum_rows(dev, op, rows, cols, (float)cols, x, y, workspace);
 }
 
 enum clt_status clt__mean_rows_backward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -479,7 +542,8 @@ enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t i
 enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t in, int64_t out,
                                      struct clt__buf x, struct clt__buf weight, struct clt__buf dy,
                                      struct clt__buf dx, struct clt__buf dweight,
-                                     struct clt__buf dbias, bool accumulate)
+                                     struct clt__buf dbias, bool accumulate,
+                                     struct clt__buf workspace)
 {
     static const char op[] = "linear_backward";
     if (!dev)
@@ -506,7 +570,8 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
     if (st == CLT_OK && dweight.mem)
         st = gemm(dev, gw, dy, x, dweight);
     if (st == CLT_OK && dbias.mem)
-        st = clt__bias_backward(dev, n, out, dy, (struct clt__buf){NULL, 0}, dbias, accumulate);
+        st = clt__bias_backward(dev, n, out, dy, (struct clt__buf){NULL, 0}, dbias, accumulate,
+                                workspace);
     return st;
 }
 
@@ -639,7 +704,7 @@ static enum clt_status linear_backward(struct clt__exec *x, const struct clt_ten
             continue;
         st = clt__linear_backward(x->dev, clt__rows(t), w->shape[1], w->shape[0], xv, wv, dy,
                                   i == 0 ? d[0] : none, i == 1 ? d[1] : none, i == 2 ? d[2] : none,
-                                  CLT__ACC(acc, i));
+                                  CLT__ACC(acc, i), clt__workspace(x));
     }
     return st;
 }
@@ -650,10 +715,17 @@ static struct clt_tensor *bench_linear(struct clt_graph *g)
     return clt_linear(g, CLT__BENCH_PARAM(g, "x", 2, 128, 784), 128, true, "fc");
 }
 
+/* The bias gradient's partial column sums. */
+static uint64_t linear_workspace(const struct clt_tensor *t)
+{
+    return t->nin > 2 ? clt__sum_axis_workspace_bytes(1, clt__rows(t), t->in[1]->shape[0]) : 0;
+}
+
 const struct clt__op_def clt__op_linear = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
     .forward = linear_forward,
     .backward = linear_backward,
+    .workspace = linear_workspace,
     .bench = bench_linear,
     .bias_input = 2,
 };

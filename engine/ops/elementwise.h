@@ -85,6 +85,29 @@ enum clt_status clt__scale_backward(struct clt_device *dev, int64_t n, float alp
                                     struct clt__buf dx, /* [n] */
                                     bool accumulate);
 
+/* ==== Sums along an axis ================================================================ */
+
+/* Entries one work-item of sum_axis adds (cl/elementwise.c). A constant, not a tunable:
+ * results depend on it, and must not depend on the device. */
+#define CLT__SUM_AXIS_CHUNK 64
+
+/* Bytes of workspace clt__sum_axis needs (0 when count <= CLT__SUM_AXIS_CHUNK). */
+uint64_t clt__sum_axis_workspace_bytes(int64_t outer, int64_t count, int64_t inner);
+
+/* dst[o, i] (+)= sign * (sum over k of src[o, k, i], times x[o, k, i] when x.mem is not NULL)
+ * / divisor: compensated sums of CLT__SUM_AXIS_CHUNK entries in order, whose partials
+ * [outer, parts, inner] go to the workspace and are summed the same way in rounds until one
+ * is left, so the order depends only on count. The workspace holds
+ * clt__sum_axis_workspace_bytes bytes from its offset (checked; mem may be NULL when that
+ * is 0). Column sums are outer = 1, row sums inner = 1. */
+enum clt_status clt__sum_axis(struct clt_device *dev, int64_t outer, int64_t count, int64_t inner,
+                              float sign, float divisor,
+                              struct clt__buf src,       /* [outer, count, inner] */
+                              struct clt__buf x,         /* [outer, count, inner] or mem NULL */
+                              struct clt__buf dst,       /* [outer, inner] */
+                              bool accumulate,
+                              struct clt__buf workspace); /* see above */
+
 /* ==== Bias ============================================================================== */
 
 /* y[r, c] = x[r, c] + bias[c]. */
@@ -93,12 +116,14 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
                                   struct clt__buf bias, /* [cols] */
                                   struct clt__buf y);   /* [rows, cols] */
 
-/* dx (+)= dy; dbias[c] (+)= sum over r of dy[r, c] (compensated, rows in order). */
+/* dx (+)= dy; dbias[c] (+)= sum over r of dy[r, c] (clt__sum_axis; the workspace holds
+ * clt__sum_axis_workspace_bytes(1, rows, cols) bytes). */
 enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                    struct clt__buf dy,    /* [rows, cols] */
                                    struct clt__buf dx,    /* [rows, cols] or mem NULL */
                                    struct clt__buf dbias, /* [cols] or mem NULL */
-                                   bool accumulate);
+                                   bool accumulate,
+                                   struct clt__buf workspace);
 
 /* ==== Broadcast products ================================================================ */
 
@@ -109,15 +134,17 @@ enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows,
                                            struct clt__buf y); /* [rows, cols] */
 
 /* dx[r, c] (+)= dy[r, c] * s[c] (s needed only for dx); ds[c] (+)= sum over r of
- * dy[r, c] * x[r, c] (compensated, rows in order; x needed only for ds). acc: bit 0 adds to
- * dx, bit 1 to ds. A gradient whose mem is NULL is skipped. */
+ * dy[r, c] * x[r, c] (clt__sum_axis; x needed only for ds; the workspace holds
+ * clt__sum_axis_workspace_bytes(1, rows, cols) bytes). acc: bit 0 adds to dx, bit 1 to ds. A
+ * gradient whose mem is NULL is skipped. */
 enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows, int64_t cols,
                                             struct clt__buf x,  /* [rows, cols] */
                                             struct clt__buf s,  /* [cols] */
                                             struct clt__buf dy, /* [rows, cols] */
                                             struct clt__buf dx, /* [rows, cols] or mem NULL */
                                             struct clt__buf ds, /* [cols] or mem NULL */
-                                            uint32_t acc);
+                                            uint32_t acc,
+                                            struct clt__buf workspace);
 
 /* ==== Sums and means ==================================================================== */
 
@@ -152,10 +179,12 @@ enum clt_status clt__mean_backward(struct clt_device *dev, int64_t n,
                                    struct clt__buf dx, /* [n] */
                                    bool accumulate);
 
-/* y[r] = sum over c of x[r, c] (compensated, columns in order). */
+/* y[r] = sum over c of x[r, c] (clt__sum_axis; the workspace holds
+ * clt__sum_axis_workspace_bytes(rows, cols, 1) bytes). */
 enum clt_status clt__sum_rows_forward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                      struct clt__buf x,  /* [rows, cols] */
-                                      struct clt__buf y); /* [rows] */
+                                      struct clt__buf x,          /* [rows, cols] */
+                                      struct clt__buf y,          /* [rows] */
+                                      struct clt__buf workspace); /* see above */
 
 /* dx[r, c] (+)= dy[r]. */
 enum clt_status clt__sum_rows_backward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -163,10 +192,11 @@ enum clt_status clt__sum_rows_backward(struct clt_device *dev, int64_t rows, int
                                        struct clt__buf dx, /* [rows, cols] */
                                        bool accumulate);
 
-/* y[r] = (sum over c of x[r, c]) / cols; cols >= 1. */
+/* y[r] = (sum over c of x[r, c]) / cols; cols >= 1; workspace as clt__sum_rows_forward's. */
 enum clt_status clt__mean_rows_forward(struct clt_device *dev, int64_t rows, int64_t cols,
-                                       struct clt__buf x,  /* [rows, cols] */
-                                       struct clt__buf y); /* [rows] */
+                                       struct clt__buf x,          /* [rows, cols] */
+                                       struct clt__buf y,          /* [rows] */
+                                       struct clt__buf workspace); /* see above */
 
 /* dx[r, c] (+)= dy[r] / cols; cols >= 1. */
 enum clt_status clt__mean_rows_backward(struct clt_device *dev, int64_t rows, int64_t cols,
@@ -187,7 +217,8 @@ enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t i
 
 /* dx (+)= dy * weight; dweight (+)= dy^T * x; dbias (+)= column sums of dy. Each gradient is
  * skipped when its mem is NULL; x is needed only for dweight, weight only for dx. GEMMs
- * accumulate with beta = 1. n, in, out >= 1. */
+ * accumulate with beta = 1. n, in, out >= 1. The workspace holds
+ * clt__sum_axis_workspace_bytes(1, n, out) bytes when dbias is wanted. */
 enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t in,
                                      int64_t out,
                                      struct clt__buf x,       /* [n, in] */
@@ -196,7 +227,8 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
                                      struct clt__buf dx,      /* [n, in] or mem NULL */
                                      struct clt__buf dweight, /* [out, in] or mem NULL */
                                      struct clt__buf dbias,   /* [out] or mem NULL */
-                                     bool accumulate);
+                                     bool accumulate,
+                                     struct clt__buf workspace);
 
 /* clang-format on */
 

@@ -81,8 +81,9 @@ enum clt_status clt__embedding_forward(struct clt_device *dev, struct clt__buf t
         st = clt__check_buf(dev, y, tokens * dim, sizeof(float), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_embedding_forward, (size_t)(tokens * dim), CLT__I32(tokens),
-                    CLT__I32(dim), CLT__I32(vocab), CLT__BUF(table), CLT__BUF(ids), CLT__BUF(y));
+    return CLT__RUN_ND(dev, CLT__K_embedding_forward, 2, ((size_t[]){(size_t)dim, (size_t)tokens}),
+                       CLT__I32(tokens), CLT__I32(dim), CLT__I32(vocab), CLT__BUF(table),
+                       CLT__BUF(ids), CLT__BUF(y));
 }
 
 /* The work-group size W of embedding_sort_local: a power of two within the device's 1-D size
@@ -157,9 +158,10 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
         st = CLT__RUN(dev, CLT__K_embedding_bounds, (size_t)vocab + 1, CLT__I32(n2),
                       CLT__I32(tokens), CLT__I32(vocab), CLT__BUF(ids), CLT__BUF(workspace));
     if (st == CLT_OK)
-        st = CLT__RUN(dev, CLT__K_embedding_backward, (size_t)(vocab * dim), CLT__I32(vocab),
-                      CLT__I32(dim), CLT__I32(n2), CLT__I32(accumulate), CLT__BUF(workspace),
-                      CLT__BUF(dy), CLT__BUF(dtable));
+        st =
+            CLT__RUN_ND(dev, CLT__K_embedding_backward, 2, ((size_t[]){(size_t)dim, (size_t)vocab}),
+                        CLT__I32(vocab), CLT__I32(dim), CLT__I32(n2), CLT__I32(accumulate),
+                        CLT__BUF(workspace), CLT__BUF(dy), CLT__BUF(dtable));
     return st;
 }
 
@@ -202,10 +204,23 @@ static enum clt_status gather_run(struct clt_device *dev, const struct gather *g
                                   struct clt__buf src, struct clt__buf dst, bool accumulate)
 {
     const int64_t *s = g->size, *t = g->stride;
-    return CLT__RUN(dev, CLT__K_permute_gather, (size_t)n, CLT__I32(n), CLT__I32(accumulate),
-                    CLT__BUF(src), CLT__BUF(dst), CLT__I32(s[1]), CLT__I32(s[2]), CLT__I32(s[3]),
-                    CLT__I32(s[4]), CLT__I32(s[5]), CLT__I32(t[0]), CLT__I32(t[1]), CLT__I32(t[2]),
-                    CLT__I32(t[3]), CLT__I32(t[4]), CLT__I32(t[5]));
+    if (n == 0)
+        return CLT_OK;
+    /* 3-D: the last two dimensions, then the rest (n < 2^31, so it fits int); a contiguous
+     * last dimension in fours moves four elements per work-item (t5 is then not passed). */
+    bool by4 = t[5] == 1 && s[5] % 4 == 0;
+    size_t items[3] = {(size_t)(by4 ? s[5] / 4 : s[5]), (size_t)s[4],
+                       (size_t)(s[0] * s[1] * s[2] * s[3])};
+    if (by4)
+        return CLT__RUN_ND(dev, CLT__K_permute_gather4, 3, items, CLT__I32(s[0]), CLT__I32(s[1]),
+                           CLT__I32(s[2]), CLT__I32(s[3]), CLT__I32(s[4]), CLT__I32(s[5]),
+                           CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(dst), CLT__I32(t[0]),
+                           CLT__I32(t[1]), CLT__I32(t[2]), CLT__I32(t[3]), CLT__I32(t[4]));
+    return CLT__RUN_ND(dev, CLT__K_permute_gather, 3, items, CLT__I32(s[0]), CLT__I32(s[1]),
+                       CLT__I32(s[2]), CLT__I32(s[3]), CLT__I32(s[4]), CLT__I32(s[5]),
+                       CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(dst), CLT__I32(t[0]),
+                       CLT__I32(t[1]), CLT__I32(t[2]), CLT__I32(t[3]), CLT__I32(t[4]),
+                       CLT__I32(t[5]));
 }
 
 /* Checks a permutation and the shape, and writes x's dense strides. */
@@ -323,10 +338,10 @@ static enum clt_status slice_copy(struct clt_device *dev, const struct around *r
                                   struct clt__buf dst, int64_t dst_axis, int64_t dst_start,
                                   bool accumulate)
 {
-    return CLT__RUN(dev, CLT__K_slice_copy, (size_t)(r->outer * len * r->inner), CLT__I32(r->outer),
-                    CLT__I32(len), CLT__I32(r->inner), CLT__I32(accumulate), CLT__BUF(src),
-                    CLT__I32(src_axis), CLT__I32(src_start), CLT__BUF(dst), CLT__I32(dst_axis),
-                    CLT__I32(dst_start));
+    size_t items[3] = {(size_t)r->inner, (size_t)len, (size_t)r->outer};
+    return CLT__RUN_ND(dev, CLT__K_slice_copy, 3, items, CLT__I32(r->outer), CLT__I32(len),
+                       CLT__I32(r->inner), CLT__I32(accumulate), CLT__BUF(src), CLT__I32(src_axis),
+                       CLT__I32(src_start), CLT__BUF(dst), CLT__I32(dst_axis), CLT__I32(dst_start));
 }
 
 /* Checks concat's lengths against y's shape and every buffer (xs are inputs or gradients;
@@ -449,9 +464,10 @@ enum clt_status clt__slice_backward(struct clt_device *dev, struct clt__buf dy, 
     /* Accumulating leaves dx outside the slice alone: only the slice's elements need work. */
     if (accumulate)
         return slice_copy(dev, &r, len, dy, len, 0, dx, r.axis, start, true);
-    return CLT__RUN(dev, CLT__K_slice_backward, (size_t)(r.outer * r.axis * r.inner),
-                    CLT__I32(r.outer), CLT__I32(r.axis), CLT__I32(r.inner), CLT__I32(start),
-                    CLT__I32(len), CLT__BUF(dy), CLT__BUF(dx));
+    size_t items[3] = {(size_t)r.inner, (size_t)r.axis, (size_t)r.outer};
+    return CLT__RUN_ND(dev, CLT__K_slice_backward, 3, items, CLT__I32(r.outer), CLT__I32(r.axis),
+                       CLT__I32(r.inner), CLT__I32(start), CLT__I32(len), CLT__BUF(dy),
+                       CLT__BUF(dx));
 }
 
 /* ==== Views ============================================================================= */
