@@ -123,7 +123,7 @@ static void check_profile(bool fused)
         assert_non_null(find(r.kernels, r.nkernels, "fused_backward"));
     } else {
         assert_non_null(find(r.kernels, r.nkernels, "bias_forward"));
-        assert_non_null(find(r.kernels, r.nkernels, "bias_backward"));
+        assert_non_null(find(r.kernels, r.nkernels, "sum_axis"));
         assert_non_null(find(r.kernels, r.nkernels, "activation_relu_forward"));
         assert_non_null(find(r.kernels, r.nkernels, "activation_relu_backward"));
     }
