@@ -147,6 +147,20 @@ static enum clt_status raw_args(struct clt_device *dev, const char *name,
     return CLT_OK;
 }
 
+/* Turns args into raw kernel arguments and launches k through clt__launch_kernel. */
+static enum clt_status launch_args(struct clt_device *dev, cl_kernel k, const char *name,
+                                   const struct clt__karg *args, size_t nargs, cl_uint dims,
+                                   const size_t *global, const size_t *local)
+{
+    struct clt__arg raw[MAX_ARGS];
+    cl_int offs[MAX_ARGS];
+    size_t nraw = 0;
+    enum clt_status st = raw_args(dev, name, args, nargs, raw, offs, &nraw);
+    if (st == CLT_OK)
+        st = clt__launch_kernel(dev, k, raw, nraw, dims, global, local);
+    return st;
+}
+
 /* Enqueues a kernel whose work-group limit is wg over `items` work-items. */
 static enum clt_status enqueue_1d(struct clt_device *dev, cl_kernel k, size_t wg, const char *name,
                                   size_t items, size_t local, const struct clt__karg *args,
@@ -157,13 +171,7 @@ static enum clt_status enqueue_1d(struct clt_device *dev, cl_kernel k, size_t wg
                  wg);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    struct clt__arg raw[MAX_ARGS];
-    cl_int offs[MAX_ARGS];
-    size_t nraw = 0;
-    enum clt_status st = raw_args(dev, name, args, nargs, raw, offs, &nraw);
-    if (st == CLT_OK)
-        st = clt__launch_kernel(dev, k, raw, nraw, 1, &items, local ? &local : NULL);
-    return st;
+    return launch_args(dev, k, name, args, nargs, 1, &items, local ? &local : NULL);
 }
 
 enum clt_status clt__enqueue(struct clt_device *dev, enum clt__kernel_id id, size_t items,
@@ -231,13 +239,7 @@ enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, 
         local[d] = pow2_at_least(global[d]) < cap ? pow2_at_least(global[d]) : cap;
         budget /= local[d];
     }
-    struct clt__arg raw[MAX_ARGS];
-    cl_int offs[MAX_ARGS];
-    size_t nraw = 0;
-    st = raw_args(dev, clt__kernel_ids[id].kernel, args, nargs, raw, offs, &nraw);
-    if (st == CLT_OK)
-        st = clt__launch_kernel(dev, k, raw, nraw, dims, global, local);
-    return st;
+    return launch_args(dev, k, clt__kernel_ids[id].kernel, args, nargs, dims, global, local);
 }
 
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what)

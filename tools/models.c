@@ -15,7 +15,7 @@
 
 #define MODEL_SPEC_MAX (1u << 20) /* a model file larger than 1 MiB is surely a mistake */
 
-static void say(char *err, size_t size, const char *fmt, ...)
+void model_say(char *err, size_t size, const char *fmt, ...)
 {
     if (!err || size == 0)
         return;
@@ -56,8 +56,8 @@ enum clt_status model_desc_from_arg(const char *arg, struct model_desc *d, char 
 {
     if (strncmp(arg, "file:", 5) == 0) {
         if (arg[5] == '\0' || strlen(arg + 5) >= sizeof d->path) {
-            say(err, err_size, "--model file:PATH needs a path (at most %zu bytes)",
-                sizeof d->path - 1);
+            model_say(err, err_size, "--model file:PATH needs a path (at most %zu bytes)",
+                      sizeof d->path - 1);
             return CLT_ERR_INVALID_ARGUMENT;
         }
         model_desc_init(d, "file");
@@ -68,7 +68,7 @@ enum clt_status model_desc_from_arg(const char *arg, struct model_desc *d, char 
         model_desc_init(d, arg);
         return CLT_OK;
     }
-    say(err, err_size, "unknown model \"%s\" (mlp, cnn, gpt or file:PATH)", arg);
+    model_say(err, err_size, "unknown model \"%s\" (mlp, cnn, gpt or file:PATH)", arg);
     return CLT_ERR_INVALID_ARGUMENT;
 }
 
@@ -308,10 +308,10 @@ static struct clt_tensor *build_layers(struct model *m, struct clt_graph *g,
         switch (l->kind) {
         case LAYER_LINEAR:
             if (nd != 2) {
-                say(err, err_size,
-                    "line %d: linear needs [batch, features] input, got %u "
-                    "dimensions (add `flatten` before it)",
-                    l->line, (unsigned)nd);
+                model_say(err, err_size,
+                          "line %d: linear needs [batch, features] input, got %u "
+                          "dimensions (add `flatten` before it)",
+                          l->line, (unsigned)nd);
                 return NULL;
             }
             snprintf(name, sizeof name, "fc%d", ++linears);
@@ -319,10 +319,10 @@ static struct clt_tensor *build_layers(struct model *m, struct clt_graph *g,
             break;
         case LAYER_CONV2D: {
             if (!image) {
-                say(err, err_size,
-                    "line %d: conv2d needs image input [batch, C, H, W], got "
-                    "%u dimensions",
-                    l->line, (unsigned)nd);
+                model_say(err, err_size,
+                          "line %d: conv2d needs image input [batch, C, H, W], got "
+                          "%u dimensions",
+                          l->line, (unsigned)nd);
                 return NULL;
             }
             struct clt_conv2d_desc c = {.out_channels = l->n,
@@ -341,10 +341,10 @@ static struct clt_tensor *build_layers(struct model *m, struct clt_graph *g,
         case LAYER_AVGPOOL:
         case LAYER_GLOBALAVGPOOL:
             if (!image) {
-                say(err, err_size,
-                    "line %d: pooling needs image input [batch, C, H, W], "
-                    "got %u dimensions",
-                    l->line, (unsigned)nd);
+                model_say(err, err_size,
+                          "line %d: pooling needs image input [batch, C, H, W], "
+                          "got %u dimensions",
+                          l->line, (unsigned)nd);
                 return NULL;
             }
             x = l->kind == LAYER_MAXPOOL   ? clt_max_pool2d(g, x, l->n, l->stride, l->pad)
@@ -353,10 +353,10 @@ static struct clt_tensor *build_layers(struct model *m, struct clt_graph *g,
             break;
         case LAYER_BATCHNORM:
             if (nd != 2 && nd != 4) {
-                say(err, err_size,
-                    "line %d: batchnorm needs [batch, C] or [batch, C, H, W] "
-                    "input",
-                    l->line);
+                model_say(err, err_size,
+                          "line %d: batchnorm needs [batch, C] or [batch, C, H, W] "
+                          "input",
+                          l->line);
                 return NULL;
             }
             snprintf(name, sizeof name, "bn%d", ++norms);
@@ -392,7 +392,7 @@ static struct clt_tensor *build_layers(struct model *m, struct clt_graph *g,
             break;
         }
         if (!x || clt_graph_status(g) != CLT_OK) {
-            say(err, err_size, "line %d: %s", l->line, clt_graph_error(g));
+            model_say(err, err_size, "line %d: %s", l->line, clt_graph_error(g));
             return NULL;
         }
         bool named = l->kind == LAYER_LINEAR || l->kind == LAYER_CONV2D ||
@@ -400,10 +400,10 @@ static struct clt_tensor *build_layers(struct model *m, struct clt_graph *g,
         note(m, named ? name : layer_kind_name(l->kind), x);
     }
     if (x && (clt_tensor_ndim(x) != 2 || clt_tensor_dim(x, 1) != classes)) {
-        say(err, err_size,
-            "the model file's last layer must give [batch, %lld] (one output "
-            "per class): end it with `linear classes`",
-            (long long)classes);
+        model_say(err, err_size,
+                  "the model file's last layer must give [batch, %lld] (one output "
+                  "per class): end it with `linear classes`",
+                  (long long)classes);
         return NULL;
     }
     return x;
@@ -421,7 +421,7 @@ static enum clt_status build_file_model(struct model *m, const struct model_desc
         char why[600];
         owned = model_read_file(d->path, MODEL_SPEC_MAX, why, sizeof why);
         if (!owned) {
-            say(err, err_size, "%s", why);
+            model_say(err, err_size, "%s", why);
             return CLT_ERR_IO;
         }
         text = owned;
@@ -439,7 +439,7 @@ static enum clt_status build_file_model(struct model *m, const struct model_desc
     if (st == CLT_ERR_NO_MEMORY)
         snprintf(why, sizeof why, "out of memory");
     if (st != CLT_OK)
-        say(err, err_size, "%s: %s", d->path[0] ? d->path : "model file", why);
+        model_say(err, err_size, "%s: %s", d->path[0] ? d->path : "model file", why);
     free(list);
     free(owned);
     return st;
@@ -450,37 +450,38 @@ static enum clt_status check_desc(const struct model_desc *d, const struct clt_d
 {
     bool gpt = strcmp(d->kind, "gpt") == 0;
     if (gpt != (data->kind == CLT_DATASET_TEXT)) {
-        say(err, err_size,
-            gpt ? "model gpt needs a text dataset (--data text:FILE)"
-                : "model %s needs a classification dataset, not a text",
-            d->kind);
+        model_say(err, err_size,
+                  gpt ? "model gpt needs a text dataset (--data text:FILE)"
+                      : "model %s needs a classification dataset, not a text",
+                  d->kind);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     if (strcmp(d->kind, "cnn") == 0 &&
         (data->ndim != 3 || data->shape[1] < 4 || data->shape[2] < 4)) {
-        say(err, err_size,
-            "model cnn needs images of at least 4x4 ([C, H, W] features, as "
-            "IDX files give), not %u-dimensional features",
-            (unsigned)data->ndim);
+        model_say(err, err_size,
+                  "model cnn needs images of at least 4x4 ([C, H, W] features, as "
+                  "IDX files give), not %u-dimensional features",
+                  (unsigned)data->ndim);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     bool file = strcmp(d->kind, "file") == 0;
     if ((!file && d->width <= 0) ||
         (gpt && (d->heads <= 0 || d->width % d->heads || d->context <= 0)) ||
         !(d->dropout >= 0.0f && d->dropout < 1.0f)) {
-        say(err, err_size,
-            "bad model sizes: width %lld, heads %lld (must divide the width), "
-            "context %lld, dropout %g",
-            (long long)d->width, (long long)d->heads, (long long)d->context, (double)d->dropout);
+        model_say(err, err_size,
+                  "bad model sizes: width %lld, heads %lld (must divide the width), "
+                  "context %lld, dropout %g",
+                  (long long)d->width, (long long)d->heads, (long long)d->context,
+                  (double)d->dropout);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     if (!gpt && (data->classes < 2 || data->ndim < 1)) {
-        say(err, err_size, "the dataset needs at least 2 classes (found %u)",
-            (unsigned)data->classes);
+        model_say(err, err_size, "the dataset needs at least 2 classes (found %u)",
+                  (unsigned)data->classes);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     if (gpt && data->vocab < 1) {
-        say(err, err_size, "the text has no symbols");
+        model_say(err, err_size, "the text has no symbols");
         return CLT_ERR_INVALID_ARGUMENT;
     }
     return CLT_OK;
@@ -494,11 +495,11 @@ enum clt_status model_build(const struct model_desc *desc, const struct clt_data
     model_defaults(&d);
     enum clt_status st = check_desc(&d, data, err, err_size);
     if (st == CLT_OK && batch <= 0) {
-        say(err, err_size, "the batch size must be positive");
+        model_say(err, err_size, "the batch size must be positive");
         st = CLT_ERR_INVALID_ARGUMENT;
     }
     if (st == CLT_OK && (st = clt_graph_create(&out->g)) != CLT_OK)
-        say(err, err_size, "cannot create a graph: %s", clt_status_str(st));
+        model_say(err, err_size, "cannot create a graph: %s", clt_status_str(st));
     if (st != CLT_OK)
         return st;
 
@@ -529,7 +530,7 @@ enum clt_status model_build(const struct model_desc *desc, const struct clt_data
     if (st == CLT_OK)
         m->loss = clt_cross_entropy(m->g, m->logits, m->y, -1, 0.0f);
     if (st == CLT_OK && (st = clt_graph_status(m->g)) != CLT_OK)
-        say(err, err_size, "cannot build model %s: %s", d.kind, clt_graph_error(m->g));
+        model_say(err, err_size, "cannot build model %s: %s", d.kind, clt_graph_error(m->g));
     if (st != CLT_OK)
         model_free(m);
     return st;
@@ -611,10 +612,10 @@ static bool word_option(struct layer *l, struct word w, char *why, size_t why_si
              (word_is(val, "true") || word_is(val, "false")))
         l->bias = word_is(val, "true");
     else {
-        say(why, why_size, "bad option \"%.*s\" (%s)", (int)(w.len > 40 ? 40 : w.len), w.s,
-            conv   ? "stride=N, pad=N, bias=true|false"
-            : pool ? "stride=N, pad=N"
-                   : "bias=true|false");
+        model_say(why, why_size, "bad option \"%.*s\" (%s)", (int)(w.len > 40 ? 40 : w.len), w.s,
+                  conv   ? "stride=N, pad=N, bias=true|false"
+                  : pool ? "stride=N, pad=N"
+                         : "bias=true|false");
         return false;
     }
     return true;
@@ -659,7 +660,8 @@ static bool parse_layer(const struct word *w, int n, struct layer *l, char *why,
         if (word_is(w[0], layer_names[i].name))
             ln = &layer_names[i];
     if (!ln) {
-        say(why, why_size, "unknown layer \"%.*s\"", (int)(w[0].len > 40 ? 40 : w[0].len), w[0].s);
+        model_say(why, why_size, "unknown layer \"%.*s\"", (int)(w[0].len > 40 ? 40 : w[0].len),
+                  w[0].s);
         return false;
     }
     l->kind = ln->kind;
@@ -669,8 +671,8 @@ static bool parse_layer(const struct word *w, int n, struct layer *l, char *why,
     while (1 + pos < n && !memchr(w[1 + pos].s, '=', w[1 + pos].len))
         pos++;
     if (pos < ln->min_args || pos > ln->max_args) {
-        say(why, why_size, "%s takes %d%s argument%s, got %d", ln->name, ln->min_args,
-            ln->max_args > ln->min_args ? " or 1" : "", ln->max_args == 1 ? "" : "s", pos);
+        model_say(why, why_size, "%s takes %d%s argument%s, got %d", ln->name, ln->min_args,
+                  ln->max_args > ln->min_args ? " or 1" : "", ln->max_args == 1 ? "" : "s", pos);
         return false;
     }
     bool ok = true;
@@ -678,14 +680,14 @@ static bool parse_layer(const struct word *w, int n, struct layer *l, char *why,
         ok = pos == 0 || (parse_f32(w[1].s, w[1].len, &l->f) &&
                           (l->kind == LAYER_LEAKY_RELU || (l->f >= 0.0f && l->f < 1.0f)));
         if (!ok)
-            say(why, why_size, "%s: bad number \"%.*s\"%s", ln->name, (int)w[1].len, w[1].s,
-                l->kind == LAYER_DROPOUT ? " (a probability in [0, 1))" : "");
+            model_say(why, why_size, "%s: bad number \"%.*s\"%s", ln->name, (int)w[1].len, w[1].s,
+                      l->kind == LAYER_DROPOUT ? " (a probability in [0, 1))" : "");
     } else if (pos >= 1) {
         ok = word_count(w[1], l->kind == LAYER_LINEAR, &l->n) &&
              (pos < 2 || word_count(w[2], false, &l->k));
         if (!ok)
-            say(why, why_size, "%s: arguments must be positive integers%s", ln->name,
-                l->kind == LAYER_LINEAR ? " or \"classes\"" : "");
+            model_say(why, why_size, "%s: arguments must be positive integers%s", ln->name,
+                      l->kind == LAYER_LINEAR ? " or \"classes\"" : "");
     }
     if (l->kind == LAYER_MAXPOOL || l->kind == LAYER_AVGPOOL)
         l->stride = 0; /* the pool size */
@@ -695,7 +697,7 @@ static bool parse_layer(const struct word *w, int n, struct layer *l, char *why,
                          l->kind == LAYER_AVGPOOL || l->kind == LAYER_LINEAR;
     for (int i = 1 + pos; ok && i < n; i++) {
         if (!takes_options) {
-            say(why, why_size, "%s takes no options", ln->name);
+            model_say(why, why_size, "%s takes no options", ln->name);
             return false;
         }
         ok = word_option(l, w[i], why, why_size);
@@ -717,19 +719,20 @@ enum clt_status model_file_parse(const char *text, struct layer_list *out, char 
         int n = split_words(p, len, w, 8);
         char why[200] = "";
         if (n < 0) {
-            say(err, err_size, "line %d: too many words", line);
+            model_say(err, err_size, "line %d: too many words", line);
             return CLT_ERR_FORMAT;
         }
         if (n > 0) {
             if (out->count == MODEL_FILE_MAX_LAYERS) {
-                say(err, err_size, "line %d: more than %d layers", line, MODEL_FILE_MAX_LAYERS);
+                model_say(err, err_size, "line %d: more than %d layers", line,
+                          MODEL_FILE_MAX_LAYERS);
                 return CLT_ERR_FORMAT;
             }
             struct layer *l = &out->layers[out->count];
             memset(l, 0, sizeof *l);
             l->line = line;
             if (!parse_layer(w, n, l, why, sizeof why)) {
-                say(err, err_size, "line %d: %s", line, why);
+                model_say(err, err_size, "line %d: %s", line, why);
                 return CLT_ERR_FORMAT;
             }
             out->count++;
@@ -737,7 +740,7 @@ enum clt_status model_file_parse(const char *text, struct layer_list *out, char 
         p += len + (nl ? 1 : 0);
     }
     if (out->count == 0) {
-        say(err, err_size, "no layers (one layer per line, e.g. `linear 128`)");
+        model_say(err, err_size, "no layers (one layer per line, e.g. `linear 128`)");
         return CLT_ERR_FORMAT;
     }
     return CLT_OK;
@@ -747,7 +750,7 @@ char *model_read_file(const char *path, size_t max_bytes, char *err, size_t err_
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        say(err, err_size, "cannot open %s: %s", path, strerror(errno));
+        model_say(err, err_size, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 4096, len = 0;
@@ -756,7 +759,7 @@ char *model_read_file(const char *path, size_t max_bytes, char *err, size_t err_
         if (len + 1 >= cap) {
             char *nb = cap > max_bytes ? NULL : realloc(buf, cap * 2);
             if (!nb) {
-                say(err, err_size, "%s: larger than %zu bytes", path, max_bytes);
+                model_say(err, err_size, "%s: larger than %zu bytes", path, max_bytes);
                 free(buf);
                 buf = NULL;
                 break;
@@ -768,7 +771,7 @@ char *model_read_file(const char *path, size_t max_bytes, char *err, size_t err_
         len += got;
         if (got == 0) {
             if (ferror(f)) {
-                say(err, err_size, "cannot read %s: %s", path, strerror(errno));
+                model_say(err, err_size, "cannot read %s: %s", path, strerror(errno));
                 free(buf);
                 buf = NULL;
             }
@@ -779,7 +782,7 @@ char *model_read_file(const char *path, size_t max_bytes, char *err, size_t err_
     if (!buf)
         return NULL;
     if (memchr(buf, '\0', len)) {
-        say(err, err_size, "%s: not a text file (contains a NUL byte)", path);
+        model_say(err, err_size, "%s: not a text file (contains a NUL byte)", path);
         free(buf);
         return NULL;
     }

@@ -82,6 +82,9 @@ enum clt_status model_build(const struct model_desc *d, const struct clt_dataset
  * models_large.c); returns x, so that it wraps a builder call. */
 struct clt_tensor *model_note(struct model *m, const char *name, struct clt_tensor *x);
 
+/* Writes a message into err (err_size bytes, always terminated; nothing when err is NULL). */
+void model_say(char *err, size_t size, const char *fmt, ...);
+
 /* Frees the graph. Accepts a zeroed or failed model. */
 void model_free(struct model *m);
 

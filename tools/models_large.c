@@ -6,23 +6,12 @@
  */
 #include "models_large.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #define IMAGE_SIZE 64
 #define IMAGE_CLASSES 100
 #define TEXT_VOCAB 256
-
-static void say(char *err, size_t size, const char *fmt, ...)
-{
-    if (!err || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
 
 bool model_large_known(const char *name)
 {
@@ -103,7 +92,7 @@ enum clt_status model_large_build(const char *name, int64_t batch, struct model 
 {
     memset(out, 0, sizeof *out);
     if (!model_large_known(name)) {
-        say(err, err_size, "unknown large model \"%s\" (gpt2s, resnet18)", name);
+        model_say(err, err_size, "unknown large model \"%s\" (gpt2s, resnet18)", name);
         return CLT_ERR_INVALID_ARGUMENT;
     }
     struct clt_dataset_info info;
@@ -120,12 +109,12 @@ enum clt_status model_large_build(const char *name, int64_t batch, struct model 
         return model_build(&d, &info, batch, out, err, err_size);
     }
     if (batch <= 0) {
-        say(err, err_size, "the batch size must be positive");
+        model_say(err, err_size, "the batch size must be positive");
         return CLT_ERR_INVALID_ARGUMENT;
     }
     enum clt_status st = clt_graph_create(&out->g);
     if (st != CLT_OK) {
-        say(err, err_size, "cannot create a graph: %s", clt_status_str(st));
+        model_say(err, err_size, "cannot create a graph: %s", clt_status_str(st));
         return st;
     }
     struct model *m = out;
@@ -138,7 +127,7 @@ enum clt_status model_large_build(const char *name, int64_t batch, struct model 
     m->logits = build_resnet18(m, m->x, 64);
     m->loss = clt_cross_entropy(m->g, m->logits, m->y, -1, 0.0f);
     if ((st = clt_graph_status(m->g)) != CLT_OK) {
-        say(err, err_size, "cannot build model %s: %s", name, clt_graph_error(m->g));
+        model_say(err, err_size, "cannot build model %s: %s", name, clt_graph_error(m->g));
         model_free(m);
     }
     return st;
