@@ -87,9 +87,14 @@ enum clt_status clt__scale_backward(struct clt_device *dev, int64_t n, float alp
 
 /* ==== Sums along an axis ================================================================ */
 
-/* Entries one work-item of sum_axis adds (cl/elementwise.c). A constant, not a tunable:
+/* Entries one work-item of sum_axis adds (cl/elementwise.cl). A constant, not a tunable:
  * results depend on it, and must not depend on the device. */
 #define CLT__SUM_AXIS_CHUNK 64
+
+/* CLT_OK when rows, cols and rows * cols all fit in int; else logs `op` and the size that
+ * does not. */
+enum clt_status clt__check_matrix(struct clt_device *dev, const char *op, int64_t rows,
+                                  int64_t cols);
 
 /* Bytes of workspace clt__sum_axis needs (0 when count <= CLT__SUM_AXIS_CHUNK). */
 uint64_t clt__sum_axis_workspace_bytes(int64_t outer, int64_t count, int64_t inner);
