@@ -85,6 +85,11 @@ struct clt_tensor *model_note(struct model *m, const char *name, struct clt_tens
 /* Writes a message into err (err_size bytes, always terminated; nothing when err is NULL). */
 void model_say(char *err, size_t size, const char *fmt, ...);
 
+/* Parse a whole token of len bytes as an integer in [lo, hi] or a finite float; false (out
+ * untouched) otherwise. */
+bool model_parse_i64(const char *s, size_t len, int64_t lo, int64_t hi, int64_t *out);
+bool model_parse_f32(const char *s, size_t len, float *out);
+
 /* Frees the graph. Accepts a zeroed or failed model. */
 void model_free(struct model *m);
 
@@ -114,6 +119,9 @@ enum layer_kind {
     LAYER_SIGMOID,
     LAYER_SILU,
 };
+
+/* The model file's word for a layer kind ("linear", "conv", ...). */
+const char *model_layer_kind_name(enum layer_kind kind);
 
 /* One line of a model file. n is the main count (features, channels, pool size; -1 for
  * "classes"), k the kernel, f a float argument (dropout p, leaky slope). */
