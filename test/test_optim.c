@@ -1,7 +1,7 @@
 /*
  * test_optim.c: the optimizer step against the double reference (ref_optim.c): SGD (plain,
  * momentum, Nesterov, dampening, weight decay), Adam (with L2 weight decay) and AdamW over
- * several steps with a scheduled learning rate, on sizes that are not multiples of any
+ * several steps with a scheduled learning rate, on optim_sizes that are not multiples of any
  * work-group size; clipping on and off; gradient scale; steps skipped for a NaN or Inf in the
  * gradient or a NaN or Inf loss (bit-identical state, counters), with training going on
  * correctly afterwards; the norm's independence of the work-group size; the status (reset,
@@ -18,323 +18,13 @@
  *   m, Adam              atol 1e-7, rtol 4e-6
  *   v, Adam              atol 1e-9, rtol 4e-6
  * Skipped steps, and runs that differ only in the work-group size, are compared bit for bit.
+ * The fixture and the rig that steps the device and the reference together: optim_rig.c.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
-#include "ref_optim.h"
-
-/* ==== Uploads ========================================================================== */
-
-/* Oclgrind 21.10 (--uninitialized) loses track of initialised memory in two ways: a host
- * write into a buffer at a non-zero offset reallocates its shadow of the whole buffer at the
- * size of the write, without initialising it, and a buffer created after another was freed
- * can inherit a stale shadow. Kernel reads of data the host wrote are then reported, or not,
- * at random as uninitialised. So the test keeps one arena for all its cases, and uploads go
- * through a staging buffer written whole at offset 0 and a copy kernel (kernels' writes are
- * tracked correctly). The test's state is the device, that arena and the copy kernel. */
-struct fixture {
-    struct clt_device *dev;
-    struct clt_arena *arena; /* arena_bytes(), reset by each rig */
-    cl_program program;
-    cl_kernel copy;
-};
-
-/* Enough for the largest rig: 4 buffers of 300007 floats (4500 under Oclgrind, where a large
- * arena makes every launch slow), the workspace and alignment. */
-static uint64_t arena_bytes(void)
-{
-    return clt_test_small() ? (uint64_t)256 << 10 : (uint64_t)8 << 20;
-}
-
-static const char *copy_source =
-    "__kernel void test_optim_copy(__global const float *src, __global float *dst, int off,\n"
-    "                              int n)\n"
-    "{\n"
-    "    const size_t i = get_global_id(0);\n"
-    "    if (i < (size_t)n)\n"
-    "        dst[off + i] = src[i];\n"
-    "}\n";
-
-static int fixture_setup(void **state)
-{
-    struct fixture *fx = calloc(1, sizeof *fx);
-    void *dev = NULL;
-    if (!fx || clt_test_group_setup(&dev) != 0)
-        return -1;
-    fx->dev = dev;
-    if (clt_arena_create(fx->dev, arena_bytes(), &fx->arena) != CLT_OK)
-        return -1;
-    cl_int err;
-    fx->program = clCreateProgramWithSource(fx->dev->context, 1, &copy_source, NULL, &err);
-    if (err == CL_SUCCESS)
-        err = clBuildProgram(fx->program, 1, &fx->dev->id, "-cl-std=CL1.2", NULL, NULL);
-    if (err == CL_SUCCESS)
-        fx->copy = clCreateKernel(fx->program, "test_optim_copy", &err);
-    *state = fx;
-    return err == CL_SUCCESS ? 0 : -1;
-}
-
-static int fixture_teardown(void **state)
-{
-    struct fixture *fx = *state;
-    if (fx->copy)
-        clReleaseKernel(fx->copy);
-    if (fx->program)
-        clReleaseProgram(fx->program);
-    clt_arena_free(fx->arena);
-    void *dev = fx->dev;
-    int rc = clt_test_group_teardown(&dev);
-    free(fx);
-    return rc;
-}
-
-/* Writes count floats from the host into the start of a view (blocking for the host data). */
-static void put(struct fixture *fx, const struct clt_view *view, const void *host, size_t count)
-{
-    if (count == 0)
-        return;
-    struct clt_device *dev = fx->dev;
-    cl_int err;
-    cl_mem stage = clCreateBuffer(dev->context, CL_MEM_READ_ONLY, count * 4, NULL, &err);
-    assert_int_equal(err, CL_SUCCESS);
-    assert_int_equal(
-        clEnqueueWriteBuffer(dev->queue, stage, CL_TRUE, 0, count * 4, host, 0, NULL, NULL),
-        CL_SUCCESS);
-    const struct clt__buf dst = clt__view_buf(view);
-    cl_int off = (cl_int)dst.offset, n = (cl_int)count;
-    struct clt__arg args[] = {CLT__ARG(stage), CLT__ARG(dst.mem), CLT__ARG(off), CLT__ARG(n)};
-    assert_int_equal(clt__set_args(dev, fx->copy, args, 4), CLT_OK);
-    assert_int_equal(
-        clEnqueueNDRangeKernel(dev->queue, fx->copy, 1, NULL, &count, NULL, 0, NULL, NULL),
-        CL_SUCCESS);
-    /* Oclgrind forgets a buffer's shadow once the application releases it, even while a
-     * command still uses it: wait for the copy first. */
-    assert_int_equal(clFinish(dev->queue), CL_SUCCESS);
-    clReleaseMemObject(stage);
-}
-
-/* ==== A rig: one optimizer's device buffers, their host mirrors and the reference ======= */
-
-struct rig {
-    struct fixture *fx;
-    struct clt_device *dev;
-    struct clt_arena *arena; /* the fixture's */
-    struct clt__optim_config cfg;
-    int64_t n;
-    struct clt_view params, grads, m, v, loss, ws, status;
-    float *grads_host; /* [n] the gradient of the next step */
-    float *got;        /* [n] scratch for downloads */
-    struct ref_optim ref;
-    bool use_loss; /* pass the loss buffer to the step (else mem NULL) */
-};
-
-static bool uses_m(const struct clt__optim_config *cfg)
-{
-    return cfg->kind != CLT__OPTIM_SGD || cfg->momentum != 0.0;
-}
-
-static bool uses_v(const struct clt__optim_config *cfg)
-{
-    return cfg->kind != CLT__OPTIM_SGD;
-}
-
-/* Creates the buffers of n elements: params uniform in [-1, 1), m and v zero for Adam; for
- * SGD m is NaN, which the first step must not read (torch sets the buffer to the gradient). */
-static void rig_init(struct rig *r, struct fixture *fx, const struct clt__optim_config *cfg,
-                     int64_t n, uint64_t seed)
-{
-    struct clt_device *dev = fx->dev;
-    memset(r, 0, sizeof *r);
-    r->fx = fx;
-    r->dev = dev;
-    r->cfg = *cfg;
-    r->n = n;
-    r->use_loss = true;
-    const size_t ws_floats = clt__optim_workspace_bytes(n) / sizeof(float);
-    const uint64_t bytes = ((uint64_t)n * 4 + ws_floats + 64) * 4 + 16 * 4096;
-    r->arena = fx->arena;
-    clt_arena_reset(r->arena);
-    assert_true(bytes <= clt_arena_size(r->arena));
-
-    const size_t count = (size_t)(n > 0 ? n : 1);
-    float *p = malloc(count * sizeof *p), *mv = malloc(count * sizeof *mv);
-    r->grads_host = calloc(count, sizeof *r->grads_host);
-    r->got = malloc(count * sizeof *r->got);
-    r->ref.p = malloc(count * sizeof *r->ref.p);
-    r->ref.m = malloc(count * sizeof *r->ref.m);
-    r->ref.v = malloc(count * sizeof *r->ref.v);
-    assert_true(p && mv && r->grads_host && r->got && r->ref.p && r->ref.m && r->ref.v);
-    r->ref.n = n;
-
-    clt_test_fill(p, count, seed, -1.0f, 1.0f);
-    const float m0 = cfg->kind == CLT__OPTIM_SGD ? NAN : 0.0f;
-    for (size_t i = 0; i < count; i++) {
-        mv[i] = m0;
-        r->ref.p[i] = p[i];
-        r->ref.m[i] = 0.0;
-        r->ref.v[i] = 0.0;
-    }
-    /* A small first view puts every buffer at a non-zero offset. */
-    (void)clt_test_upload(r->arena, NULL, 3);
-    r->params = clt_test_upload(r->arena, NULL, count);
-    r->grads = clt_test_upload(r->arena, NULL, count);
-    r->m = clt_test_upload(r->arena, NULL, count);
-    r->v = clt_test_upload(r->arena, NULL, count);
-    r->loss = clt_test_upload(r->arena, NULL, 1);
-    put(fx, &r->params, p, count);
-    put(fx, &r->grads, r->grads_host, count); /* zeros */
-    put(fx, &r->m, mv, count);
-    for (size_t i = 0; i < count; i++)
-        mv[i] = 0.0f;
-    put(fx, &r->v, mv, count);
-    put(fx, &r->loss, mv, 1);
-    r->ws = clt_test_upload(r->arena, NULL, ws_floats);
-    r->status = clt_test_upload(r->arena, NULL, CLT__OPTIM_STATUS_BYTES / 4);
-    assert_int_equal(clt__optim_status_reset(dev, clt__view_buf(&r->status)), CLT_OK);
-    free(p);
-    free(mv);
-}
-
-static void rig_free(struct rig *r)
-{
-    free(r->grads_host);
-    free(r->got);
-    free(r->ref.p);
-    free(r->ref.m);
-    free(r->ref.v);
-}
-
-static struct clt__buf maybe(const struct clt_view *view, bool used)
-{
-    return used ? clt__view_buf(view) : (struct clt__buf){NULL, 0};
-}
-
-/* Enqueues one device step with the gradient in grads_host and the given loss. */
-static enum clt_status rig_device_step(struct rig *r, float lr, float scale, float loss)
-{
-    put(r->fx, &r->grads, r->grads_host, (size_t)r->n);
-    put(r->fx, &r->loss, &loss, 1);
-    return clt__optim_step(r->dev, &r->cfg, r->n, clt__view_buf(&r->params),
-                           clt__view_buf(&r->grads), maybe(&r->m, uses_m(&r->cfg)),
-                           maybe(&r->v, uses_v(&r->cfg)), maybe(&r->loss, r->use_loss),
-                           clt__view_buf(&r->ws), clt__view_buf(&r->status), lr, scale);
-}
-
-/* One step on the device and in the reference. */
-static void rig_step(struct rig *r, float lr, float scale, float loss)
-{
-    assert_int_equal(rig_device_step(r, lr, scale, loss), CLT_OK);
-    ref_optim_step(&r->cfg, &r->ref, r->grads_host, r->use_loss ? (double)loss : 0.0, (double)lr,
-                   (double)scale);
-}
-
-static struct clt__optim_status rig_status(struct rig *r)
-{
-    struct clt__optim_status s;
-    assert_int_equal(clt__optim_status_read(r->dev, clt__view_buf(&r->status), &s), CLT_OK);
-    return s;
-}
-
-static void compare_buffer(struct rig *r, const char *what, const struct clt_view *view,
-                           const double *want, double atol, double rtol)
-{
-    if (r->n == 0)
-        return;
-    clt_test_download(view, r->got, (size_t)r->n);
-    clt_test_assert_close(what, r->got, want, (size_t)r->n, atol, rtol);
-}
-
-/* Compares the device's params, state and status with the reference. */
-static void rig_compare(struct rig *r, const char *what)
-{
-    char label[200];
-    const bool sgd = r->cfg.kind == CLT__OPTIM_SGD;
-    struct clt__optim_status s = rig_status(r);
-    if (s.step != r->ref.t || s.skipped != r->ref.skipped || s.last_skip != r->ref.last_skip)
-        fail_msg("%s: status step %d skipped %d last_skip %d, want %lld %lld %d", what, s.step,
-                 s.skipped, s.last_skip, (long long)r->ref.t, (long long)r->ref.skipped,
-                 r->ref.last_skip);
-    const double want_norm = r->ref.grad_norm;
-    if (isfinite(want_norm)) {
-        double want_coef = r->ref.clip_coef;
-        snprintf(label, sizeof label, "%s: grad norm", what);
-        clt_test_assert_close(label, &s.grad_norm, &want_norm, 1, 1e-30, 5e-7);
-        snprintf(label, sizeof label, "%s: clip factor", what);
-        clt_test_assert_close(label, &s.clip_coef, &want_coef, 1, 0.0, 1e-6);
-    } else if (isnan(want_norm) != isnan(s.grad_norm) || isinf(s.grad_norm) != isinf(want_norm)) {
-        fail_msg("%s: grad norm %g, want %g", what, (double)s.grad_norm, want_norm);
-    }
-    if (!sgd && r->ref.t > 0) {
-        /* Computed from 1 - beta in double on the host, so beta = 0.999 keeps its digits. */
-        const double want_bc[2] = {1.0 - pow(r->cfg.beta1, (double)r->ref.t),
-                                   1.0 - pow(r->cfg.beta2, (double)r->ref.t)};
-        const float got_bc[2] = {s.bias_correction1, s.bias_correction2};
-        snprintf(label, sizeof label, "%s: bias corrections", what);
-        clt_test_assert_close(label, got_bc, want_bc, 2, 0.0, 2e-6);
-    }
-    snprintf(label, sizeof label, "%s: params", what);
-    compare_buffer(r, label, &r->params, r->ref.p, 1e-6, 1e-6);
-    if (sgd && uses_m(&r->cfg) && r->ref.t > 0) {
-        snprintf(label, sizeof label, "%s: momentum buffer", what);
-        compare_buffer(r, label, &r->m, r->ref.m, 1e-6, 2e-6);
-    }
-    if (!sgd) {
-        snprintf(label, sizeof label, "%s: m", what);
-        compare_buffer(r, label, &r->m, r->ref.m, 1e-7, 4e-6);
-        snprintf(label, sizeof label, "%s: v", what);
-        compare_buffer(r, label, &r->v, r->ref.v, 1e-9, 4e-6);
-    }
-}
-
-/* Downloads params, m and v into one host array [3 n] for bit comparisons. */
-static float *rig_snapshot(struct rig *r)
-{
-    const size_t n = (size_t)r->n;
-    float *s = malloc((3 * n + 1) * sizeof *s);
-    assert_non_null(s);
-    if (n == 0)
-        return s;
-    clt_test_download(&r->params, s, n);
-    clt_test_download(&r->m, s + n, n);
-    clt_test_download(&r->v, s + 2 * n, n);
-    return s;
-}
-
-/* ==== Cases ============================================================================= */
-
-static const int64_t sizes_big[] = {1, 37, 1001};
-static const int64_t sizes_small[] = {1, 37, 101};
-#define NSIZES 3
-
-static const int64_t *sizes(void)
-{
-    return clt_test_small() ? sizes_small : sizes_big;
-}
-
-/* Runs `steps` steps of cfg on every size with the schedule's learning rate, comparing with
- * the reference after each one. */
-static void run_steps(struct fixture *fx, const struct clt__optim_config *cfg,
-                      const struct clt__lr_schedule *sched, int steps, float scale,
-                      const char *name)
-{
-    assert_int_equal(clt__lr_schedule_check(NULL, sched), CLT_OK);
-    for (int k = 0; k < NSIZES; k++) {
-        const int64_t n = sizes()[k];
-        struct rig r;
-        rig_init(&r, fx, cfg, n, 100 + (uint64_t)n);
-        for (int s = 0; s < steps; s++) {
-            clt_test_fill(r.grads_host, (size_t)n, 1000 * (uint64_t)s + (uint64_t)n, -1.0f, 1.0f);
-            rig_step(&r, (float)clt__lr_at(sched, s), scale, 2.5f);
-            char what[160];
-            snprintf(what, sizeof what, "%s n=%lld step %d", name, (long long)n, s);
-            rig_compare(&r, what);
-        }
-        rig_free(&r);
-    }
-}
+#include "optim_rig.h"
 
 static void sgd_matches_torch(void **state)
 {
@@ -343,18 +33,18 @@ static void sgd_matches_torch(void **state)
         .kind = CLT__LR_COSINE, .lr = 0.1, .warmup_steps = 2, .total_steps = 6, .min_lr = 0.01};
     struct clt__optim_config cfg;
     clt__optim_config_init(&cfg, CLT__OPTIM_SGD);
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd");
     cfg.weight_decay = 0.01;
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd wd");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd wd");
     cfg.momentum = 0.9;
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd momentum wd");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd momentum wd");
     cfg.nesterov = true;
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd nesterov wd");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd nesterov wd");
     cfg.nesterov = false;
     cfg.momentum = 0.5;
     cfg.dampening = 0.25;
     cfg.weight_decay = 0.0;
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd momentum dampening");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "sgd momentum dampening");
 }
 
 static void adam_matches_torch(void **state)
@@ -364,17 +54,17 @@ static void adam_matches_torch(void **state)
         .kind = CLT__LR_STEP, .lr = 0.01, .step_size = 2, .gamma = 0.5};
     struct clt__optim_config cfg;
     clt__optim_config_init(&cfg, CLT__OPTIM_ADAM);
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "adam");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "adam");
     cfg.weight_decay = 0.01;
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "adam l2");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "adam l2");
     cfg.beta1 = 0.0;
     cfg.beta2 = 0.99;
     cfg.eps = 1e-6;
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "adam beta1=0 beta2=0.99");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "adam beta1=0 beta2=0.99");
     clt__optim_config_init(&cfg, CLT__OPTIM_ADAMW);
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "adamw");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "adamw");
     cfg.weight_decay = 0.1;
-    run_steps(fx, &cfg, &sched, 5, 1.0f, "adamw wd 0.1");
+    optim_run_steps(fx, &cfg, &sched, 5, 1.0f, "adamw wd 0.1");
 }
 
 static void clipping(void **state)
@@ -388,13 +78,13 @@ static void clipping(void **state)
         cfg.momentum = kinds[k] == CLT__OPTIM_SGD ? 0.9 : 0.0;
         /* Active: gradients of n uniform values in [-1, 1) have norm about sqrt(n / 3). */
         cfg.clip_norm = 0.5;
-        run_steps(fx, &cfg, &sched, 4, 1.0f, "clip 0.5");
+        optim_run_steps(fx, &cfg, &sched, 4, 1.0f, "clip 0.5");
         /* Inactive: the factor must be exactly 1. */
         cfg.clip_norm = 1000.0;
-        run_steps(fx, &cfg, &sched, 4, 1.0f, "clip 1000");
+        optim_run_steps(fx, &cfg, &sched, 4, 1.0f, "clip 1000");
         /* Small norms, where the 1e-6 of torch's clip_norm / (norm + 1e-6) shows. */
         cfg.clip_norm = 1e-3;
-        run_steps(fx, &cfg, &sched, 2, 1e-3f, "clip 1e-3 scale 1e-3");
+        optim_run_steps(fx, &cfg, &sched, 2, 1e-3f, "clip 1e-3 scale 1e-3");
     }
 
     /* The factor applied is reported: below 1 when clipping, exactly 1 when not. */
@@ -421,11 +111,11 @@ static void grad_scale(void **state)
     const struct clt__lr_schedule sched = {.kind = CLT__LR_CONSTANT, .lr = 0.02};
     struct clt__optim_config cfg;
     clt__optim_config_init(&cfg, CLT__OPTIM_ADAM);
-    run_steps(fx, &cfg, &sched, 3, 0.25f, "adam scale 1/4");
+    optim_run_steps(fx, &cfg, &sched, 3, 0.25f, "adam scale 1/4");
     clt__optim_config_init(&cfg, CLT__OPTIM_SGD);
     cfg.momentum = 0.9;
     cfg.clip_norm = 2.0; /* the norm clipped is the scaled one */
-    run_steps(fx, &cfg, &sched, 3, 1.0f / 3.0f, "sgd scale 1/3 clip 2");
+    optim_run_steps(fx, &cfg, &sched, 3, 1.0f / 3.0f, "sgd scale 1/3 clip 2");
 }
 
 /* Bad steps in a row, between good ones, for each optimizer: each bad one leaves params, m
@@ -447,7 +137,7 @@ static void nonfinite_steps_are_skipped(void **state)
     const int steps = sizeof plan / sizeof plan[0];
     for (int k = 0; k < 3; k++)
         for (int z = 0; z < NSIZES; z++) {
-            const int64_t n = sizes()[z];
+            const int64_t n = optim_sizes()[z];
             struct clt__optim_config cfg;
             clt__optim_config_init(&cfg, kinds[k]);
             cfg.momentum = 0.9;
@@ -579,7 +269,7 @@ static void status_reset_and_resume(void **state)
     rig_init(&r, fx, &cfg, n, 11);
 
     const float junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    put(fx, &r.status, junk, 8);
+    optim_put(fx, &r.status, junk, 8);
     assert_int_equal(clt__optim_status_reset(fx->dev, clt__view_buf(&r.status)), CLT_OK);
     struct clt__optim_status s = rig_status(&r), zero = {0};
     assert_memory_equal(&s, &zero, sizeof s);
@@ -588,11 +278,11 @@ static void status_reset_and_resume(void **state)
     float *host = malloc((size_t)n * sizeof *host);
     assert_non_null(host);
     clt_test_fill(host, (size_t)n, 21, -0.1f, 0.1f);
-    put(fx, &r.m, host, (size_t)n);
+    optim_put(fx, &r.m, host, (size_t)n);
     for (int64_t i = 0; i < n; i++)
         r.ref.m[i] = host[i];
     clt_test_fill(host, (size_t)n, 22, 0.0f, 0.01f);
-    put(fx, &r.v, host, (size_t)n);
+    optim_put(fx, &r.v, host, (size_t)n);
     for (int64_t i = 0; i < n; i++)
         r.ref.v[i] = host[i];
     free(host);
@@ -718,7 +408,7 @@ static void groups_match_torch(void **state)
         cfg.weight_decay = 0.1;
         cfg.momentum = kinds[k] == CLT__OPTIM_SGD ? 0.9 : 0.0;
         for (int s = 1; s < NSIZES; s++) {
-            const int64_t n = sizes()[s], a = n / 3, b = n / 3 + 5;
+            const int64_t n = optim_sizes()[s], a = n / 3, b = n / 3 + 5;
             const struct clt__optim_range ranges[3] = {
                 {0, a, 1.0, 0.2}, {a, b, 0.0, 0.0}, {b, n, 2.5, 0.0}};
             cfg.ranges = ranges;
@@ -772,7 +462,7 @@ static void public_hyperparameters(void **state)
     assert_int_equal(clt__optimizer_check(NULL, &o.optimizer), CLT_OK);
     clt__optim_from_public(&o.optimizer, &cfg, &sched);
     assert_true(cfg.beta2 == 0.999 && cfg.eps == 1e-8 && sched.lr == 1e-3);
-    const int64_t n = sizes()[2];
+    const int64_t n = optim_sizes()[2];
     struct rig r;
     rig_init(&r, fx, &cfg, n, 42);
     for (int step = 0; step < 6; step++) {
@@ -812,7 +502,7 @@ static void public_hyperparameters(void **state)
     assert_int_equal(clt__optimizer_check(NULL, &o.optimizer), CLT_OK);
     clt__optim_from_public(&o.optimizer, &cfg, &sched);
     assert_true(cfg.dampening == 0.25 && cfg.momentum == 0.5);
-    run_steps(fx, &cfg, &sched, 4, 1.0f, "public sgd dampening");
+    optim_run_steps(fx, &cfg, &sched, 4, 1.0f, "public sgd dampening");
     o.optimizer.dampening = 1.5;
     assert_int_equal(clt__optimizer_check(NULL, &o.optimizer), CLT_ERR_INVALID_ARGUMENT);
     o.optimizer.dampening = 0.1;
@@ -977,5 +667,5 @@ int main(void)
         CLT_DEVICE_TEST(public_hyperparameters),
         CLT_DEVICE_TEST(group_selection),
     };
-    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
+    return cmocka_run_group_tests(tests, optim_fixture_setup, optim_fixture_teardown);
 }
