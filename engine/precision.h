@@ -33,8 +33,8 @@ float clt__f16_to_f32(uint16_t h);
 uint16_t clt__f32_to_bf16(float x);
 float clt__bf16_to_f32(uint16_t h);
 
-/* The bits of x rounded into precision p (FP16 or BF16), and back. For FP32 the
- * functions are not defined: callers keep floats as they are. */
+/* The bits of x rounded into precision p, and back: BF16, or FP16 for any other p (callers
+ * keep fp32 values as floats and never ask for FP32 here). */
 uint16_t clt__f32_to_half(enum clt_precision p, float x);
 float clt__half_to_f32(enum clt_precision p, uint16_t h);
 

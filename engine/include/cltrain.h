@@ -1477,8 +1477,8 @@ struct clt_export_report {
     uint64_t underflows; /* non-zero values that rounded to zero (fp16's smallest is 6e-8) */
 };
 
-/* Writes the weights of the safetensors file at src to dst, every float tensor (F32, F64,
- * F16, BF16) rounded to nearest even into `precision` (F32, F16 or BF16 in the file), the
+/* Writes the weights of the safetensors file at src to dst, every float tensor (F32, F16,
+ * BF16; F64 through fp32) rounded to nearest even into `precision` (F32, F16 or BF16), the
  * optimizer's tensors left out, other tensors copied, and src's metadata kept except the
  * optimizer's and the checksum, which is computed anew; "cltrain.precision" names the
  * precision. The file loads in PyTorch (safetensors) and in clt_trainer_load, which widens it.
