@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "precision.h"
 #include "safetensors.h"
 
 #define MAX_EXACT 9007199254740992.0 /* 2^53: every integer up to it is a double */
@@ -83,20 +84,6 @@ static uint64_t le_uint(const unsigned char *p, size_t bytes)
     return u;
 }
 
-/* IEEE binary16 to float, exactly (every half is a float). */
-static float half_to_float(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    float f;
-    if (exp == 0) {
-        f = ldexpf((float)mant, -24); /* zero and subnormals */
-        return sign ? -f : f;
-    }
-    uint32_t u = sign | (exp == 0x1f ? 0x7f800000u | mant << 13 : (exp + 112) << 23 | mant << 13);
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 enum clt_status clt__st_to_f32(const struct clt__st_tensor *t, float *dst)
 {
     const size_t size = clt__st_dtype_size(t->dtype), n = (size_t)((t->end - t->begin) / size);
@@ -107,13 +94,11 @@ enum clt_status clt__st_to_f32(const struct clt__st_tensor *t, float *dst)
         return CLT_OK;
     case CLT__ST_F16:
         for (size_t i = 0; i < n; i++)
-            dst[i] = half_to_float((uint16_t)le_uint(p + 2 * i, 2));
+            dst[i] = clt__f16_to_f32((uint16_t)le_uint(p + 2 * i, 2));
         return CLT_OK;
     case CLT__ST_BF16:
-        for (size_t i = 0; i < n; i++) {
-            const uint32_t u = (uint32_t)le_uint(p + 2 * i, 2) << 16;
-            memcpy(&dst[i], &u, sizeof u);
-        }
+        for (size_t i = 0; i < n; i++)
+            dst[i] = clt__bf16_to_f32((uint16_t)le_uint(p + 2 * i, 2));
         return CLT_OK;
     case CLT__ST_F64:
         for (size_t i = 0; i < n; i++) {

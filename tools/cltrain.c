@@ -32,6 +32,8 @@ static void usage(FILE *f)
                "  tune [--device SEL] [--model M|all] [--show [--json]]\n"
                "          time the GEMM implementations for the built-in models' shapes and\n"
                "          cache the fastest; --show prints the choices and every figure\n"
+               "  export --checkpoint FILE --precision fp16|bf16|fp32 --out FILE [--force]\n"
+               "          write a checkpoint's weights as F16, BF16 or F32 safetensors\n"
                "\n"
                "  cltrain COMMAND --help shows a command's options.\n"
                "\n"
@@ -72,6 +74,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "devices") == 0)
         return cmd_devices(argc - 2, argv + 2);
+    if (strcmp(cmd, "export") == 0) /* reads and writes files only: no device */
+        return cmd_export(argc - 2, argv + 2);
     /* Every other command opens a device: a selection that matches none (from --device or
      * CLTRAIN_DEVICE) is refused here, before any data is read or any model built. */
     bool help = false;

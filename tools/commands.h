@@ -16,6 +16,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* cmd_tune.c: tunes the GEMM shapes of the built-in models ("mlp", "cnn", "gpt" or "all")
  * on an open device at a batch (0: cltrain train's default), printing progress on stderr as

@@ -1455,6 +1455,43 @@ CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, u
                                               const char **name, uint32_t *ndim, int64_t *shape,
                                               const float **data);
 
+/* ==== Precision and 16-bit export ======================================================= */
+
+/* Number formats for weights and (later) training. Training runs in fp32 today: the 16-bit
+ * modes serve clt_checkpoint_export (docs/precision.md says what is built and what is not). */
+enum clt_precision {
+    CLT_PRECISION_FP32 = 0, /* IEEE binary32 */
+    CLT_PRECISION_FP16 = 1, /* IEEE binary16: 11-bit significand, largest finite 65504 */
+    CLT_PRECISION_BF16 = 2, /* bfloat16: fp32's range, 8-bit significand */
+};
+
+/* "fp32", "fp16" or "bf16"; "?" for a value outside the enum. */
+CLT_API const char *clt_precision_name(enum clt_precision precision);
+
+/* What clt_checkpoint_export wrote. */
+struct clt_export_report {
+    uint32_t converted;  /* float tensors written in the chosen precision */
+    uint32_t copied;     /* integer and bool tensors written as they were */
+    uint32_t dropped;    /* optimizer tensors ("optimizer.*") left out */
+    uint64_t elements;   /* elements of the converted tensors */
+    uint64_t underflows; /* non-zero values that rounded to zero (fp16's smallest is 6e-8) */
+};
+
+/* Writes the weights of the safetensors file at src to dst, every float tensor (F32, F16,
+ * BF16; F64 through fp32) rounded to nearest even into `precision` (F32, F16 or BF16), the
+ * optimizer's tensors left out, other tensors copied, and src's metadata kept except the
+ * optimizer's and the checksum, which is computed anew; "cltrain.precision" names the
+ * precision. The file loads in PyTorch (safetensors) and in clt_trainer_load, which widens it.
+ * Refused before anything is written (CLT_ERR_FORMAT, the tensor and element in the log): a
+ * NaN or Inf in src, or a finite value beyond the precision's range (fp16: |x| >= 65520, which
+ * would become Inf). dst is written atomically (a temporary file renamed over it) and must not
+ * be src (CLT_ERR_INVALID_ARGUMENT); replacing another existing file is the caller's choice.
+ * report may be NULL. Blocks; needs no device. */
+CLT_API enum clt_status clt_checkpoint_export(const char *src, const char *dst,
+                                              enum clt_precision precision,
+                                              const struct clt_log *log,
+                                              struct clt_export_report *report);
+
 #ifdef __cplusplus
 }
 #endif

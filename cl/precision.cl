@@ -1,0 +1,175 @@
+/*
+ * precision.cl: 16-bit storage and the loss scaler (engine/precision.c, engine/scaler.c).
+ *
+ *   precision_f32_to_f16, precision_f16_to_f32     fp32 <-> IEEE binary16 (fp16)
+ *   precision_f32_to_bf16, precision_bf16_to_f32   fp32 <-> bfloat16
+ *   precision_nonfinite_partial, _total            counts the NaN and Inf of a float buffer
+ *   scaler_set, scaler_update                      the dynamic loss scaler's device state
+ *
+ * Storage only: no kernel here computes in 16 bits, so none needs cl_khr_fp16. fp16 goes
+ * through vstore_half_rte and vload_half, which are core OpenCL 1.2 on every device (a
+ * `__global half *` may be declared without the extension; only arithmetic on half needs
+ * it). bf16 is the top 16 bits of a float, kept in a ushort: widening is a shift; narrowing
+ * rounds to nearest even by adding 0x7fff plus the lowest kept bit, which carries into the
+ * exponent exactly when the rounded value needs it (so the largest floats round to Inf) and
+ * keeps subnormals as they are. A NaN stays a NaN (its sign and top payload bits kept, the
+ * quiet bit set), in both formats. engine/precision.c holds the same conversions for the
+ * host; test/test_precision.c checks these against them bit for bit.
+ *
+ * Layouts (every buffer a __global pointer plus an element offset in its own type):
+ *   src, dst of the conversions  [n] floats, or [n] 16-bit values (half or ushort)
+ *   x                            [n] floats, checked for NaN and Inf
+ *   ws                           [parts] ints, the partial counts
+ *   found                        [1] int, to which precision_nonfinite_total adds the count
+ *   state                        struct scaler_state (below), 32 bytes kept across steps,
+ *                                passed as an int pointer plus an offset in 32-bit words;
+ *                                scaler_update's found word may lie inside it
+ *
+ * Work-items: the conversions, one per element; work-items past n return at once.
+ * precision_nonfinite_partial: work-item i < parts counts elements i, i + parts, i + 2 parts,
+ * ... (neighbouring work-items read neighbouring elements). precision_nonfinite_total,
+ * scaler_set and scaler_update: one work-item. Counts are integers, so the result is the same
+ * whatever parts or the work-group size: deterministic without atomics. NaN and Inf are found
+ * by their exponent bits, not isfinite(), so that no math option can fold the test away.
+ *
+ * Tunables: none.
+ */
+
+/* fp32 -> fp16, round to nearest even: n floats at src to n halves at dst. */
+__kernel void precision_f32_to_f16(int n, __global const float *restrict src, int src_off, /* [n] */
+                                   __global half *restrict dst, int dst_off)               /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    vstore_half_rte(src[src_off + i], dst_off + i, dst);
+}
+
+/* fp16 -> fp32, exact: n halves at src to n floats at dst. */
+__kernel void precision_f16_to_f32(int n, __global const half *restrict src, int src_off, /* [n] */
+                                   __global float *restrict dst, int dst_off)             /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    dst[dst_off + i] = vload_half(src_off + i, src);
+}
+
+/* The bfloat16 bits of x, rounded to nearest even (see the top of the file). */
+ushort precision_bf16_bits(float x)
+{
+    const uint u = as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (ushort)((u >> 16) | 0x40u); /* NaN: quiet, sign and top payload kept */
+    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* fp32 -> bf16, round to nearest even: n floats at src to n ushorts at dst. */
+__kernel void precision_f32_to_bf16(int n, __global const float *restrict src,
+                                    int src_off,                                /* [n] */
+                                    __global ushort *restrict dst, int dst_off) /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    dst[dst_off + i] = precision_bf16_bits(src[src_off + i]);
+}
+
+/* bf16 -> fp32, exact: n ushorts at src to n floats at dst. */
+__kernel void precision_bf16_to_f32(int n, __global const ushort *restrict src,
+                                    int src_off,                               /* [n] */
+                                    __global float *restrict dst, int dst_off) /* [n] */
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    dst[dst_off + i] = as_float((uint)src[src_off + i] << 16);
+}
+
+/* ws[i] = how many of x[i], x[i + parts], ... (i < parts, below n) are NaN or Inf. */
+__kernel void precision_nonfinite_partial(int n, int parts, __global const float *restrict x,
+                                          int x_off,                             /* [n] */
+                                          __global int *restrict ws, int ws_off) /* [parts] */
+{
+    const int i = get_global_id(0);
+    if (i >= parts)
+        return;
+    int count = 0;
+    for (int j = i; j < n; j += parts)
+        count += (as_uint(x[x_off + j]) & 0x7f800000u) == 0x7f800000u;
+    ws[ws_off + i] = count;
+}
+
+/* One work-item: found[0] += the sum of the parts partial counts, saturating at INT_MAX (a
+ * found word collects the counts of several buffers over a step). */
+__kernel void precision_nonfinite_total(int parts, __global const int *restrict ws,
+                                        int ws_off,                                  /* [parts] */
+                                        __global int *restrict found, int found_off) /* [1] */
+{
+    if (get_global_id(0) != 0)
+        return;
+    long total = found[found_off];
+    for (int j = 0; j < parts; j++)
+        total += ws[ws_off + j];
+    found[found_off] = (int)min(total, (long)INT_MAX);
+}
+
+/* The loss scaler's device state; engine/scaler.h declares the same layout for the host
+ * (struct clt__scaler_state) and checks it. */
+struct scaler_state {
+    float scale;        /* the factor the loss is multiplied by before the backward pass */
+    float inv_scale;    /* 1 / scale: what the optimizer multiplies the gradients by */
+    int growth_tracker; /* clean steps since the scale last changed */
+    int skipped;        /* steps skipped for NaN or Inf (saturating) */
+    int found;          /* a found word for precision_nonfinite_total; scaler_update zeroes it */
+    int reserved[3];
+};
+
+/* One work-item: sets the state to scale, growth_tracker and skipped, found 0 (a new trainer,
+ * or a checkpoint's scaler to resume). */
+__kernel void scaler_set(float scale, int growth_tracker, int skipped, __global int *state_base,
+                         int state_off)
+{
+    if (get_global_id(0) != 0)
+        return;
+    __global struct scaler_state *s = (__global struct scaler_state *)(state_base + state_off);
+    s->scale = scale;
+    s->inv_scale = 1.0f / scale;
+    s->growth_tracker = growth_tracker;
+    s->skipped = skipped;
+    s->found = 0;
+    s->reserved[0] = s->reserved[1] = s->reserved[2] = 0;
+}
+
+/* One work-item: the scaler's update after a step, with torch.amp.GradScaler's rule (the
+ * host's clt__scaler_update is the same):
+ *   found = found_base[found_off] & found_mask (a count, or an optimizer status's last_skip);
+ *   found != 0: scale = max(scale * backoff, min_scale), growth_tracker = 0, skipped + 1;
+ *   else growth_tracker + 1, and when it reaches growth_interval: scale * growth unless that
+ *   is Inf, growth_tracker = 0.
+ * Then inv_scale = 1 / scale and the state's found word is zeroed for the next step. */
+__kernel void scaler_update(__global const int *found_base, int found_off, int found_mask,
+                            float growth, float backoff, int growth_interval, float min_scale,
+                            __global int *state_base, int state_off)
+{
+    if (get_global_id(0) != 0)
+        return;
+    __global struct scaler_state *s = (__global struct scaler_state *)(state_base + state_off);
+    const int found = found_base[found_off] & found_mask;
+    float scale = s->scale;
+    if (found) {
+        scale = fmax(scale * backoff, min_scale);
+        s->growth_tracker = 0;
+        s->skipped = s->skipped < INT_MAX ? s->skipped + 1 : INT_MAX;
+    } else if (s->growth_tracker + 1 >= growth_interval) {
+        const float grown = scale * growth;
+        if ((as_uint(grown) & 0x7f800000u) != 0x7f800000u)
+            scale = grown;
+        s->growth_tracker = 0;
+    } else {
+        s->growth_tracker += 1;
+    }
+    s->scale = scale;
+    s->inv_scale = 1.0f / scale;
+    s->found = 0;
+}
