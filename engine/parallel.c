@@ -26,10 +26,8 @@
  * evaluation runs on replica 0 in chunks of its planned batch, checkpoints save replica 0 and
  * a load (or a parameter write) is copied from replica 0 to the others (clt__parallel_sync).
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "parallel.h"
 

@@ -389,6 +389,22 @@ static void bad_arguments(void **state)
     assert_int_equal(clt_trainer_create_parallel(devs, 0, m.g, m.loss, 16, &o, &tr),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_null(tr);
+    /* Per-device graphs of another model: fc2 of 20 units instead of 24. */
+    struct clt_graph *other = NULL;
+    assert_int_equal(clt_graph_create(&other), CLT_OK);
+    struct clt_tensor *ox = clt_input(other, "x", CLT_F32, 2, (int64_t[]){5, IN});
+    struct clt_tensor *oy = clt_input(other, "y", CLT_I32, 1, (int64_t[]){5});
+    struct clt_tensor *oh = clt_linear(other, ox, HID, true, "fc1");
+    oh = clt_linear(other, oh, 20, true, "fc2");
+    struct clt_tensor *oloss =
+        clt_cross_entropy(other, clt_linear(other, oh, CLS, true, "fc3"), oy, -1, 0.0f);
+    assert_int_equal(clt_graph_status(other), CLT_OK);
+    const struct clt_graph *gs[2] = {m.g, other};
+    const struct clt_tensor *ls[2] = {m.loss, oloss};
+    assert_int_equal(clt_trainer_create_parallel_split(devs, 2, gs, ls, &o, &tr),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_null(tr);
+    clt_graph_free(other);
     /* batch 0: two devices' worth; a step of 1 row cannot be split. */
     assert_int_equal(clt_trainer_create_parallel(devs, 2, m.g, m.loss, 0, &o, &tr), CLT_OK);
     float xv[16 * IN];
