@@ -9,7 +9,7 @@
  *     waiting for the last loss;
  *   - from profiling events, per step that reduced: the device time of the gradient reads,
  *     the part of it hidden behind the backward pass, and the reduction left exposed (end of
- *     backward to the sums back on the device, the largest over the devices);
+ *     backward to the sums back on the device, on the device whose backward ended last);
  *   - the all-reduce alone (read every device's gradients, sum on the host, write the sums
  *     back), timed over repeated runs: algorithm bandwidth (gradient bytes / time, NCCL's
  *     "algbw") and the bytes through the host links per second (2 x devices x gradient bytes /
@@ -225,7 +225,8 @@ int bench_parallel_run(const char *devices, const char *models, bool quick)
     }
     printf("\neffic: n-device samples/s over n x one device's; hidden: the share of the "
            "gradient reads' device time before the backward pass ended; exposed: backward end "
-           "to sums back on the device (exp.unb: one bucket after the backward)\n");
+           "to sums back on the device whose backward ended last (exp.unb: one bucket after the "
+           "backward)\n");
     for (uint32_t i = 0; i < n; i++)
         clt_device_close(devs[i]);
     return rc;

@@ -291,10 +291,12 @@ static double event_s(cl_event ev, cl_profiling_info what)
 }
 
 /* With profiling devices: the reads' device time, the part before each backward's end, and the
- * time from the backward's end to the sum written back (the largest over the replicas). */
+ * reduction left exposed: the time from the backward's end to the sums written back, the
+ * smallest over the replicas (the replica whose backward ended last, whose figure holds no
+ * wait for a slower one). Each replica's times are on its own device's clock. */
 static void add_overlap(struct clt__parallel *p)
 {
-    double exposed = 0;
+    double exposed = -1;
     for (uint32_t i = 0; i < p->n; i++) {
         struct clt__replica *rp = p->rep[i]->replica;
         if (!p->rep[i]->dev->profiling || !rp->bwd_end || !rp->write_ev)
@@ -303,13 +305,14 @@ static void add_overlap(struct clt__parallel *p)
         for (uint32_t k = 0; k < p->nbuckets; k++) {
             double s = event_s(rp->read_ev[k], CL_PROFILING_COMMAND_START);
             double f = event_s(rp->read_ev[k], CL_PROFILING_COMMAND_END);
+            double before = f < end ? f : end;
             p->read_s += f - s;
-            p->hidden_s += (f < end ? f : end) > s ? (f < end ? f : end) - s : 0;
+            p->hidden_s += before > s ? before - s : 0;
         }
         double w = event_s(rp->write_ev, CL_PROFILING_COMMAND_END) - end;
-        exposed = w > exposed ? w : exposed;
+        exposed = exposed < 0 || w < exposed ? w : exposed;
     }
-    p->exposed_s += exposed;
+    p->exposed_s += exposed > 0 ? exposed : 0;
     p->profiled_steps++;
 }
 

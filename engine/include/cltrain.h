@@ -1168,7 +1168,8 @@ struct clt_parallel_info {
      * profiling (0 otherwise): the device time of the gradient reads, the part of it that ran
      * before the backward pass ended (hidden by it), and the time from the end of the backward
      * pass to the summed gradients back on the device (the reduction left exposed), the
-     * largest over the devices in each step. */
+     * smallest over the devices in each step (that of the device whose backward ended last,
+     * which holds no wait for a slower device). */
     uint64_t profiled_steps;
     double read_s, hidden_s, exposed_s;
 };
