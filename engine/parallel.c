@@ -141,7 +141,7 @@ enum clt_status clt__parallel_make_buckets(struct clt__parallel *p, uint64_t byt
     uint32_t np = 0;
     for (uint32_t id = 0; id < r0->plan.n; id++)
         np += r0->graph->nodes[id]->kind == CLT__NODE_PARAM;
-    struct bucket *b = calloc(np ? np : 1, sizeof *b);
+    struct clt__bucket *b = calloc(np ? np : 1, sizeof *b);
     uint32_t *first =
         calloc(np ? np + 1 : 1, sizeof *first); /* bucket k: params [first[k+1], first[k]) */
     int32_t *ready = calloc(np ? np : 1, sizeof *ready);
@@ -169,29 +169,43 @@ enum clt_status clt__parallel_make_buckets(struct clt__parallel *p, uint64_t byt
             first[nb++] = top;
         }
     }
+    /* Each replica's new arrays are made before any old one is dropped, so that a failure
+     * leaves the buckets as they were. */
+    int32_t *nready[CLT_PARALLEL_MAX] = {0};
+    bool *nstarted[CLT_PARALLEL_MAX] = {0};
+    cl_event *nread[CLT_PARALLEL_MAX] = {0};
     for (uint32_t i = 0; i < p->n && st == CLT_OK; i++) {
-        struct clt__replica *rp = p->rep[i]->replica;
-        free(rp->ready);
-        free(rp->started);
-        for (uint32_t k = 0; k < p->nbuckets; k++)
-            release(&rp->read_ev[k]);
-        free(rp->read_ev);
-        rp->ready = calloc(nb, sizeof *rp->ready);
-        rp->started = calloc(nb, sizeof *rp->started);
-        rp->read_ev = calloc(nb, sizeof *rp->read_ev);
-        if (!rp->ready || !rp->started || !rp->read_ev) {
+        nready[i] = calloc(nb, sizeof *nready[i]);
+        nstarted[i] = calloc(nb, sizeof *nstarted[i]);
+        nread[i] = calloc(nb, sizeof *nread[i]);
+        if (!nready[i] || !nstarted[i] || !nread[i]) {
             st = CLT_ERR_NO_MEMORY;
             break;
         }
         param_ready(p->rep[i], ready);
         for (uint32_t k = 0; k < nb; k++) {
-            int32_t last = -1;
+            int32_t last = bytes == 0 ? INT32_MAX : -1; /* one bucket: after the backward */
             uint32_t lo = k + 1 < nb ? first[k + 1] : 0;
-            if (bytes == 0) /* one bucket: read after the whole backward */
-                last = INT32_MAX;
             for (uint32_t q = lo; q < first[k] && bytes > 0; q++)
                 last = ready[q] > last ? ready[q] : last;
-            rp->ready[k] = last;
+            nready[i][k] = last;
+        }
+    }
+    for (uint32_t i = 0; i < p->n; i++) {
+        struct clt__replica *rp = p->rep[i]->replica;
+        if (st == CLT_OK) {
+            for (uint32_t k = 0; rp->read_ev && k < p->nbuckets; k++)
+                release(&rp->read_ev[k]);
+            free(rp->ready);
+            free(rp->started);
+            free(rp->read_ev);
+            rp->ready = nready[i];
+            rp->started = nstarted[i];
+            rp->read_ev = nread[i];
+        } else {
+            free(nready[i]);
+            free(nstarted[i]);
+            free(nread[i]);
         }
     }
     if (st == CLT_OK) {
@@ -206,7 +220,7 @@ enum clt_status clt__parallel_make_buckets(struct clt__parallel *p, uint64_t byt
                     rp->ready[j] = rp->ready[j - 1];
                     rp->ready[j - 1] = t;
                     if (i == 0) {
-                        struct bucket tb = b[j];
+                        struct clt__bucket tb = b[j];
                         b[j] = b[j - 1];
                         b[j - 1] = tb;
                     }
@@ -216,8 +230,6 @@ enum clt_status clt__parallel_make_buckets(struct clt__parallel *p, uint64_t byt
         p->nbuckets = nb;
         p->bucket_bytes = bytes;
         b = NULL;
-    } else {
-        p->nbuckets = 0;
     }
     free(b);
     free(first);
@@ -231,7 +243,7 @@ enum clt_status clt__parallel_make_buckets(struct clt__parallel *p, uint64_t byt
 static enum clt_status start_read(struct clt_trainer *r, uint32_t k)
 {
     struct clt__replica *rp = r->replica;
-    const struct bucket *b = &rp->p->buckets[k];
+    const struct clt__bucket *b = &rp->p->buckets[k];
     struct clt_device *dev = r->dev;
     cl_event marker = NULL;
     cl_int err = clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &marker);
@@ -347,7 +359,7 @@ static enum clt_status reduce(struct clt__parallel *p)
     for (uint32_t i = 0; i < p->n && st == CLT_OK; i++)
         st = finish_reads(p->rep[i]);
     for (uint32_t k = 0; k < p->nbuckets && st == CLT_OK; k++) {
-        const struct bucket *b = &p->buckets[k];
+        const struct clt__bucket *b = &p->buckets[k];
         for (uint32_t i = 0; i < p->n && st == CLT_OK; i++) {
             struct clt_trainer *r = p->rep[i];
             st = clt__cl_check(&r->dev->log, clWaitForEvents(1, &r->replica->read_ev[k]),

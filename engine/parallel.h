@@ -8,14 +8,14 @@
 #include "trainer.h"
 
 /* A contiguous range of the flat gradient buffer, read as one. */
-struct bucket {
+struct clt__bucket {
     uint64_t off, n; /* floats */
 };
 
 /* What a replica keeps of the reduction. */
 struct clt__replica {
     struct clt__parallel *p;
-    uint32_t index;
+    uint32_t index;    /* its place in p->rep */
     int32_t *ready;    /* [nbuckets]: the backward entry after which bucket b is complete */
     bool *started;     /* [nbuckets]: its read is enqueued in this step */
     cl_event *read_ev; /* [nbuckets] */
@@ -27,16 +27,16 @@ struct clt__replica {
 
 struct clt__parallel {
     uint32_t n;
-    int64_t batch;            /* rows of a full global step */
-    struct clt_trainer **rep; /* rep[0] is the trainer the caller holds */
-    int64_t *weight;          /* rows of each replica in a full global step */
-    int64_t *rows;            /* rows of each replica in the latest step */
-    int64_t last_rows;        /* rows of the latest step */
-    const void **ptrs;        /* scratch: one replica's input pointers */
-    float *sum;               /* host reduction buffer, trained floats */
-    bool broadcast;           /* replicas of different implementations */
-    uint64_t bucket_bytes;    /* the size asked for (clt_trainer_parallel_buckets) */
-    struct bucket *buckets;   /* in the order the host reduces them */
+    int64_t batch;               /* rows of a full global step */
+    struct clt_trainer **rep;    /* rep[0] is the trainer the caller holds */
+    int64_t *weight;             /* rows of each replica in a full global step */
+    int64_t *rows;               /* rows of each replica in the latest step */
+    int64_t last_rows;           /* rows of the latest step */
+    const void **ptrs;           /* scratch: one replica's input pointers */
+    float *sum;                  /* host reduction buffer, trained floats */
+    bool broadcast;              /* replicas of different implementations */
+    uint64_t bucket_bytes;       /* the size asked for (clt_trainer_parallel_buckets) */
+    struct clt__bucket *buckets; /* in the order the host reduces them */
     uint32_t nbuckets;
     uint64_t profiled_steps;
     double read_s, hidden_s, exposed_s;
