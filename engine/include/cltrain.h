@@ -1154,7 +1154,8 @@ CLT_API enum clt_status clt_trainer_parallel_measure(struct clt_trainer *tr, uin
  * into buckets of about `bytes` (whole parameters); each bucket's read starts, on the device's
  * transfer queue, as soon as the backward operations that write its gradients are enqueued and
  * done, while the rest of the backward pass runs. 0: one bucket, read after the whole backward.
- * The sums are the same bit for bit either way. Takes effect at the next step. */
+ * The sums are the same bit for bit either way. Takes effect at the next step; waits for the
+ * devices. CLT_ERR_INVALID_ARGUMENT for a trainer over one device. */
 CLT_API enum clt_status clt_trainer_parallel_buckets(struct clt_trainer *tr, uint64_t bytes);
 
 /* A data-parallel trainer's split, buckets and reduction times. */
