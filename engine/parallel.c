@@ -331,9 +331,9 @@ static void add_overlap(struct clt__parallel *p)
 /* ==== The reduction ====================================================================== */
 
 /* The summed gradients of one bucket, sum[off .. off+n), go back to every replica (writes
- * enqueued on each compute queue, after its backward; the last bucket's event kept). An
- * all-reduce across processes (MPI) of this range belongs here, before the writes: every rank
- * reduces the same buckets in the same order. */
+ * enqueued on each compute queue, after its backward; the last bucket's event kept). The one
+ * call that takes the summed host range; an all-reduce across processes comes just before it
+ * (in reduce()). */
 static enum clt_status exchange(struct clt__parallel *p, uint64_t off, uint64_t n, bool last)
 {
     enum clt_status st = CLT_OK;
@@ -374,6 +374,9 @@ static enum clt_status reduce(struct clt__parallel *p)
             for (uint64_t e = 0; e < b->n; e++)
                 sum[e] += g[e];
         }
+        /* sum[0 .. b->n) is this process's sum of the bucket: across processes, the MPI
+         * all-reduce of it (clt__mpi_allreduce(ctx, sum, b->n)) goes here, before the writes
+         * of exchange(); every rank reduces the same buckets in the same order. */
         st = exchange(p, b->off, b->n, k + 1 == p->nbuckets);
     }
     for (uint32_t i = 0; i < p->n && st == CLT_OK; i++) {
