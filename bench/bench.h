@@ -196,6 +196,11 @@ enum clt_status bench_train_build(const struct clt_device *dev, const char *kind
                                   char *err, size_t err_size);
 enum clt_status bench_train_inputs(const struct model *m, void **x, void **y);
 
+/* cltrain-bench --parallel (parallel_bench.c): the data-parallel figures over the devices of a
+ * comma list of selections (or "all") for the models of a comma list (NULL: mlp, cnn, gpt),
+ * printed as a table. Returns the exit status. */
+int bench_parallel_run(const char *devices, const char *models, bool quick);
+
 /* Adds the cold and warm time-to-first-step figures of a model, from child processes. */
 enum clt_status bench_first_step(struct bench_ctx *c, const char *kind);
 

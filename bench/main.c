@@ -31,7 +31,9 @@ struct options {
     bool list, quick, quiet, verbose, fail_on_regression, profile;
     int runs, warmup, cold_runs;
     const char *train_init;
-    unsigned models; /* --models: bench_train_parse_models's bit set; 0: the default */
+    unsigned models;         /* --models: bench_train_parse_models's bit set; 0: the default */
+    const char *models_list; /* --models as given */
+    const char *parallel;    /* --parallel: the devices of the data-parallel figures */
     double threshold;
     unsigned sections; /* bit s: bench_sections[s] */
 };
@@ -56,6 +58,9 @@ static void usage(FILE *f)
           "  --train-init DIR       write each trained model's initial weights to\n"
           "                         DIR/MODEL.safetensors and report its losses at them\n"
           "                         and at the first two steps (for bench/torch_train.py)\n"
+          "  --parallel SEL,SEL|all data-parallel figures over these devices instead: samples/s\n"
+          "                         of one device and of all, the overlap of the gradient\n"
+          "                         reduction, all-reduce bandwidth (--models, --quick apply)\n"
           "  --profile              per trained model, device time per step by kernel and\n"
           "                         by op of its plan, from profiling events (top kernels\n"
           "                         printed; all in the JSON's \"profile\")\n"
@@ -113,9 +118,9 @@ static int parse_sections(const char *s, unsigned *out)
 static int parse(int argc, char **argv, struct options *o)
 {
     static const char *const valued[] = {
-        "--device",     "--json",  "--csv",    "--svg",       "--compare",  "--from",
-        "--threshold",  "--runs",  "--warmup", "--cold-runs", "--sections", "--first-step-child",
-        "--train-init", "--models"};
+        "--device",     "--json",   "--csv",     "--svg",       "--compare",  "--from",
+        "--threshold",  "--runs",   "--warmup",  "--cold-runs", "--sections", "--first-step-child",
+        "--train-init", "--models", "--parallel"};
     for (int i = 1; i < argc; i++) {
         char name[64];
         const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
@@ -166,7 +171,10 @@ static int parse(int argc, char **argv, struct options *o)
             o->from[o->nfrom++] = val;
         } else if (strcmp(name, "--train-init") == 0) {
             o->train_init = val;
+        } else if (strcmp(name, "--parallel") == 0) {
+            o->parallel = val;
         } else if (strcmp(name, "--models") == 0) {
+            o->models_list = val;
             if (!bench_train_parse_models(val, &o->models))
                 return bad("--models needs a comma-separated list of mlp, cnn, gpt, gpt2s, "
                            "resnet18, not \"%s\"",
@@ -390,6 +398,8 @@ int main(int argc, char **argv)
         return bench_gemm_shapes(o.device, o.quick);
     if (o.list)
         return list_devices();
+    if (o.parallel)
+        return bench_parallel_run(o.parallel, o.models_list, o.quick);
     if (!o.sections)
         for (size_t s = 1; s < bench_section_count; s++)
             o.sections |= 1u << s;

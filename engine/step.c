@@ -130,6 +130,8 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
             if (st != CLT_OK)
                 st = op_failed(tr, t, "backward", st);
         }
+        if (st == CLT_OK && tr->replica) /* data-parallel: read the gradients now complete */
+            st = clt__parallel_backward_entry(tr, e);
     }
     x->in_backward = false;
     return st;

@@ -182,6 +182,9 @@ struct clt_trainer {
     float loss_seed;
     int64_t pass_rows; /* rows of the step between clt__trainer_step_pass and _finish */
     struct clt__parallel *par;
+    /* Set on every replica of a data-parallel trainer (replica 0 included): its gradient
+     * buckets, whose reads the backward pass starts (clt__parallel_backward_entry). */
+    struct clt__replica *replica;
 };
 
 /* ==== Data parallelism (parallel.c) ====================================================== */
@@ -208,6 +211,12 @@ enum clt_status clt__parallel_eval(struct clt_trainer *tr, const void *const *in
  * replicas (after a load or a parameter write). Blocks. */
 enum clt_status clt__parallel_sync(struct clt_trainer *tr);
 void clt__parallel_free(struct clt_trainer *tr);
+/* For cltrain-bench: runs the gradient reduction of a data-parallel trainer alone reps times
+ * (reads, sum, writes back: the sums replace the gradients) and writes the wall time. Blocks. */
+enum clt_status clt__parallel_time_reduce(struct clt_trainer *tr, uint32_t reps, double *seconds);
+/* Called by the backward pass of a replica (tr->replica set) after it enqueues backward entry
+ * e of nbwd: starts the non-blocking reads of the gradient buckets that entry completes. */
+enum clt_status clt__parallel_backward_entry(struct clt_trainer *tr, uint32_t e);
 
 #define CLT__PROFILE_STEPS 64
 

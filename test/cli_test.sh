@@ -46,6 +46,29 @@ check "train device twice" 1 "$exe" train --model mlp --data fashion-mnist --dev
 grep -q "named twice" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for a device named twice" >&2; }
 check "train empty device item" 1 "$exe" train --model mlp --data fashion-mnist --device pocl,
 grep -q "an empty item" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for an empty device item" >&2; }
+# --device-weights: one device, or a bad list, is refused with a message.
+check "train weights one device" 1 "$exe" train --model mlp --data fashion-mnist --limit 256 --device pocl --device-weights 1
+grep -q "needs several devices" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for --device-weights on one device" >&2; }
+# An uneven split (3:1 of 32 rows: 24 + 8) on two PoCL devices, saved at step 4 and resumed
+# to step 8, gives the uninterrupted run's loss at step 8 (the split is recorded in the
+# checkpoint and reused).
+if [ "$(env POCL_DEVICES='pthread pthread' RUSTICL_ENABLE= "$exe" devices 2>/dev/null | grep -c '^[0-9]*:[0-9]')" = 2 ]; then
+    run="--model mlp --width 16 --data fashion-mnist --limit 512 --batch 32 --device all --log-every 4"
+    check "train weights bad" 1 env POCL_DEVICES="pthread pthread" RUSTICL_ENABLE= "$exe" train $run --device-weights 1,x
+    grep -q "give \"measure\" or 2 numbers" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: no clear message for bad --device-weights" >&2; }
+    check "train weights" 0 env POCL_DEVICES="pthread pthread" RUSTICL_ENABLE= "$exe" train $run --device-weights 3,1 --stop-at 8 --metrics "$tmp/straight.jsonl"
+    grep -q "24 + 8 rows" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: --device-weights 3,1 did not split 24 + 8" >&2; }
+    check "train weights save" 0 env POCL_DEVICES="pthread pthread" RUSTICL_ENABLE= "$exe" train $run --device-weights 3,1 --stop-at 4 --out "$tmp/split.safetensors"
+    check "train weights resume" 0 env POCL_DEVICES="pthread pthread" RUSTICL_ENABLE= "$exe" train --resume "$tmp/split.safetensors" --device all --stop-at 8 --metrics "$tmp/resumed.jsonl"
+    grep -q "24 + 8 rows" "$tmp/err" || { failed=$((failed + 1)); echo "FAIL: the resumed run did not reuse the split 24 + 8" >&2; }
+    a=$(grep '"type":"train","epoch":[0-9]*,"step":8,' "$tmp/straight.jsonl" | sed 's/.*"loss":\([^,]*\),.*/\1/')
+    b=$(grep '"type":"train","epoch":[0-9]*,"step":8,' "$tmp/resumed.jsonl" | sed 's/.*"loss":\([^,]*\),.*/\1/')
+    if [ -z "$a" ] || [ "$a" != "$b" ]; then
+        failed=$((failed + 1)); echo "FAIL: resumed uneven split: loss at step 8 \"$b\", uninterrupted \"$a\"" >&2
+    fi
+else
+    echo "skipped the two-device --device-weights checks: POCL_DEVICES=\"pthread pthread\" does not show exactly two devices"
+fi
 check "version" 0 "$exe" --version
 
 # GEMM tuning: devices --warm tuned the built-in models above; --show reads the cache, a

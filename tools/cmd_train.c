@@ -83,6 +83,10 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          "pocl, gpu, P:D...; a comma list (pocl,llvmpipe) or all trains data-parallel on each "
          "(default: CLTRAIN_DEVICE, else the first GPU)",
          0, 0, false},
+        {"device-weights", OPT_STRING, &c->device_weights, "W,W|measure",
+         "with several devices: split the batch in proportion to W,W,... (one a device), or to "
+         "each device's speed timed before the first step",
+         0, 0, false},
         {"metrics", OPT_STRING, &c->metrics, "FILE", "write JSON Lines metrics", 0, 0, false},
         {"log-every", OPT_INT, &c->log_every, "N", "log the loss every N steps (default 10)", 1,
          1e9, false},

@@ -95,7 +95,8 @@ enum clt_status evaluate(struct clt_trainer *tr, const struct model *m,
         float loss = 0;
         uint64_t before = r->targets;
         if (st == CLT_OK)
-            st = clt_trainer_eval(tr, inputs, m->logits, logits, (uint64_t)nl, &loss);
+            st = clt_trainer_eval_rows(tr, inputs, (uint32_t)m->batch, m->logits, logits,
+                                       (uint64_t)nl, &loss);
         if (st == CLT_OK) {
             score(m, logits, y, filled, r);
             loss_sum += (double)loss * (double)(r->targets - before);

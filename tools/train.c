@@ -41,8 +41,12 @@ struct run {
     struct model m;
     struct clt_device *dev; /* devs[0] */
     struct clt_device *devs[TOOL_MAX_DEVICES];
-    char sel[TOOL_MAX_DEVICES][16]; /* "P:D" of each when ndev > 1 */
-    uint32_t ndev;                  /* data-parallel over ndev devices (engine/parallel.c) */
+    char sel[TOOL_MAX_DEVICES][16];    /* "P:D" of each when ndev > 1 */
+    uint32_t ndev;                     /* data-parallel over ndev devices (engine/parallel.c) */
+    int64_t rows[TOOL_MAX_DEVICES];    /* each device's rows of a step of --batch */
+    bool uneven;                       /* rows is not the equal split: a model per device */
+    bool measure;                      /* --device-weights measure: time the devices first */
+    struct model dm[TOOL_MAX_DEVICES]; /* the models of devices 1 .. ndev-1 when uneven */
     struct clt_trainer *tr;
     struct clt_batcher *batcher;
     void *x;
@@ -84,6 +88,165 @@ static void add_point(struct run *r, bool eval, double loss, double accuracy, do
 }
 
 /* Loads the data and builds the model for it. */
+/* --device-weights: "measure", or one number > 0 a device. */
+static int parse_weights(struct run *r, double *w)
+{
+    const char *s = r->c->device_weights, *cmd = r->tl->cmd;
+    if (strcmp(s, "measure") == 0) {
+        r->measure = true;
+        return 0;
+    }
+    uint32_t k = 0;
+    for (const char *p = s;; p++) {
+        char *end = NULL;
+        double v = strtod(p, &end);
+        if (end == p || !(v > 0) || !isfinite(v) || (*end != ',' && *end != '\0') || k >= r->ndev) {
+            fprintf(stderr,
+                    "%s: --device-weights \"%s\": give \"measure\" or %u numbers above 0, "
+                    "one a device, separated by commas\n",
+                    cmd, s, (unsigned)r->ndev);
+            return 1;
+        }
+        w[k++] = v;
+        p = end;
+        if (*end == '\0')
+            break;
+    }
+    if (k != r->ndev) {
+        fprintf(stderr, "%s: --device-weights \"%s\": %u weights for %u devices\n", cmd, s,
+                (unsigned)k, (unsigned)r->ndev);
+        return 1;
+    }
+    return 0;
+}
+
+/* The split a resumed run recorded (train.device_rows), when it is one for as many devices
+ * and the same batch; rows untouched otherwise. */
+static bool recorded_split(struct run *r, int64_t *rows)
+{
+    struct clt_checkpoint *ck = NULL;
+    if (clt_checkpoint_open(r->c->resume, NULL, &ck) != CLT_OK)
+        return false;
+    const char *s = clt_checkpoint_meta(ck, "train.device_rows");
+    int64_t got[TOOL_MAX_DEVICES], sum = 0;
+    uint32_t k = 0;
+    bool ok = s != NULL;
+    for (const char *p = s; ok; p++) {
+        char *end = NULL;
+        long long v = strtoll(p, &end, 10);
+        ok = end != p && v >= 1 && k < r->ndev && (*end == ',' || *end == '\0');
+        if (ok) {
+            got[k++] = v;
+            sum += v;
+        }
+        p = end;
+        if (!ok || *end == '\0')
+            break;
+    }
+    clt_checkpoint_close(ck);
+    if (!ok || k != r->ndev || sum != r->c->batch)
+        return false;
+    memcpy(rows, got, k * sizeof *rows);
+    return true;
+}
+
+/* Each device's rows (docs/parallel.md, "The split"): the split a resumed run recorded, else
+ * --device-weights' numbers, else equal (and timed after creation with "measure"). */
+static int choose_split(struct run *r)
+{
+    struct train_config *c = r->c;
+    double w[TOOL_MAX_DEVICES];
+    int64_t equal[TOOL_MAX_DEVICES];
+    if (c->device_weights && r->ndev == 1) {
+        fprintf(stderr, "%s: --device-weights needs several devices (--device a,b or all)\n",
+                r->tl->cmd);
+        return 1;
+    }
+    if (c->device_weights && parse_weights(r, w) != 0)
+        return 1;
+    clt_parallel_split(c->batch, r->ndev, NULL, equal);
+    memcpy(r->rows, equal, r->ndev * sizeof *r->rows);
+    if (r->ndev > 1 && c->resuming && recorded_split(r, r->rows)) {
+        r->measure = false; /* the split of the run being resumed, so that it resumes exactly */
+    } else if (c->device_weights && !r->measure &&
+               clt_parallel_split(c->batch, r->ndev, w, r->rows) != CLT_OK) {
+        fprintf(stderr, "%s: cannot split a batch of %lld over %u devices\n", r->tl->cmd,
+                (long long)c->batch, (unsigned)r->ndev);
+        return 1;
+    }
+    r->uneven = memcmp(r->rows, equal, r->ndev * sizeof *r->rows) != 0;
+    return 0;
+}
+
+/* The model of each device: one for ceil(batch / devices) rows with an equal split, else one
+ * for each device's rows (r->m is device 0's). */
+static int build_models(struct run *r)
+{
+    struct train_config *c = r->c;
+    char err[512];
+    int64_t rows = (c->batch + r->ndev - 1) / r->ndev;
+    for (uint32_t i = 0; i < (r->uneven ? r->ndev : 1); i++) {
+        struct model *m = i == 0 ? &r->m : &r->dm[i];
+        enum clt_status st =
+            model_build(&c->desc, &r->info, r->uneven ? r->rows[i] : rows, m, err, sizeof err);
+        if (st != CLT_OK) {
+            fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void free_models(struct run *r)
+{
+    model_free(&r->m);
+    for (uint32_t i = 1; i < TOOL_MAX_DEVICES; i++)
+        model_free(&r->dm[i]);
+}
+
+static enum clt_status create_trainer(struct run *r, const struct clt_trainer_options *o)
+{
+    if (r->ndev == 1)
+        return clt_trainer_create(r->dev, r->m.g, r->m.loss, o, &r->tr);
+    if (!r->uneven)
+        return clt_trainer_create_parallel(r->devs, r->ndev, r->m.g, r->m.loss, r->c->batch, o,
+                                           &r->tr);
+    const struct clt_graph *gs[TOOL_MAX_DEVICES];
+    const struct clt_tensor *ls[TOOL_MAX_DEVICES];
+    for (uint32_t i = 0; i < r->ndev; i++) {
+        gs[i] = i == 0 ? r->m.g : r->dm[i].g;
+        ls[i] = i == 0 ? r->m.loss : r->dm[i].loss;
+    }
+    return clt_trainer_create_parallel_split(r->devs, r->ndev, gs, ls, o, &r->tr);
+}
+
+/* --device-weights measure: each device timed alone, the batch split by the speeds, and the
+ * trainer made again with a model per device when that split is not the equal one. */
+static enum clt_status measure_split(struct run *r, const struct clt_trainer_options *o)
+{
+    double speed[TOOL_MAX_DEVICES];
+    enum clt_status st = clt_trainer_parallel_measure(r->tr, 3, speed);
+    if (st == CLT_OK)
+        st = clt_parallel_split(r->c->batch, r->ndev, speed, r->rows);
+    if (st != CLT_OK)
+        return st;
+    int64_t equal[TOOL_MAX_DEVICES];
+    clt_parallel_split(r->c->batch, r->ndev, NULL, equal);
+    fprintf(stderr, "data-parallel: measured");
+    for (uint32_t i = 0; i < r->ndev; i++)
+        fprintf(stderr, "%s %.0f", i ? "," : "", speed[i]);
+    fprintf(stderr, " rows/s alone\n");
+    r->uneven = memcmp(r->rows, equal, r->ndev * sizeof *r->rows) != 0;
+    if (!r->uneven)
+        return CLT_OK;
+    clt_trainer_free(r->tr);
+    r->tr = NULL;
+    free_models(r);
+    if (build_models(r) != 0)
+        return CLT_ERR_INVALID_ARGUMENT;
+    return create_trainer(r, o);
+}
+
 static int setup_data_and_model(struct run *r)
 {
     struct train_config *c = r->c;
@@ -149,13 +312,9 @@ static int setup_data_and_model(struct run *r)
                 r->tl->cmd, (long long)c->batch, (unsigned)r->ndev);
         return 1;
     }
-    int64_t rows = (c->batch + r->ndev - 1) / r->ndev;
-    st = model_build(&c->desc, &r->info, rows, &r->m, err, sizeof err);
-    if (st != CLT_OK) {
-        fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
+    if (choose_split(r) != 0)
         return 1;
-    }
-    return 0;
+    return build_models(r);
 }
 
 static int setup_trainer(struct run *r)
@@ -192,9 +351,9 @@ static int setup_trainer(struct run *r)
         o.optimizer.min_lr = c->lr * 0.05;
     }
     double t0 = progress_now();
-    enum clt_status st = r->ndev > 1 ? clt_trainer_create_parallel(r->devs, r->ndev, r->m.g,
-                                                                   r->m.loss, c->batch, &o, &r->tr)
-                                     : clt_trainer_create(r->dev, r->m.g, r->m.loss, &o, &r->tr);
+    enum clt_status st = create_trainer(r, &o);
+    if (st == CLT_OK && r->measure)
+        st = measure_split(r, &o);
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "cannot set up the model");
         return 1;
@@ -220,9 +379,13 @@ static int setup_trainer(struct run *r)
                                clt_device_info(r->devs[i])->name);
     fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s (ready in %.1f s)\n", desc,
             (unsigned long long)params, (double)mem.total / 1048576.0, where, progress_now() - t0);
-    if (r->ndev > 1)
-        fprintf(stderr, "data-parallel: a batch of %lld over %u devices\n", (long long)c->batch,
+    if (r->ndev > 1) {
+        fprintf(stderr, "data-parallel: a batch of %lld over %u devices:", (long long)c->batch,
                 (unsigned)r->ndev);
+        for (uint32_t i = 0; i < r->ndev; i++)
+            fprintf(stderr, "%s %lld", i ? " +" : "", (long long)r->rows[i]);
+        fprintf(stderr, " rows\n");
+    }
     model_summary(stderr, &r->m, r->tr);
     if (c->resuming) {
         st = clt_trainer_load(r->tr, c->resume, true);
@@ -294,6 +457,14 @@ static int save_to(struct run *r, const char *path)
     char buf[8192];
     size_t n = train_config_meta(c, &r->info, r->symbols, r->step, s.epoch, s.position, meta, buf,
                                  sizeof buf);
+    /* A data-parallel run records its split, so that --resume splits alike (docs/parallel.md). */
+    char rows[TOOL_MAX_DEVICES * 24];
+    size_t at = 0;
+    for (uint32_t i = 0; i < r->ndev && r->ndev > 1 && at < sizeof rows; i++)
+        at += (size_t)snprintf(rows + at, sizeof rows - at, "%s%lld", i ? "," : "",
+                               (long long)r->rows[i]);
+    if (r->ndev > 1 && n < sizeof meta / sizeof meta[0])
+        meta[n++] = (struct clt_meta){"train.device_rows", rows};
     enum clt_status st = clt_trainer_save(r->tr, path, meta, n);
     if (st != CLT_OK) {
         tool_fail(r->tl, st, "cannot save the checkpoint %s", path);
@@ -661,7 +832,7 @@ int train_run(struct train_config *c, struct tool_log *tl)
     free(r.y);
     clt_batcher_free(r.batcher);
     clt_trainer_free(r.tr);
-    model_free(&r.m);
+    free_models(&r);
     for (uint32_t i = 0; i < r.ndev; i++)
         clt_device_close(r.devs[i]);
     data_close(&r.data);

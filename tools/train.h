@@ -17,6 +17,7 @@ struct train_config {
     /* From the command line (strings point into argv or into the buffers below). */
     const char *model_arg, *data, *device, *metrics, *out, *resume, *plot;
     const char *eval_data, *expect_curve;
+    const char *device_weights; /* --device-weights: "measure" or W,W,... (docs/parallel.md) */
     const char *optimizer, *schedule;
     struct model_desc desc;
     int64_t epochs, max_steps, batch, warmup, seed, limit, log_every, eval_every, save_every;

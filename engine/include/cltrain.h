@@ -1068,9 +1068,11 @@ CLT_API enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const ch
 /*
  * A trainer over n devices (of one platform or of several: PoCL and rusticl in one process)
  * keeps a replica of the model on each and splits every step's global batch into n
- * contiguous row ranges: replica i takes rows / n rows, one more when i < rows % n (a split
- * fixed per trainer; docs/parallel.md). The replicas' gradients are summed on the host in
- * fp32 in device order, each replica's weighted by its share of the rows, so that a loss
+ * contiguous row ranges: replica i takes rows / n rows, one more when i < rows % n, or, with
+ * clt_trainer_create_parallel_split, a share weighted by each device's speed (a split fixed
+ * per trainer; docs/parallel.md). The replicas' gradients are summed on the host in
+ * fp32 in device order, in buckets read while the backward pass still runs, each replica's
+ * weighted by its share of the rows, so that a loss
  * that averages over rows (clt_cross_entropy, clt_mse, clt_mean) gives the global batch's
  * gradient; every replica then runs the same update. The graph is built for the rows of one
  * device: ceil(batch / n) or more.
@@ -1107,6 +1109,76 @@ CLT_API enum clt_status clt_trainer_create_parallel(struct clt_device *const *de
                                                     const struct clt_tensor *loss, int64_t batch,
                                                     const struct clt_trainer_options *options,
                                                     struct clt_trainer **out);
+
+/* The most devices one data-parallel trainer spans. */
+#define CLT_PARALLEL_MAX 16
+
+/* Splits a global batch of `batch` rows over n devices in proportion to weights[0 .. n-1]
+ * (each finite and > 0, e.g. each device's measured rows per second; NULL: equal weights)
+ * into rows[0 .. n-1]: the floor of each exact share, the rows left over one each to the
+ * largest remainders (the lower index first on a tie), then a device left with no row takes
+ * one from the largest share. Equal weights give rows / n each, one more for i < rows % n.
+ * The same rule splits every step, so a split is reproducible. CLT_ERR_INVALID_ARGUMENT when
+ * n is 0 or above CLT_PARALLEL_MAX, batch < n, or a weight is bad. Pure: no device. */
+CLT_API enum clt_status clt_parallel_split(int64_t batch, uint32_t n, const double *weights,
+                                           int64_t *rows);
+
+/* Makes a trainer over devices[0 .. ndevices-1] whose split is uneven (a slow device gets
+ * fewer rows): graphs[i] is the same model as graphs[0] built for its own rows (the same
+ * parameters, names and shapes, in the same order; the inputs' leading dimension may differ),
+ * losses[i] its loss. Device i runs graphs[i]'s planned batch of a step of the global batch,
+ * the sum of the planned batches; a step of fewer rows is split by clt_parallel_split with
+ * those batches as weights. Each replica's gradients are weighted by its share of the rows, so
+ * the sum is the global batch's gradient, for any split. The graphs must outlive the trainer.
+ * Otherwise as clt_trainer_create_parallel (whose split is this one with equal graphs). */
+CLT_API enum clt_status clt_trainer_create_parallel_split(struct clt_device *const *devices,
+                                                          uint32_t ndevices,
+                                                          const struct clt_graph *const *graphs,
+                                                          const struct clt_tensor *const *losses,
+                                                          const struct clt_trainer_options *options,
+                                                          struct clt_trainer **out);
+
+/* Times each device's forward, backward and update alone (one after the other, `passes` runs
+ * each after one untimed, on zero inputs; the median) and writes its rows per second to
+ * rows_per_s[i]: weights for clt_parallel_split. Leaves parameters, state, optimizer moments
+ * and counters as they were. Call it between steps that update (not inside an accumulation).
+ * Blocks. Timings are noisy: a split derived from them differs run to run, so a reproducible
+ * run records the split (clt_trainer_parallel_info) and passes it again. */
+CLT_API enum clt_status clt_trainer_parallel_measure(struct clt_trainer *tr, uint32_t passes,
+                                                     double *rows_per_s);
+
+/* The default size of a gradient bucket (clt_trainer_parallel_buckets). */
+#define CLT_PARALLEL_BUCKET_BYTES (256u * 1024u)
+
+/* Sets the size of the gradient buckets: the trained parameters are grouped, last layer first,
+ * into buckets of about `bytes` (whole parameters); each bucket's read starts, on the device's
+ * transfer queue, as soon as the backward operations that write its gradients are enqueued and
+ * done, while the rest of the backward pass runs. 0: one bucket, read after the whole backward.
+ * The sums are the same bit for bit either way. Takes effect at the next step; waits for the
+ * devices. CLT_ERR_INVALID_ARGUMENT for a trainer over one device. */
+CLT_API enum clt_status clt_trainer_parallel_buckets(struct clt_trainer *tr, uint64_t bytes);
+
+/* A data-parallel trainer's split, buckets and reduction times. */
+struct clt_parallel_info {
+    uint32_t ndevices;
+    int64_t batch;                  /* the global batch */
+    int64_t rows[CLT_PARALLEL_MAX]; /* each device's rows in a step of the global batch */
+    uint32_t buckets;               /* gradient buckets */
+    uint64_t grad_bytes;            /* one device's gradients (the bytes each step reduces) */
+    /* From profiling events, summed over the steps that reduced, on devices opened with
+     * profiling (0 otherwise): the device time of the gradient reads, the part of it that ran
+     * before the backward pass ended (hidden by it), and the time from the end of the backward
+     * pass to the summed gradients back on the device (the reduction left exposed), the
+     * smallest over the devices in each step (that of the device whose backward ended last,
+     * which holds no wait for a slower device). */
+    uint64_t profiled_steps;
+    double read_s, hidden_s, exposed_s;
+};
+
+/* Fills *out for a trainer made by clt_trainer_create_parallel or _split
+ * (CLT_ERR_INVALID_ARGUMENT for another). Waits for nothing. */
+CLT_API enum clt_status clt_trainer_parallel_info(const struct clt_trainer *tr,
+                                                  struct clt_parallel_info *out);
 
 /* ==== Datasets and batches ============================================================== */
 /*
