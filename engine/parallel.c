@@ -16,6 +16,10 @@
  * Everything else reads replica 0: the loss is the rows-weighted mean of the replicas' losses,
  * evaluation runs on replica 0 in chunks of its planned batch, checkpoints save replica 0 and
  * a load (or a parameter write) is copied from replica 0 to the others (clt__parallel_sync).
+ *
+ * Across processes (MPI): the caller's all-reduce (clt_trainer_set_allreduce) replaces the
+ * host sum with the sum over all processes before it is written back; the library itself
+ * never calls MPI (tools/mpi.c does, for `cltrain train` under mpirun).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +28,15 @@
 
 struct clt__parallel {
     uint32_t n;
-    int64_t batch;            /* rows of a full global step */
-    struct clt_trainer **rep; /* rep[0] is the trainer the caller holds */
-    int64_t *rows;            /* rows of each replica in the latest step */
-    int64_t last_rows;        /* rows of the latest step */
-    const void **ptrs;        /* scratch: one replica's input pointers */
-    float *sum, *tmp;         /* host reduction buffers, trained floats each */
-    bool broadcast;           /* replicas of different implementations */
+    int64_t batch;              /* rows of a full global step */
+    struct clt_trainer **rep;   /* rep[0] is the trainer the caller holds */
+    int64_t *rows;              /* rows of each replica in the latest step */
+    int64_t last_rows;          /* rows of the latest step */
+    const void **ptrs;          /* scratch: one replica's input pointers */
+    float *sum, *tmp;           /* host reduction buffers, trained floats each */
+    bool broadcast;             /* replicas of different implementations */
+    clt_allreduce_fn allreduce; /* the sum across processes, or NULL (clt_trainer_set_allreduce) */
+    void *allreduce_user;
 };
 
 int64_t clt__parallel_batch(const struct clt_trainer *tr)
@@ -91,6 +97,8 @@ static enum clt_status reduce(struct clt__parallel *p)
         for (uint64_t e = 0; st == CLT_OK && e < n; e++)
             p->sum[e] += p->tmp[e];
     }
+    if (st == CLT_OK && p->allreduce) /* across processes: docs/parallel.md, MPI */
+        st = p->allreduce(p->allreduce_user, p->sum, n);
     for (uint32_t i = 0; i < p->n && st == CLT_OK; i++)
         st = write_buf(p->rep[i], p->rep[i]->grads, n * 4, p->sum);
     return st;
@@ -154,6 +162,15 @@ enum clt_status clt__parallel_step(struct clt_trainer *tr, const void *const *in
     if (st == CLT_OK)
         p->last_rows = rows;
     return st;
+}
+
+enum clt_status clt_trainer_set_allreduce(struct clt_trainer *tr, clt_allreduce_fn fn, void *user)
+{
+    if (!tr || !tr->par)
+        return CLT_ERR_INVALID_ARGUMENT;
+    tr->par->allreduce = fn;
+    tr->par->allreduce_user = user;
+    return CLT_OK;
 }
 
 enum clt_status clt__parallel_loss(struct clt_trainer *tr, float *loss)

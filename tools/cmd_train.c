@@ -128,11 +128,13 @@ static void model_training_defaults(struct train_config *c, const struct opt *o,
         c->clip = gpt ? 1.0 : 0.0;
 }
 
-int cmd_train(int argc, char **argv)
+/* The command on this process; under MPI, on one rank of several (train_mpi.h). */
+static int train_command(int argc, char **argv, struct tool_mpi *mpi)
 {
-    const char *cmd = "cltrain train";
+    const char *cmd = mpi->label;
     struct train_config c;
     train_config_init(&c);
+    c.mpi = mpi;
     struct opt o[56];
     size_t n = 0;
     options_table(&c, o, &n);
@@ -173,4 +175,16 @@ int cmd_train(int argc, char **argv)
         return rc;
     }
     return train_run(&c, &tl);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    struct tool_mpi mpi;
+    char err[600] = "";
+    if (tool_mpi_start(&mpi, "cltrain train", &argc, &argv, err, sizeof err) != 0) {
+        fprintf(stderr, "cltrain train: %s\n", err);
+        return 1;
+    }
+    /* An error (1, 2) on any rank ends them all: tool_mpi_end aborts. */
+    return tool_mpi_end(&mpi, train_command(argc, argv, &mpi));
 }
