@@ -19,7 +19,7 @@
  *
  * Across processes (MPI): the caller's all-reduce (clt_trainer_set_allreduce) replaces the
  * host sum with the sum over all processes before it is written back; the library itself
- * never calls MPI (tools/mpi.c does, for `cltrain train` under mpirun).
+ * never calls MPI (tools/train_mpi.c does, for `cltrain train` under mpirun).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +28,15 @@
 
 struct clt__parallel {
     uint32_t n;
-    int64_t batch;              /* rows of a full global step */
-    struct clt_trainer **rep;   /* rep[0] is the trainer the caller holds */
-    int64_t *rows;              /* rows of each replica in the latest step */
-    int64_t last_rows;          /* rows of the latest step */
-    const void **ptrs;          /* scratch: one replica's input pointers */
-    float *sum, *tmp;           /* host reduction buffers, trained floats each */
-    bool broadcast;             /* replicas of different implementations */
-    clt_allreduce_fn allreduce; /* the sum across processes, or NULL (clt_trainer_set_allreduce) */
+    int64_t batch;            /* rows of a full global step */
+    struct clt_trainer **rep; /* rep[0] is the trainer the caller holds */
+    int64_t *rows;            /* rows of each replica in the latest step */
+    int64_t last_rows;        /* rows of the latest step */
+    const void **ptrs;        /* scratch: one replica's input pointers */
+    float *sum, *tmp;         /* host reduction buffers, trained floats each */
+    bool broadcast;           /* replicas of different implementations */
+    /* The sum across processes (clt_trainer_set_allreduce) and its argument; NULL: none. */
+    clt_allreduce_fn allreduce;
     void *allreduce_user;
 };
 
