@@ -112,9 +112,10 @@ i=0
 while [ $i -lt 600 ] && kill -0 "$job" 2>/dev/null; do
     logged=$(grep -c '"type":"train"' "$tmp/killed.jsonl" 2>/dev/null)
     if [ -z "$rank1" ] && [ "${logged:-0}" -ge 3 ]; then
-        for p in $(pgrep -P "$job"); do
-            tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 \
-                && rank1=$p
+        for d in /proc/[0-9]*; do # mpirun's children (no pgrep in slim images)
+            [ "$(cut -d' ' -f4 "$d/stat" 2>/dev/null)" = "$job" ] || continue
+            tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 \
+                && rank1=${d#/proc/}
         done
         [ -n "$rank1" ] && kill -KILL "$rank1" && i=0 && killed_at=$(date +%s)
     fi
