@@ -1,18 +1,18 @@
 /*
  * train_mpi.h: `cltrain train` across processes (docs/parallel.md, "Across processes (MPI)").
  *
- * Under a launcher (mpirun, srun: the environment has OMPI_COMM_WORLD_SIZE, PMIX_RANK or
- * PMI_SIZE) a build with MPI (meson feature `mpi`, tools/train_mpi.c) initialises MPI and trains
- * one model over the ranks; a build without it (tools/train_mpi_none.c) refuses to start more than
- * one process, saying so. Outside a launcher neither touches MPI: size is 1, rank 0.
+ * Under a launcher (mpirun, srun: the environment has OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMI_RANK
+ * or PMIX_RANK) a build with MPI (meson feature `mpi`, tools/train_mpi.c) initialises MPI and
+ * trains one model over the ranks; a build without it (tools/train_mpi_none.c) refuses to run
+ * as one of several processes, saying so. Outside a launcher neither touches MPI: size 1, rank 0.
  *
  * The gradient sum is a ring all-reduce over MPI_Sendrecv in a fixed order (reduce-scatter,
- * then all-gather, over n chunks), so every run adds the same numbers in the same order: it is
+ * then all-gather, over N chunks), so every run adds the same numbers in the same order: it is
  * identical run to run, where MPI_Allreduce promises no order. The library calls it through
  * clt_trainer_set_allreduce; libcltrain itself never links MPI.
  */
-#ifndef CLTRAIN_TOOLS_MPI_H
-#define CLTRAIN_TOOLS_MPI_H
+#ifndef CLTRAIN_TOOLS_TRAIN_MPI_H
+#define CLTRAIN_TOOLS_TRAIN_MPI_H
 
 #include <stdbool.h>
 #include <stddef.h>
