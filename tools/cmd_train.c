@@ -26,6 +26,8 @@ static const char *const summary =
     "            cnn (width 16, dropout 0.1): 2 epochs, batch 32, lr 2e-3;\n"
     "            gpt (width 128, depth 2, heads 4, context 64): 10 epochs, batch 16,\n"
     "            lr 3e-3, warmup 20, clip 1; all AdamW with a cosine schedule\n"
+    "  mpirun -np N cltrain train ...: one model over N processes (a build with MPI), each\n"
+    "            taking its share of every batch; rank 0 writes the outputs (docs/parallel.md)\n"
     "Exit status: 0 success, 1 failure, 2 bad usage, 3 an --expect-* target missed,\n"
     "128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP (after saving --out).";
 
