@@ -17,8 +17,10 @@
  * (clt__parallel_backward_entry, after a marker), so it runs while the rest of the backward
  * does. The host takes the buckets in a fixed order, waits for every replica's read of one,
  * sums it in fp32 in device order (0, 1, ...), the same order for every element whatever the
- * buckets, and writes the sum back to every replica (exchange(), where an all-reduce across
- * processes belongs), and every replica runs the same optimizer update on the same inputs.
+ * buckets, hands it to the caller's all-reduce across processes where one is set
+ * (clt_trainer_set_allreduce: tools/train_mpi.c does it for `cltrain train` under mpirun; the
+ * library never calls MPI itself), and writes the sum back to every replica (exchange()); every
+ * replica runs the same optimizer update on the same inputs.
  * Replicas of different implementations (another platform, device name or driver) may round
  * differently: after each update replica 0's trained parameters are copied to them.
  *
@@ -374,10 +376,14 @@ static enum clt_status reduce(struct clt__parallel *p)
             for (uint64_t e = 0; e < b->n; e++)
                 sum[e] += g[e];
         }
-        /* sum[0 .. b->n) is this process's sum of the bucket: across processes, the MPI
-         * all-reduce of it (clt__mpi_allreduce(ctx, sum, b->n)) goes here, before the writes
-         * of exchange(); every rank reduces the same buckets in the same order. */
-        st = exchange(p, b->off, b->n, k + 1 == p->nbuckets);
+        /* sum[0 .. b->n) is this process's sum of the bucket; across processes the caller's
+         * all-reduce (clt_trainer_set_allreduce, docs/parallel.md "Across processes (MPI)")
+         * replaces it with the sum over processes before the writes: every process reduces
+         * the same buckets in the same order. */
+        if (p->allreduce)
+            st = p->allreduce(p->allreduce_user, sum, b->n);
+        if (st == CLT_OK)
+            st = exchange(p, b->off, b->n, k + 1 == p->nbuckets);
     }
     for (uint32_t i = 0; i < p->n && st == CLT_OK; i++) {
         struct clt_trainer *r = p->rep[i];
@@ -460,6 +466,15 @@ enum clt_status clt__parallel_step(struct clt_trainer *tr, const void *const *in
     if (st == CLT_OK)
         p->last_rows = rows;
     return st;
+}
+
+enum clt_status clt_trainer_set_allreduce(struct clt_trainer *tr, clt_allreduce_fn fn, void *user)
+{
+    if (!tr || !tr->par)
+        return CLT_ERR_INVALID_ARGUMENT;
+    tr->par->allreduce = fn;
+    tr->par->allreduce_user = user;
+    return CLT_OK;
 }
 
 enum clt_status clt__parallel_loss(struct clt_trainer *tr, float *loss)

@@ -40,6 +40,9 @@ struct clt__parallel {
     uint32_t nbuckets;
     uint64_t profiled_steps;
     double read_s, hidden_s, exposed_s;
+    /* The sum across processes (clt_trainer_set_allreduce) and its argument; NULL: none. */
+    clt_allreduce_fn allreduce;
+    void *allreduce_user;
 };
 
 /* Groups the trained parameters into buckets of about bytes (0: one bucket) and sets each

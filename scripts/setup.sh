@@ -9,6 +9,7 @@ packages=(
     ocl-icd-opencl-dev opencl-headers libclblast-dev clinfo
     pocl-opencl-icd mesa-opencl-icd oclgrind
     libcmocka-dev zlib1g-dev libcjson-dev libopenblas-dev
+    libopenmpi-dev openmpi-bin
     dataset-fashion-mnist
 )
 missing=()

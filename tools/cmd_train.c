@@ -26,6 +26,8 @@ static const char *const summary =
     "            cnn (width 16, dropout 0.1): 2 epochs, batch 32, lr 2e-3;\n"
     "            gpt (width 128, depth 2, heads 4, context 64): 10 epochs, batch 16,\n"
     "            lr 3e-3, warmup 20, clip 1; all AdamW with a cosine schedule\n"
+    "  mpirun -np N cltrain train ...: one model over N processes (a build with MPI), each\n"
+    "            taking its share of every batch; rank 0 writes the outputs (docs/parallel.md)\n"
     "Exit status: 0 success, 1 failure, 2 bad usage, 3 an --expect-* target missed,\n"
     "128 + the signal when stopped by SIGINT, SIGTERM or SIGHUP (after saving --out).";
 
@@ -132,11 +134,13 @@ static void model_training_defaults(struct train_config *c, const struct opt *o,
         c->clip = gpt ? 1.0 : 0.0;
 }
 
-int cmd_train(int argc, char **argv)
+/* The command on this process; under MPI, on one rank of several (train_mpi.h). */
+static int train_command(int argc, char **argv, struct tool_mpi *mpi)
 {
-    const char *cmd = "cltrain train";
+    const char *cmd = mpi->label;
     struct train_config c;
     train_config_init(&c);
+    c.mpi = mpi;
     struct opt o[56];
     size_t n = 0;
     options_table(&c, o, &n);
@@ -177,4 +181,16 @@ int cmd_train(int argc, char **argv)
         return rc;
     }
     return train_run(&c, &tl);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    struct tool_mpi mpi;
+    char err[600] = "";
+    if (tool_mpi_start(&mpi, "cltrain train", &argc, &argv, err, sizeof err) != 0) {
+        fprintf(stderr, "cltrain train: %s\n", err);
+        return 1;
+    }
+    /* An error (1, 2) on any rank ends them all: tool_mpi_end aborts. */
+    return tool_mpi_end(&mpi, train_command(argc, argv, &mpi));
 }

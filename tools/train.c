@@ -6,6 +6,12 @@
  * reads something: the loss at logged steps (every --log-every), evaluations, checkpoints.
  * Training batches drop an epoch's last partial batch (batch norm's statistics would see
  * the padding); evaluations visit every example.
+ *
+ * Under MPI (train_mpi.h) every rank batches the same global batches and steps its own share of
+ * each (rank k takes batch / N rows, one more when k < batch % N, contiguous in rank order);
+ * the trainer's all-reduce sums the ranks' gradients. Rank 0 alone evaluates, prints and writes
+ * checkpoints, metrics and plots; the ranks agree on stopping (a signal, --patience) before
+ * each step, so that all stop at the same one.
  */
 #include <math.h>
 #include <signal.h>
@@ -48,6 +54,12 @@ struct run {
     bool measure;                      /* --device-weights measure: time the devices first */
     struct model dm[TOOL_MAX_DEVICES]; /* the models of devices 1 .. ndev-1 when uneven */
     struct clt_trainer *tr;
+    struct tool_mpi *mpi;
+    bool lead;                     /* rank 0 (or one process): evaluates, prints, writes */
+    int64_t rank_rows, rank_first; /* this rank's rows of every global batch, the first */
+    size_t x_row, y_row;           /* values of one row of x and of y */
+    FILE *quiet;                   /* /dev/null: the progress of the other ranks */
+    uint64_t params;               /* trained parameters */
     struct clt_batcher *batcher;
     void *x;
     int32_t *y;
@@ -144,14 +156,15 @@ static bool recorded_split(struct run *r, int64_t *rows)
             break;
     }
     clt_checkpoint_close(ck);
-    if (!ok || k != r->ndev || sum != r->c->batch)
+    if (!ok || k != r->ndev || sum != r->rank_rows)
         return false;
     memcpy(rows, got, k * sizeof *rows);
     return true;
 }
 
-/* Each device's rows (docs/parallel.md, "The split"): the split a resumed run recorded, else
- * --device-weights' numbers, else equal (and timed after creation with "measure"). */
+/* Each device's rows of the rank's share of a batch (docs/parallel.md, "The split"): the split
+ * a resumed run recorded, else --device-weights' numbers, else equal (and timed after creation
+ * with "measure"). */
 static int choose_split(struct run *r)
 {
     struct train_config *c = r->c;
@@ -162,29 +175,38 @@ static int choose_split(struct run *r)
                 r->tl->cmd);
         return 1;
     }
+    if (c->device_weights && r->mpi->size > 1) {
+        fprintf(stderr,
+                "%s: --device-weights is not available under MPI yet: every rank splits its rows "
+                "equally over its devices\n",
+                r->tl->cmd);
+        return 1;
+    }
     if (c->device_weights && parse_weights(r, w) != 0)
         return 1;
-    clt_parallel_split(c->batch, r->ndev, NULL, equal);
+    clt_parallel_split(r->rank_rows, r->ndev, NULL, equal);
     memcpy(r->rows, equal, r->ndev * sizeof *r->rows);
     if (r->ndev > 1 && c->resuming && recorded_split(r, r->rows)) {
         r->measure = false; /* the split of the run being resumed, so that it resumes exactly */
     } else if (c->device_weights && !r->measure &&
-               clt_parallel_split(c->batch, r->ndev, w, r->rows) != CLT_OK) {
+               clt_parallel_split(r->rank_rows, r->ndev, w, r->rows) != CLT_OK) {
         fprintf(stderr, "%s: cannot split a batch of %lld over %u devices\n", r->tl->cmd,
-                (long long)c->batch, (unsigned)r->ndev);
+                (long long)r->rank_rows, (unsigned)r->ndev);
         return 1;
     }
     r->uneven = memcmp(r->rows, equal, r->ndev * sizeof *r->rows) != 0;
     return 0;
 }
 
-/* The model of each device: one for ceil(batch / devices) rows with an equal split, else one
- * for each device's rows (r->m is device 0's). */
+/* The model of each device: one for ceil(rows / devices) rows with an equal split, rows the
+ * most a rank takes of a batch (the same model on every rank), else one for each device's rows
+ * (r->m is device 0's). */
 static int build_models(struct run *r)
 {
     struct train_config *c = r->c;
     char err[512];
-    int64_t rows = (c->batch + r->ndev - 1) / r->ndev;
+    int64_t ranks = r->mpi->size, most = (c->batch + ranks - 1) / ranks;
+    int64_t rows = (most + r->ndev - 1) / r->ndev;
     for (uint32_t i = 0; i < (r->uneven ? r->ndev : 1); i++) {
         struct model *m = i == 0 ? &r->m : &r->dm[i];
         enum clt_status st =
@@ -204,13 +226,21 @@ static void free_models(struct run *r)
         model_free(&r->dm[i]);
 }
 
+/* Makes r->tr; under MPI it is data-parallel even on one device (the all-reduce is its hook),
+ * and its gradients are weighted by the rank's share of the batch. */
 static enum clt_status create_trainer(struct run *r, const struct clt_trainer_options *o)
 {
-    if (r->ndev == 1)
+    if (r->ndev == 1 && r->mpi->size == 1)
         return clt_trainer_create(r->dev, r->m.g, r->m.loss, o, &r->tr);
-    if (!r->uneven)
-        return clt_trainer_create_parallel(r->devs, r->ndev, r->m.g, r->m.loss, r->c->batch, o,
-                                           &r->tr);
+    if (!r->uneven) {
+        enum clt_status st = clt_trainer_create_parallel(r->devs, r->ndev, r->m.g, r->m.loss,
+                                                         r->rank_rows, o, &r->tr);
+        if (st == CLT_OK && r->mpi->size > 1) {
+            r->mpi->weight = (double)r->rank_rows / (double)r->c->batch;
+            st = clt_trainer_set_allreduce(r->tr, tool_mpi_allreduce, r->mpi);
+        }
+        return st;
+    }
     const struct clt_graph *gs[TOOL_MAX_DEVICES];
     const struct clt_tensor *ls[TOOL_MAX_DEVICES];
     for (uint32_t i = 0; i < r->ndev; i++) {
@@ -227,11 +257,11 @@ static enum clt_status measure_split(struct run *r, const struct clt_trainer_opt
     double speed[TOOL_MAX_DEVICES];
     enum clt_status st = clt_trainer_parallel_measure(r->tr, 3, speed);
     if (st == CLT_OK)
-        st = clt_parallel_split(r->c->batch, r->ndev, speed, r->rows);
+        st = clt_parallel_split(r->rank_rows, r->ndev, speed, r->rows);
     if (st != CLT_OK)
         return st;
     int64_t equal[TOOL_MAX_DEVICES];
-    clt_parallel_split(r->c->batch, r->ndev, NULL, equal);
+    clt_parallel_split(r->rank_rows, r->ndev, NULL, equal);
     fprintf(stderr, "data-parallel: measured");
     for (uint32_t i = 0; i < r->ndev; i++)
         fprintf(stderr, "%s %.0f", i ? "," : "", speed[i]);
@@ -277,17 +307,20 @@ static int setup_data_and_model(struct run *r)
     uint64_t tenth = r->info.count / 10 ? r->info.count / 10 : 1;
     if (r->info.kind == CLT_DATASET_CLASSES && c->batch_default && !c->resuming &&
         (uint64_t)c->batch > tenth) {
-        fprintf(stderr,
-                "%s: %llu training examples: batches of %llu (not %lld) for 10 steps an "
-                "epoch; --batch N sets it\n",
-                r->tl->cmd, (unsigned long long)r->info.count, (unsigned long long)tenth,
-                (long long)c->batch);
+        if (r->lead)
+            fprintf(stderr,
+                    "%s: %llu training examples: batches of %llu (not %lld) for 10 steps an "
+                    "epoch; --batch N sets it\n",
+                    r->tl->cmd, (unsigned long long)r->info.count, (unsigned long long)tenth,
+                    (long long)c->batch);
         c->batch = (int64_t)tenth;
     }
     if (r->info.kind == CLT_DATASET_CLASSES && (uint64_t)c->batch > r->info.count) {
-        fprintf(stderr, "%s: --batch %lld is more than the %llu training examples: using %llu\n",
-                r->tl->cmd, (long long)c->batch, (unsigned long long)r->info.count,
-                (unsigned long long)r->info.count);
+        if (r->lead)
+            fprintf(stderr,
+                    "%s: --batch %lld is more than the %llu training examples: using %llu\n",
+                    r->tl->cmd, (long long)c->batch, (unsigned long long)r->info.count,
+                    (unsigned long long)r->info.count);
         c->batch = (int64_t)r->info.count;
     }
     if (r->info.kind == CLT_DATASET_TEXT) {
@@ -304,17 +337,35 @@ static int setup_data_and_model(struct run *r)
             return 1;
         }
     }
-    /* Several devices: the model is built for one device's rows, ceil(batch / devices). */
+    /* Several devices: the model is built for one device's rows of the rank's share. */
     if (tool_devices_resolve(r->tl->cmd, c->device, r->sel, &r->ndev) != 0)
         return 1;
-    if (c->batch < (int64_t)r->ndev) {
-        fprintf(stderr, "%s: --batch %lld is fewer than the %u devices: one row each at least\n",
-                r->tl->cmd, (long long)c->batch, (unsigned)r->ndev);
+    int64_t ranks = r->mpi->size, rank = r->mpi->rank;
+    if (c->batch < (int64_t)r->ndev * ranks) {
+        fprintf(stderr,
+                "%s: --batch %lld is fewer than the %u devices of %lld rank%s: one row each at "
+                "least\n",
+                r->tl->cmd, (long long)c->batch, (unsigned)r->ndev, (long long)ranks,
+                ranks > 1 ? "s" : "");
         return 1;
     }
+    int64_t base = c->batch / ranks, extra = c->batch % ranks;
+    r->rank_rows = base + (rank < extra ? 1 : 0);
+    r->rank_first = base * rank + (rank < extra ? rank : extra);
     if (choose_split(r) != 0)
         return 1;
     return build_models(r);
+}
+
+/* Loads the checkpoint being resumed (every rank reads it). */
+static int load(struct run *r)
+{
+    enum clt_status st = clt_trainer_load(r->tr, r->c->resume, true);
+    if (st != CLT_OK) {
+        tool_fail(r->tl, st, "cannot load %s", r->c->resume);
+        return 1;
+    }
+    return 0;
 }
 
 static int setup_trainer(struct run *r)
@@ -370,6 +421,9 @@ static int setup_trainer(struct run *r)
             params += k;
         }
     }
+    r->params = params;
+    if (!r->lead)
+        return c->resuming ? load(r) : 0;
     char desc[1200];
     model_desc_format(&c->desc, desc, sizeof desc);
     char where[1024];
@@ -380,21 +434,19 @@ static int setup_trainer(struct run *r)
     fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s (ready in %.1f s)\n", desc,
             (unsigned long long)params, (double)mem.total / 1048576.0, where, progress_now() - t0);
     if (r->ndev > 1) {
-        fprintf(stderr, "data-parallel: a batch of %lld over %u devices:", (long long)c->batch,
+        fprintf(stderr, "data-parallel: a batch of %lld over %u devices:", (long long)r->rank_rows,
                 (unsigned)r->ndev);
         for (uint32_t i = 0; i < r->ndev; i++)
             fprintf(stderr, "%s %lld", i ? " +" : "", (long long)r->rows[i]);
         fprintf(stderr, " rows\n");
     }
+    if (r->mpi->size > 1)
+        fprintf(stderr,
+                "MPI: a batch of %lld over %d ranks (%lld rows on rank 0), gradients summed by a "
+                "ring all-reduce in a fixed order\n",
+                (long long)c->batch, r->mpi->size, (long long)r->rank_rows);
     model_summary(stderr, &r->m, r->tr);
-    if (c->resuming) {
-        st = clt_trainer_load(r->tr, c->resume, true);
-        if (st != CLT_OK) {
-            tool_fail(r->tl, st, "cannot load %s", c->resume);
-            return 1;
-        }
-    }
-    return 0;
+    return c->resuming ? load(r) : 0;
 }
 
 static int setup_batcher(struct run *r)
@@ -439,6 +491,8 @@ static int setup_batcher(struct run *r)
         nx *= clt_tensor_dim(r->m.x, i);
     for (uint32_t i = 1; i < clt_tensor_ndim(r->m.y); i++)
         ny *= clt_tensor_dim(r->m.y, i);
+    r->x_row = (size_t)(nx / c->batch);
+    r->y_row = (size_t)(ny / c->batch);
     r->x = malloc((size_t)nx * 4);
     r->y = malloc((size_t)ny * 4);
     if (!r->x || !r->y) {
@@ -572,6 +626,12 @@ static int log_step(struct run *r)
         tool_fail(r->tl, st, "training step %llu failed", (unsigned long long)r->step);
         return 1;
     }
+    double mine = r->mpi->weight * loss, all = loss; /* the global batch's loss: rank order */
+    if (r->mpi->size > 1 && tool_mpi_sum(r->mpi, &mine, &all, 1) != 0) {
+        fprintf(stderr, "%s: MPI failed summing the loss\n", r->tl->cmd);
+        return 1;
+    }
+    loss = (float)all;
     r->last_loss = loss;
     /* Throughput between two loss reads: both waited for the device, so it is measured. */
     double now = progress_now();
@@ -596,14 +656,30 @@ static int log_step(struct run *r)
     return 0;
 }
 
+/* Whether the run stops before the next step (a signal, --patience). Under MPI the ranks agree
+ * (the largest signal, rank 0's early stop), so that all stop after the same step. */
+static bool stopping(struct run *r)
+{
+    if (r->mpi->size > 1) {
+        int v[2] = {(int)interrupted, r->early_stop ? 1 : 0};
+        if (tool_mpi_max(r->mpi, v, 2) == 0) {
+            interrupted = v[0];
+            r->early_stop = v[1] != 0;
+        }
+    }
+    return interrupted || r->early_stop;
+}
+
 static int train_loop(struct run *r)
 {
     struct train_config *c = r->c;
-    while (r->step < r->total_steps && !interrupted && !r->early_stop) {
+    while (r->step < r->total_steps && !stopping(r)) {
         uint32_t filled = 0;
         bool epoch_done = false;
         enum clt_status st = clt_batcher_next(r->batcher, true, r->x, r->y, &filled, &epoch_done);
-        const void *inputs[] = {r->x, r->y};
+        /* This rank's rows of the global batch (all of it on one process). */
+        const void *inputs[] = {(const char *)r->x + (size_t)r->rank_first * r->x_row * 4,
+                                (const char *)(r->y + (size_t)r->rank_first * r->y_row)};
         if (st == CLT_OK)
             st = clt_trainer_step(r->tr, inputs);
         if (st != CLT_OK) {
@@ -620,7 +696,7 @@ static int train_loop(struct run *r)
         if (logged || r->progress.tty)
             progress_show(&r->progress, epoch_of(r, r->step), r->step, r->last_loss, acc, false);
         bool eval = epoch_done || last || (c->eval_every && r->step % (uint64_t)c->eval_every == 0);
-        if (eval && run_eval(r) != 0)
+        if (eval && r->lead && run_eval(r) != 0)
             return 1;
         last = last || r->early_stop;
         bool save_now = c->out && (epoch_done || last ||
@@ -643,6 +719,8 @@ static int train_loop(struct run *r)
                       c->out ? c->out : "");
         return 128 + interrupted;
     }
+    if (!r->lead)
+        return 0;
     /* A resumed run that had already finished still reports its evaluation. */
     if ((r->last_eval_step != r->step || r->last_eval_step == 0) && run_eval(r) != 0)
         return 1;
@@ -719,6 +797,8 @@ static int finish(struct run *r, double seconds)
 {
     const struct train_config *c = r->c;
     const struct eval_result *e = r->data.test ? &r->test : &r->last_eval;
+    if (!r->lead)
+        return 0;
     char took[32];
     progress_duration(seconds, took, sizeof took);
     progress_end(&r->progress);
@@ -769,16 +849,58 @@ static int claim_outputs(struct train_config *c, struct outputs *os, const char 
     return outputs_claim(os, cmd, in, n, c->force);
 }
 
+/* Under MPI, before the first step: every rank has rank 0's global batch, model size, steps
+ * and start (the same options and data), or the first rank that differs says so and fails;
+ * the others wait for its MPI_Abort. */
+static int agree(struct run *r)
+{
+    const char *names[] = {"the global batch",     "the trained parameters", "the steps an epoch",
+                           "the steps of the run", "the first step",         "the seed"};
+    int64_t v[] = {r->c->batch,
+                   (int64_t)r->params,
+                   (int64_t)r->steps_per_epoch,
+                   (int64_t)r->total_steps,
+                   (int64_t)r->c->start_step,
+                   r->c->seed};
+    int64_t first[6];
+    int which = 0, k = tool_mpi_same(r->mpi, v, first, 6, &which);
+    if (k == 0)
+        return 0;
+    if (k < 0) {
+        fprintf(stderr, "%s: MPI failed comparing the ranks' setups\n", r->tl->cmd);
+        return 1;
+    }
+    if (memcmp(v, first, sizeof v) != 0) {
+        for (which = 0; v[which] == first[which]; which++)
+            ;
+        fprintf(stderr,
+                "%s: %s is %lld here and %lld on rank 0: every rank needs the same options "
+                "and the same data\n",
+                r->tl->cmd, names[which], (long long)v[which], (long long)first[which]);
+        return 1;
+    }
+    tool_mpi_hold(r->mpi);
+    return 1;
+}
+
 int train_run(struct train_config *c, struct tool_log *tl)
 {
     struct run r;
     memset(&r, 0, sizeof r);
     r.c = c;
     r.tl = tl;
+    r.mpi = c->mpi;
+    r.lead = r.mpi->rank == 0;
     r.last_loss = NAN;
     r.best_loss = INFINITY;
+    if (!r.lead) { /* rank 0 writes every output */
+        c->out = c->metrics = c->plot = c->expect_curve = NULL;
+        c->keep_best = false;
+        c->expect_accuracy = c->expect_loss = NAN;
+        r.quiet = fopen("/dev/null", "w");
+    }
     struct outputs outs = {0};
-    int rc = claim_outputs(c, &outs, tl->cmd);
+    int rc = r.lead ? claim_outputs(c, &outs, tl->cmd) : 0;
     if (rc != 0) {
         train_config_free(c);
         return rc;
@@ -788,6 +910,8 @@ int train_run(struct train_config *c, struct tool_log *tl)
         rc = setup_batcher(&r);
     if (rc == 0)
         rc = setup_trainer(&r);
+    if (rc == 0 && r.mpi->size > 1)
+        rc = agree(&r);
     char err[600];
     if (rc == 0 && c->resuming && c->metrics &&
         metrics_read(c->metrics, (int64_t)c->start_step, &r.points, &r.npoints, &r.cap) != 0) {
@@ -801,10 +925,10 @@ int train_run(struct train_config *c, struct tool_log *tl)
     }
     if (rc == 0) {
         r.step = c->start_step;
-        progress_init(&r.progress, stderr, r.step, r.total_steps, c->epochs);
+        progress_init(&r.progress, r.quiet ? r.quiet : stderr, r.step, r.total_steps, c->epochs);
         if (r.info.kind == CLT_DATASET_TEXT)
             r.progress.unit = "tokens";
-        if (c->resuming)
+        if (c->resuming && r.lead)
             fprintf(stderr, "resuming %s at step %llu of %llu\n", c->resume,
                     (unsigned long long)r.step, (unsigned long long)r.total_steps);
         struct sigaction sa, old[NSTOP];
@@ -837,6 +961,8 @@ int train_run(struct train_config *c, struct tool_log *tl)
         clt_device_close(r.devs[i]);
     data_close(&r.data);
     outputs_release(&outs);
+    if (r.quiet)
+        fclose(r.quiet);
     train_config_free(c);
     return rc;
 }

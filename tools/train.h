@@ -12,6 +12,7 @@
 #include "args.h"
 #include "common.h"
 #include "models.h"
+#include "train_mpi.h"
 
 struct train_config {
     /* From the command line (strings point into argv or into the buffers below). */
@@ -33,6 +34,10 @@ struct train_config {
     double expect_accuracy, expect_loss; /* NAN: no expectation */
     bool verbose, force;
     bool decay_all; /* --decay-all: weight decay on biases, norms and embeddings too */
+
+    /* MPI (train_mpi.h): the ranks of this run (tool_mpi_start; size 1 for one process). A
+     * checkpoint records the rank count (train.ranks, absent: 1), and a resume needs the same. */
+    struct tool_mpi *mpi;
 
     /* Where a resumed run starts. */
     bool resuming;

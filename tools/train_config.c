@@ -166,6 +166,8 @@ size_t train_config_meta(const struct train_config *c, const struct clt_dataset_
     put(&w, "train.epochs", "%lld", (long long)c->epochs);
     put(&w, "train.steps", "%lld", (long long)c->max_steps);
     put(&w, "train.log_every", "%lld", (long long)c->log_every);
+    if (c->mpi && c->mpi->size > 1)
+        put(&w, "train.ranks", "%d", c->mpi->size);
     put(&w, "train.step", "%llu", (unsigned long long)step);
     put(&w, "batcher.seed", "%lld", (long long)c->seed);
     put(&w, "batcher.epoch", "%llu", (unsigned long long)batcher_epoch);
@@ -333,6 +335,31 @@ static int resume_data(struct train_config *c, const struct clt_checkpoint *ck, 
     return rc;
 }
 
+/* A checkpoint resumes on as many MPI ranks as saved it (train.ranks; absent: one process):
+ * the order of the gradient sums, and so the rounding of the trajectory, depends on it. */
+static int resume_ranks(const struct train_config *c, const struct clt_checkpoint *ck, char *err,
+                        size_t err_size)
+{
+    const char *s = clt_checkpoint_meta(ck, "train.ranks");
+    int64_t saved = 1;
+    if (s && (!args_int(s, &saved) || saved < 1)) {
+        snprintf(err, err_size, "cannot resume from %s: its \"train.ranks\" is \"%s\"", c->resume,
+                 s);
+        return 1;
+    }
+    int now = c->mpi ? c->mpi->size : 1;
+    if (saved == now)
+        return 0;
+    snprintf(err, err_size,
+             "cannot resume from %s: it was saved by a run over %lld MPI rank%s, and this run "
+             "has %d; resume it with %s%lld (the ranks split every batch, and their count fixes "
+             "the order of the gradient sums)",
+             c->resume, (long long)saved, saved == 1 ? "" : "s", now,
+             saved == 1 ? "one process, without mpirun, or mpirun -np " : "mpirun -np ",
+             (long long)saved);
+    return 2;
+}
+
 int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct tool_log *tl,
                         char *err, size_t err_size)
 {
@@ -409,6 +436,8 @@ int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct 
             rc = take_decay_all(ck, args_find(o, n, "decay-all"), &c->decay_all, err, err_size);
         if (rc == 0)
             rc = resume_data(c, ck, o, n, err, err_size);
+        if (rc == 0)
+            rc = resume_ranks(c, ck, err, err_size);
         c->resuming = true;
         c->start_step = (uint64_t)step;
         c->batcher_epoch = (uint64_t)bepoch;

@@ -1180,6 +1180,24 @@ struct clt_parallel_info {
 CLT_API enum clt_status clt_trainer_parallel_info(const struct clt_trainer *tr,
                                                   struct clt_parallel_info *out);
 
+/* A sum across processes (MPI ranks, or any transport) of a data-parallel trainer's
+ * gradients: called by every clt_trainer_step that updates, once per gradient bucket
+ * (clt_trainer_parallel_buckets), in the same order in every process, with the host's fp32 sum
+ * of this process's replicas' gradients of the bucket (n floats: a contiguous range of the
+ * trained parameters in parameter order, each replica's weighted by its share of this
+ * process's rows). It must replace sum[0 .. n-1] with the same values in every process (the
+ * sum over processes, each weighted by its share of the global batch) and return CLT_OK, or an
+ * error status, which fails the step. It runs on the
+ * calling thread and may block. docs/parallel.md, "Across processes (MPI)". */
+typedef enum clt_status (*clt_allreduce_fn)(void *user, float *sum, uint64_t n);
+
+/* Sets the all-reduce of tr, a trainer of clt_trainer_create_parallel (of one device or
+ * more); fn NULL removes it. The library never calls MPI itself: the caller initialises its
+ * transport and gives every process the same graph, options and global batch split.
+ * CLT_ERR_INVALID_ARGUMENT when tr is not data-parallel. */
+CLT_API enum clt_status clt_trainer_set_allreduce(struct clt_trainer *tr, clt_allreduce_fn fn,
+                                                  void *user);
+
 /* ==== Datasets and batches ============================================================== */
 /*
  * A dataset holds examples in host memory: classification examples (float features of one
