@@ -115,6 +115,81 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
         argmax[a_off + o] = best_at;
 }
 
+/* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): the
+ * selection of maxpool2d_forward with the four loads and comparisons unrolled. Work-item
+ * (lane, oy, plane) takes the outputs ox = lane, lane + lanes, ... of its output row, so with
+ * one lane per row (CPU devices) it walks the row with unit stride and a CPU driver
+ * vectorizes the loop (no inner loop, no branch on loaded data). */
+__kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, int write_argmax,
+                                    __global const float *x, int x_off, /* [N, C, H, W] */
+                                    __global float *y, int y_off,       /* [N, C, OH, OW] */
+                                    __global int *argmax, int a_off)    /* [N, C, OH, OW] */
+{
+    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
+    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (oy >= oh || plane >= planes)
+        return;
+    const int top = 2 * oy * w; /* the window row's first element in the plane */
+    __global const float *r0 = x + x_off + plane * h * w + top, *r1 = r0 + w;
+    const int o = (plane * oh + oy) * ow;
+    __global float *yo = y + y_off + o;
+    __global int *ao = argmax + a_off + o;
+    for (int ox = lane; ox < ow; ox += lanes) {
+        const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+        /* Window order v0, v1, v2, v3: a later value wins when larger, or NaN over a number. */
+        float best = v0;
+        int at = 0;
+        bool take = v1 > best || (isnan(v1) && !isnan(best));
+        best = take ? v1 : best;
+        at = take ? 1 : at;
+        take = v2 > best || (isnan(v2) && !isnan(best));
+        best = take ? v2 : best;
+        at = take ? w : at;
+        take = v3 > best || (isnan(v3) && !isnan(best));
+        best = take ? v3 : best;
+        at = take ? w + 1 : at;
+        yo[ox] = best;
+        if (write_argmax)
+            ao[ox] = top + 2 * ox + at;
+    }
+}
+
+/* The backward of maxpool2d_forward_2x2 when H and W are even (the windows are the cells):
+ * each output element writes its window of dx, dy where argmax points, else 0. Work-items as
+ * in the forward kernel, so a lane writes the two input rows of its outputs. */
+__kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, int accumulate,
+                                     __global const int *argmax, int a_off, /* [N, C, OH, OW] */
+                                     __global const float *dy, int dy_off,  /* [N, C, OH, OW] */
+                                     __global float *dx, int dx_off)        /* [N, C, H, W] */
+{
+    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
+    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (oy >= oh || plane >= planes)
+        return;
+    const int top = 2 * oy * w;
+    const int o = (plane * oh + oy) * ow;
+    __global const int *ao = argmax + a_off + o;
+    __global const float *go = dy + dy_off + o;
+    __global float *r0 = dx + dx_off + plane * h * w + top, *r1 = r0 + w;
+    for (int ox = lane; ox < ow; ox += lanes) {
+        const int at = ao[ox] - top - 2 * ox; /* 0, 1, w or w + 1 */
+        const float g = 0.0f + go[ox];        /* the gather's 0 + dy */
+        const float g0 = at == 0 ? g : 0.0f, g1 = at == 1 ? g : 0.0f;
+        const float g2 = at == w ? g : 0.0f, g3 = at == w + 1 ? g : 0.0f;
+        if (accumulate) {
+            r0[2 * ox] += g0;
+            r0[2 * ox + 1] += g1;
+            r1[2 * ox] += g2;
+            r1[2 * ox + 1] += g3;
+        } else {
+            r0[2 * ox] = g0;
+            r0[2 * ox + 1] = g1;
+            r1[2 * ox] = g2;
+            r1[2 * ox + 1] = g3;
+        }
+    }
+}
+
 /* Windows that do not overlap: output element (plane, oy, ox) writes its cell of dx. */
 __kernel void maxpool2d_backward_cells(int planes, int h, int w, int kh, int kw, int stride_h,
                                        int stride_w, int pad_h, int pad_w, int oh, int ow,

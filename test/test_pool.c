@@ -252,6 +252,8 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
 
 static const struct pool_case full_cases[] = {
     {"2x2 stride 2, odd width", POOL(2, 3, 10, 9, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, odd height", POOL(3, 2, 11, 8, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, even sizes", POOL(3, 5, 12, 18, 2, 2, 2, 2, 0, 0)},
     {"3x3 stride 2 pad 1", POOL(2, 3, 11, 13, 3, 3, 2, 2, 1, 1)},
     {"3x3 stride 1 pad 1", POOL(1, 4, 9, 7, 3, 3, 1, 1, 1, 1)},
     {"3x2 stride 2x1 pad 1x0", POOL(3, 2, 8, 11, 3, 2, 2, 1, 1, 0)},
@@ -265,6 +267,8 @@ static const struct pool_case small_cases[] = {
     {"3x3 stride 2 pad 1", POOL(2, 2, 7, 6, 3, 3, 2, 2, 1, 1)},
     {"3x2 stride 1x2 pad 1x1, batch 1", POOL(1, 3, 5, 7, 3, 2, 1, 2, 1, 1)},
     {"2x2 stride 3", POOL(1, 2, 8, 7, 2, 2, 3, 3, 0, 0)},
+    {"2x2 stride 2, even sizes", POOL(2, 3, 6, 4, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, odd width", POOL(1, 2, 4, 5, 2, 2, 2, 2, 0, 0)},
 };
 
 static void run_cases(struct clt_device *dev, enum kind kind)
@@ -282,6 +286,18 @@ static void max_pool(void **state)
     run_cases(*state, MAX);
 }
 
+/* The row kernels with 32 lanes per row, as on a GPU (clt__row_lanes): the device is told it
+ * is a GPU for the time of the test. */
+static void max_pool_gpu_lanes(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_device_type saved = dev->info.type;
+    dev->info.type = CLT_DEVICE_GPU;
+    assert_int_equal(clt__row_lanes(dev, 14), 16);
+    run_cases(dev, MAX);
+    dev->info.type = saved;
+}
+
 static void avg_pool(void **state)
 {
     run_cases(*state, AVG);
@@ -294,6 +310,7 @@ static void max_pool_ties_and_padding(void **state)
     const struct pool_case cases[] = {
         {"3x3 stride 1 pad 1", POOL(2, 3, 6, 7, 3, 3, 1, 1, 1, 1)},
         {"2x4 stride 2x1 pad 1x2", POOL(1, 2, 5, 9, 2, 4, 2, 1, 1, 2)},
+        {"2x2 stride 2", POOL(2, 3, 6, 8, 2, 2, 2, 2, 0, 0)},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(*state, MAX, &cases[i], true);
@@ -453,6 +470,7 @@ int main(void)
         CLT_DEVICE_TEST(launchers_check_buffers),
         CLT_DEVICE_TEST(max_pool),
         CLT_DEVICE_TEST(max_pool_ties_and_padding),
+        CLT_DEVICE_TEST(max_pool_gpu_lanes),
         CLT_DEVICE_TEST(avg_pool),
         CLT_DEVICE_TEST(global_avg_pool),
     };
