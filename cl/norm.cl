@@ -139,14 +139,20 @@ __kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
                                 __global const float *beta, int beta_off,   /* [c] */
                                 __global float *y, int y_off)               /* [n, c, s] */
 {
-    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-    if (t >= s || ch >= c || b >= n)
+    const int lane = get_global_id(0), lanes = get_global_size(0);
+    const int ch = get_global_id(1), b = get_global_id(2);
+    if (ch >= c || b >= n)
         return;
-    const int i = (b * c + ch) * s + t;
+    const int row = (b * c + ch) * s;
     const float v = stat[stat_off + ch];
     const float inv = stat_is_var ? rsqrt(v + eps) : v;
-    const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
-    y[y_off + i] = xhat * gamma[gamma_off + ch] + beta[beta_off + ch];
+    const float mu = mean[mean_off + ch], ga = gamma[gamma_off + ch], be = beta[beta_off + ch];
+    __global const float *xr = x + x_off + row;
+    __global float *yr = y + y_off + row;
+    for (int t = lane; t < s; t += lanes) {
+        const float xhat = (xr[t] - mu) * inv;
+        yr[t] = xhat * ga + be;
+    }
 }
 
 /* Sums over one chunk of one channel: of dy, and of dy * (x - mean). */
@@ -223,15 +229,27 @@ __kernel void batchnorm_backward(int n, int c, int s, int accumulate, __global c
                                  __global const float *means, int means_off,     /* [2, c] */
                                  __global float *dx, int dx_off)                 /* [n, c, s] */
 {
-    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-    if (t >= s || ch >= c || b >= n)
+    const int lane = get_global_id(0), lanes = get_global_size(0);
+    const int ch = get_global_id(1), b = get_global_id(2);
+    if (ch >= c || b >= n)
         return;
-    const int i = (b * c + ch) * s + t;
-    const float inv = inv_std[inv_std_off + ch];
-    const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
-    const float inner = dy[dy_off + i] - means[means_off + ch] - xhat * means[means_off + c + ch];
-    const float g = gamma[gamma_off + ch] * inv * inner;
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+    const int row = (b * c + ch) * s;
+    const float inv = inv_std[inv_std_off + ch], mu = mean[mean_off + ch];
+    const float mean_dy = means[means_off + ch], mean_dyxhat = means[means_off + c + ch];
+    const float scale = gamma[gamma_off + ch] * inv;
+    __global const float *xr = x + x_off + row, *gr = dy + dy_off + row;
+    __global float *dr = dx + dx_off + row;
+    if (accumulate) {
+        for (int t = lane; t < s; t += lanes) {
+            const float xhat = (xr[t] - mu) * inv;
+            dr[t] += scale * (gr[t] - mean_dy - xhat * mean_dyxhat);
+        }
+    } else {
+        for (int t = lane; t < s; t += lanes) {
+            const float xhat = (xr[t] - mu) * inv;
+            dr[t] = scale * (gr[t] - mean_dy - xhat * mean_dyxhat);
+        }
+    }
 }
 
 /* Inference mode: dx = dy * gamma / sqrt(running_var + eps). */
@@ -241,12 +259,21 @@ __kernel void batchnorm_backward_inference(int n, int c, int s, float eps, int a
                                            __global const float *var, int var_off,     /* [c] */
                                            __global float *dx, int dx_off) /* [n, c, s] */
 {
-    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-    if (t >= s || ch >= c || b >= n)
+    const int lane = get_global_id(0), lanes = get_global_size(0);
+    const int ch = get_global_id(1), b = get_global_id(2);
+    if (ch >= c || b >= n)
         return;
-    const int i = (b * c + ch) * s + t;
-    const float g = dy[dy_off + i] * (gamma[gamma_off + ch] * rsqrt(var[var_off + ch] + eps));
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+    const int row = (b * c + ch) * s;
+    const float scale = gamma[gamma_off + ch] * rsqrt(var[var_off + ch] + eps);
+    __global const float *gr = dy + dy_off + row;
+    __global float *dr = dx + dx_off + row;
+    if (accumulate) {
+        for (int t = lane; t < s; t += lanes)
+            dr[t] += gr[t] * scale;
+    } else {
+        for (int t = lane; t < s; t += lanes)
+            dr[t] = gr[t] * scale;
+    }
 }
 
 /* ==== Layer norm ======================================================================== */

@@ -115,11 +115,33 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
         argmax[a_off + o] = best_at;
 }
 
+/* The maximum of a 2x2 window v0, v1, v2, v3 (window order) by maxpool2d_forward's rule: a
+ * later value wins when larger, or when NaN over a number. Bitwise operators and selects, no
+ * short circuit, so no branch on the data (whose outcome a CPU cannot predict). */
+float pool_max4(float v0, float v1, float v2, float v3)
+{
+    float best = v0;
+    best = ((v1 > best) | (isnan(v1) & !isnan(best))) ? v1 : best;
+    best = ((v2 > best) | (isnan(v2) & !isnan(best))) ? v2 : best;
+    best = ((v3 > best) | (isnan(v3) & !isnan(best))) ? v3 : best;
+    return best;
+}
+
+/* The position (0 to 3) of best = pool_max4(v0, v1, v2, v3) in the window: the first value
+ * equal to it, or the first NaN when it is NaN (a number equal to the maximum that came
+ * earlier would have been kept: later values win only when larger). Integer arithmetic: a
+ * chain of selects on these comparisons compiles to branches on PoCL. */
+int pool_first4(float best, float v0, float v1, float v2)
+{
+    const int n0 = 1 - ((v0 == best) | isnan(v0)), n1 = 1 - ((v1 == best) | isnan(v1));
+    const int n2 = 1 - ((v2 == best) | isnan(v2));
+    return n0 * (1 + n1 * (1 + n2));
+}
+
 /* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): the
- * selection of maxpool2d_forward with the four loads and comparisons unrolled. Work-item
- * (lane, oy, plane) takes the outputs ox = lane, lane + lanes, ... of its output row, so with
- * one lane per row (CPU devices) it walks the row with unit stride and a CPU driver
- * vectorizes the loop (no inner loop, no branch on loaded data). */
+ * selection of maxpool2d_forward, unrolled. Work-item (lane, oy, plane) takes the outputs
+ * ox = lane, lane + lanes, ... of its output row, so with one lane per row (CPU devices) it
+ * walks the row with unit stride and a CPU driver vectorizes the loop. */
 __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, int write_argmax,
                                     __global const float *x, int x_off, /* [N, C, H, W] */
                                     __global float *y, int y_off,       /* [N, C, OH, OW] */
@@ -134,23 +156,17 @@ __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, in
     const int o = (plane * oh + oy) * ow;
     __global float *yo = y + y_off + o;
     __global int *ao = argmax + a_off + o;
-    for (int ox = lane; ox < ow; ox += lanes) {
-        const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
-        /* Window order v0, v1, v2, v3: a later value wins when larger, or NaN over a number. */
-        float best = v0;
-        int at = 0;
-        bool take = v1 > best || (isnan(v1) && !isnan(best));
-        best = take ? v1 : best;
-        at = take ? 1 : at;
-        take = v2 > best || (isnan(v2) && !isnan(best));
-        best = take ? v2 : best;
-        at = take ? w : at;
-        take = v3 > best || (isnan(v3) && !isnan(best));
-        best = take ? v3 : best;
-        at = take ? w + 1 : at;
-        yo[ox] = best;
-        if (write_argmax)
-            ao[ox] = top + 2 * ox + at;
+    if (write_argmax) {
+        for (int ox = lane; ox < ow; ox += lanes) {
+            const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+            const float best = pool_max4(v0, v1, v2, v3);
+            const int k = pool_first4(best, v0, v1, v2); /* row k / 2, column k % 2 */
+            yo[ox] = best;
+            ao[ox] = top + (k >> 1) * w + 2 * ox + (k & 1);
+        }
+    } else {
+        for (int ox = lane; ox < ow; ox += lanes)
+            yo[ox] = pool_max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
     }
 }
 
@@ -173,9 +189,11 @@ __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, i
     __global float *r0 = dx + dx_off + plane * h * w + top, *r1 = r0 + w;
     for (int ox = lane; ox < ow; ox += lanes) {
         const int at = ao[ox] - top - 2 * ox; /* 0, 1, w or w + 1 */
-        const float g = 0.0f + go[ox];        /* the gather's 0 + dy */
-        const float g0 = at == 0 ? g : 0.0f, g1 = at == 1 ? g : 0.0f;
-        const float g2 = at == w ? g : 0.0f, g3 = at == w + 1 ? g : 0.0f;
+        const int g = as_int(0.0f + go[ox]);  /* the gather's 0 + dy */
+        /* g where the argmax is, else +0: masks rather than selects, which a CPU compiler
+         * may turn into branches on the data. */
+        const float g0 = as_float(g & -(at == 0)), g1 = as_float(g & -(at == 1));
+        const float g2 = as_float(g & -(at == w)), g3 = as_float(g & -(at == w + 1));
         if (accumulate) {
             r0[2 * ox] += g0;
             r0[2 * ox + 1] += g1;
