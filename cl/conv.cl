@@ -41,39 +41,43 @@
  * Tunables: none.
  */
 
-/* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. Work-item (lane, oy, z) writes
- * the columns ox = lane, lane + lanes, ... of its row of col: zeros left of the image, the
- * input row's run (stride_w apart) inside it, zeros right of it, three loops without a
- * branch per element. */
+/* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. Work-item (lane, z) writes the
+ * columns ox = lane, lane + lanes, ... of every row oy of its plane of col: zeros left of the
+ * image, the input row's run (stride_w apart) inside it, zeros right of it, three loops
+ * without a branch per element. */
 __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
                             __global const float *x, int x_off, /* [M, C_in, H, W] */
                             __global float *col, int col_off)   /* [K, M, P] */
 {
     const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
-    const int oy = (int)get_global_id(1), z = (int)get_global_id(2);
-    /* z = k * M + m, split once per row. Remainders are written as r - q * s: LLVM turns a %
-     * next to a / into a `freeze`, which Oclgrind's uninitialized-value checker cannot run. */
+    const int z = (int)get_global_id(1);
+    /* z = k * M + m, split once per work-item. Remainders are written as r - q * s: LLVM
+     * turns a % next to a / into a `freeze`, which Oclgrind's uninitialized-value checker
+     * cannot run. */
     const int k = z / images, m = z - k * images;
     const int r = k / kw, kx = k - r * kw;
     const int ci = r / kh, ky = r - ci * kh;
-    if (oy >= oh || k >= c_in * kh * kw)
+    if (k >= c_in * kh * kw)
         return;
-    const int iy = oy * stride_h - pad_h + ky * dil_h;
     /* Output column ox reads ix = ox * stride_w + sx, inside the row for lo <= ox < hi. */
     const int sx = kx * dil_w - pad_w, last = w - 1 - sx;
-    int lo = sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w;
-    int hi = last < 0 ? 0 : min(ow, last / stride_w + 1);
-    lo = iy >= 0 && iy < h ? min(lo, ow) : ow; /* a row outside the image: all zeros */
-    hi = max(hi, lo);
-    __global float *d = col + col_off + (z * oh + oy) * ow;
-    __global const float *src = x + x_off + ((m * c_in + ci) * h + iy) * w + sx;
-    for (int ox = lane; ox < lo; ox += lanes)
-        d[ox] = 0.0f;
-    for (int ox = lo + lane; ox < hi; ox += lanes)
-        d[ox] = src[ox * stride_w];
-    for (int ox = hi + lane; ox < ow; ox += lanes)
-        d[ox] = 0.0f;
+    const int lo_in = min(sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w, ow);
+    const int hi_in = max(last < 0 ? 0 : min(ow, last / stride_w + 1), lo_in);
+    __global const float *plane = x + x_off + (m * c_in + ci) * h * w + sx;
+    for (int oy = 0; oy < oh; oy++) {
+        const int iy = oy * stride_h - pad_h + ky * dil_h;
+        const bool inside = iy >= 0 && iy < h; /* a row outside the image: all zeros */
+        const int lo = inside ? lo_in : ow, hi = inside ? hi_in : ow;
+        __global float *d = col + col_off + (z * oh + oy) * ow;
+        __global const float *src = plane + iy * w;
+        for (int ox = lane; ox < lo; ox += lanes)
+            d[ox] = 0.0f;
+        for (int ox = lo + lane; ox < hi; ox += lanes)
+            d[ox] = src[ox * stride_w];
+        for (int ox = hi + lane; ox < ow; ox += lanes)
+            d[ox] = 0.0f;
+    }
 }
 
 /* dx[m, ci, iy, :] (+)= the sum of dcol[k, m, oy, ox] over the (tap, output pixel) pairs that

@@ -190,8 +190,8 @@ static struct chunk chunk_at(const struct clt__conv2d *c, const struct sizes *s,
 static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
                               const struct sizes *s, const struct chunk *ch, struct clt__buf x)
 {
-    const size_t g[3] = {clt__row_lanes(dev, c->ow), (size_t)c->oh, (size_t)(s->k * ch->m)};
-    return CLT__RUN_ND(dev, CLT__K_conv2d_im2col, 3, g, GEOMETRY(c), CLT__I32(ch->m),
+    const size_t g[2] = {clt__row_lanes(dev, c->ow), (size_t)(s->k * ch->m)};
+    return CLT__RUN_ND(dev, CLT__K_conv2d_im2col, 2, g, GEOMETRY(c), CLT__I32(ch->m),
                        CLT__BUF(at(x, ch->first * s->image_in)), CLT__BUF(ch->col));
 }
 
