@@ -296,6 +296,11 @@ static void max_pool_gpu_lanes(void **state)
     assert_int_equal(clt__row_lanes(dev, 14), 16);
     run_cases(dev, MAX);
     dev->info.type = saved;
+    /* Rows longer than CLT__ROW_STEPS per lane get more lanes on every device. */
+    assert_int_equal(clt__row_lanes(dev, CLT__ROW_STEPS + 1) >= 2, true);
+    assert_int_equal(clt__row_lanes(dev, 5 * (int64_t)CLT__ROW_STEPS) * CLT__ROW_STEPS >=
+                         5 * (int64_t)CLT__ROW_STEPS,
+                     true);
 }
 
 static void avg_pool(void **state)

@@ -100,10 +100,12 @@ static bool disjoint(const struct clt__pool2d *p)
 
 size_t clt__row_lanes(const struct clt_device *dev, int64_t len)
 {
-    if (dev->info.type == CLT_DEVICE_CPU)
-        return 1;
     size_t lanes = 1;
-    while (lanes < 32 && (int64_t)lanes < len)
+    if (dev->info.type != CLT_DEVICE_CPU)
+        while (lanes < 32 && (int64_t)lanes < len)
+            lanes *= 2;
+    /* At most CLT__ROW_STEPS elements per lane (llvmpipe ends longer loops). */
+    while ((int64_t)lanes * CLT__ROW_STEPS < len)
         lanes *= 2;
     return lanes;
 }
