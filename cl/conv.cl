@@ -21,18 +21,23 @@
  *     y, dy      [M, C_out, P]     the chunk's outputs (NCHW)
  *     bias, db   [C_out]
  *
- * Work-items (NDRanges whose ids are the coordinates, dimension 0 the contiguous one, so no
- * work-item divides per element: conv2d_im2col's three divisions depend only on the last id,
- * conv2d_col2im divides once per row and once per tap of the row; any work-group shape;
- * work-items past the real size return at once):
- *     conv2d_im2col         3-D (ox, oy, k * M + m): one per element of col
+ * Work-items (NDRanges whose ids are coordinates, so no work-item divides per element:
+ * conv2d_im2col divides three times per work-item, conv2d_col2im once per row and once per
+ * tap of the row; any work-group shape; work-items past the real size return at once). The
+ * row kernels take the elements lane, lane + lanes, ... of their rows, lanes =
+ * get_global_size(0) (clt__row_lanes, engine/ops/pool.h: 1 on CPU devices); they copy, so
+ * their results do not depend on the lanes:
+ *     conv2d_im2col         2-D (lane, k * M + m): one per lane of a plane of col, its rows
+ *                           oy in order: zeros, the input row's run, zeros
  *     conv2d_col2im         2-D (iy, m * C_in + ci): one per row of dx, a gather: the row is
  *                           zeroed unless accumulating, then each tap's contiguous run of dcol
  *                           is added to it in the fixed order (ky, kx) ascending, so every
  *                           pixel's sum is its old value (or 0) plus its taps in that order;
  *                           the work-item owns its row: no atomics, no races
- *     conv2d_unpack         3-D (p, c, m): one per element of y: y = yt transposed, plus bias
- *     conv2d_pack           3-D (p, m, c): one per element of dyt: dyt = dy transposed
+ *     conv2d_unpack         3-D (lane, c, m): one per lane of a row of y: y = yt transposed,
+ *                           plus bias
+ *     conv2d_pack           3-D (lane, m, c): one per lane of a row of dyt: dyt = dy
+ *                           transposed
  *     conv2d_bias_backward  1-D, one per output channel: sums each image's plane in order,
  *                           then the per-image sums in image order (fixed order, two levels)
  * The launcher takes the engine's local shape (clt__enqueue_nd: dimension 0 whole when it

@@ -25,6 +25,11 @@
  * work-item divides to find its element:
  *     maxpool2d_forward, avgpool2d_forward      (ox, oy, plane): one per output element,
  *         walking its window
+ *     maxpool2d_forward_2x2, maxpool2d_backward_2x2  (lane, oy, plane): 2x2 windows, stride 2,
+ *         no padding (the backward with H and W even): one per lane of an output row, taking
+ *         its outputs lane, lane + lanes, ... (lanes = get_global_size(0), clt__row_lanes in
+ *         engine/ops/pool.h: 1 on CPU devices); the same values as the general kernels, no
+ *         sums, so nothing depends on the lanes
  *     maxpool2d_backward_cells, avgpool2d_backward_cells    (ox, oy, plane), only when windows
  *         do not overlap (stride >= window in both directions): one per output element, which
  *         writes every input element of its cell, the rows oy * stride_h - pad_h ..
