@@ -21,18 +21,23 @@
  *     y, dy      [M, C_out, P]     the chunk's outputs (NCHW)
  *     bias, db   [C_out]
  *
- * Work-items (NDRanges whose ids are the coordinates, dimension 0 the contiguous one, so no
- * work-item divides per element: conv2d_im2col's three divisions depend only on the last id,
- * conv2d_col2im divides once per row and once per tap of the row; any work-group shape;
- * work-items past the real size return at once):
- *     conv2d_im2col         3-D (ox, oy, k * M + m): one per element of col
+ * Work-items (NDRanges whose ids are coordinates, so no work-item divides per element:
+ * conv2d_im2col divides three times per work-item, conv2d_col2im once per row and once per
+ * tap of the row; any work-group shape; work-items past the real size return at once). The
+ * row kernels take the elements lane, lane + lanes, ... of their rows, lanes =
+ * get_global_size(0) (clt__row_lanes, engine/ops/pool.h: 1 on CPU devices); they copy, so
+ * their results do not depend on the lanes:
+ *     conv2d_im2col         2-D (lane, k * M + m): one per lane of a plane of col, its rows
+ *                           oy in order: zeros, the input row's run, zeros
  *     conv2d_col2im         2-D (iy, m * C_in + ci): one per row of dx, a gather: the row is
  *                           zeroed unless accumulating, then each tap's contiguous run of dcol
  *                           is added to it in the fixed order (ky, kx) ascending, so every
  *                           pixel's sum is its old value (or 0) plus its taps in that order;
  *                           the work-item owns its row: no atomics, no races
- *     conv2d_unpack         3-D (p, c, m): one per element of y: y = yt transposed, plus bias
- *     conv2d_pack           3-D (p, m, c): one per element of dyt: dyt = dy transposed
+ *     conv2d_unpack         3-D (lane, c, m): one per lane of a row of y: y = yt transposed,
+ *                           plus bias
+ *     conv2d_pack           3-D (lane, m, c): one per lane of a row of dyt: dyt = dy
+ *                           transposed
  *     conv2d_bias_backward  1-D, one per output channel: sums each image's plane in order,
  *                           then the per-image sums in image order (fixed order, two levels)
  * The launcher takes the engine's local shape (clt__enqueue_nd: dimension 0 whole when it
@@ -41,28 +46,43 @@
  * Tunables: none.
  */
 
-/* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. */
+/* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. Work-item (lane, z) writes the
+ * columns ox = lane, lane + lanes, ... of every row oy of its plane of col: zeros left of the
+ * image, the input row's run (stride_w apart) inside it, zeros right of it, three loops
+ * without a branch per element. */
 __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
                             __global const float *x, int x_off, /* [M, C_in, H, W] */
                             __global float *col, int col_off)   /* [K, M, P] */
 {
-    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1), z = (int)get_global_id(2);
-    /* z = k * M + m. These divisions depend on z alone, so a CPU driver that loops over
-     * dimension 0 innermost computes them once per row. Remainders are written as r - q * s:
-     * LLVM turns a % next to a / into a `freeze`, which Oclgrind's uninitialized-value checker
+    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
+    const int z = (int)get_global_id(1);
+    /* z = k * M + m, split once per work-item. Remainders are written as r - q * s: LLVM
+     * turns a % next to a / into a `freeze`, which Oclgrind's uninitialized-value checker
      * cannot run. */
     const int k = z / images, m = z - k * images;
     const int r = k / kw, kx = k - r * kw;
     const int ci = r / kh, ky = r - ci * kh;
-    if (ox >= ow || oy >= oh || k >= c_in * kh * kw)
+    if (k >= c_in * kh * kw)
         return;
-    const int iy = oy * stride_h - pad_h + ky * dil_h;
-    const int ix = ox * stride_w - pad_w + kx * dil_w;
-    float v = 0.0f;
-    if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-        v = x[x_off + ((m * c_in + ci) * h + iy) * w + ix];
-    col[col_off + (z * oh + oy) * ow + ox] = v;
+    /* Output column ox reads ix = ox * stride_w + sx, inside the row for lo <= ox < hi. */
+    const int sx = kx * dil_w - pad_w, last = w - 1 - sx;
+    const int lo_in = min(sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w, ow);
+    const int hi_in = max(last < 0 ? 0 : min(ow, last / stride_w + 1), lo_in);
+    __global const float *plane = x + x_off + (m * c_in + ci) * h * w + sx;
+    for (int oy = 0; oy < oh; oy++) {
+        const int iy = oy * stride_h - pad_h + ky * dil_h;
+        const bool inside = iy >= 0 && iy < h; /* a row outside the image: all zeros */
+        const int lo = inside ? lo_in : ow, hi = inside ? hi_in : ow;
+        __global float *d = col + col_off + (z * oh + oy) * ow;
+        __global const float *src = plane + iy * w;
+        for (int ox = lane; ox < lo; ox += lanes)
+            d[ox] = 0.0f;
+        for (int ox = lo + lane; ox < hi; ox += lanes)
+            d[ox] = src[ox * stride_w];
+        for (int ox = hi + lane; ox < ow; ox += lanes)
+            d[ox] = 0.0f;
+    }
 }
 
 /* dx[m, ci, iy, :] (+)= the sum of dcol[k, m, oy, ox] over the (tap, output pixel) pairs that
@@ -107,28 +127,42 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
     }
 }
 
-/* y[m, c, p] = yt[c, m, p] + bias[c] (bias NULL: no bias). */
+/* y[m, c, p] = yt[c, m, p] + bias[c] (bias NULL: no bias). Work-item (lane, c, m): the
+ * positions p = lane, lane + lanes, ... of one row, contiguous in both layouts. */
 __kernel void conv2d_unpack(int images, int c_out, int p_count, __global const float *yt,
                             int yt_off,                               /* [C_out, M, P] */
                             __global const float *bias, int bias_off, /* [C_out] or NULL */
                             __global float *y, int y_off)             /* [M, C_out, P] */
 {
-    const int p = (int)get_global_id(0), c = (int)get_global_id(1), m = (int)get_global_id(2);
-    if (p >= p_count || c >= c_out || m >= images)
+    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
+    const int c = (int)get_global_id(1), m = (int)get_global_id(2);
+    if (c >= c_out || m >= images)
         return;
-    const float v = yt[yt_off + (c * images + m) * p_count + p];
-    y[y_off + (m * c_out + c) * p_count + p] = bias ? v + bias[bias_off + c] : v;
+    __global const float *s = yt + yt_off + (c * images + m) * p_count;
+    __global float *d = y + y_off + (m * c_out + c) * p_count;
+    if (bias) {
+        const float b = bias[bias_off + c];
+        for (int p = lane; p < p_count; p += lanes)
+            d[p] = s[p] + b;
+    } else {
+        for (int p = lane; p < p_count; p += lanes)
+            d[p] = s[p];
+    }
 }
 
-/* dyt[c, m, p] = dy[m, c, p]. */
+/* dyt[c, m, p] = dy[m, c, p]. Work-item (lane, m, c): one row, as in conv2d_unpack. */
 __kernel void conv2d_pack(int images, int c_out, int p_count, __global const float *dy,
                           int dy_off,                       /* [M, C_out, P] */
                           __global float *dyt, int dyt_off) /* [C_out, M, P] */
 {
-    const int p = (int)get_global_id(0), m = (int)get_global_id(1), c = (int)get_global_id(2);
-    if (p >= p_count || m >= images || c >= c_out)
+    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
+    const int m = (int)get_global_id(1), c = (int)get_global_id(2);
+    if (m >= images || c >= c_out)
         return;
-    dyt[dyt_off + (c * images + m) * p_count + p] = dy[dy_off + (m * c_out + c) * p_count + p];
+    __global const float *s = dy + dy_off + (m * c_out + c) * p_count;
+    __global float *d = dyt + dyt_off + (c * images + m) * p_count;
+    for (int p = lane; p < p_count; p += lanes)
+        d[p] = s[p];
 }
 
 /* db[c] (+)= sum over n and p of dy[n, c, p]. */

@@ -25,16 +25,19 @@
  * kernels run over 3-D NDRanges, so no work-item divides to find its element. A chunk
  * (g, ch, k) of channel ch holds rows b = k * rows .. (k + 1) * rows - 1 (the last k may hold
  * fewer) at positions t = g * seg .. (g + 1) * seg - 1 (the last g may hold fewer), walked
- * b by b, each row a unit-stride run of t; partials are [2, c, nchunks, nseg], chunk
+ * b by b, each row a unit-stride run of t summed into 8 lanes and a tail, added in a fixed
+ * tree at the end (bn_lanes_sum below); partials are [2, c, nchunks, nseg], chunk
  * (g, ch, k) at (ch * nchunks + k) * nseg + g. The launcher fixes seg and rows from s alone:
  *     batchnorm_stats             (g, ch, k): shifted two-pass mean and M2 of its chunk
  *     batchnorm_stats_combine     one per channel: merges the chunks in (k, g) order
  *                                 (Chan et al.), writes mean, inv_std, updates running stats
- *     batchnorm_forward           (t, ch, b): one per element of x
+ *     batchnorm_forward           (lane, ch, b): positions lane, lane + lanes, ... of a row
+ *                                 (lanes = get_global_size(0): 1 on CPU devices, so that the
+ *                                 work-item walks the row with unit stride, engine/ops/pool.h)
  *     batchnorm_backward_partial  (g, ch, k): sums of dy and dy * (x - mean) over its chunk
  *     batchnorm_backward_combine  one per channel: adds the chunk sums in (k, g) order
- *     batchnorm_backward          (t, ch, b): one per element: dx
- *     batchnorm_backward_inference (t, ch, b): one per element: dx in inference mode
+ *     batchnorm_backward          (lane, ch, b): dx, rows as in batchnorm_forward
+ *     batchnorm_backward_inference (lane, ch, b): dx in inference mode, rows likewise
  *     layernorm_forward           one per row: shifted two-pass statistics, then y
  *     layernorm_backward          one per row: the two row sums, then dx
  *     layernorm_param_partial     one per (chunk of `chunk` rows, column): sums over its rows
@@ -53,6 +56,16 @@
 
 /* ==== Batch norm ======================================================================== */
 
+/* The batch norm chunk sums (batchnorm_stats, batchnorm_backward_partial) run in a fixed
+ * order that a CPU vectorizes: each row's run of the chunk in steps of 8 positions into 8
+ * lanes (lane j takes the positions t0 + j, t0 + j + 8, ... of every row, in row order), the
+ * run's last (t1 - t0) % 8 positions into one more sum, and at the end
+ *     ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) + tail. */
+float bn_lanes_sum(float8 v, float tail)
+{
+    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)) + tail;
+}
+
 /* Statistics of one chunk of one channel, relative to the shift x[0, ch, 0]: the mean of
  * (x - shift) over the chunk and M2, the sum of squared deviations from that mean. Both
  * passes read the chunk; the shift keeps the first sum free of a large common offset. */
@@ -65,20 +78,33 @@ __kernel void batchnorm_stats(int n, int c, int s, int rows, int nchunks, int se
         return;
     const int stride = c * s; /* from (b, ch, t) to (b + 1, ch, t) */
     const int b0 = k * rows, b1 = min(n, b0 + rows);
-    const int t0 = g * seg, t1 = min(s, t0 + seg);
+    const int t0 = g * seg, t1 = min(s, t0 + seg), len = t1 - t0, body = len & ~7;
     x += x_off + ch * s;
     const float shift = x[0];
-    float sum = 0.0f;
-    for (int b = b0; b < b1; b++)
-        for (int t = t0; t < t1; t++)
-            sum += x[b * stride + t] - shift;
-    const float mu = sum / (float)((b1 - b0) * (t1 - t0));
-    float m2 = 0.0f;
-    for (int b = b0; b < b1; b++)
-        for (int t = t0; t < t1; t++) {
-            const float d = (x[b * stride + t] - shift) - mu;
-            m2 += d * d;
+    float8 acc = (float8)(0.0f);
+    float tail = 0.0f;
+    for (int b = b0; b < b1; b++) {
+        __global const float *r = x + b * stride + t0;
+        for (int t = 0; t < body; t += 8)
+            acc += vload8(0, r + t) - shift;
+        for (int t = body; t < len; t++)
+            tail += r[t] - shift;
+    }
+    const float mu = bn_lanes_sum(acc, tail) / (float)((b1 - b0) * len);
+    acc = (float8)(0.0f);
+    tail = 0.0f;
+    for (int b = b0; b < b1; b++) {
+        __global const float *r = x + b * stride + t0;
+        for (int t = 0; t < body; t += 8) {
+            const float8 d = (vload8(0, r + t) - shift) - mu;
+            acc += d * d;
         }
+        for (int t = body; t < len; t++) {
+            const float d = (r[t] - shift) - mu;
+            tail += d * d;
+        }
+    }
+    const float m2 = bn_lanes_sum(acc, tail);
     const int i = (ch * nchunks + k) * nseg + g;
     part += part_off;
     part[i] = mu;
@@ -139,14 +165,20 @@ __kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
                                 __global const float *beta, int beta_off,   /* [c] */
                                 __global float *y, int y_off)               /* [n, c, s] */
 {
-    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-    if (t >= s || ch >= c || b >= n)
+    const int lane = get_global_id(0), lanes = get_global_size(0);
+    const int ch = get_global_id(1), b = get_global_id(2);
+    if (ch >= c || b >= n)
         return;
-    const int i = (b * c + ch) * s + t;
+    const int row = (b * c + ch) * s;
     const float v = stat[stat_off + ch];
     const float inv = stat_is_var ? rsqrt(v + eps) : v;
-    const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
-    y[y_off + i] = xhat * gamma[gamma_off + ch] + beta[beta_off + ch];
+    const float mu = mean[mean_off + ch], ga = gamma[gamma_off + ch], be = beta[beta_off + ch];
+    __global const float *xr = x + x_off + row;
+    __global float *yr = y + y_off + row;
+    for (int t = lane; t < s; t += lanes) {
+        const float xhat = (xr[t] - mu) * inv;
+        yr[t] = xhat * ga + be;
+    }
 }
 
 /* Sums over one chunk of one channel: of dy, and of dy * (x - mean). */
@@ -167,13 +199,23 @@ __kernel void batchnorm_backward_partial(int n, int c, int s, int rows, int nchu
     x += x_off + ch * s;
     dy += dy_off + ch * s;
     const float mu = mean[mean_off + ch];
-    float sum_dy = 0.0f, sum_dyx = 0.0f;
-    for (int b = b0; b < b1; b++)
-        for (int t = t0; t < t1; t++) {
-            const float d = dy[b * stride + t];
-            sum_dy += d;
-            sum_dyx += d * (x[b * stride + t] - mu);
+    const int len = t1 - t0, body = len & ~7;
+    float8 acc_dy = (float8)(0.0f), acc_dyx = (float8)(0.0f);
+    float tail_dy = 0.0f, tail_dyx = 0.0f;
+    for (int b = b0; b < b1; b++) {
+        __global const float *xr = x + b * stride + t0, *gr = dy + b * stride + t0;
+        for (int t = 0; t < body; t += 8) {
+            const float8 d = vload8(0, gr + t);
+            acc_dy += d;
+            acc_dyx += d * (vload8(0, xr + t) - mu);
         }
+        for (int t = body; t < len; t++) {
+            const float d = gr[t];
+            tail_dy += d;
+            tail_dyx += d * (xr[t] - mu);
+        }
+    }
+    const float sum_dy = bn_lanes_sum(acc_dy, tail_dy), sum_dyx = bn_lanes_sum(acc_dyx, tail_dyx);
     const int i = (ch * nchunks + k) * nseg + g;
     part += part_off;
     part[i] = sum_dy;
@@ -223,15 +265,27 @@ __kernel void batchnorm_backward(int n, int c, int s, int accumulate, __global c
                                  __global const float *means, int means_off,     /* [2, c] */
                                  __global float *dx, int dx_off)                 /* [n, c, s] */
 {
-    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-    if (t >= s || ch >= c || b >= n)
+    const int lane = get_global_id(0), lanes = get_global_size(0);
+    const int ch = get_global_id(1), b = get_global_id(2);
+    if (ch >= c || b >= n)
         return;
-    const int i = (b * c + ch) * s + t;
-    const float inv = inv_std[inv_std_off + ch];
-    const float xhat = (x[x_off + i] - mean[mean_off + ch]) * inv;
-    const float inner = dy[dy_off + i] - means[means_off + ch] - xhat * means[means_off + c + ch];
-    const float g = gamma[gamma_off + ch] * inv * inner;
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+    const int row = (b * c + ch) * s;
+    const float inv = inv_std[inv_std_off + ch], mu = mean[mean_off + ch];
+    const float mean_dy = means[means_off + ch], mean_dyxhat = means[means_off + c + ch];
+    const float scale = gamma[gamma_off + ch] * inv;
+    __global const float *xr = x + x_off + row, *gr = dy + dy_off + row;
+    __global float *dr = dx + dx_off + row;
+    if (accumulate) {
+        for (int t = lane; t < s; t += lanes) {
+            const float xhat = (xr[t] - mu) * inv;
+            dr[t] += scale * (gr[t] - mean_dy - xhat * mean_dyxhat);
+        }
+    } else {
+        for (int t = lane; t < s; t += lanes) {
+            const float xhat = (xr[t] - mu) * inv;
+            dr[t] = scale * (gr[t] - mean_dy - xhat * mean_dyxhat);
+        }
+    }
 }
 
 /* Inference mode: dx = dy * gamma / sqrt(running_var + eps). */
@@ -241,12 +295,21 @@ __kernel void batchnorm_backward_inference(int n, int c, int s, float eps, int a
                                            __global const float *var, int var_off,     /* [c] */
                                            __global float *dx, int dx_off) /* [n, c, s] */
 {
-    const int t = get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-    if (t >= s || ch >= c || b >= n)
+    const int lane = get_global_id(0), lanes = get_global_size(0);
+    const int ch = get_global_id(1), b = get_global_id(2);
+    if (ch >= c || b >= n)
         return;
-    const int i = (b * c + ch) * s + t;
-    const float g = dy[dy_off + i] * (gamma[gamma_off + ch] * rsqrt(var[var_off + ch] + eps));
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+    const int row = (b * c + ch) * s;
+    const float scale = gamma[gamma_off + ch] * rsqrt(var[var_off + ch] + eps);
+    __global const float *gr = dy + dy_off + row;
+    __global float *dr = dx + dx_off + row;
+    if (accumulate) {
+        for (int t = lane; t < s; t += lanes)
+            dr[t] += gr[t] * scale;
+    } else {
+        for (int t = lane; t < s; t += lanes)
+            dr[t] = gr[t] * scale;
+    }
 }
 
 /* ==== Layer norm ======================================================================== */

@@ -25,6 +25,11 @@
  * work-item divides to find its element:
  *     maxpool2d_forward, avgpool2d_forward      (ox, oy, plane): one per output element,
  *         walking its window
+ *     maxpool2d_forward_2x2, maxpool2d_backward_2x2  (lane, oy, plane): 2x2 windows, stride 2,
+ *         no padding (the backward with H and W even): one per lane of an output row, taking
+ *         its outputs lane, lane + lanes, ... (lanes = get_global_size(0), clt__row_lanes in
+ *         engine/ops/pool.h: 1 on CPU devices); the same values as the general kernels, no
+ *         sums, so nothing depends on the lanes
  *     maxpool2d_backward_cells, avgpool2d_backward_cells    (ox, oy, plane), only when windows
  *         do not overlap (stride >= window in both directions): one per output element, which
  *         writes every input element of its cell, the rows oy * stride_h - pad_h ..
@@ -113,6 +118,99 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
     y[y_off + o] = best;
     if (write_argmax)
         argmax[a_off + o] = best_at;
+}
+
+/* The maximum of a 2x2 window v0, v1, v2, v3 (window order) by maxpool2d_forward's rule: a
+ * later value wins when larger, or when NaN over a number. Bitwise operators and selects, no
+ * short circuit, so no branch on the data (whose outcome a CPU cannot predict). */
+float pool_max4(float v0, float v1, float v2, float v3)
+{
+    float best = v0;
+    best = ((v1 > best) | (isnan(v1) & !isnan(best))) ? v1 : best;
+    best = ((v2 > best) | (isnan(v2) & !isnan(best))) ? v2 : best;
+    best = ((v3 > best) | (isnan(v3) & !isnan(best))) ? v3 : best;
+    return best;
+}
+
+/* The position (0 to 3) of best = pool_max4(v0, v1, v2, v3) in the window: the first value
+ * equal to it, or the first NaN when it is NaN (a number equal to the maximum that came
+ * earlier would have been kept: later values win only when larger). Integer arithmetic: a
+ * chain of selects on these comparisons compiles to branches on PoCL. */
+int pool_first4(float best, float v0, float v1, float v2)
+{
+    const int n0 = 1 - ((v0 == best) | isnan(v0)), n1 = 1 - ((v1 == best) | isnan(v1));
+    const int n2 = 1 - ((v2 == best) | isnan(v2));
+    return n0 * (1 + n1 * (1 + n2));
+}
+
+/* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): the
+ * selection of maxpool2d_forward, unrolled. Work-item (lane, oy, plane) takes the outputs
+ * ox = lane, lane + lanes, ... of its output row, so with one lane per row (CPU devices) it
+ * walks the row with unit stride and a CPU driver vectorizes the loop. */
+__kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, int write_argmax,
+                                    __global const float *x, int x_off, /* [N, C, H, W] */
+                                    __global float *y, int y_off,       /* [N, C, OH, OW] */
+                                    __global int *argmax, int a_off)    /* [N, C, OH, OW] */
+{
+    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
+    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (oy >= oh || plane >= planes)
+        return;
+    const int top = 2 * oy * w; /* the window row's first element in the plane */
+    __global const float *r0 = x + x_off + plane * h * w + top, *r1 = r0 + w;
+    const int o = (plane * oh + oy) * ow;
+    __global float *yo = y + y_off + o;
+    __global int *ao = argmax + a_off + o;
+    if (write_argmax) {
+        for (int ox = lane; ox < ow; ox += lanes) {
+            const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+            const float best = pool_max4(v0, v1, v2, v3);
+            const int k = pool_first4(best, v0, v1, v2); /* row k / 2, column k % 2 */
+            yo[ox] = best;
+            ao[ox] = top + (k >> 1) * w + 2 * ox + (k & 1);
+        }
+    } else {
+        for (int ox = lane; ox < ow; ox += lanes)
+            yo[ox] = pool_max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+    }
+}
+
+/* The backward of maxpool2d_forward_2x2 when H and W are even (the windows are the cells):
+ * each output element writes its window of dx, dy where argmax points, else 0. Work-items as
+ * in the forward kernel, so a lane writes the two input rows of its outputs. */
+__kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, int accumulate,
+                                     __global const int *argmax, int a_off, /* [N, C, OH, OW] */
+                                     __global const float *dy, int dy_off,  /* [N, C, OH, OW] */
+                                     __global float *dx, int dx_off)        /* [N, C, H, W] */
+{
+    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
+    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (oy >= oh || plane >= planes)
+        return;
+    const int top = 2 * oy * w;
+    const int o = (plane * oh + oy) * ow;
+    __global const int *ao = argmax + a_off + o;
+    __global const float *go = dy + dy_off + o;
+    __global float *r0 = dx + dx_off + plane * h * w + top, *r1 = r0 + w;
+    for (int ox = lane; ox < ow; ox += lanes) {
+        const int at = ao[ox] - top - 2 * ox; /* 0, 1, w or w + 1 */
+        const int g = as_int(0.0f + go[ox]);  /* the gather's 0 + dy */
+        /* g where the argmax is, else +0: masks rather than selects, which a CPU compiler
+         * may turn into branches on the data. */
+        const float g0 = as_float(g & -(at == 0)), g1 = as_float(g & -(at == 1));
+        const float g2 = as_float(g & -(at == w)), g3 = as_float(g & -(at == w + 1));
+        if (accumulate) {
+            r0[2 * ox] += g0;
+            r0[2 * ox + 1] += g1;
+            r1[2 * ox] += g2;
+            r1[2 * ox + 1] += g3;
+        } else {
+            r0[2 * ox] = g0;
+            r0[2 * ox + 1] = g1;
+            r1[2 * ox] = g2;
+            r1[2 * ox + 1] = g3;
+        }
+    }
 }
 
 /* Windows that do not overlap: output element (plane, oy, ox) writes its cell of dx. */

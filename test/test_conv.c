@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "ops/pool.h"
 #include "ref_conv.h"
 
 #define TOL_TERM 5e-7
@@ -333,6 +334,19 @@ static void forward_and_backward(void **state)
         check_case(dev, &cases[i]);
 }
 
+/* The helper kernels with up to 32 lanes per row, as on a GPU (clt__row_lanes), over the
+ * small cases: the device is told it is a GPU for the time of the test. */
+static void gpu_lanes(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_device_type saved = dev->info.type;
+    dev->info.type = CLT_DEVICE_GPU;
+    assert_int_equal(clt__row_lanes(dev, 5), 8);
+    for (size_t i = 0; i < sizeof small_cases / sizeof small_cases[0]; i++)
+        check_case(dev, &small_cases[i]);
+    dev->info.type = saved;
+}
+
 static void resolve_checks_parameters(void **state)
 {
     (void)state;
@@ -452,6 +466,7 @@ int main(void)
         CLT_DEVICE_TEST(resolve_checks_parameters),
         CLT_DEVICE_TEST(launchers_check_buffers),
         CLT_DEVICE_TEST(forward_and_backward),
+        CLT_DEVICE_TEST(gpu_lanes),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

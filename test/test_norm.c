@@ -33,6 +33,7 @@
 
 #include "harness.h"
 #include "ops/norm.h"
+#include "ops/pool.h"
 #include "ref_norm.h"
 
 #define EPS 1e-5f
@@ -450,6 +451,22 @@ static void batchnorm_backward_matches_reference(void **state)
     size_t count = bn_shapes(&shapes);
     for (size_t i = 0; i < count; i++)
         bn_backward_case(*state, &shapes[i]);
+}
+
+static void batchnorm_inference_backward(void **state);
+
+/* The row kernels with up to 32 lanes per row, as on a GPU (clt__row_lanes): the device is
+ * told it is a GPU for the time of the test. */
+static void batchnorm_gpu_lanes(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_device_type saved = dev->info.type;
+    dev->info.type = CLT_DEVICE_GPU;
+    assert_int_equal(clt__row_lanes(dev, 13), 16);
+    batchnorm_forward_matches_reference(state);
+    batchnorm_backward_matches_reference(state);
+    batchnorm_inference_backward(state);
+    dev->info.type = saved;
 }
 
 /* The loss sum(w * y) of the reference training forward, for finite differences. */
@@ -992,6 +1009,7 @@ int main(void)
         CLT_DEVICE_TEST(batchnorm_backward_matches_reference),
         CLT_DEVICE_TEST(batchnorm_gradcheck),
         CLT_DEVICE_TEST(batchnorm_inference_backward),
+        CLT_DEVICE_TEST(batchnorm_gpu_lanes),
         CLT_DEVICE_TEST(batchnorm_checks_arguments),
         CLT_DEVICE_TEST(layernorm_matches_reference),
         CLT_DEVICE_TEST(layernorm_large_offset),

@@ -252,6 +252,8 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
 
 static const struct pool_case full_cases[] = {
     {"2x2 stride 2, odd width", POOL(2, 3, 10, 9, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, odd height", POOL(3, 2, 11, 8, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, even sizes", POOL(3, 5, 12, 18, 2, 2, 2, 2, 0, 0)},
     {"3x3 stride 2 pad 1", POOL(2, 3, 11, 13, 3, 3, 2, 2, 1, 1)},
     {"3x3 stride 1 pad 1", POOL(1, 4, 9, 7, 3, 3, 1, 1, 1, 1)},
     {"3x2 stride 2x1 pad 1x0", POOL(3, 2, 8, 11, 3, 2, 2, 1, 1, 0)},
@@ -265,6 +267,8 @@ static const struct pool_case small_cases[] = {
     {"3x3 stride 2 pad 1", POOL(2, 2, 7, 6, 3, 3, 2, 2, 1, 1)},
     {"3x2 stride 1x2 pad 1x1, batch 1", POOL(1, 3, 5, 7, 3, 2, 1, 2, 1, 1)},
     {"2x2 stride 3", POOL(1, 2, 8, 7, 2, 2, 3, 3, 0, 0)},
+    {"2x2 stride 2, even sizes", POOL(2, 3, 6, 4, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, odd width", POOL(1, 2, 4, 5, 2, 2, 2, 2, 0, 0)},
 };
 
 static void run_cases(struct clt_device *dev, enum kind kind)
@@ -282,6 +286,23 @@ static void max_pool(void **state)
     run_cases(*state, MAX);
 }
 
+/* The row kernels with 32 lanes per row, as on a GPU (clt__row_lanes): the device is told it
+ * is a GPU for the time of the test. */
+static void max_pool_gpu_lanes(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_device_type saved = dev->info.type;
+    dev->info.type = CLT_DEVICE_GPU;
+    assert_int_equal(clt__row_lanes(dev, 14), 16);
+    run_cases(dev, MAX);
+    dev->info.type = saved;
+    /* Rows longer than CLT__ROW_STEPS per lane get more lanes on every device. */
+    assert_int_equal(clt__row_lanes(dev, CLT__ROW_STEPS + 1) >= 2, true);
+    assert_int_equal(clt__row_lanes(dev, 5 * (int64_t)CLT__ROW_STEPS) * CLT__ROW_STEPS >=
+                         5 * (int64_t)CLT__ROW_STEPS,
+                     true);
+}
+
 static void avg_pool(void **state)
 {
     run_cases(*state, AVG);
@@ -294,9 +315,61 @@ static void max_pool_ties_and_padding(void **state)
     const struct pool_case cases[] = {
         {"3x3 stride 1 pad 1", POOL(2, 3, 6, 7, 3, 3, 1, 1, 1, 1)},
         {"2x4 stride 2x1 pad 1x2", POOL(1, 2, 5, 9, 2, 4, 2, 1, 1, 2)},
+        {"2x2 stride 2", POOL(2, 3, 6, 8, 2, 2, 2, 2, 0, 0)},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(*state, MAX, &cases[i], true);
+}
+
+/* NaN and signed zeros: the first NaN of a window wins over numbers, +0 and -0 tie (the
+ * first is kept); y bit for bit (NaN where the reference has NaN) and argmax as the
+ * reference's, then dx written from that argmax. The 2x2 kernels and the general one. */
+static void max_pool_nan(void **state)
+{
+    struct clt_device *dev = *state;
+    const struct pool_case cases[] = {
+        {"2x2 stride 2", POOL(2, 3, 6, 8, 2, 2, 2, 2, 0, 0)},
+        {"2x2 stride 2, odd width", POOL(1, 2, 4, 5, 2, 2, 2, 2, 0, 0)},
+        {"3x3 stride 2 pad 1", POOL(1, 2, 7, 6, 3, 3, 2, 2, 1, 1)},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct host h;
+        host_init(&h, MAX, &cases[c], false);
+        const float values[] = {-1.0f, -0.0f, 0.0f, 2.0f, NAN, 1.0f, -0.0f};
+        for (int64_t i = 0; i < h.nx; i++)
+            h.x[i] = values[(i * 5 + i / 3) % 7];
+        ref_maxpool2d_forward(&h.p, h.x, h.y_ref, h.argmax_ref);
+        ref_maxpool2d_backward(&h.p, h.x, h.dy, h.dx_ref);
+        struct clt_arena *arena;
+        assert_int_equal(clt_arena_create(dev, (uint64_t)(2 * h.nx + 3 * h.ny) * 4 + 65536, &arena),
+                         CLT_OK);
+        (void)clt_test_tensor(arena, NULL, 5);
+        struct clt_view x = clt_test_tensor(arena, h.x, h.nx);
+        struct clt_view dy = clt_test_tensor(arena, h.dy, h.ny);
+        struct clt_view y = clt_test_tensor(arena, NULL, h.ny);
+        struct clt_view dx = clt_test_tensor(arena, NULL, h.nx);
+        struct clt_view argmax = indices(arena, h.ny);
+        assert_int_equal(forward(dev, &h, &x, &y, &argmax), CLT_OK);
+        clt_test_download(&y, h.y, (size_t)h.ny);
+        assert_int_equal(clt_view_read(&argmax, h.argmax, (uint64_t)h.ny * 4, NULL), CLT_OK);
+        bool some_nan = false;
+        for (int64_t i = 0; i < h.ny; i++) {
+            const float want = (float)h.y_ref[i];
+            some_nan = some_nan || isnan(want);
+            if (isnan(want) ? !isnan(h.y[i]) : memcmp(&h.y[i], &want, sizeof want) != 0)
+                fail_msg("%s: y[%lld] = %g, want %g", cases[c].name, (long long)i, (double)h.y[i],
+                         (double)want);
+            if (h.argmax[i] != h.argmax_ref[i])
+                fail_msg("%s: argmax[%lld] = %d, want %d", cases[c].name, (long long)i, h.argmax[i],
+                         h.argmax_ref[i]);
+        }
+        assert_true(some_nan);
+        assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false), CLT_OK);
+        clt_test_download(&dx, h.dx, (size_t)h.nx);
+        compare("maxpool2d", cases[c].name, "dx (NaN inputs)", h.dx, NULL, h.dx_ref, h.nx, ATOL);
+        clt_arena_free(arena);
+        host_free(&h);
+    }
 }
 
 /* ==== Global average pooling ============================================================ */
@@ -453,6 +526,8 @@ int main(void)
         CLT_DEVICE_TEST(launchers_check_buffers),
         CLT_DEVICE_TEST(max_pool),
         CLT_DEVICE_TEST(max_pool_ties_and_padding),
+        CLT_DEVICE_TEST(max_pool_gpu_lanes),
+        CLT_DEVICE_TEST(max_pool_nan),
         CLT_DEVICE_TEST(avg_pool),
         CLT_DEVICE_TEST(global_avg_pool),
     };

@@ -17,6 +17,7 @@
  */
 #include "graph.h"
 #include "ops/conv.h"
+#include "ops/pool.h"
 
 /* Products of sizes are kept below 2^31: kernels index with int. */
 static bool mul_fits(int64_t a, int64_t b, int64_t *out)
@@ -189,8 +190,8 @@ static struct chunk chunk_at(const struct clt__conv2d *c, const struct sizes *s,
 static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
                               const struct sizes *s, const struct chunk *ch, struct clt__buf x)
 {
-    const size_t g[3] = {(size_t)c->ow, (size_t)c->oh, (size_t)(s->k * ch->m)};
-    return CLT__RUN_ND(dev, CLT__K_conv2d_im2col, 3, g, GEOMETRY(c), CLT__I32(ch->m),
+    const size_t g[2] = {clt__row_lanes(dev, c->ow), (size_t)(s->k * ch->m)};
+    return CLT__RUN_ND(dev, CLT__K_conv2d_im2col, 2, g, GEOMETRY(c), CLT__I32(ch->m),
                        CLT__BUF(at(x, ch->first * s->image_in)), CLT__BUF(ch->col));
 }
 
@@ -243,7 +244,7 @@ static enum clt_status chunk_forward(struct clt_device *dev, const struct clt__c
     if (st == CLT_OK)
         st = group_gemm(dev, c->groups, false, false, s->co, mp, s->kg, 0.0f, weight, s->co * s->kg,
                         ch->col, s->kg * mp, yt, s->co * mp);
-    const size_t g[3] = {(size_t)s->p, (size_t)c->c_out, (size_t)ch->m};
+    const size_t g[3] = {clt__row_lanes(dev, s->p), (size_t)c->c_out, (size_t)ch->m};
     if (st == CLT_OK && (ch->m > 1 || bias.mem))
         st = CLT__RUN_ND(dev, CLT__K_conv2d_unpack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
                          CLT__I32(s->p), CLT__BUF(yt), CLT__BUF(bias), CLT__BUF(y_m));
@@ -300,7 +301,7 @@ static enum clt_status chunk_backward(struct clt_device *dev, const struct clt__
     const struct clt__buf dy_m = at(dy, ch->first * s->image_out);
     const struct clt__buf dyt = ch->m == 1 ? dy_m : ch->t;
     enum clt_status st = CLT_OK;
-    const size_t g[3] = {(size_t)s->p, (size_t)ch->m, (size_t)c->c_out};
+    const size_t g[3] = {clt__row_lanes(dev, s->p), (size_t)ch->m, (size_t)c->c_out};
     if (ch->m > 1)
         st = CLT__RUN_ND(dev, CLT__K_conv2d_pack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
                          CLT__I32(s->p), CLT__BUF(dy_m), CLT__BUF(dyt));

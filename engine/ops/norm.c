@@ -11,6 +11,7 @@
 
 #include "graph.h"
 #include "ops/norm.h"
+#include "ops/pool.h"
 
 /* The chunks of one channel summarized by one work-item of batchnorm_stats and
  * batchnorm_backward_partial: a segment of at most BN_SEG positions of a plane (all of it up
@@ -77,9 +78,11 @@ static enum clt_status check_eps(struct clt_device *dev, const char *op, float e
 
 /* ==== Batch norm ======================================================================== */
 
-/* The NDRange of the elementwise batch norm kernels: (t, ch, b), one work-item per element of
- * x [n, c, s] (a compound literal: it lives to the end of the launcher's block). */
-#define BN_ELEMENTS(n, c, s) ((const size_t[3]){(size_t)(s), (size_t)(c), (size_t)(n)})
+/* The NDRange of the elementwise batch norm kernels: (lane, ch, b), one work-item per lane of
+ * a row of s positions (clt__row_lanes; a compound literal: it lives to the end of the
+ * launcher's block). */
+#define BN_ROWS(dev, n, c, s)                                                                      \
+    ((const size_t[3]){clt__row_lanes((dev), (s)), (size_t)(c), (size_t)(n)})
 
 /* The chunking of a channel of n rows of s positions (cl/norm.cl). */
 struct bn_chunks {
@@ -178,7 +181,7 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
     if (st != CLT_OK)
         return st;
 
-    return CLT__RUN_ND(dev, CLT__K_batchnorm_forward, 3, BN_ELEMENTS(n, c, s), CLT__I32(ni),
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_forward, 3, BN_ROWS(dev, n, c, s), CLT__I32(ni),
                        CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
                        CLT__BUF(x), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(gamma),
                        CLT__BUF(beta), CLT__BUF(y));
@@ -213,7 +216,7 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, stat_is_var = 1;
-    return CLT__RUN_ND(dev, CLT__K_batchnorm_forward, 3, BN_ELEMENTS(n, c, s), CLT__I32(ni),
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_forward, 3, BN_ROWS(dev, n, c, s), CLT__I32(ni),
                        CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(stat_is_var),
                        CLT__BUF(x), CLT__BUF(running_mean), CLT__BUF(running_var), CLT__BUF(gamma),
                        CLT__BUF(beta), CLT__BUF(y));
@@ -270,7 +273,7 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
     if (st != CLT_OK || !dx.mem)
         return st;
 
-    return CLT__RUN_ND(dev, CLT__K_batchnorm_backward, 3, BN_ELEMENTS(n, c, s), CLT__I32(ni),
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_backward, 3, BN_ROWS(dev, n, c, s), CLT__I32(ni),
                        CLT__I32(ci), CLT__I32(si), CLT__I32(acc_dx), CLT__BUF(x), CLT__BUF(dy),
                        CLT__BUF(gamma), CLT__BUF(mean), CLT__BUF(inv_std), CLT__BUF(means),
                        CLT__BUF(dx));
@@ -302,7 +305,7 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
         return st;
 
     cl_int ni = (cl_int)n, ci = (cl_int)c, si = (cl_int)s, acc = accumulate;
-    return CLT__RUN_ND(dev, CLT__K_batchnorm_backward_inference, 3, BN_ELEMENTS(n, c, s),
+    return CLT__RUN_ND(dev, CLT__K_batchnorm_backward_inference, 3, BN_ROWS(dev, n, c, s),
                        CLT__I32(ni), CLT__I32(ci), CLT__I32(si), CLT__F32(eps), CLT__I32(acc),
                        CLT__BUF(dy), CLT__BUF(gamma), CLT__BUF(running_var), CLT__BUF(dx));
 }

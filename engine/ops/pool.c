@@ -98,6 +98,33 @@ static bool disjoint(const struct clt__pool2d *p)
     return p->stride_h >= p->kh && p->stride_w >= p->kw;
 }
 
+size_t clt__row_lanes(const struct clt_device *dev, int64_t len)
+{
+    size_t lanes = 1;
+    if (dev->info.type != CLT_DEVICE_CPU)
+        while (lanes < 32 && (int64_t)lanes < len)
+            lanes *= 2;
+    /* At most CLT__ROW_STEPS elements per lane (llvmpipe ends longer loops). */
+    while ((int64_t)lanes * CLT__ROW_STEPS < len)
+        lanes *= 2;
+    return lanes;
+}
+
+/* 2x2 windows, stride 2, no padding: the unrolled kernels of cl/pool.cl (the backward one
+ * only when H and W are even, so that the windows are the cells). */
+static bool is_2x2(const struct clt__pool2d *p)
+{
+    return p->kh == 2 && p->kw == 2 && p->stride_h == 2 && p->stride_w == 2 && p->pad_h == 0 &&
+           p->pad_w == 0;
+}
+
+/* The 5 geometry arguments of the 2x2 kernels and their NDRange (lane, output row, plane). */
+#define GEOMETRY_2X2(p)                                                                            \
+    CLT__I32((p)->n *(p)->c), CLT__I32((p)->h), CLT__I32((p)->w), CLT__I32((p)->oh),               \
+        CLT__I32((p)->ow)
+#define ROW_RANGE(dev, p)                                                                          \
+    ((const size_t[3]){clt__row_lanes((dev), (p)->ow), (size_t)(p)->oh, (size_t)((p)->n * (p)->c)})
+
 enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
                                        struct clt__buf x, struct clt__buf y, struct clt__buf argmax)
 {
@@ -111,6 +138,10 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
         return st;
     /* Without argmax the kernel gets y's buffer in its place and never touches it. */
     const struct clt__buf a = {argmax.mem ? argmax.mem : y.mem, argmax.offset};
+    if (is_2x2(&p))
+        return CLT__RUN_ND(dev, CLT__K_maxpool2d_forward_2x2, 3, ROW_RANGE(dev, &p),
+                           GEOMETRY_2X2(&p), CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y),
+                           CLT__BUF(a));
     return CLT__RUN_ND(dev, CLT__K_maxpool2d_forward, 3, OUT_RANGE(&p), GEOMETRY(&p),
                        CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y), CLT__BUF(a));
 }
@@ -127,6 +158,10 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
         prepare(dev, "maxpool2d_backward", pool, &p, "dx", dx, names, bufs, optional, 2);
     if (st != CLT_OK)
         return st;
+    if (is_2x2(&p) && p.h % 2 == 0 && p.w % 2 == 0)
+        return CLT__RUN_ND(dev, CLT__K_maxpool2d_backward_2x2, 3, ROW_RANGE(dev, &p),
+                           GEOMETRY_2X2(&p), CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy),
+                           CLT__BUF(dx));
     if (disjoint(&p))
         return CLT__RUN_ND(dev, CLT__K_maxpool2d_backward_cells, 3, OUT_RANGE(&p), GEOMETRY(&p),
                            CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy), CLT__BUF(dx));
