@@ -387,6 +387,43 @@ static enum clt__gemm_impl default_impl(struct clt_device *dev, const struct clt
     return dev->gemm_host ? CLT__GEMM_IMPL_HOST : CLT__GEMM_IMPL_CLBLAST;
 }
 
+/* Whether the device can run impl (in configuration cfg for the own kernel) now. */
+static bool usable(struct clt_device *dev, enum clt__gemm_impl impl,
+                   const struct clt__gemm_config *cfg)
+{
+    switch (impl) {
+    case CLT__GEMM_IMPL_HOST:
+        return dev->gemm_host;
+    case CLT__GEMM_IMPL_CLBLAST:
+        return dev->gemm_backend == CLT_GEMM_CLBLAST;
+    case CLT__GEMM_IMPL_OWN:
+        return clt__gemm_own_refusal(dev, cfg) == NULL;
+    case CLT__GEMM_IMPL_TEST:
+        return dev->tune && dev->tune->test_fn;
+    }
+    return false;
+}
+
+/* The fastest of e's candidates that computed correctly and that the device can run now;
+ * false when there is none. */
+static bool second_best(struct clt_device *dev, const struct clt__tune_entry *e,
+                        enum clt__gemm_impl *impl, struct clt__gemm_config *cfg)
+{
+    double best = 0;
+    for (uint32_t i = 0; i < e->t.candidate_count; i++) {
+        const struct clt_gemm_candidate *c = &e->t.candidates[i];
+        enum clt__gemm_impl ci;
+        struct clt__gemm_config cc = {0};
+        if (c->status != CLT_OK || c->wrong || !(c->gflops > best) ||
+            !parse_choice(c->name, &ci, &cc) || !usable(dev, ci, &cc))
+            continue;
+        best = c->gflops;
+        *impl = ci;
+        *cfg = cc;
+    }
+    return best > 0;
+}
+
 /* Adds a shape to the record unless it is there (a full or failed record is cut short). */
 static void record(struct clt__tune *tu, const struct clt_gemm_shape *g)
 {
@@ -435,15 +472,17 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     if (!tu || !dev->gemm_may_fall_back || !tu->enabled)
         return default_impl(dev, g, cfg);
     struct clt__tune_entry *e = find(tu, g);
-    if (e && e->impl == CLT__GEMM_IMPL_CLBLAST && dev->gemm_backend == CLT_GEMM_OWN)
-        return default_impl(dev, g, cfg); /* CLBlast failed on this device since */
-    /* An own configuration chosen before this library refused it on the device (serial mode
-     * on llvmpipe) gives way to the default. */
-    if (e && e->impl == CLT__GEMM_IMPL_OWN && clt__gemm_own_refusal(dev, &e->cfg))
-        return default_impl(dev, g, cfg);
-    if (e) {
+    if (e && usable(dev, e->impl, &e->cfg)) {
         *cfg = e->cfg;
         return e->impl;
+    }
+    /* The stored choice cannot run now (CLBlast failed on this device since, the host BLAS
+     * is refused by CLTRAIN_HOST_BLAS=0, or this library refuses an own configuration on the
+     * device, as serial mode on llvmpipe): the fastest stored candidate that can run, else
+     * the default. */
+    if (e) {
+        enum clt__gemm_impl impl = CLT__GEMM_IMPL_OWN;
+        return second_best(dev, e, &impl, cfg) ? impl : default_impl(dev, g, cfg);
     }
     if (tu->session == 0)
         return default_impl(dev, g, cfg);
