@@ -2,7 +2,8 @@
  * test_tune.c: the GEMM tuner on a real device: a miss times the candidates and writes an
  * entry, a hit reads it back without timing, a corrupt or foreign entry is timed again, an
  * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
- * nothing, a stored choice the device cannot run gives way to the best stored one that can, an
+ * nothing, a stored choice the device cannot run gives way to the best stored one that can, a
+ * shape timed under load is timed again when the machine is quiet, an
  * injected candidate that computes a wrong result is never chosen, one that fails is skipped with a
  * log line, and the chosen implementation computes what the C reference does. CLBlast's Xgemm
  * parameters are decided once, kept in the entry, handed to CLBlast when it is read (which then
@@ -502,6 +503,57 @@ static char *entry_text(struct clt_device *dev, const char *path)
     return text;
 }
 
+/* A shape timed on an oversubscribed machine (load per core at or above 2, stood for by
+ * test_load) is timed again by a later session that finds the machine at most half as loaded
+ * and no longer oversubscribed; otherwise its stored choice serves. */
+static void loaded_entries_are_timed_again_when_quiet(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    dev->tune->test_load = 3.0;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "gemm tuning: m=19 n=23 k=13"));
+    clt_device_close(dev);
+    char path[256];
+    assert_true(tune_file(f->dir, path, sizeof path));
+
+    const double still_loaded[2] = {2.5, 1.6}; /* oversubscribed; not half as loaded */
+    for (int i = 0; i < 2; i++) {
+        dev = open_with(f, f->dir);
+        char *text = entry_text(dev, path);
+        assert_non_null(strstr(text, "\nload 3.00\n"));
+        free(text);
+        dev->tune->test_load = still_loaded[i];
+        assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+        assert_null(strstr(f->log.text, "gemm tuning: m="));
+        clt_device_close(dev);
+    }
+
+    dev = open_with(f, f->dir);
+    dev->tune->test_load = 0.5;
+    check_dispatch(dev, &SHAPE); /* outside a tuning session: the stored choice */
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "was timed at a load of 3.0 per core, now 0.5"));
+    assert_non_null(strstr(f->log.text, "gemm tuning: chose"));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 1);
+    check_entry(&list[0]);
+    free(list);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+
+    /* Timed quiet, it stays. */
+    dev = open_with(f, f->dir);
+    char *text = entry_text(dev, path);
+    assert_non_null(strstr(text, "\nload 0.50\n"));
+    free(text);
+    dev->tune->test_load = 0.1;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    clt_device_close(dev);
+}
+
 /* On CPU devices the decision is normally skipped (CLBlast is far behind there); the test
  * forces it, at a small representative size and with two sets, which is what a GPU does at
  * full size. */
@@ -572,6 +624,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(unusable_choice_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(loaded_entries_are_timed_again_when_quiet, setup, teardown),
         cmocka_unit_test_setup_teardown(clblast_parameters_are_decided_kept_and_applied, setup,
                                         teardown),
     };
