@@ -7,14 +7,12 @@
  * runs ended by clFinish (best of TIMING_ROUNDS rounds of at least ROUND_SECONDS). A
  * candidate whose second run took more than SLOW_FACTOR times the best time so far is not
  * timed further: that run stands as its figure. The contenders (at most MAX_FINALISTS
- * candidates within FINAL_FACTOR of the best first-pass figure) are then timed again run by
- * run, interleaved (each contender runs once per turn, in turn; FINAL_ROUNDS rounds of up to
- * FINAL_TURNS turns), and the lowest median wins: load on a shared machine that comes and
- * goes then falls on every contender alike instead of deciding alone (a candidate timed
- * during a quiet moment would otherwise beat a faster one timed under load), and no run is
- * warmed by a run of the same candidate just before (in a training step a GEMM follows other
- * commands: the host BLAS measured back to back was up to 4x faster than in the step). A
- * candidate that fails to build or run is logged and skipped.
+ * candidates within FINAL_FACTOR of the best first-pass figure) are then timed again in
+ * FINAL_ROUNDS interleaved rounds (each contender once per round, in turn), and the lowest
+ * median wins: load on a shared machine that comes and goes then falls on every contender
+ * alike instead of deciding alone (a candidate timed during a quiet moment would otherwise
+ * beat a faster one timed under load). A candidate that fails to build or run is logged
+ * and skipped.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +29,6 @@
 #define FINAL_FACTOR 1.5
 #define MAX_FINALISTS 4
 #define FINAL_ROUNDS 7
-#define FINAL_TURNS 8
 
 /* Scratch buffers of one shape and the host copies the check reads. */
 struct bench {
@@ -241,47 +238,26 @@ static int by_seconds(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
-/* The final: the contenders (indices into trials, n of them) meet in FINAL_ROUNDS rounds of
- * `reps` turns; in a turn each contender runs once, alone (clFinish before and after), in
- * turn, so every run follows another contender's run, as a GEMM in a training step follows
- * other commands: the host BLAS's threads and the operands' cache lines are as cold as they
- * will be there, not warmed by a run of the same candidate just before. Each one's seconds
- * become the median of its runs. A contender that fails in the final drops out (seconds 0). */
+/* The final: the contenders (indices into trials, n of them) timed in FINAL_ROUNDS
+ * interleaved rounds; each one's seconds become its median round. A contender that fails
+ * in the final drops out (seconds 0). */
 static void final_rounds(struct bench *b, struct trial *trials, const uint32_t *idx, uint32_t n)
 {
-    struct clt_device *dev = b->dev;
-    struct clt__buf ba = {b->mem[0], 0}, bb = {b->mem[1], 0}, bc = {b->mem[2], 0};
-    double slowest = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (trials[idx[i]].seconds > slowest)
-            slowest = trials[idx[i]].seconds;
-    int reps = slowest > 0 ? (int)(ROUND_SECONDS / slowest) : 1;
-    reps = reps < 1 ? 1 : reps > FINAL_TURNS ? FINAL_TURNS : reps;
-    int runs = FINAL_ROUNDS * reps;
-    double times[MAX_FINALISTS][FINAL_ROUNDS * FINAL_TURNS];
+    double times[MAX_FINALISTS][FINAL_ROUNDS];
     bool failed[MAX_FINALISTS] = {false};
-    for (int r = 0; r < runs; r++)
+    for (int r = 0; r < FINAL_ROUNDS; r++)
         for (uint32_t i = 0; i < n; i++) {
             struct trial *t = &trials[idx[i]];
             double s = 0;
-            if (!failed[i]) {
-                enum clt_status st =
-                    clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish (GEMM tuning)");
-                double t0 = clt__tune_now();
-                if (st == CLT_OK)
-                    st = t->fn ? t->fn(dev, &b->g, ba, bb, bc)
-                               : clt__gemm_own_run(dev, &t->own.cfg, &b->g, ba, bb, bc);
-                if (st == CLT_OK)
-                    st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish (GEMM tuning)");
-                s = clt__tune_now() - t0;
-                if (st != CLT_OK || !(s > 0))
-                    failed[i] = true;
-            }
+            if (failed[i] ||
+                bench_time(b, t->fn, t->fn ? NULL : &t->own, t->seconds, 1, 64, &s) != CLT_OK ||
+                !(s > 0))
+                failed[i] = true;
             times[i][r] = s;
         }
     for (uint32_t i = 0; i < n; i++) {
-        qsort(times[i], (size_t)runs, sizeof times[i][0], by_seconds);
-        trials[idx[i]].seconds = failed[i] ? 0 : times[i][runs / 2];
+        qsort(times[i], FINAL_ROUNDS, sizeof times[i][0], by_seconds);
+        trials[idx[i]].seconds = failed[i] ? 0 : times[i][FINAL_ROUNDS / 2];
     }
 }
 
