@@ -15,7 +15,9 @@
  * shape timed while the machine was oversubscribed (more than LOADED runnable threads per
  * core: other processes, not only the tuner's own work) holds a choice that load may have
  * decided; a later session that finds the machine at most half as loaded, and below
- * LOADED, times it again and replaces it. On a quiet machine this costs nothing.
+ * LOADED, times it again and replaces it. An entry without a load (written before loads were
+ * kept) is timed again once by a session on a quiet machine (below QUIET per core). On a
+ * quiet machine a cache timed quiet costs nothing.
  *
  * Persistence: one entry per device in the cache directory, <hash>.tune, in the container
  * format of the program binaries (cache.c: magic, identity text, checksum; written through
@@ -41,6 +43,7 @@
 #define MAX_ENTRIES 4096
 #define PAYLOAD_MAGIC "cltrain-tune 1"
 #define LOADED 2.0
+#define QUIET 1.0
 
 #ifndef CLT_CLBLAST_VERSION
 #define CLT_CLBLAST_VERSION "unknown"
@@ -513,6 +516,20 @@ static enum clt__gemm_impl stored(struct clt_device *dev, const struct clt__tune
     return second_best(dev, e, &impl, cfg) ? impl : default_impl(dev, g, cfg);
 }
 
+/* Whether e should be timed again in this session: it was timed on an oversubscribed
+ * machine (LOADED per core or more) and the machine is now at most half as loaded and below
+ * LOADED, or its load is not known (an entry written before loads were kept) and the machine
+ * is now quiet (below QUIET per core). */
+static bool timed_loaded(struct clt__tune *tu, const struct clt__tune_entry *e)
+{
+    if (tu->session == 0 || (e->load >= 0 && e->load < LOADED))
+        return false;
+    double now = load_per_core(tu);
+    if (now < 0)
+        return false;
+    return e->load < 0 ? now < QUIET : now < LOADED && now <= e->load / 2;
+}
+
 /* Whether the session's budget leaves time to time a shape (said once when not). */
 static bool budget_left(struct clt_device *dev, struct clt__tune *tu)
 {
@@ -540,13 +557,18 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     if (e) {
         /* Timed on an oversubscribed machine: timed again in a session that finds it at
          * most half as loaded, and no longer oversubscribed. */
-        double now = tu->session > 0 && e->load >= LOADED ? load_per_core(tu) : -1;
-        if (now < 0 || now >= LOADED || now > e->load / 2 || !budget_left(dev, tu))
+        if (!timed_loaded(tu, e) || !budget_left(dev, tu))
             return stored(dev, e, g, cfg);
-        clt__log(&dev->log, CLT_LOG_INFO,
-                 "gemm tuning: m=%lld n=%lld k=%lld was timed at a load of %.1f per core, "
-                 "now %.1f: timing it again",
-                 (long long)g->m, (long long)g->n, (long long)g->k, e->load, now);
+        if (e->load < 0)
+            clt__log(&dev->log, CLT_LOG_INFO,
+                     "gemm tuning: m=%lld n=%lld k=%lld was timed at an unknown load: timing "
+                     "it again",
+                     (long long)g->m, (long long)g->n, (long long)g->k);
+        else
+            clt__log(&dev->log, CLT_LOG_INFO,
+                     "gemm tuning: m=%lld n=%lld k=%lld was timed at a load of %.1f per core, "
+                     "now %.1f: timing it again",
+                     (long long)g->m, (long long)g->n, (long long)g->k, e->load, load_per_core(tu));
     } else if (tu->session == 0 || !budget_left(dev, tu)) {
         return default_impl(dev, g, cfg);
     }

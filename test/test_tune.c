@@ -3,7 +3,7 @@
  * entry, a hit reads it back without timing, a corrupt or foreign entry is timed again, an
  * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
  * nothing, a stored choice the device cannot run gives way to the best stored one that can, a
- * shape timed under load is timed again when the machine is quiet, an
+ * shape timed under load (or at an unknown load) is timed again when the machine is quiet, an
  * injected candidate that computes a wrong result is never chosen, one that fails is skipped with a
  * log line, and the chosen implementation computes what the C reference does. CLBlast's Xgemm
  * parameters are decided once, kept in the entry, handed to CLBlast when it is read (which then
@@ -551,6 +551,32 @@ static void loaded_entries_are_timed_again_when_quiet(void **state)
     dev->tune->test_load = 0.1;
     assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
     assert_null(strstr(f->log.text, "gemm tuning: m="));
+
+    /* An entry without a load (written before loads were kept) is timed again once, by a
+     * session on a quiet machine (below 1 per core). */
+    dev->tune->entries[0].load = -1;
+    dev->tune->dirty = true;
+    clt__tune_begin(dev);
+    clt__tune_end(dev); /* writes the entry */
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
+    text = entry_text(dev, path);
+    assert_null(strstr(text, "\nload "));
+    free(text);
+    dev->tune->test_load = 1.2;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    dev->tune->test_load = 0.4;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "was timed at an unknown load: timing it again"));
+    assert_int_equal(tunings(dev, &list), 1);
+    check_entry(&list[0]);
+    free(list);
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
+    text = entry_text(dev, path);
+    assert_non_null(strstr(text, "\nload 0.40\n"));
+    free(text);
     clt_device_close(dev);
 }
 
