@@ -11,6 +11,14 @@
  * seconds (default 60); past it, further misses get the default without timing and are not
  * stored, so a later session times them.
  *
+ * Load: each entry keeps the system's load average per core when its shape was timed. A
+ * shape timed while the machine was oversubscribed (more than LOADED runnable threads per
+ * core: other processes, not only the tuner's own work) holds a choice that load may have
+ * decided; a later session that finds the machine at most half as loaded, and below
+ * LOADED, times it again and replaces it. An entry without a load (written before loads were
+ * kept) is timed again once by a session on a quiet machine (below QUIET per core). On a
+ * quiet machine a cache timed quiet costs nothing.
+ *
  * Persistence: one entry per device in the cache directory, <hash>.tune, in the container
  * format of the program binaries (cache.c: magic, identity text, checksum; written through
  * a temporary file, fsync and rename). The identity is the program identity of cl/gemm.cl
@@ -18,10 +26,14 @@
  * BLAS and CLBlast named. The payload is text (docs/formats.md, "GEMM tuning entries"). A
  * corrupt or foreign entry is logged and ignored; the shapes are timed again.
  */
+/* getloadavg (glibc, the BSDs and macOS declare it in stdlib.h outside strict POSIX). */
+#define _DEFAULT_SOURCE
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gemm_own.h"
 #include "internal.h"
@@ -30,6 +42,8 @@
 #define DEFAULT_BUDGET_SECONDS 60.0
 #define MAX_ENTRIES 4096
 #define PAYLOAD_MAGIC "cltrain-tune 1"
+#define LOADED 2.0
+#define QUIET 1.0
 
 #ifndef CLT_CLBLAST_VERSION
 #define CLT_CLBLAST_VERSION "unknown"
@@ -40,6 +54,18 @@ double clt__tune_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The system's load average over the last minute per online core; -1 when unknown. */
+static double load_per_core(const struct clt__tune *tu)
+{
+    if (tu->test_load > 0)
+        return tu->test_load;
+    double l[1];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (getloadavg(l, 1) != 1 || cores < 1)
+        return -1;
+    return l[0] / (double)cores;
 }
 
 static bool same_key(const struct clt_gemm_tuning *t, const struct clt_gemm_shape *g)
@@ -133,6 +159,7 @@ static bool rest_of_line(const char *p, char *out, size_t size)
  *   clblast-xgemm default|NAME=V,...   (optional: CLBlast's Xgemm parameters, decided)
  *   shape TA TB M N K BATCH CANDIDATES
  *   chosen NAME
+ *   load L                             (optional: load average per core when timed)
  *   cand STATUS WRONG GFLOPS NAME      (CANDIDATES times)
  * Anything else is a corrupt entry. */
 static bool parse_payload(struct clt__tune *tu, const char *text)
@@ -177,6 +204,15 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
         if (!p)
             return false;
         p++;
+        e->load = -1;
+        if (strncmp(p, "load ", 5) == 0) {
+            double l;
+            used = 0;
+            if (sscanf(p, "load %lf\n%n", &l, &used) != 1 || used == 0 || !(l >= 0 && l < 1e6))
+                return false;
+            e->load = l;
+            p += used;
+        }
         for (unsigned i = 0; i < cands; i++) {
             struct clt_gemm_candidate *c = &e->t.candidates[i];
             int status, wrong;
@@ -200,7 +236,7 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
 
 static char *format_payload(const struct clt__tune *tu, size_t *size)
 {
-    size_t cap = 512 + tu->count * (128 + CLT_GEMM_MAX_CANDIDATES * 140), len = 0;
+    size_t cap = 512 + tu->count * (160 + CLT_GEMM_MAX_CANDIDATES * 140), len = 0;
     char *out = malloc(cap);
     if (!out)
         return NULL;
@@ -220,6 +256,8 @@ static char *format_payload(const struct clt__tune *tu, size_t *size)
                              "chosen %s\n",
                              t->trans_a, t->trans_b, (long long)t->m, (long long)t->n,
                              (long long)t->k, (long long)t->batch, t->candidate_count, t->chosen);
+        if (tu->entries[i].load >= 0)
+            len += (size_t)snprintf(out + len, cap - len, "load %.2f\n", tu->entries[i].load);
         for (uint32_t j = 0; j < t->candidate_count; j++)
             len += (size_t)snprintf(out + len, cap - len, "cand %d %d %.3f %s\n",
                                     (int)t->candidates[j].status, t->candidates[j].wrong,
@@ -387,6 +425,43 @@ static enum clt__gemm_impl default_impl(struct clt_device *dev, const struct clt
     return dev->gemm_host ? CLT__GEMM_IMPL_HOST : CLT__GEMM_IMPL_CLBLAST;
 }
 
+/* Whether the device can run impl (in configuration cfg for the own kernel) now. */
+static bool usable(struct clt_device *dev, enum clt__gemm_impl impl,
+                   const struct clt__gemm_config *cfg)
+{
+    switch (impl) {
+    case CLT__GEMM_IMPL_HOST:
+        return dev->gemm_host;
+    case CLT__GEMM_IMPL_CLBLAST:
+        return dev->gemm_backend == CLT_GEMM_CLBLAST;
+    case CLT__GEMM_IMPL_OWN:
+        return clt__gemm_own_refusal(dev, cfg) == NULL;
+    case CLT__GEMM_IMPL_TEST:
+        return dev->tune && dev->tune->test_fn;
+    }
+    return false;
+}
+
+/* The fastest of e's candidates that computed correctly and that the device can run now;
+ * false when there is none. */
+static bool second_best(struct clt_device *dev, const struct clt__tune_entry *e,
+                        enum clt__gemm_impl *impl, struct clt__gemm_config *cfg)
+{
+    double best = 0;
+    for (uint32_t i = 0; i < e->t.candidate_count; i++) {
+        const struct clt_gemm_candidate *c = &e->t.candidates[i];
+        enum clt__gemm_impl ci;
+        struct clt__gemm_config cc = {0};
+        if (c->status != CLT_OK || c->wrong || !(c->gflops > best) ||
+            !parse_choice(c->name, &ci, &cc) || !usable(dev, ci, &cc))
+            continue;
+        best = c->gflops;
+        *impl = ci;
+        *cfg = cc;
+    }
+    return best > 0;
+}
+
 /* Adds a shape to the record unless it is there (a full or failed record is cut short). */
 static void record(struct clt__tune *tu, const struct clt_gemm_shape *g)
 {
@@ -426,6 +501,50 @@ size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out,
     return tu->nrec;
 }
 
+/* The stored choice for e, or when the device cannot run it now (CLBlast failed on this
+ * device since, the host BLAS is refused by CLTRAIN_HOST_BLAS=0, or this library refuses an
+ * own configuration on the device, as serial mode on llvmpipe) the fastest stored candidate
+ * that can run, else the default. */
+static enum clt__gemm_impl stored(struct clt_device *dev, const struct clt__tune_entry *e,
+                                  const struct clt_gemm_shape *g, struct clt__gemm_config *cfg)
+{
+    if (usable(dev, e->impl, &e->cfg)) {
+        *cfg = e->cfg;
+        return e->impl;
+    }
+    enum clt__gemm_impl impl = CLT__GEMM_IMPL_OWN;
+    return second_best(dev, e, &impl, cfg) ? impl : default_impl(dev, g, cfg);
+}
+
+/* Whether e should be timed again in this session: it was timed on an oversubscribed
+ * machine (LOADED per core or more) and the machine is now at most half as loaded and below
+ * LOADED, or its load is not known (an entry written before loads were kept) and the machine
+ * is now quiet (below QUIET per core). */
+static bool timed_loaded(struct clt__tune *tu, const struct clt__tune_entry *e)
+{
+    if (tu->session == 0 || (e->load >= 0 && e->load < LOADED))
+        return false;
+    double now = load_per_core(tu);
+    if (now < 0)
+        return false;
+    return e->load < 0 ? now < QUIET : now < LOADED && now <= e->load / 2;
+}
+
+/* Whether the session's budget leaves time to time a shape (said once when not). */
+static bool budget_left(struct clt_device *dev, struct clt__tune *tu)
+{
+    if (clt__tune_now() - tu->session_start < tu->budget)
+        return true;
+    if (!tu->budget_said)
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "gemm tuning: the budget of %.0f s "
+                 "(CLTRAIN_TUNE_BUDGET) is spent; further shapes use the default until "
+                 "a later run times them",
+                 tu->budget);
+    tu->budget_said = true;
+    return false;
+}
+
 enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_gemm_shape *g,
                                      struct clt__gemm_config *cfg)
 {
@@ -435,58 +554,61 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     if (!tu || !dev->gemm_may_fall_back || !tu->enabled)
         return default_impl(dev, g, cfg);
     struct clt__tune_entry *e = find(tu, g);
-    if (e && e->impl == CLT__GEMM_IMPL_CLBLAST && dev->gemm_backend == CLT_GEMM_OWN)
-        return default_impl(dev, g, cfg); /* CLBlast failed on this device since */
-    /* An own configuration chosen before this library refused it on the device (serial mode
-     * on llvmpipe) gives way to the default. */
-    if (e && e->impl == CLT__GEMM_IMPL_OWN && clt__gemm_own_refusal(dev, &e->cfg))
-        return default_impl(dev, g, cfg);
     if (e) {
-        *cfg = e->cfg;
-        return e->impl;
-    }
-    if (tu->session == 0)
-        return default_impl(dev, g, cfg);
-    if (clt__tune_now() - tu->session_start >= tu->budget) {
-        if (!tu->budget_said)
-            clt__log(&dev->log, CLT_LOG_WARN,
-                     "gemm tuning: the budget of %.0f s "
-                     "(CLTRAIN_TUNE_BUDGET) is spent; further shapes use the default until "
-                     "a later run times them",
-                     tu->budget);
-        tu->budget_said = true;
+        /* Timed on an oversubscribed machine: timed again in a session that finds it at
+         * most half as loaded, and no longer oversubscribed. */
+        if (!timed_loaded(tu, e) || !budget_left(dev, tu))
+            return stored(dev, e, g, cfg);
+        if (e->load < 0)
+            clt__log(&dev->log, CLT_LOG_INFO,
+                     "gemm tuning: m=%lld n=%lld k=%lld was timed at an unknown load: timing "
+                     "it again",
+                     (long long)g->m, (long long)g->n, (long long)g->k);
+        else
+            clt__log(&dev->log, CLT_LOG_INFO,
+                     "gemm tuning: m=%lld n=%lld k=%lld was timed at a load of %.1f per core, "
+                     "now %.1f: timing it again",
+                     (long long)g->m, (long long)g->n, (long long)g->k, e->load, load_per_core(tu));
+    } else if (tu->session == 0 || !budget_left(dev, tu)) {
         return default_impl(dev, g, cfg);
     }
     /* CLBlast's own parameters are decided first, so that every shape times it as it will
      * run. */
     clt__xgemm_decide(dev);
-    e = add(tu);
-    if (!e)
-        return default_impl(dev, g, cfg);
-    e->t.trans_a = g->trans_a;
-    e->t.trans_b = g->trans_b;
-    e->t.m = g->m;
-    e->t.n = g->n;
-    e->t.k = g->k;
-    e->t.batch = g->batch > 0 ? g->batch : 1;
+    struct clt__tune_entry fresh;
+    memset(&fresh, 0, sizeof fresh);
+    fresh.t.trans_a = g->trans_a;
+    fresh.t.trans_b = g->trans_b;
+    fresh.t.m = g->m;
+    fresh.t.n = g->n;
+    fresh.t.k = g->k;
+    fresh.t.batch = g->batch > 0 ? g->batch : 1;
+    fresh.load = load_per_core(tu);
     double t0 = clt__tune_now();
     clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: m=%lld n=%lld k=%lld batch=%lld%s%s ...",
-             (long long)g->m, (long long)g->n, (long long)g->k, (long long)e->t.batch,
+             (long long)g->m, (long long)g->n, (long long)g->k, (long long)fresh.t.batch,
              g->trans_a ? " A^T" : "", g->trans_b ? " B^T" : "");
-    if (clt__tune_time_shape(dev, g, e) != CLT_OK) {
+    if (clt__tune_time_shape(dev, g, &fresh) != CLT_OK) {
         clt__log(&dev->log, CLT_LOG_WARN,
                  "gemm tuning: no candidate ran correctly for m=%lld "
-                 "n=%lld k=%lld; using the default",
-                 (long long)g->m, (long long)g->n, (long long)g->k);
-        tu->count--;
-        return default_impl(dev, g, cfg);
+                 "n=%lld k=%lld; using the %s",
+                 (long long)g->m, (long long)g->n, (long long)g->k,
+                 e ? "stored choice" : "default");
+        return e ? stored(dev, e, g, cfg) : default_impl(dev, g, cfg);
     }
     double best = 0;
-    for (uint32_t i = 0; i < e->t.candidate_count; i++)
-        if (strcmp(e->t.candidates[i].name, e->t.chosen) == 0)
-            best = e->t.candidates[i].gflops;
-    clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: chose %s (%.1f GFLOP/s) in %.1f s", e->t.chosen,
-             best, clt__tune_now() - t0);
+    for (uint32_t i = 0; i < fresh.t.candidate_count; i++)
+        if (strcmp(fresh.t.candidates[i].name, fresh.t.chosen) == 0)
+            best = fresh.t.candidates[i].gflops;
+    clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: chose %s (%.1f GFLOP/s) in %.1f s",
+             fresh.t.chosen, best, clt__tune_now() - t0);
+    if (!e)
+        e = add(tu);
+    if (!e) {
+        *cfg = fresh.cfg;
+        return fresh.impl;
+    }
+    *e = fresh;
     tu->dirty = true;
     *cfg = e->cfg;
     return e->impl;

@@ -17,6 +17,7 @@ struct clt__tune_entry {
     struct clt_gemm_tuning t; /* the public record */
     enum clt__gemm_impl impl;
     struct clt__gemm_config cfg;
+    double load; /* the load average per core when it was timed; < 0 not known */
 };
 
 /* A device's tuner (dev->tune). */
@@ -34,7 +35,8 @@ struct clt__tune {
     char *identity;
     const char *test_name;
     clt__gemm_fn test_fn;
-    bool recording; /* clt__tune_record_start/stop */
+    bool recording;   /* clt__tune_record_start/stop */
+    double test_load; /* tests: > 0 stands for the load average per core (0: the system's) */
     /* CLBlast's Xgemm parameters on this device (tune_clblast.c): decided once per cache
      * entry; xgemm_set false keeps CLBlast's own. */
     bool xgemm_decided, xgemm_set;

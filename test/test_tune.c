@@ -2,11 +2,12 @@
  * test_tune.c: the GEMM tuner on a real device: a miss times the candidates and writes an
  * entry, a hit reads it back without timing, a corrupt or foreign entry is timed again, an
  * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
- * nothing, an injected candidate that computes a wrong result is never chosen, one that
- * fails is skipped with a log line, and the chosen implementation computes what the C
- * reference does. CLBlast's Xgemm parameters are decided once, kept in the entry, handed to
- * CLBlast when it is read (which then still computes correctly), and a malformed parameter
- * line makes the entry corrupt.
+ * nothing, a stored choice the device cannot run gives way to the best stored one that can, a
+ * shape timed under load (or at an unknown load) is timed again when the machine is quiet, an
+ * injected candidate that computes a wrong result is never chosen, one that fails is skipped with a
+ * log line, and the chosen implementation computes what the C reference does. CLBlast's Xgemm
+ * parameters are decided once, kept in the entry, handed to CLBlast when it is read (which then
+ * still computes correctly), and a malformed parameter line makes the entry corrupt.
  *
  * Never a timing threshold: which candidate wins depends on the machine; what is checked is
  * that the winner is one that computed correctly.
@@ -418,6 +419,53 @@ static void injected_candidates(void **state)
     clt_device_close(dev);
 }
 
+/* A stored choice the device cannot run now (here: the host BLAS, refused as
+ * CLTRAIN_HOST_BLAS=0 refuses it) gives way to the fastest stored candidate that computed
+ * correctly and can run; with none, to the default. Either way the product is right. */
+static void unusable_choice_gives_way(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, &SHAPE, &g, &sa, &sb, &sc), CLT_OK);
+    assert_int_equal(dev->tune->count, 1);
+    struct clt__tune_entry *e = &dev->tune->entries[0];
+    e->impl = CLT__GEMM_IMPL_HOST;
+    snprintf(e->t.chosen, sizeof e->t.chosen, "host %s", clt__gemm_host_name());
+    dev->gemm_host = false;
+    /* What should serve: the fastest correct own configuration or CLBlast. */
+    double best = 0;
+    const char *want = NULL;
+    for (uint32_t i = 0; i < e->t.candidate_count; i++) {
+        const struct clt_gemm_candidate *c = &e->t.candidates[i];
+        bool runs = strncmp(c->name, "own ", 4) == 0 ||
+                    (strcmp(c->name, "clblast") == 0 && dev->gemm_backend == CLT_GEMM_CLBLAST);
+        if (runs && c->status == CLT_OK && !c->wrong && c->gflops > best) {
+            best = c->gflops;
+            want = c->name;
+        }
+    }
+    assert_non_null(want);
+    struct clt__gemm_config cfg = {0};
+    enum clt__gemm_impl impl = clt__tune_choose(dev, &g, &cfg);
+    char got[96];
+    clt__tune_impl_name(impl, &cfg, got, sizeof got);
+    assert_string_equal(got, want);
+    check_dispatch(dev, &SHAPE);
+
+    /* No stored candidate computed correctly: the default (CLBlast, or the own kernel where
+     * CLBlast failed). */
+    for (uint32_t i = 0; i < e->t.candidate_count; i++)
+        e->t.candidates[i].wrong = 1;
+    impl = clt__tune_choose(dev, &g, &cfg);
+    assert_int_equal(impl, dev->gemm_backend == CLT_GEMM_OWN ? CLT__GEMM_IMPL_OWN
+                                                             : CLT__GEMM_IMPL_CLBLAST);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+}
+
 static void every_transpose_and_batch(void **state)
 {
     struct fixture *f = *state;
@@ -453,6 +501,83 @@ static char *entry_text(struct clt_device *dev, const char *path)
     text[size] = 0;
     free(data);
     return text;
+}
+
+/* A shape timed on an oversubscribed machine (load per core at or above 2, stood for by
+ * test_load) is timed again by a later session that finds the machine at most half as loaded
+ * and no longer oversubscribed; otherwise its stored choice serves. */
+static void loaded_entries_are_timed_again_when_quiet(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    dev->tune->test_load = 3.0;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "gemm tuning: m=19 n=23 k=13"));
+    clt_device_close(dev);
+    char path[256];
+    assert_true(tune_file(f->dir, path, sizeof path));
+
+    const double still_loaded[2] = {2.5, 1.6}; /* oversubscribed; not half as loaded */
+    for (int i = 0; i < 2; i++) {
+        dev = open_with(f, f->dir);
+        char *text = entry_text(dev, path);
+        assert_non_null(strstr(text, "\nload 3.00\n"));
+        free(text);
+        dev->tune->test_load = still_loaded[i];
+        assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+        assert_null(strstr(f->log.text, "gemm tuning: m="));
+        clt_device_close(dev);
+    }
+
+    dev = open_with(f, f->dir);
+    dev->tune->test_load = 0.5;
+    check_dispatch(dev, &SHAPE); /* outside a tuning session: the stored choice */
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "was timed at a load of 3.0 per core, now 0.5"));
+    assert_non_null(strstr(f->log.text, "gemm tuning: chose"));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 1);
+    check_entry(&list[0]);
+    free(list);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+
+    /* Timed quiet, it stays. */
+    dev = open_with(f, f->dir);
+    char *text = entry_text(dev, path);
+    assert_non_null(strstr(text, "\nload 0.50\n"));
+    free(text);
+    dev->tune->test_load = 0.1;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+
+    /* An entry without a load (written before loads were kept) is timed again once, by a
+     * session on a quiet machine (below 1 per core). */
+    dev->tune->entries[0].load = -1;
+    dev->tune->dirty = true;
+    clt__tune_begin(dev);
+    clt__tune_end(dev); /* writes the entry */
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
+    text = entry_text(dev, path);
+    assert_null(strstr(text, "\nload "));
+    free(text);
+    dev->tune->test_load = 1.2;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    dev->tune->test_load = 0.4;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "was timed at an unknown load: timing it again"));
+    assert_int_equal(tunings(dev, &list), 1);
+    check_entry(&list[0]);
+    free(list);
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
+    text = entry_text(dev, path);
+    assert_non_null(strstr(text, "\nload 0.40\n"));
+    free(text);
+    clt_device_close(dev);
 }
 
 /* On CPU devices the decision is normally skipped (CLBlast is far behind there); the test
@@ -523,7 +648,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(tune_zero_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(spent_budget_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
+        cmocka_unit_test_setup_teardown(unusable_choice_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(loaded_entries_are_timed_again_when_quiet, setup, teardown),
         cmocka_unit_test_setup_teardown(clblast_parameters_are_decided_kept_and_applied, setup,
                                         teardown),
     };
