@@ -287,10 +287,11 @@ static void put_index(struct text *t, const struct chain_ctx *cx)
     put(t, "    const int i = r * %d + c;\n", cols);
 }
 
-/* The value entering the chain: its input, plus the bias the chain adds (column c). */
+/* The value entering the chain: its input, plus the bias the chain adds (column c; a bias of
+ * no columns, on an empty chain, adds nothing). */
 static void put_chain_input(struct text *t, const struct chain_ctx *cx)
 {
-    if (cx->gr->bias < 0)
+    if (bias_cols(cx->g, cx->gr) == 0)
         put(t, "in_x[in_x_off + i]");
     else
         put(t, "in_x[in_x_off + i] + in_bias[in_bias_off + c]");
