@@ -352,63 +352,40 @@ static uint64_t sdpa_workspace(const struct clt_tensor *t)
     return clt__attention_workspace_bytes(t->shape[0], t->shape[1], t->shape[2]);
 }
 
-/* The key/value heads of a node. */
-static int64_t sdpa_kv_heads(const struct clt_tensor *t)
-{
-    return t->nin == 3 ? t->in[1]->shape[1] : t->shape[1];
-}
-
-/* q, k and v of a node (values, or gradients when grad): its three inputs, or the three
- * consecutive [B, H, T, D] parts of its one input [3, B, H, T, D] (a packed node, which the
- * attention layer builds). A gradient not asked for stays NULL. */
-static void sdpa_parts(struct clt__exec *x, const struct clt_tensor *t, bool grad,
-                       struct clt__buf part[3])
-{
-    for (uint32_t i = 0; i < 3; i++) {
-        const struct clt_tensor *in = t->in[t->nin == 3 ? i : 0];
-        part[i] = grad ? clt__grad(x, in) : clt__val(x, in);
-        if (t->nin == 1 && part[i].mem)
-            part[i].offset += (size_t)i * (size_t)clt__count(t);
-    }
-}
-
 static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
-    struct clt__buf in[3];
-    sdpa_parts(x, t, false, in);
     if (sdpa_flash(t)) {
         enum clt_status st = clt__attention_flash_forward(
-            x->dev, in[0], in[1], in[2], clt__aux(x, t, 0), clt__aux(x, t, 1), t->shape[0],
-            t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
+            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+            clt__aux(x, t, 0), clt__aux(x, t, 1), t->shape[0], t->shape[1], t->shape[2],
+            t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
         if (st == CLT_OK)
             st = clt__copy_forward(x->dev, t->aux_count[1], clt__aux(x, t, 1), clt__val(x, t));
         return st;
     }
-    return clt__attention_forward(x->dev, in[0], in[1], in[2], clt__aux(x, t, 0), clt__val(x, t),
-                                  t->shape[0], t->shape[1], sdpa_kv_heads(t), t->shape[2],
+    return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                  clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
+                                  t->shape[0], t->shape[1], t->in[1]->shape[1], t->shape[2],
                                   t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
 }
 
 /* One launch computes every gradient asked for (dP and the softmax's backward once); the
- * mask's bits are in input order, as CLT__ATTENTION_ACC_* are. A packed node's one input
- * takes its three parts' gradients: all added, or all written. */
+ * mask's bits are in input order, as CLT__ATTENTION_ACC_* are. */
 static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tensor *t, uint32_t acc)
 {
-    struct clt__buf in[3], d[3];
-    sdpa_parts(x, t, false, in);
-    sdpa_parts(x, t, true, d);
-    uint32_t mask = acc & CLT__ATTENTION_ACC_ALL;
-    if (t->nin == 1)
-        mask = CLT__ACC(acc, 0) ? CLT__ATTENTION_ACC_ALL : 0;
     if (sdpa_flash(t))
         return clt__attention_flash_backward(
-            x->dev, in[0], in[1], in[2], clt__aux(x, t, 1), clt__aux(x, t, 0), clt__grad(x, t),
-            clt__workspace(x), d[0], d[1], d[2], t->shape[0], t->shape[1], t->shape[2], t->shape[3],
-            t->p.sdpa.scale, t->p.sdpa.causal, mask);
-    return clt__attention_backward(x->dev, in[0], in[1], in[2], clt__aux(x, t, 0), clt__grad(x, t),
-                                   clt__workspace(x), d[0], d[1], d[2], t->shape[0], t->shape[1],
-                                   sdpa_kv_heads(t), t->shape[2], t->shape[3], t->p.sdpa.scale,
-                                   t->p.sdpa.causal, mask);
+            x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
+            clt__aux(x, t, 1), clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x),
+            clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
+            t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal,
+            acc & CLT__ATTENTION_ACC_ALL);
+    return clt__attention_backward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
+                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__grad(x, t),
+                                   clt__workspace(x), clt__grad(x, t->in[0]),
+                                   clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
+                                   t->shape[1], t->in[1]->shape[1], t->shape[2], t->shape[3],
+                                   t->p.sdpa.scale, t->p.sdpa.causal, acc & CLT__ATTENTION_ACC_ALL);
 }
 
 /* q, k, v [16, 4, 128, 32] (B, H, T, D), causal. */
@@ -426,23 +403,6 @@ const struct clt__op_def clt__op_sdpa = {
     .workspace = sdpa_workspace,
     .bench = bench_sdpa,
 };
-
-/* The parameters and aux buffers of an sdpa node t [B, H, T, Dh]; multi_head: as many key and
- * value heads as query heads (the tiled path may then be chosen). */
-static void sdpa_setup(struct clt_tensor *t, bool causal, bool multi_head)
-{
-    t->p.sdpa.causal = causal;
-    t->p.sdpa.scale = clt__attention_scale(t->shape[3]);
-    const int64_t rows = t->shape[0] * t->shape[1] * t->shape[2];
-    const bool flash =
-        multi_head && clt__attention_flash_chosen(t->shape[0], t->shape[1], t->shape[2],
-                                                  t->shape[3], getenv("CLTRAIN_ATTENTION"));
-    t->naux = flash ? 2 : 1;
-    t->aux_dtype[0] = CLT_F32;
-    t->aux_count[0] = rows * (flash ? 1 : t->shape[2]); /* log-sum-exp, or P */
-    t->aux_dtype[1] = CLT_F32;
-    t->aux_count[1] = flash ? rows * t->shape[3] : 0; /* O */
-}
 
 struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct clt_tensor *k,
                             struct clt_tensor *v, bool causal)
@@ -464,21 +424,19 @@ struct clt_tensor *clt_sdpa(struct clt_graph *g, struct clt_tensor *q, struct cl
         return NULL;
     }
     struct clt_tensor *t = clt__node(g, CLT__OP_sdpa, 3, in, CLT_F32, 4, q->shape);
-    if (t)
-        sdpa_setup(t, causal, k->shape[1] == q->shape[1]);
-    return t;
-}
-
-/* sdpa over q, k, v packed in one tensor [3, B, H, T, Dh] (multi-head only): one node that
- * reads and writes the gradient of the three parts in place, so that the attention layer
- * needs no slices. */
-static struct clt_tensor *sdpa_packed(struct clt_graph *g, struct clt_tensor *qkv, bool causal)
-{
-    struct clt_tensor *t =
-        clt__node(g, CLT__OP_sdpa, 1, &qkv, CLT_F32, 4,
-                  (int64_t[]){qkv->shape[1], qkv->shape[2], qkv->shape[3], qkv->shape[4]});
-    if (t)
-        sdpa_setup(t, causal, true);
+    if (t) {
+        t->p.sdpa.causal = causal;
+        t->p.sdpa.scale = clt__attention_scale(q->shape[3]);
+        const int64_t rows = q->shape[0] * q->shape[1] * q->shape[2];
+        const bool flash = k->shape[1] == q->shape[1] &&
+                           clt__attention_flash_chosen(q->shape[0], q->shape[1], q->shape[2],
+                                                       q->shape[3], getenv("CLTRAIN_ATTENTION"));
+        t->naux = flash ? 2 : 1;
+        t->aux_dtype[0] = CLT_F32;
+        t->aux_count[0] = rows * (flash ? 1 : q->shape[2]); /* log-sum-exp, or P */
+        t->aux_dtype[1] = CLT_F32;
+        t->aux_count[1] = flash ? rows * q->shape[3] : 0; /* O */
+    }
     return t;
 }
 
@@ -511,25 +469,16 @@ struct clt_tensor *clt_attention_ex(struct clt_graph *g, struct clt_tensor *x,
         return NULL;
     }
     int64_t n = x->shape[0], t = x->shape[1], d = x->shape[2], dh = d / h;
+    /* [N, T, (H + 2 HKV) Dh] -> [N, T, H + 2 HKV, Dh] -> [N, H + 2 HKV, T, Dh]; then heads
+     * 0 .. H-1 are the queries, the next HKV the keys, the last HKV the values. */
     struct clt_tensor *qkv =
         clt_linear_ex(g, x, (h + 2 * hkv) * dh, desc->bias, name ? qkv_name : NULL, &desc->qkv);
-    struct clt_tensor *o;
-    if (hkv == h) {
-        /* Multi-head: [N, T, 3 H Dh] -> [N, T, 3, H, Dh] -> [3, N, H, T, Dh] in one permute,
-         * whose three parts q, k, v the packed sdpa reads in place. */
-        qkv = clt_reshape(g, qkv, 5, (int64_t[]){n, t, 3, h, dh});
-        qkv = clt_permute(g, qkv, (uint32_t[]){2, 0, 3, 1, 4});
-        o = clt__graph_ok(g, 1, &qkv) ? sdpa_packed(g, qkv, desc->causal) : NULL;
-    } else {
-        /* [N, T, (H + 2 HKV) Dh] -> [N, T, H + 2 HKV, Dh] -> [N, H + 2 HKV, T, Dh]; then heads
-         * 0 .. H-1 are the queries, the next HKV the keys, the last HKV the values. */
-        qkv = clt_reshape(g, qkv, 4, (int64_t[]){n, t, h + 2 * hkv, dh});
-        qkv = clt_permute(g, qkv, (uint32_t[]){0, 2, 1, 3});
-        struct clt_tensor *q = clt_slice(g, qkv, 1, 0, h);
-        struct clt_tensor *k = clt_slice(g, qkv, 1, h, hkv);
-        struct clt_tensor *v = clt_slice(g, qkv, 1, h + hkv, hkv);
-        o = clt_sdpa(g, q, k, v, desc->causal);
-    }
+    qkv = clt_reshape(g, qkv, 4, (int64_t[]){n, t, h + 2 * hkv, dh});
+    qkv = clt_permute(g, qkv, (uint32_t[]){0, 2, 1, 3});
+    struct clt_tensor *q = clt_slice(g, qkv, 1, 0, h);
+    struct clt_tensor *k = clt_slice(g, qkv, 1, h, hkv);
+    struct clt_tensor *v = clt_slice(g, qkv, 1, h + hkv, hkv);
+    struct clt_tensor *o = clt_sdpa(g, q, k, v, desc->causal);
     /* [N, H, T, Dh] -> [N, T, H, Dh] -> [N, T, D]. */
     o = clt_reshape(g, clt_permute(g, o, (uint32_t[]){0, 2, 1, 3}), 3, (int64_t[]){n, t, d});
     return clt_linear_ex(g, o, d, desc->bias, name ? proj_name : NULL, &desc->proj);
