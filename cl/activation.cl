@@ -65,7 +65,11 @@
 static float exp_nonpos(float x)
 {
     const float xc = x < -87.0f ? -87.0f : x; /* NaN stays NaN */
-    const float k = rint(xc * 1.44269504088896341f);
+    /* k = rint(xc / ln 2) by adding and subtracting 1.5 * 2^23: for |v| < 2^22 the sum rounds
+     * v to the nearest integer, ties to even, exactly as rint (PoCL's rint is a long scalar
+     * sequence); t's low mantissa bits then hold k + 2^22. */
+    const float t = xc * 1.44269504088896341f + 12582912.0f;
+    const float k = t - 12582912.0f;
     float r = xc - k * 0.693359375f;
     r = r + k * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -75,7 +79,7 @@ static float exp_nonpos(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    const float two_k = as_float((convert_int(k) + 127) << 23);
+    const float two_k = as_float((as_int(t) - 0x4B400000 + 127) << 23);
     return x < -87.0f ? 0.0f : p * two_k;
 }
 

@@ -17,16 +17,20 @@
  *   loss, dloss      [1]               scalar loss and its upstream gradient
  *
  * Work-items:
- *   softmax_forward, softmax_backward: one work-item per row, walking it in column order.
- *   Row kernels (log_softmax_*, cross_entropy_rows): one work-group per row, any
- *   local size. The row is split into LANES lanes: lane p walks columns p, p + LANES, ... in
- *   increasing order, and the LANES partial results are combined by a fixed binary tree in
- *   local memory. Work-item l of a group of L computes lanes l, l + L, ...: who computes a lane
- *   does not change its value, so results depend on LANES only, never on the local size.
- *   Finish kernels (cross_entropy_finish, mse_finish): one work-group in all, same lanes.
- *   mse_partial: one work-group per block of block_size elements (a constant of the launcher,
- *   never derived from the device), same lanes.
- *   Elementwise kernels (cross_entropy_backward, mse_backward): one work-item per element.
+ *   softmax_forward, softmax_backward: one work-item per row. The backward walks it in column
+ *   order; the forward 8 columns at a time (lane l sums the columns j % 8 == l in increasing
+ *   order; the lanes are then combined as ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7))), so the
+ *   order depends on the row only.
+ *   cross_entropy_rows, cross_entropy_backward: one work-item per row, 8 columns at a time
+ *   as softmax_forward.
+ *   Row kernels (log_softmax_*): one work-group per row, any local size. The row is split into
+ * LANES lanes: lane p walks columns p, p + LANES, ... in increasing order, and the LANES partial
+ * results are combined by a fixed binary tree in local memory. Work-item l of a group of L computes
+ * lanes l, l + L, ...: who computes a lane does not change its value, so results depend on LANES
+ * only, never on the local size. Finish kernels (cross_entropy_finish, mse_finish): one work-group
+ * in all, same lanes. mse_partial: one work-group per block of block_size elements (a constant of
+ * the launcher, never derived from the device), same lanes. Elementwise kernel (mse_backward): one
+ * work-item per element.
  *
  * The loops that write a row step by the local size with a trip count that is the same for
  * every work-item of the group (j0 = 0, L, 2L, ...; column j0 + l when it exists). PoCL 3.1
@@ -34,9 +38,10 @@
  * (accumulate): the vectorized loop writes past its row into the next group's, a race.
  *
  * Numerics: every softmax subtracts the row max before exp, so exp never overflows and the
- * row sum lies in [1, cols]. Cross-entropy is computed from z = logits - max (never from a
- * log-sum-exp of the magnitude of the logits), so logits of 1e4 lose nothing to cancellation.
- * Sums of squares use separate multiply and add (FP_CONTRACT is off, no fma).
+ * row sum lies in [1, cols]; softmax_forward's exp is loss_exp8 (relative error <= 8e-8, no
+ * built-in, which PoCL runs one element at a time). Cross-entropy is computed from z = logits - max
+ * (never from a log-sum-exp of the magnitude of the logits), so logits of 1e4 lose nothing to
+ * cancellation. Sums of squares use separate multiply and add (FP_CONTRACT is off, no fma).
  *
  * Tunable: CLT_LOSS_LANES (default 64, a power of two), the number of lanes of a reduction.
  * It fixes the summation order; launchers use at most that many work-items per group.
@@ -153,12 +158,81 @@ int softmax_live(int row, int cols, int causal)
     return causal ? row % cols + 1 : cols;
 }
 
+/* ---- Softmax rows by 8 lanes ---------------------------------------------------------------
+ * softmax_forward walks a row 8 columns at a time in float8: lane l holds
+ * the columns j with j % 8 == l, in increasing j, and a row's lanes are combined as
+ * ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). The order depends on nothing but the row;
+ * CPU devices run the float8 operations as vector instructions (PoCL does not vectorize a loop
+ * per work-item across work-items). */
+
+/* Columns j .. j + 7 of row x, those at n or past it read as fill. */
+float8 loss_load8(__global const float *x, int j, int n, float fill)
+{
+    if (j + 8 <= n)
+        return vload8(0, x + j);
+    float a[8];
+    for (int l = 0; l < 8; l++)
+        a[l] = j + l < n ? x[j + l] : fill;
+    return vload8(0, a);
+}
+
+/* Writes the lanes of v whose column j + l is below n (added to the row when accumulate). */
+void loss_store8(__global float *y, int j, int n, float8 v, int accumulate)
+{
+    if (j + 8 <= n) {
+        vstore8(accumulate ? vload8(0, y + j) + v : v, 0, y + j);
+        return;
+    }
+    float a[8];
+    vstore8(v, 0, a);
+    for (int l = 0; j + l < n && l < 8; l++)
+        y[j + l] = accumulate ? y[j + l] + a[l] : a[l];
+}
+
+/* The maximum of the lanes of v (NaN never wins; exact in any order). */
+float loss_max8(float8 v)
+{
+    float m = v.s0;
+    const float ms[7] = {v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7};
+    for (int l = 0; l < 7; l++)
+        m = ms[l] > m ? ms[l] : m;
+    return m;
+}
+
+float loss_sum8(float8 v)
+{
+    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+}
+
+/* exp(x) per lane for x <= 0 (or -inf, or NaN): activation.cl's exp_nonpos (Cephes' expf,
+ * relative error <= 8e-8 against double exp, 0 below -87, NaN stays NaN), in float8 and with
+ * no built-in call (PoCL's exp runs one element at a time). */
+float8 loss_exp8(float8 x)
+{
+    const int8 low = x < -87.0f;
+    const float8 xc = select(x, (float8)(-87.0f), low);
+    /* rint(xc / ln 2) by adding and subtracting 1.5 * 2^23 (exact for |v| < 2^22). */
+    const float8 t = xc * 1.44269504088896341f + 12582912.0f;
+    const float8 k = t - 12582912.0f;
+    float8 r = xc - k * 0.693359375f;
+    r = r + k * 2.12194440e-4f;
+    float8 p = (float8)(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const float8 two_k = as_float8((as_int8(t) - 0x4B400000 + 127) << 23);
+    return select(p * two_k, (float8)(0.0f), low);
+}
+
 /* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r) over the live columns k of the
  * row, exact zeros in the masked ones. Unlike the other row kernels, one work-item per row
- * (its rows are many and short: attention's scores, class scores), walking the row in
- * increasing column order, so every sum has a fixed order whatever the launch shape; each
- * exp is computed once. y may be x (in place): each element is read before it is written,
- * by the same work-item. */
+ * (its rows are many and short: attention's scores, class scores), walking the row by 8
+ * lanes (above), so every sum has a fixed order whatever the launch shape; each exp is
+ * computed once. y may be x (in place): each element is read before it is written, by the
+ * same work-item. */
 __kernel void softmax_forward(int rows, int cols, int causal, __global const float *x,
                               int x_off,                    /* [rows, cols] */
                               __global float *y, int y_off) /* [rows, cols] */
@@ -169,17 +243,21 @@ __kernel void softmax_forward(int rows, int cols, int causal, __global const flo
     const int live = softmax_live(row, cols, causal);
     x += x_off + (size_t)row * cols;
     y += y_off + (size_t)row * cols;
-    float m = -INFINITY;
-    for (int j = 0; j < live; j++)
-        m = x[j] > m ? x[j] : m; /* NaN never wins */
-    float s = 0.0f;
-    for (int j = 0; j < live; j++) {
-        const float e = exp(x[j] - m);
-        y[j] = e;
-        s += e;
+    float8 m8 = (float8)(-INFINITY);
+    for (int j = 0; j < live; j += 8) {
+        const float8 v = loss_load8(x, j, live, -INFINITY);
+        m8 = select(m8, v, v > m8); /* NaN never wins */
     }
-    for (int j = 0; j < live; j++)
-        y[j] = y[j] / s;
+    const float m = loss_max8(m8);
+    float8 s8 = (float8)(0.0f);
+    for (int j = 0; j < live; j += 8) {
+        const float8 e = loss_exp8(loss_load8(x, j, live, -INFINITY) - m);
+        loss_store8(y, j, live, e, 0);
+        s8 += e;
+    }
+    const float s = loss_sum8(s8);
+    for (int j = 0; j < live; j += 8)
+        loss_store8(y, j, live, loss_load8(y, j, live, 0.0f) / s, 0);
     for (int j = live; j < cols; j++)
         y[j] = 0.0f;
 }
@@ -263,34 +341,44 @@ int loss_label_counts(int label, int classes, int ignore_index)
 /* Per row r, with z = logits[r, :] - max_r and log_s = log sum_j exp(z_j):
  *     ws[r] = log_s - (1 - eps) z[label] - eps * mean_j z_j     (0 when the row is ignored),
  * the cross-entropy of the row against (1 - eps) onehot(label) + eps / classes; and
- * ws[rows + r] = max_r, ws[2 rows + r] = log_s for the backward. One group per row. */
+ * ws[rows + r] = max_r, ws[2 rows + r] = log_s for the backward. One work-item per row,
+ * walking it by 8 lanes as softmax_forward does. */
 __kernel void cross_entropy_rows(int rows, int classes, __global const float *logits,
                                  int logits_off,                             /* [rows, classes] */
                                  __global const int *labels, int labels_off, /* [rows] */
                                  int ignore_index, float smoothing, __global float *ws,
                                  int ws_off) /* [3 rows + 1] */
 {
-    __local float part[LANES];
-    const int row = get_group_id(0);
+    const int row = get_global_id(0);
     if (row >= rows)
         return;
     logits += logits_off + (size_t)row * classes;
     ws += ws_off;
     const int label = labels[labels_off + row];
-    const float m = loss_row_max(logits, classes, part);
-    const float log_s = log(loss_row_sum_exp(logits, classes, m, part));
-    /* The same branch for the whole group: smoothing is an argument. */
-    float mean_z = 0.0f;
-    if (smoothing != 0.0f)
-        mean_z = loss_row_sum_shifted(logits, classes, m, part) / (float)classes;
-    if (get_local_id(0) == 0) {
-        float loss = 0.0f;
-        if (loss_label_counts(label, classes, ignore_index))
-            loss = log_s - (1.0f - smoothing) * (logits[label] - m) - smoothing * mean_z;
-        ws[row] = loss;
-        ws[rows + row] = m;
-        ws[2 * rows + row] = log_s;
+    float8 m8 = (float8)(-INFINITY);
+    for (int j = 0; j < classes; j += 8) {
+        const float8 v = loss_load8(logits, j, classes, -INFINITY);
+        m8 = select(m8, v, v > m8); /* NaN never wins */
     }
+    const float m = loss_max8(m8);
+    float8 s8 = (float8)(0.0f);
+    for (int j = 0; j < classes; j += 8)
+        s8 += loss_exp8(loss_load8(logits, j, classes, -INFINITY) - m);
+    const float log_s = log(loss_sum8(s8));
+    float mean_z = 0.0f;
+    if (smoothing != 0.0f) {
+        /* Past the end the load reads m, so z is 0 there. */
+        float8 z8 = (float8)(0.0f);
+        for (int j = 0; j < classes; j += 8)
+            z8 += loss_load8(logits, j, classes, m) - m;
+        mean_z = loss_sum8(z8) / (float)classes;
+    }
+    float loss = 0.0f;
+    if (loss_label_counts(label, classes, ignore_index))
+        loss = log_s - (1.0f - smoothing) * (logits[label] - m) - smoothing * mean_z;
+    ws[row] = loss;
+    ws[rows + row] = m;
+    ws[2 * rows + row] = log_s;
 }
 
 /* count = number of counted rows; loss[0] = sum_r ws[r] / count (0 when count is 0);
@@ -327,7 +415,7 @@ __kernel void cross_entropy_finish(int rows, int classes, __global const int *la
 
 /* dlogits[r, j] (+)= (softmax(logits)[r, j] - target[r, j]) * dloss / count for counted rows,
  * target = (1 - eps) onehot(label) + eps / classes; 0 for ignored rows. Reads max, log_s and
- * count from the workspace the forward filled. One work-item per element. */
+ * count from the workspace the forward filled. One work-item per row, 8 columns at a time. */
 __kernel void cross_entropy_backward(int rows, int classes, __global const float *logits,
                                      int logits_off, /* [rows, classes] */
                                      __global const int *labels, int labels_off, /* [rows] */
@@ -337,21 +425,28 @@ __kernel void cross_entropy_backward(int rows, int classes, __global const float
                                      __global float *dlogits, int dlogits_off, /* [rows, classes] */
                                      int accumulate)
 {
-    const int i = get_global_id(0);
-    if (i >= rows * classes)
+    const int row = get_global_id(0);
+    if (row >= rows)
         return;
-    const int row = i / classes, j = i - row * classes;
     const int label = labels[labels_off + row];
+    logits += logits_off + (size_t)row * classes;
+    dlogits += dlogits_off + (size_t)row * classes;
     ws += ws_off;
-    float g = 0.0f;
-    if (loss_label_counts(label, classes, ignore_index)) {
-        const float p = exp((logits[logits_off + i] - ws[rows + row]) - ws[2 * rows + row]);
-        float target = smoothing / (float)classes;
-        if (j == label)
-            target += 1.0f - smoothing;
-        g = (p - target) * (dloss[dloss_off] / ws[3 * rows]);
+    if (!loss_label_counts(label, classes, ignore_index)) {
+        for (int j = 0; j < classes; j += 8)
+            loss_store8(dlogits, j, classes, (float8)(0.0f), accumulate);
+        return;
     }
-    loss_store(dlogits + dlogits_off + i, g, accumulate);
+    const float m = ws[rows + row], log_s = ws[2 * rows + row];
+    const float scale = dloss[dloss_off] / ws[3 * rows];
+    const float8 base = (float8)(smoothing / (float)classes);
+    for (int j = 0; j < classes; j += 8) {
+        /* Past the end the load reads m: an exp of -log_s <= 0, never stored. */
+        const float8 p = loss_exp8((loss_load8(logits, j, classes, m) - m) - log_s);
+        const int8 hit = (int8)(j) + (int8)(0, 1, 2, 3, 4, 5, 6, 7) == (int8)(label);
+        const float8 target = select(base, base + (1.0f - smoothing), hit);
+        loss_store8(dlogits, j, classes, (p - target) * scale, accumulate);
+    }
 }
 
 /* ---- Mean squared error ------------------------------------------------------------------ */

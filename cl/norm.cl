@@ -40,6 +40,7 @@
  *     batchnorm_backward_inference (lane, ch, b): dx in inference mode, rows likewise
  *     layernorm_forward           one per row: shifted two-pass statistics, then y
  *     layernorm_backward          one per row: the two row sums, then dx
+ *                                 (both walk the row by 8 lanes, see "Layer norm rows")
  *     layernorm_param_partial     one per (chunk of `chunk` rows, column): sums over its rows
  *     layernorm_param_combine     one per column: adds the chunk sums in increasing order
  * The chunk sizes are kernel arguments fixed by the launchers (engine/ops/norm.c), not
@@ -314,7 +315,49 @@ __kernel void batchnorm_backward_inference(int n, int c, int s, float eps, int a
 
 /* ==== Layer norm ======================================================================== */
 
-/* One row: mean and variance by two passes over (x - x[row, 0]), then y. */
+/* Layer norm rows by 8 lanes: layernorm_forward and layernorm_backward walk a row 8 columns at
+ * a time in float8, lane l summing the columns j with j % 8 == l in increasing j; the lanes
+ * are combined as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). The order depends on
+ * nothing but d; CPU devices run the float8 operations as vector instructions (PoCL does not
+ * vectorize a per-work-item loop across work-items). */
+
+/* Which of the columns j .. j + 7 are below n. */
+int8 ln_live8(int j, int n)
+{
+    return (int8)(j) + (int8)(0, 1, 2, 3, 4, 5, 6, 7) < (int8)(n);
+}
+
+/* Columns j .. j + 7 of a row of n, those past the end read as 0. */
+float8 ln_load8(__global const float *x, int j, int n)
+{
+    if (j + 8 <= n)
+        return vload8(0, x + j);
+    float a[8];
+    for (int l = 0; l < 8; l++)
+        a[l] = j + l < n ? x[j + l] : 0.0f;
+    return vload8(0, a);
+}
+
+/* Writes the lanes of v whose column is below n (added to the row when accumulate). */
+void ln_store8(__global float *y, int j, int n, float8 v, int accumulate)
+{
+    if (j + 8 <= n) {
+        vstore8(accumulate ? vload8(0, y + j) + v : v, 0, y + j);
+        return;
+    }
+    float a[8];
+    vstore8(v, 0, a);
+    for (int l = 0; l < 8 && j + l < n; l++)
+        y[j + l] = accumulate ? y[j + l] + a[l] : a[l];
+}
+
+float ln_sum8(float8 v)
+{
+    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+}
+
+/* One row: the mean and M2 relative to the shift x[0] (two passes, by lanes), then
+ * y = (x - mean) * rstd * gamma + beta. */
 __kernel void layernorm_forward(int rows, int d, float eps, __global const float *x,
                                 int x_off,                                  /* [rows, d] */
                                 __global const float *gamma, int gamma_off, /* [d] */
@@ -331,24 +374,27 @@ __kernel void layernorm_forward(int rows, int d, float eps, __global const float
     gamma += gamma_off;
     beta += beta_off;
     const float shift = x[0];
-    float sum = 0.0f;
-    for (int j = 0; j < d; j++)
-        sum += x[j] - shift;
-    const float mu = sum / (float)d;
-    float m2 = 0.0f;
-    for (int j = 0; j < d; j++) {
-        const float dev = (x[j] - shift) - mu;
-        m2 += dev * dev;
+    float8 sum8 = (float8)(0.0f);
+    for (int j = 0; j < d; j += 8)
+        sum8 += select((float8)(0.0f), ln_load8(x, j, d) - shift, ln_live8(j, d));
+    const float mu = ln_sum8(sum8) / (float)d;
+    float8 m8 = (float8)(0.0f);
+    for (int j = 0; j < d; j += 8) {
+        const float8 dev = (ln_load8(x, j, d) - shift) - mu;
+        m8 += select((float8)(0.0f), dev * dev, ln_live8(j, d));
     }
     const float row_mean = shift + mu;
-    const float inv = rsqrt(m2 / (float)d + eps);
+    const float inv = rsqrt(ln_sum8(m8) / (float)d + eps);
     mean[mean_off + r] = row_mean;
     rstd[rstd_off + r] = inv;
-    for (int j = 0; j < d; j++)
-        y[j] = (x[j] - row_mean) * inv * gamma[j] + beta[j];
+    for (int j = 0; j < d; j += 8)
+        ln_store8(
+            y, j, d,
+            (ln_load8(x, j, d) - row_mean) * inv * ln_load8(gamma, j, d) + ln_load8(beta, j, d), 0);
 }
 
-/* One row: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = gamma * dy. */
+/* One row: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = gamma * dy, the two row
+ * sums by lanes. */
 __kernel void layernorm_backward(int rows, int d, int accumulate, __global const float *x,
                                  int x_off,                                  /* [rows, d] */
                                  __global const float *dy, int dy_off,       /* [rows, d] */
@@ -365,17 +411,19 @@ __kernel void layernorm_backward(int rows, int d, int accumulate, __global const
     dx += dx_off + r * d;
     gamma += gamma_off;
     const float mu = mean[mean_off + r], inv = rstd[rstd_off + r];
-    float sum_g = 0.0f, sum_gx = 0.0f;
-    for (int j = 0; j < d; j++) {
-        const float g = gamma[j] * dy[j];
-        sum_g += g;
-        sum_gx += g * ((x[j] - mu) * inv);
+    float8 g8 = (float8)(0.0f), gx8 = (float8)(0.0f);
+    for (int j = 0; j < d; j += 8) {
+        /* Past the end gamma and dy read 0, so g is 0 there and adds nothing. */
+        const float8 g = ln_load8(gamma, j, d) * ln_load8(dy, j, d);
+        g8 += g;
+        gx8 += g * ((ln_load8(x, j, d) - mu) * inv);
     }
-    const float mean_g = sum_g / (float)d, mean_gx = sum_gx / (float)d;
-    for (int j = 0; j < d; j++) {
-        const float xhat = (x[j] - mu) * inv;
-        const float v = inv * (gamma[j] * dy[j] - mean_g - xhat * mean_gx);
-        dx[j] = accumulate ? dx[j] + v : v;
+    const float mean_g = ln_sum8(g8) / (float)d, mean_gx = ln_sum8(gx8) / (float)d;
+    for (int j = 0; j < d; j += 8) {
+        const float8 xhat = (ln_load8(x, j, d) - mu) * inv;
+        const float8 v =
+            inv * (ln_load8(gamma, j, d) * ln_load8(dy, j, d) - mean_g - xhat * mean_gx);
+        ln_store8(dx, j, d, v, accumulate);
     }
 }
 

@@ -37,8 +37,6 @@
  *                         permuted) and backward (dy strides permuted back) both use it.
  *                         Work-item (c5, c4, z) over s5 x s4 x (s0 s1 s2 s3): only z, the
  *                         same along a row of the work-group, is split into digits.
- *   permute_gather4       the same when t5 == 1 and s5 is a multiple of 4: work-item
- *                         (c5 / 4, c4, z) moves four neighbouring elements.
  *
  * Concat and slice see a tensor as [outer, axis, inner] around the axis they work on:
  *   slice_copy            dst[o, dst_start + a, i] (+)= src[o, src_start + a, i] for
@@ -174,57 +172,26 @@ __kernel void embedding_backward(int vocab, int dim, int n2, int accumulate, __g
 
 /* ==== Permute =========================================================================== */
 
-/* Takes the last digit of *r in radix s: adds digit * t to *src and leaves the quotient in *r.
- * Padding dimensions (s == 1) are skipped: a division costs more than the test. The
- * remainder is written r - q * s on purpose: LLVM turns a % next to a / into a `freeze`,
- * which Oclgrind's uninitialized-value checker cannot run. Used only on the z coordinate,
- * which is the same for a whole row of work-items. */
-static void take_digit(int *r, int *src, int s, int t)
-{
-    if (s != 1) {
-        const int q = *r / s;
-        *src += (*r - q * s) * t;
-        *r = q;
-    }
-}
-
 __kernel void permute_gather(int s0, int s1, int s2, int s3, int s4, int s5, int accumulate,
                              __global const float *x, int x_off, /* strided source */
                              __global float *y, int y_off,       /* [s0, ..., s5] dense */
                              int t0, int t1, int t2, int t3, int t4, int t5)
 {
     const int i5 = get_global_id(0), i4 = get_global_id(1), z = get_global_id(2);
+    /* The digits of z in the mixed radix [s0, ..., s3], last fastest, times their strides:
+     * computed before the bounds test, unconditionally (every s_k >= 1), so that the compiler
+     * may hoist the divisions out of the loop over dimension 0 (z is the same along it) and
+     * PoCL vectorizes that loop; with the divisions after the test, it ran one element at a
+     * time. Remainders are written r - q * s: LLVM turns a % next to a / into a `freeze`,
+     * which Oclgrind's uninitialized-value checker cannot run. */
+    const int q3 = z / s3, q2 = q3 / s2, q1 = q2 / s1;
+    const int src = (z - q3 * s3) * t3 + (q3 - q2 * s2) * t2 + (q2 - q1 * s1) * t1 + q1 * t0 +
+                    i4 * t4 + i5 * t5;
     if (i5 >= s5 || i4 >= s4 || z >= s0 * s1 * s2 * s3)
         return;
-    /* The digits of z in the mixed radix [s0, ..., s3], last fastest, times their strides. */
-    int r = z, src = i5 * t5 + i4 * t4;
-    take_digit(&r, &src, s3, t3);
-    take_digit(&r, &src, s2, t2);
-    take_digit(&r, &src, s1, t1);
-    src += r * t0;
     const int dst = y_off + (z * s4 + i4) * s5 + i5;
     const float v = x[x_off + src];
     y[dst] = accumulate ? y[dst] + v : v;
-}
-
-/* permute_gather for a contiguous last dimension (t5 == 1) of a multiple of 4: work-item
- * (c5 / 4, c4, z) copies four neighbouring elements with one vload4 and one vstore4. */
-__kernel void permute_gather4(int s0, int s1, int s2, int s3, int s4, int s5, int accumulate,
-                              __global const float *x, int x_off, /* strided source */
-                              __global float *y, int y_off,       /* [s0, ..., s5] dense */
-                              int t0, int t1, int t2, int t3, int t4)
-{
-    const int i5 = get_global_id(0) * 4, i4 = get_global_id(1), z = get_global_id(2);
-    if (i5 >= s5 || i4 >= s4 || z >= s0 * s1 * s2 * s3)
-        return;
-    int r = z, src = i5 + i4 * t4;
-    take_digit(&r, &src, s3, t3);
-    take_digit(&r, &src, s2, t2);
-    take_digit(&r, &src, s1, t1);
-    src += r * t0;
-    __global float *dst = y + y_off + (z * s4 + i4) * s5 + i5;
-    const float4 v = vload4(0, x + x_off + src);
-    vstore4(accumulate ? vload4(0, dst) + v : v, 0, dst);
 }
 
 /* ==== Concat and slice ================================================================== */

@@ -260,19 +260,41 @@ static void open_op(struct text *t, const struct chain_ctx *cx, const struct clt
         gr->link[k] == 0 ? other : value);
 }
 
-/* The value entering the chain: its input, plus the bias the chain adds. The bias length is
- * written as a constant, so that `% cols` compiles to multiplications and shifts rather than
- * a division per element (which PoCL runs one element at a time). */
-static void put_chain_input(struct text *t, const struct chain_ctx *cx)
+/* The length of the bias chain gr adds (0: none). */
+static int64_t bias_cols(const struct clt_graph *g, const struct clt__fuse_group *gr)
 {
-    if (cx->gr->bias < 0) {
-        put(t, "in_x[in_x_off + i]");
+    if (gr->bias < 0)
+        return 0;
+    const struct clt_tensor *q = g->nodes[gr->bias];
+    return clt__count(q->in[clt__def(q)->bias_input]);
+}
+
+/* The element a work-item owns, i, and the early return past the end. A chain without a bias
+ * runs on a 1-D range of n work-items. A chain that adds a bias runs on a 2-D range (cols,
+ * rows): the bias column is get_global_id(0), so no work-item divides to find it, and PoCL
+ * vectorizes the loop along the row (with the column as i % cols and a work-group wider than
+ * a row, it ran the kernel one element at a time). cols is written as a constant; rows is
+ * n / cols, one division per row. */
+static void put_index(struct text *t, const struct chain_ctx *cx)
+{
+    const int cols = (int)bias_cols(cx->g, cx->gr); /* <= n, which the kernels take as int */
+    if (cols == 0) {
+        put(t, "    const int i = get_global_id(0);\n    if (i >= n)\n        return;\n");
         return;
     }
-    const struct clt_tensor *q = cx->g->nodes[cx->gr->bias];
-    const struct clt_tensor *b = q->in[clt__def(q)->bias_input];
-    put(t, "in_x[in_x_off + i] + in_bias[in_bias_off + (int)((uint)i %% %lluu)]",
-        (unsigned long long)clt__count(b));
+    put(t, "    const int c = get_global_id(0), r = get_global_id(1);\n");
+    put(t, "    if (c >= %d || r >= n / %d)\n        return;\n", cols, cols);
+    put(t, "    const int i = r * %d + c;\n", cols);
+}
+
+/* The value entering the chain: its input, plus the bias the chain adds (column c; a bias of
+ * no columns, on an empty chain, adds nothing). */
+static void put_chain_input(struct text *t, const struct chain_ctx *cx)
+{
+    if (bias_cols(cx->g, cx->gr) == 0)
+        put(t, "in_x[in_x_off + i]");
+    else
+        put(t, "in_x[in_x_off + i] + in_bias[in_bias_off + c]");
 }
 
 static void put_forward(struct text *t, const struct chain_ctx *cx)
@@ -283,7 +305,7 @@ static void put_forward(struct text *t, const struct chain_ctx *cx)
     put_scalar_params(t, gr);
     put_input_params(t, g, gr);
     put(t, ",\n    __global float *out_y, int out_y_off)\n{\n");
-    put(t, "    const int i = get_global_id(0);\n    if (i >= n)\n        return;\n");
+    put_index(t, cx);
     put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
     put(t, "    float v = ");
     put_chain_input(t, cx);
@@ -320,7 +342,7 @@ static void put_backward(struct text *t, const struct chain_ctx *cx)
         if (other_slot(g->nodes[gr->node[k]], gr->link[k]) >= 0)
             put(t, ", __global float *grad_b%u, int grad_b%u_off", k, k);
     put(t, ")\n{\n");
-    put(t, "    const int i = get_global_id(0);\n    if (i >= n)\n        return;\n");
+    put_index(t, cx);
     put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
     /* v<k>: the value entering op k, where the backward reads it. */
     for (uint32_t k = 0; k < gr->n; k++) {
@@ -470,6 +492,18 @@ static size_t input_args(struct clt__exec *x, const struct clt__fuse_group *gr, 
     return k;
 }
 
+/* Enqueues kernel `slot` of the chain over its n elements: 1-D, or (cols, rows) when it adds
+ * a bias (put_index). */
+static enum clt_status launch(struct clt__exec *x, const struct clt__fuse_group *gr, int slot,
+                              const char *name, int64_t n, const struct clt__karg *a, size_t k)
+{
+    const int64_t cols = bias_cols(x->tr->graph, gr);
+    if (cols == 0)
+        return clt__enqueue_kernel(x->dev, gr->prog->kernels[slot], name, (size_t)n, 0, a, k);
+    const size_t global[2] = {(size_t)cols, (size_t)(n / cols)};
+    return clt__enqueue_kernel_nd(x->dev, gr->prog->kernels[slot], name, 2, global, a, k);
+}
+
 enum clt_status clt__fuse_forward(struct clt__exec *x, struct clt__fuse_group *gr)
 {
     enum clt_status st = chain_program(x, gr);
@@ -481,7 +515,7 @@ enum clt_status clt__fuse_forward(struct clt__exec *x, struct clt__fuse_group *g
     size_t k = scalar_args(x, gr, n, a);
     k += input_args(x, gr, true, a + k);
     a[k++] = CLT__BUF(clt__val(x, last));
-    return clt__enqueue_kernel(x->dev, gr->prog->kernels[0], "fused_forward", (size_t)n, 0, a, k);
+    return launch(x, gr, 0, "fused_forward", n, a, k);
 }
 
 enum clt_status clt__fuse_backward(struct clt__exec *x, struct clt__fuse_group *gr)
@@ -512,5 +546,5 @@ enum clt_status clt__fuse_backward(struct clt__exec *x, struct clt__fuse_group *
         if (o >= 0)
             a[k++] = CLT__BUF(clt__grad(x, c->in[o]));
     }
-    return clt__enqueue_kernel(x->dev, gr->prog->kernels[1], "fused_backward", (size_t)n, 0, a, k);
+    return launch(x, gr, 1, "fused_backward", n, a, k);
 }

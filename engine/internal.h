@@ -327,6 +327,11 @@ enum clt_status clt__enqueue_kernel(struct clt_device *dev, cl_kernel kernel, co
 enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
                                 const size_t *global, const struct clt__karg *args, size_t nargs);
 
+/* clt__enqueue_nd for a kernel object without an id (clt__enqueue_kernel's kernels). */
+enum clt_status clt__enqueue_kernel_nd(struct clt_device *dev, cl_kernel kernel, const char *name,
+                                       cl_uint dims, const size_t *global,
+                                       const struct clt__karg *args, size_t nargs);
+
 /* clt__enqueue_nd with the arguments written in place: CLT__RUN_ND(dev, CLT__K_x, 3, g, ...)
  * with `const size_t g[3]`. */
 #define CLT__RUN_ND(dev, id, dims, global, ...)                                                    \

@@ -210,19 +210,12 @@ static size_t pow2_at_least(size_t n)
     return p;
 }
 
-enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
-                                const size_t *global, const struct clt__karg *args, size_t nargs)
+/* Launches k (work-group limit wg) over an ND range with the local shape clt__enqueue_nd
+ * describes. */
+static enum clt_status enqueue_nd(struct clt_device *dev, cl_kernel k, size_t wg, const char *name,
+                                  cl_uint dims, const size_t *global, const struct clt__karg *args,
+                                  size_t nargs)
 {
-    if (dims < 1 || dims > 3)
-        return CLT_ERR_INVALID_ARGUMENT;
-    for (cl_uint d = 0; d < dims; d++)
-        if (global[d] == 0)
-            return CLT_OK;
-    cl_kernel k;
-    size_t wg = 0;
-    enum clt_status st = clt__kernel(dev, id, &k, &wg);
-    if (st != CLT_OK)
-        return st;
     /* Powers of two, so that few local shapes occur (PoCL compiles a kernel per shape); and
      * at least ND_MIN_GROUPS groups where there are enough work-items (PoCL runs a group on
      * one thread: one large group would leave the other cores idle). */
@@ -239,7 +232,41 @@ enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, 
         local[d] = pow2_at_least(global[d]) < cap ? pow2_at_least(global[d]) : cap;
         budget /= local[d];
     }
-    return launch_args(dev, k, clt__kernel_ids[id].kernel, args, nargs, dims, global, local);
+    return launch_args(dev, k, name, args, nargs, dims, global, local);
+}
+
+/* Whether an ND launch has work: dims valid (else *st is set) and no dimension 0. */
+static bool nd_work(cl_uint dims, const size_t *global, enum clt_status *st)
+{
+    *st = dims < 1 || dims > 3 ? CLT_ERR_INVALID_ARGUMENT : CLT_OK;
+    for (cl_uint d = 0; *st == CLT_OK && d < dims; d++)
+        if (global[d] == 0)
+            return false;
+    return *st == CLT_OK;
+}
+
+enum clt_status clt__enqueue_nd(struct clt_device *dev, enum clt__kernel_id id, cl_uint dims,
+                                const size_t *global, const struct clt__karg *args, size_t nargs)
+{
+    enum clt_status st;
+    if (!nd_work(dims, global, &st))
+        return st;
+    cl_kernel k;
+    size_t wg = 0;
+    st = clt__kernel(dev, id, &k, &wg);
+    if (st != CLT_OK)
+        return st;
+    return enqueue_nd(dev, k, wg, clt__kernel_ids[id].kernel, dims, global, args, nargs);
+}
+
+enum clt_status clt__enqueue_kernel_nd(struct clt_device *dev, cl_kernel kernel, const char *name,
+                                       cl_uint dims, const size_t *global,
+                                       const struct clt__karg *args, size_t nargs)
+{
+    enum clt_status st;
+    if (!nd_work(dims, global, &st))
+        return st;
+    return enqueue_nd(dev, kernel, kernel_wg(dev, kernel), name, dims, global, args, nargs);
 }
 
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what)

@@ -438,7 +438,7 @@ static void permute_matches_reference(void **state)
         {6, {2, 3, 2, 3, 2, 3}, {5, 4, 3, 2, 1, 0}},
         {6, {2, 3, 2, 3, 2, 3}, {1, 0, 2, 3, 5, 4}},
         {6, {3, 1, 2, 5, 1, 3}, {2, 4, 0, 5, 3, 1}},
-        /* A contiguous last dimension in fours (permute_gather4), a copy of 4k elements. */
+        /* A contiguous last dimension in fours, a copy of 4k elements. */
         {4, {2, 3, 5, 8}, {0, 2, 1, 3}},
         {2, {3, 4}, {0, 1}},
         /* Not under Oclgrind: attention's head split (batch, tokens, heads, head_dim), the

@@ -223,10 +223,10 @@ enum clt_status clt__cross_entropy_forward(struct clt_device *dev, int64_t rows,
         st = check_buf(dev, op, "loss", loss, 1, sizeof(float));
     if (st != CLT_OK)
         return st;
-    st =
-        run_groups(dev, CLT__K_cross_entropy_rows, rows,
-                   CLT__KARGS(CLT__I32(rows), CLT__I32(classes), CLT__BUF(logits), CLT__BUF(labels),
-                              CLT__I32(ignore_index), CLT__F32(smoothing), CLT__BUF(workspace)));
+    /* One work-item per row. */
+    st = CLT__RUN(dev, CLT__K_cross_entropy_rows, (size_t)rows, CLT__I32(rows), CLT__I32(classes),
+                  CLT__BUF(logits), CLT__BUF(labels), CLT__I32(ignore_index), CLT__F32(smoothing),
+                  CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
     /* One group sums the rows in a fixed order; it runs for 0 rows too, writing loss 0. */
@@ -252,7 +252,7 @@ enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows
         st = check_buf(dev, op, "dlogits", dlogits, rows * classes, sizeof(float));
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_cross_entropy_backward, (size_t)(rows * classes), CLT__I32(rows),
+    return CLT__RUN(dev, CLT__K_cross_entropy_backward, (size_t)rows, CLT__I32(rows),
                     CLT__I32(classes), CLT__BUF(logits), CLT__BUF(labels), CLT__I32(ignore_index),
                     CLT__F32(smoothing), CLT__BUF(workspace), CLT__BUF(dloss), CLT__BUF(dlogits),
                     CLT__I32(accumulate));

@@ -78,16 +78,8 @@ static enum clt_status gather_run(struct clt_device *dev, const struct gather *g
     const int64_t *s = g->size, *t = g->stride;
     if (n == 0)
         return CLT_OK;
-    /* 3-D: the last two dimensions, then the rest (n < 2^31, so it fits int); a contiguous
-     * last dimension in fours moves four elements per work-item (t5 is then not passed). */
-    bool by4 = t[5] == 1 && s[5] % 4 == 0;
-    size_t items[3] = {(size_t)(by4 ? s[5] / 4 : s[5]), (size_t)s[4],
-                       (size_t)(s[0] * s[1] * s[2] * s[3])};
-    if (by4)
-        return CLT__RUN_ND(dev, CLT__K_permute_gather4, 3, items, CLT__I32(s[0]), CLT__I32(s[1]),
-                           CLT__I32(s[2]), CLT__I32(s[3]), CLT__I32(s[4]), CLT__I32(s[5]),
-                           CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(dst), CLT__I32(t[0]),
-                           CLT__I32(t[1]), CLT__I32(t[2]), CLT__I32(t[3]), CLT__I32(t[4]));
+    /* 3-D: the last two dimensions, then the rest (n < 2^31, so it fits int). */
+    size_t items[3] = {(size_t)s[5], (size_t)s[4], (size_t)(s[0] * s[1] * s[2] * s[3])};
     return CLT__RUN_ND(dev, CLT__K_permute_gather, 3, items, CLT__I32(s[0]), CLT__I32(s[1]),
                        CLT__I32(s[2]), CLT__I32(s[3]), CLT__I32(s[4]), CLT__I32(s[5]),
                        CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(dst), CLT__I32(t[0]),
