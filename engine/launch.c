@@ -269,6 +269,18 @@ enum clt_status clt__enqueue_kernel_nd(struct clt_device *dev, cl_kernel kernel,
     return enqueue_nd(dev, kernel, kernel_wg(dev, kernel), name, dims, global, args, nargs);
 }
 
+size_t clt__row_lanes(const struct clt_device *dev, int64_t len)
+{
+    size_t lanes = 1;
+    if (dev->info.type != CLT_DEVICE_CPU)
+        while (lanes < 32 && (int64_t)lanes < len)
+            lanes *= 2;
+    /* At most CLT__ROW_STEPS elements per lane (llvmpipe ends longer loops). */
+    while ((int64_t)lanes * CLT__ROW_STEPS < len)
+        lanes *= 2;
+    return lanes;
+}
+
 enum clt_status clt__check_i32(struct clt_device *dev, int64_t v, const char *what)
 {
     if (v >= 0 && v <= INT32_MAX)

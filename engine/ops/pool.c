@@ -98,18 +98,6 @@ static bool disjoint(const struct clt__pool2d *p)
     return p->stride_h >= p->kh && p->stride_w >= p->kw;
 }
 
-size_t clt__row_lanes(const struct clt_device *dev, int64_t len)
-{
-    size_t lanes = 1;
-    if (dev->info.type != CLT_DEVICE_CPU)
-        while (lanes < 32 && (int64_t)lanes < len)
-            lanes *= 2;
-    /* At most CLT__ROW_STEPS elements per lane (llvmpipe ends longer loops). */
-    while ((int64_t)lanes * CLT__ROW_STEPS < len)
-        lanes *= 2;
-    return lanes;
-}
-
 /* 2x2 windows, stride 2, no padding: the unrolled kernels of cl/pool.cl (the backward one
  * only when H and W are even, so that the windows are the cells). */
 static bool is_2x2(const struct clt__pool2d *p)

@@ -28,18 +28,6 @@
 
 #include "internal.h"
 
-/* Lanes per row of the row kernels of pool, conv and batch norm (cl/pool.cl, cl/conv.cl,
- * cl/norm.cl): work-item (lane, row...) takes the elements lane, lane + lanes, ... of its row
- * of `len` elements, lanes = get_global_size(0). One lane on CPU devices, so that a work-item
- * walks its row with unit stride and the driver vectorizes the loop (PoCL: 3 to 10 times
- * faster than one work-item per element over 3-D NDRanges); elsewhere up to 32 (a power of
- * two), so that neighbouring work-items read neighbouring elements; and more where a row is
- * longer than CLT__ROW_STEPS lanes' worth, so that no loop runs past llvmpipe's 65,535
- * iterations per work-item. The results never depend on the lanes: the row kernels do not
- * sum across lanes. */
-#define CLT__ROW_STEPS 32768
-size_t clt__row_lanes(const struct clt_device *dev, int64_t len);
-
 /* The parameters of one 2-D pooling. oh and ow are outputs of clt__pool2d_resolve. */
 struct clt__pool2d {
     int64_t n, c;               /* batch and channels, >= 0 */
