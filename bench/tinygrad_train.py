@@ -27,14 +27,13 @@ default settings (no BEAM search), which is how its users meet it.
 Exit status: 0 success, 1 a check or a measurement failed, 2 bad usage or unreadable input.
 """
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_train import (BUILTIN, CASES, DATA, DEFAULTS, bench_inputs,  # noqa: E402
-                         cltrain_losses, figure, is_text, read_safetensors)
+                         cltrain_losses, figure, is_text, read_safetensors, write_result)
 
 
 def fail(message, status=2):
@@ -274,19 +273,7 @@ def main():
               "devices": [{"id": args.dev.lower(), "label": f"tinygrad / {args.dev}",
                            "notes": "", "environment": env, "micro": [], "gemm": [],
                            "ops": [], "train": figures}]}
-    tmp = args.json + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
-    except OSError as e:
-        fail(f"cannot write {args.json}: {e.strerror}", 1)
-    for fig in figures:
-        print(f"{fig['name']:<28} {fig['median']:12.4g} {fig['unit']}")
-    if not ok:
-        print("tinygrad_train.py: a loss differs from cltrain's (see above)", file=sys.stderr)
-        return 1
-    return 0
+    return write_result("tinygrad_train.py", args.json, result, figures, ok)
 
 
 if __name__ == "__main__":

@@ -497,17 +497,23 @@ def main():
               "devices": [{"id": args.device, "label": f"pytorch / {name}", "notes": "",
                            "environment": env, "micro": [], "gemm": [], "ops": [],
                            "train": figures}]}
-    tmp = args.json + ".tmp"
+    return write_result("torch_train.py", args.json, result, figures, ok)
+
+
+def write_result(tool, path, result, figures, ok):
+    """Writes result to path atomically, prints the figures; the exit status (1: not ok)."""
+    tmp = path + ".tmp"
     try:
         with open(tmp, "w") as f:
             json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
+        os.replace(tmp, path)
     except OSError as e:
-        fail(f"cannot write {args.json}: {e.strerror}", 1)
+        print(f"{tool}: cannot write {path}: {e.strerror}", file=sys.stderr)
+        return 1
     for fig in figures:
         print(f"{fig['name']:<28} {fig['median']:12.4g} {fig['unit']}")
     if not ok:
-        print("torch_train.py: a loss differs from cltrain's (see above)", file=sys.stderr)
+        print(f"{tool}: a loss differs from cltrain's (see above)", file=sys.stderr)
         return 1
     return 0
 
