@@ -33,7 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_train import (BUILTIN, CASES, DATA, DEFAULTS, bench_inputs,  # noqa: E402
-                         cltrain_losses, figure, is_text, read_safetensors, write_result)
+                         check_losses, cltrain_losses, figure, is_text, read_safetensors,
+                         write_result)
 
 
 def fail(message, status=2):
@@ -179,21 +180,8 @@ def one_model(tg, np, kind, args, want):
         eval_loss = loss_of(x, y, False).item()
     step1 = step(x, y).item()
     step2 = step(x, y).item()
-    ok = True
     losses = (("loss_init_eval", eval_loss), ("loss_step1", step1), ("loss_step2", step2))
-    for what, got in losses:
-        ref = want.get(kind, {}).get(what)
-        checked = not (kind == "cnn" and what != "loss_init_eval")
-        if ref is None:
-            line, bad = "(no cltrain figure)", False
-        else:
-            rel = abs(got - ref) / max(abs(ref), 1e-12)
-            bad = checked and not rel <= args.loss_rtol
-            line = f"cltrain {ref:.6f}, relative difference {rel:.2e}" + \
-                ("" if checked else " (dropout masks differ: not checked)")
-        print(f"tinygrad_train.py: {kind} {what}: tinygrad {got:.6f}, {line}"
-              f"{'  MISMATCH' if bad else ''}", file=sys.stderr)
-        ok = ok and not bad
+    ok = check_losses("tinygrad_train.py", "tinygrad", kind, losses, want, args.loss_rtol)
     figs = [figure(f"{kind}.{what}", "loss", False, [got]) for what, got in losses]
     samples = []
     for r in range(args.warmup + args.runs):

@@ -349,6 +349,27 @@ def cltrain_losses(path):
     return out
 
 
+def check_losses(tool, framework, kind, losses, want, rtol):
+    """Prints each (figure, loss) of losses beside cltrain's (want[kind]); False when a checked
+    one differs by more than rtol, relative. The cnn's training losses are not checked: its
+    dropout draws other masks than cltrain's counter-based generator."""
+    ok = True
+    for what, got in losses:
+        ref = want.get(kind, {}).get(what)
+        checked = not (kind == "cnn" and what != "loss_init_eval")
+        if ref is None:
+            line, bad = "(no cltrain figure)", False
+        else:
+            rel = abs(got - ref) / max(abs(ref), 1e-12)
+            bad = checked and not rel <= rtol
+            line = f"cltrain {ref:.6f}, relative difference {rel:.2e}" + \
+                ("" if checked else " (dropout masks differ: not checked)")
+        print(f"{tool}: {kind} {what}: {framework} {got:.6f}, {line}"
+              f"{'  MISMATCH' if bad else ''}", file=sys.stderr)
+        ok = ok and not bad
+    return ok
+
+
 def one_model(torch, kind, args, dev, want):
     batch, steps, quick_steps = CASES[kind]
     steps = quick_steps if args.quick else steps
@@ -381,21 +402,8 @@ def one_model(torch, kind, args, dev, want):
     model.train()
     step1 = tr.step().item()
     step2 = tr.step().item()
-    ok = True
     losses = (("loss_init_eval", eval_loss), ("loss_step1", step1), ("loss_step2", step2))
-    for what, got in losses:
-        ref = want.get(kind, {}).get(what)
-        checked = not (kind == "cnn" and what != "loss_init_eval")
-        if ref is None:
-            line, bad = "(no cltrain figure)", False
-        else:
-            rel = abs(got - ref) / max(abs(ref), 1e-12)
-            bad = checked and not rel <= args.loss_rtol
-            line = f"cltrain {ref:.6f}, relative difference {rel:.2e}" + \
-                ("" if checked else " (dropout masks differ: not checked)")
-        print(f"torch_train.py: {kind} {what}: pytorch {got:.6f}, {line}"
-              f"{'  MISMATCH' if bad else ''}", file=sys.stderr)
-        ok = ok and not bad
+    ok = check_losses("torch_train.py", "pytorch", kind, losses, want, args.loss_rtol)
 
     figs = [figure(f"{kind}.{what}", "loss", False, [got]) for what, got in losses]
     if args.losses_only:
