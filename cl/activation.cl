@@ -55,33 +55,7 @@
 #define GELU_KAPPA 0.044715f
 #define INV_SQRT_2PI 0.3989422804014327f /* 1 / sqrt(2 pi) */
 
-/* exp(x) for x <= 0 (or NaN), without branches or built-in calls, so that PoCL's work-group
- * vectorizer keeps it in vector registers (its built-in exp, erfc and tanh run scalar there).
- * Cephes' expf: x = k ln 2 + r with k = rint(x / ln 2), |r| <= ln(2) / 2, ln 2 split in two
- * (k * 0.693359375 is exact), exp(r) by a degree-7 polynomial, 2^k built in the exponent
- * field. Measured against double exp over [-87, 0] (step 1e-4): relative error <= 8e-8.
- * Below -87 the result is 0 (exp(-87) = 1.6e-38: at most that absolute error, no
- * subnormals); -inf gives 0, NaN gives NaN. */
-static float exp_nonpos(float x)
-{
-    const float xc = x < -87.0f ? -87.0f : x; /* NaN stays NaN */
-    /* k = rint(xc / ln 2) by adding and subtracting 1.5 * 2^23: for |v| < 2^22 the sum rounds
-     * v to the nearest integer, ties to even, exactly as rint (PoCL's rint is a long scalar
-     * sequence); t's low mantissa bits then hold k + 2^22. */
-    const float t = xc * 1.44269504088896341f + 12582912.0f;
-    const float k = t - 12582912.0f;
-    float r = xc - k * 0.693359375f;
-    r = r + k * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    const float two_k = as_float((as_int(t) - 0x4B400000 + 127) << 23);
-    return x < -87.0f ? 0.0f : p * two_k;
-}
+/* exp_nonpos: common.cl. */
 
 /* The logistic sigmoid s(z) and s'(z) = s(z) s(-z), from a = exp(-|z|) <= 1:
  * s(|z|) = 1 / (1 + a), s(-|z|) = a / (1 + a), s'(z) = a / (1 + a)^2. Returns (s, s'). */

@@ -38,10 +38,11 @@
  * (accumulate): the vectorized loop writes past its row into the next group's, a race.
  *
  * Numerics: every softmax subtracts the row max before exp, so exp never overflows and the
- * row sum lies in [1, cols]; softmax_forward's exp is loss_exp8 (relative error <= 8e-8, no
- * built-in, which PoCL runs one element at a time). Cross-entropy is computed from z = logits - max
- * (never from a log-sum-exp of the magnitude of the logits), so logits of 1e4 lose nothing to
- * cancellation. Sums of squares use separate multiply and add (FP_CONTRACT is off, no fma).
+ * row sum lies in [1, cols]; softmax_forward's exp is common.cl's exp_nonpos8 (relative error <=
+ * 8e-8, no built-in, which PoCL runs one element at a time). Cross-entropy is computed from z =
+ * logits - max (never from a log-sum-exp of the magnitude of the logits), so logits of 1e4 lose
+ * nothing to cancellation. Sums of squares use separate multiply and add (FP_CONTRACT is off, no
+ * fma).
  *
  * Tunable: CLT_LOSS_LANES (default 64, a power of two), the number of lanes of a reduction.
  * It fixes the summation order; launchers use at most that many work-items per group.
@@ -204,29 +205,6 @@ float loss_sum8(float8 v)
     return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
 }
 
-/* exp(x) per lane for x <= 0 (or -inf, or NaN): activation.cl's exp_nonpos (Cephes' expf,
- * relative error <= 8e-8 against double exp, 0 below -87, NaN stays NaN), in float8 and with
- * no built-in call (PoCL's exp runs one element at a time). */
-float8 loss_exp8(float8 x)
-{
-    const int8 low = x < -87.0f;
-    const float8 xc = select(x, (float8)(-87.0f), low);
-    /* rint(xc / ln 2) by adding and subtracting 1.5 * 2^23 (exact for |v| < 2^22). */
-    const float8 t = xc * 1.44269504088896341f + 12582912.0f;
-    const float8 k = t - 12582912.0f;
-    float8 r = xc - k * 0.693359375f;
-    r = r + k * 2.12194440e-4f;
-    float8 p = (float8)(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    const float8 two_k = as_float8((as_int8(t) - 0x4B400000 + 127) << 23);
-    return select(p * two_k, (float8)(0.0f), low);
-}
-
 /* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r) over the live columns k of the
  * row, exact zeros in the masked ones. Unlike the other row kernels, one work-item per row
  * (its rows are many and short: attention's scores, class scores), walking the row by 8
@@ -251,7 +229,7 @@ __kernel void softmax_forward(int rows, int cols, int causal, __global const flo
     const float m = loss_max8(m8);
     float8 s8 = (float8)(0.0f);
     for (int j = 0; j < live; j += 8) {
-        const float8 e = loss_exp8(loss_load8(x, j, live, -INFINITY) - m);
+        const float8 e = exp_nonpos8(loss_load8(x, j, live, -INFINITY) - m);
         loss_store8(y, j, live, e, 0);
         s8 += e;
     }
@@ -363,7 +341,7 @@ __kernel void cross_entropy_rows(int rows, int classes, __global const float *lo
     const float m = loss_max8(m8);
     float8 s8 = (float8)(0.0f);
     for (int j = 0; j < classes; j += 8)
-        s8 += loss_exp8(loss_load8(logits, j, classes, -INFINITY) - m);
+        s8 += exp_nonpos8(loss_load8(logits, j, classes, -INFINITY) - m);
     const float log_s = log(loss_sum8(s8));
     float mean_z = 0.0f;
     if (smoothing != 0.0f) {
@@ -442,7 +420,7 @@ __kernel void cross_entropy_backward(int rows, int classes, __global const float
     const float8 base = (float8)(smoothing / (float)classes);
     for (int j = 0; j < classes; j += 8) {
         /* Past the end the load reads m: an exp of -log_s <= 0, never stored. */
-        const float8 p = loss_exp8((loss_load8(logits, j, classes, m) - m) - log_s);
+        const float8 p = exp_nonpos8((loss_load8(logits, j, classes, m) - m) - log_s);
         const int8 hit = (int8)(j) + (int8)(0, 1, 2, 3, 4, 5, 6, 7) == (int8)(label);
         const float8 target = select(base, base + (1.0f - smoothing), hit);
         loss_store8(dlogits, j, classes, (p - target) * scale, accumulate);
