@@ -4,6 +4,10 @@
  *
  * Tunables (set by the engine in the build options from the device's limits):
  *   CLT_WG_1D    the 1-D work-group size launchers use: a power of two <= 256
+ *
+ * Build-time choice (set by the engine per program build, engine/program.c):
+ *   CLT_STORAGE  how op kernels store activations, parameters' working copies and their
+ *                gradients: 32 fp32 (the default), 16 fp16, 161 bf16 (docs/precision.md)
  */
 /* No contraction of a * b + c into fma behind our back: results must not depend on the
  * compiler. Kernels call fma() where fusion is wanted. */
@@ -43,3 +47,86 @@
     }
 CLT_DEFINE_EXP_NONPOS(exp_nonpos, float, as_float, as_int)
 CLT_DEFINE_EXP_NONPOS(exp_nonpos8, float8, as_float8, as_int8)
+
+/* ---- Storage (docs/precision.md) -------------------------------------------------------
+ *
+ * Op kernels read and write the tensors of a plan through store_t and these macros, and do
+ * every operation in float registers, so every sum is fp32 whatever the storage:
+ *
+ *   LOAD(p, i)             p[i] as a float
+ *   STORE(p, i, v)         p[i] = v (a float), rounded to the storage, nearest even
+ *   VLOADn(i, p)           vloadn(i, p) as a floatn (n = 2, 4, 8, 16): elements n i ... n i + n - 1
+ *   VSTOREn(v, i, p)       vstoren(v, i, p) from a floatn, rounded as STORE
+ *
+ * fp16 is `half`, through vload_half / vstore_half_rte, core OpenCL 1.2: declaring a
+ * `__global half *` needs no cl_khr_fp16, only arithmetic on half would. bf16 is the top 16
+ * bits of a float in a ushort: widening is a shift; narrowing adds 0x7fff plus the lowest
+ * kept bit (round to nearest even, carrying into the exponent when it should, so the largest
+ * floats round to Inf); a NaN stays a NaN with its sign and top payload bits, quiet bit set.
+ * Aux buffers (norm statistics, log-sum-exp), state (running averages), the loss value and
+ * its seed, integer tensors and everything of the optimizer stay float or int whatever the
+ * storage. */
+#ifndef CLT_STORAGE
+#define CLT_STORAGE 32
+#endif
+
+/* The bfloat16 bits of x, rounded to nearest even; bf16_bits2/4/8 per lane (16 lanes go as
+ * two 8s: a 16-lane function argument changes PoCL's ABI and draws a warning). */
+ushort bf16_bits(float x)
+{
+    const uint u = as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (ushort)((u >> 16) | 0x40u); /* NaN: quiet, sign and top payload kept */
+    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+#define CLT_DEFINE_BF16_BITS(N)                                                                    \
+    ushort##N bf16_bits##N(float##N x)                                                             \
+    {                                                                                              \
+        const uint##N u = as_uint##N(x);                                                           \
+        const uint##N r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;                                  \
+        const uint##N nan = (u >> 16) | 0x40u;                                                     \
+        return convert_ushort##N(select(r, nan, (u & 0x7fffffffu) > 0x7f800000u));                 \
+    }
+CLT_DEFINE_BF16_BITS(2)
+CLT_DEFINE_BF16_BITS(4)
+CLT_DEFINE_BF16_BITS(8)
+
+#if CLT_STORAGE == 16
+#define store_t half
+#define LOAD(p, i) vload_half((i), (p))
+#define STORE(p, i, v) vstore_half_rte((v), (i), (p))
+#define VLOAD2(i, p) vload_half2((i), (p))
+#define VLOAD4(i, p) vload_half4((i), (p))
+#define VLOAD8(i, p) vload_half8((i), (p))
+#define VLOAD16(i, p) vload_half16((i), (p))
+#define VSTORE2(v, i, p) vstore_half2_rte((v), (i), (p))
+#define VSTORE4(v, i, p) vstore_half4_rte((v), (i), (p))
+#define VSTORE8(v, i, p) vstore_half8_rte((v), (i), (p))
+#define VSTORE16(v, i, p) vstore_half16_rte((v), (i), (p))
+#elif CLT_STORAGE == 161
+#define store_t ushort
+#define LOAD(p, i) as_float((uint)(p)[i] << 16)
+#define STORE(p, i, v) ((p)[i] = bf16_bits(v))
+#define VLOAD2(i, p) as_float2(convert_uint2(vload2((i), (p))) << 16)
+#define VLOAD4(i, p) as_float4(convert_uint4(vload4((i), (p))) << 16)
+#define VLOAD8(i, p) as_float8(convert_uint8(vload8((i), (p))) << 16)
+#define VLOAD16(i, p) ((float16)(VLOAD8(2 * (i), (p)), VLOAD8(2 * (i) + 1, (p))))
+#define VSTORE2(v, i, p) vstore2(bf16_bits2(v), (i), (p))
+#define VSTORE4(v, i, p) vstore4(bf16_bits4(v), (i), (p))
+#define VSTORE8(v, i, p) vstore8(bf16_bits8(v), (i), (p))
+#define VSTORE16(v, i, p) (VSTORE8((v).lo, 2 * (i), (p)), VSTORE8((v).hi, 2 * (i) + 1, (p)))
+#elif CLT_STORAGE == 32
+#define store_t float
+#define LOAD(p, i) ((p)[i])
+#define STORE(p, i, v) ((p)[i] = (v))
+#define VLOAD2(i, p) vload2((i), (p))
+#define VLOAD4(i, p) vload4((i), (p))
+#define VLOAD8(i, p) vload8((i), (p))
+#define VLOAD16(i, p) vload16((i), (p))
+#define VSTORE2(v, i, p) vstore2((v), (i), (p))
+#define VSTORE4(v, i, p) vstore4((v), (i), (p))
+#define VSTORE8(v, i, p) vstore8((v), (i), (p))
+#define VSTORE16(v, i, p) vstore16((v), (i), (p))
+#else
+#error "CLT_STORAGE must be 32, 16 or 161"
+#endif

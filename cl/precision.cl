@@ -55,15 +55,6 @@ __kernel void precision_f16_to_f32(int n, __global const half *restrict src, int
     dst[dst_off + i] = vload_half(src_off + i, src);
 }
 
-/* The bfloat16 bits of x, rounded to nearest even (see the top of the file). */
-ushort precision_bf16_bits(float x)
-{
-    const uint u = as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (ushort)((u >> 16) | 0x40u); /* NaN: quiet, sign and top payload kept */
-    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 /* fp32 -> bf16, round to nearest even: n floats at src to n ushorts at dst. */
 __kernel void precision_f32_to_bf16(int n, __global const float *restrict src,
                                     int src_off,                                /* [n] */
@@ -72,7 +63,7 @@ __kernel void precision_f32_to_bf16(int n, __global const float *restrict src,
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    dst[dst_off + i] = precision_bf16_bits(src[src_off + i]);
+    dst[dst_off + i] = bf16_bits(src[src_off + i]);
 }
 
 /* bf16 -> fp32, exact: n ushorts at src to n floats at dst. */

@@ -59,12 +59,16 @@ extern const size_t clt__cl_source_count;
 
 struct clt__kernel_slot {
     char name[64];
+    enum clt_precision storage; /* the build it comes from (clt__kernel_get's table) */
     cl_kernel kernel;
     size_t wg_size; /* CL_KERNEL_WORK_GROUP_SIZE for this device */
 };
 
 /* The kernels of cl/ by id (generated from cl/ at build time: CLT__K_<kernel>). */
 #include "cl_kernels.h"
+
+/* Storages a program can be built for: enum clt_precision's values. */
+#define CLT__STORAGES 3
 
 /* Most program variants (a program built with extra #defines or generated text: GEMM
  * configurations, fused chains) one device keeps. */
@@ -97,10 +101,17 @@ struct clt_device {
     char cache_dir[1024]; /* empty: cache disabled */
     char cl_dir[1024];    /* empty: embedded sources */
     char build_options[256];
-    cl_program programs[CLT__MAX_PROGRAMS]; /* indexed like clt__cl_sources; NULL: not built */
+    /* Storage of the op kernels launched now (CLT_STORAGE, cl/common.cl): every program that
+     * uses store_t is built once per storage it is asked in; the others once. Set around a
+     * 16-bit trainer's forward and backward (clt__storage_set); fp32 otherwise. */
+    enum clt_precision storage;
+    /* Whether cl/<name>.cl uses store_t, by source index: 0 not known yet, 1 no, 2 yes. */
+    uint8_t uses_storage[CLT__MAX_PROGRAMS];
+    /* [storage][source index]; NULL: not built */
+    cl_program programs[CLT__STORAGES][CLT__MAX_PROGRAMS];
     struct clt__kernel_slot kernels[CLT__MAX_KERNELS]; /* by name: GEMM's generated kernels */
     size_t kernel_count;
-    struct clt__kernel_slot by_id[CLT__K_COUNT]; /* by id; kernel NULL: not created yet */
+    struct clt__kernel_slot by_id[CLT__STORAGES][CLT__K_COUNT]; /* NULL: not created yet */
     struct clt__program_variant variants[CLT__MAX_VARIANTS];
     size_t variant_count;
     uint32_t cache_hits;
@@ -146,13 +157,24 @@ enum clt_status clt__program_setup(struct clt_device *dev, const struct clt_devi
 /* Releases every program and kernel of the device. */
 void clt__program_teardown(struct clt_device *dev);
 
+/* The storage op kernels use from now on (dev->storage); returns the one it replaces, for
+ * the caller to put back. */
+enum clt_precision clt__storage_set(struct clt_device *dev, enum clt_precision storage);
+
+/* Bytes of one element of a tensor in the current storage: 4 (fp32) or 2 (fp16, bf16).
+ * Launchers check the buffers of store_t arguments with it (clt__check_buf). */
+size_t clt__storage_bytes(const struct clt_device *dev);
+
+/* The "#define CLT_STORAGE v" line of a storage ("" for fp32). */
+const char *clt__storage_define(enum clt_precision storage);
+
 /* The built program made from cl/<name>.cl, building it (or loading it from the cache) on
- * first use. */
+ * first use: in the current storage when the file uses store_t, else the one build. */
 enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out);
 
 /* The variant of cl/<name>.cl built with `defines` (lines of "#define X v") prepended to its
- * source, built (or loaded from the binary cache, whose identity covers the defines) on first
- * use and kept for the device's life. */
+ * source, and the current storage's define when the file uses store_t, built (or loaded from the
+ * binary cache, whose identity covers the defines) on first use and kept for the device's life. */
 enum clt_status clt__program_variant_get(struct clt_device *dev, const char *name,
                                          const char *defines, struct clt__program_variant **out);
 

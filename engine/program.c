@@ -117,11 +117,12 @@ void clt__program_teardown(struct clt_device *dev)
     for (size_t i = 0; i < dev->kernel_count; i++)
         clReleaseKernel(dev->kernels[i].kernel);
     dev->kernel_count = 0;
-    for (size_t i = 0; i < CLT__K_COUNT; i++) {
-        if (dev->by_id[i].kernel)
-            clReleaseKernel(dev->by_id[i].kernel);
-        dev->by_id[i].kernel = NULL;
-    }
+    for (size_t s = 0; s < CLT__STORAGES; s++)
+        for (size_t i = 0; i < CLT__K_COUNT; i++) {
+            if (dev->by_id[s][i].kernel)
+                clReleaseKernel(dev->by_id[s][i].kernel);
+            dev->by_id[s][i].kernel = NULL;
+        }
     for (size_t i = 0; i < dev->variant_count; i++) {
         struct clt__program_variant *v = &dev->variants[i];
         for (size_t j = 0; j < sizeof v->kernels / sizeof v->kernels[0]; j++)
@@ -131,14 +132,60 @@ void clt__program_teardown(struct clt_device *dev)
         free(v->defines);
     }
     dev->variant_count = 0;
-    for (size_t i = 0; i < CLT__MAX_PROGRAMS; i++) {
-        if (dev->programs[i])
-            clReleaseProgram(dev->programs[i]);
-        dev->programs[i] = NULL;
-    }
+    for (size_t s = 0; s < CLT__STORAGES; s++)
+        for (size_t i = 0; i < CLT__MAX_PROGRAMS; i++) {
+            if (dev->programs[s][i])
+                clReleaseProgram(dev->programs[s][i]);
+            dev->programs[s][i] = NULL;
+        }
 }
 
-/* Hands a failed build's full log to the log callback. */
+enum clt_precision clt__storage_set(struct clt_device *dev, enum clt_precision storage)
+{
+    enum clt_precision was = dev->storage;
+    dev->storage = (unsigned)storage < CLT__STORAGES ? storage : CLT_PRECISION_FP32;
+    return was;
+}
+
+size_t clt__storage_bytes(const struct clt_device *dev)
+{
+    return dev->storage == CLT_PRECISION_FP32 ? 4 : 2;
+}
+
+const char *clt__storage_define(enum clt_precision storage)
+{
+    switch (storage) {
+    case CLT_PRECISION_FP16:
+        return "#define CLT_STORAGE 16\n";
+    case CLT_PRECISION_BF16:
+        return "#define CLT_STORAGE 161\n";
+    case CLT_PRECISION_FP32:
+        break;
+    }
+    return "";
+}
+
+/* The storage program idx is built for now: the device's when cl/<name>.cl uses store_t,
+ * else fp32 (one build serves every storage). Reads the source once to know. */
+static enum clt_status storage_of(struct clt_device *dev, long idx, enum clt_precision *out)
+{
+    *out = CLT_PRECISION_FP32;
+    if (dev->storage == CLT_PRECISION_FP32)
+        return CLT_OK;
+    if (!dev->uses_storage[idx]) {
+        char *text = NULL;
+        size_t size = 0;
+        enum clt_status st = clt__source_read(dev, clt__cl_sources[idx].name, &text, &size);
+        if (st != CLT_OK)
+            return st;
+        dev->uses_storage[idx] = strstr(text, "store_t") ? 2 : 1;
+        free(text);
+    }
+    if (dev->uses_storage[idx] == 2)
+        *out = dev->storage;
+    return CLT_OK;
+}
+
 static void log_build_failure(struct clt_device *dev, cl_program prog, const char *name,
                               const char *defines, cl_int err)
 {
@@ -296,6 +343,24 @@ static enum clt_status build_program(struct clt_device *dev, const char *name, c
     return st;
 }
 
+/* The program of source idx built for storage (storage_of's). */
+static enum clt_status program_for(struct clt_device *dev, long idx, enum clt_precision storage,
+                                   cl_program *out)
+{
+    if (dev->programs[storage][idx]) {
+        *out = dev->programs[storage][idx];
+        return CLT_OK;
+    }
+    cl_program prog;
+    enum clt_status st =
+        build_program(dev, clt__cl_sources[idx].name, clt__storage_define(storage), &prog);
+    if (st != CLT_OK)
+        return st;
+    dev->programs[storage][idx] = prog;
+    *out = prog;
+    return CLT_OK;
+}
+
 enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_program *out)
 {
     long idx = find_source(name);
@@ -303,44 +368,49 @@ enum clt_status clt__program_get(struct clt_device *dev, const char *name, cl_pr
         clt__log(&dev->log, CLT_LOG_ERROR, "no kernel program named \"%s\"", name);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    if (dev->programs[idx]) {
-        *out = dev->programs[idx];
-        return CLT_OK;
-    }
-    cl_program prog;
-    enum clt_status st = build_program(dev, name, "", &prog);
-    if (st != CLT_OK)
-        return st;
-    dev->programs[idx] = prog;
-    *out = prog;
-    return CLT_OK;
+    enum clt_precision storage;
+    enum clt_status st = storage_of(dev, idx, &storage);
+    return st != CLT_OK ? st : program_for(dev, idx, storage, out);
 }
 
 enum clt_status clt__program_variant_get(struct clt_device *dev, const char *name,
                                          const char *defines, struct clt__program_variant **out)
 {
+    long idx = find_source(name);
+    if (idx < 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "no kernel program named \"%s\"", name);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    enum clt_precision storage;
+    enum clt_status st = storage_of(dev, idx, &storage);
+    if (st != CLT_OK)
+        return st;
+    if (storage == CLT_PRECISION_FP32 && dev->storage != CLT_PRECISION_FP32 &&
+        strstr(defines, "store_t"))
+        storage = dev->storage; /* generated text that uses the storage */
+    const char *sdef = clt__storage_define(storage);
+    size_t nsdef = strlen(sdef);
     for (size_t i = 0; i < dev->variant_count; i++) {
         struct clt__program_variant *v = &dev->variants[i];
-        if (strcmp(v->name, name) == 0 && strcmp(v->defines, defines) == 0) {
+        if (strcmp(v->name, name) == 0 && strncmp(v->defines, sdef, nsdef) == 0 &&
+            strcmp(v->defines + nsdef, defines) == 0) {
             *out = v;
             return CLT_OK;
         }
-    }
-    if (find_source(name) < 0) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "no kernel program named \"%s\"", name);
-        return CLT_ERR_INVALID_ARGUMENT;
     }
     if (dev->variant_count == CLT__MAX_VARIANTS || strlen(name) >= sizeof dev->variants[0].name) {
         clt__log(&dev->log, CLT_LOG_ERROR, "program variant table full or name too long: %s.cl",
                  name);
         return CLT_ERR_UNSUPPORTED;
     }
-    char *copy = malloc(strlen(defines) + 1);
+    char *copy = malloc(nsdef + strlen(defines) + 1);
     if (!copy)
         return CLT_ERR_NO_MEMORY;
-    strcpy(copy, defines);
+    memcpy(copy, sdef, nsdef);
+    strcpy(copy + nsdef, defines);
+    defines = copy;
     cl_program prog;
-    enum clt_status st = build_program(dev, name, defines, &prog);
+    st = build_program(dev, name, defines, &prog);
     if (st != CLT_OK) {
         free(copy);
         return st;
@@ -362,8 +432,17 @@ enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, con
         if (strcmp(clt__kernel_ids[id].kernel, kernel) == 0 &&
             strcmp(clt__kernel_ids[id].program, program) == 0)
             return clt__kernel(dev, (enum clt__kernel_id)id, out, wg_size);
+    long idx = find_source(program);
+    if (idx < 0) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "no kernel program named \"%s\"", program);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    enum clt_precision storage;
+    enum clt_status st = storage_of(dev, idx, &storage);
+    if (st != CLT_OK)
+        return st;
     for (size_t i = 0; i < dev->kernel_count; i++) {
-        if (strcmp(dev->kernels[i].name, kernel) == 0) {
+        if (strcmp(dev->kernels[i].name, kernel) == 0 && dev->kernels[i].storage == storage) {
             *out = dev->kernels[i].kernel;
             if (wg_size)
                 *wg_size = dev->kernels[i].wg_size;
@@ -375,7 +454,7 @@ enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, con
         return CLT_ERR_UNSUPPORTED;
     }
     cl_program prog;
-    enum clt_status st = clt__program_get(dev, program, &prog);
+    st = program_for(dev, idx, storage, &prog);
     if (st != CLT_OK)
         return st;
     cl_int err;
@@ -390,6 +469,7 @@ enum clt_status clt__kernel_get(struct clt_device *dev, const char *program, con
         wg = 1;
     struct clt__kernel_slot *slot = &dev->kernels[dev->kernel_count++];
     snprintf(slot->name, sizeof slot->name, "%s", kernel);
+    slot->storage = storage;
     slot->kernel = k;
     slot->wg_size = wg;
     *out = k;
@@ -403,11 +483,18 @@ enum clt_status clt__kernel(struct clt_device *dev, enum clt__kernel_id id, cl_k
 {
     if ((unsigned)id >= CLT__K_COUNT)
         return CLT_ERR_INVALID_ARGUMENT;
-    struct clt__kernel_slot *slot = &dev->by_id[id];
+    const struct clt__kernel_name *k = &clt__kernel_ids[id];
+    long idx = find_source(k->program);
+    if (idx < 0)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_precision storage;
+    enum clt_status st = storage_of(dev, idx, &storage);
+    if (st != CLT_OK)
+        return st;
+    struct clt__kernel_slot *slot = &dev->by_id[storage][id];
     if (!slot->kernel) {
-        const struct clt__kernel_name *k = &clt__kernel_ids[id];
         cl_program prog;
-        enum clt_status st = clt__program_get(dev, k->program, &prog);
+        st = program_for(dev, idx, storage, &prog);
         if (st != CLT_OK)
             return st;
         cl_int err;

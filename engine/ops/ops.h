@@ -195,6 +195,13 @@ struct clt__op_def {
      * that input, when the node has it. The fusion pass may move the addition into the chain
      * that reads the op's output; the forward then leaves it out (clt__bias_fused). */
     uint32_t bias_input;
+    /* The op's kernels read and write its tensors through store_t (cl/common.cl), so it runs
+     * in a 16-bit plan (docs/precision.md); a trainer refuses a 16-bit precision for a graph
+     * with an op that lacks it. */
+    bool storage16;
+    /* In a 16-bit plan the output, and its gradient, stay fp32 (float in the kernels): the
+     * losses, whose one value is what training reports and what the scaler's seed starts. */
+    bool wide_output;
 };
 
 /* A parameter [shape...] for an op's bench example, uniform in [-1, 1), named `name`. */
