@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "precision.h"
 
 void clt_test_require_device(void)
 {
@@ -178,6 +179,88 @@ struct clt_view clt_test_tensor(struct clt_arena *arena, const float *host, size
     else
         clt_test_put_nan(&v, count);
     return v;
+}
+
+size_t clt_test_storage_bytes(enum clt_precision s)
+{
+    return s == CLT_PRECISION_FP32 ? 4 : 2;
+}
+
+double clt_test_eps(enum clt_precision s)
+{
+    return s == CLT_PRECISION_FP16 ? 0x1p-11 : s == CLT_PRECISION_BF16 ? 0x1p-8 : 0x1p-24;
+}
+
+/* x narrowed to the storage's bits (fp32: x's bits). */
+static uint32_t storage_bits(float x, enum clt_precision s)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return s == CLT_PRECISION_FP16   ? clt__f32_to_f16(x)
+           : s == CLT_PRECISION_BF16 ? clt__f32_to_bf16(x)
+                                     : u;
+}
+
+static float storage_value(uint32_t bits, enum clt_precision s)
+{
+    float f;
+    memcpy(&f, &bits, 4);
+    return s == CLT_PRECISION_FP16   ? clt__f16_to_f32((uint16_t)bits)
+           : s == CLT_PRECISION_BF16 ? clt__bf16_to_f32((uint16_t)bits)
+                                     : f;
+}
+
+void clt_test_round(float *x, size_t n, enum clt_precision s)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = storage_value(storage_bits(x[i], s), s);
+}
+
+struct clt_view clt_test_tensor_st(struct clt_arena *arena, const float *host, size_t count,
+                                   enum clt_precision s)
+{
+    size_t bytes = clt_test_storage_bytes(s);
+    struct clt_view v = clt_test_upload(arena, NULL, (count * bytes + 3) / 4);
+    unsigned char *image = calloc(count ? count : 1, bytes);
+    assert_non_null(image);
+    for (size_t i = 0; i < count; i++) {
+        uint32_t b = storage_bits(host ? host[i] : NAN, s);
+        if (bytes == 4)
+            memcpy(image + 4 * i, &b, 4);
+        else {
+            uint16_t h = (uint16_t)b;
+            memcpy(image + 2 * i, &h, 2);
+        }
+    }
+    clt_test_put_bytes(&v, image, count * bytes);
+    free(image);
+    return v;
+}
+
+struct clt__buf clt_test_buf_st(const struct clt_view *view, enum clt_precision s)
+{
+    struct clt__buf b = {view->arena->mem, (size_t)(view->offset / clt_test_storage_bytes(s))};
+    return b;
+}
+
+void clt_test_get_st(const struct clt_view *view, float *host, size_t count, enum clt_precision s)
+{
+    size_t bytes = clt_test_storage_bytes(s);
+    unsigned char *image = malloc(count ? count * bytes : 1);
+    assert_non_null(image);
+    assert_int_equal(clt_view_read(view, image, count * bytes, NULL), CLT_OK);
+    for (size_t i = 0; i < count; i++) {
+        uint32_t b = 0;
+        if (bytes == 4)
+            memcpy(&b, image + 4 * i, 4);
+        else {
+            uint16_t h;
+            memcpy(&h, image + 2 * i, 2);
+            b = h;
+        }
+        host[i] = storage_value(b, s);
+    }
+    free(image);
 }
 
 float *clt_test_floats(size_t n)

@@ -73,6 +73,32 @@ void clt_test_put_nan(const struct clt_view *view, size_t count);
  * when host is NULL, with clt_test_put. */
 struct clt_view clt_test_tensor(struct clt_arena *arena, const float *host, size_t count);
 
+/* ---- Tensors in a storage (docs/precision.md): fp32, or 16 bits (fp16, bf16) per element ----
+ * For launcher tests of kernels that read and write store_t (cl/common.cl): set the device's
+ * storage with clt__storage_set (and put it back), make the tensors with clt_test_tensor_st,
+ * pass clt_test_buf_st(view, s) to the launcher, read results with clt_test_get_st. */
+
+/* Bytes per element of a storage: 4 or 2. */
+size_t clt_test_storage_bytes(enum clt_precision s);
+
+/* The unit roundoff of a storage: 2^-24 (fp32), 2^-11 (fp16), 2^-8 (bf16). */
+double clt_test_eps(enum clt_precision s);
+
+/* Rounds x[0..n) in place to the values the storage can hold (nearest even; fp32: none). */
+void clt_test_round(float *x, size_t n, enum clt_precision s);
+
+/* A view holding `count` elements of the storage (an F32 view of ceil(count * bytes / 4)
+ * floats), written from host[0..count) rounded to the storage, or NaN when host is NULL,
+ * through clt_test_put_bytes (right under Oclgrind too). */
+struct clt_view clt_test_tensor_st(struct clt_arena *arena, const float *host, size_t count,
+                                   enum clt_precision s);
+
+/* The launcher argument of such a view: its buffer and its offset in storage elements. */
+struct clt__buf clt_test_buf_st(const struct clt_view *view, enum clt_precision s);
+
+/* Reads `count` storage elements of a view, widened to floats (blocking). */
+void clt_test_get_st(const struct clt_view *view, float *host, size_t count, enum clt_precision s);
+
 /* malloc'd arrays of n floats or doubles (room for one at least when n is 0). Fail the test
  * when memory runs out. */
 float *clt_test_floats(size_t n);
