@@ -499,6 +499,7 @@ enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_trainer_sta
     out->skipped = (uint64_t)s.skipped;
     out->grad_norm = s.grad_norm;
     out->lr = tr->last_lr;
+    out->loss_scale = 1.0f;
     return CLT_OK;
 }
 

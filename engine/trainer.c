@@ -247,6 +247,7 @@ static void fill_memory_report(struct clt_trainer *tr)
     m->grads = tr->inference ? 0 : p->trained * 4;
     m->optimizer = tr->inference ? 0 : 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES;
     m->activations = p->arena_bytes;
+    m->activations_fp32 = p->arena_bytes;
     m->activations_unshared = p->unshared_bytes;
     m->workspace = p->workspace_bytes > 0 ? p->workspace_bytes : 0;
     uint64_t ws = tr->inference ? 0 : clt__optim_workspace_bytes(p->trained);
@@ -339,6 +340,12 @@ static enum clt_status create(struct clt_device *dev, const struct clt_graph *gr
     enum clt_status st = clt__optimizer_check(&dev->log, &o->optimizer);
     if (st != CLT_OK)
         return st;
+    if (o->precision != CLT_PRECISION_FP32) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "precision %s: trainers run in fp32 only in this build",
+                 clt_precision_name(o->precision));
+        return (unsigned)o->precision <= CLT_PRECISION_BF16 ? CLT_ERR_UNSUPPORTED
+                                                            : CLT_ERR_INVALID_ARGUMENT;
+    }
     struct clt_trainer *tr = calloc(1, sizeof *tr);
     if (!tr)
         return CLT_ERR_NO_MEMORY;

@@ -945,12 +945,24 @@ CLT_API enum clt_status clt_optimizer_add_group(struct clt_optimizer *opt, const
  * it take precedence. Errors as clt_optimizer_add_group. */
 CLT_API enum clt_status clt_optimizer_exempt_decay(struct clt_optimizer *opt);
 
+/* Number formats: how a trainer stores its tensors (clt_trainer_options.precision) and how
+ * clt_checkpoint_export writes weights. docs/precision.md. */
+enum clt_precision {
+    CLT_PRECISION_FP32 = 0, /* IEEE binary32 */
+    CLT_PRECISION_FP16 = 1, /* IEEE binary16: 11-bit significand, largest finite 65504 */
+    CLT_PRECISION_BF16 = 2, /* bfloat16: fp32's range, 8-bit significand */
+};
+
 struct clt_trainer_options {
     struct clt_optimizer optimizer;
     uint64_t seed;          /* parameter initialisation and dropout */
     bool recompute;         /* recompute cheap activations in the backward pass to save memory */
     bool stop_on_nonfinite; /* a step whose loss or gradients are not finite fails with
                                CLT_ERR_NONFINITE instead of being skipped and counted */
+    /* Storage of activations, GEMM operands and the parameters' working copy (fp16 or bf16:
+     * 16 bits, with fp32 arithmetic, fp32 master weights, gradients and optimizer state;
+     * fp16 with dynamic loss scaling). Default fp32. docs/precision.md. */
+    enum clt_precision precision;
 };
 
 /* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0, dampening 0; Adam and
@@ -1007,6 +1019,7 @@ struct clt_trainer_stats {
     uint64_t skipped; /* updates skipped because the loss or gradients were not finite */
     float grad_norm;  /* global gradient norm of the latest update (before clipping) */
     float lr;         /* learning rate of the latest update */
+    float loss_scale; /* fp16: the loss scale the next step uses; 1 in fp32 and bf16 */
 };
 
 /* Counters of the trainer. Waits for the device. */
@@ -1039,6 +1052,11 @@ struct clt_memory_report {
     uint64_t workspace; /* scratch shared by all ops */
     uint64_t inputs;    /* double-buffered batch uploads */
     uint64_t total;
+    /* 16-bit precisions: the parameters' 16-bit working copy (counted in total, not in
+     * params); 0 in fp32. */
+    uint64_t params_shadow;
+    /* What activations would take in fp32 (equal to activations in an fp32 trainer). */
+    uint64_t activations_fp32;
 };
 
 CLT_API enum clt_status clt_trainer_memory(const struct clt_trainer *tr,
@@ -1546,14 +1564,6 @@ CLT_API enum clt_status clt_checkpoint_tensor(const struct clt_checkpoint *ck, u
                                               const float **data);
 
 /* ==== Precision and 16-bit export ======================================================= */
-
-/* Number formats for weights and (later) training. Training runs in fp32 today: the 16-bit
- * modes serve clt_checkpoint_export (docs/precision.md says what is built and what is not). */
-enum clt_precision {
-    CLT_PRECISION_FP32 = 0, /* IEEE binary32 */
-    CLT_PRECISION_FP16 = 1, /* IEEE binary16: 11-bit significand, largest finite 65504 */
-    CLT_PRECISION_BF16 = 2, /* bfloat16: fp32's range, 8-bit significand */
-};
 
 /* "fp32", "fp16" or "bf16"; "?" for a value outside the enum. */
 CLT_API const char *clt_precision_name(enum clt_precision precision);
