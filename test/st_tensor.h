@@ -23,6 +23,9 @@
 #define ST_LEAD 1  /* guard elements before the tensor: its offset is odd */
 #define ST_TRAIL 3 /* guard elements after it */
 #define ST_GUARD_VALUE 7.0f
+/* The absolute term of every 16-bit tolerance: fp16's subnormals are 2^-24 = 6e-8 apart, so a
+ * result near zero may round by 3e-8 however small it is. */
+#define ST_ATOL 1e-7
 
 struct st_tensor {
     struct clt_view view;
