@@ -26,7 +26,7 @@
  *   cross-entropy and mse loss                     fp32's tolerances (rtol 1e-5): the loss is a
  *                                                  float computed in float from the rounded
  *                                                  inputs, never a 16-bit value
- *   attention O (tiled)                            (see the attention section below)
+ *   attention (tiled path)                         see the attention section below
  * Shapes are odd, tensors sit between guard elements at non-zero offsets, gradients are
  * written over NaN and accumulated onto rounded values, ignored labels (-1) and labels out of
  * range are mixed in. storage16_is_the_one_read checks that fp16 data read as bf16 (and the
@@ -525,48 +525,210 @@ static void mse_16bit_storage(void **state)
     }
 }
 
-/* The kernels read what dev->storage says: fp16 data run as bf16 (and bf16 data as fp16) give a
- * softmax and a loss far outside the tolerances above, so the checks above cannot pass with a
- * kernel that ignores the storage. */
+/* The kernels read what dev->storage says: 16-bit data run in the other 16-bit storage, or in
+ * fp32 (a kernel that ignored the storage), give a softmax, a loss and an attention output that
+ * fail the tolerances above (values off by more than 4 eps relative), so the checks above
+ * cannot pass with such a kernel. */
 static void storage16_is_the_one_read(void **state)
 {
     struct clt_device *dev = *state;
-    const int64_t rows = 7, cols = 13;
+    const int64_t rows = 8, cols = 12; /* also attention's [1, 2, 4, 12] */
     const size_t n = (size_t)(rows * cols);
-    float x[7 * 13], got[7 * 13 + 2 * GUARD];
-    double want[7 * 13];
-    int32_t labels[7] = {0, 1, 2, 3, 4, 5, 6};
+    float x[8 * 12], got[2 * (8 * 12 + 2 * GUARD)];
+    double want[8 * 12], o[8 * 12], p[2 * 4 * 4];
+    int32_t labels[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     clt_test_fill(x, n, 3, -4.0f, 4.0f);
-    for (int si = 0; si < 2; si++) {
-        const enum clt_precision s = storages16[si], other = storages16[1 - si];
-        float *xr = rounded(x, n, s);
-        struct st_tensor tx = st_new(dev, xr, n, s), ty = st_new(dev, NULL, n, s);
-        struct tensor tlab = tensor_new(dev, labels, 7);
-        struct tensor tws = tensor_new(dev, NULL, clt__cross_entropy_workspace_bytes(rows) / 4);
-        struct tensor tloss = tensor_new(dev, NULL, 1);
-        ref_softmax_forward(rows, cols, xr, want);
-        double want_loss = ref_cross_entropy(rows, cols, xr, labels, -1, 0.0, 1.0, NULL);
-        const enum clt_precision old = clt__storage_set(dev, other);
-        assert_int_equal(clt__softmax_forward(dev, rows, cols, tx.buf, ty.buf), CLT_OK);
-        assert_int_equal(clt__cross_entropy_forward(dev, rows, cols, tx.buf, tlab.buf, -1, 0.0f,
-                                                    tws.buf, tloss.buf),
+    for (int si = 0; si < 2; si++)
+        for (int wrong = 0; wrong < 2; wrong++) {
+            const enum clt_precision s = storages16[si];
+            const enum clt_precision other = wrong ? CLT_PRECISION_FP32 : storages16[1 - si];
+            float *xr = rounded(x, n, s);
+            /* Room for n floats each, as a kernel built for fp32 reads and writes. */
+            struct st_tensor tx = st_new(dev, xr, 2 * n, s), ty = st_new(dev, NULL, 2 * n, s);
+            struct st_tensor to = st_new(dev, NULL, 2 * n, s);
+            struct tensor tlab = tensor_new(dev, labels, 8), tlse = tensor_new(dev, NULL, 8);
+            struct tensor tws = tensor_new(dev, NULL, clt__cross_entropy_workspace_bytes(8) / 4);
+            struct tensor tloss = tensor_new(dev, NULL, 1);
+            ref_softmax_forward(rows, cols, xr, want);
+            double want_loss = ref_cross_entropy(rows, cols, xr, labels, -1, 0.0, 1.0, NULL);
+            const float scale = clt__attention_scale(12);
+            ref_attention_forward(xr, xr, xr, 1, 2, 4, 12, scale, false, p, o);
+            const enum clt_precision old = clt__storage_set(dev, other);
+            assert_int_equal(clt__softmax_forward(dev, rows, cols, tx.buf, ty.buf), CLT_OK);
+            assert_int_equal(clt__cross_entropy_forward(dev, rows, cols, tx.buf, tlab.buf, -1, 0.0f,
+                                                        tws.buf, tloss.buf),
+                             CLT_OK);
+            assert_int_equal(clt__attention_flash_forward(dev, tx.buf, tx.buf, tx.buf, tlse.buf,
+                                                          to.buf, 1, 2, 4, 12, scale, false),
+                             CLT_OK);
+            clt__storage_set(dev, old);
+            float loss;
+            tensor_read(&tloss, &loss, "loss");
+            size_t off[2] = {0, 0};
+            const struct st_tensor *outs[2] = {&ty, &to};
+            const double *wants[2] = {want, o};
+            for (int t = 0; t < 2; t++) {
+                clt_test_get_st(&outs[t]->view, got, 2 * n + 2 * GUARD, s);
+                for (size_t i = 0; i < n; i++) {
+                    const double w = wants[t][i], e = fabs(got[GUARD + i] - w);
+                    off[t] += !(e <= 1e-5 + 4.0 * clt_test_eps(s) * fabs(w));
+                }
+            }
+            if (off[0] == 0 || off[1] == 0 || fabs(loss - want_loss) <= 1e-5 + 1e-5 * want_loss)
+                fail_msg("%s data read as %s: %zu and %zu of %zu softmax and attention values "
+                         "off, loss %g (right %g)",
+                         st_name(s), other == CLT_PRECISION_FP32 ? "fp32" : st_name(other), off[0],
+                         off[1], n, (double)loss, want_loss);
+            st_free(&tx);
+            st_free(&ty);
+            st_free(&to);
+            tensor_free(&tlab);
+            tensor_free(&tlse);
+            tensor_free(&tws);
+            tensor_free(&tloss);
+            free(xr);
+        }
+}
+
+/* ---- Attention in 16-bit storage ------------------------------------------------------------
+ * The tiled path (cl/attention.cl) through clt__attention_flash_forward and _backward: q, k, v,
+ * dO rounded to the storage; O and the gradients in the storage, the log-sum-exp and the
+ * backward's deltas (work) float. The reference is ref_attention.c's on the rounded inputs (the
+ * backward's own O is the stored, rounded one: its rounding enters delta = rowsum(dO * O)).
+ * Tolerances (test_attention.c's fp32 ones, which cover the float arithmetic, plus the 16-bit
+ * terms; measured as above):
+ *   log-sum-exp   fp32's: atol 2e-7 (D + T), rtol 1e-5 (a float, from the rounded q and k)
+ *   O             fp32's atol, k 1.5 [0.97: the output's rounding]
+ *   dQ, dK, dV    fp32's atol 5e-7 (D + T)(1 + T / 8) plus 0.5 eps, k 2 [0.17 eps at k 2: the
+ *                 stored O's rounding through delta]
+ * The GEMM path (clt__attention_forward and _backward: scores by GEMM, the softmax of cl/loss.cl
+ * in place on them) runs in 16-bit storage once GEMM does (branch h16-gemm); its softmax is
+ * checked above, causal masking included. */
+
+struct att_shape {
+    int64_t b, h, t, d;
+};
+
+/* The reference log-sum-exp of every score row (test_attention.c's ref_lse). */
+static void ref_lse(const float *q, const float *k, const struct att_shape *s, double scale,
+                    bool causal, double *lse)
+{
+    double *sc = clt_test_doubles((size_t)s->t);
+    for (int64_t z = 0; z < s->b * s->h; z++)
+        for (int64_t i = 0; i < s->t; i++) {
+            const int64_t live = causal ? i + 1 : s->t;
+            double m = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j < live; j++) {
+                double dot = 0.0;
+                for (int64_t c = 0; c < s->d; c++)
+                    dot += (double)q[(z * s->t + i) * s->d + c] * k[(z * s->t + j) * s->d + c];
+                sc[j] = dot * scale;
+                m = sc[j] > m ? sc[j] : m;
+            }
+            for (int64_t j = 0; j < live; j++)
+                sum += exp(sc[j] - m);
+            lse[z * s->t + i] = m + log(sum);
+        }
+    free(sc);
+}
+
+/* Forward, then the backward writing (over NaN) and accumulating, of one shape in storage s. */
+static void check_attention16(struct clt_device *dev, const struct att_shape *s, bool causal,
+                              enum clt_precision st)
+{
+    const size_t n = (size_t)(s->b * s->h * s->t * s->d), rows = (size_t)(s->b * s->h * s->t);
+    const float scale = clt__attention_scale(s->d);
+    const uint64_t seed = (uint64_t)(s->b * 1009 + s->h * 97 + s->t * 31 + s->d) * 2 + causal;
+    float *in[5], *raw = xmalloc(n * sizeof *raw), *got = xmalloc(n * sizeof *got);
+    for (int i = 0; i < 5; i++) { /* q, k, v, dO, the old gradients */
+        clt_test_fill(raw, n, seed + (uint64_t)i, -1.0f, 1.0f);
+        in[i] = rounded(raw, n, st);
+    }
+    double *p = clt_test_doubles((size_t)s->b * s->h * s->t * s->t), *o = clt_test_doubles(n);
+    double *lse = clt_test_doubles(rows), *want[3];
+    for (int i = 0; i < 3; i++)
+        want[i] = clt_test_doubles(n);
+    ref_attention_forward(in[0], in[1], in[2], s->b, s->h, s->t, s->d, scale, causal, p, o);
+    ref_lse(in[0], in[1], s, scale, causal, lse);
+    ref_attention_backward(in[0], in[1], in[2], in[3], s->b, s->h, s->t, s->d, scale, causal,
+                           want[0], want[1], want[2]);
+    struct st_tensor tq = st_new(dev, in[0], n, st), tk = st_new(dev, in[1], n, st);
+    struct st_tensor tv = st_new(dev, in[2], n, st), tdo = st_new(dev, in[3], n, st);
+    struct st_tensor to = st_new(dev, NULL, n, st), tg[3];
+    for (int i = 0; i < 3; i++)
+        tg[i] = st_new(dev, NULL, n, st);
+    struct tensor tlse = tensor_new(dev, NULL, rows), twork = tensor_new(dev, NULL, rows);
+    const double span = (double)(s->d + s->t), eps = clt_test_eps(st);
+    const double atol_fwd = 2e-7 * span;
+    const double atol_bwd = 5e-7 * span * (1.0 + (double)s->t / 8.0) + 0.5 * eps;
+    char what[160];
+    snprintf(what, sizeof what, "%s tiled attention B=%lld H=%lld T=%lld D=%lld causal=%d",
+             st_name(st), (long long)s->b, (long long)s->h, (long long)s->t, (long long)s->d,
+             causal);
+
+    assert_int_equal(clt__attention_flash_forward(dev, tq.buf, tk.buf, tv.buf, tlse.buf, to.buf,
+                                                  s->b, s->h, s->t, s->d, scale, causal),
+                     CLT_OK);
+    st_read(&to, got, what);
+    close16(what, got, o, n, st, atol_fwd, 1.5);
+    tensor_read(&tlse, got, what);
+    clt_test_assert_close(what, got, lse, rows, atol_fwd, 1e-5);
+
+    const char *names[3] = {"dQ", "dK", "dV"};
+    for (int acc = 0; acc < 2; acc++) {
+        for (int i = 0; i < 3; i++)
+            st_write(&tg[i], acc ? in[4] : NULL);
+        assert_int_equal(clt__attention_flash_backward(
+                             dev, tq.buf, tk.buf, tv.buf, to.buf, tlse.buf, tdo.buf, twork.buf,
+                             tg[0].buf, tg[1].buf, tg[2].buf, s->b, s->h, s->t, s->d, scale, causal,
+                             acc ? CLT__ATTENTION_ACC_ALL : 0),
                          CLT_OK);
+        for (int i = 0; i < 3; i++) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "%s %s%s", names[i], what, acc ? " accumulate" : "");
+            for (size_t j = 0; acc && j < n; j++)
+                want[i][j] += in[4][j];
+            st_read(&tg[i], got, msg);
+            close16(msg, got, want[i], n, st, atol_bwd, 2.0);
+        }
+    }
+
+    st_free(&tq);
+    st_free(&tk);
+    st_free(&tv);
+    st_free(&tdo);
+    st_free(&to);
+    for (int i = 0; i < 3; i++) {
+        st_free(&tg[i]);
+        free(want[i]);
+    }
+    tensor_free(&tlse);
+    tensor_free(&twork);
+    for (int i = 0; i < 5; i++)
+        free(in[i]);
+    free(raw);
+    free(got);
+    free(p);
+    free(o);
+    free(lse);
+}
+
+static void attention_tiled_16bit_storage(void **state)
+{
+    struct clt_device *dev = *state;
+    /* T = 37 and 45 cross a tile (32) and a work-group (32 rows at most). */
+    static const struct att_shape big[] = {{1, 1, 1, 3},  {1, 2, 5, 8},  {1, 3, 13, 17},
+                                           {2, 3, 13, 5}, {1, 1, 37, 3}, {2, 1, 45, 64}};
+    static const struct att_shape small[] = {{1, 1, 1, 3}, {1, 2, 5, 8}, {1, 1, 37, 3}};
+    const bool is_small = clt_test_small();
+    const size_t count = is_small ? sizeof small / sizeof small[0] : sizeof big / sizeof big[0];
+    for (int si = 0; si < 2; si++) {
+        const enum clt_precision st = storages16[si];
+        const enum clt_precision old = clt__storage_set(dev, st);
+        for (size_t i = 0; i < count; i++)
+            for (int causal = 0; causal < 2; causal++)
+                check_attention16(dev, is_small ? &small[i] : &big[i], causal, st);
         clt__storage_set(dev, old);
-        clt_test_get_st(&ty.view, got, n + 2 * GUARD, s);
-        float loss;
-        tensor_read(&tloss, &loss, "loss");
-        size_t off = 0;
-        for (size_t i = 0; i < n; i++)
-            off += !(fabs(got[GUARD + i] - want[i]) <= 1e-6 + 4.0 * clt_test_eps(s) * want[i]);
-        if (off < n / 2 || fabs(loss - want_loss) <= 1e-2 * fabs(want_loss))
-            fail_msg("%s data read as %s: %zu of %zu softmax values off, loss %g (right %g)",
-                     st_name(s), st_name(other), off, n, (double)loss, want_loss);
-        st_free(&tx);
-        st_free(&ty);
-        tensor_free(&tlab);
-        tensor_free(&tws);
-        tensor_free(&tloss);
-        free(xr);
     }
 }
 
@@ -586,6 +748,7 @@ int main(void)
         STORAGE_TEST(cross_entropy_16bit_storage),
         STORAGE_TEST(mse_16bit_storage),
         STORAGE_TEST(storage16_is_the_one_read),
+        STORAGE_TEST(attention_tiled_16bit_storage),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }
