@@ -1,9 +1,10 @@
 /*
- * test_loss16.c: the loss family (cl/loss.cl) and attention's tiled kernels (cl/attention.cl)
- * in 16-bit storage (fp16 and bf16, docs/precision.md): softmax (plain and causal, as
- * attention's GEMM path runs it), log-softmax, cross-entropy, mse and attention_flash_*
- * through their launchers, with the device's storage set (clt__storage_set) and put back. The
- * fp32 builds are test_loss.c's and test_attention.c's, unchanged.
+ * test_loss16.c: the loss family (cl/loss.cl) and attention (cl/attention.cl, and the GEMM
+ * path of engine/ops/attention.c) in 16-bit storage (fp16 and bf16, docs/precision.md):
+ * softmax (plain and causal, as attention's GEMM path runs it), log-softmax, cross-entropy, mse
+ * and attention's two paths through their launchers, with the device's storage set
+ * (clt__storage_set) and put back. The GEMM path is skipped while clt__gemm runs in fp32 only.
+ * The fp32 builds are test_loss.c's and test_attention.c's, unchanged.
  *
  * Inputs are drawn as floats and rounded to the storage on the host; the C references
  * (test/ref_loss.c, test/ref_attention.c, in double) take the rounded inputs, so what is left is
@@ -26,13 +27,16 @@
  *   cross-entropy and mse loss                     fp32's tolerances (rtol 1e-5): the loss is a
  *                                                  float computed in float from the rounded
  *                                                  inputs, never a 16-bit value
- *   attention (tiled path)                         see the attention section below
- * Shapes are odd, tensors sit between guard elements at non-zero offsets, gradients are
- * written over NaN and accumulated onto rounded values, ignored labels (-1) and labels out of
- * range are mixed in. storage16_is_the_one_read checks that 16-bit data read in another
- * storage (the other 16-bit one, or fp32) fail these comparisons: a kernel that ignored the
- * storage could not pass; sizes_are_checked_in_the_storage that launchers size the tensors by
- * the storage and the loss, workspaces and log-sum-exp as floats.
+ *   attention                                      see the attention section below
+ * Inputs: x, logits in [-4, 4), rows of +-60 with one 1e4, logits of +-1e4 (cross-entropy);
+ * dy, old gradients, q, k, v, dO in [-1, 1); mse's x and target in [-2, 2). Shapes are odd, tensors
+ * sit between guard elements at non-zero offsets, gradients are written over NaN and accumulated
+ * onto rounded values, ignored labels (-1) and labels out of range are mixed in.
+ * storage16_is_the_one_read checks that 16-bit data read in another storage (the other 16-bit one,
+ * or fp32) fail these comparisons: a kernel that ignored the storage could not pass;
+ * sizes_are_checked_in_the_storage that launchers size the tensors by the storage and the loss,
+ * workspaces and log-sum-exp as floats. A softmax that stores each exp and divides it in place
+ * (rounding twice) fails the softmax forward's k 1.5.
  */
 #include <math.h>
 #include <stdio.h>
