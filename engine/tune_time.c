@@ -21,8 +21,9 @@
  * The host BLAS is ranked by its time times HOST_CHARGE: timed back to back it runs with its
  * threads awake and its operands in cache, which it never has in a training step, where each
  * call follows the device's own kernels (docs/bench.md: in the gpt step on PoCL it reached
- * 0.65x the figure the tuner had timed on a quiet machine, 0.2x to 0.7x under load). The
- * figures reported stay the measured ones.
+ * 0.65x the figure the tuner had timed on a quiet machine, 0.2x to 0.7x under load); so is
+ * the widened path of a 16-bit storage when the host BLAS is the shape's fp32 choice inside it.
+ * The figures reported stay the measured ones.
  */
 #include <math.h>
 #include <stdio.h>
@@ -274,13 +275,14 @@ struct trial {
     enum clt__gemm_impl impl;
     clt__gemm_fn fn;            /* NULL for the own kernel */
     struct clt__tune_entry own; /* the own kernel's configuration */
+    bool host;                  /* the host BLAS runs it (directly, or inside the widened path) */
     double seconds;
 };
 
 /* The seconds a candidate is ranked by: its time, and the host BLAS's times HOST_CHARGE. */
 static double charged(const struct trial *t)
 {
-    return t->impl == CLT__GEMM_IMPL_HOST ? t->seconds * HOST_CHARGE : t->seconds;
+    return t->host ? t->seconds * HOST_CHARGE : t->seconds;
 }
 
 static int by_seconds(const void *pa, const void *pb)
@@ -337,10 +339,16 @@ enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_ge
     /* Host BLAS and CLBlast first (in 16 bits: the widened path, which runs them): their
      * times make hopeless own configurations quick. */
     if (b.storage != CLT_PRECISION_FP32) {
-        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_WIDEN, .fn = widened};
+        /* The fp32 choice inside (settled before, clt__tune_choose). */
+        struct clt__gemm_config unused;
+        enum clt_precision prev = clt__storage_set(dev, CLT_PRECISION_FP32);
+        bool host = clt__tune_choose(dev, &b.g, &unused) == CLT__GEMM_IMPL_HOST;
+        clt__storage_set(dev, prev);
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_WIDEN, .fn = widened, .host = host};
     } else {
         if (dev->gemm_host)
-            trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_HOST, .fn = clt__gemm_host};
+            trials[n++] =
+                (struct trial){.impl = CLT__GEMM_IMPL_HOST, .fn = clt__gemm_host, .host = true};
         if (dev->gemm_backend == CLT_GEMM_CLBLAST)
             trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_CLBLAST, .fn = clt__gemm_clblast};
     }
