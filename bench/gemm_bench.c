@@ -6,10 +6,11 @@
  * choice, tuned here when not cached), "host" (the host's BLAS, CPU devices), "clblast", and
  * "own" (the own kernel in the best configuration the tuner measured, else its default).
  * Figure names: <impl>.<shape>, shapes square_<n> and <model>_<ta><tb>_<m>x<n>x<k>[x<batch>]
- * (t: transposed). At the models' shapes, "fp16" and "bf16": clt__gemm with A, B and C in that
- * storage (the tuner's 16-bit choice: the own kernel built in the storage, or the widened
- * path around the fp32 choice), tuned here like "chosen". bench/torch_gemm.py writes PyTorch's
- * figures under "chosen" with the same shape names, so --compare sets cltrain beside PyTorch.
+ * (t: transposed). At the models' shapes (not in --quick runs), "fp16" and "bf16": clt__gemm with
+ * A, B and C in that storage (the tuner's 16-bit choice: the own kernel built in the storage, or
+ * the widened path around the fp32 choice), tuned here like "chosen". bench/torch_gemm.py writes
+ * PyTorch's figures under "chosen" with the same shape names, so --compare sets cltrain beside
+ * PyTorch.
  *
  * Timing: each run brackets `inner` back-to-back calls with profiling markers while the queue
  * is held (bench_bracket_*), so host enqueue time is not counted, and divides.
@@ -313,10 +314,12 @@ static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc,
         r.fn = clt__gemm;
         st = measure(&r, "chosen", gc->name);
     }
-    /* The 16-bit storages at the models' shapes (the buffers, sized for floats, hold them;
-     * their fill reads as finite 16-bit values). */
+    /* The 16-bit storages at the models' shapes, except in a quick run (each storage tunes
+     * every shape again): the buffers, sized for floats, hold them, and their fill reads as
+     * finite 16-bit values. */
     static const enum clt_precision st16[2] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
-    for (int i = 0; i < 2 && st == CLT_OK && strncmp(gc->name, "square", 6) != 0; i++) {
+    for (int i = 0; i < 2 && st == CLT_OK && !c->cfg->quick && strncmp(gc->name, "square", 6) != 0;
+         i++) {
         enum clt_precision prev = clt__storage_set(c->dev, st16[i]);
         st = clt_device_gemm_tune(c->dev, &r.g, 1);
         if (st == CLT_OK && c->cfg->verbose) {
