@@ -20,6 +20,8 @@
  *     yt, dyt    [C_out, M, P]     the GEMMs' layout of the chunk's outputs
  *     y, dy      [M, C_out, P]     the chunk's outputs (NCHW)
  *     bias, db   [C_out]
+ * Every one of them is store_t (the storage, cl/common.cl: read with LOAD, written with
+ * STORE); arithmetic and sums are in float, so every element is rounded to the storage once.
  *
  * Work-items (NDRanges whose ids are coordinates, so no work-item divides per element:
  * conv2d_im2col divides three times per work-item, conv2d_col2im once per row and once per
@@ -29,11 +31,13 @@
  * their results do not depend on the lanes:
  *     conv2d_im2col         2-D (lane, k * M + m): one per lane of a plane of col, its rows
  *                           oy in order: zeros, the input row's run, zeros
- *     conv2d_col2im         2-D (iy, m * C_in + ci): one per row of dx, a gather: the row is
- *                           zeroed unless accumulating, then each tap's contiguous run of dcol
- *                           is added to it in the fixed order (ky, kx) ascending, so every
- *                           pixel's sum is its old value (or 0) plus its taps in that order;
- *                           the work-item owns its row: no atomics, no races
+ *     conv2d_col2im         2-D (iy, m * C_in + ci): one per row of dx, a gather, in chunks
+ *                           of COL2IM_CHUNK pixels summed in float registers: a chunk starts
+ *                           at 0 (or dx's values when accumulating), then each tap's
+ *                           contiguous run of dcol is added to it in the fixed order (ky, kx)
+ *                           ascending, and the chunk is stored once; so every pixel's sum is
+ *                           its old value (or 0) plus its taps in that order, whatever the
+ *                           chunk; the work-item owns its row: no atomics, no races
  *     conv2d_unpack         3-D (lane, c, m): one per lane of a row of y: y = yt transposed,
  *                           plus bias
  *     conv2d_pack           3-D (lane, m, c): one per lane of a row of dyt: dyt = dy
@@ -43,8 +47,11 @@
  * The launcher takes the engine's local shape (clt__enqueue_nd: dimension 0 whole when it
  * fits the work-group, then the others).
  *
- * Tunables: none.
+ * Tunables: none (COL2IM_CHUNK, the pixels of dx a col2im work-item sums at a time in
+ * private memory, is fixed: it changes no result).
  */
+
+#define COL2IM_CHUNK 16
 
 /* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. Work-item (lane, z) writes the
  * columns ox = lane, lane + lanes, ... of every row oy of its plane of col: zeros left of the
@@ -52,8 +59,8 @@
  * without a branch per element. */
 __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
-                            __global const float *x, int x_off, /* [M, C_in, H, W] */
-                            __global float *col, int col_off)   /* [K, M, P] */
+                            __global const store_t *x, int x_off, /* [M, C_in, H, W] */
+                            __global store_t *col, int col_off)   /* [K, M, P] */
 {
     const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
     const int z = (int)get_global_id(1);
@@ -69,19 +76,19 @@ __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h
     const int sx = kx * dil_w - pad_w, last = w - 1 - sx;
     const int lo_in = min(sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w, ow);
     const int hi_in = max(last < 0 ? 0 : min(ow, last / stride_w + 1), lo_in);
-    __global const float *plane = x + x_off + (m * c_in + ci) * h * w + sx;
+    __global const store_t *plane = x + x_off + (m * c_in + ci) * h * w + sx;
     for (int oy = 0; oy < oh; oy++) {
         const int iy = oy * stride_h - pad_h + ky * dil_h;
         const bool inside = iy >= 0 && iy < h; /* a row outside the image: all zeros */
         const int lo = inside ? lo_in : ow, hi = inside ? hi_in : ow;
-        __global float *d = col + col_off + (z * oh + oy) * ow;
-        __global const float *src = plane + iy * w;
+        __global store_t *d = col + col_off + (z * oh + oy) * ow;
+        __global const store_t *src = plane + iy * w;
         for (int ox = lane; ox < lo; ox += lanes)
-            d[ox] = 0.0f;
+            STORE(d, ox, 0.0f);
         for (int ox = lo + lane; ox < hi; ox += lanes)
-            d[ox] = src[ox * stride_w];
+            STORE(d, ox, LOAD(src, ox * stride_w));
         for (int ox = hi + lane; ox < ow; ox += lanes)
-            d[ox] = 0.0f;
+            STORE(d, ox, 0.0f);
     }
 }
 
@@ -89,86 +96,93 @@ __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h
  * read each of its pixels. */
 __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
-                            int accumulate, __global const float *dcol,
-                            int dcol_off,                   /* [K, M, P] */
-                            __global float *dx, int dx_off) /* [M, C_in, H, W] */
+                            int accumulate, __global const store_t *dcol,
+                            int dcol_off,                     /* [K, M, P] */
+                            __global store_t *dx, int dx_off) /* [M, C_in, H, W] */
 {
     const int iy = (int)get_global_id(0), z = (int)get_global_id(1); /* z = m * C_in + ci */
     if (iy >= h || z >= images * c_in)
         return;
     const int m = z / c_in, ci = z - m * c_in;
     const int p_count = oh * ow, row = images * p_count;
-    __global float *d = dx + dx_off + (z * h + iy) * w;
-    if (!accumulate)
-        for (int ix = 0; ix < w; ix++)
-            d[ix] = 0.0f;
-    for (int ky = 0; ky < kh; ky++) {
-        /* ty = oy * stride_h for the output row whose tap ky lands on iy. It decreases as ky
-         * grows, so once negative it stays negative. */
-        const int ty = iy + pad_h - ky * dil_h;
-        if (ty < 0)
-            break;
-        const int oy = ty / stride_h;
-        if (oy * stride_h != ty || oy >= oh)
-            continue;
-        for (int kx = 0; kx < kw; kx++) {
-            /* Tap kx of output pixel ox reads ix = ox * stride_w + sx, in the row when
-             * 0 <= ox * stride_w + sx <= w - 1. sx grows with kx. */
-            const int sx = kx * dil_w - pad_w, last = w - 1 - sx;
-            if (last < 0)
+    __global store_t *d = dx + dx_off + (z * h + iy) * w;
+    for (int x0 = 0; x0 < w; x0 += COL2IM_CHUNK) {
+        /* The pixels [x0, x1) of the row, summed in acc[ix - x0]. */
+        const int x1 = min(x0 + COL2IM_CHUNK, w);
+        float acc[COL2IM_CHUNK];
+        for (int ix = x0; ix < x1; ix++)
+            acc[ix - x0] = accumulate ? LOAD(d, ix) : 0.0f;
+        for (int ky = 0; ky < kh; ky++) {
+            /* ty = oy * stride_h for the output row whose tap ky lands on iy. It decreases as
+             * ky grows, so once negative it stays negative. */
+            const int ty = iy + pad_h - ky * dil_h;
+            if (ty < 0)
                 break;
-            const int lo = sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w;
-            const int hi = min(ow, last / stride_w + 1);
-            __global const float *s =
-                dcol + dcol_off + ((ci * kh + ky) * kw + kx) * row + m * p_count + oy * ow;
-            for (int ox = lo; ox < hi; ox++)
-                d[ox * stride_w + sx] += s[ox];
+            const int oy = ty / stride_h;
+            if (oy * stride_h != ty || oy >= oh)
+                continue;
+            for (int kx = 0; kx < kw; kx++) {
+                /* Tap kx of output pixel ox reads ix = ox * stride_w + sx, in the chunk when
+                 * x0 <= ox * stride_w + sx <= x1 - 1. sx grows with kx. */
+                const int sx = kx * dil_w - pad_w, last = x1 - 1 - sx;
+                if (last < 0)
+                    break;
+                const int first = x0 - sx;
+                const int lo = first <= 0 ? 0 : (first + stride_w - 1) / stride_w;
+                const int hi = min(ow, last / stride_w + 1);
+                __global const store_t *s =
+                    dcol + dcol_off + ((ci * kh + ky) * kw + kx) * row + m * p_count + oy * ow;
+                for (int ox = lo; ox < hi; ox++)
+                    acc[ox * stride_w + sx - x0] += LOAD(s, ox);
+            }
         }
+        for (int ix = x0; ix < x1; ix++)
+            STORE(d, ix, acc[ix - x0]);
     }
 }
 
 /* y[m, c, p] = yt[c, m, p] + bias[c] (bias NULL: no bias). Work-item (lane, c, m): the
  * positions p = lane, lane + lanes, ... of one row, contiguous in both layouts. */
-__kernel void conv2d_unpack(int images, int c_out, int p_count, __global const float *yt,
-                            int yt_off,                               /* [C_out, M, P] */
-                            __global const float *bias, int bias_off, /* [C_out] or NULL */
-                            __global float *y, int y_off)             /* [M, C_out, P] */
+__kernel void conv2d_unpack(int images, int c_out, int p_count, __global const store_t *yt,
+                            int yt_off,                                 /* [C_out, M, P] */
+                            __global const store_t *bias, int bias_off, /* [C_out] or NULL */
+                            __global store_t *y, int y_off)             /* [M, C_out, P] */
 {
     const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
     const int c = (int)get_global_id(1), m = (int)get_global_id(2);
     if (c >= c_out || m >= images)
         return;
-    __global const float *s = yt + yt_off + (c * images + m) * p_count;
-    __global float *d = y + y_off + (m * c_out + c) * p_count;
+    __global const store_t *s = yt + yt_off + (c * images + m) * p_count;
+    __global store_t *d = y + y_off + (m * c_out + c) * p_count;
     if (bias) {
-        const float b = bias[bias_off + c];
+        const float b = LOAD(bias, bias_off + c);
         for (int p = lane; p < p_count; p += lanes)
-            d[p] = s[p] + b;
+            STORE(d, p, LOAD(s, p) + b);
     } else {
         for (int p = lane; p < p_count; p += lanes)
-            d[p] = s[p];
+            STORE(d, p, LOAD(s, p));
     }
 }
 
 /* dyt[c, m, p] = dy[m, c, p]. Work-item (lane, m, c): one row, as in conv2d_unpack. */
-__kernel void conv2d_pack(int images, int c_out, int p_count, __global const float *dy,
-                          int dy_off,                       /* [M, C_out, P] */
-                          __global float *dyt, int dyt_off) /* [C_out, M, P] */
+__kernel void conv2d_pack(int images, int c_out, int p_count, __global const store_t *dy,
+                          int dy_off,                         /* [M, C_out, P] */
+                          __global store_t *dyt, int dyt_off) /* [C_out, M, P] */
 {
     const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
     const int m = (int)get_global_id(1), c = (int)get_global_id(2);
     if (m >= images || c >= c_out)
         return;
-    __global const float *s = dy + dy_off + (m * c_out + c) * p_count;
-    __global float *d = dyt + dyt_off + (c * images + m) * p_count;
+    __global const store_t *s = dy + dy_off + (m * c_out + c) * p_count;
+    __global store_t *d = dyt + dyt_off + (c * images + m) * p_count;
     for (int p = lane; p < p_count; p += lanes)
-        d[p] = s[p];
+        STORE(d, p, LOAD(s, p));
 }
 
 /* db[c] (+)= sum over n and p of dy[n, c, p]. */
 __kernel void conv2d_bias_backward(int n, int c_out, int p_count, int accumulate,
-                                   __global const float *dy, int dy_off, /* [N, C_out, P] */
-                                   __global float *db, int db_off)       /* [C_out] */
+                                   __global const store_t *dy, int dy_off, /* [N, C_out, P] */
+                                   __global store_t *db, int db_off)       /* [C_out] */
 {
     const int c = (int)get_global_id(0);
     if (c >= c_out)
@@ -178,8 +192,8 @@ __kernel void conv2d_bias_backward(int n, int c_out, int p_count, int accumulate
         const int base = dy_off + (b * c_out + c) * p_count;
         float plane = 0.0f;
         for (int p = 0; p < p_count; p++)
-            plane += dy[base + p];
+            plane += LOAD(dy, base + p);
         total += plane;
     }
-    db[db_off + c] = accumulate ? db[db_off + c] + total : total;
+    STORE(db, db_off + c, accumulate ? LOAD(db, db_off + c) + total : total);
 }

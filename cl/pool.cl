@@ -19,6 +19,8 @@
  *     x, dx      [N, C, H, W]
  *     y, dy      [N, C, OH, OW]    (global average pool: [N, C])
  *     argmax     [N, C, OH, OW]    int
+ * x, y, dx and dy are store_t (the storage, cl/common.cl: read with LOAD, written with
+ * STORE); comparisons and sums are in float, each element rounded to the storage once.
  *
  * Work-items (2-D or 3-D NDRanges, any work-group size; work-items past the real size return
  * at once). Coordinates come from get_global_id, dimension 0 the contiguous one, so no
@@ -92,9 +94,9 @@ struct pool_window pool_cell_of(int oy, int ox, int h, int w, int stride_h, int 
 
 __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int stride_h,
                                 int stride_w, int pad_h, int pad_w, int oh, int ow,
-                                int write_argmax, __global const float *x,
+                                int write_argmax, __global const store_t *x,
                                 int x_off,                       /* [N, C, H, W] */
-                                __global float *y, int y_off,    /* [N, C, OH, OW] */
+                                __global store_t *y, int y_off,  /* [N, C, OH, OW] */
                                 __global int *argmax, int a_off) /* [N, C, OH, OW] */
 {
     const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
@@ -103,19 +105,19 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
         return;
     const struct pool_window win =
         pool_window_of(oy, ox, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w);
-    __global const float *src = x + x_off + plane * h * w;
+    __global const store_t *src = x + x_off + plane * h * w;
     float best = -INFINITY;
     int best_at = -1;
     for (int iy = win.y_lo; iy < win.y_hi; iy++)
         for (int ix = win.x_lo; ix < win.x_hi; ix++) {
-            const float v = src[iy * w + ix];
+            const float v = LOAD(src, iy * w + ix);
             if (best_at < 0 || v > best || (isnan(v) && !isnan(best))) {
                 best = v;
                 best_at = iy * w + ix;
             }
         }
     const int o = (plane * oh + oy) * ow + ox;
-    y[y_off + o] = best;
+    STORE(y, y_off + o, best);
     if (write_argmax)
         argmax[a_off + o] = best_at;
 }
@@ -148,30 +150,33 @@ int pool_first4(float best, float v0, float v1, float v2)
  * ox = lane, lane + lanes, ... of its output row, so with one lane per row (CPU devices) it
  * walks the row with unit stride and a CPU driver vectorizes the loop. */
 __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, int write_argmax,
-                                    __global const float *x, int x_off, /* [N, C, H, W] */
-                                    __global float *y, int y_off,       /* [N, C, OH, OW] */
-                                    __global int *argmax, int a_off)    /* [N, C, OH, OW] */
+                                    __global const store_t *x, int x_off, /* [N, C, H, W] */
+                                    __global store_t *y, int y_off,       /* [N, C, OH, OW] */
+                                    __global int *argmax, int a_off)      /* [N, C, OH, OW] */
 {
     const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
     const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
     if (oy >= oh || plane >= planes)
         return;
     const int top = 2 * oy * w; /* the window row's first element in the plane */
-    __global const float *r0 = x + x_off + plane * h * w + top, *r1 = r0 + w;
+    __global const store_t *r0 = x + x_off + plane * h * w + top, *r1 = r0 + w;
     const int o = (plane * oh + oy) * ow;
-    __global float *yo = y + y_off + o;
+    __global store_t *yo = y + y_off + o;
     __global int *ao = argmax + a_off + o;
     if (write_argmax) {
         for (int ox = lane; ox < ow; ox += lanes) {
-            const float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+            const float v0 = LOAD(r0, 2 * ox), v1 = LOAD(r0, 2 * ox + 1);
+            const float v2 = LOAD(r1, 2 * ox), v3 = LOAD(r1, 2 * ox + 1);
             const float best = pool_max4(v0, v1, v2, v3);
             const int k = pool_first4(best, v0, v1, v2); /* row k / 2, column k % 2 */
-            yo[ox] = best;
+            STORE(yo, ox, best);
             ao[ox] = top + (k >> 1) * w + 2 * ox + (k & 1);
         }
     } else {
         for (int ox = lane; ox < ow; ox += lanes)
-            yo[ox] = pool_max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+            STORE(yo, ox,
+                  pool_max4(LOAD(r0, 2 * ox), LOAD(r0, 2 * ox + 1), LOAD(r1, 2 * ox),
+                            LOAD(r1, 2 * ox + 1)));
     }
 }
 
@@ -179,9 +184,9 @@ __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, in
  * each output element writes its window of dx, dy where argmax points, else 0. Work-items as
  * in the forward kernel, so a lane writes the two input rows of its outputs. */
 __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, int accumulate,
-                                     __global const int *argmax, int a_off, /* [N, C, OH, OW] */
-                                     __global const float *dy, int dy_off,  /* [N, C, OH, OW] */
-                                     __global float *dx, int dx_off)        /* [N, C, H, W] */
+                                     __global const int *argmax, int a_off,  /* [N, C, OH, OW] */
+                                     __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
+                                     __global store_t *dx, int dx_off)       /* [N, C, H, W] */
 {
     const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
     const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
@@ -190,25 +195,25 @@ __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, i
     const int top = 2 * oy * w;
     const int o = (plane * oh + oy) * ow;
     __global const int *ao = argmax + a_off + o;
-    __global const float *go = dy + dy_off + o;
-    __global float *r0 = dx + dx_off + plane * h * w + top, *r1 = r0 + w;
+    __global const store_t *go = dy + dy_off + o;
+    __global store_t *r0 = dx + dx_off + plane * h * w + top, *r1 = r0 + w;
     for (int ox = lane; ox < ow; ox += lanes) {
-        const int at = ao[ox] - top - 2 * ox; /* 0, 1, w or w + 1 */
-        const int g = as_int(0.0f + go[ox]);  /* the gather's 0 + dy */
+        const int at = ao[ox] - top - 2 * ox;      /* 0, 1, w or w + 1 */
+        const int g = as_int(0.0f + LOAD(go, ox)); /* the gather's 0 + dy */
         /* g where the argmax is, else +0: masks rather than selects, which a CPU compiler
          * may turn into branches on the data. */
         const float g0 = as_float(g & -(at == 0)), g1 = as_float(g & -(at == 1));
         const float g2 = as_float(g & -(at == w)), g3 = as_float(g & -(at == w + 1));
         if (accumulate) {
-            r0[2 * ox] += g0;
-            r0[2 * ox + 1] += g1;
-            r1[2 * ox] += g2;
-            r1[2 * ox + 1] += g3;
+            STORE(r0, 2 * ox, LOAD(r0, 2 * ox) + g0);
+            STORE(r0, 2 * ox + 1, LOAD(r0, 2 * ox + 1) + g1);
+            STORE(r1, 2 * ox, LOAD(r1, 2 * ox) + g2);
+            STORE(r1, 2 * ox + 1, LOAD(r1, 2 * ox + 1) + g3);
         } else {
-            r0[2 * ox] = g0;
-            r0[2 * ox + 1] = g1;
-            r1[2 * ox] = g2;
-            r1[2 * ox + 1] = g3;
+            STORE(r0, 2 * ox, g0);
+            STORE(r0, 2 * ox + 1, g1);
+            STORE(r1, 2 * ox, g2);
+            STORE(r1, 2 * ox + 1, g3);
         }
     }
 }
@@ -217,9 +222,9 @@ __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, i
 __kernel void maxpool2d_backward_cells(int planes, int h, int w, int kh, int kw, int stride_h,
                                        int stride_w, int pad_h, int pad_w, int oh, int ow,
                                        int accumulate, __global const int *argmax,
-                                       int a_off,                            /* [N, C, OH, OW] */
-                                       __global const float *dy, int dy_off, /* [N, C, OH, OW] */
-                                       __global float *dx, int dx_off)       /* [N, C, H, W] */
+                                       int a_off,                              /* [N, C, OH, OW] */
+                                       __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
+                                       __global store_t *dx, int dx_off)       /* [N, C, H, W] */
 {
     const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
     const int plane = (int)get_global_id(2);
@@ -229,22 +234,22 @@ __kernel void maxpool2d_backward_cells(int planes, int h, int w, int kh, int kw,
         pool_cell_of(oy, ox, h, w, stride_h, stride_w, pad_h, pad_w, oh, ow);
     const int o = (plane * oh + oy) * ow + ox;
     const int at = argmax[a_off + o];
-    const float g = dy[dy_off + o];
-    __global float *dst = dx + dx_off + plane * h * w;
+    const float g = LOAD(dy, dy_off + o);
+    __global store_t *dst = dx + dx_off + plane * h * w;
     for (int iy = cell.y_lo; iy < cell.y_hi; iy++)
         for (int ix = cell.x_lo; ix < cell.x_hi; ix++) {
             const int e = iy * w + ix;
             const float v = e == at ? 0.0f + g : 0.0f; /* the gather's 0 + dy */
-            dst[e] = accumulate ? dst[e] + v : v;
+            STORE(dst, e, accumulate ? LOAD(dst, e) + v : v);
         }
 }
 
 /* The general case: input element (plane, iy, ix) gathers from the windows containing it. */
 __kernel void maxpool2d_backward(int planes, int h, int w, int kh, int kw, int stride_h,
                                  int stride_w, int pad_h, int pad_w, int oh, int ow, int accumulate,
-                                 __global const int *argmax, int a_off, /* [N, C, OH, OW] */
-                                 __global const float *dy, int dy_off,  /* [N, C, OH, OW] */
-                                 __global float *dx, int dx_off)        /* [N, C, H, W] */
+                                 __global const int *argmax, int a_off,  /* [N, C, OH, OW] */
+                                 __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
+                                 __global store_t *dx, int dx_off)       /* [N, C, H, W] */
 {
     const int ix = (int)get_global_id(0), iy = (int)get_global_id(1);
     const int plane = (int)get_global_id(2);
@@ -261,16 +266,16 @@ __kernel void maxpool2d_backward(int planes, int h, int w, int kh, int kw, int s
         for (int ox = ox_lo; ox <= ox_hi; ox++) {
             const int o = base + oy * ow + ox;
             if (argmax[a_off + o] == at)
-                acc += dy[dy_off + o];
+                acc += LOAD(dy, dy_off + o);
         }
     const int i = plane * h * w + at;
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc;
+    STORE(dx, dx_off + i, accumulate ? LOAD(dx, dx_off + i) + acc : acc);
 }
 
 __kernel void avgpool2d_forward(int planes, int h, int w, int kh, int kw, int stride_h,
                                 int stride_w, int pad_h, int pad_w, int oh, int ow,
-                                __global const float *x, int x_off, /* [N, C, H, W] */
-                                __global float *y, int y_off)       /* [N, C, OH, OW] */
+                                __global const store_t *x, int x_off, /* [N, C, H, W] */
+                                __global store_t *y, int y_off)       /* [N, C, OH, OW] */
 {
     const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
     const int plane = (int)get_global_id(2);
@@ -278,20 +283,20 @@ __kernel void avgpool2d_forward(int planes, int h, int w, int kh, int kw, int st
         return;
     const struct pool_window win =
         pool_window_of(oy, ox, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w);
-    __global const float *src = x + x_off + plane * h * w;
+    __global const store_t *src = x + x_off + plane * h * w;
     float acc = 0.0f;
     for (int iy = win.y_lo; iy < win.y_hi; iy++)
         for (int ix = win.x_lo; ix < win.x_hi; ix++)
-            acc += src[iy * w + ix];
-    y[y_off + (plane * oh + oy) * ow + ox] = acc / (float)(kh * kw);
+            acc += LOAD(src, iy * w + ix);
+    STORE(y, y_off + (plane * oh + oy) * ow + ox, acc / (float)(kh * kw));
 }
 
 /* Windows that do not overlap: output element (plane, oy, ox) writes its cell of dx. */
 __kernel void avgpool2d_backward_cells(int planes, int h, int w, int kh, int kw, int stride_h,
                                        int stride_w, int pad_h, int pad_w, int oh, int ow,
-                                       int accumulate, __global const float *dy,
-                                       int dy_off,                     /* [N, C, OH, OW] */
-                                       __global float *dx, int dx_off) /* [N, C, H, W] */
+                                       int accumulate, __global const store_t *dy,
+                                       int dy_off,                       /* [N, C, OH, OW] */
+                                       __global store_t *dx, int dx_off) /* [N, C, H, W] */
 {
     const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
     const int plane = (int)get_global_id(2);
@@ -302,21 +307,21 @@ __kernel void avgpool2d_backward_cells(int planes, int h, int w, int kh, int kw,
     const struct pool_window win =
         pool_window_of(oy, ox, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w);
     /* The gather's value: 0 + dy, divided. */
-    const float g = (0.0f + dy[dy_off + (plane * oh + oy) * ow + ox]) / (float)(kh * kw);
-    __global float *dst = dx + dx_off + plane * h * w;
+    const float g = (0.0f + LOAD(dy, dy_off + (plane * oh + oy) * ow + ox)) / (float)(kh * kw);
+    __global store_t *dst = dx + dx_off + plane * h * w;
     for (int iy = cell.y_lo; iy < cell.y_hi; iy++)
         for (int ix = cell.x_lo; ix < cell.x_hi; ix++) {
             const bool in = iy >= win.y_lo && iy < win.y_hi && ix >= win.x_lo && ix < win.x_hi;
             const float v = in ? g : 0.0f;
-            dst[iy * w + ix] = accumulate ? dst[iy * w + ix] + v : v;
+            STORE(dst, iy * w + ix, accumulate ? LOAD(dst, iy * w + ix) + v : v);
         }
 }
 
 /* The general case: input element (plane, iy, ix) gathers from the windows containing it. */
 __kernel void avgpool2d_backward(int planes, int h, int w, int kh, int kw, int stride_h,
                                  int stride_w, int pad_h, int pad_w, int oh, int ow, int accumulate,
-                                 __global const float *dy, int dy_off, /* [N, C, OH, OW] */
-                                 __global float *dx, int dx_off)       /* [N, C, H, W] */
+                                 __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
+                                 __global store_t *dx, int dx_off)       /* [N, C, H, W] */
 {
     const int ix = (int)get_global_id(0), iy = (int)get_global_id(1);
     const int plane = (int)get_global_id(2);
@@ -330,34 +335,34 @@ __kernel void avgpool2d_backward(int planes, int h, int w, int kh, int kw, int s
     float acc = 0.0f;
     for (int oy = oy_lo; oy <= oy_hi; oy++)
         for (int ox = ox_lo; ox <= ox_hi; ox++)
-            acc += dy[base + oy * ow + ox];
+            acc += LOAD(dy, base + oy * ow + ox);
     const float g = acc / (float)(kh * kw);
     const int i = (plane * h + iy) * w + ix;
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+    STORE(dx, dx_off + i, accumulate ? LOAD(dx, dx_off + i) + g : g);
 }
 
-__kernel void global_avgpool_forward(int planes, int hw, __global const float *x,
-                                     int x_off,                    /* [N, C, H * W] */
-                                     __global float *y, int y_off) /* [N, C] */
+__kernel void global_avgpool_forward(int planes, int hw, __global const store_t *x,
+                                     int x_off,                      /* [N, C, H * W] */
+                                     __global store_t *y, int y_off) /* [N, C] */
 {
     const int plane = (int)get_global_id(0);
     if (plane >= planes)
         return;
-    __global const float *src = x + x_off + plane * hw;
+    __global const store_t *src = x + x_off + plane * hw;
     float acc = 0.0f;
     for (int j = 0; j < hw; j++)
-        acc += src[j];
-    y[y_off + plane] = acc / (float)hw;
+        acc += LOAD(src, j);
+    STORE(y, y_off + plane, acc / (float)hw);
 }
 
-__kernel void global_avgpool_backward(int planes, int hw, int accumulate, __global const float *dy,
-                                      int dy_off,                     /* [N, C] */
-                                      __global float *dx, int dx_off) /* [N, C, H * W] */
+__kernel void global_avgpool_backward(int planes, int hw, int accumulate,
+                                      __global const store_t *dy, int dy_off, /* [N, C] */
+                                      __global store_t *dx, int dx_off)       /* [N, C, H * W] */
 {
     const int t = (int)get_global_id(0), plane = (int)get_global_id(1);
     if (t >= hw || plane >= planes)
         return;
-    const float g = dy[dy_off + plane] / (float)hw;
+    const float g = LOAD(dy, dy_off + plane) / (float)hw;
     const int i = plane * hw + t;
-    dx[dx_off + i] = accumulate ? dx[dx_off + i] + g : g;
+    STORE(dx, dx_off + i, accumulate ? LOAD(dx, dx_off + i) + g : g);
 }

@@ -2,8 +2,11 @@
  * shape.cl: ops that move data. No arithmetic beyond the sums of embedding_backward and the
  * additions of `accumulate`; every forward is an exact copy.
  *
- * Every tensor is a dense row-major float (or int, for ids) array that starts at element
- * <name>_off of its buffer; all sizes and indices fit in int (the launchers check).
+ * Every tensor is a dense row-major array that starts at element <name>_off of its buffer:
+ * store_t (the storage, cl/common.cl: read with LOAD, written with STORE) for values and
+ * gradients, int for ids and the embedding workspace; all sizes and indices fit in int (the
+ * launchers check). Sums and the additions of `accumulate` are in float, each element rounded
+ * to the storage once; a copy is exact in every storage.
  * `accumulate` non-zero adds to the output (dx += ...), zero overwrites it (dx = ...).
  * The embedding sort kernels are launched 1-D, embedding_forward and _backward 2-D, permute
  * and slice 3-D (dimension 0 the contiguous
@@ -53,16 +56,17 @@
 
 /* ==== Embedding ========================================================================= */
 
-__kernel void embedding_forward(int tokens, int dim, int vocab, __global const float *table,
+__kernel void embedding_forward(int tokens, int dim, int vocab, __global const store_t *table,
                                 int table_off,                        /* [vocab, dim] */
                                 __global const int *ids, int ids_off, /* [tokens] */
-                                __global float *y, int y_off)         /* [tokens, dim] */
+                                __global store_t *y, int y_off)       /* [tokens, dim] */
 {
     const int d = get_global_id(0), t = get_global_id(1);
     if (d >= dim || t >= tokens)
         return;
     const int id = ids[ids_off + t];
-    y[y_off + t * dim + d] = id >= 0 && id < vocab ? table[table_off + id * dim + d] : 0.0f;
+    STORE(y, y_off + t * dim + d,
+          id >= 0 && id < vocab ? LOAD(table, table_off + id * dim + d) : 0.0f);
 }
 
 /* The id class that orders token t: its id when valid, vocab for an invalid id or a padding
@@ -155,9 +159,9 @@ __kernel void embedding_bounds(int n2, int tokens, int vocab, __global const int
 }
 
 __kernel void embedding_backward(int vocab, int dim, int n2, int accumulate, __global const int *ws,
-                                 int ws_off,                           /* sorted, bounds */
-                                 __global const float *dy, int dy_off, /* [tokens, dim] */
-                                 __global float *dtable, int dt_off)   /* [vocab, dim] */
+                                 int ws_off,                             /* sorted, bounds */
+                                 __global const store_t *dy, int dy_off, /* [tokens, dim] */
+                                 __global store_t *dtable, int dt_off)   /* [vocab, dim] */
 {
     const int d = get_global_id(0), v = get_global_id(1);
     if (d >= dim || v >= vocab)
@@ -166,15 +170,15 @@ __kernel void embedding_backward(int vocab, int dim, int n2, int accumulate, __g
     const int begin = ws[ws_off + n2 + v], end = ws[ws_off + n2 + v + 1];
     float acc = 0.0f;
     for (int p = begin; p < end; p++)
-        acc += dy[dy_off + ws[ws_off + p] * dim + d];
-    dtable[dt_off + gid] = accumulate ? dtable[dt_off + gid] + acc : acc;
+        acc += LOAD(dy, dy_off + ws[ws_off + p] * dim + d);
+    STORE(dtable, dt_off + gid, accumulate ? LOAD(dtable, dt_off + gid) + acc : acc);
 }
 
 /* ==== Permute =========================================================================== */
 
 __kernel void permute_gather(int s0, int s1, int s2, int s3, int s4, int s5, int accumulate,
-                             __global const float *x, int x_off, /* strided source */
-                             __global float *y, int y_off,       /* [s0, ..., s5] dense */
+                             __global const store_t *x, int x_off, /* strided source */
+                             __global store_t *y, int y_off,       /* [s0, ..., s5] dense */
                              int t0, int t1, int t2, int t3, int t4, int t5)
 {
     const int i5 = get_global_id(0), i4 = get_global_id(1), z = get_global_id(2);
@@ -190,32 +194,32 @@ __kernel void permute_gather(int s0, int s1, int s2, int s3, int s4, int s5, int
     if (i5 >= s5 || i4 >= s4 || z >= s0 * s1 * s2 * s3)
         return;
     const int dst = y_off + (z * s4 + i4) * s5 + i5;
-    const float v = x[x_off + src];
-    y[dst] = accumulate ? y[dst] + v : v;
+    const float v = LOAD(x, x_off + src);
+    STORE(y, dst, accumulate ? LOAD(y, dst) + v : v);
 }
 
 /* ==== Concat and slice ================================================================== */
 
-__kernel void slice_copy(int outer, int len, int inner, int accumulate, __global const float *src,
-                         int src_off, int src_axis, int src_start, __global float *dst, int dst_off,
-                         int dst_axis, int dst_start)
+__kernel void slice_copy(int outer, int len, int inner, int accumulate, __global const store_t *src,
+                         int src_off, int src_axis, int src_start, __global store_t *dst,
+                         int dst_off, int dst_axis, int dst_start)
 {
     const int i = get_global_id(0), a = get_global_id(1), o = get_global_id(2);
     if (i >= inner || a >= len || o >= outer)
         return;
-    const float v = src[src_off + (o * src_axis + src_start + a) * inner + i];
+    const float v = LOAD(src, src_off + (o * src_axis + src_start + a) * inner + i);
     const int di = dst_off + (o * dst_axis + dst_start + a) * inner + i;
-    dst[di] = accumulate ? dst[di] + v : v;
+    STORE(dst, di, accumulate ? LOAD(dst, di) + v : v);
 }
 
 __kernel void slice_backward(int outer, int axis, int inner, int start, int len,
-                             __global const float *dy, int dy_off, /* [outer, len, inner] */
-                             __global float *dx, int dx_off)       /* [outer, axis, inner] */
+                             __global const store_t *dy, int dy_off, /* [outer, len, inner] */
+                             __global store_t *dx, int dx_off)       /* [outer, axis, inner] */
 {
     const int i = get_global_id(0), a = get_global_id(1), o = get_global_id(2);
     if (i >= inner || a >= axis || o >= outer)
         return;
     const bool inside = a >= start && a < start + len;
-    dx[dx_off + (o * axis + a) * inner + i] =
-        inside ? dy[dy_off + (o * len + a - start) * inner + i] : 0.0f;
+    STORE(dx, dx_off + (o * axis + a) * inner + i,
+          inside ? LOAD(dy, dy_off + (o * len + a - start) * inner + i) : 0.0f);
 }

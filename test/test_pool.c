@@ -10,6 +10,13 @@
  *   every other comparison: |got - want| <= 2e-6 + 1e-5 |want|, for float sums of at most a
  *     few hundred terms of magnitude <= 1 (each divided by the window size or H * W);
  *     measured errors on PoCL and rusticl stay below 1e-6.
+ *   16-bit storage (fp16, bf16: x, dy and dx's starting values rounded to the storage on
+ *     the host, the reference computed on those values): max pool forward exact and argmax
+ *     equal (y is one of the inputs, which the storage holds exactly); every other
+ *     comparison |got - want| <= 2e-6 + (1e-5 + u) |want|, u the storage's unit roundoff
+ *     (fp16 2^-11 = 4.9e-4, bf16 2^-8 = 3.9e-3): the float sum is rounded once, when it is
+ *     stored. A kernel that summed in the storage (rounding each partial sum) or ignored it
+ *     (read 16-bit data as floats) fails this.
  * Finite differences: loss = sum(y * dy) by the double reference, eps = 1e-3. Average pools
  * are linear, so central differences are exact up to double rounding. For max pool the
  * values of each plane are distinct multiples of 1e-2 (a shuffled ramp), so a step of 1e-3
@@ -43,15 +50,25 @@ static struct clt_view indices(struct clt_arena *arena, int64_t n)
     return v;
 }
 
+/* The relative tolerance of a comparison in storage s (see the opening comment). */
+static double rtol_of(enum clt_precision s)
+{
+    return s == CLT_PRECISION_FP32 ? RTOL : RTOL + clt_test_eps(s);
+}
+
 static void compare(const char *kind, const char *name, const char *what, const float *got,
-                    const float *base, const double *ref, int64_t n, double atol)
+                    const float *base, const double *ref, int64_t n, double atol,
+                    enum clt_precision s)
 {
     char label[200];
-    snprintf(label, sizeof label, "%s %s: %s", kind, name, what);
+    snprintf(label, sizeof label, "%s %s: %s%s", kind, name, what,
+             s == CLT_PRECISION_FP16   ? " (fp16)"
+             : s == CLT_PRECISION_BF16 ? " (bf16)"
+                                       : "");
     double *want = clt_test_doubles(n);
     for (int64_t i = 0; i < n; i++)
         want[i] = (base ? (double)base[i] : 0.0) + ref[i];
-    clt_test_assert_close(label, got, want, (size_t)n, atol, RTOL);
+    clt_test_assert_close(label, got, want, (size_t)n, atol, rtol_of(s));
     free(want);
 }
 
@@ -100,8 +117,11 @@ static void fill_distinct(float *x, int64_t planes, int64_t hw, uint64_t seed)
 }
 
 /* x for a case: distinct values (MAX), uniform (AVG), or, with `ties`, integers in
- * {-3, -2, -1}: many equal maxima, and every value below the padding's 0. */
-static void host_init(struct host *h, enum kind kind, const struct pool_case *pc, bool ties)
+ * {-3, -2, -1}: many equal maxima, and every value below the padding's 0. The inputs are
+ * rounded to storage s before the reference sees them (in 16 bits, distinct values may
+ * become ties: the reference takes the same first maximum). */
+static void host_init(struct host *h, enum kind kind, const struct pool_case *pc, bool ties,
+                      enum clt_precision s)
 {
     memset(h, 0, sizeof *h);
     h->kind = kind;
@@ -132,6 +152,9 @@ static void host_init(struct host *h, enum kind kind, const struct pool_case *pc
     }
     clt_test_fill(h->dy, (size_t)h->ny, 43 + (uint64_t)h->ny, -1.0f, 1.0f);
     clt_test_fill(h->dx0, (size_t)h->nx, 47, -1.0f, 1.0f);
+    clt_test_round(h->x, (size_t)h->nx, s);
+    clt_test_round(h->dy, (size_t)h->ny, s);
+    clt_test_round(h->dx0, (size_t)h->nx, s);
     if (kind == MAX) {
         ref_maxpool2d_forward(p, h->x, h->y_ref, h->argmax_ref);
         ref_maxpool2d_backward(p, h->x, h->dy, h->dx_ref);
@@ -174,70 +197,76 @@ static double pool_loss(void *ctx, const float *unused, size_t n)
     return loss;
 }
 
+/* Tensors are given in storage s (clt_test_buf_st). */
 static enum clt_status forward(struct clt_device *dev, const struct host *h,
                                const struct clt_view *x, const struct clt_view *y,
-                               const struct clt_view *argmax)
+                               const struct clt_view *argmax, enum clt_precision s)
 {
     if (h->kind == MAX)
-        return clt__maxpool2d_forward(dev, &h->p, clt__view_buf(x), clt__view_buf(y),
+        return clt__maxpool2d_forward(dev, &h->p, clt_test_buf_st(x, s), clt_test_buf_st(y, s),
                                       argmax ? clt__view_buf(argmax) : none);
-    return clt__avgpool2d_forward(dev, &h->p, clt__view_buf(x), clt__view_buf(y));
+    return clt__avgpool2d_forward(dev, &h->p, clt_test_buf_st(x, s), clt_test_buf_st(y, s));
 }
 
 static enum clt_status backward(struct clt_device *dev, const struct host *h,
                                 const struct clt_view *argmax, const struct clt_view *dy,
-                                const struct clt_view *dx, bool accumulate)
+                                const struct clt_view *dx, bool accumulate, enum clt_precision s)
 {
     if (h->kind == MAX)
-        return clt__maxpool2d_backward(dev, &h->p, clt__view_buf(argmax), clt__view_buf(dy),
-                                       clt__view_buf(dx), accumulate);
-    return clt__avgpool2d_backward(dev, &h->p, clt__view_buf(dy), clt__view_buf(dx), accumulate);
+        return clt__maxpool2d_backward(dev, &h->p, clt__view_buf(argmax), clt_test_buf_st(dy, s),
+                                       clt_test_buf_st(dx, s), accumulate);
+    return clt__avgpool2d_backward(dev, &h->p, clt_test_buf_st(dy, s), clt_test_buf_st(dx, s),
+                                   accumulate);
 }
 
+/* One case in storage s (the device's storage, set by the caller). */
 static void check_case(struct clt_device *dev, enum kind kind, const struct pool_case *pc,
-                       bool ties)
+                       bool ties, enum clt_precision s)
 {
     struct host h;
-    host_init(&h, kind, pc, ties);
+    host_init(&h, kind, pc, ties, s);
     const char *kname = kind == MAX ? "maxpool2d" : "avgpool2d";
     char name[120];
     snprintf(name, sizeof name, "%s%s", pc->name, ties ? " (ties)" : "");
 
     struct clt_arena *arena;
-    uint64_t bytes = (uint64_t)(3 * h.nx + 3 * h.ny) * 4 + 65536;
+    uint64_t bytes = (uint64_t)(4 * h.nx + 4 * h.ny) * 4 + 65536;
     assert_int_equal(clt_arena_create(dev, bytes, &arena), CLT_OK);
     (void)clt_test_tensor(arena, NULL, 5); /* every tensor at a non-zero offset */
-    struct clt_view x = clt_test_tensor(arena, h.x, h.nx), dy = clt_test_tensor(arena, h.dy, h.ny);
-    struct clt_view y = clt_test_tensor(arena, NULL, h.ny), dx = clt_test_tensor(arena, NULL, h.nx);
+    struct clt_view x = clt_test_tensor_st(arena, h.x, h.nx, s);
+    struct clt_view dy = clt_test_tensor_st(arena, h.dy, h.ny, s);
+    struct clt_view y = clt_test_tensor_st(arena, NULL, h.ny, s);
     struct clt_view argmax = indices(arena, h.ny);
 
     /* Forward. Max pool: y exact, argmax identical; then once more without argmax. */
-    assert_int_equal(forward(dev, &h, &x, &y, &argmax), CLT_OK);
-    clt_test_download(&y, h.y, (size_t)h.ny);
-    compare(kname, name, "y", h.y, NULL, h.y_ref, h.ny, kind == MAX ? 0.0 : ATOL);
+    assert_int_equal(forward(dev, &h, &x, &y, &argmax, s), CLT_OK);
+    clt_test_get_st(&y, h.y, (size_t)h.ny, s);
+    compare(kname, name, "y", h.y, NULL, h.y_ref, h.ny, kind == MAX ? 0.0 : ATOL, s);
     if (kind == MAX) {
         assert_int_equal(clt_view_read(&argmax, h.argmax, (uint64_t)h.ny * 4, NULL), CLT_OK);
         for (int64_t i = 0; i < h.ny; i++)
             if (h.argmax[i] != h.argmax_ref[i])
                 fail_msg("%s %s: argmax[%lld] = %d, want %d", kname, name, (long long)i,
                          h.argmax[i], h.argmax_ref[i]);
-        clt_test_put_nan(&y, h.ny);
-        assert_int_equal(forward(dev, &h, &x, &y, NULL), CLT_OK);
-        clt_test_download(&y, h.y, (size_t)h.ny);
-        compare(kname, name, "y without argmax", h.y, NULL, h.y_ref, h.ny, 0.0);
+        struct clt_view y2 = clt_test_tensor_st(arena, NULL, h.ny, s);
+        assert_int_equal(forward(dev, &h, &x, &y2, NULL, s), CLT_OK);
+        clt_test_get_st(&y2, h.y, (size_t)h.ny, s);
+        compare(kname, name, "y without argmax", h.y, NULL, h.y_ref, h.ny, 0.0, s);
     }
 
     /* Backward, accumulating into dx0, then writing into NaN (kept for the gradcheck). */
-    clt_test_put(&dx, h.dx0, (size_t)h.nx);
-    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, true), CLT_OK);
-    clt_test_download(&dx, h.dx, (size_t)h.nx);
-    compare(kname, name, "dx accumulated", h.dx, h.dx0, h.dx_ref, h.nx, ATOL);
-    clt_test_put_nan(&dx, h.nx);
-    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false), CLT_OK);
-    clt_test_download(&dx, h.dx, (size_t)h.nx);
-    compare(kname, name, "dx written", h.dx, NULL, h.dx_ref, h.nx, ATOL);
+    struct clt_view dx = clt_test_tensor_st(arena, h.dx0, h.nx, s);
+    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, true, s), CLT_OK);
+    clt_test_get_st(&dx, h.dx, (size_t)h.nx, s);
+    compare(kname, name, "dx accumulated", h.dx, h.dx0, h.dx_ref, h.nx, ATOL, s);
+    dx = clt_test_tensor_st(arena, NULL, h.nx, s);
+    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false, s), CLT_OK);
+    clt_test_get_st(&dx, h.dx, (size_t)h.nx, s);
+    compare(kname, name, "dx written", h.dx, NULL, h.dx_ref, h.nx, ATOL, s);
 
-    if (!ties) {
+    /* In 16 bits the comparison with the reference above is the check: dx holds rounded
+     * gradients, beyond the finite differences' tolerance. */
+    if (!ties && s == CLT_PRECISION_FP32) {
         char what[200];
         snprintf(what, sizeof what, "%s %s: dx by finite differences", kname, name);
         clt_test_gradcheck(what, pool_loss, &h, h.x, (size_t)h.nx, h.dx, 32, EPS, ATOL, RTOL);
@@ -278,7 +307,7 @@ static void run_cases(struct clt_device *dev, enum kind kind)
     size_t count = small ? sizeof small_cases / sizeof small_cases[0]
                          : sizeof full_cases / sizeof full_cases[0];
     for (size_t i = 0; i < count; i++)
-        check_case(dev, kind, &cases[i], false);
+        check_case(dev, kind, &cases[i], false, CLT_PRECISION_FP32);
 }
 
 static void max_pool(void **state)
@@ -318,7 +347,7 @@ static void max_pool_ties_and_padding(void **state)
         {"2x2 stride 2", POOL(2, 3, 6, 8, 2, 2, 2, 2, 0, 0)},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_case(*state, MAX, &cases[i], true);
+        check_case(*state, MAX, &cases[i], true, CLT_PRECISION_FP32);
 }
 
 /* NaN and signed zeros: the first NaN of a window wins over numbers, +0 and -0 tie (the
@@ -334,7 +363,7 @@ static void max_pool_nan(void **state)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct host h;
-        host_init(&h, MAX, &cases[c], false);
+        host_init(&h, MAX, &cases[c], false, CLT_PRECISION_FP32);
         const float values[] = {-1.0f, -0.0f, 0.0f, 2.0f, NAN, 1.0f, -0.0f};
         for (int64_t i = 0; i < h.nx; i++)
             h.x[i] = values[(i * 5 + i / 3) % 7];
@@ -349,7 +378,7 @@ static void max_pool_nan(void **state)
         struct clt_view y = clt_test_tensor(arena, NULL, h.ny);
         struct clt_view dx = clt_test_tensor(arena, NULL, h.nx);
         struct clt_view argmax = indices(arena, h.ny);
-        assert_int_equal(forward(dev, &h, &x, &y, &argmax), CLT_OK);
+        assert_int_equal(forward(dev, &h, &x, &y, &argmax, CLT_PRECISION_FP32), CLT_OK);
         clt_test_download(&y, h.y, (size_t)h.ny);
         assert_int_equal(clt_view_read(&argmax, h.argmax, (uint64_t)h.ny * 4, NULL), CLT_OK);
         bool some_nan = false;
@@ -364,9 +393,10 @@ static void max_pool_nan(void **state)
                          h.argmax_ref[i]);
         }
         assert_true(some_nan);
-        assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false), CLT_OK);
+        assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false, CLT_PRECISION_FP32), CLT_OK);
         clt_test_download(&dx, h.dx, (size_t)h.nx);
-        compare("maxpool2d", cases[c].name, "dx (NaN inputs)", h.dx, NULL, h.dx_ref, h.nx, ATOL);
+        compare("maxpool2d", cases[c].name, "dx (NaN inputs)", h.dx, NULL, h.dx_ref, h.nx, ATOL,
+                CLT_PRECISION_FP32);
         clt_arena_free(arena);
         host_free(&h);
     }
@@ -374,7 +404,8 @@ static void max_pool_nan(void **state)
 
 /* ==== Global average pooling ============================================================ */
 
-static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh, int64_t ww)
+static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh, int64_t ww,
+                        enum clt_precision s)
 {
     const int64_t planes = n * c, hw = hh * ww, nx = planes * hw;
     float *x = clt_test_floats(nx), *dy = clt_test_floats(planes), *dx0 = clt_test_floats(nx);
@@ -383,6 +414,9 @@ static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh
     clt_test_fill(x, (size_t)nx, 53 + (uint64_t)nx, -1.0f, 1.0f);
     clt_test_fill(dy, (size_t)planes, 59, -1.0f, 1.0f);
     clt_test_fill(dx0, (size_t)nx, 61, -1.0f, 1.0f);
+    clt_test_round(x, (size_t)nx, s);
+    clt_test_round(dy, (size_t)planes, s);
+    clt_test_round(dx0, (size_t)nx, s);
     ref_global_avgpool_forward(planes, hw, x, y_ref);
     ref_global_avgpool_backward(planes, hw, dy, dx_ref);
 
@@ -390,43 +424,46 @@ static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh
     assert_int_equal(clt_arena_create(dev, (uint64_t)(3 * nx + 3 * planes) * 4 + 65536, &arena),
                      CLT_OK);
     (void)clt_test_tensor(arena, NULL, 5);
-    struct clt_view vx = clt_test_tensor(arena, x, nx), vdy = clt_test_tensor(arena, dy, planes);
-    struct clt_view vy = clt_test_tensor(arena, NULL, planes),
-                    vdx = clt_test_tensor(arena, NULL, nx);
+    struct clt_view vx = clt_test_tensor_st(arena, x, nx, s);
+    struct clt_view vdy = clt_test_tensor_st(arena, dy, planes, s);
+    struct clt_view vy = clt_test_tensor_st(arena, NULL, planes, s);
     char name[80];
     snprintf(name, sizeof name, "%lldx%lldx%lldx%lld", (long long)n, (long long)c, (long long)hh,
              (long long)ww);
 
-    assert_int_equal(
-        clt__global_avgpool_forward(dev, n, c, hh, ww, clt__view_buf(&vx), clt__view_buf(&vy)),
-        CLT_OK);
-    clt_test_download(&vy, y, (size_t)planes);
-    compare("global_avgpool", name, "y", y, NULL, y_ref, planes, ATOL);
-
-    clt_test_put(&vdx, dx0, (size_t)nx);
-    assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt__view_buf(&vdy),
-                                                  clt__view_buf(&vdx), true),
+    assert_int_equal(clt__global_avgpool_forward(dev, n, c, hh, ww, clt_test_buf_st(&vx, s),
+                                                 clt_test_buf_st(&vy, s)),
                      CLT_OK);
-    clt_test_download(&vdx, dx, (size_t)nx);
-    compare("global_avgpool", name, "dx accumulated", dx, dx0, dx_ref, nx, ATOL);
-    clt_test_put_nan(&vdx, nx);
-    assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt__view_buf(&vdy),
-                                                  clt__view_buf(&vdx), false),
-                     CLT_OK);
-    clt_test_download(&vdx, dx, (size_t)nx);
-    compare("global_avgpool", name, "dx written", dx, NULL, dx_ref, nx, ATOL);
+    clt_test_get_st(&vy, y, (size_t)planes, s);
+    compare("global_avgpool", name, "y", y, NULL, y_ref, planes, ATOL, s);
 
-    /* Finite differences of sum(y * dy): the pool as a 1 x 1 output of an H x W window. */
-    struct host h = {.kind = AVG, .p = POOL(n, c, hh, ww, hh, ww, 1, 1, 0, 0)};
-    assert_int_equal(clt__pool2d_resolve(NULL, &h.p), CLT_OK);
-    h.x = x;
-    h.dy = dy;
-    h.ny = planes;
-    h.scratch = clt_test_doubles(planes);
-    char what[160];
-    snprintf(what, sizeof what, "global_avgpool %s: dx by finite differences", name);
-    clt_test_gradcheck(what, pool_loss, &h, x, (size_t)nx, dx, 32, EPS, ATOL, RTOL);
-    free(h.scratch);
+    struct clt_view vdx = clt_test_tensor_st(arena, dx0, nx, s);
+    assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt_test_buf_st(&vdy, s),
+                                                  clt_test_buf_st(&vdx, s), true),
+                     CLT_OK);
+    clt_test_get_st(&vdx, dx, (size_t)nx, s);
+    compare("global_avgpool", name, "dx accumulated", dx, dx0, dx_ref, nx, ATOL, s);
+    vdx = clt_test_tensor_st(arena, NULL, nx, s);
+    assert_int_equal(clt__global_avgpool_backward(dev, n, c, hh, ww, clt_test_buf_st(&vdy, s),
+                                                  clt_test_buf_st(&vdx, s), false),
+                     CLT_OK);
+    clt_test_get_st(&vdx, dx, (size_t)nx, s);
+    compare("global_avgpool", name, "dx written", dx, NULL, dx_ref, nx, ATOL, s);
+
+    /* Finite differences of sum(y * dy): the pool as a 1 x 1 output of an H x W window (in
+     * fp32: in 16 bits dx holds rounded gradients, checked against the reference above). */
+    if (s == CLT_PRECISION_FP32) {
+        struct host h = {.kind = AVG, .p = POOL(n, c, hh, ww, hh, ww, 1, 1, 0, 0)};
+        assert_int_equal(clt__pool2d_resolve(NULL, &h.p), CLT_OK);
+        h.x = x;
+        h.dy = dy;
+        h.ny = planes;
+        h.scratch = clt_test_doubles(planes);
+        char what[160];
+        snprintf(what, sizeof what, "global_avgpool %s: dx by finite differences", name);
+        clt_test_gradcheck(what, pool_loss, &h, x, (size_t)nx, dx, 32, EPS, ATOL, RTOL);
+        free(h.scratch);
+    }
 
     clt_arena_free(arena);
     free(x);
@@ -441,11 +478,45 @@ static void global_case(struct clt_device *dev, int64_t n, int64_t c, int64_t hh
 static void global_avg_pool(void **state)
 {
     struct clt_device *dev = *state;
-    global_case(dev, 2, 3, 5, 7);
-    global_case(dev, 1, 1, 1, 1);
+    global_case(dev, 2, 3, 5, 7, CLT_PRECISION_FP32);
+    global_case(dev, 1, 1, 1, 1, CLT_PRECISION_FP32);
     if (!clt_test_small()) {
-        global_case(dev, 3, 17, 9, 11);
-        global_case(dev, 1, 5, 33, 31);
+        global_case(dev, 3, 17, 9, 11, CLT_PRECISION_FP32);
+        global_case(dev, 1, 5, 33, 31, CLT_PRECISION_FP32);
+    }
+}
+
+/* ==== 16-bit storage ==================================================================== */
+
+/* Every kernel of cl/pool.cl in fp16 and bf16 (the device's storage set for the time of the
+ * test): max and average pools over the cases that reach the 2x2, cell and gather kernels,
+ * ties, one case with GPU lanes, and the global average pool. */
+static void storage16(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_precision storages[] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    const bool small = clt_test_small();
+    const size_t count = small ? 3 : sizeof small_cases / sizeof small_cases[0];
+    const struct pool_case ties = {"3x3 stride 1 pad 1", POOL(2, 3, 6, 7, 3, 3, 1, 1, 1, 1)};
+    for (size_t k = 0; k < 2; k++) {
+        const enum clt_precision s = storages[k];
+        const enum clt_precision was = clt__storage_set(dev, s);
+        for (size_t i = 0; i < count; i++) {
+            check_case(dev, MAX, &small_cases[i], false, s);
+            check_case(dev, AVG, &small_cases[i], false, s);
+        }
+        /* small_cases[3]: 2x2 stride 2, even sizes, which the 2x2 kernels take. */
+        if (small)
+            check_case(dev, MAX, &small_cases[3], false, s);
+        check_case(dev, MAX, &ties, true, s);
+        const enum clt_device_type type = dev->info.type;
+        dev->info.type = CLT_DEVICE_GPU;
+        check_case(dev, MAX, &small_cases[3], false, s);
+        dev->info.type = type;
+        global_case(dev, 2, 3, 5, 7, s);
+        if (!small)
+            global_case(dev, 1, 5, 33, 31, s);
+        clt__storage_set(dev, was);
     }
 }
 
@@ -530,6 +601,7 @@ int main(void)
         CLT_DEVICE_TEST(max_pool_nan),
         CLT_DEVICE_TEST(avg_pool),
         CLT_DEVICE_TEST(global_avg_pool),
+        CLT_DEVICE_TEST(storage16),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

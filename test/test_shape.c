@@ -21,6 +21,15 @@
  *   other ops' plain checks are in test_ops.c): the op is linear and the loss sum(w * y) is
  *   taken in double, so central differences with eps 1e-2 are exact up to double rounding:
  *   atol 1e-5, rtol 1e-5, at 40 points spread over the inputs (12 under Oclgrind).
+ * - 16-bit storage (fp16, bf16; the device's storage set for the time of the test): the same
+ *   cases with every F32 tensor in the storage (guards included) and the inputs rounded to it
+ *   on the host, against the references on those values. Copies stay exact (atol 0, rtol 0);
+ *   one addition with accumulate is rounded once: rtol 1.2e-7 + u, u the storage's unit
+ *   roundoff (fp16 2^-11 = 4.9e-4, bf16 2^-8 = 3.9e-3); embedding_backward: atol 1e-6 *
+ *   tokens, rtol 1e-6 + u, and, bit for bit, the host's float sum in token order rounded to
+ *   the storage once (so a kernel that rounded each partial sum, or summed in another order,
+ *   fails), for every work-group size of the sort. No finite differences there (the
+ *   gradients are rounded).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +37,7 @@
 
 #include "harness.h"
 #include "ops/shape.h"
+#include "precision.h"
 #include "ref_shape.h"
 
 #define GRAD_ATOL 1e-5
@@ -43,6 +53,24 @@
 #define SENTINEL_F (-1234.5f)
 #define SENTINEL_I (-12345)
 
+/* The storage of the F32 tensors made from now on, and of the inputs randoms() draws (rounded
+ * to it): fp32 except in storage16(), which sets it with the device's. */
+static enum clt_precision storage = CLT_PRECISION_FP32;
+
+/* "" in fp32, else the storage's name, for the messages. */
+static const char *storage_note(void)
+{
+    return storage == CLT_PRECISION_FP16   ? " (fp16)"
+           : storage == CLT_PRECISION_BF16 ? " (bf16)"
+                                           : "";
+}
+
+/* The relative tolerance of one addition with accumulate (see the opening comment). */
+static double acc_rtol(void)
+{
+    return storage == CLT_PRECISION_FP32 ? ACC_RTOL : ACC_RTOL + clt_test_eps(storage);
+}
+
 /* count elements (F32 or I32), GUARD elements into an arena of their own. One arena per
  * tensor, always written whole from its start: Oclgrind 21.10 (--uninitialized) re-creates a
  * buffer's record of initialised bytes on every host write, so tensors sharing an arena
@@ -54,24 +82,57 @@ struct tensor {
     struct clt__buf buf;  /* the data */
     int64_t count;
     enum clt_dtype dtype;
+    enum clt_precision storage; /* of an F32 tensor's elements (fp32 for I32) */
 };
+
+static size_t elem_bytes(const struct tensor *t)
+{
+    return clt_test_storage_bytes(t->storage);
+}
+
+/* Writes one element at `at`: f in the tensor's storage (F32), or n (I32). */
+static void elem_put(const struct tensor *t, unsigned char *at, float f, int32_t n)
+{
+    uint16_t h = t->storage == CLT_PRECISION_FP16 ? clt__f32_to_f16(f) : clt__f32_to_bf16(f);
+    if (t->dtype == CLT_I32)
+        memcpy(at, &n, 4);
+    else if (t->storage == CLT_PRECISION_FP32)
+        memcpy(at, &f, 4);
+    else
+        memcpy(at, &h, 2);
+}
+
+/* The element at `at` as a float (F32) or its bits (I32), in 4 bytes. */
+static void elem_get(const struct tensor *t, const unsigned char *at, void *out)
+{
+    uint16_t h;
+    memcpy(&h, at, 2);
+    float f = t->storage == CLT_PRECISION_FP16 ? clt__f16_to_f32(h) : clt__bf16_to_f32(h);
+    if (t->dtype == CLT_I32 || t->storage == CLT_PRECISION_FP32)
+        memcpy(out, at, 4);
+    else
+        memcpy(out, &f, 4);
+}
 
 /* Writes the guards and host[0..count), or NaN (F32) / INT32_MIN (I32) where host is NULL:
  * values that fail a comparison if a kernel leaves them in place. */
 static void tensor_put(const struct tensor *t, const void *host)
 {
     const int64_t total = t->count + 2 * GUARD;
-    uint32_t *all = malloc((size_t)total * 4);
+    const size_t eb = elem_bytes(t);
+    unsigned char *all = malloc((size_t)total * eb);
     assert_non_null(all);
     for (int64_t i = 0; i < total; i++) {
         bool guard = i < GUARD || i >= GUARD + t->count;
         float f = guard ? SENTINEL_F : NAN;
         int32_t n = guard ? SENTINEL_I : INT32_MIN;
-        memcpy(&all[i], t->dtype == CLT_F32 ? (void *)&f : (void *)&n, 4);
+        if (host && !guard) {
+            memcpy(&f, (const unsigned char *)host + (i - GUARD) * 4, 4);
+            memcpy(&n, &f, 4);
+        }
+        elem_put(t, all + (size_t)i * eb, f, n);
     }
-    if (host && t->count > 0)
-        memcpy(all + GUARD, host, (size_t)t->count * 4);
-    assert_int_equal(clt_view_write(&t->view, all, (uint64_t)total * 4, NULL), CLT_OK);
+    assert_int_equal(clt_view_write(&t->view, all, (uint64_t)total * eb, NULL), CLT_OK);
     free(all);
 }
 
@@ -79,19 +140,18 @@ static void tensor_put(const struct tensor *t, const void *host)
 static void tensor_get(const struct tensor *t, void *host, const char *what)
 {
     const int64_t total = t->count + 2 * GUARD;
-    uint32_t *all = malloc((size_t)total * 4);
+    const size_t eb = elem_bytes(t);
+    unsigned char *all = malloc((size_t)total * eb), sentinel[4];
     assert_non_null(all);
-    assert_int_equal(clt_view_read(&t->view, all, (uint64_t)total * 4, NULL), CLT_OK);
-    float sf = SENTINEL_F;
-    int32_t si = SENTINEL_I;
-    const void *sentinel = t->dtype == CLT_F32 ? (const void *)&sf : (const void *)&si;
+    assert_int_equal(clt_view_read(&t->view, all, (uint64_t)total * eb, NULL), CLT_OK);
+    elem_put(t, sentinel, SENTINEL_F, SENTINEL_I);
     for (int64_t i = 0; i < total; i++)
-        if ((i < GUARD || i >= GUARD + t->count) && memcmp(&all[i], sentinel, 4) != 0)
+        if ((i < GUARD || i >= GUARD + t->count) && memcmp(all + (size_t)i * eb, sentinel, eb) != 0)
             fail_msg("%s: guard element %lld around a tensor of %lld was overwritten", what,
                      (long long)(i < GUARD ? i - GUARD : i - GUARD - t->count),
                      (long long)t->count);
-    if (host && t->count > 0)
-        memcpy(host, all + GUARD, (size_t)t->count * 4);
+    for (int64_t i = 0; host && i < t->count; i++)
+        elem_get(t, all + (size_t)(GUARD + i) * eb, (unsigned char *)host + i * 4);
     free(all);
 }
 
@@ -110,11 +170,14 @@ static struct tensor *tensor_new(struct pool *p, enum clt_dtype dtype, int64_t c
 {
     assert_true(p->n < POOL_MAX);
     struct tensor *t = &p->t[p->n++];
-    *t = (struct tensor){.count = count, .dtype = dtype};
+    *t = (struct tensor){
+        .count = count, .dtype = dtype, .storage = dtype == CLT_F32 ? storage : CLT_PRECISION_FP32};
+    /* 4-byte words holding GUARD + count + GUARD elements. */
     const int64_t total = count + 2 * GUARD;
-    assert_int_equal(clt_arena_create(p->dev, (uint64_t)total * 4, &t->arena), CLT_OK);
-    assert_int_equal(clt_arena_alloc(t->arena, dtype, 1, &total, &t->view), CLT_OK);
-    t->buf = clt__view_buf(&t->view);
+    const int64_t words = (total * (int64_t)elem_bytes(t) + 3) / 4;
+    assert_int_equal(clt_arena_create(p->dev, (uint64_t)words * 4, &t->arena), CLT_OK);
+    assert_int_equal(clt_arena_alloc(t->arena, dtype, 1, &words, &t->view), CLT_OK);
+    t->buf = clt_test_buf_st(&t->view, t->storage);
     t->buf.offset += GUARD;
     tensor_put(t, host);
     return t;
@@ -154,10 +217,12 @@ static double *alloc_d(struct pool *p, int64_t n)
     return pool_alloc(p, (size_t)n * sizeof(double));
 }
 
+/* Uniform in [-1, 1), rounded to `storage`. */
 static float *randoms(struct pool *p, int64_t n, uint64_t seed)
 {
     float *x = alloc_f(p, n);
     clt_test_fill(x, (size_t)n, seed, -1.0f, 1.0f);
+    clt_test_round(x, (size_t)n, storage);
     return x;
 }
 
@@ -278,8 +343,8 @@ static void embedding_case(struct clt_device *dev, const struct emb_case *c)
     struct tensor *vy = floats(&p, NULL, ny), *vdy = floats(&p, dy, ny);
     struct tensor *vdt = floats(&p, NULL, nt), *ws = workspace(&p, c->vocab, c->tokens);
 
-    snprintf(what, sizeof what, "embedding vocab=%lld dim=%lld tokens=%lld", (long long)c->vocab,
-             (long long)c->dim, (long long)c->tokens);
+    snprintf(what, sizeof what, "embedding vocab=%lld dim=%lld tokens=%lld%s", (long long)c->vocab,
+             (long long)c->dim, (long long)c->tokens, storage_note());
     assert_int_equal(
         clt__embedding_forward(dev, vt->buf, vi->buf, vy->buf, c->vocab, c->dim, c->tokens),
         CLT_OK);
@@ -293,13 +358,16 @@ static void embedding_case(struct clt_device *dev, const struct emb_case *c)
         assert_int_equal(clt__embedding_backward(dev, vi->buf, vdy->buf, vdt->buf, ws->buf,
                                                  c->vocab, c->dim, c->tokens, accumulate),
                          CLT_OK);
-        snprintf(what, sizeof what, "embedding_backward vocab=%lld dim=%lld tokens=%lld acc=%d",
-                 (long long)c->vocab, (long long)c->dim, (long long)c->tokens, accumulate);
+        snprintf(what, sizeof what, "embedding_backward vocab=%lld dim=%lld tokens=%lld acc=%d%s",
+                 (long long)c->vocab, (long long)c->dim, (long long)c->tokens, accumulate,
+                 storage_note());
         tensor_get(vdt, got, what);
         tensor_get(ws, NULL, what);
         ref_embedding_backward(ids, dy, before, c->vocab, c->dim, c->tokens, want);
-        clt_test_assert_close(what, got, want, (size_t)nt, 1e-6 * (double)c->tokens, 1e-6);
+        const double u = storage == CLT_PRECISION_FP32 ? 0.0 : clt_test_eps(storage);
+        clt_test_assert_close(what, got, want, (size_t)nt, 1e-6 * (double)c->tokens, 1e-6 + u);
         embedding_float_order(ids, dy, before, c, order);
+        clt_test_round(order, (size_t)nt, storage);
         for (int64_t i = 0; i < nt; i++)
             if (memcmp(&got[i], &order[i], sizeof(float)) != 0)
                 fail_msg("%s: element %lld is %.9g, the float sum in token order is %.9g", what,
@@ -394,9 +462,9 @@ static void permute_case(struct clt_device *dev, const struct perm_case *c)
     float *prev = randoms(&p, n, 7 + (uint64_t)n), *got = alloc_f(&p, n);
     double *want = alloc_d(&p, n);
     char what[160];
-    snprintf(what, sizeof what, "permute of %lld elements, perm %u %u %u %u %u %u (first %u)",
+    snprintf(what, sizeof what, "permute of %lld elements, perm %u %u %u %u %u %u (first %u)%s",
              (long long)n, c->perm[0], c->perm[1], c->perm[2], c->perm[3], c->perm[4], c->perm[5],
-             c->ndim);
+             c->ndim, storage_note());
 
     struct tensor *vx = floats(&p, x, n), *vy = floats(&p, NULL, n);
     struct tensor *vdy = floats(&p, dy, n), *vdx = floats(&p, NULL, n);
@@ -413,7 +481,7 @@ static void permute_case(struct clt_device *dev, const struct perm_case *c)
             CLT_OK);
         tensor_get(vdx, got, what);
         ref_permute_backward(dy, accumulate ? prev : NULL, c->ndim, c->shape, c->perm, want);
-        clt_test_assert_close(what, got, want, (size_t)n, 0.0, accumulate ? ACC_RTOL : 0.0);
+        clt_test_assert_close(what, got, want, (size_t)n, 0.0, accumulate ? acc_rtol() : 0.0);
     }
     pool_free(&p);
 }
@@ -477,8 +545,8 @@ static void concat_case(struct clt_device *dev, const struct concat_case *c)
     struct tensor *vdx[8];
     struct clt__buf bx[8], bdx[8], some[8];
     char what[160];
-    snprintf(what, sizeof what, "concat %u-D axis %u of %u inputs, y has %lld", c->ndim, c->axis,
-             c->count, (long long)ny);
+    snprintf(what, sizeof what, "concat %u-D axis %u of %u inputs, y has %lld%s", c->ndim, c->axis,
+             c->count, (long long)ny, storage_note());
 
     for (uint32_t k = 0; k < c->count; k++) {
         int64_t n = concat_input_count(c, k);
@@ -518,7 +586,7 @@ static void concat_case(struct clt_device *dev, const struct concat_case *c)
             bool added = mode == 1 || (mode == 2 && k % 2);
             tensor_get(vdx[k], got, what);
             clt_test_assert_close(what, got, added ? dx_add[k] : dx_write[k],
-                                  (size_t)concat_input_count(c, k), 0.0, added ? ACC_RTOL : 0.0);
+                                  (size_t)concat_input_count(c, k), 0.0, added ? acc_rtol() : 0.0);
         }
     }
     pool_free(&p);
@@ -566,8 +634,8 @@ static void slice_case(struct clt_device *dev, const struct slice_case *c)
     float *prev = randoms(&p, nx, 7 + (uint64_t)nx), *got = alloc_f(&p, nx);
     double *want = alloc_d(&p, nx);
     char what[160];
-    snprintf(what, sizeof what, "slice %u-D (x has %lld) axis %u start %lld len %lld", c->ndim,
-             (long long)nx, c->axis, (long long)c->start, (long long)c->len);
+    snprintf(what, sizeof what, "slice %u-D (x has %lld) axis %u start %lld len %lld%s", c->ndim,
+             (long long)nx, c->axis, (long long)c->start, (long long)c->len, storage_note());
 
     struct tensor *vx = floats(&p, x, nx), *vy = floats(&p, NULL, ny);
     struct tensor *vdy = floats(&p, dy, ny), *vdx = floats(&p, NULL, nx);
@@ -586,7 +654,7 @@ static void slice_case(struct clt_device *dev, const struct slice_case *c)
         tensor_get(vdx, got, what);
         ref_slice_backward(dy, accumulate ? prev : NULL, c->ndim, c->shape, c->axis, c->start,
                            c->len, want);
-        clt_test_assert_close(what, got, want, (size_t)nx, 0.0, accumulate ? ACC_RTOL : 0.0);
+        clt_test_assert_close(what, got, want, (size_t)nx, 0.0, accumulate ? acc_rtol() : 0.0);
     }
     pool_free(&p);
 }
@@ -744,6 +812,55 @@ static void launchers_check_arguments(void **state)
     pool_free(&p);
 }
 
+/* ==== 16-bit storage ==================================================================== */
+
+/* The cases above in fp16 and bf16: every kernel of cl/shape.cl with F32 tensors in the
+ * storage (see the opening comment); then the launchers' buffer checks at 2 bytes an element:
+ * a slice whose buffers hold exactly its 16-bit elements runs in fp16, not in fp32. */
+static void storage16(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_precision storages[] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    for (size_t k = 0; k < 2; k++) {
+        const enum clt_precision was = clt__storage_set(dev, storages[k]);
+        storage = storages[k];
+        embedding_matches_reference(state);
+        embedding_any_work_group_size(state);
+        permute_matches_reference(state);
+        concat_matches_reference(state);
+        slice_matches_reference(state);
+        storage = CLT_PRECISION_FP32;
+        clt__storage_set(dev, was);
+    }
+
+    const int64_t shape[2] = {6, 10}; /* columns 3..6: 24 elements, 48 bytes */
+    struct clt_arena *ax, *ay;
+    assert_int_equal(clt_arena_create(dev, 60 * 2, &ax), CLT_OK);
+    assert_int_equal(clt_arena_create(dev, 24 * 2, &ay), CLT_OK);
+    float x[60];
+    for (int i = 0; i < 60; i++)
+        x[i] = (float)i;
+    struct clt_view vx = clt_test_tensor_st(ax, x, 60, CLT_PRECISION_FP16);
+    struct clt_view vy = clt_test_tensor_st(ay, NULL, 24, CLT_PRECISION_FP16);
+    const struct clt__buf bx = clt_test_buf_st(&vx, CLT_PRECISION_FP16);
+    const struct clt__buf by = clt_test_buf_st(&vy, CLT_PRECISION_FP16);
+    const enum clt_precision was = clt__storage_set(dev, CLT_PRECISION_FP16);
+    assert_int_equal(clt__slice_forward(dev, bx, by, 2, shape, 1, 3, 4), CLT_OK);
+    float y[24];
+    clt_test_get_st(&vy, y, 24, CLT_PRECISION_FP16);
+    for (int i = 0; i < 24; i++)
+        assert_true(y[i] == x[i / 4 * 10 + 3 + i % 4]);
+    struct clt_test_log text = {0};
+    struct clt_log keep = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_DEBUG};
+    clt__storage_set(dev, CLT_PRECISION_FP32);
+    assert_int_equal(clt__slice_forward(dev, bx, by, 2, shape, 1, 3, 4), CLT_ERR_INVALID_ARGUMENT);
+    dev->log = keep;
+    clt__storage_set(dev, was);
+    clt_arena_free(ax);
+    clt_arena_free(ay);
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -756,6 +873,7 @@ int main(void)
         CLT_DEVICE_TEST(slice_matches_reference),
         CLT_DEVICE_TEST(reshape_shares_memory),
         CLT_DEVICE_TEST(launchers_check_arguments),
+        CLT_DEVICE_TEST(storage16),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

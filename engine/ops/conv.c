@@ -14,6 +14,11 @@
  *     dx        dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], then col2im
  * Each GEMM is strided-batched over the G groups: consecutive groups are Co * Kg elements
  * apart in W, Kg * M P in the columns and Co * M P in yt and dyt.
+ *
+ * Every tensor (x, weight, bias, y and their gradients) and the workspace hold elements of the
+ * device's storage (dev->storage: fp32, or 16 bits, docs/precision.md), as the kernels of
+ * cl/conv.cl and clt__gemm read and write them; offsets count those elements. The workspace
+ * is sized at 4 bytes per element, enough for every storage.
  */
 #include "graph.h"
 #include "ops/conv.h"
@@ -38,8 +43,8 @@ static bool product_fits(const int64_t *factors, size_t count, int64_t *out)
     return true;
 }
 
-/* Floats of workspace one image takes: its columns [K, P] and its GEMM output [C_out, P]. */
-static int64_t image_floats(const struct clt__conv2d *c)
+/* Elements of workspace one image takes: its columns [K, P] and its GEMM output [C_out, P]. */
+static int64_t image_elements(const struct clt__conv2d *c)
 {
     return (c->c_in * c->kh * c->kw + c->c_out) * c->oh * c->ow;
 }
@@ -49,7 +54,7 @@ static int64_t image_floats(const struct clt__conv2d *c)
 static int64_t choose_chunk(const struct clt__conv2d *c)
 {
     const int64_t n = c->n > 0 ? c->n : 1;
-    int64_t most = (int64_t)(CLT__CONV2D_WORKSPACE_CAP / sizeof(float)) / image_floats(c);
+    int64_t most = (int64_t)(CLT__CONV2D_WORKSPACE_CAP / sizeof(float)) / image_elements(c);
     if (most < 1)
         most = 1;
     const int64_t chunks = (n + most - 1) / most;
@@ -109,7 +114,7 @@ enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2
         c->chunk = choose_chunk(c);
     else if (c->chunk > c->n && c->n > 0)
         c->chunk = c->n;
-    const int64_t chunk_size[] = {c->chunk, image_floats(c)};
+    const int64_t chunk_size[] = {c->chunk, image_elements(c)};
     if (!product_fits(chunk_size, 2, &count)) {
         clt__log(log, CLT_LOG_ERROR,
                  "conv2d: the workspace of a chunk of %lld images has 2^31 elements or more",
@@ -132,7 +137,7 @@ uint64_t clt__conv2d_workspace_bytes(const struct clt__conv2d *c)
     const struct clt_log silent = {discard, NULL, CLT_LOG_ERROR};
     if (clt__conv2d_resolve(&silent, &r) != CLT_OK)
         return 0;
-    return (uint64_t)(r.chunk * image_floats(&r)) * sizeof(float);
+    return (uint64_t)(r.chunk * image_elements(&r)) * sizeof(float);
 }
 
 static struct clt__buf at(struct clt__buf b, int64_t elements)
@@ -263,16 +268,16 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
         return st;
     const struct sizes s = sizes_of(&c);
     const char *op = "conv2d_forward";
-    st = clt__check_buf(dev, x, s.x, sizeof(float), op, "x");
+    const size_t e = clt__storage_bytes(dev);
+    st = clt__check_buf(dev, x, s.x, e, op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, weight, s.weight, sizeof(float), op, "weight");
+        st = clt__check_buf(dev, weight, s.weight, e, op, "weight");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, s.y, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, s.y, e, op, "y");
     if (st == CLT_OK && bias.mem)
-        st = clt__check_buf(dev, bias, c.c_out, sizeof(float), op, "bias");
+        st = clt__check_buf(dev, bias, c.c_out, e, op, "bias");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, workspace, c.chunk * image_floats(&c), sizeof(float), op,
-                            "workspace");
+        st = clt__check_buf(dev, workspace, c.chunk * image_elements(&c), e, op, "workspace");
     for (int64_t n = 0; n < c.n && st == CLT_OK; n += c.chunk) {
         const struct chunk ch = chunk_at(&c, &s, n, workspace);
         st = chunk_forward(dev, &c, &s, &ch, x, weight, bias, y);
@@ -340,20 +345,20 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
     const struct sizes s = sizes_of(&c);
     const char *op = "conv2d_backward";
     const bool columns = dx.mem || dweight.mem;
-    st = clt__check_buf(dev, dy, s.y, sizeof(float), op, "dy");
+    const size_t e = clt__storage_bytes(dev);
+    st = clt__check_buf(dev, dy, s.y, e, op, "dy");
     if (st == CLT_OK && dx.mem)
-        st = clt__check_buf(dev, dx, s.x, sizeof(float), op, "dx");
+        st = clt__check_buf(dev, dx, s.x, e, op, "dx");
     if (st == CLT_OK && dx.mem)
-        st = clt__check_buf(dev, weight, s.weight, sizeof(float), op, "weight (needed for dx)");
+        st = clt__check_buf(dev, weight, s.weight, e, op, "weight (needed for dx)");
     if (st == CLT_OK && dweight.mem)
-        st = clt__check_buf(dev, dweight, s.weight, sizeof(float), op, "dweight");
+        st = clt__check_buf(dev, dweight, s.weight, e, op, "dweight");
     if (st == CLT_OK && dweight.mem)
-        st = clt__check_buf(dev, x, s.x, sizeof(float), op, "x (needed for dweight)");
+        st = clt__check_buf(dev, x, s.x, e, op, "x (needed for dweight)");
     if (st == CLT_OK && dbias.mem)
-        st = clt__check_buf(dev, dbias, c.c_out, sizeof(float), op, "dbias");
+        st = clt__check_buf(dev, dbias, c.c_out, e, op, "dbias");
     if (st == CLT_OK && columns)
-        st = clt__check_buf(dev, workspace, c.chunk * image_floats(&c), sizeof(float), op,
-                            "workspace");
+        st = clt__check_buf(dev, workspace, c.chunk * image_elements(&c), e, op, "workspace");
     if (st != CLT_OK)
         return st;
     /* An empty batch enqueues nothing: the gradients are left as they are. */
@@ -441,6 +446,7 @@ const struct clt__op_def clt__op_conv2d = {
     .backward = conv_backward,
     .workspace = conv_workspace,
     .bench = bench_conv2d,
+    .storage16 = true,
 };
 
 struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,

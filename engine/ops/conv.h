@@ -20,6 +20,9 @@
  * bias added on the way out; a chunk of one image needs no copy). Backward the same columns give
  * dweight, and dx is a GEMM into the workspace followed by a gather (col2im) with no atomics.
  *
+ * Every tensor and the workspace hold elements of the device's storage (dev->storage: fp32,
+ * fp16 or bf16; docs/precision.md), and offsets count them; sums are in fp32 whatever it is.
+ *
  * Launchers check their arguments, enqueue on dev->queue and return: they never allocate
  * and never block. A batch of 0 images enqueues nothing.
  */
@@ -54,8 +57,9 @@ struct clt__conv2d {
 enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2d *c);
 
 /* Bytes of workspace the forward and backward passes need: a chunk's columns and its GEMM
- * output, chunk * (K + C_out) * OH * OW floats with K = C_in * KH * KW; 0 for parameters
- * clt__conv2d_resolve rejects. */
+ * output, chunk * (K + C_out) * OH * OW elements with K = C_in * KH * KW, at 4 bytes each
+ * (fp32; a 16-bit storage uses the first half); 0 for parameters clt__conv2d_resolve
+ * rejects. */
 uint64_t clt__conv2d_workspace_bytes(const struct clt__conv2d *c);
 
 /* y = conv2d(x, weight) + bias. bias.mem NULL: no bias. workspace holds

@@ -47,11 +47,12 @@ enum clt_status clt__embedding_forward(struct clt_device *dev, struct clt__buf t
                  op, (long long)vocab, (long long)dim, (long long)tokens);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    enum clt_status st = clt__check_buf(dev, table, vocab * dim, sizeof(float), op, "table");
+    const size_t e = clt__storage_bytes(dev);
+    enum clt_status st = clt__check_buf(dev, table, vocab * dim, e, op, "table");
     if (st == CLT_OK)
         st = clt__check_buf(dev, ids, tokens, sizeof(cl_int), op, "ids");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, tokens * dim, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, tokens * dim, e, op, "y");
     if (st != CLT_OK)
         return st;
     return CLT__RUN_ND(dev, CLT__K_embedding_forward, 2, ((size_t[]){(size_t)dim, (size_t)tokens}),
@@ -116,9 +117,9 @@ enum clt_status clt__embedding_backward(struct clt_device *dev, struct clt__buf 
     }
     enum clt_status st = clt__check_buf(dev, ids, tokens, sizeof(cl_int), op, "ids");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, tokens * dim, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, tokens * dim, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dtable, vocab * dim, sizeof(float), op, "dtable");
+        st = clt__check_buf(dev, dtable, vocab * dim, clt__storage_bytes(dev), op, "dtable");
     if (st == CLT_OK)
         st = clt__check_buf(dev, workspace, (int64_t)(ws_bytes / sizeof(cl_int)), sizeof(cl_int),
                             op, "workspace");
@@ -174,6 +175,7 @@ const struct clt__op_def clt__op_embedding = {
     .backward = emb_backward,
     .workspace = emb_workspace,
     .bench = bench_embedding,
+    .storage16 = true,
 };
 
 struct clt_tensor *clt_embedding(struct clt_graph *g, struct clt_tensor *ids, int64_t vocab,

@@ -59,23 +59,24 @@ enum clt_status clt__pool2d_resolve(const struct clt_log *log, struct clt__pool2
 }
 
 /* Resolves p into *out and checks the buffers: `in` is x or dx, `bufs` the tensors of the
- * output's shape (y, dy, argmax), NULL mems allowed where optional[i]. Every element (float,
- * or int for argmax) has 4 bytes. */
+ * output's shape (y, dy, argmax), NULL mems allowed where optional[i]. x, dx, y and dy have
+ * elements of the storage (clt__storage_bytes), argmax (is_int[i]) 4-byte ints. */
 static enum clt_status prepare(struct clt_device *dev, const char *op, const struct clt__pool2d *p,
                                struct clt__pool2d *out, const char *in_name, struct clt__buf in,
                                const char **names, const struct clt__buf *bufs,
-                               const bool *optional, size_t count)
+                               const bool *optional, const bool *is_int, size_t count)
 {
     if (!dev || !p)
         return CLT_ERR_INVALID_ARGUMENT;
     *out = *p;
+    const size_t e = clt__storage_bytes(dev);
     enum clt_status st = clt__pool2d_resolve(&dev->log, out);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, in, out->n * out->c * out->h * out->w, sizeof(float), op, in_name);
+        st = clt__check_buf(dev, in, out->n * out->c * out->h * out->w, e, op, in_name);
     for (size_t i = 0; i < count && st == CLT_OK; i++)
         if (bufs[i].mem || !optional[i])
-            st = clt__check_buf(dev, bufs[i], out->n * out->c * out->oh * out->ow, sizeof(float),
-                                op, names[i]);
+            st = clt__check_buf(dev, bufs[i], out->n * out->c * out->oh * out->ow,
+                                is_int[i] ? sizeof(cl_int) : e, op, names[i]);
     return st;
 }
 
@@ -119,9 +120,9 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
     struct clt__pool2d p;
     const char *names[] = {"y", "argmax"};
     const struct clt__buf bufs[] = {y, argmax};
-    const bool optional[] = {false, true};
+    const bool optional[] = {false, true}, is_int[] = {false, true};
     enum clt_status st =
-        prepare(dev, "maxpool2d_forward", pool, &p, "x", x, names, bufs, optional, 2);
+        prepare(dev, "maxpool2d_forward", pool, &p, "x", x, names, bufs, optional, is_int, 2);
     if (st != CLT_OK)
         return st;
     /* Without argmax the kernel gets y's buffer in its place and never touches it. */
@@ -141,9 +142,9 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
     struct clt__pool2d p;
     const char *names[] = {"argmax", "dy"};
     const struct clt__buf bufs[] = {argmax, dy};
-    const bool optional[] = {false, false};
+    const bool optional[] = {false, false}, is_int[] = {true, false};
     enum clt_status st =
-        prepare(dev, "maxpool2d_backward", pool, &p, "dx", dx, names, bufs, optional, 2);
+        prepare(dev, "maxpool2d_backward", pool, &p, "dx", dx, names, bufs, optional, is_int, 2);
     if (st != CLT_OK)
         return st;
     if (is_2x2(&p) && p.h % 2 == 0 && p.w % 2 == 0)
@@ -162,9 +163,9 @@ enum clt_status clt__avgpool2d_forward(struct clt_device *dev, const struct clt_
 {
     struct clt__pool2d p;
     const char *names[] = {"y"};
-    const bool optional[] = {false};
+    const bool optional[] = {false}, is_int[] = {false};
     enum clt_status st =
-        prepare(dev, "avgpool2d_forward", pool, &p, "x", x, names, &y, optional, 1);
+        prepare(dev, "avgpool2d_forward", pool, &p, "x", x, names, &y, optional, is_int, 1);
     if (st != CLT_OK)
         return st;
     return CLT__RUN_ND(dev, CLT__K_avgpool2d_forward, 3, OUT_RANGE(&p), GEOMETRY(&p), CLT__BUF(x),
@@ -176,9 +177,9 @@ enum clt_status clt__avgpool2d_backward(struct clt_device *dev, const struct clt
 {
     struct clt__pool2d p;
     const char *names[] = {"dy"};
-    const bool optional[] = {false};
+    const bool optional[] = {false}, is_int[] = {false};
     enum clt_status st =
-        prepare(dev, "avgpool2d_backward", pool, &p, "dx", dx, names, &dy, optional, 1);
+        prepare(dev, "avgpool2d_backward", pool, &p, "dx", dx, names, &dy, optional, is_int, 1);
     if (st != CLT_OK)
         return st;
     if (disjoint(&p))
@@ -201,9 +202,10 @@ static enum clt_status check_global(struct clt_device *dev, const char *op, int6
                  (long long)n, (long long)c, (long long)h, (long long)w);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    enum clt_status st = clt__check_buf(dev, big, n * c * h * w, sizeof(float), op, big_name);
+    const size_t e = clt__storage_bytes(dev);
+    enum clt_status st = clt__check_buf(dev, big, n * c * h * w, e, op, big_name);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, small, n * c, sizeof(float), op, small_name);
+        st = clt__check_buf(dev, small, n * c, e, op, small_name);
     return st;
 }
 
@@ -285,6 +287,7 @@ const struct clt__op_def clt__op_pool2d = {
     .forward = pool_forward,
     .backward = pool_backward,
     .bench = bench_pool2d,
+    .storage16 = true,
 };
 
 static struct clt_tensor *pool(struct clt_graph *g, struct clt_tensor *x, enum clt__pool_kind kind,

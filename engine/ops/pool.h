@@ -20,6 +20,9 @@
  * of its cell, with the same values. No atomics; results do not depend on the work-group
  * size. accumulate false writes dx, true adds to it.
  *
+ * x, y, dx and dy hold elements of the device's storage (dev->storage: fp32, fp16 or bf16;
+ * docs/precision.md), argmax ints; offsets count elements of each. Sums are in fp32.
+ *
  * Launchers check their arguments, enqueue on dev->queue and return: they never allocate
  * and never block. N = 0 or C = 0 enqueues nothing.
  */

@@ -125,9 +125,9 @@ enum clt_status clt__permute_forward(struct clt_device *dev, struct clt__buf x, 
     int64_t n, x_stride[CLT_MAX_DIMS];
     enum clt_status st = permute_check(dev, op, ndim, x_shape, perm, &n, x_stride);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, n, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, n, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
     /* y's dimension k is x's dimension perm[k]. */
@@ -151,9 +151,9 @@ enum clt_status clt__permute_backward(struct clt_device *dev, struct clt__buf dy
     int64_t n, x_stride[CLT_MAX_DIMS];
     enum clt_status st = permute_check(dev, op, ndim, x_shape, perm, &n, x_stride);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, n, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, n, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
+        st = clt__check_buf(dev, dx, n, clt__storage_bytes(dev), op, "dx");
     if (st != CLT_OK)
         return st;
     /* dx is dense in x_shape; x's dimension perm[k] is dy's dimension k, whose stride in
@@ -236,12 +236,12 @@ static enum clt_status concat_check(struct clt_device *dev, const char *op, uint
                  (long long)r->axis, axis);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    st = clt__check_buf(dev, y, r->outer * r->axis * r->inner, sizeof(float), op,
+    st = clt__check_buf(dev, y, r->outer * r->axis * r->inner, clt__storage_bytes(dev), op,
                         "the concatenation");
     for (uint32_t k = 0; k < count && st == CLT_OK; k++)
         if (xs[k].mem || !skip_null)
-            st = clt__check_buf(dev, xs[k], r->outer * len[k] * r->inner, sizeof(float), op,
-                                "an input");
+            st = clt__check_buf(dev, xs[k], r->outer * len[k] * r->inner, clt__storage_bytes(dev),
+                                op, "an input");
     return st;
 }
 
@@ -293,10 +293,11 @@ static enum clt_status slice_check(struct clt_device *dev, const char *op, struc
                  (long long)start, (long long)(start + len), (long long)r->axis);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    st = clt__check_buf(dev, x, r->outer * r->axis * r->inner, sizeof(float), op,
+    st = clt__check_buf(dev, x, r->outer * r->axis * r->inner, clt__storage_bytes(dev), op,
                         "the whole tensor");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, r->outer * len * r->inner, sizeof(float), op, "the slice");
+        st = clt__check_buf(dev, y, r->outer * len * r->inner, clt__storage_bytes(dev), op,
+                            "the slice");
     return st;
 }
 
@@ -391,7 +392,7 @@ enum clt_status clt__view_flatten(const struct clt_view *in, uint32_t first, uin
 
 /* ---- reshape and flatten ----------------------------------------------------------------- */
 
-const struct clt__op_def clt__op_reshape = {.is_view = true};
+const struct clt__op_def clt__op_reshape = {.is_view = true, .storage16 = true};
 
 struct clt_tensor *clt_reshape(struct clt_graph *g, struct clt_tensor *x, uint32_t ndim,
                                const int64_t *shape)
@@ -447,8 +448,10 @@ static struct clt_tensor *bench_permute(struct clt_graph *g)
     return clt_permute(g, CLT__BENCH_PARAM(g, "x", 4, 16, 128, 4, 32), (uint32_t[]){0, 2, 1, 3});
 }
 
-const struct clt__op_def clt__op_permute = {
-    .forward = permute_forward, .backward = permute_backward, .bench = bench_permute};
+const struct clt__op_def clt__op_permute = {.forward = permute_forward,
+                                            .backward = permute_backward,
+                                            .bench = bench_permute,
+                                            .storage16 = true};
 
 struct clt_tensor *clt_permute(struct clt_graph *g, struct clt_tensor *x, const uint32_t *perm)
 {
@@ -522,8 +525,10 @@ static struct clt_tensor *bench_concat(struct clt_graph *g)
     return clt_concat(g, 2, xs, 1);
 }
 
-const struct clt__op_def clt__op_concat = {
-    .forward = concat_forward, .backward = concat_backward, .bench = bench_concat};
+const struct clt__op_def clt__op_concat = {.forward = concat_forward,
+                                           .backward = concat_backward,
+                                           .bench = bench_concat,
+                                           .storage16 = true};
 
 struct clt_tensor *clt_concat(struct clt_graph *g, uint32_t n, struct clt_tensor *const *xs,
                               uint32_t axis)
@@ -579,7 +584,7 @@ static struct clt_tensor *bench_slice(struct clt_graph *g)
 }
 
 const struct clt__op_def clt__op_slice = {
-    .forward = slice_forward, .backward = slice_backward, .bench = bench_slice};
+    .forward = slice_forward, .backward = slice_backward, .bench = bench_slice, .storage16 = true};
 
 struct clt_tensor *clt_slice(struct clt_graph *g, struct clt_tensor *x, uint32_t axis,
                              int64_t start, int64_t length)

@@ -2,13 +2,15 @@
  * shape.h: ops that move data (kernels in cl/shape.cl): embedding lookup, permute, concat,
  * slice, and the views reshape and flatten, which need no kernel.
  *
- * Tensors are dense and row-major, float (F32) except the ids (I32). Launchers take buffers
- * with element offsets (struct clt__buf) and shapes as int64_t; every tensor must end within
- * its buffer (checked against CL_MEM_SIZE) and before element 2^31, since kernels index
- * with int. They set arguments and enqueue on dev->queue: they never allocate and never
- * block. Bad arguments (NULL device or buffer, negative sizes, shapes that do not match)
- * return CLT_ERR_INVALID_ARGUMENT with a line in the log. Sizes of 0 are allowed and enqueue
- * nothing (except where a backward must still clear its gradient).
+ * Tensors are dense and row-major, F32 except the ids (I32); an F32 tensor (marked F32
+ * below) holds elements of the device's storage (dev->storage: fp32, fp16 or bf16,
+ * docs/precision.md), sums and accumulation in fp32. Launchers take buffers with element
+ * offsets (struct clt__buf, in elements of the tensor's type) and shapes as int64_t; every
+ * tensor must end within its buffer (checked against CL_MEM_SIZE) and before element 2^31,
+ * since kernels index with int. They set arguments and enqueue on dev->queue: they never
+ * allocate and never block. Bad arguments (NULL device or buffer, negative sizes, shapes
+ * that do not match) return CLT_ERR_INVALID_ARGUMENT with a line in the log. Sizes of 0 are
+ * allowed and enqueue nothing (except where a backward must still clear its gradient).
  *
  * Every backward takes `accumulate`: false writes the gradient (dx = ...), true adds to it
  * (dx += ...).
