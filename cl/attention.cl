@@ -12,6 +12,10 @@
  *   lse                           [Z, T]  log(sum_j exp(s_ij)) of every query row, where
  *                                          s_ij = scale * q_i . k_j over the live keys
  *   delta                         [Z, T]  rowsum(dO * O) of every query row
+ * Storage (cl/common.cl, docs/precision.md): q, k, v, o, dout, dq, dk, dv are store_t (fp32,
+ * fp16 or bf16 by the program's build), read through LOAD into float registers and local
+ * memory and written through STORE once per element; lse and delta stay float in every build.
+ * The online softmax, every dot product and every sum is in float.
  *
  * Forward, per query row i:   m = max_j s_ij,  l = sum_j exp(s_ij - m),
  *                             o_i = sum_j exp(s_ij - m) v_j / l,  lse_i = m + log(l);
@@ -58,18 +62,18 @@ float att_dot(const float4 *a, __local const float4 *b, int dv)
 }
 
 /* Row r of a [T, D] matrix as dv float4, zero-padded past D. */
-float4 att_vec(__global const float *m, int r, int c, int d)
+float4 att_vec(__global const store_t *m, int r, int c, int d)
 {
     const int e = 4 * c;
-    __global const float *row = m + (size_t)r * d;
-    return (float4)(e < d ? row[e] : 0.0f, e + 1 < d ? row[e + 1] : 0.0f,
-                    e + 2 < d ? row[e + 2] : 0.0f, e + 3 < d ? row[e + 3] : 0.0f);
+    __global const store_t *row = m + (size_t)r * d;
+    return (float4)(e < d ? LOAD(row, e) : 0.0f, e + 1 < d ? LOAD(row, e + 1) : 0.0f,
+                    e + 2 < d ? LOAD(row, e + 2) : 0.0f, e + 3 < d ? LOAD(row, e + 3) : 0.0f);
 }
 
 /* Loads rows [r0, r0 + TILE) of a [T, D] matrix into tile (dv float4 per row, zero-padded);
  * rows past T read 0. Every work-item of the group calls it; the loop's trip count is the same
  * for all. */
-void att_load(__local float4 *tile, __global const float *m, int r0, int t, int d, int dv)
+void att_load(__local float4 *tile, __global const store_t *m, int r0, int t, int d, int dv)
 {
     const int n = TILE * dv, l = get_local_size(0), lid = get_local_id(0);
     for (int e0 = 0; e0 < n; e0 += l) {
@@ -82,16 +86,16 @@ void att_load(__local float4 *tile, __global const float *m, int r0, int t, int 
 }
 
 /* Element e of a [T, D] row: written (or added to, when accumulate) when e < d. */
-void att_put(__global float *row, int e, int d, float y, int accumulate)
+void att_put(__global store_t *row, int e, int d, float y, int accumulate)
 {
     if (e < d)
-        row[e] = accumulate ? row[e] + y : y;
+        STORE(row, e, accumulate ? LOAD(row, e) + y : y);
 }
 
 /* Writes (or adds to, when accumulate) row r of a [T, D] matrix from dv float4 times alpha. */
-void att_store(__global float *m, int r, int d, const float4 *x, float alpha, int accumulate)
+void att_store(__global store_t *m, int r, int d, const float4 *x, float alpha, int accumulate)
 {
-    __global float *row = m + (size_t)r * d;
+    __global store_t *row = m + (size_t)r * d;
     for (int c = 0; 4 * c < d; c++) {
         const float4 y = alpha * x[c];
         att_put(row, 4 * c, d, y.x, accumulate);
@@ -110,11 +114,11 @@ void att_group(int t, int *z, int *row0)
 }
 
 __kernel void attention_flash_forward(int t, int d, float scale, int causal,
-                                      __global const float *q, int q_off, /* [Z, T, D] */
-                                      __global const float *k, int k_off, /* [Z, T, D] */
-                                      __global const float *v, int v_off, /* [Z, T, D] */
-                                      __global float *o, int o_off,       /* out: [Z, T, D] */
-                                      __global float *lse, int lse_off)   /* out: [Z, T] */
+                                      __global const store_t *q, int q_off, /* [Z, T, D] */
+                                      __global const store_t *k, int k_off, /* [Z, T, D] */
+                                      __global const store_t *v, int v_off, /* [Z, T, D] */
+                                      __global store_t *o, int o_off,       /* out: [Z, T, D] */
+                                      __global float *lse, int lse_off)     /* out: [Z, T] */
 {
     __local float4 ks[TILE * DV], vs[TILE * DV];
     int z, i0;
@@ -168,9 +172,9 @@ __kernel void attention_flash_forward(int t, int d, float scale, int causal,
     lse[lse_off + (size_t)z * t + i] = m + log(l);
 }
 
-__kernel void attention_flash_delta(int rows, int d, __global const float *dout,
+__kernel void attention_flash_delta(int rows, int d, __global const store_t *dout,
                                     int dout_off,                         /* [rows, D] */
-                                    __global const float *o, int o_off,   /* [rows, D] */
+                                    __global const store_t *o, int o_off, /* [rows, D] */
                                     __global float *delta, int delta_off) /* out: [rows] */
 {
     const int row = get_global_id(0);
@@ -180,18 +184,18 @@ __kernel void attention_flash_delta(int rows, int d, __global const float *dout,
     o += o_off + (size_t)row * d;
     float s = 0.0f;
     for (int c = 0; c < d; c++)
-        s = fma(dout[c], o[c], s);
+        s = fma(LOAD(dout, c), LOAD(o, c), s);
     delta[delta_off + row] = s;
 }
 
 __kernel void attention_flash_dq(int t, int d, float scale, int causal, int accumulate,
-                                 __global const float *q, int q_off,         /* [Z, T, D] */
-                                 __global const float *k, int k_off,         /* [Z, T, D] */
-                                 __global const float *v, int v_off,         /* [Z, T, D] */
-                                 __global const float *dout, int dout_off,   /* [Z, T, D] */
+                                 __global const store_t *q, int q_off,       /* [Z, T, D] */
+                                 __global const store_t *k, int k_off,       /* [Z, T, D] */
+                                 __global const store_t *v, int v_off,       /* [Z, T, D] */
+                                 __global const store_t *dout, int dout_off, /* [Z, T, D] */
                                  __global const float *lse, int lse_off,     /* [Z, T] */
                                  __global const float *delta, int delta_off, /* [Z, T] */
-                                 __global float *dq, int dq_off)             /* out: [Z, T, D] */
+                                 __global store_t *dq, int dq_off)           /* out: [Z, T, D] */
 {
     __local float4 ks[TILE * DV], vs[TILE * DV];
     int z, i0;
@@ -235,14 +239,14 @@ __kernel void attention_flash_dq(int t, int d, float scale, int causal, int accu
 }
 
 __kernel void attention_flash_dkdv(int t, int d, float scale, int causal, int acc_dk, int acc_dv,
-                                   __global const float *q, int q_off,         /* [Z, T, D] */
-                                   __global const float *k, int k_off,         /* [Z, T, D] */
-                                   __global const float *v, int v_off,         /* [Z, T, D] */
-                                   __global const float *dout, int dout_off,   /* [Z, T, D] */
+                                   __global const store_t *q, int q_off,       /* [Z, T, D] */
+                                   __global const store_t *k, int k_off,       /* [Z, T, D] */
+                                   __global const store_t *v, int v_off,       /* [Z, T, D] */
+                                   __global const store_t *dout, int dout_off, /* [Z, T, D] */
                                    __global const float *lse, int lse_off,     /* [Z, T] */
                                    __global const float *delta, int delta_off, /* [Z, T] */
-                                   __global float *dk, int dk_off,  /* out: [Z, T, D] or NULL */
-                                   __global float *dv_, int dv_off) /* out: [Z, T, D] or NULL */
+                                   __global store_t *dk, int dk_off,  /* out: [Z, T, D] or NULL */
+                                   __global store_t *dv_, int dv_off) /* out: [Z, T, D] or NULL */
 {
     __local float4 qs[TILE * DV], dos[TILE * DV];
     __local float lse_t[TILE], delta_t[TILE];

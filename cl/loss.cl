@@ -15,6 +15,11 @@
  *                      [3 rows]           number of counted rows (written by the finish)
  *                    mse workspace: one partial sum per block of block_size elements
  *   loss, dloss      [1]               scalar loss and its upstream gradient
+ * Storage (cl/common.cl, docs/precision.md): x, y, dy, dx, logits, dlogits and mse's x, target
+ * and dx are store_t (fp32, fp16 or bf16 by the program's build), read through LOAD/VLOAD8
+ * into float and written through STORE/VSTORE8; labels, ws, loss and dloss stay int and float
+ * in every build (the loss and its seed are the ops' wide outputs). Every max, sum and mean is
+ * a float; each output element is rounded to the storage once.
  *
  * Work-items:
  *   softmax_forward, softmax_backward: one work-item per row. The backward walks it in column
@@ -94,60 +99,60 @@ int loss_tree_sum_int(__local int *part)
 }
 
 /* max_j x[j] over one row x [cols]. */
-float loss_row_max(__global const float *x, int cols, __local float *part)
+float loss_row_max(__global const store_t *x, int cols, __local float *part)
 {
     for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
         float m = -INFINITY;
-        for (int j = p; j < cols; j += LANES)
-            m = x[j] > m ? x[j] : m;
+        for (int j = p; j < cols; j += LANES) {
+            const float v = LOAD(x, j);
+            m = v > m ? v : m;
+        }
         part[p] = m;
     }
     return loss_tree(part, LOSS_MAX);
 }
 
 /* sum_j exp(x[j] - m) over one row x [cols]. */
-float loss_row_sum_exp(__global const float *x, int cols, float m, __local float *part)
+float loss_row_sum_exp(__global const store_t *x, int cols, float m, __local float *part)
 {
     for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
         float acc = 0.0f;
         for (int j = p; j < cols; j += LANES)
-            acc += exp(x[j] - m);
+            acc += exp(LOAD(x, j) - m);
         part[p] = acc;
     }
     return loss_tree(part, LOSS_SUM);
 }
 
 /* sum_j a[j] * b[j] over one row a, b [cols]. */
-float loss_row_dot(__global const float *a, __global const float *b, int cols, __local float *part)
+float loss_row_dot(__global const store_t *a, __global const store_t *b, int cols,
+                   __local float *part)
 {
     for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
         float acc = 0.0f;
         for (int j = p; j < cols; j += LANES)
-            acc += a[j] * b[j];
+            acc += LOAD(a, j) * LOAD(b, j);
         part[p] = acc;
     }
     return loss_tree(part, LOSS_SUM);
 }
 
 /* sum_j (a[j] - shift) over one row a [cols]. */
-float loss_row_sum_shifted(__global const float *a, int cols, float shift, __local float *part)
+float loss_row_sum_shifted(__global const store_t *a, int cols, float shift, __local float *part)
 {
     for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
         float acc = 0.0f;
         for (int j = p; j < cols; j += LANES)
-            acc += a[j] - shift;
+            acc += LOAD(a, j) - shift;
         part[p] = acc;
     }
     return loss_tree(part, LOSS_SUM);
 }
 
-/* Writes v into *out, or adds it when accumulating. */
-void loss_store(__global float *out, float v, int accumulate)
+/* Writes v into out[i], or adds it when accumulating (in float, stored once). */
+void loss_store(__global store_t *out, int i, float v, int accumulate)
 {
-    if (accumulate)
-        *out += v;
-    else
-        *out = v;
+    STORE(out, i, accumulate ? LOAD(out, i) + v : v);
 }
 
 /* ---- Softmax and log-softmax ------------------------------------------------------------- */
@@ -167,27 +172,27 @@ int softmax_live(int row, int cols, int causal)
  * per work-item across work-items). */
 
 /* Columns j .. j + 7 of row x, those at n or past it read as fill. */
-float8 loss_load8(__global const float *x, int j, int n, float fill)
+float8 loss_load8(__global const store_t *x, int j, int n, float fill)
 {
     if (j + 8 <= n)
-        return vload8(0, x + j);
+        return VLOAD8(0, x + j);
     float a[8];
     for (int l = 0; l < 8; l++)
-        a[l] = j + l < n ? x[j + l] : fill;
+        a[l] = j + l < n ? LOAD(x, j + l) : fill;
     return vload8(0, a);
 }
 
 /* Writes the lanes of v whose column j + l is below n (added to the row when accumulate). */
-void loss_store8(__global float *y, int j, int n, float8 v, int accumulate)
+void loss_store8(__global store_t *y, int j, int n, float8 v, int accumulate)
 {
     if (j + 8 <= n) {
-        vstore8(accumulate ? vload8(0, y + j) + v : v, 0, y + j);
+        VSTORE8(accumulate ? VLOAD8(0, y + j) + v : v, 0, y + j);
         return;
     }
     float a[8];
     vstore8(v, 0, a);
     for (int l = 0; j + l < n && l < 8; l++)
-        y[j + l] = accumulate ? y[j + l] + a[l] : a[l];
+        loss_store(y, j + l, a[l], accumulate);
 }
 
 /* The maximum of the lanes of v (NaN never wins; exact in any order). */
@@ -208,12 +213,14 @@ float loss_sum8(float8 v)
 /* y[r, j] = exp(x[r, j] - max_r) / sum_k exp(x[r, k] - max_r) over the live columns k of the
  * row, exact zeros in the masked ones. Unlike the other row kernels, one work-item per row
  * (its rows are many and short: attention's scores, class scores), walking the row by 8
- * lanes (above), so every sum has a fixed order whatever the launch shape; each exp is
- * computed once. y may be x (in place): each element is read before it is written, by the
- * same work-item. */
-__kernel void softmax_forward(int rows, int cols, int causal, __global const float *x,
-                              int x_off,                    /* [rows, cols] */
-                              __global float *y, int y_off) /* [rows, cols] */
+ * lanes (above), so every sum has a fixed order whatever the launch shape. In fp32 each exp is
+ * computed once and held in y until the division; in 16-bit storage that would round it twice,
+ * so the last pass computes each exp again (the same function of the same input: the same
+ * value) and stores the quotient once. y may be x (in place): each element is read before it
+ * is written, by the same work-item. */
+__kernel void softmax_forward(int rows, int cols, int causal, __global const store_t *x,
+                              int x_off,                      /* [rows, cols] */
+                              __global store_t *y, int y_off) /* [rows, cols] */
 {
     const int row = get_global_id(0);
     if (row >= rows)
@@ -230,23 +237,31 @@ __kernel void softmax_forward(int rows, int cols, int causal, __global const flo
     float8 s8 = (float8)(0.0f);
     for (int j = 0; j < live; j += 8) {
         const float8 e = exp_nonpos8(loss_load8(x, j, live, -INFINITY) - m);
+#if CLT_STORAGE == 32
         loss_store8(y, j, live, e, 0);
+#endif
         s8 += e;
     }
     const float s = loss_sum8(s8);
-    for (int j = 0; j < live; j += 8)
-        loss_store8(y, j, live, loss_load8(y, j, live, 0.0f) / s, 0);
+    for (int j = 0; j < live; j += 8) {
+#if CLT_STORAGE == 32
+        const float8 e = loss_load8(y, j, live, 0.0f);
+#else
+        const float8 e = exp_nonpos8(loss_load8(x, j, live, -INFINITY) - m);
+#endif
+        loss_store8(y, j, live, e / s, 0);
+    }
     for (int j = live; j < cols; j++)
-        y[j] = 0.0f;
+        STORE(y, j, 0.0f);
 }
 
 /* dx[r, j] (+)= y[r, j] * (dy[r, j] - sum_k dy[r, k] * y[r, k]), y the softmax output, the
  * sum over the live columns k in increasing order; masked columns get 0. One work-item per
  * row, as the forward. dx may be dy (in place). */
-__kernel void softmax_backward(int rows, int cols, int causal, __global const float *y,
-                               int y_off,                            /* [rows, cols] */
-                               __global const float *dy, int dy_off, /* [rows, cols] */
-                               __global float *dx, int dx_off,       /* [rows, cols] */
+__kernel void softmax_backward(int rows, int cols, int causal, __global const store_t *y,
+                               int y_off,                              /* [rows, cols] */
+                               __global const store_t *dy, int dy_off, /* [rows, cols] */
+                               __global store_t *dx, int dx_off,       /* [rows, cols] */
                                int accumulate)
 {
     const int row = get_global_id(0);
@@ -258,17 +273,17 @@ __kernel void softmax_backward(int rows, int cols, int causal, __global const fl
     dx += dx_off + (size_t)row * cols;
     float dot = 0.0f;
     for (int j = 0; j < live; j++)
-        dot += dy[j] * y[j];
+        dot += LOAD(dy, j) * LOAD(y, j);
     for (int j = 0; j < live; j++)
-        loss_store(dx + j, y[j] * (dy[j] - dot), accumulate);
+        loss_store(dx, j, LOAD(y, j) * (LOAD(dy, j) - dot), accumulate);
     for (int j = live; j < cols; j++)
-        loss_store(dx + j, 0.0f, accumulate);
+        loss_store(dx, j, 0.0f, accumulate);
 }
 
 /* y[r, j] = (x[r, j] - max_r) - log(sum_k exp(x[r, k] - max_r)). One group per row. */
-__kernel void log_softmax_forward(int rows, int cols, __global const float *x,
-                                  int x_off,                    /* [rows, cols] */
-                                  __global float *y, int y_off) /* [rows, cols] */
+__kernel void log_softmax_forward(int rows, int cols, __global const store_t *x,
+                                  int x_off,                      /* [rows, cols] */
+                                  __global store_t *y, int y_off) /* [rows, cols] */
 {
     __local float part[LANES];
     const int row = get_group_id(0);
@@ -281,15 +296,15 @@ __kernel void log_softmax_forward(int rows, int cols, __global const float *x,
     for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
         const int j = j0 + get_local_id(0);
         if (j < cols)
-            y[j] = (x[j] - m) - log_s;
+            STORE(y, j, (LOAD(x, j) - m) - log_s);
     }
 }
 
 /* dx[r, j] (+)= dy[r, j] - exp(y[r, j]) * sum_k dy[r, k], y the log-softmax output. */
-__kernel void log_softmax_backward(int rows, int cols, __global const float *y,
-                                   int y_off,                            /* [rows, cols] */
-                                   __global const float *dy, int dy_off, /* [rows, cols] */
-                                   __global float *dx, int dx_off,       /* [rows, cols] */
+__kernel void log_softmax_backward(int rows, int cols, __global const store_t *y,
+                                   int y_off,                              /* [rows, cols] */
+                                   __global const store_t *dy, int dy_off, /* [rows, cols] */
+                                   __global store_t *dx, int dx_off,       /* [rows, cols] */
                                    int accumulate)
 {
     __local float part[LANES];
@@ -303,7 +318,7 @@ __kernel void log_softmax_backward(int rows, int cols, __global const float *y,
     for (int j0 = 0; j0 < cols; j0 += get_local_size(0)) {
         const int j = j0 + get_local_id(0);
         if (j < cols)
-            loss_store(dx + j, dy[j] - exp(y[j]) * sum_dy, accumulate);
+            loss_store(dx, j, LOAD(dy, j) - exp(LOAD(y, j)) * sum_dy, accumulate);
     }
 }
 
@@ -321,7 +336,7 @@ int loss_label_counts(int label, int classes, int ignore_index)
  * the cross-entropy of the row against (1 - eps) onehot(label) + eps / classes; and
  * ws[rows + r] = max_r, ws[2 rows + r] = log_s for the backward. One work-item per row,
  * walking it by 8 lanes as softmax_forward does. */
-__kernel void cross_entropy_rows(int rows, int classes, __global const float *logits,
+__kernel void cross_entropy_rows(int rows, int classes, __global const store_t *logits,
                                  int logits_off,                             /* [rows, classes] */
                                  __global const int *labels, int labels_off, /* [rows] */
                                  int ignore_index, float smoothing, __global float *ws,
@@ -353,7 +368,7 @@ __kernel void cross_entropy_rows(int rows, int classes, __global const float *lo
     }
     float loss = 0.0f;
     if (loss_label_counts(label, classes, ignore_index))
-        loss = log_s - (1.0f - smoothing) * (logits[label] - m) - smoothing * mean_z;
+        loss = log_s - (1.0f - smoothing) * (LOAD(logits, label) - m) - smoothing * mean_z;
     ws[row] = loss;
     ws[rows + row] = m;
     ws[2 * rows + row] = log_s;
@@ -394,13 +409,14 @@ __kernel void cross_entropy_finish(int rows, int classes, __global const int *la
 /* dlogits[r, j] (+)= (softmax(logits)[r, j] - target[r, j]) * dloss / count for counted rows,
  * target = (1 - eps) onehot(label) + eps / classes; 0 for ignored rows. Reads max, log_s and
  * count from the workspace the forward filled. One work-item per row, 8 columns at a time. */
-__kernel void cross_entropy_backward(int rows, int classes, __global const float *logits,
+__kernel void cross_entropy_backward(int rows, int classes, __global const store_t *logits,
                                      int logits_off, /* [rows, classes] */
                                      __global const int *labels, int labels_off, /* [rows] */
                                      int ignore_index, float smoothing, __global const float *ws,
                                      int ws_off,                                 /* [3 rows + 1] */
                                      __global const float *dloss, int dloss_off, /* [1] */
-                                     __global float *dlogits, int dlogits_off, /* [rows, classes] */
+                                     __global store_t *dlogits,
+                                     int dlogits_off, /* [rows, classes] */
                                      int accumulate)
 {
     const int row = get_global_id(0);
@@ -431,9 +447,9 @@ __kernel void cross_entropy_backward(int rows, int classes, __global const float
 
 /* ws[b] = sum of (x[i] - target[i])^2 over i in [b block_size, (b + 1) block_size). One
  * group per block. */
-__kernel void mse_partial(int n, int block_size, __global const float *x, int x_off, /* [n] */
-                          __global const float *target, int target_off,              /* [n] */
-                          __global float *ws, int ws_off)                            /* [blocks] */
+__kernel void mse_partial(int n, int block_size, __global const store_t *x, int x_off, /* [n] */
+                          __global const store_t *target, int target_off,              /* [n] */
+                          __global float *ws, int ws_off) /* [blocks] */
 {
     __local float part[LANES];
     const int block = get_group_id(0);
@@ -445,7 +461,7 @@ __kernel void mse_partial(int n, int block_size, __global const float *x, int x_
     for (int p = get_local_id(0); p < LANES; p += get_local_size(0)) {
         float acc = 0.0f;
         for (int i = start + p; i < start + block_size && i < n; i += LANES) {
-            const float d = x[i] - target[i];
+            const float d = LOAD(x, i) - LOAD(target, i);
             acc += d * d;
         }
         part[p] = acc;
@@ -477,15 +493,16 @@ __kernel void mse_finish(int n, int block_size, __global const float *ws, int ws
 }
 
 /* dx[i] (+)= 2 (x[i] - target[i]) * dloss / n. One work-item per element. */
-__kernel void mse_backward(int n, __global const float *x, int x_off,    /* [n] */
-                           __global const float *target, int target_off, /* [n] */
-                           __global const float *dloss, int dloss_off,   /* [1] */
-                           __global float *dx, int dx_off,               /* [n] */
+__kernel void mse_backward(int n, __global const store_t *x, int x_off,    /* [n] */
+                           __global const store_t *target, int target_off, /* [n] */
+                           __global const float *dloss, int dloss_off,     /* [1] */
+                           __global store_t *dx, int dx_off,               /* [n] */
                            int accumulate)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
     const float scale = 2.0f * dloss[dloss_off] / (float)n;
-    loss_store(dx + dx_off + i, (x[x_off + i] - target[target_off + i]) * scale, accumulate);
+    loss_store(dx + dx_off, i, (LOAD(x, x_off + i) - LOAD(target, target_off + i)) * scale,
+               accumulate);
 }

@@ -11,6 +11,12 @@
  * query heads of a group as one [R T, D] matrix of q, o or their gradients (R T * D elements
  * after the previous group's), its key/value head as one [T, D] matrix of k, v or theirs, its
  * scores as one [R T, T] matrix. With HKV = H (multi-head) a group is one head.
+ *
+ * Storage (docs/precision.md): q, k, v, o, their gradients and the scores (p, and the GEMM
+ * path's workspace, which GEMM and the softmax read and write) are store_t, in
+ * clt__storage_bytes(dev) per element, as GEMM's operands are; the tiled path's log-sum-exp and
+ * deltas stay float. Sizes below (clt__attention_*_bytes) are those of fp32, enough for any
+ * storage.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -42,7 +48,9 @@ uint64_t clt__attention_workspace_bytes(int64_t b, int64_t h, int64_t t)
 
 /* What a tensor argument holds: a [T, D] matrix per query head (q, o and their gradients), per
  * key/value head (k, v, dk, dv), a [T, T] matrix per query head (p, work), or one value per
- * query row (the tiled path's log-sum-exp and deltas). */
+ * query row (the tiled path's log-sum-exp and deltas). The matrices are in the device's storage
+ * (store_t: the tensors of the plan, and the scores the GEMMs and the softmax exchange); the
+ * values per row are float in every storage. */
 enum extent { PER_HEAD, PER_KV_HEAD, SQUARE, PER_ROW };
 
 struct tensor {
@@ -87,7 +95,8 @@ static enum clt_status check(struct clt_device *dev, const char *op, const struc
                               (e == SQUARE    ? t
                                : e == PER_ROW ? 1
                                               : d);
-        st = clt__check_buf(dev, tensors[i].b, count, sizeof(float), op, tensors[i].what);
+        const size_t esize = e == PER_ROW ? sizeof(float) : clt__storage_bytes(dev);
+        st = clt__check_buf(dev, tensors[i].b, count, esize, op, tensors[i].what);
     }
     *empty = b == 0 || h == 0 || t == 0;
     return st;
@@ -345,6 +354,17 @@ static bool sdpa_flash(const struct clt_tensor *t)
     return t->naux == 2;
 }
 
+/* The copy of O (tiled path, aux 1) and the probabilities (GEMM path, aux 0) are store_t
+ * tensors: the node declares them F32 (the log-sum-exp, aux 0 of the tiled path, is float in
+ * every storage), so the plan gives them 4 bytes an element, room for any storage, and clt__aux
+ * their offset in floats, which this turns into storage elements. */
+static struct clt__buf sdpa_aux_st(struct clt__exec *x, const struct clt_tensor *t, uint32_t k)
+{
+    struct clt__buf b = clt__aux(x, t, k);
+    b.offset = b.offset * sizeof(float) / clt__storage_bytes(x->dev);
+    return b;
+}
+
 static uint64_t sdpa_workspace(const struct clt_tensor *t)
 {
     if (sdpa_flash(t))
@@ -357,14 +377,14 @@ static enum clt_status sdpa_forward(struct clt__exec *x, const struct clt_tensor
     if (sdpa_flash(t)) {
         enum clt_status st = clt__attention_flash_forward(
             x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
-            clt__aux(x, t, 0), clt__aux(x, t, 1), t->shape[0], t->shape[1], t->shape[2],
+            clt__aux(x, t, 0), sdpa_aux_st(x, t, 1), t->shape[0], t->shape[1], t->shape[2],
             t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
         if (st == CLT_OK)
-            st = clt__copy_forward(x->dev, t->aux_count[1], clt__aux(x, t, 1), clt__val(x, t));
+            st = clt__copy_forward(x->dev, t->aux_count[1], sdpa_aux_st(x, t, 1), clt__val(x, t));
         return st;
     }
     return clt__attention_forward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                                  clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__val(x, t),
+                                  clt__val(x, t->in[2]), sdpa_aux_st(x, t, 0), clt__val(x, t),
                                   t->shape[0], t->shape[1], t->in[1]->shape[1], t->shape[2],
                                   t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal);
 }
@@ -376,12 +396,12 @@ static enum clt_status sdpa_backward(struct clt__exec *x, const struct clt_tenso
     if (sdpa_flash(t))
         return clt__attention_flash_backward(
             x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]), clt__val(x, t->in[2]),
-            clt__aux(x, t, 1), clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x),
+            sdpa_aux_st(x, t, 1), clt__aux(x, t, 0), clt__grad(x, t), clt__workspace(x),
             clt__grad(x, t->in[0]), clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
             t->shape[1], t->shape[2], t->shape[3], t->p.sdpa.scale, t->p.sdpa.causal,
             acc & CLT__ATTENTION_ACC_ALL);
     return clt__attention_backward(x->dev, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
-                                   clt__val(x, t->in[2]), clt__aux(x, t, 0), clt__grad(x, t),
+                                   clt__val(x, t->in[2]), sdpa_aux_st(x, t, 0), clt__grad(x, t),
                                    clt__workspace(x), clt__grad(x, t->in[0]),
                                    clt__grad(x, t->in[1]), clt__grad(x, t->in[2]), t->shape[0],
                                    t->shape[1], t->in[1]->shape[1], t->shape[2], t->shape[3],
@@ -398,6 +418,7 @@ static struct clt_tensor *bench_sdpa(struct clt_graph *g)
 
 const struct clt__op_def clt__op_sdpa = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1) | CLT__SAVES_INPUT(2),
+    .storage16 = true,
     .forward = sdpa_forward,
     .backward = sdpa_backward,
     .workspace = sdpa_workspace,

@@ -3,6 +3,10 @@
  * docs/kernels/loss.md), then the graph ops softmax (and log-softmax), cross_entropy and
  * mse: their definitions and public builders.
  *
+ * Tensors of the plan (x, y, their gradients, logits, mse's x and target) are in the device's
+ * storage (clt__storage_bytes per element, cl/common.cl's store_t); labels, workspaces, the loss
+ * and its gradient are int and float in every storage: cross_entropy and mse are wide_output ops.
+ *
  * Row kernels run one work-group per row. Their local size is the largest power of two within
  * CLT__LOSS_LANES, the kernel's CL_KERNEL_WORK_GROUP_SIZE, dev->wg_1d and the device's first
  * work-item dimension; the kernels give the same result for any local size.
@@ -82,9 +86,9 @@ static enum clt_status rows_forward(struct clt_device *dev, const char *op,
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_shape(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "x", x, rows * cols, clt__storage_bytes(dev));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "y", y, rows * cols, clt__storage_bytes(dev));
     if (st != CLT_OK)
         return st;
     return run_groups(dev, kernel, rows,
@@ -100,11 +104,11 @@ static enum clt_status rows_backward(struct clt_device *dev, const char *op,
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_shape(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "y", y, rows * cols, clt__storage_bytes(dev));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "dy", dy, rows * cols, clt__storage_bytes(dev));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dx", dx, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "dx", dx, rows * cols, clt__storage_bytes(dev));
     if (st != CLT_OK)
         return st;
     return run_groups(dev, kernel, rows,
@@ -120,9 +124,9 @@ enum clt_status clt__softmax_masked_forward(struct clt_device *dev, int64_t rows
     const char *op = "softmax";
     enum clt_status st = check_shape(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "x", x, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "x", x, rows * cols, clt__storage_bytes(dev));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "y", y, rows * cols, clt__storage_bytes(dev));
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, CLT__K_softmax_forward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
@@ -138,11 +142,11 @@ enum clt_status clt__softmax_masked_backward(struct clt_device *dev, int64_t row
     const char *op = "softmax backward";
     enum clt_status st = check_shape(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = check_buf(dev, op, "y", y, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "y", y, rows * cols, clt__storage_bytes(dev));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dy", dy, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "dy", dy, rows * cols, clt__storage_bytes(dev));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dx", dx, rows * cols, sizeof(float));
+        st = check_buf(dev, op, "dx", dx, rows * cols, clt__storage_bytes(dev));
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, CLT__K_softmax_backward, (size_t)rows, CLT__I32(rows), CLT__I32(cols),
@@ -201,7 +205,7 @@ static enum clt_status check_cross_entropy(struct clt_device *dev, const char *o
         st = CLT_ERR_INVALID_ARGUMENT;
     }
     if (st == CLT_OK)
-        st = check_buf(dev, op, "logits", logits, rows * classes, sizeof(float));
+        st = check_buf(dev, op, "logits", logits, rows * classes, clt__storage_bytes(dev));
     if (st == CLT_OK)
         st = check_buf(dev, op, "labels", labels, rows, sizeof(cl_int));
     if (st == CLT_OK)
@@ -249,7 +253,7 @@ enum clt_status clt__cross_entropy_backward(struct clt_device *dev, int64_t rows
     if (st == CLT_OK)
         st = check_buf(dev, op, "dloss", dloss, 1, sizeof(float));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dlogits", dlogits, rows * classes, sizeof(float));
+        st = check_buf(dev, op, "dlogits", dlogits, rows * classes, clt__storage_bytes(dev));
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, CLT__K_cross_entropy_backward, (size_t)rows, CLT__I32(rows),
@@ -273,9 +277,9 @@ static enum clt_status check_mse(struct clt_device *dev, const char *op, int64_t
         clt__log(&dev->log, CLT_LOG_ERROR, "%s: impossible size %lld", op, (long long)n);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    enum clt_status st = check_buf(dev, op, "x", x, n, sizeof(float));
+    enum clt_status st = check_buf(dev, op, "x", x, n, clt__storage_bytes(dev));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "target", target, n, sizeof(float));
+        st = check_buf(dev, op, "target", target, n, clt__storage_bytes(dev));
     return st;
 }
 
@@ -316,7 +320,7 @@ enum clt_status clt__mse_backward(struct clt_device *dev, int64_t n, struct clt_
     if (st == CLT_OK)
         st = check_buf(dev, op, "dloss", dloss, 1, sizeof(float));
     if (st == CLT_OK)
-        st = check_buf(dev, op, "dx", dx, n, sizeof(float));
+        st = check_buf(dev, op, "dx", dx, n, clt__storage_bytes(dev));
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, CLT__K_mse_backward, (size_t)n, CLT__I32(n), CLT__BUF(x), CLT__BUF(target),
@@ -357,6 +361,7 @@ static struct clt_tensor *bench_softmax(struct clt_graph *g)
 
 const struct clt__op_def clt__op_softmax = {
     .saves = CLT__SAVES_OUTPUT,
+    .storage16 = true,
     .forward = softmax_forward,
     .backward = softmax_backward,
     .bench = bench_softmax,
@@ -417,6 +422,8 @@ static struct clt_tensor *bench_cross_entropy(struct clt_graph *g)
 
 const struct clt__op_def clt__op_cross_entropy = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .storage16 = true,
+    .wide_output = true,
     .forward = ce_forward,
     .backward = ce_backward,
     .bench = bench_cross_entropy,
@@ -485,6 +492,8 @@ static struct clt_tensor *bench_mse(struct clt_graph *g)
 
 const struct clt__op_def clt__op_mse = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
+    .storage16 = true,
+    .wide_output = true,
     .forward = mse_forward,
     .backward = mse_backward,
     .workspace = mse_workspace,
