@@ -52,6 +52,13 @@
  * whose CLT__NORM_ACC_DGAMMA and CLT__NORM_ACC_DBETA bits (cl/shared.h) add to dgamma and
  * dbeta.
  *
+ * Storage (cl/common.cl, docs/precision.md): x, y, dy, dx, gamma, beta, dgamma and dbeta are
+ * store_t (fp32, fp16 or bf16 by the program's build), read with LOAD / VLOAD8 and written
+ * with STORE / VSTORE8; mean, inv_std, rstd (aux), running_mean and running_var (state) and
+ * the workspace's partials stay float. Every sum and every product is in float registers and
+ * each output element is rounded to the storage once (an accumulated gradient: its old value
+ * widened, the new term added in float, rounded once).
+ *
  * Tunables: none.
  */
 
@@ -71,8 +78,8 @@ float bn_lanes_sum(float8 v, float tail)
  * (x - shift) over the chunk and M2, the sum of squared deviations from that mean. Both
  * passes read the chunk; the shift keeps the first sum free of a large common offset. */
 __kernel void batchnorm_stats(int n, int c, int s, int rows, int nchunks, int seg, int nseg,
-                              __global const float *x, int x_off, /* [n, c, s] */
-                              __global float *part, int part_off) /* [2, c, nchunks, nseg] */
+                              __global const store_t *x, int x_off, /* [n, c, s] */
+                              __global float *part, int part_off)   /* [2, c, nchunks, nseg] */
 {
     const int g = get_global_id(0), ch = get_global_id(1), k = get_global_id(2);
     if (g >= nseg || ch >= c || k >= nchunks)
@@ -81,27 +88,27 @@ __kernel void batchnorm_stats(int n, int c, int s, int rows, int nchunks, int se
     const int b0 = k * rows, b1 = min(n, b0 + rows);
     const int t0 = g * seg, t1 = min(s, t0 + seg), len = t1 - t0, body = len & ~7;
     x += x_off + ch * s;
-    const float shift = x[0];
+    const float shift = LOAD(x, 0);
     float8 acc = (float8)(0.0f);
     float tail = 0.0f;
     for (int b = b0; b < b1; b++) {
-        __global const float *r = x + b * stride + t0;
+        __global const store_t *r = x + b * stride + t0;
         for (int t = 0; t < body; t += 8)
-            acc += vload8(0, r + t) - shift;
+            acc += VLOAD8(0, r + t) - shift;
         for (int t = body; t < len; t++)
-            tail += r[t] - shift;
+            tail += LOAD(r, t) - shift;
     }
     const float mu = bn_lanes_sum(acc, tail) / (float)((b1 - b0) * len);
     acc = (float8)(0.0f);
     tail = 0.0f;
     for (int b = b0; b < b1; b++) {
-        __global const float *r = x + b * stride + t0;
+        __global const store_t *r = x + b * stride + t0;
         for (int t = 0; t < body; t += 8) {
-            const float8 d = (vload8(0, r + t) - shift) - mu;
+            const float8 d = (VLOAD8(0, r + t) - shift) - mu;
             acc += d * d;
         }
         for (int t = body; t < len; t++) {
-            const float d = (r[t] - shift) - mu;
+            const float d = (LOAD(r, t) - shift) - mu;
             tail += d * d;
         }
     }
@@ -117,7 +124,7 @@ __kernel void batchnorm_stats(int n, int c, int s, int rows, int nchunks, int se
  * statistics towards the batch's (running_var towards the unbiased variance; the launcher
  * refuses m == 1 then). */
 __kernel void batchnorm_stats_combine(int n, int c, int s, int rows, int nchunks, int seg, int nseg,
-                                      float eps, float momentum, __global const float *x,
+                                      float eps, float momentum, __global const store_t *x,
                                       int x_off, /* [n, c, s] */
                                       __global const float *part,
                                       int part_off, /* [2, c, nchunks, nseg] */
@@ -143,7 +150,7 @@ __kernel void batchnorm_stats_combine(int n, int c, int s, int rows, int nchunks
             count = total;
         }
     }
-    const float batch_mean = x[x_off + ch * s] + mu;
+    const float batch_mean = LOAD(x, x_off + ch * s) + mu;
     const float var = m2 / (float)m;
     mean[mean_off + ch] = batch_mean;
     inv_std[inv_std_off + ch] = rsqrt(var + eps);
@@ -159,12 +166,12 @@ __kernel void batchnorm_stats_combine(int n, int c, int s, int rows, int nchunks
  * inference mode (stat_is_var non-zero) mean and stat are the running mean and variance and
  * inv_std = 1 / sqrt(stat + eps). */
 __kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
-                                __global const float *x, int x_off,         /* [n, c, s] */
-                                __global const float *mean, int mean_off,   /* [c] */
-                                __global const float *stat, int stat_off,   /* [c] */
-                                __global const float *gamma, int gamma_off, /* [c] */
-                                __global const float *beta, int beta_off,   /* [c] */
-                                __global float *y, int y_off)               /* [n, c, s] */
+                                __global const store_t *x, int x_off,         /* [n, c, s] */
+                                __global const float *mean, int mean_off,     /* [c] */
+                                __global const float *stat, int stat_off,     /* [c] */
+                                __global const store_t *gamma, int gamma_off, /* [c] */
+                                __global const store_t *beta, int beta_off,   /* [c] */
+                                __global store_t *y, int y_off)               /* [n, c, s] */
 {
     const int lane = get_global_id(0), lanes = get_global_size(0);
     const int ch = get_global_id(1), b = get_global_id(2);
@@ -173,20 +180,21 @@ __kernel void batchnorm_forward(int n, int c, int s, float eps, int stat_is_var,
     const int row = (b * c + ch) * s;
     const float v = stat[stat_off + ch];
     const float inv = stat_is_var ? rsqrt(v + eps) : v;
-    const float mu = mean[mean_off + ch], ga = gamma[gamma_off + ch], be = beta[beta_off + ch];
-    __global const float *xr = x + x_off + row;
-    __global float *yr = y + y_off + row;
+    const float mu = mean[mean_off + ch], ga = LOAD(gamma, gamma_off + ch);
+    const float be = LOAD(beta, beta_off + ch);
+    __global const store_t *xr = x + x_off + row;
+    __global store_t *yr = y + y_off + row;
     for (int t = lane; t < s; t += lanes) {
-        const float xhat = (xr[t] - mu) * inv;
-        yr[t] = xhat * ga + be;
+        const float xhat = (LOAD(xr, t) - mu) * inv;
+        STORE(yr, t, xhat * ga + be);
     }
 }
 
 /* Sums over one chunk of one channel: of dy, and of dy * (x - mean). */
 __kernel void batchnorm_backward_partial(int n, int c, int s, int rows, int nchunks, int seg,
-                                         int nseg, __global const float *x,
+                                         int nseg, __global const store_t *x,
                                          int x_off,                                /* [n, c, s] */
-                                         __global const float *dy, int dy_off,     /* [n, c, s] */
+                                         __global const store_t *dy, int dy_off,   /* [n, c, s] */
                                          __global const float *mean, int mean_off, /* [c] */
                                          __global float *part,
                                          int part_off) /* [2, c, nchunks, nseg] */
@@ -204,16 +212,16 @@ __kernel void batchnorm_backward_partial(int n, int c, int s, int rows, int nchu
     float8 acc_dy = (float8)(0.0f), acc_dyx = (float8)(0.0f);
     float tail_dy = 0.0f, tail_dyx = 0.0f;
     for (int b = b0; b < b1; b++) {
-        __global const float *xr = x + b * stride + t0, *gr = dy + b * stride + t0;
+        __global const store_t *xr = x + b * stride + t0, *gr = dy + b * stride + t0;
         for (int t = 0; t < body; t += 8) {
-            const float8 d = vload8(0, gr + t);
+            const float8 d = VLOAD8(0, gr + t);
             acc_dy += d;
-            acc_dyx += d * (vload8(0, xr + t) - mu);
+            acc_dyx += d * (VLOAD8(0, xr + t) - mu);
         }
         for (int t = body; t < len; t++) {
-            const float d = gr[t];
+            const float d = LOAD(gr, t);
             tail_dy += d;
-            tail_dyx += d * (xr[t] - mu);
+            tail_dyx += d * (LOAD(xr, t) - mu);
         }
     }
     const float sum_dy = bn_lanes_sum(acc_dy, tail_dy), sum_dyx = bn_lanes_sum(acc_dyx, tail_dyx);
@@ -230,9 +238,9 @@ __kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int n
                                          __global const float *part,
                                          int part_off, /* [2, c, nchunks, nseg] */
                                          __global const float *inv_std, int inv_std_off, /* [c] */
-                                         __global float *means, int means_off,   /* [2, c] */
-                                         __global float *dgamma, int dgamma_off, /* [c] or NULL */
-                                         __global float *dbeta, int dbeta_off)   /* [c] or NULL */
+                                         __global float *means, int means_off,     /* [2, c] */
+                                         __global store_t *dgamma, int dgamma_off, /* [c] or NULL */
+                                         __global store_t *dbeta, int dbeta_off)   /* [c] or NULL */
 {
     const int ch = get_global_id(0);
     if (ch >= c)
@@ -249,22 +257,23 @@ __kernel void batchnorm_backward_combine(int n, int c, int s, int nchunks, int n
     means[means_off + ch] = sum_dy / m;
     means[means_off + c + ch] = sum_dyxhat / m;
     if (dgamma)
-        dgamma[dgamma_off + ch] =
-            (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + ch] + sum_dyxhat : sum_dyxhat;
+        STORE(dgamma, dgamma_off + ch,
+              (acc & CLT__NORM_ACC_DGAMMA) ? LOAD(dgamma, dgamma_off + ch) + sum_dyxhat
+                                           : sum_dyxhat);
     if (dbeta)
-        dbeta[dbeta_off + ch] =
-            (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + ch] + sum_dy : sum_dy;
+        STORE(dbeta, dbeta_off + ch,
+              (acc & CLT__NORM_ACC_DBETA) ? LOAD(dbeta, dbeta_off + ch) + sum_dy : sum_dy);
 }
 
 /* dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)). */
-__kernel void batchnorm_backward(int n, int c, int s, int accumulate, __global const float *x,
+__kernel void batchnorm_backward(int n, int c, int s, int accumulate, __global const store_t *x,
                                  int x_off,                                      /* [n, c, s] */
-                                 __global const float *dy, int dy_off,           /* [n, c, s] */
-                                 __global const float *gamma, int gamma_off,     /* [c] */
+                                 __global const store_t *dy, int dy_off,         /* [n, c, s] */
+                                 __global const store_t *gamma, int gamma_off,   /* [c] */
                                  __global const float *mean, int mean_off,       /* [c] */
                                  __global const float *inv_std, int inv_std_off, /* [c] */
                                  __global const float *means, int means_off,     /* [2, c] */
-                                 __global float *dx, int dx_off)                 /* [n, c, s] */
+                                 __global store_t *dx, int dx_off)               /* [n, c, s] */
 {
     const int lane = get_global_id(0), lanes = get_global_size(0);
     const int ch = get_global_id(1), b = get_global_id(2);
@@ -273,43 +282,43 @@ __kernel void batchnorm_backward(int n, int c, int s, int accumulate, __global c
     const int row = (b * c + ch) * s;
     const float inv = inv_std[inv_std_off + ch], mu = mean[mean_off + ch];
     const float mean_dy = means[means_off + ch], mean_dyxhat = means[means_off + c + ch];
-    const float scale = gamma[gamma_off + ch] * inv;
-    __global const float *xr = x + x_off + row, *gr = dy + dy_off + row;
-    __global float *dr = dx + dx_off + row;
+    const float scale = LOAD(gamma, gamma_off + ch) * inv;
+    __global const store_t *xr = x + x_off + row, *gr = dy + dy_off + row;
+    __global store_t *dr = dx + dx_off + row;
     if (accumulate) {
         for (int t = lane; t < s; t += lanes) {
-            const float xhat = (xr[t] - mu) * inv;
-            dr[t] += scale * (gr[t] - mean_dy - xhat * mean_dyxhat);
+            const float xhat = (LOAD(xr, t) - mu) * inv;
+            STORE(dr, t, LOAD(dr, t) + scale * (LOAD(gr, t) - mean_dy - xhat * mean_dyxhat));
         }
     } else {
         for (int t = lane; t < s; t += lanes) {
-            const float xhat = (xr[t] - mu) * inv;
-            dr[t] = scale * (gr[t] - mean_dy - xhat * mean_dyxhat);
+            const float xhat = (LOAD(xr, t) - mu) * inv;
+            STORE(dr, t, scale * (LOAD(gr, t) - mean_dy - xhat * mean_dyxhat));
         }
     }
 }
 
 /* Inference mode: dx = dy * gamma / sqrt(running_var + eps). */
 __kernel void batchnorm_backward_inference(int n, int c, int s, float eps, int accumulate,
-                                           __global const float *dy, int dy_off, /* [n, c, s] */
-                                           __global const float *gamma, int gamma_off, /* [c] */
-                                           __global const float *var, int var_off,     /* [c] */
-                                           __global float *dx, int dx_off) /* [n, c, s] */
+                                           __global const store_t *dy, int dy_off, /* [n, c, s] */
+                                           __global const store_t *gamma, int gamma_off, /* [c] */
+                                           __global const float *var, int var_off,       /* [c] */
+                                           __global store_t *dx, int dx_off) /* [n, c, s] */
 {
     const int lane = get_global_id(0), lanes = get_global_size(0);
     const int ch = get_global_id(1), b = get_global_id(2);
     if (ch >= c || b >= n)
         return;
     const int row = (b * c + ch) * s;
-    const float scale = gamma[gamma_off + ch] * rsqrt(var[var_off + ch] + eps);
-    __global const float *gr = dy + dy_off + row;
-    __global float *dr = dx + dx_off + row;
+    const float scale = LOAD(gamma, gamma_off + ch) * rsqrt(var[var_off + ch] + eps);
+    __global const store_t *gr = dy + dy_off + row;
+    __global store_t *dr = dx + dx_off + row;
     if (accumulate) {
         for (int t = lane; t < s; t += lanes)
-            dr[t] += gr[t] * scale;
+            STORE(dr, t, LOAD(dr, t) + LOAD(gr, t) * scale);
     } else {
         for (int t = lane; t < s; t += lanes)
-            dr[t] = gr[t] * scale;
+            STORE(dr, t, LOAD(gr, t) * scale);
     }
 }
 
@@ -328,27 +337,27 @@ int8 ln_live8(int j, int n)
 }
 
 /* Columns j .. j + 7 of a row of n, those past the end read as 0. */
-float8 ln_load8(__global const float *x, int j, int n)
+float8 ln_load8(__global const store_t *x, int j, int n)
 {
     if (j + 8 <= n)
-        return vload8(0, x + j);
+        return VLOAD8(0, x + j);
     float a[8];
     for (int l = 0; l < 8; l++)
-        a[l] = j + l < n ? x[j + l] : 0.0f;
+        a[l] = j + l < n ? LOAD(x, j + l) : 0.0f;
     return vload8(0, a);
 }
 
 /* Writes the lanes of v whose column is below n (added to the row when accumulate). */
-void ln_store8(__global float *y, int j, int n, float8 v, int accumulate)
+void ln_store8(__global store_t *y, int j, int n, float8 v, int accumulate)
 {
     if (j + 8 <= n) {
-        vstore8(accumulate ? vload8(0, y + j) + v : v, 0, y + j);
+        VSTORE8(accumulate ? VLOAD8(0, y + j) + v : v, 0, y + j);
         return;
     }
     float a[8];
     vstore8(v, 0, a);
     for (int l = 0; l < 8 && j + l < n; l++)
-        y[j + l] = accumulate ? y[j + l] + a[l] : a[l];
+        STORE(y, j + l, accumulate ? LOAD(y, j + l) + a[l] : a[l]);
 }
 
 float ln_sum8(float8 v)
@@ -358,13 +367,13 @@ float ln_sum8(float8 v)
 
 /* One row: the mean and M2 relative to the shift x[0] (two passes, by lanes), then
  * y = (x - mean) * rstd * gamma + beta. */
-__kernel void layernorm_forward(int rows, int d, float eps, __global const float *x,
-                                int x_off,                                  /* [rows, d] */
-                                __global const float *gamma, int gamma_off, /* [d] */
-                                __global const float *beta, int beta_off,   /* [d] */
-                                __global float *y, int y_off,               /* [rows, d] */
-                                __global float *mean, int mean_off,         /* [rows] */
-                                __global float *rstd, int rstd_off)         /* [rows] */
+__kernel void layernorm_forward(int rows, int d, float eps, __global const store_t *x,
+                                int x_off,                                    /* [rows, d] */
+                                __global const store_t *gamma, int gamma_off, /* [d] */
+                                __global const store_t *beta, int beta_off,   /* [d] */
+                                __global store_t *y, int y_off,               /* [rows, d] */
+                                __global float *mean, int mean_off,           /* [rows] */
+                                __global float *rstd, int rstd_off)           /* [rows] */
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -373,7 +382,7 @@ __kernel void layernorm_forward(int rows, int d, float eps, __global const float
     y += y_off + r * d;
     gamma += gamma_off;
     beta += beta_off;
-    const float shift = x[0];
+    const float shift = LOAD(x, 0);
     float8 sum8 = (float8)(0.0f);
     for (int j = 0; j < d; j += 8)
         sum8 += select((float8)(0.0f), ln_load8(x, j, d) - shift, ln_live8(j, d));
@@ -395,13 +404,13 @@ __kernel void layernorm_forward(int rows, int d, float eps, __global const float
 
 /* One row: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = gamma * dy, the two row
  * sums by lanes. */
-__kernel void layernorm_backward(int rows, int d, int accumulate, __global const float *x,
-                                 int x_off,                                  /* [rows, d] */
-                                 __global const float *dy, int dy_off,       /* [rows, d] */
-                                 __global const float *gamma, int gamma_off, /* [d] */
-                                 __global const float *mean, int mean_off,   /* [rows] */
-                                 __global const float *rstd, int rstd_off,   /* [rows] */
-                                 __global float *dx, int dx_off)             /* [rows, d] */
+__kernel void layernorm_backward(int rows, int d, int accumulate, __global const store_t *x,
+                                 int x_off,                                    /* [rows, d] */
+                                 __global const store_t *dy, int dy_off,       /* [rows, d] */
+                                 __global const store_t *gamma, int gamma_off, /* [d] */
+                                 __global const float *mean, int mean_off,     /* [rows] */
+                                 __global const float *rstd, int rstd_off,     /* [rows] */
+                                 __global store_t *dx, int dx_off)             /* [rows, d] */
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -429,8 +438,8 @@ __kernel void layernorm_backward(int rows, int d, int accumulate, __global const
 
 /* Sums over rows k * chunk .. (k + 1) * chunk - 1 of one column: of dy * xhat and of dy. */
 __kernel void layernorm_param_partial(int rows, int d, int chunk, int nchunks,
-                                      __global const float *x, int x_off,       /* [rows, d] */
-                                      __global const float *dy, int dy_off,     /* [rows, d] */
+                                      __global const store_t *x, int x_off,     /* [rows, d] */
+                                      __global const store_t *dy, int dy_off,   /* [rows, d] */
                                       __global const float *mean, int mean_off, /* [rows] */
                                       __global const float *rstd, int rstd_off, /* [rows] */
                                       __global float *part, int part_off) /* [2, nchunks, d] */
@@ -442,8 +451,8 @@ __kernel void layernorm_param_partial(int rows, int d, int chunk, int nchunks,
     const int r1 = min(rows, (k + 1) * chunk);
     float sum_dyxhat = 0.0f, sum_dy = 0.0f;
     for (int r = k * chunk; r < r1; r++) {
-        const float g = dy[dy_off + r * d + j];
-        const float xhat = (x[x_off + r * d + j] - mean[mean_off + r]) * rstd[rstd_off + r];
+        const float g = LOAD(dy, dy_off + r * d + j);
+        const float xhat = (LOAD(x, x_off + r * d + j) - mean[mean_off + r]) * rstd[rstd_off + r];
         sum_dyxhat += g * xhat;
         sum_dy += g;
     }
@@ -455,9 +464,9 @@ __kernel void layernorm_param_partial(int rows, int d, int chunk, int nchunks,
 /* Adds the chunk sums of one column in increasing order into dgamma and dbeta (each
  * skipped when NULL). */
 __kernel void layernorm_param_combine(int d, int nchunks, int acc, __global const float *part,
-                                      int part_off,                           /* [2, nchunks, d] */
-                                      __global float *dgamma, int dgamma_off, /* [d] or NULL */
-                                      __global float *dbeta, int dbeta_off)   /* [d] or NULL */
+                                      int part_off, /* [2, nchunks, d] */
+                                      __global store_t *dgamma, int dgamma_off, /* [d] or NULL */
+                                      __global store_t *dbeta, int dbeta_off)   /* [d] or NULL */
 {
     const int j = get_global_id(0);
     if (j >= d)
@@ -469,8 +478,10 @@ __kernel void layernorm_param_combine(int d, int nchunks, int acc, __global cons
         sum_dy += part[(nchunks + k) * d + j];
     }
     if (dgamma)
-        dgamma[dgamma_off + j] =
-            (acc & CLT__NORM_ACC_DGAMMA) ? dgamma[dgamma_off + j] + sum_dyxhat : sum_dyxhat;
+        STORE(dgamma, dgamma_off + j,
+              (acc & CLT__NORM_ACC_DGAMMA) ? LOAD(dgamma, dgamma_off + j) + sum_dyxhat
+                                           : sum_dyxhat);
     if (dbeta)
-        dbeta[dbeta_off + j] = (acc & CLT__NORM_ACC_DBETA) ? dbeta[dbeta_off + j] + sum_dy : sum_dy;
+        STORE(dbeta, dbeta_off + j,
+              (acc & CLT__NORM_ACC_DBETA) ? LOAD(dbeta, dbeta_off + j) + sum_dy : sum_dy);
 }

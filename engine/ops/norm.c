@@ -24,22 +24,35 @@
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* A tensor argument of a launcher: `count` floats from the buffer's offset. */
+/* A tensor argument of a launcher: `count` elements from the buffer's offset, of the
+ * storage (a plan tensor's value or gradient: store_t in cl/norm.cl, clt__storage_bytes) or
+ * float (aux statistics, running statistics: 4 bytes whatever the storage). */
 struct tensor {
     const char *what;
     struct clt__buf b;
     int64_t count;
     bool may_be_null; /* an optional tensor: no buffer means "not wanted" */
+    bool is_float;    /* float whatever the storage */
 };
 
 static struct tensor required(const char *what, struct clt__buf b, int64_t count)
 {
-    return (struct tensor){what, b, count, false};
+    return (struct tensor){what, b, count, false, false};
 }
 
 static struct tensor optional(const char *what, struct clt__buf b, int64_t count)
 {
-    return (struct tensor){what, b, count, true};
+    return (struct tensor){what, b, count, true, false};
+}
+
+static struct tensor required_f32(const char *what, struct clt__buf b, int64_t count)
+{
+    return (struct tensor){what, b, count, false, true};
+}
+
+static struct tensor optional_f32(const char *what, struct clt__buf b, int64_t count)
+{
+    return (struct tensor){what, b, count, true, true};
 }
 
 /* Checks the tensors in order with clt__check_buf; optional ones without a buffer pass. */
@@ -49,7 +62,9 @@ static enum clt_status check_tensors(struct clt_device *dev, const char *op, con
     enum clt_status st = CLT_OK;
     for (size_t i = 0; i < n && st == CLT_OK; i++)
         if (t[i].b.mem || !t[i].may_be_null)
-            st = clt__check_buf(dev, t[i].b, t[i].count, sizeof(float), op, t[i].what);
+            st = clt__check_buf(dev, t[i].b, t[i].count,
+                                t[i].is_float ? sizeof(float) : clt__storage_bytes(dev), op,
+                                t[i].what);
     return st;
 }
 
@@ -151,12 +166,12 @@ enum clt_status clt__batchnorm_forward(struct clt_device *dev, int64_t n, int64_
             required("x", x, count),
             required("gamma", gamma, c),
             required("beta", beta, c),
-            optional("running_mean", running_mean, c),
-            optional("running_var", running_var, c),
+            optional_f32("running_mean", running_mean, c),
+            optional_f32("running_var", running_var, c),
             required("y", y, count),
-            required("mean", mean, c),
-            required("inv_std", inv_std, c),
-            required("workspace", workspace, bn_workspace_floats(n, c, s)),
+            required_f32("mean", mean, c),
+            required_f32("inv_std", inv_std, c),
+            required_f32("workspace", workspace, bn_workspace_floats(n, c, s)),
         };
         st = check_tensors(dev, op, t, COUNT(t));
     }
@@ -206,8 +221,8 @@ enum clt_status clt__batchnorm_forward_inference(struct clt_device *dev, int64_t
             required("x", x, count),
             required("gamma", gamma, c),
             required("beta", beta, c),
-            required("running_mean", running_mean, c),
-            required("running_var", running_var, c),
+            required_f32("running_mean", running_mean, c),
+            required_f32("running_var", running_var, c),
             required("y", y, count),
         };
         st = check_tensors(dev, op, t, COUNT(t));
@@ -236,10 +251,14 @@ enum clt_status clt__batchnorm_backward(struct clt_device *dev, int64_t n, int64
     int64_t count = n * c * s;
     if (st == CLT_OK) {
         const struct tensor t[] = {
-            required("x", x, count),         required("dy", dy, count),
-            required("gamma", gamma, c),     required("mean", mean, c),
-            required("inv_std", inv_std, c), optional("dx", dx, count),
-            optional("dgamma", dgamma, c),   optional("dbeta", dbeta, c),
+            required("x", x, count),
+            required("dy", dy, count),
+            required("gamma", gamma, c),
+            required_f32("mean", mean, c),
+            required_f32("inv_std", inv_std, c),
+            optional("dx", dx, count),
+            optional("dgamma", dgamma, c),
+            optional("dbeta", dbeta, c),
         };
         st = check_tensors(dev, op, t, COUNT(t));
     }
@@ -296,7 +315,7 @@ enum clt_status clt__batchnorm_backward_inference(struct clt_device *dev, int64_
         const struct tensor t[] = {
             required("dy", dy, count),
             required("gamma", gamma, c),
-            required("running_var", running_var, c),
+            required_f32("running_var", running_var, c),
             optional("dx", dx, count),
         };
         st = check_tensors(dev, op, t, COUNT(t));
@@ -339,8 +358,9 @@ enum clt_status clt__layernorm_forward(struct clt_device *dev, int64_t rows, int
         st = check_eps(dev, op, eps);
     if (st == CLT_OK) {
         const struct tensor t[] = {
-            required("x", x, count), required("gamma", gamma, d),  required("beta", beta, d),
-            required("y", y, count), required("mean", mean, rows), required("rstd", rstd, rows),
+            required("x", x, count),          required("gamma", gamma, d),
+            required("beta", beta, d),        required("y", y, count),
+            required_f32("mean", mean, rows), required_f32("rstd", rstd, rows),
         };
         st = check_tensors(dev, op, t, COUNT(t));
     }
@@ -367,10 +387,10 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
     int64_t count = rows * d;
     if (st == CLT_OK) {
         const struct tensor t[] = {
-            required("x", x, count),       required("dy", dy, count),
-            required("gamma", gamma, d),   required("mean", mean, rows),
-            required("rstd", rstd, rows),  optional("dx", dx, count),
-            optional("dgamma", dgamma, d), optional("dbeta", dbeta, d),
+            required("x", x, count),          required("dy", dy, count),
+            required("gamma", gamma, d),      required_f32("mean", mean, rows),
+            required_f32("rstd", rstd, rows), optional("dx", dx, count),
+            optional("dgamma", dgamma, d),    optional("dbeta", dbeta, d),
         };
         st = check_tensors(dev, op, t, COUNT(t));
     }
@@ -472,6 +492,7 @@ const struct clt__op_def clt__op_batch_norm = {
     .backward = bn_backward,
     .workspace = bn_workspace,
     .bench = bench_batch_norm,
+    .storage16 = true,
 };
 
 struct clt_tensor *clt_batch_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
@@ -567,6 +588,7 @@ const struct clt__op_def clt__op_layer_norm = {
     .backward = ln_backward,
     .workspace = ln_workspace,
     .bench = bench_layer_norm,
+    .storage16 = true,
 };
 
 struct clt_tensor *clt_layer_norm(struct clt_graph *g, struct clt_tensor *x, float eps,
