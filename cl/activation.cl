@@ -28,7 +28,9 @@
  *     dropout_keep(key, step, p, e) makes the same draw for one element: the kernels the
  *     fusion pass generates (engine/fuse.c, docs/fusion.md) call it and act_eval.
  *
- * Buffers: every tensor is n contiguous floats starting at element <name>_off of its buffer.
+ * Buffers: every tensor is n contiguous elements of the storage (store_t: float, or 16 bits in
+ * a 16-bit build; read with LOAD, written with STORE, cl/common.cl) starting at element
+ * <name>_off of its buffer; every operation is in float.
  * In-place use (y the same range as x, dx the same range as dy) is allowed: each element is
  * read and written by one work-item only.
  *
@@ -158,22 +160,22 @@ static float2 act_eval(int act, float slope, float x)
 }
 
 /* The bodies of the kernels of one activation (`act` a constant). */
-static void act_forward(int act, int n, float slope, __global const float *x, __global float *y)
+static void act_forward(int act, int n, float slope, __global const store_t *x, __global store_t *y)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[i] = act_eval(act, slope, x[i]).x;
+    STORE(y, i, act_eval(act, slope, LOAD(x, i)).x);
 }
 
-static void act_backward(int act, int n, float slope, int accumulate, __global const float *x,
-                         __global const float *dy, __global float *dx)
+static void act_backward(int act, int n, float slope, int accumulate, __global const store_t *x,
+                         __global const store_t *dy, __global store_t *dx)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    const float g = dy[i] * act_eval(act, slope, x[i]).y;
-    dx[i] = accumulate ? dx[i] + g : g;
+    const float g = LOAD(dy, i) * act_eval(act, slope, LOAD(x, i)).y;
+    STORE(dx, i, accumulate ? LOAD(dx, i) + g : g);
 }
 
 /* One forward and one backward kernel per activation, named activation_<name>_forward and
@@ -181,11 +183,11 @@ static void act_backward(int act, int n, float slope, int accumulate, __global c
  *   forward  (int n, float slope, x [n], y [n])
  *   backward (int n, float slope, int accumulate, x [n] forward input, dy [n], dx [n]) */
 #define ACT_FORWARD_PARAMS                                                                         \
-    int n, float slope, __global const float *x, int x_off, __global float *y, int y_off
+    int n, float slope, __global const store_t *x, int x_off, __global store_t *y, int y_off
 #define ACT_FORWARD_BODY(act) act_forward(act, n, slope, x + x_off, y + y_off)
 #define ACT_BACKWARD_PARAMS                                                                        \
-    int n, float slope, int accumulate, __global const float *x, int x_off,                        \
-        __global const float *dy, int dy_off, __global float *dx, int dx_off
+    int n, float slope, int accumulate, __global const store_t *x, int x_off,                      \
+        __global const store_t *dy, int dy_off, __global store_t *dx, int dx_off
 #define ACT_BACKWARD_BODY(act)                                                                     \
     act_backward(act, n, slope, accumulate, x + x_off, dy + dy_off, dx + dx_off)
 
@@ -289,18 +291,18 @@ static bool dropout_keep(uint2 key, uint2 step, float p, long e)
 }
 
 /* One lane of dropout_apply: out[e] = or += (u >= p ? in[e] * scale : 0). */
-static void dropout_lane(float u, float p, float scale, int accumulate, __global const float *in,
-                         __global float *out, size_t e)
+static void dropout_lane(float u, float p, float scale, int accumulate, __global const store_t *in,
+                         __global store_t *out, size_t e)
 {
-    const float g = u >= p ? in[e] * scale : 0.0f;
-    out[e] = accumulate ? out[e] + g : g;
+    const float g = u >= p ? LOAD(in, e) * scale : 0.0f;
+    STORE(out, e, accumulate ? LOAD(out, e) + g : g);
 }
 
 /* keep(e) ? in[e] * scale : 0 for the Philox block of this work-item, written to out[e] or
  * added to it. Both dropout kernels: the backward is the forward applied to dy. The four
  * lanes are written out, each stored only when it is before n (no loop, no switch). */
 static void dropout_apply(int n, float p, float scale, uint2 key, uint2 step, int accumulate,
-                          __global const float *in, __global float *out)
+                          __global const store_t *in, __global store_t *out)
 {
     const int j = get_global_id(0);
     const long left = n - 4 * (long)j; /* long: 4j may pass INT_MAX in the last work-group */
@@ -319,18 +321,27 @@ static void dropout_apply(int n, float p, float scale, uint2 key, uint2 step, in
 }
 
 __kernel void dropout_forward(int n, float p, float scale, uint seed_lo, uint seed_hi, uint step_lo,
-                              uint step_hi, __global const float *x, int x_off, /* [n] */
-                              __global float *y, int y_off)                     /* [n] */
+                              uint step_hi, __global const store_t *x, int x_off, /* [n] */
+                              __global store_t *y, int y_off)                     /* [n] */
 {
     dropout_apply(n, p, scale, (uint2)(seed_lo, seed_hi), (uint2)(step_lo, step_hi), 0, x + x_off,
                   y + y_off);
 }
 
 __kernel void dropout_backward(int n, float p, float scale, uint seed_lo, uint seed_hi,
-                               uint step_lo, uint step_hi, int accumulate, __global const float *dy,
-                               int dy_off,                     /* [n] */
-                               __global float *dx, int dx_off) /* [n] */
+                               uint step_lo, uint step_hi, int accumulate,
+                               __global const store_t *dy, int dy_off, /* [n] */
+                               __global store_t *dx, int dx_off)       /* [n] */
 {
     dropout_apply(n, p, scale, (uint2)(seed_lo, seed_hi), (uint2)(step_lo, step_hi), accumulate,
                   dy + dy_off, dx + dx_off);
 }
+
+/* ---- fused chains ------------------------------------------------------------------------
+ * The kernels of a fused chain (fused_forward and fused_backward, engine/fuse.c,
+ * docs/fusion.md) arrive as the body of the macro CLT_FUSED_CHAIN, defined in the text of
+ * the program variant, which comes before cl/common.cl and this file; expanded here, they
+ * see the storage macros and act_eval and dropout_keep. Unset in the plain build. */
+#ifdef CLT_FUSED_CHAIN
+CLT_FUSED_CHAIN
+#endif

@@ -27,16 +27,20 @@
  *   sum_backward        dx[r, c] (+)= dy[r] / divisor
  *   sum_partials        part[j] = sum of x[j], x[j + parts], x[j + 2 parts], ... (< n)
  *   sum_finish          y[0] = (sum of x[0..n)) / divisor
+ *   broadcast_backward_part, _wide, _last; sum_axis_part, _wide, _last, and sum_axis4's;
+ *   sum_partials_wide, sum_finish_wide: the same with float partial sums in or out (below)
  * divisor is 1 for sums and the number of summed elements for means. The full sum of n
  * elements runs sum_partials with parts = ceil(n / 256) as often as needed to bring the
  * count to 256 or fewer, then sum_finish; the launcher owns that constant.
  *
- * Buffers: every tensor is dense, row-major float, passed as a __global pointer and an int
- * element offset (x, x_off). Elementwise tensors have n elements; bias, broadcast products
- * and row reductions see x as [rows, cols], bias, s and their gradients as [cols], row sums
- * and their dy as [rows]. An
- * elementwise output may be the same memory as an input (same offset): each work-item
- * reads its element before writing it.
+ * Buffers: every tensor is dense and row-major, in the storage (store_t: float, or 16 bits
+ * in a 16-bit build, read with LOAD and written with STORE, cl/common.cl), passed as a
+ * __global pointer and an int element offset (x, x_off). Every operation and every sum is in
+ * float registers; the partial sums that the multi-round reductions leave in a workspace
+ * are float whatever the storage (the _part, _wide and _last variants below). Elementwise tensors
+ * have n elements; bias, broadcast products and row reductions see x as [rows, cols], bias, s and
+ * their gradients as [cols], row sums and their dy as [rows]. An elementwise output may be the same
+ * memory as an input (same offset): each work-item reads its element before writing it.
  *
  * Broadcasts: the output's axes, merged where neighbours are stretched alike and without
  * its axes of size 1, arrive innermost first as s0..s5 (ndim of them, at most
@@ -98,161 +102,155 @@ float sum_value(float2 acc)
     return isinf(acc.x) ? acc.x : acc.x + acc.y;
 }
 
-/* The compensated sum of x[0], x[stride], ..., x[(count - 1) stride], in that order. */
-float sum_strided(__global const float *x, int count, int stride)
-{
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int k = 0; k < count; k++)
-        acc = sum_add(acc, x[k * stride]);
-    return sum_value(acc);
-}
+/* Partial sums (the workspace of the multi-round reductions) are float whatever the
+ * storage: these read and write them with the storage macros' signatures, so that one body
+ * serves both kinds of buffer. */
+#define LOADF(p, i) ((p)[i])
+#define STOREF(p, i, v) ((p)[i] = (v))
+#define VLOADF4(i, p) vload4((i), (p))
+#define VSTOREF4(v, i, p) vstore4((v), (i), (p))
 
 /* Stores a gradient: overwrite, or add to what is there. */
-void grad_store(__global float *dx, int i, int accumulate, float g)
+void grad_store(__global store_t *dx, int i, int accumulate, float g)
 {
-    if (accumulate)
-        dx[i] = dx[i] + g;
-    else
-        dx[i] = g;
+    STORE(dx, i, accumulate ? LOAD(dx, i) + g : g);
 }
 
 /* Stores the gradient a * b: overwrite, or add it to what is there in one rounding. */
-void grad_store_product(__global float *dx, int i, int accumulate, float a, float b)
+void grad_store_product(__global store_t *dx, int i, int accumulate, float a, float b)
 {
-    if (accumulate)
-        dx[i] = fma(a, b, dx[i]);
-    else
-        dx[i] = a * b;
+    STORE(dx, i, accumulate ? fma(a, b, LOAD(dx, i)) : a * b);
 }
 
-__kernel void fill_forward(int n, float value, __global float *y, int y_off) /* [n] */
+__kernel void fill_forward(int n, float value, __global store_t *y, int y_off) /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + i] = value;
+    STORE(y, y_off + i, value);
 }
 
-__kernel void copy_forward(int n, __global const float *x, int x_off, /* [n] */
-                           __global float *y, int y_off)              /* [n] */
+__kernel void copy_forward(int n, __global const store_t *x, int x_off, /* [n] */
+                           __global store_t *y, int y_off)              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + i] = x[x_off + i];
+    STORE(y, y_off + i, LOAD(x, x_off + i));
 }
 
-__kernel void copy_backward(int n, int accumulate, __global const float *dy, int dy_off, /* [n] */
-                            __global float *dx, int dx_off)                              /* [n] */
+__kernel void copy_backward(int n, int accumulate, __global const store_t *dy, int dy_off, /* [n] */
+                            __global store_t *dx, int dx_off)                              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    grad_store(dx + dx_off, i, accumulate, dy[dy_off + i]);
+    grad_store(dx + dx_off, i, accumulate, LOAD(dy, dy_off + i));
 }
 
-__kernel void axpy_forward(int n, float alpha, __global const float *x, int x_off, /* [n] */
-                           __global float *y, int y_off)                           /* [n] */
+__kernel void axpy_forward(int n, float alpha, __global const store_t *x, int x_off, /* [n] */
+                           __global store_t *y, int y_off)                           /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + i] = fma(alpha, x[x_off + i], y[y_off + i]);
+    STORE(y, y_off + i, fma(alpha, LOAD(x, x_off + i), LOAD(y, y_off + i)));
 }
 
-__kernel void add_forward(int n, __global const float *a, int a_off, /* [n] */
-                          __global const float *b, int b_off,        /* [n] */
-                          __global float *y, int y_off)              /* [n] */
+__kernel void add_forward(int n, __global const store_t *a, int a_off, /* [n] */
+                          __global const store_t *b, int b_off,        /* [n] */
+                          __global store_t *y, int y_off)              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + i] = a[a_off + i] + b[b_off + i];
+    STORE(y, y_off + i, LOAD(a, a_off + i) + LOAD(b, b_off + i));
 }
 
-__kernel void mul_forward(int n, __global const float *a, int a_off, /* [n] */
-                          __global const float *b, int b_off,        /* [n] */
-                          __global float *y, int y_off)              /* [n] */
+__kernel void mul_forward(int n, __global const store_t *a, int a_off, /* [n] */
+                          __global const store_t *b, int b_off,        /* [n] */
+                          __global store_t *y, int y_off)              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + i] = a[a_off + i] * b[b_off + i];
+    STORE(y, y_off + i, LOAD(a, a_off + i) * LOAD(b, b_off + i));
 }
 
-__kernel void mul_backward(int n, int accumulate, __global const float *dy, int dy_off, /* [n] */
-                           __global const float *other, int other_off,                  /* [n] */
-                           __global float *dx, int dx_off)                              /* [n] */
+__kernel void mul_backward(int n, int accumulate, __global const store_t *dy, int dy_off, /* [n] */
+                           __global const store_t *other, int other_off,                  /* [n] */
+                           __global store_t *dx, int dx_off)                              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], other[other_off + i]);
+    grad_store_product(dx + dx_off, i, accumulate, LOAD(dy, dy_off + i),
+                       LOAD(other, other_off + i));
 }
 
-__kernel void scale_forward(int n, float alpha, __global const float *x, int x_off, /* [n] */
-                            __global float *y, int y_off)                           /* [n] */
+__kernel void scale_forward(int n, float alpha, __global const store_t *x, int x_off, /* [n] */
+                            __global store_t *y, int y_off)                           /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + i] = alpha * x[x_off + i];
+    STORE(y, y_off + i, alpha * LOAD(x, x_off + i));
 }
 
-__kernel void scale_backward(int n, float alpha, int accumulate, __global const float *dy,
-                             int dy_off,                     /* [n] */
-                             __global float *dx, int dx_off) /* [n] */
+__kernel void scale_backward(int n, float alpha, int accumulate, __global const store_t *dy,
+                             int dy_off,                       /* [n] */
+                             __global store_t *dx, int dx_off) /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    grad_store_product(dx + dx_off, i, accumulate, alpha, dy[dy_off + i]);
+    grad_store_product(dx + dx_off, i, accumulate, alpha, LOAD(dy, dy_off + i));
 }
 
-__kernel void bias_forward(int rows, int cols, __global const float *x,
-                           int x_off,                                /* [rows, cols] */
-                           __global const float *bias, int bias_off, /* [cols] */
-                           __global float *y, int y_off)             /* [rows, cols] */
+__kernel void bias_forward(int rows, int cols, __global const store_t *x,
+                           int x_off,                                  /* [rows, cols] */
+                           __global const store_t *bias, int bias_off, /* [cols] */
+                           __global store_t *y, int y_off)             /* [rows, cols] */
 {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= cols || r >= rows)
         return;
     const int i = r * cols + c;
-    y[y_off + i] = x[x_off + i] + bias[bias_off + c];
+    STORE(y, y_off + i, LOAD(x, x_off + i) + LOAD(bias, bias_off + c));
 }
 
-__kernel void mul_broadcast_forward(int rows, int cols, __global const float *x,
-                                    int x_off,                          /* [rows, cols] */
-                                    __global const float *s, int s_off, /* [cols] */
-                                    __global float *y, int y_off)       /* [rows, cols] */
+__kernel void mul_broadcast_forward(int rows, int cols, __global const store_t *x,
+                                    int x_off,                            /* [rows, cols] */
+                                    __global const store_t *s, int s_off, /* [cols] */
+                                    __global store_t *y, int y_off)       /* [rows, cols] */
 {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= cols || r >= rows)
         return;
     const int i = r * cols + c;
-    y[y_off + i] = x[x_off + i] * s[s_off + c];
+    STORE(y, y_off + i, LOAD(x, x_off + i) * LOAD(s, s_off + c));
 }
 
-__kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate, __global const float *dy,
-                                       int dy_off,                         /* [rows, cols] */
-                                       __global const float *s, int s_off, /* [cols] */
-                                       __global float *dx, int dx_off)     /* [rows, cols] */
+__kernel void mul_broadcast_backward_x(int rows, int cols, int accumulate,
+                                       __global const store_t *dy, int dy_off, /* [rows, cols] */
+                                       __global const store_t *s, int s_off,   /* [cols] */
+                                       __global store_t *dx, int dx_off)       /* [rows, cols] */
 {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= cols || r >= rows)
         return;
     const int i = r * cols + c;
-    grad_store_product(dx + dx_off, i, accumulate, dy[dy_off + i], s[s_off + c]);
+    grad_store_product(dx + dx_off, i, accumulate, LOAD(dy, dy_off + i), LOAD(s, s_off + c));
 }
 
-__kernel void sub_forward(int n, __global const float *a, int a_off, /* [n] */
-                          __global const float *b, int b_off,        /* [n] */
-                          __global float *y, int y_off)              /* [n] */
+__kernel void sub_forward(int n, __global const store_t *a, int a_off, /* [n] */
+                          __global const store_t *b, int b_off,        /* [n] */
+                          __global store_t *y, int y_off)              /* [n] */
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[y_off + i] = a[a_off + i] - b[b_off + i];
+    STORE(y, y_off + i, LOAD(a, a_off + i) - LOAD(b, b_off + i));
 }
 
 /* Takes the digit of *r in radix s (the next axis, innermost first): adds it times sa to *ai
@@ -269,10 +267,10 @@ void take_digit2(int *r, int *ai, int *bi, int s, int sa, int sb)
 
 __kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, int s5, int a0,
                                 int a1, int a2, int a3, int a4, int a5, int b0, int b1, int b2,
-                                int b3, int b4, int b5, __global const float *a,
-                                int a_off,                          /* the axes of amask */
-                                __global const float *b, int b_off, /* the axes of bmask */
-                                __global float *y, int y_off)       /* [s5, ..., s0] */
+                                int b3, int b4, int b5, __global const store_t *a,
+                                int a_off,                            /* the axes of amask */
+                                __global const store_t *b, int b_off, /* the axes of bmask */
+                                __global store_t *y, int y_off)       /* [s5, ..., s0] */
 {
     const int c0 = get_global_id(0), c1 = get_global_id(1), z = get_global_id(2);
     if (c0 >= s0 || c1 >= s1 || z >= s2 * s3 * s4 * s5)
@@ -283,133 +281,235 @@ __kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, 
     take_digit2(&r, &ai, &bi, s4, a4, b4);
     ai += r * a5;
     bi += r * b5;
-    const float av = a[a_off + ai], bv = b[b_off + bi];
-    y[y_off + (z * s1 + c1) * s0 + c0] = op == CLT__CL_BINARY_ADD   ? av + bv
-                                         : op == CLT__CL_BINARY_SUB ? av - bv
-                                                                    : av * bv;
+    const float av = LOAD(a, a_off + ai), bv = LOAD(b, b_off + bi);
+    STORE(y, y_off + (z * s1 + c1) * s0 + c0,
+          op == CLT__CL_BINARY_ADD   ? av + bv
+          : op == CLT__CL_BINARY_SUB ? av - bv
+                                     : av * bv);
 }
 
-__kernel void broadcast_backward(int items, int parts, int chunk, int count, int ndim, int s0,
-                                 int s1, int s2, int s3, int s4, int s5, int xmask, int omask,
-                                 int product, float sign, int accumulate, __global const float *dy,
-                                 int dy_off,                                 /* [s5, ..., s0] */
-                                 __global const float *other, int other_off, /* axes of omask */
-                                 __global float *dx, int dx_off) /* [axes of xmask, parts] */
-{
-    const int i = get_global_id(0);
-    if (i >= items)
-        return;
-    const int j = i / parts, first = (i % parts) * chunk;
-    const int last = min(count, first + chunk);
-    const int s[CLT__CL_BROADCAST_DIMS] = {s0, s1, s2, s3, s4, s5};
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int k = first; k < last; k++) {
-        /* Output element: the axes x has from j, the stretched ones from k, innermost first. */
-        int jr = j, kr = k, yi = 0, oi = 0, ystride = 1, ostride = 1;
-        for (int d = 0; d < ndim; d++) {
-            int c;
-            if ((xmask >> d) & 1) {
-                c = jr % s[d];
-                jr /= s[d];
-            } else {
-                c = kr % s[d];
-                kr /= s[d];
-            }
-            yi += c * ystride;
-            ystride *= s[d];
-            if ((omask >> d) & 1) {
-                oi += c * ostride;
-                ostride *= s[d];
-            }
-        }
-        const float g = dy[dy_off + yi];
-        acc = sum_add(acc, product ? g * other[other_off + oi] : g);
-    }
-    grad_store(dx + dx_off, i, accumulate, sign * sum_value(acc));
-}
+/* The multi-round reductions below (broadcast_backward, sum_axis, sum_partials and
+ * sum_finish) come in variants by what they read and write: the tensors (store_t) or the
+ * float partial sums of a workspace. Each body is written once, as a macro taking the
+ * load and store macros of its source (SRC_T, LD), its factor (X_T, LDX) and its
+ * destination (DST_T, LD_D, ST_D); the variants name it:
+ *   <name>          tensors in, tensors out: the whole reduction in one round
+ *   <name>_part     tensors in, partial sums out: the first of several rounds
+ *   <name>_wide     partial sums in and out: a middle round
+ *   <name>_last     partial sums in, tensor out: the last round
+ * (sum_partials writes partials only: sum_partials and sum_partials_wide; sum_finish writes
+ * the sum: sum_finish and sum_finish_wide). In an fp32 build all variants of a body are the
+ * same code. */
 
-__kernel void sum_axis(int outer, int count, int inner, int chunk, int parts, int product,
-                       float sign, float divisor, int accumulate, __global const float *src,
-                       int src_off,                        /* [outer, count, inner] */
-                       __global const float *x, int x_off, /* [outer, count, inner] */
-                       __global float *dst, int dst_off)   /* [outer, parts, inner] */
-{
-    const int i = get_global_id(0), p = get_global_id(1), o = get_global_id(2);
-    if (i >= inner || p >= parts || o >= outer)
-        return;
-    const int first = p * chunk, last = min(count, first + chunk);
-    const int base = o * count * inner + i;
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int k = first; k < last; k++) {
-        const int at = base + k * inner;
-        const float v = src[src_off + at];
-        acc = sum_add(acc, product ? v * x[x_off + at] : v);
+#define BROADCAST_BACKWARD_PARAMS(SRC_T, X_T, DST_T)                                               \
+    int items, int parts, int chunk, int count, int ndim, int s0, int s1, int s2, int s3, int s4,  \
+        int s5, int xmask, int omask, int product, float sign, int accumulate,                     \
+        __global const SRC_T *dy, int dy_off,     /* [s5, ..., s0] */                              \
+        __global const X_T *other, int other_off, /* axes of omask */                              \
+        __global DST_T *dx, int dx_off            /* [axes of xmask, parts] */
+#define BROADCAST_BACKWARD_BODY(LD, LDX, LD_D, ST_D)                                               \
+    {                                                                                              \
+        const int i = get_global_id(0);                                                            \
+        if (i >= items)                                                                            \
+            return;                                                                                \
+        const int j = i / parts, first = (i % parts) * chunk;                                      \
+        const int last = min(count, first + chunk);                                                \
+        const int s[CLT__CL_BROADCAST_DIMS] = {s0, s1, s2, s3, s4, s5};                            \
+        float2 acc = (float2)(0.0f, 0.0f);                                                         \
+        for (int k = first; k < last; k++) {                                                       \
+            /* Output element: the axes x has from j, the stretched ones from k, innermost         \
+             * first. */                                                                           \
+            int jr = j, kr = k, yi = 0, oi = 0, ystride = 1, ostride = 1;                          \
+            for (int d = 0; d < ndim; d++) {                                                       \
+                int c;                                                                             \
+                if ((xmask >> d) & 1) {                                                            \
+                    c = jr % s[d];                                                                 \
+                    jr /= s[d];                                                                    \
+                } else {                                                                           \
+                    c = kr % s[d];                                                                 \
+                    kr /= s[d];                                                                    \
+                }                                                                                  \
+                yi += c * ystride;                                                                 \
+                ystride *= s[d];                                                                   \
+                if ((omask >> d) & 1) {                                                            \
+                    oi += c * ostride;                                                             \
+                    ostride *= s[d];                                                               \
+                }                                                                                  \
+            }                                                                                      \
+            const float g = LD(dy, dy_off + yi);                                                   \
+            acc = sum_add(acc, product ? g * LDX(other, other_off + oi) : g);                      \
+        }                                                                                          \
+        const float v = sign * sum_value(acc);                                                     \
+        ST_D(dx, dx_off + i, accumulate ? LD_D(dx, dx_off + i) + v : v);                           \
     }
-    grad_store(dst + dst_off, (o * parts + p) * inner + i, accumulate,
-               sign * sum_value(acc) / divisor);
-}
+
+#define SUM_AXIS_PARAMS(SRC_T, DST_T)                                                              \
+    int outer, int count, int inner, int chunk, int parts, int product, float sign, float divisor, \
+        int accumulate, __global const SRC_T *src, int src_off, /* [outer, count, inner] */        \
+        __global const SRC_T *x, int x_off,                     /* [outer, count, inner] */        \
+        __global DST_T *dst, int dst_off                        /* [outer, parts, inner] */
+#define SUM_AXIS_BODY(LD, LD_D, ST_D)                                                              \
+    {                                                                                              \
+        const int i = get_global_id(0), p = get_global_id(1), o = get_global_id(2);                \
+        if (i >= inner || p >= parts || o >= outer)                                                \
+            return;                                                                                \
+        const int first = p * chunk, last = min(count, first + chunk);                             \
+        const int base = o * count * inner + i;                                                    \
+        float2 acc = (float2)(0.0f, 0.0f);                                                         \
+        for (int k = first; k < last; k++) {                                                       \
+            const int at = base + k * inner;                                                       \
+            const float v = LD(src, src_off + at);                                                 \
+            acc = sum_add(acc, product ? v * LD(x, x_off + at) : v);                               \
+        }                                                                                          \
+        const int at = dst_off + (o * parts + p) * inner + i;                                      \
+        const float g = sign * sum_value(acc) / divisor;                                           \
+        ST_D(dst, at, accumulate ? LD_D(dst, at) + g : g);                                         \
+    }
 
 /* sum_axis over four neighbouring columns at once (inner a multiple of 4): work-item
  * (i4, p, o) sums columns 4 i4 .. 4 i4 + 3 with the same operations, lane by lane, as
  * sum_axis (sum_add's branch as a select), so both give the same bits. */
-__kernel void sum_axis4(int outer, int count, int inner, int chunk, int parts, int product,
-                        float sign, float divisor, int accumulate, __global const float *src,
-                        int src_off,                        /* [outer, count, inner] */
-                        __global const float *x, int x_off, /* [outer, count, inner] */
-                        __global float *dst, int dst_off)   /* [outer, parts, inner] */
-{
-    const int i = get_global_id(0) * 4, p = get_global_id(1), o = get_global_id(2);
-    if (i >= inner || p >= parts || o >= outer)
-        return;
-    const int first = p * chunk, last = min(count, first + chunk);
-    const int base = o * count * inner + i;
-    float4 sum = (float4)(0.0f), low = (float4)(0.0f);
-    for (int k = first; k < last; k++) {
-        const int at = base + k * inner;
-        float4 v = vload4(0, src + src_off + at);
-        if (product)
-            v = v * vload4(0, x + x_off + at);
-        const float4 t = sum + v;
-        low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));
-        sum = t;
+#define SUM_AXIS4_BODY(VLD, VLD_D, VST_D)                                                          \
+    {                                                                                              \
+        const int i = get_global_id(0) * 4, p = get_global_id(1), o = get_global_id(2);            \
+        if (i >= inner || p >= parts || o >= outer)                                                \
+            return;                                                                                \
+        const int first = p * chunk, last = min(count, first + chunk);                             \
+        const int base = o * count * inner + i;                                                    \
+        float4 sum = (float4)(0.0f), low = (float4)(0.0f);                                         \
+        for (int k = first; k < last; k++) {                                                       \
+            const int at = base + k * inner;                                                       \
+            float4 v = VLD(0, src + src_off + at);                                                 \
+            if (product)                                                                           \
+                v = v * VLD(0, x + x_off + at);                                                    \
+            const float4 t = sum + v;                                                              \
+            low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));       \
+            sum = t;                                                                               \
+        }                                                                                          \
+        const float4 g = sign * select(sum + low, sum, isinf(sum)) / divisor;                      \
+        const int at = dst_off + (o * parts + p) * inner + i;                                      \
+        VST_D(accumulate ? VLD_D(0, dst + at) + g : g, 0, dst + at);                               \
     }
-    const float4 g = sign * select(sum + low, sum, isinf(sum)) / divisor;
-    const int at = dst_off + (o * parts + p) * inner + i;
-    vstore4(accumulate ? vload4(0, dst + at) + g : g, 0, dst + at);
+
+/* part[j] = the sum of x[j], x[j + parts], ... (< n): strided, so that neighbouring
+ * work-items read neighbouring elements. parts <= n, so x[j] exists; the loop stops before
+ * i + parts could pass INT_MAX. */
+#define SUM_PARTIALS_BODY(LD)                                                                      \
+    {                                                                                              \
+        const int j = get_global_id(0);                                                            \
+        if (j >= parts)                                                                            \
+            return;                                                                                \
+        x += x_off;                                                                                \
+        float2 acc = (float2)(0.0f, 0.0f);                                                         \
+        for (int i = j;; i += parts) {                                                             \
+            acc = sum_add(acc, LD(x, i));                                                          \
+            if (n - i <= parts)                                                                    \
+                break;                                                                             \
+        }                                                                                          \
+        part[part_off + j] = sum_value(acc);                                                       \
+    }
+
+/* y[0] = the compensated sum of x[0..n), in order, divided by divisor. */
+#define SUM_FINISH_BODY(LD)                                                                        \
+    {                                                                                              \
+        if (get_global_id(0) != 0)                                                                 \
+            return;                                                                                \
+        float2 acc = (float2)(0.0f, 0.0f);                                                         \
+        for (int k = 0; k < n; k++)                                                                \
+            acc = sum_add(acc, LD(x, x_off + k));                                                  \
+        STORE(y, y_off, sum_value(acc) / divisor);                                                 \
+    }
+
+__kernel void broadcast_backward(BROADCAST_BACKWARD_PARAMS(store_t, store_t, store_t))
+{
+    BROADCAST_BACKWARD_BODY(LOAD, LOAD, LOAD, STORE);
+}
+
+__kernel void broadcast_backward_part(BROADCAST_BACKWARD_PARAMS(store_t, store_t, float))
+{
+    BROADCAST_BACKWARD_BODY(LOAD, LOAD, LOADF, STOREF);
+}
+
+__kernel void broadcast_backward_wide(BROADCAST_BACKWARD_PARAMS(float, float, float))
+{
+    BROADCAST_BACKWARD_BODY(LOADF, LOADF, LOADF, STOREF);
+}
+
+__kernel void broadcast_backward_last(BROADCAST_BACKWARD_PARAMS(float, float, store_t))
+{
+    BROADCAST_BACKWARD_BODY(LOADF, LOADF, LOAD, STORE);
+}
+
+__kernel void sum_axis(SUM_AXIS_PARAMS(store_t, store_t))
+{
+    SUM_AXIS_BODY(LOAD, LOAD, STORE);
+}
+
+__kernel void sum_axis_part(SUM_AXIS_PARAMS(store_t, float))
+{
+    SUM_AXIS_BODY(LOAD, LOADF, STOREF);
+}
+
+__kernel void sum_axis_wide(SUM_AXIS_PARAMS(float, float))
+{
+    SUM_AXIS_BODY(LOADF, LOADF, STOREF);
+}
+
+__kernel void sum_axis_last(SUM_AXIS_PARAMS(float, store_t))
+{
+    SUM_AXIS_BODY(LOADF, LOAD, STORE);
+}
+
+__kernel void sum_axis4(SUM_AXIS_PARAMS(store_t, store_t))
+{
+    SUM_AXIS4_BODY(VLOAD4, VLOAD4, VSTORE4);
+}
+
+__kernel void sum_axis4_part(SUM_AXIS_PARAMS(store_t, float))
+{
+    SUM_AXIS4_BODY(VLOAD4, VLOADF4, VSTOREF4);
+}
+
+__kernel void sum_axis4_wide(SUM_AXIS_PARAMS(float, float))
+{
+    SUM_AXIS4_BODY(VLOADF4, VLOADF4, VSTOREF4);
+}
+
+__kernel void sum_axis4_last(SUM_AXIS_PARAMS(float, store_t))
+{
+    SUM_AXIS4_BODY(VLOADF4, VLOAD4, VSTORE4);
+}
+
+__kernel void sum_partials(int n, int parts, __global const store_t *x, int x_off,
+                           __global float *part, int part_off)
+{
+    SUM_PARTIALS_BODY(LOAD);
+}
+
+__kernel void sum_partials_wide(int n, int parts, __global const float *x, int x_off,
+                                __global float *part, int part_off)
+{
+    SUM_PARTIALS_BODY(LOADF);
+}
+
+__kernel void sum_finish(int n, float divisor, __global const store_t *x, int x_off,
+                         __global store_t *y, int y_off)
+{
+    SUM_FINISH_BODY(LOAD);
+}
+
+__kernel void sum_finish_wide(int n, float divisor, __global const float *x, int x_off,
+                              __global store_t *y, int y_off)
+{
+    SUM_FINISH_BODY(LOADF);
 }
 
 __kernel void sum_backward(int rows, int cols, float divisor, int accumulate,
-                           __global const float *dy, int dy_off, /* [rows] */
-                           __global float *dx, int dx_off)       /* [rows, cols] */
+                           __global const store_t *dy, int dy_off, /* [rows] */
+                           __global store_t *dx, int dx_off)       /* [rows, cols] */
 {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= cols || r >= rows)
         return;
-    grad_store(dx + dx_off, r * cols + c, accumulate, dy[dy_off + r] / divisor);
-}
-
-__kernel void sum_partials(int n, int parts, __global const float *x, int x_off, /* [n] */
-                           __global float *part, int part_off)                   /* [parts] */
-{
-    const int j = get_global_id(0);
-    if (j >= parts)
-        return;
-    x += x_off;
-    /* Strided, so that neighbouring work-items read neighbouring elements. parts <= n, so
-     * x[j] exists; the loop stops before i + parts could pass INT_MAX. */
-    float2 acc = (float2)(0.0f, 0.0f);
-    for (int i = j;; i += parts) {
-        acc = sum_add(acc, x[i]);
-        if (n - i <= parts)
-            break;
-    }
-    part[part_off + j] = sum_value(acc);
-}
-
-__kernel void sum_finish(int n, float divisor, __global const float *x, int x_off, /* [n] */
-                         __global float *y, int y_off)                             /* [1] */
-{
-    if (get_global_id(0) != 0)
-        return;
-    y[y_off] = sum_strided(x + x_off, n, 1) / divisor;
+    grad_store(dx + dx_off, r * cols + c, accumulate, LOAD(dy, dy_off + r) / divisor);
 }

@@ -14,9 +14,15 @@
  *
  * Kernels are generated from the expressions of clt__ew, built as a variant of
  * cl/activation.cl (whose act_eval and dropout_keep the expressions call) and cached like
- * every program. Scalars (dropout's key and p, scale's alpha) are kernel arguments, except
- * those an op fixes for its life (an activation's kind and slope, clt__ew.fixed_scalars),
- * which the text holds as constants, as it holds the length of the bias a chain adds.
+ * every program. Their tensors are store_t, read with LOAD and written with STORE
+ * (cl/common.cl), every operation in float, so a chain builds once per storage (fp32, or 16
+ * bits in a 16-bit plan) like the op kernels it replaces: the variant's text mentions
+ * store_t, and clt__program_variant_get prepends the device's storage to it. The text is the
+ * body of a macro, CLT_FUSED_CHAIN, that cl/activation.cl expands at its end: a variant's text
+ * comes before cl/common.cl, whose storage macros the kernels need. Scalars (dropout's key and p,
+ * scale's alpha) are kernel arguments, except those an op fixes for its life (an activation's kind
+ * and slope, clt__ew.fixed_scalars), which the text holds as constants, as it holds the length of
+ * the bias a chain adds.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -217,12 +223,12 @@ static void put_scalar_params(struct text *t, const struct clt__fuse_group *gr)
 static void put_input_params(struct text *t, const struct clt_graph *g,
                              const struct clt__fuse_group *gr)
 {
-    put(t, ",\n    __global const float *in_x, int in_x_off");
+    put(t, ",\n    __global const store_t *in_x, int in_x_off");
     if (gr->bias >= 0)
-        put(t, ", __global const float *in_bias, int in_bias_off");
+        put(t, ", __global const store_t *in_bias, int in_bias_off");
     for (uint32_t k = 0; k < gr->n; k++)
         if (other_slot(g->nodes[gr->node[k]], gr->link[k]) >= 0)
-            put(t, ", __global const float *in_b%u, int in_b%u_off", k, k);
+            put(t, ", __global const store_t *in_b%u, int in_b%u_off", k, k);
 }
 
 /* What the generated text needs besides the graph: the exec, for the scalars an op fixes
@@ -244,7 +250,7 @@ static void open_op(struct text *t, const struct chain_ctx *cx, const struct clt
     char other[48] = "0.0f";
     int o = other_slot(c, gr->link[k]);
     if (o >= 0 && read_other)
-        snprintf(other, sizeof other, "in_b%u[in_b%u_off + i]", k, k);
+        snprintf(other, sizeof other, "LOAD(in_b%u, in_b%u_off + i)", k, k);
     put(t, "    {\n        /* %s */\n", clt__op_names[c->op]);
     if (ew->fixed_scalars && ew->scalars) {
         /* %a: the exact float; the scalars are finite (the builders check them). */
@@ -292,9 +298,9 @@ static void put_index(struct text *t, const struct chain_ctx *cx)
 static void put_chain_input(struct text *t, const struct chain_ctx *cx)
 {
     if (bias_cols(cx->g, cx->gr) == 0)
-        put(t, "in_x[in_x_off + i]");
+        put(t, "LOAD(in_x, in_x_off + i)");
     else
-        put(t, "in_x[in_x_off + i] + in_bias[in_bias_off + c]");
+        put(t, "LOAD(in_x, in_x_off + i) + LOAD(in_bias, in_bias_off + c)");
 }
 
 static void put_forward(struct text *t, const struct chain_ctx *cx)
@@ -304,7 +310,7 @@ static void put_forward(struct text *t, const struct chain_ctx *cx)
     put(t, "__kernel void fused_forward(");
     put_scalar_params(t, gr);
     put_input_params(t, g, gr);
-    put(t, ",\n    __global float *out_y, int out_y_off)\n{\n");
+    put(t, ",\n    __global store_t *out_y, int out_y_off)\n{\n");
     put_index(t, cx);
     put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
     put(t, "    float v = ");
@@ -315,7 +321,7 @@ static void put_forward(struct text *t, const struct chain_ctx *cx)
         open_op(t, cx, c, k, "v", true);
         put(t, "        v = %s;\n    }\n", clt__def(c)->ew->forward);
     }
-    put(t, "    out_y[out_y_off + i] = v;\n}\n\n");
+    put(t, "    STORE(out_y, out_y_off + i, v);\n}\n\n");
 }
 
 /* Writes gradient `d` to grad_<name>[i] (added when bit `bit` of acc is set), if present. */
@@ -323,8 +329,9 @@ static void put_store(struct text *t, const char *name, const char *d, unsigned 
 {
     put(t, "        if (grad_%s)\n", name);
     put(t,
-        "            grad_%s[grad_%s_off + i] = (acc >> %u) & 1u ? grad_%s[grad_%s_off + i] + %s : "
-        "%s;\n",
+        "            STORE(grad_%s, grad_%s_off + i, (acc >> %u) & 1u ? LOAD(grad_%s, grad_%s_off "
+        "+ i) "
+        "+ %s : %s);\n",
         name, name, bit, name, name, d, d);
 }
 
@@ -336,11 +343,11 @@ static void put_backward(struct text *t, const struct chain_ctx *cx)
     put_scalar_params(t, gr);
     put(t, ", uint acc");
     put_input_params(t, g, gr);
-    put(t, ",\n    __global const float *grad_y, int grad_y_off");
-    put(t, ",\n    __global float *grad_x, int grad_x_off");
+    put(t, ",\n    __global const store_t *grad_y, int grad_y_off");
+    put(t, ",\n    __global store_t *grad_x, int grad_x_off");
     for (uint32_t k = 0; k < gr->n; k++)
         if (other_slot(g->nodes[gr->node[k]], gr->link[k]) >= 0)
-            put(t, ", __global float *grad_b%u, int grad_b%u_off", k, k);
+            put(t, ", __global store_t *grad_b%u, int grad_b%u_off", k, k);
     put(t, ")\n{\n");
     put_index(t, cx);
     put(t, "    const long e = i;\n    const uint2 step = (uint2)(step_lo, step_hi);\n");
@@ -361,7 +368,7 @@ static void put_backward(struct text *t, const struct chain_ctx *cx)
         open_op(t, cx, c, k - 1, prev, true);
         put(t, "        v%u = %s;\n    }\n", k, clt__def(c)->ew->forward);
     }
-    put(t, "    float g = grad_y[grad_y_off + i];\n");
+    put(t, "    float g = LOAD(grad_y, grad_y_off + i);\n");
     for (uint32_t k = gr->n; k-- > 0;) {
         const struct clt_tensor *c = g->nodes[gr->node[k]];
         const struct clt__ew *ew = clt__def(c)->ew;
@@ -390,32 +397,55 @@ static void put_backward(struct text *t, const struct chain_ctx *cx)
     put(t, "}\n");
 }
 
-/* The whole generated text, placed before cl/activation.cl (hence the prototypes). */
+/* How every chain's text begins. */
+static const char chain_head[] = "/* A fused chain (engine/fuse.c):";
+
+/* The whole generated text, placed before cl/activation.cl: the kernels as the body of the
+ * macro CLT_FUSED_CHAIN, which that file expands at its end (each line ends with a
+ * backslash; the text holds no preprocessor directive and no // comment). */
 static char *chain_source(struct clt__exec *x, const struct clt__fuse_group *gr)
 {
     const struct clt_graph *g = x->tr->graph;
     const struct chain_ctx cx = {g, x, gr};
-    struct text t = {NULL, 0, 0, false};
-    put(&t, "/* A fused chain (engine/fuse.c):%s", gr->bias >= 0 ? " bias" : "");
+    struct text body = {NULL, 0, 0, false}, t = {NULL, 0, 0, false};
+    put_forward(&body, &cx);
+    put_backward(&body, &cx);
+    put(&t, "%s%s", chain_head, gr->bias >= 0 ? " bias" : "");
     for (uint32_t k = 0; k < gr->n; k++)
         put(&t, " %s", clt__op_names[g->nodes[gr->node[k]]->op]);
-    put(&t, " */\n#pragma OPENCL FP_CONTRACT OFF\n");
-    put(&t, "static float2 act_eval(int act, float slope, float x);\n");
-    put(&t, "static bool dropout_keep(uint2 key, uint2 step, float p, long e);\n\n");
-    put_forward(&t, &cx);
-    put_backward(&t, &cx);
-    if (t.failed) {
+    put(&t, " */\n#define CLT_FUSED_CHAIN \\\n");
+    for (const char *line = body.s; !body.failed && line && *line;) {
+        const char *end = strchr(line, '\n');
+        int len = end ? (int)(end - line) : (int)strlen(line);
+        put(&t, "%.*s \\\n", len, line);
+        line = end ? end + 1 : line + len;
+    }
+    put(&t, "\n");
+    free(body.s);
+    if (t.failed || body.failed) {
         free(t.s);
         return NULL;
     }
     return t.s;
 }
 
+/* Whether the chain's program was built for the device's storage now (a device's storage
+ * may change between a trainer's runs: the variant's text starts with the storage's define,
+ * clt__program_variant_get's, and then the chain's own). */
+static bool built_for_storage(const struct clt__exec *x, const struct clt__program_variant *v)
+{
+    const char *sdef = clt__storage_define(x->dev->storage);
+    size_t n = strlen(sdef);
+    return strncmp(v->defines, sdef, n) == 0 &&
+           strncmp(v->defines + n, chain_head, sizeof chain_head - 1) == 0;
+}
+
 /* The chain's program, with fused_forward in kernel slot 0 and fused_backward in slot 1. */
 static enum clt_status chain_program(struct clt__exec *x, struct clt__fuse_group *gr)
 {
-    if (gr->prog)
+    if (gr->prog && built_for_storage(x, gr->prog))
         return CLT_OK;
+    gr->prog = NULL;
     char *src = chain_source(x, gr);
     if (!src)
         return CLT_ERR_NO_MEMORY;

@@ -23,20 +23,23 @@
 #include "harness.h"
 #include "ops/broadcast.h"
 #include "ref_elementwise.h"
+#include "st_tensor.h"
 
 #define GUARD 3
 #define GUARD_VALUE -1234.5f
 
 static const struct clt__buf NONE = {NULL, 0};
 
-/* n floats GUARD elements into an arena of their own, between guards. */
+/* n elements of a storage (fp32, or 16 bits: st_tensor.h) GUARD elements into an arena of
+ * their own, between guards. */
 struct tensor {
     struct clt_arena *arena;
     struct clt_view view;
     size_t n;
+    enum clt_precision s;
 };
 
-/* Writes the guards and host[0..n) (NaN when host is NULL). */
+/* Writes the guards and host[0..n) (NaN when host is NULL), rounded to the storage. */
 static void tensor_write(const struct tensor *t, const float *host)
 {
     size_t total = t->n + 2 * GUARD;
@@ -47,27 +50,45 @@ static void tensor_write(const struct tensor *t, const float *host)
         all[i] = all[GUARD + t->n + i] = GUARD_VALUE;
     if (host)
         memcpy(all + GUARD, host, t->n * sizeof *host);
-    clt_test_put(&t->view, all, total);
+    if (t->s == CLT_PRECISION_FP32) {
+        clt_test_put(&t->view, all, total);
+    } else {
+        uint16_t *bits = malloc(total * sizeof *bits);
+        assert_non_null(bits);
+        for (size_t i = 0; i < total; i++)
+            bits[i] =
+                t->s == CLT_PRECISION_FP16 ? clt__f32_to_f16(all[i]) : clt__f32_to_bf16(all[i]);
+        clt_test_put_bytes(&t->view, bits, total * sizeof *bits);
+        free(bits);
+    }
     free(all);
 }
 
-static struct tensor tensor_new(struct clt_device *dev, const float *host, size_t n)
+static struct tensor tensor_new_st(struct clt_device *dev, const float *host, size_t n,
+                                   enum clt_precision s)
 {
-    struct tensor t = {.n = n};
-    assert_int_equal(clt_arena_create(dev, (n + 2 * GUARD) * sizeof(float), &t.arena), CLT_OK);
-    t.view = clt_test_upload(t.arena, NULL, n + 2 * GUARD);
+    struct tensor t = {.n = n, .s = s};
+    size_t floats = ((n + 2 * GUARD) * clt_test_storage_bytes(s) + 3) / 4;
+    assert_int_equal(clt_arena_create(dev, floats * sizeof(float), &t.arena), CLT_OK);
+    t.view = clt_test_upload(t.arena, NULL, floats);
     tensor_write(&t, host);
     return t;
 }
 
-/* Reads the n floats; fails when a guard changed. */
+static struct tensor tensor_new(struct clt_device *dev, const float *host, size_t n)
+{
+    return tensor_new_st(dev, host, n, CLT_PRECISION_FP32);
+}
+
+/* Reads the n elements, widened; fails when a guard changed. */
 static void tensor_read(const struct tensor *t, float *host, const char *what)
 {
     size_t total = t->n + 2 * GUARD;
-    float *all = clt_test_floats(total);
-    clt_test_download(&t->view, all, total);
+    float *all = clt_test_floats(total), guard = GUARD_VALUE;
+    clt_test_round(&guard, 1, t->s);
+    clt_test_get_st(&t->view, all, total, t->s);
     for (size_t i = 0; i < GUARD; i++)
-        if (all[i] != GUARD_VALUE || all[GUARD + t->n + i] != GUARD_VALUE)
+        if (all[i] != guard || all[GUARD + t->n + i] != guard)
             fail_msg("%s: an element beside the tensor was overwritten", what);
     memcpy(host, all + GUARD, t->n * sizeof *host);
     free(all);
@@ -75,7 +96,7 @@ static void tensor_read(const struct tensor *t, float *host, const char *what)
 
 static struct clt__buf tensor_buf(const struct tensor *t)
 {
-    struct clt__buf b = clt__view_buf(&t->view);
+    struct clt__buf b = clt_test_buf_st(&t->view, t->s);
     b.offset += GUARD;
     return b;
 }
@@ -154,10 +175,24 @@ static const struct pair PAIRS[] = {
     {6, 5, {2, 1, 3, 1, 2, 1}, {3, 1, 2, 1, 2}}, /* 6 alternating axes */
 };
 
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 static const enum clt__binary OPS[] = {CLT__BINARY_ADD, CLT__BINARY_SUB, CLT__BINARY_MUL};
 static const char OP_CHARS[] = {'+', '-', '*'};
 
-static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
+/* Compares n results with atol and rtol, widened in a 16-bit storage by the rounding of
+ * each result to it. */
+static void assert_close(enum clt_precision s, const char *what, const float *got,
+                         const double *want, size_t n, double atol, double rtol)
+{
+    if (s == CLT_PRECISION_FP32)
+        clt_test_assert_close(what, got, want, n, atol, rtol);
+    else
+        st_assert_close(what, s, got, want, n, atol + ST_ATOL, rtol + clt_test_eps(s));
+}
+
+/* Every dispatch for one pair of shapes, in storage s (the workspace float). */
+static void run_pair(struct clt_device *dev, const struct pair *pr, int k, enum clt_precision s)
 {
     struct clt__broadcast plan;
     uint32_t yn;
@@ -175,9 +210,13 @@ static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
     clt_test_fill(b, nb, 23 + (uint64_t)k, -1.0f, 1.0f);
     clt_test_fill(dy, ny, 37 + (uint64_t)k, -1.0f, 1.0f);
     clt_test_fill(prev, nmax, 41 + (uint64_t)k, -1.0f, 1.0f);
-    struct tensor ta = tensor_new(dev, a, na), tb = tensor_new(dev, b, nb);
-    struct tensor ty = tensor_new(dev, NULL, ny), tdy = tensor_new(dev, dy, ny);
-    struct tensor tda = tensor_new(dev, NULL, na), tdb = tensor_new(dev, NULL, nb);
+    clt_test_round(a, na, s);
+    clt_test_round(b, nb, s);
+    clt_test_round(dy, ny, s);
+    clt_test_round(prev, nmax, s);
+    struct tensor ta = tensor_new_st(dev, a, na, s), tb = tensor_new_st(dev, b, nb, s);
+    struct tensor ty = tensor_new_st(dev, NULL, ny, s), tdy = tensor_new_st(dev, dy, ny, s);
+    struct tensor tda = tensor_new_st(dev, NULL, na, s), tdb = tensor_new_st(dev, NULL, nb, s);
     size_t nw = (size_t)(clt__broadcast_workspace_bytes(&plan) / sizeof(float));
     struct tensor tw = tensor_new(dev, NULL, nw > 0 ? nw : 1);
     char what[160];
@@ -189,7 +228,7 @@ static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
                          CLT_OK);
         tensor_read(&ty, got, what);
         ref_broadcast_forward(OP_CHARS[o], pr->an, pr->as, a, pr->bn, pr->bs, b, want);
-        clt_test_assert_close(what, got, want, ny, 1e-7, 2.4e-7);
+        assert_close(s, what, got, want, ny, 1e-7, 2.4e-7);
 
         /* acc 0b10: da written over NaN, db added to prev; then 0b01, the other way. */
         for (uint32_t acc = 1; acc <= 2; acc++) {
@@ -206,12 +245,12 @@ static void run_pair(struct clt_device *dev, const struct pair *pr, int k)
             tensor_read(&tda, got, what);
             ref_broadcast_backward(OP_CHARS[o], 0, pr->an, pr->as, a, pr->bn, pr->bs, b, dy,
                                    add_a ? prev : NULL, want);
-            clt_test_assert_close(what, got, want, na, atol, 2.4e-7);
+            assert_close(s, what, got, want, na, atol, 2.4e-7);
             snprintf(what, sizeof what, "pair %d, %c, db, acc %u", k, OP_CHARS[o], acc);
             tensor_read(&tdb, got, what);
             ref_broadcast_backward(OP_CHARS[o], 1, pr->an, pr->as, a, pr->bn, pr->bs, b, dy,
                                    add_b ? prev : NULL, want);
-            clt_test_assert_close(what, got, want, nb, atol, 2.4e-7);
+            assert_close(s, what, got, want, nb, atol, 2.4e-7);
         }
 
         /* One gradient alone: the other buffer is not touched. */
@@ -247,8 +286,36 @@ static void launchers_match_the_reference(void **state)
         int64_t na = count_of(pr->an, pr->as), nb = count_of(pr->bn, pr->bs);
         if (clt_test_small() && (na > 600 || nb > 600))
             continue;
-        run_pair(dev, pr, (int)k);
+        run_pair(dev, pr, (int)k, CLT_PRECISION_FP32);
     }
+}
+
+/* Pairs whose general reduction takes several rounds: b's gradient sums 77 100 outputs over
+ * two stretched axes (broadcast_backward_part, _wide and _last), and 300 under Oclgrind
+ * (_part and _last). */
+static const struct pair PAIRS16[] = {
+    {3, 3, {300, 1, 257}, {1, 3, 1}},
+    {3, 3, {2, 1, 150}, {1, 3, 1}},
+};
+
+/* Every dispatch in fp16 and bf16: the pairs above (but the scalar of 77 100 terms, whose
+ * one-axis sum the long pair of PAIRS16 covers, and under Oclgrind the large ones) and
+ * PAIRS16, on inputs rounded to the storage. */
+static void launchers_in_16_bit(void **state)
+{
+    struct clt_device *dev = *state;
+    for (size_t i = 0; i < ST_STORAGES; i++) {
+        enum clt_precision s = st_storages[i], was = clt__storage_set(dev, s);
+        for (size_t k = 0; k < COUNT(PAIRS) + COUNT(PAIRS16); k++) {
+            const struct pair *pr = k < COUNT(PAIRS) ? &PAIRS[k] : &PAIRS16[k - COUNT(PAIRS)];
+            int64_t na = count_of(pr->an, pr->as), nb = count_of(pr->bn, pr->bs);
+            if ((clt_test_small() && (na > 600 || nb > 600)) || (pr->an == 1 && pr->as[0] == 1))
+                continue;
+            run_pair(dev, pr, (int)k, s);
+        }
+        clt__storage_set(dev, was);
+    }
+    st_report("launchers_in_16_bit");
 }
 
 /* ==== Arguments ========================================================================= */
@@ -307,6 +374,7 @@ int main(void)
         cmocka_unit_test(plans_merge_axes),
         CLT_DEVICE_TEST(launchers_match_the_reference),
         CLT_DEVICE_TEST(bad_arguments_are_refused),
+        CLT_DEVICE_TEST(launchers_in_16_bit),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -34,6 +34,7 @@
 #include "harness.h"
 #include "ops/elementwise.h"
 #include "ref_elementwise.h"
+#include "st_tensor.h"
 
 /* ==== Tensors between guards ============================================================ */
 
@@ -43,39 +44,68 @@
 
 static const struct clt__buf NONE = {NULL, 0};
 
-/* n floats on the device, GUARD elements into a buffer of n + 2 * GUARD that is always
- * written whole. Each tensor has a buffer (an arena) of its own because Oclgrind 21.10's
- * --uninitialized check forgets what a buffer held whenever the host writes part of it
- * (each host write replaces the buffer's whole shadow), and reports false errors. */
+/* n elements of a storage (fp32, or 16 bits: st_tensor.h) on the device, GUARD elements
+ * into a buffer of n + 2 * GUARD that is always written whole. Each tensor has a buffer (an
+ * arena) of its own because Oclgrind 21.10's --uninitialized check forgets what a buffer held
+ * whenever the host writes part of it (each host write replaces the buffer's whole shadow),
+ * and reports false errors. */
 struct tensor {
     struct clt_arena *arena;
     struct clt_view view;
     size_t n;
+    enum clt_precision s;
 };
 
-/* Writes the guards and host[0..n) (NaN everywhere when host is NULL). */
+/* GUARD_VALUE as the storage holds it. */
+static float guard_value(enum clt_precision s)
+{
+    float g = GUARD_VALUE;
+    clt_test_round(&g, 1, s);
+    return g;
+}
+
+/* Writes the guards and host[0..n) (NaN everywhere when host is NULL), rounded to the
+ * storage. */
 static void tensor_write(const struct tensor *t, const float *host)
 {
-    size_t total = t->n + 2 * GUARD;
+    size_t total = t->n + 2 * GUARD, bytes = clt_test_storage_bytes(t->s);
     float *all = malloc(total * sizeof *all);
-    assert_non_null(all);
+    unsigned char *image = malloc(total * bytes);
+    assert_true(all && image);
     for (size_t i = 0; i < total; i++)
         all[i] = NAN;
     for (size_t i = 0; i < GUARD; i++)
         all[i] = all[GUARD + t->n + i] = GUARD_VALUE;
     if (host)
         memcpy(all + GUARD, host, t->n * sizeof *host);
-    assert_int_equal(clt_view_write(&t->view, all, total * sizeof *all, NULL), CLT_OK);
+    for (size_t i = 0; i < total; i++) {
+        if (bytes == 4) {
+            memcpy(image + 4 * i, &all[i], 4);
+            continue;
+        }
+        uint16_t h =
+            t->s == CLT_PRECISION_FP16 ? clt__f32_to_f16(all[i]) : clt__f32_to_bf16(all[i]);
+        memcpy(image + 2 * i, &h, 2);
+    }
+    assert_int_equal(clt_view_write(&t->view, image, total * bytes, NULL), CLT_OK);
     free(all);
+    free(image);
+}
+
+static struct tensor tensor_new_st(struct clt_device *dev, const float *host, size_t n,
+                                   enum clt_precision s)
+{
+    struct tensor t = {.n = n, .s = s};
+    size_t floats = ((n + 2 * GUARD) * clt_test_storage_bytes(s) + 3) / 4;
+    assert_int_equal(clt_arena_create(dev, floats * sizeof(float), &t.arena), CLT_OK);
+    t.view = clt_test_upload(t.arena, NULL, floats);
+    tensor_write(&t, host);
+    return t;
 }
 
 static struct tensor tensor_new(struct clt_device *dev, const float *host, size_t n)
 {
-    struct tensor t = {.n = n};
-    assert_int_equal(clt_arena_create(dev, (n + 2 * GUARD) * sizeof(float), &t.arena), CLT_OK);
-    t.view = clt_test_upload(t.arena, NULL, n + 2 * GUARD);
-    tensor_write(&t, host);
-    return t;
+    return tensor_new_st(dev, host, n, CLT_PRECISION_FP32);
 }
 
 static void tensor_free(struct tensor *t)
@@ -84,15 +114,15 @@ static void tensor_free(struct tensor *t)
     t->arena = NULL;
 }
 
-/* Reads the n floats into host; fails when a guard changed. */
+/* Reads the n elements into host, widened; fails when a guard changed. */
 static void tensor_read(const struct tensor *t, float *host, const char *what)
 {
     size_t total = t->n + 2 * GUARD;
-    float *all = malloc(total * sizeof *all);
+    float *all = malloc(total * sizeof *all), guard = guard_value(t->s);
     assert_non_null(all);
-    clt_test_download(&t->view, all, total);
+    clt_test_get_st(&t->view, all, total, t->s);
     for (size_t i = 0; i < GUARD; i++)
-        if (all[i] != GUARD_VALUE || all[GUARD + t->n + i] != GUARD_VALUE)
+        if (all[i] != guard || all[GUARD + t->n + i] != guard)
             fail_msg("%s: an element beside the tensor was overwritten", what);
     if (host)
         memcpy(host, all + GUARD, t->n * sizeof *host);
@@ -101,7 +131,7 @@ static void tensor_read(const struct tensor *t, float *host, const char *what)
 
 static struct clt__buf tensor_buf(const struct tensor *t)
 {
-    struct clt__buf b = clt__view_buf(&t->view);
+    struct clt__buf b = clt_test_buf_st(&t->view, t->s);
     b.offset += GUARD;
     return b;
 }
@@ -120,6 +150,7 @@ static const char *const op_names[] = {"copy", "add",  "mul",      "scale",     
  * tensors with gradients, in the launchers' order. */
 struct problem {
     struct clt_device *dev;
+    enum clt_precision s; /* the storage of every tensor but the workspace, which is float */
     enum op op;
     int64_t rows, cols, outs;
     bool bias;   /* linear: with a bias, the third input */
@@ -144,10 +175,11 @@ static uint64_t workspace_bytes(int64_t rows, int64_t cols, int64_t outs)
     return most;
 }
 
-static void problem_open(struct problem *p, struct clt_device *dev, enum op op, int64_t rows,
-                         int64_t cols, int64_t outs, bool bias)
+static void problem_open(struct problem *p, struct clt_device *dev, enum clt_precision s,
+                         enum op op, int64_t rows, int64_t cols, int64_t outs, bool bias)
 {
     *p = (struct problem){.dev = dev,
+                          .s = s,
                           .op = op,
                           .rows = rows,
                           .cols = cols,
@@ -185,20 +217,22 @@ static void problem_open(struct problem *p, struct clt_device *dev, enum op op, 
     default:
         break;
     }
-    snprintf(p->name, sizeof p->name, "%s rows=%lld cols=%lld out=%lld%s", op_names[op],
-             (long long)rows, (long long)cols, (long long)outs, bias ? " bias" : "");
+    snprintf(p->name, sizeof p->name, "%s rows=%lld cols=%lld out=%lld%s %s", op_names[op],
+             (long long)rows, (long long)cols, (long long)outs, bias ? " bias" : "", st_name(s));
     for (size_t i = 0; i < p->inputs; i++) {
         p->x[i] = malloc(p->in_n[i] * sizeof *p->x[i]);
         assert_non_null(p->x[i]);
         clt_test_fill(p->x[i], p->in_n[i], 100 + 17 * i + n, -1.0f, 1.0f);
-        p->in[i] = tensor_new(dev, p->x[i], p->in_n[i]);
-        p->grad[i] = tensor_new(dev, NULL, p->in_n[i]);
+        clt_test_round(p->x[i], p->in_n[i], s);
+        p->in[i] = tensor_new_st(dev, p->x[i], p->in_n[i], s);
+        p->grad[i] = tensor_new_st(dev, NULL, p->in_n[i], s);
     }
     p->dy = malloc(p->y_n * sizeof *p->dy);
     assert_non_null(p->dy);
     clt_test_fill(p->dy, p->y_n, 7 + n, -1.0f, 1.0f);
-    p->tdy = tensor_new(dev, p->dy, p->y_n);
-    p->y = tensor_new(dev, NULL, p->y_n);
+    clt_test_round(p->dy, p->y_n, s);
+    p->tdy = tensor_new_st(dev, p->dy, p->y_n, s);
+    p->y = tensor_new_st(dev, NULL, p->y_n, s);
     size_t ws = (size_t)(workspace_bytes(rows, cols, outs) / sizeof(float));
     p->ws = tensor_new(dev, NULL, ws > 0 ? ws : 1);
 }
@@ -344,9 +378,30 @@ static struct tol gemm_tol(int64_t k)
     return (struct tol){1e-5 * (double)(k + 1), 1e-5};
 }
 
+static struct tol tolerance_fp32(const struct problem *p, int which);
+
 /* The tolerance of the forward output (which < 0) or of input which's gradient, as stated
- * at the top of the file. */
+ * at the top of the file: in a 16-bit storage, the fp32 one plus the rounding of the result
+ * to the storage (an exact fp32 result stays exact). */
 static struct tol tolerance(const struct problem *p, int which)
+{
+    struct tol t = tolerance_fp32(p, which);
+    if (p->s == CLT_PRECISION_FP32 || (t.atol == 0.0 && t.rtol == 0.0))
+        return t;
+    return (struct tol){t.atol + ST_ATOL, t.rtol + clt_test_eps(p->s)};
+}
+
+/* Compares n results of p with their tolerance. */
+static void assert_close(const struct problem *p, const char *what, const float *got,
+                         const double *want, size_t n, struct tol t)
+{
+    if (p->s == CLT_PRECISION_FP32)
+        clt_test_assert_close(what, got, want, n, t.atol, t.rtol);
+    else
+        st_assert_close(what, p->s, got, want, n, t.atol, t.rtol);
+}
+
+static struct tol tolerance_fp32(const struct problem *p, int which)
 {
     int64_t n = p->rows * p->cols;
     switch (p->op) {
@@ -433,7 +488,7 @@ static void compare_grad(struct problem *p, size_t i, const float *prev, float *
     tensor_read(&p->grad[i], got, p->name);
     ref_grad(p, i, prev, want);
     snprintf(what, sizeof what, "%s: gradient %zu, %s", p->name, i, how);
-    clt_test_assert_close(what, got, want, p->in_n[i], t.atol, t.rtol);
+    assert_close(p, what, got, want, p->in_n[i], t);
 }
 
 static void check_problem(struct problem *p)
@@ -452,7 +507,7 @@ static void check_problem(struct problem *p)
     ref_forward(p, want);
     struct tol t = tolerance(p, -1);
     snprintf(what, sizeof what, "%s: forward", p->name);
-    clt_test_assert_close(what, got, want, p->y_n, t.atol, t.rtol);
+    assert_close(p, what, got, want, p->y_n, t);
 
     /* One gradient at a time: the others are skipped and keep what they hold. */
     for (size_t i = 0; i < p->inputs; i++) {
@@ -470,6 +525,7 @@ static void check_problem(struct problem *p)
                 fail_msg("%s: gradient %zu was skipped but changed", p->name, j);
         }
         clt_test_fill(prev, p->in_n[i], 55 + i, -1.0f, 1.0f);
+        clt_test_round(prev, p->in_n[i], p->s);
         tensor_write(&p->grad[i], prev);
         backward(p, one, true);
         compare_grad(p, i, prev, got, want, "accumulated");
@@ -485,22 +541,29 @@ static void check_problem(struct problem *p)
             compare_grad(p, i, NULL, got, want, "written with the others");
     }
 
-    check_gradients(p, got, want);
+    if (p->s == CLT_PRECISION_FP32) /* finite differences stay in fp32 */
+        check_gradients(p, got, want);
     free(got);
     free(prev);
     free(want);
 }
 
-/* Runs one op over a list of {rows, cols, outs} shapes. */
-static void run_shapes(struct clt_device *dev, enum op op, const int64_t (*shapes)[3], size_t count,
-                       bool bias)
+/* Runs one op over a list of {rows, cols, outs} shapes in a storage. */
+static void run_shapes_st(struct clt_device *dev, enum clt_precision st, enum op op,
+                          const int64_t (*shapes)[3], size_t count, bool bias)
 {
     for (size_t s = 0; s < count; s++) {
         struct problem p;
-        problem_open(&p, dev, op, shapes[s][0], shapes[s][1], shapes[s][2], bias);
+        problem_open(&p, dev, st, op, shapes[s][0], shapes[s][1], shapes[s][2], bias);
         check_problem(&p);
         problem_close(&p);
     }
+}
+
+static void run_shapes(struct clt_device *dev, enum op op, const int64_t (*shapes)[3], size_t count,
+                       bool bias)
+{
+    run_shapes_st(dev, CLT_PRECISION_FP32, op, shapes, count, bias);
 }
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -856,6 +919,161 @@ static void bad_arguments_are_refused(void **state)
     tensor_free(&t3);
 }
 
+/* ==== 16-bit storage ===================================================================== */
+
+/* Every op but linear (its GEMM is tested in test_gemm) in fp16 and bf16, through the same
+ * problems as above (guards, odd offsets, accumulate, skipped gradients, every gradient in
+ * one call) on inputs rounded to the storage: the elementwise ops; bias and row sums with
+ * sums along an axis of one round (5), two (65: sum_axis_part and _last) and three (4099:
+ * _wide too), in ones and in fours of columns; full sums of one chunk, of one round of
+ * partials (257: sum_finish_wide) and of two (66001: sum_partials_wide). */
+static void ops_in_16_bit(void **state)
+{
+    struct clt_device *dev = *state;
+    static const int64_t ew_big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 1000, 0}};
+    static const int64_t ew_small[][3] = {{1, 1, 0}, {1, 37, 0}};
+    static const int64_t axis_big[][3] = {{5, 19, 0},   {65, 3, 0},   {65, 8, 0},
+                                          {4099, 3, 0}, {4099, 8, 0}, {3, 4099, 0}};
+    static const int64_t axis_small[][3] = {{5, 19, 0}, {65, 3, 0}, {65, 4, 0}, {3, 65, 0}};
+    static const int64_t sums_big[][3] = {{1, 1, 0}, {1, 257, 0}, {1, 66001, 0}};
+    static const int64_t sums_small[][3] = {{1, 1, 0}, {1, 257, 0}};
+    const bool small = clt_test_small();
+    const enum op ew[] = {OP_COPY, OP_ADD, OP_MUL, OP_SCALE};
+    const enum op axis[] = {OP_BIAS, OP_SUM_ROWS, OP_MEAN_ROWS};
+    const enum op sums[] = {OP_SUM, OP_MEAN};
+    for (size_t k = 0; k < ST_STORAGES; k++) {
+        enum clt_precision s = st_storages[k], was = clt__storage_set(dev, s);
+        for (size_t o = 0; o < COUNT(ew); o++)
+            run_shapes_st(dev, s, ew[o], small ? ew_small : ew_big,
+                          small ? COUNT(ew_small) : COUNT(ew_big), false);
+        for (size_t o = 0; o < COUNT(axis); o++)
+            run_shapes_st(dev, s, axis[o], small ? axis_small : axis_big,
+                          small ? COUNT(axis_small) : COUNT(axis_big), false);
+        for (size_t o = 0; o < COUNT(sums); o++)
+            run_shapes_st(dev, s, sums[o], small ? sums_small : sums_big,
+                          small ? COUNT(sums_small) : COUNT(sums_big), false);
+        clt__storage_set(dev, was);
+    }
+    st_report("ops_in_16_bit");
+}
+
+/* fill (exact: the value rounded once), axpy, mul_broadcast's ds (a product summed along the
+ * rows) and outputs over their inputs, in fp16 and bf16. */
+static void fill_axpy_and_aliasing_in_16_bit(void **state)
+{
+    struct clt_device *dev = *state;
+    const size_t rows = 67, cols = 13, n = rows * cols;
+    for (size_t k = 0; k < ST_STORAGES; k++) {
+        enum clt_precision s = st_storages[k], was = clt__storage_set(dev, s);
+        const struct tol t = {ELEMENTWISE.atol + ST_ATOL, ELEMENTWISE.rtol + clt_test_eps(s)};
+        float *a = st_input(n, 3, -1.0f, 1.0f, s), *y = st_input(n, 4, -1.0f, 1.0f, s);
+        float *bias = st_input(cols, 5, -1.0f, 1.0f, s), *got = clt_test_floats(n);
+        double *want = clt_test_doubles(n);
+        struct tensor ta = tensor_new_st(dev, a, n, s), ty = tensor_new_st(dev, NULL, n, s);
+        struct tensor tb = tensor_new_st(dev, bias, cols, s);
+        struct problem p = {.s = s}; /* for assert_close */
+
+        float value = 0.1f;
+        assert_int_equal(clt__fill_forward(dev, (int64_t)n, value, tensor_buf(&ty)), CLT_OK);
+        tensor_read(&ty, got, "fill");
+        clt_test_round(&value, 1, s);
+        for (size_t i = 0; i < n; i++)
+            want[i] = value;
+        assert_close(&p, "fill", got, want, n, (struct tol){0.0, 0.0});
+
+        tensor_write(&ty, y);
+        assert_int_equal(
+            clt__axpy_forward(dev, (int64_t)n, -1.5f, tensor_buf(&ta), tensor_buf(&ty)), CLT_OK);
+        tensor_read(&ty, got, "axpy");
+        ref_axpy_forward(n, -1.5f, a, y, want);
+        assert_close(&p, "axpy", got, want, n, t);
+
+        tensor_write(&ty, y);
+        assert_int_equal(
+            clt__add_forward(dev, n, tensor_buf(&ta), tensor_buf(&ty), tensor_buf(&ty)), CLT_OK);
+        tensor_read(&ty, got, "add in place");
+        ref_add_forward(n, a, y, want);
+        assert_close(&p, "add in place", got, want, n, t);
+        memcpy(y, got, n * sizeof *y);
+        assert_int_equal(clt__scale_forward(dev, n, 3.0f, tensor_buf(&ty), tensor_buf(&ty)),
+                         CLT_OK);
+        tensor_read(&ty, got, "scale in place");
+        ref_scale_forward(n, 3.0f, y, want);
+        assert_close(&p, "scale in place", got, want, n, t);
+        memcpy(y, got, n * sizeof *y);
+        assert_int_equal(
+            clt__bias_forward(dev, rows, cols, tensor_buf(&ty), tensor_buf(&tb), tensor_buf(&ty)),
+            CLT_OK);
+        tensor_read(&ty, got, "bias in place");
+        ref_bias_forward(rows, cols, y, bias, want);
+        assert_close(&p, "bias in place", got, want, n, t);
+
+        /* ds[c] = sum over rows of dy * x, 67 rows: sum_axis_part and _last, the product read
+         * in the first round only; added to what ds holds. */
+        memcpy(y, got, n * sizeof *y);
+        size_t ws = (size_t)(clt__sum_axis_workspace_bytes(1, (int64_t)rows, (int64_t)cols) /
+                             sizeof(float));
+        struct tensor tws = tensor_new(dev, NULL, ws);
+        tensor_write(&tb, bias);
+        assert_int_equal(clt__mul_broadcast_backward(dev, rows, cols, tensor_buf(&ta), NONE,
+                                                     tensor_buf(&ty), NONE, tensor_buf(&tb), 2u,
+                                                     tensor_buf(&tws)),
+                         CLT_OK);
+        tensor_read(&tb, got, "mul_broadcast ds");
+        for (size_t c = 0; c < cols; c++) {
+            want[c] = bias[c];
+            for (size_t r = 0; r < rows; r++)
+                want[c] += (double)y[r * cols + c] * a[r * cols + c];
+        }
+        struct tol ts = sum_tol((int64_t)rows, 1.0);
+        assert_close(&p, "mul_broadcast ds", got, want, cols,
+                     (struct tol){ts.atol + ST_ATOL, ts.rtol + clt_test_eps(s)});
+        tensor_free(&tws);
+        tensor_free(&ta);
+        tensor_free(&ty);
+        tensor_free(&tb);
+        free(a);
+        free(y);
+        free(bias);
+        free(got);
+        free(want);
+        clt__storage_set(dev, was);
+    }
+}
+
+/* The launchers check tensors in the storage's element size and workspaces in floats: n
+ * elements of 16 bits fit a buffer that n floats would overflow. */
+static void buffers_are_checked_in_the_storage(void **state)
+{
+    struct clt_device *dev = *state;
+    struct tensor t = tensor_new(dev, NULL, 1000); /* 4024 bytes */
+    struct clt__buf b = tensor_buf(&t), none = {NULL, 0};
+    static struct clt_test_log log;
+    struct clt_log saved = dev->log;
+    dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
+    b.offset = 0;
+    enum clt_precision was = clt__storage_set(dev, CLT_PRECISION_FP32);
+    assert_int_equal(clt__copy_forward(dev, 1500, b, b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__bias_forward(dev, 100, 15, b, b, b), CLT_ERR_INVALID_ARGUMENT);
+    for (size_t k = 0; k < ST_STORAGES; k++) {
+        clt__storage_set(dev, st_storages[k]);
+        assert_int_equal(clt__copy_forward(dev, 1500, b, b), CLT_OK);
+        assert_int_equal(clt__bias_forward(dev, 100, 15, b, b, b), CLT_OK);
+        assert_int_equal(clt__copy_forward(dev, 2013, b, b), CLT_ERR_INVALID_ARGUMENT);
+        /* 2000 rows sum in 32 chunks: 32 floats of workspace, which fit the 1006 floats of
+         * the buffer from element 974 on, not from 975. */
+        struct clt__buf ws = {b.mem, 975};
+        assert_int_equal(clt__bias_backward(dev, 2000, 1, b, none, b, false, ws),
+                         CLT_ERR_INVALID_ARGUMENT);
+        ws.offset = 974;
+        assert_int_equal(clt__bias_backward(dev, 2000, 1, b, none, b, false, ws), CLT_OK);
+    }
+    clt__storage_set(dev, was);
+    assert_int_equal(clFinish(dev->queue), CL_SUCCESS);
+    dev->log = saved;
+    tensor_free(&t);
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -871,6 +1089,9 @@ int main(void)
         CLT_DEVICE_TEST(long_sums_are_accurate),
         CLT_DEVICE_TEST(results_do_not_depend_on_work_group_size),
         CLT_DEVICE_TEST(bad_arguments_are_refused),
+        CLT_DEVICE_TEST(ops_in_16_bit),
+        CLT_DEVICE_TEST(fill_axpy_and_aliasing_in_16_bit),
+        CLT_DEVICE_TEST(buffers_are_checked_in_the_storage),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

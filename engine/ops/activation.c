@@ -1,7 +1,8 @@
 /*
  * activation.c: the activation family: launchers of cl/activation.cl (contracts in
  * ops/activation.h), then the graph ops activation (relu, leaky_relu, gelu, tanh, sigmoid,
- * silu) and dropout: their definitions and public builders.
+ * silu) and dropout: their definitions and public builders. Tensors are in the device's
+ * storage (clt__storage_bytes).
  */
 #include <math.h>
 
@@ -77,9 +78,9 @@ enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act ac
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_act(dev, op, n, act, slope);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, n, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, n, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, act_forward_ids[act], (size_t)n, CLT__I32(n), CLT__F32(slope), CLT__BUF(x),
@@ -95,11 +96,11 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_act(dev, op, n, act, slope);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, n, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, n, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, n, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
+        st = clt__check_buf(dev, dx, n, clt__storage_bytes(dev), op, "dx");
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, act_backward_ids[act], (size_t)n, CLT__I32(n), CLT__F32(slope),
@@ -142,9 +143,9 @@ enum clt_status clt__dropout_forward(struct clt_device *dev, float p, uint64_t s
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_p(dev, op, n, p);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, n, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, n, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, n, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, CLT__K_dropout_forward, dropout_blocks(n), DROPOUT_HEAD(n, p, seed, step),
@@ -160,9 +161,9 @@ enum clt_status clt__dropout_backward(struct clt_device *dev, float p, uint64_t 
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_p(dev, op, n, p);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, n, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, n, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dx, n, sizeof(float), op, "dx");
+        st = clt__check_buf(dev, dx, n, clt__storage_bytes(dev), op, "dx");
     if (st != CLT_OK)
         return st;
     return CLT__RUN(dev, CLT__K_dropout_backward, dropout_blocks(n), DROPOUT_HEAD(n, p, seed, step),
@@ -216,6 +217,7 @@ const struct clt__op_def clt__op_activation = {
     .backward = act_backward,
     .bench = bench_activation,
     .ew = &act_ew,
+    .storage16 = true,
 };
 
 static struct clt_tensor *activation(struct clt_graph *g, struct clt_tensor *x, enum clt__act act,
@@ -315,7 +317,8 @@ static struct clt_tensor *bench_dropout(struct clt_graph *g)
 const struct clt__op_def clt__op_dropout = {.forward = dropout_forward,
                                             .backward = dropout_backward,
                                             .bench = bench_dropout,
-                                            .ew = &dropout_ew};
+                                            .ew = &dropout_ew,
+                                            .storage16 = true};
 
 struct clt_tensor *clt_dropout(struct clt_graph *g, struct clt_tensor *x, float p)
 {

@@ -2,7 +2,8 @@
  * broadcast.c: the binary arithmetic family: planning a numpy broadcast, its launchers
  * (contracts in ops/broadcast.h), then the graph ops add, sub and mul of any two shapes that
  * broadcast, and add_bias and mul_broadcast, whose second input is the trailing axes of the
- * first (their definitions in the registry, ops/ops.h, and their public builders).
+ * first (their definitions in the registry, ops/ops.h, and their public builders). Tensors
+ * are in the device's storage (clt__storage_bytes); the partial sums of the workspace float.
  */
 #include <stdio.h>
 #include <string.h>
@@ -176,11 +177,12 @@ enum clt_status clt__broadcast_forward(struct clt_device *dev, enum clt__binary 
     if (op == CLT__BINARY_MUL && (is_bias(plan, am, bm) || is_bias(plan, bm, am)))
         return is_bias(plan, am, bm) ? clt__mul_broadcast_forward(dev, rows, cols, a, b, y)
                                      : clt__mul_broadcast_forward(dev, rows, cols, b, a, y);
-    st = clt__check_buf(dev, a, plan_count(plan, am), sizeof(float), name, "a");
+    size_t bytes = clt__storage_bytes(dev);
+    st = clt__check_buf(dev, a, plan_count(plan, am), bytes, name, "a");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, b, plan_count(plan, bm), sizeof(float), name, "b");
+        st = clt__check_buf(dev, b, plan_count(plan, bm), bytes, name, "b");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, n, sizeof(float), name, "y");
+        st = clt__check_buf(dev, y, n, bytes, name, "y");
     if (st != CLT_OK)
         return st;
     if (op == CLT__BINARY_SUB && am == all && bm == all)
@@ -232,22 +234,30 @@ uint64_t clt__broadcast_workspace_bytes(const struct clt__broadcast *plan)
     return a > b ? a : b;
 }
 
+/* The broadcast_backward kernels by what a round reads and writes (cl/elementwise.cl):
+ * [src partials][dst partials], tensors in the storage, partials float. */
+static const enum clt__kernel_id backward_ids[2][2] = {
+    {CLT__K_broadcast_backward, CLT__K_broadcast_backward_part},
+    {CLT__K_broadcast_backward_last, CLT__K_broadcast_backward_wide}};
+
 /* One round of broadcast_backward over `plan`: dst [nx, parts] gets the sums of `chunk`
- * outputs each (the last part fewer), written or added times sign. */
+ * outputs each (the last part fewer), written or added times sign. src_part and dst_part:
+ * src (and other) and dst are float partial sums of the workspace, not tensors. */
 static enum clt_status reduce_round(struct clt_device *dev, const struct clt__broadcast *plan,
                                     uint32_t xm, uint32_t om, bool product, float sign,
                                     struct clt__buf src, struct clt__buf other, int64_t parts,
-                                    int64_t chunk, struct clt__buf dst, bool accumulate)
+                                    int64_t chunk, struct clt__buf dst, bool accumulate,
+                                    bool src_part, bool dst_part)
 {
     int64_t nx = plan_count(plan, xm), count = plan_count(plan, all_axes(plan)) / nx;
     cl_int s[CLT__CL_BROADCAST_DIMS];
     plan_sizes(plan, s);
-    return CLT__RUN(dev, CLT__K_broadcast_backward, (size_t)(nx * parts), CLT__I32(nx * parts),
-                    CLT__I32(parts), CLT__I32(chunk), CLT__I32(count), CLT__I32(plan->ndim),
-                    CLT__I32(s[0]), CLT__I32(s[1]), CLT__I32(s[2]), CLT__I32(s[3]), CLT__I32(s[4]),
-                    CLT__I32(s[5]), CLT__I32(xm), CLT__I32(om), CLT__I32(product), CLT__F32(sign),
-                    CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(product ? other : src),
-                    CLT__BUF(dst));
+    return CLT__RUN(dev, backward_ids[src_part][dst_part], (size_t)(nx * parts),
+                    CLT__I32(nx * parts), CLT__I32(parts), CLT__I32(chunk), CLT__I32(count),
+                    CLT__I32(plan->ndim), CLT__I32(s[0]), CLT__I32(s[1]), CLT__I32(s[2]),
+                    CLT__I32(s[3]), CLT__I32(s[4]), CLT__I32(s[5]), CLT__I32(xm), CLT__I32(om),
+                    CLT__I32(product), CLT__F32(sign), CLT__I32(accumulate), CLT__BUF(src),
+                    CLT__BUF(product ? other : src), CLT__BUF(dst));
 }
 
 /* dx (+)= sign * the sum over x's stretched axes of dy (times other when product), by the
@@ -263,31 +273,35 @@ static enum clt_status reduce_general(struct clt_device *dev, const struct clt__
     static const char name[] = "broadcast_backward";
     int64_t nx = plan_count(plan, xm), n = plan_count(plan, all_axes(plan));
     int64_t count = n / nx, floats = reduce_floats(nx, count);
-    enum clt_status st = clt__check_buf(dev, dy, n, sizeof(float), name, "dy");
+    size_t bytes = clt__storage_bytes(dev);
+    enum clt_status st = clt__check_buf(dev, dy, n, bytes, name, "dy");
     if (st == CLT_OK && product)
-        st = clt__check_buf(dev, other, plan_count(plan, om), sizeof(float), name, "other");
+        st = clt__check_buf(dev, other, plan_count(plan, om), bytes, name, "other");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dx, nx, sizeof(float), name, "dx");
+        st = clt__check_buf(dev, dx, nx, bytes, name, "dx");
     if (st == CLT_OK && floats > 0)
         st = clt__check_buf(dev, workspace, floats, sizeof(float), name, "workspace");
     struct clt__broadcast round = *plan;
     struct clt__buf src = dy, part = workspace;
+    bool src_part = false;
     while (st == CLT_OK && count > CHUNK) {
         int64_t parts = (count + CHUNK - 1) / CHUNK;
-        st =
-            reduce_round(dev, &round, xm, om, product, 1.0f, src, other, parts, CHUNK, part, false);
+        st = reduce_round(dev, &round, xm, om, product, 1.0f, src, other, parts, CHUNK, part, false,
+                          src_part, true);
         /* The partials [nx, parts]: x has the outer axis, and is stretched along parts. */
         round = (struct clt__broadcast){.ndim = 2, .shape = {parts, nx}, .amask = 2, .bmask = 1};
         xm = 2;
         om = 0;
         product = false;
         src = part;
+        src_part = true;
         part.offset += (size_t)(nx * parts);
         count = parts;
     }
     if (st != CLT_OK)
         return st;
-    return reduce_round(dev, &round, xm, om, product, sign, src, other, 1, count, dx, accumulate);
+    return reduce_round(dev, &round, xm, om, product, sign, src, other, 1, count, dx, accumulate,
+                        src_part, false);
 }
 
 /* The gradient of one input x (mask xm), the other input being `other` (mask om): the
@@ -414,12 +428,14 @@ const struct clt__op_def clt__op_add = {.forward = binary_forward,
                                         .backward = binary_backward,
                                         .workspace = binary_workspace,
                                         .bench = bench_add,
-                                        .ew = &add_ew};
+                                        .ew = &add_ew,
+                                        .storage16 = true};
 
 const struct clt__op_def clt__op_sub = {.forward = binary_forward,
                                         .backward = binary_backward,
                                         .workspace = binary_workspace,
-                                        .bench = bench_sub};
+                                        .bench = bench_sub,
+                                        .storage16 = true};
 
 const struct clt__op_def clt__op_mul = {
     .saves = CLT__SAVES_INPUT(0) | CLT__SAVES_INPUT(1),
@@ -428,6 +444,7 @@ const struct clt__op_def clt__op_mul = {
     .workspace = binary_workspace,
     .bench = bench_mul,
     .ew = &mul_ew,
+    .storage16 = true,
 };
 
 /* "[3, 4, 5]". */
@@ -531,7 +548,8 @@ static uint64_t trailing_workspace(const struct clt_tensor *t)
 const struct clt__op_def clt__op_add_bias = {.forward = bias_forward,
                                              .backward = bias_backward,
                                              .workspace = trailing_workspace,
-                                             .bench = bench_add_bias};
+                                             .bench = bench_add_bias,
+                                             .storage16 = true};
 
 struct clt_tensor *clt_add_bias(struct clt_graph *g, struct clt_tensor *x, struct clt_tensor *bias)
 {
@@ -577,6 +595,7 @@ const struct clt__op_def clt__op_mul_broadcast = {
     .backward = mul_broadcast_backward,
     .workspace = trailing_workspace,
     .bench = bench_mul_broadcast,
+    .storage16 = true,
 };
 
 struct clt_tensor *clt_mul_broadcast(struct clt_graph *g, struct clt_tensor *x,

@@ -4,6 +4,9 @@
  * registry, ops/ops.h, and their public builders); add, sub, mul, add_bias and mul_broadcast
  * are in ops/broadcast.c, matmul and linear in ops/linear.c. Launchers check their
  * arguments, set them and enqueue; nothing here allocates or waits.
+ *
+ * Tensors are in the device's storage (clt__storage_bytes: fp32, or 16 bits in a 16-bit
+ * plan; cl/common.cl's store_t); the partial sums of a workspace are always float.
  */
 #include <math.h>
 
@@ -57,7 +60,7 @@ static enum clt_status elementwise(struct clt_device *dev, enum clt__kernel_id i
     const char *kernel = clt__kernel_ids[id].kernel;
     enum clt_status st = check_size(dev, kernel, "n", n);
     for (size_t i = 0; i < nbufs && st == CLT_OK; i++)
-        st = clt__check_buf(dev, bufs[i], n, sizeof(float), kernel, names[i]);
+        st = clt__check_buf(dev, bufs[i], n, clt__storage_bytes(dev), kernel, names[i]);
     if (st != CLT_OK)
         return st;
     struct clt__karg args[1 + MAX_SCALARS + MAX_BUFS] = {CLT__I32(n)};
@@ -184,16 +187,25 @@ uint64_t clt__sum_axis_workspace_bytes(int64_t outer, int64_t count, int64_t inn
     return floats * sizeof(float);
 }
 
-/* One launch of sum_axis: dst [outer, parts, inner] gets the sums of `chunk` entries each. */
+/* The sum_axis kernels by what a round reads and writes (cl/elementwise.cl): [src partials]
+ * [dst partials], tensors in the storage, partials float; the second half four columns per
+ * work-item. */
+static const enum clt__kernel_id sum_axis_ids[2][2][2] = {
+    {{CLT__K_sum_axis, CLT__K_sum_axis_part}, {CLT__K_sum_axis_last, CLT__K_sum_axis_wide}},
+    {{CLT__K_sum_axis4, CLT__K_sum_axis4_part}, {CLT__K_sum_axis4_last, CLT__K_sum_axis4_wide}}};
+
+/* One launch of sum_axis: dst [outer, parts, inner] gets the sums of `chunk` entries each.
+ * src_part and dst_part: src and dst are float partial sums of the workspace, not tensors. */
 static enum clt_status sum_axis_run(struct clt_device *dev, int64_t outer, int64_t count,
                                     int64_t inner, int64_t chunk, int64_t parts, float sign,
                                     float divisor, struct clt__buf src, struct clt__buf x,
-                                    struct clt__buf dst, bool accumulate)
+                                    struct clt__buf dst, bool accumulate, bool src_part,
+                                    bool dst_part)
 {
     /* Four columns per work-item where they come in fours (the same bits either way). */
     bool by4 = inner % 4 == 0;
     size_t items[3] = {(size_t)(by4 ? inner / 4 : inner), (size_t)parts, (size_t)outer};
-    return CLT__RUN_ND(dev, by4 ? CLT__K_sum_axis4 : CLT__K_sum_axis, 3, items, CLT__I32(outer),
+    return CLT__RUN_ND(dev, sum_axis_ids[by4][src_part][dst_part], 3, items, CLT__I32(outer),
                        CLT__I32(count), CLT__I32(inner), CLT__I32(chunk), CLT__I32(parts),
                        CLT__I32(x.mem != NULL), CLT__F32(sign), CLT__F32(divisor),
                        CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(x.mem ? x : src),
@@ -211,28 +223,33 @@ enum clt_status clt__sum_axis(struct clt_device *dev, int64_t outer, int64_t cou
     if (st == CLT_OK)
         st = clt__check_matrix(dev, op, outer * count, inner);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, src, outer * count * inner, sizeof(float), op, "the input");
+        st = clt__check_buf(dev, src, outer * count * inner, clt__storage_bytes(dev), op,
+                            "the input");
     if (st == CLT_OK && x.mem)
-        st = clt__check_buf(dev, x, outer * count * inner, sizeof(float), op, "the factor");
+        st = clt__check_buf(dev, x, outer * count * inner, clt__storage_bytes(dev), op,
+                            "the factor");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dst, outer * inner, sizeof(float), op, "the sums");
+        st = clt__check_buf(dev, dst, outer * inner, clt__storage_bytes(dev), op, "the sums");
     uint64_t bytes = clt__sum_axis_workspace_bytes(outer, count, inner);
     if (st == CLT_OK && bytes > 0)
         st = clt__check_buf(dev, workspace, (int64_t)(bytes / sizeof(float)), sizeof(float), op,
                             "workspace");
     struct clt__buf part = workspace, none = {NULL, 0};
+    bool src_part = false;
     while (st == CLT_OK && count > CLT__SUM_AXIS_CHUNK) {
         int64_t parts = (count + CLT__SUM_AXIS_CHUNK - 1) / CLT__SUM_AXIS_CHUNK;
         st = sum_axis_run(dev, outer, count, inner, CLT__SUM_AXIS_CHUNK, parts, 1.0f, 1.0f, src, x,
-                          part, false);
+                          part, false, src_part, true);
         src = part;
+        src_part = true;
         x = none;
         part.offset += (size_t)(outer * parts * inner);
         count = parts;
     }
     if (st != CLT_OK)
         return st;
-    return sum_axis_run(dev, outer, count, inner, count, 1, sign, divisor, src, x, dst, accumulate);
+    return sum_axis_run(dev, outer, count, inner, count, 1, sign, divisor, src, x, dst, accumulate,
+                        src_part, false);
 }
 
 /* ==== Bias ============================================================================== */
@@ -245,11 +262,11 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = clt__check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, rows * cols, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, bias, cols, sizeof(float), op, "bias");
+        st = clt__check_buf(dev, bias, cols, clt__storage_bytes(dev), op, "bias");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, rows * cols, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
     return CLT__RUN_ND(dev, CLT__K_bias_forward, 2, ((size_t[]){(size_t)cols, (size_t)rows}),
@@ -266,9 +283,9 @@ enum clt_status clt__bias_backward(struct clt_device *dev, int64_t rows, int64_t
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = clt__check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, rows * cols, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, rows * cols, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK && dbias.mem)
-        st = clt__check_buf(dev, dbias, cols, sizeof(float), op, "dbias");
+        st = clt__check_buf(dev, dbias, cols, clt__storage_bytes(dev), op, "dbias");
     if (st == CLT_OK && dx.mem)
         st = clt__copy_backward(dev, rows * cols, dy, dx, accumulate);
     if (st != CLT_OK || !dbias.mem)
@@ -287,11 +304,11 @@ enum clt_status clt__mul_broadcast_forward(struct clt_device *dev, int64_t rows,
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = clt__check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, rows * cols, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, s, cols, sizeof(float), op, "s");
+        st = clt__check_buf(dev, s, cols, clt__storage_bytes(dev), op, "s");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, rows * cols, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, rows * cols, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
     return CLT__RUN_ND(dev, CLT__K_mul_broadcast_forward, 2,
@@ -310,15 +327,15 @@ enum clt_status clt__mul_broadcast_backward(struct clt_device *dev, int64_t rows
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = clt__check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, rows * cols, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, rows * cols, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK && dx.mem)
-        st = clt__check_buf(dev, s, cols, sizeof(float), op, "s");
+        st = clt__check_buf(dev, s, cols, clt__storage_bytes(dev), op, "s");
     if (st == CLT_OK && dx.mem)
-        st = clt__check_buf(dev, dx, rows * cols, sizeof(float), op, "dx");
+        st = clt__check_buf(dev, dx, rows * cols, clt__storage_bytes(dev), op, "dx");
     if (st == CLT_OK && ds.mem)
-        st = clt__check_buf(dev, x, rows * cols, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, rows * cols, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK && ds.mem)
-        st = clt__check_buf(dev, ds, cols, sizeof(float), op, "ds");
+        st = clt__check_buf(dev, ds, cols, clt__storage_bytes(dev), op, "ds");
     if (st == CLT_OK && dx.mem)
         st = CLT__RUN_ND(dev, CLT__K_mul_broadcast_backward_x, 2,
                          ((size_t[]){(size_t)cols, (size_t)rows}), CLT__I32(rows), CLT__I32(cols),
@@ -349,26 +366,28 @@ static enum clt_status sum_all(struct clt_device *dev, const char *op, int64_t n
     uint64_t bytes = clt__reduce_workspace_bytes(n);
     enum clt_status st = check_size(dev, op, "n", n);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, n, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, n, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, 1, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, 1, clt__storage_bytes(dev), op, "y");
     if (st == CLT_OK && bytes > 0)
         st = clt__check_buf(dev, workspace, (int64_t)(bytes / sizeof(float)), sizeof(float), op,
                             "workspace");
     struct clt__buf src = x, part = workspace;
     int64_t count = n;
+    bool wide = false; /* src: the float partials of the workspace, not x */
     while (st == CLT_OK && count > SUM_CHUNK) {
         int64_t parts = (count + SUM_CHUNK - 1) / SUM_CHUNK;
-        st = CLT__RUN(dev, CLT__K_sum_partials, (size_t)parts, CLT__I32(count), CLT__I32(parts),
-                      CLT__BUF(src), CLT__BUF(part));
+        st = CLT__RUN(dev, wide ? CLT__K_sum_partials_wide : CLT__K_sum_partials, (size_t)parts,
+                      CLT__I32(count), CLT__I32(parts), CLT__BUF(src), CLT__BUF(part));
         src = part;
+        wide = true;
         part.offset += (size_t)parts;
         count = parts;
     }
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, CLT__K_sum_finish, 1, CLT__I32(count), CLT__F32(divisor), CLT__BUF(src),
-                    CLT__BUF(y));
+    return CLT__RUN(dev, wide ? CLT__K_sum_finish_wide : CLT__K_sum_finish, 1, CLT__I32(count),
+                    CLT__F32(divisor), CLT__BUF(src), CLT__BUF(y));
 }
 
 /* dx[r, c] (+)= dy[r] / divisor. */
@@ -378,9 +397,9 @@ static enum clt_status sum_broadcast(struct clt_device *dev, const char *op, int
 {
     enum clt_status st = clt__check_matrix(dev, op, rows, cols);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, rows, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, rows, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dx, rows * cols, sizeof(float), op, "dx");
+        st = clt__check_buf(dev, dx, rows * cols, clt__storage_bytes(dev), op, "dx");
     if (st != CLT_OK)
         return st;
     return CLT__RUN_ND(dev, CLT__K_sum_backward, 2, ((size_t[]){(size_t)cols, (size_t)rows}),
@@ -517,8 +536,11 @@ static void scale_scalars(const struct clt__exec *x, const struct clt_tensor *t,
 static const struct clt__ew scale_ew = {
     .forward = "f0 * a", .backward = {"f0 * dy"}, .scalars = scale_scalars};
 
-const struct clt__op_def clt__op_scale = {
-    .forward = scale_forward, .backward = scale_backward, .bench = bench_scale, .ew = &scale_ew};
+const struct clt__op_def clt__op_scale = {.forward = scale_forward,
+                                          .backward = scale_backward,
+                                          .bench = bench_scale,
+                                          .ew = &scale_ew,
+                                          .storage16 = true};
 
 struct clt_tensor *clt_scale(struct clt_graph *g, struct clt_tensor *x, float alpha)
 {
@@ -568,7 +590,8 @@ static struct clt_tensor *bench_sum(struct clt_graph *g)
 const struct clt__op_def clt__op_sum = {.forward = sum_forward,
                                         .backward = sum_backward,
                                         .workspace = reduce_workspace,
-                                        .bench = bench_sum};
+                                        .bench = bench_sum,
+                                        .storage16 = true};
 
 static struct clt_tensor *reduce(struct clt_graph *g, struct clt_tensor *x, bool mean)
 {

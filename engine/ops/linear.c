@@ -3,7 +3,8 @@
  * (contracts in ops/elementwise.h: y = x W^T + b and its gradients, through clt__gemm, the
  * bias kernels and clt__sum_axis), then the graph ops matmul and linear (their definitions in
  * the registry, ops/ops.h, and their public builders). Launchers check their arguments and
- * enqueue; nothing here allocates or waits.
+ * enqueue; nothing here allocates or waits. Tensors are in the device's storage
+ * (clt__storage_bytes): clt__gemm follows it for the products.
  */
 #include <string.h>
 
@@ -47,13 +48,13 @@ enum clt_status clt__linear_forward(struct clt_device *dev, int64_t n, int64_t i
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_linear(dev, op, n, in, out);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, x, n * in, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, n * in, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, weight, out * in, sizeof(float), op, "weight");
+        st = clt__check_buf(dev, weight, out * in, clt__storage_bytes(dev), op, "weight");
     if (st == CLT_OK && bias.mem)
-        st = clt__check_buf(dev, bias, out, sizeof(float), op, "bias");
+        st = clt__check_buf(dev, bias, out, clt__storage_bytes(dev), op, "bias");
     if (st == CLT_OK)
-        st = clt__check_buf(dev, y, n * out, sizeof(float), op, "y");
+        st = clt__check_buf(dev, y, n * out, clt__storage_bytes(dev), op, "y");
     /* y [n, out] = x [n, in] * weight^T, weight stored [out, in]. */
     struct clt_gemm_shape g = {.m = n, .n = out, .k = in, .trans_b = true, .alpha = 1.0f};
     if (st == CLT_OK)
@@ -74,15 +75,15 @@ enum clt_status clt__linear_backward(struct clt_device *dev, int64_t n, int64_t 
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = check_linear(dev, op, n, in, out);
     if (st == CLT_OK)
-        st = clt__check_buf(dev, dy, n * out, sizeof(float), op, "dy");
+        st = clt__check_buf(dev, dy, n * out, clt__storage_bytes(dev), op, "dy");
     if (st == CLT_OK && dx.mem)
-        st = clt__check_buf(dev, weight, out * in, sizeof(float), op, "weight");
+        st = clt__check_buf(dev, weight, out * in, clt__storage_bytes(dev), op, "weight");
     if (st == CLT_OK && dx.mem)
-        st = clt__check_buf(dev, dx, n * in, sizeof(float), op, "dx");
+        st = clt__check_buf(dev, dx, n * in, clt__storage_bytes(dev), op, "dx");
     if (st == CLT_OK && dweight.mem)
-        st = clt__check_buf(dev, x, n * in, sizeof(float), op, "x");
+        st = clt__check_buf(dev, x, n * in, clt__storage_bytes(dev), op, "x");
     if (st == CLT_OK && dweight.mem)
-        st = clt__check_buf(dev, dweight, out * in, sizeof(float), op, "dweight");
+        st = clt__check_buf(dev, dweight, out * in, clt__storage_bytes(dev), op, "dweight");
     const float beta = accumulate ? 1.0f : 0.0f;
     /* dx [n, in] = dy [n, out] * weight [out, in]. */
     struct clt_gemm_shape gx = {.m = n, .n = in, .k = out, .alpha = 1.0f, .beta = beta};
@@ -172,6 +173,7 @@ const struct clt__op_def clt__op_matmul = {
     .forward = matmul_forward,
     .backward = matmul_backward,
     .bench = bench_matmul,
+    .storage16 = true,
 };
 
 struct clt_tensor *clt_matmul(struct clt_graph *g, struct clt_tensor *a, struct clt_tensor *b,
@@ -252,6 +254,7 @@ const struct clt__op_def clt__op_linear = {
     .workspace = linear_workspace,
     .bench = bench_linear,
     .bias_input = 2,
+    .storage16 = true,
 };
 
 struct clt_tensor *clt_linear(struct clt_graph *g, struct clt_tensor *x, int64_t out_features,
