@@ -212,6 +212,11 @@ static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float
     return st;
 }
 
+enum clt_status clt__trainer_update(struct clt_trainer *tr, struct clt__exec *x, float lr)
+{
+    return update(tr, x, lr);
+}
+
 enum clt_status clt__trainer_dry_run(struct clt_trainer *tr)
 {
     enum clt_status st = CLT_OK;

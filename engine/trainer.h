@@ -257,6 +257,11 @@ enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint
 enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x);
 enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x);
 
+/* The step's update as clt_trainer_step enqueues it at learning rate lr: the optimizer, and in
+ * a 16-bit plan the loss scaler's update (fp16) and the narrowing of the masters into the
+ * working copy (for cltrain-bench's split of a step; the schedule's counter is the caller's). */
+enum clt_status clt__trainer_update(struct clt_trainer *tr, struct clt__exec *x, float lr);
+
 /* Makes the trainer behind an executor: a forward plan of the n outputs (no loss, no
  * gradients, no optimizer state), its buffers, a dry run in evaluation mode, parameters from
  * their initialisers. Blocks. */
