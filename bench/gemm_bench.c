@@ -6,8 +6,10 @@
  * choice, tuned here when not cached), "host" (the host's BLAS, CPU devices), "clblast", and
  * "own" (the own kernel in the best configuration the tuner measured, else its default).
  * Figure names: <impl>.<shape>, shapes square_<n> and <model>_<ta><tb>_<m>x<n>x<k>[x<batch>]
- * (t: transposed). bench/torch_gemm.py writes PyTorch's figures under "chosen" with the
- * same shape names, so --compare sets cltrain beside PyTorch.
+ * (t: transposed). At the models' shapes, "fp16" and "bf16": clt__gemm with A, B and C in that
+ * storage (the tuner's 16-bit choice: the own kernel built in the storage, or the widened
+ * path around the fp32 choice), tuned here like "chosen". bench/torch_gemm.py writes PyTorch's
+ * figures under "chosen" with the same shape names, so --compare sets cltrain beside PyTorch.
  *
  * Timing: each run brackets `inner` back-to-back calls with profiling markers while the queue
  * is held (bench_bracket_*), so host enqueue time is not counted, and divides.
@@ -222,7 +224,8 @@ static void best_own(struct clt_device *dev, const struct clt_gemm_shape *g,
     for (size_t i = 0; i < n; i++) {
         const struct clt_gemm_tuning *t = &list[i];
         if (t->trans_a != g->trans_a || t->trans_b != g->trans_b || t->m != g->m || t->n != g->n ||
-            t->k != g->k || t->batch != (g->batch > 0 ? g->batch : 1))
+            t->k != g->k || t->batch != (g->batch > 0 ? g->batch : 1) ||
+            t->storage != CLT_PRECISION_FP32)
             continue;
         for (uint32_t j = 0; j < t->candidate_count; j++) {
             const struct clt_gemm_candidate *c = &t->candidates[j];
@@ -246,7 +249,8 @@ static enum clt_status own_best(struct clt_device *dev, const struct clt_gemm_sh
     return clt__gemm_own_run(dev, &own_config, g, a, b, c);
 }
 
-/* The tuner's name of the implementation chosen for a shape, or "default". */
+/* The tuner's name of the implementation chosen for a shape in the device's storage, or
+ * "default". */
 static void chosen_name(struct clt_device *dev, const struct clt_gemm_shape *g, char *out,
                         size_t size)
 {
@@ -258,7 +262,7 @@ static void chosen_name(struct clt_device *dev, const struct clt_gemm_shape *g, 
     for (size_t i = 0; i < n; i++)
         if (list[i].trans_a == g->trans_a && list[i].trans_b == g->trans_b && list[i].m == g->m &&
             list[i].n == g->n && list[i].k == g->k &&
-            list[i].batch == (g->batch > 0 ? g->batch : 1))
+            list[i].batch == (g->batch > 0 ? g->batch : 1) && list[i].storage == dev->storage)
             snprintf(out, size, "%s", list[i].chosen);
     free(list);
 }
@@ -308,6 +312,23 @@ static enum clt_status one_case(struct bench_ctx *c, const struct gemm_case *gc,
             fprintf(stderr, "cltrain-bench:   gemm %s: chosen %s\n", gc->name, chosen);
         r.fn = clt__gemm;
         st = measure(&r, "chosen", gc->name);
+    }
+    /* The 16-bit storages at the models' shapes (the buffers, sized for floats, hold them;
+     * their fill reads as finite 16-bit values). */
+    static const enum clt_precision st16[2] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    for (int i = 0; i < 2 && st == CLT_OK && strncmp(gc->name, "square", 6) != 0; i++) {
+        enum clt_precision prev = clt__storage_set(c->dev, st16[i]);
+        st = clt_device_gemm_tune(c->dev, &r.g, 1);
+        if (st == CLT_OK && c->cfg->verbose) {
+            char chosen[96];
+            chosen_name(c->dev, &r.g, chosen, sizeof chosen);
+            fprintf(stderr, "cltrain-bench:   gemm %s %s: chosen %s\n", gc->name,
+                    clt_precision_name(st16[i]), chosen);
+        }
+        r.fn = clt__gemm;
+        if (st == CLT_OK)
+            st = measure(&r, clt_precision_name(st16[i]), gc->name);
+        clt__storage_set(c->dev, prev);
     }
     if (r.a)
         clReleaseMemObject(r.a);

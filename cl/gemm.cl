@@ -39,6 +39,12 @@
  * Reduction order: each output is one fma chain over k = 0, 1, ..., k - 1, in that order,
  * whatever the configuration; alpha and beta are applied after it as alpha * acc + beta * c.
  *
+ * Storage (CLT_STORAGE, cl/common.cl): A, B and C are store_t, offsets, leading dimensions and
+ * strides in storage elements. Every global read goes through LOAD or VLOADn into float
+ * registers (staged tiles and packed panels are float in local memory), the sums are float
+ * whatever the storage, and C is written once through STORE or VSTOREn (rounded to nearest
+ * even); beta != 0 reads C in the storage. In the fp32 build the macros are plain float code.
+ *
  * Tunables (defaults in parentheses):
  *   MWG, NWG (32, 64)  C tile per work-group, rows and columns
  *   KWG (32)           k step per stage (the staged tile depth)
@@ -95,39 +101,52 @@
 #error "gemm.cl: MWG % MDIM, NWG % (NDIM * VW) and KWG % KWI must be 0"
 #endif
 
+/* VLOAD, VSTORE: VW floats at p in local or private memory; GLOAD, GSTORE: VW elements of
+ * the storage at p in global memory, as floats. */
 #if VW == 1
 typedef float floatv;
 #define VLOAD(p) (*(p))
 #define VSTORE(v, p) (*(p) = (v))
+#define GLOAD(p) LOAD(p, 0)
+#define GSTORE(v, p) STORE(p, 0, v)
 #elif VW == 2
 typedef float2 floatv;
 #define VLOAD(p) vload2(0, p)
 #define VSTORE(v, p) vstore2(v, 0, p)
+#define GLOAD(p) VLOAD2(0, p)
+#define GSTORE(v, p) VSTORE2(v, 0, p)
 #elif VW == 4
 typedef float4 floatv;
 #define VLOAD(p) vload4(0, p)
 #define VSTORE(v, p) vstore4(v, 0, p)
+#define GLOAD(p) VLOAD4(0, p)
+#define GSTORE(v, p) VSTORE4(v, 0, p)
 #elif VW == 8
 typedef float8 floatv;
 #define VLOAD(p) vload8(0, p)
 #define VSTORE(v, p) vstore8(v, 0, p)
+#define GLOAD(p) VLOAD8(0, p)
+#define GSTORE(v, p) VSTORE8(v, 0, p)
 #elif VW == 16
 typedef float16 floatv;
 #define VLOAD(p) vload16(0, p)
 #define VSTORE(v, p) vstore16(v, 0, p)
+#define GLOAD(p) VLOAD16(0, p)
+#define GSTORE(v, p) VSTORE16(v, 0, p)
 #else
 #error "gemm.cl: VW must be 1, 2, 4, 8 or 16"
 #endif
 
 /* op(A)[r, kk] and op(B)[kk, col] in global memory. */
-#define OP_A(ta, r, kk) ((ta) ? a[(size_t)(kk)*lda + (r)] : a[(size_t)(r)*lda + (kk)])
-#define OP_B(tb, kk, col) ((tb) ? b[(size_t)(col)*ldb + (kk)] : b[(size_t)(kk)*ldb + (col)])
+#define OP_A(ta, r, kk) ((ta) ? LOAD(a, (size_t)(kk)*lda + (r)) : LOAD(a, (size_t)(r)*lda + (kk)))
+#define OP_B(tb, kk, col)                                                                          \
+    ((tb) ? LOAD(b, (size_t)(col)*ldb + (kk)) : LOAD(b, (size_t)(kk)*ldb + (col)))
 
 /* Copies op(A)[row0 .. row0 + MWG, k0 .. k0 + kc] into la[kk * MWG + r] and
  * op(B)[k0 .. k0 + kc, col0 .. col0 + NWG] into lb[kk * NWG + col], clamping rows and columns
  * into the matrix. Consecutive work-items read consecutive global addresses. */
 inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc, int row0,
-                        int col0, __global const float *a, int lda, __global const float *b,
+                        int col0, __global const store_t *a, int lda, __global const store_t *b,
                         int ldb, __local float *la, __local float *lb)
 {
     const int lid = get_local_id(1) * NDIM + get_local_id(0);
@@ -159,7 +178,7 @@ inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc
             if (STAGE_B) {                                                                         \
                 bv[j] = VLOAD(b_local);                                                            \
             } else if (!tb && !edge) {                                                             \
-                bv[j] = VLOAD(b + (size_t)(kk_global)*ldb + cb + j * VW);                          \
+                bv[j] = GLOAD(b + (size_t)(kk_global)*ldb + cb + j * VW);                          \
             } else {                                                                               \
                 float t[VW];                                                                       \
                 _Pragma("unroll") for (int e = 0; e < VW; e++) t[e] =                              \
@@ -178,8 +197,8 @@ inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc
 /* The whole work-group's computation for one transpose pair; `edge` is a compile-time
  * constant after inlining, true only for tiles that cross row m or column n. */
 inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, int k, float alpha,
-                      float beta, __global const float *a, int lda, __global const float *b,
-                      int ldb, __global float *c, int ldc, __local float *la, __local float *lb)
+                      float beta, __global const store_t *a, int lda, __global const store_t *b,
+                      int ldb, __global store_t *c, int ldc, __local float *la, __local float *lb)
 {
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
@@ -214,18 +233,18 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
         const int row = rb + i;
         if (edge && row >= m)
             break;
-        __global float *cr = c + (size_t)row * ldc + cb;
+        __global store_t *cr = c + (size_t)row * ldc + cb;
         _Pragma("unroll") for (int j = 0; j < NVW; j++)
         {
             if (!edge || cb + (j + 1) * VW <= n) {
                 const floatv r = alpha * acc[i][j];
-                VSTORE(beta == 0.0f ? r : r + beta * VLOAD(cr + j * VW), cr + j * VW);
+                GSTORE(beta == 0.0f ? r : r + beta * GLOAD(cr + j * VW), cr + j * VW);
             } else {
                 float t[VW];
                 VSTORE(acc[i][j], t);
                 for (int e = 0; e < VW && cb + j * VW + e < n; e++) {
                     const float r = alpha * t[e];
-                    cr[j * VW + e] = beta == 0.0f ? r : r + beta * cr[j * VW + e];
+                    STORE(cr, j * VW + e, beta == 0.0f ? r : r + beta * LOAD(cr, j * VW + e));
                 }
             }
         }
@@ -241,8 +260,8 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
  * stored and reloaded is unchanged, so the sums are the same fma chains as in the other
  * modes. No barrier is needed: the work-group is one work-item. */
 inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n, int k,
-                        float alpha, float beta, __global const float *a, int lda,
-                        __global const float *b, int ldb, __global float *c, int ldc,
+                        float alpha, float beta, __global const store_t *a, int lda,
+                        __global const store_t *b, int ldb, __global store_t *c, int ldc,
                         __local float *la, __local float *lb, __local float *lacc)
 {
     const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
@@ -251,12 +270,12 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
         /* Pack op(A): la[(bi * KWG + kk) * MWI + i] = op(A)[row0 + bi * MWI + i, k0 + kk]. */
         if (STAGE_A && ta) {
             for (int kk = 0; kk < kc; kk++) {
-                __global const float *src = a + (size_t)(k0 + kk) * lda;
+                __global const store_t *src = a + (size_t)(k0 + kk) * lda;
                 for (int bi = 0; bi < MDIM; bi++) {
                     __local float *dst = la + (bi * KWG + kk) * MWI;
                     const int r0 = row0 + bi * MWI;
                     _Pragma("unroll") for (int i = 0; i < MWI; i++) dst[i] =
-                        src[edge ? min(r0 + i, m - 1) : r0 + i];
+                        LOAD(src, edge ? min(r0 + i, m - 1) : r0 + i);
                 }
             }
         } else if (STAGE_A) {
@@ -264,10 +283,10 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
                 _Pragma("unroll") for (int i = 0; i < MWI; i++)
                 {
                     const int r = row0 + bi * MWI + i;
-                    __global const float *src = a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
+                    __global const store_t *src = a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
                     __local float *dst = la + bi * KWG * MWI + i;
                     for (int kk = 0; kk < kc; kk++)
-                        dst[kk * MWI] = src[kk];
+                        dst[kk * MWI] = LOAD(src, kk);
                 }
         }
         /* Pack op(B): lb[(bj * KWG + kk) * NWI + x] = op(B)[k0 + kk, col0 + bj * NWI + x]. */
@@ -275,22 +294,22 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
             for (int bj = 0; bj < NDIM; bj++)
                 for (int x = 0; x < NWI; x++) {
                     const int col = col0 + bj * NWI + x;
-                    __global const float *src =
+                    __global const store_t *src =
                         b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
                     __local float *dst = lb + bj * KWG * NWI + x;
                     for (int kk = 0; kk < kc; kk++)
-                        dst[kk * NWI] = src[kk];
+                        dst[kk * NWI] = LOAD(src, kk);
                 }
         } else if (STAGE_B) {
             for (int kk = 0; kk < kc; kk++) {
-                __global const float *br = b + (size_t)(k0 + kk) * ldb + col0;
+                __global const store_t *br = b + (size_t)(k0 + kk) * ldb + col0;
                 for (int x = 0; x < NWG; x += VW) {
                     __local float *dst = lb + ((x / NWI) * KWG + kk) * NWI + x % NWI;
                     if (!edge) {
-                        VSTORE(VLOAD(br + x), dst);
+                        VSTORE(GLOAD(br + x), dst);
                     } else {
                         for (int e = 0; e < VW; e++)
-                            dst[e] = br[min(col0 + x + e, n - 1) - col0];
+                            dst[e] = LOAD(br, min(col0 + x + e, n - 1) - col0);
                     }
                 }
             }
@@ -321,15 +340,15 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
         const int row = row0 + r;
         if (edge && row >= m)
             break;
-        __global float *cr = c + (size_t)row * ldc + col0;
+        __global store_t *cr = c + (size_t)row * ldc + col0;
         for (int x = 0; x < NWG; x += VW) {
             if (!edge || col0 + x + VW <= n) {
                 const floatv v = alpha * VLOAD(lacc + r * NWG + x);
-                VSTORE(beta == 0.0f ? v : v + beta * VLOAD(cr + x), cr + x);
+                GSTORE(beta == 0.0f ? v : v + beta * GLOAD(cr + x), cr + x);
             } else {
                 for (int e = 0; e < VW && col0 + x + e < n; e++) {
                     const float v = alpha * lacc[r * NWG + x + e];
-                    cr[x + e] = beta == 0.0f ? v : v + beta * cr[x + e];
+                    STORE(cr, x + e, beta == 0.0f ? v : v + beta * LOAD(cr, x + e));
                 }
             }
         }
@@ -359,10 +378,10 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
 
 #define GEMM_KERNEL(name, ta, tb)                                                                  \
     __kernel __attribute__((reqd_work_group_size(WG_SHAPE))) void name(                            \
-        int m, int n, int k, float alpha, float beta, __global const float *a, int a_off, int lda, \
-        int stride_a,                                              /* op(A) [m, k] */              \
-        __global const float *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */              \
-        __global float *c, int c_off, int ldc, int stride_c)       /* C [m, n] */                  \
+        int m, int n, int k, float alpha, float beta, __global const store_t *a, int a_off,        \
+        int lda, int stride_a,                                       /* op(A) [m, k] */            \
+        __global const store_t *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */            \
+        __global store_t *c, int c_off, int ldc, int stride_c)       /* C [m, n] */                \
     {                                                                                              \
         __local float la[LOCAL_A_SIZE];     /* staged or packed op(A) */                           \
         __local float lb[LOCAL_B_SIZE];     /* staged or packed op(B) */                           \

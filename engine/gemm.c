@@ -18,6 +18,7 @@
 
 #include "gemm_own.h"
 #include "internal.h"
+#include "precision.h"
 
 #include <clblast_c.h>
 
@@ -61,6 +62,10 @@ void clt__gemm_teardown(struct clt_device *dev)
 {
     clt__tune_teardown(dev);
     release_temp(dev);
+    if (dev->gemm_wide)
+        clReleaseMemObject(dev->gemm_wide);
+    dev->gemm_wide = NULL;
+    dev->gemm_wide_bytes = 0;
 }
 
 enum clt_gemm_backend clt_device_gemm_backend(const struct clt_device *dev)
@@ -217,15 +222,11 @@ enum clt_status clt__gemm_own(struct clt_device *dev, const struct clt_gemm_shap
     return clt__gemm_own_run(dev, &cfg, g, a, b, c);
 }
 
-enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *shape,
-                          struct clt__buf a, struct clt__buf b, struct clt__buf c)
+/* The fp32 GEMM of a resolved shape: the tuner's choice, CLBlast falling back to the own
+ * kernel under AUTO. */
+static enum clt_status gemm_fp32(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                 struct clt__buf a, struct clt__buf b, struct clt__buf c)
 {
-    struct clt_gemm_shape resolved;
-    const struct clt_gemm_shape *g = &resolved;
-    int64_t sa, sb, sc;
-    enum clt_status st = clt__gemm_resolve(&dev->log, shape, &resolved, &sa, &sb, &sc);
-    if (st != CLT_OK)
-        return st;
     struct clt__gemm_config cfg;
     switch (clt__tune_choose(dev, g, &cfg)) {
     case CLT__GEMM_IMPL_OWN:
@@ -234,10 +235,11 @@ enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *s
         return clt__gemm_host(dev, g, a, b, c);
     case CLT__GEMM_IMPL_TEST:
         return clt__tune_test_fn(dev)(dev, g, a, b, c);
+    case CLT__GEMM_IMPL_WIDEN: /* never chosen in fp32 */
     case CLT__GEMM_IMPL_CLBLAST:
         break;
     }
-    st = clt__gemm_clblast(dev, g, a, b, c);
+    enum clt_status st = clt__gemm_clblast(dev, g, a, b, c);
     if (st == CLT_ERR_GEMM && dev->gemm_may_fall_back) {
         clt__log(&dev->log, CLT_LOG_WARN,
                  "CLBlast failed on %s; using the engine's own GEMM "
@@ -248,6 +250,106 @@ enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *s
         st = clt__gemm_own_run(dev, &cfg, g, a, b, c);
     }
     return st;
+}
+
+/* Grows dev->gemm_wide to at least `bytes` (by replacing it: commands already enqueued keep
+ * the old one alive until they finish). */
+static enum clt_status ensure_wide(struct clt_device *dev, size_t bytes)
+{
+    if (bytes <= dev->gemm_wide_bytes)
+        return CLT_OK;
+    if (dev->gemm_wide)
+        clReleaseMemObject(dev->gemm_wide);
+    dev->gemm_wide_bytes = 0;
+    cl_int err;
+    dev->gemm_wide = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    enum clt_status st = clt__cl_check(&dev->log, err, "clCreateBuffer (GEMM widened operands)");
+    if (st == CLT_OK)
+        dev->gemm_wide_bytes = bytes;
+    else
+        dev->gemm_wide = NULL;
+    return st;
+}
+
+/* fp32 itself, or the own kernel in configuration own when fp32 is NULL and own is not, or
+ * clt__gemm's fp32 choice. */
+static enum clt_status run_fp32(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                struct clt__buf a, struct clt__buf b, struct clt__buf c,
+                                clt__gemm_fn fp32, const struct clt__gemm_config *own)
+{
+    if (fp32)
+        return fp32(dev, g, a, b, c);
+    return own ? clt__gemm_own_run(dev, own, g, a, b, c) : gemm_fp32(dev, g, a, b, c);
+}
+
+enum clt_status clt__gemm_widened(struct clt_device *dev, const struct clt_gemm_shape *shape,
+                                  struct clt__buf a, struct clt__buf b, struct clt__buf c,
+                                  clt__gemm_fn fp32)
+{
+    return clt__gemm_widened_own(dev, shape, a, b, c, fp32, NULL);
+}
+
+enum clt_status clt__gemm_widened_own(struct clt_device *dev, const struct clt_gemm_shape *shape,
+                                      struct clt__buf a, struct clt__buf b, struct clt__buf c,
+                                      clt__gemm_fn fp32, const struct clt__gemm_config *own)
+{
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    enum clt_status st = clt__gemm_resolve(&dev->log, shape, &g, &sa, &sb, &sc);
+    if (st != CLT_OK)
+        return st;
+    const enum clt_precision p = dev->storage;
+    if (p == CLT_PRECISION_FP32)
+        return run_fp32(dev, &g, a, b, c, fp32, own);
+    if (sa + sb + sc > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "gemm: the widened operands (%lld elements) exceed 2^31 elements",
+                 (long long)(sa + sb + sc));
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    st = ensure_wide(dev, (size_t)(sa + sb + sc) * sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    struct clt__buf wa = {dev->gemm_wide, 0}, wb = {dev->gemm_wide, (size_t)sa};
+    struct clt__buf wc = {dev->gemm_wide, (size_t)(sa + sb)};
+    /* C is narrowed back whole, its span included: where that span has elements outside the
+     * matrices (ldc > n, stride_c > the matrix), they go through the scratch too, and come
+     * back unchanged (widening is exact, and narrowing an fp16 or bf16 value returns it). */
+    bool read_c = g.beta != 0.0f || sc != g.batch * g.m * g.n;
+    st = clt__precision_widen(dev, p, sa, a, wa);
+    if (st == CLT_OK)
+        st = clt__precision_widen(dev, p, sb, b, wb);
+    if (st == CLT_OK && read_c)
+        st = clt__precision_widen(dev, p, sc, c, wc);
+    if (st != CLT_OK)
+        return st;
+    enum clt_precision prev = clt__storage_set(dev, CLT_PRECISION_FP32);
+    st = run_fp32(dev, &g, wa, wb, wc, fp32, own);
+    clt__storage_set(dev, prev);
+    if (st == CLT_OK)
+        st = clt__precision_narrow(dev, p, sc, wc, c);
+    return st;
+}
+
+enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *shape,
+                          struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    enum clt_status st = clt__gemm_resolve(&dev->log, shape, &g, &sa, &sb, &sc);
+    if (st != CLT_OK)
+        return st;
+    if (dev->storage == CLT_PRECISION_FP32)
+        return gemm_fp32(dev, &g, a, b, c);
+    struct clt__gemm_config cfg;
+    switch (clt__tune_choose(dev, &g, &cfg)) {
+    case CLT__GEMM_IMPL_OWN:
+        return clt__gemm_own_run(dev, &cfg, &g, a, b, c);
+    case CLT__GEMM_IMPL_TEST:
+        return clt__tune_test_fn(dev)(dev, &g, a, b, c);
+    default: /* the widened path (CLBlast and the host BLAS serve only fp32, through it) */
+        return clt__gemm_widened(dev, &g, a, b, c, NULL);
+    }
 }
 
 enum clt_status clt__gemm_warm(struct clt_device *dev, const struct clt_gemm_shape *shape)

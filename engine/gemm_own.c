@@ -332,6 +332,10 @@ enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm
     int64_t kmax = loops_limited(dev) ? launch_k_limit(c) : g->k;
     if (g->k <= kmax)
         return run_one(dev, c, g, a, b, cbuf);
+    /* In a 16-bit storage the slices' partial sums would be rounded to it in C between
+     * launches: the slices run on fp32 copies instead (widened, then C narrowed once). */
+    if (dev->storage != CLT_PRECISION_FP32)
+        return clt__gemm_widened_own(dev, g, a, b, cbuf, NULL, c);
     /* On llvmpipe, a long k runs as launches over consecutive slices of k, each adding
      * alpha * op(A) op(B) over its slice to C (beta applies to the first only): the sums are
      * then a few fma chains added together rather than one, within the same tolerance. */

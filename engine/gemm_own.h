@@ -52,9 +52,15 @@ enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__
 const char *clt__gemm_own_refusal(const struct clt_device *dev, const struct clt__gemm_config *c);
 
 /* Enqueues the GEMM of a resolved shape (clt__gemm_resolve) with variant c, building it first
- * when needed. Same semantics as clt__gemm. */
+ * when needed, in dev->storage. Same semantics as clt__gemm. */
 enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *c,
                                   const struct clt_gemm_shape *g, struct clt__buf a,
                                   struct clt__buf b, struct clt__buf cbuf);
+
+/* clt__gemm_widened (internal.h) with the fp32 GEMM run by fp32, or when fp32 is NULL by the
+ * own kernel in configuration own (not NULL), or by clt__gemm's fp32 choice. */
+enum clt_status clt__gemm_widened_own(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                      struct clt__buf a, struct clt__buf b, struct clt__buf c,
+                                      clt__gemm_fn fp32, const struct clt__gemm_config *own);
 
 #endif /* CLTRAIN_GEMM_OWN_H */

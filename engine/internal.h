@@ -122,6 +122,8 @@ struct clt_device {
     bool gemm_may_fall_back;
     cl_mem gemm_temp;
     size_t gemm_temp_bytes;
+    cl_mem gemm_wide; /* 16-bit storage: A, B and C widened to fp32 (clt__gemm_widened) */
+    size_t gemm_wide_bytes;
     bool gemm_host;         /* gemm_host.c: the host's BLAS runs as a native kernel here */
     struct clt__tune *tune; /* tune.c: the GEMM choices of this device; NULL: not tuning */
 
@@ -483,7 +485,9 @@ void clt__gemm_teardown(struct clt_device *dev);
 
 /* Enqueues a GEMM (clt_gemm_shape semantics: leading dimensions and strides of 0 mean the
  * tight ones) on the compute queue with the device's backend. Buffers with element offsets;
- * the caller makes sure they are large enough. */
+ * the caller makes sure they are large enough. A, B and C are in dev->storage (store_t:
+ * offsets, leading dimensions and strides in storage elements); sums are fp32 in every
+ * storage. */
 enum clt_status clt__gemm(struct clt_device *dev, const struct clt_gemm_shape *g, struct clt__buf a,
                           struct clt__buf b, struct clt__buf c);
 
@@ -515,6 +519,7 @@ enum clt__gemm_impl {
     CLT__GEMM_IMPL_CLBLAST = 1, /* CLBlast's SGEMM */
     CLT__GEMM_IMPL_HOST = 2,    /* the host's BLAS as a native kernel (gemm_host.c) */
     CLT__GEMM_IMPL_TEST = 3,    /* a test's injected candidate (never stored) */
+    CLT__GEMM_IMPL_WIDEN = 4,   /* 16-bit storage: clt__gemm_widened (fp32's choice inside) */
 };
 
 /* ==== gemm_host.c: the host's BLAS on CPU devices ======================================= */
@@ -544,9 +549,12 @@ void clt__tune_teardown(struct clt_device *dev);
 void clt__tune_begin(struct clt_device *dev);
 void clt__tune_end(struct clt_device *dev);
 
-/* The implementation for a resolved shape: the cached choice; on a miss inside a session,
- * the winner of timing every candidate now (blocks: finishes the queue); otherwise the
- * default (host BLAS where available, else CLBlast). *cfg is set for CLT__GEMM_IMPL_OWN. */
+/* The implementation for a resolved shape in dev->storage: the cached choice; on a miss
+ * inside a session, the winner of timing every candidate now (blocks: finishes the queue);
+ * otherwise the default (fp32: host BLAS where available, else CLBlast; 16-bit: the widened
+ * path, or the own kernel in the storage when the backend is forced to it). *cfg is set for
+ * CLT__GEMM_IMPL_OWN. Choices are kept per storage: in 16 bits the candidates are the own
+ * kernel's configurations built in the storage and the widened path. */
 struct clt__gemm_config;
 enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_gemm_shape *g,
                                      struct clt__gemm_config *cfg);
@@ -564,5 +572,14 @@ typedef enum clt_status (*clt__gemm_fn)(struct clt_device *dev, const struct clt
                                         struct clt__buf a, struct clt__buf b, struct clt__buf c);
 void clt__tune_test_candidate(struct clt_device *dev, const char *name, clt__gemm_fn fn);
 clt__gemm_fn clt__tune_test_fn(const struct clt_device *dev);
+
+/* gemm.c: the GEMM of a resolved shape in a 16-bit dev->storage through fp32: A and B (and C
+ * where it is read: beta != 0, or rows and batch items with gaps between them) widened into
+ * dev->gemm_wide, the fp32 GEMM by fp32 (NULL: clt__gemm's fp32 choice for the shape) with
+ * dev->storage fp32 meanwhile, C narrowed back. Exact but for C's rounding: the always
+ * correct 16-bit path. In fp32 storage, fp32 (or clt__gemm) itself. */
+enum clt_status clt__gemm_widened(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                  struct clt__buf a, struct clt__buf b, struct clt__buf c,
+                                  clt__gemm_fn fp32);
 
 #endif /* CLTRAIN_INTERNAL_H */

@@ -2,8 +2,17 @@
  * tune.c: the GEMM tuner. Chooses, per device and shape, the fastest correct implementation
  * among the own kernel's configurations (clt__gemm_own_space), CLBlast and the host's BLAS.
  *
- * Shapes are keyed exactly: (trans_a, trans_b, m, n, k, batch). Leading dimensions, strides,
- * offsets, alpha and beta do not take part: every implementation serves them all.
+ * Shapes are keyed exactly: (trans_a, trans_b, m, n, k, batch, storage). Leading dimensions,
+ * strides, offsets, alpha and beta do not take part: every implementation serves them all.
+ *
+ * Storage (dev->storage, docs/precision.md): in fp32 the candidates are the own kernel's
+ * configurations, CLBlast and the host BLAS. In fp16 and bf16 (A, B and C store_t) they are the
+ * own kernel's configurations built in that storage and the widened path (A and B widened to
+ * fp32, the shape's fp32 choice, C narrowed: CLBlast and the host BLAS serve 16-bit storage
+ * through it), each checked against the fp32 reference with the storage's tolerance; the fp32
+ * choice for the shape is settled first, so the widened path is timed as it will run.
+ * CLBlast's HGEMM is not a candidate: it computes in half, and no device this was written
+ * on offers cl_khr_fp16 to test it on.
  *
  * Timing one shape is tune_time.c's part.
  *
@@ -68,18 +77,26 @@ static double load_per_core(const struct clt__tune *tu)
     return l[0] / (double)cores;
 }
 
-static bool same_key(const struct clt_gemm_tuning *t, const struct clt_gemm_shape *g)
+static bool same_key(const struct clt_gemm_tuning *t, const struct clt_gemm_shape *g,
+                     enum clt_precision storage)
 {
     return t->trans_a == g->trans_a && t->trans_b == g->trans_b && t->m == g->m && t->n == g->n &&
-           t->k == g->k && t->batch == (g->batch > 0 ? g->batch : 1);
+           t->k == g->k && t->batch == (g->batch > 0 ? g->batch : 1) && t->storage == storage;
 }
 
-static struct clt__tune_entry *find(struct clt__tune *tu, const struct clt_gemm_shape *g)
+static struct clt__tune_entry *find(struct clt__tune *tu, const struct clt_gemm_shape *g,
+                                    enum clt_precision storage)
 {
     for (size_t i = 0; i < tu->count; i++)
-        if (same_key(&tu->entries[i].t, g))
+        if (same_key(&tu->entries[i].t, g, storage))
             return &tu->entries[i];
     return NULL;
+}
+
+/* The word a 16-bit entry's shape line ends with; fp32 entries have none. */
+static const char *storage_word(uint32_t storage)
+{
+    return storage == CLT_PRECISION_FP16 ? "fp16" : storage == CLT_PRECISION_BF16 ? "bf16" : "";
 }
 
 static struct clt__tune_entry *add(struct clt__tune *tu)
@@ -117,6 +134,9 @@ void clt__tune_impl_name(enum clt__gemm_impl impl, const struct clt__gemm_config
     case CLT__GEMM_IMPL_TEST:
         snprintf(out, size, "test");
         break;
+    case CLT__GEMM_IMPL_WIDEN:
+        snprintf(out, size, "widen");
+        break;
     }
 }
 
@@ -128,6 +148,10 @@ static bool parse_choice(const char *name, enum clt__gemm_impl *impl, struct clt
     if (strncmp(name, "own ", 4) == 0) {
         *impl = CLT__GEMM_IMPL_OWN;
         return clt__gemm_config_parse(name + 4, cfg);
+    }
+    if (strcmp(name, "widen") == 0) {
+        *impl = CLT__GEMM_IMPL_WIDEN;
+        return true;
     }
     if (strcmp(name, "clblast") == 0) {
         *impl = CLT__GEMM_IMPL_CLBLAST;
@@ -157,8 +181,9 @@ static bool rest_of_line(const char *p, char *out, size_t size)
 /* The payload, line by line:
  *   cltrain-tune 1
  *   clblast-xgemm default|NAME=V,...   (optional: CLBlast's Xgemm parameters, decided)
- *   shape TA TB M N K BATCH CANDIDATES
- *   chosen NAME
+ *   shape TA TB M N K BATCH CANDIDATES [fp16|bf16]  (no storage word: fp32, as before it
+ *                                                  existed)
+ *   chosen NAME                        (in 16 bits: "own CONFIG" or "widen")
  *   load L                             (optional: load average per core when timed)
  *   cand STATUS WRONG GFLOPS NAME      (CANDIDATES times)
  * Anything else is a corrupt entry. */
@@ -179,11 +204,21 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
         int ta, tb, used = 0;
         long long m, n, k, batch;
         unsigned cands;
-        if (sscanf(p, "shape %d %d %lld %lld %lld %lld %u\n%n", &ta, &tb, &m, &n, &k, &batch,
-                   &cands, &used) != 7 ||
-            used == 0 || (ta != 0 && ta != 1) || (tb != 0 && tb != 1) || m <= 0 || n <= 0 ||
-            k <= 0 || batch <= 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX ||
-            batch > INT32_MAX || cands > CLT_GEMM_MAX_CANDIDATES)
+        uint32_t storage = CLT_PRECISION_FP32;
+        if (sscanf(p, "shape %d %d %lld %lld %lld %lld %u%n", &ta, &tb, &m, &n, &k, &batch, &cands,
+                   &used) != 7 ||
+            used == 0)
+            return false;
+        if (strncmp(p + used, " fp16\n", 6) == 0 || strncmp(p + used, " bf16\n", 6) == 0) {
+            storage = p[used + 1] == 'f' ? CLT_PRECISION_FP16 : CLT_PRECISION_BF16;
+            used += 5;
+        }
+        if (p[used] != '\n')
+            return false;
+        used++;
+        if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1) || m <= 0 || n <= 0 || k <= 0 ||
+            batch <= 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || batch > INT32_MAX ||
+            cands > CLT_GEMM_MAX_CANDIDATES)
             return false;
         p += used;
         struct clt__tune_entry *e = add(tu);
@@ -195,10 +230,16 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
                                         .n = n,
                                         .k = k,
                                         .batch = batch,
+                                        .storage = storage,
                                         .candidate_count = cands};
         if (strncmp(p, "chosen ", 7) != 0 ||
             !rest_of_line(p + 7, e->t.chosen, sizeof e->t.chosen) ||
             !parse_choice(e->t.chosen, &e->impl, &e->cfg))
+            return false;
+        /* fp32 candidates serve only fp32 entries; the widened path only 16-bit ones. */
+        if ((storage == CLT_PRECISION_FP32 && e->impl == CLT__GEMM_IMPL_WIDEN) ||
+            (storage != CLT_PRECISION_FP32 && e->impl != CLT__GEMM_IMPL_OWN &&
+             e->impl != CLT__GEMM_IMPL_WIDEN))
             return false;
         p = strchr(p, '\n');
         if (!p)
@@ -250,12 +291,13 @@ static char *format_payload(const struct clt__tune *tu, size_t *size)
         const struct clt_gemm_tuning *t = &tu->entries[i].t;
         if (tu->entries[i].impl == CLT__GEMM_IMPL_TEST)
             continue; /* another process could not run it */
-        len +=
-            (size_t)snprintf(out + len, cap - len,
-                             "shape %d %d %lld %lld %lld %lld %u\n"
-                             "chosen %s\n",
-                             t->trans_a, t->trans_b, (long long)t->m, (long long)t->n,
-                             (long long)t->k, (long long)t->batch, t->candidate_count, t->chosen);
+        len += (size_t)snprintf(out + len, cap - len,
+                                "shape %d %d %lld %lld %lld %lld %u%s%s\n"
+                                "chosen %s\n",
+                                t->trans_a, t->trans_b, (long long)t->m, (long long)t->n,
+                                (long long)t->k, (long long)t->batch, t->candidate_count,
+                                t->storage != CLT_PRECISION_FP32 ? " " : "",
+                                storage_word(t->storage), t->chosen);
         if (tu->entries[i].load >= 0)
             len += (size_t)snprintf(out + len, cap - len, "load %.2f\n", tu->entries[i].load);
         for (uint32_t j = 0; j < t->candidate_count; j++)
@@ -414,7 +456,8 @@ clt__gemm_fn clt__tune_test_fn(const struct clt_device *dev)
     return dev->tune ? dev->tune->test_fn : NULL;
 }
 
-/* The choice without timing: host BLAS where it runs, else the device's backend. */
+/* The choice without timing: the own kernel when it is the device's backend; else host
+ * BLAS where it runs, else CLBlast, and in 16 bits the widened path around them. */
 static enum clt__gemm_impl default_impl(struct clt_device *dev, const struct clt_gemm_shape *g,
                                         struct clt__gemm_config *cfg)
 {
@@ -422,6 +465,8 @@ static enum clt__gemm_impl default_impl(struct clt_device *dev, const struct clt
         clt__gemm_own_default(dev, g, cfg);
         return CLT__GEMM_IMPL_OWN;
     }
+    if (dev->storage != CLT_PRECISION_FP32)
+        return CLT__GEMM_IMPL_WIDEN;
     return dev->gemm_host ? CLT__GEMM_IMPL_HOST : CLT__GEMM_IMPL_CLBLAST;
 }
 
@@ -438,6 +483,8 @@ static bool usable(struct clt_device *dev, enum clt__gemm_impl impl,
         return clt__gemm_own_refusal(dev, cfg) == NULL;
     case CLT__GEMM_IMPL_TEST:
         return dev->tune && dev->tune->test_fn;
+    case CLT__GEMM_IMPL_WIDEN:
+        return dev->storage != CLT_PRECISION_FP32;
     }
     return false;
 }
@@ -553,11 +600,12 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
         record(tu, g);
     if (!tu || !dev->gemm_may_fall_back || !tu->enabled)
         return default_impl(dev, g, cfg);
-    struct clt__tune_entry *e = find(tu, g);
+    const enum clt_precision storage = dev->storage;
+    struct clt__tune_entry *e = find(tu, g, storage);
     if (e) {
         /* Timed on an oversubscribed machine: timed again in a session that finds it at
          * most half as loaded, and no longer oversubscribed. */
-        if (!timed_loaded(tu, e) || !budget_left(dev, tu))
+        if (tu->timing || !timed_loaded(tu, e) || !budget_left(dev, tu))
             return stored(dev, e, g, cfg);
         if (e->load < 0)
             clt__log(&dev->log, CLT_LOG_INFO,
@@ -569,14 +617,27 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
                      "gemm tuning: m=%lld n=%lld k=%lld was timed at a load of %.1f per core, "
                      "now %.1f: timing it again",
                      (long long)g->m, (long long)g->n, (long long)g->k, e->load, load_per_core(tu));
-    } else if (tu->session == 0 || !budget_left(dev, tu)) {
+    } else if (tu->session == 0 || tu->timing || !budget_left(dev, tu)) {
+        /* (A candidate being timed that runs clt__gemm, as the widened path does, meets no
+         * timing of its own.) */
         return default_impl(dev, g, cfg);
     }
-    /* CLBlast's own parameters are decided first, so that every shape times it as it will
-     * run. */
-    clt__xgemm_decide(dev);
+    if (storage == CLT_PRECISION_FP32) {
+        /* CLBlast's own parameters are decided first, so that every shape times it as it
+         * will run. */
+        clt__xgemm_decide(dev);
+    } else {
+        /* The fp32 choice first: the widened path is then timed as it will run. */
+        struct clt__gemm_config unused;
+        enum clt_precision prev = clt__storage_set(dev, CLT_PRECISION_FP32);
+        (void)clt__tune_choose(dev, g, &unused);
+        clt__storage_set(dev, prev);
+        if (!budget_left(dev, tu))
+            return e ? stored(dev, e, g, cfg) : default_impl(dev, g, cfg);
+    }
     struct clt__tune_entry fresh;
     memset(&fresh, 0, sizeof fresh);
+    fresh.t.storage = storage;
     fresh.t.trans_a = g->trans_a;
     fresh.t.trans_b = g->trans_b;
     fresh.t.m = g->m;
@@ -585,10 +646,14 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     fresh.t.batch = g->batch > 0 ? g->batch : 1;
     fresh.load = load_per_core(tu);
     double t0 = clt__tune_now();
-    clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: m=%lld n=%lld k=%lld batch=%lld%s%s ...",
+    clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: m=%lld n=%lld k=%lld batch=%lld%s%s%s%s ...",
              (long long)g->m, (long long)g->n, (long long)g->k, (long long)fresh.t.batch,
-             g->trans_a ? " A^T" : "", g->trans_b ? " B^T" : "");
-    if (clt__tune_time_shape(dev, g, &fresh) != CLT_OK) {
+             g->trans_a ? " A^T" : "", g->trans_b ? " B^T" : "",
+             storage != CLT_PRECISION_FP32 ? " " : "", storage_word(storage));
+    tu->timing = true;
+    enum clt_status timed = clt__tune_time_shape(dev, g, &fresh);
+    tu->timing = false;
+    if (timed != CLT_OK) {
         clt__log(&dev->log, CLT_LOG_WARN,
                  "gemm tuning: no candidate ran correctly for m=%lld "
                  "n=%lld k=%lld; using the %s",

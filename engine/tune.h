@@ -29,6 +29,7 @@ struct clt__tune {
     bool dirty;        /* entries not yet written */
     bool warned_store; /* the cache could not be written: said once */
     int session;       /* > 0 inside clt__tune_begin/end */
+    bool timing;       /* candidates are being timed: a miss they meet gets the default */
     double session_start;
     bool budget_said;
     char path[1100]; /* empty: no cache */

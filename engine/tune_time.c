@@ -14,17 +14,23 @@
  * beat a faster one timed under load). A candidate that fails to build or run is logged
  * and skipped.
  *
+ * In a 16-bit storage (dev->storage) the scratch buffers hold that storage, the host values
+ * are rounded to it before the reference is computed, and the check allows C's rounding on
+ * top of the fp32 bound (bench_check).
+ *
  * The host BLAS is ranked by its time times HOST_CHARGE: timed back to back it runs with its
  * threads awake and its operands in cache, which it never has in a training step, where each
  * call follows the device's own kernels (docs/bench.md: in the gpt step on PoCL it reached
- * 0.65x the figure the tuner had timed on a quiet machine, 0.2x to 0.7x under load). The
- * figures reported stay the measured ones.
+ * 0.65x the figure the tuner had timed on a quiet machine, 0.2x to 0.7x under load); so is
+ * the widened path of a 16-bit storage when the host BLAS is the shape's fp32 choice inside it.
+ * The figures reported stay the measured ones.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "precision.h"
 #include "tune.h"
 
 #define CHECK_POINTS 512
@@ -41,9 +47,13 @@
 struct bench {
     struct clt_device *dev;
     struct clt_gemm_shape g; /* resolved, tight, alpha 1, beta 0.5 */
+    enum clt_precision storage;
+    size_t elem; /* bytes per element of the storage */
     int64_t span[3];
-    float *host[3]; /* A, B, C before any run */
-    float *got;
+    float *host[3];  /* A, B, C before any run (rounded to the storage) */
+    void *image[3];  /* the same in the storage's bytes (fp32: NULL, host is the image) */
+    float *got;      /* C after a run, as floats */
+    uint16_t *got16; /* C after a run in a 16-bit storage */
     cl_mem mem[3];
 };
 
@@ -51,10 +61,18 @@ static void bench_free(struct bench *b)
 {
     for (int i = 0; i < 3; i++) {
         free(b->host[i]);
+        free(b->image[i]);
         if (b->mem[i])
             clReleaseMemObject(b->mem[i]);
     }
     free(b->got);
+    free(b->got16);
+}
+
+/* Operand i as the device holds it. */
+static const void *bench_image(const struct bench *b, int i)
+{
+    return b->image[i] ? b->image[i] : (const void *)b->host[i];
 }
 
 static enum clt_status bench_make(struct clt_device *dev, const struct clt_gemm_shape *shape,
@@ -72,30 +90,41 @@ static enum clt_status bench_make(struct clt_device *dev, const struct clt_gemm_
                                 .beta = 0.5f};
     enum clt_status st =
         clt__gemm_resolve(&dev->log, &in, &b->g, &b->span[0], &b->span[1], &b->span[2]);
+    b->storage = dev->storage;
+    b->elem = b->storage == CLT_PRECISION_FP32 ? sizeof(float) : sizeof(uint16_t);
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     for (int i = 0; st == CLT_OK && i < 3; i++) {
-        size_t bytes = (size_t)b->span[i] * sizeof(float);
-        b->host[i] = malloc(bytes);
-        if (!b->host[i]) {
+        b->host[i] = malloc((size_t)b->span[i] * sizeof(float));
+        uint16_t *half = NULL;
+        if (b->storage != CLT_PRECISION_FP32)
+            b->image[i] = half = malloc((size_t)b->span[i] * sizeof(uint16_t));
+        if (!b->host[i] || (b->storage != CLT_PRECISION_FP32 && !half)) {
             st = CLT_ERR_NO_MEMORY;
             break;
         }
         for (int64_t j = 0; j < b->span[i]; j++) {
             seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
             b->host[i][j] = (float)((double)(seed >> 40) / (double)(1ULL << 23) - 1.0);
+            if (half) {
+                half[j] = clt__f32_to_half(b->storage, b->host[i][j]);
+                b->host[i][j] = clt__half_to_f32(b->storage, half[j]);
+            }
         }
+        size_t bytes = (size_t)b->span[i] * b->elem;
         cl_int err;
         b->mem[i] = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
         st = clt__cl_check(&dev->log, err, "clCreateBuffer (GEMM tuning)");
         if (st == CLT_OK && i < 2)
             st = clt__cl_check(&dev->log,
                                clEnqueueWriteBuffer(dev->queue, b->mem[i], CL_TRUE, 0, bytes,
-                                                    b->host[i], 0, NULL, NULL),
+                                                    bench_image(b, i), 0, NULL, NULL),
                                "clEnqueueWriteBuffer (GEMM tuning)");
     }
     if (st == CLT_OK) {
         b->got = malloc((size_t)b->span[2] * sizeof(float));
-        if (!b->got)
+        if (b->storage != CLT_PRECISION_FP32)
+            b->got16 = malloc((size_t)b->span[2] * sizeof(uint16_t));
+        if (!b->got || (b->storage != CLT_PRECISION_FP32 && !b->got16))
             st = CLT_ERR_NO_MEMORY;
     }
     return st;
@@ -122,11 +151,12 @@ static enum clt_status bench_check(struct bench *b, clt__gemm_fn fn,
     *wrong = false;
     struct clt_device *dev = b->dev;
     const struct clt_gemm_shape *g = &b->g;
-    size_t bytes = (size_t)b->span[2] * sizeof(float);
-    enum clt_status st = clt__cl_check(
-        &dev->log,
-        clEnqueueWriteBuffer(dev->queue, b->mem[2], CL_TRUE, 0, bytes, b->host[2], 0, NULL, NULL),
-        "clEnqueueWriteBuffer (GEMM tuning)");
+    size_t bytes = (size_t)b->span[2] * b->elem;
+    enum clt_status st =
+        clt__cl_check(&dev->log,
+                      clEnqueueWriteBuffer(dev->queue, b->mem[2], CL_TRUE, 0, bytes,
+                                           bench_image(b, 2), 0, NULL, NULL),
+                      "clEnqueueWriteBuffer (GEMM tuning)");
     if (st != CLT_OK)
         return st;
     struct clt__buf ba = {b->mem[0], 0}, bb = {b->mem[1], 0}, bc = {b->mem[2], 0};
@@ -135,13 +165,21 @@ static enum clt_status bench_check(struct bench *b, clt__gemm_fn fn,
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log, clFinish(dev->queue), "clFinish (GEMM tuning)");
     *seconds = clt__tune_now() - t0;
+    void *back = b->got16 ? (void *)b->got16 : (void *)b->got;
     if (st == CLT_OK)
         st = clt__cl_check(
             &dev->log,
-            clEnqueueReadBuffer(dev->queue, b->mem[2], CL_TRUE, 0, bytes, b->got, 0, NULL, NULL),
+            clEnqueueReadBuffer(dev->queue, b->mem[2], CL_TRUE, 0, bytes, back, 0, NULL, NULL),
             "clEnqueueReadBuffer (GEMM tuning)");
     if (st != CLT_OK)
         return st;
+    if (b->got16)
+        for (int64_t i = 0; i < b->span[2]; i++)
+            b->got[i] = clt__half_to_f32(b->storage, b->got16[i]);
+    /* C's one rounding to a 16-bit storage: its unit roundoff relative to the result. */
+    const double u = b->storage == CLT_PRECISION_FP16   ? 1.0 / 2048
+                     : b->storage == CLT_PRECISION_BF16 ? 1.0 / 256
+                                                        : 0;
     /* Sampled positions spread over every batch item, row and column (a multiplicative
      * walk), with the first and last element always included. */
     int64_t total = g->batch * g->m * g->n;
@@ -159,8 +197,9 @@ static enum clt_status bench_check(struct bench *b, clt__gemm_fn fn,
         want = g->alpha * want + g->beta * c0;
         scale = fabs(g->alpha) * scale + fabs(g->beta * c0);
         double got = b->got[z * g->stride_c + i * g->ldc + j];
-        /* fp32 accumulation of k terms: well within 1e-4 of the sum of magnitudes. */
-        if (!(fabs(got - want) <= 1e-4 * scale + 1e-6)) {
+        /* fp32 accumulation of k terms: well within 1e-4 of the sum of magnitudes; in 16 bits
+         * C's rounding on top: u |want|. */
+        if (!(fabs(got - want) <= 1e-4 * scale * (1 + u) + u * fabs(want) + 1e-6)) {
             *wrong = true;
             return CLT_ERR_GEMM;
         }
@@ -236,13 +275,14 @@ struct trial {
     enum clt__gemm_impl impl;
     clt__gemm_fn fn;            /* NULL for the own kernel */
     struct clt__tune_entry own; /* the own kernel's configuration */
+    bool host;                  /* the host BLAS runs it (directly, or inside the widened path) */
     double seconds;
 };
 
 /* The seconds a candidate is ranked by: its time, and the host BLAS's times HOST_CHARGE. */
 static double charged(const struct trial *t)
 {
-    return t->impl == CLT__GEMM_IMPL_HOST ? t->seconds * HOST_CHARGE : t->seconds;
+    return t->host ? t->seconds * HOST_CHARGE : t->seconds;
 }
 
 static int by_seconds(const void *pa, const void *pb)
@@ -274,6 +314,13 @@ static void final_rounds(struct bench *b, struct trial *trials, const uint32_t *
     }
 }
 
+/* The widened path with the shape's fp32 choice (16-bit storages). */
+static enum clt_status widened(struct clt_device *dev, const struct clt_gemm_shape *g,
+                               struct clt__buf a, struct clt__buf b, struct clt__buf c)
+{
+    return clt__gemm_widened(dev, g, a, b, c, NULL);
+}
+
 /* Times every candidate for a shape into e. CLT_OK when one won. A first pass checks and
  * times each candidate in turn; the contenders then meet in interleaved final rounds (the
  * file's comment says why), which decide the winner and their reported figures. */
@@ -289,11 +336,22 @@ enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_ge
     }
     struct trial trials[CLT_GEMM_MAX_CANDIDATES];
     uint32_t n = 0;
-    /* Host BLAS and CLBlast first: their times make hopeless own configurations quick. */
-    if (dev->gemm_host)
-        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_HOST, .fn = clt__gemm_host};
-    if (dev->gemm_backend == CLT_GEMM_CLBLAST)
-        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_CLBLAST, .fn = clt__gemm_clblast};
+    /* Host BLAS and CLBlast first (in 16 bits: the widened path, which runs them): their
+     * times make hopeless own configurations quick. */
+    if (b.storage != CLT_PRECISION_FP32) {
+        /* The fp32 choice inside (settled before, clt__tune_choose). */
+        struct clt__gemm_config unused;
+        enum clt_precision prev = clt__storage_set(dev, CLT_PRECISION_FP32);
+        bool host = clt__tune_choose(dev, &b.g, &unused) == CLT__GEMM_IMPL_HOST;
+        clt__storage_set(dev, prev);
+        trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_WIDEN, .fn = widened, .host = host};
+    } else {
+        if (dev->gemm_host)
+            trials[n++] =
+                (struct trial){.impl = CLT__GEMM_IMPL_HOST, .fn = clt__gemm_host, .host = true};
+        if (dev->gemm_backend == CLT_GEMM_CLBLAST)
+            trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_CLBLAST, .fn = clt__gemm_clblast};
+    }
     struct clt__gemm_config cfgs[MAX_OWN_CANDIDATES];
     size_t ncfg = clt__gemm_own_space(dev, &b.g, cfgs, MAX_OWN_CANDIDATES);
     for (size_t i = 0; i < ncfg && n < CLT_GEMM_MAX_CANDIDATES - 1; i++)

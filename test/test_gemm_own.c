@@ -8,6 +8,13 @@
  *
  * Tolerance: inputs uniform in [-1, 1); |got - want| <= 1e-5 * (k + 1) + 1e-5 * |want|,
  * float accumulation of k products of magnitude <= 1 against a double reference.
+ *
+ * 16-bit storages (the kernel built with CLT_STORAGE 16 and 161: A, B, C in fp16 or bf16):
+ * every configuration again at odd shapes with edge tiles, k remainders, batches, padded
+ * leading dimensions, beta 0 over NaN and odd element offsets, on inputs rounded to the
+ * storage; |got - want| <= 1e-5 * (k + 1) * (1 + u) + u * |want|, u the storage's unit
+ * roundoff (fp16 2^-11, bf16 2^-8): C's one rounding on top of the fp32 term. Every
+ * configuration gives the same bits in each storage too (same fp32 sums, one rounding).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,8 +26,27 @@
 
 #define MAX_CONFIGS 64
 
-/* Runs the GEMM with configuration cfg, checks it against the reference and, when `bits` is
- * not NULL, returns C's elements (the whole span) in *bits for the caller to free. */
+/* The storage check_config runs in (its callers in 16 bits set it and put it back). */
+static enum clt_precision storage = CLT_PRECISION_FP32;
+
+/* A view of count elements of the storage after `lead` elements of padding (odd: the operand
+ * lands at an odd element offset), from host (rounded to the storage); *buf its argument. */
+static struct clt_view upload_st(struct clt_arena *arena, const float *host, int64_t count,
+                                 int lead, struct clt__buf *buf)
+{
+    float *padded = calloc((size_t)(count + lead), sizeof *padded);
+    assert_non_null(padded);
+    memcpy(padded + lead, host, (size_t)count * sizeof *host);
+    struct clt_view v = clt_test_tensor_st(arena, padded, (size_t)(count + lead), storage);
+    free(padded);
+    *buf = clt_test_buf_st(&v, storage);
+    buf->offset += (size_t)lead;
+    return v;
+}
+
+/* Runs the GEMM with configuration cfg in `storage`, checks it against the reference and,
+ * when `bits` is not NULL, returns C's elements (the whole span) in *bits for the caller to
+ * free. */
 static void check_config(struct clt_device *dev, const struct clt__gemm_config *cfg,
                          const struct clt_gemm_shape *shape, bool c_nan, float **bits)
 {
@@ -37,36 +63,61 @@ static void check_config(struct clt_device *dev, const struct clt__gemm_config *
     if (c_nan)
         for (int64_t i = 0; i < sc; i++)
             c[i] = NAN;
+    clt_test_round(a, (size_t)sa, storage);
+    clt_test_round(b, (size_t)sb, storage);
+    clt_test_round(c, (size_t)sc, storage);
     for (int64_t i = 0; i < sc; i++)
         want[i] = c[i];
     ref_gemm(&g, a, b, c, want);
 
     struct clt_arena *arena;
-    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc) * 4 + 4096, &arena), CLT_OK);
-    /* Views of odd lengths put every operand at an odd element offset. */
-    struct clt_view pad = clt_test_upload(arena, NULL, 3);
-    struct clt_view va = clt_test_upload(arena, a, sa);
-    struct clt_view pad2 = clt_test_upload(arena, NULL, 1);
-    struct clt_view vb = clt_test_upload(arena, b, sb);
-    struct clt_view vc = clt_test_upload(arena, c, sc);
-    (void)pad;
-    (void)pad2;
-    assert_int_equal(
-        clt__gemm_own_run(dev, cfg, &g, clt__view_buf(&va), clt__view_buf(&vb), clt__view_buf(&vc)),
-        CLT_OK);
-    clt_test_download(&vc, got, sc);
+    assert_int_equal(clt_arena_create(dev, (uint64_t)(sa + sb + sc + 8) * 4 + 4096, &arena),
+                     CLT_OK);
+    if (storage == CLT_PRECISION_FP32) {
+        /* Views of odd lengths put every operand at an odd element offset. */
+        struct clt_view pad = clt_test_upload(arena, NULL, 3);
+        struct clt_view va = clt_test_upload(arena, a, sa);
+        struct clt_view pad2 = clt_test_upload(arena, NULL, 1);
+        struct clt_view vb = clt_test_upload(arena, b, sb);
+        struct clt_view vc = clt_test_upload(arena, c, sc);
+        (void)pad;
+        (void)pad2;
+        assert_int_equal(clt__gemm_own_run(dev, cfg, &g, clt__view_buf(&va), clt__view_buf(&vb),
+                                           clt__view_buf(&vc)),
+                         CLT_OK);
+        clt_test_download(&vc, got, sc);
+    } else {
+        struct clt__buf ba, bb, bc;
+        upload_st(arena, a, sa, 3, &ba);
+        upload_st(arena, b, sb, 1, &bb);
+        struct clt_view vc = upload_st(arena, c, sc, 1, &bc);
+        assert_int_equal(clt__gemm_own_run(dev, cfg, &g, ba, bb, bc), CLT_OK);
+        float *all = malloc((size_t)(sc + 1) * sizeof *all);
+        assert_non_null(all);
+        clt_test_get_st(&vc, all, (size_t)sc + 1, storage);
+        memcpy(got, all + 1, (size_t)sc * sizeof *got);
+        free(all);
+        /* Elements of C's span outside the matrices come back unchanged. */
+        for (int64_t i = 0; i < sc; i++) {
+            int64_t z = g.batch > 1 ? i / g.stride_c : 0, r = i - z * g.stride_c;
+            if ((z >= g.batch || r / g.ldc >= g.m || r % g.ldc >= g.n) &&
+                !(got[i] == c[i] || (isnan(got[i]) && isnan(c[i]))))
+                fail_msg("C[%lld] outside the matrices changed", (long long)i);
+        }
+    }
     char text[96], what[256];
     clt__gemm_config_format(cfg, text, sizeof text);
-    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld ta=%d tb=%d batch=%lld beta=%g", text,
-             (long long)g.m, (long long)g.n, (long long)g.k, g.trans_a, g.trans_b,
-             (long long)g.batch, (double)g.beta);
+    snprintf(what, sizeof what, "%s %s m=%lld n=%lld k=%lld ta=%d tb=%d batch=%lld beta=%g",
+             clt_precision_name(storage), text, (long long)g.m, (long long)g.n, (long long)g.k,
+             g.trans_a, g.trans_b, (long long)g.batch, (double)g.beta);
     /* Only matrix elements: padding between rows and matrices keeps C's old values (NaN
      * included), which the reference copies too, but NaN never compares close. */
     for (int64_t z = 0; z < g.batch; z++)
         for (int64_t i = 0; i < g.m; i++) {
             int64_t row = z * g.stride_c + i * g.ldc;
+            const double u = storage == CLT_PRECISION_FP32 ? 1e-5 : clt_test_eps(storage);
             clt_test_assert_close(what, got + row, want + row, (size_t)g.n,
-                                  1e-5 * (double)(g.k + 1), 1e-5);
+                                  1e-5 * (double)(g.k + 1) * (1 + u), u);
         }
     clt_arena_free(arena);
     if (bits)
@@ -346,6 +397,103 @@ static void long_k(void **state)
     }
 }
 
+/* Every configuration in fp16 and bf16: edge tiles with a k remainder (transpose pairs
+ * rotating), a batch of narrow products with padded leading dimensions and beta 0 over NaN, a
+ * strided batch with gaps, and the same bits from every configuration. */
+static void every_configuration_in_16_bits(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    const enum clt_precision st[2] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    bool small = clt_test_small();
+    for (int si = 0; si < 2; si++) {
+        storage = st[si];
+        enum clt_precision prev = clt__storage_set(dev, storage);
+        float *first = NULL;
+        for (size_t i = 0; i < n; i++) {
+            const struct clt__gemm_config *c = &cfg[i];
+            int t = (int)(i % 4);
+            struct clt_gemm_shape g = {.m = c->mwg + 3,
+                                       .n = c->nwg + 5,
+                                       .k = c->kwg + (small ? 3 : 11),
+                                       .trans_a = t & 1,
+                                       .trans_b = (t >> 1) & 1,
+                                       .alpha = 0.75f,
+                                       .beta = 0.5f};
+            check_config(dev, c, &g, false, NULL);
+            struct clt_gemm_shape ld = {.m = 13,
+                                        .n = 19,
+                                        .k = 9,
+                                        .trans_a = (t >> 1) & 1,
+                                        .trans_b = t & 1,
+                                        .alpha = 1.0f,
+                                        .beta = 0.0f};
+            ld.lda = (ld.trans_a ? ld.m : ld.k) + 3;
+            ld.ldb = (ld.trans_b ? ld.k : ld.n) + 2;
+            ld.ldc = ld.n + 5;
+            check_config(dev, c, &ld, true, NULL);
+            struct clt_gemm_shape bt = {.m = 6,
+                                        .n = 11,
+                                        .k = 21,
+                                        .trans_a = t & 1,
+                                        .trans_b = (t >> 1) & 1,
+                                        .alpha = -1.25f,
+                                        .beta = 0.25f,
+                                        .batch = 3,
+                                        .stride_a = 6 * 21 + 7,
+                                        .stride_b = 11 * 21 + 1,
+                                        .stride_c = 6 * 11 + 2};
+            check_config(dev, c, &bt, false, NULL);
+            struct clt_gemm_shape same = {.m = 37,
+                                          .n = 45,
+                                          .k = small ? 20 : 70,
+                                          .trans_a = true,
+                                          .alpha = 0.5f,
+                                          .beta = 2.0f};
+            float *got = NULL;
+            check_config(dev, c, &same, false, &got);
+            if (!first) {
+                first = got;
+                continue;
+            }
+            if (memcmp(got, first, (size_t)(same.m * same.n) * sizeof *got) != 0) {
+                char text[96];
+                clt__gemm_config_format(c, text, sizeof text);
+                fail_msg("%s in %s differs from the first configuration", text,
+                         clt_precision_name(storage));
+            }
+            free(got);
+        }
+        free(first);
+        clt__storage_set(dev, prev);
+        storage = CLT_PRECISION_FP32;
+    }
+}
+
+/* A long k in 16 bits (on llvmpipe: slices of k run on fp32 copies, C rounded once). */
+static void long_k_in_16_bits(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg;
+    clt__gemm_own_default(dev, NULL, &cfg);
+    bool llvmpipe = strstr(dev->info.name, "llvmpipe") != NULL;
+    struct clt_gemm_shape g = {.m = 5,
+                               .n = 11,
+                               .k = clt_test_small() && !llvmpipe ? 301 : 4103,
+                               .trans_b = true,
+                               .alpha = 0.5f,
+                               .beta = 0.5f};
+    const enum clt_precision st[2] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    for (int si = 0; si < 2; si++) {
+        storage = st[si];
+        enum clt_precision prev = clt__storage_set(dev, storage);
+        check_config(dev, &cfg, &g, false, NULL);
+        clt__storage_set(dev, prev);
+        storage = CLT_PRECISION_FP32;
+    }
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -358,6 +506,8 @@ int main(void)
         cmocka_unit_test(narrow_products_with_batches),
         cmocka_unit_test(long_k),
         cmocka_unit_test(configurations_agree_bit_for_bit),
+        cmocka_unit_test(every_configuration_in_16_bits),
+        cmocka_unit_test(long_k_in_16_bits),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -24,7 +24,8 @@ static const char *const summary =
     "does the same for shapes it has not seen; this does it ahead of time.\n"
     "  --model mlp|cnn|gpt|all (default all): the models whose shapes are tuned, at the batch\n"
     "  `cltrain train` uses (mlp 128, cnn 32, gpt 16) unless --batch is given\n"
-    "  --show: print what the cache holds for the device (--json: as JSON) and tune nothing\n"
+    "  --show: print what the cache holds for the device, per shape and storage (fp32, or\n"
+    "  fp16/bf16 for mixed-precision plans; --json: as JSON), and tune nothing\n"
     "  CLTRAIN_TUNE_BUDGET bounds the seconds one model's tuning may take (default 60).\n"
     "Exit status: 0 success, 1 failure, 2 bad usage.";
 
@@ -121,9 +122,9 @@ static void print_table(const struct clt_device_info *d, const char *xgemm,
         printf("CLBlast's Xgemm parameters: %s\n", xgemm);
     for (size_t i = 0; i < count; i++) {
         const struct clt_gemm_tuning *t = &list[i];
-        printf("\n%s%s m=%lld n=%lld k=%lld batch=%lld: %s\n", t->trans_a ? "A^T" : "A",
+        printf("\n%s%s m=%lld n=%lld k=%lld batch=%lld %s: %s\n", t->trans_a ? "A^T" : "A",
                t->trans_b ? " B^T" : " B", (long long)t->m, (long long)t->n, (long long)t->k,
-               (long long)t->batch, t->chosen);
+               (long long)t->batch, clt_precision_name((enum clt_precision)t->storage), t->chosen);
         for (uint32_t j = 0; j < t->candidate_count; j++) {
             const struct clt_gemm_candidate *c = &t->candidates[j];
             if (c->status == CLT_OK)
@@ -152,9 +153,10 @@ static void print_json(const struct clt_device_info *d, const char *xgemm,
     for (size_t i = 0; i < count; i++) {
         const struct clt_gemm_tuning *t = &list[i];
         printf("%s\n    {\"trans_a\": %s, \"trans_b\": %s, \"m\": %lld, \"n\": %lld, "
-               "\"k\": %lld, \"batch\": %lld, \"chosen\": ",
+               "\"k\": %lld, \"batch\": %lld, \"storage\": \"%s\", \"chosen\": ",
                i ? "," : "", t->trans_a ? "true" : "false", t->trans_b ? "true" : "false",
-               (long long)t->m, (long long)t->n, (long long)t->k, (long long)t->batch);
+               (long long)t->m, (long long)t->n, (long long)t->k, (long long)t->batch,
+               clt_precision_name((enum clt_precision)t->storage));
         json_string(stdout, t->chosen);
         printf(", \"candidates\": [");
         for (uint32_t j = 0; j < t->candidate_count; j++) {

@@ -465,7 +465,9 @@ struct clt_gemm_candidate {
 struct clt_gemm_tuning {
     bool trans_a, trans_b;
     int64_t m, n, k, batch;
-    char chosen[96]; /* the winner's name */
+    uint32_t storage; /* the operands' storage, an enum clt_precision (below): fp32, or the
+                       * 16-bit storage of a mixed-precision trainer's plan */
+    char chosen[96];  /* the winner's name */
     uint32_t candidate_count;
     struct clt_gemm_candidate candidates[CLT_GEMM_MAX_CANDIDATES];
 };
