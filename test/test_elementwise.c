@@ -1046,27 +1046,29 @@ static void fill_axpy_and_aliasing_in_16_bit(void **state)
 static void buffers_are_checked_in_the_storage(void **state)
 {
     struct clt_device *dev = *state;
-    struct tensor t = tensor_new(dev, NULL, 1000); /* 4024 bytes */
+    struct tensor t = tensor_new(dev, NULL, 2000); /* 2006 floats, 8024 bytes */
     struct clt__buf b = tensor_buf(&t), none = {NULL, 0};
     static struct clt_test_log log;
     struct clt_log saved = dev->log;
     dev->log = (struct clt_log){clt_test_log_fn, &log, CLT_LOG_DEBUG};
     b.offset = 0;
+    /* No two arguments of a launch overlap, but an output and its input in place. */
+    struct clt__buf bias = {b.mem, 3000}, dbias = {b.mem, 2000};
     enum clt_precision was = clt__storage_set(dev, CLT_PRECISION_FP32);
-    assert_int_equal(clt__copy_forward(dev, 1500, b, b), CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__bias_forward(dev, 100, 15, b, b, b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__copy_forward(dev, 3000, b, b), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__bias_forward(dev, 200, 15, b, bias, b), CLT_ERR_INVALID_ARGUMENT);
     for (size_t k = 0; k < ST_STORAGES; k++) {
         clt__storage_set(dev, st_storages[k]);
-        assert_int_equal(clt__copy_forward(dev, 1500, b, b), CLT_OK);
-        assert_int_equal(clt__bias_forward(dev, 100, 15, b, b, b), CLT_OK);
-        assert_int_equal(clt__copy_forward(dev, 2013, b, b), CLT_ERR_INVALID_ARGUMENT);
-        /* 2000 rows sum in 32 chunks: 32 floats of workspace, which fit the 1006 floats of
-         * the buffer from element 974 on, not from 975. */
-        struct clt__buf ws = {b.mem, 975};
-        assert_int_equal(clt__bias_backward(dev, 2000, 1, b, none, b, false, ws),
+        assert_int_equal(clt__copy_forward(dev, 3000, b, b), CLT_OK);
+        assert_int_equal(clt__bias_forward(dev, 200, 15, b, bias, b), CLT_OK);
+        assert_int_equal(clt__copy_forward(dev, 4013, b, b), CLT_ERR_INVALID_ARGUMENT);
+        /* 2000 rows sum in 32 chunks: 32 floats of workspace, which fit the 2006 floats of
+         * the buffer from float 1974 on (past dy and dbias, 4002 bytes), not from 1975. */
+        struct clt__buf ws = {b.mem, 1975};
+        assert_int_equal(clt__bias_backward(dev, 2000, 1, b, none, dbias, false, ws),
                          CLT_ERR_INVALID_ARGUMENT);
-        ws.offset = 974;
-        assert_int_equal(clt__bias_backward(dev, 2000, 1, b, none, b, false, ws), CLT_OK);
+        ws.offset = 1974;
+        assert_int_equal(clt__bias_backward(dev, 2000, 1, b, none, dbias, false, ws), CLT_OK);
     }
     clt__storage_set(dev, was);
     assert_int_equal(clFinish(dev->queue), CL_SUCCESS);

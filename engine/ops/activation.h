@@ -2,7 +2,8 @@
  * activation.h: elementwise activation functions and dropout (kernels in cl/activation.cl,
  * notes in docs/kernels/activation.md).
  *
- * Every tensor is n contiguous floats at a buffer's element offset; y may be the same range
+ * Every tensor is n contiguous elements of the device's storage (dev->storage: float, or 16
+ * bits in a 16-bit plan) at a buffer's element offset; y may be the same range
  * as x, and dx the same range as dy (in place). Launchers check their arguments, enqueue on
  * dev->queue and return: they never allocate and never block. n = 0 enqueues nothing.
  *

@@ -2,8 +2,10 @@
  * elementwise.h: launchers of cl/elementwise.cl: fill, copy, axpy, add, mul, scale, bias,
  * sum and mean (of everything, or along the last axis), and the linear layer.
  *
- * Tensors are struct clt__buf (buffer and element offset) of dense row-major floats, shapes
- * in the comment after each argument. Every launcher only enqueues on dev->queue: it
+ * Tensors are struct clt__buf (buffer and element offset) of dense row-major elements of the
+ * device's storage (dev->storage: float, or 16 bits in a 16-bit plan; the offset in those
+ * elements; workspaces are floats whatever the storage), shapes in the comment after each
+ * argument. Every launcher only enqueues on dev->queue: it
  * allocates nothing and never waits. An elementwise output may be the same memory as an
  * input (same buffer and offset); outputs of sums and of linear must not overlap inputs.
  *
