@@ -1,9 +1,10 @@
 /*
- * test_loss16.c: the loss family (cl/loss.cl) and attention's tiled kernels (cl/attention.cl)
- * in 16-bit storage (fp16 and bf16, docs/precision.md): softmax (plain and causal, as
- * attention's GEMM path runs it), log-softmax, cross-entropy, mse and attention_flash_*
- * through their launchers, with the device's storage set (clt__storage_set) and put back. The
- * fp32 builds are test_loss.c's and test_attention.c's, unchanged.
+ * test_loss16.c: the loss family (cl/loss.cl) and attention (cl/attention.cl, and the GEMM
+ * path of engine/ops/attention.c) in 16-bit storage (fp16 and bf16, docs/precision.md):
+ * softmax (plain and causal, as attention's GEMM path runs it), log-softmax, cross-entropy, mse
+ * and attention's two paths through their launchers, with the device's storage set
+ * (clt__storage_set) and put back. The GEMM path is skipped while clt__gemm runs in fp32 only.
+ * The fp32 builds are test_loss.c's and test_attention.c's, unchanged.
  *
  * Inputs are drawn as floats and rounded to the storage on the host; the C references
  * (test/ref_loss.c, test/ref_attention.c, in double) take the rounded inputs, so what is left is
@@ -26,11 +27,16 @@
  *   cross-entropy and mse loss                     fp32's tolerances (rtol 1e-5): the loss is a
  *                                                  float computed in float from the rounded
  *                                                  inputs, never a 16-bit value
- *   attention (tiled path)                         see the attention section below
- * Shapes are odd, tensors sit between guard elements at non-zero offsets, gradients are
- * written over NaN and accumulated onto rounded values, ignored labels (-1) and labels out of
- * range are mixed in. storage16_is_the_one_read checks that fp16 data read as bf16 (and the
- * reverse) fail these comparisons: a kernel that ignored the storage could not pass.
+ *   attention                                      see the attention section below
+ * Inputs: x, logits in [-4, 4), rows of +-60 with one 1e4, logits of +-1e4 (cross-entropy);
+ * dy, old gradients, q, k, v, dO in [-1, 1); mse's x and target in [-2, 2). Shapes are odd, tensors
+ * sit between guard elements at non-zero offsets, gradients are written over NaN and accumulated
+ * onto rounded values, ignored labels (-1) and labels out of range are mixed in.
+ * storage16_is_the_one_read checks that 16-bit data read in another storage (the other 16-bit one,
+ * or fp32) fail these comparisons: a kernel that ignored the storage could not pass;
+ * sizes_are_checked_in_the_storage that launchers size the tensors by the storage and the loss,
+ * workspaces and log-sum-exp as floats. A softmax that stores each exp and divides it in place
+ * (rounding twice) fails the softmax forward's k 1.5.
  */
 #include <math.h>
 #include <stdio.h>
@@ -811,6 +817,63 @@ static void attention_gemm_16bit_storage(void **state)
     }
 }
 
+/* Launchers check the tensors of the plan in the storage's element size and the rest in 4
+ * bytes: a buffer of exactly 12 16-bit elements holds a [3, 4] softmax, cross-entropy's logits,
+ * mse's 12 values and attention's [1, 1, 3, 4] q, k, v, o in 16-bit storage, not in fp32; one
+ * element short is refused, and so is a loss of 2 bytes (a float in every storage). */
+static void sizes_are_checked_in_the_storage(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_status bad = CLT_ERR_INVALID_ARGUMENT;
+    float x[12];
+    const int32_t labels[3] = {0, 1, 2};
+    clt_test_fill(x, 12, 3, -1.0f, 1.0f);
+    for (int si = 0; si < 2; si++) {
+        const enum clt_precision s = storages16[si];
+        struct clt_arena *exact, *two, *eight;
+        assert_int_equal(clt_arena_create(dev, 24, &exact), CLT_OK);
+        assert_int_equal(clt_arena_create(dev, 2, &two), CLT_OK);
+        assert_int_equal(clt_arena_create(dev, 16, &eight), CLT_OK); /* P needs 9 */
+        struct clt_view v = clt_test_tensor_st(exact, x, 12, s);
+        struct clt__buf b = clt_test_buf_st(&v, s), b2 = {two->mem, 0}, short_b = b;
+        short_b.offset += 1;
+        struct tensor tlab = tensor_new(dev, labels, 3), tws = tensor_new(dev, NULL, 10);
+        struct tensor tloss = tensor_new(dev, NULL, 1), tlse = tensor_new(dev, NULL, 3);
+        const enum clt_precision old = clt__storage_set(dev, s);
+        assert_int_equal(clt__softmax_forward(dev, 3, 4, b, b), CLT_OK);
+        assert_int_equal(clt__log_softmax_backward(dev, 3, 4, b, b, b, true), CLT_OK);
+        assert_int_equal(
+            clt__cross_entropy_forward(dev, 3, 4, b, tlab.buf, -1, 0.0f, tws.buf, tloss.buf),
+            CLT_OK);
+        assert_int_equal(clt__mse_forward(dev, 12, b, b, tws.buf, tloss.buf), CLT_OK);
+        assert_int_equal(
+            clt__attention_flash_forward(dev, b, b, b, tlse.buf, b, 1, 1, 3, 4, 0.5f, true),
+            CLT_OK);
+        assert_int_equal(clt__softmax_forward(dev, 3, 4, b, short_b), bad);
+        assert_int_equal(clt__mse_backward(dev, 12, b, short_b, tloss.buf, b, false), bad);
+        assert_int_equal(clt__cross_entropy_forward(dev, 3, 4, b, tlab.buf, -1, 0.0f, tws.buf, b2),
+                         bad);
+        assert_int_equal(
+            clt__attention_flash_forward(dev, b, b, b, tlse.buf, short_b, 1, 1, 3, 4, 0.5f, true),
+            bad);
+        struct clt__buf p = {eight->mem, 0};
+        assert_int_equal(clt__attention_forward(dev, b, b, b, p, b, 1, 1, 1, 3, 4, 0.5f, true),
+                         bad);
+        clt__storage_set(dev, CLT_PRECISION_FP32);
+        assert_int_equal(clt__softmax_forward(dev, 3, 4, b, b), bad);
+        assert_int_equal(clt__mse_forward(dev, 12, b, b, tws.buf, tloss.buf), bad);
+        clt__storage_set(dev, old);
+        assert_int_equal(clt_device_finish(dev), CLT_OK);
+        clt_arena_free(exact);
+        clt_arena_free(two);
+        tensor_free(&tlab);
+        tensor_free(&tws);
+        tensor_free(&tloss);
+        tensor_free(&tlse);
+        clt_arena_free(eight);
+    }
+}
+
 /* A test of the 16-bit storage leaves the device in fp32 even when it fails half-way. */
 static int storage_teardown(void **state)
 {
@@ -829,6 +892,7 @@ int main(void)
         STORAGE_TEST(storage16_is_the_one_read),
         STORAGE_TEST(attention_tiled_16bit_storage),
         STORAGE_TEST(attention_gemm_16bit_storage),
+        STORAGE_TEST(sizes_are_checked_in_the_storage),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }
