@@ -5,6 +5,9 @@
  *   precision_f32_to_bf16, precision_bf16_to_f32   fp32 <-> bfloat16
  *   precision_nonfinite_partial, _total            counts the NaN and Inf of a float buffer
  *   scaler_set, scaler_update                      the dynamic loss scaler's device state
+ *   scaler_seed                                    a 16-bit trainer's loss seed: the scale
+ *   precision_f16_grad_to_f32, _bf16_grad_to_f32    16-bit gradients into fp32 ones, times
+ *                                                  1 / scale, written or added
  *
  * Storage only: no kernel here computes in 16 bits, so none needs cl_khr_fp16. fp16 goes
  * through vstore_half_rte and vload_half, which are core OpenCL 1.2 on every device (a
@@ -21,6 +24,7 @@
  *   x                            [n] floats, checked for NaN and Inf
  *   ws                           [parts] ints, the partial counts
  *   found                        [1] int, to which precision_nonfinite_total adds the count
+ *   dst of scaler_seed           [1] float, half or ushort (as `format` says)
  *   state                        struct scaler_state (below), 32 bytes kept across steps,
  *                                passed as an int pointer plus an offset in 32-bit words;
  *                                scaler_update's found word may lie inside it
@@ -28,9 +32,9 @@
  * Work-items: the conversions, one per element; work-items past n return at once.
  * precision_nonfinite_partial: work-item i < parts counts elements i, i + parts, i + 2 parts,
  * ... (neighbouring work-items read neighbouring elements). precision_nonfinite_total,
- * scaler_set and scaler_update: one work-item. Counts are integers, so the result is the same
- * whatever parts or the work-group size: deterministic without atomics. NaN and Inf are found
- * by their exponent bits, not isfinite(), so that no math option can fold the test away.
+ * scaler_set, scaler_update and scaler_seed: one work-item. Counts are integers, so the result is
+ * the same whatever parts or the work-group size: deterministic without atomics. NaN and Inf are
+ * found by their exponent bits, not isfinite(), so that no math option can fold the test away.
  *
  * Tunables: none.
  */
@@ -163,4 +167,56 @@ __kernel void scaler_update(__global const int *found_base, int found_off, int f
     s->scale = scale;
     s->inv_scale = 1.0f / scale;
     s->found = 0;
+}
+
+/* One work-item: the loss seed of a 16-bit trainer's backward pass, state.scale * mul (mul: 1,
+ * or a data-parallel replica's share), stored as a float (format 32: a loss kept in fp32), a
+ * half (16) or a bf16 (161) rounded to nearest even. The host never reads the scale. */
+__kernel void scaler_seed(__global const int *state_base, int state_off, float mul, int format,
+                          __global void *dst, int dst_off) /* [1] */
+{
+    if (get_global_id(0) != 0)
+        return;
+    const __global struct scaler_state *s =
+        (const __global struct scaler_state *)(state_base + state_off);
+    const float v = s->scale * mul;
+    if (format == 16)
+        vstore_half_rte(v, dst_off, (__global half *)dst);
+    else if (format == 161)
+        ((__global ushort *)dst)[dst_off] = bf16_bits(v);
+    else
+        ((__global float *)dst)[dst_off] = v;
+}
+
+/* The parameters' gradients of one micro-step, 16-bit and scaled by the loss scale, into the
+ * fp32 ones the optimizer reads: dst[i] = (acc ? dst[i] : 0) + src[i] * state.inv_scale, in
+ * fp32 (the product is exact for a power-of-two scale). A NaN or Inf stays one, for the
+ * optimizer's check to skip the step. */
+__kernel void precision_f16_grad_to_f32(int n, __global const half *restrict src,
+                                        int src_off,                               /* [n] */
+                                        __global float *restrict dst, int dst_off, /* [n] */
+                                        __global const int *restrict state_base, int state_off,
+                                        int acc)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float inv = ((const __global struct scaler_state *)(state_base + state_off))->inv_scale;
+    const float g = vload_half(src_off + i, src) * inv;
+    dst[dst_off + i] = acc ? dst[dst_off + i] + g : g;
+}
+
+/* precision_f16_grad_to_f32 for bf16 gradients (ushort). */
+__kernel void precision_bf16_grad_to_f32(int n, __global const ushort *restrict src,
+                                         int src_off,                               /* [n] */
+                                         __global float *restrict dst, int dst_off, /* [n] */
+                                         __global const int *restrict state_base, int state_off,
+                                         int acc)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float inv = ((const __global struct scaler_state *)(state_base + state_off))->inv_scale;
+    const float g = as_float((uint)src[src_off + i] << 16) * inv;
+    dst[dst_off + i] = acc ? dst[dst_off + i] + g : g;
 }

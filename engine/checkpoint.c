@@ -11,7 +11,10 @@
  *   "optimizer.v.<name>"     moment2 of each trained parameter, Adam and AdamW only
  *   "optimizer.grad.<name>"  the gradients accumulated so far, only when the trainer is in
  *                            the middle of a gradient accumulation (steps % accumulate != 0)
- * and the metadata keys of meta_keys below, plus the caller's pairs. "cltrain.data_crc32" is
+ * and the metadata keys of meta_keys below, plus the caller's pairs; an fp16 trainer adds its
+ * loss scaler's eight "scaler.*" keys (clt__scaler_meta), which a load with the optimizer
+ * restores. Tensors are fp32 in every precision: a 16-bit trainer saves its fp32 masters, and
+ * a load narrows them into its 16-bit working copy. "cltrain.data_crc32" is
  * the CRC-32 of the data section (8 hex digits), checked by every read; files without it
  * (saved before it existed, or by other programs) are read unchecked.
  *
@@ -163,6 +166,12 @@ static enum clt_status check_user_meta(struct clt_trainer *tr, const struct clt_
     for (size_t i = 0; i < n; i++) {
         if (!meta[i].key || !meta[i].value)
             return CLT_ERR_INVALID_ARGUMENT;
+        if (tr->plan.storage == CLT_PRECISION_FP16 && strncmp(meta[i].key, "scaler.", 7) == 0) {
+            clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                     "checkpoint metadata key \"%s\": the \"scaler.\" keys are the loss scaler's",
+                     meta[i].key);
+            return CLT_ERR_INVALID_ARGUMENT;
+        }
         for (size_t k = 0; k < NKEYS; k++)
             if (strcmp(meta[i].key, meta_keys[k]) == 0) {
                 clt__log(&tr->dev->log, CLT_LOG_ERROR,
@@ -177,13 +186,15 @@ static enum clt_status check_user_meta(struct clt_trainer *tr, const struct clt_
 static enum clt_status write_checkpoint(struct clt_trainer *tr, const char *path,
                                         const struct host_state *h,
                                         const struct clt__optim_status *status,
+                                        const struct clt__scaler *scaler,
                                         const struct clt_meta *meta, size_t n)
 {
     uint32_t nodes = tr->plan.n;
     size_t max = (size_t)nodes * 4;
     struct clt__st_entry *e = malloc((max ? max : 1) * sizeof *e);
     char(*names)[LONG_NAME] = malloc((max ? max : 1) * sizeof *names);
-    struct clt_meta *all = malloc((n + NKEYS) * sizeof *all);
+    struct clt_meta *all = malloc((n + NKEYS + CLT__SCALER_META) * sizeof *all);
+    char scaler_text[CLT__SCALER_META][CLT__SCALER_TEXT];
     enum clt_status st = e && names && all ? CLT_OK : CLT_ERR_NO_MEMORY;
     size_t k = 0;
     for (uint32_t id = 0; st == CLT_OK && id < nodes; id++) {
@@ -218,7 +229,12 @@ static enum clt_status write_checkpoint(struct clt_trainer *tr, const char *path
             num[3],        num[4], num[5]};
         for (size_t i = 0; i < NKEYS; i++)
             all[n + i] = (struct clt_meta){meta_keys[i], values[i]};
-        st = clt__safetensors_write(path, e, k, all, n + NKEYS, &tr->dev->log);
+        size_t nall = n + NKEYS;
+        if (scaler) {
+            clt__scaler_meta(scaler, all + nall, scaler_text);
+            nall += CLT__SCALER_META;
+        }
+        st = clt__safetensors_write(path, e, k, all, nall, &tr->dev->log);
     }
     if (st == CLT_OK)
         clt__log(&tr->dev->log, CLT_LOG_INFO, "saved %s: %zu tensors, step %llu", path, k,
@@ -254,8 +270,13 @@ enum clt_status clt_trainer_save(struct clt_trainer *tr, const char *path,
         st = read_floats(tr, tr->grads, h.g, tr->plan.trained);
     if (st == CLT_OK)
         st = clt__optim_status_read(tr->dev, (struct clt__buf){tr->status, 0}, &status);
+    struct clt__scaler scaler;
+    const bool scaled = tr->plan.storage == CLT_PRECISION_FP16;
+    clt__scaler_init(&scaler, &tr->scaler_cfg);
+    if (st == CLT_OK && scaled)
+        st = clt__scaler_state_read(tr->dev, (struct clt__buf){tr->scaler, 0}, &scaler);
     if (st == CLT_OK)
-        st = write_checkpoint(tr, path, &h, &status, meta, n);
+        st = write_checkpoint(tr, path, &h, &status, scaled ? &scaler : NULL, meta, n);
     host_state_free(&h);
     return st;
 }
@@ -406,15 +427,38 @@ static enum clt_status gather(struct clt_trainer *tr, const char *path,
     return st;
 }
 
-/* Writes the checked host copies and counters into the trainer. */
+/* An fp16 trainer's loss scaler from the file when the optimizer is resumed: the file's
+ * "scaler.*" keys (checked: a bad one fails the load), or, from a file without them (saved in
+ * another precision), a scaler at its start. */
+static enum clt_status gather_scaler(struct clt_trainer *tr, const char *path,
+                                     const struct clt__safetensors *file, struct clt__scaler *s)
+{
+    clt__scaler_init(s, &tr->scaler_cfg);
+    if (!clt__safetensors_meta(file, "scaler.scale")) {
+        clt__log(&tr->dev->log, CLT_LOG_INFO,
+                 "%s holds no loss scaler state: the scale starts at %g", path,
+                 tr->scaler_cfg.init_scale);
+        return CLT_OK;
+    }
+    return clt__scaler_load(s, file, path, &tr->dev->log);
+}
+
+/* Writes the checked host copies and counters (and an fp16 trainer's scaler, when not NULL)
+ * into the trainer; a 16-bit trainer narrows the parameters into its working copy. */
 static enum clt_status restore(struct clt_trainer *tr, const struct host_state *h,
-                               const struct counters *c)
+                               const struct counters *c, const struct clt__scaler *scaler)
 {
     enum clt_status st = clt_device_finish(tr->dev);
     if (st == CLT_OK)
         st = write_floats(tr, tr->params, h->params, tr->plan.trained + tr->plan.state);
+    if (st == CLT_OK)
+        st = clt__trainer_shadow_refresh(tr);
+    if (st == CLT_OK && scaler) {
+        tr->scaler_cfg = scaler->cfg; /* the file's, as GradScaler.load_state_dict */
+        st = clt__trainer_scaler_set(tr, scaler);
+    }
     if (!h->m)
-        return st;
+        return st == CLT_OK ? clt_device_finish(tr->dev) : st;
     if (st == CLT_OK)
         st = write_floats(tr, tr->moment1, h->m, tr->plan.trained);
     if (st == CLT_OK && h->v)
@@ -573,8 +617,12 @@ enum clt_status clt_trainer_load_with(struct clt_trainer *tr, const char *path,
             st = read_floats(tr, tr->params, h.params, tr->plan.trained + tr->plan.state);
         if (st == CLT_OK)
             st = gather(tr, path, &file, r.missing > 0, &h, &c);
+        struct clt__scaler scaler;
+        const bool scaled = o->optimizer && tr->plan.storage == CLT_PRECISION_FP16;
+        if (st == CLT_OK && scaled)
+            st = gather_scaler(tr, path, &file, &scaler);
         if (st == CLT_OK)
-            st = restore(tr, &h, &c);
+            st = restore(tr, &h, &c, scaled ? &scaler : NULL);
         host_state_free(&h);
     }
     if (st == CLT_OK && tr->par) /* a data-parallel trainer: to the other replicas */

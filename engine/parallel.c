@@ -470,6 +470,13 @@ enum clt_status clt__parallel_step(struct clt_trainer *tr, const void *const *in
 
 enum clt_status clt_trainer_set_allreduce(struct clt_trainer *tr, clt_allreduce_fn fn, void *user)
 {
+    if (tr && !tr->par && tr->plan.storage != CLT_PRECISION_FP32) {
+        clt__log(&tr->dev->log, CLT_LOG_ERROR,
+                 "the all-reduce hook: precision %s is not supported (16-bit training runs on "
+                 "one device, in one process); use fp32",
+                 clt_precision_name(tr->plan.storage));
+        return CLT_ERR_UNSUPPORTED;
+    }
     if (!tr || !tr->par)
         return CLT_ERR_INVALID_ARGUMENT;
     tr->par->allreduce = fn;

@@ -185,6 +185,18 @@ static enum clt_status create(struct clt_device *const *devices, uint32_t ndevic
                               const struct clt_tensor *const *losses, const int64_t *weight,
                               const struct clt_trainer_options *options, struct clt_trainer **out)
 {
+    /* 16-bit training runs on one device only: the gradient buckets, their reduction and the
+     * all-reduce hook move fp32 gradients the 16-bit backward does not write in place
+     * (docs/precision.md). */
+    if (options && options->precision != CLT_PRECISION_FP32) {
+        const bool known = (unsigned)options->precision <= CLT_PRECISION_BF16;
+        clt__log(&devices[0]->log, CLT_LOG_ERROR,
+                 known ? "data-parallel trainer: precision %s is not supported (16-bit training "
+                         "runs on one device); use fp32"
+                       : "data-parallel trainer: precision %s is none of fp32, fp16 and bf16",
+                 clt_precision_name(options->precision));
+        return known ? CLT_ERR_UNSUPPORTED : CLT_ERR_INVALID_ARGUMENT;
+    }
     struct clt_trainer *r0 = NULL;
     enum clt_status st = clt_trainer_create(devices[0], graphs[0], losses[0], options, &r0);
     if (st != CLT_OK)

@@ -9,6 +9,12 @@
  * not meet share memory. A fused chain (fuse.c) runs forward at its last op's place and
  * backward at that op's entry; the values inside it have no gradient storage. Parameters, their
  * gradients, optimizer state and the inputs live in buffers of their own.
+ *
+ * Element sizes (docs/precision.md): in a 16-bit plan every F32 tensor, value and gradient,
+ * takes 2 bytes an element (inputs, activations, the trained parameters' working copy and
+ * their gradients), except state tensors and the output of a wide_output op (a loss) and its
+ * gradient, which stay fp32; aux buffers keep their declared dtype and I32 tensors 4 bytes.
+ * Storages are sized in bytes and aligned as in fp32, so offsets divide by any element size.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,13 +172,22 @@ static enum clt_status mark_nodes(struct clt_device *dev, const struct clt_graph
     return CLT_OK;
 }
 
-/* Places parameters and state in the parameter buffer, and inputs in an input slot. */
+/* Bytes of one element of an F32 tensor in the plan's storage. */
+static uint8_t storage_bytes(const struct clt__plan *p)
+{
+    return p->storage == CLT_PRECISION_FP32 ? 4 : 2;
+}
+
+/* Places parameters and state in the parameter buffer (offsets in elements, the same in the
+ * fp32 masters and the 16-bit working copy), and inputs in an input slot (offsets in elements
+ * of the input's own type). */
 static void place_params_and_inputs(const struct clt_graph *g, struct clt__plan *p)
 {
     for (uint32_t id = 0; id < p->n; id++) {
         const struct clt_tensor *t = g->nodes[id];
         if (t->kind == CLT__NODE_PARAM) {
             p->info[id].offset = p->info[id].grad_offset = p->trained;
+            p->info[id].elem_bytes = storage_bytes(p);
             p->trained += (uint64_t)clt__count(t);
         }
     }
@@ -180,10 +195,13 @@ static void place_params_and_inputs(const struct clt_graph *g, struct clt__plan 
         const struct clt_tensor *t = g->nodes[id];
         if (t->kind == CLT__NODE_STATE) {
             p->info[id].offset = p->trained + p->state;
+            p->info[id].elem_bytes = 4;
             p->state += (uint64_t)clt__count(t);
         } else if (t->kind == CLT__NODE_INPUT) {
-            p->info[id].offset = p->input_bytes / 4;
-            p->input_bytes += round_up((uint64_t)clt__count(t) * 4);
+            uint8_t e = t->dtype == CLT_F32 ? storage_bytes(p) : 4;
+            p->info[id].elem_bytes = e;
+            p->info[id].offset = p->input_bytes / e;
+            p->input_bytes += round_up((uint64_t)clt__count(t) * e);
             p->ninputs++;
         }
     }
@@ -379,7 +397,8 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
         last = end;
     if (loss && root_of(p, loss) == r)
         grad_first = (int32_t)p->nfwd;
-    uint64_t bytes = (uint64_t)clt__count(rt) * 4;
+    ri->elem_bytes = rt->dtype == CLT_F32 && !clt__def(rt)->wide_output ? storage_bytes(p) : 4;
+    uint64_t bytes = (uint64_t)clt__count(rt) * ri->elem_bytes;
     ri->val = add_storage(p, bytes, ri->fwd_pos, last);
     if (ri->recompute) {
         for (uint32_t e = 0; e < p->nbwd; e++)
@@ -529,11 +548,13 @@ static void check_partial(const struct clt_graph *g, struct clt__plan *p)
 /* The plan of a training step (loss) or of a forward pass (outputs, no loss). */
 static enum clt_status make(struct clt_device *dev, const struct clt_graph *g,
                             const struct clt_tensor *loss, const struct clt_tensor *const *outputs,
-                            uint32_t noutputs, bool recompute, struct clt__plan *out)
+                            uint32_t noutputs, bool recompute, enum clt_precision storage,
+                            struct clt__plan *out)
 {
     struct clt__plan p;
     memset(&p, 0, sizeof p);
     p.n = g->count;
+    p.storage = storage;
     p.reached_only = !loss;
     p.info = calloc(p.n, sizeof *p.info);
     p.fwd = calloc(p.n, sizeof *p.fwd);
@@ -561,6 +582,9 @@ static enum clt_status make(struct clt_device *dev, const struct clt_graph *g,
                 p.workspace_bytes = w;
         }
         st = assign_offsets(&p);
+        /* A view's elements are its root's. */
+        for (uint32_t id = 0; id < p.n; id++)
+            p.info[id].elem_bytes = p.info[p.info[id].root].elem_bytes;
     }
     if (st == CLT_OK)
         check_partial(g, &p);
@@ -573,16 +597,17 @@ static enum clt_status make(struct clt_device *dev, const struct clt_graph *g,
 }
 
 enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
-                               const struct clt_tensor *loss, bool recompute, struct clt__plan *out)
+                               const struct clt_tensor *loss, bool recompute,
+                               enum clt_precision storage, struct clt__plan *out)
 {
-    return make(dev, g, loss, NULL, 0, recompute, out);
+    return make(dev, g, loss, NULL, 0, recompute, storage, out);
 }
 
 enum clt_status clt__plan_make_forward(struct clt_device *dev, const struct clt_graph *g,
                                        const struct clt_tensor *const *outputs, uint32_t n,
                                        struct clt__plan *out)
 {
-    return make(dev, g, NULL, outputs, n, false, out);
+    return make(dev, g, NULL, outputs, n, false, CLT_PRECISION_FP32, out);
 }
 
 void clt__plan_free(struct clt__plan *p)

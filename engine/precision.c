@@ -165,6 +165,21 @@ enum clt_status clt__precision_widen(struct clt_device *dev, enum clt_precision 
     return CLT__RUN(dev, id, (size_t)n, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst));
 }
 
+enum clt_status clt__precision_widen_grads(struct clt_device *dev, enum clt_precision p, int64_t n,
+                                           struct clt__buf src, struct clt__buf dst,
+                                           struct clt__buf state, bool acc)
+{
+    enum clt_status st = convert_check(dev, p, n, src, 2, dst, 4, "precision_widen_grads");
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, state, 8, 4, "precision_widen_grads", "state");
+    if (st != CLT_OK)
+        return st;
+    enum clt__kernel_id id = p == CLT_PRECISION_FP16 ? CLT__K_precision_f16_grad_to_f32
+                                                     : CLT__K_precision_bf16_grad_to_f32;
+    return CLT__RUN(dev, id, (size_t)n, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst), CLT__BUF(state),
+                    CLT__I32(acc ? 1 : 0));
+}
+
 int32_t clt__nonfinite_parts(int64_t n)
 {
     int64_t parts = (n + NONFINITE_CHUNK - 1) / NONFINITE_CHUNK;

@@ -58,6 +58,19 @@ enum clt_status clt__precision_widen(struct clt_device *dev, enum clt_precision 
                                      struct clt__buf src, /* [n] 16-bit */
                                      struct clt__buf dst /* [n] float */);
 
+/* Enqueues dst[i] = (acc ? dst[i] : 0) + src[i] * state.inv_scale for i < n, in fp32: a
+ * 16-bit trainer's parameter gradients of one micro-step (scaled by the loss scale in fp16)
+ * into the fp32 ones the optimizer reads, added across the micro-steps of an accumulation.
+ * The scale is read on the device (no host read inside a step).
+ *   src    [n] 16-bit values of p (FP16 or BF16), offset in 16-bit elements
+ *   dst    [n] floats
+ *   state  struct clt__scaler_state (scaler.h), offset in 32-bit words */
+enum clt_status clt__precision_widen_grads(struct clt_device *dev, enum clt_precision p, int64_t n,
+                                           struct clt__buf src,   /* [n] 16-bit */
+                                           struct clt__buf dst,   /* [n] float */
+                                           struct clt__buf state, /* scaler state */
+                                           bool acc);
+
 /* ==== NaN and Inf ======================================================================= */
 
 /* Partial counts one check of n elements uses (1 at least), and the workspace bytes. */

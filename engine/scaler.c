@@ -219,6 +219,24 @@ enum clt_status clt__scaler_state_update(struct clt_device *dev,
                     CLT__I32(cfg->growth_interval), CLT__F32(cfg->min_scale), CLT__BUF(state));
 }
 
+enum clt_status clt__scaler_seed(struct clt_device *dev, struct clt__buf state, float mul,
+                                 enum clt_precision format, struct clt__buf dst)
+{
+    if (!dev || (unsigned)format > CLT_PRECISION_BF16)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = state_check(dev, state);
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, dst, 1, format == CLT_PRECISION_FP32 ? 4 : 2, "loss scaler",
+                            "seed");
+    if (st != CLT_OK)
+        return st;
+    const int32_t code = format == CLT_PRECISION_FP16   ? 16
+                         : format == CLT_PRECISION_BF16 ? 161
+                                                        : 32;
+    return CLT__RUN(dev, CLT__K_scaler_seed, 1, CLT__BUF(state), CLT__F32(mul), CLT__I32(code),
+                    CLT__BUF(dst));
+}
+
 enum clt_status clt__scaler_state_read(struct clt_device *dev, struct clt__buf state,
                                        struct clt__scaler *s)
 {

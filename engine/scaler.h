@@ -116,6 +116,12 @@ enum clt_status clt__scaler_state_update(struct clt_device *dev,
                                          struct clt__buf found, int32_t found_mask,
                                          struct clt__buf state);
 
+/* Enqueues dst[0] = state.scale * mul, stored as format says: FP32 a float, FP16 a half,
+ * BF16 a bf16 (rounded to nearest even): the loss seed of a 16-bit trainer's backward pass.
+ * dst's offset is in elements of that format. */
+enum clt_status clt__scaler_seed(struct clt_device *dev, struct clt__buf state, float mul,
+                                 enum clt_precision format, struct clt__buf dst);
+
 /* Reads the device state into s (scale, growth_tracker, skipped; the config stays). Blocks. */
 enum clt_status clt__scaler_state_read(struct clt_device *dev, struct clt__buf state,
                                        struct clt__scaler *s);

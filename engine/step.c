@@ -15,10 +15,12 @@
  * host staging slot whose upload has not finished (two steps later).
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/optim.h"
+#include "precision.h"
 #include "trainer.h"
 
 int64_t clt__trainer_batch(const struct clt_trainer *tr)
@@ -74,7 +76,10 @@ static enum clt_status op_failed(struct clt_trainer *tr, const struct clt_tensor
  * on its own (an output it asks for may lie inside a chain). */
 static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, const bool *need)
 {
-    for (uint32_t i = 0; i < tr->plan.nfwd; i++) {
+    /* The op kernels in the plan's storage; fp32 again after (docs/precision.md). */
+    const enum clt_precision was = clt__storage_set(tr->dev, tr->plan.storage);
+    enum clt_status st = CLT_OK;
+    for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
         uint32_t id = tr->plan.fwd[i];
         if (need ? !need[id] : !tr->plan.info[id].reached)
             continue;
@@ -85,13 +90,13 @@ static enum clt_status forward(struct clt_trainer *tr, struct clt__exec *x, cons
         if (x->dev->prof)
             clt__prof_op(x->dev, clt__op_names[t->op],
                          x->training && group >= 0 ? "fused_forward" : "forward");
-        enum clt_status st = x->training && group >= 0
-                                 ? clt__fuse_forward(x, &tr->plan.groups[group])
-                                 : clt__def(t)->forward(x, t);
+        st = x->training && group >= 0 ? clt__fuse_forward(x, &tr->plan.groups[group])
+                                       : clt__def(t)->forward(x, t);
         if (st != CLT_OK)
-            return op_failed(tr, t, "forward", st);
+            st = op_failed(tr, t, "forward", st);
     }
-    return CLT_OK;
+    clt__storage_set(tr->dev, was);
+    return st;
 }
 
 /* How a kernel profile (profile.c) names a backward entry's pass. */
@@ -102,14 +107,41 @@ static const char *backward_pass(enum clt__entry_kind kind, int32_t group)
     return group >= 0 ? "fused_backward" : "backward";
 }
 
-/* The loss seed (d loss / d loss = 1) and the backward entries. */
+/* Writes the loss seed: d loss / d loss = loss_seed (1, or a data-parallel replica's share
+ * of the batch), times the loss scale in a 16-bit plan (read on the device: 1 in bf16). */
+static enum clt_status seed(struct clt_trainer *tr, struct clt__exec *x)
+{
+    struct clt__buf b = clt__grad(x, tr->loss);
+    if (tr->scaler) {
+        const uint8_t e = tr->plan.info[tr->plan.info[tr->loss->id].root].elem_bytes;
+        return clt__scaler_seed(tr->dev, (struct clt__buf){tr->scaler, 0}, tr->loss_seed,
+                                e == 4 ? CLT_PRECISION_FP32 : tr->plan.storage, b);
+    }
+    float one = tr->loss_seed;
+    cl_int err = clEnqueueFillBuffer(tr->dev->queue, b.mem, &one, sizeof one, b.offset * 4,
+                                     sizeof one, 0, NULL, NULL);
+    return clt__cl_check(&tr->dev->log, err, "clEnqueueFillBuffer");
+}
+
+/* 16-bit plans: the parameters' 16-bit gradients of this micro-step, times 1 / scale, into
+ * the fp32 ones (added from the second micro-step of an accumulation on). */
+static enum clt_status widen_grads(struct clt_trainer *tr, struct clt__exec *x)
+{
+    if (!tr->grads16 || tr->plan.trained == 0)
+        return CLT_OK;
+    if (x->dev->prof)
+        clt__prof_op(x->dev, "precision", "widen_grads");
+    return clt__precision_widen_grads(
+        tr->dev, tr->plan.storage, (int64_t)tr->plan.trained, (struct clt__buf){tr->grads16, 0},
+        (struct clt__buf){tr->grads, 0}, (struct clt__buf){tr->scaler, 0}, x->micro > 0);
+}
+
+/* The loss seed and the backward entries (in the plan's storage), then the widening of the
+ * parameters' gradients in a 16-bit plan. */
 static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
 {
-    struct clt__buf seed = clt__grad(x, tr->loss);
-    float one = tr->loss_seed; /* 1, or a data-parallel replica's share of the batch */
-    cl_int err = clEnqueueFillBuffer(tr->dev->queue, seed.mem, &one, sizeof one, seed.offset * 4,
-                                     sizeof one, 0, NULL, NULL);
-    enum clt_status st = clt__cl_check(&tr->dev->log, err, "clEnqueueFillBuffer");
+    enum clt_status st = seed(tr, x);
+    const enum clt_precision was = clt__storage_set(tr->dev, tr->plan.storage);
     x->in_backward = true;
     for (uint32_t e = 0; st == CLT_OK && e < tr->plan.nbwd; e++) {
         const struct clt_tensor *t = tr->graph->nodes[tr->plan.bwd[e].node];
@@ -134,6 +166,9 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
             st = clt__parallel_backward_entry(tr, e);
     }
     x->in_backward = false;
+    clt__storage_set(tr->dev, was);
+    if (st == CLT_OK)
+        st = widen_grads(tr, x);
     return st;
 }
 
@@ -147,17 +182,39 @@ enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *
     return backward(tr, x);
 }
 
-/* One optimizer update over the flat parameter buffer, at learning rate lr. */
+/* The optimizer status's last_skip, in 32-bit words. */
+#define LAST_SKIP_WORD (offsetof(struct clt__optim_status, last_skip) / 4)
+
+/* One optimizer update over the flat parameter buffer, at learning rate lr. In fp16 the
+ * optimizer's check of the (unscaled) gradient norm and the loss is GradScaler's found_inf:
+ * the scaler's device state is updated from its status; a 16-bit plan then narrows the
+ * masters into the working copy. */
 static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float lr)
 {
     struct clt__buf p = {tr->params, 0}, g = {tr->grads, 0};
     struct clt__buf m = {tr->moment1, 0}, v = {tr->moment2, 0};
     struct clt__buf status = {tr->status, 0}, work = {tr->work, 0};
+    /* A 16-bit loss (not a wide_output op's) is not a float: the norm check alone. */
+    struct clt__buf loss = clt__val(x, tr->loss);
+    if (tr->plan.info[tr->plan.info[tr->loss->id].root].elem_bytes != 4)
+        loss = (struct clt__buf){NULL, 0};
     if (tr->dev->prof)
         clt__prof_op(tr->dev, "optimizer", "update");
-    return clt__optim_step(tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v,
-                           clt__val(x, tr->loss), work, status, lr,
-                           1.0f / (float)tr->options.optimizer.accumulate);
+    enum clt_status st =
+        clt__optim_step(tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v, loss, work,
+                        status, lr, 1.0f / (float)tr->options.optimizer.accumulate);
+    if (st == CLT_OK && tr->plan.storage == CLT_PRECISION_FP16)
+        st = clt__scaler_state_update(
+            tr->dev, &tr->scaler_cfg, (struct clt__buf){tr->status, LAST_SKIP_WORD},
+            CLT__OPTIM_SKIP_GRAD | CLT__OPTIM_SKIP_LOSS, (struct clt__buf){tr->scaler, 0});
+    if (st == CLT_OK)
+        st = clt__trainer_shadow_refresh(tr);
+    return st;
+}
+
+enum clt_status clt__trainer_update(struct clt_trainer *tr, struct clt__exec *x, float lr)
+{
+    return update(tr, x, lr);
 }
 
 enum clt_status clt__trainer_dry_run(struct clt_trainer *tr)
@@ -207,14 +264,22 @@ static void release(cl_event *ev)
 static void stage_input(const struct clt_trainer *tr, const struct clt_tensor *t, int64_t rows,
                         const void *src, char *dst)
 {
-    size_t bytes = (size_t)clt__count(t) * 4;
+    const size_t e = tr->plan.info[t->id].elem_bytes;
+    size_t bytes = (size_t)clt__count(t) * e;
     int64_t batch = clt__trainer_batch(tr);
     size_t real = rows < batch ? bytes / (size_t)batch * (size_t)rows : bytes;
     if (!src) {
         memset(dst, 0, bytes);
         return;
     }
-    memcpy(dst, src, real);
+    if (e == 2) { /* F32 data into a 16-bit plan's storage, rounded to nearest even */
+        const float *f = src;
+        uint16_t *h = (uint16_t *)(void *)dst;
+        for (size_t i = 0; i < real / 2; i++)
+            h[i] = clt__f32_to_half(tr->plan.storage, f[i]);
+    } else {
+        memcpy(dst, src, real);
+    }
     if (tr->plan.info[t->id].pad_label)
         memset(dst + real, 0xff, bytes - real); /* int32 -1 */
     else
@@ -241,7 +306,8 @@ static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void 
         if (t->kind != CLT__NODE_INPUT)
             continue;
         stage_input(tr, t, rows, inputs[k++],
-                    (char *)tr->host_in[slot] + tr->plan.info[id].offset * 4);
+                    (char *)tr->host_in[slot] +
+                        tr->plan.info[id].offset * tr->plan.info[id].elem_bytes);
     }
     if (tr->plan.input_bytes == 0)
         return CLT_OK;
@@ -270,6 +336,10 @@ static enum clt_status check_previous(struct clt_trainer *tr)
     release(&tr->status_ev);
     struct clt__optim_status s;
     memcpy(&s, tr->host_status, sizeof s);
+    /* In fp16 a gradient that overflows is the loss scaler's to handle (the step is skipped
+     * and the scale lowered): only a non-finite loss stops. */
+    if (tr->plan.storage == CLT_PRECISION_FP16)
+        s.last_skip &= CLT__OPTIM_SKIP_LOSS;
     if (st == CLT_OK && s.last_skip != 0) {
         clt__log(&tr->dev->log, CLT_LOG_ERROR,
                  "step %llu: the %s was not finite; stopping as asked",
@@ -364,10 +434,12 @@ static enum clt_status step_finish(struct clt_trainer *tr, struct clt__exec *x, 
     }
     if (st == CLT_OK) {
         struct clt__buf l = clt__val(x, tr->loss);
+        const size_t e = tr->plan.info[tr->plan.info[tr->loss->id].root].elem_bytes;
+        void *dst = e == 4 ? (void *)&tr->host_loss[slot] : (void *)&tr->host_loss16[slot];
         release(&tr->loss_ev[slot]);
         st = clt__cl_check(&dev->log,
-                           clEnqueueReadBuffer(dev->queue, l.mem, CL_FALSE, l.offset * 4, 4,
-                                               &tr->host_loss[slot], 0, NULL, &tr->loss_ev[slot]),
+                           clEnqueueReadBuffer(dev->queue, l.mem, CL_FALSE, l.offset * e, e, dst, 0,
+                                               NULL, &tr->loss_ev[slot]),
                            "clEnqueueReadBuffer (loss)");
     }
     if (st == CLT_OK && step_updates(tr, x) && tr->options.stop_on_nonfinite) {
@@ -480,8 +552,10 @@ enum clt_status clt_trainer_loss(struct clt_trainer *tr, float *loss)
     uint32_t slot = tr->loss_slot;
     enum clt_status st = clt__cl_check(&tr->dev->log, clWaitForEvents(1, &tr->loss_ev[slot]),
                                        "clWaitForEvents (loss)");
+    const uint8_t e = tr->plan.info[tr->plan.info[tr->loss->id].root].elem_bytes;
     if (st == CLT_OK)
-        *loss = tr->host_loss[slot];
+        *loss = e == 4 ? tr->host_loss[slot]
+                       : clt__half_to_f32(tr->plan.storage, tr->host_loss16[slot]);
     return st;
 }
 
@@ -500,7 +574,13 @@ enum clt_status clt_trainer_stats(struct clt_trainer *tr, struct clt_trainer_sta
     out->grad_norm = s.grad_norm;
     out->lr = tr->last_lr;
     out->loss_scale = 1.0f;
-    return CLT_OK;
+    if (tr->plan.storage == CLT_PRECISION_FP16) {
+        struct clt__scaler sc;
+        clt__scaler_init(&sc, &tr->scaler_cfg);
+        st = clt__scaler_state_read(tr->dev, (struct clt__buf){tr->scaler, 0}, &sc);
+        out->loss_scale = sc.scale;
+    }
+    return st;
 }
 
 /* Marks the nodes t depends on (t included). */
@@ -513,13 +593,24 @@ static void mark_needed(const struct clt_trainer *tr, const struct clt_tensor *t
                 need[tr->graph->nodes[id]->in[i]->id] = true;
 }
 
-/* Enqueues a non-blocking read of count elements of t's value into out. */
+/* Enqueues a non-blocking read of count elements of t's value into out; a 16-bit value
+ * goes into *half (allocated here, count 16-bit elements) for the caller to widen into out
+ * once the read is done. */
 static enum clt_status read_value(struct clt_trainer *tr, struct clt__exec *x,
-                                  const struct clt_tensor *t, void *out, uint64_t count)
+                                  const struct clt_tensor *t, void *out, uint64_t count,
+                                  uint16_t **half)
 {
     struct clt__buf b = clt__val(x, t);
-    cl_int err = clEnqueueReadBuffer(tr->dev->queue, b.mem, CL_FALSE, b.offset * 4,
-                                     (size_t)(count * 4), out, 0, NULL, NULL);
+    const size_t e = tr->plan.info[t->id].elem_bytes;
+    if (e == 2) {
+        free(*half);
+        *half = malloc(count ? (size_t)count * 2 : 2);
+        if (!*half)
+            return CLT_ERR_NO_MEMORY;
+        out = *half;
+    }
+    cl_int err = clEnqueueReadBuffer(tr->dev->queue, b.mem, CL_FALSE, b.offset * e,
+                                     (size_t)(count * e), out, 0, NULL, NULL);
     return clt__cl_check(&tr->dev->log, err, "clEnqueueReadBuffer");
 }
 
@@ -568,10 +659,14 @@ enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *con
         free(all);
     }
     struct clt__exec x = exec_for(tr, false, rows);
+    uint16_t **half = calloc(nread ? nread : 1, sizeof *half);
+    if (!half)
+        st = st == CLT_OK ? CLT_ERR_NO_MEMORY : st;
     /* Tensors that are not op results (inputs, parameters) are there already. */
     for (uint32_t r = 0; st == CLT_OK && r < nread; r++)
         if (tr->graph->nodes[tr->plan.info[reads[r]->id].root]->kind != CLT__NODE_OP)
-            st = read_value(tr, &x, reads[r], dst[r], count[r]);
+            st = read_value(tr, &x, reads[r], dst[r], count[r], &half[r]);
+    const enum clt_precision was = clt__storage_set(tr->dev, tr->plan.storage);
     for (uint32_t i = 0; st == CLT_OK && i < tr->plan.nfwd; i++) {
         uint32_t id = tr->plan.fwd[i];
         if (need ? !need[id] : !tr->plan.info[id].reached)
@@ -583,8 +678,9 @@ enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *con
         /* Read an output as soon as it exists: its memory may be reused later. */
         for (uint32_t r = 0; st == CLT_OK && r < nread; r++)
             if (tr->plan.info[reads[r]->id].root == id)
-                st = read_value(tr, &x, reads[r], dst[r], count[r]);
+                st = read_value(tr, &x, reads[r], dst[r], count[r], &half[r]);
     }
+    clt__storage_set(tr->dev, was);
     if (st == CLT_OK) {
         release(&tr->done_ev[slot]);
         st = clt__cl_check(&tr->dev->log,
@@ -593,6 +689,15 @@ enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *con
     }
     if (st == CLT_OK)
         st = clt_device_finish(tr->dev);
+    else
+        clt_device_finish(tr->dev); /* no read may land in a freed buffer */
+    /* 16-bit values widened (exact) into the caller's floats. */
+    for (uint32_t r = 0; half && r < nread; r++) {
+        for (uint64_t i = 0; st == CLT_OK && half[r] && i < count[r]; i++)
+            ((float *)dst[r])[i] = clt__half_to_f32(tr->plan.storage, half[r][i]);
+        free(half[r]);
+    }
+    free(half);
     return st;
 }
 

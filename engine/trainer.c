@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/optim.h"
+#include "precision.h"
 #include "trainer.h"
 
 struct clt__buf clt__val(struct clt__exec *x, const struct clt_tensor *t)
@@ -25,7 +26,10 @@ struct clt__buf clt__val(struct clt__exec *x, const struct clt_tensor *t)
         b.mem = tr->inputs[tr->slot];
         b.offset = (size_t)ri->offset;
         break;
-    case CLT__NODE_PARAM:
+    case CLT__NODE_PARAM: /* a 16-bit plan reads the working copy */
+        b.mem = tr->shadow ? tr->shadow : tr->params;
+        b.offset = (size_t)ri->offset;
+        break;
     case CLT__NODE_STATE:
         b.mem = tr->params;
         b.offset = (size_t)ri->offset;
@@ -33,7 +37,7 @@ struct clt__buf clt__val(struct clt__exec *x, const struct clt_tensor *t)
     case CLT__NODE_OP: {
         int32_t s = x->in_backward && ri->val_bwd >= 0 ? ri->val_bwd : ri->val;
         b.mem = tr->acts;
-        b.offset = (size_t)(tr->plan.st[s].offset / 4);
+        b.offset = (size_t)(tr->plan.st[s].offset / ri->elem_bytes);
         break;
     }
     }
@@ -49,11 +53,11 @@ struct clt__buf clt__grad(struct clt__exec *x, const struct clt_tensor *t)
     if (!ri->needs_grad)
         return b;
     if (tr->graph->nodes[root]->kind == CLT__NODE_PARAM) {
-        b.mem = tr->grads;
+        b.mem = tr->grads16 ? tr->grads16 : tr->grads;
         b.offset = (size_t)ri->grad_offset;
     } else {
         b.mem = tr->acts;
-        b.offset = (size_t)(tr->plan.st[ri->grad].offset / 4);
+        b.offset = (size_t)(tr->plan.st[ri->grad].offset / ri->elem_bytes);
     }
     return b;
 }
@@ -63,8 +67,10 @@ bool clt__accumulate(struct clt__exec *x, const struct clt_tensor *t, uint32_t s
     struct clt_trainer *tr = x->tr;
     bool first = tr->plan.info[t->id].first_contrib[slot];
     uint32_t root = tr->plan.info[t->in[slot]->id].root;
+    /* The 16-bit gradients of parameters are written afresh each micro-step (the widening into
+     * the fp32 ones adds across micro-steps); the fp32 ones add from the second. */
     if (first && tr->graph->nodes[root]->kind == CLT__NODE_PARAM)
-        return x->micro > 0;
+        return tr->grads16 ? false : x->micro > 0;
     return !first;
 }
 
@@ -81,7 +87,8 @@ struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32
 {
     struct clt_trainer *tr = x->tr;
     int32_t s = tr->plan.info[t->id].aux[k];
-    struct clt__buf b = {tr->acts, (size_t)(tr->plan.st[s].offset / 4)};
+    struct clt__buf b = {tr->acts,
+                         (size_t)(tr->plan.st[s].offset / clt__dtype_size(t->aux_dtype[k]))};
     return b;
 }
 
@@ -99,10 +106,10 @@ enum clt_status clt__zero_padding(struct clt__exec *x, const struct clt_tensor *
     int64_t n = clt__count(t), real = clt__real_count(x, t);
     if (!b.mem || real == n)
         return CLT_OK;
-    float zero = 0.0f;
-    cl_int err =
-        clEnqueueFillBuffer(x->dev->queue, b.mem, &zero, sizeof zero, (b.offset + (size_t)real) * 4,
-                            (size_t)(n - real) * 4, 0, NULL, NULL);
+    const size_t e = x->tr->plan.info[x->tr->plan.info[t->id].root].elem_bytes;
+    const uint32_t zero = 0; /* 0.0 in every storage */
+    cl_int err = clEnqueueFillBuffer(x->dev->queue, b.mem, &zero, e, (b.offset + (size_t)real) * e,
+                                     (size_t)(n - real) * e, 0, NULL, NULL);
     return clt__cl_check(&x->dev->log, err, "clEnqueueFillBuffer");
 }
 
@@ -129,6 +136,64 @@ void clt_trainer_options_init(struct clt_trainer_options *o, enum clt_optim_kind
 }
 
 /* ---- Creation ---------------------------------------------------------------------------- */
+
+/* The tensor whose memory t is: t, or what the views it is made of view. */
+static const struct clt_tensor *memory_root(const struct clt_tensor *t)
+{
+    while (t->kind == CLT__NODE_OP && clt__def(t)->is_view)
+        t = t->in[0];
+    return t;
+}
+
+/* Whether graph can train in the 16-bit precision p (docs/precision.md): every op that runs
+ * kernels has them in 16 bits (clt__op_def.storage16), and no op reads the output of a
+ * wide_output op (a loss: kept in fp32, which its reader would take for 16-bit). Logs the
+ * first op that fails, by name and node. */
+static enum clt_status check_precision(struct clt_device *dev, const struct clt_graph *g,
+                                       enum clt_precision p)
+{
+    for (uint32_t id = 0; id < g->count; id++) {
+        const struct clt_tensor *t = g->nodes[id];
+        if (t->kind != CLT__NODE_OP || clt__def(t)->is_view)
+            continue;
+        if (!clt__def(t)->storage16) {
+            clt__log(&dev->log, CLT_LOG_ERROR,
+                     "precision %s: op %s (node %u) has no 16-bit kernels in this build; train "
+                     "this graph in fp32",
+                     clt_precision_name(p), clt__op_names[t->op], (unsigned)id);
+            return CLT_ERR_UNSUPPORTED;
+        }
+        for (uint32_t i = 0; i < t->nin; i++) {
+            const struct clt_tensor *r = memory_root(t->in[i]);
+            if (r->kind == CLT__NODE_OP && clt__def(r)->wide_output) {
+                clt__log(&dev->log, CLT_LOG_ERROR,
+                         "precision %s: op %s (node %u) reads the output of %s (node %u), a loss "
+                         "kept in fp32 in a 16-bit plan; only the trainer may read a loss there",
+                         clt_precision_name(p), clt__op_names[t->op], (unsigned)id,
+                         clt__op_names[r->op], (unsigned)r->id);
+                return CLT_ERR_UNSUPPORTED;
+            }
+        }
+    }
+    return CLT_OK;
+}
+
+/* options.loss_scaling with GradScaler's defaults for the fields left 0, checked. */
+static enum clt_status scaler_config(const struct clt_log *log, const struct clt_loss_scaling *o,
+                                     struct clt__scaler_config *c)
+{
+    clt__scaler_config_init(c);
+    if (o->init_scale != 0)
+        c->init_scale = o->init_scale;
+    if (o->growth_factor != 0)
+        c->growth_factor = o->growth_factor;
+    if (o->backoff_factor != 0)
+        c->backoff_factor = o->backoff_factor;
+    if (o->growth_interval != 0)
+        c->growth_interval = o->growth_interval;
+    c->min_scale = o->min_scale;
+    return clt__scaler_config_check(log, c);
+}
 
 /* Resolves the optimizer's parameter groups into ranges of the flat trained buffer (adjacent
  * parameters with the same settings share a range: one update launch each), and logs what
@@ -209,7 +274,7 @@ static enum clt_status check_fits(struct clt_trainer *tr)
         uint64_t bytes;
     } buffers[] = {
         {"parameters and state", m->params},
-        {"gradients", m->grads},
+        {"gradients", m->grads - m->params_shadow},
         {"optimizer moments", m->optimizer / 2},
         {"activations", m->activations},
         {"workspace", m->workspace},
@@ -239,27 +304,35 @@ static enum clt_status check_fits(struct clt_trainer *tr)
     return CLT_OK;
 }
 
-static void fill_memory_report(struct clt_trainer *tr)
+/* The report of tr's plan; activations_fp32 is the arena of the same graph planned in fp32
+ * (the plan's own in an fp32 trainer). */
+static void fill_memory_report(struct clt_trainer *tr, uint64_t activations_fp32)
 {
     struct clt_memory_report *m = &tr->memory;
     const struct clt__plan *p = &tr->plan;
+    const bool half = p->storage != CLT_PRECISION_FP32;
     m->params = (p->trained + p->state) * 4;
-    m->grads = tr->inference ? 0 : p->trained * 4;
-    m->optimizer = tr->inference ? 0 : 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES;
+    m->params_shadow = half ? p->trained * 2 : 0;
+    m->grads = tr->inference ? 0 : p->trained * (half ? 6 : 4);
+    m->optimizer = tr->inference ? 0
+                                 : 2 * p->trained * 4 + CLT__OPTIM_STATUS_BYTES +
+                                       (half ? CLT__SCALER_STATE_BYTES : 0);
     m->activations = p->arena_bytes;
-    m->activations_fp32 = p->arena_bytes;
+    m->activations_fp32 = activations_fp32;
     m->activations_unshared = p->unshared_bytes;
     m->workspace = p->workspace_bytes > 0 ? p->workspace_bytes : 0;
     uint64_t ws = tr->inference ? 0 : clt__optim_workspace_bytes(p->trained);
     if (ws > m->workspace)
         m->workspace = ws;
     m->inputs = 2 * p->input_bytes;
-    m->total = m->params + m->grads + m->optimizer + m->activations + m->workspace + m->inputs;
+    m->total = m->params + m->params_shadow + m->grads + m->optimizer + m->activations +
+               m->workspace + m->inputs;
 }
 
 static enum clt_status allocate(struct clt_trainer *tr)
 {
     const struct clt_memory_report *m = &tr->memory;
+    const bool half = tr->plan.storage != CLT_PRECISION_FP32;
     enum clt_status st = create_buffer(tr, m->params, &tr->params, "parameters");
     if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, m->grads, &tr->grads, "gradients");
@@ -269,6 +342,12 @@ static enum clt_status allocate(struct clt_trainer *tr)
         st = create_buffer(tr, tr->plan.trained * 4, &tr->moment2, "second moments");
     if (st == CLT_OK && !tr->inference)
         st = create_buffer(tr, CLT__OPTIM_STATUS_BYTES, &tr->status, "optimizer status");
+    if (st == CLT_OK && half)
+        st = create_buffer(tr, m->params_shadow, &tr->shadow, "16-bit parameters");
+    if (st == CLT_OK && half)
+        st = create_buffer(tr, m->params_shadow, &tr->grads16, "16-bit gradients");
+    if (st == CLT_OK && half)
+        st = create_buffer(tr, CLT__SCALER_STATE_BYTES, &tr->scaler, "loss scaler state");
     if (st == CLT_OK)
         st = create_buffer(tr, m->activations, &tr->acts, "activations");
     if (st == CLT_OK)
@@ -318,6 +397,20 @@ static enum clt_status initialise(struct clt_trainer *tr)
     if (tr->inference)
         return st == CLT_OK ? clt_device_finish(tr->dev) : st;
     if (st == CLT_OK)
+        st = clt__trainer_shadow_refresh(tr);
+    if (st == CLT_OK && tr->grads16 && tr->plan.trained > 0) {
+        const uint16_t zero = 0;
+        st = clt__cl_check(&tr->dev->log,
+                           clEnqueueFillBuffer(tr->dev->queue, tr->grads16, &zero, sizeof zero, 0,
+                                               (size_t)tr->plan.trained * 2, 0, NULL, NULL),
+                           "clEnqueueFillBuffer");
+    }
+    if (st == CLT_OK && tr->scaler) {
+        struct clt__scaler s;
+        clt__scaler_init(&s, &tr->scaler_cfg);
+        st = clt__trainer_scaler_set(tr, &s);
+    }
+    if (st == CLT_OK)
         st = fill(tr, tr->grads, 0, tr->plan.trained * 4, 0.0f);
     if (st == CLT_OK)
         st = fill(tr, tr->moment1, 0, tr->plan.trained * 4, 0.0f);
@@ -330,6 +423,28 @@ static enum clt_status initialise(struct clt_trainer *tr)
     return st;
 }
 
+enum clt_status clt__trainer_shadow_refresh(struct clt_trainer *tr)
+{
+    if (!tr->shadow || tr->plan.trained == 0)
+        return CLT_OK;
+    return clt__precision_narrow(tr->dev, tr->plan.storage, (int64_t)tr->plan.trained,
+                                 (struct clt__buf){tr->params, 0},
+                                 (struct clt__buf){tr->shadow, 0});
+}
+
+enum clt_status clt__trainer_scaler_set(struct clt_trainer *tr, const struct clt__scaler *s)
+{
+    if (!tr->scaler)
+        return CLT_OK;
+    struct clt__scaler one;
+    if (tr->plan.storage != CLT_PRECISION_FP16) { /* bf16: no scaling, scale 1 for good */
+        clt__scaler_init(&one, &tr->scaler_cfg);
+        one.scale = 1.0f;
+        s = &one;
+    }
+    return clt__scaler_state_set(tr->dev, (struct clt__buf){tr->scaler, 0}, s);
+}
+
 /* Creation of a trainer (loss) or of an executor's inference trainer (outputs). */
 static enum clt_status create(struct clt_device *dev, const struct clt_graph *graph,
                               const struct clt_tensor *loss,
@@ -340,12 +455,20 @@ static enum clt_status create(struct clt_device *dev, const struct clt_graph *gr
     enum clt_status st = clt__optimizer_check(&dev->log, &o->optimizer);
     if (st != CLT_OK)
         return st;
-    if (o->precision != CLT_PRECISION_FP32) {
-        clt__log(&dev->log, CLT_LOG_ERROR, "precision %s: trainers run in fp32 only in this build",
-                 clt_precision_name(o->precision));
-        return (unsigned)o->precision <= CLT_PRECISION_BF16 ? CLT_ERR_UNSUPPORTED
-                                                            : CLT_ERR_INVALID_ARGUMENT;
+    if ((unsigned)o->precision > CLT_PRECISION_BF16) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "precision %d is none of fp32, fp16 and bf16",
+                 (int)o->precision);
+        return CLT_ERR_INVALID_ARGUMENT;
     }
+    const enum clt_precision storage = loss ? o->precision : CLT_PRECISION_FP32;
+    struct clt__scaler_config scfg;
+    clt__scaler_config_init(&scfg);
+    if (storage != CLT_PRECISION_FP32)
+        st = check_precision(dev, graph, storage);
+    if (st == CLT_OK && storage == CLT_PRECISION_FP16)
+        st = scaler_config(&dev->log, &o->loss_scaling, &scfg);
+    if (st != CLT_OK)
+        return st;
     struct clt_trainer *tr = calloc(1, sizeof *tr);
     if (!tr)
         return CLT_ERR_NO_MEMORY;
@@ -356,9 +479,19 @@ static enum clt_status create(struct clt_device *dev, const struct clt_graph *gr
     tr->inference = !loss;
     tr->loss_seed = 1.0f;
     tr->options = *o;
+    tr->scaler_cfg = scfg;
     clt__optim_from_public(&o->optimizer, &tr->optim, &tr->lr_schedule);
-    st = loss ? clt__plan_make(dev, graph, loss, o->recompute, &tr->plan)
+    st = loss ? clt__plan_make(dev, graph, loss, o->recompute, storage, &tr->plan)
               : clt__plan_make_forward(dev, graph, outputs, noutputs, &tr->plan);
+    /* A 16-bit trainer reports what fp32 would take beside: a second plan, host time only. */
+    uint64_t fp32_arena = tr->plan.arena_bytes;
+    if (st == CLT_OK && storage != CLT_PRECISION_FP32) {
+        struct clt__plan p32;
+        st = clt__plan_make(dev, graph, loss, o->recompute, CLT_PRECISION_FP32, &p32);
+        if (st == CLT_OK)
+            fp32_arena = p32.arena_bytes;
+        clt__plan_free(&p32);
+    }
     if (st == CLT_OK && loss)
         st = resolve_groups(tr);
     if (st == CLT_OK) {
@@ -369,7 +502,17 @@ static enum clt_status create(struct clt_device *dev, const struct clt_graph *gr
             st = CLT_ERR_NO_MEMORY;
     }
     if (st == CLT_OK) {
-        fill_memory_report(tr);
+        fill_memory_report(tr, fp32_arena);
+        if (storage != CLT_PRECISION_FP32)
+            clt__log(&dev->log, CLT_LOG_INFO,
+                     "precision %s: activations %.2f MiB, %.3f x the fp32 plan's %.2f MiB; 16-bit "
+                     "parameters %.2f MiB beside the fp32 masters",
+                     clt_precision_name(storage), (double)tr->memory.activations / 1048576.0,
+                     tr->memory.activations_fp32
+                         ? (double)tr->memory.activations / (double)tr->memory.activations_fp32
+                         : 1.0,
+                     (double)tr->memory.activations_fp32 / 1048576.0,
+                     (double)tr->memory.params_shadow / 1048576.0);
         clt__log(&dev->log, CLT_LOG_INFO,
                  "memory plan%s: parameters %.2f MiB, gradients %.2f MiB, optimizer %.2f MiB, "
                  "activations %.2f MiB (%.2f MiB unshared), workspace %.2f MiB, inputs %.2f "
@@ -476,8 +619,8 @@ void clt_trainer_free(struct clt_trainer *tr)
     }
     if (tr->status_ev)
         clReleaseEvent(tr->status_ev);
-    cl_mem bufs[] = {tr->params, tr->grads, tr->moment1, tr->moment2,
-                     tr->status, tr->acts,  tr->work};
+    cl_mem bufs[] = {tr->params, tr->grads, tr->moment1, tr->moment2, tr->status,
+                     tr->acts,   tr->work,  tr->shadow,  tr->grads16, tr->scaler};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i])
             clReleaseMemObject(bufs[i]);
@@ -603,6 +746,8 @@ enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const char *name
                                       (size_t)(tr->plan.info[t->id].offset * 4),
                                       (size_t)(count * 4), src, 0, NULL, NULL);
     enum clt_status st = clt__cl_check(&tr->dev->log, err, "clEnqueueWriteBuffer");
+    if (st == CLT_OK && t->kind == CLT__NODE_PARAM)
+        st = clt__trainer_shadow_refresh(tr);
     if (st == CLT_OK && tr->par) /* a data-parallel trainer: to the other replicas */
         st = clt__parallel_sync(tr);
     return st;
@@ -653,6 +798,8 @@ enum clt_status clt__trainer_copy_params(struct clt_trainer *dst, struct clt_tra
                                "clEnqueueWriteBuffer");
     }
     free(host);
+    if (st == CLT_OK)
+        st = clt__trainer_shadow_refresh(dst);
     if (st == CLT_OK)
         st = clt_device_finish(dst->dev);
     return st;

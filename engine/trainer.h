@@ -7,6 +7,7 @@
 
 #include "graph.h"
 #include "ops/optim.h"
+#include "scaler.h"
 
 /* A region of the activation arena used from one point of the step's timeline to another. */
 struct clt__storage {
@@ -27,6 +28,8 @@ struct clt__tinfo {
     uint64_t offset;      /* elements: params and state in the parameter buffer, inputs in an
                              input slot */
     uint64_t grad_offset; /* elements: trained parameters in the gradient buffer */
+    uint8_t elem_bytes;   /* bytes of one element of its value and gradient: 4, or 2 for an F32
+                             tensor of a 16-bit plan (not state, not a wide_output op's) */
     bool first_contrib[CLT__MAX_INPUTS]; /* this node writes (not adds) input i's gradient */
     int32_t fwd_pos, bwd_pos;            /* timeline positions, -1 for none */
     int32_t group;        /* the fused chain (clt__plan.groups) the node belongs to, -1 for none */
@@ -84,6 +87,7 @@ struct clt__plan {
     uint32_t ngroups;
 
     bool reached_only; /* forward plan: only the nodes the outputs depend on are scheduled */
+    enum clt_precision storage; /* of the F32 tensors (docs/precision.md); aux and state fp32 */
     /* Partial batches: the planned batch (the inputs' leading dimension), and why a batch of
      * fewer rows cannot run ("" when it can). */
     int64_t batch;
@@ -91,10 +95,11 @@ struct clt__plan {
 };
 
 /* Differentiates the graph for `loss` and plans memory. recompute enables activation
- * recomputation. Errors go to the device's log. */
+ * recomputation; storage is the element type of its F32 tensors (fp32, or 16 bits: each
+ * tensor's elem_bytes, docs/precision.md). Needs dev only for its log. Errors go to the log. */
 enum clt_status clt__plan_make(struct clt_device *dev, const struct clt_graph *g,
                                const struct clt_tensor *loss, bool recompute,
-                               struct clt__plan *out);
+                               enum clt_precision storage, struct clt__plan *out);
 /* The plan of a forward pass only (an executor): the nodes the n outputs depend on, no
  * gradients, the outputs' values kept to the end. */
 enum clt_status clt__plan_make_forward(struct clt_device *dev, const struct clt_graph *g,
@@ -133,13 +138,21 @@ struct clt_trainer {
     struct clt_memory_report memory;
 
     /* Device buffers. */
-    cl_mem params;  /* [trained | state] floats */
-    cl_mem grads;   /* [trained] */
-    cl_mem moment1; /* [trained]: SGD momentum, Adam's first moment */
-    cl_mem moment2; /* [trained]: Adam's second moment */
-    cl_mem status;  /* the optimizer's status record (ops/optim.h) */
-    cl_mem acts;    /* the planned activation arena */
-    cl_mem work;    /* scratch shared by all ops and the optimizer */
+    cl_mem params; /* [trained | state] floats: the masters (what checkpoints hold) */
+    cl_mem grads;  /* [trained] floats: what the optimizer reads */
+    /* 16-bit plans (plan.storage not fp32): the working copy of the trained parameters the
+     * forward and backward read, narrowed from params after each update; the gradients the
+     * backward writes, fresh each micro-step, widened (times 1 / scale) into grads; the loss
+     * scaler's device state (struct clt__scaler_state: scale 1 in bf16). NULL in fp32. */
+    cl_mem shadow;                        /* [trained] 16-bit */
+    cl_mem grads16;                       /* [trained] 16-bit */
+    cl_mem scaler;                        /* struct clt__scaler_state */
+    struct clt__scaler_config scaler_cfg; /* fp16: options.loss_scaling, defaults filled */
+    cl_mem moment1;                       /* [trained]: SGD momentum, Adam's first moment */
+    cl_mem moment2;                       /* [trained]: Adam's second moment */
+    cl_mem status;                        /* the optimizer's status record (ops/optim.h) */
+    cl_mem acts;                          /* the planned activation arena */
+    cl_mem work;                          /* scratch shared by all ops and the optimizer */
     cl_mem inputs[2];
 
     /* Double-buffered uploads and loss readback. */
@@ -148,8 +161,9 @@ struct clt_trainer {
     cl_event done_ev[2]; /* the last step that read inputs[i] done */
     cl_event loss_ev[2]; /* loss readback into host_loss[i] done */
     float host_loss[2];
-    uint32_t slot;      /* the input slot of the work being enqueued */
-    uint32_t loss_slot; /* the host_loss slot of the latest step */
+    uint16_t host_loss16[2]; /* a 16-bit loss (not a wide_output op's) is read into these */
+    uint32_t slot;           /* the input slot of the work being enqueued */
+    uint32_t loss_slot;      /* the host_loss slot of the latest step */
     bool have_loss;
 
     /* Non-finite detection for stop_on_nonfinite: the status of an earlier step, read back
@@ -243,6 +257,11 @@ enum clt_status clt__trainer_step_times(struct clt_trainer *tr, uint32_t i, uint
 enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x);
 enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x);
 
+/* The step's update as clt_trainer_step enqueues it at learning rate lr: the optimizer, and in
+ * a 16-bit plan the loss scaler's update (fp16) and the narrowing of the masters into the
+ * working copy (for cltrain-bench's split of a step; the schedule's counter is the caller's). */
+enum clt_status clt__trainer_update(struct clt_trainer *tr, struct clt__exec *x, float lr);
+
 /* Makes the trainer behind an executor: a forward plan of the n outputs (no loss, no
  * gradients, no optimizer state), its buffers, a dry run in evaluation mode, parameters from
  * their initialisers. Blocks. */
@@ -258,6 +277,14 @@ enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *con
                                          int64_t rows, const bool *need,
                                          const struct clt_tensor *const *reads, void *const *dst,
                                          const uint64_t *count, uint32_t nread);
+
+/* 16-bit trainers: enqueues the narrowing of the fp32 masters into the working copy (after an
+ * update, a load, a parameter write); nothing in fp32. */
+enum clt_status clt__trainer_shadow_refresh(struct clt_trainer *tr);
+
+/* 16-bit trainers: enqueues setting the loss scaler's device state to s (fp16) or to scale 1
+ * (bf16); nothing in fp32. */
+enum clt_status clt__trainer_scaler_set(struct clt_trainer *tr, const struct clt__scaler *s);
 
 /* Copies every parameter and state tensor of dst from the one of the same name and shape in
  * src (a buffer copy on one device, through the host between two). Blocks. */

@@ -963,8 +963,21 @@ struct clt_trainer_options {
                                CLT_ERR_NONFINITE instead of being skipped and counted */
     /* Storage of activations, GEMM operands and the parameters' working copy (fp16 or bf16:
      * 16 bits, with fp32 arithmetic, fp32 master weights, gradients and optimizer state;
-     * fp16 with dynamic loss scaling). Default fp32. docs/precision.md. */
+     * fp16 with dynamic loss scaling). Default fp32. A 16-bit precision is refused
+     * (CLT_ERR_UNSUPPORTED, the op named in the log) for a graph with an op that has no 16-bit
+     * kernels or that reads a loss's output, and for data-parallel trainers. docs/precision.md. */
     enum clt_precision precision;
+    /* fp16's dynamic loss scaling, torch.amp.GradScaler's rule; a field left 0 takes
+     * GradScaler's default: init_scale 65536, growth_factor 2, backoff_factor 0.5,
+     * growth_interval 2000; min_scale (a floor GradScaler lacks) 0: none. Ignored in fp32 and
+     * bf16. Out of range: CLT_ERR_INVALID_ARGUMENT. */
+    struct clt_loss_scaling {
+        double init_scale;       /* > 0 */
+        double growth_factor;    /* > 1 */
+        double backoff_factor;   /* in (0, 1) */
+        int32_t growth_interval; /* >= 1 */
+        double min_scale;        /* >= 0, <= init_scale */
+    } loss_scaling;
 };
 
 /* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0, dampening 0; Adam and
@@ -1055,7 +1068,8 @@ struct clt_memory_report {
     uint64_t inputs;    /* double-buffered batch uploads */
     uint64_t total;
     /* 16-bit precisions: the parameters' 16-bit working copy (counted in total, not in
-     * params); 0 in fp32. */
+     * params); 0 in fp32. grads then also counts the 16-bit gradients the backward pass writes
+     * (2 bytes a trained parameter) beside the fp32 ones the optimizer reads. */
     uint64_t params_shadow;
     /* What activations would take in fp32 (equal to activations in an fp32 trainer). */
     uint64_t activations_fp32;
@@ -1122,7 +1136,8 @@ CLT_API enum clt_status clt_trainer_param_write(struct clt_trainer *tr, const ch
  * CLT_ERR_INVALID_ARGUMENT, in device 0's log, when a device appears twice, when batch is
  * below ndevices, or when ceil(batch / ndevices) exceeds the graph's batch; CLT_ERR_UNSUPPORTED
  * when a device would run fewer rows than the graph's batch and the graph cannot run partial
- * batches. Blocks (compiles and initialises on every device). Free with clt_trainer_free. */
+ * batches; CLT_ERR_UNSUPPORTED for a 16-bit options.precision (16-bit training runs on one
+ * device). Blocks (compiles and initialises on every device). Free with clt_trainer_free. */
 CLT_API enum clt_status clt_trainer_create_parallel(struct clt_device *const *devices,
                                                     uint32_t ndevices,
                                                     const struct clt_graph *graph,
@@ -1214,7 +1229,8 @@ typedef enum clt_status (*clt_allreduce_fn)(void *user, float *sum, uint64_t n);
 /* Sets the all-reduce of tr, a trainer of clt_trainer_create_parallel (of one device or
  * more); fn NULL removes it. The library never calls MPI itself: the caller initialises its
  * transport and gives every process the same graph, options and global batch split.
- * CLT_ERR_INVALID_ARGUMENT when tr is not data-parallel. */
+ * CLT_ERR_INVALID_ARGUMENT when tr is not data-parallel; CLT_ERR_UNSUPPORTED for a 16-bit
+ * trainer. */
 CLT_API enum clt_status clt_trainer_set_allreduce(struct clt_trainer *tr, clt_allreduce_fn fn,
                                                   void *user);
 
