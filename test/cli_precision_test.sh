@@ -124,7 +124,7 @@ check "resume without train.precision, --precision fp16" 2 "$exe" train \
 expect_err "old checkpoint message" "--precision fp16 differs from the checkpoint's fp32"
 meta_edit "$tmp/fp32.safetensors" "$tmp/bad.safetensors" train.precision fp99
 check "resume with train.precision fp99" 1 "$exe" train --resume "$tmp/bad.safetensors"
-expect_err "bad train.precision message" "\"train.precision\" is \"fp99\", not fp32, fp16 or bf16"
+expect_err "bad train.precision message" "cannot resume from .*bad.safetensors: its \"train.precision\" is \"fp99\", not fp32, fp16 or bf16"
 check "resume with --precision fp8" 2 "$exe" train --resume "$tmp/fp32.safetensors" --precision fp8
 expect_err "resume --precision fp8 message" "--precision: \"fp8\" is not fp32, fp16 or bf16"
 

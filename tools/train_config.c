@@ -252,14 +252,16 @@ static int take_decay_all(const struct clt_checkpoint *ck, struct opt *o, bool *
 }
 
 /* train.precision; checkpoints saved before it existed trained in fp32. */
-static int take_precision(const struct clt_checkpoint *ck, struct opt *o, const char **value,
-                          char *err, size_t err_size)
+static int take_precision(const struct clt_checkpoint *ck, const char *path, struct opt *o,
+                          const char **value, char *err, size_t err_size)
 {
     const char *s = clt_checkpoint_meta(ck, "train.precision");
     enum clt_precision saved = CLT_PRECISION_FP32, given;
     if (s && !tool_precision_parse(s, &saved)) {
         snprintf(err, err_size,
-                 "the checkpoint's \"train.precision\" is \"%s\", not fp32, fp16 or bf16", s);
+                 "cannot resume from %s: its \"train.precision\" is \"%s\", not fp32, fp16 or "
+                 "bf16",
+                 path, s);
         return 1;
     }
     if (o && o->seen && !tool_precision_parse(*value, &given)) {
@@ -468,7 +470,8 @@ int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct 
         if (rc == 0)
             rc = take_decay_all(ck, args_find(o, n, "decay-all"), &c->decay_all, err, err_size);
         if (rc == 0)
-            rc = take_precision(ck, args_find(o, n, "precision"), &c->precision, err, err_size);
+            rc = take_precision(ck, c->resume, args_find(o, n, "precision"), &c->precision, err,
+                                err_size);
         if (rc == 0)
             rc = resume_data(c, ck, o, n, err, err_size);
         if (rc == 0)
