@@ -33,6 +33,9 @@ struct bench_config {
     unsigned models;
     /* --profile: the train section adds each model's kernel profile (bench_profile). */
     bool profile;
+    /* --precision: the train section's precisions, bit p for enum clt_precision p
+     * (bench_parse_precisions); 0: fp32 alone. */
+    unsigned precisions;
 };
 
 /* ==== Figures and devices =============================================================== */
@@ -111,6 +114,16 @@ struct bench_stat {
 
 /* Median, minimum and maximum of n > 0 values (v is reordered). */
 void bench_stat_of(double *v, int n, struct bench_stat *out);
+
+/* The precision a figure was measured in: train figures are named "<model>.<what>" in fp32
+ * and "<model>@<precision>.<what>" in fp16 and bf16; "fp32" for the first, the name's
+ * precision for the others (as written, not checked); NULL outside the train section. Its
+ * JSON record carries it as "precision". */
+const char *bench_figure_precision(const struct bench_figure *f, char *buf, size_t size);
+
+/* --precision LIST (comma-separated fp32, fp16, bf16) into a bit set (bit p for enum
+ * clt_precision p); false for an empty list or an unknown name. */
+bool bench_parse_precisions(const char *list, unsigned *mask);
 
 /* Adds a figure; CLT_ERR_NO_MEMORY when the list cannot grow. */
 enum clt_status bench_add(struct bench_device *d, const char *section, const char *name,

@@ -88,6 +88,16 @@ static bool read_figure(struct reader *rd, const cJSON *j, const char *section,
         snprintf(rd->why, sizeof rd->why, "out of memory");
         return false;
     }
+    /* "precision" (train figures; absent in older files and in torch_train.py's): the one
+     * the figure's name says. */
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "precision");
+    char buf[16];
+    const char *named = bench_figure_precision(&d->figs[d->nfigs - 1], buf, sizeof buf);
+    if (p && (!cJSON_IsString(p) || !named || strcmp(p->valuestring, named) != 0)) {
+        snprintf(rd->why, sizeof rd->why, "%s.%s: \"precision\" must be \"%s\"", section,
+                 name->valuestring, named ? named : "absent outside the train section");
+        return false;
+    }
     return true;
 }
 

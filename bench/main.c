@@ -4,7 +4,8 @@
  * docs/bench.md.
  *
  *     cltrain-bench [--device SEL|all] [--quick] [--json FILE] [--csv FILE] [--svg FILE]
- *                   [--profile] [--compare BASELINE.json [--threshold PCT]
+ *                   [--profile] [--precision fp32,fp16,bf16]
+ *                   [--compare BASELINE.json [--threshold PCT]
  *                   [--fail-on-regression]]
  *     cltrain-bench --list
  *
@@ -32,6 +33,7 @@ struct options {
     int runs, warmup, cold_runs;
     const char *train_init;
     unsigned models;         /* --models: bench_train_parse_models's bit set; 0: the default */
+    unsigned precisions;     /* --precision: bench_parse_precisions's bit set; 0: fp32 */
     const char *models_list; /* --models as given */
     const char *parallel;    /* --parallel: the devices of the data-parallel figures */
     double threshold;
@@ -55,6 +57,10 @@ static void usage(FILE *f)
           "                         GPUs, run only when named: gpt2s (GPT-2 small's shape,\n"
           "                         byte vocabulary) and resnet18 (64x64 images); batch 8 and\n"
           "                         32 on a GPU, 1 on a CPU\n"
+          "  --precision LIST       the train section's precisions, comma-separated: fp32\n"
+          "                         (the default), fp16, bf16; 16-bit figures are named\n"
+          "                         MODEL@fp16.*, MODEL@bf16.* (a precision the library\n"
+          "                         refuses is noted and skipped)\n"
           "  --train-init DIR       write each trained model's initial weights to\n"
           "                         DIR/MODEL.safetensors and report its losses at them\n"
           "                         and at the first two steps (for bench/torch_train.py)\n"
@@ -118,9 +124,9 @@ static int parse_sections(const char *s, unsigned *out)
 static int parse(int argc, char **argv, struct options *o)
 {
     static const char *const valued[] = {
-        "--device",     "--json",   "--csv",     "--svg",       "--compare",  "--from",
-        "--threshold",  "--runs",   "--warmup",  "--cold-runs", "--sections", "--first-step-child",
-        "--train-init", "--models", "--parallel"};
+        "--device",     "--json",   "--csv",      "--svg",       "--compare",  "--from",
+        "--threshold",  "--runs",   "--warmup",   "--cold-runs", "--sections", "--first-step-child",
+        "--train-init", "--models", "--parallel", "--precision"};
     for (int i = 1; i < argc; i++) {
         char name[64];
         const char *a = argv[i], *val = NULL, *eq = strchr(a, '=');
@@ -178,6 +184,11 @@ static int parse(int argc, char **argv, struct options *o)
             if (!bench_train_parse_models(val, &o->models))
                 return bad("--models needs a comma-separated list of mlp, cnn, gpt, gpt2s, "
                            "resnet18, not \"%s\"",
+                           val);
+        } else if (strcmp(name, "--precision") == 0) {
+            if (!bench_parse_precisions(val, &o->precisions))
+                return bad("--precision needs a comma-separated list of fp32, fp16, bf16, not "
+                           "\"%s\"",
                            val);
         } else if (strcmp(name, "--first-step-child") == 0) {
             o->child_model = val;
@@ -412,6 +423,7 @@ int main(int argc, char **argv)
         .cold_runs = o.cold_runs,
         .train_init = o.train_init,
         .models = o.models,
+        .precisions = o.precisions,
         .profile = o.profile,
         .target_s = o.quick ? 0.02 : 0.05,
         .verbose = o.verbose,

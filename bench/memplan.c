@@ -1,7 +1,10 @@
 /*
  * memplan.c: prints the memory plan of a few models with and without activation
  * recomputation: what activations and their gradients would take unshared, after the
- * liveness plan, and after recomputation. Used for docs/graph.md.
+ * liveness plan, and after recomputation; and the planned activations of a trainer in fp16
+ * and bf16 with their share of fp32's (clt_memory_report.activations_fp32), or "refused"
+ * where the library does not train the model in that precision. Used for docs/graph.md and
+ * docs/precision.md.
  *
  *     cltrain-memplan [DEVICE]
  */
@@ -70,6 +73,31 @@ static double mib(uint64_t b)
     return (double)b / 1048576.0;
 }
 
+/* The planned activations of a trainer in a 16-bit precision and their share of fp32's, or
+ * "refused" (CLT_ERR_UNSUPPORTED), into cell. */
+static enum clt_status planned16(struct clt_device *dev, struct clt_graph *g,
+                                 struct clt_tensor *loss, enum clt_precision precision, char *cell,
+                                 size_t size)
+{
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_ADAM);
+    o.precision = precision;
+    struct clt_trainer *tr = NULL;
+    struct clt_memory_report r;
+    enum clt_status st = clt_trainer_create(dev, g, loss, &o, &tr);
+    if (st == CLT_OK)
+        st = clt_trainer_memory(tr, &r);
+    clt_trainer_free(tr);
+    if (st == CLT_ERR_UNSUPPORTED) {
+        snprintf(cell, size, "refused");
+        return CLT_OK;
+    }
+    if (st == CLT_OK)
+        snprintf(cell, size, "%.2f MiB (%.2fx)", mib(r.activations),
+                 r.activations_fp32 ? (double)r.activations / (double)r.activations_fp32 : 1.0);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     struct clt_device *dev = NULL;
@@ -80,7 +108,8 @@ int main(int argc, char **argv)
     }
     const char *names[3] = {"mlp 8x1024 (batch 256)", "cnn (batch 128)",
                             "gpt 4x128 (batch 16x128)"};
-    printf("%-26s %12s %12s %12s %12s\n", "model", "unshared", "planned", "recomputed", "params");
+    printf("%-26s %12s %12s %12s %12s %20s %20s\n", "model", "unshared", "planned", "recomputed",
+           "params", "fp16 planned", "bf16 planned");
     for (int m = 0; st == CLT_OK && m < 3; m++) {
         struct clt_graph *g = NULL;
         st = clt_graph_create(&g);
@@ -100,10 +129,15 @@ int main(int argc, char **argv)
                 st = clt_trainer_memory(tr, &r[re]);
             clt_trainer_free(tr);
         }
+        char half[2][48] = {"", ""};
         if (st == CLT_OK)
-            printf("%-26s %9.2f MiB %9.2f MiB %9.2f MiB %9.2f MiB\n", names[m],
+            st = planned16(dev, g, loss, CLT_PRECISION_FP16, half[0], sizeof half[0]);
+        if (st == CLT_OK)
+            st = planned16(dev, g, loss, CLT_PRECISION_BF16, half[1], sizeof half[1]);
+        if (st == CLT_OK)
+            printf("%-26s %9.2f MiB %9.2f MiB %9.2f MiB %9.2f MiB %20s %20s\n", names[m],
                    mib(r[0].activations_unshared), mib(r[0].activations), mib(r[1].activations),
-                   mib(r[0].params));
+                   mib(r[0].params), half[0], half[1]);
         clt_graph_free(g);
     }
     if (st != CLT_OK)

@@ -12,6 +12,9 @@
  *   FIGURE = {"name": "bandwidth.read", "unit": "GB/s", "better": "higher",
  *             "median": 8.1, "min": 7.9, "max": 8.3, "runs": 3}
  *
+ * A train figure also has "precision": "fp32", "fp16" or "bf16" (its name is
+ * "<model>@fp16.<what>" in 16 bits: bench_figure_precision); files without it load as fp32.
+ *
  * With --profile a device also has "profile": [{"model": "mlp", "steps": 40, "step_ms": 5.2,
  * "kernels": [ROW...], "ops": [ROW...]}], ROW = {"name": "host_sgemm", "calls_per_step": 6,
  * "ms_per_step": 2.1, "pct_of_step": 40.4}, most time first; files without it still load.
@@ -279,10 +282,10 @@ static void print_winner(const struct bench_results *r, const struct summary_row
 static void print_summary(const struct bench_results *r)
 {
     size_t n = r->ndev;
-    char models[8][32];
-    size_t nmodels = train_models(r, models, 8);
+    char models[16][32]; /* a model in each precision: 5 x 3 at most */
+    size_t nmodels = train_models(r, models, 16);
     size_t nrows = nmodels + 2;
-    struct summary_row rows[10];
+    struct summary_row rows[18];
     double *values = calloc(nrows * n, sizeof *values);
     const char **srcs = calloc(nrows * n, sizeof *srcs);
     if (!values || !srcs || n > 64) {
@@ -356,6 +359,8 @@ static void json_number(FILE *f, double v)
 
 static void json_figure(FILE *f, const struct bench_figure *g)
 {
+    char buf[16];
+    const char *precision = bench_figure_precision(g, buf, sizeof buf);
     fputs("{\"name\": ", f);
     json_string(f, g->name);
     fputs(", \"unit\": ", f);
@@ -366,7 +371,12 @@ static void json_figure(FILE *f, const struct bench_figure *g)
     json_number(f, g->min);
     fputs(", \"max\": ", f);
     json_number(f, g->max);
-    fprintf(f, ", \"runs\": %d}", g->runs);
+    fprintf(f, ", \"runs\": %d", g->runs);
+    if (precision) {
+        fputs(", \"precision\": ", f);
+        json_string(f, precision);
+    }
+    fputs("}", f);
 }
 
 static void json_rows(FILE *f, const char *key, const struct bench_prof_row *rows, size_t n,
@@ -500,7 +510,7 @@ enum clt_status bench_write_csv(const struct bench_results *r, const char *path)
     FILE *f = open_out(path);
     if (!f)
         return CLT_ERR_IO;
-    fputs("device,label,section,name,unit,better,median,min,max,runs\n", f);
+    fputs("device,label,section,name,unit,better,median,min,max,runs,precision\n", f);
     for (size_t k = 0; k < r->ndev; k++) {
         const struct bench_device *d = &r->devs[k];
         for (int i = 0; i < d->nenv; i++) {
@@ -511,7 +521,7 @@ enum clt_status bench_write_csv(const struct bench_results *r, const char *path)
             csv_field(f, d->env[i].key);
             fputs(",,,", f);
             csv_field(f, d->env[i].value);
-            fputs(",,,\n", f);
+            fputs(",,,,\n", f);
         }
         for (size_t i = 0; i < d->nfigs; i++) {
             const struct bench_figure *g = &d->figs[i];
@@ -522,8 +532,12 @@ enum clt_status bench_write_csv(const struct bench_results *r, const char *path)
             csv_field(f, g->name);
             fputc(',', f);
             csv_field(f, g->unit);
-            fprintf(f, ",%s,%.9g,%.9g,%.9g,%d\n", g->higher_better ? "higher" : "lower", g->median,
+            char buf[16];
+            const char *precision = bench_figure_precision(g, buf, sizeof buf);
+            fprintf(f, ",%s,%.9g,%.9g,%.9g,%d,", g->higher_better ? "higher" : "lower", g->median,
                     g->min, g->max, g->runs);
+            csv_field(f, precision ? precision : "");
+            fputc('\n', f);
         }
     }
     return close_file(f, path);

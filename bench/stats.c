@@ -83,6 +83,39 @@ void bench_profiles_free(struct bench_device *d)
     d->nprofs = 0;
 }
 
+const char *bench_figure_precision(const struct bench_figure *f, char *buf, size_t size)
+{
+    if (strcmp(f->section, "train") != 0)
+        return NULL;
+    const char *at = strchr(f->name, '@'), *dot = strchr(f->name, '.');
+    if (!at || (dot && dot < at))
+        return "fp32";
+    size_t n = dot ? (size_t)(dot - at - 1) : strlen(at + 1);
+    snprintf(buf, size, "%.*s", (int)n, at + 1);
+    return buf;
+}
+
+bool bench_parse_precisions(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    char buf[64];
+    if (strlen(list) >= sizeof buf)
+        return false;
+    snprintf(buf, sizeof buf, "%s", list);
+    static const enum clt_precision all[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16,
+                                             CLT_PRECISION_BF16};
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        size_t k = 0;
+        while (k < sizeof all / sizeof all[0] && strcmp(tok, clt_precision_name(all[k])) != 0)
+            k++;
+        if (k == sizeof all / sizeof all[0])
+            return false;
+        *mask |= 1u << all[k];
+    }
+    return *mask != 0;
+}
+
 enum clt_status bench_add(struct bench_device *d, const char *section, const char *name,
                           const char *unit, bool higher_better, const struct bench_stat *s)
 {

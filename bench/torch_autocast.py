@@ -16,15 +16,20 @@ same torch seed:
           scaler.step(opt), scaler.update(); the scale after each step and the steps skipped
           are written too
 
-    build/cltrain-bench --device pocl --sections train --train-init /tmp/init --json cl.json
-    python3 bench/torch_autocast.py --init /tmp/init --json autocast.json
+    build/cltrain-bench --device pocl --sections train --precision fp32,fp16,bf16 \
+        --train-init /tmp/init --json cl.json
+    python3 bench/torch_autocast.py --init /tmp/init --json autocast.json --cltrain cl.json
 
 The JSON holds, per model and mode, loss_init_eval (the batch's loss in evaluation mode at
 the loaded weights, under autocast for the 16-bit modes), loss_step1 and loss_step2 (the
 training losses of the first two steps: the second depends on the first update), and for the
-16-bit modes their relative difference from fp32. It is the figure cltrain's own 16-bit steps
-will be compared with (docs/precision.md). cnn's dropout draws PyTorch's masks, not cltrain's:
-its training losses compare modes with each other, not with cltrain.
+16-bit modes their relative difference from fp32. With --cltrain (a cltrain-bench JSON), each
+mode that cltrain-bench ran (figures MODEL.loss_* in fp32, MODEL@fp16.loss_* and
+MODEL@bf16.loss_* with --precision) also gets cltrain's three losses as cltrain_loss_init_eval,
+cltrain_loss_step1, cltrain_loss_step2 and their relative difference from autocast's,
+loss_*_rel_cltrain; test/check_torch_autocast.py checks them (docs/precision.md). cnn's
+dropout draws PyTorch's masks, not cltrain's: its training losses compare modes with each
+other, not with cltrain.
 
 Exit status: 0 success, 1 a loss is not finite, 2 bad usage or unreadable input.
 """
@@ -38,6 +43,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_train as tt  # noqa: E402  (the models, the weights loader and the batch)
 
 MODES = ("fp32", "fp16", "bf16")
+LOSSES = ("loss_init_eval", "loss_step1", "loss_step2")
+
+
+def cltrain_losses(path):
+    """{(model, precision): {loss figure: median}} of a cltrain-bench JSON file: train figures
+    named MODEL.loss_* (fp32) or MODEL@PRECISION.loss_*."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        tt.fail(f"cannot read {path}: {e}")
+    out = {}
+    for d in doc.get("devices", []):
+        for fig in d.get("train", []):
+            label, _, what = fig["name"].partition(".")
+            model, _, precision = label.partition("@")
+            if what in LOSSES:
+                out.setdefault((model, precision or "fp32"), {})[what] = fig["median"]
+    return out
 
 
 def inputs(torch, kind, batch, dev):
@@ -108,6 +132,8 @@ def main():
     p.add_argument("--models", default="mlp,cnn,gpt", help="comma-separated (default: all three)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads")
+    p.add_argument("--cltrain", help="a cltrain-bench JSON (--train-init, --precision): its "
+                   "losses beside autocast's")
     args = p.parse_args()
     models = [m for m in args.models.split(",") if m]
     for m in models:
@@ -122,14 +148,22 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
 
+    cl = cltrain_losses(args.cltrain) if args.cltrain else {}
     doc = {"torch": torch.__version__, "device": args.device, "models": {}}
     finite = True
     for kind in models:
         res = {mode: run_mode(torch, kind, mode, args.init, args.device) for mode in MODES}
         for mode in ("fp16", "bf16"):
-            for what in ("loss_init_eval", "loss_step1", "loss_step2"):
+            for what in LOSSES:
                 ref = res["fp32"][what]
                 res[mode][what + "_rel_fp32"] = abs(res[mode][what] - ref) / max(abs(ref), 1e-12)
+        for mode in MODES:
+            theirs = cl.get((kind, mode), {})
+            for what in LOSSES:
+                if what in theirs:
+                    res[mode]["cltrain_" + what] = theirs[what]
+                    res[mode][what + "_rel_cltrain"] = \
+                        abs(res[mode][what] - theirs[what]) / max(abs(theirs[what]), 1e-12)
         for mode in MODES:
             r = res[mode]
             finite = finite and all(math.isfinite(r[w]) for w in
@@ -142,6 +176,12 @@ def main():
                 extra += f"  scale {r['scale']}, skipped {r['skipped']}"
             print(f"torch_autocast.py: {kind} {mode}: eval {r['loss_init_eval']:.6f}, step 1 "
                   f"{r['loss_step1']:.6f}, step 2 {r['loss_step2']:.6f}{extra}", file=sys.stderr)
+            if "cltrain_loss_step2" in r:
+                print(f"torch_autocast.py: {kind} {mode}: cltrain eval "
+                      f"{r['cltrain_loss_init_eval']:.6f}, step 1 {r['cltrain_loss_step1']:.6f}, "
+                      f"step 2 {r['cltrain_loss_step2']:.6f}  (relative to autocast: "
+                      + ", ".join(f"{r[w + '_rel_cltrain']:.2e}" for w in LOSSES) + ")",
+                      file=sys.stderr)
         doc["models"][kind] = res
     tmp = args.json + ".tmp"
     with open(tmp, "w") as f:

@@ -3,7 +3,8 @@
  * the large ones (tools/models_large.h) on random data of the right shapes: samples per second,
  * device time per step, the split between forward, backward and optimizer, peak device memory, and
  * the time to the first step with cold and warm kernel caches (measured in child processes, see
- * first_step.c).
+ * first_step.c). --precision runs each model in fp16 and bf16 as well (clt_trainer_options
+ * .precision): the same figures, but the split and the first step, which are fp32's.
  *
  * The split: the trainer's step (engine/step.c) runs forward, backward and update as static
  * functions with no markers between them, so this file runs the same sequence itself,
@@ -359,10 +360,13 @@ static enum clt_status profile(struct train_run *r, const char *model)
  * dropout off, batch norm on its initial running averages), the training loss of the first
  * step (loss_step1) and that of the second (loss_step2: the same batch after one update,
  * which depends on the gradients and the optimizer, not only the forward pass).
- * bench/torch_train.py computes all three from the same file and batch. The steps are the
- * trainer's; throughput runs follow them. */
+ * bench/torch_train.py computes all three from the same file and batch (and
+ * bench/torch_autocast.py in fp16 and bf16). The model's first precision writes the file; the
+ * others (*written) load it, so that every precision starts from the same fp32 weights. The
+ * steps are the trainer's; throughput runs follow them. */
 #define TRAIN_INIT_STEPS 2
-static enum clt_status train_init(struct train_run *r, const char *model)
+static enum clt_status train_init(struct train_run *r, const char *model, const char *label,
+                                  bool *written)
 {
     char path[1200];
     int n = snprintf(path, sizeof path, "%s/%s.safetensors", r->c->cfg->train_init, model);
@@ -371,7 +375,9 @@ static enum clt_status train_init(struct train_run *r, const char *model)
     char batch[32];
     snprintf(batch, sizeof batch, "%lld", (long long)r->batch);
     const struct clt_meta meta[] = {{"bench.model", model}, {"bench.batch", batch}};
-    enum clt_status st = clt_trainer_save(r->tr, path, meta, 2);
+    enum clt_status st =
+        *written ? clt_trainer_load(r->tr, path, false) : clt_trainer_save(r->tr, path, meta, 2);
+    *written = *written || st == CLT_OK;
     float loss[1 + TRAIN_INIT_STEPS] = {0};
     if (st == CLT_OK)
         st = clt_trainer_eval(r->tr, r->inputs, NULL, NULL, 0, &loss[0]);
@@ -383,18 +389,27 @@ static enum clt_status train_init(struct train_run *r, const char *model)
     static const char *const names[] = {"loss_init_eval", "loss_step1", "loss_step2"};
     for (int i = 0; st == CLT_OK && i <= TRAIN_INIT_STEPS; i++) {
         struct bench_stat s = {loss[i], loss[i], loss[i], 1};
-        st = add1(r->c, model, names[i], "loss", false, &s);
+        st = add1(r->c, label, names[i], "loss", false, &s);
     }
     return st;
 }
 
-static enum clt_status one_model(struct bench_ctx *c, const struct train_case *tc)
+/* One model in one precision: its figures are named "<model>.<what>" in fp32 (as before
+ * there was a choice) and "<model>@<precision>.<what>" in fp16 and bf16. A 16-bit precision
+ * that the library refuses (CLT_ERR_UNSUPPORTED: a build that trains in fp32 only, or a model
+ * with an op not converted) is noted, not a failure. */
+static enum clt_status one_model(struct bench_ctx *c, const struct train_case *tc,
+                                 enum clt_precision precision, bool *init_written)
 {
+    const bool fp32 = precision == CLT_PRECISION_FP32;
+    char label[16]; /* "resnet18@bf16" at most */
+    snprintf(label, sizeof label, "%s%s%s", tc->kind, fp32 ? "" : "@",
+             fp32 ? "" : clt_precision_name(precision));
     struct model m;
     char err[256] = "";
     enum clt_status st = bench_train_build(c->dev, tc->kind, &m, err, sizeof err);
     if (st != CLT_OK) {
-        bench_note(c->out, "train: %s not built: %s", tc->kind, err);
+        bench_note(c->out, "train: %s not built: %s", label, err);
         return st;
     }
     struct train_run r = {
@@ -405,46 +420,56 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     r.inputs[1] = y;
     struct clt_trainer_options opt;
     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
+    opt.precision = precision;
     if (st == CLT_OK)
         st = clt_trainer_create(c->dev, m.g, m.loss, &opt, &r.tr);
+    if (st == CLT_ERR_UNSUPPORTED && !fp32) {
+        bench_note(c->out, "train: %s not run: the library refuses precision %s (%s)", label,
+                   clt_precision_name(precision), clt_status_str(st));
+        model_free(&m);
+        free(x);
+        free(y);
+        return CLT_OK;
+    }
     struct bench_stat s;
     if (st == CLT_OK && c->cfg->train_init)
-        st = train_init(&r, tc->kind);
+        st = train_init(&r, tc->kind, label, init_written);
     /* The init's steps are the trainer's first profiled ones. */
     uint32_t first =
         (uint32_t)(c->cfg->warmup * r.steps) + (c->cfg->train_init ? TRAIN_INIT_STEPS : 0u);
     if (st == CLT_OK)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, throughput_sample, &r, &s);
     if (st == CLT_OK)
-        st = add1(c, tc->kind, "samples_per_s", "samples/s", true, &s);
+        st = add1(c, label, "samples_per_s", "samples/s", true, &s);
     /* tokens_per_s from the same runs (s is samples_per_s until the next figure). */
     if (st == CLT_OK && m.positions > 1) {
         struct bench_stat tok = {s.median * (double)m.positions, s.min * (double)m.positions,
                                  s.max * (double)m.positions, s.runs};
-        st = add1(c, tc->kind, "tokens_per_s", "tokens/s", true, &tok);
+        st = add1(c, label, "tokens_per_s", "tokens/s", true, &tok);
     }
     int nh = r.nhost - c->cfg->warmup;
     if (st == CLT_OK && nh > 0) {
         bench_stat_of(r.host[0] + c->cfg->warmup, nh, &s);
-        st = add1(c, tc->kind, "step_host_ms", "ms", false, &s);
+        st = add1(c, label, "step_host_ms", "ms", false, &s);
     }
     if (st == CLT_OK && nh > 0) {
         bench_stat_of(r.host[1] + c->cfg->warmup, nh, &s);
-        st = add1(c, tc->kind, "step_call_ms", "ms", false, &s);
+        st = add1(c, label, "step_call_ms", "ms", false, &s);
     }
     if (st == CLT_OK && c->profiling_ok)
-        st = step_times(&r, tc->kind, first);
+        st = step_times(&r, label, first);
     if (st == CLT_OK && c->cfg->profile)
-        st = profile(&r, tc->kind);
-    if (st == CLT_OK)
+        st = profile(&r, label);
+    /* The split mirrors step.c's fp32 step (split_enqueue); 16-bit steps are not split. */
+    if (st == CLT_OK && fp32)
         st = bench_repeat(c->cfg->warmup, c->cfg->runs, split_sample, &r, &s);
-    if (st == CLT_OK)
-        st = add1(c, tc->kind, "split_total_ms", "ms", false, &s);
+    if (st == CLT_OK && fp32)
+        st = add1(c, label, "split_total_ms", "ms", false, &s);
     static const char *const parts[] = {"forward_ms", "backward_ms", "optimizer_ms"};
-    int n = r.nsplit - c->cfg->warmup;
+    int n = fp32 ? r.nsplit - c->cfg->warmup : 0;
     for (int i = 0; st == CLT_OK && i < 3 && n > 0; i++) {
         bench_stat_of(r.split[i] + c->cfg->warmup, n, &s);
-        st = add1(c, tc->kind, parts[i], "ms", false, &s);
+        st = add1(c, label, parts[i], "ms", false, &s);
     }
     struct clt_memory_report mem;
     if (st == CLT_OK)
@@ -452,33 +477,56 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     if (st == CLT_OK) {
         double mib = (double)mem.total / 1048576.0;
         struct bench_stat one = {mib, mib, mib, 1};
-        st = add1(c, tc->kind, "peak_memory_mib", "MiB", false, &one);
+        st = add1(c, label, "peak_memory_mib", "MiB", false, &one);
+    }
+    /* 16-bit: the activations' memory, and its share of what the fp32 plan takes. */
+    if (st == CLT_OK && !fp32) {
+        double mib = (double)mem.activations / 1048576.0;
+        struct bench_stat one = {mib, mib, mib, 1};
+        st = add1(c, label, "activations_mib", "MiB", false, &one);
+    }
+    if (st == CLT_OK && !fp32 && mem.activations_fp32 > 0) {
+        double x = (double)mem.activations / (double)mem.activations_fp32;
+        struct bench_stat one = {x, x, x, 1};
+        st = add1(c, label, "activations_vs_fp32", "x", false, &one);
     }
     clt_trainer_free(r.tr);
     model_free(&m);
     free(x);
     free(y);
-    if (st == CLT_OK)
+    /* The time to the first step is measured in fp32 (first_step.c's child). */
+    if (st == CLT_OK && fp32)
         st = bench_first_step(c, tc->kind);
     return st;
 }
 
-/* A model that fails (too large for the device, say) is noted and the next one still runs;
- * the status is the first failure. */
+/* Each model in each precision of --precision (fp32 alone by default). A model that fails
+ * (too large for the device, say) is noted and the next one still runs; the status is the
+ * first failure. */
 enum clt_status bench_train(struct bench_ctx *c)
 {
     enum clt_status first = CLT_OK;
+    unsigned precisions = c->cfg->precisions ? c->cfg->precisions : 1u << CLT_PRECISION_FP32;
+    static const enum clt_precision order[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16,
+                                               CLT_PRECISION_BF16};
     for (size_t i = 0; i < NCASES; i++) {
         bool asked = c->cfg->models ? (c->cfg->models >> i) & 1u : !cases[i].large;
-        if (!asked)
-            continue;
-        if (c->cfg->verbose)
-            fprintf(stderr, "cltrain-bench:   train %s\n", cases[i].kind);
-        enum clt_status st = one_model(c, &cases[i]);
-        if (st != CLT_OK) {
-            bench_note(c->out, "train: %s failed: %s", cases[i].kind, clt_status_str(st));
-            clt_device_finish(c->dev);
-            first = first == CLT_OK ? st : first;
+        bool init_written = false;
+        for (size_t k = 0; asked && k < sizeof order / sizeof order[0]; k++) {
+            if (!((precisions >> order[k]) & 1u))
+                continue;
+            const char *name = clt_precision_name(order[k]);
+            bool fp32 = order[k] == CLT_PRECISION_FP32;
+            if (c->cfg->verbose)
+                fprintf(stderr, "cltrain-bench:   train %s%s%s\n", cases[i].kind,
+                        fp32 ? "" : " in ", fp32 ? "" : name);
+            enum clt_status st = one_model(c, &cases[i], order[k], &init_written);
+            if (st != CLT_OK) {
+                bench_note(c->out, "train: %s%s%s failed: %s", cases[i].kind, fp32 ? "" : "@",
+                           fp32 ? "" : name, clt_status_str(st));
+                clt_device_finish(c->dev);
+                first = first == CLT_OK ? st : first;
+            }
         }
     }
     return first;

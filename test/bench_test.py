@@ -14,7 +14,13 @@
    with one figure made much better shows that figure as a regression, and
    --fail-on-regression turns it into exit status 3. A file without "profile" (older
    results) loads and compares; one with a malformed profile is refused.
-3. Bad input (unknown options, missing or bad values, unreadable or malformed baselines)
+3. --precision: a default run's train figures all carry "precision": "fp32" (and the CSV's
+   precision column says so), none is named MODEL@...; a run of mlp with --precision
+   fp16,bf16 has, for each, either the figures MODEL@P.* with "precision": P (activations
+   below fp32's, no fp32 split) or the note that the library refuses P and no such figure
+   (a build that trains in fp32 only); 16-bit figures (made from fp32's when refused) load,
+   are summarised and compare; a "precision" that disagrees with the name is refused.
+4. Bad input (unknown options, missing or bad values, unreadable or malformed baselines)
    gives one message on stderr and exit status 2.
 Exit status 77 (skip) when there is no OpenCL device at all.
 """
@@ -129,6 +135,92 @@ def check_profiles(doc):
             check(kms <= p["step_ms"] * (1 + 1e-9), f"{what}: kernels {kms} <= span {p['step_ms']}")
 
 
+def check_precision_field(doc):
+    """Every train figure of a default run is fp32's, named as before --precision."""
+    for d in doc.get("devices", []):
+        for s in SECTIONS:
+            for f in d.get(s, []):
+                want = "fp32" if s == "train" else None
+                check(f.get("precision") == want,
+                      f"{s}.{f.get('name')}: precision {f.get('precision')!r}, wanted {want!r}")
+                check("@" not in f.get("name", ""), f"{s}.{f.get('name')}: no @ in a default run")
+
+
+def check_16bit(exe, out):
+    """A run of mlp in fp16 and bf16: trained, or refused by a build that trains in fp32."""
+    p = run(exe, "--quick", "--quiet", "--sections", "train", "--models", "mlp", "--precision",
+            "fp16,bf16", "--cold-runs", "0", "--runs", "1", "--warmup", "0", "--json",
+            out("p.json"), "--csv", out("p.csv"), want=0)
+    if p.returncode != 0:
+        return
+    with open(out("p.json")) as f:
+        doc = json.load(f)
+    with open(out("p.csv"), newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["section"] == "train"]
+    for d in doc["devices"]:
+        figs = {f["name"]: f for f in d["train"]}
+        check(not any(n.startswith("mlp.") for n in figs), f"no fp32 figures without fp32: {figs}")
+        for prec in ("fp16", "bf16"):
+            mine = {n: f for n, f in figs.items() if n.startswith(f"mlp@{prec}.")}
+            refused = f"train: mlp@{prec} not run: the library refuses precision {prec}"
+            if refused in d["notes"]:
+                check(not mine, f"{prec}: refused, yet figures {sorted(mine)}")
+                print(f"bench --precision: this build refuses {prec}")
+                continue
+            for what in ("samples_per_s", "step_host_ms", "peak_memory_mib", "activations_mib",
+                         "activations_vs_fp32"):
+                f = mine.get(f"mlp@{prec}.{what}")
+                check(f is not None and f["precision"] == prec and f["median"] > 0,
+                      f"{prec}: mlp@{prec}.{what} with precision {prec}: {f}")
+            ratio = mine.get(f"mlp@{prec}.activations_vs_fp32", {}).get("median", 1)
+            check(0 < ratio < 1, f"{prec}: activations {ratio} of fp32's")
+            check(f"mlp@{prec}.forward_ms" not in mine, f"{prec}: the split is fp32's only")
+            check(all(r["precision"] == prec for r in rows if r["name"].startswith(f"mlp@{prec}.")),
+                  f"{prec}: the CSV's precision column")
+
+
+def check_16bit_reports(exe, out, doc):
+    """16-bit figures (fp32's renamed) load, show in the summary, and compare."""
+    half = copy.deepcopy(doc)
+    for d in half["devices"]:
+        extra = []
+        for f in d["train"]:
+            model, _, what = f["name"].partition(".")
+            if model == "mlp":
+                g = dict(f, name=f"mlp@fp16.{what}", precision="fp16")
+                extra.append(g)
+        d["train"] += extra
+    with open(out("half.json"), "w") as f:
+        json.dump(half, f)
+    p = run(exe, "--from", out("half.json"), "--compare", out("half.json"), want=0)
+    check("training mlp@fp16 (samples/s)" in p.stdout, "the summary has a row for mlp@fp16")
+    check(" 0 regressions" in p.stdout, "16-bit figures compare with themselves")
+    p = run(exe, "--from", out("half.json"), "--compare", out("a.json"), want=0)
+    check("not in the baseline" in p.stdout and " 0 regressions" in p.stdout,
+          "16-bit figures against an fp32-only baseline")
+    p = run(exe, "--from", out("half.json"), "--json", out("half2.json"), want=0)
+    with open(out("half2.json")) as f:
+        again = json.load(f)
+    check([f.get("precision") for f in again["devices"][0]["train"]] ==
+          [f.get("precision") for f in half["devices"][0]["train"]], "precision survives --from")
+    wrong = copy.deepcopy(half)
+    wrong["devices"][0]["train"][-1]["precision"] = "bf16"
+    with open(out("wrong_precision.json"), "w") as f:
+        json.dump(wrong, f)
+    stray = copy.deepcopy(doc)
+    stray["devices"][0]["micro"][0]["precision"] = "fp32"
+    with open(out("stray_precision.json"), "w") as f:
+        json.dump(stray, f)
+    old = copy.deepcopy(doc)
+    for d in old["devices"]:
+        for f in d["train"]:
+            f.pop("precision", None)
+    with open(out("no_precision.json"), "w") as f:
+        json.dump(old, f)
+    p = run(exe, "--from", out("no_precision.json"), "--compare", out("a.json"), want=0)
+    check(" 0 regressions" in p.stdout, "a file without precision (older results) compares")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="cltrain-bench-test-") as tmp:
         return check_all(sys.argv[1], lambda name: os.path.join(tmp, name))
@@ -151,6 +243,7 @@ def check_all(exe, out):
         doc = json.load(f)
     nfig = check_results(doc)
     check_profiles(doc)
+    check_precision_field(doc)
     with open(out("a.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     figs = [r for r in rows if r["section"] != "environment"]
@@ -159,6 +252,8 @@ def check_all(exe, out):
         check(math.isfinite(float(r["median"])) and float(r["median"]) > 0,
               f"CSV {r['name']} median")
     check({r["section"] for r in figs} == set(SECTIONS), "CSV has every section")
+    check(all(r["precision"] == ("fp32" if r["section"] == "train" else "") for r in figs),
+          "CSV precision column: fp32 for train figures, empty for the others")
     root = ET.parse(out("a.svg")).getroot()
     check(root.tag.endswith("svg") and len(root) > 10, "SVG is a chart")
 
@@ -191,7 +286,11 @@ def check_all(exe, out):
     if any("profile" in d for d in doc["devices"]):
         check("profile mlp:" in p.stdout, "--from prints the profile")
 
-    # 3. Bad input: one clear line, exit status 2.
+    # 3. --precision.
+    check_16bit(exe, out)
+    check_16bit_reports(exe, out, doc)
+
+    # 4. Bad input: one clear line, exit status 2.
     with open(out("broken.json"), "w") as f:
         f.write('{"tool": "cltrain-bench", "devices": [')
     missing = copy.deepcopy(doc)
@@ -205,6 +304,12 @@ def check_all(exe, out):
         json.dump(bad_profile, f)
     bad = [
         (["--from", out("bad_profile.json")], "calls_per_step"),
+        (["--from", out("wrong_precision.json")], '"precision" must be "fp16"'),
+        (["--from", out("stray_precision.json")], '"precision" must be "absent'),
+        (["--precision", "fp8"], "--precision"),
+        (["--precision", "fp32,half"], "--precision"),
+        (["--precision", ","], "--precision"),
+        (["--precision"], "needs a value"),
         (["--bogus"], "unknown option"),
         (["--json"], "needs a value"),
         (["--runs", "0"], "--runs"),

@@ -2,7 +2,8 @@
  * test_cli_units.c: the host-side pieces of the cltrain commands added for users, no device
  * needed: per-class precision, recall and F1 from a confusion matrix (cltrain eval); the CSV
  * rows, the output file and its safety checks of cltrain predict; the training plot's
- * smoothing and panels.
+ * smoothing and panels; --precision's names, fp16's scale on the progress line and the
+ * metrics' loss_scale beside loss.
  * Tolerances: 1e-12 absolute on scores computed from small integer counts.
  */
 #include <math.h>
@@ -17,11 +18,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../tools/common.h"
 #include "../tools/evaluate.h"
 #include "../tools/metrics.h"
 #include "../tools/outputs.h"
 #include "../tools/plot.h"
 #include "../tools/predictions.h"
+#include "../tools/progress.h"
 
 static void class_scores_known_matrix(void **state)
 {
@@ -377,6 +380,47 @@ static void signals_and_metrics_leave_nothing(void **state)
     assert_int_equal(rmdir(dir), 0); /* no lock, temporary or output left */
 }
 
+/* --precision: the library's three names and nothing else; the progress line shows a loss
+ * scale only when one is set (fp16 runs); a metrics record's "loss" is not its "loss_scale". */
+static void precision_names_scale_and_metrics(void **state)
+{
+    (void)state;
+    enum clt_precision p = CLT_PRECISION_BF16;
+    assert_true(tool_precision_parse("fp32", &p) && p == CLT_PRECISION_FP32);
+    assert_true(tool_precision_parse("fp16", &p) && p == CLT_PRECISION_FP16);
+    assert_true(tool_precision_parse("bf16", &p) && p == CLT_PRECISION_BF16);
+    const char *bad[] = {"", "FP16", "fp8", "fp16 ", "half", "16", "bf16,fp16"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p = CLT_PRECISION_FP16;
+        assert_false(tool_precision_parse(bad[i], &p));
+        assert_int_equal(p, CLT_PRECISION_FP16); /* untouched */
+    }
+    assert_false(tool_precision_parse(NULL, &p));
+
+    char text[2][512];
+    for (int scaled = 0; scaled < 2; scaled++) {
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        struct progress pr;
+        progress_init(&pr, f, 0, 100, 1);
+        pr.scale = scaled ? 32768.0 : 0.0;
+        progress_show(&pr, 1, 10, 0.5, -1, true);
+        rewind(f);
+        size_t n = fread(text[scaled], 1, sizeof text[scaled] - 1, f);
+        text[scaled][n] = '\0';
+        fclose(f);
+    }
+    assert_null(strstr(text[0], "scale"));
+    assert_non_null(strstr(text[1], "loss 0.5000  scale 32768  ETA"));
+
+    const char *line = "{\"type\":\"train\",\"step\":3,\"loss_scale\":65536,\"loss\":0.25,"
+                       "\"skipped_steps\":2}";
+    double v = 0;
+    assert_true(metrics_field(line, "loss", &v) && v == 0.25);
+    assert_true(metrics_field(line, "loss_scale", &v) && v == 65536);
+    assert_true(metrics_field(line, "skipped_steps", &v) && v == 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +432,7 @@ int main(void)
         cmocka_unit_test(signals_and_metrics_leave_nothing),
         cmocka_unit_test(smoothing_starts_at_the_first_value),
         cmocka_unit_test(training_plot_panels),
+        cmocka_unit_test(precision_names_scale_and_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,18 +17,6 @@ static const char *const summary =
     "tensors, the optimizer's state left out), for PyTorch and other programs. Values are\n"
     "rounded to nearest even; a value beyond fp16's range (65504) is refused, not made Inf.";
 
-/* The precision named by s ("fp16", "bf16", "fp32"), or false. */
-static bool precision_parse(const char *s, enum clt_precision *out)
-{
-    const enum clt_precision all[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16, CLT_PRECISION_BF16};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (strcmp(s, clt_precision_name(all[i])) == 0) {
-            *out = all[i];
-            return true;
-        }
-    return false;
-}
-
 int cmd_export(int argc, char **argv)
 {
     const char *cmd = "cltrain export";
@@ -55,7 +43,7 @@ int cmd_export(int argc, char **argv)
         return 2;
     }
     enum clt_precision p;
-    if (!precision_parse(precision, &p)) {
+    if (!tool_precision_parse(precision, &p)) {
         fprintf(stderr, "%s: --precision \"%s\" is not fp16, bf16 or fp32\n", cmd, precision);
         return 2;
     }

@@ -25,7 +25,7 @@ static const char *const summary =
     "  defaults: mlp (width 256, depth 2): 3 epochs, batch 128, lr 2e-3;\n"
     "            cnn (width 16, dropout 0.1): 2 epochs, batch 32, lr 2e-3;\n"
     "            gpt (width 128, depth 2, heads 4, context 64): 10 epochs, batch 16,\n"
-    "            lr 3e-3, warmup 20, clip 1; all AdamW with a cosine schedule\n"
+    "            lr 3e-3, warmup 20, clip 1; all AdamW with a cosine schedule, in fp32\n"
     "  mpirun -np N cltrain train ...: one model over N processes (a build with MPI), each\n"
     "            taking its share of every batch; rank 0 writes the outputs (docs/parallel.md)\n"
     "Exit status: 0 success, 1 failure, 2 bad usage, 3 an --expect-* target missed,\n"
@@ -64,6 +64,10 @@ static void options_table(struct train_config *c, struct opt *o, size_t *n)
          1e12, false},
         {"seed", OPT_INT, &c->seed, "N", "seed of initialisation, shuffling, dropout, split", 0,
          9e18, false},
+        {"precision", OPT_STRING, &c->precision, "P",
+         "fp32, fp16 or bf16: how activations and the weights' working copy are stored "
+         "(16-bit: fp32 arithmetic and master weights; default fp32)",
+         0, 0, false},
         {"width", OPT_INT, &c->desc.width, "N", "model width (mlp, cnn, gpt)", 1, 1 << 20, false},
         {"depth", OPT_INT, &c->desc.depth, "N", "hidden layers (mlp) or blocks (gpt)", 0, 1024,
          false},

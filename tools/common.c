@@ -229,6 +229,17 @@ struct clt_device *tool_device_open(struct tool_log *tl, const char *selection)
     return dev;
 }
 
+bool tool_precision_parse(const char *s, enum clt_precision *out)
+{
+    const enum clt_precision all[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(s, clt_precision_name(all[i])) == 0) {
+            *out = all[i];
+            return true;
+        }
+    return false;
+}
+
 void meta_shape(const struct clt_dataset_info *info, char *out, size_t size)
 {
     size_t at = 0;

@@ -125,6 +125,9 @@ void meta_symbols(const uint8_t *symbols, uint32_t vocab, char *out, size_t size
 /* An unsigned integer of a metadata key; false if absent or malformed. */
 bool meta_u64(const struct clt_checkpoint *ck, const char *key, uint64_t *out);
 
+/* The precision named by s ("fp32", "fp16", "bf16": clt_precision_name's), or false. */
+bool tool_precision_parse(const char *s, enum clt_precision *out);
+
 /* Argmax of a row of n logits. */
 int64_t argmax(const float *row, int64_t n);
 

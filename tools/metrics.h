@@ -2,8 +2,8 @@
  * metrics.h: the training log as JSON Lines: one JSON object per line, written and flushed as
  * it happens, so a run that dies leaves every record before it. Records made by cltrain:
  *
- *   {"type":"train","epoch":1,"step":50,"loss":0.61,"lr":0.002,"samples_per_second":900.5,
- *    "elapsed":12.3}
+ *   {"type":"train","epoch":1,"step":50,"loss":0.61,"lr":0.002,"grad_norm":1.2,
+ *    "loss_scale":1,"skipped_steps":0,"samples_per_second":900.5,"elapsed":12.3}
  *   {"type":"eval","epoch":1,"step":469,"loss":0.35,"accuracy":0.87,"examples":10000,
  *    "elapsed":170.2}
  *   {"type":"test", ...as "eval"...}   the test set, once at the end, when there is one

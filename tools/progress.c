@@ -60,13 +60,16 @@ void progress_show(struct progress *p, int64_t epoch, uint64_t step, double loss
     char lossbuf[32] = "-";
     if (!isnan(loss))
         snprintf(lossbuf, sizeof lossbuf, "%.4f", loss);
+    char scale[48] = "";
+    if (p->scale > 0)
+        snprintf(scale, sizeof scale, "  scale %.9g", p->scale);
     char rate[48] = "";
     if (p->rate > 0)
         snprintf(rate, sizeof rate, "  %.0f %s/s", p->rate, p->unit);
     char line[256];
-    snprintf(line, sizeof line, "epoch %lld/%lld  step %llu/%llu  loss %s%s%s  ETA %s",
+    snprintf(line, sizeof line, "epoch %lld/%lld  step %llu/%llu  loss %s%s%s%s  ETA %s",
              (long long)epoch, (long long)p->epochs, (unsigned long long)step,
-             (unsigned long long)p->total_steps, lossbuf, acc, rate, eta);
+             (unsigned long long)p->total_steps, lossbuf, scale, acc, rate, eta);
     if (p->tty) {
         fprintf(p->f, "\r%s\033[K", line);
         p->live = true;

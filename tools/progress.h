@@ -4,6 +4,8 @@
  * that CI logs stay readable. Notes (evaluations, checkpoints) always get a line of their own.
  *
  *   epoch 2/3  step 812/1407  loss 0.3121  acc 0.8812  4210 samples/s  ETA 1m12s
+ *
+ * An fp16 run adds its loss scale after the loss: "loss 0.3121  scale 65536".
  */
 #ifndef CLTRAIN_TOOLS_PROGRESS_H
 #define CLTRAIN_TOOLS_PROGRESS_H
@@ -23,6 +25,7 @@ struct progress {
     int64_t epochs;
     double rate;      /* samples per second, set by the caller (0: unknown) */
     const char *unit; /* what a sample is called: "samples" (default) or "tokens" */
+    double scale;     /* fp16's loss scale, shown when above 0 (set by the caller) */
 };
 
 /* Monotonic seconds. */

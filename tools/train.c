@@ -392,6 +392,7 @@ static int setup_trainer(struct run *r)
         return 1;
     o.optimizer.clip_norm = c->clip;
     o.optimizer.warmup_updates = c->warmup;
+    o.precision = c->precision_kind;
     if (strcmp(c->schedule, "cosine") == 0) {
         /* Over the whole run: --steps when it ends the run before --epochs would (not
          * --stop-at, so that a run stopped early and resumed follows the same rates). */
@@ -431,8 +432,16 @@ static int setup_trainer(struct run *r)
     for (uint32_t i = 0; i < r->ndev && at < sizeof where; i++)
         at += (size_t)snprintf(where + at, sizeof where - at, "%s%s", i ? ", " : "",
                                clt_device_info(r->devs[i])->name);
-    fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s (ready in %.1f s)\n", desc,
-            (unsigned long long)params, (double)mem.total / 1048576.0, where, progress_now() - t0);
+    /* A 16-bit run also shows what its activations take beside the fp32 plan's figure. */
+    char half[160] = "";
+    if (c->precision_kind != CLT_PRECISION_FP32)
+        snprintf(
+            half, sizeof half, " in %s (activations %.1f MiB, fp32 %.1f MiB: %.2fx)", c->precision,
+            (double)mem.activations / 1048576.0, (double)mem.activations_fp32 / 1048576.0,
+            mem.activations_fp32 ? (double)mem.activations / (double)mem.activations_fp32 : 1.0);
+    fprintf(stderr, "model %s: %llu parameters, %.1f MiB on %s%s (ready in %.1f s)\n", desc,
+            (unsigned long long)params, (double)mem.total / 1048576.0, where, half,
+            progress_now() - t0);
     if (r->ndev > 1) {
         fprintf(stderr, "data-parallel: a batch of %lld over %u devices:", (long long)r->rank_rows,
                 (unsigned)r->ndev);
@@ -633,6 +642,8 @@ static int log_step(struct run *r)
     }
     loss = (float)all;
     r->last_loss = loss;
+    if (r->c->precision_kind == CLT_PRECISION_FP16) /* the progress line shows the loss scale */
+        r->progress.scale = stats.loss_scale;
     /* Throughput between two loss reads: both waited for the device, so it is measured. */
     double now = progress_now();
     if (r->step > r->log_step && now > r->log_time)
@@ -646,6 +657,8 @@ static int log_step(struct run *r)
     metrics_num(&r->metrics, "loss", loss);
     metrics_num(&r->metrics, "lr", stats.lr);
     metrics_num(&r->metrics, "grad_norm", stats.grad_norm);
+    metrics_num(&r->metrics, "loss_scale", stats.loss_scale);
+    metrics_int(&r->metrics, "skipped_steps", (int64_t)stats.skipped);
     metrics_num(&r->metrics,
                 r->samples_per_step > (uint64_t)r->c->batch ? "tokens_per_second"
                                                             : "samples_per_second",
@@ -743,6 +756,10 @@ static void draw(struct run *r)
     else
         snprintf(title, sizeof title, "%s (width %lld) on %.60s", d->kind, (long long)d->width,
                  r->c->data);
+    if (r->c->precision_kind != CLT_PRECISION_FP32) {
+        size_t at = strlen(title);
+        snprintf(title + at, sizeof title - at, ", %s", r->c->precision);
+    }
     if (plot_training(r->c->plot, title, r->points, r->npoints, err, sizeof err) != 0)
         fprintf(stderr, "%s: %s\n", r->tl->cmd, err);
 }

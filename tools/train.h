@@ -20,6 +20,8 @@ struct train_config {
     const char *eval_data, *expect_curve;
     const char *device_weights; /* --device-weights: "measure" or W,W,... (docs/parallel.md) */
     const char *optimizer, *schedule;
+    const char *precision;             /* --precision: "fp32" (default), "fp16" or "bf16" */
+    enum clt_precision precision_kind; /* precision, parsed by train_config_check */
     struct model_desc desc;
     int64_t epochs, max_steps, batch, warmup, seed, limit, log_every, eval_every, save_every;
     int64_t label_column; /* csv: the label's column, from 0; negative from the end */

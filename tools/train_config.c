@@ -21,6 +21,8 @@ void train_config_init(struct train_config *c)
     c->desc.dropout = -1.0f;
     c->optimizer = "adamw";
     c->schedule = "cosine";
+    c->precision = "fp32";
+    c->precision_kind = CLT_PRECISION_FP32;
     c->momentum = 0.9;
     c->weight_decay = -1.0;
     c->seed = 1;
@@ -48,6 +50,10 @@ int train_config_check(struct train_config *c, char *err, size_t err_size)
     }
     if (strcmp(c->schedule, "constant") && strcmp(c->schedule, "cosine")) {
         snprintf(err, err_size, "--schedule: \"%s\" is not constant or cosine", c->schedule);
+        return 2;
+    }
+    if (!tool_precision_parse(c->precision, &c->precision_kind)) {
+        snprintf(err, err_size, "--precision: \"%s\" is not fp32, fp16 or bf16", c->precision);
         return 2;
     }
     if (data_spec_check(c->data, err, err_size) != 0)
@@ -159,6 +165,7 @@ size_t train_config_meta(const struct train_config *c, const struct clt_dataset_
     put(&w, "train.weight_decay", "%.17g", c->weight_decay);
     put(&w, "train.decay_all", "%d", c->decay_all ? 1 : 0);
     put(&w, "train.clip", "%.17g", c->clip);
+    put(&w, "train.precision", "%s", c->precision);
     put(&w, "train.schedule", "%s", c->schedule);
     put(&w, "train.warmup", "%lld", (long long)c->warmup);
     put(&w, "train.seed", "%lld", (long long)c->seed);
@@ -241,6 +248,34 @@ static int take_decay_all(const struct clt_checkpoint *ck, struct opt *o, bool *
         return 2;
     }
     *value = v;
+    return 0;
+}
+
+/* train.precision; checkpoints saved before it existed trained in fp32. */
+static int take_precision(const struct clt_checkpoint *ck, const char *path, struct opt *o,
+                          const char **value, char *err, size_t err_size)
+{
+    const char *s = clt_checkpoint_meta(ck, "train.precision");
+    enum clt_precision saved = CLT_PRECISION_FP32, given;
+    if (s && !tool_precision_parse(s, &saved)) {
+        snprintf(err, err_size,
+                 "cannot resume from %s: its \"train.precision\" is \"%s\", not fp32, fp16 or "
+                 "bf16",
+                 path, s);
+        return 1;
+    }
+    if (o && o->seen && !tool_precision_parse(*value, &given)) {
+        snprintf(err, err_size, "--precision: \"%s\" is not fp32, fp16 or bf16", *value);
+        return 2;
+    }
+    if (o && o->seen && given != saved) {
+        snprintf(err, err_size,
+                 "--precision %s differs from the checkpoint's %s (a resumed run keeps its "
+                 "settings)",
+                 *value, clt_precision_name(saved));
+        return 2;
+    }
+    *value = clt_precision_name(saved);
     return 0;
 }
 
@@ -434,6 +469,9 @@ int train_config_resume(struct train_config *c, struct opt *o, size_t n, struct 
                             err_size);
         if (rc == 0)
             rc = take_decay_all(ck, args_find(o, n, "decay-all"), &c->decay_all, err, err_size);
+        if (rc == 0)
+            rc = take_precision(ck, c->resume, args_find(o, n, "precision"), &c->precision, err,
+                                err_size);
         if (rc == 0)
             rc = resume_data(c, ck, o, n, err, err_size);
         if (rc == 0)
