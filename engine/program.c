@@ -107,7 +107,7 @@ enum clt_status clt__program_setup(struct clt_device *dev, const struct clt_devi
             clt__log(&dev->log, CLT_LOG_INFO, "no cache directory (HOME unset): cache off");
     }
 
-    snprintf(dev->build_options, sizeof dev->build_options, "-cl-std=CL1.2 -DCLT_WG_1D=%zu",
+    snprintf(dev->build_options, sizeof dev->build_options, "-cl-std=CL1.2 -w -DCLT_WG_1D=%zu",
              dev->wg_1d);
     return CLT_OK;
 }
