@@ -55,7 +55,6 @@
 
 #include "harness.h"
 #include "ops/norm.h"
-#include "ops/pool.h"
 #include "precision.h"
 #include "ref_norm.h"
 
