@@ -372,18 +372,6 @@ static void fused_chains_in_16_bit(void **state)
     struct clt_device *dev = *state;
     struct net16 m = make_net16();
     struct clt_trainer *tr[2];
-    for (int k = 0; k < 2; k++) {
-        struct clt_trainer_options o;
-        clt_trainer_options_init(&o, CLT_OPTIM_SGD);
-        if (k == 1)
-            assert_int_equal(setenv("CLTRAIN_FUSE", "0", 1), 0);
-        enum clt_status st = clt_trainer_create(dev, m.g, m.loss, &o, &tr[k]);
-        assert_int_equal(unsetenv("CLTRAIN_FUSE"), 0);
-        assert_int_equal(st, CLT_OK);
-    }
-    /* Both chains are fused in the first plan, none in the second. */
-    assert_int_equal(tr[0]->plan.ngroups, 2);
-    assert_int_equal(tr[1]->plan.ngroups, 0);
     static struct data16 d;
     static struct result16 r[2];
     static double h2[RN * RH];
@@ -391,6 +379,20 @@ static void fused_chains_in_16_bit(void **state)
     const enum clt_precision all[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16, CLT_PRECISION_BF16};
     for (size_t k = 0; k < sizeof all / sizeof *all; k++) {
         enum clt_precision s = all[k];
+        /* A trainer of the precision, fused and not: its plan stores the tensors in s. */
+        for (int t = 0; t < 2; t++) {
+            struct clt_trainer_options o;
+            clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+            o.precision = s;
+            if (t == 1)
+                assert_int_equal(setenv("CLTRAIN_FUSE", "0", 1), 0);
+            enum clt_status st = clt_trainer_create(dev, m.g, m.loss, &o, &tr[t]);
+            assert_int_equal(unsetenv("CLTRAIN_FUSE"), 0);
+            assert_int_equal(st, CLT_OK);
+        }
+        /* Both chains are fused in the first plan, none in the second. */
+        assert_int_equal(tr[0]->plan.ngroups, 2);
+        assert_int_equal(tr[1]->plan.ngroups, 0);
         clt_test_fill(d.x, RN * RH, 5, -2.0f, 2.0f);
         clt_test_fill(d.s1, RH, 6, -1.0f, 1.0f);
         clt_test_fill(d.s2, RH, 7, -1.0f, 1.0f);
@@ -416,9 +418,9 @@ static void fused_chains_in_16_bit(void **state)
         check16("fused plan against the unfused one", s, &r[0], h2f, ds1f, ds2f, abs1, abs2,
                 2.0 * tol);
         st_report(st_name(s));
+        for (int t = 0; t < 2; t++)
+            clt_trainer_free(tr[t]);
     }
-    for (int k = 0; k < 2; k++)
-        clt_trainer_free(tr[k]);
     clt_graph_free(m.g);
 }
 
