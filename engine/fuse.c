@@ -334,12 +334,24 @@ static void put_forward(struct text *t, const struct chain_ctx *cx)
     put(t, "    STORE(out_y, out_y_off + i, v);\n}\n\n");
 }
 
-/* Writes gradient `d` to grad_<name>[i] (added when bit `bit` of acc is set), if present. The
- * old value is read whether or not it is added: a load under a per-launch condition would be
- * a masked load, which PoCL does not vectorize in 16-bit storage. */
-static void put_store(struct text *t, const char *name, const char *d, unsigned bit)
+/* Whether the plan keeps a gradient for t (clt__grad gives a buffer, not NULL): fixed for the
+ * plan's life, so the text writes the gradients there are, with no test of the pointer. */
+static bool has_grad(const struct chain_ctx *cx, const struct clt_tensor *t)
 {
-    put(t, "        if (grad_%s) {\n", name);
+    const struct clt__plan *p = &cx->x->tr->plan;
+    return p->info[p->info[t->id].root].needs_grad;
+}
+
+/* Writes gradient `d` to grad_<name>[i] (added when bit `bit` of acc is set) where the plan
+ * keeps that gradient (`present`). No test of the pointer and the old value read whether or
+ * not it is added: a store or a load under a per-launch condition is a masked one, which PoCL
+ * does not vectorize in 16-bit storage (a single such store at the end of the kernel it
+ * does). */
+static void put_store(struct text *t, const char *name, const char *d, unsigned bit, bool present)
+{
+    if (!present)
+        return;
+    put(t, "        {\n");
     put(t, "            const float old = LOAD(grad_%s, grad_%s_off + i);\n", name, name);
     put(t, "            STORE(grad_%s, grad_%s_off + i, (acc >> %u) & 1u ? old + %s : %s);\n", name,
         name, bit, d, d);
@@ -398,9 +410,9 @@ static void put_backward(struct text *t, const struct chain_ctx *cx)
             char name[16];
             if ((int)s == o) {
                 snprintf(name, sizeof name, "b%u", k);
-                put_store(t, name, "d_other", 2 * k + s);
+                put_store(t, name, "d_other", 2 * k + s, has_grad(cx, c->in[s]));
             } else if (k == 0) {
-                put_store(t, "x", "d_in", s);
+                put_store(t, "x", "d_in", s, has_grad(cx, c->in[s]));
             }
         }
         put(t, "        g = d_in;\n    }\n");
