@@ -134,7 +134,7 @@ static float2 tanh_and_grad(float x)
 /* (f(x), f'(x)) of activation `act`. The kernels use one of the two; the compiler drops the
  * other. Every kernel and every fused chain (engine/fuse.c) passes `act` as a constant, so
  * the switch is resolved at compile time. */
-static float2 act_eval(int act, float slope, float x)
+static inline __attribute__((always_inline)) float2 act_eval(int act, float slope, float x)
 {
     float2 s;
     switch (act) {

@@ -54,12 +54,19 @@ CLT_DEFINE_EXP_NONPOS(exp_nonpos8, float8, as_float8, as_int8)
  * every operation in float registers, so every sum is fp32 whatever the storage:
  *
  *   LOAD(p, i)             p[i] as a float
+ *   LOAD_ALT(p, i)         the same value as LOAD, by other instructions: for the second
+ *                          operand where two loads meet in one operation (x + bias in a fused
+ *                          chain). PoCL's SLP vectorizer pairs two identical fp16 conversions
+ *                          into a 2-lane vector, which its work-group loop vectorizer cannot
+ *                          widen: the whole kernel then runs one work-item at a time.
  *   STORE(p, i, v)         p[i] = v (a float), rounded to the storage, nearest even
  *   VLOADn(i, p)           vloadn(i, p) as a floatn (n = 2, 4, 8, 16): elements n i ... n i + n - 1
  *   VSTOREn(v, i, p)       vstoren(v, i, p) from a floatn, rounded as STORE
  *
- * fp16 is `half`, through vload_half / vstore_half_rte, core OpenCL 1.2: declaring a
- * `__global half *` needs no cl_khr_fp16, only arithmetic on half would. bf16 is the top 16
+ * fp16 is `half`, core OpenCL 1.2: declaring a `__global half *` needs no cl_khr_fp16, only
+ * arithmetic on half would. One element goes through f16_widen / f16_bits (below: the values
+ * of vload_half / vstore_half_rte, by integer operations that vectorize), LOAD_ALT and vectors
+ * through vload_halfn / vstore_halfn_rte. bf16 is the top 16
  * bits of a float in a ushort: widening is a shift; narrowing adds 0x7fff plus the lowest
  * kept bit (round to nearest even, carrying into the exponent when it should, so the largest
  * floats round to Inf); a NaN stays a NaN with its sign and top payload bits, quiet bit set.
@@ -91,10 +98,39 @@ CLT_DEFINE_BF16_BITS(2)
 CLT_DEFINE_BF16_BITS(4)
 CLT_DEFINE_BF16_BITS(8)
 
+/* The float value of fp16 bits h, exactly as vload_half gives it, and the fp16 bits of x rounded
+ * to nearest even, exactly as vstore_half_rte stores them (NaN stays NaN, quiet, sign and top
+ * payload bits kept; past the largest half, Inf). Integer arithmetic and selects only: PoCL
+ * runs its built-in scalar vload_half/vstore_half_rte one element at a time, these its loop
+ * vectorizer turns into SIMD. */
+float f16_widen(ushort h)
+{
+    const uint x = h;
+    const uint em = x & 0x7fffu;
+    const uint o = em << 13;
+    const uint nrm = o + 0x38000000u;                                       /* rebias 15 -> 127 */
+    const uint sub = as_uint(as_float(o + 0x38800000u) - 6.103515625e-05f); /* m * 2^-24 */
+    uint r = select(nrm, sub, (uint)(em < 0x0400u));
+    r = select(r, o | 0x7f800000u, (uint)(em >= 0x7c00u));
+    return as_float(r | ((x & 0x8000u) << 16));
+}
+ushort f16_bits(float v)
+{
+    const uint u = as_uint(v);
+    const uint f = u & 0x7fffffffu;
+    const uint nrm = (f + 0xc8000fffu + ((f >> 13) & 1u)) >> 13; /* rebias, round to even */
+    const uint sub = as_uint(as_float(f) + 0.5f) - 0x3f000000u;  /* below 2^-14: the FPU rounds */
+    uint r = select(nrm, sub, (uint)(f < 0x38800000u));
+    r = select(r, 0x7c00u, (uint)(f >= 0x47800000u));
+    r = select(r, 0x7e00u | ((f >> 13) & 0x3ffu), (uint)(f > 0x7f800000u));
+    return (ushort)(r | ((u >> 16) & 0x8000u));
+}
+
 #if CLT_STORAGE == 16
 #define store_t half
-#define LOAD(p, i) vload_half((i), (p))
-#define STORE(p, i, v) vstore_half_rte((v), (i), (p))
+#define LOAD(p, i) f16_widen(((__global const ushort *)(p))[i])
+#define LOAD_ALT(p, i) vload_half((i), (p))
+#define STORE(p, i, v) (((__global ushort *)(p))[i] = f16_bits(v))
 #define VLOAD2(i, p) vload_half2((i), (p))
 #define VLOAD4(i, p) vload_half4((i), (p))
 #define VLOAD8(i, p) vload_half8((i), (p))
@@ -106,6 +142,7 @@ CLT_DEFINE_BF16_BITS(8)
 #elif CLT_STORAGE == 161
 #define store_t ushort
 #define LOAD(p, i) as_float((uint)(p)[i] << 16)
+#define LOAD_ALT(p, i) LOAD(p, i)
 #define STORE(p, i, v) ((p)[i] = bf16_bits(v))
 #define VLOAD2(i, p) as_float2(convert_uint2(vload2((i), (p))) << 16)
 #define VLOAD4(i, p) as_float4(convert_uint4(vload4((i), (p))) << 16)
@@ -118,6 +155,7 @@ CLT_DEFINE_BF16_BITS(8)
 #elif CLT_STORAGE == 32
 #define store_t float
 #define LOAD(p, i) ((p)[i])
+#define LOAD_ALT(p, i) LOAD(p, i)
 #define STORE(p, i, v) ((p)[i] = (v))
 #define VLOAD2(i, p) vload2((i), (p))
 #define VLOAD4(i, p) vload4((i), (p))

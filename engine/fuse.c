@@ -250,7 +250,7 @@ static void open_op(struct text *t, const struct chain_ctx *cx, const struct clt
     char other[48] = "0.0f";
     int o = other_slot(c, gr->link[k]);
     if (o >= 0 && read_other)
-        snprintf(other, sizeof other, "LOAD(in_b%u, in_b%u_off + i)", k, k);
+        snprintf(other, sizeof other, "LOAD_ALT(in_b%u, in_b%u_off + i)", k, k);
     put(t, "    {\n        /* %s */\n", clt__op_names[c->op]);
     if (ew->fixed_scalars && ew->scalars) {
         /* %a: the exact float; the scalars are finite (the builders check them). */
@@ -280,7 +280,12 @@ static int64_t bias_cols(const struct clt_graph *g, const struct clt__fuse_group
  * rows): the bias column is get_global_id(0), so no work-item divides to find it, and PoCL
  * vectorizes the loop along the row (with the column as i % cols and a work-group wider than
  * a row, it ran the kernel one element at a time). cols is written as a constant; rows is
- * n / cols, one division per row. */
+ * n / cols, one division per row. When cols is a multiple of 32 no work-item lies past the
+ * row's end (clt__enqueue_kernel_nd's local size along dimension 0 is a power of two up to
+ * 32, and it rounds the global size up to a multiple of it), so only the row is checked:
+ * PoCL then vectorizes without masking the loads and stores, which in 16-bit storage it
+ * cannot do cheaply (AVX2 has no 16-bit masked loads or stores), and the kernel ran one
+ * element at a time. */
 static void put_index(struct text *t, const struct chain_ctx *cx)
 {
     const int cols = (int)bias_cols(cx->g, cx->gr); /* <= n, which the kernels take as int */
@@ -289,18 +294,23 @@ static void put_index(struct text *t, const struct chain_ctx *cx)
         return;
     }
     put(t, "    const int c = get_global_id(0), r = get_global_id(1);\n");
-    put(t, "    if (c >= %d || r >= n / %d)\n        return;\n", cols, cols);
+    if (cols % 32 == 0)
+        put(t, "    if (r >= n / %d)\n        return;\n", cols);
+    else
+        put(t, "    if (c >= %d || r >= n / %d)\n        return;\n", cols, cols);
     put(t, "    const int i = r * %d + c;\n", cols);
 }
 
 /* The value entering the chain: its input, plus the bias the chain adds (column c; a bias of
- * no columns, on an empty chain, adds nothing). */
+ * no columns, on an empty chain, adds nothing). Outside inputs and the bias are read with
+ * LOAD_ALT, the chain's input with LOAD (cl/common.cl: two identical conversions side by side
+ * stop PoCL's vectorizer in fp16). */
 static void put_chain_input(struct text *t, const struct chain_ctx *cx)
 {
     if (bias_cols(cx->g, cx->gr) == 0)
         put(t, "LOAD(in_x, in_x_off + i)");
     else
-        put(t, "LOAD(in_x, in_x_off + i) + LOAD(in_bias, in_bias_off + c)");
+        put(t, "LOAD(in_x, in_x_off + i) + LOAD_ALT(in_bias, in_bias_off + c)");
 }
 
 static void put_forward(struct text *t, const struct chain_ctx *cx)
@@ -324,15 +334,28 @@ static void put_forward(struct text *t, const struct chain_ctx *cx)
     put(t, "    STORE(out_y, out_y_off + i, v);\n}\n\n");
 }
 
-/* Writes gradient `d` to grad_<name>[i] (added when bit `bit` of acc is set), if present. */
-static void put_store(struct text *t, const char *name, const char *d, unsigned bit)
+/* Whether the plan keeps a gradient for t (clt__grad gives a buffer, not NULL): fixed for the
+ * plan's life, so the text writes the gradients there are, with no test of the pointer. */
+static bool has_grad(const struct chain_ctx *cx, const struct clt_tensor *t)
 {
-    put(t, "        if (grad_%s)\n", name);
-    put(t,
-        "            STORE(grad_%s, grad_%s_off + i, (acc >> %u) & 1u ? LOAD(grad_%s, grad_%s_off "
-        "+ i) "
-        "+ %s : %s);\n",
-        name, name, bit, name, name, d, d);
+    const struct clt__plan *p = &cx->x->tr->plan;
+    return p->info[p->info[t->id].root].needs_grad;
+}
+
+/* Writes gradient `d` to grad_<name>[i] (added when bit `bit` of acc is set) where the plan
+ * keeps that gradient (`present`). No test of the pointer and the old value read whether or
+ * not it is added: a store or a load under a per-launch condition is a masked one, which PoCL
+ * does not vectorize in 16-bit storage (a single such store at the end of the kernel it
+ * does). */
+static void put_store(struct text *t, const char *name, const char *d, unsigned bit, bool present)
+{
+    if (!present)
+        return;
+    put(t, "        {\n");
+    put(t, "            const float old = LOAD(grad_%s, grad_%s_off + i);\n", name, name);
+    put(t, "            STORE(grad_%s, grad_%s_off + i, (acc >> %u) & 1u ? old + %s : %s);\n", name,
+        name, bit, d, d);
+    put(t, "        }\n");
 }
 
 static void put_backward(struct text *t, const struct chain_ctx *cx)
@@ -387,9 +410,9 @@ static void put_backward(struct text *t, const struct chain_ctx *cx)
             char name[16];
             if ((int)s == o) {
                 snprintf(name, sizeof name, "b%u", k);
-                put_store(t, name, "d_other", 2 * k + s);
+                put_store(t, name, "d_other", 2 * k + s, has_grad(cx, c->in[s]));
             } else if (k == 0) {
-                put_store(t, "x", "d_in", s);
+                put_store(t, "x", "d_in", s, has_grad(cx, c->in[s]));
             }
         }
         put(t, "        g = d_in;\n    }\n");
