@@ -9,9 +9,9 @@
  *   3. optim_step_begin      one work-item: norm, skip decision, clip factor, step counter t
  *   4. optim_sgd_update or optim_adam_update: one work-item per 4 elements
  * and, to reset the status or resume from a checkpoint, optim_status_set (one work-item).
- * A 16-bit trainer's step (clt__optim_step_half) runs optim_norm_partial16 for level 1 when
- * its last micro-step's gradient is still 16-bit, and optim_sgd_update16 or
- * optim_adam_update16, which also narrow the new parameters into the 16-bit working copy.
+ * A 16-bit trainer's step (clt__optim_step_half) runs optim_sgd_update_f16 / _bf16 or
+ * optim_adam_update_f16 / _bf16 instead: the same update, which also narrows the new
+ * parameters into the trainer's 16-bit working copy.
  *
  * Layouts (every buffer a __global pointer plus an element offset; n elements):
  *   params, grads, m, v  [n] floats. m is SGD's momentum buffer or Adam's first moment,
@@ -19,8 +19,6 @@
  *   ws                   [sum of level sizes] floats, the norm's partial sums, level after
  *                        level (the launcher passes each level's offset)
  *   loss                 [1] float, the step's loss (checked for finiteness only)
- *   grads16              [n] 16-bit gradients (half for fp16, ushort for bf16), only read;
- *                        their factor inv_scale [1] float (the loss scaler's 1 / scale)
  *   shadow               [n] 16-bit parameters (half or ushort), only written
  *   status               struct optim_status (below), 32 bytes kept across steps, passed as
  *                        an int pointer plus an offset in 32-bit words
@@ -107,66 +105,6 @@ __kernel void optim_norm_partial(int n, int parts, float scale,
     if (i >= parts)
         return;
     out[out_off + i] = norm_chunk(n, parts, i, true, scale, grads + grads_off);
-}
-
-/* The gradient a 16-bit step reads at j: w = widen(grads16[j]) * inv (the product in fp32,
- * exact for a power-of-two scale), plus grads[j] before it when `acc` (the sum of the earlier
- * micro-steps): what precision_f16_grad_to_f32 / _bf16_grad_to_f32 would have stored in
- * grads[j], bit for bit. fp16 selects the format (half, else bf16 in a ushort). */
-static float grad16(bool fp16, bool acc, uint j, __global const float *restrict grads,
-                    __global const void *restrict g16, float inv)
-{
-    const float w = (fp16 ? vload_half(j, (__global const half *)g16)
-                          : as_float((uint)((__global const ushort *)g16)[j] << 16)) *
-                    inv;
-    return acc ? grads[j] + w : w;
-}
-
-/* norm_chunk (square, level 1) of the gradients grad16 gives. */
-static float norm_chunk16(int n, int parts, int i, bool fp16, bool acc, float scale,
-                          __global const float *restrict grads, __global const void *restrict g16,
-                          float inv)
-{
-    float s = 0.0f, c = 0.0f;
-#pragma unroll
-    for (int k = 0; k < NORM_CHUNK; k++) {
-        const uint j = (uint)i + (uint)k * (uint)parts;
-        if (j < (uint)n) {
-            float x = grad16(fp16, acc, j, grads, g16, inv);
-            x = x * scale;
-            x = x * x;
-            optim_kahan_add(&s, &c, x);
-        }
-    }
-    return s;
-}
-
-/* optim_norm_partial of the gradients grad16 gives: format 16 (grads16 half) or 161 (bf16),
- * acc != 0 adds grads (which is not read otherwise). Each of the four cases is its own loop,
- * the format and acc constants in it. */
-__kernel void optim_norm_partial16(int n, int parts, float scale,
-                                   __global const float *restrict grads, int grads_off, /* [n] */
-                                   int acc, int format, __global const void *restrict g16,
-                                   int g16_off,                                           /* [n] */
-                                   __global const float *restrict inv_scale, int inv_off, /* [1] */
-                                   __global float *restrict out, int out_off) /* [parts] */
-{
-    const int i = get_global_id(0);
-    if (i >= parts)
-        return;
-    const float inv = inv_scale[inv_off];
-    grads += grads_off;
-    float s;
-    if (format == 16) {
-        __global const half *h = (__global const half *)g16 + g16_off;
-        s = acc ? norm_chunk16(n, parts, i, true, true, scale, grads, h, inv)
-                : norm_chunk16(n, parts, i, true, false, scale, grads, h, inv);
-    } else {
-        __global const ushort *b = (__global const ushort *)g16 + g16_off;
-        s = acc ? norm_chunk16(n, parts, i, false, true, scale, grads, b, inv)
-                : norm_chunk16(n, parts, i, false, false, scale, grads, b, inv);
-    }
-    out[out_off + i] = s;
 }
 
 /* Later levels: out[i] = sum over j = i, i + parts, ... < count of in[j]. */
@@ -270,35 +208,6 @@ static void store4(__global float *a, int i, int end, float4 x)
         a[i + 2] = x.s2;
 }
 
-/* The 16-bit lanes of a[i .. i + 3] widened (exact), those at or past `end` 0; a is half
- * when fp16, else bf16 in a ushort. */
-static float4 load16x4(bool fp16, __global const void *a, int i, int end)
-{
-    if (fp16) {
-        __global const half *h = (__global const half *)a;
-        if (end - i >= 4)
-            return vload_half4(0, h + i);
-        float4 r = (float4)(vload_half(i, h), 0.0f, 0.0f, 0.0f);
-        if (end - i > 1)
-            r.s1 = vload_half(i + 1, h);
-        if (end - i > 2)
-            r.s2 = vload_half(i + 2, h);
-        return r;
-    }
-    __global const ushort *b = (__global const ushort *)a;
-    uint4 u;
-    if (end - i >= 4) {
-        u = convert_uint4(vload4(0, b + i));
-    } else {
-        u = (uint4)(b[i], 0u, 0u, 0u);
-        if (end - i > 1)
-            u.s1 = b[i + 1];
-        if (end - i > 2)
-            u.s2 = b[i + 2];
-    }
-    return as_float4(u << 16);
-}
-
 /* Stores the lanes of x before `end` to a[i ..], rounded to nearest even into fp16 (a half)
  * or bf16 (a ushort): the values precision_f32_to_f16 / _bf16 would store. */
 static void store16x4(bool fp16, __global void *a, int i, int end, float4 x)
@@ -327,18 +236,6 @@ static void store16x4(bool fp16, __global void *a, int i, int end, float4 x)
         b[i + 1] = r.s1;
     if (end - i > 2)
         b[i + 2] = r.s2;
-}
-
-/* The 16-bit update kernels' gradient lanes, before scale and clipping: mode 0 grads; mode 1
- * widen(grads16) * inv; mode 2 grads + widen(grads16) * inv (grad16 of optim_norm_partial16,
- * 4 lanes). */
-static float4 grads4(int mode, bool fp16, __global const float *grads, __global const void *g16,
-                     float inv, int i, int end)
-{
-    if (mode == 0)
-        return load4(grads, i, end);
-    const float4 w = load16x4(fp16, g16, i, end) * inv;
-    return mode == 2 ? load4(grads, i, end) + w : w;
 }
 
 /* SGD (torch.optim.SGD, maximize off), element i, when the step is applied:
@@ -388,40 +285,45 @@ __kernel void optim_sgd_update(int n, float lr, float weight_decay, float moment
     store4(params, i, end, p);
 }
 
-/* optim_sgd_update of a 16-bit trainer: the gradient as grads4 gives it (mode, format 16: half,
- * 161: bf16 in a ushort, inv_scale[inv_off]: the factor of grads16, read in modes 1 and 2), and
- * the new parameters also stored, rounded, into shadow. A skipped step writes nothing. */
-__kernel void optim_sgd_update16(int n, float lr, float weight_decay, float momentum,
-                                 float one_minus_dampening, int nesterov, float scale,
-                                 __global float *restrict params, int params_off,     /* [n] */
-                                 __global const float *restrict grads, int grads_off, /* [n] */
-                                 __global float *restrict m, int m_off,               /* [n] */
-                                 __global const int *restrict status_base, int status_off, int mode,
-                                 int format, __global const void *restrict g16,
-                                 int g16_off,                                           /* [n] */
-                                 __global const float *restrict inv_scale, int inv_off, /* [1] */
-                                 __global void *restrict shadow, int shadow_off)        /* [n] */
+/* optim_sgd_update of a 16-bit trainer: the new parameters also stored, rounded to nearest
+ * even, into its 16-bit working copy shadow (half in _f16, bf16 bits in a ushort in _bf16:
+ * one kernel per format, so that the format is a constant in each). A skipped step writes
+ * nothing. */
+#define SGD_UPDATE16_BODY(FP16)                                                                    \
+    __global const struct optim_status *status =                                                   \
+        (__global const struct optim_status *)(status_base + status_off);                          \
+    const int skip = status->last_skip, t = status->step;                                          \
+    const float coef = status->clip_coef;                                                          \
+    const int end = skip ? 0 : n; /* a skipped step updates nothing */                             \
+    const int i = 4 * (int)get_global_id(0);                                                       \
+    if (i >= end)                                                                                  \
+        return;                                                                                    \
+    params += params_off;                                                                          \
+    float4 g = load4(grads + grads_off, i, end) * scale;                                           \
+    g = g * coef;                                                                                  \
+    const float4 p = sgd_apply(load4(params, i, end), g, t, lr, weight_decay, momentum,            \
+                               one_minus_dampening, nesterov, m, m_off, i, end);                   \
+    store4(params, i, end, p);                                                                     \
+    store16x4(FP16, shadow + shadow_off, i, end, p);
+
+__kernel void optim_sgd_update_f16(int n, float lr, float weight_decay, float momentum,
+                                   float one_minus_dampening, int nesterov, float scale,
+                                   __global float *restrict params, int params_off,     /* [n] */
+                                   __global const float *restrict grads, int grads_off, /* [n] */
+                                   __global float *restrict m, int m_off,               /* [n] */
+                                   __global const int *restrict status_base, int status_off,
+                                   __global half *restrict shadow, int shadow_off) /* [n] */
+    {SGD_UPDATE16_BODY(true)}
+
+__kernel void optim_sgd_update_bf16(int n, float lr, float weight_decay, float momentum,
+                                    float one_minus_dampening, int nesterov, float scale,
+                                    __global float *restrict params, int params_off,     /* [n] */
+                                    __global const float *restrict grads, int grads_off, /* [n] */
+                                    __global float *restrict m, int m_off,               /* [n] */
+                                    __global const int *restrict status_base, int status_off,
+                                    __global ushort *restrict shadow, int shadow_off) /* [n] */
 {
-    __global const struct optim_status *status =
-        (__global const struct optim_status *)(status_base + status_off);
-    const int skip = status->last_skip, t = status->step;
-    const float coef = status->clip_coef;
-    const int end = skip ? 0 : n; /* a skipped step updates nothing */
-    const int i = 4 * (int)get_global_id(0);
-    if (i >= end)
-        return;
-    const bool fp16 = format == 16;
-    params += params_off;
-    const float inv = mode != 0 ? inv_scale[inv_off] : 1.0f;
-    /* Both formats are 2 bytes an element: offsets go through ushort pointers. */
-    float4 g =
-        grads4(mode, fp16, grads + grads_off, (__global const ushort *)g16 + g16_off, inv, i, end) *
-        scale;
-    g = g * coef;
-    const float4 p = sgd_apply(load4(params, i, end), g, t, lr, weight_decay, momentum,
-                               one_minus_dampening, nesterov, m, m_off, i, end);
-    store4(params, i, end, p);
-    store16x4(fp16, (__global ushort *)shadow + shadow_off, i, end, p);
+    SGD_UPDATE16_BODY(false)
 }
 
 /* Adam and AdamW (torch.optim.Adam / AdamW, amsgrad and maximize off), element i, when the
@@ -479,41 +381,47 @@ __kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float be
     store4(params, i, end, p);
 }
 
-/* optim_adam_update of a 16-bit trainer, with the gradient and the shadow of
- * optim_sgd_update16. */
-__kernel void optim_adam_update16(int n, float lr, float one_minus_beta1, float beta2,
-                                  float one_minus_beta2, float eps, float l2, float decay,
-                                  float scale, __global float *restrict params,
-                                  int params_off,                                      /* [n] */
-                                  __global const float *restrict grads, int grads_off, /* [n] */
-                                  __global float *restrict m, int m_off,               /* [n] */
-                                  __global float *restrict v, int v_off,               /* [n] */
-                                  __global const int *restrict status_base, int status_off,
-                                  int mode, int format, __global const void *restrict g16,
-                                  int g16_off,                                           /* [n] */
-                                  __global const float *restrict inv_scale, int inv_off, /* [1] */
-                                  __global void *restrict shadow, int shadow_off)        /* [n] */
+/* optim_adam_update of a 16-bit trainer, with the shadow of optim_sgd_update_f16 / _bf16. */
+#define ADAM_UPDATE16_BODY(FP16)                                                                   \
+    __global const struct optim_status *status =                                                   \
+        (__global const struct optim_status *)(status_base + status_off);                          \
+    const int skip = status->last_skip;                                                            \
+    const float coef = status->clip_coef;                                                          \
+    const float step_size = lr / status->bias_correction1;                                         \
+    const float bc2_sqrt = sqrt(status->bias_correction2);                                         \
+    const int end = skip ? 0 : n; /* a skipped step updates nothing */                             \
+    const int i = 4 * (int)get_global_id(0);                                                       \
+    if (i >= end)                                                                                  \
+        return;                                                                                    \
+    params += params_off;                                                                          \
+    float4 g = load4(grads + grads_off, i, end) * scale;                                           \
+    g = g * coef;                                                                                  \
+    const float4 p =                                                                               \
+        adam_apply(load4(params, i, end), g, step_size, bc2_sqrt, one_minus_beta1, beta2,          \
+                   one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);                 \
+    store4(params, i, end, p);                                                                     \
+    store16x4(FP16, shadow + shadow_off, i, end, p);
+
+__kernel void optim_adam_update_f16(int n, float lr, float one_minus_beta1, float beta2,
+                                    float one_minus_beta2, float eps, float l2, float decay,
+                                    float scale, __global float *restrict params,
+                                    int params_off,                                      /* [n] */
+                                    __global const float *restrict grads, int grads_off, /* [n] */
+                                    __global float *restrict m, int m_off,               /* [n] */
+                                    __global float *restrict v, int v_off,               /* [n] */
+                                    __global const int *restrict status_base, int status_off,
+                                    __global half *restrict shadow, int shadow_off) /* [n] */
+    {ADAM_UPDATE16_BODY(true)}
+
+__kernel void optim_adam_update_bf16(int n, float lr, float one_minus_beta1, float beta2,
+                                     float one_minus_beta2, float eps, float l2, float decay,
+                                     float scale, __global float *restrict params,
+                                     int params_off,                                      /* [n] */
+                                     __global const float *restrict grads, int grads_off, /* [n] */
+                                     __global float *restrict m, int m_off,               /* [n] */
+                                     __global float *restrict v, int v_off,               /* [n] */
+                                     __global const int *restrict status_base, int status_off,
+                                     __global ushort *restrict shadow, int shadow_off) /* [n] */
 {
-    __global const struct optim_status *status =
-        (__global const struct optim_status *)(status_base + status_off);
-    const int skip = status->last_skip;
-    const float coef = status->clip_coef;
-    const float step_size = lr / status->bias_correction1;
-    const float bc2_sqrt = sqrt(status->bias_correction2);
-    const int end = skip ? 0 : n; /* a skipped step updates nothing */
-    const int i = 4 * (int)get_global_id(0);
-    if (i >= end)
-        return;
-    const bool fp16 = format == 16;
-    params += params_off;
-    const float inv = mode != 0 ? inv_scale[inv_off] : 1.0f;
-    float4 g =
-        grads4(mode, fp16, grads + grads_off, (__global const ushort *)g16 + g16_off, inv, i, end) *
-        scale;
-    g = g * coef;
-    const float4 p =
-        adam_apply(load4(params, i, end), g, step_size, bc2_sqrt, one_minus_beta1, beta2,
-                   one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);
-    store4(params, i, end, p);
-    store16x4(fp16, (__global ushort *)shadow + shadow_off, i, end, p);
+    ADAM_UPDATE16_BODY(false)
 }

@@ -137,9 +137,8 @@ static enum clt_status widen_grads(struct clt_trainer *tr, struct clt__exec *x)
 }
 
 /* The loss seed and the backward entries (in the plan's storage), then the widening of the
- * parameters' gradients in a 16-bit plan, unless the update follows (then_update): the
- * update reads the 16-bit gradients itself (grads16_pending, trainer.h). */
-static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x, bool then_update)
+ * parameters' gradients in a 16-bit plan. */
+static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x)
 {
     enum clt_status st = seed(tr, x);
     const enum clt_precision was = clt__storage_set(tr->dev, tr->plan.storage);
@@ -168,10 +167,7 @@ static enum clt_status backward(struct clt_trainer *tr, struct clt__exec *x, boo
     }
     x->in_backward = false;
     clt__storage_set(tr->dev, was);
-    tr->grads16_pending = 0;
-    if (st == CLT_OK && then_update && tr->grads16 && tr->plan.trained > 0)
-        tr->grads16_pending = x->micro > 0 ? 2 : 1;
-    else if (st == CLT_OK)
+    if (st == CLT_OK)
         st = widen_grads(tr, x);
     return st;
 }
@@ -183,7 +179,7 @@ enum clt_status clt__trainer_forward(struct clt_trainer *tr, struct clt__exec *x
 
 enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *x)
 {
-    return backward(tr, x, false);
+    return backward(tr, x);
 }
 
 /* The optimizer status's last_skip, in 32-bit words. */
@@ -192,8 +188,8 @@ enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *
 /* One optimizer update over the flat parameter buffer, at learning rate lr. In fp16 the
  * optimizer's check of the (unscaled) gradient norm and the loss is GradScaler's found_inf:
  * the scaler's device state is updated from its status. In a 16-bit plan the update kernels
- * also narrow the new masters into the working copy, and read the last micro-step's 16-bit
- * gradients themselves when the backward left them to it (clt__optim_step_half). */
+ * also narrow the new masters into the working copy (clt__optim_step_half; a skipped step
+ * leaves both as they were). */
 static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float lr)
 {
     struct clt__buf p = {tr->params, 0}, g = {tr->grads, 0};
@@ -205,15 +201,7 @@ static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float
         loss = (struct clt__buf){NULL, 0};
     if (tr->dev->prof)
         clt__prof_op(tr->dev, "optimizer", "update");
-    const int pending = tr->grads16_pending;
-    tr->grads16_pending = 0;
-    const struct clt__optim_half half = {
-        .storage = tr->plan.storage,
-        .shadow = {tr->shadow, 0},
-        .grads16 = {pending ? tr->grads16 : NULL, 0},
-        .inv_scale = {tr->scaler, offsetof(struct clt__scaler_state, inv_scale) / 4},
-        .add = pending == 2,
-    };
+    const struct clt__optim_half half = {tr->plan.storage, {tr->shadow, 0}};
     const bool wide = tr->shadow && tr->plan.trained > 0;
     enum clt_status st = clt__optim_step_half(
         tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v, loss, work, status, lr,
@@ -249,7 +237,7 @@ enum clt_status clt__trainer_dry_run(struct clt_trainer *tr)
     if (st == CLT_OK && !tr->inference)
         st = forward(tr, &x, NULL);
     if (st == CLT_OK && !tr->inference)
-        st = backward(tr, &x, true);
+        st = backward(tr, &x);
     if (st == CLT_OK && !tr->inference)
         st = update(tr, &x, 0.0f);
     /* The evaluation kernels too (dropout off, batch norm on running averages). */
@@ -392,12 +380,6 @@ static struct clt__step_events *step_prof(struct clt_trainer *tr)
     return tr->prof && tr->nprof < CLT__PROFILE_STEPS ? &tr->prof[tr->nprof] : NULL;
 }
 
-/* Whether the step x is the last micro-step of an accumulation (the one that updates). */
-static bool step_updates(const struct clt_trainer *tr, const struct clt__exec *x)
-{
-    return x->micro + 1 == tr->options.optimizer.accumulate;
-}
-
 /* Upload, the profiling start marker, forward and backward (recording launches into rec from
  * the forward on, when rec is set). */
 static enum clt_status step_pass(struct clt_trainer *tr, const void *const *inputs, int64_t rows,
@@ -420,8 +402,14 @@ static enum clt_status step_pass(struct clt_trainer *tr, const void *const *inpu
     if (st == CLT_OK)
         st = forward(tr, x, NULL);
     if (st == CLT_OK)
-        st = backward(tr, x, step_updates(tr, x));
+        st = backward(tr, x);
     return st;
+}
+
+/* Whether the step x is the last micro-step of an accumulation (the one that updates). */
+static bool step_updates(const struct clt_trainer *tr, const struct clt__exec *x)
+{
+    return x->micro + 1 == tr->options.optimizer.accumulate;
 }
 
 static enum clt_status step_update(struct clt_trainer *tr, struct clt__exec *x)

@@ -142,16 +142,11 @@ struct clt_trainer {
     cl_mem grads;  /* [trained] floats: what the optimizer reads */
     /* 16-bit plans (plan.storage not fp32): the working copy of the trained parameters the
      * forward and backward read, narrowed from params by each update; the gradients the
-     * backward writes, fresh each micro-step, widened (times 1 / scale) into grads, or read
-     * by the update itself on the micro-step that updates (grads16_pending); the loss
+     * backward writes, fresh each micro-step, widened (times 1 / scale) into grads; the loss
      * scaler's device state (struct clt__scaler_state: scale 1 in bf16). NULL in fp32. */
-    cl_mem shadow;  /* [trained] 16-bit */
-    cl_mem grads16; /* [trained] 16-bit */
-    cl_mem scaler;  /* struct clt__scaler_state */
-    /* A 16-bit plan's backward of a step that updates leaves its grads16 unwidened for the
-     * update to read (step.c): 1 grads = grads16 / scale, 2 grads += grads16 / scale (not
-     * the first micro-step); 0 grads is complete. */
-    int grads16_pending;
+    cl_mem shadow;                        /* [trained] 16-bit */
+    cl_mem grads16;                       /* [trained] 16-bit */
+    cl_mem scaler;                        /* struct clt__scaler_state */
     struct clt__scaler_config scaler_cfg; /* fp16: options.loss_scaling, defaults filled */
     cl_mem moment1;                       /* [trained]: SGD momentum, Adam's first moment */
     cl_mem moment2;                       /* [trained]: Adam's second moment */

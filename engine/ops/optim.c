@@ -155,24 +155,11 @@ enum clt_status clt__optim_status_read(struct clt_device *dev, struct clt__buf s
 /* The update kernels run with the configured work-group size (cfg->work_group, 0: chosen);
  * one beyond a kernel's limit is refused by the launch. */
 
-/* The format code of cl/optim.cl's 16-bit kernels: 16 fp16, 161 bf16. */
-static cl_int half_format(const struct clt__optim_half *h)
-{
-    return h->storage == CLT_PRECISION_FP16 ? 16 : 161;
-}
-
-/* The 16-bit kernels' gradient mode: 0 grads, 1 grads16 * inv_scale, 2 both added. */
-static cl_int half_mode(const struct clt__optim_half *h)
-{
-    return !h->grads16.mem ? 0 : h->add ? 2 : 1;
-}
-
 /* Enqueues the levels of the norm's partial sums; *last and *last_count say where the last
  * level lies in the workspace (in floats) and how many sums it holds. */
 static enum clt_status norm_partials(struct clt_device *dev, const struct clt__optim_config *cfg,
                                      int64_t n, struct clt__buf grads, float scale,
-                                     const struct clt__optim_half *h, struct clt__buf ws,
-                                     cl_int *last, cl_int *last_count)
+                                     struct clt__buf ws, cl_int *last, cl_int *last_count)
 {
     int64_t sizes[NORM_MAX_LEVELS];
     const int levels = norm_levels(n, sizes);
@@ -182,12 +169,7 @@ static enum clt_status norm_partials(struct clt_device *dev, const struct clt__o
     for (int l = 0; l < levels && st == CLT_OK; l++) {
         parts = (cl_int)sizes[l];
         const struct clt__buf in = {ws.mem, (size_t)in_off}, out = {ws.mem, (size_t)out_off};
-        if (l == 0 && h && h->grads16.mem)
-            st = CLT__RUN_WG(dev, CLT__K_optim_norm_partial16, (size_t)parts, cfg->work_group,
-                             CLT__I32(n_in), CLT__I32(parts), CLT__F32(scale), CLT__BUF(grads),
-                             CLT__I32(h->add), CLT__I32(half_format(h)), CLT__BUF(h->grads16),
-                             CLT__BUF(h->inv_scale), CLT__BUF(out));
-        else if (l == 0)
+        if (l == 0)
             st = CLT__RUN_WG(dev, CLT__K_optim_norm_partial, (size_t)parts, cfg->work_group,
                              CLT__I32(n_in), CLT__I32(parts), CLT__F32(scale), CLT__BUF(grads),
                              CLT__BUF(out));
@@ -225,14 +207,15 @@ static enum clt_status sgd_update(struct clt_device *dev, const struct clt__opti
     const struct clt__buf mm = {cfg->momentum != 0.0 ? m.mem : NULL, m.offset};
     const int64_t n = r->end - r->begin;
     if (h)
-        return CLT__RUN_WG(dev, CLT__K_optim_sgd_update16, update_items(n), cfg->work_group,
-                           CLT__I32(n), CLT__F32(lr * r->lr_scale), CLT__F32(r->weight_decay),
+        return CLT__RUN_WG(dev,
+                           h->storage == CLT_PRECISION_FP16 ? CLT__K_optim_sgd_update_f16
+                                                            : CLT__K_optim_sgd_update_bf16,
+                           update_items(n), cfg->work_group, CLT__I32(n),
+                           CLT__F32(lr * r->lr_scale), CLT__F32(r->weight_decay),
                            CLT__F32(cfg->momentum), CLT__F32(1.0 - cfg->dampening),
                            CLT__I32(cfg->nesterov), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
                            CLT__BUF(at(grads, r->begin)), CLT__BUF(at(mm, r->begin)),
-                           CLT__BUF(status), CLT__I32(half_mode(h)), CLT__I32(half_format(h)),
-                           CLT__BUF(at(h->grads16, r->begin)), CLT__BUF(h->inv_scale),
-                           CLT__BUF(at(h->shadow, r->begin)));
+                           CLT__BUF(status), CLT__BUF(at(h->shadow, r->begin)));
     return CLT__RUN_WG(dev, CLT__K_optim_sgd_update, update_items(n), cfg->work_group, CLT__I32(n),
                        CLT__F32(lr * r->lr_scale), CLT__F32(r->weight_decay),
                        CLT__F32(cfg->momentum), CLT__F32(1.0 - cfg->dampening),
@@ -253,14 +236,16 @@ static enum clt_status adam_update(struct clt_device *dev, const struct clt__opt
     float decay = decoupled ? (float)(1.0 - rate * r->weight_decay) : 1.0f;
     const int64_t n = r->end - r->begin;
     if (h)
-        return CLT__RUN_WG(
-            dev, CLT__K_optim_adam_update16, update_items(n), cfg->work_group, CLT__I32(n),
-            CLT__F32(rate), CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
-            CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2), CLT__F32(decay),
-            CLT__F32(scale), CLT__BUF(at(params, r->begin)), CLT__BUF(at(grads, r->begin)),
-            CLT__BUF(at(m, r->begin)), CLT__BUF(at(v, r->begin)), CLT__BUF(status),
-            CLT__I32(half_mode(h)), CLT__I32(half_format(h)), CLT__BUF(at(h->grads16, r->begin)),
-            CLT__BUF(h->inv_scale), CLT__BUF(at(h->shadow, r->begin)));
+        return CLT__RUN_WG(dev,
+                           h->storage == CLT_PRECISION_FP16 ? CLT__K_optim_adam_update_f16
+                                                            : CLT__K_optim_adam_update_bf16,
+                           update_items(n), cfg->work_group, CLT__I32(n), CLT__F32(rate),
+                           CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
+                           CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2),
+                           CLT__F32(decay), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
+                           CLT__BUF(at(grads, r->begin)), CLT__BUF(at(m, r->begin)),
+                           CLT__BUF(at(v, r->begin)), CLT__BUF(status),
+                           CLT__BUF(at(h->shadow, r->begin)));
     return CLT__RUN_WG(dev, CLT__K_optim_adam_update, update_items(n), cfg->work_group, CLT__I32(n),
                        CLT__F32(rate), CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
                        CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2),
@@ -333,7 +318,7 @@ static enum clt_status check_step(struct clt_device *dev, const struct clt__opti
     return st;
 }
 
-/* The 16-bit additions' buffers and precision. */
+/* The 16-bit working copy and its precision. */
 static enum clt_status check_half(struct clt_device *dev, int64_t n,
                                   const struct clt__optim_half *h)
 {
@@ -342,12 +327,7 @@ static enum clt_status check_half(struct clt_device *dev, int64_t n,
                  (int)h->storage);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    enum clt_status st = clt__check_buf(dev, h->shadow, n, 2, "optimizer", "shadow");
-    if (st == CLT_OK && h->grads16.mem)
-        st = clt__check_buf(dev, h->grads16, n, 2, "optimizer", "grads16");
-    if (st == CLT_OK && h->grads16.mem)
-        st = check_buf(dev, "inv_scale", h->inv_scale, 1, false);
-    return st;
+    return clt__check_buf(dev, h->shadow, n, 2, "optimizer", "shadow");
 }
 
 enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_config *cfg,
@@ -376,7 +356,7 @@ enum clt_status clt__optim_step_half(struct clt_device *dev, const struct clt__o
         return st;
 
     cl_int last = 0, count = 0;
-    st = norm_partials(dev, cfg, n, grads, grad_scale, h, workspace, &last, &count);
+    st = norm_partials(dev, cfg, n, grads, grad_scale, workspace, &last, &count);
     if (st != CLT_OK)
         return st;
 

@@ -154,29 +154,18 @@ enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_
                                 struct clt__buf status,    /* struct clt__optim_status */
                                 double lr, float grad_scale);
 
-/* What a 16-bit trainer's step adds (clt__optim_step_half):
- *   shadow     [n] 16-bit (FP16 half or BF16 bits, offset in 16-bit elements): the update
- *              also stores the new parameters there, rounded to nearest even (the values
- *              clt__precision_narrow would write); a skipped step leaves it untouched
- *   grads16    [n] 16-bit gradient of the last micro-step, offset in 16-bit elements, or mem
- *              NULL: the gradient is `grads` alone, as in clt__optim_step
- *   inv_scale  [1] float, grads16's factor (the loss scaler's inv_scale word); read only with
- *              grads16
- *   add        with grads16: the gradient is grads + grads16 * inv_scale (earlier micro-steps
- *              in grads); else grads16 * inv_scale and grads is not read
- * The gradient is formed in fp32 exactly as clt__precision_widen_grads would have stored it
- * in grads, so the step's results are those of that widening followed by clt__optim_step
- * and clt__precision_narrow, bit for bit, in two fewer passes over the parameters. */
+/* What a 16-bit trainer's step adds (clt__optim_step_half): its working copy of the
+ * parameters, shadow [n] 16-bit values (FP16 halves or BF16 bits, offset in 16-bit elements).
+ * The update also stores the new parameters there, rounded to nearest even (the values
+ * clt__precision_narrow would write, bit for bit); a skipped step leaves it untouched, as it
+ * leaves the parameters. One pass over the parameters fewer than an update followed by
+ * clt__precision_narrow. */
 struct clt__optim_half {
     enum clt_precision storage; /* CLT_PRECISION_FP16 or CLT_PRECISION_BF16 */
-    struct clt__buf shadow;
-    struct clt__buf grads16;
-    struct clt__buf inv_scale;
-    bool add;
+    struct clt__buf shadow;     /* [n] 16-bit */
 };
 
-/* clt__optim_step with a 16-bit trainer's additions (h; NULL: clt__optim_step). grads must
- * be a valid [n] float buffer even when it is not read. */
+/* clt__optim_step with a 16-bit trainer's working copy (h; NULL: clt__optim_step). */
 enum clt_status clt__optim_step_half(struct clt_device *dev, const struct clt__optim_config *cfg,
                                      int64_t n, struct clt__buf params, struct clt__buf grads,
                                      struct clt__buf m, struct clt__buf v, struct clt__buf loss,
