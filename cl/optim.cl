@@ -9,6 +9,9 @@
  *   3. optim_step_begin      one work-item: norm, skip decision, clip factor, step counter t
  *   4. optim_sgd_update or optim_adam_update: one work-item per 4 elements
  * and, to reset the status or resume from a checkpoint, optim_status_set (one work-item).
+ * A 16-bit trainer's step (clt__optim_step_half) runs optim_sgd_update_f16 / _bf16 or
+ * optim_adam_update_f16 / _bf16 instead: the same update, which also narrows the new
+ * parameters into the trainer's 16-bit working copy.
  *
  * Layouts (every buffer a __global pointer plus an element offset; n elements):
  *   params, grads, m, v  [n] floats. m is SGD's momentum buffer or Adam's first moment,
@@ -16,6 +19,7 @@
  *   ws                   [sum of level sizes] floats, the norm's partial sums, level after
  *                        level (the launcher passes each level's offset)
  *   loss                 [1] float, the step's loss (checked for finiteness only)
+ *   shadow               [n] 16-bit parameters (half or ushort), only written
  *   status               struct optim_status (below), 32 bytes kept across steps, passed as
  *                        an int pointer plus an offset in 32-bit words
  *
@@ -204,6 +208,36 @@ static void store4(__global float *a, int i, int end, float4 x)
         a[i + 2] = x.s2;
 }
 
+/* Stores the lanes of x before `end` to a[i ..], rounded to nearest even into fp16 (a half)
+ * or bf16 (a ushort): the values precision_f32_to_f16 / _bf16 would store. */
+static void store16x4(bool fp16, __global void *a, int i, int end, float4 x)
+{
+    if (fp16) {
+        __global half *h = (__global half *)a;
+        if (end - i >= 4) {
+            vstore_half4_rte(x, 0, h + i);
+            return;
+        }
+        vstore_half_rte(x.s0, i, h);
+        if (end - i > 1)
+            vstore_half_rte(x.s1, i + 1, h);
+        if (end - i > 2)
+            vstore_half_rte(x.s2, i + 2, h);
+        return;
+    }
+    __global ushort *b = (__global ushort *)a;
+    const ushort4 r = bf16_bits4(x);
+    if (end - i >= 4) {
+        vstore4(r, 0, b + i);
+        return;
+    }
+    b[i] = r.s0;
+    if (end - i > 1)
+        b[i + 1] = r.s1;
+    if (end - i > 2)
+        b[i + 2] = r.s2;
+}
+
 /* SGD (torch.optim.SGD, maximize off), element i, when the step is applied:
  *   g = grads[i] * scale * clip_coef
  *   g = g + weight_decay * p                          (weight_decay != 0)
@@ -211,7 +245,23 @@ static void store4(__global float *a, int i, int end, float4 x)
  *                   else buf = momentum * buf + (1 - dampening) * g;  m[i] = buf
  *                   g = nesterov ? g + momentum * buf : buf
  *   p = p - lr * g
- * m is not touched when momentum is 0 (it may then be a NULL buffer). */
+ * m is not touched when momentum is 0 (it may then be a NULL buffer). sgd_apply is that rule
+ * from g = grads[i] * scale * clip_coef on: it stores m and returns the new p. */
+static float4 sgd_apply(float4 p, float4 g, int t, float lr, float weight_decay, float momentum,
+                        float one_minus_dampening, int nesterov, __global float *m, int m_off,
+                        int i, int end)
+{
+    if (weight_decay != 0.0f)
+        g = g + weight_decay * p;
+    if (momentum != 0.0f) {
+        m += m_off;
+        const float4 buf = t == 1 ? g : momentum * load4(m, i, end) + one_minus_dampening * g;
+        store4(m, i, end, buf);
+        g = nesterov ? g + momentum * buf : buf;
+    }
+    return p - lr * g;
+}
+
 __kernel void optim_sgd_update(int n, float lr, float weight_decay, float momentum,
                                float one_minus_dampening, int nesterov, float scale,
                                __global float *restrict params, int params_off,     /* [n] */
@@ -228,18 +278,52 @@ __kernel void optim_sgd_update(int n, float lr, float weight_decay, float moment
     if (i >= end)
         return;
     params += params_off;
-    float4 p = load4(params, i, end);
     float4 g = load4(grads + grads_off, i, end) * scale;
     g = g * coef;
-    if (weight_decay != 0.0f)
-        g = g + weight_decay * p;
-    if (momentum != 0.0f) {
-        m += m_off;
-        const float4 buf = t == 1 ? g : momentum * load4(m, i, end) + one_minus_dampening * g;
-        store4(m, i, end, buf);
-        g = nesterov ? g + momentum * buf : buf;
-    }
-    store4(params, i, end, p - lr * g);
+    const float4 p = sgd_apply(load4(params, i, end), g, t, lr, weight_decay, momentum,
+                               one_minus_dampening, nesterov, m, m_off, i, end);
+    store4(params, i, end, p);
+}
+
+/* optim_sgd_update of a 16-bit trainer: the new parameters also stored, rounded to nearest
+ * even, into its 16-bit working copy shadow (half in _f16, bf16 bits in a ushort in _bf16:
+ * one kernel per format, so that the format is a constant in each). A skipped step writes
+ * nothing. */
+#define SGD_UPDATE16_BODY(FP16)                                                                    \
+    __global const struct optim_status *status =                                                   \
+        (__global const struct optim_status *)(status_base + status_off);                          \
+    const int skip = status->last_skip, t = status->step;                                          \
+    const float coef = status->clip_coef;                                                          \
+    const int end = skip ? 0 : n; /* a skipped step updates nothing */                             \
+    const int i = 4 * (int)get_global_id(0);                                                       \
+    if (i >= end)                                                                                  \
+        return;                                                                                    \
+    params += params_off;                                                                          \
+    float4 g = load4(grads + grads_off, i, end) * scale;                                           \
+    g = g * coef;                                                                                  \
+    const float4 p = sgd_apply(load4(params, i, end), g, t, lr, weight_decay, momentum,            \
+                               one_minus_dampening, nesterov, m, m_off, i, end);                   \
+    store4(params, i, end, p);                                                                     \
+    store16x4(FP16, shadow + shadow_off, i, end, p);
+
+__kernel void optim_sgd_update_f16(int n, float lr, float weight_decay, float momentum,
+                                   float one_minus_dampening, int nesterov, float scale,
+                                   __global float *restrict params, int params_off,     /* [n] */
+                                   __global const float *restrict grads, int grads_off, /* [n] */
+                                   __global float *restrict m, int m_off,               /* [n] */
+                                   __global const int *restrict status_base, int status_off,
+                                   __global half *restrict shadow, int shadow_off) /* [n] */
+    {SGD_UPDATE16_BODY(true)}
+
+__kernel void optim_sgd_update_bf16(int n, float lr, float weight_decay, float momentum,
+                                    float one_minus_dampening, int nesterov, float scale,
+                                    __global float *restrict params, int params_off,     /* [n] */
+                                    __global const float *restrict grads, int grads_off, /* [n] */
+                                    __global float *restrict m, int m_off,               /* [n] */
+                                    __global const int *restrict status_base, int status_off,
+                                    __global ushort *restrict shadow, int shadow_off) /* [n] */
+{
+    SGD_UPDATE16_BODY(false)
 }
 
 /* Adam and AdamW (torch.optim.Adam / AdamW, amsgrad and maximize off), element i, when the
@@ -249,7 +333,26 @@ __kernel void optim_sgd_update(int n, float lr, float weight_decay, float moment
  *   p = p * decay                                      (AdamW: decay = 1 - lr * wd, else 1)
  *   m = m + (1 - beta1) * (g - m)                      (torch's lerp)
  *   v = v * beta2 + (1 - beta2) * (g * g)
- *   p = p - (lr / bc1) * (m / (sqrt(v) / sqrt(bc2) + eps)) */
+ *   p = p - (lr / bc1) * (m / (sqrt(v) / sqrt(bc2) + eps))
+ * adam_apply is that rule from g = grads[i] * scale * clip_coef on: it stores m and v and
+ * returns the new p. */
+static float4 adam_apply(float4 p, float4 g, float step_size, float bc2_sqrt, float one_minus_beta1,
+                         float beta2, float one_minus_beta2, float eps, float l2, float decay,
+                         __global float *m, __global float *v, int i, int end)
+{
+    if (l2 != 0.0f)
+        g = g + l2 * p;
+    if (decay != 1.0f)
+        p = p * decay;
+    float4 mm = load4(m, i, end), vv = load4(v, i, end);
+    mm = mm + one_minus_beta1 * (g - mm);
+    vv = vv * beta2 + one_minus_beta2 * (g * g);
+    store4(m, i, end, mm);
+    store4(v, i, end, vv);
+    const float4 denom = sqrt(vv) / bc2_sqrt + eps;
+    return p - step_size * (mm / denom);
+}
+
 __kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float beta2,
                                 float one_minus_beta2, float eps, float l2, float decay,
                                 float scale, __global float *restrict params,
@@ -270,20 +373,55 @@ __kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float be
     if (i >= end)
         return;
     params += params_off;
-    m += m_off;
-    v += v_off;
-    float4 p = load4(params, i, end);
     float4 g = load4(grads + grads_off, i, end) * scale;
     g = g * coef;
-    if (l2 != 0.0f)
-        g = g + l2 * p;
-    if (decay != 1.0f)
-        p = p * decay;
-    float4 mm = load4(m, i, end), vv = load4(v, i, end);
-    mm = mm + one_minus_beta1 * (g - mm);
-    vv = vv * beta2 + one_minus_beta2 * (g * g);
-    store4(m, i, end, mm);
-    store4(v, i, end, vv);
-    const float4 denom = sqrt(vv) / bc2_sqrt + eps;
-    store4(params, i, end, p - step_size * (mm / denom));
+    const float4 p =
+        adam_apply(load4(params, i, end), g, step_size, bc2_sqrt, one_minus_beta1, beta2,
+                   one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);
+    store4(params, i, end, p);
+}
+
+/* optim_adam_update of a 16-bit trainer, with the shadow of optim_sgd_update_f16 / _bf16. */
+#define ADAM_UPDATE16_BODY(FP16)                                                                   \
+    __global const struct optim_status *status =                                                   \
+        (__global const struct optim_status *)(status_base + status_off);                          \
+    const int skip = status->last_skip;                                                            \
+    const float coef = status->clip_coef;                                                          \
+    const float step_size = lr / status->bias_correction1;                                         \
+    const float bc2_sqrt = sqrt(status->bias_correction2);                                         \
+    const int end = skip ? 0 : n; /* a skipped step updates nothing */                             \
+    const int i = 4 * (int)get_global_id(0);                                                       \
+    if (i >= end)                                                                                  \
+        return;                                                                                    \
+    params += params_off;                                                                          \
+    float4 g = load4(grads + grads_off, i, end) * scale;                                           \
+    g = g * coef;                                                                                  \
+    const float4 p =                                                                               \
+        adam_apply(load4(params, i, end), g, step_size, bc2_sqrt, one_minus_beta1, beta2,          \
+                   one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);                 \
+    store4(params, i, end, p);                                                                     \
+    store16x4(FP16, shadow + shadow_off, i, end, p);
+
+__kernel void optim_adam_update_f16(int n, float lr, float one_minus_beta1, float beta2,
+                                    float one_minus_beta2, float eps, float l2, float decay,
+                                    float scale, __global float *restrict params,
+                                    int params_off,                                      /* [n] */
+                                    __global const float *restrict grads, int grads_off, /* [n] */
+                                    __global float *restrict m, int m_off,               /* [n] */
+                                    __global float *restrict v, int v_off,               /* [n] */
+                                    __global const int *restrict status_base, int status_off,
+                                    __global half *restrict shadow, int shadow_off) /* [n] */
+    {ADAM_UPDATE16_BODY(true)}
+
+__kernel void optim_adam_update_bf16(int n, float lr, float one_minus_beta1, float beta2,
+                                     float one_minus_beta2, float eps, float l2, float decay,
+                                     float scale, __global float *restrict params,
+                                     int params_off,                                      /* [n] */
+                                     __global const float *restrict grads, int grads_off, /* [n] */
+                                     __global float *restrict m, int m_off,               /* [n] */
+                                     __global float *restrict v, int v_off,               /* [n] */
+                                     __global const int *restrict status_base, int status_off,
+                                     __global ushort *restrict shadow, int shadow_off) /* [n] */
+{
+    ADAM_UPDATE16_BODY(false)
 }

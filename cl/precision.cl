@@ -29,7 +29,8 @@
  *                                passed as an int pointer plus an offset in 32-bit words;
  *                                scaler_update's found word may lie inside it
  *
- * Work-items: the conversions, one per element; work-items past n return at once.
+ * Work-items: the conversions, one per element; the gradient widenings, one per 4 elements;
+ * work-items past n return at once.
  * precision_nonfinite_partial: work-item i < parts counts elements i, i + parts, i + 2 parts,
  * ... (neighbouring work-items read neighbouring elements). precision_nonfinite_total,
  * scaler_set, scaler_update and scaler_seed: one work-item. Counts are integers, so the result is
@@ -191,19 +192,64 @@ __kernel void scaler_seed(__global const int *state_base, int state_off, float m
 /* The parameters' gradients of one micro-step, 16-bit and scaled by the loss scale, into the
  * fp32 ones the optimizer reads: dst[i] = (acc ? dst[i] : 0) + src[i] * state.inv_scale, in
  * fp32 (the product is exact for a power-of-two scale). A NaN or Inf stays one, for the
- * optimizer's check to skip the step. */
+ * optimizer's check to skip the step. Work-item w does elements 4w .. 4w + 3 (fewer in the
+ * last one) as one float4, each lane the scalar operations: vload_half4 and 4-wide stores
+ * are what keep this pass cheap on PoCL (a scalar 16-bit load or vstore_half per work-item
+ * is not vectorized there). */
+
+/* src[i .. i + 3] widened (fp16: half, else bf16 bits in a ushort), lanes at or past n 0. */
+static float4 grad16_load4(bool fp16, __global const void *src, int i, int n)
+{
+    if (fp16) {
+        __global const half *h = (__global const half *)src;
+        if (n - i >= 4)
+            return vload_half4(0, h + i);
+        float4 r = (float4)(vload_half(i, h), 0.0f, 0.0f, 0.0f);
+        if (n - i > 1)
+            r.s1 = vload_half(i + 1, h);
+        if (n - i > 2)
+            r.s2 = vload_half(i + 2, h);
+        return r;
+    }
+    __global const ushort *b = (__global const ushort *)src;
+    uint4 u;
+    if (n - i >= 4) {
+        u = convert_uint4(vload4(0, b + i));
+    } else {
+        u = (uint4)(b[i], 0u, 0u, 0u);
+        if (n - i > 1)
+            u.s1 = b[i + 1];
+        if (n - i > 2)
+            u.s2 = b[i + 2];
+    }
+    return as_float4(u << 16);
+}
+
+/* dst[i ..] = (acc ? dst[i ..] : 0) + w, the lanes before n. */
+static void grad16_store4(__global float *dst, int i, int n, int acc, float4 w)
+{
+    if (n - i >= 4) {
+        vstore4(acc ? vload4(0, dst + i) + w : w, 0, dst + i);
+        return;
+    }
+    dst[i] = acc ? dst[i] + w.s0 : w.s0;
+    if (n - i > 1)
+        dst[i + 1] = acc ? dst[i + 1] + w.s1 : w.s1;
+    if (n - i > 2)
+        dst[i + 2] = acc ? dst[i + 2] + w.s2 : w.s2;
+}
+
 __kernel void precision_f16_grad_to_f32(int n, __global const half *restrict src,
                                         int src_off,                               /* [n] */
                                         __global float *restrict dst, int dst_off, /* [n] */
                                         __global const int *restrict state_base, int state_off,
                                         int acc)
 {
-    const int i = get_global_id(0);
+    const int i = 4 * (int)get_global_id(0);
     if (i >= n)
         return;
     const float inv = ((const __global struct scaler_state *)(state_base + state_off))->inv_scale;
-    const float g = vload_half(src_off + i, src) * inv;
-    dst[dst_off + i] = acc ? dst[dst_off + i] + g : g;
+    grad16_store4(dst + dst_off, i, n, acc, grad16_load4(true, src + src_off, i, n) * inv);
 }
 
 /* precision_f16_grad_to_f32 for bf16 gradients (ushort). */
@@ -213,10 +259,9 @@ __kernel void precision_bf16_grad_to_f32(int n, __global const ushort *restrict 
                                          __global const int *restrict state_base, int state_off,
                                          int acc)
 {
-    const int i = get_global_id(0);
+    const int i = 4 * (int)get_global_id(0);
     if (i >= n)
         return;
     const float inv = ((const __global struct scaler_state *)(state_base + state_off))->inv_scale;
-    const float g = as_float((uint)src[src_off + i] << 16) * inv;
-    dst[dst_off + i] = acc ? dst[dst_off + i] + g : g;
+    grad16_store4(dst + dst_off, i, n, acc, grad16_load4(false, src + src_off, i, n) * inv);
 }

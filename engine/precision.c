@@ -176,8 +176,9 @@ enum clt_status clt__precision_widen_grads(struct clt_device *dev, enum clt_prec
         return st;
     enum clt__kernel_id id = p == CLT_PRECISION_FP16 ? CLT__K_precision_f16_grad_to_f32
                                                      : CLT__K_precision_bf16_grad_to_f32;
-    return CLT__RUN(dev, id, (size_t)n, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst), CLT__BUF(state),
-                    CLT__I32(acc ? 1 : 0));
+    /* One work-item per 4 elements (cl/precision.cl). */
+    return CLT__RUN(dev, id, (size_t)(n + 3) / 4, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst),
+                    CLT__BUF(state), CLT__I32(acc ? 1 : 0));
 }
 
 int32_t clt__nonfinite_parts(int64_t n)

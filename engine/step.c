@@ -187,8 +187,9 @@ enum clt_status clt__trainer_backward(struct clt_trainer *tr, struct clt__exec *
 
 /* One optimizer update over the flat parameter buffer, at learning rate lr. In fp16 the
  * optimizer's check of the (unscaled) gradient norm and the loss is GradScaler's found_inf:
- * the scaler's device state is updated from its status; a 16-bit plan then narrows the
- * masters into the working copy. */
+ * the scaler's device state is updated from its status. In a 16-bit plan the update kernels
+ * also narrow the new masters into the working copy (clt__optim_step_half; a skipped step
+ * leaves both as they were). */
 static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float lr)
 {
     struct clt__buf p = {tr->params, 0}, g = {tr->grads, 0};
@@ -200,15 +201,15 @@ static enum clt_status update(struct clt_trainer *tr, struct clt__exec *x, float
         loss = (struct clt__buf){NULL, 0};
     if (tr->dev->prof)
         clt__prof_op(tr->dev, "optimizer", "update");
-    enum clt_status st =
-        clt__optim_step(tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v, loss, work,
-                        status, lr, 1.0f / (float)tr->options.optimizer.accumulate);
+    const struct clt__optim_half half = {tr->plan.storage, {tr->shadow, 0}};
+    const bool wide = tr->shadow && tr->plan.trained > 0;
+    enum clt_status st = clt__optim_step_half(
+        tr->dev, &tr->optim, (int64_t)tr->plan.trained, p, g, m, v, loss, work, status, lr,
+        1.0f / (float)tr->options.optimizer.accumulate, wide ? &half : NULL);
     if (st == CLT_OK && tr->plan.storage == CLT_PRECISION_FP16)
         st = clt__scaler_state_update(
             tr->dev, &tr->scaler_cfg, (struct clt__buf){tr->status, LAST_SKIP_WORD},
             CLT__OPTIM_SKIP_GRAD | CLT__OPTIM_SKIP_LOSS, (struct clt__buf){tr->scaler, 0});
-    if (st == CLT_OK)
-        st = clt__trainer_shadow_refresh(tr);
     return st;
 }
 

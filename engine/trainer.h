@@ -141,7 +141,7 @@ struct clt_trainer {
     cl_mem params; /* [trained | state] floats: the masters (what checkpoints hold) */
     cl_mem grads;  /* [trained] floats: what the optimizer reads */
     /* 16-bit plans (plan.storage not fp32): the working copy of the trained parameters the
-     * forward and backward read, narrowed from params after each update; the gradients the
+     * forward and backward read, narrowed from params by each update; the gradients the
      * backward writes, fresh each micro-step, widened (times 1 / scale) into grads; the loss
      * scaler's device state (struct clt__scaler_state: scale 1 in bf16). NULL in fp32. */
     cl_mem shadow;                        /* [trained] 16-bit */

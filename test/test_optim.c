@@ -5,7 +5,9 @@
  * work-group size; clipping on and off; gradient scale; steps skipped for a NaN or Inf in the
  * gradient or a NaN or Inf loss (bit-identical state, counters), with training going on
  * correctly afterwards; the norm's independence of the work-group size; the status (reset,
- * resume); argument checks; and the learning-rate schedules on the host.
+ * resume); argument checks; the update of a 16-bit trainer (clt__optim_step_half: the same
+ * step, its working copy the parameters rounded, bit for bit, and untouched by a skipped
+ * step); and the learning-rate schedules on the host.
  *
  * Data: params and gradients uniform in [-1, 1), fresh gradients every step.
  * Tolerances (float device against the double reference, |got - want| <= atol + rtol |want|):
@@ -25,6 +27,7 @@
 #include <string.h>
 
 #include "optim_rig.h"
+#include "precision.h"
 
 static void sgd_matches_torch(void **state)
 {
@@ -448,6 +451,80 @@ static void groups_match_torch(void **state)
     rig_free(&r);
 }
 
+/* clt__optim_step_half: the step of clt__optim_step (the double reference, as rig_compare
+ * checks it) whose update also writes the parameters rounded into fp16 or bf16 (compared bit
+ * for bit with the host's rounding of the parameters read back, which test_precision checks
+ * against the device's conversion kernels); over three ranges with odd boundaries, on sizes
+ * that are not multiples of 4; a step skipped for a NaN gradient leaves the parameters and
+ * the working copy bit for bit; a bad precision or a missing working copy is refused. */
+static void half_step_writes_the_working_copy(void **state)
+{
+    struct fixture *fx = *state;
+    const enum clt__optim_kind kinds[] = {CLT__OPTIM_SGD, CLT__OPTIM_ADAM, CLT__OPTIM_ADAMW};
+    const enum clt_precision precs[] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    for (int k = 0; k < 3; k++)
+        for (int pi = 0; pi < 2; pi++)
+            for (int s = 1; s < NSIZES; s++) {
+                const enum clt_precision prec = precs[pi];
+                const int64_t n = optim_sizes()[s], a = n / 3 + 1, b = n / 2 + 2;
+                const struct clt__optim_range ranges[3] = {
+                    {0, a, 1.0, 0.1}, {a, b, 0.5, 0.0}, {b, n, 2.0, 0.0}};
+                struct clt__optim_config cfg;
+                clt__optim_config_init(&cfg, kinds[k]);
+                cfg.momentum = kinds[k] == CLT__OPTIM_SGD ? 0.9 : 0.0;
+                cfg.clip_norm = 5.0;
+                cfg.ranges = ranges;
+                cfg.nranges = 3;
+                struct rig r;
+                rig_init(&r, fx, &cfg, n, 900 + (uint64_t)n);
+                struct clt_view shadow = clt_test_tensor_st(r.arena, NULL, (size_t)n, prec);
+                const struct clt__optim_half h = {prec, clt_test_buf_st(&shadow, prec)};
+                float *want = clt_test_floats((size_t)n), *got = clt_test_floats((size_t)n);
+                for (int step = 0; step < 4; step++) {
+                    clt_test_fill(r.grads_host, (size_t)n, 70 * (uint64_t)step + 3, -1.0f, 1.0f);
+                    if (step == 2)
+                        r.grads_host[n - 1] = NAN; /* skipped */
+                    optim_put(fx, &r.grads, r.grads_host, (size_t)n);
+                    const float lr = 0.05f;
+                    assert_int_equal(
+                        clt__optim_step_half(r.dev, &r.cfg, n, clt__view_buf(&r.params),
+                                             clt__view_buf(&r.grads), clt__view_buf(&r.m),
+                                             kinds[k] == CLT__OPTIM_SGD ? (struct clt__buf){NULL, 0}
+                                                                        : clt__view_buf(&r.v),
+                                             (struct clt__buf){NULL, 0}, clt__view_buf(&r.ws),
+                                             clt__view_buf(&r.status), lr, 1.0f, &h),
+                        CLT_OK);
+                    ref_optim_step(&r.cfg, &r.ref, r.grads_host, 0.0, (double)lr, 1.0);
+                    char what[160];
+                    snprintf(what, sizeof what, "half step kind %d %s n=%lld step %d", k,
+                             clt_precision_name(prec), (long long)n, step);
+                    rig_compare(&r, what);
+                    clt_test_download(&r.params, want, (size_t)n);
+                    for (int64_t i = 0; i < n; i++)
+                        want[i] = clt__half_to_f32(prec, clt__f32_to_half(prec, want[i]));
+                    clt_test_get_st(&shadow, got, (size_t)n, prec);
+                    assert_memory_equal(want, got, (size_t)n * sizeof *got);
+                }
+                assert_int_equal(rig_status(&r).skipped, 1);
+                free(want);
+                free(got);
+                if (k == 0 && s == 1) { /* refusals */
+                    const struct clt__optim_half bad = {CLT_PRECISION_FP32, h.shadow};
+                    const struct clt__optim_half none = {prec, {NULL, 0}};
+                    const struct clt__optim_half *refused[] = {&bad, &none};
+                    for (int i = 0; i < 2; i++)
+                        assert_int_equal(
+                            clt__optim_step_half(r.dev, &r.cfg, n, clt__view_buf(&r.params),
+                                                 clt__view_buf(&r.grads), clt__view_buf(&r.m),
+                                                 (struct clt__buf){NULL, 0},
+                                                 (struct clt__buf){NULL, 0}, clt__view_buf(&r.ws),
+                                                 clt__view_buf(&r.status), 0.1, 1.0f, refused[i]),
+                            CLT_ERR_INVALID_ARGUMENT);
+                }
+                rig_free(&r);
+            }
+}
+
 /* The public optimizer's hyper-parameters reach the kernels from double: with beta2 = 0.999
  * Adam's second moment after 6 steps matches the double reference within 5e-7 relative
  * (a few float roundings; the float 0.999f of earlier versions gave 1.3e-5, checked below to
@@ -664,6 +741,7 @@ int main(void)
         CLT_DEVICE_TEST(empty_step),
         CLT_DEVICE_TEST(bad_arguments),
         CLT_DEVICE_TEST(groups_match_torch),
+        CLT_DEVICE_TEST(half_step_writes_the_working_copy),
         CLT_DEVICE_TEST(public_hyperparameters),
         CLT_DEVICE_TEST(group_selection),
     };

@@ -201,11 +201,21 @@ static size_t update_items(int64_t n)
 static enum clt_status sgd_update(struct clt_device *dev, const struct clt__optim_config *cfg,
                                   const struct clt__optim_range *r, struct clt__buf params,
                                   struct clt__buf grads, struct clt__buf m, struct clt__buf status,
-                                  double lr, float scale)
+                                  double lr, float scale, const struct clt__optim_half *h)
 {
     /* Without momentum the kernel gets no m buffer. */
     const struct clt__buf mm = {cfg->momentum != 0.0 ? m.mem : NULL, m.offset};
     const int64_t n = r->end - r->begin;
+    if (h)
+        return CLT__RUN_WG(dev,
+                           h->storage == CLT_PRECISION_FP16 ? CLT__K_optim_sgd_update_f16
+                                                            : CLT__K_optim_sgd_update_bf16,
+                           update_items(n), cfg->work_group, CLT__I32(n),
+                           CLT__F32(lr * r->lr_scale), CLT__F32(r->weight_decay),
+                           CLT__F32(cfg->momentum), CLT__F32(1.0 - cfg->dampening),
+                           CLT__I32(cfg->nesterov), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
+                           CLT__BUF(at(grads, r->begin)), CLT__BUF(at(mm, r->begin)),
+                           CLT__BUF(status), CLT__BUF(at(h->shadow, r->begin)));
     return CLT__RUN_WG(dev, CLT__K_optim_sgd_update, update_items(n), cfg->work_group, CLT__I32(n),
                        CLT__F32(lr * r->lr_scale), CLT__F32(r->weight_decay),
                        CLT__F32(cfg->momentum), CLT__F32(1.0 - cfg->dampening),
@@ -216,7 +226,8 @@ static enum clt_status sgd_update(struct clt_device *dev, const struct clt__opti
 static enum clt_status adam_update(struct clt_device *dev, const struct clt__optim_config *cfg,
                                    const struct clt__optim_range *r, struct clt__buf params,
                                    struct clt__buf grads, struct clt__buf m, struct clt__buf v,
-                                   struct clt__buf status, double lr, float scale)
+                                   struct clt__buf status, double lr, float scale,
+                                   const struct clt__optim_half *h)
 {
     const bool decoupled = cfg->kind == CLT__OPTIM_ADAMW;
     const double rate = lr * r->lr_scale;
@@ -224,6 +235,17 @@ static enum clt_status adam_update(struct clt_device *dev, const struct clt__opt
     /* torch: param.mul_(1 - lr * weight_decay), the factor computed in double. */
     float decay = decoupled ? (float)(1.0 - rate * r->weight_decay) : 1.0f;
     const int64_t n = r->end - r->begin;
+    if (h)
+        return CLT__RUN_WG(dev,
+                           h->storage == CLT_PRECISION_FP16 ? CLT__K_optim_adam_update_f16
+                                                            : CLT__K_optim_adam_update_bf16,
+                           update_items(n), cfg->work_group, CLT__I32(n), CLT__F32(rate),
+                           CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
+                           CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2),
+                           CLT__F32(decay), CLT__F32(scale), CLT__BUF(at(params, r->begin)),
+                           CLT__BUF(at(grads, r->begin)), CLT__BUF(at(m, r->begin)),
+                           CLT__BUF(at(v, r->begin)), CLT__BUF(status),
+                           CLT__BUF(at(h->shadow, r->begin)));
     return CLT__RUN_WG(dev, CLT__K_optim_adam_update, update_items(n), cfg->work_group, CLT__I32(n),
                        CLT__F32(rate), CLT__F32(1.0 - cfg->beta1), CLT__F32(cfg->beta2),
                        CLT__F32(1.0 - cfg->beta2), CLT__F32(cfg->eps), CLT__F32(l2),
@@ -296,16 +318,40 @@ static enum clt_status check_step(struct clt_device *dev, const struct clt__opti
     return st;
 }
 
+/* The 16-bit working copy and its precision. */
+static enum clt_status check_half(struct clt_device *dev, int64_t n,
+                                  const struct clt__optim_half *h)
+{
+    if (h->storage != CLT_PRECISION_FP16 && h->storage != CLT_PRECISION_BF16) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "optimizer: precision %d is not fp16 or bf16",
+                 (int)h->storage);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return clt__check_buf(dev, h->shadow, n, 2, "optimizer", "shadow");
+}
+
 enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_config *cfg,
                                 int64_t n, struct clt__buf params, struct clt__buf grads,
                                 struct clt__buf m, struct clt__buf v, struct clt__buf loss,
                                 struct clt__buf workspace, struct clt__buf status, double lr,
                                 float grad_scale)
 {
+    return clt__optim_step_half(dev, cfg, n, params, grads, m, v, loss, workspace, status, lr,
+                                grad_scale, NULL);
+}
+
+enum clt_status clt__optim_step_half(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                     int64_t n, struct clt__buf params, struct clt__buf grads,
+                                     struct clt__buf m, struct clt__buf v, struct clt__buf loss,
+                                     struct clt__buf workspace, struct clt__buf status, double lr,
+                                     float grad_scale, const struct clt__optim_half *h)
+{
     if (!dev)
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st =
         check_step(dev, cfg, n, params, grads, m, v, loss, workspace, status, lr, grad_scale);
+    if (st == CLT_OK && h)
+        st = check_half(dev, n, h);
     if (st != CLT_OK)
         return st;
 
@@ -330,9 +376,9 @@ enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_
     const uint32_t nranges = cfg->nranges > 0 ? cfg->nranges : (n > 0 ? 1 : 0);
     for (uint32_t i = 0; i < nranges && st == CLT_OK; i++) {
         if (sgd)
-            st = sgd_update(dev, cfg, &ranges[i], params, grads, m, status, lr, grad_scale);
+            st = sgd_update(dev, cfg, &ranges[i], params, grads, m, status, lr, grad_scale, h);
         else
-            st = adam_update(dev, cfg, &ranges[i], params, grads, m, v, status, lr, grad_scale);
+            st = adam_update(dev, cfg, &ranges[i], params, grads, m, v, status, lr, grad_scale, h);
     }
     return st;
 }

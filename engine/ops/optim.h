@@ -154,6 +154,24 @@ enum clt_status clt__optim_step(struct clt_device *dev, const struct clt__optim_
                                 struct clt__buf status,    /* struct clt__optim_status */
                                 double lr, float grad_scale);
 
+/* What a 16-bit trainer's step adds (clt__optim_step_half): its working copy of the
+ * parameters, shadow [n] 16-bit values (FP16 halves or BF16 bits, offset in 16-bit elements).
+ * The update also stores the new parameters there, rounded to nearest even (the values
+ * clt__precision_narrow would write, bit for bit); a skipped step leaves it untouched, as it
+ * leaves the parameters. One pass over the parameters fewer than an update followed by
+ * clt__precision_narrow. */
+struct clt__optim_half {
+    enum clt_precision storage; /* CLT_PRECISION_FP16 or CLT_PRECISION_BF16 */
+    struct clt__buf shadow;     /* [n] 16-bit */
+};
+
+/* clt__optim_step with a 16-bit trainer's working copy (h; NULL: clt__optim_step). */
+enum clt_status clt__optim_step_half(struct clt_device *dev, const struct clt__optim_config *cfg,
+                                     int64_t n, struct clt__buf params, struct clt__buf grads,
+                                     struct clt__buf m, struct clt__buf v, struct clt__buf loss,
+                                     struct clt__buf workspace, struct clt__buf status, double lr,
+                                     float grad_scale, const struct clt__optim_half *h);
+
 /* ==== Learning-rate schedules (host only) =============================================== */
 
 enum clt__lr_kind {
