@@ -151,7 +151,8 @@ enum clt_status clt__precision_narrow(struct clt_device *dev, enum clt_precision
         return st;
     enum clt__kernel_id id =
         p == CLT_PRECISION_FP16 ? CLT__K_precision_f32_to_f16 : CLT__K_precision_f32_to_bf16;
-    return CLT__RUN(dev, id, (size_t)n, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst));
+    /* One work-item per 8 elements (cl/precision.cl). */
+    return CLT__RUN(dev, id, (size_t)(n + 7) / 8, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst));
 }
 
 enum clt_status clt__precision_widen(struct clt_device *dev, enum clt_precision p, int64_t n,
@@ -162,7 +163,8 @@ enum clt_status clt__precision_widen(struct clt_device *dev, enum clt_precision 
         return st;
     enum clt__kernel_id id =
         p == CLT_PRECISION_FP16 ? CLT__K_precision_f16_to_f32 : CLT__K_precision_bf16_to_f32;
-    return CLT__RUN(dev, id, (size_t)n, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst));
+    /* One work-item per 8 elements (cl/precision.cl). */
+    return CLT__RUN(dev, id, (size_t)(n + 7) / 8, CLT__I32(n), CLT__BUF(src), CLT__BUF(dst));
 }
 
 enum clt_status clt__precision_widen_grads(struct clt_device *dev, enum clt_precision p, int64_t n,
