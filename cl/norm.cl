@@ -436,7 +436,9 @@ __kernel void layernorm_backward(int rows, int d, int accumulate, __global const
     }
 }
 
-/* Sums over rows k * chunk .. (k + 1) * chunk - 1 of one column: of dy * xhat and of dy. */
+/* Sums over rows k * chunk .. (k + 1) * chunk - 1 of one column: of dy * xhat and of dy.
+ * LOAD_ALT (cl/common.cl): in this loop PoCL runs fp16's built-in conversion faster than
+ * LOAD's (0.33 against 0.55 ms at 1024 x 128). */
 __kernel void layernorm_param_partial(int rows, int d, int chunk, int nchunks,
                                       __global const store_t *x, int x_off,     /* [rows, d] */
                                       __global const store_t *dy, int dy_off,   /* [rows, d] */
@@ -451,8 +453,9 @@ __kernel void layernorm_param_partial(int rows, int d, int chunk, int nchunks,
     const int r1 = min(rows, (k + 1) * chunk);
     float sum_dyxhat = 0.0f, sum_dy = 0.0f;
     for (int r = k * chunk; r < r1; r++) {
-        const float g = LOAD(dy, dy_off + r * d + j);
-        const float xhat = (LOAD(x, x_off + r * d + j) - mean[mean_off + r]) * rstd[rstd_off + r];
+        const float g = LOAD_ALT(dy, dy_off + r * d + j);
+        const float xhat =
+            (LOAD_ALT(x, x_off + r * d + j) - mean[mean_off + r]) * rstd[rstd_off + r];
         sum_dyxhat += g * xhat;
         sum_dy += g;
     }
