@@ -304,7 +304,7 @@ __kernel void optim_sgd_update(int n, float lr, float weight_decay, float moment
     const float4 p = sgd_apply(load4(params, i, end), g, t, lr, weight_decay, momentum,            \
                                one_minus_dampening, nesterov, m, m_off, i, end);                   \
     store4(params, i, end, p);                                                                     \
-    store16x4(FP16, shadow + shadow_off, i, end, p);
+    store16x4(FP16, shadow + shadow_off, i, end, p)
 
 __kernel void optim_sgd_update_f16(int n, float lr, float weight_decay, float momentum,
                                    float one_minus_dampening, int nesterov, float scale,
@@ -313,7 +313,9 @@ __kernel void optim_sgd_update_f16(int n, float lr, float weight_decay, float mo
                                    __global float *restrict m, int m_off,               /* [n] */
                                    __global const int *restrict status_base, int status_off,
                                    __global half *restrict shadow, int shadow_off) /* [n] */
-    {SGD_UPDATE16_BODY(true)}
+{
+    SGD_UPDATE16_BODY(true);
+}
 
 __kernel void optim_sgd_update_bf16(int n, float lr, float weight_decay, float momentum,
                                     float one_minus_dampening, int nesterov, float scale,
@@ -323,7 +325,7 @@ __kernel void optim_sgd_update_bf16(int n, float lr, float weight_decay, float m
                                     __global const int *restrict status_base, int status_off,
                                     __global ushort *restrict shadow, int shadow_off) /* [n] */
 {
-    SGD_UPDATE16_BODY(false)
+    SGD_UPDATE16_BODY(false);
 }
 
 /* Adam and AdamW (torch.optim.Adam / AdamW, amsgrad and maximize off), element i, when the
@@ -400,7 +402,7 @@ __kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float be
         adam_apply(load4(params, i, end), g, step_size, bc2_sqrt, one_minus_beta1, beta2,          \
                    one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);                 \
     store4(params, i, end, p);                                                                     \
-    store16x4(FP16, shadow + shadow_off, i, end, p);
+    store16x4(FP16, shadow + shadow_off, i, end, p)
 
 __kernel void optim_adam_update_f16(int n, float lr, float one_minus_beta1, float beta2,
                                     float one_minus_beta2, float eps, float l2, float decay,
@@ -411,7 +413,9 @@ __kernel void optim_adam_update_f16(int n, float lr, float one_minus_beta1, floa
                                     __global float *restrict v, int v_off,               /* [n] */
                                     __global const int *restrict status_base, int status_off,
                                     __global half *restrict shadow, int shadow_off) /* [n] */
-    {ADAM_UPDATE16_BODY(true)}
+{
+    ADAM_UPDATE16_BODY(true);
+}
 
 __kernel void optim_adam_update_bf16(int n, float lr, float one_minus_beta1, float beta2,
                                      float one_minus_beta2, float eps, float l2, float decay,
@@ -423,5 +427,5 @@ __kernel void optim_adam_update_bf16(int n, float lr, float one_minus_beta1, flo
                                      __global const int *restrict status_base, int status_off,
                                      __global ushort *restrict shadow, int shadow_off) /* [n] */
 {
-    ADAM_UPDATE16_BODY(false)
+    ADAM_UPDATE16_BODY(false);
 }

@@ -278,8 +278,8 @@ enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *con
                                          const struct clt_tensor *const *reads, void *const *dst,
                                          const uint64_t *count, uint32_t nread);
 
-/* 16-bit trainers: enqueues the narrowing of the fp32 masters into the working copy (after an
- * update, a load, a parameter write); nothing in fp32. */
+/* 16-bit trainers: enqueues the narrowing of the fp32 masters into the working copy (at
+ * creation, after a load, a parameter write; an update writes it itself); nothing in fp32. */
 enum clt_status clt__trainer_shadow_refresh(struct clt_trainer *tr);
 
 /* 16-bit trainers: enqueues setting the loss scaler's device state to s (fp16) or to scale 1
