@@ -35,7 +35,8 @@
  * read and written by one work-item only.
  *
  * Work-items: activation kernels, one per element (global n rounded up to the work-group
- * size); dropout kernels, one per Philox block of 4 consecutive elements 4j..4j+3 (global
+ * size), or in their _rows forms one per element of 32-element rows (global 32 x rows, below);
+ * dropout kernels, one per Philox block of 4 consecutive elements 4j..4j+3 (global
  * ceil(n / 4)). Work-items past the end return at once. No local memory, no assumption on
  * the work-group size.
  *
@@ -178,6 +179,36 @@ static void act_backward(int act, int n, float slope, int accumulate, __global c
     STORE(dx, i, accumulate ? LOAD(dx, i) + g : g);
 }
 
+/* The same over rows of 32 elements: element 32 r + c at work-item (c, r), launched 2-D over
+ * (32, rows). Dimension 0 is never rounded up (its local size is a power of two up to 32:
+ * engine/launch.c), so only the row is checked and no load or store sits under a per-element
+ * condition: PoCL vectorizes these in 16-bit storage too (AVX2 has no 16-bit masked loads or
+ * stores; the one-element forms above ran scalar there). dx's old value is read whether or
+ * not it is added, for the same reason. The launcher runs the one-element form on the last
+ * n % 32 elements. */
+static void act_forward_rows(int act, int rows, float slope, __global const store_t *x,
+                             __global store_t *y)
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= rows)
+        return;
+    const int i = 32 * r + c;
+    STORE(y, i, act_eval(act, slope, LOAD(x, i)).x);
+}
+
+static void act_backward_rows(int act, int rows, float slope, int accumulate,
+                              __global const store_t *x, __global const store_t *dy,
+                              __global store_t *dx)
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= rows)
+        return;
+    const int i = 32 * r + c;
+    const float g = LOAD(dy, i) * act_eval(act, slope, LOAD_ALT(x, i)).y;
+    const float old = LOAD(dx, i);
+    STORE(dx, i, accumulate ? old + g : g);
+}
+
 /* One forward and one backward kernel per activation, named activation_<name>_forward and
  * activation_<name>_backward, all with the parameters below (slope read by leaky relu only):
  *   forward  (int n, float slope, x [n], y [n])
@@ -190,6 +221,13 @@ static void act_backward(int act, int n, float slope, int accumulate, __global c
         __global const store_t *dy, int dy_off, __global store_t *dx, int dx_off
 #define ACT_BACKWARD_BODY(act)                                                                     \
     act_backward(act, n, slope, accumulate, x + x_off, dy + dy_off, dx + dx_off)
+/* The rows forms, activation_<name>_forward_rows and _backward_rows: the parameters above
+ * with `rows` (32-element rows) in place of n. */
+#define ACT_FORWARD_ROWS_PARAMS                                                                    \
+    int rows, float slope, __global const store_t *x, int x_off, __global store_t *y, int y_off
+#define ACT_BACKWARD_ROWS_PARAMS                                                                   \
+    int rows, float slope, int accumulate, __global const store_t *x, int x_off,                   \
+        __global const store_t *dy, int dy_off, __global store_t *dx, int dx_off
 
 __kernel void activation_relu_forward(ACT_FORWARD_PARAMS)
 {
@@ -246,6 +284,69 @@ __kernel void activation_silu_forward(ACT_FORWARD_PARAMS)
 __kernel void activation_silu_backward(ACT_BACKWARD_PARAMS)
 {
     ACT_BACKWARD_BODY(CLT__CL_ACT_SILU);
+}
+__kernel void activation_relu_forward_rows(ACT_FORWARD_ROWS_PARAMS)
+{
+    act_forward_rows(CLT__CL_ACT_RELU, rows, slope, x + x_off, y + y_off);
+}
+__kernel void activation_relu_backward_rows(ACT_BACKWARD_ROWS_PARAMS)
+{
+    act_backward_rows(CLT__CL_ACT_RELU, rows, slope, accumulate, x + x_off, dy + dy_off,
+                      dx + dx_off);
+}
+__kernel void activation_leaky_relu_forward_rows(ACT_FORWARD_ROWS_PARAMS)
+{
+    act_forward_rows(CLT__CL_ACT_LEAKY_RELU, rows, slope, x + x_off, y + y_off);
+}
+__kernel void activation_leaky_relu_backward_rows(ACT_BACKWARD_ROWS_PARAMS)
+{
+    act_backward_rows(CLT__CL_ACT_LEAKY_RELU, rows, slope, accumulate, x + x_off, dy + dy_off,
+                      dx + dx_off);
+}
+__kernel void activation_gelu_tanh_forward_rows(ACT_FORWARD_ROWS_PARAMS)
+{
+    act_forward_rows(CLT__CL_ACT_GELU_TANH, rows, slope, x + x_off, y + y_off);
+}
+__kernel void activation_gelu_tanh_backward_rows(ACT_BACKWARD_ROWS_PARAMS)
+{
+    act_backward_rows(CLT__CL_ACT_GELU_TANH, rows, slope, accumulate, x + x_off, dy + dy_off,
+                      dx + dx_off);
+}
+__kernel void activation_gelu_erf_forward_rows(ACT_FORWARD_ROWS_PARAMS)
+{
+    act_forward_rows(CLT__CL_ACT_GELU_ERF, rows, slope, x + x_off, y + y_off);
+}
+__kernel void activation_gelu_erf_backward_rows(ACT_BACKWARD_ROWS_PARAMS)
+{
+    act_backward_rows(CLT__CL_ACT_GELU_ERF, rows, slope, accumulate, x + x_off, dy + dy_off,
+                      dx + dx_off);
+}
+__kernel void activation_tanh_forward_rows(ACT_FORWARD_ROWS_PARAMS)
+{
+    act_forward_rows(CLT__CL_ACT_TANH, rows, slope, x + x_off, y + y_off);
+}
+__kernel void activation_tanh_backward_rows(ACT_BACKWARD_ROWS_PARAMS)
+{
+    act_backward_rows(CLT__CL_ACT_TANH, rows, slope, accumulate, x + x_off, dy + dy_off,
+                      dx + dx_off);
+}
+__kernel void activation_sigmoid_forward_rows(ACT_FORWARD_ROWS_PARAMS)
+{
+    act_forward_rows(CLT__CL_ACT_SIGMOID, rows, slope, x + x_off, y + y_off);
+}
+__kernel void activation_sigmoid_backward_rows(ACT_BACKWARD_ROWS_PARAMS)
+{
+    act_backward_rows(CLT__CL_ACT_SIGMOID, rows, slope, accumulate, x + x_off, dy + dy_off,
+                      dx + dx_off);
+}
+__kernel void activation_silu_forward_rows(ACT_FORWARD_ROWS_PARAMS)
+{
+    act_forward_rows(CLT__CL_ACT_SILU, rows, slope, x + x_off, y + y_off);
+}
+__kernel void activation_silu_backward_rows(ACT_BACKWARD_ROWS_PARAMS)
+{
+    act_backward_rows(CLT__CL_ACT_SILU, rows, slope, accumulate, x + x_off, dy + dy_off,
+                      dx + dx_off);
 }
 
 /* ---- dropout ------------------------------------------------------------------------- */

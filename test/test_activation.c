@@ -1,7 +1,9 @@
 /*
  * test_activation.c: the activation functions and dropout against the C reference, forward
  * and backward (accumulate false and true, in place, at non-zero offsets), for sizes that are
- * no multiple of any work-group size, n = 1 included; extreme inputs; finite-difference
+ * no multiple of any work-group size, n = 1 included, and 64 (whole 32-element rows only: the
+ * launchers run whole rows through the _rows kernels and the rest one element a work-item,
+ * so the other sizes test both parts); extreme inputs; finite-difference
  * checks of every backward; dropout's mask bit for bit, its statistics, and argument checks.
  *
  * Tolerances:
@@ -163,8 +165,8 @@ static void check_activation(struct clt_device *dev, enum clt__act act, size_t n
 static void activations_match_reference(void **state)
 {
     struct clt_device *dev = *state;
-    static const size_t big[] = {1, 2, 7, 33, 257, 1000, 4099, 65537};
-    static const size_t small[] = {1, 7, 33, 130};
+    static const size_t big[] = {1, 2, 7, 33, 64, 257, 1000, 4099, 65537};
+    static const size_t small[] = {1, 7, 33, 64, 130};
     const bool is_small = clt_test_small();
     const size_t *sizes = is_small ? small : big;
     size_t count = is_small ? sizeof small / sizeof *small : sizeof big / sizeof *big;
@@ -709,8 +711,8 @@ static void check_activation16(struct clt_device *dev, enum clt_precision s, enu
 static void activations_in_16_bit(void **state)
 {
     struct clt_device *dev = *state;
-    static const size_t big[] = {1, 7, 33, 1000, 4099};
-    static const size_t small[] = {1, 33};
+    static const size_t big[] = {1, 7, 33, 64, 1000, 4099};
+    static const size_t small[] = {1, 33, 64};
     const bool is_small = clt_test_small();
     const size_t *sizes = is_small ? small : big;
     size_t count = is_small ? sizeof small / sizeof *small : sizeof big / sizeof *big;

@@ -69,6 +69,26 @@ static const enum clt__kernel_id act_backward_ids[CLT__ACT_COUNT] = {
     CLT__K_activation_gelu_tanh_backward, CLT__K_activation_gelu_erf_backward,
     CLT__K_activation_tanh_backward,      CLT__K_activation_sigmoid_backward,
     CLT__K_activation_silu_backward};
+static const enum clt__kernel_id act_forward_rows_ids[CLT__ACT_COUNT] = {
+    CLT__K_activation_relu_forward_rows,      CLT__K_activation_leaky_relu_forward_rows,
+    CLT__K_activation_gelu_tanh_forward_rows, CLT__K_activation_gelu_erf_forward_rows,
+    CLT__K_activation_tanh_forward_rows,      CLT__K_activation_sigmoid_forward_rows,
+    CLT__K_activation_silu_forward_rows};
+static const enum clt__kernel_id act_backward_rows_ids[CLT__ACT_COUNT] = {
+    CLT__K_activation_relu_backward_rows,      CLT__K_activation_leaky_relu_backward_rows,
+    CLT__K_activation_gelu_tanh_backward_rows, CLT__K_activation_gelu_erf_backward_rows,
+    CLT__K_activation_tanh_backward_rows,      CLT__K_activation_sigmoid_backward_rows,
+    CLT__K_activation_silu_backward_rows};
+
+/* Elements per row of the _rows kernels (cl/activation.cl). */
+#define ACT_ROW 32
+
+/* b advanced by k elements (offsets count elements of the kernel's type). */
+static struct clt__buf advanced(struct clt__buf b, int64_t k)
+{
+    b.offset += (size_t)k;
+    return b;
+}
 
 enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act act, float slope,
                                         int64_t n, struct clt__buf x, struct clt__buf y)
@@ -83,8 +103,17 @@ enum clt_status clt__activation_forward(struct clt_device *dev, enum clt__act ac
         st = clt__check_buf(dev, y, n, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, act_forward_ids[act], (size_t)n, CLT__I32(n), CLT__F32(slope), CLT__BUF(x),
-                    CLT__BUF(y));
+    /* Whole 32-element rows through the _rows kernel, the rest one element a work-item. */
+    const int64_t rows = n / ACT_ROW, done = rows * ACT_ROW;
+    if (rows > 0) {
+        const size_t global[2] = {ACT_ROW, (size_t)rows};
+        st = CLT__RUN_ND(dev, act_forward_rows_ids[act], 2, global, CLT__I32(rows), CLT__F32(slope),
+                         CLT__BUF(x), CLT__BUF(y));
+    }
+    if (st != CLT_OK || done == n)
+        return st;
+    return CLT__RUN(dev, act_forward_ids[act], (size_t)(n - done), CLT__I32(n - done),
+                    CLT__F32(slope), CLT__BUF(advanced(x, done)), CLT__BUF(advanced(y, done)));
 }
 
 enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act act, float slope,
@@ -103,8 +132,18 @@ enum clt_status clt__activation_backward(struct clt_device *dev, enum clt__act a
         st = clt__check_buf(dev, dx, n, clt__storage_bytes(dev), op, "dx");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN(dev, act_backward_ids[act], (size_t)n, CLT__I32(n), CLT__F32(slope),
-                    CLT__I32(accumulate), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(dx));
+    const int64_t rows = n / ACT_ROW, done = rows * ACT_ROW;
+    if (rows > 0) {
+        const size_t global[2] = {ACT_ROW, (size_t)rows};
+        st =
+            CLT__RUN_ND(dev, act_backward_rows_ids[act], 2, global, CLT__I32(rows), CLT__F32(slope),
+                        CLT__I32(accumulate), CLT__BUF(x), CLT__BUF(dy), CLT__BUF(dx));
+    }
+    if (st != CLT_OK || done == n)
+        return st;
+    return CLT__RUN(dev, act_backward_ids[act], (size_t)(n - done), CLT__I32(n - done),
+                    CLT__F32(slope), CLT__I32(accumulate), CLT__BUF(advanced(x, done)),
+                    CLT__BUF(advanced(dy, done)), CLT__BUF(advanced(dx, done)));
 }
 
 /* ---- dropout ------------------------------------------------------------------------- */
