@@ -252,6 +252,27 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
 }
 
 #if SERIAL
+/* PACK_K: dst[kk * step] = src[kk] for kk < kc, src contiguous in k: eight elements a load
+ * (VLOAD8: one conversion of eight in 16-bit storage, where one element at a time ran scalar
+ * conversions), the last kc % 8 one by one. */
+#define PACK_K(dst, step, src, kc)                                                                 \
+    {                                                                                              \
+        int kk = 0;                                                                                \
+        for (; kk + 8 <= (kc); kk += 8) {                                                          \
+            const float8 v = VLOAD8(0, (src) + kk);                                                \
+            (dst)[(kk + 0) * (step)] = v.s0;                                                       \
+            (dst)[(kk + 1) * (step)] = v.s1;                                                       \
+            (dst)[(kk + 2) * (step)] = v.s2;                                                       \
+            (dst)[(kk + 3) * (step)] = v.s3;                                                       \
+            (dst)[(kk + 4) * (step)] = v.s4;                                                       \
+            (dst)[(kk + 5) * (step)] = v.s5;                                                       \
+            (dst)[(kk + 6) * (step)] = v.s6;                                                       \
+            (dst)[(kk + 7) * (step)] = v.s7;                                                       \
+        }                                                                                          \
+        for (; kk < (kc); kk++)                                                                    \
+            (dst)[kk * (step)] = LOAD((src), kk);                                                  \
+    }
+
 /* Serial mode (STAGE bit 2), for CPU devices: one work-item per work-group runs the MDIM x NDIM
  * blocks of its tile one after another, BLIS-style. For each k step it packs the staged
  * operands as panels, op(A) as la[bi][kk][MWI] and op(B) as lb[bj][kk][NWI] (a block then
@@ -285,8 +306,7 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
                     const int r = row0 + bi * MWI + i;
                     __global const store_t *src = a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
                     __local float *dst = la + bi * KWG * MWI + i;
-                    for (int kk = 0; kk < kc; kk++)
-                        dst[kk * MWI] = LOAD(src, kk);
+                    PACK_K(dst, MWI, src, kc);
                 }
         }
         /* Pack op(B): lb[(bj * KWG + kk) * NWI + x] = op(B)[k0 + kk, col0 + bj * NWI + x]. */
@@ -297,8 +317,7 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
                     __global const store_t *src =
                         b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
                     __local float *dst = lb + bj * KWG * NWI + x;
-                    for (int kk = 0; kk < kc; kk++)
-                        dst[kk * NWI] = LOAD(src, kk);
+                    PACK_K(dst, NWI, src, kc);
                 }
         } else if (STAGE_B) {
             for (int kk = 0; kk < kc; kk++) {
