@@ -292,6 +292,18 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
         if (STAGE_A && ta) {
             for (int kk = 0; kk < kc; kk++) {
                 __global const store_t *src = a + (size_t)(k0 + kk) * lda;
+#if MWG % 8 == 0
+                if (!edge) { /* the tile's MWG elements of this row eight a load */
+                    _Pragma("unroll") for (int x = 0; x < MWG; x += 8)
+                    {
+                        float t[8];
+                        vstore8(VLOAD8(0, src + row0 + x), 0, t);
+                        _Pragma("unroll") for (int e = 0; e < 8; e++)
+                            la[((x + e) / MWI * KWG + kk) * MWI + (x + e) % MWI] = t[e];
+                    }
+                    continue;
+                }
+#endif
                 for (int bi = 0; bi < MDIM; bi++) {
                     __local float *dst = la + (bi * KWG + kk) * MWI;
                     const int r0 = row0 + bi * MWI;
