@@ -214,8 +214,8 @@ static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g
         int64_t s0 = 2;
         while (s0 < CLT__GEMM_MAX_SPLIT && tiles * s0 < 2 * cu)
             s0 *= 2;
-        for (int64_t s = s0 / 2; s <= 2 * s0 && n < max; s *= 2) {
-            int64_t chunk = g->k / s;
+        for (int t = 0; t < SPLIT_TRIES && n < max; t++) {
+            int64_t s = (s0 / 2) << t, chunk = g->k / s;
             if (s < 2 || s > CLT__GEMM_MAX_SPLIT || chunk < 4 * (int64_t)c->kwg ||
                 (loops_limited(dev) && chunk > launch_k_limit(c)))
                 continue;
@@ -302,7 +302,7 @@ bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out)
         if (v[i] > 256)
             return false;
     struct clt__gemm_config c = {(uint16_t)v[0], (uint16_t)v[1], (uint16_t)v[2], (uint16_t)v[3],
-                                 (uint16_t)v[4], (uint8_t)v[5],  (uint8_t)v[6],  (uint8_t)v[7]};
+                                 (uint16_t)v[4], (uint8_t)v[5],  (uint8_t)v[6],  (uint16_t)v[7]};
     if (!well_formed(&c))
         return false;
     *out = c;
@@ -439,17 +439,18 @@ static enum clt_status ensure_split(struct clt_device *dev, size_t bytes)
 }
 
 /* Whether c runs g split: S > 1, one product, a chunk of at least one k, every offset and
- * stride of the partial launches within 2^31 elements, and on llvmpipe a chunk one launch
- * may take. */
+ * stride of the partial launches within 2^31 elements (A and B from elements a_off, b_off),
+ * and on llvmpipe a chunk one launch may take. */
 static bool runs_split(const struct clt_device *dev, const struct clt__gemm_config *c,
-                       const struct clt_gemm_shape *g)
+                       const struct clt_gemm_shape *g, size_t a_off, size_t b_off)
 {
     int64_t s = splits(c), chunk = g->k / s;
     if (s < 2 || g->batch > 1 || chunk < 1)
         return false;
     int64_t parts = s + (g->k % s != 0);
     int64_t sa = g->trans_a ? chunk * g->lda : chunk, sb = g->trans_b ? chunk : chunk * g->ldb;
-    if (s * sa > INT32_MAX || s * sb > INT32_MAX || parts * g->m * g->n > INT32_MAX)
+    if ((int64_t)a_off + s * sa > INT32_MAX || (int64_t)b_off + s * sb > INT32_MAX ||
+        parts * g->m * g->n > INT32_MAX)
         return false;
     return !loops_limited(dev) || chunk <= launch_k_limit(c);
 }
@@ -508,7 +509,7 @@ enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm
         clt__log(&dev->log, CLT_LOG_ERROR, "gemm: buffer offset beyond 2^31 elements");
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    if (runs_split(dev, config, g))
+    if (runs_split(dev, config, g, a.offset, b.offset))
         return run_split(dev, config, g, a, b, cbuf);
     /* Unsplit: the twin with S = 1 (in a 16-bit storage the split variant's C is fp32). */
     struct clt__gemm_config twin = *config;
