@@ -167,13 +167,16 @@ const char *clt__gemm_own_refusal(const struct clt_device *dev, const struct clt
 static int64_t launch_k_limit(const struct clt__gemm_config *c);
 
 /* Split-K candidates for g (at most SPLIT_BASES * SPLIT_TRIES, fewer when max is smaller).
- * Only for one product (batch 1) whose k is long. The bases are the device's configurations
- * whose tiles leave compute units idle (fewer than 2 tiles per compute unit), the
- * SPLIT_BASES of them that compute the least padding (list order among equals). Per base, S0
- * is the smallest power of two that makes tiles * S0 >= 2 * compute units (at most
- * CLT__GEMM_MAX_SPLIT), and S takes S0 / 2, S0 and 2 * S0 where each chunk of k (k / S) is at
- * least 4 k steps of the tile (4 * kwg), so the partial products stay long next to the
- * reduction. */
+ * Only for one product (batch 1) with k at least 8 k steps of the tile (8 * kwg). A base is a
+ * configuration of the device's list whose tiles leave compute units idle (fewer than 2 tiles
+ * per compute unit), or any when k is much longer than the product is wide (k >= 16 *
+ * max(m, n), a weight gradient: on PoCL a 16 x 32 tile at 32 x 144 x 12544 has 10 tiles for
+ * 2 cores yet ran twice as fast split, its chunks of A and B staying in cache). The bases
+ * taken are the first SPLIT_BASES in list order whose padding fits the shape (misfit's
+ * bound), else the least padded. Per base, S0 is the smallest power of two that makes tiles *
+ * S0 >= 2 * compute units (at least 2, at most CLT__GEMM_MAX_SPLIT), and S takes S0 / 2, S0
+ * and 2 * S0 where each chunk of k (k / S) is at least 4 * kwg, so the partial products stay
+ * long next to the reduction. */
 static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                           struct clt__gemm_config *out, size_t max)
 {
@@ -183,16 +186,19 @@ static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g
     size_t count =
         is_cpu(dev) ? sizeof cpu_list / sizeof cpu_list[0] : sizeof gpu_list / sizeof gpu_list[0];
     int64_t cu = dev->info.compute_units > 0 ? (int64_t)dev->info.compute_units : 1;
+    bool long_k = g->k >= 16 * (g->m > g->n ? g->m : g->n);
     struct clt__gemm_config bases[SPLIT_BASES];
-    double pads[SPLIT_BASES];
+    double pads[SPLIT_BASES]; /* rank: fitting ones by list position, then by padding */
     size_t nb = 0;
     for (size_t i = 0; i < count; i++) {
         struct clt__gemm_config c = from_entry(&list[i]);
         int64_t tm = (g->m + c.mwg - 1) / c.mwg, tn = (g->n + c.nwg - 1) / c.nwg;
-        if (device_refusal(dev, &c) || tm * tn >= 2 * cu || g->k < 8 * (int64_t)c.kwg)
+        if (device_refusal(dev, &c) || (tm * tn >= 2 * cu && !long_k) || g->k < 8 * (int64_t)c.kwg)
             continue;
-        double pad = (double)(tm * c.mwg) * (double)(tn * c.nwg);
-        /* Insertion into the SPLIT_BASES least padded so far; an equal one stays behind. */
+        double padded = (double)(tm * c.mwg) * (double)(tn * c.nwg);
+        bool fits = padded <= 1.5 * (double)g->m * (double)g->n;
+        double pad = fits ? (double)i : (double)count + padded;
+        /* Insertion into the SPLIT_BASES best ranked so far; an equal one stays behind. */
         size_t at = nb;
         while (at > 0 && pads[at - 1] > pad)
             at--;
