@@ -44,6 +44,14 @@
  * registers (staged tiles and packed panels are float in local memory), the sums are float
  * whatever the storage, and C is written once through STORE or VSTOREn (rounded to nearest
  * even); beta != 0 reads C in the storage. In the fp32 build the macros are plain float code.
+ * With CLT_GEMM_C_F32 set to 1, C alone is fp32 (cstore_t, CLOAD, CSTORE, CGLOAD, CGSTORE)
+ * whatever the storage: split-K's partial products (below) are kept unrounded.
+ *
+ * Split-K (engine/gemm_own.c): a product with few tiles and a long k runs as S partial
+ * products over consecutive chunks of k, the batch index z choosing the chunk (the chunk's
+ * offset as the batch stride), into an fp32 scratch [S][m][n]; gemm_split_reduce then writes
+ * C = alpha * (P_0 + P_1 + ... + P_{S-1}) + beta * C in the storage. Each output is then S fma
+ * chains, each in k order, added in chunk order: a fixed order, given S.
  *
  * Tunables (defaults in parentheses):
  *   MWG, NWG (32, 64)  C tile per work-group, rows and columns
@@ -53,6 +61,7 @@
  *   VW (8)             vector width along columns: 1, 2, 4, 8 or 16
  *   STAGE (0)          bit 0: stage A in local memory, bit 1: stage B, bit 2: serial mode
  *   KWI                unroll factor of the k loop: 4, 2 or 1, the largest dividing KWG
+ *   CLT_GEMM_C_F32 (0) C is fp32 whatever the storage (split-K's partial products)
  */
 #ifndef MWG
 #define MWG 32
@@ -137,6 +146,25 @@ typedef float16 floatv;
 #error "gemm.cl: VW must be 1, 2, 4, 8 or 16"
 #endif
 
+/* C's elements: the storage's (cstore_t, CLOAD, CSTORE; CGLOAD, CGSTORE for VW of them in
+ * global memory), or fp32 with CLT_GEMM_C_F32. */
+#ifndef CLT_GEMM_C_F32
+#define CLT_GEMM_C_F32 0
+#endif
+#if CLT_GEMM_C_F32
+#define cstore_t float
+#define CLOAD(p, i) ((p)[i])
+#define CSTORE(p, i, v) ((p)[i] = (v))
+#define CGLOAD(p) VLOAD(p)
+#define CGSTORE(v, p) VSTORE(v, p)
+#else
+#define cstore_t store_t
+#define CLOAD(p, i) LOAD(p, i)
+#define CSTORE(p, i, v) STORE(p, i, v)
+#define CGLOAD(p) GLOAD(p)
+#define CGSTORE(v, p) GSTORE(v, p)
+#endif
+
 /* op(A)[r, kk] and op(B)[kk, col] in global memory. */
 #define OP_A(ta, r, kk) ((ta) ? LOAD(a, (size_t)(kk)*lda + (r)) : LOAD(a, (size_t)(r)*lda + (kk)))
 #define OP_B(tb, kk, col)                                                                          \
@@ -198,7 +226,7 @@ inline void stage_tiles(const int ta, const int tb, int m, int n, int k0, int kc
  * constant after inlining, true only for tiles that cross row m or column n. */
 inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, int k, float alpha,
                       float beta, __global const store_t *a, int lda, __global const store_t *b,
-                      int ldb, __global store_t *c, int ldc, __local float *la, __local float *lb)
+                      int ldb, __global cstore_t *c, int ldc, __local float *la, __local float *lb)
 {
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
@@ -233,18 +261,18 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
         const int row = rb + i;
         if (edge && row >= m)
             break;
-        __global store_t *cr = c + (size_t)row * ldc + cb;
+        __global cstore_t *cr = c + (size_t)row * ldc + cb;
         _Pragma("unroll") for (int j = 0; j < NVW; j++)
         {
             if (!edge || cb + (j + 1) * VW <= n) {
                 const floatv r = alpha * acc[i][j];
-                GSTORE(beta == 0.0f ? r : r + beta * GLOAD(cr + j * VW), cr + j * VW);
+                CGSTORE(beta == 0.0f ? r : r + beta * CGLOAD(cr + j * VW), cr + j * VW);
             } else {
                 float t[VW];
                 VSTORE(acc[i][j], t);
                 for (int e = 0; e < VW && cb + j * VW + e < n; e++) {
                     const float r = alpha * t[e];
-                    STORE(cr, j * VW + e, beta == 0.0f ? r : r + beta * LOAD(cr, j * VW + e));
+                    CSTORE(cr, j * VW + e, beta == 0.0f ? r : r + beta * CLOAD(cr, j * VW + e));
                 }
             }
         }
@@ -282,7 +310,7 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
  * modes. No barrier is needed: the work-group is one work-item. */
 inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n, int k,
                         float alpha, float beta, __global const store_t *a, int lda,
-                        __global const store_t *b, int ldb, __global store_t *c, int ldc,
+                        __global const store_t *b, int ldb, __global cstore_t *c, int ldc,
                         __local float *la, __local float *lb, __local float *lacc)
 {
     const int row0 = get_group_id(1) * MWG, col0 = get_group_id(0) * NWG;
@@ -371,15 +399,15 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
         const int row = row0 + r;
         if (edge && row >= m)
             break;
-        __global store_t *cr = c + (size_t)row * ldc + col0;
+        __global cstore_t *cr = c + (size_t)row * ldc + col0;
         for (int x = 0; x < NWG; x += VW) {
             if (!edge || col0 + x + VW <= n) {
                 const floatv v = alpha * VLOAD(lacc + r * NWG + x);
-                GSTORE(beta == 0.0f ? v : v + beta * GLOAD(cr + x), cr + x);
+                CGSTORE(beta == 0.0f ? v : v + beta * CGLOAD(cr + x), cr + x);
             } else {
                 for (int e = 0; e < VW && col0 + x + e < n; e++) {
                     const float v = alpha * lacc[r * NWG + x + e];
-                    STORE(cr, x + e, beta == 0.0f ? v : v + beta * LOAD(cr, x + e));
+                    CSTORE(cr, x + e, beta == 0.0f ? v : v + beta * CLOAD(cr, x + e));
                 }
             }
         }
@@ -412,7 +440,7 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
         int m, int n, int k, float alpha, float beta, __global const store_t *a, int a_off,        \
         int lda, int stride_a,                                       /* op(A) [m, k] */            \
         __global const store_t *b, int b_off, int ldb, int stride_b, /* op(B) [k, n] */            \
-        __global store_t *c, int c_off, int ldc, int stride_c)       /* C [m, n] */                \
+        __global cstore_t *c, int c_off, int ldc, int stride_c)      /* C [m, n] */                \
     {                                                                                              \
         __local float la[LOCAL_A_SIZE];     /* staged or packed op(A) */                           \
         __local float lb[LOCAL_B_SIZE];     /* staged or packed op(B) */                           \
@@ -432,3 +460,25 @@ GEMM_KERNEL(gemm_nn, 0, 0)
 GEMM_KERNEL(gemm_nt, 0, 1)
 GEMM_KERNEL(gemm_tn, 1, 0)
 GEMM_KERNEL(gemm_tt, 1, 1)
+
+/* gemm_split_reduce: C = alpha * (P_0 + ... + P_{parts-1}) + beta * C, the last step of
+ * split-K. P is [parts][m][n] fp32 partial products (tight, from element p_off), C [m, n] in
+ * the storage with row stride ldc from element c_off; with beta == 0, C is not read. One
+ * work-item per element of C: global (n, m), any local shape; work-items past the matrix
+ * return. The partials are added in order s = 0, 1, ..., whatever the work-group. */
+__kernel void gemm_split_reduce(int m, int n, int parts, float alpha, float beta,
+                                __global const float *p, int p_off,      /* [parts, m, n] */
+                                __global store_t *c, int c_off, int ldc) /* C [m, n] */
+{
+    const int col = get_global_id(0), row = get_global_id(1);
+    if (row >= m || col >= n)
+        return;
+    p += p_off + (size_t)row * n + col;
+    float s = p[0];
+    for (int i = 1; i < parts; i++)
+        s += p[(size_t)i * m * n];
+    const float r = alpha * s;
+    c += c_off;
+    const size_t at = (size_t)row * ldc + col;
+    STORE(c, at, beta == 0.0f ? r : r + beta * LOAD(c, at));
+}

@@ -66,6 +66,10 @@ void clt__gemm_teardown(struct clt_device *dev)
         clReleaseMemObject(dev->gemm_wide);
     dev->gemm_wide = NULL;
     dev->gemm_wide_bytes = 0;
+    if (dev->gemm_split)
+        clReleaseMemObject(dev->gemm_split);
+    dev->gemm_split = NULL;
+    dev->gemm_split_bytes = 0;
 }
 
 enum clt_gemm_backend clt_device_gemm_backend(const struct clt_device *dev)

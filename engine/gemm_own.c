@@ -8,15 +8,23 @@
  *
  * The search space is a fixed list per kind of device (CPU devices, and the rest: GPUs and
  * accelerators), filtered by the device's limits and reordered by shape:
- * candidates whose tiles would mostly compute padding, or leave compute units idle, go last.
+ * candidates whose tiles would mostly compute padding, or leave compute units idle, go last,
+ * and split-K candidates (gemm_own.h) come between the two where the shape has few tiles and
+ * a long k (split_space).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "gemm_own.h"
 
-/* Kernel names by transpose pair: index trans_a * 2 + trans_b. */
-static const char *const kernel_names[4] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt"};
+/* Kernel names by slot: transpose pairs at trans_a * 2 + trans_b, then split-K's reduction. */
+static const char *const kernel_names[5] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt",
+                                            "gemm_split_reduce"};
+#define REDUCE_SLOT 4
+
+/* Split-K candidates: at most SPLIT_BASES base configurations, SPLIT_TRIES values of S each. */
+#define SPLIT_BASES 2
+#define SPLIT_TRIES 3
 
 /* Largest register block a work-item may hold (floats). */
 #define MAX_BLOCK 256
@@ -69,20 +77,27 @@ static struct clt__gemm_config from_entry(const struct entry *e)
                                      .mdim = e->mdim,
                                      .ndim = e->ndim,
                                      .vw = e->vw,
-                                     .stage = e->stage};
+                                     .stage = e->stage,
+                                     .split = 1};
 }
 
 /* The rules that make a configuration compile (cl/gemm.cl's #error), device aside. */
 static bool well_formed(const struct clt__gemm_config *c)
 {
     if (c->mwg == 0 || c->nwg == 0 || c->kwg == 0 || c->mdim == 0 || c->ndim == 0 || c->mwg > 256 ||
-        c->nwg > 256 || c->kwg > 256 || c->stage > 7)
+        c->nwg > 256 || c->kwg > 256 || c->stage > 7 || c->split > CLT__GEMM_MAX_SPLIT)
         return false;
     if (c->vw != 1 && c->vw != 2 && c->vw != 4 && c->vw != 8 && c->vw != 16)
         return false;
     if (c->mwg % c->mdim != 0 || c->nwg % (c->ndim * c->vw) != 0)
         return false;
     return (c->mwg / c->mdim) * (c->nwg / c->ndim) <= MAX_BLOCK;
+}
+
+/* The number of k splits, S (1: none). */
+static unsigned splits(const struct clt__gemm_config *c)
+{
+    return c->split > 1 ? c->split : 1;
 }
 
 /* Serial mode (stage bit 2): one work-item per group runs the tile's blocks in turn. */
@@ -149,6 +164,75 @@ const char *clt__gemm_own_refusal(const struct clt_device *dev, const struct clt
     return device_refusal(dev, c);
 }
 
+static int64_t launch_k_limit(const struct clt__gemm_config *c);
+
+/* Split-K candidates for g (at most SPLIT_BASES * SPLIT_TRIES, fewer when max is smaller).
+ * Only for one product (batch 1) with k at least 8 k steps of the tile (8 * kwg). A base is a
+ * configuration of the device's list whose tiles leave compute units idle (fewer than 2 tiles
+ * per compute unit), or any when k is much longer than the product is wide (k >= 16 *
+ * max(m, n), a weight gradient: on PoCL a 16 x 32 tile at 32 x 144 x 12544 has 10 tiles for
+ * 2 cores yet ran twice as fast split, its chunks of A and B staying in cache). The bases
+ * taken are the first SPLIT_BASES in list order whose padding fits the shape (misfit's
+ * bound), else the least padded (1 x 1 blocks last: they run anywhere, slowly). Per base, S0 is the
+ * smallest power of two that makes tiles * S0 >= 2 * compute units (at least 2, at most
+ * CLT__GEMM_MAX_SPLIT), and S takes S0 / 2, S0 and 2 * S0 where each chunk of k (k / S) is at least
+ * 4 * kwg, so the partial products stay long next to the reduction. */
+static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g,
+                          struct clt__gemm_config *out, size_t max)
+{
+    if (!g || g->batch > 1)
+        return 0;
+    const struct entry *list = is_cpu(dev) ? cpu_list : gpu_list;
+    size_t count =
+        is_cpu(dev) ? sizeof cpu_list / sizeof cpu_list[0] : sizeof gpu_list / sizeof gpu_list[0];
+    int64_t cu = dev->info.compute_units > 0 ? (int64_t)dev->info.compute_units : 1;
+    bool long_k = g->k >= 16 * (g->m > g->n ? g->m : g->n);
+    struct clt__gemm_config bases[SPLIT_BASES];
+    double pads[SPLIT_BASES]; /* rank: fitting ones by list position, then by padding */
+    size_t nb = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct clt__gemm_config c = from_entry(&list[i]);
+        int64_t tm = (g->m + c.mwg - 1) / c.mwg, tn = (g->n + c.nwg - 1) / c.nwg;
+        if (device_refusal(dev, &c) || (tm * tn >= 2 * cu && !long_k) || g->k < 8 * (int64_t)c.kwg)
+            continue;
+        double padded = (double)(tm * c.mwg) * (double)(tn * c.nwg);
+        bool fits = padded <= 1.5 * (double)g->m * (double)g->n;
+        bool unblocked = c.mwg == c.mdim && c.nwg == c.ndim; /* 1 x 1 blocks: slow anywhere */
+        double pad = fits ? (double)i : (double)count + padded + (unblocked ? 1e18 : 0.0);
+        /* Insertion into the SPLIT_BASES best ranked so far; an equal one stays behind. */
+        size_t at = nb;
+        while (at > 0 && pads[at - 1] > pad)
+            at--;
+        if (at == SPLIT_BASES)
+            continue;
+        for (size_t j = (nb < SPLIT_BASES ? nb : SPLIT_BASES - 1); j > at; j--) {
+            bases[j] = bases[j - 1];
+            pads[j] = pads[j - 1];
+        }
+        bases[at] = c;
+        pads[at] = pad;
+        if (nb < SPLIT_BASES)
+            nb++;
+    }
+    size_t n = 0;
+    for (size_t b = 0; b < nb; b++) {
+        const struct clt__gemm_config *c = &bases[b];
+        int64_t tiles = ((g->m + c->mwg - 1) / c->mwg) * ((g->n + c->nwg - 1) / c->nwg);
+        int64_t s0 = 2;
+        while (s0 < CLT__GEMM_MAX_SPLIT && tiles * s0 < 2 * cu)
+            s0 *= 2;
+        for (int t = 0; t < SPLIT_TRIES && n < max; t++) {
+            int64_t s = (s0 / 2) << t, chunk = g->k / s;
+            if (s < 2 || s > CLT__GEMM_MAX_SPLIT || chunk < 4 * (int64_t)c->kwg ||
+                (loops_limited(dev) && chunk > launch_k_limit(c)))
+                continue;
+            out[n] = *c;
+            out[n++].split = (uint16_t)s;
+        }
+    }
+    return n;
+}
+
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max)
 {
@@ -156,13 +240,17 @@ size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *
     size_t count =
         is_cpu(dev) ? sizeof cpu_list / sizeof cpu_list[0] : sizeof gpu_list / sizeof gpu_list[0];
     size_t n = 0;
-    /* Two passes: candidates that fit the shape first, then the rest, each in list order. */
-    for (int pass = 0; pass < 2; pass++)
+    /* Two passes: candidates that fit the shape first, then the rest, each in list order;
+     * split-K's between them. */
+    for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < count && n < max; i++) {
             struct clt__gemm_config c = from_entry(&list[i]);
             if (!device_refusal(dev, &c) && misfit(dev, g, &c) == pass)
                 out[n++] = c;
         }
+        if (pass == 0)
+            n += split_space(dev, g, out + n, max - n);
+    }
     return n;
 }
 
@@ -173,24 +261,31 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
      * group), one work-item per group with a 1 x 1 block. */
     if (clt__gemm_own_space(dev, g, out, 1) == 1)
         return;
-    *out = (struct clt__gemm_config){1, 1, 1, 1, 1, 1, 0};
+    *out = (struct clt__gemm_config){1, 1, 1, 1, 1, 1, 0, 1};
 }
 
 int clt__gemm_config_format(const struct clt__gemm_config *c, char *buf, size_t size)
 {
-    return snprintf(buf, size, "mwg=%u,nwg=%u,kwg=%u,mdim=%u,ndim=%u,vw=%u,stage=%u",
+    char split[16] = "";
+    if (splits(c) > 1)
+        snprintf(split, sizeof split, ",split=%u", splits(c));
+    return snprintf(buf, size, "mwg=%u,nwg=%u,kwg=%u,mdim=%u,ndim=%u,vw=%u,stage=%u%s",
                     (unsigned)c->mwg, (unsigned)c->nwg, (unsigned)c->kwg, (unsigned)c->mdim,
-                    (unsigned)c->ndim, (unsigned)c->vw, (unsigned)c->stage);
+                    (unsigned)c->ndim, (unsigned)c->vw, (unsigned)c->stage, split);
 }
 
 bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out)
 {
-    /* Fields as digits only: sscanf's %u would also take signs and spaces. */
-    static const char *const keys[7] = {"mwg=", "nwg=", "kwg=", "mdim=", "ndim=", "vw=", "stage="};
-    unsigned v[7];
+    /* Fields as digits only: sscanf's %u would also take signs and spaces. The eighth, split,
+     * is optional: its absence is S = 1. */
+    static const char *const keys[8] = {
+        "mwg=", "nwg=", "kwg=", "mdim=", "ndim=", "vw=", "stage=", "split="};
+    unsigned v[8] = {0, 0, 0, 0, 0, 0, 0, 1};
     if (!s)
         return false;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
+        if (i == 7 && s[-1] != ',')
+            break; /* stage ended the text */
         size_t kl = strlen(keys[i]);
         if (strncmp(s, keys[i], kl) != 0)
             return false;
@@ -203,23 +298,27 @@ bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out)
         }
         if (digits == 0 || (*s >= '0' && *s <= '9'))
             return false;
-        if (*s != (i < 6 ? ',' : '\0'))
+        if (*s != (i < 6 || (i == 6 && *s == ',') ? ',' : '\0'))
             return false;
-        s += i < 6;
+        s += *s == ',';
         v[i] = x;
+        if (i == 7 && (x < 2 || x > CLT__GEMM_MAX_SPLIT))
+            return false;
     }
     for (int i = 0; i < 7; i++)
         if (v[i] > 256)
             return false;
     struct clt__gemm_config c = {(uint16_t)v[0], (uint16_t)v[1], (uint16_t)v[2], (uint16_t)v[3],
-                                 (uint16_t)v[4], (uint8_t)v[5],  (uint8_t)v[6]};
+                                 (uint16_t)v[4], (uint8_t)v[5],  (uint8_t)v[6],  (uint16_t)v[7]};
     if (!well_formed(&c))
         return false;
     *out = c;
     return true;
 }
 
-/* The kernel for one transpose pair of variant c, building the variant when needed. */
+/* The kernel in one slot of variant c (kernel_names), building the variant when needed. A
+ * split configuration in a 16-bit storage is its own variant, C in fp32 (CLT_GEMM_C_F32); in
+ * fp32 it shares its twin's (the same configuration with S = 1). */
 static enum clt_status get_kernel(struct clt_device *dev, const struct clt__gemm_config *c,
                                   int pair, cl_kernel *out)
 {
@@ -231,12 +330,14 @@ static enum clt_status get_kernel(struct clt_device *dev, const struct clt__gemm
                  dev->info.name, why);
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    char defines[224];
+    char defines[256];
+    bool c_f32 = splits(c) > 1 && dev->storage != CLT_PRECISION_FP32;
     snprintf(defines, sizeof defines,
              "#define MWG %u\n#define NWG %u\n#define KWG %u\n#define MDIM %u\n#define NDIM %u\n"
-             "#define VW %u\n#define STAGE %u\n",
+             "#define VW %u\n#define STAGE %u\n%s",
              (unsigned)c->mwg, (unsigned)c->nwg, (unsigned)c->kwg, (unsigned)c->mdim,
-             (unsigned)c->ndim, (unsigned)c->vw, (unsigned)c->stage);
+             (unsigned)c->ndim, (unsigned)c->vw, (unsigned)c->stage,
+             c_f32 ? "#define CLT_GEMM_C_F32 1\n" : "");
     struct clt__program_variant *v;
     enum clt_status st = clt__program_variant_get(dev, "gemm", defines, &v);
     if (st != CLT_OK)
@@ -253,7 +354,7 @@ static enum clt_status get_kernel(struct clt_device *dev, const struct clt__gemm
     /* A GPU may allow fewer work-items for this kernel than for the device (registers). */
     size_t wg = 0;
     err = clGetKernelWorkGroupInfo(k, dev->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-    if (err == CL_SUCCESS && wg < group_items(c)) {
+    if (err == CL_SUCCESS && pair != REDUCE_SLOT && wg < group_items(c)) {
         char text[96];
         clt__gemm_config_format(c, text, sizeof text);
         clt__log(&dev->log, CLT_LOG_ERROR,
@@ -271,7 +372,7 @@ static enum clt_status get_kernel(struct clt_device *dev, const struct clt__gemm
 enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__gemm_config *c)
 {
     enum clt_status st = CLT_OK;
-    for (int pair = 0; pair < 4 && st == CLT_OK; pair++) {
+    for (int pair = 0; pair < (splits(c) > 1 ? 5 : 4) && st == CLT_OK; pair++) {
         cl_kernel k;
         st = get_kernel(dev, c, pair, &k);
     }
@@ -325,10 +426,102 @@ static int64_t launch_k_limit(const struct clt__gemm_config *c)
     return kmax > c->kwg ? kmax : c->kwg;
 }
 
-enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *c,
+/* Grows dev->gemm_split to at least `bytes` (by replacing it: commands already enqueued keep
+ * the old one alive until they finish). */
+static enum clt_status ensure_split(struct clt_device *dev, size_t bytes)
+{
+    if (bytes <= dev->gemm_split_bytes)
+        return CLT_OK;
+    if (dev->gemm_split)
+        clReleaseMemObject(dev->gemm_split);
+    dev->gemm_split_bytes = 0;
+    cl_int err;
+    dev->gemm_split = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    enum clt_status st = clt__cl_check(&dev->log, err, "clCreateBuffer (GEMM split-K partials)");
+    if (st == CLT_OK)
+        dev->gemm_split_bytes = bytes;
+    else
+        dev->gemm_split = NULL;
+    return st;
+}
+
+/* Whether c runs g split: S > 1, one product, a chunk of at least one k, every offset and
+ * stride of the partial launches within 2^31 elements (A and B from elements a_off, b_off),
+ * and on llvmpipe a chunk one launch may take. */
+static bool runs_split(const struct clt_device *dev, const struct clt__gemm_config *c,
+                       const struct clt_gemm_shape *g, size_t a_off, size_t b_off)
+{
+    int64_t s = splits(c), chunk = g->k / s;
+    if (s < 2 || g->batch > 1 || chunk < 1)
+        return false;
+    int64_t parts = s + (g->k % s != 0);
+    int64_t sa = g->trans_a ? chunk * g->lda : chunk, sb = g->trans_b ? chunk : chunk * g->ldb;
+    if ((int64_t)a_off + s * sa > INT32_MAX || (int64_t)b_off + s * sb > INT32_MAX ||
+        parts * g->m * g->n > INT32_MAX)
+        return false;
+    return !loops_limited(dev) || chunk <= launch_k_limit(c);
+}
+
+/* Split-K (gemm_own.h): S partial products over chunks of k into dev->gemm_split, the k % S
+ * left over as one more, then C = alpha * their sum + beta * C. */
+static enum clt_status run_split(struct clt_device *dev, const struct clt__gemm_config *c,
+                                 const struct clt_gemm_shape *g, struct clt__buf a,
+                                 struct clt__buf b, struct clt__buf cbuf)
+{
+    int64_t s = splits(c), chunk = g->k / s, rest = g->k - s * chunk;
+    int64_t mn = g->m * g->n, parts = s + (rest > 0);
+    enum clt_status st = ensure_split(dev, (size_t)(parts * mn) * sizeof(float));
+    if (st != CLT_OK)
+        return st;
+    struct clt_gemm_shape p = *g;
+    p.k = chunk;
+    p.batch = s;
+    p.alpha = 1.0f;
+    p.beta = 0.0f;
+    p.ldc = g->n;
+    p.stride_a = g->trans_a ? chunk * g->lda : chunk;
+    p.stride_b = g->trans_b ? chunk : chunk * g->ldb;
+    p.stride_c = mn;
+    st = run_one(dev, c, &p, a, b, (struct clt__buf){dev->gemm_split, 0});
+    if (st == CLT_OK && rest > 0) {
+        struct clt__buf ra = a, rb = b;
+        ra.offset += (size_t)(s * p.stride_a);
+        rb.offset += (size_t)(s * p.stride_b);
+        p.k = rest;
+        p.batch = 1;
+        st = run_one(dev, c, &p, ra, rb, (struct clt__buf){dev->gemm_split, (size_t)(s * mn)});
+    }
+    cl_kernel k;
+    if (st == CLT_OK)
+        st = get_kernel(dev, c, REDUCE_SLOT, &k);
+    if (st != CLT_OK)
+        return st;
+    cl_int m = (cl_int)g->m, n = (cl_int)g->n, np = (cl_int)parts, ldc = (cl_int)g->ldc;
+    cl_int zero = 0, oc = (cl_int)cbuf.offset;
+    cl_mem parts_mem = dev->gemm_split;
+    float alpha = g->alpha, beta = g->beta;
+    struct clt__arg args[] = {
+        CLT__ARG(m),         CLT__ARG(n),    CLT__ARG(np),       CLT__ARG(alpha), CLT__ARG(beta),
+        CLT__ARG(parts_mem), CLT__ARG(zero), CLT__ARG(cbuf.mem), CLT__ARG(oc),    CLT__ARG(ldc),
+    };
+    size_t global[2] = {(size_t)g->n, (size_t)g->m};
+    return clt__launch_kernel(dev, k, args, sizeof args / sizeof args[0], 2, global, NULL);
+}
+
+enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *config,
                                   const struct clt_gemm_shape *g, struct clt__buf a,
                                   struct clt__buf b, struct clt__buf cbuf)
 {
+    if (cbuf.offset > INT32_MAX) {
+        clt__log(&dev->log, CLT_LOG_ERROR, "gemm: buffer offset beyond 2^31 elements");
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    if (runs_split(dev, config, g, a.offset, b.offset))
+        return run_split(dev, config, g, a, b, cbuf);
+    /* Unsplit: the twin with S = 1 (in a 16-bit storage the split variant's C is fp32). */
+    struct clt__gemm_config twin = *config;
+    twin.split = 1;
+    const struct clt__gemm_config *c = &twin;
     int64_t kmax = loops_limited(dev) ? launch_k_limit(c) : g->k;
     if (g->k <= kmax)
         return run_one(dev, c, g, a, b, cbuf);

@@ -5,6 +5,14 @@
  * local-memory staging: the #ifndef tunables of cl/gemm.cl). The tuner (gemm.c, tune.c) asks
  * for a search space per device and shape, times each candidate, and keeps the best by its
  * text form; everything else treats the struct as opaque.
+ *
+ * Split-K (split S > 1): a product with few output tiles for the device's compute units and a
+ * long k runs as S partial products over consecutive chunks of k (k / S each; the k % S left
+ * over as one more partial), computed by the variant's batched kernel into an fp32 scratch
+ * (dev->gemm_split, grown on demand), then added by gemm_split_reduce into C as alpha * sum +
+ * beta * C in the storage. In a 16-bit storage the partials stay fp32 (the variant is built
+ * with CLT_GEMM_C_F32), so only C's final value is rounded. Batched shapes (batch > 1) run
+ * with S = 1 whatever the configuration says.
  */
 #ifndef CLTRAIN_GEMM_OWN_H
 #define CLTRAIN_GEMM_OWN_H
@@ -20,7 +28,12 @@ struct clt__gemm_config {
     uint8_t stage;          /* bit 0: A tile through local memory, bit 1: B tile; bit 2:
                              * serial mode, one work-item per group runs the mdim x ndim
                              * blocks in turn over packed panels (CPU devices) */
+    uint16_t split;         /* k splits S (split-K, above); 0 or 1: none. At most
+                             * CLT__GEMM_MAX_SPLIT */
 };
+
+/* Most k splits a configuration may ask for. */
+#define CLT__GEMM_MAX_SPLIT 64
 
 /* The configuration used without tuning on this device for this (resolved) shape: the first
  * of clt__gemm_own_space. g may be NULL (no shape preference). */
@@ -28,23 +41,26 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
                            struct clt__gemm_config *out);
 
 /* Writes up to `max` candidate configurations valid on this device (local memory, work-group
- * size) for this shape into out, likeliest first; returns how many (at most 18). The set is a
+ * size) for this shape into out, likeliest first; returns how many (at most 24). The set is a
  * fixed list per kind of device (CPU or other) filtered by its limits; the shape only
  * moves candidates whose tiles would mostly compute padding, or leave compute units idle, to
- * the end. g may be NULL: the device's list in its own order. */
+ * the end, and adds split-K candidates (at most 6, after the fitting ones) where the shape has
+ * few output tiles and a long k (gemm_own.c, split_space). g may be NULL: the device's list in
+ * its own order, none split. */
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max);
 
 /* Text form, e.g. "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3", for the tuning cache and
- * `cltrain tune --show`. Returns what snprintf returns. */
+ * `cltrain tune --show`, with ",split=S" after it when S > 1. Returns what snprintf returns. */
 int clt__gemm_config_format(const struct clt__gemm_config *c, char *buf, size_t size);
 
-/* Parses the text form; false when it is malformed or not a valid configuration. */
+/* Parses the text form; false when it is malformed or not a valid configuration (split, when
+ * present, is 2 to CLT__GEMM_MAX_SPLIT; absent, S = 1). */
 bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out);
 
 /* Builds (or loads from the binary cache) the variant now, with its four kernels (one per
- * transpose pair); logs and returns an error when the device refuses it. Enqueues nothing.
- * A device keeps at most CLT__MAX_VARIANTS variants of all programs. */
+ * transpose pair) and, split, its reduction; logs and returns an error when the device refuses it.
+ * Enqueues nothing. A device keeps at most CLT__MAX_VARIANTS variants of all programs. */
 enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__gemm_config *c);
 
 /* Why the device cannot run c (a sentence), or NULL when it may (before building: the kernel's

@@ -82,7 +82,7 @@ struct clt__program_variant {
     char name[32];
     char *defines;
     cl_program program;
-    cl_kernel kernels[4];
+    cl_kernel kernels[5];
 };
 
 struct clt_device {
@@ -124,6 +124,8 @@ struct clt_device {
     size_t gemm_temp_bytes;
     cl_mem gemm_wide; /* 16-bit storage: A, B and C widened to fp32 (clt__gemm_widened) */
     size_t gemm_wide_bytes;
+    cl_mem gemm_split; /* gemm_own.c: split-K's fp32 partial products */
+    size_t gemm_split_bytes;
     bool gemm_host;         /* gemm_host.c: the host's BLAS runs as a native kernel here */
     struct clt__tune *tune; /* tune.c: the GEMM choices of this device; NULL: not tuning */
 

@@ -18,6 +18,16 @@
  * bf16 only the first configuration of each vector width and staging runs (with every
  * transpose pair): the storage changes the loads and stores only, which those fields choose,
  * and every configuration builds once per storage (most of this test's time on PoCL).
+ *
+ * Split-K (S > 1): S partial products over chunks of k, added by a reduction, at odd m and n,
+ * k that S divides and k that it does not (the rest as one more partial), k shorter than S
+ * (runs unsplit), every transpose pair, alpha and beta, beta 0 over NaN, padded leading
+ * dimensions; in fp32 with configurations the other tests have built (a split configuration
+ * shares its twin's program there), and in fp16 and bf16 with the default configuration (the
+ * partials stay fp32: C is rounded once, so the 16-bit tolerance above holds). The same
+ * tolerance: each output is S fma chains added, the same bound on k products. The search
+ * space offers split candidates only for one product with few tiles and a long k, and each
+ * one it offers at such a shape is right.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -346,8 +356,18 @@ static void malformed_text_is_rejected(void **state)
         "mwg=512,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
         "mwg=4294967360,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3",
         "mwg=256,nwg=256,kwg=16,mdim=1,ndim=1,vw=4,stage=3", /* 65536 floats per work-item */
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=0",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=1", /* S = 1 is written without */
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=65",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=x",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=8,",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=8x",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,splat=8",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=-8",
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=99999",
     };
-    struct clt__gemm_config out = {1, 2, 3, 4, 5, 6, 7}, before = out;
+    struct clt__gemm_config out = {1, 2, 3, 4, 5, 6, 7, 1}, before = out;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (clt__gemm_config_parse(bad[i], &out))
             fail_msg("accepted \"%s\"", bad[i]);
@@ -355,13 +375,38 @@ static void malformed_text_is_rejected(void **state)
     }
     assert_false(clt__gemm_config_parse(NULL, &out));
     assert_true(clt__gemm_config_parse("mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3", &out));
+    assert_int_equal(out.split, 1);
+}
+
+/* Split configurations' text: ",split=S" after the rest, only when S > 1; it round-trips. */
+static void split_text_round_trips(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3,split=2",
+        "mwg=8,nwg=32,kwg=16,mdim=8,ndim=4,vw=8,stage=0,split=64",
+        "mwg=5,nwg=6,kwg=3,mdim=1,ndim=3,vw=2,stage=3,split=3",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct clt__gemm_config c, back;
+        char text[96];
+        assert_true(clt__gemm_config_parse(good[i], &c));
+        assert_true(c.split >= 2);
+        clt__gemm_config_format(&c, text, sizeof text);
+        assert_string_equal(text, good[i]);
+        assert_true(clt__gemm_config_parse(text, &back));
+        assert_memory_equal(&back, &c, sizeof c);
+        c.split = 1;
+        clt__gemm_config_format(&c, text, sizeof text);
+        assert_null(strstr(text, "split"));
+    }
 }
 
 /* A well-formed configuration the device cannot run is refused with a status, not run. */
 static void device_limits_are_enforced(void **state)
 {
     struct clt_device *dev = *state;
-    struct clt__gemm_config huge_group = {256, 256, 16, 256, 256, 1, 0};
+    struct clt__gemm_config huge_group = {256, 256, 16, 256, 256, 1, 0, 1};
     assert_int_equal(clt__gemm_own_prepare(dev, &huge_group), CLT_ERR_INVALID_ARGUMENT);
     struct clt__gemm_config ok;
     clt__gemm_own_default(dev, NULL, &ok);
@@ -398,6 +443,96 @@ static void long_k(void **state)
                                    .beta = 0.0f};
         check_config(dev, &cfg[i], &g, true, NULL);
     }
+}
+
+/* One split configuration at odd shapes: S divides k or not, every transpose pair, alpha and
+ * beta, beta 0 over NaN with padded leading dimensions, k shorter than S. */
+static void check_split(struct clt_device *dev, const struct clt__gemm_config *base, uint16_t s)
+{
+    struct clt__gemm_config c = *base;
+    c.split = s;
+    bool small = clt_test_small();
+    for (int t = 0; t < 4; t++) {
+        int64_t k = (t & 1) ? (int64_t)s * (small ? 7 : 23) : (int64_t)s * (small ? 5 : 19) + 3;
+        struct clt_gemm_shape g = {.m = 7,
+                                   .n = 13,
+                                   .k = k,
+                                   .trans_a = t & 1,
+                                   .trans_b = (t >> 1) & 1,
+                                   .alpha = 0.75f,
+                                   .beta = 0.5f};
+        check_config(dev, &c, &g, false, NULL);
+        struct clt_gemm_shape ld = g;
+        ld.m = 9;
+        ld.n = 5;
+        ld.alpha = -1.5f;
+        ld.beta = 0.0f;
+        ld.lda = (ld.trans_a ? ld.m : ld.k) + 3;
+        ld.ldb = (ld.trans_b ? ld.k : ld.n) + 2;
+        ld.ldc = ld.n + 5;
+        check_config(dev, &c, &ld, true, NULL);
+    }
+    struct clt_gemm_shape tiny = {.m = 3, .n = 5, .k = s - 1 > 0 ? s - 1 : 1, .alpha = 1.0f};
+    check_config(dev, &c, &tiny, true, NULL);
+}
+
+/* Split-K in fp32 with configurations the other tests built (the split shares its twin's
+ * program), then in fp16 and bf16 with the default configuration (fp32 partials). */
+static void split_configurations(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    check_split(dev, &cfg[0], 2);
+    check_split(dev, &cfg[n - 1], 3);
+    check_split(dev, &cfg[n - 1], 8);
+    const enum clt_precision st[2] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
+    for (int si = 0; si < 2; si++) {
+        storage = st[si];
+        enum clt_precision prev = clt__storage_set(dev, storage);
+        check_split(dev, &cfg[0], 4);
+        clt__storage_set(dev, prev);
+        storage = CLT_PRECISION_FP32;
+    }
+}
+
+/* The space offers split candidates for one product with few tiles or a k much longer than
+ * the product is wide, never for a batch, never without a shape, never for a product with
+ * tiles enough and a k shorter than 16 times its width; each offered at a small long-k product
+ * is right (its twin is in the space: the program is shared). */
+static void split_candidates_of_the_space(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = clt__gemm_own_space(dev, NULL, cfg, MAX_CONFIGS);
+    for (size_t i = 0; i < n; i++)
+        assert_true(cfg[i].split <= 1);
+    struct clt_gemm_shape big = {.m = 1024, .n = 1024, .k = 8192, .batch = 1};
+    n = clt__gemm_own_space(dev, &big, cfg, MAX_CONFIGS);
+    for (size_t i = 0; i < n; i++)
+        assert_true(cfg[i].split <= 1);
+    struct clt_gemm_shape batched = {.m = 5, .n = 3, .k = 50176, .batch = 2};
+    n = clt__gemm_own_space(dev, &batched, cfg, MAX_CONFIGS);
+    for (size_t i = 0; i < n; i++)
+        assert_true(cfg[i].split <= 1);
+    bool small = clt_test_small();
+    struct clt_gemm_shape g = {
+        .m = 5, .n = 3, .k = small ? 1031 : 4103, .batch = 1, .trans_b = true, .alpha = 1.0f};
+    n = clt__gemm_own_space(dev, &g, cfg, MAX_CONFIGS);
+    size_t splits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cfg[i].split <= 1)
+            continue;
+        splits++;
+        assert_true(cfg[i].split <= CLT__GEMM_MAX_SPLIT);
+        assert_true(g.k / cfg[i].split >= 4 * cfg[i].kwg);
+        check_config(dev, &cfg[i], &g, true, NULL);
+    }
+    /* One tile of a 5 x 3 product leaves a compute unit idle on any device whose tiles need
+     * k >= 8 k steps: the candidates are there when a base's k step fits. */
+    printf("%zu split candidates of %zu at m=5 n=3 k=%lld\n", splits, n, (long long)g.k);
+    assert_true(splits >= 1);
+    assert_true(splits <= 6);
 }
 
 /* Whether configuration i is the first of the list with its vector width and staging: the
@@ -533,6 +668,9 @@ int main(void)
         cmocka_unit_test(configurations_agree_bit_for_bit),
         cmocka_unit_test(every_configuration_in_16_bits),
         cmocka_unit_test(long_k_in_16_bits),
+        cmocka_unit_test(split_text_round_trips),
+        cmocka_unit_test(split_configurations),
+        cmocka_unit_test(split_candidates_of_the_space),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

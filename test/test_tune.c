@@ -17,6 +17,10 @@
  * implementation computes what the reference does on the rounded inputs (tolerance as
  * test_gemm.c: 1e-5 (k + 1) (1 + u) + u |want|, u = 2^-11 fp16, 2^-8 bf16).
  *
+ * Split-K: at a product with few tiles and a long k the own kernel's split configurations
+ * are candidates in fp32 and in fp16, each checked like every other (none computes a wrong
+ * result), and the choice, split or not, computes what the reference does and reads back.
+ *
  * Never a timing threshold: which candidate wins depends on the machine; what is checked is
  * that the winner is one that computed correctly.
  */
@@ -645,6 +649,59 @@ static void clblast_parameters_are_decided_kept_and_applied(void **state)
 
 /* ---- 16-bit storage --------------------------------------------------------------------- */
 
+static void check_dispatch_st(struct clt_device *dev, const struct clt_gemm_shape *shape,
+                              enum clt_precision s);
+static void tune_st(struct clt_device *dev, const struct clt_gemm_shape *shape,
+                    enum clt_precision s);
+
+/* How many of t's candidates are split configurations; each ran and computed correctly. */
+static uint32_t split_candidates(const struct clt_gemm_tuning *t)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->candidate_count; i++)
+        if (strstr(t->candidates[i].name, ",split=")) {
+            n++;
+            assert_false(t->candidates[i].wrong);
+            assert_int_equal(t->candidates[i].status, CLT_OK);
+        }
+    return n;
+}
+
+/* A 5 x 3 product (one tile, B transposed) with a long k, as a weight gradient: split
+ * candidates are timed and checked in fp32 and fp16; the choice computes correctly and a
+ * second process reads it back. */
+static void split_candidates_are_timed(void **state)
+{
+    struct fixture *f = *state;
+    const struct clt_gemm_shape g = {
+        .m = 5, .n = 3, .k = clt_test_small() ? 1031 : 4103, .trans_b = true, .alpha = 1.0f};
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &g, 1), CLT_OK);
+    tune_st(dev, &g, CLT_PRECISION_FP16);
+    struct clt_gemm_tuning *list;
+    size_t n = tunings(dev, &list);
+    assert_int_equal(n, 2);
+    char chosen[2][96]; /* by storage: fp32, fp16 */
+    for (size_t i = 0; i < n; i++) {
+        assert_true(split_candidates(&list[i]) >= 1);
+        check_entry(&list[i]);
+        bool half = list[i].storage == (uint32_t)CLT_PRECISION_FP16;
+        snprintf(chosen[half], sizeof chosen[half], "%s", list[i].chosen);
+    }
+    free(list);
+    check_dispatch(dev, &g);
+    check_dispatch_st(dev, &g, CLT_PRECISION_FP16);
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
+    assert_int_equal(tunings(dev, &list), 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_string_equal(list[i].chosen,
+                            chosen[list[i].storage == (uint32_t)CLT_PRECISION_FP16]);
+    free(list);
+    check_dispatch(dev, &g);
+    clt_device_close(dev);
+}
+
 /* clt__gemm in storage s at a shape, against the reference on inputs rounded to s. */
 static void check_dispatch_st(struct clt_device *dev, const struct clt_gemm_shape *shape,
                               enum clt_precision s)
@@ -911,6 +968,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(storages_are_keyed_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(old_entries_read_as_fp32, setup, teardown),
         cmocka_unit_test_setup_teardown(wrong_16_bit_candidate_is_never_chosen, setup, teardown),
+        cmocka_unit_test_setup_teardown(split_candidates_are_timed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
