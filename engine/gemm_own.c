@@ -170,13 +170,14 @@ static int64_t launch_k_limit(const struct clt__gemm_config *c);
  * Only for one product (batch 1) with k at least 8 k steps of the tile (8 * kwg). A base is a
  * configuration of the device's list whose tiles leave compute units idle (fewer than 2 tiles
  * per compute unit), or any when k is much longer than the product is wide (k >= 16 *
- * max(m, n), a weight gradient: on PoCL a 16 x 32 tile at 32 x 144 x 12544 has 10 tiles for
- * 2 cores yet ran twice as fast split, its chunks of A and B staying in cache). The bases
- * taken are the first SPLIT_BASES in list order whose padding fits the shape (misfit's
- * bound), else the least padded (1 x 1 blocks last: they run anywhere, slowly). Per base, S0 is the
- * smallest power of two that makes tiles * S0 >= 2 * compute units (at least 2, at most
- * CLT__GEMM_MAX_SPLIT), and S takes S0 / 2, S0 and 2 * S0 where each chunk of k (k / S) is at least
- * 4 * kwg, so the partial products stay long next to the reduction. */
+ * max(m, n), a weight gradient: on PoCL a 16 x 32 tile at 32 x 144 x 12544, 10 tiles for 2
+ * cores, ran from as fast to twice as fast split, its chunks of A and B smaller in cache; the
+ * tuner decides). The bases taken are the first SPLIT_BASES in list order whose padding fits
+ * the shape (misfit's bound), else the least padded; 1 x 1 blocks after all others (they run
+ * anywhere, slowly). Per base, S0 is the smallest power of two that makes tiles * S0 >= 2 *
+ * compute units (at least 2, at most CLT__GEMM_MAX_SPLIT), and S takes S0 / 2, S0 and 2 * S0
+ * where each chunk of k (k / S) is at least 4 * kwg, so the partial products stay long next to
+ * the reduction. */
 static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                           struct clt__gemm_config *out, size_t max)
 {
@@ -198,7 +199,7 @@ static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g
         double padded = (double)(tm * c.mwg) * (double)(tn * c.nwg);
         bool fits = padded <= 1.5 * (double)g->m * (double)g->n;
         bool unblocked = c.mwg == c.mdim && c.nwg == c.ndim; /* 1 x 1 blocks: slow anywhere */
-        double pad = fits ? (double)i : (double)count + padded + (unblocked ? 1e18 : 0.0);
+        double pad = (fits ? (double)i : (double)count + padded) + (unblocked ? 1e18 : 0.0);
         /* Insertion into the SPLIT_BASES best ranked so far; an equal one stays behind. */
         size_t at = nb;
         while (at > 0 && pads[at - 1] > pad)

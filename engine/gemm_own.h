@@ -44,9 +44,9 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
  * size) for this shape into out, likeliest first; returns how many (at most 24). The set is a
  * fixed list per kind of device (CPU or other) filtered by its limits; the shape only
  * moves candidates whose tiles would mostly compute padding, or leave compute units idle, to
- * the end, and adds split-K candidates (at most 6, after the fitting ones) where the shape has
- * few output tiles and a long k (gemm_own.c, split_space). g may be NULL: the device's list in
- * its own order, none split. */
+ * the end, and adds split-K candidates (at most 6, after the fitting ones) for one product with a
+ * long k and few output tiles, or a k much longer than it is wide (gemm_own.c, split_space). g may
+ * be NULL: the device's list in its own order, none split. */
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max);
 

@@ -1,7 +1,8 @@
 /*
  * tune.c: the GEMM tuner. Chooses, per device and shape, the fastest correct implementation
  * among the own kernel's configurations (clt__gemm_own_space, split-K's among them where the
- * shape has few tiles and a long k), CLBlast and the host's BLAS.
+ * shape has a long k and few tiles, or a k much longer than it is wide), CLBlast and the host's
+ * BLAS.
  *
  * Shapes are keyed exactly: (trans_a, trans_b, m, n, k, batch, storage). Leading dimensions,
  * strides, offsets, alpha and beta do not take part: every implementation serves them all.

@@ -26,8 +26,8 @@
  * shares its twin's program there), and in fp16 and bf16 with the default configuration (the
  * partials stay fp32: C is rounded once, so the 16-bit tolerance above holds). The same
  * tolerance: each output is S fma chains added, the same bound on k products. The search
- * space offers split candidates only for one product with few tiles and a long k, and each
- * one it offers at such a shape is right.
+ * space offers split candidates only for one product with a long k and few tiles, or a k much
+ * longer than it is wide, and each one it offers at such a shape is right.
  */
 #include <math.h>
 #include <stdlib.h>
