@@ -61,6 +61,7 @@
  *   elementwise ops, sub_forward                  1-D, one per output element
  *   bias_forward, sum_backward,
  *   mul_broadcast_forward and _backward_x         2-D (c, r), one per output element
+ *   bias_forward_cols32 (cols a multiple of 32)   the same, the column not checked
  *   sum_axis                                      3-D (i, p, o), one per partial sum, walking
  *                                                 its chunk in order (at most `chunk` terms)
  *   sum_axis4 (inner a multiple of 4)             the same, four neighbouring columns each
@@ -217,6 +218,23 @@ __kernel void bias_forward(int rows, int cols, __global const store_t *x,
         return;
     const int i = r * cols + c;
     STORE(y, y_off + i, LOAD(x, x_off + i) + LOAD(bias, bias_off + c));
+}
+
+/* bias_forward when cols is a multiple of 32: the launch then rounds no column up (its local
+ * size in dimension 0 is a power of two up to 32, engine/internal.h), so only the row is
+ * checked. A check of the column made every load and store a masked one, which AVX2 has not
+ * for 16-bit elements: PoCL ran bias_forward one work-item at a time in fp16 and bf16. The
+ * bias is read with LOAD_ALT (two loads in one expression, cl/common.cl). */
+__kernel void bias_forward_cols32(int rows, int cols, __global const store_t *x,
+                                  int x_off,                                  /* [rows, cols] */
+                                  __global const store_t *bias, int bias_off, /* [cols] */
+                                  __global store_t *y, int y_off)             /* [rows, cols] */
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= rows)
+        return;
+    const int i = r * cols + c;
+    STORE(y, y_off + i, LOAD(x, x_off + i) + LOAD_ALT(bias, bias_off + c));
 }
 
 __kernel void mul_broadcast_forward(int rows, int cols, __global const store_t *x,

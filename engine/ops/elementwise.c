@@ -269,8 +269,10 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
         st = clt__check_buf(dev, y, rows * cols, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN_ND(dev, CLT__K_bias_forward, 2, ((size_t[]){(size_t)cols, (size_t)rows}),
-                       CLT__I32(rows), CLT__I32(cols), CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
+    /* Whole 32-column blocks: the kernel that checks no column (cl/elementwise.cl). */
+    return CLT__RUN_ND(dev, cols % 32 == 0 ? CLT__K_bias_forward_cols32 : CLT__K_bias_forward, 2,
+                       ((size_t[]){(size_t)cols, (size_t)rows}), CLT__I32(rows), CLT__I32(cols),
+                       CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
 }
 
 /* dx is copy_backward; dbias clt__sum_axis over the rows. */
