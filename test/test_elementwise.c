@@ -581,8 +581,11 @@ static void run_shapes(struct clt_device *dev, enum op op, const int64_t (*shape
 
 static void arithmetic(void **state)
 {
-    static const int64_t big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 1000, 0}, {1, 65537, 0}};
-    static const int64_t small[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 300, 0}};
+    static const int64_t big[][3] = {
+        {1, 1, 0}, {1, 37, 0}, {1, 64, 0}, {1, 1000, 0}, {1, 65537, 0}};
+    /* copy_backward: whole 32-element rows only (64), rows and a tail (37, 300, 1000), a
+     * tail only (1). */
+    static const int64_t small[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}, {1, 300, 0}};
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_COPY, OP_ADD, OP_MUL, OP_SCALE};
     for (size_t o = 0; o < COUNT(ops); o++)
@@ -942,8 +945,8 @@ static void bad_arguments_are_refused(void **state)
 static void ops_in_16_bit(void **state)
 {
     struct clt_device *dev = *state;
-    static const int64_t ew_big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 1000, 0}};
-    static const int64_t ew_small[][3] = {{1, 1, 0}, {1, 37, 0}};
+    static const int64_t ew_big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}, {1, 1000, 0}};
+    static const int64_t ew_small[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}};
     static const int64_t axis_big[][3] = {{5, 19, 0},   {65, 3, 0},   {65, 8, 0}, {4099, 3, 0},
                                           {4099, 8, 0}, {3, 4099, 0}, {7, 64, 0}};
     static const int64_t axis_small[][3] = {
