@@ -59,8 +59,10 @@
  * Work-items (any work-group size; items past the real size return at once). No work-item
  * divides to find its coordinates except broadcast_forward's on z and broadcast_backward:
  *   elementwise ops, sub_forward                  1-D, one per output element
+ *   copy_backward_rows                            2-D (c, r), 32 x rows, one per element
  *   bias_forward, sum_backward,
  *   mul_broadcast_forward and _backward_x         2-D (c, r), one per output element
+ *   bias_forward_cols32 (cols a multiple of 32)   the same, the column not checked
  *   sum_axis                                      3-D (i, p, o), one per partial sum, walking
  *                                                 its chunk in order (at most `chunk` terms)
  *   sum_axis4 (inner a multiple of 4)             the same, four neighbouring columns each
@@ -148,6 +150,23 @@ __kernel void copy_backward(int n, int accumulate, __global const store_t *dy, i
     grad_store(dx + dx_off, i, accumulate, LOAD(dy, dy_off + i));
 }
 
+/* copy_backward over whole rows of 32 elements (global 32 x rows): only the row is checked,
+ * and dx's old value is read whether or not it is added. A check of each element, or a load
+ * under the per-launch accumulate, makes the accesses masked ones, which AVX2 has not for
+ * 16-bit elements: PoCL ran copy_backward one work-item at a time in fp16 and bf16. The
+ * launcher runs copy_backward on the last n % 32 elements. */
+__kernel void copy_backward_rows(int rows, int accumulate, __global const store_t *dy,
+                                 int dy_off,                       /* [32 rows] */
+                                 __global store_t *dx, int dx_off) /* [32 rows] */
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= rows)
+        return;
+    const int i = 32 * r + c;
+    const float g = LOAD(dy, dy_off + i), old = LOAD_ALT(dx, dx_off + i);
+    STORE(dx, dx_off + i, accumulate ? old + g : g);
+}
+
 __kernel void axpy_forward(int n, float alpha, __global const store_t *x, int x_off, /* [n] */
                            __global store_t *y, int y_off)                           /* [n] */
 {
@@ -217,6 +236,23 @@ __kernel void bias_forward(int rows, int cols, __global const store_t *x,
         return;
     const int i = r * cols + c;
     STORE(y, y_off + i, LOAD(x, x_off + i) + LOAD(bias, bias_off + c));
+}
+
+/* bias_forward when cols is a multiple of 32: the launch then rounds no column up (its local
+ * size in dimension 0 is a power of two up to 32, engine/internal.h), so only the row is
+ * checked. A check of the column made every load and store a masked one, which AVX2 has not
+ * for 16-bit elements: PoCL ran bias_forward one work-item at a time in fp16 and bf16. The
+ * bias is read with LOAD_ALT (two loads in one expression, cl/common.cl). */
+__kernel void bias_forward_cols32(int rows, int cols, __global const store_t *x,
+                                  int x_off,                                  /* [rows, cols] */
+                                  __global const store_t *bias, int bias_off, /* [cols] */
+                                  __global store_t *y, int y_off)             /* [rows, cols] */
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= rows)
+        return;
+    const int i = r * cols + c;
+    STORE(y, y_off + i, LOAD(x, x_off + i) + LOAD_ALT(bias, bias_off + c));
 }
 
 __kernel void mul_broadcast_forward(int rows, int cols, __global const store_t *x,

@@ -23,7 +23,8 @@
  *
  * Work-items:
  *   softmax_forward, softmax_backward: one work-item per row. The backward walks it in column
- *   order; the forward 8 columns at a time (lane l sums the columns j % 8 == l in increasing
+ *   order (8 columns per step through VLOAD8 / VSTORE8, the dot product summed in column
+ *   order); the forward 8 columns at a time (lane l sums the columns j % 8 == l in increasing
  *   order; the lanes are then combined as ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7))), so the
  *   order depends on the row only.
  *   cross_entropy_rows, cross_entropy_backward: one work-item per row, 8 columns at a time
@@ -271,12 +272,32 @@ __kernel void softmax_backward(int rows, int cols, int causal, __global const st
     y += y_off + (size_t)row * cols;
     dy += dy_off + (size_t)row * cols;
     dx += dx_off + (size_t)row * cols;
+    /* 8 columns at a time through VLOAD8 / VSTORE8 (16-bit elements converted 8 at a time, not
+     * one by one), the dot product still summed in column order, then the last columns one by
+     * one: the same values as a column at a time. The zeros past a causal row's live columns
+     * go one by one (an 8-wide form of that loop crashed PoCL 3.1's compiler in fp16). */
     float dot = 0.0f;
-    for (int j = 0; j < live; j++)
+    int j = 0;
+    for (; j + 8 <= live; j += 8) {
+        const float8 p = VLOAD8(0, dy + j) * VLOAD8(0, y + j);
+        dot += p.s0;
+        dot += p.s1;
+        dot += p.s2;
+        dot += p.s3;
+        dot += p.s4;
+        dot += p.s5;
+        dot += p.s6;
+        dot += p.s7;
+    }
+    for (; j < live; j++)
         dot += LOAD(dy, j) * LOAD(y, j);
-    for (int j = 0; j < live; j++)
+    for (j = 0; j + 8 <= live; j += 8) {
+        const float8 v = VLOAD8(0, y + j) * (VLOAD8(0, dy + j) - dot);
+        VSTORE8(accumulate ? VLOAD8(0, dx + j) + v : v, 0, dx + j);
+    }
+    for (; j < live; j++)
         loss_store(dx, j, LOAD(y, j) * (LOAD(dy, j) - dot), accumulate);
-    for (int j = live; j < cols; j++)
+    for (; j < cols; j++)
         loss_store(dx, j, 0.0f, accumulate);
 }
 

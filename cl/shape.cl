@@ -44,8 +44,12 @@
  * Concat and slice see a tensor as [outer, axis, inner] around the axis they work on:
  *   slice_copy            dst[o, dst_start + a, i] (+)= src[o, src_start + a, i] for
  *                         a < len; src and dst have src_axis and dst_axis entries on the
- *                         axis. Work-item (i, a, o). Slice forward, concat forward (one
- *                         launch per input) and concat backward (one per input).
+ *                         axis. The len x inner block of each o is one contiguous run of
+ *                         run = len * inner elements in both: work-item (j, o), j < run.
+ *                         Slice forward, concat forward (one launch per input) and concat
+ *                         backward (one per input). slice_copy_cols32: the same when run is
+ *                         a multiple of 32, the column not checked (PoCL vectorizes it in
+ *                         16 bits).
  *   slice_backward        without accumulate: work-item (i, a, o) over dx [outer, axis,
  *                         inner] writes dx = dy[o, a - start, i] inside the slice, 0 outside.
  *                         (With accumulate the launcher uses slice_copy over the slice only.)
@@ -218,19 +222,52 @@ __kernel void permute_gather(int s0, int s1, int s2, int s3, int s4, int s5, int
 
 /* ==== Concat and slice ================================================================== */
 
-__kernel void slice_copy(int outer, int len, int inner, int accumulate, __global const store_t *src,
+__kernel void slice_copy(int outer, int run, int inner, int accumulate, __global const store_t *src,
                          int src_off, int src_axis, int src_start, __global store_t *dst,
                          int dst_off, int dst_axis, int dst_start)
 {
-    const int i = get_global_id(0), a = get_global_id(1), o = get_global_id(2);
-    if (i >= inner || a >= len || o >= outer)
+    const int j = get_global_id(0), o = get_global_id(1);
+    if (j >= run || o >= outer)
         return;
-    const int si = src_off + (o * src_axis + src_start + a) * inner + i;
-    const int di = dst_off + (o * dst_axis + dst_start + a) * inner + i;
+    const int si = src_off + (o * src_axis + src_start) * inner + j;
+    const int di = dst_off + (o * dst_axis + dst_start) * inner + j;
     if (accumulate)
         STORE(dst, di, LOAD(dst, di) + LOAD(src, si));
     else
         COPY(dst, di, src, si);
+}
+
+/* The bits STORE would write for v (BITS_T: the storage's element as an unsigned integer). */
+#if CLT_STORAGE == 32
+#define BITS_T uint
+#define BITS_OF(v) as_uint(v)
+#elif CLT_STORAGE == 16
+#define BITS_T ushort
+#define BITS_OF(v) f16_bits(v)
+#else
+#define BITS_T ushort
+#define BITS_OF(v) bf16_bits(v)
+#endif
+
+/* slice_copy when run is a multiple of 32: the launch then rounds no column up (its local size
+ * in dimension 0 is a power of two up to 32), so only the row is checked, and both values are
+ * read and one is stored whatever accumulate says. A check of the column, or a load or store
+ * under the per-launch accumulate, makes them masked ones, which AVX2 has not for 16-bit
+ * elements: PoCL ran slice_copy one work-item at a time in fp16 and bf16. The same results:
+ * without accumulate the source's bits, with it STORE's. */
+__kernel void slice_copy_cols32(int outer, int run, int inner, int accumulate,
+                                __global const store_t *src, int src_off, int src_axis,
+                                int src_start, __global store_t *dst, int dst_off, int dst_axis,
+                                int dst_start)
+{
+    const int j = get_global_id(0), o = get_global_id(1);
+    if (o >= outer)
+        return;
+    const int si = src_off + (o * src_axis + src_start) * inner + j;
+    const int di = dst_off + (o * dst_axis + dst_start) * inner + j;
+    const BITS_T bits = ((__global const BITS_T *)src)[si];
+    const float sum = LOAD(dst, di) + LOAD_ALT(src, si);
+    ((__global BITS_T *)dst)[di] = accumulate ? BITS_OF(sum) : bits;
 }
 
 __kernel void slice_backward(int outer, int axis, int inner, int start, int len,

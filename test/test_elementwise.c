@@ -581,8 +581,11 @@ static void run_shapes(struct clt_device *dev, enum op op, const int64_t (*shape
 
 static void arithmetic(void **state)
 {
-    static const int64_t big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 1000, 0}, {1, 65537, 0}};
-    static const int64_t small[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 300, 0}};
+    static const int64_t big[][3] = {
+        {1, 1, 0}, {1, 37, 0}, {1, 64, 0}, {1, 1000, 0}, {1, 65537, 0}};
+    /* copy_backward: whole 32-element rows only (64), rows and a tail (37, 300, 1000), a
+     * tail only (1). */
+    static const int64_t small[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}, {1, 300, 0}};
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_COPY, OP_ADD, OP_MUL, OP_SCALE};
     for (size_t o = 0; o < COUNT(ops); o++)
@@ -592,13 +595,15 @@ static void arithmetic(void **state)
 
 static void bias_and_row_sums(void **state)
 {
-    /* 64 entries sum in one work-item, 65 in two chunks, 4097 in two rounds of chunks. */
+    /* 64 entries sum in one work-item, 65 in two chunks, 4097 in two rounds of chunks.
+     * Columns a multiple of 32 take bias_forward_cols32. */
     static const int64_t big[][3] = {{1, 1, 0},    {1, 37, 0},   {5, 19, 0},   {37, 1, 0},
                                      {130, 67, 0}, {1000, 3, 0}, {64, 5, 0},   {65, 65, 0},
-                                     {4097, 2, 0}, {3, 4097, 0}, {4097, 8, 0}, {130, 68, 0}};
+                                     {4097, 2, 0}, {3, 4097, 0}, {4097, 8, 0}, {130, 68, 0},
+                                     {7, 64, 0},   {131, 96, 0}};
     /* Columns in fours take sum_axis4. */
     static const int64_t small[][3] = {{1, 1, 0},  {1, 37, 0}, {5, 19, 0}, {13, 3, 0},
-                                       {65, 3, 0}, {3, 65, 0}, {65, 4, 0}};
+                                       {65, 3, 0}, {3, 65, 0}, {65, 4, 0}, {5, 32, 0}};
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_BIAS, OP_SUM_ROWS, OP_MEAN_ROWS};
     for (size_t o = 0; o < COUNT(ops); o++)
@@ -934,16 +939,18 @@ static void bad_arguments_are_refused(void **state)
  * problems as above (guards, odd offsets, accumulate, skipped gradients, every gradient in
  * one call) on inputs rounded to the storage: the elementwise ops; bias and row sums with
  * sums along an axis of one round (5), two (65: sum_axis_part and _last) and three (4099:
- * _wide too), in ones and in fours of columns; full sums of one chunk, of one round of
+ * _wide too), in ones and in fours of columns (bias: and in whole 32-column blocks, which take
+ * bias_forward_cols32); full sums of one chunk, of one round of
  * partials (257: sum_finish_wide) and of two (66001: sum_partials_wide). */
 static void ops_in_16_bit(void **state)
 {
     struct clt_device *dev = *state;
-    static const int64_t ew_big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 1000, 0}};
-    static const int64_t ew_small[][3] = {{1, 1, 0}, {1, 37, 0}};
-    static const int64_t axis_big[][3] = {{5, 19, 0},   {65, 3, 0},   {65, 8, 0},
-                                          {4099, 3, 0}, {4099, 8, 0}, {3, 4099, 0}};
-    static const int64_t axis_small[][3] = {{5, 19, 0}, {65, 3, 0}, {65, 4, 0}, {3, 65, 0}};
+    static const int64_t ew_big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}, {1, 1000, 0}};
+    static const int64_t ew_small[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}};
+    static const int64_t axis_big[][3] = {{5, 19, 0},   {65, 3, 0},   {65, 8, 0}, {4099, 3, 0},
+                                          {4099, 8, 0}, {3, 4099, 0}, {7, 64, 0}};
+    static const int64_t axis_small[][3] = {
+        {5, 19, 0}, {65, 3, 0}, {65, 4, 0}, {3, 65, 0}, {5, 32, 0}};
     static const int64_t sums_big[][3] = {{1, 1, 0}, {1, 257, 0}, {1, 66001, 0}};
     static const int64_t sums_small[][3] = {{1, 1, 0}, {1, 257, 0}};
     const bool small = clt_test_small();

@@ -603,6 +603,9 @@ static void concat_matches_reference(void **state)
         {2, {1, 6}, 1, 2, {4, 2}},
         {3, {3, 4, 7}, 2, 1, {7}},
         {2, {8, 1}, 0, 8, {1, 1, 1, 1, 1, 1, 1, 1}},
+        /* Runs of 32 and 64 elements (slice_copy_cols32), odd outer sizes. */
+        {2, {3, 64}, 1, 2, {32, 32}},
+        {3, {5, 3, 32}, 1, 2, {1, 2}},
         /* Not under Oclgrind: q, k and v side by side, and a batch concatenation. */
         {3, {5, 33, 3 * 29}, 2, 3, {29, 29, 29}},
         {2, {3 + 61 + 1, 47}, 0, 3, {3, 61, 1}},
@@ -675,6 +678,9 @@ static void slice_matches_reference(void **state)
         {1, {13}, 0, 5, 7},
         {5, {2, 1, 3, 2, 5}, 3, 1, 1},
         {6, {2, 3, 1, 2, 3, 2}, 4, 1, 2},
+        /* Runs of 32 and 64 elements (slice_copy_cols32). */
+        {3, {3, 5, 16}, 1, 1, 2},
+        {2, {5, 96}, 1, 32, 64},
         /* Not under Oclgrind: the last tokens of a batch, one head of an attention tensor. */
         {3, {7, 65, 33}, 1, 31, 34},
         {4, {3, 9, 37, 29}, 1, 4, 1},

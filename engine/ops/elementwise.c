@@ -89,13 +89,30 @@ enum clt_status clt__copy_forward(struct clt_device *dev, int64_t n, struct clt_
     return elementwise(dev, CLT__K_copy_forward, n, NULL, 0, bufs, names, 2);
 }
 
+/* Whole 32-element rows through copy_backward_rows (cl/elementwise.cl), the last n % 32
+ * elements through copy_backward. */
 enum clt_status clt__copy_backward(struct clt_device *dev, int64_t n, struct clt__buf dy,
                                    struct clt__buf dx, bool accumulate)
 {
     static const char *const names[] = {"dy", "dx"};
+    if (!dev)
+        return CLT_ERR_INVALID_ARGUMENT;
+    enum clt_status st = check_size(dev, "copy_backward", "n", n);
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, dy, n, clt__storage_bytes(dev), "copy_backward", names[0]);
+    if (st == CLT_OK)
+        st = clt__check_buf(dev, dx, n, clt__storage_bytes(dev), "copy_backward", names[1]);
+    const int64_t rows = n / 32, done = rows * 32;
+    if (st == CLT_OK && rows > 0)
+        st = CLT__RUN_ND(dev, CLT__K_copy_backward_rows, 2, ((size_t[]){32, (size_t)rows}),
+                         CLT__I32(rows), CLT__I32(accumulate), CLT__BUF(dy), CLT__BUF(dx));
+    if (st != CLT_OK || done == n)
+        return st;
     struct clt__karg scalars[] = {CLT__I32(accumulate)};
+    dy.offset += (size_t)done; /* offsets count elements */
+    dx.offset += (size_t)done;
     struct clt__buf bufs[] = {dy, dx};
-    return elementwise(dev, CLT__K_copy_backward, n, scalars, 1, bufs, names, 2);
+    return elementwise(dev, CLT__K_copy_backward, n - done, scalars, 1, bufs, names, 2);
 }
 
 enum clt_status clt__axpy_forward(struct clt_device *dev, int64_t n, float alpha, struct clt__buf x,
@@ -269,8 +286,10 @@ enum clt_status clt__bias_forward(struct clt_device *dev, int64_t rows, int64_t 
         st = clt__check_buf(dev, y, rows * cols, clt__storage_bytes(dev), op, "y");
     if (st != CLT_OK)
         return st;
-    return CLT__RUN_ND(dev, CLT__K_bias_forward, 2, ((size_t[]){(size_t)cols, (size_t)rows}),
-                       CLT__I32(rows), CLT__I32(cols), CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
+    /* Whole 32-column blocks: the kernel that checks no column (cl/elementwise.cl). */
+    return CLT__RUN_ND(dev, cols % 32 == 0 ? CLT__K_bias_forward_cols32 : CLT__K_bias_forward, 2,
+                       ((size_t[]){(size_t)cols, (size_t)rows}), CLT__I32(rows), CLT__I32(cols),
+                       CLT__BUF(x), CLT__BUF(bias), CLT__BUF(y));
 }
 
 /* dx is copy_backward; dbias clt__sum_axis over the rows. */

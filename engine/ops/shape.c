@@ -202,10 +202,14 @@ static enum clt_status slice_copy(struct clt_device *dev, const struct around *r
                                   struct clt__buf dst, int64_t dst_axis, int64_t dst_start,
                                   bool accumulate)
 {
-    size_t items[3] = {(size_t)r->inner, (size_t)len, (size_t)r->outer};
-    return CLT__RUN_ND(dev, CLT__K_slice_copy, 3, items, CLT__I32(r->outer), CLT__I32(len),
-                       CLT__I32(r->inner), CLT__I32(accumulate), CLT__BUF(src), CLT__I32(src_axis),
-                       CLT__I32(src_start), CLT__BUF(dst), CLT__I32(dst_axis), CLT__I32(dst_start));
+    /* Each outer index's len x inner block is one contiguous run in src and in dst; whole
+     * 32-element blocks take the kernel that checks no column (cl/shape.cl). */
+    const int64_t run = len * r->inner;
+    size_t items[2] = {(size_t)run, (size_t)r->outer};
+    return CLT__RUN_ND(dev, run % 32 == 0 ? CLT__K_slice_copy_cols32 : CLT__K_slice_copy, 2, items,
+                       CLT__I32(r->outer), CLT__I32(run), CLT__I32(r->inner), CLT__I32(accumulate),
+                       CLT__BUF(src), CLT__I32(src_axis), CLT__I32(src_start), CLT__BUF(dst),
+                       CLT__I32(dst_axis), CLT__I32(dst_start));
 }
 
 /* Checks concat's lengths against y's shape and every buffer (xs are inputs or gradients;
