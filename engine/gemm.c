@@ -256,22 +256,21 @@ static enum clt_status gemm_fp32(struct clt_device *dev, const struct clt_gemm_s
     return st;
 }
 
-/* Grows dev->gemm_wide to at least `bytes` (by replacing it: commands already enqueued keep
- * the old one alive until they finish). */
-static enum clt_status ensure_wide(struct clt_device *dev, size_t bytes)
+enum clt_status clt__gemm_scratch_grow(struct clt_device *dev, cl_mem *buf, size_t *have,
+                                       size_t bytes, const char *what)
 {
-    if (bytes <= dev->gemm_wide_bytes)
+    if (bytes <= *have)
         return CLT_OK;
-    if (dev->gemm_wide)
-        clReleaseMemObject(dev->gemm_wide);
-    dev->gemm_wide_bytes = 0;
+    if (*buf)
+        clReleaseMemObject(*buf);
+    *have = 0;
     cl_int err;
-    dev->gemm_wide = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    enum clt_status st = clt__cl_check(&dev->log, err, "clCreateBuffer (GEMM widened operands)");
+    *buf = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    enum clt_status st = clt__cl_check(&dev->log, err, what);
     if (st == CLT_OK)
-        dev->gemm_wide_bytes = bytes;
+        *have = bytes;
     else
-        dev->gemm_wide = NULL;
+        *buf = NULL;
     return st;
 }
 
@@ -311,7 +310,9 @@ enum clt_status clt__gemm_widened_own(struct clt_device *dev, const struct clt_g
                  (long long)(sa + sb + sc));
         return CLT_ERR_INVALID_ARGUMENT;
     }
-    st = ensure_wide(dev, (size_t)(sa + sb + sc) * sizeof(float));
+    st = clt__gemm_scratch_grow(dev, &dev->gemm_wide, &dev->gemm_wide_bytes,
+                                (size_t)(sa + sb + sc) * sizeof(float),
+                                "clCreateBuffer (GEMM widened operands)");
     if (st != CLT_OK)
         return st;
     struct clt__buf wa = {dev->gemm_wide, 0}, wb = {dev->gemm_wide, (size_t)sa};

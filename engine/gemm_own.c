@@ -427,25 +427,6 @@ static int64_t launch_k_limit(const struct clt__gemm_config *c)
     return kmax > c->kwg ? kmax : c->kwg;
 }
 
-/* Grows dev->gemm_split to at least `bytes` (by replacing it: commands already enqueued keep
- * the old one alive until they finish). */
-static enum clt_status ensure_split(struct clt_device *dev, size_t bytes)
-{
-    if (bytes <= dev->gemm_split_bytes)
-        return CLT_OK;
-    if (dev->gemm_split)
-        clReleaseMemObject(dev->gemm_split);
-    dev->gemm_split_bytes = 0;
-    cl_int err;
-    dev->gemm_split = clCreateBuffer(dev->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    enum clt_status st = clt__cl_check(&dev->log, err, "clCreateBuffer (GEMM split-K partials)");
-    if (st == CLT_OK)
-        dev->gemm_split_bytes = bytes;
-    else
-        dev->gemm_split = NULL;
-    return st;
-}
-
 /* Whether c runs g split: S > 1, one product, a chunk of at least one k, every offset and
  * stride of the partial launches within 2^31 elements (A and B from elements a_off, b_off),
  * and on llvmpipe a chunk one launch may take. */
@@ -471,7 +452,9 @@ static enum clt_status run_split(struct clt_device *dev, const struct clt__gemm_
 {
     int64_t s = splits(c), chunk = g->k / s, rest = g->k - s * chunk;
     int64_t mn = g->m * g->n, parts = s + (rest > 0);
-    enum clt_status st = ensure_split(dev, (size_t)(parts * mn) * sizeof(float));
+    enum clt_status st = clt__gemm_scratch_grow(dev, &dev->gemm_split, &dev->gemm_split_bytes,
+                                                (size_t)(parts * mn) * sizeof(float),
+                                                "clCreateBuffer (GEMM split-K partials)");
     if (st != CLT_OK)
         return st;
     struct clt_gemm_shape p = *g;

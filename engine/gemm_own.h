@@ -79,4 +79,11 @@ enum clt_status clt__gemm_widened_own(struct clt_device *dev, const struct clt_g
                                       struct clt__buf a, struct clt__buf b, struct clt__buf c,
                                       clt__gemm_fn fp32, const struct clt__gemm_config *own);
 
+/* Grows the scratch buffer *buf (of *have bytes) to at least `bytes` by replacing it (commands
+ * already enqueued keep the old one alive until they finish); on failure logs `what`, leaves
+ * *buf NULL and *have 0. The widened path's and split-K's scratch (dev->gemm_wide,
+ * dev->gemm_split). */
+enum clt_status clt__gemm_scratch_grow(struct clt_device *dev, cl_mem *buf, size_t *have,
+                                       size_t bytes, const char *what);
+
 #endif /* CLTRAIN_GEMM_OWN_H */
