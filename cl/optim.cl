@@ -262,34 +262,14 @@ static float4 sgd_apply(float4 p, float4 g, int t, float lr, float weight_decay,
     return p - lr * g;
 }
 
-__kernel void optim_sgd_update(int n, float lr, float weight_decay, float momentum,
-                               float one_minus_dampening, int nesterov, float scale,
-                               __global float *restrict params, int params_off,     /* [n] */
-                               __global const float *restrict grads, int grads_off, /* [n] */
-                               __global float *restrict m, int m_off,               /* [n] */
-                               __global const int *restrict status_base, int status_off)
-{
-    __global const struct optim_status *status =
-        (__global const struct optim_status *)(status_base + status_off);
-    const int skip = status->last_skip, t = status->step;
-    const float coef = status->clip_coef;
-    const int end = skip ? 0 : n; /* a skipped step updates nothing */
-    const int i = 4 * (int)get_global_id(0);
-    if (i >= end)
-        return;
-    params += params_off;
-    float4 g = load4(grads + grads_off, i, end) * scale;
-    g = g * coef;
-    const float4 p = sgd_apply(load4(params, i, end), g, t, lr, weight_decay, momentum,
-                               one_minus_dampening, nesterov, m, m_off, i, end);
-    store4(params, i, end, p);
-}
-
-/* optim_sgd_update of a 16-bit trainer: the new parameters also stored, rounded to nearest
- * even, into its 16-bit working copy shadow (half in _f16, bf16 bits in a ushort in _bf16:
- * one kernel per format, so that the format is a constant in each). A skipped step writes
- * nothing. */
-#define SGD_UPDATE16_BODY(FP16)                                                                    \
+#define SGD_UPDATE_PARAMS                                                                          \
+    int n, float lr, float weight_decay, float momentum, float one_minus_dampening, int nesterov,  \
+        float scale, __global float *restrict params, int params_off, /* [n] */                    \
+        __global const float *restrict grads, int grads_off,          /* [n] */                    \
+        __global float *restrict m, int m_off,                        /* [n] */                    \
+        __global const int *restrict status_base, int status_off
+/* The update of elements 4w .. 4w + 3; leaves the new parameters in p (the masters stored). */
+#define SGD_UPDATE_BODY                                                                            \
     __global const struct optim_status *status =                                                   \
         (__global const struct optim_status *)(status_base + status_off);                          \
     const int skip = status->last_skip, t = status->step;                                          \
@@ -303,29 +283,29 @@ __kernel void optim_sgd_update(int n, float lr, float weight_decay, float moment
     g = g * coef;                                                                                  \
     const float4 p = sgd_apply(load4(params, i, end), g, t, lr, weight_decay, momentum,            \
                                one_minus_dampening, nesterov, m, m_off, i, end);                   \
-    store4(params, i, end, p);                                                                     \
-    store16x4(FP16, shadow + shadow_off, i, end, p)
+    store4(params, i, end, p)
 
-__kernel void optim_sgd_update_f16(int n, float lr, float weight_decay, float momentum,
-                                   float one_minus_dampening, int nesterov, float scale,
-                                   __global float *restrict params, int params_off,     /* [n] */
-                                   __global const float *restrict grads, int grads_off, /* [n] */
-                                   __global float *restrict m, int m_off,               /* [n] */
-                                   __global const int *restrict status_base, int status_off,
-                                   __global half *restrict shadow, int shadow_off) /* [n] */
+__kernel void optim_sgd_update(SGD_UPDATE_PARAMS)
 {
-    SGD_UPDATE16_BODY(true);
+    SGD_UPDATE_BODY;
 }
 
-__kernel void optim_sgd_update_bf16(int n, float lr, float weight_decay, float momentum,
-                                    float one_minus_dampening, int nesterov, float scale,
-                                    __global float *restrict params, int params_off,     /* [n] */
-                                    __global const float *restrict grads, int grads_off, /* [n] */
-                                    __global float *restrict m, int m_off,               /* [n] */
-                                    __global const int *restrict status_base, int status_off,
-                                    __global ushort *restrict shadow, int shadow_off) /* [n] */
+/* optim_sgd_update of a 16-bit trainer: the new parameters also stored, rounded to nearest
+ * even, into its 16-bit working copy shadow (half in _f16, bf16 bits in a ushort in _bf16:
+ * one kernel per format, so that the format is a constant in each). A skipped step writes
+ * nothing. */
+__kernel void optim_sgd_update_f16(SGD_UPDATE_PARAMS, __global half *restrict shadow,
+                                   int shadow_off) /* [n] */
 {
-    SGD_UPDATE16_BODY(false);
+    SGD_UPDATE_BODY;
+    store16x4(true, shadow + shadow_off, i, end, p);
+}
+
+__kernel void optim_sgd_update_bf16(SGD_UPDATE_PARAMS, __global ushort *restrict shadow,
+                                    int shadow_off) /* [n] */
+{
+    SGD_UPDATE_BODY;
+    store16x4(false, shadow + shadow_off, i, end, p);
 }
 
 /* Adam and AdamW (torch.optim.Adam / AdamW, amsgrad and maximize off), element i, when the
@@ -355,36 +335,16 @@ static float4 adam_apply(float4 p, float4 g, float step_size, float bc2_sqrt, fl
     return p - step_size * (mm / denom);
 }
 
-__kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float beta2,
-                                float one_minus_beta2, float eps, float l2, float decay,
-                                float scale, __global float *restrict params,
-                                int params_off,                                      /* [n] */
-                                __global const float *restrict grads, int grads_off, /* [n] */
-                                __global float *restrict m, int m_off,               /* [n] */
-                                __global float *restrict v, int v_off,               /* [n] */
-                                __global const int *restrict status_base, int status_off)
-{
-    __global const struct optim_status *status =
-        (__global const struct optim_status *)(status_base + status_off);
-    const int skip = status->last_skip;
-    const float coef = status->clip_coef;
-    const float step_size = lr / status->bias_correction1;
-    const float bc2_sqrt = sqrt(status->bias_correction2);
-    const int end = skip ? 0 : n; /* a skipped step updates nothing */
-    const int i = 4 * (int)get_global_id(0);
-    if (i >= end)
-        return;
-    params += params_off;
-    float4 g = load4(grads + grads_off, i, end) * scale;
-    g = g * coef;
-    const float4 p =
-        adam_apply(load4(params, i, end), g, step_size, bc2_sqrt, one_minus_beta1, beta2,
-                   one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);
-    store4(params, i, end, p);
-}
-
-/* optim_adam_update of a 16-bit trainer, with the shadow of optim_sgd_update_f16 / _bf16. */
-#define ADAM_UPDATE16_BODY(FP16)                                                                   \
+#define ADAM_UPDATE_PARAMS                                                                         \
+    int n, float lr, float one_minus_beta1, float beta2, float one_minus_beta2, float eps,         \
+        float l2, float decay, float scale, __global float *restrict params,                       \
+        int params_off,                                      /* [n] */                             \
+        __global const float *restrict grads, int grads_off, /* [n] */                             \
+        __global float *restrict m, int m_off,               /* [n] */                             \
+        __global float *restrict v, int v_off,               /* [n] */                             \
+        __global const int *restrict status_base, int status_off
+/* The update of elements 4w .. 4w + 3; leaves the new parameters in p (the masters stored). */
+#define ADAM_UPDATE_BODY                                                                           \
     __global const struct optim_status *status =                                                   \
         (__global const struct optim_status *)(status_base + status_off);                          \
     const int skip = status->last_skip;                                                            \
@@ -401,31 +361,24 @@ __kernel void optim_adam_update(int n, float lr, float one_minus_beta1, float be
     const float4 p =                                                                               \
         adam_apply(load4(params, i, end), g, step_size, bc2_sqrt, one_minus_beta1, beta2,          \
                    one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);                 \
-    store4(params, i, end, p);                                                                     \
-    store16x4(FP16, shadow + shadow_off, i, end, p)
+    store4(params, i, end, p)
 
-__kernel void optim_adam_update_f16(int n, float lr, float one_minus_beta1, float beta2,
-                                    float one_minus_beta2, float eps, float l2, float decay,
-                                    float scale, __global float *restrict params,
-                                    int params_off,                                      /* [n] */
-                                    __global const float *restrict grads, int grads_off, /* [n] */
-                                    __global float *restrict m, int m_off,               /* [n] */
-                                    __global float *restrict v, int v_off,               /* [n] */
-                                    __global const int *restrict status_base, int status_off,
-                                    __global half *restrict shadow, int shadow_off) /* [n] */
+__kernel void optim_adam_update(ADAM_UPDATE_PARAMS)
 {
-    ADAM_UPDATE16_BODY(true);
+    ADAM_UPDATE_BODY;
 }
 
-__kernel void optim_adam_update_bf16(int n, float lr, float one_minus_beta1, float beta2,
-                                     float one_minus_beta2, float eps, float l2, float decay,
-                                     float scale, __global float *restrict params,
-                                     int params_off,                                      /* [n] */
-                                     __global const float *restrict grads, int grads_off, /* [n] */
-                                     __global float *restrict m, int m_off,               /* [n] */
-                                     __global float *restrict v, int v_off,               /* [n] */
-                                     __global const int *restrict status_base, int status_off,
-                                     __global ushort *restrict shadow, int shadow_off) /* [n] */
+/* optim_adam_update of a 16-bit trainer, with the shadow of optim_sgd_update_f16 / _bf16. */
+__kernel void optim_adam_update_f16(ADAM_UPDATE_PARAMS, __global half *restrict shadow,
+                                    int shadow_off) /* [n] */
 {
-    ADAM_UPDATE16_BODY(false);
+    ADAM_UPDATE_BODY;
+    store16x4(true, shadow + shadow_off, i, end, p);
+}
+
+__kernel void optim_adam_update_bf16(ADAM_UPDATE_PARAMS, __global ushort *restrict shadow,
+                                     int shadow_off) /* [n] */
+{
+    ADAM_UPDATE_BODY;
+    store16x4(false, shadow + shadow_off, i, end, p);
 }
