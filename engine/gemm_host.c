@@ -10,8 +10,19 @@
  * PoCL's worker threads are idle during the call and OpenBLAS's own threads (one per core by
  * default) have the cores to themselves (docs/bench.md has the figures).
  *
- * Built only when meson finds OpenBLAS (option host_blas); clt__gemm_host_available then
- * says false everywhere. CLTRAIN_HOST_BLAS=0 refuses it at run time.
+ * OpenBLAS is loaded with dlopen on the first CPU device that can use it, not linked: its
+ * pthreads build keeps a worker thread spinning (sched_yield) for about 2^28 cycles, 0.1 s,
+ * after every call, reading the length from OPENBLAS_THREAD_TIMEOUT (log2 of the cycles) once,
+ * when the library is loaded. A training step calls it every few milliseconds, so that thread
+ * never slept and took a core's share from PoCL's threads running the step's kernels
+ * (docs/bench.md, "OpenBLAS's spinning threads"). Unless the variable is set, or OpenBLAS is
+ * already loaded in the process (then its setting stands), it is set to 4 (the least, 16
+ * cycles) before the load: the threads sleep right after a call and wake on the next one.
+ *
+ * Built only when meson finds OpenBLAS (option host_blas; its headers at build time, the
+ * library at run time: CLT_HOST_BLAS_LIB, else libopenblas.so.0 from the loader's path);
+ * without it, or when the load fails (logged), clt__gemm_host_available says false and the
+ * other implementations serve. CLTRAIN_HOST_BLAS=0 refuses it at run time.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +31,43 @@
 
 #ifdef CLT_HAVE_HOST_BLAS
 #include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
+
+/* cblas_sgemm of the loaded library, NULL until loaded or when the load failed; the reason
+ * of a failure, for the log. Written once under load_once. */
+typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
+                         blasint, blasint, float, const float *, blasint, const float *, blasint,
+                         float, float *, blasint);
+static sgemm_fn host_sgemm;
+static char load_error[256];
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+
+/* The thread timeout set before loading OpenBLAS when the environment has none. */
+#define THREAD_TIMEOUT "4"
+
+static void load_blas(void)
+{
+    const char *names[] = {CLT_HOST_BLAS_LIB, "libopenblas.so.0"};
+    void *lib = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (!lib) {
+        /* Not loaded yet: OpenBLAS reads the timeout in its constructor, at dlopen. */
+        setenv("OPENBLAS_THREAD_TIMEOUT", THREAD_TIMEOUT, 0);
+        for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++)
+            lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    }
+    if (!lib) {
+        const char *why = dlerror();
+        snprintf(load_error, sizeof load_error, "%s", why ? why : "not found");
+        return;
+    }
+    /* POSIX's way to turn dlsym's object pointer into a function pointer. */
+    *(void **)&host_sgemm = dlsym(lib, "cblas_sgemm");
+    if (!host_sgemm)
+        snprintf(load_error, sizeof load_error, "%s has no cblas_sgemm", CLT_HOST_BLAS_LIB);
+}
 
 /* The argument block the runtime copies: host addresses of A, B and C (already offset), and
  * the shape. Leading dimensions and strides are in elements. */
@@ -42,10 +90,10 @@ static void CL_CALLBACK host_gemm(void *p)
             for (int32_t r = 0; r < h->m; r++)
                 memset(h->c + i * h->sc + (int64_t)r * h->ldc, 0, (size_t)h->n * sizeof *h->c);
     for (int32_t i = 0; i < h->batch; i++)
-        cblas_sgemm(CblasRowMajor, h->trans_a ? CblasTrans : CblasNoTrans,
-                    h->trans_b ? CblasTrans : CblasNoTrans, h->m, h->n, h->k, h->alpha,
-                    h->a + i * h->sa, h->lda, h->b + i * h->sb, h->ldb, h->beta, h->c + i * h->sc,
-                    h->ldc);
+        host_sgemm(CblasRowMajor, h->trans_a ? CblasTrans : CblasNoTrans,
+                   h->trans_b ? CblasTrans : CblasNoTrans, h->m, h->n, h->k, h->alpha,
+                   h->a + i * h->sa, h->lda, h->b + i * h->sb, h->ldb, h->beta, h->c + i * h->sc,
+                   h->ldc);
 }
 
 /* The distinct buffers of one GEMM, each with the byte range its operands span. */
@@ -142,13 +190,19 @@ static enum clt_status enqueue(struct clt_device *dev, const struct clt_gemm_sha
     return st;
 }
 
-static bool built_in(void)
+/* Whether OpenBLAS is loaded (loading it on the first call); a failure is logged once per
+ * device. */
+static bool built_in(struct clt_device *dev)
 {
-    return true;
+    pthread_once(&load_once, load_blas);
+    if (!host_sgemm)
+        clt__log(&dev->log, CLT_LOG_WARN, "gemm: host OpenBLAS not loaded (%s)", load_error);
+    return host_sgemm != NULL;
 }
 #else
-static bool built_in(void)
+static bool built_in(struct clt_device *dev)
 {
+    (void)dev;
     return false;
 }
 #endif
@@ -166,7 +220,7 @@ void clt__gemm_host_setup(struct clt_device *dev)
 {
     dev->gemm_host = false;
     const char *env = getenv("CLTRAIN_HOST_BLAS");
-    if (!built_in() || (env && strcmp(env, "0") == 0))
+    if (env && strcmp(env, "0") == 0)
         return;
     cl_device_type type = 0;
     cl_bool unified = CL_FALSE;
@@ -177,7 +231,9 @@ void clt__gemm_host_setup(struct clt_device *dev)
         clGetDeviceInfo(dev->id, CL_DEVICE_EXECUTION_CAPABILITIES, sizeof caps, &caps, NULL) !=
             CL_SUCCESS)
         return;
-    dev->gemm_host = (type & CL_DEVICE_TYPE_CPU) && unified && (caps & CL_EXEC_NATIVE_KERNEL);
+    /* The device first: a GPU never loads the library. */
+    dev->gemm_host =
+        (type & CL_DEVICE_TYPE_CPU) && unified && (caps & CL_EXEC_NATIVE_KERNEL) && built_in(dev);
     if (dev->gemm_host)
         clt__log(&dev->log, CLT_LOG_INFO, "gemm: %s runs native kernels; host %s available",
                  dev->info.name, clt__gemm_host_name());

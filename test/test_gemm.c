@@ -226,6 +226,11 @@ static void host_blas_where_it_can_run(void **state)
                unified && (caps & CL_EXEC_NATIVE_KERNEL) && !(env && strcmp(env, "0") == 0) &&
                !(gemm && *gemm && strcmp(gemm, "auto") != 0);
     assert_int_equal(dev->gemm_host, can);
+    /* The library loaded OpenBLAS with its threads' spin time set (engine/gemm_host.c):
+     * nothing else in this program loads it, so the variable is the library's "4" unless the
+     * environment of the test gave one. */
+    if (dev->gemm_host)
+        assert_non_null(getenv("OPENBLAS_THREAD_TIMEOUT"));
 }
 
 static void public_call_checks_arguments(void **state)
