@@ -27,6 +27,15 @@
  *     another storage (fp32 data read as 16 bits, or the reverse).
  * The helper kernels also run in fp32 under the same checks (tolerance TOL_REL relative).
  *
+ * Kept columns (a batch in one chunk keeps its forward's columns for dweight): in fp32,
+ * fp16 and bf16, forward, backward and a second dweight-only backward with the columns kept
+ * give the same bits as with them made again (the workspace NaN before every call, so
+ * dweight must read the kept ones, and the dx GEMM must leave them whole), written and
+ * accumulated; the written run also against the reference, with u per term added to the
+ * tolerance above and 2 (1e-5 + u) relative (the GEMMs' outputs are rounded to the storage
+ * before the helpers sum them: yt before the bias, dcol before the taps, dweight before the
+ * second call adds to it); a batch in several chunks cannot keep them.
+ *
  * Finite differences: loss = sum(y * dy) computed by the double reference, which is linear
  * in each of x, weight and bias, so central differences with eps = 1e-2 are exact up to
  * double rounding; the device gradient must match them at the tolerance above.
@@ -323,6 +332,9 @@ static const struct conv_case full_cases[] = {
     {"pad 3 on a 2-pixel-wide image", CONV(2, 2, 4, 2, 3, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
     {"5 images in chunks of 2, stride 3 dilation 3 pad 4x5",
      CONV_CHUNK(2, 5, 2, 11, 10, 3, 2, 3, 3, 3, 4, 5, 3, 3, 1), true},
+    /* Rows wider than col2im's 16-bit chunk of 32 pixels, stride 1: taps' runs that start in
+     * one chunk and end in the next. */
+    {"45-pixel rows 3x5 pad 2 dilation 1x2", CONV(2, 2, 4, 45, 3, 3, 5, 1, 1, 1, 2, 1, 2, 1), true},
 };
 
 /* Under Oclgrind: few and small. */
@@ -336,6 +348,7 @@ static const struct conv_case small_cases[] = {
     {"pad 3 on a 2-pixel-wide image", CONV(2, 1, 3, 2, 2, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
     {"3 images in chunks of 2, stride 3 dilation 2 pad 3",
      CONV_CHUNK(2, 3, 1, 7, 8, 2, 2, 3, 3, 3, 3, 3, 2, 2, 1), false},
+    {"35-pixel rows 1x3 pad 1", CONV(1, 1, 2, 35, 1, 1, 3, 1, 1, 0, 1, 1, 1, 1), true},
 };
 
 static void forward_and_backward(void **state)
