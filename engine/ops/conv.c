@@ -13,7 +13,9 @@
  *                                 to [C_out, M, P] by conv2d_pack)
  *     dx        dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], then col2im
  * Each GEMM is strided-batched over the G groups: consecutive groups are Co * Kg elements
- * apart in W, Kg * M P in the columns and Co * M P in yt and dyt.
+ * apart in W, Kg * M P in the columns and Co * M P in yt and dyt. A batch in one chunk may
+ * keep its columns from the forward for dweight (`columns`, the node's cache aux buffer when
+ * the plan gave it one): dweight then runs no im2col of its own.
  *
  * Every tensor (x, weight, bias, y and their gradients) and the workspace hold elements of the
  * device's storage (dev->storage: fp32, or 16 bits, docs/precision.md), as the kernels of
