@@ -153,7 +153,7 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
             if (stride_w == 1) {
                 /* A unit stride: the run is contiguous in dx too, a loop the compiler
                  * vectorizes (PoCL: 2.6 times as fast for the cnn's conv2). */
-                __global float *t = d + lo + sx;
+                __global float *t = d + (lo + sx);
                 __global const float *u = s + lo;
                 for (int i = 0; i < hi - lo; i++)
                     t[i] += u[i];
@@ -192,11 +192,12 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
                 __global const store_t *s =
                     dcol + dcol_off + ((ci * kh + ky) * kw + kx) * row + m * p_count + oy * ow;
                 if (stride_w == 1) {
-                    /* A unit stride: contiguous runs in acc too, as in fp32. */
-                    float *t = acc + lo + sx - x0;
+                    /* A unit stride: contiguous runs in acc too, as in fp32; the run's
+                     * first pixel is acc[b] (an index, not a pointer walked past acc). */
+                    const int b = lo + sx - x0;
                     __global const store_t *u = s + lo;
                     for (int i = 0; i < hi - lo; i++)
-                        t[i] += LOAD(u, i);
+                        acc[b + i] += LOAD(u, i);
                 } else {
                     for (int ox = lo; ox < hi; ox++)
                         acc[ox * stride_w + sx - x0] += LOAD(s, ox);
