@@ -39,7 +39,10 @@
  *                           races. fp32 adds into dx in place; 16-bit storages sum chunks of
  *                           COL2IM_CHUNK pixels in float registers and store each once (the
  *                           same order, one rounding per pixel; measured on PoCL, the chunked
- *                           form is slower than the in-place one in fp32, hence two forms)
+ *                           form is slower than the in-place one in fp32, hence two forms).
+ *                           With stride_w 1 a tap's run is contiguous in dx (or the chunk) as
+ *                           well as in dcol: a loop of its own that the compiler vectorizes,
+ *                           the same additions in the same order
  *     conv2d_unpack         3-D (lane, c, m): one per lane of a row of y: y = yt transposed,
  *                           plus bias
  *     conv2d_pack           3-D (lane, m, c): one per lane of a row of dyt: dyt = dy
@@ -147,8 +150,17 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
             const int hi = min(ow, last / stride_w + 1);
             __global const store_t *s =
                 dcol + dcol_off + ((ci * kh + ky) * kw + kx) * row + m * p_count + oy * ow;
-            for (int ox = lo; ox < hi; ox++)
-                d[ox * stride_w + sx] += s[ox];
+            if (stride_w == 1) {
+                /* A unit stride: the run is contiguous in dx too, a loop the compiler
+                 * vectorizes (figures in docs/kernels/conv.md, "Limits"). */
+                __global float *t = d + (lo + sx);
+                __global const float *u = s + lo;
+                for (int i = 0; i < hi - lo; i++)
+                    t[i] += u[i];
+            } else {
+                for (int ox = lo; ox < hi; ox++)
+                    d[ox * stride_w + sx] += s[ox];
+            }
         }
     }
 #else
@@ -179,8 +191,17 @@ __kernel void conv2d_col2im(int c_in, int h, int w, int kh, int kw, int stride_h
                 const int hi = min(ow, last / stride_w + 1);
                 __global const store_t *s =
                     dcol + dcol_off + ((ci * kh + ky) * kw + kx) * row + m * p_count + oy * ow;
-                for (int ox = lo; ox < hi; ox++)
-                    acc[ox * stride_w + sx - x0] += LOAD(s, ox);
+                if (stride_w == 1) {
+                    /* A unit stride: contiguous runs in acc too, as in fp32; the run's
+                     * first pixel is acc[b] (an index, not a pointer walked past acc). */
+                    const int b = lo + sx - x0;
+                    __global const store_t *u = s + lo;
+                    for (int i = 0; i < hi - lo; i++)
+                        acc[b + i] += LOAD(u, i);
+                } else {
+                    for (int ox = lo; ox < hi; ox++)
+                        acc[ox * stride_w + sx - x0] += LOAD(s, ox);
+                }
             }
         }
         for (int ix = x0; ix < x1; ix++)

@@ -107,7 +107,8 @@ uint32_t clt__accumulate_mask(struct clt__exec *x, const struct clt_tensor *t);
  * chain that reads its output adds it: in training steps only. */
 bool clt__bias_fused(const struct clt__exec *x, const struct clt_tensor *t);
 
-/* Aux buffer k of a node, and the shared scratch buffer. */
+/* Aux buffer k of a node (mem NULL for a cache the plan gave no memory, clt__op_def.aux_cache),
+ * and the shared scratch buffer. */
 struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32_t k);
 struct clt__buf clt__workspace(struct clt__exec *x);
 

@@ -13,7 +13,8 @@
  * Element sizes (docs/precision.md): in a 16-bit plan every F32 tensor, value and gradient,
  * takes 2 bytes an element (inputs, activations, the trained parameters' working copy and
  * their gradients), except state tensors and the output of a wide_output op (a loss) and its
- * gradient, which stay fp32; aux buffers keep their declared dtype and I32 tensors 4 bytes.
+ * gradient, which stay fp32; aux buffers keep their declared dtype (but a cache, such as
+ * conv2d's columns, takes the storage's size) and I32 tensors 4 bytes.
  * Storages are sized in bytes and aligned as in fp32, so offsets divide by any element size.
  */
 #include <stdio.h>
@@ -409,8 +410,14 @@ static void plan_root(const struct clt_graph *g, const struct clt_tensor *loss, 
     if (ri->needs_grad && !ri->fused_inside)
         ri->grad =
             add_storage(p, bytes, grad_first == INT32_MAX ? ri->bwd_pos : grad_first, ri->bwd_pos);
+    const struct clt__op_def *def = clt__def(rt);
     for (uint32_t k = 0; k < rt->naux; k++) {
-        uint64_t ab = (uint64_t)rt->aux_count[k] * clt__dtype_size(rt->aux_dtype[k]);
+        /* A cache (clt__op_def.aux_cache) only for a backward that reads it, in the storage. */
+        const bool cache = (def->aux_cache >> k) & 1u;
+        if (cache && !(ri->has_bwd && p->info[rt->in[def->cache_input]->id].needs_grad))
+            continue;
+        uint64_t ab = (uint64_t)rt->aux_count[k] *
+                      (cache ? storage_bytes(p) : clt__dtype_size(rt->aux_dtype[k]));
         ri->aux[k] = add_storage(p, ab, ri->fwd_pos, ri->has_bwd ? ri->bwd_pos : ri->fwd_pos);
     }
 }

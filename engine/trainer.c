@@ -87,9 +87,12 @@ struct clt__buf clt__aux(struct clt__exec *x, const struct clt_tensor *t, uint32
 {
     struct clt_trainer *tr = x->tr;
     int32_t s = tr->plan.info[t->id].aux[k];
-    struct clt__buf b = {tr->acts,
-                         (size_t)(tr->plan.st[s].offset / clt__dtype_size(t->aux_dtype[k]))};
-    return b;
+    if (s < 0)
+        return (struct clt__buf){NULL, 0};
+    const bool cache = (clt__def(t)->aux_cache >> k) & 1u;
+    const size_t e =
+        cache && tr->plan.storage != CLT_PRECISION_FP32 ? 2 : clt__dtype_size(t->aux_dtype[k]);
+    return (struct clt__buf){tr->acts, (size_t)(tr->plan.st[s].offset / e)};
 }
 
 int64_t clt__real_count(const struct clt__exec *x, const struct clt_tensor *t)

@@ -27,6 +27,15 @@
  *     another storage (fp32 data read as 16 bits, or the reverse).
  * The helper kernels also run in fp32 under the same checks (tolerance TOL_REL relative).
  *
+ * Kept columns (a batch in one chunk keeps its forward's columns for dweight): in fp32,
+ * fp16 and bf16, forward, backward and a second dweight-only backward with the columns kept
+ * give the same bits as with them made again (the workspace NaN before every call, so
+ * dweight must read the kept ones, and the dx GEMM must leave them whole), written and
+ * accumulated; the written run also against the reference, with u per term added to the
+ * tolerance above and 2 (1e-5 + u) relative (the GEMMs' outputs are rounded to the storage
+ * before the helpers sum them: yt before the bias, dcol before the taps, dweight before the
+ * second call adds to it); a batch in several chunks cannot keep them.
+ *
  * Finite differences: loss = sum(y * dy) computed by the double reference, which is linear
  * in each of x, weight and bias, so central differences with eps = 1e-2 are exact up to
  * double rounding; the device gradient must match them at the tolerance above.
@@ -197,7 +206,7 @@ static void check_forward(struct clt_device *dev, const struct conv_case *cc, st
     if (d->has_ws)
         clt_test_put_nan(&d->ws, d->nws);
     assert_int_equal(clt__conv2d_forward(dev, &h->c, buf(&d->x), buf(&d->w),
-                                         cc->bias ? buf(&d->b) : none, buf(&d->y), ws_buf(d)),
+                                         cc->bias ? buf(&d->b) : none, buf(&d->y), ws_buf(d), none),
                      CLT_OK);
     download(&d->y, h->y, h->ny);
     compare(cc->name, "y", h->y, NULL, h->y_ref, h->ny, terms_y(&h->c));
@@ -226,7 +235,7 @@ static void check_backward(struct clt_device *dev, const struct conv_case *cc, s
     assert_int_equal(clt__conv2d_backward(
                          dev, c, want_dw ? buf(&d->x) : none, want_dx ? buf(&d->w) : none,
                          buf(&d->dy), want_dx ? buf(&d->dx) : none, want_dw ? buf(&d->dw) : none,
-                         want_db ? buf(&d->db) : none, ws_buf(d), accumulate),
+                         want_db ? buf(&d->db) : none, ws_buf(d), none, accumulate),
                      CLT_OK);
     char what[64];
     const char *mode = accumulate ? "accumulated" : "written";
@@ -323,6 +332,9 @@ static const struct conv_case full_cases[] = {
     {"pad 3 on a 2-pixel-wide image", CONV(2, 2, 4, 2, 3, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
     {"5 images in chunks of 2, stride 3 dilation 3 pad 4x5",
      CONV_CHUNK(2, 5, 2, 11, 10, 3, 2, 3, 3, 3, 4, 5, 3, 3, 1), true},
+    /* Rows wider than col2im's 16-bit chunk of 32 pixels, stride 1: taps' runs that start in
+     * one chunk and end in the next. */
+    {"45-pixel rows 3x5 pad 2 dilation 1x2", CONV(2, 2, 4, 45, 3, 3, 5, 1, 1, 1, 2, 1, 2, 1), true},
 };
 
 /* Under Oclgrind: few and small. */
@@ -336,6 +348,7 @@ static const struct conv_case small_cases[] = {
     {"pad 3 on a 2-pixel-wide image", CONV(2, 1, 3, 2, 2, 3, 3, 1, 1, 0, 3, 1, 1, 1), true},
     {"3 images in chunks of 2, stride 3 dilation 2 pad 3",
      CONV_CHUNK(2, 3, 1, 7, 8, 2, 2, 3, 3, 3, 3, 3, 2, 2, 1), false},
+    {"35-pixel rows 1x3 pad 1", CONV(1, 1, 2, 35, 1, 1, 3, 1, 1, 0, 1, 1, 1, 1), true},
 };
 
 static void forward_and_backward(void **state)
@@ -543,7 +556,7 @@ static void helpers_case(struct clt_device *dev, const struct conv_case *cc, enu
     for (int acc = 0; acc < 2; acc++) {
         struct clt_view vdb = clt_test_tensor_st(arena, acc ? db0 : NULL, c.c_out, s);
         assert_int_equal(clt__conv2d_backward(dev, &c, none, none, clt_test_buf_st(&vdy, s), none,
-                                              none, clt_test_buf_st(&vdb, s), none, acc),
+                                              none, clt_test_buf_st(&vdb, s), none, none, acc),
                          CLT_OK);
         for (int64_t co = 0; co < c.c_out; co++) {
             want[co] = acc ? (double)db0[co] : 0.0;
@@ -601,12 +614,13 @@ static void buffers_sized_by_storage(void **state)
     const struct clt__buf bdy = clt_test_buf_st(&vdy, CLT_PRECISION_FP16);
     const struct clt__buf bdb = clt_test_buf_st(&vdb, CLT_PRECISION_FP16);
     const enum clt_precision was = clt__storage_set(dev, CLT_PRECISION_FP16);
-    assert_int_equal(clt__conv2d_backward(dev, &c, none, none, bdy, none, none, bdb, none, false),
-                     CLT_OK);
+    assert_int_equal(
+        clt__conv2d_backward(dev, &c, none, none, bdy, none, none, bdb, none, none, false), CLT_OK);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     clt__storage_set(dev, CLT_PRECISION_FP32);
-    assert_int_equal(clt__conv2d_backward(dev, &c, none, none, bdy, none, none, bdb, none, false),
-                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        clt__conv2d_backward(dev, &c, none, none, bdy, none, none, bdb, none, none, false),
+        CLT_ERR_INVALID_ARGUMENT);
     clt__storage_set(dev, was);
     clt_arena_free(a_dy);
     clt_arena_free(a_db);
@@ -691,39 +705,205 @@ static void launchers_check_buffers(void **state)
     struct clt_view vt = clt_test_tensor(arena, zeros, 512);
     struct clt__buf b = buf(&vb), o = buf(&vo), t = buf(&vt);
     struct clt__conv2d c = CONV(1, 2, 4, 4, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-    assert_int_equal(clt__conv2d_forward(dev, &c, none, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, &c, none, b, none, o, t, none),
+                     CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "x is NULL"));
     /* A 3x3 kernel needs the workspace. */
-    assert_int_equal(clt__conv2d_forward(dev, &c, b, b, none, o, none), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, &c, b, b, none, o, none, none),
+                     CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "workspace is NULL"));
-    assert_int_equal(clt__conv2d_backward(dev, &c, b, none, b, o, none, none, t, false),
+    assert_int_equal(clt__conv2d_backward(dev, &c, b, none, b, o, none, none, t, none, false),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "weight (needed for dx) is NULL"));
-    assert_int_equal(clt__conv2d_backward(dev, &c, none, b, b, none, o, none, t, false),
+    assert_int_equal(clt__conv2d_backward(dev, &c, none, b, b, none, o, none, t, none, false),
                      CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "x (needed for dweight) is NULL"));
     struct clt__buf far = {b.mem, (size_t)INT32_MAX - 10};
-    assert_int_equal(clt__conv2d_forward(dev, &c, far, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, &c, far, b, none, o, t, none),
+                     CLT_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(text.text, "beyond element 2^31"));
     struct clt__conv2d wrong = c;
     wrong.groups = 3;
-    assert_int_equal(clt__conv2d_forward(dev, &wrong, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__conv2d_forward(NULL, &c, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__conv2d_forward(dev, NULL, b, b, none, o, t), CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, &wrong, b, b, none, o, t, none),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(NULL, &c, b, b, none, o, t, none),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, NULL, b, b, none, o, t, none),
+                     CLT_ERR_INVALID_ARGUMENT);
     /* A 1x1 kernel needs the workspace too; dbias alone does not. */
     struct clt__conv2d p = CONV(1, 2, 4, 4, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, none), CLT_ERR_INVALID_ARGUMENT);
-    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, t), CLT_OK);
-    assert_int_equal(clt__conv2d_backward(dev, &c, none, none, b, none, none, o, none, false),
+    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, none, none),
+                     CLT_ERR_INVALID_ARGUMENT);
+    assert_int_equal(clt__conv2d_forward(dev, &p, b, b, b, o, t, none), CLT_OK);
+    assert_int_equal(clt__conv2d_backward(dev, &c, none, none, b, none, none, o, none, none, false),
                      CLT_OK);
     /* An empty batch enqueues nothing. */
     struct clt__conv2d empty = c;
     empty.n = 0;
-    assert_int_equal(clt__conv2d_forward(dev, &empty, b, b, none, o, t), CLT_OK);
-    assert_int_equal(clt__conv2d_backward(dev, &empty, b, b, b, o, o, o, t, false), CLT_OK);
+    assert_int_equal(clt__conv2d_forward(dev, &empty, b, b, none, o, t, none), CLT_OK);
+    assert_int_equal(clt__conv2d_backward(dev, &empty, b, b, b, o, o, o, t, none, false), CLT_OK);
     assert_int_equal(clt_device_finish(dev), CLT_OK);
     clt_arena_free(arena);
     dev->log = saved;
+}
+
+/* ---- Kept columns ---------------------------------------------------------------------- */
+
+/* Results of one run of the sequence below, widened to floats. */
+struct kept_run {
+    float *y, *dx, *dw;
+};
+
+/* forward, backward of dx and dweight (written, or added to dx0 and dw0), then a second
+ * backward of dweight alone, added: with columns (the batch's, kept by the forward) or
+ * without (made again by each backward). The workspace is NaN before each call, and so are the
+ * kept columns before the forward: dweight must read the columns the forward left, not the
+ * workspace, and the dx GEMM must leave them as they are for the second call. */
+static struct kept_run kept_sequence(struct clt_device *dev, const struct clt__conv2d *c,
+                                     enum clt_precision s, bool with_columns, bool accumulate,
+                                     const float *x, const float *w, const float *b,
+                                     const float *dy, const float *dx0, const float *dw0)
+{
+    const int64_t p = c->oh * c->ow, nx = c->n * c->c_in * c->h * c->w;
+    const int64_t ny = c->n * c->c_out * p, nw = c->c_out * (c->c_in / c->groups) * c->kh * c->kw;
+    const int64_t ncol = c->c_in * c->kh * c->kw * c->n * p;
+    const int64_t nws = (int64_t)(clt__conv2d_workspace_bytes(c) / 4);
+    struct clt_arena *arena;
+    const uint64_t elements = 3 * (uint64_t)(nx + ny + nw + ncol + nws) + c->c_out + 64;
+    assert_int_equal(clt_arena_create(dev, elements * 4 + (1 << 16), &arena), CLT_OK);
+    (void)clt_test_tensor(arena, NULL, 3);
+    struct clt_view vx = clt_test_tensor_st(arena, x, nx, s),
+                    vw = clt_test_tensor_st(arena, w, nw, s);
+    struct clt_view vb = clt_test_tensor_st(arena, b, c->c_out, s);
+    struct clt_view vdy = clt_test_tensor_st(arena, dy, ny, s);
+    struct clt_view vy = clt_test_tensor_st(arena, NULL, ny, s);
+    struct clt_view vdx = clt_test_tensor_st(arena, accumulate ? dx0 : NULL, nx, s);
+    struct clt_view vdw = clt_test_tensor_st(arena, accumulate ? dw0 : NULL, nw, s);
+    struct clt_view vcol = clt_test_tensor_st(arena, NULL, ncol, s);
+    struct clt__buf cols = with_columns ? clt_test_buf_st(&vcol, s) : none;
+    struct clt_view ws[3];
+    for (int i = 0; i < 3; i++)
+        ws[i] = clt_test_tensor_st(arena, NULL, nws, s);
+    assert_int_equal(clt__conv2d_forward(dev, c, clt_test_buf_st(&vx, s), clt_test_buf_st(&vw, s),
+                                         clt_test_buf_st(&vb, s), clt_test_buf_st(&vy, s),
+                                         clt_test_buf_st(&ws[0], s), cols),
+                     CLT_OK);
+    assert_int_equal(clt__conv2d_backward(dev, c, clt_test_buf_st(&vx, s), clt_test_buf_st(&vw, s),
+                                          clt_test_buf_st(&vdy, s), clt_test_buf_st(&vdx, s),
+                                          clt_test_buf_st(&vdw, s), none,
+                                          clt_test_buf_st(&ws[1], s), cols, accumulate),
+                     CLT_OK);
+    assert_int_equal(clt__conv2d_backward(dev, c, clt_test_buf_st(&vx, s), none,
+                                          clt_test_buf_st(&vdy, s), none, clt_test_buf_st(&vdw, s),
+                                          none, clt_test_buf_st(&ws[2], s), cols, true),
+                     CLT_OK);
+    struct kept_run r = {clt_test_floats(ny), clt_test_floats(nx), clt_test_floats(nw)};
+    clt_test_get_st(&vy, r.y, (size_t)ny, s);
+    clt_test_get_st(&vdx, r.dx, (size_t)nx, s);
+    clt_test_get_st(&vdw, r.dw, (size_t)nw, s);
+    clt_arena_free(arena);
+    return r;
+}
+
+/* got and want hold the same numbers, none of them NaN. */
+static void assert_same(const char *name, enum clt_precision s, const char *what, bool acc,
+                        const float *got, const float *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (isnan(want[i]) || memcmp(&got[i], &want[i], sizeof got[i]) != 0)
+            fail_msg("conv2d %s (%s, %s): %s with kept columns %.9g, made again %.9g at %lld", name,
+                     storage_name(s), acc ? "accumulated" : "written", what, (double)got[i],
+                     (double)want[i], (long long)i);
+}
+
+/* One case in storage s: a batch in one chunk gives the same results with its columns kept as
+ * without, bit for bit (written and accumulated; the written run is also checked against the
+ * reference); a batch in several chunks cannot keep them. */
+static void kept_case(struct clt_device *dev, const struct conv_case *cc, enum clt_precision s)
+{
+    struct clt__conv2d c = cc->c;
+    assert_int_equal(clt__conv2d_resolve(NULL, &c), CLT_OK);
+    const int64_t p = c.oh * c.ow, nx = c.n * c.c_in * c.h * c.w, ny = c.n * c.c_out * p;
+    const int64_t nw = c.c_out * (c.c_in / c.groups) * c.kh * c.kw;
+    const double u = s == CLT_PRECISION_FP32 ? 0.0 : clt_test_eps(s);
+    if (c.chunk < c.n) {
+        struct clt_test_log text = {0};
+        struct clt_log saved = dev->log;
+        dev->log = (struct clt_log){clt_test_log_fn, &text, CLT_LOG_DEBUG};
+        struct clt_arena *arena;
+        assert_int_equal(clt_arena_create(dev, 1 << 16, &arena), CLT_OK);
+        struct clt_view v = clt_test_tensor(arena, NULL, 16);
+        assert_int_equal(
+            clt__conv2d_forward(dev, &c, buf(&v), buf(&v), none, buf(&v), buf(&v), buf(&v)),
+            CLT_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(text.text, "kept columns need the batch"));
+        clt_arena_free(arena);
+        dev->log = saved;
+        return;
+    }
+    float *x = rounded(nx, 41 + (uint64_t)nx, s), *w = rounded(nw, 43 + (uint64_t)nw, s);
+    float *b = rounded(c.c_out, 47, s), *dy = rounded(ny, 53 + (uint64_t)ny, s);
+    float *dx0 = rounded(nx, 59, s), *dw0 = rounded(nw, 61, s);
+    double *y_ref = clt_test_doubles(ny), *dx_ref = clt_test_doubles(nx);
+    double *dw_ref = clt_test_doubles(nw), *db_ref = clt_test_doubles(c.c_out);
+    ref_conv2d_forward(&c, x, w, b, y_ref);
+    ref_conv2d_backward(&c, x, w, dy, dx_ref, dw_ref, db_ref);
+    for (int acc = 0; acc < 2; acc++) {
+        struct kept_run made = kept_sequence(dev, &c, s, false, acc, x, w, b, dy, dx0, dw0);
+        struct kept_run kept = kept_sequence(dev, &c, s, true, acc, x, w, b, dy, dx0, dw0);
+        assert_same(cc->name, s, "y", acc, kept.y, made.y, ny);
+        assert_same(cc->name, s, "dx", acc, kept.dx, made.dx, nx);
+        assert_same(cc->name, s, "dweight", acc, kept.dw, made.dw, nw);
+        if (!acc) {
+            /* Written, then one more dweight added: dw = 2 dw_ref. In 16 bits the GEMMs'
+             * outputs are rounded to the storage before the helper kernels add them up (yt
+             * before the bias, dcol before the taps' sum, dweight before the second call
+             * adds to it): u per term on top of the tolerance above, twice u relative. */
+            char label[200];
+            snprintf(label, sizeof label, "conv2d %s (%s): y with kept columns", cc->name,
+                     storage_name(s));
+            clt_test_assert_close(label, kept.y, y_ref, (size_t)ny,
+                                  tol(terms_y(&c) + 1) + u * (double)terms_y(&c), 2 * rtol_of(s));
+            snprintf(label, sizeof label, "conv2d %s (%s): dx with kept columns", cc->name,
+                     storage_name(s));
+            clt_test_assert_close(label, kept.dx, dx_ref, (size_t)nx,
+                                  tol(terms_dx(&c)) + u * (double)terms_dx(&c), 2 * rtol_of(s));
+            for (int64_t i = 0; i < nw; i++)
+                dw_ref[i] *= 2.0;
+            snprintf(label, sizeof label, "conv2d %s (%s): dweight twice with kept columns",
+                     cc->name, storage_name(s));
+            clt_test_assert_close(label, kept.dw, dw_ref, (size_t)nw,
+                                  2 * tol(terms_dw(&c)) + u * (double)terms_dw(&c), 2 * rtol_of(s));
+        }
+        float *f[] = {made.y, made.dx, made.dw, kept.y, kept.dx, kept.dw};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            free(f[i]);
+    }
+    float *f[] = {x, w, b, dy, dx0, dw0};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        free(f[i]);
+    double *d[] = {y_ref, dx_ref, dw_ref, db_ref};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        free(d[i]);
+}
+
+/* The kept columns over the cases, in fp32, fp16 and bf16 (the device's storage set for the
+ * time of the test). */
+static void kept_columns_in_each_storage(void **state)
+{
+    struct clt_device *dev = *state;
+    const enum clt_precision storages[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16,
+                                           CLT_PRECISION_BF16};
+    const bool small = clt_test_small();
+    const struct conv_case *cases = small ? small_cases : full_cases;
+    const size_t count = small ? sizeof small_cases / sizeof small_cases[0]
+                               : sizeof full_cases / sizeof full_cases[0];
+    for (size_t k = 0; k < 3; k++) {
+        const enum clt_precision was = clt__storage_set(dev, storages[k]);
+        for (size_t i = 0; i < count; i++)
+            kept_case(dev, &cases[i], storages[k]);
+        clt__storage_set(dev, was);
+    }
 }
 
 int main(void)
@@ -733,6 +913,7 @@ int main(void)
         CLT_DEVICE_TEST(resolve_checks_parameters),      CLT_DEVICE_TEST(launchers_check_buffers),
         CLT_DEVICE_TEST(forward_and_backward),           CLT_DEVICE_TEST(gpu_lanes),
         CLT_DEVICE_TEST(helper_kernels_in_each_storage), CLT_DEVICE_TEST(buffers_sized_by_storage),
+        CLT_DEVICE_TEST(kept_columns_in_each_storage),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }

@@ -5,8 +5,8 @@
  * fp32 one and checked:
  *
  * - every F32 value and gradient of an activation, input or trained parameter takes 2 bytes
- *   an element, state and a loss (a wide_output op's output) and aux buffers their fp32 size,
- *   I32 tensors 4 bytes;
+ *   an element, state and a loss (a wide_output op's output) and aux buffers their fp32 size
+ *   (but a cache, conv2d's kept columns, 2 bytes an element), I32 tensors 4 bytes;
  * - offsets in the arena divide by the element size (clt__val's offsets are whole elements);
  * - the activations (the arena after sharing) are at most 0.55x of fp32's, issue 16's target,
  *   as `cltrain train` plans them (no recomputation); with recomputation at most 0.56x: gpt's
@@ -73,9 +73,19 @@ static void check_plan(const struct model *m, const struct clt__plan *p)
             /* A 16-bit plan's storage is no larger than it needs (after alignment). */
             assert_true(p->st[st[k]].bytes < (uint64_t)clt__count(t) * ti->elem_bytes + 256);
         }
-        for (uint32_t k = 0; k < t->naux; k++)
-            assert_true(p->st[ti->aux[k]].bytes >=
-                        (uint64_t)t->aux_count[k] * clt__dtype_size(t->aux_dtype[k]));
+        for (uint32_t k = 0; k < t->naux; k++) {
+            /* A cache (conv2d's columns) takes the storage's size, and only where the node's
+             * backward reads it: every built-in model trains all its parameters. */
+            const bool cache = (clt__def(t)->aux_cache >> k) & 1u;
+            const uint64_t e = !cache                             ? clt__dtype_size(t->aux_dtype[k])
+                               : p->storage == CLT_PRECISION_FP32 ? 4
+                                                                  : 2;
+            assert_true(ti->aux[k] >= 0);
+            assert_int_equal(p->st[ti->aux[k]].offset % e, 0);
+            assert_true(p->st[ti->aux[k]].bytes >= (uint64_t)t->aux_count[k] * e);
+            if (cache)
+                assert_true(p->st[ti->aux[k]].bytes < (uint64_t)t->aux_count[k] * e + 256);
+        }
     }
 }
 

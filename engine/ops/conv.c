@@ -13,7 +13,9 @@
  *                                 to [C_out, M, P] by conv2d_pack)
  *     dx        dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], then col2im
  * Each GEMM is strided-batched over the G groups: consecutive groups are Co * Kg elements
- * apart in W, Kg * M P in the columns and Co * M P in yt and dyt.
+ * apart in W, Kg * M P in the columns and Co * M P in yt and dyt. A batch in one chunk may
+ * keep its columns from the forward for dweight (`columns`, the node's cache aux buffer when
+ * the plan gave it one): dweight then runs no im2col of its own.
  *
  * Every tensor (x, weight, bias, y and their gradients) and the workspace hold elements of the
  * device's storage (dev->storage: fp32, or 16 bits, docs/precision.md), as the kernels of
@@ -191,13 +193,14 @@ static struct chunk chunk_at(const struct clt__conv2d *c, const struct sizes *s,
         CLT__I32((c)->pad_w), CLT__I32((c)->dil_h), CLT__I32((c)->dil_w), CLT__I32((c)->oh),       \
         CLT__I32((c)->ow)
 
-/* ch.col [K, M P] = the columns of the chunk's images of x. */
+/* col [K, M P] = the columns of the chunk's images of x. */
 static enum clt_status im2col(struct clt_device *dev, const struct clt__conv2d *c,
-                              const struct sizes *s, const struct chunk *ch, struct clt__buf x)
+                              const struct sizes *s, const struct chunk *ch, struct clt__buf x,
+                              struct clt__buf col)
 {
     const size_t g[2] = {clt__row_lanes(dev, c->ow), (size_t)(s->k * ch->m)};
     return CLT__RUN_ND(dev, CLT__K_conv2d_im2col, 2, g, GEOMETRY(c), CLT__I32(ch->m),
-                       CLT__BUF(at(x, ch->first * s->image_in)), CLT__BUF(ch->col));
+                       CLT__BUF(at(x, ch->first * s->image_in)), CLT__BUF(col));
 }
 
 /* The chunk's images of dx (+)= the gather of dcol [K, M P] into them. */
@@ -233,22 +236,25 @@ static enum clt_status group_gemm(struct clt_device *dev, int64_t groups, bool t
     return clt__gemm(dev, &want, a, b, c);
 }
 
-/* The forward pass of one chunk: im2col, the GEMM into yt, then y = yt transposed + bias. */
+/* The forward pass of one chunk: im2col (into the kept columns when given, else into the
+ * workspace), the GEMM into yt, then y = yt transposed + bias. */
 static enum clt_status chunk_forward(struct clt_device *dev, const struct clt__conv2d *c,
                                      const struct sizes *s, const struct chunk *ch,
                                      struct clt__buf x, struct clt__buf weight,
-                                     struct clt__buf bias, struct clt__buf y)
+                                     struct clt__buf bias, struct clt__buf y,
+                                     struct clt__buf columns)
 {
     const int64_t mp = ch->m * s->p;
     const struct clt__buf y_m = at(y, ch->first * s->image_out);
     /* One image: [C_out, 1, P] is NCHW already, so the GEMM writes y and unpack only adds
      * the bias, in place. */
     const struct clt__buf yt = ch->m == 1 ? y_m : ch->t;
-    enum clt_status st = im2col(dev, c, s, ch, x);
+    const struct clt__buf col = columns.mem ? columns : ch->col;
+    enum clt_status st = im2col(dev, c, s, ch, x, col);
     /* yt_g [Co, M P] = W_g [Co, Kg] * col_g [Kg, M P]. */
     if (st == CLT_OK)
         st = group_gemm(dev, c->groups, false, false, s->co, mp, s->kg, 0.0f, weight, s->co * s->kg,
-                        ch->col, s->kg * mp, yt, s->co * mp);
+                        col, s->kg * mp, yt, s->co * mp);
     const size_t g[3] = {clt__row_lanes(dev, s->p), (size_t)c->c_out, (size_t)ch->m};
     if (st == CLT_OK && (ch->m > 1 || bias.mem))
         st = CLT__RUN_ND(dev, CLT__K_conv2d_unpack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
@@ -256,9 +262,25 @@ static enum clt_status chunk_forward(struct clt_device *dev, const struct clt__c
     return st;
 }
 
+/* The kept columns, when given, are the batch's [K, N P]: the batch must be one chunk. */
+static enum clt_status check_columns(struct clt_device *dev, const struct clt__conv2d *c,
+                                     const struct sizes *s, struct clt__buf columns, const char *op)
+{
+    if (!columns.mem)
+        return CLT_OK;
+    if (c->chunk < c->n) {
+        clt__log(&dev->log, CLT_LOG_ERROR,
+                 "%s: kept columns need the batch (%lld images) in one chunk, not chunks of %lld",
+                 op, (long long)c->n, (long long)c->chunk);
+        return CLT_ERR_INVALID_ARGUMENT;
+    }
+    return clt__check_buf(dev, columns, s->k * c->n * s->p, clt__storage_bytes(dev), op, "columns");
+}
+
 enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__conv2d *conv,
                                     struct clt__buf x, struct clt__buf weight, struct clt__buf bias,
-                                    struct clt__buf y, struct clt__buf workspace)
+                                    struct clt__buf y, struct clt__buf workspace,
+                                    struct clt__buf columns)
 {
     if (!dev || !conv)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -278,9 +300,11 @@ enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__co
         st = clt__check_buf(dev, bias, c.c_out, e, op, "bias");
     if (st == CLT_OK)
         st = clt__check_buf(dev, workspace, c.chunk * image_elements(&c), e, op, "workspace");
+    if (st == CLT_OK)
+        st = check_columns(dev, &c, &s, columns, op);
     for (int64_t n = 0; n < c.n && st == CLT_OK; n += c.chunk) {
         const struct chunk ch = chunk_at(&c, &s, n, workspace);
-        st = chunk_forward(dev, &c, &s, &ch, x, weight, bias, y);
+        st = chunk_forward(dev, &c, &s, &ch, x, weight, bias, y, columns);
     }
     return st;
 }
@@ -294,12 +318,13 @@ static enum clt_status bias_backward(struct clt_device *dev, const struct clt__c
                     CLT__BUF(db));
 }
 
-/* The gradients of one chunk: dweight (+)= its share, its images of dx (+)= their
- * gradient. */
+/* The gradients of one chunk: dweight (+)= its share (from the kept columns when given,
+ * else from columns made again in the workspace), its images of dx (+)= their gradient. */
 static enum clt_status chunk_backward(struct clt_device *dev, const struct clt__conv2d *c,
                                       const struct sizes *s, const struct chunk *ch,
                                       struct clt__buf x, struct clt__buf weight, struct clt__buf dy,
-                                      struct clt__buf dx, struct clt__buf dweight, bool accumulate)
+                                      struct clt__buf dx, struct clt__buf dweight,
+                                      struct clt__buf columns, bool accumulate)
 {
     const int64_t mp = ch->m * s->p;
     /* dyt [C_out, M P] = the chunk's dy transposed; for one image, dy itself. */
@@ -311,17 +336,20 @@ static enum clt_status chunk_backward(struct clt_device *dev, const struct clt__
         st = CLT__RUN_ND(dev, CLT__K_conv2d_pack, 3, g, CLT__I32(ch->m), CLT__I32(c->c_out),
                          CLT__I32(s->p), CLT__BUF(dy_m), CLT__BUF(dyt));
     if (st == CLT_OK && dweight.mem) {
-        st = im2col(dev, c, s, ch, x);
+        const struct clt__buf col = columns.mem ? columns : ch->col;
+        if (!columns.mem)
+            st = im2col(dev, c, s, ch, x, col);
         /* dW_g [Co, Kg] (+)= dyt_g [Co, M P] * col_g^T [M P, Kg]; the first chunk writes dW
          * unless accumulating, the others add to it. */
         const float beta = ch->first == 0 && !accumulate ? 0.0f : 1.0f;
         if (st == CLT_OK)
             st = group_gemm(dev, c->groups, false, true, s->co, s->kg, mp, beta, dyt, s->co * mp,
-                            ch->col, s->kg * mp, dweight, s->co * s->kg);
+                            col, s->kg * mp, dweight, s->co * s->kg);
     }
     if (st == CLT_OK && dx.mem) {
-        /* dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], over the columns (the queue
-         * is in order: the dweight GEMM has read them). */
+        /* dcol_g [Kg, M P] = W_g^T [Kg, Co] * dyt_g [Co, M P], into the workspace's columns
+         * (the queue is in order: the dweight GEMM has read them; kept columns stay as they
+         * are, for a second call). */
         st = group_gemm(dev, c->groups, true, false, s->kg, mp, s->co, 0.0f, weight, s->co * s->kg,
                         dyt, s->co * mp, ch->col, s->kg * mp);
         if (st == CLT_OK)
@@ -334,7 +362,7 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
                                      struct clt__buf x, struct clt__buf weight, struct clt__buf dy,
                                      struct clt__buf dx, struct clt__buf dweight,
                                      struct clt__buf dbias, struct clt__buf workspace,
-                                     bool accumulate)
+                                     struct clt__buf columns, bool accumulate)
 {
     if (!dev || !conv)
         return CLT_ERR_INVALID_ARGUMENT;
@@ -344,7 +372,7 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
         return st;
     const struct sizes s = sizes_of(&c);
     const char *op = "conv2d_backward";
-    const bool columns = dx.mem || dweight.mem;
+    const bool needs_workspace = dx.mem || dweight.mem;
     const size_t e = clt__storage_bytes(dev);
     st = clt__check_buf(dev, dy, s.y, e, op, "dy");
     if (st == CLT_OK && dx.mem)
@@ -357,8 +385,10 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
         st = clt__check_buf(dev, x, s.x, e, op, "x (needed for dweight)");
     if (st == CLT_OK && dbias.mem)
         st = clt__check_buf(dev, dbias, c.c_out, e, op, "dbias");
-    if (st == CLT_OK && columns)
+    if (st == CLT_OK && needs_workspace)
         st = clt__check_buf(dev, workspace, c.chunk * image_elements(&c), e, op, "workspace");
+    if (st == CLT_OK && dweight.mem)
+        st = check_columns(dev, &c, &s, columns, op);
     if (st != CLT_OK)
         return st;
     /* An empty batch enqueues nothing: the gradients are left as they are. */
@@ -367,9 +397,9 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
 
     if (dbias.mem)
         st = bias_backward(dev, &c, dy, dbias, accumulate);
-    for (int64_t n = 0; n < c.n && st == CLT_OK && columns; n += c.chunk) {
+    for (int64_t n = 0; n < c.n && st == CLT_OK && needs_workspace; n += c.chunk) {
         const struct chunk ch = chunk_at(&c, &s, n, workspace);
-        st = chunk_backward(dev, &c, &s, &ch, x, weight, dy, dx, dweight, accumulate);
+        st = chunk_backward(dev, &c, &s, &ch, x, weight, dy, dx, dweight, columns, accumulate);
     }
     return st;
 }
@@ -390,12 +420,19 @@ static uint64_t conv_workspace(const struct clt_tensor *t)
     return clt__conv2d_workspace_bytes(&c);
 }
 
+/* The node's kept columns [K, N, P] (its aux buffer 0, a cache: clt__op_def.aux_cache), or
+ * mem NULL where it has none: a batch of several chunks, or no weight gradient to compute. */
+static struct clt__buf columns_of(struct clt__exec *x, const struct clt_tensor *t)
+{
+    return t->naux > 0 ? clt__aux(x, t, 0) : (struct clt__buf){NULL, 0};
+}
+
 static enum clt_status conv_forward(struct clt__exec *x, const struct clt_tensor *t)
 {
     struct clt__conv2d c = conv_of(t);
     struct clt__buf bias = t->nin > 2 ? clt__val(x, t->in[2]) : (struct clt__buf){NULL, 0};
     return clt__conv2d_forward(x->dev, &c, clt__val(x, t->in[0]), clt__val(x, t->in[1]), bias,
-                               clt__val(x, t), clt__workspace(x));
+                               clt__val(x, t), clt__workspace(x), columns_of(x, t));
 }
 
 /* One launcher call for the gradients that share an accumulate flag (usually all of them:
@@ -418,7 +455,7 @@ static enum clt_status conv_backward(struct clt__exec *x, const struct clt_tenso
         if (any)
             st = clt__conv2d_backward(x->dev, &c, clt__val(x, t->in[0]), clt__val(x, t->in[1]),
                                       clt__grad(x, t), want[0], want[1], want[2], clt__workspace(x),
-                                      pass == 1);
+                                      want[1].mem ? columns_of(x, t) : none, pass == 1);
     }
     return st;
 }
@@ -447,6 +484,8 @@ const struct clt__op_def clt__op_conv2d = {
     .workspace = conv_workspace,
     .bench = bench_conv2d,
     .storage16 = true,
+    .aux_cache = 1u, /* the columns, for the weight gradient (input 1) */
+    .cache_input = 1,
 };
 
 struct clt_tensor *clt_conv2d(struct clt_graph *g, struct clt_tensor *x,
@@ -508,7 +547,14 @@ struct clt_tensor *clt_conv2d_ex(struct clt_graph *g, struct clt_tensor *x,
     struct clt_tensor *in[3] = {x, w, b};
     struct clt_tensor *t = clt__node(g, CLT__OP_conv2d, desc->bias ? 3 : 2, in, CLT_F32, 4,
                                      (int64_t[]){c.n, c.c_out, c.oh, c.ow});
-    if (t)
+    if (t) {
         t->p.conv2d = c;
+        /* The batch in one chunk: its columns [K, N, P] may be kept for the backward. */
+        if (c.chunk >= c.n) {
+            t->naux = 1;
+            t->aux_dtype[0] = CLT_F32;
+            t->aux_count[0] = c.c_in * c.kh * c.kw * c.n * c.oh * c.ow;
+        }
+    }
     return t;
 }

@@ -19,6 +19,10 @@
  * transposing copy moves between the GEMMs' [C_out, images, P] layout and NCHW (with the
  * bias added on the way out; a chunk of one image needs no copy). Backward the same columns give
  * dweight, and dx is a GEMM into the workspace followed by a gather (col2im) with no atomics.
+ * When the batch is one chunk, the caller may give a buffer for its columns (`columns`,
+ * [K, N, P] with K = C_in * KH * KW, P = OH * OW): the forward leaves them there and the
+ * backward's dweight reads them instead of making them again (the same values, so the same
+ * results bit for bit); the graph op keeps them as a cache aux buffer of its node.
  *
  * Every tensor and the workspace hold elements of the device's storage (dev->storage: fp32,
  * fp16 or bf16; docs/precision.md), and offsets count them; sums are in fp32 whatever it is.
@@ -63,18 +67,23 @@ enum clt_status clt__conv2d_resolve(const struct clt_log *log, struct clt__conv2
 uint64_t clt__conv2d_workspace_bytes(const struct clt__conv2d *c);
 
 /* y = conv2d(x, weight) + bias. bias.mem NULL: no bias. workspace holds
- * clt__conv2d_workspace_bytes(c) bytes. */
+ * clt__conv2d_workspace_bytes(c) bytes. columns.mem non-NULL (only for a batch in one chunk:
+ * CLT_ERR_INVALID_ARGUMENT otherwise): the batch's columns are left there, for
+ * clt__conv2d_backward. */
 enum clt_status clt__conv2d_forward(struct clt_device *dev, const struct clt__conv2d *c,
                                     struct clt__buf x,      /* [N, C_in, H, W] */
                                     struct clt__buf weight, /* [C_out, C_in/G, KH, KW] */
                                     struct clt__buf bias,   /* [C_out] or mem NULL */
                                     struct clt__buf y,      /* [N, C_out, OH, OW] */
-                                    struct clt__buf workspace);
+                                    struct clt__buf workspace,
+                                    struct clt__buf columns); /* [K, N, P] or mem NULL */
 
 /* Gradients of the forward pass for the upstream gradient dy: dx, dweight and dbias, each
  * skipped when its mem is NULL (weight is needed only for dx, x only for dweight).
  * accumulate false writes them, true adds to them. The workspace is needed for dx and
- * dweight (it may be NULL for dbias alone). */
+ * dweight (it may be NULL for dbias alone). columns: those the forward left for this x (a
+ * batch in one chunk), read by dweight and left as they are, or mem NULL: dweight makes them
+ * again from x. */
 enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__conv2d *c,
                                      struct clt__buf x,       /* [N, C_in, H, W] */
                                      struct clt__buf weight,  /* [C_out, C_in/G, KH, KW] */
@@ -82,6 +91,8 @@ enum clt_status clt__conv2d_backward(struct clt_device *dev, const struct clt__c
                                      struct clt__buf dx,      /* [N, C_in, H, W] or NULL */
                                      struct clt__buf dweight, /* like weight, or NULL */
                                      struct clt__buf dbias,   /* [C_out] or NULL */
-                                     struct clt__buf workspace, bool accumulate);
+                                     struct clt__buf workspace,
+                                     struct clt__buf columns, /* [K, N, P] or NULL */
+                                     bool accumulate);
 
 #endif /* CLTRAIN_OPS_CONV_H */

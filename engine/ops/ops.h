@@ -202,6 +202,14 @@ struct clt__op_def {
     /* In a 16-bit plan the output, and its gradient, stay fp32 (float in the kernels): the
      * losses, whose one value is what training reports and what the scaler's seed starts. */
     bool wide_output;
+    /* Bit k set: aux buffer k is a cache, not a result: values the forward computes anyway
+     * and the backward would otherwise compute again (conv2d's column matrix). It holds F32
+     * values in the plan's storage (2 bytes each in a 16-bit plan), and only a node whose
+     * backward computes the gradient of input cache_input gets memory for it; elsewhere
+     * (inference, evaluation, a frozen input) clt__aux's mem is NULL and the op does
+     * without. */
+    uint32_t aux_cache;
+    uint32_t cache_input;
 };
 
 /* A parameter [shape...] for an op's bench example, uniform in [-1, 1), named `name`. */
