@@ -122,99 +122,138 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
         argmax[a_off + o] = best_at;
 }
 
-/* The maximum of a 2x2 window v0, v1, v2, v3 (window order) by maxpool2d_forward's rule: a
- * later value wins when larger, or when NaN over a number. Bitwise operators and selects, no
- * short circuit, so no branch on the data (whose outcome a CPU cannot predict). */
-float pool_max4(float v0, float v1, float v2, float v3)
+/* ---- 2x2 windows, stride 2, no padding: a flat 1-D NDRange ------------------------------
+ *
+ * The selection works on the storage's bits, never converting: each element becomes an
+ * integer key that orders like its value (sign-magnitude: a negative number is -(bits with
+ * the sign cleared), so -0 and +0 are both 0; every NaN is one key above +infinity), the
+ * maximum is the first largest key, and y gets the winner's bits (a NaN keeps its payload).
+ * POOL_BITS is the storage's bit pattern, POOL_INF the magnitude bits of +infinity (larger
+ * magnitudes are NaN), POOL_QUIET a NaN's quiet bit, POOL_WIDEN / POOL_NARROW the float
+ * value of bits and the bits of a float (LOAD / STORE's conversions). */
+#if CLT_STORAGE == 32
+#define POOL_BITS uint
+#define POOL_SIGN 0x80000000u
+#define POOL_INF 0x7f800000
+#define POOL_QUIET 0x00400000u
+#define POOL_WIDEN(b) as_float(b)
+#define POOL_NARROW(v) as_uint(v)
+#elif CLT_STORAGE == 16
+#define POOL_BITS ushort
+#define POOL_SIGN 0x8000u
+#define POOL_INF 0x7c00
+#define POOL_QUIET 0x0200u
+#define POOL_WIDEN(b) f16_widen(b)
+#define POOL_NARROW(v) f16_bits(v)
+#else
+#define POOL_BITS ushort
+#define POOL_SIGN 0x8000u
+#define POOL_INF 0x7f80
+#define POOL_QUIET 0x0040u
+#define POOL_WIDEN(b) as_float((uint)(b) << 16)
+#define POOL_NARROW(v) bf16_bits(v)
+#endif
+#define POOL_AT(p, i) (((__global const POOL_BITS *)(p))[i])
+
+/* The key of bits b: orders as the values, equal for -0 and +0, POOL_INF + 1 for every NaN.
+ * Integer min, xor and subtraction only (a conditional negation), which vectorize. */
+int pool_key(POOL_BITS b)
 {
-    float best = v0;
-    best = ((v1 > best) | (isnan(v1) & !isnan(best))) ? v1 : best;
-    best = ((v2 > best) | (isnan(v2) & !isnan(best))) ? v2 : best;
-    best = ((v3 > best) | (isnan(v3) & !isnan(best))) ? v3 : best;
-    return best;
+    const int mag = (int)(b & ~POOL_SIGN);
+    const int neg = -(int)(((b & POOL_SIGN) != 0) & (mag <= POOL_INF)); /* -1: a negative number */
+    return (min(mag, POOL_INF + 1) ^ neg) - neg;
 }
 
-/* The position (0 to 3) of best = pool_max4(v0, v1, v2, v3) in the window: the first value
- * equal to it, or the first NaN when it is NaN (a number equal to the maximum that came
- * earlier would have been kept: later values win only when larger). Integer arithmetic: a
- * chain of selects on these comparisons compiles to branches on PoCL. */
-int pool_first4(float best, float v0, float v1, float v2)
+/* pool_key(b) by other instructions (a multiply by +1 or -1): for one operand where two keys
+ * meet in a comparison, as LOAD_ALT (cl/common.cl). */
+int pool_key_alt(POOL_BITS b)
 {
-    const int n0 = 1 - ((v0 == best) | isnan(v0)), n1 = 1 - ((v1 == best) | isnan(v1));
-    const int n2 = 1 - ((v2 == best) | isnan(v2));
-    return n0 * (1 + n1 * (1 + n2));
+    const int mag = (int)(b & ~POOL_SIGN);
+    const int neg = (int)(((b & POOL_SIGN) != 0) & (mag <= POOL_INF)); /* 1: a negative number */
+    return min(mag, POOL_INF + 1) * (1 - 2 * neg);
 }
 
-/* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): the
- * selection of maxpool2d_forward, unrolled. Work-item (lane, oy, plane) takes the outputs
- * ox = lane, lane + lanes, ... of its output row, so with one lane per row (CPU devices) it
- * walks the row with unit stride and a CPU driver vectorizes the loop. */
+/* The bits of 0.0f + v for the value v of bits b, as IEEE arithmetic gives them: -0 becomes
+ * +0, a NaN gets its quiet bit (the payload kept), anything else stays. */
+POOL_BITS pool_plus_zero(POOL_BITS b)
+{
+    const uint mag = b & ~POOL_SIGN;
+    const POOL_BITS nan = (POOL_BITS)(b | POOL_QUIET);
+    return mag > POOL_INF ? nan : (mag == 0 ? (POOL_BITS)0 : b);
+}
+
+/* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): one
+ * work-item per output element (ox, oy, plane), its window's first element at input row
+ * 2 oy, column 2 ox. No loop; the addresses are affine in ox, so a CPU driver vectorizes
+ * across dimension 0 (PoCL: OW work-items of a row at a time, reading the window rows as
+ * stride-2 pairs). */
 __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, int write_argmax,
                                     __global const store_t *x, int x_off, /* [N, C, H, W] */
                                     __global store_t *y, int y_off,       /* [N, C, OH, OW] */
                                     __global int *argmax, int a_off)      /* [N, C, OH, OW] */
 {
-    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
-    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
-    if (oy >= oh || plane >= planes)
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
         return;
-    const int top = 2 * oy * w; /* the window row's first element in the plane */
-    __global const store_t *r0 = x + x_off + plane * h * w + top, *r1 = r0 + w;
-    const int o = (plane * oh + oy) * ow;
-    __global store_t *yo = y + y_off + o;
-    __global int *ao = argmax + a_off + o;
-    if (write_argmax) {
-        for (int ox = lane; ox < ow; ox += lanes) {
-            const float v0 = LOAD(r0, 2 * ox), v1 = LOAD(r0, 2 * ox + 1);
-            const float v2 = LOAD(r1, 2 * ox), v3 = LOAD(r1, 2 * ox + 1);
-            const float best = pool_max4(v0, v1, v2, v3);
-            const int k = pool_first4(best, v0, v1, v2); /* row k / 2, column k % 2 */
-            STORE(yo, ox, best);
-            ao[ox] = top + (k >> 1) * w + 2 * ox + (k & 1);
-        }
-    } else {
-        for (int ox = lane; ox < ow; ox += lanes)
-            STORE(yo, ox,
-                  pool_max4(LOAD(r0, 2 * ox), LOAD(r0, 2 * ox + 1), LOAD(r1, 2 * ox),
-                            LOAD(r1, 2 * ox + 1)));
-    }
+    const int o = (plane * oh + oy) * ow + ox;
+    const int top = 2 * oy * w + 2 * ox; /* in the plane */
+    __global const store_t *p = x + x_off + plane * h * w + top;
+    const POOL_BITS b0 = POOL_AT(p, 0), b1 = POOL_AT(p, 1);
+    const POOL_BITS b2 = POOL_AT(p, w), b3 = POOL_AT(p, w + 1);
+    const int k1 = pool_key(b1), k2 = pool_key_alt(b2), k3 = pool_key(b3);
+    /* The first largest key in window order (0, 1, w, w + 1), so the first NaN; taken in
+     * the order 0, w, 1, w + 1, where element 1 also wins a tie with element w. No
+     * comparison has the keys of two neighbouring elements for operands: PoCL's SLP
+     * vectorizer would pair their loads into a 2-lane vector, which its work-group loop
+     * vectorizer cannot widen, and the kernel would run one work-item at a time. */
+    int key = pool_key(b0), at = 0;
+    POOL_BITS best = b0;
+    best = k2 > key ? b2 : best;
+    at = k2 > key ? w : at;
+    key = max(key, k2);
+    const int take1 = (k1 > key) | ((k1 == key) & (at == w));
+    best = take1 ? b1 : best;
+    at = take1 ? 1 : at;
+    key = take1 ? k1 : key;
+    best = k3 > key ? b3 : best;
+    at = k3 > key ? w + 1 : at;
+    ((__global POOL_BITS *)y)[y_off + o] = best;
+    if (write_argmax)
+        argmax[a_off + o] = top + at;
 }
 
-/* The backward of maxpool2d_forward_2x2 when H and W are even (the windows are the cells):
- * each output element writes its window of dx, dy where argmax points, else 0. Work-items as
- * in the forward kernel, so a lane writes the two input rows of its outputs. */
+/* The backward of maxpool2d_forward_2x2 when H and W are even (the windows are the cells),
+ * work-items as in the forward: each output element writes its window of dx, the gather's
+ * 0 + dy where argmax points, else +0; accumulating, dx + (0 + dy) there (in float, rounded
+ * to the storage once), dx + 0 elsewhere. Bits only (pool_plus_zero), but for that one sum. */
 __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, int accumulate,
                                      __global const int *argmax, int a_off,  /* [N, C, OH, OW] */
                                      __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
                                      __global store_t *dx, int dx_off)       /* [N, C, H, W] */
 {
-    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
-    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
-    if (oy >= oh || plane >= planes)
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
         return;
-    const int top = 2 * oy * w;
-    const int o = (plane * oh + oy) * ow;
-    __global const int *ao = argmax + a_off + o;
-    __global const store_t *go = dy + dy_off + o;
-    __global store_t *r0 = dx + dx_off + plane * h * w + top, *r1 = r0 + w;
-    for (int ox = lane; ox < ow; ox += lanes) {
-        const int at = ao[ox] - top - 2 * ox;      /* 0, 1, w or w + 1 */
-        const int g = as_int(0.0f + LOAD(go, ox)); /* the gather's 0 + dy */
-        /* g where the argmax is, else +0: masks rather than selects, which a CPU compiler
-         * may turn into branches on the data. */
-        const float g0 = as_float(g & -(at == 0)), g1 = as_float(g & -(at == 1));
-        const float g2 = as_float(g & -(at == w)), g3 = as_float(g & -(at == w + 1));
-        if (accumulate) {
-            STORE(r0, 2 * ox, LOAD(r0, 2 * ox) + g0);
-            STORE(r0, 2 * ox + 1, LOAD(r0, 2 * ox + 1) + g1);
-            STORE(r1, 2 * ox, LOAD(r1, 2 * ox) + g2);
-            STORE(r1, 2 * ox + 1, LOAD(r1, 2 * ox + 1) + g3);
-        } else {
-            STORE(r0, 2 * ox, g0);
-            STORE(r0, 2 * ox + 1, g1);
-            STORE(r1, 2 * ox, g2);
-            STORE(r1, 2 * ox + 1, g3);
-        }
+    const int o = (plane * oh + oy) * ow + ox;
+    const int top = 2 * oy * w + 2 * ox;
+    const int at = argmax[a_off + o] - top; /* 0, 1, w or w + 1 */
+    const POOL_BITS g = pool_plus_zero(POOL_AT(dy + dy_off, o));
+    __global POOL_BITS *p = (__global POOL_BITS *)(dx + dx_off) + plane * h * w + top;
+    if (accumulate) {
+        const POOL_BITS d0 = p[0], d1 = p[1], d2 = p[w], d3 = p[w + 1];
+        const POOL_BITS d = at == 0 ? d0 : (at == 1 ? d1 : (at == w ? d2 : d3));
+        const POOL_BITS s = POOL_NARROW(POOL_WIDEN(d) + POOL_WIDEN(g));
+        p[0] = at == 0 ? s : pool_plus_zero(d0);
+        p[1] = at == 1 ? s : pool_plus_zero(d1);
+        p[w] = at == w ? s : pool_plus_zero(d2);
+        p[w + 1] = at == w + 1 ? s : pool_plus_zero(d3);
+    } else {
+        p[0] = at == 0 ? g : (POOL_BITS)0;
+        p[1] = at == 1 ? g : (POOL_BITS)0;
+        p[w] = at == w ? g : (POOL_BITS)0;
+        p[w + 1] = at == w + 1 ? g : (POOL_BITS)0;
     }
 }
 

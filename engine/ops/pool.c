@@ -107,12 +107,10 @@ static bool is_2x2(const struct clt__pool2d *p)
            p->pad_w == 0;
 }
 
-/* The 5 geometry arguments of the 2x2 kernels and their NDRange (lane, output row, plane). */
+/* The 5 geometry arguments of the 2x2 kernels (their NDRange is OUT_RANGE). */
 #define GEOMETRY_2X2(p)                                                                            \
     CLT__I32((p)->n *(p)->c), CLT__I32((p)->h), CLT__I32((p)->w), CLT__I32((p)->oh),               \
         CLT__I32((p)->ow)
-#define ROW_RANGE(dev, p)                                                                          \
-    ((const size_t[3]){clt__row_lanes((dev), (p)->ow), (size_t)(p)->oh, (size_t)((p)->n * (p)->c)})
 
 enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt__pool2d *pool,
                                        struct clt__buf x, struct clt__buf y, struct clt__buf argmax)
@@ -128,9 +126,8 @@ enum clt_status clt__maxpool2d_forward(struct clt_device *dev, const struct clt_
     /* Without argmax the kernel gets y's buffer in its place and never touches it. */
     const struct clt__buf a = {argmax.mem ? argmax.mem : y.mem, argmax.offset};
     if (is_2x2(&p))
-        return CLT__RUN_ND(dev, CLT__K_maxpool2d_forward_2x2, 3, ROW_RANGE(dev, &p),
-                           GEOMETRY_2X2(&p), CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y),
-                           CLT__BUF(a));
+        return CLT__RUN_ND(dev, CLT__K_maxpool2d_forward_2x2, 3, OUT_RANGE(&p), GEOMETRY_2X2(&p),
+                           CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y), CLT__BUF(a));
     return CLT__RUN_ND(dev, CLT__K_maxpool2d_forward, 3, OUT_RANGE(&p), GEOMETRY(&p),
                        CLT__I32(argmax.mem != NULL), CLT__BUF(x), CLT__BUF(y), CLT__BUF(a));
 }
@@ -148,9 +145,8 @@ enum clt_status clt__maxpool2d_backward(struct clt_device *dev, const struct clt
     if (st != CLT_OK)
         return st;
     if (is_2x2(&p) && p.h % 2 == 0 && p.w % 2 == 0)
-        return CLT__RUN_ND(dev, CLT__K_maxpool2d_backward_2x2, 3, ROW_RANGE(dev, &p),
-                           GEOMETRY_2X2(&p), CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy),
-                           CLT__BUF(dx));
+        return CLT__RUN_ND(dev, CLT__K_maxpool2d_backward_2x2, 3, OUT_RANGE(&p), GEOMETRY_2X2(&p),
+                           CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy), CLT__BUF(dx));
     if (disjoint(&p))
         return CLT__RUN_ND(dev, CLT__K_maxpool2d_backward_cells, 3, OUT_RANGE(&p), GEOMETRY(&p),
                            CLT__I32(accumulate), CLT__BUF(argmax), CLT__BUF(dy), CLT__BUF(dx));
