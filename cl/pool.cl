@@ -182,11 +182,76 @@ POOL_BITS pool_plus_zero(POOL_BITS b)
     return mag > POOL_INF ? nan : (mag == 0 ? (POOL_BITS)0 : b);
 }
 
+/* Two neighbouring elements as one word (POOL_PAIR), the first at the lower address:
+ * POOL_FIRST / POOL_SECOND split it, POOL_JOIN makes it. */
+#if CLT_STORAGE == 32
+#define POOL_PAIR ulong
+#define POOL_HALF 32
+#else
+#define POOL_PAIR uint
+#define POOL_HALF 16
+#endif
+#ifdef __ENDIAN_LITTLE__
+#define POOL_FIRST(v) ((POOL_BITS)(v))
+#define POOL_SECOND(v) ((POOL_BITS)((v) >> POOL_HALF))
+#define POOL_JOIN(a, b) ((POOL_PAIR)(a) | ((POOL_PAIR)(b) << POOL_HALF))
+#else
+#define POOL_FIRST(v) ((POOL_BITS)((v) >> POOL_HALF))
+#define POOL_SECOND(v) ((POOL_BITS)(v))
+#define POOL_JOIN(a, b) ((POOL_PAIR)(b) | ((POOL_PAIR)(a) << POOL_HALF))
+#endif
+
+/* The window position (0, 1, w or w + 1: an offset from its first element) of the maximum of
+ * the 2x2 window b0 b1 / b2 b3: the first largest key in window order, so the first NaN.
+ * Taken in the order b0, b2, b1, b3, where b1 also wins a tie with b2, so that no comparison
+ * has the keys of two neighbouring elements for operands, and b2's key comes by other
+ * instructions than b0's: PoCL's SLP vectorizer would pair isomorphic work on two elements
+ * into a 2-lane vector, which its work-group loop vectorizer cannot widen, and the kernel
+ * would run one work-item at a time. Integer selects and max only. */
+int pool_argmax4(POOL_BITS b0, POOL_BITS b1, POOL_BITS b2, POOL_BITS b3, int w)
+{
+    const int k1 = pool_key(b1), k2 = pool_key_alt(b2), k3 = pool_key(b3);
+    int key = pool_key(b0), at = 0;
+    at = k2 > key ? w : at;
+    key = max(key, k2);
+    const int take1 = (k1 > key) | ((k1 == key) & (at == w));
+    at = take1 ? 1 : at;
+    key = take1 ? k1 : key;
+    return k3 > key ? w + 1 : at;
+}
+
+/* The element of b0 b1 / b2 b3 at window position at (0, 1, w or w + 1), by masks: a chain
+ * of selects on at becomes a switch, which PoCL's work-group loop vectorizer refuses. */
+POOL_BITS pool_pick4(POOL_BITS b0, POOL_BITS b1, POOL_BITS b2, POOL_BITS b3, int at, int w)
+{
+    const uint m0 = -(uint)(at == 0), m1 = -(uint)(at == 1);
+    const uint m2 = -(uint)(at == w), m3 = -(uint)(at == w + 1);
+    return (POOL_BITS)((b0 & m0) | (b1 & m1) | (b2 & m2) | (b3 & m3));
+}
+
+/* The backward of one element of a window: dx's new bits, from its old ones d, when
+ * argmax points at it (`here`) or not: the gather's 0 + dy (g: pool_plus_zero of dy's bits)
+ * there, +0 elsewhere; accumulating, s = dx + (0 + dy) there (pool_sum2x2: the one float
+ * sum of the window, rounded to the storage once) and dx + 0 elsewhere. */
+POOL_BITS pool_dx(POOL_BITS d, int here, POOL_BITS g, POOL_BITS s, int accumulate)
+{
+    return accumulate ? (here ? s : pool_plus_zero(d)) : (here ? g : (POOL_BITS)0);
+}
+
+/* The accumulated value at argmax's element of window d0 d1 / d2 d3 (position at):
+ * dx + gf in float, gf = 0 + dy read by LOAD_ALT (two identical fp16 conversions would be
+ * paired by PoCL's SLP vectorizer: cl/common.cl), rounded to the storage. */
+POOL_BITS pool_sum2x2(POOL_BITS d0, POOL_BITS d1, POOL_BITS d2, POOL_BITS d3, int at, int w,
+                      float gf)
+{
+    return POOL_NARROW(POOL_WIDEN(pool_pick4(d0, d1, d2, d3, at, w)) + gf);
+}
+
 /* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): one
  * work-item per output element (ox, oy, plane), its window's first element at input row
  * 2 oy, column 2 ox. No loop; the addresses are affine in ox, so a CPU driver vectorizes
- * across dimension 0 (PoCL: OW work-items of a row at a time, reading the window rows as
- * stride-2 pairs). */
+ * across dimension 0. This kernel reads single elements (stride 2 across work-items: PoCL
+ * vectorizes that in fp32, not in 16 bits); maxpool2d_forward_2x2_pairs below reads pairs. */
 __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, int write_argmax,
                                     __global const store_t *x, int x_off, /* [N, C, H, W] */
                                     __global store_t *y, int y_off,       /* [N, C, OH, OW] */
@@ -201,32 +266,40 @@ __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, in
     __global const store_t *p = x + x_off + plane * h * w + top;
     const POOL_BITS b0 = POOL_AT(p, 0), b1 = POOL_AT(p, 1);
     const POOL_BITS b2 = POOL_AT(p, w), b3 = POOL_AT(p, w + 1);
-    const int k1 = pool_key(b1), k2 = pool_key_alt(b2), k3 = pool_key(b3);
-    /* The first largest key in window order (0, 1, w, w + 1), so the first NaN; taken in
-     * the order 0, w, 1, w + 1, where element 1 also wins a tie with element w. No
-     * comparison has the keys of two neighbouring elements for operands: PoCL's SLP
-     * vectorizer would pair their loads into a 2-lane vector, which its work-group loop
-     * vectorizer cannot widen, and the kernel would run one work-item at a time. */
-    int key = pool_key(b0), at = 0;
-    POOL_BITS best = b0;
-    best = k2 > key ? b2 : best;
-    at = k2 > key ? w : at;
-    key = max(key, k2);
-    const int take1 = (k1 > key) | ((k1 == key) & (at == w));
-    best = take1 ? b1 : best;
-    at = take1 ? 1 : at;
-    key = take1 ? k1 : key;
-    best = k3 > key ? b3 : best;
-    at = k3 > key ? w + 1 : at;
-    ((__global POOL_BITS *)y)[y_off + o] = best;
+    const int at = pool_argmax4(b0, b1, b2, b3, w);
+    ((__global POOL_BITS *)y)[y_off + o] = pool_pick4(b0, b1, b2, b3, at, w);
     if (write_argmax)
         argmax[a_off + o] = top + at;
 }
 
+/* maxpool2d_forward_2x2 when W and x_off are even: each window row is one aligned POOL_PAIR,
+ * and neighbouring work-items read neighbouring words (unit stride), which PoCL vectorizes in
+ * every storage. The same values. */
+__kernel void maxpool2d_forward_2x2_pairs(int planes, int h, int w, int oh, int ow,
+                                          int write_argmax, __global const store_t *x,
+                                          int x_off,                       /* [N, C, H, W] */
+                                          __global store_t *y, int y_off,  /* [N, C, OH, OW] */
+                                          __global int *argmax, int a_off) /* [N, C, OH, OW] */
+{
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
+        return;
+    const int o = (plane * oh + oy) * ow + ox;
+    __global const POOL_PAIR *p =
+        (__global const POOL_PAIR *)x + (x_off + plane * h * w) / 2 + oy * w + ox;
+    const POOL_PAIR t = p[0], u = p[w / 2]; /* the window's rows */
+    const POOL_BITS b0 = POOL_FIRST(t), b1 = POOL_SECOND(t);
+    const POOL_BITS b2 = POOL_FIRST(u), b3 = POOL_SECOND(u);
+    const int at = pool_argmax4(b0, b1, b2, b3, w);
+    ((__global POOL_BITS *)y)[y_off + o] = pool_pick4(b0, b1, b2, b3, at, w);
+    if (write_argmax)
+        argmax[a_off + o] = 2 * oy * w + 2 * ox + at;
+}
+
 /* The backward of maxpool2d_forward_2x2 when H and W are even (the windows are the cells),
- * work-items as in the forward: each output element writes its window of dx, the gather's
- * 0 + dy where argmax points, else +0; accumulating, dx + (0 + dy) there (in float, rounded
- * to the storage once), dx + 0 elsewhere. Bits only (pool_plus_zero), but for that one sum. */
+ * work-items as in the forward: each output element writes its window of dx
+ * (pool_dx). Bits only, but for the one accumulated sum. */
 __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, int accumulate,
                                      __global const int *argmax, int a_off,  /* [N, C, OH, OW] */
                                      __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
@@ -241,20 +314,38 @@ __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, i
     const int at = argmax[a_off + o] - top; /* 0, 1, w or w + 1 */
     const POOL_BITS g = pool_plus_zero(POOL_AT(dy + dy_off, o));
     __global POOL_BITS *p = (__global POOL_BITS *)(dx + dx_off) + plane * h * w + top;
-    if (accumulate) {
-        const POOL_BITS d0 = p[0], d1 = p[1], d2 = p[w], d3 = p[w + 1];
-        const POOL_BITS d = at == 0 ? d0 : (at == 1 ? d1 : (at == w ? d2 : d3));
-        const POOL_BITS s = POOL_NARROW(POOL_WIDEN(d) + POOL_WIDEN(g));
-        p[0] = at == 0 ? s : pool_plus_zero(d0);
-        p[1] = at == 1 ? s : pool_plus_zero(d1);
-        p[w] = at == w ? s : pool_plus_zero(d2);
-        p[w + 1] = at == w + 1 ? s : pool_plus_zero(d3);
-    } else {
-        p[0] = at == 0 ? g : (POOL_BITS)0;
-        p[1] = at == 1 ? g : (POOL_BITS)0;
-        p[w] = at == w ? g : (POOL_BITS)0;
-        p[w + 1] = at == w + 1 ? g : (POOL_BITS)0;
-    }
+    const POOL_BITS d0 = accumulate ? p[0] : 0, d1 = accumulate ? p[1] : 0;
+    const POOL_BITS d2 = accumulate ? p[w] : 0, d3 = accumulate ? p[w + 1] : 0;
+    const POOL_BITS s = pool_sum2x2(d0, d1, d2, d3, at, w, 0.0f + LOAD_ALT(dy, dy_off + o));
+    p[0] = pool_dx(d0, at == 0, g, s, accumulate);
+    p[1] = pool_dx(d1, at == 1, g, s, accumulate);
+    p[w] = pool_dx(d2, at == w, g, s, accumulate);
+    p[w + 1] = pool_dx(d3, at == w + 1, g, s, accumulate);
+}
+
+/* maxpool2d_backward_2x2 when dx_off is even: each window row of dx is one aligned POOL_PAIR,
+ * read (accumulating) and written whole, at unit stride across work-items. */
+__kernel void maxpool2d_backward_2x2_pairs(int planes, int h, int w, int oh, int ow,
+                                           int accumulate, __global const int *argmax,
+                                           int a_off,                              /* [N, C, OH, OW] */
+                                           __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
+                                           __global store_t *dx, int dx_off)       /* [N, C, H, W] */
+{
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
+        return;
+    const int o = (plane * oh + oy) * ow + ox;
+    const int at = argmax[a_off + o] - 2 * oy * w - 2 * ox;
+    const POOL_BITS g = pool_plus_zero(POOL_AT(dy + dy_off, o));
+    __global POOL_PAIR *p = (__global POOL_PAIR *)dx + (dx_off + plane * h * w) / 2 + oy * w + ox;
+    const POOL_PAIR t = accumulate ? p[0] : 0, u = accumulate ? p[w / 2] : 0;
+    const POOL_BITS d0 = POOL_FIRST(t), d1 = POOL_SECOND(t);
+    const POOL_BITS d2 = POOL_FIRST(u), d3 = POOL_SECOND(u);
+    const POOL_BITS s = pool_sum2x2(d0, d1, d2, d3, at, w, 0.0f + LOAD_ALT(dy, dy_off + o));
+    p[0] = POOL_JOIN(pool_dx(d0, at == 0, g, s, accumulate), pool_dx(d1, at == 1, g, s, accumulate));
+    p[w / 2] = POOL_JOIN(pool_dx(d2, at == w, g, s, accumulate),
+                         pool_dx(d3, at == w + 1, g, s, accumulate));
 }
 
 /* Windows that do not overlap: output element (plane, oy, ox) writes its cell of dx. */

@@ -220,6 +220,59 @@ static enum clt_status backward(struct clt_device *dev, const struct host *h,
                                    accumulate);
 }
 
+/* A tensor of count elements at an odd element offset (one element past a view's start),
+ * holding host (NULL: zeros) in storage s: the 2x2 kernels read and write pairs of elements
+ * only at even offsets, and take single elements otherwise. */
+static struct clt__buf odd_tensor(struct clt_arena *arena, const float *host, int64_t count,
+                                  enum clt_precision s, struct clt_view *view)
+{
+    float *image = clt_test_floats(count + 1);
+    image[0] = 0.0f;
+    if (host)
+        memcpy(image + 1, host, (size_t)count * sizeof *image);
+    else
+        memset(image + 1, 0, (size_t)count * sizeof *image);
+    *view = clt_test_tensor_st(arena, image, count + 1, s);
+    free(image);
+    struct clt__buf b = clt_test_buf_st(view, s);
+    b.offset += 1;
+    return b;
+}
+
+/* Max pool at odd offsets of x and dx: y and argmax as the reference's, dx written and
+ * accumulated (the single-element 2x2 kernels where the case is 2x2). */
+static void check_odd_offsets(struct clt_device *dev, struct host *h, const char *name,
+                              struct clt_arena *arena, const struct clt_view *dy,
+                              enum clt_precision s)
+{
+    struct clt_view xv, dxv, yv = clt_test_tensor_st(arena, NULL, h->ny, s);
+    struct clt_view argmax = indices(arena, h->ny);
+    const struct clt__buf x = odd_tensor(arena, h->x, h->nx, s, &xv);
+    assert_int_equal(
+        clt__maxpool2d_forward(dev, &h->p, x, clt_test_buf_st(&yv, s), clt__view_buf(&argmax)),
+        CLT_OK);
+    clt_test_get_st(&yv, h->y, (size_t)h->ny, s);
+    compare("maxpool2d", name, "y at an odd offset", h->y, NULL, h->y_ref, h->ny, 0.0, s);
+    assert_int_equal(clt_view_read(&argmax, h->argmax, (uint64_t)h->ny * 4, NULL), CLT_OK);
+    for (int64_t i = 0; i < h->ny; i++)
+        if (h->argmax[i] != h->argmax_ref[i])
+            fail_msg("maxpool2d %s: argmax[%lld] = %d at an odd offset, want %d", name,
+                     (long long)i, h->argmax[i], h->argmax_ref[i]);
+    float *got = clt_test_floats(h->nx + 1);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        const struct clt__buf dx = odd_tensor(arena, accumulate ? h->dx0 : NULL, h->nx, s, &dxv);
+        assert_int_equal(clt__maxpool2d_backward(dev, &h->p, clt__view_buf(&argmax),
+                                                 clt_test_buf_st(dy, s), dx, accumulate),
+                         CLT_OK);
+        clt_test_get_st(&dxv, got, (size_t)h->nx + 1, s);
+        assert_true(got[0] == 0.0f); /* the element before dx is left alone */
+        compare("maxpool2d", name,
+                accumulate ? "dx accumulated at an odd offset" : "dx written at an odd offset",
+                got + 1, accumulate ? h->dx0 : NULL, h->dx_ref, h->nx, ATOL, s);
+    }
+    free(got);
+}
+
 /* One case in storage s (the device's storage, set by the caller). */
 static void check_case(struct clt_device *dev, enum kind kind, const struct pool_case *pc,
                        bool ties, enum clt_precision s)
@@ -231,7 +284,7 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
     snprintf(name, sizeof name, "%s%s", pc->name, ties ? " (ties)" : "");
 
     struct clt_arena *arena;
-    uint64_t bytes = (uint64_t)(4 * h.nx + 4 * h.ny) * 4 + 65536;
+    uint64_t bytes = (uint64_t)(7 * h.nx + 6 * h.ny) * 4 + 65536;
     assert_int_equal(clt_arena_create(dev, bytes, &arena), CLT_OK);
     (void)clt_test_tensor(arena, NULL, 5); /* every tensor at a non-zero offset */
     struct clt_view x = clt_test_tensor_st(arena, h.x, h.nx, s);
@@ -264,6 +317,9 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
     assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false, s), CLT_OK);
     clt_test_get_st(&dx, h.dx, (size_t)h.nx, s);
     compare(kname, name, "dx written", h.dx, NULL, h.dx_ref, h.nx, ATOL, s);
+
+    if (kind == MAX)
+        check_odd_offsets(dev, &h, name, arena, &dy, s);
 
     /* In 16 bits the comparison with the reference above is the check: dx holds rounded
      * gradients, beyond the finite differences' tolerance. */
