@@ -20,18 +20,22 @@
  *     y, dy      [N, C, OH, OW]    (global average pool: [N, C])
  *     argmax     [N, C, OH, OW]    int
  * x, y, dx and dy are store_t (the storage, cl/common.cl: read with LOAD, written with
- * STORE); comparisons and sums are in float, each element rounded to the storage once.
+ * STORE); comparisons and sums are in float, each element rounded to the storage once (the
+ * 2x2 kernels compare and copy bits instead, with the same results).
  *
  * Work-items (2-D or 3-D NDRanges, any work-group size; work-items past the real size return
  * at once). Coordinates come from get_global_id, dimension 0 the contiguous one, so no
  * work-item divides to find its element:
  *     maxpool2d_forward, avgpool2d_forward      (ox, oy, plane): one per output element,
  *         walking its window
- *     maxpool2d_forward_2x2, maxpool2d_backward_2x2  (lane, oy, plane): 2x2 windows, stride 2,
- *         no padding (the backward with H and W even): one per lane of an output row, taking
- *         its outputs lane, lane + lanes, ... (lanes = get_global_size(0), clt__row_lanes in
- *         engine/ops/pool.h: 1 on CPU devices); the same values as the general kernels, no
- *         sums, so nothing depends on the lanes
+ *     maxpool2d_forward_2x2, maxpool2d_backward_2x2, and their _pairs forms   (ox, oy, plane):
+ *         2x2 windows, stride 2, no padding (the backward with H and W even): one per output
+ *         element, no loop; the selection on integer keys of the storage's bits (the 2x2
+ *         section below), y the chosen element's bits, so a NaN keeps its payload (the general
+ *         kernel's STORE sets a NaN's quiet bit). The _pairs kernels (16-bit storage, W and
+ *         the offset of x or dx even: engine/ops/pool.c) read and write each window row as
+ *         one aligned word of two elements. The same values as the general kernels, no sums
+ *         but the accumulated element's one addition.
  *     maxpool2d_backward_cells, avgpool2d_backward_cells    (ox, oy, plane), only when windows
  *         do not overlap (stride >= window in both directions): one per output element, which
  *         writes every input element of its cell, the rows oy * stride_h - pad_h ..
@@ -122,7 +126,7 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
         argmax[a_off + o] = best_at;
 }
 
-/* ---- 2x2 windows, stride 2, no padding: a flat 1-D NDRange ------------------------------
+/* ---- 2x2 windows, stride 2, no padding -------------------------------------------------
  *
  * The selection works on the storage's bits, never converting: each element becomes an
  * integer key that orders like its value (sign-magnitude: a negative number is -(bits with

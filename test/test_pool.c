@@ -2,7 +2,9 @@
  * test_pool.c: max pool, average pool and global average pool against the C reference
  * (ref_pool.c): odd sizes, stride different from the window, overlapping windows, padding,
  * non-square windows, batch 1; backward writing and accumulating; max pool with ties,
- * all-negative inputs next to padding, and without argmax; finite differences of every
+ * all-negative inputs next to padding, NaNs and signed zeros (every storage), at odd element
+ * offsets (the 2x2 element kernels; even offsets take the 16-bit pair kernels), and without
+ * argmax; 2x2 cases with odd plane counts, OW = 1, odd H and W; finite differences of every
  * backward; argument checking.
  *
  * Tolerances (data uniform in [-1, 1) unless said otherwise):
