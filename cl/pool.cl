@@ -20,18 +20,22 @@
  *     y, dy      [N, C, OH, OW]    (global average pool: [N, C])
  *     argmax     [N, C, OH, OW]    int
  * x, y, dx and dy are store_t (the storage, cl/common.cl: read with LOAD, written with
- * STORE); comparisons and sums are in float, each element rounded to the storage once.
+ * STORE); comparisons and sums are in float, each element rounded to the storage once (the
+ * 2x2 kernels compare and copy bits instead, with the same results).
  *
  * Work-items (2-D or 3-D NDRanges, any work-group size; work-items past the real size return
  * at once). Coordinates come from get_global_id, dimension 0 the contiguous one, so no
  * work-item divides to find its element:
  *     maxpool2d_forward, avgpool2d_forward      (ox, oy, plane): one per output element,
  *         walking its window
- *     maxpool2d_forward_2x2, maxpool2d_backward_2x2  (lane, oy, plane): 2x2 windows, stride 2,
- *         no padding (the backward with H and W even): one per lane of an output row, taking
- *         its outputs lane, lane + lanes, ... (lanes = get_global_size(0), clt__row_lanes in
- *         engine/ops/pool.h: 1 on CPU devices); the same values as the general kernels, no
- *         sums, so nothing depends on the lanes
+ *     maxpool2d_forward_2x2, maxpool2d_backward_2x2, and their _pairs forms   (ox, oy, plane):
+ *         2x2 windows, stride 2, no padding (the backward with H and W even): one per output
+ *         element, no loop; the selection on integer keys of the storage's bits (the 2x2
+ *         section below), y the chosen element's bits, so a NaN keeps its payload (the general
+ *         kernel's STORE sets a NaN's quiet bit). The _pairs kernels (16-bit storage, W and
+ *         the offset of x or dx even: engine/ops/pool.c) read and write each window row as
+ *         one aligned word of two elements. The same values as the general kernels, no sums
+ *         but the accumulated element's one addition.
  *     maxpool2d_backward_cells, avgpool2d_backward_cells    (ox, oy, plane), only when windows
  *         do not overlap (stride >= window in both directions): one per output element, which
  *         writes every input element of its cell, the rows oy * stride_h - pad_h ..
@@ -122,100 +126,230 @@ __kernel void maxpool2d_forward(int planes, int h, int w, int kh, int kw, int st
         argmax[a_off + o] = best_at;
 }
 
-/* The maximum of a 2x2 window v0, v1, v2, v3 (window order) by maxpool2d_forward's rule: a
- * later value wins when larger, or when NaN over a number. Bitwise operators and selects, no
- * short circuit, so no branch on the data (whose outcome a CPU cannot predict). */
-float pool_max4(float v0, float v1, float v2, float v3)
+/* ---- 2x2 windows, stride 2, no padding -------------------------------------------------
+ *
+ * The selection works on the storage's bits, never converting: each element becomes an
+ * integer key that orders like its value (sign-magnitude: a negative number is -(bits with
+ * the sign cleared), so -0 and +0 are both 0; every NaN is one key above +infinity), the
+ * maximum is the first largest key, and y gets the winner's bits (a NaN keeps its payload).
+ * POOL_BITS is the storage's bit pattern, POOL_INF the magnitude bits of +infinity (larger
+ * magnitudes are NaN), POOL_QUIET a NaN's quiet bit, POOL_WIDEN / POOL_NARROW the float
+ * value of bits and the bits of a float (LOAD / STORE's conversions). */
+#if CLT_STORAGE == 32
+#define POOL_BITS uint
+#define POOL_SIGN 0x80000000u
+#define POOL_INF 0x7f800000
+#define POOL_QUIET 0x00400000u
+#define POOL_WIDEN(b) as_float(b)
+#define POOL_NARROW(v) as_uint(v)
+#elif CLT_STORAGE == 16
+#define POOL_BITS ushort
+#define POOL_SIGN 0x8000u
+#define POOL_INF 0x7c00
+#define POOL_QUIET 0x0200u
+#define POOL_WIDEN(b) f16_widen(b)
+#define POOL_NARROW(v) f16_bits(v)
+#else
+#define POOL_BITS ushort
+#define POOL_SIGN 0x8000u
+#define POOL_INF 0x7f80
+#define POOL_QUIET 0x0040u
+#define POOL_WIDEN(b) as_float((uint)(b) << 16)
+#define POOL_NARROW(v) bf16_bits(v)
+#endif
+#define POOL_AT(p, i) (((__global const POOL_BITS *)(p))[i])
+
+/* The key of bits b: orders as the values, equal for -0 and +0, POOL_INF + 1 for every NaN.
+ * Integer min, xor and subtraction only (a conditional negation), which vectorize. */
+int pool_key(POOL_BITS b)
 {
-    float best = v0;
-    best = ((v1 > best) | (isnan(v1) & !isnan(best))) ? v1 : best;
-    best = ((v2 > best) | (isnan(v2) & !isnan(best))) ? v2 : best;
-    best = ((v3 > best) | (isnan(v3) & !isnan(best))) ? v3 : best;
-    return best;
+    const int mag = (int)(b & ~POOL_SIGN);
+    const int neg = -(int)(((b & POOL_SIGN) != 0) & (mag <= POOL_INF)); /* -1: a negative number */
+    return (min(mag, POOL_INF + 1) ^ neg) - neg;
 }
 
-/* The position (0 to 3) of best = pool_max4(v0, v1, v2, v3) in the window: the first value
- * equal to it, or the first NaN when it is NaN (a number equal to the maximum that came
- * earlier would have been kept: later values win only when larger). Integer arithmetic: a
- * chain of selects on these comparisons compiles to branches on PoCL. */
-int pool_first4(float best, float v0, float v1, float v2)
+/* pool_key(b) by other instructions (a multiply by +1 or -1): for one operand where two keys
+ * meet in a comparison, as LOAD_ALT (cl/common.cl). */
+int pool_key_alt(POOL_BITS b)
 {
-    const int n0 = 1 - ((v0 == best) | isnan(v0)), n1 = 1 - ((v1 == best) | isnan(v1));
-    const int n2 = 1 - ((v2 == best) | isnan(v2));
-    return n0 * (1 + n1 * (1 + n2));
+    const int mag = (int)(b & ~POOL_SIGN);
+    const int neg = (int)(((b & POOL_SIGN) != 0) & (mag <= POOL_INF)); /* 1: a negative number */
+    return min(mag, POOL_INF + 1) * (1 - 2 * neg);
 }
 
-/* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): the
- * selection of maxpool2d_forward, unrolled. Work-item (lane, oy, plane) takes the outputs
- * ox = lane, lane + lanes, ... of its output row, so with one lane per row (CPU devices) it
- * walks the row with unit stride and a CPU driver vectorizes the loop. */
+/* The bits of 0.0f + v for the value v of bits b, as IEEE arithmetic gives them: -0 becomes
+ * +0, a NaN gets its quiet bit (the payload kept), anything else stays. */
+POOL_BITS pool_plus_zero(POOL_BITS b)
+{
+    const uint mag = b & ~POOL_SIGN;
+    const POOL_BITS nan = (POOL_BITS)(b | POOL_QUIET);
+    return mag > POOL_INF ? nan : (mag == 0 ? (POOL_BITS)0 : b);
+}
+
+/* Two neighbouring elements as one word (POOL_PAIR), the first at the lower address:
+ * POOL_FIRST / POOL_SECOND split it, POOL_JOIN makes it. */
+#if CLT_STORAGE == 32
+#define POOL_PAIR ulong
+#define POOL_HALF 32
+#else
+#define POOL_PAIR uint
+#define POOL_HALF 16
+#endif
+#ifdef __ENDIAN_LITTLE__
+#define POOL_FIRST(v) ((POOL_BITS)(v))
+#define POOL_SECOND(v) ((POOL_BITS)((v) >> POOL_HALF))
+#define POOL_JOIN(a, b) ((POOL_PAIR)(a) | ((POOL_PAIR)(b) << POOL_HALF))
+#else
+#define POOL_FIRST(v) ((POOL_BITS)((v) >> POOL_HALF))
+#define POOL_SECOND(v) ((POOL_BITS)(v))
+#define POOL_JOIN(a, b) ((POOL_PAIR)(b) | ((POOL_PAIR)(a) << POOL_HALF))
+#endif
+
+/* The window position (0, 1, w or w + 1: an offset from its first element) of the maximum of
+ * the 2x2 window b0 b1 / b2 b3: the first largest key in window order, so the first NaN.
+ * Taken in the order b0, b2, b1, b3, where b1 also wins a tie with b2, so that no comparison
+ * has the keys of two neighbouring elements for operands, and b2's key comes by other
+ * instructions than b0's: PoCL's SLP vectorizer would pair isomorphic work on two elements
+ * into a 2-lane vector, which its work-group loop vectorizer cannot widen, and the kernel
+ * would run one work-item at a time. Integer selects and max only. */
+int pool_argmax4(POOL_BITS b0, POOL_BITS b1, POOL_BITS b2, POOL_BITS b3, int w)
+{
+    const int k1 = pool_key(b1), k2 = pool_key_alt(b2), k3 = pool_key(b3);
+    int key = pool_key(b0), at = 0;
+    at = k2 > key ? w : at;
+    key = max(key, k2);
+    const int take1 = (k1 > key) | ((k1 == key) & (at == w));
+    at = take1 ? 1 : at;
+    key = take1 ? k1 : key;
+    return k3 > key ? w + 1 : at;
+}
+
+/* The element of b0 b1 / b2 b3 at window position at (0, 1, w or w + 1), by masks: a chain
+ * of selects on at becomes a switch, which PoCL's work-group loop vectorizer refuses. */
+POOL_BITS pool_pick4(POOL_BITS b0, POOL_BITS b1, POOL_BITS b2, POOL_BITS b3, int at, int w)
+{
+    const uint m0 = -(uint)(at == 0), m1 = -(uint)(at == 1);
+    const uint m2 = -(uint)(at == w), m3 = -(uint)(at == w + 1);
+    return (POOL_BITS)((b0 & m0) | (b1 & m1) | (b2 & m2) | (b3 & m3));
+}
+
+/* The backward of one element of a window: dx's new bits, from its old ones d, when
+ * argmax points at it (`here`) or not: the gather's 0 + dy (g: pool_plus_zero of dy's bits)
+ * there, +0 elsewhere; accumulating, s = dx + (0 + dy) there (pool_sum2x2: the one float
+ * sum of the window, rounded to the storage once) and dx + 0 elsewhere. */
+POOL_BITS pool_dx(POOL_BITS d, int here, POOL_BITS g, POOL_BITS s, int accumulate)
+{
+    return accumulate ? (here ? s : pool_plus_zero(d)) : (here ? g : (POOL_BITS)0);
+}
+
+/* The accumulated value at argmax's element of window d0 d1 / d2 d3 (position at):
+ * dx + gf in float, gf = 0 + dy read by LOAD_ALT (two identical fp16 conversions would be
+ * paired by PoCL's SLP vectorizer: cl/common.cl), rounded to the storage. */
+POOL_BITS pool_sum2x2(POOL_BITS d0, POOL_BITS d1, POOL_BITS d2, POOL_BITS d3, int at, int w,
+                      float gf)
+{
+    return POOL_NARROW(POOL_WIDEN(pool_pick4(d0, d1, d2, d3, at, w)) + gf);
+}
+
+/* Max pool with 2x2 windows, stride 2, no padding (every window inside the image): one
+ * work-item per output element (ox, oy, plane), its window's first element at input row
+ * 2 oy, column 2 ox. No loop; the addresses are affine in ox, so a CPU driver vectorizes
+ * across dimension 0. This kernel reads single elements (stride 2 across work-items: PoCL
+ * vectorizes that in fp32, not in 16 bits); maxpool2d_forward_2x2_pairs below reads pairs. */
 __kernel void maxpool2d_forward_2x2(int planes, int h, int w, int oh, int ow, int write_argmax,
                                     __global const store_t *x, int x_off, /* [N, C, H, W] */
                                     __global store_t *y, int y_off,       /* [N, C, OH, OW] */
                                     __global int *argmax, int a_off)      /* [N, C, OH, OW] */
 {
-    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
-    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
-    if (oy >= oh || plane >= planes)
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
         return;
-    const int top = 2 * oy * w; /* the window row's first element in the plane */
-    __global const store_t *r0 = x + x_off + plane * h * w + top, *r1 = r0 + w;
-    const int o = (plane * oh + oy) * ow;
-    __global store_t *yo = y + y_off + o;
-    __global int *ao = argmax + a_off + o;
-    if (write_argmax) {
-        for (int ox = lane; ox < ow; ox += lanes) {
-            const float v0 = LOAD(r0, 2 * ox), v1 = LOAD(r0, 2 * ox + 1);
-            const float v2 = LOAD(r1, 2 * ox), v3 = LOAD(r1, 2 * ox + 1);
-            const float best = pool_max4(v0, v1, v2, v3);
-            const int k = pool_first4(best, v0, v1, v2); /* row k / 2, column k % 2 */
-            STORE(yo, ox, best);
-            ao[ox] = top + (k >> 1) * w + 2 * ox + (k & 1);
-        }
-    } else {
-        for (int ox = lane; ox < ow; ox += lanes)
-            STORE(yo, ox,
-                  pool_max4(LOAD(r0, 2 * ox), LOAD(r0, 2 * ox + 1), LOAD(r1, 2 * ox),
-                            LOAD(r1, 2 * ox + 1)));
-    }
+    const int o = (plane * oh + oy) * ow + ox;
+    const int top = 2 * oy * w + 2 * ox; /* in the plane */
+    __global const store_t *p = x + x_off + plane * h * w + top;
+    const POOL_BITS b0 = POOL_AT(p, 0), b1 = POOL_AT(p, 1);
+    const POOL_BITS b2 = POOL_AT(p, w), b3 = POOL_AT(p, w + 1);
+    const int at = pool_argmax4(b0, b1, b2, b3, w);
+    ((__global POOL_BITS *)y)[y_off + o] = pool_pick4(b0, b1, b2, b3, at, w);
+    if (write_argmax)
+        argmax[a_off + o] = top + at;
 }
 
-/* The backward of maxpool2d_forward_2x2 when H and W are even (the windows are the cells):
- * each output element writes its window of dx, dy where argmax points, else 0. Work-items as
- * in the forward kernel, so a lane writes the two input rows of its outputs. */
+/* maxpool2d_forward_2x2 when W and x_off are even: each window row is one aligned POOL_PAIR,
+ * and neighbouring work-items read neighbouring words (unit stride), which PoCL vectorizes in
+ * every storage. The same values. */
+__kernel void maxpool2d_forward_2x2_pairs(int planes, int h, int w, int oh, int ow,
+                                          int write_argmax, __global const store_t *x,
+                                          int x_off,                       /* [N, C, H, W] */
+                                          __global store_t *y, int y_off,  /* [N, C, OH, OW] */
+                                          __global int *argmax, int a_off) /* [N, C, OH, OW] */
+{
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
+        return;
+    const int o = (plane * oh + oy) * ow + ox;
+    __global const POOL_PAIR *p =
+        (__global const POOL_PAIR *)x + (x_off + plane * h * w) / 2 + oy * w + ox;
+    const POOL_PAIR t = p[0], u = p[w / 2]; /* the window's rows */
+    const POOL_BITS b0 = POOL_FIRST(t), b1 = POOL_SECOND(t);
+    const POOL_BITS b2 = POOL_FIRST(u), b3 = POOL_SECOND(u);
+    const int at = pool_argmax4(b0, b1, b2, b3, w);
+    ((__global POOL_BITS *)y)[y_off + o] = pool_pick4(b0, b1, b2, b3, at, w);
+    if (write_argmax)
+        argmax[a_off + o] = 2 * oy * w + 2 * ox + at;
+}
+
+/* The backward of maxpool2d_forward_2x2 when H and W are even (the windows are the cells),
+ * work-items as in the forward: each output element writes its window of dx
+ * (pool_dx). Bits only, but for the one accumulated sum. */
 __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, int accumulate,
                                      __global const int *argmax, int a_off,  /* [N, C, OH, OW] */
                                      __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
                                      __global store_t *dx, int dx_off)       /* [N, C, H, W] */
 {
-    const int lane = (int)get_global_id(0), lanes = (int)get_global_size(0);
-    const int oy = (int)get_global_id(1), plane = (int)get_global_id(2);
-    if (oy >= oh || plane >= planes)
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
         return;
-    const int top = 2 * oy * w;
-    const int o = (plane * oh + oy) * ow;
-    __global const int *ao = argmax + a_off + o;
-    __global const store_t *go = dy + dy_off + o;
-    __global store_t *r0 = dx + dx_off + plane * h * w + top, *r1 = r0 + w;
-    for (int ox = lane; ox < ow; ox += lanes) {
-        const int at = ao[ox] - top - 2 * ox;      /* 0, 1, w or w + 1 */
-        const int g = as_int(0.0f + LOAD(go, ox)); /* the gather's 0 + dy */
-        /* g where the argmax is, else +0: masks rather than selects, which a CPU compiler
-         * may turn into branches on the data. */
-        const float g0 = as_float(g & -(at == 0)), g1 = as_float(g & -(at == 1));
-        const float g2 = as_float(g & -(at == w)), g3 = as_float(g & -(at == w + 1));
-        if (accumulate) {
-            STORE(r0, 2 * ox, LOAD(r0, 2 * ox) + g0);
-            STORE(r0, 2 * ox + 1, LOAD(r0, 2 * ox + 1) + g1);
-            STORE(r1, 2 * ox, LOAD(r1, 2 * ox) + g2);
-            STORE(r1, 2 * ox + 1, LOAD(r1, 2 * ox + 1) + g3);
-        } else {
-            STORE(r0, 2 * ox, g0);
-            STORE(r0, 2 * ox + 1, g1);
-            STORE(r1, 2 * ox, g2);
-            STORE(r1, 2 * ox + 1, g3);
-        }
-    }
+    const int o = (plane * oh + oy) * ow + ox;
+    const int top = 2 * oy * w + 2 * ox;
+    const int at = argmax[a_off + o] - top; /* 0, 1, w or w + 1 */
+    const POOL_BITS g = pool_plus_zero(POOL_AT(dy + dy_off, o));
+    __global POOL_BITS *p = (__global POOL_BITS *)(dx + dx_off) + plane * h * w + top;
+    const POOL_BITS d0 = accumulate ? p[0] : 0, d1 = accumulate ? p[1] : 0;
+    const POOL_BITS d2 = accumulate ? p[w] : 0, d3 = accumulate ? p[w + 1] : 0;
+    const POOL_BITS s = pool_sum2x2(d0, d1, d2, d3, at, w, 0.0f + LOAD_ALT(dy, dy_off + o));
+    p[0] = pool_dx(d0, at == 0, g, s, accumulate);
+    p[1] = pool_dx(d1, at == 1, g, s, accumulate);
+    p[w] = pool_dx(d2, at == w, g, s, accumulate);
+    p[w + 1] = pool_dx(d3, at == w + 1, g, s, accumulate);
+}
+
+/* maxpool2d_backward_2x2 when dx_off is even: each window row of dx is one aligned POOL_PAIR,
+ * read (accumulating) and written whole, at unit stride across work-items. */
+__kernel void maxpool2d_backward_2x2_pairs(int planes, int h, int w, int oh, int ow,
+                                           int accumulate, __global const int *argmax,
+                                           int a_off,                              /* [N, C, OH, OW] */
+                                           __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
+                                           __global store_t *dx, int dx_off)       /* [N, C, H, W] */
+{
+    const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+    const int plane = (int)get_global_id(2);
+    if (ox >= ow || oy >= oh || plane >= planes)
+        return;
+    const int o = (plane * oh + oy) * ow + ox;
+    const int at = argmax[a_off + o] - 2 * oy * w - 2 * ox;
+    const POOL_BITS g = pool_plus_zero(POOL_AT(dy + dy_off, o));
+    __global POOL_PAIR *p = (__global POOL_PAIR *)dx + (dx_off + plane * h * w) / 2 + oy * w + ox;
+    const POOL_PAIR t = accumulate ? p[0] : 0, u = accumulate ? p[w / 2] : 0;
+    const POOL_BITS d0 = POOL_FIRST(t), d1 = POOL_SECOND(t);
+    const POOL_BITS d2 = POOL_FIRST(u), d3 = POOL_SECOND(u);
+    const POOL_BITS s = pool_sum2x2(d0, d1, d2, d3, at, w, 0.0f + LOAD_ALT(dy, dy_off + o));
+    p[0] = POOL_JOIN(pool_dx(d0, at == 0, g, s, accumulate), pool_dx(d1, at == 1, g, s, accumulate));
+    p[w / 2] = POOL_JOIN(pool_dx(d2, at == w, g, s, accumulate),
+                         pool_dx(d3, at == w + 1, g, s, accumulate));
 }
 
 /* Windows that do not overlap: output element (plane, oy, ox) writes its cell of dx. */

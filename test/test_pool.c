@@ -2,7 +2,9 @@
  * test_pool.c: max pool, average pool and global average pool against the C reference
  * (ref_pool.c): odd sizes, stride different from the window, overlapping windows, padding,
  * non-square windows, batch 1; backward writing and accumulating; max pool with ties,
- * all-negative inputs next to padding, and without argmax; finite differences of every
+ * all-negative inputs next to padding, NaNs and signed zeros (every storage), at odd element
+ * offsets (the 2x2 element kernels; even offsets take the 16-bit pair kernels), and without
+ * argmax; 2x2 cases with odd plane counts, OW = 1, odd H and W; finite differences of every
  * backward; argument checking.
  *
  * Tolerances (data uniform in [-1, 1) unless said otherwise):
@@ -220,6 +222,59 @@ static enum clt_status backward(struct clt_device *dev, const struct host *h,
                                    accumulate);
 }
 
+/* A tensor of count elements at an odd element offset (one element past a view's start),
+ * holding host (NULL: zeros) in storage s: the 2x2 kernels read and write pairs of elements
+ * only at even offsets, and take single elements otherwise. */
+static struct clt__buf odd_tensor(struct clt_arena *arena, const float *host, int64_t count,
+                                  enum clt_precision s, struct clt_view *view)
+{
+    float *image = clt_test_floats(count + 1);
+    image[0] = 0.0f;
+    if (host)
+        memcpy(image + 1, host, (size_t)count * sizeof *image);
+    else
+        memset(image + 1, 0, (size_t)count * sizeof *image);
+    *view = clt_test_tensor_st(arena, image, count + 1, s);
+    free(image);
+    struct clt__buf b = clt_test_buf_st(view, s);
+    b.offset += 1;
+    return b;
+}
+
+/* Max pool at odd offsets of x and dx: y and argmax as the reference's, dx written and
+ * accumulated (the single-element 2x2 kernels where the case is 2x2). */
+static void check_odd_offsets(struct clt_device *dev, struct host *h, const char *name,
+                              struct clt_arena *arena, const struct clt_view *dy,
+                              enum clt_precision s)
+{
+    struct clt_view xv, dxv, yv = clt_test_tensor_st(arena, NULL, h->ny, s);
+    struct clt_view argmax = indices(arena, h->ny);
+    const struct clt__buf x = odd_tensor(arena, h->x, h->nx, s, &xv);
+    assert_int_equal(
+        clt__maxpool2d_forward(dev, &h->p, x, clt_test_buf_st(&yv, s), clt__view_buf(&argmax)),
+        CLT_OK);
+    clt_test_get_st(&yv, h->y, (size_t)h->ny, s);
+    compare("maxpool2d", name, "y at an odd offset", h->y, NULL, h->y_ref, h->ny, 0.0, s);
+    assert_int_equal(clt_view_read(&argmax, h->argmax, (uint64_t)h->ny * 4, NULL), CLT_OK);
+    for (int64_t i = 0; i < h->ny; i++)
+        if (h->argmax[i] != h->argmax_ref[i])
+            fail_msg("maxpool2d %s: argmax[%lld] = %d at an odd offset, want %d", name,
+                     (long long)i, h->argmax[i], h->argmax_ref[i]);
+    float *got = clt_test_floats(h->nx + 1);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        const struct clt__buf dx = odd_tensor(arena, accumulate ? h->dx0 : NULL, h->nx, s, &dxv);
+        assert_int_equal(clt__maxpool2d_backward(dev, &h->p, clt__view_buf(&argmax),
+                                                 clt_test_buf_st(dy, s), dx, accumulate),
+                         CLT_OK);
+        clt_test_get_st(&dxv, got, (size_t)h->nx + 1, s);
+        assert_true(got[0] == 0.0f); /* the element before dx is left alone */
+        compare("maxpool2d", name,
+                accumulate ? "dx accumulated at an odd offset" : "dx written at an odd offset",
+                got + 1, accumulate ? h->dx0 : NULL, h->dx_ref, h->nx, ATOL, s);
+    }
+    free(got);
+}
+
 /* One case in storage s (the device's storage, set by the caller). */
 static void check_case(struct clt_device *dev, enum kind kind, const struct pool_case *pc,
                        bool ties, enum clt_precision s)
@@ -231,7 +286,7 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
     snprintf(name, sizeof name, "%s%s", pc->name, ties ? " (ties)" : "");
 
     struct clt_arena *arena;
-    uint64_t bytes = (uint64_t)(4 * h.nx + 4 * h.ny) * 4 + 65536;
+    uint64_t bytes = (uint64_t)(7 * h.nx + 6 * h.ny) * 4 + 65536;
     assert_int_equal(clt_arena_create(dev, bytes, &arena), CLT_OK);
     (void)clt_test_tensor(arena, NULL, 5); /* every tensor at a non-zero offset */
     struct clt_view x = clt_test_tensor_st(arena, h.x, h.nx, s);
@@ -265,6 +320,9 @@ static void check_case(struct clt_device *dev, enum kind kind, const struct pool
     clt_test_get_st(&dx, h.dx, (size_t)h.nx, s);
     compare(kname, name, "dx written", h.dx, NULL, h.dx_ref, h.nx, ATOL, s);
 
+    if (kind == MAX)
+        check_odd_offsets(dev, &h, name, arena, &dy, s);
+
     /* In 16 bits the comparison with the reference above is the check: dx holds rounded
      * gradients, beyond the finite differences' tolerance. */
     if (!ties && s == CLT_PRECISION_FP32) {
@@ -284,6 +342,10 @@ static const struct pool_case full_cases[] = {
     {"2x2 stride 2, odd width", POOL(2, 3, 10, 9, 2, 2, 2, 2, 0, 0)},
     {"2x2 stride 2, odd height", POOL(3, 2, 11, 8, 2, 2, 2, 2, 0, 0)},
     {"2x2 stride 2, even sizes", POOL(3, 5, 12, 18, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, 5 planes of 3x3 outputs", POOL(1, 5, 6, 6, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, OW = 1", POOL(3, 1, 4, 3, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, odd sizes", POOL(1, 7, 9, 11, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, 3822 outputs", POOL(3, 7, 28, 26, 2, 2, 2, 2, 0, 0)},
     {"3x3 stride 2 pad 1", POOL(2, 3, 11, 13, 3, 3, 2, 2, 1, 1)},
     {"3x3 stride 1 pad 1", POOL(1, 4, 9, 7, 3, 3, 1, 1, 1, 1)},
     {"3x2 stride 2x1 pad 1x0", POOL(3, 2, 8, 11, 3, 2, 2, 1, 1, 0)},
@@ -299,6 +361,8 @@ static const struct pool_case small_cases[] = {
     {"2x2 stride 3", POOL(1, 2, 8, 7, 2, 2, 3, 3, 0, 0)},
     {"2x2 stride 2, even sizes", POOL(2, 3, 6, 4, 2, 2, 2, 2, 0, 0)},
     {"2x2 stride 2, odd width", POOL(1, 2, 4, 5, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, 5 planes of 3x3 outputs", POOL(1, 5, 6, 6, 2, 2, 2, 2, 0, 0)},
+    {"2x2 stride 2, OW = 1, odd height", POOL(3, 1, 5, 2, 2, 2, 2, 2, 0, 0)},
 };
 
 static void run_cases(struct clt_device *dev, enum kind kind)
@@ -314,23 +378,6 @@ static void run_cases(struct clt_device *dev, enum kind kind)
 static void max_pool(void **state)
 {
     run_cases(*state, MAX);
-}
-
-/* The row kernels with 32 lanes per row, as on a GPU (clt__row_lanes): the device is told it
- * is a GPU for the time of the test. */
-static void max_pool_gpu_lanes(void **state)
-{
-    struct clt_device *dev = *state;
-    const enum clt_device_type saved = dev->info.type;
-    dev->info.type = CLT_DEVICE_GPU;
-    assert_int_equal(clt__row_lanes(dev, 14), 16);
-    run_cases(dev, MAX);
-    dev->info.type = saved;
-    /* Rows longer than CLT__ROW_STEPS per lane get more lanes on every device. */
-    assert_int_equal(clt__row_lanes(dev, CLT__ROW_STEPS + 1) >= 2, true);
-    assert_int_equal(clt__row_lanes(dev, 5 * (int64_t)CLT__ROW_STEPS) * CLT__ROW_STEPS >=
-                         5 * (int64_t)CLT__ROW_STEPS,
-                     true);
 }
 
 static void avg_pool(void **state)
@@ -352,54 +399,85 @@ static void max_pool_ties_and_padding(void **state)
 }
 
 /* NaN and signed zeros: the first NaN of a window wins over numbers, +0 and -0 tie (the
- * first is kept); y bit for bit (NaN where the reference has NaN) and argmax as the
- * reference's, then dx written from that argmax. The 2x2 kernels and the general one. */
+ * first is kept); y bit for bit (NaN where the reference has NaN; in fp32 the very bits of
+ * the NaN chosen, payload and all: 0x7fa00001, a signalling one, comes through unquieted)
+ * and argmax as the reference's, then dx written and accumulated from that argmax. The 2x2
+ * kernels (odd plane counts, OW = 1, odd H) and the general one, in every storage. */
+static void max_pool_nan_case(struct clt_device *dev, const struct pool_case *pc,
+                              enum clt_precision s)
+{
+    const uint32_t payload = 0x7fa00001u;
+    float snan;
+    memcpy(&snan, &payload, sizeof snan);
+    struct host h;
+    host_init(&h, MAX, pc, false, s);
+    const float values[] = {-1.0f, -0.0f, 0.0f, 2.0f, NAN, 1.0f, -0.0f, snan, -NAN, 0.0f, -3.0f};
+    const int64_t nv = sizeof values / sizeof values[0];
+    for (int64_t i = 0; i < h.nx; i++)
+        h.x[i] = values[(i * 5 + i / 3) % nv];
+    ref_maxpool2d_forward(&h.p, h.x, h.y_ref, h.argmax_ref);
+    ref_maxpool2d_backward(&h.p, h.x, h.dy, h.dx_ref);
+    struct clt_arena *arena;
+    assert_int_equal(clt_arena_create(dev, (uint64_t)(3 * h.nx + 3 * h.ny) * 4 + 65536, &arena),
+                     CLT_OK);
+    (void)clt_test_tensor(arena, NULL, 5);
+    struct clt_view x = clt_test_tensor_st(arena, h.x, h.nx, s);
+    struct clt_view dy = clt_test_tensor_st(arena, h.dy, h.ny, s);
+    struct clt_view y = clt_test_tensor_st(arena, NULL, h.ny, s);
+    struct clt_view argmax = indices(arena, h.ny);
+    assert_int_equal(forward(dev, &h, &x, &y, &argmax, s), CLT_OK);
+    clt_test_get_st(&y, h.y, (size_t)h.ny, s);
+    assert_int_equal(clt_view_read(&argmax, h.argmax, (uint64_t)h.ny * 4, NULL), CLT_OK);
+    bool some_nan = false, some_payload = false;
+    for (int64_t i = 0; i < h.ny; i++) {
+        const float want = (float)h.y_ref[i];
+        some_nan = some_nan || isnan(want);
+        if (isnan(want) ? !isnan(h.y[i]) : memcmp(&h.y[i], &want, sizeof want) != 0)
+            fail_msg("%s: y[%lld] = %g, want %g", pc->name, (long long)i, (double)h.y[i],
+                     (double)want);
+        if (h.argmax[i] != h.argmax_ref[i])
+            fail_msg("%s: argmax[%lld] = %d, want %d", pc->name, (long long)i, h.argmax[i],
+                     h.argmax_ref[i]);
+        const int64_t plane = i / (h.p.oh * h.p.ow);
+        const float *chosen = &h.x[plane * h.p.h * h.p.w + h.argmax_ref[i]];
+        if (s == CLT_PRECISION_FP32 && isnan(want)) {
+            some_payload = some_payload || memcmp(chosen, &snan, sizeof snan) == 0;
+            if (memcmp(&h.y[i], chosen, sizeof want) != 0)
+                fail_msg("%s: y[%lld] is not the NaN chosen, bit for bit", pc->name, (long long)i);
+        }
+    }
+    assert_true(some_nan);
+    assert_true(s != CLT_PRECISION_FP32 || some_payload);
+    struct clt_view dx = clt_test_tensor_st(arena, NULL, h.nx, s);
+    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false, s), CLT_OK);
+    clt_test_get_st(&dx, h.dx, (size_t)h.nx, s);
+    compare("maxpool2d", pc->name, "dx (NaN inputs)", h.dx, NULL, h.dx_ref, h.nx, ATOL, s);
+    dx = clt_test_tensor_st(arena, h.dx0, h.nx, s);
+    assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, true, s), CLT_OK);
+    clt_test_get_st(&dx, h.dx, (size_t)h.nx, s);
+    compare("maxpool2d", pc->name, "dx accumulated (NaN inputs)", h.dx, h.dx0, h.dx_ref, h.nx, ATOL,
+            s);
+    clt_arena_free(arena);
+    host_free(&h);
+}
+
 static void max_pool_nan(void **state)
 {
     struct clt_device *dev = *state;
     const struct pool_case cases[] = {
         {"2x2 stride 2", POOL(2, 3, 6, 8, 2, 2, 2, 2, 0, 0)},
         {"2x2 stride 2, odd width", POOL(1, 2, 4, 5, 2, 2, 2, 2, 0, 0)},
+        {"2x2 stride 2, 5 planes, odd height", POOL(1, 5, 7, 10, 2, 2, 2, 2, 0, 0)},
+        {"2x2 stride 2, OW = 1", POOL(3, 3, 6, 2, 2, 2, 2, 2, 0, 0)},
         {"3x3 stride 2 pad 1", POOL(1, 2, 7, 6, 3, 3, 2, 2, 1, 1)},
     };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        struct host h;
-        host_init(&h, MAX, &cases[c], false, CLT_PRECISION_FP32);
-        const float values[] = {-1.0f, -0.0f, 0.0f, 2.0f, NAN, 1.0f, -0.0f};
-        for (int64_t i = 0; i < h.nx; i++)
-            h.x[i] = values[(i * 5 + i / 3) % 7];
-        ref_maxpool2d_forward(&h.p, h.x, h.y_ref, h.argmax_ref);
-        ref_maxpool2d_backward(&h.p, h.x, h.dy, h.dx_ref);
-        struct clt_arena *arena;
-        assert_int_equal(clt_arena_create(dev, (uint64_t)(2 * h.nx + 3 * h.ny) * 4 + 65536, &arena),
-                         CLT_OK);
-        (void)clt_test_tensor(arena, NULL, 5);
-        struct clt_view x = clt_test_tensor(arena, h.x, h.nx);
-        struct clt_view dy = clt_test_tensor(arena, h.dy, h.ny);
-        struct clt_view y = clt_test_tensor(arena, NULL, h.ny);
-        struct clt_view dx = clt_test_tensor(arena, NULL, h.nx);
-        struct clt_view argmax = indices(arena, h.ny);
-        assert_int_equal(forward(dev, &h, &x, &y, &argmax, CLT_PRECISION_FP32), CLT_OK);
-        clt_test_download(&y, h.y, (size_t)h.ny);
-        assert_int_equal(clt_view_read(&argmax, h.argmax, (uint64_t)h.ny * 4, NULL), CLT_OK);
-        bool some_nan = false;
-        for (int64_t i = 0; i < h.ny; i++) {
-            const float want = (float)h.y_ref[i];
-            some_nan = some_nan || isnan(want);
-            if (isnan(want) ? !isnan(h.y[i]) : memcmp(&h.y[i], &want, sizeof want) != 0)
-                fail_msg("%s: y[%lld] = %g, want %g", cases[c].name, (long long)i, (double)h.y[i],
-                         (double)want);
-            if (h.argmax[i] != h.argmax_ref[i])
-                fail_msg("%s: argmax[%lld] = %d, want %d", cases[c].name, (long long)i, h.argmax[i],
-                         h.argmax_ref[i]);
-        }
-        assert_true(some_nan);
-        assert_int_equal(backward(dev, &h, &argmax, &dy, &dx, false, CLT_PRECISION_FP32), CLT_OK);
-        clt_test_download(&dx, h.dx, (size_t)h.nx);
-        compare("maxpool2d", cases[c].name, "dx (NaN inputs)", h.dx, NULL, h.dx_ref, h.nx, ATOL,
-                CLT_PRECISION_FP32);
-        clt_arena_free(arena);
-        host_free(&h);
+    const enum clt_precision storages[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16,
+                                           CLT_PRECISION_BF16};
+    for (size_t k = 0; k < 3; k++) {
+        const enum clt_precision was = clt__storage_set(dev, storages[k]);
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+            max_pool_nan_case(dev, &cases[c], storages[k]);
+        clt__storage_set(dev, was);
     }
 }
 
@@ -490,30 +568,29 @@ static void global_avg_pool(void **state)
 /* ==== 16-bit storage ==================================================================== */
 
 /* Every kernel of cl/pool.cl in fp16 and bf16 (the device's storage set for the time of the
- * test): max and average pools over the cases that reach the 2x2, cell and gather kernels,
- * ties, one case with GPU lanes, and the global average pool. */
+ * test): max and average pools over the cases that reach the 2x2, cell and gather kernels
+ * (max pools: every small case, among them the 2x2 ones with an odd plane count, OW = 1 and
+ * odd H), ties in the general and the 2x2 kernels, and the global average pool. */
 static void storage16(void **state)
 {
     struct clt_device *dev = *state;
     const enum clt_precision storages[] = {CLT_PRECISION_FP16, CLT_PRECISION_BF16};
     const bool small = clt_test_small();
-    const size_t count = small ? 3 : sizeof small_cases / sizeof small_cases[0];
-    const struct pool_case ties = {"3x3 stride 1 pad 1", POOL(2, 3, 6, 7, 3, 3, 1, 1, 1, 1)};
+    const size_t cases = sizeof small_cases / sizeof small_cases[0];
+    const size_t count = small ? 3 : cases;
+    const struct pool_case ties[] = {
+        {"3x3 stride 1 pad 1", POOL(2, 3, 6, 7, 3, 3, 1, 1, 1, 1)},
+        {"2x2 stride 2, 3 planes", POOL(1, 3, 10, 6, 2, 2, 2, 2, 0, 0)},
+    };
     for (size_t k = 0; k < 2; k++) {
         const enum clt_precision s = storages[k];
         const enum clt_precision was = clt__storage_set(dev, s);
-        for (size_t i = 0; i < count; i++) {
+        for (size_t i = 0; i < cases; i++)
             check_case(dev, MAX, &small_cases[i], false, s);
+        for (size_t i = 0; i < count; i++)
             check_case(dev, AVG, &small_cases[i], false, s);
-        }
-        /* small_cases[3]: 2x2 stride 2, even sizes, which the 2x2 kernels take. */
-        if (small)
-            check_case(dev, MAX, &small_cases[3], false, s);
-        check_case(dev, MAX, &ties, true, s);
-        const enum clt_device_type type = dev->info.type;
-        dev->info.type = CLT_DEVICE_GPU;
-        check_case(dev, MAX, &small_cases[3], false, s);
-        dev->info.type = type;
+        for (size_t i = 0; i < sizeof ties / sizeof ties[0]; i++)
+            check_case(dev, MAX, &ties[i], true, s);
         global_case(dev, 2, 3, 5, 7, s);
         if (!small)
             global_case(dev, 1, 5, 33, 31, s);
@@ -598,7 +675,6 @@ int main(void)
         CLT_DEVICE_TEST(launchers_check_buffers),
         CLT_DEVICE_TEST(max_pool),
         CLT_DEVICE_TEST(max_pool_ties_and_padding),
-        CLT_DEVICE_TEST(max_pool_gpu_lanes),
         CLT_DEVICE_TEST(max_pool_nan),
         CLT_DEVICE_TEST(avg_pool),
         CLT_DEVICE_TEST(global_avg_pool),
