@@ -72,10 +72,26 @@
 #define ZERO(dst, i) (((__global ushort *)(dst))[i] = 0)
 #endif
 
+/* Row oy of a plane of col: d[ox] = 0 for ox < lo and hi <= ox < ow, src[ox * stride_w]
+ * for lo <= ox < hi; the columns lane, lane + lanes, ... */
+void im2col_row(__global store_t *d, __global const store_t *src, int lo, int hi, int ow,
+                int lane, int lanes, int stride_w)
+{
+    for (int ox = lane; ox < lo; ox += lanes)
+        ZERO(d, ox);
+    for (int ox = lo + lane; ox < hi; ox += lanes)
+        COPY(d, ox, src, ox * stride_w);
+    for (int ox = hi + lane; ox < ow; ox += lanes)
+        ZERO(d, ox);
+}
+
 /* col[k, m, oy, ox] = x[m, ci, iy, ix] or 0 outside the image. Work-item (lane, z) writes the
  * columns ox = lane, lane + lanes, ... of every row oy of its plane of col: zeros left of the
  * image, the input row's run (stride_w apart) inside it, zeros right of it, three loops
- * without a branch per element. */
+ * without a branch per element. With one lane and stride_w 1 (CPU devices, the usual
+ * convolution) the row is written by the same loops with those constants, unit-stride
+ * copies and fills that a CPU compiler vectorizes (the general loops' runtime steps it does
+ * not). */
 __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h, int stride_w,
                             int pad_h, int pad_w, int dil_h, int dil_w, int oh, int ow, int images,
                             __global const store_t *x, int x_off, /* [M, C_in, H, W] */
@@ -96,18 +112,17 @@ __kernel void conv2d_im2col(int c_in, int h, int w, int kh, int kw, int stride_h
     const int lo_in = min(sx >= 0 ? 0 : (stride_w - 1 - sx) / stride_w, ow);
     const int hi_in = max(last < 0 ? 0 : min(ow, last / stride_w + 1), lo_in);
     __global const store_t *plane = x + x_off + (m * c_in + ci) * h * w + sx;
+    const bool unit = lanes == 1 && stride_w == 1;
     for (int oy = 0; oy < oh; oy++) {
         const int iy = oy * stride_h - pad_h + ky * dil_h;
         const bool inside = iy >= 0 && iy < h; /* a row outside the image: all zeros */
         const int lo = inside ? lo_in : ow, hi = inside ? hi_in : ow;
         __global store_t *d = col + col_off + (z * oh + oy) * ow;
         __global const store_t *src = plane + iy * w;
-        for (int ox = lane; ox < lo; ox += lanes)
-            ZERO(d, ox);
-        for (int ox = lo + lane; ox < hi; ox += lanes)
-            COPY(d, ox, src, ox * stride_w);
-        for (int ox = hi + lane; ox < ow; ox += lanes)
-            ZERO(d, ox);
+        if (unit)
+            im2col_row(d, src, lo, hi, ow, 0, 1, 1);
+        else
+            im2col_row(d, src, lo, hi, ow, lane, lanes, stride_w);
     }
 }
 
