@@ -74,8 +74,8 @@
 
 /* Row oy of a plane of col: d[ox] = 0 for ox < lo and hi <= ox < ow, src[ox * stride_w]
  * for lo <= ox < hi; the columns lane, lane + lanes, ... */
-void im2col_row(__global store_t *d, __global const store_t *src, int lo, int hi, int ow,
-                int lane, int lanes, int stride_w)
+void im2col_row(__global store_t *d, __global const store_t *src, int lo, int hi, int ow, int lane,
+                int lanes, int stride_w)
 {
     for (int ox = lane; ox < lo; ox += lanes)
         ZERO(d, ox);

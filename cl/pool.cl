@@ -329,11 +329,12 @@ __kernel void maxpool2d_backward_2x2(int planes, int h, int w, int oh, int ow, i
 
 /* maxpool2d_backward_2x2 when dx_off is even: each window row of dx is one aligned POOL_PAIR,
  * read (accumulating) and written whole, at unit stride across work-items. */
-__kernel void maxpool2d_backward_2x2_pairs(int planes, int h, int w, int oh, int ow,
-                                           int accumulate, __global const int *argmax,
-                                           int a_off,                              /* [N, C, OH, OW] */
-                                           __global const store_t *dy, int dy_off, /* [N, C, OH, OW] */
-                                           __global store_t *dx, int dx_off)       /* [N, C, H, W] */
+__kernel void maxpool2d_backward_2x2_pairs(int planes, int h, int w, int oh, int ow, int accumulate,
+                                           __global const int *argmax,
+                                           int a_off, /* [N, C, OH, OW] */
+                                           __global const store_t *dy,
+                                           int dy_off,                       /* [N, C, OH, OW] */
+                                           __global store_t *dx, int dx_off) /* [N, C, H, W] */
 {
     const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
     const int plane = (int)get_global_id(2);
@@ -347,7 +348,8 @@ __kernel void maxpool2d_backward_2x2_pairs(int planes, int h, int w, int oh, int
     const POOL_BITS d0 = POOL_FIRST(t), d1 = POOL_SECOND(t);
     const POOL_BITS d2 = POOL_FIRST(u), d3 = POOL_SECOND(u);
     const POOL_BITS s = pool_sum2x2(d0, d1, d2, d3, at, w, 0.0f + LOAD_ALT(dy, dy_off + o));
-    p[0] = POOL_JOIN(pool_dx(d0, at == 0, g, s, accumulate), pool_dx(d1, at == 1, g, s, accumulate));
+    p[0] =
+        POOL_JOIN(pool_dx(d0, at == 0, g, s, accumulate), pool_dx(d1, at == 1, g, s, accumulate));
     p[w / 2] = POOL_JOIN(pool_dx(d2, at == w, g, s, accumulate),
                          pool_dx(d3, at == w + 1, g, s, accumulate));
 }
