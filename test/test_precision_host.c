@@ -365,7 +365,13 @@ static void scaler_resume(void **state)
     assert_int_equal(clt__scaler_load(&b, &file, "f", NULL), CLT_OK);
     clt__safetensors_free(&file);
     free(buf);
-    assert_memory_equal(&a.cfg, &b.cfg, sizeof a.cfg);
+    /* Field by field: the struct's padding (after growth_interval) holds whatever the stack
+     * held, so a memory comparison failed at random (seen once in CI). */
+    assert_true(a.cfg.init_scale == b.cfg.init_scale);
+    assert_true(a.cfg.growth_factor == b.cfg.growth_factor);
+    assert_true(a.cfg.backoff_factor == b.cfg.backoff_factor);
+    assert_int_equal(a.cfg.growth_interval, b.cfg.growth_interval);
+    assert_true(a.cfg.min_scale == b.cfg.min_scale);
     for (int i = 23; i < 80; i++) {
         assert_true(a.scale == b.scale);
         assert_int_equal(a.growth_tracker, b.growth_tracker);
