@@ -575,11 +575,12 @@ static void helpers_case(struct clt_device *dev, const struct conv_case *cc, enu
     free(want);
 }
 
-/* The helper kernels in fp32, fp16 and bf16 (the device's storage set for the time of the
- * test), with one lane per row and with 3 (as on a GPU, and not a power of two). */
-static void helper_kernels_in_each_storage(void **state)
+/* run(dev, case i, storage, i) over the cases, in fp32, fp16 and bf16 (the device's storage
+ * set for the time of each). */
+static void each_storage_case(struct clt_device *dev,
+                              void (*run)(struct clt_device *, const struct conv_case *,
+                                          enum clt_precision, size_t))
 {
-    struct clt_device *dev = *state;
     const enum clt_precision storages[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16,
                                            CLT_PRECISION_BF16};
     const bool small = clt_test_small();
@@ -589,9 +590,23 @@ static void helper_kernels_in_each_storage(void **state)
     for (size_t k = 0; k < 3; k++) {
         const enum clt_precision was = clt__storage_set(dev, storages[k]);
         for (size_t i = 0; i < count; i++)
-            helpers_case(dev, &cases[i], storages[k], i % 2 ? 3 : 1);
+            run(dev, &cases[i], storages[k], i);
         clt__storage_set(dev, was);
     }
+}
+
+/* Case i of the helper kernels, with one lane per row (i even) or 3 (as on a GPU, and not a
+ * power of two). */
+static void helpers_case_lanes(struct clt_device *dev, const struct conv_case *cc,
+                               enum clt_precision s, size_t i)
+{
+    helpers_case(dev, cc, s, i % 2 ? 3 : 1);
+}
+
+/* The helper kernels in each storage. */
+static void helper_kernels_in_each_storage(void **state)
+{
+    each_storage_case(*state, helpers_case_lanes);
 }
 
 /* The launchers check tensors at the storage's element size: a dy and a dbias whose buffers
@@ -887,23 +902,18 @@ static void kept_case(struct clt_device *dev, const struct conv_case *cc, enum c
         free(d[i]);
 }
 
-/* The kept columns over the cases, in fp32, fp16 and bf16 (the device's storage set for the
- * time of the test). */
+/* Case i of the kept columns (every case alike). */
+static void kept_case_any(struct clt_device *dev, const struct conv_case *cc, enum clt_precision s,
+                          size_t i)
+{
+    (void)i;
+    kept_case(dev, cc, s);
+}
+
+/* The kept columns over the cases, in each storage. */
 static void kept_columns_in_each_storage(void **state)
 {
-    struct clt_device *dev = *state;
-    const enum clt_precision storages[] = {CLT_PRECISION_FP32, CLT_PRECISION_FP16,
-                                           CLT_PRECISION_BF16};
-    const bool small = clt_test_small();
-    const struct conv_case *cases = small ? small_cases : full_cases;
-    const size_t count = small ? sizeof small_cases / sizeof small_cases[0]
-                               : sizeof full_cases / sizeof full_cases[0];
-    for (size_t k = 0; k < 3; k++) {
-        const enum clt_precision was = clt__storage_set(dev, storages[k]);
-        for (size_t i = 0; i < count; i++)
-            kept_case(dev, &cases[i], storages[k]);
-        clt__storage_set(dev, was);
-    }
+    each_storage_case(*state, kept_case_any);
 }
 
 int main(void)
