@@ -195,6 +195,6 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "cltrain train: %s\n", err);
         return 1;
     }
-    /* An error (1, 2) on any rank ends them all: tool_mpi_end aborts. */
+    /* An error (1, 2) on any rank ends them all: tool_mpi_end exits or aborts. */
     return tool_mpi_end(&mpi, train_command(argc, argv, &mpi));
 }

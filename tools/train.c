@@ -868,7 +868,7 @@ static int claim_outputs(struct train_config *c, struct outputs *os, const char 
 
 /* Under MPI, before the first step: every rank has rank 0's global batch, model size, steps
  * and start (the same options and data), or the first rank that differs says so and fails;
- * the others wait for its MPI_Abort. */
+ * the others wait for its exit or MPI_Abort to end them. */
 static int agree(struct run *r)
 {
     const char *names[] = {"the global batch",     "the trained parameters", "the steps an epoch",

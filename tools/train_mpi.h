@@ -37,9 +37,10 @@ bool tool_mpi_built(void);
 int tool_mpi_start(struct tool_mpi *m, const char *cmd, int *argc, char ***argv, char *err,
                    size_t err_size);
 
-/* Ends the command with status rc: an error (1 or 2) on an active MPI run aborts every rank
- * (MPI_Abort with rc: the message was printed first), anything else finalises MPI. Returns rc
- * when it returns. */
+/* Ends the command with status rc: an error (1 or 2) on an active MPI run ends every rank (the
+ * message was printed first): under Open MPI this process exits with rc without MPI_Finalize
+ * and mpirun kills the others, elsewhere MPI_Abort with rc. Anything else finalises MPI.
+ * Returns rc when it returns. */
 int tool_mpi_end(struct tool_mpi *m, int rc);
 
 /* The clt_allreduce_fn of `cltrain train` (user: the struct tool_mpi): scales sum by the
