@@ -58,7 +58,8 @@ int tool_mpi_max(struct tool_mpi *m, int *v, int n);
  * or -1 when MPI fails. Every rank gets the same answer. */
 int tool_mpi_same(struct tool_mpi *m, const int64_t *v, int64_t *first, int n, int *which);
 
-/* Waits for another rank's MPI_Abort (after it reported an error this rank does not have). */
+/* Waits for another rank to end the job (its exit or MPI_Abort) after it reported an error
+ * this rank does not have. */
 void tool_mpi_hold(struct tool_mpi *m);
 
 #endif
