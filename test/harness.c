@@ -1,10 +1,12 @@
 /*
  * harness.c: see harness.h.
  */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -23,13 +25,69 @@ void clt_test_require_device(void)
     clt_devices_free(list);
 }
 
+/* The folders clt_test_temp_dir made, removed when the test program exits. */
+static char **temp_dirs;
+static size_t temp_dir_count;
+
+/* Removes path and, when it is a folder, everything in it (no links followed: lstat). */
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char sub[4096];
+            if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub)
+                continue;
+            struct stat st;
+            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                remove_tree(sub);
+            else
+                unlink(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static void remove_temp_dirs(void)
+{
+    for (size_t i = 0; i < temp_dir_count; i++) {
+        remove_tree(temp_dirs[i]);
+        free(temp_dirs[i]);
+    }
+    free(temp_dirs);
+    temp_dirs = NULL;
+    temp_dir_count = 0;
+}
+
+bool clt_test_temp_dir(char *tmpl)
+{
+    char *copy = NULL, **grown = NULL;
+    if (!mkdtemp(tmpl))
+        return false;
+    if (temp_dir_count == 0 && atexit(remove_temp_dirs) != 0)
+        return true; /* made, but left behind */
+    copy = strdup(tmpl);
+    grown = copy ? realloc(temp_dirs, (temp_dir_count + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(copy);
+        return true;
+    }
+    temp_dirs = grown;
+    temp_dirs[temp_dir_count++] = copy;
+    return true;
+}
+
 struct clt_device *clt_test_open(void)
 {
     struct clt_device_options o;
     clt_device_options_init(&o);
     /* Tests get their own cache so that they neither depend on nor disturb the user's. */
     char dir[] = "/tmp/cltrain-test-cache-XXXXXX";
-    if (mkdtemp(dir))
+    if (clt_test_temp_dir(dir))
         o.cache_dir = dir;
     struct clt_device *dev = NULL;
     enum clt_status st = clt_device_open(getenv("CLTRAIN_DEVICE"), &o, &dev);

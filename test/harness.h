@@ -25,6 +25,11 @@ void clt_test_require_device(void);
  * test when devices exist but none matches. Close with clt_device_close. */
 struct clt_device *clt_test_open(void);
 
+/* Makes a folder from tmpl ("/tmp/name-XXXXXX", rewritten in place, as mkdtemp) that is
+ * removed with all its contents when the test program exits normally. False when it could not
+ * be made. */
+bool clt_test_temp_dir(char *tmpl);
+
 /* cmocka group setup/teardown that open the device into *state and close it. */
 int clt_test_group_setup(void **state);
 int clt_test_group_teardown(void **state);

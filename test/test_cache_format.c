@@ -15,7 +15,7 @@ static const char *identity = "cltrain 0.1.0\nplatform P\ndevice D\n";
 static void temp_dir(char *dir)
 {
     strcpy(dir, "/tmp/cltrain-cache-format-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_true(clt_test_temp_dir(dir));
 }
 
 static long file_size(const char *path)

@@ -102,7 +102,7 @@ static struct clt_device *open_quiet(int cache)
     o.log = quiet;
     o.cache = cache;
     char dir[] = "/tmp/cltrain-faults-XXXXXX";
-    if (cache && mkdtemp(dir))
+    if (cache && clt_test_temp_dir(dir))
         o.cache_dir = dir;
     struct clt_device *dev = NULL;
     assert_int_equal(clt_device_open(getenv("CLTRAIN_DEVICE"), &o, &dev), CLT_OK);

@@ -85,7 +85,7 @@ static struct clt_device *open_profiling(bool profiling)
     struct clt_device_options o;
     clt_device_options_init(&o);
     char dir[] = "/tmp/cltrain-test-cache-XXXXXX";
-    if (mkdtemp(dir))
+    if (clt_test_temp_dir(dir))
         o.cache_dir = dir;
     o.profiling = profiling;
     struct clt_device *dev = NULL;

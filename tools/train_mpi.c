@@ -10,7 +10,6 @@
  * ring. Each rank sends and receives 2 (N - 1) / N of the buffer. The order depends on N and
  * n only, so a run is identical run to run.
  */
-#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <errno.h>
 #include <limits.h>
 #include <mpi.h>
