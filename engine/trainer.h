@@ -1,6 +1,7 @@
 /*
  * trainer.h: what the trainer's modules share: the plan (plan.c: autodiff schedule and
- * memory plan) and the trainer object (trainer.c: buffers, steps, evaluation).
+ * memory plan) and the trainer object (trainer_create.c: creation and buffers; trainer.c: what
+ * ops see of the buffers, parameters; step.c: steps, evaluation).
  */
 #ifndef CLTRAIN_TRAINER_H
 #define CLTRAIN_TRAINER_H
@@ -124,7 +125,7 @@ struct clt_trainer;
 enum clt_status clt__fuse_forward(struct clt__exec *x, struct clt__fuse_group *gr);
 enum clt_status clt__fuse_backward(struct clt__exec *x, struct clt__fuse_group *gr);
 
-/* ==== The trainer (trainer.c, step.c) =================================================== */
+/* ==== The trainer (trainer_create.c, trainer.c, step.c) ================================= */
 
 struct clt_trainer {
     struct clt_device *dev;

@@ -1,6 +1,7 @@
 /*
  * train.h: the training run behind `cltrain train`: its configuration (from the command
- * line, or from a checkpoint being resumed: train_config.c) and the run itself (train.c).
+ * line, or from a checkpoint being resumed: train_config.c) and the run itself (train.c and
+ * train_setup.c, which share train_run.h).
  */
 #ifndef CLTRAIN_TOOLS_TRAIN_H
 #define CLTRAIN_TOOLS_TRAIN_H
