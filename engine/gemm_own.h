@@ -50,6 +50,11 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max);
 
+/* A hash of the fixed list of candidates of this kind of device (CPU or other), split-K's
+ * rules aside: part of the tuning cache's identity, so that a library whose search space
+ * changed times its shapes again instead of keeping choices made among other candidates. */
+uint64_t clt__gemm_own_space_id(const struct clt_device *dev);
+
 /* Text form, e.g. "mwg=64,nwg=64,kwg=16,mdim=8,ndim=8,vw=4,stage=3", for the tuning cache and
  * `cltrain tune --show`, with ",split=S" after it when S > 1. Returns what snprintf returns. */
 int clt__gemm_config_format(const struct clt__gemm_config *c, char *buf, size_t size);

@@ -34,8 +34,9 @@
  * format of the program binaries (cache.c: magic, identity text, checksum; written through
  * a temporary file, fsync and rename). The identity is the program identity of cl/gemm.cl
  * (library version, platform, device, driver, build options, source hash) with the host
- * BLAS and CLBlast named. The payload is text (docs/formats.md, "GEMM tuning entries"). A
- * corrupt or foreign entry is logged and ignored; the shapes are timed again.
+ * BLAS and CLBlast named and the own kernel's search space hashed (clt__gemm_own_space_id). The
+ * payload is text (docs/formats.md, "GEMM tuning entries"). A corrupt or foreign entry is logged
+ * and ignored; the shapes are timed again.
  */
 /* getloadavg (glibc, the BSDs and macOS declare it in stdlib.h outside strict POSIX). */
 #define _DEFAULT_SOURCE
@@ -395,15 +396,16 @@ enum clt_status clt__tune_setup(struct clt_device *dev)
         st = clt__cache_identity(dev, src, src_size, &gemm_id);
     free(src);
     if (st == CLT_OK) {
-        const char *fmt = "%s\nhost-blas %s\nclblast %s\ngemm-tuning\n";
-        int n = snprintf(NULL, 0, fmt, PAYLOAD_MAGIC, clt__gemm_host_name(), CLT_CLBLAST_VERSION);
-        size_t len = strlen(gemm_id) + (size_t)n + 1;
-        tu->identity = malloc(len);
+        const char *fmt = "%s%s\nhost-blas %s\nclblast %s\ngemm-space %016llx\ngemm-tuning\n";
+        unsigned long long space = (unsigned long long)clt__gemm_own_space_id(dev);
+        int n = snprintf(NULL, 0, fmt, gemm_id, PAYLOAD_MAGIC, clt__gemm_host_name(),
+                         CLT_CLBLAST_VERSION, space);
+        tu->identity = n < 0 ? NULL : malloc((size_t)n + 1);
         if (!tu->identity)
             st = CLT_ERR_NO_MEMORY;
         else
-            snprintf(tu->identity, len, "%s%s\nhost-blas %s\nclblast %s\ngemm-tuning\n", gemm_id,
-                     PAYLOAD_MAGIC, clt__gemm_host_name(), CLT_CLBLAST_VERSION);
+            snprintf(tu->identity, (size_t)n + 1, fmt, gemm_id, PAYLOAD_MAGIC,
+                     clt__gemm_host_name(), CLT_CLBLAST_VERSION, space);
     }
     free(gemm_id);
     if (st != CLT_OK)
