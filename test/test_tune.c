@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gemm_own.h"
 #include "harness.h"
 #include "ref_gemm.h"
 #include "tune.h"
@@ -266,6 +267,21 @@ static void corrupt_and_foreign_entries_are_timed_again(void **state)
     dev = open_with(f, f->dir);
     assert_non_null(strstr(f->log.text, "is corrupt or belongs to another"));
     assert_int_equal(tunings(dev, &list), 0);
+    clt_device_close(dev);
+}
+
+/* The identity names the own kernel's search space: a library with another list of candidates
+ * keeps its choices in another file, and times its shapes again. */
+static void search_space_is_in_the_identity(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    char line[64];
+    snprintf(line, sizeof line, "\ngemm-space %016llx\n",
+             (unsigned long long)clt__gemm_own_space_id(dev));
+    assert_non_null(dev->tune);
+    assert_non_null(dev->tune->identity);
+    assert_non_null(strstr(dev->tune->identity, line));
     clt_device_close(dev);
 }
 
@@ -956,6 +972,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(corrupt_and_foreign_entries_are_timed_again, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(search_space_is_in_the_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(unwritable_cache_tunes_in_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(tune_zero_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(spent_budget_times_nothing, setup, teardown),
