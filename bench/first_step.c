@@ -11,7 +11,6 @@
  * home that other drivers default to. "Warm" runs the child again on the directories the
  * cold run filled.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,28 +21,6 @@
 
 #include "bench.h"
 #include "models.h"
-
-/* Removes a directory tree (no symbolic links are followed). */
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            struct stat sb;
-            if (lstat(sub, &sb) == 0 && S_ISDIR(sb.st_mode))
-                remove_tree(sub);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
 
 /* Runs the child on the cache directories under root; writes its time. */
 static enum clt_status run_child(struct bench_ctx *c, const char *kind, const char *root,
@@ -121,7 +98,7 @@ enum clt_status bench_first_step(struct bench_ctx *c, const char *kind)
         st = run_child(c, kind, root, &cold[i]);
         for (int k = 0; st == CLT_OK && k < per; k++)
             st = run_child(c, kind, root, &warm[nwarm++]);
-        remove_tree(root);
+        clt__remove_tree(root);
     }
     struct bench_stat s;
     char name[80];

@@ -225,6 +225,11 @@ enum clt_status clt__cache_store(const char *path, const char *identity,
 /* Creates a directory and its parents (mode 0755). */
 enum clt_status clt__mkdir_p(const char *path);
 
+/* Removes path and, when it is a directory, everything in it, as far as it can (symbolic
+ * links are removed, never followed; a path too long to name is left). For the programs and
+ * tests that make scratch folders; the library itself removes no folder. */
+void clt__remove_tree(const char *path);
+
 /* ==== arena.c =========================================================================== */
 
 struct clt_arena {

@@ -1,12 +1,10 @@
 /*
  * harness.c: see harness.h.
  */
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -29,33 +27,10 @@ void clt_test_require_device(void)
 static char **temp_dirs;
 static size_t temp_dir_count;
 
-/* Removes path and, when it is a folder, everything in it (no links followed: lstat). */
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char sub[4096];
-            if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub)
-                continue;
-            struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                remove_tree(sub);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 static void remove_temp_dirs(void)
 {
     for (size_t i = 0; i < temp_dir_count; i++) {
-        remove_tree(temp_dirs[i]);
+        clt__remove_tree(temp_dirs[i]);
         free(temp_dirs[i]);
     }
     free(temp_dirs);
