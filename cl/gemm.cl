@@ -301,6 +301,43 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
             (dst)[kk * (step)] = LOAD((src), kk);                                                  \
     }
 
+/* PACK_K8: dst[kk * step + i] = src[i * ld + kk] for i < 8 and kk < kc: eight rows of k, ld
+ * apart, packed eight by eight, each 8 x 8 block transposed in registers (eight loads of
+ * eight, eight stores of eight, where PACK_K stores one element at a time); the last kc % 8
+ * one by one. */
+#define PACK_K8(dst, step, src, ld, kc)                                                            \
+    {                                                                                              \
+        int kk = 0;                                                                                \
+        for (; kk + 8 <= (kc); kk += 8) {                                                          \
+            const float8 r0 = VLOAD8(0, (src) + kk), r1 = VLOAD8(0, (src) + (ld) + kk);            \
+            const float8 r2 = VLOAD8(0, (src) + 2 * (ld) + kk);                                    \
+            const float8 r3 = VLOAD8(0, (src) + 3 * (ld) + kk);                                    \
+            const float8 r4 = VLOAD8(0, (src) + 4 * (ld) + kk);                                    \
+            const float8 r5 = VLOAD8(0, (src) + 5 * (ld) + kk);                                    \
+            const float8 r6 = VLOAD8(0, (src) + 6 * (ld) + kk);                                    \
+            const float8 r7 = VLOAD8(0, (src) + 7 * (ld) + kk);                                    \
+            vstore8((float8)(r0.s0, r1.s0, r2.s0, r3.s0, r4.s0, r5.s0, r6.s0, r7.s0), 0,           \
+                    (dst) + (kk + 0) * (step));                                                    \
+            vstore8((float8)(r0.s1, r1.s1, r2.s1, r3.s1, r4.s1, r5.s1, r6.s1, r7.s1), 0,           \
+                    (dst) + (kk + 1) * (step));                                                    \
+            vstore8((float8)(r0.s2, r1.s2, r2.s2, r3.s2, r4.s2, r5.s2, r6.s2, r7.s2), 0,           \
+                    (dst) + (kk + 2) * (step));                                                    \
+            vstore8((float8)(r0.s3, r1.s3, r2.s3, r3.s3, r4.s3, r5.s3, r6.s3, r7.s3), 0,           \
+                    (dst) + (kk + 3) * (step));                                                    \
+            vstore8((float8)(r0.s4, r1.s4, r2.s4, r3.s4, r4.s4, r5.s4, r6.s4, r7.s4), 0,           \
+                    (dst) + (kk + 4) * (step));                                                    \
+            vstore8((float8)(r0.s5, r1.s5, r2.s5, r3.s5, r4.s5, r5.s5, r6.s5, r7.s5), 0,           \
+                    (dst) + (kk + 5) * (step));                                                    \
+            vstore8((float8)(r0.s6, r1.s6, r2.s6, r3.s6, r4.s6, r5.s6, r6.s6, r7.s6), 0,           \
+                    (dst) + (kk + 6) * (step));                                                    \
+            vstore8((float8)(r0.s7, r1.s7, r2.s7, r3.s7, r4.s7, r5.s7, r6.s7, r7.s7), 0,           \
+                    (dst) + (kk + 7) * (step));                                                    \
+        }                                                                                          \
+        for (; kk < (kc); kk++)                                                                    \
+            for (int i8 = 0; i8 < 8; i8++)                                                         \
+                (dst)[kk * (step) + i8] = LOAD((src), (size_t)i8 * (ld) + kk);                     \
+    }
+
 /* Serial mode (STAGE bit 2), for CPU devices: one work-item per work-group runs the MDIM x NDIM
  * blocks of its tile one after another, BLIS-style. For each k step it packs the staged
  * operands as panels, op(A) as la[bi][kk][MWI] and op(B) as lb[bj][kk][NWI] (a block then
@@ -340,25 +377,46 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
                 }
             }
         } else if (STAGE_A) {
-            for (int bi = 0; bi < MDIM; bi++)
-                _Pragma("unroll") for (int i = 0; i < MWI; i++)
-                {
-                    const int r = row0 + bi * MWI + i;
-                    __global const store_t *src = a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
-                    __local float *dst = la + bi * KWG * MWI + i;
-                    PACK_K(dst, MWI, src, kc);
-                }
+#if MWI % 8 == 0
+            if (!edge) { /* eight rows at a time, transposed in registers */
+                for (int bi = 0; bi < MDIM; bi++)
+                    for (int i = 0; i < MWI; i += 8) {
+                        __global const store_t *src = a + (size_t)(row0 + bi * MWI + i) * lda + k0;
+                        __local float *dst = la + bi * KWG * MWI + i;
+                        PACK_K8(dst, MWI, src, lda, kc);
+                    }
+            } else
+#endif
+                for (int bi = 0; bi < MDIM; bi++)
+                    _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                    {
+                        const int r = row0 + bi * MWI + i;
+                        __global const store_t *src =
+                            a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
+                        __local float *dst = la + bi * KWG * MWI + i;
+                        PACK_K(dst, MWI, src, kc);
+                    }
         }
         /* Pack op(B): lb[(bj * KWG + kk) * NWI + x] = op(B)[k0 + kk, col0 + bj * NWI + x]. */
         if (STAGE_B && tb) {
-            for (int bj = 0; bj < NDIM; bj++)
-                for (int x = 0; x < NWI; x++) {
-                    const int col = col0 + bj * NWI + x;
-                    __global const store_t *src =
-                        b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
-                    __local float *dst = lb + bj * KWG * NWI + x;
-                    PACK_K(dst, NWI, src, kc);
-                }
+#if NWI % 8 == 0
+            if (!edge) { /* eight columns at a time, transposed in registers */
+                for (int bj = 0; bj < NDIM; bj++)
+                    for (int x = 0; x < NWI; x += 8) {
+                        __global const store_t *src = b + (size_t)(col0 + bj * NWI + x) * ldb + k0;
+                        __local float *dst = lb + bj * KWG * NWI + x;
+                        PACK_K8(dst, NWI, src, ldb, kc);
+                    }
+            } else
+#endif
+                for (int bj = 0; bj < NDIM; bj++)
+                    for (int x = 0; x < NWI; x++) {
+                        const int col = col0 + bj * NWI + x;
+                        __global const store_t *src =
+                            b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
+                        __local float *dst = lb + bj * KWG * NWI + x;
+                        PACK_K(dst, NWI, src, kc);
+                    }
         } else if (STAGE_B) {
             for (int kk = 0; kk < kc; kk++) {
                 __global const store_t *br = b + (size_t)(k0 + kk) * ldb + col0;
