@@ -344,7 +344,9 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
  * streams through contiguous memory, free of the cache-set conflicts that rows a power of two
  * apart cause), and each block carries its sums across k steps in lacc[MWG][NWG]; a float
  * stored and reloaded is unchanged, so the sums are the same fma chains as in the other
- * modes. No barrier is needed: the work-group is one work-item. */
+ * modes. At the last k step a block of an interior tile writes C straight from its registers
+ * (alpha * acc + beta * c, as below); edge tiles keep their sums in lacc and write C after,
+ * within the matrix. No barrier is needed: the work-group is one work-item. */
 inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n, int k,
                         float alpha, float beta, __global const store_t *a, int lda,
                         __global const store_t *b, int ldb, __global cstore_t *c, int ldc,
@@ -446,13 +448,28 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
                 __local const float *pb = lb + bj * KWG * NWI;
                 for (int kk = 0; kk < kc; kk++)
                     K_STEP(k0 + kk, pa[kk * MWI + i], pb + kk * NWI + j * VW);
-                _Pragma("unroll") for (int i = 0; i < MWI; i++)
-                    _Pragma("unroll") for (int j = 0; j < NVW; j++)
-                        VSTORE(acc[i][j], accp + i * NWG + j * VW);
+                if (!edge && k0 + KWG >= k) { /* the last step of an interior tile: C */
+                    _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                    {
+                        __global cstore_t *cr = c + (size_t)(row0 + bi * MWI + i) * ldc + cb;
+                        _Pragma("unroll") for (int j = 0; j < NVW; j++)
+                        {
+                            const floatv v = alpha * acc[i][j];
+                            CGSTORE(beta == 0.0f ? v : v + beta * CGLOAD(cr + j * VW),
+                                    cr + j * VW);
+                        }
+                    }
+                } else {
+                    _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                        _Pragma("unroll") for (int j = 0; j < NVW; j++)
+                            VSTORE(acc[i][j], accp + i * NWG + j * VW);
+                }
             }
         }
     }
-    /* C from the sums: alpha * acc + beta * c, within the matrix. */
+    if (!edge)
+        return; /* interior tiles wrote C from their registers at the last step */
+    /* Edge tiles, C from the sums: alpha * acc + beta * c, within the matrix. */
     for (int r = 0; r < MWG; r++) {
         const int row = row0 + r;
         if (edge && row >= m)
