@@ -531,16 +531,34 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
             BODY(ta, tb, 0, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, la, lb LACC);            \
     }
 
+/* engine/gemm_own.c builds one program per transpose pair (CLT_GEMM_PAIR 0 to 3, trans_a * 2
+ * + trans_b) and one for split-K's reduction (4), so that a configuration compiles only the
+ * kernel it runs: on PoCL, whose program binaries hold every kernel compiled, a configuration
+ * with all five cost a tuner about 10 s to build, one with one kernel 5 s. Without
+ * CLT_GEMM_PAIR (-1: the file alone) all five are built. */
+#ifndef CLT_GEMM_PAIR
+#define CLT_GEMM_PAIR -1
+#endif
+#define CLT_GEMM_HAS(pair) (CLT_GEMM_PAIR < 0 || CLT_GEMM_PAIR == (pair))
+#if CLT_GEMM_HAS(0)
 GEMM_KERNEL(gemm_nn, 0, 0)
+#endif
+#if CLT_GEMM_HAS(1)
 GEMM_KERNEL(gemm_nt, 0, 1)
+#endif
+#if CLT_GEMM_HAS(2)
 GEMM_KERNEL(gemm_tn, 1, 0)
+#endif
+#if CLT_GEMM_HAS(3)
 GEMM_KERNEL(gemm_tt, 1, 1)
+#endif
 
 /* gemm_split_reduce: C = alpha * (P_0 + ... + P_{parts-1}) + beta * C, the last step of
  * split-K. P is [parts][m][n] fp32 partial products (tight, from element p_off), C [m, n] in
  * the storage with row stride ldc from element c_off; with beta == 0, C is not read. One
  * work-item per element of C: global (n, m), any local shape; work-items past the matrix
  * return. The partials are added in order s = 0, 1, ..., whatever the work-group. */
+#if CLT_GEMM_HAS(4)
 __kernel void gemm_split_reduce(int m, int n, int parts, float alpha, float beta,
                                 __global const float *p, int p_off,      /* [parts, m, n] */
                                 __global store_t *c, int c_off, int ldc) /* C [m, n] */
@@ -557,3 +575,4 @@ __kernel void gemm_split_reduce(int m, int n, int parts, float alpha, float beta
     const size_t at = (size_t)row * ldc + col;
     STORE(c, at, beta == 0.0f ? r : r + beta * LOAD(c, at));
 }
+#endif

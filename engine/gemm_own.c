@@ -341,7 +341,8 @@ bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out)
 
 /* The kernel in one slot of variant c (kernel_names), building the variant when needed. A
  * split configuration in a 16-bit storage is its own variant, C in fp32 (CLT_GEMM_C_F32); in
- * fp32 it shares its twin's (the same configuration with S = 1). */
+ * fp32 it shares its twin's (the same configuration with S = 1). Each slot is a program of
+ * its own (one kernel each); the reduction's program has no configuration. */
 static enum clt_status get_kernel(struct clt_device *dev, const struct clt__gemm_config *c,
                                   int pair, cl_kernel *out)
 {
@@ -353,14 +354,19 @@ static enum clt_status get_kernel(struct clt_device *dev, const struct clt__gemm
                  dev->info.name, why);
         return CLT_ERR_INVALID_ARGUMENT;
     }
+    /* One program per transpose pair, and one reduction for every configuration (cl/gemm.cl,
+     * CLT_GEMM_PAIR): a configuration compiles only the kernels it runs. */
     char defines[256];
     bool c_f32 = splits(c) > 1 && dev->storage != CLT_PRECISION_FP32;
-    snprintf(defines, sizeof defines,
-             "#define MWG %u\n#define NWG %u\n#define KWG %u\n#define MDIM %u\n#define NDIM %u\n"
-             "#define VW %u\n#define STAGE %u\n%s",
-             (unsigned)c->mwg, (unsigned)c->nwg, (unsigned)c->kwg, (unsigned)c->mdim,
-             (unsigned)c->ndim, (unsigned)c->vw, (unsigned)c->stage,
-             c_f32 ? "#define CLT_GEMM_C_F32 1\n" : "");
+    if (pair == REDUCE_SLOT)
+        snprintf(defines, sizeof defines, "#define CLT_GEMM_PAIR %d\n", pair);
+    else
+        snprintf(defines, sizeof defines,
+                 "#define MWG %u\n#define NWG %u\n#define KWG %u\n#define MDIM %u\n"
+                 "#define NDIM %u\n#define VW %u\n#define STAGE %u\n%s#define CLT_GEMM_PAIR %d\n",
+                 (unsigned)c->mwg, (unsigned)c->nwg, (unsigned)c->kwg, (unsigned)c->mdim,
+                 (unsigned)c->ndim, (unsigned)c->vw, (unsigned)c->stage,
+                 c_f32 ? "#define CLT_GEMM_C_F32 1\n" : "", pair);
     struct clt__program_variant *v;
     enum clt_status st = clt__program_variant_get(dev, "gemm", defines, &v);
     if (st != CLT_OK)

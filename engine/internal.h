@@ -71,8 +71,8 @@ struct clt__kernel_slot {
 #define CLT__STORAGES 3
 
 /* Most program variants (a program built with extra #defines or generated text: GEMM
- * configurations, fused chains) one device keeps. */
-#define CLT__MAX_VARIANTS 128
+ * configurations, one per transpose pair and storage; fused chains) one device keeps. */
+#define CLT__MAX_VARIANTS 512
 
 /* One variant of a program: cl/<name>.cl with `defines` prepended (any source text: GEMM's
  * tunables, a fused chain's generated kernels). Its kernels are created by the module that
