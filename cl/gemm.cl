@@ -455,8 +455,7 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
                         _Pragma("unroll") for (int j = 0; j < NVW; j++)
                         {
                             const floatv v = alpha * acc[i][j];
-                            CGSTORE(beta == 0.0f ? v : v + beta * CGLOAD(cr + j * VW),
-                                    cr + j * VW);
+                            CGSTORE(beta == 0.0f ? v : v + beta * CGLOAD(cr + j * VW), cr + j * VW);
                         }
                     }
                 } else {

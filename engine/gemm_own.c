@@ -45,10 +45,10 @@ struct entry {
  * tile read B fewer times; at 1024 square, where B does not fit the cache, 128 x 128 tiles
  * ran 210 GFLOP/s on a 2-core Sapphire Rapids Xeon, 32 x 128 tiles 154. Mid-sized tiles of 8 x
  * 32 blocks (64 x 64, 64 x 32, 32 x 64, KWG 64) serve the batched products of attention (64 x
- * 64 x 32 and 64 x 32 x 64, batch 64 in the gpt: 1.5x the 24 x 64 tiles there). Small serial tiles fit the
- * 32 KiB of local memory rusticl offers; the unstaged register-blocked variants (stage 0) serve
- * small and skinny products (at most 32 work-items per group: llvmpipe allows no more for these
- * kernels), and 1 x 1 blocks run anywhere. */
+ * 64 x 32 and 64 x 32 x 64, batch 64 in the gpt: 1.5x the 24 x 64 tiles there). Small serial tiles
+ * fit the 32 KiB of local memory rusticl offers; the unstaged register-blocked variants (stage 0)
+ * serve small and skinny products (at most 32 work-items per group: llvmpipe allows no more for
+ * these kernels), and 1 x 1 blocks run anywhere. */
 static const struct entry cpu_list[] = {
     {8, 32, 16, 4, 256, 16, 7}, {8, 32, 8, 4, 256, 16, 7}, {6, 16, 8, 8, 256, 8, 7},
     {6, 16, 8, 16, 128, 8, 7},  {4, 16, 16, 8, 256, 8, 7}, {6, 16, 16, 8, 256, 8, 7},
