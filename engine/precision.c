@@ -107,6 +107,86 @@ uint16_t clt__f32_to_half(enum clt_precision p, float x)
     return p == CLT_PRECISION_BF16 ? clt__f32_to_bf16(x) : clt__f32_to_f16(x);
 }
 
+/* clt__f32_to_f16 without branches, the form of cl/common.cl's f16_bits: a normal half rebiases
+ * and rounds to even by integer adds (a carry into 0x7c00 is Inf, as it should be), a subnormal
+ * one is rounded by the FPU (|x| + 0.5 keeps x in units of 2^-24, rounded to nearest even),
+ * then Inf past the largest half and the quiet NaN with its top payload bits are selected. */
+static inline uint16_t f16_bits_select(float x)
+{
+    const uint32_t u = bits_of(x), f = u & 0x7fffffffu;
+    const int32_t fs = (int32_t)f; /* |x|'s bits compared as signed ints: SSE2 has no unsigned */
+    const uint32_t nrm = (f + 0xc8000fffu + ((f >> 13) & 1u)) >> 13;
+    const uint32_t sub = bits_of(float_of(f) + 0.5f) - 0x3f000000u;
+    const uint32_t is_sub = 0u - (uint32_t)(fs < 0x38800000),
+                   is_inf = 0u - (uint32_t)(fs >= 0x47800000);
+    const uint32_t is_nan = 0u - (uint32_t)(fs > 0x7f800000);
+    uint32_t r = (sub & is_sub) | (nrm & ~is_sub);
+    r = (0x7c00u & is_inf) | (r & ~is_inf);
+    r = ((0x7e00u | ((f >> 13) & 0x3ffu)) & is_nan) | (r & ~is_nan);
+    return (uint16_t)(r | ((u >> 16) & 0x8000u));
+}
+
+/* clt__f32_to_bf16 without a branch. */
+static inline uint16_t bf16_bits_select(float x)
+{
+    const uint32_t u = bits_of(x);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
+}
+
+/* Elements per block of clt__f32_to_half_n: a loop of a fixed count, which GCC's -O2 cost
+ * model vectorizes where it leaves a loop of unknown count scalar. */
+#define NARROW_BLOCK 16
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+/* Narrows the first n - n % 8 elements to fp16 with the F16C instruction vcvtps2ph (round to
+ * nearest even; a NaN keeps its sign and top payload bits with the quiet bit set, as
+ * clt__f32_to_f16 does) and returns how many it did: on x86-64 CPUs that have it, a quarter of
+ * the time of the vectorized integer form, which SSE2 alone makes long. */
+__attribute__((target("avx,f16c"))) static size_t f16_n_f16c(const float *src, uint16_t *dst,
+                                                             size_t n)
+{
+    size_t i = 0;
+    for (; n - i >= 8; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    return i;
+}
+
+static size_t f16_n_fast(const float *src, uint16_t *dst, size_t n)
+{
+    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx") ? f16_n_f16c(src, dst, n)
+                                                                           : 0;
+}
+#else
+static size_t f16_n_fast(const float *src, uint16_t *dst, size_t n)
+{
+    (void)src, (void)dst, (void)n;
+    return 0;
+}
+#endif
+
+void clt__f32_to_half_n(enum clt_precision p, const float *src, uint16_t *dst, size_t n)
+{
+    size_t i = 0;
+    if (p == CLT_PRECISION_BF16) {
+        for (; n - i >= NARROW_BLOCK; i += NARROW_BLOCK)
+            for (size_t j = 0; j < NARROW_BLOCK; j++)
+                dst[i + j] = bf16_bits_select(src[i + j]);
+        for (; i < n; i++)
+            dst[i] = bf16_bits_select(src[i]);
+        return;
+    }
+    i = f16_n_fast(src, dst, n);
+    for (; n - i >= NARROW_BLOCK; i += NARROW_BLOCK)
+        for (size_t j = 0; j < NARROW_BLOCK; j++)
+            dst[i + j] = f16_bits_select(src[i + j]);
+    for (; i < n; i++)
+        dst[i] = f16_bits_select(src[i]);
+}
+
 float clt__half_to_f32(enum clt_precision p, uint16_t h)
 {
     return p == CLT_PRECISION_BF16 ? clt__bf16_to_f32(h) : clt__f16_to_f32(h);

@@ -274,10 +274,7 @@ static void stage_input(const struct clt_trainer *tr, const struct clt_tensor *t
         return;
     }
     if (e == 2) { /* F32 data into a 16-bit plan's storage, rounded to nearest even */
-        const float *f = src;
-        uint16_t *h = (uint16_t *)(void *)dst;
-        for (size_t i = 0; i < real / 2; i++)
-            h[i] = clt__f32_to_half(tr->plan.storage, f[i]);
+        clt__f32_to_half_n(tr->plan.storage, src, (uint16_t *)(void *)dst, real / 2);
     } else {
         memcpy(dst, src, real);
     }

@@ -244,6 +244,63 @@ static void float_stride(void **state)
     assert_true(n > 2000000);
 }
 
+/* Compares the bulk narrowing with the element-wise one for the n values at x, in both
+ * formats. */
+static void check_bulk(const float *x, size_t n)
+{
+    uint16_t out[4099];
+    assert_true(n <= sizeof out / sizeof out[0]);
+    for (int f = 0; f < 2; f++) {
+        const enum clt_precision p = f ? CLT_PRECISION_BF16 : CLT_PRECISION_FP16;
+        clt__f32_to_half_n(p, x, out, n);
+        for (size_t i = 0; i < n; i++)
+            if (out[i] != clt__f32_to_half(p, x[i]))
+                fail_msg("%s bulk narrowing of %a (0x%08x, element %zu of %zu): 0x%04x want 0x%04x",
+                         clt_precision_name(p), (double)x[i], bits_of(x[i]), i, n, out[i],
+                         clt__f32_to_half(p, x[i]));
+    }
+}
+
+/* clt__f32_to_half_n (the batch upload's narrowing, written to vectorize) gives the bits of
+ * clt__f32_to_half: every fp16 and bf16 midpoint and the floats beside it, a stride through
+ * all float patterns, in runs of 4099 (not a multiple of its blocks of 16), and every run
+ * length from 0 to 40 at an odd offset. */
+static void bulk_narrow(void **state)
+{
+    (void)state;
+    float x[4099];
+    size_t n = 0;
+    for (uint32_t i = 0; i < 0x7f80; i++) {
+        const float mids[2] = {(float)((ref_widen(&F16, (uint16_t)(i % 0x7bff)) +
+                                        ref_widen(&F16, (uint16_t)(i % 0x7bff + 1))) /
+                                       2),
+                               float_of(i << 16 | 0x8000u)};
+        for (int k = 0; k < 2; k++)
+            for (int s = 0; s < 2; s++) {
+                const float m = s ? -mids[k] : mids[k];
+                const float v[3] = {m, nextafterf(m, 0.0f),
+                                    nextafterf(m, s ? -INFINITY : INFINITY)};
+                for (int j = 0; j < 3; j++) {
+                    x[n++] = v[j];
+                    if (n == 4099) {
+                        check_bulk(x, n);
+                        n = 0;
+                    }
+                }
+            }
+    }
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 251) {
+        x[n++] = float_of((uint32_t)u);
+        if (n == 4099) {
+            check_bulk(x, n);
+            n = 0;
+        }
+    }
+    check_bulk(x, n);
+    for (size_t len = 0; len <= 40; len++)
+        check_bulk(x + 3, len);
+}
+
 /* ---- The loss scaler ---------------------------------------------------------------------- */
 
 static void scaler_rule(void **state)
@@ -645,13 +702,10 @@ static int remove_dir(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(table),
-        cmocka_unit_test(every_pattern),
-        cmocka_unit_test(every_midpoint),
-        cmocka_unit_test(float_stride),
-        cmocka_unit_test(scaler_rule),
-        cmocka_unit_test(scaler_resume),
-        cmocka_unit_test(export_roundtrip),
+        cmocka_unit_test(table),           cmocka_unit_test(every_pattern),
+        cmocka_unit_test(every_midpoint),  cmocka_unit_test(float_stride),
+        cmocka_unit_test(bulk_narrow),     cmocka_unit_test(scaler_rule),
+        cmocka_unit_test(scaler_resume),   cmocka_unit_test(export_roundtrip),
         cmocka_unit_test(export_refusals),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
