@@ -408,6 +408,16 @@ enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__
     return st;
 }
 
+enum clt_status clt__gemm_own_keep(struct clt_device *dev, const struct clt__gemm_config *c,
+                                   bool trans_a, bool trans_b)
+{
+    cl_kernel k;
+    enum clt_status st = get_kernel(dev, c, trans_a * 2 + trans_b, &k);
+    if (st == CLT_OK && splits(c) > 1)
+        st = get_kernel(dev, c, REDUCE_SLOT, &k);
+    return st;
+}
+
 /* One launch of variant c for the whole of g. */
 static enum clt_status run_one(struct clt_device *dev, const struct clt__gemm_config *c,
                                const struct clt_gemm_shape *g, struct clt__buf a, struct clt__buf b,

@@ -68,6 +68,12 @@ bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out);
  * Enqueues nothing. A device keeps at most CLT__MAX_VARIANTS variants of all programs. */
 enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__gemm_config *c);
 
+/* Gets the program of c's kernel for transpose pair (trans_a, trans_b), and its reduction
+ * when c splits k, as a run would: a program the tuner built for timing (binaries deferred,
+ * clt_device.defer_binaries) is then written to the binary cache. */
+enum clt_status clt__gemm_own_keep(struct clt_device *dev, const struct clt__gemm_config *c,
+                                   bool trans_a, bool trans_b);
+
 /* Why the device cannot run c (a sentence), or NULL when it may (before building: the kernel's
  * own work-group limit is checked by clt__gemm_own_prepare). */
 const char *clt__gemm_own_refusal(const struct clt_device *dev, const struct clt__gemm_config *c);

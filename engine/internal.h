@@ -83,6 +83,10 @@ struct clt__program_variant {
     char *defines;
     cl_program program;
     cl_kernel kernels[5];
+    /* Built while binaries were deferred (clt_device.defer_binaries) and not cached yet: the
+     * cache entry's path and identity, freed once it is written; NULL otherwise. */
+    char *pending_path;
+    char *pending_identity;
 };
 
 struct clt_device {
@@ -116,6 +120,11 @@ struct clt_device {
     size_t variant_count;
     uint32_t cache_hits;
     uint32_t cache_writes;
+    /* Set while the GEMM tuner times candidates (tune.c): a program variant built then is not
+     * written to the cache (on PoCL reading a binary compiles every kernel of the program
+     * again, about 2 s a candidate) until it is asked for again with this unset, as the
+     * configurations the tuner chooses are. */
+    bool defer_binaries;
 
     /* gemm.c */
     enum clt_gemm_backend gemm_backend; /* CLBLAST or OWN, never AUTO */

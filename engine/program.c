@@ -130,6 +130,8 @@ void clt__program_teardown(struct clt_device *dev)
                 clReleaseKernel(v->kernels[j]);
         clReleaseProgram(v->program);
         free(v->defines);
+        free(v->pending_path);
+        free(v->pending_identity);
     }
     dev->variant_count = 0;
     for (size_t s = 0; s < CLT__STORAGES; s++)
@@ -313,9 +315,12 @@ static enum clt_status build_from_source(struct clt_device *dev, const char *nam
     return CLT_OK;
 }
 
-/* Builds cl/<name>.cl with `defines` prepended, through the binary cache when enabled. */
+/* Builds cl/<name>.cl with `defines` prepended, through the binary cache when enabled. A
+ * program built from source has its binary cached, unless `pending` is given and the device
+ * defers binaries: then the entry's path and identity go to pending (NULL when there is no
+ * cache) for clt__program_variant_get to write later. */
 static enum clt_status build_program(struct clt_device *dev, const char *name, const char *defines,
-                                     cl_program *out)
+                                     cl_program *out, struct clt__program_variant *pending)
 {
     char *src = NULL, *identity = NULL;
     size_t size = 0;
@@ -333,8 +338,13 @@ static enum clt_status build_program(struct clt_device *dev, const char *name, c
     }
     if (st == CLT_OK && !prog) {
         st = build_from_source(dev, name, defines, src, size, &prog);
-        if (st == CLT_OK && identity)
+        if (st == CLT_OK && identity && pending && dev->defer_binaries) {
+            pending->pending_path = strdup(path);
+            pending->pending_identity = identity; /* a failed strdup: not cached, rebuilt */
+            identity = NULL;
+        } else if (st == CLT_OK && identity) {
             store_binary(dev, prog, path, identity);
+        }
     }
     free(src);
     free(identity);
@@ -353,7 +363,7 @@ static enum clt_status program_for(struct clt_device *dev, long idx, enum clt_pr
     }
     cl_program prog;
     enum clt_status st =
-        build_program(dev, clt__cl_sources[idx].name, clt__storage_define(storage), &prog);
+        build_program(dev, clt__cl_sources[idx].name, clt__storage_define(storage), &prog, NULL);
     if (st != CLT_OK)
         return st;
     dev->programs[storage][idx] = prog;
@@ -394,6 +404,13 @@ enum clt_status clt__program_variant_get(struct clt_device *dev, const char *nam
         struct clt__program_variant *v = &dev->variants[i];
         if (strcmp(v->name, name) == 0 && strncmp(v->defines, sdef, nsdef) == 0 &&
             strcmp(v->defines + nsdef, defines) == 0) {
+            if (v->pending_identity && !dev->defer_binaries) {
+                if (v->pending_path)
+                    store_binary(dev, v->program, v->pending_path, v->pending_identity);
+                free(v->pending_path);
+                free(v->pending_identity);
+                v->pending_path = v->pending_identity = NULL;
+            }
             *out = v;
             return CLT_OK;
         }
@@ -410,13 +427,16 @@ enum clt_status clt__program_variant_get(struct clt_device *dev, const char *nam
     strcpy(copy + nsdef, defines);
     defines = copy;
     cl_program prog;
-    st = build_program(dev, name, defines, &prog);
+    struct clt__program_variant pending = {.pending_path = NULL, .pending_identity = NULL};
+    st = build_program(dev, name, defines, &prog, &pending);
     if (st != CLT_OK) {
         free(copy);
         return st;
     }
     struct clt__program_variant *v = &dev->variants[dev->variant_count++];
     memset(v, 0, sizeof *v);
+    v->pending_path = pending.pending_path;
+    v->pending_identity = pending.pending_identity;
     snprintf(v->name, sizeof v->name, "%s", name);
     v->defines = copy;
     v->program = prog;

@@ -655,7 +655,10 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
              g->trans_a ? " A^T" : "", g->trans_b ? " B^T" : "",
              storage != CLT_PRECISION_FP32 ? " " : "", storage_word(storage));
     tu->timing = true;
+    const bool deferred = dev->defer_binaries;
+    dev->defer_binaries = true; /* the candidates' binaries: only the chosen one's is cached */
     enum clt_status timed = clt__tune_time_shape(dev, g, &fresh);
+    dev->defer_binaries = deferred;
     tu->timing = false;
     if (timed != CLT_OK) {
         clt__log(&dev->log, CLT_LOG_WARN,
@@ -671,6 +674,10 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
             best = fresh.t.candidates[i].gflops;
     clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: chose %s (%.1f GFLOP/s) in %.1f s",
              fresh.t.chosen, best, clt__tune_now() - t0);
+    /* The chosen configuration's program is cached now, the other candidates' not at all. */
+    if (fresh.impl == CLT__GEMM_IMPL_OWN &&
+        clt__gemm_own_keep(dev, &fresh.cfg, g->trans_a, g->trans_b) != CLT_OK)
+        clt__log(&dev->log, CLT_LOG_WARN, "gemm tuning: the chosen configuration failed to build");
     if (!e)
         e = add(tu);
     if (!e) {

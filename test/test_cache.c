@@ -1,12 +1,14 @@
 /*
  * test_cache.c: the program binary cache on a real device: a miss writes an entry, a hit
  * reads it back and the program works, a corrupt or foreign entry is rebuilt, an unwritable
- * directory and a disabled cache still build.
+ * directory and a disabled cache still build, and a program built while binaries are deferred
+ * (the GEMM tuner's candidates) is written only when asked for again.
  */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_own.h"
 #include "harness.h"
 
 struct fixture {
@@ -202,6 +204,42 @@ static void warm_builds_everything(void **state)
     clt_device_close(dev);
 }
 
+/* Two own-GEMM configurations built while binaries are deferred write nothing; asking again
+ * for one of them (as a run of the tuner's choice does) writes its entry, which the next
+ * session loads, while the other one is built from source again. */
+static void deferred_binary_written_when_kept(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir, 1);
+    struct clt__gemm_config c[24];
+    size_t n = clt__gemm_own_space(dev, NULL, c, 24);
+    assert_true(n >= 2);
+    const struct clt__gemm_config *kept = &c[n - 1], *lost = &c[n - 2];
+    dev->defer_binaries = true;
+    assert_int_equal(clt__gemm_own_keep(dev, kept, false, true), CLT_OK);
+    assert_int_equal(clt__gemm_own_keep(dev, lost, false, true), CLT_OK);
+    assert_int_equal(dev->cache_writes, 0);
+    assert_int_equal(count_entries(f->dir), 0);
+    /* Asked for again while still deferred: nothing yet. */
+    assert_int_equal(clt__gemm_own_keep(dev, kept, false, true), CLT_OK);
+    assert_int_equal(dev->cache_writes, 0);
+    dev->defer_binaries = false;
+    assert_int_equal(clt__gemm_own_keep(dev, kept, false, true), CLT_OK);
+    assert_int_equal(dev->cache_writes, 1);
+    assert_int_equal(count_entries(f->dir), 1);
+    assert_int_equal(clt__gemm_own_keep(dev, kept, false, true), CLT_OK);
+    assert_int_equal(dev->cache_writes, 1); /* written once */
+    clt_device_close(dev);
+
+    dev = open_with(f, f->dir, 1);
+    assert_int_equal(clt__gemm_own_keep(dev, kept, false, true), CLT_OK);
+    assert_int_equal(dev->cache_hits, 1);
+    assert_int_equal(clt__gemm_own_keep(dev, lost, false, true), CLT_OK);
+    assert_int_equal(dev->cache_hits, 1);
+    assert_int_equal(dev->cache_writes, 1);
+    clt_device_close(dev);
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -212,6 +250,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unwritable_directory_still_builds, setup, teardown),
         cmocka_unit_test_setup_teardown(disabled_cache_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_builds_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(deferred_binary_written_when_kept, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

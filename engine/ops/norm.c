@@ -416,9 +416,10 @@ enum clt_status clt__layernorm_backward(struct clt_device *dev, int64_t rows, in
     if (!dgamma.mem && !dbeta.mem)
         return CLT_OK;
 
-    st = CLT__RUN(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)d, CLT__I32(ri),
-                  CLT__I32(di), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x), CLT__BUF(dy),
-                  CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(workspace));
+    /* One work-item per chunk and eight columns (cl/norm.cl). */
+    st = CLT__RUN(dev, CLT__K_layernorm_param_partial, (size_t)nchunks * (size_t)((d + 7) / 8),
+                  CLT__I32(ri), CLT__I32(di), CLT__I32(chunk), CLT__I32(nchunks), CLT__BUF(x),
+                  CLT__BUF(dy), CLT__BUF(mean), CLT__BUF(rstd), CLT__BUF(workspace));
     if (st != CLT_OK)
         return st;
 
