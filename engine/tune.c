@@ -36,7 +36,9 @@
  * (library version, platform, device, driver, build options, source hash) with the host
  * BLAS and CLBlast named and the own kernel's search space hashed (clt__gemm_own_space_id). The
  * payload is text (docs/formats.md, "GEMM tuning entries"). A corrupt or foreign entry is logged
- * and ignored; the shapes are timed again.
+ * and ignored; the shapes are timed again. Program binaries: while a shape's candidates are
+ * timed the device defers them (clt_device.defer_binaries); only the chosen configuration's
+ * program is written to the binary cache (clt__gemm_own_keep).
  */
 /* getloadavg (glibc, the BSDs and macOS declare it in stdlib.h outside strict POSIX). */
 #define _DEFAULT_SOURCE
