@@ -3,11 +3,9 @@
  * (attention_rig.h); the tolerances are stated at the top of test_attention.c.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "harness.h"
-#include "cl/shared.h"
 #include "ops/attention.h"
 #include "ref_attention.h"
 #include "attention_rig.h"

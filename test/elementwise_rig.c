@@ -2,14 +2,14 @@
  * elementwise_rig.c: the guarded tensors and the one-op-one-shape check of the elementwise
  * tests (elementwise_rig.h); the tolerances are stated at the top of test_elementwise.c.
  */
+
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "ops/elementwise.h"
 #include "ref_elementwise.h"
-#include "st_tensor.h"
 #include "elementwise_rig.h"
 
 /* GUARD_VALUE as the storage holds it. */

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "harness.h"
 #include "norm_rig.h"
 
 float *fill(size_t n, uint64_t seed, float lo, float hi)

@@ -37,10 +37,10 @@
  * attention_rig.c.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "cl/shared.h"
 #include "ops/attention.h"
 #include "ref_attention.h"

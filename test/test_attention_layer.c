@@ -4,14 +4,12 @@
  * differences, and its refusal of bad options.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
-#include "cl/shared.h"
-#include "ops/attention.h"
 #include "ref_attention.h"
-#include "attention_rig.h"
 
 /* ---- The attention layer through the public API ------------------------------------------ */
 

@@ -40,14 +40,12 @@
  * test_elementwise16.c; the guarded tensors and the one-op check they share in
  * elementwise_rig.c.
  */
-#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "ops/elementwise.h"
 #include "ref_elementwise.h"
-#include "st_tensor.h"
 #include "elementwise_rig.h"
 
 /* ==== Tests ============================================================================= */

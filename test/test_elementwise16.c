@@ -3,14 +3,12 @@
  * linear through the same problems as test_elementwise.c, fill, axpy and aliasing, and sizes
  * checked in storage elements.
  */
-#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "ops/elementwise.h"
 #include "ref_elementwise.h"
-#include "st_tensor.h"
 #include "elementwise_rig.h"
 
 /* ==== 16-bit storage ===================================================================== */

@@ -31,12 +31,11 @@
  * test_norm_layer.c; the helpers and tolerances they share in norm_rig.c and norm_rig.h.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "ops/norm.h"
-#include "ops/pool.h"
 #include "ref_norm.h"
 #include "norm_rig.h"
 

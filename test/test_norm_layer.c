@@ -4,12 +4,11 @@
  * tolerances as test_norm.c says.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "ops/norm.h"
-#include "ops/pool.h"
 #include "ref_norm.h"
 #include "norm_rig.h"
 

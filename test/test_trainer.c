@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "trainer.h"
 #include "trainer_rig.h"
 

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
-#include "trainer.h"
 #include "trainer_rig.h"
 
 /* ---- Whole-network gradients against finite differences ------------------------------- */

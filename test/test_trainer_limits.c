@@ -4,11 +4,10 @@
  * graphs, bad optimizer options, parameter groups by kind and name, and a closed device.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
-#include "trainer.h"
 #include "trainer_rig.h"
 
 /* ---- Memory ----------------------------------------------------------------------------- */

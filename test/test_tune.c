@@ -28,15 +28,10 @@
  * candidates in test_tune_choice.c; 16-bit storage and split-K in test_tune16.c; the fixture
  * and checks they share in tune_rig.c.
  */
-#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "gemm_own.h"
-#include "harness.h"
-#include "ref_gemm.h"
-#include "tune.h"
 #include "tune_rig.h"
 
 static void miss_then_hit(void **state)

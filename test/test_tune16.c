@@ -3,15 +3,11 @@
  * keyed apart by storage, old entries read as fp32, and a wrong 16-bit candidate never
  * chosen.
  */
-#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "gemm_own.h"
-#include "harness.h"
 #include "ref_gemm.h"
-#include "tune.h"
 #include "tune_rig.h"
 
 /* ---- 16-bit storage --------------------------------------------------------------------- */

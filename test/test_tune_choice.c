@@ -4,15 +4,10 @@
  * batch, loaded entries timed again when quiet, and CLBlast's parameters decided, kept and
  * applied.
  */
-#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "gemm_own.h"
-#include "harness.h"
-#include "ref_gemm.h"
-#include "tune.h"
 #include "tune_rig.h"
 
 /* Injected candidates. */

@@ -1,9 +1,9 @@
 /*
  * trainer_rig.c: the helpers of the trainer tests (trainer_rig.h).
  */
+
 #include <stdlib.h>
 
-#include "harness.h"
 #include "trainer_rig.h"
 
 /* x [n, in] -> linear(hidden) -> relu -> linear(classes) -> cross-entropy with y [n]. */

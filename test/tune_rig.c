@@ -2,14 +2,11 @@
  * tune_rig.c: the fixture and checks of the GEMM tuner's tests (tune_rig.h).
  */
 #include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "gemm_own.h"
-#include "harness.h"
 #include "ref_gemm.h"
-#include "tune.h"
 #include "tune_rig.h"
 
 int setup(void **state)
