@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "attention_rig.h"
 #include "ops/attention.h"
 #include "ref_attention.h"
-#include "attention_rig.h"
 
 bool tiled;
 

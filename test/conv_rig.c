@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_conv.h"
 #include "conv_rig.h"
+#include "ref_conv.h"
 
 double tol(int64_t terms)
 {

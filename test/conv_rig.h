@@ -7,6 +7,7 @@
 #define CLTRAIN_TEST_CONV_RIG_H
 
 #include "harness.h"
+#include "ops/conv.h"
 
 #define TOL_TERM 5e-7
 #define TOL_REL 1e-5

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "elementwise_rig.h"
 #include "ops/elementwise.h"
 #include "ref_elementwise.h"
-#include "elementwise_rig.h"
 
 /* GUARD_VALUE as the storage holds it. */
 static float guard_value(enum clt_precision s)

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "precision.h"
 #include "norm16_rig.h"
+#include "precision.h"
 
 const char *storage_name(enum clt_precision s)
 {

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shape_rig.h"
 #include "ops/shape.h"
 #include "precision.h"
-#include "shape_rig.h"
 
 enum clt_precision storage = CLT_PRECISION_FP32;
 

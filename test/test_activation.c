@@ -33,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_activation.h"
 #include "activation_rig.h"
+#include "ref_activation.h"
 
 /* ---- activations against the reference --------------------------------------------- */
 

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "activation_rig.h"
 #include "ref_activation.h"
 #include "st_tensor.h"
-#include "activation_rig.h"
 
 /* ---- 16-bit storage ------------------------------------------------------------------ */
 

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ref_activation.h"
 #include "activation_rig.h"
+#include "ref_activation.h"
 
 /* ---- finite differences -------------------------------------------------------------- */
 

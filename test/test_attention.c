@@ -41,10 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_rig.h"
 #include "cl/shared.h"
 #include "ops/attention.h"
 #include "ref_attention.h"
-#include "attention_rig.h"
 
 static void matches_reference(void **state)
 {

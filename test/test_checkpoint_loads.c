@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
 #include "checkpoint_rig.h"
+#include "safetensors.h"
 
 /* ---- Failed loads -----------------------------------------------------------------------------
  */

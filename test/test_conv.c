@@ -46,8 +46,8 @@
  */
 #include <string.h>
 
-#include "ref_conv.h"
 #include "conv_rig.h"
+#include "ref_conv.h"
 
 static void forward_and_backward(void **state)
 {

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ref_conv.h"
 #include "conv_rig.h"
+#include "ref_conv.h"
 
 /* ==== 16-bit storage: the helper kernels ================================================ */
 

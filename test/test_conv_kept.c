@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_conv.h"
 #include "conv_rig.h"
+#include "ref_conv.h"
 
 /* ---- Kept columns ---------------------------------------------------------------------- */
 

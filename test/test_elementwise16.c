@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "elementwise_rig.h"
 #include "ops/elementwise.h"
 #include "ref_elementwise.h"
-#include "elementwise_rig.h"
 
 /* ==== 16-bit storage ===================================================================== */
 

@@ -45,11 +45,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "loss16_rig.h"
 #include "ops/attention.h"
 #include "ops/loss.h"
 #include "ref_attention.h"
 #include "ref_loss.h"
-#include "loss16_rig.h"
 
 /* Labels in [0, classes), with ignored rows (-1) and out-of-range labels at every third row. */
 static void make_labels(int32_t *labels, int64_t rows, int64_t classes, uint64_t seed)

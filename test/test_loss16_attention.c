@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "loss16_rig.h"
 #include "ops/attention.h"
 #include "ref_attention.h"
-#include "loss16_rig.h"
 
 /* ---- Attention in 16-bit storage ------------------------------------------------------------
  * Both paths through their launchers: the tiled kernels (clt__attention_flash_forward and

@@ -57,9 +57,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "norm16_rig.h"
 #include "ops/norm.h"
 #include "ref_norm.h"
-#include "norm16_rig.h"
 
 /* Per-test setup and teardown: the harness's, and the device put back to fp32 storage and
  * its own type even when a test fails half-way. */

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "norm16_rig.h"
 #include "ops/norm.h"
 #include "ref_norm.h"
-#include "norm16_rig.h"
 
 /* ==== Layer norm ======================================================================== */
 

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "norm_rig.h"
 #include "ops/norm.h"
 #include "ref_norm.h"
-#include "norm_rig.h"
 
 /* ==== Layer norm ======================================================================== */
 

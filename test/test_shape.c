@@ -38,9 +38,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shape_rig.h"
 #include "ops/shape.h"
 #include "ref_shape.h"
-#include "shape_rig.h"
 
 /* ==== Embedding ========================================================================= */
 

@@ -4,8 +4,8 @@
  */
 #include <string.h>
 
-#include "ops/shape.h"
 #include "shape_rig.h"
+#include "ops/shape.h"
 
 /* ==== Views ============================================================================= */
 

@@ -29,8 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trainer.h"
 #include "trainer_rig.h"
+#include "trainer.h"
 
 /* The reference MLP step in double: forward, cross-entropy, backward, SGD update. */
 static void ref_mlp_sgd_step(int n, int in, int hid, int cls, const float *x, const int32_t *y,

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_gemm.h"
 #include "tune_rig.h"
+#include "ref_gemm.h"
 
 /* ---- 16-bit storage --------------------------------------------------------------------- */
 

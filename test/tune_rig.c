@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_gemm.h"
 #include "tune_rig.h"
+#include "ref_gemm.h"
 
 int setup(void **state)
 {
