@@ -28,11 +28,25 @@
  * candidates in test_tune_choice.c; 16-bit storage and split-K in test_tune16.c; the fixture
  * and checks they share in tune_rig.c.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tune_rig.h"
+
+/* The program binaries in dir. */
+static int binaries_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += strstr(e->d_name, ".clbin") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
 
 static void miss_then_hit(void **state)
 {
@@ -48,6 +62,12 @@ static void miss_then_hit(void **state)
     check_entry(&list[0]);
     char chosen[96];
     snprintf(chosen, sizeof chosen, "%s", list[0].chosen);
+    /* Only the chosen configuration's program is cached, not every own candidate's. */
+    int own = 0;
+    for (uint32_t i = 0; i < list[0].candidate_count; i++)
+        own += strncmp(list[0].candidates[i].name, "own ", 4) == 0;
+    assert_true(own >= 3);
+    assert_true(binaries_in(f->dir) < own);
     free(list);
     check_dispatch(dev, &SHAPE);
     clt_device_close(dev);
