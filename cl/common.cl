@@ -76,14 +76,34 @@ CLT_DEFINE_EXP_NONPOS(exp_nonpos8, float8, as_float8, as_int8)
 #define CLT_STORAGE 32
 #endif
 
-/* The bfloat16 bits of x, rounded to nearest even; bf16_bits2/4/8 per lane (16 lanes go as
- * two 8s: a 16-lane function argument changes PoCL's ABI and draws a warning). */
+/* USHORT_VSTORE(N, u, i, p): vstoreN(u, i, p) for a ushortN u (N = 2, 4, 8, 16), written
+ * through a packed struct: one unaligned vector store, where PoCL builds vstoreN of ushort as
+ * N 16-bit stores (the GEMM's bf16 C store, nt 1024 x 384 x 128: 161 -> 177 GFLOP/s). The
+ * packed attribute is core OpenCL C; a device that needs alignment splits the store itself. */
+typedef struct __attribute__((packed)) {
+    ushort2 bits;
+} clt_ushort2_packed;
+typedef struct __attribute__((packed)) {
+    ushort4 bits;
+} clt_ushort4_packed;
+typedef struct __attribute__((packed)) {
+    ushort8 bits;
+} clt_ushort8_packed;
+typedef struct __attribute__((packed)) {
+    ushort16 bits;
+} clt_ushort16_packed;
+#define USHORT_VSTORE(N, u, i, p)                                                                  \
+    (((__global clt_ushort##N##_packed *)((p) + N * (size_t)(i)))->bits = (u))
+
+/* The bfloat16 bits of x, rounded to nearest even; a NaN stays quiet with its sign and top
+ * payload bits. A select, not a branch, so that PoCL's work-group vectorizer keeps a kernel
+ * that stores one element a work-item in vector registers. bf16_bits2/4/8 per lane (16 lanes
+ * go as two 8s: a 16-lane function argument changes PoCL's ABI and draws a warning). */
 ushort bf16_bits(float x)
 {
     const uint u = as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (ushort)((u >> 16) | 0x40u); /* NaN: quiet, sign and top payload kept */
-    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    const uint r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (ushort)select(r, (u >> 16) | 0x40u, (uint)((u & 0x7fffffffu) > 0x7f800000u));
 }
 #define CLT_DEFINE_BF16_BITS(N)                                                                    \
     ushort##N bf16_bits##N(float##N x)                                                             \
@@ -150,28 +170,11 @@ ushort f16_bits(float v)
 #define VLOAD4(i, p) as_float4(convert_uint4(vload4((i), (p))) << 16)
 #define VLOAD8(i, p) as_float8(convert_uint8(vload8((i), (p))) << 16)
 #define VLOAD16(i, p) ((float16)(VLOAD8(2 * (i), (p)), VLOAD8(2 * (i) + 1, (p))))
-/* The stores write a ushortN through a packed struct: one unaligned vector store of the N
- * values, where PoCL builds vstoreN of ushort as N 16-bit stores (the GEMM's bf16 C store,
- * nt 1024 x 384 x 128: 161 -> 177 GFLOP/s). */
-typedef struct __attribute__((packed)) {
-    ushort2 bits;
-} clt_ushort2_packed;
-typedef struct __attribute__((packed)) {
-    ushort4 bits;
-} clt_ushort4_packed;
-typedef struct __attribute__((packed)) {
-    ushort8 bits;
-} clt_ushort8_packed;
-typedef struct __attribute__((packed)) {
-    ushort16 bits;
-} clt_ushort16_packed;
-#define BF16_VSTORE(N, u, i, p)                                                                    \
-    (((__global clt_ushort##N##_packed *)((p) + N * (size_t)(i)))->bits = (u))
-#define VSTORE2(v, i, p) BF16_VSTORE(2, bf16_bits2(v), i, p)
-#define VSTORE4(v, i, p) BF16_VSTORE(4, bf16_bits4(v), i, p)
-#define VSTORE8(v, i, p) BF16_VSTORE(8, bf16_bits8(v), i, p)
+#define VSTORE2(v, i, p) USHORT_VSTORE(2, bf16_bits2(v), i, p)
+#define VSTORE4(v, i, p) USHORT_VSTORE(4, bf16_bits4(v), i, p)
+#define VSTORE8(v, i, p) USHORT_VSTORE(8, bf16_bits8(v), i, p)
 #define VSTORE16(v, i, p)                                                                          \
-    BF16_VSTORE(16, ((ushort16)(bf16_bits8((v).lo), bf16_bits8((v).hi))), i, p)
+    USHORT_VSTORE(16, ((ushort16)(bf16_bits8((v).lo), bf16_bits8((v).hi))), i, p)
 #elif CLT_STORAGE == 32
 #define store_t float
 #define LOAD(p, i) ((p)[i])

@@ -228,7 +228,7 @@ static void store16x4(bool fp16, __global void *a, int i, int end, float4 x)
     __global ushort *b = (__global ushort *)a;
     const ushort4 r = bf16_bits4(x);
     if (end - i >= 4) {
-        vstore4(r, 0, b + i);
+        USHORT_VSTORE(4, r, 0, b + i);
         return;
     }
     b[i] = r.s0;

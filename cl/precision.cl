@@ -81,7 +81,7 @@ __kernel void precision_f32_to_bf16(int n, __global const float *restrict src,
 {
     const int i = 8 * (int)get_global_id(0);
     if (n - i >= 8) {
-        vstore8(bf16_bits8(vload8(0, src + src_off + i)), 0, dst + dst_off + i);
+        USHORT_VSTORE(8, bf16_bits8(vload8(0, src + src_off + i)), 0, dst + dst_off + i);
         return;
     }
     for (int j = i; j < n; j++)
