@@ -39,7 +39,8 @@ uint16_t clt__f32_to_half(enum clt_precision p, float x);
 float clt__half_to_f32(enum clt_precision p, uint16_t h);
 
 /* dst[i] = clt__f32_to_half(p, src[i]) for i < n, the same bits, in blocks the compiler
- * vectorizes (the batch upload of a 16-bit trainer narrows every F32 input this way). */
+ * vectorizes, through F16C (fp16) or AVX2 (bf16) where the x86-64 CPU has them (the batch
+ * upload of a 16-bit trainer narrows every F32 input this way). */
 void clt__f32_to_half_n(enum clt_precision p, const float *src, uint16_t *dst, size_t n);
 
 /* True when the bits are a NaN or an Inf of the format. */
