@@ -138,6 +138,20 @@ static inline uint16_t bf16_bits_select(float x)
  * model vectorizes where it leaves a loop of unknown count scalar. */
 #define NARROW_BLOCK 16
 
+/* dst[i] = the narrowed src[i] for i < n: whole blocks, then the rest one by one. */
+#define DEFINE_NARROW_RANGE(NAME, BITS)                                                            \
+    static inline void NAME(const float *src, uint16_t *dst, size_t n)                             \
+    {                                                                                              \
+        size_t i = 0;                                                                              \
+        for (; n - i >= NARROW_BLOCK; i += NARROW_BLOCK)                                           \
+            for (size_t j = 0; j < NARROW_BLOCK; j++)                                              \
+                dst[i + j] = BITS(src[i + j]);                                                     \
+        for (; i < n; i++)                                                                         \
+            dst[i] = BITS(src[i]);                                                                 \
+    }
+DEFINE_NARROW_RANGE(f16_range, f16_bits_select)
+DEFINE_NARROW_RANGE(bf16_range, bf16_bits_select)
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 
@@ -155,59 +169,39 @@ __attribute__((target("avx,f16c"))) static size_t f16_n_f16c(const float *src, u
     return i;
 }
 
-static size_t f16_n_fast(const float *src, uint16_t *dst, size_t n)
+/* bf16_range compiled for AVX2 (8 lanes against the baseline build's SSE2 4). */
+__attribute__((target("avx2"))) static void bf16_range_avx2(const float *src, uint16_t *dst,
+                                                            size_t n)
 {
-    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx") ? f16_n_f16c(src, dst, n)
-                                                                           : 0;
+    bf16_range(src, dst, n);
 }
 
-/* The bf16 blocks of clt__f32_to_half_n compiled for AVX2 (8 lanes against SSE2's 4): returns
- * how many elements it narrowed. */
-__attribute__((target("avx2"))) static size_t bf16_n_avx2(const float *src, uint16_t *dst, size_t n)
+static void f16_n(const float *src, uint16_t *dst, size_t n)
 {
-    size_t i = 0;
-    for (; n - i >= NARROW_BLOCK; i += NARROW_BLOCK)
-        for (size_t j = 0; j < NARROW_BLOCK; j++)
-            dst[i + j] = bf16_bits_select(src[i + j]);
-    return i;
+    const size_t i = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")
+                         ? f16_n_f16c(src, dst, n)
+                         : 0;
+    f16_range(src + i, dst + i, n - i);
 }
 
-static size_t bf16_n_fast(const float *src, uint16_t *dst, size_t n)
+static void bf16_n(const float *src, uint16_t *dst, size_t n)
 {
-    return __builtin_cpu_supports("avx2") ? bf16_n_avx2(src, dst, n) : 0;
+    if (__builtin_cpu_supports("avx2"))
+        bf16_range_avx2(src, dst, n);
+    else
+        bf16_range(src, dst, n);
 }
 #else
-static size_t f16_n_fast(const float *src, uint16_t *dst, size_t n)
-{
-    (void)src, (void)dst, (void)n;
-    return 0;
-}
-
-static size_t bf16_n_fast(const float *src, uint16_t *dst, size_t n)
-{
-    (void)src, (void)dst, (void)n;
-    return 0;
-}
+#define f16_n f16_range
+#define bf16_n bf16_range
 #endif
 
 void clt__f32_to_half_n(enum clt_precision p, const float *src, uint16_t *dst, size_t n)
 {
-    size_t i = 0;
-    if (p == CLT_PRECISION_BF16) {
-        i = bf16_n_fast(src, dst, n);
-        for (; n - i >= NARROW_BLOCK; i += NARROW_BLOCK)
-            for (size_t j = 0; j < NARROW_BLOCK; j++)
-                dst[i + j] = bf16_bits_select(src[i + j]);
-        for (; i < n; i++)
-            dst[i] = bf16_bits_select(src[i]);
-        return;
-    }
-    i = f16_n_fast(src, dst, n);
-    for (; n - i >= NARROW_BLOCK; i += NARROW_BLOCK)
-        for (size_t j = 0; j < NARROW_BLOCK; j++)
-            dst[i + j] = f16_bits_select(src[i + j]);
-    for (; i < n; i++)
-        dst[i] = f16_bits_select(src[i]);
+    if (p == CLT_PRECISION_BF16)
+        bf16_n(src, dst, n);
+    else
+        f16_n(src, dst, n);
 }
 
 float clt__half_to_f32(enum clt_precision p, uint16_t h)
