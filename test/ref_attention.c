@@ -114,3 +114,27 @@ void ref_attention_backward(const float *q, const float *k, const float *v, cons
 {
     ref_attention_gqa_backward(q, k, v, dout, b, h, h, t, d, scale, causal, dq, dk, dv);
 }
+
+void ref_attention_lse(const float *q, const float *k, int64_t b, int64_t h, int64_t t, int64_t d,
+                       double scale, bool causal, double *lse)
+{
+    double *sc = malloc((size_t)t * sizeof *sc);
+    if (!sc)
+        abort();
+    for (int64_t z = 0; z < b * h; z++)
+        for (int64_t i = 0; i < t; i++) {
+            const int64_t live = causal ? i + 1 : t;
+            double m = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j < live; j++) {
+                double dot = 0.0;
+                for (int64_t c = 0; c < d; c++)
+                    dot += (double)q[(z * t + i) * d + c] * k[(z * t + j) * d + c];
+                sc[j] = dot * scale;
+                m = sc[j] > m ? sc[j] : m;
+            }
+            for (int64_t j = 0; j < live; j++)
+                sum += exp(sc[j] - m);
+            lse[z * t + i] = m + log(sum);
+        }
+    free(sc);
+}

@@ -31,4 +31,10 @@ void ref_attention_backward(const float *q, const float *k, const float *v, cons
                             int64_t b, int64_t h, int64_t t, int64_t d, double scale, bool causal,
                             double *dq, double *dk, double *dv);
 
+/* The log-sum-exp of every score row, lse [B, H, T]: m + log(sum_j exp(s_ij - m)) over the
+ * live keys j, with s_ij = scale q_i . k_j and m the largest of them (what the tiled
+ * attention keeps for its backward). */
+void ref_attention_lse(const float *q, const float *k, int64_t b, int64_t h, int64_t t, int64_t d,
+                       double scale, bool causal, double *lse);
+
 #endif

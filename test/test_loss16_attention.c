@@ -37,29 +37,6 @@ struct att_shape {
     int64_t b, h, hkv, t, d;
 };
 
-/* The reference log-sum-exp of every score row (test_attention.c's ref_lse). */
-static void ref_lse(const float *q, const float *k, const struct att_shape *s, double scale,
-                    bool causal, double *lse)
-{
-    double *sc = clt_test_doubles((size_t)s->t);
-    for (int64_t z = 0; z < s->b * s->h; z++)
-        for (int64_t i = 0; i < s->t; i++) {
-            const int64_t live = causal ? i + 1 : s->t;
-            double m = -INFINITY, sum = 0.0;
-            for (int64_t j = 0; j < live; j++) {
-                double dot = 0.0;
-                for (int64_t c = 0; c < s->d; c++)
-                    dot += (double)q[(z * s->t + i) * s->d + c] * k[(z * s->t + j) * s->d + c];
-                sc[j] = dot * scale;
-                m = sc[j] > m ? sc[j] : m;
-            }
-            for (int64_t j = 0; j < live; j++)
-                sum += exp(sc[j] - m);
-            lse[z * s->t + i] = m + log(sum);
-        }
-    free(sc);
-}
-
 /* Forward, then the backward writing (over NaN) and accumulating, of one shape in storage st on
  * the tiled path or the GEMM path. */
 static void check_attention16(struct clt_device *dev, const struct att_shape *s, bool causal,
@@ -111,7 +88,7 @@ static void check_attention16(struct clt_device *dev, const struct att_shape *s,
                                                       scale, causal),
                          CLT_OK);
         tensor_read(&tlse, got, what);
-        ref_lse(in[0], in[1], s, scale, causal, lse);
+        ref_attention_lse(in[0], in[1], s->b, s->h, s->t, s->d, scale, causal, lse);
         clt_test_assert_close(what, got, lse, rows, atol_fwd, 1e-5);
     } else {
         assert_int_equal(clt__attention_forward(dev, tin[0].buf, tin[1].buf, tin[2].buf, tp.buf,
