@@ -75,7 +75,7 @@ static float2 sigmoid_and_grad(float z)
 static float2 gelu_tanh_and_grad(float x)
 {
     const float x2 = x * x;
-    const float u = GELU_BETA * x * (1.0f + GELU_KAPPA * x2);
+    const float u = GELU_BETA * x * fma(GELU_KAPPA, x2, 1.0f);
     const float2 s = sigmoid_and_grad(2.0f * u);
     const float du = 2.0f * GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * fmin(x2, 1e4f));
     return (float2)(x * s.x, s.x + x * s.y * du);
@@ -92,15 +92,15 @@ static float erfc_fast(float z)
     const float az = fabs(z);
     const float t = 1.0f / (1.0f + 0.5f * az);
     float p = 0.17087277f;
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
+    p = fma(p, t, -0.82215223f);
+    p = fma(p, t, 1.48851587f);
+    p = fma(p, t, -1.13520398f);
+    p = fma(p, t, 0.27886807f);
+    p = fma(p, t, -0.18628806f);
+    p = fma(p, t, 0.09678418f);
+    p = fma(p, t, 0.37409196f);
+    p = fma(p, t, 1.00002368f);
+    p = fma(p, t, -1.26551223f);
     const float c = t * exp_nonpos(p - az * az); /* p < 0 for every t in (0, 1] */
     return z < 0.0f ? 2.0f - c : c;
 }
@@ -123,11 +123,11 @@ static float2 tanh_and_grad(float x)
     const float r = 1.0f / (1.0f + a);
     const float z = x * x;
     float p = -5.70498872745e-3f;
-    p = p * z + 2.06390887954e-2f;
-    p = p * z - 5.37397155531e-2f;
-    p = p * z + 1.33314422036e-1f;
-    p = p * z - 3.33332819422e-1f;
-    const float small = p * z * x + x;
+    p = fma(p, z, 2.06390887954e-2f);
+    p = fma(p, z, -5.37397155531e-2f);
+    p = fma(p, z, 1.33314422036e-1f);
+    p = fma(p, z, -3.33332819422e-1f);
+    const float small = fma(p * z, x, x);
     const float large = copysign((1.0f - a) * r, x);
     return (float2)(ax < 0.625f ? small : large, 4.0f * a * r * r);
 }
