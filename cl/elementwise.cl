@@ -27,7 +27,8 @@
  *   sum_backward        dx[r, c] (+)= dy[r] / divisor
  *   sum_partials        part[j] = sum of x[j], x[j + parts], x[j + 2 parts], ... (< n)
  *   sum_finish          y[0] = (sum of x[0..n)) / divisor
- *   broadcast_backward_part, _wide, _last; sum_axis_part, _wide, _last, and sum_axis4's;
+ *   broadcast_backward_part, _wide, _last; sum_axis_part, _wide, _last, and sum_axis4's and
+ *   sum_axis16's;
  *   sum_partials_wide, sum_finish_wide: the same with float partial sums in or out (below)
  * divisor is 1 for sums and the number of summed elements for means. The full sum of n
  * elements runs sum_partials with parts = ceil(n / 256) as often as needed to bring the
@@ -66,6 +67,7 @@
  *   sum_axis                                      3-D (i, p, o), one per partial sum, walking
  *                                                 its chunk in order (at most `chunk` terms)
  *   sum_axis4 (inner a multiple of 4)             the same, four neighbouring columns each
+ *   sum_axis16 (inner a multiple of 16)           the same, sixteen neighbouring columns each
  *   broadcast_forward                             3-D (c0, c1, z), z over axes 2..5
  *   broadcast_backward                            1-D, one per element of dx [nx, parts]
  *   sum_partials                                  1-D, one per partial sum
@@ -111,6 +113,8 @@ float sum_value(float2 acc)
 #define STOREF(p, i, v) ((p)[i] = (v))
 #define VLOADF4(i, p) vload4((i), (p))
 #define VSTOREF4(v, i, p) vstore4((v), (i), (p))
+#define VLOADF16(i, p) vload16((i), (p))
+#define VSTOREF16(v, i, p) vstore16((v), (i), (p))
 
 /* Stores a gradient: overwrite, or add to what is there. */
 void grad_store(__global store_t *dx, int i, int accumulate, float g)
@@ -402,27 +406,27 @@ __kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, 
         ST_D(dst, at, accumulate ? LD_D(dst, at) + g : g);                                         \
     }
 
-/* sum_axis over four neighbouring columns at once (inner a multiple of 4): work-item
- * (i4, p, o) sums columns 4 i4 .. 4 i4 + 3 with the same operations, lane by lane, as
- * sum_axis (sum_add's branch as a select), so both give the same bits. */
-#define SUM_AXIS4_BODY(VLD, VLD_D, VST_D)                                                          \
+/* sum_axis over W neighbouring columns at once (inner a multiple of W; W 4 or 16, VT floatW):
+ * work-item (iw, p, o) sums columns W iw .. W iw + W - 1 with the same operations, lane by
+ * lane, as sum_axis (sum_add's branch as a select), so every width gives the same bits. */
+#define SUM_AXISV_BODY(W, VT, VLD, VLD_D, VST_D)                                                   \
     {                                                                                              \
-        const int i = get_global_id(0) * 4, p = get_global_id(1), o = get_global_id(2);            \
+        const int i = get_global_id(0) * W, p = get_global_id(1), o = get_global_id(2);            \
         if (i >= inner || p >= parts || o >= outer)                                                \
             return;                                                                                \
         const int first = p * chunk, last = min(count, first + chunk);                             \
         const int base = o * count * inner + i;                                                    \
-        float4 sum = (float4)(0.0f), low = (float4)(0.0f);                                         \
+        VT sum = (VT)(0.0f), low = (VT)(0.0f);                                                     \
         for (int k = first; k < last; k++) {                                                       \
             const int at = base + k * inner;                                                       \
-            float4 v = VLD(0, src + src_off + at);                                                 \
+            VT v = VLD(0, src + src_off + at);                                                     \
             if (product)                                                                           \
                 v = v * VLD(0, x + x_off + at);                                                    \
-            const float4 t = sum + v;                                                              \
+            const VT t = sum + v;                                                                  \
             low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));       \
             sum = t;                                                                               \
         }                                                                                          \
-        const float4 g = sign * select(sum + low, sum, isinf(sum)) / divisor;                      \
+        const VT g = sign * select(sum + low, sum, isinf(sum)) / divisor;                          \
         const int at = dst_off + (o * parts + p) * inner + i;                                      \
         VST_D(accumulate ? VLD_D(0, dst + at) + g : g, 0, dst + at);                               \
     }
@@ -498,22 +502,42 @@ __kernel void sum_axis_last(SUM_AXIS_PARAMS(float, store_t))
 
 __kernel void sum_axis4(SUM_AXIS_PARAMS(store_t, store_t))
 {
-    SUM_AXIS4_BODY(VLOAD4, VLOAD4, VSTORE4);
+    SUM_AXISV_BODY(4, float4, VLOAD4, VLOAD4, VSTORE4);
 }
 
 __kernel void sum_axis4_part(SUM_AXIS_PARAMS(store_t, float))
 {
-    SUM_AXIS4_BODY(VLOAD4, VLOADF4, VSTOREF4);
+    SUM_AXISV_BODY(4, float4, VLOAD4, VLOADF4, VSTOREF4);
 }
 
 __kernel void sum_axis4_wide(SUM_AXIS_PARAMS(float, float))
 {
-    SUM_AXIS4_BODY(VLOADF4, VLOADF4, VSTOREF4);
+    SUM_AXISV_BODY(4, float4, VLOADF4, VLOADF4, VSTOREF4);
 }
 
 __kernel void sum_axis4_last(SUM_AXIS_PARAMS(float, store_t))
 {
-    SUM_AXIS4_BODY(VLOADF4, VLOAD4, VSTORE4);
+    SUM_AXISV_BODY(4, float4, VLOADF4, VLOAD4, VSTORE4);
+}
+
+__kernel void sum_axis16(SUM_AXIS_PARAMS(store_t, store_t))
+{
+    SUM_AXISV_BODY(16, float16, VLOAD16, VLOAD16, VSTORE16);
+}
+
+__kernel void sum_axis16_part(SUM_AXIS_PARAMS(store_t, float))
+{
+    SUM_AXISV_BODY(16, float16, VLOAD16, VLOADF16, VSTOREF16);
+}
+
+__kernel void sum_axis16_wide(SUM_AXIS_PARAMS(float, float))
+{
+    SUM_AXISV_BODY(16, float16, VLOADF16, VLOADF16, VSTOREF16);
+}
+
+__kernel void sum_axis16_last(SUM_AXIS_PARAMS(float, store_t))
+{
+    SUM_AXISV_BODY(16, float16, VLOADF16, VLOAD16, VSTORE16);
 }
 
 __kernel void sum_partials(int n, int parts, __global const store_t *x, int x_off,

@@ -71,10 +71,10 @@ static void bias_and_row_sums(void **state)
     static const int64_t big[][3] = {{1, 1, 0},    {1, 37, 0},   {5, 19, 0},   {37, 1, 0},
                                      {130, 67, 0}, {1000, 3, 0}, {64, 5, 0},   {65, 65, 0},
                                      {4097, 2, 0}, {3, 4097, 0}, {4097, 8, 0}, {130, 68, 0},
-                                     {7, 64, 0},   {131, 96, 0}};
-    /* Columns in fours take sum_axis4. */
-    static const int64_t small[][3] = {{1, 1, 0},  {1, 37, 0}, {5, 19, 0}, {13, 3, 0},
-                                       {65, 3, 0}, {3, 65, 0}, {65, 4, 0}, {5, 32, 0}};
+                                     {7, 64, 0},   {131, 96, 0}, {4097, 48, 0}};
+    /* Columns in fours take sum_axis4, in sixteens sum_axis16 on a CPU. */
+    static const int64_t small[][3] = {{1, 1, 0},  {1, 37, 0}, {5, 19, 0}, {13, 3, 0}, {65, 3, 0},
+                                       {3, 65, 0}, {65, 4, 0}, {5, 32, 0}, {65, 16, 0}};
     bool is_small = clt_test_small();
     const enum op ops[] = {OP_BIAS, OP_SUM_ROWS, OP_MEAN_ROWS};
     for (size_t o = 0; o < COUNT(ops); o++)
@@ -125,44 +125,50 @@ static void sums_longer_than_a_work_item_loop(void **state)
     free(dy);
 }
 
-/* sum_axis4 (columns in fours) adds lane by lane as sum_axis does: the column sums of X
- * [rows, 68] (four at a time) equal, bit for bit, the row sums of its transpose (inner 1,
- * one at a time), which add the same values in the same chunks and order. */
-static void four_columns_sum_as_one(void **state)
+/* sum_axis4 and sum_axis16 (columns in fours, in sixteens on a CPU) add lane by lane as
+ * sum_axis does: the column sums of X [rows, cols] equal, bit for bit, the row sums of its
+ * transpose (inner 1, one at a time), which add the same values in the same chunks and order.
+ * 68 columns take sum_axis4, 80 sum_axis16 on a CPU (sum_axis4 elsewhere). */
+static void columns_sum_at_every_width_as_one(void **state)
 {
     struct clt_device *dev = *state;
-    const size_t rows = clt_test_small() ? 70 : 4099, cols = 68, n = rows * cols;
-    float *x = malloc(n * sizeof *x), *xt = malloc(n * sizeof *xt);
-    float by4[68], by1[68];
-    assert_true(x && xt);
-    clt_test_fill(x, n, 77, -1.0f, 1.0f);
-    x[5 * cols + 1] = 16777216.0f; /* a column whose compensation matters */
-    for (size_t r = 0; r < rows; r++)
+    const size_t widths[] = {68, 80};
+    for (size_t w = 0; w < COUNT(widths); w++) {
+        const size_t rows = clt_test_small() ? 70 : 4099, cols = widths[w], n = rows * cols;
+        float *x = malloc(n * sizeof *x), *xt = malloc(n * sizeof *xt);
+        float byv[80], by1[80];
+        assert_true(x && xt);
+        clt_test_fill(x, n, 77, -1.0f, 1.0f);
+        x[5 * cols + 1] = 16777216.0f; /* a column whose compensation matters */
+        x[9 * cols + cols - 1] = -16777216.0f;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < cols; c++)
+                xt[c * rows + r] = x[r * cols + c];
+        size_t ws = (size_t)(clt__sum_axis_workspace_bytes(1, (int64_t)rows, (int64_t)cols) /
+                             sizeof(float));
+        struct tensor tx = tensor_new(dev, x, n), txt = tensor_new(dev, xt, n);
+        struct tensor ta = tensor_new(dev, NULL, cols), tb = tensor_new(dev, NULL, cols);
+        struct tensor tws = tensor_new(dev, NULL, ws);
+        assert_int_equal(clt__bias_backward(dev, (int64_t)rows, (int64_t)cols, tensor_buf(&tx),
+                                            NONE, tensor_buf(&ta), false, tensor_buf(&tws)),
+                         CLT_OK);
+        assert_int_equal(clt__sum_rows_forward(dev, (int64_t)cols, (int64_t)rows, tensor_buf(&txt),
+                                               tensor_buf(&tb), tensor_buf(&tws)),
+                         CLT_OK);
+        tensor_read(&ta, byv, "column sums by four or sixteen");
+        tensor_read(&tb, by1, "row sums of the transpose");
         for (size_t c = 0; c < cols; c++)
-            xt[c * rows + r] = x[r * cols + c];
-    size_t ws =
-        (size_t)(clt__sum_axis_workspace_bytes(1, (int64_t)rows, (int64_t)cols) / sizeof(float));
-    struct tensor tx = tensor_new(dev, x, n), txt = tensor_new(dev, xt, n);
-    struct tensor ta = tensor_new(dev, NULL, cols), tb = tensor_new(dev, NULL, cols);
-    struct tensor tws = tensor_new(dev, NULL, ws);
-    assert_int_equal(clt__bias_backward(dev, (int64_t)rows, (int64_t)cols, tensor_buf(&tx), NONE,
-                                        tensor_buf(&ta), false, tensor_buf(&tws)),
-                     CLT_OK);
-    assert_int_equal(clt__sum_rows_forward(dev, (int64_t)cols, (int64_t)rows, tensor_buf(&txt),
-                                           tensor_buf(&tb), tensor_buf(&tws)),
-                     CLT_OK);
-    tensor_read(&ta, by4, "column sums by four");
-    tensor_read(&tb, by1, "row sums of the transpose");
-    for (size_t c = 0; c < cols; c++)
-        if (memcmp(&by4[c], &by1[c], sizeof by4[c]) != 0)
-            fail_msg("column %zu: %.9g by four, %.9g one at a time", c, by4[c], by1[c]);
-    tensor_free(&tx);
-    tensor_free(&txt);
-    tensor_free(&ta);
-    tensor_free(&tb);
-    tensor_free(&tws);
-    free(x);
-    free(xt);
+            if (memcmp(&byv[c], &by1[c], sizeof byv[c]) != 0)
+                fail_msg("%zu columns, column %zu: %.9g several at a time, %.9g one at a time",
+                         cols, c, byv[c], by1[c]);
+        tensor_free(&tx);
+        tensor_free(&txt);
+        tensor_free(&ta);
+        tensor_free(&tb);
+        tensor_free(&tws);
+        free(x);
+        free(xt);
+    }
 }
 
 static void full_sums(void **state)
@@ -412,7 +418,7 @@ int main(void)
         CLT_DEVICE_TEST(bias_and_row_sums),
         CLT_DEVICE_TEST(full_sums),
         CLT_DEVICE_TEST(sums_longer_than_a_work_item_loop),
-        CLT_DEVICE_TEST(four_columns_sum_as_one),
+        CLT_DEVICE_TEST(columns_sum_at_every_width_as_one),
         CLT_DEVICE_TEST(linear),
         CLT_DEVICE_TEST(fill_and_axpy),
         CLT_DEVICE_TEST(outputs_may_alias_inputs),

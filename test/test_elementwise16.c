@@ -17,18 +17,19 @@
  * problems as above (guards, odd offsets, accumulate, skipped gradients, every gradient in
  * one call) on inputs rounded to the storage: the elementwise ops; bias and row sums with
  * sums along an axis of one round (5), two (65: sum_axis_part and _last) and three (4099:
- * _wide too), in ones and in fours of columns (bias: and in whole 32-column blocks, which take
- * bias_forward_cols32); full sums of one chunk, of one round of
- * partials (257: sum_finish_wide) and of two (66001: sum_partials_wide). */
+ * _wide too), in ones, fours and sixteens of columns (bias: and in whole 32-column blocks, which
+ * take bias_forward_cols32); full sums of one chunk, of one round of partials (257:
+ * sum_finish_wide) and of two (66001: sum_partials_wide). */
 void ops_in_16_bit(void **state)
 {
     struct clt_device *dev = *state;
     static const int64_t ew_big[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}, {1, 1000, 0}};
     static const int64_t ew_small[][3] = {{1, 1, 0}, {1, 37, 0}, {1, 64, 0}};
-    static const int64_t axis_big[][3] = {{5, 19, 0},   {65, 3, 0},   {65, 8, 0}, {4099, 3, 0},
-                                          {4099, 8, 0}, {3, 4099, 0}, {7, 64, 0}};
-    static const int64_t axis_small[][3] = {
-        {5, 19, 0}, {65, 3, 0}, {65, 4, 0}, {3, 65, 0}, {5, 32, 0}};
+    static const int64_t axis_big[][3] = {{5, 19, 0},   {65, 3, 0},   {65, 8, 0},
+                                          {4099, 3, 0}, {4099, 8, 0}, {3, 4099, 0},
+                                          {7, 64, 0},   {65, 48, 0},  {4099, 16, 0}};
+    static const int64_t axis_small[][3] = {{5, 19, 0}, {65, 3, 0}, {65, 4, 0},
+                                            {3, 65, 0}, {5, 32, 0}, {65, 16, 0}};
     static const int64_t sums_big[][3] = {{1, 1, 0}, {1, 257, 0}, {1, 66001, 0}};
     static const int64_t sums_small[][3] = {{1, 1, 0}, {1, 257, 0}};
     const bool small = clt_test_small();
