@@ -32,17 +32,17 @@
     T NAME(T x)                                                                                    \
     {                                                                                              \
         const T xc = select(x, (T)(-87.0f), x < (T)(-87.0f)); /* NaN stays NaN */                  \
-        const T t = fma(xc, (T)(1.44269504088896341f), (T)(12582912.0f));                                       \
+        const T t = fma(xc, (T)(1.44269504088896341f), (T)(12582912.0f));                          \
         const T k = t - 12582912.0f;                                                               \
-        T r = fma(k, (T)(-0.693359375f), xc);                                                               \
-        r = fma(k, (T)(2.12194440e-4f), r);                                                                \
+        T r = fma(k, (T)(-0.693359375f), xc);                                                      \
+        r = fma(k, (T)(2.12194440e-4f), r);                                                        \
         T p = (T)(1.9875691500e-4f);                                                               \
-        p = fma(p, r, (T)(1.3981999507e-3f));                                                              \
-        p = fma(p, r, (T)(8.3334519073e-3f));                                                              \
-        p = fma(p, r, (T)(4.1665795894e-2f));                                                              \
-        p = fma(p, r, (T)(1.6666665459e-1f));                                                              \
-        p = fma(p, r, (T)(5.0000001201e-1f));                                                              \
-        p = fma(p, r * r, r) + 1.0f;                                                                \
+        p = fma(p, r, (T)(1.3981999507e-3f));                                                      \
+        p = fma(p, r, (T)(8.3334519073e-3f));                                                      \
+        p = fma(p, r, (T)(4.1665795894e-2f));                                                      \
+        p = fma(p, r, (T)(1.6666665459e-1f));                                                      \
+        p = fma(p, r, (T)(5.0000001201e-1f));                                                      \
+        p = fma(p, r * r, r) + 1.0f;                                                               \
         const T two_k = AS_T((AS_I(t) - 0x4B400000 + 127) << 23);                                  \
         return select(p * two_k, (T)(0.0f), x < (T)(-87.0f));                                      \
     }
