@@ -45,7 +45,7 @@
  *
  * Numerics: every softmax subtracts the row max before exp, so exp never overflows and the
  * row sum lies in [1, cols]; softmax_forward's exp is common.cl's exp_nonpos8 (relative error <=
- * 8e-8, no built-in, which PoCL runs one element at a time). Cross-entropy is computed from z =
+ * 8.2e-8, no built-in, which PoCL runs one element at a time). Cross-entropy is computed from z =
  * logits - max (never from a log-sum-exp of the magnitude of the logits), so logits of 1e4 lose
  * nothing to cancellation. Sums of squares use separate multiply and add (FP_CONTRACT is off, no
  * fma).
