@@ -559,10 +559,12 @@ enum clt_status clt__gemm_host(struct clt_device *dev, const struct clt_gemm_sha
 enum clt_status clt__tune_setup(struct clt_device *dev);
 void clt__tune_teardown(struct clt_device *dev);
 
-/* Starts a tuning session (trainer creation, `cltrain tune`): misses met by clt__gemm until
- * clt__tune_end are timed, within the session's time budget. Sessions do not nest; end
- * writes the cache entry when something new was learnt. No-ops when dev->tune is NULL. */
-void clt__tune_begin(struct clt_device *dev);
+/* Starts a tuning session: misses met by clt__gemm until clt__tune_end are timed, within the
+ * session's time budget (CLTRAIN_TUNE_BUDGET, else 60 s for an explicit session,
+ * clt_device_gemm_tune and so `cltrain tune`, and 10 s for trainer creation). Sessions do not
+ * nest; end writes the cache entry when something new was learnt. No-ops when dev->tune is
+ * NULL. */
+void clt__tune_begin(struct clt_device *dev, bool explicit_session);
 void clt__tune_end(struct clt_device *dev);
 
 /* The implementation for a resolved shape in dev->storage: the cached choice; on a miss

@@ -18,9 +18,14 @@
  *
  * Timing one shape is tune_time.c's part.
  *
- * A session (trainer creation, clt_device_gemm_tune) has a budget, CLTRAIN_TUNE_BUDGET
- * seconds (default 60); past it, further misses get the default without timing and are not
- * stored, so a later session times them.
+ * A session has a budget, CLTRAIN_TUNE_BUDGET seconds, by default EXPLICIT_BUDGET_SECONDS for
+ * clt_device_gemm_tune (`cltrain tune`, `cltrain devices --warm`) and CREATE_BUDGET_SECONDS
+ * for trainer creation: on a cold machine timing a shape means compiling its candidates
+ * (about 20 s for one of the cnn's shapes on a 2-core PoCL machine, its compile-only cold
+ * start 20 s), and the first step should not wait minutes for it. Past the budget, further
+ * misses get the default without timing, and a shape whose candidates the budget ran out
+ * among keeps the best of those timed for the run (entry.partial), never written; a later
+ * session times them.
  *
  * Load: each entry keeps the system's load average per core when its shape was timed. A
  * shape timed while the machine was oversubscribed (more than LOADED runnable threads per
@@ -53,7 +58,8 @@
 #include "internal.h"
 #include "tune.h"
 
-#define DEFAULT_BUDGET_SECONDS 60.0
+#define EXPLICIT_BUDGET_SECONDS 60.0
+#define CREATE_BUDGET_SECONDS 10.0
 #define MAX_ENTRIES 4096
 #define PAYLOAD_MAGIC "cltrain-tune 1"
 #define LOADED 2.0
@@ -294,8 +300,8 @@ static char *format_payload(const struct clt__tune *tu, size_t *size)
     }
     for (size_t i = 0; i < tu->count; i++) {
         const struct clt_gemm_tuning *t = &tu->entries[i].t;
-        if (tu->entries[i].impl == CLT__GEMM_IMPL_TEST)
-            continue; /* another process could not run it */
+        if (tu->entries[i].impl == CLT__GEMM_IMPL_TEST || tu->entries[i].partial)
+            continue; /* another process could not run it; not every candidate was timed */
         len += (size_t)snprintf(out + len, cap - len,
                                 "shape %d %d %lld %lld %lld %lld %u%s%s\n"
                                 "chosen %s\n",
@@ -375,7 +381,7 @@ enum clt_status clt__tune_setup(struct clt_device *dev)
         return CLT_ERR_NO_MEMORY;
     const char *env = getenv("CLTRAIN_TUNE");
     tu->enabled = !(env && strcmp(env, "0") == 0);
-    tu->budget = DEFAULT_BUDGET_SECONDS;
+    tu->budget = -1; /* the session's default */
     env = getenv("CLTRAIN_TUNE_BUDGET");
     if (env && *env) {
         char *end;
@@ -385,8 +391,8 @@ enum clt_status clt__tune_setup(struct clt_device *dev)
         else
             clt__log(&dev->log, CLT_LOG_WARN,
                      "CLTRAIN_TUNE_BUDGET=%s is not a number of "
-                     "seconds; using %.0f",
-                     env, DEFAULT_BUDGET_SECONDS);
+                     "seconds; using %.0f (trainer creation) and %.0f (explicit tuning)",
+                     env, CREATE_BUDGET_SECONDS, EXPLICIT_BUDGET_SECONDS);
     }
     dev->tune = tu;
     if (!dev->cache_dir[0] || !tu->enabled)
@@ -429,13 +435,16 @@ void clt__tune_teardown(struct clt_device *dev)
     dev->tune = NULL;
 }
 
-void clt__tune_begin(struct clt_device *dev)
+void clt__tune_begin(struct clt_device *dev, bool explicit_session)
 {
     struct clt__tune *tu = dev->tune;
     if (!tu)
         return;
     if (tu->session++ == 0) {
         tu->session_start = clt__tune_now();
+        tu->session_budget = tu->budget >= 0    ? tu->budget
+                             : explicit_session ? EXPLICIT_BUDGET_SECONDS
+                                                : CREATE_BUDGET_SECONDS;
         tu->budget_said = false;
     }
 }
@@ -583,17 +592,24 @@ static bool timed_loaded(struct clt__tune *tu, const struct clt__tune_entry *e)
     return e->load < 0 ? now < QUIET : now < LOADED && now <= e->load / 2;
 }
 
+bool clt__tune_budget_spent(const struct clt__tune *tu, uint32_t timed)
+{
+    if (tu->test_budget_candidates)
+        return timed >= tu->test_budget_candidates;
+    return clt__tune_now() - tu->session_start >= tu->session_budget;
+}
+
 /* Whether the session's budget leaves time to time a shape (said once when not). */
 static bool budget_left(struct clt_device *dev, struct clt__tune *tu)
 {
-    if (clt__tune_now() - tu->session_start < tu->budget)
+    if (!clt__tune_budget_spent(tu, 0))
         return true;
     if (!tu->budget_said)
         clt__log(&dev->log, CLT_LOG_WARN,
                  "gemm tuning: the budget of %.0f s "
                  "(CLTRAIN_TUNE_BUDGET) is spent; further shapes use the default until "
-                 "a later run times them",
-                 tu->budget);
+                 "a later run times them (`cltrain tune` times them all ahead of time)",
+                 tu->session_budget);
     tu->budget_said = true;
     return false;
 }
@@ -610,15 +626,16 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     struct clt__tune_entry *e = find(tu, g, storage);
     if (e) {
         /* Timed on an oversubscribed machine: timed again in a session that finds it at
-         * most half as loaded, and no longer oversubscribed. */
-        if (tu->timing || !timed_loaded(tu, e) || !budget_left(dev, tu))
+         * most half as loaded, and no longer oversubscribed; chosen among some candidates
+         * only (partial): timed again while the budget lasts. */
+        if (tu->timing || !(e->partial || timed_loaded(tu, e)) || !budget_left(dev, tu))
             return stored(dev, e, g, cfg);
-        if (e->load < 0)
+        if (!e->partial && e->load < 0)
             clt__log(&dev->log, CLT_LOG_INFO,
                      "gemm tuning: m=%lld n=%lld k=%lld was timed at an unknown load: timing "
                      "it again",
                      (long long)g->m, (long long)g->n, (long long)g->k);
-        else
+        else if (!e->partial)
             clt__log(&dev->log, CLT_LOG_INFO,
                      "gemm tuning: m=%lld n=%lld k=%lld was timed at a load of %.1f per core, "
                      "now %.1f: timing it again",
@@ -676,6 +693,21 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
             best = fresh.t.candidates[i].gflops;
     clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: chose %s (%.1f GFLOP/s) in %.1f s",
              fresh.t.chosen, best, clt__tune_now() - t0);
+    if (fresh.partial) {
+        /* Kept for this run (in memory, never written) unless an entry stands already. */
+        clt__log(&dev->log, CLT_LOG_INFO,
+                 "gemm tuning: the budget ran out after %u candidates of m=%lld n=%lld k=%lld: "
+                 "%s serves this run, not stored; a later run times them all",
+                 fresh.t.candidate_count, (long long)g->m, (long long)g->n, (long long)g->k,
+                 e ? "the stored choice" : "the best of them");
+        if (e)
+            return stored(dev, e, g, cfg);
+        e = add(tu);
+        if (e)
+            *e = fresh;
+        *cfg = fresh.cfg;
+        return fresh.impl;
+    }
     /* The chosen configuration's program is cached now, the other candidates' not at all. */
     if (fresh.impl == CLT__GEMM_IMPL_OWN &&
         clt__gemm_own_keep(dev, &fresh.cfg, g->trans_a, g->trans_b) != CLT_OK)
@@ -700,7 +732,7 @@ enum clt_status clt_device_gemm_tune(struct clt_device *dev, const struct clt_ge
     if (clt__device_usable(dev) != CLT_OK || (count > 0 && !shapes))
         return CLT_ERR_INVALID_ARGUMENT;
     enum clt_status st = CLT_OK;
-    clt__tune_begin(dev);
+    clt__tune_begin(dev, true);
     for (size_t i = 0; st == CLT_OK && i < count; i++) {
         struct clt_gemm_shape g;
         int64_t sa, sb, sc;

@@ -17,13 +17,15 @@ struct clt__tune_entry {
     struct clt_gemm_tuning t; /* the public record */
     enum clt__gemm_impl impl;
     struct clt__gemm_config cfg;
-    double load; /* the load average per core when it was timed; < 0 not known */
+    double load;  /* the load average per core when it was timed; < 0 not known */
+    bool partial; /* the budget ran out among its candidates: this run's choice, never written */
 };
 
 /* A device's tuner (dev->tune). */
 struct clt__tune {
-    bool enabled; /* CLTRAIN_TUNE is not 0 */
-    double budget;
+    bool enabled;          /* CLTRAIN_TUNE is not 0 */
+    double budget;         /* CLTRAIN_TUNE_BUDGET's seconds; < 0: the session kind's default */
+    double session_budget; /* the seconds of the session in progress */
     struct clt__tune_entry *entries;
     size_t count, cap;
     bool dirty;        /* entries not yet written */
@@ -38,6 +40,8 @@ struct clt__tune {
     clt__gemm_fn test_fn;
     bool recording;   /* clt__tune_record_start/stop */
     double test_load; /* tests: > 0 stands for the load average per core (0: the system's) */
+    uint32_t test_budget_candidates; /* tests: the budget runs out after this many candidates
+                                      * of a shape (0: the clock decides) */
     /* CLBlast's Xgemm parameters on this device (tune_clblast.c): decided once per cache
      * entry; xgemm_set false keeps CLBlast's own. */
     bool xgemm_decided, xgemm_set;
@@ -51,6 +55,10 @@ struct clt__tune {
 
 /* Seconds of a monotonic clock. */
 double clt__tune_now(void);
+
+/* Whether the session's budget is spent once `timed` candidates of a shape are (the clock,
+ * or tu->test_budget_candidates). */
+bool clt__tune_budget_spent(const struct clt__tune *tu, uint32_t timed);
 
 /* The name a candidate has in reports and in the cache entry: "own <configuration>",
  * "clblast", "host <library>" (cfg is read for the own kernel only). */

@@ -371,6 +371,12 @@ enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_ge
 
     double best = 0;
     for (uint32_t i = 0; i < n; i++) {
+        /* The session's budget spent: the candidates timed so far decide, for this run. */
+        if (i > 0 && best > 0 && clt__tune_budget_spent(tu, i)) {
+            e->partial = true;
+            n = i;
+            break;
+        }
         struct clt_gemm_candidate *c = &e->t.candidates[i];
         struct trial *t = &trials[i];
         if (t->impl == CLT__GEMM_IMPL_TEST)

@@ -2,12 +2,13 @@
  * test_tune.c: the GEMM tuner on a real device: a miss times the candidates and writes an
  * entry, a hit reads it back without timing, a corrupt or foreign entry is timed again, an
  * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
- * nothing, a stored choice the device cannot run gives way to the best stored one that can, a
- * shape timed under load (or at an unknown load) is timed again when the machine is quiet, an
- * injected candidate that computes a wrong result is never chosen, one that fails is skipped with a
- * log line, and the chosen implementation computes what the C reference does. CLBlast's Xgemm
- * parameters are decided once, kept in the entry, handed to CLBlast when it is read (which then
- * still computes correctly), and a malformed parameter line makes the entry corrupt.
+ * nothing, a budget spent among a shape's candidates keeps their best for the run only, a stored
+ * choice the device cannot run gives way to the best stored one that can, a shape timed under load
+ * (or at an unknown load) is timed again when the machine is quiet, an injected candidate that
+ * computes a wrong result is never chosen, one that fails is skipped with a log line, and the
+ * chosen implementation computes what the C reference does. CLBlast's Xgemm parameters are decided
+ * once, kept in the entry, handed to CLBlast when it is read (which then still computes correctly),
+ * and a malformed parameter line makes the entry corrupt.
  *
  * 16-bit storage: choices are kept per storage (fp32, fp16, bf16 entries of one shape side by
  * side, read back with their storage); an entry written before the storage existed reads as
@@ -239,6 +240,46 @@ static void tune_zero_times_nothing(void **state)
     unsetenv("CLTRAIN_TUNE");
 }
 
+/* A budget that runs out among a shape's candidates: the best of those timed serves the run,
+ * that shape is never written (another one timed whole in the same run is), and a later
+ * session with budget times it whole. */
+static void budget_spent_among_candidates(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_gemm_shape other = SHAPE;
+    other.m += 4;
+    struct clt_device *dev = open_with(f, f->dir);
+    dev->tune->test_budget_candidates = 2;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "the budget ran out after 2 candidates"));
+    struct clt_gemm_tuning *list;
+    assert_int_equal(tunings(dev, &list), 1);
+    assert_int_equal(list[0].candidate_count, 2);
+    check_entry(&list[0]);
+    free(list);
+    check_dispatch(dev, &SHAPE);
+    dev->tune->test_budget_candidates = 0;
+    assert_int_equal(clt_device_gemm_tune(dev, &other, 1), CLT_OK);
+    clt_device_close(dev);
+    char path[256];
+    assert_true(tune_file(f->dir, path, sizeof path));
+
+    /* The next process reads the other shape only, and times this one whole. */
+    dev = open_with(f, f->dir);
+    assert_int_equal(tunings(dev, &list), 1);
+    assert_int_equal(list[0].m, other.m);
+    free(list);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_int_equal(tunings(dev, &list), 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(list[i].candidate_count > 2);
+        check_entry(&list[i]);
+    }
+    free(list);
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+}
+
 /* A spent budget times nothing more: the shape gets the default and is not stored. */
 static void spent_budget_times_nothing(void **state)
 {
@@ -270,6 +311,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unwritable_cache_tunes_in_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(tune_zero_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(spent_budget_times_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(budget_spent_among_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(unusable_choice_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),

@@ -208,7 +208,7 @@ void loaded_entries_are_timed_again_when_quiet(void **state)
      * session on a quiet machine (below 1 per core). */
     dev->tune->entries[0].load = -1;
     dev->tune->dirty = true;
-    clt__tune_begin(dev);
+    clt__tune_begin(dev, true);
     clt__tune_end(dev); /* writes the entry */
     clt_device_close(dev);
     dev = open_with(f, f->dir);

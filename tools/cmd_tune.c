@@ -26,7 +26,8 @@ static const char *const summary =
     "  `cltrain train` uses (mlp 128, cnn 32, gpt 16) unless --batch is given\n"
     "  --show: print what the cache holds for the device, per shape and storage (fp32, or\n"
     "  fp16/bf16 for mixed-precision plans; --json: as JSON), and tune nothing\n"
-    "  CLTRAIN_TUNE_BUDGET bounds the seconds one model's tuning may take (default 60).\n"
+    "  CLTRAIN_TUNE_BUDGET bounds the seconds one model's tuning may take (default 60 here,\n"
+    "  10 in trainer creation).\n"
     "Exit status: 0 success, 1 failure, 2 bad usage.";
 
 static int64_t default_batch(const char *kind)

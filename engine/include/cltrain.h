@@ -132,7 +132,8 @@
  * CLTRAIN_CACHE      0 disables the program binary cache
  * CLTRAIN_GEMM       clblast, own or auto: the GEMM backend when the options say AUTO
  * CLTRAIN_TUNE       0: under AUTO, use the default GEMM per shape without timing
- * CLTRAIN_TUNE_BUDGET  seconds one tuning session (trainer creation) may spend (60)
+ * CLTRAIN_TUNE_BUDGET  seconds one tuning session may spend (trainer creation 10,
+ *                      clt_device_gemm_tune 60)
  * CLTRAIN_HOST_BLAS  0: never use the host's BLAS on CPU devices
  * CLTRAIN_RECORD     0: a trainer sets every kernel argument of every step instead of replaying
  *                    its recorded launches (read at trainer creation)
@@ -445,9 +446,13 @@ CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_s
  * measured on the device: the engine's own kernel in several configurations, CLBlast, and on
  * CPU devices that run native kernels the host's BLAS. Trainer creation times the shapes of
  * its plan that the device's tuning cache (beside the program binaries) does not hold yet,
- * within a time budget (CLTRAIN_TUNE_BUDGET seconds, default 60); CLTRAIN_TUNE=0 uses the
- * defaults without timing. Every candidate's result is checked against a host reference
- * before it may win. Progress goes to the log at INFO. */
+ * within a time budget (CLTRAIN_TUNE_BUDGET seconds, default 10: on a cold CPU device timing
+ * one shape means compiling a dozen kernels); clt_device_gemm_tune times given shapes ahead
+ * of time (default budget 60 s). Shapes the budget leaves out get the default until a later
+ * session times them; a shape the budget ran out in the middle of serves its run with the
+ * best candidate timed and is not stored. CLTRAIN_TUNE=0 uses the defaults without timing. Every
+ * candidate's result is checked against a host reference before it may win. Progress goes to the
+ * log at INFO. */
 
 /* Most candidates one shape reports. */
 #define CLT_GEMM_MAX_CANDIDATES 16
