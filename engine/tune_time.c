@@ -12,7 +12,9 @@
  * median wins: load on a shared machine that comes and goes then falls on every contender
  * alike instead of deciding alone (a candidate timed during a quiet moment would otherwise
  * beat a faster one timed under load). A candidate that fails to build or run is logged
- * and skipped.
+ * and skipped. Before each candidate after the first that ran, the session's budget is
+ * checked (clt__tune_budget_spent): once it is spent, the candidates timed so far decide and
+ * the entry is marked partial (tune.c keeps it for the run only).
  *
  * In a 16-bit storage (dev->storage) the scratch buffers hold that storage, the host values
  * are rounded to it before the reference is computed, and the check allows C's rounding on
