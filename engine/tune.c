@@ -702,16 +702,11 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
                  e ? "the stored choice" : "the best of them");
         if (e)
             return stored(dev, e, g, cfg);
-        e = add(tu);
-        if (e)
-            *e = fresh;
-        *cfg = fresh.cfg;
-        return fresh.impl;
-    }
-    /* The chosen configuration's program is cached now, the other candidates' not at all. */
-    if (fresh.impl == CLT__GEMM_IMPL_OWN &&
-        clt__gemm_own_keep(dev, &fresh.cfg, g->trans_a, g->trans_b) != CLT_OK)
+    } else if (fresh.impl == CLT__GEMM_IMPL_OWN &&
+               clt__gemm_own_keep(dev, &fresh.cfg, g->trans_a, g->trans_b) != CLT_OK) {
+        /* The chosen configuration's program is cached now, the other candidates' not at all. */
         clt__log(&dev->log, CLT_LOG_WARN, "gemm tuning: the chosen configuration failed to build");
+    }
     if (!e)
         e = add(tu);
     if (!e) {
@@ -719,7 +714,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
         return fresh.impl;
     }
     *e = fresh;
-    tu->dirty = true;
+    tu->dirty |= !fresh.partial;
     *cfg = e->cfg;
     return e->impl;
 }
