@@ -230,6 +230,7 @@ void clt_device_options_init(struct clt_device_options *o)
     memset(o, 0, sizeof *o);
     o->log.max_level = CLT_LOG_WARN;
     o->cache = -1;
+    o->binaries = -1;
     o->gemm = CLT_GEMM_AUTO;
 }
 

@@ -77,6 +77,46 @@ enum clt_status clt__source_read(const struct clt_device *dev, const char *name,
     return CLT_OK;
 }
 
+/* Whether a driver compiles each kernel at its first launch into a cache of its own, so that
+ * a program binary of ours costs more than it saves: PoCL with its kernel cache on. Asked for
+ * a program's binary, PoCL compiles every kernel of the program (each file of cl/ has tens),
+ * then the step compiles none it would not have found in PoCL's cache; from empty caches that
+ * doubled the time to a model's first step (12 of 25 s for the mlp, docs/architecture.md). */
+static bool driver_caches_kernels(const struct clt_device *dev)
+{
+    const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
+    return strstr(dev->info.platform, "Portable Computing Language") &&
+           !(pocl_cache && strcmp(pocl_cache, "0") == 0);
+}
+
+/* Decides dev->write_binaries from clt_device_options.binaries (-1: CLTRAIN_CACHE_BINARIES
+ * when it is 0 or 1, else the driver); dev->binaries_driver_off when the driver alone said no. */
+static void decide_binaries(struct clt_device *dev, int32_t option)
+{
+    dev->write_binaries = dev->binaries_driver_off = false;
+    if (!dev->cache_dir[0])
+        return;
+    const char *env = getenv("CLTRAIN_CACHE_BINARIES");
+    if (option >= 0) {
+        dev->write_binaries = option != 0;
+        return;
+    }
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) {
+        dev->write_binaries = env[0] == '1';
+        return;
+    }
+    if (env && *env)
+        clt__log(&dev->log, CLT_LOG_WARN,
+                 "CLTRAIN_CACHE_BINARIES=%s is neither 0 nor 1; the driver decides", env);
+    dev->binaries_driver_off = driver_caches_kernels(dev);
+    dev->write_binaries = !dev->binaries_driver_off;
+    if (dev->binaries_driver_off)
+        clt__log(&dev->log, CLT_LOG_INFO,
+                 "%s compiles kernels at first launch into its own cache: program binaries are "
+                 "written to ours only by clt_device_warm (CLTRAIN_CACHE_BINARIES=1: always)",
+                 dev->info.platform);
+}
+
 enum clt_status clt__program_setup(struct clt_device *dev, const struct clt_device_options *o)
 {
     if (clt__cl_source_count > CLT__MAX_PROGRAMS) {
@@ -106,6 +146,7 @@ enum clt_status clt__program_setup(struct clt_device *dev, const struct clt_devi
         if (!dev->cache_dir[0])
             clt__log(&dev->log, CLT_LOG_INFO, "no cache directory (HOME unset): cache off");
     }
+    decide_binaries(dev, o->binaries);
 
     snprintf(dev->build_options, sizeof dev->build_options, "-cl-std=CL1.2 -w -DCLT_WG_1D=%zu",
              dev->wg_1d);
@@ -242,6 +283,8 @@ static cl_program load_cached(struct clt_device *dev, const char *path, const ch
 static void store_binary(struct clt_device *dev, cl_program prog, const char *path,
                          const char *identity)
 {
+    if (!dev->write_binaries)
+        return;
     size_t size = 0;
     cl_int err = clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL);
     if (err != CL_SUCCESS || size == 0) {
@@ -551,6 +594,10 @@ enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_report *
     double t0 = now_seconds();
     uint32_t hits0 = dev->cache_hits, writes0 = dev->cache_writes, built = 0;
     enum clt_status st = CLT_OK;
+    /* Compiling every kernel now is what warming asks for: a driver that would compile each at
+     * its first launch (binaries_driver_off) does so when its binary is read, for the cache. */
+    const bool write = dev->write_binaries;
+    dev->write_binaries |= dev->binaries_driver_off;
     for (size_t i = 0; st == CLT_OK && i < clt__cl_source_count; i++) {
         if (strcmp(clt__cl_sources[i].name, CLT__CL_PRELUDE) == 0 ||
             strcmp(clt__cl_sources[i].name, CLT__CL_SHARED) == 0)
@@ -559,6 +606,7 @@ enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_report *
         st = clt__program_get(dev, clt__cl_sources[i].name, &prog);
         built++;
     }
+    dev->write_binaries = write;
     if (st == CLT_OK && dev->gemm_backend == CLT_GEMM_CLBLAST) {
         struct clt_gemm_shape g = {.m = 64, .n = 64, .k = 64, .alpha = 1.0f};
         st = clt__gemm_warm(dev, &g);

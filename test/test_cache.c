@@ -1,8 +1,9 @@
 /*
  * test_cache.c: the program binary cache on a real device: a miss writes an entry, a hit
  * reads it back and the program works, a corrupt or foreign entry is rebuilt, an unwritable
- * directory and a disabled cache still build, and a program built while binaries are deferred
- * (the GEMM tuner's candidates) is written only when asked for again.
+ * directory and a disabled cache still build, a program built while binaries are deferred
+ * (the GEMM tuner's candidates) is written only when asked for again, and binaries are written
+ * as the option, CLTRAIN_CACHE_BINARIES or the driver decides.
  */
 #include <dirent.h>
 #include <stdlib.h>
@@ -37,13 +38,16 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Opens the device under test with the fixture's cache directory and log. */
-static struct clt_device *open_with(struct fixture *f, const char *cache_dir, int cache)
+/* Opens the device under test with the fixture's cache directory and log, binaries written
+ * as `binaries` says (clt_device_options.binaries). */
+static struct clt_device *open_binaries(struct fixture *f, const char *cache_dir, int cache,
+                                        int binaries)
 {
     struct clt_device_options o;
     clt_device_options_init(&o);
     o.cache_dir = cache_dir;
     o.cache = cache;
+    o.binaries = binaries;
     o.log.fn = clt_test_log_fn;
     o.log.user = &f->log;
     o.log.max_level = CLT_LOG_WARN;
@@ -52,6 +56,12 @@ static struct clt_device *open_with(struct fixture *f, const char *cache_dir, in
     struct clt_device *dev = NULL;
     assert_int_equal(clt_device_open(getenv("CLTRAIN_DEVICE"), &o, &dev), CLT_OK);
     return dev;
+}
+
+/* The same, binaries always written: the tests of the binary cache itself. */
+static struct clt_device *open_with(struct fixture *f, const char *cache_dir, int cache)
+{
+    return open_binaries(f, cache_dir, cache, 1);
 }
 
 /* Builds the gemm program (the own GEMM's default variant: one cache entry) and checks that it
@@ -240,6 +250,78 @@ static void deferred_binary_written_when_kept(void **state)
     clt_device_close(dev);
 }
 
+/* Opens with binaries -1 under CLTRAIN_CACHE_BINARIES=env (NULL: unset), builds the gemm
+ * program and returns the binaries it wrote; the entries go afterwards. */
+static uint32_t writes_under(struct fixture *f, const char *env)
+{
+    if (env)
+        setenv("CLTRAIN_CACHE_BINARIES", env, 1);
+    else
+        unsetenv("CLTRAIN_CACHE_BINARIES");
+    struct clt_device *dev = open_binaries(f, f->dir, 1, -1);
+    build_and_use(dev);
+    uint32_t writes = dev->cache_writes;
+    clt_device_close(dev);
+    unsetenv("CLTRAIN_CACHE_BINARIES");
+    assert_int_equal(count_entries(f->dir), (int)writes);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -f %s/*.clbin", f->dir);
+    assert_int_equal(system(cmd), 0);
+    return writes;
+}
+
+/* Binaries are written as clt_device_options.binaries says; at -1 as CLTRAIN_CACHE_BINARIES
+ * says, else unless the driver is PoCL with its own kernel cache (a binary asked of PoCL
+ * compiles every kernel of the program). An entry in the cache is read either way. */
+static void binaries_written_as_asked(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_binaries(f, f->dir, 1, -1);
+    const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
+    bool driver_caches =
+        strstr(clt_device_info(dev)->platform, "Portable Computing Language") &&
+        !(pocl_cache && strcmp(pocl_cache, "0") == 0);
+    clt_device_close(dev);
+
+    assert_int_equal(writes_under(f, NULL), driver_caches ? 0 : 1);
+    assert_int_equal(writes_under(f, "1"), 1);
+    assert_int_equal(writes_under(f, "0"), 0);
+    assert_int_equal(writes_under(f, "yes"), driver_caches ? 0 : 1);
+    assert_non_null(strstr(f->log.text, "CLTRAIN_CACHE_BINARIES=yes is neither 0 nor 1"));
+
+    /* The option over the variable; an entry written once is read with writing off. */
+    setenv("CLTRAIN_CACHE_BINARIES", "0", 1);
+    dev = open_binaries(f, f->dir, 1, 1);
+    build_and_use(dev);
+    assert_int_equal(dev->cache_writes, 1);
+    clt_device_close(dev);
+    unsetenv("CLTRAIN_CACHE_BINARIES");
+    dev = open_binaries(f, f->dir, 1, 0);
+    build_and_use(dev);
+    assert_int_equal(dev->cache_hits, 1);
+    assert_int_equal(dev->cache_writes, 0);
+    clt_device_close(dev);
+
+    /* Warming writes every program's binary where only the driver said no, not where asked. */
+    struct clt_warm_report r;
+    dev = open_binaries(f, f->dir, 1, -1);
+    assert_int_equal(clt_device_warm(dev, &r), CLT_OK);
+    assert_int_equal(r.cache_writes + r.cache_hits, r.programs);
+    assert_true(r.cache_writes > 0);
+    clt_device_close(dev);
+    dev = open_binaries(f, f->dir, 1, 0);
+    assert_int_equal(clt_device_warm(dev, &r), CLT_OK);
+    assert_int_equal(r.cache_hits, r.programs);
+    clt_device_close(dev);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -f %s/*.clbin", f->dir);
+    assert_int_equal(system(cmd), 0);
+    dev = open_binaries(f, f->dir, 1, 0);
+    assert_int_equal(clt_device_warm(dev, &r), CLT_OK);
+    assert_int_equal(r.cache_writes, 0);
+    clt_device_close(dev);
+}
+
 int main(void)
 {
     clt_test_require_device();
@@ -251,6 +333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(disabled_cache_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_builds_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(deferred_binary_written_when_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(binaries_written_as_asked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,7 @@ struct clt_device *open_with(struct fixture *f, const char *cache_dir)
     clt_device_options_init(&o);
     o.cache_dir = cache_dir;
     o.cache = 1;
+    o.binaries = 1; /* the tuner's deferred binaries are checked on every driver */
     o.gemm = CLT_GEMM_AUTO;
     o.log.fn = clt_test_log_fn;
     o.log.user = &f->log;

@@ -130,6 +130,8 @@
  * CLTRAIN_CACHE_DIR  directory of the program binary cache ($XDG_CACHE_HOME/cltrain or
  *                    ~/.cache/cltrain by default)
  * CLTRAIN_CACHE      0 disables the program binary cache
+ * CLTRAIN_CACHE_BINARIES  1 or 0: program binaries are (not) written to the cache, whatever
+ *                    the driver (see clt_device_options.binaries)
  * CLTRAIN_GEMM       clblast, own or auto: the GEMM backend when the options say AUTO
  * CLTRAIN_TUNE       0: under AUTO, use the default GEMM per shape without timing
  * CLTRAIN_TUNE_BUDGET  seconds one tuning session may spend (trainer creation 10,
@@ -274,6 +276,14 @@ struct clt_device_options {
     struct clt_log log;
     const char *cache_dir; /* NULL: CLTRAIN_CACHE_DIR, else the XDG cache directory */
     int32_t cache;         /* 1 on, 0 off, -1: on unless CLTRAIN_CACHE=0 */
+    /* Whether programs built from source have their binaries written to the cache (entries
+     * already there are read either way): 1 yes, 0 no, -1: CLTRAIN_CACHE_BINARIES when it is
+     * 0 or 1, else yes unless the driver is PoCL with its own kernel cache on (POCL_KERNEL_CACHE
+     * not 0), where only clt_device_warm writes them. PoCL compiles a kernel at its first
+     * launch and keeps it in that cache; asked for a program's binary it compiles every kernel
+     * of the program first, which made the time to a model's first step from empty caches
+     * about twice as long (docs/architecture.md). */
+    int32_t binaries;
     const char *cl_dir;    /* NULL: CLTRAIN_CL_DIR if set, else the embedded sources */
     enum clt_gemm_backend gemm;
     bool profiling; /* create queues with CL_QUEUE_PROFILING_ENABLE */
@@ -309,7 +319,9 @@ struct clt_warm_report {
 };
 
 /* Builds every kernel program now (from the binary cache where possible) and prepares the
- * GEMM backend, so later work compiles nothing. Blocks. report may be NULL. */
+ * GEMM backend, so later work compiles nothing. Writes the binaries to the cache where
+ * clt_device_options.binaries is -1 and only the driver said no (PoCL): compiling every kernel
+ * is what warming asks for. Blocks. report may be NULL. */
 CLT_API enum clt_status clt_device_warm(struct clt_device *dev, struct clt_warm_report *report);
 
 /* Blocks until all work enqueued on the device has finished. */
