@@ -120,7 +120,7 @@ struct clt_device {
     size_t variant_count;
     uint32_t cache_hits;
     uint32_t cache_writes;
-    bool write_binaries; /* clt_device_options.binaries, decided (program.c) */
+    bool write_binaries;      /* clt_device_options.binaries, decided (program.c) */
     bool binaries_driver_off; /* write_binaries is false only because the driver caches kernels */
     /* Set while the GEMM tuner times candidates (tune.c): a program variant built then is not
      * written to the cache (on PoCL reading a binary compiles every kernel of the program

@@ -278,9 +278,8 @@ static void binaries_written_as_asked(void **state)
     struct fixture *f = *state;
     struct clt_device *dev = open_binaries(f, f->dir, 1, -1);
     const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
-    bool driver_caches =
-        strstr(clt_device_info(dev)->platform, "Portable Computing Language") &&
-        !(pocl_cache && strcmp(pocl_cache, "0") == 0);
+    bool driver_caches = strstr(clt_device_info(dev)->platform, "Portable Computing Language") &&
+                         !(pocl_cache && strcmp(pocl_cache, "0") == 0);
     clt_device_close(dev);
 
     assert_int_equal(writes_under(f, NULL), driver_caches ? 0 : 1);

@@ -284,7 +284,7 @@ struct clt_device_options {
      * of the program first, which made the time to a model's first step from empty caches
      * about twice as long (docs/architecture.md). */
     int32_t binaries;
-    const char *cl_dir;    /* NULL: CLTRAIN_CL_DIR if set, else the embedded sources */
+    const char *cl_dir; /* NULL: CLTRAIN_CL_DIR if set, else the embedded sources */
     enum clt_gemm_backend gemm;
     bool profiling; /* create queues with CL_QUEUE_PROFILING_ENABLE */
 };
