@@ -101,6 +101,7 @@ static struct clt_device *open_quiet(int cache)
     clt_device_options_init(&o);
     o.log = quiet;
     o.cache = cache;
+    o.binaries = cache; /* the binary cache's paths on every driver, PoCL's too */
     char dir[] = "/tmp/cltrain-faults-XXXXXX";
     if (cache && clt_test_temp_dir(dir))
         o.cache_dir = dir;
@@ -216,6 +217,7 @@ static void build_failures(void **state)
     clt_device_options_init(&o);
     o.log = quiet;
     o.cache_dir = dev->cache_dir;
+    o.binaries = 1;
     struct clt_device *again = NULL;
     assert_int_equal(clt_device_open(getenv("CLTRAIN_DEVICE"), &o, &again), CLT_OK);
     arm("clBuildProgram", 1, CL_INVALID_BINARY);
