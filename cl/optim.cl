@@ -29,10 +29,10 @@
  *   (Kahan) sum k mod 4, in order of k, and the four sums are then added in order, in a loop of
  *   64 unrolled steps (norm_chunk). parts = ceil(count / 64) is chosen by the launcher from the
  *   count alone, so every partial sum, and hence the norm, is the same whatever the work-group
- *   size. Neighbouring work-items read neighbouring elements
- * (coalesced on GPUs, vectorized on CPUs). optim_step_begin, optim_status_set: a single work-item;
- * optim_step_begin adds the last level's (at most 64) partials in order. Updates: work-item i
- * updates element i; work-items past n return at once.
+ *   size. Neighbouring work-items read neighbouring elements (coalesced on GPUs, vectorized on
+ *   CPUs). optim_step_begin, optim_status_set: a single work-item; optim_step_begin adds the
+ *   last level's (at most 64) partials in order. Updates: work-item i updates elements 4i to
+ *   4i + 3 (those below n); work-items past n return at once.
  *
  * Numerics: the sum of squares is of non-negative terms, so Kahan summation keeps its relative
  * error near 2 ulp whatever n (float is enough; no cl_khr_fp64). A non-finite term makes the
