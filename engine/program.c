@@ -77,11 +77,12 @@ enum clt_status clt__source_read(const struct clt_device *dev, const char *name,
     return CLT_OK;
 }
 
-/* Whether a driver compiles each kernel at its first launch into a cache of its own, so that
- * a program binary of ours costs more than it saves: PoCL with its kernel cache on. Asked for
- * a program's binary, PoCL compiles every kernel of the program (each file of cl/ has tens),
- * then the step compiles none it would not have found in PoCL's cache; from empty caches that
- * doubled the time to a model's first step (12 of 25 s for the mlp, docs/architecture.md). */
+/* Whether the driver compiles each kernel at its first launch and keeps it in a cache of its
+ * own, so that a binary of ours costs more than it saves: PoCL with its kernel cache on. Asked
+ * for a program's binary, PoCL first compiles every kernel of the program (each file of cl/
+ * has tens, of which a model launches a few), which doubled the time to a model's first step
+ * from empty caches (12 of the mlp's 25 s, docs/architecture.md); its own cache already spares
+ * a later process the compiles. */
 static bool driver_caches_kernels(const struct clt_device *dev)
 {
     const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
