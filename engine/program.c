@@ -97,11 +97,11 @@ static void decide_binaries(struct clt_device *dev, int32_t option)
     dev->write_binaries = dev->binaries_driver_off = false;
     if (!dev->cache_dir[0])
         return;
-    const char *env = getenv("CLTRAIN_CACHE_BINARIES");
     if (option >= 0) {
         dev->write_binaries = option != 0;
         return;
     }
+    const char *env = getenv("CLTRAIN_CACHE_BINARIES");
     if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0)) {
         dev->write_binaries = env[0] == '1';
         return;

@@ -630,16 +630,19 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
          * only (partial): timed again while the budget lasts. */
         if (tu->timing || !(e->partial || timed_loaded(tu, e)) || !budget_left(dev, tu))
             return stored(dev, e, g, cfg);
-        if (!e->partial && e->load < 0)
-            clt__log(&dev->log, CLT_LOG_INFO,
-                     "gemm tuning: m=%lld n=%lld k=%lld was timed at an unknown load: timing "
-                     "it again",
-                     (long long)g->m, (long long)g->n, (long long)g->k);
-        else if (!e->partial)
-            clt__log(&dev->log, CLT_LOG_INFO,
-                     "gemm tuning: m=%lld n=%lld k=%lld was timed at a load of %.1f per core, "
-                     "now %.1f: timing it again",
-                     (long long)g->m, (long long)g->n, (long long)g->k, e->load, load_per_core(tu));
+        if (!e->partial) { /* (a partial entry's cut was said when it happened) */
+            if (e->load < 0)
+                clt__log(&dev->log, CLT_LOG_INFO,
+                         "gemm tuning: m=%lld n=%lld k=%lld was timed at an unknown load: "
+                         "timing it again",
+                         (long long)g->m, (long long)g->n, (long long)g->k);
+            else
+                clt__log(&dev->log, CLT_LOG_INFO,
+                         "gemm tuning: m=%lld n=%lld k=%lld was timed at a load of %.1f per "
+                         "core, now %.1f: timing it again",
+                         (long long)g->m, (long long)g->n, (long long)g->k, e->load,
+                         load_per_core(tu));
+        }
     } else if (tu->session == 0 || tu->timing || !budget_left(dev, tu)) {
         /* (A candidate being timed that runs clt__gemm, as the widened path does, meets no
          * timing of its own.) */

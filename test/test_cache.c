@@ -250,6 +250,14 @@ static void deferred_binary_written_when_kept(void **state)
     clt_device_close(dev);
 }
 
+/* Removes the binaries from the fixture's cache directory. */
+static void remove_binaries(struct fixture *f)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -f %s/*.clbin", f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Opens with binaries -1 under CLTRAIN_CACHE_BINARIES=env (NULL: unset), builds the gemm
  * program and returns the binaries it wrote; the entries go afterwards. */
 static uint32_t writes_under(struct fixture *f, const char *env)
@@ -264,9 +272,7 @@ static uint32_t writes_under(struct fixture *f, const char *env)
     clt_device_close(dev);
     unsetenv("CLTRAIN_CACHE_BINARIES");
     assert_int_equal(count_entries(f->dir), (int)writes);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -f %s/*.clbin", f->dir);
-    assert_int_equal(system(cmd), 0);
+    remove_binaries(f);
     return writes;
 }
 
@@ -312,9 +318,7 @@ static void binaries_written_as_asked(void **state)
     assert_int_equal(clt_device_warm(dev, &r), CLT_OK);
     assert_int_equal(r.cache_hits, r.programs);
     clt_device_close(dev);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -f %s/*.clbin", f->dir);
-    assert_int_equal(system(cmd), 0);
+    remove_binaries(f);
     dev = open_binaries(f, f->dir, 1, 0);
     assert_int_equal(clt_device_warm(dev, &r), CLT_OK);
     assert_int_equal(r.cache_writes, 0);
