@@ -562,8 +562,9 @@ enum clt_status clt__tune_setup(struct clt_device *dev);
 void clt__tune_teardown(struct clt_device *dev);
 
 /* Starts a tuning session: misses met by clt__gemm until clt__tune_end are timed, within the
- * session's time budget (CLTRAIN_TUNE_BUDGET, else 60 s for an explicit session,
- * clt_device_gemm_tune and so `cltrain tune`, and 10 s for trainer creation). Sessions do not
+ * session's time budget (CLTRAIN_TUNE_BUDGET, else 60 s for an explicit session:
+ * clt_device_gemm_tune and a trainer created with tune_ahead, as `cltrain tune` does; 10 s
+ * for other trainer creation). Sessions do not
  * nest; end writes the cache entry when something new was learnt. No-ops when dev->tune is
  * NULL. */
 void clt__tune_begin(struct clt_device *dev, bool explicit_session);

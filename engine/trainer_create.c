@@ -407,7 +407,7 @@ static enum clt_status create(struct clt_device *dev, const struct clt_graph *gr
     /* A dry run of one step on zero inputs compiles every kernel and warms every GEMM shape;
      * parameters are initialised afterwards, so it leaves no trace. */
     if (st == CLT_OK) {
-        clt__tune_begin(dev, false); /* GEMM shapes met for the first time are timed (tune.c) */
+        clt__tune_begin(dev, o->tune_ahead); /* GEMM shapes met first are timed (tune.c) */
         st = clt__trainer_dry_run(tr);
         clt__tune_end(dev);
     }

@@ -24,8 +24,11 @@
  * (about 20 s for one of the cnn's shapes on a 2-core PoCL machine, its compile-only cold
  * start 20 s), and the first step should not wait minutes for it. Past the budget, further
  * misses get the default without timing, and a shape whose candidates the budget ran out
- * among keeps the best of those timed for the run (entry.partial), never written; a later
- * session times them.
+ * among is stored as partial (clt_gemm_tuning.partial, a `partial` line in the entry): the
+ * best of those timed serves it, and a later session with budget left times the rest,
+ * carrying the figures of those timed (tune_time.c). Each session times at least one more
+ * candidate of it, so a shape whose candidates take longer than one budget to time (cold
+ * compilers, a slow device) is still timed whole in the end, no candidate twice.
  *
  * Load: each entry keeps the system's load average per core when its shape was timed. A
  * shape timed while the machine was oversubscribed (more than LOADED runnable threads per
@@ -196,6 +199,7 @@ static bool rest_of_line(const char *p, char *out, size_t size)
  *                                                  existed)
  *   chosen NAME                        (in 16 bits: "own CONFIG" or "widen")
  *   load L                             (optional: load average per core when timed)
+ *   partial                            (optional: the budget ran out among the candidates)
  *   cand STATUS WRONG GFLOPS NAME      (CANDIDATES times)
  * Anything else is a corrupt entry. */
 static bool parse_payload(struct clt__tune *tu, const char *text)
@@ -265,6 +269,10 @@ static bool parse_payload(struct clt__tune *tu, const char *text)
             e->load = l;
             p += used;
         }
+        if (strncmp(p, "partial\n", 8) == 0) {
+            e->t.partial = true;
+            p += 8;
+        }
         for (unsigned i = 0; i < cands; i++) {
             struct clt_gemm_candidate *c = &e->t.candidates[i];
             int status, wrong;
@@ -300,8 +308,8 @@ static char *format_payload(const struct clt__tune *tu, size_t *size)
     }
     for (size_t i = 0; i < tu->count; i++) {
         const struct clt_gemm_tuning *t = &tu->entries[i].t;
-        if (tu->entries[i].impl == CLT__GEMM_IMPL_TEST || tu->entries[i].partial)
-            continue; /* another process could not run it; not every candidate was timed */
+        if (tu->entries[i].impl == CLT__GEMM_IMPL_TEST)
+            continue; /* another process could not run it */
         len += (size_t)snprintf(out + len, cap - len,
                                 "shape %d %d %lld %lld %lld %lld %u%s%s\n"
                                 "chosen %s\n",
@@ -311,6 +319,8 @@ static char *format_payload(const struct clt__tune *tu, size_t *size)
                                 storage_word(t->storage), t->chosen);
         if (tu->entries[i].load >= 0)
             len += (size_t)snprintf(out + len, cap - len, "load %.2f\n", tu->entries[i].load);
+        if (t->partial)
+            len += (size_t)snprintf(out + len, cap - len, "partial\n");
         for (uint32_t j = 0; j < t->candidate_count; j++)
             len += (size_t)snprintf(out + len, cap - len, "cand %d %d %.3f %s\n",
                                     (int)t->candidates[j].status, t->candidates[j].wrong,
@@ -627,10 +637,15 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     if (e) {
         /* Timed on an oversubscribed machine: timed again in a session that finds it at
          * most half as loaded, and no longer oversubscribed; chosen among some candidates
-         * only (partial): timed again while the budget lasts. */
-        if (tu->timing || !(e->partial || timed_loaded(tu, e)) || !budget_left(dev, tu))
+         * only (partial): the rest timed while the budget lasts. */
+        if (tu->session == 0 || tu->timing || !(e->t.partial || timed_loaded(tu, e)) ||
+            !budget_left(dev, tu))
             return stored(dev, e, g, cfg);
-        if (!e->partial) { /* (a partial entry's cut was said when it happened) */
+        if (e->t.partial)
+            clt__log(&dev->log, CLT_LOG_INFO,
+                     "gemm tuning: m=%lld n=%lld k=%lld has %u candidates timed: timing the rest",
+                     (long long)g->m, (long long)g->n, (long long)g->k, e->t.candidate_count);
+        else {
             if (e->load < 0)
                 clt__log(&dev->log, CLT_LOG_INFO,
                          "gemm tuning: m=%lld n=%lld k=%lld was timed at an unknown load: "
@@ -658,6 +673,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
         enum clt_precision prev = clt__storage_set(dev, CLT_PRECISION_FP32);
         (void)clt__tune_choose(dev, g, &unused);
         clt__storage_set(dev, prev);
+        e = find(tu, g, storage); /* (the fp32 choice may have grown the table) */
         if (!budget_left(dev, tu))
             return e ? stored(dev, e, g, cfg) : default_impl(dev, g, cfg);
     }
@@ -679,7 +695,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
     tu->timing = true;
     const bool deferred = dev->defer_binaries;
     dev->defer_binaries = true; /* the candidates' binaries: only the chosen one's is cached */
-    enum clt_status timed = clt__tune_time_shape(dev, g, &fresh);
+    enum clt_status timed = clt__tune_time_shape(dev, g, e && e->t.partial ? e : NULL, &fresh);
     dev->defer_binaries = deferred;
     tu->timing = false;
     if (timed != CLT_OK) {
@@ -696,17 +712,20 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
             best = fresh.t.candidates[i].gflops;
     clt__log(&dev->log, CLT_LOG_INFO, "gemm tuning: chose %s (%.1f GFLOP/s) in %.1f s",
              fresh.t.chosen, best, clt__tune_now() - t0);
-    if (fresh.partial) {
-        /* Kept for this run (in memory, never written) unless an entry stands already. */
+    if (fresh.t.partial) {
+        /* Stored as partial, the rest timed later; a whole entry that stands already (timed
+         * again for load) is kept instead. */
+        const bool whole = e && !e->t.partial;
         clt__log(&dev->log, CLT_LOG_INFO,
                  "gemm tuning: the budget ran out after %u candidates of m=%lld n=%lld k=%lld: "
-                 "%s serves this run, not stored; a later run times them all",
+                 "%s; a later run times the rest",
                  fresh.t.candidate_count, (long long)g->m, (long long)g->n, (long long)g->k,
-                 e ? "the stored choice" : "the best of them");
-        if (e)
+                 whole ? "the stored choice serves" : "the best of them serves, stored as partial");
+        if (whole)
             return stored(dev, e, g, cfg);
-    } else if (fresh.impl == CLT__GEMM_IMPL_OWN &&
-               clt__gemm_own_keep(dev, &fresh.cfg, g->trans_a, g->trans_b) != CLT_OK) {
+    }
+    if (fresh.impl == CLT__GEMM_IMPL_OWN &&
+        clt__gemm_own_keep(dev, &fresh.cfg, g->trans_a, g->trans_b) != CLT_OK) {
         /* The chosen configuration's program is cached now, the other candidates' not at all. */
         clt__log(&dev->log, CLT_LOG_WARN, "gemm tuning: the chosen configuration failed to build");
     }
@@ -717,7 +736,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
         return fresh.impl;
     }
     *e = fresh;
-    tu->dirty |= !fresh.partial;
+    tu->dirty = true;
     *cfg = e->cfg;
     return e->impl;
 }

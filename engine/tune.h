@@ -17,8 +17,7 @@ struct clt__tune_entry {
     struct clt_gemm_tuning t; /* the public record */
     enum clt__gemm_impl impl;
     struct clt__gemm_config cfg;
-    double load;  /* the load average per core when it was timed; < 0 not known */
-    bool partial; /* the budget ran out among its candidates: this run's choice, never written */
+    double load; /* the load average per core when it was timed; < 0 not known */
 };
 
 /* A device's tuner (dev->tune). */
@@ -66,8 +65,11 @@ void clt__tune_impl_name(enum clt__gemm_impl impl, const struct clt__gemm_config
                          size_t size);
 
 /* Checks and times every candidate for a resolved shape into e (its candidates, the winner's
- * name, implementation and configuration). CLT_OK when one won; blocks. */
+ * name, implementation and configuration; e->t.partial when the budget ran out among them).
+ * The candidates that earlier, a partial entry of the shape (NULL: none), lists are carried
+ * over with its figures instead of being timed again. CLT_OK when one won; blocks. */
 enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                     const struct clt__tune_entry *earlier,
                                      struct clt__tune_entry *e);
 
 /* Checks and times one implementation (fn, or the own kernel in configuration own when fn

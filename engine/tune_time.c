@@ -12,9 +12,12 @@
  * median wins: load on a shared machine that comes and goes then falls on every contender
  * alike instead of deciding alone (a candidate timed during a quiet moment would otherwise
  * beat a faster one timed under load). A candidate that fails to build or run is logged
- * and skipped. Before each candidate after the first that ran, the session's budget is
- * checked (clt__tune_budget_spent): once it is spent, the candidates timed so far decide and
- * the entry is marked partial (tune.c keeps it for the run only).
+ * and skipped. Before each candidate after the first this session timed, the session's
+ * budget is checked (clt__tune_budget_spent): once it is spent, the candidates timed so far
+ * decide and the entry is marked partial (tune.c stores it so). A later session given that
+ * partial entry carries its candidates over with their figures instead of timing them again
+ * and times from the first candidate it lists not (at least one): the final rounds below
+ * then time the contenders side by side, carried or not, in the same minutes.
  *
  * In a 16-bit storage (dev->storage) the scratch buffers hold that storage, the host values
  * are rounded to it before the reference is computed, and the check allows C's rounding on
@@ -335,7 +338,17 @@ static enum clt_status widened(struct clt_device *dev, const struct clt_gemm_sha
 /* Times every candidate for a shape into e. CLT_OK when one won. A first pass checks and
  * times each candidate in turn; the contenders then meet in interleaved final rounds (the
  * file's comment says why), which decide the winner and their reported figures. */
+/* The candidate of e named name; NULL when e is NULL or lists none. */
+static const struct clt_gemm_candidate *listed(const struct clt__tune_entry *e, const char *name)
+{
+    for (uint32_t i = 0; e && i < e->t.candidate_count; i++)
+        if (strcmp(e->t.candidates[i].name, name) == 0)
+            return &e->t.candidates[i];
+    return NULL;
+}
+
 enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                     const struct clt__tune_entry *earlier,
                                      struct clt__tune_entry *e)
 {
     struct clt__tune *tu = dev->tune;
@@ -378,25 +391,33 @@ enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_ge
     if (tu->test_fn)
         trials[n++] = (struct trial){.impl = CLT__GEMM_IMPL_TEST, .fn = tu->test_fn};
 
+    double flops = 2.0 * (double)b.g.m * (double)b.g.n * (double)b.g.k * (double)b.g.batch;
     double best = 0;
+    uint32_t timed = 0; /* by this session */
+    e->t.partial = false;
     for (uint32_t i = 0; i < n; i++) {
-        /* The session's budget spent: the candidates timed so far decide, for this run. */
-        if (i > 0 && best > 0 && clt__tune_budget_spent(tu, i)) {
-            e->partial = true;
-            n = i;
-            break;
-        }
         struct clt_gemm_candidate *c = &e->t.candidates[i];
         struct trial *t = &trials[i];
         if (t->impl == CLT__GEMM_IMPL_TEST)
             snprintf(c->name, sizeof c->name, "%s", tu->test_name ? tu->test_name : "test");
         else
             clt__tune_impl_name(t->impl, &t->own.cfg, c->name, sizeof c->name);
-        t->seconds = try_candidate(&b, t->fn, t->fn ? NULL : &t->own, best, c);
+        const struct clt_gemm_candidate *was = listed(earlier, c->name);
+        if (was) { /* timed by an earlier session */
+            *c = *was;
+            t->seconds = c->status == CLT_OK && c->gflops > 0 ? flops / c->gflops * 1e-9 : 0;
+        } else if (timed > 0 && best > 0 && clt__tune_budget_spent(tu, timed)) {
+            /* The session's budget spent: the candidates timed so far decide. */
+            e->t.partial = true;
+            n = i;
+            break;
+        } else {
+            t->seconds = try_candidate(&b, t->fn, t->fn ? NULL : &t->own, best, c);
+            timed++;
+        }
         if (t->seconds > 0 && (best <= 0 || charged(t) < best))
             best = charged(t);
     }
-    double flops = 2.0 * (double)b.g.m * (double)b.g.n * (double)b.g.k * (double)b.g.batch;
     /* The contenders: the fastest first-pass figures within FINAL_FACTOR of the best. */
     uint32_t fin[MAX_FINALISTS], nfin = 0;
     for (uint32_t i = 0; best > 0 && i < n; i++) {

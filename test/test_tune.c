@@ -2,7 +2,9 @@
  * test_tune.c: the GEMM tuner on a real device: a miss times the candidates and writes an
  * entry, a hit reads it back without timing, a corrupt or foreign entry is timed again, an
  * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
- * nothing, a budget spent among a shape's candidates keeps their best for the run only, a stored
+ * nothing, a budget spent among a shape's candidates stores their best as partial and a later
+ * session times the rest without timing those again, trainer creation has a 10 s budget and
+ * 60 s with tune_ahead, a stored
  * choice the device cannot run gives way to the best stored one that can, a shape timed under load
  * (or at an unknown load) is timed again when the machine is quiet, an injected candidate that
  * computes a wrong result is never chosen, one that fails is skipped with a log line, and the
@@ -240,9 +242,11 @@ static void tune_zero_times_nothing(void **state)
     unsetenv("CLTRAIN_TUNE");
 }
 
-/* A budget that runs out among a shape's candidates: the best of those timed serves the run,
- * that shape is never written (another one timed whole in the same run is), and a later
- * session with budget times it whole. */
+/* A budget that runs out among a shape's candidates: the best of those timed serves the run
+ * and is stored as partial (a shape timed whole in the same run beside it); the next session
+ * reads it, serves it without timing when its budget is spent, and otherwise times the
+ * candidates not yet timed, carrying the others' figures, until the shape is whole; then
+ * nothing is timed. */
 static void budget_spent_among_candidates(void **state)
 {
     struct fixture *f = *state;
@@ -255,29 +259,111 @@ static void budget_spent_among_candidates(void **state)
     struct clt_gemm_tuning *list;
     assert_int_equal(tunings(dev, &list), 1);
     assert_int_equal(list[0].candidate_count, 2);
+    assert_true(list[0].partial);
     check_entry(&list[0]);
+    char first[2][96];
+    for (int i = 0; i < 2; i++)
+        snprintf(first[i], sizeof first[i], "%s", list[0].candidates[i].name);
     free(list);
     check_dispatch(dev, &SHAPE);
     dev->tune->test_budget_candidates = 0;
     assert_int_equal(clt_device_gemm_tune(dev, &other, 1), CLT_OK);
-    clt_device_close(dev);
     char path[256];
     assert_true(tune_file(f->dir, path, sizeof path));
+    char *text = entry_text(dev, path);
+    assert_non_null(strstr(text, "\npartial\n"));
+    free(text);
+    clt_device_close(dev);
 
-    /* The next process reads the other shape only, and times this one whole. */
+    /* With no budget left the partial choice serves, and nothing is timed. */
+    setenv("CLTRAIN_TUNE_BUDGET", "0", 1);
     dev = open_with(f, f->dir);
-    assert_int_equal(tunings(dev, &list), 1);
-    assert_int_equal(list[0].m, other.m);
+    assert_int_equal(tunings(dev, &list), 2);
     free(list);
+    f->log.len = 0;
+    f->log.text[0] = 0;
     assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    check_dispatch(dev, &SHAPE);
+    clt_device_close(dev);
+    unsetenv("CLTRAIN_TUNE_BUDGET");
+
+    /* Two more a session: the two timed before are carried over, listed first. */
+    dev = open_with(f, f->dir);
+    dev->tune->test_budget_candidates = 2;
+    f->log.len = 0;
+    f->log.text[0] = 0;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_non_null(strstr(f->log.text, "has 2 candidates timed: timing the rest"));
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
+    size_t count = tunings(dev, &list), at = count;
+    for (size_t i = 0; i < count; i++)
+        if (list[i].m == SHAPE.m)
+            at = i;
+    assert_true(at < count);
+    assert_true(list[at].partial);
+    assert_int_equal(list[at].candidate_count, 4);
+    for (int i = 0; i < 2; i++)
+        assert_string_equal(list[at].candidates[i].name, first[i]);
+    check_entry(&list[at]);
+    free(list);
+
+    /* A session with budget times the rest: the shape is whole. */
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    clt_device_close(dev);
+    dev = open_with(f, f->dir);
     assert_int_equal(tunings(dev, &list), 2);
     for (size_t i = 0; i < 2; i++) {
-        assert_true(list[i].candidate_count > 2);
+        assert_false(list[i].partial);
+        assert_true(list[i].candidate_count > 4);
         check_entry(&list[i]);
     }
     free(list);
+    f->log.len = 0;
+    f->log.text[0] = 0;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
     check_dispatch(dev, &SHAPE);
     clt_device_close(dev);
+}
+
+/* The session budget of a trainer's creation: 10 s, 60 s with tune_ahead (as `cltrain tune`
+ * creates them), CLTRAIN_TUNE_BUDGET's seconds whenever it is set. Nothing is timed here
+ * (tuning is switched off on the device; the budget is set all the same). */
+static double creation_budget(struct clt_device *dev, bool ahead)
+{
+    struct clt_graph *g;
+    assert_int_equal(clt_graph_create(&g), CLT_OK);
+    struct clt_tensor *x = clt_input(g, "x", CLT_F32, 2, (int64_t[]){4, 6});
+    struct clt_tensor *y = clt_input(g, "y", CLT_I32, 1, (int64_t[]){4});
+    struct clt_tensor *loss = clt_cross_entropy(g, clt_linear(g, x, 5, true, "fc"), y, -1, 0.0f);
+    struct clt_trainer_options o;
+    clt_trainer_options_init(&o, CLT_OPTIM_SGD);
+    o.tune_ahead = ahead;
+    struct clt_trainer *tr = NULL;
+    dev->tune->session_budget = -1;
+    assert_int_equal(clt_trainer_create(dev, g, loss, &o, &tr), CLT_OK);
+    clt_trainer_free(tr);
+    clt_graph_free(g);
+    return dev->tune->session_budget;
+}
+
+static void tune_ahead_has_the_explicit_budget(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    dev->tune->enabled = false;
+    assert_true(creation_budget(dev, false) == 10.0);
+    assert_true(creation_budget(dev, true) == 60.0);
+    clt_device_close(dev);
+    setenv("CLTRAIN_TUNE_BUDGET", "3", 1);
+    dev = open_with(f, f->dir);
+    dev->tune->enabled = false;
+    assert_true(creation_budget(dev, false) == 3.0);
+    assert_true(creation_budget(dev, true) == 3.0);
+    clt_device_close(dev);
+    unsetenv("CLTRAIN_TUNE_BUDGET");
 }
 
 /* A spent budget times nothing more: the shape gets the default and is not stored. */
@@ -312,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(tune_zero_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(spent_budget_times_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(budget_spent_among_candidates, setup, teardown),
+        cmocka_unit_test_setup_teardown(tune_ahead_has_the_explicit_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(unusable_choice_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),

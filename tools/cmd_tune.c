@@ -88,6 +88,7 @@ static enum clt_status tune_model(struct clt_device *dev, const char *kind, int6
         model_build(&d, &info, batch > 0 ? batch : default_batch(kind), &m, err, err_size);
     struct clt_trainer_options opt;
     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
+    opt.tune_ahead = true; /* the explicit budget: 60 s a model unless CLTRAIN_TUNE_BUDGET */
     struct clt_trainer *tr = NULL;
     if (st == CLT_OK)
         st = clt_trainer_create(dev, m.g, m.loss, &opt, &tr);
@@ -123,9 +124,10 @@ static void print_table(const struct clt_device_info *d, const char *xgemm,
         printf("CLBlast's Xgemm parameters: %s\n", xgemm);
     for (size_t i = 0; i < count; i++) {
         const struct clt_gemm_tuning *t = &list[i];
-        printf("\n%s%s m=%lld n=%lld k=%lld batch=%lld %s: %s\n", t->trans_a ? "A^T" : "A",
+        printf("\n%s%s m=%lld n=%lld k=%lld batch=%lld %s: %s%s\n", t->trans_a ? "A^T" : "A",
                t->trans_b ? " B^T" : " B", (long long)t->m, (long long)t->n, (long long)t->k,
-               (long long)t->batch, clt_precision_name((enum clt_precision)t->storage), t->chosen);
+               (long long)t->batch, clt_precision_name((enum clt_precision)t->storage), t->chosen,
+               t->partial ? " (partial: the next tuning times the candidates not listed)" : "");
         for (uint32_t j = 0; j < t->candidate_count; j++) {
             const struct clt_gemm_candidate *c = &t->candidates[j];
             if (c->status == CLT_OK)
@@ -159,7 +161,7 @@ static void print_json(const struct clt_device_info *d, const char *xgemm,
                (long long)t->m, (long long)t->n, (long long)t->k, (long long)t->batch,
                clt_precision_name((enum clt_precision)t->storage));
         json_string(stdout, t->chosen);
-        printf(", \"candidates\": [");
+        printf(", \"partial\": %s, \"candidates\": [", t->partial ? "true" : "false");
         for (uint32_t j = 0; j < t->candidate_count; j++) {
             const struct clt_gemm_candidate *c = &t->candidates[j];
             printf("%s{\"name\": ", j ? ", " : "");

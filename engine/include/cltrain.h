@@ -461,8 +461,10 @@ CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_s
  * within a time budget (CLTRAIN_TUNE_BUDGET seconds, default 10: on a cold CPU device timing
  * one shape means compiling a dozen kernels); clt_device_gemm_tune times given shapes ahead
  * of time (default budget 60 s). Shapes the budget leaves out get the default until a later
- * session times them; a shape the budget ran out in the middle of serves its run with the
- * best candidate timed and is not stored. CLTRAIN_TUNE=0 uses the defaults without timing. Every
+ * session times them; a shape the budget ran out in the middle of is stored as partial: the
+ * best candidate timed serves it, and a later session times the candidates not yet timed
+ * (at least one per session), so no candidate is timed twice and every shape gets its whole
+ * list in the end. CLTRAIN_TUNE=0 uses the defaults without timing. Every
  * candidate's result is checked against a host reference before it may win. Progress goes to the
  * log at INFO. */
 
@@ -485,6 +487,8 @@ struct clt_gemm_tuning {
     uint32_t storage; /* the operands' storage, an enum clt_precision (below): fp32, or the
                        * 16-bit storage of a mixed-precision trainer's plan */
     char chosen[96];  /* the winner's name */
+    bool partial;     /* the budget ran out among the candidates: the winner of those listed,
+                       * and a later session times the rest (those listed are not timed again) */
     uint32_t candidate_count;
     struct clt_gemm_candidate candidates[CLT_GEMM_MAX_CANDIDATES];
 };
@@ -995,6 +999,10 @@ struct clt_trainer_options {
         int32_t growth_interval; /* >= 1 */
         double min_scale;        /* >= 0, <= init_scale */
     } loss_scaling;
+    /* Creation for tuning ahead of time (`cltrain tune`, `cltrain devices --warm`): the GEMM
+     * shapes of the plan are timed within clt_device_gemm_tune's budget (CLTRAIN_TUNE_BUDGET,
+     * else 60 s) instead of trainer creation's (CLTRAIN_TUNE_BUDGET, else 10 s). Default false. */
+    bool tune_ahead;
 };
 
 /* Defaults: the optimizer's PyTorch defaults (SGD lr 0.01, momentum 0, dampening 0; Adam and
