@@ -3,7 +3,9 @@
  * search space can produce, against the C reference: shapes with both interior and edge tiles
  * and a k remainder, every transpose pair, alpha and beta, beta 0 over NaN, padded leading
  * dimensions, strided batches and non-zero element offsets. Also: every configuration gives
- * the same bits (one fma chain per output, in k order), the text form round-trips and
+ * the same bits (one fma chain per output, in k order), operands that end their buffers are
+ * read within them by every configuration's edge tiles (Oclgrind reports a read past a
+ * buffer; the packing clamps rows and columns past the matrix), the text form round-trips and
  * malformed text is rejected, and configurations the device cannot run are refused cleanly.
  *
  * Tolerance: inputs uniform in [-1, 1); |got - want| <= 1e-5 * (k + 1) + 1e-5 * |want|,
@@ -152,6 +154,7 @@ static const char *const extra_configs[] = {
     "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=4,stage=5",
     "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=2,stage=6",
     "mwg=24,nwg=64,kwg=64,mdim=4,ndim=4,vw=8,stage=7",
+    "mwg=16,nwg=32,kwg=16,mdim=2,ndim=2,vw=8,stage=7",
     "mwg=16,nwg=16,kwg=8,mdim=4,ndim=4,vw=1,stage=1",
     "mwg=16,nwg=32,kwg=8,mdim=8,ndim=4,vw=4,stage=2",
     "mwg=32,nwg=32,kwg=16,mdim=8,ndim=4,vw=2,stage=3",
@@ -209,6 +212,71 @@ static void every_configuration_every_transpose(void **state)
             check_config(dev, c, &tiny, false, NULL);
         }
     }
+}
+
+/* A (or B, C) of count floats from host in a buffer of exactly that size, so that a read past
+ * the matrix is a read past the buffer (Oclgrind reports it). */
+static cl_mem exact_buffer(struct clt_device *dev, const float *host, int64_t count)
+{
+    cl_int err;
+    cl_mem m = clCreateBuffer(dev->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                              (size_t)count * sizeof(float), (void *)host, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    return m;
+}
+
+/* Every configuration and transpose pair at a shape with edge tiles in both directions and a
+ * k remainder, each operand in a buffer of its own size: the edge tiles (their rows and
+ * columns past the matrix clamped to its last) read nothing past the matrices, and the
+ * result is the reference's. fp32. */
+static void operands_end_their_buffers(void **state)
+{
+    struct clt_device *dev = *state;
+    struct clt__gemm_config cfg[MAX_CONFIGS];
+    size_t n = all_configs(dev, cfg);
+    bool small = clt_test_small();
+    for (size_t i = 0; i < n; i++)
+        for (int t = 0; t < 4; t++) {
+            if (small && t != (int)(i % 4) && t != (int)((i + 1) % 4))
+                continue;
+            struct clt_gemm_shape shape = {.m = cfg[i].mwg + 3,
+                                           .n = cfg[i].nwg + 5,
+                                           .k = cfg[i].kwg + 11,
+                                           .trans_a = t & 1,
+                                           .trans_b = (t >> 1) & 1,
+                                           .alpha = 1.25f,
+                                           .beta = 0.0f},
+                                  g;
+            int64_t sa, sb, sc;
+            assert_int_equal(clt__gemm_resolve(NULL, &shape, &g, &sa, &sb, &sc), CLT_OK);
+            float *a = malloc(sa * sizeof *a), *b = malloc(sb * sizeof *b);
+            float *c = calloc((size_t)sc, sizeof *c), *got = malloc(sc * sizeof *got);
+            double *want = calloc((size_t)sc, sizeof *want);
+            assert_true(a && b && c && got && want);
+            clt_test_fill(a, sa, 11 + sa, -1.0f, 1.0f);
+            clt_test_fill(b, sb, 13 + sb, -1.0f, 1.0f);
+            ref_gemm(&g, a, b, c, want);
+            cl_mem ma = exact_buffer(dev, a, sa), mb = exact_buffer(dev, b, sb);
+            cl_mem mc = exact_buffer(dev, c, sc);
+            assert_int_equal(clt__gemm_own_run(dev, &cfg[i], &g, (struct clt__buf){ma, 0},
+                                               (struct clt__buf){mb, 0}, (struct clt__buf){mc, 0}),
+                             CLT_OK);
+            assert_int_equal(clEnqueueReadBuffer(dev->queue, mc, CL_TRUE, 0,
+                                                 (size_t)sc * sizeof *got, got, 0, NULL, NULL),
+                             CL_SUCCESS);
+            char text[96], what[192];
+            clt__gemm_config_format(&cfg[i], text, sizeof text);
+            snprintf(what, sizeof what, "exact buffers %s ta=%d tb=%d", text, g.trans_a, g.trans_b);
+            clt_test_assert_close(what, got, want, (size_t)sc, 1e-5 * (double)(g.k + 1), 1e-5);
+            clReleaseMemObject(ma);
+            clReleaseMemObject(mb);
+            clReleaseMemObject(mc);
+            free(a);
+            free(b);
+            free(c);
+            free(got);
+            free(want);
+        }
 }
 
 /* Products narrower than one tile, with a k remainder after two full steps and a batch, for
@@ -664,6 +732,7 @@ int main(void)
         cmocka_unit_test(every_configuration_every_transpose),
         cmocka_unit_test(batches_leading_dimensions_beta_zero),
         cmocka_unit_test(narrow_products_with_batches),
+        cmocka_unit_test(operands_end_their_buffers),
         cmocka_unit_test(long_k),
         cmocka_unit_test(configurations_agree_bit_for_bit),
         cmocka_unit_test(every_configuration_in_16_bits),

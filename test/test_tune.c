@@ -51,6 +51,17 @@ static int binaries_in(const char *dir)
     return n;
 }
 
+/* A tuning of SHAPE on dev times nothing (its choice is stored), and the choice computes
+ * what the reference does. */
+static void tunes_nothing(struct fixture *f, struct clt_device *dev)
+{
+    f->log.len = 0;
+    f->log.text[0] = 0;
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_null(strstr(f->log.text, "gemm tuning: m="));
+    check_dispatch(dev, &SHAPE);
+}
+
 static void miss_then_hit(void **state)
 {
     struct fixture *f = *state;
@@ -82,11 +93,7 @@ static void miss_then_hit(void **state)
     assert_int_equal(tunings(dev, &list), 1);
     assert_string_equal(list[0].chosen, chosen);
     free(list);
-    f->log.len = 0;
-    f->log.text[0] = 0;
-    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
-    assert_null(strstr(f->log.text, "gemm tuning: m="));
-    check_dispatch(dev, &SHAPE);
+    tunes_nothing(f, dev);
     clt_device_close(dev);
 }
 
@@ -280,11 +287,7 @@ static void budget_spent_among_candidates(void **state)
     dev = open_with(f, f->dir);
     assert_int_equal(tunings(dev, &list), 2);
     free(list);
-    f->log.len = 0;
-    f->log.text[0] = 0;
-    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
-    assert_null(strstr(f->log.text, "gemm tuning: m="));
-    check_dispatch(dev, &SHAPE);
+    tunes_nothing(f, dev);
     clt_device_close(dev);
     unsetenv("CLTRAIN_TUNE_BUDGET");
 
@@ -320,11 +323,7 @@ static void budget_spent_among_candidates(void **state)
         check_entry(&list[i]);
     }
     free(list);
-    f->log.len = 0;
-    f->log.text[0] = 0;
-    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
-    assert_null(strstr(f->log.text, "gemm tuning: m="));
-    check_dispatch(dev, &SHAPE);
+    tunes_nothing(f, dev);
     clt_device_close(dev);
 }
 
