@@ -335,9 +335,6 @@ static enum clt_status widened(struct clt_device *dev, const struct clt_gemm_sha
     return clt__gemm_widened(dev, g, a, b, c, NULL);
 }
 
-/* Times every candidate for a shape into e. CLT_OK when one won. A first pass checks and
- * times each candidate in turn; the contenders then meet in interleaved final rounds (the
- * file's comment says why), which decide the winner and their reported figures. */
 /* The candidate of e named name; NULL when e is NULL or lists none. */
 static const struct clt_gemm_candidate *listed(const struct clt__tune_entry *e, const char *name)
 {
@@ -347,6 +344,10 @@ static const struct clt_gemm_candidate *listed(const struct clt__tune_entry *e, 
     return NULL;
 }
 
+/* Times every candidate for a shape into e (those `earlier` lists carried over, not timed).
+ * CLT_OK when one won. A first pass checks and times each candidate in turn; the contenders
+ * then meet in interleaved final rounds (the file's comment says why), which decide the
+ * winner and their reported figures. */
 enum clt_status clt__tune_time_shape(struct clt_device *dev, const struct clt_gemm_shape *g,
                                      const struct clt__tune_entry *earlier,
                                      struct clt__tune_entry *e)
