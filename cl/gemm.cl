@@ -301,6 +301,28 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
             (dst)[kk * (step)] = LOAD((src), kk);                                                  \
     }
 
+/* T8_STORE: the 8 x 8 block of rows v0 to v7 (eight k each) transposed in registers and
+ * stored as dst[(kk + j) * step + i] = vi.sj, eight contiguous floats a store. */
+#define T8_STORE(dst, step, kk, v0, v1, v2, v3, v4, v5, v6, v7)                                    \
+    {                                                                                              \
+        vstore8((float8)(v0.s0, v1.s0, v2.s0, v3.s0, v4.s0, v5.s0, v6.s0, v7.s0), 0,               \
+                (dst) + ((kk) + 0) * (step));                                                      \
+        vstore8((float8)(v0.s1, v1.s1, v2.s1, v3.s1, v4.s1, v5.s1, v6.s1, v7.s1), 0,               \
+                (dst) + ((kk) + 1) * (step));                                                      \
+        vstore8((float8)(v0.s2, v1.s2, v2.s2, v3.s2, v4.s2, v5.s2, v6.s2, v7.s2), 0,               \
+                (dst) + ((kk) + 2) * (step));                                                      \
+        vstore8((float8)(v0.s3, v1.s3, v2.s3, v3.s3, v4.s3, v5.s3, v6.s3, v7.s3), 0,               \
+                (dst) + ((kk) + 3) * (step));                                                      \
+        vstore8((float8)(v0.s4, v1.s4, v2.s4, v3.s4, v4.s4, v5.s4, v6.s4, v7.s4), 0,               \
+                (dst) + ((kk) + 4) * (step));                                                      \
+        vstore8((float8)(v0.s5, v1.s5, v2.s5, v3.s5, v4.s5, v5.s5, v6.s5, v7.s5), 0,               \
+                (dst) + ((kk) + 5) * (step));                                                      \
+        vstore8((float8)(v0.s6, v1.s6, v2.s6, v3.s6, v4.s6, v5.s6, v6.s6, v7.s6), 0,               \
+                (dst) + ((kk) + 6) * (step));                                                      \
+        vstore8((float8)(v0.s7, v1.s7, v2.s7, v3.s7, v4.s7, v5.s7, v6.s7, v7.s7), 0,               \
+                (dst) + ((kk) + 7) * (step));                                                      \
+    }
+
 /* PACK_K8: dst[kk * step + i] = src[i * ld + kk] for i < 8 and kk < kc: eight rows of k, ld
  * apart, packed eight by eight, each 8 x 8 block transposed in registers (eight loads of
  * eight, eight stores of eight, where PACK_K stores one element at a time); the last kc % 8
@@ -316,26 +338,32 @@ inline void gemm_body(const int ta, const int tb, const int edge, int m, int n, 
             const float8 r5 = VLOAD8(0, (src) + 5 * (ld) + kk);                                    \
             const float8 r6 = VLOAD8(0, (src) + 6 * (ld) + kk);                                    \
             const float8 r7 = VLOAD8(0, (src) + 7 * (ld) + kk);                                    \
-            vstore8((float8)(r0.s0, r1.s0, r2.s0, r3.s0, r4.s0, r5.s0, r6.s0, r7.s0), 0,           \
-                    (dst) + (kk + 0) * (step));                                                    \
-            vstore8((float8)(r0.s1, r1.s1, r2.s1, r3.s1, r4.s1, r5.s1, r6.s1, r7.s1), 0,           \
-                    (dst) + (kk + 1) * (step));                                                    \
-            vstore8((float8)(r0.s2, r1.s2, r2.s2, r3.s2, r4.s2, r5.s2, r6.s2, r7.s2), 0,           \
-                    (dst) + (kk + 2) * (step));                                                    \
-            vstore8((float8)(r0.s3, r1.s3, r2.s3, r3.s3, r4.s3, r5.s3, r6.s3, r7.s3), 0,           \
-                    (dst) + (kk + 3) * (step));                                                    \
-            vstore8((float8)(r0.s4, r1.s4, r2.s4, r3.s4, r4.s4, r5.s4, r6.s4, r7.s4), 0,           \
-                    (dst) + (kk + 4) * (step));                                                    \
-            vstore8((float8)(r0.s5, r1.s5, r2.s5, r3.s5, r4.s5, r5.s5, r6.s5, r7.s5), 0,           \
-                    (dst) + (kk + 5) * (step));                                                    \
-            vstore8((float8)(r0.s6, r1.s6, r2.s6, r3.s6, r4.s6, r5.s6, r6.s6, r7.s6), 0,           \
-                    (dst) + (kk + 6) * (step));                                                    \
-            vstore8((float8)(r0.s7, r1.s7, r2.s7, r3.s7, r4.s7, r5.s7, r6.s7, r7.s7), 0,           \
-                    (dst) + (kk + 7) * (step));                                                    \
+            T8_STORE(dst, step, kk, r0, r1, r2, r3, r4, r5, r6, r7)                                \
         }                                                                                          \
         for (; kk < (kc); kk++)                                                                    \
             for (int i8 = 0; i8 < 8; i8++)                                                         \
                 (dst)[kk * (step) + i8] = LOAD((src), (size_t)i8 * (ld) + kk);                     \
+    }
+
+/* PACK_K8_EDGE: PACK_K8 in an edge tile, row i of the eight being row min(r0 + i, rlast) of
+ * the matrix at base (k from k0): rows past the matrix repeat its last row (computed, never
+ * stored), as the element-wise packing's clamp does. */
+#define PACK_K8_EDGE(dst, step, base, r0, rlast, ld, k0, kc)                                       \
+    {                                                                                              \
+        __global const store_t *p8[8];                                                             \
+        _Pragma("unroll") for (int i8 = 0; i8 < 8; i8++) p8[i8] =                                  \
+            (base) + (size_t)min((r0) + i8, (rlast)) * (ld) + (k0);                                \
+        int kk = 0;                                                                                \
+        for (; kk + 8 <= (kc); kk += 8) {                                                          \
+            const float8 e0 = VLOAD8(0, p8[0] + kk), e1 = VLOAD8(0, p8[1] + kk);                   \
+            const float8 e2 = VLOAD8(0, p8[2] + kk), e3 = VLOAD8(0, p8[3] + kk);                   \
+            const float8 e4 = VLOAD8(0, p8[4] + kk), e5 = VLOAD8(0, p8[5] + kk);                   \
+            const float8 e6 = VLOAD8(0, p8[6] + kk), e7 = VLOAD8(0, p8[7] + kk);                   \
+            T8_STORE(dst, step, kk, e0, e1, e2, e3, e4, e5, e6, e7)                                \
+        }                                                                                          \
+        for (; kk < (kc); kk++)                                                                    \
+            _Pragma("unroll") for (int i8 = 0; i8 < 8; i8++)(dst)[kk * (step) + i8] =              \
+                LOAD(p8[i8], kk);                                                                  \
     }
 
 /* Serial mode (STAGE bit 2), for CPU devices: one work-item per work-group runs the MDIM x NDIM
@@ -360,16 +388,20 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
             for (int kk = 0; kk < kc; kk++) {
                 __global const store_t *src = a + (size_t)(k0 + kk) * lda;
 #if MWG % 8 == 0
-                if (!edge) { /* the tile's MWG elements of this row eight a load */
-                    _Pragma("unroll") for (int x = 0; x < MWG; x += 8)
-                    {
-                        float t[8];
+                /* the tile's MWG elements of this row eight a load, in an edge tile those
+                 * eights that lie in the matrix, the others element by element (clamped) */
+                _Pragma("unroll") for (int x = 0; x < MWG; x += 8)
+                {
+                    float t[8];
+                    if (!edge || row0 + x + 8 <= m)
                         vstore8(VLOAD8(0, src + row0 + x), 0, t);
-                        _Pragma("unroll") for (int e = 0; e < 8; e++)
-                            la[((x + e) / MWI * KWG + kk) * MWI + (x + e) % MWI] = t[e];
-                    }
-                    continue;
+                    else
+                        _Pragma("unroll") for (int e = 0; e < 8; e++) t[e] =
+                            LOAD(src, min(row0 + x + e, m - 1));
+                    _Pragma("unroll") for (int e = 0; e < 8; e++)
+                        la[((x + e) / MWI * KWG + kk) * MWI + (x + e) % MWI] = t[e];
                 }
+                continue;
 #endif
                 for (int bi = 0; bi < MDIM; bi++) {
                     __local float *dst = la + (bi * KWG + kk) * MWI;
@@ -380,51 +412,58 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
             }
         } else if (STAGE_A) {
 #if MWI % 8 == 0
-            if (!edge) { /* eight rows at a time, transposed in registers */
-                for (int bi = 0; bi < MDIM; bi++)
-                    for (int i = 0; i < MWI; i += 8) {
-                        __global const store_t *src = a + (size_t)(row0 + bi * MWI + i) * lda + k0;
-                        __local float *dst = la + bi * KWG * MWI + i;
-                        PACK_K8(dst, MWI, src, lda, kc);
-                    }
-            } else
+            /* eight rows at a time, transposed in registers; an edge tile's rows past m
+             * clamped to the last */
+            for (int bi = 0; bi < MDIM; bi++)
+                for (int i = 0; i < MWI; i += 8) {
+                    const int r = row0 + bi * MWI + i;
+                    __local float *dst = la + bi * KWG * MWI + i;
+                    if (edge)
+                        PACK_K8_EDGE(dst, MWI, a, r, m - 1, lda, k0, kc)
+                    else
+                        PACK_K8(dst, MWI, a + (size_t)r * lda + k0, lda, kc)
+                }
+#else
+            for (int bi = 0; bi < MDIM; bi++)
+                _Pragma("unroll") for (int i = 0; i < MWI; i++)
+                {
+                    const int r = row0 + bi * MWI + i;
+                    __global const store_t *src = a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
+                    __local float *dst = la + bi * KWG * MWI + i;
+                    PACK_K(dst, MWI, src, kc);
+                }
 #endif
-                for (int bi = 0; bi < MDIM; bi++)
-                    _Pragma("unroll") for (int i = 0; i < MWI; i++)
-                    {
-                        const int r = row0 + bi * MWI + i;
-                        __global const store_t *src =
-                            a + (size_t)(edge ? min(r, m - 1) : r) * lda + k0;
-                        __local float *dst = la + bi * KWG * MWI + i;
-                        PACK_K(dst, MWI, src, kc);
-                    }
         }
         /* Pack op(B): lb[(bj * KWG + kk) * NWI + x] = op(B)[k0 + kk, col0 + bj * NWI + x]. */
         if (STAGE_B && tb) {
 #if NWI % 8 == 0
-            if (!edge) { /* eight columns at a time, transposed in registers */
-                for (int bj = 0; bj < NDIM; bj++)
-                    for (int x = 0; x < NWI; x += 8) {
-                        __global const store_t *src = b + (size_t)(col0 + bj * NWI + x) * ldb + k0;
-                        __local float *dst = lb + bj * KWG * NWI + x;
-                        PACK_K8(dst, NWI, src, ldb, kc);
-                    }
-            } else
+            /* eight columns at a time, transposed in registers; an edge tile's columns past
+             * n clamped to the last */
+            for (int bj = 0; bj < NDIM; bj++)
+                for (int x = 0; x < NWI; x += 8) {
+                    const int col = col0 + bj * NWI + x;
+                    __local float *dst = lb + bj * KWG * NWI + x;
+                    if (edge)
+                        PACK_K8_EDGE(dst, NWI, b, col, n - 1, ldb, k0, kc)
+                    else
+                        PACK_K8(dst, NWI, b + (size_t)col * ldb + k0, ldb, kc)
+                }
+#else
+            for (int bj = 0; bj < NDIM; bj++)
+                for (int x = 0; x < NWI; x++) {
+                    const int col = col0 + bj * NWI + x;
+                    __global const store_t *src =
+                        b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
+                    __local float *dst = lb + bj * KWG * NWI + x;
+                    PACK_K(dst, NWI, src, kc);
+                }
 #endif
-                for (int bj = 0; bj < NDIM; bj++)
-                    for (int x = 0; x < NWI; x++) {
-                        const int col = col0 + bj * NWI + x;
-                        __global const store_t *src =
-                            b + (size_t)(edge ? min(col, n - 1) : col) * ldb + k0;
-                        __local float *dst = lb + bj * KWG * NWI + x;
-                        PACK_K(dst, NWI, src, kc);
-                    }
         } else if (STAGE_B) {
             for (int kk = 0; kk < kc; kk++) {
                 __global const store_t *br = b + (size_t)(k0 + kk) * ldb + col0;
                 for (int x = 0; x < NWG; x += VW) {
                     __local float *dst = lb + ((x / NWI) * KWG + kk) * NWI + x % NWI;
-                    if (!edge) {
+                    if (!edge || col0 + x + VW <= n) {
                         VSTORE(GLOAD(br + x), dst);
                     } else {
                         for (int e = 0; e < VW; e++)
