@@ -41,12 +41,13 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
                            struct clt__gemm_config *out);
 
 /* Writes up to `max` candidate configurations valid on this device (local memory, work-group
- * size) for this shape into out, likeliest first; returns how many (at most 24). The set is a
- * fixed list per kind of device (CPU or other) filtered by its limits; the shape only
- * moves candidates whose tiles would mostly compute padding, or leave compute units idle, to
- * the end, and adds split-K candidates (at most 6, after the fitting ones) for one product with a
- * long k and few output tiles, or a k much longer than it is wide (gemm_own.c, split_space). g may
- * be NULL: the device's list in its own order, none split. */
+ * size) for this shape into out, likeliest first; returns how many (at most the list's 24 on
+ * a CPU, 18 elsewhere, plus 6). The set is a fixed list per kind of device (CPU or other)
+ * filtered by its limits; the shape only moves candidates whose tiles would mostly compute
+ * padding, or leave compute units idle, to the end (serial mode first there, then the least
+ * padded first), and adds split-K candidates (at most 6, after the fitting ones) for one
+ * product with a long k and few output tiles, or a k much longer than it is wide (gemm_own.c,
+ * split_space). g may be NULL: the device's list in its own order, none split. */
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max);
 
