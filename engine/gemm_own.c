@@ -40,10 +40,12 @@ struct entry {
  * group runs the tile's blocks in turn over packed panels of A and B, BLIS-style; measured on
  * PoCL at 1024 square it is several times faster than reading rows a power of two apart
  * straight from global memory). 6 x 16 and 4 x 16 blocks fill 12 and 8 of AVX2's 16 vector
- * registers, 4 x 32 and 8 x 32 suit AVX-512. Large tiles of 8 x 32 blocks (128 and 64 rows
- * of 128 columns) come first: each tile reads op(B)'s k x 128 panel once, so more rows per
- * tile read B fewer times; at 1024 square, where B does not fit the cache, 128 x 128 tiles
- * ran 210 GFLOP/s on a 2-core Sapphire Rapids Xeon, 32 x 128 tiles 154. Mid-sized tiles of 8 x
+ * registers, 4 x 32 and 8 x 32 suit AVX-512. Large tiles of 8 x 32 blocks (256, 128 and
+ * 64 rows of 128 columns) come first: each tile packs op(B)'s k x 128 panel once, so more rows
+ * per tile pack B fewer times; at 1024 square, where B does not fit the cache, 128 x 128 tiles
+ * ran 210 GFLOP/s on a 2-core Sapphire Rapids Xeon, 32 x 128 tiles 154; later 256 x 128 tiles
+ * 270 to 280 where 128 x 128 ran 246 to 257, and 1.06 to 1.16x at the gpt's 1024-row products
+ * (their local memory, 512 KiB, fits PoCL's 2 MiB). Mid-sized tiles of 8 x
  * 32 blocks (64 x 64, 64 x 32, 32 x 64, KWG 64) serve the batched products of attention (64 x
  * 64 x 32 and 64 x 32 x 64, batch 64 in the gpt: 1.5x the 24 x 64 tiles there). Small serial tiles
  * fit the 32 KiB of local memory rusticl offers. Skinny serial tiles, 8 x 16 blocks (32 x 16, 64 x
@@ -53,14 +55,15 @@ struct entry {
  * serve small and skinny products (at most 32 work-items per group: llvmpipe allows no more for
  * these kernels), and 1 x 1 blocks run anywhere. */
 static const struct entry cpu_list[] = {
-    {8, 32, 16, 4, 256, 16, 7}, {8, 32, 8, 4, 256, 16, 7}, {6, 16, 8, 8, 256, 8, 7},
-    {6, 16, 8, 16, 128, 8, 7},  {4, 16, 16, 8, 256, 8, 7}, {6, 16, 16, 8, 256, 8, 7},
-    {8, 8, 8, 16, 256, 8, 7},   {4, 32, 8, 4, 256, 16, 7}, {8, 32, 4, 4, 256, 16, 7},
-    {8, 32, 8, 2, 64, 16, 7},   {8, 32, 8, 1, 64, 16, 7},  {8, 32, 4, 2, 64, 16, 7},
-    {6, 16, 4, 4, 64, 8, 7},    {4, 16, 4, 2, 64, 8, 7},   {8, 16, 4, 1, 128, 16, 7},
-    {8, 16, 8, 1, 64, 16, 7},   {8, 32, 2, 2, 128, 16, 7}, {6, 16, 4, 2, 64, 8, 0},
-    {4, 16, 8, 4, 64, 8, 0},    {8, 8, 8, 4, 64, 8, 0},    {4, 8, 8, 4, 32, 8, 0},
-    {2, 16, 8, 4, 32, 8, 0},    {1, 8, 8, 4, 16, 8, 0},    {1, 1, 8, 4, 16, 1, 0},
+    {8, 32, 32, 4, 256, 16, 7}, {8, 32, 16, 4, 256, 16, 7}, {8, 32, 8, 4, 256, 16, 7},
+    {6, 16, 8, 8, 256, 8, 7},   {6, 16, 8, 16, 128, 8, 7},  {4, 16, 16, 8, 256, 8, 7},
+    {6, 16, 16, 8, 256, 8, 7},  {8, 8, 8, 16, 256, 8, 7},   {4, 32, 8, 4, 256, 16, 7},
+    {8, 32, 4, 4, 256, 16, 7},  {8, 32, 8, 2, 64, 16, 7},   {8, 32, 8, 1, 64, 16, 7},
+    {8, 32, 4, 2, 64, 16, 7},   {6, 16, 4, 4, 64, 8, 7},    {4, 16, 4, 2, 64, 8, 7},
+    {8, 16, 4, 1, 128, 16, 7},  {8, 16, 8, 1, 64, 16, 7},   {8, 32, 2, 2, 128, 16, 7},
+    {6, 16, 4, 2, 64, 8, 0},    {4, 16, 8, 4, 64, 8, 0},    {8, 8, 8, 4, 64, 8, 0},
+    {4, 8, 8, 4, 32, 8, 0},     {2, 16, 8, 4, 32, 8, 0},    {1, 8, 8, 4, 16, 8, 0},
+    {1, 1, 8, 4, 16, 1, 0},
 };
 
 /* GPUs and other devices: CLBlast-style 64 x 64 and 128 x 128 tiles staged in local memory with

@@ -41,7 +41,7 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
                            struct clt__gemm_config *out);
 
 /* Writes up to `max` candidate configurations valid on this device (local memory, work-group
- * size) for this shape into out, likeliest first; returns how many (at most the list's 24 on
+ * size) for this shape into out, likeliest first; returns how many (at most the list's 25 on
  * a CPU, 18 elsewhere, plus 6). The set is a fixed list per kind of device (CPU or other)
  * filtered by its limits; the shape only moves candidates whose tiles would mostly compute
  * padding, or leave compute units idle, to the end (serial mode first there, then the least
