@@ -611,9 +611,9 @@ static double padding_of(const struct clt_gemm_shape *g, const struct clt__gemm_
 }
 
 /* At a side of 10, where most tiles compute mostly padding: the candidates that fit come
- * first (split-K's after them), then the others, serial mode (stage bit 2) first and the least padded first within
- * it and within the rest; a capped space is the full space's first candidates, so the cap
- * drops the most padded. */
+ * first (split-K's after them), then the others, serial mode (stage bit 2) first and the least
+ * padded first within it and within the rest; a capped space is the full space's first candidates,
+ * so the cap drops the most padded. */
 static void misfits_least_padded_first(void **state)
 {
     struct clt_device *dev = *state;
@@ -629,10 +629,9 @@ static void misfits_least_padded_first(void **state)
         for (size_t i = 0; i < n; i++) {
             if (cfg[i].split > 1)
                 continue; /* split-K's come between the two, in their own order */
-            int64_t groups = ((g->m + cfg[i].mwg - 1) / cfg[i].mwg) *
-                             ((g->n + cfg[i].nwg - 1) / cfg[i].nwg);
-            bool misfit = padding_of(g, &cfg[i]) > 1.5 ||
-                          groups < (int64_t)dev->info.compute_units;
+            int64_t groups =
+                ((g->m + cfg[i].mwg - 1) / cfg[i].mwg) * ((g->n + cfg[i].nwg - 1) / cfg[i].nwg);
+            bool misfit = padding_of(g, &cfg[i]) > 1.5 || groups < (int64_t)dev->info.compute_units;
             if (!misfit) {
                 assert_int_equal(misfits, 0); /* no fitting candidate after a misfit */
                 continue;
