@@ -293,6 +293,8 @@ size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *
             out[n++] = c;
     }
     n += split_space(dev, g, out + n, max - n);
+    if (n == max)
+        return n; /* full (clt__gemm_own_default asks for one): no misfit can enter */
     size_t first_misfit = n;
     for (size_t i = 0; i < count; i++) {
         struct clt__gemm_config c = from_entry(&list[i]);
@@ -302,7 +304,7 @@ size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *
         size_t at = n;
         while (at > first_misfit && misfit_rank(g, &out[at - 1]) > misfit_rank(g, &c))
             at--;
-        if (at >= max)
+        if (at == max)
             continue;
         size_t moved = (n < max ? n : max - 1) - at;
         memmove(out + at + 1, out + at, moved * sizeof *out);

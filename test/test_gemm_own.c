@@ -178,6 +178,21 @@ static size_t all_configs(struct clt_device *dev, struct clt__gemm_config *out)
     return n;
 }
 
+/* A shape that gives configuration c an interior tile, edge tiles in both directions (3 rows
+ * and 5 columns past a tile) and a k remainder of k_extra after one full k step, with
+ * transpose pair t (bit 0: A, bit 1: B). */
+static struct clt_gemm_shape edged(const struct clt__gemm_config *c, int t, int64_t k_extra,
+                                   float alpha, float beta)
+{
+    return (struct clt_gemm_shape){.m = c->mwg + 3,
+                                   .n = c->nwg + 5,
+                                   .k = c->kwg + k_extra,
+                                   .trans_a = t & 1,
+                                   .trans_b = (t >> 1) & 1,
+                                   .alpha = alpha,
+                                   .beta = beta};
+}
+
 /* Shapes that give each configuration an interior tile, edge tiles in both directions and a
  * k remainder after at least one full k step; and a product smaller than any tile. */
 static void every_configuration_every_transpose(void **state)
@@ -193,13 +208,7 @@ static void every_configuration_every_transpose(void **state)
              * shape with one transpose pair (all four pairs over consecutive
              * configurations) and the small one with all four. */
             if (!small || t == (int)(i % 4)) {
-                struct clt_gemm_shape g = {.m = c->mwg + 3,
-                                           .n = c->nwg + 5,
-                                           .k = c->kwg + (small ? 3 : 11),
-                                           .trans_a = t & 1,
-                                           .trans_b = (t >> 1) & 1,
-                                           .alpha = 0.75f,
-                                           .beta = 0.5f};
+                struct clt_gemm_shape g = edged(c, t, small ? 3 : 11, 0.75f, 0.5f);
                 check_config(dev, c, &g, false, NULL);
             }
             struct clt_gemm_shape tiny = {.m = 5,
@@ -239,14 +248,7 @@ static void operands_end_their_buffers(void **state)
         for (int t = 0; t < 4; t++) {
             if (small && t != (int)(i % 4) && t != (int)((i + 1) % 4))
                 continue;
-            struct clt_gemm_shape shape = {.m = cfg[i].mwg + 3,
-                                           .n = cfg[i].nwg + 5,
-                                           .k = cfg[i].kwg + 11,
-                                           .trans_a = t & 1,
-                                           .trans_b = (t >> 1) & 1,
-                                           .alpha = 1.25f,
-                                           .beta = 0.0f},
-                                  g;
+            struct clt_gemm_shape shape = edged(&cfg[i], t, 11, 1.25f, 0.0f), g;
             int64_t sa, sb, sc;
             assert_int_equal(clt__gemm_resolve(NULL, &shape, &g, &sa, &sb, &sc), CLT_OK);
             float *a = malloc(sa * sizeof *a), *b = malloc(sb * sizeof *b);
