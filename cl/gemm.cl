@@ -102,12 +102,18 @@
 #define STAGE_B ((STAGE >> 1) & 1)
 #define SERIAL ((STAGE >> 2) & 1)
 
-#if STAGE < 0 || STAGE > 7
-#error "gemm.cl: STAGE must be 0 to 7"
+#define DOT (STAGE == 8)
+
+#if STAGE < 0 || STAGE > 8
+#error "gemm.cl: STAGE must be 0 to 8"
 #endif
 
-#if MWG % MDIM != 0 || NWG % NDIM != 0 || NWI % VW != 0 || KWG % KWI != 0
+#if !DOT && (MWG % MDIM != 0 || NWG % NDIM != 0 || NWI % VW != 0 || KWG % KWI != 0)
 #error "gemm.cl: MWG % MDIM, NWG % (NDIM * VW) and KWG % KWI must be 0"
+#endif
+
+#if DOT && (MDIM != 1 || NDIM != 1 || KWG != VW || VW < 4 || MWG * NWG > 16)
+#error "gemm.cl: dot mode needs MDIM = NDIM = 1, KWG = VW >= 4 and MWG * NWG <= 16"
 #endif
 
 /* VLOAD, VSTORE: VW floats at p in local or private memory; GLOAD, GSTORE: VW elements of
@@ -164,6 +170,8 @@ typedef float16 floatv;
 #define CGLOAD(p) GLOAD(p)
 #define CGSTORE(v, p) GSTORE(v, p)
 #endif
+
+#if !DOT /* the tiled kernels, to the instances below */
 
 /* op(A)[r, kk] and op(B)[kk, col] in global memory. */
 #define OP_A(ta, r, kk) ((ta) ? LOAD(a, (size_t)(kk)*lda + (r)) : LOAD(a, (size_t)(r)*lda + (kk)))
@@ -528,6 +536,8 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
 }
 #endif
 
+#endif /* !DOT */
+
 /* The work-group's tile crosses row m or column n. */
 #define TILE_IS_EDGE()                                                                             \
     ((int)(get_group_id(1) + 1) * MWG > m || (int)(get_group_id(0) + 1) * NWG > n)
@@ -578,6 +588,76 @@ inline void gemm_serial(const int ta, const int tb, const int edge, int m, int n
 #define CLT_GEMM_PAIR -1
 #endif
 #define CLT_GEMM_HAS(pair) (CLT_GEMM_PAIR < 0 || CLT_GEMM_PAIR == (pair))
+#if DOT
+#if CLT_GEMM_PAIR != 1 && CLT_GEMM_PAIR != 4
+#error "gemm.cl: dot mode (STAGE 8) computes A B^T alone (CLT_GEMM_PAIR 1)"
+#endif
+#if CLT_GEMM_HAS(1)
+/* Dot mode (STAGE 8), for A B^T with a long k on CPU devices (the weight gradients of a
+ * convolution: C is small, A's and B's rows are long and contiguous). Local (1, 1, 1), global
+ * (ceil(n / NWG), ceil(m / MWG), batch), as in serial mode. The one work-item of a group owns
+ * the MWG x NWG block of C at rows gy * MWG, columns gx * NWG, and computes each element as a
+ * dot product of a row of A and a row of B, VW elements of k at a time: MWG x NWG vector sums,
+ * lane e taking k = e, e + VW, e + 2 VW, ... in order (one fma chain per lane), then added
+ * lanes pairwise (halves of the vector, then halves of those) and the k remainder (k mod VW)
+ * added in order. No packing, no local memory: both operands are read along their rows, which
+ * the tiled kernels would have to transpose into panels for a product of few columns. Rows
+ * and columns past the matrix read its last row (computed, never stored). */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+gemm_nt(int m, int n, int k, float alpha, float beta, __global const store_t *a, int a_off, int lda,
+        int stride_a, __global const store_t *b, int b_off, int ldb, int stride_b,
+        __global cstore_t *c, int c_off, int ldc, int stride_c)
+{
+    const size_t z = get_global_id(2);
+    const int row0 = (int)get_global_id(1) * MWG, col0 = (int)get_global_id(0) * NWG;
+    a += a_off + z * (size_t)stride_a;
+    b += b_off + z * (size_t)stride_b;
+    c += c_off + z * (size_t)stride_c;
+    __global const store_t *ar[MWG];
+    __global const store_t *br[NWG];
+    _Pragma("unroll") for (int i = 0; i < MWG; i++) ar[i] = a + (size_t)min(row0 + i, m - 1) * lda;
+    _Pragma("unroll") for (int j = 0; j < NWG; j++) br[j] = b + (size_t)min(col0 + j, n - 1) * ldb;
+    floatv acc[MWG][NWG];
+    _Pragma("unroll") for (int i = 0; i < MWG; i++) _Pragma("unroll") for (int j = 0; j < NWG; j++)
+        acc[i][j] = (floatv)0.0f;
+    int kk = 0;
+    for (; kk + VW <= k; kk += VW) {
+        floatv bv[NWG];
+        _Pragma("unroll") for (int j = 0; j < NWG; j++) bv[j] = GLOAD(br[j] + kk);
+        _Pragma("unroll") for (int i = 0; i < MWG; i++)
+        {
+            const floatv av = GLOAD(ar[i] + kk);
+            _Pragma("unroll") for (int j = 0; j < NWG; j++) acc[i][j] = fma(av, bv[j], acc[i][j]);
+        }
+    }
+    _Pragma("unroll") for (int i = 0; i < MWG; i++)
+    {
+        _Pragma("unroll") for (int j = 0; j < NWG; j++)
+        {
+            const floatv v = acc[i][j];
+#if VW == 16
+            const float8 h8 = v.lo + v.hi;
+            const float4 h4 = h8.lo + h8.hi;
+#elif VW == 8
+            const float4 h4 = v.lo + v.hi;
+#else
+            const float4 h4 = v;
+#endif
+            const float2 h2 = h4.lo + h4.hi;
+            float s = h2.x + h2.y;
+            for (int q = kk; q < k; q++)
+                s = fma(LOAD(ar[i], q), LOAD(br[j], q), s);
+            const int row = row0 + i, col = col0 + j;
+            if (row < m && col < n) {
+                const size_t at = (size_t)row * ldc + col;
+                const float r = alpha * s;
+                CSTORE(c, at, beta == 0.0f ? r : r + beta * CLOAD(c, at));
+            }
+        }
+    }
+}
+#endif
+#else
 #if CLT_GEMM_HAS(0)
 GEMM_KERNEL(gemm_nn, 0, 0)
 #endif
@@ -590,6 +670,7 @@ GEMM_KERNEL(gemm_tn, 1, 0)
 #if CLT_GEMM_HAS(3)
 GEMM_KERNEL(gemm_tt, 1, 1)
 #endif
+#endif /* DOT */
 
 /* gemm_split_reduce: C = alpha * (P_0 + ... + P_{parts-1}) + beta * C, the last step of
  * split-K. P is [parts][m][n] fp32 partial products (tight, from element p_off), C [m, n] in

@@ -24,16 +24,22 @@
 struct clt__gemm_config {
     uint16_t mwg, nwg, kwg; /* C tile per work-group: rows, columns; k step per stage */
     uint16_t mdim, ndim;    /* work-group shape: work-items along rows, columns */
-    uint8_t vw;             /* vector width of global loads (1, 2, 4, 8) */
+    uint8_t vw;             /* vector width of global loads (1, 2, 4, 8, 16) */
     uint8_t stage;          /* bit 0: A tile through local memory, bit 1: B tile; bit 2:
                              * serial mode, one work-item per group runs the mdim x ndim
-                             * blocks in turn over packed panels (CPU devices) */
+                             * blocks in turn over packed panels (CPU devices); or 8
+                             * (CLT__GEMM_STAGE_DOT): dot mode, A B^T only, one work-item per
+                             * group computes its mwg x nwg block of C as dot products along k,
+                             * vw elements of k at a time (mdim = ndim = 1, kwg = vw) */
     uint16_t split;         /* k splits S (split-K, above); 0 or 1: none. At most
                              * CLT__GEMM_MAX_SPLIT */
 };
 
 /* Most k splits a configuration may ask for. */
 #define CLT__GEMM_MAX_SPLIT 64
+
+/* The stage of dot mode (above). */
+#define CLT__GEMM_STAGE_DOT 8
 
 /* The configuration used without tuning on this device for this (resolved) shape: the first
  * of clt__gemm_own_space. g may be NULL (no shape preference). */
@@ -42,12 +48,14 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
 
 /* Writes up to `max` candidate configurations valid on this device (local memory, work-group
  * size) for this shape into out, likeliest first; returns how many (at most the list's 25 on
- * a CPU, 18 elsewhere, plus 6). The set is a fixed list per kind of device (CPU or other)
- * filtered by its limits; the shape only moves candidates whose tiles would mostly compute
- * padding, or leave compute units idle, to the end (serial mode first there, then the least
- * padded first), and adds split-K candidates (at most 6, after the fitting ones) for one
- * product with a long k and few output tiles, or a k much longer than it is wide (gemm_own.c,
- * split_space). g may be NULL: the device's list in its own order, none split. */
+ * a CPU, 18 elsewhere, plus 6, plus 4 in dot mode). The set is a fixed list per kind of device
+ * (CPU or other) filtered by its limits; the shape only moves candidates whose tiles would
+ * mostly compute padding, or leave compute units idle, to the end (serial mode first there,
+ * then the least padded first), and adds split-K candidates (at most 6, after the fitting
+ * ones) for one product with a long k and few output tiles, or a k much longer than it is wide
+ * (gemm_own.c, split_space); on a CPU device, for A B^T with such a k, dot mode's candidates
+ * first (dot_space). g may be NULL: the device's list in its own order, none split, no dot
+ * mode. */
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max);
 
@@ -65,8 +73,9 @@ int clt__gemm_config_format(const struct clt__gemm_config *c, char *buf, size_t 
 bool clt__gemm_config_parse(const char *s, struct clt__gemm_config *out);
 
 /* Builds (or loads from the binary cache) the variant now, with its four kernels (one per
- * transpose pair) and, split, its reduction; logs and returns an error when the device refuses it.
- * Enqueues nothing. A device keeps at most CLT__MAX_VARIANTS variants of all programs. */
+ * transpose pair; dot mode's one) and, split, its reduction; logs and returns an error when the
+ * device refuses it. Enqueues nothing. A device keeps at most CLT__MAX_VARIANTS variants of all
+ * programs. */
 enum clt_status clt__gemm_own_prepare(struct clt_device *dev, const struct clt__gemm_config *c);
 
 /* Gets the program of c's kernel for transpose pair (trans_a, trans_b), and its reduction
@@ -79,8 +88,13 @@ enum clt_status clt__gemm_own_keep(struct clt_device *dev, const struct clt__gem
  * own work-group limit is checked by clt__gemm_own_prepare). */
 const char *clt__gemm_own_refusal(const struct clt_device *dev, const struct clt__gemm_config *c);
 
+/* Whether c computes products of this transpose pair: every configuration but dot mode's,
+ * which computes A B^T (trans_a false, trans_b true) alone. */
+bool clt__gemm_own_computes(const struct clt__gemm_config *c, bool trans_a, bool trans_b);
+
 /* Enqueues the GEMM of a resolved shape (clt__gemm_resolve) with variant c, building it first
- * when needed, in dev->storage. Same semantics as clt__gemm. */
+ * when needed, in dev->storage. Same semantics as clt__gemm. A dot mode configuration and a
+ * shape other than A B^T: CLT_ERR_INVALID_ARGUMENT, logged. */
 enum clt_status clt__gemm_own_run(struct clt_device *dev, const struct clt__gemm_config *c,
                                   const struct clt_gemm_shape *g, struct clt__buf a,
                                   struct clt__buf b, struct clt__buf cbuf);

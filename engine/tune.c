@@ -495,9 +495,10 @@ static enum clt__gemm_impl default_impl(struct clt_device *dev, const struct clt
     return dev->gemm_host ? CLT__GEMM_IMPL_HOST : CLT__GEMM_IMPL_CLBLAST;
 }
 
-/* Whether the device can run impl (in configuration cfg for the own kernel) now. */
+/* Whether the device can run impl (in configuration cfg for the own kernel) now, for the
+ * transpose pair of t (an entry naming dot mode for another pair is foreign). */
 static bool usable(struct clt_device *dev, enum clt__gemm_impl impl,
-                   const struct clt__gemm_config *cfg)
+                   const struct clt__gemm_config *cfg, const struct clt_gemm_tuning *t)
 {
     switch (impl) {
     case CLT__GEMM_IMPL_HOST:
@@ -505,7 +506,8 @@ static bool usable(struct clt_device *dev, enum clt__gemm_impl impl,
     case CLT__GEMM_IMPL_CLBLAST:
         return dev->gemm_backend == CLT_GEMM_CLBLAST;
     case CLT__GEMM_IMPL_OWN:
-        return clt__gemm_own_refusal(dev, cfg) == NULL;
+        return clt__gemm_own_refusal(dev, cfg) == NULL &&
+               clt__gemm_own_computes(cfg, t->trans_a, t->trans_b);
     case CLT__GEMM_IMPL_TEST:
         return dev->tune && dev->tune->test_fn;
     case CLT__GEMM_IMPL_WIDEN:
@@ -525,7 +527,7 @@ static bool second_best(struct clt_device *dev, const struct clt__tune_entry *e,
         enum clt__gemm_impl ci;
         struct clt__gemm_config cc = {0};
         if (c->status != CLT_OK || c->wrong || !(c->gflops > best) ||
-            !parse_choice(c->name, &ci, &cc) || !usable(dev, ci, &cc))
+            !parse_choice(c->name, &ci, &cc) || !usable(dev, ci, &cc, &e->t))
             continue;
         best = c->gflops;
         *impl = ci;
@@ -580,7 +582,7 @@ size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out,
 static enum clt__gemm_impl stored(struct clt_device *dev, const struct clt__tune_entry *e,
                                   const struct clt_gemm_shape *g, struct clt__gemm_config *cfg)
 {
-    if (usable(dev, e->impl, &e->cfg)) {
+    if (usable(dev, e->impl, &e->cfg, &e->t)) {
         *cfg = e->cfg;
         return e->impl;
     }
