@@ -36,8 +36,14 @@
  * plain loop, so no padding enters any sum. Vector loads use vloadN, which needs only float
  * alignment: any leading dimension and offset is valid.
  *
+ * Dot mode (STAGE 8, A B^T only: gemm_nt alone): local (1, 1, 1), global (ceil(n / NWG),
+ * ceil(m / MWG), batch); the one work-item of a group computes its MWG x NWG block of C as
+ * dot products of rows of A and rows of B, VW elements of k at a time (see the kernel).
+ *
  * Reduction order: each output is one fma chain over k = 0, 1, ..., k - 1, in that order,
- * whatever the configuration; alpha and beta are applied after it as alpha * acc + beta * c.
+ * whatever the configuration, except in dot mode (VW chains, one per lane, then added in a
+ * fixed order: a fixed order for a given VW); alpha and beta are applied after it as
+ * alpha * acc + beta * c.
  *
  * Storage (CLT_STORAGE, cl/common.cl): A, B and C are store_t, offsets, leading dimensions and
  * strides in storage elements. Every global read goes through LOAD or VLOADn into float
@@ -59,7 +65,8 @@
  *   MDIM, NDIM (4, 4)  blocks per tile along rows and columns (work-items per group, except
  *                      in serial mode); MWG % MDIM == 0, NWG % (NDIM * VW) == 0
  *   VW (8)             vector width along columns: 1, 2, 4, 8 or 16
- *   STAGE (0)          bit 0: stage A in local memory, bit 1: stage B, bit 2: serial mode
+ *   STAGE (0)          bit 0: stage A in local memory, bit 1: stage B, bit 2: serial mode;
+ *                      or 8: dot mode (MDIM = NDIM = 1, KWG = VW >= 4, MWG * NWG <= 16)
  *   KWI                unroll factor of the k loop: 4, 2 or 1, the largest dividing KWG
  *   CLT_GEMM_C_F32 (0) C is fp32 whatever the storage (split-K's partial products)
  */
