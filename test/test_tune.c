@@ -400,6 +400,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(tune_ahead_has_the_explicit_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(unusable_choice_gives_way, setup, teardown),
+        cmocka_unit_test_setup_teardown(dot_choice_for_another_pair_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(loaded_entries_are_timed_again_when_quiet, setup, teardown),
         cmocka_unit_test_setup_teardown(clblast_parameters_are_decided_kept_and_applied, setup,

@@ -132,6 +132,32 @@ void unusable_choice_gives_way(void **state)
     clt_device_close(dev);
 }
 
+/* A stored own choice that cannot compute the entry's transpose pair (dot mode, A B^T only,
+ * named for A B) gives way the same: the fastest stored candidate that can, never dot mode;
+ * the product is right. */
+void dot_choice_for_another_pair_gives_way(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    struct clt_gemm_shape nn = SHAPE;
+    nn.trans_b = false;
+    assert_int_equal(clt_device_gemm_tune(dev, &nn, 1), CLT_OK);
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, &nn, &g, &sa, &sb, &sc), CLT_OK);
+    assert_int_equal(dev->tune->count, 1);
+    struct clt__tune_entry *e = &dev->tune->entries[0];
+    const char *dot = "mwg=4,nwg=4,kwg=16,mdim=1,ndim=1,vw=16,stage=8";
+    e->impl = CLT__GEMM_IMPL_OWN;
+    assert_true(clt__gemm_config_parse(dot, &e->cfg));
+    snprintf(e->t.chosen, sizeof e->t.chosen, "own %s", dot);
+    struct clt__gemm_config cfg = {0};
+    enum clt__gemm_impl impl = clt__tune_choose(dev, &g, &cfg);
+    assert_false(impl == CLT__GEMM_IMPL_OWN && cfg.stage == CLT__GEMM_STAGE_DOT);
+    check_dispatch(dev, &nn);
+    clt_device_close(dev);
+}
+
 void every_transpose_and_batch(void **state)
 {
     struct fixture *f = *state;

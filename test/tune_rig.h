@@ -54,6 +54,7 @@ const struct clt_gemm_candidate *candidate(const struct clt_gemm_tuning *t, cons
 /* test_tune_choice.c */
 void injected_candidates(void **state);
 void unusable_choice_gives_way(void **state);
+void dot_choice_for_another_pair_gives_way(void **state);
 void every_transpose_and_batch(void **state);
 void loaded_entries_are_timed_again_when_quiet(void **state);
 void clblast_parameters_are_decided_kept_and_applied(void **state);
