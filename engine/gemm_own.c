@@ -579,10 +579,16 @@ static enum clt_status run_one(struct clt_device *dev, const struct clt__gemm_co
 static int64_t launch_k_limit(const struct clt__gemm_config *c)
 {
     if (dot(c)) {
-        /* Per vw of k: the step, nwg loads of B, mwg loads of A with their nwg fma; at the
-         * end, per element of C, the lanes' sum and up to vw - 1 remainder steps. */
-        int64_t per = 1 + c->nwg + c->mwg * (1 + c->nwg);
-        int64_t steps = (60000 - (int64_t)c->mwg * c->nwg * (c->vw + 4)) / per;
+        /* Per vw of k, every loop's iterations and its exit test counted: the step, nwg loads
+         * of B, mwg loads of A with their nwg fma. Before and after: the row pointers, the
+         * sums' zeroing and, per element of C, up to vw - 1 remainder steps. Measured on
+         * llvmpipe with m = 5, n = 11: 4 x 4 blocks right at k = 32,000 and wrong at 40,000,
+         * 4 x 3 right at 40,000 and wrong at 47,808, as this count predicts (33,824 and
+         * 40,330); the 55,000 of 65,535 leaves a margin. */
+        int64_t mwg = c->mwg, nwg = c->nwg;
+        int64_t per = 3 + nwg + 2 * mwg + mwg * nwg;
+        int64_t fixed = 2 * (mwg + nwg) + 2 * mwg * nwg + mwg * nwg * (c->vw + 1);
+        int64_t steps = (55000 - fixed) / per;
         return steps > 1 ? steps * c->vw : c->vw;
     }
     int64_t mwi = c->mwg / c->mdim, nvw = c->nwg / c->ndim / c->vw;

@@ -33,11 +33,11 @@
  *
  * Dot mode (stage 8: A B^T as dot products along k, vectors of k): configurations of each
  * vector width and block shape, split and not, at odd m and n with k remainders, k shorter
- * than a vector, padded leading dimensions with beta 0 over NaN, a strided batch and a long k
- * (slices on llvmpipe), in fp32, fp16 and bf16, with the same tolerance (each output is vw fma
- * chains added, the same bound on k products); any other transpose pair is refused, never
- * computed; the space offers dot mode first for A B^T with a k much longer than the product is
- * wide on a CPU device, and nowhere else.
+ * than a vector, padded leading dimensions with beta 0 over NaN, a strided batch and long k
+ * (61,003: several launches over slices of k on llvmpipe), in fp32, fp16 and bf16, with the same
+ * tolerance (each output is vw fma chains added, the same bound on k products); any other transpose
+ * pair is refused, never computed; the space offers dot mode first for A B^T with a k much longer
+ * than the product is wide on a CPU device, and nowhere else.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -663,6 +663,13 @@ static void check_dot(struct clt_device *dev, const struct clt__gemm_config *c)
                                 .alpha = 0.5f,
                                 .beta = 0.0f};
     check_config(dev, c, &lk, true, NULL);
+    /* Past one launch's k on llvmpipe for every block here (launch_k_limit: at most 59,992):
+     * slices of k, beta 1 after the first. */
+    if (llvmpipe || !clt_test_small()) {
+        lk.k = 61003;
+        lk.beta = 0.5f;
+        check_config(dev, c, &lk, false, NULL);
+    }
 }
 
 /* Dot mode: every configuration of dot_configs in fp32, one per vector width in fp16 and
