@@ -310,14 +310,15 @@ static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g
     size_t count =
         is_cpu(dev) ? sizeof cpu_list / sizeof cpu_list[0] : sizeof gpu_list / sizeof gpu_list[0];
     int64_t cu = dev->info.compute_units > 0 ? (int64_t)dev->info.compute_units : 1;
-    bool long_k_ = long_k(g);
+    bool weight_gradient = long_k(g);
     struct clt__gemm_config bases[SPLIT_BASES];
     double pads[SPLIT_BASES]; /* rank: fitting ones by list position, then by padding */
     size_t nb = 0;
     for (size_t i = 0; i < count; i++) {
         struct clt__gemm_config c = from_entry(&list[i]);
         int64_t tm = (g->m + c.mwg - 1) / c.mwg, tn = (g->n + c.nwg - 1) / c.nwg;
-        if (device_refusal(dev, &c) || (tm * tn >= 2 * cu && !long_k_) || g->k < 8 * (int64_t)c.kwg)
+        if (device_refusal(dev, &c) || (tm * tn >= 2 * cu && !weight_gradient) ||
+            g->k < 8 * (int64_t)c.kwg)
             continue;
         double padded = (double)(tm * c.mwg) * (double)(tn * c.nwg);
         bool fits = padded <= 1.5 * (double)g->m * (double)g->n;
