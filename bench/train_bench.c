@@ -421,6 +421,11 @@ static enum clt_status one_model(struct bench_ctx *c, const struct train_case *t
     struct clt_trainer_options opt;
     clt_trainer_options_init(&opt, CLT_OPTIM_ADAMW);
     opt.precision = precision;
+    /* Outside --quick the model's GEMM shapes that the tuning cache lacks are timed first,
+     * with the explicit budget, as `cltrain tune --model` does: the figures are then those of
+     * the tuned step, not of whatever the cache held (a creation's 10 s budget leaves some
+     * shapes at the default). */
+    opt.tune_ahead = !c->cfg->quick;
     if (st == CLT_OK)
         st = clt_trainer_create(c->dev, m.g, m.loss, &opt, &r.tr);
     if (st == CLT_ERR_UNSUPPORTED && !fp32) {
