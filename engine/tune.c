@@ -51,6 +51,7 @@
 /* getloadavg (glibc, the BSDs and macOS declare it in stdlib.h outside strict POSIX). */
 #define _DEFAULT_SOURCE
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@
 #define PAYLOAD_MAGIC "cltrain-tune 1"
 #define LOADED 2.0
 #define QUIET 1.0
+#define NEAR 2.0 /* the farthest timed shape whose choice serves one not timed (nearest) */
 
 #ifndef CLT_CLBLAST_VERSION
 #define CLT_CLBLAST_VERSION "unknown"
@@ -439,7 +441,8 @@ void clt__tune_teardown(struct clt_device *dev)
     if (!dev->tune)
         return;
     free(dev->tune->entries);
-    free(dev->tune->rec);
+    free(dev->tune->rec.s);
+    free(dev->tune->said.s);
     free(dev->tune->identity);
     free(dev->tune);
     dev->tune = NULL;
@@ -456,6 +459,7 @@ void clt__tune_begin(struct clt_device *dev, bool explicit_session)
                              : explicit_session ? EXPLICIT_BUDGET_SECONDS
                                                 : CREATE_BUDGET_SECONDS;
         tu->budget_said = false;
+        tu->said.n = 0;
     }
 }
 
@@ -536,24 +540,26 @@ static bool second_best(struct clt_device *dev, const struct clt__tune_entry *e,
     return best > 0;
 }
 
-/* Adds a shape to the record unless it is there (a full or failed record is cut short). */
-static void record(struct clt__tune *tu, const struct clt_gemm_shape *g)
+/* Adds g to the set unless it is there; whether it was added (a full set, or one that cannot
+ * grow, adds nothing). */
+static bool shapes_add(struct clt__shapes *set, const struct clt_gemm_shape *g)
 {
-    for (size_t i = 0; i < tu->nrec; i++) {
-        const struct clt_gemm_shape *r = &tu->rec[i];
+    for (size_t i = 0; i < set->n; i++) {
+        const struct clt_gemm_shape *r = &set->s[i];
         if (r->trans_a == g->trans_a && r->trans_b == g->trans_b && r->m == g->m && r->n == g->n &&
             r->k == g->k && r->batch == g->batch)
-            return;
+            return false;
     }
-    if (tu->nrec == tu->caprec) {
-        size_t cap = tu->caprec ? tu->caprec * 2 : 16;
-        struct clt_gemm_shape *r = cap <= MAX_ENTRIES ? realloc(tu->rec, cap * sizeof *r) : NULL;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 16;
+        struct clt_gemm_shape *r = cap <= MAX_ENTRIES ? realloc(set->s, cap * sizeof *r) : NULL;
         if (!r)
-            return;
-        tu->rec = r;
-        tu->caprec = cap;
+            return false;
+        set->s = r;
+        set->cap = cap;
     }
-    tu->rec[tu->nrec++] = *g;
+    set->s[set->n++] = *g;
+    return true;
 }
 
 void clt__tune_record_start(struct clt_device *dev)
@@ -561,7 +567,7 @@ void clt__tune_record_start(struct clt_device *dev)
     if (!dev->tune)
         return;
     dev->tune->recording = true;
-    dev->tune->nrec = 0;
+    dev->tune->rec.n = 0;
 }
 
 size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out, size_t max)
@@ -570,9 +576,9 @@ size_t clt__tune_record_stop(struct clt_device *dev, struct clt_gemm_shape *out,
     if (!tu)
         return 0;
     tu->recording = false;
-    for (size_t i = 0; i < tu->nrec && i < max; i++)
-        out[i] = tu->rec[i];
-    return tu->nrec;
+    for (size_t i = 0; i < tu->rec.n && i < max; i++)
+        out[i] = tu->rec.s[i];
+    return tu->rec.n;
 }
 
 /* The stored choice for e, or when the device cannot run it now (CLBlast failed on this
@@ -588,6 +594,55 @@ static enum clt__gemm_impl stored(struct clt_device *dev, const struct clt__tune
     }
     enum clt__gemm_impl impl = CLT__GEMM_IMPL_OWN;
     return second_best(dev, e, &impl, cfg) ? impl : default_impl(dev, g, cfg);
+}
+
+/* How far apart a timed shape and g are: the sum over m, n, k and the batch of |log2| of
+ * their ratios (4x in one size is 2, 2x in two sizes is 2). */
+static double distance(const struct clt_gemm_tuning *t, const struct clt_gemm_shape *g)
+{
+    const double a[4] = {(double)t->m, (double)t->n, (double)t->k, (double)t->batch};
+    const double b[4] = {(double)g->m, (double)g->n, (double)g->k,
+                         (double)(g->batch > 0 ? g->batch : 1)};
+    double d = 0;
+    for (int i = 0; i < 4; i++)
+        d += fabs(log2(a[i] / b[i]));
+    return d;
+}
+
+/* The choice for a shape that no entry holds and that is not timed now (outside a tuning
+ * session, or past its budget): its class's, that of the nearest timed shape of the same
+ * storage and transposes within NEAR (distance), when the device can run it; else the
+ * default. The gpt's backward products differ from each other by 4x in one size at most; the
+ * host BLAS, the default on PoCL, ran 70 to 120 GFLOP/s at them where their timed own
+ * configurations ran 120 to 170 (2026-12-06). Never inside a timing (a candidate that runs
+ * clt__gemm) nor under CLTRAIN_TUNE=0, which get the default. */
+static enum clt__gemm_impl nearest(struct clt_device *dev, const struct clt_gemm_shape *g,
+                                   struct clt__gemm_config *cfg)
+{
+    struct clt__tune *tu = dev->tune;
+    const struct clt__tune_entry *best = NULL;
+    double near = NEAR;
+    for (size_t i = 0; i < tu->count; i++) {
+        const struct clt__tune_entry *e = &tu->entries[i];
+        if (e->t.storage != (uint32_t)dev->storage || e->t.trans_a != g->trans_a ||
+            e->t.trans_b != g->trans_b)
+            continue;
+        double d = distance(&e->t, g);
+        if (d <= near && usable(dev, e->impl, &e->cfg, &e->t)) {
+            best = e;
+            near = d;
+        }
+    }
+    if (!best)
+        return default_impl(dev, g, cfg);
+    if (tu->session > 0 && shapes_add(&tu->said, g)) /* (a session's; not every step's) */
+        clt__log(&dev->log, CLT_LOG_INFO,
+                 "gemm tuning: m=%lld n=%lld k=%lld not timed: %s serves it, as it serves "
+                 "m=%lld n=%lld k=%lld",
+                 (long long)g->m, (long long)g->n, (long long)g->k, best->t.chosen,
+                 (long long)best->t.m, (long long)best->t.n, (long long)best->t.k);
+    *cfg = best->cfg;
+    return best->impl;
 }
 
 /* Whether e should be timed again in this session: it was timed on an oversubscribed
@@ -619,8 +674,9 @@ static bool budget_left(struct clt_device *dev, struct clt__tune *tu)
     if (!tu->budget_said)
         clt__log(&dev->log, CLT_LOG_WARN,
                  "gemm tuning: the budget of %.0f s "
-                 "(CLTRAIN_TUNE_BUDGET) is spent; further shapes use the default until "
-                 "a later run times them (`cltrain tune` times them all ahead of time)",
+                 "(CLTRAIN_TUNE_BUDGET) is spent; further shapes take the choice of a timed "
+                 "shape of their class, or the default, until a later run times them (`cltrain "
+                 "tune` times them all ahead of time)",
                  tu->session_budget);
     tu->budget_said = true;
     return false;
@@ -631,7 +687,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
 {
     struct clt__tune *tu = dev->tune;
     if (tu && tu->recording)
-        record(tu, g);
+        (void)shapes_add(&tu->rec, g);
     if (!tu || !dev->gemm_may_fall_back || !tu->enabled)
         return default_impl(dev, g, cfg);
     const enum clt_precision storage = dev->storage;
@@ -660,10 +716,12 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
                          (long long)g->m, (long long)g->n, (long long)g->k, e->load,
                          load_per_core(tu));
         }
-    } else if (tu->session == 0 || tu->timing || !budget_left(dev, tu)) {
+    } else if (tu->timing) {
         /* (A candidate being timed that runs clt__gemm, as the widened path does, meets no
          * timing of its own.) */
         return default_impl(dev, g, cfg);
+    } else if (tu->session == 0 || !budget_left(dev, tu)) {
+        return nearest(dev, g, cfg);
     }
     if (storage == CLT_PRECISION_FP32) {
         /* CLBlast's own parameters are decided first, so that every shape times it as it
@@ -677,7 +735,7 @@ enum clt__gemm_impl clt__tune_choose(struct clt_device *dev, const struct clt_ge
         clt__storage_set(dev, prev);
         e = find(tu, g, storage); /* (the fp32 choice may have grown the table) */
         if (!budget_left(dev, tu))
-            return e ? stored(dev, e, g, cfg) : default_impl(dev, g, cfg);
+            return e ? stored(dev, e, g, cfg) : nearest(dev, g, cfg);
     }
     struct clt__tune_entry fresh;
     memset(&fresh, 0, sizeof fresh);

@@ -20,6 +20,12 @@ struct clt__tune_entry {
     double load; /* the load average per core when it was timed; < 0 not known */
 };
 
+/* A set of shapes (tune.c, shapes_add). */
+struct clt__shapes {
+    struct clt_gemm_shape *s;
+    size_t n, cap;
+};
+
 /* A device's tuner (dev->tune). */
 struct clt__tune {
     bool enabled;          /* CLTRAIN_TUNE is not 0 */
@@ -48,8 +54,8 @@ struct clt__tune {
     uint32_t xgemm_space_limit; /* tests: try at most this many sets (0: all) */
     bool xgemm_force;           /* tests: tune on a CPU and where CLBlast is far behind */
     uint32_t xgemm_rep;         /* tests: the representative size (0: REP_SIZE) */
-    struct clt_gemm_shape *rec;
-    size_t nrec, caprec;
+    struct clt__shapes rec;     /* the shapes met since clt__tune_record_start */
+    struct clt__shapes said;    /* the shapes served by their class this session, logged once */
 };
 
 /* Seconds of a monotonic clock. */

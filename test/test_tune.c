@@ -4,13 +4,13 @@
  * unwritable cache directory tunes in memory, CLTRAIN_TUNE=0 and a spent budget time
  * nothing, a budget spent among a shape's candidates stores their best as partial and a later
  * session times the rest without timing those again, trainer creation has a 10 s budget and
- * 60 s with tune_ahead, a stored
- * choice the device cannot run gives way to the best stored one that can, a shape timed under load
- * (or at an unknown load) is timed again when the machine is quiet, an injected candidate that
- * computes a wrong result is never chosen, one that fails is skipped with a log line, and the
- * chosen implementation computes what the C reference does. CLBlast's Xgemm parameters are decided
- * once, kept in the entry, handed to CLBlast when it is read (which then still computes correctly),
- * and a malformed parameter line makes the entry corrupt.
+ * 60 s with tune_ahead, a shape not timed takes the choice of the nearest timed one of its
+ * class, a stored choice the device cannot run gives way to the best stored one that can, a shape
+ * timed under load (or at an unknown load) is timed again when the machine is quiet, an injected
+ * candidate that computes a wrong result is never chosen, one that fails is skipped with a log
+ * line, and the chosen implementation computes what the C reference does. CLBlast's Xgemm
+ * parameters are decided once, kept in the entry, handed to CLBlast when it is read (which then
+ * still computes correctly), and a malformed parameter line makes the entry corrupt.
  *
  * 16-bit storage: choices are kept per storage (fp32, fp16, bf16 entries of one shape side by
  * side, read back with their storage); an entry written before the storage existed reads as
@@ -401,6 +401,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(injected_candidates, setup, teardown),
         cmocka_unit_test_setup_teardown(unusable_choice_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(dot_choice_for_another_pair_gives_way, setup, teardown),
+        cmocka_unit_test_setup_teardown(untimed_shape_takes_its_class_choice, setup, teardown),
         cmocka_unit_test_setup_teardown(every_transpose_and_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(loaded_entries_are_timed_again_when_quiet, setup, teardown),
         cmocka_unit_test_setup_teardown(clblast_parameters_are_decided_kept_and_applied, setup,

@@ -1,6 +1,7 @@
 /*
  * test_tune_choice.c: which candidate the GEMM tuner chooses: injected candidates (fast
- * and wrong, failing to launch, correct), an unusable choice giving way, every transpose and
+ * and wrong, failing to launch, correct), an unusable choice giving way, a shape not timed
+ * served by its class (the nearest timed shape of its transposes), every transpose and
  * batch, loaded entries timed again when quiet, and CLBlast's parameters decided, kept and
  * applied.
  */
@@ -155,6 +156,95 @@ void dot_choice_for_another_pair_gives_way(void **state)
     enum clt__gemm_impl impl = clt__tune_choose(dev, &g, &cfg);
     assert_false(impl == CLT__GEMM_IMPL_OWN && cfg.stage == CLT__GEMM_STAGE_DOT);
     check_dispatch(dev, &nn);
+    clt_device_close(dev);
+}
+
+/* The name of what clt__tune_choose serves for shape (resolved here) into out. */
+static void served(struct clt_device *dev, const struct clt_gemm_shape *shape, char *out,
+                   size_t size)
+{
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, shape, &g, &sa, &sb, &sc), CLT_OK);
+    struct clt__gemm_config cfg = {0};
+    enum clt__gemm_impl impl = clt__tune_choose(dev, &g, &cfg);
+    clt__tune_impl_name(impl, &cfg, out, size);
+}
+
+/* A shape no entry holds and that is not timed now (here: outside a tuning session) takes
+ * the choice of the nearest timed shape of its storage and transposes within 4x in one size
+ * (2x in two); a farther shape, one of other transposes, a choice the device cannot run,
+ * CLTRAIN_TUNE=0 and a candidate being timed get the default. Each product is right. */
+void untimed_shape_takes_its_class_choice(void **state)
+{
+    struct fixture *f = *state;
+    struct clt_device *dev = open_with(f, f->dir);
+    assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
+    assert_int_equal(dev->tune->count, 1);
+    struct clt__tune_entry *e = &dev->tune->entries[0];
+    /* The entry's choice: the last own configuration of the shape's space, which no default
+     * is (the default is the host BLAS, CLBlast, or the space's first). */
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, &SHAPE, &g, &sa, &sb, &sc), CLT_OK);
+    struct clt__gemm_config space[64];
+    size_t n = clt__gemm_own_space(dev, &g, space, 64);
+    assert_true(n >= 2);
+    e->impl = CLT__GEMM_IMPL_OWN;
+    e->cfg = space[n - 1];
+    char want[96], got[96];
+    clt__tune_impl_name(e->impl, &e->cfg, want, sizeof want);
+    snprintf(e->t.chosen, sizeof e->t.chosen, "%s", want);
+
+    struct clt_gemm_shape near = SHAPE, two = SHAPE, far = SHAPE, nn = SHAPE;
+    near.m = 4 * SHAPE.m;    /* 4x in one size */
+    two.n = 2 * SHAPE.n + 1; /* 2x and a little in one, 2x in another: farther */
+    two.k = 2 * SHAPE.k;
+    far.m = 4 * SHAPE.m + 1; /* past 4x */
+    nn.trans_b = false;      /* the same sizes, other transposes */
+    served(dev, &near, got, sizeof got);
+    assert_string_equal(got, want);
+    check_dispatch(dev, &near);
+    served(dev, &two, got, sizeof got);
+    assert_string_not_equal(got, want);
+    check_dispatch(dev, &two);
+    served(dev, &far, got, sizeof got);
+    assert_string_not_equal(got, want);
+    served(dev, &nn, got, sizeof got);
+    assert_string_not_equal(got, want);
+    check_dispatch(dev, &nn);
+
+    /* Of two timed shapes in reach, the nearer's; an entry of another storage is not one. */
+    struct clt__tune_entry *second = &dev->tune->entries[dev->tune->count];
+    assert_true(dev->tune->count < dev->tune->cap);
+    *second = *e;
+    dev->tune->count++;
+    second->t.m = 3 * SHAPE.m;
+    second->cfg = space[n - 2];
+    char want2[96];
+    clt__tune_impl_name(second->impl, &second->cfg, want2, sizeof want2);
+    served(dev, &near, got, sizeof got);
+    assert_string_equal(got, want2);
+    second->t.storage = CLT_PRECISION_BF16;
+    served(dev, &near, got, sizeof got);
+    assert_string_equal(got, want);
+
+    /* Under CLTRAIN_TUNE=0 and inside a timing: the default. */
+    dev->tune->enabled = false;
+    served(dev, &near, got, sizeof got);
+    assert_string_not_equal(got, want);
+    dev->tune->enabled = true;
+    dev->tune->timing = true;
+    served(dev, &near, got, sizeof got);
+    assert_string_not_equal(got, want);
+    dev->tune->timing = false;
+
+    /* A choice the device cannot run (an injected candidate gone): the default. */
+    e->impl = CLT__GEMM_IMPL_TEST;
+    served(dev, &near, got, sizeof got);
+    assert_string_not_equal(got, want);
+    assert_string_not_equal(got, "test");
+    check_dispatch(dev, &near);
     clt_device_close(dev);
 }
 

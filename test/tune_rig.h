@@ -55,6 +55,7 @@ const struct clt_gemm_candidate *candidate(const struct clt_gemm_tuning *t, cons
 void injected_candidates(void **state);
 void unusable_choice_gives_way(void **state);
 void dot_choice_for_another_pair_gives_way(void **state);
+void untimed_shape_takes_its_class_choice(void **state);
 void every_transpose_and_batch(void **state);
 void loaded_entries_are_timed_again_when_quiet(void **state);
 void clblast_parameters_are_decided_kept_and_applied(void **state);
