@@ -612,10 +612,10 @@ static double distance(const struct clt_gemm_tuning *t, const struct clt_gemm_sh
 /* The choice for a shape that no entry holds and that is not timed now (outside a tuning
  * session, or past its budget): its class's, that of the nearest timed shape of the same
  * storage and transposes within NEAR (distance), when the device can run it; else the
- * default. The gpt's backward products differ from each other by 4x in one size at most; the
- * host BLAS, the default on PoCL, ran 70 to 120 GFLOP/s at them where their timed own
- * configurations ran 120 to 170 (2026-12-06). Never inside a timing (a candidate that runs
- * clt__gemm) nor under CLTRAIN_TUNE=0, which get the default. */
+ * default. The gpt's A B^T products (1024 x {96, 128, 384, 512} x 128) are within 4x of each
+ * other; on PoCL the host BLAS, the default, ran 87 to 120 GFLOP/s at them where their own
+ * configurations ran 125 to 146 (docs/bench.md, 2026-12-06). Never inside a timing (a
+ * candidate that runs clt__gemm) nor under CLTRAIN_TUNE=0, which get the default. */
 static enum clt__gemm_impl nearest(struct clt_device *dev, const struct clt_gemm_shape *g,
                                    struct clt__gemm_config *cfg)
 {
