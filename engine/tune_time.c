@@ -51,8 +51,8 @@
 #define FINAL_FACTOR 1.5
 #define MAX_FINALISTS 4
 #define FINAL_ROUNDS 7
-#define HOST_CHARGE 1.5
-#define WIDEN_CHARGE 1.25
+#define HOST_CHARGE CLT_GEMM_HOST_CHARGE
+#define WIDEN_CHARGE CLT_GEMM_WIDEN_CHARGE
 
 /* Scratch buffers of one shape and the host copies the check reads. */
 struct bench {

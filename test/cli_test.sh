@@ -76,11 +76,20 @@ check "version" 0 "$exe" --version
 # second tune times nothing, bad input is refused.
 check "tune --show" 0 "$exe" tune --show --device pocl
 grep -q "(chosen)" "$tmp/out" || { failed=$((failed + 1)); echo "FAIL: tune --show shows no choice" >&2; }
+# The host BLAS's figure is shown with the one the tuner ranked it by (its charge, cltrain.h).
+if grep -q "GFLOP/s  host " "$tmp/out"; then
+    grep -q "GFLOP/s  host .*(ranked [0-9.]*)" "$tmp/out" && grep -q "the tuner ranks the host BLAS" "$tmp/out" \
+        && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tune --show hides the host BLAS's rank" >&2; }
+fi
 check "tune warm" 0 "$exe" tune --model mlp --device pocl
 grep -q "gemm tuning: m=" "$tmp/err" && { failed=$((failed + 1)); echo "FAIL: a warm tuning cache was not used" >&2; }
 check "tune --show --json" 0 "$exe" tune --show --json --device pocl
 if command -v python3 >/dev/null 2>&1; then
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["shapes"] and all(s["chosen"] for s in d["shapes"])' "$tmp/out" \
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["shapes"] and all(s["chosen"] for s in d["shapes"])
+c = [c for s in d["shapes"] for c in s["candidates"]]
+assert all(x["ranked_gflops"] == x["gflops"] for x in c if x["name"].startswith(("own ", "clblast")))
+assert all(abs(x["ranked_gflops"] * 1.5 - x["gflops"]) < 1e-2 for x in c if x["name"].startswith("host "))
+assert all(x["ranked_gflops"] < x["gflops"] for x in c if x["name"] == "widen" and x["gflops"] > 0)' "$tmp/out" \
         && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tune JSON invalid" >&2; }
 fi
 check "tune bad model" 2 "$exe" tune --model resnet

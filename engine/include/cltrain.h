@@ -472,6 +472,14 @@ CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_s
 /* Most candidates one shape reports. */
 #define CLT_GEMM_MAX_CANDIDATES 16
 
+/* The tuner ranks the host BLAS by its measured time times CLT_GEMM_HOST_CHARGE, and the
+ * widened path of a 16-bit storage by its time times CLT_GEMM_WIDEN_CHARGE
+ * (CLT_GEMM_HOST_CHARGE when the shape's fp32 choice inside it is the host BLAS): timed back
+ * to back they run faster than they do inside a training step. The candidates' gflops stay
+ * the measured figures; `cltrain tune --show` prints the ranked ones beside them. */
+#define CLT_GEMM_HOST_CHARGE 1.5
+#define CLT_GEMM_WIDEN_CHARGE 1.25
+
 /* One implementation timed for one shape. */
 struct clt_gemm_candidate {
     char name[96];          /* "own mwg=...", "clblast", "host OpenBLAS" */
