@@ -217,6 +217,18 @@ static int parse(int argc, char **argv, struct options *o)
     return -1;
 }
 
+/* The first word of a small text file (a sysfs setting) into out; false when it cannot be
+ * read. */
+static bool read_setting(const char *path, char *out, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fscanf(f, "%63s", out) == 1 && size > 64;
+    fclose(f);
+    return ok;
+}
+
 /* The environment record of an open device. */
 static void environment(struct clt_device *dev, struct bench_device *d)
 {
@@ -247,6 +259,14 @@ static void environment(struct clt_device *dev, struct bench_device *d)
     bench_env(d, "local_mem_kib", num, true);
     snprintf(num, sizeof num, "%llu", (unsigned long long)i->max_work_group_size);
     bench_env(d, "max_work_group_size", num, true);
+    /* A Linux guest's idle: with the haltpoll driver an idle vCPU polls this long before it
+     * halts; at 0 every wake of a device thread between two kernels waits for a halted vCPU
+     * (docs/ci.md, "On a virtual machine"). Where the files exist. */
+    char word[80];
+    if (read_setting("/sys/devices/system/cpu/cpuidle/current_driver", word, sizeof word))
+        bench_env(d, "cpuidle_driver", word, false);
+    if (read_setting("/sys/module/haltpoll/parameters/guest_halt_poll_ns", word, sizeof word))
+        bench_env(d, "guest_halt_poll_ns", word, word[strspn(word, "0123456789")] == '\0');
 }
 
 typedef enum clt_status (*section_fn)(struct bench_ctx *c);
