@@ -81,6 +81,16 @@ def check_results(doc):
         env = d.get("environment", {})
         for k in ENV_KEYS:
             check(k in env and str(env[k]) != "", f"environment has {k}")
+        # The machine's idle settings, where this machine has them (docs/ci.md).
+        for k, path in (("cpuidle_driver", "/sys/devices/system/cpu/cpuidle/current_driver"),
+                        ("guest_halt_poll_ns",
+                         "/sys/module/haltpoll/parameters/guest_halt_poll_ns")):
+            try:
+                with open(path) as f:
+                    want = f.read().split()[0]
+            except (OSError, IndexError):
+                continue
+            check(str(env.get(k)) == want, f"environment {k} is {want} as {path} says")
         for s in SECTIONS:
             figs = d.get(s)
             check(isinstance(figs, list) and len(figs) > 0, f"{d.get('id')}: section {s}")
