@@ -460,14 +460,14 @@ CLT_API enum clt_status clt_gemm(struct clt_device *dev, const struct clt_gemm_s
  * its plan that the device's tuning cache (beside the program binaries) does not hold yet,
  * within a time budget (CLTRAIN_TUNE_BUDGET seconds, default 10: on a cold CPU device timing
  * one shape means compiling a dozen kernels); clt_device_gemm_tune times given shapes ahead
- * of time (default budget 60 s). Shapes the budget leaves out take the choice of the nearest
- * timed shape with the same transposes (within 4x in one size, 2x in two), else the default,
- * until a later session times them; a shape the budget ran out in the middle of is stored as
- * partial: the best candidate timed serves it, and a later session times the candidates not yet
- * timed (at least one per session), so no candidate is timed twice and every shape gets its whole
- * list in the end. CLTRAIN_TUNE=0 uses the defaults without timing. Every
- * candidate's result is checked against a host reference before it may win. Progress goes to the
- * log at INFO. */
+ * of time (default budget 60 s). Shapes not timed (left out by the budget, or met outside a
+ * tuning session, as by clt_gemm) take the choice of the nearest timed shape with the same
+ * transposes (within 4x in one size, 2x in two), else the default, until a session times them; a
+ * shape the budget ran out in the middle of is stored as partial: the best candidate timed serves
+ * it, and a later session times the candidates not yet timed (at least one per session), so no
+ * candidate is timed twice and every shape gets its whole list in the end. CLTRAIN_TUNE=0 uses the
+ * defaults without timing. Every candidate's result is checked against a host reference before it
+ * may win. Progress goes to the log at INFO. */
 
 /* Most candidates one shape reports. */
 #define CLT_GEMM_MAX_CANDIDATES 16
