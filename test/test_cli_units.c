@@ -3,7 +3,7 @@
  * needed: per-class precision, recall and F1 from a confusion matrix (cltrain eval); the CSV
  * rows, the output file and its safety checks of cltrain predict; the training plot's
  * smoothing and panels; --precision's names, fp16's scale on the progress line and the
- * metrics' loss_scale beside loss.
+ * metrics' loss_scale beside loss; `cltrain devices`' note on a guest whose vCPUs halt at once.
  * Tolerances: 1e-12 absolute on scores computed from small integer counts.
  */
 #include <math.h>
@@ -421,6 +421,47 @@ static void precision_names_scale_and_metrics(void **state)
     assert_true(metrics_field(line, "skipped_steps", &v) && v == 2);
 }
 
+/* The note on a guest whose idle vCPUs halt at once: printed for a list with a CPU device when
+ * the setting reads 0, not for another value, a missing or unreadable file, or a list without
+ * a CPU device. */
+static void idle_hint_on_a_halting_guest(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cltrain-idle-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[96], missing[96];
+    snprintf(path, sizeof path, "%s/guest_halt_poll_ns", dir);
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    struct clt_device_info list[2];
+    memset(list, 0, sizeof list);
+    list[0].type = CLT_DEVICE_GPU;
+    list[1].type = CLT_DEVICE_CPU;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+
+    write_file(path, "0\n");
+    assert_true(tool_idle_hint(out, list, 2, path));
+    fflush(out);
+    assert_non_null(strstr(text, "halt at once"));
+    assert_non_null(strstr(text, path));
+    size_t said = len;
+    assert_false(tool_idle_hint(out, list, 1, path)); /* no CPU device */
+    write_file(path, "200000\n");
+    assert_false(tool_idle_hint(out, list, 2, path));
+    write_file(path, "garbage\n");
+    assert_false(tool_idle_hint(out, list, 2, path));
+    assert_false(tool_idle_hint(out, list, 2, missing));
+    assert_false(tool_idle_hint(out, list, 0, path));
+    fflush(out);
+    assert_int_equal(len, said); /* nothing more printed */
+    fclose(out);
+    free(text);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +474,7 @@ int main(void)
         cmocka_unit_test(smoothing_starts_at_the_first_value),
         cmocka_unit_test(training_plot_panels),
         cmocka_unit_test(precision_names_scale_and_metrics),
+        cmocka_unit_test(idle_hint_on_a_halting_guest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

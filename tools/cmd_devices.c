@@ -57,6 +57,7 @@ static void print_table(const struct clt_device_info *list, size_t count)
                d->has_fp64 ? "yes" : "no");
     }
     tool_rusticl_hint(stdout, list, count);
+    (void)tool_idle_hint(stdout, list, count, TOOL_HALT_POLL_PATH);
 }
 
 static void json_field(const char *key, const char *value, int last)
@@ -160,6 +161,7 @@ int cmd_devices(int argc, char **argv)
     if (json) {
         print_json(list, count);
         tool_rusticl_hint(stderr, list, count);
+        (void)tool_idle_hint(stderr, list, count, TOOL_HALT_POLL_PATH);
     } else {
         print_table(list, count);
     }

@@ -94,6 +94,27 @@ void tool_rusticl_hint(FILE *f, const struct clt_device_info *list, size_t count
                    "      (llvmpipe: on the CPU; radeonsi or iris: an AMD or Intel GPU)\n");
 }
 
+bool tool_idle_hint(FILE *f, const struct clt_device_info *list, size_t count, const char *path)
+{
+    bool cpu = false;
+    for (size_t i = 0; i < count; i++)
+        cpu |= list[i].type == CLT_DEVICE_CPU;
+    FILE *p = cpu ? fopen(path, "r") : NULL;
+    if (!p)
+        return false;
+    unsigned long ns = 1;
+    bool zero = fscanf(p, "%lu", &ns) == 1 && ns == 0;
+    fclose(p);
+    if (zero)
+        fprintf(f,
+                "note: this machine's idle vCPUs halt at once (guest_halt_poll_ns is 0), so a CPU\n"
+                "      device's threads wait for them at every kernel; as root,\n"
+                "      echo 200000 > %s\n"
+                "      lets them poll first (docs/ci.md: the mlp trained up to 1.6x faster)\n",
+                path);
+    return zero;
+}
+
 int tool_device_check(const char *cmd, const char *selection, bool allow_all)
 {
     const char *from = "--device";

@@ -79,6 +79,15 @@ void tool_devices_brief(FILE *f, const struct clt_device_info *list, size_t coun
  * RUSTICL_ENABLE is set, that it is installed with mesa-opencl-icd. */
 void tool_rusticl_hint(FILE *f, const struct clt_device_info *list, size_t count);
 
+/* Prints a note to f when list has a CPU device and this machine is a Linux guest whose idle
+ * vCPUs halt at once (the haltpoll driver's guest_halt_poll_ns, read from `path`, is 0): then
+ * a CPU device's threads wait for a halted vCPU at every kernel (docs/ci.md). Whether it
+ * printed. */
+bool tool_idle_hint(FILE *f, const struct clt_device_info *list, size_t count, const char *path);
+
+/* The haltpoll driver's setting, tool_idle_hint's path on Linux. */
+#define TOOL_HALT_POLL_PATH "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+
 /* What a checkpoint says about its model and data. */
 struct ckpt_model {
     struct model_desc desc; /* desc.spec points into spec */
