@@ -1,6 +1,7 @@
 /*
- * tune.h: what the tuner's two files share (tune.c: the table, its cache entry and the
- * choice; tune_time.c: timing the candidates of one shape).
+ * tune.h: what the tuner's files share (tune.c: the table's lookups and the choice;
+ * tune_store.c: the table's entries and its cache entry; tune_time.c: timing the candidates
+ * of one shape; tune_clblast.c: CLBlast's parameters).
  */
 #ifndef CLTRAIN_TUNE_H
 #define CLTRAIN_TUNE_H
@@ -57,6 +58,30 @@ struct clt__tune {
     struct clt__shapes rec;     /* the shapes met since clt__tune_record_start */
     struct clt__shapes said;    /* the shapes served by their class this session, logged once */
 };
+
+/* Most entries a device's table holds, and most shapes a set of them. */
+#define CLT__TUNE_MAX_ENTRIES 4096
+/* The first line of a cache entry's payload, and part of its identity. */
+#define CLT__TUNE_MAGIC "cltrain-tune 1"
+
+/* tune_store.c: a new zeroed entry at the end of tu's table; NULL when the table is full or
+ * cannot grow. */
+struct clt__tune_entry *clt__tune_add(struct clt__tune *tu);
+
+/* The word a 16-bit entry's shape line ends with ("fp16", "bf16"); "" for fp32. */
+const char *clt__tune_storage_word(uint32_t storage);
+
+/* Parses a candidate's name as clt__tune_impl_name writes it ("own CONFIG", "widen",
+ * "clblast", "host <this build's library>"); false for anything else. */
+bool clt__tune_parse_choice(const char *name, enum clt__gemm_impl *impl,
+                            struct clt__gemm_config *cfg);
+
+/* Reads the device's cache entry into tu (nothing when there is none; a corrupt or foreign
+ * one is logged and leaves the table empty), and hands CLBlast its stored parameters. */
+void clt__tune_load(struct clt_device *dev, struct clt__tune *tu);
+
+/* Writes tu's table when it changed (one warning when the directory cannot be written). */
+void clt__tune_save(struct clt_device *dev, struct clt__tune *tu);
 
 /* Seconds of a monotonic clock. */
 double clt__tune_now(void);
