@@ -86,6 +86,15 @@ void injected_candidates(void **state)
     clt_device_close(dev);
 }
 
+/* The resolved form of shape (clt__gemm_resolve), as clt__tune_choose takes it. */
+static struct clt_gemm_shape resolved(const struct clt_gemm_shape *shape)
+{
+    struct clt_gemm_shape g;
+    int64_t sa, sb, sc;
+    assert_int_equal(clt__gemm_resolve(NULL, shape, &g, &sa, &sb, &sc), CLT_OK);
+    return g;
+}
+
 /* A stored choice the device cannot run now (here: the host BLAS, refused as
  * CLTRAIN_HOST_BLAS=0 refuses it) gives way to the fastest stored candidate that computed
  * correctly and can run; with none, to the default. Either way the product is right. */
@@ -94,9 +103,7 @@ void unusable_choice_gives_way(void **state)
     struct fixture *f = *state;
     struct clt_device *dev = open_with(f, f->dir);
     assert_int_equal(clt_device_gemm_tune(dev, &SHAPE, 1), CLT_OK);
-    struct clt_gemm_shape g;
-    int64_t sa, sb, sc;
-    assert_int_equal(clt__gemm_resolve(NULL, &SHAPE, &g, &sa, &sb, &sc), CLT_OK);
+    struct clt_gemm_shape g = resolved(&SHAPE);
     assert_int_equal(dev->tune->count, 1);
     struct clt__tune_entry *e = &dev->tune->entries[0];
     e->impl = CLT__GEMM_IMPL_HOST;
@@ -143,9 +150,7 @@ void dot_choice_for_another_pair_gives_way(void **state)
     struct clt_gemm_shape nn = SHAPE;
     nn.trans_b = false;
     assert_int_equal(clt_device_gemm_tune(dev, &nn, 1), CLT_OK);
-    struct clt_gemm_shape g;
-    int64_t sa, sb, sc;
-    assert_int_equal(clt__gemm_resolve(NULL, &nn, &g, &sa, &sb, &sc), CLT_OK);
+    struct clt_gemm_shape g = resolved(&nn);
     assert_int_equal(dev->tune->count, 1);
     struct clt__tune_entry *e = &dev->tune->entries[0];
     const char *dot = "mwg=4,nwg=4,kwg=16,mdim=1,ndim=1,vw=16,stage=8";
@@ -163,9 +168,7 @@ void dot_choice_for_another_pair_gives_way(void **state)
 static void served(struct clt_device *dev, const struct clt_gemm_shape *shape, char *out,
                    size_t size)
 {
-    struct clt_gemm_shape g;
-    int64_t sa, sb, sc;
-    assert_int_equal(clt__gemm_resolve(NULL, shape, &g, &sa, &sb, &sc), CLT_OK);
+    struct clt_gemm_shape g = resolved(shape);
     struct clt__gemm_config cfg = {0};
     enum clt__gemm_impl impl = clt__tune_choose(dev, &g, &cfg);
     clt__tune_impl_name(impl, &cfg, out, size);
@@ -184,9 +187,7 @@ void untimed_shape_takes_its_class_choice(void **state)
     struct clt__tune_entry *e = &dev->tune->entries[0];
     /* The entry's choice: the last own configuration of the shape's space, which no default
      * is (the default is the host BLAS, CLBlast, or the space's first). */
-    struct clt_gemm_shape g;
-    int64_t sa, sb, sc;
-    assert_int_equal(clt__gemm_resolve(NULL, &SHAPE, &g, &sa, &sb, &sc), CLT_OK);
+    struct clt_gemm_shape g = resolved(&SHAPE);
     struct clt__gemm_config space[64];
     size_t n = clt__gemm_own_space(dev, &g, space, 64);
     assert_true(n >= 2);
