@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "common.h" /* TOOL_HALT_POLL_PATH */
 
 #ifndef CLT_BENCH_CLBLAST_VERSION
 #define CLT_BENCH_CLBLAST_VERSION "unknown"
@@ -265,7 +266,7 @@ static void environment(struct clt_device *dev, struct bench_device *d)
     char word[80];
     if (read_setting("/sys/devices/system/cpu/cpuidle/current_driver", word, sizeof word))
         bench_env(d, "cpuidle_driver", word, false);
-    if (read_setting("/sys/module/haltpoll/parameters/guest_halt_poll_ns", word, sizeof word))
+    if (read_setting(TOOL_HALT_POLL_PATH, word, sizeof word))
         bench_env(d, "guest_halt_poll_ns", word, word[strspn(word, "0123456789")] == '\0');
 }
 
