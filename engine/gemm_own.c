@@ -258,6 +258,22 @@ static bool long_k(const struct clt_gemm_shape *g)
     return g->k >= 16 * (g->m > g->n ? g->m : g->n);
 }
 
+/* The blocks of C a configuration computes g in (tiles, or dot mode's blocks). */
+static int64_t tiles_of(const struct clt_gemm_shape *g, const struct clt__gemm_config *c)
+{
+    return ((g->m + c->mwg - 1) / c->mwg) * ((g->n + c->nwg - 1) / c->nwg);
+}
+
+/* S0, the splits that give `tiles` blocks at least 2 per compute unit (of cu): the smallest
+ * power of two from 2, at most CLT__GEMM_MAX_SPLIT. */
+static int64_t first_split(int64_t tiles, int64_t cu)
+{
+    int64_t s = 2;
+    while (s < CLT__GEMM_MAX_SPLIT && tiles * s < 2 * cu)
+        s *= 2;
+    return s;
+}
+
 /* Dot mode's candidates for g (at most max): on a CPU device, for A B^T with a long k (at
  * least 4 vector steps), each of dot_list unsplit, and the first split in S0 chunks when its
  * blocks are fewer than 2 per compute unit (S0 as in split_space, each chunk at least 4 vector
@@ -275,9 +291,7 @@ static size_t dot_space(struct clt_device *dev, const struct clt_gemm_shape *g,
         if (device_refusal(dev, &c) || g->k < 4 * (int64_t)e->vw)
             continue;
         out[n++] = c;
-        int64_t blocks = ((g->m + c.mwg - 1) / c.mwg) * ((g->n + c.nwg - 1) / c.nwg), s = 2;
-        while (s < CLT__GEMM_MAX_SPLIT && blocks * s < 2 * cu)
-            s *= 2;
+        int64_t blocks = tiles_of(g, &c), s = first_split(blocks, cu);
         if (i == 0 && n < max && g->batch <= 1 && blocks < 2 * cu &&
             g->k / s >= 4 * (int64_t)e->vw) {
             out[n] = c;
@@ -342,10 +356,7 @@ static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g
     size_t n = 0;
     for (size_t b = 0; b < nb; b++) {
         const struct clt__gemm_config *c = &bases[b];
-        int64_t tiles = ((g->m + c->mwg - 1) / c->mwg) * ((g->n + c->nwg - 1) / c->nwg);
-        int64_t s0 = 2;
-        while (s0 < CLT__GEMM_MAX_SPLIT && tiles * s0 < 2 * cu)
-            s0 *= 2;
+        int64_t s0 = first_split(tiles_of(g, c), cu);
         for (int t = 0; t < SPLIT_TRIES && n < max; t++) {
             int64_t s = (s0 / 2) << t, chunk = g->k / s;
             if (s < 2 || s > CLT__GEMM_MAX_SPLIT || chunk < 4 * (int64_t)c->kwg ||
