@@ -1,8 +1,8 @@
 /*
  * gemm_own_rig.h: what test_gemm_own.c (the tiled modes, split-K, the search space) and
  * test_gemm_dot.c (dot mode) share in the gemm_own test executable: the reference check of
- * one configuration at one shape, the storage it runs in, and dot mode's tests, which
- * test_gemm_own.c's main lists.
+ * one configuration at one shape, the storage it runs in, and dot mode's and the fitted tiles'
+ * tests (test_gemm_fit.c), which test_gemm_own.c's main lists.
  */
 #ifndef CLTRAIN_TEST_GEMM_OWN_RIG_H
 #define CLTRAIN_TEST_GEMM_OWN_RIG_H
@@ -26,5 +26,8 @@ void check_config(struct clt_device *dev, const struct clt__gemm_config *cfg,
 /* test_gemm_dot.c */
 void dot_mode(void **state);
 void dot_candidates_of_the_space(void **state);
+
+/* test_gemm_fit.c */
+void fitted_tiles_for_few_rows(void **state);
 
 #endif

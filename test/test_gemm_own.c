@@ -143,9 +143,10 @@ void check_config(struct clt_device *dev, const struct clt__gemm_config *cfg,
 }
 
 /* Configurations outside the search spaces that cover every staging mode (0 to 7), every
- * vector width, odd tile sizes and a k step without unrolling, small enough for any device:
- * tested on every device beside its own space (Oclgrind, a GPU-like device, would otherwise
- * never check the serial modes of the CPU list). */
+ * vector width, odd tile sizes (7 rows as a fitted tile of a product of few rows has,
+ * test_gemm_fit.c) and a k step without unrolling, small enough for any device: tested on
+ * every device beside its own space (Oclgrind, a GPU-like device, would otherwise never check
+ * the serial modes of the CPU list). */
 static const char *const extra_configs[] = {
     "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=8,stage=4",
     "mwg=12,nwg=32,kwg=16,mdim=2,ndim=2,vw=4,stage=5",
@@ -157,6 +158,7 @@ static const char *const extra_configs[] = {
     "mwg=32,nwg=32,kwg=16,mdim=8,ndim=4,vw=2,stage=3",
     "mwg=8,nwg=32,kwg=4,mdim=2,ndim=2,vw=16,stage=0",
     "mwg=5,nwg=6,kwg=3,mdim=1,ndim=3,vw=2,stage=3",
+    "mwg=7,nwg=32,kwg=128,mdim=1,ndim=2,vw=16,stage=7",
 };
 
 /* The device's whole search space (the list does not depend on the shape, only its order),
@@ -383,7 +385,8 @@ static void text_form_round_trips(void **state)
         assert_true(clt__gemm_config_parse(text, &back));
         assert_memory_equal(&back, &cfg[i], sizeof back);
     }
-    /* The default is a member of the space for any shape. */
+    /* The default is a member of the space for any shape: the list, with the fitted tiles of
+     * a product of few rows (test_gemm_fit.c) where the device is offered them. */
     struct clt_gemm_shape g = {.m = 3, .n = 1000, .k = 17};
     clt__gemm_own_default(dev, &g, &def);
     bool found = false;
@@ -394,9 +397,14 @@ static void text_form_round_trips(void **state)
         assert_true(clt__gemm_config_parse(extra_configs[i], &e));
         extra += clt__gemm_own_refusal(dev, &e) == NULL;
     }
-    assert_int_equal(space, n - extra);
-    for (size_t i = 0; i < space; i++)
+    size_t fitted = 0;
+    for (size_t i = 0; i < space; i++) {
         found |= memcmp(&def, &cfg[i], sizeof def) == 0;
+        fitted += cfg[i].mwg == g.m && cfg[i].mdim == 1;
+    }
+    bool offered = dev->info.type == CLT_DEVICE_CPU && !strstr(dev->info.name, "llvmpipe");
+    assert_int_equal(fitted, offered ? 3 : 0);
+    assert_int_equal(space, n - extra + fitted);
     assert_true(found);
 }
 
@@ -790,6 +798,7 @@ int main(void)
         cmocka_unit_test(misfits_least_padded_first),
         cmocka_unit_test(dot_mode),
         cmocka_unit_test(dot_candidates_of_the_space),
+        cmocka_unit_test(fitted_tiles_for_few_rows),
     };
     return cmocka_run_group_tests(tests, clt_test_group_setup, clt_test_group_teardown);
 }
