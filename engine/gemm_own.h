@@ -55,8 +55,8 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
  * idle, to the end (serial mode first there, then the least padded first), and adds split-K
  * candidates (at most 6, after the fitting ones) for one product with a long k and few output
  * tiles, or a k much longer than it is wide (gemm_own.c, split_space); on a CPU device, for
- * A B^T with such a k, dot mode's candidates first (dot_space). g may be NULL: the device's
- * list in its own order, none fitted, none split, no dot mode. */
+ * A B^T with such a k or fewer than 16 columns, dot mode's candidates first (dot_space). g may be
+ * NULL: the device's list in its own order, none fitted, none split, no dot mode. */
 size_t clt__gemm_own_space(struct clt_device *dev, const struct clt_gemm_shape *g,
                            struct clt__gemm_config *out, size_t max);
 

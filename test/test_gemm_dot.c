@@ -8,7 +8,7 @@
  * test_gemm_own.c's tolerance (each output is vw fma chains added, the same bound on k
  * products); any other transpose pair is refused, never computed; malformed dot text is
  * rejected; the space offers dot mode first for A B^T with a k much longer than the product
- * is wide on a CPU device, and nowhere else.
+ * is wide, or fewer than 16 columns, on a CPU device, and nowhere else.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,9 +142,9 @@ void dot_mode(void **state)
 }
 
 /* The space offers dot mode first on a CPU device for A B^T with a k much longer than the
- * product is wide (at most 4: three blocks and one split), and nowhere else: not for other
- * transpose pairs, a shorter k, without a shape, or on other devices. Each candidate it offers
- * at a small such product is right. */
+ * product is wide (at most 4: three blocks and one split) or fewer than 16 columns (3 or 4),
+ * and nowhere else: not for other transpose pairs, 16 columns with a shorter k, without a
+ * shape, or on other devices. Each candidate it offers at a small such product is right. */
 void dot_candidates_of_the_space(void **state)
 {
     struct clt_device *dev = *state;
@@ -159,11 +159,25 @@ void dot_candidates_of_the_space(void **state)
         }
     printf("%zu dot mode candidates of %zu at 16 x 9 x 50176\n", dots, n);
     assert_true(cpu ? dots >= 3 && dots <= 4 : dots == 0);
+    /* A narrow product (an output layer's): the same, without a long k. */
+    struct clt_gemm_shape narrow = {
+        .m = 37, .n = 10, .k = 83, .batch = 1, .trans_b = true, .alpha = 0.75f, .beta = 0.5f};
+    n = clt__gemm_own_space(dev, &narrow, cfg, MAX_CONFIGS);
+    dots = 0;
+    for (size_t i = 0; i < n; i++)
+        if (cfg[i].stage == CLT__GEMM_STAGE_DOT) {
+            assert_int_equal(i, dots);
+            check_config(dev, &cfg[i], &narrow, false, NULL);
+            dots++;
+        }
+    printf("%zu dot mode candidates of %zu at 37 x 10 x 83\n", dots, n);
+    assert_true(cpu ? dots >= 3 && dots <= 4 : dots == 0);
     const struct clt_gemm_shape others[] = {
         {.m = 16, .n = 9, .k = 50176, .batch = 1},
         {.m = 16, .n = 9, .k = 50176, .batch = 1, .trans_a = true},
         {.m = 16, .n = 9, .k = 50176, .batch = 1, .trans_a = true, .trans_b = true},
-        {.m = 128, .n = 10, .k = 256, .batch = 1, .trans_b = true},
+        {.m = 128, .n = 16, .k = 256, .batch = 1, .trans_b = true},
+        {.m = 128, .n = 10, .k = 256, .batch = 1},
     };
     for (size_t s = 0; s < sizeof others / sizeof others[0]; s++) {
         n = clt__gemm_own_space(dev, &others[s], cfg, MAX_CONFIGS);
