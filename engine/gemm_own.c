@@ -73,12 +73,15 @@ static const struct entry cpu_list[] = {
 
 /* Fitted tiles on CPU devices: for a product of fewer rows than FIT_ROWS (the smallest tile of
  * the list has 16; the models' output layers give 10, a weight gradient m = 10), serial tiles
- * of exactly m rows, blocks of m x 16 columns (one AVX-512 vector per row), FIT_NDIMS[i] blocks
- * across, KWG 128. The list's tiles compute 16 or more rows there, mostly padding: on PoCL on a
- * 2-core AMD EPYC, at `tn` 10 x 256 x 128, 10 x 64 tiles ran 63 GFLOP/s against 43 for the
- * list's best (16 x 64), and PyTorch 59. */
+ * of exactly m rows, blocks of m x 16 columns (one AVX-512 vector per row), fit_ndims[i] blocks
+ * across, KWG 128, where the product has at least a tile's columns. The list's tiles compute 16
+ * or more rows there, mostly padding: on PoCL on a 2-core AMD EPYC, at `tn` 10 x 256 x 128, 10 x
+ * 64 tiles ran 63 GFLOP/s (10 x 128: 62, 10 x 32: 55) against 43 for the list's best (16 x 64),
+ * and PyTorch 59. Two widths, not more: each fitted tile is a program of its own, built for its
+ * m (2 to 3 s on PoCL there, the first time), and narrower products are too small for the tile
+ * to matter. */
 #define FIT_ROWS 16
-static const uint8_t fit_ndims[] = {4, 8, 2};
+static const uint8_t fit_ndims[] = {4, 2};
 
 /* Dot mode (stage 8) on CPU devices, for A B^T with a k much longer than the product is wide
  * (the weight gradients of a convolution, 16 x 9 x 50176 and 32 x 144 x 12544 in the cnn):
@@ -402,22 +405,24 @@ static size_t split_space(struct clt_device *dev, const struct clt_gemm_shape *g
      sizeof fit_ndims / sizeof fit_ndims[0])
 
 /* The candidates before the shape orders them: on a CPU device, for a product of fewer than
- * FIT_ROWS rows, the fitted tiles first (serial mode, which llvmpipe is not offered); then the
- * device's list. Writes at most BASE_MAX; returns how many. */
+ * FIT_ROWS rows, the fitted tiles as wide as the product or narrower first (serial mode, which
+ * llvmpipe is not offered); then the device's list. Writes at most BASE_MAX; returns how
+ * many. */
 static size_t base_space(const struct clt_device *dev, const struct clt_gemm_shape *g,
                          struct clt__gemm_config *out)
 {
     size_t n = 0;
     if (g && is_cpu(dev) && g->m < FIT_ROWS && !loops_limited(dev))
         for (size_t i = 0; i < sizeof fit_ndims / sizeof fit_ndims[0]; i++)
-            out[n++] = (struct clt__gemm_config){.mwg = (uint16_t)g->m,
-                                                 .nwg = (uint16_t)(16 * fit_ndims[i]),
-                                                 .kwg = 128,
-                                                 .mdim = 1,
-                                                 .ndim = fit_ndims[i],
-                                                 .vw = 16,
-                                                 .stage = 7,
-                                                 .split = 1};
+            if (16 * (int64_t)fit_ndims[i] <= g->n)
+                out[n++] = (struct clt__gemm_config){.mwg = (uint16_t)g->m,
+                                                     .nwg = (uint16_t)(16 * fit_ndims[i]),
+                                                     .kwg = 128,
+                                                     .mdim = 1,
+                                                     .ndim = fit_ndims[i],
+                                                     .vw = 16,
+                                                     .stage = 7,
+                                                     .split = 1};
     const struct entry *list = is_cpu(dev) ? cpu_list : gpu_list;
     size_t count =
         is_cpu(dev) ? sizeof cpu_list / sizeof cpu_list[0] : sizeof gpu_list / sizeof gpu_list[0];

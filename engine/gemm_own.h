@@ -48,9 +48,10 @@ void clt__gemm_own_default(struct clt_device *dev, const struct clt_gemm_shape *
 
 /* Writes up to `max` candidate configurations valid on this device (local memory, work-group
  * size) for this shape into out, likeliest first; returns how many (at most the list's 25 on
- * a CPU, 18 elsewhere, plus 3 fitted, plus 6, plus 4 in dot mode). The set is a fixed list per
+ * a CPU, 18 elsewhere, plus 2 fitted, plus 6, plus 4 in dot mode). The set is a fixed list per
  * kind of device (CPU or other) filtered by its limits; on a CPU device a product of fewer than
- * 16 rows also gets 3 fitted tiles of exactly m rows before the list (gemm_own.c, base_space).
+ * 16 rows and at least 32 columns also gets fitted tiles of exactly m rows (64 and 32 columns
+ * wide, as many as fit in n) before the list (gemm_own.c, base_space).
  * The shape moves candidates whose tiles would mostly compute padding, or leave compute units
  * idle, to the end (serial mode first there, then the least padded first), and adds split-K
  * candidates (at most 6, after the fitting ones) for one product with a long k and few output

@@ -403,7 +403,7 @@ static void text_form_round_trips(void **state)
         fitted += cfg[i].mwg == g.m && cfg[i].mdim == 1;
     }
     bool offered = dev->info.type == CLT_DEVICE_CPU && !strstr(dev->info.name, "llvmpipe");
-    assert_int_equal(fitted, offered ? 3 : 0);
+    assert_int_equal(fitted, offered ? 2 : 0);
     assert_int_equal(space, n - extra + fitted);
     assert_true(found);
 }
