@@ -128,17 +128,16 @@ uint64_t clt__gemm_own_space_id(const struct clt_device *dev)
             e->vw,  e->stage};
         h = clt__hash64(h, f, sizeof f);
     }
-    if (is_cpu(dev)) {
+    if (is_cpu(dev)) { /* the shape-dependent rules: fitted tiles, dot mode */
         const uint8_t rows[2] = {FIT_ROWS, DOT_NARROW};
         h = clt__hash64(h, rows, sizeof rows);
         h = clt__hash64(h, fit_ndims, sizeof fit_ndims);
-    }
-    if (is_cpu(dev))
         for (size_t i = 0; i < sizeof dot_list / sizeof *dot_list; i++) {
             const uint8_t f[4] = {dot_list[i].mwg, dot_list[i].nwg, dot_list[i].vw,
                                   CLT__GEMM_STAGE_DOT};
             h = clt__hash64(h, f, sizeof f);
         }
+    }
     return h;
 }
 
