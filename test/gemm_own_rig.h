@@ -29,5 +29,6 @@ void dot_candidates_of_the_space(void **state);
 
 /* test_gemm_fit.c */
 void fitted_tiles_for_few_rows(void **state);
+void misfits_least_padded_first(void **state);
 
 #endif

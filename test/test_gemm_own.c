@@ -610,55 +610,6 @@ static void split_candidates_of_the_space(void **state)
     assert_true(splits <= 6);
 }
 
-/* The C elements c's tiles cover for g, over the product's (as the space measures it). */
-static double padding_of(const struct clt_gemm_shape *g, const struct clt__gemm_config *c)
-{
-    int64_t tm = (g->m + c->mwg - 1) / c->mwg, tn = (g->n + c->nwg - 1) / c->nwg;
-    return (double)(tm * c->mwg) * (double)(tn * c->nwg) / ((double)g->m * (double)g->n);
-}
-
-/* At a side of 10, where most tiles compute mostly padding: the candidates that fit come
- * first (split-K's after them), then the others, serial mode (stage bit 2) first and the least
- * padded first within it and within the rest; a capped space is the full space's first candidates,
- * so the cap drops the most padded. */
-static void misfits_least_padded_first(void **state)
-{
-    struct clt_device *dev = *state;
-    const struct clt_gemm_shape shapes[] = {
-        {.m = 128, .n = 10, .k = 256, .batch = 1, .trans_b = true},
-        {.m = 10, .n = 256, .k = 128, .batch = 1, .trans_a = true},
-    };
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const struct clt_gemm_shape *g = &shapes[s];
-        struct clt__gemm_config cfg[MAX_CONFIGS], capped[MAX_CONFIGS];
-        size_t n = clt__gemm_own_space(dev, g, cfg, MAX_CONFIGS), misfits = 0;
-        double last = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (cfg[i].split > 1 || cfg[i].stage == CLT__GEMM_STAGE_DOT)
-                continue; /* split-K's come between the two, dot mode's first (at n = 10),
-                             each in their own order (test_gemm_dot.c) */
-            int64_t groups =
-                ((g->m + cfg[i].mwg - 1) / cfg[i].mwg) * ((g->n + cfg[i].nwg - 1) / cfg[i].nwg);
-            bool misfit = padding_of(g, &cfg[i]) > 1.5 || groups < (int64_t)dev->info.compute_units;
-            if (!misfit) {
-                assert_int_equal(misfits, 0); /* no fitting candidate after a misfit */
-                continue;
-            }
-            double rank = padding_of(g, &cfg[i]) + ((cfg[i].stage & 4) ? 0.0 : 1e9);
-            assert_true(misfits == 0 || rank >= last);
-            last = rank;
-            misfits++;
-        }
-        printf("m=%lld n=%lld: %zu candidates, %zu of them misfits\n", (long long)g->m,
-               (long long)g->n, n, misfits);
-        assert_true(misfits >= 2);
-        for (size_t cap = 1; cap < n; cap += 3) {
-            assert_int_equal(clt__gemm_own_space(dev, g, capped, cap), cap);
-            assert_memory_equal(capped, cfg, cap * sizeof cfg[0]);
-        }
-    }
-}
-
 /* Whether configuration i is the first of the list with its vector width and staging: the
  * two fields that choose which loads and stores (LOAD, VLOADn, local tiles, serial panels)
  * the kernel text uses; tile sizes only change the constants. */
