@@ -9,10 +9,11 @@
  * Queues and events (docs/scheduling.md): batch uploads go through the transfer queue from
  * one of two host staging slots into one of two device input slots, so the upload of step
  * k+1 overlaps the compute of step k. The compute queue waits for the upload with a barrier
- * on its event; the next upload into the same device slot waits for the marker that ends
- * the step that last read it. The loss is read back without blocking into a host slot with
- * its own event; the host waits only when asked for the loss, or when it is about to reuse a
- * host staging slot whose upload has not finished (two steps later).
+ * on its event; the next upload into the same device slot waits for the end of the step that
+ * last read it: the event of its loss readback, the step's last command (no marker: on PoCL
+ * each command costs a round through the worker threads). The loss is read back without
+ * blocking into a host slot; the host waits only when asked for the loss, or when it is about
+ * to reuse a host staging slot whose upload has not finished (two steps later).
  */
 #include <math.h>
 #include <stddef.h>
@@ -287,7 +288,7 @@ static void stage_input(const struct clt_trainer *tr, const struct clt_tensor *t
 /* Copies the caller's batch into a host staging slot and enqueues its upload on the
  * transfer queue, after the last step that read the device slot. */
 static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void *const *inputs,
-                              int64_t rows)
+                              int64_t rows, cl_event *start)
 {
     struct clt_device *dev = tr->dev;
     if (tr->up_ev[slot]) {
@@ -308,7 +309,10 @@ static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void 
                         tr->plan.info[id].offset * tr->plan.info[id].elem_bytes);
     }
     if (tr->plan.input_bytes == 0)
-        return CLT_OK;
+        return !start ? CLT_OK
+                      : clt__cl_check(&dev->log,
+                                      clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, start),
+                                      "clEnqueueMarkerWithWaitList");
     cl_event *wait = tr->done_ev[slot] ? &tr->done_ev[slot] : NULL;
     cl_int err = clEnqueueWriteBuffer(dev->transfer, tr->inputs[slot], CL_FALSE, 0,
                                       (size_t)tr->plan.input_bytes, tr->host_in[slot], wait ? 1 : 0,
@@ -316,10 +320,11 @@ static enum clt_status upload(struct clt_trainer *tr, uint32_t slot, const void 
     enum clt_status st = clt__cl_check(&dev->log, err, "clEnqueueWriteBuffer (batch upload)");
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log, clFlush(dev->transfer), "clFlush");
-    /* The compute queue starts this step's work only once the batch is there. */
+    /* The compute queue starts this step's work only once the batch is there; the barrier's
+     * event, when asked for, marks the start of the step's compute. */
     if (st == CLT_OK)
         st = clt__cl_check(&dev->log,
-                           clEnqueueBarrierWithWaitList(dev->queue, 1, &tr->up_ev[slot], NULL),
+                           clEnqueueBarrierWithWaitList(dev->queue, 1, &tr->up_ev[slot], start),
                            "clEnqueueBarrierWithWaitList");
     return st;
 }
@@ -377,20 +382,16 @@ static struct clt__step_events *step_prof(struct clt_trainer *tr)
     return tr->prof && tr->nprof < CLT__PROFILE_STEPS ? &tr->prof[tr->nprof] : NULL;
 }
 
-/* Upload, the profiling start marker, forward and backward (recording launches into rec from
- * the forward on, when rec is set). */
+/* Upload (whose barrier starts the step's compute), forward and backward (recording launches into
+ * rec from the forward on, when rec is set). */
 static enum clt_status step_pass(struct clt_trainer *tr, const void *const *inputs, int64_t rows,
                                  struct clt__exec *x, struct clt__rec *rec)
 {
     struct clt_device *dev = tr->dev;
     uint32_t slot = (uint32_t)(tr->steps % 2);
     tr->slot = slot;
-    enum clt_status st = upload(tr, slot, inputs, rows);
     struct clt__step_events *prof = step_prof(tr);
-    if (st == CLT_OK && prof)
-        st = clt__cl_check(&dev->log,
-                           clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &prof->compute_start),
-                           "clEnqueueMarkerWithWaitList");
+    enum clt_status st = upload(tr, slot, inputs, rows, prof ? &prof->compute_start : NULL);
     *x = exec_for(tr, true, rows);
     if (st == CLT_OK && rec)
         clt__rec_begin(dev, rec);
@@ -417,28 +418,29 @@ static enum clt_status step_update(struct clt_trainer *tr, struct clt__exec *x)
     return st;
 }
 
-/* After the update: the step's end marker, the loss readback, the status readback, the flush,
+/* After the update: the loss readback (which ends the step), the status readback, the flush,
  * the profiling record and the counters. st is the status so far. */
 static enum clt_status step_finish(struct clt_trainer *tr, struct clt__exec *x, enum clt_status st)
 {
     struct clt_device *dev = tr->dev;
     uint32_t slot = tr->slot;
     struct clt__step_events *prof = step_prof(tr);
-    if (st == CLT_OK) {
-        release(&tr->done_ev[slot]);
-        st = clt__cl_check(&dev->log,
-                           clEnqueueMarkerWithWaitList(dev->queue, 0, NULL, &tr->done_ev[slot]),
-                           "clEnqueueMarkerWithWaitList");
-    }
+    /* The loss readback is the step's last command on the in-order compute queue: its event
+     * also ends the step (done_ev), without a marker of its own. */
     if (st == CLT_OK) {
         struct clt__buf l = clt__val(x, tr->loss);
         const size_t e = tr->plan.info[tr->plan.info[tr->loss->id].root].elem_bytes;
         void *dst = e == 4 ? (void *)&tr->host_loss[slot] : (void *)&tr->host_loss16[slot];
         release(&tr->loss_ev[slot]);
+        release(&tr->done_ev[slot]);
         st = clt__cl_check(&dev->log,
                            clEnqueueReadBuffer(dev->queue, l.mem, CL_FALSE, l.offset * e, e, dst, 0,
                                                NULL, &tr->loss_ev[slot]),
                            "clEnqueueReadBuffer (loss)");
+        if (st == CLT_OK) {
+            tr->done_ev[slot] = tr->loss_ev[slot];
+            clRetainEvent(tr->done_ev[slot]);
+        }
     }
     if (st == CLT_OK && step_updates(tr, x) && tr->options.stop_on_nonfinite) {
         st = clt__cl_check(&dev->log,
@@ -653,7 +655,7 @@ enum clt_status clt__trainer_run_forward(struct clt_trainer *tr, const void *con
             return CLT_ERR_NO_MEMORY;
         for (uint32_t i = 0; inputs && i < tr->plan.ninputs; i++)
             all[i] = inputs[i];
-        st = upload(tr, slot, all, rows);
+        st = upload(tr, slot, all, rows, NULL);
         free(all);
     }
     struct clt__exec x = exec_for(tr, false, rows);
