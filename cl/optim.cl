@@ -7,7 +7,8 @@
  *   1. optim_norm_partial    ws level 1 [P1] = sums of squares of (scale * grads)
  *   2. optim_norm_combine    ws level k+1 [P(k+1)] = sums of level k, while P(k) > 64
  *   3. optim_step_begin      one work-item: norm, skip decision, clip factor, step counter t
- *   4. optim_sgd_update or optim_adam_update: one work-item per 4 elements
+ *   4. optim_sgd_update or optim_adam_update: one work-item per 4 elements (optim_adam_update16:
+ *      per 16, on CPUs)
  * and, to reset the status or resume from a checkpoint, optim_status_set (one work-item).
  * A 16-bit trainer's step (clt__optim_step_half) runs optim_sgd_update_f16 / _bf16 or
  * optim_adam_update_f16 / _bf16 instead: the same update, which also narrows the new
@@ -348,22 +349,37 @@ __kernel void optim_sgd_update_bf16(SGD_UPDATE_PARAMS, __global ushort *restrict
  *   v = v * beta2 + (1 - beta2) * (g * g)
  *   p = p - (lr / bc1) * (m / (sqrt(v) / sqrt(bc2) + eps))
  * adam_apply is that rule from g = grads[i] * scale * clip_coef on: it stores m and v and
- * returns the new p. */
+ * returns the new p; adam_apply16 the same rule for 16 elements, all of them below the end (a
+ * whole AVX-512 vector on a CPU). ADAM_RULE is their common text. */
+#define ADAM_RULE(T, LOAD, STORE)                                                                  \
+    if (l2 != 0.0f)                                                                                \
+        g = g + l2 * p;                                                                            \
+    if (decay != 1.0f)                                                                             \
+        p = p * decay;                                                                             \
+    T mm = LOAD(m, i, end), vv = LOAD(v, i, end);                                                  \
+    mm = mm + one_minus_beta1 * (g - mm);                                                          \
+    vv = vv * beta2 + one_minus_beta2 * (g * g);                                                   \
+    STORE(m, i, end, mm);                                                                          \
+    STORE(v, i, end, vv);                                                                          \
+    const T denom = sqrt(vv) / bc2_sqrt + eps;                                                     \
+    return p - step_size * (mm / denom);
+
 static float4 adam_apply(float4 p, float4 g, float step_size, float bc2_sqrt, float one_minus_beta1,
                          float beta2, float one_minus_beta2, float eps, float l2, float decay,
                          __global float *m, __global float *v, int i, int end)
 {
-    if (l2 != 0.0f)
-        g = g + l2 * p;
-    if (decay != 1.0f)
-        p = p * decay;
-    float4 mm = load4(m, i, end), vv = load4(v, i, end);
-    mm = mm + one_minus_beta1 * (g - mm);
-    vv = vv * beta2 + one_minus_beta2 * (g * g);
-    store4(m, i, end, mm);
-    store4(v, i, end, vv);
-    const float4 denom = sqrt(vv) / bc2_sqrt + eps;
-    return p - step_size * (mm / denom);
+    ADAM_RULE(float4, load4, store4)
+}
+
+#define LOAD16(a, i, end) vload16(0, (a) + (i))
+#define STORE16(a, i, end, x) vstore16((x), 0, (a) + (i))
+
+static float16 adam_apply16(float16 p, float16 g, float step_size, float bc2_sqrt,
+                            float one_minus_beta1, float beta2, float one_minus_beta2, float eps,
+                            float l2, float decay, __global float *m, __global float *v, int i,
+                            int end)
+{
+    ADAM_RULE(float16, LOAD16, STORE16)
 }
 
 #define ADAM_UPDATE_PARAMS                                                                         \
@@ -374,19 +390,20 @@ static float4 adam_apply(float4 p, float4 g, float step_size, float bc2_sqrt, fl
         __global float *restrict m, int m_off,               /* [n] */                             \
         __global float *restrict v, int v_off,               /* [n] */                             \
         __global const int *restrict status_base, int status_off
-/* The update of elements 4w .. 4w + 3, the masters stored, then SHADOW (as SGD_UPDATE_BODY's). */
-#define ADAM_UPDATE_BODY(SHADOW)                                                                   \
+/* The status's settings of an Adam update, and end, the elements it updates: n, or 0 for a
+ * skipped step. */
+#define ADAM_STATUS                                                                                \
     __global const struct optim_status *status =                                                   \
         (__global const struct optim_status *)(status_base + status_off);                          \
     const int skip = status->last_skip;                                                            \
     const float coef = status->clip_coef;                                                          \
     const float step_size = lr / status->bias_correction1;                                         \
     const float bc2_sqrt = sqrt(status->bias_correction2);                                         \
-    const int end = skip ? 0 : n; /* a skipped step updates nothing */                             \
-    const int i = 4 * (int)get_global_id(0);                                                       \
-    if (i >= end)                                                                                  \
-        return;                                                                                    \
-    params += params_off;                                                                          \
+    const int end = skip ? 0 : n; /* a skipped step updates nothing */
+
+/* The update of the four elements i .. i + 3 (those below end), the masters stored, then SHADOW
+ * (as SGD_UPDATE_BODY's). */
+#define ADAM_UPDATE4(SHADOW)                                                                       \
     BY_GROUP({                                                                                     \
         float4 g = load4(grads + grads_off, i, lim) * scale;                                       \
         g = g * coef;                                                                              \
@@ -397,9 +414,45 @@ static float4 adam_apply(float4 p, float4 g, float step_size, float bc2_sqrt, fl
         SHADOW;                                                                                    \
     })
 
+/* The update of elements 4w .. 4w + 3. */
+#define ADAM_UPDATE_BODY(SHADOW)                                                                   \
+    ADAM_STATUS                                                                                    \
+    const int i = 4 * (int)get_global_id(0);                                                       \
+    if (i >= end)                                                                                  \
+        return;                                                                                    \
+    params += params_off;                                                                          \
+    ADAM_UPDATE4(SHADOW)
+
 __kernel void optim_adam_update(ADAM_UPDATE_PARAMS)
 {
     ADAM_UPDATE_BODY((void)0);
+}
+
+/* optim_adam_update with 16 elements per work-item, 16w .. 16w + 15: one float16 rule where all
+ * 16 are below the end, else the four-element update of each group of four that starts below
+ * it. The operations per element are optim_adam_update's, so are the bits. For CPUs: PoCL
+ * keeps optim_adam_update's float4 as 128-bit vectors, whose divisions and square roots bound
+ * the update (engine/ops/optim.c). */
+__kernel void optim_adam_update16(ADAM_UPDATE_PARAMS)
+{
+    ADAM_STATUS
+    const int first = 16 * (int)get_global_id(0);
+    if (first >= end)
+        return;
+    params += params_off;
+    if (end - first >= 16) {
+        const int i = first;
+        float16 g = vload16(0, grads + grads_off + i) * scale;
+        g = g * coef;
+        const float16 p =
+            adam_apply16(vload16(0, params + i), g, step_size, bc2_sqrt, one_minus_beta1, beta2,
+                         one_minus_beta2, eps, l2, decay, m + m_off, v + v_off, i, end);
+        vstore16(p, 0, params + i);
+        return;
+    }
+    for (int i = first; i < end; i += 4) {
+        ADAM_UPDATE4((void)0);
+    }
 }
 
 /* optim_adam_update of a 16-bit trainer, with the shadow of optim_sgd_update_f16 / _bf16. */
