@@ -5,8 +5,10 @@
  *
  * A step is a fixed sequence of launches, all on one in-order queue (engine/ops/optim.c):
  *   1. optim_norm_partial    ws level 1 [P1] = sums of squares of (scale * grads)
- *   2. optim_norm_combine    ws level k+1 [P(k+1)] = sums of level k, while P(k) > 64
- *   3. optim_step_begin      one work-item: norm, skip decision, clip factor, step counter t
+ *   2. optim_norm_combine    ws level k+1 [P(k+1)] = sums of level k, while P(k) > 64 (on
+ *                            CPUs: while P(k) > 64 * 64)
+ *   3. optim_step_begin      one work-item: norm (with the last level's sums, where it has
+ *                            more than 64), skip decision, clip factor, step counter t
  *   4. optim_sgd_update or optim_adam_update: one work-item per 4 elements (optim_adam_update16:
  *      per 16, on CPUs)
  * and, to reset the status or resume from a checkpoint, optim_status_set (one work-item).
@@ -134,8 +136,10 @@ __kernel void optim_norm_combine(int count, int parts, __global const float *res
     out[out_off + i] = norm_chunk(count, parts, i, false, 1.0f, in + in_off);
 }
 
-/* One work-item. Adds the last level's `count` partials (count 0: an empty gradient, norm 0),
- * decides whether the step is applied, and writes the status the update kernel reads:
+/* One work-item. Adds the last level's `count` partials (count 0: an empty gradient, norm 0):
+ * up to 64 in order, in one compensated sum; more (at most 64 * 64, on CPUs) first in the
+ * sums of one more level, each as optim_norm_combine's work-item i would make it, then those
+ * in order: the same bits as that launch and this kernel on its sums. Then decides whether the step is applied, and writes the status the update kernel reads:
  *   skipped when the norm or (has_loss) loss[0] is not finite: skipped + 1, t unchanged;
  *   applied otherwise: t + 1, clip_coef = min(clip_norm / (norm + 1e-6), 1) when
  *   clip_norm > 0 (torch.nn.utils.clip_grad_norm_), else 1; the bias corrections of the new t
@@ -150,8 +154,14 @@ __kernel void optim_step_begin(int count, __global const float *ws, int ws_off, 
     __global struct optim_status *status =
         (__global struct optim_status *)(status_base + status_off);
     float s = 0.0f, c = 0.0f;
-    for (int j = 0; j < count; j++)
-        optim_kahan_add(&s, &c, ws[ws_off + j]);
+    if (count <= NORM_CHUNK) {
+        for (int j = 0; j < count; j++)
+            optim_kahan_add(&s, &c, ws[ws_off + j]);
+    } else {
+        const int parts = (count + NORM_CHUNK - 1) / NORM_CHUNK;
+        for (int i = 0; i < parts; i++)
+            optim_kahan_add(&s, &c, norm_chunk(count, parts, i, false, 1.0f, ws + ws_off));
+    }
     const float norm = sqrt(s);
     int skip = 0;
     if (!isfinite(norm))
