@@ -139,11 +139,12 @@ __kernel void optim_norm_combine(int count, int parts, __global const float *res
 /* One work-item. Adds the last level's `count` partials (count 0: an empty gradient, norm 0):
  * up to 64 in order, in one compensated sum; more (at most 64 * 64, on CPUs) first in the
  * sums of one more level, each as optim_norm_combine's work-item i would make it, then those
- * in order: the same bits as that launch and this kernel on its sums. Then decides whether the step is applied, and writes the status the update kernel reads:
- *   skipped when the norm or (has_loss) loss[0] is not finite: skipped + 1, t unchanged;
- *   applied otherwise: t + 1, clip_coef = min(clip_norm / (norm + 1e-6), 1) when
- *   clip_norm > 0 (torch.nn.utils.clip_grad_norm_), else 1; the bias corrections of the new t
- *   from one_minus_beta1 and one_minus_beta2 (0 for SGD, unused there). */
+ * in order: the same bits as that launch and this kernel on its sums. Then decides whether the step
+ * is applied, and writes the status the update kernel reads: skipped when the norm or (has_loss)
+ * loss[0] is not finite: skipped + 1, t unchanged; applied otherwise: t + 1, clip_coef =
+ * min(clip_norm / (norm + 1e-6), 1) when clip_norm > 0 (torch.nn.utils.clip_grad_norm_), else 1;
+ * the bias corrections of the new t from one_minus_beta1 and one_minus_beta2 (0 for SGD, unused
+ * there). */
 __kernel void optim_step_begin(int count, __global const float *ws, int ws_off,        /* [count] */
                                int has_loss, __global const float *loss, int loss_off, /* [1] */
                                float clip_norm, float one_minus_beta1, float one_minus_beta2,
