@@ -29,6 +29,8 @@
  *   sum_finish          y[0] = (sum of x[0..n)) / divisor
  *   broadcast_backward_part, _wide, _last; sum_axis_part, _wide, _last, and sum_axis4's and
  *   sum_axis16's;
+ *   sum_axis_fold, sum_axis4_fold, sum_axis16_fold: two rounds of sum_axis in one launch
+ *   (counts of at most 64 chunks), the same bits;
  *   sum_partials_wide, sum_finish_wide: the same with float partial sums in or out (below)
  * divisor is 1 for sums and the number of summed elements for means. The full sum of n
  * elements runs sum_partials with parts = ceil(n / 256) as often as needed to bring the
@@ -433,6 +435,45 @@ __kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, 
         VST_D(accumulate ? VLD_D(0, dst + at) + g : g, 0, dst + at);                               \
     }
 
+/* sum_axis's two rounds in one launch, for a count of at most 64 chunks (CPUs, small sums:
+ * engine/ops/elementwise.c): work-item (iw, o) makes the partial sum of each chunk of columns
+ * W iw .. W iw + W - 1 as the first round's work-item would (sign 1, divisor 1: the float it
+ * would store), and adds each to a second compensated sum as the last round's work-item would
+ * add it, in chunk order: the bits of the two launches. */
+#define SUM_AXIS_FOLD_BODY(W, VT, VLD, VLD_D, VST_D)                                               \
+    {                                                                                              \
+        const int i = get_global_id(0) * W, o = get_global_id(1);                                  \
+        if (i >= inner || o >= outer)                                                              \
+            return;                                                                                \
+        const int base = o * count * inner + i;                                                    \
+        VT tsum = (VT)(0.0f), tlow = (VT)(0.0f);                                                   \
+        for (int first = 0; first < count; first += chunk) {                                       \
+            const int last = min(count, first + chunk);                                            \
+            VT sum = (VT)(0.0f), low = (VT)(0.0f);                                                 \
+            for (int k = first; k < last; k++) {                                                   \
+                const int at = base + k * inner;                                                   \
+                VT v = VLD(0, src + src_off + at);                                                 \
+                if (product)                                                                       \
+                    v = v * VLD(0, x + x_off + at);                                                \
+                const VT t = sum + v;                                                              \
+                low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));   \
+                sum = t;                                                                           \
+            }                                                                                      \
+            const VT part = select(sum + low, sum, isinf(sum));                                    \
+            const VT t = tsum + part;                                                              \
+            tlow += select((part - t) + tsum, (tsum - t) + part,                                   \
+                           isgreaterequal(fabs(tsum), fabs(part)));                                \
+            tsum = t;                                                                              \
+        }                                                                                          \
+        const VT g = sign * select(tsum + tlow, tsum, isinf(tsum)) / divisor;                      \
+        const int at = dst_off + o * inner + i;                                                    \
+        VST_D(accumulate ? VLD_D(0, dst + at) + g : g, 0, dst + at);                               \
+    }
+
+/* One element as a vector of one, for SUM_AXIS_FOLD_BODY's W = 1. */
+#define VLOAD1(i, p) LOAD((p), (i))
+#define VSTORE1(v, i, p) STORE((p), (i), (v))
+
 /* part[j] = the sum of x[j], x[j + parts], ... (< n): strided, so that neighbouring
  * work-items read neighbouring elements. parts <= n, so x[j] exists; the loop stops before
  * i + parts could pass INT_MAX. */
@@ -540,6 +581,21 @@ __kernel void sum_axis16_wide(SUM_AXIS_PARAMS(float, float))
 __kernel void sum_axis16_last(SUM_AXIS_PARAMS(float, store_t))
 {
     SUM_AXISV_BODY(16, float16, VLOADF16, VLOAD16, VSTORE16);
+}
+
+__kernel void sum_axis_fold(SUM_AXIS_PARAMS(store_t, store_t))
+{
+    SUM_AXIS_FOLD_BODY(1, float, VLOAD1, VLOAD1, VSTORE1);
+}
+
+__kernel void sum_axis4_fold(SUM_AXIS_PARAMS(store_t, store_t))
+{
+    SUM_AXIS_FOLD_BODY(4, float4, VLOAD4, VLOAD4, VSTORE4);
+}
+
+__kernel void sum_axis16_fold(SUM_AXIS_PARAMS(store_t, store_t))
+{
+    SUM_AXIS_FOLD_BODY(16, float16, VLOAD16, VLOAD16, VSTORE16);
 }
 
 __kernel void sum_partials(int n, int parts, __global const store_t *x, int x_off,

@@ -171,6 +171,63 @@ static void columns_sum_at_every_width_as_one(void **state)
     }
 }
 
+/* Neumaier's step as cl/elementwise.cl's sum_add takes it (additions only: no contraction). */
+static void neumaier_add(float *sum, float *low, float v)
+{
+    const float t = *sum + v;
+    *low += fabsf(*sum) >= fabsf(v) ? (*sum - t) + v : (v - t) + *sum;
+    *sum = t;
+}
+
+static float neumaier_value(float sum, float low)
+{
+    return isinf(sum) ? sum : sum + low;
+}
+
+/* The column sums of a count of 65 to 256 rows, which a CPU makes in one launch
+ * (sum_axis*_fold) and other devices in two rounds, are the bits of the two rounds: the
+ * compensated sum of each chunk of 64 rows in order, then the compensated sum of those in
+ * order, replayed here in C. Widths of one, four and sixteen columns per work-item. */
+static void column_sums_are_two_rounds_of_chunks(void **state)
+{
+    struct clt_device *dev = *state;
+    static const size_t shapes[][2] = {{65, 3}, {128, 10}, {200, 68}, {256, 80}, {128, 256}};
+    for (size_t s = 0; s < COUNT(shapes); s++) {
+        const size_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
+        float *x = malloc(n * sizeof *x), *got = malloc(cols * sizeof *got);
+        assert_true(x && got);
+        clt_test_fill(x, n, 91, -1.0f, 1.0f);
+        x[3 * cols] = 16777216.0f; /* a column whose compensation matters */
+        x[(rows / 2) * cols + cols - 1] = -33554432.0f;
+        size_t ws = (size_t)(clt__sum_axis_workspace_bytes(1, (int64_t)rows, (int64_t)cols) /
+                             sizeof(float));
+        struct tensor tx = tensor_new(dev, x, n), ts = tensor_new(dev, NULL, cols);
+        struct tensor tws = tensor_new(dev, NULL, ws);
+        assert_int_equal(clt__bias_backward(dev, (int64_t)rows, (int64_t)cols, tensor_buf(&tx),
+                                            NONE, tensor_buf(&ts), false, tensor_buf(&tws)),
+                         CLT_OK);
+        tensor_read(&ts, got, "column sums");
+        for (size_t c = 0; c < cols; c++) {
+            float tsum = 0.0f, tlow = 0.0f;
+            for (size_t first = 0; first < rows; first += CLT__SUM_AXIS_CHUNK) {
+                float sum = 0.0f, low = 0.0f;
+                for (size_t r = first; r < rows && r < first + CLT__SUM_AXIS_CHUNK; r++)
+                    neumaier_add(&sum, &low, x[r * cols + c]);
+                neumaier_add(&tsum, &tlow, neumaier_value(sum, low));
+            }
+            const float want = neumaier_value(tsum, tlow);
+            if (memcmp(&got[c], &want, sizeof want) != 0)
+                fail_msg("%zu x %zu, column %zu: %.9g, two rounds give %.9g", rows, cols, c, got[c],
+                         want);
+        }
+        tensor_free(&tx);
+        tensor_free(&ts);
+        tensor_free(&tws);
+        free(x);
+        free(got);
+    }
+}
+
 static void full_sums(void **state)
 {
     /* 257 and 4099 take one round of partial sums, 65537 two. */
@@ -419,6 +476,7 @@ int main(void)
         CLT_DEVICE_TEST(full_sums),
         CLT_DEVICE_TEST(sums_longer_than_a_work_item_loop),
         CLT_DEVICE_TEST(columns_sum_at_every_width_as_one),
+        CLT_DEVICE_TEST(column_sums_are_two_rounds_of_chunks),
         CLT_DEVICE_TEST(linear),
         CLT_DEVICE_TEST(fill_and_axpy),
         CLT_DEVICE_TEST(outputs_may_alias_inputs),

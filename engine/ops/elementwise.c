@@ -213,6 +213,15 @@ static const enum clt__kernel_id sum_axis_ids[3][2][2] = {
     {{CLT__K_sum_axis16, CLT__K_sum_axis16_part},
      {CLT__K_sum_axis16_last, CLT__K_sum_axis16_wide}}};
 
+/* Columns per work-item of sum_axis, as an index of {1, 4, 16}: several where they come in
+ * fours (the same bits at every width): sixteen on a CPU, a whole AVX-512 vector (PoCL, gpt bias
+ * gradients [1024, 128..512]: 2x faster than four), four elsewhere, where a work-item per four
+ * columns keeps more work-items for a GPU's lanes. */
+static int sum_axis_width(const struct clt_device *dev, int64_t inner)
+{
+    return inner % 4 != 0 ? 0 : inner % 16 == 0 && dev->info.type == CLT_DEVICE_CPU ? 2 : 1;
+}
+
 /* One launch of sum_axis: dst [outer, parts, inner] gets the sums of `chunk` entries each.
  * src_part and dst_part: src and dst are float partial sums of the workspace, not tensors. */
 static enum clt_status sum_axis_run(struct clt_device *dev, int64_t outer, int64_t count,
@@ -221,11 +230,7 @@ static enum clt_status sum_axis_run(struct clt_device *dev, int64_t outer, int64
                                     struct clt__buf dst, bool accumulate, bool src_part,
                                     bool dst_part)
 {
-    /* Several columns per work-item where they come in fours (the same bits at every width):
-     * sixteen on a CPU, a whole AVX-512 vector (PoCL, gpt bias gradients [1024, 128..512]:
-     * 2x faster than four), four elsewhere, where a work-item per four columns keeps more
-     * work-items for a GPU's lanes. */
-    int w = inner % 4 != 0 ? 0 : inner % 16 == 0 && dev->info.type == CLT_DEVICE_CPU ? 2 : 1;
+    const int w = sum_axis_width(dev, inner);
     const int64_t width[] = {1, 4, 16};
     size_t items[3] = {(size_t)(inner / width[w]), (size_t)parts, (size_t)outer};
     return CLT__RUN_ND(dev, sum_axis_ids[w][src_part][dst_part], 3, items, CLT__I32(outer),
@@ -233,6 +238,17 @@ static enum clt_status sum_axis_run(struct clt_device *dev, int64_t outer, int64
                        CLT__I32(x.mem != NULL), CLT__F32(sign), CLT__F32(divisor),
                        CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(x.mem ? x : src),
                        CLT__BUF(dst));
+}
+
+/* Whether clt__sum_axis folds its two rounds into one launch (sum_axis*_fold): on a CPU, for
+ * a count of 2 to 4 chunks and at most 64Ki summed entries, where a launch and its wait cost
+ * more than the sums (PoCL: the bias gradients of the mlp, 128 x 256 and 128 x 10, three
+ * launches fewer per step). Larger sums keep the two rounds' parallelism. The bits are the
+ * same either way. */
+static bool fold_rounds(const struct clt_device *dev, int64_t outer, int64_t count, int64_t inner)
+{
+    return dev->info.type == CLT_DEVICE_CPU && count > CLT__SUM_AXIS_CHUNK &&
+           count <= 4 * CLT__SUM_AXIS_CHUNK && outer * count * inner <= 65536;
 }
 
 enum clt_status clt__sum_axis(struct clt_device *dev, int64_t outer, int64_t count, int64_t inner,
@@ -257,6 +273,18 @@ enum clt_status clt__sum_axis(struct clt_device *dev, int64_t outer, int64_t cou
     if (st == CLT_OK && bytes > 0)
         st = clt__check_buf(dev, workspace, (int64_t)(bytes / sizeof(float)), sizeof(float), op,
                             "workspace");
+    if (st == CLT_OK && fold_rounds(dev, outer, count, inner)) {
+        static const enum clt__kernel_id fold[3] = {CLT__K_sum_axis_fold, CLT__K_sum_axis4_fold,
+                                                    CLT__K_sum_axis16_fold};
+        const int w = sum_axis_width(dev, inner);
+        const int64_t width[] = {1, 4, 16};
+        size_t items[2] = {(size_t)(inner / width[w]), (size_t)outer};
+        return CLT__RUN_ND(dev, fold[w], 2, items, CLT__I32(outer), CLT__I32(count),
+                           CLT__I32(inner), CLT__I32(CLT__SUM_AXIS_CHUNK), CLT__I32(1),
+                           CLT__I32(x.mem != NULL), CLT__F32(sign), CLT__F32(divisor),
+                           CLT__I32(accumulate), CLT__BUF(src), CLT__BUF(x.mem ? x : src),
+                           CLT__BUF(dst));
+    }
     struct clt__buf part = workspace, none = {NULL, 0};
     bool src_part = false;
     while (st == CLT_OK && count > CLT__SUM_AXIS_CHUNK) {
