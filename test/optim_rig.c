@@ -285,3 +285,58 @@ void optim_run_steps(struct fixture *fx, const struct clt__optim_config *cfg,
         rig_free(&r);
     }
 }
+
+/* cl/optim.cl's optim_kahan_add. */
+static void kahan_add(float *s, float *c, float x)
+{
+    const float y = x - *c;
+    const float t = *s + y;
+    *c = isfinite(t) ? (t - *s) - y : 0.0f;
+    *s = t;
+}
+
+/* cl/optim.cl's norm_chunk: the sum of work-item i of a level. */
+static float norm_chunk(const float *in, int64_t count, int64_t parts, int64_t i, bool square,
+                        float scale)
+{
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t k = 0; k < 64; k++) {
+        const int64_t j = i + k * parts;
+        if (j >= count)
+            continue;
+        float x = in[j];
+        if (square) {
+            x = x * scale;
+            x = x * x;
+        }
+        kahan_add(&s[k % 4], &c[k % 4], x);
+    }
+    float t = s[0], tc = c[0];
+    for (int w = 1; w < 4; w++)
+        kahan_add(&t, &tc, s[w] - c[w]);
+    return t;
+}
+
+float optim_norm_in_kernel_order(const float *g, int64_t n, float scale)
+{
+    const float *in = g;
+    float *level = NULL;
+    int64_t count = n;
+    bool square = true;
+    while (count > 64 || square) {
+        const int64_t parts = (count + 63) / 64;
+        float *next = malloc((size_t)parts * sizeof *next);
+        assert_non_null(next);
+        for (int64_t i = 0; i < parts; i++)
+            next[i] = norm_chunk(in, count, parts, i, square, scale);
+        free(level);
+        in = level = next;
+        count = parts;
+        square = false;
+    }
+    float s = 0.0f, c = 0.0f;
+    for (int64_t j = 0; j < count; j++)
+        kahan_add(&s, &c, in[j]);
+    free(level);
+    return sqrtf(s);
+}

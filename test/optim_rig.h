@@ -77,4 +77,10 @@ void optim_run_steps(struct fixture *fx, const struct clt__optim_config *cfg,
                      const struct clt__lr_schedule *sched, int steps, float scale,
                      const char *name);
 
+/* The gradient norm of scale * g [n] in the kernels' order of summation, in float (cl/optim.cl:
+ * levels of chunks of 64 terms, term k of a chunk in Kahan chain k mod 4, the chains added in
+ * order, until at most 64 sums are left, which one chain adds), then sqrtf: the bits of
+ * optim_step_begin's norm on a device whose sqrt is correctly rounded. */
+float optim_norm_in_kernel_order(const float *g, int64_t n, float scale);
+
 #endif
