@@ -5,7 +5,6 @@
  *
  * A step is a fixed sequence of launches, all on one in-order queue (engine/ops/optim.c):
  *   1. optim_norm_partial    ws level 1 [P1] = sums of squares of (scale * grads)
- *                            (optim_norm_partial16: the same, 16 work-items' sums in one, CPUs)
  *   2. optim_norm_combine    ws level k+1 [P(k+1)] = sums of level k, while P(k) > 64 (on
  *                            CPUs: while P(k) > 64 * 64)
  *   3. optim_step_begin      one work-item: norm (with the last level's sums, where it has
@@ -124,79 +123,6 @@ __kernel void optim_norm_partial(int n, int parts, float scale,
     if (i >= parts)
         return;
     out[out_off + i] = norm_chunk(n, parts, i, true, scale, grads + grads_off);
-}
-
-/* optim_kahan_add on 16 lanes, each lane's sum and compensation updated where `take` is set
- * (its sign bit) and left as they are elsewhere: the scalar step of the lanes that take it. */
-static void kahan_add16(float16 *s, float16 *c, float16 x, int16 take)
-{
-    const float16 y = x - *c;
-    const float16 t = *s + y;
-    const float16 cn = select((float16)(0.0f), (t - *s) - y, isfinite(t));
-    *c = select(*c, cn, take);
-    *s = select(*s, t, take);
-}
-
-/* The terms k, k + 1, k + 2, k + 3 of norm_chunk for work-items i0 .. i0 + 15, into the four
- * chains. A group of 16 whose terms all exist is one vload16; else each lane's term, where it
- * has one (work-item below parts, j below n). */
-static void norm_terms16(int n, int parts, int i0, int k, float scale,
-                         __global const float *restrict in, float16 *s, float16 *c)
-{
-#pragma unroll
-    for (int w = 0; w < NORM_CHAINS; w++) {
-        const uint j0 = (uint)i0 + (uint)(k + w) * (uint)parts;
-        float16 x;
-        int16 take;
-        if (i0 + 16 <= parts && j0 + 16u <= (uint)n) {
-            x = vload16(0, in + j0);
-            take = (int16)(-1);
-        } else {
-            float xa[16];
-            int ta[16];
-            for (int l = 0; l < 16; l++) {
-                const bool has = i0 + l < parts && j0 + (uint)l < (uint)n;
-                xa[l] = has ? in[j0 + (uint)l] : 0.0f;
-                ta[l] = has ? -1 : 0;
-            }
-            x = vload16(0, xa);
-            take = vload16(0, ta);
-        }
-        x = x * scale;
-        x = x * x;
-        kahan_add16(&s[w], &c[w], x, take);
-    }
-}
-
-/* optim_norm_partial for 16 neighbouring work-items at once, i = 16 w .. 16 w + 15 (those below
- * parts), as float16: each lane does work-item i's operations in its order, so the partial sums
- * are optim_norm_partial's bits. For CPUs, where PoCL vectorizes optim_norm_partial's work-group
- * loop in 256-bit registers only (engine/ops/optim.c). */
-__kernel void optim_norm_partial16(int n, int parts, float scale,
-                                   __global const float *restrict grads, int grads_off, /* [n] */
-                                   __global float *restrict out, int out_off) /* [parts] */
-{
-    const int i0 = 16 * (int)get_global_id(0);
-    if (i0 >= parts)
-        return;
-    float16 s[NORM_CHAINS], c[NORM_CHAINS];
-#pragma unroll
-    for (int w = 0; w < NORM_CHAINS; w++)
-        s[w] = c[w] = (float16)(0.0f);
-    for (int k = 0; k < NORM_CHUNK; k += NORM_CHAINS)
-        norm_terms16(n, parts, i0, k, scale, grads + grads_off, s, c);
-    float16 t = s[0], tc = c[0];
-#pragma unroll
-    for (int w = 1; w < NORM_CHAINS; w++)
-        kahan_add16(&t, &tc, s[w] - c[w], (int16)(-1));
-    if (i0 + 16 <= parts) {
-        vstore16(t, 0, out + out_off + i0);
-        return;
-    }
-    float ta[16];
-    vstore16(t, 0, ta);
-    for (int l = 0; i0 + l < parts; l++)
-        out[out_off + i0 + l] = ta[l];
 }
 
 /* Later levels: out[i] = sum over j = i, i + parts, ... < count of in[j]. */

@@ -209,7 +209,10 @@ static void loss_is_optional(void **state)
 }
 
 /* The norm is reduced in chunks fixed by n alone: any work-group size gives the same bits,
- * for the norm and for the update. Sizes with two and (PoCL, rusticl) three levels. */
+ * for the norm and for the update, and so do the kernels of the other kind of device (a
+ * CPU's float16 kernels and folded last level, or the others' float4 ones and levels: the
+ * last run, with the device's type flipped). Sizes with two and (PoCL, rusticl) three
+ * levels. */
 static void norm_independent_of_work_group(void **state)
 {
     struct fixture *fx = *state;
@@ -220,13 +223,18 @@ static void norm_independent_of_work_group(void **state)
         const size_t wgs[] = {0, 1, 7, 32};
         struct clt__optim_status first = {0};
         float *first_params = NULL;
-        for (int w = 0; w < 4; w++) {
-            if (n > 10000 && wgs[w] > 0 && wgs[w] < 32)
+        for (int w = 0; w < 5; w++) {
+            if (w < 4 && n > 10000 && wgs[w] > 0 && wgs[w] < 32)
                 continue; /* one-item groups over 300k items are slow and show nothing new */
+            const bool flip = w == 4;
+            struct clt_device *dev = fx->dev;
+            const enum clt_device_type type = dev->info.type;
+            if (flip)
+                dev->info.type = type == CLT_DEVICE_CPU ? CLT_DEVICE_GPU : CLT_DEVICE_CPU;
             struct clt__optim_config cfg;
             clt__optim_config_init(&cfg, CLT__OPTIM_ADAMW);
             cfg.clip_norm = 1.0;
-            cfg.work_group = wgs[w];
+            cfg.work_group = flip ? 0 : wgs[w];
             struct rig r;
             rig_init(&r, fx, &cfg, n, 99);
             clt_test_fill(r.grads_host, (size_t)n, 1234, -1.0f, 1.0f);
@@ -238,7 +246,8 @@ static void norm_independent_of_work_group(void **state)
                 r.grads_host[i] *= 8192.0f;
             rig_step(&r, 1e-3f, 0.5f, 0.0f);
             char what[100];
-            snprintf(what, sizeof what, "n=%lld work group %zu", (long long)n, wgs[w]);
+            snprintf(what, sizeof what, "n=%lld work group %zu%s", (long long)n, flip ? 0 : wgs[w],
+                     flip ? ", the other kind's kernels" : "");
             rig_compare(&r, what);
             struct clt__optim_status s = rig_status(&r);
             clt_test_download(&r.params, r.got, (size_t)n);
@@ -261,10 +270,11 @@ static void norm_independent_of_work_group(void **state)
             const double want = r.ref.grad_norm;
             clt_test_assert_close(what, &s.grad_norm, &want, 1, 0.0, 5e-7);
             const float exact = optim_norm_in_kernel_order(r.grads_host, n, 0.5f);
-            if (r.dev->info.type == CLT_DEVICE_CPU && memcmp(&s.grad_norm, &exact, 4) != 0)
+            if (type == CLT_DEVICE_CPU && memcmp(&s.grad_norm, &exact, 4) != 0)
                 fail_msg("%s: norm %.9g, the kernels' order gives %.9g", what, (double)s.grad_norm,
                          (double)exact);
             rig_free(&r);
+            dev->info.type = type;
         }
         free(first_params);
     }

@@ -181,11 +181,8 @@ static enum clt_status norm_partials(struct clt_device *dev, const struct clt__o
     for (int l = 0; l < levels && st == CLT_OK; l++) {
         parts = (cl_int)sizes[l];
         const struct clt__buf in = {ws.mem, (size_t)in_off}, out = {ws.mem, (size_t)out_off};
-        /* On a CPU, 16 partial sums per work-item as float16 (the same bits). */
-        const bool wide = dev->info.type == CLT_DEVICE_CPU;
         if (l == 0)
-            st = CLT__RUN_WG(dev, wide ? CLT__K_optim_norm_partial16 : CLT__K_optim_norm_partial,
-                             wide ? (size_t)(parts + 15) / 16 : (size_t)parts, cfg->work_group,
+            st = CLT__RUN_WG(dev, CLT__K_optim_norm_partial, (size_t)parts, cfg->work_group,
                              CLT__I32(n_in), CLT__I32(parts), CLT__F32(scale), CLT__BUF(grads),
                              CLT__BUF(out));
         else
