@@ -410,6 +410,27 @@ __kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, 
         ST_D(dst, at, accumulate ? LD_D(dst, at) + g : g);                                         \
     }
 
+/* Neumaier's step on vectors of type VT: v into the compensated sum (sum, low), sum_add's
+ * branch as a select. */
+#define NEUMAIER_ADD(VT, sum, low, v)                                                              \
+    {                                                                                              \
+        const VT t_ = (sum) + (v);                                                                 \
+        (low) += select(((v)-t_) + (sum), ((sum)-t_) + (v), isgreaterequal(fabs(sum), fabs(v)));   \
+        (sum) = t_;                                                                                \
+    }
+
+/* The compensated sum (sum, low), declared here, of rows first .. last - 1 of columns
+ * i .. i + W - 1 (from `base`), times x where `product`. */
+#define SUM_AXISV_CHUNK(VT, VLD, first, last, sum, low)                                            \
+    VT sum = (VT)(0.0f), low = (VT)(0.0f);                                                         \
+    for (int k = (first); k < (last); k++) {                                                       \
+        const int at = base + k * inner;                                                           \
+        VT v = VLD(0, src + src_off + at);                                                         \
+        if (product)                                                                               \
+            v = v * VLD(0, x + x_off + at);                                                        \
+        NEUMAIER_ADD(VT, sum, low, v);                                                             \
+    }
+
 /* sum_axis over W neighbouring columns at once (inner a multiple of W; W 4 or 16, VT floatW):
  * work-item (iw, p, o) sums columns W iw .. W iw + W - 1 with the same operations, lane by
  * lane, as sum_axis (sum_add's branch as a select), so every width gives the same bits. */
@@ -420,16 +441,7 @@ __kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, 
             return;                                                                                \
         const int first = p * chunk, last = min(count, first + chunk);                             \
         const int base = o * count * inner + i;                                                    \
-        VT sum = (VT)(0.0f), low = (VT)(0.0f);                                                     \
-        for (int k = first; k < last; k++) {                                                       \
-            const int at = base + k * inner;                                                       \
-            VT v = VLD(0, src + src_off + at);                                                     \
-            if (product)                                                                           \
-                v = v * VLD(0, x + x_off + at);                                                    \
-            const VT t = sum + v;                                                                  \
-            low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));       \
-            sum = t;                                                                               \
-        }                                                                                          \
+        SUM_AXISV_CHUNK(VT, VLD, first, last, sum, low)                                            \
         const VT g = sign * select(sum + low, sum, isinf(sum)) / divisor;                          \
         const int at = dst_off + (o * parts + p) * inner + i;                                      \
         VST_D(accumulate ? VLD_D(0, dst + at) + g : g, 0, dst + at);                               \
@@ -448,22 +460,9 @@ __kernel void broadcast_forward(int op, int s0, int s1, int s2, int s3, int s4, 
         const int base = o * count * inner + i;                                                    \
         VT tsum = (VT)(0.0f), tlow = (VT)(0.0f);                                                   \
         for (int first = 0; first < count; first += chunk) {                                       \
-            const int last = min(count, first + chunk);                                            \
-            VT sum = (VT)(0.0f), low = (VT)(0.0f);                                                 \
-            for (int k = first; k < last; k++) {                                                   \
-                const int at = base + k * inner;                                                   \
-                VT v = VLD(0, src + src_off + at);                                                 \
-                if (product)                                                                       \
-                    v = v * VLD(0, x + x_off + at);                                                \
-                const VT t = sum + v;                                                              \
-                low += select((v - t) + sum, (sum - t) + v, isgreaterequal(fabs(sum), fabs(v)));   \
-                sum = t;                                                                           \
-            }                                                                                      \
+            SUM_AXISV_CHUNK(VT, VLD, first, min(count, first + chunk), sum, low)                   \
             const VT part = select(sum + low, sum, isinf(sum));                                    \
-            const VT t = tsum + part;                                                              \
-            tlow += select((part - t) + tsum, (tsum - t) + part,                                   \
-                           isgreaterequal(fabs(tsum), fabs(part)));                                \
-            tsum = t;                                                                              \
+            NEUMAIER_ADD(VT, tsum, tlow, part);                                                    \
         }                                                                                          \
         const VT g = sign * select(tsum + tlow, tsum, isinf(tsum)) / divisor;                      \
         const int at = dst_off + o * inner + i;                                                    \
