@@ -258,8 +258,8 @@ static enum clt_status adam_update(struct clt_device *dev, const struct clt__opt
                            CLT__BUF(at(grads, r->begin)), CLT__BUF(at(m, r->begin)),
                            CLT__BUF(at(v, r->begin)), CLT__BUF(status),
                            CLT__BUF(at(h->shadow, r->begin)));
-    /* On a CPU, 16 elements per work-item: float16 vectors (the same bits; PoCL, mlp's 235,146
-     * parameters in its training step: see docs/bench.md). */
+    /* On a CPU, 16 elements per work-item: float16 vectors (the same bits; the mlp's update in
+     * its PoCL step: docs/kernels/optim.md). */
     const bool wide = dev->info.type == CLT_DEVICE_CPU;
     return CLT__RUN_WG(dev, wide ? CLT__K_optim_adam_update16 : CLT__K_optim_adam_update,
                        wide ? (size_t)(n + 15) / 16 : update_items(n), cfg->work_group, CLT__I32(n),
