@@ -10,8 +10,8 @@
  * one of two host staging slots into one of two device input slots, so the upload of step
  * k+1 overlaps the compute of step k. The compute queue waits for the upload with a barrier
  * on its event; the next upload into the same device slot waits for the end of the step that
- * last read it: the event of its loss readback, the step's last command (no marker: on PoCL
- * each command costs a round through the worker threads). The loss is read back without
+ * last read it: the event of its loss readback, which follows all of its compute (no marker:
+ * on PoCL each command costs a round through the worker threads). The loss is read back without
  * blocking into a host slot; the host waits only when asked for the loss, or when it is about
  * to reuse a host staging slot whose upload has not finished (two steps later).
  */
@@ -425,8 +425,8 @@ static enum clt_status step_finish(struct clt_trainer *tr, struct clt__exec *x, 
     struct clt_device *dev = tr->dev;
     uint32_t slot = tr->slot;
     struct clt__step_events *prof = step_prof(tr);
-    /* The loss readback is the step's last command on the in-order compute queue: its event
-     * also ends the step (done_ev), without a marker of its own. */
+    /* The loss readback follows all of the step's compute on the in-order compute queue: its
+     * event also ends the step (done_ev), without a marker of its own. */
     if (st == CLT_OK) {
         struct clt__buf l = clt__val(x, tr->loss);
         const size_t e = tr->plan.info[tr->plan.info[tr->loss->id].root].elem_bytes;

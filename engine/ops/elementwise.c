@@ -222,6 +222,9 @@ static int sum_axis_width(const struct clt_device *dev, int64_t inner)
     return inner % 4 != 0 ? 0 : inner % 16 == 0 && dev->info.type == CLT_DEVICE_CPU ? 2 : 1;
 }
 
+/* The columns per work-item of each index of sum_axis_width. */
+static const int64_t sum_axis_cols[3] = {1, 4, 16};
+
 /* One launch of sum_axis: dst [outer, parts, inner] gets the sums of `chunk` entries each.
  * src_part and dst_part: src and dst are float partial sums of the workspace, not tensors. */
 static enum clt_status sum_axis_run(struct clt_device *dev, int64_t outer, int64_t count,
@@ -231,8 +234,7 @@ static enum clt_status sum_axis_run(struct clt_device *dev, int64_t outer, int64
                                     bool dst_part)
 {
     const int w = sum_axis_width(dev, inner);
-    const int64_t width[] = {1, 4, 16};
-    size_t items[3] = {(size_t)(inner / width[w]), (size_t)parts, (size_t)outer};
+    size_t items[3] = {(size_t)(inner / sum_axis_cols[w]), (size_t)parts, (size_t)outer};
     return CLT__RUN_ND(dev, sum_axis_ids[w][src_part][dst_part], 3, items, CLT__I32(outer),
                        CLT__I32(count), CLT__I32(inner), CLT__I32(chunk), CLT__I32(parts),
                        CLT__I32(x.mem != NULL), CLT__F32(sign), CLT__F32(divisor),
@@ -277,8 +279,7 @@ enum clt_status clt__sum_axis(struct clt_device *dev, int64_t outer, int64_t cou
         static const enum clt__kernel_id fold[3] = {CLT__K_sum_axis_fold, CLT__K_sum_axis4_fold,
                                                     CLT__K_sum_axis16_fold};
         const int w = sum_axis_width(dev, inner);
-        const int64_t width[] = {1, 4, 16};
-        size_t items[2] = {(size_t)(inner / width[w]), (size_t)outer};
+        size_t items[2] = {(size_t)(inner / sum_axis_cols[w]), (size_t)outer};
         return CLT__RUN_ND(dev, fold[w], 2, items, CLT__I32(outer), CLT__I32(count),
                            CLT__I32(inner), CLT__I32(CLT__SUM_AXIS_CHUNK), CLT__I32(1),
                            CLT__I32(x.mem != NULL), CLT__F32(sign), CLT__F32(divisor),
